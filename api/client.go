@@ -1,0 +1,256 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// Files in the data directory through which every CLI subcommand finds its
+// node from --data alone.
+const (
+	AddrFile  = "api.addr"  // host:port of the running node's API
+	TokenFile = "api.token" // bearer token, mode 0600
+)
+
+// NewToken returns a fresh random bearer token.
+func NewToken() string {
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		panic("bug: crypto/rand failed: " + err.Error())
+	}
+	return hex.EncodeToString(b)
+}
+
+// WriteEndpoint records the API address and token in dir, the token with
+// mode 0600. Files are written atomically (temp file + rename).
+func WriteEndpoint(dir, addr, token string) error {
+	if err := writeFileAtomic(filepath.Join(dir, TokenFile), []byte(token+"\n"), 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(filepath.Join(dir, AddrFile), []byte(addr+"\n"), 0o644)
+}
+
+// RemoveEndpoint removes the address file (the node is no longer serving).
+func RemoveEndpoint(dir string) {
+	os.Remove(filepath.Join(dir, AddrFile))
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	if err := tmp.Chmod(mode); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	return os.Rename(tmp.Name(), path)
+}
+
+// Client talks to a node's local API.
+type Client struct {
+	addr, token, dataDir string
+	hc                   *http.Client
+}
+
+// NewClient returns a client for the API at addr (host:port).
+func NewClient(addr, token string) *Client {
+	return &Client{addr: addr, token: token, hc: &http.Client{Transport: &http.Transport{
+		Proxy:               nil, // never send the token through a proxy
+		MaxIdleConnsPerHost: 4,
+		IdleConnTimeout:     30 * time.Second,
+	}}}
+}
+
+// DialDataDir returns a client for the node that runs with data directory
+// dir, from the address and token the node wrote there.
+func DialDataDir(dir string) (*Client, error) {
+	addr, err := os.ReadFile(filepath.Join(dir, AddrFile))
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("no node is running with data directory %s", dir),
+			Hint: fmt.Sprintf("start one with: callsign up --data %s", dir)}
+	}
+	token, err := os.ReadFile(filepath.Join(dir, TokenFile))
+	if err != nil {
+		return nil, &Error{Code: CodeUnauthorized, Message: fmt.Sprintf("cannot read the API token: %v", err),
+			Hint: "run the command as the user that runs the node"}
+	}
+	c := NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(token)))
+	c.dataDir = dir
+	return c, nil
+}
+
+// Addr is the API address the client talks to.
+func (c *Client) Addr() string { return c.addr }
+
+// Close releases idle connections.
+func (c *Client) Close() { c.hc.CloseIdleConnections() }
+
+func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+c.addr+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return c.transportError(err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	if err != nil {
+		return fmt.Errorf("read API response: %w", err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		e := &Error{Status: resp.StatusCode}
+		if json.Unmarshal(data, e) != nil || e.Message == "" {
+			e.Code, e.Message = CodeInternal, fmt.Sprintf("API answered %s", resp.Status)
+		}
+		return e
+	}
+	if out == nil {
+		return nil
+	}
+	if err := json.Unmarshal(data, out); err != nil {
+		return fmt.Errorf("decode API response: %w", err)
+	}
+	return nil
+}
+
+func (c *Client) transportError(err error) error {
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return err
+	}
+	var op *net.OpError
+	if errors.Is(err, syscall.ECONNREFUSED) || errors.As(err, &op) {
+		e := &Error{Code: CodeUnavailable, Message: fmt.Sprintf("no node answers at %s", c.addr)}
+		if c.dataDir != "" {
+			e.Hint = fmt.Sprintf("start it with: callsign up --data %s", c.dataDir)
+		}
+		return e
+	}
+	return err
+}
+
+// ID returns the node's identity.
+func (c *Client) ID(ctx context.Context) (ID, error) {
+	var v ID
+	return v, c.do(ctx, http.MethodGet, "/api/v1/id", nil, &v)
+}
+
+// Status returns the node's status.
+func (c *Client) Status(ctx context.Context) (Status, error) {
+	var v Status
+	return v, c.do(ctx, http.MethodGet, "/api/v1/status", nil, &v)
+}
+
+// Peers lists connected peers.
+func (c *Client) Peers(ctx context.Context) ([]Peer, error) {
+	var v []Peer
+	return v, c.do(ctx, http.MethodGet, "/api/v1/peers", nil, &v)
+}
+
+// Handles lists the handles this node holds.
+func (c *Client) Handles(ctx context.Context) ([]Handle, error) {
+	var v []Handle
+	return v, c.do(ctx, http.MethodGet, "/api/v1/handles", nil, &v)
+}
+
+// Claim claims name; it returns once the claim is confirmed by a read, or
+// with Status "taken" and the holder.
+func (c *Client) Claim(ctx context.Context, name string) (Claim, error) {
+	var v Claim
+	return v, c.do(ctx, http.MethodPost, "/api/v1/handles", ClaimRequest{Name: name}, &v)
+}
+
+// Whois resolves a handle, a self-certifying handle or an account id.
+func (c *Client) Whois(ctx context.Context, name string) (Whois, error) {
+	var v Whois
+	return v, c.do(ctx, http.MethodGet, "/api/v1/whois/"+url.PathEscape(name), nil, &v)
+}
+
+// Contacts lists the local address book.
+func (c *Client) Contacts(ctx context.Context) ([]Contact, error) {
+	var v []Contact
+	return v, c.do(ctx, http.MethodGet, "/api/v1/contacts", nil, &v)
+}
+
+// AddContact resolves name and pins its key in the address book.
+func (c *Client) AddContact(ctx context.Context, name, petname string) (Contact, error) {
+	var v Contact
+	return v, c.do(ctx, http.MethodPost, "/api/v1/contacts", ContactAdd{Name: name, As: petname}, &v)
+}
+
+// RemoveContact removes a contact by petname, handle or account id.
+func (c *Client) RemoveContact(ctx context.Context, name string) error {
+	return c.do(ctx, http.MethodDelete, "/api/v1/contacts/"+url.PathEscape(name), nil, nil)
+}
+
+// Events opens the event stream. The returned channel closes when ctx ends
+// or the node goes away.
+func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: nil}
+	h := http.Header{"Authorization": {"Bearer " + c.token}}
+	conn, resp, err := d.DialContext(ctx, "ws://"+c.addr+"/api/v1/events", h)
+	if err != nil {
+		if resp != nil && resp.StatusCode == http.StatusUnauthorized {
+			return nil, Errorf(CodeUnauthorized, "", "missing or wrong API token")
+		}
+		return nil, c.transportError(err)
+	}
+	conn.SetReadLimit(1 << 20)
+	ch := make(chan Event, 64)
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	go func() { // ends when the connection does; ctx closes it
+		defer close(ch)
+		defer stop()
+		defer conn.Close()
+		for {
+			var ev Event
+			if err := conn.ReadJSON(&ev); err != nil {
+				return
+			}
+			select {
+			case ch <- ev:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return ch, nil
+}

@@ -1,0 +1,389 @@
+// Package api owns the node's local control surface: JSON over HTTP plus a
+// WebSocket event stream, bound to loopback and guarded by a bearer token and
+// Host/Origin checks, and the Go client the CLI uses.
+//
+// It must not import libp2p, pion or badger: the node implements Backend with
+// plain types from this package.
+//
+// Routes (all under /api/v1, all need "Authorization: Bearer <token>"):
+//
+//	GET    /id                 ID
+//	GET    /status             Status
+//	GET    /peers              []Peer
+//	GET    /handles            []Handle
+//	POST   /handles            ClaimRequest -> Claim (returns after the claim is confirmed by a read)
+//	GET    /whois/{name}       Whois
+//	GET    /contacts           []Contact
+//	POST   /contacts           ContactAdd -> Contact
+//	DELETE /contacts/{name}    -
+//	GET    /events             WebSocket stream of Event
+//
+// Everything else under /api/ is a JSON 404. Other paths serve the embedded
+// web app, if one is configured. Request bodies are capped at MaxBody.
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gorilla/websocket"
+)
+
+// MaxBody is the largest request body the API reads.
+const MaxBody = 256 << 10
+
+// Backend is what the server needs from the node. Methods return *Error for
+// failures the user should see; any other error is reported as internal.
+type Backend interface {
+	ID(ctx context.Context) (ID, error)
+	Status(ctx context.Context) (Status, error)
+	Peers(ctx context.Context) ([]Peer, error)
+	Handles(ctx context.Context) ([]Handle, error)
+	ClaimHandle(ctx context.Context, name string) (Claim, error)
+	Whois(ctx context.Context, name string) (Whois, error)
+	Contacts(ctx context.Context) ([]Contact, error)
+	AddContact(ctx context.Context, name, petname string) (Contact, error)
+	RemoveContact(ctx context.Context, name string) error
+	// Subscribe returns a stream of events until cancel is called or ctx
+	// ends. Slow subscribers lose events rather than block the node.
+	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
+}
+
+// ServerConfig configures a Server.
+type ServerConfig struct {
+	Addr    string  // listen address; must be a loopback host. "" = 127.0.0.1:0
+	Token   string  // bearer token; required, at least 32 characters
+	Backend Backend // required
+	Web     fs.FS   // the web app; nil = none
+	Logger  *slog.Logger
+}
+
+// Server is the local API server.
+type Server struct {
+	cfg  ServerConfig
+	log  *slog.Logger
+	srv  *http.Server
+	ln   net.Listener
+	addr string
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+// NewServer validates cfg.
+func NewServer(cfg ServerConfig) (*Server, error) {
+	if cfg.Backend == nil {
+		return nil, errors.New("api: no backend")
+	}
+	if len(cfg.Token) < 32 {
+		return nil, errors.New("api: token too short")
+	}
+	if cfg.Addr == "" {
+		cfg.Addr = "127.0.0.1:0"
+	}
+	host, _, err := net.SplitHostPort(cfg.Addr)
+	if err != nil {
+		return nil, fmt.Errorf("api: listen address %q: %w", cfg.Addr, err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return nil, fmt.Errorf("api: listen address %q is not loopback; the local API only listens on 127.0.0.1 or ::1", cfg.Addr)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: log, ctx: ctx, cancel: cancel}, nil
+}
+
+// Start binds the listener and serves in the background. It returns once
+// the address is bound.
+func (s *Server) Start() error {
+	ln, err := net.Listen("tcp", s.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("api: listen on %s: %w", s.cfg.Addr, err)
+	}
+	s.ln = ln
+	s.addr = ln.Addr().String()
+	s.srv = &http.Server{
+		Handler:           s.handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       90 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.ctx },
+	}
+	s.wg.Go(func() {
+		if err := s.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			s.log.Warn("api server stopped", "err", err)
+		}
+	})
+	return nil
+}
+
+// Addr is the bound host:port, valid after Start.
+func (s *Server) Addr() string { return s.addr }
+
+// Close shuts the server down, giving in-flight requests up to 5 seconds,
+// and waits for every goroutine it started. It is idempotent.
+func (s *Server) Close() error {
+	var err error
+	s.once.Do(func() {
+		s.cancel() // ends event streams and request contexts
+		if s.srv != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			if err = s.srv.Shutdown(ctx); err != nil {
+				err = s.srv.Close()
+			}
+		}
+		s.wg.Wait()
+	})
+	return err
+}
+
+func (s *Server) handler() http.Handler {
+	mux := http.NewServeMux()
+	j := s.jsonHandler
+	b := s.cfg.Backend
+	mux.HandleFunc("GET /api/v1/id", j(func(r *http.Request) (any, error) { return b.ID(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/status", j(func(r *http.Request) (any, error) { return b.Status(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/peers", j(func(r *http.Request) (any, error) { return b.Peers(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/handles", j(func(r *http.Request) (any, error) { return b.Handles(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/handles", j(func(r *http.Request) (any, error) {
+		var req ClaimRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.ClaimHandle(r.Context(), req.Name)
+	}))
+	mux.HandleFunc("GET /api/v1/whois/{name}", j(func(r *http.Request) (any, error) {
+		return b.Whois(r.Context(), r.PathValue("name"))
+	}))
+	mux.HandleFunc("GET /api/v1/contacts", j(func(r *http.Request) (any, error) { return b.Contacts(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/contacts", j(func(r *http.Request) (any, error) {
+		var req ContactAdd
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.AddContact(r.Context(), req.Name, req.As)
+	}))
+	mux.HandleFunc("DELETE /api/v1/contacts/{name}", j(func(r *http.Request) (any, error) {
+		return struct{}{}, b.RemoveContact(r.Context(), r.PathValue("name"))
+	}))
+	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, Errorf(CodeNotFound, "run `callsign --help` for what the API offers", "no such API route: %s %s", r.Method, r.URL.Path))
+	})
+	if s.cfg.Web != nil {
+		mux.Handle("/", webHandler(s.cfg.Web))
+	}
+	return s.guard(mux)
+}
+
+// guard is the one middleware chain: Host check (DNS rebinding), Origin
+// check (cross-site requests and WebSockets), then the bearer token for
+// /api/ routes.
+func (s *Server) guard(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if !loopbackHost(r.Host) {
+			writeError(w, Errorf(CodeForbidden, "", "host %q not allowed: the local API answers only to localhost", r.Host))
+			return
+		}
+		if o := r.Header.Get("Origin"); o != "" && !sameOrigin(o, r.Host) {
+			writeError(w, Errorf(CodeForbidden, "", "origin %q not allowed", o))
+			return
+		}
+		if strings.HasPrefix(r.URL.Path, "/api/") && !s.authorized(r) {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="callsign"`)
+			writeError(w, Errorf(CodeUnauthorized, "the token is in the node's data directory (api.token)", "missing or wrong API token"))
+			return
+		}
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		w.Header().Set("Cache-Control", "no-store")
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (s *Server) authorized(r *http.Request) bool {
+	got := ""
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		got = strings.TrimPrefix(h, "Bearer ")
+	} else if r.URL.Path == "/api/v1/events" {
+		// Browsers can't set headers on a WebSocket; the web app passes
+		// the token as a query parameter on this one route (Origin is
+		// checked above).
+		got = r.URL.Query().Get("token")
+	}
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.cfg.Token)) == 1
+}
+
+func loopbackHost(hostport string) bool {
+	host := hostport
+	if h, _, err := net.SplitHostPort(hostport); err == nil {
+		host = h
+	}
+	host = strings.TrimSuffix(strings.TrimPrefix(host, "["), "]")
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+func sameOrigin(origin, host string) bool {
+	for _, scheme := range []string{"http://", "https://"} {
+		if rest, ok := strings.CutPrefix(origin, scheme); ok {
+			return loopbackHost(rest) && portOf(rest) == portOf(host)
+		}
+	}
+	return false
+}
+
+func portOf(hostport string) string {
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		return ""
+	}
+	return p
+}
+
+func (s *Server) jsonHandler(f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		v, err := f(r)
+		if err != nil {
+			var e *Error
+			if !errors.As(err, &e) {
+				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+					e = Errorf(CodeUnavailable, "try again; the network may still be starting", "%s", err.Error())
+				} else {
+					s.log.Warn("api request failed", "route", r.Pattern, "err", err)
+					e = Errorf(CodeInternal, "", "%s", err.Error())
+				}
+			}
+			writeError(w, e)
+			return
+		}
+		writeJSON(w, http.StatusOK, v)
+	}
+}
+
+func decode(r *http.Request, v any) error {
+	dec := json.NewDecoder(r.Body)
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			return Errorf(CodeTooLarge, "", "request body over %d bytes", MaxBody)
+		}
+		return Errorf(CodeBadRequest, "", "bad request body: %v", err)
+	}
+	if dec.More() {
+		return Errorf(CodeBadRequest, "", "bad request body: trailing data")
+	}
+	return nil
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	_ = enc.Encode(v)
+}
+
+func writeError(w http.ResponseWriter, e *Error) {
+	if e.Status == 0 {
+		e.Status = statusOf(e.Code)
+	}
+	writeJSON(w, e.Status, e)
+}
+
+var upgrader = websocket.Upgrader{
+	ReadBufferSize:  1 << 10,
+	WriteBufferSize: 16 << 10,
+	// The guard middleware already checked Origin against Host.
+	CheckOrigin: func(*http.Request) bool { return true },
+}
+
+// events streams Backend events over a WebSocket until the client goes
+// away or the server closes. The client sends nothing; whatever it sends
+// is read (capped) and dropped so that control frames are processed.
+func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	conn, err := upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // Upgrade already replied
+	}
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	events, unsubscribe := s.cfg.Backend.Subscribe(ctx)
+	defer unsubscribe()
+
+	conn.SetReadLimit(4 << 10)
+	readDone := make(chan struct{})
+	go func() { // owned here: ends when conn is closed below
+		defer close(readDone)
+		defer cancel()
+		for {
+			if _, _, err := conn.NextReader(); err != nil {
+				return
+			}
+		}
+	}()
+	ping := time.NewTicker(30 * time.Second)
+	defer ping.Stop()
+loop:
+	for {
+		select {
+		case <-ctx.Done():
+			break loop
+		case ev, ok := <-events:
+			if !ok {
+				break loop
+			}
+			_ = conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+			if err := conn.WriteJSON(ev); err != nil {
+				break loop
+			}
+		case <-ping.C:
+			if err := conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(5*time.Second)); err != nil {
+				break loop
+			}
+		}
+	}
+	_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""), time.Now().Add(time.Second))
+	conn.Close()
+	<-readDone
+}
+
+// webHandler serves the embedded web app, falling back to index.html for
+// paths that are not files (client-side routes).
+func webHandler(fsys fs.FS) http.Handler {
+	files := http.FileServerFS(fsys)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := strings.TrimPrefix(r.URL.Path, "/")
+		if p != "" {
+			if f, err := fsys.Open(p); err == nil {
+				f.Close()
+				files.ServeHTTP(w, r)
+				return
+			}
+		}
+		w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws://127.0.0.1:* ws://localhost:*; style-src 'self' 'unsafe-inline'")
+		http.ServeFileFS(w, r, fsys, "index.html")
+	})
+}

@@ -1,0 +1,235 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+type fakeBackend struct {
+	events chan Event
+}
+
+func (f *fakeBackend) ID(context.Context) (ID, error) {
+	return ID{Account: "csa1test", Peer: "12D3", API: "x"}, nil
+}
+func (f *fakeBackend) Status(context.Context) (Status, error) { return Status{Encryption: "keyfile"}, nil }
+func (f *fakeBackend) Peers(context.Context) ([]Peer, error)   { return []Peer{}, nil }
+func (f *fakeBackend) Handles(context.Context) ([]Handle, error) {
+	return []Handle{{Name: "alice"}}, nil
+}
+func (f *fakeBackend) ClaimHandle(_ context.Context, name string) (Claim, error) {
+	if name == "" {
+		return Claim{}, Errorf(CodeInvalidName, "pick 3 to 32 letters or digits", "invalid handle %q: empty", name)
+	}
+	return Claim{Name: name, Status: "claimed", Owner: "csa1test"}, nil
+}
+func (f *fakeBackend) Whois(_ context.Context, name string) (Whois, error) {
+	return Whois{Query: name, Status: "not_found"}, nil
+}
+func (f *fakeBackend) Contacts(context.Context) ([]Contact, error) { return nil, nil }
+func (f *fakeBackend) AddContact(_ context.Context, n, p string) (Contact, error) {
+	return Contact{Petname: p}, nil
+}
+func (f *fakeBackend) RemoveContact(context.Context, string) error { return nil }
+func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
+	return f.events, func() {}
+}
+
+func startServer(t *testing.T) (*Server, *fakeBackend, string) {
+	t.Helper()
+	fb := &fakeBackend{events: make(chan Event, 4)}
+	token := NewToken()
+	s, err := NewServer(ServerConfig{Backend: fb, Token: token})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s, fb, token
+}
+
+func TestServerRefusesNonLoopback(t *testing.T) {
+	_, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: NewToken(), Addr: "0.0.0.0:0"})
+	if err == nil || !strings.Contains(err.Error(), "not loopback") {
+		t.Fatalf("got %v, want a not-loopback error", err)
+	}
+	if _, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: "short"}); err == nil {
+		t.Fatal("short token accepted")
+	}
+}
+
+func TestServerGuards(t *testing.T) {
+	s, _, token := startServer(t)
+	base := "http://" + s.Addr()
+	cases := []struct {
+		name       string
+		path       string
+		host       string
+		origin     string
+		auth       string
+		wantStatus int
+		wantCode   string
+	}{
+		{"ok", "/api/v1/id", "", "", "Bearer " + token, 200, ""},
+		{"no token", "/api/v1/id", "", "", "", 401, CodeUnauthorized},
+		{"wrong token", "/api/v1/id", "", "", "Bearer " + strings.Repeat("0", 64), 401, CodeUnauthorized},
+		{"token prefix", "/api/v1/id", "", "", "Bearer " + token[:10], 401, CodeUnauthorized},
+		{"rebinding host", "/api/v1/id", "evil.example:80", "", "Bearer " + token, 403, CodeForbidden},
+		{"cross origin", "/api/v1/id", "", "http://evil.example", "Bearer " + token, 403, CodeForbidden},
+		{"other local port origin", "/api/v1/id", "", "http://127.0.0.1:1", "Bearer " + token, 403, CodeForbidden},
+		{"same origin", "/api/v1/id", "", "http://" + s.Addr(), "Bearer " + token, 200, ""},
+		{"unknown route", "/api/v1/nope", "", "", "Bearer " + token, 404, CodeNotFound},
+		{"unknown route without token", "/api/v1/nope", "", "", "", 401, CodeUnauthorized},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest("GET", base+tc.path, nil)
+			if tc.host != "" {
+				req.Host = tc.host
+			}
+			if tc.origin != "" {
+				req.Header.Set("Origin", tc.origin)
+			}
+			if tc.auth != "" {
+				req.Header.Set("Authorization", tc.auth)
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			if resp.StatusCode != tc.wantStatus {
+				t.Fatalf("status %d, want %d", resp.StatusCode, tc.wantStatus)
+			}
+			if tc.wantCode != "" {
+				var e Error
+				if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+					t.Fatal(err)
+				}
+				if e.Code != tc.wantCode || e.Message == "" {
+					t.Fatalf("error %+v, want code %s", e, tc.wantCode)
+				}
+			}
+		})
+	}
+}
+
+func TestServerBodies(t *testing.T) {
+	s, _, token := startServer(t)
+	c := NewClient(s.Addr(), token)
+	defer c.Close()
+	ctx := context.Background()
+
+	claim, err := c.Claim(ctx, "alice")
+	if err != nil || claim.Status != "claimed" || claim.Name != "alice" {
+		t.Fatalf("claim: %+v %v", claim, err)
+	}
+	_, err = c.Claim(ctx, "")
+	if !IsCode(err, CodeInvalidName) {
+		t.Fatalf("empty name: %v, want invalid_name", err)
+	}
+	var e *Error
+	if ok := asError(err, &e); !ok || e.Hint == "" {
+		t.Fatalf("want a hint, got %v", err)
+	}
+
+	post := func(body string) *http.Response {
+		req, _ := http.NewRequest("POST", "http://"+s.Addr()+"/api/v1/handles", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp
+	}
+	if r := post(`{"name":`); r.StatusCode != 400 {
+		t.Fatalf("truncated JSON: %d", r.StatusCode)
+	}
+	if r := post(`{"name":"a","evil":1}`); r.StatusCode != 400 {
+		t.Fatalf("unknown field: %d", r.StatusCode)
+	}
+	if r := post(`{"name":"` + strings.Repeat("a", MaxBody) + `"}`); r.StatusCode != 413 {
+		t.Fatalf("oversized body: %d", r.StatusCode)
+	}
+	// The server keeps serving after hostile input.
+	if _, err := c.ID(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func asError(err error, e **Error) bool {
+	x, ok := err.(*Error)
+	*e = x
+	return ok
+}
+
+func TestEvents(t *testing.T) {
+	s, fb, token := startServer(t)
+	c := NewClient(s.Addr(), token)
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fb.events <- NewEvent("message", map[string]string{"id": "m1"})
+	select {
+	case ev := <-ch:
+		if ev.Type != "message" || !strings.Contains(string(ev.Data), "m1") {
+			t.Fatalf("event %+v", ev)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no event")
+	}
+	bad := NewClient(s.Addr(), "wrong")
+	if _, err := bad.Events(ctx); !IsCode(err, CodeUnauthorized) {
+		t.Fatalf("events with a wrong token: %v", err)
+	}
+	cancel()
+	for range ch { // the stream closes once ctx ends
+	}
+}
+
+func TestDialDataDir(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := DialDataDir(dir); !IsCode(err, CodeUnavailable) {
+		t.Fatalf("empty dir: %v", err)
+	}
+	s, _, token := startServer(t)
+	if err := WriteEndpoint(dir, s.Addr(), token); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := os.Stat(filepath.Join(dir, TokenFile))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("token file mode %v %v", fi.Mode(), err)
+	}
+	c, err := DialDataDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if id, err := c.ID(context.Background()); err != nil || id.Account != "csa1test" {
+		t.Fatalf("%+v %v", id, err)
+	}
+	s.Close()
+	_, err = c.ID(context.Background())
+	if !IsCode(err, CodeUnavailable) || !strings.Contains(err.(*Error).Hint, "callsign up --data") {
+		t.Fatalf("stopped node: %#v", err)
+	}
+}

@@ -1,0 +1,182 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// The JSON types below are a contract: the CLI prints them with --json and
+// scripts rely on their field names. Add fields; never rename or remove one.
+
+// ID is what `callsign id` shows.
+type ID struct {
+	Account string   `json:"account"` // typed account id, "csa1..."
+	Handle  string   `json:"handle"`  // self-certifying handle, "name~suffix"
+	Peer    string   `json:"peer"`    // libp2p peer id of this device
+	Addrs   []string `json:"addrs"`   // full multiaddrs ending in /p2p/<peer>
+	API     string   `json:"api"`     // host:port of the local API
+	Name    string   `json:"name,omitempty"`
+}
+
+// Status is what `callsign status` shows.
+type Status struct {
+	Peers        int      `json:"peers"`
+	RoutingTable int      `json:"routing_table"`
+	Public       bool     `json:"public"`
+	Relays       []string `json:"relays"`
+	Encryption   string   `json:"encryption"` // "passphrase" or "keyfile"
+	UptimeS      int64    `json:"uptime_s"`
+	DataDir      string   `json:"data_dir"`
+	Version      string   `json:"version"`
+}
+
+// Peer is one connected peer.
+type Peer struct {
+	Peer      string   `json:"peer"`
+	Addrs     []string `json:"addrs"`
+	Direction string   `json:"direction"` // "inbound" or "outbound"
+	Limited   bool     `json:"limited"`   // relayed (limited) connection
+}
+
+// Claim is the result of `callsign handle claim`.
+type Claim struct {
+	Name   string `json:"name"`   // normalised name
+	Status string `json:"status"` // "claimed" or "taken"
+	Owner  string `json:"owner"`  // account id of the holder
+}
+
+// Handle is one handle this node holds.
+type Handle struct {
+	Name        string    `json:"name"`
+	SelfCert    bool      `json:"self_certifying"`
+	ClaimedAt   time.Time `json:"claimed_at"`
+	Republished time.Time `json:"republished,omitempty"`
+}
+
+// Device is one device listed in an identity record.
+type Device struct {
+	Peer    string    `json:"peer"`
+	Created time.Time `json:"created"`
+	Expires time.Time `json:"expires"`
+}
+
+// Whois is the result of `callsign whois`.
+type Whois struct {
+	Query      string   `json:"query"`
+	Status     string   `json:"status"` // "ok", "conflict", "not_found" or "expired"
+	Name       string   `json:"name"`
+	Account    string   `json:"account"`
+	Handle     string   `json:"handle"` // the account's self-certifying handle
+	Devices    []Device `json:"devices"`
+	Pinned     bool     `json:"pinned"`      // the key matches the one pinned in contacts
+	KeyChanged bool     `json:"key_changed"` // the key differs from the pinned one
+	// Owners lists every owner seen and how many of the closest peers
+	// vouched for each, when Status is "conflict".
+	Owners      []OwnerCount `json:"owners,omitempty"`
+	DisplayName string       `json:"display_name,omitempty"`
+	Warning     string       `json:"warning,omitempty"`
+}
+
+// OwnerCount is one side of a conflict.
+type OwnerCount struct {
+	Account string `json:"account"`
+	Count   int    `json:"count"`
+}
+
+// Contact is one entry of the local address book.
+type Contact struct {
+	Account    string    `json:"account"`
+	Petname    string    `json:"petname"`
+	Handle     string    `json:"handle"`
+	AddedAt    time.Time `json:"added_at"`
+	KeyChanged bool      `json:"key_changed"`
+	Verified   bool      `json:"verified"`
+	Following  bool      `json:"following"`
+	Blocked    bool      `json:"blocked"`
+}
+
+// ContactAdd is the body of POST /api/v1/contacts.
+type ContactAdd struct {
+	Name string `json:"name"`
+	As   string `json:"as,omitempty"`
+}
+
+// ClaimRequest is the body of POST /api/v1/handles.
+type ClaimRequest struct {
+	Name string `json:"name"`
+}
+
+// Event is one entry of the WebSocket event stream (/api/v1/events).
+type Event struct {
+	Type string          `json:"type"`
+	At   time.Time       `json:"at"`
+	Data json.RawMessage `json:"data,omitempty"`
+}
+
+// NewEvent builds an Event whose Data is v encoded as JSON.
+func NewEvent(typ string, v any) Event {
+	data, err := json.Marshal(v)
+	if err != nil {
+		panic("bug: event data not encodable: " + err.Error())
+	}
+	return Event{Type: typ, At: time.Now().UTC(), Data: data}
+}
+
+// Error is the JSON body of every failed API call, and the error the
+// client returns. Message is one lowercase line; Hint, when set, says what
+// to do about it.
+type Error struct {
+	Status  int    `json:"-"`
+	Code    string `json:"code"`
+	Message string `json:"error"`
+	Hint    string `json:"hint,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Message }
+
+// Error codes. The CLI maps them to exit codes.
+const (
+	CodeBadRequest   = "bad_request"
+	CodeInvalidName  = "invalid_name"
+	CodeNotFound     = "not_found"
+	CodeConflict     = "conflict"
+	CodeUnauthorized = "unauthorized"
+	CodeForbidden    = "forbidden"
+	CodeUnavailable  = "unavailable"
+	CodeInternal     = "internal"
+	CodeTooLarge     = "too_large"
+)
+
+// Errorf builds an *Error with an HTTP status derived from code.
+func Errorf(code, hint, format string, args ...any) *Error {
+	return &Error{Status: statusOf(code), Code: code, Message: fmt.Sprintf(format, args...), Hint: hint}
+}
+
+func statusOf(code string) int {
+	switch code {
+	case CodeBadRequest, CodeInvalidName:
+		return http.StatusBadRequest
+	case CodeNotFound:
+		return http.StatusNotFound
+	case CodeConflict:
+		return http.StatusConflict
+	case CodeUnauthorized:
+		return http.StatusUnauthorized
+	case CodeForbidden:
+		return http.StatusForbidden
+	case CodeUnavailable:
+		return http.StatusServiceUnavailable
+	case CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+// IsCode reports whether err is an *Error with the given code.
+func IsCode(err error, code string) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Code == code
+}
