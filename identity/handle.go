@@ -100,6 +100,8 @@ func precheckRunes(input, s string) error {
 			return handleErr(input, `"~" is reserved for self-certifying handles`)
 		case unicode.IsSpace(r):
 			return handleErr(input, "no spaces allowed")
+		case unicode.IsNumber(r) && (r < '0' || r > '9') && (r < '０' || r > '９'):
+			return handleErr(input, "only digits 0-9 are allowed, not %q", r)
 		case unicode.IsControl(r) || unicode.Is(unicode.Cf, r) || unicode.Is(unicode.Zs, r):
 			return handleErr(input, "contains an invisible or control character (U+%04X)", r)
 		}
@@ -108,13 +110,20 @@ func precheckRunes(input, s string) error {
 }
 
 func precisErr(input, s string, err error) error {
-	if errors.Is(err, bidirule.ErrInvalid) {
-		return handleErr(input, "mixes right-to-left and left-to-right text in a way that can't be displayed unambiguously")
-	}
+	allowed := precis.UsernameCaseMapped.Allowed()
 	for _, r := range s {
-		if _, e := precis.UsernameCaseMapped.String(string(r)); e != nil && !errors.Is(e, bidirule.ErrInvalid) {
+		if allowed.Contains(r) {
+			continue
+		}
+		if _, e := precis.UsernameCaseMapped.String(string(r)); e != nil {
 			return handleErr(input, "%q is not allowed", r)
 		}
+	}
+	if r, _ := utf8.DecodeRuneInString(s); unicode.In(r, unicode.Mn, unicode.Mc, unicode.Me) {
+		return handleErr(input, "cannot start with a combining mark")
+	}
+	if errors.Is(err, bidirule.ErrInvalid) {
+		return handleErr(input, "mixes right-to-left and left-to-right text in a way that can't be displayed unambiguously")
 	}
 	return handleErr(input, "not allowed as a username (%v)", err)
 }
