@@ -1,0 +1,98 @@
+package callsign_test
+
+// The architecture's arrows (docs/ARCHITECTURE.md), enforced: each package
+// lists what it must never depend on, with the reason.
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+const (
+	libp2p = "github.com/libp2p/"
+	badger = "github.com/dgraph-io/badger"
+	pion   = "github.com/pion/"
+	mod    = "github.com/callsign/callsign/"
+)
+
+var banned = map[string]map[string]string{
+	"identity": {libp2p: "identity is pure: keys and names, no network", badger: "no storage", pion: "no media", "net": "no network", mod + "store": "no storage"},
+	"e2e":      {libp2p: "the ratchet is pure functions over bytes", badger: "no storage", pion: "no media", "net": "no I/O", mod: "e2e stands alone"},
+	"store":    {libp2p: "the store knows no network", pion: "no media", "net/http": "no HTTP", mod + "dht": "no DHT"},
+	"dht":      {badger: "the DHT knows no storage engine", pion: "no media", mod + "store": "no storage", mod + "e2e": "no messaging"},
+	"p2p":      {badger: "no storage", pion: "no media", mod + "identity": "no handle semantics", mod + "dht": "no DHT"},
+	"media":    {libp2p: "calls know no DHT or streams", badger: "no storage", mod + "identity": "no handles", mod + "dht": "no DHT", mod + "store": "no storage"},
+	"turn":     {libp2p: "the relay knows no libp2p", badger: "no storage", mod: "turn stands alone"},
+	"api":      {libp2p: "the API speaks plain types", badger: "no storage types", pion: "no media types", mod + "node": "the node implements the API, not the reverse"},
+	"web":      {mod: "the web app is static files", "net": "it only embeds files"},
+}
+
+func goList(t *testing.T, args ...string) []string {
+	t.Helper()
+	out, err := exec.Command("go", append([]string{"list"}, args...)...).Output()
+	if err != nil {
+		t.Fatalf("go list %v: %v", args, err)
+	}
+	return strings.Fields(string(out))
+}
+
+// TestDependencyArrows checks every package against its banned list:
+// modules (libp2p, badger, pion, our own packages) anywhere in the
+// dependency graph; standard-library packages (net, net/http) among the
+// package's own imports, since third-party code may use them internally.
+func TestDependencyArrows(t *testing.T) {
+	for pkg, rules := range banned {
+		deps := goList(t, "-deps", "./"+pkg+"/...")
+		direct := map[string]bool{}
+		for _, l := range goList(t, "-f", `{{join .Imports " "}}`, "./"+pkg+"/...") {
+			direct[l] = true
+		}
+		for _, d := range deps {
+			if isStd(d) && !direct[d] {
+				continue
+			}
+			if strings.HasPrefix(d, mod+pkg) {
+				continue // itself and its sub-packages
+			}
+			for prefix, why := range rules {
+				if d == prefix || strings.HasPrefix(d, prefix) && (strings.HasSuffix(prefix, "/") || strings.HasPrefix(d, prefix+"/")) {
+					t.Errorf("%s depends on %s: %s", pkg, d, why)
+				}
+			}
+		}
+	}
+}
+
+// TestCmdIsThin checks that the binary's own package imports no libp2p,
+// badger or pion directly: it is flags, subcommands and exit codes.
+func TestCmdIsThin(t *testing.T) {
+	for _, imp := range goList(t, "-f", `{{join .Imports " "}}`, "./cmd/callsign") {
+		for _, b := range []string{libp2p, badger, pion, mod + "store", mod + "dht", mod + "p2p"} {
+			if strings.HasPrefix(imp, b) {
+				t.Errorf("cmd/callsign imports %s directly; go through node or api", imp)
+			}
+		}
+	}
+}
+
+// TestOnlyCmdImportsNode checks that node stays the composition root.
+func TestOnlyCmdImportsNode(t *testing.T) {
+	lines := goList(t, "-f", `{{.ImportPath}}:{{join .Imports ","}}`, "./...")
+	for _, l := range lines {
+		pkg, imps, _ := strings.Cut(l, ":")
+		if pkg == mod+"cmd/callsign" || pkg == mod+"internal/testnet" || strings.HasPrefix(pkg, mod+"node") || strings.HasPrefix(pkg, mod+"bench/") {
+			continue
+		}
+		for _, imp := range strings.Split(imps, ",") {
+			if imp == mod+"node" || imp == mod+"internal/testnet" {
+				t.Errorf("%s imports %s; only cmd/callsign (and tests) may", pkg, imp)
+			}
+		}
+	}
+}
+
+func isStd(path string) bool {
+	first, _, _ := strings.Cut(path, "/")
+	return !strings.Contains(first, ".")
+}
