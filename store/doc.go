@@ -1,0 +1,83 @@
+// Package store owns callsign's one embedded database: a badger/v4 key-value
+// store encrypted at rest, its key layout, its schema version and migrations,
+// and the typed accessors the rest of the node uses (secrets, handle claims,
+// bootstrap peers, settings, contacts, conversations, messages, the outbox,
+// the inbox dedup set and per-peer session state).
+//
+// store must not import libp2p, pion, net/http or any other callsign package:
+// every value it keeps is plain bytes, strings, integers and times.
+//
+// # Encryption at rest
+//
+// The database lives in Dir/store and is encrypted with badger's own
+// encryption (AES-256 with data keys rotated by badger, wrapped by a 32-byte
+// master key). The master key comes from one of two places:
+//
+//   - Passphrase: Argon2id(passphrase, salt, t=3, m=64 MiB, p=4) gives a 32-byte
+//     secret; HKDF-SHA256 expands it into the badger key ("callsign/v1/store-key")
+//     and a key-check value ("callsign/v1/store-key-check"). Dir/store.salt holds
+//     the parameters, the random 16-byte salt and the key-check value, so a wrong
+//     passphrase is detected before badger opens anything: Open returns
+//     ErrWrongPassphrase and no file in Dir changes.
+//   - Key file: without a passphrase, a random 32-byte key in Dir/store.key,
+//     created with mode 0600. Open refuses a key file that is readable by group
+//     or others.
+//
+// A passphrase given to a key-file store returns ErrHasKeyFile; none given to a
+// passphrase store returns ErrNeedPassphrase.
+//
+// store.salt layout (58 bytes, integers big-endian):
+//
+//	offset size field
+//	0      8    magic "CSSALT\x00\x01"
+//	8      4    Argon2id time cost (t)
+//	12     4    Argon2id memory in KiB (m)
+//	16     1    Argon2id lanes (p)
+//	17     1    reserved, 0
+//	18     16   salt
+//	34     24   key check: first 24 bytes of HKDF(secret, "callsign/v1/store-key-check")
+//
+// # Key layout
+//
+// Every key starts with a prefix naming its kind. Variable-length components
+// that are followed by more key bytes end in a 0x00 separator, so none of them
+// may contain 0x00 (accessors reject such input). Values are JSON unless noted.
+//
+//	meta/schema                          schema version, unsigned varint
+//	sec/<field>                          raw secret bytes; field is seed, device-key, x25519, prekeys
+//	claim/<name>                         HandleClaim
+//	boot/<multiaddr>                     empty: a bootstrap peer
+//	conf/listen-ports                    ListenPorts
+//	set/<key>                            raw setting bytes
+//	contact/<account>                    Contact
+//	petname/<petname>                    raw account id (unique petname index)
+//	conv/<peer>                          Conversation
+//	msg/<peer>0x00<at:8><id>             Message; at is big-endian unix nanoseconds (local order)
+//	msgid/<id>                           raw key of the message under msg/ (lookup by id)
+//	out/<id>                             OutboxEntry
+//	outdue/<next:8><id>                  empty: outbox index by next attempt time
+//	seen/<peer>0x00<id>                  8-byte big-endian unix nanoseconds first seen (dedup)
+//	sess/<peer>                          raw session state bytes
+//
+// # Schema
+//
+// meta/schema holds the layout version (currently 1). Open refuses a newer
+// version with ErrSchemaTooNew and runs the migration hooks in migrations to
+// bring an older one up to date, each in its own transaction.
+//
+// # Transactions
+//
+// DB.Update and DB.View run a closure over a Tx that has the same typed
+// accessors as DB, so a caller can write, for example, ratchet state, the
+// message it produced and the outbox entry in one atomic badger transaction.
+// Update retries the closure when badger reports a conflict (at most
+// maxConflictRetries times), so the closure must have no side effects outside
+// the Tx. A transaction too big for badger returns ErrTxnTooBig.
+//
+// # Tuning
+//
+// badger runs small: 8 MiB memtables (2 of them), values of 1 KiB and more go
+// to the value log, 64 MiB value log files, 8 MiB block cache, 8 MiB index
+// cache, no compression. A value-log GC loop owned by the DB runs every
+// GCInterval and is stopped by Close.
+package store

@@ -1,0 +1,468 @@
+package store
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/binary"
+	"fmt"
+	"time"
+)
+
+// Message directions.
+const (
+	DirIn  = "in"
+	DirOut = "out"
+)
+
+// Message is one message in a conversation with Peer.
+type Message struct {
+	ID        string    `json:"id"`        // sender-chosen id, unique per peer
+	Peer      string    `json:"peer"`      // the other account's id
+	Direction string    `json:"direction"` // DirIn or DirOut
+	Seq       uint64    `json:"seq"`       // sender's per-conversation sequence
+	Body      []byte    `json:"body"`
+	SentAt    time.Time `json:"sent_at"` // sender's clock
+	At        time.Time `json:"at"`      // local time stored; orders the conversation
+	State     string    `json:"state,omitempty"`
+}
+
+// Conversation is the per-peer summary the messaging layer keeps.
+type Conversation struct {
+	Peer    string    `json:"peer"`
+	NextSeq uint64    `json:"next_seq"` // our next outgoing Seq
+	LastAt  time.Time `json:"last_at"`
+	Unread  int       `json:"unread"`
+	Request bool      `json:"request,omitempty"` // a message request not yet accepted
+}
+
+// OutboxEntry is a sealed envelope waiting for the recipient's ack.
+type OutboxEntry struct {
+	ID          string    `json:"id"` // message id
+	Peer        string    `json:"peer"`
+	Envelope    []byte    `json:"envelope"`
+	Attempts    int       `json:"attempts"`
+	NextAttempt time.Time `json:"next_attempt"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// Page selects a page of messages. The zero Page is the oldest 100.
+type Page struct {
+	// Cursor continues after the last page; "" starts at the oldest (or, with
+	// Newest, the newest) message.
+	Cursor string
+	// Limit caps the page; 0 means 100, at most 1000.
+	Limit int
+	// Newest pages backwards from the newest message. Each page is still
+	// returned oldest first.
+	Newest bool
+}
+
+const (
+	defaultPageLimit = 100
+	maxPageLimit     = 1000
+)
+
+var (
+	pfxConv    = []byte("conv/")
+	pfxMsg     = []byte("msg/")
+	pfxMsgID   = []byte("msgid/")
+	pfxOut     = []byte("out/")
+	pfxOutDue  = []byte("outdue/")
+	pfxSeen    = []byte("seen/")
+	pfxSession = []byte("sess/")
+	sep        = []byte{0}
+)
+
+func be64(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
+
+// checkTime rejects times outside what a key can order (1970 to 2262).
+func checkTime(what string, t time.Time) error {
+	if t.IsZero() || t.UnixNano() < 0 || t.Year() >= 2262 {
+		return fmt.Errorf("%w: %s %v is out of range", ErrInvalid, what, t)
+	}
+	return nil
+}
+
+// PutConversation stores or replaces the conversation with c.Peer.
+func (tx *Tx) PutConversation(c Conversation) error {
+	if err := checkID("peer", c.Peer); err != nil {
+		return err
+	}
+	return tx.setJSON(key(pfxConv, []byte(c.Peer)), c)
+}
+
+// Conversation returns the conversation with peer, or ErrNotFound.
+func (tx *Tx) Conversation(peer string) (Conversation, error) {
+	if err := checkID("peer", peer); err != nil {
+		return Conversation{}, err
+	}
+	var c Conversation
+	err := tx.getJSON(key(pfxConv, []byte(peer)), &c)
+	return c, err
+}
+
+// Conversations lists every conversation ordered by peer id.
+func (tx *Tx) Conversations() ([]Conversation, error) {
+	return scanJSON[Conversation](tx, pfxConv)
+}
+
+// DeleteConversation removes the conversation with peer and all its
+// messages. A long conversation may not fit one transaction (ErrTxnTooBig);
+// DB.DeleteConversation deletes in batches.
+func (tx *Tx) DeleteConversation(peer string) error {
+	if err := checkID("peer", peer); err != nil {
+		return err
+	}
+	if _, err := tx.deleteMessages(peer, -1); err != nil {
+		return err
+	}
+	return tx.del(key(pfxConv, []byte(peer)))
+}
+
+// deleteMessages deletes up to max (-1: all) messages of peer and reports how many.
+func (tx *Tx) deleteMessages(peer string, max int) (int, error) {
+	prefix := key(pfxMsg, []byte(peer), sep)
+	var keys [][]byte
+	err := tx.scan(prefix, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
+		keys = append(keys, bytes.Clone(k))
+		return max < 0 || len(keys) < max, nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		id := k[len(prefix)+8:]
+		if err := tx.del(k); err != nil {
+			return 0, err
+		}
+		if err := tx.del(key(pfxMsgID, []byte(peer), sep, id)); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
+}
+
+// PutMessage stores m, or replaces the message with the same Peer and ID
+// (for example to change its State). A zero m.At is set to the current
+// time; At orders the conversation.
+func (tx *Tx) PutMessage(m Message) error {
+	if err := checkID("peer", m.Peer); err != nil {
+		return err
+	}
+	if err := checkID("message id", m.ID); err != nil {
+		return err
+	}
+	if m.Direction != DirIn && m.Direction != DirOut {
+		return fmt.Errorf("%w: message direction %q", ErrInvalid, m.Direction)
+	}
+	if m.At.IsZero() {
+		m.At = time.Now()
+	}
+	if err := checkTime("message time", m.At); err != nil {
+		return err
+	}
+	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
+	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
+	old, err := tx.getRaw(idKey)
+	switch {
+	case err == ErrNotFound:
+	case err != nil:
+		return err
+	case !bytes.Equal(old, msgKey):
+		if err := tx.del(old); err != nil {
+			return err
+		}
+	}
+	if err := tx.setRaw(idKey, msgKey); err != nil {
+		return err
+	}
+	return tx.setJSON(msgKey, m)
+}
+
+// Message returns the message with this id from peer's conversation, or ErrNotFound.
+func (tx *Tx) Message(peer, id string) (Message, error) {
+	if err := checkID("peer", peer); err != nil {
+		return Message{}, err
+	}
+	if err := checkID("message id", id); err != nil {
+		return Message{}, err
+	}
+	k, err := tx.getRaw(key(pfxMsgID, []byte(peer), sep, []byte(id)))
+	if err != nil {
+		return Message{}, err
+	}
+	var m Message
+	err = tx.getJSON(k, &m)
+	return m, err
+}
+
+// SetMessageState changes the State of one message; ErrNotFound if it is missing.
+func (tx *Tx) SetMessageState(peer, id, state string) error {
+	m, err := tx.Message(peer, id)
+	if err != nil {
+		return err
+	}
+	m.State = state
+	return tx.PutMessage(m)
+}
+
+// DeleteMessage removes one message; a missing one is not an error.
+func (tx *Tx) DeleteMessage(peer, id string) error {
+	if err := checkID("peer", peer); err != nil {
+		return err
+	}
+	if err := checkID("message id", id); err != nil {
+		return err
+	}
+	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
+	k, err := tx.getRaw(idKey)
+	if err == ErrNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.del(k); err != nil {
+		return err
+	}
+	return tx.del(idKey)
+}
+
+// Messages returns one page of peer's conversation, oldest first, and the
+// cursor for the next page ("" when there is none).
+func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
+	if err := checkID("peer", peer); err != nil {
+		return nil, "", err
+	}
+	limit := p.Limit
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	limit = min(limit, maxPageLimit)
+	prefix := key(pfxMsg, []byte(peer), sep)
+	var start []byte
+	var skip []byte // the cursor key itself, excluded
+	if p.Cursor != "" {
+		c, err := base64.RawURLEncoding.DecodeString(p.Cursor)
+		if err != nil || len(c) < 9 {
+			return nil, "", fmt.Errorf("%w: malformed cursor", ErrInvalid)
+		}
+		start = key(prefix, c)
+		skip = start
+	}
+	var out []Message
+	var last []byte
+	more := false
+	err := tx.scan(prefix, start, p.Newest, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		if skip != nil && bytes.Equal(k, skip) {
+			return true, nil
+		}
+		if len(out) == limit {
+			more = true
+			return false, nil
+		}
+		var m Message
+		if err := tx.decode(k, val, &m); err != nil {
+			return false, err
+		}
+		out = append(out, m)
+		last = bytes.Clone(k[len(prefix):])
+		return true, nil
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	if p.Newest {
+		for i, j := 0, len(out)-1; i < j; i, j = i+1, j-1 {
+			out[i], out[j] = out[j], out[i]
+		}
+	}
+	next := ""
+	if more {
+		next = base64.RawURLEncoding.EncodeToString(last)
+	}
+	return out, next, nil
+}
+
+// PutOutbox stores or replaces an outbox entry and its due-time index.
+func (tx *Tx) PutOutbox(e OutboxEntry) error {
+	if err := checkID("message id", e.ID); err != nil {
+		return err
+	}
+	if err := checkID("peer", e.Peer); err != nil {
+		return err
+	}
+	if err := checkTime("next attempt", e.NextAttempt); err != nil {
+		return err
+	}
+	var old OutboxEntry
+	err := tx.getJSON(key(pfxOut, []byte(e.ID)), &old)
+	switch {
+	case err == ErrNotFound:
+	case err != nil:
+		return err
+	default:
+		if err := tx.del(key(pfxOutDue, be64(old.NextAttempt), []byte(old.ID))); err != nil {
+			return err
+		}
+	}
+	if err := tx.setRaw(key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID)), nil); err != nil {
+		return err
+	}
+	return tx.setJSON(key(pfxOut, []byte(e.ID)), e)
+}
+
+// Outbox returns the outbox entry for a message id, or ErrNotFound.
+func (tx *Tx) Outbox(id string) (OutboxEntry, error) {
+	if err := checkID("message id", id); err != nil {
+		return OutboxEntry{}, err
+	}
+	var e OutboxEntry
+	err := tx.getJSON(key(pfxOut, []byte(id)), &e)
+	return e, err
+}
+
+// DeleteOutbox removes an entry (the message was acknowledged); a missing
+// one is not an error.
+func (tx *Tx) DeleteOutbox(id string) error {
+	e, err := tx.Outbox(id)
+	if err == ErrNotFound {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if err := tx.del(key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID))); err != nil {
+		return err
+	}
+	return tx.del(key(pfxOut, []byte(id)))
+}
+
+// DueOutbox lists up to limit (0: 100) entries whose NextAttempt is not
+// after now, earliest first.
+func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
+	if limit <= 0 {
+		limit = defaultPageLimit
+	}
+	var ids [][]byte
+	err := tx.scan(pfxOutDue, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
+		if len(k) < len(pfxOutDue)+8 {
+			return true, nil
+		}
+		at := int64(binary.BigEndian.Uint64(k[len(pfxOutDue):]))
+		if at > now.UnixNano() || len(ids) == limit {
+			return false, nil
+		}
+		ids = append(ids, bytes.Clone(k[len(pfxOutDue)+8:]))
+		return true, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	out := make([]OutboxEntry, 0, len(ids))
+	for _, id := range ids {
+		e, err := tx.Outbox(string(id))
+		if err != nil {
+			return nil, fmt.Errorf("outbox index %q: %w", id, err)
+		}
+		out = append(out, e)
+	}
+	return out, nil
+}
+
+// NextOutboxDue returns the earliest NextAttempt in the outbox, and false
+// when the outbox is empty, so a retry loop knows how long to sleep.
+func (tx *Tx) NextOutboxDue() (time.Time, bool, error) {
+	var at time.Time
+	found := false
+	err := tx.scan(pfxOutDue, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
+		if len(k) >= len(pfxOutDue)+8 {
+			at = time.Unix(0, int64(binary.BigEndian.Uint64(k[len(pfxOutDue):])))
+			found = true
+		}
+		return false, nil
+	})
+	return at, found, err
+}
+
+// MarkSeen records that message id from peer arrived at time at (zero: now). It returns
+// true the first time and false for a duplicate, which the caller drops.
+// Ids are scoped per peer, so one peer cannot suppress another's message.
+func (tx *Tx) MarkSeen(peer, id string, at time.Time) (bool, error) {
+	seen, err := tx.Seen(peer, id)
+	if err != nil || seen {
+		return false, err
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := checkTime("seen time", at); err != nil {
+		return false, err
+	}
+	return true, tx.setRaw(key(pfxSeen, []byte(peer), sep, []byte(id)), be64(at))
+}
+
+// Seen reports whether message id from peer has been marked seen.
+func (tx *Tx) Seen(peer, id string) (bool, error) {
+	if err := checkID("peer", peer); err != nil {
+		return false, err
+	}
+	if err := checkID("message id", id); err != nil {
+		return false, err
+	}
+	return tx.has(key(pfxSeen, []byte(peer), sep, []byte(id)))
+}
+
+// pruneSeen deletes up to max dedup entries first seen before cutoff.
+func (tx *Tx) pruneSeen(cutoff time.Time, max int) (int, bool, error) {
+	var keys [][]byte
+	more := false
+	err := tx.scan(pfxSeen, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		v, err := val()
+		if err != nil {
+			return false, err
+		}
+		if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= cutoff.UnixNano() {
+			return true, nil
+		}
+		if len(keys) == max {
+			more = true
+			return false, nil
+		}
+		keys = append(keys, bytes.Clone(k))
+		return true, nil
+	})
+	if err != nil {
+		return 0, false, err
+	}
+	for _, k := range keys {
+		if err := tx.del(k); err != nil {
+			return 0, false, err
+		}
+	}
+	return len(keys), more, nil
+}
+
+// Session returns the opaque session state for peer, or ErrNotFound.
+func (tx *Tx) Session(peer string) ([]byte, error) {
+	if err := checkID("peer", peer); err != nil {
+		return nil, err
+	}
+	return tx.getRaw(key(pfxSession, []byte(peer)))
+}
+
+// PutSession replaces the session state for peer.
+func (tx *Tx) PutSession(peer string, state []byte) error {
+	if err := checkID("peer", peer); err != nil {
+		return err
+	}
+	return tx.setRaw(key(pfxSession, []byte(peer)), state)
+}
+
+// DeleteSession removes the session state for peer; a missing one is not an error.
+func (tx *Tx) DeleteSession(peer string) error {
+	if err := checkID("peer", peer); err != nil {
+		return err
+	}
+	return tx.del(key(pfxSession, []byte(peer)))
+}

@@ -1,0 +1,78 @@
+package store
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// currentSchema is the key layout version this code reads and writes.
+const currentSchema uint64 = 1
+
+var keySchema = []byte("meta/schema")
+
+// migration moves the store from version v to v+1 inside one transaction.
+type migration func(txn *badger.Txn) error
+
+// migrations maps a version v to the hook that upgrades v to v+1. Version 0
+// is a store with no schema key; it is empty by construction, so there is
+// nothing to migrate and version 1 is written. Add hooks here when the
+// layout changes and bump currentSchema.
+var migrations = map[uint64]migration{}
+
+// checkSchema reads the stored version, refuses a newer one, and runs the
+// hooks from the stored version up to want, writing each new version in the
+// same transaction as its hook.
+func checkSchema(bdb *badger.DB, want uint64, hooks map[uint64]migration, log *slog.Logger) error {
+	var have uint64
+	found := false
+	err := bdb.View(func(txn *badger.Txn) error {
+		it, err := txn.Get(keySchema)
+		if errors.Is(err, badger.ErrKeyNotFound) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		return it.Value(func(v []byte) error {
+			n, k := binary.Uvarint(v)
+			if k <= 0 || k != len(v) {
+				return fmt.Errorf("schema version: malformed value %x", v)
+			}
+			have, found = n, true
+			return nil
+		})
+	})
+	if err != nil {
+		return err
+	}
+	if have > want {
+		return fmt.Errorf("%w: store schema %d, this build knows up to %d\nhint: run a newer callsign", ErrSchemaTooNew, have, want)
+	}
+	if !found {
+		// A fresh store starts at the current version.
+		return bdb.Update(func(txn *badger.Txn) error {
+			return txn.Set(keySchema, binary.AppendUvarint(nil, want))
+		})
+	}
+	for v := have; v < want; v++ {
+		hook, ok := hooks[v]
+		if !ok {
+			return fmt.Errorf("schema version %d: no migration to %d", v, v+1)
+		}
+		err := bdb.Update(func(txn *badger.Txn) error {
+			if err := hook(txn); err != nil {
+				return err
+			}
+			return txn.Set(keySchema, binary.AppendUvarint(nil, v+1))
+		})
+		if err != nil {
+			return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+		}
+		log.Info("store schema migrated", "from", v, "to", v+1)
+	}
+	return nil
+}

@@ -1,0 +1,201 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// maxConflictRetries bounds how often Update reruns a closure whose
+// transaction lost a conflict with a concurrent one.
+const maxConflictRetries = 16
+
+// Tx is one badger transaction with the store's typed accessors. A Tx is
+// valid only inside the closure passed to DB.Update or DB.View and must not
+// be used from another goroutine. Accessors that write return an error in a
+// View.
+type Tx struct {
+	txn *badger.Txn
+}
+
+// Update runs fn in a read-write transaction and commits it if fn returns
+// nil; if fn returns an error nothing it wrote is kept. When the commit
+// conflicts with a concurrent transaction, fn runs again after a short
+// random pause (up to 16 tries, then the error wraps badger.ErrConflict), so
+// fn must not have side effects outside tx, and must not call DB methods
+// (use the Tx). Returns ErrTxnTooBig when the
+// transaction exceeds badger's size limit, ErrClosed after Close.
+func (db *DB) Update(fn func(tx *Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	var err error
+	for i := range maxConflictRetries {
+		if i > 0 {
+			time.Sleep(time.Duration(rand.Int64N(int64(i) * int64(200*time.Microsecond))))
+		}
+		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+		if !errors.Is(err, badger.ErrConflict) {
+			break
+		}
+	}
+	return db.mapErr(err)
+}
+
+// View runs fn in a read-only transaction that sees one consistent snapshot.
+func (db *DB) View(fn func(tx *Tx) error) error {
+	db.mu.RLock()
+	defer db.mu.RUnlock()
+	if db.closed {
+		return ErrClosed
+	}
+	return db.mapErr(db.bdb.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) }))
+}
+
+func (db *DB) mapErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, badger.ErrTxnTooBig):
+		return fmt.Errorf("%w: %w", ErrTxnTooBig, err)
+	case errors.Is(err, badger.ErrDBClosed):
+		return ErrClosed
+	}
+	return err
+}
+
+// key joins parts into one key.
+func key(parts ...[]byte) []byte {
+	n := 0
+	for _, p := range parts {
+		n += len(p)
+	}
+	b := make([]byte, 0, n)
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// checkID rejects empty ids and ids containing the 0x00 separator.
+func checkID(what, s string) error {
+	if s == "" {
+		return fmt.Errorf("%w: empty %s", ErrInvalid, what)
+	}
+	if len(s) > maxIDLen {
+		return fmt.Errorf("%w: %s longer than %d bytes", ErrInvalid, what, maxIDLen)
+	}
+	if bytes.IndexByte([]byte(s), 0) >= 0 {
+		return fmt.Errorf("%w: %s contains a NUL byte", ErrInvalid, what)
+	}
+	return nil
+}
+
+// maxIDLen caps every id-like key component (badger keys are at most 64 KiB).
+const maxIDLen = 1024
+
+func (tx *Tx) getRaw(k []byte) ([]byte, error) {
+	it, err := tx.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, err
+	}
+	return it.ValueCopy(nil)
+}
+
+func (tx *Tx) has(k []byte) (bool, error) {
+	_, err := tx.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return false, nil
+	}
+	return err == nil, err
+}
+
+func (tx *Tx) setRaw(k, v []byte) error {
+	return tx.txn.Set(k, v)
+}
+
+func (tx *Tx) del(k []byte) error {
+	return tx.txn.Delete(k)
+}
+
+func (tx *Tx) getJSON(k []byte, v any) error {
+	b, err := tx.getRaw(k)
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %q: %w", k, err)
+	}
+	return nil
+}
+
+func (tx *Tx) setJSON(k []byte, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	return tx.txn.Set(k, b)
+}
+
+// scan calls fn for each key under prefix in key order (or reverse), from
+// start (nil: the first key, or the last one in reverse), with the value
+// loaded lazily by val. fn returns false to stop. A reverse scan from nil
+// assumes no key under prefix continues with a 0xff byte; the layouts that
+// scan in reverse (msg/) start with a big-endian time below 2^63.
+func (tx *Tx) scan(prefix, start []byte, reverse bool, fn func(k []byte, val func() ([]byte, error)) (bool, error)) error {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = prefix
+	o.Reverse = reverse
+	o.PrefetchValues = false
+	it := tx.txn.NewIterator(o)
+	defer it.Close()
+	if start == nil {
+		start = prefix
+		if reverse {
+			start = append(bytes.Clone(prefix), 0xff)
+		}
+	}
+	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
+		item := it.Item()
+		more, err := fn(item.Key(), func() ([]byte, error) { return item.ValueCopy(nil) })
+		if err != nil {
+			return err
+		}
+		if !more {
+			return nil
+		}
+	}
+	return nil
+}
+
+// view and update run a typed accessor as its own transaction.
+func view[T any](db *DB, fn func(tx *Tx) (T, error)) (T, error) {
+	var out T
+	err := db.View(func(tx *Tx) error {
+		var err error
+		out, err = fn(tx)
+		return err
+	})
+	return out, err
+}
+
+func (tx *Tx) decode(k []byte, val func() ([]byte, error), v any) error {
+	b, err := val()
+	if err != nil {
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decode %q: %w", k, err)
+	}
+	return nil
+}
