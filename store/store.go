@@ -88,9 +88,9 @@ type DB struct {
 	wg        sync.WaitGroup
 	closeOnce sync.Once
 
-	mu     sync.RWMutex // held for reading by every transaction, for writing by Close
-	closed bool         // guarded by mu
-	closeErr  error
+	mu       sync.RWMutex // held for reading by every transaction, for writing by Close
+	closed   bool         // guarded by mu
+	closeErr error
 }
 
 // Open opens or creates the store described by opts. It returns
