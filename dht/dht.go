@@ -1,0 +1,546 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	ds "github.com/ipfs/go-datastore"
+	dssync "github.com/ipfs/go-datastore/sync"
+	kaddht "github.com/libp2p/go-libp2p-kad-dht"
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+)
+
+// Defaults of Config's durations.
+const (
+	DefaultRecordTTL         = 72 * time.Hour
+	DefaultRepublishInterval = 12 * time.Hour
+	DefaultGrace             = 24 * time.Hour
+	DefaultMaxRecordAge      = 48 * time.Hour
+	DefaultQueryTimeout      = 10 * time.Second
+	DefaultCacheTTL          = time.Minute
+	DefaultNegativeCacheTTL  = 10 * time.Second
+
+	defaultPeerTimeout = 5 * time.Second
+	cacheSize          = 1024
+)
+
+// ProtocolPrefix is the kad-dht protocol prefix of the callsign network; the
+// DHT speaks /callsign/kad/1.0.0.
+const ProtocolPrefix = "/callsign"
+
+// Config configures a DHT. The zero value of every field but Host means its
+// default.
+type Config struct {
+	// Host is the libp2p host the DHT runs on. Required. The DHT does not
+	// close it.
+	Host host.Host
+	// Server runs the DHT in server mode: the node stores records for others
+	// and answers queries (public nodes, tests). False means kad-dht's
+	// ModeAuto (server once the node is publicly reachable).
+	Server bool
+	// Bootstrap peers are dialled by Start.
+	Bootstrap []peer.AddrInfo
+	// PoW are the handle proof-of-work parameters. Every node of a network
+	// must use the same ones. Zero fields mean identity's defaults.
+	PoW identity.PoWParams
+	// RecordTTL is how long published records are valid (default 72h, at
+	// most MaxTTL).
+	RecordTTL time.Duration
+	// RepublishInterval is how often owned records are republished
+	// (default 12h).
+	RepublishInterval time.Duration
+	// Grace is how long after expiry a storing node still keeps a name for
+	// its incumbent (default 24h).
+	Grace time.Duration
+	// MaxRecordAge is how long kad-dht keeps a record after receiving it
+	// (default 48h).
+	MaxRecordAge time.Duration
+	// QueryTimeout bounds one lookup, put or read-back (default 10s).
+	QueryTimeout time.Duration
+	// CacheTTL is how long a resolution stays cached (default 1m);
+	// NegativeCacheTTL the same for names not found (default 10s).
+	CacheTTL, NegativeCacheTTL time.Duration
+	// Now is the clock records are issued and validated by (default
+	// time.Now).
+	Now func() time.Time
+	// Logger receives the DHT's logs (default: discard).
+	Logger *slog.Logger
+
+	// Test hooks.
+	peerTimeout      time.Duration // per-request deadline (default 5s)
+	noGuard          bool          // pass handle writes through unchecked
+	permissiveSelect bool          // handle Select always prefers the incoming record
+}
+
+// DHT is the callsign address book on a kad-dht network. Its methods are
+// safe for concurrent use.
+type DHT struct {
+	cfg   Config
+	log   *slog.Logger
+	host  host.Host
+	kad   *kaddht.IpfsDHT
+	pm    *pb.ProtocolMessenger
+	store ds.Batching // the raw store under the guard
+	guard *guard
+	check *checker
+	cache *lru[string, *Resolution]
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu        sync.Mutex // guards the fields below
+	started   bool
+	closed    bool
+	ownKey    *identity.AccountKey
+	ownRec    *IdentityRecord
+	ownClaims []HandleClaim
+	lastSeq   map[identity.AccountID]uint64 // highest identity seq we published
+	kept      map[string][]byte             // Keep: DHT key -> raw record
+}
+
+// New validates cfg and builds the DHT on cfg.Host. The DHT starts serving
+// its protocol at once; Start bootstraps it.
+func New(cfg Config) (*DHT, error) {
+	if cfg.Host == nil {
+		return nil, errors.New("dht: Config.Host is required")
+	}
+	def := func(d *time.Duration, v time.Duration) {
+		if *d <= 0 {
+			*d = v
+		}
+	}
+	def(&cfg.RecordTTL, DefaultRecordTTL)
+	def(&cfg.RepublishInterval, DefaultRepublishInterval)
+	def(&cfg.Grace, DefaultGrace)
+	def(&cfg.MaxRecordAge, DefaultMaxRecordAge)
+	def(&cfg.QueryTimeout, DefaultQueryTimeout)
+	def(&cfg.CacheTTL, DefaultCacheTTL)
+	def(&cfg.NegativeCacheTTL, DefaultNegativeCacheTTL)
+	def(&cfg.peerTimeout, defaultPeerTimeout)
+	if cfg.RecordTTL > MaxTTL {
+		return nil, fmt.Errorf("dht: RecordTTL %v exceeds %v", cfg.RecordTTL, MaxTTL)
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+
+	d := &DHT{
+		cfg:     cfg,
+		log:     log,
+		host:    cfg.Host,
+		check:   newChecker(cfg.Now, cfg.PoW),
+		cache:   newLRU[string, *Resolution](cacheSize),
+		lastSeq: make(map[identity.AccountID]uint64),
+		kept:    make(map[string][]byte),
+	}
+	d.store = dssync.MutexWrap(ds.NewMapDatastore())
+	d.guard = &guard{Batching: d.store, check: d.check, grace: cfg.Grace, disabled: cfg.noGuard}
+
+	mode := kaddht.ModeAuto
+	if cfg.Server {
+		mode = kaddht.ModeServer
+	}
+	kad, err := kaddht.New(cfg.Host,
+		kaddht.ProtocolPrefix(ProtocolPrefix),
+		kaddht.Mode(mode),
+		kaddht.Datastore(d.guard),
+		kaddht.DisableProviders(),
+		kaddht.Validator(record.NamespacedValidator{}),
+		kaddht.NamespacedValidator(identityNS, identityValidator{d.check}),
+		kaddht.NamespacedValidator(handleNS, handleValidator{c: d.check, permissive: cfg.permissiveSelect}),
+		kaddht.MaxRecordAge(cfg.MaxRecordAge),
+		kaddht.BootstrapPeers(cfg.Bootstrap...),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	pm, err := pb.NewProtocolMessenger(kad.MessageSender())
+	if err != nil {
+		_ = kad.Close()
+		return nil, fmt.Errorf("dht: %w", err)
+	}
+	d.kad, d.pm = kad, pm
+	d.ctx, d.cancel = context.WithCancel(context.Background())
+	return d, nil
+}
+
+// Start dials the bootstrap peers, waits until the routing table holds at
+// least one peer (when any bootstrap peer answered) and starts the
+// republish loop. It returns once the DHT is ready or ctx ends.
+func (d *DHT) Start(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return ErrClosed
+	}
+	if d.started {
+		d.mu.Unlock()
+		return nil
+	}
+	d.started = true
+	d.mu.Unlock()
+
+	connected := 0
+	if len(d.cfg.Bootstrap) > 0 {
+		var mu sync.Mutex
+		var wg sync.WaitGroup
+		for _, ai := range d.cfg.Bootstrap {
+			if ai.ID == d.host.ID() {
+				continue
+			}
+			wg.Go(func() {
+				if err := d.host.Connect(ctx, ai); err != nil {
+					d.log.Debug("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+					return
+				}
+				mu.Lock()
+				connected++
+				mu.Unlock()
+			})
+		}
+		wg.Wait()
+		if connected == 0 {
+			d.log.Warn("no bootstrap peer reachable", "tried", len(d.cfg.Bootstrap))
+		}
+	}
+	if connected > 0 {
+		if err := waitFor(ctx, func() bool { return d.kad.RoutingTable().Size() > 0 }); err != nil {
+			return fmt.Errorf("dht: start: routing table still empty: %w", err)
+		}
+		_ = d.kad.Bootstrap(ctx) // triggers a routing table refresh; never fails
+	}
+	d.wg.Go(d.republishLoop)
+	return nil
+}
+
+// waitFor polls cond until it holds or ctx ends.
+func waitFor(ctx context.Context, cond func() bool) error {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// Close stops the republish loop and kad-dht and waits for them. It does not
+// close the host. Close is idempotent.
+func (d *DHT) Close() error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.mu.Unlock()
+	d.cancel()
+	d.wg.Wait()
+	return d.kad.Close()
+}
+
+// RoutingTableSize returns the number of peers in the routing table.
+func (d *DHT) RoutingTableSize() int { return d.kad.RoutingTable().Size() }
+
+// Kad returns the underlying kad-dht, for peer routing (FindPeer) and
+// libp2p's routing interfaces. Values must not be put or got through it:
+// kad-dht's GetValue trusts the first best answer and its PutValue reports
+// success when every peer refused.
+func (d *DHT) Kad() *kaddht.IpfsDHT { return d.kad }
+
+// opCtx bounds an operation by QueryTimeout and by Close.
+func (d *DHT) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.QueryTimeout)
+	stop := context.AfterFunc(d.ctx, cancel)
+	return ctx, func() { stop(); cancel() }
+}
+
+// Status is the outcome of resolving a name.
+type Status string
+
+// Resolution statuses.
+const (
+	// StatusOK: one owner holds more than 2/3 of the valid records among the
+	// closest peers that answered.
+	StatusOK Status = "ok"
+	// StatusConflict: valid records of two or more owners and none has the
+	// supermajority; Conflicts lists them. Never silently pick one.
+	StatusConflict Status = "conflict"
+	// StatusExpired: records were found but all have expired.
+	StatusExpired Status = "expired"
+	// StatusNotFound: no record.
+	StatusNotFound Status = "not_found"
+)
+
+// OwnerCount is how many of the closest peers hold a valid record of Owner.
+type OwnerCount struct {
+	Owner identity.AccountPub
+	Count int
+}
+
+// Resolution is the answer to Resolve. Treat it as read-only: cached
+// resolutions are shared.
+type Resolution struct {
+	Query  string // as given
+	Status Status
+	Name   string // normalised handle; empty for an account id
+	// Owner is set when Status is StatusOK.
+	Owner identity.AccountPub
+	// Handle is the owner's best handle record (StatusOK, handles only).
+	Handle *HandleRecord
+	// Identity is the owner's identity record; nil when the owner has none
+	// published.
+	Identity *IdentityRecord
+	// Conflicts lists every owner with valid records, most records first
+	// (StatusConflict, and StatusOK when a minority disagreed).
+	Conflicts []OwnerCount
+	// Answers is how many of the closest peers answered.
+	Answers int
+}
+
+// ownerTally counts one owner's records.
+type ownerTally struct {
+	owner identity.AccountPub
+	count int
+	best  *HandleRecord
+	raw   []byte
+}
+
+type handleTally struct {
+	owners  []*ownerTally
+	valid   int
+	expired int
+}
+
+// tallyHandles validates every answer as of now (accepting records expired
+// less than grace ago) and counts owners.
+func (d *DHT) tallyHandles(key string, answers []peerAnswer, now time.Time, grace time.Duration) *handleTally {
+	t := &handleTally{}
+	for _, a := range answers {
+		if a.value == nil {
+			continue
+		}
+		r, err := d.check.handle(key, a.value, now, grace)
+		if errors.Is(err, ErrExpired) {
+			t.expired++
+			continue
+		}
+		if err != nil {
+			continue
+		}
+		t.valid++
+		var ot *ownerTally
+		for _, o := range t.owners {
+			if o.owner.Equal(r.Owner) {
+				ot = o
+			}
+		}
+		if ot == nil {
+			ot = &ownerTally{owner: r.Owner}
+			t.owners = append(t.owners, ot)
+		}
+		ot.count++
+		if ot.best == nil || compareHandle(r, ot.best, a.value, ot.raw) > 0 {
+			ot.best, ot.raw = r, a.value
+		}
+	}
+	// Most records first; ties by owner key so the order is deterministic.
+	for i := 1; i < len(t.owners); i++ {
+		for j := i; j > 0 && t.less(j, j-1); j-- {
+			t.owners[j], t.owners[j-1] = t.owners[j-1], t.owners[j]
+		}
+	}
+	return t
+}
+
+func (t *handleTally) less(i, j int) bool {
+	a, b := t.owners[i], t.owners[j]
+	if a.count != b.count {
+		return a.count > b.count
+	}
+	return string(a.owner.Bytes()) < string(b.owner.Bytes())
+}
+
+// verdict applies the majority rule.
+func (t *handleTally) verdict() (Status, *ownerTally) {
+	switch {
+	case t.valid > 0 && t.owners[0].count*3 > t.valid*2:
+		return StatusOK, t.owners[0]
+	case t.valid > 0:
+		return StatusConflict, nil
+	case t.expired > 0:
+		return StatusExpired, nil
+	}
+	return StatusNotFound, nil
+}
+
+func (t *handleTally) counts() []OwnerCount {
+	var out []OwnerCount
+	for _, o := range t.owners {
+		out = append(out, OwnerCount{Owner: o.owner, Count: o.count})
+	}
+	return out
+}
+
+func (t *handleTally) countOf(owner identity.AccountPub) (int, *ownerTally) {
+	for _, o := range t.owners {
+		if o.owner.Equal(owner) {
+			return o.count, o
+		}
+	}
+	return 0, nil
+}
+
+// Resolve finds who holds a name. It accepts "@alice", "alice", a
+// self-certifying "alice~k3x9q2mf7v" or an account id ("csa1..."). It asks
+// the K closest peers to the name's key and applies the majority rule (see
+// Status); it returns the owner's identity record too. A name nobody holds
+// is a Resolution with StatusNotFound, not an error; errors are invalid
+// names (ErrInvalidHandle), an empty routing table (ErrNoPeers) and
+// deadlines. Results are cached (Config.CacheTTL).
+func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
+	q := strings.TrimSpace(name)
+	if id, err := identity.ParseAccountID(q); err == nil {
+		return d.resolveAccount(ctx, name, id)
+	}
+	norm, key, _, err := parseName(q)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %q: %w", name, err)
+	}
+	now := d.cfg.Now()
+	if r, ok := d.cache.get(key, now); ok {
+		c := *r
+		c.Query = name
+		return &c, nil
+	}
+	ctx, cancel := d.opCtx(ctx)
+	defer cancel()
+	lr, err := d.lookup(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("resolve %q: %w", name, err)
+	}
+	t := d.tallyHandles(key, lr.answers, d.cfg.Now(), 0)
+	status, top := t.verdict()
+	res := &Resolution{Query: name, Status: status, Name: norm, Answers: len(lr.answers)}
+	if len(t.owners) > 1 {
+		res.Conflicts = t.counts()
+	}
+	if top != nil {
+		res.Owner, res.Handle = top.owner, top.best
+		ir, err := d.resolveIdentity(ctx, top.owner.ID())
+		switch {
+		case err == nil:
+			res.Identity = ir
+		case errors.Is(err, ErrNotFound):
+		default:
+			return nil, fmt.Errorf("resolve %q: owner identity: %w", name, err)
+		}
+	}
+	d.cacheResolution(key, res)
+	return res, nil
+}
+
+func (d *DHT) cacheResolution(key string, res *Resolution) {
+	ttl := d.cfg.NegativeCacheTTL
+	if res.Status == StatusOK {
+		ttl = d.cfg.CacheTTL
+	}
+	d.cache.put(key, res, d.cfg.Now().Add(ttl))
+}
+
+func (d *DHT) resolveAccount(ctx context.Context, query string, id identity.AccountID) (*Resolution, error) {
+	ir, err := d.ResolveIdentity(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return &Resolution{Query: query, Status: StatusNotFound}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &Resolution{Query: query, Status: StatusOK, Owner: ir.Account, Identity: ir}, nil
+}
+
+// ResolveIdentity returns the valid identity record with the highest seq of
+// account id among the closest peers, or ErrNotFound. No majority is needed:
+// only the account key can sign one. Results are cached.
+func (d *DHT) ResolveIdentity(ctx context.Context, id identity.AccountID) (*IdentityRecord, error) {
+	key := identityKey(id)
+	if r, ok := d.cache.get(key, d.cfg.Now()); ok {
+		if r.Identity == nil {
+			return nil, fmt.Errorf("resolve %s: %w", id, ErrNotFound)
+		}
+		return r.Identity, nil
+	}
+	ctx, cancel := d.opCtx(ctx)
+	defer cancel()
+	ir, err := d.resolveIdentity(ctx, id)
+	if err != nil && !errors.Is(err, ErrNotFound) {
+		return nil, fmt.Errorf("resolve %s: %w", id, err)
+	}
+	return ir, err
+}
+
+// resolveIdentity is ResolveIdentity without the caller's deadline.
+func (d *DHT) resolveIdentity(ctx context.Context, id identity.AccountID) (*IdentityRecord, error) {
+	key := identityKey(id)
+	if r, ok := d.cache.get(key, d.cfg.Now()); ok && r.Identity != nil {
+		return r.Identity, nil
+	}
+	lr, err := d.lookup(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	best, _ := d.bestIdentity(key, lr.answers)
+	res := &Resolution{Query: string(id), Status: StatusNotFound, Answers: len(lr.answers)}
+	if best != nil {
+		res.Status, res.Owner, res.Identity = StatusOK, best.Account, best
+	}
+	d.cacheResolution(key, res)
+	if best == nil {
+		return nil, fmt.Errorf("resolve %s: %w", id, ErrNotFound)
+	}
+	return best, nil
+}
+
+// bestIdentity returns the best valid identity record among answers and how
+// many answers hold exactly that record.
+func (d *DHT) bestIdentity(key string, answers []peerAnswer) (*IdentityRecord, int) {
+	now := d.cfg.Now()
+	var best *IdentityRecord
+	var bestRaw []byte
+	for _, a := range answers {
+		if a.value == nil {
+			continue
+		}
+		r, err := d.check.identity(key, a.value, now, 0)
+		if err != nil {
+			continue
+		}
+		if best == nil || compareIdentity(r, best, a.value, bestRaw) > 0 {
+			best, bestRaw = r, a.value
+		}
+	}
+	n := 0
+	for _, a := range answers {
+		if best != nil && string(a.value) == string(bestRaw) {
+			n++
+		}
+	}
+	return best, n
+}

@@ -1,0 +1,271 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/host"
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		// libp2p and go-log start process-wide workers on first use.
+		goleak.IgnoreAnyFunction("github.com/ipfs/go-log/v2/writer.(*MirrorWriter).logRoutine"),
+		goleak.IgnoreAnyFunction("go.opencensus.io/stats/view.(*worker).start"),
+		goleak.IgnoreAnyFunction("github.com/libp2p/go-libp2p/p2p/transport/tcpreuse.(*ConnMgr).gc"),
+	)
+}
+
+// fakeClock is the Config.Now of every node in a test network, so that a
+// test can let records expire without waiting.
+type fakeClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func newClock() *fakeClock {
+	return &fakeClock{t: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
+}
+
+func (c *fakeClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.t
+}
+
+func (c *fakeClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.t = c.t.Add(d)
+}
+
+// testNet is N DHT nodes in server mode on one network.
+type testNet struct {
+	tb    testing.TB
+	clock *fakeClock
+	mn    mocknet.Mocknet // nil for real TCP hosts
+	hosts []host.Host
+	nodes []*DHT
+}
+
+type netOpts struct {
+	latency time.Duration
+	tcp     bool
+	// degree: each node connects to the bootstrap node and this many random
+	// others (0 = all to all).
+	degree int
+	cfg    func(i int, c *Config)
+}
+
+// waitUntil polls cond until it holds or the deadline passes.
+func waitUntil(tb testing.TB, d time.Duration, what string, cond func() bool) {
+	tb.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			tb.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
+	tb.Helper()
+	tn := &testNet{tb: tb, clock: newClock()}
+	if o.tcp {
+		for range n {
+			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(),
+				libp2p.ResourceManager(nil))
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tn.hosts = append(tn.hosts, h)
+		}
+	} else {
+		tn.mn = mocknet.New()
+		tn.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: o.latency})
+		for range n {
+			h, err := tn.mn.GenPeer()
+			if err != nil {
+				tb.Fatal(err)
+			}
+			tn.hosts = append(tn.hosts, h)
+		}
+		if err := tn.mn.LinkAll(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	tb.Cleanup(tn.close)
+	for i, h := range tn.hosts {
+		cfg := Config{
+			Host:         h,
+			Server:       true,
+			PoW:          identity.TestPoW,
+			Now:          tn.clock.Now,
+			QueryTimeout: 20 * time.Second,
+			peerTimeout:  3 * time.Second,
+		}
+		if o.cfg != nil {
+			o.cfg(i, &cfg)
+		}
+		d, err := New(cfg)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		tn.nodes = append(tn.nodes, d)
+	}
+	ctx := context.Background()
+	connect := func(a, b int) {
+		if a == b {
+			return
+		}
+		ai := peer.AddrInfo{ID: tn.hosts[b].ID(), Addrs: tn.hosts[b].Addrs()}
+		if err := tn.hosts[a].Connect(ctx, ai); err != nil {
+			tb.Fatalf("connect %d->%d: %v", a, b, err)
+		}
+	}
+	rng := rand.New(rand.NewPCG(1, uint64(n)))
+	for i := range tn.hosts {
+		if o.degree == 0 {
+			for j := i + 1; j < n; j++ {
+				connect(i, j)
+			}
+			continue
+		}
+		connect(i, 0)
+		for range o.degree {
+			connect(i, rng.IntN(n))
+		}
+	}
+	for _, d := range tn.nodes {
+		if err := d.Start(ctx); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	want := min(n-1, bucketK)
+	if o.degree != 0 {
+		want = min(n-1, o.degree)
+		for _, d := range tn.nodes {
+			<-d.kad.RefreshRoutingTable()
+		}
+	}
+	waitUntil(tb, 30*time.Second, "routing tables", func() bool {
+		for _, d := range tn.nodes {
+			if d.RoutingTableSize() < want {
+				return false
+			}
+		}
+		return true
+	})
+	return tn
+}
+
+func (tn *testNet) close() {
+	for _, d := range tn.nodes {
+		_ = d.Close()
+	}
+	for _, h := range tn.hosts {
+		_ = h.Close()
+	}
+	if tn.mn != nil {
+		_ = tn.mn.Close()
+	}
+}
+
+// key returns a deterministic account key for a test name.
+func key(tb testing.TB, seed string) *identity.AccountKey {
+	tb.Helper()
+	s := sha256.Sum256([]byte(seed))
+	k, err := identity.AccountKeyFromSeed(s[:])
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return k
+}
+
+// testIdentity builds an identity record for k with one device.
+func testIdentity(tb testing.TB, k *identity.AccountKey, now time.Time) *IdentityRecord {
+	tb.Helper()
+	x := sha256.Sum256([]byte("x25519" + string(k.Public().ID())))
+	cert, err := identity.IssueDeviceCert(k, []byte("peer-"+string(k.Public().ID())[:8]), x[:], now.Add(-time.Hour), now.Add(30*24*time.Hour))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return &IdentityRecord{
+		Account:     k.Public(),
+		Seq:         1,
+		Issued:      now.Truncate(time.Millisecond),
+		Expires:     now.Add(72 * time.Hour).Truncate(time.Millisecond),
+		Devices:     []identity.DeviceCert{cert},
+		Prekeys:     bytes.Repeat([]byte{0x42}, 100),
+		DisplayName: "Test " + string(k.Public().ID())[:8],
+	}
+}
+
+// handleRec builds a signed handle record of k for name with a solved PoW.
+func handleRec(tb testing.TB, k *identity.AccountKey, name string, seq uint64, claimed, issued time.Time, ttl time.Duration) (*HandleRecord, []byte) {
+	tb.Helper()
+	norm, _, selfCert, err := parseName(name)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	r := &HandleRecord{Name: norm, Owner: k.Public(), Seq: seq, ClaimedAt: claimed.Truncate(time.Millisecond),
+		Issued: issued.Truncate(time.Millisecond), Expires: issued.Add(ttl).Truncate(time.Millisecond)}
+	if !selfCert {
+		r.Nonce = solvePoW(tb, norm, k.Public())
+	}
+	raw, err := sealHandle(k, r)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return r, raw
+}
+
+var powMemo sync.Map // "name|owner" -> nonce
+
+func solvePoW(tb testing.TB, norm string, owner identity.AccountPub) uint64 {
+	mk := norm + "|" + string(owner.Bytes())
+	if v, ok := powMemo.Load(mk); ok {
+		return v.(uint64)
+	}
+	n, err := identity.SolveHandlePoW(context.Background(), identity.TestPoW, norm, owner)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	powMemo.Store(mk, n)
+	return n
+}
+
+// closestNodes returns the indexes of the test nodes closest to key.
+func (tn *testNet) closestNodes(key string, n int) []int {
+	ids := make([]peer.ID, len(tn.hosts))
+	idx := map[peer.ID]int{}
+	for i, h := range tn.hosts {
+		ids[i] = h.ID()
+		idx[h.ID()] = i
+	}
+	sorted := sortByDistance(ids, key)
+	var out []int
+	for _, p := range sorted[:min(n, len(sorted))] {
+		out = append(out, idx[p])
+	}
+	return out
+}
+
+func (tn *testNet) String() string { return fmt.Sprintf("testNet(%d)", len(tn.nodes)) }
+
+func sortByDistance(ids []peer.ID, key string) []peer.ID {
+	return kb.SortClosestPeers(ids, kb.ConvertKey(key))
+}

@@ -1,0 +1,316 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	kb "github.com/libp2p/go-libp2p-kbucket"
+	record "github.com/libp2p/go-libp2p-record"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	// bucketK is how many of the closest peers a lookup converges on, and
+	// how many a record is stored on (kad-dht's K).
+	bucketK = 20
+	// alpha is how many requests a lookup keeps in flight.
+	alpha = 20
+	// maxCloserPeers caps the closer peers taken from one answer.
+	maxCloserPeers = bucketK
+	// maxCandidates caps the peers one lookup will ever consider, so hostile
+	// answers can't grow it without bound.
+	maxCandidates = 1000
+)
+
+// peerAnswer is one peer's answer to GET_VALUE: the record value it holds
+// under the key, or nil.
+type peerAnswer struct {
+	id    peer.ID
+	value []byte
+}
+
+// lookupResult holds the answers of the closest peers to a key.
+type lookupResult struct {
+	// answers are the up-to-K closest peers that answered, closest first,
+	// including the local node when it is itself among the K closest.
+	answers []peerAnswer
+	// peers are the remote peers among answers, where a record is put.
+	peers []peer.ID
+	// selfClosest reports whether the local node is among the K closest.
+	selfClosest bool
+}
+
+type candState uint8
+
+const (
+	candNew candState = iota
+	candQuerying
+	candAnswered
+	candFailed
+)
+
+type candidate struct {
+	id    peer.ID
+	dist  kb.ID
+	state candState
+	value []byte
+}
+
+type getResult struct {
+	c      *candidate
+	value  []byte
+	closer []*peer.AddrInfo
+	err    error
+}
+
+// lookup runs an iterative Kademlia lookup for key, sending GET_VALUE (which
+// returns a peer's record and the peers it knows closer to the key) to up
+// to alpha peers at a time, until the K closest peers that answer have all
+// answered or ctx ends. Every answer is untrusted: a failed, malformed or
+// mismatched answer marks the peer failed, and records are validated by the
+// caller.
+func (d *DHT) lookup(ctx context.Context, key string) (*lookupResult, error) {
+	self := d.host.ID()
+	target := kb.ConvertKey(key)
+	cands := make(map[peer.ID]*candidate)
+	var order []*candidate // sorted by distance to target
+	add := func(id peer.ID) {
+		if id == self || cands[id] != nil || len(cands) >= maxCandidates {
+			return
+		}
+		c := &candidate{id: id, dist: kb.Xor(kb.ConvertPeerID(id), target)}
+		cands[id] = c
+		i, _ := slices.BinarySearchFunc(order, c, func(a, b *candidate) int { return bytes.Compare(a.dist, b.dist) })
+		order = slices.Insert(order, i, c)
+	}
+	for _, id := range d.kad.RoutingTable().NearestPeers(target, bucketK) {
+		add(id)
+	}
+	if len(order) == 0 {
+		return d.localOnly(ctx, key)
+	}
+
+	qctx, cancel := context.WithCancel(ctx)
+	results := make(chan getResult, alpha) // never blocks: inflight <= alpha
+	var wg sync.WaitGroup
+	defer func() {
+		cancel() // ends requests still in flight (peers pushed out of the K closest)
+		wg.Wait()
+	}()
+	inflight := 0
+
+	for {
+		pending := false
+		n := 0
+		for _, c := range order {
+			if n == bucketK {
+				break
+			}
+			if c.state == candFailed {
+				continue
+			}
+			n++
+			switch c.state {
+			case candNew:
+				pending = true
+				if inflight < alpha {
+					c.state = candQuerying
+					inflight++
+					wg.Go(func() { results <- d.getValue(qctx, c, key) })
+				}
+			case candQuerying:
+				pending = true
+			}
+		}
+		if !pending {
+			break
+		}
+		var r getResult
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		inflight--
+		if r.err != nil {
+			r.c.state = candFailed
+			continue
+		}
+		r.c.state = candAnswered
+		r.c.value = r.value
+		for i, ai := range r.closer {
+			if i == maxCloserPeers {
+				break
+			}
+			if ai.ID.Validate() != nil || ai.ID == self {
+				continue
+			}
+			if cands[ai.ID] == nil && len(ai.Addrs) > 0 {
+				d.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
+			}
+			add(ai.ID)
+		}
+	}
+
+	res := &lookupResult{}
+	selfDist := kb.Xor(kb.ConvertPeerID(self), target)
+	for _, c := range order {
+		if len(res.answers) == bucketK {
+			break
+		}
+		if c.state != candAnswered {
+			continue
+		}
+		if !res.selfClosest && bytes.Compare(selfDist, c.dist) < 0 && d.cfg.Server {
+			res.selfClosest = true
+			res.answers = append(res.answers, peerAnswer{id: self, value: d.localValue(ctx, key)})
+			if len(res.answers) == bucketK {
+				break
+			}
+		}
+		res.answers = append(res.answers, peerAnswer{id: c.id, value: c.value})
+		res.peers = append(res.peers, c.id)
+	}
+	if !res.selfClosest && len(res.answers) < bucketK && d.cfg.Server {
+		res.selfClosest = true
+		res.answers = append(res.answers, peerAnswer{id: self, value: d.localValue(ctx, key)})
+	}
+	if len(res.peers) == 0 {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		if !d.cfg.Server {
+			return nil, ErrNoPeers
+		}
+	}
+	return res, nil
+}
+
+// localOnly is the lookup of a node with an empty routing table: only its
+// own store can answer, and only if it serves the DHT.
+func (d *DHT) localOnly(ctx context.Context, key string) (*lookupResult, error) {
+	if !d.cfg.Server {
+		return nil, ErrNoPeers
+	}
+	return &lookupResult{
+		answers:     []peerAnswer{{id: d.host.ID(), value: d.localValue(ctx, key)}},
+		selfClosest: true,
+	}, nil
+}
+
+// getValue sends one GET_VALUE and bounds its time and answer.
+func (d *DHT) getValue(ctx context.Context, c *candidate, key string) getResult {
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.peerTimeout)
+	defer cancel()
+	rec, closer, err := d.pm.GetValue(ctx, c.id, key)
+	if err != nil {
+		return getResult{c: c, err: err}
+	}
+	r := getResult{c: c, closer: closer}
+	if rec != nil {
+		if len(rec.GetValue()) > MaxIdentityRecordSize {
+			return getResult{c: c, err: ErrTooLarge}
+		}
+		r.value = rec.GetValue()
+	}
+	return r
+}
+
+// readFrom asks each of peers for its record under key, in parallel, and
+// returns the answers of those that answered.
+func (d *DHT) readFrom(ctx context.Context, peers []peer.ID, key string) []peerAnswer {
+	out := make([]peerAnswer, len(peers))
+	ok := make([]bool, len(peers))
+	var wg sync.WaitGroup
+	for i, p := range peers {
+		wg.Go(func() {
+			r := d.getValue(ctx, &candidate{id: p}, key)
+			if r.err == nil {
+				out[i], ok[i] = peerAnswer{id: p, value: r.value}, true
+			}
+		})
+	}
+	wg.Wait()
+	var res []peerAnswer
+	for i := range out {
+		if ok[i] {
+			res = append(res, out[i])
+		}
+	}
+	return res
+}
+
+// putTo sends PUT_VALUE to each of peers in parallel and returns how many
+// accepted the record. A refusal (the guard, a validator) resets the stream,
+// which counts as not accepted.
+func (d *DHT) putTo(ctx context.Context, peers []peer.ID, key string, value []byte) int {
+	rec := record.MakePutRecord(key, value)
+	var mu sync.Mutex
+	accepted := 0
+	var wg sync.WaitGroup
+	for _, p := range peers {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(ctx, d.cfg.peerTimeout)
+			defer cancel()
+			if err := d.pm.PutValue(ctx, p, rec); err != nil {
+				d.log.Debug("put refused or failed", "peer", p, "err", err)
+				return
+			}
+			mu.Lock()
+			accepted++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return accepted
+}
+
+// localValue returns the record value the local node stores under key, or
+// nil.
+func (d *DHT) localValue(ctx context.Context, key string) []byte {
+	buf, err := d.store.Get(ctx, valueDsKey(key))
+	if err != nil {
+		return nil
+	}
+	var rec recpb.Record
+	if proto.Unmarshal(buf, &rec) != nil || string(rec.GetKey()) != key {
+		return nil
+	}
+	return rec.GetValue()
+}
+
+// storeLocal stores a record in the local node's own value store, applying
+// the same rules a remote PUT_VALUE meets: validation, the guard for handle
+// records, and the highest seq for identity records.
+func (d *DHT) storeLocal(ctx context.Context, key string, value []byte) error {
+	rec := record.MakePutRecord(key, value)
+	// kad-dht ages records by wall-clock receive time in this format.
+	rec.TimeReceived = time.Now().UTC().Format(time.RFC3339Nano)
+	buf, err := proto.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	dskey := valueDsKey(key)
+	if _, err := d.check.identity(key, value, d.cfg.Now(), 0); err == nil {
+		if old := d.localValue(ctx, key); old != nil {
+			if _, err := d.check.identity(key, old, d.cfg.Now(), 0); err == nil {
+				if i, _ := (identityValidator{d.check}).Select(key, [][]byte{value, old}); i != 0 {
+					return ErrStaleSeq
+				}
+			}
+		}
+		return d.store.Put(ctx, dskey, buf)
+	}
+	if _, err := d.check.handle(key, value, d.cfg.Now(), 0); err != nil {
+		return err
+	}
+	return d.guard.Put(ctx, dskey, buf)
+}

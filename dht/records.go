@@ -1,0 +1,309 @@
+package dht
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Key namespaces of the two record kinds.
+const (
+	identityNS = "csid"
+	handleNS   = "csname"
+
+	identityPrefix = "/" + identityNS + "/"
+	handlePrefix   = "/" + handleNS + "/"
+)
+
+// IdentityRecord is the signed address-book entry of one account, published
+// at /csid/<account-id>. Times are carried with millisecond precision.
+type IdentityRecord struct {
+	Account identity.AccountPub
+	// Seq orders records of one account: the highest valid Seq wins.
+	Seq     uint64
+	Issued  time.Time
+	Expires time.Time // at most 7 days after Issued
+	// Devices holds 1 to 8 device certificates issued by Account.
+	Devices []identity.DeviceCert
+	// Prekeys is the E2E prekey bundle, opaque here (at most 4 KiB).
+	Prekeys []byte
+	// Mailboxes and Relays are peers (multiaddrs, usually ending in /p2p/<id>)
+	// that keep mail and relay traffic for the account, at most 8 each.
+	Mailboxes []ma.Multiaddr
+	Relays    []ma.Multiaddr
+	// DisplayName is free UTF-8 text of at most 64 bytes.
+	DisplayName string
+	// Handles lists the normalised handles the account claims, at most 16.
+	Handles []string
+	// Attestations are opaque signed statements, at most 8 of 512 bytes.
+	Attestations [][]byte
+}
+
+// HandleRecord binds a handle to an owner account, published at
+// /csname/<identity.HandleKey(name)> (a self-certifying name is stored under
+// /csname/<name> itself).
+type HandleRecord struct {
+	Name      string // normalised
+	Owner     identity.AccountPub
+	Seq       uint64
+	ClaimedAt time.Time // first claim; kept across republishes
+	Issued    time.Time
+	Expires   time.Time
+	Nonce     uint64 // proof of work; 0 for self-certifying names
+}
+
+// toMillis converts t to the wire's unix milliseconds; times before 1970
+// have no encoding.
+func toMillis(t time.Time) (uint64, error) {
+	ms := t.UnixMilli()
+	if ms <= 0 {
+		return 0, fmt.Errorf("time %v before 1970", t)
+	}
+	return uint64(ms), nil
+}
+
+func fromMillis(v uint64) (time.Time, error) {
+	if v == 0 || v > 1<<53 {
+		return time.Time{}, malformed("time %d out of range", v)
+	}
+	return time.UnixMilli(int64(v)).UTC(), nil
+}
+
+func (r *IdentityRecord) toWire() (*wireIdentity, error) {
+	if r.Account.IsZero() {
+		return nil, errors.New("identity record without account")
+	}
+	w := &wireIdentity{
+		Account:      r.Account.Bytes(),
+		Seq:          r.Seq,
+		Prekeys:      r.Prekeys,
+		DisplayName:  r.DisplayName,
+		Handles:      r.Handles,
+		Attestations: r.Attestations,
+	}
+	var err error
+	if w.Issued, err = toMillis(r.Issued); err != nil {
+		return nil, err
+	}
+	if w.Expires, err = toMillis(r.Expires); err != nil {
+		return nil, err
+	}
+	for _, c := range r.Devices {
+		w.Devices = append(w.Devices, c.Marshal())
+	}
+	for _, a := range r.Mailboxes {
+		w.Mailboxes = append(w.Mailboxes, a.Bytes())
+	}
+	for _, a := range r.Relays {
+		w.Relays = append(w.Relays, a.Bytes())
+	}
+	return w, nil
+}
+
+// fromWire converts a decoded payload to the domain type. It checks that
+// every embedded value parses; validate.go checks the rules that need a key
+// or a clock.
+func (w *wireIdentity) fromWire() (*IdentityRecord, error) {
+	pub, err := identity.ParseAccountPub(w.Account)
+	if err != nil {
+		return nil, malformed("identity: account key: %v", err)
+	}
+	r := &IdentityRecord{
+		Account:     pub,
+		Seq:         w.Seq,
+		Prekeys:     bytes.Clone(w.Prekeys),
+		DisplayName: w.DisplayName,
+	}
+	if r.Issued, err = fromMillis(w.Issued); err != nil {
+		return nil, err
+	}
+	if r.Expires, err = fromMillis(w.Expires); err != nil {
+		return nil, err
+	}
+	for _, b := range w.Devices {
+		c, err := identity.UnmarshalDeviceCert(b)
+		if err != nil {
+			return nil, malformed("identity: device certificate: %v", err)
+		}
+		r.Devices = append(r.Devices, c)
+	}
+	if r.Mailboxes, err = addrsFromWire(w.Mailboxes); err != nil {
+		return nil, err
+	}
+	if r.Relays, err = addrsFromWire(w.Relays); err != nil {
+		return nil, err
+	}
+	r.Handles = append([]string(nil), w.Handles...)
+	for _, a := range w.Attestations {
+		r.Attestations = append(r.Attestations, bytes.Clone(a))
+	}
+	return r, nil
+}
+
+func addrsFromWire(list [][]byte) ([]ma.Multiaddr, error) {
+	var out []ma.Multiaddr
+	for _, b := range list {
+		a, err := ma.NewMultiaddrBytes(b)
+		if err != nil {
+			return nil, malformed("identity: multiaddr: %v", err)
+		}
+		if !bytes.Equal(a.Bytes(), b) {
+			return nil, malformed("identity: non-canonical multiaddr")
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+func (r *HandleRecord) toWire() (*wireHandle, error) {
+	if r.Owner.IsZero() {
+		return nil, errors.New("handle record without owner")
+	}
+	w := &wireHandle{Name: r.Name, Owner: r.Owner.Bytes(), Seq: r.Seq, Nonce: r.Nonce}
+	var err error
+	if w.ClaimedAt, err = toMillis(r.ClaimedAt); err != nil {
+		return nil, err
+	}
+	if w.Issued, err = toMillis(r.Issued); err != nil {
+		return nil, err
+	}
+	if w.Expires, err = toMillis(r.Expires); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+func (w *wireHandle) fromWire() (*HandleRecord, error) {
+	pub, err := identity.ParseAccountPub(w.Owner)
+	if err != nil {
+		return nil, malformed("handle: owner key: %v", err)
+	}
+	r := &HandleRecord{Name: w.Name, Owner: pub, Seq: w.Seq, Nonce: w.Nonce}
+	if r.ClaimedAt, err = fromMillis(w.ClaimedAt); err != nil {
+		return nil, err
+	}
+	if r.Issued, err = fromMillis(w.Issued); err != nil {
+		return nil, err
+	}
+	if r.Expires, err = fromMillis(w.Expires); err != nil {
+		return nil, err
+	}
+	return r, nil
+}
+
+// sealIdentity signs r with key (which must own r.Account) and returns the
+// envelope bytes that go into the DHT.
+func sealIdentity(key *identity.AccountKey, r *IdentityRecord) ([]byte, error) {
+	if !key.Public().Equal(r.Account) {
+		return nil, errors.New("identity record: signing key does not own the account")
+	}
+	w, err := r.toWire()
+	if err != nil {
+		return nil, err
+	}
+	payload := w.marshal()
+	env := (&wireEnvelope{Payload: payload, Signature: key.Sign(identity.LabelIdentityRecord, payload)}).marshal()
+	if len(env) > MaxIdentityRecordSize {
+		return nil, fmt.Errorf("%w: identity record is %d bytes, limit %d", ErrTooLarge, len(env), MaxIdentityRecordSize)
+	}
+	return env, nil
+}
+
+// sealHandle signs r with key (which must own r.Owner).
+func sealHandle(key *identity.AccountKey, r *HandleRecord) ([]byte, error) {
+	if !key.Public().Equal(r.Owner) {
+		return nil, errors.New("handle record: signing key does not own the handle")
+	}
+	w, err := r.toWire()
+	if err != nil {
+		return nil, err
+	}
+	payload := w.marshal()
+	env := (&wireEnvelope{Payload: payload, Signature: key.Sign(identity.LabelHandleRecord, payload)}).marshal()
+	if len(env) > MaxHandleRecordSize {
+		return nil, fmt.Errorf("%w: handle record is %d bytes, limit %d", ErrTooLarge, len(env), MaxHandleRecordSize)
+	}
+	return env, nil
+}
+
+// openIdentity decodes an envelope and checks its signature. It does not
+// check times or the key it was stored under (see validator.identity).
+func openIdentity(b []byte) (*IdentityRecord, error) {
+	env, err := unmarshalEnvelope(b, MaxIdentityRecordSize)
+	if err != nil {
+		return nil, err
+	}
+	if k, err := payloadKind(env.Payload); err != nil {
+		return nil, err
+	} else if k != kindIdentity {
+		return nil, malformed("not an identity record (kind %d)", k)
+	}
+	w, err := unmarshalIdentity(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	r, err := w.fromWire()
+	if err != nil {
+		return nil, err
+	}
+	if !r.Account.Verify(identity.LabelIdentityRecord, env.Payload, env.Signature) {
+		return nil, ErrBadSignature
+	}
+	return r, nil
+}
+
+// openHandle decodes a handle envelope and checks its signature.
+func openHandle(b []byte) (*HandleRecord, error) {
+	env, err := unmarshalEnvelope(b, MaxHandleRecordSize)
+	if err != nil {
+		return nil, err
+	}
+	if k, err := payloadKind(env.Payload); err != nil {
+		return nil, err
+	} else if k != kindHandle {
+		return nil, malformed("not a handle record (kind %d)", k)
+	}
+	w, err := unmarshalHandle(env.Payload)
+	if err != nil {
+		return nil, err
+	}
+	r, err := w.fromWire()
+	if err != nil {
+		return nil, err
+	}
+	if !r.Owner.Verify(identity.LabelHandleRecord, env.Payload, env.Signature) {
+		return nil, ErrBadSignature
+	}
+	return r, nil
+}
+
+// identityKey is the DHT key of an account's identity record.
+func identityKey(id identity.AccountID) string { return identityPrefix + string(id) }
+
+// parseName normalises a user-typed handle ("@Alice", "alice",
+// "alice~k3x9q2mf7v") and returns it with the DHT key its record lives under.
+func parseName(s string) (norm, key string, selfCert bool, err error) {
+	s = strings.TrimSpace(s)
+	if identity.IsSelfCert(s) {
+		name, suffix, err := identity.ParseSelfCert(s)
+		if err != nil {
+			return "", "", false, fmt.Errorf("%w: %w", ErrInvalidHandle, err)
+		}
+		n, err := identity.NormalizeHandle(name)
+		if err != nil {
+			return "", "", false, fmt.Errorf("%w: %w", ErrInvalidHandle, err)
+		}
+		norm = n + "~" + strings.ToLower(suffix)
+		return norm, handlePrefix + norm, true, nil
+	}
+	n, err := identity.NormalizeHandle(s)
+	if err != nil {
+		return "", "", false, fmt.Errorf("%w: %w", ErrInvalidHandle, err)
+	}
+	return n, handlePrefix + identity.HandleKey(n), false, nil
+}
