@@ -1,0 +1,177 @@
+package e2e
+
+import (
+	"crypto/ed25519"
+	"crypto/mlkem"
+	"fmt"
+	"math"
+)
+
+// MaxBundleSize caps an encoded Bundle; UnmarshalBundle refuses more. A full
+// bundle with both one-time prekeys is about 2.9 KiB.
+const MaxBundleSize = 4096
+
+// OneTimePrekey is a one-time prekey as published: its id, public key (32
+// bytes X25519, or a 1184-byte ML-KEM-768 encapsulation key) and the account
+// key's signature over it.
+type OneTimePrekey struct {
+	ID     uint32
+	Public []byte
+	Sig    []byte
+}
+
+// Bundle is the public half of a party's prekeys, what an initiator needs to
+// start a session. Every key in it is signed by the party's Ed25519 account
+// key over "callsign/v1/prekey" || 0x00 || kind || id || pub; the identity
+// key IdentityDH is signed the same way with kind 0 and id 0. Ids are at
+// least 1.
+type Bundle struct {
+	IdentityDH      []byte // X25519 identity key (IK), 32 bytes
+	IdentityDHSig   []byte
+	SignedPrekeyID  uint32
+	SignedPrekey    []byte // X25519, 32 bytes
+	SignedPrekeySig []byte
+	PQPrekeyID      uint32
+	PQPrekey        []byte // ML-KEM-768 encapsulation key, 1184 bytes (last resort)
+	PQPrekeySig     []byte
+	OneTime         *OneTimePrekey // optional X25519 one-time prekey
+	OneTimePQ       *OneTimePrekey // optional ML-KEM-768 one-time prekey
+}
+
+// Verify checks the shape of b and every signature in it against signer, the
+// peer's Ed25519 account key. A wrong signature is ErrBadSignature; a bad
+// length or key encoding is ErrMalformed.
+func (b Bundle) Verify(signer ed25519.PublicKey) error {
+	if len(signer) != ed25519.PublicKeySize {
+		return fmt.Errorf("verify bundle: %w: signer is %d bytes", ErrMalformed, len(signer))
+	}
+	type key struct {
+		name string
+		kind byte
+		id   uint32
+		pub  []byte
+		sig  []byte
+		size int
+	}
+	keys := []key{
+		{"identity key", kindIdentity, 0, b.IdentityDH, b.IdentityDHSig, keySize},
+		{"signed prekey", kindSignedPrekey, b.SignedPrekeyID, b.SignedPrekey, b.SignedPrekeySig, keySize},
+		{"pq prekey", kindPQPrekey, b.PQPrekeyID, b.PQPrekey, b.PQPrekeySig, mlkem.EncapsulationKeySize768},
+	}
+	if b.OneTime != nil {
+		keys = append(keys, key{"one-time prekey", kindOneTime, b.OneTime.ID, b.OneTime.Public, b.OneTime.Sig, keySize})
+	}
+	if b.OneTimePQ != nil {
+		keys = append(keys, key{"one-time pq prekey", kindOneTimePQ, b.OneTimePQ.ID, b.OneTimePQ.Public, b.OneTimePQ.Sig, mlkem.EncapsulationKeySize768})
+	}
+	for _, k := range keys {
+		if len(k.pub) != k.size || len(k.sig) != sigSize || (k.kind != kindIdentity && k.id == 0) {
+			return fmt.Errorf("verify bundle: %w: %s", ErrMalformed, k.name)
+		}
+		if k.size == keySize && !canonicalX25519(k.pub) {
+			return fmt.Errorf("verify bundle: %w: %s is not a canonical X25519 key", ErrMalformed, k.name)
+		}
+		if k.size == mlkem.EncapsulationKeySize768 {
+			if _, err := mlkem.NewEncapsulationKey768(k.pub); err != nil {
+				return fmt.Errorf("verify bundle: %w: %s: %v", ErrMalformed, k.name, err)
+			}
+		}
+		if !verifyKey(signer, k.kind, k.id, k.pub, k.sig) {
+			return fmt.Errorf("verify bundle: %s: %w", k.name, ErrBadSignature)
+		}
+	}
+	return nil
+}
+
+// MarshalBundle encodes b in the strict protobuf form UnmarshalBundle reads
+// (schema in e2e.proto). It does not verify signatures.
+func MarshalBundle(b Bundle) ([]byte, error) {
+	var e encoder
+	e.bytes(1, b.IdentityDH)
+	e.bytes(2, b.IdentityDHSig)
+	e.uint(3, uint64(b.SignedPrekeyID))
+	e.bytes(4, b.SignedPrekey)
+	e.bytes(5, b.SignedPrekeySig)
+	e.uint(6, uint64(b.PQPrekeyID))
+	e.bytes(7, b.PQPrekey)
+	e.bytes(8, b.PQPrekeySig)
+	if b.OneTime != nil {
+		e.bytes(9, marshalOneTime(b.OneTime))
+	}
+	if b.OneTimePQ != nil {
+		e.bytes(10, marshalOneTime(b.OneTimePQ))
+	}
+	if len(e.b) > MaxBundleSize {
+		return nil, fmt.Errorf("marshal bundle: %w: %d bytes exceeds %d", ErrMalformed, len(e.b), MaxBundleSize)
+	}
+	if _, err := UnmarshalBundle(e.b); err != nil {
+		return nil, fmt.Errorf("marshal bundle: %w", err)
+	}
+	return e.b, nil
+}
+
+func marshalOneTime(k *OneTimePrekey) []byte {
+	var e encoder
+	e.uint(1, uint64(k.ID))
+	e.bytes(2, k.Public)
+	e.bytes(3, k.Sig)
+	return e.b
+}
+
+// UnmarshalBundle decodes a bundle written by MarshalBundle. It is strict:
+// fields in order, no unknown or duplicate fields, exact key lengths, at
+// most MaxBundleSize bytes. It checks shape only; call Verify for the
+// signatures.
+func UnmarshalBundle(data []byte) (Bundle, error) {
+	if len(data) > MaxBundleSize {
+		return Bundle{}, fmt.Errorf("unmarshal bundle: %w: %d bytes exceeds %d", ErrMalformed, len(data), MaxBundleSize)
+	}
+	d := decoder{b: data}
+	var b Bundle
+	b.IdentityDH = clone(d.fixed(1, keySize))
+	b.IdentityDHSig = clone(d.fixed(2, sigSize))
+	b.SignedPrekeyID = uint32(d.uint(3, math.MaxUint32))
+	b.SignedPrekey = clone(d.fixed(4, keySize))
+	b.SignedPrekeySig = clone(d.fixed(5, sigSize))
+	b.PQPrekeyID = uint32(d.uint(6, math.MaxUint32))
+	b.PQPrekey = clone(d.fixed(7, mlkem.EncapsulationKeySize768))
+	b.PQPrekeySig = clone(d.fixed(8, sigSize))
+	if v := d.bytes(9, 1, MaxBundleSize); v != nil {
+		b.OneTime = unmarshalOneTime(&d, v, keySize)
+	}
+	if v := d.bytes(10, 1, MaxBundleSize); v != nil {
+		b.OneTimePQ = unmarshalOneTime(&d, v, mlkem.EncapsulationKeySize768)
+	}
+	if err := d.end(); err != nil {
+		return Bundle{}, fmt.Errorf("unmarshal bundle: %w", err)
+	}
+	if b.SignedPrekeyID == 0 || b.PQPrekeyID == 0 {
+		return Bundle{}, fmt.Errorf("unmarshal bundle: %w: missing prekey id", ErrMalformed)
+	}
+	return b, nil
+}
+
+func unmarshalOneTime(outer *decoder, data []byte, size int) *OneTimePrekey {
+	d := decoder{b: data}
+	k := &OneTimePrekey{
+		ID:     uint32(d.uint(1, math.MaxUint32)),
+		Public: clone(d.fixed(2, size)),
+		Sig:    clone(d.fixed(3, sigSize)),
+	}
+	if err := d.end(); err != nil {
+		outer.fail("one-time prekey: %v", err)
+		return nil
+	}
+	if k.ID == 0 {
+		outer.fail("one-time prekey: missing id")
+		return nil
+	}
+	return k
+}
+
+func clone(b []byte) []byte {
+	if b == nil {
+		return nil
+	}
+	return append([]byte(nil), b...)
+}
