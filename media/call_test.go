@@ -1,0 +1,193 @@
+package media
+
+import (
+	"encoding/json"
+	"errors"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+)
+
+// countOggPackets decodes an Ogg/Opus recording page by page and returns
+// the number of audio pages (one Opus packet each, as oggwriter writes).
+func countOggPackets(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, head, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatalf("recorded ogg %s: %v", path, err)
+	}
+	if head.Channels != 2 || head.SampleRate != 48000 {
+		t.Errorf("recorded ogg header: %d channels at %d Hz, want 2 at 48000", head.Channels, head.SampleRate)
+	}
+	n := 0
+	for {
+		payload, page, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("recorded ogg page %d: %v", n, err)
+		}
+		if ht, ok := page.HeaderType(payload); ok && (ht == oggreader.HeaderOpusTags || ht == oggreader.HeaderOpusID) {
+			continue
+		}
+		if len(payload) == 0 {
+			continue
+		}
+		if _, err := opusSamples(payload); err != nil {
+			t.Fatalf("recorded ogg page %d is not an Opus packet: %v", n, err)
+		}
+		n++
+	}
+}
+
+// countIVFFrames decodes an IVF recording frame by frame; the first frame
+// must be a VP8 key frame.
+func countIVFFrames(t *testing.T, path string) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r, head, err := ivfreader.NewWith(f)
+	if err != nil {
+		t.Fatalf("recorded ivf %s: %v", path, err)
+	}
+	if head.FourCC != "VP80" {
+		t.Errorf("recorded ivf codec %q, want VP80", head.FourCC)
+	}
+	n := 0
+	for {
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			return n
+		}
+		if err != nil {
+			t.Fatalf("recorded ivf frame %d: %v", n, err)
+		}
+		if n == 0 && frame[0]&1 != 0 {
+			t.Fatalf("recorded ivf starts with a VP8 inter frame")
+		}
+		n++
+	}
+}
+
+func within(got, want int, tol float64) bool {
+	return float64(got) >= float64(want)*(1-tol) && float64(got) <= float64(want)*(1+tol)
+}
+
+// TestDirectCall is the main user story: two nodes on one machine call
+// each other with audio and video, both record what they receive, and the
+// recordings hold as many frames as were played.
+func TestDirectCall(t *testing.T) {
+	eA := newEngine(t, Config{})
+	eB := newEngine(t, Config{})
+	dir := t.TempDir()
+	recA, err := NewRecorder(filepath.Join(dir, "a.ogg"), filepath.Join(dir, "a.ivf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	recB, err := NewRecorder(filepath.Join(dir, "b.ogg"), filepath.Join(dir, "b.ivf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := Sources(Tone(), Pattern())
+	caller := newCall(t, eA, CallConfig{ID: "call-1", Outgoing: true, Source: src, Sink: recA})
+	callee := newCall(t, eB, CallConfig{ID: "call-1", Source: src, Sink: recB})
+	wA, wB := watch(t, caller), watch(t, callee)
+
+	var mu sync.Mutex
+	var cands []string
+	connect(t, caller, callee, func(c string) { mu.Lock(); cands = append(cands, c); mu.Unlock() })
+	activeA := wA.wait(t, StateActive, 10*time.Second)
+	wB.wait(t, StateActive, 10*time.Second)
+
+	waitFor(t, 5*time.Second, "media both ways", func() bool {
+		return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
+	})
+	const playFor = 2 * time.Second
+	time.Sleep(playFor) // let media flow for a known time
+	live := caller.Stats()
+
+	caller.Hangup(ReasonHangup)
+	endA := wA.wait(t, StateEnded, 5*time.Second)
+	endB := wB.wait(t, StateEnded, 10*time.Second)
+	if endA.Reason != ReasonHangup {
+		t.Errorf("caller ended with %q, want %q", endA.Reason, ReasonHangup)
+	}
+	if endB.Reason != ReasonRemoteHangup {
+		t.Errorf("callee ended with %q, want %q (the caller's DTLS close)", endB.Reason, ReasonRemoteHangup)
+	}
+	wantStates := []State{StateRinging, StateConnecting, StateActive, StateEnded}
+	for name, w := range map[string]*watcher{"caller": wA, "callee": wB} {
+		if got := statesOf(w.history()); !slices.Equal(got, wantStates) {
+			t.Errorf("%s states %v, want %v", name, got, wantStates)
+		}
+	}
+
+	if live.Path != PathDirect || live.LocalCandidate != "host" {
+		t.Errorf("path %q over %s/%s, want direct host", live.Path, live.LocalCandidate, live.RemoteCandidate)
+	}
+	activeFor := endA.At.Sub(activeA.At)
+	for name, c := range map[string]*Call{"caller": caller, "callee": callee} {
+		st := c.Stats()
+		t.Logf("%s: %+v", name, st)
+		// 50 audio packets/s plus at least 15 video packets/s each way.
+		if min := uint64(activeFor.Seconds() * 50); st.PacketsSent < min || st.PacketsReceived < min {
+			t.Errorf("%s sent %d and received %d packets in %v, want at least %d each way", name, st.PacketsSent, st.PacketsReceived, activeFor, min)
+		}
+		if st.BytesSent == 0 || st.BytesReceived == 0 {
+			t.Errorf("%s bytes sent %d, received %d", name, st.BytesSent, st.BytesReceived)
+		}
+		if st.SetupTime <= 0 || st.SetupTime > 5*time.Second {
+			t.Errorf("%s setup time %v", name, st.SetupTime)
+		}
+		if st.Loss > 0.01 {
+			t.Errorf("%s loss %.3f on loopback", name, st.Loss)
+		}
+	}
+	if live.RTT <= 0 || live.RTT > time.Second {
+		t.Errorf("RTT %v on loopback", live.RTT)
+	}
+
+	// Recordings: one Opus packet per 20 ms and 15 video frames per second
+	// of media received, decodable frame by frame.
+	for _, side := range []string{"a", "b"} {
+		audio := countOggPackets(t, filepath.Join(dir, side+".ogg"))
+		video := countIVFFrames(t, filepath.Join(dir, side+".ivf"))
+		wantAudio := int(activeFor.Seconds() * 50)
+		wantVideo := int(activeFor.Seconds() * 15)
+		if !within(audio, wantAudio, 0.25) {
+			t.Errorf("%s.ogg holds %d Opus packets for %v of call, want about %d", side, audio, activeFor, wantAudio)
+		}
+		if !within(video, wantVideo, 0.3) {
+			t.Errorf("%s.ivf holds %d VP8 frames for %v of call, want about %d", side, video, activeFor, wantVideo)
+		}
+	}
+
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range cands {
+		var ci struct{ Candidate string }
+		if err := json.Unmarshal([]byte(c), &ci); err != nil || !strings.Contains(ci.Candidate, "127.0.0.1") {
+			t.Errorf("candidate %s: want a loopback candidate", c)
+		}
+	}
+	if len(cands) == 0 {
+		t.Error("no candidates were trickled")
+	}
+}
