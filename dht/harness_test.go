@@ -12,9 +12,10 @@ import (
 
 	"github.com/callsign/callsign/identity"
 	"github.com/libp2p/go-libp2p"
-	"github.com/libp2p/go-libp2p/core/host"
 	kb "github.com/libp2p/go-libp2p-kbucket"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 	"go.uber.org/goleak"
 )
@@ -269,3 +270,5 @@ func (tn *testNet) String() string { return fmt.Sprintf("testNet(%d)", len(tn.no
 func sortByDistance(ids []peer.ID, key string) []peer.ID {
 	return kb.SortClosestPeers(ids, kb.ConvertKey(key))
 }
+
+func protocolID(s string) protocol.ID { return protocol.ID(s) }

@@ -1,0 +1,116 @@
+// Package dht is callsign's global address book: the record types, their
+// codecs, validators and selectors, the incumbent guard, majority
+// resolution, publish-and-confirm, republishing and the resolve cache, on
+// our own kad-dht network (protocol /callsign/kad/1.0.0).
+//
+// It imports identity and libp2p/kad-dht only. It must not import badger,
+// pion or any other callsign package (messaging, media, storage belong to
+// others; the node wires them together).
+//
+// # API
+//
+//	New(Config) (*DHT, error); (*DHT).Start(ctx) error; (*DHT).Close() error
+//	(*DHT).Resolve(ctx, name) (*Resolution, error)       // "@alice", "alice~k3x9q2mf7v", "csa1..."
+//	(*DHT).ResolveIdentity(ctx, identity.AccountID) (*IdentityRecord, error)
+//	(*DHT).ClaimHandle(ctx, key, name, prev *HandleClaim) (*ClaimResult, error)
+//	(*DHT).PublishIdentity(ctx, key, *IdentityRecord) (*IdentityRecord, error)
+//	(*DHT).SetOwned(key, *IdentityRecord, []HandleClaim); (*DHT).OwnedClaims(); (*DHT).Republish(ctx)
+//	(*DHT).Keep(key string, raw []byte) error               // a public node republishing members' records
+//	(*DHT).RoutingTableSize() int; (*DHT).Kad() *kaddht.IpfsDHT
+//
+// # Records
+//
+// Identity record, at /csid/<account-id>: the account key, seq, issued and
+// expires (at most 7 days after issued, and not more than 7 days plus clock
+// skew after the validator's now), 1 to 8 device certificates of the
+// account, the E2E prekey bundle (opaque, at most 4 KiB), up to 8 mailbox and
+// 8 relay multiaddrs, a display name (at most 64 bytes of UTF-8 without
+// control characters), up to 16 claimed handles (normalised, no duplicates)
+// and up to 8 attestations of at most 512 bytes. At most 16 KiB encoded.
+// Select: highest seq, then later issued, then the smaller encoding.
+//
+// Handle record, at /csname/<identity.HandleKey(name)> (a self-certifying
+// name "alice~k3x9q2mf7v" at /csname/<name> itself, since its suffix must
+// not be folded): the normalised name, owner key, seq, claimed_at (first
+// claim, kept across republishes), issued, expires and the proof-of-work
+// nonce. At most 1 KiB. Valid when the signature verifies, the name
+// normalises to itself and maps to the key the record is stored under (so a
+// record or its signature can't be replayed under another name), claimed_at
+// <= issued <= now + 2 min, issued < expires <= issued + 7 days, now <
+// expires, and either identity.VerifyHandlePoW holds (verified triples are
+// cached in a bounded LRU) or, for a self-certifying name,
+// identity.VerifySelfCert holds and the nonce is 0.
+//
+// # Wire format
+//
+// Protobuf wire format, written and read by hand with protowire; the schema
+// is records.proto. The DHT value is an Envelope:
+//
+//	Envelope         1 payload bytes (required)   2 signature bytes (required, <= 128)
+//	IdentityPayload  1 kind = 1   2 account bytes   3 seq   4 issued   5 expires
+//	                 6 devices bytes* (1..8, each <= 1024, identity.DeviceCert)
+//	                 7 prekeys bytes (<= 4096)   8 mailboxes bytes* (<= 8)   9 relays bytes* (<= 8)
+//	                 10 display_name string (<= 64)   11 handles string* (<= 16)
+//	                 12 attestations bytes* (<= 8, each <= 512)
+//	HandlePayload    1 kind = 2   2 name string   3 owner bytes   4 seq   5 claimed_at
+//	                 6 issued   7 expires   8 pow_nonce
+//
+// Integers are varints; times are unix milliseconds. The signature is the
+// account key's over the exact payload bytes, with label
+// identity.LabelIdentityRecord or identity.LabelHandleRecord. Decoding is
+// strict so every record has exactly one encoding: fields in ascending
+// order, a singular field at most once and never with its zero value,
+// repeated fields contiguous with non-empty elements, no unknown fields,
+// minimal varints (tags, values, lengths), the kind first, every length
+// within its cap, multiaddrs in canonical form.
+//
+// # Incumbent guard
+//
+// A storing node refuses a handle record when the record it stores for the
+// name is valid (or expired less than Config.Grace ago) and has another
+// owner, or has the same owner and a higher seq. kad-dht's Select can't do
+// this: it is stateless, sees two byte strings, and its callers pass them
+// in different orders. So the refusal lives in a wrapper of the datastore
+// kad-dht stores values in (guard.go), which has the stored record in hand;
+// the refused PUT_VALUE fails and its stream is reset. Select for handles
+// orders by (claimed_at ascending, owner, seq descending, issued
+// descending, encoding): deterministic for any argument order, and right in
+// an honest network, but claimed_at is self-asserted and can be backdated,
+// so nothing relies on Select: the guard keeps names with their incumbents
+// and the majority read resolves them.
+//
+// # Resolution
+//
+// Resolve never uses kad-dht's GetValue. It runs its own iterative lookup:
+// GET_VALUE (kad-dht's pb.Message, sent with kad-dht's own message sender)
+// to up to 20 peers at a time; each answer carries the peer's record and
+// closer peers; the lookup ends when the K = 20 closest peers that answer
+// have all answered (or the deadline passes). Failed or malformed answers
+// count as no answer; every record is validated here. The local node's own
+// record counts when the node is among the K closest. Majority rule over
+// the valid records: StatusOK when one owner holds more than 2/3 of them,
+// StatusConflict when several owners do and none has that, StatusExpired
+// when every record found has expired, StatusNotFound otherwise. The
+// owner's identity record is resolved the same way (no majority needed:
+// the highest valid seq whose key matches the id).
+//
+// # Publishing
+//
+// kad-dht's PutValue reports success even when every peer refused, so
+// ClaimHandle and PublishIdentity put to the K closest peers found by the
+// lookup and read the record back from them; a claim holds only when the
+// majority rule returns our account. A claim looks first and puts nothing
+// when another owner holds the name (unexpired or within grace). The proof
+// of work is solved only for a new claim; HandleClaim carries the nonce so
+// the node can republish without solving again. kad-dht never republishes:
+// the DHT republishes the records handed to SetOwned every
+// RepublishInterval (default 12h, well inside kad-dht's 48h record age),
+// re-signed with the next seq and fresh times. Records valid 72h from issue
+// by default; a name nobody republishes expires, and after the 24h grace
+// any other account can claim it.
+//
+// # Cache
+//
+// Resolutions are cached in a bounded LRU, 1 minute for found names and
+// 10 seconds for the rest; a cached Resolve takes microseconds.
+package dht
