@@ -1,0 +1,49 @@
+// Package p2p owns callsign's libp2p host construction and the framing every
+// callsign stream protocol uses: length-prefixed frames with size caps,
+// per-stream deadlines, request/response helpers that abort blocked I/O when
+// their context ends, and a stream-handler wrapper with a per-peer rate
+// limit, a concurrency cap and panic-free error handling.
+//
+// p2p must not import badger, pion or any callsign package: it knows
+// nothing of handles, storage or media. (go-libp2p itself links pion for
+// its WebRTC transport; this package does not enable that transport and
+// never imports pion.)
+//
+// # Host
+//
+// NewHost builds a host with TCP and QUIC (v1) transports, Noise, yamux,
+// identify, a resource manager with explicit limits, a connection manager,
+// DCUtR hole punching, and, for a private host given static relays,
+// AutoRelay. A public host runs the circuit relay v2 service with the limits
+// in RelayLimits and the AutoNAT service. See HostConfig for the defaults.
+//
+// # Frames
+//
+// Every callsign protocol on a stream exchanges frames:
+//
+//	frame  = length payload
+//	length = unsigned LEB128 varint (1-9 bytes, minimal encoding), the
+//	         payload length in bytes
+//	payload = length bytes (a protobuf message for callsign protocols)
+//
+// A reader states its maximum; ReadFrame rejects a length above it with
+// ErrFrameTooLarge before allocating, and rejects a non-minimal or
+// overlong varint with ErrBadVarint. An empty payload is valid.
+//
+// # Request/response
+//
+// Request and Exchange write one request frame, half-close the stream,
+// read one response frame and close. Handle serves that pattern; its
+// handler returns the response payload or an error, and the stream is reset
+// with one of the Code* error codes, which the requester sees through
+// CodeOf:
+//
+//	code   name          meaning
+//	0x100  bad-request   the request frame was malformed or refused by the handler
+//	0x101  too-large     the request frame exceeded the handler's cap
+//	0x102  rate-limited  the peer exceeded its per-peer rate
+//	0x103  overloaded    too many streams in flight on this handler
+//	0x104  timeout       the stream's deadline passed
+//	0x105  internal      the handler failed (a bug, logged)
+//	0x106  closing       the handler is shutting down
+package p2p

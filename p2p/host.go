@@ -1,0 +1,268 @@
+package p2p
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/libp2p/go-libp2p"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	rcmgr "github.com/libp2p/go-libp2p/p2p/host/resource-manager"
+	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
+	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/security/noise"
+	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
+	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// DefaultListen are the listen addresses used when HostConfig.Listen is nil:
+// every interface, a random port, TCP and QUIC, IPv4 and IPv6.
+var DefaultListen = []string{
+	"/ip4/0.0.0.0/tcp/0",
+	"/ip4/0.0.0.0/udp/0/quic-v1",
+	"/ip6/::/tcp/0",
+	"/ip6/::/udp/0/quic-v1",
+}
+
+// Resource manager limits: go-libp2p's default scaling limits (plus its
+// default service limits for identify, ping, autonat, relay and holepunch)
+// scaled to these totals, rather than to 1/8 of the machine's memory and
+// half its file descriptors, so a node behaves the same on a laptop and a
+// VPS. Scaled this way the system scope allows about 500 inbound and 1000
+// outbound connections and 10k streams; the connection manager trims far
+// earlier (ConnHigh).
+const (
+	rcmgrMemory = 256 << 20 // bytes
+	rcmgrFDs    = 512
+)
+
+// Defaults for HostConfig fields left zero.
+const (
+	DefaultConnLow  = 64
+	DefaultConnHigh = 192
+)
+
+// RelayLimits bound the circuit relay v2 service a public host runs. Zero
+// fields take the defaults in their comments, sized for callsign's small
+// messages and signalling, not for bulk data or media (calls use TURN).
+type RelayLimits struct {
+	// Duration a relayed connection may live; 0 = 2 min.
+	Duration time.Duration
+	// Data relayed per connection in each direction; 0 = 1 MiB.
+	Data int64
+	// ReservationTTL is how long a reservation lasts before it must be
+	// refreshed; 0 = 1 h.
+	ReservationTTL time.Duration
+	// MaxReservations across all peers; 0 = 256.
+	MaxReservations int
+	// MaxCircuits open per peer; 0 = 16.
+	MaxCircuits int
+	// MaxReservationsPerIP; 0 = 8.
+	MaxReservationsPerIP int
+	// MaxReservationsPerASN; 0 = 32.
+	MaxReservationsPerASN int
+}
+
+func (l *RelayLimits) resources() relay.Resources {
+	var in RelayLimits
+	if l != nil {
+		in = *l
+	}
+	r := relay.DefaultResources()
+	r.Limit = &relay.RelayLimit{Duration: or(in.Duration, 2*time.Minute), Data: or(in.Data, 1<<20)}
+	r.ReservationTTL = or(in.ReservationTTL, time.Hour)
+	r.MaxReservations = or(in.MaxReservations, 256)
+	r.MaxCircuits = or(in.MaxCircuits, 16)
+	r.MaxReservationsPerIP = or(in.MaxReservationsPerIP, 8)
+	r.MaxReservationsPerASN = or(in.MaxReservationsPerASN, 32)
+	return r
+}
+
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}
+
+// HostConfig configures NewHost. Zero values mean the default in each
+// field's comment.
+type HostConfig struct {
+	// PrivKey is the device's libp2p key. Required.
+	PrivKey crypto.PrivKey
+	// Listen multiaddrs (TCP or QUIC v1 over ip4/ip6). nil = DefaultListen;
+	// an empty non-nil slice listens nowhere (an outbound-only host).
+	Listen []string
+	// Announce replaces the addresses the host advertises (observed and
+	// listen addresses) with these; relay (/p2p-circuit) addresses are kept.
+	// nil = advertise what libp2p finds.
+	Announce []string
+	// Public runs the services of a community node: circuit relay v2 with
+	// RelayLimits, and the AutoNAT service. A public host considers itself
+	// publicly reachable from the start.
+	Public bool
+	// StaticRelays are relays a private host reserves slots at through
+	// AutoRelay. Ignored when Public.
+	StaticRelays []peer.AddrInfo
+	// ForcePrivate makes the host consider itself unreachable at once, so
+	// AutoRelay reserves relay slots without waiting for AutoNAT (tests, or
+	// a host known to be behind NAT). Ignored when Public.
+	ForcePrivate bool
+	// ConnLow and ConnHigh are the connection manager's watermarks:
+	// 0 = 64 and 192.
+	ConnLow, ConnHigh int
+	// RelayLimits for the relay service when Public; nil = the defaults
+	// documented on RelayLimits.
+	RelayLimits *RelayLimits
+	// NATPortMap asks the router for a port mapping (UPnP, NAT-PMP).
+	// Default off.
+	NATPortMap bool
+	// Logger for the host's own messages; nil discards. (go-libp2p's global
+	// logging is routed by the caller.)
+	Logger *slog.Logger
+}
+
+// NewHost builds and starts a libp2p host from cfg. It validates every
+// multiaddr and returns an error naming the bad one. The caller closes the
+// host.
+func NewHost(cfg HostConfig) (host.Host, error) {
+	if cfg.PrivKey == nil {
+		return nil, errors.New("new host: PrivKey is required")
+	}
+	listen := cfg.Listen
+	if listen == nil {
+		listen = DefaultListen
+	}
+	listenAddrs, err := parseListen(listen)
+	if err != nil {
+		return nil, fmt.Errorf("new host: %w", err)
+	}
+	announce, err := parseAddrs("announce", cfg.Announce)
+	if err != nil {
+		return nil, fmt.Errorf("new host: %w", err)
+	}
+	for i, ai := range cfg.StaticRelays {
+		if ai.ID == "" || len(ai.Addrs) == 0 {
+			return nil, fmt.Errorf("new host: static relay %d: needs a peer id and at least one address", i)
+		}
+	}
+	low, high := or(cfg.ConnLow, DefaultConnLow), or(cfg.ConnHigh, DefaultConnHigh)
+	if low < 0 || high < low {
+		return nil, fmt.Errorf("new host: connection watermarks low=%d high=%d: need 0 <= low <= high", low, high)
+	}
+	cm, err := connmgr.NewConnManager(low, high, connmgr.WithGracePeriod(time.Minute))
+	if err != nil {
+		return nil, fmt.Errorf("new host: connection manager: %w", err)
+	}
+	limits := rcmgr.DefaultLimits
+	libp2p.SetDefaultServiceLimits(&limits)
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(rcmgrMemory, rcmgrFDs)))
+	if err != nil {
+		cm.Close()
+		return nil, fmt.Errorf("new host: resource manager: %w", err)
+	}
+
+	opts := []libp2p.Option{
+		libp2p.Identity(cfg.PrivKey),
+		libp2p.ListenAddrs(listenAddrs...),
+		libp2p.Transport(tcp.NewTCPTransport),
+		libp2p.Transport(quic.NewTransport),
+		libp2p.Security(noise.ID, noise.New),
+		libp2p.Muxer(yamux.ID, yamux.DefaultTransport),
+		libp2p.ResourceManager(rm),
+		libp2p.ConnectionManager(cm),
+		libp2p.EnableRelay(),
+		libp2p.EnableHolePunching(),
+	}
+	if len(listenAddrs) == 0 {
+		opts = append(opts, libp2p.NoListenAddrs)
+	}
+	if cfg.NATPortMap {
+		opts = append(opts, libp2p.NATPortMap())
+	}
+	if announce != nil {
+		opts = append(opts, libp2p.AddrsFactory(announceFactory(announce)))
+	}
+	if cfg.Public {
+		opts = append(opts,
+			libp2p.ForceReachabilityPublic(),
+			libp2p.EnableRelayService(relay.WithResources(cfg.RelayLimits.resources())),
+			libp2p.EnableNATService(),
+		)
+	} else {
+		if cfg.ForcePrivate {
+			opts = append(opts, libp2p.ForceReachabilityPrivate())
+		}
+		if len(cfg.StaticRelays) > 0 {
+			opts = append(opts, libp2p.EnableAutoRelayWithStaticRelays(cfg.StaticRelays))
+		}
+	}
+	h, err := libp2p.New(opts...)
+	if err != nil {
+		// libp2p closes the managers it was given when construction fails.
+		return nil, fmt.Errorf("new host: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	log.Debug("libp2p host started", "peer", h.ID(), "addrs", h.Addrs(), "public", cfg.Public)
+	return h, nil
+}
+
+// announceFactory advertises the announced addresses instead of the
+// discovered ones, keeping relay addresses AutoRelay adds.
+func announceFactory(announce []ma.Multiaddr) func([]ma.Multiaddr) []ma.Multiaddr {
+	return func(in []ma.Multiaddr) []ma.Multiaddr {
+		out := append([]ma.Multiaddr(nil), announce...)
+		for _, a := range in {
+			if _, err := a.ValueForProtocol(ma.P_CIRCUIT); err == nil {
+				out = append(out, a)
+			}
+		}
+		return out
+	}
+}
+
+func parseAddrs(what string, ss []string) ([]ma.Multiaddr, error) {
+	if ss == nil {
+		return nil, nil
+	}
+	out := make([]ma.Multiaddr, 0, len(ss))
+	for _, s := range ss {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s address %q: %w", what, s, err)
+		}
+		out = append(out, a)
+	}
+	return out, nil
+}
+
+// parseListen accepts /ip4|ip6/<addr>/tcp/<port> and
+// /ip4|ip6/<addr>/udp/<port>/quic-v1, the transports the host runs.
+func parseListen(ss []string) ([]ma.Multiaddr, error) {
+	addrs, err := parseAddrs("listen", ss)
+	if err != nil {
+		return nil, err
+	}
+	for i, a := range addrs {
+		var codes []int
+		for _, c := range a {
+			codes = append(codes, c.Protocol().Code)
+		}
+		ok := len(codes) >= 2 && (codes[0] == ma.P_IP4 || codes[0] == ma.P_IP6) &&
+			(len(codes) == 2 && codes[1] == ma.P_TCP ||
+				len(codes) == 3 && codes[1] == ma.P_UDP && codes[2] == ma.P_QUIC_V1)
+		if !ok {
+			return nil, fmt.Errorf("listen address %q: want /ip4|ip6/<ip>/tcp/<port> or /ip4|ip6/<ip>/udp/<port>/quic-v1", ss[i])
+		}
+	}
+	return addrs, nil
+}
