@@ -1,0 +1,98 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/node"
+	"github.com/callsign/callsign/web"
+)
+
+// listFlag is a comma-separated, repeatable flag.
+type listFlag []string
+
+func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error {
+	for _, part := range strings.Split(s, ",") {
+		if part = strings.TrimSpace(part); part != "" {
+			*l = append(*l, part)
+		}
+	}
+	return nil
+}
+
+func upCommand() *command {
+	var (
+		listen, bootstrap, announce listFlag
+		apiAddr, logLevel           string
+		public                      bool
+	)
+	return &command{
+		name:    "up",
+		summary: "run a node with embedded defaults (the first run creates your identity)",
+		flags: func(fs *flag.FlagSet) {
+			fs.Var(&listen, "listen", "libp2p listen multiaddrs, comma-separated (default: all interfaces, ports kept across restarts; 4141 for --public)")
+			fs.StringVar(&apiAddr, "api", "", "local API and web app address, loopback only (default "+node.DefaultAPIAddr+"; 127.0.0.1:0 picks a free port)")
+			fs.Var(&bootstrap, "bootstrap", "multiaddrs (ending in /p2p/<peer>) of nodes to join through, comma-separated; remembered")
+			fs.BoolVar(&public, "public", false, "run a community node: DHT server, relay and mailbox for others")
+			fs.Var(&announce, "announce", "with --public: addresses to announce instead of the observed ones, comma-separated")
+			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+		},
+		run: func(ctx context.Context, e *env, args []string) error {
+			if err := needArgs(args, 0, "no arguments"); err != nil {
+				return err
+			}
+			var level slog.Level
+			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+				return usageError{fmt.Sprintf("bad --log-level %q", logLevel)}
+			}
+			if len(announce) > 0 && !public {
+				return usageError{"--announce needs --public"}
+			}
+			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			var pass []byte
+			if p, ok := os.LookupEnv("CALLSIGN_PASSPHRASE"); ok && p != "" {
+				pass = []byte(p)
+			}
+			n, err := node.New(node.Config{
+				DataDir: e.data, Passphrase: pass, Listen: listen, APIAddr: apiAddr,
+				Bootstrap: bootstrap, Public: public, Announce: announce,
+				Web: web.FS(), Logger: log,
+			})
+			if err != nil {
+				return err
+			}
+			if err := n.Start(ctx); err != nil {
+				return err
+			}
+			id, err := n.ID(ctx)
+			if err == nil {
+				fmt.Fprintf(e.stdout, "callsign node up\n  account  %s\n  handle   %s\n  api      %s\n  web app  %s\n  data     %s\n",
+					id.Account, id.Handle, id.API, webURL(e.data, id.API), e.data)
+				for _, a := range id.Addrs {
+					fmt.Fprintf(e.stdout, "  addr     %s\n", a)
+				}
+				fmt.Fprintf(e.stdout, "stop with Ctrl-C\n")
+			}
+			<-ctx.Done()
+			log.Info("shutting down")
+			return n.Close()
+		},
+	}
+}
+
+// webURL is the web app's address with the API token in the fragment, which
+// the browser never sends to a server.
+func webURL(dataDir, addr string) string {
+	tok, err := os.ReadFile(filepath.Join(dataDir, api.TokenFile))
+	if err != nil {
+		return "http://" + addr + "/"
+	}
+	return "http://" + addr + "/#token=" + strings.TrimSpace(string(tok))
+}

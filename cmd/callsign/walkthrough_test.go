@@ -1,0 +1,380 @@
+package main
+
+// Process tests: the real binary, driven through the CLI the way the
+// README's walkthrough tells a new user. Every node listens on 127.0.0.1
+// with port 0.
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds cmd/callsign once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "callsign-bin-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "callsign")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// daemon is a running `callsign up`.
+type daemon struct {
+	t    *testing.T
+	cmd  *exec.Cmd
+	dir  string
+	logs *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// up starts `callsign up --data dir args...` and waits until its API
+// answers.
+func up(t *testing.T, dir string, env []string, args ...string) *daemon {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"up", "--data", dir}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	logs := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	d := &daemon{t: t, cmd: cmd, dir: dir, logs: logs, done: make(chan error, 1)}
+	go func() { d.done <- cmd.Wait() }()
+	t.Cleanup(func() {
+		d.stop()
+		if t.Failed() {
+			t.Logf("logs of the node in %s:\n%s", dir, logs)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, _, code := cli(t, "id", "--data", dir); code == 0 {
+			return d
+		}
+		select {
+		case err := <-d.done:
+			d.done <- err
+			t.Fatalf("callsign up exited early: %v\n%s", err, logs)
+		case <-time.After(50 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("node in %s not ready after 30s:\n%s", dir, logs)
+		}
+	}
+}
+
+// stop sends SIGINT and waits for a clean exit.
+func (d *daemon) stop() error {
+	if d.cmd.ProcessState != nil {
+		return nil
+	}
+	d.cmd.Process.Signal(syscall.SIGINT)
+	select {
+	case err := <-d.done:
+		d.done <- err
+		return err
+	case <-time.After(20 * time.Second):
+		d.cmd.Process.Kill()
+		d.t.Errorf("node in %s did not stop within 20s after SIGINT:\n%s", d.dir, d.logs)
+		return <-d.done
+	}
+}
+
+// cli runs one CLI command and returns stdout, stderr and the exit code.
+func cli(t *testing.T, args ...string) (string, string, int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, binary(t), args...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	code := 0
+	if err != nil {
+		ee, ok := err.(*exec.ExitError)
+		if !ok {
+			t.Fatalf("run %v: %v", args, err)
+		}
+		code = ee.ExitCode()
+	}
+	return out.String(), errb.String(), code
+}
+
+// mustJSON runs a --json command that must succeed and decodes its output.
+func mustJSON(t *testing.T, v any, args ...string) {
+	t.Helper()
+	out, errs, code := cli(t, append(args, "--json")...)
+	if code != 0 {
+		t.Fatalf("callsign %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errs)
+	}
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("callsign %s: bad JSON %v:\n%s", strings.Join(args, " "), err, out)
+	}
+}
+
+// waitFor polls cond under a deadline.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// loopback are the walkthrough's flags, exactly as the README gives them.
+var loopback = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
+
+// TestWalkthrough is the README's three-node walkthrough.
+func TestWalkthrough(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test: builds and runs the binary")
+	}
+	root := t.TempDir()
+	hubDir, aliceDir, bobDir := filepath.Join(root, "hub"), filepath.Join(root, "alice"), filepath.Join(root, "bob")
+
+	// 1. A community node.
+	up(t, hubDir, nil, append([]string{"--public"}, loopback...)...)
+	out, errs, code := cli(t, "id", "--data", hubDir, "--addr")
+	if code != 0 {
+		t.Fatalf("id --addr: %d %s", code, errs)
+	}
+	hub := strings.TrimSpace(out)
+	if !strings.HasPrefix(hub, "/ip4/127.0.0.1/tcp/") || !strings.Contains(hub, "/p2p/") {
+		t.Fatalf("hub address %q", hub)
+	}
+
+	// 2. Alice and Bob join through it.
+	alice := up(t, aliceDir, nil, append(loopback, "--bootstrap", hub)...)
+	up(t, bobDir, nil, append(loopback, "--bootstrap", hub)...)
+
+	var aliceID api.ID
+	mustJSON(t, &aliceID, "id", "--data", aliceDir)
+	if !strings.HasPrefix(aliceID.Account, "csa1") || !strings.Contains(aliceID.Handle, "~") || aliceID.Peer == "" || aliceID.API == "" {
+		t.Fatalf("id --json: %+v", aliceID)
+	}
+	for _, a := range aliceID.Addrs {
+		if !strings.HasSuffix(a, "/p2p/"+aliceID.Peer) {
+			t.Fatalf("address %q does not end in /p2p/<peer>", a)
+		}
+	}
+	for _, dir := range []string{aliceDir, bobDir} {
+		waitFor(t, 30*time.Second, "a peer and a routing table entry", func() bool {
+			var st api.Status
+			mustJSON(t, &st, "status", "--data", dir)
+			return st.Peers >= 1 && st.RoutingTable >= 1
+		})
+	}
+	var st api.Status
+	mustJSON(t, &st, "status", "--data", aliceDir)
+	if st.Public || st.Encryption != "keyfile" || st.UptimeS < 0 {
+		t.Fatalf("status --json: %+v", st)
+	}
+	var hubSt api.Status
+	mustJSON(t, &hubSt, "status", "--data", hubDir)
+	if !hubSt.Public {
+		t.Fatalf("hub status: %+v", hubSt)
+	}
+
+	// 3. Alice claims a handle; the command returns once a read confirms it.
+	var claim api.Claim
+	mustJSON(t, &claim, "handle", "claim", "Alice", "--data", aliceDir)
+	if claim.Status != "claimed" || claim.Name != "alice" || claim.Owner != aliceID.Account {
+		t.Fatalf("claim: %+v", claim)
+	}
+
+	// 4. Bob finds her by handle and pins her key.
+	var who api.Whois
+	mustJSON(t, &who, "whois", "@alice", "--data", bobDir)
+	if who.Status != "ok" || who.Account != aliceID.Account || who.Name != "alice" || len(who.Devices) != 1 ||
+		who.Devices[0].Peer != aliceID.Peer || !strings.HasPrefix(who.Handle, "alice~") || who.Pinned || who.KeyChanged {
+		t.Fatalf("whois: %+v", who)
+	}
+	// Her self-certifying handle resolves to the same key.
+	var whoSelf api.Whois
+	mustJSON(t, &whoSelf, "whois", who.Handle, "--data", bobDir)
+	if whoSelf.Status != "ok" || whoSelf.Account != aliceID.Account {
+		t.Fatalf("whois %s: %+v", who.Handle, whoSelf)
+	}
+	if out, errs, code := cli(t, "contacts", "add", "alice", "--data", bobDir); code != 0 || !strings.Contains(out, "added alice") {
+		t.Fatalf("contacts add: %d %s %s", code, out, errs)
+	}
+	var contacts []api.Contact
+	mustJSON(t, &contacts, "contacts", "list", "--data", bobDir)
+	if len(contacts) != 1 || contacts[0].Account != aliceID.Account || contacts[0].Petname != "alice" {
+		t.Fatalf("contacts: %+v", contacts)
+	}
+	mustJSON(t, &who, "whois", "alice", "--data", bobDir)
+	if !who.Pinned || who.KeyChanged {
+		t.Fatalf("whois after pinning: %+v", who)
+	}
+
+	// 5. Nobody else can take the name, nor a lookalike of it.
+	for _, name := range []string{"alice", "ALICE", "al.ice"} {
+		out, errs, code = cli(t, "handle", "claim", name, "--data", bobDir, "--json")
+		if code == 0 || !strings.Contains(errs, "taken") || !strings.Contains(errs, "hint:") {
+			t.Fatalf("squat %q: exit %d\n%s%s", name, code, out, errs)
+		}
+		if err := json.Unmarshal([]byte(out), &claim); err != nil || claim.Status != "taken" || claim.Owner != aliceID.Account {
+			t.Fatalf("squat %q JSON: %+v %v", name, claim, err)
+		}
+	}
+
+	// Bad input: clear one-line errors with hints, and the node keeps running.
+	for _, bad := range [][]string{
+		{"handle", "claim", "a"},
+		{"handle", "claim", "al ice"},
+		{"handle", "claim", "alice~abcdefghij"},
+		{"whois", strings.Repeat("x", 100)},
+	} {
+		_, errs, code := cli(t, append(bad, "--data", bobDir)...)
+		if code != exitError || !strings.HasPrefix(errs, "callsign: invalid handle") || !strings.Contains(errs, "\nhint: ") {
+			t.Fatalf("%v: exit %d, stderr %q", bad, code, errs)
+		}
+	}
+	if _, errs, code := cli(t, "frobnicate"); code != exitUsage || !strings.Contains(errs, "unknown command") {
+		t.Fatalf("unknown command: %d %q", code, errs)
+	}
+	if _, errs, code := cli(t, "whois", "alice", "--data", filepath.Join(root, "nobody")); code != exitError ||
+		!strings.Contains(errs, "no node is running") || !strings.Contains(errs, "hint: start one with: callsign up") {
+		t.Fatalf("no node: %d %q", code, errs)
+	}
+
+	// A second node on the same data directory refuses to start.
+	cmd := exec.Command(binary(t), append([]string{"up", "--data", aliceDir}, loopback...)...)
+	outb, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(outb), "already running") {
+		t.Fatalf("second up: %v\n%s", err, outb)
+	}
+
+	// Ctrl-C stops a node cleanly, and a restart keeps identity and handle.
+	if err := alice.stop(); err != nil {
+		t.Fatalf("alice exit: %v\n%s", err, alice.logs)
+	}
+	up(t, aliceDir, nil, append(loopback, "--bootstrap", hub)...)
+	var again api.ID
+	mustJSON(t, &again, "id", "--data", aliceDir)
+	if again.Account != aliceID.Account || again.Peer != aliceID.Peer {
+		t.Fatalf("restart changed identity: %+v vs %+v", again, aliceID)
+	}
+	var handles []api.Handle
+	mustJSON(t, &handles, "handle", "list", "--data", aliceDir)
+	found := false
+	for _, h := range handles {
+		found = found || h.Name == "alice"
+	}
+	if !found {
+		t.Fatalf("handles after restart: %+v", handles)
+	}
+}
+
+// TestPassphrase checks the store's encryption modes through the binary: a
+// wrong passphrase fails clearly and changes nothing on disk.
+func TestPassphrase(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process test: builds and runs the binary")
+	}
+	dir := filepath.Join(t.TempDir(), "node")
+	d := up(t, dir, []string{"CALLSIGN_PASSPHRASE=correct horse battery staple"}, loopback...)
+	var st api.Status
+	mustJSON(t, &st, "status", "--data", dir)
+	if st.Encryption != "passphrase" {
+		t.Fatalf("encryption %q, want passphrase", st.Encryption)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "store.key")); !os.IsNotExist(err) {
+		t.Fatalf("a passphrase node wrote a key file: %v", err)
+	}
+	if err := d.stop(); err != nil {
+		t.Fatal(err)
+	}
+	before := snapshot(t, dir)
+	cmd := exec.Command(binary(t), append([]string{"up", "--data", dir}, loopback...)...)
+	cmd.Env = append(os.Environ(), "CALLSIGN_PASSPHRASE=wrong")
+	out, err := cmd.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "wrong passphrase") || !strings.Contains(string(out), "hint:") {
+		t.Fatalf("wrong passphrase: %v\n%s", err, out)
+	}
+	if after := snapshot(t, dir); after != before {
+		t.Fatalf("a wrong passphrase changed the data directory:\nbefore %s\nafter  %s", before, after)
+	}
+}
+
+// snapshot describes every file under dir but the lock file by name, size
+// and content.
+func snapshot(t *testing.T, dir string) string {
+	t.Helper()
+	var b strings.Builder
+	filepath.Walk(dir, func(p string, fi os.FileInfo, err error) error {
+		if err != nil || fi.IsDir() || fi.Name() == "lock" {
+			return err
+		}
+		f, err := os.Open(p)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		data, _ := io.ReadAll(bufio.NewReader(f))
+		fmt.Fprintf(&b, "%s:%d:%x;", strings.TrimPrefix(p, dir), len(data), hashBytes(data))
+		return nil
+	})
+	return b.String()
+}
+
+func hashBytes(b []byte) uint64 {
+	var h uint64 = 14695981039346656037
+	for _, c := range b {
+		h = (h ^ uint64(c)) * 1099511628211
+	}
+	return h
+}

@@ -1,0 +1,220 @@
+// Package testnet builds networks of real callsign nodes in one process for
+// tests and benchmarks: each node has its own data directory (real badger
+// files), its own libp2p host on 127.0.0.1, a DHT in server mode and its
+// local API on an ephemeral loopback port. Production code never imports it.
+//
+// Helpers wait for a condition under a deadline instead of sleeping.
+package testnet
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/node"
+)
+
+// Options shape a test network. Zero values are sensible test defaults.
+type Options struct {
+	// Network parameters shared by every node; zero PoW means
+	// identity.TestPoW (cheap), not production.
+	Network node.Network
+	// ProductionPoW uses the real proof of work instead of TestPoW.
+	ProductionPoW bool
+	// Logger for every node; nil = discard, or stderr at debug when
+	// CALLSIGN_TEST_LOG=1.
+	Logger *slog.Logger
+}
+
+// Net is a running test network.
+type Net struct {
+	t     testing.TB
+	opts  Options
+	mu    sync.Mutex
+	Nodes []*Node
+}
+
+// Node is one node of the network plus a client of its API.
+type Node struct {
+	*node.Node
+	Client *api.Client
+	Dir    string
+	cfg    node.Config
+}
+
+// New starts n nodes. The first is a public node (DHT server and relay);
+// every node bootstraps from it and runs its DHT in server mode so that
+// routing tables fill on loopback. Nodes are closed at the end of the test.
+func New(t testing.TB, n int, opts Options) *Net {
+	t.Helper()
+	if opts.Network.PoW == (identity.PoWParams{}) && !opts.ProductionPoW {
+		opts.Network.PoW = identity.TestPoW
+	}
+	if opts.Logger == nil {
+		if os.Getenv("CALLSIGN_TEST_LOG") == "1" {
+			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+	}
+	net := &Net{t: t, opts: opts}
+	t.Cleanup(net.Close)
+	net.Add(true)
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for range n - 1 {
+		wg.Go(func() {
+			if _, err := net.add(false, t.TempDir()); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	net.WaitConnected(t, 30*time.Second)
+	return net
+}
+
+// Add starts one more node (public or not) that bootstraps from the first.
+func (net *Net) Add(public bool) *Node {
+	net.t.Helper()
+	nd, err := net.add(public, net.t.TempDir())
+	if err != nil {
+		net.t.Fatal(err)
+	}
+	return nd
+}
+
+// Restart closes nd and starts a node on the same data directory; the
+// returned node replaces nd in Nodes.
+func (net *Net) Restart(nd *Node) *Node {
+	net.t.Helper()
+	nd.Client.Close()
+	if err := nd.Node.Close(); err != nil {
+		net.t.Fatalf("close: %v", err)
+	}
+	nn, err := net.start(nd.cfg)
+	if err != nil {
+		net.t.Fatalf("restart: %v", err)
+	}
+	net.mu.Lock()
+	for i, x := range net.Nodes {
+		if x == nd {
+			net.Nodes[i] = nn
+		}
+	}
+	net.mu.Unlock()
+	return nn
+}
+
+func (net *Net) add(public bool, dir string) (*Node, error) {
+	cfg := node.Config{
+		DataDir:   dir,
+		Listen:    []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
+		APIAddr:   "127.0.0.1:0",
+		Public:    public,
+		DHTServer: true,
+		Network:   net.opts.Network,
+		Logger:    net.opts.Logger,
+	}
+	net.mu.Lock()
+	if len(net.Nodes) > 0 {
+		cfg.Bootstrap = net.Nodes[0].bootstrapAddrs()
+	}
+	net.mu.Unlock()
+	nd, err := net.start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	net.mu.Lock()
+	net.Nodes = append(net.Nodes, nd)
+	net.mu.Unlock()
+	return nd, nil
+}
+
+func (net *Net) start(cfg node.Config) (*Node, error) {
+	n, err := node.New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Start(ctx); err != nil {
+		return nil, fmt.Errorf("start node in %s: %w", cfg.DataDir, err)
+	}
+	c, err := api.DialDataDir(cfg.DataDir)
+	if err != nil {
+		n.Close()
+		return nil, err
+	}
+	return &Node{Node: n, Client: c, Dir: cfg.DataDir, cfg: cfg}, nil
+}
+
+func (nd *Node) bootstrapAddrs() []string {
+	id, err := nd.ID(context.Background())
+	if err != nil {
+		return nil
+	}
+	return id.Addrs
+}
+
+// Close stops every node and waits for them.
+func (net *Net) Close() {
+	net.mu.Lock()
+	nodes := net.Nodes
+	net.Nodes = nil
+	net.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, nd := range nodes {
+		wg.Go(func() {
+			nd.Client.Close()
+			if err := nd.Node.Close(); err != nil {
+				net.t.Errorf("close node: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// WaitConnected waits until every node has published its identity and has
+// a non-empty routing table.
+func (net *Net) WaitConnected(t testing.TB, timeout time.Duration) {
+	t.Helper()
+	Eventually(t, timeout, func() error {
+		for i, nd := range net.Nodes {
+			if nd.DHT().RoutingTableSize() == 0 {
+				return fmt.Errorf("node %d has an empty routing table", i)
+			}
+			if !nd.Published() {
+				return fmt.Errorf("node %d has not published its identity yet", i)
+			}
+		}
+		return nil
+	})
+}
+
+// Eventually polls cond until it returns nil or timeout passes, then fails
+// the test with cond's last error.
+func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	wait := 10 * time.Millisecond
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %v: %v", timeout, err)
+		}
+		time.Sleep(wait)
+		wait = min(wait*2, 250*time.Millisecond)
+	}
+}

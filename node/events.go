@@ -1,0 +1,75 @@
+package node
+
+import (
+	"context"
+	"sync"
+
+	"github.com/callsign/callsign/api"
+)
+
+// Event types on the API's event stream.
+const (
+	EventKeyChange = "key-change" // a contact's handle now resolves to another key
+	EventHandle    = "handle"     // a handle of ours was claimed or lost
+)
+
+// hub fans events out to API subscribers. A subscriber that falls behind
+// loses events instead of blocking the node.
+type hub struct {
+	mu     sync.Mutex
+	subs   map[chan api.Event]struct{}
+	closed bool
+}
+
+func newHub() *hub { return &hub{subs: map[chan api.Event]struct{}{}} }
+
+func (h *hub) publish(ev api.Event) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for ch := range h.subs {
+		select {
+		case ch <- ev:
+		default: // slow subscriber: drop
+		}
+	}
+}
+
+func (h *hub) subscribe(ctx context.Context) (<-chan api.Event, func()) {
+	ch := make(chan api.Event, 256)
+	h.mu.Lock()
+	if h.closed {
+		h.mu.Unlock()
+		close(ch)
+		return ch, func() {}
+	}
+	h.subs[ch] = struct{}{}
+	h.mu.Unlock()
+	var once sync.Once
+	cancel := func() {
+		once.Do(func() {
+			h.mu.Lock()
+			if _, ok := h.subs[ch]; ok {
+				delete(h.subs, ch)
+				close(ch)
+			}
+			h.mu.Unlock()
+		})
+	}
+	stop := context.AfterFunc(ctx, cancel)
+	return ch, func() { stop(); cancel() }
+}
+
+func (h *hub) close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for ch := range h.subs {
+		delete(h.subs, ch)
+		close(ch)
+	}
+}
+
+// Subscribe implements api.Backend.
+func (n *Node) Subscribe(ctx context.Context) (<-chan api.Event, func()) {
+	return n.events.subscribe(ctx)
+}

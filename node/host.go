@@ -1,0 +1,146 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
+)
+
+// bootstrapPeers merges the configured bootstrap addresses into the
+// remembered ones (the store keeps them for later starts) and returns all.
+func (n *Node) bootstrapPeers() ([]peer.AddrInfo, error) {
+	var all []string
+	err := n.db.Update(func(tx *store.Tx) error {
+		for _, b := range n.cfg.Bootstrap {
+			if err := tx.AddBootstrap(b); err != nil {
+				return err
+			}
+		}
+		var err error
+		all, err = tx.Bootstraps()
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("bootstrap peers: %w", err)
+	}
+	var infos []peer.AddrInfo
+	for _, s := range all {
+		ai, err := peer.AddrInfoFromString(s)
+		if err != nil {
+			n.log.Warn("ignoring a remembered bootstrap address", "addr", s, "err", err)
+			continue
+		}
+		if ai.ID == "" || (n.keys != nil && ai.ID == peerIDOf(n.keys)) {
+			continue // never bootstrap from ourselves
+		}
+		infos = append(infos, *ai)
+	}
+	return mergeAddrInfos(infos), nil
+}
+
+func peerIDOf(k *keys) peer.ID {
+	id, _ := peer.IDFromPrivateKey(k.device)
+	return id
+}
+
+func mergeAddrInfos(in []peer.AddrInfo) []peer.AddrInfo {
+	byID := map[peer.ID]int{}
+	var out []peer.AddrInfo
+	for _, ai := range in {
+		if i, ok := byID[ai.ID]; ok {
+			out[i].Addrs = append(out[i].Addrs, ai.Addrs...)
+			continue
+		}
+		byID[ai.ID] = len(out)
+		out = append(out, ai)
+	}
+	return out
+}
+
+func (n *Node) startHost() error {
+	boot, err := n.bootstrapPeers()
+	if err != nil {
+		return err
+	}
+	cfg := p2p.HostConfig{
+		PrivKey:  n.keys.device,
+		Listen:   n.listenAddrs(),
+		Announce: n.cfg.Announce,
+		Public:   n.cfg.Public,
+		Logger:   n.log.With("component", "p2p"),
+	}
+	if !n.cfg.Public {
+		// Community nodes we bootstrap from double as our relays.
+		cfg.StaticRelays = boot
+	}
+	h, err := p2p.NewHost(cfg)
+	if err != nil && len(n.cfg.Listen) == 0 {
+		// A remembered port may be taken now; fall back to fresh ones.
+		n.log.Info("remembered listen ports unavailable, picking new ones", "err", err)
+		cfg.Listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"}
+		h, err = p2p.NewHost(cfg)
+	}
+	if err != nil {
+		return withHint(fmt.Errorf("start libp2p host: %w", err), "check --listen; a port may be in use by another program")
+	}
+	n.host = h
+	n.closers = append(n.closers, h.Close)
+	n.rememberPorts()
+	return nil
+}
+
+func (n *Node) startDHT(ctx context.Context) error {
+	d, err := dht.New(dht.Config{
+		Host:              n.host,
+		Server:            n.cfg.Public || n.cfg.DHTServer,
+		PoW:               n.cfg.Network.PoW,
+		RecordTTL:         n.cfg.Network.RecordTTL,
+		RepublishInterval: n.cfg.Network.RepublishInterval,
+		Grace:             n.cfg.Network.Grace,
+		Logger:            n.log.With("component", "dht"),
+	})
+	if err != nil {
+		return fmt.Errorf("start DHT: %w", err)
+	}
+	n.closers = append(n.closers, d.Close)
+	if err := d.Start(ctx); err != nil {
+		return fmt.Errorf("start DHT: %w", err)
+	}
+	n.dht = d
+	return nil
+}
+
+// connectBootstrap dials every bootstrap peer at once and returns how many
+// answered within the deadline.
+func (n *Node) connectBootstrap(ctx context.Context) int {
+	boot, err := n.bootstrapPeers()
+	if err != nil {
+		n.log.Warn("bootstrap", "err", err)
+		return 0
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for _, ai := range boot {
+		wg.Go(func() {
+			if err := n.host.Connect(ctx, ai); err != nil {
+				n.log.Info("bootstrap peer unreachable", "peer", ai.ID, "err", err)
+				return
+			}
+			mu.Lock()
+			ok++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	return ok
+}

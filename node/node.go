@@ -1,0 +1,386 @@
+// Package node is callsign's composition root: it builds and wires the store,
+// the libp2p host, the DHT address book and the local API, owns their
+// lifecycle (New, Start, Close), and holds the policies (who may reach us,
+// when to republish, what to pin).
+//
+// Only cmd/callsign and tests import node. It must not know wire encodings
+// or the store's key layout: it talks to each package through its typed API.
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/store"
+)
+
+// Version is the node's version string, shown by `callsign status`.
+var Version = "0.1.0-dev"
+
+// DefaultAPIAddr is where the local API listens when Config.APIAddr is
+// empty. If the port is taken (another node on this machine), the node falls
+// back to an ephemeral port and says so; every CLI command finds it through
+// the data directory anyway.
+const DefaultAPIAddr = "127.0.0.1:4142"
+
+// Config configures a Node. The zero value of every field but DataDir means
+// its default.
+type Config struct {
+	// DataDir holds the store, the keys and the API endpoint files.
+	// Required; created with mode 0700 if missing.
+	DataDir string
+	// Passphrase encrypts the store through Argon2id. nil means a generated
+	// key file (DataDir/store.key, mode 0600).
+	Passphrase []byte
+	// Listen is the libp2p listen multiaddrs. nil means all interfaces on
+	// the ports this data directory used last time (ephemeral ports on the
+	// first run; public nodes default to 4141).
+	Listen []string
+	// APIAddr is the local API address (loopback only). "" = DefaultAPIAddr.
+	APIAddr string
+	// Bootstrap is multiaddrs (with /p2p/) of nodes to join the network
+	// through. They are remembered in the store and used on later starts.
+	Bootstrap []string
+	// Public makes this a community node: DHT server, circuit relay,
+	// reachable addresses announced.
+	Public bool
+	// Announce replaces the observed addresses announced by a public node.
+	Announce []string
+	// DHTServer forces DHT server mode on a non-public node (test networks).
+	DHTServer bool
+	// Network overrides network-wide parameters (test networks only: every
+	// node of a network must use the same values). Zero = production.
+	Network Network
+	// Web is the web app to serve; nil = none.
+	Web fs.FS
+	// Logger receives the node's logs; nil = discard.
+	Logger *slog.Logger
+}
+
+// Network holds parameters every node of one network must share.
+type Network struct {
+	PoW               identity.PoWParams // zero = production proof of work
+	RecordTTL         time.Duration      // 0 = dht default (72 h)
+	RepublishInterval time.Duration      // 0 = dht default (12 h)
+	Grace             time.Duration      // 0 = dht default (24 h)
+}
+
+// Errors a user can do something about. They carry a hint (see Hint).
+var (
+	ErrAlreadyRunning = errors.New("another callsign node is running with this data directory")
+)
+
+// Error is a node error with a hint for the user.
+type Error struct {
+	Err  error
+	hint string
+}
+
+func (e *Error) Error() string { return e.Err.Error() }
+func (e *Error) Unwrap() error { return e.Err }
+
+// Hint says what the user can do about the error.
+func (e *Error) Hint() string { return e.hint }
+
+func withHint(err error, hint string) error { return &Error{Err: err, hint: hint} }
+
+// Node is a running callsign node.
+type Node struct {
+	cfg Config
+	log *slog.Logger
+
+	lock    *os.File
+	db      *store.DB
+	keys    *keys
+	host    host.Host
+	dht     *dht.DHT
+	api     *api.Server
+	events  *hub
+	started time.Time
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closers   []func() error // undo list, run in reverse by Close
+	closeOnce sync.Once
+	closeErr  error
+
+	mu         sync.Mutex // guards the fields below
+	identitySq uint64     // last identity record seq published
+	published  bool       // identity record confirmed at least once
+}
+
+// New validates cfg. It does not touch the disk or the network: Start does.
+func New(cfg Config) (*Node, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("node: no data directory")
+	}
+	abs, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("node: data directory: %w", err)
+	}
+	cfg.DataDir = abs
+	for _, a := range append(append([]string{}, cfg.Listen...), cfg.Announce...) {
+		if _, err := ma.NewMultiaddr(a); err != nil {
+			return nil, withHint(fmt.Errorf("bad address %q: %v", a, err), "addresses are multiaddrs, e.g. /ip4/0.0.0.0/tcp/4141")
+		}
+	}
+	for _, b := range cfg.Bootstrap {
+		if _, err := peer.AddrInfoFromString(b); err != nil {
+			return nil, withHint(fmt.Errorf("bad bootstrap address %q: %v", b, err), "a bootstrap address ends in /p2p/<peer id>; `callsign id` on that node prints its addresses")
+		}
+	}
+	if cfg.APIAddr == "" {
+		cfg.APIAddr = DefaultAPIAddr
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub()}, nil
+}
+
+// Start opens the store, creates the identity on the first run, starts the
+// libp2p host, the DHT and the local API, and returns once the API answers.
+// Publishing the identity record and handles continues in the background.
+// On error, everything started so far is closed again.
+func (n *Node) Start(ctx context.Context) (err error) {
+	n.started = time.Now()
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return withHint(fmt.Errorf("create data directory: %w", err), "pick a directory you can write to with --data")
+	}
+	if err := n.takeLock(); err != nil {
+		return err
+	}
+	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: n.cfg.Passphrase, Logger: n.log.With("component", "store")})
+	if err != nil {
+		return storeError(err)
+	}
+	n.db = db
+	n.closers = append(n.closers, db.Close)
+
+	if n.keys, err = loadKeys(n.db, n.log); err != nil {
+		return err
+	}
+	if err := n.startHost(); err != nil {
+		return err
+	}
+	if err := n.startDHT(ctx); err != nil {
+		return err
+	}
+	if err := n.startAPI(); err != nil {
+		return err
+	}
+	n.wg.Go(n.publishLoop)
+	n.log.Info("node started", "account", n.keys.account.Public().ID(), "peer", n.host.ID(), "api", n.api.Addr(),
+		"encryption", n.db.Encryption(), "public", n.cfg.Public, "startup", time.Since(n.started).Round(time.Millisecond))
+	return nil
+}
+
+func storeError(err error) error {
+	switch {
+	case errors.Is(err, store.ErrWrongPassphrase):
+		return withHint(err, "check $CALLSIGN_PASSPHRASE; nothing was changed")
+	case errors.Is(err, store.ErrNeedPassphrase):
+		return withHint(err, "set $CALLSIGN_PASSPHRASE to the passphrase this node was created with")
+	case errors.Is(err, store.ErrHasKeyFile):
+		return withHint(err, "this node keeps its store key in store.key; unset $CALLSIGN_PASSPHRASE")
+	}
+	return fmt.Errorf("open store: %w", err)
+}
+
+// takeLock holds DataDir/lock for the node's lifetime so that a second node
+// on the same data directory fails early and clearly.
+func (n *Node) takeLock() error {
+	f, err := os.OpenFile(filepath.Join(n.cfg.DataDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return fmt.Errorf("open lock file: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		f.Close()
+		if errors.Is(err, syscall.EWOULDBLOCK) {
+			return withHint(fmt.Errorf("%w (%s)", ErrAlreadyRunning, n.cfg.DataDir), "stop the other node first, or pick another --data directory")
+		}
+		return fmt.Errorf("lock data directory: %w", err)
+	}
+	n.lock = f
+	n.closers = append(n.closers, func() error {
+		syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return f.Close()
+	})
+	return nil
+}
+
+func (n *Node) startAPI() error {
+	token, err := n.apiToken()
+	if err != nil {
+		return err
+	}
+	srv, err := api.NewServer(api.ServerConfig{Addr: n.cfg.APIAddr, Token: token, Backend: n, Web: n.cfg.Web, Logger: n.log.With("component", "api")})
+	if err != nil {
+		return withHint(err, "use --api 127.0.0.1:PORT")
+	}
+	if err := srv.Start(); err != nil {
+		if n.cfg.APIAddr != DefaultAPIAddr || !errors.Is(err, syscall.EADDRINUSE) {
+			return withHint(err, "pick another port with --api 127.0.0.1:PORT (port 0 picks a free one)")
+		}
+		n.log.Info("default API port busy, using a free one", "wanted", DefaultAPIAddr)
+		if srv, err = api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", Token: token, Backend: n, Web: n.cfg.Web, Logger: n.log.With("component", "api")}); err != nil {
+			return err
+		}
+		if err := srv.Start(); err != nil {
+			return err
+		}
+	}
+	n.api = srv
+	n.closers = append(n.closers, srv.Close)
+	if err := api.WriteEndpoint(n.cfg.DataDir, srv.Addr(), token); err != nil {
+		return fmt.Errorf("write API endpoint: %w", err)
+	}
+	n.closers = append(n.closers, func() error { api.RemoveEndpoint(n.cfg.DataDir); return nil })
+	return nil
+}
+
+// apiToken reuses the token in the data directory, so that clients holding
+// it keep working across restarts, or makes a new one.
+func (n *Node) apiToken() (string, error) {
+	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, api.TokenFile))
+	if err == nil {
+		if t := string(trimSpace(b)); len(t) >= 32 {
+			return t, nil
+		}
+	}
+	return api.NewToken(), nil
+}
+
+func trimSpace(b []byte) []byte {
+	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\r') {
+		b = b[:len(b)-1]
+	}
+	return b
+}
+
+// APIAddr is the bound address of the local API (valid after Start).
+func (n *Node) APIAddr() string { return n.api.Addr() }
+
+// DataDir is the node's data directory.
+func (n *Node) DataDir() string { return n.cfg.DataDir }
+
+// Host is the node's libp2p host (tests and benchmarks).
+func (n *Node) Host() host.Host { return n.host }
+
+// DHT is the node's address book (tests and benchmarks).
+func (n *Node) DHT() *dht.DHT { return n.dht }
+
+// Account is the node's account id.
+func (n *Node) Account() identity.AccountID { return n.keys.account.Public().ID() }
+
+// Close stops everything Start started, in reverse order, and waits for
+// every goroutine. It is idempotent and safe after a failed Start.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		n.cancel()
+		n.wg.Wait()
+		var errs []error
+		for i := len(n.closers) - 1; i >= 0; i-- {
+			if err := n.closers[i](); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		n.events.close()
+		n.closeErr = errors.Join(errs...)
+	})
+	return n.closeErr
+}
+
+// listenAddrs picks the libp2p listen addresses: the configured ones, else
+// all interfaces on the remembered ports (public nodes: 4141).
+func (n *Node) listenAddrs() []string {
+	if len(n.cfg.Listen) > 0 {
+		return n.cfg.Listen
+	}
+	tcp, quic := 0, 0
+	if n.cfg.Public {
+		tcp, quic = 4141, 4141
+	}
+	var lp store.ListenPorts
+	if err := n.db.View(func(tx *store.Tx) error { var err error; lp, err = tx.ListenPorts(); return err }); err == nil {
+		if lp.TCP != 0 {
+			tcp = lp.TCP
+		}
+		if lp.QUIC != 0 {
+			quic = lp.QUIC
+		}
+	}
+	return []string{
+		fmt.Sprintf("/ip4/0.0.0.0/tcp/%d", tcp),
+		fmt.Sprintf("/ip4/0.0.0.0/udp/%d/quic-v1", quic),
+		fmt.Sprintf("/ip6/::/tcp/%d", tcp),
+		fmt.Sprintf("/ip6/::/udp/%d/quic-v1", quic),
+	}
+}
+
+// rememberPorts stores the ports the host actually bound, so the next start
+// reuses them.
+func (n *Node) rememberPorts() {
+	var lp store.ListenPorts
+	for _, a := range n.host.Network().ListenAddresses() {
+		if p, err := a.ValueForProtocol(ma.P_TCP); err == nil && lp.TCP == 0 {
+			fmt.Sscan(p, &lp.TCP)
+		}
+		if _, err := a.ValueForProtocol(ma.P_QUIC_V1); err == nil && lp.QUIC == 0 {
+			if p, err := a.ValueForProtocol(ma.P_UDP); err == nil {
+				fmt.Sscan(p, &lp.QUIC)
+			}
+		}
+	}
+	if err := n.db.Update(func(tx *store.Tx) error { return tx.PutListenPorts(lp) }); err != nil {
+		n.log.Warn("remember listen ports", "err", err)
+	}
+}
+
+// isLoopbackListen reports whether every listen address is loopback (used
+// to keep test and walkthrough networks on 127.0.0.1).
+func isLoopbackListen(addrs []ma.Multiaddr) bool {
+	for _, a := range addrs {
+		ip, err := a.ValueForProtocol(ma.P_IP4)
+		if err != nil {
+			ip, err = a.ValueForProtocol(ma.P_IP6)
+		}
+		if err != nil || !net.ParseIP(ip).IsLoopback() {
+			return false
+		}
+	}
+	return true
+}
+
+// Published reports whether the identity record has been published and
+// confirmed at least once since Start.
+func (n *Node) Published() bool {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.published
+}

@@ -1,0 +1,223 @@
+package node
+
+import (
+	"context"
+	"sort"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/store"
+)
+
+// deviceCertTTL is how long a device certificate is valid; it is reissued
+// with every identity record, so it never lapses on a running node.
+const deviceCertTTL = 30 * 24 * time.Hour
+
+// publishLoop joins the network and publishes the identity record and the
+// handles, retrying with backoff until the first publication is confirmed.
+// The DHT's republish loop keeps them alive afterwards.
+func (n *Node) publishLoop() {
+	ctx := n.ctx
+	backoff := time.Second
+	for {
+		if !n.waitForPeers(ctx) {
+			return
+		}
+		if err := n.publish(ctx); err == nil {
+			return
+		} else if ctx.Err() != nil {
+			return
+		} else {
+			n.log.Info("publishing identity failed; will retry", "err", err, "in", backoff)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 2*time.Minute)
+	}
+}
+
+// waitForPeers connects to the bootstrap peers and, if none answers, waits
+// until some peer connects to us (the first node of a network waits for the
+// second). It returns false once ctx ends.
+func (n *Node) waitForPeers(ctx context.Context) bool {
+	if n.connectBootstrap(ctx) > 0 {
+		return true
+	}
+	t := time.NewTicker(250 * time.Millisecond)
+	defer t.Stop()
+	retry := time.Now().Add(30 * time.Second)
+	for len(n.host.Network().Peers()) == 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		if time.Now().After(retry) {
+			if n.connectBootstrap(ctx) > 0 {
+				return true
+			}
+			retry = time.Now().Add(30 * time.Second)
+		}
+	}
+	return true
+}
+
+// publish connects to the bootstrap peers, then publishes the identity
+// record and republishes every handle this node holds, and hands them to the
+// DHT's republisher.
+func (n *Node) publish(ctx context.Context) error {
+	n.joinDHT(ctx)
+	rec, claims, err := n.ownedRecords()
+	if err != nil {
+		return err
+	}
+	// Handles first: the identity record names them, so they must resolve
+	// by the time it does.
+	for i := range claims {
+		var prev *dht.HandleClaim
+		if !claims[i].ClaimedAt.IsZero() {
+			prev = &claims[i]
+		}
+		res, err := n.dht.ClaimHandle(ctx, n.keys.account, claims[i].Name, prev)
+		if err != nil {
+			return err
+		}
+		if res.Status != dht.ClaimClaimed {
+			n.log.Warn("a handle this node held is now held by someone else", "name", claims[i].Name, "owner", res.Owner.ID())
+			continue
+		}
+		claims[i] = *res.Claim
+	}
+	if _, err := n.dht.PublishIdentity(ctx, n.keys.account, rec); err != nil {
+		return err
+	}
+	n.dht.SetOwned(n.keys.account, rec, claims)
+	n.mu.Lock()
+	n.published = true
+	n.mu.Unlock()
+	n.log.Info("identity published", "account", n.keys.account.Public().ID(), "handles", len(claims))
+	return nil
+}
+
+// primaryName is the name part of the self-certifying handle: the earliest
+// claimed global handle, or "user" before there is one.
+func primaryName(claims []store.HandleClaim) string {
+	var first *store.HandleClaim
+	for i := range claims {
+		c := &claims[i]
+		if identity.IsSelfCert(c.Name) {
+			continue
+		}
+		if first == nil || c.ClaimedAt.Before(first.ClaimedAt) {
+			first = c
+		}
+	}
+	if first == nil {
+		return "user"
+	}
+	return first.Name
+}
+
+// selfCertHandle is this account's self-certifying handle.
+func (n *Node) selfCertHandle() (string, error) {
+	var claims []store.HandleClaim
+	err := n.db.View(func(tx *store.Tx) error {
+		var err error
+		claims, err = tx.Claims()
+		return err
+	})
+	if err != nil {
+		return "", err
+	}
+	return identity.SelfCertHandle(primaryName(claims), n.keys.account.Public()), nil
+}
+
+// ownedRecords builds the identity record and the list of handle claims
+// (the self-certifying handle included) from the store.
+func (n *Node) ownedRecords() (*dht.IdentityRecord, []dht.HandleClaim, error) {
+	var stored []store.HandleClaim
+	if err := n.db.View(func(tx *store.Tx) error {
+		var err error
+		stored, err = tx.Claims()
+		return err
+	}); err != nil {
+		return nil, nil, err
+	}
+	now := time.Now()
+	pid, err := peer.IDFromPrivateKey(n.keys.device)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := identity.IssueDeviceCert(n.keys.account, []byte(pid), n.keys.x25519.PublicKey().Bytes(), now, now.Add(deviceCertTTL))
+	if err != nil {
+		return nil, nil, err
+	}
+	self := identity.SelfCertHandle(primaryName(stored), n.keys.account.Public())
+	claims := []dht.HandleClaim{{Name: self}}
+	names := []string{self}
+	sort.Slice(stored, func(i, j int) bool { return stored[i].ClaimedAt.Before(stored[j].ClaimedAt) })
+	for _, c := range stored {
+		if identity.IsSelfCert(c.Name) {
+			continue
+		}
+		claims = append(claims, dht.HandleClaim{Name: c.Name, Nonce: c.Nonce, Seq: c.Seq, ClaimedAt: c.ClaimedAt})
+		names = append(names, c.Name)
+	}
+	rec := &dht.IdentityRecord{
+		Devices: []identity.DeviceCert{cert},
+		Prekeys: n.keys.prekeys,
+		Relays:  n.relayAddrs(),
+		Handles: names,
+	}
+	return rec, claims, nil
+}
+
+// relayAddrs are the addresses of the community nodes this node reaches
+// the world through, announced in the identity record.
+func (n *Node) relayAddrs() []ma.Multiaddr {
+	if n.cfg.Public {
+		return nil
+	}
+	boot, err := n.bootstrapPeers()
+	if err != nil {
+		return nil
+	}
+	var out []ma.Multiaddr
+	for _, ai := range boot {
+		addrs, err := peer.AddrInfoToP2pAddrs(&ai)
+		if err != nil {
+			continue
+		}
+		for _, a := range addrs {
+			if len(out) == 8 {
+				return out
+			}
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// joinDHT waits (briefly) for the routing table to hold a peer once we are
+// connected, then asks kad-dht to refresh it.
+func (n *Node) joinDHT(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	t := time.NewTicker(20 * time.Millisecond)
+	defer t.Stop()
+	for n.dht.RoutingTableSize() == 0 {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+	_ = n.dht.Kad().Bootstrap(ctx)
+}
