@@ -1,0 +1,276 @@
+package msg
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/p2p/p2ptest"
+	"github.com/callsign/callsign/store"
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// world is a fake Directory shared by the nodes of one test.
+type world struct {
+	mu    sync.Mutex
+	nodes map[identity.AccountID]*node
+}
+
+func newWorld() *world { return &world{nodes: map[identity.AccountID]*node{}} }
+
+func (w *world) Lookup(ctx context.Context, acct identity.AccountID) (Recipient, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	n := w.nodes[acct]
+	if n == nil {
+		return Recipient{}, errors.New("no such account")
+	}
+	return Recipient{Account: n.acct.Public(), Devices: []identity.DeviceCert{n.cert}, Bundle: n.bundle, Relays: n.relays}, nil
+}
+
+// policy is a fake Policy: Deliver unless set otherwise.
+type policy struct {
+	mu sync.Mutex
+	m  map[identity.AccountID]Decision
+}
+
+func (p *policy) Classify(from identity.AccountID) Decision {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if d, ok := p.m[from]; ok {
+		return d
+	}
+	return Deliver
+}
+
+func (p *policy) set(a identity.AccountID, d Decision) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.m == nil {
+		p.m = map[identity.AccountID]Decision{}
+	}
+	p.m[a] = d
+}
+
+// node is one account with one device: a host, a store and a Service that
+// can be stopped and started again on the same store and key.
+type node struct {
+	t      testing.TB
+	w      *world
+	dir    string
+	key    crypto.PrivKey
+	acct   *identity.AccountKey
+	dh     *ecdh.PrivateKey
+	cert   identity.DeviceCert
+	bundle []byte
+	relays []peer.AddrInfo
+	pol    *policy
+	mod    func(*Config)
+	hostMod func(*p2p.HostConfig)
+
+	host host.Host
+	db   *store.DB
+	svc  *Service
+
+	evMu   sync.Mutex
+	events []Event
+}
+
+func newNode(t testing.TB, w *world, mod func(*Config)) *node {
+	t.Helper()
+	key, err := p2p.GeneratePeerKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	acct, err := identity.GenerateAccountKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dh, err := ecdh.X25519().GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := identity.IssueDeviceCert(acct, []byte(pid), dh.PublicKey().Bytes(), time.Now().Add(-time.Minute), time.Now().Add(24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := &node{t: t, w: w, dir: t.TempDir(), key: key, acct: acct, dh: dh, cert: cert, pol: &policy{}, mod: mod}
+	w.mu.Lock()
+	w.nodes[acct.Public().ID()] = n
+	w.mu.Unlock()
+	t.Cleanup(n.stop)
+	return n
+}
+
+func (n *node) id() identity.AccountID { return n.acct.Public().ID() }
+
+// start opens the store, a host (same key, new port) and the Service.
+func (n *node) start() {
+	t := n.t
+	t.Helper()
+	mod := n.hostMod
+	n.host = p2ptest.NewHost(t, func(c *p2p.HostConfig) {
+		c.PrivKey = n.key
+		c.Listen = p2ptest.ListenTCP
+		if mod != nil {
+			mod(c)
+		}
+	})
+	db, err := store.Open(context.Background(), store.Options{Dir: n.dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.db = db
+	cfg := Config{
+		Host: n.host, DB: db, Account: n.acct, DeviceDH: n.dh, Cert: n.cert,
+		Directory: n.w, Policy: n.pol,
+		OnEvent:  func(e Event) { n.evMu.Lock(); n.events = append(n.events, e); n.evMu.Unlock() },
+		RetryMin: 50 * time.Millisecond, RetryMax: 500 * time.Millisecond,
+	}
+	if n.mod != nil {
+		n.mod(&cfg)
+	}
+	svc, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n.svc = svc
+	b, err := svc.Bundle()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.w.mu.Lock()
+	n.bundle = b
+	n.w.mu.Unlock()
+}
+
+// stop closes the Service, the store and the host.
+func (n *node) stop() {
+	if n.svc != nil {
+		n.svc.Close()
+		n.svc = nil
+	}
+	if n.db != nil {
+		n.db.Close()
+		n.db = nil
+	}
+	if n.host != nil {
+		n.host.Close()
+		n.host = nil
+	}
+}
+
+// know tells n's peerstore where other's host listens (the node's DHT
+// does this in production).
+func (n *node) know(other *node) {
+	n.host.Peerstore().AddAddrs(other.host.ID(), other.host.Addrs(), peerstore.PermanentAddrTTL)
+}
+
+func (n *node) messages(peer identity.AccountID) []store.Message {
+	n.t.Helper()
+	var all []store.Message
+	cursor := ""
+	for {
+		page, next, err := n.db.Messages(string(peer), store.Page{Cursor: cursor, Limit: 1000})
+		if err != nil {
+			n.t.Fatal(err)
+		}
+		all = append(all, page...)
+		if next == "" {
+			return all
+		}
+		cursor = next
+	}
+}
+
+func (n *node) incoming(peer identity.AccountID) []store.Message {
+	var in []store.Message
+	for _, m := range n.messages(peer) {
+		if m.Direction == store.DirIn {
+			in = append(in, m)
+		}
+	}
+	return in
+}
+
+func (n *node) outbox() []store.OutboxEntry {
+	n.t.Helper()
+	e, err := n.db.DueOutbox(time.Unix(0, 1<<62), 1<<20)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return e
+}
+
+func (n *node) eventsOf(kind EventKind) []Event {
+	n.evMu.Lock()
+	defer n.evMu.Unlock()
+	var out []Event
+	for _, e := range n.events {
+		if e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (n *node) send(to *node, text string) store.Message {
+	n.t.Helper()
+	m, err := n.svc.Send(context.Background(), to.id(), []byte(text))
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	return m
+}
+
+func (n *node) state(peer identity.AccountID, id string) string {
+	m, err := n.db.Message(string(peer), id)
+	if err != nil {
+		return "error: " + err.Error()
+	}
+	return m.State
+}
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", d, what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// pair starts two nodes that know each other's addresses.
+func pair(t testing.TB, mod func(*Config)) (a, b *node) {
+	w := newWorld()
+	a, b = newNode(t, w, mod), newNode(t, w, mod)
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	return a, b
+}

@@ -1,0 +1,401 @@
+package msg
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"golang.org/x/time/rate"
+)
+
+// handleMsg serves one inbound ProtocolMsg stream: it reads Deliver frames,
+// commits the ones that arrived together in one transaction and answers
+// each with an Ack, in order. A frame that does not parse or exceeds the
+// cap resets the stream.
+func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
+	remote := st.Conn().RemotePeer()
+	if !s.acquireInbound(remote) {
+		return p2p.WithCode(p2p.CodeOverloaded, errors.New("too many streams from this peer"))
+	}
+	defer s.releaseInbound(remote)
+	lim := s.limiter(remote)
+	br := bufio.NewReaderSize(st, 64<<10)
+	bw := bufio.NewWriterSize(st, 16<<10)
+	maxFrame := maxDeliverFrame(s.cfg.MaxMessage)
+	var cc certCache
+	for {
+		st.SetReadDeadline(time.Now().Add(inboundIdle))
+		b, err := p2p.ReadFrame(br, maxFrame)
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return readError(err)
+		}
+		batch, size := [][]byte{b}, len(b)
+		for br.Buffered() > 0 && len(batch) < min(maxBatch, s.cfg.PeerBurst) && size < maxBatchBytes {
+			b, err := p2p.ReadFrame(br, maxFrame)
+			if err != nil {
+				return readError(err)
+			}
+			batch, size = append(batch, b), size+len(b)
+		}
+		if err := lim.WaitN(ctx, len(batch)); err != nil {
+			return p2p.WithCode(p2p.CodeRateLimited, err)
+		}
+		acks, err := s.receive(remote, &cc, batch)
+		if err != nil {
+			return err
+		}
+		st.SetWriteDeadline(time.Now().Add(ackTimeout))
+		for _, a := range acks {
+			if err := p2p.WriteFrame(bw, a.marshal()); err != nil {
+				return err
+			}
+		}
+		if err := bw.Flush(); err != nil {
+			return err
+		}
+	}
+}
+
+func readError(err error) error {
+	switch {
+	case errors.Is(err, p2p.ErrFrameTooLarge):
+		return p2p.WithCode(p2p.CodeTooLarge, err)
+	case errors.Is(err, p2p.ErrBadVarint), errors.Is(err, io.ErrUnexpectedEOF):
+		return p2p.WithCode(p2p.CodeBadRequest, err)
+	}
+	return err
+}
+
+func (s *Service) acquireInbound(p peer.ID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inbound[p] >= maxStreamsPerPeer {
+		return false
+	}
+	s.inbound[p]++
+	return true
+}
+
+func (s *Service) releaseInbound(p peer.ID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.inbound[p]--; s.inbound[p] <= 0 {
+		delete(s.inbound, p)
+	}
+}
+
+// limiter returns p's frame bucket. Buckets of peers without streams that
+// have refilled are forgotten when the map grows, bounding its memory.
+func (s *Service) limiter(p peer.ID) *rate.Limiter {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l := s.limiters[p]
+	if l == nil {
+		if len(s.limiters) >= 4096 {
+			now := time.Now()
+			for q, ql := range s.limiters {
+				if s.inbound[q] == 0 && ql.TokensAt(now) >= float64(s.cfg.PeerBurst) {
+					delete(s.limiters, q)
+				}
+			}
+		}
+		l = rate.NewLimiter(rate.Limit(s.cfg.PeerRate), s.cfg.PeerBurst)
+		s.limiters[p] = l
+	}
+	return l
+}
+
+// certCache remembers the last sender certificate a stream verified.
+type certCache struct {
+	raw     []byte
+	pub     identity.AccountPub
+	expires time.Time
+}
+
+// checkSender verifies a Deliver's sender fields against the stream's
+// remote peer: the certificate must parse, verify now, name the frame's
+// sender account and certify remote.
+func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, now time.Time) (identity.AccountPub, string) {
+	if cc.raw != nil && bytes.Equal(cc.raw, f.cert) && now.Before(cc.expires) {
+		if !bytes.Equal(cc.pub.Bytes(), f.sender) {
+			return identity.AccountPub{}, "sender does not match the certificate"
+		}
+		return cc.pub, ""
+	}
+	cert, err := identity.UnmarshalDeviceCert(f.cert)
+	if err != nil {
+		return identity.AccountPub{}, "malformed device certificate"
+	}
+	if !bytes.Equal(cert.Account.Bytes(), f.sender) {
+		return identity.AccountPub{}, "sender does not match the certificate"
+	}
+	if string(cert.PeerID) != string(remote) {
+		return identity.AccountPub{}, "certificate is for another peer"
+	}
+	if err := cert.Verify(now); err != nil {
+		return identity.AccountPub{}, "invalid device certificate"
+	}
+	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, expires: cert.Expires}
+	return cert.Account, ""
+}
+
+// rxItem is one Deliver frame being received.
+type rxItem struct {
+	f   deliverFrame
+	ack *ackFrame
+}
+
+// receive processes a batch of frames from remote and returns their acks.
+// An error means nothing of the batch was committed; the stream is reset.
+func (s *Service) receive(remote peer.ID, cc *certCache, batch [][]byte) ([]ackFrame, error) {
+	now := s.cfg.Now()
+	acks := make([]ackFrame, len(batch))
+	groups := map[identity.AccountID][]rxItem{}
+	var order []identity.AccountID
+	pubs := map[identity.AccountID]identity.AccountPub{}
+	for i, b := range batch {
+		f, err := unmarshalDeliver(b, s.maxCT)
+		if err != nil {
+			return nil, p2p.WithCode(p2p.CodeBadRequest, err)
+		}
+		acks[i].id = f.id
+		pub, reason := s.checkSender(cc, &f, remote, now)
+		if reason != "" {
+			acks[i].status, acks[i].reason = statusRefused, reason
+			continue
+		}
+		acct := pub.ID()
+		if acct == s.selfID {
+			acks[i].status, acks[i].reason = statusRefused, "sender is this account"
+			continue
+		}
+		if _, ok := groups[acct]; !ok {
+			order = append(order, acct)
+			pubs[acct] = pub
+		}
+		groups[acct] = append(groups[acct], rxItem{f: f, ack: &acks[i]})
+	}
+	for _, acct := range order {
+		if err := s.receiveFrom(acct, pubs[acct], groups[acct]); err != nil {
+			return nil, err
+		}
+	}
+	return acks, nil
+}
+
+// refusal turns a decryption error into the short reason the sender sees.
+func refusal(err error) string {
+	switch {
+	case errors.Is(err, e2e.ErrReplay):
+		return "session: replayed message"
+	case errors.Is(err, e2e.ErrUnknownPrekey):
+		return "session: unknown prekey"
+	case errors.Is(err, e2e.ErrNoSession):
+		return "session: no session"
+	case errors.Is(err, e2e.ErrTooManySkipped):
+		return "session: too many skipped messages"
+	case errors.Is(err, e2e.ErrBadSignature):
+		return "session: bad signature"
+	case errors.Is(err, e2e.ErrMalformed):
+		return "session: malformed ciphertext"
+	}
+	return "session: decryption failed"
+}
+
+// receiveFrom handles the frames of one sender account: policy, dedup by
+// id before decrypting, decryption, and one transaction for the session
+// state, the messages, their seen ids and the conversation.
+func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, items []rxItem) error {
+	dec := s.cfg.Policy.Classify(acct)
+	if dec == Drop {
+		for _, it := range items {
+			it.ack.status = statusStored
+		}
+		return nil
+	}
+	ps := s.peer(acct)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if err := s.loadSetLocked(ps); err != nil {
+		return p2p.WithCode(p2p.CodeInternal, err)
+	}
+	peerID := string(acct)
+
+	// Dedup before decrypting: a seen id is a duplicate; an id our
+	// conversation already uses (for another message) is refused.
+	fresh := make([]bool, len(items))
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		batchIDs := map[msgID]bool{}
+		for i, it := range items {
+			id := it.f.id.String()
+			seen, err := tx.Seen(peerID, id)
+			if err != nil {
+				return err
+			}
+			switch {
+			case seen || batchIDs[it.f.id]:
+				it.ack.status = statusDuplicate
+				continue
+			}
+			_, err = tx.Message(peerID, id)
+			if err == nil {
+				it.ack.status, it.ack.reason = statusRefused, "message id already in use"
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
+			batchIDs[it.f.id] = true
+			fresh[i] = true
+		}
+		return nil
+	})
+	if err != nil {
+		return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("dedup: %w", err))
+	}
+
+	s.preMu.Lock()
+	defer s.preMu.Unlock()
+	var (
+		msgs           []store.Message
+		receipts       []msgID
+		seen           []string
+		sessionChanged bool
+		prekeysChanged bool
+	)
+	for i, it := range items {
+		if !fresh[i] {
+			continue
+		}
+		pt, accepted, err := ps.set.Decrypt(s.self, s.prekeys, pub.Bytes(), it.f.ciphertext, messageAD(it.f.id, it.f.kind), nil)
+		if err != nil {
+			it.ack.status, it.ack.reason = statusRefused, refusal(err)
+			continue
+		}
+		sessionChanged = true
+		prekeysChanged = prekeysChanged || accepted
+		c, err := unmarshalContent(pt, s.cfg.MaxMessage)
+		clear(pt)
+		if err == nil && (c.kind == contentReceipt) != (it.f.kind == kindReceipt) {
+			err = errors.New("content kind does not match the frame kind")
+		}
+		if err != nil {
+			it.ack.status, it.ack.reason = statusRefused, "malformed content"
+			continue
+		}
+		it.ack.status = statusStored
+		id := it.f.id.String()
+		seen = append(seen, id)
+		if c.kind == contentReceipt {
+			receipts = append(receipts, c.ids...)
+			continue
+		}
+		msgs = append(msgs, store.Message{
+			ID:        id,
+			Peer:      peerID,
+			Direction: store.DirIn,
+			Seq:       c.seq,
+			Body:      c.body,
+			SentAt:    time.Unix(0, c.sentAt),
+			At:        s.stamp(),
+			State:     StateReceived,
+		})
+	}
+	if !sessionChanged {
+		return nil
+	}
+	state, err := ps.set.Marshal()
+	var prekeys []byte
+	if err == nil && prekeysChanged {
+		prekeys, err = s.prekeys.Marshal()
+	}
+	var read []string
+	if err == nil {
+		err = s.cfg.DB.Update(func(tx *store.Tx) error {
+			read = read[:0]
+			at := s.cfg.Now()
+			for _, id := range seen {
+				if _, err := tx.MarkSeen(peerID, id, at); err != nil {
+					return err
+				}
+			}
+			for _, m := range msgs {
+				if err := tx.PutMessage(m); err != nil {
+					return err
+				}
+			}
+			for _, rid := range receipts {
+				m, err := tx.Message(peerID, rid.String())
+				if errors.Is(err, store.ErrNotFound) {
+					continue
+				}
+				if err != nil {
+					return err
+				}
+				if m.Direction != store.DirOut || m.State == StateRead || m.State == StateFailed {
+					continue
+				}
+				m.State = StateRead
+				if err := tx.PutMessage(m); err != nil {
+					return err
+				}
+				read = append(read, m.ID)
+			}
+			if len(msgs) > 0 {
+				c, err := tx.Conversation(peerID)
+				if errors.Is(err, store.ErrNotFound) {
+					c, err = store.Conversation{Peer: peerID}, nil
+				}
+				if err != nil {
+					return err
+				}
+				c.LastAt = msgs[len(msgs)-1].At
+				c.Unread += len(msgs)
+				if dec == Request {
+					c.Request = true
+				}
+				if err := tx.PutConversation(c); err != nil {
+					return err
+				}
+			}
+			if err := tx.PutSession(peerID, state); err != nil {
+				return err
+			}
+			if prekeys != nil {
+				return tx.PutPrekeys(prekeys)
+			}
+			return nil
+		})
+	}
+	if err != nil {
+		// The in-memory state ran ahead of the store: reload it, and let
+		// the sender retry the whole batch.
+		s.releaseSetLocked(ps, true)
+		if prekeysChanged {
+			s.reloadPrekeysLocked()
+		}
+		return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("store messages: %w", err))
+	}
+	s.releaseSetLocked(ps, false)
+	for i := range msgs {
+		m := msgs[i]
+		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})
+	}
+	for _, id := range read {
+		s.emit(Event{Kind: EventState, Peer: acct, ID: id, State: StateRead})
+	}
+	return nil
+}

@@ -1,0 +1,583 @@
+package msg
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+	ma "github.com/multiformats/go-multiaddr"
+)
+
+// Outbox envelope encodings (store.OutboxEntry.Envelope, msg's own):
+//
+//	empty                       a text message not yet sealed; its plaintext is the
+//	                            store.Message with the same id
+//	0x01 || content             a control message (read receipt) not yet sealed
+//	0x02 || deliver frame       sealed: the exact Deliver frame every attempt resends
+const (
+	envPending byte = 0x01
+	envSealed  byte = 0x02
+)
+
+// retryDelay is the wait before attempt n (n ≥ 1) with ±20% jitter.
+func (s *Service) retryDelay(n int) time.Duration {
+	d := s.cfg.RetryMin
+	for i := 1; i < n && d < s.cfg.RetryMax; i++ {
+		d *= 2
+	}
+	d = min(d, s.cfg.RetryMax)
+	j := 0.8 + 0.4*rand.Float64()
+	return time.Duration(float64(d) * j)
+}
+
+// runSender delivers ps's queue until it is empty, retrying with backoff.
+func (s *Service) runSender(ps *peerState) {
+	attempts := 0
+	for {
+		s.mu.Lock()
+		if len(ps.pending) == 0 || s.state != 1 {
+			ps.running = false
+			s.mu.Unlock()
+			return
+		}
+		s.mu.Unlock()
+		if attempts > 0 {
+			t := time.NewTimer(s.retryDelay(attempts))
+			select {
+			case <-s.ctx.Done():
+				t.Stop()
+				continue
+			case <-ps.kick:
+				t.Stop()
+			case <-t.C:
+			}
+		}
+		progressed, err := s.deliver(ps)
+		switch {
+		case err == nil:
+			attempts = 0
+		case progressed:
+			attempts = 1
+		default:
+			attempts++
+		}
+		if err != nil && s.ctx.Err() == nil {
+			s.log.Debug("delivery attempt failed", "peer", ps.id, "attempt", attempts, "err", err)
+		}
+	}
+}
+
+// inflight is a frame written to the stream and not yet acknowledged.
+type inflight struct {
+	id      string
+	receipt bool
+}
+
+// deliver runs one connection to ps's device: it seals and writes the
+// queue in order, pipelined, and processes the acks, until the queue has
+// been empty for idleStream. progressed reports whether any ack arrived.
+func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	defer cancel()
+	rec, dev, pid, err := s.lookup(ctx, ps.id)
+	if err != nil {
+		return false, err
+	}
+	if err := s.ensureSession(ctx, ps, rec, dev, pid); err != nil {
+		return false, err
+	}
+	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
+	st, err := p2p.Dial(dctx, s.cfg.Host, pid, ProtocolMsg, true)
+	dcancel()
+	if err != nil {
+		return false, err
+	}
+	stop := context.AfterFunc(ctx, func() { st.Reset() })
+	defer stop()
+
+	acks := make(chan ackFrame, window)
+	readErr := make(chan error, 1)
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		br := bufio.NewReader(st)
+		for {
+			b, err := p2p.ReadFrame(br, ackMax)
+			if err == nil {
+				var a ackFrame
+				if a, err = unmarshalAck(b); err == nil {
+					select {
+					case acks <- a:
+						continue
+					case <-ctx.Done():
+						err = ctx.Err()
+					}
+				}
+			}
+			readErr <- err
+			return
+		}
+	}()
+	defer func() {
+		stop()
+		cancel()
+		if err != nil {
+			st.Reset()
+		}
+		<-readDone
+	}()
+
+	bw := bufio.NewWriterSize(st, 64<<10)
+	var flight []inflight
+	idle := time.NewTimer(idleStream)
+	defer idle.Stop()
+	ackTimer := time.NewTimer(ackTimeout)
+	defer ackTimer.Stop()
+	for {
+		// Fill the window with the next frames in order.
+		s.mu.Lock()
+		var next []string
+		if n := len(flight); n < len(ps.pending) && n < window {
+			next = append(next, ps.pending[n:min(len(ps.pending), n+maxBatch, window)]...)
+		}
+		s.mu.Unlock()
+		if len(next) > 0 {
+			frames, sent, err := s.seal(ps, next)
+			if err != nil {
+				return progressed, err
+			}
+			st.SetWriteDeadline(time.Now().Add(ackTimeout))
+			for _, f := range frames {
+				if err := p2p.WriteFrame(bw, f.frame); err != nil {
+					return progressed, err
+				}
+				flight = append(flight, inflight{id: f.id, receipt: f.receipt})
+			}
+			if err := bw.Flush(); err != nil {
+				return progressed, fmt.Errorf("write: %w", err)
+			}
+			if len(sent) > 0 {
+				s.markSent(ps, sent)
+			}
+			if len(flight) == len(frames) {
+				ackTimer.Reset(ackTimeout)
+			}
+			continue
+		}
+		if len(flight) == 0 {
+			idle.Reset(idleStream)
+		}
+		select {
+		case <-ctx.Done():
+			return progressed, ctx.Err()
+		case err := <-readErr:
+			if err == nil {
+				err = errors.New("stream closed by the recipient")
+			}
+			return progressed, fmt.Errorf("read ack: %w", err)
+		case <-ps.wake:
+			// New messages queued: loop to fill the window.
+		case <-ps.kick:
+		case <-idle.C:
+			if len(flight) == 0 {
+				s.mu.Lock()
+				empty := len(ps.pending) == 0
+				s.mu.Unlock()
+				if empty {
+					s.closeStream(st, readErr)
+					return progressed, nil
+				}
+			}
+		case <-ackTimer.C:
+			if len(flight) > 0 {
+				return progressed, errors.New("no ack within the timeout")
+			}
+		case a := <-acks:
+			batch := []ackFrame{a}
+		drain:
+			for len(batch) < window {
+				select {
+				case a := <-acks:
+					batch = append(batch, a)
+				default:
+					break drain
+				}
+			}
+			if len(batch) > len(flight) {
+				return progressed, errors.New("recipient acked more frames than were sent")
+			}
+			for i, a := range batch {
+				if a.id.String() != flight[i].id {
+					return progressed, fmt.Errorf("ack %d for %s out of order", i, a.id)
+				}
+			}
+			if err := s.applyAcks(ps, flight[:len(batch)], batch); err != nil {
+				return progressed, err
+			}
+			progressed = true
+			flight = flight[len(batch):]
+			ackTimer.Reset(ackTimeout)
+		}
+	}
+}
+
+// closeStream half-closes st, waits briefly for the recipient to close its
+// side, and closes st; a recipient that does not answer gets a reset.
+func (s *Service) closeStream(st network.Stream, readErr <-chan error) {
+	if err := st.CloseWrite(); err != nil {
+		st.Reset()
+		return
+	}
+	t := time.NewTimer(2 * time.Second)
+	defer t.Stop()
+	select {
+	case <-readErr:
+		st.Close()
+	case <-t.C:
+		st.Reset()
+	case <-s.ctx.Done():
+		st.Reset()
+	}
+}
+
+// lookup resolves acct through the Directory and checks the answer.
+func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipient, identity.DeviceCert, peer.ID, error) {
+	rec, err := s.cfg.Directory.Lookup(ctx, acct)
+	if err != nil {
+		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: %w", acct, err)
+	}
+	if rec.Account.ID() != acct {
+		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: directory returned another account", acct)
+	}
+	if len(rec.Devices) == 0 {
+		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: no devices", acct)
+	}
+	dev := rec.Devices[0]
+	if !dev.Account.Equal(rec.Account) {
+		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: device certificate of another account", acct)
+	}
+	if err := dev.Verify(s.cfg.Now()); err != nil {
+		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: %w", acct, err)
+	}
+	pid, err := peer.IDFromBytes(dev.PeerID)
+	if err != nil {
+		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: device peer id: %w", acct, err)
+	}
+	s.mu.Lock()
+	s.byPeerID[pid] = acct
+	s.mu.Unlock()
+	// The relays' circuit addresses let a stream reach a device that is
+	// not directly reachable.
+	ps := s.cfg.Host.Peerstore()
+	for _, r := range rec.Relays {
+		if r.ID == pid || r.ID == s.cfg.Host.ID() {
+			continue
+		}
+		ps.AddAddrs(r.ID, r.Addrs, peerstore.TempAddrTTL)
+		circuit, err := ma.NewMultiaddr("/p2p/" + r.ID.String() + "/p2p-circuit")
+		if err != nil {
+			continue
+		}
+		var addrs []ma.Multiaddr
+		for _, a := range r.Addrs {
+			addrs = append(addrs, a.Encapsulate(circuit))
+		}
+		ps.AddAddrs(pid, addrs, peerstore.TempAddrTTL)
+	}
+	return rec, dev, pid, nil
+}
+
+// ensureSession makes sure ps has an active session, starting one from a
+// bundle fetched from the device (or the published one).
+func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipient, dev identity.DeviceCert, pid peer.ID) error {
+	ps.mu.Lock()
+	err := s.loadSetLocked(ps)
+	active := err == nil && ps.set.Active() != nil
+	ps.mu.Unlock()
+	if err != nil || active {
+		return err
+	}
+	b, err := s.fetchBundle(ctx, rec, dev, pid)
+	if err != nil {
+		return err
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if err := s.loadSetLocked(ps); err != nil {
+		return err
+	}
+	if ps.set.Active() != nil {
+		return nil
+	}
+	// Persisted with the first message it encrypts (seal).
+	if err := ps.set.Initiate(s.self, rec.Account.Bytes(), b, nil); err != nil {
+		return fmt.Errorf("start session with %s: %w", ps.id, err)
+	}
+	return nil
+}
+
+type sealedFrame struct {
+	id      string
+	frame   []byte
+	receipt bool
+}
+
+// seal returns the Deliver frames for ids, encrypting those not yet sealed
+// in one transaction with the session state they advanced. sent lists the
+// text messages whose state moves to StateSent.
+func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent []string, err error) {
+	type item struct {
+		id      string
+		entry   store.OutboxEntry
+		text    *store.Message
+		pending []byte // unsealed content
+		missing bool
+	}
+	items := make([]item, 0, len(ids))
+	err = s.cfg.DB.View(func(tx *store.Tx) error {
+		items = items[:0]
+		for _, id := range ids {
+			it := item{id: id}
+			e, err := tx.Outbox(id)
+			if errors.Is(err, store.ErrNotFound) {
+				it.missing = true
+				items = append(items, it)
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			it.entry = e
+			switch {
+			case len(e.Envelope) == 0:
+				m, err := tx.Message(e.Peer, id)
+				if errors.Is(err, store.ErrNotFound) {
+					it.missing = true // the conversation was deleted
+				} else if err != nil {
+					return err
+				} else {
+					it.text = &m
+				}
+			case e.Envelope[0] == envPending:
+				it.pending = e.Envelope[1:]
+			case e.Envelope[0] == envSealed:
+			default:
+				return fmt.Errorf("outbox entry %s: unknown envelope encoding %d", id, e.Envelope[0])
+			}
+			items = append(items, it)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("seal: %w", err)
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	var writes []store.OutboxEntry
+	var drop []string
+	advanced := false
+	for _, it := range items {
+		if it.missing {
+			drop = append(drop, it.id)
+			continue
+		}
+		if it.text == nil && it.pending == nil {
+			f := it.entry.Envelope[1:]
+			d, err := unmarshalDeliver(f, s.maxCT)
+			if err != nil {
+				return nil, nil, fmt.Errorf("seal: stored envelope %s: %w", it.id, err)
+			}
+			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt})
+			if it.text == nil && d.kind != kindReceipt {
+				sent = append(sent, it.id)
+			}
+			continue
+		}
+		if err := s.loadSetLocked(ps); err != nil {
+			return nil, nil, err
+		}
+		a := ps.set.Active()
+		if a == nil {
+			return nil, nil, errors.New("seal: no session")
+		}
+		id, err := parseMsgID(it.id)
+		if err != nil {
+			return nil, nil, fmt.Errorf("seal: %w", err)
+		}
+		kind := uint64(kindRatchet)
+		var pt []byte
+		if it.text != nil {
+			if a.Initiator() && !a.Confirmed() {
+				kind = kindInitial
+			}
+			c := content{kind: contentText, seq: it.text.Seq, sentAt: it.text.SentAt.UnixNano(), body: it.text.Body}
+			pt = c.marshal()
+			sent = append(sent, it.id)
+		} else {
+			kind = kindReceipt
+			pt = it.pending
+		}
+		ct, err := ps.set.Encrypt(pt, messageAD(id, kind))
+		clear(pt)
+		if err != nil {
+			s.releaseSetLocked(ps, true)
+			return nil, nil, fmt.Errorf("seal %s: %w", it.id, err)
+		}
+		advanced = true
+		f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
+		fb := f.marshal()
+		e := it.entry
+		e.Envelope = append([]byte{envSealed}, fb...)
+		writes = append(writes, e)
+		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt})
+	}
+	if advanced || len(drop) > 0 {
+		var state []byte
+		if advanced {
+			if state, err = ps.set.Marshal(); err != nil {
+				s.releaseSetLocked(ps, true)
+				return nil, nil, fmt.Errorf("seal: %w", err)
+			}
+		}
+		err := s.cfg.DB.Update(func(tx *store.Tx) error {
+			for _, e := range writes {
+				if err := tx.PutOutbox(e); err != nil {
+					return err
+				}
+			}
+			for _, id := range drop {
+				if err := tx.DeleteOutbox(id); err != nil {
+					return err
+				}
+			}
+			if state != nil {
+				return tx.PutSession(string(ps.id), state)
+			}
+			return nil
+		})
+		if err != nil {
+			// The in-memory ratchet ran ahead of the store: reload it.
+			s.releaseSetLocked(ps, true)
+			return nil, nil, fmt.Errorf("seal: %w", err)
+		}
+	}
+	if len(drop) > 0 {
+		s.removePending(ps, drop)
+	}
+	s.releaseSetLocked(ps, false)
+	return frames, sent, nil
+}
+
+// markSent moves text messages from queued to sent.
+func (s *Service) markSent(ps *peerState, ids []string) {
+	var changed []string
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		changed = changed[:0]
+		for _, id := range ids {
+			m, err := tx.Message(string(ps.id), id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if m.State != StateQueued {
+				continue
+			}
+			m.State = StateSent
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			changed = append(changed, id)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("mark messages sent", "peer", ps.id, "err", err)
+		return
+	}
+	for _, id := range changed {
+		s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
+	}
+}
+
+// applyAcks removes acknowledged entries from the outbox and records the
+// new message states, in one transaction.
+func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error {
+	type change struct{ id, state string }
+	var changes []change
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		changes = changes[:0]
+		for i, a := range acks {
+			id := fl[i].id
+			if err := tx.DeleteOutbox(id); err != nil {
+				return err
+			}
+			if fl[i].receipt {
+				continue
+			}
+			m, err := tx.Message(string(ps.id), id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			state := StateDelivered
+			if a.status == statusRefused {
+				state = StateFailed
+			}
+			if m.State == StateRead || m.State == state {
+				continue
+			}
+			m.State = state
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			changes = append(changes, change{id, state})
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("apply acks: %w", err)
+	}
+	ids := make([]string, len(acks))
+	for i := range acks {
+		ids[i] = fl[i].id
+		if acks[i].status == statusRefused {
+			s.log.Info("message refused by the recipient", "peer", ps.id, "id", fl[i].id, "reason", acks[i].reason)
+		}
+	}
+	s.removePending(ps, ids)
+	for _, c := range changes {
+		s.emit(Event{Kind: EventState, Peer: ps.id, ID: c.id, State: c.state})
+	}
+	return nil
+}
+
+// removePending drops ids from ps's in-memory queue.
+func (s *Service) removePending(ps *peerState, ids []string) {
+	gone := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		gone[id] = true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := ps.pending[:0]
+	for _, id := range ps.pending {
+		if !gone[id] {
+			out = append(out, id)
+		}
+	}
+	clear(ps.pending[len(out):])
+	ps.pending = out
+}

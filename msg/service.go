@@ -1,0 +1,685 @@
+package msg
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
+)
+
+// Protocol ids.
+const (
+	// ProtocolMsg carries Deliver and Ack frames (see the package doc).
+	ProtocolMsg protocol.ID = "/callsign/msg/1.0.0"
+	// ProtocolPrekey hands out bundles with one-time prekeys.
+	ProtocolPrekey protocol.ID = "/callsign/prekey/1.0.0"
+)
+
+// Message states, in store.Message.State and Event.State.
+const (
+	StateQueued    = "queued"    // outgoing: durable in the outbox, not yet on the wire
+	StateSent      = "sent"      // outgoing: written to the recipient's stream
+	StateDelivered = "delivered" // outgoing: the recipient acknowledged it as stored
+	StateRead      = "read"      // outgoing: a read receipt came back; incoming: MarkRead
+	StateFailed    = "failed"    // outgoing: the recipient refused it; it will not be retried
+	StateReceived  = "received"  // incoming: stored, not yet read
+)
+
+// Errors returned (wrapped) by the Service.
+var (
+	// ErrTooLarge means a message exceeds Config.MaxMessage; the error
+	// text names the limit.
+	ErrTooLarge = errors.New("message too large")
+	// ErrClosed means the Service is closed (or not started).
+	ErrClosed = errors.New("messaging service is not running")
+	// ErrBadRecipient means the recipient is not a valid account id, or is
+	// this account.
+	ErrBadRecipient = errors.New("bad recipient")
+)
+
+// Decision is a Policy's verdict on a sender.
+type Decision int
+
+const (
+	// Deliver stores the message in the conversation; the sender is a
+	// contact and gets read receipts.
+	Deliver Decision = iota + 1
+	// Request stores the message in a conversation flagged as a message
+	// request; no read receipts go back.
+	Request
+	// Drop acknowledges the message as stored and stores nothing, so a
+	// blocked sender learns nothing.
+	Drop
+)
+
+// Policy classifies senders. The node implements it from the address
+// book (contacts, blocks, pinned keys). Classify must be fast and safe for
+// concurrent use; it is called for every incoming message and read.
+type Policy interface {
+	Classify(from identity.AccountID) Decision
+}
+
+// Recipient is what a Directory knows about an account.
+type Recipient struct {
+	Account identity.AccountPub
+	Devices []identity.DeviceCert // the account's devices; the first one is used
+	Bundle  []byte                // e2e bundle (e2e.MarshalBundle) from the identity record
+	Relays  []peer.AddrInfo       // relays through which the devices may be reached
+}
+
+// Directory resolves an account to its devices, bundle and relays. The
+// node implements it with the DHT. Lookup must honour ctx.
+type Directory interface {
+	Lookup(ctx context.Context, account identity.AccountID) (Recipient, error)
+}
+
+// EventKind says what an Event reports.
+type EventKind int
+
+const (
+	// EventMessage: a new incoming message was stored (Message is set).
+	EventMessage EventKind = iota + 1
+	// EventState: a message changed state (ID and State are set).
+	EventState
+)
+
+// Event reports a change the user may see.
+type Event struct {
+	Kind    EventKind
+	Peer    identity.AccountID
+	ID      string         // message id
+	State   string         // the new state (EventState) or StateReceived
+	Message *store.Message // EventMessage: the stored message
+	Request bool           // EventMessage: the conversation is a message request
+}
+
+// Config configures a Service. Zero values mean the default in each
+// field's comment.
+type Config struct {
+	Host      host.Host            // required
+	DB        *store.DB            // required
+	Account   *identity.AccountKey // required
+	DeviceDH  *ecdh.PrivateKey     // required: this device's X25519 e2e identity key
+	Cert      identity.DeviceCert  // required: this device's certificate, sent with every message
+	Directory Directory            // required
+	Policy    Policy               // required
+	// OnEvent receives every event; it must not block. nil drops events.
+	OnEvent func(Event)
+	// MaxMessage caps a message's plaintext; 0 = DefaultMaxMessage
+	// (64 KiB less 64 bytes), which is also the largest allowed.
+	MaxMessage int
+	// RetryMin and RetryMax bound the delay between delivery attempts to
+	// a peer (doubling from RetryMin, ±20% jitter); 0 = 500 ms and 30 s.
+	RetryMin, RetryMax time.Duration
+	// PeerRate is the frames per second one remote peer may deliver and
+	// PeerBurst its bucket; 0 = 20000 and 2000. Beyond it the service
+	// stops reading that peer's streams (back-pressure), so its memory use
+	// stays bounded.
+	PeerRate  float64
+	PeerBurst int
+	// Logger; nil discards. Plaintext, keys and tokens are never logged.
+	Logger *slog.Logger
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+}
+
+// Internal limits.
+const (
+	maxBatch          = 64        // frames per group commit / per seal transaction
+	maxBatchBytes     = 512 << 10 // bytes per group commit
+	window            = 512       // frames in flight per peer stream
+	maxStreamsPerPeer = 4         // concurrent inbound msg streams per peer
+	maxCachedSessions = 256       // session sets kept in memory
+	idleStream        = 5 * time.Second
+	inboundIdle       = 60 * time.Second
+	ackTimeout        = 30 * time.Second
+	dialTimeout       = 15 * time.Second
+	prekeyTimeout     = 5 * time.Second
+	streamLifetime    = 10 * time.Minute
+	oneTimeLow        = 20 // top up one-time prekeys below this many
+	oneTimeBatch      = 50
+	prekeyCheck       = time.Hour
+)
+
+// Service delivers end-to-end encrypted messages: it owns ProtocolMsg and
+// ProtocolPrekey on the host, the durable outbox and this device's e2e
+// prekeys. Its methods are safe for concurrent use.
+type Service struct {
+	cfg       Config
+	log       *slog.Logger
+	self      e2e.Identity
+	selfID    identity.AccountID
+	certBytes []byte
+	maxCT     int
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	msgSrv, preSrv *p2p.Server
+	notifiee       *network.NotifyBundle
+
+	// Lock order: peerState.mu, then preMu, then mu.
+	mu       sync.Mutex
+	state    int // 0 new, 1 started, 2 closed; guarded by mu
+	peers    map[identity.AccountID]*peerState
+	byPeerID map[peer.ID]identity.AccountID
+	inbound  map[peer.ID]int
+	limiters map[peer.ID]*rate.Limiter
+	cached   int       // session sets loaded in memory
+	lastAt   time.Time // last message timestamp handed out
+
+	preMu    sync.Mutex
+	prekeys  *e2e.PrekeyState // guarded by preMu
+	bundleCh chan struct{}
+}
+
+// peerState is what the Service keeps per remote account.
+type peerState struct {
+	id identity.AccountID
+
+	// mu guards set and serialises every use of the sessions with this
+	// peer together with the transaction that persists them.
+	mu  sync.Mutex
+	set *e2e.SessionSet // nil: not loaded
+
+	sendMu sync.Mutex // serialises Send's seq assignment with enqueueing
+
+	// Guarded by Service.mu.
+	pending []string // outbox ids in send order, not yet acknowledged
+	running bool     // a sender goroutine owns this peer
+	kick    chan struct{} // Kick: retry now, skipping the backoff
+	wake    chan struct{} // new entries queued for a running stream
+}
+
+// New validates cfg and allocates a Service; Start makes it serve.
+func New(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Host == nil:
+		return nil, errors.New("msg: Config.Host is required")
+	case cfg.DB == nil:
+		return nil, errors.New("msg: Config.DB is required")
+	case cfg.Account == nil:
+		return nil, errors.New("msg: Config.Account is required")
+	case cfg.DeviceDH == nil || cfg.DeviceDH.Curve() != ecdh.X25519():
+		return nil, errors.New("msg: Config.DeviceDH must be an X25519 key")
+	case cfg.Directory == nil:
+		return nil, errors.New("msg: Config.Directory is required")
+	case cfg.Policy == nil:
+		return nil, errors.New("msg: Config.Policy is required")
+	}
+	if cfg.MaxMessage == 0 {
+		cfg.MaxMessage = DefaultMaxMessage
+	}
+	if cfg.MaxMessage < 0 || cfg.MaxMessage > DefaultMaxMessage {
+		return nil, fmt.Errorf("msg: Config.MaxMessage %d is outside 1..%d", cfg.MaxMessage, DefaultMaxMessage)
+	}
+	if cfg.RetryMin <= 0 {
+		cfg.RetryMin = 500 * time.Millisecond
+	}
+	if cfg.RetryMax <= 0 {
+		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.RetryMax < cfg.RetryMin {
+		return nil, errors.New("msg: Config.RetryMax is below RetryMin")
+	}
+	if cfg.PeerRate <= 0 {
+		cfg.PeerRate = 20000
+	}
+	if cfg.PeerBurst <= 0 {
+		cfg.PeerBurst = 2000
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if !cfg.Cert.Account.Equal(cfg.Account.Public()) {
+		return nil, errors.New("msg: Config.Cert is not issued by Config.Account")
+	}
+	if string(cfg.Cert.PeerID) != string(cfg.Host.ID()) {
+		return nil, errors.New("msg: Config.Cert does not certify this host's peer id")
+	}
+	if string(cfg.Cert.X25519) != string(cfg.DeviceDH.PublicKey().Bytes()) {
+		return nil, errors.New("msg: Config.Cert does not certify Config.DeviceDH")
+	}
+	if err := cfg.Cert.Verify(cfg.Now()); err != nil {
+		return nil, fmt.Errorf("msg: Config.Cert: %w", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &Service{
+		cfg:       cfg,
+		log:       log.With("component", "msg"),
+		self:      e2e.Identity{Signer: ed25519.NewKeyFromSeed(cfg.Account.Seed()), DH: cfg.DeviceDH},
+		selfID:    cfg.Account.Public().ID(),
+		certBytes: cfg.Cert.Marshal(),
+		maxCT:     maxCiphertext(cfg.MaxMessage),
+		ctx:       ctx,
+		cancel:    cancel,
+		peers:     map[identity.AccountID]*peerState{},
+		byPeerID:  map[peer.ID]identity.AccountID{},
+		inbound:   map[peer.ID]int{},
+		limiters:  map[peer.ID]*rate.Limiter{},
+		bundleCh:  make(chan struct{}, 1),
+	}
+	return s, nil
+}
+
+// Start loads (or creates) the prekeys, rebuilds the outbox queues,
+// registers the stream handlers and starts delivering. It returns once the
+// service is serving.
+func (s *Service) Start(ctx context.Context) error {
+	s.mu.Lock()
+	if s.state != 0 {
+		s.mu.Unlock()
+		return errors.New("msg: Start called twice or after Close")
+	}
+	s.state = 1
+	s.mu.Unlock()
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("start messaging: %w", err)
+	}
+	if err := s.loadPrekeys(); err != nil {
+		return fmt.Errorf("start messaging: %w", err)
+	}
+	queues, err := s.loadOutbox()
+	if err != nil {
+		return fmt.Errorf("start messaging: %w", err)
+	}
+	s.msgSrv = p2p.HandleStream(s.cfg.Host, ProtocolMsg, p2p.HandlerConfig{
+		Timeout:       streamLifetime,
+		MaxRequest:    maxDeliverFrame(s.cfg.MaxMessage),
+		Rate:          20,
+		Burst:         40,
+		MaxConcurrent: 256,
+		Logger:        s.log,
+	}, s.handleMsg)
+	s.preSrv = p2p.Handle(s.cfg.Host, ProtocolPrekey, p2p.HandlerConfig{
+		Timeout:    10 * time.Second,
+		MaxRequest: 64,
+		Rate:       2,
+		Burst:      10,
+		Logger:     s.log,
+	}, s.handlePrekey)
+	s.notifiee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
+		s.kickPeerID(c.RemotePeer())
+	}}
+	s.cfg.Host.Network().Notify(s.notifiee)
+	s.wg.Go(s.prekeyLoop)
+	s.mu.Lock()
+	for acct, ids := range queues {
+		ps := s.peerLocked(acct)
+		ps.pending = append(ps.pending, ids...)
+		s.startSenderLocked(ps)
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// Close stops the handlers and every goroutine the service started, and
+// waits for them. Messages not yet acknowledged stay in the outbox and are
+// sent after the next Start. Close is idempotent.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	if s.state == 2 {
+		s.mu.Unlock()
+		return nil
+	}
+	started := s.state == 1
+	s.state = 2
+	s.mu.Unlock()
+	s.cancel()
+	if started {
+		if s.notifiee != nil {
+			s.cfg.Host.Network().StopNotify(s.notifiee)
+		}
+		if s.msgSrv != nil {
+			s.msgSrv.Close()
+		}
+		if s.preSrv != nil {
+			s.preSrv.Close()
+		}
+	}
+	s.wg.Wait()
+	return nil
+}
+
+func (s *Service) running() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.state == 1
+}
+
+// peerLocked returns the state for acct, creating it.
+func (s *Service) peerLocked(acct identity.AccountID) *peerState {
+	ps := s.peers[acct]
+	if ps == nil {
+		ps = &peerState{id: acct, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+		s.peers[acct] = ps
+	}
+	return ps
+}
+
+func (s *Service) peer(acct identity.AccountID) *peerState {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peerLocked(acct)
+}
+
+// stamp returns a local timestamp strictly after every earlier one, so
+// messages stored in one batch keep their order.
+func (s *Service) stamp() time.Time {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !now.After(s.lastAt) {
+		now = s.lastAt.Add(time.Nanosecond)
+	}
+	s.lastAt = now
+	return now
+}
+
+func (s *Service) emit(e Event) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}
+
+func newMsgID() msgID {
+	var id msgID
+	rand.Read(id[:])
+	return id
+}
+
+// Send queues text for the account to and returns the stored message (state
+// StateQueued) as soon as it is durable in the outbox; delivery happens in
+// the background. A text longer than Config.MaxMessage is ErrTooLarge.
+func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) (store.Message, error) {
+	if len(text) > s.cfg.MaxMessage {
+		return store.Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, len(text), s.cfg.MaxMessage)
+	}
+	if _, err := identity.ParseAccountID(string(to)); err != nil {
+		return store.Message{}, fmt.Errorf("send: %w: %v", ErrBadRecipient, err)
+	}
+	if to == s.selfID {
+		return store.Message{}, fmt.Errorf("send: %w: cannot message this account itself", ErrBadRecipient)
+	}
+	if err := ctx.Err(); err != nil {
+		return store.Message{}, fmt.Errorf("send: %w", err)
+	}
+	if !s.running() {
+		return store.Message{}, fmt.Errorf("send: %w", ErrClosed)
+	}
+	ps := s.peer(to)
+	ps.sendMu.Lock()
+	defer ps.sendMu.Unlock()
+	now := s.stamp()
+	m := store.Message{
+		ID:        newMsgID().String(),
+		Peer:      string(to),
+		Direction: store.DirOut,
+		Body:      append([]byte(nil), text...),
+		SentAt:    now,
+		At:        now,
+		State:     StateQueued,
+	}
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		c, err := tx.Conversation(m.Peer)
+		if errors.Is(err, store.ErrNotFound) {
+			c, err = store.Conversation{Peer: m.Peer}, nil
+		}
+		if err != nil {
+			return err
+		}
+		m.Seq = max(c.NextSeq, 1)
+		c.NextSeq = m.Seq + 1
+		c.LastAt = now
+		if err := tx.PutConversation(c); err != nil {
+			return err
+		}
+		if err := tx.PutMessage(m); err != nil {
+			return err
+		}
+		return tx.PutOutbox(store.OutboxEntry{ID: m.ID, Peer: m.Peer, NextAttempt: now, CreatedAt: now})
+	})
+	if err != nil {
+		return store.Message{}, fmt.Errorf("send: %w", err)
+	}
+	s.enqueue(ps, m.ID)
+	s.emit(Event{Kind: EventState, Peer: to, ID: m.ID, State: StateQueued})
+	return m, nil
+}
+
+// MarkRead marks incoming messages from peer as read and, when the Policy
+// says peer is a contact (Deliver), queues an encrypted read receipt for
+// them. An id that is unknown or not an incoming message fails the whole
+// call and changes nothing.
+func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []string) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
+	if !s.running() {
+		return fmt.Errorf("mark read: %w", ErrClosed)
+	}
+	wire := make([]msgID, 0, len(ids))
+	for _, id := range ids {
+		w, err := parseMsgID(id)
+		if err != nil {
+			return fmt.Errorf("mark read: %w", err)
+		}
+		wire = append(wire, w)
+	}
+	receipt := s.cfg.Policy.Classify(from) == Deliver
+	var changed []msgID
+	var receipts []string
+	now := s.stamp()
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		changed, receipts = changed[:0], receipts[:0]
+		for i, id := range ids {
+			m, err := tx.Message(string(from), id)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", id, err)
+			}
+			if m.Direction != store.DirIn {
+				return fmt.Errorf("message %s: %w: not an incoming message", id, store.ErrInvalid)
+			}
+			if m.State == StateRead {
+				continue
+			}
+			m.State = StateRead
+			if err := tx.PutMessage(m); err != nil {
+				return err
+			}
+			changed = append(changed, wire[i])
+		}
+		if len(changed) == 0 {
+			return nil
+		}
+		c, err := tx.Conversation(string(from))
+		if err == nil {
+			c.Unread = max(0, c.Unread-len(changed))
+			if err := tx.PutConversation(c); err != nil {
+				return err
+			}
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if !receipt {
+			return nil
+		}
+		for chunk := range slices.Chunk(changed, maxReceiptIDs) {
+			c := content{kind: contentReceipt, ids: chunk}
+			id := newMsgID().String()
+			env := append([]byte{envPending}, c.marshal()...)
+			if err := tx.PutOutbox(store.OutboxEntry{ID: id, Peer: string(from), Envelope: env, NextAttempt: now, CreatedAt: now}); err != nil {
+				return err
+			}
+			receipts = append(receipts, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark read: %w", err)
+	}
+	for _, id := range changed {
+		s.emit(Event{Kind: EventState, Peer: from, ID: id.String(), State: StateRead})
+	}
+	if len(receipts) > 0 {
+		s.enqueue(s.peer(from), receipts...)
+	}
+	return nil
+}
+
+// Kick makes the delivery to peer retry now instead of waiting out its
+// backoff. The node calls it when the peer connects (the service also
+// watches the host's connections itself).
+func (s *Service) Kick(acct identity.AccountID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ps := s.peers[acct]
+	if ps == nil || s.state != 1 {
+		return
+	}
+	if len(ps.pending) > 0 && !ps.running {
+		s.startSenderLocked(ps)
+	}
+	select {
+	case ps.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) kickPeerID(p peer.ID) {
+	s.mu.Lock()
+	acct, ok := s.byPeerID[p]
+	s.mu.Unlock()
+	if ok {
+		s.Kick(acct)
+	}
+}
+
+// enqueue appends outbox ids to ps's queue and makes sure a sender runs.
+func (s *Service) enqueue(ps *peerState, ids ...string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.state != 1 {
+		return // stays in the outbox for the next Start
+	}
+	ps.pending = append(ps.pending, ids...)
+	s.startSenderLocked(ps)
+	select {
+	case ps.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (s *Service) startSenderLocked(ps *peerState) {
+	if ps.running || len(ps.pending) == 0 || s.state != 1 {
+		return
+	}
+	ps.running = true
+	s.wg.Go(func() { s.runSender(ps) })
+}
+
+// loadOutbox returns the outbox ids per peer in the order they were queued.
+func (s *Service) loadOutbox() (map[identity.AccountID][]string, error) {
+	var entries []store.OutboxEntry
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		var err error
+		entries, err = tx.DueOutbox(time.Unix(0, 1<<62), 1<<30)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("load outbox: %w", err)
+	}
+	slices.SortStableFunc(entries, func(a, b store.OutboxEntry) int {
+		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
+			return c
+		}
+		return 0
+	})
+	out := map[identity.AccountID][]string{}
+	for _, e := range entries {
+		out[identity.AccountID(e.Peer)] = append(out[identity.AccountID(e.Peer)], e.ID)
+		if e.CreatedAt.After(s.lastAt) {
+			s.lastAt = e.CreatedAt
+		}
+	}
+	return out, nil
+}
+
+// loadSetLocked loads ps's sessions from the store if they are not in
+// memory. ps.mu must be held.
+func (s *Service) loadSetLocked(ps *peerState) error {
+	if ps.set != nil {
+		return nil
+	}
+	var b []byte
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		var err error
+		b, err = tx.Session(string(ps.id))
+		return err
+	})
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		ps.set = &e2e.SessionSet{}
+	case err != nil:
+		return fmt.Errorf("load session: %w", err)
+	default:
+		set, err := e2e.UnmarshalSessionSet(b)
+		if err != nil {
+			return fmt.Errorf("load session: %w", err)
+		}
+		ps.set = set
+	}
+	s.mu.Lock()
+	s.cached++
+	s.mu.Unlock()
+	return nil
+}
+
+// releaseSetLocked drops ps's sessions from memory when too many are
+// cached, or when drop is set (its state may no longer match the store).
+// ps.mu must be held.
+func (s *Service) releaseSetLocked(ps *peerState, drop bool) {
+	if ps.set == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if drop || s.cached > maxCachedSessions {
+		ps.set = nil
+		s.cached--
+	}
+}
+
+// messageAD is the associated data bound into every e2e message:
+// "callsign/v1/msg" || 0x00 || id || kind, so a ciphertext can't be
+// replayed under another id or kind.
+func messageAD(id msgID, kind uint64) []byte {
+	b := make([]byte, 0, len(labelMsg)+2+idSize)
+	b = append(b, labelMsg...)
+	b = append(b, 0)
+	b = append(b, id[:]...)
+	return append(b, byte(kind))
+}
+
+const labelMsg = "callsign/v1/msg"

@@ -1,0 +1,298 @@
+package msg
+
+import (
+	"encoding/hex"
+	"fmt"
+	"math"
+	"unicode/utf8"
+
+	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/identity"
+)
+
+// Wire constants. The frame layouts are in the package doc; each message
+// type's fields are listed next to its codec below.
+const (
+	// idSize is the size of a message id: 16 random bytes.
+	idSize = 16
+
+	// Deliver kinds.
+	kindInitial = 1 // the ciphertext is an e2e initial message carrying a text message
+	kindRatchet = 2 // the ciphertext is an e2e ratchet message carrying a text message
+	kindReceipt = 3 // a control message (read receipt), initial or ratchet
+
+	// Ack statuses.
+	statusStored    = 1 // durable in the recipient's store (or dropped by its policy)
+	statusDuplicate = 2 // already stored earlier; not stored again
+	statusRefused   = 3 // not stored; reason says why
+
+	// maxReason caps an Ack's reason text.
+	maxReason = 128
+
+	// Content kinds (inside the ratchet).
+	contentText    = 1
+	contentReceipt = 2
+
+	// maxReceiptIDs caps the message ids one read receipt names.
+	maxReceiptIDs = 512
+
+	// contentOverhead bounds what the Content encoding adds to a text body:
+	// kind, seq, sent_at and the body's tag and length.
+	contentOverhead = 64
+
+	// maxReceiptContent is the largest receipt Content.
+	maxReceiptContent = 8 + maxReceiptIDs*(2+idSize)
+
+	// e2eOverhead is what e2e adds to a plaintext in the largest (initial)
+	// message.
+	e2eOverhead = e2e.MaxInitialMessageSize - e2e.MaxPlaintext
+
+	// deliverOverhead bounds the Deliver fields around the ciphertext.
+	deliverOverhead = 2 + idSize + 2 + identity.AccountPubSize + 3 + identity.MaxDeviceCertSize + 2 + 4
+
+	// ackMax is the largest Ack frame.
+	ackMax = 2 + idSize + 2 + 2 + maxReason
+
+	// DefaultMaxMessage is the default (and largest) plaintext a message may
+	// carry: 64 KiB less the 64 bytes reserved for the encrypted envelope's
+	// own fields, so the whole fits one e2e message.
+	DefaultMaxMessage = e2e.MaxPlaintext - contentOverhead
+)
+
+// maxCiphertext is the largest Deliver ciphertext for a text cap of
+// maxMessage bytes.
+func maxCiphertext(maxMessage int) int {
+	return e2eOverhead + max(maxMessage+contentOverhead, maxReceiptContent)
+}
+
+// maxDeliverFrame is the frame cap a recipient applies.
+func maxDeliverFrame(maxMessage int) int { return maxCiphertext(maxMessage) + deliverOverhead }
+
+// msgID is a message id on the wire.
+type msgID [idSize]byte
+
+func (id msgID) String() string { return hex.EncodeToString(id[:]) }
+
+// parseMsgID parses the store form (32 lowercase hex digits) of an id.
+func parseMsgID(s string) (msgID, error) {
+	var id msgID
+	if len(s) != 2*idSize {
+		return id, fmt.Errorf("message id %q: want %d hex digits", s, 2*idSize)
+	}
+	if _, err := hex.Decode(id[:], []byte(s)); err != nil || hex.EncodeToString(id[:]) != s {
+		return id, fmt.Errorf("message id %q: not lowercase hex", s)
+	}
+	return id, nil
+}
+
+// deliverFrame is sender → recipient:
+//
+//	field 1  id          bytes   16 random bytes, the message id
+//	field 2  sender      bytes   32 bytes, the sender's Ed25519 account key
+//	field 3  cert        bytes   the sender's device certificate (identity.DeviceCert)
+//	field 4  kind        varint  1 initial, 2 ratchet, 3 receipt
+//	field 5  ciphertext  bytes   the e2e message
+type deliverFrame struct {
+	id         msgID
+	sender     []byte
+	cert       []byte
+	kind       uint64
+	ciphertext []byte
+}
+
+func (f *deliverFrame) marshal() []byte {
+	e := encoder{b: make([]byte, 0, deliverOverhead+len(f.ciphertext))}
+	e.bytes(1, f.id[:])
+	e.bytes(2, f.sender)
+	e.bytes(3, f.cert)
+	e.uint(4, f.kind)
+	e.bytes(5, f.ciphertext)
+	return e.b
+}
+
+// unmarshalDeliver decodes a Deliver frame strictly; the ciphertext may be
+// at most maxCT bytes. Returned slices alias b.
+func unmarshalDeliver(b []byte, maxCT int) (deliverFrame, error) {
+	var f deliverFrame
+	d := decoder{b: b}
+	copy(f.id[:], d.fixed(1, idSize))
+	f.sender = d.fixed(2, identity.AccountPubSize)
+	f.cert = d.bytes(3, 1, identity.MaxDeviceCertSize)
+	if f.cert == nil {
+		d.fail("field 3 missing")
+	}
+	f.kind = d.uint(4, kindReceipt)
+	if f.kind == 0 {
+		d.fail("field 4 missing")
+	}
+	f.ciphertext = d.bytes(5, 1, maxCT)
+	if f.ciphertext == nil {
+		d.fail("field 5 missing")
+	}
+	if err := d.end(); err != nil {
+		return deliverFrame{}, fmt.Errorf("deliver: %w", err)
+	}
+	return f, nil
+}
+
+// ackFrame is recipient → sender, one per Deliver, in the same order:
+//
+//	field 1  id      bytes   16 bytes, the Deliver's id
+//	field 2  status  varint  1 stored, 2 duplicate, 3 refused
+//	field 3  reason  bytes   UTF-8, at most 128 bytes; only with refused
+type ackFrame struct {
+	id     msgID
+	status uint64
+	reason string
+}
+
+func (a *ackFrame) marshal() []byte {
+	e := encoder{b: make([]byte, 0, ackMax)}
+	e.bytes(1, a.id[:])
+	e.uint(2, a.status)
+	r := a.reason
+	if len(r) > maxReason {
+		r = r[:maxReason]
+		for !utf8.ValidString(r) {
+			r = r[:len(r)-1]
+		}
+	}
+	e.bytes(3, []byte(r))
+	return e.b
+}
+
+func unmarshalAck(b []byte) (ackFrame, error) {
+	var a ackFrame
+	d := decoder{b: b}
+	copy(a.id[:], d.fixed(1, idSize))
+	a.status = d.uint(2, statusRefused)
+	if a.status == 0 {
+		d.fail("field 2 missing")
+	}
+	r := d.bytes(3, 1, maxReason)
+	if err := d.end(); err != nil {
+		return ackFrame{}, fmt.Errorf("ack: %w", err)
+	}
+	if r != nil && (a.status != statusRefused || !utf8.Valid(r)) {
+		return ackFrame{}, fmt.Errorf("ack: %w: reason on a non-refusal or not UTF-8", errMalformed)
+	}
+	a.reason = string(r)
+	return a, nil
+}
+
+// content is the plaintext inside the ratchet:
+//
+//	field 1  kind     varint  1 text, 2 read receipt
+//	field 2  seq      varint  text: the sender's per-conversation sequence
+//	field 3  sent_at  varint  text: the sender's clock, unix nanoseconds
+//	field 4  body     bytes   text: the message (absent when empty)
+//	field 5  ids      bytes   receipt, repeated 1..512 times: 16-byte ids read
+type content struct {
+	kind   uint64
+	seq    uint64
+	sentAt int64
+	body   []byte
+	ids    []msgID
+}
+
+func (c *content) marshal() []byte {
+	e := encoder{b: make([]byte, 0, contentOverhead+len(c.body)+len(c.ids)*(idSize+2))}
+	e.uint(1, c.kind)
+	e.uint(2, c.seq)
+	e.uint(3, uint64(max(c.sentAt, 0)))
+	e.bytes(4, c.body)
+	for _, id := range c.ids {
+		e.bytes(5, id[:])
+	}
+	return e.b
+}
+
+// unmarshalContent decodes a Content; a text body may be at most maxBody
+// bytes. The body is copied.
+func unmarshalContent(b []byte, maxBody int) (content, error) {
+	var c content
+	d := decoder{b: b}
+	c.kind = d.uint(1, contentReceipt)
+	c.seq = d.uint(2, math.MaxInt64)
+	c.sentAt = int64(d.uint(3, math.MaxInt64))
+	if body := d.bytes(4, 1, maxBody); body != nil {
+		c.body = append([]byte(nil), body...)
+	}
+	for d.more(5) {
+		v := d.fixed(5, idSize)
+		if d.err != nil {
+			break
+		}
+		if len(c.ids) == maxReceiptIDs {
+			d.fail("more than %d receipt ids", maxReceiptIDs)
+			break
+		}
+		c.ids = append(c.ids, msgID(v))
+	}
+	if err := d.end(); err != nil {
+		return content{}, fmt.Errorf("content: %w", err)
+	}
+	switch c.kind {
+	case contentText:
+		if len(c.ids) != 0 {
+			return content{}, fmt.Errorf("content: %w: text with receipt ids", errMalformed)
+		}
+	case contentReceipt:
+		if len(c.ids) == 0 || c.seq != 0 || c.sentAt != 0 || c.body != nil {
+			return content{}, fmt.Errorf("content: %w: receipt without ids or with text fields", errMalformed)
+		}
+	default:
+		return content{}, fmt.Errorf("content: %w: missing kind", errMalformed)
+	}
+	return c, nil
+}
+
+// prekeyRequest asks a device for a bundle with one-time prekeys:
+//
+//	field 1  account  bytes  32 bytes, the account key the requester expects
+type prekeyRequest struct {
+	account []byte
+}
+
+func (r *prekeyRequest) marshal() []byte {
+	var e encoder
+	e.bytes(1, r.account)
+	return e.b
+}
+
+func unmarshalPrekeyRequest(b []byte) (prekeyRequest, error) {
+	d := decoder{b: b}
+	r := prekeyRequest{account: d.fixed(1, identity.AccountPubSize)}
+	if err := d.end(); err != nil {
+		return prekeyRequest{}, fmt.Errorf("prekey request: %w", err)
+	}
+	return r, nil
+}
+
+// prekeyResponse answers a prekeyRequest:
+//
+//	field 1  bundle  bytes  the e2e bundle (e2e.MarshalBundle), at most e2e.MaxBundleSize
+type prekeyResponse struct {
+	bundle []byte
+}
+
+func (r *prekeyResponse) marshal() []byte {
+	var e encoder
+	e.bytes(1, r.bundle)
+	return e.b
+}
+
+func unmarshalPrekeyResponse(b []byte) (prekeyResponse, error) {
+	d := decoder{b: b}
+	r := prekeyResponse{bundle: d.bytes(1, 1, e2e.MaxBundleSize)}
+	if r.bundle == nil {
+		d.fail("field 1 missing")
+	}
+	if err := d.end(); err != nil {
+		return prekeyResponse{}, fmt.Errorf("prekey response: %w", err)
+	}
+	return r, nil
+}
+
+// maxPrekeyResponse caps a prekeyResponse frame.
+const maxPrekeyResponse = e2e.MaxBundleSize + 8
