@@ -69,17 +69,17 @@ func (p *policy) set(a identity.AccountID, d Decision) {
 // node is one account with one device: a host, a store and a Service that
 // can be stopped and started again on the same store and key.
 type node struct {
-	t      testing.TB
-	w      *world
-	dir    string
-	key    crypto.PrivKey
-	acct   *identity.AccountKey
-	dh     *ecdh.PrivateKey
-	cert   identity.DeviceCert
-	bundle []byte
-	relays []peer.AddrInfo
-	pol    *policy
-	mod    func(*Config)
+	t       testing.TB
+	w       *world
+	dir     string
+	key     crypto.PrivKey
+	acct    *identity.AccountKey
+	dh      *ecdh.PrivateKey
+	cert    identity.DeviceCert
+	bundle  []byte
+	relays  []peer.AddrInfo
+	pol     *policy
+	mod     func(*Config)
 	hostMod func(*p2p.HostConfig)
 
 	host host.Host

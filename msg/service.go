@@ -202,8 +202,8 @@ type peerState struct {
 	sendMu sync.Mutex // serialises Send's seq assignment with enqueueing
 
 	// Guarded by Service.mu.
-	pending []string // outbox ids in send order, not yet acknowledged
-	running bool     // a sender goroutine owns this peer
+	pending []string      // outbox ids in send order, not yet acknowledged
+	running bool          // a sender goroutine owns this peer
 	kick    chan struct{} // Kick: retry now, skipping the backoff
 	wake    chan struct{} // new entries queued for a running stream
 }
