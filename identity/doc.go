@@ -4,7 +4,8 @@
 //
 // It is pure: functions over bytes, strings and time. It must not import the network (net,
 // libp2p), storage (badger) or media (pion); the module's deps test enforces this. Callers
-// pass time in; nothing here reads the clock except where a function says so.
+// pass time in; nothing here reads the clock, and only GenerateAccountKey (with a nil reader)
+// reads crypto/rand. Everything is safe for concurrent use.
 //
 // # Keys
 //

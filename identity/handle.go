@@ -32,7 +32,8 @@ const SelfCertSuffixLen = 10
 var ErrInvalidHandle = errors.New("invalid handle")
 
 // HandleError says why a handle was rejected. Reason is short and user-facing, for example
-// `too short: at least 3 characters`. errors.Is(err, ErrInvalidHandle) holds.
+// `too short: at least 3 characters`; Input is the input as given, cut to 64 bytes.
+// errors.Is(err, ErrInvalidHandle) holds.
 type HandleError struct{ Input, Reason string }
 
 func (e *HandleError) Error() string { return fmt.Sprintf("invalid handle %q: %s", e.Input, e.Reason) }
