@@ -170,3 +170,14 @@ func TestSessionSetRefusesReplayedInitial(t *testing.T) {
 		t.Fatalf("encrypt without session: err = %v, want ErrNoSession", err)
 	}
 }
+
+func TestIsInitial(t *testing.T) {
+	a, b := newParty(t, 1), newParty(t, 2)
+	sa, sb := pair(t, a, b, false)
+	if !IsInitial(mustEncrypt(t, sa, "x")) {
+		t.Fatal("unconfirmed initiator's message not reported as initial")
+	}
+	if IsInitial(mustEncrypt(t, sb, "y")) || IsInitial(nil) || IsInitial([]byte{9, 2}) {
+		t.Fatal("non-initial message reported as initial")
+	}
+}

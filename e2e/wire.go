@@ -143,3 +143,11 @@ func messageType(b []byte) (byte, error) {
 	}
 	return b[1], nil
 }
+
+// IsInitial reports whether msg is shaped like an initial message (a first
+// contact that starts a session) rather than a ratchet message, without
+// decrypting it: the node can route first contacts to message requests.
+func IsInitial(msg []byte) bool {
+	typ, err := messageType(msg)
+	return err == nil && typ == typeInitial
+}
