@@ -158,9 +158,13 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
 	se.SetSTUNGatherTimeout(3 * time.Second)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
-	if cfg.Net != nil {
-		se.SetNet(cfg.Net)
+	netw := cfg.Net
+	if netw == nil {
+		if netw, err = newBufferedNet(); err != nil {
+			return nil, fmt.Errorf("media: network: %w", err)
+		}
 	}
+	se.SetNet(netw)
 	if cfg.PortMin != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, fmt.Errorf("media: port range: %w", err)

@@ -178,6 +178,14 @@ const (
 // a vnet), relaying from relayIP, and closes it at the end of the test.
 func startTURN(tb testing.TB, pc net.PacketConn, relayIP net.IP, n transport.Net) *turn.Server {
 	tb.Helper()
+	if n == nil {
+		// Real sockets: the same large buffers the engine uses.
+		var err error
+		if n, err = newBufferedNet(); err != nil {
+			tb.Fatal(err)
+		}
+		grow(pc)
+	}
 	key := turn.GenerateAuthKey(turnUser, turnRealm, turnPass)
 	gen := &turn.RelayAddressGeneratorStatic{RelayAddress: relayIP, Address: relayIP.String(), Net: n}
 	s, err := turn.NewServer(turn.ServerConfig{

@@ -1,0 +1,173 @@
+package media
+
+import (
+	"context"
+	"os"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+)
+
+// setupOnce places one call from eA to eB with the same signalling as the
+// node (offer, answer, trickled candidates) and returns the time from the
+// invite (the caller's NewCall) to the first media packet received at both
+// ends, or the time until it ended if it never connected.
+func setupOnce(tb testing.TB, eA, eB *Engine, src Source) (d time.Duration, ended Reason) {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	caller, err := eA.NewCall(CallConfig{ID: "bench", Outgoing: true, Source: src})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer caller.Close()
+	offer, err := caller.Offer(ctx)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	calleeStart := time.Now()
+	callee, err := eB.NewCall(CallConfig{ID: "bench", Source: src})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer callee.Close()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	pump := func(from, to *Call) {
+		wg.Go(func() {
+			for c := range from.Candidates() {
+				_ = to.AddRemoteCandidate(c)
+			}
+		})
+	}
+	pump(caller, callee)
+	answer, err := callee.Answer(ctx, offer)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	pump(callee, caller)
+	if err := caller.SetAnswer(answer); err != nil {
+		tb.Fatal(err)
+	}
+	for {
+		a, b := caller.Stats(), callee.Stats()
+		if a.FirstReceived > 0 && b.FirstReceived > 0 {
+			return max(a.FirstReceived, calleeStart.Sub(start)+b.FirstReceived), ""
+		}
+		if caller.State() == StateEnded {
+			return time.Since(start), caller.Reason()
+		}
+		time.Sleep(500 * time.Microsecond)
+	}
+}
+
+func report(b *testing.B, name string, ds []time.Duration) {
+	slices.Sort(ds)
+	var sum time.Duration
+	for _, d := range ds {
+		sum += d
+	}
+	ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) }
+	b.ReportMetric(ms(sum/time.Duration(len(ds))), name+"-mean-ms")
+	b.ReportMetric(ms(ds[len(ds)/2]), name+"-p50-ms")
+	b.ReportMetric(ms(ds[len(ds)-1]), name+"-max-ms")
+}
+
+// BenchmarkSetupDirect: invite to first media packet both ways, two
+// engines on loopback.
+func BenchmarkSetupDirect(b *testing.B) {
+	eA, eB := newEngine(b, Config{}), newEngine(b, Config{})
+	src := Sources(Tone(), Pattern())
+	var ds []time.Duration
+	for b.Loop() {
+		d, ended := setupOnce(b, eA, eB, src)
+		if ended != "" {
+			b.Fatalf("call ended %s", ended)
+		}
+		ds = append(ds, d)
+	}
+	report(b, "setup", ds)
+}
+
+// stunOnly caches the baseline: it takes the ICE failure timeout, so it
+// is measured once per process however often the benchmark function runs.
+var stunOnly struct {
+	once   sync.Once
+	d      time.Duration
+	reason Reason
+}
+
+// BenchmarkSetupRelayFallback: both peers behind symmetric NATs with the
+// direct path blocked; host, srflx and relay candidates are gathered at
+// once and the call connects over TURN. The baseline, measured in the
+// same run on the same network, is how long the call takes to fail with
+// STUN only.
+func BenchmarkSetupRelayFallback(b *testing.B) {
+	w := newNATWorld(b, true)
+	servers := []ICEServer{w.stun, w.turn}
+	eA := newEngine(b, Config{Net: w.netA, ICEServers: servers})
+	eB := newEngine(b, Config{Net: w.netB, ICEServers: servers})
+	src := Sources(Tone(), Pattern())
+	var ds []time.Duration
+	for b.Loop() {
+		d, ended := setupOnce(b, eA, eB, src)
+		if ended != "" {
+			b.Fatalf("call ended %s", ended)
+		}
+		ds = append(ds, d)
+	}
+	report(b, "setup", ds)
+	b.StopTimer()
+	stunOnly.once.Do(func() {
+		w := newNATWorld(b, true)
+		eA := newEngine(b, Config{Net: w.netA, ICEServers: []ICEServer{w.stun}})
+		eB := newEngine(b, Config{Net: w.netB, ICEServers: []ICEServer{w.stun}})
+		stunOnly.d, stunOnly.reason = setupOnce(b, eA, eB, src)
+	})
+	if stunOnly.reason != ReasonICEFailed {
+		b.Fatalf("the STUN-only baseline ended with %q, want %q", stunOnly.reason, ReasonICEFailed)
+	}
+	b.ReportMetric(float64(stunOnly.d)/float64(time.Millisecond), "stun-only-fail-ms")
+}
+
+// BenchmarkMediaQualityRelay: 60 s (MEDIA_BENCH_SECONDS) of Opus audio and
+// about 1 Mbit/s of VP8 video each way through a TURN relay on loopback,
+// both ends relay-only. Reports loss each way and the media bit rate.
+// Opt-in: it only runs with -bench.
+func BenchmarkMediaQualityRelay(b *testing.B) {
+	secs := 60
+	if s, err := strconv.Atoi(os.Getenv("MEDIA_BENCH_SECONDS")); err == nil && s > 0 {
+		secs = s
+	}
+	video, err := OpenClip("testdata/bench-1mbps.ivf")
+	if err != nil {
+		b.Fatal(err)
+	}
+	ts := loopbackTURN(b)
+	eA := newEngine(b, Config{ICEServers: []ICEServer{ts}, RelayOnly: true})
+	eB := newEngine(b, Config{ICEServers: []ICEServer{ts}, RelayOnly: true})
+	src := Sources(Tone(), video)
+	for b.Loop() {
+		caller := newCall(b, eA, CallConfig{ID: "q", Outgoing: true, Source: src})
+		callee := newCall(b, eB, CallConfig{ID: "q", Source: src})
+		wA := watch(b, caller)
+		connect(b, caller, callee, nil)
+		wA.wait(b, StateActive, 10*time.Second)
+		time.Sleep(time.Duration(secs) * time.Second)
+		a, c := caller.Stats(), callee.Stats()
+		caller.Hangup(ReasonHangup)
+		callee.Hangup(ReasonRemoteHangup)
+		if a.Path != PathRelay || c.Path != PathRelay {
+			b.Fatalf("path %s/%s, want relay", a.Path, c.Path)
+		}
+		b.ReportMetric(a.Loss*100, "loss-to-caller-%")
+		b.ReportMetric(c.Loss*100, "loss-to-callee-%")
+		b.ReportMetric(float64(a.BytesSent)*8/float64(secs)/1000, "kbit/s-each-way")
+		b.ReportMetric(float64(a.PacketsSent), "packets-sent")
+		b.ReportMetric(float64(c.PacketsReceived), "packets-received")
+		b.ReportMetric(float64(a.RTT)/float64(time.Millisecond), "rtt-ms")
+	}
+}
