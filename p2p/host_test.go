@@ -24,7 +24,9 @@ import (
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m, libp2pGlobals...)
+	// No goleak ignores: every host is closed by its test, and go-libp2p
+	// v0.51 leaves no process-global goroutines behind here.
+	goleak.VerifyTestMain(m)
 }
 
 const echoProto = "/callsign-test/frame-echo/1.0.0"
@@ -153,10 +155,10 @@ func TestGarbageResetsStreamHostKeepsServing(t *testing.T) {
 	serveUpper(t, b, p2p.HandlerConfig{MaxRequest: 1024, Rate: rate.Inf})
 	p2ptest.Connect(t, a, b)
 
-	wantCode(t, rawStream(t, a, b, []byte{0x80, 0x00}), p2p.CodeBadRequest)                   // non-minimal varint
-	wantCode(t, rawStream(t, a, b, []byte{0xff, 0xff, 0xff, 0x7f}), p2p.CodeTooLarge)         // 256 MiB claim
-	wantCode(t, rawStream(t, a, b, []byte{0x05, 'a'}), p2p.CodeBadRequest)                    // truncated
-	wantCode(t, rawStream(t, a, b, bytes.Repeat([]byte{0xff}, 12)), p2p.CodeBadRequest)       // overlong varint
+	wantCode(t, rawStream(t, a, b, []byte{0x80, 0x00}), p2p.CodeBadRequest)             // non-minimal varint
+	wantCode(t, rawStream(t, a, b, []byte{0xff, 0xff, 0xff, 0x7f}), p2p.CodeTooLarge)   // 256 MiB claim
+	wantCode(t, rawStream(t, a, b, []byte{0x05, 'a'}), p2p.CodeBadRequest)              // truncated
+	wantCode(t, rawStream(t, a, b, bytes.Repeat([]byte{0xff}, 12)), p2p.CodeBadRequest) // overlong varint
 
 	resp, err := p2p.Request(ctxT(t, 5*time.Second), a, b.ID(), echoProto, false, []byte("still here"), 100)
 	if err != nil || string(resp) != "STILL HERE" {
@@ -387,5 +389,78 @@ func TestPeerKeys(t *testing.T) {
 	}
 	if _, err := p2p.PeerKeyFromBytes([]byte{1, 2, 3}); err == nil {
 		t.Fatal("garbage accepted")
+	}
+}
+
+// TestAutoRelayStaticRelays: a private host configured with a static relay
+// reserves a slot there by itself, and a peer reaches it through the relay.
+// (AutoRelay advertises circuit addresses only through relays with public
+// addresses, so on loopback the test builds the circuit address itself.)
+func TestAutoRelayStaticRelays(t *testing.T) {
+	relayH := p2ptest.NewHost(t, func(c *p2p.HostConfig) { c.Listen = p2ptest.ListenTCP; c.Public = true })
+	relayInfo := peer.AddrInfo{ID: relayH.ID(), Addrs: relayH.Addrs()}
+	b := p2ptest.NewHost(t, func(c *p2p.HostConfig) {
+		c.Listen = []string{}
+		c.ForcePrivate = true
+		c.StaticRelays = []peer.AddrInfo{relayInfo}
+	})
+	serveUpper(t, b, p2p.HandlerConfig{})
+	reserved := func() bool {
+		ti := relayH.ConnManager().GetTagInfo(b.ID())
+		return ti != nil && ti.Tags["relay-reservation"] > 0
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for !reserved() && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !reserved() {
+		t.Fatal("the private host reserved no slot at its static relay within 20s")
+	}
+	circuit, err := ma.NewMultiaddr(fmt.Sprintf("%s/p2p/%s/p2p-circuit", relayH.Addrs()[0], relayH.ID()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := p2ptest.NewHost(t, func(c *p2p.HostConfig) { c.Listen = []string{} })
+	ctx := ctxT(t, 10*time.Second)
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := p2p.Request(ctx, a, b.ID(), echoProto, true, []byte("via autorelay"), 100)
+	if err != nil || string(resp) != "VIA AUTORELAY" {
+		t.Fatalf("Request = %q, %v", resp, err)
+	}
+}
+
+// TestRelayLimitsApplied: the relay enforces RelayLimits.Data on a circuit.
+func TestRelayLimitsApplied(t *testing.T) {
+	relayH := p2ptest.NewHost(t, func(c *p2p.HostConfig) {
+		c.Listen = p2ptest.ListenTCP
+		c.Public = true
+		c.RelayLimits = &p2p.RelayLimits{Data: 4096}
+	})
+	relayInfo := peer.AddrInfo{ID: relayH.ID(), Addrs: relayH.Addrs()}
+	noListen := func(c *p2p.HostConfig) { c.Listen = []string{} }
+	a, b := p2ptest.NewHost(t, noListen), p2ptest.NewHost(t, noListen)
+	serveUpper(t, b, p2p.HandlerConfig{MaxRequest: 1 << 20, Rate: rate.Inf})
+	ctx := ctxT(t, 10*time.Second)
+	if err := b.Connect(ctx, relayInfo); err != nil {
+		t.Fatal(err)
+	}
+	rsvp, err := client.Reserve(ctx, b, relayInfo)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rsvp.LimitData != 4096 {
+		t.Fatalf("reservation data limit %d, want 4096", rsvp.LimitData)
+	}
+	circuit, _ := ma.NewMultiaddr(fmt.Sprintf("%s/p2p/%s/p2p-circuit", relayH.Addrs()[0], relayH.ID()))
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2p.Request(ctx, a, b.ID(), echoProto, true, []byte("small"), 100); err != nil {
+		t.Fatalf("small message over the limited relay: %v", err)
+	}
+	if _, err := p2p.Request(ctx, a, b.ID(), echoProto, true, bytes.Repeat([]byte("x"), 64<<10), 1<<20); err == nil {
+		t.Fatal("64 KiB crossed a relay limited to 4 KiB")
 	}
 }

@@ -58,11 +58,24 @@ const EchoProtocol = "/callsign-test/echo/1.0.0"
 // sender until the sender half-closes, then closes the stream.
 func ServeEcho(h host.Host) {
 	h.SetStreamHandler(EchoProtocol, func(s network.Stream) {
-		if _, err := io.Copy(s, s); err != nil {
-			s.Reset()
-			return
+		buf := make([]byte, 4096)
+		for {
+			n, err := s.Read(buf)
+			if n > 0 {
+				if _, werr := s.Write(buf[:n]); werr != nil {
+					s.Reset()
+					return
+				}
+			}
+			if err == io.EOF {
+				s.Close()
+				return
+			}
+			if err != nil {
+				s.Reset()
+				return
+			}
 		}
-		s.Close()
 	})
 }
 
