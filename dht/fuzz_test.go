@@ -1,0 +1,102 @@
+package dht
+
+import (
+	"bytes"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+)
+
+// seeds returns golden encodings to start the fuzzers from.
+func fuzzSeeds(f *testing.F) (handle, ident []byte) {
+	k, h := goldenHandle(f)
+	handle = mustSealHandle(f, k, h)
+	k, id := goldenIdentity(f)
+	ident = mustSealIdentity(f, k, id)
+	return handle, ident
+}
+
+func FuzzEnvelope(f *testing.F) {
+	h, i := fuzzSeeds(f)
+	f.Add(h)
+	f.Add(i)
+	f.Add([]byte{0x0a, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		e, err := unmarshalEnvelope(b, MaxIdentityRecordSize)
+		if err != nil {
+			return
+		}
+		if len(e.Payload)+len(e.Signature) > len(b) {
+			t.Fatal("decoded more than the input")
+		}
+		if !bytes.Equal(e.marshal(), b) {
+			t.Fatal("envelope has a second encoding")
+		}
+	})
+}
+
+func FuzzHandlePayload(f *testing.F) {
+	h, _ := fuzzSeeds(f)
+	e, _ := unmarshalEnvelope(h, MaxHandleRecordSize)
+	f.Add(e.Payload)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := unmarshalHandle(b)
+		if err != nil {
+			return
+		}
+		if !bytes.Equal(w.marshal(), b) {
+			t.Fatalf("handle payload has a second encoding: %x", b)
+		}
+		if r, err := w.fromWire(); err == nil {
+			if w2, err := r.toWire(); err != nil || !bytes.Equal(w2.marshal(), b) {
+				t.Fatalf("domain round trip changed the payload: %v", err)
+			}
+		}
+	})
+}
+
+func FuzzIdentityPayload(f *testing.F) {
+	_, i := fuzzSeeds(f)
+	e, _ := unmarshalEnvelope(i, MaxIdentityRecordSize)
+	f.Add(e.Payload)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		w, err := unmarshalIdentity(b)
+		if err != nil {
+			return
+		}
+		if len(w.Devices) > maxDevices || len(w.Handles) > maxHandles || len(w.Attestations) > maxAttestations ||
+			len(w.Mailboxes) > maxPeerAddrs || len(w.Relays) > maxPeerAddrs {
+			t.Fatal("cap exceeded")
+		}
+		if !bytes.Equal(w.marshal(), b) {
+			t.Fatalf("identity payload has a second encoding: %x", b)
+		}
+	})
+}
+
+// FuzzValidate feeds arbitrary values to both validators as a storing node
+// would see them.
+func FuzzValidate(f *testing.F) {
+	h, i := fuzzSeeds(f)
+	k := key(f, "golden")
+	_, hkey, _, _ := parseName("golden")
+	ikey := identityKey(k.Public().ID())
+	f.Add(hkey, h)
+	f.Add(ikey, i)
+	c := newChecker(func() time.Time { return goldenNow }, identity.TestPoW)
+	f.Fuzz(func(t *testing.T, key string, b []byte) {
+		if r, err := c.handle(key, b, goldenNow, 0); err == nil {
+			if r.Owner.IsZero() || !r.Expires.After(goldenNow) {
+				t.Fatal("accepted a record without owner or expired")
+			}
+		}
+		if r, err := c.identity(key, b, goldenNow, 0); err == nil {
+			if len(r.Devices) == 0 || !r.Expires.After(goldenNow) {
+				t.Fatal("accepted an identity without device or expired")
+			}
+		}
+		_, _ = handleValidator{c: c}.Select(key, [][]byte{b, h})
+		_, _ = identityValidator{c: c}.Select(key, [][]byte{b, i})
+	})
+}
