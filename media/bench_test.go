@@ -18,6 +18,9 @@ func setupOnce(tb testing.TB, eA, eB *Engine, src Source) (d time.Duration, ende
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
+	// Pumps end when both calls are closed: wait for them last.
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	start := time.Now()
 	caller, err := eA.NewCall(CallConfig{ID: "bench", Outgoing: true, Source: src})
 	if err != nil {
@@ -34,8 +37,6 @@ func setupOnce(tb testing.TB, eA, eB *Engine, src Source) (d time.Duration, ende
 		tb.Fatal(err)
 	}
 	defer callee.Close()
-	var wg sync.WaitGroup
-	defer wg.Wait()
 	pump := func(from, to *Call) {
 		wg.Go(func() {
 			for c := range from.Candidates() {
