@@ -137,12 +137,54 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 	}()
 
 	bw := bufio.NewWriterSize(st, 64<<10)
-	var flight []inflight
+	var (
+		flight   []inflight
+		ackBuf   []ackFrame
+		unmarked []string // written text messages whose sent state is not yet persisted
+	)
+	// Persist the sent state of what was written and not acked when the
+	// attempt ends (acked messages went straight to delivered).
+	defer func() {
+		if len(unmarked) > 0 {
+			s.markSent(ps, unmarked)
+		}
+	}()
 	idle := time.NewTimer(idleStream)
 	defer idle.Stop()
 	ackTimer := time.NewTimer(ackTimeout)
 	defer ackTimer.Stop()
+	sentTimer := time.NewTimer(time.Hour)
+	defer sentTimer.Stop()
 	for {
+		// Acks first, so the recipient never waits on us.
+	drain:
+		for len(ackBuf) < window {
+			select {
+			case a := <-acks:
+				ackBuf = append(ackBuf, a)
+			default:
+				break drain
+			}
+		}
+		if len(ackBuf) > 0 {
+			if len(ackBuf) > len(flight) {
+				return progressed, errors.New("recipient acked more frames than were sent")
+			}
+			for i, a := range ackBuf {
+				if a.id.String() != flight[i].id {
+					return progressed, fmt.Errorf("ack %d for %s out of order", i, a.id)
+				}
+			}
+			if err := s.applyAcks(ps, flight[:len(ackBuf)], ackBuf); err != nil {
+				return progressed, err
+			}
+			progressed = true
+			unmarked = removeIDs(unmarked, flight[:len(ackBuf)])
+			flight = flight[len(ackBuf):]
+			ackBuf = ackBuf[:0]
+			ackTimer.Reset(ackTimeout)
+		}
+
 		// Fill the window with the next frames in order.
 		s.mu.Lock()
 		var next []string
@@ -165,9 +207,13 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 			if err := bw.Flush(); err != nil {
 				return progressed, fmt.Errorf("write: %w", err)
 			}
-			if len(sent) > 0 {
-				s.markSent(ps, sent)
+			for _, id := range sent {
+				s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
 			}
+			if len(unmarked) == 0 && len(sent) > 0 {
+				sentTimer.Reset(sentDelay)
+			}
+			unmarked = append(unmarked, sent...)
 			if len(flight) == len(frames) {
 				ackTimer.Reset(ackTimeout)
 			}
@@ -187,6 +233,13 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 		case <-ps.wake:
 			// New messages queued: loop to fill the window.
 		case <-ps.kick:
+		case a := <-acks:
+			ackBuf = append(ackBuf, a)
+		case <-sentTimer.C:
+			if len(unmarked) > 0 {
+				s.markSent(ps, unmarked)
+				unmarked = nil
+			}
 		case <-idle.C:
 			if len(flight) == 0 {
 				s.mu.Lock()
@@ -201,33 +254,26 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 			if len(flight) > 0 {
 				return progressed, errors.New("no ack within the timeout")
 			}
-		case a := <-acks:
-			batch := []ackFrame{a}
-		drain:
-			for len(batch) < window {
-				select {
-				case a := <-acks:
-					batch = append(batch, a)
-				default:
-					break drain
-				}
-			}
-			if len(batch) > len(flight) {
-				return progressed, errors.New("recipient acked more frames than were sent")
-			}
-			for i, a := range batch {
-				if a.id.String() != flight[i].id {
-					return progressed, fmt.Errorf("ack %d for %s out of order", i, a.id)
-				}
-			}
-			if err := s.applyAcks(ps, flight[:len(batch)], batch); err != nil {
-				return progressed, err
-			}
-			progressed = true
-			flight = flight[len(batch):]
-			ackTimer.Reset(ackTimeout)
 		}
 	}
+}
+
+// removeIDs returns ids without those in fl.
+func removeIDs(ids []string, fl []inflight) []string {
+	if len(ids) == 0 {
+		return ids
+	}
+	gone := make(map[string]bool, len(fl))
+	for _, f := range fl {
+		gone[f.id] = true
+	}
+	out := ids[:0]
+	for _, id := range ids {
+		if !gone[id] {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // closeStream half-closes st, waits briefly for the recipient to close its
@@ -477,7 +523,8 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	return frames, sent, nil
 }
 
-// markSent moves text messages from queued to sent.
+// markSent persists the sent state of text messages still queued in the
+// store (the event went out when they were written).
 func (s *Service) markSent(ps *peerState, ids []string) {
 	var changed []string
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
@@ -503,10 +550,6 @@ func (s *Service) markSent(ps *peerState, ids []string) {
 	})
 	if err != nil {
 		s.log.Warn("mark messages sent", "peer", ps.id, "err", err)
-		return
-	}
-	for _, id := range changed {
-		s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
 	}
 }
 

@@ -149,6 +149,7 @@ const (
 	idleStream        = 5 * time.Second
 	inboundIdle       = 60 * time.Second
 	ackTimeout        = 30 * time.Second
+	sentDelay         = 200 * time.Millisecond // persist "sent" for frames not acked by then
 	dialTimeout       = 15 * time.Second
 	prekeyTimeout     = 5 * time.Second
 	streamLifetime    = 10 * time.Minute
@@ -188,6 +189,8 @@ type Service struct {
 	preMu    sync.Mutex
 	prekeys  *e2e.PrekeyState // guarded by preMu
 	bundleCh chan struct{}
+	sendQ    chan *sendReq
+	sendDone chan struct{} // closed when sendLoop returns
 }
 
 // peerState is what the Service keeps per remote account.
@@ -198,8 +201,6 @@ type peerState struct {
 	// peer together with the transaction that persists them.
 	mu  sync.Mutex
 	set *e2e.SessionSet // nil: not loaded
-
-	sendMu sync.Mutex // serialises Send's seq assignment with enqueueing
 
 	// Guarded by Service.mu.
 	pending []string      // outbox ids in send order, not yet acknowledged
@@ -279,6 +280,8 @@ func New(cfg Config) (*Service, error) {
 		inbound:   map[peer.ID]int{},
 		limiters:  map[peer.ID]*rate.Limiter{},
 		bundleCh:  make(chan struct{}, 1),
+		sendQ:     make(chan *sendReq, 256),
+		sendDone:  make(chan struct{}),
 	}
 	return s, nil
 }
@@ -324,6 +327,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}}
 	s.cfg.Host.Network().Notify(s.notifiee)
 	s.wg.Go(s.prekeyLoop)
+	s.wg.Go(s.sendLoop)
 	s.mu.Lock()
 	for acct, ids := range queues {
 		ps := s.peerLocked(acct)
@@ -428,44 +432,128 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	if !s.running() {
 		return store.Message{}, fmt.Errorf("send: %w", ErrClosed)
 	}
-	ps := s.peer(to)
-	ps.sendMu.Lock()
-	defer ps.sendMu.Unlock()
-	now := s.stamp()
-	m := store.Message{
-		ID:        newMsgID().String(),
-		Peer:      string(to),
-		Direction: store.DirOut,
-		Body:      append([]byte(nil), text...),
-		SentAt:    now,
-		At:        now,
-		State:     StateQueued,
+	req := &sendReq{
+		m: store.Message{
+			ID:        newMsgID().String(),
+			Peer:      string(to),
+			Direction: store.DirOut,
+			Body:      append([]byte(nil), text...),
+			State:     StateQueued,
+		},
+		done: make(chan error, 1),
 	}
-	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		c, err := tx.Conversation(m.Peer)
-		if errors.Is(err, store.ErrNotFound) {
-			c, err = store.Conversation{Peer: m.Peer}, nil
+	select {
+	case s.sendQ <- req:
+	case <-s.ctx.Done():
+		return store.Message{}, fmt.Errorf("send: %w", ErrClosed)
+	case <-ctx.Done():
+		return store.Message{}, fmt.Errorf("send: %w", ctx.Err())
+	}
+	// Once queued, the request is committed or fails; wait for the answer
+	// so the caller never sees a message it can't know the fate of.
+	var err error
+	select {
+	case err = <-req.done:
+	case <-s.sendDone:
+		select {
+		case err = <-req.done:
+		default:
+			err = ErrClosed
 		}
-		if err != nil {
-			return err
-		}
-		m.Seq = max(c.NextSeq, 1)
-		c.NextSeq = m.Seq + 1
-		c.LastAt = now
-		if err := tx.PutConversation(c); err != nil {
-			return err
-		}
-		if err := tx.PutMessage(m); err != nil {
-			return err
-		}
-		return tx.PutOutbox(store.OutboxEntry{ID: m.ID, Peer: m.Peer, NextAttempt: now, CreatedAt: now})
-	})
+	}
 	if err != nil {
 		return store.Message{}, fmt.Errorf("send: %w", err)
 	}
-	s.enqueue(ps, m.ID)
-	s.emit(Event{Kind: EventState, Peer: to, ID: m.ID, State: StateQueued})
-	return m, nil
+	return req.m, nil
+}
+
+// sendReq is one Send waiting for the group commit.
+type sendReq struct {
+	m    store.Message
+	done chan error
+}
+
+// sendLoop commits the Sends that are waiting together, in one
+// transaction (group commit), assigning each conversation's sequence
+// numbers in arrival order.
+func (s *Service) sendLoop() {
+	defer close(s.sendDone)
+	for {
+		var batch []*sendReq
+		select {
+		case r := <-s.sendQ:
+			batch = append(batch, r)
+		case <-s.ctx.Done():
+			for {
+				select {
+				case r := <-s.sendQ:
+					r.done <- ErrClosed
+				default:
+					return
+				}
+			}
+		}
+	drain:
+		for len(batch) < 256 {
+			select {
+			case r := <-s.sendQ:
+				batch = append(batch, r)
+			default:
+				break drain
+			}
+		}
+		s.commitSends(batch)
+	}
+}
+
+func (s *Service) commitSends(batch []*sendReq) {
+	for _, r := range batch {
+		now := s.stamp()
+		r.m.SentAt, r.m.At = now, now
+	}
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		convs := map[string]*store.Conversation{}
+		for _, r := range batch {
+			c := convs[r.m.Peer]
+			if c == nil {
+				cv, err := tx.Conversation(r.m.Peer)
+				if errors.Is(err, store.ErrNotFound) {
+					cv, err = store.Conversation{Peer: r.m.Peer}, nil
+				}
+				if err != nil {
+					return err
+				}
+				c = &cv
+				convs[r.m.Peer] = c
+			}
+			r.m.Seq = max(c.NextSeq, 1)
+			c.NextSeq = r.m.Seq + 1
+			c.LastAt = r.m.At
+			if err := tx.PutMessage(r.m); err != nil {
+				return err
+			}
+			if err := tx.PutOutbox(store.OutboxEntry{ID: r.m.ID, Peer: r.m.Peer, NextAttempt: r.m.At, CreatedAt: r.m.At}); err != nil {
+				return err
+			}
+		}
+		for _, c := range convs {
+			if err := tx.PutConversation(*c); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err == nil {
+		for _, r := range batch {
+			s.enqueue(s.peer(identity.AccountID(r.m.Peer)), r.m.ID)
+		}
+	}
+	for _, r := range batch {
+		r.done <- err
+		if err == nil {
+			s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.m.Peer), ID: r.m.ID, State: StateQueued})
+		}
+	}
 }
 
 // MarkRead marks incoming messages from peer as read and, when the Policy
