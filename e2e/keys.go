@@ -65,6 +65,35 @@ func (k *rootKey) clear()    { clear(k.b[:]) }
 func (k *chainKey) clear()   { clear(k.b[:]) }
 func (k *messageKey) clear() { clear(k.b[:]) }
 
+// ratchetKey is a session's own X25519 ratchet key pair. It keeps the raw
+// bytes and builds the crypto/ecdh key (which costs a scalar multiplication)
+// only when a DH needs it, so restoring a session from storage for every
+// message stays cheap.
+type ratchetKey struct {
+	_    noCompare
+	priv [keySize]byte
+	pub  [keySize]byte
+	key  *ecdh.PrivateKey // nil until first use
+}
+
+func newRatchetKey(k *ecdh.PrivateKey) ratchetKey {
+	r := ratchetKey{key: k}
+	copy(r.priv[:], k.Bytes())
+	copy(r.pub[:], k.PublicKey().Bytes())
+	return r
+}
+
+func (r *ratchetKey) ecdh() (*ecdh.PrivateKey, error) {
+	if r.key == nil {
+		k, err := ecdh.X25519().NewPrivateKey(r.priv[:])
+		if err != nil {
+			return nil, err
+		}
+		r.key = k
+	}
+	return r.key, nil
+}
+
 // Identity is one party's long-term key material: the Ed25519 account key
 // that signs prekeys, and the X25519 identity key (IK) used in the
 // handshake. The caller owns and stores both.

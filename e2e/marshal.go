@@ -1,7 +1,6 @@
 package e2e
 
 import (
-	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/mlkem"
 	"crypto/sha256"
@@ -40,25 +39,26 @@ func (s *Session) Marshal() ([]byte, error) {
 	e.bytes(7, s.id[:])
 	e.bytes(8, s.handshake)
 	e.bool(9, s.confirmed)
-	e.bytes(10, s.dhs.Bytes())
-	e.bytes(11, s.dhr[:])
-	e.bytes(12, s.rk.b[:])
+	e.bytes(10, s.dhs.priv[:])
+	e.bytes(11, s.dhs.pub[:])
+	e.bytes(12, s.dhr[:])
+	e.bytes(13, s.rk.b[:])
 	if s.hasCKs {
-		e.bytes(13, s.cks.b[:])
+		e.bytes(14, s.cks.b[:])
 	}
 	if s.hasCKr {
-		e.bytes(14, s.ckr.b[:])
+		e.bytes(15, s.ckr.b[:])
 	}
-	e.uint(15, uint64(s.ns))
-	e.uint(16, uint64(s.nr))
-	e.uint(17, uint64(s.pn))
+	e.uint(16, uint64(s.ns))
+	e.uint(17, uint64(s.nr))
+	e.uint(18, uint64(s.pn))
 	for _, id := range s.order {
 		mk := s.skipped[id]
 		var k encoder
 		k.bytes(1, id.dh[:])
 		k.uint(2, uint64(id.n))
 		k.bytes(3, mk.b[:])
-		e.bytes(18, k.b)
+		e.bytes(19, k.b)
 		clear(k.b)
 	}
 	return e.b, nil
@@ -93,25 +93,26 @@ func unmarshalSession(data []byte) (*Session, error) {
 	copy(s.id[:], d.fixed(7, sha256.Size))
 	s.handshake = clone(d.optFixed(8, initialPrefixSize))
 	s.confirmed = d.bool(9)
-	priv := d.fixed(10, keySize)
-	copy(s.dhr[:], d.fixed(11, keySize))
-	copy(s.rk.b[:], d.fixed(12, keySize))
-	if v := d.optFixed(13, keySize); v != nil {
+	copy(s.dhs.priv[:], d.fixed(10, keySize))
+	copy(s.dhs.pub[:], d.fixed(11, keySize))
+	copy(s.dhr[:], d.fixed(12, keySize))
+	copy(s.rk.b[:], d.fixed(13, keySize))
+	if v := d.optFixed(14, keySize); v != nil {
 		copy(s.cks.b[:], v)
 		s.hasCKs = true
 	}
-	if v := d.optFixed(14, keySize); v != nil {
+	if v := d.optFixed(15, keySize); v != nil {
 		copy(s.ckr.b[:], v)
 		s.hasCKr = true
 	}
-	s.ns = uint32(d.uint(15, math.MaxUint32))
-	s.nr = uint32(d.uint(16, math.MaxUint32))
-	s.pn = uint32(d.uint(17, math.MaxUint32))
-	for d.more(18) {
+	s.ns = uint32(d.uint(16, math.MaxUint32))
+	s.nr = uint32(d.uint(17, math.MaxUint32))
+	s.pn = uint32(d.uint(18, math.MaxUint32))
+	for d.more(19) {
 		if len(s.order) >= MaxSkippedKeys {
 			return nil, fmt.Errorf("%w: more than %d skipped keys", ErrMalformed, MaxSkippedKeys)
 		}
-		v := d.bytes(18, 1, 128)
+		v := d.bytes(19, 1, 128)
 		k := decoder{b: v}
 		var id skipID
 		copy(id.dh[:], k.fixed(1, keySize))
@@ -130,11 +131,9 @@ func unmarshalSession(data []byte) (*Session, error) {
 	if err := d.end(); err != nil {
 		return nil, err
 	}
-	var err error
-	if s.dhs, err = ecdh.X25519().NewPrivateKey(priv); err != nil {
-		return nil, fmt.Errorf("%w: ratchet key: %v", ErrMalformed, err)
-	}
 	switch {
+	case !canonicalX25519(s.dhs.pub[:]):
+		return nil, fmt.Errorf("%w: ratchet public key", ErrMalformed)
 	case !s.hasCKs:
 		return nil, fmt.Errorf("%w: no sending chain", ErrMalformed)
 	case !s.hasCKr && s.nr != 0:
@@ -175,7 +174,7 @@ func (s *PrekeyState) Marshal() ([]byte, error) {
 func marshalDHPrekey(k dhPrekey) []byte {
 	var e encoder
 	e.uint(1, uint64(k.id))
-	e.bytes(2, k.priv.Bytes())
+	e.bytes(2, k.raw[:])
 	e.bytes(3, k.sig)
 	e.uint(4, uint64(max(k.created, 0)))
 	e.uint(5, uint64(max(k.retired, 0)))
@@ -186,7 +185,7 @@ func marshalDHPrekey(k dhPrekey) []byte {
 func marshalPQPrekey(k pqPrekey) []byte {
 	var e encoder
 	e.uint(1, uint64(k.id))
-	e.bytes(2, k.dk.Bytes())
+	e.bytes(2, k.seed[:])
 	e.bytes(3, k.sig)
 	e.uint(4, uint64(max(k.created, 0)))
 	e.uint(5, uint64(max(k.retired, 0)))
@@ -236,11 +235,7 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 				d.fail("prekey: %v", err)
 				return nil
 			}
-			var err error
-			if p.priv, err = ecdh.X25519().NewPrivateKey(priv); err != nil {
-				d.fail("prekey: %v", err)
-				return nil
-			}
+			copy(p.raw[:], priv)
 			if p.id == 0 || ids[p.id] || p.id >= s.nextID {
 				d.fail("bad prekey id %d", p.id)
 				return nil
@@ -269,12 +264,7 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 				d.fail("pq prekey: %v", err)
 				return nil
 			}
-			var err error
-			if p.dk, err = mlkem.NewDecapsulationKey768(seed); err != nil {
-				d.fail("pq prekey: %v", err)
-				return nil
-			}
-			p.pub = p.dk.EncapsulationKey().Bytes()
+			copy(p.seed[:], seed)
 			if p.id == 0 || ids[p.id] || p.id >= s.nextID {
 				d.fail("bad prekey id %d", p.id)
 				return nil

@@ -96,10 +96,12 @@ func InitiateSession(self Identity, peerSigner ed25519.PublicKey, b Bundle, rand
 	// Double Ratchet, initiator: the peer's first ratchet key is its signed
 	// prekey.
 	copy(s.dhr[:], b.SignedPrekey)
-	if s.dhs, err = newX25519(rand); err != nil {
+	rk, err := newX25519(rand)
+	if err != nil {
 		return nil, nil, fmt.Errorf("initiate session: %w", err)
 	}
-	out, err := dh(s.dhs, b.SignedPrekey)
+	s.dhs = newRatchetKey(rk)
+	out, err := dh(rk, b.SignedPrekey)
 	if err != nil {
 		return nil, nil, fmt.Errorf("initiate session: %w: signed prekey: %v", ErrMalformed, err)
 	}
@@ -156,23 +158,23 @@ func AcceptSession(self Identity, st *PrekeyState, peerSigner ed25519.PublicKey,
 			clear(p)
 		}
 	}()
-	dh1, err1 := dh(spk.priv, m.ik)
+	dh1, err1 := dh(spk.private(), m.ik)
 	dh2, err2 := dh(self.DH, m.ek)
-	dh3, err3 := dh(spk.priv, m.ek)
+	dh3, err3 := dh(spk.private(), m.ek)
 	parts = append(parts, dh1, dh2, dh3)
 	if err1 != nil || err2 != nil || err3 != nil {
 		return nil, nil, fmt.Errorf("accept session: low-order key: %w", ErrDecrypt)
 	}
 	km = append(append(append(km, dh1...), dh2...), dh3...)
 	if opk != nil {
-		dh4, err := dh(opk.priv, m.ek)
+		dh4, err := dh(opk.private(), m.ek)
 		parts = append(parts, dh4)
 		if err != nil {
 			return nil, nil, fmt.Errorf("accept session: low-order key: %w", ErrDecrypt)
 		}
 		km = append(km, dh4...)
 	}
-	ss, err := pq.dk.Decapsulate(m.ct)
+	ss, err := pq.decapsulationKey().Decapsulate(m.ct)
 	if err != nil {
 		return nil, nil, fmt.Errorf("accept session: %w: %v", ErrMalformed, err)
 	}
@@ -191,9 +193,7 @@ func AcceptSession(self Identity, st *PrekeyState, peerSigner ed25519.PublicKey,
 	copy(s.peer.dh[:], m.ik)
 	// Double Ratchet, responder: the first ratchet key pair is the signed
 	// prekey; the first message's ratchet key starts the receiving chain.
-	if s.dhs, err = spk.priv.Curve().NewPrivateKey(spk.priv.Bytes()); err != nil {
-		return nil, nil, fmt.Errorf("accept session: %w", err)
-	}
+	s.dhs = newRatchetKey(spk.private()) // replaced by the first ratchet step below
 	h, ct, err := parseMessage(m.msg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("accept session: %w", err)

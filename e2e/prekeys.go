@@ -30,23 +30,59 @@ const (
 	maxRetiredPrekeys = 4
 )
 
+// dhPrekey and pqPrekey keep the raw private key and build the crypto
+// objects (a scalar multiplication, an ML-KEM key expansion) on first use, so
+// loading a state with many one-time prekeys stays cheap.
 type dhPrekey struct {
 	id      uint32
-	priv    *ecdh.PrivateKey
+	raw     [keySize]byte
 	sig     []byte
 	created int64 // unix seconds
 	retired int64 // unix seconds; 0 while current or unused
 	issued  bool  // one-time: handed out in a bundle
+	key     *ecdh.PrivateKey
 }
+
+func (k *dhPrekey) private() *ecdh.PrivateKey {
+	if k.key == nil {
+		key, err := ecdh.X25519().NewPrivateKey(k.raw[:])
+		if err != nil {
+			panic("bug: x25519 private key: " + err.Error())
+		}
+		k.key = key
+	}
+	return k.key
+}
+
+func (k *dhPrekey) public() []byte { return k.private().PublicKey().Bytes() }
 
 type pqPrekey struct {
 	id      uint32
-	dk      *mlkem.DecapsulationKey768
-	pub     []byte // cached encapsulation key
+	seed    [mlkem.SeedSize]byte
 	sig     []byte
 	created int64
 	retired int64
 	issued  bool
+	dk      *mlkem.DecapsulationKey768
+	pub     []byte
+}
+
+func (k *pqPrekey) decapsulationKey() *mlkem.DecapsulationKey768 {
+	if k.dk == nil {
+		dk, err := mlkem.NewDecapsulationKey768(k.seed[:])
+		if err != nil {
+			panic("bug: ml-kem seed: " + err.Error())
+		}
+		k.dk = dk
+	}
+	return k.dk
+}
+
+func (k *pqPrekey) public() []byte {
+	if k.pub == nil {
+		k.pub = k.decapsulationKey().EncapsulationKey().Bytes()
+	}
+	return k.pub
 }
 
 // PrekeyState is the private side of a party's prekeys: the current signed
@@ -107,12 +143,14 @@ func (s *PrekeyState) newDH(self Identity, kind byte, now time.Time, r io.Reader
 	if err != nil {
 		return dhPrekey{}, err
 	}
-	return dhPrekey{
+	k := dhPrekey{
 		id:      id,
-		priv:    priv,
+		key:     priv,
 		sig:     signKey(self.Signer, kind, id, priv.PublicKey().Bytes()),
 		created: now.Unix(),
-	}, nil
+	}
+	copy(k.raw[:], priv.Bytes())
+	return k, nil
 }
 
 func (s *PrekeyState) newPQ(self Identity, kind byte, now time.Time, r io.Reader) (pqPrekey, error) {
@@ -133,13 +171,15 @@ func (s *PrekeyState) newPQ(self Identity, kind byte, now time.Time, r io.Reader
 		return pqPrekey{}, err
 	}
 	pub := dk.EncapsulationKey().Bytes()
-	return pqPrekey{
+	k := pqPrekey{
 		id:      id,
 		dk:      dk,
 		pub:     pub,
 		sig:     signKey(self.Signer, kind, id, pub),
 		created: now.Unix(),
-	}, nil
+	}
+	copy(k.seed[:], seed)
+	return k, nil
 }
 
 // Rotate brings the state up to date at time now: a signed or PQ prekey
@@ -240,15 +280,15 @@ func (s *PrekeyState) GenerateOneTime(self Identity, n int, now time.Time, rand 
 // Bundle returns the public bundle without one-time prekeys: the form
 // published in the DHT identity record.
 func (s *PrekeyState) Bundle() Bundle {
-	spk, pq := s.signed[0], s.pq[0]
+	spk, pq := &s.signed[0], &s.pq[0]
 	return Bundle{
 		IdentityDH:      clone(s.identityDH),
 		IdentityDHSig:   clone(s.identitySig),
 		SignedPrekeyID:  spk.id,
-		SignedPrekey:    spk.priv.PublicKey().Bytes(),
+		SignedPrekey:    clone(spk.public()),
 		SignedPrekeySig: clone(spk.sig),
 		PQPrekeyID:      pq.id,
-		PQPrekey:        clone(pq.pub),
+		PQPrekey:        clone(pq.public()),
 		PQPrekeySig:     clone(pq.sig),
 	}
 }
@@ -263,14 +303,14 @@ func (s *PrekeyState) IssueBundle() Bundle {
 	for i := range s.oneTime {
 		if k := &s.oneTime[i]; !k.issued {
 			k.issued = true
-			b.OneTime = &OneTimePrekey{ID: k.id, Public: k.priv.PublicKey().Bytes(), Sig: clone(k.sig)}
+			b.OneTime = &OneTimePrekey{ID: k.id, Public: clone(k.public()), Sig: clone(k.sig)}
 			break
 		}
 	}
 	for i := range s.oneTimePQ {
 		if k := &s.oneTimePQ[i]; !k.issued {
 			k.issued = true
-			b.OneTimePQ = &OneTimePrekey{ID: k.id, Public: clone(k.pub), Sig: clone(k.sig)}
+			b.OneTimePQ = &OneTimePrekey{ID: k.id, Public: clone(k.public()), Sig: clone(k.sig)}
 			break
 		}
 	}

@@ -58,7 +58,7 @@ type Session struct {
 	// decrypted: the peer has seen this session's replies.
 	confirmed bool
 
-	dhs            *ecdh.PrivateKey
+	dhs            ratchetKey
 	dhr            [keySize]byte
 	rk             rootKey
 	cks, ckr       chainKey
@@ -136,7 +136,7 @@ func (s *Session) Encrypt(plaintext, ad []byte) ([]byte, error) {
 	out := make([]byte, 0, len(s.handshake)+headerSize+len(plaintext)+tagSize)
 	out = append(out, s.handshake...)
 	start := len(out)
-	out = appendHeader(out, s.dhs.PublicKey().Bytes(), s.pn, s.ns)
+	out = appendHeader(out, s.dhs.pub[:], s.pn, s.ns)
 	aead, nonce := mk.aead()
 	out = aead.Seal(out, nonce, plaintext, s.aeadData(out[start:], ad))
 	s.cks.clear()
@@ -236,7 +236,11 @@ func (s *Session) decrypt(h header, ct, ad []byte) ([]byte, error) {
 				return nil, err
 			}
 		}
-		dh1, err := dh(s.dhs, h.dh[:])
+		priv, err := s.dhs.ecdh()
+		if err != nil {
+			return nil, ErrDecrypt
+		}
+		dh1, err := dh(priv, h.dh[:])
 		if err != nil {
 			return nil, ErrDecrypt
 		}
@@ -289,7 +293,7 @@ func (s *Session) decrypt(h header, ct, ad []byte) ([]byte, error) {
 		s.cks.clear()
 		s.cks = newCKs
 		s.hasCKs = true
-		s.dhs = newDHs
+		s.dhs = newRatchetKey(newDHs)
 	}
 	s.ckr.clear()
 	s.ckr = next
