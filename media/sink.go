@@ -3,6 +3,7 @@ package media
 import (
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 
 	"github.com/pion/rtp"
@@ -59,10 +60,29 @@ func NewRecorder(audioPath, videoPath string) (*Recorder, error) {
 			}
 			return nil, fmt.Errorf("media: create video recording: %w", err)
 		}
-		r.video = w
-		r.vsb = samplebuilder.New(maxLateVideoPackets, &codecs.VP8Packet{}, vp8ClockRate)
+		r.setVideo(w)
 	}
 	return r, nil
+}
+
+// newRecorderTo records to writers (tests and fuzzing).
+func newRecorderTo(audio, video io.Writer) (*Recorder, error) {
+	a, err := oggwriter.NewWith(audio, opusClockRate, opusChannels)
+	if err != nil {
+		return nil, err
+	}
+	v, err := ivfwriter.NewWith(video, ivfwriter.WithCodec("video/VP8"))
+	if err != nil {
+		return nil, err
+	}
+	r := &Recorder{audio: a}
+	r.setVideo(v)
+	return r, nil
+}
+
+func (r *Recorder) setVideo(w *ivfwriter.IVFWriter) {
+	r.video = w
+	r.vsb = samplebuilder.New(maxLateVideoPackets, &codecs.VP8Packet{}, vp8ClockRate)
 }
 
 // WriteRTP records p. It implements Sink.
