@@ -431,8 +431,22 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 		return &c, nil
 	}
 	ctx, cancel := d.opCtx(ctx)
-	defer cancel()
-	lr, err := d.lookup(ctx, key)
+	// The owner's identity is looked up as soon as the first valid handle
+	// record arrives, in parallel with the rest of the handle lookup; the
+	// majority almost always confirms that owner.
+	spec := &identityFetch{d: d}
+	defer func() {
+		cancel()
+		spec.wait()
+	}()
+	lr, err := d.lookup(ctx, key, func(v []byte) {
+		if spec.started() {
+			return
+		}
+		if r, err := d.check.handle(key, v, d.cfg.Now(), 0); err == nil {
+			spec.start(ctx, r.Owner)
+		}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("resolve %q: %w", name, err)
 	}
@@ -444,7 +458,7 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 	}
 	if top != nil {
 		res.Owner, res.Handle = top.owner, top.best
-		ir, err := d.resolveIdentity(ctx, top.owner.ID())
+		ir, err := spec.result(ctx, top.owner)
 		switch {
 		case err == nil:
 			res.Identity = ir
@@ -502,7 +516,7 @@ func (d *DHT) resolveIdentity(ctx context.Context, id identity.AccountID) (*Iden
 	if r, ok := d.cache.get(key, d.cfg.Now()); ok && r.Identity != nil {
 		return r.Identity, nil
 	}
-	lr, err := d.lookup(ctx, key)
+	lr, err := d.lookup(ctx, key, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -543,4 +557,42 @@ func (d *DHT) bestIdentity(key string, answers []peerAnswer) (*IdentityRecord, i
 		}
 	}
 	return best, n
+}
+
+// identityFetch is an identity lookup started speculatively for the first
+// owner seen during a handle lookup.
+type identityFetch struct {
+	d     *DHT
+	owner identity.AccountPub
+	done  chan struct{}
+	rec   *IdentityRecord
+	err   error
+}
+
+func (f *identityFetch) started() bool { return f.done != nil }
+
+func (f *identityFetch) start(ctx context.Context, owner identity.AccountPub) {
+	f.owner, f.done = owner, make(chan struct{})
+	go func() {
+		defer close(f.done)
+		f.rec, f.err = f.d.resolveIdentity(ctx, owner.ID())
+	}()
+}
+
+// result returns owner's identity record: the speculative one when it was
+// for owner, else a fresh lookup.
+func (f *identityFetch) result(ctx context.Context, owner identity.AccountPub) (*IdentityRecord, error) {
+	if f.started() && f.owner.Equal(owner) {
+		<-f.done
+		return f.rec, f.err
+	}
+	return f.d.resolveIdentity(ctx, owner.ID())
+}
+
+// wait blocks until a started fetch has ended, so Resolve never leaves a
+// goroutine behind.
+func (f *identityFetch) wait() {
+	if f.started() {
+		<-f.done
+	}
 }

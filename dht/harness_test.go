@@ -128,27 +128,41 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 		tn.nodes = append(tn.nodes, d)
 	}
 	ctx := context.Background()
-	connect := func(a, b int) {
-		if a == b {
-			return
-		}
-		ai := peer.AddrInfo{ID: tn.hosts[b].ID(), Addrs: tn.hosts[b].Addrs()}
-		if err := tn.hosts[a].Connect(ctx, ai); err != nil {
-			tb.Fatalf("connect %d->%d: %v", a, b, err)
-		}
-	}
+	type pair struct{ a, b int }
+	var pairs []pair
 	rng := rand.New(rand.NewPCG(1, uint64(n)))
 	for i := range tn.hosts {
 		if o.degree == 0 {
 			for j := i + 1; j < n; j++ {
-				connect(i, j)
+				pairs = append(pairs, pair{i, j})
 			}
 			continue
 		}
-		connect(i, 0)
+		pairs = append(pairs, pair{i, 0})
 		for range o.degree {
-			connect(i, rng.IntN(n))
+			pairs = append(pairs, pair{i, rng.IntN(n)})
 		}
+	}
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 64)
+	errs := make(chan error, len(pairs))
+	for _, p := range pairs {
+		if p.a == p.b {
+			continue
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			ai := peer.AddrInfo{ID: tn.hosts[p.b].ID(), Addrs: tn.hosts[p.b].Addrs()}
+			if err := tn.hosts[p.a].Connect(ctx, ai); err != nil {
+				errs <- fmt.Errorf("connect %d->%d: %w", p.a, p.b, err)
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		tb.Fatal(err)
 	}
 	for _, d := range tn.nodes {
 		if err := d.Start(ctx); err != nil {
@@ -159,8 +173,13 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 	if o.degree != 0 {
 		want = min(n-1, o.degree)
 		for _, d := range tn.nodes {
-			<-d.kad.RefreshRoutingTable()
+			sem <- struct{}{}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				<-d.kad.RefreshRoutingTable()
+			})
 		}
+		wg.Wait()
 	}
 	waitUntil(tb, 30*time.Second, "routing tables", func() bool {
 		for _, d := range tn.nodes {

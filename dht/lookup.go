@@ -75,7 +75,10 @@ type getResult struct {
 // answered or ctx ends. Every answer is untrusted: a failed, malformed or
 // mismatched answer marks the peer failed, and records are validated by the
 // caller.
-func (d *DHT) lookup(ctx context.Context, key string) (*lookupResult, error) {
+//
+// onValue, when not nil, is called (from the lookup's goroutine) with each
+// record value as it arrives, so a caller can start dependent work early.
+func (d *DHT) lookup(ctx context.Context, key string, onValue func([]byte)) (*lookupResult, error) {
 	self := d.host.ID()
 	target := kb.ConvertKey(key)
 	cands := make(map[peer.ID]*candidate)
@@ -146,6 +149,9 @@ func (d *DHT) lookup(ctx context.Context, key string) (*lookupResult, error) {
 		}
 		r.c.state = candAnswered
 		r.c.value = r.value
+		if onValue != nil && r.value != nil {
+			onValue(r.value)
+		}
 		for i, ai := range r.closer {
 			if i == maxCloserPeers {
 				break

@@ -73,7 +73,7 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	ctx, cancel := d.opCtx(ctx)
 	defer cancel()
 
-	lr, err := d.lookup(ctx, dkey)
+	lr, err := d.lookup(ctx, dkey, nil)
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", name, err)
 	}
@@ -174,7 +174,7 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	ctx, cancel := d.opCtx(ctx)
 	defer cancel()
 
-	lr, err := d.lookup(ctx, dkey)
+	lr, err := d.lookup(ctx, dkey, nil)
 	if err != nil {
 		return nil, fmt.Errorf("publish identity: %w", err)
 	}
@@ -341,7 +341,7 @@ func (d *DHT) Republish(ctx context.Context) error {
 func (d *DHT) putRaw(ctx context.Context, key string, raw []byte) error {
 	ctx, cancel := d.opCtx(ctx)
 	defer cancel()
-	lr, err := d.lookup(ctx, key)
+	lr, err := d.lookup(ctx, key, nil)
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
