@@ -440,7 +440,14 @@ func (c *Call) Answer(ctx context.Context, offer string) (string, error) {
 	if err := c.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeOffer, SDP: offer}); err != nil {
 		return "", fmt.Errorf("media: call %s: set offer: %w", c.id, err)
 	}
+	offered := map[webrtc.RTPCodecType]bool{}
+	for _, tr := range c.pc.GetTransceivers() {
+		offered[tr.Kind()] = true
+	}
 	for _, lt := range c.local {
+		if !offered[rtpKind(lt.src.Kind())] {
+			continue // the caller offered no section for it: nothing to send on
+		}
 		if _, err := c.pc.AddTrack(lt.track); err != nil {
 			return "", fmt.Errorf("media: call %s: add %s track: %w", c.id, lt.src.Kind(), err)
 		}
@@ -666,24 +673,25 @@ func (c *Call) startSenders() {
 		return
 	}
 	for _, lt := range c.local {
-		c.mediaWG.Add(1)
+		s := senders[lt.track]
+		if s == nil {
+			continue // not negotiated
+		}
+		c.mediaWG.Add(2)
 		go func() {
 			defer c.mediaWG.Done()
 			c.send(lt)
 		}()
-		if s := senders[lt.track]; s != nil {
-			c.mediaWG.Add(1)
-			go func() {
-				defer c.mediaWG.Done()
-				for {
-					pkts, _, err := s.ReadRTCP()
-					if err != nil {
-						return
-					}
-					c.noteRTCP(pkts)
+		go func() {
+			defer c.mediaWG.Done()
+			for {
+				pkts, _, err := s.ReadRTCP()
+				if err != nil {
+					return
 				}
-			}()
-		}
+				c.noteRTCP(pkts)
+			}
+		}()
 	}
 }
 

@@ -191,3 +191,45 @@ func TestDirectCall(t *testing.T) {
 		t.Error("no candidates were trickled")
 	}
 }
+
+// TestReceiveOnly: a caller with no source (a bot that only records, or a
+// user without microphone) still receives both kinds and sends nothing.
+func TestReceiveOnly(t *testing.T) {
+	eA, eB := newEngine(t, Config{}), newEngine(t, Config{})
+	caller := newCall(t, eA, CallConfig{ID: "r", Outgoing: true})
+	callee := newCall(t, eB, CallConfig{ID: "r", Source: Sources(Tone(), Pattern())})
+	wA := watch(t, caller)
+	connect(t, caller, callee, nil)
+	wA.wait(t, StateActive, 10*time.Second)
+	waitFor(t, 5*time.Second, "audio and video at the caller", func() bool {
+		return caller.Stats().PacketsReceived >= 40
+	})
+	if st := caller.Stats(); st.PacketsSent != 0 || st.SetupTime != 0 {
+		t.Errorf("receive-only caller sent %d packets (setup %v)", st.PacketsSent, st.SetupTime)
+	}
+	caller.mu.Lock()
+	kinds := len(caller.recvKinds)
+	caller.mu.Unlock()
+	if kinds != 2 {
+		t.Errorf("caller receives %d kinds, want audio and video", kinds)
+	}
+}
+
+// TestAudioOnlyOffer: an offer without video gets an audio-only answer
+// even when the callee could send video.
+func TestAudioOnlyOffer(t *testing.T) {
+	e := newEngine(t, Config{})
+	callee := newCall(t, e, CallConfig{ID: "a", Source: Sources(Tone(), Pattern())})
+	offer := golden(t, "offer.sdp")
+	offer = strings.Replace(offer[:strings.Index(offer, "m=video")], "BUNDLE 0 1", "BUNDLE 0", 1)
+	answer, err := callee.Answer(t.Context(), offer)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(answer, "m=video") || !strings.Contains(answer, "m=audio") {
+		t.Errorf("answer to an audio-only offer:\n%s", answer)
+	}
+	if n := len(callee.pc.GetSenders()); n != 1 {
+		t.Errorf("%d senders, want 1 (audio)", n)
+	}
+}
