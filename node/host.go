@@ -104,6 +104,8 @@ func (n *Node) startDHT(ctx context.Context) error {
 		RecordTTL:         n.cfg.Network.RecordTTL,
 		RepublishInterval: n.cfg.Network.RepublishInterval,
 		Grace:             n.cfg.Network.Grace,
+		CacheTTL:          n.cfg.Network.CacheTTL,
+		NegativeCacheTTL:  min(n.cfg.Network.CacheTTL, 10*time.Second),
 		Logger:            n.log.With("component", "dht"),
 	})
 	if err != nil {

@@ -79,6 +79,7 @@ type Network struct {
 	RecordTTL         time.Duration      // 0 = dht default (72 h)
 	RepublishInterval time.Duration      // 0 = dht default (12 h)
 	Grace             time.Duration      // 0 = dht default (24 h)
+	CacheTTL          time.Duration      // 0 = dht default (1 min); how long a resolution is reused
 }
 
 // Errors a user can do something about. They carry a hint (see Hint).

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -36,8 +37,10 @@ type Options struct {
 type Net struct {
 	t     testing.TB
 	opts  Options
+	root  string // data directories live below it
 	mu    sync.Mutex
 	Nodes []*Node
+	seq   int
 }
 
 // Node is one node of the network plus a client of its API.
@@ -61,14 +64,16 @@ func New(t testing.TB, n int, opts Options) *Net {
 			opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 		}
 	}
-	net := &Net{t: t, opts: opts}
+	// The data directories must outlive the nodes: make their root before
+	// registering Close, since cleanups run last-registered first.
+	net := &Net{t: t, opts: opts, root: t.TempDir()}
 	t.Cleanup(net.Close)
 	net.Add(true)
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
 	for range n - 1 {
 		wg.Go(func() {
-			if _, err := net.add(false, t.TempDir()); err != nil {
+			if _, err := net.add(false, net.newDir()); err != nil {
 				errs <- err
 			}
 		})
@@ -85,7 +90,7 @@ func New(t testing.TB, n int, opts Options) *Net {
 // Add starts one more node (public or not) that bootstraps from the first.
 func (net *Net) Add(public bool) *Node {
 	net.t.Helper()
-	nd, err := net.add(public, net.t.TempDir())
+	nd, err := net.add(public, net.newDir())
 	if err != nil {
 		net.t.Fatal(err)
 	}
@@ -112,6 +117,13 @@ func (net *Net) Restart(nd *Node) *Node {
 	}
 	net.mu.Unlock()
 	return nn
+}
+
+func (net *Net) newDir() string {
+	net.mu.Lock()
+	defer net.mu.Unlock()
+	net.seq++
+	return filepath.Join(net.root, fmt.Sprintf("node%03d", net.seq))
 }
 
 func (net *Net) add(public bool, dir string) (*Node, error) {
