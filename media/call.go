@@ -595,6 +595,9 @@ func (c *Call) onICEState(s webrtc.ICEConnectionState) {
 }
 
 func (c *Call) onPCState(s webrtc.PeerConnectionState) {
+	// pion reports an ICE failure twice, as ICE and as connection state,
+	// from different goroutines: name it the same either way.
+	iceFailed := s == webrtc.PeerConnectionStateFailed && c.pc.ICEConnectionState() == webrtc.ICEConnectionStateFailed
 	c.mu.Lock()
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
@@ -608,7 +611,11 @@ func (c *Call) onPCState(s webrtc.PeerConnectionState) {
 			close(c.active)
 		}
 	case webrtc.PeerConnectionStateFailed:
-		c.endLocked(ReasonFailed)
+		if iceFailed {
+			c.endLocked(ReasonICEFailed)
+		} else {
+			c.endLocked(ReasonFailed)
+		}
 	case webrtc.PeerConnectionStateClosed:
 		if !c.localClosing {
 			// pion closes the connection when the remote's DTLS
