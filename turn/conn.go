@@ -223,8 +223,10 @@ func (s *Server) killAllTCP() {
 }
 
 // listenUDP opens n UDP sockets on addr; with n > 1 they share the port
-// through SO_REUSEPORT and the kernel spreads clients across them by
-// 4-tuple hash.
+// through SO_REUSEPORT and the kernel spreads clients across them by source
+// IP (see attachIPAffinity). Same-user processes could join the group, as
+// with any SO_REUSEPORT socket; the node's data-directory lock keeps a
+// second callsign off it.
 func (s *Server) listenUDP(ctx context.Context, addr string, n int) ([]net.PacketConn, error) {
 	if s.cfg.Net != nil {
 		c, err := s.cfg.Net.ListenPacket("udp", addr) //nolint:noctx // transport.Net has no context variant
@@ -233,31 +235,68 @@ func (s *Server) listenUDP(ctx context.Context, addr string, n int) ([]net.Packe
 		}
 		return []net.PacketConn{c}, nil
 	}
-	lc := net.ListenConfig{}
-	if n > 1 {
-		lc.Control = reusePortControl
+	if n == 1 {
+		var lc net.ListenConfig
+		c, err := lc.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		tuneSocket(c, s.cfg.SocketBuffer)
+		return []net.PacketConn{c}, nil
 	}
-	first, err := lc.ListenPacket(ctx, "udp", addr)
+	conns, err := listenReusePortGroup(ctx, addr, n)
 	if err != nil {
 		return nil, err
 	}
-	conns := []net.PacketConn{first}
-	// Bind the others to the port the first one got (addr may say port 0).
-	shared := first.LocalAddr().String()
-	for len(conns) < n {
-		c, err := lc.ListenPacket(ctx, "udp", shared)
-		if err != nil {
-			for _, c := range conns {
+	if len(conns) > 1 {
+		if err := attachIPAffinity(conns[0], len(conns)); err != nil {
+			// Without affinity RTP/RTCP port reservations break across
+			// sockets; serve from one socket instead.
+			s.log.Info("turn: serving UDP from one socket", "reason", "reuseport affinity: "+err.Error())
+			for _, c := range conns[1:] {
 				_ = c.Close()
 			}
-			return nil, err
+			conns = conns[:1]
 		}
-		conns = append(conns, c)
 	}
 	for _, c := range conns {
 		tuneSocket(c, s.cfg.SocketBuffer)
 	}
 	return conns, nil
+}
+
+// listenReusePortGroup binds n SO_REUSEPORT sockets to one port. A plain
+// socket probes the address first: any SO_REUSEPORT socket of the same user
+// could silently join a group, so the group is only formed on a port
+// nobody holds (for port 0, a fresh one; a lost race is retried).
+func listenReusePortGroup(ctx context.Context, addr string, n int) ([]net.PacketConn, error) {
+	var plain net.ListenConfig
+	group := net.ListenConfig{Control: reusePortControl}
+	var lastErr error
+	for range 3 {
+		probe, err := plain.ListenPacket(ctx, "udp", addr)
+		if err != nil {
+			return nil, err
+		}
+		shared := probe.LocalAddr().String()
+		_ = probe.Close()
+		conns := make([]net.PacketConn, 0, n)
+		for len(conns) < n {
+			c, err := group.ListenPacket(ctx, "udp", shared)
+			if err != nil {
+				lastErr = err
+				break
+			}
+			conns = append(conns, c)
+		}
+		if len(conns) == n {
+			return conns, nil
+		}
+		for _, c := range conns {
+			_ = c.Close()
+		}
+	}
+	return nil, lastErr
 }
 
 func (s *Server) listenTCP(ctx context.Context, addr string) (net.Listener, error) {

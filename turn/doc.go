@@ -32,7 +32,7 @@
 // MaxChannelsPerAllocation channels (508 over UDP; a TURN-over-TCP client
 // exceeding it is disconnected). Peers on loopback, unspecified or
 // multicast addresses are refused unless AllowLoopbackPeers is set. TCP
-// relays (RFC 6062) and EVEN-PORT reservations are not offered. TURN over
+// relays (RFC 6062) are not offered. TURN over
 // TCP connections are capped in total and per IP and closed after 11 min
 // of silence.
 //

@@ -366,11 +366,12 @@ func (s *Server) events() pionturn.EventHandler {
 // errRelayRefused is returned to pion for relay sockets we don't hand out.
 var errRelayRefused = errors.New("turn: relay of this kind is not offered")
 
-// relayGen wraps pion's address generators: it tunes relay socket buffers,
-// refuses TCP relays (RFC 6062: calls don't need them, and they let clients
-// open TCP connections from the server) and refuses the unauthenticated
-// port probing pion does for EVEN-PORT (128 binds per request, before any
-// quota check).
+// relayGen wraps pion's address generators: it tunes relay socket buffers
+// and refuses TCP relays (RFC 6062: calls don't need them, and they let
+// clients open TCP connections from the server). EVEN-PORT requests (used
+// by RTP/RTCP pairs, and by coturn's uclient) are served: pion probes for a
+// free even port with up to 128 bind/close pairs after authenticating the
+// request, inside the port range when one is set.
 type relayGen struct {
 	inner  pionturn.RelayAddressGenerator
 	buffer int
@@ -400,9 +401,6 @@ func (s *Server) relayGenerator(listenHost string) *relayGen {
 func (g *relayGen) Validate() error { return g.inner.Validate() }
 
 func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net.PacketConn, net.Addr, error) {
-	if conf.UserID == "" {
-		return nil, nil, errRelayRefused
-	}
 	c, addr, err := g.inner.AllocatePacketConn(conf)
 	if err != nil {
 		return nil, nil, err

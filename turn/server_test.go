@@ -547,3 +547,44 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
+
+// TestPortPairReservationAcrossSockets reserves an RTP/RTCP port pair the
+// way coturn's uclient does (EVEN-PORT from one client socket, then
+// RESERVATION-TOKEN from another of the same host) against a server reading
+// several SO_REUSEPORT sockets: the kernel must route both to the socket
+// holding the reservation.
+func TestPortPairReservationAcrossSockets(t *testing.T) {
+	s := startServer(t, Config{Listeners: 4, AllocationBurst: 100, MaxAllocationsPerIP: 100})
+	if reusePortSupported && len(s.udp) != 4 {
+		t.Fatalf("server reads %d sockets, want 4", len(s.udp))
+	}
+	allocate := stun.NewType(stun.MethodAllocate, stun.ClassRequest)
+	for i := range 6 {
+		creds := s.Credentials("rtp" + strconv.Itoa(i))
+		rtp := newRawClient(t, s, creds.Username, creds.Password, DefaultRealm)
+		res := rtp.authed(allocate, requestedUDP{}, rawAttr{stun.AttrEvenPort, []byte{0x80}})
+		if code := errorCode(t, res); code != 0 {
+			t.Fatalf("EVEN-PORT allocate: code %d", code)
+		}
+		token, err := res.Get(stun.AttrReservationToken)
+		if err != nil {
+			t.Fatalf("no RESERVATION-TOKEN: %v", err)
+		}
+		var relayed stun.XORMappedAddress
+		if err := relayed.GetFromAs(res, stun.AttrXORRelayedAddress); err != nil {
+			t.Fatal(err)
+		}
+		rtcp := newRawClient(t, s, creds.Username, creds.Password, DefaultRealm)
+		res = rtcp.authed(allocate, requestedUDP{}, rawAttr{stun.AttrReservationToken, token})
+		if code := errorCode(t, res); code != 0 {
+			t.Fatalf("pair %d: RESERVATION-TOKEN allocate from a second socket: code %d", i, code)
+		}
+		var relayed2 stun.XORMappedAddress
+		if err := relayed2.GetFromAs(res, stun.AttrXORRelayedAddress); err != nil {
+			t.Fatal(err)
+		}
+		if relayed.Port%2 != 0 || relayed2.Port != relayed.Port+1 {
+			t.Fatalf("pair %d: relay ports %d and %d, want an even port and the next", i, relayed.Port, relayed2.Port)
+		}
+	}
+}
