@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -219,6 +220,69 @@ func (c *Client) AddContact(ctx context.Context, name, petname string) (Contact,
 // RemoveContact removes a contact by petname, handle or account id.
 func (c *Client) RemoveContact(ctx context.Context, name string) error {
 	return c.do(ctx, http.MethodDelete, "/api/v1/contacts/"+url.PathEscape(name), nil, nil)
+}
+
+// Send queues a message; it returns once the message is durable in the
+// node's outbox.
+func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
+	var v Message
+	return v, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{To: to, Text: text}, &v)
+}
+
+// Conversations lists conversations, most recent first.
+func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
+	var v []Conversation
+	return v, c.do(ctx, http.MethodGet, "/api/v1/conversations", nil, &v)
+}
+
+// Messages returns one page of the conversation with name, oldest first.
+func (c *Client) Messages(ctx context.Context, name, cursor string, limit int) (MessagePage, error) {
+	var v MessagePage
+	q := url.Values{}
+	if cursor != "" {
+		q.Set("cursor", cursor)
+	}
+	if limit > 0 {
+		q.Set("limit", strconv.Itoa(limit))
+	}
+	path := "/api/v1/conversations/" + url.PathEscape(name)
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	return v, c.do(ctx, http.MethodGet, path, nil, &v)
+}
+
+// MarkRead marks messages from name read (nil ids: all of them).
+func (c *Client) MarkRead(ctx context.Context, name string, ids []string) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/conversations/"+url.PathEscape(name)+"/read", ReadRequest{IDs: ids}, nil)
+}
+
+// Requests lists message requests.
+func (c *Client) Requests(ctx context.Context) ([]Conversation, error) {
+	var v []Conversation
+	return v, c.do(ctx, http.MethodGet, "/api/v1/requests", nil, &v)
+}
+
+// Accept accepts a message request: the sender becomes a contact.
+func (c *Client) Accept(ctx context.Context, name string) (Contact, error) {
+	var v Contact
+	return v, c.do(ctx, http.MethodPost, "/api/v1/requests/"+url.PathEscape(name)+"/accept", nil, &v)
+}
+
+// ContactAction runs block, unblock, follow or unfollow on a contact.
+func (c *Client) ContactAction(ctx context.Context, name, action string) (Contact, error) {
+	var v Contact
+	return v, c.do(ctx, http.MethodPost, "/api/v1/contacts/"+url.PathEscape(name)+"/"+url.PathEscape(action), nil, &v)
+}
+
+// Safety returns the safety number with a contact; confirm marks it
+// verified.
+func (c *Client) Safety(ctx context.Context, name string, confirm bool) (Safety, error) {
+	var v Safety
+	if confirm {
+		return v, c.do(ctx, http.MethodPost, "/api/v1/safety/"+url.PathEscape(name)+"/confirm", nil, &v)
+	}
+	return v, c.do(ctx, http.MethodGet, "/api/v1/safety/"+url.PathEscape(name), nil, &v)
 }
 
 // Events opens the event stream. The returned channel closes when ctx ends

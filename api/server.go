@@ -16,6 +16,15 @@
 //	GET    /contacts           []Contact
 //	POST   /contacts           ContactAdd -> Contact
 //	DELETE /contacts/{name}    -
+//	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
+//	GET    /conversations                  []Conversation
+//	GET    /conversations/{name}?cursor=&limit=  MessagePage, oldest first
+//	POST   /conversations/{name}/read      ReadRequest
+//	GET    /requests                       []Conversation
+//	POST   /requests/{name}/accept         Contact
+//	POST   /contacts/{name}/{flag}         flag: block, unblock, follow, unfollow -> Contact
+//	GET    /safety/{name}                  Safety
+//	POST   /safety/{name}/confirm          Safety (marks the contact verified)
 //	GET    /events             WebSocket stream of Event
 //
 // Everything else under /api/ is a JSON 404. Other paths serve the embedded
@@ -32,6 +41,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -54,6 +64,14 @@ type Backend interface {
 	Contacts(ctx context.Context) ([]Contact, error)
 	AddContact(ctx context.Context, name, petname string) (Contact, error)
 	RemoveContact(ctx context.Context, name string) error
+	Send(ctx context.Context, to, text string) (Message, error)
+	Conversations(ctx context.Context) ([]Conversation, error)
+	Messages(ctx context.Context, name, cursor string, limit int) (MessagePage, error)
+	MarkRead(ctx context.Context, name string, ids []string) error
+	Requests(ctx context.Context) ([]Conversation, error)
+	Accept(ctx context.Context, name string) (Contact, error)
+	SetContactFlag(ctx context.Context, name, flag string, on bool) (Contact, error)
+	Safety(ctx context.Context, name string, confirm bool) (Safety, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
 	// ends. Slow subscribers lose events rather than block the node.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
@@ -183,6 +201,53 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("DELETE /api/v1/contacts/{name}", j(func(r *http.Request) (any, error) {
 		return struct{}{}, b.RemoveContact(r.Context(), r.PathValue("name"))
+	}))
+	mux.HandleFunc("POST /api/v1/messages", j(func(r *http.Request) (any, error) {
+		var req SendRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.Send(r.Context(), req.To, req.Text)
+	}))
+	mux.HandleFunc("GET /api/v1/conversations", j(func(r *http.Request) (any, error) { return b.Conversations(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/conversations/{name}", j(func(r *http.Request) (any, error) {
+		limit := 0
+		if l := r.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 0 || n > 1000 {
+				return nil, Errorf(CodeBadRequest, "", "limit must be 0 to 1000")
+			}
+			limit = n
+		}
+		return b.Messages(r.Context(), r.PathValue("name"), r.URL.Query().Get("cursor"), limit)
+	}))
+	mux.HandleFunc("POST /api/v1/conversations/{name}/read", j(func(r *http.Request) (any, error) {
+		var req ReadRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, b.MarkRead(r.Context(), r.PathValue("name"), req.IDs)
+	}))
+	mux.HandleFunc("GET /api/v1/requests", j(func(r *http.Request) (any, error) { return b.Requests(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/requests/{name}/accept", j(func(r *http.Request) (any, error) {
+		return b.Accept(r.Context(), r.PathValue("name"))
+	}))
+	mux.HandleFunc("POST /api/v1/contacts/{name}/{flag}", j(func(r *http.Request) (any, error) {
+		flag, on := r.PathValue("flag"), true
+		switch flag {
+		case "unblock", "unfollow":
+			flag, on = flag[2:], false
+		case "block", "follow":
+		default:
+			return nil, Errorf(CodeNotFound, "", "no such contact action %q", flag)
+		}
+		return b.SetContactFlag(r.Context(), r.PathValue("name"), flag, on)
+	}))
+	mux.HandleFunc("GET /api/v1/safety/{name}", j(func(r *http.Request) (any, error) {
+		return b.Safety(r.Context(), r.PathValue("name"), false)
+	}))
+	mux.HandleFunc("POST /api/v1/safety/{name}/confirm", j(func(r *http.Request) (any, error) {
+		return b.Safety(r.Context(), r.PathValue("name"), true)
 	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

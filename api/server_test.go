@@ -23,8 +23,10 @@ type fakeBackend struct {
 func (f *fakeBackend) ID(context.Context) (ID, error) {
 	return ID{Account: "csa1test", Peer: "12D3", API: "x"}, nil
 }
-func (f *fakeBackend) Status(context.Context) (Status, error) { return Status{Encryption: "keyfile"}, nil }
-func (f *fakeBackend) Peers(context.Context) ([]Peer, error)   { return []Peer{}, nil }
+func (f *fakeBackend) Status(context.Context) (Status, error) {
+	return Status{Encryption: "keyfile"}, nil
+}
+func (f *fakeBackend) Peers(context.Context) ([]Peer, error) { return []Peer{}, nil }
 func (f *fakeBackend) Handles(context.Context) ([]Handle, error) {
 	return []Handle{{Name: "alice"}}, nil
 }
@@ -42,6 +44,20 @@ func (f *fakeBackend) AddContact(_ context.Context, n, p string) (Contact, error
 	return Contact{Petname: p}, nil
 }
 func (f *fakeBackend) RemoveContact(context.Context, string) error { return nil }
+func (f *fakeBackend) Send(_ context.Context, to, text string) (Message, error) {
+	return Message{ID: "m1", To: to, Text: text, State: "queued", Direction: "out"}, nil
+}
+func (f *fakeBackend) Conversations(context.Context) ([]Conversation, error) { return nil, nil }
+func (f *fakeBackend) Messages(_ context.Context, name, cursor string, limit int) (MessagePage, error) {
+	return MessagePage{}, nil
+}
+func (f *fakeBackend) MarkRead(context.Context, string, []string) error { return nil }
+func (f *fakeBackend) Requests(context.Context) ([]Conversation, error) { return nil, nil }
+func (f *fakeBackend) Accept(context.Context, string) (Contact, error)  { return Contact{}, nil }
+func (f *fakeBackend) SetContactFlag(_ context.Context, name, flag string, on bool) (Contact, error) {
+	return Contact{Petname: name, Blocked: flag == "block" && on}, nil
+}
+func (f *fakeBackend) Safety(context.Context, string, bool) (Safety, error) { return Safety{}, nil }
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	return f.events, func() {}
 }

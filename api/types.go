@@ -180,3 +180,77 @@ func IsCode(err error, code string) bool {
 	var e *Error
 	return errors.As(err, &e) && e.Code == code
 }
+
+// SendRequest is the body of POST /api/v1/messages.
+type SendRequest struct {
+	To   string `json:"to"`   // petname, handle, name~suffix or account id
+	Text string `json:"text"` // UTF-8, at most the node's message limit
+}
+
+// Message is one message of a conversation. Messages are listed oldest
+// first.
+type Message struct {
+	ID        string    `json:"id"`
+	From      string    `json:"from"` // sender's account id
+	To        string    `json:"to"`   // recipient's account id
+	Text      string    `json:"text"`
+	SentAt    time.Time `json:"sent_at"`
+	State     string    `json:"state"`     // queued, sent, delivered, read, failed (out); received, read (in)
+	Direction string    `json:"direction"` // "in" or "out"
+	Peer      string    `json:"peer"`      // the other side's account id
+	PeerName  string    `json:"peer_name,omitempty"`
+}
+
+// MessagePage is one page of a conversation.
+type MessagePage struct {
+	Messages []Message `json:"messages"`
+	Next     string    `json:"next,omitempty"` // cursor for the next page; empty at the end
+	Warning  string    `json:"warning,omitempty"`
+}
+
+// Conversation summarises the messages with one peer.
+type Conversation struct {
+	Peer     string    `json:"peer"`
+	PeerName string    `json:"peer_name,omitempty"`
+	LastAt   time.Time `json:"last_at"`
+	Unread   int       `json:"unread"`
+	Request  bool      `json:"request"` // a message request not yet accepted
+}
+
+// ReadRequest is the body of POST /api/v1/conversations/{name}/read.
+type ReadRequest struct {
+	IDs []string `json:"ids,omitempty"` // nil = every unread message
+}
+
+// Safety is the safety number of a contact: both people compare it (read
+// aloud, or side by side) to verify that no one sits between them.
+type Safety struct {
+	Name         string `json:"name"`
+	Account      string `json:"account"`
+	SafetyNumber string `json:"safety_number"`
+	Verified     bool   `json:"verified"`
+	KeyChanged   bool   `json:"key_changed"`
+}
+
+// Event types on the event stream.
+const (
+	EventMessage   = "message"    // Data: Message (incoming or outgoing)
+	EventState     = "state"      // Data: StateChange
+	EventRequest   = "request"    // Data: Message, the first message of a request
+	EventKeyChange = "key-change" // Data: KeyChange
+)
+
+// StateChange is a message changing state.
+type StateChange struct {
+	ID    string `json:"id"`
+	Peer  string `json:"peer"`
+	State string `json:"state"`
+}
+
+// KeyChange says a contact's handle now resolves to another key.
+type KeyChange struct {
+	Contact string `json:"contact"`
+	Handle  string `json:"handle"`
+	Pinned  string `json:"pinned"`
+	Now     string `json:"now"`
+}

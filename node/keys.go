@@ -14,12 +14,12 @@ import (
 )
 
 // keys are the node's long-term secrets: the account key, the device's
-// libp2p key and its X25519 E2E identity key.
+// libp2p key and its X25519 E2E identity key. (The msg service keeps the
+// prekeys.)
 type keys struct {
 	account *identity.AccountKey
 	device  crypto.PrivKey
 	x25519  *ecdh.PrivateKey
-	prekeys []byte // e2e prekey state, opaque here
 }
 
 // loadKeys reads the secrets from the store, creating any that are missing
@@ -65,7 +65,6 @@ func loadKeys(db *store.DB, log *slog.Logger) (*keys, error) {
 		if k.x25519, err = ecdh.X25519().NewPrivateKey(s.X25519); err != nil {
 			return fmt.Errorf("x25519 key: %w", err)
 		}
-		k.prekeys = s.Prekeys
 		if created {
 			log.Info("created identity", "account", k.account.Public().ID())
 			return tx.PutSecrets(s)

@@ -27,6 +27,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -80,6 +81,8 @@ type Network struct {
 	RepublishInterval time.Duration      // 0 = dht default (12 h)
 	Grace             time.Duration      // 0 = dht default (24 h)
 	CacheTTL          time.Duration      // 0 = dht default (1 min); how long a resolution is reused
+	RetryMin          time.Duration      // 0 = msg default (500 ms); first delay between delivery attempts
+	RetryMax          time.Duration      // 0 = msg default (30 s); longest delay between delivery attempts
 }
 
 // Errors a user can do something about. They carry a hint (see Hint).
@@ -111,6 +114,8 @@ type Node struct {
 	keys    *keys
 	host    host.Host
 	dht     *dht.DHT
+	msg     *msg.Service
+	cert    identity.DeviceCert // this device's certificate, issued at Start
 	api     *api.Server
 	events  *hub
 	started time.Time
@@ -190,6 +195,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := n.startDHT(ctx); err != nil {
+		return err
+	}
+	if err := n.startMsg(ctx); err != nil {
 		return err
 	}
 	if err := n.startAPI(); err != nil {

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"sort"
 	"time"
 
@@ -150,14 +151,9 @@ func (n *Node) ownedRecords() (*dht.IdentityRecord, []dht.HandleClaim, error) {
 	}); err != nil {
 		return nil, nil, err
 	}
-	now := time.Now()
-	pid, err := peer.IDFromPrivateKey(n.keys.device)
+	bundle, err := n.msg.Bundle()
 	if err != nil {
-		return nil, nil, err
-	}
-	cert, err := identity.IssueDeviceCert(n.keys.account, []byte(pid), n.keys.x25519.PublicKey().Bytes(), now, now.Add(deviceCertTTL))
-	if err != nil {
-		return nil, nil, err
+		return nil, nil, fmt.Errorf("prekey bundle: %w", err)
 	}
 	self := identity.SelfCertHandle(primaryName(stored), n.keys.account.Public())
 	claims := []dht.HandleClaim{{Name: self}}
@@ -171,8 +167,8 @@ func (n *Node) ownedRecords() (*dht.IdentityRecord, []dht.HandleClaim, error) {
 		names = append(names, c.Name)
 	}
 	rec := &dht.IdentityRecord{
-		Devices: []identity.DeviceCert{cert},
-		Prekeys: n.keys.prekeys,
+		Devices: []identity.DeviceCert{n.cert},
+		Prekeys: bundle,
 		Relays:  n.relayAddrs(),
 		Handles: names,
 	}

@@ -86,7 +86,7 @@ func commands() []*command {
 		{name: "contacts rm", args: "NAME", summary: "remove a contact", run: runContactsRm},
 		{name: "contacts list", summary: "list contacts", read: true, run: runContactsList},
 	}
-	return cmds
+	return append(cmds, messageCommands()...)
 }
 
 // run is the whole CLI: it parses args, runs one subcommand and returns the
