@@ -230,13 +230,11 @@ func (n *Node) Send(ctx context.Context, to, text string) (api.Message, error) {
 		// Writing to someone makes them a contact: their key is pinned now
 		// (trust on first use) and their replies are not requests.
 		ct, err := n.AddContact(ctx, to, "")
-		if err != nil && !identity.IsSelfCert(to) {
+		if err != nil {
 			return api.Message{}, err
 		}
-		if err == nil {
-			c = &store.Contact{Account: ct.Account, Petname: ct.Petname}
-			id = identity.AccountID(ct.Account)
-		}
+		c = &store.Contact{Account: ct.Account, Petname: ct.Petname}
+		id = identity.AccountID(ct.Account)
 	}
 	m, err := n.msg.Send(ctx, id, []byte(text))
 	if err != nil {
