@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callsign/callsign/identity"
@@ -94,9 +95,10 @@ type DHT struct {
 	check *checker
 	cache *lru[string, *Resolution]
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	ctx         context.Context
+	cancel      context.CancelFunc
+	wg          sync.WaitGroup
+	republishes atomic.Int64 // republish passes run by the loop
 
 	mu        sync.Mutex // guards the fields below
 	started   bool

@@ -280,6 +280,7 @@ func (d *DHT) republishLoop() {
 			if err := d.Republish(d.ctx); err != nil {
 				d.log.Info("republish incomplete", "err", err)
 			}
+			d.republishes.Add(1)
 		}
 	}
 }
