@@ -41,7 +41,9 @@
 //
 // Every key starts with a prefix naming its kind. Variable-length components
 // that are followed by more key bytes end in a 0x00 separator, so none of them
-// may contain 0x00 (accessors reject such input). Values are JSON unless noted.
+// may contain 0x00 (accessors reject such input). Values are JSON unless noted;
+// Message, OutboxEntry and Conversation use the strict binary encodings
+// specified in codec.go (protobuf wire format, one byte form per value).
 //
 //	meta/schema                          schema version, unsigned varint
 //	sec/<field>                          raw secret bytes; field is seed, device-key, x25519, prekeys
@@ -51,19 +53,24 @@
 //	set/<key>                            raw setting bytes
 //	contact/<account>                    Contact
 //	petname/<petname>                    raw account id (unique petname index)
-//	conv/<peer>                          Conversation
-//	msg/<peer>0x00<at:8><id>             Message; at is big-endian unix nanoseconds (local order)
-//	msgid/<id>                           raw key of the message under msg/ (lookup by id)
-//	out/<id>                             OutboxEntry
+//	conv/<peer>                          Conversation (binary)
+//	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
+//	msgid/<peer>0x00<id>                 raw key of the message under msg/ (lookup by id)
+//	out/<id>                             OutboxEntry (binary)
 //	outdue/<next:8><id>                  empty: outbox index by next attempt time
 //	seen/<peer>0x00<id>                  8-byte big-endian unix nanoseconds first seen (dedup)
 //	sess/<peer>                          raw session state bytes
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 1). Open refuses a newer
+// meta/schema holds the layout version (currently 2). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
-// bring an older one up to date, each in its own transaction.
+// bring an older one up to date. A hook runs in one transaction with the
+// version bump, or, when its work does not fit one transaction, in batches
+// that each commit (meta/migrate-cursor remembers the last key done) with
+// the version bumped by the last one; a crash between batches resumes.
+//
+//	1 → 2  conv/, msg/ and out/ values: JSON → binary (codec.go)
 //
 // # Transactions
 //
@@ -79,5 +86,24 @@
 // badger runs small: 8 MiB memtables (2 of them), values of 1 KiB and more go
 // to the value log, 64 MiB value log files, 8 MiB block cache, 8 MiB index
 // cache, no compression. A value-log GC loop owned by the DB runs every
-// GCInterval and is stopped by Close.
+// GCInterval and is stopped by Close. Keeping values up to 64 KiB in the
+// LSM tree instead was measured slower (more memtable flushes and
+// compaction for the same messages; docs/benchmarks/store.md).
+//
+// # Durability
+//
+// SyncWrites is off, deliberately. When Update returns, the transaction is
+// in badger's write-ahead files (the memtable WAL and the value log, both
+// written through mmap before the commit returns), so it survives the
+// process dying at any point, kill -9 included: the kernel owns those
+// pages and writes them back. What SyncWrites would add is surviving a
+// power cut or kernel crash within the few seconds before writeback, at
+// the price of an fsync per commit. Everything callsign calls durable
+// (the msg layer acknowledges a message only after its commit) means
+// "survives a crash of the process".
+//
+// Conflict detection stays on: callers run read-modify-write closures
+// (contacts, conversations, counters) from several goroutines, and badger's
+// conflict check is what makes Update retry them instead of losing an
+// update. Its cost is a fingerprint per key read, small beside the write.
 package store

@@ -88,7 +88,11 @@ func (tx *Tx) PutConversation(c Conversation) error {
 	if err := checkID("peer", c.Peer); err != nil {
 		return err
 	}
-	return tx.setJSON(key(pfxConv, []byte(c.Peer)), c)
+	b, err := marshalConversation(&c)
+	if err != nil {
+		return err
+	}
+	return tx.setRaw(key(pfxConv, []byte(c.Peer)), b)
 }
 
 // Conversation returns the conversation with peer, or ErrNotFound.
@@ -96,14 +100,16 @@ func (tx *Tx) Conversation(peer string) (Conversation, error) {
 	if err := checkID("peer", peer); err != nil {
 		return Conversation{}, err
 	}
-	var c Conversation
-	err := tx.getJSON(key(pfxConv, []byte(peer)), &c)
-	return c, err
+	b, err := tx.getRaw(key(pfxConv, []byte(peer)))
+	if err != nil {
+		return Conversation{}, err
+	}
+	return decodeValue(key(pfxConv, []byte(peer)), b, unmarshalConversation)
 }
 
 // Conversations lists every conversation ordered by peer id.
 func (tx *Tx) Conversations() ([]Conversation, error) {
-	return scanJSON[Conversation](tx, pfxConv)
+	return scanValues(tx, pfxConv, unmarshalConversation)
 }
 
 // DeleteConversation removes the conversation with peer and all its
@@ -161,6 +167,10 @@ func (tx *Tx) PutMessage(m Message) error {
 	if err := checkTime("message time", m.At); err != nil {
 		return err
 	}
+	val, err := marshalMessage(&m)
+	if err != nil {
+		return err
+	}
 	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
 	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
 	old, err := tx.getRaw(idKey)
@@ -173,10 +183,13 @@ func (tx *Tx) PutMessage(m Message) error {
 			return err
 		}
 	}
+	if bytes.Equal(old, msgKey) {
+		return tx.setRaw(msgKey, val) // the index already points here
+	}
 	if err := tx.setRaw(idKey, msgKey); err != nil {
 		return err
 	}
-	return tx.setJSON(msgKey, m)
+	return tx.setRaw(msgKey, val)
 }
 
 // Message returns the message with this id from peer's conversation, or ErrNotFound.
@@ -187,23 +200,58 @@ func (tx *Tx) Message(peer, id string) (Message, error) {
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
+	_, m, err := tx.message(peer, id)
+	return m, err
+}
+
+// message returns the key and value of a message.
+func (tx *Tx) message(peer, id string) ([]byte, Message, error) {
 	k, err := tx.getRaw(key(pfxMsgID, []byte(peer), sep, []byte(id)))
 	if err != nil {
-		return Message{}, err
+		return nil, Message{}, err
 	}
-	var m Message
-	err = tx.getJSON(k, &m)
-	return m, err
+	b, err := tx.getRaw(k)
+	if err == ErrNotFound {
+		return nil, Message{}, fmt.Errorf("message index %q: %w", id, errCorrupt)
+	}
+	if err != nil {
+		return nil, Message{}, err
+	}
+	m, err := decodeValue(k, b, unmarshalMessage)
+	return k, m, err
 }
 
 // SetMessageState changes the State of one message; ErrNotFound if it is missing.
 func (tx *Tx) SetMessageState(peer, id, state string) error {
-	m, err := tx.Message(peer, id)
+	_, err := tx.UpdateMessageState(peer, id, func(Message) (string, bool) { return state, true })
+	return err
+}
+
+// UpdateMessageState reads one message and, when decide returns true,
+// sets its State to the state decide returns, without moving the message
+// or touching anything else. It returns the message as stored afterwards,
+// or ErrNotFound.
+func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state string, ok bool)) (Message, error) {
+	if err := checkID("peer", peer); err != nil {
+		return Message{}, err
+	}
+	if err := checkID("message id", id); err != nil {
+		return Message{}, err
+	}
+	k, m, err := tx.message(peer, id)
 	if err != nil {
-		return err
+		return Message{}, err
+	}
+	state, ok := decide(m)
+	if !ok || state == m.State {
+		return m, nil
 	}
 	m.State = state
-	return tx.PutMessage(m)
+	val, err := marshalMessage(&m)
+	if err != nil {
+		return Message{}, err
+	}
+	return m, tx.setRaw(k, val)
 }
 
 // DeleteMessage removes one message; a missing one is not an error.
@@ -261,8 +309,12 @@ func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
 			more = true
 			return false, nil
 		}
-		var m Message
-		if err := tx.decode(k, val, &m); err != nil {
+		b, err := val()
+		if err != nil {
+			return false, err
+		}
+		m, err := decodeValue(k, b, unmarshalMessage)
+		if err != nil {
 			return false, err
 		}
 		out = append(out, m)
@@ -295,21 +347,41 @@ func (tx *Tx) PutOutbox(e OutboxEntry) error {
 	if err := checkTime("next attempt", e.NextAttempt); err != nil {
 		return err
 	}
-	var old OutboxEntry
-	err := tx.getJSON(key(pfxOut, []byte(e.ID)), &old)
+	val, err := marshalOutbox(&e)
+	if err != nil {
+		return err
+	}
+	dueKey := key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID))
+	old, err := tx.outboxDueKey(e.ID)
 	switch {
 	case err == ErrNotFound:
 	case err != nil:
 		return err
-	default:
-		if err := tx.del(key(pfxOutDue, be64(old.NextAttempt), []byte(old.ID))); err != nil {
+	case !bytes.Equal(old, dueKey):
+		if err := tx.del(old); err != nil {
 			return err
 		}
 	}
-	if err := tx.setRaw(key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID)), nil); err != nil {
+	if err := tx.setRaw(dueKey, nil); err != nil {
 		return err
 	}
-	return tx.setJSON(key(pfxOut, []byte(e.ID)), e)
+	return tx.setRaw(key(pfxOut, []byte(e.ID)), val)
+}
+
+// outboxDueKey returns the outdue/ key of the stored entry id, reading
+// only its id and time, or ErrNotFound.
+func (tx *Tx) outboxDueKey(id string) ([]byte, error) {
+	k := key(pfxOut, []byte(id))
+	var due []byte
+	err := tx.peek(k, func(v []byte) error {
+		sid, next, err := outboxDue(v)
+		if err != nil {
+			return fmt.Errorf("decode %q: %w", k, err)
+		}
+		due = key(pfxOutDue, be64(next), sid)
+		return nil
+	})
+	return due, err
 }
 
 // Outbox returns the outbox entry for a message id, or ErrNotFound.
@@ -317,22 +389,28 @@ func (tx *Tx) Outbox(id string) (OutboxEntry, error) {
 	if err := checkID("message id", id); err != nil {
 		return OutboxEntry{}, err
 	}
-	var e OutboxEntry
-	err := tx.getJSON(key(pfxOut, []byte(id)), &e)
-	return e, err
+	k := key(pfxOut, []byte(id))
+	b, err := tx.getRaw(k)
+	if err != nil {
+		return OutboxEntry{}, err
+	}
+	return decodeValue(k, b, unmarshalOutbox)
 }
 
 // DeleteOutbox removes an entry (the message was acknowledged); a missing
 // one is not an error.
 func (tx *Tx) DeleteOutbox(id string) error {
-	e, err := tx.Outbox(id)
+	if err := checkID("message id", id); err != nil {
+		return err
+	}
+	due, err := tx.outboxDueKey(id)
 	if err == ErrNotFound {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := tx.del(key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID))); err != nil {
+	if err := tx.del(due); err != nil {
 		return err
 	}
 	return tx.del(key(pfxOut, []byte(id)))

@@ -9,19 +9,32 @@ import (
 	"github.com/dgraph-io/badger/v4"
 )
 
-// currentSchema is the key layout version this code reads and writes.
-const currentSchema uint64 = 1
+// currentSchema is the key layout version this code reads and writes:
+//
+//	1  values under conv/, msg/ and out/ are JSON
+//	2  they are the binary encodings in codec.go
+const currentSchema uint64 = 2
 
 var keySchema = []byte("meta/schema")
 
 // migration moves the store from version v to v+1 inside one transaction.
+// A hook with more to do than one transaction can hold returns errMigrateMore
+// after a batch: checkSchema commits that batch without bumping the
+// version and calls the hook again in a new transaction. Such a hook must
+// therefore be idempotent over batches (and over a crash between them).
 type migration func(txn *badger.Txn) error
+
+// errMigrateMore is returned by a migration hook that committed a part of
+// its work and wants to be called again.
+var errMigrateMore = errors.New("migration continues in another transaction")
 
 // migrations maps a version v to the hook that upgrades v to v+1. Version 0
 // is a store with no schema key; it is empty by construction, so there is
-// nothing to migrate and version 1 is written. Add hooks here when the
-// layout changes and bump currentSchema.
-var migrations = map[uint64]migration{}
+// nothing to migrate and the current version is written. Add hooks here
+// when the layout changes and bump currentSchema.
+var migrations = map[uint64]migration{
+	1: migrateBinaryValues,
+}
 
 // checkSchema reads the stored version, refuses a newer one, and runs the
 // hooks from the stored version up to want, writing each new version in the
@@ -63,14 +76,29 @@ func checkSchema(bdb *badger.DB, want uint64, hooks map[uint64]migration, log *s
 		if !ok {
 			return fmt.Errorf("schema version %d: no migration to %d", v, v+1)
 		}
-		err := bdb.Update(func(txn *badger.Txn) error {
-			if err := hook(txn); err != nil {
-				return err
+		batches := 0
+		for {
+			more := false
+			err := bdb.Update(func(txn *badger.Txn) error {
+				err := hook(txn)
+				if errors.Is(err, errMigrateMore) {
+					more = true
+					return nil
+				}
+				if err != nil {
+					return err
+				}
+				return txn.Set(keySchema, binary.AppendUvarint(nil, v+1))
+			})
+			if err != nil {
+				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
 			}
-			return txn.Set(keySchema, binary.AppendUvarint(nil, v+1))
-		})
-		if err != nil {
-			return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)
+			if !more {
+				break
+			}
+			if batches++; batches%100 == 0 {
+				log.Info("store schema migration in progress", "from", v, "to", v+1, "batches", batches)
+			}
 		}
 		log.Info("store schema migrated", "from", v, "to", v+1)
 	}

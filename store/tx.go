@@ -112,6 +112,46 @@ func (tx *Tx) getRaw(k []byte) ([]byte, error) {
 	return it.ValueCopy(nil)
 }
 
+// peek calls fn with the value under k, valid only during the call, or
+// returns ErrNotFound.
+func (tx *Tx) peek(k []byte, fn func(v []byte) error) error {
+	it, err := tx.txn.Get(k)
+	if errors.Is(err, badger.ErrKeyNotFound) {
+		return ErrNotFound
+	}
+	if err != nil {
+		return err
+	}
+	return it.Value(fn)
+}
+
+// decodeValue decodes a binary value read under k, naming k in the error.
+func decodeValue[T any](k, b []byte, dec func([]byte) (T, error)) (T, error) {
+	v, err := dec(b)
+	if err != nil {
+		return v, fmt.Errorf("decode %q: %w", k, err)
+	}
+	return v, nil
+}
+
+// scanValues decodes every binary value under prefix in key order.
+func scanValues[T any](tx *Tx, prefix []byte, dec func([]byte) (T, error)) ([]T, error) {
+	var out []T
+	err := tx.scan(prefix, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		b, err := val()
+		if err != nil {
+			return false, err
+		}
+		v, err := decodeValue(k, b, dec)
+		if err != nil {
+			return false, err
+		}
+		out = append(out, v)
+		return true, nil
+	})
+	return out, err
+}
+
 func (tx *Tx) has(k []byte) (bool, error) {
 	_, err := tx.txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {

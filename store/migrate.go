@@ -1,0 +1,110 @@
+package store
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/dgraph-io/badger/v4"
+)
+
+// keyMigrateCursor remembers, between the batches of a migration, the last
+// key it converted, so each batch starts where the previous one ended.
+var keyMigrateCursor = []byte("meta/migrate-cursor")
+
+// Batch limits of migrateBinaryValues: well inside badger's transaction
+// limit (15% of the 8 MiB memtable) whatever the values' sizes.
+const (
+	migrateBatchEntries = 512
+	migrateBatchBytes   = 512 << 10
+)
+
+// migrateBinaryValues (schema 1 → 2) rewrites the JSON values under conv/,
+// msg/ and out/ in their binary encodings, in batches. Keys do not change.
+// A value that is already binary (a batch committed before a crash) is
+// left alone: JSON values start with '{', binary ones never do.
+func migrateBinaryValues(txn *badger.Txn) error {
+	cursor := []byte(nil)
+	switch it, err := txn.Get(keyMigrateCursor); {
+	case errors.Is(err, badger.ErrKeyNotFound):
+	case err != nil:
+		return err
+	default:
+		if cursor, err = it.ValueCopy(nil); err != nil {
+			return err
+		}
+	}
+	entries, size := 0, 0
+	for _, pfx := range [][]byte{pfxConv, pfxMsg, pfxOut} {
+		if cursor != nil && bytes.Compare(cursor, pfx) >= 0 && !bytes.HasPrefix(cursor, pfx) {
+			continue // this prefix was done in an earlier batch
+		}
+		conv := func(b []byte) ([]byte, error) { return convertJSON(pfx, b) }
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfx
+		o.PrefetchValues = false
+		it := txn.NewIterator(o)
+		start := pfx
+		if bytes.HasPrefix(cursor, pfx) {
+			start = append(bytes.Clone(cursor), 0) // the key right after the cursor
+		}
+		for it.Seek(start); it.ValidForPrefix(pfx); it.Next() {
+			item := it.Item()
+			k := item.KeyCopy(nil)
+			v, err := item.ValueCopy(nil)
+			if err != nil {
+				it.Close()
+				return err
+			}
+			if len(v) == 0 || v[0] != '{' {
+				continue // already binary
+			}
+			nv, err := conv(v)
+			if err != nil {
+				it.Close()
+				return fmt.Errorf("migrate %q: %w", k, err)
+			}
+			if err := txn.Set(k, nv); err != nil {
+				it.Close()
+				return err
+			}
+			entries++
+			size += len(k) + len(nv)
+			if entries >= migrateBatchEntries || size >= migrateBatchBytes {
+				it.Close()
+				if err := txn.Set(keyMigrateCursor, k); err != nil {
+					return err
+				}
+				return errMigrateMore
+			}
+		}
+		it.Close()
+	}
+	return txn.Delete(keyMigrateCursor)
+}
+
+// convertJSON re-encodes one schema-1 value found under pfx.
+func convertJSON(pfx, b []byte) ([]byte, error) {
+	switch {
+	case bytes.Equal(pfx, pfxConv):
+		var c Conversation
+		if err := json.Unmarshal(b, &c); err != nil {
+			return nil, err
+		}
+		return marshalConversation(&c)
+	case bytes.Equal(pfx, pfxMsg):
+		var m Message
+		if err := json.Unmarshal(b, &m); err != nil {
+			return nil, err
+		}
+		return marshalMessage(&m)
+	case bytes.Equal(pfx, pfxOut):
+		var e OutboxEntry
+		if err := json.Unmarshal(b, &e); err != nil {
+			return nil, err
+		}
+		return marshalOutbox(&e)
+	}
+	return nil, fmt.Errorf("bug: no migration for prefix %q", pfx)
+}
