@@ -95,9 +95,11 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 		if err != nil || pid == d.n.host.ID() {
 			continue
 		}
-		if len(d.n.host.Peerstore().Addrs(pid)) > 0 || len(d.n.host.Network().ConnsToPeer(pid)) > 0 {
+		if len(d.n.host.Network().ConnsToPeer(pid)) > 0 {
 			continue
 		}
+		// Not connected: the addresses we know may be stale (the peer
+		// restarted on another port), so ask the DHT for fresh ones.
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		ai, err := d.n.dht.Kad().FindPeer(fctx, pid)
 		cancel()
