@@ -87,7 +87,7 @@ type Network struct {
 
 // Errors a user can do something about. They carry a hint (see Hint).
 var (
-	ErrAlreadyRunning = errors.New("another callsign node is running with this data directory")
+	ErrAlreadyRunning = errors.New("a callsign node is already running with this data directory")
 )
 
 // Error is a node error with a hint for the user.
