@@ -1,0 +1,154 @@
+package node_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/node"
+	"github.com/callsign/callsign/p2p/p2ptest"
+)
+
+// BenchmarkSendToEvent measures what a user of two nodes sees: the time
+// from a send on node A's local API to the message event on node B's
+// event stream (both over loopback HTTP/WebSocket), beside a raw libp2p
+// stream echo of 1 KiB between the same two hosts, measured in the same run.
+//
+//	go test -run '^$' -bench SendToEvent -benchtime 2000x ./node/
+func BenchmarkSendToEvent(b *testing.B) {
+	net := testnet.New(b, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond}})
+	ctx := context.Background()
+	a, bb := net.Nodes[1], net.Nodes[2]
+	if _, err := a.Client.AddContact(ctx, bb.Account().String(), "b"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bb.Client.AddContact(ctx, a.Account().String(), "a"); err != nil {
+		b.Fatal(err)
+	}
+	events, err := bb.Client.Events(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat("x", 1000)
+	recv := func() {
+		for ev := range events {
+			if ev.Type == api.EventMessage {
+				var m api.Message
+				if json.Unmarshal(ev.Data, &m) == nil && m.Direction == "in" {
+					return
+				}
+			}
+		}
+		b.Fatal("event stream closed")
+	}
+	// Warm up: session set-up, connections.
+	for range 20 {
+		if _, err := a.Client.Send(ctx, "b", text); err != nil {
+			b.Fatal(err)
+		}
+		recv()
+	}
+	p2ptest.ServeEcho(bb.Host())
+	payload, buf := make([]byte, 1024), make([]byte, 1024)
+
+	lat := make([]time.Duration, 0, b.N)
+	echo := make([]time.Duration, 0, b.N)
+	b.ResetTimer()
+	for range b.N {
+		t0 := time.Now()
+		if _, err := a.Client.Send(ctx, "b", text); err != nil {
+			b.Fatal(err)
+		}
+		recv()
+		lat = append(lat, time.Since(t0))
+		t1 := time.Now()
+		if err := p2ptest.EchoRoundTrip(ctx, a.Host(), bb.Host().ID(), payload, buf); err != nil {
+			b.Fatal(err)
+		}
+		echo = append(echo, time.Since(t1))
+	}
+	b.StopTimer()
+	p50, p99 := pctl(lat, 50), pctl(lat, 99)
+	e50, e99 := pctl(echo, 50), pctl(echo, 99)
+	b.ReportMetric(float64(p50.Microseconds()), "p50-µs")
+	b.ReportMetric(float64(p99.Microseconds()), "p99-µs")
+	b.ReportMetric(float64(e50.Microseconds()), "echo-p50-µs")
+	b.ReportMetric(float64(e99.Microseconds()), "echo-p99-µs")
+	b.ReportMetric(float64(p50)/float64(e50), "p50-ratio")
+}
+
+func pctl(ds []time.Duration, p int) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[(len(s)-1)*p/100]
+}
+
+// BenchmarkThroughputAPI sends 1 KiB messages through A's API from 8
+// concurrent clients and measures how fast B stores them (decrypted, durable,
+// acknowledged): the clock stops when B's unread count reaches b.N.
+//
+//	go test -run '^$' -bench ThroughputAPI -benchtime 5000x ./node/
+func BenchmarkThroughputAPI(b *testing.B) {
+	net := testnet.New(b, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond}})
+	ctx := context.Background()
+	a, bb := net.Nodes[1], net.Nodes[2]
+	if _, err := a.Client.AddContact(ctx, bb.Account().String(), "b"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bb.Client.AddContact(ctx, a.Account().String(), "a"); err != nil {
+		b.Fatal(err)
+	}
+	text := strings.Repeat("y", 1024)
+	unread := func() int {
+		cs, err := bb.Client.Conversations(ctx)
+		if err != nil || len(cs) == 0 {
+			return 0
+		}
+		return cs[0].Unread
+	}
+	if _, err := a.Client.Send(ctx, "b", text); err != nil {
+		b.Fatal(err)
+	}
+	testnet.Eventually(b, time.Minute, func() error {
+		if unread() < 1 {
+			return fmt.Errorf("warm-up message not there")
+		}
+		return nil
+	})
+	const senders = 8
+	b.ResetTimer()
+	errs := make(chan error, senders)
+	for w := range senders {
+		go func() {
+			var err error
+			for i := w; i < b.N && err == nil; i += senders {
+				_, err = a.Client.Send(ctx, "b", text)
+			}
+			errs <- err
+		}()
+	}
+	for range senders {
+		if err := <-errs; err != nil {
+			b.Fatal(err)
+		}
+	}
+	sent := b.Elapsed()
+	testnet.Eventually(b, 5*time.Minute, func() error {
+		if n := unread(); n < b.N+1 {
+			return fmt.Errorf("%d of %d stored", n-1, b.N)
+		}
+		return nil
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
+	b.ReportMetric(float64(b.N)/sent.Seconds(), "queued-msg/s")
+}
