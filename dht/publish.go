@@ -70,10 +70,13 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	if selfCert && !identity.VerifySelfCert(norm, me) {
 		return nil, fmt.Errorf("claim %q: %w: self-certifying handle of another key", name, ErrInvalidHandle)
 	}
-	ctx, cancel := d.opCtx(ctx)
-	defer cancel()
-
-	lr, err := d.lookup(ctx, dkey, nil)
+	// The network steps each get QueryTimeout; the proof of work in between
+	// runs under the caller's deadline alone (it takes seconds for short
+	// names on a slow machine).
+	parent := ctx
+	lctx, lcancel := d.opCtx(parent)
+	lr, err := d.lookup(lctx, dkey, nil)
+	lcancel()
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", name, err)
 	}
@@ -96,7 +99,7 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	default:
 		claim = HandleClaim{Name: norm, ClaimedAt: d.cfg.Now()}
 		if !selfCert {
-			claim.Nonce, err = identity.SolveHandlePoW(ctx, d.cfg.PoW, norm, me)
+			claim.Nonce, err = identity.SolveHandlePoW(parent, d.cfg.PoW, norm, me)
 			if err != nil {
 				return nil, fmt.Errorf("claim %q: proof of work: %w", name, err)
 			}
@@ -123,6 +126,8 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	}
 
 	// Publish, then confirm by reading back from the same peers.
+	ctx, cancel := d.opCtx(parent)
+	defer cancel()
 	if lr.selfClosest {
 		if err := d.storeLocal(ctx, dkey, raw); err != nil {
 			d.log.Debug("local store refused own handle record", "err", err)
