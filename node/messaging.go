@@ -290,9 +290,54 @@ func (n *Node) Conversations(ctx context.Context) ([]api.Conversation, error) {
 	return n.conversations(false)
 }
 
-// Requests implements api.Backend.
+// Requests implements api.Backend. Senders that are not contacts are
+// named by the handle their identity record claims, looked up briefly.
 func (n *Node) Requests(ctx context.Context) ([]api.Conversation, error) {
-	return n.conversations(true)
+	reqs, err := n.conversations(true)
+	if err != nil {
+		return nil, err
+	}
+	for i := range reqs {
+		if reqs[i].PeerName != "" {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		rec, err := n.dht.ResolveIdentity(lctx, identity.AccountID(reqs[i].Peer))
+		cancel()
+		if err != nil {
+			continue
+		}
+		reqs[i].PeerName = n.verifiedHandle(ctx, rec.Account, rec.Handles)
+	}
+	return reqs, nil
+}
+
+// verifiedHandle picks the name to show for an account from the handles
+// its identity record claims. A record can claim anything, so a global
+// handle is shown only if it resolves to this account; else the
+// self-certifying handle, which is checked against the key.
+func (n *Node) verifiedHandle(ctx context.Context, owner identity.AccountPub, handles []string) string {
+	self := ""
+	tried := 0
+	for _, h := range handles {
+		if identity.IsSelfCert(h) {
+			if identity.VerifySelfCert(h, owner) && self == "" {
+				self = h
+			}
+			continue
+		}
+		if tried == 2 {
+			continue
+		}
+		tried++
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		res, err := n.dht.Resolve(lctx, h)
+		cancel()
+		if err == nil && res.Status == "ok" && res.Owner.Equal(owner) {
+			return h
+		}
+	}
+	return self
 }
 
 // Messages implements api.Backend.

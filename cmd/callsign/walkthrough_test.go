@@ -291,6 +291,57 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("no node: %d %q", code, errs)
 	}
 
+	// 6. Bob writes to Alice by handle; his first message is a request.
+	var bobClaim api.Claim
+	mustJSON(t, &bobClaim, "handle", "claim", "bobby", "--data", bobDir)
+	if bobClaim.Status != "claimed" {
+		t.Fatalf("bob's claim: %+v", bobClaim)
+	}
+	var sent struct{ ID, State string }
+	mustJSON(t, &sent, "send", "alice", "hi Alice, it's Bob", "--data", bobDir)
+	if sent.ID == "" || sent.State != "queued" {
+		t.Fatalf("send --json: %+v", sent)
+	}
+	var reqs []api.Conversation
+	waitFor(t, 60*time.Second, "bob's message in alice's requests", func() bool {
+		mustJSON(t, &reqs, "requests", "--data", aliceDir)
+		return len(reqs) == 1
+	})
+	if reqs[0].PeerName != "bobby" || reqs[0].Unread != 1 {
+		t.Fatalf("requests: %+v", reqs)
+	}
+	if out, errs, code := cli(t, "accept", "bobby", "--data", aliceDir); code != 0 || !strings.Contains(out, "accepted bobby") {
+		t.Fatalf("accept: %d %s %s", code, out, errs)
+	}
+	if _, errs, code := cli(t, "send", "bobby", "hello Bob!", "--data", aliceDir); code != 0 {
+		t.Fatalf("alice's reply: %s", errs)
+	}
+	var msgs []api.Message
+	waitFor(t, 60*time.Second, "both messages in bob's conversation, delivered", func() bool {
+		mustJSON(t, &msgs, "messages", "alice", "--data", bobDir)
+		return len(msgs) == 2 && msgs[0].State == "delivered"
+	})
+	if msgs[0].Text != "hi Alice, it's Bob" || msgs[0].Direction != "out" || msgs[0].From == "" || msgs[0].To != aliceID.Account ||
+		msgs[1].Text != "hello Bob!" || msgs[1].Direction != "in" || msgs[1].From != aliceID.Account || msgs[1].SentAt.IsZero() {
+		t.Fatalf("bob's messages: %+v", msgs)
+	}
+	// Alice reads it (her `messages` does not mark read; the API does), and
+	// the read receipt reaches Bob.
+	if _, errs, code := cli(t, "messages", "bobby", "--data", aliceDir); code != 0 {
+		t.Fatalf("alice's messages: %s", errs)
+	}
+	var safety api.Safety
+	mustJSON(t, &safety, "verify", "alice", "--data", bobDir)
+	var safetyA api.Safety
+	mustJSON(t, &safetyA, "verify", "bobby", "--data", aliceDir)
+	if safety.SafetyNumber == "" || safety.SafetyNumber != safetyA.SafetyNumber || safety.Verified {
+		t.Fatalf("safety numbers: %+v %+v", safety, safetyA)
+	}
+	mustJSON(t, &safety, "verify", "alice", "--confirmed", "--data", bobDir)
+	if !safety.Verified {
+		t.Fatalf("verify --confirmed: %+v", safety)
+	}
+
 	// A second node on the same data directory refuses to start.
 	cmd := exec.Command(binary(t), append([]string{"up", "--data", aliceDir}, loopback...)...)
 	outb, err := cmd.CombinedOutput()
