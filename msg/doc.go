@@ -12,10 +12,17 @@
 // # Delivery guarantees
 //
 // Send writes the message (state queued) and its outbox entry in one
-// transaction and returns. A per-peer sender goroutine seals queued entries
-// lazily, once: the ratchet state and the sealed Deliver frame are written
-// in one transaction, so a crash never desynchronises a session, and every
-// retry resends the same bytes. The recipient acknowledges a frame only
+// transaction and returns; the Sends waiting together share one
+// transaction (group commit). When the peer's session is in memory and
+// nothing older waits to be sealed, the message is sealed in that same
+// transaction: message, sealed Deliver frame and the ratchet state it
+// advanced commit together, and the frame stays in memory so sending it
+// reads nothing back. Otherwise (no session yet, older entries, a
+// restart) the per-peer sender goroutine seals queued entries lazily, in
+// queue order, once: the ratchet state and the sealed frames of a batch
+// are written in one transaction. Either way a crash never desynchronises
+// a session, and every retry resends the same bytes. The sender applies
+// the acks that arrived together in one transaction. The recipient acknowledges a frame only
 // after the message, its seen id, the conversation and the ratchet state are
 // committed in one transaction; it deduplicates by message id before
 // decrypting, so a message is never shown twice. Unacknowledged entries are

@@ -338,21 +338,20 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 				}
 			}
 			for _, rid := range receipts {
-				m, err := tx.Message(peerID, rid.String())
+				changed := false
+				m, err := tx.UpdateMessageState(peerID, rid.String(), func(m store.Message) (string, bool) {
+					changed = m.Direction == store.DirOut && m.State != StateRead && m.State != StateFailed
+					return StateRead, changed
+				})
 				if errors.Is(err, store.ErrNotFound) {
 					continue
 				}
 				if err != nil {
 					return err
 				}
-				if m.Direction != store.DirOut || m.State == StateRead || m.State == StateFailed {
-					continue
+				if changed {
+					read = append(read, m.ID)
 				}
-				m.State = StateRead
-				if err := tx.PutMessage(m); err != nil {
-					return err
-				}
-				read = append(read, m.ID)
 			}
 			if len(msgs) > 0 {
 				c, err := tx.Conversation(peerID)

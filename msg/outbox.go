@@ -375,6 +375,7 @@ type sealedFrame struct {
 	id      string
 	frame   []byte
 	receipt bool
+	seq     uint64 // text messages sealed when queued: the Seq sealed in
 }
 
 // seal returns the Deliver frames for ids, encrypting those not yet sealed
@@ -387,16 +388,38 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		text    *store.Message
 		pending []byte // unsealed content
 		missing bool
+		cached  *sealedFrame
 	}
-	items := make([]item, 0, len(ids))
+	items := make([]item, len(ids))
+	var uncached []int
+	s.mu.Lock()
+	for i, id := range ids {
+		items[i].id = id
+		if f, ok := ps.frames[id]; ok {
+			items[i].cached = &f
+		} else {
+			uncached = append(uncached, i)
+		}
+	}
+	s.mu.Unlock()
+	if len(uncached) == 0 {
+		// Sealed when queued: nothing to read or write.
+		for _, it := range items {
+			frames = append(frames, *it.cached)
+			if !it.cached.receipt {
+				sent = append(sent, it.id)
+			}
+		}
+		return frames, sent, nil
+	}
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
-		items = items[:0]
-		for _, id := range ids {
-			it := item{id: id}
+		for _, i := range uncached {
+			it := item{id: ids[i]}
+			id := it.id
 			e, err := tx.Outbox(id)
 			if errors.Is(err, store.ErrNotFound) {
 				it.missing = true
-				items = append(items, it)
+				items[i] = it
 				continue
 			}
 			if err != nil {
@@ -419,7 +442,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			default:
 				return fmt.Errorf("outbox entry %s: unknown envelope encoding %d", id, e.Envelope[0])
 			}
-			items = append(items, it)
+			items[i] = it
 		}
 		return nil
 	})
@@ -432,6 +455,13 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	var drop []string
 	advanced := false
 	for _, it := range items {
+		if it.cached != nil {
+			frames = append(frames, *it.cached)
+			if !it.cached.receipt {
+				sent = append(sent, it.id)
+			}
+			continue
+		}
 		if it.missing {
 			drop = append(drop, it.id)
 			continue
@@ -519,6 +549,12 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	if len(drop) > 0 {
 		s.removePending(ps, drop)
 	}
+	// Everything in ids is sealed in the store now.
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(ps.unsealed, id)
+	}
+	s.mu.Unlock()
 	s.releaseSetLocked(ps, false)
 	return frames, sent, nil
 }
@@ -526,25 +562,14 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 // markSent persists the sent state of text messages still queued in the
 // store (the event went out when they were written).
 func (s *Service) markSent(ps *peerState, ids []string) {
-	var changed []string
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		changed = changed[:0]
 		for _, id := range ids {
-			m, err := tx.Message(string(ps.id), id)
-			if errors.Is(err, store.ErrNotFound) {
-				continue
-			}
-			if err != nil {
+			_, err := tx.UpdateMessageState(string(ps.id), id, func(m store.Message) (string, bool) {
+				return StateSent, m.State == StateQueued
+			})
+			if err != nil && !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			if m.State != StateQueued {
-				continue
-			}
-			m.State = StateSent
-			if err := tx.PutMessage(m); err != nil {
-				return err
-			}
-			changed = append(changed, id)
 		}
 		return nil
 	})
@@ -568,25 +593,24 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 			if fl[i].receipt {
 				continue
 			}
-			m, err := tx.Message(string(ps.id), id)
+			state := StateDelivered
+			if a.status == statusRefused {
+				state = StateFailed
+			}
+			changed := false
+			_, err := tx.UpdateMessageState(string(ps.id), id, func(m store.Message) (string, bool) {
+				changed = m.State != StateRead && m.State != state
+				return state, changed
+			})
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
 			if err != nil {
 				return err
 			}
-			state := StateDelivered
-			if a.status == statusRefused {
-				state = StateFailed
+			if changed {
+				changes = append(changes, change{id, state})
 			}
-			if m.State == StateRead || m.State == state {
-				continue
-			}
-			m.State = state
-			if err := tx.PutMessage(m); err != nil {
-				return err
-			}
-			changes = append(changes, change{id, state})
 		}
 		return nil
 	})
@@ -623,4 +647,8 @@ func (s *Service) removePending(ps *peerState, ids []string) {
 	}
 	clear(ps.pending[len(out):])
 	ps.pending = out
+	for _, id := range ids {
+		delete(ps.frames, id)
+		delete(ps.unsealed, id)
+	}
 }

@@ -146,6 +146,7 @@ const (
 	window            = 512       // frames in flight per peer stream
 	maxStreamsPerPeer = 4         // concurrent inbound msg streams per peer
 	maxCachedSessions = 256       // session sets kept in memory
+	maxCachedFrames   = 2048      // sealed frames kept in memory per peer
 	idleStream        = 5 * time.Second
 	inboundIdle       = 60 * time.Second
 	ackTimeout        = 30 * time.Second
@@ -203,10 +204,18 @@ type peerState struct {
 	set *e2e.SessionSet // nil: not loaded
 
 	// Guarded by Service.mu.
-	pending []string      // outbox ids in send order, not yet acknowledged
-	running bool          // a sender goroutine owns this peer
-	kick    chan struct{} // Kick: retry now, skipping the backoff
-	wake    chan struct{} // new entries queued for a running stream
+	pending []string // outbox ids in send order, not yet acknowledged
+	running bool     // a sender goroutine owns this peer
+	// frames holds the Deliver frames of pending entries that were sealed
+	// when they were queued, so sending them reads nothing back from the
+	// store. At most maxCachedFrames per peer; the rest are read on demand.
+	frames map[string]sealedFrame
+	// unsealed holds the pending ids that may not be sealed yet. While it
+	// is not empty, new messages are not sealed when queued, so the
+	// ratchet order stays the send order.
+	unsealed map[string]bool
+	kick     chan struct{} // Kick: retry now, skipping the backoff
+	wake     chan struct{} // new entries queued for a running stream
 }
 
 // New validates cfg and allocates a Service; Start makes it serve.
@@ -326,15 +335,16 @@ func (s *Service) Start(ctx context.Context) error {
 		s.kickPeerID(c.RemotePeer())
 	}}
 	s.cfg.Host.Network().Notify(s.notifiee)
-	s.wg.Go(s.prekeyLoop)
-	s.wg.Go(s.sendLoop)
+	// The stored queues go first, before any new Send can be queued.
 	s.mu.Lock()
 	for acct, ids := range queues {
 		ps := s.peerLocked(acct)
-		ps.pending = append(ps.pending, ids...)
+		s.enqueueLocked(ps, false, nil, ids...)
 		s.startSenderLocked(ps)
 	}
 	s.mu.Unlock()
+	s.wg.Go(s.prekeyLoop)
+	s.wg.Go(s.sendLoop)
 	return nil
 }
 
@@ -376,7 +386,8 @@ func (s *Service) running() bool {
 func (s *Service) peerLocked(acct identity.AccountID) *peerState {
 	ps := s.peers[acct]
 	if ps == nil {
-		ps = &peerState{id: acct, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1)}
+		ps = &peerState{id: acct, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
+			frames: map[string]sealedFrame{}, unsealed: map[string]bool{}}
 		s.peers[acct] = ps
 	}
 	return ps
@@ -511,7 +522,36 @@ func (s *Service) commitSends(batch []*sendReq) {
 		now := s.stamp()
 		r.m.SentAt, r.m.At = now, now
 	}
+	// Seal at once for every peer with a session in memory and nothing
+	// older waiting to be sealed, so sending needs no second transaction:
+	// the message, its sealed envelope and the ratchet state it advanced
+	// commit together. The peers' locks are held (in account order) until
+	// the commit, so no other use of their sessions interleaves.
+	groups := map[identity.AccountID][]*sendReq{}
+	var accts []identity.AccountID
+	for _, r := range batch {
+		acct := identity.AccountID(r.m.Peer)
+		if groups[acct] == nil {
+			accts = append(accts, acct)
+		}
+		groups[acct] = append(groups[acct], r)
+	}
+	slices.Sort(accts)
+	sealers := map[identity.AccountID]*peerState{}
+	for _, acct := range accts {
+		ps := s.peer(acct)
+		ps.mu.Lock()
+		defer ps.mu.Unlock()
+		if s.canSealLocked(ps) {
+			sealers[acct] = ps
+		}
+	}
+	// memo keeps what the first run of the closure sealed, so a rerun
+	// after a conflict reuses it instead of advancing the ratchet again.
+	memo := map[string]sealedFrame{}
+	var frames map[string]sealedFrame
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		frames = map[string]sealedFrame{}
 		convs := map[string]*store.Conversation{}
 		for _, r := range batch {
 			c := convs[r.m.Peer]
@@ -532,7 +572,20 @@ func (s *Service) commitSends(batch []*sendReq) {
 			if err := tx.PutMessage(r.m); err != nil {
 				return err
 			}
-			if err := tx.PutOutbox(store.OutboxEntry{ID: r.m.ID, Peer: r.m.Peer, NextAttempt: r.m.At, CreatedAt: r.m.At}); err != nil {
+			e := store.OutboxEntry{ID: r.m.ID, Peer: r.m.Peer, NextAttempt: r.m.At, CreatedAt: r.m.At}
+			if ps := sealers[identity.AccountID(r.m.Peer)]; ps != nil {
+				f, ok := memo[r.m.ID]
+				if !ok || f.seq != r.m.Seq {
+					var err error
+					if f, err = s.sealTextLocked(ps, &r.m); err != nil {
+						return err
+					}
+					memo[r.m.ID] = f
+				}
+				frames[r.m.ID] = f
+				e.Envelope = append([]byte{envSealed}, f.frame...)
+			}
+			if err := tx.PutOutbox(e); err != nil {
 				return err
 			}
 		}
@@ -541,11 +594,35 @@ func (s *Service) commitSends(batch []*sendReq) {
 				return err
 			}
 		}
+		for acct, ps := range sealers {
+			state, err := ps.set.Marshal()
+			if err != nil {
+				return err
+			}
+			if err := tx.PutSession(string(acct), state); err != nil {
+				return err
+			}
+		}
 		return nil
 	})
+	for _, ps := range sealers {
+		// On failure the in-memory ratchet ran ahead of the store: reload it.
+		s.releaseSetLocked(ps, err != nil)
+	}
 	if err == nil {
-		for _, r := range batch {
-			s.enqueue(s.peer(identity.AccountID(r.m.Peer)), r.m.ID)
+		for _, acct := range accts {
+			ps := s.peer(acct)
+			var ids []string
+			var fs []sealedFrame
+			for _, r := range groups[acct] {
+				ids = append(ids, r.m.ID)
+				fs = append(fs, frames[r.m.ID])
+			}
+			if sealers[acct] != nil {
+				s.enqueue(ps, true, fs, ids...)
+			} else {
+				s.enqueue(ps, false, nil, ids...)
+			}
 		}
 	}
 	for _, r := range batch {
@@ -554,6 +631,48 @@ func (s *Service) commitSends(batch []*sendReq) {
 			s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.m.Peer), ID: r.m.ID, State: StateQueued})
 		}
 	}
+}
+
+// canSealLocked reports whether a message queued for ps now may be sealed
+// at once: ps has an active session (loaded from the store if need be)
+// and no older entry waits to be sealed. ps.mu must be held.
+func (s *Service) canSealLocked(ps *peerState) bool {
+	s.mu.Lock()
+	clean := len(ps.unsealed) == 0
+	s.mu.Unlock()
+	if !clean {
+		return false
+	}
+	if err := s.loadSetLocked(ps); err != nil {
+		return false // the sender will load it, and report the error
+	}
+	return ps.set.Active() != nil
+}
+
+// sealTextLocked encrypts the text message m for ps and returns its
+// Deliver frame. ps.mu must be held; the caller persists the session.
+func (s *Service) sealTextLocked(ps *peerState, m *store.Message) (sealedFrame, error) {
+	a := ps.set.Active()
+	if a == nil {
+		return sealedFrame{}, errors.New("seal: no session")
+	}
+	id, err := parseMsgID(m.ID)
+	if err != nil {
+		return sealedFrame{}, fmt.Errorf("seal: %w", err)
+	}
+	kind := uint64(kindRatchet)
+	if a.Initiator() && !a.Confirmed() {
+		kind = kindInitial
+	}
+	c := content{kind: contentText, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body}
+	pt := c.marshal()
+	ct, err := ps.set.Encrypt(pt, messageAD(id, kind))
+	clear(pt)
+	if err != nil {
+		return sealedFrame{}, fmt.Errorf("seal %s: %w", m.ID, err)
+	}
+	f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
+	return sealedFrame{id: m.ID, frame: f.marshal(), seq: m.Seq}, nil
 }
 
 // MarkRead marks incoming messages from peer as read and, when the Policy
@@ -579,6 +698,11 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 	var changed []msgID
 	var receipts []string
 	now := s.stamp()
+	// Hold the peer's lock until the receipts are queued, so a message
+	// sealed when queued (commitSends) never overtakes them in the queue.
+	ps := s.peer(from)
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		changed, receipts = changed[:0], receipts[:0]
 		for i, id := range ids {
@@ -631,7 +755,7 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 		s.emit(Event{Kind: EventState, Peer: from, ID: id.String(), State: StateRead})
 	}
 	if len(receipts) > 0 {
-		s.enqueue(s.peer(from), receipts...)
+		s.enqueue(ps, false, nil, receipts...)
 	}
 	return nil
 }
@@ -665,18 +789,31 @@ func (s *Service) kickPeerID(p peer.ID) {
 }
 
 // enqueue appends outbox ids to ps's queue and makes sure a sender runs.
-func (s *Service) enqueue(ps *peerState, ids ...string) {
+// sealed says the entries are sealed in the store; frames, when not nil,
+// holds their Deliver frames (frames[i] for ids[i]).
+func (s *Service) enqueue(ps *peerState, sealed bool, frames []sealedFrame, ids ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.state != 1 {
 		return // stays in the outbox for the next Start
 	}
-	ps.pending = append(ps.pending, ids...)
+	s.enqueueLocked(ps, sealed, frames, ids...)
 	s.startSenderLocked(ps)
 	select {
 	case ps.wake <- struct{}{}:
 	default:
 	}
+}
+
+func (s *Service) enqueueLocked(ps *peerState, sealed bool, frames []sealedFrame, ids ...string) {
+	for i, id := range ids {
+		if !sealed {
+			ps.unsealed[id] = true
+		} else if frames != nil && len(ps.frames) < maxCachedFrames {
+			ps.frames[id] = frames[i]
+		}
+	}
+	ps.pending = append(ps.pending, ids...)
 }
 
 func (s *Service) startSenderLocked(ps *peerState) {
