@@ -1,0 +1,119 @@
+// Package call owns callsign's voice and video calls between accounts
+// (DESIGN §7): the signalling between two nodes, the call policy gate in
+// front of it, the choice of direct or relayed media, the ring timeout, the
+// call log entries, and the TURN credential protocol public nodes serve.
+// The peer connections themselves are media's; the relay is turn's.
+//
+// It must not import node, api, dht, msg, store or badger. The node hands
+// it what it needs through small interfaces declared here: a Signaler that
+// carries signals inside the E2E session, a Policy that says who may call,
+// and a CallLog that persists Records.
+//
+// # Using it
+//
+// One Service per node: New(Config), Start(ctx), Close(). The node calls
+// HandleSignal for every decrypted signal; the user calls Dial, Answer,
+// Decline and Hangup; OnEvent reports incoming calls and state changes.
+// A call goes
+//
+//	outgoing: calling → ringing → connecting → active → ended
+//	incoming:           ringing → connecting → active → ended
+//
+// and ends exactly once with a media.Reason: hangup, remote-hangup,
+// declined, busy, missed, cancelled, unavailable, failed, ice-failed or
+// timeout. One call runs at a time: a second invite gets "busy" and Dial
+// fails with ErrInCall.
+//
+// # Security
+//
+// Signals travel only inside the E2E session between the two accounts, so
+// the DTLS fingerprint in each SDP is bound to the identities that session
+// authenticated: a relay, the DHT or anyone on the path can't substitute
+// their own media endpoint. For every invite the service decodes only the
+// fixed header (type and call id, within MaxSignalSize) and asks
+// Policy.Check first; a refused caller gets a decline "unavailable" and
+// nothing else (it can't tell a refusal from an absent user), the call log
+// gets a Blocked record (at most one per caller per 10 s), and the SDP is
+// never parsed. An admitted call's offer is read by media.ValidateSDP only
+// when the user answers. Calls the policy marks RelayOnly (non-contacts by
+// default) and every call when "always relay" is on gather relay
+// candidates only, so the other end never learns this node's addresses.
+//
+// # Signalling wire format
+//
+// Each signal is one protobuf message (protowire, decoded strictly: fields
+// in ascending order, each at most once, no unknown fields, minimal varints
+// for tags, values and lengths, no zero values or empty strings), at most
+// MaxSignalSize bytes:
+//
+//	field 1 type      varint  required, first: 1 invite, 2 ringing,
+//	                          3 accept, 4 candidate, 5 decline, 6 busy,
+//	                          7 cancel, 8 hangup
+//	field 2 call_id   bytes   required, second: exactly 16 random bytes
+//	                          chosen by the caller (text form: 32 hex digits)
+//	field 3 sdp       bytes   invite (offer) and accept (answer) only,
+//	                          1 to 16384 bytes
+//	field 4 candidate bytes   candidate only: one trickled ICE candidate as
+//	                          RTCIceCandidateInit JSON, 1 to 1024 bytes
+//	field 5 reason    varint  decline: 1 declined, 2 unavailable, 3 missed
+//	                          (required); cancel: 3 missed (optional);
+//	                          hangup: 4 failed (optional); others: absent
+//
+// The exchange:
+//
+//	caller                                 callee
+//	invite(offer) ───────────────────────> policy; busy?; ring
+//	              <─────────────────────── ringing | decline(unavailable) | busy
+//	candidate ───────────────────────────> (held until answered)
+//	              <─────────────────────── accept(answer) | decline(declined)
+//	              <─────────────────────── candidate
+//	cancel ──────────────────────────────> (caller gave up while ringing)
+//	hangup ──────────────────────────────> (either side, any time)
+//
+// Candidates flow both ways from the moment each side starts gathering;
+// those that arrive before the answer is applied are held (at most 64).
+// When nothing answers within Config.RingTimeout both ends give up: the
+// caller sends cancel(missed), the callee decline(missed), and both record
+// media.ReasonMissed. Signals for an unknown call id, from another account
+// than the call's peer, or out of place for the call's state are ignored
+// (logged at debug); undecodable ones are dropped.
+//
+// # TURN credentials: /callsign/turn/1.0.0
+//
+// A public node (Config.TURN set) serves short-lived credentials for its
+// TURN server. The requester opens a stream, writes one empty frame (p2p
+// framing) and half-closes; the server answers one frame of at most 2 KiB
+// and closes:
+//
+//	field 1 username bytes   required, turn's "<expiry-unix>:<user>" form;
+//	                         the user is the requester's peer id, so the
+//	                         TURN server's per-user caps apply per peer
+//	field 2 password bytes   required, at most 128 bytes
+//	field 3 expires  varint  required, unix seconds
+//	field 4 url      bytes   1 to 4 times, last: "turn:" or "turns:", a
+//	                         literal IP and port, optional
+//	                         "?transport=udp|tcp"
+//
+// Who is served: a peer whose stream arrives on a direct (not relayed)
+// libp2p connection, at most 3 requests at once and then one per 10 s per
+// peer (beyond it the stream is reset with p2p.CodeRateLimited), and, when
+// the node sets Config.TURNAllow, only the peers it allows (for example
+// members with a relay reservation). Credentials are good for the TURN
+// server's CredentialTTL (10 min by default); the TURN server itself
+// refuses expired and forged ones.
+//
+// A calling node asks up to three of Config.Relays() in parallel (3 s at
+// most, cached until 2 min before expiry) before it creates the peer
+// connection and passes the credentials as the call's ICE servers, so
+// relay candidates are gathered at once alongside host and
+// server-reflexive ones, and a relay-only call has its relay from the
+// start.
+//
+// # Goroutines
+//
+// The service runs one goroutine for inbound signals (HandleSignal only
+// queues, at most 256) and one per call, which sends that call's signals
+// in order, forwards its candidates, follows media's state, runs the ring
+// timer and tears the call down. Close ends every call, sending a hangup
+// (within 2 s), and waits for all of them.
+package call
