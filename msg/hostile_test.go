@@ -43,6 +43,12 @@ func newRawPeer(t *testing.T, w *world) *rawPeer {
 // frame seals text for b as a Deliver frame.
 func (r *rawPeer) frame(t *testing.T, b *node, text string) (msgID, []byte) {
 	t.Helper()
+	return r.frameID(t, b, text, newMsgID())
+}
+
+// frameID is frame with the message id chosen by the caller.
+func (r *rawPeer) frameID(t *testing.T, b *node, text string, id msgID) (msgID, []byte) {
+	t.Helper()
 	if r.set.Active() == nil {
 		bundle, err := e2e.UnmarshalBundle(b.bundle)
 		if err != nil {
@@ -52,7 +58,6 @@ func (r *rawPeer) frame(t *testing.T, b *node, text string) (msgID, []byte) {
 			t.Fatal(err)
 		}
 	}
-	id := newMsgID()
 	kind := uint64(kindRatchet)
 	if a := r.set.Active(); a.Initiator() && !a.Confirmed() {
 		kind = kindInitial
@@ -155,6 +160,42 @@ func TestTamperedRefusedReplayDuplicate(t *testing.T) {
 	}
 	if got := b.incoming(r.id()); len(got) != 1 {
 		t.Fatalf("b holds %d messages, want 1", len(got))
+	}
+}
+
+// TestOwnMessageIDRefused: a peer that sends a message under the id of a
+// message we sent them is refused, and our message stays as it was.
+func TestOwnMessageIDRefused(t *testing.T) {
+	w := newWorld()
+	b := newNode(t, w, nil)
+	b.start()
+	r := newRawPeer(t, w)
+	mine := b.send(r.node, "mine, not yours")
+	id, err := parseMsgID(mine.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := r.open(t, b)
+	_, f := r.frameID(t, b, "overwrite attempt", id)
+	if a := exchange(t, st, f); a.id != id || a.status != statusRefused || a.reason != "message id already in use" {
+		t.Fatalf("ack for a frame reusing our id = %+v, want refused: message id already in use", a)
+	}
+	got, err := b.db.Message(string(r.id()), mine.ID)
+	if err != nil || string(got.Body) != "mine, not yours" || got.Direction != store.DirOut {
+		t.Fatalf("our message after the attempt = %q %s, %v", got.Body, got.Direction, err)
+	}
+	if in := b.incoming(r.id()); len(in) != 0 {
+		t.Fatalf("b stored %d incoming messages, want none", len(in))
+	}
+	if ev := b.eventsOf(EventMessage); len(ev) != 0 {
+		t.Fatalf("%d message events, want none", len(ev))
+	}
+	// The session is intact: a genuine message on the same stream is stored.
+	if _, f := r.frame(t, b, "genuine"); exchange(t, st, f).status != statusStored {
+		t.Fatal("genuine frame after the refused one was not stored")
+	}
+	if in := b.incoming(r.id()); len(in) != 1 || string(in[0].Body) != "genuine" {
+		t.Fatalf("b holds %v, want the genuine message", in)
 	}
 }
 

@@ -234,8 +234,9 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	}
 	peerID := string(acct)
 
-	// Dedup before decrypting: a seen id is a duplicate; an id our
-	// conversation already uses (for another message) is refused.
+	// Dedup before decrypting: a seen id is a duplicate. (An id our
+	// conversation already uses for another message is refused when the
+	// message is stored: AddMessage never replaces one.)
 	fresh := make([]bool, len(items))
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		batchIDs := map[msgID]bool{}
@@ -245,18 +246,9 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 			if err != nil {
 				return err
 			}
-			switch {
-			case seen || batchIDs[it.f.id]:
+			if seen || batchIDs[it.f.id] {
 				it.ack.status = statusDuplicate
 				continue
-			}
-			_, err = tx.Message(peerID, id)
-			if err == nil {
-				it.ack.status, it.ack.reason = statusRefused, "message id already in use"
-				continue
-			}
-			if !errors.Is(err, store.ErrNotFound) {
-				return err
 			}
 			batchIDs[it.f.id] = true
 			fresh[i] = true
@@ -271,8 +263,9 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	defer s.preMu.Unlock()
 	var (
 		msgs           []store.Message
+		msgAcks        []*ackFrame
 		receipts       []msgID
-		seen           []string
+		seen           []string // receipts' ids
 		sessionChanged bool
 		prekeysChanged bool
 	)
@@ -298,11 +291,12 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		}
 		it.ack.status = statusStored
 		id := it.f.id.String()
-		seen = append(seen, id)
 		if c.kind == contentReceipt {
+			seen = append(seen, id)
 			receipts = append(receipts, c.ids...)
 			continue
 		}
+		msgAcks = append(msgAcks, it.ack)
 		msgs = append(msgs, store.Message{
 			ID:        id,
 			Peer:      peerID,
@@ -323,19 +317,33 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		prekeys, err = s.prekeys.Marshal()
 	}
 	var read []string
+	var added []bool // added[i]: msgs[i] was stored
 	if err == nil {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
 			read = read[:0]
+			added = added[:0]
 			at := s.cfg.Now()
 			for _, id := range seen {
 				if _, err := tx.MarkSeen(peerID, id, at); err != nil {
 					return err
 				}
 			}
+			var last store.Message
+			stored := 0
 			for _, m := range msgs {
-				if err := tx.PutMessage(m); err != nil {
+				ok, err := tx.AddMessage(m)
+				if err != nil {
 					return err
 				}
+				added = append(added, ok)
+				if !ok {
+					continue // the id is taken by another message: refused below
+				}
+				if _, err := tx.MarkSeen(peerID, m.ID, at); err != nil {
+					return err
+				}
+				last = m
+				stored++
 			}
 			for _, rid := range receipts {
 				changed := false
@@ -353,7 +361,7 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 					read = append(read, m.ID)
 				}
 			}
-			if len(msgs) > 0 {
+			if stored > 0 {
 				c, err := tx.Conversation(peerID)
 				if errors.Is(err, store.ErrNotFound) {
 					c, err = store.Conversation{Peer: peerID}, nil
@@ -361,8 +369,8 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 				if err != nil {
 					return err
 				}
-				c.LastAt = msgs[len(msgs)-1].At
-				c.Unread += len(msgs)
+				c.LastAt = last.At
+				c.Unread += stored
 				if dec == Request {
 					c.Request = true
 				}
@@ -390,6 +398,10 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	}
 	s.releaseSetLocked(ps, false)
 	for i := range msgs {
+		if !added[i] {
+			msgAcks[i].status, msgAcks[i].reason = statusRefused, "message id already in use"
+			continue
+		}
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})
 	}

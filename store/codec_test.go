@@ -459,3 +459,27 @@ func TestRoundTripThroughAccessors(t *testing.T) {
 		t.Fatalf("state after commit = %q", got.State)
 	}
 }
+
+func TestAddMessageNeverReplaces(t *testing.T) {
+	db := memT(t)
+	mine := Message{ID: "x", Peer: "p", Direction: DirOut, Body: []byte("mine"), At: t0}
+	if added, err := db.AddMessage(mine); err != nil || !added {
+		t.Fatalf("first AddMessage = %v, %v", added, err)
+	}
+	theirs := Message{ID: "x", Peer: "p", Direction: DirIn, Body: []byte("theirs"), At: t0.Add(time.Second)}
+	if added, err := db.AddMessage(theirs); err != nil || added {
+		t.Fatalf("AddMessage over an existing id = %v, %v; want false", added, err)
+	}
+	got, err := db.Message("p", "x")
+	if err != nil || string(got.Body) != "mine" || got.Direction != DirOut || !got.At.Equal(t0) {
+		t.Fatalf("message after a refused AddMessage = %+v, %v", got, err)
+	}
+	if ms, _, _ := db.Messages("p", Page{}); len(ms) != 1 {
+		t.Fatalf("%d messages, want 1", len(ms))
+	}
+	// The same id under another peer is another message.
+	theirs.Peer = "q"
+	if added, err := db.AddMessage(theirs); err != nil || !added {
+		t.Fatalf("AddMessage for another peer = %v, %v", added, err)
+	}
+}

@@ -132,6 +132,15 @@ func (db *DB) PutMessage(m Message) error {
 	return update(db, func(tx *Tx) error { return tx.PutMessage(m) })
 }
 
+// AddMessage stores a message unless its id is taken; false when it is.
+func (db *DB) AddMessage(m Message) (added bool, err error) {
+	err = db.Update(func(tx *Tx) error {
+		added, err = tx.AddMessage(m)
+		return err
+	})
+	return added, err
+}
+
 // Message returns one message, or ErrNotFound.
 func (db *DB) Message(peer, id string) (Message, error) {
 	return view(db, func(tx *Tx) (Message, error) { return tx.Message(peer, id) })

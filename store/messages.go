@@ -148,28 +148,41 @@ func (tx *Tx) deleteMessages(peer string, max int) (int, error) {
 	return len(keys), nil
 }
 
+// AddMessage stores m like PutMessage unless the conversation with m.Peer
+// already has a message with m.ID: then it writes nothing and returns
+// false. It is how a message from the network is stored, so it can never
+// replace another.
+func (tx *Tx) AddMessage(m Message) (bool, error) {
+	return tx.putMessage(m, false)
+}
+
 // PutMessage stores m, or replaces the message with the same Peer and ID
 // (for example to change its State). A zero m.At is set to the current
 // time; At orders the conversation.
 func (tx *Tx) PutMessage(m Message) error {
+	_, err := tx.putMessage(m, true)
+	return err
+}
+
+func (tx *Tx) putMessage(m Message, replace bool) (bool, error) {
 	if err := checkID("peer", m.Peer); err != nil {
-		return err
+		return false, err
 	}
 	if err := checkID("message id", m.ID); err != nil {
-		return err
+		return false, err
 	}
 	if m.Direction != DirIn && m.Direction != DirOut {
-		return fmt.Errorf("%w: message direction %q", ErrInvalid, m.Direction)
+		return false, fmt.Errorf("%w: message direction %q", ErrInvalid, m.Direction)
 	}
 	if m.At.IsZero() {
 		m.At = time.Now()
 	}
 	if err := checkTime("message time", m.At); err != nil {
-		return err
+		return false, err
 	}
 	val, err := marshalMessage(&m)
 	if err != nil {
-		return err
+		return false, err
 	}
 	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
 	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
@@ -177,19 +190,21 @@ func (tx *Tx) PutMessage(m Message) error {
 	switch {
 	case err == ErrNotFound:
 	case err != nil:
-		return err
+		return false, err
+	case !replace:
+		return false, nil
 	case !bytes.Equal(old, msgKey):
 		if err := tx.del(old); err != nil {
-			return err
+			return false, err
 		}
 	}
 	if bytes.Equal(old, msgKey) {
-		return tx.setRaw(msgKey, val) // the index already points here
+		return true, tx.setRaw(msgKey, val) // the index already points here
 	}
 	if err := tx.setRaw(idKey, msgKey); err != nil {
-		return err
+		return false, err
 	}
-	return tx.setRaw(msgKey, val)
+	return true, tx.setRaw(msgKey, val)
 }
 
 // Message returns the message with this id from peer's conversation, or ErrNotFound.
