@@ -104,10 +104,13 @@ type Record struct {
 	Duration  time.Duration // active to end; 0 when media never flowed
 	EndReason media.Reason
 	Path      media.Path // "" when no path was selected
+
+	// Media figures at the end of the call (see Stats).
 	PacketsSent, PacketsReceived uint64
 	BytesSent, BytesReceived     uint64
 	Loss                         float64
 	RTT                          time.Duration
+
 	// Blocked marks an invite the call policy refused: the caller heard
 	// "unavailable" and this node never rang or read its SDP.
 	Blocked bool

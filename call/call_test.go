@@ -403,4 +403,3 @@ func TestCloseEndsCalls(t *testing.T) {
 	}
 	_ = b.svc.Close() // idempotent
 }
-

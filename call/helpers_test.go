@@ -163,8 +163,9 @@ func (l *memLog) records() []Record {
 
 // eventLog records OnEvent calls.
 type eventLog struct {
-	mu  sync.Mutex
-	evs []Event
+	mu   sync.Mutex
+	evs  []Event
+	seen int // events consumed by incoming
 }
 
 func (e *eventLog) add(ev Event) {
@@ -235,14 +236,21 @@ func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool
 	}
 }
 
-// incoming waits for the node's next ringing incoming call.
+// incoming waits for the next incoming call the node announced on
+// OnEvent and returns it.
 func (tn *tnode) incoming(tb testing.TB) *Call {
 	tb.Helper()
 	var c *Call
 	waitFor(tb, 5*time.Second, "an incoming call", func() bool {
-		for _, x := range tn.svc.Calls() {
-			if x.Direction() == DirectionIn && x.State() == StateRinging {
-				c = x
+		tn.ev.mu.Lock()
+		defer tn.ev.mu.Unlock()
+		for i, ev := range tn.ev.evs {
+			if i >= tn.ev.seen && ev.Kind == EventIncoming {
+				tn.ev.seen = i + 1
+				c = tn.svc.lookup(ev.Call.ID)
+				if c == nil {
+					tb.Fatalf("incoming call %s already gone", ev.Call.ID)
+				}
 				return true
 			}
 		}
@@ -325,7 +333,7 @@ type relayNode struct {
 	svc  *Service
 }
 
-func newRelay(tb testing.TB, n *fakeNet, tcfg turn.Config) *relayNode {
+func newRelay(tb testing.TB, n *fakeNet, tcfg turn.Config, mod func(*Config)) *relayNode {
 	tb.Helper()
 	tcfg.ListenUDP = "127.0.0.1:0"
 	tcfg.AllowLoopbackPeers = true
@@ -341,7 +349,13 @@ func newRelay(tb testing.TB, n *fakeNet, tcfg turn.Config) *relayNode {
 	}
 	tb.Cleanup(func() { _ = ts.Close() })
 	h := p2ptest.NewHost(tb, nil)
-	tn := newNode(tb, n, func(c *Config) { c.Host = h; c.TURN = ts })
+	tn := newNode(tb, n, func(c *Config) {
+		c.Host = h
+		c.TURN = ts
+		if mod != nil {
+			mod(c)
+		}
+	})
 	return &relayNode{host: h, turn: ts, svc: tn.svc}
 }
 
