@@ -146,7 +146,9 @@ func TestRestartKeepsIdentityAndHandles(t *testing.T) {
 // contact list warn, and an event is raised.
 func TestKeyChangeWarning(t *testing.T) {
 	net := testnet.New(t, 5, testnet.Options{Network: node.Network{
-		RecordTTL: 3 * time.Second, Grace: time.Second, RepublishInterval: time.Second, CacheTTL: 500 * time.Millisecond,
+		// The TTL must outlast a republish that waits out a dead peer's
+		// 5 s request timeout on a loaded machine.
+		RecordTTL: 10 * time.Second, Grace: 2 * time.Second, RepublishInterval: 2 * time.Second, CacheTTL: 500 * time.Millisecond,
 	}})
 	ctx := ctxT(t, 2*time.Minute)
 	first, second, watcher := net.Nodes[2], net.Nodes[3], net.Nodes[4]
@@ -166,7 +168,7 @@ func TestKeyChangeWarning(t *testing.T) {
 	if err := first.Node.Close(); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Eventually(t, time.Minute, func() error {
+	testnet.Eventually(t, 90*time.Second, func() error {
 		cl, err := second.Client.Claim(ctx, "erin")
 		if err != nil {
 			return err
