@@ -1,0 +1,60 @@
+package call
+
+import (
+	"bytes"
+	"encoding/hex"
+	"errors"
+	"testing"
+)
+
+// FuzzDecodeSignal: the signal decoders never panic, refuse with
+// ErrMalformed, agree on the header, and accept only the one canonical
+// encoding (what they accept re-encodes to the same bytes).
+func FuzzDecodeSignal(f *testing.F) {
+	for _, g := range goldenSignals {
+		b, _ := hex.DecodeString(g.hex)
+		f.Add(b)
+	}
+	f.Add([]byte{})
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		typ, id, herr := decodeHeader(b)
+		sig, err := decodeSignal(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			if herr != nil && !errors.Is(herr, ErrMalformed) {
+				t.Fatalf("header error %v does not wrap ErrMalformed", herr)
+			}
+			return
+		}
+		if herr != nil || typ != sig.typ || id != sig.id {
+			t.Fatalf("header %v %x %v disagrees with the signal %+v", typ, id, herr, sig)
+		}
+		if re := sig.marshal(); !bytes.Equal(re, b) {
+			t.Fatalf("accepted a non-canonical encoding:\n in %x\nout %x", b, re)
+		}
+	})
+}
+
+// FuzzDecodeCredentials: the credential decoder never panics and accepts
+// only canonical encodings.
+func FuzzDecodeCredentials(f *testing.F) {
+	b, _ := hex.DecodeString(goldenCredsHex)
+	f.Add(b)
+	f.Add(encodeCredentials(goldenCreds)[:20])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := decodeCredentials(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if re := encodeCredentials(c); !bytes.Equal(re, b) {
+			t.Fatalf("accepted a non-canonical encoding:\n in %x\nout %x", b, re)
+		}
+	})
+}
