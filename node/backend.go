@@ -324,14 +324,23 @@ func (n *Node) AddContact(ctx context.Context, name, petname string) (api.Contac
 		return api.Contact{}, api.Errorf(api.CodeNotFound, "check the spelling, or ask them for their self-certifying handle",
 			"nobody holds %s (%s)", name, strings.ReplaceAll(string(res.Status), "_", " "))
 	}
+	// The handle the contact is known by: the one looked up, else (for an
+	// account id) one its record claims and that checks out.
+	handle := res.Name
+	if handle == "" && res.Identity != nil {
+		handle = n.verifiedHandle(ctx, res.Owner, res.Identity.Handles)
+	}
 	if petname == "" {
-		petname = res.Name
+		petname = handle
+	}
+	if petname == "" {
+		petname = res.Owner.ID().String()
 	}
 	if err := checkPetname(petname); err != nil {
 		return api.Contact{}, err
 	}
 	now := time.Now().UTC()
-	c := store.Contact{Account: res.Owner.ID().String(), PubKey: res.Owner.Bytes(), Petname: petname, Handle: res.Name,
+	c := store.Contact{Account: res.Owner.ID().String(), PubKey: res.Owner.Bytes(), Petname: petname, Handle: handle,
 		AddedAt: now, PinnedAt: now}
 	err = n.db.Update(func(tx *store.Tx) error {
 		if old, err := tx.Contact(c.Account); err == nil {

@@ -79,9 +79,10 @@ func (n *Node) startHost() error {
 	if !n.cfg.Public {
 		// Community nodes we bootstrap from double as our relays.
 		cfg.StaticRelays = boot
+		cfg.ForcePrivate = n.cfg.BehindNAT
 	}
 	h, err := p2p.NewHost(cfg)
-	if err != nil && len(n.cfg.Listen) == 0 {
+	if err != nil && len(n.cfg.Listen) == 0 && !n.cfg.BehindNAT {
 		// A remembered port may be taken now; fall back to fresh ones.
 		n.log.Info("remembered listen ports unavailable, picking new ones", "err", err)
 		cfg.Listen = []string{"/ip4/0.0.0.0/tcp/0", "/ip4/0.0.0.0/udp/0/quic-v1", "/ip6/::/tcp/0", "/ip6/::/udp/0/quic-v1"}

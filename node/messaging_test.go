@@ -176,3 +176,44 @@ func TestMessaging(t *testing.T) {
 		t.Fatalf("safety: %+v %+v", sa, sb)
 	}
 }
+
+// TestMessagingThroughRelay: two nodes that nobody can dial (behind NATs)
+// share a public node; their messages travel over relayed (limited)
+// connections through it.
+func TestMessagingThroughRelay(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
+	ctx := ctxT(t, 2*time.Minute)
+	a, b := net.AddBehindNAT(), net.AddBehindNAT()
+	testnet.Eventually(t, 30*time.Second, func() error {
+		if !a.Published() || !b.Published() {
+			return fmt.Errorf("not published yet")
+		}
+		return nil
+	})
+	if _, err := b.Client.AddContact(ctx, a.Account().String(), "a"); err != nil {
+		t.Fatal(err)
+	}
+	m, err := a.Client.Send(ctx, b.Account().String(), "through the relay")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, a.Client, b.Account().String(), m.ID, "delivered")
+	if got := texts(t, b.Client, "a"); strings.Join(got, "|") != "in:through the relay" {
+		t.Fatalf("b's conversation: %v", got)
+	}
+	r, err := b.Client.Send(ctx, "a", "and back")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, b.Client, "a", r.ID, "delivered")
+	// Every connection between the two is relayed: neither listens.
+	conns := a.Host().Network().ConnsToPeer(b.Host().ID())
+	if len(conns) == 0 {
+		t.Fatal("no connection between the two")
+	}
+	for _, c := range conns {
+		if !c.Stat().Limited || !strings.Contains(c.RemoteMultiaddr().String(), "/p2p-circuit") {
+			t.Fatalf("direct connection between NATed nodes: %s", c.RemoteMultiaddr())
+		}
+	}
+}

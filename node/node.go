@@ -65,6 +65,10 @@ type Config struct {
 	Announce []string
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
+	// BehindNAT listens nowhere and treats the node as unreachable from the
+	// start: others reach it only through its relays (the public nodes it
+	// bootstraps from). Tests use it to stand for a node behind a NAT.
+	BehindNAT bool
 	// Network overrides network-wide parameters (test networks only: every
 	// node of a network must use the same values). Zero = production.
 	Network Network
@@ -328,6 +332,9 @@ func (n *Node) Close() error {
 // listenAddrs picks the libp2p listen addresses: the configured ones, else
 // all interfaces on the remembered ports (public nodes: 4141).
 func (n *Node) listenAddrs() []string {
+	if n.cfg.BehindNAT {
+		return []string{}
+	}
 	if len(n.cfg.Listen) > 0 {
 		return n.cfg.Listen
 	}

@@ -97,6 +97,17 @@ func (net *Net) Add(public bool) *Node {
 	return nd
 }
 
+// AddBehindNAT starts a node that listens nowhere, as if behind a NAT:
+// others reach it only through the first node's relay.
+func (net *Net) AddBehindNAT() *Node {
+	net.t.Helper()
+	nd, err := net.addWith(false, net.newDir(), func(c *node.Config) { c.BehindNAT, c.DHTServer = true, false })
+	if err != nil {
+		net.t.Fatal(err)
+	}
+	return nd
+}
+
 // Restart closes nd and starts a node on the same data directory; the
 // returned node replaces nd in Nodes.
 func (net *Net) Restart(nd *Node) *Node {
@@ -127,6 +138,10 @@ func (net *Net) newDir() string {
 }
 
 func (net *Net) add(public bool, dir string) (*Node, error) {
+	return net.addWith(public, dir, nil)
+}
+
+func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node, error) {
 	cfg := node.Config{
 		DataDir:   dir,
 		Listen:    []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
@@ -141,6 +156,9 @@ func (net *Net) add(public bool, dir string) (*Node, error) {
 		cfg.Bootstrap = net.Nodes[0].bootstrapAddrs()
 	}
 	net.mu.Unlock()
+	if mod != nil {
+		mod(&cfg)
+	}
 	nd, err := net.start(cfg)
 	if err != nil {
 		return nil, err
