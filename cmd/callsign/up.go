@@ -56,6 +56,7 @@ func upCommand() *command {
 				return usageError{"--announce needs --public"}
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
+			node.RouteLibraryLogs(log.With("component", "libp2p"))
 			var pass []byte
 			if p, ok := os.LookupEnv("CALLSIGN_PASSPHRASE"); ok && p != "" {
 				pass = []byte(p)
