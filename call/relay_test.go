@@ -91,6 +91,15 @@ func TestRelayOnlyCall(t *testing.T) {
 	}))
 	b.policy.set(Decision{Allow: true, RelayOnly: true})
 	ct := tapCandidates(t, n)
+	var sdpMu sync.Mutex
+	var sdps []string
+	n.tap(func(_, _ identity.AccountID, sig signal) {
+		if sig.sdp != "" {
+			sdpMu.Lock()
+			sdps = append(sdps, sig.sdp)
+			sdpMu.Unlock()
+		}
+	})
 
 	ca, err := a.svc.Dial(dialCtx(t), b.id, DialOptions{Source: media.Tone()})
 	if err != nil {
@@ -117,6 +126,16 @@ func TestRelayOnlyCall(t *testing.T) {
 			t.Errorf("%s sent no relay candidates: %v", name, types)
 		}
 	}
+	sdpMu.Lock()
+	if len(sdps) != 2 {
+		t.Errorf("%d SDPs sent, want an offer and an answer", len(sdps))
+	}
+	for _, sdp := range sdps {
+		if strings.Contains(sdp, "a=candidate") || strings.Contains(sdp, "127.0.0.1") {
+			t.Errorf("a relay-only SDP carries an address:\n%s", sdp)
+		}
+	}
+	sdpMu.Unlock()
 	if ra := a.record(t, ca.ID()); ra.Path != media.PathRelay {
 		t.Errorf("caller's log path %q, want relay", ra.Path)
 	}
