@@ -3,6 +3,7 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"runtime"
@@ -84,4 +85,37 @@ func rssBytes() int64 {
 	}
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return pages * int64(os.Getpagesize())
+}
+
+// BenchmarkMessageCodec encodes and decodes a 1 KiB Message in the binary
+// form (schema 2) beside the JSON form schema 1 used, in the same run.
+func BenchmarkMessageCodec(b *testing.B) {
+	now := time.Now()
+	m := Message{ID: "0123456789abcdef0123456789abcdef", Peer: "cs1qexampleaccountidexampleaccountid", Direction: DirOut,
+		Seq: 1234, Body: bytes.Repeat([]byte{'m'}, 1024), SentAt: now, At: now, State: "delivered"}
+	b.Run("binary", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := marshalMessage(&m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if _, err := unmarshalMessage(v); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("json", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := json.Marshal(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			var out Message
+			if err := json.Unmarshal(v, &out); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
