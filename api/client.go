@@ -285,6 +285,46 @@ func (c *Client) Safety(ctx context.Context, name string, confirm bool) (Safety,
 	return v, c.do(ctx, http.MethodGet, "/api/v1/safety/"+url.PathEscape(name), nil, &v)
 }
 
+// Dial starts a call; it returns once the invite is sent.
+func (c *Client) Dial(ctx context.Context, req CallRequest) (Call, error) {
+	var v Call
+	return v, c.do(ctx, http.MethodPost, "/api/v1/calls", req, &v)
+}
+
+// Call returns one call, live or from the log.
+func (c *Client) Call(ctx context.Context, id string) (Call, error) {
+	var v Call
+	return v, c.do(ctx, http.MethodGet, "/api/v1/calls/"+url.PathEscape(id), nil, &v)
+}
+
+// Calls lists live calls, then the call log, newest first.
+func (c *Client) Calls(ctx context.Context, limit int) ([]Call, error) {
+	var v []Call
+	return v, c.do(ctx, http.MethodGet, "/api/v1/calls?limit="+strconv.Itoa(max(limit, 1)), nil, &v)
+}
+
+// CallAction answers, declines or hangs up a call.
+func (c *Client) CallAction(ctx context.Context, id, action string, req *AnswerRequest) (Call, error) {
+	var v Call
+	var body any
+	if req != nil {
+		body = req
+	}
+	return v, c.do(ctx, http.MethodPost, "/api/v1/calls/"+url.PathEscape(id)+"/"+url.PathEscape(action), body, &v)
+}
+
+// CallSettings returns the call settings.
+func (c *Client) CallSettings(ctx context.Context) (CallSettings, error) {
+	var v CallSettings
+	return v, c.do(ctx, http.MethodGet, "/api/v1/settings/calls", nil, &v)
+}
+
+// ChangeCallSettings changes the call settings.
+func (c *Client) ChangeCallSettings(ctx context.Context, ch CallSettingsChange) (CallSettings, error) {
+	var v CallSettings
+	return v, c.do(ctx, http.MethodPost, "/api/v1/settings/calls", ch, &v)
+}
+
 // Events opens the event stream. The returned channel closes when ctx ends
 // or the node goes away.
 func (c *Client) Events(ctx context.Context) (<-chan Event, error) {

@@ -25,6 +25,12 @@
 //	POST   /contacts/{name}/{flag}         flag: block, unblock, follow, unfollow -> Contact
 //	GET    /safety/{name}                  Safety
 //	POST   /safety/{name}/confirm          Safety (marks the contact verified)
+//	POST   /calls                          CallRequest -> Call (returns once the invite is sent)
+//	GET    /calls?limit=                   []Call: live calls first, then the call log, newest first
+//	GET    /calls/{id}                     Call
+//	POST   /calls/{id}/{action}            action: answer (AnswerRequest), decline, hangup -> Call
+//	GET    /settings/calls                 CallSettings
+//	POST   /settings/calls                 CallSettingsChange -> CallSettings
 //	GET    /events             WebSocket stream of Event
 //
 // Everything else under /api/ is a JSON 404. Other paths serve the embedded
@@ -72,6 +78,12 @@ type Backend interface {
 	Accept(ctx context.Context, name string) (Contact, error)
 	SetContactFlag(ctx context.Context, name, flag string, on bool) (Contact, error)
 	Safety(ctx context.Context, name string, confirm bool) (Safety, error)
+	Dial(ctx context.Context, req CallRequest) (Call, error)
+	CallInfo(ctx context.Context, id string) (Call, error)
+	CallLog(ctx context.Context, limit int) ([]Call, error)
+	CallAction(ctx context.Context, id, action string, req AnswerRequest) (Call, error)
+	CallSettings(ctx context.Context) (CallSettings, error)
+	ChangeCallSettings(ctx context.Context, ch CallSettingsChange) (CallSettings, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
 	// ends. Slow subscribers lose events rather than block the node.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
@@ -248,6 +260,42 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("POST /api/v1/safety/{name}/confirm", j(func(r *http.Request) (any, error) {
 		return b.Safety(r.Context(), r.PathValue("name"), true)
+	}))
+	mux.HandleFunc("POST /api/v1/calls", j(func(r *http.Request) (any, error) {
+		var req CallRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.Dial(r.Context(), req)
+	}))
+	mux.HandleFunc("GET /api/v1/calls", j(func(r *http.Request) (any, error) {
+		limit := 100
+		if l := r.URL.Query().Get("limit"); l != "" {
+			n, err := strconv.Atoi(l)
+			if err != nil || n < 1 || n > 1000 {
+				return nil, Errorf(CodeBadRequest, "", "limit must be 1 to 1000")
+			}
+			limit = n
+		}
+		return b.CallLog(r.Context(), limit)
+	}))
+	mux.HandleFunc("GET /api/v1/calls/{id}", j(func(r *http.Request) (any, error) { return b.CallInfo(r.Context(), r.PathValue("id")) }))
+	mux.HandleFunc("POST /api/v1/calls/{id}/{action}", j(func(r *http.Request) (any, error) {
+		var req AnswerRequest
+		if r.ContentLength != 0 {
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+		}
+		return b.CallAction(r.Context(), r.PathValue("id"), r.PathValue("action"), req)
+	}))
+	mux.HandleFunc("GET /api/v1/settings/calls", j(func(r *http.Request) (any, error) { return b.CallSettings(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/settings/calls", j(func(r *http.Request) (any, error) {
+		var ch CallSettingsChange
+		if err := decode(r, &ch); err != nil {
+			return nil, err
+		}
+		return b.ChangeCallSettings(r.Context(), ch)
 	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {

@@ -58,6 +58,18 @@ func (f *fakeBackend) SetContactFlag(_ context.Context, name, flag string, on bo
 	return Contact{Petname: name, Blocked: flag == "block" && on}, nil
 }
 func (f *fakeBackend) Safety(context.Context, string, bool) (Safety, error) { return Safety{}, nil }
+func (f *fakeBackend) Dial(_ context.Context, req CallRequest) (Call, error) {
+	return Call{ID: "c1", Peer: req.To, State: "calling"}, nil
+}
+func (f *fakeBackend) CallInfo(_ context.Context, id string) (Call, error) { return Call{ID: id}, nil }
+func (f *fakeBackend) CallLog(context.Context, int) ([]Call, error)        { return nil, nil }
+func (f *fakeBackend) CallAction(_ context.Context, id, action string, _ AnswerRequest) (Call, error) {
+	return Call{ID: id, State: action}, nil
+}
+func (f *fakeBackend) CallSettings(context.Context) (CallSettings, error) { return CallSettings{}, nil }
+func (f *fakeBackend) ChangeCallSettings(context.Context, CallSettingsChange) (CallSettings, error) {
+	return CallSettings{}, nil
+}
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	return f.events, func() {}
 }

@@ -254,3 +254,72 @@ type KeyChange struct {
 	Pinned  string `json:"pinned"`
 	Now     string `json:"now"`
 }
+
+// CallRequest is the body of POST /api/v1/calls.
+type CallRequest struct {
+	To        string `json:"to"`
+	Audio     string `json:"audio,omitempty"`  // "tone", or an Ogg/Opus file path on the node's machine
+	Video     string `json:"video,omitempty"`  // "pattern", or an IVF/VP8 file path
+	Record    string `json:"record,omitempty"` // directory to record the received media into
+	RelayOnly bool   `json:"relay_only,omitempty"`
+}
+
+// AnswerRequest is the body of POST /api/v1/calls/{id}/answer.
+type AnswerRequest struct {
+	Audio  string `json:"audio,omitempty"`
+	Video  string `json:"video,omitempty"`
+	Record string `json:"record,omitempty"`
+}
+
+// Call is a call, live or from the log. `callsign call --json` prints the
+// fields up to packets_received as a contract.
+type Call struct {
+	ID              string    `json:"id"`
+	Peer            string    `json:"peer"`
+	PeerName        string    `json:"peer_name,omitempty"`
+	Direction       string    `json:"direction"` // "in" or "out"
+	State           string    `json:"state"`     // calling, ringing, connecting, active, ended
+	EndReason       string    `json:"end_reason"`
+	Path            string    `json:"path"` // "direct" or "relay" once connected
+	SetupMS         int64     `json:"setup_ms"`
+	PacketsSent     uint64    `json:"packets_sent"`
+	PacketsReceived uint64    `json:"packets_received"`
+	BytesSent       uint64    `json:"bytes_sent"`
+	BytesReceived   uint64    `json:"bytes_received"`
+	Loss            float64   `json:"loss"`
+	RTTMS           int64     `json:"rtt_ms"`
+	Start           time.Time `json:"start"`
+	DurationS       float64   `json:"duration_s"`
+	Blocked         bool      `json:"blocked,omitempty"`
+	RelayOnly       bool      `json:"relay_only,omitempty"`
+	RecordedAudio   string    `json:"recorded_audio,omitempty"`
+	RecordedVideo   string    `json:"recorded_video,omitempty"`
+}
+
+// CallSettings are who may call and how.
+type CallSettings struct {
+	Policy      string            `json:"policy"` // everyone, contacts, following, verified, nobody
+	AlwaysRelay bool              `json:"always_relay"`
+	AutoAnswer  bool              `json:"autoanswer"`
+	RecordDir   string            `json:"record_dir,omitempty"` // where auto-answered calls are recorded
+	Rules       map[string]string `json:"rules,omitempty"`      // account id -> "allow" or "deny"
+}
+
+// CallSettingsChange is the body of POST /api/v1/settings/calls; nil
+// fields stay as they are.
+type CallSettingsChange struct {
+	Policy      *string `json:"policy,omitempty"`
+	AlwaysRelay *bool   `json:"always_relay,omitempty"`
+	AutoAnswer  *bool   `json:"autoanswer,omitempty"`
+	RecordDir   *string `json:"record_dir,omitempty"`
+	// Rule sets a per-contact override: Name gets "allow", "deny" or
+	// "default" (remove the override).
+	RuleName string `json:"rule_name,omitempty"`
+	Rule     string `json:"rule,omitempty"`
+}
+
+// Call event types.
+const (
+	EventIncomingCall = "incoming-call" // Data: Call
+	EventCallState    = "call-state"    // Data: Call
+)

@@ -221,10 +221,20 @@ func refusal(err error) string {
 func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, items []rxItem) error {
 	dec := s.cfg.Policy.Classify(acct)
 	if dec == Drop {
+		// A blocked sender's messages are acknowledged and dropped unread.
+		// Its control frames are still opened, so that a call invite
+		// reaches the call policy, which refuses it and logs it.
+		kept := items[:0]
 		for _, it := range items {
+			if it.f.kind == kindReceipt && s.cfg.OnSignal != nil {
+				kept = append(kept, it)
+				continue
+			}
 			it.ack.status = statusStored
 		}
-		return nil
+		if items = kept; len(items) == 0 {
+			return nil
+		}
 	}
 	ps := s.peer(acct)
 	ps.mu.Lock()
@@ -265,7 +275,8 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		msgs           []store.Message
 		msgAcks        []*ackFrame
 		receipts       []msgID
-		seen           []string // receipts' ids
+		signals        [][]byte // call signals, handed to OnSignal after the commit
+		seen           []string // receipts' and signals' ids
 		sessionChanged bool
 		prekeysChanged bool
 	)
@@ -282,7 +293,7 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		prekeysChanged = prekeysChanged || accepted
 		c, err := unmarshalContent(pt, s.cfg.MaxMessage)
 		clear(pt)
-		if err == nil && (c.kind == contentReceipt) != (it.f.kind == kindReceipt) {
+		if err == nil && (c.kind != contentText) != (it.f.kind == kindReceipt) {
 			err = errors.New("content kind does not match the frame kind")
 		}
 		if err != nil {
@@ -291,9 +302,16 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		}
 		it.ack.status = statusStored
 		id := it.f.id.String()
+		if c.kind == contentSignal {
+			seen = append(seen, id)
+			signals = append(signals, c.body)
+			continue
+		}
 		if c.kind == contentReceipt {
 			seen = append(seen, id)
-			receipts = append(receipts, c.ids...)
+			if dec != Drop {
+				receipts = append(receipts, c.ids...)
+			}
 			continue
 		}
 		msgAcks = append(msgAcks, it.ack)
@@ -407,6 +425,11 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	}
 	for _, id := range read {
 		s.emit(Event{Kind: EventState, Peer: acct, ID: id, State: StateRead})
+	}
+	if s.cfg.OnSignal != nil {
+		for _, sig := range signals {
+			s.cfg.OnSignal(acct, sig)
+		}
 	}
 	return nil
 }

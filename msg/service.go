@@ -121,6 +121,10 @@ type Config struct {
 	Policy    Policy               // required
 	// OnEvent receives every event; it must not block. nil drops events.
 	OnEvent func(Event)
+	// OnSignal receives every call signal (SendSignal on the other side)
+	// once it is decrypted and its id committed as seen, blocked senders'
+	// included; it must not block. nil drops signals.
+	OnSignal func(from identity.AccountID, payload []byte)
 	// MaxMessage caps a message's plaintext; 0 = DefaultMaxMessage
 	// (64 KiB less 64 bytes), which is also the largest allowed.
 	MaxMessage int

@@ -32,6 +32,7 @@ const (
 	// Content kinds (inside the ratchet).
 	contentText    = 1
 	contentReceipt = 2
+	contentSignal  = 3 // a call signal: opaque bytes for Config.OnSignal, never stored
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -182,10 +183,11 @@ func unmarshalAck(b []byte) (ackFrame, error) {
 
 // content is the plaintext inside the ratchet:
 //
-//	field 1  kind     varint  1 text, 2 read receipt
+//	field 1  kind     varint  1 text, 2 read receipt, 3 signal
 //	field 2  seq      varint  text: the sender's per-conversation sequence
 //	field 3  sent_at  varint  text: the sender's clock, unix nanoseconds
-//	field 4  body     bytes   text: the message (absent when empty)
+//	field 4  body     bytes   text: the message (absent when empty);
+//	                          signal: the payload, 1..MaxSignal bytes
 //	field 5  ids      bytes   receipt, repeated 1..512 times: 16-byte ids read
 type content struct {
 	kind   uint64
@@ -212,7 +214,7 @@ func (c *content) marshal() []byte {
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
 	d := decoder{b: b}
-	c.kind = d.uint(1, contentReceipt)
+	c.kind = d.uint(1, contentSignal)
 	c.seq = d.uint(2, math.MaxInt64)
 	c.sentAt = int64(d.uint(3, math.MaxInt64))
 	if body := d.bytes(4, 1, maxBody); body != nil {
@@ -240,6 +242,10 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	case contentReceipt:
 		if len(c.ids) == 0 || c.seq != 0 || c.sentAt != 0 || c.body != nil {
 			return content{}, fmt.Errorf("content: %w: receipt without ids or with text fields", errMalformed)
+		}
+	case contentSignal:
+		if len(c.body) == 0 || len(c.body) > MaxSignal || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 {
+			return content{}, fmt.Errorf("content: %w: signal without a payload, over %d bytes, or with other fields", errMalformed, MaxSignal)
 		}
 	default:
 		return content{}, fmt.Errorf("content: %w: missing kind", errMalformed)

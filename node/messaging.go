@@ -40,6 +40,7 @@ func (n *Node) startMsg(ctx context.Context) error {
 		Directory: directory{n},
 		Policy:    policy{n},
 		OnEvent:   n.onMsgEvent,
+		OnSignal:  n.onSignal,
 		RetryMin:  n.cfg.Network.RetryMin,
 		RetryMax:  n.cfg.Network.RetryMax,
 		Logger:    n.log.With("component", "msg"),

@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -25,6 +26,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
@@ -63,6 +65,9 @@ type Config struct {
 	Public bool
 	// Announce replaces the observed addresses announced by a public node.
 	Announce []string
+	// TURNListen is the UDP address of a public node's TURN relay. "" means
+	// 0.0.0.0:3478, or 127.0.0.1 on a free port for a node kept on loopback.
+	TURNListen string
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
 	// BehindNAT listens nowhere and treats the node as unreachable from the
@@ -87,6 +92,7 @@ type Network struct {
 	CacheTTL          time.Duration      // 0 = dht default (1 min); how long a resolution is reused
 	RetryMin          time.Duration      // 0 = msg default (500 ms); first delay between delivery attempts
 	RetryMax          time.Duration      // 0 = msg default (30 s); longest delay between delivery attempts
+	RingTimeout       time.Duration      // 0 = call default (30 s); unanswered calls end as missed
 }
 
 // Errors a user can do something about. They carry a hint (see Hint).
@@ -119,6 +125,8 @@ type Node struct {
 	host    host.Host
 	dht     *dht.DHT
 	msg     *msg.Service
+	calls   atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
+	recent  recentCalls
 	cert    identity.DeviceCert // this device's certificate, issued at Start
 	api     *api.Server
 	events  *hub
@@ -131,6 +139,9 @@ type Node struct {
 	closers   []func() error // undo list, run in reverse by Close
 	closeOnce sync.Once
 	closeErr  error
+
+	callMu  sync.Mutex // guards callCfg
+	callCfg api.CallSettings
 
 	mu         sync.Mutex // guards the fields below
 	identitySq uint64     // last identity record seq published
@@ -202,6 +213,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	if err := n.startMsg(ctx); err != nil {
+		return err
+	}
+	if err := n.startCalls(ctx); err != nil {
 		return err
 	}
 	if err := n.startAPI(); err != nil {

@@ -86,7 +86,8 @@ func commands() []*command {
 		{name: "contacts rm", args: "NAME", summary: "remove a contact", run: runContactsRm},
 		{name: "contacts list", summary: "list contacts", read: true, run: runContactsList},
 	}
-	return append(cmds, messageCommands()...)
+	cmds = append(cmds, messageCommands()...)
+	return append(cmds, callCommands()...)
 }
 
 // run is the whole CLI: it parses args, runs one subcommand and returns the

@@ -1,0 +1,175 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/node"
+)
+
+func strp(s string) *string { return &s }
+func boolp(b bool) *bool    { return &b }
+
+// waitCall polls a call until it reaches state.
+func waitCall(t *testing.T, c *api.Client, id, state string) api.Call {
+	t.Helper()
+	var cur api.Call
+	testnet.Eventually(t, 60*time.Second, func() error {
+		var err error
+		cur, err = c.Call(context.Background(), id)
+		if err != nil {
+			return err
+		}
+		if cur.State != state {
+			return fmt.Errorf("call is %s (%s), want %s", cur.State, cur.EndReason, state)
+		}
+		return nil
+	})
+	return cur
+}
+
+func countFrames(t *testing.T, oggPath, ivfPath string) (audio, video int) {
+	t.Helper()
+	f, err := os.Open(oggPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	or, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatalf("ogg: %v", err)
+	}
+	for {
+		if _, _, err := or.ParseNextPage(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("ogg page: %v", err)
+			}
+			break
+		}
+		audio++
+	}
+	g, err := os.Open(ivfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ir, _, err := ivfreader.NewWith(g)
+	if err != nil {
+		t.Fatalf("ivf: %v", err)
+	}
+	for {
+		if _, _, err := ir.ParseNextFrame(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("ivf frame: %v", err)
+			}
+			break
+		}
+		video++
+	}
+	return audio, video
+}
+
+// TestCalls: a contact's call is answered automatically and recorded, with
+// media both ways on a direct path; a caller outside the policy hears only
+// "unavailable" and the callee's log shows the blocked call.
+func TestCalls(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{})
+	ctx := ctxT(t, 3*time.Minute)
+	alice, bob := net.Nodes[1], net.Nodes[2]
+	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	rec := t.TempDir()
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{AutoAnswer: boolp(true), RecordDir: &rec}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := alice.Client.Dial(ctx, api.CallRequest{To: "bob", Audio: "tone", Video: "pattern"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	active := waitCall(t, alice.Client, c.ID, "active")
+	if active.Path != "direct" {
+		t.Fatalf("path %q, want direct", active.Path)
+	}
+	time.Sleep(2 * time.Second) // let two seconds of media flow
+	if _, err := alice.Client.CallAction(ctx, c.ID, "hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	end := waitCall(t, alice.Client, c.ID, "ended")
+	if end.EndReason != "hangup" || end.PacketsSent < 50 || end.PacketsReceived < 50 || end.SetupMS <= 0 {
+		t.Fatalf("caller's call: %+v", end)
+	}
+	var bobCall api.Call
+	testnet.Eventually(t, 30*time.Second, func() error {
+		log, err := bob.Client.Calls(ctx, 10)
+		if err != nil || len(log) == 0 || log[0].State != "ended" {
+			return fmt.Errorf("bob's log: %+v %v", log, err)
+		}
+		bobCall = log[0]
+		return nil
+	})
+	if bobCall.ID != c.ID || bobCall.Direction != "in" || bobCall.EndReason != "remote-hangup" || bobCall.Path != "direct" {
+		t.Fatalf("bob's log entry: %+v", bobCall)
+	}
+	audio, video := countFrames(t, rec+"/"+c.ID+".ogg", rec+"/"+c.ID+".ivf")
+	// About 2 s of 20 ms Opus frames and 15 fps video, give or take set-up.
+	if audio < 60 || audio > 200 || video < 15 || video > 80 {
+		t.Fatalf("recorded %d audio and %d video frames for ~2 s", audio, video)
+	}
+
+	// Bob takes calls from nobody: Alice hears only "unavailable".
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{Policy: strp(node.CallsNobody)}); err != nil {
+		t.Fatal(err)
+	}
+	c2, err := alice.Client.Dial(ctx, api.CallRequest{To: "bob", Audio: "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if end := waitCall(t, alice.Client, c2.ID, "ended"); end.EndReason != "unavailable" {
+		t.Fatalf("refused call ended %q", end.EndReason)
+	}
+	testnet.Eventually(t, 10*time.Second, func() error {
+		log, err := bob.Client.Calls(ctx, 10)
+		if err != nil || len(log) == 0 || !log[0].Blocked || log[0].Peer != alice.Account().String() {
+			return fmt.Errorf("no blocked entry: %+v %v", log, err)
+		}
+		return nil
+	})
+	// A per-contact allow overrides "nobody".
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{RuleName: "alice", Rule: "allow"}); err != nil {
+		t.Fatal(err)
+	}
+	c3, err := alice.Client.Dial(ctx, api.CallRequest{To: "bob", Audio: "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, alice.Client, c3.ID, "active")
+	if _, err := bob.Client.CallAction(ctx, c3.ID, "hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	if end := waitCall(t, alice.Client, c3.ID, "ended"); end.EndReason != "remote-hangup" {
+		t.Fatalf("callee hangup: %+v", end)
+	}
+	// Bad input.
+	if _, err := alice.Client.Dial(ctx, api.CallRequest{To: "bob", Audio: "/nonexistent.ogg"}); !api.IsCode(err, api.CodeBadRequest) {
+		t.Fatalf("unreadable media: %v", err)
+	}
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{Policy: strp("friends")}); !api.IsCode(err, api.CodeBadRequest) {
+		t.Fatalf("unknown policy: %v", err)
+	}
+	if _, err := bob.Client.CallAction(ctx, "ffffffffffffffffffffffffffffffff", "answer", nil); !api.IsCode(err, api.CodeNotFound) {
+		t.Fatalf("unknown call: %v", err)
+	}
+}
