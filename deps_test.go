@@ -25,7 +25,7 @@ var banned = map[string]map[string]string{
 	"media":    {libp2p: "calls know no DHT or streams", badger: "no storage", mod + "identity": "no handles", mod + "dht": "no DHT", mod + "store": "no storage"},
 	"turn":     {libp2p: "the relay knows no libp2p", badger: "no storage", mod: "turn stands alone"},
 	"call":     {badger: "no storage engine", mod + "node": "the node wires calls, not the reverse", mod + "api": "no API types", mod + "dht": "no DHT", mod + "msg": "signals go through a Signaler", mod + "store": "the call log goes through CallLog"},
-	"msg":      {pion: "no media", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},
+	"msg":      {"github.com/pion/webrtc/v4": "no media (direct imports; libp2p brings pion in)", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},
 	"api":      {libp2p: "the API speaks plain types", badger: "no storage types", pion: "no media types", mod + "node": "the node implements the API, not the reverse"},
 	"web":      {mod: "the web app is static files", "net": "it only embeds files"},
 }
