@@ -20,6 +20,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
+	"github.com/pion/webrtc/v4/pkg/media/oggreader"
+
 	"github.com/callsign/callsign/api"
 )
 
@@ -342,6 +345,35 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("verify --confirmed: %+v", safety)
 	}
 
+	// 7. Bob calls Alice by handle; her node answers on its own and records.
+	voicemail := filepath.Join(root, "voicemail")
+	if _, errs, code := cli(t, "settings", "calls", "autoanswer", "--record", voicemail, "--data", aliceDir); code != 0 {
+		t.Fatalf("settings calls autoanswer: %s", errs)
+	}
+	var result struct {
+		ID, Peer, State, Path string
+		EndReason             string `json:"end_reason"`
+		SetupMS               int64  `json:"setup_ms"`
+		PacketsSent           uint64 `json:"packets_sent"`
+		PacketsReceived       uint64 `json:"packets_received"`
+	}
+	mustJSON(t, &result, "call", "alice", "--audio", "tone", "--video", "pattern", "--for", "3s", "--data", bobDir)
+	if result.State != "ended" || result.EndReason != "hangup" || result.Path != "direct" || result.Peer != aliceID.Account ||
+		result.SetupMS <= 0 || result.SetupMS > 5000 || result.PacketsSent < 100 || result.PacketsReceived < 100 {
+		t.Fatalf("call --json: %+v", result)
+	}
+	audio, video := frames(t, filepath.Join(voicemail, result.ID+".ogg"), filepath.Join(voicemail, result.ID+".ivf"))
+	// 3 s of 20 ms Opus frames is 150, of 15 fps video 45; allow for set-up
+	// and teardown.
+	if audio < 110 || audio > 220 || video < 30 || video > 80 {
+		t.Fatalf("recorded %d audio and %d video frames of a 3 s call", audio, video)
+	}
+	var log []api.Call
+	mustJSON(t, &log, "calls", "--data", aliceDir)
+	if len(log) == 0 || log[0].ID != result.ID || log[0].Direction != "in" || log[0].EndReason != "remote-hangup" {
+		t.Fatalf("alice's call log: %+v", log)
+	}
+
 	// A second node on the same data directory refuses to start.
 	cmd := exec.Command(binary(t), append([]string{"up", "--data", aliceDir}, loopback...)...)
 	outb, err := cmd.CombinedOutput()
@@ -428,4 +460,47 @@ func hashBytes(b []byte) uint64 {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
 	return h
+}
+
+// frames counts the Opus pages of an Ogg file and the frames of an IVF
+// file, decoding each.
+func frames(t *testing.T, oggPath, ivfPath string) (audio, video int) {
+	t.Helper()
+	f, err := os.Open(oggPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	or, _, err := oggreader.NewWith(f)
+	if err != nil {
+		t.Fatalf("%s: %v", oggPath, err)
+	}
+	for {
+		if _, _, err := or.ParseNextPage(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("%s: %v", oggPath, err)
+			}
+			break
+		}
+		audio++
+	}
+	g, err := os.Open(ivfPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	ir, _, err := ivfreader.NewWith(g)
+	if err != nil {
+		t.Fatalf("%s: %v", ivfPath, err)
+	}
+	for {
+		if _, _, err := ir.ParseNextFrame(); err != nil {
+			if err != io.EOF {
+				t.Fatalf("%s: %v", ivfPath, err)
+			}
+			break
+		}
+		video++
+	}
+	return audio, video
 }
