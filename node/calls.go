@@ -93,12 +93,16 @@ func (n *Node) startCalls(ctx context.Context) error {
 // first IPv4 address of --announce, or else of the host's addresses.
 func (n *Node) startTURN(ctx context.Context, loopback bool) (*turn.Server, error) {
 	cfg := turn.Config{ListenUDP: n.cfg.TURNListen, Logger: n.log.With("component", "turn")}
-	if loopback {
+	cfg.RelayPortMin, cfg.RelayPortMax, _ = parsePortRange(n.cfg.TURNPorts) // checked by New
+	switch {
+	case loopback && cfg.ListenUDP == "":
 		cfg.ListenUDP, cfg.RelayAddress = "127.0.0.1:0", net.IPv4(127, 0, 0, 1)
-	} else {
+	case n.cfg.TURNRelayIP != "":
+		cfg.RelayAddress = net.ParseIP(n.cfg.TURNRelayIP)
+	default:
 		cfg.RelayAddress = n.publicIPv4()
 		if cfg.RelayAddress == nil {
-			n.log.Warn("no public IPv4 address to announce for TURN; calls through this node's relay are off", "hint", "pass --announce /ip4/<public ip>/tcp/4141")
+			n.log.Warn("no public IPv4 address to announce for TURN; calls through this node's relay are off", "hint", "pass --turn-relay-ip or --announce /ip4/<public ip>/tcp/4141")
 			return nil, nil
 		}
 	}

@@ -68,6 +68,13 @@ type Config struct {
 	// TURNListen is the UDP address of a public node's TURN relay. "" means
 	// 0.0.0.0:3478, or 127.0.0.1 on a free port for a node kept on loopback.
 	TURNListen string
+	// TURNRelayIP is the address a public node's TURN relay announces in
+	// relay candidates. "" means the first IPv4 of Announce, else of the
+	// host's addresses.
+	TURNRelayIP string
+	// TURNPorts bounds the UDP ports relayed media uses ("" = any), as
+	// "MIN-MAX", for firewalls.
+	TURNPorts string
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
 	// BehindNAT listens nowhere and treats the node as unreachable from the
@@ -170,6 +177,12 @@ func New(cfg Config) (*Node, error) {
 	}
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = DefaultAPIAddr
+	}
+	if cfg.TURNRelayIP != "" && net.ParseIP(cfg.TURNRelayIP) == nil {
+		return nil, withHint(fmt.Errorf("bad TURN relay address %q", cfg.TURNRelayIP), "give an IP address, e.g. 203.0.113.7")
+	}
+	if _, _, err := parsePortRange(cfg.TURNPorts); err != nil {
+		return nil, withHint(err, "give a range like 49152-65535")
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -413,4 +426,16 @@ func (n *Node) Published() bool {
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	return n.published
+}
+
+// parsePortRange parses "MIN-MAX" ("" = 0, 0).
+func parsePortRange(s string) (lo, hi uint16, err error) {
+	if s == "" {
+		return 0, 0, nil
+	}
+	var a, b int
+	if _, err := fmt.Sscanf(s, "%d-%d", &a, &b); err != nil || a < 1024 || b > 65535 || a > b || fmt.Sprintf("%d-%d", a, b) != s {
+		return 0, 0, fmt.Errorf("bad TURN port range %q", s)
+	}
+	return uint16(a), uint16(b), nil
 }

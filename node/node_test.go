@@ -209,6 +209,20 @@ func TestStartErrors(t *testing.T) {
 	if _, err := node.New(node.Config{DataDir: t.TempDir(), Bootstrap: []string{"/ip4/127.0.0.1/tcp/1"}}); err == nil {
 		t.Fatal("bootstrap without /p2p/ accepted")
 	}
+	for _, bad := range []node.Config{
+		{DataDir: t.TempDir(), TURNPorts: "5000"},
+		{DataDir: t.TempDir(), TURNPorts: "60000-50000"},
+		{DataDir: t.TempDir(), TURNPorts: "80-90"},
+		{DataDir: t.TempDir(), TURNRelayIP: "relay.example"},
+		{DataDir: t.TempDir(), Listen: []string{"/ip4/127.0.0.1/tcp/notaport"}},
+	} {
+		if _, err := node.New(bad); err == nil {
+			t.Errorf("accepted %+v", bad)
+		}
+	}
+	if _, err := node.New(node.Config{DataDir: t.TempDir(), TURNPorts: "49152-65535", TURNRelayIP: "203.0.113.7"}); err != nil {
+		t.Fatal(err)
+	}
 	dir := t.TempDir()
 	cfg := node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "127.0.0.1:0"}
 	a, err := node.New(cfg)

@@ -29,9 +29,10 @@ func (l *listFlag) Set(s string) error {
 
 func upCommand() *command {
 	var (
-		listen, bootstrap, announce listFlag
-		apiAddr, logLevel           string
-		public                      bool
+		listen, bootstrap, announce   listFlag
+		apiAddr, logLevel             string
+		turnListen, turnIP, turnPorts string
+		public                        bool
 	)
 	return &command{
 		name:    "up",
@@ -42,6 +43,9 @@ func upCommand() *command {
 			fs.Var(&bootstrap, "bootstrap", "multiaddrs (ending in /p2p/<peer>) of nodes to join through, comma-separated; remembered")
 			fs.BoolVar(&public, "public", false, "run a community node: DHT server, relay and mailbox for others")
 			fs.Var(&announce, "announce", "with --public: addresses to announce instead of the observed ones, comma-separated")
+			fs.StringVar(&turnListen, "turn-listen", "", "with --public: UDP address of the TURN relay for calls (default 0.0.0.0:3478)")
+			fs.StringVar(&turnIP, "turn-relay-ip", "", "with --public: the IP the TURN relay announces (default: from --announce or the host's addresses)")
+			fs.StringVar(&turnPorts, "turn-ports", "", "with --public: UDP port range for relayed media, MIN-MAX (default any)")
 			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -52,8 +56,8 @@ func upCommand() *command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageError{fmt.Sprintf("bad --log-level %q", logLevel)}
 			}
-			if len(announce) > 0 && !public {
-				return usageError{"--announce needs --public"}
+			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "") {
+				return usageError{"--announce and --turn-* need --public"}
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			node.RouteLibraryLogs(log.With("component", "libp2p"))
@@ -64,6 +68,7 @@ func upCommand() *command {
 			n, err := node.New(node.Config{
 				DataDir: e.data, Passphrase: pass, Listen: listen, APIAddr: apiAddr,
 				Bootstrap: bootstrap, Public: public, Announce: announce,
+				TURNListen: turnListen, TURNRelayIP: turnIP, TURNPorts: turnPorts,
 				Web: web.FS(), Logger: log,
 			})
 			if err != nil {
