@@ -233,7 +233,8 @@ func schema1Store(t *testing.T, dir string, write func(put func(k []byte, v any)
 }
 
 // oldData writes n 1 KiB messages to two peers, their conversations and an
-// outbox entry per tenth message, in the schema-1 layout.
+// outbox entry (with its outdue/ index key) per fifth message, in the
+// schema-1 layout.
 func oldData(n int) (func(put func(k []byte, v any)), []Message, []OutboxEntry, []Conversation) {
 	var msgs []Message
 	var outs []OutboxEntry
@@ -246,7 +247,7 @@ func oldData(n int) (func(put func(k []byte, v any)), []Message, []OutboxEntry, 
 		m := Message{ID: fmt.Sprintf("id%05d", i), Peer: []string{"peer-a", "peer-b"}[i%2], Direction: []string{DirIn, DirOut}[i%3%2],
 			Seq: uint64(i + 1), Body: bytes.Repeat([]byte{byte(i)}, 1024), SentAt: at.Add(-time.Millisecond), At: at, State: "received"}
 		msgs = append(msgs, m)
-		if i%10 == 0 {
+		if i%5 == 0 {
 			outs = append(outs, OutboxEntry{ID: m.ID, Peer: m.Peer, Envelope: []byte{2, byte(i)}, Attempts: i % 4,
 				NextAttempt: at.Add(time.Minute), CreatedAt: at})
 		}
@@ -313,6 +314,15 @@ func checkMigrated(t *testing.T, db *DB, msgs []Message, outs []OutboxEntry, con
 				}
 			}
 			it.Close()
+		}
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfxOutDue
+		dit := txn.NewIterator(o)
+		dit.Rewind()
+		left := dit.Valid()
+		dit.Close()
+		if left {
+			return errors.New("the schema-1 outbox index (outdue/) is still there")
 		}
 		if _, err := txn.Get(keyMigrateCursor); !errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("migration cursor left behind: %v", err)

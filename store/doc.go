@@ -56,8 +56,8 @@
 //	conv/<peer>                          Conversation (binary)
 //	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
 //	msgid/<peer>0x00<id>                 raw key of the message under msg/ (lookup by id)
-//	out/<id>                             OutboxEntry (binary)
-//	outdue/<next:8><id>                  empty: outbox index by next attempt time
+//	out/<id>                             OutboxEntry (binary); DueOutbox reads them all
+//	                                     (the outbox holds only unacknowledged messages)
 //	seen/<peer>0x00<id>                  8-byte big-endian unix nanoseconds first seen (dedup)
 //	sess/<peer>                          raw session state bytes
 //
@@ -70,7 +70,9 @@
 // that each commit (meta/migrate-cursor remembers the last key done) with
 // the version bumped by the last one; a crash between batches resumes.
 //
-//	1 → 2  conv/, msg/ and out/ values: JSON → binary (codec.go)
+//	1 → 2  conv/, msg/ and out/ values: JSON → binary (codec.go); the outbox
+//	       index outdue/<next:8><id> is deleted (it cost every message two
+//	       writes and a read, and only served listing the outbox at startup)
 //
 // # Transactions
 //

@@ -5,7 +5,10 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"time"
+
+	"github.com/dgraph-io/badger/v4"
 )
 
 // Message directions.
@@ -67,7 +70,7 @@ var (
 	pfxMsg     = []byte("msg/")
 	pfxMsgID   = []byte("msgid/")
 	pfxOut     = []byte("out/")
-	pfxOutDue  = []byte("outdue/")
+	pfxOutDue  = []byte("outdue/") // schema 1 only: the outbox index by time
 	pfxSeen    = []byte("seen/")
 	pfxSession = []byte("sess/")
 	sep        = []byte{0}
@@ -351,7 +354,7 @@ func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
 	return out, next, nil
 }
 
-// PutOutbox stores or replaces an outbox entry and its due-time index.
+// PutOutbox stores or replaces an outbox entry.
 func (tx *Tx) PutOutbox(e OutboxEntry) error {
 	if err := checkID("message id", e.ID); err != nil {
 		return err
@@ -366,37 +369,7 @@ func (tx *Tx) PutOutbox(e OutboxEntry) error {
 	if err != nil {
 		return err
 	}
-	dueKey := key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID))
-	old, err := tx.outboxDueKey(e.ID)
-	switch {
-	case err == ErrNotFound:
-	case err != nil:
-		return err
-	case !bytes.Equal(old, dueKey):
-		if err := tx.del(old); err != nil {
-			return err
-		}
-	}
-	if err := tx.setRaw(dueKey, nil); err != nil {
-		return err
-	}
 	return tx.setRaw(key(pfxOut, []byte(e.ID)), val)
-}
-
-// outboxDueKey returns the outdue/ key of the stored entry id, reading
-// only its id and time, or ErrNotFound.
-func (tx *Tx) outboxDueKey(id string) ([]byte, error) {
-	k := key(pfxOut, []byte(id))
-	var due []byte
-	err := tx.peek(k, func(v []byte) error {
-		sid, next, err := outboxDue(v)
-		if err != nil {
-			return fmt.Errorf("decode %q: %w", k, err)
-		}
-		due = key(pfxOutDue, be64(next), sid)
-		return nil
-	})
-	return due, err
 }
 
 // Outbox returns the outbox entry for a message id, or ErrNotFound.
@@ -418,17 +391,42 @@ func (tx *Tx) DeleteOutbox(id string) error {
 	if err := checkID("message id", id); err != nil {
 		return err
 	}
-	due, err := tx.outboxDueKey(id)
-	if err == ErrNotFound {
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	if err := tx.del(due); err != nil {
-		return err
-	}
 	return tx.del(key(pfxOut, []byte(id)))
+}
+
+// dueEntry is an outbox entry's id and next attempt, read without its envelope.
+type dueEntry struct {
+	id   []byte
+	next time.Time
+}
+
+// outboxSchedule reads the id and next attempt of every outbox entry,
+// earliest first (ties by id). The outbox holds only what is not yet
+// acknowledged, so it is read whole rather than kept indexed by time: an
+// index cost every message two more writes and a read.
+func (tx *Tx) outboxSchedule() ([]dueEntry, error) {
+	var out []dueEntry
+	o := badger.DefaultIteratorOptions
+	o.Prefix = pfxOut
+	o.PrefetchValues = false
+	it := tx.txn.NewIterator(o)
+	defer it.Close()
+	for it.Rewind(); it.Valid(); it.Next() {
+		item := it.Item()
+		err := item.Value(func(v []byte) error {
+			id, next, err := outboxDue(v)
+			if err != nil {
+				return fmt.Errorf("decode %q: %w", item.Key(), err)
+			}
+			out = append(out, dueEntry{id: bytes.Clone(id), next: next})
+			return nil
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	slices.SortStableFunc(out, func(a, b dueEntry) int { return a.next.Compare(b.next) })
+	return out, nil
 }
 
 // DueOutbox lists up to limit (0: 100) entries whose NextAttempt is not
@@ -437,26 +435,18 @@ func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 	if limit <= 0 {
 		limit = defaultPageLimit
 	}
-	var ids [][]byte
-	err := tx.scan(pfxOutDue, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
-		if len(k) < len(pfxOutDue)+8 {
-			return true, nil
-		}
-		at := int64(binary.BigEndian.Uint64(k[len(pfxOutDue):]))
-		if at > now.UnixNano() || len(ids) == limit {
-			return false, nil
-		}
-		ids = append(ids, bytes.Clone(k[len(pfxOutDue)+8:]))
-		return true, nil
-	})
+	sched, err := tx.outboxSchedule()
 	if err != nil {
 		return nil, err
 	}
-	out := make([]OutboxEntry, 0, len(ids))
-	for _, id := range ids {
-		e, err := tx.Outbox(string(id))
+	var out []OutboxEntry
+	for _, d := range sched {
+		if d.next.After(now) || len(out) == limit {
+			break
+		}
+		e, err := tx.Outbox(string(d.id))
 		if err != nil {
-			return nil, fmt.Errorf("outbox index %q: %w", id, err)
+			return nil, fmt.Errorf("outbox entry %q: %w", d.id, err)
 		}
 		out = append(out, e)
 	}
@@ -466,16 +456,11 @@ func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 // NextOutboxDue returns the earliest NextAttempt in the outbox, and false
 // when the outbox is empty, so a retry loop knows how long to sleep.
 func (tx *Tx) NextOutboxDue() (time.Time, bool, error) {
-	var at time.Time
-	found := false
-	err := tx.scan(pfxOutDue, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
-		if len(k) >= len(pfxOutDue)+8 {
-			at = time.Unix(0, int64(binary.BigEndian.Uint64(k[len(pfxOutDue):])))
-			found = true
-		}
-		return false, nil
-	})
-	return at, found, err
+	sched, err := tx.outboxSchedule()
+	if err != nil || len(sched) == 0 {
+		return time.Time{}, false, err
+	}
+	return sched[0].next, true, nil
 }
 
 // MarkSeen records that message id from peer arrived at time at (zero: now). It returns

@@ -20,11 +20,30 @@ const (
 	migrateBatchBytes   = 512 << 10
 )
 
-// migrateBinaryValues (schema 1 → 2) rewrites the JSON values under conv/,
-// msg/ and out/ in their binary encodings, in batches. Keys do not change.
-// A value that is already binary (a batch committed before a crash) is
-// left alone: JSON values start with '{', binary ones never do.
+// migrateBinaryValues (schema 1 → 2) deletes the outbox's time index
+// (outdue/) and rewrites the JSON values under conv/, msg/ and out/ in their
+// binary encodings, in batches. Other keys do not change. A value that is
+// already binary (a batch committed before a crash) is left alone: JSON
+// values start with '{', binary ones never do.
 func migrateBinaryValues(txn *badger.Txn) error {
+	o := badger.DefaultIteratorOptions
+	o.Prefix = pfxOutDue
+	o.PrefetchValues = false
+	it := txn.NewIterator(o)
+	var dead [][]byte
+	for it.Rewind(); it.Valid() && len(dead) < migrateBatchEntries; it.Next() {
+		dead = append(dead, it.Item().KeyCopy(nil))
+	}
+	it.Close()
+	for _, k := range dead {
+		if err := txn.Delete(k); err != nil {
+			return err
+		}
+	}
+	if len(dead) == migrateBatchEntries {
+		return errMigrateMore
+	}
+
 	cursor := []byte(nil)
 	switch it, err := txn.Get(keyMigrateCursor); {
 	case errors.Is(err, badger.ErrKeyNotFound):
@@ -36,6 +55,8 @@ func migrateBinaryValues(txn *badger.Txn) error {
 		}
 	}
 	entries, size := 0, 0
+	// The prefixes are in key order (conv/ < msg/ < out/), so a cursor
+	// past a prefix means that prefix is done.
 	for _, pfx := range [][]byte{pfxConv, pfxMsg, pfxOut} {
 		if cursor != nil && bytes.Compare(cursor, pfx) >= 0 && !bytes.HasPrefix(cursor, pfx) {
 			continue // this prefix was done in an earlier batch
