@@ -81,6 +81,15 @@ func (n *Node) startHost() error {
 		cfg.StaticRelays = boot
 		cfg.ForcePrivate = n.cfg.BehindNAT
 	}
+	if n.cfg.NewHost != nil {
+		h, err := n.cfg.NewHost(n.keys.device)
+		if err != nil {
+			return fmt.Errorf("start libp2p host: %w", err)
+		}
+		n.host = h
+		n.closers = append(n.closers, h.Close)
+		return nil
+	}
 	h, err := p2p.NewHost(cfg)
 	if err != nil && len(n.cfg.Listen) == 0 && !n.cfg.BehindNAT {
 		// A remembered port may be taken now; fall back to fresh ones.

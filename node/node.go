@@ -21,6 +21,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -84,6 +85,11 @@ type Config struct {
 	// Network overrides network-wide parameters (test networks only: every
 	// node of a network must use the same values). Zero = production.
 	Network Network
+	// NewHost builds the libp2p host from the device key instead of the
+	// real transports (tests: hosts on libp2p's mocknet, to simulate
+	// latency, partitions or hundreds of nodes). nil = TCP and QUIC per
+	// Listen. The node closes the host it gets.
+	NewHost func(key crypto.PrivKey) (host.Host, error)
 	// Web is the web app to serve; nil = none.
 	Web fs.FS
 	// Logger receives the node's logs; nil = discard.

@@ -250,3 +250,36 @@ func TestStartErrors(t *testing.T) {
 		t.Fatal("second Close:", err)
 	}
 }
+
+// TestAddressBookLargeNetwork runs 25 real nodes (badger, DHT, API, msg)
+// whose hosts talk over libp2p's mocknet with 10 ms one-way latency: a
+// claim on one node resolves from every other, a squatter anywhere gets
+// "taken", and a message crosses the simulated network.
+func TestAddressBookLargeNetwork(t *testing.T) {
+	if testing.Short() {
+		t.Skip("25 nodes")
+	}
+	net := testnet.New(t, 25, testnet.Options{Mocknet: true, Latency: 10 * time.Millisecond})
+	ctx := ctxT(t, 3*time.Minute)
+	owner := net.Nodes[7]
+	if cl, err := owner.Client.Claim(ctx, "frank"); err != nil || cl.Status != "claimed" {
+		t.Fatalf("claim: %+v %v", cl, err)
+	}
+	for i, nd := range net.Nodes {
+		w, err := nd.Client.Whois(ctx, "frank")
+		if err != nil || w.Status != "ok" || w.Account != owner.Account().String() {
+			t.Fatalf("node %d: %+v %v", i, w, err)
+		}
+	}
+	for _, i := range []int{3, 19, 24} {
+		sq, err := net.Nodes[i].Client.Claim(ctx, "FRANK")
+		if err != nil || sq.Status != "taken" || sq.Owner != owner.Account().String() {
+			t.Fatalf("squatter on node %d: %+v %v", i, sq, err)
+		}
+	}
+	m, err := net.Nodes[20].Client.Send(ctx, "frank", "over the simulated network")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, net.Nodes[20].Client, "frank", m.ID, "delivered")
+}

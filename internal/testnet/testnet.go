@@ -13,8 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/identity"
@@ -31,6 +37,13 @@ type Options struct {
 	// Logger for every node; nil = discard, or stderr at debug when
 	// CALLSIGN_TEST_LOG=1.
 	Logger *slog.Logger
+	// Mocknet puts every node's libp2p host on libp2p's in-memory mocknet
+	// instead of loopback TCP, with Latency one way on every link: for
+	// simulated latency, partitions (Net.Mocknet().UnlinkPeers) and
+	// networks of hundreds of nodes. Everything else stays real (badger,
+	// the API on loopback, media on loopback UDP).
+	Mocknet bool
+	Latency time.Duration
 }
 
 // Net is a running test network.
@@ -38,6 +51,7 @@ type Net struct {
 	t     testing.TB
 	opts  Options
 	root  string // data directories live below it
+	mn    mocknet.Mocknet
 	mu    sync.Mutex
 	Nodes []*Node
 	seq   int
@@ -67,6 +81,10 @@ func New(t testing.TB, n int, opts Options) *Net {
 	// The data directories must outlive the nodes: make their root before
 	// registering Close, since cleanups run last-registered first.
 	net := &Net{t: t, opts: opts, root: t.TempDir()}
+	if opts.Mocknet {
+		net.mn = mocknet.New()
+		net.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: opts.Latency})
+	}
 	t.Cleanup(net.Close)
 	net.Add(true)
 	var wg sync.WaitGroup
@@ -156,6 +174,9 @@ func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node,
 		cfg.Bootstrap = net.Nodes[0].bootstrapAddrs()
 	}
 	net.mu.Unlock()
+	if net.mn != nil {
+		cfg.NewHost = net.mockHost
+	}
 	if mod != nil {
 		mod(&cfg)
 	}
@@ -195,6 +216,28 @@ func (nd *Node) bootstrapAddrs() []string {
 	return id.Addrs
 }
 
+// Mocknet is the simulated network, or nil on loopback.
+func (net *Net) Mocknet() mocknet.Mocknet { return net.mn }
+
+var mockPort atomic.Int32
+
+// mockHost adds a host with the node's key to the mocknet and links it to
+// every other host.
+func (net *Net) mockHost(key crypto.PrivKey) (host.Host, error) {
+	addr, err := ma.NewMultiaddr(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", 20000+mockPort.Add(1)))
+	if err != nil {
+		return nil, err
+	}
+	h, err := net.mn.AddPeer(key, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := net.mn.LinkAll(); err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
 // Close stops every node and waits for them.
 func (net *Net) Close() {
 	net.mu.Lock()
@@ -211,6 +254,9 @@ func (net *Net) Close() {
 		})
 	}
 	wg.Wait()
+	if net.mn != nil {
+		net.mn.Close()
+	}
 }
 
 // WaitConnected waits until every node has published its identity and has
