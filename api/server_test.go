@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"testing/fstest"
 	"time"
 
 	"go.uber.org/goleak"
@@ -259,5 +260,37 @@ func TestDialDataDir(t *testing.T) {
 	_, err = c.ID(context.Background())
 	if !IsCode(err, CodeUnavailable) || !strings.Contains(err.(*Error).Hint, "callsign up --data") {
 		t.Fatalf("stopped node: %#v", err)
+	}
+}
+
+func TestWebApp(t *testing.T) {
+	web := fstest.MapFS{"index.html": {Data: []byte("<title>callsign</title>")}, "app.js": {Data: []byte("// app")}}
+	s, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: NewToken(), Web: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for path, want := range map[string]string{"/": "<title>callsign</title>", "/app.js": "// app", "/contacts/alice": "<title>callsign</title>"} {
+		resp, err := http.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(body), want) {
+			t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
+		}
+	}
+	// The web app is public; the API behind it is not.
+	resp, err := http.Get("http://" + s.Addr() + "/api/v1/id")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("API without token from the web origin: %d", resp.StatusCode)
 	}
 }
