@@ -61,24 +61,35 @@ func newClient(t *testing.T, s *Server, localIP, username, password string) *tes
 	if err != nil {
 		t.Fatalf("client listen: %v", err)
 	}
-	c, err := pionturn.NewClient(&pionturn.ClientConfig{
-		TURNServerAddr: s.Addr().String(),
-		STUNServerAddr: s.Addr().String(),
-		Conn:           conn,
-		Username:       username,
-		Password:       password,
-		RTO:            100 * time.Millisecond,
-		LoggerFactory:  pionLoggerFactory{log: discardLogger},
-	})
+	c, err := newPionClient(s, conn, Credentials{Username: username, Password: password})
 	if err != nil {
 		t.Fatalf("NewClient: %v", err)
-	}
-	if err := c.Listen(); err != nil {
-		t.Fatalf("client Listen: %v", err)
 	}
 	tc := &testClient{Client: c, conn: conn}
 	t.Cleanup(tc.close)
 	return tc
+}
+
+// newPionClient makes a pion TURN client for s on conn and starts its
+// reader.
+func newPionClient(s *Server, conn net.PacketConn, creds Credentials) (*pionturn.Client, error) {
+	c, err := pionturn.NewClient(&pionturn.ClientConfig{
+		TURNServerAddr: s.Addr().String(),
+		STUNServerAddr: s.Addr().String(),
+		Conn:           conn,
+		Username:       creds.Username,
+		Password:       creds.Password,
+		RTO:            100 * time.Millisecond,
+		LoggerFactory:  pionLoggerFactory{log: discardLogger},
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Listen(); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return c, nil
 }
 
 func (c *testClient) allocate() error {
