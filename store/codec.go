@@ -1,6 +1,8 @@
 package store
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -29,7 +31,9 @@ import (
 //	field 5  body        bytes   ≤ MaxBodySize
 //	field 6  sent_at     varint  zigzag unix ns
 //	field 7  at          varint  zigzag unix ns
-//	field 8  state       bytes   ≤ maxStateLen, UTF-8
+//	field 8  state       bytes   ≤ maxStateLen, UTF-8; schema 2 only: since
+//	                             schema 3 the state is in the msgid/ entry
+//	                             (msgIndex) and a msg/ value has no field 8
 //
 //	OutboxEntry
 //	field 1  id            bytes   ≤ maxIDLen
@@ -459,4 +463,74 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 		return Conversation{}, r.err
 	}
 	return c, nil
+}
+
+// msgIndex is the value under msgid/<peer>0x00<id>: where the message is
+// and the part of it that changes (its state), so a state change writes a
+// few bytes instead of the whole message.
+//
+//	uvarint  length of the msg/ key
+//	bytes    the msg/ key of the message
+//	byte     direction: 1 in, 2 out
+//	bytes    state, UTF-8, the rest of the value (≤ maxStateLen)
+type msgIndex struct {
+	key   []byte
+	dir   string
+	state string
+}
+
+// at returns the message time encoded in the msg/ key.
+func (ix msgIndex) at() time.Time {
+	sep := bytes.IndexByte(ix.key, 0)
+	if sep < 0 || len(ix.key) < sep+9 {
+		return time.Time{}
+	}
+	return time.Unix(0, int64(binary.BigEndian.Uint64(ix.key[sep+1:])))
+}
+
+func marshalIndex(msgKey []byte, dir, state string) ([]byte, error) {
+	if len(state) > maxStateLen || !utf8.ValidString(state) {
+		return nil, fmt.Errorf("%w: message state %q", ErrInvalid, state)
+	}
+	var d byte
+	switch dir {
+	case DirIn:
+		d = dirInCode
+	case DirOut:
+		d = dirOutCode
+	default:
+		return nil, fmt.Errorf("%w: message direction %q", ErrInvalid, dir)
+	}
+	b := make([]byte, 0, 2+len(msgKey)+1+len(state))
+	b = protowire.AppendVarint(b, uint64(len(msgKey)))
+	b = append(b, msgKey...)
+	b = append(b, d)
+	return append(b, state...), nil
+}
+
+// unmarshalIndex decodes a msgid/ value; key aliases b.
+func unmarshalIndex(b []byte) (msgIndex, error) {
+	n, l := protowire.ConsumeVarint(b)
+	if l < 0 || protowire.SizeVarint(n) != l || n > uint64(len(b)-l) || n < uint64(len(pfxMsg))+10 {
+		return msgIndex{}, fmt.Errorf("%w: message index: bad key length", errCorrupt)
+	}
+	ix := msgIndex{key: b[l : l+int(n)]}
+	rest := b[l+int(n):]
+	if !bytes.HasPrefix(ix.key, pfxMsg) || len(rest) < 1 {
+		return msgIndex{}, fmt.Errorf("%w: message index: malformed", errCorrupt)
+	}
+	switch rest[0] {
+	case dirInCode:
+		ix.dir = DirIn
+	case dirOutCode:
+		ix.dir = DirOut
+	default:
+		return msgIndex{}, fmt.Errorf("%w: message index: unknown direction", errCorrupt)
+	}
+	state := rest[1:]
+	if len(state) > maxStateLen || !utf8.Valid(state) {
+		return msgIndex{}, fmt.Errorf("%w: message index: bad state", errCorrupt)
+	}
+	ix.state = string(state)
+	return ix, nil
 }

@@ -188,6 +188,12 @@ func FuzzStoredValues(f *testing.F) {
 				t.Fatalf("outboxDue(%x) = %q %v %v", b, id, next, err)
 			}
 		}
+		if ix, err := unmarshalIndex(b); err == nil {
+			out, err := marshalIndex(ix.key, ix.dir, ix.state)
+			if err != nil || !bytes.Equal(out, b) {
+				t.Fatalf("index %x re-encodes as %x, %v", b, out, err)
+			}
+		}
 		if c, err := unmarshalConversation(b); err == nil {
 			out, err := marshalConversation(&c)
 			if err != nil || !bytes.Equal(out, b) {
@@ -491,5 +497,66 @@ func TestAddMessageNeverReplaces(t *testing.T) {
 	theirs.Peer = "q"
 	if added, err := db.AddMessage(theirs); err != nil || !added {
 		t.Fatalf("AddMessage for another peer = %v, %v", added, err)
+	}
+}
+
+func TestMessageIndex(t *testing.T) {
+	mk := key(pfxMsg, []byte("p"), sep, be64(t0), []byte("m1"))
+	b, err := marshalIndex(mk, DirOut, "sent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "106d73672f7000" + hex.EncodeToString(be64(t0)) + "6d310273656e74"
+	if hex.EncodeToString(b) != want {
+		t.Fatalf("index = %x, want %s", b, want)
+	}
+	ix, err := unmarshalIndex(b)
+	if err != nil || !bytes.Equal(ix.key, mk) || ix.dir != DirOut || ix.state != "sent" || !ix.at().Equal(t0) {
+		t.Fatalf("decoded index = %+v, %v", ix, err)
+	}
+	for name, bad := range map[string][]byte{
+		"empty":          {},
+		"long length":    append([]byte{0x7f}, b[1:]...),
+		"short length":   append([]byte{0x05}, b[1:]...),
+		"not a msg key":  append([]byte{0x10}, append([]byte("xyz/p\x00........m1"), 2)...),
+		"no direction":   b[:1+0x10],
+		"bad direction":  append(append([]byte(nil), b[:1+0x10]...), 3),
+		"state not utf8": append(append([]byte(nil), b[:1+0x10+1]...), 0xff),
+		"non-minimal":    append([]byte{0x90, 0x00}, b[1:]...),
+	} {
+		if _, err := unmarshalIndex(bad); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: unmarshalIndex(%x) = %v, want errCorrupt", name, bad, err)
+		}
+	}
+}
+
+// TestStateChangeLeavesBody: a state change rewrites the index entry only;
+// the stored message value is byte for byte what it was.
+func TestStateChangeLeavesBody(t *testing.T) {
+	db := memT(t)
+	m := Message{ID: "m1", Peer: "p", Direction: DirOut, Body: []byte("body"), At: t0, State: "queued"}
+	if err := db.PutMessage(m); err != nil {
+		t.Fatal(err)
+	}
+	mk := key(pfxMsg, []byte("p"), sep, be64(t0), []byte("m1"))
+	raw := func() []byte {
+		var v []byte
+		db.View(func(tx *Tx) error { v, _ = tx.getRaw(mk); return nil })
+		return v
+	}
+	before := raw()
+	if err := db.SetMessageState("p", "m1", "delivered"); err != nil {
+		t.Fatal(err)
+	}
+	if after := raw(); !bytes.Equal(before, after) {
+		t.Fatalf("message value changed with its state: %x -> %x", before, after)
+	}
+	got, err := db.Message("p", "m1")
+	if err != nil || got.State != "delivered" || string(got.Body) != "body" {
+		t.Fatalf("Message = %+v, %v", got, err)
+	}
+	ms, _, err := db.Messages("p", Page{})
+	if err != nil || len(ms) != 1 || ms[0].State != "delivered" {
+		t.Fatalf("Messages = %+v, %v", ms, err)
 	}
 }

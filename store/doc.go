@@ -55,7 +55,9 @@
 //	petname/<petname>                    raw account id (unique petname index)
 //	conv/<peer>                          Conversation (binary)
 //	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
-//	msgid/<peer>0x00<id>                 raw key of the message under msg/ (lookup by id)
+//	msgid/<peer>0x00<id>                 the message's msg/ key, direction and state (codec.go,
+//	                                     msgIndex): lookup by id, and a state change writes
+//	                                     only this small entry
 //	out/<id>                             OutboxEntry (binary); DueOutbox reads them all
 //	                                     (the outbox holds only unacknowledged messages)
 //	seen/<peer>0x00<id>                  8-byte big-endian unix nanoseconds first seen (dedup)
@@ -63,7 +65,7 @@
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 2). Open refuses a newer
+// meta/schema holds the layout version (currently 3). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -73,6 +75,7 @@
 //	1 → 2  conv/, msg/ and out/ values: JSON → binary (codec.go); the outbox
 //	       index outdue/<next:8><id> is deleted (it cost every message two
 //	       writes and a read, and only served listing the outbox at startup)
+//	2 → 3  a message's state moves from its msg/ value into its msgid/ entry
 //
 // # Transactions
 //

@@ -183,31 +183,49 @@ func (tx *Tx) putMessage(m Message, replace bool) (bool, error) {
 	if err := checkTime("message time", m.At); err != nil {
 		return false, err
 	}
-	val, err := marshalMessage(&m)
+	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
+	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
+	index, err := marshalIndex(msgKey, m.Direction, m.State)
 	if err != nil {
 		return false, err
 	}
-	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
-	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
-	old, err := tx.getRaw(idKey)
+	body := m
+	body.State = "" // the state lives in the index
+	val, err := marshalMessage(&body)
+	if err != nil {
+		return false, err
+	}
+	old, err := tx.index(idKey)
 	switch {
 	case err == ErrNotFound:
 	case err != nil:
 		return false, err
 	case !replace:
 		return false, nil
-	case !bytes.Equal(old, msgKey):
-		if err := tx.del(old); err != nil {
+	case !bytes.Equal(old.key, msgKey):
+		if err := tx.del(old.key); err != nil {
 			return false, err
 		}
 	}
-	if bytes.Equal(old, msgKey) {
-		return true, tx.setRaw(msgKey, val) // the index already points here
-	}
-	if err := tx.setRaw(idKey, msgKey); err != nil {
+	if err := tx.setRaw(idKey, index); err != nil {
 		return false, err
 	}
 	return true, tx.setRaw(msgKey, val)
+}
+
+// index reads and decodes the msgid/ entry idKey, or returns ErrNotFound.
+func (tx *Tx) index(idKey []byte) (msgIndex, error) {
+	var ix msgIndex
+	err := tx.peek(idKey, func(v []byte) error {
+		var err error
+		ix, err = unmarshalIndex(v)
+		if err != nil {
+			return fmt.Errorf("decode %q: %w", idKey, err)
+		}
+		ix.key = bytes.Clone(ix.key)
+		return nil
+	})
+	return ix, err
 }
 
 // Message returns the message with this id from peer's conversation, or ErrNotFound.
@@ -218,25 +236,20 @@ func (tx *Tx) Message(peer, id string) (Message, error) {
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
-	_, m, err := tx.message(peer, id)
-	return m, err
-}
-
-// message returns the key and value of a message.
-func (tx *Tx) message(peer, id string) ([]byte, Message, error) {
-	k, err := tx.getRaw(key(pfxMsgID, []byte(peer), sep, []byte(id)))
+	ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, []byte(id)))
 	if err != nil {
-		return nil, Message{}, err
+		return Message{}, err
 	}
-	b, err := tx.getRaw(k)
+	b, err := tx.getRaw(ix.key)
 	if err == ErrNotFound {
-		return nil, Message{}, fmt.Errorf("message index %q: %w", id, errCorrupt)
+		return Message{}, fmt.Errorf("message index %q: %w: no message under %q", id, errCorrupt, ix.key)
 	}
 	if err != nil {
-		return nil, Message{}, err
+		return Message{}, err
 	}
-	m, err := decodeValue(k, b, unmarshalMessage)
-	return k, m, err
+	m, err := decodeValue(ix.key, b, unmarshalMessage)
+	m.State = ix.state
+	return m, err
 }
 
 // SetMessageState changes the State of one message; ErrNotFound if it is missing.
@@ -245,10 +258,12 @@ func (tx *Tx) SetMessageState(peer, id, state string) error {
 	return err
 }
 
-// UpdateMessageState reads one message and, when decide returns true,
-// sets its State to the state decide returns, without moving the message
-// or touching anything else. It returns the message as stored afterwards,
-// or ErrNotFound.
+// UpdateMessageState reads the state of one message and, when decide
+// returns true, sets it to the state decide returns. A message's state is
+// kept apart from its body (in the id index), so this reads and writes a
+// few bytes however long the message is: decide sees, and the result
+// holds, the message's ID, Peer, Direction, At and State only (not Body,
+// Seq or SentAt). ErrNotFound when there is no such message.
 func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state string, ok bool)) (Message, error) {
 	if err := checkID("peer", peer); err != nil {
 		return Message{}, err
@@ -256,20 +271,22 @@ func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state 
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
-	k, m, err := tx.message(peer, id)
+	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
+	ix, err := tx.index(idKey)
 	if err != nil {
 		return Message{}, err
 	}
+	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at()}
 	state, ok := decide(m)
 	if !ok || state == m.State {
 		return m, nil
 	}
-	m.State = state
-	val, err := marshalMessage(&m)
+	index, err := marshalIndex(ix.key, ix.dir, state)
 	if err != nil {
 		return Message{}, err
 	}
-	return m, tx.setRaw(k, val)
+	m.State = state
+	return m, tx.setRaw(idKey, index)
 }
 
 // DeleteMessage removes one message; a missing one is not an error.
@@ -281,14 +298,14 @@ func (tx *Tx) DeleteMessage(peer, id string) error {
 		return err
 	}
 	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
-	k, err := tx.getRaw(idKey)
+	ix, err := tx.index(idKey)
 	if err == ErrNotFound {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if err := tx.del(k); err != nil {
+	if err := tx.del(ix.key); err != nil {
 		return err
 	}
 	return tx.del(idKey)
@@ -335,6 +352,11 @@ func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
 		if err != nil {
 			return false, err
 		}
+		ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, k[len(prefix)+8:]))
+		if err != nil {
+			return false, fmt.Errorf("state of %q: %w", k, err)
+		}
+		m.State = ix.state
 		out = append(out, m)
 		last = bytes.Clone(k[len(prefix):])
 		return true, nil

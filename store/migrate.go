@@ -44,6 +44,55 @@ func migrateBinaryValues(txn *badger.Txn) error {
 		return errMigrateMore
 	}
 
+	return migrateEach(txn, [][]byte{pfxConv, pfxMsg, pfxOut}, func(pfx, k, v []byte) (int, error) {
+		if len(v) == 0 || v[0] != '{' {
+			return 0, nil // already binary
+		}
+		nv, err := convertJSON(pfx, v)
+		if err != nil {
+			return 0, err
+		}
+		return len(k) + len(nv), txn.Set(k, nv)
+	})
+}
+
+// migrateStateToIndex (schema 2 → 3) moves each message's state out of its
+// msg/ value into its msgid/ index entry, which until then held only the
+// msg/ key (codec.go, msgIndex).
+func migrateStateToIndex(txn *badger.Txn) error {
+	return migrateEach(txn, [][]byte{pfxMsg}, func(_, k, v []byte) (int, error) {
+		m, err := unmarshalMessage(v)
+		if err != nil {
+			return 0, err
+		}
+		index, err := marshalIndex(k, m.Direction, m.State)
+		if err != nil {
+			return 0, err
+		}
+		if err := txn.Set(key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID)), index); err != nil {
+			return 0, err
+		}
+		n := len(k) + len(index)
+		if m.State != "" {
+			m.State = ""
+			nv, err := marshalMessage(&m)
+			if err != nil {
+				return 0, err
+			}
+			if err := txn.Set(k, nv); err != nil {
+				return 0, err
+			}
+			n += len(k) + len(nv)
+		}
+		return n, nil
+	})
+}
+
+// migrateEach calls fn for every key under the prefixes (given in key
+// order), resuming after meta/migrate-cursor, and returns errMigrateMore
+// with the cursor saved once a batch is full. fn reports how many bytes it
+// wrote. The cursor is deleted when every key is done.
+func migrateEach(txn *badger.Txn, prefixes [][]byte, fn func(pfx, k, v []byte) (int, error)) error {
 	cursor := []byte(nil)
 	switch it, err := txn.Get(keyMigrateCursor); {
 	case errors.Is(err, badger.ErrKeyNotFound):
@@ -55,13 +104,10 @@ func migrateBinaryValues(txn *badger.Txn) error {
 		}
 	}
 	entries, size := 0, 0
-	// The prefixes are in key order (conv/ < msg/ < out/), so a cursor
-	// past a prefix means that prefix is done.
-	for _, pfx := range [][]byte{pfxConv, pfxMsg, pfxOut} {
+	for _, pfx := range prefixes {
 		if cursor != nil && bytes.Compare(cursor, pfx) >= 0 && !bytes.HasPrefix(cursor, pfx) {
 			continue // this prefix was done in an earlier batch
 		}
-		conv := func(b []byte) ([]byte, error) { return convertJSON(pfx, b) }
 		o := badger.DefaultIteratorOptions
 		o.Prefix = pfx
 		o.PrefetchValues = false
@@ -78,20 +124,16 @@ func migrateBinaryValues(txn *badger.Txn) error {
 				it.Close()
 				return err
 			}
-			if len(v) == 0 || v[0] != '{' {
-				continue // already binary
-			}
-			nv, err := conv(v)
+			n, err := fn(pfx, k, v)
 			if err != nil {
 				it.Close()
 				return fmt.Errorf("migrate %q: %w", k, err)
 			}
-			if err := txn.Set(k, nv); err != nil {
-				it.Close()
-				return err
+			if n == 0 {
+				continue
 			}
 			entries++
-			size += len(k) + len(nv)
+			size += n
 			if entries >= migrateBatchEntries || size >= migrateBatchBytes {
 				it.Close()
 				if err := txn.Set(keyMigrateCursor, k); err != nil {

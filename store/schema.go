@@ -13,7 +13,8 @@ import (
 //
 //	1  values under conv/, msg/ and out/ are JSON
 //	2  they are the binary encodings in codec.go
-const currentSchema uint64 = 2
+//	3  a message's state is in its msgid/ index entry, not in its value
+const currentSchema uint64 = 3
 
 var keySchema = []byte("meta/schema")
 
@@ -34,6 +35,7 @@ var errMigrateMore = errors.New("migration continues in another transaction")
 // when the layout changes and bump currentSchema.
 var migrations = map[uint64]migration{
 	1: migrateBinaryValues,
+	2: migrateStateToIndex,
 }
 
 // checkSchema reads the stored version, refuses a newer one, and runs the
