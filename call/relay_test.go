@@ -317,7 +317,9 @@ func TestTURNCredentials(t *testing.T) {
 	})
 
 	t.Run("expired and forged refused by the TURN server", func(t *testing.T) {
-		short := newRelay(t, n, turn.Config{CredentialTTL: time.Second}, nil)
+		// Long enough to outlast starting a second relay under -race, so
+		// that the forgery checks below see live credentials.
+		short := newRelay(t, n, turn.Config{CredentialTTL: 5 * time.Second}, nil)
 		m := newNode(t, n, withRelay(t, short, nil))
 		c, err := m.svc.fetchCredentials(ctx, short.host.ID())
 		if err != nil {
@@ -335,7 +337,7 @@ func TestTURNCredentials(t *testing.T) {
 		if _, err := short.turn.Verify(forged, c.Password); !errors.Is(err, turn.ErrForged) {
 			t.Errorf("username rewritten for another user: %v, want ErrForged", err)
 		}
-		waitFor(t, 4*time.Second, "the credentials to expire", func() bool {
+		waitFor(t, 12*time.Second, "the credentials to expire", func() bool {
 			_, err := short.turn.Verify(c.Username, c.Password)
 			return errors.Is(err, turn.ErrExpired)
 		})
