@@ -64,8 +64,9 @@ func main() {
 
 	// Idle RSS: a public node and a member that joined through it.
 	hub := filepath.Join(root, "hub")
-	_, stopHub := up(*bin, hub, "--public")
-	defer stopHub()
+	hubCmd := start(*bin, hub, "--public")
+	defer hubCmd.Process.Kill()
+	waitAPI(hub)
 	c, err := api.DialDataDir(hub)
 	if err != nil {
 		log.Fatal(err)
@@ -86,6 +87,7 @@ func main() {
 	defer sleep.Process.Kill()
 	time.Sleep(200 * time.Millisecond)
 	fmt.Printf("idle member node RSS %d KiB after %v (baseline: sleep %d KiB)\n", rss(cmd.Process.Pid), *idle, rss(sleep.Process.Pid))
+	fmt.Printf("idle public node RSS %d KiB (DHT server, relay, TURN)\n", rss(hubCmd.Process.Pid))
 }
 
 func start(bin, dir string, args ...string) *exec.Cmd {
