@@ -32,6 +32,13 @@ const (
 
 	defaultPeerTimeout = 5 * time.Second
 	cacheSize          = 1024
+
+	// identityQuorum is how many peers must answer with a valid identity
+	// record before resolveIdentity returns the best of them.
+	identityQuorum = 3
+	// maxRefreshes caps the identity lookups running on in the background
+	// after resolveIdentity returned early.
+	maxRefreshes = 16
 )
 
 // ProtocolPrefix is the kad-dht protocol prefix of the callsign network; the
@@ -89,8 +96,9 @@ type DHT struct {
 	log   *slog.Logger
 	host  host.Host
 	kad   *kaddht.IpfsDHT
-	pm    *pb.ProtocolMessenger
-	store ds.Batching // the raw store under the guard
+	send  *streamSender         // our GET_VALUE and PUT_VALUE requests
+	pm    *pb.ProtocolMessenger // over send
+	store ds.Batching           // the raw store under the guard
 	guard *guard
 	check *checker
 	cache *lru[string, *Resolution]
@@ -108,6 +116,7 @@ type DHT struct {
 	ownClaims []HandleClaim
 	lastSeq   map[identity.AccountID]uint64 // highest identity seq we published
 	kept      map[string][]byte             // Keep: DHT key -> raw record
+	refreshes int                           // background identity lookups running
 }
 
 // New validates cfg and builds the DHT on cfg.Host. The DHT starts serving
@@ -170,12 +179,13 @@ func New(cfg Config) (*DHT, error) {
 	if err != nil {
 		return nil, fmt.Errorf("dht: %w", err)
 	}
-	pm, err := pb.NewProtocolMessenger(kad.MessageSender())
+	send := &streamSender{host: cfg.Host}
+	pm, err := pb.NewProtocolMessenger(send)
 	if err != nil {
 		_ = kad.Close()
 		return nil, fmt.Errorf("dht: %w", err)
 	}
-	d.kad, d.pm = kad, pm
+	d.kad, d.send, d.pm = kad, send, pm
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	return d, nil
 }
@@ -430,6 +440,13 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 	if r, ok := d.cache.get(key, now); ok {
 		c := *r
 		c.Query = name
+		// The owner's identity may have been refreshed since (a background
+		// lookup, a newer record): the highest seq wins.
+		if c.Identity != nil {
+			if ir, ok := d.cache.get(identityKey(c.Owner.ID()), now); ok && ir.Identity != nil && ir.Identity.Seq > c.Identity.Seq {
+				c.Identity = ir.Identity
+			}
+		}
 		return &c, nil
 	}
 	ctx, cancel := d.opCtx(ctx)
@@ -441,14 +458,17 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 		cancel()
 		spec.wait()
 	}()
-	lr, err := d.lookup(ctx, key, func(v []byte) {
+	// It starts from the peers that have answered the handle lookup so far
+	// as well as the routing table: known to answer, already connected.
+	lr, err := d.lookup(ctx, key, lookupOpts{onValue: func(v []byte, answered func() []peer.ID) bool {
 		if spec.started() {
-			return
+			return false
 		}
 		if r, err := d.check.handle(key, v, d.cfg.Now(), 0); err == nil {
-			spec.start(ctx, r.Owner)
+			spec.start(ctx, r.Owner, answered())
 		}
-	})
+		return false
+	}})
 	if err != nil {
 		return nil, fmt.Errorf("resolve %q: %w", name, err)
 	}
@@ -505,33 +525,160 @@ func (d *DHT) ResolveIdentity(ctx context.Context, id identity.AccountID) (*Iden
 	}
 	ctx, cancel := d.opCtx(ctx)
 	defer cancel()
-	ir, err := d.resolveIdentity(ctx, id)
+	ir, err := d.resolveIdentity(ctx, id, nil)
 	if err != nil && !errors.Is(err, ErrNotFound) {
 		return nil, fmt.Errorf("resolve %s: %w", id, err)
 	}
 	return ir, err
 }
 
-// resolveIdentity is ResolveIdentity without the caller's deadline.
-func (d *DHT) resolveIdentity(ctx context.Context, id identity.AccountID) (*IdentityRecord, error) {
+// resolveIdentity is ResolveIdentity without the caller's deadline. seeds
+// are extra peers to start the lookup from.
+//
+// No majority is needed for an identity record (only the account key signs
+// one; the highest valid seq wins), so it does not wait for the K closest
+// peers: it returns the best record once identityQuorum peers have answered
+// with valid records. The lookup runs on to the K closest in the background
+// (owned by the DHT, bounded by QueryTimeout and maxRefreshes, cancelled by
+// Close) and caches the record with the highest seq it finds, so a stale
+// record held by a few peers is corrected within a round trip or two. When
+// maxRefreshes lookups are running already, the lookup ends at the quorum.
+func (d *DHT) resolveIdentity(ctx context.Context, id identity.AccountID, seeds []peer.ID) (*IdentityRecord, error) {
 	key := identityKey(id)
 	if r, ok := d.cache.get(key, d.cfg.Now()); ok && r.Identity != nil {
 		return r.Identity, nil
 	}
-	lr, err := d.lookup(ctx, key, nil)
-	if err != nil {
-		return nil, err
+	q := &identityVotes{d: d, key: key, enough: make(chan struct{})}
+	if d.cfg.Server {
+		q.add(d.localValue(ctx, key))
 	}
+	bctx, release, ok := d.startRefresh()
+	if !ok {
+		lr, err := d.lookup(ctx, key, lookupOpts{seeds: seeds, onValue: func(v []byte, _ func() []peer.ID) bool {
+			return q.add(v)
+		}})
+		if err != nil {
+			return nil, err
+		}
+		return d.finishIdentity(key, id, lr)
+	}
+	type outcome struct {
+		rec *IdentityRecord
+		err error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		defer release()
+		lr, err := d.lookup(bctx, key, lookupOpts{seeds: seeds, onValue: func(v []byte, _ func() []peer.ID) bool {
+			q.add(v)
+			return false
+		}})
+		if err != nil {
+			done <- outcome{err: err}
+			return
+		}
+		rec, err := d.finishIdentity(key, id, lr)
+		done <- outcome{rec, err}
+	}()
+	select {
+	case <-q.enough:
+		return q.best(), nil
+	case o := <-done:
+		return o.rec, o.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// startRefresh reserves a background identity lookup: its context (ended by
+// Close and QueryTimeout) and the function that releases it, which the
+// goroutine running it must call last. ok is false when maxRefreshes run
+// already or the DHT is closed.
+func (d *DHT) startRefresh() (ctx context.Context, release func(), ok bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closed || d.refreshes >= maxRefreshes {
+		return nil, nil, false
+	}
+	d.refreshes++
+	d.wg.Add(1) // under mu, with closed false: never after Close's Wait began
+	ctx, cancel := context.WithTimeout(d.ctx, d.cfg.QueryTimeout)
+	return ctx, func() {
+		cancel()
+		d.mu.Lock()
+		d.refreshes--
+		d.mu.Unlock()
+		d.wg.Done()
+	}, true
+}
+
+// finishIdentity picks the best identity record of a finished lookup and
+// caches it.
+func (d *DHT) finishIdentity(key string, id identity.AccountID, lr *lookupResult) (*IdentityRecord, error) {
 	best, _ := d.bestIdentity(key, lr.answers)
 	res := &Resolution{Query: string(id), Status: StatusNotFound, Answers: len(lr.answers)}
 	if best != nil {
 		res.Status, res.Owner, res.Identity = StatusOK, best.Account, best
 	}
-	d.cacheResolution(key, res)
+	d.cacheIdentity(key, res)
 	if best == nil {
 		return nil, fmt.Errorf("resolve %s: %w", id, ErrNotFound)
 	}
 	return best, nil
+}
+
+// cacheIdentity caches an identity resolution unless the cache holds a
+// record of the account with a higher seq (the highest seq wins, and
+// lookups finish in any order).
+func (d *DHT) cacheIdentity(key string, res *Resolution) {
+	if old, ok := d.cache.get(key, d.cfg.Now()); ok && old.Identity != nil &&
+		(res.Identity == nil || old.Identity.Seq > res.Identity.Seq) {
+		return
+	}
+	d.cacheResolution(key, res)
+}
+
+// identityVotes collects the valid identity records of a lookup as they
+// arrive and closes enough once identityQuorum of them have.
+type identityVotes struct {
+	d      *DHT
+	key    string
+	enough chan struct{}
+
+	mu     sync.Mutex // guards the fields below
+	n      int
+	rec    *IdentityRecord
+	raw    []byte
+	closed bool
+}
+
+// add validates v (nil is no record) and reports whether the quorum is
+// reached.
+func (q *identityVotes) add(v []byte) bool {
+	if v == nil {
+		return false
+	}
+	r, err := q.d.check.identity(q.key, v, q.d.cfg.Now(), 0)
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if err == nil {
+		q.n++
+		if q.rec == nil || compareIdentity(r, q.rec, v, q.raw) > 0 {
+			q.rec, q.raw = r, v
+		}
+	}
+	if q.n >= identityQuorum && !q.closed {
+		q.closed = true
+		close(q.enough)
+	}
+	return q.n >= identityQuorum
+}
+
+// best returns the best record collected so far.
+func (q *identityVotes) best() *IdentityRecord {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.rec
 }
 
 // bestIdentity returns the best valid identity record among answers and how
@@ -573,11 +720,11 @@ type identityFetch struct {
 
 func (f *identityFetch) started() bool { return f.done != nil }
 
-func (f *identityFetch) start(ctx context.Context, owner identity.AccountPub) {
+func (f *identityFetch) start(ctx context.Context, owner identity.AccountPub, seeds []peer.ID) {
 	f.owner, f.done = owner, make(chan struct{})
 	go func() {
 		defer close(f.done)
-		f.rec, f.err = f.d.resolveIdentity(ctx, owner.ID())
+		f.rec, f.err = f.d.resolveIdentity(ctx, owner.ID(), seeds)
 	}()
 }
 
@@ -588,7 +735,7 @@ func (f *identityFetch) result(ctx context.Context, owner identity.AccountPub) (
 		<-f.done
 		return f.rec, f.err
 	}
-	return f.d.resolveIdentity(ctx, owner.ID())
+	return f.d.resolveIdentity(ctx, owner.ID(), nil)
 }
 
 // wait blocks until a started fetch has ended, so Resolve never leaves a

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"time"
 
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
@@ -69,16 +70,25 @@ type getResult struct {
 	err    error
 }
 
+// lookupOpts tunes one lookup; the zero value is a plain lookup.
+type lookupOpts struct {
+	// seeds are peers to start from along with the routing table's nearest
+	// to the key, for example the peers that answered another lookup.
+	seeds []peer.ID
+	// onValue, when not nil, is called from the lookup's goroutine with each
+	// record value as it arrives and a function listing the peers that have
+	// answered so far. It returning true ends the lookup early: the result
+	// then holds the answers received until then.
+	onValue func(value []byte, answered func() []peer.ID) bool
+}
+
 // lookup runs an iterative Kademlia lookup for key, sending GET_VALUE (which
 // returns a peer's record and the peers it knows closer to the key) to up
 // to alpha peers at a time, until the K closest peers that answer have all
-// answered or ctx ends. Every answer is untrusted: a failed, malformed or
-// mismatched answer marks the peer failed, and records are validated by the
-// caller.
-//
-// onValue, when not nil, is called (from the lookup's goroutine) with each
-// record value as it arrives, so a caller can start dependent work early.
-func (d *DHT) lookup(ctx context.Context, key string, onValue func([]byte)) (*lookupResult, error) {
+// answered, o.onValue asks to stop, or ctx ends. Every answer is untrusted:
+// a failed, malformed or mismatched answer marks the peer failed, and
+// records are validated by the caller.
+func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResult, error) {
 	self := d.host.ID()
 	target := kb.ConvertKey(key)
 	cands := make(map[peer.ID]*candidate)
@@ -95,8 +105,20 @@ func (d *DHT) lookup(ctx context.Context, key string, onValue func([]byte)) (*lo
 	for _, id := range d.kad.RoutingTable().NearestPeers(target, bucketK) {
 		add(id)
 	}
+	for _, id := range o.seeds {
+		add(id)
+	}
 	if len(order) == 0 {
 		return d.localOnly(ctx, key)
+	}
+	answered := func() []peer.ID {
+		var out []peer.ID
+		for _, c := range order {
+			if c.state == candAnswered {
+				out = append(out, c.id)
+			}
+		}
+		return out
 	}
 
 	qctx, cancel := context.WithCancel(ctx)
@@ -149,9 +171,6 @@ func (d *DHT) lookup(ctx context.Context, key string, onValue func([]byte)) (*lo
 		}
 		r.c.state = candAnswered
 		r.c.value = r.value
-		if onValue != nil && r.value != nil {
-			onValue(r.value)
-		}
 		for i, ai := range r.closer {
 			if i == maxCloserPeers {
 				break
@@ -163,6 +182,9 @@ func (d *DHT) lookup(ctx context.Context, key string, onValue func([]byte)) (*lo
 				d.host.Peerstore().AddAddrs(ai.ID, ai.Addrs, peerstore.TempAddrTTL)
 			}
 			add(ai.ID)
+		}
+		if o.onValue != nil && r.value != nil && o.onValue(r.value, answered) {
+			break
 		}
 	}
 
@@ -212,16 +234,27 @@ func (d *DHT) localOnly(ctx context.Context, key string) (*lookupResult, error) 
 	}, nil
 }
 
-// getValue sends one GET_VALUE and bounds its time and answer.
+// getValue sends one GET_VALUE and bounds its time and answer. The answer
+// must echo the request's type and key, and a record in it must be under
+// the key; anything else is a failed answer.
 func (d *DHT) getValue(ctx context.Context, c *candidate, key string) getResult {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.peerTimeout)
 	defer cancel()
-	rec, closer, err := d.pm.GetValue(ctx, c.id, key)
+	resp, err := d.send.SendRequest(ctx, c.id, pb.NewMessage(pb.Message_GET_VALUE, []byte(key), 0))
 	if err != nil {
 		return getResult{c: c, err: err}
 	}
-	r := getResult{c: c, closer: closer}
-	if rec != nil {
+	if resp.GetType() != pb.Message_GET_VALUE || string(resp.GetKey()) != key {
+		return getResult{c: c, err: errBadAnswer}
+	}
+	if len(resp.GetCloserPeers()) > maxCloserPeers {
+		resp.CloserPeers = resp.CloserPeers[:maxCloserPeers]
+	}
+	r := getResult{c: c, closer: pb.PBPeersToPeerInfos(resp.GetCloserPeers())}
+	if rec := resp.GetRecord(); rec != nil {
+		if string(rec.GetKey()) != key {
+			return getResult{c: c, err: errBadAnswer}
+		}
 		if len(rec.GetValue()) > MaxIdentityRecordSize {
 			return getResult{c: c, err: ErrTooLarge}
 		}

@@ -72,6 +72,14 @@ func (c *lru[K, V]) remove(k K) {
 	}
 }
 
+// clear drops every entry.
+func (c *lru[K, V]) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.ll.Init()
+	clear(c.items)
+}
+
 func (c *lru[K, V]) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()

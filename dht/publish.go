@@ -75,7 +75,7 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	// names on a slow machine).
 	parent := ctx
 	lctx, lcancel := d.opCtx(parent)
-	lr, err := d.lookup(lctx, dkey, nil)
+	lr, err := d.lookup(lctx, dkey, lookupOpts{})
 	lcancel()
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", name, err)
@@ -179,7 +179,7 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	ctx, cancel := d.opCtx(ctx)
 	defer cancel()
 
-	lr, err := d.lookup(ctx, dkey, nil)
+	lr, err := d.lookup(ctx, dkey, lookupOpts{})
 	if err != nil {
 		return nil, fmt.Errorf("publish identity: %w", err)
 	}
@@ -347,7 +347,7 @@ func (d *DHT) Republish(ctx context.Context) error {
 func (d *DHT) putRaw(ctx context.Context, key string, raw []byte) error {
 	ctx, cancel := d.opCtx(ctx)
 	defer cancel()
-	lr, err := d.lookup(ctx, key, nil)
+	lr, err := d.lookup(ctx, key, lookupOpts{})
 	if err != nil {
 		return fmt.Errorf("put %s: %w", key, err)
 	}

@@ -40,7 +40,7 @@ func claim(t *testing.T, tn *testNet, d *DHT, k *identity.AccountKey, name strin
 func expectOwner(t *testing.T, tn *testNet, name string, owner identity.AccountPub) {
 	t.Helper()
 	for i, d := range tn.nodes {
-		d.cache = newLRU[string, *Resolution](cacheSize)
+		d.cache.clear()
 		r, err := d.Resolve(context.Background(), name)
 		if err != nil {
 			t.Fatalf("node %d: resolve %q: %v", i, name, err)
@@ -215,7 +215,7 @@ func TestEclipseGivesConflict(t *testing.T) {
 	}
 	for _, i := range []int{closest[10], closest[19]} {
 		d := tn.nodes[i]
-		d.cache = newLRU[string, *Resolution](cacheSize)
+		d.cache.clear()
 		r, err := d.Resolve(ctx, "alice")
 		if err != nil {
 			t.Fatal(err)
