@@ -62,6 +62,7 @@
 //	                                     (the outbox holds only unacknowledged messages)
 //	seen/<peer>0x00<id>                  8-byte big-endian unix nanoseconds first seen (dedup)
 //	sess/<peer>                          raw session state bytes
+//	call/<start:8><id>                   Call (call log, at most MaxCalls)
 //
 // # Schema
 //
