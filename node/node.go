@@ -153,6 +153,8 @@ type Node struct {
 	closeOnce sync.Once
 	closeErr  error
 
+	pubMu sync.Mutex // serialises publish
+
 	callMu  sync.Mutex // guards callCfg
 	callCfg api.CallSettings
 

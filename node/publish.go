@@ -74,6 +74,10 @@ func (n *Node) waitForPeers(ctx context.Context) bool {
 // record and republishes every handle this node holds, and hands them to the
 // DHT's republisher.
 func (n *Node) publish(ctx context.Context) error {
+	// One publication at a time (start-up, a new claim, a prekey
+	// rotation): each builds on the sequence numbers of the last.
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
 	n.joinDHT(ctx)
 	rec, claims, err := n.ownedRecords()
 	if err != nil {
