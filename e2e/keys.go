@@ -5,7 +5,6 @@ import (
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"crypto/hkdf"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -228,30 +227,72 @@ func kdfRK(rk *rootKey, dhOut []byte) (rootKey, chainKey) {
 func kdfCK(ck *chainKey) (chainKey, messageKey) {
 	var next chainKey
 	var mk messageKey
-	m := hmac.New(sha256.New, ck.b[:])
-	m.Write([]byte{0x01})
-	m.Sum(mk.b[:0])
-	m.Reset()
-	m.Write([]byte{0x02})
-	m.Sum(next.b[:0])
+	mk.b = hmac32(&ck.b, []byte{0x01})
+	next.b = hmac32(&ck.b, []byte{0x02})
 	return next, mk
 }
+
+// hmac32 is HMAC-SHA256 (RFC 2104) with a 32-byte key and a message of at
+// most hmacMaxMsg bytes, computed on the stack: the ratchet runs it several
+// times per message, and crypto/hmac allocates two hash states per key.
+// Every intermediate is cleared before returning.
+func hmac32(key *[keySize]byte, msg []byte) [sha256.Size]byte {
+	if len(msg) > hmacMaxMsg {
+		panic("bug: hmac32 message too long")
+	}
+	const block = 64 // SHA-256 block size
+	var buf [block + hmacMaxMsg]byte
+	for i := range block {
+		var k byte
+		if i < keySize {
+			k = key[i]
+		}
+		buf[i] = k ^ 0x36
+	}
+	n := copy(buf[block:], msg)
+	inner := sha256.Sum256(buf[:block+n])
+	for i := range block {
+		buf[i] ^= 0x36 ^ 0x5c
+	}
+	copy(buf[block:], inner[:])
+	out := sha256.Sum256(buf[:block+sha256.Size])
+	clear(buf[:])
+	clear(inner[:])
+	return out
+}
+
+// hmacMaxMsg bounds hmac32's message: the longest is an HKDF expand block,
+// T(1) || info || counter.
+const hmacMaxMsg = sha256.Size + len(labelMessage) + 1
+
+// zeroSalt is HKDF's salt for message keys: 32 zero bytes.
+var zeroSalt [sha256.Size]byte
 
 // aead expands a message key with HKDF-SHA256 (zero salt, info
 // "callsign/v1/message-keys") into a ChaCha20-Poly1305 key and 12-byte nonce.
 // Every message key is used for exactly one message, so the derived nonce is
 // never reused under a key.
 func (mk *messageKey) aead() (cipher.AEAD, []byte) {
-	out, err := hkdf.Key(sha256.New, mk.b[:], make([]byte, sha256.Size), labelMessage,
-		chacha20poly1305.KeySize+chacha20poly1305.NonceSize)
-	if err != nil {
-		panic("bug: hkdf: " + err.Error())
-	}
-	a, err := chacha20poly1305.New(out[:chacha20poly1305.KeySize])
+	// HKDF-SHA256 (RFC 5869) spelled out with hmac32, so no step allocates:
+	// PRK = HMAC(salt, IKM); T(1) = HMAC(PRK, info || 0x01);
+	// T(2) = HMAC(PRK, T(1) || info || 0x02); output T(1) || T(2)[:12].
+	var msg [hmacMaxMsg]byte
+	prk := hmac32(&zeroSalt, mk.b[:])
+	n := copy(msg[:], labelMessage)
+	msg[n] = 0x01
+	t1 := hmac32(&prk, msg[:n+1])
+	n = copy(msg[:], t1[:])
+	n += copy(msg[n:], labelMessage)
+	msg[n] = 0x02
+	t2 := hmac32(&prk, msg[:n+1])
+	a, err := chacha20poly1305.New(t1[:chacha20poly1305.KeySize])
 	if err != nil {
 		panic("bug: chacha20poly1305: " + err.Error())
 	}
-	nonce := append([]byte(nil), out[chacha20poly1305.KeySize:]...)
-	clear(out)
+	nonce := append([]byte(nil), t2[:chacha20poly1305.NonceSize]...)
+	clear(prk[:])
+	clear(t1[:])
+	clear(t2[:])
+	clear(msg[:])
 	return a, nonce
 }
