@@ -22,15 +22,8 @@ import (
 //
 //	go test -run '^$' -bench SendToEvent -benchtime 2000x ./node/
 func BenchmarkSendToEvent(b *testing.B) {
-	net := testnet.New(b, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond}})
 	ctx := context.Background()
-	a, bb := net.Nodes[1], net.Nodes[2]
-	if _, err := a.Client.AddContact(ctx, bb.Account().String(), "b"); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := bb.Client.AddContact(ctx, a.Account().String(), "a"); err != nil {
-		b.Fatal(err)
-	}
+	a, bb := benchPair(b)
 	events, err := bb.Client.Events(ctx)
 	if err != nil {
 		b.Fatal(err)
@@ -98,15 +91,8 @@ func pctl(ds []time.Duration, p int) time.Duration {
 //
 //	go test -run '^$' -bench ThroughputAPI -benchtime 5000x ./node/
 func BenchmarkThroughputAPI(b *testing.B) {
-	net := testnet.New(b, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond}})
 	ctx := context.Background()
-	a, bb := net.Nodes[1], net.Nodes[2]
-	if _, err := a.Client.AddContact(ctx, bb.Account().String(), "b"); err != nil {
-		b.Fatal(err)
-	}
-	if _, err := bb.Client.AddContact(ctx, a.Account().String(), "a"); err != nil {
-		b.Fatal(err)
-	}
+	a, bb := benchPair(b)
 	text := strings.Repeat("y", 1024)
 	unread := func() int {
 		cs, err := bb.Client.Conversations(ctx)
@@ -151,4 +137,19 @@ func BenchmarkThroughputAPI(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msg/s")
 	b.ReportMetric(float64(b.N)/sent.Seconds(), "queued-msg/s")
+}
+
+// benchPair starts a hub and two nodes that have each other as contacts
+// ("a" and "b").
+func benchPair(b *testing.B) (a, bb *testnet.Node) {
+	net := testnet.New(b, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond}})
+	ctx := context.Background()
+	a, bb = net.Nodes[1], net.Nodes[2]
+	if _, err := a.Client.AddContact(ctx, bb.Account().String(), "b"); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := bb.Client.AddContact(ctx, a.Account().String(), "a"); err != nil {
+		b.Fatal(err)
+	}
+	return a, bb
 }

@@ -3,16 +3,12 @@ package node_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
-
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/media/mediatest"
 	"github.com/callsign/callsign/node"
 )
 
@@ -35,47 +31,6 @@ func waitCall(t *testing.T, c *api.Client, id, state string) api.Call {
 		return nil
 	})
 	return cur
-}
-
-func countFrames(t *testing.T, oggPath, ivfPath string) (audio, video int) {
-	t.Helper()
-	f, err := os.Open(oggPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	or, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("ogg: %v", err)
-	}
-	for {
-		if _, _, err := or.ParseNextPage(); err != nil {
-			if err != io.EOF {
-				t.Fatalf("ogg page: %v", err)
-			}
-			break
-		}
-		audio++
-	}
-	g, err := os.Open(ivfPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	ir, _, err := ivfreader.NewWith(g)
-	if err != nil {
-		t.Fatalf("ivf: %v", err)
-	}
-	for {
-		if _, _, err := ir.ParseNextFrame(); err != nil {
-			if err != io.EOF {
-				t.Fatalf("ivf frame: %v", err)
-			}
-			break
-		}
-		video++
-	}
-	return audio, video
 }
 
 // TestCalls: a contact's call is answered automatically and recorded, with
@@ -123,7 +78,7 @@ func TestCalls(t *testing.T) {
 	if bobCall.ID != c.ID || bobCall.Direction != "in" || bobCall.EndReason != "remote-hangup" || bobCall.Path != "direct" {
 		t.Fatalf("bob's log entry: %+v", bobCall)
 	}
-	audio, video := countFrames(t, rec+"/"+c.ID+".ogg", rec+"/"+c.ID+".ivf")
+	audio, video := mediatest.Frames(t, rec+"/"+c.ID+".ogg", rec+"/"+c.ID+".ivf")
 	// About 2 s of 20 ms Opus frames and 15 fps video, give or take set-up.
 	if audio < 60 || audio > 200 || video < 15 || video > 80 {
 		t.Fatalf("recorded %d audio and %d video frames for ~2 s", audio, video)

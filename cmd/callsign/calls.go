@@ -147,10 +147,7 @@ func printCallResult(e *env, c api.Call) error {
 }
 
 func runCalls(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}

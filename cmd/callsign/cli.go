@@ -62,6 +62,15 @@ func (e *env) api() (*api.Client, error) {
 	return e.client, nil
 }
 
+// clientFor checks that args holds n positional arguments (what names
+// them in the error) and dials the node.
+func (e *env) clientFor(args []string, n int, what string) (*api.Client, error) {
+	if err := needArgs(args, n, what); err != nil {
+		return nil, err
+	}
+	return e.api()
+}
+
 // print writes v as JSON with --json, else calls human.
 func (e *env) print(v any, human func(w io.Writer)) error {
 	if e.json {
@@ -242,10 +251,7 @@ func idCommand() *command {
 }
 
 func runID(ctx context.Context, e *env, args []string, addrOnly bool) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -270,10 +276,7 @@ func runID(ctx context.Context, e *env, args []string, addrOnly bool) error {
 }
 
 func runStatus(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -310,10 +313,7 @@ func orNone(s string) string {
 }
 
 func runPeers(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -344,10 +344,7 @@ func runPeers(ctx context.Context, e *env, args []string) error {
 }
 
 func runClaim(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 1, "NAME"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 1, "NAME")
 	if err != nil {
 		return err
 	}
@@ -380,10 +377,7 @@ func (t *takenError) Hint() string {
 }
 
 func runHandles(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -403,10 +397,7 @@ func runHandles(ctx context.Context, e *env, args []string) error {
 }
 
 func runWhois(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 1, "NAME"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 1, "NAME")
 	if err != nil {
 		return err
 	}
@@ -457,10 +448,7 @@ func contactsAddCommand() *command {
 		name: "contacts add", args: "NAME", summary: "resolve NAME and pin its key in your contacts",
 		flags: func(fs *flag.FlagSet) { fs.StringVar(&as, "as", "", "petname for the contact (default: the handle)") },
 		run: func(ctx context.Context, e *env, args []string) error {
-			if err := needArgs(args, 1, "NAME"); err != nil {
-				return err
-			}
-			c, err := e.api()
+			c, err := e.clientFor(args, 1, "NAME")
 			if err != nil {
 				return err
 			}
@@ -475,10 +463,7 @@ func contactsAddCommand() *command {
 }
 
 func runContactsRm(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 1, "NAME"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 1, "NAME")
 	if err != nil {
 		return err
 	}
@@ -490,10 +475,7 @@ func runContactsRm(ctx context.Context, e *env, args []string) error {
 }
 
 func runContactsList(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}

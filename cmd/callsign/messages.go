@@ -181,10 +181,7 @@ func printConversations(e *env, convs []api.Conversation, empty string) error {
 }
 
 func runRequests(ctx context.Context, e *env, args []string) error {
-	if err := needArgs(args, 0, "no arguments"); err != nil {
-		return err
-	}
-	c, err := e.api()
+	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
@@ -197,10 +194,7 @@ func runRequests(ctx context.Context, e *env, args []string) error {
 
 func contactAction(action string) func(ctx context.Context, e *env, args []string) error {
 	return func(ctx context.Context, e *env, args []string) error {
-		if err := needArgs(args, 1, "NAME"); err != nil {
-			return err
-		}
-		c, err := e.api()
+		c, err := e.clientFor(args, 1, "NAME")
 		if err != nil {
 			return err
 		}
@@ -227,10 +221,7 @@ func verifyCommand() *command {
 			fs.BoolVar(&confirmed, "confirmed", false, "you compared the number with them (in person or on a call you trust): mark the contact verified")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
-			if err := needArgs(args, 1, "NAME"); err != nil {
-				return err
-			}
-			c, err := e.api()
+			c, err := e.clientFor(args, 1, "NAME")
 			if err != nil {
 				return err
 			}

@@ -20,10 +20,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
-
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/media/mediatest"
 )
 
 var (
@@ -362,7 +360,7 @@ func TestWalkthrough(t *testing.T) {
 		result.SetupMS <= 0 || result.SetupMS > 5000 || result.PacketsSent < 100 || result.PacketsReceived < 100 {
 		t.Fatalf("call --json: %+v", result)
 	}
-	audio, video := frames(t, filepath.Join(voicemail, result.ID+".ogg"), filepath.Join(voicemail, result.ID+".ivf"))
+	audio, video := mediatest.Frames(t, filepath.Join(voicemail, result.ID+".ogg"), filepath.Join(voicemail, result.ID+".ivf"))
 	// 3 s of 20 ms Opus frames is 150, of 15 fps video 45; allow for set-up
 	// and teardown.
 	if audio < 110 || audio > 220 || video < 30 || video > 80 {
@@ -460,47 +458,4 @@ func hashBytes(b []byte) uint64 {
 		h = (h ^ uint64(c)) * 1099511628211
 	}
 	return h
-}
-
-// frames counts the Opus pages of an Ogg file and the frames of an IVF
-// file, decoding each.
-func frames(t *testing.T, oggPath, ivfPath string) (audio, video int) {
-	t.Helper()
-	f, err := os.Open(oggPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	or, _, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("%s: %v", oggPath, err)
-	}
-	for {
-		if _, _, err := or.ParseNextPage(); err != nil {
-			if err != io.EOF {
-				t.Fatalf("%s: %v", oggPath, err)
-			}
-			break
-		}
-		audio++
-	}
-	g, err := os.Open(ivfPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer g.Close()
-	ir, _, err := ivfreader.NewWith(g)
-	if err != nil {
-		t.Fatalf("%s: %v", ivfPath, err)
-	}
-	for {
-		if _, _, err := ir.ParseNextFrame(); err != nil {
-			if err != io.EOF {
-				t.Fatalf("%s: %v", ivfPath, err)
-			}
-			break
-		}
-		video++
-	}
-	return audio, video
 }
