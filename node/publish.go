@@ -14,9 +14,12 @@ import (
 	"github.com/callsign/callsign/store"
 )
 
-// deviceCertTTL is how long a device certificate is valid; it is reissued
-// with every identity record, so it never lapses on a running node.
-const deviceCertTTL = 30 * 24 * time.Hour
+// deviceCertTTL is how long a device certificate is valid. It is issued at
+// every start and used both in the identity record and in every message
+// frame, so a node must restart within a year to renew it. (Renewing a
+// running node's certificate comes with linked devices, which need the
+// same machinery.)
+const deviceCertTTL = 365 * 24 * time.Hour
 
 // publishLoop joins the network and publishes the identity record and the
 // handles, retrying with backoff until the first publication is confirmed.
