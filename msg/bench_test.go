@@ -62,11 +62,13 @@ func BenchmarkThroughput(b *testing.B) {
 		b.SetBytes(1024)
 		b.ResetTimer()
 		start := time.Now()
+		cpu0 := processCPU()
+		to := bb.id()
 		var wg sync.WaitGroup
 		for g := range senders {
 			wg.Go(func() {
 				for i := g; i < b.N; i += senders {
-					if _, err := a.svc.Send(context.Background(), bb.id(), body); err != nil {
+					if _, err := a.svc.Send(context.Background(), to, body); err != nil {
 						b.Error(err)
 						return
 					}
@@ -81,6 +83,9 @@ func BenchmarkThroughput(b *testing.B) {
 			b.Fatalf("only %d of %d delivered", delivered.Load(), b.N)
 		}
 		b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
+		// CPU of both nodes (the whole process) per message: on a shared
+		// machine wall time mostly measures waiting for a core.
+		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 	}
 	b.Run("msg", func(b *testing.B) { run(b, 4) })
 	// Many callers at once (the node's API handlers, several

@@ -122,34 +122,36 @@ func (s *Service) limiter(p peer.ID) *rate.Limiter {
 type certCache struct {
 	raw     []byte
 	pub     identity.AccountPub
+	id      identity.AccountID // pub.ID(), computed once per certificate
 	expires time.Time
 }
 
 // checkSender verifies a Deliver's sender fields against the stream's
 // remote peer: the certificate must parse, verify now, name the frame's
 // sender account and certify remote.
-func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, now time.Time) (identity.AccountPub, string) {
+func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, now time.Time) (identity.AccountPub, identity.AccountID, string) {
 	if cc.raw != nil && bytes.Equal(cc.raw, f.cert) && now.Before(cc.expires) {
 		if !bytes.Equal(cc.pub.Bytes(), f.sender) {
-			return identity.AccountPub{}, "sender does not match the certificate"
+			return identity.AccountPub{}, "", "sender does not match the certificate"
 		}
-		return cc.pub, ""
+		return cc.pub, cc.id, ""
 	}
 	cert, err := identity.UnmarshalDeviceCert(f.cert)
 	if err != nil {
-		return identity.AccountPub{}, "malformed device certificate"
+		return identity.AccountPub{}, "", "malformed device certificate"
 	}
 	if !bytes.Equal(cert.Account.Bytes(), f.sender) {
-		return identity.AccountPub{}, "sender does not match the certificate"
+		return identity.AccountPub{}, "", "sender does not match the certificate"
 	}
 	if string(cert.PeerID) != string(remote) {
-		return identity.AccountPub{}, "certificate is for another peer"
+		return identity.AccountPub{}, "", "certificate is for another peer"
 	}
 	if err := cert.Verify(now); err != nil {
-		return identity.AccountPub{}, "invalid device certificate"
+		return identity.AccountPub{}, "", "invalid device certificate"
 	}
-	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, expires: cert.Expires}
-	return cert.Account, ""
+	id := cert.Account.ID()
+	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, id: id, expires: cert.Expires}
+	return cert.Account, id, ""
 }
 
 // rxItem is one Deliver frame being received.
@@ -172,12 +174,11 @@ func (s *Service) receive(remote peer.ID, cc *certCache, batch [][]byte) ([]ackF
 			return nil, p2p.WithCode(p2p.CodeBadRequest, err)
 		}
 		acks[i].id = f.id
-		pub, reason := s.checkSender(cc, &f, remote, now)
+		pub, acct, reason := s.checkSender(cc, &f, remote, now)
 		if reason != "" {
 			acks[i].status, acks[i].reason = statusRefused, reason
 			continue
 		}
-		acct := pub.ID()
 		if acct == s.selfID {
 			acks[i].status, acks[i].reason = statusRefused, "sender is this account"
 			continue
@@ -342,7 +343,8 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 			added = added[:0]
 			at := s.cfg.Now()
 			for _, id := range seen {
-				if _, err := tx.MarkSeen(peerID, id, at); err != nil {
+				// Checked unseen above, under ps.mu: no read needed.
+				if err := tx.PutSeen(peerID, id, at); err != nil {
 					return err
 				}
 			}
@@ -357,7 +359,7 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 				if !ok {
 					continue // the id is taken by another message: refused below
 				}
-				if _, err := tx.MarkSeen(peerID, m.ID, at); err != nil {
+				if err := tx.PutSeen(peerID, m.ID, at); err != nil {
 					return err
 				}
 				last = m

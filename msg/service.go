@@ -208,6 +208,7 @@ type peerState struct {
 	set *e2e.SessionSet // nil: not loaded
 
 	// Guarded by Service.mu.
+	idOK    bool     // Send has parsed id: a valid account id
 	pending []string // outbox ids in send order, not yet acknowledged
 	running bool     // a sender goroutine owns this peer
 	// frames holds the Deliver frames of pending entries that were sealed
@@ -435,11 +436,22 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	if len(text) > s.cfg.MaxMessage {
 		return store.Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, len(text), s.cfg.MaxMessage)
 	}
-	if _, err := identity.ParseAccountID(string(to)); err != nil {
-		return store.Message{}, fmt.Errorf("send: %w: %v", ErrBadRecipient, err)
-	}
 	if to == s.selfID {
 		return store.Message{}, fmt.Errorf("send: %w: cannot message this account itself", ErrBadRecipient)
+	}
+	// An id Send has parsed before is valid: parsing bech32 costs
+	// microseconds, and Send is the hot path.
+	s.mu.Lock()
+	ps := s.peers[to]
+	known := ps != nil && ps.idOK
+	s.mu.Unlock()
+	if !known {
+		if _, err := identity.ParseAccountID(string(to)); err != nil {
+			return store.Message{}, fmt.Errorf("send: %w: %v", ErrBadRecipient, err)
+		}
+		s.mu.Lock()
+		s.peerLocked(to).idOK = true
+		s.mu.Unlock()
 	}
 	if err := ctx.Err(); err != nil {
 		return store.Message{}, fmt.Errorf("send: %w", err)

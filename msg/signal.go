@@ -31,18 +31,58 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 		return fmt.Errorf("send signal: %w", ErrClosed)
 	}
 	c := content{kind: contentSignal, body: payload}
-	id := newMsgID().String()
+	mid := newMsgID()
+	id := mid.String()
 	now := s.stamp()
 	ps := s.peer(to)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	// With the session in memory and nothing older waiting to be sealed,
+	// seal now: the sealed frame and the ratchet state it advanced commit
+	// in one transaction, and the sender goroutine has nothing to seal.
+	var (
+		env   []byte
+		state []byte
+		f     sealedFrame
+	)
+	sealed := s.canSealLocked(ps)
+	if sealed {
+		pt := c.marshal()
+		ct, err := ps.set.Encrypt(pt, messageAD(mid, kindReceipt))
+		clear(pt)
+		if err == nil {
+			df := deliverFrame{id: mid, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kindReceipt, ciphertext: ct}
+			f = sealedFrame{id: id, frame: df.marshal(), receipt: true}
+			env = append([]byte{envSealed}, f.frame...)
+			state, err = ps.set.Marshal()
+		}
+		if err != nil {
+			s.releaseSetLocked(ps, true)
+			return fmt.Errorf("send signal: %w", err)
+		}
+	} else {
+		env = append([]byte{envPending}, c.marshal()...)
+	}
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		env := append([]byte{envPending}, c.marshal()...)
-		return tx.PutOutbox(store.OutboxEntry{ID: id, Peer: string(to), Envelope: env, NextAttempt: now, CreatedAt: now})
+		if err := tx.PutOutbox(store.OutboxEntry{ID: id, Peer: string(to), Envelope: env, NextAttempt: now, CreatedAt: now}); err != nil {
+			return err
+		}
+		if state != nil {
+			return tx.PutSession(string(to), state)
+		}
+		return nil
 	})
+	if sealed {
+		// On failure the in-memory ratchet ran ahead of the store: reload it.
+		s.releaseSetLocked(ps, err != nil)
+	}
 	if err != nil {
 		return fmt.Errorf("send signal: %w", err)
 	}
-	s.enqueue(ps, false, nil, id)
+	if sealed {
+		s.enqueue(ps, true, []sealedFrame{f}, id)
+	} else {
+		s.enqueue(ps, false, nil, id)
+	}
 	return nil
 }

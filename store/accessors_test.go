@@ -381,6 +381,21 @@ func TestDedupAndSessions(t *testing.T) {
 		t.Fatal("old entry kept")
 	}
 
+	// PutSeen writes without reading; the entry dedups and prunes like
+	// MarkSeen's.
+	if err := db.Update(func(tx *Tx) error { return tx.PutSeen("p3", "m3", t0) }); err != nil {
+		t.Fatalf("PutSeen: %v", err)
+	}
+	if first, _ := db.MarkSeen("p3", "m3", t0.Add(time.Hour)); first {
+		t.Fatal("an id recorded by PutSeen was reported as first")
+	}
+	if err := db.Update(func(tx *Tx) error { return tx.PutSeen("p3", "bad\x00id", t0) }); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("PutSeen with a 0x00 in the id: %v", err)
+	}
+	if n, err := db.PruneSeen(t0.Add(24 * time.Hour)); err != nil || n != 1 {
+		t.Fatalf("PruneSeen after PutSeen = %d, %v; want 1", n, err)
+	}
+
 	if _, err := db.Session("p1"); !errors.Is(err, ErrNotFound) {
 		t.Fatalf("missing session: %v", err)
 	}

@@ -502,6 +502,27 @@ func (tx *Tx) MarkSeen(peer, id string, at time.Time) (bool, error) {
 	return true, tx.setRaw(key(pfxSeen, []byte(peer), sep, []byte(id)), be64(at))
 }
 
+// PutSeen records message id from peer as seen at time at (zero: now)
+// without reading it first: one write and no read, for a caller that has
+// already checked Seen and is the only writer of peer's seen ids until its
+// transaction commits (msg holds the peer's lock across both). MarkSeen is
+// the read-and-write form.
+func (tx *Tx) PutSeen(peer, id string, at time.Time) error {
+	if err := checkID("peer", peer); err != nil {
+		return err
+	}
+	if err := checkID("message id", id); err != nil {
+		return err
+	}
+	if at.IsZero() {
+		at = time.Now()
+	}
+	if err := checkTime("seen time", at); err != nil {
+		return err
+	}
+	return tx.setRaw(key(pfxSeen, []byte(peer), sep, []byte(id)), be64(at))
+}
+
 // Seen reports whether message id from peer has been marked seen.
 func (tx *Tx) Seen(peer, id string) (bool, error) {
 	if err := checkID("peer", peer); err != nil {
