@@ -3,9 +3,9 @@
 // resolution, publish-and-confirm, republishing and the resolve cache, on
 // our own kad-dht network (protocol /callsign/kad/1.0.0).
 //
-// It imports identity and libp2p/kad-dht only. It must not import badger,
-// pion or any other callsign package (messaging, media, storage belong to
-// others; the node wires them together).
+// It imports identity and libp2p (kad-dht, multistream-select) only. It
+// must not import badger, pion or any other callsign package (messaging,
+// media, storage belong to others; the node wires them together).
 //
 // # API
 //
@@ -82,17 +82,37 @@
 // # Resolution
 //
 // Resolve never uses kad-dht's GetValue. It runs its own iterative lookup:
-// GET_VALUE (kad-dht's pb.Message, sent with kad-dht's own message sender)
-// to up to 20 peers at a time; each answer carries the peer's record and
-// closer peers; the lookup ends when the K = 20 closest peers that answer
-// have all answered (or the deadline passes). Failed or malformed answers
-// count as no answer; every record is validated here. The local node's own
-// record counts when the node is among the K closest. Majority rule over
-// the valid records: StatusOK when one owner holds more than 2/3 of them,
+// GET_VALUE (kad-dht's pb.Message) to up to 20 peers at a time; each answer
+// carries the peer's record and closer peers; the lookup ends when the K =
+// 20 closest peers that answer have all answered (or the deadline passes).
+// Failed or malformed answers count as no answer: an answer must echo the
+// request's type and key, carry a record only under that key, and fit in
+// 128 KiB; every record is validated here. The local node's own record
+// counts when the node is among the K closest. Majority rule over the valid
+// records: StatusOK when one owner holds more than 2/3 of them,
 // StatusConflict when several owners do and none has that, StatusExpired
-// when every record found has expired, StatusNotFound otherwise. The
-// owner's identity record is resolved the same way (no majority needed:
-// the highest valid seq whose key matches the id).
+// when every record found has expired, StatusNotFound otherwise.
+//
+// Our GET_VALUE and PUT_VALUE requests go through the DHT's own sender
+// (sender.go), not kad-dht's: one stream per request, opened on the network
+// without waiting for identify on a new connection (multistream-select for
+// /callsign/kad/1.0.0 travels lazily with the request), so asking a peer we
+// are not connected to costs one round trip instead of two, and two
+// lookups asking the same peer don't queue behind each other. Each request
+// has a deadline (5 s) and the stream is reset when it passes.
+//
+// The owner's identity record needs no majority (only the account key signs
+// one; the highest valid seq wins), so its lookup starts as soon as the
+// first valid handle record arrives, from the routing table and the peers
+// that have answered the handle lookup so far, and it answers once 3 peers
+// (the local store counting as one) have returned valid records: the
+// highest seq among them. The lookup runs on to the K closest in the
+// background (at most 16 at a time, each bounded by QueryTimeout, owned by
+// the DHT and cancelled by Close) and caches the highest seq it finds, so a
+// stale record held by a few peers is replaced within a round trip or two;
+// a cached handle resolution answers with the newer identity. With 16
+// running already, the lookup simply ends at the quorum. ResolveIdentity
+// works the same way.
 //
 // # Publishing
 //

@@ -6,6 +6,11 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
+	recpb "github.com/libp2p/go-libp2p-record/pb"
+	libp2pcrypto "github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/multiformats/go-multiaddr"
 )
 
 // seeds returns golden encodings to start the fuzzers from.
@@ -98,5 +103,50 @@ func FuzzValidate(f *testing.F) {
 		}
 		_, _ = handleValidator{c: c}.Select(key, [][]byte{b, h})
 		_, _ = identityValidator{c: c}.Select(key, [][]byte{b, i})
+	})
+}
+
+// FuzzKadAnswer feeds a GET_VALUE answer as read from a stream to the
+// sender's reader and the answer checks.
+func FuzzKadAnswer(f *testing.F) {
+	_, ident := fuzzSeeds(f)
+	const key = "/csid/fuzz"
+	_, pk, err := libp2pcrypto.GenerateEd25519Key(bytes.NewReader(make([]byte, 64)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	pid, err := peer.IDFromPublicKey(pk)
+	if err != nil {
+		f.Fatal(err)
+	}
+	addr := multiaddr.StringCast("/ip4/127.0.0.1/tcp/4001")
+	m := pb.NewMessage(pb.Message_GET_VALUE, []byte(key), 0)
+	m.Record = &recpb.Record{Key: []byte(key), Value: ident}
+	m.CloserPeers = pb.RawPeerInfosToPBPeers([]peer.AddrInfo{{ID: pid, Addrs: []multiaddr.Multiaddr{addr}}})
+	var golden bytes.Buffer
+	if err := writeMsg(&golden, m); err != nil {
+		f.Fatal(err)
+	}
+	f.Add(golden.Bytes())
+	m.Record = nil
+	golden.Reset()
+	_ = writeMsg(&golden, m)
+	f.Add(golden.Bytes())
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		resp, err := readMsg(bytes.NewReader(b), maxResponseSize)
+		if err != nil {
+			return
+		}
+		value, closer, err := parseGetValue(resp, key)
+		if err != nil {
+			return
+		}
+		if len(value) > MaxIdentityRecordSize || len(closer) > maxCloserPeers {
+			t.Fatalf("answer beyond its caps: %d bytes, %d peers", len(value), len(closer))
+		}
+		if len(value) > len(b) {
+			t.Fatal("value larger than the input")
+		}
 	})
 }

@@ -234,9 +234,7 @@ func (d *DHT) localOnly(ctx context.Context, key string) (*lookupResult, error) 
 	}, nil
 }
 
-// getValue sends one GET_VALUE and bounds its time and answer. The answer
-// must echo the request's type and key, and a record in it must be under
-// the key; anything else is a failed answer.
+// getValue sends one GET_VALUE and bounds its time and answer.
 func (d *DHT) getValue(ctx context.Context, c *candidate, key string) getResult {
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.peerTimeout)
 	defer cancel()
@@ -244,23 +242,34 @@ func (d *DHT) getValue(ctx context.Context, c *candidate, key string) getResult 
 	if err != nil {
 		return getResult{c: c, err: err}
 	}
+	value, closer, err := parseGetValue(resp, key)
+	return getResult{c: c, value: value, closer: closer, err: err}
+}
+
+// parseGetValue checks an answer to GET_VALUE for key and returns the record
+// value in it (nil when none) and at most maxCloserPeers closer peers. The
+// answer must echo the request's type and key, and a record in it must be
+// under the key and within MaxIdentityRecordSize; anything else is an error.
+// Addresses that don't parse are dropped; the caller checks peer ids.
+func parseGetValue(resp *pb.Message, key string) ([]byte, []*peer.AddrInfo, error) {
 	if resp.GetType() != pb.Message_GET_VALUE || string(resp.GetKey()) != key {
-		return getResult{c: c, err: errBadAnswer}
+		return nil, nil, errBadAnswer
 	}
-	if len(resp.GetCloserPeers()) > maxCloserPeers {
-		resp.CloserPeers = resp.CloserPeers[:maxCloserPeers]
-	}
-	r := getResult{c: c, closer: pb.PBPeersToPeerInfos(resp.GetCloserPeers())}
+	var value []byte
 	if rec := resp.GetRecord(); rec != nil {
 		if string(rec.GetKey()) != key {
-			return getResult{c: c, err: errBadAnswer}
+			return nil, nil, errBadAnswer
 		}
 		if len(rec.GetValue()) > MaxIdentityRecordSize {
-			return getResult{c: c, err: ErrTooLarge}
+			return nil, nil, ErrTooLarge
 		}
-		r.value = rec.GetValue()
+		value = rec.GetValue()
 	}
-	return r
+	peers := resp.GetCloserPeers()
+	if len(peers) > maxCloserPeers {
+		peers = peers[:maxCloserPeers]
+	}
+	return value, pb.PBPeersToPeerInfos(peers), nil
 }
 
 // readFrom asks each of peers for its record under key, in parallel, and
