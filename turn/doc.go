@@ -38,7 +38,11 @@
 //
 // # Performance
 //
-// Listener and relay sockets get 4 MiB buffers, and the UDP port is served
-// by several SO_REUSEPORT sockets, each read by its own goroutine; see
-// docs/benchmarks/turn.md for the measurements against coturn.
+// Listener and relay sockets get 4 MiB buffers (the default ~200 KiB queue
+// overflows under bursts), and on Linux the UDP port is served by several
+// SO_REUSEPORT sockets, each read by its own pion goroutine. A classic BPF
+// program picks the socket by client IP, because pion keeps one allocation
+// table per socket and an RTP/RTCP port-pair reservation arrives from two
+// ports of one host. See docs/benchmarks/turn.md for the measurements
+// against coturn (bench/turn/run.sh).
 package turn

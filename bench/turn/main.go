@@ -16,6 +16,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"syscall"
 	"time"
 
@@ -40,6 +41,7 @@ func run() error {
 	minPort := flag.Uint("min-port", 0, "lowest relay port (0 = any)")
 	maxPort := flag.Uint("max-port", 0, "highest relay port (0 = any)")
 	verbose := flag.Bool("v", false, "log at debug level")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the serving time to this file")
 	flag.Parse()
 
 	level := slog.LevelInfo
@@ -76,6 +78,17 @@ func run() error {
 	defer stop()
 	if err := s.Start(ctx); err != nil {
 		return err
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fmt.Println("ready", s.Addr())
 	<-ctx.Done()
