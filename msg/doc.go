@@ -17,9 +17,10 @@
 // nothing older waits to be sealed, the message is sealed in that same
 // transaction: message, sealed Deliver frame and the ratchet state it
 // advanced commit together, and the frame stays in memory so sending it
-// reads nothing back. Otherwise (no session yet, older entries, a
-// restart) the per-peer sender goroutine seals queued entries lazily, in
-// queue order, once: the ratchet state and the sealed frames of a batch
+// reads nothing back (SendSignal seals a call signal the same way).
+// Otherwise (no session yet, older entries, a restart) the per-peer
+// sender goroutine seals queued entries lazily, in queue order, once:
+// the ratchet state and the sealed frames of a batch
 // are written in one transaction. Either way a crash never desynchronises
 // a session, and every retry resends the same bytes. The sender applies
 // the acks that arrived together in one transaction. The recipient acknowledges a frame only
