@@ -39,7 +39,7 @@ const callSettingsKey = "calls"
 // service through n.calls, set here (a late-bound adapter breaking the
 // msg ↔ call cycle).
 func (n *Node) startCalls(ctx context.Context) error {
-	loopback := n.cfg.BehindNAT || isLoopbackListen(n.host.Network().ListenAddresses())
+	loopback := n.cfg.BehindNAT || n.cfg.NewHost != nil || isLoopbackListen(n.listenAddrs())
 	engCfg := media.Config{Logger: n.log.With("component", "media")}
 	if loopback {
 		// A node kept on loopback (tests, the walkthrough) offers only
@@ -96,7 +96,9 @@ func (n *Node) startTURN(ctx context.Context, loopback bool) (*turn.Server, erro
 	cfg.RelayPortMin, cfg.RelayPortMax, _ = parsePortRange(n.cfg.TURNPorts) // checked by New
 	switch {
 	case loopback && cfg.ListenUDP == "":
-		cfg.ListenUDP, cfg.RelayAddress = "127.0.0.1:0", net.IPv4(127, 0, 0, 1)
+		// Everyone is on this machine: relay to loopback peers too (a
+		// public relay refuses them).
+		cfg.ListenUDP, cfg.RelayAddress, cfg.AllowLoopbackPeers = "127.0.0.1:0", net.IPv4(127, 0, 0, 1), true
 	case n.cfg.TURNRelayIP != "":
 		cfg.RelayAddress = net.ParseIP(n.cfg.TURNRelayIP)
 	default:

@@ -37,7 +37,7 @@ func waitCall(t *testing.T, c *api.Client, id, state string) api.Call {
 // media both ways on a direct path; a caller outside the policy hears only
 // "unavailable" and the callee's log shows the blocked call.
 func TestCalls(t *testing.T) {
-	net := testnet.New(t, 3, testnet.Options{})
+	net := testnet.New(t, 4, testnet.Options{})
 	ctx := ctxT(t, 3*time.Minute)
 	alice, bob := net.Nodes[1], net.Nodes[2]
 	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
@@ -117,6 +117,24 @@ func TestCalls(t *testing.T) {
 	if end := waitCall(t, alice.Client, c3.ID, "ended"); end.EndReason != "remote-hangup" {
 		t.Fatalf("callee hangup: %+v", end)
 	}
+	// A stranger's call is let in by "everyone" but uses the public
+	// node's TURN relay only, so the stranger never learns Bob's address.
+	carol := net.Nodes[3]
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{Policy: strp(node.CallsEveryone)}); err != nil {
+		t.Fatal(err)
+	}
+	c4, err := carol.Client.Dial(ctx, api.CallRequest{To: bob.Account().String(), Audio: "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := waitCall(t, carol.Client, c4.ID, "active"); got.Path != "relay" {
+		t.Fatalf("stranger's call path %q, want relay", got.Path)
+	}
+	if _, err := carol.Client.CallAction(ctx, c4.ID, "hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, carol.Client, c4.ID, "ended")
+
 	// Bad input.
 	if _, err := alice.Client.Dial(ctx, api.CallRequest{To: "bob", Audio: "/nonexistent.ogg"}); !api.IsCode(err, api.CodeBadRequest) {
 		t.Fatalf("unreadable media: %v", err)

@@ -415,8 +415,12 @@ func (n *Node) rememberPorts() {
 
 // isLoopbackListen reports whether every listen address is loopback (used
 // to keep test and walkthrough networks on 127.0.0.1).
-func isLoopbackListen(addrs []ma.Multiaddr) bool {
-	for _, a := range addrs {
+func isLoopbackListen(addrs []string) bool {
+	for _, s := range addrs {
+		a, err := ma.NewMultiaddr(s)
+		if err != nil {
+			return false
+		}
 		ip, err := a.ValueForProtocol(ma.P_IP4)
 		if err != nil {
 			ip, err = a.ValueForProtocol(ma.P_IP6)
