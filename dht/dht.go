@@ -39,6 +39,9 @@ const (
 	// maxRefreshes caps the identity lookups running on in the background
 	// after resolveIdentity returned early.
 	maxRefreshes = 16
+	// maxPoWChecks caps the distinct handle records whose proof of work one
+	// Resolve checks while its lookup runs; the tally checks any others.
+	maxPoWChecks = 4
 )
 
 // ProtocolPrefix is the kad-dht protocol prefix of the callsign network; the
@@ -450,28 +453,45 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 		return &c, nil
 	}
 	ctx, cancel := d.opCtx(ctx)
-	// The owner's identity is looked up as soon as the first valid handle
+	// The owner's identity is looked up as soon as the first signed handle
 	// record arrives, in parallel with the rest of the handle lookup; the
 	// majority almost always confirms that owner.
 	spec := &identityFetch{d: d}
+	// Each distinct record's proof of work (a memory-hard hash) is checked
+	// as it arrives, in parallel with the lookup, so that the tally finds
+	// it verified.
+	var powWG sync.WaitGroup
+	checking := make(map[string]bool) // record values; the lookup's goroutine only
 	defer func() {
 		cancel()
 		spec.wait()
+		powWG.Wait()
 	}()
-	// It starts from the peers that have answered the handle lookup so far
-	// as well as the routing table: known to answer, already connected.
 	lr, err := d.lookup(ctx, key, lookupOpts{onValue: func(v []byte, answered func() []peer.ID) bool {
-		if spec.started() {
+		if checking[string(v)] {
 			return false
 		}
-		if r, err := d.check.handle(key, v, d.cfg.Now(), 0); err == nil {
+		r, err := d.check.handleSigned(key, v, d.cfg.Now())
+		if err != nil {
+			return false
+		}
+		// A signed record is enough to speculate on its owner: the tally
+		// below checks the proof of work. The identity lookup starts from
+		// the peers that have answered so far as well as the routing
+		// table: known to answer, already connected.
+		if !spec.started() {
 			spec.start(ctx, r.Owner, answered())
+		}
+		if len(checking) < maxPoWChecks {
+			checking[string(v)] = true
+			powWG.Go(func() { _, _ = d.check.handle(key, v, d.cfg.Now(), 0) })
 		}
 		return false
 	}})
 	if err != nil {
 		return nil, fmt.Errorf("resolve %q: %w", name, err)
 	}
+	powWG.Wait()
 	t := d.tallyHandles(key, lr.answers, d.cfg.Now(), 0)
 	status, top := t.verdict()
 	res := &Resolution{Query: name, Status: status, Name: norm, Answers: len(lr.answers)}

@@ -102,17 +102,20 @@
 // has a deadline (5 s) and the stream is reset when it passes.
 //
 // The owner's identity record needs no majority (only the account key signs
-// one; the highest valid seq wins), so its lookup starts as soon as the
-// first valid handle record arrives, from the routing table and the peers
-// that have answered the handle lookup so far, and it answers once 3 peers
-// (the local store counting as one) have returned valid records: the
-// highest seq among them. The lookup runs on to the K closest in the
-// background (at most 16 at a time, each bounded by QueryTimeout, owned by
-// the DHT and cancelled by Close) and caches the highest seq it finds, so a
-// stale record held by a few peers is replaced within a round trip or two;
-// a cached handle resolution answers with the newer identity. With 16
-// running already, the lookup simply ends at the quorum. ResolveIdentity
-// works the same way.
+// one; the highest valid seq wins). Its lookup starts as soon as the first
+// signed handle record arrives (the tally checks its proof of work later,
+// and the lookup is redone for the majority owner if they differ), from
+// the routing table and the peers that have answered the handle lookup so
+// far. It answers once 3 peers (the local store counting as one) have
+// returned valid records: the highest seq among them. The lookup runs on to
+// the K closest in the background (at most 16 at a time, each bounded by
+// QueryTimeout, owned by the DHT and cancelled by Close) and caches the
+// highest seq it finds, so a stale record held by a few peers is replaced
+// within a round trip or two; a cached handle resolution answers with the
+// newer identity. With 16 running already, the lookup simply ends at the
+// quorum. ResolveIdentity works the same way. The proof of work of each
+// distinct handle record (up to 4 per Resolve) is checked as the record
+// arrives, in parallel with the lookup, so the tally finds it verified.
 //
 // # Publishing
 //

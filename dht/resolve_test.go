@@ -235,3 +235,43 @@ func TestIdentityQuorum(t *testing.T) {
 		t.Fatalf("%d refreshes still counted after Close", n)
 	}
 }
+
+// A signed record without a valid proof of work that arrives first only
+// costs a speculative lookup of its owner: it is not counted, and the
+// answer carries the majority owner's identity.
+func TestResolveIgnoresFirstRecordWithoutPoW(t *testing.T) {
+	tn := newTestNet(t, testNodes, netOpts{})
+	ctx := context.Background()
+	alice, mallory := key(t, "alice"), key(t, "mallory")
+	claim(t, tn, tn.nodes[1], alice, "alice")
+	_, dkey, _, _ := parseName("alice")
+	now := tn.clock.Now()
+	bad := &HandleRecord{Name: "alice", Owner: mallory.Public(), Seq: 1, ClaimedAt: now.Add(-time.Hour).Truncate(time.Millisecond),
+		Issued: now.Truncate(time.Millisecond), Expires: now.Add(time.Hour).Truncate(time.Millisecond)}
+	for bad.Nonce = 1; identity.VerifyHandlePoW(identity.TestPoW, "alice", mallory.Public(), bad.Nonce); bad.Nonce++ {
+	}
+	raw, err := sealHandle(mallory, bad)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tn.nodes[0].check.handleSigned(dkey, raw, now); err != nil {
+		t.Fatalf("the planted record must pass the signature checks: %v", err)
+	}
+	order := tn.closestNodes(dkey, len(tn.nodes))
+	reader := tn.nodes[order[len(order)-1]]
+	plant(t, tn.nodes[order[0]], dkey, raw)
+	for _, i := range order[1:bucketK] {
+		setLatency(t, tn.mn, reader.host.ID(), tn.hosts[i].ID(), 50*time.Millisecond)
+	}
+	reader.cache.clear()
+	r, err := reader.Resolve(ctx, "alice")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Status != StatusOK || !r.Owner.Equal(alice.Public()) || len(r.Conflicts) != 0 {
+		t.Fatalf("resolve: %s owner %v conflicts %v", r.Status, r.Owner, r.Conflicts)
+	}
+	if r.Identity == nil || !r.Identity.Account.Equal(alice.Public()) {
+		t.Fatalf("identity of %v, want alice's", r.Identity)
+	}
+}

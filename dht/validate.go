@@ -146,6 +146,17 @@ func (c *checker) identity(key string, value []byte, now time.Time, grace time.D
 
 // handle validates a handle record stored under key at time now.
 func (c *checker) handle(key string, value []byte, now time.Time, grace time.Duration) (*HandleRecord, error) {
+	return c.handleRecord(key, value, now, grace, true)
+}
+
+// handleSigned is handle without the proof of work (a memory-hard hash,
+// tens of milliseconds with the default parameters): enough to start work
+// on a record's owner speculatively, never to accept the record.
+func (c *checker) handleSigned(key string, value []byte, now time.Time) (*HandleRecord, error) {
+	return c.handleRecord(key, value, now, 0, false)
+}
+
+func (c *checker) handleRecord(key string, value []byte, now time.Time, grace time.Duration, pow bool) (*HandleRecord, error) {
 	if !strings.HasPrefix(key, handlePrefix) {
 		return nil, ErrWrongKey
 	}
@@ -175,7 +186,7 @@ func (c *checker) handle(key string, value []byte, now time.Time, grace time.Dur
 		}
 		return r, nil
 	}
-	if !c.verifyPoW(r.Name, r.Owner, r.Nonce) {
+	if pow && !c.verifyPoW(r.Name, r.Owner, r.Nonce) {
 		return nil, ErrBadPoW
 	}
 	return r, nil
