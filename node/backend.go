@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -249,42 +250,35 @@ func (n *Node) resolve(ctx context.Context, name string) (*dht.Resolution, error
 // and raised as an event until the user re-verifies.
 func (n *Node) checkPin(res *dht.Resolution) (pinned, changed bool, err error) {
 	owner := res.Owner.ID().String()
-	var changedContact *store.Contact
-	err = n.db.Update(func(tx *store.Tx) error {
+	var update *store.Contact // a contact to mark key-changed
+	err = n.db.View(func(tx *store.Tx) error {
 		cs, err := tx.Contacts()
-		if err != nil {
-			return err
-		}
-		for i := range cs {
-			c := cs[i]
+		for _, c := range cs {
 			switch {
 			case c.Account == owner:
 				pinned = true
 			case c.Handle == res.Name && !identity.IsSelfCert(res.Name):
 				changed = true
-				if !c.KeyChanged || !equalBytes(c.SeenPubKey, res.Owner.Bytes()) {
+				if !c.KeyChanged || !bytes.Equal(c.SeenPubKey, res.Owner.Bytes()) {
 					c.KeyChanged, c.SeenPubKey = true, res.Owner.Bytes()
-					changedContact = &c
-					if err := tx.PutContact(c); err != nil {
-						return err
-					}
+					update = &c
 				}
 			}
 		}
-		return nil
+		return err
 	})
-	if changedContact != nil {
-		n.events.publish(api.NewEvent(EventKeyChange, map[string]string{
-			"contact": changedContact.Petname, "handle": res.Name, "pinned": changedContact.Account, "now": owner,
-		}))
+	if err == nil && update != nil {
+		if err = n.db.Update(func(tx *store.Tx) error { return tx.PutContact(*update) }); err == nil {
+			n.events.publish(api.NewEvent(EventKeyChange, api.KeyChange{
+				Contact: update.Petname, Handle: res.Name, Pinned: update.Account, Now: owner,
+			}))
+		}
 	}
 	if changed {
 		pinned = false
 	}
 	return pinned, changed, err
 }
-
-func equalBytes(a, b []byte) bool { return string(a) == string(b) }
 
 // Contacts implements api.Backend.
 func (n *Node) Contacts(ctx context.Context) ([]api.Contact, error) {

@@ -7,10 +7,10 @@ import (
 	"github.com/callsign/callsign/api"
 )
 
-// Event types on the API's event stream.
+// Event types on the API's event stream (besides api's).
 const (
-	EventKeyChange = "key-change" // a contact's handle now resolves to another key
-	EventHandle    = "handle"     // a handle of ours was claimed or lost
+	EventKeyChange = api.EventKeyChange // a contact's handle now resolves to another key
+	EventHandle    = "handle"           // a handle of ours was claimed
 )
 
 // hub fans events out to API subscribers. A subscriber that falls behind

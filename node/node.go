@@ -16,6 +16,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -317,18 +318,11 @@ func (n *Node) startAPI() error {
 func (n *Node) apiToken() (string, error) {
 	b, err := os.ReadFile(filepath.Join(n.cfg.DataDir, api.TokenFile))
 	if err == nil {
-		if t := string(trimSpace(b)); len(t) >= 32 {
+		if t := strings.TrimSpace(string(b)); len(t) >= 32 {
 			return t, nil
 		}
 	}
 	return api.NewToken(), nil
-}
-
-func trimSpace(b []byte) []byte {
-	for len(b) > 0 && (b[len(b)-1] == '\n' || b[len(b)-1] == ' ' || b[len(b)-1] == '\r') {
-		b = b[:len(b)-1]
-	}
-	return b
 }
 
 // APIAddr is the bound address of the local API (valid after Start).
