@@ -9,13 +9,18 @@ import (
 )
 
 // RouteLibraryLogs sends go-libp2p's and kad-dht's logs (go-log, a zap
-// logger shared by the whole process) to log, at warn level and above so
-// that their chatter stays out of the node's own logs. It is process-wide:
+// logger shared by the whole process) to log: their errors only, or their
+// warnings too when verbose (the libraries warn about routine things, such
+// as an empty routing table on a node's first start). It is process-wide:
 // the binary calls it once; tests with many nodes in one process leave the
 // libraries' default (errors to stderr) alone.
-func RouteLibraryLogs(log *slog.Logger) {
-	golog.SetPrimaryCore(&zapSlog{log: log, level: zapcore.WarnLevel})
-	golog.SetAllLoggers(golog.LevelWarn)
+func RouteLibraryLogs(log *slog.Logger, verbose bool) {
+	level, glevel := zapcore.ErrorLevel, golog.LevelError
+	if verbose {
+		level, glevel = zapcore.WarnLevel, golog.LevelWarn
+	}
+	golog.SetPrimaryCore(&zapSlog{log: log, level: level})
+	golog.SetAllLoggers(glevel)
 }
 
 // zapSlog is a zapcore.Core that writes to a slog.Logger.

@@ -60,7 +60,7 @@ func upCommand() *command {
 				return usageError{"--announce and --turn-* need --public"}
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
-			node.RouteLibraryLogs(log.With("component", "libp2p"))
+			node.RouteLibraryLogs(log.With("component", "libp2p"), level <= slog.LevelDebug)
 			var pass []byte
 			if p, ok := os.LookupEnv("CALLSIGN_PASSPHRASE"); ok && p != "" {
 				pass = []byte(p)
