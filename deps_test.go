@@ -18,16 +18,18 @@ const (
 
 var banned = map[string]map[string]string{
 	"identity": {libp2p: "identity is pure: keys and names, no network", badger: "no storage", pion: "no media", "net": "no network", mod + "store": "no storage"},
-	"e2e":      {libp2p: "the ratchet is pure functions over bytes", badger: "no storage", pion: "no media", "net": "no I/O", mod: "e2e stands alone"},
-	"store":    {libp2p: "the store knows no network", pion: "no media", "net/http": "no HTTP", mod + "dht": "no DHT"},
-	"dht":      {badger: "the DHT knows no storage engine", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "store": "no storage", mod + "e2e": "no messaging"},
-	"p2p":      {badger: "no storage", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "identity": "no handle semantics", mod + "dht": "no DHT"},
-	"media":    {libp2p: "calls know no DHT or streams", badger: "no storage", mod + "identity": "no handles", mod + "dht": "no DHT", mod + "store": "no storage"},
-	"turn":     {libp2p: "the relay knows no libp2p", badger: "no storage", mod: "turn stands alone"},
-	"call":     {badger: "no storage engine", mod + "node": "the node wires calls, not the reverse", mod + "api": "no API types", mod + "dht": "no DHT", mod + "msg": "signals go through a Signaler", mod + "store": "the call log goes through CallLog"},
-	"msg":      {"github.com/pion/webrtc/v4": "no media (direct imports; libp2p brings pion in)", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},
-	"api":      {libp2p: "the API speaks plain types", badger: "no storage types", pion: "no media types", mod + "node": "the node implements the API, not the reverse"},
-	"web":      {mod: "the web app is static files", "net": "it only embeds files"},
+	"e2e": {libp2p: "the ratchet is pure functions over bytes", badger: "no storage", pion: "no media", "net": "no I/O",
+		mod + "identity": "e2e stands alone", mod + "store": "no storage", mod + "msg": "no delivery", mod + "p2p": "no streams", mod + "node": "no node"},
+	"internal/wire": {mod: "the codec is a leaf", libp2p: "no network", badger: "no storage", pion: "no media"},
+	"store":         {libp2p: "the store knows no network", pion: "no media", "net/http": "no HTTP", mod + "dht": "no DHT"},
+	"dht":           {badger: "the DHT knows no storage engine", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "store": "no storage", mod + "e2e": "no messaging"},
+	"p2p":           {badger: "no storage", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "identity": "no handle semantics", mod + "dht": "no DHT"},
+	"media":         {libp2p: "calls know no DHT or streams", badger: "no storage", mod + "identity": "no handles", mod + "dht": "no DHT", mod + "store": "no storage"},
+	"turn":          {libp2p: "the relay knows no libp2p", badger: "no storage", mod: "turn stands alone"},
+	"call":          {badger: "no storage engine", mod + "node": "the node wires calls, not the reverse", mod + "api": "no API types", mod + "dht": "no DHT", mod + "msg": "signals go through a Signaler", mod + "store": "the call log goes through CallLog"},
+	"msg":           {"github.com/pion/webrtc/v4": "no media (direct imports; libp2p brings pion in)", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},
+	"api":           {libp2p: "the API speaks plain types", badger: "no storage types", pion: "no media types", mod + "node": "the node implements the API, not the reverse"},
+	"web":           {mod: "the web app is static files", "net": "it only embeds files"},
 }
 
 func goList(t *testing.T, args ...string) []string {

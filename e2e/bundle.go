@@ -4,6 +4,7 @@ import (
 	"crypto/ed25519"
 	"crypto/mlkem"
 	"fmt"
+	"github.com/callsign/callsign/internal/wire"
 	"math"
 )
 
@@ -86,36 +87,36 @@ func (b Bundle) Verify(signer ed25519.PublicKey) error {
 // MarshalBundle encodes b in the strict protobuf form UnmarshalBundle reads
 // (schema in e2e.proto). It does not verify signatures.
 func MarshalBundle(b Bundle) ([]byte, error) {
-	var e encoder
-	e.bytes(1, b.IdentityDH)
-	e.bytes(2, b.IdentityDHSig)
-	e.uint(3, uint64(b.SignedPrekeyID))
-	e.bytes(4, b.SignedPrekey)
-	e.bytes(5, b.SignedPrekeySig)
-	e.uint(6, uint64(b.PQPrekeyID))
-	e.bytes(7, b.PQPrekey)
-	e.bytes(8, b.PQPrekeySig)
+	var e wire.Encoder
+	e.Bytes(1, b.IdentityDH)
+	e.Bytes(2, b.IdentityDHSig)
+	e.Uint(3, uint64(b.SignedPrekeyID))
+	e.Bytes(4, b.SignedPrekey)
+	e.Bytes(5, b.SignedPrekeySig)
+	e.Uint(6, uint64(b.PQPrekeyID))
+	e.Bytes(7, b.PQPrekey)
+	e.Bytes(8, b.PQPrekeySig)
 	if b.OneTime != nil {
-		e.bytes(9, marshalOneTime(b.OneTime))
+		e.Bytes(9, marshalOneTime(b.OneTime))
 	}
 	if b.OneTimePQ != nil {
-		e.bytes(10, marshalOneTime(b.OneTimePQ))
+		e.Bytes(10, marshalOneTime(b.OneTimePQ))
 	}
-	if len(e.b) > MaxBundleSize {
-		return nil, fmt.Errorf("marshal bundle: %w: %d bytes exceeds %d", ErrMalformed, len(e.b), MaxBundleSize)
+	if len(e.B) > MaxBundleSize {
+		return nil, fmt.Errorf("marshal bundle: %w: %d bytes exceeds %d", ErrMalformed, len(e.B), MaxBundleSize)
 	}
-	if _, err := UnmarshalBundle(e.b); err != nil {
+	if _, err := UnmarshalBundle(e.B); err != nil {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
-	return e.b, nil
+	return e.B, nil
 }
 
 func marshalOneTime(k *OneTimePrekey) []byte {
-	var e encoder
-	e.uint(1, uint64(k.ID))
-	e.bytes(2, k.Public)
-	e.bytes(3, k.Sig)
-	return e.b
+	var e wire.Encoder
+	e.Uint(1, uint64(k.ID))
+	e.Bytes(2, k.Public)
+	e.Bytes(3, k.Sig)
+	return e.B
 }
 
 // UnmarshalBundle decodes a bundle written by MarshalBundle. It is strict:
@@ -126,23 +127,23 @@ func UnmarshalBundle(data []byte) (Bundle, error) {
 	if len(data) > MaxBundleSize {
 		return Bundle{}, fmt.Errorf("unmarshal bundle: %w: %d bytes exceeds %d", ErrMalformed, len(data), MaxBundleSize)
 	}
-	d := decoder{b: data}
+	d := wire.NewDecoder(data, ErrMalformed)
 	var b Bundle
-	b.IdentityDH = clone(d.fixed(1, keySize))
-	b.IdentityDHSig = clone(d.fixed(2, sigSize))
-	b.SignedPrekeyID = uint32(d.uint(3, math.MaxUint32))
-	b.SignedPrekey = clone(d.fixed(4, keySize))
-	b.SignedPrekeySig = clone(d.fixed(5, sigSize))
-	b.PQPrekeyID = uint32(d.uint(6, math.MaxUint32))
-	b.PQPrekey = clone(d.fixed(7, mlkem.EncapsulationKeySize768))
-	b.PQPrekeySig = clone(d.fixed(8, sigSize))
-	if v := d.bytes(9, 1, MaxBundleSize); v != nil {
-		b.OneTime = unmarshalOneTime(&d, v, keySize)
+	b.IdentityDH = clone(d.Fixed(1, keySize))
+	b.IdentityDHSig = clone(d.Fixed(2, sigSize))
+	b.SignedPrekeyID = uint32(d.Uint(3, math.MaxUint32))
+	b.SignedPrekey = clone(d.Fixed(4, keySize))
+	b.SignedPrekeySig = clone(d.Fixed(5, sigSize))
+	b.PQPrekeyID = uint32(d.Uint(6, math.MaxUint32))
+	b.PQPrekey = clone(d.Fixed(7, mlkem.EncapsulationKeySize768))
+	b.PQPrekeySig = clone(d.Fixed(8, sigSize))
+	if v := d.Bytes(9, 1, MaxBundleSize); v != nil {
+		b.OneTime = unmarshalOneTime(d, v, keySize)
 	}
-	if v := d.bytes(10, 1, MaxBundleSize); v != nil {
-		b.OneTimePQ = unmarshalOneTime(&d, v, mlkem.EncapsulationKeySize768)
+	if v := d.Bytes(10, 1, MaxBundleSize); v != nil {
+		b.OneTimePQ = unmarshalOneTime(d, v, mlkem.EncapsulationKeySize768)
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return Bundle{}, fmt.Errorf("unmarshal bundle: %w", err)
 	}
 	if b.SignedPrekeyID == 0 || b.PQPrekeyID == 0 {
@@ -151,19 +152,19 @@ func UnmarshalBundle(data []byte) (Bundle, error) {
 	return b, nil
 }
 
-func unmarshalOneTime(outer *decoder, data []byte, size int) *OneTimePrekey {
-	d := decoder{b: data}
+func unmarshalOneTime(outer *wire.Decoder, data []byte, size int) *OneTimePrekey {
+	d := wire.NewDecoder(data, ErrMalformed)
 	k := &OneTimePrekey{
-		ID:     uint32(d.uint(1, math.MaxUint32)),
-		Public: clone(d.fixed(2, size)),
-		Sig:    clone(d.fixed(3, sigSize)),
+		ID:     uint32(d.Uint(1, math.MaxUint32)),
+		Public: clone(d.Fixed(2, size)),
+		Sig:    clone(d.Fixed(3, sigSize)),
 	}
-	if err := d.end(); err != nil {
-		outer.fail("one-time prekey: %v", err)
+	if err := d.End(); err != nil {
+		outer.Fail("one-time prekey: %v", err)
 		return nil
 	}
 	if k.ID == 0 {
-		outer.fail("one-time prekey: missing id")
+		outer.Fail("one-time prekey: missing id")
 		return nil
 	}
 	return k

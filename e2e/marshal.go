@@ -5,6 +5,7 @@ import (
 	"crypto/mlkem"
 	"crypto/sha256"
 	"fmt"
+	"github.com/callsign/callsign/internal/wire"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -29,39 +30,39 @@ const (
 // encoding holds secret keys: store it encrypted at rest. A restored session
 // continues exactly where this one stands.
 func (s *Session) Marshal() ([]byte, error) {
-	var e encoder
-	e.uint(1, sessionVersion)
-	e.bool(2, s.initiator)
-	e.bytes(3, s.self.signer[:])
-	e.bytes(4, s.self.dh[:])
-	e.bytes(5, s.peer.signer[:])
-	e.bytes(6, s.peer.dh[:])
-	e.bytes(7, s.id[:])
-	e.bytes(8, s.handshake)
-	e.bool(9, s.confirmed)
-	e.bytes(10, s.dhs.priv[:])
-	e.bytes(11, s.dhs.pub[:])
-	e.bytes(12, s.dhr[:])
-	e.bytes(13, s.rk.b[:])
+	var e wire.Encoder
+	e.Uint(1, sessionVersion)
+	e.Bool(2, s.initiator)
+	e.Bytes(3, s.self.signer[:])
+	e.Bytes(4, s.self.dh[:])
+	e.Bytes(5, s.peer.signer[:])
+	e.Bytes(6, s.peer.dh[:])
+	e.Bytes(7, s.id[:])
+	e.Bytes(8, s.handshake)
+	e.Bool(9, s.confirmed)
+	e.Bytes(10, s.dhs.priv[:])
+	e.Bytes(11, s.dhs.pub[:])
+	e.Bytes(12, s.dhr[:])
+	e.Bytes(13, s.rk.b[:])
 	if s.hasCKs {
-		e.bytes(14, s.cks.b[:])
+		e.Bytes(14, s.cks.b[:])
 	}
 	if s.hasCKr {
-		e.bytes(15, s.ckr.b[:])
+		e.Bytes(15, s.ckr.b[:])
 	}
-	e.uint(16, uint64(s.ns))
-	e.uint(17, uint64(s.nr))
-	e.uint(18, uint64(s.pn))
+	e.Uint(16, uint64(s.ns))
+	e.Uint(17, uint64(s.nr))
+	e.Uint(18, uint64(s.pn))
 	for _, id := range s.order {
 		mk := s.skipped[id]
-		var k encoder
-		k.bytes(1, id.dh[:])
-		k.uint(2, uint64(id.n))
-		k.bytes(3, mk.b[:])
-		e.bytes(19, k.b)
-		clear(k.b)
+		var k wire.Encoder
+		k.Bytes(1, id.dh[:])
+		k.Uint(2, uint64(id.n))
+		k.Bytes(3, mk.b[:])
+		e.Bytes(19, k.B)
+		clear(k.B)
 	}
-	return e.b, nil
+	return e.B, nil
 }
 
 // UnmarshalSession decodes a session written by Marshal. It is strict (one
@@ -80,46 +81,46 @@ func unmarshalSession(data []byte) (*Session, error) {
 	if len(data) > maxSessionSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(data), maxSessionSize)
 	}
-	d := decoder{b: data}
-	if v := d.uint(1, math.MaxUint32); d.err == nil && v != sessionVersion {
+	d := wire.NewDecoder(data, ErrMalformed)
+	if v := d.Uint(1, math.MaxUint32); d.Err() == nil && v != sessionVersion {
 		return nil, fmt.Errorf("%w: unsupported session version %d", ErrMalformed, v)
 	}
 	s := &Session{}
-	s.initiator = d.bool(2)
-	copy(s.self.signer[:], d.fixed(3, ed25519.PublicKeySize))
-	copy(s.self.dh[:], d.fixed(4, keySize))
-	copy(s.peer.signer[:], d.fixed(5, ed25519.PublicKeySize))
-	copy(s.peer.dh[:], d.fixed(6, keySize))
-	copy(s.id[:], d.fixed(7, sha256.Size))
-	s.handshake = clone(d.optFixed(8, initialPrefixSize))
-	s.confirmed = d.bool(9)
-	copy(s.dhs.priv[:], d.fixed(10, keySize))
-	copy(s.dhs.pub[:], d.fixed(11, keySize))
-	copy(s.dhr[:], d.fixed(12, keySize))
-	copy(s.rk.b[:], d.fixed(13, keySize))
-	if v := d.optFixed(14, keySize); v != nil {
+	s.initiator = d.Bool(2)
+	copy(s.self.signer[:], d.Fixed(3, ed25519.PublicKeySize))
+	copy(s.self.dh[:], d.Fixed(4, keySize))
+	copy(s.peer.signer[:], d.Fixed(5, ed25519.PublicKeySize))
+	copy(s.peer.dh[:], d.Fixed(6, keySize))
+	copy(s.id[:], d.Fixed(7, sha256.Size))
+	s.handshake = clone(d.OptFixed(8, initialPrefixSize))
+	s.confirmed = d.Bool(9)
+	copy(s.dhs.priv[:], d.Fixed(10, keySize))
+	copy(s.dhs.pub[:], d.Fixed(11, keySize))
+	copy(s.dhr[:], d.Fixed(12, keySize))
+	copy(s.rk.b[:], d.Fixed(13, keySize))
+	if v := d.OptFixed(14, keySize); v != nil {
 		copy(s.cks.b[:], v)
 		s.hasCKs = true
 	}
-	if v := d.optFixed(15, keySize); v != nil {
+	if v := d.OptFixed(15, keySize); v != nil {
 		copy(s.ckr.b[:], v)
 		s.hasCKr = true
 	}
-	s.ns = uint32(d.uint(16, math.MaxUint32))
-	s.nr = uint32(d.uint(17, math.MaxUint32))
-	s.pn = uint32(d.uint(18, math.MaxUint32))
-	for d.more(19) {
+	s.ns = uint32(d.Uint(16, math.MaxUint32))
+	s.nr = uint32(d.Uint(17, math.MaxUint32))
+	s.pn = uint32(d.Uint(18, math.MaxUint32))
+	for d.More(19) {
 		if len(s.order) >= MaxSkippedKeys {
 			return nil, fmt.Errorf("%w: more than %d skipped keys", ErrMalformed, MaxSkippedKeys)
 		}
-		v := d.bytes(19, 1, 128)
-		k := decoder{b: v}
+		v := d.Bytes(19, 1, 128)
+		k := wire.NewDecoder(v, ErrMalformed)
 		var id skipID
-		copy(id.dh[:], k.fixed(1, keySize))
-		id.n = uint32(k.uint(2, math.MaxUint32))
+		copy(id.dh[:], k.Fixed(1, keySize))
+		id.n = uint32(k.Uint(2, math.MaxUint32))
 		var mk messageKey
-		copy(mk.b[:], k.fixed(3, keySize))
-		if err := k.end(); err != nil {
+		copy(mk.b[:], k.Fixed(3, keySize))
+		if err := k.End(); err != nil {
 			return nil, fmt.Errorf("skipped key: %w", err)
 		}
 		if _, dup := s.skipped[id]; dup {
@@ -128,7 +129,7 @@ func unmarshalSession(data []byte) (*Session, error) {
 		s.addSkipped(id, mk)
 		mk.clear()
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, err
 	}
 	switch {
@@ -151,46 +152,46 @@ func unmarshalSession(data []byte) (*Session, error) {
 // Marshal encodes the prekey state for storage (schema in e2e.proto). It
 // holds private keys: store it encrypted at rest.
 func (s *PrekeyState) Marshal() ([]byte, error) {
-	var e encoder
-	e.uint(1, prekeyStateVersion)
-	e.bytes(2, s.identityDH)
-	e.bytes(3, s.identitySig)
-	e.uint(4, uint64(s.nextID))
+	var e wire.Encoder
+	e.Uint(1, prekeyStateVersion)
+	e.Bytes(2, s.identityDH)
+	e.Bytes(3, s.identitySig)
+	e.Uint(4, uint64(s.nextID))
 	for _, k := range s.signed {
-		e.bytes(5, marshalDHPrekey(k))
+		e.Bytes(5, marshalDHPrekey(k))
 	}
 	for _, k := range s.pq {
-		e.bytes(6, marshalPQPrekey(k))
+		e.Bytes(6, marshalPQPrekey(k))
 	}
 	for _, k := range s.oneTime {
-		e.bytes(7, marshalDHPrekey(k))
+		e.Bytes(7, marshalDHPrekey(k))
 	}
 	for _, k := range s.oneTimePQ {
-		e.bytes(8, marshalPQPrekey(k))
+		e.Bytes(8, marshalPQPrekey(k))
 	}
-	return e.b, nil
+	return e.B, nil
 }
 
 func marshalDHPrekey(k dhPrekey) []byte {
-	var e encoder
-	e.uint(1, uint64(k.id))
-	e.bytes(2, k.raw[:])
-	e.bytes(3, k.sig)
-	e.uint(4, uint64(max(k.created, 0)))
-	e.uint(5, uint64(max(k.retired, 0)))
-	e.bool(6, k.issued)
-	return e.b
+	var e wire.Encoder
+	e.Uint(1, uint64(k.id))
+	e.Bytes(2, k.raw[:])
+	e.Bytes(3, k.sig)
+	e.Uint(4, uint64(max(k.created, 0)))
+	e.Uint(5, uint64(max(k.retired, 0)))
+	e.Bool(6, k.issued)
+	return e.B
 }
 
 func marshalPQPrekey(k pqPrekey) []byte {
-	var e encoder
-	e.uint(1, uint64(k.id))
-	e.bytes(2, k.seed[:])
-	e.bytes(3, k.sig)
-	e.uint(4, uint64(max(k.created, 0)))
-	e.uint(5, uint64(max(k.retired, 0)))
-	e.bool(6, k.issued)
-	return e.b
+	var e wire.Encoder
+	e.Uint(1, uint64(k.id))
+	e.Bytes(2, k.seed[:])
+	e.Bytes(3, k.sig)
+	e.Uint(4, uint64(max(k.created, 0)))
+	e.Uint(5, uint64(max(k.retired, 0)))
+	e.Bool(6, k.issued)
+	return e.B
 }
 
 // UnmarshalPrekeyState decodes a state written by PrekeyState.Marshal,
@@ -207,37 +208,37 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 	if len(data) > maxPrekeyStateSize {
 		return nil, fmt.Errorf("%w: %d bytes exceeds %d", ErrMalformed, len(data), maxPrekeyStateSize)
 	}
-	d := decoder{b: data}
-	if v := d.uint(1, math.MaxUint32); d.err == nil && v != prekeyStateVersion {
+	d := wire.NewDecoder(data, ErrMalformed)
+	if v := d.Uint(1, math.MaxUint32); d.Err() == nil && v != prekeyStateVersion {
 		return nil, fmt.Errorf("%w: unsupported prekey state version %d", ErrMalformed, v)
 	}
 	s := &PrekeyState{}
-	s.identityDH = clone(d.fixed(2, keySize))
-	s.identitySig = clone(d.fixed(3, sigSize))
-	s.nextID = uint32(d.uint(4, math.MaxUint32))
+	s.identityDH = clone(d.Fixed(2, keySize))
+	s.identitySig = clone(d.Fixed(3, sigSize))
+	s.nextID = uint32(d.Uint(4, math.MaxUint32))
 	ids := map[uint32]bool{}
 	readDH := func(num protowire.Number, limit int) []dhPrekey {
 		var out []dhPrekey
-		for d.more(num) {
-			v := d.bytes(num, 1, 256)
+		for d.More(num) {
+			v := d.Bytes(num, 1, 256)
 			if len(out) >= limit {
-				d.fail("more than %d prekeys in field %d", limit, num)
+				d.Fail("more than %d prekeys in field %d", limit, num)
 				return nil
 			}
-			k := decoder{b: v}
-			p := dhPrekey{id: uint32(k.uint(1, math.MaxUint32))}
-			priv := k.fixed(2, keySize)
-			p.sig = clone(k.fixed(3, sigSize))
-			p.created = int64(k.uint(4, math.MaxInt64))
-			p.retired = int64(k.uint(5, math.MaxInt64))
-			p.issued = k.bool(6)
-			if err := k.end(); err != nil {
-				d.fail("prekey: %v", err)
+			k := wire.NewDecoder(v, ErrMalformed)
+			p := dhPrekey{id: uint32(k.Uint(1, math.MaxUint32))}
+			priv := k.Fixed(2, keySize)
+			p.sig = clone(k.Fixed(3, sigSize))
+			p.created = int64(k.Uint(4, math.MaxInt64))
+			p.retired = int64(k.Uint(5, math.MaxInt64))
+			p.issued = k.Bool(6)
+			if err := k.End(); err != nil {
+				d.Fail("prekey: %v", err)
 				return nil
 			}
 			copy(p.raw[:], priv)
 			if p.id == 0 || ids[p.id] || p.id >= s.nextID {
-				d.fail("bad prekey id %d", p.id)
+				d.Fail("bad prekey id %d", p.id)
 				return nil
 			}
 			ids[p.id] = true
@@ -247,26 +248,26 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 	}
 	readPQ := func(num protowire.Number, limit int) []pqPrekey {
 		var out []pqPrekey
-		for d.more(num) {
-			v := d.bytes(num, 1, 256)
+		for d.More(num) {
+			v := d.Bytes(num, 1, 256)
 			if len(out) >= limit {
-				d.fail("more than %d prekeys in field %d", limit, num)
+				d.Fail("more than %d prekeys in field %d", limit, num)
 				return nil
 			}
-			k := decoder{b: v}
-			p := pqPrekey{id: uint32(k.uint(1, math.MaxUint32))}
-			seed := k.fixed(2, mlkem.SeedSize)
-			p.sig = clone(k.fixed(3, sigSize))
-			p.created = int64(k.uint(4, math.MaxInt64))
-			p.retired = int64(k.uint(5, math.MaxInt64))
-			p.issued = k.bool(6)
-			if err := k.end(); err != nil {
-				d.fail("pq prekey: %v", err)
+			k := wire.NewDecoder(v, ErrMalformed)
+			p := pqPrekey{id: uint32(k.Uint(1, math.MaxUint32))}
+			seed := k.Fixed(2, mlkem.SeedSize)
+			p.sig = clone(k.Fixed(3, sigSize))
+			p.created = int64(k.Uint(4, math.MaxInt64))
+			p.retired = int64(k.Uint(5, math.MaxInt64))
+			p.issued = k.Bool(6)
+			if err := k.End(); err != nil {
+				d.Fail("pq prekey: %v", err)
 				return nil
 			}
 			copy(p.seed[:], seed)
 			if p.id == 0 || ids[p.id] || p.id >= s.nextID {
-				d.fail("bad prekey id %d", p.id)
+				d.Fail("bad prekey id %d", p.id)
 				return nil
 			}
 			ids[p.id] = true
@@ -278,7 +279,7 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 	s.pq = readPQ(6, maxRetiredPrekeys+1)
 	s.oneTime = readDH(7, MaxOneTimePrekeys)
 	s.oneTimePQ = readPQ(8, MaxOneTimePrekeys)
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, err
 	}
 	if len(s.signed) == 0 || len(s.pq) == 0 {

@@ -6,6 +6,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"github.com/callsign/callsign/internal/wire"
 	"io"
 	"math"
 )
@@ -178,20 +179,20 @@ func (p *SessionSet) retire(id [sha256.Size]byte) {
 // Marshal encodes the set for storage (schema in e2e.proto); it holds
 // secret keys.
 func (p *SessionSet) Marshal() ([]byte, error) {
-	var e encoder
-	e.uint(1, sessionSetVersion)
+	var e wire.Encoder
+	e.Uint(1, sessionSetVersion)
 	for _, s := range p.sessions {
 		b, err := s.Marshal()
 		if err != nil {
 			return nil, err
 		}
-		e.bytes(2, b)
+		e.Bytes(2, b)
 		clear(b)
 	}
 	for _, r := range p.retired {
-		e.bytes(3, r[:])
+		e.Bytes(3, r[:])
 	}
-	return e.b, nil
+	return e.B, nil
 }
 
 // UnmarshalSessionSet decodes a set written by SessionSet.Marshal,
@@ -200,14 +201,14 @@ func UnmarshalSessionSet(data []byte) (*SessionSet, error) {
 	if len(data) > maxSessionSetSize {
 		return nil, fmt.Errorf("unmarshal session set: %w: %d bytes exceeds %d", ErrMalformed, len(data), maxSessionSetSize)
 	}
-	d := decoder{b: data}
-	if v := d.uint(1, math.MaxUint32); d.err == nil && v != sessionSetVersion {
+	d := wire.NewDecoder(data, ErrMalformed)
+	if v := d.Uint(1, math.MaxUint32); d.Err() == nil && v != sessionSetVersion {
 		return nil, fmt.Errorf("unmarshal session set: %w: unsupported version %d", ErrMalformed, v)
 	}
 	p := &SessionSet{}
-	for d.more(2) {
-		v := d.bytes(2, 1, maxSessionSize)
-		if d.err != nil {
+	for d.More(2) {
+		v := d.Bytes(2, 1, maxSessionSize)
+		if d.Err() != nil {
 			break
 		}
 		if len(p.sessions) >= MaxSessions {
@@ -222,9 +223,9 @@ func UnmarshalSessionSet(data []byte) (*SessionSet, error) {
 		}
 		p.sessions = append(p.sessions, s)
 	}
-	for d.more(3) {
-		v := d.fixed(3, sha256.Size)
-		if d.err != nil {
+	for d.More(3) {
+		v := d.Fixed(3, sha256.Size)
+		if d.Err() != nil {
 			break
 		}
 		if len(p.retired) >= maxRetired {
@@ -232,7 +233,7 @@ func UnmarshalSessionSet(data []byte) (*SessionSet, error) {
 		}
 		p.retired = append(p.retired, [sha256.Size]byte(v))
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return nil, fmt.Errorf("unmarshal session set: %w", err)
 	}
 	return p, nil

@@ -2,7 +2,9 @@ package msg
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"github.com/callsign/callsign/internal/wire"
 	"math"
 	"unicode/utf8"
 
@@ -12,6 +14,9 @@ import (
 
 // Wire constants. The frame layouts are in the package doc; each message
 // type's fields are listed next to its codec below.
+// errMalformed is wrapped by every decoding error of this package.
+var errMalformed = errors.New("malformed frame")
+
 const (
 	// idSize is the size of a message id: 16 random bytes.
 	idSize = 16
@@ -102,35 +107,35 @@ type deliverFrame struct {
 }
 
 func (f *deliverFrame) marshal() []byte {
-	e := encoder{b: make([]byte, 0, deliverOverhead+len(f.ciphertext))}
-	e.bytes(1, f.id[:])
-	e.bytes(2, f.sender)
-	e.bytes(3, f.cert)
-	e.uint(4, f.kind)
-	e.bytes(5, f.ciphertext)
-	return e.b
+	e := wire.Encoder{B: make([]byte, 0, deliverOverhead+len(f.ciphertext))}
+	e.Bytes(1, f.id[:])
+	e.Bytes(2, f.sender)
+	e.Bytes(3, f.cert)
+	e.Uint(4, f.kind)
+	e.Bytes(5, f.ciphertext)
+	return e.B
 }
 
 // unmarshalDeliver decodes a Deliver frame strictly; the ciphertext may be
 // at most maxCT bytes. Returned slices alias b.
 func unmarshalDeliver(b []byte, maxCT int) (deliverFrame, error) {
 	var f deliverFrame
-	d := decoder{b: b}
-	copy(f.id[:], d.fixed(1, idSize))
-	f.sender = d.fixed(2, identity.AccountPubSize)
-	f.cert = d.bytes(3, 1, identity.MaxDeviceCertSize)
+	d := wire.NewDecoder(b, errMalformed)
+	copy(f.id[:], d.Fixed(1, idSize))
+	f.sender = d.Fixed(2, identity.AccountPubSize)
+	f.cert = d.Bytes(3, 1, identity.MaxDeviceCertSize)
 	if f.cert == nil {
-		d.fail("field 3 missing")
+		d.Fail("field 3 missing")
 	}
-	f.kind = d.uint(4, kindReceipt)
+	f.kind = d.Uint(4, kindReceipt)
 	if f.kind == 0 {
-		d.fail("field 4 missing")
+		d.Fail("field 4 missing")
 	}
-	f.ciphertext = d.bytes(5, 1, maxCT)
+	f.ciphertext = d.Bytes(5, 1, maxCT)
 	if f.ciphertext == nil {
-		d.fail("field 5 missing")
+		d.Fail("field 5 missing")
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return deliverFrame{}, fmt.Errorf("deliver: %w", err)
 	}
 	return f, nil
@@ -148,9 +153,9 @@ type ackFrame struct {
 }
 
 func (a *ackFrame) marshal() []byte {
-	e := encoder{b: make([]byte, 0, ackMax)}
-	e.bytes(1, a.id[:])
-	e.uint(2, a.status)
+	e := wire.Encoder{B: make([]byte, 0, ackMax)}
+	e.Bytes(1, a.id[:])
+	e.Uint(2, a.status)
 	r := a.reason
 	if len(r) > maxReason {
 		r = r[:maxReason]
@@ -158,20 +163,20 @@ func (a *ackFrame) marshal() []byte {
 			r = r[:len(r)-1]
 		}
 	}
-	e.bytes(3, []byte(r))
-	return e.b
+	e.Bytes(3, []byte(r))
+	return e.B
 }
 
 func unmarshalAck(b []byte) (ackFrame, error) {
 	var a ackFrame
-	d := decoder{b: b}
-	copy(a.id[:], d.fixed(1, idSize))
-	a.status = d.uint(2, statusRefused)
+	d := wire.NewDecoder(b, errMalformed)
+	copy(a.id[:], d.Fixed(1, idSize))
+	a.status = d.Uint(2, statusRefused)
 	if a.status == 0 {
-		d.fail("field 2 missing")
+		d.Fail("field 2 missing")
 	}
-	r := d.bytes(3, 1, maxReason)
-	if err := d.end(); err != nil {
+	r := d.Bytes(3, 1, maxReason)
+	if err := d.End(); err != nil {
 		return ackFrame{}, fmt.Errorf("ack: %w", err)
 	}
 	if r != nil && (a.status != statusRefused || !utf8.Valid(r)) {
@@ -198,40 +203,40 @@ type content struct {
 }
 
 func (c *content) marshal() []byte {
-	e := encoder{b: make([]byte, 0, contentOverhead+len(c.body)+len(c.ids)*(idSize+2))}
-	e.uint(1, c.kind)
-	e.uint(2, c.seq)
-	e.uint(3, uint64(max(c.sentAt, 0)))
-	e.bytes(4, c.body)
+	e := wire.Encoder{B: make([]byte, 0, contentOverhead+len(c.body)+len(c.ids)*(idSize+2))}
+	e.Uint(1, c.kind)
+	e.Uint(2, c.seq)
+	e.Uint(3, uint64(max(c.sentAt, 0)))
+	e.Bytes(4, c.body)
 	for _, id := range c.ids {
-		e.bytes(5, id[:])
+		e.Bytes(5, id[:])
 	}
-	return e.b
+	return e.B
 }
 
 // unmarshalContent decodes a Content; a text body may be at most maxBody
 // bytes. The body is copied.
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
-	d := decoder{b: b}
-	c.kind = d.uint(1, contentSignal)
-	c.seq = d.uint(2, math.MaxInt64)
-	c.sentAt = int64(d.uint(3, math.MaxInt64))
-	if body := d.bytes(4, 1, maxBody); body != nil {
+	d := wire.NewDecoder(b, errMalformed)
+	c.kind = d.Uint(1, contentSignal)
+	c.seq = d.Uint(2, math.MaxInt64)
+	c.sentAt = int64(d.Uint(3, math.MaxInt64))
+	if body := d.Bytes(4, 1, maxBody); body != nil {
 		c.body = append([]byte(nil), body...)
 	}
-	for d.more(5) {
-		v := d.fixed(5, idSize)
-		if d.err != nil {
+	for d.More(5) {
+		v := d.Fixed(5, idSize)
+		if d.Err() != nil {
 			break
 		}
 		if len(c.ids) == maxReceiptIDs {
-			d.fail("more than %d receipt ids", maxReceiptIDs)
+			d.Fail("more than %d receipt ids", maxReceiptIDs)
 			break
 		}
 		c.ids = append(c.ids, msgID(v))
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
 	}
 	switch c.kind {
@@ -261,15 +266,15 @@ type prekeyRequest struct {
 }
 
 func (r *prekeyRequest) marshal() []byte {
-	var e encoder
-	e.bytes(1, r.account)
-	return e.b
+	var e wire.Encoder
+	e.Bytes(1, r.account)
+	return e.B
 }
 
 func unmarshalPrekeyRequest(b []byte) (prekeyRequest, error) {
-	d := decoder{b: b}
-	r := prekeyRequest{account: d.fixed(1, identity.AccountPubSize)}
-	if err := d.end(); err != nil {
+	d := wire.NewDecoder(b, errMalformed)
+	r := prekeyRequest{account: d.Fixed(1, identity.AccountPubSize)}
+	if err := d.End(); err != nil {
 		return prekeyRequest{}, fmt.Errorf("prekey request: %w", err)
 	}
 	return r, nil
@@ -283,18 +288,18 @@ type prekeyResponse struct {
 }
 
 func (r *prekeyResponse) marshal() []byte {
-	var e encoder
-	e.bytes(1, r.bundle)
-	return e.b
+	var e wire.Encoder
+	e.Bytes(1, r.bundle)
+	return e.B
 }
 
 func unmarshalPrekeyResponse(b []byte) (prekeyResponse, error) {
-	d := decoder{b: b}
-	r := prekeyResponse{bundle: d.bytes(1, 1, e2e.MaxBundleSize)}
+	d := wire.NewDecoder(b, errMalformed)
+	r := prekeyResponse{bundle: d.Bytes(1, 1, e2e.MaxBundleSize)}
 	if r.bundle == nil {
-		d.fail("field 1 missing")
+		d.Fail("field 1 missing")
 	}
-	if err := d.end(); err != nil {
+	if err := d.End(); err != nil {
 		return prekeyResponse{}, fmt.Errorf("prekey response: %w", err)
 	}
 	return r, nil
