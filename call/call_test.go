@@ -3,82 +3,12 @@ package call
 import (
 	"context"
 	"errors"
-	"io"
-	"os"
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
-
 	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/media/mediatest"
 )
-
-// countOggPages decodes an Ogg/Opus recording page by page and returns the
-// number of audio pages (one Opus packet each).
-func countOggPages(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, head, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("recorded ogg %s: %v", path, err)
-	}
-	if head.Channels != 2 || head.SampleRate != 48000 {
-		t.Errorf("ogg header: %d channels at %d Hz, want 2 at 48000", head.Channels, head.SampleRate)
-	}
-	n := 0
-	for {
-		payload, page, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("recorded ogg page %d: %v", n, err)
-		}
-		if ht, ok := page.HeaderType(payload); ok && (ht == oggreader.HeaderOpusTags || ht == oggreader.HeaderOpusID) {
-			continue
-		}
-		if len(payload) > 0 {
-			n++
-		}
-	}
-}
-
-// countIVFFrames decodes an IVF/VP8 recording frame by frame; the first
-// frame must be a key frame.
-func countIVFFrames(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, head, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("recorded ivf %s: %v", path, err)
-	}
-	if head.FourCC != "VP80" {
-		t.Errorf("ivf codec %q, want VP80", head.FourCC)
-	}
-	n := 0
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("recorded ivf frame %d: %v", n, err)
-		}
-		if n == 0 && (len(frame) == 0 || frame[0]&1 != 0) {
-			t.Fatal("recording starts without a VP8 key frame")
-		}
-		n++
-	}
-}
 
 func dialCtx(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -176,7 +106,7 @@ func TestDirectCall(t *testing.T) {
 			r = rb
 		}
 		audio, video := c.Recordings()
-		na, nv := countOggPages(t, audio), countIVFFrames(t, video)
+		na, nv := mediatest.Frames(t, audio, video)
 		wantA := int(r.Duration / (20 * time.Millisecond))
 		wantV := int(r.Duration.Seconds() * 15)
 		t.Logf("%s recorded %d audio frames (talk time %v: ~%d) and %d video frames (~%d)", name, na, r.Duration, wantA, nv, wantV)

@@ -3,6 +3,7 @@ package media
 import (
 	"encoding/json"
 	"errors"
+	"github.com/callsign/callsign/media/mediatest"
 	"io"
 	"os"
 	"path/filepath"
@@ -12,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
@@ -49,38 +49,6 @@ func countOggPackets(t *testing.T, path string) int {
 		}
 		if _, err := opusSamples(payload); err != nil {
 			t.Fatalf("recorded ogg page %d is not an Opus packet: %v", n, err)
-		}
-		n++
-	}
-}
-
-// countIVFFrames decodes an IVF recording frame by frame; the first frame
-// must be a VP8 key frame.
-func countIVFFrames(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, head, err := ivfreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("recorded ivf %s: %v", path, err)
-	}
-	if head.FourCC != "VP80" {
-		t.Errorf("recorded ivf codec %q, want VP80", head.FourCC)
-	}
-	n := 0
-	for {
-		frame, _, err := r.ParseNextFrame()
-		if errors.Is(err, io.EOF) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("recorded ivf frame %d: %v", n, err)
-		}
-		if n == 0 && frame[0]&1 != 0 {
-			t.Fatalf("recorded ivf starts with a VP8 inter frame")
 		}
 		n++
 	}
@@ -168,7 +136,7 @@ func TestDirectCall(t *testing.T) {
 	// of media received, decodable frame by frame.
 	for _, side := range []string{"a", "b"} {
 		audio := countOggPackets(t, filepath.Join(dir, side+".ogg"))
-		video := countIVFFrames(t, filepath.Join(dir, side+".ivf"))
+		video := mediatest.IVFFrames(t, filepath.Join(dir, side+".ivf"))
 		wantAudio := int(activeFor.Seconds() * 50)
 		wantVideo := int(activeFor.Seconds() * 15)
 		if !within(audio, wantAudio, 0.25) {

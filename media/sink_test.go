@@ -1,6 +1,7 @@
 package media
 
 import (
+	"github.com/callsign/callsign/media/mediatest"
 	"io"
 	"path/filepath"
 	"testing"
@@ -63,7 +64,7 @@ func TestRecorderReordersAndDropsBrokenFrames(t *testing.T) {
 	if err := r.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if got := countIVFFrames(t, path); got != 9 {
+	if got := mediatest.IVFFrames(t, path); got != 9 {
 		t.Errorf("recorded %d frames, want 9 (10 sent, one broken)", got)
 	}
 }

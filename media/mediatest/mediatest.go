@@ -1,7 +1,10 @@
-// Package mediatest holds helpers for tests that check recorded calls.
+// Package mediatest holds helpers for tests that check recorded calls:
+// they decode a recording the way a player would and fail the test when it
+// does not.
 package mediatest
 
 import (
+	"errors"
 	"io"
 	"os"
 	"testing"
@@ -10,46 +13,75 @@ import (
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
 
-// Frames decodes a recorded call, page by page and frame by frame, and
-// returns how many Opus pages the Ogg file and how many VP8 frames the IVF
-// file hold. A file that does not decode fails the test.
+// Frames returns OggPackets of oggPath and IVFFrames of ivfPath.
 func Frames(tb testing.TB, oggPath, ivfPath string) (audio, video int) {
 	tb.Helper()
-	f, err := os.Open(oggPath)
+	return OggPackets(tb, oggPath), IVFFrames(tb, ivfPath)
+}
+
+// OggPackets decodes an Ogg/Opus recording page by page and returns the
+// number of audio pages (one Opus packet each), the OpusHead and OpusTags
+// pages not counted. The header must say 2 channels at 48 kHz.
+func OggPackets(tb testing.TB, path string) int {
+	tb.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	defer f.Close()
-	or, _, err := oggreader.NewWith(f)
+	r, head, err := oggreader.NewWith(f)
 	if err != nil {
-		tb.Fatalf("%s: %v", oggPath, err)
+		tb.Fatalf("recorded ogg %s: %v", path, err)
 	}
+	if head.Channels != 2 || head.SampleRate != 48000 {
+		tb.Errorf("ogg header: %d channels at %d Hz, want 2 at 48000", head.Channels, head.SampleRate)
+	}
+	n := 0
 	for {
-		if _, _, err := or.ParseNextPage(); err != nil {
-			if err != io.EOF {
-				tb.Fatalf("%s: %v", oggPath, err)
-			}
-			break
+		payload, page, err := r.ParseNextPage()
+		if errors.Is(err, io.EOF) {
+			return n
 		}
-		audio++
+		if err != nil {
+			tb.Fatalf("recorded ogg page %d: %v", n, err)
+		}
+		if ht, ok := page.HeaderType(payload); ok && (ht == oggreader.HeaderOpusTags || ht == oggreader.HeaderOpusID) {
+			continue
+		}
+		if len(payload) > 0 {
+			n++
+		}
 	}
-	g, err := os.Open(ivfPath)
+}
+
+// IVFFrames decodes an IVF/VP8 recording frame by frame and returns the
+// number of frames; the codec must be VP8 and the first frame a key frame.
+func IVFFrames(tb testing.TB, path string) int {
+	tb.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	defer g.Close()
-	ir, _, err := ivfreader.NewWith(g)
+	defer f.Close()
+	r, head, err := ivfreader.NewWith(f)
 	if err != nil {
-		tb.Fatalf("%s: %v", ivfPath, err)
+		tb.Fatalf("recorded ivf %s: %v", path, err)
 	}
+	if head.FourCC != "VP80" {
+		tb.Errorf("ivf codec %q, want VP80", head.FourCC)
+	}
+	n := 0
 	for {
-		if _, _, err := ir.ParseNextFrame(); err != nil {
-			if err != io.EOF {
-				tb.Fatalf("%s: %v", ivfPath, err)
-			}
-			break
+		frame, _, err := r.ParseNextFrame()
+		if errors.Is(err, io.EOF) {
+			return n
 		}
-		video++
+		if err != nil {
+			tb.Fatalf("recorded ivf frame %d: %v", n, err)
+		}
+		if n == 0 && (len(frame) == 0 || frame[0]&1 != 0) {
+			tb.Fatal("recording starts without a VP8 key frame")
+		}
+		n++
 	}
-	return audio, video
 }
