@@ -90,6 +90,7 @@ func TestRelayOnlyCall(t *testing.T) {
 		c.AutoAnswerSource = media.Tone()
 	}))
 	b.policy.set(Decision{Allow: true, RelayOnly: true})
+	seedCredentials(t, r, a, b)
 	ct := tapCandidates(t, n)
 	var sdpMu sync.Mutex
 	var sdps []string
@@ -141,6 +142,24 @@ func TestRelayOnlyCall(t *testing.T) {
 	}
 }
 
+// seedCredentials fetches each node's TURN credentials from r before its
+// calls, without the 3 s per-call deadline: the relay tests check which
+// candidates a call gathers and which path it takes, not how fast
+// credentials arrive on a machine loaded by -race (TestTURNCredentials
+// covers the protocol and the cache).
+func seedCredentials(t *testing.T, r *relayNode, nodes ...*tnode) {
+	t.Helper()
+	for _, nd := range nodes {
+		c, err := nd.svc.fetchCredentials(dialCtx(t), r.host.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		nd.svc.creds.mu.Lock()
+		nd.svc.creds.m[r.host.ID()] = c
+		nd.svc.creds.mu.Unlock()
+	}
+}
+
 // TestPolicyMatrix runs one invite through each policy verdict.
 func TestPolicyMatrix(t *testing.T) {
 	n := newFakeNet(t)
@@ -148,6 +167,7 @@ func TestPolicyMatrix(t *testing.T) {
 	a := newNode(t, n, withRelay(t, r, nil))
 	b := newNode(t, n, withRelay(t, r, nil))
 	ct := tapCandidates(t, n)
+	seedCredentials(t, r, a, b)
 
 	t.Run("deny", func(t *testing.T) {
 		b.policy.set(Decision{Allow: false})
