@@ -189,6 +189,14 @@ func (c *Call) collectStats() Stats {
 // selectedPair returns the candidate pair ICE selected and its stats, or
 // nils.
 func (c *Call) selectedPair() (*webrtc.ICECandidatePair, *webrtc.ICECandidatePairStats) {
+	// There is no selected pair before the connection is up, and asking
+	// pion's ICE transport for one while it is still starting races with
+	// its start (pion writes the gatherer unguarded): ask only once active.
+	select {
+	case <-c.active:
+	default:
+		return nil, nil
+	}
 	for _, tr := range c.pc.GetTransceivers() {
 		var dts []*webrtc.DTLSTransport
 		if r := tr.Receiver(); r != nil {
