@@ -245,19 +245,23 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	}
 	peerID := string(acct)
 
-	// Dedup before decrypting: a seen id is a duplicate. (An id our
-	// conversation already uses for another message is refused when the
-	// message is stored: AddMessage never replaces one.)
+	// Dedup before decrypting, with one read per id: a seen id is a
+	// duplicate; an id one of our own messages to this peer has is refused.
+	// Under ps.mu nothing else stores into this conversation until the
+	// commit below, so the fresh ids are stored without reading again.
 	fresh := make([]bool, len(items))
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		batchIDs := map[msgID]bool{}
 		for i, it := range items {
-			id := it.f.id.String()
-			seen, err := tx.Seen(peerID, id)
+			use, err := tx.IDUse(peerID, it.f.id.String())
 			if err != nil {
 				return err
 			}
-			if seen || batchIDs[it.f.id] {
+			if use == store.IDOurs {
+				it.ack.status, it.ack.reason = statusRefused, "message id already in use"
+				continue
+			}
+			if use == store.IDSeen || batchIDs[it.f.id] {
 				it.ack.status = statusDuplicate
 				continue
 			}
@@ -274,7 +278,6 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	defer s.preMu.Unlock()
 	var (
 		msgs           []store.Message
-		msgAcks        []*ackFrame
 		receipts       []msgID
 		signals        [][]byte // call signals, handed to OnSignal after the commit
 		seen           []string // receipts' and signals' ids
@@ -315,7 +318,6 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 			}
 			continue
 		}
-		msgAcks = append(msgAcks, it.ack)
 		msgs = append(msgs, store.Message{
 			ID:        id,
 			Peer:      peerID,
@@ -336,34 +338,20 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		prekeys, err = s.prekeys.Marshal()
 	}
 	var read []string
-	var added []bool // added[i]: msgs[i] was stored
 	if err == nil {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
 			read = read[:0]
-			added = added[:0]
 			at := s.cfg.Now()
+			// Every id was checked free above, under ps.mu: no reads.
 			for _, id := range seen {
-				// Checked unseen above, under ps.mu: no read needed.
 				if err := tx.PutSeen(peerID, id, at); err != nil {
 					return err
 				}
 			}
-			var last store.Message
-			stored := 0
 			for _, m := range msgs {
-				ok, err := tx.AddMessage(m)
-				if err != nil {
+				if err := tx.InsertMessage(m); err != nil {
 					return err
 				}
-				added = append(added, ok)
-				if !ok {
-					continue // the id is taken by another message: refused below
-				}
-				if err := tx.PutSeen(peerID, m.ID, at); err != nil {
-					return err
-				}
-				last = m
-				stored++
 			}
 			for _, rid := range receipts {
 				changed := false
@@ -381,7 +369,7 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 					read = append(read, m.ID)
 				}
 			}
-			if stored > 0 {
+			if len(msgs) > 0 {
 				c, err := tx.Conversation(peerID)
 				if errors.Is(err, store.ErrNotFound) {
 					c, err = store.Conversation{Peer: peerID}, nil
@@ -389,8 +377,8 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 				if err != nil {
 					return err
 				}
-				c.LastAt = last.At
-				c.Unread += stored
+				c.LastAt = msgs[len(msgs)-1].At
+				c.Unread += len(msgs)
 				if dec == Request {
 					c.Request = true
 				}
@@ -418,10 +406,6 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	}
 	s.releaseSetLocked(ps, false)
 	for i := range msgs {
-		if !added[i] {
-			msgAcks[i].status, msgAcks[i].reason = statusRefused, "message id already in use"
-			continue
-		}
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})
 	}

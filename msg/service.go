@@ -585,7 +585,8 @@ func (s *Service) commitSends(batch []*sendReq) {
 			r.m.Seq = max(c.NextSeq, 1)
 			c.NextSeq = r.m.Seq + 1
 			c.LastAt = r.m.At
-			if err := tx.PutMessage(r.m); err != nil {
+			// A fresh random 128-bit id: stored without reading first.
+			if err := tx.InsertMessage(r.m); err != nil {
 				return err
 			}
 			e := store.OutboxEntry{ID: r.m.ID, Peer: r.m.Peer, NextAttempt: r.m.At, CreatedAt: r.m.At}

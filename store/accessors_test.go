@@ -410,6 +410,91 @@ func TestDedupAndSessions(t *testing.T) {
 	}
 }
 
+// TestIDUse: one read of an id's msgid/ entry tells a fresh id from a
+// duplicate and from one of our own messages, and deleting an incoming
+// message leaves its id seen.
+func TestIDUse(t *testing.T) {
+	db := memT(t)
+	use := func(peer, id string) IDUse {
+		t.Helper()
+		var u IDUse
+		if err := db.View(func(tx *Tx) (err error) { u, err = tx.IDUse(peer, id); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return u
+	}
+	out := Message{ID: "o1", Peer: "p", Direction: DirOut, Body: []byte("mine"), At: t0}
+	in := Message{ID: "i1", Peer: "p", Direction: DirIn, Body: []byte("theirs"), At: t0.Add(time.Second), State: "received"}
+	err := db.Update(func(tx *Tx) error {
+		if err := tx.InsertMessage(out); err != nil {
+			return err
+		}
+		if err := tx.InsertMessage(in); err != nil {
+			return err
+		}
+		return tx.PutSeen("p", "c1", t0)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]IDUse{"o1": IDOurs, "i1": IDSeen, "c1": IDSeen, "new": IDFree} {
+		if got := use("p", id); got != want {
+			t.Errorf("IDUse(%s) = %d, want %d", id, got, want)
+		}
+	}
+	if use("q", "i1") != IDFree {
+		t.Error("an id of peer p is used in q's conversation")
+	}
+	// A seen-only id is no message, and a message can't be added under it.
+	if _, err := db.Message("p", "c1"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Message(seen-only id) = %v, want ErrNotFound", err)
+	}
+	if err := db.SetMessageState("p", "c1", "read"); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("SetMessageState(seen-only id) = %v, want ErrNotFound", err)
+	}
+	if added, err := db.AddMessage(Message{ID: "c1", Peer: "p", Direction: DirIn, At: t0}); err != nil || added {
+		t.Fatalf("AddMessage over a seen id = %v, %v; want false", added, err)
+	}
+
+	// Deleting: the incoming id stays seen (first seen when it was
+	// stored), our own id is free again.
+	if err := db.DeleteMessage("p", "i1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.DeleteMessage("p", "o1"); err != nil {
+		t.Fatal(err)
+	}
+	if use("p", "i1") != IDSeen || use("p", "o1") != IDFree {
+		t.Fatalf("after delete: i1 %d (want seen), o1 %d (want free)", use("p", "i1"), use("p", "o1"))
+	}
+	if ms, _, err := db.Messages("p", Page{}); err != nil || len(ms) != 0 {
+		t.Fatalf("Messages after deleting both = %d, %v", len(ms), err)
+	}
+	// The marker of i1 is as old as the message; pruning drops both
+	// markers and never a message's index.
+	keep := Message{ID: "i2", Peer: "p", Direction: DirIn, Body: []byte("kept"), At: t0}
+	if _, err := db.AddMessage(keep); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := db.PruneSeen(t0.Add(time.Hour)); err != nil || n != 2 {
+		t.Fatalf("PruneSeen = %d, %v; want 2", n, err)
+	}
+	if use("p", "i1") != IDFree || use("p", "c1") != IDFree || use("p", "i2") != IDSeen {
+		t.Fatal("PruneSeen pruned the wrong entries")
+	}
+	if m, err := db.Message("p", "i2"); err != nil || string(m.Body) != "kept" {
+		t.Fatalf("message after PruneSeen = %+v, %v", m, err)
+	}
+
+	// Deleting a conversation leaves its incoming ids seen.
+	if err := db.Update(func(tx *Tx) error { return tx.DeleteConversation("p") }); err != nil {
+		t.Fatal(err)
+	}
+	if use("p", "i2") != IDSeen {
+		t.Fatal("an incoming id was forgotten with its conversation")
+	}
+}
+
 // writeDelivery is what the messaging layer does per outgoing message.
 func writeDelivery(tx *Tx, peer, id string, state []byte) error {
 	if err := tx.PutSession(peer, state); err != nil {

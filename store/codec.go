@@ -473,10 +473,26 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 //	bytes    the msg/ key of the message
 //	byte     direction: 1 in, 2 out
 //	bytes    state, UTF-8, the rest of the value (≤ maxStateLen)
+//
+// Since schema 4 the same key also records an id seen without a message to
+// show for it (a control frame, or an incoming message since deleted), so
+// one read of msgid/ tells a fresh id from a duplicate:
+//
+//	byte     0x00 (a msg/ key length can never be 0)
+//	uint64   big-endian unix nanoseconds first seen
 type msgIndex struct {
-	key   []byte
+	key   []byte // nil for a seen-only marker
 	dir   string
 	state string
+	seen  time.Time // a marker's first-seen time
+}
+
+// marker reports whether ix records a seen id with no message behind it.
+func (ix msgIndex) marker() bool { return ix.key == nil }
+
+// marshalSeen encodes the seen-only marker for an id first seen at at.
+func marshalSeen(at time.Time) []byte {
+	return binary.BigEndian.AppendUint64([]byte{0}, uint64(at.UnixNano()))
 }
 
 // at returns the message time encoded in the msg/ key.
@@ -508,8 +524,15 @@ func marshalIndex(msgKey []byte, dir, state string) ([]byte, error) {
 	return append(b, state...), nil
 }
 
-// unmarshalIndex decodes a msgid/ value; key aliases b.
+// unmarshalIndex decodes a msgid/ value, an index or a seen-only marker;
+// key aliases b.
 func unmarshalIndex(b []byte) (msgIndex, error) {
+	if len(b) > 0 && b[0] == 0 {
+		if len(b) != 9 || int64(binary.BigEndian.Uint64(b[1:])) < 0 {
+			return msgIndex{}, fmt.Errorf("%w: message index: malformed seen marker", errCorrupt)
+		}
+		return msgIndex{seen: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:])))}, nil
+	}
 	n, l := protowire.ConsumeVarint(b)
 	if l < 0 || protowire.SizeVarint(n) != l || n > uint64(len(b)-l) || n < uint64(len(pfxMsg))+10 {
 		return msgIndex{}, fmt.Errorf("%w: message index: bad key length", errCorrupt)

@@ -168,7 +168,7 @@ func TestCodecLimits(t *testing.T) {
 }
 
 func FuzzStoredValues(f *testing.F) {
-	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c"} {
+	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000"} {
 		f.Add(mustHex(f, h))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -189,7 +189,12 @@ func FuzzStoredValues(f *testing.F) {
 			}
 		}
 		if ix, err := unmarshalIndex(b); err == nil {
-			out, err := marshalIndex(ix.key, ix.dir, ix.state)
+			var out []byte
+			if ix.marker() {
+				out = marshalSeen(ix.seen)
+			} else {
+				out, err = marshalIndex(ix.key, ix.dir, ix.state)
+			}
 			if err != nil || !bytes.Equal(out, b) {
 				t.Fatalf("index %x re-encodes as %x, %v", b, out, err)
 			}
@@ -272,6 +277,7 @@ func oldData(n int) (func(put func(k []byte, v any)), []Message, []OutboxEntry, 
 			put(key(pfxOutDue, be64(e.NextAttempt), []byte(e.ID)), nil)
 		}
 		put(key(pfxSeen, []byte("peer-a"), sep, []byte("x")), be64(t0))
+		put(key(pfxSeen, []byte("peer-a"), sep, []byte("id00000")), be64(t0)) // also a message
 	}
 	return write, msgs, outs, convs
 }
@@ -306,6 +312,21 @@ func checkMigrated(t *testing.T, db *DB, msgs []Message, outs []OutboxEntry, con
 			t.Fatalf("conversation %d after migration = %+v, want %+v", i, cs[i], convs[i])
 		}
 	}
+	// seen/ entries became msgid/ markers, except where a message has the id.
+	err = db.View(func(tx *Tx) error {
+		for id, want := range map[string]IDUse{"x": IDSeen, "id00000": IDSeen, "y": IDFree} {
+			if u, err := tx.IDUse("peer-a", id); err != nil || u != want {
+				return fmt.Errorf("IDUse(%s) after migration = %d, %v; want %d", id, u, err, want)
+			}
+		}
+		if m, err := tx.Message("peer-a", "id00000"); err != nil || len(m.Body) != 1024 {
+			return fmt.Errorf("message id00000 after migration: %v", err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 	// Every value is binary now, the schema is current and the cursor is gone.
 	err = db.bdb.View(func(txn *badger.Txn) error {
 		for _, pfx := range [][]byte{pfxConv, pfxMsg, pfxOut} {
@@ -321,14 +342,16 @@ func checkMigrated(t *testing.T, db *DB, msgs []Message, outs []OutboxEntry, con
 			}
 			it.Close()
 		}
-		o := badger.DefaultIteratorOptions
-		o.Prefix = pfxOutDue
-		dit := txn.NewIterator(o)
-		dit.Rewind()
-		left := dit.Valid()
-		dit.Close()
-		if left {
-			return errors.New("the schema-1 outbox index (outdue/) is still there")
+		for _, pfx := range [][]byte{pfxOutDue, pfxSeen} {
+			o := badger.DefaultIteratorOptions
+			o.Prefix = pfx
+			dit := txn.NewIterator(o)
+			dit.Rewind()
+			left := dit.Valid()
+			dit.Close()
+			if left {
+				return fmt.Errorf("old keys under %s are still there", pfx)
+			}
 		}
 		if _, err := txn.Get(keyMigrateCursor); !errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("migration cursor left behind: %v", err)
@@ -514,7 +537,18 @@ func TestMessageIndex(t *testing.T) {
 	if err != nil || !bytes.Equal(ix.key, mk) || ix.dir != DirOut || ix.state != "sent" || !ix.at().Equal(t0) {
 		t.Fatalf("decoded index = %+v, %v", ix, err)
 	}
+	// A seen-only marker: 0x00 and the time first seen.
+	mb := marshalSeen(t0)
+	if want := "00" + hex.EncodeToString(be64(t0)); hex.EncodeToString(mb) != want {
+		t.Fatalf("marker = %x, want %s", mb, want)
+	}
+	if ix, err := unmarshalIndex(mb); err != nil || !ix.marker() || !ix.seen.Equal(t0) {
+		t.Fatalf("decoded marker = %+v, %v", ix, err)
+	}
 	for name, bad := range map[string][]byte{
+		"marker short":   mb[:8],
+		"marker long":    append(bytes.Clone(mb), 0),
+		"marker < 1970":  append([]byte{0}, 0x80, 0, 0, 0, 0, 0, 0, 0),
 		"empty":          {},
 		"long length":    append([]byte{0x7f}, b[1:]...),
 		"short length":   append([]byte{0x05}, b[1:]...),

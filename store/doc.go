@@ -57,16 +57,18 @@
 //	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
 //	msgid/<peer>0x00<id>                 the message's msg/ key, direction and state (codec.go,
 //	                                     msgIndex): lookup by id, and a state change writes
-//	                                     only this small entry
+//	                                     only this small entry; or, for an id seen with no
+//	                                     message kept (a control message, a deleted incoming
+//	                                     message), 0x00 and the time first seen. One read
+//	                                     here dedups an incoming id (IDUse)
 //	out/<id>                             OutboxEntry (binary); DueOutbox reads them all
 //	                                     (the outbox holds only unacknowledged messages)
-//	seen/<peer>0x00<id>                  8-byte big-endian unix nanoseconds first seen (dedup)
 //	sess/<peer>                          raw session state bytes
 //	call/<start:8><id>                   Call (call log, at most MaxCalls)
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 3). Open refuses a newer
+// meta/schema holds the layout version (currently 4). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -77,6 +79,8 @@
 //	       index outdue/<next:8><id> is deleted (it cost every message two
 //	       writes and a read, and only served listing the outbox at startup)
 //	2 → 3  a message's state moves from its msg/ value into its msgid/ entry
+//	3 → 4  seen/<peer>0x00<id> entries become seen markers under msgid/ (an
+//	       incoming message cost a read and a write more while both existed)
 //
 // # Transactions
 //

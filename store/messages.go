@@ -71,7 +71,7 @@ var (
 	pfxMsgID   = []byte("msgid/")
 	pfxOut     = []byte("out/")
 	pfxOutDue  = []byte("outdue/") // schema 1 only: the outbox index by time
-	pfxSeen    = []byte("seen/")
+	pfxSeen    = []byte("seen/") // schema ≤ 3 only: seen ids are msgid/ markers since 4
 	pfxSession = []byte("sess/")
 	sep        = []byte{0}
 )
@@ -140,11 +140,7 @@ func (tx *Tx) deleteMessages(peer string, max int) (int, error) {
 		return 0, err
 	}
 	for _, k := range keys {
-		id := k[len(prefix)+8:]
-		if err := tx.del(k); err != nil {
-			return 0, err
-		}
-		if err := tx.del(key(pfxMsgID, []byte(peer), sep, id)); err != nil {
+		if err := tx.deleteIndexed(peer, string(k[len(prefix)+8:])); err != nil {
 			return 0, err
 		}
 	}
@@ -152,22 +148,41 @@ func (tx *Tx) deleteMessages(peer string, max int) (int, error) {
 }
 
 // AddMessage stores m like PutMessage unless the conversation with m.Peer
-// already has a message with m.ID: then it writes nothing and returns
-// false. It is how a message from the network is stored, so it can never
-// replace another.
+// already has a message with m.ID, or has seen that id (IDSeen): then it
+// writes nothing and returns false. It can never replace another message.
 func (tx *Tx) AddMessage(m Message) (bool, error) {
-	return tx.putMessage(m, false)
+	return tx.putMessage(m, putAdd)
 }
 
 // PutMessage stores m, or replaces the message with the same Peer and ID
 // (for example to change its State). A zero m.At is set to the current
 // time; At orders the conversation.
 func (tx *Tx) PutMessage(m Message) error {
-	_, err := tx.putMessage(m, true)
+	_, err := tx.putMessage(m, putReplace)
 	return err
 }
 
-func (tx *Tx) putMessage(m Message, replace bool) (bool, error) {
+// InsertMessage stores m without reading first: two writes and no read.
+// It is for an id the caller knows is unused in m.Peer's conversation: one
+// it has just drawn at random (128 bits), or one IDUse reported IDFree
+// while the caller held off every other writer of the conversation until
+// this transaction commits (msg holds the peer's lock across both). Given
+// a used id it would leave the old message unreachable; AddMessage is the
+// checking form.
+func (tx *Tx) InsertMessage(m Message) error {
+	_, err := tx.putMessage(m, putInsert)
+	return err
+}
+
+type putMode int
+
+const (
+	putReplace putMode = iota
+	putAdd
+	putInsert
+)
+
+func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 	if err := checkID("peer", m.Peer); err != nil {
 		return false, err
 	}
@@ -195,16 +210,18 @@ func (tx *Tx) putMessage(m Message, replace bool) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	old, err := tx.index(idKey)
-	switch {
-	case err == ErrNotFound:
-	case err != nil:
-		return false, err
-	case !replace:
-		return false, nil
-	case !bytes.Equal(old.key, msgKey):
-		if err := tx.del(old.key); err != nil {
+	if mode != putInsert {
+		old, err := tx.index(idKey)
+		switch {
+		case err == ErrNotFound:
+		case err != nil:
 			return false, err
+		case mode == putAdd:
+			return false, nil
+		case !old.marker() && !bytes.Equal(old.key, msgKey):
+			if err := tx.del(old.key); err != nil {
+				return false, err
+			}
 		}
 	}
 	if err := tx.setRaw(idKey, index); err != nil {
@@ -239,6 +256,9 @@ func (tx *Tx) Message(peer, id string) (Message, error) {
 	ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, []byte(id)))
 	if err != nil {
 		return Message{}, err
+	}
+	if ix.marker() {
+		return Message{}, ErrNotFound
 	}
 	b, err := tx.getRaw(ix.key)
 	if err == ErrNotFound {
@@ -276,6 +296,9 @@ func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state 
 	if err != nil {
 		return Message{}, err
 	}
+	if ix.marker() {
+		return Message{}, ErrNotFound
+	}
 	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at()}
 	state, ok := decide(m)
 	if !ok || state == m.State {
@@ -297,9 +320,16 @@ func (tx *Tx) DeleteMessage(peer, id string) error {
 	if err := checkID("message id", id); err != nil {
 		return err
 	}
+	return tx.deleteIndexed(peer, id)
+}
+
+// deleteIndexed deletes the message with this id. An incoming message's
+// id stays behind as a seen-only marker, first seen when the message was
+// stored, so a late retransmission is still recognised as a duplicate.
+func (tx *Tx) deleteIndexed(peer, id string) error {
 	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
 	ix, err := tx.index(idKey)
-	if err == ErrNotFound {
+	if err == ErrNotFound || (err == nil && ix.marker()) {
 		return nil
 	}
 	if err != nil {
@@ -307,6 +337,9 @@ func (tx *Tx) DeleteMessage(peer, id string) error {
 	}
 	if err := tx.del(ix.key); err != nil {
 		return err
+	}
+	if ix.dir == DirIn {
+		return tx.setRaw(idKey, marshalSeen(ix.at()))
 	}
 	return tx.del(idKey)
 }
@@ -353,6 +386,9 @@ func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
 			return false, err
 		}
 		ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, k[len(prefix)+8:]))
+		if err == nil && ix.marker() {
+			err = fmt.Errorf("%w: a seen marker in place of the index", errCorrupt)
+		}
 		if err != nil {
 			return false, fmt.Errorf("state of %q: %w", k, err)
 		}
@@ -485,28 +521,58 @@ func (tx *Tx) NextOutboxDue() (time.Time, bool, error) {
 	return sched[0].next, true, nil
 }
 
+// IDUse says what a conversation already holds under a message id.
+type IDUse int
+
+const (
+	// IDFree: the id is unused and was never seen.
+	IDFree IDUse = iota
+	// IDSeen: an incoming message has it, or it was seen without a
+	// message to keep (a control message, or a message since deleted).
+	IDSeen
+	// IDOurs: one of our outgoing messages has it.
+	IDOurs
+)
+
+// IDUse reports what peer's conversation holds under message id, with one
+// read: how the messaging layer tells a fresh message from a duplicate.
+func (tx *Tx) IDUse(peer, id string) (IDUse, error) {
+	if err := checkID("peer", peer); err != nil {
+		return IDFree, err
+	}
+	if err := checkID("message id", id); err != nil {
+		return IDFree, err
+	}
+	ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, []byte(id)))
+	switch {
+	case err == ErrNotFound:
+		return IDFree, nil
+	case err != nil:
+		return IDFree, err
+	case ix.dir == DirOut:
+		return IDOurs, nil
+	}
+	return IDSeen, nil
+}
+
 // MarkSeen records that message id from peer arrived at time at (zero: now). It returns
-// true the first time and false for a duplicate, which the caller drops.
-// Ids are scoped per peer, so one peer cannot suppress another's message.
+// true the first time and false for a duplicate (or an id a message of the
+// conversation has), which the caller drops. Ids are scoped per peer, so
+// one peer cannot suppress another's message.
 func (tx *Tx) MarkSeen(peer, id string, at time.Time) (bool, error) {
 	seen, err := tx.Seen(peer, id)
 	if err != nil || seen {
 		return false, err
 	}
-	if at.IsZero() {
-		at = time.Now()
-	}
-	if err := checkTime("seen time", at); err != nil {
-		return false, err
-	}
-	return true, tx.setRaw(key(pfxSeen, []byte(peer), sep, []byte(id)), be64(at))
+	return true, tx.PutSeen(peer, id, at)
 }
 
 // PutSeen records message id from peer as seen at time at (zero: now)
 // without reading it first: one write and no read, for a caller that has
-// already checked Seen and is the only writer of peer's seen ids until its
-// transaction commits (msg holds the peer's lock across both). MarkSeen is
-// the read-and-write form.
+// already checked IDUse and is the only writer of peer's conversation
+// until its transaction commits (msg holds the peer's lock across both).
+// MarkSeen is the read-and-write form. The record is a marker under the
+// id's msgid/ key, so it must not be written over a stored message.
 func (tx *Tx) PutSeen(peer, id string, at time.Time) error {
 	if err := checkID("peer", peer); err != nil {
 		return err
@@ -520,30 +586,34 @@ func (tx *Tx) PutSeen(peer, id string, at time.Time) error {
 	if err := checkTime("seen time", at); err != nil {
 		return err
 	}
-	return tx.setRaw(key(pfxSeen, []byte(peer), sep, []byte(id)), be64(at))
+	return tx.setRaw(key(pfxMsgID, []byte(peer), sep, []byte(id)), marshalSeen(at))
 }
 
-// Seen reports whether message id from peer has been marked seen.
+// Seen reports whether message id from peer was seen: marked seen, or
+// used by a message of the conversation.
 func (tx *Tx) Seen(peer, id string) (bool, error) {
-	if err := checkID("peer", peer); err != nil {
-		return false, err
-	}
-	if err := checkID("message id", id); err != nil {
-		return false, err
-	}
-	return tx.has(key(pfxSeen, []byte(peer), sep, []byte(id)))
+	u, err := tx.IDUse(peer, id)
+	return u != IDFree, err
 }
 
-// pruneSeen deletes up to max dedup entries first seen before cutoff.
+// pruneSeen deletes up to max seen-only markers first seen before cutoff.
+// Stored messages keep their index: they dedup for as long as they exist.
 func (tx *Tx) pruneSeen(cutoff time.Time, max int) (int, bool, error) {
 	var keys [][]byte
 	more := false
-	err := tx.scan(pfxSeen, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+	err := tx.scan(pfxMsgID, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 		v, err := val()
 		if err != nil {
 			return false, err
 		}
-		if len(v) == 8 && int64(binary.BigEndian.Uint64(v)) >= cutoff.UnixNano() {
+		if len(v) == 0 || v[0] != 0 {
+			return true, nil // a message's index
+		}
+		ix, err := unmarshalIndex(v)
+		if err != nil {
+			return false, fmt.Errorf("decode %q: %w", k, err)
+		}
+		if !ix.seen.Before(cutoff) {
 			return true, nil
 		}
 		if len(keys) == max {

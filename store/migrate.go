@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -85,6 +86,32 @@ func migrateStateToIndex(txn *badger.Txn) error {
 			n += len(k) + len(nv)
 		}
 		return n, nil
+	})
+}
+
+// migrateSeenToIndex (schema 3 → 4) turns each seen/<peer>0x00<id> entry
+// into a seen-only marker under msgid/<peer>0x00<id>, unless a message
+// already holds that index entry (then the message dedups the id), and
+// deletes the seen/ entry. Afterwards one read of msgid/ tells a fresh
+// incoming id from a duplicate.
+func migrateSeenToIndex(txn *badger.Txn) error {
+	return migrateEach(txn, [][]byte{pfxSeen}, func(_, k, v []byte) (int, error) {
+		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
+			return 0, fmt.Errorf("%w: seen entry is not a time", errCorrupt)
+		}
+		idKey := append(bytes.Clone(pfxMsgID), k[len(pfxSeen):]...)
+		n := len(k)
+		switch _, err := txn.Get(idKey); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			marker := append([]byte{0}, v...)
+			if err := txn.Set(idKey, marker); err != nil {
+				return 0, err
+			}
+			n += len(idKey) + len(marker)
+		case err != nil:
+			return 0, err
+		}
+		return n, txn.Delete(k)
 	})
 }
 

@@ -14,7 +14,8 @@ import (
 //	1  values under conv/, msg/ and out/ are JSON
 //	2  they are the binary encodings in codec.go
 //	3  a message's state is in its msgid/ index entry, not in its value
-const currentSchema uint64 = 3
+//	4  seen ids are markers under msgid/, not entries under seen/
+const currentSchema uint64 = 4
 
 var keySchema = []byte("meta/schema")
 
@@ -36,6 +37,7 @@ var errMigrateMore = errors.New("migration continues in another transaction")
 var migrations = map[uint64]migration{
 	1: migrateBinaryValues,
 	2: migrateStateToIndex,
+	3: migrateSeenToIndex,
 }
 
 // checkSchema reads the stored version, refuses a newer one, and runs the
