@@ -374,6 +374,7 @@ func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipien
 type sealedFrame struct {
 	id      string
 	frame   []byte
+	env     []byte // envSealed || frame, when sealed here (frame aliases it)
 	receipt bool
 	seq     uint64 // text messages sealed when queued: the Seq sealed in
 }
@@ -510,9 +511,9 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		}
 		advanced = true
 		f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
-		fb := f.marshal()
+		env, fb := f.sealedEnvelope()
 		e := it.entry
-		e.Envelope = append([]byte{envSealed}, fb...)
+		e.Envelope = env
 		writes = append(writes, e)
 		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt})
 	}

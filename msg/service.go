@@ -600,7 +600,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 					memo[r.m.ID] = f
 				}
 				frames[r.m.ID] = f
-				e.Envelope = append([]byte{envSealed}, f.frame...)
+				e.Envelope = f.env
 			}
 			if err := tx.PutOutbox(e); err != nil {
 				return err
@@ -689,7 +689,8 @@ func (s *Service) sealTextLocked(ps *peerState, m *store.Message) (sealedFrame, 
 		return sealedFrame{}, fmt.Errorf("seal %s: %w", m.ID, err)
 	}
 	f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
-	return sealedFrame{id: m.ID, frame: f.marshal(), seq: m.Seq}, nil
+	env, frame := f.sealedEnvelope()
+	return sealedFrame{id: m.ID, frame: frame, env: env, seq: m.Seq}, nil
 }
 
 // MarkRead marks incoming messages from peer as read and, when the Policy

@@ -52,8 +52,9 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 		clear(pt)
 		if err == nil {
 			df := deliverFrame{id: mid, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kindReceipt, ciphertext: ct}
-			f = sealedFrame{id: id, frame: df.marshal(), receipt: true}
-			env = append([]byte{envSealed}, f.frame...)
+			var frame []byte
+			env, frame = df.sealedEnvelope()
+			f = sealedFrame{id: id, frame: frame, env: env, receipt: true}
 			state, err = ps.set.Marshal()
 		}
 		if err != nil {

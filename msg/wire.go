@@ -106,8 +106,20 @@ type deliverFrame struct {
 	ciphertext []byte
 }
 
-func (f *deliverFrame) marshal() []byte {
-	e := wire.Encoder{B: make([]byte, 0, deliverOverhead+len(f.ciphertext))}
+func (f *deliverFrame) marshal() []byte { return f.appendTo(nil) }
+
+// sealedEnvelope returns the outbox envelope for f (envSealed || frame)
+// and the frame, which aliases it: one buffer for both.
+func (f *deliverFrame) sealedEnvelope() (env, frame []byte) {
+	env = f.appendTo(append(make([]byte, 0, 1+deliverOverhead+len(f.ciphertext)), envSealed))
+	return env, env[1:]
+}
+
+func (f *deliverFrame) appendTo(b []byte) []byte {
+	if b == nil {
+		b = make([]byte, 0, deliverOverhead+len(f.ciphertext))
+	}
+	e := wire.Encoder{B: b}
 	e.Bytes(1, f.id[:])
 	e.Bytes(2, f.sender)
 	e.Bytes(3, f.cert)

@@ -1,6 +1,7 @@
 package p2p
 
 import (
+	"bufio"
 	"errors"
 	"fmt"
 	"io"
@@ -19,19 +20,31 @@ const maxVarintLen = 9
 
 // AppendFrame appends the frame for payload b to dst.
 func AppendFrame(dst, b []byte) []byte {
-	n := uint64(len(b))
+	return append(appendLength(dst, len(b)), b...)
+}
+
+func appendLength(dst []byte, l int) []byte {
+	n := uint64(l)
 	for n >= 0x80 {
 		dst = append(dst, byte(n)|0x80)
 		n >>= 7
 	}
-	dst = append(dst, byte(n))
-	return append(dst, b...)
+	return append(dst, byte(n))
 }
 
 // WriteFrame writes b as one frame (length prefix and payload) in a single
-// Write call.
+// Write call; into a *bufio.Writer, which gathers writes anyway, it copies
+// the prefix and the payload into the buffer without allocating.
 func WriteFrame(w io.Writer, b []byte) error {
-	_, err := w.Write(AppendFrame(make([]byte, 0, len(b)+maxVarintLen), b))
+	var err error
+	if bw, ok := w.(*bufio.Writer); ok {
+		var hdr [maxVarintLen]byte
+		if _, err = bw.Write(appendLength(hdr[:0], len(b))); err == nil {
+			_, err = bw.Write(b)
+		}
+	} else {
+		_, err = w.Write(AppendFrame(make([]byte, 0, len(b)+maxVarintLen), b))
+	}
 	if err != nil {
 		return fmt.Errorf("write frame: %w", err)
 	}

@@ -32,6 +32,16 @@ func TestFrameGolden(t *testing.T) {
 		if got := hex.EncodeToString(buf.Bytes()); got != g.frame {
 			t.Errorf("frame(%d bytes) = %.20s..., want %.20s...", len(p), got, g.frame)
 		}
+		// Into a bufio.Writer (written without a copy): the same bytes,
+		// also when the frame is larger than the buffer.
+		var bbuf bytes.Buffer
+		bw := bufio.NewWriterSize(&bbuf, 16)
+		if err := WriteFrame(bw, p); err != nil || bw.Flush() != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(bbuf.Bytes(), buf.Bytes()) {
+			t.Errorf("buffered frame(%d bytes) = %x, want %s", len(p), bbuf.Bytes(), g.frame)
+		}
 		// Both reader kinds: a plain io.Reader and an io.ByteReader.
 		for _, r := range []io.Reader{onlyReader{bytes.NewReader(buf.Bytes())}, bufio.NewReader(bytes.NewReader(buf.Bytes()))} {
 			got, err := ReadFrame(r, 1000)
