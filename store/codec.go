@@ -1,7 +1,6 @@
 package store
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -467,46 +466,43 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 
 // msgIndex is the value under msgid/<peer>0x00<id>: where the message is
 // and the part of it that changes (its state), so a state change writes a
-// few bytes instead of the whole message.
+// few bytes instead of the whole message; or, for an id seen with no
+// message to show for it (a control frame, or an incoming message since
+// deleted), a seen-only marker, so one read of msgid/ tells a fresh id
+// from a duplicate. Since schema 5:
 //
-//	uvarint  length of the msg/ key
-//	bytes    the msg/ key of the message
-//	byte     direction: 1 in, 2 out
-//	bytes    state, UTF-8, the rest of the value (≤ maxStateLen)
+//	byte     kind: 0 seen-only marker, 1 incoming message, 2 outgoing message
+//	uint64   big-endian unix nanoseconds, ≥ 0: the message's time, which with
+//	         the peer and id in the msgid/ key gives its msg/ key; for a
+//	         marker, when the id was first seen
+//	bytes    messages only: the state, UTF-8, the rest of the value
+//	         (≤ maxStateLen)
 //
-// Since schema 4 the same key also records an id seen without a message to
-// show for it (a control frame, or an incoming message since deleted), so
-// one read of msgid/ tells a fresh id from a duplicate:
-//
-//	byte     0x00 (a msg/ key length can never be 0)
-//	uint64   big-endian unix nanoseconds first seen
+// (Schemas 3 and 4 held the whole msg/ key instead of its time: ~100 bytes
+// more in every index write; migrate.go reads that form.)
 type msgIndex struct {
-	key   []byte // nil for a seen-only marker
-	dir   string
+	at    time.Time // the message's time; a marker's first-seen time
+	dir   string    // DirIn, DirOut, or "" for a seen-only marker
 	state string
-	seen  time.Time // a marker's first-seen time
+	key   []byte // the message's msg/ key, set by Tx.index
 }
 
 // marker reports whether ix records a seen id with no message behind it.
-func (ix msgIndex) marker() bool { return ix.key == nil }
+func (ix msgIndex) marker() bool { return ix.dir == "" }
+
+const indexMarker = 0
 
 // marshalSeen encodes the seen-only marker for an id first seen at at.
 func marshalSeen(at time.Time) []byte {
-	return binary.BigEndian.AppendUint64([]byte{0}, uint64(at.UnixNano()))
+	return binary.BigEndian.AppendUint64([]byte{indexMarker}, uint64(at.UnixNano()))
 }
 
-// at returns the message time encoded in the msg/ key.
-func (ix msgIndex) at() time.Time {
-	sep := bytes.IndexByte(ix.key, 0)
-	if sep < 0 || len(ix.key) < sep+9 {
-		return time.Time{}
-	}
-	return time.Unix(0, int64(binary.BigEndian.Uint64(ix.key[sep+1:])))
-}
-
-func marshalIndex(msgKey []byte, dir, state string) ([]byte, error) {
+func marshalIndex(at time.Time, dir, state string) ([]byte, error) {
 	if len(state) > maxStateLen || !utf8.ValidString(state) {
 		return nil, fmt.Errorf("%w: message state %q", ErrInvalid, state)
+	}
+	if err := checkTime("message time", at); err != nil {
+		return nil, err
 	}
 	var d byte
 	switch dir {
@@ -517,40 +513,32 @@ func marshalIndex(msgKey []byte, dir, state string) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: message direction %q", ErrInvalid, dir)
 	}
-	b := make([]byte, 0, 2+len(msgKey)+1+len(state))
-	b = protowire.AppendVarint(b, uint64(len(msgKey)))
-	b = append(b, msgKey...)
-	b = append(b, d)
+	b := make([]byte, 0, 9+len(state))
+	b = binary.BigEndian.AppendUint64(append(b, d), uint64(at.UnixNano()))
 	return append(b, state...), nil
 }
 
-// unmarshalIndex decodes a msgid/ value, an index or a seen-only marker;
-// key aliases b.
+// unmarshalIndex decodes a msgid/ value: a message's index or a seen-only
+// marker. key is left for the caller, who knows the peer and id.
 func unmarshalIndex(b []byte) (msgIndex, error) {
-	if len(b) > 0 && b[0] == 0 {
-		if len(b) != 9 || int64(binary.BigEndian.Uint64(b[1:])) < 0 {
-			return msgIndex{}, fmt.Errorf("%w: message index: malformed seen marker", errCorrupt)
-		}
-		return msgIndex{seen: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:])))}, nil
-	}
-	n, l := protowire.ConsumeVarint(b)
-	if l < 0 || protowire.SizeVarint(n) != l || n > uint64(len(b)-l) || n < uint64(len(pfxMsg))+10 {
-		return msgIndex{}, fmt.Errorf("%w: message index: bad key length", errCorrupt)
-	}
-	ix := msgIndex{key: b[l : l+int(n)]}
-	rest := b[l+int(n):]
-	if !bytes.HasPrefix(ix.key, pfxMsg) || len(rest) < 1 {
+	if len(b) < 9 || int64(binary.BigEndian.Uint64(b[1:9])) < 0 {
 		return msgIndex{}, fmt.Errorf("%w: message index: malformed", errCorrupt)
 	}
-	switch rest[0] {
+	ix := msgIndex{at: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9])))}
+	switch b[0] {
+	case indexMarker:
+		if len(b) != 9 {
+			return msgIndex{}, fmt.Errorf("%w: message index: malformed seen marker", errCorrupt)
+		}
+		return ix, nil
 	case dirInCode:
 		ix.dir = DirIn
 	case dirOutCode:
 		ix.dir = DirOut
 	default:
-		return msgIndex{}, fmt.Errorf("%w: message index: unknown direction", errCorrupt)
+		return msgIndex{}, fmt.Errorf("%w: message index: unknown kind", errCorrupt)
 	}
-	state := rest[1:]
+	state := b[9:]
 	if len(state) > maxStateLen || !utf8.Valid(state) {
 		return msgIndex{}, fmt.Errorf("%w: message index: bad state", errCorrupt)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Golden binary encodings: a change to one of these is a schema change and
@@ -191,9 +192,9 @@ func FuzzStoredValues(f *testing.F) {
 		if ix, err := unmarshalIndex(b); err == nil {
 			var out []byte
 			if ix.marker() {
-				out = marshalSeen(ix.seen)
+				out = marshalSeen(ix.at)
 			} else {
-				out, err = marshalIndex(ix.key, ix.dir, ix.state)
+				out, err = marshalIndex(ix.at, ix.dir, ix.state)
 			}
 			if err != nil || !bytes.Equal(out, b) {
 				t.Fatalf("index %x re-encodes as %x, %v", b, out, err)
@@ -211,6 +212,13 @@ func FuzzStoredValues(f *testing.F) {
 // schema1Store makes a store in dir at schema 1 holding the given values
 // in their JSON form, as a build before the binary encoding wrote them.
 func schema1Store(t *testing.T, dir string, write func(put func(k []byte, v any))) {
+	t.Helper()
+	oldStore(t, dir, 1, write)
+}
+
+// oldStore creates a store in dir whose data write puts (JSON for values
+// that are not []byte), marked as schema version.
+func oldStore(t *testing.T, dir string, version uint64, write func(put func(k []byte, v any))) {
 	t.Helper()
 	openT(t, dir, nil).Close()
 	key, err := readKeyFile(filepath.Join(dir, keyFileName))
@@ -235,7 +243,7 @@ func schema1Store(t *testing.T, dir string, write func(put func(k []byte, v any)
 			t.Fatal(err)
 		}
 	})
-	if err := wb.Set(keySchema, binary.AppendUvarint(nil, 1)); err != nil {
+	if err := wb.Set(keySchema, binary.AppendUvarint(nil, version)); err != nil {
 		t.Fatal(err)
 	}
 	if err := wb.Flush(); err != nil {
@@ -392,6 +400,86 @@ func TestMigrateJSONToBinary(t *testing.T) {
 	}
 }
 
+// TestMigrateIndexTime opens a schema-4 store whose msgid/ entries hold
+// whole msg/ keys (more than one migration batch of them, beside seen-only
+// markers) and checks that every message, state and seen id reads back.
+func TestMigrateIndexTime(t *testing.T) {
+	dir := t.TempDir()
+	var msgs []Message
+	oldStore(t, dir, 4, func(put func(k []byte, v any)) {
+		for i := range 1500 {
+			at := t0.Add(time.Duration(i) * time.Second)
+			m := Message{ID: fmt.Sprintf("id%05d", i), Peer: []string{"peer-a", "peer-b"}[i%2], Direction: []string{DirIn, DirOut}[i%3%2],
+				Seq: uint64(i + 1), Body: []byte(fmt.Sprint("body ", i)), SentAt: at, At: at, State: []string{"received", "delivered", ""}[i%3]}
+			msgs = append(msgs, m)
+			mk := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
+			body := m
+			body.State = ""
+			v, err := marshalMessage(&body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			put(mk, v)
+			d := map[string]byte{DirIn: dirInCode, DirOut: dirOutCode}[m.Direction]
+			ix := append(append(protowire.AppendVarint(nil, uint64(len(mk))), mk...), d)
+			put(key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID)), append(ix, m.State...))
+		}
+		put(key(pfxMsgID, []byte("peer-a"), sep, []byte("seen-only")), marshalSeen(t0))
+	})
+	db := openT(t, dir, nil)
+	for _, m := range msgs {
+		got, err := db.Message(m.Peer, m.ID)
+		if err != nil || !sameMessage(got, m) {
+			t.Fatalf("message %s after migration = %+v, %v", m.ID, got, err)
+		}
+	}
+	page, _, err := db.Messages("peer-b", Page{Limit: 1000})
+	if err != nil || len(page) != 750 || page[0].ID != "id00001" || page[0].State != "delivered" {
+		t.Fatalf("Messages after migration: %d, %v", len(page), err)
+	}
+	err = db.View(func(tx *Tx) error {
+		for id, want := range map[string]IDUse{"seen-only": IDSeen, "id00000": IDSeen, "id00004": IDOurs, "id99999": IDFree} {
+			if u, err := tx.IDUse("peer-a", id); err != nil || u != want {
+				return fmt.Errorf("IDUse(%s) = %d, %v; want %d", id, u, err, want)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every index entry is in the new form and the schema is current.
+	err = db.bdb.View(func(txn *badger.Txn) error {
+		o := badger.DefaultIteratorOptions
+		o.Prefix = pfxMsgID
+		it := txn.NewIterator(o)
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			v, _ := it.Item().ValueCopy(nil)
+			if _, err := unmarshalIndex(v); err != nil {
+				return fmt.Errorf("%q: %v", it.Item().Key(), err)
+			}
+			n++
+		}
+		if n != len(msgs)+1 {
+			return fmt.Errorf("%d index entries, want %d", n, len(msgs)+1)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.SetMessageState("peer-a", "id00002", "read"); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	db = openT(t, dir, nil)
+	if m, err := db.Message("peer-a", "id00002"); err != nil || m.State != "read" {
+		t.Fatalf("after reopen: %+v, %v", m.State, err)
+	}
+}
+
 // TestMigrationInterrupted stops the migration after two committed
 // batches, as a crash would, and checks that the next Open finishes it.
 func TestMigrationInterrupted(t *testing.T) {
@@ -524,42 +612,65 @@ func TestAddMessageNeverReplaces(t *testing.T) {
 }
 
 func TestMessageIndex(t *testing.T) {
-	mk := key(pfxMsg, []byte("p"), sep, be64(t0), []byte("m1"))
-	b, err := marshalIndex(mk, DirOut, "sent")
+	b, err := marshalIndex(t0, DirOut, "sent")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := "106d73672f7000" + hex.EncodeToString(be64(t0)) + "6d310273656e74"
+	want := "02" + hex.EncodeToString(be64(t0)) + "73656e74"
 	if hex.EncodeToString(b) != want {
 		t.Fatalf("index = %x, want %s", b, want)
 	}
 	ix, err := unmarshalIndex(b)
-	if err != nil || !bytes.Equal(ix.key, mk) || ix.dir != DirOut || ix.state != "sent" || !ix.at().Equal(t0) {
+	if err != nil || ix.marker() || ix.dir != DirOut || ix.state != "sent" || !ix.at.Equal(t0) {
 		t.Fatalf("decoded index = %+v, %v", ix, err)
+	}
+	if ix, err := unmarshalIndex(b[:9]); err != nil || ix.state != "" || ix.dir != DirOut {
+		t.Fatalf("index without a state = %+v, %v", ix, err)
 	}
 	// A seen-only marker: 0x00 and the time first seen.
 	mb := marshalSeen(t0)
 	if want := "00" + hex.EncodeToString(be64(t0)); hex.EncodeToString(mb) != want {
 		t.Fatalf("marker = %x, want %s", mb, want)
 	}
-	if ix, err := unmarshalIndex(mb); err != nil || !ix.marker() || !ix.seen.Equal(t0) {
+	if ix, err := unmarshalIndex(mb); err != nil || !ix.marker() || !ix.at.Equal(t0) {
 		t.Fatalf("decoded marker = %+v, %v", ix, err)
 	}
 	for name, bad := range map[string][]byte{
 		"marker short":   mb[:8],
 		"marker long":    append(bytes.Clone(mb), 0),
 		"marker < 1970":  append([]byte{0}, 0x80, 0, 0, 0, 0, 0, 0, 0),
+		"index < 1970":   append([]byte{2, 0x80, 0, 0, 0, 0, 0, 0, 0}, "sent"...),
 		"empty":          {},
-		"long length":    append([]byte{0x7f}, b[1:]...),
-		"short length":   append([]byte{0x05}, b[1:]...),
-		"not a msg key":  append([]byte{0x10}, append([]byte("xyz/p\x00........m1"), 2)...),
-		"no direction":   b[:1+0x10],
-		"bad direction":  append(append([]byte(nil), b[:1+0x10]...), 3),
-		"state not utf8": append(append([]byte(nil), b[:1+0x10+1]...), 0xff),
-		"non-minimal":    append([]byte{0x90, 0x00}, b[1:]...),
+		"short time":     b[:8],
+		"unknown kind":   append([]byte{3}, b[1:]...),
+		"schema-3 form":  append([]byte{0x10}, append([]byte("msg/p\x00........m1"), 2)...),
+		"state not utf8": append(bytes.Clone(b[:9]), 0xff),
+		"state too long": append(bytes.Clone(b[:9]), strings.Repeat("s", maxStateLen+1)...),
 	} {
 		if _, err := unmarshalIndex(bad); !errors.Is(err, errCorrupt) {
 			t.Errorf("%s: unmarshalIndex(%x) = %v, want errCorrupt", name, bad, err)
+		}
+	}
+	if _, err := marshalIndex(time.Time{}, DirIn, ""); !errors.Is(err, ErrInvalid) {
+		t.Errorf("marshalIndex(zero time) = %v, want ErrInvalid", err)
+	}
+
+	// The schema-3/4 form the 4 → 5 migration reads.
+	mk := key(pfxMsg, []byte("p"), sep, be64(t0), []byte("m1"))
+	old := mustHex(t, "106d73672f7000"+hex.EncodeToString(be64(t0))+"6d310273656e74")
+	if k, dir, state, err := unmarshalIndexV3(old); err != nil || !bytes.Equal(k, mk) || dir != DirOut || state != "sent" {
+		t.Fatalf("unmarshalIndexV3 = %q %s %s %v", k, dir, state, err)
+	}
+	for name, bad := range map[string][]byte{
+		"long length":   append([]byte{0x7f}, old[1:]...),
+		"short length":  append([]byte{0x05}, old[1:]...),
+		"not a msg key": append([]byte{0x10}, append([]byte("xyz/p\x00........m1"), 2)...),
+		"no direction":  old[:1+0x10],
+		"bad direction": append(bytes.Clone(old[:1+0x10]), 3),
+		"non-minimal":   append([]byte{0x90, 0x00}, old[1:]...),
+	} {
+		if _, _, _, err := unmarshalIndexV3(bad); !errors.Is(err, errCorrupt) {
+			t.Errorf("%s: unmarshalIndexV3(%x) = %v, want errCorrupt", name, bad, err)
 		}
 	}
 }

@@ -55,12 +55,13 @@
 //	petname/<petname>                    raw account id (unique petname index)
 //	conv/<peer>                          Conversation (binary)
 //	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
-//	msgid/<peer>0x00<id>                 the message's msg/ key, direction and state (codec.go,
-//	                                     msgIndex): lookup by id, and a state change writes
-//	                                     only this small entry; or, for an id seen with no
-//	                                     message kept (a control message, a deleted incoming
-//	                                     message), 0x00 and the time first seen. One read
-//	                                     here dedups an incoming id (IDUse)
+//	msgid/<peer>0x00<id>                 direction, the message's time (with peer and id, its
+//	                                     msg/ key) and state (codec.go, msgIndex): lookup by
+//	                                     id, and a state change writes only these ~15 bytes;
+//	                                     or, for an id seen with no message kept (a control
+//	                                     message, a deleted incoming message), 0x00 and the
+//	                                     time first seen. One read here dedups an incoming
+//	                                     id (IDUse)
 //	out/<id>                             OutboxEntry (binary); DueOutbox reads them all
 //	                                     (the outbox holds only unacknowledged messages)
 //	sess/<peer>                          raw session state bytes
@@ -68,7 +69,7 @@
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 4). Open refuses a newer
+// meta/schema holds the layout version (currently 5). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -81,6 +82,8 @@
 //	2 → 3  a message's state moves from its msg/ value into its msgid/ entry
 //	3 → 4  seen/<peer>0x00<id> entries become seen markers under msgid/ (an
 //	       incoming message cost a read and a write more while both existed)
+//	4 → 5  msgid/ entries hold the message's time instead of its whole msg/ key
+//	       (~100 bytes less in each of the three index writes per message)
 //
 // # Transactions
 //

@@ -200,7 +200,7 @@ func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 	}
 	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
 	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
-	index, err := marshalIndex(msgKey, m.Direction, m.State)
+	index, err := marshalIndex(m.At, m.Direction, m.State)
 	if err != nil {
 		return false, err
 	}
@@ -211,7 +211,7 @@ func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 		return false, err
 	}
 	if mode != putInsert {
-		old, err := tx.index(idKey)
+		old, err := tx.index(m.Peer, m.ID)
 		switch {
 		case err == ErrNotFound:
 		case err != nil:
@@ -230,8 +230,10 @@ func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 	return true, tx.setRaw(msgKey, val)
 }
 
-// index reads and decodes the msgid/ entry idKey, or returns ErrNotFound.
-func (tx *Tx) index(idKey []byte) (msgIndex, error) {
+// index reads and decodes the msgid/ entry of peer's message id, with the
+// message's msg/ key, or returns ErrNotFound.
+func (tx *Tx) index(peer, id string) (msgIndex, error) {
+	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
 	var ix msgIndex
 	err := tx.peek(idKey, func(v []byte) error {
 		var err error
@@ -239,9 +241,11 @@ func (tx *Tx) index(idKey []byte) (msgIndex, error) {
 		if err != nil {
 			return fmt.Errorf("decode %q: %w", idKey, err)
 		}
-		ix.key = bytes.Clone(ix.key)
 		return nil
 	})
+	if err == nil && !ix.marker() {
+		ix.key = key(pfxMsg, []byte(peer), sep, be64(ix.at), []byte(id))
+	}
 	return ix, err
 }
 
@@ -253,7 +257,7 @@ func (tx *Tx) Message(peer, id string) (Message, error) {
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
-	ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, []byte(id)))
+	ix, err := tx.index(peer, id)
 	if err != nil {
 		return Message{}, err
 	}
@@ -291,25 +295,24 @@ func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state 
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
-	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
-	ix, err := tx.index(idKey)
+	ix, err := tx.index(peer, id)
 	if err != nil {
 		return Message{}, err
 	}
 	if ix.marker() {
 		return Message{}, ErrNotFound
 	}
-	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at()}
+	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at}
 	state, ok := decide(m)
 	if !ok || state == m.State {
 		return m, nil
 	}
-	index, err := marshalIndex(ix.key, ix.dir, state)
+	index, err := marshalIndex(ix.at, ix.dir, state)
 	if err != nil {
 		return Message{}, err
 	}
 	m.State = state
-	return m, tx.setRaw(idKey, index)
+	return m, tx.setRaw(key(pfxMsgID, []byte(peer), sep, []byte(id)), index)
 }
 
 // DeleteMessage removes one message; a missing one is not an error.
@@ -328,7 +331,7 @@ func (tx *Tx) DeleteMessage(peer, id string) error {
 // stored, so a late retransmission is still recognised as a duplicate.
 func (tx *Tx) deleteIndexed(peer, id string) error {
 	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
-	ix, err := tx.index(idKey)
+	ix, err := tx.index(peer, id)
 	if err == ErrNotFound || (err == nil && ix.marker()) {
 		return nil
 	}
@@ -339,7 +342,7 @@ func (tx *Tx) deleteIndexed(peer, id string) error {
 		return err
 	}
 	if ix.dir == DirIn {
-		return tx.setRaw(idKey, marshalSeen(ix.at()))
+		return tx.setRaw(idKey, marshalSeen(ix.at))
 	}
 	return tx.del(idKey)
 }
@@ -385,9 +388,9 @@ func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
 		if err != nil {
 			return false, err
 		}
-		ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, k[len(prefix)+8:]))
-		if err == nil && ix.marker() {
-			err = fmt.Errorf("%w: a seen marker in place of the index", errCorrupt)
+		ix, err := tx.index(peer, string(k[len(prefix)+8:]))
+		if err == nil && (ix.marker() || !bytes.Equal(ix.key, k)) {
+			err = fmt.Errorf("%w: the index does not point at this message", errCorrupt)
 		}
 		if err != nil {
 			return false, fmt.Errorf("state of %q: %w", k, err)
@@ -543,7 +546,7 @@ func (tx *Tx) IDUse(peer, id string) (IDUse, error) {
 	if err := checkID("message id", id); err != nil {
 		return IDFree, err
 	}
-	ix, err := tx.index(key(pfxMsgID, []byte(peer), sep, []byte(id)))
+	ix, err := tx.index(peer, id)
 	switch {
 	case err == ErrNotFound:
 		return IDFree, nil
@@ -606,14 +609,14 @@ func (tx *Tx) pruneSeen(cutoff time.Time, max int) (int, bool, error) {
 		if err != nil {
 			return false, err
 		}
-		if len(v) == 0 || v[0] != 0 {
+		if len(v) == 0 || v[0] != indexMarker {
 			return true, nil // a message's index
 		}
 		ix, err := unmarshalIndex(v)
 		if err != nil {
 			return false, fmt.Errorf("decode %q: %w", k, err)
 		}
-		if !ix.seen.Before(cutoff) {
+		if !ix.at.Before(cutoff) {
 			return true, nil
 		}
 		if len(keys) == max {

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
+	"unicode/utf8"
 
 	"github.com/dgraph-io/badger/v4"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // keyMigrateCursor remembers, between the batches of a migration, the last
@@ -66,7 +69,11 @@ func migrateStateToIndex(txn *badger.Txn) error {
 		if err != nil {
 			return 0, err
 		}
-		index, err := marshalIndex(k, m.Direction, m.State)
+		at, ok := msgKeyTime(k)
+		if !ok {
+			return 0, fmt.Errorf("%w: malformed message key", errCorrupt)
+		}
+		index, err := marshalIndex(at, m.Direction, m.State)
 		if err != nil {
 			return 0, err
 		}
@@ -113,6 +120,72 @@ func migrateSeenToIndex(txn *badger.Txn) error {
 		}
 		return n, txn.Delete(k)
 	})
+}
+
+// migrateIndexTime (schema 4 → 5) rewrites each message's msgid/ entry
+// from the schema-3 form (the whole msg/ key, direction, state) to the
+// schema-5 form (direction, the message's time, state): ~100 bytes less in
+// every index write. Seen-only markers, and entries a crashed earlier
+// batch already rewrote, start with a byte below 3 and are left alone.
+func migrateIndexTime(txn *badger.Txn) error {
+	return migrateEach(txn, [][]byte{pfxMsgID}, func(_, k, v []byte) (int, error) {
+		if len(v) > 0 && v[0] <= dirOutCode {
+			return 0, nil // a marker, or already in the schema-5 form
+		}
+		msgKey, dir, state, err := unmarshalIndexV3(v)
+		if err != nil {
+			return 0, err
+		}
+		at, ok := msgKeyTime(msgKey)
+		if !ok {
+			return 0, fmt.Errorf("%w: message index: malformed msg/ key", errCorrupt)
+		}
+		nv, err := marshalIndex(at, dir, state)
+		if err != nil {
+			return 0, err
+		}
+		return len(k) + len(nv), txn.Set(k, nv)
+	})
+}
+
+// unmarshalIndexV3 decodes a msgid/ value of schemas 3 and 4:
+//
+//	uvarint  length of the msg/ key (≥ 14, so never a schema-5 first byte)
+//	bytes    the msg/ key of the message
+//	byte     direction: 1 in, 2 out
+//	bytes    state, UTF-8, the rest of the value (≤ maxStateLen)
+func unmarshalIndexV3(b []byte) (msgKey []byte, dir, state string, err error) {
+	n, l := protowire.ConsumeVarint(b)
+	if l < 0 || protowire.SizeVarint(n) != l || n > uint64(len(b)-l) || n < uint64(len(pfxMsg))+10 {
+		return nil, "", "", fmt.Errorf("%w: message index: bad key length", errCorrupt)
+	}
+	msgKey = b[l : l+int(n)]
+	rest := b[l+int(n):]
+	if !bytes.HasPrefix(msgKey, pfxMsg) || len(rest) < 1 {
+		return nil, "", "", fmt.Errorf("%w: message index: malformed", errCorrupt)
+	}
+	switch rest[0] {
+	case dirInCode:
+		dir = DirIn
+	case dirOutCode:
+		dir = DirOut
+	default:
+		return nil, "", "", fmt.Errorf("%w: message index: unknown direction", errCorrupt)
+	}
+	if len(rest[1:]) > maxStateLen || !utf8.Valid(rest[1:]) {
+		return nil, "", "", fmt.Errorf("%w: message index: bad state", errCorrupt)
+	}
+	return msgKey, dir, string(rest[1:]), nil
+}
+
+// msgKeyTime returns the time in a msg/<peer>0x00<at:8><id> key.
+func msgKeyTime(k []byte) (time.Time, bool) {
+	i := bytes.IndexByte(k, 0)
+	if !bytes.HasPrefix(k, pfxMsg) || i < 0 || len(k) < i+1+8 {
+		return time.Time{}, false
+	}
+	ns := int64(binary.BigEndian.Uint64(k[i+1:]))
+	return time.Unix(0, ns), ns >= 0
 }
 
 // migrateEach calls fn for every key under the prefixes (given in key

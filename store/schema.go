@@ -15,7 +15,8 @@ import (
 //	2  they are the binary encodings in codec.go
 //	3  a message's state is in its msgid/ index entry, not in its value
 //	4  seen ids are markers under msgid/, not entries under seen/
-const currentSchema uint64 = 4
+//	5  a msgid/ entry holds the message's time, not its whole msg/ key
+const currentSchema uint64 = 5
 
 var keySchema = []byte("meta/schema")
 
@@ -38,6 +39,7 @@ var migrations = map[uint64]migration{
 	1: migrateBinaryValues,
 	2: migrateStateToIndex,
 	3: migrateSeenToIndex,
+	4: migrateIndexTime,
 }
 
 // checkSchema reads the stored version, refuses a newer one, and runs the
