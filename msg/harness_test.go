@@ -214,9 +214,25 @@ func (n *node) incoming(peer identity.AccountID) []store.Message {
 	return in
 }
 
+// outbox lists what waits for an ack: control messages' outbox entries
+// and the text messages queued in their index entries.
 func (n *node) outbox() []store.OutboxEntry {
 	n.t.Helper()
 	e, err := n.db.DueOutbox(time.Unix(0, 1<<62), 1<<20)
+	if err != nil {
+		n.t.Fatal(err)
+	}
+	err = n.db.View(func(tx *store.Tx) error {
+		qs, err := tx.Queued()
+		for _, q := range qs {
+			env, err := tx.QueuedEnvelope(q.Peer, q.ID)
+			if err != nil {
+				return err
+			}
+			e = append(e, store.OutboxEntry{ID: q.ID, Peer: q.Peer, Envelope: env, CreatedAt: q.At, NextAttempt: q.At})
+		}
+		return err
+	})
 	if err != nil {
 		n.t.Fatal(err)
 	}

@@ -385,7 +385,8 @@ type sealedFrame struct {
 func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent []string, err error) {
 	type item struct {
 		id      string
-		entry   store.OutboxEntry
+		entry   store.OutboxEntry // a control message's outbox entry
+		queued  bool              // a text message queued in its index entry
 		text    *store.Message
 		pending []byte // unsealed content
 		missing bool
@@ -413,10 +414,34 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		}
 		return frames, sent, nil
 	}
+	peerID := string(ps.id)
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
 		for _, i := range uncached {
 			it := item{id: ids[i]}
 			id := it.id
+			// A text message is queued in its index entry; a control
+			// message has an outbox entry.
+			env, err := tx.QueuedEnvelope(peerID, id)
+			if err == nil {
+				it.queued = true
+				switch {
+				case len(env) == 0:
+					m, err := tx.Message(peerID, id)
+					if err != nil {
+						return err
+					}
+					it.text = &m
+				case env[0] == envSealed:
+					it.entry.Envelope = env
+				default:
+					return fmt.Errorf("queued message %s: unknown envelope encoding %d", id, env[0])
+				}
+				items[i] = it
+				continue
+			}
+			if !errors.Is(err, store.ErrNotFound) {
+				return err
+			}
 			e, err := tx.Outbox(id)
 			if errors.Is(err, store.ErrNotFound) {
 				it.missing = true
@@ -452,7 +477,8 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	var writes []store.OutboxEntry
+	var writes []store.OutboxEntry // control messages' entries
+	queuedEnv := map[string][]byte{} // text messages' envelopes
 	var drop []string
 	advanced := false
 	for _, it := range items {
@@ -512,9 +538,13 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		advanced = true
 		f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
 		env, fb := f.sealedEnvelope()
-		e := it.entry
-		e.Envelope = env
-		writes = append(writes, e)
+		if it.queued {
+			queuedEnv[it.id] = env
+		} else {
+			e := it.entry
+			e.Envelope = env
+			writes = append(writes, e)
+		}
 		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt})
 	}
 	if advanced || len(drop) > 0 {
@@ -528,6 +558,11 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		err := s.cfg.DB.Update(func(tx *store.Tx) error {
 			for _, e := range writes {
 				if err := tx.PutOutbox(e); err != nil {
+					return err
+				}
+			}
+			for id, env := range queuedEnv {
+				if err := tx.SetQueuedEnvelope(peerID, id, env); err != nil {
 					return err
 				}
 			}
@@ -579,19 +614,29 @@ func (s *Service) markSent(ps *peerState, ids []string) {
 	}
 }
 
-// applyAcks removes acknowledged entries from the outbox and records the
-// new message states, in one transaction.
+// applyAcks takes acknowledged messages out of the outbox and records
+// their new states, in one transaction: a text message's index entry is
+// rewritten (Dequeue), a control message's outbox entry deleted. The
+// peer's queue start moves past the last text message acknowledged, or
+// goes when the queue empties. ps.mu is held across, as by every
+// transaction that queues text messages for ps.
 func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error {
 	type change struct{ id, state string }
 	var changes []change
+	peerID := string(ps.id)
+	ps.mu.Lock()
+	s.mu.Lock()
+	empty := len(ps.pending) <= len(acks) // fl is the head of ps.pending
+	s.mu.Unlock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		changes = changes[:0]
+		var last time.Time // the last text message acknowledged
 		for i, a := range acks {
 			id := fl[i].id
-			if err := tx.DeleteOutbox(id); err != nil {
-				return err
-			}
 			if fl[i].receipt {
+				if err := tx.DeleteOutbox(id); err != nil {
+					return err
+				}
 				continue
 			}
 			state := StateDelivered
@@ -599,22 +644,33 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 				state = StateFailed
 			}
 			changed := false
-			_, err := tx.UpdateMessageState(string(ps.id), id, func(m store.Message) (string, bool) {
+			m, err := tx.Dequeue(peerID, id, func(m store.Message) (string, bool) {
 				changed = m.State != StateRead && m.State != state
 				return state, changed
 			})
 			if errors.Is(err, store.ErrNotFound) {
-				continue
+				continue // deleted meanwhile
 			}
 			if err != nil {
 				return err
 			}
+			last = m.At
 			if changed {
 				changes = append(changes, change{id, state})
 			}
 		}
+		switch {
+		case empty && ps.qstart:
+			return tx.DeleteQueueStart(peerID)
+		case !empty && !last.IsZero():
+			return tx.SetQueueStart(peerID, last.Add(time.Nanosecond))
+		}
 		return nil
 	})
+	if err == nil && empty {
+		ps.qstart = false
+	}
+	ps.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("apply acks: %w", err)
 	}

@@ -206,6 +206,11 @@ type peerState struct {
 	// peer together with the transaction that persists them.
 	mu  sync.Mutex
 	set *e2e.SessionSet // nil: not loaded
+	// qstart: the store's qstart/ entry for this peer exists and is no
+	// later than its oldest queued text message (store/queue.go). Guarded
+	// by mu, which every transaction that queues or dequeues text
+	// messages for this peer holds.
+	qstart bool
 
 	// Guarded by Service.mu.
 	idOK    bool     // Send has parsed id: a valid account id
@@ -317,7 +322,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.loadPrekeys(); err != nil {
 		return fmt.Errorf("start messaging: %w", err)
 	}
-	queues, err := s.loadOutbox()
+	queues, qstarts, err := s.loadOutbox()
 	if err != nil {
 		return fmt.Errorf("start messaging: %w", err)
 	}
@@ -342,6 +347,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.cfg.Host.Network().Notify(s.notifiee)
 	// The stored queues go first, before any new Send can be queued.
 	s.mu.Lock()
+	for acct := range qstarts {
+		s.peerLocked(acct).qstart = true // nothing else runs yet: no ps.mu needed
+	}
 	for acct, ids := range queues {
 		ps := s.peerLocked(acct)
 		s.enqueueLocked(ps, false, nil, ids...)
@@ -585,11 +593,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 			r.m.Seq = max(c.NextSeq, 1)
 			c.NextSeq = r.m.Seq + 1
 			c.LastAt = r.m.At
-			// A fresh random 128-bit id: stored without reading first.
-			if err := tx.InsertMessage(r.m); err != nil {
-				return err
-			}
-			e := store.OutboxEntry{ID: r.m.ID, Peer: r.m.Peer, NextAttempt: r.m.At, CreatedAt: r.m.At}
+			var env []byte // not sealed yet
 			if ps := sealers[identity.AccountID(r.m.Peer)]; ps != nil {
 				f, ok := memo[r.m.ID]
 				if !ok || f.seq != r.m.Seq {
@@ -600,10 +604,19 @@ func (s *Service) commitSends(batch []*sendReq) {
 					memo[r.m.ID] = f
 				}
 				frames[r.m.ID] = f
-				e.Envelope = f.env
+				env = f.env
 			}
-			if err := tx.PutOutbox(e); err != nil {
+			// A fresh random 128-bit id: stored without reading first,
+			// queued in its own index entry with the envelope.
+			if err := tx.InsertQueued(r.m, env); err != nil {
 				return err
+			}
+		}
+		for _, acct := range accts {
+			if !s.peer(acct).qstart {
+				if err := tx.SetQueueStart(string(acct), groups[acct][0].m.At); err != nil {
+					return err
+				}
 			}
 		}
 		for _, c := range convs {
@@ -629,6 +642,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 	if err == nil {
 		for _, acct := range accts {
 			ps := s.peer(acct)
+			ps.qstart = true
 			var ids []string
 			var fs []sealedFrame
 			for _, r := range groups[acct] {
@@ -842,31 +856,54 @@ func (s *Service) startSenderLocked(ps *peerState) {
 	s.wg.Go(func() { s.runSender(ps) })
 }
 
-// loadOutbox returns the outbox ids per peer in the order they were queued.
-func (s *Service) loadOutbox() (map[identity.AccountID][]string, error) {
-	var entries []store.OutboxEntry
+// loadOutbox returns the outbox ids per peer in the order they were
+// queued: the control messages' outbox entries and the text messages
+// queued in their index entries, found from each peer's queue start. It
+// also returns the peers that have a queue start.
+func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.AccountID]bool, error) {
+	type queued struct {
+		id string
+		at time.Time
+	}
+	byPeer := map[identity.AccountID][]queued{}
+	qstarts := map[identity.AccountID]bool{}
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		var err error
-		entries, err = tx.DueOutbox(time.Unix(0, 1<<62), 1<<30)
+		entries, err := tx.DueOutbox(time.Unix(0, 1<<62), 1<<30)
+		if err != nil {
+			return err
+		}
+		for _, e := range entries {
+			p := identity.AccountID(e.Peer)
+			byPeer[p] = append(byPeer[p], queued{e.ID, e.CreatedAt})
+		}
+		starts, err := tx.QueueStarts()
+		if err != nil {
+			return err
+		}
+		for peer := range starts {
+			qstarts[identity.AccountID(peer)] = true
+		}
+		qs, err := tx.Queued()
+		for _, q := range qs {
+			p := identity.AccountID(q.Peer)
+			byPeer[p] = append(byPeer[p], queued{q.ID, q.At})
+		}
 		return err
 	})
 	if err != nil {
-		return nil, fmt.Errorf("load outbox: %w", err)
+		return nil, nil, fmt.Errorf("load outbox: %w", err)
 	}
-	slices.SortStableFunc(entries, func(a, b store.OutboxEntry) int {
-		if c := a.CreatedAt.Compare(b.CreatedAt); c != 0 {
-			return c
-		}
-		return 0
-	})
 	out := map[identity.AccountID][]string{}
-	for _, e := range entries {
-		out[identity.AccountID(e.Peer)] = append(out[identity.AccountID(e.Peer)], e.ID)
-		if e.CreatedAt.After(s.lastAt) {
-			s.lastAt = e.CreatedAt
+	for p, qs := range byPeer {
+		slices.SortStableFunc(qs, func(a, b queued) int { return a.at.Compare(b.at) })
+		for _, q := range qs {
+			out[p] = append(out[p], q.id)
+			if q.at.After(s.lastAt) {
+				s.lastAt = q.at
+			}
 		}
 	}
-	return out, nil
+	return out, qstarts, nil
 }
 
 // loadSetLocked loads ps's sessions from the store if they are not in

@@ -206,6 +206,9 @@ func (r *reader) bytes(typ protowire.Type, max int) []byte {
 	case len(v) > max:
 		r.fail(fmt.Sprintf("field %d: %d bytes exceeds %d", r.last, len(v), max))
 		return nil
+	case n != protowire.SizeBytes(len(v)):
+		r.fail(fmt.Sprintf("field %d: non-minimal length", r.last))
+		return nil
 	}
 	r.b = r.b[n:]
 	return v
@@ -235,6 +238,9 @@ func (r *reader) int(typ protowire.Type) int {
 const (
 	dirInCode  = 1
 	dirOutCode = 2
+	// queuedCode is the msgid/ kind of an outgoing message still in the
+	// outbox (schema 6): its index entry also holds the outbox envelope.
+	queuedCode = 3
 )
 
 // marshalMessage encodes m, which PutMessage has validated.
@@ -478,13 +484,27 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 //	bytes    messages only: the state, UTF-8, the rest of the value
 //	         (≤ maxStateLen)
 //
+// Since schema 6 an outgoing message not yet acknowledged has kind 3 and
+// carries its outbox envelope, so queuing it and its acknowledgement each
+// write this one entry instead of an outbox entry as well:
+//
+//	byte     3
+//	uint64   big-endian unix nanoseconds, ≥ 0: the message's time
+//	uvarint  length of the state (minimal, ≤ maxStateLen)
+//	bytes    the state, UTF-8
+//	bytes    the envelope, the rest of the value (≤ maxEnvelopeLen; empty:
+//	         not sealed yet)
+//
 // (Schemas 3 and 4 held the whole msg/ key instead of its time: ~100 bytes
 // more in every index write; migrate.go reads that form.)
 type msgIndex struct {
-	at    time.Time // the message's time; a marker's first-seen time
-	dir   string    // DirIn, DirOut, or "" for a seen-only marker
-	state string
-	key   []byte // the message's msg/ key, set by Tx.index
+	at       time.Time // the message's time; a marker's first-seen time
+	dir      string    // DirIn, DirOut, or "" for a seen-only marker
+	state    string
+	queued   bool   // an outgoing message in the outbox
+	env      []byte // its envelope when queued
+	envKnown bool   // env was read (a queued index can be rewritten)
+	key      []byte // the message's msg/ key, set by Tx.index
 }
 
 // marker reports whether ix records a seen id with no message behind it.
@@ -518,13 +538,50 @@ func marshalIndex(at time.Time, dir, state string) ([]byte, error) {
 	return append(b, state...), nil
 }
 
+// marshalQueued encodes the index entry of an outgoing message in the
+// outbox, with its envelope.
+func marshalQueued(at time.Time, state string, env []byte) ([]byte, error) {
+	if len(state) > maxStateLen || !utf8.ValidString(state) {
+		return nil, fmt.Errorf("%w: message state %q", ErrInvalid, state)
+	}
+	if len(env) > maxEnvelopeLen {
+		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", ErrInvalid, len(env), maxEnvelopeLen)
+	}
+	if err := checkTime("message time", at); err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 10+len(state)+len(env))
+	b = binary.BigEndian.AppendUint64(append(b, queuedCode), uint64(at.UnixNano()))
+	b = protowire.AppendVarint(b, uint64(len(state)))
+	b = append(b, state...)
+	return append(b, env...), nil
+}
+
+// marshal re-encodes ix in its kind's form.
+func (ix msgIndex) marshal() ([]byte, error) {
+	switch {
+	case ix.marker():
+		return marshalSeen(ix.at), nil
+	case ix.queued:
+		if !ix.envKnown {
+			return nil, errors.New("bug: rewriting a queued message's index without its envelope")
+		}
+		return marshalQueued(ix.at, ix.state, ix.env)
+	}
+	return marshalIndex(ix.at, ix.dir, ix.state)
+}
+
 // unmarshalIndex decodes a msgid/ value: a message's index or a seen-only
-// marker. key is left for the caller, who knows the peer and id.
+// marker; env aliases b. key is left for the caller, who knows the peer
+// and id.
 func unmarshalIndex(b []byte) (msgIndex, error) {
 	if len(b) < 9 || int64(binary.BigEndian.Uint64(b[1:9])) < 0 {
 		return msgIndex{}, fmt.Errorf("%w: message index: malformed", errCorrupt)
 	}
 	ix := msgIndex{at: time.Unix(0, int64(binary.BigEndian.Uint64(b[1:9])))}
+	if ix.at.Year() >= 2262 { // what checkTime lets the encoders write
+		return msgIndex{}, fmt.Errorf("%w: message index: time out of range", errCorrupt)
+	}
 	switch b[0] {
 	case indexMarker:
 		if len(b) != 9 {
@@ -535,6 +592,18 @@ func unmarshalIndex(b []byte) (msgIndex, error) {
 		ix.dir = DirIn
 	case dirOutCode:
 		ix.dir = DirOut
+	case queuedCode:
+		ix.dir, ix.queued = DirOut, true
+		n, l := protowire.ConsumeVarint(b[9:])
+		if l < 0 || protowire.SizeVarint(n) != l || n > maxStateLen || n > uint64(len(b)-9-l) {
+			return msgIndex{}, fmt.Errorf("%w: message index: bad state length", errCorrupt)
+		}
+		state, env := b[9+l:9+l+int(n)], b[9+l+int(n):]
+		if !utf8.Valid(state) || len(env) > maxEnvelopeLen {
+			return msgIndex{}, fmt.Errorf("%w: message index: bad state or envelope", errCorrupt)
+		}
+		ix.state, ix.env, ix.envKnown = string(state), env, true
+		return ix, nil
 	default:
 		return msgIndex{}, fmt.Errorf("%w: message index: unknown kind", errCorrupt)
 	}

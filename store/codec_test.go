@@ -104,6 +104,7 @@ func TestCodecStrict(t *testing.T) {
 		"wrong wire type":    "08011201701802380c",
 		"non-minimal varint": "0a026d3112017018820038 0c",
 		"non-minimal tag":    "8a00026d31",
+		"non-minimal length": "0a82006d311201701802380c",
 		"zero varint":        "0a026d31120170180220 00380c",
 		"empty bytes":        "0a0012017018 02380c",
 		"bad direction":      "0a026d311201701803380c",
@@ -169,7 +170,7 @@ func TestCodecLimits(t *testing.T) {
 }
 
 func FuzzStoredValues(f *testing.F) {
-	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000"} {
+	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000", "03188a4e0c34af00000473656e7402aa"} {
 		f.Add(mustHex(f, h))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -191,11 +192,7 @@ func FuzzStoredValues(f *testing.F) {
 		}
 		if ix, err := unmarshalIndex(b); err == nil {
 			var out []byte
-			if ix.marker() {
-				out = marshalSeen(ix.at)
-			} else {
-				out, err = marshalIndex(ix.at, ix.dir, ix.state)
-			}
+			out, err = ix.marshal()
 			if err != nil || !bytes.Equal(out, b) {
 				t.Fatalf("index %x re-encodes as %x, %v", b, out, err)
 			}
@@ -302,14 +299,57 @@ func checkMigrated(t *testing.T, db *DB, msgs []Message, outs []OutboxEntry, con
 	if err != nil || len(page) != min(1000, (len(msgs)+1)/2) || page[0].ID != "id00000" {
 		t.Fatalf("Messages after migration: %d, %v", len(page), err)
 	}
-	due, err := db.DueOutbox(t0.Add(365*24*time.Hour), 1<<20)
-	if err != nil || len(due) != len(outs) {
-		t.Fatalf("DueOutbox after migration: %d entries, %v; want %d", len(due), err, len(outs))
+	// Outbox entries of outgoing messages are now those messages' queued
+	// index entries (schema 6); the rest stay outbox entries.
+	dir := map[string]string{}
+	for _, m := range msgs {
+		dir[m.ID] = m.Direction
 	}
-	for i, e := range outs {
+	var keep, queued []OutboxEntry
+	for _, e := range outs {
+		if dir[e.ID] == DirOut {
+			queued = append(queued, e)
+		} else {
+			keep = append(keep, e)
+		}
+	}
+	if len(keep) == 0 || len(queued) == 0 {
+		t.Fatal("test data without both kinds of outbox entry")
+	}
+	due, err := db.DueOutbox(t0.Add(365*24*time.Hour), 1<<20)
+	if err != nil || len(due) != len(keep) {
+		t.Fatalf("DueOutbox after migration: %d entries, %v; want %d", len(due), err, len(keep))
+	}
+	for i, e := range keep {
 		if !sameOutbox(due[i], e) {
 			t.Fatalf("outbox %d after migration = %+v, want %+v", i, due[i], e)
 		}
+	}
+	err = db.View(func(tx *Tx) error {
+		starts, err := tx.QueueStarts()
+		if err != nil {
+			return err
+		}
+		if len(starts) != 2 {
+			return fmt.Errorf("queue starts %v, want one per peer", starts)
+		}
+		got, err := tx.Queued()
+		if err != nil {
+			return err
+		}
+		if len(got) != len(queued) {
+			return fmt.Errorf("%d queued messages, want %d", len(got), len(queued))
+		}
+		for _, e := range queued {
+			env, err := tx.QueuedEnvelope(e.Peer, e.ID)
+			if err != nil || !bytes.Equal(env, e.Envelope) {
+				return fmt.Errorf("envelope of %s = %x, %v; want %x", e.ID, env, err, e.Envelope)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("queued messages after migration: %v", err)
 	}
 	cs, err := db.Conversations()
 	if err != nil || len(cs) != len(convs) {
@@ -640,6 +680,7 @@ func TestMessageIndex(t *testing.T) {
 		"marker long":    append(bytes.Clone(mb), 0),
 		"marker < 1970":  append([]byte{0}, 0x80, 0, 0, 0, 0, 0, 0, 0),
 		"index < 1970":   append([]byte{2, 0x80, 0, 0, 0, 0, 0, 0, 0}, "sent"...),
+		"index ≥ 2262":   append([]byte{1, 0x7f, 0xff, 0x30, 0x30, 0x30, 0x30, 0x30, 0x30}, "sent"...),
 		"empty":          {},
 		"short time":     b[:8],
 		"unknown kind":   append([]byte{3}, b[1:]...),

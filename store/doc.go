@@ -62,14 +62,19 @@
 //	                                     message, a deleted incoming message), 0x00 and the
 //	                                     time first seen. One read here dedups an incoming
 //	                                     id (IDUse)
-//	out/<id>                             OutboxEntry (binary); DueOutbox reads them all
+//	                                     A queued outgoing message's entry also holds its
+//	                                     outbox envelope (kind 3, store/queue.go)
+//	qstart/<peer>                        8-byte big-endian unix nanoseconds: no queued
+//	                                     message of peer is older (start-up reads from here)
+//	out/<id>                             OutboxEntry (binary) of a control message (read
+//	                                     receipt, call signal); DueOutbox reads them all
 //	                                     (the outbox holds only unacknowledged messages)
 //	sess/<peer>                          raw session state bytes
 //	call/<start:8><id>                   Call (call log, at most MaxCalls)
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 5). Open refuses a newer
+// meta/schema holds the layout version (currently 6). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -84,6 +89,9 @@
 //	       incoming message cost a read and a write more while both existed)
 //	4 → 5  msgid/ entries hold the message's time instead of its whole msg/ key
 //	       (~100 bytes less in each of the three index writes per message)
+//	5 → 6  a text message's out/ entry moves into its msgid/ entry (queued, with
+//	       the envelope) and qstart/<peer> is set: queuing and acknowledging a
+//	       message write one entry each instead of two
 //
 // # Transactions
 //

@@ -71,7 +71,7 @@ var (
 	pfxMsgID   = []byte("msgid/")
 	pfxOut     = []byte("out/")
 	pfxOutDue  = []byte("outdue/") // schema 1 only: the outbox index by time
-	pfxSeen    = []byte("seen/") // schema ≤ 3 only: seen ids are msgid/ markers since 4
+	pfxSeen    = []byte("seen/")   // schema ≤ 3 only: seen ids are msgid/ markers since 4
 	pfxSession = []byte("sess/")
 	sep        = []byte{0}
 )
@@ -183,6 +183,12 @@ const (
 )
 
 func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
+	return tx.putMessageQueued(m, mode, false, nil)
+}
+
+// putMessageQueued is putMessage for a message that, when queued, is an
+// outgoing message in the outbox with envelope env.
+func (tx *Tx) putMessageQueued(m Message, mode putMode, queued bool, env []byte) (bool, error) {
 	if err := checkID("peer", m.Peer); err != nil {
 		return false, err
 	}
@@ -200,9 +206,9 @@ func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 	}
 	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
 	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
-	index, err := marshalIndex(m.At, m.Direction, m.State)
-	if err != nil {
-		return false, err
+	ix := msgIndex{at: m.At, dir: m.Direction, state: m.State, queued: queued, env: env, envKnown: true}
+	if queued && m.Direction != DirOut {
+		return false, fmt.Errorf("%w: only an outgoing message can be queued", ErrInvalid)
 	}
 	body := m
 	body.State = "" // the state lives in the index
@@ -211,18 +217,29 @@ func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 		return false, err
 	}
 	if mode != putInsert {
-		old, err := tx.index(m.Peer, m.ID)
+		old, err := tx.indexWithEnv(m.Peer, m.ID)
 		switch {
 		case err == ErrNotFound:
 		case err != nil:
 			return false, err
 		case mode == putAdd:
 			return false, nil
-		case !old.marker() && !bytes.Equal(old.key, msgKey):
-			if err := tx.del(old.key); err != nil {
-				return false, err
+		case old.marker():
+		default:
+			if !bytes.Equal(old.key, msgKey) {
+				if err := tx.del(old.key); err != nil {
+					return false, err
+				}
+			}
+			if old.queued && m.Direction == DirOut {
+				// Replacing a queued message keeps it in the outbox.
+				ix.queued, ix.env = true, old.env
 			}
 		}
+	}
+	index, err := ix.marshal()
+	if err != nil {
+		return false, err
 	}
 	if err := tx.setRaw(idKey, index); err != nil {
 		return false, err
@@ -231,8 +248,18 @@ func (tx *Tx) putMessage(m Message, mode putMode) (bool, error) {
 }
 
 // index reads and decodes the msgid/ entry of peer's message id, with the
-// message's msg/ key, or returns ErrNotFound.
+// message's msg/ key, or returns ErrNotFound. A queued message's envelope
+// is left out (indexWithEnv has it).
 func (tx *Tx) index(peer, id string) (msgIndex, error) {
+	return tx.readIndex(peer, id, false)
+}
+
+// indexWithEnv is index with a queued message's envelope, for rewriting it.
+func (tx *Tx) indexWithEnv(peer, id string) (msgIndex, error) {
+	return tx.readIndex(peer, id, true)
+}
+
+func (tx *Tx) readIndex(peer, id string, withEnv bool) (msgIndex, error) {
 	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
 	var ix msgIndex
 	err := tx.peek(idKey, func(v []byte) error {
@@ -240,6 +267,11 @@ func (tx *Tx) index(peer, id string) (msgIndex, error) {
 		ix, err = unmarshalIndex(v)
 		if err != nil {
 			return fmt.Errorf("decode %q: %w", idKey, err)
+		}
+		if withEnv {
+			ix.env = bytes.Clone(ix.env)
+		} else {
+			ix.env, ix.envKnown = nil, false
 		}
 		return nil
 	})
@@ -295,7 +327,7 @@ func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state 
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
-	ix, err := tx.index(peer, id)
+	ix, err := tx.indexWithEnv(peer, id)
 	if err != nil {
 		return Message{}, err
 	}
@@ -307,7 +339,8 @@ func (tx *Tx) UpdateMessageState(peer, id string, decide func(m Message) (state 
 	if !ok || state == m.State {
 		return m, nil
 	}
-	index, err := marshalIndex(ix.at, ix.dir, state)
+	ix.state = state
+	index, err := ix.marshal() // a queued message stays queued, with its envelope
 	if err != nil {
 		return Message{}, err
 	}

@@ -148,6 +148,62 @@ func migrateIndexTime(txn *badger.Txn) error {
 	})
 }
 
+// migrateOutboxToIndex (schema 5 → 6) moves each text message's outbox
+// entry into the message's index entry (kind 3, queued, with the
+// envelope), keeps qstart/<peer> at or before the oldest, and deletes the
+// out/ entry. An out/ entry with no outgoing message under its id is a
+// control message and stays.
+func migrateOutboxToIndex(txn *badger.Txn) error {
+	return migrateEach(txn, [][]byte{pfxOut}, func(_, k, v []byte) (int, error) {
+		e, err := unmarshalOutbox(v)
+		if err != nil {
+			return 0, err
+		}
+		idKey := key(pfxMsgID, []byte(e.Peer), sep, []byte(e.ID))
+		var ix msgIndex
+		switch it, err := txn.Get(idKey); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+			return 0, nil // a control message
+		case err != nil:
+			return 0, err
+		default:
+			if err := it.Value(func(b []byte) error { ix, err = unmarshalIndex(b); return err }); err != nil {
+				return 0, fmt.Errorf("index of %q: %w", k, err)
+			}
+		}
+		if ix.dir != DirOut || ix.queued {
+			return 0, nil
+		}
+		nv, err := marshalQueued(ix.at, ix.state, e.Envelope)
+		if err != nil {
+			return 0, err
+		}
+		if err := txn.Set(idKey, nv); err != nil {
+			return 0, err
+		}
+		qk := key(pfxQueueStart, []byte(e.Peer))
+		start := ix.at
+		switch it, err := txn.Get(qk); {
+		case errors.Is(err, badger.ErrKeyNotFound):
+		case err != nil:
+			return 0, err
+		default:
+			if err := it.Value(func(b []byte) error {
+				if len(b) == 8 && int64(binary.BigEndian.Uint64(b)) < start.UnixNano() {
+					start = time.Unix(0, int64(binary.BigEndian.Uint64(b)))
+				}
+				return nil
+			}); err != nil {
+				return 0, err
+			}
+		}
+		if err := txn.Set(qk, be64(start)); err != nil {
+			return 0, err
+		}
+		return len(idKey) + len(nv) + len(qk) + 8, txn.Delete(k)
+	})
+}
+
 // unmarshalIndexV3 decodes a msgid/ value of schemas 3 and 4:
 //
 //	uvarint  length of the msg/ key (≥ 14, so never a schema-5 first byte)

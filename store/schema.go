@@ -16,7 +16,9 @@ import (
 //	3  a message's state is in its msgid/ index entry, not in its value
 //	4  seen ids are markers under msgid/, not entries under seen/
 //	5  a msgid/ entry holds the message's time, not its whole msg/ key
-const currentSchema uint64 = 5
+//	6  a queued text message's outbox envelope is in its msgid/ entry (kind
+//	   3), with qstart/<peer>; out/ holds control messages only
+const currentSchema uint64 = 6
 
 var keySchema = []byte("meta/schema")
 
@@ -40,6 +42,7 @@ var migrations = map[uint64]migration{
 	2: migrateStateToIndex,
 	3: migrateSeenToIndex,
 	4: migrateIndexTime,
+	5: migrateOutboxToIndex,
 }
 
 // checkSchema reads the stored version, refuses a newer one, and runs the

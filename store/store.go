@@ -153,6 +153,11 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		WithCompression(options.None).
 		WithMetricsEnabled(false).
 		WithLogger(badgerLogger{log})
+	if opts.InMemory {
+		// Without a value log every value stays in the LSM tree, and badger
+		// refuses one above the threshold: take the largest it allows.
+		bo = bo.WithValueThreshold(1 << 20)
+	}
 	if !opts.InMemory {
 		// badger leaks goroutines when Open fails on a key mismatch, so
 		// check the key against the key registry (read-only) first.
