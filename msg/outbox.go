@@ -477,7 +477,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	var writes []store.OutboxEntry // control messages' entries
+	var writes []store.OutboxEntry   // control messages' entries
 	queuedEnv := map[string][]byte{} // text messages' envelopes
 	var drop []string
 	advanced := false
