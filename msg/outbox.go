@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/callsign/callsign/identity"
@@ -690,12 +691,25 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 
 // removePending drops ids from ps's in-memory queue.
 func (s *Service) removePending(ps *peerState, ids []string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	defer func() {
+		for _, id := range ids {
+			delete(ps.frames, id)
+			delete(ps.unsealed, id)
+		}
+	}()
+	// Acks come in queue order: the common case is the head of the queue,
+	// cut off without a pass over a long backlog.
+	if len(ids) <= len(ps.pending) && slices.Equal(ps.pending[:len(ids)], ids) {
+		clear(ps.pending[:len(ids)])
+		ps.pending = ps.pending[len(ids):]
+		return
+	}
 	gone := make(map[string]bool, len(ids))
 	for _, id := range ids {
 		gone[id] = true
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	out := ps.pending[:0]
 	for _, id := range ps.pending {
 		if !gone[id] {
@@ -704,8 +718,4 @@ func (s *Service) removePending(ps *peerState, ids []string) {
 	}
 	clear(ps.pending[len(out):])
 	ps.pending = out
-	for _, id := range ids {
-		delete(ps.frames, id)
-		delete(ps.unsealed, id)
-	}
 }
