@@ -650,7 +650,12 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 				return state, changed
 			})
 			if errors.Is(err, store.ErrNotFound) {
-				continue // deleted meanwhile
+				// Deleted meanwhile; or a text message whose outbox entry
+				// predates schema 6 and had lost its message: delete that.
+				if err := tx.DeleteOutbox(id); err != nil {
+					return err
+				}
+				continue
 			}
 			if err != nil {
 				return err
