@@ -11,9 +11,12 @@
 //
 // # Delivery guarantees
 //
-// Send writes the message (state queued) and its outbox entry in one
-// transaction and returns; the Sends waiting together share one
-// transaction (group commit). When the peer's session is in memory and
+// Send writes the message (state queued) and queues it in one transaction
+// and returns; the Sends waiting together share one transaction (group
+// commit). A text message waits in the outbox as its own index entry, which
+// holds the envelope (store.Tx.InsertQueued; the ack rewrites it with
+// Dequeue), so queuing and acknowledging write one entry each; control
+// messages (read receipts, call signals) have outbox entries. When the peer's session is in memory and
 // nothing older waits to be sealed, the message is sealed in that same
 // transaction: message, sealed Deliver frame and the ratchet state it
 // advanced commit together, and the frame stays in memory so sending it
@@ -24,9 +27,10 @@
 // are written in one transaction. Either way a crash never desynchronises
 // a session, and every retry resends the same bytes. The sender applies
 // the acks that arrived together in one transaction. The recipient acknowledges a frame only
-// after the message, its seen id, the conversation and the ratchet state are
-// committed in one transaction; it deduplicates by message id before
-// decrypting, so a message is never shown twice. Unacknowledged entries are
+// after the message (whose index entry is its seen id), the conversation and
+// the ratchet state are committed in one transaction; it deduplicates by
+// message id before decrypting, with one read (store.Tx.IDUse), so a
+// message is never shown twice. Unacknowledged entries are
 // retried with exponential backoff (Config.RetryMin..RetryMax, ±20%
 // jitter); a peer connecting, or Kick, retries at once. States:
 // queued → sent (written to the stream) → delivered (acked) → read (read

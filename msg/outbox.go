@@ -18,7 +18,8 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-// Outbox envelope encodings (store.OutboxEntry.Envelope, msg's own):
+// Outbox envelope encodings (a queued text message's envelope in its index
+// entry, or store.OutboxEntry.Envelope of a control message; msg's own):
 //
 //	empty                       a text message not yet sealed; its plaintext is the
 //	                            store.Message with the same id
