@@ -350,3 +350,46 @@ func TestBundleRotates(t *testing.T) {
 		t.Fatal("bundle unchanged after rotation")
 	}
 }
+
+// TestQueueStartFollowsTheQueue: the store's queue start goes when the
+// queue empties and comes back with the next message, so messages queued
+// after a drained queue are still found after a restart.
+func TestQueueStartFollowsTheQueue(t *testing.T) {
+	a, b := pair(t, func(c *Config) { c.RetryMin, c.RetryMax = 50*time.Millisecond, 200*time.Millisecond })
+	starts := func() map[string]time.Time {
+		t.Helper()
+		var s map[string]time.Time
+		if err := a.db.View(func(tx *store.Tx) (err error) { s, err = tx.QueueStarts(); return err }); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for i := range 3 {
+		a.send(b, fmt.Sprintf("m%04d", i))
+	}
+	waitFor(t, 10*time.Second, "the first messages delivered", func() bool {
+		return len(a.outbox()) == 0 && len(b.incoming(a.id())) == 3
+	})
+	if s := starts(); len(s) != 0 {
+		t.Fatalf("queue start %v left after the queue emptied", s)
+	}
+	b.stop()
+	for i := 3; i < 5; i++ {
+		a.send(b, fmt.Sprintf("m%04d", i))
+	}
+	if s := starts(); len(s) != 1 {
+		t.Fatalf("queue starts %v after queuing for an offline peer, want one", s)
+	}
+	a.stop()
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	waitFor(t, 20*time.Second, "the messages queued before the restart", func() bool {
+		return len(a.outbox()) == 0 && len(b.incoming(a.id())) == 5
+	})
+	checkExactlyOnce(t, a, b, 5)
+	if s := starts(); len(s) != 0 {
+		t.Fatalf("queue start %v left after the queue emptied again", s)
+	}
+}
