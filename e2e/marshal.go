@@ -158,40 +158,63 @@ func (s *PrekeyState) Marshal() ([]byte, error) {
 	e.Bytes(3, s.identitySig)
 	e.Uint(4, uint64(s.nextID))
 	for _, k := range s.signed {
-		e.Bytes(5, marshalDHPrekey(k))
+		e.Bytes(5, k.marshal(k.raw[:]))
 	}
 	for _, k := range s.pq {
-		e.Bytes(6, marshalPQPrekey(k))
+		e.Bytes(6, k.marshal(k.seed[:]))
 	}
 	for _, k := range s.oneTime {
-		e.Bytes(7, marshalDHPrekey(k))
+		e.Bytes(7, k.marshal(k.raw[:]))
 	}
 	for _, k := range s.oneTimePQ {
-		e.Bytes(8, marshalPQPrekey(k))
+		e.Bytes(8, k.marshal(k.seed[:]))
 	}
 	return e.B, nil
 }
 
-func marshalDHPrekey(k dhPrekey) []byte {
+// marshal encodes a prekey whose secret (X25519 scalar or ML-KEM seed) is
+// secret; the schema is the same for both kinds.
+func (m *prekeyMeta) marshal(secret []byte) []byte {
 	var e wire.Encoder
-	e.Uint(1, uint64(k.id))
-	e.Bytes(2, k.raw[:])
-	e.Bytes(3, k.sig)
-	e.Uint(4, uint64(max(k.created, 0)))
-	e.Uint(5, uint64(max(k.retired, 0)))
-	e.Bool(6, k.issued)
+	e.Uint(1, uint64(m.id))
+	e.Bytes(2, secret)
+	e.Bytes(3, m.sig)
+	e.Uint(4, uint64(max(m.created, 0)))
+	e.Uint(5, uint64(max(m.retired, 0)))
+	e.Bool(6, m.issued)
 	return e.B
 }
 
-func marshalPQPrekey(k pqPrekey) []byte {
-	var e wire.Encoder
-	e.Uint(1, uint64(k.id))
-	e.Bytes(2, k.seed[:])
-	e.Bytes(3, k.sig)
-	e.Uint(4, uint64(max(k.created, 0)))
-	e.Uint(5, uint64(max(k.retired, 0)))
-	e.Bool(6, k.issued)
-	return e.B
+// readPrekeys decodes the repeated prekey field num of d (at most limit of
+// them, each with a secret of secretSize bytes and an id unused so far and
+// below nextID) and builds each with mk.
+func readPrekeys[T any](d *wire.Decoder, num protowire.Number, limit, secretSize int, ids map[uint32]bool, nextID uint32, mk func(prekeyMeta, []byte) T) []T {
+	var out []T
+	for d.More(num) {
+		v := d.Bytes(num, 1, 256)
+		if len(out) >= limit {
+			d.Fail("more than %d prekeys in field %d", limit, num)
+			return nil
+		}
+		k := wire.NewDecoder(v, ErrMalformed)
+		m := prekeyMeta{id: uint32(k.Uint(1, math.MaxUint32))}
+		secret := k.Fixed(2, secretSize)
+		m.sig = clone(k.Fixed(3, sigSize))
+		m.created = int64(k.Uint(4, math.MaxInt64))
+		m.retired = int64(k.Uint(5, math.MaxInt64))
+		m.issued = k.Bool(6)
+		if err := k.End(); err != nil {
+			d.Fail("prekey in field %d: %v", num, err)
+			return nil
+		}
+		if m.id == 0 || ids[m.id] || m.id >= nextID {
+			d.Fail("bad prekey id %d", m.id)
+			return nil
+		}
+		ids[m.id] = true
+		out = append(out, mk(m, secret))
+	}
+	return out
 }
 
 // UnmarshalPrekeyState decodes a state written by PrekeyState.Marshal,
@@ -217,63 +240,21 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 	s.identitySig = clone(d.Fixed(3, sigSize))
 	s.nextID = uint32(d.Uint(4, math.MaxUint32))
 	ids := map[uint32]bool{}
+	newDH := func(m prekeyMeta, secret []byte) dhPrekey {
+		k := dhPrekey{prekeyMeta: m}
+		copy(k.raw[:], secret)
+		return k
+	}
+	newPQ := func(m prekeyMeta, secret []byte) pqPrekey {
+		k := pqPrekey{prekeyMeta: m}
+		copy(k.seed[:], secret)
+		return k
+	}
 	readDH := func(num protowire.Number, limit int) []dhPrekey {
-		var out []dhPrekey
-		for d.More(num) {
-			v := d.Bytes(num, 1, 256)
-			if len(out) >= limit {
-				d.Fail("more than %d prekeys in field %d", limit, num)
-				return nil
-			}
-			k := wire.NewDecoder(v, ErrMalformed)
-			p := dhPrekey{id: uint32(k.Uint(1, math.MaxUint32))}
-			priv := k.Fixed(2, keySize)
-			p.sig = clone(k.Fixed(3, sigSize))
-			p.created = int64(k.Uint(4, math.MaxInt64))
-			p.retired = int64(k.Uint(5, math.MaxInt64))
-			p.issued = k.Bool(6)
-			if err := k.End(); err != nil {
-				d.Fail("prekey: %v", err)
-				return nil
-			}
-			copy(p.raw[:], priv)
-			if p.id == 0 || ids[p.id] || p.id >= s.nextID {
-				d.Fail("bad prekey id %d", p.id)
-				return nil
-			}
-			ids[p.id] = true
-			out = append(out, p)
-		}
-		return out
+		return readPrekeys(d, num, limit, keySize, ids, s.nextID, newDH)
 	}
 	readPQ := func(num protowire.Number, limit int) []pqPrekey {
-		var out []pqPrekey
-		for d.More(num) {
-			v := d.Bytes(num, 1, 256)
-			if len(out) >= limit {
-				d.Fail("more than %d prekeys in field %d", limit, num)
-				return nil
-			}
-			k := wire.NewDecoder(v, ErrMalformed)
-			p := pqPrekey{id: uint32(k.Uint(1, math.MaxUint32))}
-			seed := k.Fixed(2, mlkem.SeedSize)
-			p.sig = clone(k.Fixed(3, sigSize))
-			p.created = int64(k.Uint(4, math.MaxInt64))
-			p.retired = int64(k.Uint(5, math.MaxInt64))
-			p.issued = k.Bool(6)
-			if err := k.End(); err != nil {
-				d.Fail("pq prekey: %v", err)
-				return nil
-			}
-			copy(p.seed[:], seed)
-			if p.id == 0 || ids[p.id] || p.id >= s.nextID {
-				d.Fail("bad prekey id %d", p.id)
-				return nil
-			}
-			ids[p.id] = true
-			out = append(out, p)
-		}
-		return out
+		return readPrekeys(d, num, limit, mlkem.SeedSize, ids, s.nextID, newPQ)
 	}
 	s.signed = readDH(5, maxRetiredPrekeys+1)
 	s.pq = readPQ(6, maxRetiredPrekeys+1)

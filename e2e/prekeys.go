@@ -30,17 +30,22 @@ const (
 	maxRetiredPrekeys = 4
 )
 
-// dhPrekey and pqPrekey keep the raw private key and build the crypto
-// objects (a scalar multiplication, an ML-KEM key expansion) on first use, so
-// loading a state with many one-time prekeys stays cheap.
-type dhPrekey struct {
+// prekeyMeta is what both kinds of prekey hold besides their secret.
+type prekeyMeta struct {
 	id      uint32
-	raw     [keySize]byte
 	sig     []byte
 	created int64 // unix seconds
 	retired int64 // unix seconds; 0 while current or unused
 	issued  bool  // one-time: handed out in a bundle
-	key     *ecdh.PrivateKey
+}
+
+// dhPrekey and pqPrekey keep the raw private key and build the crypto
+// objects (a scalar multiplication, an ML-KEM key expansion) on first use, so
+// loading a state with many one-time prekeys stays cheap.
+type dhPrekey struct {
+	prekeyMeta
+	raw [keySize]byte
+	key *ecdh.PrivateKey
 }
 
 func (k *dhPrekey) private() *ecdh.PrivateKey {
@@ -57,14 +62,10 @@ func (k *dhPrekey) private() *ecdh.PrivateKey {
 func (k *dhPrekey) public() []byte { return k.private().PublicKey().Bytes() }
 
 type pqPrekey struct {
-	id      uint32
-	seed    [mlkem.SeedSize]byte
-	sig     []byte
-	created int64
-	retired int64
-	issued  bool
-	dk      *mlkem.DecapsulationKey768
-	pub     []byte
+	prekeyMeta
+	seed [mlkem.SeedSize]byte
+	dk   *mlkem.DecapsulationKey768
+	pub  []byte
 }
 
 func (k *pqPrekey) decapsulationKey() *mlkem.DecapsulationKey768 {
@@ -144,10 +145,8 @@ func (s *PrekeyState) newDH(self Identity, kind byte, now time.Time, r io.Reader
 		return dhPrekey{}, err
 	}
 	k := dhPrekey{
-		id:      id,
-		key:     priv,
-		sig:     signKey(self.Signer, kind, id, priv.PublicKey().Bytes()),
-		created: now.Unix(),
+		prekeyMeta: prekeyMeta{id: id, sig: signKey(self.Signer, kind, id, priv.PublicKey().Bytes()), created: now.Unix()},
+		key:        priv,
 	}
 	copy(k.raw[:], priv.Bytes())
 	return k, nil
@@ -172,11 +171,9 @@ func (s *PrekeyState) newPQ(self Identity, kind byte, now time.Time, r io.Reader
 	}
 	pub := dk.EncapsulationKey().Bytes()
 	k := pqPrekey{
-		id:      id,
-		dk:      dk,
-		pub:     pub,
-		sig:     signKey(self.Signer, kind, id, pub),
-		created: now.Unix(),
+		prekeyMeta: prekeyMeta{id: id, sig: signKey(self.Signer, kind, id, pub), created: now.Unix()},
+		dk:         dk,
+		pub:        pub,
 	}
 	copy(k.seed[:], seed)
 	return k, nil
