@@ -2,57 +2,14 @@ package media
 
 import (
 	"encoding/json"
-	"errors"
 	"github.com/callsign/callsign/media/mediatest"
-	"io"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
-
-// countOggPackets decodes an Ogg/Opus recording page by page and returns
-// the number of audio pages (one Opus packet each, as oggwriter writes).
-func countOggPackets(t *testing.T, path string) int {
-	t.Helper()
-	f, err := os.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	r, head, err := oggreader.NewWith(f)
-	if err != nil {
-		t.Fatalf("recorded ogg %s: %v", path, err)
-	}
-	if head.Channels != 2 || head.SampleRate != 48000 {
-		t.Errorf("recorded ogg header: %d channels at %d Hz, want 2 at 48000", head.Channels, head.SampleRate)
-	}
-	n := 0
-	for {
-		payload, page, err := r.ParseNextPage()
-		if errors.Is(err, io.EOF) {
-			return n
-		}
-		if err != nil {
-			t.Fatalf("recorded ogg page %d: %v", n, err)
-		}
-		if ht, ok := page.HeaderType(payload); ok && (ht == oggreader.HeaderOpusTags || ht == oggreader.HeaderOpusID) {
-			continue
-		}
-		if len(payload) == 0 {
-			continue
-		}
-		if _, err := opusSamples(payload); err != nil {
-			t.Fatalf("recorded ogg page %d is not an Opus packet: %v", n, err)
-		}
-		n++
-	}
-}
 
 func within(got, want int, tol float64) bool {
 	return float64(got) >= float64(want)*(1-tol) && float64(got) <= float64(want)*(1+tol)
@@ -135,7 +92,11 @@ func TestDirectCall(t *testing.T) {
 	// Recordings: one Opus packet per 20 ms and 15 video frames per second
 	// of media received, decodable frame by frame.
 	for _, side := range []string{"a", "b"} {
-		audio := countOggPackets(t, filepath.Join(dir, side+".ogg"))
+		// Every audio page must be an Opus packet.
+		audio := mediatest.OggPacketsCheck(t, filepath.Join(dir, side+".ogg"), func(p []byte) error {
+			_, err := opusSamples(p)
+			return err
+		})
 		video := mediatest.IVFFrames(t, filepath.Join(dir, side+".ivf"))
 		wantAudio := int(activeFor.Seconds() * 50)
 		wantVideo := int(activeFor.Seconds() * 15)

@@ -24,6 +24,13 @@ func Frames(tb testing.TB, oggPath, ivfPath string) (audio, video int) {
 // pages not counted. The header must say 2 channels at 48 kHz.
 func OggPackets(tb testing.TB, path string) int {
 	tb.Helper()
+	return OggPacketsCheck(tb, path, nil)
+}
+
+// OggPacketsCheck is OggPackets that also hands every audio packet to
+// check (when not nil) and fails the test on its error.
+func OggPacketsCheck(tb testing.TB, path string, check func(packet []byte) error) int {
+	tb.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		tb.Fatal(err)
@@ -48,9 +55,15 @@ func OggPackets(tb testing.TB, path string) int {
 		if ht, ok := page.HeaderType(payload); ok && (ht == oggreader.HeaderOpusTags || ht == oggreader.HeaderOpusID) {
 			continue
 		}
-		if len(payload) > 0 {
-			n++
+		if len(payload) == 0 {
+			continue
 		}
+		if check != nil {
+			if err := check(payload); err != nil {
+				tb.Fatalf("recorded ogg page %d: %v", n, err)
+			}
+		}
+		n++
 	}
 }
 
