@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"testing"
 
+	"github.com/callsign/callsign/internal/cputime"
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
@@ -12,9 +13,9 @@ var bench1KiB = make([]byte, 1024)
 // cpuPerOp starts measuring process CPU time; the returned func reports it
 // per operation as the "cpu-ns/op" metric next to wall-clock ns/op.
 func cpuPerOp(b *testing.B) func() {
-	start := processCPU()
+	start := cputime.Process()
 	return func() {
-		if d := processCPU() - start; d > 0 && b.N > 0 {
+		if d := cputime.Process() - start; d > 0 && b.N > 0 {
 			b.ReportMetric(float64(d.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/cputime"
 	"github.com/callsign/callsign/p2p/p2ptest"
 	"github.com/libp2p/go-libp2p/core/network"
 )
@@ -73,7 +74,7 @@ func BenchmarkThroughput(b *testing.B) {
 		b.SetBytes(1024)
 		b.ResetTimer()
 		start := time.Now()
-		cpu0 := processCPU()
+		cpu0 := cputime.Process()
 		// Deliveries in each whole second of the run; the slowest is
 		// reported (memtable flushes, compactions and GC included), the
 		// partial last second is not.
@@ -124,7 +125,7 @@ func BenchmarkThroughput(b *testing.B) {
 		}
 		// CPU of both nodes (the whole process) per message: on a shared
 		// machine wall time mostly measures waiting for a core.
-		b.ReportMetric(float64((processCPU()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+		b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 	}
 	b.Run("msg", func(b *testing.B) { run(b, 4) })
 	// Many callers at once (the node's API handlers, several
