@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/p2p"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -85,7 +86,7 @@ func TestSenderRejectsHostileAnswers(t *testing.T) {
 		answer func(*pb.Message) []byte
 		want   error // nil: any error
 	}{
-		{"oversized", true, func(*pb.Message) []byte { return append(huge, make([]byte, 64)...) }, errResponseTooLarge},
+		{"oversized", true, func(*pb.Message) []byte { return append(huge, make([]byte, 64)...) }, p2p.ErrFrameTooLarge},
 		{"wrong key", true, answer(func(m *pb.Message) { m.Key = []byte("/csname/other") }), errBadAnswer},
 		{"wrong type", true, answer(func(m *pb.Message) { m.Type = pb.Message_FIND_NODE }), errBadAnswer},
 		{"record of another key", true, answer(func(m *pb.Message) {

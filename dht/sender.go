@@ -3,11 +3,11 @@ package dht
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
 
+	"github.com/callsign/callsign/p2p"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -26,12 +26,8 @@ const maxResponseSize = 128 << 10
 // ProtocolPrefix.
 const kadProtocol = protocol.ID(ProtocolPrefix + "/kad/1.0.0")
 
-var (
-	// errResponseTooLarge is a kad answer over maxResponseSize.
-	errResponseTooLarge = errors.New("kad answer too large")
-	// errBadAnswer is a kad answer that does not match its request.
-	errBadAnswer = errors.New("kad answer does not match the request")
-)
+// errBadAnswer is a kad answer that does not match its request.
+var errBadAnswer = errors.New("kad answer does not match the request")
 
 // streamSender is the pb.MessageSender behind DHT.pm, the messenger of our
 // own GET_VALUE and PUT_VALUE requests (kad-dht keeps its own sender for its
@@ -85,30 +81,22 @@ func (s *streamSender) open(ctx context.Context, p peer.ID) (network.Stream, io.
 	return str, msmux.NewMSSelect(str, kadProtocol), stop, nil
 }
 
-// writeMsg writes m varint-length-prefixed in one write, so that the lazy
-// multistream header and the request travel together.
+// writeMsg writes m as one frame (kad's framing is p2p's: a uvarint length
+// and the protobuf) in one write, so that the lazy multistream header and
+// the request travel together.
 func writeMsg(w io.Writer, m *pb.Message) error {
 	body, err := proto.Marshal(m)
 	if err != nil {
 		return err
 	}
-	buf := binary.AppendUvarint(make([]byte, 0, len(body)+binary.MaxVarintLen64), uint64(len(body)))
-	_, err = w.Write(append(buf, body...))
-	return err
+	return p2p.WriteFrame(w, body)
 }
 
-// readMsg reads one varint-length-prefixed message of at most max bytes.
+// readMsg reads one framed message of at most max bytes; a larger one is
+// p2p.ErrFrameTooLarge.
 func readMsg(r io.Reader, max int) (*pb.Message, error) {
-	br := bufio.NewReaderSize(r, 4096)
-	n, err := binary.ReadUvarint(br)
+	body, err := p2p.ReadFrame(bufio.NewReader(r), max)
 	if err != nil {
-		return nil, err
-	}
-	if n > uint64(max) {
-		return nil, errResponseTooLarge
-	}
-	body := make([]byte, n)
-	if _, err := io.ReadFull(br, body); err != nil {
 		return nil, err
 	}
 	m := new(pb.Message)
