@@ -268,7 +268,23 @@ func (n *Node) checkPin(res *dht.Resolution) (pinned, changed bool, err error) {
 		return err
 	})
 	if err == nil && update != nil {
-		if err = n.db.Update(func(tx *store.Tx) error { return tx.PutContact(*update) }); err == nil {
+		// Marked in a transaction of its own (most resolves change nothing
+		// and stay read-only), on the contact as it is now, so a concurrent
+		// edit (a petname, a block) is not overwritten.
+		err = n.db.Update(func(tx *store.Tx) error {
+			c, err := tx.Contact(update.Account)
+			if errors.Is(err, store.ErrNotFound) {
+				update = nil // removed meanwhile: nothing to mark
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			c.KeyChanged, c.SeenPubKey = true, update.SeenPubKey
+			*update = c
+			return tx.PutContact(c)
+		})
+		if err == nil && update != nil {
 			n.events.publish(api.NewEvent(EventKeyChange, api.KeyChange{
 				Contact: update.Petname, Handle: res.Name, Pinned: update.Account, Now: owner,
 			}))
