@@ -271,8 +271,9 @@ func (n *Node) checkPin(res *dht.Resolution) (pinned, changed bool, err error) {
 		// Marked in a transaction of its own (most resolves change nothing
 		// and stay read-only), on the contact as it is now, so a concurrent
 		// edit (a petname, a block) is not overwritten.
+		account, seen := update.Account, update.SeenPubKey
 		err = n.db.Update(func(tx *store.Tx) error {
-			c, err := tx.Contact(update.Account)
+			c, err := tx.Contact(account)
 			if errors.Is(err, store.ErrNotFound) {
 				update = nil // removed meanwhile: nothing to mark
 				return nil
@@ -280,8 +281,8 @@ func (n *Node) checkPin(res *dht.Resolution) (pinned, changed bool, err error) {
 			if err != nil {
 				return err
 			}
-			c.KeyChanged, c.SeenPubKey = true, update.SeenPubKey
-			*update = c
+			c.KeyChanged, c.SeenPubKey = true, seen
+			update = &c
 			return tx.PutContact(c)
 		})
 		if err == nil && update != nil {
