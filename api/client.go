@@ -237,13 +237,21 @@ func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 
 // Messages returns one page of the conversation with name, oldest first.
 func (c *Client) Messages(ctx context.Context, name, cursor string, limit int) (MessagePage, error) {
+	return c.MessagePage(ctx, name, PageRequest{Cursor: cursor, Limit: limit})
+}
+
+// MessagePage returns the page of the conversation with name that p selects.
+func (c *Client) MessagePage(ctx context.Context, name string, p PageRequest) (MessagePage, error) {
 	var v MessagePage
 	q := url.Values{}
-	if cursor != "" {
-		q.Set("cursor", cursor)
+	if p.Cursor != "" {
+		q.Set("cursor", p.Cursor)
 	}
-	if limit > 0 {
-		q.Set("limit", strconv.Itoa(limit))
+	if p.Limit > 0 {
+		q.Set("limit", strconv.Itoa(p.Limit))
+	}
+	if p.Newest {
+		q.Set("newest", "1")
 	}
 	path := "/api/v1/conversations/" + url.PathEscape(name)
 	if len(q) > 0 {
@@ -311,6 +319,13 @@ func (c *Client) CallAction(ctx context.Context, id, action string, req *AnswerR
 		body = req
 	}
 	return v, c.do(ctx, http.MethodPost, "/api/v1/calls/"+url.PathEscape(id)+"/"+url.PathEscape(action), body, &v)
+}
+
+// AttachBrowser hands a browser tab's offer to a Browser call and returns
+// the node's answer.
+func (c *Client) AttachBrowser(ctx context.Context, id string, offer BrowserOffer) (BrowserAnswer, error) {
+	var v BrowserAnswer
+	return v, c.do(ctx, http.MethodPost, "/api/v1/calls/"+url.PathEscape(id)+"/browser", offer, &v)
 }
 
 // CallSettings returns the call settings.

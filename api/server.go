@@ -18,7 +18,7 @@
 //	DELETE /contacts/{name}    -
 //	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
 //	GET    /conversations                  []Conversation
-//	GET    /conversations/{name}?cursor=&limit=  MessagePage, oldest first
+//	GET    /conversations/{name}?cursor=&limit=&newest=  MessagePage, oldest first (newest=1: the newest page first, Next leads back)
 //	POST   /conversations/{name}/read      ReadRequest
 //	GET    /requests                       []Conversation
 //	POST   /requests/{name}/accept         Contact
@@ -29,6 +29,8 @@
 //	GET    /calls?limit=                   []Call: live calls first, then the call log, newest first
 //	GET    /calls/{id}                     Call
 //	POST   /calls/{id}/{action}            action: answer (AnswerRequest), decline, hangup -> Call
+//	POST   /calls/{id}/browser             BrowserOffer -> BrowserAnswer (a tab's media for a Browser call)
+//	GET    /qr?text=                       image/png: a QR code of text (at most 512 bytes)
 //	GET    /settings/calls                 CallSettings
 //	POST   /settings/calls                 CallSettingsChange -> CallSettings
 //	GET    /events             WebSocket stream of Event
@@ -72,7 +74,7 @@ type Backend interface {
 	RemoveContact(ctx context.Context, name string) error
 	Send(ctx context.Context, to, text string) (Message, error)
 	Conversations(ctx context.Context) ([]Conversation, error)
-	Messages(ctx context.Context, name, cursor string, limit int) (MessagePage, error)
+	Messages(ctx context.Context, name string, page PageRequest) (MessagePage, error)
 	MarkRead(ctx context.Context, name string, ids []string) error
 	Requests(ctx context.Context) ([]Conversation, error)
 	Accept(ctx context.Context, name string) (Contact, error)
@@ -82,6 +84,9 @@ type Backend interface {
 	CallInfo(ctx context.Context, id string) (Call, error)
 	CallLog(ctx context.Context, limit int) ([]Call, error)
 	CallAction(ctx context.Context, id, action string, req AnswerRequest) (Call, error)
+	// AttachBrowser connects a browser tab's WebRTC connection to a call
+	// placed or answered with Browser set, and returns the node's answer.
+	AttachBrowser(ctx context.Context, id string, offer BrowserOffer) (BrowserAnswer, error)
 	CallSettings(ctx context.Context) (CallSettings, error)
 	ChangeCallSettings(ctx context.Context, ch CallSettingsChange) (CallSettings, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
@@ -223,15 +228,23 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /api/v1/conversations", j(func(r *http.Request) (any, error) { return b.Conversations(r.Context()) }))
 	mux.HandleFunc("GET /api/v1/conversations/{name}", j(func(r *http.Request) (any, error) {
-		limit := 0
-		if l := r.URL.Query().Get("limit"); l != "" {
+		q := r.URL.Query()
+		page := PageRequest{Cursor: q.Get("cursor")}
+		if l := q.Get("limit"); l != "" {
 			n, err := strconv.Atoi(l)
 			if err != nil || n < 0 || n > 1000 {
 				return nil, Errorf(CodeBadRequest, "", "limit must be 0 to 1000")
 			}
-			limit = n
+			page.Limit = n
 		}
-		return b.Messages(r.Context(), r.PathValue("name"), r.URL.Query().Get("cursor"), limit)
+		switch q.Get("newest") {
+		case "", "0", "false":
+		case "1", "true":
+			page.Newest = true
+		default:
+			return nil, Errorf(CodeBadRequest, "", "newest must be 1 or 0")
+		}
+		return b.Messages(r.Context(), r.PathValue("name"), page)
 	}))
 	mux.HandleFunc("POST /api/v1/conversations/{name}/read", j(func(r *http.Request) (any, error) {
 		var req ReadRequest
@@ -289,6 +302,14 @@ func (s *Server) handler() http.Handler {
 		}
 		return b.CallAction(r.Context(), r.PathValue("id"), r.PathValue("action"), req)
 	}))
+	mux.HandleFunc("POST /api/v1/calls/{id}/browser", j(func(r *http.Request) (any, error) {
+		var req BrowserOffer
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.AttachBrowser(r.Context(), r.PathValue("id"), req)
+	}))
+	mux.HandleFunc("GET /api/v1/qr", s.qr)
 	mux.HandleFunc("GET /api/v1/settings/calls", j(func(r *http.Request) (any, error) { return b.CallSettings(r.Context()) }))
 	mux.HandleFunc("POST /api/v1/settings/calls", j(func(r *http.Request) (any, error) {
 		var ch CallSettingsChange
@@ -483,11 +504,23 @@ loop:
 	<-readDone
 }
 
+// ContentSecurityPolicy is sent with every file of the web app: scripts
+// and styles only from the app's own files (no inline script, no eval),
+// images from the app, the API (fetched as blobs) and data: URLs, media
+// from the WebRTC connection (blob:), connections to the node's own API
+// and event stream only, no plugins, no framing.
+const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
+	"media-src 'self' blob: mediastream:; connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*; " +
+	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+
 // webHandler serves the embedded web app, falling back to index.html for
 // paths that are not files (client-side routes).
 func webHandler(fsys fs.FS) http.Handler {
 	files := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Security-Policy", ContentSecurityPolicy)
+		w.Header().Set("Referrer-Policy", "no-referrer")
+		w.Header().Set("X-Frame-Options", "DENY")
 		p := strings.TrimPrefix(r.URL.Path, "/")
 		if p != "" {
 			if f, err := fsys.Open(p); err == nil {
@@ -496,7 +529,6 @@ func webHandler(fsys fs.FS) http.Handler {
 				return
 			}
 		}
-		w.Header().Set("Content-Security-Policy", "default-src 'self'; connect-src 'self' ws://127.0.0.1:* ws://localhost:*; style-src 'self' 'unsafe-inline'")
 		http.ServeFileFS(w, r, fsys, "index.html")
 	})
 }

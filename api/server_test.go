@@ -49,7 +49,7 @@ func (f *fakeBackend) Send(_ context.Context, to, text string) (Message, error) 
 	return Message{ID: "m1", To: to, Text: text, State: "queued", Direction: "out"}, nil
 }
 func (f *fakeBackend) Conversations(context.Context) ([]Conversation, error) { return nil, nil }
-func (f *fakeBackend) Messages(_ context.Context, name, cursor string, limit int) (MessagePage, error) {
+func (f *fakeBackend) Messages(_ context.Context, name string, p PageRequest) (MessagePage, error) {
 	return MessagePage{}, nil
 }
 func (f *fakeBackend) MarkRead(context.Context, string, []string) error { return nil }
@@ -66,6 +66,9 @@ func (f *fakeBackend) CallInfo(_ context.Context, id string) (Call, error) { ret
 func (f *fakeBackend) CallLog(context.Context, int) ([]Call, error)        { return nil, nil }
 func (f *fakeBackend) CallAction(_ context.Context, id, action string, _ AnswerRequest) (Call, error) {
 	return Call{ID: id, State: action}, nil
+}
+func (f *fakeBackend) AttachBrowser(context.Context, string, BrowserOffer) (BrowserAnswer, error) {
+	return BrowserAnswer{}, nil
 }
 func (f *fakeBackend) CallSettings(context.Context) (CallSettings, error) { return CallSettings{}, nil }
 func (f *fakeBackend) ChangeCallSettings(context.Context, CallSettingsChange) (CallSettings, error) {

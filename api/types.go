@@ -214,7 +214,19 @@ type Conversation struct {
 	PeerName string    `json:"peer_name,omitempty"`
 	LastAt   time.Time `json:"last_at"`
 	Unread   int       `json:"unread"`
-	Request  bool      `json:"request"` // a message request not yet accepted
+	Request  bool      `json:"request"`        // a message request not yet accepted
+	Last     *Message  `json:"last,omitempty"` // the newest message, for a preview
+}
+
+// PageRequest selects a page of a conversation: GET
+// /api/v1/conversations/{name}?cursor=&limit=&newest=1.
+type PageRequest struct {
+	Cursor string // continues where the previous page's Next left off
+	Limit  int    // 0 = 100, at most 1000
+	// Newest pages backwards from the newest message (what a chat window
+	// shows first); Next then leads to older messages. Each page is still
+	// oldest first.
+	Newest bool
 }
 
 // ReadRequest is the body of POST /api/v1/conversations/{name}/read.
@@ -257,7 +269,13 @@ type KeyChange struct {
 
 // CallRequest is the body of POST /api/v1/calls.
 type CallRequest struct {
-	To        string `json:"to"`
+	To string `json:"to"`
+	// Browser takes the call's media from a browser tab instead of Audio
+	// and Video: the tab attaches its own WebRTC connection with POST
+	// /api/v1/calls/{id}/browser, and the node forwards media between the
+	// two connections. The invite goes out at once, without waiting for
+	// the tab.
+	Browser   bool   `json:"browser,omitempty"`
 	Audio     string `json:"audio,omitempty"`  // "tone", or an Ogg/Opus file path on the node's machine
 	Video     string `json:"video,omitempty"`  // "pattern", or an IVF/VP8 file path
 	Record    string `json:"record,omitempty"` // directory to record the received media into
@@ -266,6 +284,10 @@ type CallRequest struct {
 
 // AnswerRequest is the body of POST /api/v1/calls/{id}/answer.
 type AnswerRequest struct {
+	// Browser answers with a browser tab's media, as CallRequest.Browser.
+	// Of two tabs answering one call, the first wins; the second gets a
+	// conflict error.
+	Browser bool `json:"browser,omitempty"`
 	Audio  string `json:"audio,omitempty"`
 	Video  string `json:"video,omitempty"`
 	Record string `json:"record,omitempty"`
@@ -294,6 +316,23 @@ type Call struct {
 	RelayOnly       bool      `json:"relay_only,omitempty"`
 	RecordedAudio   string    `json:"recorded_audio,omitempty"`
 	RecordedVideo   string    `json:"recorded_video,omitempty"`
+	// Browser is set when the call's media is bridged to a browser tab.
+	Browser bool `json:"browser,omitempty"`
+}
+
+// BrowserOffer is the body of POST /api/v1/calls/{id}/browser: the tab's
+// SDP offer for its connection to its own node, with its candidates in it
+// (gathered before sending; nothing is trickled). Audio must offer Opus
+// and video VP8; the node keeps only this machine's addresses among the
+// candidates, and only loopback ones when the tab offers any.
+type BrowserOffer struct {
+	SDP string `json:"sdp"`
+}
+
+// BrowserAnswer is the node's answer to a BrowserOffer, its candidates in
+// it.
+type BrowserAnswer struct {
+	SDP string `json:"sdp"`
 }
 
 // CallSettings are who may call and how.
@@ -323,3 +362,15 @@ const (
 	EventIncomingCall = "incoming-call" // Data: Call
 	EventCallState    = "call-state"    // Data: Call
 )
+
+// EventClaimProgress reports the steps of a handle claim while it runs.
+const EventClaimProgress = "claim-progress" // Data: ClaimProgress
+
+// ClaimProgress is one step of a running claim: "lookup" (is the name
+// free?), "proof-of-work" (the memory-hard puzzle, seconds for short
+// names), "store" (putting the record to the closest peers) and "confirm"
+// (reading it back).
+type ClaimProgress struct {
+	Name  string `json:"name"`
+	Stage string `json:"stage"`
+}

@@ -553,3 +553,8 @@ func (n *Node) ChangeCallSettings(ctx context.Context, ch api.CallSettingsChange
 	}
 	return s, nil
 }
+
+// AttachBrowser implements api.Backend.
+func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (api.BrowserAnswer, error) {
+	return api.BrowserAnswer{}, api.Errorf(api.CodeUnavailable, "", "not implemented yet")
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -268,10 +269,25 @@ func (n *Node) petnames() map[string]string {
 
 func (n *Node) conversations(requests bool) ([]api.Conversation, error) {
 	var cs []store.Conversation
+	last := map[string]store.Message{}
 	if err := n.db.View(func(tx *store.Tx) error {
 		var err error
-		cs, err = tx.Conversations()
-		return err
+		if cs, err = tx.Conversations(); err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Request != requests {
+				continue
+			}
+			ms, _, err := tx.Messages(c.Peer, store.Page{Limit: 1, Newest: true})
+			if err != nil {
+				return err
+			}
+			if len(ms) > 0 {
+				last[c.Peer] = ms[0]
+			}
+		}
+		return nil
 	}); err != nil {
 		return nil, err
 	}
@@ -281,8 +297,15 @@ func (n *Node) conversations(requests bool) ([]api.Conversation, error) {
 		if c.Request != requests {
 			continue
 		}
-		out = append(out, api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request})
+		conv := api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request}
+		if m, ok := last[c.Peer]; ok {
+			am := n.toAPIMessage(m, conv.PeerName)
+			conv.Last = &am
+		}
+		out = append(out, conv)
 	}
+	// Most recent first, as a chat list shows them.
+	slices.SortStableFunc(out, func(a, b api.Conversation) int { return b.LastAt.Compare(a.LastAt) })
 	return out, nil
 }
 
@@ -342,7 +365,7 @@ func (n *Node) verifiedHandle(ctx context.Context, owner identity.AccountPub, ha
 }
 
 // Messages implements api.Backend.
-func (n *Node) Messages(ctx context.Context, name, cursor string, limit int) (api.MessagePage, error) {
+func (n *Node) Messages(ctx context.Context, name string, pr api.PageRequest) (api.MessagePage, error) {
 	id, c, err := n.peerFor(ctx, name, true)
 	if err != nil {
 		return api.MessagePage{}, err
@@ -351,7 +374,7 @@ func (n *Node) Messages(ctx context.Context, name, cursor string, limit int) (ap
 	var next string
 	err = n.db.View(func(tx *store.Tx) error {
 		var err error
-		ms, next, err = tx.Messages(id.String(), store.Page{Cursor: cursor, Limit: limit})
+		ms, next, err = tx.Messages(id.String(), store.Page{Cursor: pr.Cursor, Limit: pr.Limit, Newest: pr.Newest})
 		return err
 	})
 	if err != nil {
