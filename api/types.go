@@ -287,10 +287,10 @@ type AnswerRequest struct {
 	// Browser answers with a browser tab's media, as CallRequest.Browser.
 	// Of two tabs answering one call, the first wins; the second gets a
 	// conflict error.
-	Browser bool `json:"browser,omitempty"`
-	Audio  string `json:"audio,omitempty"`
-	Video  string `json:"video,omitempty"`
-	Record string `json:"record,omitempty"`
+	Browser bool   `json:"browser,omitempty"`
+	Audio   string `json:"audio,omitempty"`
+	Video   string `json:"video,omitempty"`
+	Record  string `json:"record,omitempty"`
 }
 
 // Call is a call, live or from the log. `callsign call --json` prints the
