@@ -9,6 +9,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,6 +45,9 @@ type Options struct {
 	// the API on loopback, media on loopback UDP).
 	Mocknet bool
 	Latency time.Duration
+	// Web is the web app every node serves (web.FS() for browser tests);
+	// nil serves none.
+	Web fs.FS
 }
 
 // Net is a running test network.
@@ -167,6 +171,7 @@ func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node,
 		Public:    public,
 		DHTServer: true,
 		Network:   net.opts.Network,
+		Web:       net.opts.Web,
 		Logger:    net.opts.Logger,
 	}
 	net.mu.Lock()
