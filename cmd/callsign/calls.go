@@ -6,7 +6,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"path/filepath"
+	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -20,8 +23,7 @@ func callCommands() []*command {
 		answerCommand(),
 		{name: "decline", args: "[ID]", summary: "decline the ringing call", run: callAction("decline")},
 		{name: "hangup", args: "[ID]", summary: "hang up the live call", run: callAction("hangup")},
-		{name: "settings calls", args: "[everyone|contacts|following|verified|nobody | always-relay on|off | autoanswer off | allow|deny|default NAME]",
-			summary: "who may call you and how; with no argument, show the settings", read: true, flags: autoanswerFlags, run: runCallSettings},
+		settingsCallsCommand(),
 	}
 }
 
@@ -183,9 +185,6 @@ func pickCall(ctx context.Context, c *api.Client, args []string, want func(api.C
 	if len(args) == 1 {
 		return args[0], nil
 	}
-	if len(args) > 1 {
-		return "", usageError{"expected at most one call ID"}
-	}
 	calls, err := c.Calls(ctx, 10)
 	if err != nil {
 		return "", err
@@ -198,12 +197,22 @@ func pickCall(ctx context.Context, c *api.Client, args []string, want func(api.C
 	return "", errors.New("no such call right now")
 }
 
+func atMostOneID(args []string) error {
+	if len(args) > 1 {
+		return usageError{msg: fmt.Sprintf("expected at most one call ID, got %d arguments", len(args))}
+	}
+	return nil
+}
+
 func answerCommand() *command {
 	var m mediaFlags
 	return &command{
 		name: "answer", args: "[ID]", summary: "answer the ringing call",
 		flags: m.register,
 		run: func(ctx context.Context, e *env, args []string) error {
+			if err := atMostOneID(args); err != nil {
+				return err
+			}
 			if err := m.abs(); err != nil {
 				return err
 			}
@@ -227,6 +236,9 @@ func answerCommand() *command {
 
 func callAction(action string) func(ctx context.Context, e *env, args []string) error {
 	return func(ctx context.Context, e *env, args []string) error {
+		if err := atMostOneID(args); err != nil {
+			return err
+		}
 		c, err := e.api()
 		if err != nil {
 			return err
@@ -246,17 +258,27 @@ func callAction(action string) func(ctx context.Context, e *env, args []string) 
 	}
 }
 
-var autoanswerRecord string
-
-func autoanswerFlags(fs *flag.FlagSet) {
-	fs.StringVar(&autoanswerRecord, "record", "", "with autoanswer: directory to record answered calls into")
+func settingsCallsCommand() *command {
+	var record string
+	return &command{
+		name: "settings calls", args: "[SETTING...]", read: true,
+		forms: []string{"", "everyone|contacts|following|verified|nobody", "always-relay on|off",
+			"autoanswer --record DIR", "autoanswer off", "allow|deny|default NAME"},
+		summary: "who may call you and how; with no argument, show the settings",
+		details: []string{
+			"everyone, contacts (the default), following, verified or nobody: who may call you. " +
+				"always-relay on: calls go through a relay, so no caller learns your address. " +
+				"autoanswer: your node answers every call it lets ring, sending a tone and a pattern and recording into DIR. " +
+				"allow, deny or default NAME: a contact's own rule, over who may call.",
+		},
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&record, "record", "", "with autoanswer: record answered calls into `DIR`")
+		},
+		run: func(ctx context.Context, e *env, args []string) error { return runCallSettings(ctx, e, args, record) },
+	}
 }
 
-func runCallSettings(ctx context.Context, e *env, args []string) error {
-	c, err := e.api()
-	if err != nil {
-		return err
-	}
+func runCallSettings(ctx context.Context, e *env, args []string, record string) error {
 	var ch api.CallSettingsChange
 	on := func(v string) (*bool, error) {
 		switch v {
@@ -267,13 +289,17 @@ func runCallSettings(ctx context.Context, e *env, args []string) error {
 			f := false
 			return &f, nil
 		}
-		return nil, usageError{fmt.Sprintf("expected on or off, got %q", v)}
+		return nil, usageError{msg: fmt.Sprintf("expected on or off, got %q", v)}
 	}
+	var err error
 	switch {
 	case len(args) == 0:
-	case len(args) == 1 && args[0] == "autoanswer" && autoanswerRecord != "":
+	case len(args) == 1 && args[0] == "autoanswer":
+		if record == "" {
+			return usageError{msg: "autoanswer needs --record DIR (or: autoanswer off)"}
+		}
 		t := true
-		dir, err := filepath.Abs(autoanswerRecord)
+		dir, err := filepath.Abs(record)
 		if err != nil {
 			return err
 		}
@@ -287,14 +313,18 @@ func runCallSettings(ctx context.Context, e *env, args []string) error {
 		}
 	case len(args) == 2 && args[0] == "autoanswer":
 		if args[1] != "off" {
-			return usageError{"use: settings calls autoanswer --record DIR, or autoanswer off"}
+			return usageError{msg: fmt.Sprintf("expected autoanswer off, or autoanswer --record DIR, got autoanswer %q", args[1])}
 		}
 		f := false
 		ch.AutoAnswer = &f
 	case len(args) == 2 && (args[0] == "allow" || args[0] == "deny" || args[0] == "default"):
 		ch.RuleName, ch.Rule = args[1], args[0]
 	default:
-		return usageError{"see: callsign settings calls -h"}
+		return usageError{msg: fmt.Sprintf("unknown call setting %q", strings.Join(args, " "))}
+	}
+	c, err := e.api()
+	if err != nil {
+		return err
 	}
 	var s api.CallSettings
 	if len(args) == 0 {
@@ -311,8 +341,8 @@ func runCallSettings(ctx context.Context, e *env, args []string) error {
 			fmt.Fprintf(w, " (recording into %s)", s.RecordDir)
 		}
 		fmt.Fprintln(w)
-		for acct, rule := range s.Rules {
-			fmt.Fprintf(w, "%-13s %s\n", rule, acct)
+		for _, acct := range slices.Sorted(maps.Keys(s.Rules)) {
+			fmt.Fprintf(w, "%-13s %s\n", s.Rules[acct], acct)
 		}
 	})
 }

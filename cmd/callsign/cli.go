@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -24,10 +25,12 @@ const (
 	exitUsage = 2 // the command line was wrong
 )
 
-// usageError is a command line the CLI cannot make sense of.
-type usageError struct{ msg string }
+// usageError is a command line the CLI cannot make sense of. The CLI
+// prints the command's usage line after it.
+type usageError struct{ msg, hint string }
 
 func (e usageError) Error() string { return e.msg }
+func (e usageError) Hint() string  { return e.hint }
 
 // hinter is an error that knows what the user can do about it.
 type hinter interface{ Hint() string }
@@ -37,6 +40,12 @@ type command struct {
 	name    string // "handle claim"
 	args    string // "NAME"
 	summary string
+	// forms, when set, are the ways to call the command, each the
+	// arguments after the name; usage lines show them instead of args.
+	forms []string
+	// details are paragraphs of help after the summary; one that starts
+	// with two spaces is an example, printed as it is.
+	details []string
 	read    bool // a read command: has --json
 	flags   func(fs *flag.FlagSet)
 	run     func(ctx context.Context, e *env, args []string) error
@@ -44,6 +53,7 @@ type command struct {
 
 // env is what a subcommand runs with.
 type env struct {
+	stdin          io.Reader
 	stdout, stderr io.Writer
 	data           string
 	json           bool
@@ -96,46 +106,97 @@ func commands() []*command {
 		{name: "contacts list", summary: "list contacts", read: true, run: runContactsList},
 	}
 	cmds = append(cmds, messageCommands()...)
-	return append(cmds, callCommands()...)
+	cmds = append(cmds, callCommands()...)
+	return append(cmds, versionCommand())
+}
+
+// globals are the flags that may come before the command:
+// `callsign --data DIR status --json` and `callsign --json --data DIR status`
+// mean the same as `callsign status --data DIR --json`.
+type globals struct {
+	data    string
+	json    bool
+	version bool
+	set     []string // the flags given, as arguments for the command's flag set
+}
+
+// parseGlobals parses the flags before the command and returns the rest
+// of the command line.
+func parseGlobals(args []string) (globals, []string, error) {
+	var g globals
+	fs := flag.NewFlagSet("callsign", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.StringVar(&g.data, "data", "", "")
+	fs.BoolVar(&g.json, "json", false, "")
+	fs.BoolVar(&g.version, "version", false, "")
+	if err := fs.Parse(args); err != nil {
+		return g, nil, err
+	}
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "data":
+			g.set = append(g.set, "--data="+g.data)
+		case "json":
+			g.set = append(g.set, "--json="+strconv.FormatBool(g.json))
+		}
+	})
+	return g, fs.Args(), nil
 }
 
 // run is the whole CLI: it parses args, runs one subcommand and returns the
-// exit code.
+// exit code. The command's standard input is the process's.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	return runStdin(ctx, os.Stdin, args, stdout, stderr)
+}
+
+// runStdin is run with stdin as the command's standard input.
+func runStdin(ctx context.Context, stdin io.Reader, args []string, stdout, stderr io.Writer) int {
 	cmds := commands()
-	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
-		usage(stdout, cmds)
-		if len(args) == 0 {
-			return exitUsage
-		}
-		return exitOK
-	}
-	cmd, rest := find(cmds, args)
-	if cmd == nil {
-		fmt.Fprintf(stderr, "callsign: unknown command %q\nhint: run `callsign help` for the list of commands\n", strings.Join(args[:min(2, len(args))], " "))
+	if len(args) == 0 {
+		usage(stderr, cmds)
 		return exitUsage
 	}
-	e := &env{stdout: stdout, stderr: stderr}
-	fs := flag.NewFlagSet("callsign "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&e.data, "data", "", "data directory (default $CALLSIGN_DATA, else $XDG_DATA_HOME/callsign)")
-	if cmd.read {
-		fs.BoolVar(&e.json, "json", false, "print JSON")
+	g, rest, err := parseGlobals(args)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		usage(stdout, cmds)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "callsign: %s\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\nhint: a command's own flags go after the command; run `callsign help` for the list of commands\n", err)
+		return exitUsage
+	case g.version:
+		rest = append([]string{"version"}, rest...)
+	case len(rest) == 0:
+		fmt.Fprintf(stderr, "callsign: no command\nhint: run `callsign help` for the list of commands\n")
+		return exitUsage
 	}
-	if cmd.flags != nil {
-		cmd.flags(fs)
+	if rest[0] == "help" {
+		return help(stdout, stderr, cmds, rest[1:])
 	}
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: callsign %s [flags] %s\n\n%s\n\nflags:\n", cmd.name, cmd.args, cmd.summary)
-		fs.PrintDefaults()
-	}
-	// Flags may come before or after positional arguments.
-	pos, err := parseInterleaved(fs, rest)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
+	cmd, rest := find(cmds, rest)
+	if cmd == nil {
+		if subs := group(cmds, rest[0]); len(subs) > 0 && len(rest) == 2 && isHelpFlag(rest[1]) {
+			groupHelp(stdout, rest[0], subs)
 			return exitOK
 		}
-		return exitUsage
+		return unknownCommand(stderr, cmds, rest)
+	}
+	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
+	fs := cmd.newFlagSet(e)
+	// Flags may come before or after positional arguments.
+	pos, err := parseInterleaved(fs, append(g.set, rest...))
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		commandHelp(stdout, cmd, fs)
+		return exitOK
+	case err != nil:
+		return failUsage(stderr, cmd, err)
+	case e.json && !cmd.read:
+		return failUsage(stderr, cmd, usageError{
+			msg:  fmt.Sprintf("%q has no --json output", cmd.name),
+			hint: "--json is for read commands, such as status, whois, messages and calls",
+		})
 	}
 	if e.data, err = dataDir(e.data); err != nil {
 		return fail(stderr, err)
@@ -146,11 +207,25 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		}
 	}()
 	if err := cmd.run(ctx, e, pos); err != nil {
+		var ue usageError
+		if errors.As(err, &ue) {
+			return failUsage(stderr, cmd, err)
+		}
 		return fail(stderr, err)
 	}
 	return exitOK
 }
 
+func isHelpFlag(s string) bool {
+	switch s {
+	case "-h", "--h", "-help", "--help":
+		return true
+	}
+	return false
+}
+
+// find returns the command args start with and the arguments after its
+// name.
 func find(cmds []*command, args []string) (*command, []string) {
 	for _, c := range cmds {
 		words := strings.Fields(c.name)
@@ -158,33 +233,36 @@ func find(cmds []*command, args []string) (*command, []string) {
 			return c, args[len(words):]
 		}
 	}
-	return nil, nil
+	return nil, args
 }
 
+// parseInterleaved parses flags wherever they come among the positional
+// arguments, which it returns in order. After "--" everything is
+// positional.
 func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	var pos []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
-		args = fs.Args()
-		if len(args) == 0 {
+		rest := fs.Args()
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			return append(pos, rest...), nil
+		}
+		if len(rest) == 0 {
 			return pos, nil
 		}
-		pos = append(pos, args[0])
-		args = args[1:]
+		pos = append(pos, rest[0])
+		args = rest[1:]
 	}
 }
 
+// fail prints err as one line, and its hint if it has one, and returns the
+// exit code for it.
 func fail(w io.Writer, err error) int {
 	fmt.Fprintf(w, "callsign: %s\n", oneLine(err.Error()))
-	var ae *api.Error
-	var h hinter
-	switch {
-	case errors.As(err, &ae) && ae.Hint != "":
-		fmt.Fprintf(w, "hint: %s\n", ae.Hint)
-	case errors.As(err, &h) && h.Hint() != "":
-		fmt.Fprintf(w, "hint: %s\n", h.Hint())
+	if h := hintOf(err); h != "" {
+		fmt.Fprintf(w, "hint: %s\n", h)
 	}
 	var ue usageError
 	if errors.As(err, &ue) {
@@ -193,22 +271,35 @@ func fail(w io.Writer, err error) int {
 	return exitError
 }
 
+// failUsage prints a command line error of cmd, then its usage line and
+// the hint, if any.
+func failUsage(w io.Writer, cmd *command, err error) int {
+	fmt.Fprintf(w, "callsign: %s\n", oneLine(err.Error()))
+	printUsageLines(w, cmd)
+	if h := hintOf(err); h != "" {
+		fmt.Fprintf(w, "hint: %s\n", h)
+	}
+	return exitUsage
+}
+
+func hintOf(err error) string {
+	var ae *api.Error
+	var h hinter
+	switch {
+	case errors.As(err, &ae):
+		return ae.Hint
+	case errors.As(err, &h):
+		return h.Hint()
+	}
+	return ""
+}
+
 func oneLine(s string) string {
 	s = strings.TrimSpace(s)
 	if i := strings.IndexByte(s, '\n'); i >= 0 {
 		s = s[:i]
 	}
 	return s
-}
-
-func usage(w io.Writer, cmds []*command) {
-	fmt.Fprintf(w, "callsign: private messages and calls by handle, with no phone number and no central server\n\nusage: callsign COMMAND [flags]\n\ncommands:\n")
-	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	for _, c := range cmds {
-		fmt.Fprintf(tw, "  %s %s\t%s\n", c.name, c.args, c.summary)
-	}
-	tw.Flush()
-	fmt.Fprintf(w, "\nEvery command takes --data DIR; read commands take --json.\nRun `callsign COMMAND -h` for a command's flags.\n")
 }
 
 // dataDir picks the data directory: the flag, else $CALLSIGN_DATA, else the
@@ -234,7 +325,7 @@ func dataDir(flagValue string) (string, error) {
 
 func needArgs(args []string, n int, what string) error {
 	if len(args) != n {
-		return usageError{fmt.Sprintf("expected %s, got %d argument(s)", what, len(args))}
+		return usageError{msg: fmt.Sprintf("expected %s, got %d argument(s)", what, len(args))}
 	}
 	return nil
 }
@@ -446,7 +537,9 @@ func contactsAddCommand() *command {
 	var as string
 	return &command{
 		name: "contacts add", args: "NAME", summary: "resolve NAME and pin its key in your contacts",
-		flags: func(fs *flag.FlagSet) { fs.StringVar(&as, "as", "", "petname for the contact (default: the handle)") },
+		flags: func(fs *flag.FlagSet) {
+			fs.StringVar(&as, "as", "", "call the contact `PETNAME` (default: by its handle)")
+		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			c, err := e.clientFor(args, 1, "NAME")
 			if err != nil {

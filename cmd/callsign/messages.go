@@ -29,7 +29,7 @@ func messageCommands() []*command {
 
 func runSend(ctx context.Context, e *env, args []string) error {
 	if len(args) < 2 {
-		return usageError{"expected NAME TEXT"}
+		return usageError{msg: fmt.Sprintf("expected NAME TEXT, got %d argument(s)", len(args))}
 	}
 	c, err := e.api()
 	if err != nil {
@@ -54,6 +54,9 @@ func messagesCommand() *command {
 			fs.BoolVar(&follow, "follow", false, "keep printing new messages and state changes until interrupted")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
+			if len(args) > 1 {
+				return usageError{msg: fmt.Sprintf("expected at most one NAME, got %d arguments", len(args))}
+			}
 			c, err := e.api()
 			if err != nil {
 				return err
@@ -67,9 +70,6 @@ func messagesCommand() *command {
 					return err
 				}
 				return printConversations(e, convs, "no conversations yet; start one with: callsign send NAME TEXT")
-			}
-			if len(args) != 1 {
-				return usageError{"expected at most one NAME"}
 			}
 			var all []api.Message
 			warning, cursor := "", ""

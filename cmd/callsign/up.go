@@ -38,15 +38,15 @@ func upCommand() *command {
 		name:    "up",
 		summary: "run a node with embedded defaults (the first run creates your identity)",
 		flags: func(fs *flag.FlagSet) {
-			fs.Var(&listen, "listen", "libp2p listen multiaddrs, comma-separated (default: all interfaces, ports kept across restarts; 4141 for --public)")
-			fs.StringVar(&apiAddr, "api", "", "local API and web app address, loopback only (default "+node.DefaultAPIAddr+"; 127.0.0.1:0 picks a free port)")
-			fs.Var(&bootstrap, "bootstrap", "multiaddrs (ending in /p2p/<peer>) of nodes to join through, comma-separated; remembered")
+			fs.Var(&listen, "listen", "listen for libp2p on `ADDRS`, comma-separated multiaddrs (default: all interfaces, ports kept across restarts; 4141 for --public)")
+			fs.StringVar(&apiAddr, "api", "", "serve the local API and web app on `ADDR`, loopback only (default "+node.DefaultAPIAddr+"; 127.0.0.1:0 picks a free port)")
+			fs.Var(&bootstrap, "bootstrap", "join through the nodes at `ADDRS`, comma-separated multiaddrs ending in /p2p/<peer>; remembered")
 			fs.BoolVar(&public, "public", false, "run a community node: DHT server, relay and mailbox for others")
-			fs.Var(&announce, "announce", "with --public: addresses to announce instead of the observed ones, comma-separated")
-			fs.StringVar(&turnListen, "turn-listen", "", "with --public: UDP address of the TURN relay for calls (default 0.0.0.0:3478)")
-			fs.StringVar(&turnIP, "turn-relay-ip", "", "with --public: the IP the TURN relay announces (default: from --announce or the host's addresses)")
-			fs.StringVar(&turnPorts, "turn-ports", "", "with --public: UDP port range for relayed media, MIN-MAX (default any)")
-			fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+			fs.Var(&announce, "announce", "with --public: announce `ADDRS` (comma-separated) instead of the observed addresses")
+			fs.StringVar(&turnListen, "turn-listen", "", "with --public: the TURN relay for calls listens on UDP `ADDR` (default 0.0.0.0:3478)")
+			fs.StringVar(&turnIP, "turn-relay-ip", "", "with --public: the `IP` the TURN relay announces (default: from --announce or the host's addresses)")
+			fs.StringVar(&turnPorts, "turn-ports", "", "with --public: relay media on the UDP ports `MIN-MAX` (default any)")
+			fs.StringVar(&logLevel, "log-level", "info", "log at `LEVEL`: debug, info, warn or error")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if err := needArgs(args, 0, "no arguments"); err != nil {
@@ -54,10 +54,10 @@ func upCommand() *command {
 			}
 			var level slog.Level
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-				return usageError{fmt.Sprintf("bad --log-level %q", logLevel)}
+				return usageError{msg: fmt.Sprintf("bad --log-level %q", logLevel), hint: "use debug, info, warn or error"}
 			}
 			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "") {
-				return usageError{"--announce and --turn-* need --public"}
+				return usageError{msg: "--announce and --turn-* need --public"}
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			node.RouteLibraryLogs(log.With("component", "libp2p"), level <= slog.LevelDebug)

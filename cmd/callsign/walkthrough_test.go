@@ -420,7 +420,8 @@ func TestPassphrase(t *testing.T) {
 		t.Fatal(err)
 	}
 	before := snapshot(t, dir)
-	cmd := exec.Command(binary(t), append([]string{"up", "--data", dir}, loopback...)...)
+	// --data before the command works as well as after it.
+	cmd := exec.Command(binary(t), append([]string{"--data", dir, "up"}, loopback...)...)
 	cmd.Env = append(os.Environ(), "CALLSIGN_PASSPHRASE=wrong")
 	out, err := cmd.CombinedOutput()
 	if err == nil || !strings.Contains(string(out), "wrong passphrase") || !strings.Contains(string(out), "hint:") {

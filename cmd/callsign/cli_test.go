@@ -1,0 +1,267 @@
+package main
+
+import (
+	"encoding/json"
+	"net"
+	"path/filepath"
+	"strings"
+	"testing"
+	"unicode/utf8"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/node"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+
+// TestGlobalFlags: --data and --json work before the command as after it.
+func TestGlobalFlags(t *testing.T) {
+	f := newFakeNode()
+	dir := f.start(t)
+	for _, args := range [][]string{
+		{"status", "--data", dir, "--json"},
+		{"--data", dir, "status", "--json"},
+		{"--data=" + dir, "status", "--json"},
+		{"--json", "--data", dir, "status"},
+		{"-data", dir, "-json", "status"},
+		{"--data", filepath.Join(dir, "elsewhere"), "status", "--data", dir, "--json"}, // the last one wins
+	} {
+		out, errs, code := runCLI(t, args...)
+		var st api.Status
+		if code != exitOK || errs != "" || json.Unmarshal([]byte(out), &st) != nil || st.Version != "9.9.9-test" {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errs)
+		}
+	}
+}
+
+func TestGlobalFlagErrors(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string // the whole of stderr
+	}{
+		{[]string{"--json", "contacts", "add", "alice"},
+			"callsign: \"contacts add\" has no --json output\nusage: callsign contacts add [flags] NAME\n" +
+				"hint: --json is for read commands, such as status, whois, messages and calls\n"},
+		{[]string{"contacts", "add", "alice", "--json"},
+			"callsign: \"contacts add\" has no --json output\nusage: callsign contacts add [flags] NAME\n" +
+				"hint: --json is for read commands, such as status, whois, messages and calls\n"},
+		{[]string{"--json", "up"},
+			"callsign: \"up\" has no --json output\nusage: callsign up [flags]\n" +
+				"hint: --json is for read commands, such as status, whois, messages and calls\n"},
+		{[]string{"--for", "3s", "call", "alice"},
+			"callsign: flag provided but not defined: -for\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n" +
+				"hint: a command's own flags go after the command; run `callsign help` for the list of commands\n"},
+		{[]string{"--data"},
+			"callsign: flag needs an argument: -data\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n" +
+				"hint: a command's own flags go after the command; run `callsign help` for the list of commands\n"},
+		{[]string{"--data", "/tmp"},
+			"callsign: no command\nhint: run `callsign help` for the list of commands\n"},
+		{[]string{"status", "--frob"},
+			"callsign: flag provided but not defined: -frob\nusage: callsign status [flags]\n"},
+	} {
+		out, errs, code := runCLI(t, tc.args...)
+		if code != exitUsage || out != "" || errs != tc.want {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", strings.Join(tc.args, " "), code, out, errs, tc.want)
+		}
+	}
+}
+
+func TestDoubleDashEndsFlags(t *testing.T) {
+	out, errs, code := runCLI(t, "whois", "--", "-h", "x")
+	if code != exitUsage || out != "" || !strings.HasPrefix(errs, "callsign: expected NAME, got 2 argument(s)\n") {
+		t.Fatalf("exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	f := newFakeNode()
+	dir := f.start(t)
+	empty := t.TempDir()
+	// A data directory whose node is gone: its address file is stale.
+	stale := t.TempDir()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	if err := api.WriteEndpoint(stale, ln.Addr().String(), api.NewToken()); err != nil {
+		t.Fatal(err)
+	}
+	cli := node.Version
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"version", "--data", dir}, "cli   " + cli + "\nnode  9.9.9-test\n"},
+		{[]string{"--version", "--data", dir}, "cli   " + cli + "\nnode  9.9.9-test\n"},
+		{[]string{"--data", dir, "version", "--json"}, `{"cli":"` + cli + `","node":"9.9.9-test"}`},
+		{[]string{"--version", "--json", "--data", dir}, `{"cli":"` + cli + `","node":"9.9.9-test"}`},
+		{[]string{"version", "--data", empty}, "cli   " + cli + "\nnode  not running (data directory " + empty + ")\n"},
+		{[]string{"version", "--json", "--data", empty}, `{"cli":"` + cli + `"}`},
+		{[]string{"version", "--json", "--data", stale}, `{"cli":"` + cli + `"}`},
+	} {
+		out, errs, code := runCLI(t, tc.args...)
+		if strings.HasPrefix(tc.want, "{") {
+			out = compactJSON(t, out)
+		}
+		if code != exitOK || errs != "" || out != tc.want {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr %q; want stdout %q", strings.Join(tc.args, " "), code, out, errs, tc.want)
+		}
+	}
+}
+
+func compactJSON(t *testing.T, s string) string {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal([]byte(s), &v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, s)
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func TestUnknownCommand(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"stauts"}, "callsign: unknown command \"stauts\"\nhint: did you mean \"status\"?\n"},
+		{[]string{"stauts", "--json"}, "callsign: unknown command \"stauts\"\nhint: did you mean \"status\"?\n"},
+		{[]string{"--data", "/tmp", "stauts"}, "callsign: unknown command \"stauts\"\nhint: did you mean \"status\"?\n"},
+		{[]string{"messsages", "alice"}, "callsign: unknown command \"messsages\"\nhint: did you mean \"messages\"?\n"},
+		{[]string{"peer"}, "callsign: unknown command \"peer\"\nhint: did you mean \"peers\"?\n"},
+		{[]string{"contacts", "lst"}, "callsign: unknown command \"contacts lst\"\nhint: did you mean \"contacts list\"?\n"},
+		{[]string{"contact", "add", "alice"}, "callsign: unknown command \"contact add\"\nhint: did you mean \"contacts add\"?\n"},
+		{[]string{"setings", "calls"}, "callsign: unknown command \"setings calls\"\nhint: did you mean \"settings calls\"?\n"},
+		{[]string{"handel"}, "callsign: unknown command \"handel\"\nhint: did you mean \"handle claim\" or \"handle list\"?\n"},
+		{[]string{"handle"}, "callsign: \"handle\" needs a subcommand\n" +
+			"usage: callsign handle claim [flags] NAME\n       callsign handle list [flags]\n"},
+		{[]string{"contacts", "--json"}, "callsign: \"contacts\" needs a subcommand\n" +
+			"usage: callsign contacts add [flags] NAME\n       callsign contacts rm [flags] NAME\n       callsign contacts list [flags]\n"},
+		{[]string{"handle", "frobnicate"}, "callsign: unknown command \"handle frobnicate\"\n" +
+			"usage: callsign handle claim [flags] NAME\n       callsign handle list [flags]\n"},
+		{[]string{"frobnicate"}, "callsign: unknown command \"frobnicate\"\nhint: run `callsign help` for the list of commands\n"},
+		{[]string{"help", "stauts"}, "callsign: unknown command \"stauts\"\nhint: did you mean \"status\"?\n"},
+	} {
+		out, errs, code := runCLI(t, tc.args...)
+		if code != exitUsage || out != "" || errs != tc.want {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", strings.Join(tc.args, " "), code, out, errs, tc.want)
+		}
+	}
+}
+
+func TestEditDistance(t *testing.T) {
+	for _, tc := range []struct {
+		a, b string
+		d    int
+	}{
+		{"status", "status", 0}, {"stauts", "status", 1}, {"lst", "list", 1}, {"", "abc", 3},
+		{"kitten", "sitting", 3}, {"ca", "abc", 3}, {"handel", "handle", 1},
+	} {
+		if d := editDistance(tc.a, tc.b); d != tc.d {
+			t.Errorf("editDistance(%q, %q) = %d, want %d", tc.a, tc.b, d, tc.d)
+		}
+	}
+}
+
+// TestArgumentErrors: a wrong number of arguments prints the error, then
+// the command's usage line, and exits 2, before any node is asked.
+func TestArgumentErrors(t *testing.T) {
+	none := t.TempDir() // no node: the errors must come first
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"contacts", "add"}, "callsign: expected NAME, got 0 argument(s)\nusage: callsign contacts add [flags] NAME\n"},
+		{[]string{"whois", "a", "b"}, "callsign: expected NAME, got 2 argument(s)\nusage: callsign whois [flags] NAME\n"},
+		{[]string{"status", "extra"}, "callsign: expected no arguments, got 1 argument(s)\nusage: callsign status [flags]\n"},
+		{[]string{"send", "alice"}, "callsign: expected NAME TEXT, got 1 argument(s)\nusage: callsign send [flags] NAME TEXT\n"},
+		{[]string{"messages", "a", "b"}, "callsign: expected at most one NAME, got 2 arguments\nusage: callsign messages [flags] [NAME]\n"},
+		{[]string{"call"}, "callsign: expected NAME, got 0 argument(s)\nusage: callsign call [flags] NAME\n"},
+		{[]string{"answer", "a", "b"}, "callsign: expected at most one call ID, got 2 arguments\nusage: callsign answer [flags] [ID]\n"},
+		{[]string{"hangup", "a", "b"}, "callsign: expected at most one call ID, got 2 arguments\nusage: callsign hangup [flags] [ID]\n"},
+		{[]string{"version", "x"}, "callsign: expected no arguments, got 1 argument(s)\nusage: callsign version [flags]\n"},
+		{[]string{"settings", "calls", "always-relay", "maybe"},
+			"callsign: expected on or off, got \"maybe\"\n" + settingsUsage},
+		{[]string{"settings", "calls", "a", "b", "c"}, "callsign: unknown call setting \"a b c\"\n" + settingsUsage},
+		{[]string{"settings", "calls", "autoanswer"}, "callsign: autoanswer needs --record DIR (or: autoanswer off)\n" + settingsUsage},
+		{[]string{"up", "--log-level", "loud"}, "callsign: bad --log-level \"loud\"\nusage: callsign up [flags]\nhint: use debug, info, warn or error\n"},
+	} {
+		out, errs, code := runCLI(t, append(tc.args, "--data", none)...)
+		if code != exitUsage || out != "" || errs != tc.want {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr:\n%s\nwant:\n%s", strings.Join(tc.args, " "), code, out, errs, tc.want)
+		}
+	}
+}
+
+const settingsUsage = `usage: callsign settings calls [flags]
+       callsign settings calls everyone|contacts|following|verified|nobody
+       callsign settings calls always-relay on|off
+       callsign settings calls autoanswer --record DIR
+       callsign settings calls autoanswer off
+       callsign settings calls allow|deny|default NAME
+`
+
+// TestHelpFits: every help text fits 80 columns, goes to stdout and
+// exits 0.
+func TestHelpFits(t *testing.T) {
+	check := func(args []string, wantPrefix string) string {
+		t.Helper()
+		out, errs, code := runCLI(t, args...)
+		if code != exitOK || errs != "" || !strings.HasPrefix(out, wantPrefix) {
+			t.Errorf("callsign %s: exit %d, stderr %q, stdout:\n%s", strings.Join(args, " "), code, errs, out)
+		}
+		for i, l := range strings.Split(out, "\n") {
+			if n := utf8.RuneCountInString(l); n > helpWidth {
+				t.Errorf("callsign %s: line %d has %d columns:\n%s", strings.Join(args, " "), i+1, n, l)
+			}
+		}
+		return out
+	}
+	for _, args := range [][]string{{"help"}, {"-h"}, {"--help"}, {"--data", "/tmp", "-h"}} {
+		out := check(args, "callsign: private messages")
+		for _, c := range commands() {
+			if !strings.Contains(out, "\n  "+c.name+" ") && !strings.Contains(out, "\n  "+c.name+"\n") {
+				t.Errorf("callsign %s does not list %q", args[0], c.name)
+			}
+		}
+	}
+	check([]string{"handle", "-h"}, "handle commands:\n  handle claim NAME")
+	check([]string{"help", "contacts"}, "contacts commands:\n  contacts add NAME")
+	for _, c := range commands() {
+		words := strings.Fields(c.name)
+		for _, args := range [][]string{append(words, "-h"), append(words, "--help"), append([]string{"help"}, words...)} {
+			out := check(args, "usage: callsign "+c.name+" [flags]")
+			if !strings.Contains(out, c.summary[:min(len(c.summary), 30)]) {
+				t.Errorf("callsign %s: no summary", strings.Join(args, " "))
+			}
+			if hasJSON := strings.Contains(out, "\n  --json\n"); hasJSON != c.read {
+				t.Errorf("callsign %s: lists --json: %v, read command: %v", strings.Join(args, " "), hasJSON, c.read)
+			}
+		}
+	}
+	// A usage error prints the overview on stderr.
+	if out, errs, code := runCLI(t); code != exitUsage || out != "" || !strings.HasPrefix(errs, "callsign: private messages") {
+		t.Errorf("callsign: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+func TestWrap(t *testing.T) {
+	for _, tc := range []struct {
+		in    string
+		width int
+		want  []string
+	}{
+		{"a b c", 80, []string{"a b c"}},
+		{"aaa bbb ccc", 7, []string{"aaa bbb", "ccc"}},
+		{"aaa bbb ccc", 6, []string{"aaa", "bbb", "ccc"}},
+		{"toolongword x", 5, []string{"toolongword", "x"}},
+		{"  spaced   out  ", 80, []string{"spaced out"}},
+		{"", 10, []string{""}},
+	} {
+		if got := wrap(tc.in, tc.width); strings.Join(got, "|") != strings.Join(tc.want, "|") {
+			t.Errorf("wrap(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
+		}
+	}
+}
