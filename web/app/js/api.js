@@ -1,0 +1,104 @@
+// api.js: the thin client of the node's local API (/api/v1). Every call
+// carries the bearer token; failures become ApiError with the node's
+// {code, error, hint}, which the views show to the person as they are.
+
+const TOKEN_KEY = "callsign.token";
+let token = null;
+
+/** Reads the token from the address fragment (#token=HEX) or this tab's
+ * sessionStorage, and strips it from the address bar. */
+export function initToken() {
+  const m = location.hash.match(/(?:^#|&)token=([0-9a-fA-F]+)/);
+  if (m) {
+    sessionStorage.setItem(TOKEN_KEY, m[1]);
+    history.replaceState(history.state, "", location.pathname + location.search);
+  }
+  token = sessionStorage.getItem(TOKEN_KEY);
+  return token;
+}
+
+export function setToken(t) {
+  token = t || null;
+  if (token) sessionStorage.setItem(TOKEN_KEY, token);
+  else sessionStorage.removeItem(TOKEN_KEY);
+}
+
+export function hasToken() { return !!token; }
+
+/** ApiError is a failed API call: status (0 when the node is unreachable),
+ * code (bad_request, invalid_name, not_found, conflict, ...), message and
+ * hint as the node wrote them. */
+export class ApiError extends Error {
+  constructor(status, code, message, hint) {
+    super(message);
+    this.status = status;
+    this.code = code;
+    this.hint = hint || "";
+  }
+}
+
+function headers(json) {
+  const h = { Authorization: "Bearer " + token };
+  if (json) h["Content-Type"] = "application/json";
+  return h;
+}
+
+async function request(method, path, body, opts = {}) {
+  let r;
+  try {
+    r = await fetch("/api/v1" + path, {
+      method,
+      headers: headers(body !== undefined),
+      body: body === undefined ? undefined : JSON.stringify(body),
+      signal: opts.signal,
+      keepalive: !!opts.keepalive,
+    });
+  } catch (err) {
+    if (err.name === "AbortError") throw err;
+    throw new ApiError(0, "offline", "can't reach your node", "is `callsign up` still running?");
+  }
+  if (r.status === 401) {
+    window.dispatchEvent(new CustomEvent("callsign:unauthorized"));
+  }
+  const type = r.headers.get("Content-Type") || "";
+  if (!r.ok) {
+    let e = {};
+    if (type.includes("json")) { try { e = await r.json(); } catch { /* not JSON after all */ } }
+    throw new ApiError(r.status, e.code || "internal", e.error || `the node answered ${r.status}`, e.hint);
+  }
+  if (opts.blob) return r.blob();
+  return type.includes("json") ? r.json() : null;
+}
+
+export const get = (path, opts) => request("GET", path, undefined, opts);
+export const post = (path, body = {}, opts) => request("POST", path, body, opts);
+export const del = (path) => request("DELETE", path);
+
+/** seg encodes one path segment (a name, an account id, a call id). */
+export const seg = encodeURIComponent;
+
+const qrCache = new Map();
+
+/** qrURL returns an object URL of a PNG QR code of text, made by the node. */
+export function qrURL(text) {
+  let p = qrCache.get(text);
+  if (!p) {
+    p = get("/qr?text=" + encodeURIComponent(text), { blob: true }).then((b) => URL.createObjectURL(b));
+    p.catch(() => qrCache.delete(text));
+    qrCache.set(text, p);
+  }
+  return p;
+}
+
+/** eventsURL is the event WebSocket's address: the one route that takes the
+ * token as a query parameter, since browsers can't set headers on it. */
+export function eventsURL() {
+  return `ws://${location.host}/api/v1/events?token=${encodeURIComponent(token)}`;
+}
+
+/** hangupOnExit hangs a call up from a page that is going away. */
+export function hangupOnExit(id) {
+  try {
+    fetch(`/api/v1/calls/${seg(id)}/hangup`, { method: "POST", keepalive: true, headers: headers(false) });
+  } catch { /* the page is going away */ }
+}

@@ -1,0 +1,230 @@
+// main.js: boot. Takes the token from the address (#token=...), shows the
+// sign-in screen without one, then builds the shell (section rail, list
+// pane, main pane), routes between the views and wires the keyboard
+// shortcuts. The views live in views/, one module each.
+
+import * as api from "./api.js";
+import * as store from "./store.js";
+import * as notify from "./notify.js";
+import { go, onRoute, where, path, SECTIONS } from "./nav.js";
+import { h, icon, avatar, empty, dialog, toast, errorBox, dialogOpen } from "./ui.js";
+import * as conversations from "./views/conversations.js";
+import * as chat from "./views/chat.js";
+import * as requests from "./views/requests.js";
+import * as contacts from "./views/contacts.js";
+import * as calllog from "./views/calllog.js";
+import * as settings from "./views/settings.js";
+import * as firstrun from "./views/firstrun.js";
+import * as call from "./views/call.js";
+
+const VIEWS = {
+  chats: { label: "Chats", icon: "chat", list: conversations.list, detail: chat.detail,
+    empty: () => empty("chat", "Your conversations", "Pick a conversation, or start a new one. Messages are end-to-end encrypted and go straight to the other person's node.",
+      h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
+  requests: { label: "Requests", icon: "inbox", list: requests.list, detail: requests.detail,
+    empty: () => empty("inbox", "Message requests", "People you haven't added yet land here first. Open one to read it, then accept or block. They can't tell you've read it.") },
+  contacts: { label: "Contacts", icon: "users", list: contacts.list, detail: contacts.detail,
+    empty: () => empty("users", "Contacts", "Pick a contact to see their safety number, or add someone by their handle.",
+      h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
+  calls: { label: "Calls", icon: "phone", list: calllog.list, detail: calllog.detail,
+    empty: () => empty("phone", "Calls", "Voice and video calls go straight between the two nodes when the network allows, through a relay when it doesn't.") },
+  settings: { label: "Settings", icon: "settings", list: settings.list, detail: settings.detail, defaultParam: "profile" },
+};
+
+const app = document.getElementById("app");
+
+function signIn(error) {
+  store.disconnect();
+  const token = h("input", { id: "token-input", name: "token", autocomplete: "off", spellcheck: "false", required: true, class: "mono" });
+  const form = h("form", {
+    class: "signin-form", on: {
+      submit: (e) => {
+        e.preventDefault();
+        api.setToken(token.value.trim().replace(/^.*#token=/, ""));
+        start();
+      },
+    },
+  },
+  h("label", { for: "token-input", text: "API token" }), token,
+  h("button", { class: "btn primary", type: "submit", text: "Open" }));
+  app.replaceChildren(h("div", { class: "signin" },
+    h("div", { class: "signin-card" },
+      h("div", { class: "brand" }, icon("at", "brand-icon"), h("span", { text: "callsign" })),
+      h("h1", { text: "Open your node's address" }),
+      h("p", null, "This app talks to your own node. When you start it with ", h("code", { text: "callsign up" }),
+        ", it prints an address like ", h("code", { text: "http://127.0.0.1:PORT/#token=…" }), ". Open that address in this browser."),
+      h("p", null, "Or paste the token from the file ", h("code", { text: "api.token" }), " in the node's data directory (usually ",
+        h("code", { text: "~/.local/share/callsign" }), ")."),
+      error ? errorBox(error) : null,
+      form)));
+  token.focus();
+}
+
+let listView = null, detailView = null, shown = { section: null, param: undefined };
+
+function buildShell() {
+  const rail = h("nav", { class: "rail", "aria-label": "Sections" },
+    h("a", { class: "rail-me", href: "/settings/profile", "aria-label": "Your profile", title: "Your profile" }),
+    h("ul", { role: "list", class: "rail-items" },
+      SECTIONS.map((s) => h("li", null, h("a", { class: "rail-item", href: "/" + s, dataset: { section: s } },
+        icon(VIEWS[s].icon), h("span", { class: "rail-label", text: VIEWS[s].label }), h("span", { class: "badge", "aria-hidden": "true", hidden: true }))))));
+  const listPane = h("section", { class: "list-pane", id: "list-pane" });
+  const main = h("main", { class: "main-pane", id: "main", tabindex: "-1" });
+  const banner = h("div", { class: "conn-banner", id: "conn-banner", role: "status", hidden: true });
+  app.replaceChildren(h("div", { class: "shell", id: "shell" }, rail, listPane, main), banner);
+  const badges = () => {
+    const counts = { chats: store.state.conversations.reduce((n, c) => n + (c.unread || 0), 0), requests: store.visibleRequests().length,
+      calls: missedCalls() };
+    for (const s of SECTIONS) {
+      const a = rail.querySelector(`[data-section="${s}"]`);
+      const b = a.querySelector(".badge");
+      const n = counts[s] || 0;
+      b.hidden = n === 0;
+      b.textContent = n > 99 ? "99+" : String(n);
+      if (n) a.setAttribute("aria-description", s === "calls" ? `${n} missed` : `${n} new`);
+      else a.removeAttribute("aria-description");
+    }
+  };
+  for (const t of ["conversations", "requests", "contacts", "calls"]) store.on(t, badges);
+  const me = () => {
+    const id = store.state.me;
+    const name = (store.globalHandles()[0] || {}).name || (id && id.handle) || "";
+    rail.querySelector(".rail-me").replaceChildren(avatar(name, id && id.account));
+  };
+  store.on("me", me);
+  store.on("handles", me);
+  let bannerTimer = 0;
+  store.on("connection", (up) => {
+    clearTimeout(bannerTimer);
+    if (up) { banner.hidden = true; return; }
+    // A blip is not worth a banner; a lasting outage is.
+    bannerTimer = setTimeout(() => {
+      banner.replaceChildren(icon("alert"), h("span", { text: "Reconnecting to your node… Messages will appear when it's back." }));
+      banner.hidden = false;
+    }, 1500);
+  });
+  badges();
+  me();
+}
+
+function missedCalls() {
+  const seen = Number(localStorage.getItem("callsign.calls.seen") || 0);
+  return store.state.calls.filter((c) => c.direction === "in" && c.end_reason === "missed" && new Date(c.start) > seen).length;
+}
+
+function render({ section, param }) {
+  const v = VIEWS[section];
+  if (!param && v.defaultParam && window.matchMedia("(min-width: 761px)").matches) param = v.defaultParam;
+  const shell = document.getElementById("shell");
+  if (!shell) return;
+  shell.dataset.section = section;
+  shell.classList.toggle("has-detail", !!param);
+  for (const a of document.querySelectorAll(".rail-item")) {
+    if (a.dataset.section === section) a.setAttribute("aria-current", "page");
+    else a.removeAttribute("aria-current");
+  }
+  const listPane = document.getElementById("list-pane");
+  const main = document.getElementById("main");
+  if (shown.section !== section) {
+    if (listView && listView.destroy) listView.destroy();
+    listPane.setAttribute("aria-label", v.label);
+    listPane.replaceChildren();
+    listView = v.list(listPane) || null;
+    shown.param = undefined;
+  }
+  if (shown.section !== section || shown.param !== param) {
+    if (detailView && detailView.destroy) detailView.destroy();
+    detailView = null;
+    main.replaceChildren();
+    if (param) detailView = v.detail(main, param) || null;
+    else if (v.empty) main.append(v.empty());
+    if (listView && listView.select) listView.select(param);
+    // Move focus into the pane that just opened, for keyboard and screen
+    // reader users, unless the person is typing somewhere.
+    const typing = document.activeElement && /^(INPUT|TEXTAREA|SELECT)$/.test(document.activeElement.tagName);
+    if (param && !typing && shown.section !== null && !main.contains(document.activeElement)) {
+      const target = main.querySelector("[data-autofocus]") || main;
+      target.focus({ preventScroll: true });
+    }
+  }
+  shown = { section, param };
+  document.body.dataset.section = section;
+}
+
+function shortcuts(e) {
+  if (dialogOpen()) return;
+  const typing = /^(INPUT|TEXTAREA|SELECT)$/.test(e.target.tagName) || e.target.isContentEditable;
+  if (e.altKey && !e.ctrlKey && !e.metaKey && /^[1-5]$/.test(e.key)) {
+    e.preventDefault();
+    go("/" + SECTIONS[Number(e.key) - 1]);
+  } else if ((e.ctrlKey || e.metaKey) && e.key.toLowerCase() === "k") {
+    e.preventDefault();
+    const s = document.querySelector("#list-pane input[type=search]");
+    if (s) s.focus();
+  } else if (e.altKey && (e.key === "ArrowUp" || e.key === "ArrowDown")) {
+    e.preventDefault();
+    const links = [...document.querySelectorAll("#list-pane .row-link")];
+    if (!links.length) return;
+    const cur = links.findIndex((a) => a.getAttribute("aria-current") === "page");
+    const next = links[Math.max(0, Math.min(links.length - 1, cur + (e.key === "ArrowUp" ? -1 : 1)))];
+    next.click();
+  } else if (e.key === "?" && !typing) {
+    e.preventDefault();
+    help();
+  } else if (e.key === "Escape" && !typing && where().param) {
+    const { section } = where();
+    go("/" + section);
+    const cur = document.querySelector("#list-pane [aria-current=page]") || document.querySelector("#list-pane .row-link");
+    if (cur) cur.focus();
+  }
+}
+
+/** help lists the keyboard shortcuts. */
+export function help() {
+  const rows = [
+    ["Alt+1 … Alt+5", "Chats, Requests, Contacts, Calls, Settings"],
+    ["Ctrl+K", "Search the list"],
+    ["Alt+↑ / Alt+↓", "Previous / next item in the list"],
+    ["Enter", "Send the message"],
+    ["Shift+Enter", "New line in a message"],
+    ["Escape", "Close the open conversation or dialog"],
+    ["M / V (in a call)", "Mute / camera on or off"],
+    ["?", "This list"],
+  ];
+  dialog({
+    title: "Keyboard shortcuts",
+    build: (close) => h("div", null,
+      h("dl", { class: "shortcuts" }, rows.map(([k, d]) => [h("dt", null, h("kbd", { text: k })), h("dd", { text: d })])),
+      h("div", { class: "dialog-actions" }, h("button", { type: "button", class: "btn primary", text: "Close", on: { click: close } }))),
+  });
+}
+
+async function start() {
+  if (!api.hasToken()) { signIn(); return; }
+  try {
+    await Promise.all([store.load("me"), store.load("handles")]);
+  } catch (err) {
+    if (err.status === 401) { api.setToken(null); signIn(err); return; }
+    app.replaceChildren(h("div", { class: "signin" }, h("div", { class: "signin-card" },
+      h("h1", { text: "Can't reach your node" }), errorBox(err),
+      h("button", { type: "button", class: "btn primary", text: "Try again", on: { click: start } }))));
+    return;
+  }
+  buildShell();
+  notify.init();
+  call.init();
+  store.connect();
+  onRoute(render);
+  const w = where();
+  if (location.pathname === "/" || !SECTIONS.includes(location.pathname.split("/")[1])) go(path(w.section, w.param), { replace: true });
+  else render(w);
+  for (const t of ["conversations", "requests", "contacts", "calls"]) store.load(t).catch((err) => toast(`Could not load ${t}`, err.message, "error"));
+  firstrun.maybeShow();
+}
+
+window.addEventListener("callsign:unauthorized", () => { api.setToken(null); signIn({ message: "Your node did not accept the token", hint: "open the address `callsign up` printed again" }); });
+document.addEventListener("keydown", shortcuts);
+window.callsign = window.callsign || { pc: null };
+window.callsign.help = help;
+api.initToken();
+start();

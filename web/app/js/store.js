@@ -1,0 +1,183 @@
+// store.js: the app's one state store. It loads lists from the API, keeps
+// them current from the event WebSocket (/api/v1/events), and tells the
+// views what changed by topic: me, handles, conversations, requests,
+// contacts, calls, connection, and every event type as it arrives
+// (message, state, request, key-change, incoming-call, call-state,
+// claim-progress, handle).
+
+import * as api from "./api.js";
+import { shortAccount } from "./ui.js";
+
+export const state = {
+  me: null, // api.ID
+  handles: [], // api.Handle[]
+  conversations: [], // api.Conversation[], most recent first
+  requests: [], // api.Conversation[] of message requests
+  contacts: [], // api.Contact[]
+  calls: [], // api.Call[]: live calls, then the log, newest first
+  connected: false, // the event stream is open
+  viewing: null, // the account whose chat is on screen (and read), if any
+};
+
+const listeners = new Map();
+
+/** on calls fn(data) whenever topic changes; returns the unsubscribe. */
+export function on(topic, fn) {
+  if (!listeners.has(topic)) listeners.set(topic, new Set());
+  listeners.get(topic).add(fn);
+  return () => listeners.get(topic).delete(fn);
+}
+
+export function emit(topic, data) {
+  for (const fn of [...(listeners.get(topic) || [])]) {
+    try { fn(data); } catch (err) { console.error("listener of", topic, err); }
+  }
+}
+
+const loaders = {
+  me: async () => { state.me = await api.get("/id"); },
+  handles: async () => { state.handles = await api.get("/handles"); },
+  conversations: async () => { state.conversations = await api.get("/conversations"); },
+  requests: async () => { state.requests = await api.get("/requests"); },
+  contacts: async () => { state.contacts = await api.get("/contacts"); },
+  calls: async () => { state.calls = await api.get("/calls?limit=100"); },
+};
+
+/** load fetches topic from the API and tells its listeners. */
+export async function load(topic) {
+  await loaders[topic]();
+  emit(topic, state[topic]);
+}
+
+const timers = {};
+
+/** refresh reloads topic soon, once for a burst of calls; errors are
+ * logged (the next event or reconnect tries again). */
+export function refresh(topic, ms = 150) {
+  clearTimeout(timers[topic]);
+  timers[topic] = setTimeout(() => load(topic).catch((err) => console.warn("refresh", topic, err.message)), ms);
+}
+
+export const contactOf = (account) => state.contacts.find((c) => c.account === account) || null;
+
+/** nameOf is how the app names an account: the pet name you gave it, else
+ * the handle the node shows for it, else a short account id. */
+export function nameOf(account, hint = "") {
+  const c = contactOf(account);
+  if (c && c.petname) return c.petname;
+  const conv = state.conversations.find((x) => x.peer === account) || state.requests.find((x) => x.peer === account);
+  if (conv && conv.peer_name) return conv.peer_name;
+  return hint || shortAccount(account);
+}
+
+/** globalHandles are the handles claimed on the network (not name~suffix). */
+export const globalHandles = () => state.handles.filter((x) => !x.self_certifying);
+
+/** unread counts unread messages plus waiting requests, for the title. */
+export function unread() {
+  return state.conversations.reduce((n, c) => n + (c.unread || 0), 0) + visibleRequests().length;
+}
+
+/** visibleRequests leaves out requests from accounts you have blocked. */
+export function visibleRequests() {
+  return state.requests.filter((r) => { const c = contactOf(r.peer); return !(c && c.blocked); });
+}
+
+const RANK = { queued: 0, sent: 1, delivered: 2, read: 3 };
+
+/** later reports whether state b may replace state a (states only move
+ * forward; failed replaces queued and sent). */
+export function later(a, b) {
+  if (a === b) return false;
+  if (b === "failed") return !(a in RANK) || RANK[a] < RANK.delivered;
+  if (a === "failed") return b === "delivered" || b === "read";
+  return !(a in RANK) || !(b in RANK) || RANK[b] > RANK[a];
+}
+
+function applyMessage(m) {
+  const conv = state.conversations.find((c) => c.peer === m.peer);
+  if (!conv) {
+    refresh("conversations");
+    refresh("requests");
+    return;
+  }
+  const newer = !conv.last || new Date(m.sent_at) >= new Date(conv.last.sent_at);
+  if (newer) { conv.last = m; conv.last_at = m.sent_at; }
+  if (m.direction === "in" && !(state.viewing === m.peer && document.visibilityState === "visible")) conv.unread = (conv.unread || 0) + 1;
+  state.conversations.sort((a, b) => new Date(b.last_at) - new Date(a.last_at));
+  emit("conversations", state.conversations);
+  refresh("conversations", 1500); // reconcile unread counts with the node
+}
+
+/** noteSent updates the chat list with a message this tab just sent (the
+ * node has no event for those). */
+export function noteSent(m) { applyMessage(m); }
+
+function applyState(s) {
+  for (const list of [state.conversations, state.requests]) {
+    const conv = list.find((c) => c.last && c.last.id === s.id);
+    if (conv && later(conv.last.state, s.state)) {
+      conv.last.state = s.state;
+      emit(list === state.conversations ? "conversations" : "requests", list);
+    }
+  }
+}
+
+function onEvent(ev) {
+  const d = ev.data;
+  switch (ev.type) {
+    case "message": applyMessage(d); break;
+    case "state": applyState(d); break;
+    case "request": refresh("requests"); refresh("conversations"); break;
+    case "key-change": refresh("contacts", 0); break;
+    case "incoming-call": refresh("calls", 500); break;
+    case "call-state": if (d.state === "ended") refresh("calls", 300); break;
+    case "handle": refresh("handles", 0); refresh("me", 0); break;
+  }
+  emit(ev.type, d);
+}
+
+let ws = null;
+let backoff = 500;
+let opened = false;
+let stopped = false;
+
+/** connect opens the event stream and keeps it open, reconnecting with
+ * backoff; after a reconnect everything is reloaded, since events may
+ * have been missed meanwhile (listeners of "resync" reload their own). */
+export function connect() {
+  stopped = false;
+  const sock = new WebSocket(api.eventsURL());
+  ws = sock;
+  sock.onopen = () => {
+    backoff = 500;
+    state.connected = true;
+    emit("connection", true);
+    if (opened) resync();
+    opened = true;
+  };
+  sock.onmessage = (e) => {
+    let ev;
+    try { ev = JSON.parse(e.data); } catch { return; }
+    onEvent(ev);
+  };
+  sock.onclose = () => {
+    if (ws !== sock) return;
+    const was = state.connected;
+    state.connected = false;
+    if (was) emit("connection", false);
+    if (stopped) return;
+    setTimeout(connect, backoff);
+    backoff = Math.min(backoff * 2, 10000);
+  };
+}
+
+export function disconnect() {
+  stopped = true;
+  if (ws) ws.close();
+}
+
+function resync() {
+  for (const t of Object.keys(loaders)) refresh(t, 0);
+  emit("resync");
+}

@@ -1,0 +1,368 @@
+// views/chat.js: one conversation. History comes from the API newest page
+// first (GET /conversations/{peer}?newest=1&limit=50), older pages as the
+// person scrolls up, keeping their place. New messages arrive from the
+// event stream, states (⏱ ✓ ✓✓ and blue ✓✓) follow `state` events, and
+// incoming messages that are on screen while the tab is visible are marked
+// read, so that the sender sees it.
+
+import * as api from "../api.js";
+import * as store from "../store.js";
+import { go, path } from "../nav.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast } from "../ui.js";
+import * as call from "./call.js";
+
+const PAGE = 50;
+const MAX_BYTES = 65472; // the node's message limit (msg.DefaultMaxMessage)
+let tmpSeq = 0;
+
+/** detail is the chat pane with the account peer. */
+export function detail(el, peer) {
+  const header = h("header", { class: "chat-header" });
+  const banner = h("div", { class: "chat-banners" });
+  const t = thread(peer, { readOnly: false });
+  const composer = composeBox(peer, t);
+  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el);
+  el.append(wrap);
+
+  function renderHeader() {
+    const c = store.contactOf(peer);
+    const name = store.nameOf(peer);
+    const sub = [];
+    if (c && c.handle) sub.push(c.handle.includes("~") ? c.handle : "@" + c.handle);
+    header.replaceChildren(
+      h("a", { class: "icon-btn back", href: "/chats", "aria-label": "Back to chats", title: "Back to chats" }, icon("back")),
+      h("a", { class: "chat-peer", href: path("contacts", peer), title: "Contact info", "aria-label": `Contact info for ${name}` },
+        avatar(name, peer),
+        h("span", { class: "chat-peer-text" },
+          h("h1", { class: "chat-title", text: name }),
+          h("span", { class: "chat-sub" },
+            c && c.verified && !c.key_changed ? h("span", { class: "verified" }, icon("shield"), "Verified") : null,
+            h("span", { text: sub.join(" · ") || (c ? "" : "Not in your contacts") })))),
+      h("div", { class: "chat-actions" },
+        iconButton("phone", "Voice call", () => call.start(peer, false)),
+        iconButton("video", "Video call", () => call.start(peer, true))));
+    banner.replaceChildren();
+    if (c && c.key_changed) {
+      banner.append(h("div", { class: "banner danger", role: "alert" }, icon("alert"),
+        h("div", null,
+          h("strong", { text: `${name}'s key has changed` }),
+          h("p", { text: "Their handle now points to a different key. They may have set up callsign again — or someone may be pretending to be them. New messages are held back until you compare safety numbers." })),
+        h("a", { class: "btn", href: path("contacts", peer), text: "Compare safety numbers" })));
+    }
+    if (c && c.blocked) {
+      banner.append(h("div", { class: "banner" }, icon("info"), h("div", null, h("strong", { text: `You blocked ${name}` }), h("p", { text: "Their messages and calls are dropped. Unblock them to write again." })),
+        h("button", {
+          type: "button", class: "btn", text: "Unblock", on: {
+            click: async () => {
+              try { await api.post(`/contacts/${api.seg(peer)}/unblock`); await store.load("contacts"); }
+              catch (err) { showError(err, "Could not unblock"); }
+            },
+          },
+        })));
+    }
+    composer.setEnabled(!(c && (c.blocked || c.key_changed)));
+  }
+
+  const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader)];
+  renderHeader();
+  return {
+    destroy() { offs.forEach((f) => f()); t.destroy(); },
+  };
+}
+
+/** thread is the scrolling message history with peer. With readOnly
+ * (a message request), nothing is marked read. */
+export function thread(peer, { readOnly }) {
+  const list = h("ol", { class: "messages", role: "list", "aria-label": "Messages" });
+  const jump = h("button", { type: "button", class: "jump", hidden: true, "aria-label": "Jump to the newest message", on: { click: () => toBottom(true) } }, icon("down"));
+  const older = h("div", { class: "older-status", role: "status" });
+  const warning = h("div", { class: "page-warning", hidden: true });
+  const scroller = h("div", { class: "messages-scroll", tabindex: "0", "aria-label": "Message history" }, older, warning, list);
+  const el = h("div", { class: "thread" }, scroller, jump);
+
+  const msgs = []; // oldest first
+  const byId = new Map(); // id → {m, li}
+  const pendingStates = new Map(); // states that arrived before their message
+  let next = "";
+  let loading = false;
+  let unseen = 0;
+  let destroyed = false;
+
+  const toRead = new Set();
+  const onScreen = new Set();
+  let readTimer = 0;
+
+  const io = readOnly ? null : new IntersectionObserver((entries) => {
+    for (const e of entries) {
+      const id = e.target.dataset.id;
+      if (e.isIntersecting) onScreen.add(id);
+      else onScreen.delete(id);
+    }
+    queueRead();
+  }, { root: scroller, threshold: 0.6 });
+
+  function queueRead() {
+    if (readOnly || document.visibilityState !== "visible") return;
+    for (const id of onScreen) {
+      const x = byId.get(id);
+      if (x && x.m.direction === "in" && x.m.state !== "read") toRead.add(id);
+    }
+    if (toRead.size) { clearTimeout(readTimer); readTimer = setTimeout(flushRead, 200); }
+  }
+
+  async function flushRead() {
+    const ids = [...toRead];
+    toRead.clear();
+    if (!ids.length || destroyed) return;
+    try {
+      await api.post(`/conversations/${api.seg(peer)}/read`, { ids });
+      for (const id of ids) {
+        const x = byId.get(id);
+        if (x) { x.m.state = "read"; if (io) io.unobserve(x.li); }
+      }
+      const conv = store.state.conversations.find((c) => c.peer === peer);
+      if (conv) { conv.unread = Math.max(0, (conv.unread || 0) - ids.length); store.emit("conversations", store.state.conversations); }
+      store.refresh("conversations", 300);
+    } catch (err) {
+      console.warn("mark read", err.message);
+    }
+  }
+
+  const onVisible = () => { if (document.visibilityState === "visible") queueRead(); };
+  document.addEventListener("visibilitychange", onVisible);
+
+  const who = (m) => (m.direction === "out" ? "You" : store.nameOf(peer));
+
+  function build(m) {
+    const meta = h("span", { class: "meta" }, h("time", { datetime: m.sent_at, text: clock(new Date(m.sent_at)) }));
+    if (m.direction === "out") meta.append(stateMark(m.state));
+    const bubble = h("div", { class: "bubble" }, srOnly(who(m) + ": "), h("p", { class: "text", text: m.text }), meta);
+    const li = h("li", { class: "msg " + m.direction, dataset: { id: m.id } }, bubble);
+    if (m.failedError) {
+      li.append(h("div", { class: "msg-error" }, h("span", { text: m.failedError }),
+        h("button", { type: "button", class: "link-btn", text: "Send again", on: { click: () => resend(m) } })));
+    }
+    return li;
+  }
+
+  function setState(x, s) {
+    if (!store.later(x.m.state, s)) return;
+    x.m.state = s;
+    const old = x.li.querySelector(".msg-state");
+    if (old) old.replaceWith(stateMark(s));
+  }
+
+  function insert(m, { render = true } = {}) {
+    if (byId.has(m.id)) return false;
+    const ps = pendingStates.get(m.id);
+    if (ps) { pendingStates.delete(m.id); if (store.later(m.state, ps)) m.state = ps; }
+    const x = { m, li: build(m) };
+    byId.set(m.id, x);
+    // Usually at the end; keep the order by time for late arrivals.
+    let i = msgs.length;
+    while (i > 0 && new Date(msgs[i - 1].sent_at) > new Date(m.sent_at)) i--;
+    msgs.splice(i, 0, m);
+    if (io && m.direction === "in" && m.state !== "read") io.observe(x.li);
+    if (render) draw();
+    return true;
+  }
+
+  function remove(id) {
+    const x = byId.get(id);
+    if (!x) return;
+    byId.delete(id);
+    msgs.splice(msgs.indexOf(x.m), 1);
+    if (io) io.unobserve(x.li);
+    draw();
+  }
+
+  // draw lays the cached message items out with day separators and
+  // groups consecutive messages from one side.
+  function draw() {
+    const nodes = [];
+    let day = "", prev = null;
+    for (const m of msgs) {
+      const d = new Date(m.sent_at);
+      const key = d.toDateString();
+      if (key !== day) {
+        day = key;
+        nodes.push(h("li", { class: "day", role: "presentation" }, h("span", { text: dayLabel(d) })));
+        prev = null;
+      }
+      const li = byId.get(m.id).li;
+      li.classList.toggle("cont", !!prev && prev.direction === m.direction && d - new Date(prev.sent_at) < 5 * 60e3);
+      nodes.push(li);
+      prev = m;
+    }
+    list.replaceChildren(...nodes);
+    if (!msgs.length && !loading) list.append(h("li", { class: "no-msgs", text: readOnly ? "" : "No messages yet. Say hello!" }));
+  }
+
+  const atBottom = () => scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 80;
+
+  function toBottom(smooth) {
+    scroller.scrollTo({ top: scroller.scrollHeight, behavior: smooth ? "smooth" : "auto" });
+    unseen = 0;
+    jump.hidden = true;
+  }
+
+  async function loadNewest() {
+    loading = true;
+    older.textContent = "Loading messages…";
+    try {
+      const page = await api.get(`/conversations/${api.seg(peer)}?newest=1&limit=${PAGE}`);
+      if (destroyed) return;
+      next = page.next || "";
+      warning.hidden = !page.warning;
+      warning.replaceChildren(icon("alert"), h("span", { text: page.warning || "" }));
+      for (const m of page.messages || []) {
+        const x = byId.get(m.id);
+        if (x) setState(x, m.state);
+        else insert(m, { render: false });
+      }
+      older.textContent = "";
+      loading = false;
+      draw();
+      toBottom(false);
+      fillScreen();
+    } catch (err) {
+      loading = false;
+      older.replaceChildren(h("span", { class: "error-text", text: err.message }), err.hint ? h("span", { text: " — " + err.hint }) : null);
+      draw();
+    }
+  }
+
+  async function loadOlder() {
+    if (!next || loading) return;
+    loading = true;
+    older.textContent = "Loading older messages…";
+    try {
+      const page = await api.get(`/conversations/${api.seg(peer)}?newest=1&limit=${PAGE}&cursor=${encodeURIComponent(next)}`);
+      if (destroyed) return;
+      next = page.next || "";
+      const before = scroller.scrollHeight, top = scroller.scrollTop;
+      for (const m of page.messages || []) insert(m, { render: false });
+      draw();
+      scroller.scrollTop = top + (scroller.scrollHeight - before);
+      older.textContent = next ? "" : "This is the start of your conversation.";
+    } catch (err) {
+      older.textContent = "Could not load older messages: " + err.message;
+    } finally {
+      loading = false;
+    }
+    fillScreen();
+  }
+
+  // fillScreen loads older pages while the history is too short to scroll.
+  function fillScreen() {
+    if (next && scroller.scrollHeight <= scroller.clientHeight + 10) loadOlder();
+    else if (!next && msgs.length) older.textContent = "This is the start of your conversation.";
+  }
+
+  scroller.addEventListener("scroll", () => {
+    if (scroller.scrollTop < 300) loadOlder();
+    if (atBottom()) { unseen = 0; jump.hidden = true; }
+    else jump.hidden = false;
+    jump.classList.toggle("has-new", unseen > 0);
+  }, { passive: true });
+
+  function arrived(m) {
+    const stick = atBottom() || m.direction === "out";
+    if (!insert(m)) return;
+    if (stick) toBottom(false);
+    else if (m.direction === "in") { unseen++; jump.hidden = false; jump.classList.add("has-new"); jump.setAttribute("aria-label", `${unseen} new — jump to the newest message`); }
+    queueRead();
+  }
+
+  // Sending, with the message shown at once as queued.
+  async function send(text) {
+    const tmp = { id: "tmp-" + ++tmpSeq, text, direction: "out", state: "queued", sent_at: new Date().toISOString(), peer };
+    arrived(tmp);
+    try {
+      const m = await api.post("/messages", { to: peer, text });
+      remove(tmp.id);
+      if (!byId.has(m.id)) arrived(m);
+      if (!store.state.conversations.some((c) => c.peer === peer)) store.refresh("conversations", 0);
+      else store.noteSent(m);
+      store.refresh("contacts", 300); // writing to someone makes them a contact
+    } catch (err) {
+      remove(tmp.id);
+      tmp.state = "failed";
+      tmp.failedError = err.message + (err.hint ? " — " + err.hint : "");
+      tmp.id = "tmp-" + ++tmpSeq;
+      arrived(tmp);
+      showError(err, "Message not sent");
+    }
+  }
+
+  function resend(m) {
+    remove(m.id);
+    send(m.text);
+  }
+
+  const offs = [
+    store.on("message", (m) => { if (m.peer === peer) arrived(m); }),
+    store.on("state", (s) => {
+      const x = byId.get(s.id);
+      if (x) setState(x, s.state);
+      else if (s.peer === peer) pendingStates.set(s.id, s.state);
+    }),
+    store.on("resync", loadNewest),
+  ];
+  if (!readOnly) store.state.viewing = peer;
+  loadNewest();
+
+  return {
+    el,
+    send,
+    destroy() {
+      destroyed = true;
+      offs.forEach((f) => f());
+      if (io) io.disconnect();
+      clearTimeout(readTimer);
+      document.removeEventListener("visibilitychange", onVisible);
+      if (store.state.viewing === peer) store.state.viewing = null;
+    },
+  };
+}
+
+function composeBox(peer, t) {
+  const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES });
+  const count = h("span", { class: "count", "aria-live": "polite" });
+  const sendBtn = h("button", { type: "submit", class: "send-btn", "aria-label": "Send", title: "Send (Enter)" }, icon("send"));
+  const hint = h("p", { class: "composer-note", hidden: true });
+  const form = h("form", { class: "composer", on: { submit: (e) => { e.preventDefault(); submit(); } } },
+    h("label", { for: "composer", class: "sr-only", text: "Message" }), ta, count, sendBtn);
+  const el = h("div", { class: "composer-wrap" }, hint, form);
+
+  const grow = () => {
+    ta.style.height = "auto";
+    ta.style.height = Math.min(ta.scrollHeight, 160) + "px";
+    const n = new TextEncoder().encode(ta.value).length;
+    count.textContent = n > MAX_BYTES - 2000 ? `${n} / ${MAX_BYTES} bytes` : "";
+  };
+  ta.addEventListener("input", grow);
+  ta.addEventListener("keydown", (e) => {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+  });
+
+  function submit() {
+    const text = ta.value;
+    if (!text.trim()) return;
+    if (new TextEncoder().encode(text).length > MAX_BYTES) { toast("That message is too long", "split it into several messages", "error"); return; }
+    ta.value = "";
+    grow();
+    t.send(text);
+    ta.focus();
+  }
+
+  return {
+    el,
+    setEnabled(on) {
+      ta.disabled = !on;
+      sendBtn.disabled = !on;
+      hint.hidden = on;
+      hint.textContent = on ? "" : "You can't write in this conversation right now.";
+    },
+  };
+}

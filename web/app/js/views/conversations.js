@@ -1,0 +1,107 @@
+// views/conversations.js: the list of chats, most recent first, with each
+// one's last message, its time and its unread count; live from the store.
+
+import * as store from "../store.js";
+import { go, path } from "../nav.js";
+import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field } from "../ui.js";
+
+export function list(el) {
+  let selected = null;
+  let filter = "";
+  const search = h("input", { type: "search", id: "chat-search", placeholder: "Search chats", autocomplete: "off",
+    on: { input: () => { filter = search.value.trim().toLowerCase(); render(); } } });
+  const ul = h("ul", { role: "list", class: "rows", "aria-label": "Conversations" });
+  const reqLink = h("a", { class: "requests-link", href: "/requests", hidden: true });
+  const body = h("div", { class: "pane-body" });
+  el.append(
+    h("header", { class: "pane-header" }, h("h1", { text: "Chats" }),
+      iconButton("compose", "New chat", () => newChat())),
+    h("div", { class: "search" }, icon("search"), h("label", { for: "chat-search", class: "sr-only", text: "Search chats" }), search),
+    body);
+  body.append(reqLink, ul);
+
+  const rows = new Map();
+
+  function render() {
+    const reqs = store.visibleRequests().length;
+    reqLink.hidden = reqs === 0;
+    reqLink.replaceChildren(icon("inbox"), h("span", { text: reqs === 1 ? "1 message request" : `${reqs} message requests` }));
+    const convs = store.state.conversations.filter((c) => {
+      if (!filter) return true;
+      return store.nameOf(c.peer, c.peer_name).toLowerCase().includes(filter) || (c.last && c.last.text.toLowerCase().includes(filter));
+    });
+    const keep = new Set();
+    const items = convs.map((c) => {
+      keep.add(c.peer);
+      let li = rows.get(c.peer);
+      if (!li) { li = h("li"); rows.set(c.peer, li); }
+      li.replaceChildren(row(c));
+      return li;
+    });
+    for (const k of [...rows.keys()]) if (!keep.has(k)) rows.delete(k);
+    // Keep focus on the row that had it across the re-render.
+    const focused = document.activeElement && ul.contains(document.activeElement) ? document.activeElement.dataset.peer : null;
+    ul.replaceChildren(...items);
+    if (focused) { const a = ul.querySelector(`[data-peer="${CSS.escape(focused)}"]`); if (a) a.focus(); }
+    body.querySelector(".empty-list")?.remove();
+    if (!store.state.conversations.length) {
+      body.append(h("div", { class: "empty-list" },
+        h("p", { text: "No conversations yet." }),
+        h("p", { class: "muted", text: "Add someone by their handle to write to them." }),
+        h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })));
+    } else if (!convs.length) {
+      body.append(h("p", { class: "empty-list muted", text: "No chat matches your search." }));
+    }
+  }
+
+  function row(c) {
+    const name = store.nameOf(c.peer, c.peer_name);
+    const last = c.last;
+    const contact = store.contactOf(c.peer);
+    const preview = h("span", { class: "row-preview" });
+    if (last) {
+      if (last.direction === "out") preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
+      preview.append(h("span", { class: "preview-text", text: last.text }));
+    }
+    return h("a", { class: "row-link", href: path("chats", c.peer), dataset: { peer: c.peer }, "aria-current": c.peer === selected ? "page" : null },
+      avatar(name, c.peer),
+      h("span", { class: "row-main" },
+        h("span", { class: "row-top" },
+          h("span", { class: "row-name" }, h("span", { text: name }),
+            contact && contact.key_changed ? h("span", { class: "warn-dot", title: "Key changed" }, icon("alert"), srOnly(" (key changed)")) : null),
+          h("time", { class: "row-time" + (c.unread ? " unread" : ""), datetime: c.last_at, text: listTime(c.last_at) })),
+        h("span", { class: "row-bottom" }, preview,
+          c.unread ? h("span", { class: "badge" }, String(c.unread), srOnly(c.unread === 1 ? " unread message" : " unread messages")) : null)));
+  }
+
+  const offs = ["conversations", "requests", "contacts"].map((t) => store.on(t, render));
+  render();
+  return {
+    select(p) { selected = p; render(); },
+    destroy() { offs.forEach((f) => f()); },
+  };
+}
+
+/** newChat picks a contact to write to, or leads to adding one. */
+export function newChat() {
+  dialog({
+    title: "New chat",
+    cls: "picker",
+    build: (close) => {
+      const f = field("Search contacts", { type: "search", autocomplete: "off", autofocus: true });
+      const ul = h("ul", { role: "list", class: "rows compact" });
+      const render = () => {
+        const q = f.input.value.trim().toLowerCase();
+        const cs = store.state.contacts.filter((c) => !c.blocked && (!q || c.petname.toLowerCase().includes(q) || (c.handle || "").toLowerCase().includes(q)));
+        ul.replaceChildren(...cs.map((c) => h("li", null, h("button", { type: "button", class: "row-link", on: { click: () => { close(); go(path("chats", c.account)); } } },
+          avatar(c.petname, c.account), h("span", { class: "row-main" }, h("span", { class: "row-name", text: c.petname }), h("span", { class: "row-preview", text: c.handle ? "@" + c.handle : "" }))))));
+        if (!cs.length) ul.append(h("li", { class: "muted pad", text: store.state.contacts.length ? "No contact matches." : "You have no contacts yet." }));
+      };
+      f.input.addEventListener("input", render);
+      render();
+      return h("div", null, f.el, ul, h("div", { class: "dialog-actions" },
+        h("button", { type: "button", class: "btn", text: "Cancel", on: { click: close } }),
+        h("button", { type: "button", class: "btn primary", text: "Add a contact by handle", on: { click: () => { close(); go("/contacts/add"); } } })));
+    },
+  });
+}

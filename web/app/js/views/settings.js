@@ -1,0 +1,186 @@
+// views/settings.js: your handles and account, notifications, who may
+// call you and how, and the node's status.
+
+import * as api from "../api.js";
+import * as store from "../store.js";
+import * as notify from "../notify.js";
+import { path } from "../nav.js";
+import { h, icon, avatar, showError, toast, qrImage, copyButton, since, shortAccount } from "../ui.js";
+import { claimForm } from "./firstrun.js";
+
+const SECTIONS = [
+  ["profile", "Profile and handles", "at"],
+  ["notifications", "Notifications", "bell"],
+  ["calls", "Calls", "phone"],
+  ["node", "Your node", "server"],
+];
+
+export function list(el) {
+  let selected = null;
+  const ul = h("ul", { role: "list", class: "rows settings-nav", "aria-label": "Settings" });
+  el.append(h("header", { class: "pane-header" }, h("h1", { text: "Settings" })), h("div", { class: "pane-body" }, ul));
+  function render() {
+    ul.replaceChildren(...SECTIONS.map(([id, label, ic]) => h("li", null,
+      h("a", { class: "row-link", href: path("settings", id), dataset: { peer: id }, "aria-current": id === selected ? "page" : null },
+        h("span", { class: "nav-icon" }, icon(ic)), h("span", { class: "row-main" }, h("span", { class: "row-name", text: label }))))));
+  }
+  render();
+  return { select(p) { selected = p; render(); } };
+}
+
+export function detail(el, section) {
+  const known = SECTIONS.find(([id]) => id === section);
+  const title = known ? known[1] : "Settings";
+  const body = h("div", { class: "page-body" });
+  el.append(h("section", { class: "page", "aria-labelledby": "settings-title" },
+    h("header", { class: "page-header" },
+      h("a", { class: "icon-btn back", href: "/settings", "aria-label": "Back to settings", title: "Back to settings" }, icon("back")),
+      h("h1", { id: "settings-title", text: title })),
+    body));
+  switch (section) {
+    case "profile": return profile(body);
+    case "notifications": return notifications(body);
+    case "calls": return calls(body);
+    case "node": return node(body);
+  }
+  body.append(h("p", { class: "muted", text: "No such settings page." }));
+  return {};
+}
+
+function profile(body) {
+  function render() {
+    const me = store.state.me;
+    if (!me) return;
+    const global = store.globalHandles();
+    const primary = global.length ? "@" + global[0].name : me.handle;
+    body.replaceChildren(
+      h("div", { class: "card profile-card" },
+        avatar(primary, me.account, "xl"),
+        h("div", { class: "profile-text" },
+          h("h2", { class: "profile-name", text: primary }),
+          h("p", { class: "muted mono", text: me.handle }),
+          h("dl", { class: "facts" },
+            h("dt", { text: "Account id" }), h("dd", { class: "mono wrap" }, me.account, copyButton(me.account, "Copy your account id")),
+            h("dt", { text: "This device" }), h("dd", { class: "mono wrap", text: me.peer }))),
+        h("figure", { class: "qr-figure" }, qrImage(primary, `QR code of your handle ${primary}`), h("figcaption", { text: "Scan to add me" }))),
+      h("div", { class: "card" }, h("h2", { text: "Your handles" }),
+        h("ul", { role: "list", class: "handles" }, store.state.handles.map((x) => h("li", null,
+          h("span", { class: "mono", text: x.self_certifying ? x.name : "@" + x.name }),
+          h("span", { class: "muted small", text: x.self_certifying ? "self-certifying: only your key can hold it" : "claimed " + new Date(x.claimed_at).toLocaleDateString() }),
+          copyButton(x.self_certifying ? x.name : "@" + x.name, "Copy " + (x.self_certifying ? x.name : "@" + x.name))))),
+        h("h3", { text: global.length ? "Claim another handle" : "Claim a short handle" }),
+        claimForm({ onClaimed: (c) => toast(`You now hold @${c.name}`) }).el));
+  }
+  const offs = [store.on("handles", render), store.on("me", render)];
+  render();
+  return { destroy() { offs.forEach((f) => f()); } };
+}
+
+function notifications(body) {
+  function render() {
+    const p = notify.permission();
+    const words = {
+      granted: "On: you'll get a notification for new messages and calls while this tab is in the background.",
+      default: "Off: turn them on to hear about new messages and calls while this tab is in the background.",
+      denied: "Blocked by the browser. To allow them, use the site settings next to the address bar.",
+      unsupported: "This browser doesn't support desktop notifications.",
+    }[p];
+    body.replaceChildren(
+      h("div", { class: "card" }, h("h2", { text: "Desktop notifications" }),
+        h("p", { id: "notif-state", text: words }),
+        p === "default" ? h("div", { class: "form-actions" }, h("button", {
+          type: "button", class: "btn primary", text: "Turn on notifications", on: {
+            click: async () => { await notify.ask(); render(); },
+          },
+        })) : null),
+      h("div", { class: "card" }, h("h2", { text: "Sounds" }),
+        h("p", { class: "muted", text: "A short chime for a message and a ringtone for a call, when this tab is in the background." }),
+        h("div", { class: "form-actions" },
+          h("button", { type: "button", class: "btn", text: "Play the message sound", on: { click: () => notify.chime() } }),
+          h("button", { type: "button", class: "btn", text: "Play the ringtone", on: { click: () => { const stop = notify.ring(); setTimeout(stop, 2500); } } }))),
+      h("div", { class: "card" }, h("h2", { text: "Tab title" }), h("p", { class: "muted", text: "The tab's title shows how many messages and requests are unread, like “(3) callsign”." })));
+  }
+  render();
+  return {};
+}
+
+const POLICIES = [
+  ["everyone", "Everyone", "Anyone can ring you. Strangers' calls go through a relay, so they never learn your address."],
+  ["contacts", "My contacts", "Only people in your contacts ring you."],
+  ["following", "People I follow", "Only contacts you follow ring you."],
+  ["verified", "Verified contacts", "Only contacts whose safety number you verified ring you."],
+  ["nobody", "Nobody", "No call rings. Callers learn only that you can't take calls right now."],
+];
+
+function calls(body) {
+  let s = null;
+  async function change(ch, what) {
+    try { s = await api.post("/settings/calls", ch); toast(what); render(); }
+    catch (err) { showError(err, "Could not save"); render(); }
+  }
+  function render() {
+    if (!s) { body.replaceChildren(h("p", { class: "muted", text: "Loading…" })); return; }
+    const rules = Object.entries(s.rules || {});
+    const rec = h("input", { id: "record-dir", value: s.record_dir || "", placeholder: "/home/me/calls", autocomplete: "off", class: "mono" });
+    body.replaceChildren(
+      h("fieldset", { class: "card" }, h("legend", { text: "Who can call me" }),
+        POLICIES.map(([v, label, desc]) => h("label", { class: "radio" },
+          h("input", { type: "radio", name: "policy", value: v, checked: s.policy === v, on: { change: () => change({ policy: v }, "Call setting saved") } }),
+          h("span", null, h("strong", { text: label }), h("span", { class: "muted", text: desc }))))),
+      h("div", { class: "card" }, h("h2", { text: "Privacy" }),
+        h("label", { class: "check" },
+          h("input", { type: "checkbox", checked: s.always_relay, on: { change: (e) => change({ always_relay: e.target.checked }, "Saved") } }),
+          h("span", null, h("strong", { text: "Always use a relay" }), h("span", { class: "muted", text: "Every call goes through a community relay, so nobody you call learns your address. Costs a little latency." })))),
+      h("div", { class: "card" }, h("h2", { text: "Answering machine" }),
+        h("label", { class: "check" },
+          h("input", { type: "checkbox", checked: s.autoanswer, on: { change: (e) => change({ autoanswer: e.target.checked }, "Saved") } }),
+          h("span", null, h("strong", { text: "Answer calls automatically and record them" }), h("span", { class: "muted", text: "For a node nobody sits at: calls that may ring are answered and recorded on the node's disk." }))),
+        h("form", {
+          class: "inline-form", on: { submit: (e) => { e.preventDefault(); change({ record_dir: rec.value.trim() }, "Recording folder saved"); } },
+        }, h("div", { class: "field" }, h("label", { for: "record-dir", text: "Recording folder on the node (absolute path)" }), rec),
+        h("button", { type: "submit", class: "btn", text: "Save folder" }))),
+      h("div", { class: "card" }, h("h2", { text: "Per-contact rules" }),
+        rules.length ? h("ul", { role: "list", class: "rules" }, rules.map(([acct, rule]) => h("li", null,
+          h("a", { href: path("contacts", acct), text: store.nameOf(acct) }),
+          h("span", { class: "tag " + (rule === "allow" ? "ok" : "danger"), text: rule === "allow" ? "Always rings" : "Never rings" }),
+          h("button", { type: "button", class: "btn small", text: "Remove rule", "aria-label": `Remove the rule for ${store.nameOf(acct)}`, on: { click: () => change({ rule_name: acct, rule: "default" }, "Rule removed") } }))))
+          : h("p", { class: "muted", text: "None. Open a contact to let them always ring, or never." })));
+  }
+  api.get("/settings/calls").then((x) => { s = x; render(); }, (err) => body.replaceChildren(h("p", { class: "error-text", text: err.message })));
+  render();
+  return {};
+}
+
+function node(body) {
+  let timer = 0;
+  async function load() {
+    try {
+      const [st, peers] = await Promise.all([api.get("/status"), api.get("/peers")]);
+      const me = store.state.me || {};
+      const facts = [
+        ["Connection to the app", store.state.connected ? "Live" : "Reconnecting…"],
+        ["Peers connected", `${st.peers} (${peers.filter((p) => p.limited).length} through a relay)`],
+        ["Routing table", `${st.routing_table} peers`],
+        ["Mode", st.public ? "Public node (DHT server and relay for others)" : "Private node"],
+        ["Relays", st.relays && st.relays.length ? st.relays.map(shortAccount).join(", ") : "none"],
+        ["Storage encryption", st.encryption === "passphrase" ? "Passphrase" : "Key file"],
+        ["Up for", since(st.uptime_s)],
+        ["Data directory", st.data_dir],
+        ["Version", st.version || "—"],
+        ["API address", me.api || location.host],
+      ];
+      body.replaceChildren(h("div", { class: "card" }, h("h2", { text: "Status" }),
+        h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", { class: k === "Data directory" ? "mono wrap" : "", text: String(v) })]))),
+      h("div", { class: "card" }, h("h2", { text: "Addresses" }),
+        h("ul", { role: "list", class: "addrs mono small" }, (me.addrs || []).map((a) => h("li", { text: a })))),
+      h("div", { class: "card" }, h("h2", { text: "This tab" }),
+        h("p", { class: "muted", text: "The token that opened this app is kept for this tab only. Forget it to lock the app until you open the node's address again." }),
+        h("button", { type: "button", class: "btn danger-outline", text: "Forget the token", on: { click: () => { api.setToken(null); location.replace("/"); } } })));
+    } catch (err) {
+      body.replaceChildren(h("p", { class: "error-text", text: err.message }));
+    }
+  }
+  load();
+  timer = setInterval(load, 5000);
+  return { destroy() { clearInterval(timer); } };
+}
