@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 	"github.com/pion/rtp/codecs"
 	"github.com/pion/webrtc/v4"
@@ -120,6 +122,8 @@ type Call struct {
 	active   chan struct{} // closed when the call becomes active
 
 	mediaWG sync.WaitGroup
+
+	remoteVideoSSRC atomic.Uint32 // for keyframe requests; 0 until the remote's video arrives
 
 	mu              sync.Mutex
 	state           State
@@ -296,6 +300,9 @@ func (e *Engine) NewCall(cfg CallConfig) (*Call, error) {
 	e.calls[c] = struct{}{}
 	e.mu.Unlock()
 
+	if ks, ok := cfg.Sink.(keyframeSink); ok {
+		ks.bindCall(c.RequestKeyframe)
+	}
 	if cfg.Outgoing {
 		c.startSenders()
 	}
@@ -638,6 +645,9 @@ func (c *Call) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 		return
 	}
 	c.recvKinds[kind] = true
+	if kind == KindVideo {
+		c.remoteVideoSSRC.Store(uint32(remote.SSRC()))
+	}
 	c.mediaWG.Add(1)
 	go func() {
 		defer c.mediaWG.Done()
@@ -645,18 +655,24 @@ func (c *Call) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 	}()
 }
 
-// receive reads one remote track until the connection closes.
+// receive reads one remote track until the connection closes. It reuses
+// one buffer and one packet: a Sink copies what it keeps.
 func (c *Call) receive(kind Kind, remote *webrtc.TrackRemote) {
 	sinkOK := c.sink != nil
 	var seq seqTracker
+	buf := make([]byte, maxForwardPacket)
+	var p rtp.Packet
 	for {
-		p, _, err := remote.ReadRTP()
+		n, _, err := remote.Read(buf)
 		if err != nil {
 			return
 		}
+		if err := p.Unmarshal(buf[:n]); err != nil {
+			continue
+		}
 		c.counters.received(len(p.Payload), seq.expect(p.SequenceNumber))
 		if sinkOK {
-			if err := c.sink.WriteRTP(kind, p); err != nil {
+			if err := c.sink.WriteRTP(kind, &p); err != nil {
 				c.log.Warn("sink refused media; dropping the rest", "kind", kind, "err", err)
 				sinkOK = false
 			}
@@ -687,8 +703,13 @@ func (c *Call) startSenders() {
 		c.mediaWG.Add(2)
 		go func() {
 			defer c.mediaWG.Done()
+			if ft, ok := lt.src.(forwardedTrack); ok {
+				c.forward(lt, ft)
+				return
+			}
 			c.send(lt)
 		}()
+		rt, _ := lt.src.(rtcpTrack)
 		go func() {
 			defer c.mediaWG.Done()
 			for {
@@ -697,6 +718,9 @@ func (c *Call) startSenders() {
 					return
 				}
 				c.noteRTCP(pkts)
+				if rt != nil {
+					rt.onRTCP(pkts)
+				}
 			}
 		}()
 	}
@@ -727,6 +751,59 @@ func (c *Call) send(lt localTrack) {
 			}
 			c.counters.sent(len(p.Payload))
 		}
+	}
+}
+
+// forwardedTrack is a Track whose media arrives as RTP from elsewhere (a
+// Bridge's browser tab): once the call is active, the call forwards its
+// packets as they come instead of pacing and packetizing samples.
+type forwardedTrack interface {
+	Track
+	// attach makes w receive the track's packets, each on the track's own
+	// goroutine and not retained after w returns; nil stops them.
+	attach(w func(*rtp.Packet))
+}
+
+// rtcpTrack is a Track that wants the remote's RTCP about what the call
+// sends from it: keyframe requests and receiver reports.
+type rtcpTrack interface {
+	onRTCP(pkts []rtcp.Packet)
+}
+
+// keyframeSink is a Sink that asks the call's remote for key frames (a
+// Bridge, for its tab). NewCall binds it to Call.RequestKeyframe.
+type keyframeSink interface {
+	bindCall(requestKeyframe func())
+}
+
+// forward attaches a forwarded track to the call's outgoing track while
+// the call is active.
+func (c *Call) forward(lt localTrack, ft forwardedTrack) {
+	select {
+	case <-c.active:
+	case <-c.ctx.Done():
+		return
+	}
+	ft.attach(func(p *rtp.Packet) {
+		if err := lt.track.WriteRTP(p); err != nil {
+			return
+		}
+		c.counters.sent(len(p.Payload))
+	})
+	<-c.ctx.Done()
+	ft.attach(nil)
+}
+
+// RequestKeyframe asks the remote for a video key frame (an RTCP picture
+// loss indication), for a sink that has to start decoding mid-stream. It
+// does nothing before the remote's video has arrived.
+func (c *Call) RequestKeyframe() {
+	ssrc := c.remoteVideoSSRC.Load()
+	if ssrc == 0 || c.ctx.Err() != nil {
+		return
+	}
+	if err := c.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}}); err != nil {
+		c.log.Debug("keyframe request", "err", err)
 	}
 }
 

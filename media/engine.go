@@ -98,9 +98,10 @@ type Engine struct {
 	servers   []webrtc.ICEServer
 	parseSeen counter
 
-	mu     sync.Mutex
-	calls  map[*Call]struct{}
-	closed bool
+	mu      sync.Mutex
+	calls   map[*Call]struct{}
+	bridges map[*Bridge]struct{}
+	closed  bool
 }
 
 // ErrClosed is returned by an Engine or Call that has been closed.
@@ -190,6 +191,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		log:     log,
 		servers: servers,
 		calls:   make(map[*Call]struct{}),
+		bridges: make(map[*Bridge]struct{}),
 	}, nil
 }
 
@@ -198,8 +200,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 // call policy never reached the SDP parser.
 func (e *Engine) ParseCount() uint64 { return e.parseSeen.load() }
 
-// Close ends every call with ReasonHangup and waits for their goroutines.
-// It is idempotent; NewCall fails with ErrClosed afterwards.
+// Close ends every call and bridge with ReasonHangup and waits for their
+// goroutines. It is idempotent; NewCall and NewBridge fail with ErrClosed
+// afterwards.
 func (e *Engine) Close() error {
 	e.mu.Lock()
 	e.closed = true
@@ -207,9 +210,16 @@ func (e *Engine) Close() error {
 	for c := range e.calls {
 		calls = append(calls, c)
 	}
+	bridges := make([]*Bridge, 0, len(e.bridges))
+	for b := range e.bridges {
+		bridges = append(bridges, b)
+	}
 	e.mu.Unlock()
 	for _, c := range calls {
 		c.Close()
+	}
+	for _, b := range bridges {
+		b.Close()
 	}
 	return nil
 }

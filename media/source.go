@@ -10,8 +10,10 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
+	"github.com/pion/rtcp"
 	"github.com/pion/webrtc/v4/pkg/media/ivfreader"
 	"github.com/pion/webrtc/v4/pkg/media/oggreader"
 )
@@ -111,13 +113,33 @@ func (m multiSource) Tracks() ([]Track, error) {
 }
 
 // clipPlayer plays a Clip in a loop, one frame per ReadSample, each frame
-// due one frame duration after the previous one.
+// due one frame duration after the previous one. When the remote asks for
+// a key frame (a browser that joined mid-stream), a video clip goes back to
+// its latest key frame.
 type clipPlayer struct {
-	clip  *Clip
-	i     int
-	next  time.Time
-	timer *time.Timer
+	clip     *Clip
+	i        int
+	next     time.Time
+	timer    *time.Timer
+	keyframe atomic.Bool // a key frame was asked for
 }
+
+// onRTCP notes the remote's keyframe requests (see rtcpTrack).
+func (p *clipPlayer) onRTCP(pkts []rtcp.Packet) {
+	if p.clip.kind != KindVideo {
+		return
+	}
+	for _, pkt := range pkts {
+		switch pkt.(type) {
+		case *rtcp.PictureLossIndication, *rtcp.FullIntraRequest:
+			p.keyframe.Store(true)
+		}
+	}
+}
+
+// isKeyframe reports whether a VP8 frame is a key frame (RFC 6386 9.1:
+// the low bit of the first byte is 0).
+func isKeyframe(frame []byte) bool { return len(frame) > 0 && frame[0]&1 == 0 }
 
 func (p *clipPlayer) Kind() Kind { return p.clip.kind }
 
@@ -144,6 +166,16 @@ func (p *clipPlayer) ReadSample(ctx context.Context) (Sample, error) {
 	} else if -wait > maxFrameGap {
 		// The reader stalled: resume in real time rather than burst.
 		p.next = now
+	}
+	if p.keyframe.Swap(false) {
+		// Back to the latest key frame at or before the next frame; the
+		// RTP timestamps still advance by each frame's duration.
+		for k := p.i; k >= 0; k-- {
+			if isKeyframe(p.clip.frames[k].Data) {
+				p.i = k
+				break
+			}
+		}
 	}
 	f := p.clip.frames[p.i]
 	p.i = (p.i + 1) % len(p.clip.frames)

@@ -56,30 +56,8 @@ func sdpErr(format string, args ...any) error {
 // error wraps ErrBadSDP. It never panics.
 func ValidateSDP(s string) error {
 	sdpParses.inc()
-	if len(s) == 0 {
-		return sdpErr("empty")
-	}
-	if len(s) > MaxSDPSize {
-		return sdpErr("%d bytes, at most %d", len(s), MaxSDPSize)
-	}
-	lines := 0
-	for line := range strings.Lines(s) {
-		lines++
-		if lines > maxSDPLines {
-			return sdpErr("more than %d lines", maxSDPLines)
-		}
-		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
-		if len(line) > maxSDPLineLen {
-			return sdpErr("line %d: %d bytes, at most %d", lines, len(line), maxSDPLineLen)
-		}
-		if len(line) < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z' {
-			return sdpErr("line %d: not a <type>=<value> line", lines)
-		}
-		for i := 0; i < len(line); i++ {
-			if c := line[i]; c < 0x20 || c > 0x7e {
-				return sdpErr("line %d: byte 0x%02x outside printable ASCII", lines, c)
-			}
-		}
+	if err := checkSDPText(s, MaxSDPSize, maxSDPLines, maxSDPLineLen); err != nil {
+		return err
 	}
 
 	var d sdp.SessionDescription
@@ -159,6 +137,38 @@ func ValidateSDP(s string) error {
 		}
 		if !hasFP {
 			return sdpErr("media %d: no DTLS fingerprint", i)
+		}
+	}
+	return nil
+}
+
+// checkSDPText checks an SDP's size and lines before it is parsed: at most
+// maxSize bytes of printable ASCII in at most maxLines lines of at most
+// maxLine bytes, each a <type>=<value> line.
+func checkSDPText(s string, maxSize, maxLines, maxLine int) error {
+	if len(s) == 0 {
+		return sdpErr("empty")
+	}
+	if len(s) > maxSize {
+		return sdpErr("%d bytes, at most %d", len(s), maxSize)
+	}
+	lines := 0
+	for line := range strings.Lines(s) {
+		lines++
+		if lines > maxLines {
+			return sdpErr("more than %d lines", maxLines)
+		}
+		line = strings.TrimSuffix(strings.TrimSuffix(line, "\n"), "\r")
+		if len(line) > maxLine {
+			return sdpErr("line %d: %d bytes, at most %d", lines, len(line), maxLine)
+		}
+		if len(line) < 2 || line[1] != '=' || line[0] < 'a' || line[0] > 'z' {
+			return sdpErr("line %d: not a <type>=<value> line", lines)
+		}
+		for i := 0; i < len(line); i++ {
+			if c := line[i]; c < 0x20 || c > 0x7e {
+				return sdpErr("line %d: byte 0x%02x outside printable ASCII", lines, c)
+			}
 		}
 	}
 	return nil

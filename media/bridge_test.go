@@ -1,0 +1,437 @@
+package media
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/pion/ice/v4"
+	"github.com/pion/rtcp"
+	"github.com/pion/rtp"
+	"github.com/pion/webrtc/v4"
+	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+)
+
+// browser stands in for a web app tab: a pion peer connection with pion's
+// default codecs (Opus, VP8, VP9, H.264 and more, as a browser offers),
+// host candidates on loopback, sending the tone and the pattern and
+// counting what it receives.
+type browser struct {
+	pc       *webrtc.PeerConnection
+	audio    *webrtc.TrackLocalStaticSample
+	video    *webrtc.TrackLocalStaticSample
+	videoTx  *webrtc.RTPSender
+	received [2]atomic.Uint64 // audio, video packets
+	plis     atomic.Uint64    // keyframe requests from the node
+	keyframe atomic.Bool
+	videoIn  atomic.Uint32 // SSRC of the video the node sends
+	stop     chan struct{}
+	wg       sync.WaitGroup
+}
+
+func newBrowser(tb testing.TB, ips []netip.Addr) *browser {
+	tb.Helper()
+	me := &webrtc.MediaEngine{}
+	if err := me.RegisterDefaultCodecs(); err != nil {
+		tb.Fatal(err)
+	}
+	se := webrtc.SettingEngine{LoggerFactory: quietLogs()}
+	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
+	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
+	se.SetIPFilter(func(ip net.IP) bool {
+		a, _ := netip.AddrFromSlice(ip)
+		for _, x := range ips {
+			if x == a.Unmap() {
+				return true
+			}
+		}
+		return false
+	})
+	se.SetIncludeLoopbackCandidate(true)
+	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
+	pc, err := api.NewPeerConnection(webrtc.Configuration{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b := &browser{pc: pc, stop: make(chan struct{})}
+	b.audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "tab")
+	b.video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "tab")
+	if _, err := pc.AddTransceiverFromTrack(b.audio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
+		tb.Fatal(err)
+	}
+	vt, err := pc.AddTransceiverFromTrack(b.video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	b.videoTx = vt.Sender()
+	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
+		i := 0
+		if tr.Kind() == webrtc.RTPCodecTypeVideo {
+			i = 1
+			b.videoIn.Store(uint32(tr.SSRC()))
+		}
+		b.wg.Go(func() {
+			for {
+				if _, _, err := tr.ReadRTP(); err != nil {
+					return
+				}
+				b.received[i].Add(1)
+			}
+		})
+	})
+	b.wg.Go(func() {
+		for {
+			pkts, _, err := b.videoTx.ReadRTCP()
+			if err != nil {
+				return
+			}
+			for _, p := range pkts {
+				if _, ok := p.(*rtcp.PictureLossIndication); ok {
+					b.plis.Add(1)
+					b.keyframe.Store(true)
+				}
+			}
+		}
+	})
+	tb.Cleanup(b.close)
+	return b
+}
+
+// offer makes the tab's offer with its candidates in it.
+func (b *browser) offer(tb testing.TB) string {
+	tb.Helper()
+	o, err := b.pc.CreateOffer(nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	done := webrtc.GatheringCompletePromise(b.pc)
+	if err := b.pc.SetLocalDescription(o); err != nil {
+		tb.Fatal(err)
+	}
+	<-done
+	return b.pc.LocalDescription().SDP
+}
+
+// play sends the tone and the pattern in real time until the tab closes,
+// going back to the pattern's key frame when the node asks for one.
+func (b *browser) play() {
+	b.wg.Go(func() {
+		tone, pattern := Tone().frames, Pattern().frames
+		tick := time.NewTicker(20 * time.Millisecond)
+		defer tick.Stop()
+		ai, vi, n := 0, 0, 0
+		for {
+			select {
+			case <-b.stop:
+				return
+			case <-tick.C:
+			}
+			_ = b.audio.WriteSample(pionmedia.Sample{Data: tone[ai].Data, Duration: tone[ai].Duration})
+			ai = (ai + 1) % len(tone)
+			if n++; n%3 == 0 { // about 15 frames per second
+				if b.keyframe.Swap(false) {
+					vi = 0
+				}
+				_ = b.video.WriteSample(pionmedia.Sample{Data: pattern[vi].Data, Duration: pattern[vi].Duration})
+				vi = (vi + 1) % len(pattern)
+			}
+		}
+	})
+}
+
+func (b *browser) close() {
+	select {
+	case <-b.stop:
+	default:
+		close(b.stop)
+	}
+	_ = b.pc.Close()
+	b.wg.Wait()
+}
+
+// rtcpSource is the tone and pattern, noting the keyframe requests that
+// reach its video track.
+type rtcpSource struct{ plis *atomic.Uint64 }
+
+type rtcpClip struct {
+	*clipPlayer
+	plis *atomic.Uint64
+}
+
+func (s rtcpSource) Tracks() ([]Track, error) {
+	return []Track{&clipPlayer{clip: Tone()}, rtcpClip{&clipPlayer{clip: Pattern()}, s.plis}}, nil
+}
+
+func (c rtcpClip) onRTCP(pkts []rtcp.Packet) {
+	for _, p := range pkts {
+		if _, ok := p.(*rtcp.PictureLossIndication); ok {
+			c.plis.Add(1)
+		}
+	}
+	c.clipPlayer.onRTCP(pkts)
+}
+
+// countSink counts packets per kind.
+type countSink struct{ n [2]atomic.Uint64 }
+
+func (s *countSink) WriteRTP(k Kind, _ *rtp.Packet) error {
+	if k == KindVideo {
+		s.n[1].Add(1)
+	} else {
+		s.n[0].Add(1)
+	}
+	return nil
+}
+func (s *countSink) Close() error { return nil }
+
+// TestBridgeForwardsBothWays: a tab's media goes through its node's call to
+// a headless node and back, keyframe requests pass in both directions, and
+// closing the tab ends the bridge.
+func TestBridgeForwardsBothWays(t *testing.T) {
+	eA, eB := newEngine(t, Config{}), newEngine(t, Config{})
+	br, err := eA.NewBridge(BridgeConfig{ID: "b1", LocalAddrs: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = br.Close() })
+	var remotePLIs atomic.Uint64
+	sinkB := &countSink{}
+	callA := newCall(t, eA, CallConfig{ID: "c1", Outgoing: true, Source: br, Sink: br})
+	callB := newCall(t, eB, CallConfig{ID: "c1", Source: rtcpSource{&remotePLIs}, Sink: sinkB})
+	wA, wB := watch(t, callA), watch(t, callB)
+	connect(t, callA, callB, nil)
+	wA.wait(t, StateActive, 10*time.Second)
+	wB.wait(t, StateActive, 10*time.Second)
+
+	tab := newBrowser(t, loopback)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	answer, err := br.Accept(ctx, tab.offer(t))
+	if err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	if err := tab.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(answer, "H264") || strings.Contains(answer, "VP9") {
+		t.Errorf("the node answered a codec it does not forward:\n%s", answer)
+	}
+	tab.play()
+
+	waitFor(t, 10*time.Second, "tab media at the other node", func() bool { return sinkB.n[0].Load() > 50 && sinkB.n[1].Load() > 20 })
+	waitFor(t, 10*time.Second, "the other node's media in the tab", func() bool { return tab.received[0].Load() > 50 && tab.received[1].Load() > 20 })
+	// The node asked the tab for a key frame when the call took its video.
+	waitFor(t, 5*time.Second, "a keyframe request to the tab", func() bool { return tab.plis.Load() > 0 })
+
+	// The tab asks for a key frame: it reaches the other node's video.
+	before := remotePLIs.Load()
+	waitFor(t, 5*time.Second, "the tab's keyframe request at the other node", func() bool {
+		if ssrc := tab.videoIn.Load(); ssrc != 0 {
+			_ = tab.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+		}
+		return remotePLIs.Load() > before
+	})
+
+	// The other node's keyframe request reaches the tab.
+	plis := tab.plis.Load()
+	waitFor(t, 5*time.Second, "the other node's keyframe request at the tab", func() bool {
+		callB.RequestKeyframe()
+		return tab.plis.Load() > plis
+	})
+
+	// Closing the tab ends the bridge.
+	tab.close()
+	select {
+	case <-br.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("the bridge did not end after the tab closed")
+	}
+	if r := br.Reason(); r != ReasonRemoteHangup && r != ReasonICEFailed {
+		t.Errorf("bridge ended with %q, want remote-hangup (or ice-failed)", r)
+	}
+}
+
+// TestBridgeTimeouts: a tab that never attaches, or never connects, ends
+// the bridge with ReasonTimeout.
+func TestBridgeTimeouts(t *testing.T) {
+	e := newEngine(t, Config{})
+	br, err := e.NewBridge(BridgeConfig{ID: "b2", LocalAddrs: loopback, AttachTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-br.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a bridge nobody attached to did not end")
+	}
+	if br.Reason() != ReasonTimeout {
+		t.Errorf("reason %q, want timeout", br.Reason())
+	}
+
+	br, err = e.NewBridge(BridgeConfig{ID: "b3", LocalAddrs: loopback, ConnectTimeout: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tab := newBrowser(t, loopback)
+	offer := tab.offer(t)
+	tab.close() // the tab never answers a connectivity check
+	if _, err := br.Accept(context.Background(), offer); err != nil {
+		t.Fatalf("Accept: %v", err)
+	}
+	select {
+	case <-br.Done():
+	case <-time.After(10 * time.Second):
+		t.Fatal("a bridge whose tab never connected did not end")
+	}
+	if br.Reason() != ReasonTimeout {
+		t.Errorf("reason %q, want timeout", br.Reason())
+	}
+	if _, err := br.Accept(context.Background(), offer); !errors.Is(err, ErrEnded) {
+		t.Errorf("Accept on an ended bridge: %v, want ErrEnded", err)
+	}
+}
+
+// TestBridgeSecondTab: a second offer to the same bridge is refused.
+func TestBridgeSecondTab(t *testing.T) {
+	e := newEngine(t, Config{})
+	br, err := e.NewBridge(BridgeConfig{ID: "b4", LocalAddrs: loopback})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = br.Close() })
+	one, two := newBrowser(t, loopback), newBrowser(t, loopback)
+	if _, err := br.Accept(context.Background(), one.offer(t)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := br.Accept(context.Background(), two.offer(t)); !errors.Is(err, ErrSignal) {
+		t.Errorf("second tab: %v, want ErrSignal", err)
+	}
+}
+
+func TestCheckBrowserOffer(t *testing.T) {
+	tab := newBrowser(t, loopback)
+	offer := tab.offer(t)
+	if !strings.Contains(offer, "127.0.0.1") {
+		t.Fatalf("test offer has no loopback candidate:\n%s", offer)
+	}
+	local := []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("192.0.2.10")}
+	firstCand := func(s string) string {
+		for l := range strings.Lines(s) {
+			if strings.HasPrefix(l, "a=candidate:") {
+				return strings.TrimRight(l, "\r\n")
+			}
+		}
+		t.Fatal("no candidate")
+		return ""
+	}
+	cand := firstCand(offer)
+	withCand := func(c string) string { return strings.Replace(offer, cand, cand+"\r\n"+c, 1) }
+	port := strings.Fields(cand)[5]
+
+	ok, addrs, err := CheckBrowserOffer(offer, local)
+	if err != nil {
+		t.Fatalf("a browser's offer with VP8 among other codecs: %v", err)
+	}
+	if len(addrs) != 1 || addrs[0] != netip.MustParseAddr("127.0.0.1") {
+		t.Errorf("addrs %v, want [127.0.0.1]", addrs)
+	}
+	if !strings.Contains(ok, "127.0.0.1") {
+		t.Errorf("the loopback candidate was dropped")
+	}
+
+	for _, tc := range []struct {
+		name, offer string
+		err         string   // "" = accepted
+		dropped     string   // a candidate that must not be passed on
+		addrs       []string // the addresses the node gathers on
+	}{
+		{name: "foreign address", offer: withCand("a=candidate:9 1 udp 2130706431 203.0.113.5 " + port + " typ host"), err: "not an address of this machine"},
+		{name: "srflx from a STUN server", offer: withCand("a=candidate:9 1 udp 1694498815 198.51.100.7 40000 typ srflx raddr 0.0.0.0 rport 0"), err: "not an address of this machine"},
+		{name: "tcp dropped", offer: withCand("a=candidate:9 1 tcp 1518280447 127.0.0.1 9 typ host tcptype active"), dropped: "tcptype active", addrs: []string{"127.0.0.1"}},
+		{name: "mdns dropped", offer: withCand("a=candidate:9 1 udp 2130706431 3f2a1b6c-1111-2222-3333-444455556666.local " + port + " typ host"), dropped: ".local", addrs: []string{"127.0.0.1"}},
+		{name: "interface address dropped beside loopback", offer: withCand("a=candidate:9 1 udp 2130706431 192.0.2.10 " + port + " typ host"), dropped: "192.0.2.10", addrs: []string{"127.0.0.1"}},
+		{name: "interface address alone", offer: strings.Replace(offer, "127.0.0.1", "192.0.2.10", -1), addrs: []string{"192.0.2.10"}},
+		{name: "h264 only", offer: onlyCodec(t, offer, "video", "H264"), err: "not VP8"},
+		{name: "no opus", offer: onlyCodec(t, offer, "audio", "PCMU"), err: "not Opus"},
+		{name: "too large", offer: offer + strings.Repeat("a=x-pad:"+strings.Repeat("y", 900)+"\r\n", 40), err: "bytes, at most"},
+		{name: "not sdp", offer: "<script>alert(1)</script>", err: "invalid session description"},
+		{name: "no fingerprint", offer: dropLines(offer, "a=fingerprint"), err: "no DTLS fingerprint"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			out, addrs, err := CheckBrowserOffer(tc.offer, local)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrBadSDP) {
+					t.Fatalf("err = %v, want one containing %q", err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.dropped != "" && strings.Contains(out, tc.dropped) {
+				t.Errorf("%q was passed on", tc.dropped)
+			}
+			var got []string
+			for _, a := range addrs {
+				got = append(got, a.String())
+			}
+			if strings.Join(got, ",") != strings.Join(tc.addrs, ",") {
+				t.Errorf("addrs %v, want %v", got, tc.addrs)
+			}
+		})
+	}
+}
+
+// onlyCodec rewrites an offer's section of kind to offer only the
+// payload types of codec.
+func onlyCodec(tb testing.TB, offer, kind, codec string) string {
+	tb.Helper()
+	var out []string
+	section := ""
+	keep := map[string]bool{}
+	lines := strings.Split(strings.TrimRight(offer, "\r\n"), "\r\n")
+	for _, l := range lines {
+		if strings.HasPrefix(l, "a=rtpmap:") {
+			pt, c, _ := strings.Cut(strings.TrimPrefix(l, "a=rtpmap:"), " ")
+			if strings.HasPrefix(c, codec+"/") {
+				keep[pt] = true
+			}
+		}
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "m=") {
+			section = strings.Fields(l[2:])[0]
+			if section == kind {
+				f := strings.Fields(l)
+				var pts []string
+				for _, pt := range f[3:] {
+					if keep[pt] {
+						pts = append(pts, pt)
+					}
+				}
+				if len(pts) == 0 {
+					tb.Fatalf("no %s in the %s section", codec, kind)
+				}
+				l = strings.Join(append(f[:3], pts...), " ")
+			}
+		}
+		out = append(out, l)
+	}
+	return strings.Join(out, "\r\n") + "\r\n"
+}
+
+func dropLines(s, prefix string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\r\n") {
+		if !strings.HasPrefix(l, prefix) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\r\n")
+}
