@@ -35,6 +35,12 @@ func (e usageError) Hint() string  { return e.hint }
 // hinter is an error that knows what the user can do about it.
 type hinter interface{ Hint() string }
 
+// hintError is an error with a hint.
+type hintError struct{ msg, hint string }
+
+func (h *hintError) Error() string { return h.msg }
+func (h *hintError) Hint() string  { return h.hint }
+
 // command is one subcommand. run gets the flag set's remaining arguments.
 type command struct {
 	name    string // "handle claim"

@@ -99,6 +99,10 @@ func (f *fakeNode) Messages(_ context.Context, name string, _ api.PageRequest) (
 	return api.MessagePage{Messages: slices.Clone(ms)}, nil
 }
 
+func (f *fakeNode) Conversations(context.Context) ([]api.Conversation, error) {
+	return []api.Conversation{{Peer: "csa1bob", PeerName: "bob", LastAt: time.Now()}}, nil
+}
+
 func (f *fakeNode) MarkRead(_ context.Context, name string, ids []string) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()

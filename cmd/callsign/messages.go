@@ -47,11 +47,16 @@ func runSend(ctx context.Context, e *env, args []string) error {
 }
 
 func messagesCommand() *command {
-	var follow bool
+	var follow, keepUnread bool
 	return &command{
-		name: "messages", args: "[NAME]", summary: "list conversations, or the messages with NAME (oldest first)", read: true,
+		name: "messages", args: "[NAME]", read: true,
+		summary: "list conversations, or the messages with NAME (oldest first) and mark those you receive read",
+		details: []string{
+			"Showing a message marks it read, so a sender in your contacts sees that you read it; --keep-unread leaves it unread.",
+		},
 		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&follow, "follow", false, "keep printing new messages and state changes until interrupted")
+			fs.BoolVar(&follow, "follow", false, "keep printing new messages (the ones you send too) and state changes until interrupted")
+			fs.BoolVar(&keepUnread, "keep-unread", false, "do not mark the messages shown read")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if len(args) > 1 {
@@ -61,20 +66,31 @@ func messagesCommand() *command {
 			if err != nil {
 				return err
 			}
-			if len(args) == 0 {
-				if follow {
-					return followMessages(ctx, e, c, "")
-				}
-				convs, err := c.Conversations(ctx)
-				if err != nil {
+			f := &follower{e: e, c: c, names: newPetnames(c), markRead: !keepUnread, seen: map[string]string{}}
+			var events <-chan api.Event
+			if follow {
+				// Subscribe before listing, so that nothing arriving in
+				// between is missed; what is both listed and in an event
+				// is printed once.
+				if events, err = c.Events(ctx); err != nil {
 					return err
 				}
-				return printConversations(e, convs, "no conversations yet; start one with: callsign send NAME TEXT")
 			}
+			if len(args) == 0 {
+				if !follow {
+					convs, err := c.Conversations(ctx)
+					if err != nil {
+						return err
+					}
+					return printConversations(e, convs, "no conversations yet; start one with: callsign send NAME TEXT")
+				}
+				return f.follow(ctx, events)
+			}
+			name := args[0]
 			var all []api.Message
 			warning, cursor := "", ""
 			for {
-				p, err := c.Messages(ctx, args[0], cursor, 1000)
+				p, err := c.Messages(ctx, name, cursor, 1000)
 				if err != nil {
 					return err
 				}
@@ -88,6 +104,9 @@ func messagesCommand() *command {
 			if warning != "" {
 				fmt.Fprintf(e.stderr, "warning: %s\n", warning)
 			}
+			if all == nil {
+				all = []api.Message{}
+			}
 			if err := e.print(all, func(w io.Writer) {
 				for _, m := range all {
 					printMessage(w, m)
@@ -95,14 +114,26 @@ func messagesCommand() *command {
 			}); err != nil {
 				return err
 			}
-			if follow {
-				peer := args[0]
-				if len(all) > 0 {
-					peer = all[0].Peer
+			var unread []string
+			for _, m := range all {
+				f.seen[m.ID] = m.Direction
+				if m.Direction == "in" && m.State != "read" {
+					unread = append(unread, m.ID)
 				}
-				return followMessages(ctx, e, c, peer)
 			}
-			return nil
+			if len(all) > 0 {
+				f.markReadIDs(ctx, all[0].Peer, unread)
+			}
+			if !follow {
+				return nil
+			}
+			if len(all) > 0 {
+				f.peer = all[0].Peer
+			} else {
+				f.peer = f.resolve(ctx, name)
+			}
+			all = nil
+			return f.follow(ctx, events)
 		},
 	}
 }
@@ -119,43 +150,110 @@ func printMessage(w io.Writer, m api.Message) {
 	fmt.Fprintf(w, "%s %s %s  %s  [%s]\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), arrow, who, m.Text, m.State)
 }
 
-// followMessages prints message and state events (for one peer, if set)
-// until ctx ends.
-func followMessages(ctx context.Context, e *env, c *api.Client, peer string) error {
-	events, err := c.Events(ctx)
-	if err != nil {
-		return err
+// follower prints the message and state events of `messages --follow`.
+type follower struct {
+	e        *env
+	c        *api.Client
+	names    *petnames
+	peer     string // the account followed; "" follows everyone
+	markRead bool   // mark incoming messages read as they are shown
+	warned   bool   // a failure to mark read was reported
+	// seen holds the messages shown, by id, with their direction: each is
+	// shown once, and the state changes of incoming ones (read, when this
+	// follower marks them) are not news.
+	seen map[string]string
+}
+
+// resolve returns the account id name stands for, to match events by;
+// name itself when it cannot tell.
+func (f *follower) resolve(ctx context.Context, name string) string {
+	if a, ok := f.names.account(ctx, name); ok {
+		return a
 	}
+	if wi, err := f.c.Whois(ctx, name); err == nil && wi.Status == "ok" && wi.Account != "" {
+		return wi.Account
+	}
+	return name
+}
+
+// follow prints events until ctx ends.
+func (f *follower) follow(ctx context.Context, events <-chan api.Event) error {
+	e := f.e
 	for ev := range events {
 		switch ev.Type {
 		case api.EventMessage:
 			var m api.Message
-			if json.Unmarshal(ev.Data, &m) != nil || (peer != "" && m.Peer != peer && m.PeerName != peer) {
+			if json.Unmarshal(ev.Data, &m) != nil || !f.wants(m.Peer, m.PeerName) {
 				continue
+			}
+			if _, ok := f.seen[m.ID]; ok {
+				continue
+			}
+			f.seen[m.ID] = m.Direction
+			m.PeerName = f.names.name(ctx, m.Peer, m.PeerName)
+			if m.PeerName == m.Peer {
+				m.PeerName = ""
 			}
 			if e.json {
 				json.NewEncoder(e.stdout).Encode(m)
 			} else {
 				printMessage(e.stdout, m)
 			}
+			if m.Direction == "in" && m.State != "read" {
+				f.markReadIDs(ctx, m.Peer, []string{m.ID})
+			}
 		case api.EventState:
 			var s api.StateChange
-			if json.Unmarshal(ev.Data, &s) != nil || (peer != "" && s.Peer != peer) {
+			if json.Unmarshal(ev.Data, &s) != nil || !f.wants(s.Peer, "") || f.seen[s.ID] == "in" {
 				continue
 			}
+			who := f.names.name(ctx, s.Peer, "")
 			if e.json {
-				json.NewEncoder(e.stdout).Encode(s)
+				out := struct {
+					api.StateChange
+					PeerName string `json:"peer_name,omitempty"`
+				}{s, who}
+				if who == s.Peer {
+					out.PeerName = ""
+				}
+				json.NewEncoder(e.stdout).Encode(out)
 			} else {
-				fmt.Fprintf(e.stdout, "%s %s is %s\n", time.Now().Format("15:04:05"), s.ID, s.State)
+				fmt.Fprintf(e.stdout, "%s %s  message %s is %s\n", time.Now().Format("2006-01-02 15:04:05"), who, s.ID, s.State)
 			}
 		case api.EventKeyChange:
-			fmt.Fprintf(e.stderr, "warning: a contact's key changed: %s\n", ev.Data)
+			var k api.KeyChange
+			if json.Unmarshal(ev.Data, &k) != nil {
+				continue
+			}
+			fmt.Fprintf(e.stderr, "warning: the key of %s (%s) changed; messages from the new key wait until you verify: callsign verify %s\n",
+				k.Contact, k.Handle, k.Contact)
 		}
 	}
 	if ctx.Err() != nil {
 		return nil
 	}
-	return fmt.Errorf("the node closed the event stream")
+	return &hintError{msg: "the node closed the event stream", hint: "is the node still running? callsign status"}
+}
+
+// wants reports whether the follower shows what happens with account
+// (known by name, if the event gives one).
+func (f *follower) wants(account, name string) bool {
+	return f.peer == "" || account == f.peer || (name != "" && name == f.peer)
+}
+
+// markReadIDs marks the incoming messages ids from account read, unless
+// the user keeps them unread. A failure is a warning: the messages were
+// shown all the same.
+func (f *follower) markReadIDs(ctx context.Context, account string, ids []string) {
+	if !f.markRead || len(ids) == 0 { // no ids would mean all of them
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := f.c.MarkRead(ctx, account, ids); err != nil && !f.warned && ctx.Err() == nil {
+		f.warned = true
+		fmt.Fprintf(f.e.stderr, "warning: cannot mark the messages read: %s\n", oneLine(err.Error()))
+	}
 }
 
 func printConversations(e *env, convs []api.Conversation, empty string) error {

@@ -326,11 +326,15 @@ func TestWalkthrough(t *testing.T) {
 		msgs[1].Text != "hello Bob!" || msgs[1].Direction != "in" || msgs[1].From != aliceID.Account || msgs[1].SentAt.IsZero() {
 		t.Fatalf("bob's messages: %+v", msgs)
 	}
-	// Alice reads it (her `messages` does not mark read; the API does), and
-	// the read receipt reaches Bob.
-	if _, errs, code := cli(t, "messages", "bobby", "--data", aliceDir); code != 0 {
-		t.Fatalf("alice's messages: %s", errs)
+	// Alice reads it: `messages` marks what it shows read, and the read
+	// receipt reaches Bob.
+	if out, errs, code := cli(t, "messages", "bobby", "--data", aliceDir); code != 0 || !strings.Contains(out, "<- bobby  hi Alice, it's Bob") {
+		t.Fatalf("alice's messages: exit %d\n%s%s", code, out, errs)
 	}
+	waitFor(t, 60*time.Second, "bob's message read, at bob's node", func() bool {
+		mustJSON(t, &msgs, "messages", "alice", "--data", bobDir)
+		return len(msgs) == 2 && msgs[0].State == "read"
+	})
 	var safety api.Safety
 	mustJSON(t, &safety, "verify", "alice", "--data", bobDir)
 	var safetyA api.Safety
