@@ -77,7 +77,9 @@ func TestMessagesFollow(t *testing.T) {
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("exit %d: %s", code, b.err)
 	}
-	local := func(min int) string { return t0.Add(time.Duration(min) * time.Minute).Local().Format("2006-01-02 15:04:05") }
+	local := func(min int) string {
+		return t0.Add(time.Duration(min) * time.Minute).Local().Format("2006-01-02 15:04:05")
+	}
 	lines := strings.Split(strings.TrimSuffix(b.out.String(), "\n"), "\n")
 	want := []string{
 		local(0) + " <- bob  hi from the page  [read]",
