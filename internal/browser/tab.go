@@ -19,6 +19,7 @@ import (
 	"github.com/chromedp/cdproto/dom"
 	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/input"
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -45,6 +46,7 @@ type Tab struct {
 	console []string // console messages and uncaught exceptions
 	errs    []string // uncaught exceptions and console.error calls
 	dialogs []string // alert, confirm and prompt dialogs that opened
+	status  map[string]int64 // HTTP status of each response, by URL
 	wg      sync.WaitGroup
 	closed  bool
 }
@@ -56,7 +58,7 @@ func Open(t testing.TB, name, rawURL string) *Tab {
 	t.Helper()
 	b := Get(t)
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	tab := &Tab{t: t, name: name, ctx: ctx, cancel: cancel, Timeout: DefaultTimeout}
+	tab := &Tab{t: t, name: name, ctx: ctx, cancel: cancel, Timeout: DefaultTimeout, status: map[string]int64{}}
 	t.Cleanup(tab.Close)
 	// The first Run creates the tab; it must not carry a deadline (see
 	// chromedp.Run), so it is bounded by the browser's health instead.
@@ -124,6 +126,10 @@ func (tab *Tab) onEvent(ev any) {
 			defer cancel()
 			_, _ = chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: false})
 		})
+	case *network.EventResponseReceived:
+		tab.mu.Lock()
+		tab.status[ev.Response.URL] = ev.Response.Status
+		tab.mu.Unlock()
 	case *runtime.EventConsoleAPICalled:
 		var parts []string
 		for _, a := range ev.Args {
@@ -173,6 +179,29 @@ func (tab *Tab) Dialogs() []string {
 	tab.mu.Lock()
 	defer tab.mu.Unlock()
 	return append([]string(nil), tab.dialogs...)
+}
+
+// Status is the HTTP status of the last response the tab received from
+// rawURL (as the network saw it, also when CORS kept it from the page),
+// and whether there was one.
+func (tab *Tab) Status(rawURL string) (int64, bool) {
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	s, ok := tab.status[rawURL]
+	return s, ok
+}
+
+// WaitStatus waits until the tab has received a response from rawURL and
+// returns its HTTP status.
+func (tab *Tab) WaitStatus(rawURL string) int64 {
+	tab.t.Helper()
+	var st int64
+	tab.poll("a response from "+redact(rawURL), func(context.Context) (bool, error) {
+		var ok bool
+		st, ok = tab.Status(rawURL)
+		return ok, nil
+	})
+	return st
 }
 
 // Errors lists the page's uncaught exceptions and console.error calls.
@@ -420,16 +449,37 @@ func (tab *Tab) WaitFor(role, name string) {
 	tab.waitNode(role, name)
 }
 
+// ClickLike clicks the one control with role whose accessible name
+// contains part (a list row's name holds its whole text: "bob hello 10:42").
+func (tab *Tab) ClickLike(role, part string) {
+	tab.t.Helper()
+	tab.click(role, "", part)
+}
+
 // Click clicks the one control with role (button, link, checkbox, ...) and
 // accessible name, with real mouse events at its centre, once it exists,
 // is enabled and is not covered by something else.
 func (tab *Tab) Click(role, name string) {
 	tab.t.Helper()
+	tab.click(role, name, "")
+}
+
+func (tab *Tab) click(role, name, part string) {
+	tab.t.Helper()
 	what := fmt.Sprintf("click the %s named %q", role, name)
+	if part != "" {
+		what = fmt.Sprintf("click the %s whose name has %q", role, part)
+	}
 	tab.poll(what, func(ctx context.Context) (bool, error) {
-		nodes, err := tab.find(ctx, role, name)
+		all, err := tab.find(ctx, role, name)
 		if err != nil {
 			return false, err
+		}
+		var nodes []Node
+		for _, n := range all {
+			if strings.Contains(n.Name, part) {
+				nodes = append(nodes, n)
+			}
 		}
 		if len(nodes) != 1 {
 			return false, fmt.Errorf("%d such controls on the page", len(nodes))

@@ -1,0 +1,246 @@
+package web_test
+
+// Browser tests of the web app: real nodes (internal/testnet) serving the
+// embedded app, driven in headless Chromium (internal/browser) the way a
+// person uses it: controls found by their accessible names, text read off
+// the rendered page.
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/browser"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/web"
+)
+
+func ctxT(t *testing.T, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// newNet starts a hub and two nodes serving the app, alice and bob, with
+// their handles claimed.
+func newNet(t *testing.T) (alice, bob *testnet.Node) {
+	t.Helper()
+	n := testnet.New(t, 3, testnet.Options{Web: web.FS()})
+	alice, bob = n.Nodes[1], n.Nodes[2]
+	ctx := ctxT(t, 2*time.Minute)
+	for nd, name := range map[*testnet.Node]string{alice: "alice", bob: "bob"} {
+		c, err := nd.Client.Claim(ctx, name)
+		if err != nil || c.Status != "claimed" {
+			t.Fatalf("claim @%s: %+v, %v", name, c, err)
+		}
+	}
+	return alice, bob
+}
+
+// msgState is the JavaScript that reads the state a person sees on the
+// outgoing message with text: its label ("Read", "Delivered", ...).
+func msgState(text string) string {
+	return fmt.Sprintf(`(() => {
+		const m = [...document.querySelectorAll(".messages .msg.out")].find((li) => li.querySelector(".text").textContent === %q);
+		return m ? m.querySelector(".msg-state").textContent : "";
+	})()`, text)
+}
+
+// TestMessaging: Bob adds Alice by her handle and writes; Alice's page
+// shows the request without a reload; she accepts and replies from the
+// page; Bob's page shows her reply, and his first message reaches "read".
+func TestMessaging(t *testing.T) {
+	alice, bob := newNet(t)
+	a := browser.OpenApp(t, "alice", alice.Dir)
+	b := browser.OpenApp(t, "bob", bob.Dir)
+
+	// Bob: Contacts → Add contact → look alice up → add her → write.
+	b.Click("link", "Contacts")
+	b.Click("link", "Add contact")
+	b.Fill("Handle", "@alice")
+	b.Click("button", "Look up")
+	b.WaitText("Found on the network")
+	b.Click("button", "Add contact")
+	b.WaitText("Safety number")
+	b.Click("link", "Message")
+	b.Fill("Message", "hello alice")
+	b.Press("Enter")
+	b.WaitJS("bob's message shown as sent", msgState("hello alice")+` !== "" && `+msgState("hello alice")+` !== "Queued"`)
+
+	// Alice: the request shows up live, with a badge on Requests.
+	a.WaitText("1 message request")
+	a.WaitJS("the unread count in the title", `document.title.startsWith("(")`)
+	a.Click("link", "Requests")
+	a.ClickLike("link", "hello alice")
+	a.WaitText("hello alice")
+	if got := browser.Eval[string](a, msgState("hello alice")); got != "" {
+		t.Errorf("alice's page shows a state on an incoming message: %q", got)
+	}
+	// Reading a request tells the sender nothing.
+	if got := browser.Eval[string](b, msgState("hello alice")); got == "Read" {
+		t.Errorf("bob sees his message read before alice accepted")
+	}
+	a.Click("button", "Accept")
+	a.WaitText("bob is now a contact")
+	a.Fill("Message", "hi bob")
+	a.Press("Enter")
+
+	// Bob sees the reply and his message read, without a reload.
+	b.WaitText("hi bob")
+	b.WaitJS("bob's first message shown as read", msgState("hello alice")+` === "Read"`)
+	if got := browser.Eval[string](b, `getComputedStyle(document.querySelector(".msg-state[data-state=read]")).color`); got == browser.Eval[string](b, `getComputedStyle(document.querySelector(".meta")).color`) {
+		t.Errorf("read ticks have the same colour as the other ticks (%s): a person can't tell them apart", got)
+	}
+	// Alice's reply is delivered, and both lists show the conversation.
+	a.WaitJS("alice's reply delivered", msgState("hi bob")+` === "Delivered" || `+msgState("hi bob")+` === "Read"`)
+	a.Click("link", "Chats")
+	a.ClickLike("link", "hi bob")
+	for _, tab := range []*browser.Tab{a, b} {
+		if errs := tab.Errors(); len(errs) > 0 {
+			t.Errorf("page errors: %v", errs)
+		}
+	}
+}
+
+// TestMessageTextIsText: a message that looks like HTML shows as those
+// characters and runs nothing, in the request, the chat list and the chat.
+func TestMessageTextIsText(t *testing.T) {
+	alice, bob := newNet(t)
+	ctx := ctxT(t, time.Minute)
+	const evil = `<img src=x onerror=alert(1)>`
+	const evil2 = `<script>alert(2)</script><b onmouseover=alert(3)>bold</b>`
+	if _, err := bob.Client.Send(ctx, "alice", evil); err != nil {
+		t.Fatal(err)
+	}
+	a := browser.OpenApp(t, "alice", alice.Dir)
+	a.Click("link", "Requests")
+	a.ClickLike("link", evil)
+	a.WaitText(evil)
+	a.Click("button", "Accept")
+	a.WaitText("bob is now a contact")
+	// A second one arrives live, into the open chat.
+	if _, err := bob.Client.Send(ctx, "alice", evil2); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitText(evil2)
+	a.WaitJS("both messages in the chat list's order", `document.querySelectorAll(".messages .msg.in").length === 2`)
+	texts := browser.Eval[[]string](a, `[...document.querySelectorAll(".messages .msg.in .text")].map((e) => e.textContent)`)
+	if len(texts) != 2 || texts[0] != evil || texts[1] != evil2 {
+		t.Errorf("message texts = %q, want %q and %q", texts, evil, evil2)
+	}
+	// No element came out of the text: the CSP would stop the script, but
+	// the page must not even build the <img>.
+	const made = `document.querySelectorAll("#app img:not(.qr), #app script, #app b").length`
+	if n := browser.Eval[int](a, made); n != 0 {
+		t.Errorf("the chat made %d elements out of message text", n)
+	}
+	a.Click("link", "Chats")
+	a.WaitJS("the chat list preview", `[...document.querySelectorAll(".row-preview")].some((e) => e.textContent.includes("bold</b>"))`)
+	if n := browser.Eval[int](a, made); n != 0 {
+		t.Errorf("the chat list made %d elements out of message text", n)
+	}
+	if d := a.Dialogs(); len(d) > 0 {
+		t.Errorf("message text ran script: dialogs %v", d)
+	}
+	if errs := a.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+}
+
+// TestFirstRun: a node with no handle yet shows its self-certifying handle
+// and its QR code, and claims a handle from the page.
+func TestFirstRun(t *testing.T) {
+	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
+	nd := n.Nodes[1]
+	id, err := nd.Client.ID(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := browser.OpenApp(t, "carol", nd.Dir)
+	p.WaitText("Welcome to callsign")
+	p.WaitText(id.Handle)
+	p.WaitJS("the QR code of the handle loaded", `(() => { const i = document.querySelector("img[alt*='QR code of your handle']"); return i && i.complete && i.naturalWidth > 0; })()`)
+	if alt := browser.Eval[string](p, `document.querySelector("img[alt*='QR code']").alt`); !strings.Contains(alt, id.Handle) {
+		t.Errorf("the QR code's alt text %q does not name the handle %s", alt, id.Handle)
+	}
+	// An invalid name is refused with the node's hint.
+	p.Fill("Handle", "a")
+	p.Click("button", "Claim")
+	p.WaitText("handles are 3 to 32 letters")
+	p.Fill("Handle", "carol")
+	p.Click("button", "Claim")
+	p.WaitText("@carol")
+	p.WaitText("You're on the network")
+	p.Click("button", "Start messaging")
+	p.WaitNoText("Welcome to callsign")
+	hs, err := nd.Client.Handles(ctxT(t, time.Minute))
+	if err != nil || len(hs) != 2 || hs[1].Name != "carol" {
+		t.Fatalf("the node's handles after the claim: %+v, %v", hs, err)
+	}
+	// Settings show it, and a reload no longer offers the welcome.
+	p.Click("link", "Settings")
+	p.Click("link", "Profile and handles")
+	p.WaitText("@carol")
+	if errs := p.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+}
+
+// TestForeignOrigin: a page from another origin on the same machine can't
+// use the API, not even with the token: the node answers 403, and the
+// event stream refuses the WebSocket.
+func TestForeignOrigin(t *testing.T) {
+	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
+	nd := n.Nodes[1]
+	apiURL := "http://" + nd.Client.Addr()
+	token := strings.TrimPrefix(browser.AppURL(t, nd.Dir), apiURL+"/#token=")
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, `<!doctype html><title>elsewhere</title><p>another site</p>`)
+	})}
+	done := make(chan struct{})
+	go func() { defer close(done); _ = srv.Serve(ln) }()
+	t.Cleanup(func() { srv.Close(); <-done })
+
+	p := browser.Open(t, "foreign", "http://"+ln.Addr().String()+"/")
+	got := browser.Eval[string](p, fmt.Sprintf(`(async () => {
+		let http = "";
+		try { const r = await fetch(%q, { headers: { Authorization: "Bearer " + %q } }); http = "read " + r.status; }
+		catch (e) { http = "blocked"; }
+		const ws = await new Promise((resolve) => {
+			const s = new WebSocket(%q);
+			s.onopen = () => { s.close(); resolve("open"); };
+			s.onerror = () => resolve("refused");
+		});
+		let simple = "";
+		try { await fetch(%q + "/api/v1/id"); simple = "read"; } catch (e) { simple = "blocked"; }
+		return http + " " + ws + " " + simple;
+	})()`, apiURL+"/api/v1/id", token, "ws://"+nd.Client.Addr()+"/api/v1/events?token="+token, apiURL))
+	if got != "blocked refused blocked" {
+		t.Errorf("from another origin: %s, want the API blocked and the WebSocket refused", got)
+	}
+	if st := p.WaitStatus(apiURL + "/api/v1/id"); st != http.StatusForbidden {
+		t.Errorf("the node answered %d to another origin, want 403", st)
+	}
+	// The same node serves its own app: the check is the origin, not the route.
+	var id api.ID
+	own := browser.OpenApp(t, "own", nd.Dir)
+	own.WaitText("Chats")
+	id, err = nd.Client.ID(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := browser.Eval[string](own, `fetch("/api/v1/id", { headers: { Authorization: "Bearer " + sessionStorage.getItem("callsign.token") } }).then((r) => r.json()).then((j) => j.account)`); got != id.Account {
+		t.Errorf("the app's own origin read account %q, want %q", got, id.Account)
+	}
+}
