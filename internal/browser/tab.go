@@ -43,9 +43,9 @@ type Tab struct {
 	Timeout time.Duration // for each wait and lookup; DefaultTimeout
 
 	mu      sync.Mutex
-	console []string // console messages and uncaught exceptions
-	errs    []string // uncaught exceptions and console.error calls
-	dialogs []string // alert, confirm and prompt dialogs that opened
+	console []string         // console messages and uncaught exceptions
+	errs    []string         // uncaught exceptions and console.error calls
+	dialogs []string         // alert, confirm and prompt dialogs that opened
 	status  map[string]int64 // HTTP status of each response, by URL
 	wg      sync.WaitGroup
 	closed  bool
