@@ -62,8 +62,9 @@ const (
 
 // Event is what Config.OnEvent receives.
 type Event struct {
-	Kind EventKind
-	Call Info
+	Kind  EventKind
+	Call  Info
+	Stats Stats // the call's media figures when the event was delivered
 }
 
 // Info is a snapshot of a call for the API.
@@ -75,6 +76,20 @@ type Info struct {
 	Reason    media.Reason // set once the call has ended
 	RelayOnly bool
 	Start     time.Time // invite sent or received
+	Active    time.Time // media first flowed; zero before
+	End       time.Time // the call ended; zero while it goes on
+}
+
+// Duration is how long media flowed: from Active to End, or to now while
+// the call goes on; 0 when it never became active.
+func (i Info) Duration() time.Duration {
+	switch {
+	case i.Active.IsZero():
+		return 0
+	case i.End.IsZero():
+		return time.Since(i.Active)
+	}
+	return i.End.Sub(i.Active)
 }
 
 // Stats is a snapshot of a call's media figures.
@@ -144,6 +159,7 @@ type Call struct {
 	outq      []signal    // signals to send, in order
 	events    []Event     // events to deliver, in order
 	activeAt  time.Time
+	endAt     time.Time
 	final     *Stats // set once the call is torn down
 	finished  bool   // run has finished with mc; a late mc is the attacher's to close
 
@@ -200,10 +216,14 @@ func (c *Call) Info() Info {
 }
 
 func (c *Call) infoLocked() Info {
-	return Info{
+	i := Info{
 		ID: c.id.String(), Peer: c.peer, Direction: c.dir, State: c.state,
-		Reason: c.reason, RelayOnly: c.relayOnly, Start: c.start,
+		Reason: c.reason, RelayOnly: c.relayOnly, Start: c.start, Active: c.activeAt,
 	}
+	if c.final != nil {
+		i.End = c.endAt
+	}
+	return i
 }
 
 // Changes delivers the call's state changes after the initial one (calling
@@ -392,7 +412,7 @@ func (c *Call) onSignal(sig signal) {
 // answer creates the callee's peer connection and sends the answer.
 func (c *Call) answer(ctx context.Context, offer string, opts AnswerOptions) error {
 	servers := c.s.iceServers(ctx, c.relayOnly)
-	sink, audio, video, err := recorder(opts.RecordDir, c.id)
+	sink, audio, video, err := sinkFor(opts.Sink, opts.RecordDir, c.id)
 	if err != nil {
 		return err
 	}
@@ -458,6 +478,7 @@ func (c *Call) run() {
 		c.mu.Unlock()
 
 		for _, ev := range evs {
+			ev.Stats = c.Stats()
 			c.s.emit(ev)
 		}
 		for _, sig := range out {
@@ -579,7 +600,7 @@ func (c *Call) finish(mc *media.Call) {
 	}
 	end := time.Now()
 	c.mu.Lock()
-	c.final = &st
+	c.final, c.endAt = &st, end
 	var dur time.Duration
 	if !c.activeAt.IsZero() {
 		dur = end.Sub(c.activeAt)
@@ -599,9 +620,10 @@ func (c *Call) finish(mc *media.Call) {
 	c.s.putLog(rec)
 	c.s.forget(c)
 	for _, ev := range evs {
+		ev.Stats = st
 		c.s.emit(ev)
 	}
-	c.s.emit(Event{Kind: EventState, Call: info})
+	c.s.emit(Event{Kind: EventState, Call: info, Stats: st})
 	c.log.Debug("call ended", "reason", reason, "path", st.Path, "sent", st.PacketsSent, "received", st.PacketsReceived)
 	close(c.done)
 }

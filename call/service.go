@@ -156,6 +156,10 @@ type DialOptions struct {
 	// RelayOnly gathers relay candidates only, so the callee never learns
 	// this node's addresses. Config.AlwaysRelay forces it on.
 	RelayOnly bool
+	// Sink receives the remote media (a browser tab the node bridges),
+	// instead of a recording; set at most one of Sink and RecordDir. The
+	// call closes it when it ends.
+	Sink media.Sink
 }
 
 // AnswerOptions configure the answer to an incoming call.
@@ -164,6 +168,9 @@ type AnswerOptions struct {
 	Source media.Source
 	// RecordDir, when set, records the received media as for DialOptions.
 	RecordDir string
+	// Sink receives the remote media instead of a recording, as for
+	// DialOptions.
+	Sink media.Sink
 }
 
 // Service runs one node's calls. Create it with New, then Start; Close
@@ -507,7 +514,7 @@ func (s *Service) Dial(ctx context.Context, to identity.AccountID, opts DialOpti
 	_, _ = rand.Read(id[:])
 	relayOnly := opts.RelayOnly || s.alwaysRelay()
 	servers := s.iceServers(ctx, relayOnly)
-	sink, audio, video, err := recorder(opts.RecordDir, id)
+	sink, audio, video, err := sinkFor(opts.Sink, opts.RecordDir, id)
 	if err != nil {
 		return nil, fmt.Errorf("call: dial: %w", err)
 	}
@@ -561,6 +568,18 @@ func (s *Service) Dial(ctx context.Context, to identity.AccountID, opts DialOpti
 	}
 }
 
+// sinkFor returns the sink a call's remote media goes to: the given one,
+// or a recorder into dir (nil when both are empty).
+func sinkFor(sink media.Sink, dir string, id callID) (media.Sink, string, string, error) {
+	switch {
+	case sink != nil && dir != "":
+		return nil, "", "", errors.New("a call records or goes to a sink, not both")
+	case sink != nil:
+		return sink, "", "", nil
+	}
+	return recorder(dir, id)
+}
+
 // recorder creates the recording files for a call, or returns a nil Sink
 // when dir is empty.
 func recorder(dir string, id callID) (media.Sink, string, string, error) {
@@ -604,6 +623,19 @@ func (s *Service) Answer(callID string, opts AnswerOptions) error {
 		}
 		return fmt.Errorf("call: answer %s: %w", callID, err)
 	}
+	return nil
+}
+
+// Fail ends a call because this end can't go on (a browser tab that
+// carried its media closed or failed): the remote hears a hangup marked
+// failed, and the call ends with media.ReasonFailed. It returns
+// ErrUnknownCall for an id that is not going on.
+func (s *Service) Fail(callID string) error {
+	c := s.lookup(callID)
+	if c == nil || c.State() == StateEnded {
+		return ErrUnknownCall
+	}
+	c.end(media.ReasonFailed, &signal{typ: sigHangup, id: c.id, reason: reasonFailed})
 	return nil
 }
 

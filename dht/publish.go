@@ -62,6 +62,29 @@ type ClaimResult struct {
 // when the majority rule returns our account. Errors: ErrInvalidHandle,
 // ErrNoPeers, ErrNotConfirmed (nobody kept the record), deadlines.
 func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name string, prev *HandleClaim) (*ClaimResult, error) {
+	return d.ClaimHandleProgress(ctx, key, name, prev, nil)
+}
+
+// ClaimStage is one step of a claim, reported while it runs.
+type ClaimStage string
+
+// Claim stages, in order; a claim that finds the name taken stops after
+// the lookup, and one that renews a claim skips the proof of work.
+const (
+	StageLookup      ClaimStage = "lookup"        // is the name free?
+	StageProofOfWork ClaimStage = "proof-of-work" // the memory-hard puzzle
+	StageStore       ClaimStage = "store"         // putting the record to the closest peers
+	StageConfirm     ClaimStage = "confirm"       // reading it back
+)
+
+// ClaimHandleProgress is ClaimHandle, calling progress (when not nil, on
+// the caller's goroutine) as each stage starts.
+func (d *DHT) ClaimHandleProgress(ctx context.Context, key *identity.AccountKey, name string, prev *HandleClaim, progress func(ClaimStage)) (*ClaimResult, error) {
+	stage := func(s ClaimStage) {
+		if progress != nil {
+			progress(s)
+		}
+	}
 	norm, dkey, selfCert, err := parseName(name)
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", name, err)
@@ -74,6 +97,7 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	// runs under the caller's deadline alone (it takes seconds for short
 	// names on a slow machine).
 	parent := ctx
+	stage(StageLookup)
 	lctx, lcancel := d.opCtx(parent)
 	lr, err := d.lookup(lctx, dkey, lookupOpts{})
 	lcancel()
@@ -99,6 +123,7 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 	default:
 		claim = HandleClaim{Name: norm, ClaimedAt: d.cfg.Now()}
 		if !selfCert {
+			stage(StageProofOfWork)
 			claim.Nonce, err = identity.SolveHandlePoW(parent, d.cfg.PoW, norm, me)
 			if err != nil {
 				return nil, fmt.Errorf("claim %q: proof of work: %w", name, err)
@@ -133,7 +158,9 @@ func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name st
 			d.log.Debug("local store refused own handle record", "err", err)
 		}
 	}
+	stage(StageStore)
 	d.putTo(ctx, lr.peers, dkey, raw)
+	stage(StageConfirm)
 	answers := d.readFrom(ctx, lr.peers, dkey)
 	if lr.selfClosest {
 		answers = append(answers, peerAnswer{id: d.host.ID(), value: d.localValue(ctx, dkey)})

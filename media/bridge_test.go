@@ -3,156 +3,32 @@ package media
 import (
 	"context"
 	"errors"
-	"net"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/pion/ice/v4"
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
-	"github.com/pion/webrtc/v4"
-	pionmedia "github.com/pion/webrtc/v4/pkg/media"
+
+	"github.com/callsign/callsign/media/mediatest"
 )
 
-// browser stands in for a web app tab: a pion peer connection with pion's
-// default codecs (Opus, VP8, VP9, H.264 and more, as a browser offers),
-// host candidates on loopback, sending the tone and the pattern and
-// counting what it receives.
-type browser struct {
-	pc       *webrtc.PeerConnection
-	audio    *webrtc.TrackLocalStaticSample
-	video    *webrtc.TrackLocalStaticSample
-	videoTx  *webrtc.RTPSender
-	received [2]atomic.Uint64 // audio, video packets
-	plis     atomic.Uint64    // keyframe requests from the node
-	keyframe atomic.Bool
-	videoIn  atomic.Uint32 // SSRC of the video the node sends
-	stop     chan struct{}
-	wg       sync.WaitGroup
+func newBrowser(tb testing.TB, ips []netip.Addr) *mediatest.Browser {
+	return mediatest.NewBrowser(tb, ips)
 }
 
-func newBrowser(tb testing.TB, ips []netip.Addr) *browser {
-	tb.Helper()
-	me := &webrtc.MediaEngine{}
-	if err := me.RegisterDefaultCodecs(); err != nil {
-		tb.Fatal(err)
-	}
-	se := webrtc.SettingEngine{LoggerFactory: quietLogs()}
-	se.SetICEMulticastDNSMode(ice.MulticastDNSModeDisabled)
-	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4})
-	se.SetIPFilter(func(ip net.IP) bool {
-		a, _ := netip.AddrFromSlice(ip)
-		for _, x := range ips {
-			if x == a.Unmap() {
-				return true
-			}
+// playClips plays the tone and the pattern from the tab.
+func playClips(b *mediatest.Browser) {
+	frames := func(c *Clip) []mediatest.Frame {
+		var out []mediatest.Frame
+		for _, s := range c.Samples() {
+			out = append(out, mediatest.Frame{Data: s.Data, Duration: s.Duration})
 		}
-		return false
-	})
-	se.SetIncludeLoopbackCandidate(true)
-	api := webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithSettingEngine(se))
-	pc, err := api.NewPeerConnection(webrtc.Configuration{})
-	if err != nil {
-		tb.Fatal(err)
+		return out
 	}
-	b := &browser{pc: pc, stop: make(chan struct{})}
-	b.audio, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: 48000, Channels: 2}, "audio", "tab")
-	b.video, _ = webrtc.NewTrackLocalStaticSample(webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeVP8, ClockRate: 90000}, "video", "tab")
-	if _, err := pc.AddTransceiverFromTrack(b.audio, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv}); err != nil {
-		tb.Fatal(err)
-	}
-	vt, err := pc.AddTransceiverFromTrack(b.video, webrtc.RTPTransceiverInit{Direction: webrtc.RTPTransceiverDirectionSendrecv})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	b.videoTx = vt.Sender()
-	pc.OnTrack(func(tr *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
-		i := 0
-		if tr.Kind() == webrtc.RTPCodecTypeVideo {
-			i = 1
-			b.videoIn.Store(uint32(tr.SSRC()))
-		}
-		b.wg.Go(func() {
-			for {
-				if _, _, err := tr.ReadRTP(); err != nil {
-					return
-				}
-				b.received[i].Add(1)
-			}
-		})
-	})
-	b.wg.Go(func() {
-		for {
-			pkts, _, err := b.videoTx.ReadRTCP()
-			if err != nil {
-				return
-			}
-			for _, p := range pkts {
-				if _, ok := p.(*rtcp.PictureLossIndication); ok {
-					b.plis.Add(1)
-					b.keyframe.Store(true)
-				}
-			}
-		}
-	})
-	tb.Cleanup(b.close)
-	return b
-}
-
-// offer makes the tab's offer with its candidates in it.
-func (b *browser) offer(tb testing.TB) string {
-	tb.Helper()
-	o, err := b.pc.CreateOffer(nil)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	done := webrtc.GatheringCompletePromise(b.pc)
-	if err := b.pc.SetLocalDescription(o); err != nil {
-		tb.Fatal(err)
-	}
-	<-done
-	return b.pc.LocalDescription().SDP
-}
-
-// play sends the tone and the pattern in real time until the tab closes,
-// going back to the pattern's key frame when the node asks for one.
-func (b *browser) play() {
-	b.wg.Go(func() {
-		tone, pattern := Tone().frames, Pattern().frames
-		tick := time.NewTicker(20 * time.Millisecond)
-		defer tick.Stop()
-		ai, vi, n := 0, 0, 0
-		for {
-			select {
-			case <-b.stop:
-				return
-			case <-tick.C:
-			}
-			_ = b.audio.WriteSample(pionmedia.Sample{Data: tone[ai].Data, Duration: tone[ai].Duration})
-			ai = (ai + 1) % len(tone)
-			if n++; n%3 == 0 { // about 15 frames per second
-				if b.keyframe.Swap(false) {
-					vi = 0
-				}
-				_ = b.video.WriteSample(pionmedia.Sample{Data: pattern[vi].Data, Duration: pattern[vi].Duration})
-				vi = (vi + 1) % len(pattern)
-			}
-		}
-	})
-}
-
-func (b *browser) close() {
-	select {
-	case <-b.stop:
-	default:
-		close(b.stop)
-	}
-	_ = b.pc.Close()
-	b.wg.Wait()
+	b.Play(frames(Tone()), frames(Pattern()))
 }
 
 // rtcpSource is the tone and pattern, noting the keyframe requests that
@@ -212,41 +88,37 @@ func TestBridgeForwardsBothWays(t *testing.T) {
 	tab := newBrowser(t, loopback)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	answer, err := br.Accept(ctx, tab.offer(t))
+	answer, err := br.Accept(ctx, tab.Offer(t))
 	if err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
-	if err := tab.pc.SetRemoteDescription(webrtc.SessionDescription{Type: webrtc.SDPTypeAnswer, SDP: answer}); err != nil {
-		t.Fatal(err)
-	}
+	tab.SetAnswer(t, answer)
 	if strings.Contains(answer, "H264") || strings.Contains(answer, "VP9") {
 		t.Errorf("the node answered a codec it does not forward:\n%s", answer)
 	}
-	tab.play()
+	playClips(tab)
 
 	waitFor(t, 10*time.Second, "tab media at the other node", func() bool { return sinkB.n[0].Load() > 50 && sinkB.n[1].Load() > 20 })
-	waitFor(t, 10*time.Second, "the other node's media in the tab", func() bool { return tab.received[0].Load() > 50 && tab.received[1].Load() > 20 })
+	waitFor(t, 10*time.Second, "the other node's media in the tab", func() bool { a, v := tab.Received(); return a > 50 && v > 20 })
 	// The node asked the tab for a key frame when the call took its video.
-	waitFor(t, 5*time.Second, "a keyframe request to the tab", func() bool { return tab.plis.Load() > 0 })
+	waitFor(t, 5*time.Second, "a keyframe request to the tab", func() bool { return tab.KeyframeRequests() > 0 })
 
 	// The tab asks for a key frame: it reaches the other node's video.
 	before := remotePLIs.Load()
 	waitFor(t, 5*time.Second, "the tab's keyframe request at the other node", func() bool {
-		if ssrc := tab.videoIn.Load(); ssrc != 0 {
-			_ = tab.pc.WriteRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
-		}
+		tab.RequestKeyframe()
 		return remotePLIs.Load() > before
 	})
 
 	// The other node's keyframe request reaches the tab.
-	plis := tab.plis.Load()
+	plis := tab.KeyframeRequests()
 	waitFor(t, 5*time.Second, "the other node's keyframe request at the tab", func() bool {
 		callB.RequestKeyframe()
-		return tab.plis.Load() > plis
+		return tab.KeyframeRequests() > plis
 	})
 
 	// Closing the tab ends the bridge.
-	tab.close()
+	tab.Close()
 	select {
 	case <-br.Done():
 	case <-time.After(10 * time.Second):
@@ -279,8 +151,8 @@ func TestBridgeTimeouts(t *testing.T) {
 		t.Fatal(err)
 	}
 	tab := newBrowser(t, loopback)
-	offer := tab.offer(t)
-	tab.close() // the tab never answers a connectivity check
+	offer := tab.Offer(t)
+	tab.Close() // the tab never answers a connectivity check
 	if _, err := br.Accept(context.Background(), offer); err != nil {
 		t.Fatalf("Accept: %v", err)
 	}
@@ -306,17 +178,17 @@ func TestBridgeSecondTab(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = br.Close() })
 	one, two := newBrowser(t, loopback), newBrowser(t, loopback)
-	if _, err := br.Accept(context.Background(), one.offer(t)); err != nil {
+	if _, err := br.Accept(context.Background(), one.Offer(t)); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := br.Accept(context.Background(), two.offer(t)); !errors.Is(err, ErrSignal) {
+	if _, err := br.Accept(context.Background(), two.Offer(t)); !errors.Is(err, ErrSignal) {
 		t.Errorf("second tab: %v, want ErrSignal", err)
 	}
 }
 
 func TestCheckBrowserOffer(t *testing.T) {
 	tab := newBrowser(t, loopback)
-	offer := tab.offer(t)
+	offer := tab.Offer(t)
 	if !strings.Contains(offer, "127.0.0.1") {
 		t.Fatalf("test offer has no loopback candidate:\n%s", offer)
 	}

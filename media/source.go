@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -77,6 +78,10 @@ func (c *Clip) Kind() Kind { return c.kind }
 
 // Frames reports how many frames one pass of the clip holds.
 func (c *Clip) Frames() int { return len(c.frames) }
+
+// Samples returns the clip's frames in order. The frames' data is shared
+// with the clip: read it, never modify it.
+func (c *Clip) Samples() []Sample { return slices.Clone(c.frames) }
 
 // Duration reports the play time of one pass of the clip.
 func (c *Clip) Duration() time.Duration { return c.total }

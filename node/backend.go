@@ -147,7 +147,9 @@ func (n *Node) ClaimHandle(ctx context.Context, name string) (api.Claim, error) 
 	}); err != nil {
 		return api.Claim{}, err
 	}
-	res, err := n.dht.ClaimHandle(ctx, n.keys.account, norm, prev)
+	res, err := n.dht.ClaimHandleProgress(ctx, n.keys.account, norm, prev, func(st dht.ClaimStage) {
+		n.events.publish(api.NewEvent(api.EventClaimProgress, api.ClaimProgress{Name: norm, Stage: string(st)}))
+	})
 	if err != nil {
 		if errors.Is(err, dht.ErrInvalidHandle) || errors.Is(err, identity.ErrInvalidHandle) {
 			return api.Claim{}, invalidName(name, err)

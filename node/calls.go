@@ -85,6 +85,9 @@ func (n *Node) startCalls(ctx context.Context) error {
 	}
 	n.calls.Store(svc)
 	n.closers = append(n.closers, svc.Close)
+	n.media = eng
+	// Before the call service closes: a tab's bridge ends with its call.
+	n.closers = append(n.closers, n.browser.close)
 	return nil
 }
 
@@ -242,9 +245,7 @@ func (n *Node) onCallEvent(ev call.Event) {
 	if ev.Kind == call.EventIncoming {
 		typ = api.EventIncomingCall
 	}
-	c := api.Call{ID: ev.Call.ID, Peer: ev.Call.Peer.String(), Direction: string(ev.Call.Direction), State: string(ev.Call.State),
-		EndReason: string(ev.Call.Reason), Start: ev.Call.Start.UTC(), RelayOnly: ev.Call.RelayOnly}
-	n.events.publish(api.NewEvent(typ, c))
+	n.events.publish(api.NewEvent(typ, n.infoToAPI(ev.Call, ev.Stats)))
 }
 
 // recentCalls keeps ended calls of this run for a while, so a client that
@@ -333,6 +334,9 @@ func (n *Node) Dial(ctx context.Context, req api.CallRequest) (api.Call, error) 
 	if err != nil {
 		return api.Call{}, err
 	}
+	if req.Browser && (req.Audio != "" || req.Video != "" || req.Record != "") {
+		return api.Call{}, api.Errorf(api.CodeBadRequest, "", "a browser call takes its media from the tab: no audio, video or record")
+	}
 	src, err := source(req.Audio, req.Video)
 	if err != nil {
 		return api.Call{}, err
@@ -344,7 +348,22 @@ func (n *Node) Dial(ctx context.Context, req api.CallRequest) (api.Call, error) 
 	if err != nil {
 		return api.Call{}, err
 	}
-	c, err := svc.Dial(ctx, id, call.DialOptions{Source: src, RecordDir: req.Record, RelayOnly: req.RelayOnly})
+	opts := call.DialOptions{Source: src, RecordDir: req.Record, RelayOnly: req.RelayOnly}
+	var bridge *media.Bridge
+	if req.Browser {
+		if bridge, err = n.newBridge(); err != nil {
+			return api.Call{}, err
+		}
+		opts.Source, opts.Sink = bridge, bridge
+	}
+	c, err := svc.Dial(ctx, id, opts)
+	if bridge != nil {
+		if err != nil {
+			_ = bridge.Close()
+		} else {
+			n.browser.watch(c, bridge, n.endBridged)
+		}
+	}
 	if err != nil {
 		switch {
 		case errors.Is(err, call.ErrInCall):
@@ -360,16 +379,21 @@ func (n *Node) Dial(ctx context.Context, req api.CallRequest) (api.Call, error) 
 
 func (n *Node) callToAPI(c *call.Call) api.Call {
 	info, st := c.Info(), c.Stats()
+	out := n.infoToAPI(info, st)
+	out.RecordedAudio, out.RecordedVideo = c.Recordings()
+	return out
+}
+
+// infoToAPI is a call as the API shows it, live or just ended.
+func (n *Node) infoToAPI(info call.Info, st call.Stats) api.Call {
 	out := api.Call{
 		ID: info.ID, Peer: info.Peer.String(), Direction: string(info.Direction), State: string(info.State),
 		EndReason: string(info.Reason), Path: string(st.Path), SetupMS: st.Setup.Milliseconds(),
 		PacketsSent: st.PacketsSent, PacketsReceived: st.PacketsReceived, BytesSent: st.BytesSent, BytesReceived: st.BytesReceived,
-		Loss: st.Loss, RTTMS: st.RTT.Milliseconds(), Start: info.Start.UTC(), RelayOnly: info.RelayOnly,
+		Loss: st.Loss, RTTMS: st.RTT.Milliseconds(), Start: info.Start.UTC(), DurationS: info.Duration().Seconds(),
+		RelayOnly: info.RelayOnly, Browser: n.browser.get(info.ID) != nil,
 	}
-	out.RecordedAudio, out.RecordedVideo = c.Recordings()
-	if name, ok := n.petnames()[out.Peer]; ok {
-		out.PeerName = name
-	}
+	out.PeerName = n.petname(out.Peer)
 	return out
 }
 
@@ -455,6 +479,9 @@ func (n *Node) CallAction(ctx context.Context, id, action string, req api.Answer
 	}
 	switch action {
 	case "answer":
+		if req.Browser && (req.Audio != "" || req.Video != "" || req.Record != "") {
+			return api.Call{}, api.Errorf(api.CodeBadRequest, "", "a browser answer takes its media from the tab: no audio, video or record")
+		}
 		src, err := source(req.Audio, req.Video)
 		if err != nil {
 			return api.Call{}, err
@@ -462,9 +489,24 @@ func (n *Node) CallAction(ctx context.Context, id, action string, req api.Answer
 		if err := checkRecordDir(req.Record); err != nil {
 			return api.Call{}, err
 		}
-		err = svc.Answer(id, call.AnswerOptions{Source: src, RecordDir: req.Record})
+		opts := call.AnswerOptions{Source: src, RecordDir: req.Record}
+		var bridge *media.Bridge
+		if req.Browser {
+			if bridge, err = n.newBridge(); err != nil {
+				return api.Call{}, err
+			}
+			opts.Source, opts.Sink = bridge, bridge
+		}
+		err = svc.Answer(id, opts)
+		if bridge != nil {
+			if err != nil {
+				_ = bridge.Close()
+			} else {
+				n.browser.watch(c, bridge, n.endBridged)
+			}
+		}
 		if errors.Is(err, call.ErrNotRinging) {
-			return api.Call{}, api.Errorf(api.CodeConflict, "", "call %s is not ringing here", id)
+			return api.Call{}, api.Errorf(api.CodeConflict, "", "call %s is not ringing here: it was answered elsewhere or has ended", id)
 		} else if err != nil {
 			return api.Call{}, err
 		}
@@ -552,9 +594,4 @@ func (n *Node) ChangeCallSettings(ctx context.Context, ch api.CallSettingsChange
 		return api.CallSettings{}, err
 	}
 	return s, nil
-}
-
-// AttachBrowser implements api.Backend.
-func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (api.BrowserAnswer, error) {
-	return api.BrowserAnswer{}, api.Errorf(api.CodeUnavailable, "", "not implemented yet")
 }

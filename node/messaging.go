@@ -147,7 +147,7 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 		if ev.Message == nil {
 			return
 		}
-		m := n.toAPIMessage(*ev.Message, "")
+		m := n.toAPIMessage(*ev.Message, n.petname(ev.Message.Peer))
 		n.events.publish(api.NewEvent(api.EventMessage, m))
 		if ev.Request {
 			n.events.publish(api.NewEvent(api.EventRequest, m))
@@ -251,7 +251,23 @@ func (n *Node) Send(ctx context.Context, to, text string) (api.Message, error) {
 	if c != nil {
 		name = c.Petname
 	}
-	return n.toAPIMessage(m, name), nil
+	out := n.toAPIMessage(m, name)
+	// Every client of this node (another tab, `messages --follow`) sees
+	// what was sent, whoever sent it.
+	n.events.publish(api.NewEvent(api.EventMessage, out))
+	return out, nil
+}
+
+// petname is the petname of a contact, "" for someone who is not one.
+func (n *Node) petname(account string) string {
+	var name string
+	_ = n.db.View(func(tx *store.Tx) error {
+		if c, err := tx.Contact(account); err == nil {
+			name = c.Petname
+		}
+		return nil
+	})
+	return name
 }
 
 // petnames maps account ids to petnames for display.

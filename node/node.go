@@ -31,6 +31,7 @@ import (
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
@@ -93,6 +94,10 @@ type Config struct {
 	NewHost func(key crypto.PrivKey) (host.Host, error)
 	// Web is the web app to serve; nil = none.
 	Web fs.FS
+	// BrowserConnectTimeout bounds the time from a browser tab's offer to
+	// its working connection to the node, for calls with the tab's media.
+	// 0 = media.DefaultBridgeConnectTimeout (10 s).
+	BrowserConnectTimeout time.Duration
 	// Logger receives the node's logs; nil = discard.
 	Logger *slog.Logger
 }
@@ -140,6 +145,8 @@ type Node struct {
 	dht     *dht.DHT
 	msg     *msg.Service
 	calls   atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
+	media   *media.Engine                // set by startCalls
+	browser *browserCalls                // calls whose media a browser tab carries
 	recent  recentCalls
 	cert    identity.DeviceCert // this device's certificate, issued at Start
 	api     *api.Server
@@ -198,7 +205,7 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub()}, nil
+	return &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), browser: newBrowserCalls()}, nil
 }
 
 // Start opens the store, creates the identity on the first run, starts the

@@ -48,6 +48,9 @@ type Options struct {
 	// Web is the web app every node serves (web.FS() for browser tests);
 	// nil serves none.
 	Web fs.FS
+	// Configure, when set, adjusts every node's configuration before it
+	// starts.
+	Configure func(*node.Config)
 }
 
 // Net is a running test network.
@@ -181,6 +184,9 @@ func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node,
 	net.mu.Unlock()
 	if net.mn != nil {
 		cfg.NewHost = net.mockHost
+	}
+	if net.opts.Configure != nil {
+		net.opts.Configure(&cfg)
 	}
 	if mod != nil {
 		mod(&cfg)

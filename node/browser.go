@@ -1,0 +1,144 @@
+package node
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"sync"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/media"
+)
+
+// Calls with a browser tab's media (DESIGN §7): the tab holds one WebRTC
+// connection to its own node (a media.Bridge), and the node forwards RTP
+// between it and the call's connection to the other node. The other node
+// sees an ordinary callsign call; the policy, the identity-bound signalling
+// and the relay rules stay as they are.
+//
+// The invite (or the answer) goes out at once with the bridge as the
+// call's source and sink; the tab attaches its connection with
+// AttachBrowser while the call rings or connects. A bridge lives exactly
+// as long as its call: the call closes it when it ends, and a tab that
+// closes, fails or never attaches ends the call.
+
+// browserCalls ties calls to the bridges that carry their media. It owns
+// one watcher goroutine per bridged call; close ends them all.
+type browserCalls struct {
+	mu      sync.Mutex
+	bridges map[string]*media.Bridge // call id → bridge
+	closed  bool
+	wg      sync.WaitGroup
+	stop    chan struct{}
+}
+
+func newBrowserCalls() *browserCalls {
+	return &browserCalls{bridges: map[string]*media.Bridge{}, stop: make(chan struct{})}
+}
+
+// watch registers b as the media of c until either ends: a bridge that
+// ends first (the tab closed or failed) ends the call through end.
+func (bc *browserCalls) watch(c *call.Call, b *media.Bridge, end func(id string, r media.Reason)) {
+	id := c.ID()
+	bc.mu.Lock()
+	if bc.closed {
+		bc.mu.Unlock()
+		_ = b.Close()
+		return
+	}
+	bc.bridges[id] = b
+	bc.wg.Go(func() {
+		select {
+		case <-b.Done():
+			end(id, b.Reason())
+		case <-c.Done():
+			_ = b.Close() // normally closed by the call already: it is its sink
+		case <-bc.stop:
+			_ = b.Close()
+		}
+		bc.mu.Lock()
+		delete(bc.bridges, id)
+		bc.mu.Unlock()
+	})
+	bc.mu.Unlock()
+}
+
+func (bc *browserCalls) get(id string) *media.Bridge {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	return bc.bridges[id]
+}
+
+// close ends every bridge and waits for the watchers.
+func (bc *browserCalls) close() error {
+	bc.mu.Lock()
+	if !bc.closed {
+		bc.closed = true
+		close(bc.stop)
+	}
+	bc.mu.Unlock()
+	bc.wg.Wait()
+	return nil
+}
+
+// newBridge prepares a bridge for a call about to be placed or answered.
+func (n *Node) newBridge() (*media.Bridge, error) {
+	eng := n.media
+	if eng == nil {
+		return nil, api.Errorf(api.CodeUnavailable, "", "calls are not available on this node")
+	}
+	var tag [4]byte
+	_, _ = rand.Read(tag[:])
+	b, err := eng.NewBridge(media.BridgeConfig{ID: "tab-" + hex.EncodeToString(tag[:]), ConnectTimeout: n.cfg.BrowserConnectTimeout})
+	if err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// endBridged ends a call whose tab has gone: a tab that closed its
+// connection hung up; one that failed or never connected failed.
+func (n *Node) endBridged(id string, r media.Reason) {
+	svc := n.calls.Load()
+	if svc == nil {
+		return
+	}
+	var err error
+	switch r {
+	case media.ReasonHangup, media.ReasonRemoteHangup:
+		err = svc.Hangup(id)
+	default:
+		n.log.Info("browser tab lost; ending its call", "call", id, "reason", r)
+		err = svc.Fail(id)
+	}
+	if err != nil && !errors.Is(err, call.ErrUnknownCall) {
+		n.log.Debug("end bridged call", "call", id, "err", err)
+	}
+}
+
+// AttachBrowser implements api.Backend: the tab's offer for a call placed
+// or answered with Browser set.
+func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (api.BrowserAnswer, error) {
+	b := n.browser.get(id)
+	if b == nil {
+		if _, err := n.findCall(id); err != nil {
+			return api.BrowserAnswer{}, err
+		}
+		return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "place or answer the call from the web app",
+			"call %s does not take its media from a browser tab", id)
+	}
+	answer, err := b.Accept(ctx, offer.SDP)
+	switch {
+	case err == nil:
+		return api.BrowserAnswer{SDP: answer}, nil
+	case errors.Is(err, media.ErrBadSDP):
+		return api.BrowserAnswer{}, api.Errorf(api.CodeBadRequest, "use a browser that offers Opus audio and VP8 video, on this machine", "%s", err.Error())
+	case errors.Is(err, media.ErrSignal):
+		return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "", "another tab already joined call %s", id)
+	case errors.Is(err, media.ErrEnded):
+		return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "", "call %s has ended", id)
+	}
+	return api.BrowserAnswer{}, err
+}
