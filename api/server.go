@@ -323,7 +323,7 @@ func (s *Server) handler() http.Handler {
 		writeError(w, Errorf(CodeNotFound, "run `callsign --help` for what the API offers", "no such API route: %s %s", r.Method, r.URL.Path))
 	})
 	if s.cfg.Web != nil {
-		mux.Handle("/", webHandler(s.cfg.Web))
+		mux.Handle("/", newWebHandler(s.cfg.Web, s.log))
 	}
 	return s.guard(mux)
 }
@@ -513,22 +513,3 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 	"media-src 'self' blob: mediastream:; connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*; " +
 	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 
-// webHandler serves the embedded web app, falling back to index.html for
-// paths that are not files (client-side routes).
-func webHandler(fsys fs.FS) http.Handler {
-	files := http.FileServerFS(fsys)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Security-Policy", ContentSecurityPolicy)
-		w.Header().Set("Referrer-Policy", "no-referrer")
-		w.Header().Set("X-Frame-Options", "DENY")
-		p := strings.TrimPrefix(r.URL.Path, "/")
-		if p != "" {
-			if f, err := fsys.Open(p); err == nil {
-				f.Close()
-				files.ServeHTTP(w, r)
-				return
-			}
-		}
-		http.ServeFileFS(w, r, fsys, "index.html")
-	})
-}

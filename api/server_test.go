@@ -267,7 +267,8 @@ func TestDialDataDir(t *testing.T) {
 }
 
 func TestWebApp(t *testing.T) {
-	web := fstest.MapFS{"index.html": {Data: []byte("<title>callsign</title>")}, "app.js": {Data: []byte("// app")}}
+	big := strings.Repeat("console.log('callsign');\n", 400)
+	web := fstest.MapFS{"index.html": {Data: []byte("<title>callsign</title>")}, "app.js": {Data: []byte("// app")}, "big.js": {Data: []byte(big)}}
 	s, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: NewToken(), Web: web})
 	if err != nil {
 		t.Fatal(err)
@@ -287,6 +288,50 @@ func TestWebApp(t *testing.T) {
 			t.Fatalf("GET %s: %d %q", path, resp.StatusCode, body)
 		}
 	}
+	// Every file carries the CSP; a missing file is a 404, not the app.
+	for _, tc := range []struct {
+		path, enc string
+		status    int
+		gzip      bool
+	}{
+		{"/big.js", "gzip", 200, true},
+		{"/big.js", "", 200, false},
+		{"/app.js", "gzip, deflate", 200, false}, // too small to pay
+		{"/missing.js", "", 404, false},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+s.Addr()+tc.path, nil)
+		if tc.enc != "" {
+			req.Header.Set("Accept-Encoding", tc.enc)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		gz := resp.Header.Get("Content-Encoding") == "gzip"
+		if resp.StatusCode != tc.status || gz != tc.gzip || resp.Header.Get("Content-Security-Policy") != ContentSecurityPolicy {
+			t.Errorf("GET %s (%s): %d gzip=%v csp=%q", tc.path, tc.enc, resp.StatusCode, gz, resp.Header.Get("Content-Security-Policy"))
+		}
+		if tc.status == 200 && !gz && string(body) != big && tc.path == "/big.js" {
+			t.Errorf("GET %s: body differs", tc.path)
+		}
+		if tc.status == 200 && tc.path == "/big.js" && gz {
+			if len(body) >= len(big)/4 {
+				t.Errorf("gzip body %d bytes for %d", len(body), len(big))
+			}
+			req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+			resp, err := http.DefaultTransport.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusNotModified {
+				t.Errorf("revalidation: %d, want 304", resp.StatusCode)
+			}
+		}
+	}
+
 	// The web app is public; the API behind it is not.
 	resp, err := http.Get("http://" + s.Addr() + "/api/v1/id")
 	if err != nil {
