@@ -512,4 +512,3 @@ loop:
 const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; " +
 	"media-src 'self' blob: mediastream:; connect-src 'self' ws://127.0.0.1:* ws://localhost:* ws://[::1]:*; " +
 	"font-src 'self'; manifest-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
-
