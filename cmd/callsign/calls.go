@@ -2,7 +2,7 @@ package main
 
 import (
 	"context"
-	"errors"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -19,22 +19,27 @@ import (
 func callCommands() []*command {
 	return []*command{
 		callCommand(),
-		{name: "calls", summary: "list live calls and the call log, newest first", read: true, run: runCalls},
+		{name: "calls", summary: "list live calls and the call log, newest first, with the IDs answer, decline and hangup take",
+			read: true, run: runCalls},
 		answerCommand(),
-		{name: "decline", args: "[ID]", summary: "decline the ringing call", run: callAction("decline")},
-		{name: "hangup", args: "[ID]", summary: "hang up the live call", run: callAction("hangup")},
+		{name: "decline", args: "[ID]", summary: "decline a ringing call (default: the one ringing now)", run: callAction("decline")},
+		{name: "hangup", args: "[ID]", summary: "hang up a live call (default: the one live now)", run: callAction("hangup")},
 		settingsCallsCommand(),
 	}
 }
 
+// mediaFlags are the media of a headless call: what to send and where to
+// record what comes back.
 type mediaFlags struct{ audio, video, record string }
 
 func (m *mediaFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.audio, "audio", "", "audio to send: tone, or an Ogg/Opus file")
-	fs.StringVar(&m.video, "video", "", "video to send: pattern, or an IVF/VP8 file")
-	fs.StringVar(&m.record, "record", "", "directory to record the received audio (Ogg/Opus) and video (IVF) into")
+	fs.StringVar(&m.audio, "audio", "", "`SOURCE` of the audio to send: tone, or an Ogg/Opus file")
+	fs.StringVar(&m.video, "video", "", "`SOURCE` of the video to send: pattern, or an IVF/VP8 file")
+	fs.StringVar(&m.record, "record", "", "record the received audio (Ogg/Opus) and video (IVF) into `DIR`")
 }
 
+// abs makes the media paths absolute: the node does not share the CLI's
+// working directory.
 func (m *mediaFlags) abs() error {
 	for _, p := range []*string{&m.audio, &m.video, &m.record} {
 		if *p == "" || *p == "tone" || *p == "pattern" {
@@ -49,6 +54,18 @@ func (m *mediaFlags) abs() error {
 	return nil
 }
 
+// callEvents subscribes to the node's events for following a call. The
+// stream outlives ctx (the call is followed to its end after Ctrl-C) and
+// ends with the returned stop. With no stream the follower polls.
+func callEvents(ctx context.Context, c *api.Client) (<-chan api.Event, func()) {
+	ctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	events, err := c.Events(ctx)
+	if err != nil {
+		return nil, stop
+	}
+	return events, stop
+}
+
 func callCommand() *command {
 	var (
 		m         mediaFlags
@@ -56,10 +73,12 @@ func callCommand() *command {
 		relayOnly bool
 	)
 	return &command{
-		name: "call", args: "NAME", summary: "call someone by handle (headless: send files or a tone and pattern, record what comes back)", read: true,
+		name: "call", args: "NAME", read: true,
+		summary: "call someone by handle (headless: send files or a tone and pattern, record what comes back); " +
+			"progress goes to standard error, a summary to standard output",
 		flags: func(fs *flag.FlagSet) {
 			m.register(fs)
-			fs.DurationVar(&dur, "for", 0, "hang up this long after the call connects (default: until Ctrl-C or the other side hangs up)")
+			fs.DurationVar(&dur, "for", 0, "hang up `DURATION` after the call connects (default: until Ctrl-C or the other side hangs up)")
 			fs.BoolVar(&relayOnly, "relay-only", false, "use the relay only, so the other side never learns your address")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -73,11 +92,13 @@ func callCommand() *command {
 			if err != nil {
 				return err
 			}
+			events, stop := callEvents(ctx, c)
+			defer stop()
 			call, err := c.Dial(ctx, api.CallRequest{To: args[0], Audio: m.audio, Video: m.video, Record: m.record, RelayOnly: relayOnly})
 			if err != nil {
 				return err
 			}
-			final, err := followCall(ctx, e, c, call.ID, dur)
+			final, err := followCall(ctx, e, c, events, call, dur)
 			if err != nil {
 				return err
 			}
@@ -86,47 +107,178 @@ func callCommand() *command {
 	}
 }
 
+// How often followCall asks the node for the call's state: often once the
+// event stream is gone, rarely while it runs, in case the node dropped an
+// event (it drops events for a slow subscriber rather than wait).
+var (
+	callPollFallback = time.Second
+	callPollGuard    = 10 * time.Second
+)
+
+// hangupWait is how long a call may take to end once hung up.
+const hangupWait = 10 * time.Second
+
+// stateRank orders call states, so that a late event never takes a call
+// back to an earlier state.
+var stateRank = map[string]int{"calling": 1, "ringing": 2, "connecting": 3, "active": 4, "ended": 5}
+
 // followCall reports a call's progress on stderr until it ends, hanging up
-// after dur once active (dur > 0) or when ctx ends (Ctrl-C).
-func followCall(ctx context.Context, e *env, c *api.Client, id string, dur time.Duration) (api.Call, error) {
-	last := ""
-	var activeAt time.Time
-	hungUp := false
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		cur, err := c.Call(bg, id)
-		cancel()
-		if err != nil {
-			return api.Call{}, err
+// after dur once active (dur > 0) or when ctx ends (Ctrl-C). It follows
+// the call on events (from callEvents, subscribed before the call began so
+// that no state is missed), and polls when there are none. cur is the call
+// as the node last gave it. It returns the ended call with its figures.
+func followCall(ctx context.Context, e *env, c *api.Client, events <-chan api.Event, cur api.Call, dur time.Duration) (api.Call, error) {
+	bg := context.WithoutCancel(ctx) // the follower outlives Ctrl-C
+	get := func() (api.Call, error) {
+		ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+		defer cancel()
+		return c.Call(ctx, cur.ID)
+	}
+	if cur.PeerName == "" {
+		if n, ok := newPetnames(c).lookup(bg, cur.Peer); ok {
+			cur.PeerName = n
 		}
-		if cur.State != last {
-			last = cur.State
-			switch cur.State {
-			case "active":
-				activeAt = time.Now()
-				fmt.Fprintf(e.stderr, "connected (%s)\n", cur.Path)
-			case "ended":
-				fmt.Fprintf(e.stderr, "ended: %s\n", cur.EndReason)
-			default:
-				fmt.Fprintf(e.stderr, "%s\n", cur.State)
+	}
+	// advance moves cur on to next, never back, keeping what next lacks
+	// (events carry the state, not the name, path or figures).
+	advance := func(next api.Call) {
+		if next.ID != cur.ID || stateRank[next.State] < stateRank[cur.State] {
+			return
+		}
+		if next.PeerName == "" {
+			next.PeerName = cur.PeerName
+		}
+		if next.Path == "" {
+			next.Path = cur.Path
+		}
+		cur = next
+	}
+
+	poll := time.NewTicker(callPollGuard)
+	defer poll.Stop()
+	if events == nil {
+		poll.Reset(callPollFallback)
+	}
+	hangTimer := time.NewTimer(time.Hour)
+	hangTimer.Stop()
+	defer hangTimer.Stop()
+	var hangC, endBy <-chan time.Time
+	hungUp := false
+	hangup := func() error {
+		hungUp, hangC = true, nil
+		endBy = time.After(hangupWait)
+		ctx, cancel := context.WithTimeout(bg, 10*time.Second)
+		defer cancel()
+		cl, err := c.CallAction(ctx, cur.ID, "hangup", nil)
+		if err != nil {
+			if now, gerr := get(); gerr == nil && now.State == "ended" {
+				advance(now) // it ended meanwhile
+				return nil
 			}
+			return err
+		}
+		advance(cl)
+		poll.Reset(callPollFallback) // the end is near: a lost event costs little
+		return nil
+	}
+	interrupt := ctx.Done()
+	shown := ""
+	for {
+		if cur.State != shown {
+			shown = cur.State
+			printCallState(e.stderr, cur)
 		}
 		if cur.State == "ended" {
+			if fin, err := get(); err == nil && fin.State == "ended" {
+				advance(fin) // the final figures: path, setup, packets, recordings
+			}
 			return cur, nil
 		}
-		if !hungUp && (ctx.Err() != nil || (dur > 0 && !activeAt.IsZero() && time.Since(activeAt) >= dur)) {
-			hungUp = true
-			bg, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			_, err := c.CallAction(bg, id, "hangup", nil)
-			cancel()
+		if cur.State == "active" && dur > 0 && !hungUp && hangC == nil {
+			hangTimer.Reset(dur)
+			hangC = hangTimer.C
+		}
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				events = nil // the stream dropped: poll
+				poll.Reset(callPollFallback)
+				continue
+			}
+			next, ok := callFromEvent(ev, cur.ID)
+			if !ok {
+				continue
+			}
+			if next.State == "active" && next.Path == "" {
+				if full, err := get(); err == nil {
+					next = full
+				}
+			}
+			advance(next)
+		case <-poll.C:
+			now, err := get()
 			if err != nil {
-				return api.Call{}, err
+				return cur, err
+			}
+			advance(now)
+		case <-hangC:
+			if err := hangup(); err != nil {
+				return cur, err
+			}
+		case <-endBy:
+			return cur, fmt.Errorf("call %s did not end within %v of hanging up", cur.ID, hangupWait)
+		case <-interrupt:
+			interrupt = nil
+			if !hungUp {
+				if err := hangup(); err != nil {
+					return cur, err
+				}
 			}
 		}
-		<-tick.C
 	}
+}
+
+// callFromEvent returns the call an event is about, if it is call id.
+func callFromEvent(ev api.Event, id string) (api.Call, bool) {
+	if ev.Type != api.EventCallState && ev.Type != api.EventIncomingCall {
+		return api.Call{}, false
+	}
+	var cl api.Call
+	if json.Unmarshal(ev.Data, &cl) != nil || cl.ID != id {
+		return api.Call{}, false
+	}
+	return cl, true
+}
+
+// printCallState prints one line of a call's progress.
+func printCallState(w io.Writer, c api.Call) {
+	switch c.State {
+	case "calling":
+		fmt.Fprintf(w, "calling %s\n", callPeer(c))
+	case "active":
+		if c.Path != "" {
+			fmt.Fprintf(w, "connected (%s)\n", c.Path)
+		} else {
+			fmt.Fprintln(w, "connected")
+		}
+	case "ended":
+		if c.EndReason != "" {
+			fmt.Fprintf(w, "ended: %s\n", c.EndReason)
+		} else {
+			fmt.Fprintln(w, "ended")
+		}
+	default:
+		fmt.Fprintln(w, c.State)
+	}
+}
+
+// callPeer is the name a call's other side goes by: the contact's
+// petname, else the account id.
+func callPeer(c api.Call) string {
+	if c.PeerName != "" {
+		return c.PeerName
+	}
+	return c.Peer
 }
 
 func printCallResult(e *env, c api.Call) error {
@@ -139,12 +291,13 @@ func printCallResult(e *env, c api.Call) error {
 		SetupMS         int64  `json:"setup_ms"`
 		PacketsSent     uint64 `json:"packets_sent"`
 		PacketsReceived uint64 `json:"packets_received"`
+		PeerName        string `json:"peer_name,omitempty"`
 		RecordedAudio   string `json:"recorded_audio,omitempty"`
 		RecordedVideo   string `json:"recorded_video,omitempty"`
-	}{c.ID, c.Peer, c.State, c.EndReason, c.Path, c.SetupMS, c.PacketsSent, c.PacketsReceived, c.RecordedAudio, c.RecordedVideo},
+	}{c.ID, c.Peer, c.State, c.EndReason, c.Path, c.SetupMS, c.PacketsSent, c.PacketsReceived, c.PeerName, c.RecordedAudio, c.RecordedVideo},
 		func(w io.Writer) {
 			fmt.Fprintf(w, "call %s with %s: %s (%s), path %s, setup %d ms, packets sent %d, received %d\n",
-				c.ID, c.Peer, c.State, c.EndReason, c.Path, c.SetupMS, c.PacketsSent, c.PacketsReceived)
+				c.ID, callPeer(c), c.State, c.EndReason, orNone(c.Path), c.SetupMS, c.PacketsSent, c.PacketsReceived)
 		})
 }
 
@@ -157,31 +310,35 @@ func runCalls(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	names := newPetnames(c)
+	for i, cl := range calls {
+		if n, ok := names.lookup(ctx, cl.Peer); ok && cl.PeerName == "" {
+			calls[i].PeerName = n
+		}
+	}
 	return e.print(calls, func(w io.Writer) {
 		if len(calls) == 0 {
 			fmt.Fprintln(w, "no calls yet")
 			return
 		}
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "WHEN\tDIR\tWITH\tSTATE\tREASON\tPATH\tDURATION")
+		fmt.Fprintln(tw, "ID\tWHEN\tDIR\tWITH\tSTATE\tREASON\tPATH\tDURATION")
 		for _, c := range calls {
-			who := c.PeerName
-			if who == "" {
-				who = c.Peer
-			}
 			reason := c.EndReason
 			if c.Blocked {
 				reason = "blocked by your call settings"
 			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%.0fs\n", c.Start.Local().Format("2006-01-02 15:04:05"), c.Direction, who, c.State, reason, c.Path, c.DurationS)
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%.0fs\n", c.ID, c.Start.Local().Format("2006-01-02 15:04:05"),
+				c.Direction, callPeer(c), c.State, reason, c.Path, c.DurationS)
 		}
 		tw.Flush()
 	})
 }
 
 // pickCall finds the call an action without an ID means: the ringing
-// incoming call (answer, decline) or the live one (hangup).
-func pickCall(ctx context.Context, c *api.Client, args []string, want func(api.Call) bool) (string, error) {
+// incoming call (answer, decline) or the live one (hangup); none says
+// what there is none of.
+func pickCall(ctx context.Context, c *api.Client, args []string, none string, want func(api.Call) bool) (string, error) {
 	if len(args) == 1 {
 		return args[0], nil
 	}
@@ -194,7 +351,7 @@ func pickCall(ctx context.Context, c *api.Client, args []string, want func(api.C
 			return cl.ID, nil
 		}
 	}
-	return "", errors.New("no such call right now")
+	return "", &hintError{msg: none, hint: "`callsign calls` lists calls and their IDs"}
 }
 
 func atMostOneID(args []string) error {
@@ -204,10 +361,12 @@ func atMostOneID(args []string) error {
 	return nil
 }
 
+func ringingIn(cl api.Call) bool { return cl.Direction == "in" && cl.State == "ringing" }
+
 func answerCommand() *command {
 	var m mediaFlags
 	return &command{
-		name: "answer", args: "[ID]", summary: "answer the ringing call",
+		name: "answer", args: "[ID]", summary: "answer a ringing call (default: the one ringing now)",
 		flags: m.register,
 		run: func(ctx context.Context, e *env, args []string) error {
 			if err := atMostOneID(args); err != nil {
@@ -220,7 +379,7 @@ func answerCommand() *command {
 			if err != nil {
 				return err
 			}
-			id, err := pickCall(ctx, c, args, func(cl api.Call) bool { return cl.Direction == "in" && cl.State == "ringing" })
+			id, err := pickCall(ctx, c, args, "no call is ringing", ringingIn)
 			if err != nil {
 				return err
 			}
@@ -228,7 +387,8 @@ func answerCommand() *command {
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(e.stdout, "answered %s (%s)\n", cl.ID, cl.Peer)
+			cl.PeerName = newPetnames(c).name(ctx, cl.Peer, cl.PeerName)
+			fmt.Fprintf(e.stdout, "answered %s (%s)\n", cl.ID, callPeer(cl))
 			return nil
 		},
 	}
@@ -243,9 +403,11 @@ func callAction(action string) func(ctx context.Context, e *env, args []string) 
 		if err != nil {
 			return err
 		}
-		id, err := pickCall(ctx, c, args, func(cl api.Call) bool {
-			return action == "hangup" || cl.Direction == "in" && cl.State == "ringing"
-		})
+		none, want := "no call is ringing", ringingIn
+		if action == "hangup" {
+			none, want = "no call is live", func(api.Call) bool { return true }
+		}
+		id, err := pickCall(ctx, c, args, none, want)
 		if err != nil {
 			return err
 		}
@@ -253,7 +415,8 @@ func callAction(action string) func(ctx context.Context, e *env, args []string) 
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(e.stdout, "%s %s\n", map[string]string{"decline": "declined", "hangup": "hung up"}[action], cl.ID)
+		cl.PeerName = newPetnames(c).name(ctx, cl.Peer, cl.PeerName)
+		fmt.Fprintf(e.stdout, "%s %s (%s)\n", map[string]string{"decline": "declined", "hangup": "hung up"}[action], cl.ID, callPeer(cl))
 		return nil
 	}
 }
@@ -341,8 +504,9 @@ func runCallSettings(ctx context.Context, e *env, args []string, record string) 
 			fmt.Fprintf(w, " (recording into %s)", s.RecordDir)
 		}
 		fmt.Fprintln(w)
+		names := newPetnames(c)
 		for _, acct := range slices.Sorted(maps.Keys(s.Rules)) {
-			fmt.Fprintf(w, "%-13s %s\n", s.Rules[acct], acct)
+			fmt.Fprintf(w, "%-13s %s\n", s.Rules[acct], names.name(ctx, acct, ""))
 		}
 	})
 }

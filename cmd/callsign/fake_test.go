@@ -29,6 +29,7 @@ type fakeNode struct {
 	messages  map[string][]api.Message // by the name asked for
 	marked    []markRead
 	calls     map[string]api.Call
+	callInfoN int // GET /calls/{id} served
 	dialed    []api.CallRequest
 	answered  []api.AnswerRequest
 	actions   []string // "hangup c1"
@@ -132,6 +133,7 @@ func (f *fakeNode) Dial(_ context.Context, req api.CallRequest) (api.Call, error
 func (f *fakeNode) CallInfo(_ context.Context, id string) (api.Call, error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.callInfoN++
 	c, ok := f.calls[id]
 	if !ok {
 		return api.Call{}, api.Errorf(api.CodeNotFound, "", "no call %q", id)

@@ -354,15 +354,25 @@ func TestWalkthrough(t *testing.T) {
 	}
 	var result struct {
 		ID, Peer, State, Path string
+		PeerName              string `json:"peer_name"`
 		EndReason             string `json:"end_reason"`
 		SetupMS               int64  `json:"setup_ms"`
 		PacketsSent           uint64 `json:"packets_sent"`
 		PacketsReceived       uint64 `json:"packets_received"`
 	}
-	mustJSON(t, &result, "call", "alice", "--audio", "tone", "--video", "pattern", "--for", "3s", "--data", bobDir)
+	// The progress the README shows goes to stderr; stdout holds the JSON
+	// alone.
+	out, errs, code = cli(t, "call", "alice", "--audio", "tone", "--video", "pattern", "--for", "3s", "--data", bobDir, "--json")
+	if code != 0 || json.Unmarshal([]byte(out), &result) != nil {
+		t.Fatalf("call --json: exit %d\n%s%s", code, out, errs)
+	}
 	if result.State != "ended" || result.EndReason != "hangup" || result.Path != "direct" || result.Peer != aliceID.Account ||
-		result.SetupMS <= 0 || result.SetupMS > 5000 || result.PacketsSent < 100 || result.PacketsReceived < 100 {
+		result.PeerName != "alice" || result.SetupMS <= 0 || result.SetupMS > 5000 || result.PacketsSent < 100 || result.PacketsReceived < 100 {
 		t.Fatalf("call --json: %+v", result)
+	}
+	if want := "calling alice\nringing\n"; !strings.HasPrefix(errs, want) ||
+		!strings.Contains(errs, "\nconnected (direct)\n") || !strings.HasSuffix(errs, "\nended: hangup\n") {
+		t.Fatalf("call progress on stderr:\n%s", errs)
 	}
 	audio, video := mediatest.Frames(t, filepath.Join(voicemail, result.ID+".ogg"), filepath.Join(voicemail, result.ID+".ivf"))
 	// 3 s of 20 ms Opus frames is 150, of 15 fps video 45; allow for set-up
