@@ -109,7 +109,7 @@ function buildShell() {
 
 function missedCalls() {
   const seen = Number(localStorage.getItem("callsign.calls.seen") || 0);
-  return store.state.calls.filter((c) => c.direction === "in" && c.end_reason === "missed" && new Date(c.start) > seen).length;
+  return store.state.calls.filter((c) => calllog.missed(c) && new Date(c.start).getTime() > seen).length;
 }
 
 function render({ section, param }) {

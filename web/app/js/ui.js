@@ -44,9 +44,8 @@ const ICONS = {
   users: "M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2 M9 3a4 4 0 1 0 0 8 4 4 0 0 0 0-8z M23 21v-2a4 4 0 0 0-3-3.9 M16 3.1a4 4 0 0 1 0 7.8",
   userPlus: "M16 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2 M8.5 3a4 4 0 1 0 0 8 4 4 0 0 0 0-8z M20 8v6 M23 11h-6",
   phone: "M22 16.9v3a2 2 0 0 1-2.2 2 19.8 19.8 0 0 1-8.6-3.1 19.5 19.5 0 0 1-6-6A19.8 19.8 0 0 1 2.1 4.2 2 2 0 0 1 4.1 2h3a2 2 0 0 1 2 1.7c.1.9.4 1.9.7 2.8a2 2 0 0 1-.5 2.1L8.1 9.9a16 16 0 0 0 6 6l1.3-1.3a2 2 0 0 1 2.1-.4c.9.3 1.9.6 2.8.7a2 2 0 0 1 1.7 2z",
-  phoneIn: "M16 2v6h6 M23 1l-7 7",
-  phoneOut: "M23 7V1h-6 M16 8l7-7",
-  phoneMissed: "M23 1l-6 6 M17 1l6 6",
+  arrowIn: "M17 7L7 17 M16 17H7V8",
+  arrowOut: "M7 17L17 7 M8 7h9v9",
   video: "M23 7l-7 5 7 5V7z M3 5h11a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2z",
   videoOff: "M16 16v1a2 2 0 0 1-2 2H3a2 2 0 0 1-2-2V7a2 2 0 0 1 2-2h2 M10.7 5H14a2 2 0 0 1 2 2v3.3l1 1L23 7v10 M1 1l22 22",
   mic: "M12 1a3 3 0 0 0-3 3v8a3 3 0 0 0 6 0V4a3 3 0 0 0-3-3z M19 10v2a7 7 0 0 1-14 0v-2 M12 19v4 M8 23h8",
@@ -102,12 +101,13 @@ function hash(s) {
   return x >>> 0;
 }
 
-/** initials of a display name: "alice" → "A", "Bob Smith" → "BS". */
+/** initials of a display name: "alice" → "A", "Bob Smith" → "BS",
+ * "Carol (work)" → "CW"; only letters and digits count. */
 export function initials(name) {
-  const clean = (name || "?").replace(/^@/, "").replace(/~.*$/, "");
-  const words = clean.split(/[\s._-]+/).filter(Boolean);
-  const chars = words.length > 1 ? [words[0], words[1]] : [clean];
-  return chars.map((w) => Array.from(w)[0] || "").join("").toUpperCase() || "?";
+  const clean = (name || "").replace(/^@/, "").replace(/~.*$/, "");
+  const words = clean.split(/[^\p{L}\p{N}]+/u).filter(Boolean);
+  const out = words.slice(0, 2).map((w) => Array.from(w)[0]).join("").toUpperCase();
+  return out || "?";
 }
 
 /** avatar is a round badge with the initials of name, its colour from key. */

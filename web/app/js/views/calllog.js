@@ -6,7 +6,9 @@ import { path } from "../nav.js";
 import { h, icon, iconButton, avatar, listTime, duration, srOnly, shortAccount } from "../ui.js";
 import * as call from "./call.js";
 
-const missed = (c) => c.direction === "in" && c.end_reason === "missed";
+/** missed: an incoming call nobody here answered (it rang out, or the
+ * caller gave up first). */
+export const missed = (c) => c.direction === "in" && (c.end_reason === "missed" || c.end_reason === "cancelled");
 
 function summary(c) {
   if (c.state !== "ended") return c.state === "active" ? "On the call now" : "Ringing now";
@@ -20,8 +22,8 @@ function summary(c) {
 }
 
 function callIcon(c) {
-  if (missed(c) || c.blocked) return icon("phoneMissed", "call-dir missed");
-  return icon(c.direction === "in" ? "phoneIn" : "phoneOut", "call-dir");
+  const ok = c.state !== "ended" || c.duration_s > 0;
+  return icon(c.direction === "in" ? "arrowIn" : "arrowOut", "call-dir " + (missed(c) || c.blocked ? "missed" : ok ? "ok" : ""));
 }
 
 export function list(el) {
@@ -80,10 +82,9 @@ export function detail(el, id) {
     if (c.bytes_sent || c.bytes_received) facts.push(["Data", `${kb(c.bytes_sent)} sent, ${kb(c.bytes_received)} received`]);
     if (c.blocked) facts.push(["Refused", "Your call settings kept this call from ringing"]);
     root.replaceChildren(
-      h("header", { class: "page-header" }, h("a", { class: "icon-btn back", href: "/calls", "aria-label": "Back to calls", title: "Back to calls" }, icon("back")),
-        h("h1", { id: "call-title", class: "sr-only", text: `Call with ${name}` })),
+      h("header", { class: "page-header mobile-only" }, h("a", { class: "icon-btn back", href: "/calls", "aria-label": "Back to calls", title: "Back to calls" }, icon("back"))),
       h("div", { class: "page-body" },
-        h("div", { class: "profile" }, avatar(name, c.peer, "xl"), h("div", { class: "profile-name", text: name }),
+        h("div", { class: "profile" }, avatar(name, c.peer, "xl"), h("h1", { id: "call-title", class: "profile-name", text: name }),
           h("div", { class: missed(c) ? "missed-text" : "muted" }, callIcon(c), " ", summary(c)),
           h("div", { class: "profile-actions" },
             h("a", { class: "action", href: path("chats", c.peer) }, icon("chat"), h("span", { text: "Message" })),

@@ -177,12 +177,11 @@ function contactPage(el, account) {
     const handle = c.handle ? (c.handle.includes("~") ? c.handle : "@" + c.handle) : "";
     const focusWas = document.activeElement && root.contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") || document.activeElement.textContent : null;
     root.replaceChildren(
-      h("header", { class: "page-header" },
-        h("a", { class: "icon-btn back", href: "/contacts", "aria-label": "Back to contacts", title: "Back to contacts" }, icon("back")),
-        h("h1", { id: "contact-title", class: "sr-only", text: c.petname })),
+      h("header", { class: "page-header mobile-only" },
+        h("a", { class: "icon-btn back", href: "/contacts", "aria-label": "Back to contacts", title: "Back to contacts" }, icon("back"))),
       h("div", { class: "page-body" },
         h("div", { class: "profile" }, avatar(c.petname, c.account, "xl"),
-          h("div", { class: "profile-name", "aria-hidden": "true", text: c.petname }),
+          h("h1", { id: "contact-title", class: "profile-name", text: c.petname }),
           handle ? h("div", { class: "muted", text: handle }) : null,
           badges(c),
           h("div", { class: "profile-actions" },
