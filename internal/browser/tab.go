@@ -47,6 +47,8 @@ type Tab struct {
 	errs    []string         // uncaught exceptions and console.error calls
 	dialogs []string         // alert, confirm and prompt dialogs that opened
 	status  map[string]int64 // HTTP status of each response, by URL
+	urls    map[network.RequestID]string
+	loads   []Load // finished loads, in order
 	wg      sync.WaitGroup
 	closed  bool
 }
@@ -58,7 +60,7 @@ func Open(t testing.TB, name, rawURL string) *Tab {
 	t.Helper()
 	b := Get(t)
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
-	tab := &Tab{t: t, name: name, ctx: ctx, cancel: cancel, Timeout: DefaultTimeout, status: map[string]int64{}}
+	tab := &Tab{t: t, name: name, ctx: ctx, cancel: cancel, Timeout: DefaultTimeout, status: map[string]int64{}, urls: map[network.RequestID]string{}}
 	t.Cleanup(tab.Close)
 	// The first Run creates the tab; it must not carry a deadline (see
 	// chromedp.Run), so it is bounded by the browser's health instead.
@@ -129,6 +131,11 @@ func (tab *Tab) onEvent(ev any) {
 	case *network.EventResponseReceived:
 		tab.mu.Lock()
 		tab.status[ev.Response.URL] = ev.Response.Status
+		tab.urls[ev.RequestID] = ev.Response.URL
+		tab.mu.Unlock()
+	case *network.EventLoadingFinished:
+		tab.mu.Lock()
+		tab.loads = append(tab.loads, Load{URL: tab.urls[ev.RequestID], Bytes: int64(ev.EncodedDataLength)})
 		tab.mu.Unlock()
 	case *runtime.EventConsoleAPICalled:
 		var parts []string
@@ -189,6 +196,20 @@ func (tab *Tab) Status(rawURL string) (int64, bool) {
 	defer tab.mu.Unlock()
 	s, ok := tab.status[rawURL]
 	return s, ok
+}
+
+// Load is one finished network load: its URL and the bytes transferred
+// (headers and body as they came over the wire).
+type Load struct {
+	URL   string
+	Bytes int64
+}
+
+// Loads lists the network loads the tab has finished, oldest first.
+func (tab *Tab) Loads() []Load {
+	tab.mu.Lock()
+	defer tab.mu.Unlock()
+	return append([]Load(nil), tab.loads...)
 }
 
 // WaitStatus waits until the tab has received a response from rawURL and
@@ -273,6 +294,16 @@ func (tab *Tab) Navigate(rawURL string) {
 	defer cancel()
 	if err := chromedp.Do(ctx, chromedp.Navigate(rawURL)); err != nil {
 		tab.Fatalf("navigate to %s: %v", redact(rawURL), err)
+	}
+}
+
+// Reload reloads the page and waits for it to load.
+func (tab *Tab) Reload() {
+	tab.t.Helper()
+	ctx, cancel := context.WithTimeout(tab.ctx, tab.Timeout)
+	defer cancel()
+	if err := chromedp.Do(ctx, chromedp.Reload()); err != nil {
+		tab.Fatalf("reload: %v", err)
 	}
 }
 

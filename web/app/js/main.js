@@ -7,28 +7,27 @@ import * as api from "./api.js";
 import * as store from "./store.js";
 import * as notify from "./notify.js";
 import { go, onRoute, where, path, SECTIONS } from "./nav.js";
-import { h, icon, avatar, empty, dialog, toast, errorBox, dialogOpen } from "./ui.js";
+import { h, icon, avatar, empty, dialog, toast, errorBox, dialogOpen, missed } from "./ui.js";
 import * as conversations from "./views/conversations.js";
 import * as chat from "./views/chat.js";
-import * as requests from "./views/requests.js";
-import * as contacts from "./views/contacts.js";
-import * as calllog from "./views/calllog.js";
-import * as settings from "./views/settings.js";
-import * as firstrun from "./views/firstrun.js";
-import * as call from "./views/call.js";
+
+// The chat list and the chat load with the app; the other views load when
+// first opened (ES module imports, cached after), to keep the first load
+// small.
+const lazy = (file) => () => import(`./views/${file}.js`);
 
 const VIEWS = {
-  chats: { label: "Chats", icon: "chat", list: conversations.list, detail: chat.detail,
+  chats: { label: "Chats", icon: "chat", load: () => ({ list: conversations.list, detail: chat.detail }),
     empty: () => empty("chat", "Your conversations", "Pick a conversation, or start a new one. Messages are end-to-end encrypted and go straight to the other person's node.",
       h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
-  requests: { label: "Requests", icon: "inbox", list: requests.list, detail: requests.detail,
+  requests: { label: "Requests", icon: "inbox", load: lazy("requests"),
     empty: () => empty("inbox", "Message requests", "People you haven't added yet land here first. Open one to read it, then accept or block. They can't tell you've read it.") },
-  contacts: { label: "Contacts", icon: "users", list: contacts.list, detail: contacts.detail,
+  contacts: { label: "Contacts", icon: "users", load: lazy("contacts"),
     empty: () => empty("users", "Contacts", "Pick a contact to see their safety number, or add someone by their handle.",
       h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
-  calls: { label: "Calls", icon: "phone", list: calllog.list, detail: calllog.detail,
+  calls: { label: "Calls", icon: "phone", load: lazy("calllog"),
     empty: () => empty("phone", "Calls", "Voice and video calls go straight between the two nodes when the network allows, through a relay when it doesn't.") },
-  settings: { label: "Settings", icon: "settings", list: settings.list, detail: settings.detail, defaultParam: "profile" },
+  settings: { label: "Settings", icon: "settings", load: lazy("settings"), defaultParam: "profile" },
 };
 
 const app = document.getElementById("app");
@@ -109,14 +108,25 @@ function buildShell() {
 
 function missedCalls() {
   const seen = Number(localStorage.getItem("callsign.calls.seen") || 0);
-  return store.state.calls.filter((c) => calllog.missed(c) && new Date(c.start).getTime() > seen).length;
+  return store.state.calls.filter((c) => missed(c) && new Date(c.start).getTime() > seen).length;
 }
 
-function render({ section, param }) {
+let renderSeq = 0;
+
+async function render({ section, param }) {
   const v = VIEWS[section];
   if (!param && v.defaultParam && window.matchMedia("(min-width: 761px)").matches) param = v.defaultParam;
   const shell = document.getElementById("shell");
   if (!shell) return;
+  const seq = ++renderSeq;
+  let mod;
+  try {
+    mod = await v.load();
+  } catch (err) {
+    toast("Could not load this part of the app", err.message, "error");
+    return;
+  }
+  if (seq !== renderSeq) return; // navigated elsewhere meanwhile
   shell.dataset.section = section;
   shell.classList.toggle("has-detail", !!param);
   for (const a of document.querySelectorAll(".rail-item")) {
@@ -129,14 +139,14 @@ function render({ section, param }) {
     if (listView && listView.destroy) listView.destroy();
     listPane.setAttribute("aria-label", v.label);
     listPane.replaceChildren();
-    listView = v.list(listPane) || null;
+    listView = mod.list(listPane) || null;
     shown.param = undefined;
   }
   if (shown.section !== section || shown.param !== param) {
     if (detailView && detailView.destroy) detailView.destroy();
     detailView = null;
     main.replaceChildren();
-    if (param) detailView = v.detail(main, param) || null;
+    if (param) detailView = mod.detail(main, param) || null;
     else if (v.empty) main.append(v.empty());
     if (listView && listView.select) listView.select(param);
     // Move focus into the pane that just opened, for keyboard and screen
@@ -148,7 +158,6 @@ function render({ section, param }) {
     }
   }
   shown = { section, param };
-  document.body.dataset.section = section;
 }
 
 function shortcuts(e) {
@@ -201,6 +210,8 @@ export function help() {
 
 async function start() {
   if (!api.hasToken()) { signIn(); return; }
+  // Everything the first screen needs, asked for at once.
+  const lists = ["conversations", "requests", "contacts", "calls"].map((t) => store.load(t).then(() => null, (err) => [t, err]));
   try {
     await Promise.all([store.load("me"), store.load("handles")]);
   } catch (err) {
@@ -212,14 +223,21 @@ async function start() {
   }
   buildShell();
   notify.init();
-  call.init();
   store.connect();
+  store.on("incoming-call", (c) => import("./views/call.js").then((m) => m.onIncoming(c)));
   onRoute(render);
   const w = where();
   if (location.pathname === "/" || !SECTIONS.includes(location.pathname.split("/")[1])) go(path(w.section, w.param), { replace: true });
   else render(w);
-  for (const t of ["conversations", "requests", "contacts", "calls"]) store.load(t).catch((err) => toast(`Could not load ${t}`, err.message, "error"));
-  firstrun.maybeShow();
+  for (const failed of await Promise.all(lists)) {
+    if (failed) toast(`Could not load ${failed[0]}`, failed[1].message, "error");
+  }
+  // Ready: the lists are on screen (tests and the budget read this).
+  window.callsign.readyAt = performance.now();
+  document.documentElement.dataset.ready = "";
+  if (!store.globalHandles().length && !localStorage.getItem("callsign.firstrun.later." + store.state.me.account)) {
+    import("./views/firstrun.js").then((m) => m.show());
+  }
 }
 
 window.addEventListener("callsign:unauthorized", () => { api.setToken(null); signIn({ message: "Your node did not accept the token", hint: "open the address `callsign up` printed again" }); });

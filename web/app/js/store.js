@@ -17,6 +17,7 @@ export const state = {
   calls: [], // api.Call[]: live calls, then the log, newest first
   connected: false, // the event stream is open
   viewing: null, // the account whose chat is on screen (and read), if any
+  callStates: new Map(), // call id → the latest call from incoming-call and call-state events
 };
 
 const listeners = new Map();
@@ -130,8 +131,8 @@ function onEvent(ev) {
     case "state": applyState(d); break;
     case "request": refresh("requests"); refresh("conversations"); break;
     case "key-change": refresh("contacts", 0); break;
-    case "incoming-call": refresh("calls", 500); break;
-    case "call-state": if (d.state === "ended") refresh("calls", 300); break;
+    case "incoming-call": state.callStates.set(d.id, d); refresh("calls", 500); break;
+    case "call-state": state.callStates.set(d.id, d); if (d.state === "ended") refresh("calls", 300); break;
     case "handle": refresh("handles", 0); refresh("me", 0); break;
   }
   emit(ev.type, d);

@@ -322,3 +322,39 @@ export function stateMark(state) {
   const [ic, words] = STATES[state] || STATES.queued;
   return h("span", { class: "msg-state", dataset: { state }, title: words }, icon(ic), srOnly(words));
 }
+
+/** missed: an incoming call nobody here answered (it rang out, or the
+ * caller gave up first). */
+export const missed = (c) => c.direction === "in" && (c.end_reason === "missed" || c.end_reason === "cancelled");
+
+const WORDS = {
+  hangup: "Call ended",
+  "remote-hangup": "They hung up",
+  declined: "Declined",
+  busy: "They're on another call",
+  missed: "No answer",
+  cancelled: "Cancelled",
+  unavailable: "can't take calls from you right now",
+  failed: "The call failed",
+  "ice-failed": "No network path between you worked",
+  timeout: "The connection timed out",
+};
+
+/** reasonText says in words why call c ended, from this side's view. */
+export function reasonText(c) {
+  const r = c.end_reason;
+  const name = c.peer_name || "They";
+  if (c.direction === "in") {
+    if (missed(c)) return "Missed call";
+    if (r === "declined") return "You declined";
+    if (r === "unavailable") return "Refused by your call settings";
+    if (r === "hangup") return "You hung up";
+  } else {
+    if (r === "unavailable") return `${name} ${WORDS.unavailable}`;
+    if (r === "declined") return `${name} declined`;
+    if (r === "missed") return `${name} didn't answer`;
+    if (r === "hangup") return "You hung up";
+    if (r === "cancelled") return "You cancelled";
+  }
+  return WORDS[r] || r || "Call ended";
+}

@@ -15,49 +15,16 @@ import * as api from "../api.js";
 import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { go, path } from "../nav.js";
-import { h, icon, avatar, duration, toast, showError, dialog, srOnly } from "../ui.js";
-
-const WORDS = {
-  hangup: "Call ended",
-  "remote-hangup": "They hung up",
-  declined: "Declined",
-  busy: "They're on another call",
-  missed: "No answer",
-  cancelled: "Cancelled",
-  unavailable: "can't take calls from you right now",
-  failed: "The call failed",
-  "ice-failed": "No network path between you worked",
-  timeout: "The connection timed out",
-};
-
-/** reasonText says in words why call c ended, from this side's view. */
-export function reasonText(c) {
-  const r = c.end_reason;
-  const name = c.peer_name || store.nameOf(c.peer);
-  if (c.direction === "in") {
-    if (r === "missed" || r === "cancelled") return "Missed call";
-    if (r === "declined") return "You declined";
-    if (r === "unavailable") return "Refused by your call settings";
-    if (r === "hangup") return "You hung up";
-  } else {
-    if (r === "unavailable") return `${name} ${WORDS.unavailable}`;
-    if (r === "declined") return `${name} declined`;
-    if (r === "missed") return `${name} didn't answer`;
-    if (r === "hangup") return "You hung up";
-    if (r === "cancelled") return "You cancelled";
-  }
-  return WORDS[r] || r || "Call ended";
-}
+import { h, icon, avatar, duration, toast, showError, dialog, reasonText } from "../ui.js";
 
 let cur = null; // the live call of this tab
 let ringing = null; // {call, stop, dlg}
 const early = new Map(); // call-state events for ids this tab doesn't know yet
 let screen = null; // the call screen's elements
 
-export function init() {
+function init() {
   window.callsign = window.callsign || {};
   window.callsign.pc = null;
-  store.on("incoming-call", onIncoming);
   store.on("call-state", onState);
   window.addEventListener("pagehide", () => {
     if (cur && cur.id && cur.state !== "ended") api.hangupOnExit(cur.id);
@@ -206,7 +173,11 @@ async function attach(c, media) {
   }
 }
 
-function onIncoming(call) {
+/** onIncoming rings for an incoming call (main.js hands it the
+ * incoming-call events). */
+export function onIncoming(call) {
+  const later = store.state.callStates.get(call.id);
+  if (later && later.state !== "ringing") return; // over before this module loaded
   if ((cur && cur.id === call.id) || (ringing && ringing.call.id === call.id)) return;
   if (cur) return; // this tab is in a call; the node answers busy
   const name = store.nameOf(call.peer, call.peer_name);
@@ -467,3 +438,5 @@ function drawGraph(s, samples) {
 
 /** current is this tab's live call, for other views. */
 export const current = () => cur;
+
+init();

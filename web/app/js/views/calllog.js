@@ -3,12 +3,10 @@
 
 import * as store from "../store.js";
 import { path } from "../nav.js";
-import { h, icon, iconButton, avatar, listTime, duration, srOnly, shortAccount } from "../ui.js";
-import * as call from "./call.js";
+import { h, icon, iconButton, avatar, listTime, duration, shortAccount, missed, reasonText } from "../ui.js";
 
-/** missed: an incoming call nobody here answered (it rang out, or the
- * caller gave up first). */
-export const missed = (c) => c.direction === "in" && (c.end_reason === "missed" || c.end_reason === "cancelled");
+const call = { start: (peer, video) => import("./call.js").then((m) => m.start(peer, video)) };
+
 
 function summary(c) {
   if (c.state !== "ended") return c.state === "active" ? "On the call now" : "Ringing now";
@@ -18,8 +16,10 @@ function summary(c) {
   if (c.duration_s > 0 && (c.end_reason === "hangup" || c.end_reason === "remote-hangup")) {
     return `${dir} · ${duration(c.duration_s)}${c.path ? " · " + c.path : ""}`;
   }
-  return `${dir} · ${call.reasonText(c)}`;
+  return `${dir} · ${reasonText(named(c))}`;
 }
+
+const named = (c) => ({ ...c, peer_name: c.peer_name || store.nameOf(c.peer) });
 
 function callIcon(c) {
   const ok = c.state !== "ended" || c.duration_s > 0;
@@ -72,7 +72,7 @@ export function detail(el, id) {
     const facts = [
       ["Direction", c.direction === "in" ? "Incoming" : "Outgoing"],
       ["When", new Date(c.start).toLocaleString()],
-      ["Outcome", c.state === "ended" ? call.reasonText(c) : c.state],
+      ["Outcome", c.state === "ended" ? reasonText(named(c)) : c.state],
       ["Duration", c.duration_s ? duration(c.duration_s) : "—"],
       ["Path", c.path ? (c.path === "relay" ? "Relay (your address stayed hidden)" : "Direct") : "—"],
     ];

@@ -9,7 +9,7 @@ import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
 import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast } from "../ui.js";
-import * as call from "./call.js";
+const call = { start: (peer, video) => import("./call.js").then((m) => m.start(peer, video)) };
 
 const PAGE = 50;
 const MAX_BYTES = 65472; // the node's message limit (msg.DefaultMaxMessage)

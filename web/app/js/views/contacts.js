@@ -7,7 +7,7 @@ import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
 import { h, icon, iconButton, avatar, srOnly, showError, confirm, toast, field, errorBox, qrImage, copyButton, listTime } from "../ui.js";
-import * as call from "./call.js";
+const call = { start: (peer, video) => import("./call.js").then((m) => m.start(peer, video)) };
 
 export function list(el) {
   let selected = null;

@@ -17,13 +17,6 @@ const STAGES = [
 
 const laterKey = () => "callsign.firstrun.later." + (store.state.me ? store.state.me.account : "");
 
-/** maybeShow opens the welcome screen if this node has no global handle
- * and the person hasn't put it off. */
-export function maybeShow() {
-  if (store.globalHandles().length || localStorage.getItem(laterKey())) return;
-  show();
-}
-
 export function show() {
   const me = store.state.me;
   let claimed = null;
