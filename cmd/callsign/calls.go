@@ -33,25 +33,83 @@ func callCommands() []*command {
 type mediaFlags struct{ audio, video, record string }
 
 func (m *mediaFlags) register(fs *flag.FlagSet) {
-	fs.StringVar(&m.audio, "audio", "", "`SOURCE` of the audio to send: tone, or an Ogg/Opus file")
-	fs.StringVar(&m.video, "video", "", "`SOURCE` of the video to send: pattern, or an IVF/VP8 file")
+	fs.StringVar(&m.audio, "audio", "", "`SOURCE` of the audio to send: tone, an Ogg/Opus file, a FIFO, or - for standard input")
+	fs.StringVar(&m.video, "video", "", "`SOURCE` of the video to send: pattern, an IVF/VP8 file, a FIFO, or - for standard input")
 	fs.StringVar(&m.record, "record", "", "record the received audio (Ogg/Opus) and video (IVF) into `DIR`")
 }
 
-// abs makes the media paths absolute: the node does not share the CLI's
-// working directory.
-func (m *mediaFlags) abs() error {
+// streamDetails is the help of a command that takes --audio and --video;
+// example is how to call it.
+func streamDetails(example string) []string {
+	return []string{
+		"The node opens files and FIFOs by path on its own machine. With - the call sends what comes " +
+			"on standard input, Ogg/Opus for --audio or IVF/VP8 for --video, as ffmpeg writes it:",
+		"  ffmpeg -re -i talk.mp3 -c:a libopus -f ogg - | " + example,
+	}
+}
+
+// check checks the media flags before anything is asked of the node.
+func (m *mediaFlags) check() error {
+	if m.audio == "-" && m.video == "-" {
+		return usageError{msg: "only one of --audio and --video can be - (standard input)"}
+	}
+	return nil
+}
+
+// liveInput is standard input fed to the node through a FIFO.
+type liveInput struct {
+	feed    *fifoFeed
+	release func()
+}
+
+// prepare makes the media flags ready for the node: paths absolute (the
+// node does not share the CLI's working directory), and "-" the path of a
+// FIFO fed from standard input. The caller closes the returned liveInput
+// (nil when no flag is "-") once the call is over.
+func (m *mediaFlags) prepare(e *env) (*liveInput, error) {
+	if err := m.check(); err != nil {
+		return nil, err
+	}
 	for _, p := range []*string{&m.audio, &m.video, &m.record} {
-		if *p == "" || *p == "tone" || *p == "pattern" {
+		if *p == "" || *p == "tone" || *p == "pattern" || *p == "-" {
 			continue
 		}
 		a, err := filepath.Abs(*p)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		*p = a
 	}
-	return nil
+	target, name := &m.audio, "audio.ogg"
+	switch {
+	case m.video == "-":
+		target, name = &m.video, "video.ivf"
+	case m.audio != "-":
+		return nil, nil
+	}
+	src, release, err := stdinStream(e.stdin)
+	if err != nil {
+		return nil, err
+	}
+	feed, err := newFIFOFeed(src, name)
+	if err != nil {
+		release()
+		return nil, err
+	}
+	*target = feed.path
+	feed.Start()
+	return &liveInput{feed: feed, release: release}, nil
+}
+
+// close stops feeding standard input and removes the FIFO.
+func (l *liveInput) close(e *env) {
+	if l == nil {
+		return
+	}
+	if err := l.feed.Close(); err != nil {
+		fmt.Fprintf(e.stderr, "warning: standard input stream: %s\n", oneLine(err.Error()))
+	}
+	l.release()
 }
 
 // callEvents subscribes to the node's events for following a call. The
@@ -74,8 +132,9 @@ func callCommand() *command {
 	)
 	return &command{
 		name: "call", args: "NAME", read: true,
-		summary: "call someone by handle (headless: send files or a tone and pattern, record what comes back); " +
+		summary: "call someone by handle (headless: send files, a stream or a tone and pattern, record what comes back); " +
 			"progress goes to standard error, a summary to standard output",
+		details: streamDetails("callsign call alice --audio -"),
 		flags: func(fs *flag.FlagSet) {
 			m.register(fs)
 			fs.DurationVar(&dur, "for", 0, "hang up `DURATION` after the call connects (default: until Ctrl-C or the other side hangs up)")
@@ -85,13 +144,18 @@ func callCommand() *command {
 			if err := needArgs(args, 1, "NAME"); err != nil {
 				return err
 			}
-			if err := m.abs(); err != nil {
+			if err := m.check(); err != nil {
 				return err
 			}
 			c, err := e.api()
 			if err != nil {
 				return err
 			}
+			live, err := m.prepare(e)
+			if err != nil {
+				return err
+			}
+			defer live.close(e)
 			events, stop := callEvents(ctx, c)
 			defer stop()
 			call, err := c.Dial(ctx, api.CallRequest{To: args[0], Audio: m.audio, Video: m.video, Record: m.record, RelayOnly: relayOnly})
@@ -366,13 +430,15 @@ func ringingIn(cl api.Call) bool { return cl.Direction == "in" && cl.State == "r
 func answerCommand() *command {
 	var m mediaFlags
 	return &command{
-		name: "answer", args: "[ID]", summary: "answer a ringing call (default: the one ringing now)",
-		flags: m.register,
+		name: "answer", args: "[ID]", summary: "answer a ringing call (default: the one ringing now); with a stream on standard input, " +
+			"stay until the call ends",
+		details: streamDetails("callsign answer --audio -"),
+		flags:   m.register,
 		run: func(ctx context.Context, e *env, args []string) error {
 			if err := atMostOneID(args); err != nil {
 				return err
 			}
-			if err := m.abs(); err != nil {
+			if err := m.check(); err != nil {
 				return err
 			}
 			c, err := e.api()
@@ -383,13 +449,28 @@ func answerCommand() *command {
 			if err != nil {
 				return err
 			}
+			live, err := m.prepare(e)
+			if err != nil {
+				return err
+			}
+			defer live.close(e)
+			var events <-chan api.Event
+			if live != nil {
+				var stop func()
+				events, stop = callEvents(ctx, c)
+				defer stop()
+			}
 			cl, err := c.CallAction(ctx, id, "answer", &api.AnswerRequest{Audio: m.audio, Video: m.video, Record: m.record})
 			if err != nil {
 				return err
 			}
 			cl.PeerName = newPetnames(c).name(ctx, cl.Peer, cl.PeerName)
 			fmt.Fprintf(e.stdout, "answered %s (%s)\n", cl.ID, callPeer(cl))
-			return nil
+			if live == nil {
+				return nil
+			}
+			_, err = followCall(ctx, e, c, events, cl, 0)
+			return err
 		},
 	}
 }

@@ -187,6 +187,10 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"settings", "calls", "a", "b", "c"}, "callsign: unknown call setting \"a b c\"\n" + settingsUsage},
 		{[]string{"settings", "calls", "autoanswer"}, "callsign: autoanswer needs --record DIR (or: autoanswer off)\n" + settingsUsage},
 		{[]string{"up", "--log-level", "loud"}, "callsign: bad --log-level \"loud\"\nusage: callsign up [flags]\nhint: use debug, info, warn or error\n"},
+		{[]string{"call", "alice", "--audio", "-", "--video", "-"},
+			"callsign: only one of --audio and --video can be - (standard input)\nusage: callsign call [flags] NAME\n"},
+		{[]string{"answer", "--audio", "-", "--video", "-"},
+			"callsign: only one of --audio and --video can be - (standard input)\nusage: callsign answer [flags] [ID]\n"},
 	} {
 		out, errs, code := runCLI(t, append(tc.args, "--data", none)...)
 		if code != exitUsage || out != "" || errs != tc.want {
