@@ -355,13 +355,13 @@ func Eval[T any](tab *Tab, js string) T {
 	return v
 }
 
-// WaitJS waits until the JavaScript expression cond is truthy; what says
-// what the test waits for, in a person's words.
+// WaitJS waits until the JavaScript expression cond is truthy (a promise
+// is awaited); what says what the test waits for, in a person's words.
 func (tab *Tab) WaitJS(what, cond string) {
 	tab.t.Helper()
-	expr := "(() => { try { return !!(" + cond + "); } catch (e) { return false; } })()"
+	expr := "(async () => { try { return !!(await (" + cond + ")); } catch (e) { return false; } })()"
 	tab.poll(what, func(ctx context.Context) (bool, error) {
-		return chromedp.Run(ctx, chromedp.Evaluate[bool](expr))
+		return chromedp.Run(ctx, chromedp.Evaluate[bool](expr, chromedp.EvalAwaitPromise))
 	})
 }
 
