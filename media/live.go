@@ -166,8 +166,8 @@ type clipInput struct{ *Clip }
 func (clipInput) Close() error { return nil }
 
 // Live is a live Ogg/Opus or IVF/VP8 stream read from a FIFO or a
-// character device; see OpenSource. It plays in one call. Its methods are
-// safe for concurrent use.
+// character device, made by OpenSource. It plays in one call. Its methods
+// are safe for concurrent use; its track is read by one goroutine.
 type Live struct {
 	path string
 	f    *os.File
