@@ -24,9 +24,10 @@ import (
 // as long as its call: the call closes it when it ends, and a tab that
 // closes, fails or never attaches ends the call.
 
-// browserCalls ties calls to the bridges that carry their media. It owns
-// one watcher goroutine per bridged call; close ends them all.
-type browserCalls struct {
+// callMedia ties calls to the media resources they hold: the bridges that
+// carry a browser tab's media, and live streams to release. It owns one
+// watcher goroutine per such call; close ends them all.
+type callMedia struct {
 	mu      sync.Mutex
 	bridges map[string]*media.Bridge // call id → bridge
 	closed  bool
@@ -34,13 +35,13 @@ type browserCalls struct {
 	stop    chan struct{}
 }
 
-func newBrowserCalls() *browserCalls {
-	return &browserCalls{bridges: map[string]*media.Bridge{}, stop: make(chan struct{})}
+func newCallMedia() *callMedia {
+	return &callMedia{bridges: map[string]*media.Bridge{}, stop: make(chan struct{})}
 }
 
 // watch registers b as the media of c until either ends: a bridge that
 // ends first (the tab closed or failed) ends the call through end.
-func (bc *browserCalls) watch(c *call.Call, b *media.Bridge, end func(id string, r media.Reason)) {
+func (bc *callMedia) watch(c *call.Call, b *media.Bridge, end func(id string, r media.Reason)) {
 	id := c.ID()
 	bc.mu.Lock()
 	if bc.closed {
@@ -65,14 +66,32 @@ func (bc *browserCalls) watch(c *call.Call, b *media.Bridge, end func(id string,
 	bc.mu.Unlock()
 }
 
-func (bc *browserCalls) get(id string) *media.Bridge {
+// release calls f once c has ended (or the node closes).
+func (bc *callMedia) release(c *call.Call, f func()) {
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if bc.closed {
+		f()
+		return
+	}
+	bc.wg.Go(func() {
+		select {
+		case <-c.Done():
+		case <-bc.stop:
+		}
+		f()
+	})
+}
+
+func (bc *callMedia) get(id string) *media.Bridge {
 	bc.mu.Lock()
 	defer bc.mu.Unlock()
 	return bc.bridges[id]
 }
 
-// close ends every bridge and waits for the watchers.
-func (bc *browserCalls) close() error {
+// close ends every bridge, releases every call's media and waits for the
+// watchers.
+func (bc *callMedia) close() error {
 	bc.mu.Lock()
 	if !bc.closed {
 		bc.closed = true
@@ -121,7 +140,7 @@ func (n *Node) endBridged(id string, r media.Reason) {
 // AttachBrowser implements api.Backend: the tab's offer for a call placed
 // or answered with Browser set.
 func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (api.BrowserAnswer, error) {
-	b := n.browser.get(id)
+	b := n.callMedia.get(id)
 	if b == nil {
 		if _, err := n.findCall(id); err != nil {
 			return api.BrowserAnswer{}, err

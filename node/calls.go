@@ -87,7 +87,7 @@ func (n *Node) startCalls(ctx context.Context) error {
 	n.closers = append(n.closers, svc.Close)
 	n.media = eng
 	// Before the call service closes: a tab's bridge ends with its call.
-	n.closers = append(n.closers, n.browser.close)
+	n.closers = append(n.closers, n.callMedia.close)
 	return nil
 }
 
@@ -287,11 +287,22 @@ func (n *Node) callService() (*call.Service, error) {
 	return svc, nil
 }
 
-// source builds the media to send from the CLI's words: "tone", "pattern"
-// or a file path.
-func source(audio, video string) (media.Source, error) {
+// source builds the media to send from the CLI's words: "tone",
+// "pattern", a file (looped) or a FIFO (a live stream, played once). The
+// returned release closes what was opened; call it when the call that
+// plays the source has ended, or at once when it never started.
+func source(audio, video string) (media.Source, func(), error) {
 	var srcs []media.Source
-	for _, spec := range []struct{ v, synth, what string }{{audio, "tone", "audio"}, {video, "pattern", "video"}} {
+	var opened []media.Input
+	release := func() {
+		for _, in := range opened {
+			_ = in.Close()
+		}
+	}
+	for _, spec := range []struct {
+		v, synth string
+		kind     media.Kind
+	}{{audio, "tone", media.KindAudio}, {video, "pattern", media.KindVideo}} {
 		switch spec.v {
 		case "":
 		case spec.synth:
@@ -301,18 +312,25 @@ func source(audio, video string) (media.Source, error) {
 				srcs = append(srcs, media.Pattern())
 			}
 		default:
-			clip, err := media.OpenClip(spec.v)
+			in, err := media.OpenSource(spec.v)
 			if err != nil {
-				return nil, api.Errorf(api.CodeBadRequest, "use an Ogg/Opus file (one packet per page), an IVF/VP8 file, or tone/pattern",
-					"cannot use %s as %s: %v", spec.v, spec.what, err)
+				release()
+				return nil, nil, api.Errorf(api.CodeBadRequest, "use an Ogg/Opus file or stream (one packet per page), an IVF/VP8 file or stream, or tone/pattern",
+					"cannot use %s as %s: %v", spec.v, spec.kind, err)
 			}
-			srcs = append(srcs, clip)
+			opened = append(opened, in)
+			if in.Kind() != spec.kind {
+				release()
+				return nil, nil, api.Errorf(api.CodeBadRequest, "pass Ogg/Opus as audio and IVF/VP8 as video",
+					"%s is %s, not %s", spec.v, in.Kind(), spec.kind)
+			}
+			srcs = append(srcs, in)
 		}
 	}
 	if len(srcs) == 0 {
-		return nil, nil
+		return nil, release, nil
 	}
-	return media.Sources(srcs...), nil
+	return media.Sources(srcs...), release, nil
 }
 
 func checkRecordDir(dir string) error {
@@ -337,14 +355,14 @@ func (n *Node) Dial(ctx context.Context, req api.CallRequest) (api.Call, error) 
 	if req.Browser && (req.Audio != "" || req.Video != "" || req.Record != "") {
 		return api.Call{}, api.Errorf(api.CodeBadRequest, "", "a browser call takes its media from the tab: no audio, video or record")
 	}
-	src, err := source(req.Audio, req.Video)
-	if err != nil {
-		return api.Call{}, err
-	}
 	if err := checkRecordDir(req.Record); err != nil {
 		return api.Call{}, err
 	}
 	id, _, err := n.peerFor(ctx, req.To, true)
+	if err != nil {
+		return api.Call{}, err
+	}
+	src, release, err := source(req.Audio, req.Video)
 	if err != nil {
 		return api.Call{}, err
 	}
@@ -357,11 +375,16 @@ func (n *Node) Dial(ctx context.Context, req api.CallRequest) (api.Call, error) 
 		opts.Source, opts.Sink = bridge, bridge
 	}
 	c, err := svc.Dial(ctx, id, opts)
+	if err != nil {
+		release()
+	} else {
+		n.callMedia.release(c, release)
+	}
 	if bridge != nil {
 		if err != nil {
 			_ = bridge.Close()
 		} else {
-			n.browser.watch(c, bridge, n.endBridged)
+			n.callMedia.watch(c, bridge, n.endBridged)
 		}
 	}
 	if err != nil {
@@ -391,7 +414,7 @@ func (n *Node) infoToAPI(info call.Info, st call.Stats) api.Call {
 		EndReason: string(info.Reason), Path: string(st.Path), SetupMS: st.Setup.Milliseconds(),
 		PacketsSent: st.PacketsSent, PacketsReceived: st.PacketsReceived, BytesSent: st.BytesSent, BytesReceived: st.BytesReceived,
 		Loss: st.Loss, RTTMS: st.RTT.Milliseconds(), Start: info.Start.UTC(), DurationS: info.Duration().Seconds(),
-		RelayOnly: info.RelayOnly, Browser: n.browser.get(info.ID) != nil,
+		RelayOnly: info.RelayOnly, Browser: n.callMedia.get(info.ID) != nil,
 	}
 	out.PeerName = n.petname(out.Peer)
 	return out
@@ -482,11 +505,11 @@ func (n *Node) CallAction(ctx context.Context, id, action string, req api.Answer
 		if req.Browser && (req.Audio != "" || req.Video != "" || req.Record != "") {
 			return api.Call{}, api.Errorf(api.CodeBadRequest, "", "a browser answer takes its media from the tab: no audio, video or record")
 		}
-		src, err := source(req.Audio, req.Video)
-		if err != nil {
+		if err := checkRecordDir(req.Record); err != nil {
 			return api.Call{}, err
 		}
-		if err := checkRecordDir(req.Record); err != nil {
+		src, release, err := source(req.Audio, req.Video)
+		if err != nil {
 			return api.Call{}, err
 		}
 		opts := call.AnswerOptions{Source: src, RecordDir: req.Record}
@@ -498,11 +521,16 @@ func (n *Node) CallAction(ctx context.Context, id, action string, req api.Answer
 			opts.Source, opts.Sink = bridge, bridge
 		}
 		err = svc.Answer(id, opts)
+		if err != nil {
+			release()
+		} else {
+			n.callMedia.release(c, release)
+		}
 		if bridge != nil {
 			if err != nil {
 				_ = bridge.Close()
 			} else {
-				n.browser.watch(c, bridge, n.endBridged)
+				n.callMedia.watch(c, bridge, n.endBridged)
 			}
 		}
 		if errors.Is(err, call.ErrNotRinging) {

@@ -138,20 +138,20 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	lock    *os.File
-	db      *store.DB
-	keys    *keys
-	host    host.Host
-	dht     *dht.DHT
-	msg     *msg.Service
-	calls   atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
-	media   *media.Engine                // set by startCalls
-	browser *browserCalls                // calls whose media a browser tab carries
-	recent  recentCalls
-	cert    identity.DeviceCert // this device's certificate, issued at Start
-	api     *api.Server
-	events  *hub
-	started time.Time
+	lock      *os.File
+	db        *store.DB
+	keys      *keys
+	host      host.Host
+	dht       *dht.DHT
+	msg       *msg.Service
+	calls     atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
+	media     *media.Engine                // set by startCalls
+	callMedia *callMedia                   // media resources each call holds: tab bridges, live streams
+	recent    recentCalls
+	cert      identity.DeviceCert // this device's certificate, issued at Start
+	api       *api.Server
+	events    *hub
+	started   time.Time
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -205,7 +205,7 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), browser: newBrowserCalls()}, nil
+	return &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), callMedia: newCallMedia()}, nil
 }
 
 // Start opens the store, creates the identity on the first run, starts the
