@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"sync"
 	"sync/atomic"
@@ -736,7 +737,12 @@ func (c *Call) send(lt localTrack) {
 	for {
 		s, err := lt.src.ReadSample(c.ctx)
 		if err != nil {
-			if c.ctx.Err() == nil {
+			switch {
+			case c.ctx.Err() != nil:
+			case errors.Is(err, io.EOF):
+				// A live stream ended; the call goes on without it.
+				c.log.Info("media source ended", "kind", lt.src.Kind())
+			default:
 				c.log.Warn("media source stopped", "kind", lt.src.Kind(), "err", err)
 			}
 			return

@@ -3,14 +3,18 @@
 // off, short ICE timeouts, fast relay acceptance), the Call (one peer
 // connection, its state machine, its media goroutines and its Stats), the
 // checks every remote session description and candidate passes before it
-// reaches pion (ValidateSDP, ValidateCandidate), and the headless media
-// sources and sinks (looping Ogg/Opus and IVF/VP8 clips, the embedded Tone
-// and Pattern, and a Recorder to Ogg and IVF files).
+// reaches pion (ValidateSDP, ValidateCandidate), the Bridge to the user's
+// own browser tab (its connection to the node, forwarded into a Call
+// without transcoding; CheckBrowserOffer), and the headless media sources
+// and sinks (looping Ogg/Opus and IVF/VP8 clips, live streams from a FIFO
+// (OpenSource), the embedded Tone and Pattern, and a Recorder to Ogg and
+// IVF files).
 //
 // It must not import libp2p, badger, the DHT or any other callsign
-// package. Signalling transport and call policy belong to the node: it
-// carries the strings below inside the E2E session, and applies its call
-// policy before it hands a remote offer to Answer.
+// package. Signalling transport, call states and call policy belong to
+// package call: it carries the strings below inside the E2E session, and
+// the node applies its call policy before call hands a remote offer to
+// Answer.
 //
 // # Signalling
 //
