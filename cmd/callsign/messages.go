@@ -72,6 +72,8 @@ func messagesCommand() *command {
 				// Subscribe before listing, so that nothing arriving in
 				// between is missed; what is both listed and in an event
 				// is printed once.
+				ctx, cancel := context.WithCancel(ctx)
+				defer cancel() // ends the stream when listing fails
 				if events, err = c.Events(ctx); err != nil {
 					return err
 				}
