@@ -174,7 +174,7 @@ func TestScreenshots(t *testing.T) {
 		a.Click("link", "Contacts")
 		a.ClickLike("link", "Bob Marley")
 		a.WaitJS("the safety number's QR code", `(() => { const i = document.querySelector(".safety img"); return i && i.naturalWidth > 0; })()`)
-		browser.Eval[bool](a, `(document.querySelector(".safety").scrollIntoView({ block: "center" }), true)`)
+		browser.Eval[bool](a, `(document.querySelector(".profile-name").scrollIntoView({ block: "start" }), true)`)
 		shoot(a, "contact-"+size.suffix)
 		if size.mobile {
 			a.Click("link", "Back to contacts")
@@ -183,7 +183,24 @@ func TestScreenshots(t *testing.T) {
 		a.WaitText("Missed call")
 		a.WaitJS("the missed calls seen", `document.querySelector(".rail-item[data-section=calls] .badge").hidden`)
 		shoot(a, "calls-"+size.suffix)
+
+		// A video call, ringing at Bob's, then on Alice's screen.
+		b := browser.OpenApp(t, "bob", bob.Dir)
+		b.Viewport(size.w, size.h, size.mobile)
+		a.Click("link", "Contacts")
+		a.ClickLike("link", "Bob Marley")
+		a.Click("button", "Video call")
+		b.WaitFor("dialog", "Alice is calling")
+		shoot(b, "incoming-"+size.suffix)
+		b.Click("button", "Answer with video")
+		a.WaitJS("bob's video", `document.querySelector(".remote-video").videoWidth > 0 && !document.querySelector(".local-video").hidden`)
+		a.Click("button", "Call quality")
+		a.WaitJS("a few seconds of quality figures", `/↑\d+/.test(document.querySelector(".quality-legend").textContent) && document.querySelector(".call-status").textContent >= "00:06"`)
+		shoot(a, "call-"+size.suffix)
+		a.Click("button", "Hang up")
+		b.WaitJS("the call over at bob's", `window.callsign.pc === null`)
 		a.Close()
+		b.Close()
 
 		fresh := n.Add(false)
 		f := browser.OpenApp(t, "newcomer", fresh.Dir)

@@ -310,7 +310,16 @@ function finish(c, reason, err, text) {
   announce("Call ended. " + c.endText);
   update(c);
   store.refresh("calls", 300);
-  setTimeout(() => { if (screen && screen.call === c && !screen.el.contains(document.activeElement)) closeScreen(); }, err ? 10000 : 4000);
+  // The ended screen stays a few seconds (longer for an error), unless the
+  // person starts using it; its Close button takes the focus.
+  if (screen && screen.call === c) {
+    const s = screen;
+    s.el.querySelector(".call-after .btn").focus();
+    const keep = () => { s.touched = true; };
+    s.el.addEventListener("pointerdown", keep);
+    s.el.addEventListener("keydown", keep);
+    setTimeout(() => { if (screen === s && !s.touched) closeScreen(); }, err ? 15000 : 8000);
+  }
 }
 
 function statusText(c) {

@@ -251,7 +251,7 @@ function contactPage(el, account) {
   }
 
   function nameCard(c) {
-    const f = field("Pet name", { value: c.petname, autocomplete: "off", maxlength: 64 }, "Only you see it.");
+    const f = field("Pet name", { value: c.petname, autocomplete: "off", maxlength: 64 });
     const save = h("button", { type: "submit", class: "btn", text: "Save name" });
     return h("form", {
       class: "card form", on: {
@@ -264,7 +264,7 @@ function contactPage(el, account) {
           catch (err) { showError(err, "Could not rename"); save.disabled = false; }
         },
       },
-    }, h("h2", { text: "Name" }), h("div", { class: "inline-form" }, f.el, save));
+    }, h("h2", { text: "Name" }), h("p", { class: "muted small", text: "What you call them. Only you see it." }), h("div", { class: "inline-form" }, f.el, save));
   }
 
   function callCard(c) {
