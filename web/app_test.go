@@ -85,8 +85,9 @@ func TestMessaging(t *testing.T) {
 	if got := browser.Eval[string](b, msgState("hello alice")); got == "Read" {
 		t.Errorf("bob sees his message read before alice accepted")
 	}
+	a.RecordText()
 	a.Click("button", "Accept")
-	a.WaitText("bob is now a contact")
+	a.WaitSeen("bob is now a contact")
 	a.Fill("Message", "hi bob")
 	a.Press("Enter")
 
@@ -121,8 +122,9 @@ func TestMessageTextIsText(t *testing.T) {
 	a.Click("link", "Requests")
 	a.ClickLike("link", evil)
 	a.WaitText(evil)
+	a.RecordText()
 	a.Click("button", "Accept")
-	a.WaitText("bob is now a contact")
+	a.WaitSeen("bob is now a contact")
 	// A second one arrives live, into the open chat.
 	if _, err := bob.Client.Send(ctx, "alice", evil2); err != nil {
 		t.Fatal(err)

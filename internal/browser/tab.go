@@ -372,6 +372,28 @@ func (tab *Tab) WaitText(text string) {
 	tab.WaitJS(fmt.Sprintf("the text %q", text), "document.body.innerText.includes("+jsString(text)+")")
 }
 
+// RecordText starts remembering every line of text the page shows from
+// now on, for WaitSeen: a toast or a screen that shows for a few seconds
+// is still seen by a test that looks late on a loaded machine.
+func (tab *Tab) RecordText() {
+	tab.t.Helper()
+	Eval[bool](tab, `(() => {
+		const seen = window.__callsignSeen = window.__callsignSeen || new Set();
+		const note = () => { for (const l of document.body.innerText.split("\n")) if (l.trim()) seen.add(l.trim()); };
+		note();
+		new MutationObserver(note).observe(document.body, { subtree: true, childList: true, characterData: true });
+		return true;
+	})()`)
+}
+
+// WaitSeen waits until text shows on the page or, after RecordText, has
+// shown at any moment since.
+func (tab *Tab) WaitSeen(text string) {
+	tab.t.Helper()
+	q := jsString(text)
+	tab.WaitJS(fmt.Sprintf("the text %q", text), "document.body.innerText.includes("+q+") || (window.__callsignSeen && [...window.__callsignSeen].some((l) => l.includes("+q+")))")
+}
+
 // WaitNoText waits until text is no longer shown.
 func (tab *Tab) WaitNoText(text string) {
 	tab.t.Helper()
