@@ -58,8 +58,8 @@ const (
 	maxEnvelopeLen = MaxBodySize + 64<<10
 )
 
-// errCorrupt is wrapped by every decoding error.
-var errCorrupt = errors.New("malformed stored value")
+// errCorrupt is wrapped by every decoding error; it wraps ErrCorrupt.
+var errCorrupt error = &corruptCause{"malformed stored value"}
 
 var (
 	minTime = time.Unix(0, math.MinInt64)

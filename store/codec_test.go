@@ -375,20 +375,28 @@ func checkMigrated(t *testing.T, db *DB, msgs []Message, outs []OutboxEntry, con
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Every value is binary now, the schema is current and the cursor is gone.
+	// Every value is sealed (schema 7) and binary now, the schema is
+	// current and the cursor is gone.
 	err = db.bdb.View(func(txn *badger.Txn) error {
-		for _, pfx := range [][]byte{pfxConv, pfxMsg, pfxOut} {
-			o := badger.DefaultIteratorOptions
-			o.Prefix = pfx
-			it := txn.NewIterator(o)
-			for it.Rewind(); it.Valid(); it.Next() {
-				v, _ := it.Item().ValueCopy(nil)
-				if len(v) > 0 && v[0] == '{' {
-					it.Close()
-					return fmt.Errorf("%q is still JSON", it.Item().Key())
+		it := txn.NewIterator(badger.DefaultIteratorOptions)
+		defer it.Close()
+		n := 0
+		for it.Rewind(); it.Valid(); it.Next() {
+			k := it.Item().Key()
+			raw, _ := it.Item().ValueCopy(nil)
+			v, err := db.seal.open(nil, k, raw)
+			if err != nil {
+				return fmt.Errorf("%q is not sealed: %v", k, err)
+			}
+			n++
+			for _, pfx := range [][]byte{pfxConv, pfxMsg, pfxOut} {
+				if bytes.HasPrefix(k, pfx) && len(v) > 0 && v[0] == '{' {
+					return fmt.Errorf("%q is still JSON", k)
 				}
 			}
-			it.Close()
+		}
+		if n < len(msgs) {
+			return fmt.Errorf("only %d entries", n)
 		}
 		for _, pfx := range [][]byte{pfxOutDue, pfxSeen} {
 			o := badger.DefaultIteratorOptions
@@ -404,13 +412,13 @@ func checkMigrated(t *testing.T, db *DB, msgs []Message, outs []OutboxEntry, con
 		if _, err := txn.Get(keyMigrateCursor); !errors.Is(err, badger.ErrKeyNotFound) {
 			return fmt.Errorf("migration cursor left behind: %v", err)
 		}
-		it, err := txn.Get(keySchema)
+		sv, err := txn.Get(keySchema)
 		if err != nil {
 			return err
 		}
-		return it.Value(func(v []byte) error {
-			if n, _ := binary.Uvarint(v); n != currentSchema {
-				return fmt.Errorf("schema %d after migration", n)
+		return sv.Value(func(v []byte) error {
+			if n, err := decodeSchema(db.seal, v); err != nil || n != currentSchema {
+				return fmt.Errorf("schema %d after migration, %v", n, err)
 			}
 			return nil
 		})
@@ -496,7 +504,11 @@ func TestMigrateIndexTime(t *testing.T) {
 		defer it.Close()
 		n := 0
 		for it.Rewind(); it.Valid(); it.Next() {
-			v, _ := it.Item().ValueCopy(nil)
+			raw, _ := it.Item().ValueCopy(nil)
+			v, err := db.seal.open(nil, it.Item().Key(), raw)
+			if err != nil {
+				return fmt.Errorf("%q is not sealed: %v", it.Item().Key(), err)
+			}
 			if _, err := unmarshalIndex(v); err != nil {
 				return fmt.Errorf("%q: %v", it.Item().Key(), err)
 			}
@@ -544,7 +556,7 @@ func TestMigrationInterrupted(t *testing.T) {
 		}
 		return migrateBinaryValues(txn)
 	}}
-	if err := checkSchema(bdb, 2, hooks, slog.New(slog.DiscardHandler)); !errors.Is(err, crash) {
+	if err := checkSchema(bdb, 2, hooks, nil, slog.New(slog.DiscardHandler)); !errors.Is(err, crash) {
 		t.Fatalf("interrupted migration: %v", err)
 	}
 	// Two batches are binary, the rest still JSON, the version still 1.

@@ -26,6 +26,12 @@
 // A passphrase given to a key-file store returns ErrHasKeyFile; none given to a
 // passphrase store returns ErrNeedPassphrase.
 //
+// badger's encryption hides the data but does not authenticate it (AES-CTR),
+// so on top of it every value is sealed (schema 7, seal.go): XChaCha20-Poly1305
+// under HKDF-SHA256-Expand(store key, "callsign/v1/store-value"), with the
+// entry's key as associated data, so a value changed on disk, or moved under
+// another key, fails to open. See "Integrity" below.
+//
 // store.salt layout (58 bytes, integers big-endian):
 //
 //	offset size field
@@ -43,9 +49,11 @@
 // that are followed by more key bytes end in a 0x00 separator, so none of them
 // may contain 0x00 (accessors reject such input). Values are JSON unless noted;
 // Message, OutboxEntry and Conversation use the strict binary encodings
-// specified in codec.go (protobuf wire format, one byte form per value).
+// specified in codec.go (protobuf wire format, one byte form per value). Every
+// value below is stored sealed (seal.go): the layouts are of the plaintext.
 //
-//	meta/schema                          schema version, unsigned varint
+//	meta/schema                          schema version, unsigned varint (sealed from 7 on)
+//	meta/migrate-cursor                  raw: the last key a batched migration converted
 //	sec/<field>                          raw secret bytes; field is seed, device-key, x25519, prekeys
 //	claim/<name>                         HandleClaim
 //	boot/<multiaddr>                     empty: a bootstrap peer
@@ -74,7 +82,7 @@
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 6). Open refuses a newer
+// meta/schema holds the layout version (currently 7). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -92,6 +100,39 @@
 //	5 → 6  a text message's out/ entry moves into its msgid/ entry (queued, with
 //	       the envelope) and qstart/<peer> is set: queuing and acknowledging a
 //	       message write one entry each instead of two
+//	6 → 7  every value is sealed (seal.go), in key order, in batches; a value
+//	       badger cannot read back, or whose log entry Open found damaged, is
+//	       left raw, so that it is reported as damaged instead of sealed as if
+//	       it were the value
+//
+// # Integrity
+//
+// Damaged data is reported as damage, never returned as data. An accessor
+// that reads a value which fails authentication, which badger cannot read back
+// (value-log CRC, missing value-log data) or which does not decode returns a
+// *CorruptError naming the entry (ErrCorrupt, IsCorrupt); a page of messages
+// holding one fails as a whole. What badger itself checks: the CRC of each
+// value-log entry before it is decoded (VerifyValueChecksum) and the checksum
+// of each table block read from disk (ChecksumVerificationMode OnBlockRead).
+//
+// Open checks badger's files before badger opens them (files.go), because
+// badger turns some damage into silent loss: a table block that fails its
+// checksum makes badger's iterators stop without an error (a scan skips the
+// rest of the table; a compaction drops it), and badger cuts its newest value
+// log at the first entry whose CRC fails, losing every value after it. So Open
+// verifies every block of every table (and refuses a damaged one: a
+// *CorruptError naming the file and the keys of the damaged block), and walks
+// the newest value log and any memtable WAL: an entry whose CRC fails but which
+// valid entries follow gets its CRC rewritten in place (the stored CRC is
+// logged), so that badger keeps the file and only that entry's value is
+// damaged; damage it cannot frame, or a damaged flag that would make badger
+// cut the file, makes Open refuse.
+//
+// DB.Verify (and Verify, for a store that is not open) walks every entry:
+// authenticates and decodes each value, checks that messages and their index
+// entries point at each other, and reports each damaged item with its kind and
+// ids (Damage); and checks every table block. `callsign store verify` runs it
+// on a stopped node's data directory.
 //
 // # Transactions
 //
@@ -106,7 +147,8 @@
 //
 // badger runs small: 8 MiB memtables (2 of them), values of 1 KiB and more go
 // to the value log, 64 MiB value log files, 8 MiB block cache, 8 MiB index
-// cache, no compression. A value-log GC loop owned by the DB runs every
+// cache, no compression; value-log CRCs and table-block checksums verified
+// on read (their cost, and that of sealing: docs/benchmarks/store.md). A value-log GC loop owned by the DB runs every
 // GCInterval and is stopped by Close. Keeping values up to 64 KiB in the
 // LSM tree instead was measured slower (more memtable flushes and
 // compaction for the same messages; docs/benchmarks/store.md).

@@ -266,7 +266,7 @@ func (tx *Tx) readIndex(peer, id string, withEnv bool) (msgIndex, error) {
 		var err error
 		ix, err = unmarshalIndex(v)
 		if err != nil {
-			return fmt.Errorf("decode %q: %w", idKey, err)
+			return corrupt(idKey, err)
 		}
 		if withEnv {
 			ix.env = bytes.Clone(ix.env)
@@ -298,7 +298,7 @@ func (tx *Tx) Message(peer, id string) (Message, error) {
 	}
 	b, err := tx.getRaw(ix.key)
 	if err == ErrNotFound {
-		return Message{}, fmt.Errorf("message index %q: %w: no message under %q", id, errCorrupt, ix.key)
+		return Message{}, corrupt(ix.key, &corruptCause{"the message is missing; its index entry remains"})
 	}
 	if err != nil {
 		return Message{}, err
@@ -422,11 +422,11 @@ func (tx *Tx) Messages(peer string, p Page) ([]Message, string, error) {
 			return false, err
 		}
 		ix, err := tx.index(peer, string(k[len(prefix)+8:]))
-		if err == nil && (ix.marker() || !bytes.Equal(ix.key, k)) {
-			err = fmt.Errorf("%w: the index does not point at this message", errCorrupt)
+		if err == ErrNotFound || (err == nil && (ix.marker() || !bytes.Equal(ix.key, k))) {
+			err = corrupt(bytes.Clone(k), &corruptCause{"the message's index entry is missing or points elsewhere"})
 		}
 		if err != nil {
-			return false, fmt.Errorf("state of %q: %w", k, err)
+			return false, err
 		}
 		m.State = ix.state
 		out = append(out, m)
@@ -507,17 +507,15 @@ func (tx *Tx) outboxSchedule() ([]dueEntry, error) {
 	defer it.Close()
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
-		err := item.Value(func(v []byte) error {
-			id, next, err := outboxDue(v)
-			if err != nil {
-				return fmt.Errorf("decode %q: %w", item.Key(), err)
-			}
-			out = append(out, dueEntry{id: bytes.Clone(id), next: next})
-			return nil
-		})
+		v, err := tx.value(item)
 		if err != nil {
 			return nil, err
 		}
+		id, next, err := outboxDue(v)
+		if err != nil {
+			return nil, corrupt(item.KeyCopy(nil), err)
+		}
+		out = append(out, dueEntry{id: id, next: next})
 	}
 	slices.SortStableFunc(out, func(a, b dueEntry) int { return a.next.Compare(b.next) })
 	return out, nil
@@ -647,7 +645,7 @@ func (tx *Tx) pruneSeen(cutoff time.Time, max int) (int, bool, error) {
 		}
 		ix, err := unmarshalIndex(v)
 		if err != nil {
-			return false, fmt.Errorf("decode %q: %w", k, err)
+			return false, corrupt(bytes.Clone(k), err)
 		}
 		if !ix.at.Before(cutoff) {
 			return true, nil

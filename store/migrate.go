@@ -244,11 +244,41 @@ func msgKeyTime(k []byte) (time.Time, bool) {
 	return time.Unix(0, ns), ns >= 0
 }
 
+// migrateSeal (schema 6 → 7) seals every value (seal.go) but meta/schema,
+// which checkSchema writes sealed with the version bump, and the
+// migration's own cursor. Batches go in key order and each commits with
+// its cursor, so after a crash the keys up to the cursor are sealed and
+// the rest are not. A value badger cannot read back (a damaged value log
+// entry), or one under a key in damaged (entries whose CRC checkFiles
+// rewrote), is left as it is: it fails authentication from now on, and
+// reads and Verify report it as damaged, instead of the node failing to
+// start, or the damage being sealed as if it were the value.
+func migrateSeal(txn *badger.Txn, s *sealer, damaged [][]byte) error {
+	return migrateEachValue(txn, [][]byte{{}}, true, func(_, k, v []byte) (int, error) {
+		if bytes.Equal(k, keySchema) || bytes.Equal(k, keyMigrateCursor) {
+			return 0, nil
+		}
+		for _, d := range damaged {
+			if bytes.Equal(k, d) {
+				return 0, nil
+			}
+		}
+		sv := s.seal(k, v)
+		return len(k) + len(sv), txn.Set(k, sv)
+	})
+}
+
 // migrateEach calls fn for every key under the prefixes (given in key
 // order), resuming after meta/migrate-cursor, and returns errMigrateMore
 // with the cursor saved once a batch is full. fn reports how many bytes it
 // wrote. The cursor is deleted when every key is done.
 func migrateEach(txn *badger.Txn, prefixes [][]byte, fn func(pfx, k, v []byte) (int, error)) error {
+	return migrateEachValue(txn, prefixes, false, fn)
+}
+
+// migrateEachValue is migrateEach; with skipUnreadable, a key whose value
+// badger cannot read is passed over instead of failing the migration.
+func migrateEachValue(txn *badger.Txn, prefixes [][]byte, skipUnreadable bool, fn func(pfx, k, v []byte) (int, error)) error {
 	cursor := []byte(nil)
 	switch it, err := txn.Get(keyMigrateCursor); {
 	case errors.Is(err, badger.ErrKeyNotFound):
@@ -276,6 +306,9 @@ func migrateEach(txn *badger.Txn, prefixes [][]byte, fn func(pfx, k, v []byte) (
 			item := it.Item()
 			k := item.KeyCopy(nil)
 			v, err := item.ValueCopy(nil)
+			if err != nil && skipUnreadable && !errors.Is(err, badger.ErrDBClosed) {
+				continue
+			}
 			if err != nil {
 				it.Close()
 				return err

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -154,7 +155,7 @@ func (tx *Tx) QueueStarts() (map[string]time.Time, error) {
 			return false, err
 		}
 		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
-			return false, fmt.Errorf("decode %q: %w: not a time", k, errCorrupt)
+			return false, corrupt(bytes.Clone(k), &corruptCause{"queue start is not a time"})
 		}
 		out[string(k[len(pfxQueueStart):])] = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
 		return true, nil
@@ -176,12 +177,12 @@ func (tx *Tx) QueuedMessages(peer string, from time.Time) ([]QueuedMessage, erro
 	var out []QueuedMessage
 	err := tx.scan(prefix, key(prefix, be64(from)), false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
 		if len(k) < len(prefix)+9 {
-			return false, fmt.Errorf("%w: message key %q", errCorrupt, k)
+			return false, corrupt(bytes.Clone(k), &corruptCause{"malformed message key"})
 		}
 		id := string(k[len(prefix)+8:])
 		ix, err := tx.index(peer, id)
 		if errors.Is(err, ErrNotFound) {
-			return false, fmt.Errorf("%w: message %q has no index entry", errCorrupt, k)
+			return false, corrupt(bytes.Clone(k), &corruptCause{"the message's index entry is missing"})
 		}
 		if err != nil {
 			return false, err

@@ -18,7 +18,13 @@ import (
 //	5  a msgid/ entry holds the message's time, not its whole msg/ key
 //	6  a queued text message's outbox envelope is in its msgid/ entry (kind
 //	   3), with qstart/<peer>; out/ holds control messages only
-const currentSchema uint64 = 6
+//	7  every value, meta/schema included, is sealed (seal.go): authenticated
+//	   under the value key with its key bound; meta/migrate-cursor, which
+//	   exists only during a migration, stays raw
+const currentSchema uint64 = 7
+
+// sealedSchema is the first schema whose values are sealed.
+const sealedSchema uint64 = 7
 
 var keySchema = []byte("meta/schema")
 
@@ -33,51 +39,99 @@ type migration func(txn *badger.Txn) error
 // its work and wants to be called again.
 var errMigrateMore = errors.New("migration continues in another transaction")
 
-// migrations maps a version v to the hook that upgrades v to v+1. Version 0
-// is a store with no schema key; it is empty by construction, so there is
-// nothing to migrate and the current version is written. Add hooks here
-// when the layout changes and bump currentSchema.
-var migrations = map[uint64]migration{
-	1: migrateBinaryValues,
-	2: migrateStateToIndex,
-	3: migrateSeenToIndex,
-	4: migrateIndexTime,
-	5: migrateOutboxToIndex,
+// migrationsFor maps a version v to the hook that upgrades v to v+1, the
+// hooks that write sealed values using s (and leaving the values under
+// damaged unsealed: checkFiles found them damaged). Version 0 is a store with no
+// schema key; it is empty by construction, so there is nothing to migrate
+// and the current version is written. Add hooks here when the layout
+// changes and bump currentSchema. Hooks from 7 on read and write sealed
+// values (migrateEach hands them the raw bytes).
+func migrationsFor(s *sealer, damaged [][]byte) map[uint64]migration {
+	return map[uint64]migration{
+		1: migrateBinaryValues,
+		2: migrateStateToIndex,
+		3: migrateSeenToIndex,
+		4: migrateIndexTime,
+		5: migrateOutboxToIndex,
+		6: func(txn *badger.Txn) error { return migrateSeal(txn, s, damaged) },
+	}
+}
+
+// encodeSchema is the stored form of version v: an unsigned varint,
+// sealed from sealedSchema on (s may be nil below it).
+func encodeSchema(s *sealer, v uint64) []byte {
+	b := binary.AppendUvarint(nil, v)
+	if v >= sealedSchema {
+		b = s.seal(keySchema, b)
+	}
+	return b
+}
+
+// decodeSchema reads the stored version. A sealed value must open and
+// hold sealedSchema or later; a raw one must be below it.
+func decodeSchema(s *sealer, v []byte) (uint64, error) {
+	sealed := len(v) >= sealOverhead
+	if sealed {
+		if s == nil {
+			return 0, errors.New("bug: a sealed schema version read without a sealer")
+		}
+		var err error
+		if v, err = s.open(nil, keySchema, v); err != nil {
+			return 0, corrupt(keySchema, err)
+		}
+	}
+	n, k := binary.Uvarint(v)
+	if k <= 0 || k != len(v) {
+		return 0, corrupt(keySchema, &corruptCause{fmt.Sprintf("malformed schema version %x", v)})
+	}
+	if sealed != (n >= sealedSchema) {
+		return 0, corrupt(keySchema, &corruptCause{fmt.Sprintf("schema version %d stored sealed=%v", n, sealed)})
+	}
+	return n, nil
 }
 
 // checkSchema reads the stored version, refuses a newer one, and runs the
 // hooks from the stored version up to want, writing each new version in the
-// same transaction as its hook.
-func checkSchema(bdb *badger.DB, want uint64, hooks map[uint64]migration, log *slog.Logger) error {
+// same transaction as its hook. s seals the version from sealedSchema on.
+func checkSchema(bdb *badger.DB, want uint64, hooks map[uint64]migration, s *sealer, log *slog.Logger) error {
 	var have uint64
-	found := false
+	found, empty := false, true
 	err := bdb.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keySchema)
 		if errors.Is(err, badger.ErrKeyNotFound) {
+			o := badger.DefaultIteratorOptions
+			o.PrefetchValues = false
+			all := txn.NewIterator(o)
+			defer all.Close()
+			all.Rewind()
+			empty = !all.Valid()
 			return nil
 		}
 		if err != nil {
 			return err
 		}
 		return it.Value(func(v []byte) error {
-			n, k := binary.Uvarint(v)
-			if k <= 0 || k != len(v) {
-				return fmt.Errorf("schema version: malformed value %x", v)
-			}
-			have, found = n, true
-			return nil
+			have, err = decodeSchema(s, v)
+			found = err == nil
+			return err
 		})
 	})
 	if err != nil {
-		return err
+		return fmt.Errorf("schema version: %w", err)
 	}
 	if have > want {
 		return fmt.Errorf("%w: store schema %d, this build knows up to %d\nhint: run a newer callsign", ErrSchemaTooNew, have, want)
 	}
 	if !found {
+		if !empty {
+			// Version 0 is an empty store; one with data has lost its
+			// version (a damaged table), and guessing could run the
+			// wrong migrations over it.
+			return corrupt(keySchema, &corruptCause{"the schema version is missing from a store that holds data"})
+		}
 		// A fresh store starts at the current version.
 		return bdb.Update(func(txn *badger.Txn) error {
-			return txn.Set(keySchema, binary.AppendUvarint(nil, want))
+			return txn.Set(keySchema, encodeSchema(s, want))
 		})
 	}
 	for v := have; v < want; v++ {
@@ -97,7 +151,7 @@ func checkSchema(bdb *badger.DB, want uint64, hooks map[uint64]migration, log *s
 				if err != nil {
 					return err
 				}
-				return txn.Set(keySchema, binary.AppendUvarint(nil, v+1))
+				return txn.Set(keySchema, encodeSchema(s, v+1))
 			})
 			if err != nil {
 				return fmt.Errorf("migrate schema %d to %d: %w", v, v+1, err)

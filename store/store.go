@@ -1,6 +1,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -80,6 +81,8 @@ type Options struct {
 // DB is the open store. Its methods are safe for concurrent use.
 type DB struct {
 	bdb        *badger.DB
+	seal       *sealer // the value key (seal.go)
+	key        []byte  // the store key, for Verify's table check; cleared by Close
 	log        *slog.Logger
 	encryption string
 	dir        string
@@ -95,8 +98,12 @@ type DB struct {
 
 // Open opens or creates the store described by opts. It returns
 // ErrWrongPassphrase, ErrNeedPassphrase, ErrHasKeyFile, ErrKeyFileMode,
-// ErrSchemaTooNew or ErrInUse for the conditions they name. ctx bounds the
-// wait before the (uninterruptible) key derivation and badger open start.
+// ErrSchemaTooNew or ErrInUse for the conditions they name, and a
+// *CorruptError (ErrCorrupt) naming the file when one of the database's
+// files is damaged in a way badger would turn into silent loss (see
+// "Integrity" in the package doc; it checks every table block first). ctx
+// bounds the wait before the (uninterruptible) key derivation and badger
+// open start.
 func Open(ctx context.Context, opts Options) (*DB, error) {
 	log := opts.Logger
 	if log == nil {
@@ -136,28 +143,13 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-
-	bo := badger.DefaultOptions(dir).
-		WithInMemory(opts.InMemory).
-		WithEncryptionKey(key).
-		WithIndexCacheSize(8 << 20).
-		WithBlockCacheSize(8 << 20).
-		WithMemTableSize(8 << 20).
-		WithNumMemtables(2).
-		WithNumLevelZeroTables(2).
-		WithNumLevelZeroTablesStall(4).
-		WithValueThreshold(1 << 10).
-		WithValueLogFileSize(64 << 20).
-		WithBaseTableSize(2 << 20).
-		WithNumCompactors(2).
-		WithCompression(options.None).
-		WithMetricsEnabled(false).
-		WithLogger(badgerLogger{log})
-	if opts.InMemory {
-		// Without a value log every value stays in the LSM tree, and badger
-		// refuses one above the threshold: take the largest it allows.
-		bo = bo.WithValueThreshold(1 << 20)
+	seal, err := newSealer(key)
+	if err != nil {
+		return nil, fmt.Errorf("open store: %w", err)
 	}
+
+	bo := badgerOptions(dir, key, opts.InMemory, log)
+	var damagedKeys [][]byte // entries checkFiles found damaged; left unsealed by migrateSeal
 	if !opts.InMemory {
 		// badger leaks goroutines when Open fails on a key mismatch, so
 		// check the key against the key registry (read-only) first.
@@ -168,6 +160,9 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 					err = ErrWrongPassphrase
 				}
 			}
+			return nil, fmt.Errorf("open store: %w", err)
+		}
+		if damagedKeys, err = checkFiles(dir, key, log); err != nil {
 			return nil, fmt.Errorf("open store: %w", err)
 		}
 	}
@@ -182,15 +177,17 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 			}
 		case strings.Contains(err.Error(), "Cannot acquire directory lock"):
 			err = fmt.Errorf("%w (%v)", ErrInUse, err)
+		default:
+			err = badgerOpenError(err)
 		}
 		return nil, fmt.Errorf("open store: %w", err)
 	}
-	if err := checkSchema(bdb, currentSchema, migrations, log); err != nil {
+	if err := checkSchema(bdb, currentSchema, migrationsFor(seal, damagedKeys), seal, log); err != nil {
 		bdb.Close()
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	gctx, cancel := context.WithCancel(context.Background())
-	db := &DB{bdb: bdb, log: log, encryption: encryption, dir: dir, cancel: cancel}
+	db := &DB{bdb: bdb, seal: seal, key: bytes.Clone(key), log: log, encryption: encryption, dir: dir, cancel: cancel}
 	if !opts.InMemory {
 		db.wg.Go(func() { db.gcLoop(gctx) })
 	}
@@ -226,6 +223,7 @@ func (db *DB) Close() error {
 		db.closed = true
 		db.mu.Unlock()
 		db.closeErr = db.bdb.Close()
+		clear(db.key)
 	})
 	return db.closeErr
 }
@@ -275,4 +273,38 @@ func (b badgerLogger) Debugf(f string, a ...any) {
 	if b.l.Enabled(context.Background(), slog.LevelDebug) {
 		b.l.Debug(strings.TrimSpace(fmt.Sprintf(f, a...)), "src", "badger")
 	}
+}
+
+// badgerOptions are the options Open gives badger for the directory dir
+// (ignored when inMemory) encrypted with key; see "Tuning" in the package
+// doc.
+func badgerOptions(dir string, key []byte, inMemory bool, log *slog.Logger) badger.Options {
+	bo := badger.DefaultOptions(dir).
+		WithInMemory(inMemory).
+		WithEncryptionKey(key).
+		WithIndexCacheSize(8 << 20).
+		WithBlockCacheSize(8 << 20).
+		WithMemTableSize(8 << 20).
+		WithNumMemtables(2).
+		WithNumLevelZeroTables(2).
+		WithNumLevelZeroTablesStall(4).
+		WithValueThreshold(1 << 10).
+		WithValueLogFileSize(64 << 20).
+		WithBaseTableSize(2 << 20).
+		WithNumCompactors(2).
+		WithCompression(options.None).
+		// Verify the CRC of a value-log entry before decoding it, and a
+		// table block's checksum when it is read from disk: damage is
+		// then an error instead of bytes decoded wrongly (or a panic in
+		// badger's decoders). Sealed values are authenticated anyway.
+		WithVerifyValueChecksum(true).
+		WithChecksumVerificationMode(options.OnBlockRead).
+		WithMetricsEnabled(false).
+		WithLogger(badgerLogger{log})
+	if inMemory {
+		// Without a value log every value stays in the LSM tree, and badger
+		// refuses one above the threshold: take the largest it allows.
+		bo = bo.WithValueThreshold(1 << 20)
+	}
+	return bo
 }

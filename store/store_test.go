@@ -375,18 +375,22 @@ func TestSchemaTooNew(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s, err := newSealer(key)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var v uint64
 	bdb.View(func(txn *badger.Txn) error {
 		it, err := txn.Get(keySchema)
 		if err != nil {
 			return err
 		}
-		return it.Value(func(b []byte) error { v, _ = binary.Uvarint(b); return nil })
+		return it.Value(func(b []byte) error { v, err = decodeSchema(s, b); return err })
 	})
 	if v != currentSchema {
 		t.Fatalf("stored schema %d, want %d", v, currentSchema)
 	}
-	bdb.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, binary.AppendUvarint(nil, currentSchema+1)) })
+	bdb.Update(func(txn *badger.Txn) error { return txn.Set(keySchema, encodeSchema(s, currentSchema+1)) })
 	bdb.Close()
 
 	_, err = Open(context.Background(), Options{Dir: dir})
@@ -406,7 +410,7 @@ func TestMigrations(t *testing.T) {
 	}
 	defer bdb.Close()
 	log := slog.New(slog.DiscardHandler)
-	if err := checkSchema(bdb, 1, nil, log); err != nil { // fresh: writes 1
+	if err := checkSchema(bdb, 1, nil, nil, log); err != nil { // fresh: writes 1
 		t.Fatal(err)
 	}
 	var ran []uint64
@@ -415,23 +419,23 @@ func TestMigrations(t *testing.T) {
 		2: func(txn *badger.Txn) error { ran = append(ran, 2); return txn.Set([]byte("set/m2"), []byte("b")) },
 		3: func(txn *badger.Txn) error { ran = append(ran, 3); return errors.New("boom") },
 	}
-	if err := checkSchema(bdb, 3, hooks, log); err != nil {
+	if err := checkSchema(bdb, 3, hooks, nil, log); err != nil {
 		t.Fatal(err)
 	}
 	if fmt.Sprint(ran) != "[1 2]" {
 		t.Fatalf("hooks ran %v, want [1 2]", ran)
 	}
-	if err := checkSchema(bdb, 3, hooks, log); err != nil || len(ran) != 2 {
+	if err := checkSchema(bdb, 3, hooks, nil, log); err != nil || len(ran) != 2 {
 		t.Fatalf("second check at the same version ran hooks again: %v %v", ran, err)
 	}
 	// A failing hook leaves the version where it was.
-	if err := checkSchema(bdb, 4, hooks, log); err == nil || !strings.Contains(err.Error(), "boom") {
+	if err := checkSchema(bdb, 4, hooks, nil, log); err == nil || !strings.Contains(err.Error(), "boom") {
 		t.Fatalf("failing hook: %v", err)
 	}
-	if err := checkSchema(bdb, 3, hooks, log); err != nil {
+	if err := checkSchema(bdb, 3, hooks, nil, log); err != nil {
 		t.Fatalf("version moved past a failed migration: %v", err)
 	}
-	if err := checkSchema(bdb, 5, map[uint64]migration{}, log); err == nil {
+	if err := checkSchema(bdb, 5, map[uint64]migration{}, nil, log); err == nil {
 		t.Fatal("missing hook: no error")
 	}
 }

@@ -21,6 +21,7 @@ const maxConflictRetries = 16
 // View.
 type Tx struct {
 	txn *badger.Txn
+	s   *sealer // seals every value written, opens every value read (seal.go)
 }
 
 // Update runs fn in a read-write transaction and commits it if fn returns
@@ -41,7 +42,7 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 		if i > 0 {
 			time.Sleep(time.Duration(rand.Int64N(int64(i) * int64(200*time.Microsecond))))
 		}
-		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) })
+		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal}) })
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}
@@ -56,7 +57,7 @@ func (db *DB) View(fn func(tx *Tx) error) error {
 	if db.closed {
 		return ErrClosed
 	}
-	return db.mapErr(db.bdb.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn}) }))
+	return db.mapErr(db.bdb.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal}) }))
 }
 
 func (db *DB) mapErr(err error) error {
@@ -101,6 +102,8 @@ func checkID(what, s string) error {
 // maxIDLen caps every id-like key component (badger keys are at most 64 KiB).
 const maxIDLen = 1024
 
+// getRaw returns the value under k, authenticated, in a new slice; or
+// ErrNotFound, or a *CorruptError.
 func (tx *Tx) getRaw(k []byte) ([]byte, error) {
 	it, err := tx.txn.Get(k)
 	if errors.Is(err, badger.ErrKeyNotFound) {
@@ -109,27 +112,41 @@ func (tx *Tx) getRaw(k []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return it.ValueCopy(nil)
+	return tx.value(it)
+}
+
+// value reads item's value and opens it (seal.go) into a new slice. A
+// value badger cannot read back, or that fails authentication, is a
+// *CorruptError naming the entry.
+func (tx *Tx) value(item *badger.Item) ([]byte, error) {
+	var out []byte
+	err := item.Value(func(b []byte) error {
+		var err error
+		out, err = tx.s.open(nil, item.Key(), b)
+		return err
+	})
+	if err != nil {
+		return nil, corrupt(item.KeyCopy(nil), err)
+	}
+	return out, nil
 }
 
 // peek calls fn with the value under k, valid only during the call, or
 // returns ErrNotFound.
 func (tx *Tx) peek(k []byte, fn func(v []byte) error) error {
-	it, err := tx.txn.Get(k)
-	if errors.Is(err, badger.ErrKeyNotFound) {
-		return ErrNotFound
-	}
+	b, err := tx.getRaw(k)
 	if err != nil {
 		return err
 	}
-	return it.Value(fn)
+	return fn(b)
 }
 
-// decodeValue decodes a binary value read under k, naming k in the error.
+// decodeValue decodes a binary value read under k; a value that does not
+// decode is a *CorruptError naming k.
 func decodeValue[T any](k, b []byte, dec func([]byte) (T, error)) (T, error) {
 	v, err := dec(b)
 	if err != nil {
-		return v, fmt.Errorf("decode %q: %w", k, err)
+		return v, corrupt(bytes.Clone(k), err)
 	}
 	return v, nil
 }
@@ -160,8 +177,9 @@ func (tx *Tx) has(k []byte) (bool, error) {
 	return err == nil, err
 }
 
+// setRaw seals v under k and writes it.
 func (tx *Tx) setRaw(k, v []byte) error {
-	return tx.txn.Set(k, v)
+	return tx.txn.Set(k, tx.s.seal(k, v))
 }
 
 func (tx *Tx) del(k []byte) error {
@@ -174,7 +192,7 @@ func (tx *Tx) getJSON(k []byte, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %q: %w", k, err)
+		return corrupt(k, &corruptCause{"malformed JSON value: " + err.Error()})
 	}
 	return nil
 }
@@ -184,7 +202,7 @@ func (tx *Tx) setJSON(k []byte, v any) error {
 	if err != nil {
 		return err
 	}
-	return tx.txn.Set(k, b)
+	return tx.setRaw(k, b)
 }
 
 // scan calls fn for each key under prefix in key order (or reverse), from
@@ -207,7 +225,7 @@ func (tx *Tx) scan(prefix, start []byte, reverse bool, fn func(k []byte, val fun
 	}
 	for it.Seek(start); it.ValidForPrefix(prefix); it.Next() {
 		item := it.Item()
-		more, err := fn(item.Key(), func() ([]byte, error) { return item.ValueCopy(nil) })
+		more, err := fn(item.Key(), func() ([]byte, error) { return tx.value(item) })
 		if err != nil {
 			return err
 		}
@@ -235,7 +253,7 @@ func (tx *Tx) decode(k []byte, val func() ([]byte, error), v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %q: %w", k, err)
+		return corrupt(bytes.Clone(k), &corruptCause{"malformed JSON value: " + err.Error()})
 	}
 	return nil
 }
