@@ -305,7 +305,7 @@ func (n *Node) conversations(requests bool) ([]api.Conversation, error) {
 		}
 		return nil
 	}); err != nil {
-		return nil, err
+		return nil, apiStoreError(err)
 	}
 	names := n.petnames()
 	out := []api.Conversation{}
@@ -397,7 +397,7 @@ func (n *Node) Messages(ctx context.Context, name string, pr api.PageRequest) (a
 		if errors.Is(err, store.ErrInvalid) {
 			return api.MessagePage{}, api.Errorf(api.CodeBadRequest, "", "bad cursor")
 		}
-		return api.MessagePage{}, err
+		return api.MessagePage{}, apiStoreError(err)
 	}
 	page := api.MessagePage{Messages: make([]api.Message, 0, len(ms)), Next: next}
 	peerName := ""

@@ -264,8 +264,10 @@ func storeError(err error) error {
 		return withHint(err, "set $CALLSIGN_PASSPHRASE to the passphrase this node was created with")
 	case errors.Is(err, store.ErrHasKeyFile):
 		return withHint(err, "this node keeps its store key in store.key; unset $CALLSIGN_PASSPHRASE")
+	case store.IsCorrupt(err):
+		return withHint(err, "run `callsign store verify` to list what is damaged; keep a copy of the data directory before changing anything")
 	}
-	return fmt.Errorf("open store: %w", err)
+	return err // store.Open's errors say "open store"
 }
 
 // takeLock holds DataDir/lock for the node's lifetime so that a second node
