@@ -110,6 +110,7 @@ func commands() []*command {
 		contactsAddCommand(),
 		{name: "contacts rm", args: "NAME", summary: "remove a contact", run: runContactsRm},
 		{name: "contacts list", summary: "list contacts", read: true, run: runContactsList},
+		storeVerifyCommand(),
 	}
 	cmds = append(cmds, messageCommands()...)
 	cmds = append(cmds, callCommands()...)
