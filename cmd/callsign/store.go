@@ -15,7 +15,7 @@ func storeVerifyCommand() *command {
 		summary: "check the store of a stopped node for damage and name what is damaged",
 		details: []string{
 			"Reads every table block and every entry of the data directory's store: each value must authenticate under its key and decode, and each message must match its index entry. It prints each damaged item (which message of which conversation, which contact, which block of which file) and exits 1 if there is any.",
-			"The node must be stopped. A store protected by a passphrase needs $CALLSIGN_PASSPHRASE, as `callsign up` does. Nothing is changed.",
+			"The node must be stopped. A store protected by a passphrase needs $CALLSIGN_PASSPHRASE, as `callsign up` does. The store is opened as `callsign up` opens it (an older store is upgraded first); the check itself writes nothing.",
 		},
 		read: true,
 		run:  runStoreVerify,
