@@ -202,7 +202,7 @@ func checkTable(name string, b, dataKey []byte, report func(fileDamage)) {
 	}
 	if dataKey != nil {
 		var err error
-		if index, err = decryptBlock(index, dataKey); err != nil {
+		if index, err = decryptBlock(nil, index, dataKey); err != nil {
 			whole("damaged index: " + err.Error())
 			return
 		}
@@ -216,6 +216,7 @@ func checkTable(name string, b, dataKey []byte, report func(fileDamage)) {
 		}
 		return y.ParseKey(bytes.Clone(bo.KeyBytes()))
 	}
+	var scratch []byte // one block's plaintext at a time
 	for i := range n {
 		if !ti.Offsets(&bo, i) {
 			whole("damaged index")
@@ -227,7 +228,7 @@ func checkTable(name string, b, dataKey []byte, report func(fileDamage)) {
 		case off < 0 || l < 0 || off+l > len(b)-indexLen-8-chkLen:
 			problem = "block outside the table"
 		default:
-			problem = checkBlock(b[off:off+l], dataKey)
+			problem = checkBlock(&scratch, b[off:off+l], dataKey)
 		}
 		if problem != "" {
 			report(fileDamage{file: name, block: i, from: firstKey(i), to: firstKey(i + 1), problem: problem})
@@ -238,7 +239,7 @@ func checkTable(name string, b, dataKey []byte, report func(fileDamage)) {
 // checkBlock decrypts one table block and verifies its checksum, returning
 // what is wrong, or "". Block: entries | entry offsets | count (4) |
 // checksum | checksum length (4), then the 16-byte IV when encrypted.
-func checkBlock(blk, dataKey []byte) (problem string) {
+func checkBlock(scratch *[]byte, blk, dataKey []byte) (problem string) {
 	defer func() {
 		if r := recover(); r != nil {
 			problem = fmt.Sprintf("unreadable block (%v)", r)
@@ -246,9 +247,10 @@ func checkBlock(blk, dataKey []byte) (problem string) {
 	}()
 	if dataKey != nil {
 		var err error
-		if blk, err = decryptBlock(blk, dataKey); err != nil {
+		if blk, err = decryptBlock(*scratch, blk, dataKey); err != nil {
 			return err.Error()
 		}
+		*scratch = blk
 	}
 	if len(blk) < 8 {
 		return "block too short"
@@ -270,13 +272,18 @@ func checkBlock(blk, dataKey []byte) (problem string) {
 }
 
 // decryptBlock undoes badger's AES-CTR encryption of a table block or
-// index, whose last 16 bytes are the IV.
-func decryptBlock(b, key []byte) ([]byte, error) {
+// index, whose last 16 bytes are the IV, into dst's storage if it is big
+// enough.
+func decryptBlock(dst, b, key []byte) ([]byte, error) {
 	if len(b) < aes.BlockSize {
 		return nil, errors.New("too short for its IV")
 	}
 	iv := b[len(b)-aes.BlockSize:]
-	out := make([]byte, len(b)-aes.BlockSize)
+	out := dst[:0]
+	if cap(out) < len(b)-aes.BlockSize {
+		out = make([]byte, len(b)-aes.BlockSize)
+	}
+	out = out[:len(b)-aes.BlockSize]
 	if err := y.XORBlock(out, b[:len(out)], key, iv); err != nil {
 		return nil, err
 	}
