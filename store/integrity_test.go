@@ -3,8 +3,10 @@ package store
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"math/rand/v2"
 	"os"
@@ -12,6 +14,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/dgraph-io/badger/v4/y"
 )
 
 // integrityStore writes n messages over three conversations to a new
@@ -416,4 +420,36 @@ func xorByte(t *testing.T, path string, off int64, mask byte) {
 	if _, err := f.WriteAt(b[:], off); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// FuzzLogFile feeds arbitrary bytes to the value log framing Open walks
+// before badger opens a store (parseLogEntry, resyncLog, txnBreak): they
+// must never panic, whatever the file holds.
+func FuzzLogFile(f *testing.F) {
+	entry := []byte{0, 0, 3, 2, 0, 'k', 'e', 'y', 'v', 'v'}
+	entry = binary.BigEndian.AppendUint32(entry, crc32.Checksum(entry, y.CastagnoliCrcTable))
+	head := make([]byte, vlogHeaderSize)
+	f.Add(append(append(bytes.Clone(head), entry...), entry...))
+	f.Add(append(bytes.Clone(head), 0x40, 0, 9, 1, 0))
+	f.Add(append(bytes.Clone(head), 0x80, 0, 0xff, 0xff, 0xff, 0xff, 0x0f))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if len(b) < vlogHeaderSize {
+			return
+		}
+		lf := &logFile{name: "fuzz.vlog", b: b, baseIV: b[8:vlogHeaderSize]}
+		var entries []logEntry
+		for off := vlogHeaderSize; off < len(b); {
+			e, ok := parseLogEntry(b, off)
+			if !ok {
+				resyncLog(b, off+1)
+				break
+			}
+			if e.end <= off || e.end > len(b) || e.klen > len(e.kv) {
+				t.Fatalf("entry at %d framed as %+v", off, e)
+			}
+			entries = append(entries, e)
+			off = e.end
+		}
+		txnBreak(lf, entries)
+	})
 }
