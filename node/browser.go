@@ -126,7 +126,12 @@ func (n *Node) endBridged(id string, r media.Reason) {
 	}
 	var err error
 	switch r {
-	case media.ReasonHangup, media.ReasonRemoteHangup:
+	case media.ReasonHangup:
+		// Closed by its call, which is ending already (the bridge is the
+		// call's sink), or by the node: nothing to do, and hanging up now
+		// would replace the call's own reason with ours.
+		return
+	case media.ReasonRemoteHangup:
 		err = svc.Hangup(id)
 	default:
 		n.log.Info("browser tab lost; ending its call", "call", id, "reason", r)
