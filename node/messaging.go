@@ -296,6 +296,9 @@ func (n *Node) conversations(requests bool) ([]api.Conversation, error) {
 				continue
 			}
 			ms, _, err := tx.Messages(c.Peer, store.Page{Limit: 1, Newest: true})
+			if store.IsCorrupt(err) {
+				continue // no preview; opening the conversation reports the damage
+			}
 			if err != nil {
 				return err
 			}
