@@ -94,8 +94,8 @@ type Bridge struct {
 	loopDone chan struct{}
 	wg       sync.WaitGroup // readers of the tab's connection
 
-	keyframe  atomic.Pointer[func()] // asks the call's remote for a key frame
-	lastKeyIn atomic.Int64           // unix nanos of the last request passed to the call
+	keyframe   atomic.Pointer[func()] // asks the call's remote for a key frame
+	keyframeIn pacer                  // paces those requests
 
 	mu         sync.Mutex
 	pc         *webrtc.PeerConnection
@@ -110,11 +110,11 @@ type Bridge struct {
 
 // bridgeTrack is one kind of the tab's media, forwarded into a call.
 type bridgeTrack struct {
-	b       *Bridge
-	kind    Kind
-	w       atomic.Pointer[func(*rtp.Packet)] // the call's writer, set while active
-	ssrc    atomic.Uint32                     // the tab's SSRC, once its track arrived
-	lastKey atomic.Int64                      // unix nanos of the last PLI to the tab
+	b        *Bridge
+	kind     Kind
+	w        atomic.Pointer[func(*rtp.Packet)] // the call's writer, set while active
+	ssrc     atomic.Uint32                     // the tab's SSRC, once its track arrived
+	keyframe pacer                             // paces keyframe requests to the tab
 }
 
 // ErrBridged is returned by ReadSample of a bridged track: its media is
@@ -150,6 +150,14 @@ func (e *Engine) NewBridge(cfg BridgeConfig) (*Bridge, error) {
 		loopDone: make(chan struct{}),
 	}
 	b.tracks = [2]*bridgeTrack{{b: b, kind: KindAudio}, {b: b, kind: KindVideo}}
+	for _, t := range b.tracks {
+		t.keyframe.send = t.sendKeyframeRequest
+	}
+	b.keyframeIn.send = func() {
+		if f := b.keyframe.Load(); f != nil {
+			(*f)()
+		}
+	}
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -443,11 +451,15 @@ func (t *bridgeTrack) attach(w func(*rtp.Packet)) {
 // requestKeyframe asks the tab for a key frame, at most once per
 // keyframeInterval.
 func (t *bridgeTrack) requestKeyframe() {
-	ssrc := t.ssrc.Load()
-	if ssrc == 0 || !spaced(&t.lastKey) {
-		return
+	if t.ssrc.Load() != 0 {
+		t.keyframe.request()
 	}
-	t.b.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+}
+
+func (t *bridgeTrack) sendKeyframeRequest() {
+	if ssrc := t.ssrc.Load(); ssrc != 0 {
+		t.b.writeRTCP([]rtcp.Packet{&rtcp.PictureLossIndication{MediaSSRC: ssrc}})
+	}
 }
 
 // onRTCP takes the call's remote's RTCP about this track: keyframe requests
@@ -491,15 +503,59 @@ func (b *Bridge) writeRTCP(pkts []rtcp.Packet) {
 	}
 }
 
-// spaced reports whether keyframeInterval has passed since *last, and if
-// so sets it to now.
-func spaced(last *atomic.Int64) bool {
-	now := time.Now().UnixNano()
-	prev := last.Load()
-	if now-prev < int64(keyframeInterval) {
-		return false
+// pacer passes keyframe requests on at most once per keyframeInterval. A
+// request inside the interval is not dropped: it goes out when the
+// interval ends, and any more made meanwhile coalesce into it, so a request
+// that matters (a tab that has just connected) is never lost to one made a
+// moment before.
+type pacer struct {
+	send func()
+
+	mu      sync.Mutex
+	last    time.Time
+	timer   *time.Timer
+	stopped bool
+	wg      sync.WaitGroup // a scheduled send
+}
+
+func (p *pacer) request() {
+	p.mu.Lock()
+	if p.stopped || p.timer != nil {
+		p.mu.Unlock()
+		return
 	}
-	return last.CompareAndSwap(prev, now)
+	wait := keyframeInterval - time.Since(p.last)
+	if wait <= 0 {
+		p.last = time.Now()
+		p.mu.Unlock()
+		p.send()
+		return
+	}
+	p.wg.Add(1)
+	p.timer = time.AfterFunc(wait, func() {
+		defer p.wg.Done()
+		p.mu.Lock()
+		p.timer = nil
+		stopped := p.stopped
+		p.last = time.Now()
+		p.mu.Unlock()
+		if !stopped {
+			p.send()
+		}
+	})
+	p.mu.Unlock()
+}
+
+// stop cancels a scheduled send and waits for one under way.
+func (p *pacer) stop() {
+	p.mu.Lock()
+	p.stopped = true
+	if p.timer != nil && p.timer.Stop() {
+		p.timer = nil
+		p.wg.Done()
+	}
+	p.mu.Unlock()
+	p.wg.Wait()
 }
 
 // readSenderRTCP reads the tab's RTCP on what the node sends it: a
@@ -520,8 +576,8 @@ func (b *Bridge) readSenderRTCP(s *webrtc.RTPSender) {
 }
 
 func (b *Bridge) requestCallKeyframe() {
-	if f := b.keyframe.Load(); f != nil && spaced(&b.lastKeyIn) {
-		(*f)()
+	if b.keyframe.Load() != nil {
+		b.keyframeIn.request()
 	}
 }
 
@@ -603,9 +659,13 @@ func (b *Bridge) onState(s webrtc.PeerConnectionState) {
 	connected := b.connected && !b.ended
 	b.mu.Unlock()
 	if s == webrtc.PeerConnectionStateConnected && connected {
-		// The tab decodes from a key frame: ask the other end for one now
-		// rather than wait for the tab's own request.
+		// Both ends decode from a key frame: ask the other end for one for
+		// the tab, and the tab for one if the call already takes its
+		// video, rather than wait for their own requests.
 		b.requestCallKeyframe()
+		if t := b.tracks[1]; t.w.Load() != nil {
+			t.requestKeyframe()
+		}
 	}
 	b.kick()
 }
@@ -661,7 +721,9 @@ func (b *Bridge) run() {
 func (b *Bridge) teardown() {
 	for _, t := range b.tracks {
 		t.w.Store(nil)
+		t.keyframe.stop()
 	}
+	b.keyframeIn.stop()
 	b.mu.Lock()
 	pc := b.pc
 	b.closing = true

@@ -307,3 +307,27 @@ func dropLines(s, prefix string) string {
 	}
 	return strings.Join(out, "\r\n")
 }
+
+// TestPacer: keyframe requests go out at most once per interval, and one
+// made inside the interval goes out when it ends instead of being lost.
+func TestPacer(t *testing.T) {
+	var sent atomic.Int32
+	p := &pacer{send: func() { sent.Add(1) }}
+	p.request() // at once
+	if sent.Load() != 1 {
+		t.Fatalf("first request: %d sends, want 1", sent.Load())
+	}
+	start := time.Now()
+	p.request() // deferred to the end of the interval
+	p.request() // coalesced with it
+	waitFor(t, 5*time.Second, "the deferred request", func() bool { return sent.Load() == 2 })
+	if d := time.Since(start); d < keyframeInterval/2 {
+		t.Errorf("the deferred request went out after %v, inside the %v interval", d, keyframeInterval)
+	}
+	p.request()
+	p.stop() // cancels the scheduled one
+	p.request()
+	if n := sent.Load(); n != 2 {
+		t.Errorf("%d sends after stop, want 2", n)
+	}
+}
