@@ -101,7 +101,7 @@ export async function hangup() {
 // setupMedia builds the peer connection and the local offer, with all of
 // its candidates, and resolves to the offer's SDP.
 async function setupMedia(c, video) {
-  const pc = new RTCPeerConnection({ iceServers: [] });
+  const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
   c.pc = pc;
   window.callsign.pc = pc;
   const at = pc.addTransceiver("audio", { direction: "sendrecv" });
@@ -148,13 +148,25 @@ function prefer(transceiver, kind, mime) {
   } catch (err) { console.warn("codec preferences", err); }
 }
 
+// gathered resolves when the offer has the candidates the node can use:
+// when gathering completes, or soon after the first UDP host candidate
+// (the browser gathers its UDP candidates within milliseconds and its TCP
+// ones, which the node drops, a tenth of a second later), at most after ms.
 function gathered(pc, ms) {
   if (pc.iceGatheringState === "complete") return Promise.resolve();
   return new Promise((resolve) => {
+    let soon = 0;
     const t = setTimeout(done, ms);
-    function done() { clearTimeout(t); pc.removeEventListener("icegatheringstatechange", check); resolve(); }
+    function done() {
+      clearTimeout(t); clearTimeout(soon);
+      pc.removeEventListener("icegatheringstatechange", check);
+      pc.removeEventListener("icecandidate", cand);
+      resolve();
+    }
     function check() { if (pc.iceGatheringState === "complete") done(); }
+    function cand(e) { if (!soon && e.candidate && / udp /i.test(e.candidate.candidate)) soon = setTimeout(done, 30); }
     pc.addEventListener("icegatheringstatechange", check);
+    pc.addEventListener("icecandidate", cand);
   });
 }
 
