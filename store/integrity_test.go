@@ -214,7 +214,7 @@ func verifyDamage(t *testing.T, verify func(report func(Damage)) (VerifyStats, e
 // damages at most the one value it hit (badger would otherwise truncate
 // the file at the first); and that Verify names exactly the damaged ones.
 func TestFlippedValueLog(t *testing.T) {
-	base, msgs := integrityStore(t, 1200)
+	base, msgs := integrityStore(t, 600)
 	for seed := range uint64(6) {
 		t.Run(fmt.Sprint("seed", seed), func(t *testing.T) {
 			dir := copyStore(t, base)
@@ -268,7 +268,7 @@ func TestFlippedValueLog(t *testing.T) {
 // panic; Verify names the damaged blocks and the entries they held, and
 // checks every other entry.
 func TestFlippedTables(t *testing.T) {
-	base, msgs := integrityStore(t, 1200)
+	base, msgs := integrityStore(t, 600)
 	sst := storeFiles(t, base, ".sst")
 	if len(sst) != 1 {
 		t.Fatalf("%d table files, want 1", len(sst))
@@ -349,7 +349,7 @@ func logEntries(t *testing.T, path string) ([]byte, []logEntry) {
 // transaction (a crash while writing it) is cut off as badger does, and
 // its messages are reported damaged.
 func TestValueLogFraming(t *testing.T) {
-	base, msgs := integrityStore(t, 1200)
+	base, msgs := integrityStore(t, 600)
 	vlogName := filepath.Base(storeFiles(t, base, ".vlog")[0])
 	_, entries := logEntries(t, filepath.Join(base, dbDirName, vlogName))
 	mid := entries[len(entries)/2]

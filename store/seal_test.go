@@ -96,12 +96,13 @@ func sealedCount(t *testing.T, bdb *badger.DB, s *sealer) (sealed, raw int) {
 	return sealed, raw
 }
 
-// sealStore is a schema-6 store: integrityStore's data (1200 messages, two
-// index entries and a third of them in the value log, contacts, petnames,
-// conversations), unsealed. Many more entries than one batch seals.
+// sealStore is a schema-6 store: integrityStore's data (600 messages, each
+// a message entry and an index entry, half of the messages in the value
+// log; contacts, petnames), conversations, a setting and a secret,
+// unsealed: more than twice the entries one batch seals.
 func sealStore(t *testing.T) (string, []Message) {
 	t.Helper()
-	dir, msgs := integrityStore(t, 1200)
+	dir, msgs := integrityStore(t, 600)
 	db := openT(t, dir, nil)
 	for p := range 3 {
 		if err := db.PutConversation(Conversation{Peer: fmt.Sprint("peer", p), NextSeq: 7, LastAt: t0, Unread: p}); err != nil {
