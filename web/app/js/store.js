@@ -126,8 +126,14 @@ function applyState(s) {
 
 function onEvent(ev) {
   const d = ev.data;
+  if (ev.type === "message") {
+    // The open conversation first, the chat list after: a person watching
+    // the conversation sees the message before the list is redrawn.
+    emit(ev.type, d);
+    applyMessage(d);
+    return;
+  }
   switch (ev.type) {
-    case "message": applyMessage(d); break;
     case "state": applyState(d); break;
     case "request": refresh("requests"); refresh("conversations"); break;
     case "key-change": refresh("contacts", 0); break;
