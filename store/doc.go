@@ -111,7 +111,9 @@
 // that reads a value which fails authentication, which badger cannot read back
 // (value-log CRC, missing value-log data) or which does not decode returns a
 // *CorruptError naming the entry (ErrCorrupt, IsCorrupt); a page of messages
-// holding one fails as a whole. What badger itself checks: the CRC of each
+// holding one fails as a whole. The scans the messaging layer runs at start-up
+// (the outbox, the queued messages, the queue starts) log a damaged entry and
+// pass over it, so that one damaged entry cannot keep the node from starting. What badger itself checks: the CRC of each
 // value-log entry before it is decoded (VerifyValueChecksum) and the checksum
 // of each table block read from disk (ChecksumVerificationMode OnBlockRead).
 //

@@ -453,3 +453,74 @@ func FuzzLogFile(f *testing.F) {
 		txnBreak(lf, entries)
 	})
 }
+
+// TestStartupScansPassOverDamage: the scans the messaging layer runs when
+// it starts (the outbox, the queued messages) pass over a damaged entry
+// instead of failing, so one damaged entry cannot keep the node from
+// starting; Verify names it.
+func TestStartupScansPassOverDamage(t *testing.T) {
+	dir := t.TempDir()
+	db := openT(t, dir, nil)
+	env := bytes.Repeat([]byte{'e'}, 2048) // envelopes go to the value log, short bodies do not
+	for i, id := range []string{"q1", "q2"} {
+		at := t0.Add(time.Duration(i) * time.Second)
+		err := db.Update(func(tx *Tx) error {
+			if err := tx.InsertQueued(Message{ID: id, Peer: "p", Direction: DirOut, Body: []byte("hi"), SentAt: at, At: at}, env); err != nil {
+				return err
+			}
+			return tx.SetQueueStart("p", t0)
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.PutOutbox(OutboxEntry{ID: "receipt", Peer: "p", Envelope: env, NextAttempt: t0, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	path := storeFiles(t, dir, ".vlog")[0]
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var big []logEntry
+	for off := vlogHeaderSize; ; {
+		e, ok := parseLogEntry(b, off)
+		if !ok {
+			break
+		}
+		if len(e.kv) > 2048 {
+			big = append(big, e)
+		}
+		off = e.end
+	}
+	if len(big) != 3 {
+		t.Fatalf("%d large value log entries, want 3 (two queued messages, one outbox entry)", len(big))
+	}
+	xorByte(t, path, int64(big[0].end-100), 0x01) // q1's index entry
+	xorByte(t, path, int64(big[2].end-100), 0x01) // the outbox entry
+
+	db = openT(t, dir, nil)
+	err = db.View(func(tx *Tx) error {
+		qs, err := tx.Queued()
+		if err != nil || len(qs) != 1 || qs[0].ID != "q2" {
+			return fmt.Errorf("Queued = %+v, %v; want q2 alone", qs, err)
+		}
+		due, err := tx.DueOutbox(t0.Add(time.Hour), 0)
+		if err != nil || len(due) != 0 {
+			return fmt.Errorf("DueOutbox = %+v, %v; want none", due, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, all, _ := verifyDamage(t, func(report func(Damage)) (VerifyStats, error) { return db.Verify(context.Background(), report) })
+	kinds := map[string]bool{}
+	for _, d := range all {
+		kinds[d.Kind+" "+d.ID] = true
+	}
+	if !kinds[KindMessageIndex+" q1"] || !kinds[KindOutbox+" receipt"] {
+		t.Fatalf("Verify reported %v, want q1's index entry and the outbox entry", all)
+	}
+}

@@ -508,21 +508,27 @@ func (tx *Tx) outboxSchedule() ([]dueEntry, error) {
 	for it.Rewind(); it.Valid(); it.Next() {
 		item := it.Item()
 		v, err := tx.value(item)
-		if err != nil {
+		if err == nil {
+			var id []byte
+			var next time.Time
+			if id, next, err = outboxDue(v); err == nil {
+				out = append(out, dueEntry{id: id, next: next})
+				continue
+			}
+			err = corrupt(item.KeyCopy(nil), err)
+		}
+		if !tx.passOver(err) {
 			return nil, err
 		}
-		id, next, err := outboxDue(v)
-		if err != nil {
-			return nil, corrupt(item.KeyCopy(nil), err)
-		}
-		out = append(out, dueEntry{id: id, next: next})
 	}
 	slices.SortStableFunc(out, func(a, b dueEntry) int { return a.next.Compare(b.next) })
 	return out, nil
 }
 
 // DueOutbox lists up to limit (0: 100) entries whose NextAttempt is not
-// after now, earliest first.
+// after now, earliest first. A damaged entry is logged and passed over
+// (`callsign store verify` names it), so that it cannot keep the node from
+// starting.
 func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 	if limit <= 0 {
 		limit = defaultPageLimit
@@ -537,6 +543,9 @@ func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 			break
 		}
 		e, err := tx.Outbox(string(d.id))
+		if tx.passOver(err) {
+			continue
+		}
 		if err != nil {
 			return nil, fmt.Errorf("outbox entry %q: %w", d.id, err)
 		}

@@ -146,18 +146,24 @@ func (tx *Tx) DeleteQueueStart(peer string) error {
 	return tx.del(key(pfxQueueStart, []byte(peer)))
 }
 
-// QueueStarts returns every peer's queue start.
+// QueueStarts returns every peer's queue start. A damaged one is logged
+// and taken as the start of time, so that no queued message is missed.
 func (tx *Tx) QueueStarts() (map[string]time.Time, error) {
 	out := map[string]time.Time{}
 	err := tx.scan(pfxQueueStart, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		peer := string(k[len(pfxQueueStart):])
 		v, err := val()
+		if err == nil && (len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0) {
+			err = corrupt(bytes.Clone(k), &corruptCause{"queue start is not a time"})
+		}
+		if tx.passOver(err) {
+			out[peer] = time.Unix(0, 0) // look at every message of the peer
+			return true, nil
+		}
 		if err != nil {
 			return false, err
 		}
-		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
-			return false, corrupt(bytes.Clone(k), &corruptCause{"queue start is not a time"})
-		}
-		out[string(k[len(pfxQueueStart):])] = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
+		out[peer] = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
 		return true, nil
 	})
 	return out, err
@@ -165,7 +171,8 @@ func (tx *Tx) QueueStarts() (map[string]time.Time, error) {
 
 // QueuedMessages lists peer's queued messages stored at or after from,
 // oldest first. It reads the messages' index entries from from onwards,
-// not the messages.
+// not the messages. A message whose index entry is damaged or missing is
+// logged and passed over (its queued state is unknown).
 func (tx *Tx) QueuedMessages(peer string, from time.Time) ([]QueuedMessage, error) {
 	if err := checkID("peer", peer); err != nil {
 		return nil, err
@@ -182,7 +189,10 @@ func (tx *Tx) QueuedMessages(peer string, from time.Time) ([]QueuedMessage, erro
 		id := string(k[len(prefix)+8:])
 		ix, err := tx.index(peer, id)
 		if errors.Is(err, ErrNotFound) {
-			return false, corrupt(bytes.Clone(k), &corruptCause{"the message's index entry is missing"})
+			err = corrupt(bytes.Clone(k), &corruptCause{"the message's index entry is missing"})
+		}
+		if tx.passOver(err) {
+			return true, nil
 		}
 		if err != nil {
 			return false, err

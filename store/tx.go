@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math/rand/v2"
 	"time"
 
@@ -21,7 +22,8 @@ const maxConflictRetries = 16
 // View.
 type Tx struct {
 	txn *badger.Txn
-	s   *sealer // seals every value written, opens every value read (seal.go)
+	s   *sealer      // seals every value written, opens every value read (seal.go)
+	log *slog.Logger // for the damaged entries a scan passes over
 }
 
 // Update runs fn in a read-write transaction and commits it if fn returns
@@ -42,7 +44,7 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 		if i > 0 {
 			time.Sleep(time.Duration(rand.Int64N(int64(i) * int64(200*time.Microsecond))))
 		}
-		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal}) })
+		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal, log: db.log}) })
 		if !errors.Is(err, badger.ErrConflict) {
 			break
 		}
@@ -57,7 +59,7 @@ func (db *DB) View(fn func(tx *Tx) error) error {
 	if db.closed {
 		return ErrClosed
 	}
-	return db.mapErr(db.bdb.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal}) }))
+	return db.mapErr(db.bdb.View(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal, log: db.log}) }))
 }
 
 func (db *DB) mapErr(err error) error {
@@ -129,6 +131,17 @@ func (tx *Tx) value(item *badger.Item) ([]byte, error) {
 		return nil, corrupt(item.KeyCopy(nil), err)
 	}
 	return out, nil
+}
+
+// passOver reports whether err is about damaged data, which the scans
+// that run at start-up (the outbox, the queued messages) log and pass
+// over, so that one damaged entry does not keep the node from starting.
+func (tx *Tx) passOver(err error) bool {
+	if !IsCorrupt(err) {
+		return false
+	}
+	tx.log.Warn("passing over a damaged entry", "err", err)
+	return true
 }
 
 // peek calls fn with the value under k, valid only during the call, or
