@@ -33,12 +33,36 @@ var DefaultListen = []string{
 // default service limits for identify, ping, autonat, relay and holepunch)
 // scaled to these totals, rather than to 1/8 of the machine's memory and
 // half its file descriptors, so a node behaves the same on a laptop and a
-// VPS. Scaled this way the system scope allows about 500 inbound and 1000
-// outbound connections and 10k streams; the connection manager trims far
-// earlier (ConnHigh).
+// VPS. Scaled this way the system scope allows 80 inbound and 160
+// connections in all, 1280 inbound and 2560 streams in all, and 384 MiB;
+// a protocol without limits of its own (every callsign protocol, kad
+// included) 576 inbound streams from all peers together.
+//
+// Three limits are tighter or looser than go-libp2p's, so that a few peers
+// opening every stream they may can't lock the others out (a dozen did,
+// with kad streams):
+//
+//   - One peer may hold protocolPeerStreamsInbound inbound streams of such
+//     a protocol at once (go-libp2p: 64 plus 4 per GiB, which let twelve
+//     peers take all 576 of kad's). No callsign protocol needs more: msg
+//     allows 4 streams per peer, prekey and TURN carry one request each,
+//     and a lookup asks a peer one request at a time on a stream of its
+//     own (a member resolving a name runs two lookups, and at most 16
+//     background identity lookups).
+//   - One peer may hold peerStreamsInbound inbound streams in all
+//     (go-libp2p: 256 plus 128 per GiB), so that twelve peers can't take
+//     all the system's 1280.
+//   - Streams not yet through protocol negotiation (the transient scope)
+//     may be as many as the system allows (go-libp2p: 1/8 as many), since
+//     each peer's share is capped already: a flood of new streams from a
+//     few peers, refused or reset a moment later, no longer leaves
+//     everyone else's new streams refused.
 const (
 	rcmgrMemory = 256 << 20 // bytes
 	rcmgrFDs    = 512
+
+	protocolPeerStreamsInbound = 32
+	peerStreamsInbound         = 96
 )
 
 // Defaults for HostConfig fields left zero.
@@ -162,6 +186,14 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	}
 	limits := rcmgr.DefaultLimits
 	libp2p.SetDefaultServiceLimits(&limits)
+	limits.ProtocolPeerBaseLimit.StreamsInbound = protocolPeerStreamsInbound
+	limits.ProtocolPeerLimitIncrease.StreamsInbound = 0
+	limits.PeerBaseLimit.StreamsInbound = peerStreamsInbound
+	limits.PeerLimitIncrease.StreamsInbound = 0
+	limits.TransientBaseLimit.StreamsInbound = limits.SystemBaseLimit.StreamsInbound
+	limits.TransientLimitIncrease.StreamsInbound = limits.SystemLimitIncrease.StreamsInbound
+	limits.TransientBaseLimit.Streams = limits.SystemBaseLimit.Streams
+	limits.TransientLimitIncrease.Streams = limits.SystemLimitIncrease.Streams
 	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(rcmgrMemory, rcmgrFDs)))
 	if err != nil {
 		cm.Close()
