@@ -168,7 +168,8 @@ func New(cfg Config) (*DHT, error) {
 	if cfg.Server {
 		mode = kaddht.ModeServer
 	}
-	kad, err := kaddht.New(cfg.Host,
+	// kadHost bounds every kad message kad-dht reads (kadlimit.go).
+	kad, err := kaddht.New(kadHost{cfg.Host},
 		kaddht.ProtocolPrefix(ProtocolPrefix),
 		kaddht.Mode(mode),
 		kaddht.Datastore(d.guard),
