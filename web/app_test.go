@@ -294,3 +294,42 @@ func TestFirstLoad(t *testing.T) {
 		t.Errorf("the app took %.0f ms to be ready (%.0f ms, less 3 × %.0f ms round trips), over its %.0f ms budget", app, best.Ready, best.RTT, limit)
 	}
 }
+
+// TestNotifications: with the tab in the background, a message from a
+// contact raises a desktop notification with the sender and the text, and
+// the tab's title counts it; a stranger's message notifies as a request.
+func TestNotifications(t *testing.T) {
+	alice, bob := newNet(t)
+	ctx := ctxT(t, time.Minute)
+	if _, err := alice.Client.AddContact(ctx, "bob", "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	a := browser.OpenApp(t, "alice", alice.Dir)
+	a.GrantNotifications()
+	a.Reload()
+	a.WaitJS("the app ready", `window.callsign && window.callsign.readyAt > 0`)
+	if a.HasText("Get notified of new messages") {
+		t.Errorf("the page offers notifications that are already allowed")
+	}
+	// The tab goes to the background; notifications are recorded.
+	browser.Eval[bool](a, `(() => {
+		Object.defineProperty(document, "hidden", { get: () => true });
+		Object.defineProperty(document, "visibilityState", { get: () => "hidden" });
+		window.shown = [];
+		window.Notification = class { constructor(title, o) { window.shown.push(title + ": " + o.body); } static get permission() { return "granted"; } close() {} };
+		return true;
+	})()`)
+	if _, err := bob.Client.Send(ctx, "alice", "are you there?"); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitJS("a notification of bob's message", `window.shown.includes("Bob: are you there?")`)
+	a.WaitJS("the unread count in the title", `document.title === "(1) callsign"`)
+	// Someone who isn't a contact: a request.
+	if err := alice.Client.RemoveContact(ctx, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.Send(ctx, "alice", "hello?"); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitJS("a notification of the request", `window.shown.some((n) => n.startsWith("New message request"))`)
+}

@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -53,6 +54,12 @@ func contacts(t *testing.T, alice, bob *testnet.Node) {
 func TestCall(t *testing.T) {
 	alice, bob := newNet(t)
 	contacts(t, alice, bob)
+	t.Cleanup(func() {
+		if t.Failed() {
+			cs, err := bob.Client.Calls(context.Background(), 3)
+			t.Logf("bob's node's calls at the failure: %+v (%v)", cs, err)
+		}
+	})
 	a := browser.OpenApp(t, "alice", alice.Dir)
 	b := browser.OpenApp(t, "bob", bob.Dir)
 

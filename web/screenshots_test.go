@@ -158,6 +158,7 @@ func TestScreenshots(t *testing.T) {
 		suffix string
 	}{{1280, 800, false, "desktop"}, {390, 844, true, "phone"}} {
 		a := browser.OpenApp(t, "alice", alice.Dir)
+		a.GrantNotifications()
 		a.Viewport(size.w, size.h, size.mobile)
 		a.Navigate(browser.AppURL(t, alice.Dir))
 		a.WaitText("Carol (work)")
@@ -186,7 +187,9 @@ func TestScreenshots(t *testing.T) {
 
 		// A video call, ringing at Bob's, then on Alice's screen.
 		b := browser.OpenApp(t, "bob", bob.Dir)
+		b.GrantNotifications()
 		b.Viewport(size.w, size.h, size.mobile)
+		b.Reload()
 		a.Click("link", "Contacts")
 		a.ClickLike("link", "Bob Marley")
 		a.Click("button", "Video call")

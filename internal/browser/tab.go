@@ -391,7 +391,20 @@ func (tab *Tab) RecordText() {
 func (tab *Tab) WaitSeen(text string) {
 	tab.t.Helper()
 	q := jsString(text)
-	tab.WaitJS(fmt.Sprintf("the text %q", text), "document.body.innerText.includes("+q+") || (window.__callsignSeen && [...window.__callsignSeen].some((l) => l.includes("+q+")))")
+	expr := "(() => { const seen = [...(window.__callsignSeen || [])]; " +
+		"if (document.body.innerText.includes(" + q + ") || seen.some((l) => l.includes(" + q + "))) return ''; " +
+		"const gone = seen.filter((l) => !document.body.innerText.includes(l)); " +
+		"return 'no longer shown: ' + (gone.slice(-30).join(' | ') || 'nothing'); })()"
+	tab.poll(fmt.Sprintf("the text %q", text), func(ctx context.Context) (bool, error) {
+		seen, err := chromedp.Run(ctx, chromedp.Evaluate[string](expr))
+		if err != nil {
+			return false, err
+		}
+		if seen != "" {
+			return false, errors.New(seen)
+		}
+		return true, nil
+	})
 }
 
 // WaitNoText waits until text is no longer shown.

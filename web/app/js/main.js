@@ -225,6 +225,7 @@ async function start() {
   notify.init();
   store.connect();
   store.on("incoming-call", (c) => import("./views/call.js").then((m) => m.onIncoming(c)));
+  store.on("key-change", (k) => toast(`${store.nameOf(k.contact, k.contact)}'s key has changed`, "compare safety numbers before you trust new messages", "error"));
   onRoute(render);
   const w = where();
   if (location.pathname === "/" || !SECTIONS.includes(location.pathname.split("/")[1])) go(path(w.section, w.param), { replace: true });

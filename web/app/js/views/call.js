@@ -399,12 +399,12 @@ function update(c) {
   s.pathTag.hidden = !c.path || c.ended;
   s.pathTag.textContent = c.path === "relay" ? "Relay" : "Direct";
   s.pathTag.title = c.path === "relay" ? "Through a relay: neither side learns the other's address" : "Straight between the two nodes";
-  s.warnings.replaceChildren(...c.warnings.map((w) => h("p", null, icon("alert"), h("span", { text: w }))));
-  s.mute.setAttribute("aria-pressed", String(c.muted));
-  s.mute.replaceChildren(icon(c.muted ? "micOff" : "mic"), h("span", { text: c.muted ? "Unmute" : "Mute" }));
+  if (s.warnings.childElementCount !== c.warnings.length) s.warnings.replaceChildren(...c.warnings.map((w) => h("p", null, icon("alert"), h("span", { text: w }))));
+  // The buttons' insides change only with their state: replacing them under
+  // a pointer that is pressing would lose the click.
+  toggle(s.mute, c.muted, c.muted ? "micOff" : "mic", c.muted ? "Unmute" : "Mute");
   s.mute.disabled = !c.mic || c.ended;
-  s.cam.setAttribute("aria-pressed", String(c.camOn));
-  s.cam.replaceChildren(icon(c.camOn ? "video" : "videoOff"), h("span", { text: c.camOn ? "Camera on" : "Camera off" }));
+  toggle(s.cam, c.camOn, c.camOn ? "video" : "videoOff", c.camOn ? "Camera on" : "Camera off");
   s.cam.disabled = !c.videoSender || c.ended;
   if (c.cam && s.local.srcObject !== c.localStream) {
     c.localStream = new MediaStream([c.cam]);
@@ -422,6 +422,12 @@ function update(c) {
   s.again.hidden = c.direction !== "out" && !c.peer;
   if (c.ended) s.el.classList.add("ended");
   drawGraph(s, c.samples);
+}
+
+function toggle(btn, pressed, iconName, label) {
+  if (btn.getAttribute("aria-pressed") === String(pressed) && btn.textContent === label) return;
+  btn.setAttribute("aria-pressed", String(pressed));
+  btn.replaceChildren(icon(iconName), h("span", { text: label }));
 }
 
 function drawGraph(s, samples) {

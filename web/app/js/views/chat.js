@@ -266,7 +266,16 @@ export function thread(peer, { readOnly }) {
     jump.classList.toggle("has-new", unseen > 0);
   }, { passive: true });
 
+  const pending = new Map(); // temporary id → text, of messages being sent from this tab
+
   function arrived(m) {
+    if (m.direction === "out" && !m.id.startsWith("tmp-")) {
+      // The node's event for a message this tab is sending can come before
+      // the send returns: it replaces the stand-in, so nothing shows twice.
+      for (const [tmp, text] of pending) {
+        if (text === m.text) { pending.delete(tmp); remove(tmp); break; }
+      }
+    }
     const stick = atBottom() || m.direction === "out";
     if (!insert(m)) return;
     if (stick) toBottom(false);
@@ -278,14 +287,16 @@ export function thread(peer, { readOnly }) {
   async function send(text) {
     const tmp = { id: "tmp-" + ++tmpSeq, text, direction: "out", state: "queued", sent_at: new Date().toISOString(), peer };
     arrived(tmp);
+    pending.set(tmp.id, text);
     try {
       const m = await api.post("/messages", { to: peer, text });
-      remove(tmp.id);
+      if (pending.delete(tmp.id)) remove(tmp.id);
       if (!byId.has(m.id)) arrived(m);
       if (!store.state.conversations.some((c) => c.peer === peer)) store.refresh("conversations", 0);
       else store.noteSent(m);
       store.refresh("contacts", 300); // writing to someone makes them a contact
     } catch (err) {
+      pending.delete(tmp.id);
       remove(tmp.id);
       tmp.state = "failed";
       tmp.failedError = err.message + (err.hint ? " — " + err.hint : "");
@@ -326,8 +337,10 @@ export function thread(peer, { readOnly }) {
   };
 }
 
+const drafts = new Map(); // account → unsent text, kept while the tab lives
+
 function composeBox(peer, t) {
-  const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES });
+  const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "" });
   const count = h("span", { class: "count", "aria-live": "polite" });
   const sendBtn = h("button", { type: "submit", class: "send-btn", "aria-label": "Send", title: "Send (Enter)" }, icon("send"));
   const hint = h("p", { class: "composer-note", hidden: true });
@@ -341,7 +354,8 @@ function composeBox(peer, t) {
     const n = new TextEncoder().encode(ta.value).length;
     count.textContent = n > MAX_BYTES - 2000 ? `${n} / ${MAX_BYTES} bytes` : "";
   };
-  ta.addEventListener("input", grow);
+  ta.addEventListener("input", () => { grow(); drafts.set(peer, ta.value); });
+  requestAnimationFrame(grow);
   ta.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
   });
@@ -351,6 +365,7 @@ function composeBox(peer, t) {
     if (!text.trim()) return;
     if (new TextEncoder().encode(text).length > MAX_BYTES) { toast("That message is too long", "split it into several messages", "error"); return; }
     ta.value = "";
+    drafts.delete(peer);
     grow();
     t.send(text);
     ta.focus();

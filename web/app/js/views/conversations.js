@@ -2,6 +2,7 @@
 // one's last message, its time and its unread count; live from the store.
 
 import * as store from "../store.js";
+import * as notify from "../notify.js";
 import { go, path } from "../nav.js";
 import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field } from "../ui.js";
 
@@ -12,13 +13,20 @@ export function list(el) {
     on: { input: () => { filter = search.value.trim().toLowerCase(); render(); } } });
   const ul = h("ul", { role: "list", class: "rows", "aria-label": "Conversations" });
   const reqLink = h("a", { class: "requests-link", href: "/requests", hidden: true });
+  // Offer notifications once, from a click, as the browser wants.
+  const notif = notify.permission() === "default" && !localStorage.getItem("callsign.notify.asked")
+    ? h("div", { class: "notify-offer" }, icon("bell"),
+      h("div", null, h("strong", { text: "Get notified of new messages" }), h("p", { text: "While this tab is in the background." })),
+      h("button", { type: "button", class: "btn small primary", text: "Turn on", on: { click: async () => { await notify.ask(); localStorage.setItem("callsign.notify.asked", "1"); notif.remove(); } } }),
+      h("button", { type: "button", class: "icon-btn small", "aria-label": "Not now", title: "Not now", on: { click: () => { localStorage.setItem("callsign.notify.asked", "1"); notif.remove(); } } }, icon("x")))
+    : null;
   const body = h("div", { class: "pane-body" });
   el.append(
     h("header", { class: "pane-header" }, h("h1", { text: "Chats" }),
       iconButton("compose", "New chat", () => newChat())),
     h("div", { class: "search" }, icon("search"), h("label", { for: "chat-search", class: "sr-only", text: "Search chats" }), search),
     body);
-  body.append(reqLink, ul);
+  body.append(...[notif, reqLink, ul].filter(Boolean));
 
   const rows = new Map();
 
@@ -30,19 +38,34 @@ export function list(el) {
       if (!filter) return true;
       return store.nameOf(c.peer, c.peer_name).toLowerCase().includes(filter) || (c.last && c.last.text.toLowerCase().includes(filter));
     });
+    // Rows are rebuilt only when what they show changed, and kept in the
+    // list otherwise, so a click or the focus on a row is never lost.
     const keep = new Set();
     const items = convs.map((c) => {
       keep.add(c.peer);
-      let li = rows.get(c.peer);
-      if (!li) { li = h("li"); rows.set(c.peer, li); }
-      li.replaceChildren(row(c));
-      return li;
+      const contact = store.contactOf(c.peer);
+      const sig = JSON.stringify([store.nameOf(c.peer, c.peer_name), c.last_at, c.unread, c.last && [c.last.id, c.last.state], c.peer === selected, contact && contact.key_changed, listTime(c.last_at)]);
+      let x = rows.get(c.peer);
+      if (!x || x.sig !== sig) {
+        const a = row(c);
+        if (x) {
+          const hadFocus = x.li.contains(document.activeElement);
+          x.li.replaceChildren(a);
+          if (hadFocus) a.focus();
+        } else {
+          x = { li: h("li", null, a) };
+          rows.set(c.peer, x);
+        }
+        x.sig = sig;
+      }
+      return x.li;
     });
     for (const k of [...rows.keys()]) if (!keep.has(k)) rows.delete(k);
-    // Keep focus on the row that had it across the re-render.
-    const focused = document.activeElement && ul.contains(document.activeElement) ? document.activeElement.dataset.peer : null;
-    ul.replaceChildren(...items);
-    if (focused) { const a = ul.querySelector(`[data-peer="${CSS.escape(focused)}"]`); if (a) a.focus(); }
+    if (items.length !== ul.children.length || items.some((li, i) => ul.children[i] !== li)) {
+      const focused = document.activeElement;
+      ul.replaceChildren(...items);
+      if (focused && ul.contains(focused)) focused.focus();
+    }
     body.querySelector(".empty-list")?.remove();
     if (!store.state.conversations.length) {
       body.append(h("div", { class: "empty-list" },

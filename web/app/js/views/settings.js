@@ -152,7 +152,15 @@ function calls(body) {
 }
 
 function node(body) {
-  let timer = 0;
+  const status = h("dl", { class: "facts" });
+  const addrs = h("ul", { role: "list", class: "addrs mono small" });
+  body.replaceChildren(
+    h("div", { class: "card" }, h("h2", { text: "Status" }), status),
+    h("div", { class: "card" }, h("h2", { text: "Addresses" }), addrs),
+    h("div", { class: "card" }, h("h2", { text: "This tab" }),
+      h("p", { class: "muted", text: "The token that opened this app is kept for this tab only. Forget it to lock the app until you open the node's address again." }),
+      h("button", { type: "button", class: "btn danger-outline", text: "Forget the token", on: { click: () => { api.setToken(null); location.replace("/"); } } })));
+  // Only the figures are redrawn each time, so focus and selection stay.
   async function load() {
     try {
       const [st, peers] = await Promise.all([api.get("/status"), api.get("/peers")]);
@@ -169,18 +177,13 @@ function node(body) {
         ["Version", st.version || "—"],
         ["API address", me.api || location.host],
       ];
-      body.replaceChildren(h("div", { class: "card" }, h("h2", { text: "Status" }),
-        h("dl", { class: "facts" }, facts.map(([k, v]) => [h("dt", { text: k }), h("dd", { class: k === "Data directory" ? "mono wrap" : "", text: String(v) })]))),
-      h("div", { class: "card" }, h("h2", { text: "Addresses" }),
-        h("ul", { role: "list", class: "addrs mono small" }, (me.addrs || []).map((a) => h("li", { text: a })))),
-      h("div", { class: "card" }, h("h2", { text: "This tab" }),
-        h("p", { class: "muted", text: "The token that opened this app is kept for this tab only. Forget it to lock the app until you open the node's address again." }),
-        h("button", { type: "button", class: "btn danger-outline", text: "Forget the token", on: { click: () => { api.setToken(null); location.replace("/"); } } })));
+      status.replaceChildren(...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { class: k === "Data directory" ? "mono wrap" : "", text: String(v) })]));
+      addrs.replaceChildren(...(me.addrs || []).map((a) => h("li", { text: a })));
     } catch (err) {
-      body.replaceChildren(h("p", { class: "error-text", text: err.message }));
+      status.replaceChildren(h("dd", { class: "error-text", text: err.message }));
     }
   }
   load();
-  timer = setInterval(load, 5000);
+  const timer = setInterval(load, 5000);
   return { destroy() { clearInterval(timer); } };
 }
