@@ -11,7 +11,7 @@ import { claimForm } from "./firstrun.js";
 const SECTIONS = [
   ["profile", "Profile and handles", "at"],
   ["notifications", "Notifications", "bell"],
-  ["calls", "Calls", "phone"],
+  ["calls", "Call settings", "phone"],
   ["node", "Your node", "server"],
 ];
 
