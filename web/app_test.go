@@ -343,3 +343,27 @@ func TestNotifications(t *testing.T) {
 	}
 	a.WaitJS("a notification of the request", `window.shown.some((n) => n.startsWith("New message request"))`)
 }
+
+// TestPhoneLayout: at phone width the chat list and a conversation are two
+// screens, with a way back.
+func TestPhoneLayout(t *testing.T) {
+	alice, bob := newNet(t)
+	if _, err := bob.Client.Send(ctxT(t, time.Minute), "alice", "small screens"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.Accept(ctxT(t, time.Minute), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	a := browser.OpenApp(t, "alice", alice.Dir)
+	a.Viewport(390, 844, true)
+	const shown = `(sel) => { const e = document.querySelector(sel); return !!e && e.getBoundingClientRect().width > 0; }`
+	a.WaitJS("the chat list on the whole screen", `((shown) => shown("#list-pane") && !shown("#main") && document.querySelector("#list-pane").getBoundingClientRect().width >= 380)(`+shown+`)`)
+	a.ClickLike("link", "small screens")
+	a.WaitJS("the conversation instead of the list", `((shown) => shown("#main") && !shown("#list-pane") && !shown(".rail"))(`+shown+`)`)
+	a.WaitText("small screens")
+	a.Click("link", "Back to chats")
+	a.WaitJS("the list again", `((shown) => shown("#list-pane") && !shown("#main"))(`+shown+`)`)
+	if w := browser.Eval[float64](a, `document.documentElement.scrollWidth`); w > 390 {
+		t.Errorf("the page is %v px wide on a 390 px screen: it scrolls sideways", w)
+	}
+}

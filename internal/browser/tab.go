@@ -63,8 +63,13 @@ func Open(t testing.TB, name, rawURL string) *Tab {
 	tab := &Tab{t: t, name: name, ctx: ctx, cancel: cancel, Timeout: DefaultTimeout, status: map[string]int64{}, urls: map[network.RequestID]string{}}
 	t.Cleanup(tab.Close)
 	// The first Run creates the tab; it must not carry a deadline (see
-	// chromedp.Run), so it is bounded by the browser's health instead.
-	if _, err := chromedp.Run(ctx, chromedp.Evaluate[int]("1")); err != nil {
+	// chromedp.Run), so a watchdog cancels the tab if the browser hangs.
+	watchdog := time.AfterFunc(2*DefaultTimeout, cancel)
+	_, err := chromedp.Run(ctx, chromedp.Evaluate[int]("1"))
+	if !watchdog.Stop() && err == nil {
+		err = errors.New("the browser did not open it in time")
+	}
+	if err != nil {
 		t.Fatalf("browser: open a tab for %s: %v", name, err)
 	}
 	if err := chromedp.Listen(ctx, tab.onEvent); err != nil {
