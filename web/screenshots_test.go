@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -91,6 +92,12 @@ func TestScreenshots(t *testing.T) {
 			return err
 		})
 	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			cs, err := alice.Client.Calls(context.Background(), 3)
+			t.Logf("alice's node's last calls at the failure: %+v (%v)", cs, err)
+		}
+	})
 	call(alice, bob, "Bob Marley", "answer")
 	call(carol, alice, "alice", "decline")
 	call(bob, alice, "Alice", "answer")
