@@ -367,3 +367,31 @@ func TestPhoneLayout(t *testing.T) {
 		t.Errorf("the page is %v px wide on a 390 px screen: it scrolls sideways", w)
 	}
 }
+
+// TestSignIn: without a token the app explains how to open it; a wrong
+// token is refused with the node's words; the right one opens the app, and
+// the address bar never keeps it.
+func TestSignIn(t *testing.T) {
+	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
+	nd := n.Nodes[1]
+	full := browser.AppURL(t, nd.Dir)
+	base, token, _ := strings.Cut(full, "#token=")
+	p := browser.Open(t, "visitor", base)
+	p.WaitText("Open your node's address")
+	p.WaitText("api.token")
+	p.Fill("API token", strings.Repeat("0", 64))
+	p.Click("button", "Open")
+	p.WaitText("missing or wrong API token")
+	p.WaitText("the token is in the node's data directory")
+	p.Fill("API token", token)
+	p.Click("button", "Open")
+	p.WaitText("Welcome to callsign")
+	if loc := browser.Eval[string](p, "location.href"); strings.Contains(loc, token) {
+		t.Errorf("the address bar shows the token: %s", loc)
+	}
+	o := browser.OpenApp(t, "opener", nd.Dir)
+	o.WaitText("Welcome to callsign")
+	if loc := browser.Eval[string](o, "location.href"); strings.Contains(loc, "token") {
+		t.Errorf("the address bar kept the token after opening: %s", loc)
+	}
+}

@@ -57,14 +57,14 @@ async function request(method, path, body, opts = {}) {
     if (err.name === "AbortError") throw err;
     throw new ApiError(0, "offline", "can't reach your node", "is `callsign up` still running?");
   }
-  if (r.status === 401) {
-    window.dispatchEvent(new CustomEvent("callsign:unauthorized"));
-  }
   const type = r.headers.get("Content-Type") || "";
   if (!r.ok) {
     let e = {};
     if (type.includes("json")) { try { e = await r.json(); } catch { /* not JSON after all */ } }
-    throw new ApiError(r.status, e.code || "internal", e.error || `the node answered ${r.status}`, e.hint);
+    const err = new ApiError(r.status, e.code || "internal", e.error || `the node answered ${r.status}`, e.hint);
+    // A refused token means signing in again, wherever it happens.
+    if (r.status === 401) window.dispatchEvent(new CustomEvent("callsign:unauthorized", { detail: err }));
+    throw err;
   }
   if (opts.blob) return r.blob();
   return type.includes("json") ? r.json() : null;

@@ -215,7 +215,7 @@ async function start() {
   try {
     await Promise.all([store.load("me"), store.load("handles")]);
   } catch (err) {
-    if (err.status === 401) { api.setToken(null); signIn(err); return; }
+    if (err.status === 401) return; // the sign-in screen is up (callsign:unauthorized)
     app.replaceChildren(h("div", { class: "signin" }, h("div", { class: "signin-card" },
       h("h1", { text: "Can't reach your node" }), errorBox(err),
       h("button", { type: "button", class: "btn primary", text: "Try again", on: { click: start } }))));
@@ -241,7 +241,7 @@ async function start() {
   }
 }
 
-window.addEventListener("callsign:unauthorized", () => { api.setToken(null); signIn({ message: "Your node did not accept the token", hint: "open the address `callsign up` printed again" }); });
+window.addEventListener("callsign:unauthorized", (e) => { api.setToken(null); signIn(e.detail); });
 document.addEventListener("keydown", shortcuts);
 window.callsign = window.callsign || { pc: null };
 window.callsign.help = help;
