@@ -4,6 +4,14 @@
 // their context ends, and a stream-handler wrapper with a per-peer rate
 // limit, a concurrency cap and panic-free error handling.
 //
+// A handler may split its slots by peer (HandlerConfig.Known): known
+// peers' streams take slots of their own; every other peer's share a
+// smaller pool with a shorter deadline, where a new stream takes the place
+// of the one whose peer has sent nothing for the longest. A handler that
+// authenticates its peer inside the stream moves it to the known slots
+// with Promote. Unknown peers can then never hold a slot a known peer
+// needs, and idle streams can't lock anyone out.
+//
 // p2p must not import badger, pion or any callsign package: it knows
 // nothing of handles, storage or media. (go-libp2p itself links pion for
 // its WebRTC transport; this package does not enable that transport and
@@ -42,7 +50,8 @@
 //	0x100  bad-request   the request frame was malformed or refused by the handler
 //	0x101  too-large     the request frame exceeded the handler's cap
 //	0x102  rate-limited  the peer exceeded its per-peer rate
-//	0x103  overloaded    too many streams in flight on this handler
+//	0x103  overloaded    too many streams in flight on this handler, or the
+//	                     stream gave way to a newer one from an unknown peer
 //	0x104  timeout       the stream's deadline passed
 //	0x105  internal      the handler failed (a bug, logged)
 //	0x106  closing       the handler is shutting down

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/host"
@@ -159,17 +160,38 @@ type HandlerConfig struct {
 	// disables the limit. Burst is the bucket size; 0 = 2×Rate (at least 1).
 	Rate  rate.Limit
 	Burst int
-	// MaxConcurrent caps the streams handled at once across all peers;
-	// 0 = 64. Streams beyond it are reset with CodeOverloaded.
+	// MaxConcurrent caps the streams handled at once across all peers
+	// (with Known set: across known peers); 0 = 64. Streams beyond it are
+	// reset with CodeOverloaded.
 	MaxConcurrent int
+	// Versions lists further protocol ids (other versions of proto) served
+	// by the same handler, sharing its pools and limits; the handler tells
+	// them apart with Stream.Protocol.
+	Versions []protocol.ID
+	// Known, when set, sorts each stream by its remote peer on arrival: a
+	// known peer's stream takes one of MaxConcurrent slots, any other
+	// peer's one of MaxUnknown, a separate pool, so unknown peers never
+	// hold a slot a known peer needs. nil: one pool of MaxConcurrent for
+	// all. Known must be fast and safe for concurrent use.
+	Known func(peer.ID) bool
+	// MaxUnknown caps unknown peers' streams at once (with Known set);
+	// 0 = MaxConcurrent/4 (at least 1). When it is full, a new unknown
+	// stream takes the place of the one whose peer has sent nothing for
+	// the longest, which is reset with CodeOverloaded: idle streams can't
+	// lock others out.
+	MaxUnknown int
+	// UnknownTimeout is an unknown peer's stream deadline from its arrival
+	// (with Known set); 0 = Timeout. Promote lifts it to Timeout.
+	UnknownTimeout time.Duration
 	// Logger receives one Debug line per refused stream; nil discards.
 	Logger *slog.Logger
 }
 
 // StreamHandler serves one stream. ctx ends when the stream's deadline
-// passes or the Server closes (the stream is then reset). Returning nil
-// closes the stream; returning an error resets it with the error's
-// CodeError code, or CodeBadRequest.
+// passes, the Server closes or (an unknown peer's stream) the stream gives
+// way to a newer one; the stream is then reset. Returning nil closes the
+// stream; returning an error resets it with the error's CodeError code, or
+// CodeBadRequest.
 type StreamHandler func(ctx context.Context, s network.Stream) error
 
 // RequestHandler answers one request from peer with a response payload;
@@ -179,18 +201,103 @@ type RequestHandler func(ctx context.Context, from peer.ID, req []byte) ([]byte,
 // Server is a registered stream handler. Close unregisters it.
 type Server struct {
 	h       host.Host
-	proto   protocol.ID
+	protos  []protocol.ID
 	cfg     HandlerConfig
 	log     *slog.Logger
 	fn      StreamHandler
 	limiter *peerLimiter
-	sem     chan struct{}
 	ctx     context.Context
 	cancel  context.CancelFunc
 
 	mu     sync.Mutex
 	closed bool // guarded by mu
 	wg     sync.WaitGroup
+
+	// Lock order: mu and slotMu are never held together.
+	slotMu  sync.Mutex
+	known   int            // streams in the known (or only) pool; guarded by slotMu
+	unknown map[*slot]bool // streams in the unknown pool; guarded by slotMu
+}
+
+// slot is a handled stream's place in one of the Server's pools.
+type slot struct {
+	srv     *Server
+	s       network.Stream
+	arrived time.Time
+	cancel  context.CancelCauseFunc
+	timer   *time.Timer  // an unknown stream's deadline; nil for a known one
+	last    atomic.Int64 // unix nanoseconds of the last read that returned data, or the arrival
+
+	// Guarded by Server.slotMu.
+	isKnown bool
+	gone    bool // evicted: its place is already free
+}
+
+// Causes a handler's context ends with besides its deadline.
+var (
+	errEvicted        = errors.New("gave way to a newer stream from an unknown peer")
+	errUnknownTimeout = errors.New("an unknown peer's stream deadline passed")
+)
+
+type slotKey struct{}
+
+// trackedStream records when an unknown peer's stream last delivered data,
+// for the choice of which stream gives way when the unknown pool is full.
+type trackedStream struct {
+	network.Stream
+	sl *slot
+}
+
+func (t trackedStream) Read(p []byte) (int, error) {
+	n, err := t.Stream.Read(p)
+	if n > 0 {
+		t.sl.last.Store(time.Now().UnixNano())
+	}
+	return n, err
+}
+
+// IsKnown reports whether the stream whose handler got ctx is in the known
+// pool: its peer was known on arrival, or Promote moved it. Without
+// HandlerConfig.Known every stream is known.
+func IsKnown(ctx context.Context) bool {
+	sl, _ := ctx.Value(slotKey{}).(*slot)
+	if sl == nil {
+		return false
+	}
+	srv := sl.srv
+	srv.slotMu.Lock()
+	defer srv.slotMu.Unlock()
+	return sl.isKnown
+}
+
+// Promote moves the stream whose handler got ctx from the unknown pool to
+// the known one, once the handler has authenticated its peer as one that
+// HandlerConfig.Known would accept now: its deadline becomes
+// HandlerConfig.Timeout from its arrival, and the stream's read and write
+// deadlines are reset to it, so call Promote from the handler between its
+// reads and writes. It reports whether the stream is in the known pool; it
+// stays where it is when the known pool is full or its deadline has passed.
+func Promote(ctx context.Context) bool {
+	sl, _ := ctx.Value(slotKey{}).(*slot)
+	if sl == nil {
+		return false
+	}
+	srv := sl.srv
+	srv.slotMu.Lock()
+	if sl.isKnown {
+		srv.slotMu.Unlock()
+		return true
+	}
+	if sl.gone || srv.known >= srv.cfg.MaxConcurrent || !sl.timer.Stop() {
+		srv.slotMu.Unlock()
+		return false
+	}
+	delete(srv.unknown, sl)
+	srv.known++
+	sl.isKnown = true
+	srv.slotMu.Unlock()
+	sl.s.SetDeadline(sl.arrived.Add(srv.cfg.Timeout))
+	return true
 }
 
 // Handle registers a request/response handler for proto: each stream
@@ -231,11 +338,14 @@ func isTimeout(err error) bool {
 		errors.As(err, &ne) && ne.Timeout()
 }
 
-// HandleStream registers fn for proto with a per-stream deadline, the
-// per-peer rate limit, the concurrency cap and panic recovery.
+// HandleStream registers fn for proto (and cfg.Versions) with a per-stream
+// deadline, the per-peer rate limit, the concurrency caps and panic
+// recovery.
 func HandleStream(h host.Host, proto protocol.ID, cfg HandlerConfig, fn StreamHandler) *Server {
 	cfg.Timeout = or(cfg.Timeout, DefaultTimeout)
 	cfg.MaxConcurrent = or(cfg.MaxConcurrent, 64)
+	cfg.MaxUnknown = or(cfg.MaxUnknown, max(1, cfg.MaxConcurrent/4))
+	cfg.UnknownTimeout = min(or(cfg.UnknownTimeout, cfg.Timeout), cfg.Timeout)
 	cfg.Rate = or(cfg.Rate, 10)
 	if cfg.Burst == 0 {
 		cfg.Burst = max(1, int(2*cfg.Rate))
@@ -249,13 +359,15 @@ func HandleStream(h host.Host, proto protocol.ID, cfg HandlerConfig, fn StreamHa
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	srv := &Server{
-		h: h, proto: proto, cfg: cfg, fn: fn,
+		h: h, protos: append([]protocol.ID{proto}, cfg.Versions...), cfg: cfg, fn: fn,
 		log:     log.With("proto", string(proto)),
 		limiter: newPeerLimiter(cfg.Rate, cfg.Burst),
-		sem:     make(chan struct{}, cfg.MaxConcurrent),
+		unknown: map[*slot]bool{},
 		ctx:     ctx, cancel: cancel,
 	}
-	h.SetStreamHandler(proto, srv.serve)
+	for _, p := range srv.protos {
+		h.SetStreamHandler(p, srv.serve)
+	}
 	return srv
 }
 
@@ -269,7 +381,9 @@ func (srv *Server) Close() error {
 	}
 	srv.closed = true
 	srv.mu.Unlock()
-	srv.h.RemoveStreamHandler(srv.proto)
+	for _, p := range srv.protos {
+		srv.h.RemoveStreamHandler(p)
+	}
 	srv.cancel()
 	srv.wg.Wait()
 	return nil
@@ -278,6 +392,45 @@ func (srv *Server) Close() error {
 func (srv *Server) refuse(s network.Stream, code network.StreamErrorCode, why string) {
 	s.ResetWithError(code)
 	srv.log.Debug("stream refused", "peer", s.Conn().RemotePeer(), "code", CodeName(code), "why", why)
+}
+
+// admit gives sl a place in its pool. A full unknown pool makes room by
+// evicting the stream whose peer has sent nothing for the longest.
+func (srv *Server) admit(sl *slot) bool {
+	srv.slotMu.Lock()
+	defer srv.slotMu.Unlock()
+	if sl.isKnown {
+		if srv.known >= srv.cfg.MaxConcurrent {
+			return false
+		}
+		srv.known++
+		return true
+	}
+	if len(srv.unknown) >= srv.cfg.MaxUnknown {
+		var victim *slot
+		for o := range srv.unknown {
+			if victim == nil || o.last.Load() < victim.last.Load() {
+				victim = o
+			}
+		}
+		delete(srv.unknown, victim)
+		victim.gone = true
+		victim.cancel(errEvicted) // its AfterFunc resets the stream
+	}
+	srv.unknown[sl] = true
+	return true
+}
+
+func (srv *Server) release(sl *slot) {
+	srv.slotMu.Lock()
+	defer srv.slotMu.Unlock()
+	switch {
+	case sl.gone:
+	case sl.isKnown:
+		srv.known--
+	default:
+		delete(srv.unknown, sl)
+	}
 }
 
 func (srv *Server) serve(s network.Stream) {
@@ -292,34 +445,48 @@ func (srv *Server) serve(s network.Stream) {
 	defer srv.wg.Done()
 
 	from := s.Conn().RemotePeer()
-	if !srv.limiter.allow(from, time.Now()) {
+	now := time.Now()
+	if !srv.limiter.allow(from, now) {
 		srv.refuse(s, CodeRateLimited, "per-peer rate exceeded")
 		return
 	}
-	select {
-	case srv.sem <- struct{}{}:
-		defer func() { <-srv.sem }()
-	default:
+	sl := &slot{srv: srv, s: s, arrived: now, isKnown: srv.cfg.Known == nil || srv.cfg.Known(from)}
+	sl.last.Store(now.UnixNano())
+	deadline := now.Add(srv.cfg.Timeout)
+	ctx, cancel := context.WithDeadline(srv.ctx, deadline)
+	defer cancel()
+	ctx, sl.cancel = context.WithCancelCause(ctx)
+	defer sl.cancel(nil)
+	if !srv.admit(sl) {
 		srv.refuse(s, CodeOverloaded, "too many streams in flight")
 		return
 	}
-	deadline := time.Now().Add(srv.cfg.Timeout)
+	defer srv.release(sl)
+	var hs network.Stream = s
+	if !sl.isKnown {
+		deadline = now.Add(srv.cfg.UnknownTimeout)
+		sl.timer = time.AfterFunc(srv.cfg.UnknownTimeout, func() { sl.cancel(errUnknownTimeout) })
+		defer sl.timer.Stop()
+		hs = trackedStream{Stream: s, sl: sl}
+	}
 	if err := s.SetDeadline(deadline); err != nil {
 		srv.refuse(s, CodeInternal, "set deadline: "+err.Error())
 		return
 	}
-	ctx, cancel := context.WithDeadline(srv.ctx, deadline)
-	defer cancel()
+	ctx = context.WithValue(ctx, slotKey{}, sl)
 	stop := context.AfterFunc(ctx, func() {
 		code := CodeTimeout
-		if srv.ctx.Err() != nil {
+		switch {
+		case srv.ctx.Err() != nil:
 			code = CodeClosing
+		case context.Cause(ctx) == errEvicted:
+			code = CodeOverloaded
 		}
 		s.ResetWithError(code)
 	})
 	defer stop()
 
-	err := srv.call(ctx, s)
+	err := srv.call(ctx, hs)
 	if err == nil {
 		if err = s.Close(); err == nil {
 			return
@@ -332,6 +499,8 @@ func (srv *Server) serve(s network.Stream) {
 		code = ce.Code
 	case srv.ctx.Err() != nil:
 		code = CodeClosing
+	case context.Cause(ctx) == errEvicted:
+		code = CodeOverloaded
 	case isTimeout(err), ctx.Err() != nil:
 		code = CodeTimeout
 	}
