@@ -238,3 +238,28 @@ func BenchmarkLatency(b *testing.B) {
 		report(b, lat)
 	})
 }
+
+// BenchmarkStamp measures a first-contact stamp at DefaultStampBits: what
+// a sender computes once per new recipient (solve, mean over b.N; the
+// work is random, so use -benchtime 20x or more), and what checking one
+// costs the recipient (verify).
+func BenchmarkStamp(b *testing.B) {
+	sender, recipient := bytes.Repeat([]byte{1}, 32), bytes.Repeat([]byte{2}, 32)
+	var stamp []byte
+	b.Run("solve", func(b *testing.B) {
+		for range b.N {
+			var err error
+			if stamp, err = solveStamp(context.Background(), sender, recipient, DefaultStampBits); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/stamp")
+	})
+	b.Run("verify", func(b *testing.B) {
+		for range b.N {
+			if !checkStamp(sender, recipient, stamp, DefaultStampBits) {
+				b.Fatal("stamp does not verify")
+			}
+		}
+	})
+}

@@ -1,7 +1,9 @@
 // Package msg owns end-to-end encrypted message delivery between accounts:
-// the /callsign/msg/1.0.0 and /callsign/prekey/1.0.0 stream protocols, the
-// durable outbox with retries, the recipient's dedup and group commit, read
-// receipts, and this device's e2e prekeys (rotation, one-time prekeys).
+// the /callsign/msg/1.1.0 (and 1.0.0) and /callsign/prekey/1.0.0 stream
+// protocols, the durable outbox with retries, the recipient's dedup and
+// group commit, read receipts, the limits on what strangers may leave
+// (message requests, first-contact stamps, stream slots), and this
+// device's e2e prekeys (rotation, one-time prekeys).
 //
 // msg builds on e2e (PQXDH and the Double Ratchet), store (every state
 // change is one badger transaction), p2p (framing, handlers) and identity
@@ -34,32 +36,59 @@
 // retried with exponential backoff (Config.RetryMin..RetryMax, ±20%
 // jitter); a peer connecting, or Kick, retries at once. States:
 // queued → sent (written to the stream) → delivered (acked) → read (read
-// receipt), or failed (refused by the recipient; not retried).
+// receipt), or failed (refused by the recipient, Event.Reason says why;
+// not retried: it leaves the outbox).
 //
-// # Wire: /callsign/msg/1.0.0
+// # Wire: /callsign/msg/1.1.0
 //
 // The sender opens a stream (allowed over limited, relayed connections)
 // and writes Deliver frames; the recipient answers each with an Ack frame,
 // in the same order. Frames are p2p frames (uvarint length, payload) whose
 // payload is protobuf wire format, written and read by hand: fields in
 // ascending order, each at most once, minimal varints, no zero values
-// encoded, no unknown fields, so every message has one byte form. A frame
-// above the cap (MaxMessage + the e2e and Deliver overhead, about 68 KiB by
+// encoded, so every message has one byte form. Fields 1 to 15 are the
+// core: an unknown one is an error. Fields 16 and up are additions: a
+// decoder reads those it knows and skips the others (well-formed, in
+// ascending order, at most 512 bytes of additions per frame), so a later
+// version can add one without breaking this one. A frame above the cap
+// (MaxMessage + the e2e and Deliver overhead + 512, about 69 KiB by
 // default) or one that does not parse resets the stream.
 //
 //	Deliver (sender → recipient)
-//	field 1  id          bytes   16 random bytes, the message id
-//	field 2  sender      bytes   32 bytes, the sender's Ed25519 account key
-//	field 3  cert        bytes   the sender's device certificate (identity.DeviceCert);
-//	                             its peer id must be the stream's remote peer
-//	field 4  kind        varint  1 initial, 2 ratchet (a text message), 3 receipt
-//	field 5  ciphertext  bytes   the e2e message; associated data
-//	                             "callsign/v1/msg" || 0x00 || id || kind
+//	field 1   id          bytes   16 random bytes, the message id
+//	field 2   sender      bytes   32 bytes, the sender's Ed25519 account key
+//	field 3   cert        bytes   the sender's device certificate (identity.DeviceCert);
+//	                              its peer id must be the stream's remote peer
+//	field 4   kind        varint  1 initial, 2 ratchet (a text message), 3 receipt
+//	field 5   ciphertext  bytes   the e2e message; associated data
+//	                              "callsign/v1/msg" || 0x00 || id || kind
+//	field 16  stamp       bytes   8 bytes, a first-contact stamp (see below);
+//	                              outside the encryption, so the sealed frame
+//	                              in the outbox is resent as it is, with it
 //
 //	Ack (recipient → sender)
-//	field 1  id      bytes   16 bytes, the Deliver's id
-//	field 2  status  varint  1 stored, 2 duplicate, 3 refused
-//	field 3  reason  bytes   UTF-8, at most 128 bytes; only with refused
+//	field 1   id          bytes   16 bytes, the Deliver's id
+//	field 2   status      varint  1 stored, 2 duplicate, 3 refused, 4 stamp
+//	field 3   reason      bytes   UTF-8, at most 128 bytes; only with refused
+//	field 16  stamp_bits  varint  1..64, with stamp only (and then present):
+//	                              the work the stamp must show
+//
+// Status 4 (stamp) means the frame was not read (not decrypted: the
+// session did not move): the sender computes a stamp of stamp_bits and
+// sends the frame and those after it again, with the stamp. A sender
+// computes at most MaxStampBits; asked for more, it takes the answer as
+// refused.
+//
+// # Wire: /callsign/msg/1.0.0
+//
+// The version before additions, still served (and spoken to a peer that
+// offers nothing newer, chosen by libp2p's protocol negotiation): the same
+// frames with fields 1 to 5 and statuses 1 to 3 only, no unknown field of
+// any number. A 1.0.0 sender can't pay for a first contact: the frames of
+// its first contact with a 1.1.0 recipient are refused ("first contact
+// needs a proof of work (msg 1.1.0): update callsign") and fail for good;
+// between contacts, and from a 1.1.0 sender to a 1.0.0 recipient, nothing
+// changes.
 //
 // Inside the ratchet, the plaintext is a Content:
 //
@@ -71,11 +100,61 @@
 //
 // The recipient refuses (Ack refused, nothing stored, stream kept) a frame
 // whose certificate does not verify or is for another peer or account, that
-// does not decrypt (tampered, replayed, unknown prekey) or whose Content is
-// malformed. A blocked sender (Policy Drop) gets "stored" and nothing is
+// does not decrypt (tampered, replayed, unknown prekey), whose Content is
+// malformed, whose stamp is wrong, or that is over the request limits
+// below. A blocked sender (Policy Drop) gets "stored" and nothing is
 // stored. A sender that is not a contact (Policy Request) lands in a
 // conversation flagged as a request. Read receipts are sent only to
 // contacts (Policy Deliver).
+//
+// # Strangers
+//
+// Message requests are capped, per sender and in all (Config.MaxRequests
+// and the rest): by default 100 messages and 1 MiB of text waiting from
+// one stranger, 1000 messages and 10 MiB from all of them. A stranger's
+// waiting requests are its incoming messages since this account last wrote
+// to it, counted from the store at Start and kept in memory. A message
+// over a cap is decrypted (the session stays in step) but not stored, and
+// refused: "message requests: too many of yours wait to be accepted", or
+// "...: the recipient's requests are full"; the sender's copy fails with
+// that reason. Accepting a request (the Policy now says Deliver, the
+// conversation is no request) frees its share.
+//
+// A first contact costs the sender work: a frame from a sender the Policy
+// classifies as Request, with no conversation here, is only read with a
+// stamp, an 8-byte nonce such that
+//
+//	argon2id(password = "callsign/v1/msg-stamp" || 0x00 || sender account key[32] ||
+//	         recipient account key[32] || nonce, salt = "callsign/v1/msg-stamp",
+//	         time = 1, memory = 1 MiB, threads = 1, keyLen = 32)
+//
+// starts with Config.StampBits zero bits (default 8). Once a conversation
+// exists, no stamp is asked. Why a proof of work and not a rate limit per
+// new identity: identities cost nothing to make (a key pair and a
+// self-signed device certificate), so any limit per identity is dodged by
+// making more of them, and a global limit on new identities lets a flood
+// lock real strangers out. A stamp puts a price on each identity instead:
+// 256 argon2id evaluations on average, about 0.3 s of one core (0.7 s for
+// one sender in ten; BenchmarkStamp), paid once per recipient, before the
+// first message is read, and hardly noticed by a person writing to
+// someone new; the 1000 identities that would fill the total cap cost an
+// attacker five minutes of a core per recipient, and memory-hard
+// evaluations leave GPUs little advantage. It is bound to both accounts,
+// so one stamp opens one door. Checking one costs the recipient one
+// evaluation (about 1.2 ms, 1 MiB): at most 10 a second (burst 20), two at
+// a time; beyond, the stream is reset as overloaded and the sender retries
+// later. Contacts never pay.
+//
+// Streams: the handler's slots are split (p2p.HandlerConfig.Known). A
+// stream from a device the service knows belongs to a contact (looked up
+// to send to it, or seen before with the contact's certificate) takes one
+// of 256 slots; any other shares a pool of 64 with a one-minute lifetime
+// and 10 s to send each frame (a contact's: 60 s), and when that pool is
+// full, the stream whose peer has sent nothing for the longest gives way
+// to the new one. A stream whose first frame shows a contact's
+// certificate moves to the contacts' slots (p2p.Promote). So strangers
+// can't hold up a contact's delivery, whether or not the contact's device
+// is known yet.
 //
 // Each remote peer has a token bucket of frames (Config.PeerRate,
 // PeerBurst); beyond it the recipient stops reading that peer's streams, so

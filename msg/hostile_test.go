@@ -88,11 +88,11 @@ func exchange(t *testing.T, st network.Stream, frame []byte) ackFrame {
 	if err := p2p.WriteFrame(st, frame); err != nil {
 		t.Fatal(err)
 	}
-	b, err := p2p.ReadFrame(st, ackMax)
+	b, err := p2p.ReadFrame(st, ackMax11)
 	if err != nil {
 		t.Fatalf("read ack: %v", err)
 	}
-	a, err := unmarshalAck(b)
+	a, err := unmarshalAck(b, v11)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +143,7 @@ func TestTamperedRefusedReplayDuplicate(t *testing.T) {
 	}
 
 	// The same ciphertext under a new id fails: the id is bound into it.
-	f, err := unmarshalDeliver(good, 1<<20)
+	f, err := unmarshalDeliver(good, 1<<20, v11)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +206,7 @@ func TestGarbageAndOversizedFramesReset(t *testing.T) {
 
 	expectReset := func(st network.Stream, what string, code network.StreamErrorCode) {
 		t.Helper()
-		_, err := p2p.ReadFrame(st, ackMax)
+		_, err := p2p.ReadFrame(st, ackMax11)
 		got, ok := p2p.CodeOf(err)
 		if !ok || got != code {
 			t.Fatalf("%s: read = %v, want a reset with %s", what, err, p2p.CodeName(code))
@@ -254,7 +254,7 @@ func TestFloodRateLimited(t *testing.T) {
 	wg.Go(func() {
 		br := bufio.NewReader(st)
 		for {
-			if _, err := p2p.ReadFrame(br, ackMax); err != nil {
+			if _, err := p2p.ReadFrame(br, ackMax11); err != nil {
 				return
 			}
 			acks.Add(1)
@@ -367,7 +367,7 @@ func newSniffer(t *testing.T, w *world) *sniffer {
 			if err != nil {
 				return
 			}
-			f, err := unmarshalDeliver(b, 1<<20)
+			f, err := unmarshalDeliver(b, 1<<20, v11)
 			if err != nil {
 				st.Reset()
 				return

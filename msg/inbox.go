@@ -18,10 +18,12 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// handleMsg serves one inbound ProtocolMsg stream: it reads Deliver frames,
-// commits the ones that arrived together in one transaction and answers
-// each with an Ack, in order. A frame that does not parse or exceeds the
-// cap resets the stream.
+// handleMsg serves one inbound ProtocolMsg (or ProtocolMsg10) stream: it
+// reads Deliver frames, commits the ones that arrived together in one
+// transaction and answers each with an Ack, in order. A frame that does
+// not parse or exceeds the cap resets the stream. A stream that is not
+// known to be a contact's waits at most strangerIdle for each frame, and
+// moves to the contacts' pool once a frame shows a contact's certificate.
 func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 	remote := st.Conn().RemotePeer()
 	if !s.acquireInbound(remote) {
@@ -32,9 +34,17 @@ func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 	br := bufio.NewReaderSize(st, 64<<10)
 	bw := bufio.NewWriterSize(st, 16<<10)
 	maxFrame := maxDeliverFrame(s.cfg.MaxMessage)
-	var cc certCache
+	rx := rxStream{v: v10}
+	if st.Protocol() == ProtocolMsg {
+		rx.v = v11
+	}
+	known := p2p.IsKnown(ctx)
 	for {
-		st.SetReadDeadline(time.Now().Add(inboundIdle))
+		idle := inboundIdle
+		if !known {
+			idle = strangerIdle
+		}
+		st.SetReadDeadline(time.Now().Add(idle))
 		b, err := p2p.ReadFrame(br, maxFrame)
 		if err == io.EOF {
 			return nil
@@ -53,9 +63,15 @@ func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 		if err := lim.WaitN(ctx, len(batch)); err != nil {
 			return p2p.WithCode(p2p.CodeRateLimited, err)
 		}
-		acks, err := s.receive(remote, &cc, batch)
+		acks, err := s.receive(remote, &rx, batch)
 		if err != nil {
 			return err
+		}
+		if !known && rx.contact != "" {
+			// A contact's device: remembered, so its next stream gets a
+			// contact's slot at once, and this one moves there now.
+			s.learnPeer(remote, rx.contact)
+			known = p2p.Promote(ctx)
 		}
 		st.SetWriteDeadline(time.Now().Add(ackTimeout))
 		for _, a := range acks {
@@ -67,6 +83,14 @@ func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 			return err
 		}
 	}
+}
+
+// rxStream is what one inbound stream remembers between batches.
+type rxStream struct {
+	v       version
+	cc      certCache
+	paid    identity.AccountID // the sender whose first-contact stamp this stream checked
+	contact identity.AccountID // the last sender, if the Policy delivers it (a contact)
 }
 
 func readError(err error) error {
@@ -162,19 +186,19 @@ type rxItem struct {
 
 // receive processes a batch of frames from remote and returns their acks.
 // An error means nothing of the batch was committed; the stream is reset.
-func (s *Service) receive(remote peer.ID, cc *certCache, batch [][]byte) ([]ackFrame, error) {
+func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFrame, error) {
 	now := s.cfg.Now()
 	acks := make([]ackFrame, len(batch))
 	groups := map[identity.AccountID][]rxItem{}
 	var order []identity.AccountID
 	pubs := map[identity.AccountID]identity.AccountPub{}
 	for i, b := range batch {
-		f, err := unmarshalDeliver(b, s.maxCT)
+		f, err := unmarshalDeliver(b, s.maxCT, rx.v)
 		if err != nil {
 			return nil, p2p.WithCode(p2p.CodeBadRequest, err)
 		}
 		acks[i].id = f.id
-		pub, acct, reason := s.checkSender(cc, &f, remote, now)
+		pub, acct, reason := s.checkSender(&rx.cc, &f, remote, now)
 		if reason != "" {
 			acks[i].status, acks[i].reason = statusRefused, reason
 			continue
@@ -190,7 +214,7 @@ func (s *Service) receive(remote peer.ID, cc *certCache, batch [][]byte) ([]ackF
 		groups[acct] = append(groups[acct], rxItem{f: f, ack: &acks[i]})
 	}
 	for _, acct := range order {
-		if err := s.receiveFrom(acct, pubs[acct], groups[acct]); err != nil {
+		if err := s.receiveFrom(rx, acct, pubs[acct], groups[acct]); err != nil {
 			return nil, err
 		}
 	}
@@ -217,10 +241,16 @@ func refusal(err error) string {
 }
 
 // receiveFrom handles the frames of one sender account: policy, dedup by
-// id before decrypting, decryption, and one transaction for the session
-// state, the messages, their seen ids and the conversation.
-func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, items []rxItem) error {
+// id before decrypting, the first-contact stamp and the request limits of
+// a sender that is not a contact, decryption, and one transaction for the
+// session state, the messages, their seen ids and the conversation.
+func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identity.AccountPub, items []rxItem) error {
 	dec := s.cfg.Policy.Classify(acct)
+	rx.contact = ""
+	if dec == Deliver {
+		rx.contact = acct
+		s.forgetRequests(acct) // accepted, if it was a request
+	}
 	if dec == Drop {
 		// A blocked sender's messages are acknowledged and dropped unread.
 		// Its control frames are still opened, so that a call invite
@@ -249,7 +279,11 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	// duplicate; an id one of our own messages to this peer has is refused.
 	// Under ps.mu nothing else stores into this conversation until the
 	// commit below, so the fresh ids are stored without reading again.
+	// A sender that is not a contact has its conversation read too: none
+	// means a first contact, and its requests are counted if the book has
+	// not counted them yet.
 	fresh := make([]bool, len(items))
+	firstContact := false
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		batchIDs := map[msgID]bool{}
 		for i, it := range items {
@@ -268,10 +302,30 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 			batchIDs[it.f.id] = true
 			fresh[i] = true
 		}
-		return nil
+		if dec != Request {
+			return nil
+		}
+		_, err := tx.Conversation(peerID)
+		if errors.Is(err, store.ErrNotFound) {
+			firstContact = true
+			return nil
+		}
+		if err != nil || s.knownRequests(acct) {
+			return err
+		}
+		u, err := s.pendingRequests(tx, peerID)
+		if err == nil {
+			s.setRequests(acct, u)
+		}
+		return err
 	})
 	if err != nil {
 		return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("dedup: %w", err))
+	}
+	if firstContact && rx.paid != acct {
+		if err := s.checkFirstContact(rx, acct, pub, items, fresh); err != nil {
+			return err
+		}
 	}
 
 	s.preMu.Lock()
@@ -283,6 +337,8 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		seen           []string // receipts' and signals' ids
 		sessionChanged bool
 		prekeysChanged bool
+		reserved       usage // requests counted for msgs
+		rechecked      bool
 	)
 	for i, it := range items {
 		if !fresh[i] {
@@ -303,6 +359,21 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 		if err != nil {
 			it.ack.status, it.ack.reason = statusRefused, "malformed content"
 			continue
+		}
+		if dec == Request && c.kind == contentText {
+			reason, full := s.reserveRequest(acct, len(c.body))
+			if full && !rechecked {
+				rechecked = s.recheckRequests(acct)
+				if rechecked {
+					reason, _ = s.reserveRequest(acct, len(c.body))
+				}
+			}
+			if reason != "" {
+				// Decrypted, so the session stays in step; not stored.
+				it.ack.status, it.ack.reason = statusRefused, reason
+				continue
+			}
+			reserved = reserved.add(usage{1, int64(len(c.body))})
 		}
 		it.ack.status = statusStored
 		id := it.f.id.String()
@@ -398,6 +469,9 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	if err != nil {
 		// The in-memory state ran ahead of the store: reload it, and let
 		// the sender retry the whole batch.
+		if reserved.count > 0 {
+			s.releaseRequests(acct, reserved)
+		}
 		s.releaseSetLocked(ps, true)
 		if prekeysChanged {
 			s.reloadPrekeysLocked()
@@ -415,6 +489,41 @@ func (s *Service) receiveFrom(acct identity.AccountID, pub identity.AccountPub, 
 	if s.cfg.OnSignal != nil {
 		for _, sig := range signals {
 			s.cfg.OnSignal(acct, sig)
+		}
+	}
+	return nil
+}
+
+// checkFirstContact applies the first-contact rule to the fresh frames of
+// a sender that is not a contact and has no conversation here: until one
+// frame carries a valid stamp, frames are not read. On 1.1.0 they are
+// answered with the stamp status (the sender resends them with a stamp);
+// on 1.0.0, which has no stamps, refused. A stamp that does not verify is
+// refused.
+func (s *Service) checkFirstContact(rx *rxStream, acct identity.AccountID, pub identity.AccountPub, items []rxItem, fresh []bool) error {
+	for i, it := range items {
+		if !fresh[i] {
+			continue
+		}
+		if rx.paid == acct {
+			return nil
+		}
+		fresh[i] = false
+		switch {
+		case it.f.stamp != nil:
+			ok, err := s.verifyStamp(pub.Bytes(), it.f.stamp)
+			if err != nil {
+				return err
+			}
+			if !ok {
+				it.ack.status, it.ack.reason = statusRefused, reasonBadStamp
+				continue
+			}
+			rx.paid, fresh[i] = acct, true
+		case rx.v == v11:
+			it.ack.status, it.ack.stampBits = statusStamp, uint64(s.cfg.StampBits)
+		default:
+			it.ack.status, it.ack.reason = statusRefused, reasonStampV10
 		}
 	}
 	return nil

@@ -64,7 +64,15 @@ func (s *Service) runSender(ps *peerState) {
 			}
 		}
 		progressed, err := s.deliver(ps)
+		var se *stampError
 		switch {
+		case errors.As(err, &se):
+			// A first contact: pay, then resend at once.
+			if err = s.solveStampFor(ps, se); err == nil {
+				attempts = 0
+				continue
+			}
+			attempts++
 		case err == nil:
 			attempts = 0
 		case progressed:
@@ -76,6 +84,47 @@ func (s *Service) runSender(ps *peerState) {
 			s.log.Debug("delivery attempt failed", "peer", ps.id, "attempt", attempts, "err", err)
 		}
 	}
+}
+
+// stampError ends a delivery attempt whose recipient asks for a
+// first-contact stamp before it reads the frames.
+type stampError struct {
+	bits      int
+	recipient []byte // the recipient's account key
+}
+
+func (e *stampError) Error() string {
+	return fmt.Sprintf("recipient asks for a first-contact stamp of %d bits", e.bits)
+}
+
+// solveStampFor computes the stamp ps asked for and keeps it for every
+// later frame to ps (in memory: after a restart it is computed again if
+// asked for again).
+func (s *Service) solveStampFor(ps *peerState, se *stampError) error {
+	start := time.Now()
+	stamp, err := solveStamp(s.ctx, s.cfg.Account.Public().Bytes(), se.recipient, se.bits)
+	if err != nil {
+		return err
+	}
+	s.log.Debug("first-contact stamp computed", "peer", ps.id, "bits", se.bits, "took", time.Since(start))
+	s.mu.Lock()
+	ps.stamp, ps.stampBits = stamp, se.bits
+	s.mu.Unlock()
+	return nil
+}
+
+// dial opens a msg stream to pid, 1.1.0 if the peer speaks it; the stream
+// may run over a limited (relayed) connection.
+func (s *Service) dial(ctx context.Context, pid peer.ID) (network.Stream, version, error) {
+	ctx = network.WithAllowLimitedConn(ctx, string(ProtocolMsg))
+	st, err := s.cfg.Host.NewStream(ctx, pid, ProtocolMsg, ProtocolMsg10)
+	if err != nil {
+		return nil, 0, fmt.Errorf("open %s stream to %s: %w", ProtocolMsg, pid, err)
+	}
+	if st.Protocol() == ProtocolMsg {
+		return st, v11, nil
+	}
+	return st, v10, nil
 }
 
 // inflight is a frame written to the stream and not yet acknowledged.
@@ -98,10 +147,17 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 		return false, err
 	}
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
-	st, err := p2p.Dial(dctx, s.cfg.Host, pid, ProtocolMsg, true)
+	st, v, err := s.dial(dctx, pid)
 	dcancel()
 	if err != nil {
 		return false, err
+	}
+	// A stamp the peer asked for goes with every frame (1.1.0).
+	s.mu.Lock()
+	stamp, stampBits := ps.stamp, ps.stampBits
+	s.mu.Unlock()
+	if v != v11 {
+		stamp = nil
 	}
 	stop := context.AfterFunc(ctx, func() { st.Reset() })
 	defer stop()
@@ -113,10 +169,10 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 		defer close(readDone)
 		br := bufio.NewReader(st)
 		for {
-			b, err := p2p.ReadFrame(br, ackMax)
+			b, err := p2p.ReadFrame(br, ackMax11)
 			if err == nil {
 				var a ackFrame
-				if a, err = unmarshalAck(b); err == nil {
+				if a, err = unmarshalAck(b, v); err == nil {
 					select {
 					case acks <- a:
 						continue
@@ -177,10 +233,36 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 					return progressed, fmt.Errorf("ack %d for %s out of order", i, a.id)
 				}
 			}
-			if err := s.applyAcks(ps, flight[:len(ackBuf)], ackBuf); err != nil {
-				return progressed, err
+			// The frames from the first that asks for a stamp on wait
+			// for the stamp; the ones before it are done.
+			var need *stampError
+			for i, a := range ackBuf {
+				if a.status != statusStamp {
+					continue
+				}
+				switch {
+				case a.stampBits > MaxStampBits:
+					ackBuf[i] = ackFrame{id: a.id, status: statusRefused,
+						reason: fmt.Sprintf("recipient asks for a first-contact stamp of %d bits; the most this sender does is %d", a.stampBits, MaxStampBits)}
+				case stamp != nil && int(a.stampBits) <= stampBits:
+					ackBuf[i] = ackFrame{id: a.id, status: statusRefused, reason: "recipient did not take the first-contact stamp"}
+				default:
+					need = &stampError{bits: int(a.stampBits), recipient: rec.Account.Bytes()}
+					ackBuf = ackBuf[:i]
+				}
+				if need != nil {
+					break
+				}
 			}
-			progressed = true
+			if len(ackBuf) > 0 {
+				if err := s.applyAcks(ps, flight[:len(ackBuf)], ackBuf); err != nil {
+					return progressed, err
+				}
+				progressed = true
+			}
+			if need != nil {
+				return progressed, need
+			}
 			unmarked = removeIDs(unmarked, flight[:len(ackBuf)])
 			flight = flight[len(ackBuf):]
 			ackBuf = ackBuf[:0]
@@ -201,7 +283,11 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 			}
 			st.SetWriteDeadline(time.Now().Add(ackTimeout))
 			for _, f := range frames {
-				if err := p2p.WriteFrame(bw, f.frame); err != nil {
+				b := f.frame
+				if stamp != nil {
+					b = withStamp(b, stamp)
+				}
+				if err := p2p.WriteFrame(bw, b); err != nil {
 					return progressed, err
 				}
 				flight = append(flight, inflight{id: f.id, receipt: f.receipt})
@@ -497,7 +583,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		}
 		if it.text == nil && it.pending == nil {
 			f := it.entry.Envelope[1:]
-			d, err := unmarshalDeliver(f, s.maxCT)
+			d, err := unmarshalDeliver(f, s.maxCT, v10) // stored frames have no additions
 			if err != nil {
 				return nil, nil, fmt.Errorf("seal: stored envelope %s: %w", it.id, err)
 			}
@@ -623,7 +709,7 @@ func (s *Service) markSent(ps *peerState, ids []string) {
 // goes when the queue empties. ps.mu is held across, as by every
 // transaction that queues text messages for ps.
 func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error {
-	type change struct{ id, state string }
+	type change struct{ id, state, reason string }
 	var changes []change
 	peerID := string(ps.id)
 	ps.mu.Lock()
@@ -663,7 +749,7 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 			}
 			last = m.At
 			if changed {
-				changes = append(changes, change{id, state})
+				changes = append(changes, change{id, state, a.reason})
 			}
 		}
 		switch {
@@ -690,7 +776,7 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 	}
 	s.removePending(ps, ids)
 	for _, c := range changes {
-		s.emit(Event{Kind: EventState, Peer: ps.id, ID: c.id, State: c.state})
+		s.emit(Event{Kind: EventState, Peer: ps.id, ID: c.id, State: c.state, Reason: c.reason})
 	}
 	return nil
 }

@@ -26,7 +26,10 @@ import (
 // Protocol ids.
 const (
 	// ProtocolMsg carries Deliver and Ack frames (see the package doc).
-	ProtocolMsg protocol.ID = "/callsign/msg/1.0.0"
+	ProtocolMsg protocol.ID = "/callsign/msg/1.1.0"
+	// ProtocolMsg10 is the version before first-contact stamps and
+	// additions, still served and spoken to peers that know no other.
+	ProtocolMsg10 protocol.ID = "/callsign/msg/1.0.0"
 	// ProtocolPrekey hands out bundles with one-time prekeys.
 	ProtocolPrekey protocol.ID = "/callsign/prekey/1.0.0"
 )
@@ -37,7 +40,7 @@ const (
 	StateSent      = "sent"      // outgoing: written to the recipient's stream
 	StateDelivered = "delivered" // outgoing: the recipient acknowledged it as stored
 	StateRead      = "read"      // outgoing: a read receipt came back; incoming: MarkRead
-	StateFailed    = "failed"    // outgoing: the recipient refused it; it will not be retried
+	StateFailed    = "failed"    // outgoing: the recipient refused it (Event.Reason says why); it will not be retried
 	StateReceived  = "received"  // incoming: stored, not yet read
 )
 
@@ -107,6 +110,7 @@ type Event struct {
 	State   string         // the new state (EventState) or StateReceived
 	Message *store.Message // EventMessage: the stored message
 	Request bool           // EventMessage: the conversation is a message request
+	Reason  string         // EventState with StateFailed: the recipient's reason, if it gave one
 }
 
 // Config configures a Service. Zero values mean the default in each
@@ -137,6 +141,21 @@ type Config struct {
 	// stays bounded.
 	PeerRate  float64
 	PeerBurst int
+	// MaxRequests and MaxRequestBytes cap the message requests (messages
+	// from senders the Policy classifies as Request) waiting in the store
+	// from one sender: messages, and bytes of their text; 0 = 100 and
+	// 1 MiB. MaxRequestsTotal and MaxRequestBytesTotal cap them from all
+	// senders together; 0 = 1000 and 10 MiB. A message beyond a cap is
+	// refused (the sender's copy fails with the reason); accepting a
+	// request (the Policy classifies the sender as Deliver) frees its
+	// share.
+	MaxRequests          int
+	MaxRequestBytes      int64
+	MaxRequestsTotal     int
+	MaxRequestBytesTotal int64
+	// StampBits is the proof of work asked of a first contact (see the
+	// package doc); 0 = DefaultStampBits, at most MaxStampBits.
+	StampBits int
 	// Logger; nil discards. Plaintext, keys and tokens are never logged.
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
@@ -151,8 +170,12 @@ const (
 	maxStreamsPerPeer = 4         // concurrent inbound msg streams per peer
 	maxCachedSessions = 256       // session sets kept in memory
 	maxCachedFrames   = 2048      // sealed frames kept in memory per peer
+	maxUnknownStreams = 64        // concurrent inbound msg streams of peers that are not known contacts
+	maxKnownPeers     = 4096      // contacts' peer ids remembered from certificates
 	idleStream        = 5 * time.Second
-	inboundIdle       = 60 * time.Second
+	inboundIdle       = 60 * time.Second // between a contact's frames
+	strangerIdle      = 10 * time.Second // before and between the frames of anyone else
+	strangerLifetime  = time.Minute      // of a stream not known to be a contact's
 	ackTimeout        = 30 * time.Second
 	sentDelay         = 200 * time.Millisecond // persist "sent" for frames not acked by then
 	dialTimeout       = 15 * time.Second
@@ -190,6 +213,10 @@ type Service struct {
 	limiters map[peer.ID]*rate.Limiter
 	cached   int       // session sets loaded in memory
 	lastAt   time.Time // last message timestamp handed out
+	requests requestBook
+
+	stampLim *rate.Limiter // first-contact stamp checks
+	stampSem chan struct{}
 
 	preMu    sync.Mutex
 	prekeys  *e2e.PrekeyState // guarded by preMu
@@ -226,6 +253,10 @@ type peerState struct {
 	unsealed map[string]bool
 	kick     chan struct{} // Kick: retry now, skipping the backoff
 	wake     chan struct{} // new entries queued for a running stream
+	// stamp is the first-contact stamp this peer asked for, of stampBits
+	// bits; nil until it asks.
+	stamp     []byte
+	stampBits int
 }
 
 // New validates cfg and allocates a Service; Start makes it serve.
@@ -265,6 +296,17 @@ func New(cfg Config) (*Service, error) {
 	if cfg.PeerBurst <= 0 {
 		cfg.PeerBurst = 2000
 	}
+	cfg.MaxRequests = or(cfg.MaxRequests, DefaultMaxRequests)
+	cfg.MaxRequestBytes = or(cfg.MaxRequestBytes, DefaultMaxRequestBytes)
+	cfg.MaxRequestsTotal = or(cfg.MaxRequestsTotal, DefaultMaxRequestsTotal)
+	cfg.MaxRequestBytesTotal = or(cfg.MaxRequestBytesTotal, DefaultMaxRequestBytesTotal)
+	cfg.StampBits = or(cfg.StampBits, DefaultStampBits)
+	if cfg.MaxRequests < 0 || cfg.MaxRequestBytes < 0 || cfg.MaxRequestsTotal < 0 || cfg.MaxRequestBytesTotal < 0 {
+		return nil, errors.New("msg: Config's request limits must not be negative")
+	}
+	if cfg.StampBits < 0 || cfg.StampBits > MaxStampBits {
+		return nil, fmt.Errorf("msg: Config.StampBits %d is outside 1..%d", cfg.StampBits, MaxStampBits)
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -298,6 +340,9 @@ func New(cfg Config) (*Service, error) {
 		byPeerID:  map[peer.ID]identity.AccountID{},
 		inbound:   map[peer.ID]int{},
 		limiters:  map[peer.ID]*rate.Limiter{},
+		requests:  requestBook{peers: map[identity.AccountID]usage{}},
+		stampLim:  rate.NewLimiter(stampChecksPerSecond, stampCheckBurst),
+		stampSem:  make(chan struct{}, stampCheckParallel),
 		bundleCh:  make(chan struct{}, 1),
 		sendQ:     make(chan *sendReq, 256),
 		sendDone:  make(chan struct{}),
@@ -326,13 +371,23 @@ func (s *Service) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("start messaging: %w", err)
 	}
+	if err := s.loadRequests(); err != nil {
+		return fmt.Errorf("start messaging: %w", err)
+	}
+	// Contacts' streams have their own slots: strangers share a smaller
+	// pool with shorter deadlines, where an idle stream gives way to a
+	// new one, so they can never hold up a contact's delivery.
 	s.msgSrv = p2p.HandleStream(s.cfg.Host, ProtocolMsg, p2p.HandlerConfig{
-		Timeout:       streamLifetime,
-		MaxRequest:    maxDeliverFrame(s.cfg.MaxMessage),
-		Rate:          20,
-		Burst:         40,
-		MaxConcurrent: 256,
-		Logger:        s.log,
+		Timeout:        streamLifetime,
+		MaxRequest:     maxDeliverFrame(s.cfg.MaxMessage),
+		Rate:           20,
+		Burst:          40,
+		MaxConcurrent:  256,
+		Versions:       []protocol.ID{ProtocolMsg10},
+		Known:          s.isContactPeer,
+		MaxUnknown:     maxUnknownStreams,
+		UnknownTimeout: strangerLifetime,
+		Logger:         s.log,
 	}, s.handleMsg)
 	s.preSrv = p2p.Handle(s.cfg.Host, ProtocolPrekey, p2p.HandlerConfig{
 		Timeout:    10 * time.Second,
@@ -811,6 +866,35 @@ func (s *Service) Kick(acct identity.AccountID) {
 	}
 }
 
+// isContactPeer reports whether p is a device of an account the Policy
+// delivers (a contact), as far as the service knows the device: from
+// looking the account up, or from a certificate p presented before.
+func (s *Service) isContactPeer(p peer.ID) bool {
+	s.mu.Lock()
+	acct, ok := s.byPeerID[p]
+	s.mu.Unlock()
+	return ok && s.cfg.Policy.Classify(acct) == Deliver
+}
+
+// learnPeer remembers that p presented a valid certificate of acct, a
+// contact. The map is bounded: beyond maxKnownPeers an arbitrary entry
+// goes (only contacts' devices and the accounts this one sends to are
+// added, so it is not reached in practice).
+func (s *Service) learnPeer(p peer.ID, acct identity.AccountID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if old, ok := s.byPeerID[p]; ok && old == acct {
+		return
+	}
+	if len(s.byPeerID) >= maxKnownPeers {
+		for q := range s.byPeerID {
+			delete(s.byPeerID, q)
+			break
+		}
+	}
+	s.byPeerID[p] = acct
+}
+
 func (s *Service) kickPeerID(p peer.ID) {
 	s.mu.Lock()
 	acct, ok := s.byPeerID[p]
@@ -963,3 +1047,12 @@ func messageAD(id msgID, kind uint64) []byte {
 }
 
 const labelMsg = "callsign/v1/msg"
+
+// or returns v, or def when v is zero.
+func or[T comparable](v, def T) T {
+	var zero T
+	if v == zero {
+		return def
+	}
+	return v
+}

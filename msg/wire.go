@@ -4,12 +4,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"github.com/callsign/callsign/internal/wire"
 	"math"
 	"unicode/utf8"
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/wire"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Wire constants. The frame layouts are in the package doc; each message
@@ -30,6 +31,7 @@ const (
 	statusStored    = 1 // durable in the recipient's store (or dropped by its policy)
 	statusDuplicate = 2 // already stored earlier; not stored again
 	statusRefused   = 3 // not stored; reason says why
+	statusStamp     = 4 // 1.1.0: not read; send it again with a stamp of stamp_bits
 
 	// maxReason caps an Ack's reason text.
 	maxReason = 128
@@ -56,8 +58,21 @@ const (
 	// deliverOverhead bounds the Deliver fields around the ciphertext.
 	deliverOverhead = 2 + idSize + 2 + identity.AccountPubSize + 3 + identity.MaxDeviceCertSize + 2 + 4
 
-	// ackMax is the largest Ack frame.
-	ackMax = 2 + idSize + 2 + 2 + maxReason
+	// ackMax is the largest Ack frame (1.0.0); ackMax11 the largest
+	// 1.1.0 one, whose additions are at most maxAdditions bytes.
+	ackMax   = 2 + idSize + 2 + 2 + maxReason
+	ackMax11 = ackMax + maxAdditions
+
+	// Fields numbered additionsFrom and up are additions (1.1.0): a
+	// decoder reads those it knows and skips the rest, so a peer that
+	// adds one keeps working with older ones. maxAdditions caps their
+	// bytes in one frame.
+	additionsFrom = 16
+	maxAdditions  = 512
+
+	// Additions, 1.1.0.
+	fieldStamp     = 16 // Deliver: the first-contact stamp (stampSize bytes)
+	fieldStampBits = 16 // Ack, with statusStamp: the bits of work asked for
 
 	// DefaultMaxMessage is the default (and largest) plaintext a message may
 	// carry: 64 KiB less the 64 bytes reserved for the encrypted envelope's
@@ -72,7 +87,73 @@ func maxCiphertext(maxMessage int) int {
 }
 
 // maxDeliverFrame is the frame cap a recipient applies.
-func maxDeliverFrame(maxMessage int) int { return maxCiphertext(maxMessage) + deliverOverhead }
+func maxDeliverFrame(maxMessage int) int {
+	return maxCiphertext(maxMessage) + deliverOverhead + maxAdditions
+}
+
+// version is the msg protocol version a stream speaks.
+type version int
+
+const (
+	v10 version = iota // /callsign/msg/1.0.0: no additions
+	v11                // /callsign/msg/1.1.0: additions, stamps
+)
+
+// splitAdditions splits b before its first field numbered n or above. A
+// malformed field ends the head early, so the strict decoder of the head
+// reports it.
+func splitAdditions(b []byte, n protowire.Number) (head, tail []byte) {
+	i := 0
+	for i < len(b) {
+		num, typ, l := protowire.ConsumeTag(b[i:])
+		if l < 0 || num >= n {
+			break
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[i+l:])
+		if m < 0 {
+			break
+		}
+		i += l + m
+	}
+	return b[:i], b[i:]
+}
+
+// checkSkipped validates additions this version does not know: well-formed
+// fields with minimal tags in strictly ascending order. They are skipped
+// (and kept, so the frame re-encodes to the same bytes).
+func checkSkipped(b []byte) error {
+	var last protowire.Number
+	for len(b) > 0 {
+		num, typ, l := protowire.ConsumeTag(b)
+		if l < 0 {
+			return fmt.Errorf("%w: addition: bad tag: %v", errMalformed, protowire.ParseError(l))
+		}
+		if l != protowire.SizeTag(num) || num <= last {
+			return fmt.Errorf("%w: addition %d: non-minimal tag, repeated or out of order", errMalformed, num)
+		}
+		m := protowire.ConsumeFieldValue(num, typ, b[l:])
+		if m < 0 {
+			return fmt.Errorf("%w: addition %d: %v", errMalformed, num, protowire.ParseError(m))
+		}
+		last, b = num, b[l+m:]
+	}
+	return nil
+}
+
+// decodeAdditions splits a 1.1.0 frame into its fields below
+// additionsFrom, the additions this version knows (below unknownFrom) and
+// the skipped rest, which it validates.
+func decodeAdditions(b []byte, unknownFrom protowire.Number) (core, known, skipped []byte, err error) {
+	core, adds := splitAdditions(b, additionsFrom)
+	if len(adds) > maxAdditions {
+		return nil, nil, nil, fmt.Errorf("%w: %d bytes of additions, at most %d", errMalformed, len(adds), maxAdditions)
+	}
+	known, skipped = splitAdditions(adds, unknownFrom)
+	if err := checkSkipped(skipped); err != nil {
+		return nil, nil, nil, err
+	}
+	return core, known, skipped, nil
+}
 
 // msgID is a message id on the wire.
 type msgID [idSize]byte
@@ -93,17 +174,20 @@ func parseMsgID(s string) (msgID, error) {
 
 // deliverFrame is sender → recipient:
 //
-//	field 1  id          bytes   16 random bytes, the message id
-//	field 2  sender      bytes   32 bytes, the sender's Ed25519 account key
-//	field 3  cert        bytes   the sender's device certificate (identity.DeviceCert)
-//	field 4  kind        varint  1 initial, 2 ratchet, 3 receipt
-//	field 5  ciphertext  bytes   the e2e message
+//	field 1   id          bytes   16 random bytes, the message id
+//	field 2   sender      bytes   32 bytes, the sender's Ed25519 account key
+//	field 3   cert        bytes   the sender's device certificate (identity.DeviceCert)
+//	field 4   kind        varint  1 initial, 2 ratchet, 3 receipt
+//	field 5   ciphertext  bytes   the e2e message
+//	field 16  stamp       bytes   1.1.0: 8 bytes, the first-contact stamp
 type deliverFrame struct {
 	id         msgID
 	sender     []byte
 	cert       []byte
 	kind       uint64
 	ciphertext []byte
+	stamp      []byte // 1.1.0
+	skipped    []byte // 1.1.0: additions this version does not know
 }
 
 func (f *deliverFrame) marshal() []byte { return f.appendTo(nil) }
@@ -125,13 +209,35 @@ func (f *deliverFrame) appendTo(b []byte) []byte {
 	e.Bytes(3, f.cert)
 	e.Uint(4, f.kind)
 	e.Bytes(5, f.ciphertext)
+	e.Bytes(fieldStamp, f.stamp)
+	return append(e.B, f.skipped...)
+}
+
+// withStamp returns the 1.1.0 frame that carries a sealed Deliver frame
+// (which has no additions) with stamp.
+func withStamp(frame, stamp []byte) []byte {
+	b := make([]byte, 0, len(frame)+3+len(stamp))
+	e := wire.Encoder{B: append(b, frame...)}
+	e.Bytes(fieldStamp, stamp)
 	return e.B
 }
 
-// unmarshalDeliver decodes a Deliver frame strictly; the ciphertext may be
-// at most maxCT bytes. Returned slices alias b.
-func unmarshalDeliver(b []byte, maxCT int) (deliverFrame, error) {
+// unmarshalDeliver decodes a Deliver frame of version v strictly; the
+// ciphertext may be at most maxCT bytes. Returned slices alias b.
+func unmarshalDeliver(b []byte, maxCT int, v version) (deliverFrame, error) {
 	var f deliverFrame
+	if v == v11 {
+		core, known, skipped, err := decodeAdditions(b, fieldStamp+1)
+		if err != nil {
+			return deliverFrame{}, fmt.Errorf("deliver: %w", err)
+		}
+		d := wire.NewDecoder(known, errMalformed)
+		f.stamp = d.OptFixed(fieldStamp, stampSize)
+		if err := d.End(); err != nil {
+			return deliverFrame{}, fmt.Errorf("deliver: %w", err)
+		}
+		b, f.skipped = core, skipped
+	}
 	d := wire.NewDecoder(b, errMalformed)
 	copy(f.id[:], d.Fixed(1, idSize))
 	f.sender = d.Fixed(2, identity.AccountPubSize)
@@ -155,17 +261,21 @@ func unmarshalDeliver(b []byte, maxCT int) (deliverFrame, error) {
 
 // ackFrame is recipient → sender, one per Deliver, in the same order:
 //
-//	field 1  id      bytes   16 bytes, the Deliver's id
-//	field 2  status  varint  1 stored, 2 duplicate, 3 refused
-//	field 3  reason  bytes   UTF-8, at most 128 bytes; only with refused
+//	field 1   id          bytes   16 bytes, the Deliver's id
+//	field 2   status      varint  1 stored, 2 duplicate, 3 refused, 4 stamp (1.1.0)
+//	field 3   reason      bytes   UTF-8, at most 128 bytes; only with refused
+//	field 16  stamp_bits  varint  1.1.0, with stamp only (and then required):
+//	                              the bits of work the stamp must show, 1..64
 type ackFrame struct {
-	id     msgID
-	status uint64
-	reason string
+	id        msgID
+	status    uint64
+	reason    string
+	stampBits uint64 // 1.1.0
+	skipped   []byte // 1.1.0: additions this version does not know
 }
 
 func (a *ackFrame) marshal() []byte {
-	e := wire.Encoder{B: make([]byte, 0, ackMax)}
+	e := wire.Encoder{B: make([]byte, 0, ackMax+16)}
 	e.Bytes(1, a.id[:])
 	e.Uint(2, a.status)
 	r := a.reason
@@ -176,14 +286,29 @@ func (a *ackFrame) marshal() []byte {
 		}
 	}
 	e.Bytes(3, []byte(r))
-	return e.B
+	e.Uint(fieldStampBits, a.stampBits)
+	return append(e.B, a.skipped...)
 }
 
-func unmarshalAck(b []byte) (ackFrame, error) {
+// unmarshalAck decodes an Ack frame of version v strictly.
+func unmarshalAck(b []byte, v version) (ackFrame, error) {
 	var a ackFrame
+	top := uint64(statusRefused)
+	if v == v11 {
+		core, known, skipped, err := decodeAdditions(b, fieldStampBits+1)
+		if err != nil {
+			return ackFrame{}, fmt.Errorf("ack: %w", err)
+		}
+		d := wire.NewDecoder(known, errMalformed)
+		a.stampBits = d.Uint(fieldStampBits, maxWorkBits)
+		if err := d.End(); err != nil {
+			return ackFrame{}, fmt.Errorf("ack: %w", err)
+		}
+		b, a.skipped, top = core, skipped, statusStamp
+	}
 	d := wire.NewDecoder(b, errMalformed)
 	copy(a.id[:], d.Fixed(1, idSize))
-	a.status = d.Uint(2, statusRefused)
+	a.status = d.Uint(2, top)
 	if a.status == 0 {
 		d.Fail("field 2 missing")
 	}
@@ -193,6 +318,9 @@ func unmarshalAck(b []byte) (ackFrame, error) {
 	}
 	if r != nil && (a.status != statusRefused || !utf8.Valid(r)) {
 		return ackFrame{}, fmt.Errorf("ack: %w: reason on a non-refusal or not UTF-8", errMalformed)
+	}
+	if (a.status == statusStamp) != (a.stampBits != 0) {
+		return ackFrame{}, fmt.Errorf("ack: %w: stamp_bits without the stamp status, or missing", errMalformed)
 	}
 	a.reason = string(r)
 	return a, nil

@@ -24,6 +24,12 @@ var (
 
 	goldenReceipt    = content{kind: contentReceipt, ids: []msgID{goldenID, goldenID}}
 	goldenReceiptHex = "0802" + "2a10000102030405060708090a0b0c0d0e0f" + "2a10000102030405060708090a0b0c0d0e0f"
+
+	// 1.1.0 additions: a stamp on a Deliver, the stamp status on an Ack.
+	goldenStamp           = []byte{1, 2, 3, 4, 5, 6, 7, 8}
+	goldenStampDeliverHex = goldenDeliverHex + "8201080102030405060708"
+	goldenStampAck        = ackFrame{id: goldenID, status: statusStamp, stampBits: 8}
+	goldenStampAckHex     = "0a10000102030405060708090a0b0c0d0e0f" + "1004" + "8001" + "08"
 )
 
 func TestGoldenEncodings(t *testing.T) {
@@ -36,18 +42,77 @@ func TestGoldenEncodings(t *testing.T) {
 		{"ack", goldenAck.marshal(), goldenAckHex},
 		{"text", goldenText.marshal(), goldenTextHex},
 		{"receipt", goldenReceipt.marshal(), goldenReceiptHex},
+		{"stamped deliver", withStamp(goldenDeliver.marshal(), goldenStamp), goldenStampDeliverHex},
+		{"stamp ack", goldenStampAck.marshal(), goldenStampAckHex},
 	} {
 		if hex.EncodeToString(c.got) != c.want {
 			t.Errorf("%s = %x, want %s", c.name, c.got, c.want)
 		}
 	}
-	d, err := unmarshalDeliver(mustHex(goldenDeliverHex), 100)
-	if err != nil || d.id != goldenID || d.kind != kindRatchet || string(d.ciphertext) != "ct" {
-		t.Errorf("decode golden deliver = %+v, %v", d, err)
+	for _, v := range []version{v10, v11} {
+		d, err := unmarshalDeliver(mustHex(goldenDeliverHex), 100, v)
+		if err != nil || d.id != goldenID || d.kind != kindRatchet || string(d.ciphertext) != "ct" || d.stamp != nil {
+			t.Errorf("decode golden deliver (version %d) = %+v, %v", v, d, err)
+		}
+		a, err := unmarshalAck(mustHex(goldenAckHex), v)
+		if err != nil || a.id != goldenAck.id || a.status != goldenAck.status || a.reason != goldenAck.reason {
+			t.Errorf("decode golden ack (version %d) = %+v, %v", v, a, err)
+		}
 	}
-	a, err := unmarshalAck(mustHex(goldenAckHex))
-	if err != nil || a != goldenAck {
-		t.Errorf("decode golden ack = %+v, %v", a, err)
+	d, err := unmarshalDeliver(mustHex(goldenStampDeliverHex), 100, v11)
+	if err != nil || !bytes.Equal(d.stamp, goldenStamp) || string(d.ciphertext) != "ct" {
+		t.Errorf("decode stamped deliver = %+v, %v", d, err)
+	}
+	a, err := unmarshalAck(mustHex(goldenStampAckHex), v11)
+	if err != nil || a.status != statusStamp || a.stampBits != 8 {
+		t.Errorf("decode stamp ack = %+v, %v", a, err)
+	}
+	// 1.0.0 knows no additions.
+	if _, err := unmarshalDeliver(mustHex(goldenStampDeliverHex), 100, v10); err == nil {
+		t.Error("1.0.0 deliver with a stamp accepted")
+	}
+	if _, err := unmarshalAck(mustHex(goldenStampAckHex), v10); err == nil {
+		t.Error("1.0.0 ack with the stamp status accepted")
+	}
+}
+
+// TestAdditionsSkipped: 1.1.0 frames carry fields a later version adds
+// (numbered 17 and up here) past an older peer, which skips them.
+func TestAdditionsSkipped(t *testing.T) {
+	later := "8801" + "05" + "9a01" + "03616263" // field 17 varint 5, field 19 bytes "abc"
+	d, err := unmarshalDeliver(mustHex(goldenStampDeliverHex+later), 100, v11)
+	if err != nil || !bytes.Equal(d.stamp, goldenStamp) || string(d.ciphertext) != "ct" {
+		t.Fatalf("deliver with later additions = %+v, %v", d, err)
+	}
+	if hex.EncodeToString(d.marshal()) != goldenStampDeliverHex+later {
+		t.Errorf("deliver with later additions re-encodes to %x", d.marshal())
+	}
+	if d, err := unmarshalDeliver(mustHex(goldenDeliverHex+later), 100, v11); err != nil || d.stamp != nil {
+		t.Errorf("deliver with later additions and no stamp = %+v, %v", d, err)
+	}
+	a, err := unmarshalAck(mustHex(goldenAckHex+later), v11)
+	if err != nil || a.status != statusRefused || a.reason != goldenAck.reason {
+		t.Errorf("ack with later additions = %+v, %v", a, err)
+	}
+	for _, c := range []struct{ name, hex string }{
+		{"additions out of order", goldenDeliverHex + "9a0103616263" + "880105"},
+		{"repeated addition", goldenDeliverHex + "880105" + "880105"},
+		{"repeated stamp", goldenStampDeliverHex + "8201080102030405060708"},
+		{"short stamp", goldenDeliverHex + "82010401020304"},
+		{"truncated addition", goldenDeliverHex + "9a010361"},
+		{"non-minimal addition tag", goldenDeliverHex + "88810005"},
+		{"core field after an addition", goldenStampDeliverHex + "2a026374"},
+		{"additions over the cap", goldenDeliverHex + "9a01" + "8104" + strings.Repeat("00", 513)},
+	} {
+		if _, err := unmarshalDeliver(mustHex(c.hex), 1000, v11); err == nil {
+			t.Errorf("%s: accepted", c.name)
+		}
+	}
+	if _, err := unmarshalAck(mustHex("0a10000102030405060708090a0b0c0d0e0f"+"1004"), v11); err == nil {
+		t.Error("stamp ack without stamp_bits accepted")
+	}
+	if _, err := unmarshalAck(mustHex(goldenAckHex+"8001"+"08"), v11); err == nil {
+		t.Error("stamp_bits on a refusal accepted")
 	}
 	c, err := unmarshalContent(mustHex(goldenTextHex), 10)
 	if err != nil || c.seq != 7 || c.sentAt != goldenText.sentAt || string(c.body) != "hi" {
@@ -73,14 +138,16 @@ func TestDecodersRejectNonCanonical(t *testing.T) {
 		{"deliver with short id", "0a0f000102030405060708090a0b0c0d0e" + goldenDeliverHex[36:]},
 		{"deliver out of order", goldenDeliverHex[36:] + goldenDeliverHex[:36]},
 	} {
-		if _, err := unmarshalDeliver(mustHex(c.hex), 100); err == nil {
-			t.Errorf("%s: accepted", c.name)
+		for _, v := range []version{v10, v11} {
+			if _, err := unmarshalDeliver(mustHex(c.hex), 100, v); err == nil {
+				t.Errorf("%s (version %d): accepted", c.name, v)
+			}
 		}
 	}
-	if _, err := unmarshalDeliver(mustHex(goldenDeliverHex), 1); err == nil {
+	if _, err := unmarshalDeliver(mustHex(goldenDeliverHex), 1, v11); err == nil {
 		t.Error("ciphertext above the cap accepted")
 	}
-	if _, err := unmarshalAck(mustHex("0a10000102030405060708090a0b0c0d0e0f" + "1001" + "1a0161")); err == nil {
+	if _, err := unmarshalAck(mustHex("0a10000102030405060708090a0b0c0d0e0f"+"1001"+"1a0161"), v11); err == nil {
 		t.Error("ack with a reason on a success accepted")
 	}
 	if _, err := unmarshalContent(mustHex("0802"), 10); err == nil {
@@ -107,28 +174,35 @@ func mustHex(s string) []byte {
 
 func FuzzDeliver(f *testing.F) {
 	f.Add(mustHex(goldenDeliverHex))
+	f.Add(mustHex(goldenStampDeliverHex))
+	f.Add(mustHex(goldenStampDeliverHex + "880105"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		d, err := unmarshalDeliver(b, 1<<16)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(d.marshal(), b) {
-			t.Fatalf("deliver %x re-encodes to %x", b, d.marshal())
+		for _, v := range []version{v10, v11} {
+			d, err := unmarshalDeliver(b, 1<<16, v)
+			if err != nil {
+				continue
+			}
+			if !bytes.Equal(d.marshal(), b) {
+				t.Fatalf("deliver %x (version %d) re-encodes to %x", b, v, d.marshal())
+			}
 		}
 	})
 }
 
 func FuzzAck(f *testing.F) {
 	f.Add(mustHex(goldenAckHex))
+	f.Add(mustHex(goldenStampAckHex))
 	f.Add(mustHex("0a10000102030405060708090a0b0c0d0e0f1001"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		a, err := unmarshalAck(b)
-		if err != nil {
-			return
-		}
-		if !bytes.Equal(a.marshal(), b) {
-			t.Fatalf("ack %x re-encodes to %x", b, a.marshal())
+		for _, v := range []version{v10, v11} {
+			a, err := unmarshalAck(b, v)
+			if err != nil {
+				continue
+			}
+			if !bytes.Equal(a.marshal(), b) {
+				t.Fatalf("ack %x (version %d) re-encodes to %x", b, v, a.marshal())
+			}
 		}
 	})
 }
