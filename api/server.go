@@ -18,7 +18,8 @@
 //	DELETE /contacts/{name}    -
 //	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
 //	GET    /conversations                  []Conversation
-//	GET    /conversations/{name}?cursor=&limit=&newest=  MessagePage, oldest first (newest=1: the newest page first, Next leads back)
+//	GET    /conversations/{name}?cursor=&limit=&newest=  MessagePage, oldest first (newest=1: the newest page first, Next leads back);
+//	                                                     at most MaxPageBytes encoded: a page stops early, Next set, whatever the limit
 //	POST   /conversations/{name}/read      ReadRequest
 //	GET    /requests                       []Conversation
 //	POST   /requests/{name}/accept         Contact
@@ -244,7 +245,7 @@ func (s *Server) handler() http.Handler {
 		default:
 			return nil, Errorf(CodeBadRequest, "", "newest must be 1 or 0")
 		}
-		return b.Messages(r.Context(), r.PathValue("name"), page)
+		return messagePage(r.Context(), b, r.PathValue("name"), page)
 	}))
 	mux.HandleFunc("POST /api/v1/conversations/{name}/read", j(func(r *http.Request) (any, error) {
 		var req ReadRequest
