@@ -336,9 +336,28 @@ func (n *Node) Conversations(ctx context.Context) ([]api.Conversation, error) {
 // Requests implements api.Backend. Senders that are not contacts are
 // named by the handle their identity record claims, looked up briefly.
 func (n *Node) Requests(ctx context.Context) ([]api.Conversation, error) {
-	reqs, err := n.conversations(true)
+	all, err := n.conversations(true)
 	if err != nil {
 		return nil, err
+	}
+	// A request from someone since blocked is gone from the list: what
+	// they sent stays on disk until the conversation is deleted, but
+	// nothing asks the user about it again.
+	blocked := map[string]bool{}
+	if err := n.db.View(func(tx *store.Tx) error {
+		cs, err := tx.Contacts()
+		for _, c := range cs {
+			blocked[c.Account] = c.Blocked
+		}
+		return err
+	}); err != nil {
+		return nil, err
+	}
+	reqs := all[:0]
+	for _, r := range all {
+		if !blocked[r.Peer] {
+			reqs = append(reqs, r)
+		}
 	}
 	for i := range reqs {
 		if reqs[i].PeerName != "" {

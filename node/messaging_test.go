@@ -144,6 +144,10 @@ func TestMessaging(t *testing.T) {
 	if got := texts(t, alice.Client, carol.Account().String()); strings.Join(got, "|") != "in:first from carol" {
 		t.Fatalf("alice's messages from carol after blocking: %v", got)
 	}
+	// Her request no longer asks Alice for a decision.
+	if reqs, err := alice.Client.Requests(ctx); err != nil || len(reqs) != 0 {
+		t.Fatalf("alice's requests after blocking carol: %+v %v", reqs, err)
+	}
 	// Reading a request sends no receipt to a non-contact.
 	if _, err := alice.Client.ContactAction(ctx, carol.Account().String(), "unblock"); err != nil {
 		t.Fatal(err)

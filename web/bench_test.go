@@ -214,11 +214,18 @@ func waitEnded(b *testing.B, nd *testnet.Node, id string) {
 // through the API → the event on Alice's node's event stream.
 func BenchmarkBrowserMessage(b *testing.B) {
 	alice, bob := benchNet(b)
-	ta := browser.OpenApp(b, "alice", alice.Dir)
-	tb := browser.OpenApp(b, "bob", bob.Dir)
 	if _, err := bob.Client.Send(ctxB(b, 10*time.Second), "alice", "hello"); err != nil {
 		b.Fatal(err)
 	}
+	testnet.Eventually(b, 30*time.Second, func() error {
+		convs, err := alice.Client.Conversations(ctxB(b, 10*time.Second))
+		if err != nil || len(convs) == 0 {
+			return fmt.Errorf("alice has no conversation yet: %v", err)
+		}
+		return nil
+	})
+	ta := browser.OpenApp(b, "alice", alice.Dir)
+	tb := browser.OpenApp(b, "bob", bob.Dir)
 	ta.ClickLike("link", "bob")
 	tb.ClickLike("link", "alice")
 	ta.WaitText("hello")
@@ -233,6 +240,9 @@ func BenchmarkBrowserMessage(b *testing.B) {
 		tb.Press("Enter")
 		ta.WaitJS("the message shown", fmt.Sprintf(`%q in window.__t.shown`, text))
 		shown = append(shown, browser.Eval[float64](ta, fmt.Sprintf(`window.__t.shown[%q]`, text))-browser.Eval[float64](tb, `window.__t.key`))
+		if testing.Verbose() {
+			b.Log(shown[len(shown)-1], browser.Eval[string](tb, `(() => { const k = window.__t.key - performance.timeOrigin; const r = performance.getEntriesByType("resource").filter((r) => r.name.endsWith("/api/v1/messages")).pop(); return r ? Math.round(r.startTime - k) + "→" + Math.round(r.responseEnd - k) : "?"; })()`), browser.Eval[string](ta, `document.visibilityState`))
+		}
 	}
 	b.StopTimer()
 
