@@ -78,13 +78,17 @@
 // than the call's peer, or out of place for the call's state are ignored
 // (logged at debug); undecodable ones are dropped.
 //
-// # TURN credentials: /callsign/turn/1.0.0
+// # TURN credentials: /callsign/turn/2.0.0
 //
 // A public node (Config.TURN set) serves short-lived credentials for its
-// TURN server. The requester opens a stream, writes one empty frame (p2p
-// framing) and half-closes; the server answers one frame of at most 2 KiB
-// and closes:
+// TURN server to its members. The requester opens a stream, writes one
+// request frame (p2p framing, at most 64 bytes) and half-closes; the
+// server answers one frame of at most 2 KiB and closes:
 //
+//	request
+//	field 1 account  bytes   required, alone: the requester's account id
+//	                         in its canonical text form ("csa1…", 42 bytes)
+//	response
 //	field 1 username bytes   required, turn's "<expiry-unix>:<user>" form;
 //	                         the user is the requester's peer id, so the
 //	                         TURN server's per-user caps apply per peer
@@ -94,13 +98,31 @@
 //	                         literal IP and port, optional
 //	                         "?transport=udp|tcp"
 //
-// Who is served: a peer whose stream arrives on a direct (not relayed)
-// libp2p connection, at most 3 requests at once and then one per 10 s per
-// peer (beyond it the stream is reset with p2p.CodeRateLimited), and, when
-// the node sets Config.TURNAllow, only the peers it allows (for example
-// members with a relay reservation). Credentials are good for the TURN
+// Who is served: a member (Config.TURNMembers decides), whose stream
+// arrives on a direct (not relayed) libp2p connection, at most 3 requests
+// at once and then one per 10 s per peer (beyond it the stream is reset
+// with p2p.CodeRateLimited). Anyone else's stream is reset with
+// p2p.CodeBadRequest and gets nothing. Credentials are good for the TURN
 // server's CredentialTTL (10 min by default); the TURN server itself
 // refuses expired and forged ones.
+//
+// A member of a public node is an account whose identity record, as the
+// DHT holds it, lists the node among its relays (a multiaddr ending in
+// /p2p/<the node's peer id>), asking from a peer that the same record
+// certifies as one of the account's devices. Every node that joins
+// through a public node (`callsign up --bootstrap`) lists it that way in
+// the record it publishes, so a member needs no extra step; a stranger
+// who merely connects has no such record, and can't borrow a member's,
+// since the peer id it connects with must be one of that member's
+// devices (the connection's Noise handshake proves the peer's key).
+// Membership is open, as communities are: anyone may publish a record
+// naming the node and so become a member. What it buys is that every
+// allocation belongs to an account that chose this community in a signed,
+// published record, instead of to any peer id that connects.
+// The node (node/members.go) looks the account up on the first request
+// (at most 8 lookups at once), remembers a member for an hour, never
+// beyond the record's or the device certificate's expiry, and serves a
+// remembered member's streams from a pool strangers can't fill.
 //
 // A calling node asks up to three of Config.Relays() in parallel (3 s at
 // most, cached until 2 min before expiry) before it creates the peer

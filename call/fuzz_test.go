@@ -58,3 +58,24 @@ func FuzzDecodeCredentials(f *testing.F) {
 		}
 	})
 }
+
+// FuzzDecodeTURNRequest: the credential request decoder never panics and
+// accepts only the canonical encoding of a canonical account id.
+func FuzzDecodeTURNRequest(f *testing.F) {
+	b, _ := hex.DecodeString(goldenTURNRequestHex)
+	f.Add(b)
+	f.Add(b[:10])
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		id, err := decodeTURNRequest(b)
+		if err != nil {
+			if !errors.Is(err, ErrMalformed) {
+				t.Fatalf("error %v does not wrap ErrMalformed", err)
+			}
+			return
+		}
+		if re := encodeTURNRequest(id); !bytes.Equal(re, b) {
+			t.Fatalf("accepted a non-canonical encoding:\n in %x\nout %x", b, re)
+		}
+	})
+}

@@ -352,6 +352,7 @@ func newRelay(tb testing.TB, n *fakeNet, tcfg turn.Config, mod func(*Config)) *r
 	tn := newNode(tb, n, func(c *Config) {
 		c.Host = h
 		c.TURN = ts
+		c.TURNMembers = &memberList{}
 		if mod != nil {
 			mod(c)
 		}
@@ -370,4 +371,35 @@ func withRelay(tb testing.TB, r *relayNode, mod func(*Config)) func(*Config) {
 			mod(c)
 		}
 	}
+}
+
+// memberList is a relay's members in tests: the peers admitted, each with
+// the account it must name; nil admits every peer naming any account.
+type memberList struct {
+	mu     sync.Mutex
+	admit  map[peer.ID]identity.AccountID // nil: everyone
+	asked  []identity.AccountID           // every account Check was asked about
+	passed map[peer.ID]bool
+}
+
+func (m *memberList) Check(_ context.Context, p peer.ID, account identity.AccountID) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.asked = append(m.asked, account)
+	if m.admit != nil {
+		if want, ok := m.admit[p]; !ok || want != account {
+			return errors.New("not a member")
+		}
+	}
+	if m.passed == nil {
+		m.passed = map[peer.ID]bool{}
+	}
+	m.passed[p] = true
+	return nil
+}
+
+func (m *memberList) Known(p peer.ID) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.passed[p]
 }

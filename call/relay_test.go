@@ -3,6 +3,7 @@ package call
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -308,7 +309,7 @@ func TestTURNCredentials(t *testing.T) {
 		p2ptest.Connect(t, h, r.host)
 		var codes []string
 		for range turnBurst + 1 {
-			_, err := p2p.Request(ctx, h, r.host.ID(), ProtocolTURN, false, nil, maxCredentials)
+			_, err := p2p.Request(ctx, h, r.host.ID(), ProtocolTURN, false, encodeTURNRequest(member.id), maxCredentials)
 			if err == nil {
 				codes = append(codes, "ok")
 				continue
@@ -325,24 +326,57 @@ func TestTURNCredentials(t *testing.T) {
 		}
 	})
 
-	t.Run("non-empty request refused", func(t *testing.T) {
-		h := p2ptest.NewHost(t, nil)
-		p2ptest.Connect(t, h, r.host)
-		_, err := p2p.Request(ctx, h, r.host.ID(), ProtocolTURN, false, []byte{1}, maxCredentials)
-		if code, ok := p2p.CodeOf(err); !ok || code != p2p.CodeBadRequest {
-			t.Errorf("non-empty request: %v, want bad-request", err)
+	t.Run("malformed request refused", func(t *testing.T) {
+		for name, req := range map[string][]byte{
+			"empty (1.0.0's request)": nil,
+			"not an account id":       encodeTURNRequest("csa1-not-an-account"),
+			"upper case account id":   encodeTURNRequest(identity.AccountID(strings.ToUpper(string(member.id)))),
+			"a second field":          append(encodeTURNRequest(member.id), encodeTURNRequest(member.id)...),
+		} {
+			h := p2ptest.NewHost(t, nil)
+			p2ptest.Connect(t, h, r.host)
+			_, err := p2p.Request(ctx, h, r.host.ID(), ProtocolTURN, false, req, maxCredentials)
+			if code, ok := p2p.CodeOf(err); !ok || code != p2p.CodeBadRequest {
+				t.Errorf("%s: %v, want bad-request", name, err)
+			}
 		}
 	})
 
-	t.Run("TURNAllow narrows who is served", func(t *testing.T) {
+	t.Run("a stranger gets no credentials, a member does", func(t *testing.T) {
+		stranger := newNode(t, n, nil)
+		mem := &memberList{}
+		r2 := newRelay(t, n, turn.Config{}, func(c *Config) { c.TURNMembers = mem })
+		m := newNode(t, n, withRelay(t, r2, nil))
+		mem.mu.Lock()
+		mem.admit = map[peer.ID]identity.AccountID{m.host.ID(): m.id}
+		mem.mu.Unlock()
+		// A stranger's peer asking as itself, and then naming the
+		// member's account: both refused, with nothing issued.
 		h := p2ptest.NewHost(t, nil)
-		r2 := newRelay(t, n, turn.Config{}, func(c *Config) {
-			c.TURNAllow = func(p peer.ID) bool { return p != h.ID() }
-		})
 		p2ptest.Connect(t, h, r2.host)
-		_, err := p2p.Request(ctx, h, r2.host.ID(), ProtocolTURN, false, nil, maxCredentials)
-		if code, ok := p2p.CodeOf(err); !ok || code != p2p.CodeBadRequest {
-			t.Errorf("refused peer: %v, want bad-request", err)
+		for _, acct := range []identity.AccountID{stranger.id, m.id} {
+			resp, err := p2p.Request(ctx, h, r2.host.ID(), ProtocolTURN, false, encodeTURNRequest(acct), maxCredentials)
+			if code, ok := p2p.CodeOf(err); !ok || code != p2p.CodeBadRequest || len(resp) != 0 {
+				t.Errorf("stranger naming %s: %d bytes, %v; want bad-request", acct, len(resp), err)
+			}
+		}
+		if mem.Known(h.ID()) {
+			t.Error("the stranger counts as a known member")
+		}
+		c, err := m.svc.fetchCredentials(ctx, r2.host.ID())
+		if err != nil {
+			t.Fatalf("member: %v", err)
+		}
+		if user, err := r2.turn.Verify(c.Username, c.Password); err != nil || user != m.host.ID().String() {
+			t.Errorf("member's credentials: user %q, %v", user, err)
+		}
+		if !mem.Known(m.host.ID()) {
+			t.Error("the member is not known after its first request")
+		}
+		mem.mu.Lock()
+		defer mem.mu.Unlock()
+		if want := []identity.AccountID{stranger.id, m.id, m.id}; !slices.Equal(mem.asked, want) {
+			t.Errorf("accounts checked %v, want %v", mem.asked, want)
 		}
 	})
 

@@ -113,10 +113,12 @@ type Config struct {
 	// serves credentials for it on ProtocolTURN and uses it for its own
 	// calls. nil serves nothing.
 	TURN *turn.Server
-	// TURNAllow narrows who gets credentials from TURN, on top of the
-	// built-in rule (a direct, non-relayed connection, at most 3 requests
-	// then one per 10 s per peer). nil serves every such peer.
-	TURNAllow func(peer.ID) bool
+	// TURNMembers decides who gets credentials from TURN: the relay's
+	// members (see the package doc), on top of the built-in rule (a
+	// direct, non-relayed connection, at most 3 requests then one per
+	// 10 s per peer). Required with TURN: a relay open to every peer is
+	// never the default.
+	TURNMembers Members
 	// Relays lists the public nodes to ask for TURN credentials before a
 	// call gathers candidates (the first three are asked, in parallel).
 	// nil asks none.
@@ -212,6 +214,8 @@ func New(cfg Config) (*Service, error) {
 		return nil, errors.New("call: Config.Policy is required")
 	case cfg.Host == nil && (cfg.TURN != nil || cfg.Relays != nil):
 		return nil, errors.New("call: Config.Host is required with TURN or Relays")
+	case cfg.TURN != nil && cfg.TURNMembers == nil:
+		return nil, errors.New("call: Config.TURNMembers is required with TURN")
 	case cfg.RingTimeout < 0:
 		return nil, errors.New("call: Config.RingTimeout is negative")
 	}
@@ -249,9 +253,12 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.started = true
 	if s.cfg.TURN != nil {
+		// Members already checked have their own pool of streams, so
+		// strangers waiting for a membership lookup never hold a
+		// member's place.
 		s.turnSrv = p2p.HandleStream(s.cfg.Host, ProtocolTURN, p2p.HandlerConfig{
 			Timeout: 10 * time.Second, Rate: turnRate, Burst: turnBurst,
-			MaxConcurrent: 32, Logger: s.log,
+			MaxConcurrent: 32, Known: s.cfg.TURNMembers.Known, Logger: s.log,
 		}, s.serveTURN)
 	}
 	s.goLocked(s.dispatch)

@@ -17,14 +17,31 @@ import (
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/turn"
 )
 
 // ProtocolTURN is the libp2p protocol a public node serves TURN
-// credentials on (see the package doc).
-const ProtocolTURN protocol.ID = "/callsign/turn/1.0.0"
+// credentials on (see the package doc). 2.0.0: the request names the
+// requester's account, so that the relay serves its members only (1.0.0's
+// request was empty, and served every peer).
+const ProtocolTURN protocol.ID = "/callsign/turn/2.0.0"
+
+// Members says who a public node's TURN relay serves: its members, as the
+// package doc defines them. The node implements it; both methods are safe
+// for concurrent use.
+type Members interface {
+	// Check returns nil when peer p, which says it is a device of account,
+	// is a member, and otherwise an error saying why not (logged at debug,
+	// never sent). It may look the account up on the network; ctx bounds
+	// it.
+	Check(ctx context.Context, p peer.ID, account identity.AccountID) error
+	// Known reports, without blocking, whether p passed Check recently, so
+	// that members' requests are served from a pool strangers can't fill.
+	Known(p peer.ID) bool
+}
 
 // Limits of the TURN credential protocol.
 const (
@@ -35,6 +52,8 @@ const (
 	maxCredURL  = 256
 	// maxPassword caps the password (base64 of a 20-byte HMAC is 28).
 	maxPassword = 128
+	// maxTURNRequest caps a credential request (one account id).
+	maxTURNRequest = 64
 	// turnRate and turnBurst are each peer's credential requests: 3 at
 	// once, then one per 10 s.
 	turnRate  = rate.Limit(0.1)
@@ -47,6 +66,45 @@ const (
 	// maxRelays is how many relays a call asks for credentials.
 	maxRelays = 3
 )
+
+// Request fields.
+const fAccount protowire.Number = 1
+
+var requestFields = map[protowire.Number]protowire.Type{fAccount: protowire.BytesType}
+
+// encodeTURNRequest encodes a credential request from account.
+func encodeTURNRequest(account identity.AccountID) []byte {
+	b := protowire.AppendTag(nil, fAccount, protowire.BytesType)
+	return protowire.AppendString(b, string(account))
+}
+
+// decodeTURNRequest decodes a credential request strictly: exactly one
+// field, the requester's account id in its canonical text form.
+func decodeTURNRequest(b []byte) (identity.AccountID, error) {
+	if len(b) > maxTURNRequest {
+		return "", malformed("request of %d bytes, max %d", len(b), maxTURNRequest)
+	}
+	d := decoder{b: b}
+	if d.done() {
+		return "", malformed("request without an account")
+	}
+	num, err := d.next(requestFields)
+	if err != nil {
+		return "", err
+	}
+	v, err := d.bytes(num, identity.AccountIDLen)
+	if err != nil {
+		return "", err
+	}
+	if !d.done() {
+		return "", malformed("bytes after the account")
+	}
+	id, err := identity.ParseAccountID(string(v))
+	if err != nil || string(id) != string(v) {
+		return "", malformed("account %.50q is not a canonical account id", v)
+	}
+	return id, nil
+}
 
 // Credential fields.
 const (
@@ -167,32 +225,36 @@ func checkTURNURL(u string) error {
 	return nil
 }
 
-// serveTURN answers one credential request: an empty request frame, a
-// credentials response frame. The user id inside the credentials is the
-// requesting peer's id, so the TURN server's per-user caps apply per peer.
+// serveTURN answers one credential request: a request frame naming the
+// requester's account, then, for a member, a credentials response frame.
+// The user id inside the credentials is the requesting peer's id, so the
+// TURN server's per-user caps apply per peer.
 func (s *Service) serveTURN(ctx context.Context, st network.Stream) error {
 	from := st.Conn().RemotePeer()
 	if st.Conn().Stat().Limited {
 		return p2p.WithCode(p2p.CodeBadRequest, errors.New("TURN credentials over a relayed connection"))
 	}
-	if s.cfg.TURNAllow != nil && !s.cfg.TURNAllow(from) {
-		return p2p.WithCode(p2p.CodeBadRequest, errors.New("peer not served"))
-	}
-	req, err := p2p.ReadFrame(st, 0)
+	req, err := p2p.ReadFrame(st, maxTURNRequest)
 	if err != nil {
 		return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("read request: %w", err))
 	}
-	if len(req) != 0 {
-		return p2p.WithCode(p2p.CodeBadRequest, errors.New("non-empty request"))
+	account, err := decodeTURNRequest(req)
+	if err != nil {
+		return p2p.WithCode(p2p.CodeBadRequest, err)
+	}
+	if err := s.cfg.TURNMembers.Check(ctx, from, account); err != nil {
+		return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("peer %s of %s is not a member: %w", from, account, err))
 	}
 	creds := s.cfg.TURN.Credentials(from.String())
-	s.log.Debug("issued TURN credentials", "peer", from, "expires", creds.Expires)
+	s.log.Debug("issued TURN credentials", "peer", from, "account", account, "expires", creds.Expires)
 	return p2p.WriteFrame(st, encodeCredentials(creds))
 }
 
-// fetchCredentials asks relay p for TURN credentials.
+// fetchCredentials asks relay p for TURN credentials for this node's
+// account. A relay that does not count us as a member resets the stream
+// (p2p.CodeBadRequest).
 func (s *Service) fetchCredentials(ctx context.Context, p peer.ID) (turn.Credentials, error) {
-	resp, err := p2p.Request(ctx, s.cfg.Host, p, ProtocolTURN, false, nil, maxCredentials)
+	resp, err := p2p.Request(ctx, s.cfg.Host, p, ProtocolTURN, false, encodeTURNRequest(s.cfg.Self), maxCredentials)
 	if err != nil {
 		return turn.Credentials{}, fmt.Errorf("TURN credentials from %s: %w", p, err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/turn"
 )
@@ -179,6 +180,46 @@ func TestCredentialsGolden(t *testing.T) {
 	if c.Username != goldenCreds.Username || c.Password != goldenCreds.Password || !c.Expires.Equal(goldenCreds.Expires) ||
 		strings.Join(c.URLs, " ") != strings.Join(goldenCreds.URLs, " ") {
 		t.Errorf("decoded %+v", c)
+	}
+}
+
+// goldenTURNRequest is a credential request from the account whose key
+// has the seed 32 × 0x01.
+const (
+	goldenTURNAccount    = identity.AccountID("csa1plvh7e5fi2gljj7kv2obbjwizxkknj54isw6l6")
+	goldenTURNRequestHex = "0a2a" + "63736131706c7668376535666932676c6a6a376b76326f62626a77697a786b6b6e6a3534697377366c36"
+)
+
+func TestTURNRequest(t *testing.T) {
+	k, err := identity.AccountKeyFromSeed(bytes.Repeat([]byte{1}, 32))
+	if err != nil || k.Public().ID() != goldenTURNAccount {
+		t.Fatalf("golden account %v %v", k, err)
+	}
+	if b := encodeTURNRequest(goldenTURNAccount); hex.EncodeToString(b) != goldenTURNRequestHex {
+		t.Errorf("encode %x\nwant   %s", b, goldenTURNRequestHex)
+	}
+	if id, err := decodeTURNRequest(mustHex(t, goldenTURNRequestHex)); err != nil || id != goldenTURNAccount {
+		t.Errorf("decode: %q %v", id, err)
+	}
+	golden := mustHex(t, goldenTURNRequestHex)
+	typo := bytes.Clone(golden)
+	typo[len(typo)-1] ^= 1
+	for name, b := range map[string][]byte{
+		"empty":           nil,
+		"checksum typo":   typo,
+		"upper case":      encodeTURNRequest(identity.AccountID(strings.ToUpper(string(goldenTURNAccount)))),
+		"padded":          encodeTURNRequest(" " + goldenTURNAccount),
+		"truncated":       golden[:20],
+		"trailing field":  append(bytes.Clone(golden), 0x10, 0x01),
+		"repeated":        append(bytes.Clone(golden), golden...),
+		"wrong field":     append([]byte{0x12}, golden[1:]...),
+		"wrong wire type": append([]byte{0x08}, golden[1:]...),
+		"non-minimal len": append([]byte{0x0a, 0xaa, 0x00}, golden[2:]...),
+		"oversized":       make([]byte, maxTURNRequest+1),
+	} {
+		if _, err := decodeTURNRequest(b); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: %v, want ErrMalformed", name, err)
+		}
 	}
 }
 

@@ -61,6 +61,11 @@ func (n *Node) startCalls(ctx context.Context) error {
 	if err := n.loadCallSettings(); err != nil {
 		return err
 	}
+	// The relay serves members only (the call package doc has the rule).
+	var members call.Members
+	if ts != nil {
+		members = newMembers(n.host.ID(), n.dht.ResolveIdentity)
+	}
 	svc, err := call.New(call.Config{
 		Host:             n.host,
 		Self:             n.Account(),
@@ -69,6 +74,7 @@ func (n *Node) startCalls(ctx context.Context) error {
 		Policy:           callPolicy{n},
 		Log:              callLog{n},
 		TURN:             ts,
+		TURNMembers:      members,
 		Relays:           n.relayPeers,
 		AlwaysRelay:      func() bool { return n.callSettings().AlwaysRelay },
 		AutoAnswer:       func() (bool, string) { s := n.callSettings(); return s.AutoAnswer, s.RecordDir },
@@ -93,7 +99,8 @@ func (n *Node) startCalls(ctx context.Context) error {
 
 // startTURN runs the TURN relay of a public node: on loopback for a node
 // kept there, else on TURNListen (default 0.0.0.0:3478) announcing the
-// first IPv4 address of --announce, or else of the host's addresses.
+// first IPv4 address of --announce, or else of the host's addresses. Its
+// credentials go to the node's members only (see members).
 func (n *Node) startTURN(ctx context.Context, loopback bool) (*turn.Server, error) {
 	cfg := turn.Config{ListenUDP: n.cfg.TURNListen, Logger: n.log.With("component", "turn")}
 	cfg.RelayPortMin, cfg.RelayPortMax, _ = parsePortRange(n.cfg.TURNPorts) // checked by New
