@@ -1,14 +1,17 @@
 package api
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
@@ -27,6 +30,7 @@ import (
 const (
 	AddrFile  = "api.addr"  // host:port of the running node's API
 	TokenFile = "api.token" // bearer token, mode 0600
+	LockFile  = "lock"      // flock held by the running node
 )
 
 // NewToken returns a fresh random bearer token.
@@ -73,27 +77,56 @@ func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 }
 
 // Client talks to a node's local API.
+//
+// It sends the token only to its own node: every connection it opens
+// first asks GET /api/v1/hello with a fresh nonce, and carries the token
+// only if the server answers with HelloProof for the nonce and the
+// address the connection reached, which takes knowing the token. A
+// listener on a port the node left behind (or one relaying to the node)
+// gets the nonce and nothing else.
 type Client struct {
 	addr, token, dataDir string
 	hc                   *http.Client
 }
 
-// NewClient returns a client for the API at addr (host:port).
+// helloTimeout bounds a connection's hello when the request has no
+// earlier deadline.
+const helloTimeout = 10 * time.Second
+
+// NewClient returns a client for the API at addr (host:port, as the node
+// wrote it in AddrFile).
 func NewClient(addr, token string) *Client {
-	return &Client{addr: addr, token: token, hc: &http.Client{Transport: &http.Transport{
+	c := &Client{addr: addr, token: token}
+	c.hc = &http.Client{Transport: &http.Transport{
 		Proxy:               nil, // never send the token through a proxy
+		DialContext:         c.dial,
 		MaxIdleConnsPerHost: 4,
 		IdleConnTimeout:     30 * time.Second,
-	}}}
+	}}
+	return c
 }
 
 // DialDataDir returns a client for the node that runs with data directory
-// dir, from the address and token the node wrote there.
+// dir, from the address and token the node wrote there. It fails, and
+// reads no token, when no node holds dir's lock: the address is then left
+// over from a node that did not stop cleanly, and another program may
+// listen there now.
 func DialDataDir(dir string) (*Client, error) {
+	notRunning := func(why string) error {
+		return &Error{Code: CodeUnavailable, Message: fmt.Sprintf("no node is running with data directory %s%s", dir, why),
+			Hint: fmt.Sprintf("start one with: callsign up --data %s", dir)}
+	}
 	addr, err := os.ReadFile(filepath.Join(dir, AddrFile))
 	if err != nil {
-		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("no node is running with data directory %s", dir),
-			Hint: fmt.Sprintf("start one with: callsign up --data %s", dir)}
+		return nil, notRunning("")
+	}
+	running, err := nodeRunning(dir)
+	if err != nil {
+		return nil, &Error{Code: CodeUnavailable, Message: fmt.Sprintf("cannot tell whether a node runs with data directory %s: %v", dir, err),
+			Hint: "run the command as the user that runs the node"}
+	}
+	if !running {
+		return nil, notRunning(fmt.Sprintf(" (%s is left over from a node that did not stop cleanly; the API token was not sent)", AddrFile))
 	}
 	token, err := os.ReadFile(filepath.Join(dir, TokenFile))
 	if err != nil {
@@ -103,6 +136,112 @@ func DialDataDir(dir string) (*Client, error) {
 	c := NewClient(strings.TrimSpace(string(addr)), strings.TrimSpace(string(token)))
 	c.dataDir = dir
 	return c, nil
+}
+
+// nodeRunning reports whether a node holds dir's lock. It takes a shared
+// lock for a moment to find out; a node starting just then retries its
+// own (see node.takeLock).
+func nodeRunning(dir string) (bool, error) {
+	f, err := os.Open(filepath.Join(dir, LockFile))
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer f.Close()
+	switch err := syscall.Flock(int(f.Fd()), syscall.LOCK_SH|syscall.LOCK_NB); {
+	case err == nil:
+		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
+		return false, nil
+	case errors.Is(err, syscall.EWOULDBLOCK):
+		return true, nil
+	default:
+		return false, fmt.Errorf("lock %s: %w", LockFile, err)
+	}
+}
+
+// dial opens a connection to the node and has it prove that it knows the
+// token before the connection carries it (see Client).
+func (c *Client) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, network, addr)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.hello(ctx, conn); err != nil {
+		conn.Close()
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return nil, c.notOurNode(err)
+	}
+	return conn, nil
+}
+
+// hello runs GET /api/v1/hello on conn and checks the proof.
+func (c *Client) hello(ctx context.Context, conn net.Conn) error {
+	nonce := make([]byte, helloNonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		panic("bug: crypto/rand failed: " + err.Error())
+	}
+	deadline := time.Now().Add(helloTimeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
+		deadline = d
+	}
+	if err := conn.SetDeadline(deadline); err != nil {
+		return err
+	}
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Unix(1, 0)) })
+	defer stop()
+	req, err := http.NewRequest(http.MethodGet, "http://"+c.addr+"/api/v1/hello?nonce="+hex.EncodeToString(nonce), nil)
+	if err != nil {
+		return err
+	}
+	if err := req.Write(conn); err != nil {
+		return err
+	}
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, req)
+	if err != nil {
+		return err
+	}
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<10))
+	resp.Body.Close()
+	if err != nil {
+		return err
+	}
+	var h Hello
+	proof, perr := []byte(nil), json.Unmarshal(body, &h)
+	if perr == nil {
+		proof, perr = hex.DecodeString(h.Proof)
+	}
+	switch {
+	case resp.StatusCode != http.StatusOK:
+		return fmt.Errorf("hello answered %s", resp.Status)
+	case perr != nil:
+		return fmt.Errorf("hello: %w", perr)
+	case br.Buffered() != 0:
+		return errors.New("hello: bytes after the answer")
+	case !hmac.Equal(proof, HelloProof(c.token, nonce, conn.RemoteAddr().String())):
+		return errors.New("hello: wrong proof")
+	}
+	if !stop() {
+		return ctx.Err()
+	}
+	return conn.SetDeadline(time.Time{})
+}
+
+// notOurNode is the error for an API address whose server did not prove
+// that it knows the token (why says how).
+func (c *Client) notOurNode(why error) error {
+	e := &Error{Code: CodeUnavailable, Message: fmt.Sprintf("the program at %s did not prove it is the node that wrote the API token (%v); the token was not sent", c.addr, why)}
+	if c.dataDir != "" {
+		e.Hint = fmt.Sprintf("the node in %s may have stopped uncleanly and left %s behind: restart it with: callsign up --data %s", c.dataDir, AddrFile, c.dataDir)
+	} else {
+		e.Hint = "check the address and the token"
+	}
+	return e
 }
 
 // Addr is the API address the client talks to.
@@ -154,6 +293,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 }
 
 func (c *Client) transportError(err error) error {
+	var ae *Error
+	if errors.As(err, &ae) { // from dial: the server did not prove itself
+		return ae
+	}
 	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
 		return err
 	}
@@ -340,10 +483,16 @@ func (c *Client) ChangeCallSettings(ctx context.Context, ch CallSettingsChange) 
 	return v, c.do(ctx, http.MethodPost, "/api/v1/settings/calls", ch, &v)
 }
 
+// NewTicket asks the node for a one-time sign-in ticket for the web app.
+func (c *Client) NewTicket(ctx context.Context) (Ticket, error) {
+	var v Ticket
+	return v, c.do(ctx, http.MethodPost, "/api/v1/tickets", nil, &v)
+}
+
 // Events opens the event stream. The returned channel closes when ctx ends
 // or the node goes away.
 func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
-	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: nil}
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, Proxy: nil, NetDialContext: c.dial}
 	h := http.Header{"Authorization": {"Bearer " + c.token}}
 	conn, resp, err := d.DialContext(ctx, "ws://"+c.addr+"/api/v1/events", h)
 	if err != nil {

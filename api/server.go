@@ -5,8 +5,12 @@
 // It must not import libp2p, pion or badger: the node implements Backend with
 // plain types from this package.
 //
-// Routes (all under /api/v1, all need "Authorization: Bearer <token>"):
+// Routes (all under /api/v1, all but hello and session need
+// "Authorization: Bearer <token>"):
 //
+//	GET    /hello?nonce=       Hello: the node proves it knows the token (no token; see HelloProof)
+//	POST   /session            SessionRequest -> Session: a one-time ticket for the token (no token; 401 once used or expired)
+//	POST   /tickets            Ticket: a new one-time sign-in ticket for the web app
 //	GET    /id                 ID
 //	GET    /status             Status
 //	GET    /peers              []Peer
@@ -112,10 +116,11 @@ type Server struct {
 	ln   net.Listener
 	addr string
 
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
-	once   sync.Once
+	ctx     context.Context
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	once    sync.Once
+	tickets tickets // the web app's sign-in tickets
 }
 
 // NewServer validates cfg.
@@ -195,6 +200,9 @@ func (s *Server) handler() http.Handler {
 	mux := http.NewServeMux()
 	j := s.jsonHandler
 	b := s.cfg.Backend
+	mux.HandleFunc("GET /api/v1/hello", j(s.hello))
+	mux.HandleFunc("POST /api/v1/session", j(s.session))
+	mux.HandleFunc("POST /api/v1/tickets", j(s.newTicket))
 	mux.HandleFunc("GET /api/v1/id", j(func(r *http.Request) (any, error) { return b.ID(r.Context()) }))
 	mux.HandleFunc("GET /api/v1/status", j(func(r *http.Request) (any, error) { return b.Status(r.Context()) }))
 	mux.HandleFunc("GET /api/v1/peers", j(func(r *http.Request) (any, error) { return b.Peers(r.Context()) }))
@@ -331,7 +339,7 @@ func (s *Server) handler() http.Handler {
 
 // guard is the one middleware chain: Host check (DNS rebinding), Origin
 // check (cross-site requests and WebSockets), then the bearer token for
-// /api/ routes.
+// /api/ routes but the two that take none (withoutToken).
 func (s *Server) guard(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if !loopbackHost(r.Host) {
@@ -342,7 +350,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, Errorf(CodeForbidden, "", "origin %q not allowed", o))
 			return
 		}
-		if strings.HasPrefix(r.URL.Path, "/api/") && !s.authorized(r) {
+		if strings.HasPrefix(r.URL.Path, "/api/") && !withoutToken(r) && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callsign"`)
 			writeError(w, Errorf(CodeUnauthorized, "the token is in the node's data directory (api.token)", "missing or wrong API token"))
 			return

@@ -229,8 +229,10 @@ func TestEvents(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("no event")
 	}
+	// A client with a wrong token never sends it: the node can't prove
+	// it knows that token.
 	bad := NewClient(s.Addr(), "wrong")
-	if _, err := bad.Events(ctx); !IsCode(err, CodeUnauthorized) {
+	if _, err := bad.Events(ctx); !IsCode(err, CodeUnavailable) || !strings.Contains(err.Error(), "the token was not sent") {
 		t.Fatalf("events with a wrong token: %v", err)
 	}
 	cancel()
@@ -247,6 +249,7 @@ func TestDialDataDir(t *testing.T) {
 	if err := WriteEndpoint(dir, s.Addr(), token); err != nil {
 		t.Fatal(err)
 	}
+	holdLock(t, dir)
 	fi, err := os.Stat(filepath.Join(dir, TokenFile))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("token file mode %v %v", fi.Mode(), err)

@@ -8,9 +8,12 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -70,7 +73,22 @@ func (f *fakeNode) start(t *testing.T) string {
 	if err := api.WriteEndpoint(dir, srv.Addr(), tok); err != nil {
 		t.Fatal(err)
 	}
+	holdLock(t, dir)
 	return dir
+}
+
+// holdLock holds dir's lock file as a running node does, until the test
+// ends: the CLI sends nothing to an address no node's lock vouches for.
+func holdLock(t *testing.T, dir string) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(dir, api.LockFile), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
 }
 
 func (f *fakeNode) Status(context.Context) (api.Status, error) {
