@@ -114,6 +114,10 @@ type Network struct {
 	RingTimeout       time.Duration      // 0 = call default (30 s); unanswered calls end as missed
 }
 
+// lockWait is how long takeLock tries a busy lock before it reports
+// ErrAlreadyRunning.
+const lockWait = time.Second
+
 // Errors a user can do something about. They carry a hint (see Hint).
 var (
 	ErrAlreadyRunning = errors.New("a callsign node is already running with this data directory")
@@ -225,6 +229,12 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.takeLock(); err != nil {
 		return err
 	}
+	// An address a node killed with SIGKILL left behind goes now, not
+	// when the API is up, so no client is sent there meanwhile.
+	api.RemoveEndpoint(n.cfg.DataDir)
+	if err := checkDataDir(n.cfg.DataDir, n.log); err != nil {
+		return err
+	}
 	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: n.cfg.Passphrase, Logger: n.log.With("component", "store")})
 	if err != nil {
 		return storeError(err)
@@ -271,13 +281,20 @@ func storeError(err error) error {
 }
 
 // takeLock holds DataDir/lock for the node's lifetime so that a second node
-// on the same data directory fails early and clearly.
+// on the same data directory fails early and clearly. A CLI command holds
+// a shared lock for a moment to see whether a node runs, so a busy lock
+// is tried again for up to lockWait before the node gives up.
 func (n *Node) takeLock() error {
-	f, err := os.OpenFile(filepath.Join(n.cfg.DataDir, "lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	f, err := os.OpenFile(filepath.Join(n.cfg.DataDir, api.LockFile), os.O_CREATE|os.O_RDWR, 0o600)
 	if err != nil {
 		return fmt.Errorf("open lock file: %w", err)
 	}
-	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+	err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	for deadline := time.Now().Add(lockWait); errors.Is(err, syscall.EWOULDBLOCK) && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+	}
+	if err != nil {
 		f.Close()
 		if errors.Is(err, syscall.EWOULDBLOCK) {
 			return withHint(fmt.Errorf("%w (%s)", ErrAlreadyRunning, n.cfg.DataDir), "stop the other node first, or pick another --data directory")
@@ -336,6 +353,11 @@ func (n *Node) apiToken() (string, error) {
 
 // APIAddr is the bound address of the local API (valid after Start).
 func (n *Node) APIAddr() string { return n.api.Addr() }
+
+// WebTicket returns a fresh one-time sign-in ticket for the web app and
+// the app's address with it (valid after Start). `callsign up` prints it
+// instead of the token.
+func (n *Node) WebTicket() api.Ticket { return n.api.NewTicket() }
 
 // DataDir is the node's data directory.
 func (n *Node) DataDir() string { return n.cfg.DataDir }
