@@ -101,6 +101,7 @@ func (e *env) print(v any, human func(w io.Writer)) error {
 func commands() []*command {
 	cmds := []*command{
 		upCommand(),
+		webCommand(),
 		idCommand(),
 		{name: "status", summary: "show peers, routing table, relays and encryption", read: true, run: runStatus},
 		{name: "peers", summary: "list connected peers", read: true, run: runPeers},

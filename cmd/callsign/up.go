@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/node"
@@ -79,26 +79,18 @@ func upCommand() *command {
 			}
 			id, err := n.ID(ctx)
 			if err == nil {
+				// The web app's address carries a one-time sign-in ticket,
+				// never the token: this output may well end up in a log.
 				fmt.Fprintf(e.stdout, "callsign node up\n  account  %s\n  handle   %s\n  api      %s\n  web app  %s\n  data     %s\n",
-					id.Account, id.Handle, id.API, webURL(e.data, id.API), e.data)
+					id.Account, id.Handle, id.API, n.WebTicket().URL, e.data)
 				for _, a := range id.Addrs {
 					fmt.Fprintf(e.stdout, "  addr     %s\n", a)
 				}
-				fmt.Fprintf(e.stdout, "stop with Ctrl-C\n")
+				fmt.Fprintf(e.stdout, "the web app link works once, within %d minutes; `callsign web` prints a new one\nstop with Ctrl-C\n", int(api.TicketTTL/time.Minute))
 			}
 			<-ctx.Done()
 			log.Info("shutting down")
 			return n.Close()
 		},
 	}
-}
-
-// webURL is the web app's address with the API token in the fragment, which
-// the browser never sends to a server.
-func webURL(dataDir, addr string) string {
-	tok, err := os.ReadFile(filepath.Join(dataDir, api.TokenFile))
-	if err != nil {
-		return "http://" + addr + "/"
-	}
-	return "http://" + addr + "/#token=" + strings.TrimSpace(string(tok))
 }
