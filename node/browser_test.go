@@ -96,6 +96,14 @@ func TestBrowserCalls(t *testing.T) {
 	if d := time.Since(closed); d > 8*time.Second {
 		t.Errorf("the call ended %v after the tab closed", d)
 	}
+	// The call and the call log agree on how long it lasted.
+	log, err := alice.Client.Calls(ctx, 10)
+	if err != nil || len(log) == 0 || log[0].ID != c.ID {
+		t.Fatalf("alice's call log: %+v %v", log, err)
+	}
+	if end.DurationS <= 0 || end.DurationS != log[0].DurationS {
+		t.Errorf("duration_s %v in GET /calls/{id}, %v in the list", end.DurationS, log[0].DurationS)
+	}
 	testnet.Eventually(t, 20*time.Second, func() error {
 		got, err := bob.Client.Call(ctx, c.ID)
 		if err != nil || got.State != "ended" || got.EndReason != "remote-hangup" {
