@@ -257,6 +257,10 @@ type StateChange struct {
 	ID    string `json:"id"`
 	Peer  string `json:"peer"`
 	State string `json:"state"`
+	// Reason says why a message failed, when the recipient refused it
+	// (too many of your requests wait to be accepted, or its requests are
+	// full).
+	Reason string `json:"reason,omitempty"`
 }
 
 // KeyChange says a contact's handle now resolves to another key.

@@ -153,7 +153,7 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 			n.events.publish(api.NewEvent(api.EventRequest, m))
 		}
 	case msg.EventState:
-		n.events.publish(api.NewEvent(api.EventState, api.StateChange{ID: ev.ID, Peer: string(ev.Peer), State: ev.State}))
+		n.events.publish(api.NewEvent(api.EventState, api.StateChange{ID: ev.ID, Peer: string(ev.Peer), State: ev.State, Reason: ev.Reason}))
 	}
 }
 

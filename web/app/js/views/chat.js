@@ -315,8 +315,16 @@ export function thread(peer, { readOnly }) {
     store.on("message", (m) => { if (m.peer === peer) arrived(m); }),
     store.on("state", (s) => {
       const x = byId.get(s.id);
-      if (x) setState(x, s.state);
-      else if (s.peer === peer) pendingStates.set(s.id, s.state);
+      if (x) {
+        setState(x, s.state);
+        if (s.state === "failed" && s.reason && !x.m.failedError) {
+          // The recipient refused it: say why, in the bubble.
+          x.m.failedError = "Not delivered: " + s.reason;
+          const li = build(x.m);
+          x.li.replaceWith(li);
+          x.li = li;
+        }
+      } else if (s.peer === peer) pendingStates.set(s.id, s.state);
     }),
     store.on("resync", loadNewest),
   ];
