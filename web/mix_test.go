@@ -85,8 +85,8 @@ func TestVideoCall(t *testing.T) {
 		tab.WaitJS("the call's connection closed", `window.callsign.pc === null`)
 	}
 	for nd, want := range map[*testnet.Node]string{alice: "remote-hangup", bob: "hangup"} {
-		if c := lastCall(t, nd); c.Path != "direct" || c.DurationS < 3 || c.EndReason != want {
-			t.Errorf("call log entry %+v, want a direct call of 3 s or more that ended %s", c, want)
+		if c := lastCall(t, nd); c.Path != "direct" || c.DurationS < 2.5 || c.EndReason != want {
+			t.Errorf("call log entry %+v, want a direct call of about 3 s or more that ended %s", c, want)
 		}
 	}
 	b.Click("button", "Close")
@@ -115,7 +115,9 @@ func TestBrowserAndHeadless(t *testing.T) {
 	a.Click("button", "Hang up")
 	a.WaitJS("the call's connection closed", `window.callsign.pc === null`)
 	c := lastCall(t, bob)
-	if c.Direction != "in" || c.DurationS < 3 {
+	// Three seconds of media flowed in the page; the node's clock of the
+	// call starts a moment later.
+	if c.Direction != "in" || c.DurationS < 2.5 {
 		t.Fatalf("bob's log entry %+v", c)
 	}
 	audio, video := mediatest.Frames(t, filepath.Join(rec, c.ID+".ogg"), filepath.Join(rec, c.ID+".ivf"))

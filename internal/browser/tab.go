@@ -282,8 +282,10 @@ func (tab *Tab) report() string {
 }
 
 func redact(u string) string {
-	if i := strings.Index(u, "#token="); i >= 0 {
-		return u[:i] + "#token=…"
+	for _, secret := range []string{"#token=", "#ticket="} {
+		if i := strings.Index(u, secret); i >= 0 {
+			return u[:i] + secret + "…"
+		}
 	}
 	return u
 }

@@ -5,16 +5,37 @@
 const TOKEN_KEY = "callsign.token";
 let token = null;
 
-/** Reads the token from the address fragment (#token=HEX) or this tab's
- * sessionStorage, and strips it from the address bar. */
+/** Reads what the address fragment carries and strips it from the address
+ * bar: a one-time sign-in ticket (#ticket=HEX, printed by `callsign up`
+ * and `callsign web`), returned for redeemTicket, or a token (#token=HEX,
+ * still taken). The token kept in this tab's sessionStorage, if any, is
+ * loaded either way. */
 export function initToken() {
+  const t = location.hash.match(/(?:^#|&)ticket=([0-9a-fA-F]+)/);
   const m = location.hash.match(/(?:^#|&)token=([0-9a-fA-F]+)/);
-  if (m) {
-    sessionStorage.setItem(TOKEN_KEY, m[1]);
-    history.replaceState(history.state, "", location.pathname + location.search);
-  }
+  if (t || m) history.replaceState(history.state, "", location.pathname + location.search);
+  if (m) sessionStorage.setItem(TOKEN_KEY, m[1]);
   token = sessionStorage.getItem(TOKEN_KEY);
-  return token;
+  return t ? t[1] : null;
+}
+
+/** Exchanges a one-time sign-in ticket for the token (POST
+ * /api/v1/session, the one route that takes no token) and keeps the token
+ * for this tab. A used or expired ticket fails with ApiError 401, whose
+ * hint says to run `callsign web`. */
+export async function redeemTicket(ticket) {
+  let r;
+  try {
+    r = await fetch("/api/v1/session", {
+      method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify({ ticket }),
+    });
+  } catch {
+    throw new ApiError(0, "offline", "can't reach your node", "is `callsign up` still running?");
+  }
+  let body = {};
+  try { body = await r.json(); } catch { /* not JSON after all */ }
+  if (!r.ok || !body.token) throw new ApiError(r.status, body.code || "internal", body.error || `the node answered ${r.status}`, body.hint);
+  setToken(body.token);
 }
 
 export function setToken(t) {

@@ -1,7 +1,8 @@
-// main.js: boot. Takes the token from the address (#token=...), shows the
-// sign-in screen without one, then builds the shell (section rail, list
-// pane, main pane), routes between the views and wires the keyboard
-// shortcuts. The views live in views/, one module each.
+// main.js: boot. Signs in with the one-time ticket in the address
+// (#ticket=...; a token, #token=..., is still taken), shows the sign-in
+// screen without either, then builds the shell (section rail, list pane,
+// main pane), routes between the views and wires the keyboard shortcuts.
+// The views live in views/, one module each.
 
 import * as api from "./api.js";
 import * as store from "./store.js";
@@ -39,7 +40,10 @@ function signIn(error) {
     class: "signin-form", on: {
       submit: (e) => {
         e.preventDefault();
-        api.setToken(token.value.trim().replace(/^.*#token=/, ""));
+        const v = token.value.trim();
+        const t = v.match(/#ticket=([0-9a-fA-F]+)/);
+        if (t) { api.redeemTicket(t[1]).then(start, signIn); return; }
+        api.setToken(v.replace(/^.*#token=/, ""));
         start();
       },
     },
@@ -51,7 +55,8 @@ function signIn(error) {
       h("div", { class: "brand" }, icon("at", "brand-icon"), h("span", { text: "callsign" })),
       h("h1", { text: "Open your node's address" }),
       h("p", null, "This app talks to your own node. When you start it with ", h("code", { text: "callsign up" }),
-        ", it prints an address like ", h("code", { text: "http://127.0.0.1:PORT/#token=…" }), ". Open that address in this browser."),
+        ", it prints an address like ", h("code", { text: "http://127.0.0.1:PORT/#ticket=…" }), ". Open that address in this browser. ",
+        "It works once; ", h("code", { text: "callsign web" }), " prints a new one."),
       h("p", null, "Or paste the token from the file ", h("code", { text: "api.token" }), " in the node's data directory (usually ",
         h("code", { text: "~/.local/share/callsign" }), ")."),
       error ? errorBox(error) : null,
@@ -245,5 +250,11 @@ window.addEventListener("callsign:unauthorized", (e) => { api.setToken(null); si
 document.addEventListener("keydown", shortcuts);
 window.callsign = window.callsign || { pc: null };
 window.callsign.help = help;
-api.initToken();
-start();
+const ticket = api.initToken();
+if (ticket) {
+  // A spent link opened again in a tab that is signed in already still
+  // opens the app.
+  api.redeemTicket(ticket).then(start, (err) => (api.hasToken() ? start() : signIn(err)));
+} else {
+  start();
+}
