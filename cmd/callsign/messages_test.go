@@ -74,6 +74,9 @@ func TestMessagesFollow(t *testing.T) {
 	f.publish(api.NewEvent(api.EventState, api.StateChange{ID: "c0", Peer: "csa1carol", State: "read"}))
 	f.publish(api.NewEvent(api.EventMessage, msgAt("m6", "in", "csa1bob", "bob", "the last", "received", 6)))
 	waitOutput(t, b.out, "the last")
+	// The CLI marks a message read after printing it: let the last mark
+	// land before stopping it.
+	poll(t, 10*time.Second, "the last message marked read", func() bool { return len(f.markedCalls()) >= 3 })
 	if code := b.stop(t); code != exitOK {
 		t.Fatalf("exit %d: %s", code, b.err)
 	}
