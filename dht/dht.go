@@ -75,6 +75,11 @@ type Config struct {
 	// MaxRecordAge is how long kad-dht keeps a record after receiving it
 	// (default 48h).
 	MaxRecordAge time.Duration
+	// ReplicateInterval is how often the routing table is checked for peers
+	// that became among the closest to the keys of the records this node
+	// owns, keeps or stores, which are then handed the records (default 1m;
+	// see replicate.go).
+	ReplicateInterval time.Duration
 	// QueryTimeout bounds one lookup, put or read-back (default 10s).
 	QueryTimeout time.Duration
 	// CacheTTL is how long a resolution stays cached (default 1m);
@@ -106,10 +111,13 @@ type DHT struct {
 	check *checker
 	cache *lru[string, *Resolution]
 
-	ctx         context.Context
-	cancel      context.CancelFunc
-	wg          sync.WaitGroup
-	republishes atomic.Int64 // republish passes run by the loop
+	ctx          context.Context
+	cancel       context.CancelFunc
+	wg           sync.WaitGroup
+	republishes  atomic.Int64           // republish passes run by the loop
+	replications atomic.Int64           // replication passes run by the loop
+	checks       chan struct{}          // a slot per guard lookup running (guard.go)
+	refused      *lru[string, struct{}] // guard verdicts: key + owner refused lately
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -119,6 +127,8 @@ type DHT struct {
 	ownClaims []HandleClaim
 	lastSeq   map[identity.AccountID]uint64 // highest identity seq we published
 	kept      map[string][]byte             // Keep: DHT key -> raw record
+	published map[string][]byte             // DHT key -> the last record we put there ourselves
+	checking  map[string]*guardCheck        // guard checks in flight, by key and owner
 	refreshes int                           // background identity lookups running
 }
 
@@ -137,6 +147,7 @@ func New(cfg Config) (*DHT, error) {
 	def(&cfg.RepublishInterval, DefaultRepublishInterval)
 	def(&cfg.Grace, DefaultGrace)
 	def(&cfg.MaxRecordAge, DefaultMaxRecordAge)
+	def(&cfg.ReplicateInterval, DefaultReplicateInterval)
 	def(&cfg.QueryTimeout, DefaultQueryTimeout)
 	def(&cfg.CacheTTL, DefaultCacheTTL)
 	def(&cfg.NegativeCacheTTL, DefaultNegativeCacheTTL)
@@ -153,16 +164,20 @@ func New(cfg Config) (*DHT, error) {
 	}
 
 	d := &DHT{
-		cfg:     cfg,
-		log:     log,
-		host:    cfg.Host,
-		check:   newChecker(cfg.Now, cfg.PoW),
-		cache:   newLRU[string, *Resolution](cacheSize),
-		lastSeq: make(map[identity.AccountID]uint64),
-		kept:    make(map[string][]byte),
+		cfg:       cfg,
+		log:       log,
+		host:      cfg.Host,
+		check:     newChecker(cfg.Now, cfg.PoW),
+		cache:     newLRU[string, *Resolution](cacheSize),
+		lastSeq:   make(map[identity.AccountID]uint64),
+		kept:      make(map[string][]byte),
+		published: make(map[string][]byte),
+		checking:  make(map[string]*guardCheck),
+		checks:    make(chan struct{}, maxGuardChecks),
+		refused:   newLRU[string, struct{}](cacheSize),
 	}
 	d.store = dssync.MutexWrap(ds.NewMapDatastore())
-	d.guard = &guard{Batching: d.store, check: d.check, grace: cfg.Grace, disabled: cfg.noGuard}
+	d.guard = &guard{Batching: d.store, check: d.check, grace: cfg.Grace, disabled: cfg.noGuard, verify: d.verifyFirst}
 
 	mode := kaddht.ModeAuto
 	if cfg.Server {
@@ -240,6 +255,7 @@ func (d *DHT) Start(ctx context.Context) error {
 		_ = d.kad.Bootstrap(ctx) // triggers a routing table refresh; never fails
 	}
 	d.wg.Go(d.republishLoop)
+	d.wg.Go(d.replicateLoop)
 	return nil
 }
 
@@ -293,11 +309,13 @@ type Status string
 
 // Resolution statuses.
 const (
-	// StatusOK: one owner holds more than 2/3 of the valid records among the
-	// closest peers that answered.
+	// StatusOK: every valid record the lookup found (at least one) names
+	// the same owner.
 	StatusOK Status = "ok"
-	// StatusConflict: valid records of two or more owners and none has the
-	// supermajority; Conflicts lists them. Never silently pick one.
+	// StatusConflict: valid records of two or more owners; Conflicts lists
+	// them. Neither is the answer, whatever the counts: an incumbent
+	// outnumbered by servers that joined after its claim is still the
+	// incumbent, and a reader can't tell which side that is.
 	StatusConflict Status = "conflict"
 	// StatusExpired: records were found but all have expired.
 	StatusExpired Status = "expired"
@@ -325,9 +343,10 @@ type Resolution struct {
 	// published.
 	Identity *IdentityRecord
 	// Conflicts lists every owner with valid records, most records first
-	// (StatusConflict, and StatusOK when a minority disagreed).
+	// (StatusConflict only).
 	Conflicts []OwnerCount
-	// Answers is how many of the closest peers answered.
+	// Answers is how many of the K closest peers answered (peers farther
+	// away that answered on the way are counted in Conflicts, not here).
 	Answers int
 }
 
@@ -394,12 +413,13 @@ func (t *handleTally) less(i, j int) bool {
 	return string(a.owner.Bytes()) < string(b.owner.Bytes())
 }
 
-// verdict applies the majority rule.
+// verdict applies the resolution rule: one owner among all valid records
+// is the answer; two or more are a conflict, whatever the counts.
 func (t *handleTally) verdict() (Status, *ownerTally) {
 	switch {
-	case t.valid > 0 && t.owners[0].count*3 > t.valid*2:
+	case len(t.owners) == 1:
 		return StatusOK, t.owners[0]
-	case t.valid > 0:
+	case len(t.owners) > 1:
 		return StatusConflict, nil
 	case t.expired > 0:
 		return StatusExpired, nil
@@ -426,8 +446,10 @@ func (t *handleTally) countOf(owner identity.AccountPub) (int, *ownerTally) {
 
 // Resolve finds who holds a name. It accepts "@alice", "alice", a
 // self-certifying "alice~k3x9q2mf7v" or an account id ("csa1..."). It asks
-// the K closest peers to the name's key and applies the majority rule (see
-// Status); it returns the owner's identity record too. A name nobody holds
+// the K closest peers to the name's key and answers StatusOK only when every
+// valid record it saw (from them and from peers that answered on the way)
+// names one owner, StatusConflict when they name several (see Status); it
+// returns the owner's identity record too. A name nobody holds
 // is a Resolution with StatusNotFound, not an error; errors are invalid
 // names (ErrInvalidHandle), an empty routing table (ErrNoPeers) and
 // deadlines. Results are cached (Config.CacheTTL).
@@ -493,7 +515,7 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 		return nil, fmt.Errorf("resolve %q: %w", name, err)
 	}
 	powWG.Wait()
-	t := d.tallyHandles(key, lr.answers, d.cfg.Now(), 0)
+	t := d.tallyHandles(key, lr.all(), d.cfg.Now(), 0)
 	status, top := t.verdict()
 	res := &Resolution{Query: name, Status: status, Name: norm, Answers: len(lr.answers)}
 	if len(t.owners) > 1 {

@@ -149,3 +149,73 @@ func TestSelectAtStoringNodeWithoutGuard(t *testing.T) {
 		t.Fatal("expected Select alone to accept a backdated claim")
 	}
 }
+
+// TestGuardAsksBeforeAFirstRecord: with nothing held for a name, the guard
+// asks verify (the network check) and its refusal refuses the record; with
+// a record held it decides alone; a record stored while verify ran is the
+// incumbent the new one meets; and our own records skip the check.
+func TestGuardAsksBeforeAFirstRecord(t *testing.T) {
+	clock := newClock()
+	c := newChecker(clock.Now, identity.TestPoW)
+	ctx := context.Background()
+	alice, mallory := key(t, "alice"), key(t, "mallory")
+	_, dkey, _, _ := parseName("golden")
+	dsk := valueDsKey(dkey)
+	now := clock.Now()
+	_, ar := handleRec(t, alice, "golden", 1, now, now, time.Hour)
+	_, mr := handleRec(t, mallory, "golden", 1, now.Add(-24*time.Hour), now, time.Hour)
+
+	var asked []string
+	g := &guard{Batching: dssync.MutexWrap(ds.NewMapDatastore()), check: c, grace: time.Hour,
+		verify: func(_ context.Context, key string, in *HandleRecord) error {
+			asked = append(asked, key)
+			if in.Owner.Equal(mallory.Public()) {
+				return ErrIncumbent
+			}
+			return nil
+		}}
+	if err := g.Put(ctx, dsk, kadRecord(t, dkey, mr)); !errors.Is(err, ErrIncumbent) || len(asked) != 1 || asked[0] != dkey {
+		t.Fatalf("first record, network refuses: %v (asked %v)", err, asked)
+	}
+	if _, err := g.Batching.Get(ctx, dsk); !errors.Is(err, ds.ErrNotFound) {
+		t.Fatalf("refused record stored: %v", err)
+	}
+	if err := g.Put(ctx, dsk, kadRecord(t, dkey, ar)); err != nil || len(asked) != 2 {
+		t.Fatalf("first record, network agrees: %v (asked %d)", err, len(asked))
+	}
+	// Held: the stored record decides, the network is not asked.
+	_, ar2 := handleRec(t, alice, "golden", 2, now, now, time.Hour)
+	if err := g.Put(ctx, dsk, kadRecord(t, dkey, ar2)); err != nil || len(asked) != 2 {
+		t.Fatalf("same owner, held: %v (asked %d)", err, len(asked))
+	}
+
+	// A record stored while verify runs (the guard is unlocked then) is the
+	// incumbent the checked one meets.
+	_, skey, _, _ := parseName("silver")
+	_, sa := handleRec(t, alice, "silver", 1, now, now, time.Hour)
+	_, sm := handleRec(t, mallory, "silver", 1, now, now, time.Hour)
+	g.verify = func(ctx context.Context, key string, in *HandleRecord) error {
+		if in.Owner.Equal(alice.Public()) {
+			g.verify = func(context.Context, string, *HandleRecord) error { return nil }
+			if err := g.Put(ctx, valueDsKey(skey), kadRecord(t, skey, sm)); err != nil {
+				t.Errorf("put during the check: %v", err)
+			}
+		}
+		return nil
+	}
+	if err := g.Put(ctx, valueDsKey(skey), kadRecord(t, skey, sa)); !errors.Is(err, ErrIncumbent) {
+		t.Fatalf("after another owner's record was stored during the check: %v", err)
+	}
+
+	// Our own record: no network check, but a held incumbent still holds.
+	g.verify = func(context.Context, string, *HandleRecord) error { return errors.New("asked") }
+	_, bkey, _, _ := parseName("bronze")
+	_, ba := handleRec(t, alice, "bronze", 1, now, now, time.Hour)
+	if err := g.put(ctx, valueDsKey(bkey), kadRecord(t, bkey, ba), false); err != nil {
+		t.Fatalf("own first record: %v", err)
+	}
+	_, bm := handleRec(t, mallory, "bronze", 1, now, now, time.Hour)
+	if err := g.put(ctx, valueDsKey(bkey), kadRecord(t, bkey, bm), false); !errors.Is(err, ErrIncumbent) {
+		t.Fatalf("unchecked put over an incumbent: %v", err)
+	}
+}

@@ -20,7 +20,8 @@ const (
 	// bucketK is how many of the closest peers a lookup converges on, and
 	// how many a record is stored on (kad-dht's K).
 	bucketK = 20
-	// alpha is how many requests a lookup keeps in flight.
+	// alpha is how many requests a lookup keeps in flight (or its width,
+	// when wider).
 	alpha = 20
 	// maxCloserPeers caps the closer peers taken from one answer.
 	maxCloserPeers = bucketK
@@ -38,13 +39,27 @@ type peerAnswer struct {
 
 // lookupResult holds the answers of the closest peers to a key.
 type lookupResult struct {
-	// answers are the up-to-K closest peers that answered, closest first,
-	// including the local node when it is itself among the K closest.
+	// answers are the up-to-width (K by default) closest peers that
+	// answered, closest first, including the local node when it is itself
+	// among them.
 	answers []peerAnswer
+	// farther are the peers that answered on the way but ended up farther
+	// than the closest width: their records are evidence too (a resolve
+	// never ignores a valid record it has seen), but nothing is put to them.
+	farther []peerAnswer
 	// peers are the remote peers among answers, where a record is put.
 	peers []peer.ID
-	// selfClosest reports whether the local node is among the K closest.
+	// selfClosest reports whether the local node is among the closest.
 	selfClosest bool
+	// complete reports whether the lookup ran to its end: the closest
+	// width peers that answer all answered (not cut short by its context
+	// or by onValue).
+	complete bool
+}
+
+// all returns every answer of the lookup: the closest, then the farther.
+func (r *lookupResult) all() []peerAnswer {
+	return append(slices.Clip(r.answers), r.farther...)
 }
 
 type candState uint8
@@ -80,16 +95,27 @@ type lookupOpts struct {
 	// answered so far. It returning true ends the lookup early: the result
 	// then holds the answers received until then.
 	onValue func(value []byte, answered func() []peer.ID) bool
+	// width is how many of the closest peers the lookup converges on
+	// (default bucketK).
+	width int
+	// peerTimeout bounds each request (default Config's).
+	peerTimeout time.Duration
 }
 
 // lookup runs an iterative Kademlia lookup for key, sending GET_VALUE (which
 // returns a peer's record and the peers it knows closer to the key) to up
-// to alpha peers at a time, until the K closest peers that answer have all
-// answered, o.onValue asks to stop, or ctx ends. Every answer is untrusted:
+// to max(alpha, o.width) peers at a time, until the o.width (default K)
+// closest peers that answer have all answered, o.onValue asks to stop, or
+// ctx ends. Every answer is untrusted:
 // a failed, malformed or mismatched answer marks the peer failed, and
 // records are validated by the caller.
 func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResult, error) {
 	self := d.host.ID()
+	width := o.width
+	if width <= 0 {
+		width = bucketK
+	}
+	inflightMax := max(alpha, width)
 	target := kb.ConvertKey(key)
 	cands := make(map[peer.ID]*candidate)
 	var order []*candidate // sorted by distance to target
@@ -102,7 +128,7 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 		i, _ := slices.BinarySearchFunc(order, c, func(a, b *candidate) int { return bytes.Compare(a.dist, b.dist) })
 		order = slices.Insert(order, i, c)
 	}
-	for _, id := range d.kad.RoutingTable().NearestPeers(target, bucketK) {
+	for _, id := range d.kad.RoutingTable().NearestPeers(target, width) {
 		add(id)
 	}
 	for _, id := range o.seeds {
@@ -122,19 +148,20 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 	}
 
 	qctx, cancel := context.WithCancel(ctx)
-	results := make(chan getResult, alpha) // never blocks: inflight <= alpha
+	results := make(chan getResult, inflightMax) // never blocks: inflight <= inflightMax
 	var wg sync.WaitGroup
 	defer func() {
 		cancel() // ends requests still in flight (peers pushed out of the K closest)
 		wg.Wait()
 	}()
 	inflight := 0
+	complete := false
 
 	for {
 		pending := false
 		n := 0
 		for _, c := range order {
-			if n == bucketK {
+			if n == width {
 				break
 			}
 			if c.state == candFailed {
@@ -144,16 +171,17 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 			switch c.state {
 			case candNew:
 				pending = true
-				if inflight < alpha {
+				if inflight < inflightMax {
 					c.state = candQuerying
 					inflight++
-					wg.Go(func() { results <- d.getValue(qctx, c, key) })
+					wg.Go(func() { results <- d.getValueWithin(qctx, c, key, o.peerTimeout) })
 				}
 			case candQuerying:
 				pending = true
 			}
 		}
 		if !pending {
+			complete = true
 			break
 		}
 		var r getResult
@@ -188,26 +216,28 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 		}
 	}
 
-	res := &lookupResult{}
+	res := &lookupResult{complete: complete}
 	selfDist := kb.Xor(kb.ConvertPeerID(self), target)
 	for _, c := range order {
-		if len(res.answers) == bucketK {
-			break
-		}
 		if c.state != candAnswered {
+			continue
+		}
+		if len(res.answers) == width {
+			res.farther = append(res.farther, peerAnswer{id: c.id, value: c.value})
 			continue
 		}
 		if !res.selfClosest && bytes.Compare(selfDist, c.dist) < 0 && d.cfg.Server {
 			res.selfClosest = true
 			res.answers = append(res.answers, peerAnswer{id: self, value: d.localValue(ctx, key)})
-			if len(res.answers) == bucketK {
-				break
+			if len(res.answers) == width {
+				res.farther = append(res.farther, peerAnswer{id: c.id, value: c.value})
+				continue
 			}
 		}
 		res.answers = append(res.answers, peerAnswer{id: c.id, value: c.value})
 		res.peers = append(res.peers, c.id)
 	}
-	if !res.selfClosest && len(res.answers) < bucketK && d.cfg.Server {
+	if !res.selfClosest && len(res.answers) < width && d.cfg.Server {
 		res.selfClosest = true
 		res.answers = append(res.answers, peerAnswer{id: self, value: d.localValue(ctx, key)})
 	}
@@ -231,12 +261,21 @@ func (d *DHT) localOnly(ctx context.Context, key string) (*lookupResult, error) 
 	return &lookupResult{
 		answers:     []peerAnswer{{id: d.host.ID(), value: d.localValue(ctx, key)}},
 		selfClosest: true,
+		complete:    true,
 	}, nil
 }
 
 // getValue sends one GET_VALUE and bounds its time and answer.
 func (d *DHT) getValue(ctx context.Context, c *candidate, key string) getResult {
-	ctx, cancel := context.WithTimeout(ctx, d.cfg.peerTimeout)
+	return d.getValueWithin(ctx, c, key, 0)
+}
+
+// getValueWithin is getValue within timeout (0: Config's peerTimeout).
+func (d *DHT) getValueWithin(ctx context.Context, c *candidate, key string, timeout time.Duration) getResult {
+	if timeout <= 0 {
+		timeout = d.cfg.peerTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	resp, err := d.send.SendRequest(ctx, c.id, pb.NewMessage(pb.Message_GET_VALUE, []byte(key), 0))
 	if err != nil {
@@ -300,25 +339,31 @@ func (d *DHT) readFrom(ctx context.Context, peers []peer.ID, key string) []peerA
 // accepted the record. A refusal (the guard, a validator) resets the stream,
 // which counts as not accepted.
 func (d *DHT) putTo(ctx context.Context, peers []peer.ID, key string, value []byte) int {
+	return len(peers) - len(d.putEach(ctx, peers, key, value))
+}
+
+// putEach is putTo returning the peers that did not accept the record. Each
+// PUT_VALUE may take twice the per-request timeout: a storing node that
+// holds no record for a handle looks the network up before it answers
+// (guard.go).
+func (d *DHT) putEach(ctx context.Context, peers []peer.ID, key string, value []byte) (failed []peer.ID) {
 	rec := record.MakePutRecord(key, value)
 	var mu sync.Mutex
-	accepted := 0
 	var wg sync.WaitGroup
 	for _, p := range peers {
 		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(ctx, d.cfg.peerTimeout)
+			ctx, cancel := context.WithTimeout(ctx, 2*d.cfg.peerTimeout)
 			defer cancel()
 			if err := d.pm.PutValue(ctx, p, rec); err != nil {
 				d.log.Debug("put refused or failed", "peer", p, "err", err)
-				return
+				mu.Lock()
+				failed = append(failed, p)
+				mu.Unlock()
 			}
-			mu.Lock()
-			accepted++
-			mu.Unlock()
 		})
 	}
 	wg.Wait()
-	return accepted
+	return failed
 }
 
 // localValue returns the record value the local node stores under key, or
@@ -337,8 +382,11 @@ func (d *DHT) localValue(ctx context.Context, key string) []byte {
 
 // storeLocal stores a record in the local node's own value store, applying
 // the same rules a remote PUT_VALUE meets: validation, the guard for handle
-// records, and the highest seq for identity records.
-func (d *DHT) storeLocal(ctx context.Context, key string, value []byte) error {
+// records, and the highest seq for identity records. own says the record is
+// our own account's: the guard still keeps a stored incumbent, but does not
+// ask the network before a first record (we know who holds our claim, and
+// a squatter's majority must not make our own node refuse it).
+func (d *DHT) storeLocal(ctx context.Context, key string, value []byte, own bool) error {
 	rec := record.MakePutRecord(key, value)
 	// kad-dht ages records by wall-clock receive time in this format.
 	rec.TimeReceived = time.Now().UTC().Format(time.RFC3339Nano)
@@ -360,5 +408,5 @@ func (d *DHT) storeLocal(ctx context.Context, key string, value []byte) error {
 	if _, err := d.check.handle(key, value, d.cfg.Now(), 0); err != nil {
 		return err
 	}
-	return d.guard.Put(ctx, dskey, buf)
+	return d.guard.put(ctx, dskey, buf, !own)
 }

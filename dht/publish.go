@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/callsign/callsign/identity"
@@ -25,13 +26,15 @@ type ClaimStatus string
 // Claim statuses.
 const (
 	// ClaimClaimed: the record was put and reading it back from the closest
-	// peers shows it with a supermajority.
+	// peers shows it and no other owner's.
 	ClaimClaimed ClaimStatus = "claimed"
-	// ClaimTaken: another owner holds the name (unexpired or within grace);
-	// nothing was put, or the read-back shows the other owner.
+	// ClaimTaken: another owner holds the name (unexpired or within grace):
+	// for a new claim nothing was put; for a claim we hold, every peer
+	// refused our record and the read-back shows only the other owner.
 	ClaimTaken ClaimStatus = "taken"
-	// ClaimConflict: the read-back shows records of several owners and none
-	// with a supermajority.
+	// ClaimConflict: the closest peers hold records of several owners. A
+	// new claim puts nothing; a claim we hold was put anyway (Claim is set)
+	// and is kept: some peers hold another owner's record as well as ours.
 	ClaimConflict ClaimStatus = "conflict"
 )
 
@@ -42,9 +45,10 @@ type ClaimResult struct {
 	// Owner is the holder of the name: the caller when claimed, the other
 	// owner when taken.
 	Owner identity.AccountPub
-	// Claim is what to store to republish (set when claimed).
+	// Claim is what to store to republish (set when claimed, and on a
+	// conflict over a claim we hold).
 	Claim *HandleClaim
-	// Record is the record that was published (set when claimed).
+	// Record is the record that was published (set with Claim).
 	Record *HandleRecord
 	// Conflicts lists the owners seen when more than one was.
 	Conflicts []OwnerCount
@@ -54,13 +58,17 @@ type ClaimResult struct {
 // self-certifying handle) for key's account, or refreshes the claim when
 // prev (or a record of ours found on the network) says we hold it already.
 //
-// It looks the name up first: when another owner's record is unexpired or
-// within the grace period on more of the closest peers than ours, it returns
-// ClaimTaken and puts nothing. Otherwise it solves the proof of work (only
-// for a new claim), signs a record with the next seq, puts it to the K
-// closest peers and reads it back from them; the result is ClaimClaimed only
-// when the majority rule returns our account. Errors: ErrInvalidHandle,
-// ErrNoPeers, ErrNotConfirmed (nobody kept the record), deadlines.
+// It looks the name up first. A new claim stops there when any other
+// owner's record, unexpired or within the grace period, is found: ClaimTaken
+// (ClaimConflict when several owners are), nothing put. A claim we hold is
+// never given up because another owner's record is seen: it is re-signed
+// with the next seq and put to the current K closest peers whatever the
+// lookup found, so that it reaches peers that became closest since. A new
+// claim solves the proof of work first. Then the record is read back: the
+// result is ClaimClaimed when the closest peers show ours and no other
+// owner's, ClaimConflict when they show both, ClaimTaken when only another
+// owner's. Errors: ErrInvalidHandle, ErrNoPeers, ErrNotConfirmed (nobody
+// kept the record), deadlines.
 func (d *DHT) ClaimHandle(ctx context.Context, key *identity.AccountKey, name string, prev *HandleClaim) (*ClaimResult, error) {
 	return d.ClaimHandleProgress(ctx, key, name, prev, nil)
 }
@@ -104,19 +112,25 @@ func (d *DHT) ClaimHandleProgress(ctx context.Context, key *identity.AccountKey,
 	if err != nil {
 		return nil, fmt.Errorf("claim %q: %w", name, err)
 	}
-	t := d.tallyHandles(dkey, lr.answers, d.cfg.Now(), d.cfg.Grace)
-	mine, ours := t.countOf(me)
-	for _, o := range t.owners {
-		if !o.owner.Equal(me) && o.count > mine {
-			return &ClaimResult{Status: ClaimTaken, Name: norm, Owner: o.owner, Conflicts: conflictsOf(t)}, nil
+	t := d.tallyHandles(dkey, lr.all(), d.cfg.Now(), d.cfg.Grace)
+	_, ours := t.countOf(me)
+	havePrev := prev != nil && prev.Name == norm && !prev.ClaimedAt.IsZero()
+	held := ours != nil || havePrev
+	if others := othersOf(t, me); len(others) > 0 {
+		if !held {
+			if len(others) == 1 {
+				return &ClaimResult{Status: ClaimTaken, Name: norm, Owner: others[0].owner, Conflicts: conflictsOf(t)}, nil
+			}
+			return &ClaimResult{Status: ClaimConflict, Name: norm, Conflicts: conflictsOf(t)}, nil
 		}
+		d.log.Debug("another owner's record seen for a handle we hold; putting ours", "name", norm, "owners", len(t.owners))
 	}
 
 	// Build the claim: from prev, else from our own record on the network,
 	// else a new claim with a fresh proof of work.
 	var claim HandleClaim
 	switch {
-	case prev != nil && prev.Name == norm:
+	case havePrev:
 		claim = *prev
 	case ours != nil:
 		claim = HandleClaim{Name: norm, Nonce: ours.best.Nonce, Seq: ours.best.Seq, ClaimedAt: ours.best.ClaimedAt}
@@ -154,31 +168,45 @@ func (d *DHT) ClaimHandleProgress(ctx context.Context, key *identity.AccountKey,
 	ctx, cancel := d.opCtx(parent)
 	defer cancel()
 	if lr.selfClosest {
-		if err := d.storeLocal(ctx, dkey, raw); err != nil {
+		if err := d.storeLocal(ctx, dkey, raw, true); err != nil {
 			d.log.Debug("local store refused own handle record", "err", err)
 		}
 	}
 	stage(StageStore)
-	d.putTo(ctx, lr.peers, dkey, raw)
+	// Peers that failed the put (a storing node's network check that did
+	// not finish, a busy one) get a second try; a refusal of a guard that
+	// holds another owner's record comes back at once.
+	if failed := d.putEach(ctx, lr.peers, dkey, raw); len(failed) > 0 && ctx.Err() == nil {
+		d.putEach(ctx, failed, dkey, raw)
+	}
+	d.setPublished(dkey, raw)
 	stage(StageConfirm)
 	answers := d.readFrom(ctx, lr.peers, dkey)
 	if lr.selfClosest {
 		answers = append(answers, peerAnswer{id: d.host.ID(), value: d.localValue(ctx, dkey)})
 	}
-	t = d.tallyHandles(dkey, answers, d.cfg.Now(), 0)
-	status, top := t.verdict()
+	// Peers that answered the lookup from farther away got nothing from
+	// us, but another owner's record there is still another owner's.
+	t = d.tallyHandles(dkey, append(answers, lr.farther...), d.cfg.Now(), 0)
+	mine, _ := t.countOf(me)
+	others := othersOf(t, me)
 	res := &ClaimResult{Name: norm, Conflicts: conflictsOf(t)}
 	switch {
-	case status == StatusOK && top.owner.Equal(me):
+	case mine > 0 && len(others) == 0:
 		res.Status, res.Owner, res.Claim, res.Record = ClaimClaimed, me, &claim, rec
-		d.cache.remove(dkey) // the next Resolve reads the new record and its identity
-	case status == StatusOK:
-		res.Status, res.Owner = ClaimTaken, top.owner
-	case status == StatusConflict:
+	case mine > 0:
+		res.Status = ClaimConflict
+		if held {
+			res.Claim, res.Record = &claim, rec
+		}
+	case len(others) == 1:
+		res.Status, res.Owner = ClaimTaken, others[0].owner
+	case len(others) > 1:
 		res.Status = ClaimConflict
 	default:
 		return nil, fmt.Errorf("claim %q: %w", name, ErrNotConfirmed)
 	}
+	d.cache.remove(dkey) // the next Resolve reads the new record and its identity
 	return res, nil
 }
 
@@ -187,6 +215,17 @@ func conflictsOf(t *handleTally) []OwnerCount {
 		return nil
 	}
 	return t.counts()
+}
+
+// othersOf returns the owners in t other than me, most records first.
+func othersOf(t *handleTally, me identity.AccountPub) []*ownerTally {
+	var out []*ownerTally
+	for _, o := range t.owners {
+		if !o.owner.Equal(me) {
+			out = append(out, o)
+		}
+	}
+	return out
 }
 
 // PublishIdentity signs rec with key and publishes it at /csid/<account-id>.
@@ -234,11 +273,12 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	}
 
 	if lr.selfClosest {
-		if err := d.storeLocal(ctx, dkey, raw); err != nil {
+		if err := d.storeLocal(ctx, dkey, raw, true); err != nil {
 			d.log.Debug("local store refused own identity record", "err", err)
 		}
 	}
 	d.putTo(ctx, lr.peers, dkey, raw)
+	d.setPublished(dkey, raw)
 	answers := d.readFrom(ctx, lr.peers, dkey)
 	if lr.selfClosest {
 		answers = append(answers, peerAnswer{id: d.host.ID(), value: d.localValue(ctx, dkey)})
@@ -317,9 +357,13 @@ func (d *DHT) republishLoop() {
 	}
 }
 
-// Republish publishes the owned and kept records now; the republish loop
-// calls it every RepublishInterval. It returns the errors of the records
-// that could not be republished.
+// Republish publishes the owned and kept records now, to the peers that are
+// the K closest now; the republish loop calls it every RepublishInterval.
+// A handle claim stays owned whatever the network shows: a conflict (other
+// owners' records beside ours) is logged and the claim republished; a claim
+// every peer refused is logged and tried again next time. It returns the
+// errors of the records that could not be republished, ClaimTaken among
+// them.
 func (d *DHT) Republish(ctx context.Context) error {
 	d.mu.Lock()
 	key, rec, claims := d.ownKey, d.ownRec, slices.Clone(d.ownClaims)
@@ -338,18 +382,34 @@ func (d *DHT) Republish(ctx context.Context) error {
 	if key != nil {
 		for i := range claims {
 			res, err := d.ClaimHandle(ctx, key, claims[i].Name, &claims[i])
-			switch {
-			case err != nil:
+			if err != nil {
 				errs = append(errs, err)
-			case res.Status != ClaimClaimed:
-				errs = append(errs, fmt.Errorf("republish %q: %s", claims[i].Name, res.Status))
-			default:
+				continue
+			}
+			if res.Claim != nil {
 				claims[i] = *res.Claim
 			}
+			switch res.Status {
+			case ClaimConflict:
+				d.log.Warn("another owner's record is held beside ours; keeping the claim",
+					"name", claims[i].Name, "owners", ownersAttr(res.Conflicts))
+			case ClaimTaken:
+				d.log.Warn("every peer refused our record for a handle we hold; will try again",
+					"name", claims[i].Name, "owner", res.Owner.ID())
+				errs = append(errs, fmt.Errorf("republish %q: %s by %s", claims[i].Name, res.Status, res.Owner.ID()))
+			}
 		}
+		// SetOwned may have run meanwhile (a new claim): update the claims
+		// still owned, by name, and never to a lower seq.
 		d.mu.Lock()
 		if d.ownKey == key {
-			d.ownClaims = claims
+			for i := range d.ownClaims {
+				for _, c := range claims {
+					if c.Name == d.ownClaims[i].Name && c.Seq > d.ownClaims[i].Seq {
+						d.ownClaims[i] = c
+					}
+				}
+			}
 		}
 		d.mu.Unlock()
 	}
@@ -379,10 +439,22 @@ func (d *DHT) putRaw(ctx context.Context, key string, raw []byte) error {
 		return fmt.Errorf("put %s: %w", key, err)
 	}
 	if lr.selfClosest {
-		_ = d.storeLocal(ctx, key, raw)
+		_ = d.storeLocal(ctx, key, raw, false)
 	}
 	if d.putTo(ctx, lr.peers, key, raw) == 0 && len(lr.peers) > 0 {
 		return fmt.Errorf("put %s: %w", key, ErrNotConfirmed)
 	}
 	return nil
+}
+
+// ownersAttr renders owner counts for a log line: "csa1...=12 csa1...=8".
+func ownersAttr(cs []OwnerCount) string {
+	var b strings.Builder
+	for i, c := range cs {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s=%d", c.Owner.ID(), c.Count)
+	}
+	return b.String()
 }

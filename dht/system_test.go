@@ -198,18 +198,21 @@ func TestEclipseGivesConflict(t *testing.T) {
 	_, raw := handleRec(t, mallory, "alice", 9, now.Add(-30*24*time.Hour), now, 72*time.Hour)
 	closest := tn.closestNodes(dkey, bucketK)
 
-	// One lucky, backdated record on one of the closest nodes does not win.
+	// One lucky, backdated record on one of the closest nodes does not win,
+	// and is not outvoted either: owners disagree, so the answer is
+	// conflict, with the counts.
 	plant(t, tn.nodes[closest[0]], dkey, raw)
 	reader := tn.nodes[closest[len(closest)-1]]
 	r, err := reader.Resolve(ctx, "alice")
-	if err != nil || r.Status != StatusOK || !r.Owner.Equal(alice.Public()) {
-		t.Fatalf("one planted record: %v %s", err, r.Status)
+	if err != nil || r.Status != StatusConflict || !r.Owner.IsZero() || r.Identity != nil {
+		t.Fatalf("one planted record: %v %s owner %v", err, r.Status, r.Owner)
 	}
-	if len(r.Conflicts) != 2 || r.Conflicts[1].Count != 1 || !r.Conflicts[1].Owner.Equal(mallory.Public()) {
+	if len(r.Conflicts) != 2 || !r.Conflicts[0].Owner.Equal(alice.Public()) || r.Conflicts[0].Count != 19 ||
+		!r.Conflicts[1].Owner.Equal(mallory.Public()) || r.Conflicts[1].Count != 1 {
 		t.Fatalf("dissent not reported: %+v", r.Conflicts)
 	}
 
-	// Eight of the twenty closest: no owner has more than 2/3.
+	// Eight of the twenty closest: conflict just the same.
 	for _, i := range closest[1:8] {
 		plant(t, tn.nodes[i], dkey, raw)
 	}

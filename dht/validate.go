@@ -35,6 +35,9 @@ var (
 	// ErrStaleSeq is returned by the guard for a record older than the stored
 	// one of the same owner.
 	ErrStaleSeq = errors.New("dht: sequence number older than stored record")
+	// ErrBusy is returned by a storing node's guard when it is already
+	// checking as many first records with the network as it will at once.
+	ErrBusy = errors.New("dht: storing node busy checking other records")
 	// ErrNotConfirmed: a publish went out but reading it back did not show it.
 	ErrNotConfirmed = errors.New("dht: publish not confirmed by read-back")
 	// ErrNoPeers: the routing table is empty, so nothing can be looked up.
