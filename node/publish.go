@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -88,6 +89,7 @@ func (n *Node) publish(ctx context.Context) error {
 	}
 	// Handles first: the identity record names them, so they must resolve
 	// by the time it does.
+	var errs []error
 	for i := range claims {
 		var prev *dht.HandleClaim
 		if !claims[i].ClaimedAt.IsZero() {
@@ -95,18 +97,34 @@ func (n *Node) publish(ctx context.Context) error {
 		}
 		res, err := n.dht.ClaimHandle(ctx, n.keys.account, claims[i].Name, prev)
 		if err != nil {
-			return err
-		}
-		if res.Status != dht.ClaimClaimed {
-			n.log.Warn("a handle this node held is now held by someone else", "name", claims[i].Name, "owner", res.Owner.ID())
+			errs = append(errs, err) // the claim stays; the republisher tries again
 			continue
 		}
-		claims[i] = *res.Claim
+		// A claim this node holds stays in the list whatever the network
+		// shows: the DHT keeps putting it to the closest peers, and a name
+		// is never given up because someone else's record was seen.
+		if res.Claim != nil {
+			claims[i] = *res.Claim
+		}
+		switch res.Status {
+		case dht.ClaimConflict:
+			n.log.Warn("some of the closest peers hold another owner's record for a handle this node holds; keeping the claim",
+				"name", claims[i].Name, "owners", len(res.Conflicts))
+		case dht.ClaimTaken:
+			n.log.Warn("every peer refused this node's record for a handle it held; it will keep trying",
+				"name", claims[i].Name, "owner", res.Owner.ID())
+		}
 	}
+	// The republisher gets every claim before anything can fail below, so
+	// that a claim just made is kept alive even if this publication is not
+	// confirmed.
+	n.dht.SetOwned(n.keys.account, rec, claims)
 	if _, err := n.dht.PublishIdentity(ctx, n.keys.account, rec); err != nil {
+		errs = append(errs, err)
+	}
+	if err := errors.Join(errs...); err != nil {
 		return err
 	}
-	n.dht.SetOwned(n.keys.account, rec, claims)
 	n.mu.Lock()
 	n.published = true
 	n.mu.Unlock()
