@@ -127,10 +127,11 @@ function applyState(s) {
 function onEvent(ev) {
   const d = ev.data;
   if (ev.type === "message") {
-    // The open conversation first, the chat list after: a person watching
-    // the conversation sees the message before the list is redrawn.
+    // The open conversation first; the chat list, the title and the
+    // notification in a task of their own, so the message is on screen
+    // before the list is redrawn.
     emit(ev.type, d);
-    applyMessage(d);
+    setTimeout(() => applyMessage(d), 0);
     return;
   }
   switch (ev.type) {

@@ -163,8 +163,26 @@ export function thread(peer, { readOnly }) {
     while (i > 0 && new Date(msgs[i - 1].sent_at) > new Date(m.sent_at)) i--;
     msgs.splice(i, 0, m);
     if (io && m.direction === "in" && m.state !== "read") io.observe(x.li);
-    if (render) draw();
+    if (render) {
+      // The usual case, a message after the last one, adds one item; any
+      // other lays the whole list out again.
+      if (i === msgs.length - 1 && i > 0 && !list.querySelector(".no-msgs")) append(m, msgs[i - 1]);
+      else draw();
+    }
     return true;
+  }
+
+  // append adds the item of m after prev's, with a day separator when the
+  // day changes.
+  function append(m, prev) {
+    const d = new Date(m.sent_at);
+    if (new Date(prev.sent_at).toDateString() !== d.toDateString()) {
+      list.append(h("li", { class: "day", role: "presentation" }, h("span", { text: dayLabel(d) })));
+      prev = null;
+    }
+    const li = byId.get(m.id).li;
+    li.classList.toggle("cont", !!prev && prev.direction === m.direction && d - new Date(prev.sent_at) < 5 * 60e3);
+    list.append(li);
   }
 
   function remove(id) {
@@ -286,10 +304,12 @@ export function thread(peer, { readOnly }) {
   // Sending, with the message shown at once as queued.
   async function send(text) {
     const tmp = { id: "tmp-" + ++tmpSeq, text, direction: "out", state: "queued", sent_at: new Date().toISOString(), peer };
-    arrived(tmp);
     pending.set(tmp.id, text);
+    // The request leaves before the page draws the stand-in.
+    const req = api.post("/messages", { to: peer, text });
+    arrived(tmp);
     try {
-      const m = await api.post("/messages", { to: peer, text });
+      const m = await req;
       if (pending.delete(tmp.id)) remove(tmp.id);
       if (!byId.has(m.id)) arrived(m);
       if (!store.state.conversations.some((c) => c.peer === peer)) store.refresh("conversations", 0);
@@ -374,8 +394,8 @@ function composeBox(peer, t) {
     if (new TextEncoder().encode(text).length > MAX_BYTES) { toast("That message is too long", "split it into several messages", "error"); return; }
     ta.value = "";
     drafts.delete(peer);
+    t.send(text); // first: the request leaves before any layout work
     grow();
-    t.send(text);
     ta.focus();
   }
 
