@@ -295,6 +295,10 @@ type AnswerRequest struct {
 	Audio   string `json:"audio,omitempty"`
 	Video   string `json:"video,omitempty"`
 	Record  string `json:"record,omitempty"`
+	// Tab answers with the connection a tab attached while the call rang
+	// (BrowserAnswer.Tab), so media flows the moment the call connects;
+	// the other ringing tabs' connections are closed. It implies Browser.
+	Tab string `json:"tab,omitempty"`
 }
 
 // Call is a call, live or from the log. `callsign call --json` prints the
@@ -326,7 +330,9 @@ type Call struct {
 
 // BrowserOffer is the body of POST /api/v1/calls/{id}/browser: the tab's
 // SDP offer for its connection to its own node, with its candidates in it
-// (gathered before sending; nothing is trickled). Audio must offer Opus
+// (gathered before sending; nothing is trickled). For a call placed or
+// answered with Browser it is the call's media; for an incoming call still
+// ringing it is a tab getting ready to answer (see BrowserAnswer.Tab). Audio must offer Opus
 // and video VP8; the node keeps only this machine's addresses among the
 // candidates, and only loopback ones when the tab offers any.
 type BrowserOffer struct {
@@ -337,6 +343,11 @@ type BrowserOffer struct {
 // it.
 type BrowserAnswer struct {
 	SDP string `json:"sdp"`
+	// Tab names the connection when it was attached to an incoming call
+	// still ringing: answer with AnswerRequest.Tab to use it. Each ringing
+	// tab may attach one; they wait, with no media, until the call is
+	// answered.
+	Tab string `json:"tab,omitempty"`
 }
 
 // CallSettings are who may call and how.

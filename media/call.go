@@ -660,6 +660,11 @@ func (c *Call) onTrack(remote *webrtc.TrackRemote, _ *webrtc.RTPReceiver) {
 // one buffer and one packet: a Sink copies what it keeps.
 func (c *Call) receive(kind Kind, remote *webrtc.TrackRemote) {
 	sinkOK := c.sink != nil
+	if _, ok := c.sink.(keyframeSink); ok && kind == KindVideo {
+		// A sink that joins mid-stream (a tab already connected) decodes
+		// from a key frame: ask for one as the remote's video starts.
+		c.RequestKeyframe()
+	}
 	var seq seqTracker
 	buf := make([]byte, maxForwardPacket)
 	var p rtp.Packet

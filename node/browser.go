@@ -29,14 +29,84 @@ import (
 // watcher goroutine per such call; close ends them all.
 type callMedia struct {
 	mu      sync.Mutex
-	bridges map[string]*media.Bridge // call id → bridge
+	bridges map[string]*media.Bridge            // call id → the bridge carrying its media
+	ringing map[string]map[string]*media.Bridge // call id → tab → a tab ready to answer
 	closed  bool
 	wg      sync.WaitGroup
 	stop    chan struct{}
 }
 
+// maxRingingTabs bounds the tabs that may get ready to answer one call.
+const maxRingingTabs = 8
+
 func newCallMedia() *callMedia {
-	return &callMedia{bridges: map[string]*media.Bridge{}, stop: make(chan struct{})}
+	return &callMedia{bridges: map[string]*media.Bridge{}, ringing: map[string]map[string]*media.Bridge{}, stop: make(chan struct{})}
+}
+
+// addRinging keeps b as a tab ready to answer the ringing call c, until the
+// call is answered with it, or ends. It reports false when c already has
+// maxRingingTabs of them (b is then the caller's to close).
+func (bc *callMedia) addRinging(c *call.Call, tab string, b *media.Bridge) bool {
+	id := c.ID()
+	bc.mu.Lock()
+	defer bc.mu.Unlock()
+	if bc.closed {
+		return false
+	}
+	tabs := bc.ringing[id]
+	if len(tabs) >= maxRingingTabs {
+		return false
+	}
+	if tabs == nil {
+		tabs = map[string]*media.Bridge{}
+		bc.ringing[id] = tabs
+		// The call's end closes the tabs nobody answered with.
+		bc.wg.Go(func() {
+			select {
+			case <-c.Done():
+			case <-bc.stop:
+			}
+			bc.mu.Lock()
+			left := bc.ringing[id]
+			delete(bc.ringing, id)
+			bc.mu.Unlock()
+			for _, b := range left {
+				_ = b.Close()
+			}
+		})
+	}
+	tabs[tab] = b
+	return true
+}
+
+// takeRinging removes and returns the tab ready to answer call id; the
+// other tabs of the call are closed. nil when there is no such tab or it
+// has gone.
+func (bc *callMedia) takeRinging(id, tab string) *media.Bridge {
+	bc.mu.Lock()
+	tabs := bc.ringing[id]
+	b := tabs[tab]
+	var others []*media.Bridge
+	if b != nil {
+		for t, o := range tabs {
+			if t != tab {
+				others = append(others, o)
+			}
+			delete(tabs, t)
+		}
+	}
+	bc.mu.Unlock()
+	for _, o := range others {
+		_ = o.Close()
+	}
+	if b != nil {
+		select {
+		case <-b.Done():
+			return nil // the tab closed meanwhile
+		default:
+		}
+	}
+	return b
 }
 
 // watch registers b as the media of c until either ends: a bridge that
@@ -143,20 +213,38 @@ func (n *Node) endBridged(id string, r media.Reason) {
 }
 
 // AttachBrowser implements api.Backend: the tab's offer for a call placed
-// or answered with Browser set.
+// or answered with Browser set, or from a tab getting ready to answer an
+// incoming call that rings.
 func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (api.BrowserAnswer, error) {
 	b := n.callMedia.get(id)
+	tab := ""
 	if b == nil {
-		if _, err := n.findCall(id); err != nil {
+		c, err := n.findCall(id)
+		if err != nil {
 			return api.BrowserAnswer{}, err
 		}
-		return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "place or answer the call from the web app",
-			"call %s does not take its media from a browser tab", id)
+		if info := c.Info(); info.Direction != call.DirectionIn || info.State != call.StateRinging {
+			return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "place or answer the call from the web app",
+				"call %s does not take its media from a browser tab", id)
+		}
+		if b, err = n.newBridge(); err != nil {
+			return api.BrowserAnswer{}, err
+		}
+		var t [8]byte
+		_, _ = rand.Read(t[:])
+		tab = hex.EncodeToString(t[:])
+		if !n.callMedia.addRinging(c, tab, b) {
+			_ = b.Close()
+			return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "close some of the tabs", "too many tabs are ready to answer call %s", id)
+		}
 	}
 	answer, err := b.Accept(ctx, offer.SDP)
+	if err != nil && tab != "" {
+		_ = b.Close()
+	}
 	switch {
 	case err == nil:
-		return api.BrowserAnswer{SDP: answer}, nil
+		return api.BrowserAnswer{SDP: answer, Tab: tab}, nil
 	case errors.Is(err, media.ErrBadSDP):
 		return api.BrowserAnswer{}, api.Errorf(api.CodeBadRequest, "use a browser that offers Opus audio and VP8 video, on this machine", "%s", err.Error())
 	case errors.Is(err, media.ErrSignal):

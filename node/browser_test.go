@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/pion/webrtc/v4"
+
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/media"
@@ -120,6 +122,62 @@ func TestBrowserCalls(t *testing.T) {
 	audio, video := mediatest.Frames(t, rec+"/"+c.ID+".ogg", rec+"/"+c.ID+".ivf")
 	if audio < 45 || video < 8 {
 		t.Fatalf("Bob recorded %d audio and %d video frames from the tab", audio, video)
+	}
+
+	// Bob's headless node calls Alice; two of her tabs get ready while it
+	// rings; she answers in one: it gets Bob's media at once, the other's
+	// connection is closed, and its answer is refused.
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{AutoAnswer: boolp(false)}); err != nil {
+		t.Fatal(err)
+	}
+	c1, err := bob.Client.Dial(ctx, api.CallRequest{To: "alice", Audio: "tone", Video: "pattern"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, alice.Client, c1.ID, "ringing")
+	ready := func() (*mediatest.Browser, string) {
+		tab := mediatest.NewBrowser(t, loopback)
+		ans, err := alice.Client.AttachBrowser(ctx, c1.ID, api.BrowserOffer{SDP: tab.Offer(t)})
+		if err != nil || ans.Tab == "" {
+			t.Fatalf("a ringing tab attaching: %+v %v", ans, err)
+		}
+		tab.SetAnswer(t, ans.SDP)
+		return tab, ans.Tab
+	}
+	one, oneTab := ready()
+	two, twoTab := ready()
+	for _, tab := range []*mediatest.Browser{one, two} {
+		testnet.Eventually(t, 10*time.Second, func() error {
+			if s := tab.PC.ConnectionState(); s != webrtc.PeerConnectionStateConnected {
+				return fmt.Errorf("a ringing tab's connection is %s", s)
+			}
+			return nil
+		})
+	}
+	if a, v := one.Received(); a+v != 0 {
+		t.Errorf("a tab got %d packets before the call was answered", a+v)
+	}
+	one.Play(frames(media.Tone()), frames(media.Pattern()))
+	if _, err := alice.Client.CallAction(ctx, c1.ID, "answer", &api.AnswerRequest{Tab: oneTab}); err != nil {
+		t.Fatal(err)
+	}
+	testnet.Eventually(t, 20*time.Second, func() error {
+		if a, v := one.Received(); a < 50 || v < 20 {
+			return fmt.Errorf("the answering tab received %d audio and %d video packets", a, v)
+		}
+		if s := two.PC.ConnectionState(); s == webrtc.PeerConnectionStateConnected {
+			return fmt.Errorf("the other tab's connection is still %s", s)
+		}
+		return nil
+	})
+	if _, err := alice.Client.CallAction(ctx, c1.ID, "answer", &api.AnswerRequest{Tab: twoTab}); !api.IsCode(err, api.CodeConflict) {
+		t.Errorf("the other tab's answer: %v, want conflict", err)
+	}
+	if _, err := alice.Client.CallAction(ctx, c1.ID, "hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	if got := waitCall(t, bob.Client, c1.ID, "ended"); got.EndReason != "remote-hangup" || got.PacketsReceived < 20 {
+		t.Errorf("bob's call with the ready tab: %+v", got)
 	}
 
 	// Bob's headless node calls Alice; her tab answers and gets his

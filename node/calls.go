@@ -509,6 +509,9 @@ func (n *Node) CallAction(ctx context.Context, id, action string, req api.Answer
 	}
 	switch action {
 	case "answer":
+		if req.Tab != "" {
+			req.Browser = true
+		}
 		if req.Browser && (req.Audio != "" || req.Video != "" || req.Record != "") {
 			return api.Call{}, api.Errorf(api.CodeBadRequest, "", "a browser answer takes its media from the tab: no audio, video or record")
 		}
@@ -521,8 +524,17 @@ func (n *Node) CallAction(ctx context.Context, id, action string, req api.Answer
 		}
 		opts := call.AnswerOptions{Source: src, RecordDir: req.Record}
 		var bridge *media.Bridge
-		if req.Browser {
+		switch {
+		case req.Tab != "":
+			if bridge = n.callMedia.takeRinging(id, req.Tab); bridge == nil {
+				release()
+				return api.Call{}, api.Errorf(api.CodeConflict, "answer again without the tab's connection",
+					"the tab's connection for call %s is gone: the call was answered elsewhere, ended, or the tab closed it", id)
+			}
+			opts.Source, opts.Sink = bridge, bridge
+		case req.Browser:
 			if bridge, err = n.newBridge(); err != nil {
+				release()
 				return api.Call{}, err
 			}
 			opts.Source, opts.Sink = bridge, bridge

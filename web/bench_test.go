@@ -153,7 +153,7 @@ func BenchmarkBrowserCall(b *testing.B) {
 			}
 		}
 		ringBase = append(ringBase, float64(time.Since(start))/float64(time.Millisecond))
-		if _, err := alice.Client.CallAction(ctxB(b, 10*time.Second), c.ID, "decline", nil); err != nil {
+		if _, err := bob.Client.CallAction(ctxB(b, 10*time.Second), c.ID, "hangup", nil); err != nil {
 			b.Fatal(err)
 		}
 		waitEnded(b, bob, c.ID)

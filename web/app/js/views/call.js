@@ -6,7 +6,10 @@
 // transceiver (sendrecv, Opus and VP8 only) so that the camera can be
 // turned on in a voice call; it gathers its candidates (at most ~1 s),
 // posts the offer to /calls/{id}/browser and applies the node's answer.
-// The node bridges that connection to the call with the other node.
+// The node bridges that connection to the call with the other node. While
+// an incoming call rings, the tab makes that connection ahead (no camera,
+// no microphone, no media until answered) and answers with it ({tab}), so
+// the call's media flows as soon as it connects.
 // Muting replaces the audio track with null, so no audio leaves at all.
 // window.callsign.pc is the live call's RTCPeerConnection (null without
 // one), the debugging handle the tests use.
@@ -45,12 +48,18 @@ function newCall(props) {
 export async function start(peer, video) {
   if (cur) { toast("You're already in a call", "hang up first"); return; }
   const c = cur = newCall({ peer, direction: "out", video, name: store.nameOf(peer) });
+  // The invite, the camera and the connection to the node all start at
+  // once: the other side rings while the camera opens.
+  const placing = api.post("/calls", { to: peer, browser: true });
+  peer_(c);
+  const media = acquire(c, video);
+  const offer = makeOffer(c.pc);
   showScreen(c);
-  const media = setupMedia(c, video);
   let placed;
   try {
-    placed = await api.post("/calls", { to: peer, browser: true });
+    placed = await placing;
   } catch (err) {
+    offer.catch(() => {});
     media.catch(() => {});
     finish(c, "", err);
     return;
@@ -60,30 +69,76 @@ export async function start(peer, video) {
   apply(c, placed);
   if (early.has(c.id)) { apply(c, early.get(c.id)); early.delete(c.id); }
   early.clear();
-  await attach(c, media);
+  await attach(c, offer);
 }
 
 async function answer(call, video) {
+  const pre = ringing && ringing.call.id === call.id ? ringing.pre : null;
+  if (ringing) ringing.pre = null; // this answer takes it over
   stopRinging();
-  if (cur) { toast("You're already in a call", "hang up first"); return; }
+  if (cur) { if (pre) pre.ready.finally(() => pre.pc && pre.pc.close()).catch(() => {}); toast("You're already in a call", "hang up first"); return; }
   const c = cur = newCall({ id: call.id, peer: call.peer, direction: "in", video, state: "connecting", name: store.nameOf(call.peer, call.peer_name) });
-  showScreen(c);
-  const media = setupMedia(c, video);
-  try {
-    await api.post(`/calls/${api.seg(call.id)}/answer`, { browser: true });
-  } catch (err) {
-    media.catch(() => {});
-    if (err.status === 409) {
-      finish(c, "", null, "Answered in another tab");
-      toast("Answered in another tab");
-    } else {
-      finish(c, "", err);
+  // The tab got its connection to the node ready while the call rang:
+  // answer with it, and open the camera at the same time.
+  const tab = pre ? await pre.ready.catch(() => "") : "";
+  if (c.ended) { if (pre && pre.pc) pre.pc.close(); return; }
+  if (tab) {
+    adopt(c, pre);
+    const answering = api.post(`/calls/${api.seg(call.id)}/answer`, { tab });
+    const media = acquire(c, video);
+    showScreen(c);
+    try {
+      await answering;
+    } catch (err) {
+      media.catch(() => {});
+      answerFailed(c, err);
+      return;
     }
+    media.catch(() => {});
     return;
   }
-  await attach(c, media);
+  if (pre && pre.pc) pre.pc.close();
+  const answering = api.post(`/calls/${api.seg(call.id)}/answer`, { browser: true });
+  peer_(c);
+  const media = acquire(c, video);
+  const offer = makeOffer(c.pc);
+  showScreen(c);
+  try {
+    await answering;
+  } catch (err) {
+    offer.catch(() => {});
+    media.catch(() => {});
+    answerFailed(c, err);
+    return;
+  }
+  await attach(c, offer);
 }
 
+function answerFailed(c, err) {
+  if (err.status === 409) {
+    finish(c, "", null, "Answered in another tab");
+    toast("Answered in another tab");
+  } else {
+    finish(c, "", err);
+  }
+}
+
+// prepare gets the tab's connection to its node ready while a call rings,
+// without touching the camera or the microphone: answering then only has
+// to open them. Resolves to the node's name for the connection ("" if it
+// could not be made; answering then makes one).
+function prepare(call) {
+  const pre = { pc: null, senders: null, remote: new MediaStream() };
+  pre.ready = (async () => {
+    pre.pc = connection(pre);
+    const sdp = await makeOffer(pre.pc);
+    const ans = await api.post(`/calls/${api.seg(call.id)}/browser`, { sdp });
+    await pre.pc.setRemoteDescription({ type: "answer", sdp: ans.sdp });
+    return ans.tab || "";
+  })();
+  pre.ready.catch((err) => console.warn("getting ready to answer", err.message));
+  return pre;
+}
 async function decline(call) {
   stopRinging();
   try { await api.post(`/calls/${api.seg(call.id)}/decline`); }
@@ -98,26 +153,54 @@ export async function hangup() {
   finish(c, c.direction === "out" && c.state !== "active" ? "cancelled" : "hangup");
 }
 
-// setupMedia builds the peer connection and the local offer, with all of
-// its candidates, and resolves to the offer's SDP.
-async function setupMedia(c, video) {
+// connection makes the tab's RTCPeerConnection to its node, always with
+// an audio and a video transceiver (Opus and VP8 only), and sends what it
+// receives to holder.remote (a MediaStream).
+function connection(holder) {
   const pc = new RTCPeerConnection({ iceServers: [], bundlePolicy: "max-bundle" });
-  c.pc = pc;
-  window.callsign.pc = pc;
   const at = pc.addTransceiver("audio", { direction: "sendrecv" });
   const vt = pc.addTransceiver("video", { direction: "sendrecv" });
   prefer(at, "audio", "audio/opus");
   prefer(vt, "video", "video/vp8");
-  c.audioSender = at.sender;
-  c.videoSender = vt.sender;
-  c.remote = new MediaStream();
+  holder.audioSender = at.sender;
+  holder.videoSender = vt.sender;
   pc.ontrack = (e) => {
+    holder.remote.addTrack(e.track);
+    if (screen && screen.call === holder) screen.remote.srcObject = holder.remote;
+  };
+  return pc;
+}
+
+// peer_ gives call c a new connection to the node.
+function peer_(c) {
+  c.remote = new MediaStream();
+  c.pc = connection(c);
+  live(c);
+}
+
+// adopt gives call c the connection prepared while it rang.
+function adopt(c, pre) {
+  c.remote = pre.remote;
+  c.audioSender = pre.audioSender;
+  c.videoSender = pre.videoSender;
+  c.pc = pre.pc;
+  c.pc.ontrack = (e) => {
     c.remote.addTrack(e.track);
     if (screen && screen.call === c) screen.remote.srcObject = c.remote;
   };
-  pc.onconnectionstatechange = () => {
-    if (pc.connectionState === "failed" && cur === c) warn(c, "The media connection to your node failed");
+  live(c);
+}
+
+function live(c) {
+  window.callsign.pc = c.pc;
+  c.pc.onconnectionstatechange = () => {
+    if (c.pc.connectionState === "failed" && cur === c) warn(c, "The media connection to your node failed");
   };
+}
+
+// acquire opens the microphone (and the camera for video) and puts them
+// on the connection; a missing camera leaves a voice call.
+async function acquire(c, video) {
   let stream = null;
   try {
     stream = await navigator.mediaDevices.getUserMedia({ audio: true, video });
@@ -135,6 +218,10 @@ async function setupMedia(c, video) {
   await c.videoSender.replaceTrack(c.cam);
   c.camOn = !!c.cam;
   update(c);
+}
+
+// makeOffer resolves to the connection's offer, with its candidates.
+async function makeOffer(pc) {
   await pc.setLocalDescription(await pc.createOffer());
   await gathered(pc, 1000);
   return pc.localDescription.sdp;
@@ -171,9 +258,9 @@ function gathered(pc, ms) {
 }
 
 // attach gives the node this tab's offer and applies its answer.
-async function attach(c, media) {
+async function attach(c, offer) {
   try {
-    const sdp = await media;
+    const sdp = await offer;
     if (c.ended) return;
     const ans = await api.post(`/calls/${api.seg(c.id)}/browser`, { sdp });
     if (c.ended) return;
@@ -208,13 +295,17 @@ export function onIncoming(call) {
         h("button", { type: "button", class: "round-btn ok", "aria-label": "Answer voice only", autofocus: true, on: { click: () => answer(call, false) } }, icon("phone"), h("span", { text: "Voice" })),
         h("button", { type: "button", class: "round-btn ok", "aria-label": "Answer with video", on: { click: () => answer(call, true) } }, icon("video"), h("span", { text: "Video" })))),
   });
-  ringing = { call, stop, dlg };
+  ringing = { call, stop, dlg, pre: prepare(call) };
 }
 
 function stopRinging() {
   if (!ringing) return;
   ringing.stop();
   ringing.dlg.close();
+  if (ringing.pre) {
+    const pre = ringing.pre;
+    pre.ready.finally(() => { if (pre.pc) pre.pc.close(); }).catch(() => {});
+  }
   ringing = null;
 }
 
