@@ -36,6 +36,7 @@
 //	POST   /calls/{id}/{action}            action: answer (AnswerRequest), decline, hangup -> Call
 //	POST   /calls/{id}/browser             BrowserOffer -> BrowserAnswer (a tab's media for a Browser call)
 //	GET    /qr?text=                       image/png: a QR code of text (at most 512 bytes)
+//	GET    /app                            AppState: the web app's first screen in one answer
 //	GET    /settings/calls                 CallSettings
 //	POST   /settings/calls                 CallSettingsChange -> CallSettings
 //	GET    /events             WebSocket stream of Event
@@ -319,6 +320,7 @@ func (s *Server) handler() http.Handler {
 		return b.AttachBrowser(r.Context(), r.PathValue("id"), req)
 	}))
 	mux.HandleFunc("GET /api/v1/qr", s.qr)
+	mux.HandleFunc("GET /api/v1/app", j(s.app))
 	mux.HandleFunc("GET /api/v1/settings/calls", j(func(r *http.Request) (any, error) { return b.CallSettings(r.Context()) }))
 	mux.HandleFunc("POST /api/v1/settings/calls", j(func(r *http.Request) (any, error) {
 		var ch CallSettingsChange

@@ -269,28 +269,42 @@ func BenchmarkBrowserMessage(b *testing.B) {
 }
 
 // BenchmarkFirstLoad: a fresh tab's first load of the app (bytes over the
-// wire) and the time until its lists are on screen. Baseline from the same
-// run: the same tab navigating to one small static file of the app.
+// wire) and the time from navigation until its lists are on screen, cold
+// (a new browser context: its renderer starts too) and on a reload.
+// Baselines from the same run: the same tabs loading one small static file
+// of the app, cold and reloaded.
 func BenchmarkFirstLoad(b *testing.B) {
 	n := testnet.New(b, 2, testnet.Options{Web: web.FS()})
 	alice := n.Nodes[1]
-	var ready, static, bytes []float64
+	var cold, warm, staticCold, staticWarm, bytes []float64
 	url := browser.AppURL(b, alice.Dir)
+	file := url[:strings.Index(url, "/#")] + "/icon.svg"
+	loaded := `(() => performance.getEntriesByType("navigation")[0].loadEventEnd)()`
 	for range b.N {
 		p := browser.Open(b, "alice", url)
 		p.WaitJS("the app ready", `window.callsign && window.callsign.readyAt > 0`)
-		ready = append(ready, browser.Eval[float64](p, `window.callsign.readyAt`))
+		cold = append(cold, browser.Eval[float64](p, `window.callsign.readyAt`))
 		var total int64
 		for _, l := range p.Loads() {
 			total += l.Bytes
 		}
 		bytes = append(bytes, float64(total))
-		p.Navigate(url[:strings.Index(url, "/#")] + "/icon.svg")
-		p.WaitJS("the file loaded", `document.readyState === "complete"`)
-		static = append(static, browser.Eval[float64](p, `(() => { const n = performance.getEntriesByType("navigation")[0]; return n.loadEventEnd; })()`))
+		p.Reload()
+		p.WaitJS("the app ready again", `window.callsign && window.callsign.readyAt > 0`)
+		warm = append(warm, browser.Eval[float64](p, `window.callsign.readyAt`))
 		p.Close()
+
+		f := browser.Open(b, "file", file)
+		f.WaitJS("the file loaded", `document.readyState === "complete"`)
+		staticCold = append(staticCold, browser.Eval[float64](f, loaded))
+		f.Reload()
+		f.WaitJS("the file loaded again", `document.readyState === "complete" && performance.getEntriesByType("navigation")[0].loadEventEnd > 0`)
+		staticWarm = append(staticWarm, browser.Eval[float64](f, loaded))
+		f.Close()
 	}
-	reportMS(b, "ready", ready)
-	reportMS(b, "static-file-baseline", static)
+	reportMS(b, "ready-cold", cold)
+	reportMS(b, "ready-reload", warm)
+	reportMS(b, "static-file-cold-baseline", staticCold)
+	reportMS(b, "static-file-reload-baseline", staticWarm)
 	b.ReportMetric(p50(bytes)/1000, "first-load-kB")
 }

@@ -215,10 +215,9 @@ export function help() {
 
 async function start() {
   if (!api.hasToken()) { signIn(); return; }
-  // Everything the first screen needs, asked for at once.
-  const lists = ["conversations", "requests", "contacts", "calls"].map((t) => store.load(t).then(() => null, (err) => [t, err]));
+  // Everything the first screen needs, in one answer.
   try {
-    await Promise.all([store.load("me"), store.load("handles")]);
+    await store.loadAll();
   } catch (err) {
     if (err.status === 401) return; // the sign-in screen is up (callsign:unauthorized)
     app.replaceChildren(h("div", { class: "signin" }, h("div", { class: "signin-card" },
@@ -235,9 +234,6 @@ async function start() {
   const w = where();
   if (location.pathname === "/" || !SECTIONS.includes(location.pathname.split("/")[1])) go(path(w.section, w.param), { replace: true });
   else render(w);
-  for (const failed of await Promise.all(lists)) {
-    if (failed) toast(`Could not load ${failed[0]}`, failed[1].message, "error");
-  }
   // Ready: the lists are on screen (tests and the budget read this).
   window.callsign.readyAt = performance.now();
   document.documentElement.dataset.ready = "";

@@ -50,6 +50,29 @@ export async function load(topic) {
   emit(topic, state[topic]);
 }
 
+/** loadAll loads the first screen's topics in one request (GET
+ * /api/v1/app), taking the answer early.js asked for while the modules
+ * loaded when there is one, and tells every topic's listeners. */
+export async function loadAll() {
+  let all = null;
+  const early = window.callsignBoot;
+  window.callsignBoot = null;
+  if (early) {
+    try {
+      const r = await early;
+      if (r.ok) all = await r.json();
+    } catch { /* asked again below */ }
+  }
+  if (!all) all = await api.get("/app");
+  state.me = all.id;
+  state.handles = all.handles || [];
+  state.conversations = all.conversations || [];
+  state.requests = all.requests || [];
+  state.contacts = all.contacts || [];
+  state.calls = all.calls || [];
+  for (const topic of ["me", "handles", "conversations", "requests", "contacts", "calls"]) emit(topic, state[topic]);
+}
+
 const timers = {};
 
 /** refresh reloads topic soon, once for a burst of calls; errors are
