@@ -105,10 +105,14 @@ func TestBrowserCalls(t *testing.T) {
 		t.Errorf("the call ended %v after the tab closed", d)
 	}
 	// The call and the call log agree on how long it lasted.
-	log, err := alice.Client.Calls(ctx, 10)
-	if err != nil || len(log) == 0 || log[0].ID != c.ID {
-		t.Fatalf("alice's call log: %+v %v", log, err)
-	}
+	var log []api.Call
+	testnet.Eventually(t, 20*time.Second, func() error {
+		var err error
+		if log, err = alice.Client.Calls(ctx, 10); err != nil || len(log) == 0 || log[0].ID != c.ID {
+			return fmt.Errorf("alice's call log: %+v %v", log, err)
+		}
+		return nil
+	})
 	if end.DurationS <= 0 || end.DurationS != log[0].DurationS {
 		t.Errorf("duration_s %v in GET /calls/{id}, %v in the list", end.DurationS, log[0].DurationS)
 	}
