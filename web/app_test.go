@@ -125,6 +125,7 @@ func TestMessageTextIsText(t *testing.T) {
 	a.RecordText()
 	a.Click("button", "Accept")
 	a.WaitSeen("bob is now a contact")
+	a.WaitJS("the request became a chat", `document.querySelector(".chat:not(.request) .messages .msg.in") !== null`)
 	// A second one arrives live, into the open chat.
 	if _, err := bob.Client.Send(ctx, "alice", evil2); err != nil {
 		t.Fatal(err)

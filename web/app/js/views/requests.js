@@ -61,9 +61,9 @@ export function detail(el, peer) {
     accept.disabled = block.disabled = true;
     try {
       const c = await api.post(`/requests/${api.seg(peer)}/accept`);
-      toast(`${c.petname} is now a contact`);
       await Promise.all([store.load("contacts"), store.load("requests"), store.load("conversations")]);
       go(path("chats", peer), { replace: true });
+      toast(`${c.petname} is now a contact`);
     } catch (err) {
       accept.disabled = block.disabled = false;
       showError(err, "Could not accept");
