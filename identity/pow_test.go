@@ -13,16 +13,21 @@ func TestPoWBits(t *testing.T) {
 		name string
 		want int
 	}{
-		{def, "alexander", DefaultPoWBaseBits},
-		{def, "abcdefgh", DefaultPoWBaseBits},
-		{def, "abcdefg", DefaultPoWBaseBits + 1},
-		{def, "abc", DefaultPoWBaseBits + 5},
-		{def, "田中さん", DefaultPoWBaseBits + 4}, // runes, not bytes
+		// The network's defaults, stated as numbers: lowering them makes
+		// squatting cheaper and must show up here (and in the docs' 1.3 s).
+		{def, "alexander", 6},
+		{def, "abcdefgh", 6},
+		{def, "abcdefg", 7},
+		{def, "abc", 11},
+		{def, "田中さん", 10}, // runes, not bytes
 		{PoWParams{BaseBits: 10, ShortExtra: 3}, "abc", 25},
 		{PoWParams{BaseBits: -1, ShortExtra: -1}, "abc", 0},
 		{PoWParams{BaseBits: 100}, "abc", 64},
 		{TestPoW, "alexander", 1},
 		{TestPoW, "abc", 6},
+	}
+	if d := def.withDefaults(); d.MemoryKiB != 16*1024 || d.Passes != 1 {
+		t.Errorf("default argon2id cost %d KiB × %d passes, want 16 MiB × 1", d.MemoryKiB, d.Passes)
 	}
 	for _, tc := range cases {
 		if got := tc.p.Bits(tc.name); got != tc.want {

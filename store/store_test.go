@@ -20,6 +20,10 @@ import (
 	"go.uber.org/goleak"
 )
 
+// productionKDF is kdfParams as the package sets it, saved before TestMain
+// cheapens it for the rest of the suite.
+var productionKDF = kdfParams
+
 func TestMain(m *testing.M) {
 	// Argon2id at its production cost (64 MiB, t=3) would dominate the
 	// suite; TestPassphraseDefaults checks the production parameters.
@@ -284,7 +288,12 @@ func TestCorruptSaltFile(t *testing.T) {
 }
 
 func TestPassphraseDefaults(t *testing.T) {
+	// The documented cost (store/doc.go; OWASP's second option): a
+	// weaker default makes a stolen data directory cheaper to crack.
 	p := argonParams{Time: 3, MemoryKiB: 64 * 1024, Lanes: 4}
+	if productionKDF != p {
+		t.Fatalf("new stores use Argon2id %+v, want %+v", productionKDF, p)
+	}
 	s := &saltFile{params: p}
 	got, err := parseSaltFile(s.marshal())
 	if err != nil || got.params != p {
@@ -292,7 +301,7 @@ func TestPassphraseDefaults(t *testing.T) {
 	}
 	// The production default, restored for this one store.
 	old := kdfParams
-	kdfParams = p
+	kdfParams = productionKDF
 	defer func() { kdfParams = old }()
 	dir := t.TempDir()
 	start := time.Now()
