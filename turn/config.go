@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -18,13 +19,14 @@ const (
 	DefaultRealm                       = "callsign"
 	DefaultCredentialTTL               = 10 * time.Minute
 	DefaultRefreshGrace                = 12 * time.Hour
-	DefaultMaxAllocationsPerUser       = 8
-	DefaultMaxAllocationsPerIP         = 32
+	DefaultMaxAllocationsPerUser       = 32
+	DefaultMaxAllocationsPerIP         = 256
 	DefaultMaxAllocations              = 4096
+	DefaultAllocationLifetime          = 10 * time.Minute
 	DefaultMaxPermissionsPerAllocation = 32
 	DefaultMaxChannelsPerAllocation    = 32
-	DefaultAllocationRate              = 5
-	DefaultAllocationBurst             = 10
+	DefaultAllocationRate              = 10
+	DefaultAllocationBurst             = 30
 	DefaultSocketBuffer                = 4 << 20
 	DefaultMaxTCPConns                 = 1024
 	DefaultMaxTCPConnsPerIP            = 16
@@ -44,6 +46,14 @@ type Config struct {
 	// ListenTCP is an optional TCP address for TURN over TCP (the relayed
 	// side is still UDP). Empty means no TCP listener.
 	ListenTCP string
+	// ListenTLS is an optional TCP address for TURN over TLS ("turns:"
+	// URLs; 443 gets through the strictest firewalls). Empty means none.
+	ListenTLS string
+	// TLSCertificate is the certificate of the TLS listener. Nil means a
+	// new self-signed one for RelayAddress (members pin it by hash, see
+	// Credentials.TLSCertSHA256); a node passes one kept in its data
+	// directory, or the operator's.
+	TLSCertificate *tls.Certificate
 	// RelayAddress is the IP announced in relay candidates and URLs. It is
 	// required when ListenUDP is an unspecified address (0.0.0.0 or ::);
 	// otherwise it defaults to ListenUDP's IP.
@@ -64,11 +74,17 @@ type Config struct {
 	// so calls outlive their credentials. New allocations always need an
 	// unexpired credential. Default 12 h; negative means no grace.
 	RefreshGrace time.Duration
+	// AllocationLifetime is the lifetime of an allocation a client does
+	// not refresh, when its request names none (pion's client, Chrome and
+	// Firefox name none; a request may name up to 1 h). A client that
+	// vanished without deallocating holds its allocation this long.
+	// Default 10 min (RFC 8656).
+	AllocationLifetime time.Duration
 	// MaxAllocationsPerUser caps concurrent allocations per user id.
-	// Default 8.
+	// Default 32.
 	MaxAllocationsPerUser int
 	// MaxAllocationsPerIP caps concurrent allocations per client IP.
-	// Default 32.
+	// Default 256.
 	MaxAllocationsPerIP int
 	// MaxAllocations caps concurrent allocations on the server. Default 4096.
 	MaxAllocations int
@@ -79,9 +95,9 @@ type Config struct {
 	// Default 32.
 	MaxChannelsPerAllocation int
 	// AllocationRate is the sustained rate of new allocations per client IP
-	// per second (a token bucket). Default 5.
+	// per second (a token bucket). Default 10.
 	AllocationRate float64
-	// AllocationBurst is the token bucket's depth. Default 10.
+	// AllocationBurst is the token bucket's depth. Default 30.
 	AllocationBurst int
 	// AllowLoopbackPeers lets clients relay to loopback and unspecified
 	// addresses, which a public server must refuse (they reach the host's
@@ -121,6 +137,20 @@ func (cfg Config) withDefaults() (Config, error) {
 		if _, _, err := net.SplitHostPort(cfg.ListenTCP); err != nil {
 			return cfg, fmt.Errorf("turn config: ListenTCP %q: %w", cfg.ListenTCP, err)
 		}
+	}
+	if cfg.ListenTLS != "" {
+		if _, _, err := net.SplitHostPort(cfg.ListenTLS); err != nil {
+			return cfg, fmt.Errorf("turn config: ListenTLS %q: %w", cfg.ListenTLS, err)
+		}
+	}
+	if cfg.TLSCertificate != nil && len(cfg.TLSCertificate.Certificate) == 0 {
+		return cfg, errors.New("turn config: TLSCertificate has no certificate")
+	}
+	if cfg.AllocationLifetime == 0 {
+		cfg.AllocationLifetime = DefaultAllocationLifetime
+	}
+	if cfg.AllocationLifetime < time.Second || cfg.AllocationLifetime >= time.Hour {
+		return cfg, fmt.Errorf("turn config: AllocationLifetime %v out of range 1s-1h", cfg.AllocationLifetime)
 	}
 	if cfg.RelayAddress == nil {
 		ip, err := netip.ParseAddr(host)

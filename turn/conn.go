@@ -2,6 +2,7 @@ package turn
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"net"
@@ -106,6 +107,7 @@ func (s *Server) screen(conn net.PacketConn, b []byte, src net.Addr) bool {
 type tcpListener struct {
 	net.Listener
 	s        *Server
+	tls      *tls.Config // nil for plain TCP
 	done     chan struct{}
 	doneOnce sync.Once
 }
@@ -131,8 +133,38 @@ func (l *tcpListener) Accept() (net.Conn, error) {
 			_ = c.Close()
 			continue
 		}
+		if l.tls != nil {
+			return &tlsConn{Conn: tls.Server(tc, l.tls)}, nil
+		}
 		return tc, nil
 	}
+}
+
+// tlsHandshakeTimeout bounds a TURN-over-TLS handshake.
+const tlsHandshakeTimeout = 10 * time.Second
+
+// tlsConn is an accepted TURN-over-TLS connection. It is deliberately not
+// a *tls.Conn: pion handshakes those itself and, when the handshake fails,
+// returns without closing the connection, which would leak it and its
+// slot under the TCP caps. Here the handshake runs, with a deadline, in
+// the first Read of pion's goroutine for the connection, so a failure ends
+// that goroutine the ordinary way (pion closes the connection).
+type tlsConn struct {
+	*tls.Conn
+	handshook bool // only pion's reading goroutine touches it
+}
+
+func (c *tlsConn) Read(b []byte) (int, error) {
+	if !c.handshook {
+		ctx, cancel := context.WithTimeout(context.Background(), tlsHandshakeTimeout)
+		err := c.Conn.HandshakeContext(ctx)
+		cancel()
+		if err != nil {
+			return 0, err
+		}
+		c.handshook = true
+	}
+	return c.Conn.Read(b)
 }
 
 // tcpConn is one accepted TURN-over-TCP connection.

@@ -54,6 +54,11 @@ type Credentials struct {
 	Password string    `json:"password"`
 	Expires  time.Time `json:"expires"`
 	URLs     []string  `json:"urls"`
+	// TLSCertSHA256 is the SHA-256 of the certificate of the server's
+	// "turns:" listener, nil without one. The credentials reach a member
+	// over its authenticated libp2p connection to the relay's node, so a
+	// member trusts exactly this certificate (it may be self-signed).
+	TLSCertSHA256 []byte `json:"tls_cert_sha256,omitempty"`
 }
 
 // validUserID reports whether s may be used verbatim as the user part of a
@@ -158,6 +163,8 @@ func (s *Server) Credentials(user string) Credentials {
 		Password: restPassword(s.secret, username),
 		Expires:  exp.UTC(),
 		URLs:     s.URLs(),
+
+		TLSCertSHA256: s.TLSCertSHA256(),
 	}
 }
 

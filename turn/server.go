@@ -3,6 +3,7 @@ package turn
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -39,6 +40,10 @@ type Server struct {
 	log    *slog.Logger
 	now    func() time.Time // replaced in tests
 	lim    *limiter
+	// tlsConf and certPin are set when cfg.ListenTLS is: the listener's
+	// configuration and the SHA-256 of its certificate.
+	tlsConf *tls.Config
+	certPin []byte
 
 	closing   atomic.Bool
 	closeOnce sync.Once
@@ -48,8 +53,10 @@ type Server struct {
 	pion    *pionturn.Server
 	udp     []*udpListener
 	tcp     *tcpListener
+	tls     *tcpListener
 	udpAddr *net.UDPAddr
 	tcpAddr *net.TCPAddr
+	tlsAddr *net.TCPAddr
 
 	tcpMu    sync.Mutex // guards tcpConns and tcpPerIP; never held with mu
 	tcpConns map[*tcpConn]struct{}
@@ -88,6 +95,18 @@ func New(cfg Config) (*Server, error) {
 		tcpPerIP: make(map[netip.Addr]int),
 	}
 	s.lim = newLimiter(&s.cfg, func() time.Time { return s.now() })
+	if cfg.ListenTLS != "" {
+		cert := cfg.TLSCertificate
+		if cert == nil {
+			c, err := SelfSignedCertificate(cfg.RelayAddress)
+			if err != nil {
+				return nil, err
+			}
+			cert = &c
+		}
+		s.tlsConf = serverTLSConfig(*cert)
+		s.certPin = CertSHA256(cert.Certificate[0])
+	}
 	return s, nil
 }
 
@@ -149,25 +168,38 @@ func (s *Server) Start(ctx context.Context) (err error) {
 		closers = append(closers, func() { _ = ln.Close() })
 		tcpAddr, _ = ln.Addr().(*net.TCPAddr)
 		tcp = &tcpListener{Listener: ln, s: s, done: make(chan struct{})}
-		lc = []pionturn.ListenerConfig{{Listener: tcp, RelayAddressGenerator: gen, PermissionHandler: perm}}
+		lc = append(lc, pionturn.ListenerConfig{Listener: tcp, RelayAddressGenerator: gen, PermissionHandler: perm})
+	}
+	var tlsLn *tcpListener
+	var tlsAddr *net.TCPAddr
+	if s.cfg.ListenTLS != "" {
+		ln, err := s.listenTCP(ctx, s.cfg.ListenTLS)
+		if err != nil {
+			return fmt.Errorf("turn: listen tls %s: %w", s.cfg.ListenTLS, err)
+		}
+		closers = append(closers, func() { _ = ln.Close() })
+		tlsAddr, _ = ln.Addr().(*net.TCPAddr)
+		tlsLn = &tcpListener{Listener: ln, s: s, tls: s.tlsConf, done: make(chan struct{})}
+		lc = append(lc, pionturn.ListenerConfig{Listener: tlsLn, RelayAddressGenerator: gen, PermissionHandler: perm})
 	}
 
 	srv, err := pionturn.NewServer(pionturn.ServerConfig{
-		PacketConnConfigs: pc,
-		ListenerConfigs:   lc,
-		LoggerFactory:     pionLoggerFactory{log: s.log},
-		Realm:             s.cfg.Realm,
-		AuthHandler:       s.authenticate,
-		QuotaHandler:      s.quota,
-		EventHandler:      s.events(),
+		PacketConnConfigs:  pc,
+		ListenerConfigs:    lc,
+		LoggerFactory:      pionLoggerFactory{log: s.log},
+		Realm:              s.cfg.Realm,
+		AuthHandler:        s.authenticate,
+		QuotaHandler:       s.quota,
+		EventHandler:       s.events(),
+		AllocationLifetime: s.cfg.AllocationLifetime,
 	})
 	if err != nil {
 		return fmt.Errorf("turn: start: %w", err)
 	}
-	s.pion, s.udp, s.tcp = srv, udp, tcp
-	s.udpAddr, s.tcpAddr = udpAddr, tcpAddr
+	s.pion, s.udp, s.tcp, s.tls = srv, udp, tcp, tlsLn
+	s.udpAddr, s.tcpAddr, s.tlsAddr = udpAddr, tcpAddr, tlsAddr
 	s.log.Info("turn: listening", "udp", udpAddr.String(), "sockets", len(conns),
-		"tcp", tcpAddrString(tcpAddr), "relay_ip", s.cfg.RelayAddress.String())
+		"tcp", tcpAddrString(tcpAddr), "tls", tcpAddrString(tlsAddr), "relay_ip", s.cfg.RelayAddress.String())
 	return nil
 }
 
@@ -208,9 +240,12 @@ func (s *Server) doClose() error {
 			return errors.Join(err, errors.New("turn: close: udp reader did not stop"))
 		}
 	}
-	if s.tcp != nil {
+	for _, l := range []*tcpListener{s.tcp, s.tls} {
+		if l == nil {
+			continue
+		}
 		select {
-		case <-s.tcp.done:
+		case <-l.done:
 		case <-deadline.C:
 			return errors.Join(err, errors.New("turn: close: tcp listener did not stop"))
 		}
@@ -262,8 +297,27 @@ func (s *Server) TCPAddr() *net.TCPAddr {
 	return &a
 }
 
+// TLSAddr returns the bound TURN-over-TLS address, or nil before Start or
+// without ListenTLS.
+func (s *Server) TLSAddr() *net.TCPAddr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.tlsAddr == nil {
+		return nil
+	}
+	a := *s.tlsAddr
+	return &a
+}
+
+// TLSCertSHA256 is the SHA-256 of the TLS listener's certificate, or nil
+// without ListenTLS.
+func (s *Server) TLSCertSHA256() []byte {
+	return append([]byte(nil), s.certPin...)
+}
+
 // URLs returns the TURN URLs to announce, "turn:<RelayAddress>:<port>?transport=udp"
-// and, with ListenTCP, the matching "?transport=tcp" one. It returns nil
+// and, with ListenTCP, the matching "?transport=tcp" one, and with
+// ListenTLS "turns:<RelayAddress>:<port>?transport=tcp". It returns nil
 // before Start.
 func (s *Server) URLs() []string {
 	s.mu.Lock()
@@ -276,12 +330,43 @@ func (s *Server) URLs() []string {
 	if s.tcpAddr != nil {
 		urls = append(urls, "turn:"+net.JoinHostPort(host, strconv.Itoa(s.tcpAddr.Port))+"?transport=tcp")
 	}
+	if s.tlsAddr != nil {
+		urls = append(urls, "turns:"+net.JoinHostPort(host, strconv.Itoa(s.tlsAddr.Port))+"?transport=tcp")
+	}
 	return urls
 }
 
 // Allocations returns the number of live allocations.
 func (s *Server) Allocations() int {
 	return s.lim.live()
+}
+
+// Stats is what a server holds and the limits it holds it to, for status
+// pages.
+type Stats struct {
+	Allocations           int           // live allocations
+	TCPConns              int           // open TURN-over-TCP and -TLS connections
+	MaxAllocations        int           // Config.MaxAllocations
+	MaxAllocationsPerIP   int           // Config.MaxAllocationsPerIP
+	MaxAllocationsPerUser int           // Config.MaxAllocationsPerUser
+	AllocationLifetime    time.Duration // Config.AllocationLifetime
+	URLs                  []string      // as URLs returns them
+}
+
+// Stats returns the server's current figures and its limits.
+func (s *Server) Stats() Stats {
+	s.tcpMu.Lock()
+	tcp := len(s.tcpConns)
+	s.tcpMu.Unlock()
+	return Stats{
+		Allocations:           s.lim.live(),
+		TCPConns:              tcp,
+		MaxAllocations:        s.cfg.MaxAllocations,
+		MaxAllocationsPerIP:   s.cfg.MaxAllocationsPerIP,
+		MaxAllocationsPerUser: s.cfg.MaxAllocationsPerUser,
+		AllocationLifetime:    s.cfg.AllocationLifetime,
+		URLs:                  s.URLs(),
+	}
 }
 
 // authenticate is pion's AuthHandler. It returns the key pion checks the

@@ -417,22 +417,7 @@ func TestTCPRelay(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := s.Credentials("alice")
-	client, err := pionturn.NewClient(&pionturn.ClientConfig{
-		TURNServerAddr: s.TCPAddr().String(),
-		Conn:           pionturn.NewSTUNConn(tcp),
-		Username:       creds.Username,
-		Password:       creds.Password,
-		LoggerFactory:  pionLoggerFactory{log: discardLogger},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := client.Listen(); err != nil {
-		t.Fatal(err)
-	}
-	tc := &testClient{Client: client, conn: pionturn.NewSTUNConn(tcp)}
-	t.Cleanup(func() { _ = tcp.Close(); tc.close() })
+	tc := newStreamClient(t, tcp, s.TCPAddr().String(), s.Credentials("alice"))
 	if err := tc.allocate(); err != nil {
 		t.Fatalf("Allocate over TCP: %v", err)
 	}
