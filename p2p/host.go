@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/muxer/yamux"
 	"github.com/libp2p/go-libp2p/p2p/net/connmgr"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/relay"
+	"github.com/libp2p/go-libp2p/p2p/protocol/holepunch"
 	"github.com/libp2p/go-libp2p/p2p/security/noise"
 	quic "github.com/libp2p/go-libp2p/p2p/transport/quic"
 	"github.com/libp2p/go-libp2p/p2p/transport/tcp"
@@ -144,6 +145,15 @@ type HostConfig struct {
 	// RelayLimits for the relay service when Public; nil = the defaults
 	// documented on RelayLimits.
 	RelayLimits *RelayLimits
+	// Direct, on a host that is not Public, keeps the host's own
+	// addresses from everyone Direct refuses: the host announces only its
+	// relay (/p2p-circuit) addresses, so identify and the addresses DHT
+	// servers hand out for it never show its IP; a direct connection from
+	// a refused peer is refused (it may come through a relay), and hole
+	// punching runs only with allowed peers. Give it StaticRelays, or no
+	// one can reach the host. nil = everyone may connect directly and the
+	// host announces what libp2p finds.
+	Direct DirectPolicy
 	// NATPortMap asks the router for a port mapping (UPnP, NAT-PMP).
 	// Default off.
 	NATPortMap bool
@@ -210,7 +220,26 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 		libp2p.ResourceManager(rm),
 		libp2p.ConnectionManager(cm),
 		libp2p.EnableRelay(),
-		libp2p.EnableHolePunching(),
+	}
+	var factory func([]ma.Multiaddr) []ma.Multiaddr
+	if announce != nil {
+		factory = announceFactory(announce)
+	}
+	var gater *directGater
+	if cfg.Direct != nil && !cfg.Public {
+		gater = &directGater{policy: cfg.Direct}
+		inner := factory
+		factory = func(in []ma.Multiaddr) []ma.Multiaddr {
+			if inner != nil {
+				in = inner(in)
+			}
+			return circuitOnly(in)
+		}
+		opts = append(opts,
+			libp2p.ConnectionGater(gater),
+			libp2p.EnableHolePunching(holepunch.WithAddrFilter(punchFilter{cfg.Direct})))
+	} else {
+		opts = append(opts, libp2p.EnableHolePunching())
 	}
 	if len(listenAddrs) == 0 {
 		opts = append(opts, libp2p.NoListenAddrs)
@@ -218,8 +247,8 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.NATPortMap {
 		opts = append(opts, libp2p.NATPortMap())
 	}
-	if announce != nil {
-		opts = append(opts, libp2p.AddrsFactory(announceFactory(announce)))
+	if factory != nil {
+		opts = append(opts, libp2p.AddrsFactory(factory))
 	}
 	if cfg.Public {
 		opts = append(opts,
@@ -239,6 +268,10 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if err != nil {
 		// libp2p closes the managers it was given when construction fails.
 		return nil, fmt.Errorf("new host: %w", err)
+	}
+	if gater != nil {
+		nw := h.Network()
+		gater.net.Store(&nw)
 	}
 	log := cfg.Logger
 	if log == nil {
