@@ -31,6 +31,23 @@ type Status struct {
 	UptimeS      int64    `json:"uptime_s"`
 	DataDir      string   `json:"data_dir"`
 	Version      string   `json:"version"`
+	// Hint says what to do while the node has no peers; "" once it has.
+	Hint string `json:"hint,omitempty"`
+	// Invite is how a newcomer joins: this node's own (a public node), or
+	// the one this node joined with, to pass on; nil when there is none.
+	Invite *Invite `json:"invite,omitempty"`
+	// MDNS reports whether the node looks for nodes on the local network.
+	MDNS bool `json:"mdns"`
+}
+
+// Invite is what `callsign invite` shows: the text a newcomer passes to
+// `callsign up --join`, and what it holds.
+type Invite struct {
+	Invite string   `json:"invite"`         // "callsign:join/..."
+	Peer   string   `json:"peer"`           // the community node it leads to
+	Addrs  []string `json:"addrs"`          // that node's addresses in it
+	Name   string   `json:"name,omitempty"` // the community's name
+	Own    bool     `json:"own"`            // it leads to this node (a public node)
 }
 
 // Peer is one connected peer.
