@@ -16,6 +16,7 @@ import (
 	kaddht "github.com/libp2p/go-libp2p-kad-dht"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	record "github.com/libp2p/go-libp2p-record"
+	"github.com/libp2p/go-libp2p/core/event"
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 )
@@ -25,10 +26,13 @@ const (
 	DefaultRecordTTL         = 72 * time.Hour
 	DefaultRepublishInterval = 12 * time.Hour
 	DefaultGrace             = 24 * time.Hour
-	DefaultMaxRecordAge      = 48 * time.Hour
-	DefaultQueryTimeout      = 10 * time.Second
-	DefaultCacheTTL          = time.Minute
-	DefaultNegativeCacheTTL  = 10 * time.Second
+	// DefaultMaxRecordAge is how long kad-dht keeps a stored record after
+	// it arrived: above the longest validity (MaxTTL) plus the default
+	// grace, so no valid record, nor one within grace, is dropped early.
+	DefaultMaxRecordAge     = MaxTTL + DefaultGrace + time.Hour
+	DefaultQueryTimeout     = 10 * time.Second
+	DefaultCacheTTL         = time.Minute
+	DefaultNegativeCacheTTL = 10 * time.Second
 
 	defaultPeerTimeout = 5 * time.Second
 	cacheSize          = 1024
@@ -73,8 +77,15 @@ type Config struct {
 	// its incumbent (default 24h).
 	Grace time.Duration
 	// MaxRecordAge is how long kad-dht keeps a record after receiving it
-	// (default 48h).
+	// (default and minimum MaxTTL + Grace + 1h: a record is valid at most
+	// MaxTTL after issue and held a Grace after that, so a shorter age
+	// would drop valid records early).
 	MaxRecordAge time.Duration
+	// Datastore is where the records this node stores for the network are
+	// kept (default: in memory). A public node passes a store on disk
+	// (package diskstore) so that a restart blanks no name. The DHT does
+	// not close it.
+	Datastore ds.Batching
 	// ReplicateInterval is how often the routing table is checked for peers
 	// that became among the closest to the keys of the records this node
 	// owns, keeps or stores, which are then handed the records (default 1m;
@@ -116,6 +127,7 @@ type DHT struct {
 	wg           sync.WaitGroup
 	republishes  atomic.Int64           // republish passes run by the loop
 	replications atomic.Int64           // replication passes run by the loop
+	reconnects   atomic.Int64           // republishes on regaining peers (reconnect.go)
 	checks       chan struct{}          // a slot per guard lookup running (guard.go)
 	refused      *lru[string, struct{}] // guard verdicts: key + owner refused lately
 
@@ -125,11 +137,12 @@ type DHT struct {
 	ownKey    *identity.AccountKey
 	ownRec    *IdentityRecord
 	ownClaims []HandleClaim
-	lastSeq   map[identity.AccountID]uint64 // highest identity seq we published
-	kept      map[string][]byte             // Keep: DHT key -> raw record
-	published map[string][]byte             // DHT key -> the last record we put there ourselves
-	checking  map[string]*guardCheck        // guard checks in flight, by key and owner
-	refreshes int                           // background identity lookups running
+	lastSeq   map[identity.AccountID]uint64        // highest identity seq we published
+	kept      map[string][]byte                    // Keep: DHT key -> raw record
+	keeping   map[identity.AccountID]*keepSchedule // members' schedules (keep.go)
+	published map[string][]byte                    // DHT key -> the last record we put there ourselves
+	checking  map[string]*guardCheck               // guard checks in flight, by key and owner
+	refreshes int                                  // background identity lookups running
 }
 
 // New validates cfg and builds the DHT on cfg.Host. The DHT starts serving
@@ -146,7 +159,7 @@ func New(cfg Config) (*DHT, error) {
 	def(&cfg.RecordTTL, DefaultRecordTTL)
 	def(&cfg.RepublishInterval, DefaultRepublishInterval)
 	def(&cfg.Grace, DefaultGrace)
-	def(&cfg.MaxRecordAge, DefaultMaxRecordAge)
+	cfg.MaxRecordAge = max(cfg.MaxRecordAge, MaxTTL+cfg.Grace+time.Hour)
 	def(&cfg.ReplicateInterval, DefaultReplicateInterval)
 	def(&cfg.QueryTimeout, DefaultQueryTimeout)
 	def(&cfg.CacheTTL, DefaultCacheTTL)
@@ -171,12 +184,16 @@ func New(cfg Config) (*DHT, error) {
 		cache:     newLRU[string, *Resolution](cacheSize),
 		lastSeq:   make(map[identity.AccountID]uint64),
 		kept:      make(map[string][]byte),
+		keeping:   make(map[identity.AccountID]*keepSchedule),
 		published: make(map[string][]byte),
 		checking:  make(map[string]*guardCheck),
 		checks:    make(chan struct{}, maxGuardChecks),
 		refused:   newLRU[string, struct{}](cacheSize),
 	}
-	d.store = dssync.MutexWrap(ds.NewMapDatastore())
+	d.store = cfg.Datastore
+	if d.store == nil {
+		d.store = dssync.MutexWrap(ds.NewMapDatastore())
+	}
 	d.guard = &guard{Batching: d.store, check: d.check, grace: cfg.Grace, disabled: cfg.noGuard, verify: d.verifyFirst}
 
 	mode := kaddht.ModeAuto
@@ -254,8 +271,15 @@ func (d *DHT) Start(ctx context.Context) error {
 		}
 		_ = d.kad.Bootstrap(ctx) // triggers a routing table refresh; never fails
 	}
+	d.loadKept(ctx)
 	d.wg.Go(d.republishLoop)
 	d.wg.Go(d.replicateLoop)
+	d.wg.Go(d.keepLoop)
+	if sub, err := d.host.EventBus().Subscribe(new(event.EvtPeerConnectednessChanged)); err == nil {
+		d.wg.Go(func() { d.reconnectLoop(sub) })
+	} else {
+		d.log.Warn("no connectedness events: no republish on reconnect", "err", err)
+	}
 	return nil
 }
 
