@@ -39,7 +39,7 @@ func (w *world) Lookup(ctx context.Context, acct identity.AccountID) (Recipient,
 	if n == nil {
 		return Recipient{}, errors.New("no such account")
 	}
-	return Recipient{Account: n.acct.Public(), Devices: []identity.DeviceCert{n.cert}, Bundle: n.bundle, Relays: n.relays}, nil
+	return Recipient{Account: n.acct.Public(), Devices: []identity.DeviceCert{n.cert}, Bundle: n.bundle, Relays: n.relays, Mailboxes: n.mailboxes}, nil
 }
 
 // policy is a fake Policy: Deliver unless set otherwise.
@@ -69,18 +69,19 @@ func (p *policy) set(a identity.AccountID, d Decision) {
 // node is one account with one device: a host, a store and a Service that
 // can be stopped and started again on the same store and key.
 type node struct {
-	t       testing.TB
-	w       *world
-	dir     string
-	key     crypto.PrivKey
-	acct    *identity.AccountKey
-	dh      *ecdh.PrivateKey
-	cert    identity.DeviceCert
-	bundle  []byte
-	relays  []peer.AddrInfo
-	pol     *policy
-	mod     func(*Config)
-	hostMod func(*p2p.HostConfig)
+	t         testing.TB
+	w         *world
+	dir       string
+	key       crypto.PrivKey
+	acct      *identity.AccountKey
+	dh        *ecdh.PrivateKey
+	cert      identity.DeviceCert
+	bundle    []byte
+	relays    []peer.AddrInfo
+	mailboxes []peer.AddrInfo // guarded by world.mu
+	pol       *policy
+	mod       func(*Config)
+	hostMod   func(*p2p.HostConfig)
 
 	host host.Host
 	db   *store.DB

@@ -64,6 +64,10 @@ func (s *Service) runSender(ps *peerState) {
 			}
 		}
 		progressed, err := s.deliver(ps)
+		if err != nil && !progressed && s.ctx.Err() == nil {
+			// Not reached: its mailboxes hold what waits meanwhile.
+			s.depositWaiting(ps)
+		}
 		var se *stampError
 		switch {
 		case errors.As(err, &se):
@@ -409,6 +413,7 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 	s.mu.Lock()
 	s.byPeerID[pid] = acct
 	s.mu.Unlock()
+	s.mbox.remember(acct, rec)
 	// The relays' circuit addresses let a stream reach a device that is
 	// not directly reachable.
 	ps := s.cfg.Host.Peerstore()

@@ -84,6 +84,9 @@ type Recipient struct {
 	Devices []identity.DeviceCert // the account's devices; the first one is used
 	Bundle  []byte                // e2e bundle (e2e.MarshalBundle) from the identity record
 	Relays  []peer.AddrInfo       // relays through which the devices may be reached
+	// Mailboxes hold messages while the devices can't be reached (package
+	// mailbox; see msg/mailbox.go); at most the first two are used.
+	Mailboxes []peer.AddrInfo
 }
 
 // Directory resolves an account to its devices, bundle and relays. The
@@ -156,6 +159,13 @@ type Config struct {
 	// StampBits is the proof of work asked of a first contact (see the
 	// package doc); 0 = DefaultStampBits, at most MaxStampBits.
 	StampBits int
+	// Mailboxes returns this account's mailboxes, which it registers with
+	// and drains (msg/mailbox.go); nil = none. It must be fast and safe
+	// for concurrent use.
+	Mailboxes func() []peer.AddrInfo
+	// MailboxPoll is how often the mailboxes are drained while online;
+	// 0 = 30 s.
+	MailboxPoll time.Duration
 	// Logger; nil discards. Plaintext, keys and tokens are never logged.
 	Logger *slog.Logger
 	// Now is the clock; nil = time.Now.
@@ -223,6 +233,8 @@ type Service struct {
 	bundleCh chan struct{}
 	sendQ    chan *sendReq
 	sendDone chan struct{} // closed when sendLoop returns
+
+	mbox mboxState // mailboxes: deposits and this account's own (msg/mailbox.go)
 }
 
 // peerState is what the Service keeps per remote account.
@@ -309,6 +321,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.MailboxPoll <= 0 {
+		cfg.MailboxPoll = mailboxPollMin
 	}
 	log := cfg.Logger
 	if log == nil {
@@ -413,6 +428,9 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	s.wg.Go(s.prekeyLoop)
 	s.wg.Go(s.sendLoop)
+	if s.cfg.Mailboxes != nil {
+		s.wg.Go(s.mailboxLoop)
+	}
 	return nil
 }
 

@@ -1,0 +1,543 @@
+package mailbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
+	"golang.org/x/time/rate"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
+)
+
+// Protocol is the mailbox's request/response protocol (see the package doc).
+const Protocol protocol.ID = "/callsign/mailbox/1.0.0"
+
+// Defaults of Config.
+const (
+	DefaultMaxMembers   = 1000
+	DefaultMaxCount     = 10000
+	DefaultMaxBytes     = 100 << 20
+	DefaultMaxEnvelope  = 80 << 10
+	DefaultExpiry       = 30 * 24 * time.Hour
+	DefaultDepositRate  = 500
+	DefaultDepositBurst = 5000
+	registerSkew        = 10 * time.Minute
+	maxPeersPerMember   = 4
+	sweepInterval       = time.Hour
+)
+
+// Config configures a Server. Zero values mean the default in each field's
+// comment.
+type Config struct {
+	Host host.Host // required
+	DB   *store.DB // required
+	// MaxMembers caps the accounts registered; 0 = 1000.
+	MaxMembers int
+	// MaxCount and MaxBytes are each member's quota of waiting envelopes
+	// and their bytes; 0 = 10,000 and 100 MiB.
+	MaxCount int
+	MaxBytes int64
+	// MaxEnvelope caps one sealed envelope; 0 = 80 KiB (a msg frame of the
+	// largest message, sealed), at most 128 KiB.
+	MaxEnvelope int
+	// Expiry is how long an envelope waits before it is deleted undrained;
+	// 0 = 30 days.
+	Expiry time.Duration
+	// DepositRate and DepositBurst bound the envelopes one peer deposits
+	// per second; 0 = 500 and 5000. rate.Inf lifts the limit.
+	DepositRate  rate.Limit
+	DepositBurst int
+	// Now is the clock; nil = time.Now.
+	Now func() time.Time
+	// Logger; nil discards.
+	Logger *slog.Logger
+}
+
+// Stats is what a mailbox holds.
+type Stats struct {
+	Members int   // registered accounts
+	Waiting int   // envelopes waiting, all members
+	Bytes   int64 // their bytes
+}
+
+// Server is a public node's mailbox: it owns Protocol on the host and the
+// store's mbox/ entries. Its methods are safe for concurrent use.
+type Server struct {
+	cfg Config
+	log *slog.Logger
+	srv *p2p.Server
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	// mu serialises every write of the mailbox's entries (so deposits
+	// never conflict) and guards the fields below.
+	mu       sync.Mutex
+	members  map[[32]byte]*store.MailboxMember
+	byPeer   map[peer.ID][32]byte
+	tokens   map[[TokenSize]byte]tokenInfo
+	tokenDay int64
+	limiters map[peer.ID]*rate.Limiter
+}
+
+type tokenInfo struct {
+	account [32]byte
+	expired bool
+}
+
+// New validates cfg and allocates a Server; Start makes it serve.
+func New(cfg Config) (*Server, error) {
+	if cfg.Host == nil || cfg.DB == nil {
+		return nil, errors.New("mailbox: Config.Host and Config.DB are required")
+	}
+	if cfg.MaxMembers <= 0 {
+		cfg.MaxMembers = DefaultMaxMembers
+	}
+	if cfg.MaxCount <= 0 {
+		cfg.MaxCount = DefaultMaxCount
+	}
+	if cfg.MaxBytes <= 0 {
+		cfg.MaxBytes = DefaultMaxBytes
+	}
+	if cfg.MaxEnvelope <= 0 {
+		cfg.MaxEnvelope = DefaultMaxEnvelope
+	}
+	if cfg.MaxEnvelope > maxEnvelopeWire {
+		return nil, fmt.Errorf("mailbox: Config.MaxEnvelope %d exceeds %d", cfg.MaxEnvelope, maxEnvelopeWire)
+	}
+	if cfg.Expiry <= 0 {
+		cfg.Expiry = DefaultExpiry
+	}
+	if cfg.DepositRate <= 0 {
+		cfg.DepositRate = DefaultDepositRate
+	}
+	if cfg.DepositBurst <= 0 {
+		cfg.DepositBurst = DefaultDepositBurst
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Server{cfg: cfg, log: log.With("component", "mailbox"), ctx: ctx, cancel: cancel,
+		members: map[[32]byte]*store.MailboxMember{}, byPeer: map[peer.ID][32]byte{},
+		tokens: map[[TokenSize]byte]tokenInfo{}, limiters: map[peer.ID]*rate.Limiter{}}, nil
+}
+
+// Start loads the members, deletes expired envelopes and serves Protocol.
+func (s *Server) Start(ctx context.Context) error {
+	var ms []store.MailboxMember
+	if err := s.cfg.DB.View(func(tx *store.Tx) error {
+		var err error
+		ms, err = tx.MailboxMembers()
+		return err
+	}); err != nil {
+		return fmt.Errorf("start mailbox: %w", err)
+	}
+	s.mu.Lock()
+	for i := range ms {
+		s.addMemberLocked(&ms[i])
+	}
+	s.rebuildTokensLocked(Day(s.cfg.Now()))
+	s.mu.Unlock()
+	s.sweep()
+	s.srv = p2p.Handle(s.cfg.Host, Protocol, p2p.HandlerConfig{
+		Timeout:       30 * time.Second,
+		MaxRequest:    maxRequest,
+		Rate:          100,
+		Burst:         200,
+		MaxConcurrent: 32,
+		Logger:        s.log,
+	}, s.handle)
+	s.wg.Go(s.sweepLoop)
+	return nil
+}
+
+// Close stops serving and waits for the server's goroutines. Idempotent.
+func (s *Server) Close() error {
+	s.cancel()
+	if s.srv != nil {
+		s.srv.Close()
+	}
+	s.wg.Wait()
+	return nil
+}
+
+// Stats counts the members and what waits for them.
+func (s *Server) Stats() Stats {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	st := Stats{Members: len(s.members)}
+	for _, m := range s.members {
+		st.Waiting += m.Count
+		st.Bytes += m.Bytes
+	}
+	return st
+}
+
+func (s *Server) addMemberLocked(m *store.MailboxMember) {
+	var a [32]byte
+	copy(a[:], m.Account)
+	s.members[a] = m
+	for _, p := range m.Peers {
+		s.byPeer[peer.ID(p)] = a
+	}
+	day := s.tokenDay
+	for d := day - 7; d <= day+1; d++ {
+		var t [TokenSize]byte
+		copy(t[:], Token(m.Account, []byte(s.cfg.Host.ID()), d))
+		s.tokens[t] = tokenInfo{account: a, expired: d < day-1}
+	}
+}
+
+// rebuildTokensLocked computes every member's tokens for the days around
+// day: yesterday, today and tomorrow are valid (clocks differ), the week
+// before is expired.
+func (s *Server) rebuildTokensLocked(day int64) {
+	s.tokenDay = day
+	clear(s.tokens)
+	for _, m := range s.members {
+		s.addMemberLocked(m)
+	}
+}
+
+func (s *Server) limiter(p peer.ID) *rate.Limiter {
+	l := s.limiters[p]
+	if l == nil {
+		if len(s.limiters) >= 4096 {
+			now := time.Now()
+			for q, ql := range s.limiters {
+				if ql.TokensAt(now) >= float64(s.cfg.DepositBurst) {
+					delete(s.limiters, q)
+				}
+			}
+		}
+		l = rate.NewLimiter(s.cfg.DepositRate, s.cfg.DepositBurst)
+		s.limiters[p] = l
+	}
+	return l
+}
+
+func refuse(st Status, reason string) []byte {
+	r := response{status: st, reason: reason}
+	return r.marshal()
+}
+
+func (s *Server) handle(ctx context.Context, from peer.ID, b []byte) ([]byte, error) {
+	req, err := unmarshalRequest(b)
+	if err != nil {
+		return refuse(StatusMalformed, "malformed request"), nil
+	}
+	switch req.op {
+	case opRegister:
+		return s.register(from, req), nil
+	case opDeposit:
+		return s.deposit(from, req), nil
+	case opDrain:
+		return s.drain(from, req), nil
+	default:
+		return s.ack(from, req), nil
+	}
+}
+
+// RegisterMessage is what a member signs (LabelRegister) to register with
+// the mailbox whose peer id bytes are mailbox.
+func RegisterMessage(mailbox, account, cert []byte, unix uint64) []byte {
+	b := make([]byte, 0, len(mailbox)+len(account)+len(cert)+16)
+	b = append(b, byte(len(mailbox)))
+	b = append(b, mailbox...)
+	b = append(b, account...)
+	b = append(b, byte(len(cert)))
+	b = append(b, cert...)
+	for i := 7; i >= 0; i-- {
+		b = append(b, byte(unix>>(8*i)))
+	}
+	return b
+}
+
+func (s *Server) register(from peer.ID, req request) []byte {
+	now := s.cfg.Now()
+	pub, err := identity.ParseAccountPub(req.account)
+	if err != nil {
+		return refuse(StatusForbidden, "bad account key")
+	}
+	t := time.Unix(int64(req.time), 0)
+	if t.Before(now.Add(-registerSkew)) || t.After(now.Add(registerSkew)) {
+		return refuse(StatusExpired, "registration time is not now; check the clock")
+	}
+	if !pub.Verify(LabelRegister, RegisterMessage([]byte(s.cfg.Host.ID()), req.account, req.cert, req.time), req.signature) {
+		return refuse(StatusForbidden, "bad registration signature")
+	}
+	cert, err := identity.UnmarshalDeviceCert(req.cert)
+	if err != nil || !cert.Account.Equal(pub) || cert.Verify(now) != nil {
+		return refuse(StatusForbidden, "bad device certificate")
+	}
+	if string(cert.PeerID) != string(from) {
+		return refuse(StatusForbidden, "the certificate is for another device")
+	}
+	var a [32]byte
+	copy(a[:], req.account)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	old := s.members[a]
+	if old == nil && len(s.members) >= s.cfg.MaxMembers {
+		return refuse(StatusFull, fmt.Sprintf("this mailbox holds for %d members, its most", s.cfg.MaxMembers))
+	}
+	m := store.MailboxMember{Account: req.account, Registered: now, Next: 1}
+	if old != nil {
+		m = *old
+		m.Registered = now
+	}
+	peers := [][]byte{[]byte(from)}
+	for _, p := range m.Peers {
+		if !bytes.Equal(p, []byte(from)) && len(peers) < maxPeersPerMember {
+			peers = append(peers, p)
+		}
+	}
+	m.Peers = peers
+	if err := s.cfg.DB.Update(func(tx *store.Tx) error { return tx.PutMailboxMember(m) }); err != nil {
+		s.log.Warn("register member", "err", err)
+		return refuse(StatusOverQuota, "mailbox store unavailable")
+	}
+	if old != nil {
+		for _, p := range old.Peers {
+			delete(s.byPeer, peer.ID(p))
+		}
+	}
+	s.addMemberLocked(&m)
+	r := response{status: StatusOK, waiting: uint64(m.Count)}
+	return r.marshal()
+}
+
+func (s *Server) deposit(from peer.ID, req request) []byte {
+	now := s.cfg.Now()
+	var tok [TokenSize]byte
+	copy(tok[:], req.token)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.limiter(from).AllowN(now, len(req.envelopes)) {
+		return refuse(StatusRateLimited, "too many deposits from this peer; try again later")
+	}
+	if d := Day(now); d != s.tokenDay {
+		s.rebuildTokensLocked(d)
+	}
+	ti, ok := s.tokens[tok]
+	if !ok {
+		return refuse(StatusNotMember, "no member has this token")
+	}
+	if ti.expired {
+		return refuse(StatusExpired, "this token is of a day that has passed")
+	}
+	m := *s.members[ti.account]
+	results := make([]Status, len(req.envelopes))
+	var puts []store.MailboxEnvelope
+	seen := map[[store.MailboxDigestSize]byte]bool{}
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		for i, e := range req.envelopes {
+			if len(e) > s.cfg.MaxEnvelope {
+				results[i] = StatusTooLarge
+				continue
+			}
+			h := sha256.Sum256(e)
+			var dg [store.MailboxDigestSize]byte
+			copy(dg[:], h[:])
+			dup, err := tx.MailboxDigest(m.Account, dg[:])
+			if err != nil {
+				return err
+			}
+			if dup || seen[dg] {
+				results[i] = StatusDuplicate
+				continue
+			}
+			if m.Count+1 > s.cfg.MaxCount || m.Bytes+int64(len(e)) > s.cfg.MaxBytes {
+				results[i] = StatusOverQuota
+				continue
+			}
+			seen[dg] = true
+			puts = append(puts, store.MailboxEnvelope{Seq: m.Next, Expires: now.Add(s.cfg.Expiry), Digest: dg[:], Data: e})
+			m.Next++
+			m.Count++
+			m.Bytes += int64(len(e))
+			results[i] = StatusOK
+		}
+		return nil
+	})
+	if err == nil && len(puts) > 0 {
+		err = s.cfg.DB.Update(func(tx *store.Tx) error {
+			for _, e := range puts {
+				if err := tx.PutMailboxEnvelope(m.Account, e); err != nil {
+					return err
+				}
+			}
+			return tx.PutMailboxMember(m)
+		})
+	}
+	if err != nil {
+		s.log.Warn("deposit", "err", err)
+		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
+	}
+	*s.members[ti.account] = m
+	st := StatusOK
+	for _, r := range results {
+		if r != StatusOK && r != StatusDuplicate {
+			st = r // the first refusal names the request's status
+			break
+		}
+	}
+	r := response{status: st, results: results}
+	if st != StatusOK {
+		r.reason = "refused: " + st.String()
+	}
+	return r.marshal()
+}
+
+// memberOf returns the member whose device from is.
+func (s *Server) memberOfLocked(from peer.ID) (*store.MailboxMember, bool) {
+	a, ok := s.byPeer[from]
+	if !ok {
+		return nil, false
+	}
+	return s.members[a], true
+}
+
+func (s *Server) drain(from peer.ID, req request) []byte {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.memberOfLocked(from)
+	if !ok {
+		return refuse(StatusNotMember, "this device is not a registered member's")
+	}
+	var envs []store.MailboxEnvelope
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		var err error
+		envs, err = tx.MailboxEnvelopes(m.Account, 0, int(req.max), maxDrainBytes)
+		return err
+	})
+	if err != nil {
+		s.log.Warn("drain", "err", err)
+		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
+	}
+	var expired []uint64
+	r := response{status: StatusOK}
+	for _, e := range envs {
+		if !now.Before(e.Expires) {
+			expired = append(expired, e.Seq)
+			continue
+		}
+		r.entries = append(r.entries, Entry{Seq: e.Seq, Data: e.Data})
+	}
+	if len(expired) > 0 {
+		s.deleteLocked(m, expired)
+	}
+	r.waiting = uint64(max(m.Count-len(r.entries), 0))
+	return r.marshal()
+}
+
+func (s *Server) ack(from peer.ID, req request) []byte {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.memberOfLocked(from)
+	if !ok {
+		return refuse(StatusNotMember, "this device is not a registered member's")
+	}
+	if err := s.deleteLocked(m, req.seqs); err != nil {
+		s.log.Warn("ack", "err", err)
+		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
+	}
+	r := response{status: StatusOK, waiting: uint64(m.Count)}
+	return r.marshal()
+}
+
+// deleteLocked deletes m's envelopes seqs (those still there) in one
+// transaction and updates its counts.
+func (s *Server) deleteLocked(m *store.MailboxMember, seqs []uint64) error {
+	n := *m
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		n = *m
+		for _, seq := range seqs {
+			e, err := tx.DeleteMailboxEnvelope(m.Account, seq)
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			n.Count--
+			n.Bytes -= int64(len(e.Data))
+		}
+		return tx.PutMailboxMember(n)
+	})
+	if err == nil {
+		*m = n
+	}
+	return err
+}
+
+func (s *Server) sweepLoop() {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-t.C:
+			s.sweep()
+		}
+	}
+}
+
+// sweep deletes every expired envelope.
+func (s *Server) sweep() {
+	now := s.cfg.Now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range s.members {
+		var expired []uint64
+		from := uint64(0)
+		for {
+			var envs []store.MailboxEnvelope
+			err := s.cfg.DB.View(func(tx *store.Tx) error {
+				var err error
+				envs, err = tx.MailboxEnvelopes(m.Account, from, 1024, 64<<20)
+				return err
+			})
+			if err != nil {
+				s.log.Warn("sweep mailbox", "err", err)
+				return
+			}
+			for _, e := range envs {
+				if !now.Before(e.Expires) {
+					expired = append(expired, e.Seq)
+				}
+				from = e.Seq + 1
+			}
+			if len(envs) < 1024 {
+				break
+			}
+		}
+		for len(expired) > 0 {
+			k := min(len(expired), 1024)
+			if err := s.deleteLocked(m, expired[:k]); err != nil {
+				s.log.Warn("sweep mailbox", "err", err)
+				return
+			}
+			expired = expired[k:]
+		}
+	}
+}

@@ -1,0 +1,428 @@
+package msg
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/hkdf"
+	"crypto/sha256"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/mailbox"
+	"github.com/callsign/callsign/p2p"
+)
+
+// Mailboxes (package mailbox): when a recipient's device can't be reached,
+// its queued text messages' sealed Deliver frames are put in sealed-sender
+// boxes and deposited at (up to two of) the mailboxes its identity record
+// names; a message deposited durably moves to StateSent. It stays in the
+// outbox all the same, and direct delivery goes on being retried: the
+// recipient's own ack (stored, or duplicate once it drained the mailbox)
+// is what makes it StateDelivered. Only text messages go to mailboxes;
+// read receipts and call signals wait for the recipient itself.
+//
+// This account's own mailboxes (Config.Mailboxes) are registered with at
+// Start and every mailboxRegister, and drained at Start, every
+// Config.MailboxPoll and on Drain: each box is opened with the device's
+// X25519 key and its frame goes through the same checks and commit as a
+// frame from a stream (the certificate's peer id stands in for the
+// stream's remote peer); the envelopes are acknowledged to the mailbox only
+// after that commit, so a crash anywhere loses nothing, and the dedup by
+// message id shows nothing twice. A frame the recipient refuses, or that
+// asks for a first-contact stamp, is deleted from the mailbox too: the
+// sender's outbox still holds it and delivers it directly.
+const (
+	mailboxCopies    = 2 // mailboxes a message is deposited at
+	mailboxTimeout   = 20 * time.Second
+	mailboxRegister  = 6 * time.Hour
+	mailboxPollMin   = 30 * time.Second
+	depositChunk     = mailbox.MaxPerDeposit
+	drainChunk       = 256
+	maxRememberedRec = 4096
+)
+
+// MailboxStatus is what this device knows of one of its mailboxes.
+type MailboxStatus struct {
+	Peer       peer.ID
+	Registered bool      // the last registration succeeded
+	Waiting    int       // envelopes waiting there at the last drain or registration
+	Drained    int       // envelopes taken from it since Start
+	LastDrain  time.Time // zero: never drained
+	LastError  string    // the last registration's or drain's error, if it failed
+}
+
+// mboxState is the Service's mailbox state. The zero value is ready.
+type mboxState struct {
+	mu        sync.Mutex
+	recs      map[identity.AccountID]Recipient // last lookups, for deposits
+	deposited map[string]bool                  // outbox ids deposited since Start
+	status    map[peer.ID]*MailboxStatus
+	kick      chan struct{}
+}
+
+func (m *mboxState) kickCh() chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.kick == nil {
+		m.kick = make(chan struct{}, 1)
+	}
+	return m.kick
+}
+
+// remember keeps the last lookup of an account, for a deposit.
+func (m *mboxState) remember(acct identity.AccountID, rec Recipient) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.recs == nil || len(m.recs) >= maxRememberedRec {
+		m.recs = map[identity.AccountID]Recipient{}
+	}
+	m.recs[acct] = rec
+}
+
+// Mailboxes reports this account's mailboxes, in Config.Mailboxes order.
+func (s *Service) Mailboxes() []MailboxStatus {
+	if s.cfg.Mailboxes == nil {
+		return nil
+	}
+	var out []MailboxStatus
+	s.mbox.mu.Lock()
+	defer s.mbox.mu.Unlock()
+	for _, ai := range s.cfg.Mailboxes() {
+		st := MailboxStatus{Peer: ai.ID}
+		if p := s.mbox.status[ai.ID]; p != nil {
+			st = *p
+		}
+		out = append(out, st)
+	}
+	return out
+}
+
+// DrainMailboxes asks the service to register with and drain its
+// mailboxes now (the node calls it when they change or it connects).
+func (s *Service) DrainMailboxes() {
+	select {
+	case s.mbox.kickCh() <- struct{}{}:
+	default:
+	}
+}
+
+// depositWaiting deposits ps's queued text messages that no mailbox holds
+// yet at the recipient's mailboxes. It runs on ps's sender goroutine after
+// a delivery attempt that reached nobody.
+func (s *Service) depositWaiting(ps *peerState) {
+	s.mbox.mu.Lock()
+	rec, ok := s.mbox.recs[ps.id]
+	s.mbox.mu.Unlock()
+	if !ok || len(rec.Mailboxes) == 0 || len(rec.Devices) == 0 {
+		return
+	}
+	dh, err := ecdh.X25519().NewPublicKey(rec.Devices[0].X25519)
+	if err != nil {
+		return
+	}
+	mbs := rec.Mailboxes[:min(len(rec.Mailboxes), mailboxCopies)]
+	for s.ctx.Err() == nil {
+		s.mu.Lock()
+		stamp := ps.stamp
+		var ids []string
+		s.mbox.mu.Lock()
+		if s.mbox.deposited == nil {
+			s.mbox.deposited = map[string]bool{}
+		}
+		for _, id := range ps.pending {
+			if !s.mbox.deposited[id] {
+				ids = append(ids, id)
+				if len(ids) == depositChunk {
+					break
+				}
+			}
+		}
+		s.mbox.mu.Unlock()
+		s.mu.Unlock()
+		if len(ids) == 0 {
+			return
+		}
+		frames, _, err := s.seal(ps, ids)
+		if err != nil {
+			s.log.Debug("seal for a mailbox", "peer", ps.id, "err", err)
+			return
+		}
+		var boxes [][]byte
+		var boxIDs []string
+		var skip []string
+		secret, err := s.depositSecret()
+		if err != nil {
+			return
+		}
+		for _, f := range frames {
+			if f.receipt {
+				skip = append(skip, f.id)
+				continue
+			}
+			b := f.frame
+			if stamp != nil {
+				b = withStamp(b, stamp)
+			}
+			box, err := mailbox.SealFrom(secret, dh, b)
+			if err != nil {
+				return
+			}
+			boxes = append(boxes, box)
+			boxIDs = append(boxIDs, f.id)
+		}
+		done := map[string]bool{}
+		var lastErr error
+		for _, mb := range mbs {
+			if len(boxes) == 0 {
+				break
+			}
+			if mb.ID == s.cfg.Host.ID() {
+				continue
+			}
+			s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
+			token := mailbox.Token(rec.Account.Bytes(), []byte(mb.ID), mailbox.Day(s.cfg.Now()))
+			ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
+			res, err := mailbox.Deposit(ctx, s.cfg.Host, mb.ID, token, boxes)
+			cancel()
+			if err != nil {
+				lastErr = err
+				continue
+			}
+			for i, r := range res {
+				if r == mailbox.StatusOK || r == mailbox.StatusDuplicate {
+					done[boxIDs[i]] = true
+				} else {
+					lastErr = &mailbox.RefusedError{Status: r}
+				}
+			}
+		}
+		if lastErr != nil {
+			s.log.Info("mailbox deposit", "peer", ps.id, "err", lastErr)
+		}
+		var sent []string
+		s.mbox.mu.Lock()
+		for _, id := range skip {
+			s.mbox.deposited[id] = true // not for a mailbox: never try it again
+		}
+		for _, id := range boxIDs {
+			if done[id] {
+				s.mbox.deposited[id] = true
+				sent = append(sent, id)
+			}
+		}
+		s.mbox.mu.Unlock()
+		if len(sent) > 0 {
+			s.markSent(ps, sent)
+			for _, id := range sent {
+				s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
+			}
+		}
+		if len(sent)+len(skip) < len(ids) {
+			return // a mailbox refused or was not reached: the next attempt tries again
+		}
+	}
+}
+
+// depositSecret is the key sealed boxes' ephemeral keys are derived from,
+// so a frame sealed again gives the same box (mailbox.SealFrom).
+func (s *Service) depositSecret() ([]byte, error) {
+	return hkdf.Key(sha256.New, s.cfg.DeviceDH.Bytes(), nil, "callsign/v1/mailbox-deposit-secret", 32)
+}
+
+// mailboxLoop registers with and drains this account's mailboxes.
+func (s *Service) mailboxLoop() {
+	poll := s.cfg.MailboxPoll
+	kick := s.mbox.kickCh()
+	registered := map[peer.ID]time.Time{}
+	for {
+		for _, mb := range s.cfg.Mailboxes() {
+			if s.ctx.Err() != nil {
+				return
+			}
+			if mb.ID == s.cfg.Host.ID() {
+				continue
+			}
+			s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
+			if t, ok := registered[mb.ID]; !ok || s.cfg.Now().Sub(t) > mailboxRegister {
+				if err := s.registerMailbox(mb.ID); err != nil {
+					continue
+				}
+				registered[mb.ID] = s.cfg.Now()
+			}
+			if err := s.drainMailbox(mb.ID); err != nil {
+				var re *mailbox.RefusedError
+				if errors.As(err, &re) && re.Status == mailbox.StatusNotMember {
+					delete(registered, mb.ID) // the mailbox forgot us: register again
+				}
+			}
+		}
+		t := time.NewTimer(poll)
+		select {
+		case <-s.ctx.Done():
+			t.Stop()
+			return
+		case <-kick:
+			t.Stop()
+		case <-t.C:
+		}
+	}
+}
+
+func (s *Service) mboxStatus(mb peer.ID, fn func(st *MailboxStatus)) {
+	s.mbox.mu.Lock()
+	defer s.mbox.mu.Unlock()
+	if s.mbox.status == nil {
+		s.mbox.status = map[peer.ID]*MailboxStatus{}
+	}
+	st := s.mbox.status[mb]
+	if st == nil {
+		st = &MailboxStatus{Peer: mb}
+		s.mbox.status[mb] = st
+	}
+	fn(st)
+}
+
+func (s *Service) registerMailbox(mb peer.ID) error {
+	ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
+	defer cancel()
+	waiting, err := mailbox.Register(ctx, s.cfg.Host, mb, s.cfg.Account, s.cfg.Cert, s.cfg.Now())
+	s.mboxStatus(mb, func(st *MailboxStatus) {
+		st.Registered = err == nil
+		if err != nil {
+			st.LastError = err.Error()
+		} else {
+			st.Waiting, st.LastError = waiting, ""
+		}
+	})
+	if err != nil && s.ctx.Err() == nil {
+		s.log.Info("register with mailbox", "mailbox", mb, "err", err)
+	}
+	return err
+}
+
+// drainMailbox takes everything waiting at mb, commits it and
+// acknowledges it, chunk by chunk.
+func (s *Service) drainMailbox(mb peer.ID) error {
+	for s.ctx.Err() == nil {
+		ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
+		entries, waiting, err := mailbox.Drain(ctx, s.cfg.Host, mb, drainChunk)
+		cancel()
+		if err == nil && len(entries) > 0 {
+			var done []uint64
+			done, err = s.receiveBoxes(entries)
+			if len(done) > 0 {
+				ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
+				var aerr error
+				waiting, aerr = mailbox.Ack(ctx, s.cfg.Host, mb, done)
+				cancel()
+				if err == nil {
+					err = aerr
+				}
+			}
+		}
+		s.mboxStatus(mb, func(st *MailboxStatus) {
+			if err != nil {
+				st.LastError = err.Error()
+				return
+			}
+			st.LastError, st.Waiting, st.LastDrain = "", waiting, s.cfg.Now()
+			st.Drained += len(entries)
+		})
+		if err != nil {
+			if s.ctx.Err() == nil {
+				s.log.Info("drain mailbox", "mailbox", mb, "err", err)
+			}
+			return err
+		}
+		if len(entries) == 0 || waiting == 0 {
+			return nil
+		}
+	}
+	return s.ctx.Err()
+}
+
+// receiveBoxes opens and commits drained envelopes, in order, and returns
+// the sequence numbers that may be deleted from the mailbox: those
+// committed (or refused, or garbage). It stops at the first batch that
+// could not be committed (store trouble, overload), so that it and the
+// envelopes after it stay in the mailbox.
+func (s *Service) receiveBoxes(entries []mailbox.Entry) ([]uint64, error) {
+	var done []uint64
+	type item struct {
+		seq   uint64
+		frame []byte
+	}
+	var batch []item
+	var remote peer.ID
+	flush := func() error {
+		if len(batch) == 0 {
+			return nil
+		}
+		frames := make([][]byte, len(batch))
+		for i, it := range batch {
+			frames[i] = it.frame
+		}
+		rx := rxStream{v: v11}
+		_, err := s.receive(remote, &rx, frames)
+		if err == nil {
+			for _, it := range batch {
+				done = append(done, it.seq)
+			}
+			batch = batch[:0]
+			return nil
+		}
+		if c, ok := p2p.CodeOf(err); !ok || c != p2p.CodeBadRequest {
+			return err
+		}
+		// One of them is malformed: take them one by one.
+		for _, it := range batch {
+			rx := rxStream{v: v11}
+			if _, err := s.receive(remote, &rx, [][]byte{it.frame}); err != nil {
+				if c, ok := p2p.CodeOf(err); !ok || c != p2p.CodeBadRequest {
+					return err
+				}
+			}
+			done = append(done, it.seq)
+		}
+		batch = batch[:0]
+		return nil
+	}
+	for _, e := range entries {
+		frame, err := mailbox.Open(s.cfg.DeviceDH, e.Data)
+		var from peer.ID
+		if err == nil {
+			from, err = s.framePeer(frame)
+		}
+		if err != nil {
+			// Not for this device, or garbage: nothing to keep.
+			done = append(done, e.Seq)
+			continue
+		}
+		if from != remote || len(batch) == maxBatch {
+			if err := flush(); err != nil {
+				return done, err
+			}
+			remote = from
+		}
+		batch = append(batch, item{e.Seq, frame})
+	}
+	return done, flush()
+}
+
+// framePeer is the peer id in a Deliver frame's certificate.
+func (s *Service) framePeer(frame []byte) (peer.ID, error) {
+	f, err := unmarshalDeliver(frame, s.maxCT, v11)
+	if err != nil {
+		return "", err
+	}
+	cert, err := identity.UnmarshalDeviceCert(f.cert)
+	if err != nil {
+		return "", err
+	}
+	return peer.IDFromBytes(cert.PeerID)
+}

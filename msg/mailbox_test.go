@@ -1,0 +1,129 @@
+package msg
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/callsign/callsign/mailbox"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/p2p/p2ptest"
+	"github.com/callsign/callsign/store"
+)
+
+// hub is a mailbox on its own host and store.
+type hub struct {
+	t    testing.TB
+	dir  string
+	h    host.Host
+	db   *store.DB
+	srv  *mailbox.Server
+	addr peer.AddrInfo
+}
+
+func newHub(t testing.TB) *hub {
+	hb := &hub{t: t, dir: t.TempDir()}
+	hb.start()
+	t.Cleanup(hb.stop)
+	return hb
+}
+
+func (hb *hub) start() {
+	hb.h = p2ptest.NewHost(hb.t, func(c *p2p.HostConfig) { c.Listen = p2ptest.ListenTCP })
+	db, err := store.Open(context.Background(), store.Options{Dir: hb.dir})
+	if err != nil {
+		hb.t.Fatal(err)
+	}
+	hb.db = db
+	srv, err := mailbox.New(mailbox.Config{Host: hb.h, DB: db, DepositRate: 1e6, DepositBurst: 1e6})
+	if err != nil {
+		hb.t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		hb.t.Fatal(err)
+	}
+	hb.srv = srv
+	hb.addr = peer.AddrInfo{ID: hb.h.ID(), Addrs: hb.h.Addrs()}
+}
+
+func (hb *hub) stop() {
+	if hb.srv != nil {
+		hb.srv.Close()
+		hb.srv = nil
+	}
+	if hb.db != nil {
+		hb.db.Close()
+		hb.db = nil
+	}
+	if hb.h != nil {
+		hb.h.Close()
+		hb.h = nil
+	}
+}
+
+// TestMailboxOffline: Bob is offline while Alice writes; Alice's messages
+// wait at Bob's mailbox (sent), Alice goes offline, Bob comes back and
+// finds them all, once and in order; when Alice is back, they become
+// delivered and nothing is shown twice.
+func TestMailboxOffline(t *testing.T) {
+	const n = 40
+	hb := newHub(t)
+	w := newWorld()
+	mbs := func() []peer.AddrInfo { return []peer.AddrInfo{hb.addr} }
+	a := newNode(t, w, nil)
+	b := newNode(t, w, func(c *Config) { c.Mailboxes = mbs; c.MailboxPoll = 100 * time.Millisecond })
+	w.mu.Lock()
+	b.mailboxes = mbs()
+	w.mu.Unlock()
+	a.start()
+	b.start()
+	a.know(b)
+	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	b.stop()
+
+	var ids []string
+	for i := range n {
+		ids = append(ids, a.send(b, fmt.Sprintf("m%03d", i)).ID)
+	}
+	waitFor(t, 60*time.Second, "every message sent to the mailbox", func() bool {
+		for _, id := range ids {
+			if a.state(b.id(), id) != StateSent {
+				return false
+			}
+		}
+		return hb.srv.Stats().Waiting == n
+	})
+	a.stop()
+
+	b.start()
+	waitFor(t, 30*time.Second, "Bob has every message", func() bool { return len(b.incoming(a.id())) >= n })
+	in := b.incoming(a.id())
+	if len(in) != n {
+		t.Fatalf("Bob has %d messages, want %d", len(in), n)
+	}
+	for i, m := range in {
+		if want := fmt.Sprintf("m%03d", i); string(m.Body) != want {
+			t.Fatalf("message %d is %q, want %q", i, m.Body, want)
+		}
+	}
+	waitFor(t, 10*time.Second, "the mailbox emptied", func() bool { return hb.srv.Stats().Waiting == 0 })
+
+	a.start()
+	a.know(b)
+	a.svc.Kick(b.id())
+	waitFor(t, 60*time.Second, "every message delivered", func() bool {
+		for _, id := range ids {
+			if a.state(b.id(), id) != StateDelivered {
+				return false
+			}
+		}
+		return true
+	})
+	if got := len(b.incoming(a.id())); got != n {
+		t.Fatalf("Bob has %d messages after Alice's direct retry, want %d", got, n)
+	}
+}
