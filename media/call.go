@@ -203,6 +203,7 @@ func (e *Engine) NewCall(cfg CallConfig) (*Call, error) {
 		if servers, err = toPionServers(cfg.ICEServers); err != nil {
 			return nil, fmt.Errorf("media: call %s: %w", cfg.ID, err)
 		}
+		e.turnTCP.register(cfg.ICEServers)
 	}
 	policy := webrtc.ICETransportPolicyAll
 	if cfg.RelayOnly || e.cfg.RelayOnly {

@@ -48,11 +48,15 @@ const (
 )
 
 // ICEServer is one STUN or TURN server, as handed to a call. URLs use the
-// "stun:host:port" and "turn:host:port?transport=udp" forms.
+// "stun:host:port", "turn:host:port?transport=udp|tcp" and
+// "turns:host:port?transport=tcp" forms.
 type ICEServer struct {
 	URLs       []string
 	Username   string
 	Credential string
+	// TLSCertSHA256 pins the certificate of this server's "turns:" URLs
+	// (32 bytes; see turntls.go). nil: the system roots decide.
+	TLSCertSHA256 []byte
 }
 
 // Config configures an Engine. The zero value is valid: host candidates on
@@ -97,6 +101,7 @@ type Engine struct {
 	log       *slog.Logger
 	servers   []webrtc.ICEServer
 	parseSeen counter
+	turnTCP   *turnDialer // dials TURN over TCP and TLS
 
 	mu      sync.Mutex
 	calls   map[*Call]struct{}
@@ -166,6 +171,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 		}
 	}
 	se.SetNet(netw)
+	turnTCP := newTURNDialer(netw)
+	turnTCP.register(cfg.ICEServers)
+	se.SetICEProxyDialer(turnTCP)
 	if cfg.PortMin != 0 {
 		if err := se.SetEphemeralUDPPortRange(cfg.PortMin, cfg.PortMax); err != nil {
 			return nil, fmt.Errorf("media: port range: %w", err)
@@ -190,6 +198,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		api:     webrtc.NewAPI(webrtc.WithMediaEngine(me), webrtc.WithInterceptorRegistry(reg), webrtc.WithSettingEngine(se)),
 		log:     log,
 		servers: servers,
+		turnTCP: turnTCP,
 		calls:   make(map[*Call]struct{}),
 		bridges: make(map[*Bridge]struct{}),
 	}, nil
@@ -247,6 +256,9 @@ func toPionServers(in []ICEServer) ([]webrtc.ICEServer, error) {
 		}
 		if len(s.Username) > maxICEFieldLen || len(s.Credential) > maxICEFieldLen {
 			return nil, fmt.Errorf("media: ICE server %d: username or credential too long", i)
+		}
+		if err := checkTLSPin(s); err != nil {
+			return nil, fmt.Errorf("media: ICE server %d: %w", i, err)
 		}
 		ps := webrtc.ICEServer{URLs: slices.Clone(s.URLs), Username: s.Username, Credential: s.Credential}
 		for _, u := range s.URLs {
