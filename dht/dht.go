@@ -140,6 +140,7 @@ type DHT struct {
 	lastSeq   map[identity.AccountID]uint64        // highest identity seq we published
 	kept      map[string][]byte                    // Keep: DHT key -> raw record
 	keeping   map[identity.AccountID]*keepSchedule // members' schedules (keep.go)
+	handoff   func(context.Context, []byte)        // where the owner's schedules go (keep.go)
 	published map[string][]byte                    // DHT key -> the last record we put there ourselves
 	checking  map[string]*guardCheck               // guard checks in flight, by key and owner
 	refreshes int                                  // background identity lookups running

@@ -625,3 +625,32 @@ func (d *DHT) KeptMembers() int {
 	defer d.mu.Unlock()
 	return len(d.keeping)
 }
+
+// SetHandoff sets where the owner's schedules go: after every Republish of
+// the owned records (the loop's, and the one on regaining peers) and every
+// HandOff, a fresh schedule is presigned, with seqs above those just
+// published, and passed to fn, which hands it to the keepers. A schedule
+// handed before a republish is outdated by it (its seqs are lower, so
+// storing nodes refuse its records), hence a new one after each.
+func (d *DHT) SetHandoff(fn func(ctx context.Context, req []byte)) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.handoff = fn
+}
+
+// HandOff presigns a schedule of the owned records and passes it to the
+// handoff function, if both are set.
+func (d *DHT) HandOff(ctx context.Context) error {
+	d.mu.Lock()
+	fn := d.handoff
+	d.mu.Unlock()
+	if fn == nil {
+		return nil
+	}
+	raw, err := d.Presign()
+	if err != nil || raw == nil {
+		return err
+	}
+	fn(ctx, raw)
+	return nil
+}

@@ -412,6 +412,11 @@ func (d *DHT) Republish(ctx context.Context) error {
 			}
 		}
 		d.mu.Unlock()
+		// The keepers' schedules are older than what was just published:
+		// hand them a new one.
+		if err := d.HandOff(ctx); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	now := d.cfg.Now()
 	for k, raw := range kept {

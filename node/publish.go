@@ -129,6 +129,12 @@ func (n *Node) publish(ctx context.Context) error {
 	n.published = true
 	n.mu.Unlock()
 	n.log.Info("identity published", "account", n.keys.account.Public().ID(), "handles", len(claims))
+	// The community nodes keep what was just published alive while this
+	// node is away (keep.go); the DHT hands them a new schedule after each
+	// republish.
+	if err := n.dht.HandOff(ctx); err != nil {
+		n.log.Info("presigning records to keep", "err", err)
+	}
 	return nil
 }
 
@@ -192,10 +198,11 @@ func (n *Node) ownedRecords() (*dht.IdentityRecord, []dht.HandleClaim, error) {
 		names = append(names, c.Name)
 	}
 	rec := &dht.IdentityRecord{
-		Devices: []identity.DeviceCert{n.cert},
-		Prekeys: bundle,
-		Relays:  n.relayAddrs(),
-		Handles: names,
+		Devices:   []identity.DeviceCert{n.cert},
+		Prekeys:   bundle,
+		Relays:    n.relayAddrs(),
+		Mailboxes: n.mailboxAddrs(),
+		Handles:   names,
 	}
 	return rec, claims, nil
 }
