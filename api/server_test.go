@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"testing/fstest"
@@ -271,15 +272,7 @@ func TestDialDataDir(t *testing.T) {
 
 func TestWebApp(t *testing.T) {
 	big := strings.Repeat("console.log('callsign');\n", 400)
-	web := fstest.MapFS{"index.html": {Data: []byte("<title>callsign</title>")}, "app.js": {Data: []byte("// app")}, "big.js": {Data: []byte(big)}}
-	s, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: NewToken(), Web: web})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := s.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startWeb(t, fstest.MapFS{"index.html": {Data: []byte(`<title>callsign</title><script src="/app.js"></script>`)}, "app.js": {Data: []byte("// app")}, "big.js": {Data: []byte(big)}})
 	for path, want := range map[string]string{"/": "<title>callsign</title>", "/app.js": "// app", "/contacts/alice": "<title>callsign</title>"} {
 		resp, err := http.Get("http://" + s.Addr() + path)
 		if err != nil {
@@ -344,4 +337,57 @@ func TestWebApp(t *testing.T) {
 	if resp.StatusCode != 401 {
 		t.Fatalf("API without token from the web origin: %d", resp.StatusCode)
 	}
+}
+
+// TestWebAppVersions: the page names its files under /v/<version>/, which
+// the browser may keep without asking again; the page itself, and a file
+// asked for under another version, are revalidated.
+func TestWebAppVersions(t *testing.T) {
+	s := startWeb(t, fstest.MapFS{"index.html": {Data: []byte(`<script src="/js/app.js"></script><link href="/style.css">`)},
+		"js/app.js": {Data: []byte("import './x.js'")}, "js/x.js": {Data: []byte("// x")}, "style.css": {Data: []byte("p{}")}})
+	get := func(path string) (int, string, string) {
+		resp, err := http.Get("http://" + s.Addr() + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body), resp.Header.Get("Cache-Control")
+	}
+	code, page, cc := get("/")
+	m := regexp.MustCompile(`src="/v/([0-9a-f]{12})/js/app.js"`).FindStringSubmatch(page)
+	if code != 200 || m == nil || !strings.Contains(page, `href="/v/`+m[1]+`/style.css"`) || cc != "no-cache" {
+		t.Fatalf("GET /: %d %q, Cache-Control %q", code, page, cc)
+	}
+	v := m[1]
+	for _, tc := range []struct{ path, body, cache string }{
+		{"/v/" + v + "/js/app.js", "import './x.js'", "public, max-age=31536000, immutable"},
+		{"/v/" + v + "/js/x.js", "// x", "public, max-age=31536000, immutable"}, // a relative import
+		{"/js/x.js", "// x", "no-cache"},
+		{"/v/000000000000/js/x.js", "// x", "no-cache"}, // a tab from before an upgrade
+	} {
+		if code, body, cc := get(tc.path); code != 200 || body != tc.body || cc != tc.cache {
+			t.Errorf("GET %s: %d %q, Cache-Control %q; want %q, %q", tc.path, code, body, cc, tc.body, tc.cache)
+		}
+	}
+	for _, p := range []string{"/v/" + v + "/index.html", "/v/" + v + "/", "/v/" + v + "/js/missing.js"} {
+		if code, _, _ := get(p); code != 404 {
+			t.Errorf("GET %s: %d, want 404", p, code)
+		}
+	}
+}
+
+// startWeb starts a server with a fake backend serving web; it closes with
+// the test.
+func startWeb(t *testing.T, web fstest.MapFS) *Server {
+	t.Helper()
+	s, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: NewToken(), Web: web})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
 }

@@ -5,11 +5,13 @@ import (
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
 	"io/fs"
 	"log/slog"
 	"mime"
 	"net/http"
 	"path"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -24,13 +26,23 @@ type webFile struct {
 
 // webHandler serves the embedded web app: every file with its
 // Content-Security-Policy, gzip-compressed when the browser takes it, with
-// an ETag so a reload costs a 304; paths without a file extension fall
-// back to index.html (the app's own routes); a missing file is a 404.
+// an ETag; paths without a file extension fall back to index.html (the
+// app's own routes); a missing file is a 404.
+//
+// index.html is revalidated on every load (a new binary may serve a new
+// app) and names the other files under /v/<version>/, version being a hash
+// of them all: those the browser keeps for a year without asking again
+// (immutable), so opening the app again costs one request for the page and
+// one for its data, and the modules' relative imports stay inside the
+// version they came with. A path under another version (a tab still open
+// from before an upgrade) gets today's file, revalidated.
 type webHandler struct {
-	fsys  fs.FS
-	log   *slog.Logger
-	once  sync.Once
-	files map[string]*webFile
+	fsys    fs.FS
+	log     *slog.Logger
+	once    sync.Once
+	files   map[string]*webFile
+	version string
+	index   *webFile // index.html with its references under /v/<version>/
 }
 
 func newWebHandler(fsys fs.FS, log *slog.Logger) *webHandler {
@@ -48,24 +60,49 @@ func (h *webHandler) load() {
 		if err != nil {
 			return err
 		}
-		sum := sha256.Sum256(raw)
-		f := &webFile{raw: raw, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, ctype: mime.TypeByExtension(path.Ext(p))}
-		if f.ctype == "" {
-			f.ctype = http.DetectContentType(raw)
-		}
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
-		_, _ = zw.Write(raw)
-		_ = zw.Close()
-		if buf.Len() < len(raw)*9/10 {
-			f.gz = buf.Bytes()
-		}
-		h.files[p] = f
+		h.files[p] = newWebFile(p, raw)
 		return nil
 	})
 	if err != nil {
 		h.log.Warn("web app files unreadable", "err", err)
 	}
+	// The version covers every file but the page that names it.
+	paths := make([]string, 0, len(h.files))
+	for p := range h.files {
+		if p != "index.html" {
+			paths = append(paths, p)
+		}
+	}
+	sort.Strings(paths)
+	v := sha256.New()
+	for _, p := range paths {
+		fmt.Fprintf(v, "%s\x00%s\x00", p, h.files[p].etag)
+	}
+	h.version = hex.EncodeToString(v.Sum(nil)[:6])
+	if f := h.files["index.html"]; f != nil {
+		page := string(f.raw)
+		for _, p := range paths {
+			page = strings.ReplaceAll(page, `"/`+p+`"`, `"/v/`+h.version+"/"+p+`"`)
+		}
+		h.index = newWebFile("index.html", []byte(page))
+	}
+}
+
+// newWebFile is the file p with its ETag and, when it pays, its gzip form.
+func newWebFile(p string, raw []byte) *webFile {
+	sum := sha256.Sum256(raw)
+	f := &webFile{raw: raw, etag: `"` + hex.EncodeToString(sum[:8]) + `"`, ctype: mime.TypeByExtension(path.Ext(p))}
+	if f.ctype == "" {
+		f.ctype = http.DetectContentType(raw)
+	}
+	var buf bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	_, _ = zw.Write(raw)
+	_ = zw.Close()
+	if buf.Len() < len(raw)*9/10 {
+		f.gz = buf.Bytes()
+	}
+	return f
 }
 
 func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -80,21 +117,33 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")
 	p := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
+	cache := "no-cache" // revalidate: a new binary may serve a new app
+	if rest, ok := strings.CutPrefix(p, "v/"); ok {
+		version, file, _ := strings.Cut(rest, "/")
+		if version == h.version {
+			cache = "public, max-age=31536000, immutable"
+		}
+		if p = file; p == "" || p == "index.html" {
+			p = "-" // no page under a version: a 404
+		}
+	}
 	f, ok := h.files[p]
-	if !ok {
-		if p != "" && strings.Contains(path.Base(p), ".") {
-			http.Error(w, "not found", http.StatusNotFound)
-			return
-		}
-		f = h.files["index.html"]
-		if f == nil {
-			http.Error(w, "no web app", http.StatusNotFound)
-			return
-		}
+	switch {
+	case p == "index.html" || p == "":
+		f = h.index
+	case !ok && strings.Contains(path.Base(p), "."), p == "-":
+		http.Error(w, "not found", http.StatusNotFound)
+		return
+	case !ok:
+		f = h.index // the app's own routes
+	}
+	if f == nil {
+		http.Error(w, "no web app", http.StatusNotFound)
+		return
 	}
 	hd.Set("Content-Type", f.ctype)
 	hd.Set("ETag", f.etag)
-	hd.Set("Cache-Control", "no-cache") // revalidate: a new binary may serve a new app
+	hd.Set("Cache-Control", cache)
 	hd.Add("Vary", "Accept-Encoding")
 	if match := r.Header.Get("If-None-Match"); match != "" && match == f.etag {
 		w.WriteHeader(http.StatusNotModified)
