@@ -38,6 +38,29 @@ type Status struct {
 	Invite *Invite `json:"invite,omitempty"`
 	// MDNS reports whether the node looks for nodes on the local network.
 	MDNS bool `json:"mdns"`
+	// Mailboxes are the community nodes that hold this node's messages
+	// while it is offline.
+	Mailboxes []MailboxStatus `json:"mailboxes,omitempty"`
+	// Mailbox is what a public node's mailbox holds for its members; nil
+	// on other nodes.
+	Mailbox *MailboxHeld `json:"mailbox,omitempty"`
+}
+
+// MailboxStatus is one of this node's mailboxes.
+type MailboxStatus struct {
+	Peer       string     `json:"peer"`
+	Registered bool       `json:"registered"`           // the last registration succeeded
+	Waiting    int        `json:"waiting"`              // envelopes waiting there at the last look
+	Drained    int        `json:"drained"`              // envelopes taken from it since the node started
+	LastDrain  *time.Time `json:"last_drain,omitempty"` // nil: not drained yet
+	Error      string     `json:"error,omitempty"`      // the last registration's or drain's error
+}
+
+// MailboxHeld is what a public node's mailbox holds.
+type MailboxHeld struct {
+	Members int   `json:"members"` // accounts registered
+	Waiting int   `json:"waiting"` // envelopes waiting for them
+	Bytes   int64 `json:"bytes"`   // their size
 }
 
 // Invite is what `callsign invite` shows: the text a newcomer passes to

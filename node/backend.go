@@ -64,6 +64,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		DataDir:      n.cfg.DataDir,
 		Version:      Version,
 	}
+	n.fillMailboxStatus(&st)
 	return st, nil
 }
 

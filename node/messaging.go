@@ -22,6 +22,9 @@ import (
 // protocol, the outbox and the prekeys; the node supplies the directory (the
 // DHT) and the policy (contacts, requests, blocking).
 func (n *Node) startMsg(ctx context.Context) error {
+	if err := n.startMailbox(ctx); err != nil {
+		return err
+	}
 	pid, err := peer.IDFromPrivateKey(n.keys.device)
 	if err != nil {
 		return err
@@ -44,6 +47,7 @@ func (n *Node) startMsg(ctx context.Context) error {
 		OnSignal:  n.onSignal,
 		RetryMin:  n.cfg.Network.RetryMin,
 		RetryMax:  n.cfg.Network.RetryMax,
+		Mailboxes: n.mailboxPeers,
 		Logger:    n.log.With("component", "msg"),
 	})
 	if err != nil {
@@ -92,6 +96,12 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 		}
 	}
 	r.Relays = mergeAddrInfos(r.Relays)
+	for _, a := range rec.Mailboxes {
+		if ai, err := peer.AddrInfoFromP2pAddr(a); err == nil {
+			r.Mailboxes = append(r.Mailboxes, *ai)
+		}
+	}
+	r.Mailboxes = mergeAddrInfos(r.Mailboxes)
 	for _, dev := range rec.Devices {
 		pid, err := peer.IDFromBytes(dev.PeerID)
 		if err != nil || pid == d.n.host.ID() {

@@ -98,6 +98,11 @@ type Config struct {
 	// its working connection to the node, for calls with the tab's media.
 	// 0 = media.DefaultBridgeConnectTimeout (10 s).
 	BrowserConnectTimeout time.Duration
+	// Mailboxes are multiaddrs (with /p2p/) of the community nodes that
+	// hold messages for this node while it is offline; they are named in
+	// its identity record. nil = the first two nodes it bootstraps from
+	// (none on a public node).
+	Mailboxes []string
 	// Logger receives the node's logs; nil = discard.
 	Logger *slog.Logger
 }
@@ -169,6 +174,8 @@ type Node struct {
 
 	callMu  sync.Mutex // guards callCfg
 	callCfg api.CallSettings
+
+	mboxes mailboxes // mailboxes: a public node's, and this node's own (mailbox.go)
 
 	mu         sync.Mutex // guards the fields below
 	identitySq uint64     // last identity record seq published
