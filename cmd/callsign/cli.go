@@ -391,6 +391,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 		fmt.Fprintf(w, "mode           %s\npeers          %d\nrouting table  %d\nrelays         %s\nencryption     %s\nuptime         %s\ndata           %s\n",
 			mode, st.Peers, st.RoutingTable, orNone(strings.Join(st.Relays, ", ")), encryptionText(st.Encryption),
 			(time.Duration(st.UptimeS) * time.Second).String(), st.DataDir)
+		printMailboxes(w, st)
 	})
 }
 

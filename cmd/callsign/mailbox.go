@@ -1,0 +1,30 @@
+package main
+
+import (
+	"fmt"
+	"io"
+
+	"github.com/callsign/callsign/api"
+)
+
+// printMailboxes adds status lines for the node's mailboxes and, on a
+// public node, what its own mailbox holds.
+func printMailboxes(w io.Writer, st api.Status) {
+	if len(st.Mailboxes) == 0 && !st.Public {
+		fmt.Fprintf(w, "mailboxes      none (messages reach this node only while it is online)\n")
+	}
+	for _, m := range st.Mailboxes {
+		state := "registered"
+		if !m.Registered {
+			state = "not registered"
+		}
+		line := fmt.Sprintf("%s, %d waiting, %d drained", state, m.Waiting, m.Drained)
+		if m.Error != "" {
+			line += ", last error: " + m.Error
+		}
+		fmt.Fprintf(w, "mailbox        %s: %s\n", m.Peer, line)
+	}
+	if st.Mailbox != nil {
+		fmt.Fprintf(w, "holds          %d members, %d messages waiting (%d bytes)\n", st.Mailbox.Members, st.Mailbox.Waiting, st.Mailbox.Bytes)
+	}
+}
