@@ -41,6 +41,8 @@
 //	POST   /settings/calls                 CallSettingsChange -> CallSettings
 //	GET    /events             WebSocket stream of Event
 //
+// GET /metrics (outside /api/v1, where Prometheus looks; the token too)
+// serves the node's metrics in Prometheus' text format when configured.
 // Everything else under /api/ is a JSON 404. Other paths serve the embedded
 // web app, if one is configured. Request bodies are capped at MaxBody.
 package api
@@ -106,6 +108,9 @@ type ServerConfig struct {
 	Token   string  // bearer token; required, at least 32 characters
 	Backend Backend // required
 	Web     fs.FS   // the web app; nil = none
+	// Metrics serves GET /metrics (Prometheus' text format), behind the
+	// token like the API; nil = 404.
+	Metrics http.Handler
 	Logger  *slog.Logger
 }
 
@@ -330,6 +335,13 @@ func (s *Server) handler() http.Handler {
 		return b.ChangeCallSettings(r.Context(), ch)
 	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
+	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Metrics == nil {
+			writeError(w, Errorf(CodeNotFound, "", "this node serves no metrics"))
+			return
+		}
+		s.cfg.Metrics.ServeHTTP(w, r)
+	})
 	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, Errorf(CodeNotFound, "run `callsign --help` for what the API offers", "no such API route: %s %s", r.Method, r.URL.Path))
 	})
@@ -352,7 +364,7 @@ func (s *Server) guard(next http.Handler) http.Handler {
 			writeError(w, Errorf(CodeForbidden, "", "origin %q not allowed", o))
 			return
 		}
-		if strings.HasPrefix(r.URL.Path, "/api/") && !withoutToken(r) && !s.authorized(r) {
+		if (strings.HasPrefix(r.URL.Path, "/api/") || r.URL.Path == "/metrics") && !withoutToken(r) && !s.authorized(r) {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="callsign"`)
 			writeError(w, Errorf(CodeUnauthorized, "the token is in the node's data directory (api.token)", "missing or wrong API token"))
 			return

@@ -391,3 +391,42 @@ func startWeb(t *testing.T, web fstest.MapFS) *Server {
 	t.Cleanup(func() { s.Close() })
 	return s
 }
+
+// TestMetricsBehindToken: /metrics answers with the token only, and is a
+// 404 on a server without metrics.
+func TestMetricsBehindToken(t *testing.T) {
+	token := NewToken()
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "callsign_up 1\n") })
+	for _, tc := range []struct {
+		metrics http.Handler
+		token   string
+		status  int
+	}{
+		{metrics, "", 401},
+		{metrics, "wrong-" + token, 401},
+		{metrics, token, 200},
+		{nil, token, 404},
+	} {
+		s, err := NewServer(ServerConfig{Backend: &fakeBackend{}, Token: token, Metrics: tc.metrics})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Start(); err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest("GET", "http://"+s.Addr()+"/metrics", nil)
+		if tc.token != "" {
+			req.Header.Set("Authorization", "Bearer "+tc.token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		s.Close()
+		if resp.StatusCode != tc.status || (tc.status == 200) != strings.Contains(string(body), "callsign_up 1") {
+			t.Errorf("metrics=%v token=%v: %d %q, want %d", tc.metrics != nil, tc.token != "", resp.StatusCode, body, tc.status)
+		}
+	}
+}
