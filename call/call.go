@@ -543,6 +543,9 @@ func (c *Call) onMediaState(sc media.StateChange) {
 		switch sc.Reason {
 		case media.ReasonICEFailed, media.ReasonFailed, media.ReasonTimeout:
 			sig = &signal{typ: sigHangup, id: c.id, reason: reasonFailed}
+			// No path worked: perhaps through a relay that changed, so
+			// its last credentials are no fallback any more.
+			c.s.creds.drop()
 		case media.ReasonRemoteHangup:
 		default:
 			sig = &signal{typ: sigHangup, id: c.id}

@@ -78,7 +78,7 @@
 // than the call's peer, or out of place for the call's state are ignored
 // (logged at debug); undecodable ones are dropped.
 //
-// # TURN credentials: /callsign/turn/2.0.0
+// # TURN credentials: /callsign/turn/2.1.0 (and 2.0.0)
 //
 // A public node (Config.TURN set) serves short-lived credentials for its
 // TURN server to its members. The requester opens a stream, writes one
@@ -94,13 +94,25 @@
 //	                         TURN server's per-user caps apply per peer
 //	field 2 password bytes   required, at most 128 bytes
 //	field 3 expires  varint  required, unix seconds
-//	field 4 url      bytes   1 to 4 times, last: "turn:" or "turns:", a
+//	field 4 url      bytes   1 to 4 times: "turn:" or "turns:", a
 //	                         literal IP and port, optional
 //	                         "?transport=udp|tcp"
+//	field 5 tls pin  bytes   optional, last, exactly 32: the SHA-256 of
+//	                         the certificate of the "turns:" URL's server
+//
+// The relay's TURN listens on UDP and, on a public node, also on TCP and
+// TLS (turn's package doc), so a member on a network that blocks UDP still
+// reaches it. Its TLS certificate is often self-signed: the member's media
+// engine accepts exactly the certificate field 5 names, which is as
+// trustworthy as the response itself, read from the relay's node over a
+// libp2p connection authenticated by its peer id. 2.0.0 is the same
+// exchange without field 5 and without "turns:" URLs (its decoder refuses
+// both); a relay serves both, and a member asks 2.0.0 only of a relay that
+// does not speak 2.1.0.
 //
 // Who is served: a member (Config.TURNMembers decides), whose stream
-// arrives on a direct (not relayed) libp2p connection, at most 3 requests
-// at once and then one per 10 s per peer (beyond it the stream is reset
+// arrives on a direct (not relayed) libp2p connection, at most 6 requests
+// at once and then one per 2 s per peer (beyond it the stream is reset
 // with p2p.CodeRateLimited). Anyone else's stream is reset with
 // p2p.CodeBadRequest and gets nothing. Credentials are good for the TURN
 // server's CredentialTTL (10 min by default); the TURN server itself
@@ -124,12 +136,17 @@
 // beyond the record's or the device certificate's expiry, and serves a
 // remembered member's streams from a pool strangers can't fill.
 //
-// A calling node asks up to three of Config.Relays() in parallel (3 s at
-// most, cached until 2 min before expiry) before it creates the peer
-// connection and passes the credentials as the call's ICE servers, so
+// A calling or answering node asks up to three of Config.Relays() in
+// parallel (3 s at most) afresh for every call, before it creates the peer
+// connection, and passes the credentials as the call's ICE servers, so
 // relay candidates are gathered at once alongside host and
 // server-reflexive ones, and a relay-only call has its relay from the
-// start.
+// start. Asking per call means a relay that restarted on other ports or
+// with another secret is used as it is now, never through credentials for
+// what it was. The last credentials from each relay are kept only as a
+// fallback for a request that fails (rate limit, no answer in time) other
+// than by refused membership, until 2 min before they expire, and all are
+// forgotten when a call ends because no path worked.
 //
 // # Goroutines
 //

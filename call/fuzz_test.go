@@ -44,6 +44,9 @@ func FuzzDecodeCredentials(f *testing.F) {
 	b, _ := hex.DecodeString(goldenCredsHex)
 	f.Add(b)
 	f.Add(encodeCredentials(goldenCreds)[:20])
+	pinned := goldenCreds
+	pinned.TLSCertSHA256 = bytes.Repeat([]byte{7}, 32)
+	f.Add(encodeCredentials(pinned))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := decodeCredentials(b)

@@ -335,6 +335,13 @@ type relayNode struct {
 
 func newRelay(tb testing.TB, n *fakeNet, tcfg turn.Config, mod func(*Config)) *relayNode {
 	tb.Helper()
+	return newRelayOn(tb, n, p2ptest.NewHost(tb, nil), tcfg, mod)
+}
+
+// newRelayOn is newRelay on host h (a relay node that restarts keeps its
+// peer id).
+func newRelayOn(tb testing.TB, n *fakeNet, h host.Host, tcfg turn.Config, mod func(*Config)) *relayNode {
+	tb.Helper()
 	tcfg.ListenUDP = "127.0.0.1:0"
 	tcfg.AllowLoopbackPeers = true
 	if tcfg.Secret == nil {
@@ -348,7 +355,6 @@ func newRelay(tb testing.TB, n *fakeNet, tcfg turn.Config, mod func(*Config)) *r
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = ts.Close() })
-	h := p2ptest.NewHost(tb, nil)
 	tn := newNode(tb, n, func(c *Config) {
 		c.Host = h
 		c.TURN = ts

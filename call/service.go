@@ -115,8 +115,8 @@ type Config struct {
 	TURN *turn.Server
 	// TURNMembers decides who gets credentials from TURN: the relay's
 	// members (see the package doc), on top of the built-in rule (a
-	// direct, non-relayed connection, at most 3 requests then one per
-	// 10 s per peer). Required with TURN: a relay open to every peer is
+	// direct, non-relayed connection, at most 6 requests then one per
+	// 2 s per peer). Required with TURN: a relay open to every peer is
 	// never the default.
 	TURNMembers Members
 	// Relays lists the public nodes to ask for TURN credentials before a
@@ -193,6 +193,7 @@ type Service struct {
 	closed     bool
 	calls      map[callID]*Call
 	turnSrv    *p2p.Server
+	legacySrv  *p2p.Server                      // ProtocolTURNLegacy
 	lastLogged map[identity.AccountID]time.Time // refused invites, for blockedLogInterval
 }
 
@@ -256,10 +257,12 @@ func (s *Service) Start(ctx context.Context) error {
 		// Members already checked have their own pool of streams, so
 		// strangers waiting for a membership lookup never hold a
 		// member's place.
-		s.turnSrv = p2p.HandleStream(s.cfg.Host, ProtocolTURN, p2p.HandlerConfig{
+		hc := p2p.HandlerConfig{
 			Timeout: 10 * time.Second, Rate: turnRate, Burst: turnBurst,
 			MaxConcurrent: 32, Known: s.cfg.TURNMembers.Known, Logger: s.log,
-		}, s.serveTURN)
+		}
+		s.turnSrv = p2p.HandleStream(s.cfg.Host, ProtocolTURN, hc, s.serveTURN)
+		s.legacySrv = p2p.HandleStream(s.cfg.Host, ProtocolTURNLegacy, hc, s.serveTURNLegacy)
 	}
 	s.goLocked(s.dispatch)
 	return nil
@@ -271,11 +274,13 @@ func (s *Service) Start(ctx context.Context) error {
 func (s *Service) Close() error {
 	s.mu.Lock()
 	s.closed = true
-	srv := s.turnSrv
-	s.turnSrv = nil
+	srvs := []*p2p.Server{s.turnSrv, s.legacySrv}
+	s.turnSrv, s.legacySrv = nil, nil
 	s.mu.Unlock()
-	if srv != nil {
-		_ = srv.Close()
+	for _, srv := range srvs {
+		if srv != nil {
+			_ = srv.Close()
+		}
 	}
 	s.cancel()
 	s.wg.Wait()

@@ -14,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
+	msmux "github.com/multiformats/go-multistream"
 	"golang.org/x/time/rate"
 	"google.golang.org/protobuf/encoding/protowire"
 
@@ -24,10 +25,16 @@ import (
 )
 
 // ProtocolTURN is the libp2p protocol a public node serves TURN
-// credentials on (see the package doc). 2.0.0: the request names the
-// requester's account, so that the relay serves its members only (1.0.0's
-// request was empty, and served every peer).
-const ProtocolTURN protocol.ID = "/callsign/turn/2.0.0"
+// credentials on (see the package doc). 2.1.0: the response may end with
+// the SHA-256 of the relay's TURN-over-TLS certificate. 2.0.0: the request
+// names the requester's account, so that the relay serves its members only
+// (1.0.0's request was empty, and served every peer).
+const ProtocolTURN protocol.ID = "/callsign/turn/2.1.0"
+
+// ProtocolTURNLegacy is 2.0.0, still served (without "turns:" URLs and
+// the pin, which its strict decoder refuses) and asked when a relay does
+// not speak ProtocolTURN.
+const ProtocolTURNLegacy protocol.ID = "/callsign/turn/2.0.0"
 
 // Members says who a public node's TURN relay serves: its members, as the
 // package doc defines them. The node implements it; both methods are safe
@@ -54,14 +61,16 @@ const (
 	maxPassword = 128
 	// maxTURNRequest caps a credential request (one account id).
 	maxTURNRequest = 64
-	// turnRate and turnBurst are each peer's credential requests: 3 at
-	// once, then one per 10 s.
-	turnRate  = rate.Limit(0.1)
-	turnBurst = 3
+	// turnRate and turnBurst are each peer's credential requests: 6 at
+	// once, then one per 2 s. Every call asks afresh (so a relay that
+	// restarted on other ports is learnt at once); beyond the rate a
+	// caller falls back to its last credentials from that relay.
+	turnRate  = rate.Limit(0.5)
+	turnBurst = 6
 	// credTimeout bounds fetching credentials from all relays.
 	credTimeout = 3 * time.Second
 	// credMargin is how long before their expiry cached credentials are
-	// fetched again.
+	// no longer used.
 	credMargin = 2 * time.Minute
 	// maxRelays is how many relays a call asks for credentials.
 	maxRelays = 3
@@ -112,11 +121,33 @@ const (
 	fPassword protowire.Number = 2
 	fExpires  protowire.Number = 3
 	fURL      protowire.Number = 4
+	fCertPin  protowire.Number = 5
 )
+
+// certPinLen is the length of field 5, a SHA-256.
+const certPinLen = 32
 
 var credFields = map[protowire.Number]protowire.Type{
 	fUsername: protowire.BytesType, fPassword: protowire.BytesType,
 	fExpires: protowire.VarintType, fURL: protowire.BytesType,
+	fCertPin: protowire.BytesType,
+}
+
+// legacyCredentials is c as ProtocolTURNLegacy carries it: no pin, and
+// so no "turns:" URLs (nil when only those are left).
+func legacyCredentials(c turn.Credentials) *turn.Credentials {
+	c.TLSCertSHA256 = nil
+	var urls []string
+	for _, u := range c.URLs {
+		if !strings.HasPrefix(u, "turns:") {
+			urls = append(urls, u)
+		}
+	}
+	if len(urls) == 0 {
+		return nil
+	}
+	c.URLs = urls
+	return &c
 }
 
 // encodeCredentials encodes c in the canonical form.
@@ -132,19 +163,23 @@ func encodeCredentials(c turn.Credentials) []byte {
 		b = protowire.AppendTag(b, fURL, protowire.BytesType)
 		b = protowire.AppendString(b, u)
 	}
+	if c.TLSCertSHA256 != nil {
+		b = protowire.AppendTag(b, fCertPin, protowire.BytesType)
+		b = protowire.AppendBytes(b, c.TLSCertSHA256)
+	}
 	return b
 }
 
-// decodeCredentials decodes a credential response strictly: all four
-// fields, in order, the URLs last (1 to 4 of them), each URL a TURN URL on
-// a literal IP address.
+// decodeCredentials decodes a credential response strictly: the first
+// four fields, in order, the URLs (1 to 4 of them, each a TURN URL on a
+// literal IP address), then optionally the 32-byte certificate pin.
 func decodeCredentials(b []byte) (turn.Credentials, error) {
 	var c turn.Credentials
 	if len(b) > maxCredentials {
 		return c, malformed("credentials of %d bytes, max %d", len(b), maxCredentials)
 	}
 	d := decoder{b: b}
-	var seen [fURL + 1]bool
+	var seen [fCertPin + 1]bool
 	for !d.done() {
 		num, err := d.nextRepeated(credFields, fURL)
 		if err != nil {
@@ -185,6 +220,15 @@ func decodeCredentials(b []byte) (turn.Credentials, error) {
 				return c, err
 			}
 			c.URLs = append(c.URLs, string(v))
+		case fCertPin:
+			v, err := d.bytes(num, certPinLen)
+			if err != nil {
+				return c, err
+			}
+			if len(v) != certPinLen {
+				return c, malformed("certificate pin of %d bytes, want %d", len(v), certPinLen)
+			}
+			c.TLSCertSHA256 = append([]byte(nil), v...)
 		}
 	}
 	for _, f := range []protowire.Number{fUsername, fPassword, fExpires, fURL} {
@@ -225,11 +269,21 @@ func checkTURNURL(u string) error {
 	return nil
 }
 
-// serveTURN answers one credential request: a request frame naming the
-// requester's account, then, for a member, a credentials response frame.
-// The user id inside the credentials is the requesting peer's id, so the
-// TURN server's per-user caps apply per peer.
+// serveTURN answers one credential request of ProtocolTURN.
 func (s *Service) serveTURN(ctx context.Context, st network.Stream) error {
+	return s.serveCredentials(ctx, st, false)
+}
+
+// serveTURNLegacy answers one credential request of ProtocolTURNLegacy.
+func (s *Service) serveTURNLegacy(ctx context.Context, st network.Stream) error {
+	return s.serveCredentials(ctx, st, true)
+}
+
+// serveCredentials answers one credential request: a request frame naming
+// the requester's account, then, for a member, a credentials response
+// frame. The user id inside the credentials is the requesting peer's id,
+// so the TURN server's per-user caps apply per peer.
+func (s *Service) serveCredentials(ctx context.Context, st network.Stream, legacy bool) error {
 	from := st.Conn().RemotePeer()
 	if st.Conn().Stat().Limited {
 		return p2p.WithCode(p2p.CodeBadRequest, errors.New("TURN credentials over a relayed connection"))
@@ -246,7 +300,14 @@ func (s *Service) serveTURN(ctx context.Context, st network.Stream) error {
 		return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("peer %s of %s is not a member: %w", from, account, err))
 	}
 	creds := s.cfg.TURN.Credentials(from.String())
-	s.log.Debug("issued TURN credentials", "peer", from, "account", account, "expires", creds.Expires)
+	if legacy {
+		c := legacyCredentials(creds)
+		if c == nil {
+			return p2p.WithCode(p2p.CodeBadRequest, errors.New("only TURN over TLS is offered, which 2.0.0 can't carry"))
+		}
+		creds = *c
+	}
+	s.log.Debug("issued TURN credentials", "peer", from, "account", account, "expires", creds.Expires, "legacy", legacy)
 	return p2p.WriteFrame(st, encodeCredentials(creds))
 }
 
@@ -255,6 +316,9 @@ func (s *Service) serveTURN(ctx context.Context, st network.Stream) error {
 // (p2p.CodeBadRequest).
 func (s *Service) fetchCredentials(ctx context.Context, p peer.ID) (turn.Credentials, error) {
 	resp, err := p2p.Request(ctx, s.cfg.Host, p, ProtocolTURN, false, encodeTURNRequest(s.cfg.Self), maxCredentials)
+	if notSupported(err) {
+		resp, err = p2p.Request(ctx, s.cfg.Host, p, ProtocolTURNLegacy, false, encodeTURNRequest(s.cfg.Self), maxCredentials)
+	}
 	if err != nil {
 		return turn.Credentials{}, fmt.Errorf("TURN credentials from %s: %w", p, err)
 	}
@@ -268,18 +332,54 @@ func (s *Service) fetchCredentials(ctx context.Context, p peer.ID) (turn.Credent
 	return c, nil
 }
 
-// credCache holds the credentials fetched from each relay until shortly
-// before they expire.
+// notSupported reports whether err says the peer does not speak the
+// protocol asked for.
+func notSupported(err error) bool {
+	var ns msmux.ErrNotSupported[protocol.ID]
+	return errors.As(err, &ns)
+}
+
+// credCache holds the credentials last fetched from each relay. They are
+// used only when a fresh request fails (the relay's rate limit, or no
+// answer within credTimeout) for another reason than refused membership,
+// and all are dropped when a call ends because no path worked (perhaps
+// through a relay that changed).
 type credCache struct {
 	mu sync.Mutex
 	m  map[peer.ID]turn.Credentials // guarded by mu
 }
 
+// fallback returns p's cached credentials if they are still good.
+func (cc *credCache) fallback(p peer.ID) (turn.Credentials, bool) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	c, ok := cc.m[p]
+	if !ok || time.Until(c.Expires) <= credMargin {
+		return turn.Credentials{}, false
+	}
+	return c, true
+}
+
+func (cc *credCache) put(p peer.ID, c turn.Credentials) {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	cc.m[p] = c
+}
+
+// drop forgets every cached credential.
+func (cc *credCache) drop() {
+	cc.mu.Lock()
+	defer cc.mu.Unlock()
+	clear(cc.m)
+}
+
 // iceServers returns the ICE servers for a new call: the STUN URLs (not
-// for a relay-only call) and fresh TURN credentials from this node's own
-// TURN server and from up to three of Relays(), fetched in parallel within
-// credTimeout; a relay that fails is skipped. nil means none: the engine's
-// own servers apply.
+// for a relay-only call) and TURN credentials from this node's own TURN
+// server and from up to three of Relays(), fetched afresh for every call,
+// in parallel, within credTimeout, so a relay that restarted on other
+// ports (or with another secret) is used as it is now. When a request
+// fails, see credCache for the fallback; a relay without either is
+// skipped. nil means none: the engine's own servers apply.
 func (s *Service) iceServers(ctx context.Context, relayOnly bool) []media.ICEServer {
 	var out []media.ICEServer
 	if s.cfg.STUN != nil && !relayOnly {
@@ -288,8 +388,7 @@ func (s *Service) iceServers(ctx context.Context, relayOnly bool) []media.ICESer
 		}
 	}
 	if s.cfg.TURN != nil && s.cfg.Host != nil {
-		c := s.cfg.TURN.Credentials(s.cfg.Host.ID().String())
-		out = append(out, media.ICEServer{URLs: c.URLs, Username: c.Username, Credential: c.Password})
+		out = append(out, iceServer(s.cfg.TURN.Credentials(s.cfg.Host.ID().String())))
 	}
 	if s.cfg.Relays == nil || s.cfg.Host == nil {
 		return out
@@ -306,30 +405,34 @@ func (s *Service) iceServers(ctx context.Context, relayOnly bool) []media.ICESer
 		if p == s.cfg.Host.ID() {
 			continue
 		}
-		s.creds.mu.Lock()
-		c, ok := s.creds.m[p]
-		s.creds.mu.Unlock()
-		if ok && time.Until(c.Expires) > credMargin {
-			creds[i] = c
-			continue
-		}
 		wg.Go(func() {
 			c, err := s.fetchCredentials(ctx, p)
 			if err != nil {
+				// Refused for its rate limit, or slow: the last
+				// credentials, unless the relay said we are no member.
+				if code, ok := p2p.CodeOf(err); !ok || code != p2p.CodeBadRequest {
+					if c, ok := s.creds.fallback(p); ok {
+						creds[i] = c
+						return
+					}
+				}
 				s.log.Debug("no TURN credentials from relay", "peer", p, "err", err)
 				return
 			}
-			s.creds.mu.Lock()
-			s.creds.m[p] = c
-			s.creds.mu.Unlock()
+			s.creds.put(p, c)
 			creds[i] = c
 		})
 	}
 	wg.Wait()
 	for _, c := range creds {
 		if c.Username != "" {
-			out = append(out, media.ICEServer{URLs: c.URLs, Username: c.Username, Credential: c.Password})
+			out = append(out, iceServer(c))
 		}
 	}
 	return out
+}
+
+// iceServer is the media engine's form of TURN credentials.
+func iceServer(c turn.Credentials) media.ICEServer {
+	return media.ICEServer{URLs: c.URLs, Username: c.Username, Credential: c.Password, TLSCertSHA256: c.TLSCertSHA256}
 }
