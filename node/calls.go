@@ -170,8 +170,13 @@ func (s signaler) SendSignal(ctx context.Context, to identity.AccountID, payload
 	return s.n.msg.SendSignal(ctx, to, payload)
 }
 
-// onSignal hands a decrypted signal to the call service.
+// onSignal hands a decrypted signal to the call service, or an addresses
+// signal to the privacy rule (node/privacy.go).
 func (n *Node) onSignal(from identity.AccountID, payload []byte) {
+	if n.priv.handleSignal(from, payload) {
+		return
+	}
+	n.priv.contactSpoke(from)
 	if svc := n.calls.Load(); svc != nil {
 		svc.HandleSignal(from, payload)
 	}

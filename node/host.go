@@ -76,10 +76,17 @@ func (n *Node) startHost() error {
 		Public:   n.cfg.Public,
 		Logger:   n.log.With("component", "p2p"),
 	}
+	n.priv = n.newPrivacy(boot)
 	if !n.cfg.Public {
 		// Community nodes we bootstrap from double as our relays.
 		cfg.StaticRelays = boot
 		cfg.ForcePrivate = n.cfg.BehindNAT
+		if n.priv.on {
+			// Strangers reach us only through the relays: reserve slots
+			// there at once, whatever AutoNAT would say.
+			cfg.Direct = n.priv
+			cfg.ForcePrivate = true
+		}
 	}
 	if n.cfg.NewHost != nil {
 		h, err := n.cfg.NewHost(n.keys.device)

@@ -58,6 +58,7 @@ func (n *Node) startMsg(ctx context.Context) error {
 	}
 	n.msg = svc
 	n.closers = append(n.closers, svc.Close)
+	n.priv.start(svc)
 	n.wg.Go(n.bundleLoop)
 	return nil
 }
@@ -156,6 +157,9 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 	case msg.EventMessage:
 		if ev.Message == nil {
 			return
+		}
+		if !ev.Request {
+			n.priv.contactSpoke(ev.Peer)
 		}
 		m := n.toAPIMessage(*ev.Message, n.petname(ev.Message.Peer))
 		n.events.publish(api.NewEvent(api.EventMessage, m))

@@ -78,6 +78,14 @@ type Config struct {
 	// TURNPorts bounds the UDP ports relayed media uses ("" = any), as
 	// "MIN-MAX", for firewalls.
 	TURNPorts string
+	// DirectFromEveryone lets anyone connect to this node directly and
+	// announces its own addresses (IP and ports) to everyone. Default off:
+	// a node that joins through public nodes announces only relay
+	// addresses through them, lets only its contacts and relays connect
+	// directly, and tells contacts its addresses inside the E2E session
+	// (node/privacy.go). Public nodes and DHT servers always announce
+	// theirs.
+	DirectFromEveryone bool
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
 	// BehindNAT listens nowhere and treats the node as unreachable from the
@@ -151,6 +159,7 @@ type Node struct {
 	db        *store.DB
 	keys      *keys
 	host      host.Host
+	priv      *privacy // who may connect directly; set by startHost
 	dht       *dht.DHT
 	msg       *msg.Service
 	calls     atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
