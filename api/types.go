@@ -44,6 +44,21 @@ type Status struct {
 	// Mailbox is what a public node's mailbox holds for its members; nil
 	// on other nodes.
 	Mailbox *MailboxHeld `json:"mailbox,omitempty"`
+	// TURN is a public node's TURN relay: what it holds and its limits;
+	// nil on other nodes.
+	TURN *TURNStatus `json:"turn,omitempty"`
+}
+
+// TURNStatus is a public node's TURN relay.
+type TURNStatus struct {
+	URLs                  []string `json:"urls"`                     // what members get: UDP, TCP and TLS
+	TLSCertSHA256         string   `json:"tls_cert_sha256"`          // hex; "" without TLS
+	Allocations           int      `json:"allocations"`              // in use now
+	Connections           int      `json:"connections"`              // TURN over TCP and TLS, open now
+	MaxAllocations        int      `json:"max_allocations"`          // on the whole relay
+	MaxAllocationsPerIP   int      `json:"max_allocations_per_ip"`   // per client IP
+	MaxAllocationsPerUser int      `json:"max_allocations_per_user"` // per member device (peer id)
+	AllocationLifetimeS   int64    `json:"allocation_lifetime_s"`    // an unrefreshed allocation ends after this
 }
 
 // MailboxStatus is one of this node's mailboxes.
