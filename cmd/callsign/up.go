@@ -34,6 +34,7 @@ func upCommand() *command {
 		apiAddr, logLevel             string
 		turnListen, turnIP, turnPorts string
 		public                        bool
+		directAll                     bool
 	)
 	return &command{
 		name:    "up",
@@ -43,6 +44,7 @@ func upCommand() *command {
 			fs.StringVar(&apiAddr, "api", "", "serve the local API and web app on `ADDR`, loopback only (default "+node.DefaultAPIAddr+"; 127.0.0.1:0 picks a free port)")
 			fs.Var(&bootstrap, "bootstrap", "join through the nodes at `ADDRS`, comma-separated multiaddrs ending in /p2p/<peer>; remembered")
 			fs.BoolVar(&public, "public", false, "run a community node: DHT server, relay and mailbox for others")
+			fs.BoolVar(&directAll, "direct-from-everyone", false, "let anyone connect to this node directly and announce its IP address to everyone (default: strangers see only relay addresses; contacts learn the direct ones)")
 			fs.Var(&mailboxes, "mailbox", "keep messages for this node while it is offline at the community nodes `ADDRS` (comma-separated multiaddrs ending in /p2p/<peer>; default: the first two nodes it joins through)")
 			fs.Var(&announce, "announce", "with --public: announce `ADDRS` (comma-separated) instead of the observed addresses")
 			fs.StringVar(&turnListen, "turn-listen", "", "with --public: the TURN relay for calls listens on UDP `ADDR` (default 0.0.0.0:3478)")
@@ -71,7 +73,8 @@ func upCommand() *command {
 				DataDir: e.data, Passphrase: pass, Listen: listen, APIAddr: apiAddr,
 				Bootstrap: bootstrap, Public: public, Announce: announce,
 				TURNListen: turnListen, TURNRelayIP: turnIP, TURNPorts: turnPorts,
-				Mailboxes: mailboxes, Web: web.FS(), Logger: log,
+				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
+				Mailboxes: mailboxes,
 			})
 			if err != nil {
 				return err
