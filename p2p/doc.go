@@ -25,6 +25,15 @@
 // AutoRelay. A public host runs the circuit relay v2 service with the limits
 // in RelayLimits and the AutoNAT service. See HostConfig for the defaults.
 //
+// A private host given a DirectPolicy (HostConfig.Direct) keeps its own
+// addresses to itself: it announces only its relay addresses (an address
+// factory), a connection gater refuses direct connections from peers the
+// policy refuses (and the direct dial hole punching would make to such a
+// peer that reached us through a relay), and hole punching exchanges
+// addresses only with peers the policy allows. Relayed connections are
+// limited (circuit relay v2): a protocol that must work over them opens
+// its streams with network.WithAllowLimitedConn, as msg does.
+//
 // # Frames
 //
 // Every callsign protocol on a stream exchanges frames:
