@@ -135,7 +135,13 @@ func Parse(s string) (Invite, error) {
 	if len(s) < len(Prefix) || !strings.EqualFold(s[:len(Prefix)], Prefix) {
 		return Invite{}, fmt.Errorf("%w: it does not start with %q", ErrInvalid, Prefix)
 	}
-	raw, err := b32.DecodeString(strings.ToUpper(s[len(Prefix):]))
+	body := strings.ToUpper(s[len(Prefix):])
+	raw, err := b32.DecodeString(body)
+	if err == nil && b32.EncodeToString(raw) != body {
+		// The decoder ignores a dangling character and stray low bits:
+		// only the canonical form is an invite.
+		err = errors.New("not canonical")
+	}
 	if err != nil {
 		return Invite{}, fmt.Errorf("%w: not base32 after %q (check for a typo or a cut-off copy)", ErrInvalid, Prefix)
 	}

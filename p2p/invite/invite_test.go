@@ -72,6 +72,8 @@ func TestRefused(t *testing.T) {
 		{"too short", Prefix + "aaaa", "too short"},
 		{"typo", string(typo), "checksum mismatch"},
 		{"cut off", golden[:len(golden)-8], "checksum mismatch"},
+		{"extra character", golden + "a", "not base32"},
+		{"stray low bits", golden[:len(golden)-1] + "v", "not base32"},
 		{"too long", Prefix + strings.Repeat("a", MaxLen), "at most 512"},
 	} {
 		_, err := Parse(tc.in)
