@@ -63,6 +63,9 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		UptimeS:      int64(time.Since(n.started) / time.Second),
 		DataDir:      n.cfg.DataDir,
 		Version:      Version,
+		Hint:         n.aloneHint(),
+		Invite:       n.inviteInfo(),
+		MDNS:         n.mdnsOn(),
 	}
 	n.fillMailboxStatus(&st)
 	return st, nil

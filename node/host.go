@@ -18,7 +18,10 @@ import (
 func (n *Node) bootstrapPeers() ([]peer.AddrInfo, error) {
 	var all []string
 	err := n.db.Update(func(tx *store.Tx) error {
-		for _, b := range n.cfg.Bootstrap {
+		for _, b := range append(n.cfg.Bootstrap, n.cfg.Join) {
+			if b == "" {
+				continue
+			}
 			if err := tx.AddBootstrap(b); err != nil {
 				return err
 			}
@@ -30,9 +33,10 @@ func (n *Node) bootstrapPeers() ([]peer.AddrInfo, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bootstrap peers: %w", err)
 	}
+	all = append(all, n.shippedBootstrap()...)
 	var infos []peer.AddrInfo
 	for _, s := range all {
-		ai, err := peer.AddrInfoFromString(s)
+		ai, err := parseBootstrap(s) // a multiaddr or an invite
 		if err != nil {
 			n.log.Warn("ignoring a remembered bootstrap address", "addr", s, "err", err)
 			continue
@@ -40,7 +44,7 @@ func (n *Node) bootstrapPeers() ([]peer.AddrInfo, error) {
 		if ai.ID == "" || (n.keys != nil && ai.ID == peerIDOf(n.keys)) {
 			continue // never bootstrap from ourselves
 		}
-		infos = append(infos, *ai)
+		infos = append(infos, ai)
 	}
 	return mergeAddrInfos(infos), nil
 }
@@ -161,5 +165,6 @@ func (n *Node) connectBootstrap(ctx context.Context) int {
 		})
 	}
 	wg.Wait()
+	n.roundDone(len(boot))
 	return ok
 }

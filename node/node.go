@@ -63,9 +63,27 @@ type Config struct {
 	// Bootstrap is multiaddrs (with /p2p/) of nodes to join the network
 	// through. They are remembered in the store and used on later starts.
 	Bootstrap []string
+	// Join is an invite ("callsign:join/...", printed by a community
+	// node) to join the network through. It is remembered with the
+	// bootstrap addresses, so later starts rejoin without it (join.go).
+	Join string
+	// BootstrapFiles list the nodes a community ships, one invite or
+	// multiaddr a line (# comments). They are read at every start and not
+	// remembered; a missing file is skipped, a bad line fails Start.
+	// nil = none.
+	BootstrapFiles []string
+	// MDNS finds nodes on the local network by multicast DNS and joins
+	// them. false = off (tests); `callsign up` turns it on.
+	MDNS bool
+	// MDNSService is the DNS-SD service mDNS announces and looks for.
+	// "" = DefaultMDNSService; tests use one of their own.
+	MDNSService string
 	// Public makes this a community node: DHT server, circuit relay,
 	// reachable addresses announced.
 	Public bool
+	// Community is a public node's community name, shown in its invite.
+	// "" = none.
+	Community string
 	// Announce replaces the observed addresses announced by a public node.
 	Announce []string
 	// TURNListen is the UDP address of a public node's TURN relay. "" means
@@ -189,6 +207,8 @@ type Node struct {
 	mu         sync.Mutex // guards the fields below
 	identitySq uint64     // last identity record seq published
 	published  bool       // identity record confirmed at least once
+
+	join joinState // finding the network (join.go)
 }
 
 // New validates cfg. It does not touch the disk or the network: Start does.
@@ -210,6 +230,9 @@ func New(cfg Config) (*Node, error) {
 		if _, err := peer.AddrInfoFromString(b); err != nil {
 			return nil, withHint(fmt.Errorf("bad bootstrap address %q: %v", b, err), "a bootstrap address ends in /p2p/<peer id>; `callsign id` on that node prints its addresses")
 		}
+	}
+	if err := checkJoin(cfg.Join); err != nil {
+		return nil, err
 	}
 	if cfg.APIAddr == "" {
 		cfg.APIAddr = DefaultAPIAddr
@@ -261,6 +284,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.keys, err = loadKeys(n.db, n.log); err != nil {
 		return err
 	}
+	if err := n.readBootstrapFiles(); err != nil {
+		return err
+	}
 	if err := n.startHost(); err != nil {
 		return err
 	}
@@ -276,6 +302,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startAPI(); err != nil {
 		return err
 	}
+	n.startJoin()
 	n.wg.Go(n.publishLoop)
 	n.log.Info("node started", "account", n.keys.account.Public().ID(), "peer", n.host.ID(), "api", n.api.Addr(),
 		"encryption", n.db.Encryption(), "public", n.cfg.Public, "startup", time.Since(n.started).Round(time.Millisecond))

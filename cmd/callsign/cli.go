@@ -103,6 +103,7 @@ func commands() []*command {
 		upCommand(),
 		webCommand(),
 		idCommand(),
+		inviteCommand(),
 		{name: "status", summary: "show peers, routing table, relays and encryption", read: true, run: runStatus},
 		{name: "peers", summary: "list connected peers", read: true, run: runPeers},
 		{name: "handle claim", args: "NAME", summary: "claim a global handle (returns once confirmed by a read)", read: true, run: runClaim},
@@ -392,6 +393,15 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			mode, st.Peers, st.RoutingTable, orNone(strings.Join(st.Relays, ", ")), encryptionText(st.Encryption),
 			(time.Duration(st.UptimeS) * time.Second).String(), st.DataDir)
 		printMailboxes(w, st)
+		if st.MDNS {
+			fmt.Fprintf(w, "local network  looking for nodes (mDNS)\n")
+		}
+		if st.Invite != nil {
+			fmt.Fprintf(w, "invite         %s\n", st.Invite.Invite)
+		}
+		if st.Hint != "" {
+			fmt.Fprintf(w, "hint: %s\n", st.Hint)
+		}
 	})
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -35,6 +36,8 @@ func upCommand() *command {
 		turnListen, turnIP, turnPorts string
 		public                        bool
 		directAll                     bool
+		join, bootFile, community     string
+		noMDNS                        bool
 	)
 	return &command{
 		name:    "up",
@@ -43,9 +46,13 @@ func upCommand() *command {
 			fs.Var(&listen, "listen", "listen for libp2p on `ADDRS`, comma-separated multiaddrs (default: all interfaces, ports kept across restarts; 4141 for --public)")
 			fs.StringVar(&apiAddr, "api", "", "serve the local API and web app on `ADDR`, loopback only (default "+node.DefaultAPIAddr+"; 127.0.0.1:0 picks a free port)")
 			fs.Var(&bootstrap, "bootstrap", "join through the nodes at `ADDRS`, comma-separated multiaddrs ending in /p2p/<peer>; remembered")
+			fs.StringVar(&join, "join", "", "join the network through the community node of `INVITE` (from `callsign invite` on that node); remembered")
+			fs.StringVar(&bootFile, "bootstrap-file", "", "read the community nodes to join through from `FILE`, one invite or multiaddr a line (default: bootstrap.txt in the data directory and next to the binary, if there)")
+			fs.BoolVar(&noMDNS, "no-mdns", false, "don't look for nodes on the local network, nor announce this one there (mDNS)")
 			fs.BoolVar(&public, "public", false, "run a community node: DHT server, relay and mailbox for others")
 			fs.BoolVar(&directAll, "direct-from-everyone", false, "let anyone connect to this node directly and announce its IP address to everyone (default: strangers see only relay addresses; contacts learn the direct ones)")
 			fs.Var(&mailboxes, "mailbox", "keep messages for this node while it is offline at the community nodes `ADDRS` (comma-separated multiaddrs ending in /p2p/<peer>; default: the first two nodes it joins through)")
+			fs.StringVar(&community, "community", "", "with --public: the community's `NAME`, shown in the invite")
 			fs.Var(&announce, "announce", "with --public: announce `ADDRS` (comma-separated) instead of the observed addresses")
 			fs.StringVar(&turnListen, "turn-listen", "", "with --public: the TURN relay for calls listens on UDP `ADDR` (default 0.0.0.0:3478)")
 			fs.StringVar(&turnIP, "turn-relay-ip", "", "with --public: the `IP` the TURN relay announces (default: from --announce or the host's addresses)")
@@ -60,8 +67,12 @@ func upCommand() *command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageError{msg: fmt.Sprintf("bad --log-level %q", logLevel), hint: "use debug, info, warn or error"}
 			}
-			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "") {
-				return usageError{msg: "--announce and --turn-* need --public"}
+			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "" || community != "") {
+				return usageError{msg: "--announce, --community and --turn-* need --public"}
+			}
+			bootFiles, err := bootstrapFiles(e.data, bootFile)
+			if err != nil {
+				return err
 			}
 			log := slog.New(slog.NewTextHandler(e.stderr, &slog.HandlerOptions{Level: level}))
 			node.RouteLibraryLogs(log.With("component", "libp2p"), level <= slog.LevelDebug)
@@ -71,7 +82,8 @@ func upCommand() *command {
 			}
 			n, err := node.New(node.Config{
 				DataDir: e.data, Passphrase: pass, Listen: listen, APIAddr: apiAddr,
-				Bootstrap: bootstrap, Public: public, Announce: announce,
+				Bootstrap: bootstrap, Join: join, BootstrapFiles: bootFiles,
+				MDNS: !noMDNS && !loopbackOnly(listen), Public: public, Community: community, Announce: announce,
 				TURNListen: turnListen, TURNRelayIP: turnIP, TURNPorts: turnPorts,
 				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
 				Mailboxes: mailboxes,
@@ -91,6 +103,12 @@ func upCommand() *command {
 				for _, a := range id.Addrs {
 					fmt.Fprintf(e.stdout, "  addr     %s\n", a)
 				}
+				if st, err := n.Status(ctx); err == nil && st.Invite != nil && st.Invite.Own {
+					fmt.Fprintf(e.stdout, "  invite   %s\n", st.Invite.Invite)
+					if isTerminalWriter(e.stdout) {
+						printInviteQR(e.stdout, st.Invite)
+					}
+				}
 				fmt.Fprintf(e.stdout, "the web app link works once, within %d minutes; `callsign web` prints a new one\nstop with Ctrl-C\n", int(api.TicketTTL/time.Minute))
 			}
 			<-ctx.Done()
@@ -98,4 +116,36 @@ func upCommand() *command {
 			return n.Close()
 		},
 	}
+}
+
+// bootstrapFiles are the files a community ships listing its nodes: the
+// one --bootstrap-file names (which must exist), else bootstrap.txt in the
+// data directory and next to the binary, where present.
+func bootstrapFiles(data, flagValue string) ([]string, error) {
+	if flagValue != "" {
+		if _, err := os.Stat(flagValue); err != nil {
+			return nil, &hintError{msg: fmt.Sprintf("bootstrap file: %v", err), hint: "give the path of a file that lists one invite or multiaddr a line"}
+		}
+		return []string{flagValue}, nil
+	}
+	files := []string{filepath.Join(data, "bootstrap.txt")}
+	if exe, err := os.Executable(); err == nil {
+		files = append(files, filepath.Join(filepath.Dir(exe), "bootstrap.txt"))
+	}
+	return files, nil
+}
+
+// loopbackOnly reports whether every listen address is on loopback: such a
+// node is kept off the local network, so it does not announce itself there
+// by mDNS either (walkthroughs and tests on 127.0.0.1).
+func loopbackOnly(listen []string) bool {
+	if len(listen) == 0 {
+		return false
+	}
+	for _, a := range listen {
+		if !strings.HasPrefix(a, "/ip4/127.") && !strings.HasPrefix(a, "/ip6/::1/") {
+			return false
+		}
+	}
+	return true
 }

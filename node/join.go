@@ -1,0 +1,367 @@
+package node
+
+// A network to join: invites, the bootstrap files a community ships, nodes
+// found on the local network by mDNS, and saying so when the node is alone.
+//
+// Where a node finds the network, in order: the --bootstrap addresses and
+// the --join invite it was given (remembered in the store, so a later
+// plain start rejoins), the bootstrap files a community ships
+// (Config.BootstrapFiles: read at every start, never remembered), and the
+// nodes mDNS finds on the local network. Nothing is compiled in.
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/discovery/mdns"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/p2p/invite"
+	"github.com/callsign/callsign/store"
+)
+
+// DefaultMDNSService is the DNS-SD service callsign nodes announce and
+// look for on the local network (not libp2p's "_p2p._udp", so that a node
+// meets callsign nodes and not every libp2p program on the network).
+const DefaultMDNSService = "_callsign._udp"
+
+const (
+	// aloneGrace is how long a node waits after start before it says it
+	// has no peers, so that mDNS and a first dial have a moment.
+	aloneGrace = 2 * time.Second
+	// aloneFirst is when a node that knows bootstrap peers says it is alone
+	// if no bootstrap round has finished by then.
+	aloneFirst = 20 * time.Second
+	// aloneRepeat is how often a node that stays alone says so again.
+	aloneRepeat = 5 * time.Minute
+	// maxBootstrapFile caps a bootstrap file's size.
+	maxBootstrapFile = 64 << 10
+	// mdnsDialTimeout bounds one dial to a node found on the local network.
+	mdnsDialTimeout = 10 * time.Second
+)
+
+// joinState tracks whether the node has found a network.
+type joinState struct {
+	mu      sync.Mutex // guards the fields below
+	rounds  int        // bootstrap rounds finished
+	known   int        // bootstrap peers known at the last round
+	shipped []string   // lines of the bootstrap files, read at start
+	mdns    bool       // mDNS runs
+	wake    chan struct{}
+}
+
+func (j *joinState) init() {
+	j.mu.Lock()
+	if j.wake == nil {
+		j.wake = make(chan struct{}, 1)
+	}
+	j.mu.Unlock()
+}
+
+// roundDone records a finished bootstrap round (connectBootstrap).
+func (n *Node) roundDone(known int) {
+	n.join.init()
+	n.join.mu.Lock()
+	n.join.rounds++
+	n.join.known = known
+	n.join.mu.Unlock()
+	select {
+	case n.join.wake <- struct{}{}:
+	default:
+	}
+}
+
+// parseBootstrap reads one bootstrap entry: a multiaddr ending in
+// /p2p/<peer>, or an invite.
+func parseBootstrap(s string) (peer.AddrInfo, error) {
+	if strings.HasPrefix(strings.ToLower(s), invite.Prefix) {
+		inv, err := invite.Parse(s)
+		if err != nil {
+			return peer.AddrInfo{}, err
+		}
+		return inv.AddrInfo(), nil
+	}
+	ai, err := peer.AddrInfoFromString(s)
+	if err != nil {
+		return peer.AddrInfo{}, err
+	}
+	return *ai, nil
+}
+
+// checkJoin validates Config.Join (New).
+func checkJoin(s string) error {
+	if s == "" {
+		return nil
+	}
+	if _, err := invite.Parse(s); err != nil {
+		return withHint(err, "an invite starts with "+invite.Prefix+"; ask the community node's operator for theirs (`callsign invite` on that node prints it)")
+	}
+	return nil
+}
+
+// readBootstrapFiles reads Config.BootstrapFiles. A missing file is
+// skipped; an unreadable one or a bad line is an error that names it.
+func (n *Node) readBootstrapFiles() error {
+	var lines []string
+	for _, name := range n.cfg.BootstrapFiles {
+		f, err := os.Open(name)
+		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return withHint(fmt.Errorf("bootstrap file: %w", err), "check the file's permissions")
+		}
+		got, err := readBootstrapList(io.LimitReader(f, maxBootstrapFile+1), name)
+		f.Close()
+		if err != nil {
+			return withHint(err, "each line is an invite (callsign:join/...) or a multiaddr ending in /p2p/<peer id>; # starts a comment")
+		}
+		n.log.Info("bootstrap file read", "file", name, "nodes", len(got))
+		lines = append(lines, got...)
+	}
+	n.join.mu.Lock()
+	n.join.shipped = lines
+	n.join.mu.Unlock()
+	return nil
+}
+
+// readBootstrapList parses a bootstrap file: one invite or multiaddr a
+// line, blank lines and # comments skipped.
+func readBootstrapList(r io.Reader, name string) ([]string, error) {
+	var out []string
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 0, 4096), invite.MaxLen+1024)
+	size, line := 0, 0
+	for sc.Scan() {
+		line++
+		size += len(sc.Bytes()) + 1
+		if size > maxBootstrapFile {
+			return nil, fmt.Errorf("bootstrap file %s: over %d KiB", name, maxBootstrapFile>>10)
+		}
+		s := strings.TrimSpace(sc.Text())
+		if i := strings.IndexByte(s, '#'); i >= 0 {
+			s = strings.TrimSpace(s[:i])
+		}
+		if s == "" {
+			continue
+		}
+		if _, err := parseBootstrap(s); err != nil {
+			return nil, fmt.Errorf("bootstrap file %s, line %d: %v", name, line, err)
+		}
+		out = append(out, s)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("bootstrap file %s, line %d: %v", name, line+1, err)
+	}
+	return out, nil
+}
+
+// mdnsOn reports whether mDNS runs.
+func (n *Node) mdnsOn() bool {
+	n.join.mu.Lock()
+	defer n.join.mu.Unlock()
+	return n.join.mdns
+}
+
+// shippedBootstrap is what the bootstrap files list.
+func (n *Node) shippedBootstrap() []string {
+	n.join.mu.Lock()
+	defer n.join.mu.Unlock()
+	return n.join.shipped
+}
+
+// inviteInfo is the invite status shows: a public node's own, else the
+// one this node joined with (to pass on to a friend), else nil.
+func (n *Node) inviteInfo() *api.Invite {
+	var inv invite.Invite
+	own := n.cfg.Public
+	if own {
+		var err error
+		if inv, err = invite.ForNode(n.host.ID(), n.host.Addrs(), n.cfg.Community); err != nil {
+			return nil
+		}
+	} else {
+		var found bool
+		if inv, found = n.joinedInvite(); !found {
+			return nil
+		}
+	}
+	text, err := inv.Encode()
+	if err != nil {
+		return nil
+	}
+	out := &api.Invite{Invite: text, Peer: inv.Peer.String(), Name: inv.Name, Own: own, Addrs: []string{}}
+	for _, a := range inv.Addrs {
+		out.Addrs = append(out.Addrs, a.String())
+	}
+	return out
+}
+
+// joinedInvite is the newest invite this node was started with (the
+// remembered ones, then the bootstrap files').
+func (n *Node) joinedInvite() (invite.Invite, bool) {
+	var remembered []string
+	if n.db != nil {
+		_ = n.db.View(func(tx *store.Tx) error {
+			var err error
+			remembered, err = tx.Bootstraps()
+			return err
+		})
+	}
+	cands := append([]string{n.cfg.Join}, remembered...)
+	for _, s := range append(cands, n.shippedBootstrap()...) {
+		if !strings.HasPrefix(strings.ToLower(s), invite.Prefix) {
+			continue
+		}
+		if inv, err := invite.Parse(s); err == nil {
+			return inv, true
+		}
+	}
+	return invite.Invite{}, false
+}
+
+// aloneHint says what to do when the node has no peers, or "" when it has
+// some.
+func (n *Node) aloneHint() string {
+	if len(n.host.Network().Peers()) > 0 {
+		return ""
+	}
+	if n.cfg.Public {
+		return "no peers yet: this community node waits for its members; give them the invite `callsign invite` prints, to run `callsign up --join INVITE`"
+	}
+	boot, _ := n.bootstrapPeers()
+	if len(boot) == 0 {
+		return "no peers: this node knows no network. Ask a community node for an invite and run `callsign up --join INVITE`, or start one with `callsign up --public`"
+	}
+	nodes := "the community node this node knows does not answer"
+	if len(boot) > 1 {
+		nodes = fmt.Sprintf("none of the %d community nodes this node knows answers", len(boot))
+	}
+	return "no peers: " + nodes + "; it keeps trying. Check this machine's network, or ask for a fresh invite and run `callsign up --join INVITE`"
+}
+
+// startJoin starts mDNS (when configured) and the watcher that says when
+// the node is alone.
+func (n *Node) startJoin() {
+	n.join.init()
+	if n.cfg.MDNS && !n.cfg.BehindNAT {
+		n.startMDNS()
+	}
+	n.wg.Go(n.aloneLoop)
+}
+
+// aloneLoop logs, on the node's log (stderr for `callsign up`), that the
+// node has no peers and what to do: once after start-up (as soon as the
+// first bootstrap round failed, after aloneGrace, or aloneFirst at the
+// latest) and again every aloneRepeat while it stays alone; and that it
+// found the network once it does.
+func (n *Node) aloneLoop() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	var warned time.Time
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case <-t.C:
+		case <-n.join.wake:
+		}
+		hint := n.aloneHint()
+		up := time.Since(n.started)
+		n.join.mu.Lock()
+		rounds := n.join.rounds
+		n.join.mu.Unlock()
+		switch {
+		case hint == "":
+			if !warned.IsZero() {
+				n.log.Info("connected to the network", "peers", len(n.host.Network().Peers()))
+				warned = time.Time{}
+			}
+		case warned.IsZero():
+			if up >= aloneGrace && (rounds > 0 || up >= aloneFirst) {
+				n.warnAlone(hint)
+				warned = time.Now()
+			}
+		case time.Since(warned) >= aloneRepeat:
+			n.warnAlone(hint)
+			warned = time.Now()
+		}
+	}
+}
+
+func (n *Node) warnAlone(hint string) {
+	if n.cfg.Public {
+		n.log.Info(hint)
+		return
+	}
+	n.log.Warn(hint)
+}
+
+// mdnsFound hands the peers mDNS finds to mdnsLoop. mDNS calls it on a
+// goroutine of its own per answer, so it never blocks: answers beyond the
+// buffer are dropped (the peer announces itself again).
+type mdnsFound chan peer.AddrInfo
+
+func (f mdnsFound) HandlePeerFound(ai peer.AddrInfo) {
+	select {
+	case f <- ai:
+	default:
+	}
+}
+
+func (n *Node) startMDNS() {
+	name := n.cfg.MDNSService
+	if name == "" {
+		name = DefaultMDNSService
+	}
+	found := make(mdnsFound, 16)
+	svc := mdns.NewMdnsService(n.host, name, found)
+	if err := svc.Start(); err != nil {
+		n.log.Warn("finding nodes on the local network (mDNS) is off", "err", err)
+		svc.Close()
+		return
+	}
+	n.closers = append(n.closers, svc.Close)
+	n.join.mu.Lock()
+	n.join.mdns = true
+	n.join.mu.Unlock()
+	n.log.Info("looking for nodes on the local network (mDNS)", "service", name)
+	n.wg.Go(func() { n.mdnsLoop(found) })
+}
+
+// mdnsLoop dials the nodes mDNS finds, one at a time. Once connected, a
+// node that is a DHT server joins the routing table (kad-dht adds it when
+// identify shows its protocols), so it serves lookups like any other.
+func (n *Node) mdnsLoop(found <-chan peer.AddrInfo) {
+	for {
+		var ai peer.AddrInfo
+		select {
+		case <-n.ctx.Done():
+			return
+		case ai = <-found:
+		}
+		if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
+			continue
+		}
+		if len(ai.Addrs) > 8 {
+			ai.Addrs = ai.Addrs[:8] // an answer from the network: bounded
+		}
+		ctx, cancel := context.WithTimeout(n.ctx, mdnsDialTimeout)
+		err := n.host.Connect(ctx, ai)
+		cancel()
+		if err != nil {
+			n.log.Debug("node found on the local network unreachable", "peer", ai.ID, "err", err)
+			continue
+		}
+		n.log.Info("connected to a node on the local network (mDNS)", "peer", ai.ID)
+	}
+}
