@@ -116,13 +116,11 @@ func (p *privacy) AllowDirect(id peer.ID) bool {
 	return ok
 }
 
-// start runs the loop that sends offers and dials offered addresses,
-// once messaging runs.
+// start runs the loop that sends offers (a node that keeps its address)
+// and dials the addresses contacts offer (every node), once messaging runs.
 func (p *privacy) start(svc *msg.Service) {
 	p.msg.Store(svc)
-	if p.on {
-		p.n.wg.Go(p.loop)
-	}
+	p.n.wg.Go(p.loop)
 }
 
 func (p *privacy) loop() {
