@@ -436,3 +436,7 @@ func (s *Service) iceServers(ctx context.Context, relayOnly bool) []media.ICESer
 func iceServer(c turn.Credentials) media.ICEServer {
 	return media.ICEServer{URLs: c.URLs, Username: c.Username, Credential: c.Password, TLSCertSHA256: c.TLSCertSHA256}
 }
+
+// TURN returns the TURN server this service hands out credentials for
+// (Config.TURN), nil on a node that runs none.
+func (s *Service) TURN() *turn.Server { return s.cfg.TURN }

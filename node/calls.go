@@ -118,12 +118,13 @@ func (n *Node) startTURN(ctx context.Context, loopback bool) (*turn.Server, erro
 			return nil, nil
 		}
 	}
-	ts, err := turn.New(cfg)
+	tlsDefault, err := n.turnStreams(&cfg, loopback)
 	if err != nil {
-		return nil, withHint(fmt.Errorf("TURN relay: %w", err), "pick another UDP port for TURN")
+		return nil, err
 	}
-	if err := ts.Start(ctx); err != nil {
-		return nil, withHint(fmt.Errorf("TURN relay: %w", err), "another program may use UDP 3478")
+	ts, err := n.newTURN(ctx, cfg, tlsDefault)
+	if err != nil {
+		return nil, err
 	}
 	n.closers = append(n.closers, ts.Close)
 	n.log.Info("TURN relay up", "addr", ts.Addr(), "urls", ts.URLs())

@@ -24,6 +24,9 @@ var (
 	ErrStarted = errors.New("turn: server already started")
 	// ErrClosed means the server was closed.
 	ErrClosed = errors.New("turn: server closed")
+	// ErrListenTLS means Start could not bind ListenTLS (a privileged
+	// port such as 443, say, or one in use).
+	ErrListenTLS = errors.New("turn: cannot listen for TLS")
 )
 
 // closeTimeout bounds how long Close waits for pion/turn's goroutines to
@@ -175,7 +178,7 @@ func (s *Server) Start(ctx context.Context) (err error) {
 	if s.cfg.ListenTLS != "" {
 		ln, err := s.listenTCP(ctx, s.cfg.ListenTLS)
 		if err != nil {
-			return fmt.Errorf("turn: listen tls %s: %w", s.cfg.ListenTLS, err)
+			return fmt.Errorf("%w on %s: %w", ErrListenTLS, s.cfg.ListenTLS, err)
 		}
 		closers = append(closers, func() { _ = ln.Close() })
 		tlsAddr, _ = ln.Addr().(*net.TCPAddr)
