@@ -68,6 +68,7 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		MDNS:         n.mdnsOn(),
 	}
 	n.fillMailboxStatus(&st)
+	n.fillTURNStatus(&st)
 	return st, nil
 }
 

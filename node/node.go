@@ -96,6 +96,16 @@ type Config struct {
 	// TURNPorts bounds the UDP ports relayed media uses ("" = any), as
 	// "MIN-MAX", for firewalls.
 	TURNPorts string
+	// TURNTCP is the TCP address of TURN over TCP: "" = TURNListen's
+	// host and port, "off" = none (node/turn.go).
+	TURNTCP string
+	// TURNTLS is the TCP address of TURN over TLS: "" = TURNListen's host
+	// on port 443, or 5349 when 443 can't be bound; "off" = none.
+	TURNTLS string
+	// TURNTLSCert and TURNTLSKey are PEM files of the operator's
+	// certificate for TURN over TLS. "" = a self-signed one kept in the
+	// data directory (members pin it).
+	TURNTLSCert, TURNTLSKey string
 	// DirectFromEveryone lets anyone connect to this node directly and
 	// announces its own addresses (IP and ports) to everyone. Default off:
 	// a node that joins through public nodes announces only relay
