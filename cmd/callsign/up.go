@@ -34,6 +34,8 @@ func upCommand() *command {
 		mailboxes                     listFlag
 		apiAddr, logLevel             string
 		turnListen, turnIP, turnPorts string
+		turnTCP, turnTLS              string
+		turnCert, turnKey             string
 		public                        bool
 		directAll                     bool
 		join, bootFile, community     string
@@ -57,6 +59,10 @@ func upCommand() *command {
 			fs.StringVar(&turnListen, "turn-listen", "", "with --public: the TURN relay for calls listens on UDP `ADDR` (default 0.0.0.0:3478)")
 			fs.StringVar(&turnIP, "turn-relay-ip", "", "with --public: the `IP` the TURN relay announces (default: from --announce or the host's addresses)")
 			fs.StringVar(&turnPorts, "turn-ports", "", "with --public: relay media on the UDP ports `MIN-MAX` (default any)")
+			fs.StringVar(&turnTCP, "turn-tcp", "", "with --public: TURN over TCP listens on `ADDR`, or off (default: the --turn-listen address)")
+			fs.StringVar(&turnTLS, "turn-tls", "", "with --public: TURN over TLS listens on `ADDR`, or off (default: port 443 where the node may bind it, else 5349)")
+			fs.StringVar(&turnCert, "turn-tls-cert", "", "with --public: the TLS certificate chain of TURN over TLS, PEM `FILE` (default: a self-signed one in the data directory, which members pin)")
+			fs.StringVar(&turnKey, "turn-tls-key", "", "with --public and --turn-tls-cert: its private key, PEM `FILE`")
 			fs.StringVar(&logLevel, "log-level", "info", "log at `LEVEL`: debug, info, warn or error")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -67,8 +73,12 @@ func upCommand() *command {
 			if err := level.UnmarshalText([]byte(logLevel)); err != nil {
 				return usageError{msg: fmt.Sprintf("bad --log-level %q", logLevel), hint: "use debug, info, warn or error"}
 			}
-			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "" || community != "") {
+			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "" || community != "" ||
+				turnTCP != "" || turnTLS != "" || turnCert != "" || turnKey != "") {
 				return usageError{msg: "--announce, --community and --turn-* need --public"}
+			}
+			if (turnCert == "") != (turnKey == "") {
+				return usageError{msg: "--turn-tls-cert and --turn-tls-key go together"}
 			}
 			bootFiles, err := bootstrapFiles(e.data, bootFile)
 			if err != nil {
@@ -85,6 +95,7 @@ func upCommand() *command {
 				Bootstrap: bootstrap, Join: join, BootstrapFiles: bootFiles,
 				MDNS: !noMDNS && !loopbackOnly(listen), Public: public, Community: community, Announce: announce,
 				TURNListen: turnListen, TURNRelayIP: turnIP, TURNPorts: turnPorts,
+				TURNTCP: turnTCP, TURNTLS: turnTLS, TURNTLSCert: turnCert, TURNTLSKey: turnKey,
 				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
 				Mailboxes: mailboxes,
 			})
