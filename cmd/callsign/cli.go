@@ -393,6 +393,7 @@ func runStatus(ctx context.Context, e *env, args []string) error {
 			mode, st.Peers, st.RoutingTable, orNone(strings.Join(st.Relays, ", ")), encryptionText(st.Encryption),
 			(time.Duration(st.UptimeS) * time.Second).String(), st.DataDir)
 		printMailboxes(w, st)
+		printTURN(w, st)
 		if st.MDNS {
 			fmt.Fprintf(w, "local network  looking for nodes (mDNS)\n")
 		}
