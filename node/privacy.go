@@ -16,6 +16,7 @@ import (
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
 	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/p2p"
 )
 
 // Your address stays yours (issue 11, item 6).
@@ -56,16 +57,16 @@ import (
 // its device, or malformed is dropped (logged at debug).
 
 const (
-	addrsFieldPeer   protowire.Number = 16
-	addrsFieldAddr   protowire.Number = 17
-	maxOfferedAddrs                   = 16
-	maxAddrLen                        = 64
-	maxAddrsSignal                    = 2 + 64 + maxOfferedAddrs*(2+maxAddrLen)
-	addrOfferEvery                    = 10 * time.Minute
-	addrDialTimeout                   = 10 * time.Second
-	addrTTL                           = 30 * time.Minute
-	privacyQueue                      = 64 // offers and dials waiting; beyond, dropped
-	maxOffered                        = 4096
+	addrsFieldPeer  protowire.Number = 16
+	addrsFieldAddr  protowire.Number = 17
+	maxOfferedAddrs                  = 16
+	maxAddrLen                       = 64
+	maxAddrsSignal                   = 2 + 64 + maxOfferedAddrs*(2+maxAddrLen)
+	addrOfferEvery                   = 10 * time.Minute
+	addrDialTimeout                  = 10 * time.Second
+	addrTTL                          = 30 * time.Minute
+	privacyQueue                     = 64 // offers and dials waiting; beyond, dropped
+	maxOffered                       = 4096
 )
 
 var errBadAddrs = errors.New("bad addresses signal")
@@ -257,14 +258,7 @@ func (p *privacy) dial(ctx context.Context, ai peer.AddrInfo) {
 // validDirectAddr accepts /ip4|ip6/…/tcp/… and /ip4|ip6/…/udp/…/quic-v1:
 // nothing relayed, no DNS names, no peer id.
 func validDirectAddr(a ma.Multiaddr) error {
-	var codes []int
-	for _, c := range a {
-		codes = append(codes, c.Protocol().Code)
-	}
-	ok := len(codes) >= 2 && (codes[0] == ma.P_IP4 || codes[0] == ma.P_IP6) &&
-		(len(codes) == 2 && codes[1] == ma.P_TCP ||
-			len(codes) == 3 && codes[1] == ma.P_UDP && codes[2] == ma.P_QUIC_V1)
-	if !ok || len(a.Bytes()) > maxAddrLen {
+	if !p2p.IsTransportAddr(a) || len(a.Bytes()) > maxAddrLen {
 		return errors.New("not a direct TCP or QUIC address")
 	}
 	return nil

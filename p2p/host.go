@@ -318,16 +318,22 @@ func parseListen(ss []string) ([]ma.Multiaddr, error) {
 		return nil, err
 	}
 	for i, a := range addrs {
-		var codes []int
-		for _, c := range a {
-			codes = append(codes, c.Protocol().Code)
-		}
-		ok := len(codes) >= 2 && (codes[0] == ma.P_IP4 || codes[0] == ma.P_IP6) &&
-			(len(codes) == 2 && codes[1] == ma.P_TCP ||
-				len(codes) == 3 && codes[1] == ma.P_UDP && codes[2] == ma.P_QUIC_V1)
-		if !ok {
+		if !IsTransportAddr(a) {
 			return nil, fmt.Errorf("listen address %q: want /ip4|ip6/<ip>/tcp/<port> or /ip4|ip6/<ip>/udp/<port>/quic-v1", ss[i])
 		}
 	}
 	return addrs, nil
+}
+
+// IsTransportAddr reports whether a is /ip4|ip6/<ip>/tcp/<port> or
+// /ip4|ip6/<ip>/udp/<port>/quic-v1: an address of one of the transports
+// the host runs, with nothing relayed, no DNS name and no peer id.
+func IsTransportAddr(a ma.Multiaddr) bool {
+	var codes []int
+	for _, c := range a {
+		codes = append(codes, c.Protocol().Code)
+	}
+	return len(codes) >= 2 && (codes[0] == ma.P_IP4 || codes[0] == ma.P_IP6) &&
+		(len(codes) == 2 && codes[1] == ma.P_TCP ||
+			len(codes) == 3 && codes[1] == ma.P_UDP && codes[2] == ma.P_QUIC_V1)
 }
