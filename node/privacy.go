@@ -65,7 +65,8 @@ const (
 	addrOfferEvery                   = 10 * time.Minute
 	addrDialTimeout                  = 10 * time.Second
 	addrTTL                          = 30 * time.Minute
-	privacyQueue                     = 64 // offers and dials waiting; beyond, dropped
+	ownAddrsFresh                    = 5 * time.Second // how long an encoded addresses signal is reused
+	privacyQueue                     = 64              // offers and dials waiting; beyond, dropped
 	maxOffered                       = 4096
 )
 
@@ -82,8 +83,10 @@ type privacy struct {
 	offers chan identity.AccountID
 	dials  chan peer.AddrInfo
 
-	mu      sync.Mutex // guards offered
+	mu      sync.Mutex // guards offered, own and ownAt
 	offered map[identity.AccountID]offered
+	own     []byte    // our addresses signal, as last encoded
+	ownAt   time.Time // when
 }
 
 type offered struct {
@@ -144,10 +147,11 @@ func (p *privacy) contactSpoke(from identity.AccountID) {
 	if !p.on || (policy{p.n}).Classify(from) != msg.Deliver {
 		return
 	}
+	own := p.encodeOwn()
 	p.mu.Lock()
 	o, ok := p.offered[from]
 	p.mu.Unlock()
-	if ok && time.Since(o.at) < addrOfferEvery && o.addrs == string(p.encodeOwn()) {
+	if own == nil || ok && time.Since(o.at) < addrOfferEvery && o.addrs == string(own) {
 		return
 	}
 	select {
@@ -174,12 +178,20 @@ func (p *privacy) ownAddrs() []ma.Multiaddr {
 	return out
 }
 
+// encodeOwn is our addresses signal (nil without addresses), encoded at
+// most every ownAddrsFresh: it is checked for every message a contact
+// sends.
 func (p *privacy) encodeOwn() []byte {
-	addrs := p.ownAddrs()
-	if len(addrs) == 0 {
-		return nil
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.own != nil && time.Since(p.ownAt) < ownAddrsFresh {
+		return p.own
 	}
-	return encodeAddrs(p.n.host.ID(), addrs)
+	p.own, p.ownAt = nil, time.Now()
+	if addrs := p.ownAddrs(); len(addrs) > 0 {
+		p.own = encodeAddrs(p.n.host.ID(), addrs)
+	}
+	return p.own
 }
 
 func (p *privacy) sendOffer(ctx context.Context, to identity.AccountID) {
