@@ -114,6 +114,10 @@ type Config struct {
 	// (node/privacy.go). Public nodes and DHT servers always announce
 	// theirs.
 	DirectFromEveryone bool
+	// MetricsAddr, when set, serves /metrics (Prometheus) on its own
+	// listener without the API's token (up --metrics); the API serves it
+	// with the token either way.
+	MetricsAddr string
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
 	// BehindNAT listens nowhere and treats the node as unreachable from the
@@ -197,6 +201,8 @@ type Node struct {
 	cert      identity.DeviceCert // this device's certificate, issued at Start
 	api       *api.Server
 	events    *hub
+	metrics   *metrics // set by New, before anything publishes an event
+	metricsAt string   // the --metrics listener's address; "" = none
 	started   time.Time
 
 	ctx    context.Context // canceled by Close
@@ -258,7 +264,10 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), callMedia: newCallMedia()}, nil
+	n := &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), callMedia: newCallMedia()}
+	n.metrics = newMetrics(n)
+	n.events.observe = n.metrics.observe
+	return n, nil
 }
 
 // Start opens the store, creates the identity on the first run, starts the
@@ -311,6 +320,11 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	}
 	if err := n.startAPI(); err != nil {
 		return err
+	}
+	if n.cfg.MetricsAddr != "" {
+		if err := n.serveMetrics(n.cfg.MetricsAddr); err != nil {
+			return err
+		}
 	}
 	n.startJoin()
 	n.wg.Go(n.publishLoop)
@@ -367,7 +381,7 @@ func (n *Node) startAPI() error {
 	if err != nil {
 		return err
 	}
-	srv, err := api.NewServer(api.ServerConfig{Addr: n.cfg.APIAddr, Token: token, Backend: n, Web: n.cfg.Web, Logger: n.log.With("component", "api")})
+	srv, err := api.NewServer(api.ServerConfig{Addr: n.cfg.APIAddr, Token: token, Backend: n, Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")})
 	if err != nil {
 		return withHint(err, "use --api 127.0.0.1:PORT")
 	}
@@ -376,7 +390,7 @@ func (n *Node) startAPI() error {
 			return withHint(err, "pick another port with --api 127.0.0.1:PORT (port 0 picks a free one)")
 		}
 		n.log.Info("default API port busy, using a free one", "wanted", DefaultAPIAddr)
-		if srv, err = api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", Token: token, Backend: n, Web: n.cfg.Web, Logger: n.log.With("component", "api")}); err != nil {
+		if srv, err = api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", Token: token, Backend: n, Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")}); err != nil {
 			return err
 		}
 		if err := srv.Start(); err != nil {

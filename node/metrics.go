@@ -1,0 +1,185 @@
+package node
+
+import (
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/store"
+)
+
+// metrics is what the node tells an operator's Prometheus: the network it
+// sees (peers, routing table), what it carried (messages, calls) and what
+// waits (the outbox). Counters are fed by the node's own events, as they
+// are published (hub.observe), so a slow API subscriber can't make them
+// miss one; gauges are read when scraped. Every name starts with
+// callsign_; the Go runtime's and the process's own collectors come along.
+type metrics struct {
+	reg *prometheus.Registry
+
+	messages *prometheus.CounterVec // direction: in, out
+	requests prometheus.Counter
+	states   *prometheus.CounterVec // state: sent, delivered, read, failed
+	calls    *prometheus.CounterVec // direction, reason: each call once, when it ends
+
+	mu    sync.Mutex
+	ended map[string]struct{} // call ids counted, so a repeated "ended" counts once
+}
+
+// maxEndedIDs bounds the ids metrics remembers; forgetting the oldest
+// only risks counting a call twice if its end were published again later.
+const maxEndedIDs = 1024
+
+func newMetrics(n *Node) *metrics {
+	m := &metrics{
+		reg: prometheus.NewRegistry(),
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callsign_messages_total", Help: "Messages sent (out, when queued) and received (in, when stored).",
+		}, []string{"direction"}),
+		requests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "callsign_message_requests_total", Help: "Messages from strangers, stored as requests.",
+		}),
+		states: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callsign_message_states_total", Help: "State changes of sent messages (sent, delivered, read, failed).",
+		}, []string{"state"}),
+		calls: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "callsign_calls_total", Help: "Calls ended, by direction and end reason.",
+		}, []string{"direction", "reason"}),
+		ended: map[string]struct{}{},
+	}
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	m.reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+		m.messages, m.requests, m.states, m.calls,
+		// Scraped only once the API (or --metrics) is up, after Start set
+		// host, dht and db.
+		gauge("callsign_peers", "Peers connected.", func() float64 {
+			return float64(len(n.host.Network().Peers()))
+		}),
+		gauge("callsign_dht_routing_table_peers", "Peers in the DHT routing table.", func() float64 {
+			return float64(n.dht.RoutingTableSize())
+		}),
+		gauge("callsign_outbox_messages", "Sent messages not yet acknowledged by their recipient.", func() float64 {
+			var q []store.QueuedMessage
+			if err := n.db.View(func(tx *store.Tx) (err error) { q, err = tx.Queued(); return err }); err != nil {
+				return -1
+			}
+			return float64(len(q))
+		}),
+		gauge("callsign_calls_active", "Calls not yet ended.", func() float64 {
+			if svc := n.calls.Load(); svc != nil {
+				return float64(len(svc.Calls()))
+			}
+			return 0
+		}),
+		gauge("callsign_uptime_seconds", "Seconds since the node started.", func() float64 {
+			return time.Since(n.started).Seconds()
+		}),
+	)
+	return m
+}
+
+// observe counts ev; it runs as the node publishes an event.
+func (m *metrics) observe(ev api.Event) {
+	switch ev.Type {
+	case api.EventMessage:
+		var msg struct {
+			Direction string `json:"direction"`
+		}
+		if json.Unmarshal(ev.Data, &msg) == nil && (msg.Direction == "in" || msg.Direction == "out") {
+			m.messages.WithLabelValues(msg.Direction).Inc()
+		}
+	case api.EventRequest:
+		m.requests.Inc()
+	case api.EventState:
+		var sc api.StateChange
+		if json.Unmarshal(ev.Data, &sc) == nil {
+			switch sc.State {
+			case "sent", "delivered", "read", "failed":
+				m.states.WithLabelValues(sc.State).Inc()
+			}
+		}
+	case api.EventCallState:
+		var c struct {
+			ID        string `json:"id"`
+			Direction string `json:"direction"`
+			State     string `json:"state"`
+			EndReason string `json:"end_reason"`
+		}
+		if json.Unmarshal(ev.Data, &c) != nil || c.State != "ended" || (c.Direction != "in" && c.Direction != "out") {
+			return
+		}
+		m.mu.Lock()
+		_, seen := m.ended[c.ID]
+		if !seen {
+			if len(m.ended) >= maxEndedIDs {
+				clear(m.ended)
+			}
+			m.ended[c.ID] = struct{}{}
+		}
+		m.mu.Unlock()
+		if !seen {
+			m.calls.WithLabelValues(c.Direction, reasonLabel(c.EndReason)).Inc()
+		}
+	}
+}
+
+// reasonLabel keeps the reason label's values few and known: a peer
+// can't grow the series with made-up reasons.
+func reasonLabel(r string) string {
+	switch media.Reason(r) {
+	case media.ReasonHangup, media.ReasonRemoteHangup, media.ReasonDeclined, media.ReasonBusy, media.ReasonMissed,
+		media.ReasonCancelled, media.ReasonUnavailable, media.ReasonFailed, media.ReasonICEFailed, media.ReasonTimeout:
+		return r
+	case "":
+		return "none"
+	}
+	return "other"
+}
+
+// handler serves the metrics in Prometheus' text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{ErrorHandling: promhttp.ContinueOnError, MaxRequestsInFlight: 4, Timeout: 10 * time.Second})
+}
+
+// serveMetrics serves /metrics alone, without a token, on addr (up
+// --metrics): for a Prometheus that can't hold the API's token. It stops
+// with the node.
+func (n *Node) serveMetrics(addr string) error {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return withHint(err, "pick another address with --metrics HOST:PORT")
+	}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", n.metrics.handler())
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 10 * time.Second, WriteTimeout: 15 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}
+	n.wg.Go(func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn("metrics server stopped", "err", err)
+		}
+	})
+	// Close cancels n.ctx, then waits for n.wg.
+	n.wg.Go(func() {
+		<-n.ctx.Done()
+		srv.Close()
+	})
+	n.metricsAt = ln.Addr().String()
+	n.log.Info("metrics", "addr", n.metricsAt)
+	return nil
+}
+
+// MetricsAddr is the address of the --metrics listener; "" when there is
+// none.
+func (n *Node) MetricsAddr() string { return n.metricsAt }
