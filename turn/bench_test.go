@@ -1,6 +1,7 @@
 package turn
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"sync"
@@ -25,14 +26,51 @@ const (
 )
 
 func BenchmarkRelay(b *testing.B) {
-	b.Run("direct", func(b *testing.B) { benchEcho(b, nil) })
-	b.Run("pion-defaults", func(b *testing.B) { benchEcho(b, &Config{Listeners: 1, SocketBuffer: -1}) })
-	b.Run("tuned", func(b *testing.B) { benchEcho(b, &Config{}) })
+	b.Run("direct", func(b *testing.B) { benchEcho(b, nil, "udp") })
+	b.Run("pion-defaults", func(b *testing.B) { benchEcho(b, &Config{Listeners: 1, SocketBuffer: -1}, "udp") })
+	b.Run("tuned", func(b *testing.B) { benchEcho(b, &Config{}, "udp") })
+}
+
+// BenchmarkRelayTransport is BenchmarkRelay's "tuned" relay reached over
+// UDP, TURN over TCP and TURN over TLS, in the same run:
+//
+//	go test -run='^$' -bench=RelayTransport -benchtime=100000x ./turn
+func BenchmarkRelayTransport(b *testing.B) {
+	for _, tr := range []string{"udp", "tcp", "tls"} {
+		b.Run(tr, func(b *testing.B) { benchEcho(b, &Config{}, tr) })
+	}
+}
+
+// BenchmarkRelaySetup is the time from nothing to a relayed address: a
+// client's connection (for TCP and TLS, the TCP and TLS handshakes), its
+// authenticated Allocate (two round trips), and closing it again.
+//
+//	go test -run='^$' -bench=RelaySetup -benchtime=300x ./turn
+func BenchmarkRelaySetup(b *testing.B) {
+	s, err := New(Config{ListenUDP: "127.0.0.1:0", ListenTCP: "127.0.0.1:0", ListenTLS: "127.0.0.1:0",
+		Secret: testSecret, AllowLoopbackPeers: true, MaxAllocationsPerIP: 1 << 20, MaxAllocationsPerUser: 1 << 20,
+		AllocationBurst: 1 << 20, AllocationRate: 1 << 20, MaxTCPConnsPerIP: 1 << 20})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := s.Start(b.Context()); err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for _, tr := range []string{"udp", "tcp", "tls"} {
+		b.Run(tr, func(b *testing.B) {
+			for range b.N {
+				tc := benchClient(b, s, tr)
+				tc.close()
+			}
+		})
+	}
 }
 
 // benchEcho measures round trips between clients and echo peers, through
-// a relay configured by cfg, or directly when cfg is nil.
-func benchEcho(b *testing.B, cfg *Config) {
+// a relay configured by cfg and reached over transport ("udp", "tcp" or
+// "tls"), or directly when cfg is nil.
+func benchEcho(b *testing.B, cfg *Config, transport string) {
 	type pair struct {
 		send net.PacketConn // what the client writes to and reads from
 		to   net.Addr       // where its datagrams go
@@ -74,6 +112,9 @@ func benchEcho(b *testing.B, cfg *Config) {
 		c.AllowLoopbackPeers = true
 		c.MaxAllocationsPerIP = 1000
 		c.AllocationBurst = 1000
+		if transport != "udp" {
+			c.ListenTCP, c.ListenTLS = "127.0.0.1:0", "127.0.0.1:0"
+		}
 		var err error
 		if s, err = New(c); err != nil {
 			b.Fatal(err)
@@ -95,7 +136,7 @@ func benchEcho(b *testing.B, cfg *Config) {
 			pairs = append(pairs, pair{send: c, to: peer.LocalAddr()})
 			continue
 		}
-		tc := benchClient(b, s)
+		tc := benchClient(b, s, transport)
 		closers = append(closers, tc.close)
 		pairs = append(pairs, pair{send: tc.relay, to: peer.LocalAddr()})
 	}
@@ -153,20 +194,40 @@ func benchEcho(b *testing.B, cfg *Config) {
 	b.ReportMetric(total/b.Elapsed().Seconds(), "roundtrips/s")
 }
 
-// benchClient allocates a relay for a benchmark client.
-func benchClient(b *testing.B, s *Server) *testClient {
+// benchClient allocates a relay for a benchmark client reaching s over
+// transport ("udp", "tcp" or "tls").
+func benchClient(b *testing.B, s *Server, transport string) *testClient {
 	b.Helper()
-	conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	tuneSocket(conn, DefaultSocketBuffer)
 	creds := s.Credentials("bench")
-	c, err := newPionClient(s, conn, creds)
-	if err != nil {
-		b.Fatal(err)
+	var tc *testClient
+	switch transport {
+	case "tcp", "tls":
+		var conn net.Conn
+		var err error
+		if transport == "tcp" {
+			conn, err = net.Dial("tcp4", s.TCPAddr().String())
+		} else {
+			conn, err = tls.Dial("tcp4", s.TLSAddr().String(), pinnedTLS(creds.TLSCertSHA256))
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		tc, err = streamClient(conn, conn.RemoteAddr().String(), creds)
+		if err != nil {
+			b.Fatal(err)
+		}
+	default:
+		conn, err := net.ListenPacket("udp4", "127.0.0.1:0")
+		if err != nil {
+			b.Fatal(err)
+		}
+		tuneSocket(conn, DefaultSocketBuffer)
+		c, err := newPionClient(s, conn, creds)
+		if err != nil {
+			b.Fatal(err)
+		}
+		tc = &testClient{Client: c, conn: conn}
 	}
-	tc := &testClient{Client: c, conn: conn}
 	if err := tc.allocate(); err != nil {
 		tc.close()
 		b.Fatal(err)

@@ -34,6 +34,16 @@ func pinnedTLS(pin []byte) *tls.Config {
 // connection; it is closed at the end of the test.
 func newStreamClient(t *testing.T, conn net.Conn, server string, creds Credentials) *testClient {
 	t.Helper()
+	tc, err := streamClient(conn, server, creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tc.close)
+	return tc
+}
+
+// streamClient makes a pion TURN client over conn and starts its reader.
+func streamClient(conn net.Conn, server string, creds Credentials) (*testClient, error) {
 	stc := pionturn.NewSTUNConn(conn)
 	client, err := pionturn.NewClient(&pionturn.ClientConfig{
 		TURNServerAddr: server,
@@ -43,14 +53,15 @@ func newStreamClient(t *testing.T, conn net.Conn, server string, creds Credentia
 		LoggerFactory:  pionLoggerFactory{log: discardLogger},
 	})
 	if err != nil {
-		t.Fatal(err)
+		_ = conn.Close()
+		return nil, err
 	}
 	if err := client.Listen(); err != nil {
-		t.Fatal(err)
+		client.Close()
+		_ = conn.Close()
+		return nil, err
 	}
-	tc := &testClient{Client: client, conn: stc}
-	t.Cleanup(func() { _ = conn.Close(); tc.close() })
-	return tc
+	return &testClient{Client: client, conn: stc}, nil
 }
 
 func TestTLSRelay(t *testing.T) {
