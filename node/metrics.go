@@ -56,6 +56,14 @@ func newMetrics(n *Node) *metrics {
 		}, []string{"direction", "reason"}),
 		ended: map[string]struct{}{},
 	}
+	// Series that exist from the start, at zero, so dashboards and rates
+	// need no special case for a quiet node.
+	for _, d := range []string{"in", "out"} {
+		m.messages.WithLabelValues(d)
+	}
+	for _, st := range []string{"sent", "delivered", "read", "failed"} {
+		m.states.WithLabelValues(st)
+	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
 	}

@@ -33,6 +33,7 @@ func upCommand() *command {
 		listen, bootstrap, announce   listFlag
 		mailboxes                     listFlag
 		apiAddr, logLevel             string
+		metricsAddr                   string
 		turnListen, turnIP, turnPorts string
 		turnTCP, turnTLS              string
 		turnCert, turnKey             string
@@ -63,6 +64,7 @@ func upCommand() *command {
 			fs.StringVar(&turnTLS, "turn-tls", "", "with --public: TURN over TLS listens on `ADDR`, or off (default: port 443 where the node may bind it, else 5349)")
 			fs.StringVar(&turnCert, "turn-tls-cert", "", "with --public: the TLS certificate chain of TURN over TLS, PEM `FILE` (default: a self-signed one in the data directory, which members pin)")
 			fs.StringVar(&turnKey, "turn-tls-key", "", "with --public and --turn-tls-cert: its private key, PEM `FILE`")
+			fs.StringVar(&metricsAddr, "metrics", "", "also serve Prometheus metrics at http://`ADDR`/metrics, without the API's token (the API serves them with it)")
 			fs.StringVar(&logLevel, "log-level", "info", "log at `LEVEL`: debug, info, warn or error")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -97,7 +99,7 @@ func upCommand() *command {
 				TURNListen: turnListen, TURNRelayIP: turnIP, TURNPorts: turnPorts,
 				TURNTCP: turnTCP, TURNTLS: turnTLS, TURNTLSCert: turnCert, TURNTLSKey: turnKey,
 				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
-				Mailboxes: mailboxes,
+				Mailboxes: mailboxes, MetricsAddr: metricsAddr,
 			})
 			if err != nil {
 				return err
@@ -113,6 +115,9 @@ func upCommand() *command {
 					id.Account, id.Handle, id.API, n.WebTicket().URL, e.data)
 				for _, a := range id.Addrs {
 					fmt.Fprintf(e.stdout, "  addr     %s\n", a)
+				}
+				if a := n.MetricsAddr(); a != "" {
+					fmt.Fprintf(e.stdout, "  metrics  http://%s/metrics\n", a)
 				}
 				if st, err := n.Status(ctx); err == nil && st.Invite != nil && st.Invite.Own {
 					fmt.Fprintf(e.stdout, "  invite   %s\n", st.Invite.Invite)
