@@ -18,6 +18,7 @@ import (
 // hub is a mailbox on its own host and store.
 type hub struct {
 	t    testing.TB
+	cfg  mailbox.Config
 	dir  string
 	h    host.Host
 	db   *store.DB
@@ -25,8 +26,10 @@ type hub struct {
 	addr peer.AddrInfo
 }
 
-func newHub(t testing.TB) *hub {
-	hb := &hub{t: t, dir: t.TempDir()}
+func newHub(t testing.TB) *hub { return newHubWith(t, mailbox.Config{DepositRate: 1e6, DepositBurst: 1e6}) }
+
+func newHubWith(t testing.TB, cfg mailbox.Config) *hub {
+	hb := &hub{t: t, dir: t.TempDir(), cfg: cfg}
 	hb.start()
 	t.Cleanup(hb.stop)
 	return hb
@@ -39,7 +42,9 @@ func (hb *hub) start() {
 		hb.t.Fatal(err)
 	}
 	hb.db = db
-	srv, err := mailbox.New(mailbox.Config{Host: hb.h, DB: db, DepositRate: 1e6, DepositBurst: 1e6})
+	cfg := hb.cfg
+	cfg.Host, cfg.DB = hb.h, db
+	srv, err := mailbox.New(cfg)
 	if err != nil {
 		hb.t.Fatal(err)
 	}
