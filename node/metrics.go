@@ -92,6 +92,36 @@ func newMetrics(n *Node) *metrics {
 			}
 			return 0
 		}),
+		gauge("callsign_turn_allocations", "A public node's TURN allocations in use.", func() float64 {
+			if svc := n.calls.Load(); svc != nil && svc.TURN() != nil {
+				return float64(svc.TURN().Stats().Allocations)
+			}
+			return 0
+		}),
+		gauge("callsign_turn_connections", "A public node's open TURN-over-TCP and -TLS connections.", func() float64 {
+			if svc := n.calls.Load(); svc != nil && svc.TURN() != nil {
+				return float64(svc.TURN().Stats().TCPConns)
+			}
+			return 0
+		}),
+		gauge("callsign_mailbox_members", "Accounts registered with a public node's mailbox.", func() float64 {
+			if srv := n.mbox().srv; srv != nil {
+				return float64(srv.Stats().Members)
+			}
+			return 0
+		}),
+		gauge("callsign_mailbox_envelopes", "Envelopes waiting in a public node's mailbox, all members.", func() float64 {
+			if srv := n.mbox().srv; srv != nil {
+				return float64(srv.Stats().Waiting)
+			}
+			return 0
+		}),
+		gauge("callsign_mailbox_bytes", "Bytes of the envelopes waiting in a public node's mailbox.", func() float64 {
+			if srv := n.mbox().srv; srv != nil {
+				return float64(srv.Stats().Bytes)
+			}
+			return 0
+		}),
 		gauge("callsign_uptime_seconds", "Seconds since the node started.", func() float64 {
 			return time.Since(n.started).Seconds()
 		}),

@@ -36,6 +36,14 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("no Go runtime metrics")
 	}
 
+	// A community node reports its relay and its mailbox.
+	hub := scrape(t, net.Nodes[0], true)
+	for _, name := range []string{"callsign_turn_allocations", "callsign_mailbox_members", "callsign_mailbox_envelopes"} {
+		if _, ok := hub.families[name]; !ok {
+			t.Errorf("the hub reports no %s", name)
+		}
+	}
+
 	// A message: out on Alice's side, in (a request) on Bob's.
 	if _, err := alice.Client.Send(ctx, bob.Account().String(), "metrics, please"); err != nil {
 		t.Fatal(err)
