@@ -139,7 +139,8 @@ func New(cfg Config) (*Server, error) {
 		tokens: map[[TokenSize]byte]tokenInfo{}, limiters: map[peer.ID]*rate.Limiter{}}, nil
 }
 
-// Start loads the members, deletes expired envelopes and serves Protocol.
+// Start loads the members and serves Protocol; expired envelopes are
+// deleted in the background.
 func (s *Server) Start(ctx context.Context) error {
 	var ms []store.MailboxMember
 	if err := s.cfg.DB.View(func(tx *store.Tx) error {
@@ -155,7 +156,6 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.rebuildTokensLocked(Day(s.cfg.Now()))
 	s.mu.Unlock()
-	s.sweep()
 	s.srv = p2p.Handle(s.cfg.Host, Protocol, p2p.HandlerConfig{
 		Timeout:       30 * time.Second,
 		MaxRequest:    maxRequest,
@@ -489,7 +489,10 @@ func (s *Server) deleteLocked(m *store.MailboxMember, seqs []uint64) error {
 	return err
 }
 
+// sweepLoop deletes expired envelopes now (in the background: reading
+// every envelope of a full mailbox takes seconds) and hourly.
 func (s *Server) sweepLoop() {
+	s.sweep()
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	for {
@@ -502,42 +505,61 @@ func (s *Server) sweepLoop() {
 	}
 }
 
-// sweep deletes every expired envelope.
+// sweep deletes every expired envelope, one member at a time, so deposits
+// and drains wait at most for one member's scan.
 func (s *Server) sweep() {
+	s.mu.Lock()
+	accts := make([][32]byte, 0, len(s.members))
+	for a := range s.members {
+		accts = append(accts, a)
+	}
+	s.mu.Unlock()
+	for _, a := range accts {
+		if s.ctx.Err() != nil || !s.sweepMember(a) {
+			return
+		}
+	}
+}
+
+// sweepMember deletes a's expired envelopes; false on a store error.
+func (s *Server) sweepMember(a [32]byte) bool {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	for _, m := range s.members {
-		var expired []uint64
-		from := uint64(0)
-		for {
-			var envs []store.MailboxEnvelope
-			err := s.cfg.DB.View(func(tx *store.Tx) error {
-				var err error
-				envs, err = tx.MailboxEnvelopes(m.Account, from, 1024, 64<<20)
-				return err
-			})
-			if err != nil {
-				s.log.Warn("sweep mailbox", "err", err)
-				return
-			}
-			for _, e := range envs {
-				if !now.Before(e.Expires) {
-					expired = append(expired, e.Seq)
-				}
-				from = e.Seq + 1
-			}
-			if len(envs) < 1024 {
-				break
-			}
+	m := s.members[a]
+	if m == nil || m.Count == 0 {
+		return true
+	}
+	var expired []uint64
+	from := uint64(0)
+	for {
+		var envs []store.MailboxEnvelope
+		err := s.cfg.DB.View(func(tx *store.Tx) error {
+			var err error
+			envs, err = tx.MailboxEnvelopes(m.Account, from, 1024, 64<<20)
+			return err
+		})
+		if err != nil {
+			s.log.Warn("sweep mailbox", "err", err)
+			return false
 		}
-		for len(expired) > 0 {
-			k := min(len(expired), 1024)
-			if err := s.deleteLocked(m, expired[:k]); err != nil {
-				s.log.Warn("sweep mailbox", "err", err)
-				return
+		for _, e := range envs {
+			if !now.Before(e.Expires) {
+				expired = append(expired, e.Seq)
 			}
-			expired = expired[k:]
+			from = e.Seq + 1
+		}
+		if len(envs) < 1024 {
+			break
 		}
 	}
+	for len(expired) > 0 {
+		k := min(len(expired), 1024)
+		if err := s.deleteLocked(m, expired[:k]); err != nil {
+			s.log.Warn("sweep mailbox", "err", err)
+			return false
+		}
+		expired = expired[k:]
+	}
+	return true
 }
