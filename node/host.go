@@ -118,7 +118,12 @@ func (n *Node) startHost() error {
 }
 
 func (n *Node) startDHT(ctx context.Context) error {
+	dstore, err := n.dhtDatastore() // on disk for a public node (keep.go)
+	if err != nil {
+		return fmt.Errorf("start DHT: %w", err)
+	}
 	d, err := dht.New(dht.Config{
+		Datastore:         dstore,
 		Host:              n.host,
 		Server:            n.cfg.Public || n.cfg.DHTServer,
 		PoW:               n.cfg.Network.PoW,
@@ -137,6 +142,7 @@ func (n *Node) startDHT(ctx context.Context) error {
 		return fmt.Errorf("start DHT: %w", err)
 	}
 	n.dht = d
+	n.startKeep()
 	return nil
 }
 
