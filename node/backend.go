@@ -63,10 +63,10 @@ func (n *Node) Status(ctx context.Context) (api.Status, error) {
 		UptimeS:      int64(time.Since(n.started) / time.Second),
 		DataDir:      n.cfg.DataDir,
 		Version:      Version,
-		Hint:         n.aloneHint(),
 		Invite:       n.inviteInfo(),
 		MDNS:         n.mdnsOn(),
 	}
+	st.Hint = n.aloneHint(st.Peers)
 	n.fillMailboxStatus(&st)
 	n.fillTURNStatus(&st)
 	return st, nil

@@ -231,22 +231,45 @@ func (n *Node) joinedInvite() (invite.Invite, bool) {
 
 // aloneHint says what to do when the node has no peers, or "" when it has
 // some.
-func (n *Node) aloneHint() string {
-	if len(n.host.Network().Peers()) > 0 {
+func (n *Node) aloneHint(peers int) string {
+	if peers > 0 {
 		return ""
 	}
 	if n.cfg.Public {
 		return "no peers yet: this community node waits for its members; give them the invite `callsign invite` prints, to run `callsign up --join INVITE`"
 	}
-	boot, _ := n.bootstrapPeers()
-	if len(boot) == 0 {
+	known, err := n.knownBootstrap()
+	switch {
+	case err != nil:
+		return "no peers: the community nodes this node knows can't be read (" + err.Error() + "); it keeps trying"
+	case known == 0:
 		return "no peers: this node knows no network. Ask a community node for an invite and run `callsign up --join INVITE`, or start one with `callsign up --public`"
+	case known == 1:
+		return "no peers: the community node this node knows does not answer; it keeps trying. Check this machine's network, or ask for a fresh invite and run `callsign up --join INVITE`"
 	}
-	nodes := "the community node this node knows does not answer"
-	if len(boot) > 1 {
-		nodes = fmt.Sprintf("none of the %d community nodes this node knows answers", len(boot))
+	return fmt.Sprintf("no peers: none of the %d community nodes this node knows answers; it keeps trying. Check this machine's network, or ask for a fresh invite and run `callsign up --join INVITE`", known)
+}
+
+// knownBootstrap counts the community nodes this node knows of. Unlike
+// bootstrapPeers it only reads.
+func (n *Node) knownBootstrap() (int, error) {
+	var all []string
+	err := n.db.View(func(tx *store.Tx) error {
+		var err error
+		all, err = tx.Bootstraps()
+		return err
+	})
+	if err != nil {
+		return 0, err
 	}
-	return "no peers: " + nodes + "; it keeps trying. Check this machine's network, or ask for a fresh invite and run `callsign up --join INVITE`"
+	all = append(append(append(all, n.cfg.Bootstrap...), n.cfg.Join), n.shippedBootstrap()...)
+	ids := map[peer.ID]bool{}
+	for _, s := range all {
+		if ai, err := parseBootstrap(s); err == nil && ai.ID != n.host.ID() {
+			ids[ai.ID] = true
+		}
+	}
+	return len(ids), nil
 }
 
 // startJoin starts mDNS (when configured) and the watcher that says when
@@ -267,7 +290,7 @@ func (n *Node) startJoin() {
 func (n *Node) aloneLoop() {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
-	var warned time.Time
+	var aloneSince, warned time.Time
 	for {
 		select {
 		case <-n.ctx.Done():
@@ -275,25 +298,26 @@ func (n *Node) aloneLoop() {
 		case <-t.C:
 		case <-n.join.wake:
 		}
-		hint := n.aloneHint()
-		up := time.Since(n.started)
-		n.join.mu.Lock()
-		rounds := n.join.rounds
-		n.join.mu.Unlock()
-		switch {
-		case hint == "":
+		peers := len(n.host.Network().Peers())
+		now := time.Now()
+		if peers > 0 {
 			if !warned.IsZero() {
-				n.log.Info("connected to the network", "peers", len(n.host.Network().Peers()))
-				warned = time.Time{}
+				n.log.Info("connected to the network", "peers", peers)
 			}
-		case warned.IsZero():
-			if up >= aloneGrace && (rounds > 0 || up >= aloneFirst) {
-				n.warnAlone(hint)
-				warned = time.Now()
-			}
-		case time.Since(warned) >= aloneRepeat:
-			n.warnAlone(hint)
-			warned = time.Now()
+			aloneSince, warned = time.Time{}, time.Time{}
+			continue
+		}
+		if aloneSince.IsZero() {
+			aloneSince = now
+		}
+		n.join.mu.Lock()
+		ready := n.join.rounds > 0 || now.Sub(n.started) >= aloneFirst
+		n.join.mu.Unlock()
+		// Alone for aloneGrace on end, not a connection coming and going.
+		if (warned.IsZero() && ready && now.Sub(aloneSince) >= aloneGrace) ||
+			(!warned.IsZero() && now.Sub(warned) >= aloneRepeat) {
+			n.warnAlone(n.aloneHint(0))
+			warned = now
 		}
 	}
 }
