@@ -162,6 +162,20 @@
 // peer, each holding one read buffer and one batch of at most 64 frames or
 // 512 KiB.
 //
+// # Mailboxes
+//
+// When a delivery attempt reaches nobody, the queued text messages'
+// sealed Deliver frames go, each in a sealed-sender box, to (up to two
+// of) the recipient's mailboxes (Recipient.Mailboxes, package mailbox);
+// a message a mailbox stored durably is StateSent, and it stays in the
+// outbox until the recipient's own ack makes it StateDelivered. A
+// mailbox's refusal (over quota, not a member...) leaves it StateQueued
+// with an EventState whose Reason says so, and it is tried again. This
+// account drains its own mailboxes (Config.Mailboxes) at Start, every
+// Config.MailboxPoll and on DrainMailboxes, through the same checks,
+// dedup and commit as a stream's frames, and acknowledges each envelope
+// after that commit. msg/mailbox.go has the details.
+//
 // # Wire: /callsign/prekey/1.0.0
 //
 // Before starting a session the sender asks the recipient's device for a

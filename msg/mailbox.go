@@ -66,6 +66,7 @@ type mboxState struct {
 	mu        sync.Mutex
 	recs      map[identity.AccountID]Recipient // last lookups, for deposits
 	deposited map[string]bool                  // outbox ids deposited since Start
+	refused   map[string]string                // outbox ids a mailbox refused: the reason told
 	status    map[peer.ID]*MailboxStatus
 	kick      chan struct{}
 }
@@ -211,6 +212,10 @@ func (s *Service) depositWaiting(ps *peerState) {
 		}
 		if lastErr != nil {
 			s.log.Info("mailbox deposit", "peer", ps.id, "err", lastErr)
+			var re *mailbox.RefusedError
+			if errors.As(lastErr, &re) {
+				s.reportRefusal(ps, boxIDs, done, "the recipient's mailbox refused it: "+re.Status.String())
+			}
 		}
 		var sent []string
 		s.mbox.mu.Lock()
@@ -233,6 +238,27 @@ func (s *Service) depositWaiting(ps *peerState) {
 		if len(sent)+len(skip) < len(ids) {
 			return // a mailbox refused or was not reached: the next attempt tries again
 		}
+	}
+}
+
+// reportRefusal tells the user (EventState, still StateQueued, with the
+// reason) about the messages no mailbox took because one refused them,
+// once per message and reason.
+func (s *Service) reportRefusal(ps *peerState, ids []string, done map[string]bool, reason string) {
+	var tell []string
+	s.mbox.mu.Lock()
+	if s.mbox.refused == nil || len(s.mbox.refused) > 1<<16 {
+		s.mbox.refused = map[string]string{}
+	}
+	for _, id := range ids {
+		if !done[id] && s.mbox.refused[id] != reason {
+			s.mbox.refused[id] = reason
+			tell = append(tell, id)
+		}
+	}
+	s.mbox.mu.Unlock()
+	for _, id := range tell {
+		s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateQueued, Reason: reason})
 	}
 }
 

@@ -3,6 +3,7 @@ package msg
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +27,9 @@ type hub struct {
 	addr peer.AddrInfo
 }
 
-func newHub(t testing.TB) *hub { return newHubWith(t, mailbox.Config{DepositRate: 1e6, DepositBurst: 1e6}) }
+func newHub(t testing.TB) *hub {
+	return newHubWith(t, mailbox.Config{DepositRate: 1e6, DepositBurst: 1e6})
+}
 
 func newHubWith(t testing.TB, cfg mailbox.Config) *hub {
 	hb := &hub{t: t, dir: t.TempDir(), cfg: cfg}
@@ -130,5 +133,47 @@ func TestMailboxOffline(t *testing.T) {
 	})
 	if got := len(b.incoming(a.id())); got != n {
 		t.Fatalf("Bob has %d messages after Alice's direct retry, want %d", got, n)
+	}
+}
+
+// TestMailboxRefused: a mailbox that is full takes what fits; the rest
+// stays queued, and the sender is told why.
+func TestMailboxRefused(t *testing.T) {
+	hb := newHubWith(t, mailbox.Config{MaxCount: 5})
+	w := newWorld()
+	mbs := func() []peer.AddrInfo { return []peer.AddrInfo{hb.addr} }
+	a := newNode(t, w, nil)
+	b := newNode(t, w, func(c *Config) { c.Mailboxes = mbs; c.MailboxPoll = time.Hour })
+	w.mu.Lock()
+	b.mailboxes = mbs()
+	w.mu.Unlock()
+	a.start()
+	b.start()
+	a.know(b)
+	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	b.stop()
+	var ids []string
+	for i := range 8 {
+		ids = append(ids, a.send(b, fmt.Sprintf("m%d", i)).ID)
+	}
+	waitFor(t, 60*time.Second, "the refusal reported", func() bool {
+		for _, e := range a.eventsOf(EventState) {
+			if e.ID == ids[7] && e.State == StateQueued && strings.Contains(e.Reason, "over quota") {
+				return true
+			}
+		}
+		return false
+	})
+	for i, id := range ids {
+		want := StateSent
+		if i >= 5 {
+			want = StateQueued
+		}
+		if got := a.state(b.id(), id); got != want {
+			t.Errorf("message %d is %s, want %s", i, got, want)
+		}
+	}
+	if w := hb.srv.Stats().Waiting; w != 5 {
+		t.Fatalf("the mailbox holds %d, want 5", w)
 	}
 }
