@@ -153,9 +153,13 @@ function calls(body) {
 
 function node(body) {
   const status = h("dl", { class: "facts" });
+  const hint = h("p", { class: "error-text", role: "status", hidden: true });
+  const invite = h("section", { class: "card", "aria-labelledby": "invite-title", hidden: true });
+  let shownInvite = null;
   const addrs = h("ul", { role: "list", class: "addrs mono small" });
   body.replaceChildren(
-    h("div", { class: "card" }, h("h2", { text: "Status" }), status),
+    h("div", { class: "card" }, h("h2", { text: "Status" }), hint, status),
+    invite,
     h("div", { class: "card" }, h("h2", { text: "Addresses" }), addrs),
     h("div", { class: "card" }, h("h2", { text: "This tab" }),
       h("p", { class: "muted", text: "The token that opened this app is kept for this tab only. Forget it to lock the app until you open the node's address again." }),
@@ -178,6 +182,14 @@ function node(body) {
         ["API address", me.api || location.host],
       ];
       status.replaceChildren(...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { class: k === "Data directory" ? "mono wrap" : "", text: String(v) })]));
+      hint.hidden = !st.hint;
+      hint.textContent = st.hint || "";
+      // The invite (and its QR code) is redrawn only when it changes.
+      const inv = st.invite || null;
+      if ((inv && inv.invite) !== (shownInvite && shownInvite.invite)) {
+        shownInvite = inv;
+        inviteCard(invite, inv);
+      }
       addrs.replaceChildren(...(me.addrs || []).map((a) => h("li", { text: a })));
     } catch (err) {
       status.replaceChildren(h("dd", { class: "error-text", text: err.message }));
@@ -186,4 +198,17 @@ function node(body) {
   load();
   const timer = setInterval(load, 5000);
   return { destroy() { clearInterval(timer); } };
+}
+
+// inviteCard shows the invite a newcomer passes to `callsign up --join`:
+// this community node's own, or the one this node joined with.
+function inviteCard(card, inv) {
+  card.hidden = !inv;
+  if (!inv) { card.replaceChildren(); return; }
+  const to = (inv.own ? "this community node" : "the community node you joined through") + (inv.name ? ` (${inv.name})` : "");
+  card.replaceChildren(
+    h("h2", { id: "invite-title", text: "Invite someone" }),
+    h("p", { class: "muted", text: `A newcomer joins ${to} by running callsign up --join with this invite, or by scanning the code.` }),
+    h("p", { class: "mono wrap small invite-text" }, inv.invite, copyButton(inv.invite, "Copy the invite")),
+    h("figure", { class: "qr-figure" }, qrImage(inv.invite, "QR code of the invite"), h("figcaption", { text: "Scan to join" })));
 }
