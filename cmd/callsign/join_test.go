@@ -35,8 +35,13 @@ func TestJoinWithInvite(t *testing.T) {
 	if !strings.Contains(hub.logs.String(), "\n  invite   "+inv.Invite+"\n") {
 		t.Fatalf("up --public did not print the invite:\n%s", hub.logs)
 	}
-	if out, errs, code := cli(t, "invite", "--data", hubDir); code != 0 || strings.SplitN(out, "\n", 2)[0] != inv.Invite {
+	if out, errs, code := cli(t, "invite", "--data", hubDir); code != 0 || out != inv.Invite+"\n" {
 		t.Fatalf("invite: exit %d\n%s%s", code, out, errs)
+	}
+	// The QR code, drawn with text for a phone to scan.
+	if out, errs, code := cli(t, "invite", "--qr", "--data", hubDir); code != 0 || !strings.HasPrefix(out, inv.Invite+"\n") ||
+		strings.Count(out, "▄")+strings.Count(out, "▀") < 100 || !strings.HasSuffix(out, "\na newcomer joins this community node (Harbour) with: callsign up --join INVITE\n") {
+		t.Fatalf("invite --qr: exit %d\n%s%s", code, out, errs)
 	}
 
 	// 2. A new node that knows no network says so, on stderr and in status.
