@@ -22,12 +22,15 @@ const (
 	// turnTLSPort is where TURN over TLS listens by default; 443 needs
 	// the operator to allow it (root, CAP_NET_BIND_SERVICE, or a free
 	// port), else turnTLSFallbackPort is used.
-	turnTLSPort         = "443"
-	turnTLSFallbackPort = "5349"
+	turnTLSPort = "443"
 	// turnCertFile keeps the self-signed certificate in the data
 	// directory, so members' pins hold across restarts.
 	turnCertFile = "turn-tls.pem"
 )
+
+// turnTLSFallbackPort is TURN over TLS's port when 443 can't be bound
+// (the standard "turns" port; a variable so that a test can use port 0).
+var turnTLSFallbackPort = "5349"
 
 // turnStreams fills in the TCP and TLS listeners of a public node's relay
 // config: on loopback for a node kept there, else TURNTCP (default: the
