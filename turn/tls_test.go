@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -204,5 +206,52 @@ func TestLoadOrCreateCertificate(t *testing.T) {
 	s := startServer(t, Config{ListenTLS: "127.0.0.1:0", TLSCertificate: &b})
 	if !bytes.Equal(s.TLSCertSHA256(), CertSHA256(a.Certificate[0])) {
 		t.Fatal("server pins another certificate than the one it was given")
+	}
+}
+
+// TestOperatorCertificate: an operator's certificate and key in two PEM
+// files serve TURN over TLS, and the credentials pin that certificate;
+// a key that doesn't match is a clear error.
+func TestOperatorCertificate(t *testing.T) {
+	dir := t.TempDir()
+	c, err := SelfSignedCertificate(net.IPv4(127, 0, 0, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(c.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Certificate[0]}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	loaded, err := LoadCertificate(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := startServer(t, Config{ListenTLS: "127.0.0.1:0", TLSCertificate: &loaded})
+	creds := s.Credentials("alice")
+	if !bytes.Equal(creds.TLSCertSHA256, CertSHA256(c.Certificate[0])) {
+		t.Fatal("credentials pin another certificate than the operator's")
+	}
+	conn, err := tls.Dial("tcp4", s.TLSAddr().String(), pinnedTLS(creds.TLSCertSHA256))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := newStreamClient(t, conn, s.TLSAddr().String(), creds).allocate(); err != nil {
+		t.Fatalf("Allocate over TLS with the operator's certificate: %v", err)
+	}
+
+	other, _ := SelfSignedCertificate(nil)
+	otherKey, _ := x509.MarshalPKCS8PrivateKey(other.PrivateKey)
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: otherKey}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadCertificate(certFile, keyFile); err == nil {
+		t.Fatal("a key that does not match the certificate was accepted")
 	}
 }
