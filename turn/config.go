@@ -29,7 +29,7 @@ const (
 	DefaultAllocationBurst             = 30
 	DefaultSocketBuffer                = 4 << 20
 	DefaultMaxTCPConns                 = 1024
-	DefaultMaxTCPConnsPerIP            = 16
+	DefaultMaxTCPConnsPerIP            = 128
 
 	// minSecretLen is the shortest Secret New accepts.
 	minSecretLen = 16
@@ -113,8 +113,10 @@ type Config struct {
 	// net.core.rmem_max/wmem_max). Default 4 MiB; negative leaves the OS
 	// default.
 	SocketBuffer int
-	// MaxTCPConns and MaxTCPConnsPerIP cap concurrent TURN-over-TCP
-	// connections. Defaults 1024 and 16.
+	// MaxTCPConns and MaxTCPConnsPerIP cap concurrent TURN-over-TCP and
+	// -TLS connections (one per allocation). Defaults 1024 and 128: half
+	// the per-IP allocation cap, since members behind one NAT reach the
+	// relay mostly over UDP.
 	MaxTCPConns, MaxTCPConnsPerIP int
 	// Logger receives the server's logs and pion/turn's. Nil discards.
 	Logger *slog.Logger

@@ -64,7 +64,7 @@
 // TURN-over-TCP client exceeding it is disconnected). Peers on loopback,
 // unspecified or multicast addresses are refused unless AllowLoopbackPeers
 // is set. TCP relays (RFC 6062) are not offered. TURN over TCP and TLS
-// connections are capped in total and per IP (1024 and 16) and closed
+// connections are capped in total and per IP (1024 and 128) and closed
 // after 11 min of silence.
 //
 // # Performance
