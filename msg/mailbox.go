@@ -15,7 +15,6 @@ import (
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/mailbox"
 	"github.com/callsign/callsign/p2p"
-	"github.com/callsign/callsign/store"
 )
 
 // Mailboxes (package mailbox): when a recipient's device can't be reached,
@@ -38,9 +37,14 @@ import (
 // asks for a first-contact stamp, is deleted from the mailbox too: the
 // sender's outbox still holds it and delivers it directly.
 //
-// A message already sent (deposited before a restart, or written to the
-// recipient's stream by an attempt that then failed) is not deposited
-// again: the outbox's direct retries deliver it.
+// What is deposited is always the queue from its oldest unacknowledged
+// message on, in order (frames written to a stream that was then lost
+// included): the recipient then commits in queue order whichever way each
+// message reaches it first, the mailbox or a direct retry, because each
+// of the two goes in queue order from the same start. A sender that
+// restarts deposits its unacknowledged messages again (the same boxes,
+// mailbox.SealFrom: a mailbox that still holds one answers "duplicate");
+// a recipient that drained them already drops them as duplicates.
 const (
 	mailboxCopies    = 2 // mailboxes a message is deposited at
 	mailboxTimeout   = 20 * time.Second
@@ -153,9 +157,6 @@ func (s *Service) depositWaiting(ps *peerState) {
 		if len(ids) == 0 {
 			return
 		}
-		if ids = s.skipSent(ps, ids); len(ids) == 0 {
-			continue
-		}
 		frames, _, err := s.seal(ps, ids)
 		if err != nil {
 			s.log.Debug("seal for a mailbox", "peer", ps.id, "err", err)
@@ -260,34 +261,6 @@ func (s *Service) reportRefusal(ps *peerState, ids []string, done map[string]boo
 	for _, id := range tell {
 		s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateQueued, Reason: reason})
 	}
-}
-
-// skipSent marks the text messages among ids that are already sent (a
-// mailbox took them before this Start, or they went out on a stream) as
-// deposited, so a sender that restarts does not deposit them again, and
-// returns the others.
-func (s *Service) skipSent(ps *peerState, ids []string) []string {
-	var keep, skip []string
-	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		for _, id := range ids {
-			m, err := tx.Message(string(ps.id), id)
-			if err == nil && m.State != StateQueued {
-				skip = append(skip, id)
-				continue
-			}
-			keep = append(keep, id)
-		}
-		return nil
-	})
-	if err != nil {
-		return ids
-	}
-	s.mbox.mu.Lock()
-	for _, id := range skip {
-		s.mbox.deposited[id] = true
-	}
-	s.mbox.mu.Unlock()
-	return keep
 }
 
 // depositSecret is the key sealed boxes' ephemeral keys are derived from,
