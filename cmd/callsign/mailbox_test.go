@@ -131,10 +131,20 @@ func TestMailboxProcess(t *testing.T) {
 		checkExactlyOnceInOrder(t, inbox(t, bc, "a"), prefix, sent)
 	}
 
-	// The hub's data directory holds no plaintext and no sender id.
-	for _, needle := range []string{"r0-0042", "r1-0999", aID.Account, aID.Peer} {
+	// The hub's data directory holds no plaintext, and its store, where the
+	// envelopes are, no sender id. (Alice's public identity record, which
+	// names her account and device, is in the hub's DHT records, dht/, as
+	// on every DHT server near its key: that is the address book, not the
+	// mailbox. The mailbox package's TestStoresNoSender checks the stored
+	// values through the store's API as well.)
+	for _, needle := range []string{"r0-0042", "r1-0999"} {
 		if f := grepDir(t, hubDir, needle); f != "" {
-			t.Errorf("%q found in the hub's %s", needle, f)
+			t.Errorf("plaintext %q found in the hub's %s", needle, f)
+		}
+	}
+	for _, needle := range []string{aID.Account, aID.Peer} {
+		if f := grepDir(t, filepath.Join(hubDir, "store"), needle); f != "" {
+			t.Errorf("the sender's id %q found in the hub's %s", needle, f)
 		}
 	}
 }
