@@ -18,6 +18,8 @@
 //	(*DHT).PublishIdentity(ctx, key, *IdentityRecord) (*IdentityRecord, error)
 //	(*DHT).SetOwned(key, *IdentityRecord, []HandleClaim); (*DHT).OwnedClaims(); (*DHT).Republish(ctx)
 //	(*DHT).Keep(key string, raw []byte) error               // a public node republishing members' records
+//	(*DHT).Presign() ([]byte, error); (*DHT).SetHandoff(fn); (*DHT).HandOff(ctx) // the owner's schedule for keepers
+//	(*DHT).AcceptKeep(ctx, req []byte) (int, error); (*DHT).KeptMembers() int    // the keeper's side (keep.go)
 //	(*DHT).RoutingTableSize() int; (*DHT).Kad() *kaddht.IpfsDHT
 //
 // # Records
@@ -150,7 +152,9 @@
 //
 // kad-dht's PutValue reports success even when every peer refused, so
 // ClaimHandle and PublishIdentity put to the K closest peers found by the
-// lookup and read the record back from them; a claim holds only when the
+// lookup and read the record back (a claim reads it only from the peers
+// that did not take it: a peer that answered the PUT_VALUE stored it, as a
+// refusal resets the stream); a claim holds only when the
 // read shows our account and no other. A new claim looks first and puts
 // nothing when another owner's record (unexpired or within grace) is found.
 // A claim we hold (prev, or our record on the network) is put whatever the
@@ -160,10 +164,29 @@
 // proof of work is solved only for a new claim; HandleClaim carries the
 // nonce so the node can republish without solving again. kad-dht never
 // republishes: the DHT republishes the records handed to SetOwned every
-// RepublishInterval (default 12h, well inside kad-dht's 48h record age),
-// re-signed with the next seq and fresh times. Records valid 72h from issue
+// RepublishInterval (default 12h), re-signed with the next seq and fresh
+// times, and at once when the node regains peers after having none
+// (reconnect.go). kad-dht drops a stored record MaxRecordAge after it
+// arrived; that age is at least MaxTTL + Grace + 1h, so no valid record is
+// dropped early. Records are stored in Config.Datastore (a public node's is
+// on disk, package diskstore; the default is in memory). Records valid 72h from issue
 // by default; a name nobody republishes expires, and after the 24h grace
 // any other account can claim it.
+//
+// # Kept records
+//
+// A member away for up to KeepHorizon (90 days) stays resolvable while one
+// of its community nodes is up, and the account key never leaves the
+// member (keep.go; dates and rules in docs/ADDRESSBOOK.md). After every
+// publication the owner presigns a schedule: for each key, one record
+// every KeepStep (6 days) valid MaxTTL, none past 90 days, seqs above
+// everything published; the node hands it to its keepers (a KeepRequest
+// signed by the account key, strictly decoded, at most 1 MiB). A keeper
+// checks every record as of its issue time, refuses backdated (signed
+// more than KeepBackdate ago), out-of-window, foreign and stale schedules,
+// stores it in its datastore under /cskeep/<account-id> (at most
+// MaxKeepMembers), and every minute publishes each key's latest record
+// whose window has started, republishing it with its own.
 //
 // # Replication
 //

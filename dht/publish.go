@@ -176,12 +176,24 @@ func (d *DHT) ClaimHandleProgress(ctx context.Context, key *identity.AccountKey,
 	// Peers that failed the put (a storing node's network check that did
 	// not finish, a busy one) get a second try; a refusal of a guard that
 	// holds another owner's record comes back at once.
-	if failed := d.putEach(ctx, lr.peers, dkey, raw); len(failed) > 0 && ctx.Err() == nil {
-		d.putEach(ctx, failed, dkey, raw)
+	failed := d.putEach(ctx, lr.peers, dkey, raw)
+	if len(failed) > 0 && ctx.Err() == nil {
+		failed = d.putEach(ctx, failed, dkey, raw)
 	}
 	d.setPublished(dkey, raw)
 	stage(StageConfirm)
-	answers := d.readFrom(ctx, lr.peers, dkey)
+	// A peer that answered our PUT_VALUE stored the record: its guard and
+	// its validator let it through, or the stream would have been reset
+	// (and a peer that lies about it could lie in a read-back as well). So
+	// the record is read back only from the peers that refused it or did
+	// not answer, to learn what they hold instead: one round trip less for
+	// a claim every peer took.
+	answers := d.readFrom(ctx, failed, dkey)
+	for _, p := range lr.peers {
+		if !slices.Contains(failed, p) {
+			answers = append(answers, peerAnswer{id: p, value: raw})
+		}
+	}
 	if lr.selfClosest {
 		answers = append(answers, peerAnswer{id: d.host.ID(), value: d.localValue(ctx, dkey)})
 	}
