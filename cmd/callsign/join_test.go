@@ -74,6 +74,11 @@ func TestJoinWithInvite(t *testing.T) {
 
 	// 4. `up --join` joins: Alice finds the community node's handle.
 	alice = up(t, aliceDir, nil, append(loopback, "--join", inv.Invite)...)
+	// The hub publishes its own records once it has a first peer; asking
+	// before that would cache "not found" for a while.
+	waitFor(t, 60*time.Second, "the hub's identity published", func() bool {
+		return strings.Contains(hub.logs.String(), `msg="identity published"`)
+	})
 	var who api.Whois
 	waitFor(t, 60*time.Second, "the hub's handle resolved by alice", func() bool {
 		out, _, code := cli(t, "whois", hubID.Handle, "--data", aliceDir, "--json")
