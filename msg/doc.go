@@ -170,7 +170,10 @@
 // a message a mailbox stored durably is StateSent, and it stays in the
 // outbox until the recipient's own ack makes it StateDelivered. A
 // mailbox's refusal (over quota, not a member...) leaves it StateQueued
-// with an EventState whose Reason says so, and it is tried again. This
+// with an EventState whose Reason says so, and it is tried again. A
+// recipient reading its mailbox can't ask for a first-contact stamp, so
+// deposits carry one of DefaultStampBits, computed once per recipient
+// (and ignored by a recipient that has a conversation with the sender). This
 // account drains its own mailboxes (Config.Mailboxes) at Start, every
 // Config.MailboxPoll and on DrainMailboxes, through the same checks,
 // dedup and commit as a stream's frames, and acknowledges each envelope

@@ -136,6 +136,18 @@ func (s *Service) depositWaiting(ps *peerState) {
 		return
 	}
 	mbs := rec.Mailboxes[:min(len(rec.Mailboxes), mailboxCopies)]
+	// A first contact is read only with a stamp (see the package doc), and
+	// a recipient reading its mailbox can't ask for one: pay up front,
+	// once per recipient, at the default price.
+	s.mu.Lock()
+	paid := ps.stamp != nil
+	s.mu.Unlock()
+	if !paid {
+		se := &stampError{bits: DefaultStampBits, recipient: rec.Account.Bytes()}
+		if err := s.solveStampFor(ps, se); err != nil {
+			return
+		}
+	}
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
 		stamp := ps.stamp

@@ -78,6 +78,16 @@ func (hb *hub) stop() {
 // finds them all, once and in order; when Alice is back, they become
 // delivered and nothing is shown twice.
 func TestMailboxOffline(t *testing.T) {
+	for _, stranger := range []bool{false, true} {
+		name := "contact"
+		if stranger {
+			name = "stranger"
+		}
+		t.Run(name, func(t *testing.T) { testMailboxOffline(t, stranger) })
+	}
+}
+
+func testMailboxOffline(t *testing.T, stranger bool) {
 	const n = 40
 	hb := newHub(t)
 	w := newWorld()
@@ -87,6 +97,10 @@ func TestMailboxOffline(t *testing.T) {
 	w.mu.Lock()
 	b.mailboxes = mbs()
 	w.mu.Unlock()
+	if stranger {
+		// Alice is no contact of Bob's: her first message needs a stamp.
+		b.pol.set(a.id(), Request)
+	}
 	a.start()
 	b.start()
 	a.know(b)
