@@ -171,6 +171,6 @@ func (n *Node) connectBootstrap(ctx context.Context) int {
 		})
 	}
 	wg.Wait()
-	n.roundDone(len(boot))
+	n.roundDone()
 	return ok
 }

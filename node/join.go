@@ -53,7 +53,6 @@ const (
 type joinState struct {
 	mu      sync.Mutex // guards the fields below
 	rounds  int        // bootstrap rounds finished
-	known   int        // bootstrap peers known at the last round
 	shipped []string   // lines of the bootstrap files, read at start
 	mdns    bool       // mDNS runs
 	wake    chan struct{}
@@ -67,12 +66,12 @@ func (j *joinState) init() {
 	j.mu.Unlock()
 }
 
-// roundDone records a finished bootstrap round (connectBootstrap).
-func (n *Node) roundDone(known int) {
+// roundDone records a finished bootstrap round (connectBootstrap), so that
+// a node alone says so at once rather than after aloneFirst.
+func (n *Node) roundDone() {
 	n.join.init()
 	n.join.mu.Lock()
 	n.join.rounds++
-	n.join.known = known
 	n.join.mu.Unlock()
 	select {
 	case n.join.wake <- struct{}{}:
