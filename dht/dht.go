@@ -129,6 +129,7 @@ type DHT struct {
 	replications atomic.Int64           // replication passes run by the loop
 	reconnects   atomic.Int64           // republishes on regaining peers (reconnect.go)
 	checks       chan struct{}          // a slot per guard lookup running (guard.go)
+	keepKick     chan struct{}          // a schedule arrived (keep.go)
 	refused      *lru[string, struct{}] // guard verdicts: key + owner refused lately
 
 	mu        sync.Mutex // guards the fields below
@@ -189,6 +190,7 @@ func New(cfg Config) (*DHT, error) {
 		published: make(map[string][]byte),
 		checking:  make(map[string]*guardCheck),
 		checks:    make(chan struct{}, maxGuardChecks),
+		keepKick:  make(chan struct{}, 1),
 		refused:   newLRU[string, struct{}](cacheSize),
 	}
 	d.store = cfg.Datastore

@@ -350,7 +350,13 @@ func (d *DHT) AcceptKeep(ctx context.Context, raw []byte) (int, error) {
 	}
 	d.keeping[id] = s
 	d.mu.Unlock()
-	d.keepPass(ctx, id)
+	// Publishing the current records takes a lookup per key: the keep loop
+	// does it, so the member's request is answered once the schedule is
+	// stored.
+	select {
+	case d.keepKick <- struct{}{}:
+	default:
+	}
 	return len(s.entries), nil
 }
 
@@ -465,7 +471,8 @@ func (d *DHT) loadKept(ctx context.Context) {
 	}
 }
 
-// keepLoop publishes records whose window started, every keepTick.
+// keepLoop publishes records whose window started, every keepTick and
+// whenever a schedule arrives.
 func (d *DHT) keepLoop() {
 	d.keepPass(d.ctx, "") // after a restart: publish the current records at once
 	t := time.NewTicker(keepTick)
@@ -475,6 +482,8 @@ func (d *DHT) keepLoop() {
 		case <-d.ctx.Done():
 			return
 		case <-t.C:
+			d.keepPass(d.ctx, "")
+		case <-d.keepKick:
 			d.keepPass(d.ctx, "")
 		}
 	}
