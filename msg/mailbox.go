@@ -72,6 +72,7 @@ type mboxState struct {
 	deposited map[string]bool                  // outbox ids deposited since Start
 	refused   map[string]string                // outbox ids a mailbox refused: the reason told
 	status    map[peer.ID]*MailboxStatus
+	mine      map[peer.ID]bool // this account's mailboxes, as mailboxLoop last saw them
 	kick      chan struct{}
 }
 
@@ -118,6 +119,18 @@ func (s *Service) DrainMailboxes() {
 	select {
 	case s.mbox.kickCh() <- struct{}{}:
 	default:
+	}
+}
+
+// mailboxConnected drains at once when a connection to one of this
+// account's mailboxes comes up (the mailbox restarted, or this node got
+// back online). It runs in libp2p's notification: it only signals.
+func (s *Service) mailboxConnected(p peer.ID) {
+	s.mbox.mu.Lock()
+	mine := s.mbox.mine[p]
+	s.mbox.mu.Unlock()
+	if mine {
+		s.DrainMailboxes()
 	}
 }
 
@@ -287,7 +300,15 @@ func (s *Service) mailboxLoop() {
 	kick := s.mbox.kickCh()
 	registered := map[peer.ID]time.Time{}
 	for {
-		for _, mb := range s.cfg.Mailboxes() {
+		mbs := s.cfg.Mailboxes()
+		mine := make(map[peer.ID]bool, len(mbs))
+		for _, mb := range mbs {
+			mine[mb.ID] = true
+		}
+		s.mbox.mu.Lock()
+		s.mbox.mine = mine
+		s.mbox.mu.Unlock()
+		for _, mb := range mbs {
 			if s.ctx.Err() != nil {
 				return
 			}

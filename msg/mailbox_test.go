@@ -191,3 +191,47 @@ func TestMailboxRefused(t *testing.T) {
 		t.Fatalf("the mailbox holds %d, want 5", w)
 	}
 }
+
+// TestMailboxReconnect: the mailbox was down when Bob started; when Bob's
+// node connects to it again, Bob drains at once, not at the next poll.
+func TestMailboxReconnect(t *testing.T) {
+	hb := newHub(t)
+	w := newWorld()
+	mbs := func() []peer.AddrInfo { return []peer.AddrInfo{hb.addr} }
+	a := newNode(t, w, nil)
+	b := newNode(t, w, func(c *Config) { c.Mailboxes = mbs; c.MailboxPoll = time.Hour })
+	w.mu.Lock()
+	b.mailboxes = mbs()
+	w.mu.Unlock()
+	a.start()
+	b.start()
+	a.know(b)
+	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	b.stop()
+	m := a.send(b, "while you were away")
+	waitFor(t, 60*time.Second, "the message at the mailbox", func() bool { return hb.srv.Stats().Waiting == 1 })
+	a.stop()
+	// The mailbox is down while Bob starts; it comes back on its address.
+	hb.srv.Close()
+	b.start()
+	waitFor(t, 20*time.Second, "Bob's drain failed", func() bool {
+		st := b.svc.Mailboxes()
+		return len(st) == 1 && st[0].LastError != ""
+	})
+	srv, err := mailbox.New(mailbox.Config{Host: hb.h, DB: hb.db})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hb.srv = srv
+	b.host.Network().ClosePeer(hb.h.ID())
+	if err := b.host.Connect(context.Background(), hb.addr); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "Bob has the message", func() bool {
+		in := b.incoming(a.id())
+		return len(in) == 1 && in[0].ID == m.ID
+	})
+}

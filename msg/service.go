@@ -413,6 +413,7 @@ func (s *Service) Start(ctx context.Context) error {
 	}, s.handlePrekey)
 	s.notifiee = &network.NotifyBundle{ConnectedF: func(_ network.Network, c network.Conn) {
 		s.kickPeerID(c.RemotePeer())
+		s.mailboxConnected(c.RemotePeer())
 	}}
 	s.cfg.Host.Network().Notify(s.notifiee)
 	// The stored queues go first, before any new Send can be queued.
