@@ -220,7 +220,7 @@ func (c *Call) infoLocked() Info {
 		ID: c.id.String(), Peer: c.peer, Direction: c.dir, State: c.state,
 		Reason: c.reason, RelayOnly: c.relayOnly, Start: c.start, Active: c.activeAt,
 	}
-	if c.final != nil {
+	if c.state == StateEnded {
 		i.End = c.endAt
 	}
 	return i
@@ -307,6 +307,7 @@ func (c *Call) endLocked(reason media.Reason, sig *signal) {
 	}
 	c.state = StateEnded
 	c.reason = reason
+	c.endAt = time.Now() // the call's length ends here, not when teardown finishes
 	c.ringing = false
 	if sig != nil {
 		c.outq = append(c.outq, *sig)
@@ -601,9 +602,9 @@ func (c *Call) finish(mc *media.Call) {
 		st = convertStats(mc.Stats(), offset)
 		_ = mc.Close()
 	}
-	end := time.Now()
 	c.mu.Lock()
-	c.final, c.endAt = &st, end
+	c.final = &st
+	end := c.endAt
 	var dur time.Duration
 	if !c.activeAt.IsZero() {
 		dur = end.Sub(c.activeAt)
