@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/libp2p/go-libp2p/core/event"
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
 
 // reconnectLoop republishes the owned and kept records as soon as the node
@@ -30,7 +32,13 @@ func (d *DHT) reconnectLoop(sub event.Subscription) {
 			}
 		}
 	}()
-	alone := len(d.host.Network().Peers()) == 0
+	// The peers connected, as the events tell (the loop may run behind
+	// the network, so the network's own count can't say whether it was
+	// ever empty in between).
+	conns := map[peer.ID]struct{}{}
+	for _, p := range d.host.Network().Peers() {
+		conns[p] = struct{}{}
+	}
 	for {
 		select {
 		case <-d.ctx.Done():
@@ -39,18 +47,19 @@ func (d *DHT) reconnectLoop(sub event.Subscription) {
 			if !ok {
 				return
 			}
-			if _, ok := e.(event.EvtPeerConnectednessChanged); !ok {
+			ev, ok := e.(event.EvtPeerConnectednessChanged)
+			if !ok {
 				continue
 			}
-			n := len(d.host.Network().Peers())
-			if n == 0 {
-				alone = true
+			if ev.Connectedness != network.Connected {
+				delete(conns, ev.Peer)
 				continue
 			}
-			if !alone {
+			wasAlone := len(conns) == 0
+			conns[ev.Peer] = struct{}{}
+			if !wasAlone {
 				continue
 			}
-			alone = false
 			if !d.hasOwned() {
 				continue
 			}
