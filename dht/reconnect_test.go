@@ -14,7 +14,11 @@ func TestRepublishOnReconnect(t *testing.T) {
 	d := tn.nodes[0]
 	k := key(t, "sleeper")
 	d.SetOwned(k, longIdentity(t, k, tn.clock.Now()), nil)
+	// Unlinked, the others can't dial back in.
 	for _, h := range tn.hosts[1:] {
+		if err := tn.mn.UnlinkPeers(tn.hosts[0].ID(), h.ID()); err != nil {
+			t.Fatal(err)
+		}
 		if err := tn.hosts[0].Network().ClosePeer(h.ID()); err != nil {
 			t.Fatal(err)
 		}
@@ -22,6 +26,9 @@ func TestRepublishOnReconnect(t *testing.T) {
 	waitUntil(t, 30*time.Second, "no peers", func() bool { return len(tn.hosts[0].Network().Peers()) == 0 })
 	if d.reconnects.Load() != 0 {
 		t.Fatal("republished before any reconnect")
+	}
+	if _, err := tn.mn.LinkPeers(tn.hosts[0].ID(), tn.hosts[1].ID()); err != nil {
+		t.Fatal(err)
 	}
 	if err := tn.hosts[0].Connect(ctx, tn.hosts[1].Peerstore().PeerInfo(tn.hosts[1].ID())); err != nil {
 		t.Fatal(err)
