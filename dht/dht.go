@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,9 @@ type Config struct {
 	// RepublishInterval is how often owned records are republished
 	// (default 12h).
 	RepublishInterval time.Duration
+	// NoKeep makes Presign sign nothing, so no keeper holds this node's
+	// records while it is away (tests of names that lapse).
+	NoKeep bool
 	// Grace is how long after expiry a storing node still keeps a name for
 	// its incumbent (default 24h).
 	Grace time.Duration
@@ -551,6 +555,15 @@ func (d *DHT) Resolve(ctx context.Context, name string) (*Resolution, error) {
 	if top != nil {
 		res.Owner, res.Handle = top.owner, top.best
 		ir, err := spec.result(ctx, top.owner)
+		if err == nil && !slices.Contains(ir.Handles, norm) {
+			// An identity record that does not name the handle may be one
+			// cached before the claim (another lookup of the owner, a
+			// keeper checking a member): ask the network once more.
+			d.cache.remove(identityKey(top.owner.ID()))
+			if fresh, ferr := d.resolveIdentity(ctx, top.owner.ID(), nil); ferr == nil && fresh.Seq > ir.Seq {
+				ir = fresh
+			}
+		}
 		switch {
 		case err == nil:
 			res.Identity = ir

@@ -227,7 +227,7 @@ func (d *DHT) Presign() ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	key := d.ownKey
-	if key == nil {
+	if key == nil || d.cfg.NoKeep {
 		return nil, nil
 	}
 	now := d.cfg.Now().Truncate(time.Millisecond)

@@ -131,6 +131,7 @@ func (n *Node) startDHT(ctx context.Context) error {
 		RepublishInterval: n.cfg.Network.RepublishInterval,
 		Grace:             n.cfg.Network.Grace,
 		CacheTTL:          n.cfg.Network.CacheTTL,
+		NoKeep:            n.cfg.Network.NoKeep,
 		NegativeCacheTTL:  min(n.cfg.Network.CacheTTL, 10*time.Second),
 		Logger:            n.log.With("component", "dht"),
 	})

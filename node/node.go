@@ -157,6 +157,7 @@ type Network struct {
 	RetryMin          time.Duration      // 0 = msg default (500 ms); first delay between delivery attempts
 	RetryMax          time.Duration      // 0 = msg default (30 s); longest delay between delivery attempts
 	RingTimeout       time.Duration      // 0 = call default (30 s); unanswered calls end as missed
+	NoKeep            bool               // no schedule for keepers: names lapse when their owner stops (tests)
 }
 
 // lockWait is how long takeLock tries a busy lock before it reports
