@@ -14,8 +14,8 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/callsign/callsign/dht"
-	"github.com/callsign/callsign/dht/diskstore"
 	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store/diskstore"
 )
 
 // Community nodes keep their members' names alive (docs/ADDRESSBOOK.md,
