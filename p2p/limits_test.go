@@ -41,9 +41,10 @@ func openStreams(t *testing.T, a, b host.Host, proto protocol.ID, n int) []netwo
 		if err != nil {
 			t.Fatalf("open %s: %v", proto, err)
 		}
-		if _, err := s.Write([]byte{1}); err != nil {
-			t.Fatalf("write %s: %v", proto, err)
-		}
+		// A refused stream may be reset before this byte goes out (QUIC
+		// delivers the reset at once): the callers count refusals, so a
+		// failed write is not the test's failure.
+		_, _ = s.Write([]byte{1})
 		out = append(out, s)
 	}
 	return out
