@@ -95,22 +95,7 @@ func (n *Node) mailboxPeers() []peer.AddrInfo {
 
 // mailboxAddrs are the addresses of this node's mailboxes for its identity
 // record.
-func (n *Node) mailboxAddrs() []ma.Multiaddr {
-	var out []ma.Multiaddr
-	for _, ai := range n.mailboxPeers() {
-		addrs, err := peer.AddrInfoToP2pAddrs(&ai)
-		if err != nil {
-			continue
-		}
-		for _, a := range addrs {
-			if len(out) == 8 {
-				return out
-			}
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func (n *Node) mailboxAddrs() []ma.Multiaddr { return recordAddrs(n.mailboxPeers()) }
 
 // fillMailboxStatus adds the mailboxes to a status: this node's own, and
 // on a public node what its mailbox holds.

@@ -217,14 +217,24 @@ func (n *Node) relayAddrs() []ma.Multiaddr {
 	if err != nil {
 		return nil
 	}
+	return recordAddrs(boot)
+}
+
+// maxRecordAddrs is how many relay or mailbox addresses an identity
+// record carries (dht's limit).
+const maxRecordAddrs = 8
+
+// recordAddrs are peers' /p2p/ addresses for an identity record, at most
+// maxRecordAddrs, the first peers' first.
+func recordAddrs(peers []peer.AddrInfo) []ma.Multiaddr {
 	var out []ma.Multiaddr
-	for _, ai := range boot {
+	for _, ai := range peers {
 		addrs, err := peer.AddrInfoToP2pAddrs(&ai)
 		if err != nil {
 			continue
 		}
 		for _, a := range addrs {
-			if len(out) == 8 {
+			if len(out) == maxRecordAddrs {
 				return out
 			}
 			out = append(out, a)
