@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -11,10 +10,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
-	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/callsign/callsign/identity"
-	"github.com/callsign/callsign/internal/wire"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/p2p"
 )
@@ -41,36 +38,18 @@ import (
 // # Addresses signal
 //
 // It travels through msg.SendSignal like a call signal and is told apart
-// by its first field: a call signal's first field is 1, this one's is 16,
-// which call's strict decoder never accepts (an older node drops it). The
-// same strict protobuf rules as call signals (internal/wire), at most
-// maxAddrsSignal bytes:
-//
-//	field 16 peer  bytes  required, first: the sending device's peer id
-//	                      (2 to 64 bytes); it must be a device of the
-//	                      sending account the receiver knows
-//	field 17 addr  bytes  1 to maxOfferedAddrs times: a binary multiaddr of
-//	                      1 to 64 bytes, /ip4 or /ip6 then /tcp or
-//	                      /udp/…/quic-v1, nothing relayed
-//
-// A signal from an account that is not a contact, for a peer that is not
-// its device, or malformed is dropped (logged at debug).
+// by its first field (p2p.IsAddrsSignal; the format is p2p's). A signal
+// from an account that is not a contact, for a peer that is not its
+// device, or malformed is dropped (logged at debug).
 
 const (
-	addrsFieldPeer  protowire.Number = 16
-	addrsFieldAddr  protowire.Number = 17
-	maxOfferedAddrs                  = 16
-	maxAddrLen                       = 64
-	maxAddrsSignal                   = 2 + 64 + maxOfferedAddrs*(2+maxAddrLen)
-	addrOfferEvery                   = 10 * time.Minute
-	addrDialTimeout                  = 10 * time.Second
-	addrTTL                          = 30 * time.Minute
-	ownAddrsFresh                    = 5 * time.Second // how long an encoded addresses signal is reused
-	privacyQueue                     = 64              // offers and dials waiting; beyond, dropped
-	maxOffered                       = 4096
+	addrOfferEvery  = 10 * time.Minute
+	addrDialTimeout = 10 * time.Second
+	addrTTL         = 30 * time.Minute
+	ownAddrsFresh   = 5 * time.Second // how long an encoded addresses signal is reused
+	privacyQueue    = 64              // offers and dials waiting; beyond, dropped
+	maxOffered      = 4096
 )
-
-var errBadAddrs = errors.New("bad addresses signal")
 
 // privacy holds the state of the rule above. Its fields are set before the
 // host starts and read-only afterwards, except where noted.
@@ -170,7 +149,7 @@ func (p *privacy) ownAddrs() []ma.Multiaddr {
 	}
 	var out []ma.Multiaddr
 	for _, a := range all {
-		if validDirectAddr(a) == nil && len(out) < maxOfferedAddrs {
+		if p2p.OfferableAddr(a) && len(out) < p2p.MaxSignalAddrs {
 			out = append(out, a)
 		}
 	}
@@ -189,7 +168,7 @@ func (p *privacy) encodeOwn() []byte {
 	}
 	p.own, p.ownAt = nil, time.Now()
 	if addrs := p.ownAddrs(); len(addrs) > 0 {
-		p.own = encodeAddrs(p.n.host.ID(), addrs)
+		p.own = p2p.EncodeAddrsSignal(p.n.host.ID(), addrs)
 	}
 	return p.own
 }
@@ -217,10 +196,10 @@ func (p *privacy) sendOffer(ctx context.Context, to identity.AccountID) {
 // handleSignal takes an addresses signal and reports whether payload was
 // one (anything else is a call signal).
 func (p *privacy) handleSignal(from identity.AccountID, payload []byte) bool {
-	if n, _, l := protowire.ConsumeTag(payload); l <= 0 || n != addrsFieldPeer {
+	if !p2p.IsAddrsSignal(payload) {
 		return false
 	}
-	ai, err := decodeAddrs(payload)
+	ai, err := p2p.DecodeAddrsSignal(payload)
 	if err != nil {
 		p.n.log.Debug("dropped an addresses signal", "from", from, "err", err)
 		return true
@@ -265,66 +244,4 @@ func (p *privacy) dial(ctx context.Context, ai peer.AddrInfo) {
 	if err := p.n.host.Connect(ctx, ai); err != nil {
 		p.n.log.Debug("dial a contact's direct addresses", "peer", ai.ID, "err", err)
 	}
-}
-
-// validDirectAddr accepts /ip4|ip6/…/tcp/… and /ip4|ip6/…/udp/…/quic-v1:
-// nothing relayed, no DNS names, no peer id.
-func validDirectAddr(a ma.Multiaddr) error {
-	if !p2p.IsTransportAddr(a) || len(a.Bytes()) > maxAddrLen {
-		return errors.New("not a direct TCP or QUIC address")
-	}
-	return nil
-}
-
-func encodeAddrs(id peer.ID, addrs []ma.Multiaddr) []byte {
-	var e wire.Encoder
-	e.Bytes(addrsFieldPeer, []byte(id))
-	for _, a := range addrs {
-		e.Bytes(addrsFieldAddr, a.Bytes())
-	}
-	return e.B
-}
-
-// decodeAddrs decodes an addresses signal strictly.
-func decodeAddrs(b []byte) (peer.AddrInfo, error) {
-	if len(b) > maxAddrsSignal {
-		return peer.AddrInfo{}, errBadAddrs
-	}
-	d := wire.NewDecoder(b, errBadAddrs)
-	raw := d.Bytes(addrsFieldPeer, 2, 64)
-	if raw == nil {
-		d.Fail("field %d missing", addrsFieldPeer)
-	}
-	var addrs []ma.Multiaddr
-	for d.More(addrsFieldAddr) {
-		if len(addrs) == maxOfferedAddrs {
-			d.Fail("more than %d addresses", maxOfferedAddrs)
-			break
-		}
-		ab := d.Bytes(addrsFieldAddr, 1, maxAddrLen)
-		if ab == nil {
-			break
-		}
-		a, err := ma.NewMultiaddrBytes(ab)
-		if err != nil {
-			d.Fail("address: %v", err)
-			break
-		}
-		if err := validDirectAddr(a); err != nil {
-			d.Fail("address %s: %v", a, err)
-			break
-		}
-		addrs = append(addrs, a)
-	}
-	if err := d.End(); err != nil {
-		return peer.AddrInfo{}, err
-	}
-	if len(addrs) == 0 {
-		return peer.AddrInfo{}, errors.Join(errBadAddrs, errors.New("no address"))
-	}
-	id, err := peer.IDFromBytes(raw)
-	if err != nil {
-		return peer.AddrInfo{}, errors.Join(errBadAddrs, err)
-	}
-	return peer.AddrInfo{ID: id, Addrs: addrs}, nil
 }

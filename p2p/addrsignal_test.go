@@ -1,4 +1,4 @@
-package node
+package p2p
 
 import (
 	"bytes"
@@ -8,7 +8,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 )
 
-func testAddrs(t testing.TB) (peer.ID, []ma.Multiaddr) {
+func signalAddrs(t testing.TB) (peer.ID, []ma.Multiaddr) {
 	id, err := peer.Decode("12D3KooWHHzSeKaY8xuZVzkLbKFfvNgPPeKhFBGrMbNzbm5akpqu")
 	if err != nil {
 		t.Fatal(err)
@@ -20,28 +20,28 @@ func testAddrs(t testing.TB) (peer.ID, []ma.Multiaddr) {
 }
 
 func TestAddrsSignal(t *testing.T) {
-	id, addrs := testAddrs(t)
-	b := encodeAddrs(id, addrs)
-	ai, err := decodeAddrs(b)
+	id, addrs := signalAddrs(t)
+	b := EncodeAddrsSignal(id, addrs)
+	ai, err := DecodeAddrsSignal(b)
 	if err != nil || ai.ID != id || len(ai.Addrs) != 2 || !ai.Addrs[0].Equal(addrs[0]) || !ai.Addrs[1].Equal(addrs[1]) {
 		t.Fatalf("round trip: %+v %v", ai, err)
 	}
-	many := make([]ma.Multiaddr, maxOfferedAddrs+1)
+	many := make([]ma.Multiaddr, MaxSignalAddrs+1)
 	for i := range many {
 		many[i] = addrs[0]
 	}
 	for name, bad := range map[string][]byte{
 		"empty":          nil,
-		"no address":     encodeAddrs(id, nil),
-		"relayed":        encodeAddrs(id, []ma.Multiaddr{ma.StringCast("/ip4/192.0.2.1/tcp/1/p2p/" + id.String() + "/p2p-circuit")}),
-		"dns":            encodeAddrs(id, []ma.Multiaddr{ma.StringCast("/dns4/example.com/tcp/1")}),
-		"too many":       encodeAddrs(id, many),
+		"no address":     EncodeAddrsSignal(id, nil),
+		"relayed":        EncodeAddrsSignal(id, []ma.Multiaddr{ma.StringCast("/ip4/192.0.2.1/tcp/1/p2p/" + id.String() + "/p2p-circuit")}),
+		"dns":            EncodeAddrsSignal(id, []ma.Multiaddr{ma.StringCast("/dns4/example.com/tcp/1")}),
+		"too many":       EncodeAddrsSignal(id, many),
 		"trailing byte":  append(bytes.Clone(b), 0),
 		"call signal":    {0x08, 0x01},
-		"bad peer id":    encodeAddrs(peer.ID("xx"), addrs),
-		"addr then peer": append(encodeAddrs(id, addrs)[len(encodeAddrs(id, nil)):], encodeAddrs(id, nil)...),
+		"bad peer id":    EncodeAddrsSignal(peer.ID("xx"), addrs),
+		"addr then peer": append(EncodeAddrsSignal(id, addrs)[len(EncodeAddrsSignal(id, nil)):], EncodeAddrsSignal(id, nil)...),
 	} {
-		if _, err := decodeAddrs(bad); err == nil {
+		if _, err := DecodeAddrsSignal(bad); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
 	}
@@ -50,16 +50,16 @@ func TestAddrsSignal(t *testing.T) {
 // FuzzAddrsSignal: an addresses signal from the network never panics,
 // and what is accepted encodes back to the same bytes.
 func FuzzAddrsSignal(f *testing.F) {
-	id, addrs := testAddrs(f)
-	f.Add(encodeAddrs(id, addrs))
-	f.Add(encodeAddrs(id, addrs[:1]))
+	id, addrs := signalAddrs(f)
+	f.Add(EncodeAddrsSignal(id, addrs))
+	f.Add(EncodeAddrsSignal(id, addrs[:1]))
 	f.Add([]byte{0x82, 0x01, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ai, err := decodeAddrs(b)
+		ai, err := DecodeAddrsSignal(b)
 		if err != nil {
 			return
 		}
-		if got := encodeAddrs(ai.ID, ai.Addrs); !bytes.Equal(got, b) {
+		if got := EncodeAddrsSignal(ai.ID, ai.Addrs); !bytes.Equal(got, b) {
 			t.Fatalf("accepted %x, re-encodes as %x", b, got)
 		}
 	})
