@@ -258,7 +258,9 @@ func (n *Node) onCallEvent(ev call.Event) {
 	if ev.Kind == call.EventIncoming {
 		typ = api.EventIncomingCall
 	}
-	n.events.publish(api.NewEvent(typ, n.infoToAPI(ev.Call, ev.Stats)))
+	c := n.infoToAPI(ev.Call, ev.Stats)
+	n.metrics.call(c)
+	n.events.publish(api.NewEvent(typ, c))
 }
 
 // recentCalls keeps ended calls of this run for a while, so a client that

@@ -19,17 +19,11 @@ type hub struct {
 	mu     sync.Mutex
 	subs   map[chan api.Event]struct{}
 	closed bool
-	// observe, when set before the node starts, sees every event as it is
-	// published (the metrics' counters); it must be quick.
-	observe func(api.Event)
 }
 
 func newHub() *hub { return &hub{subs: map[chan api.Event]struct{}{}} }
 
 func (h *hub) publish(ev api.Event) {
-	if h.observe != nil {
-		h.observe(ev)
-	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for ch := range h.subs {

@@ -162,11 +162,13 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 			n.priv.contactSpoke(ev.Peer)
 		}
 		m := n.toAPIMessage(*ev.Message, n.petname(ev.Message.Peer))
+		n.metrics.message(m.Direction, ev.Request)
 		n.events.publish(api.NewEvent(api.EventMessage, m))
 		if ev.Request {
 			n.events.publish(api.NewEvent(api.EventRequest, m))
 		}
 	case msg.EventState:
+		n.metrics.state(ev.State)
 		n.events.publish(api.NewEvent(api.EventState, api.StateChange{ID: ev.ID, Peer: string(ev.Peer), State: ev.State, Reason: ev.Reason}))
 	}
 }
@@ -268,6 +270,7 @@ func (n *Node) Send(ctx context.Context, to, text string) (api.Message, error) {
 	out := n.toAPIMessage(m, name)
 	// Every client of this node (another tab, `messages --follow`) sees
 	// what was sent, whoever sent it.
+	n.metrics.message(out.Direction, false)
 	n.events.publish(api.NewEvent(api.EventMessage, out))
 	return out, nil
 }

@@ -1,7 +1,6 @@
 package node
 
 import (
-	"encoding/json"
 	"errors"
 	"net"
 	"net/http"
@@ -19,9 +18,9 @@ import (
 
 // metrics is what the node tells an operator's Prometheus: the network it
 // sees (peers, routing table), what it carried (messages, calls) and what
-// waits (the outbox). Counters are fed by the node's own events, as they
-// are published (hub.observe), so a slow API subscriber can't make them
-// miss one; gauges are read when scraped. Every name starts with
+// waits (the outbox). Counters are fed where the node turns messaging's
+// and calls' events into API events, so a slow API subscriber can't make
+// them miss one; gauges are read when scraped. Every name starts with
 // callsign_; the Go runtime's and the process's own collectors come along.
 type metrics struct {
 	reg *prometheus.Registry
@@ -129,48 +128,39 @@ func newMetrics(n *Node) *metrics {
 	return m
 }
 
-// observe counts ev; it runs as the node publishes an event.
-func (m *metrics) observe(ev api.Event) {
-	switch ev.Type {
-	case api.EventMessage:
-		var msg struct {
-			Direction string `json:"direction"`
-		}
-		if json.Unmarshal(ev.Data, &msg) == nil && (msg.Direction == "in" || msg.Direction == "out") {
-			m.messages.WithLabelValues(msg.Direction).Inc()
-		}
-	case api.EventRequest:
+// message counts a message stored (in) or queued (out), request whether
+// it came from a stranger.
+func (m *metrics) message(direction string, request bool) {
+	m.messages.WithLabelValues(direction).Inc()
+	if request {
 		m.requests.Inc()
-	case api.EventState:
-		var sc api.StateChange
-		if json.Unmarshal(ev.Data, &sc) == nil {
-			switch sc.State {
-			case "sent", "delivered", "read", "failed":
-				m.states.WithLabelValues(sc.State).Inc()
-			}
+	}
+}
+
+// state counts a sent message's state change.
+func (m *metrics) state(s string) {
+	switch s {
+	case "sent", "delivered", "read", "failed":
+		m.states.WithLabelValues(s).Inc()
+	}
+}
+
+// call counts c once, when it has ended.
+func (m *metrics) call(c api.Call) {
+	if c.State != "ended" || (c.Direction != "in" && c.Direction != "out") {
+		return
+	}
+	m.mu.Lock()
+	_, seen := m.ended[c.ID]
+	if !seen {
+		if len(m.ended) >= maxEndedIDs {
+			clear(m.ended)
 		}
-	case api.EventCallState:
-		var c struct {
-			ID        string `json:"id"`
-			Direction string `json:"direction"`
-			State     string `json:"state"`
-			EndReason string `json:"end_reason"`
-		}
-		if json.Unmarshal(ev.Data, &c) != nil || c.State != "ended" || (c.Direction != "in" && c.Direction != "out") {
-			return
-		}
-		m.mu.Lock()
-		_, seen := m.ended[c.ID]
-		if !seen {
-			if len(m.ended) >= maxEndedIDs {
-				clear(m.ended)
-			}
-			m.ended[c.ID] = struct{}{}
-		}
-		m.mu.Unlock()
-		if !seen {
-			m.calls.WithLabelValues(c.Direction, reasonLabel(c.EndReason)).Inc()
-		}
+		m.ended[c.ID] = struct{}{}
+	}
+	m.mu.Unlock()
+	if !seen {
+		m.calls.WithLabelValues(c.Direction, reasonLabel(c.EndReason)).Inc()
 	}
 }
 

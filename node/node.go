@@ -267,7 +267,6 @@ func New(cfg Config) (*Node, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), callMedia: newCallMedia()}
 	n.metrics = newMetrics(n)
-	n.events.observe = n.metrics.observe
 	return n, nil
 }
 
