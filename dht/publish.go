@@ -272,14 +272,6 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	}
 	r.Seq++
 	d.lastSeq[id] = r.Seq
-	if d.ownKey != nil && d.ownKey.Public().ID() == id {
-		// A schedule presigned from here on carries what is published
-		// now: one presigned from the record SetOwned last had would go
-		// above this seq with the old content (a handle just claimed
-		// missing from it).
-		owned := r
-		d.ownRec = &owned
-	}
 	d.mu.Unlock()
 	now := d.cfg.Now()
 	r.Issued = now.Truncate(time.Millisecond)
