@@ -46,40 +46,52 @@ func (b Bundle) Verify(signer ed25519.PublicKey) error {
 	if len(signer) != ed25519.PublicKeySize {
 		return fmt.Errorf("verify bundle: %w: signer is %d bytes", ErrMalformed, len(signer))
 	}
-	type key struct {
-		name string
-		kind byte
-		id   uint32
-		pub  []byte
-		sig  []byte
-		size int
-	}
-	keys := []key{
+	keys := []signedKey{
 		{"identity key", kindIdentity, 0, b.IdentityDH, b.IdentityDHSig, keySize},
 		{"signed prekey", kindSignedPrekey, b.SignedPrekeyID, b.SignedPrekey, b.SignedPrekeySig, keySize},
 		{"pq prekey", kindPQPrekey, b.PQPrekeyID, b.PQPrekey, b.PQPrekeySig, mlkem.EncapsulationKeySize768},
 	}
 	if b.OneTime != nil {
-		keys = append(keys, key{"one-time prekey", kindOneTime, b.OneTime.ID, b.OneTime.Public, b.OneTime.Sig, keySize})
+		keys = append(keys, signedKey{"one-time prekey", kindOneTime, b.OneTime.ID, b.OneTime.Public, b.OneTime.Sig, keySize})
 	}
 	if b.OneTimePQ != nil {
-		keys = append(keys, key{"one-time pq prekey", kindOneTimePQ, b.OneTimePQ.ID, b.OneTimePQ.Public, b.OneTimePQ.Sig, mlkem.EncapsulationKeySize768})
+		keys = append(keys, signedKey{"one-time pq prekey", kindOneTimePQ, b.OneTimePQ.ID, b.OneTimePQ.Public, b.OneTimePQ.Sig, mlkem.EncapsulationKeySize768})
 	}
 	for _, k := range keys {
-		if len(k.pub) != k.size || len(k.sig) != sigSize || (k.kind != kindIdentity && k.id == 0) {
-			return fmt.Errorf("verify bundle: %w: %s", ErrMalformed, k.name)
+		if err := k.verify(signer); err != nil {
+			return fmt.Errorf("verify bundle: %w", err)
 		}
-		if k.size == keySize && !canonicalX25519(k.pub) {
-			return fmt.Errorf("verify bundle: %w: %s is not a canonical X25519 key", ErrMalformed, k.name)
+	}
+	return nil
+}
+
+// signedKey is one signed public key of a bundle, as verify checks it.
+type signedKey struct {
+	name string
+	kind byte
+	id   uint32
+	pub  []byte
+	sig  []byte
+	size int
+}
+
+// verify checks k's shape (length, a non-zero id but for the identity
+// key, a canonical X25519 or a valid ML-KEM key) and its signature by
+// signer: ErrMalformed or ErrBadSignature.
+func (k signedKey) verify(signer ed25519.PublicKey) error {
+	if len(k.pub) != k.size || len(k.sig) != sigSize || (k.kind != kindIdentity && k.id == 0) {
+		return fmt.Errorf("%w: %s", ErrMalformed, k.name)
+	}
+	if k.size == keySize && !canonicalX25519(k.pub) {
+		return fmt.Errorf("%w: %s is not a canonical X25519 key", ErrMalformed, k.name)
+	}
+	if k.size == mlkem.EncapsulationKeySize768 {
+		if _, err := mlkem.NewEncapsulationKey768(k.pub); err != nil {
+			return fmt.Errorf("%w: %s: %v", ErrMalformed, k.name, err)
 		}
-		if k.size == mlkem.EncapsulationKeySize768 {
-			if _, err := mlkem.NewEncapsulationKey768(k.pub); err != nil {
-				return fmt.Errorf("verify bundle: %w: %s: %v", ErrMalformed, k.name, err)
-			}
-		}
-		if !verifyKey(signer, k.kind, k.id, k.pub, k.sig) {
-			return fmt.Errorf("verify bundle: %s: %w", k.name, ErrBadSignature)
-		}
+	}
+	if !verifyKey(signer, k.kind, k.id, k.pub, k.sig) {
+		return fmt.Errorf("%s: %w", k.name, ErrBadSignature)
 	}
 	return nil
 }
@@ -109,6 +121,52 @@ func MarshalBundle(b Bundle) ([]byte, error) {
 		return nil, fmt.Errorf("marshal bundle: %w", err)
 	}
 	return e.B, nil
+}
+
+// MaxOneTimePrekeySize caps an encoded one-time prekey (an ML-KEM-768 one
+// with its id and signature is 1,258 bytes).
+const MaxOneTimePrekeySize = 1300
+
+// MarshalOneTimePrekey encodes k in the strict form UnmarshalOneTimePrekey
+// reads (the OneTimePrekey message of e2e.proto): a mailbox stores and
+// hands out one-time prekeys in it.
+func MarshalOneTimePrekey(k OneTimePrekey) []byte { return marshalOneTime(&k) }
+
+// UnmarshalOneTimePrekey decodes a one-time prekey written by
+// MarshalOneTimePrekey: an ML-KEM-768 one (1184-byte key) when pq, else an
+// X25519 one (32 bytes). It checks shape only; VerifyOneTimePrekey checks
+// the signature.
+func UnmarshalOneTimePrekey(data []byte, pq bool) (OneTimePrekey, error) {
+	if len(data) > MaxOneTimePrekeySize {
+		return OneTimePrekey{}, fmt.Errorf("unmarshal one-time prekey: %w: %d bytes", ErrMalformed, len(data))
+	}
+	size := keySize
+	if pq {
+		size = mlkem.EncapsulationKeySize768
+	}
+	d := wire.NewDecoder(nil, ErrMalformed)
+	k := unmarshalOneTime(d, data, size)
+	if err := d.Err(); err != nil {
+		return OneTimePrekey{}, fmt.Errorf("unmarshal one-time prekey: %w", err)
+	}
+	return *k, nil
+}
+
+// VerifyOneTimePrekey checks that k is a one-time prekey of the given kind
+// (ML-KEM-768 when pq, else X25519) signed by signer, the party's Ed25519
+// account key, exactly as Bundle.Verify checks the ones in a bundle.
+func VerifyOneTimePrekey(signer ed25519.PublicKey, k OneTimePrekey, pq bool) error {
+	if len(signer) != ed25519.PublicKeySize {
+		return fmt.Errorf("verify one-time prekey: %w: signer is %d bytes", ErrMalformed, len(signer))
+	}
+	sk := signedKey{"one-time prekey", kindOneTime, k.ID, k.Public, k.Sig, keySize}
+	if pq {
+		sk = signedKey{"one-time pq prekey", kindOneTimePQ, k.ID, k.Public, k.Sig, mlkem.EncapsulationKeySize768}
+	}
+	if err := sk.verify(signer); err != nil {
+		return fmt.Errorf("verify one-time prekey: %w", err)
+	}
+	return nil
 }
 
 func marshalOneTime(k *OneTimePrekey) []byte {

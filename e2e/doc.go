@@ -21,7 +21,17 @@
 // ML-KEM-768 last-resort prekey PQSPK, 3 for an X25519 one-time prekey OPK,
 // 4 for an ML-KEM-768 one-time prekey PQOPK. Prekey ids are at least 1 and
 // unique within a PrekeyState. PrekeyState rotates SPK and PQSPK every
-// PrekeyRotation and accepts a replaced one for PrekeyGrace.
+// PrekeyRotation and accepts a replaced one for PrekeyGrace; a replaced
+// PQSPK is kept longer, PQPrekeyKeep, because a mailbox's sealed box is
+// sealed to it (DecapsulatePQ) and may wait 30 days (a handshake with it
+// still needs the SPK of its bundle, so PQXDH's window stays PrekeyGrace).
+//
+// One-time prekeys are handed out once: one at a time in a bundle a
+// device asks for (IssueBundle), or in batches a member uploads to its
+// mailboxes (IssueOneTime; the mailbox hands each out once, in the
+// MarshalOneTimePrekey form, and checks VerifyOneTimePrekey on upload).
+// Either way they are marked issued and never handed out again; the
+// handshake that uses one deletes it.
 //
 // # Handshake: PQXDH, adapted
 //

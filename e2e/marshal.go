@@ -22,7 +22,7 @@ const (
 // 160 KiB.
 const (
 	maxSessionSize     = 256 << 10
-	maxPrekeyStateSize = 64 << 10
+	maxPrekeyStateSize = 128 << 10
 	maxSessionSetSize  = MaxSessions*maxSessionSize + 64<<10
 )
 
@@ -257,7 +257,7 @@ func unmarshalPrekeyState(data []byte) (*PrekeyState, error) {
 		return readPrekeys(d, num, limit, mlkem.SeedSize, ids, s.nextID, newPQ)
 	}
 	s.signed = readDH(5, maxRetiredPrekeys+1)
-	s.pq = readPQ(6, maxRetiredPrekeys+1)
+	s.pq = readPQ(6, maxRetiredPQ+1)
 	s.oneTime = readDH(7, MaxOneTimePrekeys)
 	s.oneTimePQ = readPQ(8, MaxOneTimePrekeys)
 	if err := d.End(); err != nil {

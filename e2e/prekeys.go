@@ -21,13 +21,24 @@ const (
 	// lives up to 7 days, a mailbox holds messages for a while) still work.
 	PrekeyGrace = 14 * 24 * time.Hour
 
-	// MaxOneTimePrekeys caps each kind of one-time prekey a PrekeyState
-	// holds; generating more evicts the oldest.
-	MaxOneTimePrekeys = 100
+	// PQPrekeyKeep is how long a replaced ML-KEM-768 signed prekey is
+	// kept, longer than PrekeyGrace: it is also the KEM key mailbox boxes
+	// are sealed to (DecapsulatePQ), and a box may wait at a mailbox for
+	// 30 days after a sender read a record up to 7 days old. A handshake
+	// still needs the signed X25519 prekey of the same age, which is kept
+	// only PrekeyGrace, so PQXDH's window does not grow.
+	PQPrekeyKeep = 45 * 24 * time.Hour
 
-	// maxRetiredPrekeys caps the replaced prekeys of each kind kept for the
-	// grace period (a clock that jumps could otherwise pile them up).
+	// MaxOneTimePrekeys caps each kind of one-time prekey a PrekeyState
+	// holds; generating more evicts the oldest. It leaves room for the
+	// ones handed to requesters directly and a batch at each mailbox.
+	MaxOneTimePrekeys = 300
+
+	// maxRetiredPrekeys caps the replaced signed X25519 prekeys kept for
+	// the grace period, maxRetiredPQ the replaced PQ prekeys kept for
+	// PQPrekeyKeep (a clock that jumps could otherwise pile them up).
 	maxRetiredPrekeys = 4
+	maxRetiredPQ      = 8
 )
 
 // prekeyMeta is what both kinds of prekey hold besides their secret.
@@ -191,6 +202,7 @@ func (s *PrekeyState) Rotate(self Identity, now time.Time, rand io.Reader) (bool
 	}
 	t := now.Unix()
 	grace := int64(PrekeyGrace / time.Second)
+	pqKeep := int64(PQPrekeyKeep / time.Second)
 	rotation := int64(PrekeyRotation / time.Second)
 	next := *s
 	changed := false
@@ -206,7 +218,7 @@ func (s *PrekeyState) Rotate(self Identity, now time.Time, rand io.Reader) (bool
 	}
 	keepPQ := []pqPrekey{next.pq[0]}
 	for _, k := range next.pq[1:] {
-		if t-k.retired < grace && len(keepPQ) < maxRetiredPrekeys+1 {
+		if t-k.retired < pqKeep && len(keepPQ) < maxRetiredPQ+1 {
 			keepPQ = append(keepPQ, k)
 		} else {
 			changed = true
@@ -227,7 +239,7 @@ func (s *PrekeyState) Rotate(self Identity, now time.Time, rand io.Reader) (bool
 			return false, fmt.Errorf("rotate prekeys: %w", err)
 		}
 		keepPQ[0].retired = t
-		keepPQ = append([]pqPrekey{k}, keepPQ[:min(len(keepPQ), maxRetiredPrekeys)]...)
+		keepPQ = append([]pqPrekey{k}, keepPQ[:min(len(keepPQ), maxRetiredPQ)]...)
 		changed = true
 	}
 	if !changed {
@@ -312,6 +324,46 @@ func (s *PrekeyState) IssueBundle() Bundle {
 		}
 	}
 	return b
+}
+
+// IssueOneTime returns up to n (at most MaxOneTimePrekeys) of the oldest
+// not yet issued one-time prekeys of each kind and marks them issued, so
+// neither IssueBundle nor another call hands them out again: the batch a
+// member uploads to a mailbox (the caller generates enough first and
+// persists the state before the keys leave). A key is deleted when a
+// handshake consumes it, or evicted as IssueBundle's are.
+func (s *PrekeyState) IssueOneTime(n int) (x25519, pq []OneTimePrekey) {
+	n = min(max(n, 0), MaxOneTimePrekeys)
+	for i := range s.oneTime {
+		if k := &s.oneTime[i]; !k.issued && len(x25519) < n {
+			k.issued = true
+			x25519 = append(x25519, OneTimePrekey{ID: k.id, Public: clone(k.public()), Sig: clone(k.sig)})
+		}
+	}
+	for i := range s.oneTimePQ {
+		if k := &s.oneTimePQ[i]; !k.issued && len(pq) < n {
+			k.issued = true
+			pq = append(pq, OneTimePrekey{ID: k.id, Public: clone(k.public()), Sig: clone(k.sig)})
+		}
+	}
+	return x25519, pq
+}
+
+// DecapsulatePQ decapsulates ciphertext with the signed ML-KEM-768 prekey
+// (kind 2, current or replaced within PQPrekeyKeep) whose id is id: the
+// KEM half of a mailbox's sealed box, which is sealed to the PQ prekey of
+// the recipient's published bundle. One-time PQ prekeys are not used here
+// (they serve one handshake). An id st does not hold is ErrUnknownPrekey.
+func (s *PrekeyState) DecapsulatePQ(id uint32, ciphertext []byte) ([]byte, error) {
+	k := s.findPQ(kindPQPrekey, id)
+	if k == nil {
+		return nil, fmt.Errorf("decapsulate: pq prekey %d: %w", id, ErrUnknownPrekey)
+	}
+	ss, err := k.decapsulationKey().Decapsulate(ciphertext)
+	if err != nil {
+		return nil, fmt.Errorf("decapsulate: %w: %v", ErrMalformed, err)
+	}
+	return ss, nil
 }
 
 // OneTimeAvailable reports how many one-time prekeys of each kind have not

@@ -54,7 +54,7 @@ func TestOneTimePrekeyConsumedOnce(t *testing.T) {
 
 func TestOneTimePrekeyCap(t *testing.T) {
 	b := newParty(t, 2)
-	for range 3 {
+	for range MaxOneTimePrekeys/40 + 1 {
 		if err := b.st.GenerateOneTime(b.id, 40, epoch, b.r); err != nil {
 			t.Fatal(err)
 		}

@@ -151,3 +151,22 @@ func IsInitial(msg []byte) bool {
 	typ, err := messageType(msg)
 	return err == nil && typ == typeInitial
 }
+
+// InitialPrekeys names the recipient's prekeys an initial message used.
+type InitialPrekeys struct {
+	SignedPrekey uint32 // id of SPK_B
+	PQPrekey     uint32 // id of the PQ prekey
+	PQOneTime    bool   // the PQ prekey is a one-time one (PQOPK), not PQSPK
+	OneTime      uint32 // id of OPK_B, 0 if none
+}
+
+// ParseInitialPrekeys reports which of the recipient's prekeys an initial
+// message (see the package doc) used; a message that is not a well-formed
+// initial message is ErrMalformed. It checks no signature or key.
+func ParseInitialPrekeys(msg []byte) (InitialPrekeys, error) {
+	m, err := parseInitial(msg)
+	if err != nil {
+		return InitialPrekeys{}, err
+	}
+	return InitialPrekeys{SignedPrekey: m.spkID, PQPrekey: m.pqID, PQOneTime: m.pqKind == kindOneTimePQ, OneTime: m.otID}, nil
+}
