@@ -24,6 +24,10 @@
 // DCUtR hole punching, and, for a private host given static relays,
 // AutoRelay. A public host runs the circuit relay v2 service with the limits
 // in RelayLimits and the AutoNAT service. See HostConfig for the defaults.
+// Given a HostStats (HostConfig.Stats), the host counts its resource
+// manager's refusals by resource and scope and what its relay carries, as
+// plain counters the node exports to an operator (p2p imports no metrics
+// library).
 //
 // A private host given a DirectPolicy (HostConfig.Direct) keeps its own
 // addresses to itself: it announces only its relay addresses (an address

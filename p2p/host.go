@@ -160,6 +160,9 @@ type HostConfig struct {
 	// Logger for the host's own messages; nil discards. (go-libp2p's global
 	// logging is routed by the caller.)
 	Logger *slog.Logger
+	// Stats, when set, counts the resource manager's refusals and what the
+	// relay service carries (stats.go). nil = not counted.
+	Stats *HostStats
 }
 
 // NewHost builds and starts a libp2p host from cfg. It validates every
@@ -204,7 +207,13 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	limits.TransientLimitIncrease.StreamsInbound = limits.SystemLimitIncrease.StreamsInbound
 	limits.TransientBaseLimit.Streams = limits.SystemBaseLimit.Streams
 	limits.TransientLimitIncrease.Streams = limits.SystemLimitIncrease.Streams
-	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(rcmgrMemory, rcmgrFDs)))
+	var rmOpts []rcmgr.Option
+	relayOpts := []relay.Option{relay.WithResources(cfg.RelayLimits.resources())}
+	if cfg.Stats != nil {
+		rmOpts = append(rmOpts, rcmgr.WithMetrics(rcmgrReporter{cfg.Stats}))
+		relayOpts = append(relayOpts, relay.WithMetricsTracer(relayTracer{cfg.Stats}))
+	}
+	rm, err := rcmgr.NewResourceManager(rcmgr.NewFixedLimiter(limits.Scale(rcmgrMemory, rcmgrFDs)), rmOpts...)
 	if err != nil {
 		cm.Close()
 		return nil, fmt.Errorf("new host: resource manager: %w", err)
@@ -253,7 +262,7 @@ func NewHost(cfg HostConfig) (host.Host, error) {
 	if cfg.Public {
 		opts = append(opts,
 			libp2p.ForceReachabilityPublic(),
-			libp2p.EnableRelayService(relay.WithResources(cfg.RelayLimits.resources())),
+			libp2p.EnableRelayService(relayOpts...),
 			libp2p.EnableNATService(),
 		)
 	} else {

@@ -74,9 +74,12 @@ func TestConnectTCPAndQUIC(t *testing.T) {
 
 // TestRelayedExchange: two private hosts that cannot dial each other (no
 // listen addresses at all) reach each other through a public relay, using
-// only a /p2p-circuit address, and exchange a frame on the limited conn.
+// only a /p2p-circuit address, and exchange a frame on the limited conn;
+// the relay counts its reservation, the circuit and the bytes it carried
+// (HostStats).
 func TestRelayedExchange(t *testing.T) {
-	relayH := p2ptest.NewHost(t, func(c *p2p.HostConfig) { c.Listen = p2ptest.ListenTCP; c.Public = true })
+	var stats p2p.HostStats
+	relayH := p2ptest.NewHost(t, func(c *p2p.HostConfig) { c.Listen = p2ptest.ListenTCP; c.Public = true; c.Stats = &stats })
 	relayInfo := peer.AddrInfo{ID: relayH.ID(), Addrs: relayH.Addrs()}
 	noListen := func(c *p2p.HostConfig) { c.Listen = []string{} }
 	a, b := p2ptest.NewHost(t, noListen), p2ptest.NewHost(t, noListen)
@@ -125,6 +128,15 @@ func TestRelayedExchange(t *testing.T) {
 	if err != nil || !bytes.Equal(resp, bytes.ToUpper(msg)) {
 		t.Fatalf("relayed exchange: %d bytes, %v", len(resp), err)
 	}
+	// The request and its answer crossed the relay, each with its frame
+	// header and the stream's negotiation and encryption around it.
+	if r := stats.Relay(); r.Bytes < uint64(2*len(msg)) || r.Reservations != 1 || r.Circuits != 1 || r.CircuitsAll != 1 {
+		t.Errorf("the relay's figures after a %d-byte exchange through it: %+v", len(msg), r)
+	}
+	for _, c := range a.Network().ConnsToPeer(b.ID()) {
+		_ = c.Close()
+	}
+	waitFor(t, "the circuit counted closed", func() bool { return stats.Relay().Circuits == 0 })
 }
 
 // rawStream opens a stream and writes raw bytes, bypassing framing.
