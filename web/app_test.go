@@ -289,6 +289,25 @@ func TestFirstLoad(t *testing.T) {
 			best = tm
 		}
 		if i == 0 {
+			// The first screen's data came from the page's own inline
+			// request (so the node's CSP let that script run), asked once,
+			// and the screen did not wait for the conversation module.
+			type boot struct {
+				Early      bool
+				AppLoads   int
+				ChatBefore bool
+			}
+			b := browser.Eval[boot](p, `(() => {
+				const r = performance.getEntriesByType("resource");
+				return {
+					Early: window.callsign.early === true,
+					AppLoads: r.filter((e) => new URL(e.name).pathname === "/api/v1/app").length,
+					ChatBefore: r.some((e) => e.name.endsWith("/views/chat.js") && e.startTime < window.callsign.readyAt),
+				};
+			})()`)
+			if !b.Early || b.AppLoads != 1 || b.ChatBefore {
+				t.Errorf("first load: data from the early request %v (want true), GET /api/v1/app %d times (want 1), chat.js loaded before ready %v (want false)", b.Early, b.AppLoads, b.ChatBefore)
+			}
 			var total int64
 			var lines []string
 			for _, l := range p.Loads() {

@@ -10,15 +10,17 @@ import * as notify from "./notify.js";
 import { go, onRoute, where, path, SECTIONS } from "./nav.js";
 import { h, icon, avatar, empty, dialog, toast, errorBox, dialogOpen, missed } from "./ui.js";
 import * as conversations from "./views/conversations.js";
-import * as chat from "./views/chat.js";
 
-// The chat list and the chat load with the app; the other views load when
-// first opened (ES module imports, cached after), to keep the first load
-// small.
+// The chat list loads with the app; a conversation (views/chat.js) loads
+// when one is open, and is fetched once the first screen is drawn; the
+// other views load when first opened (ES module imports, cached after).
+// Each module the first screen waits for costs a request and its
+// compiling before anything is drawn.
 const lazy = (file) => () => import(`./views/${file}.js`);
+const chat = () => import("./views/chat.js");
 
 const VIEWS = {
-  chats: { label: "Chats", icon: "chat", load: () => ({ list: conversations.list, detail: chat.detail }),
+  chats: { label: "Chats", icon: "chat", load: async (param) => ({ list: conversations.list, detail: param ? (await chat()).detail : null }),
     empty: () => empty("chat", "Your conversations", "Pick a conversation, or start a new one. Messages are end-to-end encrypted and go straight to the other person's node.",
       h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
   requests: { label: "Requests", icon: "inbox", load: lazy("requests"),
@@ -126,7 +128,7 @@ async function render({ section, param }) {
   const seq = ++renderSeq;
   let mod;
   try {
-    mod = await v.load();
+    mod = await v.load(param);
   } catch (err) {
     toast("Could not load this part of the app", err.message, "error");
     return;
@@ -232,11 +234,13 @@ async function start() {
   store.on("key-change", (k) => toast(`${store.nameOf(k.contact, k.contact)}'s key has changed`, "compare safety numbers before you trust new messages", "error"));
   onRoute(render);
   const w = where();
-  if (location.pathname === "/" || !SECTIONS.includes(location.pathname.split("/")[1])) go(path(w.section, w.param), { replace: true });
-  else render(w);
+  if (location.pathname === "/" || !SECTIONS.includes(location.pathname.split("/")[1])) history.replaceState(null, "", path(w.section, w.param));
+  await render(w);
   // Ready: the lists are on screen (tests and the budget read this).
   window.callsign.readyAt = performance.now();
+  window.callsign.early = store.state.early;
   document.documentElement.dataset.ready = "";
+  setTimeout(() => chat().catch(() => {}), 0); // a failed fetch is tried again on open
   if (!store.globalHandles().length && !localStorage.getItem("callsign.firstrun.later." + store.state.me.account)) {
     import("./views/firstrun.js").then((m) => m.show());
   }

@@ -18,6 +18,7 @@ export const state = {
   connected: false, // the event stream is open
   viewing: null, // the account whose chat is on screen (and read), if any
   callStates: new Map(), // call id → the latest call from incoming-call and call-state events
+  early: false, // the first screen came from the page's own early request
 };
 
 const listeners = new Map();
@@ -51,18 +52,19 @@ export async function load(topic) {
 }
 
 /** loadAll loads the first screen's topics in one request (GET
- * /api/v1/app), taking the answer early.js asked for while the modules
- * loaded when there is one, and tells every topic's listeners. */
+ * /api/v1/app), taking the answer the page's inline script asked for
+ * while the modules loaded when there is one (state.early says it did),
+ * and tells every topic's listeners. */
 export async function loadAll() {
   let all = null;
   const early = window.callsignBoot;
   window.callsignBoot = null;
   if (early) {
     try {
-      const r = await early;
-      if (r.ok) all = await r.json();
+      all = await early;
     } catch { /* asked again below */ }
   }
+  state.early = !!all;
   if (!all) all = await api.get("/app");
   state.me = all.id;
   state.handles = all.handles || [];
