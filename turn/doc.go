@@ -56,7 +56,10 @@
 // default, or after the lifetime the request named (pion caps it below
 // 1 h; pion's client, Chrome and Firefox name none), and frees its quota
 // then: no restart is needed to let members back in. Stats reports the
-// live allocations and the limits (callsign status shows them).
+// live allocations and the limits (callsign status shows them), and the
+// bytes the relay sockets carried each way (counted as they pass through
+// the socket each allocation gets from the relay address generator; the
+// node exports them as metrics).
 //
 // New allocations are rate-limited per IP by a token bucket. Each
 // allocation may permit at most MaxPermissionsPerAllocation peer IPs (403)

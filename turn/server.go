@@ -50,6 +50,7 @@ type Server struct {
 
 	closing   atomic.Bool
 	closeOnce sync.Once
+	relayed   relayCounters // bytes through the relay sockets (stats.go)
 
 	mu      sync.Mutex // guards the fields below
 	started bool
@@ -354,6 +355,10 @@ type Stats struct {
 	MaxAllocationsPerUser int           // Config.MaxAllocationsPerUser
 	AllocationLifetime    time.Duration // Config.AllocationLifetime
 	URLs                  []string      // as URLs returns them
+	// Bytes of UDP payload the relay sockets carried since Start: sent to
+	// peers (the clients' data), and received from peers (relayed on to
+	// the clients, or dropped when the peer has no permission).
+	RelayedToPeers, RelayedFromPeers uint64
 }
 
 // Stats returns the server's current figures and its limits.
@@ -369,6 +374,8 @@ func (s *Server) Stats() Stats {
 		MaxAllocationsPerUser: s.cfg.MaxAllocationsPerUser,
 		AllocationLifetime:    s.cfg.AllocationLifetime,
 		URLs:                  s.URLs(),
+		RelayedToPeers:        s.relayed.toPeers.Load(),
+		RelayedFromPeers:      s.relayed.fromPeers.Load(),
 	}
 }
 
@@ -461,8 +468,9 @@ var errRelayRefused = errors.New("turn: relay of this kind is not offered")
 // free even port with up to 128 bind/close pairs after authenticating the
 // request, inside the port range when one is set.
 type relayGen struct {
-	inner  pionturn.RelayAddressGenerator
-	buffer int
+	inner   pionturn.RelayAddressGenerator
+	buffer  int
+	counted *relayCounters
 }
 
 func (s *Server) relayGenerator(listenHost string) *relayGen {
@@ -483,7 +491,7 @@ func (s *Server) relayGenerator(listenHost string) *relayGen {
 			Net:          s.cfg.Net,
 		}
 	}
-	return &relayGen{inner: inner, buffer: s.cfg.SocketBuffer}
+	return &relayGen{inner: inner, buffer: s.cfg.SocketBuffer, counted: &s.relayed}
 }
 
 func (g *relayGen) Validate() error { return g.inner.Validate() }
@@ -494,7 +502,7 @@ func (g *relayGen) AllocatePacketConn(conf pionturn.AllocateListenerConfig) (net
 		return nil, nil, err
 	}
 	tuneSocket(c, g.buffer)
-	return c, addr, nil
+	return countingConn{PacketConn: c, c: g.counted}, addr, nil
 }
 
 func (g *relayGen) AllocateListener(pionturn.AllocateListenerConfig) (net.Listener, net.Addr, error) {
