@@ -29,7 +29,7 @@ var banned = map[string]map[string]string{
 	"turn":          {libp2p: "the relay knows no libp2p", badger: "no storage", mod: "turn stands alone"},
 	"call":          {badger: "no storage engine", mod + "node": "the node wires calls, not the reverse", mod + "api": "no API types", mod + "dht": "no DHT", mod + "msg": "signals go through a Signaler", mod + "store": "the call log goes through CallLog"},
 	"msg":           {"github.com/pion/webrtc/v4": "no media (direct imports; libp2p brings pion in)", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},
-	"mailbox":       {"github.com/pion/webrtc/v4": "no media", mod + "msg": "envelopes are opaque to the mailbox", mod + "dht": "no DHT", mod + "node": "no node", mod + "api": "no API types", mod + "e2e": "no sessions"},
+	"mailbox":       {"github.com/pion/webrtc/v4": "no media", mod + "msg": "envelopes are opaque to the mailbox", mod + "dht": "no DHT", mod + "node": "no node", mod + "api": "no API types"},
 	"api":           {libp2p: "the API speaks plain types", badger: "no storage types", pion: "no media types", mod + "node": "the node implements the API, not the reverse"},
 	"web":           {mod: "the web app is static files", "net": "it only embeds files"},
 }

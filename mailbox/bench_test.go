@@ -59,7 +59,7 @@ func BenchmarkMembers(b *testing.B) {
 			envs := make([][]byte, per)
 			for j := range envs {
 				rand.Read(env)
-				env[0] = sealVersion
+				env[0] = sealV2
 				envs[j] = append([]byte(nil), env...)
 			}
 			if _, err := Deposit(context.Background(), sender, bx.h.ID(), Token(a, []byte(bx.h.ID()), Day(time.Now())), envs); err != nil {

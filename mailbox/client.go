@@ -38,9 +38,9 @@ func call(ctx context.Context, h host.Host, mb peer.ID, req request) (response, 
 }
 
 // Register registers the account of k, with this device (cert, whose peer
-// id must be h's), at the mailbox mb, and returns how many envelopes wait
-// there for it. A refusal is a *RefusedError.
-func Register(ctx context.Context, h host.Host, mb peer.ID, k *identity.AccountKey, cert identity.DeviceCert, now time.Time) (int, error) {
+// id must be h's), at the mailbox mb, and returns what mb holds for it:
+// envelopes waiting and one-time prekeys. A refusal is a *RefusedError.
+func Register(ctx context.Context, h host.Host, mb peer.ID, k *identity.AccountKey, cert identity.DeviceCert, now time.Time) (Held, error) {
 	certB := cert.Marshal()
 	acct := k.Public().Bytes()
 	unix := uint64(now.Unix())
@@ -48,12 +48,12 @@ func Register(ctx context.Context, h host.Host, mb peer.ID, k *identity.AccountK
 		signature: k.Sign(LabelRegister, RegisterMessage([]byte(mb), acct, certB, unix))}
 	r, err := call(ctx, h, mb, req)
 	if err != nil {
-		return 0, err
+		return Held{}, err
 	}
 	if r.status != StatusOK {
-		return 0, &RefusedError{r.status, r.reason}
+		return Held{}, &RefusedError{r.status, r.reason}
 	}
-	return int(r.waiting), nil
+	return r.held(), nil
 }
 
 // MaxPerDeposit is the most envelopes one Deposit carries.
@@ -81,18 +81,19 @@ func Deposit(ctx context.Context, h host.Host, mb peer.ID, token []byte, envelop
 }
 
 // Drain fetches up to n (1..256) of the envelopes waiting at mb for this
-// device's account, oldest first, and how many more wait after them.
-// Nothing is deleted until Ack.
-func Drain(ctx context.Context, h host.Host, mb peer.ID, n int) ([]Entry, int, error) {
+// device's account, oldest first, and what mb holds besides (Waiting: the
+// envelopes after these; the one-time prekeys, so the member knows when
+// to upload more). Nothing is deleted until Ack.
+func Drain(ctx context.Context, h host.Host, mb peer.ID, n int) ([]Entry, Held, error) {
 	n = min(max(n, 1), maxPerDrain)
 	r, err := call(ctx, h, mb, request{op: opDrain, max: uint64(n)})
 	if err != nil {
-		return nil, 0, err
+		return nil, Held{}, err
 	}
 	if r.status != StatusOK {
-		return nil, 0, &RefusedError{r.status, r.reason}
+		return nil, Held{}, &RefusedError{r.status, r.reason}
 	}
-	return r.entries, int(r.waiting), nil
+	return r.entries, r.held(), nil
 }
 
 // Ack deletes envelopes seqs (at most 256) at mb, once they are durable

@@ -2,7 +2,6 @@ package mailbox
 
 import (
 	"bytes"
-	"crypto/ecdh"
 	"testing"
 )
 
@@ -12,6 +11,9 @@ func FuzzRequest(f *testing.F) {
 		{op: opDeposit, token: bytes.Repeat([]byte{3}, TokenSize), envelopes: [][]byte{{1}, {2, 3}}},
 		{op: opDrain, max: 256},
 		{op: opAck, seqs: []uint64{1, 2, 300}},
+		{op: opUpload, prekeys: [][]byte{{1}, {2, 3}}, pqPrekeys: [][]byte{{4}}},
+		{op: opUpload, pqPrekeys: [][]byte{bytes.Repeat([]byte{4}, 1258)}},
+		{op: opFetch, token: bytes.Repeat([]byte{3}, TokenSize)},
 	} {
 		f.Add(r.marshal())
 	}
@@ -21,7 +23,8 @@ func FuzzRequest(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if len(r.envelopes) > maxPerDeposit || len(r.seqs) > maxPerDrain {
+		if len(r.envelopes) > maxPerDeposit || len(r.seqs) > maxPerDrain ||
+			len(r.prekeys) > maxPrekeysWire || len(r.pqPrekeys) > maxPrekeysWire {
 			t.Fatalf("decoded %d envelopes, %d seqs", len(r.envelopes), len(r.seqs))
 		}
 		if got := r.marshal(); !bytes.Equal(got, b) {
@@ -35,6 +38,8 @@ func FuzzResponse(f *testing.F) {
 		{status: StatusOK, results: []Status{StatusOK, StatusDuplicate, StatusTooLarge}},
 		{status: StatusOK, entries: []Entry{{Seq: 1, Data: []byte("x")}, {Seq: 9, Data: []byte("yz")}}, waiting: 3},
 		{status: StatusOverQuota, reason: "over quota"},
+		{status: StatusOK, prekey: []byte{1, 2}, pqPrekey: bytes.Repeat([]byte{3}, 1258)},
+		{status: StatusOK, waiting: 4, prekeys: 100, pqPrekeys: 7},
 	} {
 		f.Add(r.marshal())
 	}
@@ -50,17 +55,25 @@ func FuzzResponse(f *testing.F) {
 }
 
 func FuzzOpen(f *testing.F) {
-	k, err := ecdh.X25519().NewPrivateKey(bytes.Repeat([]byte{5}, 32))
+	x, kem, to := recipient(f, 5)
+	b, err := Seal(to, []byte("frame"))
 	if err != nil {
 		f.Fatal(err)
 	}
-	b, _ := Seal(k.PublicKey(), []byte("frame"))
 	f.Add(b)
+	f.Add(sealV1Box(f, x.PublicKey(), []byte("frame")))
 	f.Add([]byte{1})
+	f.Add([]byte{2})
 	f.Fuzz(func(t *testing.T, box []byte) {
-		pt, err := Open(k, box)
-		if err == nil && len(pt) != len(box)-SealOverhead {
+		pt, err := Open(x, kem, box)
+		if err != nil {
+			return
+		}
+		if want := len(box) - SealOverhead; box[0] == sealV2 && len(pt) != want {
 			t.Fatalf("opened %d bytes from a %d-byte box", len(pt), len(box))
+		}
+		if want := len(box) - sealV1Overhead; box[0] == sealV1 && len(pt) != want {
+			t.Fatalf("opened %d bytes from a %d-byte version 1 box", len(pt), len(box))
 		}
 	})
 }

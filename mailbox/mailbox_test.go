@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdh"
+	"crypto/ed25519"
+	"crypto/mlkem"
 	"crypto/rand"
 	"errors"
 	"os"
@@ -15,6 +17,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"go.uber.org/goleak"
 
+	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
@@ -85,13 +88,29 @@ func (b *box) close() {
 	}
 }
 
-// member is an account with one device (a host).
+// member is an account with one device (a host) and its e2e prekeys.
 type member struct {
 	h    host.Host
 	acct *identity.AccountKey
 	dh   *ecdh.PrivateKey
 	cert identity.DeviceCert
+	id   e2e.Identity
+	st   *e2e.PrekeyState
 }
+
+// sealKey is what a sender seals to: the device's X25519 key and the PQ
+// prekey of its published bundle.
+func (m *member) sealKey(t testing.TB) SealKey {
+	t.Helper()
+	b := m.st.Bundle()
+	ek, err := mlkem.NewEncapsulationKey768(b.PQPrekey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return SealKey{X25519: m.dh.PublicKey(), PQID: b.PQPrekeyID, PQ: ek}
+}
+
+func (m *member) open(data []byte) ([]byte, error) { return Open(m.dh, m.st, data) }
 
 func newMember(t testing.TB, b *box) *member {
 	t.Helper()
@@ -109,7 +128,12 @@ func newMember(t testing.TB, b *box) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &member{h: h, acct: acct, dh: dh, cert: cert}
+	id := e2e.Identity{Signer: ed25519.NewKeyFromSeed(acct.Seed()), DH: dh}
+	st, err := e2e.NewPrekeyState(id, time.Now(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &member{h: h, acct: acct, dh: dh, cert: cert, id: id, st: st}
 }
 
 func (m *member) register(t testing.TB, b *box) {
@@ -133,7 +157,7 @@ func refusal(err error) Status {
 
 func sealFor(t testing.TB, m *member, text string) []byte {
 	t.Helper()
-	b, err := Seal(m.dh.PublicKey(), []byte(text))
+	b, err := Seal(m.sealKey(t), []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -164,15 +188,15 @@ func TestDepositDrainAck(t *testing.T) {
 	if st := b.srv.Stats(); st.Members != 1 || st.Waiting != 3 {
 		t.Fatalf("after a restart the mailbox holds %+v, want 1 member and 3 envelopes", st)
 	}
-	got, waiting, err := Drain(ctx, bob.h, b.h.ID(), 2)
+	got, held, err := Drain(ctx, bob.h, b.h.ID(), 2)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(got) != 2 || waiting != 1 {
+	if waiting := held.Waiting; len(got) != 2 || waiting != 1 {
 		t.Fatalf("drained %d with %d waiting, want 2 and 1", len(got), waiting)
 	}
 	for i, e := range got {
-		pt, err := Open(bob.dh, e.Data)
+		pt, err := bob.open(e.Data)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -188,11 +212,11 @@ func TestDepositDrainAck(t *testing.T) {
 	if left, err := Ack(ctx, bob.h, b.h.ID(), []uint64{got[0].Seq, got[1].Seq}); err != nil || left != 1 {
 		t.Fatalf("ack: %d left, %v; want 1", left, err)
 	}
-	rest, waiting, err := Drain(ctx, bob.h, b.h.ID(), 10)
-	if err != nil || len(rest) != 1 || waiting != 0 {
-		t.Fatalf("after the ack: %d envelopes, %d waiting, %v; want 1 and 0", len(rest), waiting, err)
+	rest, held, err := Drain(ctx, bob.h, b.h.ID(), 10)
+	if err != nil || len(rest) != 1 || held.Waiting != 0 {
+		t.Fatalf("after the ack: %d envelopes, %d waiting, %v; want 1 and 0", len(rest), held.Waiting, err)
 	}
-	if pt, _ := Open(bob.dh, rest[0].Data); string(pt) != "three" {
+	if pt, _ := bob.open(rest[0].Data); string(pt) != "three" {
 		t.Fatalf("the last envelope is %q", pt)
 	}
 }
@@ -345,7 +369,7 @@ func TestStoresNoSender(t *testing.T) {
 	// What msg puts in the box: a frame naming the sender.
 	secret := "a secret only Bob may read"
 	frame := append(append(append([]byte(secret), alice.acct.Public().Bytes()...), alice.cert.Marshal()...), []byte(alice.h.ID())...)
-	env, err := Seal(bob.dh.PublicKey(), frame)
+	env, err := Seal(bob.sealKey(t), frame)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -398,32 +422,7 @@ func TestStoresNoSender(t *testing.T) {
 	b.open()
 }
 
-func TestSealAndToken(t *testing.T) {
-	k, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	other, _ := ecdh.X25519().GenerateKey(rand.Reader)
-	box, err := Seal(k.PublicKey(), []byte("hello"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if pt, err := Open(k, box); err != nil || string(pt) != "hello" {
-		t.Fatalf("open: %q %v", pt, err)
-	}
-	if _, err := Open(other, box); !errors.Is(err, ErrOpen) {
-		t.Fatalf("opened with another key: %v", err)
-	}
-	box[len(box)-1] ^= 1
-	if _, err := Open(k, box); !errors.Is(err, ErrOpen) {
-		t.Fatalf("opened a tampered box: %v", err)
-	}
-	b1, _ := SealFrom([]byte("secret"), k.PublicKey(), []byte("frame"))
-	b2, _ := SealFrom([]byte("secret"), k.PublicKey(), []byte("frame"))
-	b3, _ := SealFrom([]byte("secret"), k.PublicKey(), []byte("frame2"))
-	if !bytes.Equal(b1, b2) || bytes.Equal(b1, b3) {
-		t.Fatal("SealFrom is not deterministic per frame")
-	}
-	if pt, err := Open(k, b1); err != nil || string(pt) != "frame" {
-		t.Fatalf("open SealFrom: %q %v", pt, err)
-	}
+func TestToken(t *testing.T) {
 	acct := bytes.Repeat([]byte{7}, 32)
 	t1 := Token(acct, []byte("mb1"), 100)
 	if bytes.Equal(t1, Token(acct, []byte("mb1"), 101)) || bytes.Equal(t1, Token(acct, []byte("mb2"), 100)) || len(t1) != TokenSize {

@@ -3,7 +3,6 @@ package mailbox
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,6 +31,11 @@ const (
 	DefaultExpiry       = 30 * 24 * time.Hour
 	DefaultDepositRate  = 500
 	DefaultDepositBurst = 5000
+	DefaultMaxPrekeys   = 100
+	DefaultFetchRate    = rate.Limit(1.0 / 6) // 10 a minute
+	DefaultFetchBurst   = 10
+	DefaultMemberRate   = rate.Limit(1.0 / 120) // 30 an hour
+	DefaultMemberBurst  = 20
 	registerSkew        = 10 * time.Minute
 	maxPeersPerMember   = 4
 	sweepInterval       = time.Hour
@@ -58,6 +62,18 @@ type Config struct {
 	// per second; 0 = 500 and 5000. rate.Inf lifts the limit.
 	DepositRate  rate.Limit
 	DepositBurst int
+	// MaxPrekeys caps the one-time prekeys of each kind (X25519 and
+	// ML-KEM-768) held for one member; 0 = 100, at most 100.
+	MaxPrekeys int
+	// FetchRate and FetchBurst bound the one-time prekey fetches one peer
+	// makes; 0 = one every 6 s, burst 10. MemberRate and MemberBurst bound
+	// the one-time prekeys handed out for one member, whoever asks; 0 =
+	// one every 2 min, burst 20. Past either, a fetch gets no one-time
+	// prekey and the sender uses the signed ones. rate.Inf lifts a limit.
+	FetchRate   rate.Limit
+	FetchBurst  int
+	MemberRate  rate.Limit
+	MemberBurst int
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -69,6 +85,7 @@ type Stats struct {
 	Members int   // registered accounts
 	Waiting int   // envelopes waiting, all members
 	Bytes   int64 // their bytes
+	Prekeys int   // one-time prekeys held, all members, both kinds
 }
 
 // Server is a public node's mailbox: it owns Protocol on the host and the
@@ -89,7 +106,10 @@ type Server struct {
 	byPeer   map[peer.ID][32]byte
 	tokens   map[[TokenSize]byte]tokenInfo
 	tokenDay int64
-	limiters map[peer.ID]*rate.Limiter
+	limiters map[peer.ID]*rate.Limiter // deposits, per peer
+	fetchers map[peer.ID]*rate.Limiter // prekey fetches, per peer
+	handouts map[[32]byte]*rate.Limiter
+	prekeys  map[[32]byte][2]int // one-time prekeys held per member: X25519, PQ
 }
 
 type tokenInfo struct {
@@ -126,6 +146,24 @@ func New(cfg Config) (*Server, error) {
 	if cfg.DepositBurst <= 0 {
 		cfg.DepositBurst = DefaultDepositBurst
 	}
+	if cfg.MaxPrekeys <= 0 {
+		cfg.MaxPrekeys = DefaultMaxPrekeys
+	}
+	if cfg.MaxPrekeys > maxPrekeysWire {
+		return nil, fmt.Errorf("mailbox: Config.MaxPrekeys %d exceeds %d", cfg.MaxPrekeys, maxPrekeysWire)
+	}
+	if cfg.FetchRate <= 0 {
+		cfg.FetchRate = DefaultFetchRate
+	}
+	if cfg.FetchBurst <= 0 {
+		cfg.FetchBurst = DefaultFetchBurst
+	}
+	if cfg.MemberRate <= 0 {
+		cfg.MemberRate = DefaultMemberRate
+	}
+	if cfg.MemberBurst <= 0 {
+		cfg.MemberBurst = DefaultMemberBurst
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -136,16 +174,22 @@ func New(cfg Config) (*Server, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, log: log.With("component", "mailbox"), ctx: ctx, cancel: cancel,
 		members: map[[32]byte]*store.MailboxMember{}, byPeer: map[peer.ID][32]byte{},
-		tokens: map[[TokenSize]byte]tokenInfo{}, limiters: map[peer.ID]*rate.Limiter{}}, nil
+		tokens: map[[TokenSize]byte]tokenInfo{}, limiters: map[peer.ID]*rate.Limiter{},
+		fetchers: map[peer.ID]*rate.Limiter{}, handouts: map[[32]byte]*rate.Limiter{},
+		prekeys: map[[32]byte][2]int{}}, nil
 }
 
 // Start loads the members and serves Protocol; expired envelopes are
 // deleted in the background.
 func (s *Server) Start(ctx context.Context) error {
 	var ms []store.MailboxMember
+	var counts map[string][2]int
 	if err := s.cfg.DB.View(func(tx *store.Tx) error {
 		var err error
-		ms, err = tx.MailboxMembers()
+		if ms, err = tx.MailboxMembers(); err != nil {
+			return err
+		}
+		counts, err = tx.MailboxPrekeyCounts()
 		return err
 	}); err != nil {
 		return fmt.Errorf("start mailbox: %w", err)
@@ -153,6 +197,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.mu.Lock()
 	for i := range ms {
 		s.addMemberLocked(&ms[i])
+	}
+	for a, c := range counts {
+		s.prekeys[[32]byte([]byte(a))] = c
 	}
 	s.rebuildTokensLocked(Day(s.cfg.Now()))
 	s.mu.Unlock()
@@ -187,7 +234,19 @@ func (s *Server) Stats() Stats {
 		st.Waiting += m.Count
 		st.Bytes += m.Bytes
 	}
+	for _, c := range s.prekeys {
+		st.Prekeys += c[0] + c[1]
+	}
 	return st
+}
+
+// Prekeys reports how many one-time prekeys of each kind (X25519, ML-KEM)
+// the mailbox holds for the member with this account key.
+func (s *Server) Prekeys(account []byte) (x25519, pq int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.prekeys[[32]byte(account)]
+	return c[0], c[1]
 }
 
 func (s *Server) addMemberLocked(m *store.MailboxMember) {
@@ -216,21 +275,28 @@ func (s *Server) rebuildTokensLocked(day int64) {
 	}
 }
 
-func (s *Server) limiter(p peer.ID) *rate.Limiter {
-	l := s.limiters[p]
+// limiterLocked returns the limiter of key in m, made with r and burst.
+// Past 4096 limiters, the full ones (idle for a while) are dropped first,
+// so the map stays bounded under a flood of new peers.
+func limiterLocked[K comparable](m map[K]*rate.Limiter, key K, r rate.Limit, burst int) *rate.Limiter {
+	l := m[key]
 	if l == nil {
-		if len(s.limiters) >= 4096 {
+		if len(m) >= 4096 {
 			now := time.Now()
-			for q, ql := range s.limiters {
-				if ql.TokensAt(now) >= float64(s.cfg.DepositBurst) {
-					delete(s.limiters, q)
+			for q, ql := range m {
+				if ql.TokensAt(now) >= float64(burst) {
+					delete(m, q)
 				}
 			}
 		}
-		l = rate.NewLimiter(s.cfg.DepositRate, s.cfg.DepositBurst)
-		s.limiters[p] = l
+		l = rate.NewLimiter(r, burst)
+		m[key] = l
 	}
 	return l
+}
+
+func (s *Server) limiter(p peer.ID) *rate.Limiter {
+	return limiterLocked(s.limiters, p, s.cfg.DepositRate, s.cfg.DepositBurst)
 }
 
 func refuse(st Status, reason string) []byte {
@@ -250,6 +316,10 @@ func (s *Server) handle(ctx context.Context, from peer.ID, b []byte) ([]byte, er
 		return s.deposit(from, req), nil
 	case opDrain:
 		return s.drain(from, req), nil
+	case opUpload:
+		return s.upload(from, req), nil
+	case opFetch:
+		return s.fetch(from, req), nil
 	default:
 		return s.ack(from, req), nil
 	}
@@ -321,6 +391,7 @@ func (s *Server) register(from peer.ID, req request) []byte {
 	}
 	s.addMemberLocked(&m)
 	r := response{status: StatusOK, waiting: uint64(m.Count)}
+	s.countsLocked(a, &r)
 	return r.marshal()
 }
 
@@ -333,17 +404,11 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 	if !s.limiter(from).AllowN(now, len(req.envelopes)) {
 		return refuse(StatusRateLimited, "too many deposits from this peer; try again later")
 	}
-	if d := Day(now); d != s.tokenDay {
-		s.rebuildTokensLocked(d)
+	acct, tst, reason := s.tokenMemberLocked(tok, now)
+	if tst != StatusOK {
+		return refuse(tst, reason)
 	}
-	ti, ok := s.tokens[tok]
-	if !ok {
-		return refuse(StatusNotMember, "no member has this token")
-	}
-	if ti.expired {
-		return refuse(StatusExpired, "this token is of a day that has passed")
-	}
-	m := *s.members[ti.account]
+	m := *s.members[acct]
 	results := make([]Status, len(req.envelopes))
 	var puts []store.MailboxEnvelope
 	seen := map[[store.MailboxDigestSize]byte]bool{}
@@ -353,9 +418,7 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 				results[i] = StatusTooLarge
 				continue
 			}
-			h := sha256.Sum256(e)
-			var dg [store.MailboxDigestSize]byte
-			copy(dg[:], h[:])
+			dg := digest(e)
 			dup, err := tx.MailboxDigest(m.Account, dg[:])
 			if err != nil {
 				return err
@@ -391,7 +454,7 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 		s.log.Warn("deposit", "err", err)
 		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
 	}
-	*s.members[ti.account] = m
+	*s.members[acct] = m
 	st := StatusOK
 	for _, r := range results {
 		if r != StatusOK && r != StatusDuplicate {
@@ -404,6 +467,22 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 		r.reason = "refused: " + st.String()
 	}
 	return r.marshal()
+}
+
+// tokenMemberLocked returns the member tok names on the day of now, or
+// the status and reason to refuse with.
+func (s *Server) tokenMemberLocked(tok [TokenSize]byte, now time.Time) ([32]byte, Status, string) {
+	if d := Day(now); d != s.tokenDay {
+		s.rebuildTokensLocked(d)
+	}
+	ti, ok := s.tokens[tok]
+	if !ok {
+		return ti.account, StatusNotMember, "no member has this token"
+	}
+	if ti.expired {
+		return ti.account, StatusExpired, "this token is of a day that has passed"
+	}
+	return ti.account, StatusOK, ""
 }
 
 // memberOf returns the member whose device from is.
@@ -446,6 +525,7 @@ func (s *Server) drain(from peer.ID, req request) []byte {
 		s.deleteLocked(m, expired)
 	}
 	r.waiting = uint64(max(m.Count-len(r.entries), 0))
+	s.countsLocked([32]byte(m.Account), &r)
 	return r.marshal()
 }
 
@@ -461,6 +541,7 @@ func (s *Server) ack(from peer.ID, req request) []byte {
 		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
 	}
 	r := response{status: StatusOK, waiting: uint64(m.Count)}
+	s.countsLocked([32]byte(m.Account), &r)
 	return r.marshal()
 }
 

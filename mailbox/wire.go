@@ -4,8 +4,10 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
+	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // errMalformed is wrapped by every decoding error of this package.
@@ -17,6 +19,8 @@ const (
 	opDeposit  = 2
 	opDrain    = 3
 	opAck      = 4
+	opUpload   = 5 // a member's one-time prekeys
+	opFetch    = 6 // one-time prekeys of the member a token names
 )
 
 // Status is a mailbox's answer to a request, or to one deposited envelope.
@@ -74,6 +78,8 @@ const (
 	maxReason       = 128
 	signatureSize   = 64
 	maxEnvelopeWire = 128 << 10 // the decoder's bound; Config.MaxEnvelope is the policy
+	maxPrekeysWire  = 100       // one-time prekeys of each kind in one upload
+	maxPrekeyWire   = e2e.MaxOneTimePrekeySize
 )
 
 // LabelRegister labels a member's registration signature.
@@ -90,6 +96,8 @@ type request struct {
 	envelopes [][]byte // deposit
 	max       uint64   // drain
 	seqs      []uint64 // ack
+	prekeys   [][]byte // upload: X25519 one-time prekeys
+	pqPrekeys [][]byte // upload: ML-KEM-768 one-time prekeys
 }
 
 func (r *request) marshal() []byte {
@@ -107,25 +115,39 @@ func (r *request) marshal() []byte {
 	for _, s := range r.seqs {
 		e.Uint(9, s)
 	}
+	for _, k := range r.prekeys {
+		e.Bytes(10, k)
+	}
+	for _, k := range r.pqPrekeys {
+		e.Bytes(11, k)
+	}
 	return e.B
+}
+
+// repeatedBytes reads the repeated bytes field num of d: at most limit
+// values of 1..size bytes each.
+func repeatedBytes(d *wire.Decoder, num protowire.Number, limit, size int, what string) [][]byte {
+	var out [][]byte
+	for d.More(num) && d.Err() == nil {
+		if len(out) == limit {
+			d.Fail("more than %d %s", limit, what)
+			break
+		}
+		out = append(out, d.Bytes(num, 1, size))
+	}
+	return out
 }
 
 func unmarshalRequest(b []byte) (request, error) {
 	var r request
 	d := wire.NewDecoder(b, errMalformed)
-	r.op = d.Uint(1, opAck)
+	r.op = d.Uint(1, opFetch)
 	r.account = d.Bytes(2, identity.AccountPubSize, identity.AccountPubSize)
 	r.cert = d.Bytes(3, 1, identity.MaxDeviceCertSize)
 	r.time = d.Uint(4, 1<<40)
 	r.signature = d.Bytes(5, signatureSize, signatureSize)
 	r.token = d.Bytes(6, TokenSize, TokenSize)
-	for d.More(7) && d.Err() == nil {
-		if len(r.envelopes) == maxPerDeposit {
-			d.Fail("more than %d envelopes", maxPerDeposit)
-			break
-		}
-		r.envelopes = append(r.envelopes, d.Bytes(7, 1, maxEnvelopeWire))
-	}
+	r.envelopes = repeatedBytes(d, 7, maxPerDeposit, maxEnvelopeWire, "envelopes")
 	r.max = d.Uint(8, maxPerDrain)
 	for d.More(9) && d.Err() == nil {
 		if len(r.seqs) == maxPerDrain {
@@ -134,25 +156,30 @@ func unmarshalRequest(b []byte) (request, error) {
 		}
 		r.seqs = append(r.seqs, d.Uint(9, 1<<62))
 	}
+	r.prekeys = repeatedBytes(d, 10, maxPrekeysWire, maxPrekeyWire, "one-time prekeys")
+	r.pqPrekeys = repeatedBytes(d, 11, maxPrekeysWire, maxPrekeyWire, "one-time pq prekeys")
 	if err := d.End(); err != nil {
 		return request{}, err
 	}
-	ok := false
-	switch r.op {
-	case opRegister:
-		ok = r.account != nil && r.cert != nil && r.time != 0 && r.signature != nil &&
-			r.token == nil && r.envelopes == nil && r.max == 0 && r.seqs == nil
-	case opDeposit:
-		ok = r.token != nil && len(r.envelopes) > 0 && r.account == nil && r.cert == nil &&
-			r.time == 0 && r.signature == nil && r.max == 0 && r.seqs == nil
-	case opDrain:
-		ok = r.max != 0 && r.account == nil && r.cert == nil && r.time == 0 && r.signature == nil &&
-			r.token == nil && r.envelopes == nil && r.seqs == nil
-	case opAck:
-		ok = len(r.seqs) > 0 && r.account == nil && r.cert == nil && r.time == 0 && r.signature == nil &&
-			r.token == nil && r.envelopes == nil && r.max == 0
+	// Which fields each op takes: every other field must be absent.
+	var set uint
+	for i, present := range []bool{r.account != nil, r.cert != nil, r.time != 0, r.signature != nil,
+		r.token != nil, r.envelopes != nil, r.max != 0, r.seqs != nil, r.prekeys != nil || r.pqPrekeys != nil} {
+		if present {
+			set |= 1 << i
+		}
 	}
-	if !ok {
+	const (
+		fRegister = 1<<0 | 1<<1 | 1<<2 | 1<<3
+		fToken    = 1 << 4
+		fEnv      = 1 << 5
+		fMax      = 1 << 6
+		fSeqs     = 1 << 7
+		fPrekeys  = 1 << 8
+	)
+	want := map[uint64]uint{opRegister: fRegister, opDeposit: fToken | fEnv, opDrain: fMax,
+		opAck: fSeqs, opUpload: fPrekeys, opFetch: fToken}
+	if w, known := want[r.op]; !known || set != w {
 		return request{}, fmt.Errorf("%w: fields do not match operation %d", errMalformed, r.op)
 	}
 	return r, nil
@@ -171,6 +198,11 @@ type response struct {
 	results []Status // deposit: one per envelope
 	entries []Entry  // drain
 	waiting uint64   // drain: envelopes left after these; register: envelopes waiting
+	// fetch: one one-time prekey of each kind (e2e.MarshalOneTimePrekey),
+	// either absent when none is handed out
+	prekey, pqPrekey []byte
+	// register, drain, ack, upload: the member's one-time prekeys held here
+	prekeys, pqPrekeys uint64
 }
 
 func (r *response) marshal() []byte {
@@ -187,6 +219,10 @@ func (r *response) marshal() []byte {
 		e.Bytes(4, ee.B)
 	}
 	e.Uint(5, r.waiting)
+	e.Bytes(6, r.prekey)
+	e.Bytes(7, r.pqPrekey)
+	e.Uint(8, r.prekeys)
+	e.Uint(9, r.pqPrekeys)
 	return e.B
 }
 
@@ -224,6 +260,10 @@ func unmarshalResponse(b []byte) (response, error) {
 		r.entries = append(r.entries, Entry{Seq: seq, Data: data})
 	}
 	r.waiting = d.Uint(5, 1<<40)
+	r.prekey = d.Bytes(6, 1, maxPrekeyWire)
+	r.pqPrekey = d.Bytes(7, 1, maxPrekeyWire)
+	r.prekeys = d.Uint(8, maxPrekeysWire)
+	r.pqPrekeys = d.Uint(9, maxPrekeysWire)
 	if err := d.End(); err != nil {
 		return response{}, err
 	}

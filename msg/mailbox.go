@@ -1,9 +1,11 @@
 package msg
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/hkdf"
+	"crypto/mlkem"
 	"crypto/sha256"
 	"errors"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
+	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/mailbox"
 	"github.com/callsign/callsign/p2p"
@@ -63,6 +66,7 @@ type MailboxStatus struct {
 	Drained    int       // envelopes taken from it since Start
 	LastDrain  time.Time // zero: never drained
 	LastError  string    // the last registration's or drain's error, if it failed
+	Prekeys    int       // one-time prekeys it holds for first contacts (the fewer kind)
 }
 
 // mboxState is the Service's mailbox state. The zero value is ready.
@@ -144,8 +148,9 @@ func (s *Service) depositWaiting(ps *peerState) {
 	if !ok || len(rec.Mailboxes) == 0 || len(rec.Devices) == 0 {
 		return
 	}
-	dh, err := ecdh.X25519().NewPublicKey(rec.Devices[0].X25519)
+	to, err := sealKey(rec)
 	if err != nil {
+		s.log.Debug("no key to seal to", "peer", ps.id, "err", err)
 		return
 	}
 	mbs := rec.Mailboxes[:min(len(rec.Mailboxes), mailboxCopies)]
@@ -203,7 +208,7 @@ func (s *Service) depositWaiting(ps *peerState) {
 			if stamp != nil {
 				b = withStamp(b, stamp)
 			}
-			box, err := mailbox.SealFrom(secret, dh, b)
+			box, err := mailbox.SealFrom(secret, to, b)
 			if err != nil {
 				return
 			}
@@ -288,8 +293,38 @@ func (s *Service) reportRefusal(ps *peerState, ids []string, done map[string]boo
 	}
 }
 
-// depositSecret is the key sealed boxes' ephemeral keys are derived from,
-// so a frame sealed again gives the same box (mailbox.SealFrom).
+// sealKey is what a box for rec's device is sealed to: the device's
+// certified X25519 key and the ML-KEM-768 prekey of the bundle in its
+// record, whose identity key must be that same X25519 key and whose
+// signatures must be the account's.
+func sealKey(rec Recipient) (mailbox.SealKey, error) {
+	if len(rec.Devices) == 0 {
+		return mailbox.SealKey{}, errors.New("no device")
+	}
+	x, err := ecdh.X25519().NewPublicKey(rec.Devices[0].X25519)
+	if err != nil {
+		return mailbox.SealKey{}, err
+	}
+	b, err := e2e.UnmarshalBundle(rec.Bundle)
+	if err != nil {
+		return mailbox.SealKey{}, err
+	}
+	if !bytes.Equal(b.IdentityDH, rec.Devices[0].X25519) {
+		return mailbox.SealKey{}, errors.New("the bundle is another device's")
+	}
+	if err := b.Verify(rec.Account.Bytes()); err != nil {
+		return mailbox.SealKey{}, err
+	}
+	pq, err := mlkem.NewEncapsulationKey768(b.PQPrekey)
+	if err != nil {
+		return mailbox.SealKey{}, err
+	}
+	return mailbox.SealKey{X25519: x, PQID: b.PQPrekeyID, PQ: pq}, nil
+}
+
+// depositSecret is the key sealed boxes' ids are derived from, so a frame
+// sealed again gets the same id and a mailbox that holds it stores it once
+// (mailbox.SealFrom).
 func (s *Service) depositSecret() ([]byte, error) {
 	return hkdf.Key(sha256.New, s.cfg.DeviceDH.Bytes(), nil, "callsign/v1/mailbox-deposit-secret", 32)
 }
@@ -299,6 +334,7 @@ func (s *Service) mailboxLoop() {
 	poll := s.cfg.MailboxPoll
 	kick := s.mbox.kickCh()
 	registered := map[peer.ID]time.Time{}
+	uploadFailed := map[peer.ID]bool{} // until the next registration
 	for {
 		mbs := s.cfg.Mailboxes()
 		mine := make(map[peer.ID]bool, len(mbs))
@@ -317,17 +353,23 @@ func (s *Service) mailboxLoop() {
 			}
 			s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
 			if t, ok := registered[mb.ID]; !ok || s.cfg.Now().Sub(t) > mailboxRegister {
-				if err := s.registerMailbox(mb.ID); err != nil {
+				held, err := s.registerMailbox(mb.ID)
+				if err != nil {
 					continue
 				}
 				registered[mb.ID] = s.cfg.Now()
+				delete(uploadFailed, mb.ID)
+				s.topUpMailbox(mb.ID, held, uploadFailed)
 			}
-			if err := s.drainMailbox(mb.ID); err != nil {
+			held, err := s.drainMailbox(mb.ID)
+			if err != nil {
 				var re *mailbox.RefusedError
 				if errors.As(err, &re) && re.Status == mailbox.StatusNotMember {
 					delete(registered, mb.ID) // the mailbox forgot us: register again
 				}
+				continue
 			}
+			s.topUpMailbox(mb.ID, held, uploadFailed)
 		}
 		t := time.NewTimer(poll)
 		select {
@@ -355,31 +397,37 @@ func (s *Service) mboxStatus(mb peer.ID, fn func(st *MailboxStatus)) {
 	fn(st)
 }
 
-func (s *Service) registerMailbox(mb peer.ID) error {
+func (s *Service) registerMailbox(mb peer.ID) (mailbox.Held, error) {
 	ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
 	defer cancel()
-	waiting, err := mailbox.Register(ctx, s.cfg.Host, mb, s.cfg.Account, s.cfg.Cert, s.cfg.Now())
+	held, err := mailbox.Register(ctx, s.cfg.Host, mb, s.cfg.Account, s.cfg.Cert, s.cfg.Now())
 	s.mboxStatus(mb, func(st *MailboxStatus) {
 		st.Registered = err == nil
 		if err != nil {
 			st.LastError = err.Error()
 		} else {
-			st.Waiting, st.LastError = waiting, ""
+			st.Waiting, st.LastError = held.Waiting, ""
+			st.Prekeys = min(held.Prekeys, held.PQPrekeys)
 		}
 	})
 	if err != nil && s.ctx.Err() == nil {
 		s.log.Info("register with mailbox", "mailbox", mb, "err", err)
 	}
-	return err
+	return held, err
 }
 
 // drainMailbox takes everything waiting at mb, commits it and
-// acknowledges it, chunk by chunk.
-func (s *Service) drainMailbox(mb peer.ID) error {
+// acknowledges it, chunk by chunk, and returns what mb holds after.
+func (s *Service) drainMailbox(mb peer.ID) (mailbox.Held, error) {
+	var held mailbox.Held
 	for s.ctx.Err() == nil {
 		ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
-		entries, waiting, err := mailbox.Drain(ctx, s.cfg.Host, mb, drainChunk)
+		entries, h, err := mailbox.Drain(ctx, s.cfg.Host, mb, drainChunk)
 		cancel()
+		if err == nil {
+			held = h
+		}
+		waiting := held.Waiting
 		if err == nil && len(entries) > 0 {
 			var done []uint64
 			done, err = s.receiveBoxes(entries)
@@ -399,19 +447,20 @@ func (s *Service) drainMailbox(mb peer.ID) error {
 				return
 			}
 			st.LastError, st.Waiting, st.LastDrain = "", waiting, s.cfg.Now()
+			st.Prekeys = min(held.Prekeys, held.PQPrekeys)
 			st.Drained += len(entries)
 		})
 		if err != nil {
 			if s.ctx.Err() == nil {
 				s.log.Info("drain mailbox", "mailbox", mb, "err", err)
 			}
-			return err
+			return held, err
 		}
 		if len(entries) == 0 || waiting == 0 {
-			return nil
+			return held, nil
 		}
 	}
-	return s.ctx.Err()
+	return held, s.ctx.Err()
 }
 
 // receiveBoxes opens and commits drained envelopes, in order, and returns
@@ -461,7 +510,7 @@ func (s *Service) receiveBoxes(entries []mailbox.Entry) ([]uint64, error) {
 		return nil
 	}
 	for _, e := range entries {
-		frame, err := mailbox.Open(s.cfg.DeviceDH, e.Data)
+		frame, err := mailbox.Open(s.cfg.DeviceDH, pqPrekeys{s}, e.Data)
 		var from peer.ID
 		if err == nil {
 			from, err = s.framePeer(frame)

@@ -3,7 +3,6 @@ package msg
 import (
 	"bytes"
 	"context"
-	"crypto/ecdh"
 	"crypto/rand"
 	"sync/atomic"
 	"testing"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/mailbox"
 )
 
@@ -60,8 +60,11 @@ func BenchmarkMailbox(b *testing.B) {
 	})
 
 	// Sealed 1 KiB frames, as a sender deposits them.
-	dh := bob.cert.X25519
-	pub, err := ecdhPub(dh)
+	bundle, err := bob.svc.Bundle()
+	if err != nil {
+		b.Fatal(err)
+	}
+	to, err := sealKey(Recipient{Account: bob.acct.Public(), Devices: []identity.DeviceCert{bob.cert}, Bundle: bundle})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -72,7 +75,7 @@ func BenchmarkMailbox(b *testing.B) {
 	for i := range envs {
 		frame := make([]byte, 1024)
 		rand.Read(frame)
-		if envs[i], err = mailbox.Seal(pub, frame); err != nil {
+		if envs[i], err = mailbox.Seal(to, frame); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -152,5 +155,3 @@ func BenchmarkMailbox(b *testing.B) {
 		}
 	})
 }
-
-func ecdhPub(b []byte) (*ecdh.PublicKey, error) { return ecdh.X25519().NewPublicKey(b) }

@@ -9,9 +9,11 @@ import (
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/mailbox"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 )
 
 // loadPrekeys reads the prekey state from the store, or creates it, then
@@ -183,10 +185,10 @@ func (s *Service) fetchBundle(ctx context.Context, rec Recipient, dev identity.D
 		}
 		return b, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
+	dctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
 	defer cancel()
 	req := prekeyRequest{account: rec.Account.Bytes()}
-	resp, err := p2p.Request(ctx, s.cfg.Host, pid, ProtocolPrekey, true, req.marshal(), maxPrekeyResponse)
+	resp, err := p2p.Request(dctx, s.cfg.Host, pid, ProtocolPrekey, true, req.marshal(), maxPrekeyResponse)
 	if err == nil {
 		var r prekeyResponse
 		if r, err = unmarshalPrekeyResponse(resp); err == nil {
@@ -196,10 +198,114 @@ func (s *Service) fetchBundle(ctx context.Context, rec Recipient, dev identity.D
 			}
 		}
 	}
-	s.log.Debug("one-time prekey request failed; using the published bundle", "peer", rec.Account.ID(), "err", err)
+	s.log.Debug("one-time prekey request failed; asking the mailboxes", "peer", rec.Account.ID(), "err", err)
 	b, err := check(rec.Bundle)
 	if err != nil {
 		return e2e.Bundle{}, fmt.Errorf("published bundle: %w", err)
 	}
+	// The device is away: one of its mailboxes may hand out one-time
+	// prekeys it left there. Keys that don't verify are dropped, and
+	// without any the signed prekeys of the record serve.
+	if x, pq := s.mailboxPrekeys(ctx, rec); x != nil || pq != nil {
+		withOT := b
+		withOT.OneTime, withOT.OneTimePQ = x, pq
+		if err := withOT.Verify(rec.Account.Bytes()); err == nil {
+			return withOT, nil
+		}
+		s.log.Info("a mailbox handed out one-time prekeys that do not verify", "peer", rec.Account.ID())
+	}
 	return b, nil
+}
+
+// Mailbox one-time prekeys (package mailbox): this device hands each of
+// its mailboxes a batch of one-time prekeys of each kind, marked issued
+// and persisted before they leave, when the mailbox says (in its answer
+// to a registration or a drain) that it holds fewer than
+// mailboxPrekeyLow of either; the batch replaces what it held. A sender
+// that can't reach a device asks the device's mailboxes for a key of each
+// kind (mailboxPrekeys); a mailbox that refuses or has none leaves the
+// sender with the signed prekeys of the record, as before.
+const (
+	mailboxPrekeyBatch = 50
+	mailboxPrekeyLow   = 10
+)
+
+// topUpMailbox uploads a fresh batch of one-time prekeys to mb when held
+// says it is low. A mailbox whose upload failed is not asked again until
+// the next registration (failed[mb]), so an older mailbox that does not
+// take prekeys doesn't burn a batch at every poll.
+func (s *Service) topUpMailbox(mb peer.ID, held mailbox.Held, failed map[peer.ID]bool) {
+	if failed[mb] || min(held.Prekeys, held.PQPrekeys) >= mailboxPrekeyLow || s.ctx.Err() != nil {
+		return
+	}
+	s.preMu.Lock()
+	if s.prekeys == nil {
+		s.preMu.Unlock()
+		return
+	}
+	err := s.prekeys.GenerateOneTime(s.self, mailboxPrekeyBatch, s.cfg.Now(), nil)
+	var x, pq []e2e.OneTimePrekey
+	if err == nil {
+		x, pq = s.prekeys.IssueOneTime(mailboxPrekeyBatch)
+		if _, err = s.maintainPrekeysLocked(); err == nil {
+			err = s.persistPrekeysLocked()
+		}
+	}
+	if err != nil {
+		s.reloadPrekeysLocked()
+	}
+	s.preMu.Unlock()
+	if err != nil {
+		s.log.Warn("one-time prekeys for a mailbox", "mailbox", mb, "err", err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
+	defer cancel()
+	after, err := mailbox.UploadPrekeys(ctx, s.cfg.Host, mb, x, pq)
+	if err != nil {
+		failed[mb] = true
+		if s.ctx.Err() == nil {
+			s.log.Info("upload one-time prekeys to mailbox", "mailbox", mb, "err", err)
+		}
+		return
+	}
+	s.mboxStatus(mb, func(st *MailboxStatus) { st.Prekeys = min(after.Prekeys, after.PQPrekeys) })
+}
+
+// mailboxPrekeys asks rec's mailboxes, in turn, for one-time prekeys, and
+// returns the first answer that has any (shape checked, not signatures).
+// The mailbox learns that this connection asks for the member a token
+// names, as it does from a deposit.
+func (s *Service) mailboxPrekeys(ctx context.Context, rec Recipient) (x, pq *e2e.OneTimePrekey) {
+	for _, mb := range rec.Mailboxes[:min(len(rec.Mailboxes), mailboxCopies)] {
+		if mb.ID == s.cfg.Host.ID() {
+			continue
+		}
+		s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
+		token := mailbox.Token(rec.Account.Bytes(), []byte(mb.ID), mailbox.Day(s.cfg.Now()))
+		fctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
+		x, pq, err := mailbox.FetchPrekeys(fctx, s.cfg.Host, mb.ID, token)
+		cancel()
+		if err != nil {
+			s.log.Debug("one-time prekeys from a mailbox", "mailbox", mb.ID, "err", err)
+			continue
+		}
+		if x != nil || pq != nil {
+			return x, pq
+		}
+	}
+	return nil, nil
+}
+
+// pqPrekeys opens the KEM half of mailbox boxes with this device's signed
+// PQ prekeys (current, and replaced ones for e2e.PQPrekeyKeep).
+type pqPrekeys struct{ s *Service }
+
+func (p pqPrekeys) DecapsulatePQ(id uint32, ct []byte) ([]byte, error) {
+	p.s.preMu.Lock()
+	defer p.s.preMu.Unlock()
+	if p.s.prekeys == nil {
+		return nil, ErrClosed
+	}
+	return p.s.prekeys.DecapsulatePQ(id, ct)
 }
