@@ -1,6 +1,7 @@
 package web_test
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,5 +31,52 @@ func TestInviteInSettings(t *testing.T) {
 	p.Click("button", "Copy the invite")
 	if errs := p.Errors(); len(errs) > 0 {
 		t.Errorf("page errors: %v", errs)
+	}
+}
+
+// TestMailboxesInSettings: a member's settings show the community node
+// that holds its messages and that it is registered there; the community
+// node's show what it holds, including a message waiting for a member who
+// is offline.
+func TestMailboxesInSettings(t *testing.T) {
+	n := testnet.New(t, 3, testnet.Options{Web: web.FS()})
+	hub, alice, carol := n.Nodes[0], n.Nodes[1], n.Nodes[2]
+	n.WaitConnected(t, 2*time.Minute)
+	hubID, err := hub.Client.ID(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	carolID, err := carol.Client.ID(ctxT(t, time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	p := browser.OpenApp(t, "alice", alice.Dir)
+	p.WaitText("Welcome to callsign")
+	p.Click("button", "Later")
+	p.Click("link", "Settings")
+	p.Click("link", "Your node")
+	p.WaitText("Mailboxes")
+	p.WaitJS("the hub listed as a registered mailbox", `[...document.querySelectorAll(".mailbox")].some((li) =>
+		li.querySelector("[title]").title === `+strconv.Quote(hubID.Peer)+` && li.textContent.includes("Registered"))`)
+
+	// Carol goes offline; Alice's message to her waits at the hub.
+	if err := carol.Node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.Send(ctxT(t, time.Minute), carolID.Account, "for later"); err != nil {
+		t.Fatal(err)
+	}
+	h := browser.OpenApp(t, "hub", hub.Dir)
+	h.WaitText("Welcome to callsign")
+	h.Click("button", "Later")
+	h.Click("link", "Settings")
+	h.Click("link", "Your node")
+	h.WaitText("This community node holds 1 message")
+	h.WaitText("for 2 members while they are offline")
+	for _, tab := range []*browser.Tab{p, h} {
+		if errs := tab.Errors(); len(errs) > 0 {
+			t.Errorf("page errors: %v", errs)
+		}
 	}
 }

@@ -156,9 +156,11 @@ function node(body) {
   const hint = h("p", { class: "error-text", role: "status", hidden: true });
   const invite = h("section", { class: "card", "aria-labelledby": "invite-title", hidden: true });
   let shownInvite = null;
+  const boxes = h("div", { class: "mailboxes" });
   const addrs = h("ul", { role: "list", class: "addrs mono small" });
   body.replaceChildren(
     h("div", { class: "card" }, h("h2", { text: "Status" }), hint, status),
+    h("section", { class: "card", "aria-labelledby": "mailboxes-title" }, h("h2", { id: "mailboxes-title", text: "Mailboxes" }), boxes),
     invite,
     h("div", { class: "card" }, h("h2", { text: "Addresses" }), addrs),
     h("div", { class: "card" }, h("h2", { text: "This tab" }),
@@ -172,7 +174,7 @@ function node(body) {
       const facts = [
         ["Connection to the app", store.state.connected ? "Live" : "Reconnecting…"],
         ["Peers connected", `${st.peers} (${peers.filter((p) => p.limited).length} through a relay)`],
-        ["Routing table", `${st.routing_table} peers`],
+        ["Routing table", `${st.routing_table} ${st.routing_table === 1 ? "peer" : "peers"}`],
         ["Mode", st.public ? "Public node (DHT server and relay for others)" : "Private node"],
         ["Relays", st.relays && st.relays.length ? st.relays.map(shortAccount).join(", ") : "none"],
         ["Storage encryption", st.encryption === "passphrase" ? "Passphrase" : "Key file"],
@@ -182,6 +184,7 @@ function node(body) {
         ["API address", me.api || location.host],
       ];
       status.replaceChildren(...facts.flatMap(([k, v]) => [h("dt", { text: k }), h("dd", { class: k === "Data directory" ? "mono wrap" : "", text: String(v) })]));
+      mailboxes(boxes, st);
       hint.hidden = !st.hint;
       hint.textContent = st.hint || "";
       // The invite (and its QR code) is redrawn only when it changes.
@@ -198,6 +201,38 @@ function node(body) {
   load();
   const timer = setInterval(load, 5000);
   return { destroy() { clearInterval(timer); } };
+}
+
+// mailboxes shows the community nodes that hold this node's messages while
+// it is offline, what waits there, and, on a public node, what its own
+// mailbox holds for its members.
+function mailboxes(el, st) {
+  const parts = [];
+  const mine = st.mailboxes || [];
+  if (mine.length) {
+    parts.push(h("p", { class: "muted", text: "While this node is offline, messages to you wait at these community nodes, sealed: they can't read them or see who sent them. This node collects them when it starts and every 30 seconds." }));
+    parts.push(h("ul", { role: "list", class: "mailbox-list" }, mine.map((m) => {
+      const state = m.error ? `Not working: ${m.error}` : m.registered ? "Registered" : "Registering…";
+      const last = m.last_drain ? `checked ${since((Date.now() - new Date(m.last_drain).getTime()) / 1000)} ago` : "not checked yet";
+      return h("li", { class: "mailbox" },
+        h("span", { class: "mono small", title: m.peer, text: shortAccount(m.peer) }),
+        h("span", { class: m.error ? "error-text" : "", text: state }),
+        h("span", { class: "muted small", text: `${m.waiting} waiting · ${m.drained} collected since start · ${last}` }));
+    })));
+  } else if (!st.public) {
+    parts.push(h("p", { class: "muted", text: "No mailbox: messages sent to you while this node is offline wait at the sender's node until you are both online. Join a community node (callsign up --join INVITE) and it holds them for you." }));
+  }
+  if (st.mailbox) {
+    const held = st.mailbox;
+    parts.push(h("p", { text: `This community node holds ${held.waiting} ${held.waiting === 1 ? "message" : "messages"} (${size(held.bytes)}) for ${held.members} ${held.members === 1 ? "member" : "members"} while they are offline.` }));
+  }
+  el.replaceChildren(...parts);
+}
+
+function size(bytes) {
+  if (bytes < 1024) return `${bytes} bytes`;
+  if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
 }
 
 // inviteCard shows the invite a newcomer passes to `callsign up --join`:
