@@ -99,19 +99,9 @@ func (s *Store) GetSize(_ context.Context, key ds.Key) (int, error) {
 // Query implements ds.Read: the entries under q.Prefix are read in one
 // transaction, then filtered, ordered and limited as q says.
 func (s *Store) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
-	prefix := ds.NewKey(q.Prefix).String()
-	if prefix != "/" {
-		prefix += "/"
-	}
 	var entries []dsq.Entry
 	err := s.db.View(func(txn *badger.Txn) error {
-		o := badger.DefaultIteratorOptions
-		o.PrefetchValues = !q.KeysOnly
-		o.Prefix = []byte(prefix)
-		if prefix == "/" {
-			o.Prefix = nil
-		}
-		it := txn.NewIterator(o)
+		it := txn.NewIterator(under(q.Prefix, !q.KeysOnly))
 		defer it.Close()
 		for it.Rewind(); it.Valid(); it.Next() {
 			item := it.Item()
@@ -133,6 +123,33 @@ func (s *Store) Query(_ context.Context, q dsq.Query) (dsq.Results, error) {
 	nq := q
 	nq.Prefix = ""
 	return dsq.NaiveQueryApply(nq, dsq.ResultsWithEntries(q, entries)), nil
+}
+
+// CountKeys counts the keys under prefix (a datastore key, such as
+// "/csid") without reading or copying them, for the DHT's records-held
+// figure.
+func (s *Store) CountKeys(_ context.Context, prefix string) (int, error) {
+	n := 0
+	err := s.db.View(func(txn *badger.Txn) error {
+		it := txn.NewIterator(under(prefix, false))
+		defer it.Close()
+		for it.Rewind(); it.Valid(); it.Next() {
+			n++
+		}
+		return nil
+	})
+	return n, err
+}
+
+// under is the iterator over the keys under the datastore key prefix
+// (all keys for "" or "/"), prefetching values when asked.
+func under(prefix string, values bool) badger.IteratorOptions {
+	o := badger.DefaultIteratorOptions
+	o.PrefetchValues = values
+	if p := ds.NewKey(prefix).String(); p != "/" {
+		o.Prefix = []byte(p + "/")
+	}
+	return o
 }
 
 // Put implements ds.Write.

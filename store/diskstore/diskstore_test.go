@@ -85,3 +85,27 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("missing key: %v, want ds.ErrNotFound", err)
 	}
 }
+
+// TestCountKeys: the keys under a prefix are counted, not those of a
+// longer name sharing its first letters nor deleted ones.
+func TestCountKeys(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, k := range []string{"/csname/a", "/csname/b", "/csname/c", "/csid/a", "/csnamex/c"} {
+		if err := s.Put(ctx, ds.NewKey(k), []byte(k)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Delete(ctx, ds.NewKey("/csname/b")); err != nil {
+		t.Fatal(err)
+	}
+	for prefix, want := range map[string]int{"/csname": 2, "/csid": 1, "/": 4, "/cskeep": 0} {
+		if n, err := s.CountKeys(ctx, prefix); n != want || err != nil {
+			t.Errorf("CountKeys(%s) = %d, %v; want %d", prefix, n, err, want)
+		}
+	}
+}
