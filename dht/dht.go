@@ -135,6 +135,7 @@ type DHT struct {
 	checks       chan struct{}          // a slot per guard lookup running (guard.go)
 	keepKick     chan struct{}          // a schedule arrived (keep.go)
 	refused      *lru[string, struct{}] // guard verdicts: key + owner refused lately
+	stats        kadStats               // requests served (stats.go)
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -207,8 +208,10 @@ func New(cfg Config) (*DHT, error) {
 	if cfg.Server {
 		mode = kaddht.ModeServer
 	}
-	// kadHost bounds every kad message kad-dht reads (kadlimit.go).
-	kad, err := kaddht.New(kadHost{cfg.Host},
+	// kadHost bounds every kad message kad-dht reads (kadlimit.go) and
+	// counts the requests it serves (stats.go).
+	kad, err := kaddht.New(kadHost{cfg.Host, &d.stats},
+		kaddht.OnRequestHook(d.onRequest),
 		kaddht.ProtocolPrefix(ProtocolPrefix),
 		kaddht.Mode(mode),
 		kaddht.Datastore(d.guard),

@@ -21,6 +21,7 @@
 //	(*DHT).Presign() ([]byte, error); (*DHT).SetHandoff(fn); (*DHT).HandOff(ctx) // the owner's schedule for keepers
 //	(*DHT).AcceptKeep(ctx, req []byte) (int, error); (*DHT).KeptMembers() int    // the keeper's side (keep.go)
 //	(*DHT).RoutingTableSize() int; (*DHT).Kad() *kaddht.IpfsDHT
+//	(*DHT).Requests() []RequestCount; (*DHT).Records(ctx) (Records, error) // for metrics (stats.go)
 //
 // # Records
 //

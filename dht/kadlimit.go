@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"sync/atomic"
 	"time"
 
 	"github.com/callsign/callsign/p2p"
@@ -69,20 +70,28 @@ var (
 // its client streams with NewStream; everything else passes through.
 type kadHost struct {
 	host.Host
+	stats *kadStats // the requests served (stats.go)
 }
 
 // SetStreamHandler registers handler for pid with its streams bounded.
 func (h kadHost) SetStreamHandler(pid protocol.ID, handler network.StreamHandler) {
 	h.Host.SetStreamHandler(pid, func(s network.Stream) {
-		handler(newKadStream(s, maxKadRequest, network.ReservationPriorityMedium, kadFrameTimeout))
+		handler(h.served(s))
 	})
 }
 
 // SetStreamHandlerMatch is SetStreamHandler for protocols matching match.
 func (h kadHost) SetStreamHandlerMatch(pid protocol.ID, match func(protocol.ID) bool, handler network.StreamHandler) {
 	h.Host.SetStreamHandlerMatch(pid, match, func(s network.Stream) {
-		handler(newKadStream(s, maxKadRequest, network.ReservationPriorityMedium, kadFrameTimeout))
+		handler(h.served(s))
 	})
+}
+
+// served bounds a stream kad-dht serves, counting its requests.
+func (h kadHost) served(s network.Stream) *kadStream {
+	ks := newKadStream(s, maxKadRequest, network.ReservationPriorityMedium, kadFrameTimeout)
+	ks.stats = h.stats
+	return ks
 }
 
 // NewStream opens a kad-dht client stream with the answers read on it
@@ -112,6 +121,11 @@ type kadStream struct {
 	hdr      uint64 // the length prefix read so far
 	hdrLen   int    // its bytes; 0 between messages
 	reserved int    // bytes reserved in the stream's scope for the current message
+
+	// Served streams only (stats.go): the requests counted, and the state
+	// of the one in progress: stateIdle, stateDecoded, or its kind + 1.
+	stats *kadStats
+	state atomic.Int32
 }
 
 func newKadStream(s network.Stream, max int, prio uint8, timeout time.Duration) *kadStream {
@@ -143,6 +157,9 @@ func (s *kadStream) Write(b []byte) (int, error) {
 		_ = s.SetWriteDeadline(time.Now().Add(s.timeout))
 	}
 	n, err := s.Stream.Write(b)
+	if n > 0 {
+		s.answered()
+	}
 	if err != nil && s.timeout > 0 && kadTimedOut(err) {
 		_ = s.ResetWithError(p2p.CodeTimeout)
 	}
@@ -157,6 +174,9 @@ func (s *kadStream) scan(b []byte) error {
 			k := min(uint64(len(b)), s.body)
 			s.body -= k
 			b = b[k:]
+			if s.body == 0 {
+				s.decoded()
+			}
 			continue
 		}
 		c := b[0]
@@ -186,6 +206,9 @@ func (s *kadStream) scan(b []byte) error {
 			s.reserved = int(n)
 		}
 		s.body = n
+		if n == 0 {
+			s.decoded()
+		}
 	}
 	return nil
 }
@@ -201,6 +224,9 @@ func (s *kadStream) release() {
 // refuse resets the stream with code and returns err.
 func (s *kadStream) refuse(code network.StreamErrorCode, err error) error {
 	s.release()
+	if s.stats != nil {
+		s.stats.refused[kindUnknown].Add(1)
+	}
 	_ = s.ResetWithError(code)
 	return err
 }
