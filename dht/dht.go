@@ -325,11 +325,21 @@ func (d *DHT) Close() error {
 // RoutingTableSize returns the number of peers in the routing table.
 func (d *DHT) RoutingTableSize() int { return d.kad.RoutingTable().Size() }
 
-// Kad returns the underlying kad-dht, for peer routing (FindPeer) and
-// libp2p's routing interfaces. Values must not be put or got through it:
-// kad-dht's GetValue trusts the first best answer and its PutValue reports
-// success when every peer refused.
-func (d *DHT) Kad() *kaddht.IpfsDHT { return d.kad }
+// FindPeer asks the network for a peer's current addresses (kad-dht's
+// peer routing), bounded by QueryTimeout and by Close. Values are put and
+// got only through this package's own methods: kad-dht's GetValue trusts
+// the first best answer and its PutValue reports success when every peer
+// refused, so the kad-dht itself is not handed out.
+func (d *DHT) FindPeer(ctx context.Context, id peer.ID) (peer.AddrInfo, error) {
+	ctx, cancel := d.opCtx(ctx)
+	defer cancel()
+	return d.kad.FindPeer(ctx, id)
+}
+
+// Refresh fills the routing table: a lookup of this node's own key and of
+// random keys, as kad-dht's bootstrap does (used when the node first finds
+// a peer, so that its table fills without waiting for the next refresh).
+func (d *DHT) Refresh(ctx context.Context) error { return d.kad.Bootstrap(ctx) }
 
 // opCtx bounds an operation by QueryTimeout and by Close.
 func (d *DHT) opCtx(ctx context.Context) (context.Context, context.CancelFunc) {

@@ -20,7 +20,7 @@
 //	(*DHT).Keep(key string, raw []byte) error               // a public node republishing members' records
 //	(*DHT).Presign() ([]byte, error); (*DHT).SetHandoff(fn); (*DHT).HandOff(ctx) // the owner's schedule for keepers
 //	(*DHT).AcceptKeep(ctx, req []byte) (int, error); (*DHT).KeptMembers() int    // the keeper's side (keep.go)
-//	(*DHT).RoutingTableSize() int; (*DHT).Kad() *kaddht.IpfsDHT
+//	(*DHT).RoutingTableSize() int; (*DHT).FindPeer(ctx, peer.ID); (*DHT).Refresh(ctx) // peer routing
 //	(*DHT).Requests() []RequestCount; (*DHT).Records(ctx) (Records, error) // for metrics (stats.go)
 //
 // # Records

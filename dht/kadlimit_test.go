@@ -552,7 +552,7 @@ func TestKadAnswerCap(t *testing.T) {
 	ping := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return d.Kad().Ping(ctx, evil.ID())
+		return d.kad.Ping(ctx, evil.ID())
 	}
 	if err := ping(); err == nil {
 		t.Fatal("ping answered with a 4 MiB announcement succeeded")

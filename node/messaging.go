@@ -114,7 +114,7 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 		// Not connected: the addresses we know may be stale (the peer
 		// restarted on another port), so ask the DHT for fresh ones.
 		fctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		ai, err := d.n.dht.Kad().FindPeer(fctx, pid)
+		ai, err := d.n.dht.FindPeer(fctx, pid)
 		cancel()
 		if err == nil && len(ai.Addrs) > 0 {
 			d.n.host.Peerstore().AddAddrs(pid, ai.Addrs, peerstore.TempAddrTTL)

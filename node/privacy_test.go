@@ -102,7 +102,7 @@ func TestStrangersGetNoDirectConnection(t *testing.T) {
 		}
 	}
 	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-	ai, err := stranger.DHT().Kad().FindPeer(fctx, aliceID)
+	ai, err := stranger.DHT().FindPeer(fctx, aliceID)
 	cancel()
 	if err != nil {
 		t.Fatalf("find alice through the DHT: %v", err)

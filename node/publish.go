@@ -257,5 +257,5 @@ func (n *Node) joinDHT(ctx context.Context) {
 		case <-t.C:
 		}
 	}
-	_ = n.dht.Kad().Bootstrap(ctx)
+	_ = n.dht.Refresh(ctx)
 }
