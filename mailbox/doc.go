@@ -1,13 +1,17 @@
 // Package mailbox holds sealed envelopes on a public (community) node for
 // its members while they are offline: the /callsign/mailbox/1.0.0
-// protocol (register, deposit, drain, acknowledge), its storage, quotas,
-// expiry and rate limits, the sealed-sender box senders put a msg frame
-// in, and the rotating recipient tokens deposits are addressed by. Server
-// is the mailbox; Register, Deposit, Drain and Ack are its clients' side.
+// protocol (register, deposit, drain, acknowledge, and the one-time
+// prekeys a member leaves for first contacts: upload, fetch), its storage,
+// quotas, expiry and rate limits, the sealed-sender box senders put a msg
+// frame in, and the rotating recipient tokens deposits are addressed by.
+// Server is the mailbox; Register, Deposit, Drain, Ack, UploadPrekeys and
+// FetchPrekeys are its clients' side.
 //
-// mailbox builds on store, p2p and identity. It must not import msg, dht,
-// node, api, media or pion: what it carries is opaque to it (msg seals a
-// Deliver frame into it and opens it again on the member's device).
+// mailbox builds on store, p2p, identity and e2e (only to check uploaded
+// one-time prekeys by e2e's own rules: their encoding and the account's
+// signature). It must not import msg, dht, node, api, media or pion: the
+// envelopes it carries are opaque to it (msg seals a Deliver frame into
+// one and opens it again on the member's device).
 //
 // # Storage
 //
@@ -15,7 +19,8 @@
 // (store/mailbox.go: mbox/m/, mbox/e/, mbox/d/), not in a second badger:
 // they get the store's encryption at rest and per-value sealing for free,
 // one data directory stays one thing to back up, lock and verify, and a
-// second badger would double the node's memory tables and caches. A
+// second badger would double the node's memory tables and caches. The
+// one-time prekeys are there too (store/mailbox_prekeys.go: mbox/k/). A
 // deposit is answered only after the transaction that holds it commits
 // (store's durability: it survives kill -9); a drained envelope is deleted
 // only when the member acknowledges it, which it does after its own
@@ -44,11 +49,22 @@
 //	                            at most Config.MaxEnvelope (default 80 KiB)
 //	field 8  max        varint  drain: 1..256 envelopes wanted
 //	field 9  seq        varint  ack: repeated 1..256, sequence numbers to delete
+//	field 10 prekey     bytes   upload (op 5): repeated 0..100, X25519 one-time prekeys
+//	field 11 pqprekey   bytes   upload: repeated 0..100, ML-KEM-768 one-time prekeys;
+//	                            each of both a OneTimePrekey (e2e.MarshalOneTimePrekey:
+//	                            field 1 id varint, field 2 public key, 32 or 1184 bytes,
+//	                            field 3 the account's 64-byte signature), at most 1,300 bytes;
+//	                            an upload carries at least one
+//	field 6  token      bytes   fetch (op 6): the member's recipient token, as for a deposit
 //
-// Exactly the fields of the op must be present. A drain or ack is for the
-// member one of whose registered devices is the stream's remote peer: the
-// libp2p connection authenticates it (the registration proved the account
-// certified that peer id), no one else can drain or delete.
+// Exactly the fields of the op must be present. A drain, ack or upload is
+// for the member one of whose registered devices is the stream's remote
+// peer: the libp2p connection authenticates it (the registration proved
+// the account certified that peer id), no one else can drain, delete or
+// upload; an upload needs no signature of its own beyond that connection
+// to this mailbox (the connection is the device's key at work, and is
+// bound to this mailbox's peer id), but every key in it must carry the
+// member account's e2e signature for its kind.
 //
 //	Response
 //	field 1  status     varint  1 ok, 2 not a member, 3 over quota, 4 too large,
@@ -61,7 +77,11 @@
 //	field 4  entry      bytes   drain: repeated, oldest first, at most 1 MiB of data
 //	                            past the first: Entry{field 1 seq varint, field 2 data bytes}
 //	field 5  waiting    varint  drain: envelopes still waiting after these;
-//	                            register and ack: envelopes waiting
+//	                            register, ack and upload: envelopes waiting
+//	field 6  prekey     bytes   fetch: an X25519 one-time prekey, handed out once (as uploaded)
+//	field 7  pqprekey   bytes   fetch: an ML-KEM-768 one-time prekey, handed out once
+//	field 8  prekeys    varint  register, drain, ack, upload: X25519 one-time prekeys held, 0..100
+//	field 9  pqprekeys  varint  same, ML-KEM-768 ones
 //
 // A request that does not parse gets status 6 (malformed) and changes
 // nothing; the stream and the node carry on. A deposit for a token no
@@ -77,22 +97,85 @@
 // which keeps every message until the recipient acknowledges it, is what
 // still holds the message.
 //
+// # One-time prekeys
+//
+// A member leaves batches of its one-time prekeys (e2e's OPK and PQOPK,
+// signed by its account key) at each of its mailboxes, like Signal's
+// server: an upload's keys of a kind replace every key of that kind the
+// mailbox held for the member, at most Config.MaxPrekeys (default 100) of
+// each; the mailbox checks each key's encoding and signature against the
+// member's account and stores all or nothing (a non-member's upload is 2,
+// a bad signature or another account's key 9, more than MaxPrekeys 4, a
+// key that does not parse or repeats 6). The answers to register, drain,
+// ack and upload say how many of each are left, and the member uploads a
+// new batch when they run low (msg: 50 of each when either falls below
+// 10). Keys are per account: they belong to its one device today.
+//
+// A sender that can't reach a recipient's device for a first contact asks
+// one of its mailboxes for keys by the recipient's token (the deposit's,
+// so the fetch names the member no more than a deposit does). The mailbox
+// deletes the oldest key of each kind it holds in a transaction that
+// commits before it answers, so no key is handed out twice, even across a
+// crash. The sender checks the keys' signatures (e2e.Bundle.Verify) and
+// starts PQXDH with them and the record's signed prekeys; the member
+// deletes a one-time prekey's private half when the handshake uses it, so
+// it is never accepted twice.
+//
+// Draining a member's keys with a flood is the classic attack. It is
+// bounded twice: one peer may fetch Config.FetchRate a second (burst
+// FetchBurst; default one in 6 s, 10), beyond which it gets 7 (rate
+// limited); and whoever asks, the mailbox hands out MemberRate keys of a
+// member a second (burst MemberBurst; default one in 2 min, 20), so many
+// peers together take at most about 30 an hour plus the burst. Past
+// either bound, or with no keys left, a fetch answers ok with no key and
+// the sender starts PQXDH with the signed prekey and the ML-KEM
+// last-resort prekey of the identity record, as without a mailbox: first
+// contact keeps working, with the one-time keys' extra forward secrecy
+// lost only for the handshakes made during the flood.
+//
 // # Sealed sender
 //
 // The sender puts its msg Deliver frame (message id, sender account key,
-// device certificate, ratchet ciphertext) in a box sealed to the
-// recipient device's X25519 key from its certificate:
+// device certificate, ratchet ciphertext) in a box sealed to two keys of
+// the recipient's device: the X25519 key of its certificate and the
+// ML-KEM-768 last-resort prekey of the bundle in its identity record
+// (PQSPK, signed by the account; the record carries no other ML-KEM key,
+// so the record's format did not change). Version 2, the only one sealed:
+//
+//	box    = 0x02 || id (16) || PQSPK id (4, BE) || ephemeral X25519 key (32) ||
+//	         ML-KEM-768 ciphertext (1088) || ChaCha20-Poly1305(k, nonce 0, frame, ad = header)
+//	header = the box up to the AEAD ciphertext (1,141 bytes)
+//	k      = HKDF-SHA256(ikm = ML-KEM shared secret || X25519(ephemeral, recipient),
+//	                     salt = header || recipient X25519 key,
+//	                     info = "callsign/v1/mailbox-seal-hybrid")
+//
+// so the sender's identity travels only inside the encryption, which a
+// recorded box keeps from a future quantum attacker unless both X25519
+// and ML-KEM fall; the recipient opens the box and hands the frame to
+// msg, which checks the certificate and the ratchet exactly as for a
+// frame from a stream (the certificate's peer id standing in for the
+// stream's). A box costs 1,157 bytes over its frame (version 1: 49).
+//
+// The recipient keeps a replaced PQSPK for e2e.PQPrekeyKeep (45 days) for
+// these boxes, longer than the mailbox's 30-day expiry plus a record's 7
+// days. Version 1 boxes (X25519 only, sealed before version 2),
 //
 //	box = 0x01 || ephemeral X25519 key (32) || ChaCha20-Poly1305(k, nonce 0, frame, ad)
 //	k   = HKDF-SHA256(ikm = X25519(ephemeral, recipient), salt = ephemeral || recipient,
 //	                  info = "callsign/v1/mailbox-seal"), ad = "callsign/v1/mailbox-seal"
 //
-// so the sender's identity travels only inside the encryption; the
-// recipient opens the box and hands the frame to msg, which checks the
-// certificate and the ratchet exactly as for a frame from a stream (the
-// certificate's peer id standing in for the stream's). The box is X25519
-// only: a future quantum attacker who recorded it learns the sender's
-// identity, not the message, which the ratchet's PQXDH start protects.
+// still open, so envelopes that waited through an upgrade are not lost.
+//
+// A mailbox counts a replayed deposit once by a digest: for a version 2
+// box, of its version and id, SHA-256("callsign/v1/mailbox-digest" ||
+// 0x00 || 0x02 || id)[:16]; for anything else, SHA-256 of all its bytes.
+// A sender derives the id from its own secret, the recipient's X25519 key
+// and the frame (SealFrom), so a frame sealed again after a restart gets
+// the same id though not the same bytes: Go's ML-KEM encapsulates only
+// with randomness it draws itself (crypto/mlkem/mlkemtest's derandomized
+// Encapsulate768 is for known-answer tests only), so the box itself can't
+// be deterministic. The id tells the mailbox only that two deposits carry
+// the same message, as equal bytes did.
 //
 // # Recipient tokens
 //
@@ -118,7 +201,17 @@
 // account takes looking that peer id up in the DHT), the time and size of
 // each deposit and the number of envelopes in it, the member each deposit
 // is for (the mailbox computes its members' tokens), when the member
-// drains and from which device and address, and how much waits. The store
-// keeps only the member's account key, device peer ids, and per envelope
-// its expiry, a digest and the box: nothing about the depositor.
+// drains and from which device and address, and how much waits. From
+// one-time prekeys it learns, likewise: that the fetching connection is
+// about to write to the member the token names for the first time (the
+// same connection's deposit usually follows), when, and how many first
+// contacts a member gets (the keys it hands out) and when the member
+// uploads; the keys are public and signed, so it can't forge one or read
+// anything with one. A mailbox that hands a key out twice gets the second
+// first contact refused by the recipient ("session: unknown prekey": a
+// one-time prekey is accepted once), which is no more than a mailbox
+// dropping an envelope can do. The store keeps only the
+// member's account key, device peer ids, its one-time prekeys, and per
+// envelope its expiry, a digest and the box: nothing about the depositor
+// or the fetcher.
 package mailbox

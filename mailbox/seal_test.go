@@ -160,3 +160,45 @@ func TestSealFromDuplicate(t *testing.T) {
 		t.Fatal("distinct boxes share a digest")
 	}
 }
+
+// BenchmarkSeal measures sealing and opening a 1 KiB frame in the hybrid
+// box beside the X25519-only version 1 box, in the same run:
+//
+//	go test ./mailbox -run '^$' -bench Seal
+func BenchmarkSeal(b *testing.B) {
+	x, kem, to := recipient(b, 1)
+	frame := bytes.Repeat([]byte{'m'}, 1024)
+	v1 := sealV1Box(b, x.PublicKey(), frame)
+	v2, err := SealFrom([]byte("secret"), to, frame)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Run("v1-x25519/seal", func(b *testing.B) {
+		for b.Loop() {
+			sealV1Box(b, x.PublicKey(), frame)
+		}
+		b.ReportMetric(float64(len(v1)-len(frame)), "overhead-B")
+	})
+	b.Run("v1-x25519/open", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Open(x, kem, v1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("v2-hybrid/seal", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := SealFrom([]byte("secret"), to, frame); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(len(v2)-len(frame)), "overhead-B")
+	})
+	b.Run("v2-hybrid/open", func(b *testing.B) {
+		for b.Loop() {
+			if _, err := Open(x, kem, v2); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
