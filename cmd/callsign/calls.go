@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"maps"
 	"path/filepath"
@@ -16,23 +16,11 @@ import (
 	"github.com/callsign/callsign/api"
 )
 
-func callCommands() []*command {
-	return []*command{
-		callCommand(),
-		{name: "calls", summary: "list live calls and the call log, newest first, with the IDs answer, decline and hangup take",
-			read: true, run: runCalls},
-		answerCommand(),
-		{name: "decline", args: "[ID]", summary: "decline a ringing call (default: the one ringing now)", run: callAction("decline")},
-		{name: "hangup", args: "[ID]", summary: "hang up a live call (default: the one live now)", run: callAction("hangup")},
-		settingsCallsCommand(),
-	}
-}
-
 // mediaFlags are the media of a headless call: what to send and where to
 // record what comes back.
 type mediaFlags struct{ audio, video, record string }
 
-func (m *mediaFlags) register(fs *flag.FlagSet) {
+func (m *mediaFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&m.audio, "audio", "", "`SOURCE` of the audio to send: tone, an Ogg/Opus file, a FIFO, or - for standard input")
 	fs.StringVar(&m.video, "video", "", "`SOURCE` of the video to send: pattern, an IVF/VP8 file, a FIFO, or - for standard input")
 	fs.StringVar(&m.record, "record", "", "record the received audio (Ogg/Opus) and video (IVF) into `DIR`")
@@ -131,11 +119,11 @@ func callCommand() *command {
 		relayOnly bool
 	)
 	return &command{
-		name: "call", args: "NAME", read: true,
+		name: "calls start", aliases: []string{"call"}, args: "NAME", read: true,
 		summary: "call someone by handle (headless: send files, a stream or a tone and pattern, record what comes back); " +
 			"progress goes to standard error, a summary to standard output",
 		details: streamDetails("callsign call alice --audio -"),
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			m.register(fs)
 			fs.DurationVar(&dur, "for", 0, "hang up `DURATION` after the call connects (default: until Ctrl-C or the other side hangs up)")
 			fs.BoolVar(&relayOnly, "relay-only", false, "use the relay only, so the other side never learns your address")
@@ -430,7 +418,7 @@ func ringingIn(cl api.Call) bool { return cl.Direction == "in" && cl.State == "r
 func answerCommand() *command {
 	var m mediaFlags
 	return &command{
-		name: "answer", args: "[ID]", summary: "answer a ringing call (default: the one ringing now); with a stream on standard input, " +
+		name: "calls answer", aliases: []string{"answer"}, args: "[ID]", summary: "answer a ringing call (default: the one ringing now); with a stream on standard input, " +
 			"stay until the call ends",
 		details: streamDetails("callsign answer --audio -"),
 		flags:   m.register,
@@ -515,7 +503,7 @@ func settingsCallsCommand() *command {
 				"autoanswer: your node answers every call it lets ring, sending a tone and a pattern and recording into DIR. " +
 				"allow, deny or default NAME: a contact's own rule, over who may call.",
 		},
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&record, "record", "", "with autoanswer: record answered calls into `DIR`")
 		},
 		run: func(ctx context.Context, e *env, args []string) error { return runCallSettings(ctx, e, args, record) },

@@ -4,19 +4,24 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
-	"sort"
-	"strconv"
+	"regexp"
 	"strings"
-	"text/tabwriter"
-	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/callsign/callsign/api"
 )
+
+// The command line is parsed by cobra (github.com/spf13/cobra, with its
+// pflag flags): it finds the command in the tree commands() describes,
+// parses global and command flags wherever they come among the
+// arguments, and runs the command. This file decides what the user sees
+// when it cannot: help, usage errors, suggestions and exit codes.
 
 // Exit codes.
 const (
@@ -41,9 +46,15 @@ type hintError struct{ msg, hint string }
 func (h *hintError) Error() string { return h.msg }
 func (h *hintError) Hint() string  { return h.hint }
 
-// command is one subcommand. run gets the flag set's remaining arguments.
+// command is one subcommand. run gets the positional arguments, in order,
+// whatever flags came among them.
 type command struct {
-	name    string // "handle claim"
+	name string // the canonical `noun verb` form: "handle resolve"
+	// aliases are other names of the command, each a whole path from the
+	// top: "whois" for "handle resolve". An alias that is also a group's
+	// name ("messages", the group of "messages send") makes the group run
+	// the command when no subcommand follows.
+	aliases []string
 	args    string // "NAME"
 	summary string
 	// forms, when set, are the ways to call the command, each the
@@ -53,9 +64,12 @@ type command struct {
 	// with two spaces is an example, printed as it is.
 	details []string
 	read    bool // a read command: has --json
-	flags   func(fs *flag.FlagSet)
+	flags   func(fs *pflag.FlagSet)
 	run     func(ctx context.Context, e *env, args []string) error
 }
+
+// names returns the command's names: the canonical one, then the aliases.
+func (c *command) names() []string { return append([]string{c.name}, c.aliases...) }
 
 // env is what a subcommand runs with.
 type env struct {
@@ -98,59 +112,83 @@ func (e *env) print(v any, human func(w io.Writer)) error {
 	return nil
 }
 
-func commands() []*command {
-	cmds := []*command{
-		upCommand(),
-		webCommand(),
-		idCommand(),
-		inviteCommand(),
-		{name: "status", summary: "show peers, routing table, relays and encryption", read: true, run: runStatus},
-		{name: "peers", summary: "list connected peers", read: true, run: runPeers},
-		{name: "handle claim", args: "NAME", summary: "claim a global handle (returns once confirmed by a read)", read: true, run: runClaim},
-		{name: "handle list", summary: "list the handles this node holds", read: true, run: runHandles},
-		{name: "whois", args: "NAME", summary: "resolve a handle, name~suffix or account id", read: true, run: runWhois},
-		contactsAddCommand(),
-		{name: "contacts rm", args: "NAME", summary: "remove a contact", run: runContactsRm},
-		{name: "contacts list", summary: "list contacts", read: true, run: runContactsList},
-		storeVerifyCommand(),
-	}
-	cmds = append(cmds, messageCommands()...)
-	cmds = append(cmds, callCommands()...)
-	return append(cmds, versionCommand())
+// Usage lines of the command line as a whole.
+const (
+	globalUsage = "usage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]"
+	helpHint    = "run `callsign help` for the list of commands"
+)
+
+// cmdline is the command tree of one run, built from commands().
+type cmdline struct {
+	e    *env
+	cmds []*command
+	root *cobra.Command
+	of   map[*cobra.Command]*command // the command a cobra command runs
 }
 
-// globals are the flags that may come before the command:
-// `callsign --data DIR status --json` and `callsign --json --data DIR status`
-// mean the same as `callsign status --data DIR --json`.
-type globals struct {
-	data    string
-	json    bool
-	version bool
-	set     []string // the flags given, as arguments for the command's flag set
-}
-
-// parseGlobals parses the flags before the command and returns the rest
-// of the command line.
-func parseGlobals(args []string) (globals, []string, error) {
-	var g globals
-	fs := flag.NewFlagSet("callsign", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	fs.StringVar(&g.data, "data", "", "")
-	fs.BoolVar(&g.json, "json", false, "")
-	fs.BoolVar(&g.version, "version", false, "")
-	if err := fs.Parse(args); err != nil {
-		return g, nil, err
+// newCLI builds the command tree, its flags writing into e.
+func newCLI(e *env) *cmdline {
+	c := &cmdline{e: e, cmds: commands(), of: map[*cobra.Command]*command{}}
+	c.root = &cobra.Command{
+		Use:               "callsign",
+		SilenceErrors:     true,
+		SilenceUsage:      true,
+		CompletionOptions: cobra.CompletionOptions{DisableDefaultCmd: true},
 	}
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "data":
-			g.set = append(g.set, "--data="+g.data)
-		case "json":
-			g.set = append(g.set, "--json="+strconv.FormatBool(g.json))
+	c.root.SetOut(e.stdout)
+	c.root.SetErr(e.stderr)
+	c.root.SetHelpFunc(c.helpFunc)
+	c.root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{msg: err.Error()} })
+	globalFlags(c.root.PersistentFlags(), &e.data, &e.json)
+	for _, cmd := range c.cmds {
+		for i, name := range cmd.names() {
+			cc := c.node(strings.Fields(name))
+			if c.of[cc] != nil {
+				panic("bug: two commands named " + name)
+			}
+			c.of[cc] = cmd
+			cc.Hidden = i > 0 && !cc.HasSubCommands()
+			cc.Args = cobra.ArbitraryArgs
+			if cmd.flags != nil {
+				cmd.flags(cc.Flags())
+			}
+			cc.RunE = func(cc *cobra.Command, args []string) error { return c.runCommand(cc.Context(), cmd, args) }
 		}
-	})
-	return g, fs.Args(), nil
+	}
+	return c
+}
+
+// globalFlags are the flags every command takes, before or after it.
+func globalFlags(fs *pflag.FlagSet, data *string, asJSON *bool) {
+	fs.StringVar(data, "data", "", "`DIR` holds the node's data (default $CALLSIGN_DATA, else $XDG_DATA_HOME/callsign)")
+	// Every command takes --json so that it can say clearly when it has no
+	// JSON to print; only read commands list it in their help.
+	fs.BoolVar(asJSON, "json", false, "print JSON on standard output (progress and warnings go to standard error)")
+}
+
+// node returns the cobra command at path, making it and the groups above
+// it as needed.
+func (c *cmdline) node(path []string) *cobra.Command {
+	cur := c.root
+	for _, word := range path {
+		var next *cobra.Command
+		for _, sub := range cur.Commands() {
+			if sub.Name() == word {
+				next = sub
+			}
+		}
+		if next == nil {
+			next = &cobra.Command{Use: word}
+			cur.AddCommand(next)
+		}
+		cur = next
+	}
+	return cur
+}
+
+// nameOf is the path of cc without "callsign": "handle claim".
+func nameOf(cc *cobra.Command) string {
+	return strings.TrimPrefix(strings.TrimPrefix(cc.CommandPath(), "callsign"), " ")
 }
 
 // run is the whole CLI: it parses args, runs one subcommand and returns the
@@ -161,109 +199,165 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 // runStdin is run with stdin as the command's standard input.
 func runStdin(ctx context.Context, stdin io.Reader, args []string, stdout, stderr io.Writer) int {
-	cmds := commands()
-	if len(args) == 0 {
-		usage(stderr, cmds)
-		return exitUsage
-	}
-	g, rest, err := parseGlobals(args)
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		usage(stdout, cmds)
-		return exitOK
-	case err != nil:
-		fmt.Fprintf(stderr, "callsign: %s\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\nhint: a command's own flags go after the command; run `callsign help` for the list of commands\n", err)
-		return exitUsage
-	case g.version:
-		rest = append([]string{"version"}, rest...)
-	case len(rest) == 0:
-		fmt.Fprintf(stderr, "callsign: no command\nhint: run `callsign help` for the list of commands\n")
-		return exitUsage
-	}
-	if rest[0] == "help" {
-		return help(stdout, stderr, cmds, rest[1:])
-	}
-	cmd, rest := find(cmds, rest)
-	if cmd == nil {
-		if subs := group(cmds, rest[0]); len(subs) > 0 && len(rest) == 2 && isHelpFlag(rest[1]) {
-			groupHelp(stdout, rest[0], subs)
-			return exitOK
-		}
-		return unknownCommand(stderr, cmds, rest)
-	}
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	fs := cmd.newFlagSet(e)
-	// Flags may come before or after positional arguments.
-	pos, err := parseInterleaved(fs, append(g.set, rest...))
-	switch {
-	case errors.Is(err, flag.ErrHelp):
-		commandHelp(stdout, cmd, fs)
-		return exitOK
-	case err != nil:
-		return failUsage(stderr, cmd, err)
-	case e.json && !cmd.read:
-		return failUsage(stderr, cmd, usageError{
-			msg:  fmt.Sprintf("%q has no --json output", cmd.name),
-			hint: "--json is for read commands, such as status, whois, messages and calls",
-		})
-	}
-	if e.data, err = dataDir(e.data); err != nil {
-		return fail(stderr, err)
-	}
+	c := newCLI(e)
 	defer func() {
 		if e.client != nil {
 			e.client.Close()
 		}
 	}()
-	if err := cmd.run(ctx, e, pos); err != nil {
-		var ue usageError
-		if errors.As(err, &ue) {
-			return failUsage(stderr, cmd, err)
-		}
-		return fail(stderr, err)
+	if len(args) == 0 {
+		c.usage(stderr)
+		return exitUsage
 	}
-	return exitOK
+	args = c.longFlags(args)
+
+	// Before the command only global flags may come: a command's own flag
+	// there is more likely a mistake than a wish.
+	pre := pflag.NewFlagSet("callsign", pflag.ContinueOnError)
+	pre.SetOutput(io.Discard)
+	pre.Usage = func() {}
+	pre.SetInterspersed(false)
+	var data string
+	var asJSON, version bool
+	globalFlags(pre, &data, &asJSON)
+	pre.BoolVar(&version, "version", false, "")
+	err := pre.Parse(args)
+	words := leadingWords(pre.Args())
+	switch {
+	case errors.Is(err, pflag.ErrHelp):
+		c.usage(stdout)
+		return exitOK
+	case err != nil:
+		fmt.Fprintf(stderr, "callsign: %s\n%s\nhint: a command's own flags go after the command; %s\n", err, globalUsage, helpHint)
+		return exitUsage
+	case version:
+		args = append([]string{"version"}, dropFlag(args, "--version")...)
+		words = append([]string{"version"}, words...)
+	case len(words) == 0:
+		fmt.Fprintf(stderr, "callsign: no command\nhint: %s\n", helpHint)
+		return exitUsage
+	}
+	if words[0] == "help" {
+		return c.help(stdout, stderr, pre.Args()[1:])
+	}
+
+	cc, _, err := c.root.Find(args)
+	cmd := c.of[cc]
+	depth := len(strings.Fields(nameOf(cc)))
+	switch {
+	case err != nil || cc == c.root:
+		return c.unknownCommand(stderr, words)
+	case cmd == nil && !hasHelpFlag(args):
+		// A group's name alone, or with a word that names none of its
+		// commands.
+		return c.unknownCommand(stderr, words)
+	case cmd != nil && cmd.args == "" && cmd.forms == nil && cc.HasSubCommands() && len(words) > depth:
+		// A group that runs a command of no arguments ("calls"), with a
+		// word after it: a mistyped subcommand more likely than an
+		// argument.
+		return c.unknownCommand(stderr, words)
+	}
+
+	c.root.SetArgs(args)
+	cc, err = c.root.ExecuteContextC(ctx)
+	if err == nil {
+		return exitOK
+	}
+	var ue usageError
+	if cmd := c.of[cc]; cmd != nil && errors.As(err, &ue) {
+		return failUsage(stderr, nameOf(cc), cmd, err)
+	}
+	return fail(stderr, err)
 }
 
-func isHelpFlag(s string) bool {
-	switch s {
-	case "-h", "--h", "-help", "--help":
-		return true
+// runCommand runs cmd with the flags parsed.
+func (c *cmdline) runCommand(ctx context.Context, cmd *command, args []string) error {
+	e := c.e
+	if e.json && !cmd.read {
+		return usageError{
+			msg:  fmt.Sprintf("%q has no --json output", cmd.name),
+			hint: "--json is for read commands, such as status, whois, messages and calls",
+		}
+	}
+	var err error
+	if e.data, err = dataDir(e.data); err != nil {
+		return err
+	}
+	return cmd.run(ctx, e, args)
+}
+
+// singleDash is a flag written with one dash, as Go's flag package allows:
+// -data DIR, -json.
+var singleDash = regexp.MustCompile(`^-([a-z][a-z0-9-]+)(=.*)?$`)
+
+// longFlags rewrites the flags written the way the CLI took them before
+// it used pflag: -data and -json (one dash) become --data and --json, and
+// --h becomes -h. Only names of flags the CLI has are rewritten, and
+// nothing after "--".
+func (c *cmdline) longFlags(args []string) []string {
+	known := map[string]bool{"help": true, "version": true}
+	var visit func(cc *cobra.Command)
+	visit = func(cc *cobra.Command) {
+		cc.Flags().VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+		cc.PersistentFlags().VisitAll(func(f *pflag.Flag) { known[f.Name] = true })
+		for _, sub := range cc.Commands() {
+			visit(sub)
+		}
+	}
+	visit(c.root)
+	out := make([]string, len(args))
+	for i, a := range args {
+		if a == "--" {
+			copy(out[i:], args[i:])
+			break
+		}
+		if m := singleDash.FindStringSubmatch(a); m != nil && known[m[1]] {
+			a = "-" + a
+		}
+		if a == "--h" {
+			a = "-h"
+		}
+		out[i] = a
+	}
+	return out
+}
+
+// leadingWords returns the arguments before the first flag.
+func leadingWords(args []string) []string {
+	for i, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return args[:i]
+		}
+	}
+	return args
+}
+
+// dropFlag returns args without the boolean flag name (given as --name or
+// --name=VALUE) before "--".
+func dropFlag(args []string, name string) []string {
+	var out []string
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
+		}
+		if a != name && !strings.HasPrefix(a, name+"=") {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+func hasHelpFlag(args []string) bool {
+	for _, a := range args {
+		switch a {
+		case "--":
+			return false
+		case "-h", "--help":
+			return true
+		}
 	}
 	return false
-}
-
-// find returns the command args start with and the arguments after its
-// name.
-func find(cmds []*command, args []string) (*command, []string) {
-	for _, c := range cmds {
-		words := strings.Fields(c.name)
-		if len(args) >= len(words) && strings.Join(args[:len(words)], " ") == c.name {
-			return c, args[len(words):]
-		}
-	}
-	return nil, args
-}
-
-// parseInterleaved parses flags wherever they come among the positional
-// arguments, which it returns in order. After "--" everything is
-// positional.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		rest := fs.Args()
-		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // fail prints err as one line, and its hint if it has one, and returns the
@@ -280,11 +374,11 @@ func fail(w io.Writer, err error) int {
 	return exitError
 }
 
-// failUsage prints a command line error of cmd, then its usage line and
-// the hint, if any.
-func failUsage(w io.Writer, cmd *command, err error) int {
+// failUsage prints a command line error of cmd, called as name, then its
+// usage line and the hint, if any.
+func failUsage(w io.Writer, name string, cmd *command, err error) int {
 	fmt.Fprintf(w, "callsign: %s\n", oneLine(err.Error()))
-	printUsageLines(w, cmd)
+	printUsageOf(w, []entry{{name, cmd}})
 	if h := hintOf(err); h != "" {
 		fmt.Fprintf(w, "hint: %s\n", h)
 	}
@@ -337,305 +431,4 @@ func needArgs(args []string, n int, what string) error {
 		return usageError{msg: fmt.Sprintf("expected %s, got %d argument(s)", what, len(args))}
 	}
 	return nil
-}
-
-func idCommand() *command {
-	var addrOnly bool
-	return &command{
-		name: "id", summary: "show this node's account, handle, peer id and addresses", read: true,
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&addrOnly, "addr", false, "print only the address other nodes should pass to --bootstrap")
-		},
-		run: func(ctx context.Context, e *env, args []string) error { return runID(ctx, e, args, addrOnly) },
-	}
-}
-
-func runID(ctx context.Context, e *env, args []string, addrOnly bool) error {
-	c, err := e.clientFor(args, 0, "no arguments")
-	if err != nil {
-		return err
-	}
-	id, err := c.ID(ctx)
-	if err != nil {
-		return err
-	}
-	if addrOnly {
-		a := bootstrapAddr(id.Addrs)
-		if a == "" {
-			return fmt.Errorf("the node has no address yet")
-		}
-		fmt.Fprintln(e.stdout, a)
-		return nil
-	}
-	return e.print(id, func(w io.Writer) {
-		fmt.Fprintf(w, "account  %s\nhandle   %s\npeer     %s\napi      %s\n", id.Account, id.Handle, id.Peer, id.API)
-		for _, a := range id.Addrs {
-			fmt.Fprintf(w, "addr     %s\n", a)
-		}
-	})
-}
-
-func runStatus(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 0, "no arguments")
-	if err != nil {
-		return err
-	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		return err
-	}
-	return e.print(st, func(w io.Writer) {
-		mode := "private (DHT client, reached through relays and hole punching)"
-		if st.Public {
-			mode = "public (DHT server and relay)"
-		}
-		fmt.Fprintf(w, "mode           %s\npeers          %d\nrouting table  %d\nrelays         %s\nencryption     %s\nuptime         %s\ndata           %s\n",
-			mode, st.Peers, st.RoutingTable, orNone(strings.Join(st.Relays, ", ")), encryptionText(st.Encryption),
-			(time.Duration(st.UptimeS) * time.Second).String(), st.DataDir)
-		printMailboxes(w, st)
-		printTURN(w, st)
-		if st.MDNS {
-			fmt.Fprintf(w, "local network  looking for nodes (mDNS)\n")
-		}
-		if st.Invite != nil {
-			fmt.Fprintf(w, "invite         %s\n", st.Invite.Invite)
-		}
-		if st.Hint != "" {
-			fmt.Fprintf(w, "hint: %s\n", st.Hint)
-		}
-	})
-}
-
-func encryptionText(e string) string {
-	switch e {
-	case "passphrase":
-		return "passphrase (store key from $CALLSIGN_PASSPHRASE through Argon2id)"
-	case "keyfile":
-		return "keyfile (store key in store.key, mode 0600; set $CALLSIGN_PASSPHRASE on a new node to use a passphrase)"
-	}
-	return e
-}
-
-func orNone(s string) string {
-	if s == "" {
-		return "none"
-	}
-	return s
-}
-
-func runPeers(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 0, "no arguments")
-	if err != nil {
-		return err
-	}
-	peers, err := c.Peers(ctx)
-	if err != nil {
-		return err
-	}
-	sort.Slice(peers, func(i, j int) bool { return peers[i].Peer < peers[j].Peer })
-	return e.print(peers, func(w io.Writer) {
-		if len(peers) == 0 {
-			fmt.Fprintln(w, "no peers connected")
-			return
-		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PEER\tDIRECTION\tADDRESS")
-		for _, p := range peers {
-			addr := ""
-			if len(p.Addrs) > 0 {
-				addr = p.Addrs[0]
-			}
-			if p.Limited {
-				addr += " (relayed)"
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", p.Peer, p.Direction, addr)
-		}
-		tw.Flush()
-	})
-}
-
-func runClaim(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
-	defer cancel()
-	cl, err := c.Claim(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	if err := e.print(cl, func(w io.Writer) {
-		if cl.Status == "claimed" {
-			fmt.Fprintf(w, "claimed @%s\n", cl.Name)
-		}
-	}); err != nil {
-		return err
-	}
-	if cl.Status == "taken" {
-		return &takenError{cl}
-	}
-	return nil
-}
-
-type takenError struct{ c api.Claim }
-
-func (t *takenError) Error() string {
-	return fmt.Sprintf("@%s is taken by %s", t.c.Name, t.c.Owner)
-}
-func (t *takenError) Hint() string {
-	return "pick another name; a held name frees itself only if its owner stops renewing it"
-}
-
-func runHandles(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 0, "no arguments")
-	if err != nil {
-		return err
-	}
-	hs, err := c.Handles(ctx)
-	if err != nil {
-		return err
-	}
-	return e.print(hs, func(w io.Writer) {
-		for _, h := range hs {
-			kind := "global"
-			if h.SelfCert {
-				kind = "self-certifying"
-			}
-			fmt.Fprintf(w, "@%s\t%s\n", h.Name, kind)
-		}
-	})
-}
-
-func runWhois(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	wi, err := c.Whois(ctx, args[0])
-	if err != nil {
-		return err
-	}
-	if err := e.print(wi, func(w io.Writer) { printWhois(w, wi) }); err != nil {
-		return err
-	}
-	if wi.Status == "not_found" || wi.Status == "expired" {
-		return fmt.Errorf("%s: %s", args[0], strings.ReplaceAll(wi.Status, "_", " "))
-	}
-	return nil
-}
-
-func printWhois(w io.Writer, wi api.Whois) {
-	switch wi.Status {
-	case "ok":
-		fmt.Fprintf(w, "@%s\naccount   %s\nhandle    %s\n", wi.Name, wi.Account, wi.Handle)
-		if wi.DisplayName != "" {
-			fmt.Fprintf(w, "name      %s\n", wi.DisplayName)
-		}
-		for _, d := range wi.Devices {
-			fmt.Fprintf(w, "device    %s (until %s)\n", d.Peer, d.Expires.Format(time.DateOnly))
-		}
-		switch {
-		case wi.KeyChanged:
-			fmt.Fprintf(w, "WARNING   the key differs from the one pinned in your contacts; verify before you trust it\n")
-		case wi.Pinned:
-			fmt.Fprintf(w, "pinned    yes (matches your contacts)\n")
-		}
-	case "conflict":
-		fmt.Fprintf(w, "@%s: CONFLICT — the closest peers disagree about who holds this name:\n", wi.Name)
-		for _, o := range wi.Owners {
-			fmt.Fprintf(w, "  %s  (%d peers)\n", o.Account, o.Count)
-		}
-		fmt.Fprintf(w, "do not trust this name until it is resolved; ask the person for their self-certifying handle\n")
-	}
-	if wi.Warning != "" {
-		fmt.Fprintf(w, "warning   %s\n", wi.Warning)
-	}
-}
-
-func contactsAddCommand() *command {
-	var as string
-	return &command{
-		name: "contacts add", args: "NAME", summary: "resolve NAME and pin its key in your contacts",
-		flags: func(fs *flag.FlagSet) {
-			fs.StringVar(&as, "as", "", "call the contact `PETNAME` (default: by its handle)")
-		},
-		run: func(ctx context.Context, e *env, args []string) error {
-			c, err := e.clientFor(args, 1, "NAME")
-			if err != nil {
-				return err
-			}
-			ct, err := c.AddContact(ctx, args[0], as)
-			if err != nil {
-				return err
-			}
-			fmt.Fprintf(e.stdout, "added %s (%s)\n", ct.Petname, ct.Account)
-			return nil
-		},
-	}
-}
-
-func runContactsRm(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 1, "NAME")
-	if err != nil {
-		return err
-	}
-	if err := c.RemoveContact(ctx, args[0]); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.stdout, "removed %s\n", args[0])
-	return nil
-}
-
-func runContactsList(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 0, "no arguments")
-	if err != nil {
-		return err
-	}
-	cs, err := c.Contacts(ctx)
-	if err != nil {
-		return err
-	}
-	if cs == nil {
-		cs = []api.Contact{}
-	}
-	return e.print(cs, func(w io.Writer) {
-		if len(cs) == 0 {
-			fmt.Fprintln(w, "no contacts yet; add one with: callsign contacts add NAME")
-			return
-		}
-		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "PETNAME\tHANDLE\tACCOUNT\tSTATE")
-		for _, c := range cs {
-			var st []string
-			if c.KeyChanged {
-				st = append(st, "KEY CHANGED")
-			}
-			if c.Verified {
-				st = append(st, "verified")
-			}
-			if c.Following {
-				st = append(st, "following")
-			}
-			if c.Blocked {
-				st = append(st, "blocked")
-			}
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", c.Petname, c.Handle, c.Account, strings.Join(st, ","))
-		}
-		tw.Flush()
-	})
-}
-
-// bootstrapAddr picks the address to hand to other nodes: a direct TCP
-// address, else the first one.
-func bootstrapAddr(addrs []string) string {
-	for _, a := range addrs {
-		if strings.Contains(a, "/tcp/") && !strings.Contains(a, "/p2p-circuit") {
-			return a
-		}
-	}
-	if len(addrs) > 0 {
-		return addrs[0]
-	}
-	return ""
 }

@@ -50,15 +50,15 @@ func TestGlobalFlagErrors(t *testing.T) {
 			"callsign: \"up\" has no --json output\nusage: callsign up [flags]\n" +
 				"hint: --json is for read commands, such as status, whois, messages and calls\n"},
 		{[]string{"--for", "3s", "call", "alice"},
-			"callsign: flag provided but not defined: -for\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n" +
+			"callsign: unknown flag: --for\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n" +
 				"hint: a command's own flags go after the command; run `callsign help` for the list of commands\n"},
 		{[]string{"--data"},
-			"callsign: flag needs an argument: -data\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n" +
+			"callsign: flag needs an argument: --data\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n" +
 				"hint: a command's own flags go after the command; run `callsign help` for the list of commands\n"},
 		{[]string{"--data", "/tmp"},
 			"callsign: no command\nhint: run `callsign help` for the list of commands\n"},
 		{[]string{"status", "--frob"},
-			"callsign: flag provided but not defined: -frob\nusage: callsign status [flags]\n"},
+			"callsign: unknown flag: --frob\nusage: callsign status [flags]\n"},
 	} {
 		out, errs, code := runCLI(t, tc.args...)
 		if code != exitUsage || out != "" || errs != tc.want {
@@ -134,13 +134,20 @@ func TestUnknownCommand(t *testing.T) {
 		{[]string{"contacts", "lst"}, "callsign: unknown command \"contacts lst\"\nhint: did you mean \"contacts list\"?\n"},
 		{[]string{"contact", "add", "alice"}, "callsign: unknown command \"contact add\"\nhint: did you mean \"contacts add\"?\n"},
 		{[]string{"setings", "calls"}, "callsign: unknown command \"setings calls\"\nhint: did you mean \"settings calls\"?\n"},
-		{[]string{"handel"}, "callsign: unknown command \"handel\"\nhint: did you mean \"handle claim\" or \"handle list\"?\n"},
+		{[]string{"handel"}, "callsign: unknown command \"handel\"\nhint: did you mean \"handle claim\", \"handle list\" or \"handle resolve\"?\n"},
 		{[]string{"handle"}, "callsign: \"handle\" needs a subcommand\n" +
-			"usage: callsign handle claim [flags] NAME\n       callsign handle list [flags]\n"},
+			handleUsage},
 		{[]string{"contacts", "--json"}, "callsign: \"contacts\" needs a subcommand\n" +
-			"usage: callsign contacts add [flags] NAME\n       callsign contacts rm [flags] NAME\n       callsign contacts list [flags]\n"},
-		{[]string{"handle", "frobnicate"}, "callsign: unknown command \"handle frobnicate\"\n" +
-			"usage: callsign handle claim [flags] NAME\n       callsign handle list [flags]\n"},
+			"usage: callsign contacts add [flags] NAME\n       callsign contacts rm [flags] NAME\n       callsign contacts list [flags]\n" +
+			"       callsign contacts verify [flags] NAME\n       callsign contacts block [flags] NAME\n" +
+			"       callsign contacts unblock [flags] NAME\n       callsign contacts follow [flags] NAME\n" +
+			"       callsign contacts unfollow [flags] NAME\n"},
+		{[]string{"handle", "frobnicate"}, "callsign: unknown command \"handle frobnicate\"\n" + handleUsage},
+		// The new groups suggest their commands as the old ones do.
+		{[]string{"calls", "lst"}, "callsign: unknown command \"calls lst\"\nhint: did you mean \"calls list\"?\n"},
+		{[]string{"mesages", "snd", "alice"}, "callsign: unknown command \"mesages snd\"\nhint: did you mean \"messages send\"?\n"},
+		{[]string{"contacts", "remov", "alice"}, "callsign: unknown command \"contacts remov\"\nhint: did you mean \"contacts remove\"?\n"},
+		{[]string{"whoi", "alice"}, "callsign: unknown command \"whoi\"\nhint: did you mean \"whois\"?\n"},
 		{[]string{"frobnicate"}, "callsign: unknown command \"frobnicate\"\nhint: run `callsign help` for the list of commands\n"},
 		{[]string{"help", "stauts"}, "callsign: unknown command \"stauts\"\nhint: did you mean \"status\"?\n"},
 	} {
@@ -150,6 +157,9 @@ func TestUnknownCommand(t *testing.T) {
 		}
 	}
 }
+
+const handleUsage = "usage: callsign handle claim [flags] NAME\n       callsign handle list [flags]\n" +
+	"       callsign handle resolve [flags] NAME\n"
 
 func TestEditDistance(t *testing.T) {
 	for _, tc := range []struct {
@@ -181,6 +191,11 @@ func TestArgumentErrors(t *testing.T) {
 		{[]string{"call"}, "callsign: expected NAME, got 0 argument(s)\nusage: callsign call [flags] NAME\n"},
 		{[]string{"answer", "a", "b"}, "callsign: expected at most one call ID, got 2 arguments\nusage: callsign answer [flags] [ID]\n"},
 		{[]string{"hangup", "a", "b"}, "callsign: expected at most one call ID, got 2 arguments\nusage: callsign hangup [flags] [ID]\n"},
+		{[]string{"messages", "send", "alice"}, "callsign: expected NAME TEXT, got 1 argument(s)\nusage: callsign messages send [flags] NAME TEXT\n"},
+		{[]string{"handle", "resolve"}, "callsign: expected NAME, got 0 argument(s)\nusage: callsign handle resolve [flags] NAME\n"},
+		{[]string{"calls", "start", "--data", "/x"}, "callsign: expected NAME, got 0 argument(s)\nusage: callsign calls start [flags] NAME\n"},
+		{[]string{"calls", "hangup", "a", "b"}, "callsign: expected at most one call ID, got 2 arguments\nusage: callsign calls hangup [flags] [ID]\n"},
+		{[]string{"contacts", "verify"}, "callsign: expected NAME, got 0 argument(s)\nusage: callsign contacts verify [flags] NAME\n"},
 		{[]string{"version", "x"}, "callsign: expected no arguments, got 1 argument(s)\nusage: callsign version [flags]\n"},
 		{[]string{"settings", "calls", "always-relay", "maybe"},
 			"callsign: expected on or off, got \"maybe\"\n" + settingsUsage},
@@ -266,6 +281,95 @@ func TestWrap(t *testing.T) {
 	} {
 		if got := wrap(tc.in, tc.width); strings.Join(got, "|") != strings.Join(tc.want, "|") {
 			t.Errorf("wrap(%q, %d) = %q, want %q", tc.in, tc.width, got, tc.want)
+		}
+	}
+}
+
+// TestGlobalFlagsAnywhere: --data and --json go before the command,
+// between a group and its verb, after the verb and among a command's
+// arguments and own flags.
+func TestGlobalFlagsAnywhere(t *testing.T) {
+	f := newFakeNode()
+	f.contacts = []api.Contact{{Petname: "alice", Account: "csa1alice"}}
+	f.messages["alice"] = []api.Message{{ID: "m1", Peer: "csa1alice", Direction: "out", Text: "hi", State: "delivered"}}
+	dir := f.start(t)
+	for _, args := range [][]string{
+		{"--data", dir, "--json", "contacts", "list"},
+		{"contacts", "--data", dir, "list", "--json"},
+		{"contacts", "list", "--json", "--data=" + dir},
+		{"--json", "contacts", "--data", dir, "list"},
+		{"-json", "contacts", "list", "-data", dir},
+	} {
+		out, errs, code := runCLI(t, args...)
+		var cs []api.Contact
+		if code != exitOK || errs != "" || json.Unmarshal([]byte(out), &cs) != nil || len(cs) != 1 || cs[0].Petname != "alice" {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errs)
+		}
+	}
+	for _, args := range [][]string{
+		{"messages", "list", "alice", "--keep-unread", "--data", dir, "--json"},
+		{"messages", "--json", "alice", "--data", dir, "--keep-unread"},
+		{"--data", dir, "messages", "list", "--json", "--keep-unread", "alice"},
+		{"messages", "--data", dir, "list", "--keep-unread", "alice", "--json"},
+	} {
+		out, errs, code := runCLI(t, args...)
+		var ms []api.Message
+		if code != exitOK || errs != "" || json.Unmarshal([]byte(out), &ms) != nil || len(ms) != 1 || ms[0].ID != "m1" {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errs)
+		}
+	}
+	// A flag between a command's positional arguments.
+	out, errs, code := runCLI(t, "handle", "--json", "resolve", "--data", dir, "x")
+	var wi api.Whois
+	if code != exitError || json.Unmarshal([]byte(out), &wi) != nil || wi.Status != "not_found" || errs != "callsign: x: not found\n" {
+		t.Errorf("callsign handle --json resolve --data DIR x: exit %d, stdout %q, stderr %q", code, out, errs)
+	}
+}
+
+// TestAliases: the short forms the CLI had before it grouped its
+// commands run the same commands as the `noun verb` forms, with the same
+// output.
+func TestAliases(t *testing.T) {
+	f := newFakeNode()
+	f.contacts = []api.Contact{{Petname: "alice", Account: "csa1alice"}}
+	f.messages["alice"] = []api.Message{{ID: "m1", Peer: "csa1alice", Direction: "out", Text: "hi", State: "delivered"}}
+	f.log = []api.Call{{ID: "c9", Peer: "csa1alice", Direction: "in", State: "ended", EndReason: "missed"}}
+	dir := f.start(t)
+	for _, tc := range []struct{ old, new []string }{
+		{[]string{"whois", "x"}, []string{"handle", "resolve", "x"}},
+		{[]string{"messages"}, []string{"messages", "list"}},
+		{[]string{"messages", "alice"}, []string{"messages", "list", "alice"}},
+		{[]string{"calls"}, []string{"calls", "list"}},
+	} {
+		for _, asJSON := range []bool{false, true} {
+			flags := []string{"--data", dir}
+			if asJSON {
+				flags = append(flags, "--json")
+			}
+			oldOut, oldErr, oldCode := runCLI(t, append(tc.old, flags...)...)
+			newOut, newErr, newCode := runCLI(t, append(tc.new, flags...)...)
+			if oldOut+oldErr == "" || oldOut != newOut || oldErr != newErr || oldCode != newCode {
+				t.Errorf("callsign %s: exit %d, stdout %q, stderr %q\ncallsign %s: exit %d, stdout %q, stderr %q",
+					strings.Join(tc.old, " "), oldCode, oldOut, oldErr, strings.Join(tc.new, " "), newCode, newOut, newErr)
+			}
+		}
+	}
+	// Every alias is the command: its help says so under the name used.
+	for _, c := range commands() {
+		for _, a := range c.aliases {
+			out, errs, code := runCLI(t, append(strings.Fields(a), "-h")...)
+			want := "usage: callsign " + a + " [flags]"
+			if cli := newCLI(&env{}); len(cli.group(a, false)) > 0 { // a group that runs c when alone
+				want = a + " commands:\n"
+				if !strings.Contains(out, "`callsign "+strings.TrimSpace(a+" "+c.args)+"` is short for `callsign "+strings.TrimSpace(c.name+" "+c.args)+"`") {
+					t.Errorf("callsign %s -h does not say it is %s:\n%s", a, c.name, out)
+				}
+			} else if !strings.Contains(out, "\nalso: callsign "+c.name) {
+				t.Errorf("callsign %s -h does not name %s:\n%s", a, c.name, out)
+			}
+			if code != exitOK || errs != "" || !strings.HasPrefix(out, want) {
+				t.Errorf("callsign %s -h: exit %d, stderr %q, stdout:\n%s", a, code, errs, out)
+			}
 		}
 	}
 }

@@ -118,8 +118,12 @@ func (f *fakeNode) Messages(_ context.Context, name string, _ api.PageRequest) (
 	return api.MessagePage{Messages: slices.Clone(ms)}, nil
 }
 
+// fakeLastAt is the time of the fake's conversation: the same in every
+// answer, so that two commands' output can be compared.
+var fakeLastAt = time.Now()
+
 func (f *fakeNode) Conversations(context.Context) ([]api.Conversation, error) {
-	return []api.Conversation{{Peer: "csa1bob", PeerName: "bob", LastAt: time.Now()}}, nil
+	return []api.Conversation{{Peer: "csa1bob", PeerName: "bob", LastAt: fakeLastAt}}, nil
 }
 
 func (f *fakeNode) MarkRead(_ context.Context, name string, ids []string) error {

@@ -1,11 +1,14 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 )
 
 // helpWidth is the width every line of help fits in.
@@ -15,42 +18,85 @@ const helpWidth = 80
 // listIndent+listName+2. A longer name puts its summary on the next line.
 const (
 	listIndent = 2
-	listName   = 20
+	listName   = 23
 )
 
-// newFlagSet returns cmd's flag set, with the flags every command takes,
-// writing into e.
-func (c *command) newFlagSet(e *env) *flag.FlagSet {
-	fs := flag.NewFlagSet("callsign "+c.name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard) // errors and help are printed by run
-	fs.Usage = func() {}
-	fs.StringVar(&e.data, "data", "", "`DIR` holds the node's data (default $CALLSIGN_DATA, else $XDG_DATA_HOME/callsign)")
-	// Every command takes --json so that it can say clearly when it has no
-	// JSON to print; only read commands list it in their help.
-	fs.BoolVar(&e.json, "json", false, "print JSON on standard output (progress and warnings go to standard error)")
-	if c.flags != nil {
-		c.flags(fs)
+// entry is a command under one of its names.
+type entry struct {
+	name string
+	cmd  *command
+}
+
+// canonical returns every command under its `noun verb` name, in the
+// order of commands().
+func (c *cmdline) canonical() []entry {
+	out := make([]entry, len(c.cmds))
+	for i, cmd := range c.cmds {
+		out[i] = entry{cmd.name, cmd}
 	}
-	return fs
+	return out
+}
+
+// every returns every command under each of its names: all the canonical
+// names first, then the aliases.
+func (c *cmdline) every() []entry {
+	out := c.canonical()
+	for _, cmd := range c.cmds {
+		for _, a := range cmd.aliases {
+			out = append(out, entry{a, cmd})
+		}
+	}
+	return out
+}
+
+// group returns the commands named `first VERB`, canonical names only
+// unless aliases is set.
+func (c *cmdline) group(first string, aliases bool) []entry {
+	all := c.canonical()
+	if aliases {
+		all = c.every()
+	}
+	var subs []entry
+	for _, en := range all {
+		if ws := strings.Fields(en.name); len(ws) == 2 && ws[0] == first {
+			subs = append(subs, en)
+		}
+	}
+	return subs
+}
+
+// named returns the command called name, under any of its names.
+func (c *cmdline) named(name string) *command {
+	for _, en := range c.every() {
+		if en.name == name {
+			return en.cmd
+		}
+	}
+	return nil
 }
 
 // usage prints the overview: what callsign is and its commands.
-func usage(w io.Writer, cmds []*command) {
+func (c *cmdline) usage(w io.Writer) {
 	printWrapped(w, "callsign: private messages and calls by handle, with no phone number and no central server", 0)
-	fmt.Fprintf(w, "\nusage: callsign [--data DIR] [--json] COMMAND [flags] [ARGS]\n\ncommands:\n")
-	printCommandList(w, cmds)
+	fmt.Fprintf(w, "\n%s\n\ncommands:\n", globalUsage)
+	printCommandList(w, c.canonical())
 	fmt.Fprintln(w)
-	printWrapped(w, "--data DIR (which node to talk to) and --json (JSON output of a read command) go before or after COMMAND. "+
+	printWrapped(w, "--data DIR (which node to talk to) and --json (JSON output of a read command) go anywhere on the command line. "+
+		"The names after \"also:\" are shorter forms of the same command. "+
 		"Run `callsign COMMAND -h` for a command's flags and `callsign version` for the version.", 0)
 }
 
 // printCommandList prints one entry per command: name, arguments and the
-// summary wrapped to fit.
-func printCommandList(w io.Writer, cmds []*command) {
+// summary wrapped to fit, with the command's other names.
+func printCommandList(w io.Writer, entries []entry) {
 	pad := strings.Repeat(" ", listIndent+listName+2)
-	for _, c := range cmds {
-		name := strings.TrimSpace(c.name + " " + c.args)
-		lines := wrap(c.summary, helpWidth-len(pad))
+	for _, en := range entries {
+		name := strings.TrimSpace(en.name + " " + en.cmd.args)
+		summary := en.cmd.summary
+		if others := otherNames(en); len(others) > 0 {
+			summary += " (also: " + strings.Join(others, ", ") + ")"
+		}
+		lines := wrap(summary, helpWidth-len(pad))
 		if n := utf8.RuneCountInString(name); n > listName {
 			fmt.Fprintf(w, "%s%s\n", strings.Repeat(" ", listIndent), name)
 		} else {
@@ -63,38 +109,62 @@ func printCommandList(w io.Writer, cmds []*command) {
 	}
 }
 
+// otherNames returns the names of en's command other than en's.
+func otherNames(en entry) []string {
+	var out []string
+	for _, n := range en.cmd.names() {
+		if n != en.name {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
 // help runs `callsign help [COMMAND]`.
-func help(stdout, stderr io.Writer, cmds []*command, args []string) int {
+func (c *cmdline) help(stdout, stderr io.Writer, args []string) int {
 	if len(args) == 0 {
-		usage(stdout, cmds)
+		c.usage(stdout)
 		return exitOK
 	}
-	if cmd, rest := find(cmds, args); cmd != nil && len(rest) == 0 {
-		commandHelp(stdout, cmd, cmd.newFlagSet(&env{}))
+	if cc, rest, err := c.root.Find(args); err == nil && cc != c.root && len(rest) == 0 {
+		c.helpFunc(cc, nil)
 		return exitOK
 	}
-	if subs := group(cmds, args[0]); len(subs) > 0 && len(args) == 1 {
-		groupHelp(stdout, args[0], subs)
-		return exitOK
-	}
-	return unknownCommand(stderr, cmds, args)
+	return c.unknownCommand(stderr, args)
 }
 
-// groupHelp prints the commands whose first word is first: `callsign
-// handle -h`.
-func groupHelp(w io.Writer, first string, subs []*command) {
-	fmt.Fprintf(w, "%s commands:\n", first)
-	printCommandList(w, subs)
-	fmt.Fprintf(w, "\nRun `callsign %s COMMAND -h` for a command's flags.\n", first)
+// helpFunc prints the help of cc: the overview, a group's commands or a
+// command's usage and flags. It is cobra's help function too, for -h.
+func (c *cmdline) helpFunc(cc *cobra.Command, _ []string) {
+	w := c.e.stdout
+	name := nameOf(cc)
+	switch subs := c.group(name, false); {
+	case cc == c.root:
+		c.usage(w)
+	case len(subs) > 0:
+		fmt.Fprintf(w, "%s commands:\n", name)
+		printCommandList(w, subs)
+		fmt.Fprintln(w)
+		if cmd := c.of[cc]; cmd != nil {
+			printWrapped(w, fmt.Sprintf("`callsign %s` is short for `callsign %s`.", strings.TrimSpace(name+" "+cmd.args), strings.TrimSpace(cmd.name+" "+cmd.args)), 0)
+		}
+		fmt.Fprintf(w, "Run `callsign %s COMMAND -h` for a command's flags.\n", name)
+	default:
+		c.commandHelp(w, cc)
+	}
 }
 
-// commandHelp prints `callsign COMMAND -h`: usage, summary, details and
-// flags.
-func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
-	printUsageLines(w, cmd)
+// commandHelp prints `callsign COMMAND -h`: usage, summary, other names,
+// details and flags.
+func (c *cmdline) commandHelp(w io.Writer, cc *cobra.Command) {
+	en := entry{nameOf(cc), c.of[cc]}
+	printUsageOf(w, []entry{en})
 	fmt.Fprintln(w)
-	printWrapped(w, cmd.summary, 0)
-	for _, d := range cmd.details {
+	printWrapped(w, en.cmd.summary, 0)
+	if others := otherNames(en); len(others) > 0 {
+		printWrapped(w, "also: callsign "+strings.Join(others, ", callsign "), 0)
+	}
+	for _, d := range en.cmd.details {
 		fmt.Fprintln(w)
 		if strings.HasPrefix(d, "  ") { // an example, shown as it is
 			fmt.Fprintln(w, d)
@@ -103,11 +173,15 @@ func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 		printWrapped(w, d, 0)
 	}
 	fmt.Fprintf(w, "\nflags:\n")
-	fs.VisitAll(func(f *flag.Flag) {
-		if f.Name == "json" && !cmd.read {
-			return
+	var flags []*pflag.Flag
+	cc.InheritedFlags().VisitAll(func(f *pflag.Flag) { flags = append(flags, f) })
+	cc.LocalFlags().VisitAll(func(f *pflag.Flag) { flags = append(flags, f) })
+	sort.Slice(flags, func(i, j int) bool { return flags[i].Name < flags[j].Name })
+	for _, f := range flags {
+		if f.Name == "help" || (f.Name == "json" && !en.cmd.read) {
+			continue
 		}
-		name, text := flag.UnquoteUsage(f)
+		name, text := pflag.UnquoteUsage(f)
 		line := "  --" + f.Name
 		if name != "" {
 			line += " " + strings.ToUpper(name)
@@ -117,36 +191,30 @@ func commandHelp(w io.Writer, cmd *command, fs *flag.FlagSet) {
 			text += fmt.Sprintf(" (default %s)", f.DefValue)
 		}
 		printWrapped(w, text, 8)
-	})
+	}
 }
 
 // zeroDefault reports whether a flag's default is its type's zero value,
 // which help does not mention.
 func zeroDefault(v string) bool {
 	switch v {
-	case "", "false", "0", "0s":
+	case "", "false", "0", "0s", "[]":
 		return true
 	}
 	return false
 }
 
-// printUsageLines prints how to call cmd: `usage: callsign NAME [flags]
-// ARGS`, one line per form.
-func printUsageLines(w io.Writer, cmd *command) {
-	printUsageOf(w, []*command{cmd})
-}
-
-// printUsageOf prints the usage lines of several commands, aligned under
-// one "usage:".
-func printUsageOf(w io.Writer, cmds []*command) {
+// printUsageOf prints the usage lines of commands, each under the name
+// given, aligned under one "usage:".
+func printUsageOf(w io.Writer, entries []entry) {
 	prefix := "usage: "
-	for _, cmd := range cmds {
-		forms := cmd.forms
+	for _, en := range entries {
+		forms := en.cmd.forms
 		if forms == nil {
-			forms = []string{cmd.args}
+			forms = []string{en.cmd.args}
 		}
 		for i, f := range forms {
-			line := "callsign " + cmd.name
+			line := "callsign " + en.name
 			if i == 0 {
 				line += " [flags]"
 			}

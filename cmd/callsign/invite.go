@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"os"
 
@@ -25,7 +25,7 @@ func inviteCommand() *command {
 			"  callsign up --join callsign:join/...   (on the newcomer's machine)",
 		},
 		read: true,
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&qr, "qr", false, "print the QR code even when the output is not a terminal")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {

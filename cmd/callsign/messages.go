@@ -3,8 +3,8 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"strings"
 	"text/tabwriter"
@@ -12,20 +12,6 @@ import (
 
 	"github.com/callsign/callsign/api"
 )
-
-func messageCommands() []*command {
-	return []*command{
-		{name: "send", args: "NAME TEXT", summary: "send an end-to-end encrypted message (returns once it is safely queued)", read: true, run: runSend},
-		messagesCommand(),
-		{name: "requests", summary: "list message requests from people who are not your contacts", read: true, run: runRequests},
-		{name: "accept", args: "NAME", summary: "accept a message request: the sender becomes a contact", run: contactAction("accept")},
-		{name: "block", args: "NAME", summary: "block someone: their messages are dropped silently", run: contactAction("block")},
-		{name: "unblock", args: "NAME", summary: "unblock someone", run: contactAction("unblock")},
-		{name: "follow", args: "NAME", summary: "follow someone", run: contactAction("follow")},
-		{name: "unfollow", args: "NAME", summary: "stop following someone", run: contactAction("unfollow")},
-		verifyCommand(),
-	}
-}
 
 func runSend(ctx context.Context, e *env, args []string) error {
 	if len(args) < 2 {
@@ -49,12 +35,12 @@ func runSend(ctx context.Context, e *env, args []string) error {
 func messagesCommand() *command {
 	var follow, keepUnread bool
 	return &command{
-		name: "messages", args: "[NAME]", read: true,
+		name: "messages list", aliases: []string{"messages"}, args: "[NAME]", read: true,
 		summary: "list conversations, or the messages with NAME (oldest first) and mark those you receive read",
 		details: []string{
 			"Showing a message marks it read, so a sender in your contacts sees that you read it; --keep-unread leaves it unread.",
 		},
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&follow, "follow", false, "keep printing new messages (the ones you send too) and state changes until interrupted")
 			fs.BoolVar(&keepUnread, "keep-unread", false, "do not mark the messages shown read")
 		},
@@ -290,56 +276,4 @@ func runRequests(ctx context.Context, e *env, args []string) error {
 		return err
 	}
 	return printConversations(e, reqs, "no message requests")
-}
-
-func contactAction(action string) func(ctx context.Context, e *env, args []string) error {
-	return func(ctx context.Context, e *env, args []string) error {
-		c, err := e.clientFor(args, 1, "NAME")
-		if err != nil {
-			return err
-		}
-		var ct api.Contact
-		if action == "accept" {
-			ct, err = c.Accept(ctx, args[0])
-		} else {
-			ct, err = c.ContactAction(ctx, args[0], action)
-		}
-		if err != nil {
-			return err
-		}
-		past := map[string]string{"accept": "accepted", "block": "blocked", "unblock": "unblocked", "follow": "following", "unfollow": "no longer following"}[action]
-		fmt.Fprintf(e.stdout, "%s %s (%s)\n", past, ct.Petname, ct.Account)
-		return nil
-	}
-}
-
-func verifyCommand() *command {
-	var confirmed bool
-	return &command{
-		name: "verify", args: "NAME", summary: "show the safety number with a contact; --confirmed marks it verified", read: true,
-		flags: func(fs *flag.FlagSet) {
-			fs.BoolVar(&confirmed, "confirmed", false, "you compared the number with them (in person or on a call you trust): mark the contact verified")
-		},
-		run: func(ctx context.Context, e *env, args []string) error {
-			c, err := e.clientFor(args, 1, "NAME")
-			if err != nil {
-				return err
-			}
-			s, err := c.Safety(ctx, args[0], confirmed)
-			if err != nil {
-				return err
-			}
-			return e.print(s, func(w io.Writer) {
-				if s.KeyChanged {
-					fmt.Fprintf(w, "WARNING: %s's key changed. This is the number for the new key.\n", s.Name)
-				}
-				fmt.Fprintf(w, "safety number with %s (%s):\n\n    %s\n\n", s.Name, s.Account, s.SafetyNumber)
-				if s.Verified {
-					fmt.Fprintln(w, "verified")
-				} else {
-					fmt.Fprintf(w, "compare it with %s's; if it matches, run: callsign verify %s --confirmed\n", s.Name, args[0])
-				}
-			})
-		},
-	}
 }

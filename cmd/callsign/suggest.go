@@ -10,7 +10,7 @@ import (
 // command, with the command the user most likely meant: `callsign
 // stauts` suggests status, `contacts lst` contacts list, and a group's
 // first word alone (`callsign handle`) lists the group's commands.
-func unknownCommand(w io.Writer, cmds []*command, args []string) int {
+func (c *cmdline) unknownCommand(w io.Writer, args []string) int {
 	var words []string
 	for _, a := range args {
 		if strings.HasPrefix(a, "-") || len(words) == 2 {
@@ -19,18 +19,18 @@ func unknownCommand(w io.Writer, cmds []*command, args []string) int {
 		words = append(words, a)
 	}
 	if len(words) == 0 { // only flags, after the globals
-		fmt.Fprintf(w, "callsign: no command before %q\nhint: run `callsign help` for the list of commands\n", args[0])
+		fmt.Fprintf(w, "callsign: no command before %q\nhint: %s\n", args[0], helpHint)
 		return exitUsage
 	}
 	first := words[0]
-	if subs := group(cmds, first); len(subs) > 0 {
+	if subs := c.group(first, false); len(subs) > 0 {
 		if len(words) == 1 {
 			fmt.Fprintf(w, "callsign: %q needs a subcommand\n", first)
 			printUsageOf(w, subs)
 			return exitUsage
 		}
 		typed := first + " " + words[1]
-		if s := closest(words[1], secondWords(subs)); s != "" {
+		if s := closest(words[1], c.secondWords(first)); s != "" {
 			fmt.Fprintf(w, "callsign: unknown command %q\nhint: did you mean %q?\n", typed, first+" "+s)
 			return exitUsage
 		}
@@ -41,8 +41,8 @@ func unknownCommand(w io.Writer, cmds []*command, args []string) int {
 
 	var cands []string
 	seen := map[string]bool{}
-	for _, c := range cmds {
-		f := strings.Fields(c.name)[0]
+	for _, en := range c.every() {
+		f := strings.Fields(en.name)[0]
 		if !seen[f] {
 			seen[f] = true
 			cands = append(cands, f)
@@ -50,11 +50,11 @@ func unknownCommand(w io.Writer, cmds []*command, args []string) int {
 	}
 	cands = append(cands, "help")
 	best := closest(first, cands)
-	subs := group(cmds, best)
+	subs := c.group(best, false)
 	typed := first
 	switch {
 	case best == "":
-		fmt.Fprintf(w, "callsign: unknown command %q\nhint: run `callsign help` for the list of commands\n", typed)
+		fmt.Fprintf(w, "callsign: unknown command %q\nhint: %s\n", typed, helpHint)
 		return exitUsage
 	case len(subs) == 0:
 		fmt.Fprintf(w, "callsign: unknown command %q\nhint: did you mean %q?\n", typed, best)
@@ -63,35 +63,35 @@ func unknownCommand(w io.Writer, cmds []*command, args []string) int {
 	// A mistyped group word: "contact add", "handel".
 	var sugg []string
 	if len(words) == 2 {
-		typed += " " + words[1]
-		if s := closest(words[1], secondWords(subs)); s != "" {
+		if s := closest(words[1], c.secondWords(best)); s != "" {
+			typed += " " + words[1]
 			sugg = []string{best + " " + s}
 		}
 	}
-	if sugg == nil {
-		for _, s := range subs {
-			sugg = append(sugg, s.name)
+	switch {
+	case sugg != nil:
+	case c.named(best) != nil:
+		// The group runs a command of its own: "messsages alice" is
+		// "messages alice".
+		sugg = []string{best}
+	default:
+		if len(words) == 2 {
+			typed += " " + words[1]
+		}
+		for _, en := range subs {
+			sugg = append(sugg, en.name)
 		}
 	}
 	fmt.Fprintf(w, "callsign: unknown command %q\nhint: did you mean %s?\n", typed, orList(sugg))
 	return exitUsage
 }
 
-// group returns the commands of two words whose first word is first.
-func group(cmds []*command, first string) []*command {
-	var subs []*command
-	for _, c := range cmds {
-		if ws := strings.Fields(c.name); len(ws) == 2 && ws[0] == first {
-			subs = append(subs, c)
-		}
-	}
-	return subs
-}
-
-func secondWords(subs []*command) []string {
+// secondWords returns the second words of the commands named `first
+// VERB`, under any of their names.
+func (c *cmdline) secondWords(first string) []string {
 	var out []string
-	for _, c := range subs {
-		out = append(out, strings.Fields(c.name)[1])
+	for _, en := range c.group(first, true) {
+		out = append(out, strings.Fields(en.name)[1])
 	}
 	return out
 }

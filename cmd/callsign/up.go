@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -19,6 +19,7 @@ import (
 type listFlag []string
 
 func (l *listFlag) String() string { return strings.Join(*l, ",") }
+func (l *listFlag) Type() string   { return "list" }
 func (l *listFlag) Set(s string) error {
 	for _, part := range strings.Split(s, ",") {
 		if part = strings.TrimSpace(part); part != "" {
@@ -45,7 +46,7 @@ func upCommand() *command {
 	return &command{
 		name:    "up",
 		summary: "run a node with embedded defaults (the first run creates your identity)",
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			fs.Var(&listen, "listen", "listen for libp2p on `ADDRS`, comma-separated multiaddrs (default: all interfaces, ports kept across restarts; 4141 for --public)")
 			fs.StringVar(&apiAddr, "api", "", "serve the local API and web app on `ADDR`, loopback only (default "+node.DefaultAPIAddr+"; 127.0.0.1:0 picks a free port)")
 			fs.Var(&bootstrap, "bootstrap", "join through the nodes at `ADDRS`, comma-separated multiaddrs ending in /p2p/<peer>; remembered")

@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"os/exec"
 	"runtime"
 	"time"
@@ -23,7 +23,7 @@ func webCommand() *command {
 			"With --open the link goes to your default browser (xdg-open, or open on macOS) instead. " +
 				"Other users of this machine can see the command lines of your programs for a moment: on a shared machine, print the link and paste it into the browser.",
 		},
-		flags: func(fs *flag.FlagSet) {
+		flags: func(fs *pflag.FlagSet) {
 			fs.BoolVar(&open, "open", false, "open the link in the default browser instead of printing it")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
