@@ -184,7 +184,10 @@
 // Before starting a session the sender asks the recipient's device for a
 // bundle with one-time prekeys, one request frame and one response frame
 // (p2p.Request), and falls back to the bundle published in the identity
-// record when the device can't be reached:
+// record when the device can't be reached; then it first asks (up to two
+// of) the recipient's mailboxes for one-time prekeys the device left there
+// (mailbox.FetchPrekeys, by the recipient's token; msg/prekeys.go), and
+// uses them with the published bundle if they verify:
 //
 //	PrekeyRequest
 //	field 1  account  bytes  32 bytes, the account key the requester expects
@@ -202,4 +205,12 @@
 // prekeys rotate every e2e.PrekeyRotation (checked hourly and at Start);
 // BundleChanged then fires so the node republishes the identity record.
 // One-time prekeys are topped up to 50 more when fewer than 20 remain.
+// Each of this account's mailboxes gets a batch of 50 of each kind,
+// issued and persisted before the upload, whenever its answer to a
+// registration or a drain says it holds fewer than 10; the batch replaces
+// what it held. e2e.MaxOneTimePrekeys (300 of each kind) leaves room for
+// the direct pool and a batch at each mailbox before the oldest are
+// evicted. The device's signed ML-KEM prekey is also the KEM key mailbox
+// boxes are sealed to; a replaced one still opens them for
+// e2e.PQPrekeyKeep.
 package msg

@@ -32,7 +32,8 @@ import (
 // This account's own mailboxes (Config.Mailboxes) are registered with at
 // Start and every mailboxRegister, and drained at Start, every
 // Config.MailboxPoll and on Drain: each box is opened with the device's
-// X25519 key and its frame goes through the same checks and commit as a
+// X25519 key and its ML-KEM prekeys (the box is hybrid: sealKey) and its
+// frame goes through the same checks and commit as a
 // frame from a stream (the certificate's peer id stands in for the
 // stream's remote peer); the envelopes are acknowledged to the mailbox only
 // after that commit, so a crash anywhere loses nothing, and the dedup by
