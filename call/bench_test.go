@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/turn"
 )
@@ -62,11 +63,11 @@ func benchService(b *testing.B, a, c *tnode, opts DialOptions) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		waitFor(b, 10*time.Second, "media both ways", func() bool { return ca.Stats().Setup > 0 })
+		check.Until(b, 10*time.Second, "media both ways", func() bool { return ca.Stats().Setup > 0 })
 		total += ca.Stats().Setup
 		ca.Hangup()
 		<-ca.Done()
-		waitFor(b, 10*time.Second, "callee idle", func() bool { return len(c.svc.Calls()) == 0 })
+		check.Until(b, 10*time.Second, "callee idle", func() bool { return len(c.svc.Calls()) == 0 })
 	}
 	b.ReportMetric(float64(total.Microseconds())/1000/float64(b.N), "setup_ms")
 }
@@ -104,7 +105,7 @@ func mediaCall(b *testing.B, eA, eB *media.Engine) time.Duration {
 	if err := caller.SetAnswer(answer); err != nil {
 		b.Fatal(err)
 	}
-	waitFor(b, 10*time.Second, "media both ways", func() bool { return caller.Stats().SetupTime > 0 })
+	check.Until(b, 10*time.Second, "media both ways", func() bool { return caller.Stats().SetupTime > 0 })
 	d := caller.Stats().SetupTime
 	_ = caller.Close()
 	_ = callee.Close()

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/media/mediatest"
 )
@@ -49,10 +50,17 @@ func TestDirectCall(t *testing.T) {
 	}
 	waitState(t, ca, StateActive, 10*time.Second)
 	waitState(t, cb, StateActive, 10*time.Second)
-	waitFor(t, 5*time.Second, "media both ways", func() bool {
+	check.Until(t, 5*time.Second, "media both ways", func() bool {
 		return ca.Stats().Setup > 0 && cb.Stats().Setup > 0
 	})
-	time.Sleep(1500 * time.Millisecond) // let a second and a half of media flow
+	// A call of at least a second and a half (the log's duration says so
+	// below) with fifty packets each way, however long a busy machine
+	// takes for them.
+	activeAt := time.Now()
+	check.Until(t, 60*time.Second, "fifty packets each way on both sides", func() bool {
+		a, b := ca.Stats(), cb.Stats()
+		return min(a.PacketsSent, a.PacketsReceived, b.PacketsSent, b.PacketsReceived) >= 50 && time.Since(activeAt) >= 1500*time.Millisecond
+	})
 	stA, stB := ca.Stats(), cb.Stats()
 	for name, st := range map[string]Stats{"caller": stA, "callee": stB} {
 		t.Logf("%s: %+v", name, st)
@@ -139,7 +147,7 @@ func TestCalleeHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, ca, StateActive, 10*time.Second)
-	waitFor(t, 5*time.Second, "audio both ways", func() bool { return ca.Stats().Setup > 0 })
+	check.Until(t, 5*time.Second, "audio both ways", func() bool { return ca.Stats().Setup > 0 })
 	if err := b.svc.Hangup(ca.ID()); err != nil {
 		t.Fatalf("callee Hangup: %v", err)
 	}
@@ -306,7 +314,7 @@ func TestCloseEndsCalls(t *testing.T) {
 	}
 	waitState(t, ca, StateActive, 10*time.Second)
 	var cb *Call
-	waitFor(t, 5*time.Second, "callee call", func() bool {
+	check.Until(t, 5*time.Second, "callee call", func() bool {
 		if cs := b.svc.Calls(); len(cs) == 1 {
 			cb = cs[0]
 			return true

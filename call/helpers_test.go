@@ -17,6 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/p2p/p2ptest"
 	"github.com/callsign/callsign/turn"
@@ -224,24 +225,12 @@ func newNode(tb testing.TB, n *fakeNet, mod func(*Config)) *tnode {
 	return tn
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // incoming waits for the next incoming call the node announced on
 // OnEvent and returns it.
 func (tn *tnode) incoming(tb testing.TB) *Call {
 	tb.Helper()
 	var c *Call
-	waitFor(tb, 5*time.Second, "an incoming call", func() bool {
+	check.Until(tb, 5*time.Second, "an incoming call", func() bool {
 		tn.ev.mu.Lock()
 		defer tn.ev.mu.Unlock()
 		for i, ev := range tn.ev.evs {
@@ -284,7 +273,7 @@ func states(h []StateChange) string {
 
 func waitState(tb testing.TB, c *Call, st State, timeout time.Duration) {
 	tb.Helper()
-	waitFor(tb, timeout, "call "+string(st), func() bool {
+	check.Until(tb, timeout, "call "+string(st), func() bool {
 		s := c.State()
 		if s == StateEnded && st != StateEnded {
 			tb.Fatalf("call ended (%s) before reaching %s", c.Reason(), st)
@@ -297,7 +286,7 @@ func waitState(tb testing.TB, c *Call, st State, timeout time.Duration) {
 func (tn *tnode) record(tb testing.TB, id string) Record {
 	tb.Helper()
 	var out Record
-	waitFor(tb, 5*time.Second, "call log record "+id, func() bool {
+	check.Until(tb, 5*time.Second, "call log record "+id, func() bool {
 		for _, r := range tn.log.records() {
 			if r.ID == id {
 				out = r

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media"
 )
 
@@ -66,7 +67,7 @@ func TestHostileSignals(t *testing.T) {
 	// alice for the real call, which the callee holds until it answers.
 	cand := `{"candidate":"candidate:1 1 udp 2130706431 127.0.0.1 9 typ host","sdpMid":"0","sdpMLineIndex":0}`
 	polls := 0
-	waitFor(t, 5*time.Second, "the marker signal", func() bool {
+	check.Until(t, 5*time.Second, "the marker signal", func() bool {
 		if polls%20 == 0 { // resend: the flood may have filled the queue
 			b.svc.HandleSignal(a.id, signal{typ: sigCandidate, id: id, cand: cand}.marshal())
 		}
@@ -135,7 +136,7 @@ func TestBadSDP(t *testing.T) {
 	if ca.Reason() != media.ReasonFailed {
 		t.Errorf("caller ended with %q, want failed", ca.Reason())
 	}
-	waitFor(t, 5*time.Second, "hangup(failed) to the callee", func() bool {
+	check.Until(t, 5*time.Second, "hangup(failed) to the callee", func() bool {
 		n.mu.Lock()
 		defer n.mu.Unlock()
 		for _, s := range sent {

@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
@@ -57,7 +58,7 @@ func connectAndCheck(t *testing.T, ca, cb *Call, path media.Path, during func())
 	t.Helper()
 	waitState(t, ca, StateActive, 10*time.Second)
 	waitState(t, cb, StateActive, 10*time.Second)
-	waitFor(t, 5*time.Second, "media both ways", func() bool {
+	check.Until(t, 5*time.Second, "media both ways", func() bool {
 		return ca.Stats().Setup > 0 && cb.Stats().Setup > 0
 	})
 	for name, c := range map[string]*Call{"caller": ca, "callee": cb} {
@@ -221,7 +222,7 @@ func TestPolicyMatrix(t *testing.T) {
 		// Host and relay candidates are gathered together, not relay after
 		// a failed direct attempt: both trickle out while the call sets up.
 		// (Polled: under -race the TURN allocation can land after media.)
-		waitFor(t, 10*time.Second, "the callee's host and relay candidates", func() bool {
+		check.Until(t, 10*time.Second, "the callee's host and relay candidates", func() bool {
 			types := ct.of(b.id)
 			return types["host"] > 0 && types["relay"] > 0
 		})
@@ -399,7 +400,7 @@ func TestTURNCredentials(t *testing.T) {
 		if _, err := short.turn.Verify(forged, c.Password); !errors.Is(err, turn.ErrForged) {
 			t.Errorf("username rewritten for another user: %v, want ErrForged", err)
 		}
-		waitFor(t, 12*time.Second, "the credentials to expire", func() bool {
+		check.Until(t, 12*time.Second, "the credentials to expire", func() bool {
 			_, err := short.turn.Verify(c.Username, c.Password)
 			return errors.Is(err, turn.ErrExpired)
 		})

@@ -12,6 +12,7 @@ import (
 	"github.com/pion/rtcp"
 	"github.com/pion/rtp"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media/mediatest"
 )
 
@@ -98,21 +99,21 @@ func TestBridgeForwardsBothWays(t *testing.T) {
 	}
 	playClips(tab)
 
-	waitFor(t, 10*time.Second, "tab media at the other node", func() bool { return sinkB.n[0].Load() > 50 && sinkB.n[1].Load() > 20 })
-	waitFor(t, 10*time.Second, "the other node's media in the tab", func() bool { a, v := tab.Received(); return a > 50 && v > 20 })
+	check.Until(t, 10*time.Second, "tab media at the other node", func() bool { return sinkB.n[0].Load() > 50 && sinkB.n[1].Load() > 20 })
+	check.Until(t, 10*time.Second, "the other node's media in the tab", func() bool { a, v := tab.Received(); return a > 50 && v > 20 })
 	// The node asked the tab for a key frame when the call took its video.
-	waitFor(t, 5*time.Second, "a keyframe request to the tab", func() bool { return tab.KeyframeRequests() > 0 })
+	check.Until(t, 5*time.Second, "a keyframe request to the tab", func() bool { return tab.KeyframeRequests() > 0 })
 
 	// The tab asks for a key frame: it reaches the other node's video.
 	before := remotePLIs.Load()
-	waitFor(t, 5*time.Second, "the tab's keyframe request at the other node", func() bool {
+	check.Until(t, 5*time.Second, "the tab's keyframe request at the other node", func() bool {
 		tab.RequestKeyframe()
 		return remotePLIs.Load() > before
 	})
 
 	// The other node's keyframe request reaches the tab.
 	plis := tab.KeyframeRequests()
-	waitFor(t, 5*time.Second, "the other node's keyframe request at the tab", func() bool {
+	check.Until(t, 5*time.Second, "the other node's keyframe request at the tab", func() bool {
 		callB.RequestKeyframe()
 		return tab.KeyframeRequests() > plis
 	})
@@ -320,7 +321,7 @@ func TestPacer(t *testing.T) {
 	start := time.Now()
 	p.request() // deferred to the end of the interval
 	p.request() // coalesced with it
-	waitFor(t, 5*time.Second, "the deferred request", func() bool { return sent.Load() == 2 })
+	check.Until(t, 5*time.Second, "the deferred request", func() bool { return sent.Load() == 2 })
 	if d := time.Since(start); d < keyframeInterval/2 {
 		t.Errorf("the deferred request went out after %v, inside the %v interval", d, keyframeInterval)
 	}

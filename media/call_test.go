@@ -2,6 +2,7 @@ package media
 
 import (
 	"encoding/json"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media/mediatest"
 	"path/filepath"
 	"slices"
@@ -41,7 +42,7 @@ func TestDirectCall(t *testing.T) {
 	activeA := wA.wait(t, StateActive, 10*time.Second)
 	wB.wait(t, StateActive, 10*time.Second)
 
-	waitFor(t, 5*time.Second, "media both ways", func() bool {
+	check.Until(t, 5*time.Second, "media both ways", func() bool {
 		return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 	})
 	const playFor = 2 * time.Second
@@ -130,7 +131,7 @@ func TestReceiveOnly(t *testing.T) {
 	wA := watch(t, caller)
 	connect(t, caller, callee, nil)
 	wA.wait(t, StateActive, 10*time.Second)
-	waitFor(t, 5*time.Second, "audio and video at the caller", func() bool {
+	check.Until(t, 5*time.Second, "audio and video at the caller", func() bool {
 		return caller.Stats().PacketsReceived >= 40
 	})
 	if st := caller.Stats(); st.PacketsSent != 0 || st.SetupTime != 0 {

@@ -156,18 +156,6 @@ func connect(tb testing.TB, caller, callee *Call, seen func(string)) {
 	}
 }
 
-// waitFor polls cond until it holds or timeout passes.
-func waitFor(tb testing.TB, timeout time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 const (
 	turnUser  = "callsign"
 	turnPass  = "test-credential"

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/pion/rtp"
+
+	"github.com/callsign/callsign/internal/check"
 )
 
 // paceTolerance is how much earlier than its stream time a frame may come
@@ -597,14 +599,14 @@ func TestLiveCall(t *testing.T) {
 	wA.wait(t, StateActive, 10*time.Second)
 	wB.wait(t, StateActive, 10*time.Second)
 	frames := Tone().frames
-	waitFor(t, 10*time.Second, "the whole stream sent", func() bool {
+	check.Until(t, 10*time.Second, "the whole stream sent", func() bool {
 		return caller.Stats().PacketsSent >= uint64(len(frames))
 	})
 	<-w.done
 	// Loopback loses nothing, but the callee may still be finishing
 	// DTLS when the first packets arrive: allow for a few lost at the
 	// start.
-	waitFor(t, 10*time.Second, "the stream received", func() bool {
+	check.Until(t, 10*time.Second, "the stream received", func() bool {
 		p := sink.packets()
 		return len(p) > 0 && bytes.Equal(p[len(p)-1].Payload, frames[len(frames)-1].Data)
 	})

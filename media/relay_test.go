@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/pion/transport/v4/vnet"
+
+	"github.com/callsign/callsign/internal/check"
 )
 
 // natWorld is a pion vnet: a "public" router with a TURN/STUN server and
@@ -119,7 +121,7 @@ func TestRelayFallbackBehindSymmetricNATs(t *testing.T) {
 	connect(t, caller, callee, func(c string) { mu.Lock(); types[candidateType(t, c)]++; mu.Unlock() })
 	wA.wait(t, StateActive, 10*time.Second)
 	wB.wait(t, StateActive, 10*time.Second)
-	waitFor(t, 5*time.Second, "media both ways over the relay", func() bool {
+	check.Until(t, 5*time.Second, "media both ways over the relay", func() bool {
 		return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 	})
 	for name, c := range map[string]*Call{"caller": caller, "callee": callee} {
@@ -183,7 +185,7 @@ func TestRelayOnly(t *testing.T) {
 	connect(t, caller, callee, func(c string) { mu.Lock(); cands = append(cands, c); mu.Unlock() })
 	wA.wait(t, StateActive, 10*time.Second)
 	wB.wait(t, StateActive, 10*time.Second)
-	waitFor(t, 5*time.Second, "media both ways", func() bool {
+	check.Until(t, 5*time.Second, "media both ways", func() bool {
 		return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 	})
 	for name, c := range map[string]*Call{"caller": caller, "callee": callee} {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/turn"
 )
 
@@ -61,7 +62,7 @@ func TestRelayOnlyOverTCPAndTLS(t *testing.T) {
 			connect(t, caller, callee, nil)
 			wA.wait(t, StateActive, 15*time.Second)
 			wB.wait(t, StateActive, 15*time.Second)
-			waitFor(t, 10*time.Second, "media both ways", func() bool {
+			check.Until(t, 10*time.Second, "media both ways", func() bool {
 				return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 			})
 			if st := caller.Stats(); st.Path != PathRelay {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 	"github.com/callsign/callsign/p2p/p2ptest"
@@ -104,7 +105,7 @@ func BenchmarkThroughputAPI(b *testing.B) {
 	if _, err := a.Client.Send(ctx, "b", text); err != nil {
 		b.Fatal(err)
 	}
-	testnet.Eventually(b, time.Minute, func() error {
+	check.Eventually(b, time.Minute, func() error {
 		if unread() < 1 {
 			return fmt.Errorf("warm-up message not there")
 		}
@@ -128,7 +129,7 @@ func BenchmarkThroughputAPI(b *testing.B) {
 		}
 	}
 	sent := b.Elapsed()
-	testnet.Eventually(b, 5*time.Minute, func() error {
+	check.Eventually(b, 5*time.Minute, func() error {
 		if n := unread(); n < b.N+1 {
 			return fmt.Errorf("%d of %d stored", n-1, b.N)
 		}

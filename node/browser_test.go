@@ -15,6 +15,7 @@ import (
 	"github.com/pion/webrtc/v4"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/media/mediatest"
@@ -77,13 +78,13 @@ func TestBrowserCalls(t *testing.T) {
 	if got := waitCall(t, alice.Client, c.ID, "active"); got.Path != "direct" {
 		t.Fatalf("path %q, want direct", got.Path)
 	}
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		if a, v := tab.Received(); a < 50 || v < 20 {
 			return fmt.Errorf("the tab received %d audio and %d video packets from Bob", a, v)
 		}
 		return nil
 	})
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		if got, err := bob.Client.Call(ctx, c.ID); err != nil || got.PacketsReceived < 80 {
 			return fmt.Errorf("bob received %d packets from the tab: %v", got.PacketsReceived, err)
 		}
@@ -106,7 +107,7 @@ func TestBrowserCalls(t *testing.T) {
 	}
 	// The call and the call log agree on how long it lasted.
 	var log []api.Call
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		var err error
 		if log, err = alice.Client.Calls(ctx, 10); err != nil || len(log) == 0 || log[0].ID != c.ID {
 			return fmt.Errorf("alice's call log: %+v %v", log, err)
@@ -116,7 +117,7 @@ func TestBrowserCalls(t *testing.T) {
 	if end.DurationS <= 0 || end.DurationS != log[0].DurationS {
 		t.Errorf("duration_s %v in GET /calls/{id}, %v in the list", end.DurationS, log[0].DurationS)
 	}
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		got, err := bob.Client.Call(ctx, c.ID)
 		if err != nil || got.State != "ended" || got.EndReason != "remote-hangup" {
 			return fmt.Errorf("bob's call: %+v %v", got, err)
@@ -151,7 +152,7 @@ func TestBrowserCalls(t *testing.T) {
 	one, oneTab := ready()
 	two, twoTab := ready()
 	for _, tab := range []*mediatest.Browser{one, two} {
-		testnet.Eventually(t, 10*time.Second, func() error {
+		check.Eventually(t, 10*time.Second, func() error {
 			if s := tab.PC.ConnectionState(); s != webrtc.PeerConnectionStateConnected {
 				return fmt.Errorf("a ringing tab's connection is %s", s)
 			}
@@ -165,7 +166,7 @@ func TestBrowserCalls(t *testing.T) {
 	if _, err := alice.Client.CallAction(ctx, c1.ID, "answer", &api.AnswerRequest{Tab: oneTab}); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		if a, v := one.Received(); a < 50 || v < 20 {
 			return fmt.Errorf("the answering tab received %d audio and %d video packets", a, v)
 		}
@@ -201,7 +202,7 @@ func TestBrowserCalls(t *testing.T) {
 		t.Errorf("a second tab's answer: %v, want conflict", err)
 	}
 	tab2 := attachTab(t, alice.Client, c2.ID)
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		if a, v := tab2.Received(); a < 50 || v < 20 {
 			return fmt.Errorf("the tab received %d audio and %d video packets from Bob's headless node", a, v)
 		}
@@ -303,7 +304,7 @@ func TestLiveStreamCall(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCall(t, alice.Client, c.ID, "active")
-	testnet.Eventually(t, 20*time.Second, func() error {
+	check.Eventually(t, 20*time.Second, func() error {
 		got, err := alice.Client.Call(ctx, c.ID)
 		if err != nil || got.PacketsSent < 45 {
 			return fmt.Errorf("sent %d packets of the 50-packet stream: %v", got.PacketsSent, err)

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/media/mediatest"
 	"github.com/callsign/callsign/node"
@@ -19,7 +20,7 @@ func boolp(b bool) *bool    { return &b }
 func waitCall(t *testing.T, c *api.Client, id, state string) api.Call {
 	t.Helper()
 	var cur api.Call
-	testnet.Eventually(t, 60*time.Second, func() error {
+	check.Eventually(t, 60*time.Second, func() error {
 		var err error
 		cur, err = c.Call(context.Background(), id)
 		if err != nil {
@@ -58,7 +59,15 @@ func TestCalls(t *testing.T) {
 	if active.Path != "direct" {
 		t.Fatalf("path %q, want direct", active.Path)
 	}
-	time.Sleep(2 * time.Second) // let two seconds of media flow
+	// Media flows both ways: fifty packets each way, however long a busy
+	// machine takes.
+	check.Eventually(t, 60*time.Second, func() error {
+		cur, err := alice.Client.Call(ctx, c.ID)
+		if err != nil || cur.PacketsSent < 50 || cur.PacketsReceived < 50 {
+			return fmt.Errorf("call so far: %+v %v", cur, err)
+		}
+		return nil
+	})
 	if _, err := alice.Client.CallAction(ctx, c.ID, "hangup", nil); err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +76,7 @@ func TestCalls(t *testing.T) {
 		t.Fatalf("caller's call: %+v", end)
 	}
 	var bobCall api.Call
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		log, err := bob.Client.Calls(ctx, 10)
 		if err != nil || len(log) == 0 || log[0].State != "ended" {
 			return fmt.Errorf("bob's log: %+v %v", log, err)
@@ -95,7 +104,7 @@ func TestCalls(t *testing.T) {
 	if end := waitCall(t, alice.Client, c2.ID, "ended"); end.EndReason != "unavailable" {
 		t.Fatalf("refused call ended %q", end.EndReason)
 	}
-	testnet.Eventually(t, 10*time.Second, func() error {
+	check.Eventually(t, 10*time.Second, func() error {
 		log, err := bob.Client.Calls(ctx, 10)
 		if err != nil || len(log) == 0 || !log[0].Blocked || log[0].Peer != alice.Account().String() {
 			return fmt.Errorf("no blocked entry: %+v %v", log, err)

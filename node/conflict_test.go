@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 )
@@ -67,7 +68,7 @@ func TestConflictKeepsPinnedContact(t *testing.T) {
 	fresh := net.Add(false)
 	owners := map[string]bool{alice.Account().String(): true, mallory.Account().String(): true}
 	for i, nd := range append(net.Nodes[:len(net.Nodes):len(net.Nodes)], fresh) {
-		testnet.Eventually(t, 30*time.Second, func() error {
+		check.Eventually(t, 30*time.Second, func() error {
 			w, err := nd.Client.Whois(ctx, "alice")
 			if err != nil {
 				return err
@@ -108,7 +109,7 @@ func TestConflictKeepsPinnedContact(t *testing.T) {
 	// Both owners keep their claims and keep republishing them.
 	for _, nd := range []*testnet.Node{alice, mallory} {
 		seq := claimSeq(t, nd, "alice")
-		testnet.Eventually(t, 30*time.Second, func() error {
+		check.Eventually(t, 30*time.Second, func() error {
 			if s := claimSeq(t, nd, "alice"); s <= seq+1 {
 				return fmt.Errorf("claim seq %d, was %d", s, seq)
 			}

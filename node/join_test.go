@@ -12,7 +12,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/identity"
-	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/node"
 )
 
@@ -51,7 +51,7 @@ func TestJoinThroughBootstrapFile(t *testing.T) {
 	file := filepath.Join(dir, "bootstrap.txt")
 	writeFile(t, file, "# the Harbour community\n\n"+hubInvite+"  # hub\n")
 	member := startNode(t, ctx, node.Config{DataDir: filepath.Join(dir, "member"), BootstrapFiles: []string{file, filepath.Join(dir, "missing.txt")}})
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		st, err := member.Status(ctx)
 		if err == nil && (st.Peers == 0 || st.RoutingTable == 0 || st.Hint != "") {
 			err = fmt.Errorf("the member is not in the hub's network: %+v", st)
@@ -97,7 +97,7 @@ func TestMDNS(t *testing.T) {
 	service := fmt.Sprintf("_cs-test-%d-%d._udp", os.Getpid(), time.Now().UnixNano()%1e6)
 	hub := startNode(t, ctx, node.Config{DataDir: filepath.Join(dir, "hub"), Public: true, MDNS: true, MDNSService: service})
 	lan := startNode(t, ctx, node.Config{DataDir: filepath.Join(dir, "lan"), MDNS: true, MDNSService: service})
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		st, err := lan.Status(ctx)
 		if err == nil && (!st.MDNS || st.Peers == 0 || st.RoutingTable == 0) {
 			err = fmt.Errorf("the hub is not found on the local network: %+v", st)
@@ -108,7 +108,7 @@ func TestMDNS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testnet.Eventually(t, 30*time.Second, func() error { return resolves(ctx, lan, hubID) })
+	check.Eventually(t, 30*time.Second, func() error { return resolves(ctx, lan, hubID) })
 }
 
 // testConfig fills in what every node of these tests shares: loopback,

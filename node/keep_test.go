@@ -8,6 +8,7 @@ import (
 
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 	"github.com/callsign/callsign/p2p"
@@ -32,7 +33,7 @@ func TestPublicNodeRestartKeepsNames(t *testing.T) {
 		accounts[name] = cl.Owner
 	}
 	// Each member hands its schedule to the hub after it publishes.
-	testnet.Eventually(t, 2*time.Minute, func() error {
+	check.Eventually(t, 2*time.Minute, func() error {
 		if n := hub.DHT().KeptMembers(); n < len(names) {
 			return fmt.Errorf("the hub keeps %d members' records", n)
 		}
@@ -74,7 +75,7 @@ func TestPublicNodeRestartKeepsNames(t *testing.T) {
 	}
 	reader := net.Add(false)
 	// It joins in the background: wait for its one peer, not for names.
-	testnet.Eventually(t, time.Minute, func() error {
+	check.Eventually(t, time.Minute, func() error {
 		if reader.DHT().RoutingTableSize() == 0 {
 			return fmt.Errorf("the newcomer has no peer yet")
 		}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 )
@@ -15,7 +16,7 @@ import (
 // waitState polls until message id in c's conversation with peer reaches state.
 func waitState(t *testing.T, c *api.Client, peer, id, state string) {
 	t.Helper()
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		p, err := c.Messages(context.Background(), peer, "", 1000)
 		if err != nil {
 			return err
@@ -188,7 +189,7 @@ func TestMessagingThroughRelay(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
 	ctx := ctxT(t, 2*time.Minute)
 	a, b := net.AddBehindNAT(), net.AddBehindNAT()
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		if !a.Published() || !b.Published() {
 			return fmt.Errorf("not published yet")
 		}

@@ -11,6 +11,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 )
@@ -171,7 +172,7 @@ func TestKeyChangeWarning(t *testing.T) {
 	if err := first.Node.Close(); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Eventually(t, 90*time.Second, func() error {
+	check.Eventually(t, 90*time.Second, func() error {
 		cl, err := second.Client.Claim(ctx, "erin")
 		if err != nil {
 			return err
@@ -181,7 +182,7 @@ func TestKeyChangeWarning(t *testing.T) {
 		}
 		return nil
 	})
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		w, err := watcher.Client.Whois(ctx, "erin")
 		if err != nil {
 			return err

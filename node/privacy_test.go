@@ -13,6 +13,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 )
@@ -55,7 +56,7 @@ func TestStrangersGetNoDirectConnection(t *testing.T) {
 	ctx := ctxT(t, 3*time.Minute)
 	alice, stranger, carol := net.Add(false), net.Add(false), net.Add(false)
 	aliceID := alice.Host().ID()
-	testnet.Eventually(t, 60*time.Second, func() error {
+	check.Eventually(t, 60*time.Second, func() error {
 		for _, nd := range []*testnet.Node{alice, stranger, carol} {
 			if !nd.Published() {
 				return errors.New("not published yet")
@@ -120,7 +121,7 @@ func TestStrangersGetNoDirectConnection(t *testing.T) {
 	// succeed a moment before Alice's refusal closes it.)
 	_ = stranger.Host().Connect(dctx, peer.AddrInfo{ID: aliceID, Addrs: own})
 	cancel()
-	testnet.Eventually(t, 20*time.Second, func() error { return directConn(stranger, alice) })
+	check.Eventually(t, 20*time.Second, func() error { return directConn(stranger, alice) })
 	if err := directConn(alice, stranger); err != nil {
 		t.Fatal(err)
 	}
@@ -137,7 +138,7 @@ func TestStrangersGetNoDirectConnection(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, carol.Client, "alice", m.ID, "delivered")
-	testnet.Eventually(t, 60*time.Second, func() error {
+	check.Eventually(t, 60*time.Second, func() error {
 		if directConn(carol, alice) == nil {
 			return errors.New("carol has no direct connection to alice yet")
 		}

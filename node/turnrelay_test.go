@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 	"github.com/callsign/callsign/turn"
@@ -46,7 +47,7 @@ func TestRelayAfterHubRestart(t *testing.T) {
 			t.Fatalf("%s: %v", what, err)
 		}
 		var cur api.Call
-		testnet.Eventually(t, 30*time.Second, func() error {
+		check.Eventually(t, 30*time.Second, func() error {
 			if cur, err = alice.Client.Call(ctx, c.ID); err != nil {
 				return err
 			}

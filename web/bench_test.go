@@ -11,6 +11,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/browser"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/web"
 )
@@ -200,7 +201,7 @@ const loopbackCall = `(async () => {
 })()`
 
 func waitEnded(b *testing.B, nd *testnet.Node, id string) {
-	testnet.Eventually(b, 30*time.Second, func() error {
+	check.Eventually(b, 30*time.Second, func() error {
 		c, err := nd.Client.Call(ctxB(b, 10*time.Second), id)
 		if err != nil || c.State != "ended" {
 			return fmt.Errorf("call %s: %+v %v", id, c, err)
@@ -217,7 +218,7 @@ func BenchmarkBrowserMessage(b *testing.B) {
 	if _, err := bob.Client.Send(ctxB(b, 10*time.Second), "alice", "hello"); err != nil {
 		b.Fatal(err)
 	}
-	testnet.Eventually(b, 30*time.Second, func() error {
+	check.Eventually(b, 30*time.Second, func() error {
 		convs, err := alice.Client.Conversations(ctxB(b, 10*time.Second))
 		if err != nil || len(convs) == 0 {
 			return fmt.Errorf("alice has no conversation yet: %v", err)

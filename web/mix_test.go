@@ -8,6 +8,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/browser"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/media/mediatest"
 	"github.com/callsign/callsign/node"
@@ -42,7 +43,7 @@ const flowing = `(async () => {
 func lastCall(t *testing.T, nd *testnet.Node) api.Call {
 	t.Helper()
 	var c api.Call
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		log, err := nd.Client.Calls(ctxT(t, 10*time.Second), 5)
 		if err != nil || len(log) == 0 || log[0].State != "ended" {
 			return fmt.Errorf("call log %+v, %v", log, err)
@@ -161,7 +162,7 @@ func TestStrangerCall(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		got, err := carol.Client.Call(ctxT(t, 10*time.Second), c.ID)
 		if err != nil || got.State != "ended" {
 			return fmt.Errorf("the stranger's refused call: %+v %v", got, err)

@@ -10,6 +10,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/browser"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 	"github.com/callsign/callsign/web"
@@ -56,7 +57,7 @@ func TestScreenshots(t *testing.T) {
 		c, err := from.Client.Dial(ctx, api.CallRequest{To: toName, Audio: "tone"})
 		must(c, err)
 		var in api.Call
-		testnet.Eventually(t, 30*time.Second, func() error {
+		check.Eventually(t, 30*time.Second, func() error {
 			cs, err := to.Client.Calls(ctx, 5)
 			if err != nil {
 				return err
@@ -72,7 +73,7 @@ func TestScreenshots(t *testing.T) {
 		switch outcome {
 		case "answer":
 			must(to.Client.CallAction(ctx, in.ID, "answer", &api.AnswerRequest{Audio: "tone"}))
-			testnet.Eventually(t, 30*time.Second, func() error {
+			check.Eventually(t, 30*time.Second, func() error {
 				x, err := from.Client.Call(ctx, c.ID)
 				if err == nil && x.State != "active" {
 					err = fmt.Errorf("call %s", x.State)
@@ -84,7 +85,7 @@ func TestScreenshots(t *testing.T) {
 		case "decline":
 			must(to.Client.CallAction(ctx, in.ID, "decline", nil))
 		}
-		testnet.Eventually(t, 30*time.Second, func() error {
+		check.Eventually(t, 30*time.Second, func() error {
 			x, err := to.Client.Call(ctx, in.ID)
 			if err == nil && x.State != "ended" {
 				err = fmt.Errorf("call %s", x.State)
@@ -110,7 +111,7 @@ func TestScreenshots(t *testing.T) {
 		t.Helper()
 		m, err := from.Client.Send(ctx, to, text)
 		must(m, err)
-		testnet.Eventually(t, 30*time.Second, func() error {
+		check.Eventually(t, 30*time.Second, func() error {
 			p, err := from.Client.MessagePage(ctx, to, api.PageRequest{Newest: true, Limit: 5})
 			if err != nil {
 				return err
@@ -133,7 +134,7 @@ func TestScreenshots(t *testing.T) {
 	say(alice, "Bob Marley", "Great, see you there!")
 	say(dana, "alice", "Hi! We met at the meetup last week. I'm Dana.")
 	say(carol, "alice", "Also: can you call me when you have a minute?")
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		convs, err := alice.Client.Conversations(ctx)
 		if err != nil {
 			return err

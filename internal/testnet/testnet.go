@@ -25,6 +25,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/node"
 )
 
@@ -287,21 +288,8 @@ func (net *Net) WaitConnected(t testing.TB, timeout time.Duration) {
 	})
 }
 
-// Eventually polls cond until it returns nil or timeout passes, then fails
-// the test with cond's last error.
+// Eventually is check.Eventually, for the tests that build a network.
 func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	wait := 10 * time.Millisecond
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %v: %v", timeout, err)
-		}
-		time.Sleep(wait)
-		wait = min(wait*2, 250*time.Millisecond)
-	}
+	check.Eventually(t, timeout, cond)
 }
