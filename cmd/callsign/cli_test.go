@@ -318,7 +318,22 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 			t.Errorf("callsign %s: exit %d, stdout %q, stderr %q", strings.Join(args, " "), code, out, errs)
 		}
 	}
-	// A flag between a command's positional arguments.
+	// Flags between a command's positional arguments: the text is the
+	// words after the name, whatever flags come among them.
+	for _, args := range [][]string{
+		{"send", "alice", "--data", dir, "hello", "--json", "there"},
+		{"messages", "--json", "send", "alice", "hello", "--data", dir, "there"},
+	} {
+		out, errs, code := runCLI(t, args...)
+		f.mu.Lock()
+		sent := f.sent
+		f.sent = nil
+		f.mu.Unlock()
+		if code != exitOK || errs != "" || compactJSON(t, out) != `{"id":"m2","state":"queued","to":"alice"}` ||
+			len(sent) != 1 || sent[0] != "hello there" {
+			t.Errorf("callsign %s: exit %d, stdout %q, stderr %q, sent %q", strings.Join(args, " "), code, out, errs, sent)
+		}
+	}
 	out, errs, code := runCLI(t, "handle", "--json", "resolve", "--data", dir, "x")
 	var wi api.Whois
 	if code != exitError || json.Unmarshal([]byte(out), &wi) != nil || wi.Status != "not_found" || errs != "callsign: x: not found\n" {

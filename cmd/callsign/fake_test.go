@@ -36,6 +36,7 @@ type fakeNode struct {
 	dialed    []api.CallRequest
 	answered  []api.AnswerRequest
 	actions   []string // "hangup c1"
+	sent      []string // the texts sent
 	log       []api.Call
 	onDial    func(req api.CallRequest) // runs in the API request
 	onAction  func(id, action string)   // after an action is recorded
@@ -116,6 +117,13 @@ func (f *fakeNode) Messages(_ context.Context, name string, _ api.PageRequest) (
 		return api.MessagePage{}, api.Errorf(api.CodeNotFound, "", "no conversation with %q", name)
 	}
 	return api.MessagePage{Messages: slices.Clone(ms)}, nil
+}
+
+func (f *fakeNode) Send(_ context.Context, to, text string) (api.Message, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, text)
+	return api.Message{ID: "m2", To: to, Text: text, State: "queued", Direction: "out"}, nil
 }
 
 // fakeLastAt is the time of the fake's conversation: the same in every
