@@ -79,6 +79,7 @@ func (n *Node) startHost() error {
 		Announce: n.cfg.Announce,
 		Public:   n.cfg.Public,
 		Logger:   n.log.With("component", "p2p"),
+		Stats:    &n.metrics.host,
 	}
 	n.priv = n.newPrivacy(boot)
 	if !n.cfg.Public {

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/http"
@@ -13,17 +14,24 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
+	"github.com/callsign/callsign/turn"
 )
 
 // metrics is what the node tells an operator's Prometheus: the network it
 // sees (peers, routing table), what it carried (messages, calls) and what
-// waits (the outbox). Counters are fed where the node turns messaging's
-// and calls' events into API events, so a slow API subscriber can't make
-// them miss one; gauges are read when scraped. Every name starts with
-// callsign_; the Go runtime's and the process's own collectors come along.
+// waits (the outbox), and on a public node what it serves and refuses (DHT
+// requests and records, relays, the resource manager). Counters of
+// messages and calls are fed where the node turns messaging's and calls'
+// events into API events, so a slow API subscriber can't make them miss
+// one; the rest are read when scraped from the counters the packages that
+// own them keep (p2p.HostStats, dht.DHT.Requests, turn.Server.Stats).
+// Every name starts with callsign_; the Go runtime's and the process's own
+// collectors come along.
 type metrics struct {
-	reg *prometheus.Registry
+	reg  *prometheus.Registry
+	host p2p.HostStats // fed by the libp2p host (startHost)
 
 	messages *prometheus.CounterVec // direction: in, out
 	requests prometheus.Counter
@@ -125,7 +133,108 @@ func newMetrics(n *Node) *metrics {
 			return time.Since(n.started).Seconds()
 		}),
 	)
+	m.reg.MustRegister(m.served(n)...)
 	return m
+}
+
+// served are the collectors of what a node serves others and refuses
+// them, read from its parts' own counters when scraped.
+func (m *metrics) served(n *Node) []prometheus.Collector {
+	counter := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f)
+	}
+	relay := func() p2p.RelayStats { return m.host.Relay() }
+	return []prometheus.Collector{
+		&readCollector{
+			desc: prometheus.NewDesc("callsign_dht_requests_total",
+				"DHT requests from other nodes, by kad message type, served (answered) or refused.", []string{"kind", "result"}, nil),
+			typ: prometheus.CounterValue,
+			read: func(emit func(float64, ...string)) error {
+				if n.dht == nil {
+					return nil
+				}
+				for _, r := range n.dht.Requests() {
+					emit(float64(r.Served), r.Kind, "served")
+					emit(float64(r.Refused), r.Kind, "refused")
+				}
+				return nil
+			},
+		},
+		&readCollector{
+			desc: prometheus.NewDesc("callsign_dht_records",
+				"DHT records this node stores for the network, by kind (identity, handle).", []string{"kind"}, nil),
+			typ: prometheus.GaugeValue,
+			read: func(emit func(float64, ...string)) error {
+				if n.dht == nil {
+					return nil
+				}
+				ctx, cancel := context.WithTimeout(n.ctx, 5*time.Second)
+				defer cancel()
+				r, err := n.dht.Records(ctx)
+				if err != nil {
+					return err
+				}
+				emit(float64(r.Identities), "identity")
+				emit(float64(r.Handles), "handle")
+				return nil
+			},
+		},
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callsign_dht_kept_members", Help: "Members whose presigned records a public node keeps published."}, func() float64 {
+			if n.dht == nil {
+				return 0
+			}
+			return float64(n.dht.KeptMembers())
+		}),
+		&readCollector{
+			desc: prometheus.NewDesc("callsign_rcmgr_refusals_total",
+				"Connections, streams and memory the libp2p resource manager refused, by the kind of scope whose limit refused them.", []string{"resource", "scope"}, nil),
+			typ: prometheus.CounterValue,
+			read: func(emit func(float64, ...string)) error {
+				for _, r := range m.host.Refusals() {
+					emit(float64(r.Count), r.Resource, r.Scope)
+				}
+				return nil
+			},
+		},
+		counter("callsign_relay_bytes_total", "Bytes a public node's circuit relay carried, both directions.", func() float64 { return float64(relay().Bytes) }),
+		counter("callsign_relay_circuits_total", "Circuits a public node's circuit relay opened.", func() float64 { return float64(relay().CircuitsAll) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callsign_relay_circuits", Help: "Circuits open through a public node's circuit relay."}, func() float64 { return float64(relay().Circuits) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "callsign_relay_reservations", Help: "Reservations held at a public node's circuit relay."}, func() float64 { return float64(relay().Reservations) }),
+		&readCollector{
+			desc: prometheus.NewDesc("callsign_turn_relayed_bytes_total",
+				"Bytes a public node's TURN relay carried: to-peer (a caller's media sent on) and from-peer (received for a caller).", []string{"direction"}, nil),
+			typ: prometheus.CounterValue,
+			read: func(emit func(float64, ...string)) error {
+				var st turn.Stats
+				if svc := n.calls.Load(); svc != nil && svc.TURN() != nil {
+					st = svc.TURN().Stats()
+				}
+				emit(float64(st.RelayedToPeers), "to-peer")
+				emit(float64(st.RelayedFromPeers), "from-peer")
+				return nil
+			},
+		},
+	}
+}
+
+// readCollector is a labelled metric whose values read reads from the
+// counters a part of the node keeps, when scraped. A failed read is
+// reported to the scraper as the metric's error.
+type readCollector struct {
+	desc *prometheus.Desc
+	typ  prometheus.ValueType
+	read func(emit func(v float64, labels ...string)) error
+}
+
+func (c *readCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c *readCollector) Collect(ch chan<- prometheus.Metric) {
+	err := c.read(func(v float64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(c.desc, c.typ, v, labels...)
+	})
+	if err != nil {
+		ch <- prometheus.NewInvalidMetric(c.desc, err)
+	}
 }
 
 // message counts a message stored (in) or queued (out), request whether

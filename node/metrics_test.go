@@ -15,9 +15,16 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/libp2p/go-libp2p/core/network"
+	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
+	ma "github.com/multiformats/go-multiaddr"
+
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/p2p/p2ptest"
 )
 
 // TestMetrics: an operator's Prometheus reads the node's metrics from the
@@ -81,6 +88,129 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+// TestMetricsCommunityNode: a community node's operator sees what it
+// serves move when it happens: the records it stores after a member
+// publishes, the DHT requests it answers when another member looks a name
+// up, the streams its resource manager refuses to a greedy peer, and the
+// bytes its circuit relay and its TURN relay carry.
+func TestMetricsCommunityNode(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{})
+	ctx := ctxT(t, 3*time.Minute)
+	hub, alice, bob := net.Nodes[0], net.Nodes[1], net.Nodes[2]
+	before := scrape(t, hub, true)
+	for _, name := range []string{"callsign_dht_requests_total", "callsign_dht_records", "callsign_rcmgr_refusals_total",
+		"callsign_relay_bytes_total", "callsign_turn_relayed_bytes_total"} {
+		if _, ok := before.families[name]; !ok {
+			t.Errorf("the hub reports no %s", name)
+		}
+	}
+
+	// Alice claims a name: the hub stores it. Bob looks it up: the hub
+	// answers his GET_VALUE.
+	if cl, err := alice.Client.Claim(ctx, "metrics"); err != nil || cl.Status != "claimed" {
+		t.Fatalf("claim: %+v %v", cl, err)
+	}
+	testnet.Eventually(t, 30*time.Second, func() error {
+		m := scrape(t, hub, true)
+		if h := m.value(t, "callsign_dht_records", "kind", "handle"); h < 1 {
+			return fmt.Errorf("the hub holds %v handle records after a claim\n%s", h, m.grep("callsign_dht"))
+		}
+		if id := m.value(t, "callsign_dht_records", "kind", "identity"); id < 3 {
+			return fmt.Errorf("the hub holds %v identity records of 3 nodes\n%s", id, m.grep("callsign_dht"))
+		}
+		return nil
+	})
+	gets := func() float64 {
+		return scrape(t, hub, true).value(t, "callsign_dht_requests_total", "kind", "get_value", "result", "served")
+	}
+	served := gets()
+	if w, err := bob.Client.Whois(ctx, "metrics"); err != nil || w.Status != "ok" {
+		t.Fatalf("whois: %+v %v", w, err)
+	}
+	if after := gets(); after <= served {
+		t.Errorf("the hub's get_value requests served stayed at %v while bob resolved a name", after)
+	}
+
+	// A peer opening more streams of the DHT's protocol than its share:
+	// the hub's resource manager refuses 8 of 40.
+	hubInfo := peer.AddrInfo{ID: hub.Host().ID(), Addrs: hub.Host().Addrs()}
+	greedy := p2ptest.NewHost(t, func(c *p2p.HostConfig) { c.Listen = p2ptest.ListenTCP })
+	if err := greedy.Connect(ctx, hubInfo); err != nil {
+		t.Fatal(err)
+	}
+	for range 40 {
+		s, err := greedy.NewStream(ctx, hubInfo.ID, "/callsign/kad/1.0.0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Reset()
+		_, _ = s.Write([]byte{1}) // a length prefix: the hub waits for the message
+	}
+	testnet.Eventually(t, 30*time.Second, func() error {
+		m := scrape(t, hub, true)
+		if n := m.value(t, "callsign_rcmgr_refusals_total", "resource", "stream", "scope", "protocol-peer"); n < 8 {
+			return fmt.Errorf("the hub counted %v refused streams of 40 from one peer\n%s", n, m.grep("callsign_rcmgr"))
+		}
+		return nil
+	})
+
+	// Two hosts that reach each other only through the hub's circuit
+	// relay exchange 4 KiB each way.
+	noListen := func(c *p2p.HostConfig) { c.Listen = []string{} }
+	a, b := p2ptest.NewHost(t, noListen), p2ptest.NewHost(t, noListen)
+	p2ptest.ServeEcho(b)
+	if err := b.Connect(ctx, hubInfo); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(ctx, b, hubInfo); err != nil {
+		t.Fatalf("reserve a slot at the hub's relay: %v", err)
+	}
+	circuit := ma.StringCast(hubInfo.Addrs[0].String() + "/p2p/" + hubInfo.ID.String() + "/p2p-circuit")
+	if err := a.Connect(ctx, peer.AddrInfo{ID: b.ID(), Addrs: []ma.Multiaddr{circuit}}); err != nil {
+		t.Fatalf("connect through the hub's relay: %v", err)
+	}
+	payload := make([]byte, 4096)
+	if err := p2ptest.EchoRoundTrip(network.WithAllowLimitedConn(ctx, "test"), a, b.ID(), payload, make([]byte, len(payload))); err != nil {
+		t.Fatalf("echo through the hub's relay: %v", err)
+	}
+	// The relay counts a chunk after passing it on: the echo may be back
+	// before the count.
+	testnet.Eventually(t, 30*time.Second, func() error {
+		m := scrape(t, hub, true)
+		if n := m.value(t, "callsign_relay_bytes_total"); n < float64(2*len(payload)) {
+			return fmt.Errorf("the hub's relay counted %v bytes of a %d-byte echo\n%s", n, len(payload), m.grep("callsign_relay"))
+		}
+		if n := m.value(t, "callsign_relay_circuits_total"); n < 1 {
+			return fmt.Errorf("the hub's relay counted %v circuits", n)
+		}
+		return nil
+	})
+
+	// A call that may use the relay only: the hub's TURN relay carries its
+	// media both ways.
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{Policy: strp(node.CallsEveryone), AutoAnswer: boolp(true)}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := alice.Client.Dial(ctx, api.CallRequest{To: bob.Account().String(), Audio: "tone", RelayOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, alice.Client, c.ID, "active")
+	testnet.Eventually(t, 30*time.Second, func() error {
+		m := scrape(t, hub, true)
+		for _, dir := range []string{"to-peer", "from-peer"} {
+			if n := m.value(t, "callsign_turn_relayed_bytes_total", "direction", dir); n < 1000 {
+				return fmt.Errorf("the hub's TURN relay counted %v bytes %s during a relayed call\n%s", n, dir, m.grep("callsign_turn"))
+			}
+		}
+		return nil
+	})
+	if _, err := alice.Client.CallAction(ctx, c.ID, "hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, alice.Client, c.ID, "ended")
 }
 
 // TestMetricsNeedTheToken: the API's /metrics is refused without the
