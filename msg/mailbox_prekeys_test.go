@@ -125,3 +125,71 @@ func TestMailboxFirstContact(t *testing.T) {
 		return x == mailboxPrekeyBatch && pq == mailboxPrekeyBatch
 	})
 }
+
+// TestMailboxForgedPrekeys: a mailbox that hands out one-time prekeys Bob
+// never signed does not get a first contact started on them: Alice checks
+// them, drops them and uses the signed prekeys of Bob's record at once
+// (one fetch, not one per retry); Bob reads her message.
+func TestMailboxForgedPrekeys(t *testing.T) {
+	hb := newHubWith(t, mailbox.Config{DepositRate: 1e6, DepositBurst: 1e6, FetchRate: rate.Inf, MemberRate: rate.Inf})
+	w := newWorld()
+	mbs := func() []peer.AddrInfo { return []peer.AddrInfo{hb.addr} }
+	b := newNode(t, w, func(c *Config) { c.Mailboxes = mbs; c.MailboxPoll = 100 * time.Millisecond })
+	w.mu.Lock()
+	b.mailboxes = mbs()
+	w.mu.Unlock()
+	bobAcct := b.acct.Public().Bytes()
+	b.start()
+	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	b.stop()
+
+	// The operator swaps in keys of its own, in the right shape.
+	mallory := newNode(t, w, nil)
+	mallory.start()
+	mallory.svc.preMu.Lock()
+	const forged = 5
+	if err := mallory.svc.prekeys.GenerateOneTime(mallory.svc.self, forged, time.Now(), nil); err != nil {
+		t.Fatal(err)
+	}
+	fx, fpq := mallory.svc.prekeys.IssueOneTime(forged)
+	mallory.svc.preMu.Unlock()
+	mallory.stop()
+	hb.srv.Close()
+	if err := hb.db.Update(func(tx *store.Tx) error {
+		for _, kind := range []byte{store.MailboxPrekeyX25519, store.MailboxPrekeyPQ} {
+			if _, err := tx.DeleteMailboxPrekeys(bobAcct, kind); err != nil {
+				return err
+			}
+		}
+		for i := range forged {
+			if err := tx.PutMailboxPrekey(bobAcct, store.MailboxPrekeyX25519, fx[i].ID, e2e.MarshalOneTimePrekey(fx[i])); err != nil {
+				return err
+			}
+			if err := tx.PutMailboxPrekey(bobAcct, store.MailboxPrekeyPQ, fpq[i].ID, e2e.MarshalOneTimePrekey(fpq[i])); err != nil {
+				return err
+			}
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	srv, err := mailbox.New(mailbox.Config{Host: hb.h, DB: hb.db, DepositRate: 1e6, DepositBurst: 1e6, FetchRate: rate.Inf, MemberRate: rate.Inf})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	hb.srv = srv
+
+	a := newNode(t, w, nil)
+	a.start()
+	m := a.send(b, "hello")
+	waitFor(t, 60*time.Second, "Alice's message at the mailbox", func() bool { return a.state(b.id(), m.ID) == StateSent })
+	if x, pq := srv.Prekeys(bobAcct); x != forged-1 || pq != forged-1 {
+		t.Fatalf("%d, %d forged keys left; want one fetch, %d of each left", x, pq, forged-1)
+	}
+	a.stop()
+	b.start()
+	waitFor(t, 30*time.Second, "Bob reads Alice's first message", func() bool { return len(b.incoming(a.id())) == 1 })
+}
