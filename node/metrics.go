@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"slices"
 	"sync"
 	"time"
 
@@ -70,6 +71,11 @@ func newMetrics(n *Node) *metrics {
 	}
 	for _, st := range []string{"sent", "delivered", "read", "failed"} {
 		m.states.WithLabelValues(st)
+	}
+	for _, d := range []string{"in", "out"} {
+		for _, r := range callReasons {
+			m.calls.WithLabelValues(d, string(r))
+		}
 	}
 	gauge := func(name, help string, f func() float64) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
@@ -273,15 +279,20 @@ func (m *metrics) call(c api.Call) {
 	}
 }
 
-// reasonLabel keeps the reason label's values few and known: a peer
+// callReasons are the reason label's values: few and known, so a peer
 // can't grow the series with made-up reasons.
+var callReasons = []media.Reason{media.ReasonHangup, media.ReasonRemoteHangup, media.ReasonDeclined, media.ReasonBusy,
+	media.ReasonMissed, media.ReasonCancelled, media.ReasonUnavailable, media.ReasonFailed, media.ReasonICEFailed,
+	media.ReasonTimeout, "none", "other"}
+
+// reasonLabel is r as a reason label: itself when known, "none" when
+// empty, "other" otherwise.
 func reasonLabel(r string) string {
-	switch media.Reason(r) {
-	case media.ReasonHangup, media.ReasonRemoteHangup, media.ReasonDeclined, media.ReasonBusy, media.ReasonMissed,
-		media.ReasonCancelled, media.ReasonUnavailable, media.ReasonFailed, media.ReasonICEFailed, media.ReasonTimeout:
-		return r
-	case "":
+	switch {
+	case r == "":
 		return "none"
+	case r != "none" && r != "other" && slices.Contains(callReasons, media.Reason(r)):
+		return r
 	}
 	return "other"
 }

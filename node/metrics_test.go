@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -99,11 +100,22 @@ func TestMetricsCommunityNode(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{})
 	ctx := ctxT(t, 3*time.Minute)
 	hub, alice, bob := net.Nodes[0], net.Nodes[1], net.Nodes[2]
+	// Every name the operator's docs and dashboard use is one the hub
+	// reports.
 	before := scrape(t, hub, true)
-	for _, name := range []string{"callsign_dht_requests_total", "callsign_dht_records", "callsign_rcmgr_refusals_total",
-		"callsign_relay_bytes_total", "callsign_turn_relayed_bytes_total"} {
-		if _, ok := before.families[name]; !ok {
-			t.Errorf("the hub reports no %s", name)
+	for _, doc := range []string{"../docs/METRICS.md", "../docs/grafana-callsign.json"} {
+		b, err := os.ReadFile(doc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		names := regexp.MustCompile(`\b(?:callsign|go|process)_[a-z_]*[a-z]\b`).FindAllString(string(b), -1)
+		if len(names) < 20 {
+			t.Fatalf("%s names %d metrics", doc, len(names))
+		}
+		for _, name := range names {
+			if _, ok := before.families[name]; !ok {
+				t.Errorf("%s names %s, which the hub does not report", doc, name)
+			}
 		}
 	}
 
