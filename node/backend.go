@@ -333,6 +333,11 @@ func (n *Node) AddContact(ctx context.Context, name, petname string) (api.Contac
 	if err != nil {
 		return api.Contact{}, err
 	}
+	return n.addResolved(ctx, name, res, petname)
+}
+
+// addResolved adds the owner of res, what name resolved to, as a contact.
+func (n *Node) addResolved(ctx context.Context, name string, res *dht.Resolution, petname string) (api.Contact, error) {
 	switch res.Status {
 	case dht.StatusOK:
 	case dht.StatusConflict:
@@ -360,7 +365,7 @@ func (n *Node) AddContact(ctx context.Context, name, petname string) (api.Contac
 	now := time.Now().UTC()
 	c := store.Contact{Account: res.Owner.ID().String(), PubKey: res.Owner.Bytes(), Petname: petname, Handle: handle,
 		AddedAt: now, PinnedAt: now}
-	err = n.db.Update(func(tx *store.Tx) error {
+	err := n.db.Update(func(tx *store.Tx) error {
 		if old, err := tx.Contact(c.Account); err == nil {
 			c.AddedAt, c.Verified, c.Following, c.Blocked, c.Accepted = old.AddedAt, old.Verified, old.Following, old.Blocked, old.Accepted
 		} else if !errors.Is(err, store.ErrNotFound) {

@@ -373,7 +373,7 @@ func (n *Node) Dial(ctx context.Context, req api.CallRequest) (api.Call, error) 
 	if err := checkRecordDir(req.Record); err != nil {
 		return api.Call{}, err
 	}
-	id, _, err := n.peerFor(ctx, req.To, true)
+	id, _, _, err := n.peerFor(ctx, req.To, true)
 	if err != nil {
 		return api.Call{}, err
 	}
@@ -590,7 +590,7 @@ func (n *Node) CallSettings(ctx context.Context) (api.CallSettings, error) {
 func (n *Node) ChangeCallSettings(ctx context.Context, ch api.CallSettingsChange) (api.CallSettings, error) {
 	var ruleAccount string
 	if ch.RuleName != "" {
-		id, _, err := n.peerFor(ctx, ch.RuleName, true)
+		id, _, _, err := n.peerFor(ctx, ch.RuleName, true)
 		if err != nil {
 			return api.CallSettings{}, err
 		}

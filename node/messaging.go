@@ -13,6 +13,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
@@ -186,9 +187,10 @@ func (n *Node) toAPIMessage(m store.Message, peerName string) api.Message {
 
 // peerFor finds the account a name refers to: a contact (petname, handle
 // or account id), an account id, or — when network is set — a handle
-// resolved on the DHT. A contact whose key changed is refused until the
-// user verifies again.
-func (n *Node) peerFor(ctx context.Context, name string, network bool) (identity.AccountID, *store.Contact, error) {
+// resolved on the DHT, whose resolution it returns so that the rest of the
+// operation (pinning the key of a new contact) does not look it up again.
+// A contact whose key changed is refused until the user verifies again.
+func (n *Node) peerFor(ctx context.Context, name string, network bool) (identity.AccountID, *store.Contact, *dht.Resolution, error) {
 	var c store.Contact
 	err := n.db.View(func(tx *store.Tx) error {
 		var err error
@@ -196,31 +198,31 @@ func (n *Node) peerFor(ctx context.Context, name string, network bool) (identity
 		return err
 	})
 	if err == nil {
-		return identity.AccountID(c.Account), &c, nil
+		return identity.AccountID(c.Account), &c, nil, nil
 	}
 	if !api.IsCode(err, api.CodeNotFound) {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if id, err := identity.ParseAccountID(name); err == nil {
-		return id, nil, nil
+		return id, nil, nil, nil
 	}
 	if !network {
-		return "", nil, api.Errorf(api.CodeNotFound, "use a contact's petname or handle, or an account id", "no conversation with %q", name)
+		return "", nil, nil, api.Errorf(api.CodeNotFound, "use a contact's petname or handle, or an account id", "no conversation with %q", name)
 	}
 	res, err := n.resolve(ctx, name)
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	if res.Status != "ok" {
-		return "", nil, api.Errorf(api.CodeNotFound, "check the name with `callsign whois`", "cannot send to %s: %s", name, strings.ReplaceAll(string(res.Status), "_", " "))
+		return "", nil, nil, api.Errorf(api.CodeNotFound, "check the name with `callsign whois`", "cannot send to %s: %s", name, strings.ReplaceAll(string(res.Status), "_", " "))
 	}
 	if _, changed, err := n.checkPin(res); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	} else if changed {
-		return "", nil, api.Errorf(api.CodeConflict, "compare safety numbers with `callsign verify "+name+"`, then confirm with --confirmed",
+		return "", nil, nil, api.Errorf(api.CodeConflict, "compare safety numbers with `callsign verify "+name+"`, then confirm with --confirmed",
 			"held back: @%s now resolves to a different key than the one you pinned", res.Name)
 	}
-	return res.Owner.ID(), nil, nil
+	return res.Owner.ID(), nil, res, nil
 }
 
 // Send implements api.Backend: it returns once the message is durable in
@@ -235,7 +237,7 @@ func (n *Node) Send(ctx context.Context, to, text string) (api.Message, error) {
 	if len(text) > msg.DefaultMaxMessage {
 		return api.Message{}, api.Errorf(api.CodeTooLarge, "split it into several messages", "message is %d bytes; the limit is %d bytes", len(text), msg.DefaultMaxMessage)
 	}
-	id, c, err := n.peerFor(ctx, to, true)
+	id, c, res, err := n.peerFor(ctx, to, true)
 	if err != nil {
 		return api.Message{}, err
 	}
@@ -249,7 +251,12 @@ func (n *Node) Send(ctx context.Context, to, text string) (api.Message, error) {
 	if c == nil {
 		// Writing to someone makes them a contact: their key is pinned now
 		// (trust on first use) and their replies are not requests.
-		ct, err := n.AddContact(ctx, to, "")
+		if res == nil { // an account id: its key is looked up now
+			if res, err = n.resolve(ctx, to); err != nil {
+				return api.Message{}, err
+			}
+		}
+		ct, err := n.addResolved(ctx, to, res, "")
 		if err != nil {
 			return api.Message{}, err
 		}
@@ -421,7 +428,7 @@ func (n *Node) verifiedHandle(ctx context.Context, owner identity.AccountPub, ha
 
 // Messages implements api.Backend.
 func (n *Node) Messages(ctx context.Context, name string, pr api.PageRequest) (api.MessagePage, error) {
-	id, c, err := n.peerFor(ctx, name, true)
+	id, c, _, err := n.peerFor(ctx, name, true)
 	if err != nil {
 		return api.MessagePage{}, err
 	}
@@ -455,7 +462,7 @@ func (n *Node) Messages(ctx context.Context, name string, pr api.PageRequest) (a
 // MarkRead implements api.Backend; nil ids marks every unread incoming
 // message read.
 func (n *Node) MarkRead(ctx context.Context, name string, ids []string) error {
-	id, _, err := n.peerFor(ctx, name, false)
+	id, _, _, err := n.peerFor(ctx, name, false)
 	if err != nil {
 		return err
 	}
@@ -494,9 +501,17 @@ func (n *Node) MarkRead(ctx context.Context, name string, ids []string) error {
 	return nil
 }
 
-// accountPub finds the public key of an account: from the contacts, else
+// accountPub finds the public key of an account and the handles its
+// record claims: from res when this operation resolved it already, else
 // from its identity record on the DHT.
-func (n *Node) accountPub(ctx context.Context, id identity.AccountID) (identity.AccountPub, []string, error) {
+func (n *Node) accountPub(ctx context.Context, id identity.AccountID, res *dht.Resolution) (identity.AccountPub, []string, error) {
+	if res != nil && res.Owner.ID() == id { // looked up already in this operation
+		var handles []string
+		if res.Identity != nil {
+			handles = res.Identity.Handles
+		}
+		return res.Owner, handles, nil
+	}
 	rec, err := n.dht.ResolveIdentity(ctx, id)
 	if err != nil {
 		return identity.AccountPub{}, nil, api.Errorf(api.CodeUnavailable, "try again once the node has peers", "look up %s: %v", id, err)
@@ -507,12 +522,12 @@ func (n *Node) accountPub(ctx context.Context, id identity.AccountID) (identity.
 // Accept implements api.Backend: the sender of a message request becomes
 // a contact (its key pinned) and its conversation a normal one.
 func (n *Node) Accept(ctx context.Context, name string) (api.Contact, error) {
-	id, c, err := n.peerFor(ctx, name, true)
+	id, c, res, err := n.peerFor(ctx, name, true)
 	if err != nil {
 		return api.Contact{}, err
 	}
 	if c == nil {
-		pub, handles, err := n.accountPub(ctx, id)
+		pub, handles, err := n.accountPub(ctx, id, res)
 		if err != nil {
 			return api.Contact{}, err
 		}
@@ -559,7 +574,7 @@ func (n *Node) Accept(ctx context.Context, name string) (api.Contact, error) {
 // SetContactFlag implements api.Backend for block and follow. Blocking or
 // following someone who is not a contact yet makes them one.
 func (n *Node) SetContactFlag(ctx context.Context, name, flag string, on bool) (api.Contact, error) {
-	id, c, err := n.peerFor(ctx, name, true)
+	id, c, res, err := n.peerFor(ctx, name, true)
 	if err != nil {
 		return api.Contact{}, err
 	}
@@ -567,7 +582,7 @@ func (n *Node) SetContactFlag(ctx context.Context, name, flag string, on bool) (
 		if !on {
 			return api.Contact{}, api.Errorf(api.CodeNotFound, "`callsign contacts list` shows your contacts", "no contact %q", name)
 		}
-		pub, _, err := n.accountPub(ctx, id)
+		pub, _, err := n.accountPub(ctx, id, res)
 		if err != nil {
 			return api.Contact{}, err
 		}
