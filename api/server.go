@@ -528,8 +528,7 @@ loop:
 }
 
 // ContentSecurityPolicy is sent with every file of the web app: scripts
-// and styles only from the app's own files (no eval; no inline script but
-// the page's own, each allowed by its hash: see cspWithInlineScripts),
+// and styles only from the app's own files (no inline script, no eval),
 // images from the app, the API (fetched as blobs) and data: URLs, media
 // from the WebRTC connection (blob:), connections to the node's own API
 // and event stream only, no plugins, no framing.

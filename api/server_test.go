@@ -2,8 +2,6 @@ package api
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -429,32 +427,6 @@ func TestMetricsBehindToken(t *testing.T) {
 		s.Close()
 		if resp.StatusCode != tc.status || (tc.status == 200) != strings.Contains(string(body), "callsign_up 1") {
 			t.Errorf("metrics=%v token=%v: %d %q, want %d", tc.metrics != nil, tc.token != "", resp.StatusCode, body, tc.status)
-		}
-	}
-}
-
-// TestWebAppInlineScript: the page's own inline script is allowed by its
-// hash in the page's policy, and only there; every other file keeps the
-// policy without inline script.
-func TestWebAppInlineScript(t *testing.T) {
-	const script = "window.early = 1;"
-	s := startWeb(t, fstest.MapFS{"index.html": {Data: []byte(`<script>` + script + `</script><script src="/js/app.js"></script>`)},
-		"js/app.js": {Data: []byte("// app")}})
-	sum := sha256.Sum256([]byte(script))
-	want := strings.Replace(ContentSecurityPolicy, "script-src 'self'", "script-src 'self' 'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'", 1)
-	for _, tc := range []struct{ path, csp string }{
-		{"/", want},
-		{"/chats/someone", want}, // the app's own routes serve the page
-		{"/js/app.js", ContentSecurityPolicy},
-		{"/missing.js", ContentSecurityPolicy},
-	} {
-		resp, err := http.Get("http://" + s.Addr() + tc.path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if got := resp.Header.Get("Content-Security-Policy"); got != tc.csp {
-			t.Errorf("GET %s: Content-Security-Policy %q, want %q", tc.path, got, tc.csp)
 		}
 	}
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"io/fs"
@@ -12,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -45,10 +43,6 @@ type webHandler struct {
 	files   map[string]*webFile
 	version string
 	index   *webFile // index.html with its references under /v/<version>/
-	// indexCSP is the page's policy: ContentSecurityPolicy with the
-	// hashes of the page's own inline scripts, so they and nothing else
-	// inline run.
-	indexCSP string
 }
 
 func newWebHandler(fsys fs.FS, log *slog.Logger) *webHandler {
@@ -92,29 +86,6 @@ func (h *webHandler) load() {
 		}
 		h.index = newWebFile("index.html", []byte(page))
 	}
-	h.indexCSP = cspWithInlineScripts(h.index)
-}
-
-// inlineScript is an inline script in the page: a script element with no
-// attributes.
-var inlineScript = regexp.MustCompile(`(?s)<script>(.*?)</script>`)
-
-// cspWithInlineScripts is ContentSecurityPolicy allowing, by their SHA-256
-// hashes, the inline scripts of page (nil: none). A script that differs by
-// a byte, or one injected later, still does not run.
-func cspWithInlineScripts(page *webFile) string {
-	if page == nil {
-		return ContentSecurityPolicy
-	}
-	var hashes []string
-	for _, m := range inlineScript.FindAllSubmatch(page.raw, -1) {
-		sum := sha256.Sum256(m[1])
-		hashes = append(hashes, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
-	}
-	if len(hashes) == 0 {
-		return ContentSecurityPolicy
-	}
-	return strings.Replace(ContentSecurityPolicy, "script-src 'self'", "script-src 'self' "+strings.Join(hashes, " "), 1)
 }
 
 // newWebFile is the file p with its ETag and, when it pays, its gzip form.
@@ -142,7 +113,7 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	hd := w.Header()
-	csp := ContentSecurityPolicy
+	hd.Set("Content-Security-Policy", ContentSecurityPolicy)
 	hd.Set("Referrer-Policy", "no-referrer")
 	hd.Set("X-Frame-Options", "DENY")
 	p := strings.TrimPrefix(path.Clean("/"+r.URL.Path), "/")
@@ -159,15 +130,13 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	f, ok := h.files[p]
 	switch {
 	case p == "index.html" || p == "":
-		f, csp = h.index, h.indexCSP
+		f = h.index
 	case !ok && strings.Contains(path.Base(p), "."), p == "-":
-		hd.Set("Content-Security-Policy", csp)
 		http.Error(w, "not found", http.StatusNotFound)
 		return
 	case !ok:
-		f, csp = h.index, h.indexCSP // the app's own routes
+		f = h.index // the app's own routes
 	}
-	hd.Set("Content-Security-Policy", csp)
 	if f == nil {
 		http.Error(w, "no web app", http.StatusNotFound)
 		return

@@ -289,9 +289,9 @@ func TestFirstLoad(t *testing.T) {
 			best = tm
 		}
 		if i == 0 {
-			// The first screen's data came from the page's own inline
-			// request (so the node's CSP let that script run), asked once,
-			// and the screen did not wait for the conversation module.
+			// The first screen's data came from early.js's request, made
+			// while the modules loaded and asked once, and the screen did
+			// not wait for the conversation module.
 			type boot struct {
 				Early      bool
 				AppLoads   int

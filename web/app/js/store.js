@@ -18,7 +18,7 @@ export const state = {
   connected: false, // the event stream is open
   viewing: null, // the account whose chat is on screen (and read), if any
   callStates: new Map(), // call id → the latest call from incoming-call and call-state events
-  early: false, // the first screen came from the page's own early request
+  early: false, // the first screen came from early.js's request
 };
 
 const listeners = new Map();
@@ -52,7 +52,7 @@ export async function load(topic) {
 }
 
 /** loadAll loads the first screen's topics in one request (GET
- * /api/v1/app), taking the answer the page's inline script asked for
+ * /api/v1/app), taking the answer early.js asked for
  * while the modules loaded when there is one (state.early says it did),
  * and tells every topic's listeners. */
 export async function loadAll() {
