@@ -69,6 +69,7 @@ type MailboxStatus struct {
 	Drained    int        `json:"drained"`              // envelopes taken from it since the node started
 	LastDrain  *time.Time `json:"last_drain,omitempty"` // nil: not drained yet
 	Error      string     `json:"error,omitempty"`      // the last registration's or drain's error
+	Prekeys    int        `json:"prekeys"`              // one-time prekeys it holds for first contacts with you
 }
 
 // MailboxHeld is what a public node's mailbox holds.
@@ -76,6 +77,7 @@ type MailboxHeld struct {
 	Members int   `json:"members"` // accounts registered
 	Waiting int   `json:"waiting"` // envelopes waiting for them
 	Bytes   int64 `json:"bytes"`   // their size
+	Prekeys int   `json:"prekeys"` // one-time prekeys held for their first contacts, both kinds
 }
 
 // Invite is what `callsign invite` shows: the text a newcomer passes to

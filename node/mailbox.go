@@ -102,7 +102,7 @@ func (n *Node) mailboxAddrs() []ma.Multiaddr { return recordAddrs(n.mailboxPeers
 func (n *Node) fillMailboxStatus(st *api.Status) {
 	if n.msg != nil {
 		for _, m := range n.msg.Mailboxes() {
-			ms := api.MailboxStatus{Peer: m.Peer.String(), Registered: m.Registered, Waiting: m.Waiting, Drained: m.Drained, Error: m.LastError}
+			ms := api.MailboxStatus{Peer: m.Peer.String(), Registered: m.Registered, Waiting: m.Waiting, Drained: m.Drained, Error: m.LastError, Prekeys: m.Prekeys}
 			if !m.LastDrain.IsZero() {
 				t := m.LastDrain.UTC()
 				ms.LastDrain = &t
@@ -112,6 +112,6 @@ func (n *Node) fillMailboxStatus(st *api.Status) {
 	}
 	if srv := n.mbox().srv; srv != nil {
 		s := srv.Stats()
-		st.Mailbox = &api.MailboxHeld{Members: s.Members, Waiting: s.Waiting, Bytes: s.Bytes}
+		st.Mailbox = &api.MailboxHeld{Members: s.Members, Waiting: s.Waiting, Bytes: s.Bytes, Prekeys: s.Prekeys}
 	}
 }

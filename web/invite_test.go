@@ -59,6 +59,7 @@ func TestMailboxesInSettings(t *testing.T) {
 	p.WaitText("Mailboxes")
 	p.WaitJS("the hub listed as a registered mailbox", `[...document.querySelectorAll(".mailbox")].some((li) =>
 		li.querySelector("[title]").title === `+strconv.Quote(hubID.Peer)+` && li.textContent.includes("Registered"))`)
+	p.WaitJS("one-time prekeys waiting at the hub for first contacts", `[...document.querySelectorAll(".mailbox")].some((li) => /· [1-9][0-9]* keys for first contacts/.test(li.textContent))`)
 
 	// Carol goes offline; Alice's message to her waits at the hub.
 	if err := carol.Node.Close(); err != nil {

@@ -18,13 +18,13 @@ func printMailboxes(w io.Writer, st api.Status) {
 		if !m.Registered {
 			state = "not registered"
 		}
-		line := fmt.Sprintf("%s, %d waiting, %d drained", state, m.Waiting, m.Drained)
+		line := fmt.Sprintf("%s, %d waiting, %d drained, %d one-time prekeys", state, m.Waiting, m.Drained, m.Prekeys)
 		if m.Error != "" {
 			line += ", last error: " + m.Error
 		}
 		fmt.Fprintf(w, "mailbox        %s: %s\n", m.Peer, line)
 	}
 	if st.Mailbox != nil {
-		fmt.Fprintf(w, "holds          %d members, %d messages waiting (%d bytes)\n", st.Mailbox.Members, st.Mailbox.Waiting, st.Mailbox.Bytes)
+		fmt.Fprintf(w, "holds          %d members, %d messages waiting (%d bytes), %d one-time prekeys\n", st.Mailbox.Members, st.Mailbox.Waiting, st.Mailbox.Bytes, st.Mailbox.Prekeys)
 	}
 }

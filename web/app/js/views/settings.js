@@ -217,7 +217,7 @@ function mailboxes(el, st) {
       return h("li", { class: "mailbox" },
         h("span", { class: "mono small", title: m.peer, text: shortAccount(m.peer) }),
         h("span", { class: m.error ? "error-text" : "", text: state }),
-        h("span", { class: "muted small", text: `${m.waiting} waiting · ${m.drained} collected since start · ${last}` }));
+        h("span", { class: "muted small", text: `${m.waiting} waiting · ${m.drained} collected since start · ${last} · ${m.prekeys} keys for first contacts` }));
     })));
   } else if (!st.public) {
     parts.push(h("p", { class: "muted", text: "No mailbox: messages sent to you while this node is offline wait at the sender's node until you are both online. Join a community node (callsign up --join INVITE) and it holds them for you." }));
