@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -81,6 +82,158 @@ func FuzzDecoder(f *testing.F) {
 		e.Bytes(2, s)
 		if !bytes.Equal(e.B, b) {
 			t.Fatalf("accepted a second encoding: %x re-encodes as %x", b, e.B)
+		}
+	})
+}
+
+// frameRead reads an older peer's view of a frame: fields 1 (varint), 2
+// (bytes) and 16 (varint, a known addition).
+func frameRead(d *Decoder) (uint64, []byte, uint64) {
+	return d.Uint(1, 100), d.Bytes(2, 1, 4), d.Uint(16, 100)
+}
+
+// reencode writes what frameRead read, and the skipped additions.
+func reencode(d *Decoder, n uint64, s []byte, k uint64) []byte {
+	var e Encoder
+	e.Uint(1, n)
+	e.Bytes(2, s)
+	e.Uint(16, k)
+	e.Raw(d.Skipped())
+	return e.B
+}
+
+func unhex(t testing.TB, s string) []byte {
+	t.Helper()
+	b, err := hex.DecodeString(string(bytes.ReplaceAll([]byte(s), []byte(" "), nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestFrameAdditions: a frame decoder reads a newer peer's frame as the
+// fields it knows, skipping additions (16 and up) it does not know, and
+// keeps them so the frame re-encodes to its bytes; the strict decoder
+// refuses the same bytes.
+func TestFrameAdditions(t *testing.T) {
+	for name, in := range map[string]string{
+		"unknown addition":              "0807 120161 8801 05",
+		"unknown bytes addition":        "0807 120161 9a01 03616263",
+		"known then unknown additions":  "0807 120161 8001 09 8801 05 9a01 03616263",
+		"repeated unknown addition":     "0807 8801 05 8801 06",
+		"fixed-width unknown additions": "0807 a501 01020304 a901 0102030405060708",
+		"only additions":                "8801 05",
+	} {
+		b := unhex(t, in)
+		d := NewFrameDecoder(b, errBad, 64)
+		n, s, k := frameRead(d)
+		if err := d.End(); err != nil {
+			t.Errorf("%s: frame decoder refused it: %v", name, err)
+			continue
+		}
+		if e := reencode(d, n, s, k); !bytes.Equal(e, b) {
+			t.Errorf("%s: read as %d %q %d + %x, which re-encodes as %x", name, n, s, k, d.Skipped(), e)
+		}
+		strict := NewDecoder(b, errBad)
+		frameRead(strict)
+		if err := strict.End(); !errors.Is(err, errBad) {
+			t.Errorf("%s: the strict decoder accepted an unknown field (%v)", name, err)
+		}
+	}
+	// The parts an older peer knows.
+	d := NewFrameDecoder(unhex(t, "0807 120161 8001 09 8801 05"), errBad, 64)
+	if n, s, k := frameRead(d); d.End() != nil || n != 7 || string(s) != "a" || k != 9 {
+		t.Errorf("read %d %q %d: %v", n, s, k, d.Err())
+	}
+}
+
+// TestFrameStrict: a frame decoder skips nothing but unknown additions,
+// and those only well formed and in order.
+func TestFrameStrict(t *testing.T) {
+	for name, in := range map[string]string{
+		"unknown core field":           "0807 1801",
+		"unknown core field last":      "0807 8801 05 7801",
+		"duplicate known addition":     "0807 8001 09 8001 09",
+		"known addition after unknown": "0807 8801 05 8001 09",
+		"core field after addition":    "8801 05 0807",
+		"additions out of order":       "0807 9001 05 8801 05",
+		"truncated addition":           "0807 9a01 0361",
+		"non-minimal addition tag":     "0807 888100 05",
+		"bad addition varint":          "0807 8801 ff",
+		"group addition":               "0807 8b01 8c01",
+		"additions over the cap":       "0807 9a01 41" + strings.Repeat("00", 65),
+		"explicit zero":                "0800 8801 05",
+		"known addition over limit":    "8001 65",
+	} {
+		d := NewFrameDecoder(unhex(t, in), errBad, 64)
+		frameRead(d)
+		if err := d.End(); !errors.Is(err, errBad) {
+			t.Errorf("%s (%s): accepted (%v)", name, in, err)
+		}
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for in, want := range map[string]uint64{"": 1, "7802": 2, "7803": 3} {
+		d := NewFrameDecoder(unhex(t, in), errBad, 0)
+		if v := d.Version(15, 3); d.End() != nil || v != want {
+			t.Errorf("%q: version %d, %v; want %d", in, v, d.Err(), want)
+		}
+	}
+	for _, in := range []string{"7800", "7801", "7804"} {
+		d := NewFrameDecoder(unhex(t, in), errBad, 0)
+		d.Version(15, 3)
+		if err := d.End(); !errors.Is(err, errBad) {
+			t.Errorf("%s: accepted", in)
+		}
+	}
+	var e Encoder
+	e.Version(15, 1)
+	if len(e.B) != 0 {
+		t.Errorf("version 1 written out: %x", e.B)
+	}
+}
+
+func TestVarintSintString(t *testing.T) {
+	var e Encoder
+	e.Varint(1, 0)
+	e.Sint(2, -3)
+	e.String(3, "é")
+	d := NewDecoder(e.B, errBad)
+	v, ok := d.Varint(1)
+	s, str := d.Sint(2, -10, 10), d.String(3, 1, 8)
+	if err := d.End(); err != nil || !ok || v != 0 || s != -3 || str != "é" {
+		t.Fatalf("read %d %v %d %q: %v", v, ok, s, str, err)
+	}
+	for name, in := range map[string]string{
+		"sint out of range": "1015",
+		"sint zero":         "1000",
+		"not UTF-8":         "1a01ff",
+	} {
+		d := NewDecoder(unhex(t, in), errBad)
+		d.Varint(1)
+		d.Sint(2, -10, 10)
+		d.String(3, 1, 8)
+		if err := d.End(); !errors.Is(err, errBad) {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func FuzzFrameDecoder(f *testing.F) {
+	f.Add([]byte{0x08, 0x07, 0x12, 0x01, 'a', 0x80, 0x01, 0x09, 0x88, 0x01, 0x05})
+	f.Add([]byte{0x08, 0x07, 0x9a, 0x01, 0x03, 'a', 'b', 'c', 0x9a, 0x01, 0x00})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d := NewFrameDecoder(b, errBad, 256)
+		n, s, k := frameRead(d)
+		if d.End() != nil {
+			return
+		}
+		if len(d.Skipped()) > 256 {
+			t.Fatalf("skipped %d bytes, cap 256", len(d.Skipped()))
+		}
+		if e := reencode(d, n, s, k); !bytes.Equal(e, b) {
+			t.Fatalf("%x read as %d %q %d + %x re-encodes as %x", b, n, s, k, d.Skipped(), e)
 		}
 	})
 }
