@@ -31,11 +31,17 @@
 package wire
 
 import (
+	"errors"
 	"fmt"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 )
+
+// ErrNewerVersion is wrapped (beside the caller's malformed error) by
+// Decoder.Version's refusal of a version newer than the reader's, so a
+// caller can tell "update callsign" from garbage.
+var ErrNewerVersion = errors.New("sent by a newer version")
 
 // AdditionsFrom is the first field number of the additions range: a frame
 // decoder skips an unknown field numbered AdditionsFrom or higher and
@@ -339,8 +345,8 @@ func (d *Decoder) Sint(num protowire.Number, lo, hi int64) int64 {
 func (d *Decoder) Bool(num protowire.Number) bool { return d.Uint(num, 1) == 1 }
 
 // Version reads a frame's version field: absent means 1, and a present one
-// is 2 or more (Encoder.Version omits 1). A version above newest fails with
-// a message saying a newer callsign sent it.
+// is 2 or more (Encoder.Version omits 1). A version above newest fails
+// with an error that also wraps ErrNewerVersion.
 func (d *Decoder) Version(num protowire.Number, newest uint64) uint64 {
 	v, ok := d.Varint(num)
 	switch {
@@ -350,7 +356,9 @@ func (d *Decoder) Version(num protowire.Number, newest uint64) uint64 {
 		d.Fail("field %d: version %d written out", num, v)
 		return 0
 	case v > newest:
-		d.Fail("version %d; this callsign reads up to version %d (the sender runs a newer callsign)", v, newest)
+		if d.err == nil {
+			d.err = fmt.Errorf("%w: %w: version %d, this callsign reads up to %d", d.malformed, ErrNewerVersion, v, newest)
+		}
 		return 0
 	}
 	return v

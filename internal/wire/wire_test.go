@@ -183,8 +183,12 @@ func TestVersion(t *testing.T) {
 	for _, in := range []string{"7800", "7801", "7804"} {
 		d := NewFrameDecoder(unhex(t, in), errBad, 0)
 		d.Version(15, 3)
-		if err := d.End(); !errors.Is(err, errBad) {
+		err := d.End()
+		if !errors.Is(err, errBad) {
 			t.Errorf("%s: accepted", in)
+		}
+		if newer := in == "7804"; errors.Is(err, ErrNewerVersion) != newer {
+			t.Errorf("%s: %v; want ErrNewerVersion only for a newer version", in, err)
 		}
 	}
 	var e Encoder
