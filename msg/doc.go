@@ -44,10 +44,11 @@
 // The sender opens a stream (allowed over limited, relayed connections)
 // and writes Deliver frames; the recipient answers each with an Ack frame,
 // in the same order. Frames are p2p frames (uvarint length, payload) whose
-// payload is protobuf wire format, written and read by hand: fields in
-// ascending order, each at most once, minimal varints, no zero values
-// encoded, so every message has one byte form. Fields 1 to 15 are the
-// core: an unknown one is an error. Fields 16 and up are additions: a
+// payload is protobuf wire format (internal/wire, schema in msg.proto):
+// fields in ascending order, each at most once unless repeated, minimal
+// varints, no zero values encoded. They follow the compatibility rule of
+// docs/ARCHITECTURE.md ("Wire formats"): fields 1 to 15 are the core, and
+// an unknown one is an error; fields 16 and up are additions, and a
 // decoder reads those it knows and skips the others (well-formed, in
 // ascending order, at most 512 bytes of additions per frame), so a later
 // version can add one without breaking this one. A frame above the cap
@@ -90,13 +91,23 @@
 // between contacts, and from a 1.1.0 sender to a 1.0.0 recipient, nothing
 // changes.
 //
-// Inside the ratchet, the plaintext is a Content:
+// Inside the ratchet, the plaintext is a Content (whichever way it came:
+// a stream of either version or a mailbox), a frame of its own with its
+// own version:
 //
-//	field 1  kind     varint  1 text, 2 read receipt
+//	field 1  kind     varint  1 text, 2 read receipt, 3 call signal
 //	field 2  seq      varint  text: the sender's per-conversation sequence
 //	field 3  sent_at  varint  text: the sender's clock, unix nanoseconds
-//	field 4  body     bytes   text: the message (absent when empty)
+//	field 4  body     bytes   text: the message (absent when empty);
+//	                          signal: the payload, 1..MaxSignal bytes
 //	field 5  ids      bytes   receipt, repeated 1..512 times: 16-byte ids read
+//	field 15 version  varint  absent: 1, the only version so far
+//	fields 16 and up          additions, skipped when unknown (at most 1 KiB)
+//
+// A Content of a later version is refused with the reason "content of a
+// newer version: the recipient must update callsign", which the sender
+// shows on the failed message; one with unknown additions is read as the
+// parts this version knows.
 //
 // The recipient refuses (Ack refused, nothing stored, stream kept) a frame
 // whose certificate does not verify or is for another peer or account, that
@@ -194,6 +205,8 @@
 //
 //	PrekeyResponse
 //	field 1  bundle   bytes  e2e.MarshalBundle, at most e2e.MaxBundleSize
+//
+// Both skip unknown additions (fields 16 and up), like the msg frames.
 //
 // The device marks the one-time prekeys issued and persists that before it
 // answers, so no two requesters get the same ones. Requests are limited to

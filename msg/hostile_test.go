@@ -49,6 +49,14 @@ func (r *rawPeer) frame(t *testing.T, b *node, text string) (msgID, []byte) {
 // frameID is frame with the message id chosen by the caller.
 func (r *rawPeer) frameID(t *testing.T, b *node, text string, id msgID) (msgID, []byte) {
 	t.Helper()
+	c := content{kind: contentText, seq: 1, sentAt: time.Now().UnixNano(), body: []byte(text)}
+	f := r.seal(t, b, id, c)
+	return id, f.marshal()
+}
+
+// seal encrypts c for b as the Deliver frame id.
+func (r *rawPeer) seal(t *testing.T, b *node, id msgID, c content) deliverFrame {
+	t.Helper()
 	if r.set.Active() == nil {
 		bundle, err := e2e.UnmarshalBundle(b.bundle)
 		if err != nil {
@@ -62,13 +70,11 @@ func (r *rawPeer) frameID(t *testing.T, b *node, text string, id msgID) (msgID, 
 	if a := r.set.Active(); a.Initiator() && !a.Confirmed() {
 		kind = kindInitial
 	}
-	c := content{kind: contentText, seq: 1, sentAt: time.Now().UnixNano(), body: []byte(text)}
 	ct, err := r.set.Encrypt(c.marshal(), messageAD(id, kind))
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := deliverFrame{id: id, sender: r.acct.Public().Bytes(), cert: r.cert.Marshal(), kind: kind, ciphertext: ct}
-	return id, f.marshal()
+	return deliverFrame{id: id, sender: r.acct.Public().Bytes(), cert: r.cert.Marshal(), kind: kind, ciphertext: ct}
 }
 
 func (r *rawPeer) open(t *testing.T, b *node) network.Stream {

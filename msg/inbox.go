@@ -11,6 +11,7 @@ import (
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/wire"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
 	"github.com/libp2p/go-libp2p/core/network"
@@ -355,6 +356,10 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		clear(pt)
 		if err == nil && (c.kind != contentText) != (it.f.kind == kindReceipt) {
 			err = errors.New("content kind does not match the frame kind")
+		}
+		if errors.Is(err, wire.ErrNewerVersion) {
+			it.ack.status, it.ack.reason = statusRefused, reasonNewerContent
+			continue
 		}
 		if err != nil {
 			it.ack.status, it.ack.reason = statusRefused, "malformed content"

@@ -10,7 +10,6 @@ import (
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Wire constants. The frame layouts are in the package doc; each message
@@ -35,6 +34,10 @@ const (
 
 	// maxReason caps an Ack's reason text.
 	maxReason = 128
+
+	// reasonNewerContent refuses a Content of a version this one does not
+	// read: the sender sees it on the failed message.
+	reasonNewerContent = "content of a newer version: the recipient must update callsign"
 
 	// Content kinds (inside the ratchet).
 	contentText    = 1
@@ -63,12 +66,19 @@ const (
 	ackMax   = 2 + idSize + 2 + 2 + maxReason
 	ackMax11 = ackMax + maxAdditions
 
-	// Fields numbered additionsFrom and up are additions (1.1.0): a
-	// decoder reads those it knows and skips the rest, so a peer that
-	// adds one keeps working with older ones. maxAdditions caps their
-	// bytes in one frame.
-	additionsFrom = 16
-	maxAdditions  = 512
+	// Fields numbered wire.AdditionsFrom (16) and up are additions
+	// (1.1.0, and Content): a decoder reads those it knows and skips the
+	// rest (wire.NewFrameDecoder), so a peer that adds one keeps working
+	// with older ones. maxAdditions caps the bytes of additions in one
+	// Deliver or Ack; maxContentAdditions those in one Content (metadata
+	// such as a group or device id: bulk needs a content kind of its own).
+	maxAdditions        = 512
+	maxContentAdditions = 1 << 10
+
+	// contentVersion is the newest Content version this package reads
+	// (field 15, absent meaning 1).
+	contentVersion = 1
+	fieldVersion   = 15
 
 	// Additions, 1.1.0.
 	fieldStamp     = 16 // Deliver: the first-contact stamp (stampSize bytes)
@@ -98,62 +108,6 @@ const (
 	v10 version = iota // /callsign/msg/1.0.0: no additions
 	v11                // /callsign/msg/1.1.0: additions, stamps
 )
-
-// splitAdditions splits b before its first field numbered n or above. A
-// malformed field ends the head early, so the strict decoder of the head
-// reports it.
-func splitAdditions(b []byte, n protowire.Number) (head, tail []byte) {
-	i := 0
-	for i < len(b) {
-		num, typ, l := protowire.ConsumeTag(b[i:])
-		if l < 0 || num >= n {
-			break
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[i+l:])
-		if m < 0 {
-			break
-		}
-		i += l + m
-	}
-	return b[:i], b[i:]
-}
-
-// checkSkipped validates additions this version does not know: well-formed
-// fields with minimal tags in strictly ascending order. They are skipped
-// (and kept, so the frame re-encodes to the same bytes).
-func checkSkipped(b []byte) error {
-	var last protowire.Number
-	for len(b) > 0 {
-		num, typ, l := protowire.ConsumeTag(b)
-		if l < 0 {
-			return fmt.Errorf("%w: addition: bad tag: %v", errMalformed, protowire.ParseError(l))
-		}
-		if l != protowire.SizeTag(num) || num <= last {
-			return fmt.Errorf("%w: addition %d: non-minimal tag, repeated or out of order", errMalformed, num)
-		}
-		m := protowire.ConsumeFieldValue(num, typ, b[l:])
-		if m < 0 {
-			return fmt.Errorf("%w: addition %d: %v", errMalformed, num, protowire.ParseError(m))
-		}
-		last, b = num, b[l+m:]
-	}
-	return nil
-}
-
-// decodeAdditions splits a 1.1.0 frame into its fields below
-// additionsFrom, the additions this version knows (below unknownFrom) and
-// the skipped rest, which it validates.
-func decodeAdditions(b []byte, unknownFrom protowire.Number) (core, known, skipped []byte, err error) {
-	core, adds := splitAdditions(b, additionsFrom)
-	if len(adds) > maxAdditions {
-		return nil, nil, nil, fmt.Errorf("%w: %d bytes of additions, at most %d", errMalformed, len(adds), maxAdditions)
-	}
-	known, skipped = splitAdditions(adds, unknownFrom)
-	if err := checkSkipped(skipped); err != nil {
-		return nil, nil, nil, err
-	}
-	return core, known, skipped, nil
-}
 
 // msgID is a message id on the wire.
 type msgID [idSize]byte
@@ -210,7 +164,8 @@ func (f *deliverFrame) appendTo(b []byte) []byte {
 	e.Uint(4, f.kind)
 	e.Bytes(5, f.ciphertext)
 	e.Bytes(fieldStamp, f.stamp)
-	return append(e.B, f.skipped...)
+	e.Raw(f.skipped)
+	return e.B
 }
 
 // withStamp returns the 1.1.0 frame that carries a sealed Deliver frame
@@ -222,23 +177,20 @@ func withStamp(frame, stamp []byte) []byte {
 	return e.B
 }
 
-// unmarshalDeliver decodes a Deliver frame of version v strictly; the
-// ciphertext may be at most maxCT bytes. Returned slices alias b.
+// newFrameDecoder is the decoder of a frame of version v: strict for
+// 1.0.0, which knows no additions; skipping unknown additions from 1.1.0.
+func newFrameDecoder(b []byte, v version) *wire.Decoder {
+	if v == v10 {
+		return wire.NewDecoder(b, errMalformed)
+	}
+	return wire.NewFrameDecoder(b, errMalformed, maxAdditions)
+}
+
+// unmarshalDeliver decodes a Deliver frame of version v; the ciphertext
+// may be at most maxCT bytes. Returned slices alias b.
 func unmarshalDeliver(b []byte, maxCT int, v version) (deliverFrame, error) {
 	var f deliverFrame
-	if v == v11 {
-		core, known, skipped, err := decodeAdditions(b, fieldStamp+1)
-		if err != nil {
-			return deliverFrame{}, fmt.Errorf("deliver: %w", err)
-		}
-		d := wire.NewDecoder(known, errMalformed)
-		f.stamp = d.OptFixed(fieldStamp, stampSize)
-		if err := d.End(); err != nil {
-			return deliverFrame{}, fmt.Errorf("deliver: %w", err)
-		}
-		b, f.skipped = core, skipped
-	}
-	d := wire.NewDecoder(b, errMalformed)
+	d := newFrameDecoder(b, v)
 	copy(f.id[:], d.Fixed(1, idSize))
 	f.sender = d.Fixed(2, identity.AccountPubSize)
 	f.cert = d.Bytes(3, 1, identity.MaxDeviceCertSize)
@@ -253,9 +205,13 @@ func unmarshalDeliver(b []byte, maxCT int, v version) (deliverFrame, error) {
 	if f.ciphertext == nil {
 		d.Fail("field 5 missing")
 	}
+	if v == v11 {
+		f.stamp = d.OptFixed(fieldStamp, stampSize)
+	}
 	if err := d.End(); err != nil {
 		return deliverFrame{}, fmt.Errorf("deliver: %w", err)
 	}
+	f.skipped = d.Skipped()
 	return f, nil
 }
 
@@ -287,32 +243,27 @@ func (a *ackFrame) marshal() []byte {
 	}
 	e.Bytes(3, []byte(r))
 	e.Uint(fieldStampBits, a.stampBits)
-	return append(e.B, a.skipped...)
+	e.Raw(a.skipped)
+	return e.B
 }
 
-// unmarshalAck decodes an Ack frame of version v strictly.
+// unmarshalAck decodes an Ack frame of version v.
 func unmarshalAck(b []byte, v version) (ackFrame, error) {
 	var a ackFrame
 	top := uint64(statusRefused)
 	if v == v11 {
-		core, known, skipped, err := decodeAdditions(b, fieldStampBits+1)
-		if err != nil {
-			return ackFrame{}, fmt.Errorf("ack: %w", err)
-		}
-		d := wire.NewDecoder(known, errMalformed)
-		a.stampBits = d.Uint(fieldStampBits, maxWorkBits)
-		if err := d.End(); err != nil {
-			return ackFrame{}, fmt.Errorf("ack: %w", err)
-		}
-		b, a.skipped, top = core, skipped, statusStamp
+		top = statusStamp
 	}
-	d := wire.NewDecoder(b, errMalformed)
+	d := newFrameDecoder(b, v)
 	copy(a.id[:], d.Fixed(1, idSize))
 	a.status = d.Uint(2, top)
 	if a.status == 0 {
 		d.Fail("field 2 missing")
 	}
 	r := d.Bytes(3, 1, maxReason)
+	if v == v11 {
+		a.stampBits = d.Uint(fieldStampBits, maxWorkBits)
+	}
 	if err := d.End(); err != nil {
 		return ackFrame{}, fmt.Errorf("ack: %w", err)
 	}
@@ -323,6 +274,7 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 		return ackFrame{}, fmt.Errorf("ack: %w: stamp_bits without the stamp status, or missing", errMalformed)
 	}
 	a.reason = string(r)
+	a.skipped = d.Skipped()
 	return a, nil
 }
 
@@ -334,12 +286,19 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 //	field 4  body     bytes   text: the message (absent when empty);
 //	                          signal: the payload, 1..MaxSignal bytes
 //	field 5  ids      bytes   receipt, repeated 1..512 times: 16-byte ids read
+//	field 15 version  varint  absent: 1, the only version so far; a later
+//	                          one is refused ("the sender runs a newer
+//	                          callsign")
+//	fields 16 and up          additions: skipped when unknown (at most
+//	                          1 KiB of them), kept so the content re-encodes
+//	                          to its bytes
 type content struct {
-	kind   uint64
-	seq    uint64
-	sentAt int64
-	body   []byte
-	ids    []msgID
+	kind    uint64
+	seq     uint64
+	sentAt  int64
+	body    []byte
+	ids     []msgID
+	skipped []byte // additions this version does not know
 }
 
 func (c *content) marshal() []byte {
@@ -351,6 +310,7 @@ func (c *content) marshal() []byte {
 	for _, id := range c.ids {
 		e.Bytes(5, id[:])
 	}
+	e.Raw(c.skipped)
 	return e.B
 }
 
@@ -358,7 +318,7 @@ func (c *content) marshal() []byte {
 // bytes. The body is copied.
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
-	d := wire.NewDecoder(b, errMalformed)
+	d := wire.NewFrameDecoder(b, errMalformed, maxContentAdditions)
 	c.kind = d.Uint(1, contentSignal)
 	c.seq = d.Uint(2, math.MaxInt64)
 	c.sentAt = int64(d.Uint(3, math.MaxInt64))
@@ -376,9 +336,11 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 		}
 		c.ids = append(c.ids, msgID(v))
 	}
+	d.Version(fieldVersion, contentVersion)
 	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
 	}
+	c.skipped = d.Skipped()
 	switch c.kind {
 	case contentText:
 		if len(c.ids) != 0 {
@@ -403,20 +365,23 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 //	field 1  account  bytes  32 bytes, the account key the requester expects
 type prekeyRequest struct {
 	account []byte
+	skipped []byte // additions this version does not know
 }
 
 func (r *prekeyRequest) marshal() []byte {
 	var e wire.Encoder
 	e.Bytes(1, r.account)
+	e.Raw(r.skipped)
 	return e.B
 }
 
 func unmarshalPrekeyRequest(b []byte) (prekeyRequest, error) {
-	d := wire.NewDecoder(b, errMalformed)
+	d := wire.NewFrameDecoder(b, errMalformed, maxAdditions)
 	r := prekeyRequest{account: d.Fixed(1, identity.AccountPubSize)}
 	if err := d.End(); err != nil {
 		return prekeyRequest{}, fmt.Errorf("prekey request: %w", err)
 	}
+	r.skipped = d.Skipped()
 	return r, nil
 }
 
@@ -424,17 +389,19 @@ func unmarshalPrekeyRequest(b []byte) (prekeyRequest, error) {
 //
 //	field 1  bundle  bytes  the e2e bundle (e2e.MarshalBundle), at most e2e.MaxBundleSize
 type prekeyResponse struct {
-	bundle []byte
+	bundle  []byte
+	skipped []byte // additions this version does not know
 }
 
 func (r *prekeyResponse) marshal() []byte {
 	var e wire.Encoder
 	e.Bytes(1, r.bundle)
+	e.Raw(r.skipped)
 	return e.B
 }
 
 func unmarshalPrekeyResponse(b []byte) (prekeyResponse, error) {
-	d := wire.NewDecoder(b, errMalformed)
+	d := wire.NewFrameDecoder(b, errMalformed, maxAdditions)
 	r := prekeyResponse{bundle: d.Bytes(1, 1, e2e.MaxBundleSize)}
 	if r.bundle == nil {
 		d.Fail("field 1 missing")
@@ -442,6 +409,7 @@ func unmarshalPrekeyResponse(b []byte) (prekeyResponse, error) {
 	if err := d.End(); err != nil {
 		return prekeyResponse{}, fmt.Errorf("prekey response: %w", err)
 	}
+	r.skipped = d.Skipped()
 	return r, nil
 }
 

@@ -3,8 +3,11 @@ package msg
 import (
 	"bytes"
 	"encoding/hex"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/callsign/callsign/internal/wire"
 )
 
 // Golden encodings: changing one is a wire-format break.
@@ -94,9 +97,15 @@ func TestAdditionsSkipped(t *testing.T) {
 	if err != nil || a.status != statusRefused || a.reason != goldenAck.reason {
 		t.Errorf("ack with later additions = %+v, %v", a, err)
 	}
+	// A repeated addition: the older peer can't know whether the field is
+	// repeated, so it skips every occurrence.
+	if d, err := unmarshalDeliver(mustHex(goldenDeliverHex+"880105"+"880106"), 100, v11); err != nil || !bytes.Equal(d.marshal(), mustHex(goldenDeliverHex+"880105"+"880106")) {
+		t.Errorf("deliver with a repeated addition = %+v, %v", d, err)
+	}
 	for _, c := range []struct{ name, hex string }{
 		{"additions out of order", goldenDeliverHex + "9a0103616263" + "880105"},
-		{"repeated addition", goldenDeliverHex + "880105" + "880105"},
+		{"addition between core fields", strings.Replace(goldenDeliverHex, "2002", "8801052002", 1)},
+		{"unknown core field", goldenDeliverHex + "3001"},
 		{"repeated stamp", goldenStampDeliverHex + "8201080102030405060708"},
 		{"short stamp", goldenDeliverHex + "82010401020304"},
 		{"truncated addition", goldenDeliverHex + "9a010361"},
@@ -121,6 +130,24 @@ func TestAdditionsSkipped(t *testing.T) {
 	r, err := unmarshalContent(mustHex(goldenReceiptHex), 10)
 	if err != nil || len(r.ids) != 2 || r.ids[1] != goldenID {
 		t.Errorf("decode golden receipt = %+v, %v", r, err)
+	}
+	// Content: additions skipped and kept; an unknown core field, a newer
+	// version or too many additions refused.
+	c, err = unmarshalContent(mustHex(goldenTextHex+laterContentAdditions), 10)
+	if err != nil || string(c.body) != "hi" || hex.EncodeToString(c.marshal()) != goldenTextHex+laterContentAdditions {
+		t.Errorf("text with later additions = %+v, %v", c, err)
+	}
+	if c, err := unmarshalContent(mustHex(goldenTextHex+"7802"), 10); !errors.Is(err, wire.ErrNewerVersion) {
+		t.Errorf("text of version 2 = %+v, %v", c, err)
+	}
+	for name, h := range map[string]string{
+		"unknown core field":     goldenTextHex + "3001",
+		"version 1 written out":  goldenTextHex + "7801",
+		"additions over the cap": goldenTextHex + "a201" + "8108" + strings.Repeat("00", 1025),
+	} {
+		if _, err := unmarshalContent(mustHex(h), 10); err == nil {
+			t.Errorf("content with %s accepted", name)
+		}
 	}
 }
 
@@ -176,6 +203,8 @@ func FuzzDeliver(f *testing.F) {
 	f.Add(mustHex(goldenDeliverHex))
 	f.Add(mustHex(goldenStampDeliverHex))
 	f.Add(mustHex(goldenStampDeliverHex + "880105"))
+	f.Add(mustHex(goldenDeliverHex + laterDeliverAdditions))
+	f.Add(mustHex(goldenDeliverHex + "880105" + "880106"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range []version{v10, v11} {
@@ -193,6 +222,7 @@ func FuzzDeliver(f *testing.F) {
 func FuzzAck(f *testing.F) {
 	f.Add(mustHex(goldenAckHex))
 	f.Add(mustHex(goldenStampAckHex))
+	f.Add(mustHex(goldenAckHex + laterDeliverAdditions))
 	f.Add(mustHex("0a10000102030405060708090a0b0c0d0e0f1001"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, v := range []version{v10, v11} {
@@ -210,6 +240,8 @@ func FuzzAck(f *testing.F) {
 func FuzzContent(f *testing.F) {
 	f.Add(mustHex(goldenTextHex))
 	f.Add(mustHex(goldenReceiptHex))
+	f.Add(mustHex(goldenTextHex + laterContentAdditions))
+	f.Add(mustHex(goldenTextHex + "7802"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := unmarshalContent(b, 1<<16)
 		if err != nil {
@@ -224,6 +256,7 @@ func FuzzContent(f *testing.F) {
 func FuzzPrekey(f *testing.F) {
 	f.Add(append([]byte{0x0a, 0x20}, bytes.Repeat([]byte{1}, 32)...))
 	f.Add([]byte{0x0a, 0x03, 1, 2, 3})
+	f.Add(append(append([]byte{0x0a, 0x20}, bytes.Repeat([]byte{1}, 32)...), mustHex(laterDeliverAdditions)...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if r, err := unmarshalPrekeyRequest(b); err == nil && !bytes.Equal(r.marshal(), b) {
 			t.Fatalf("prekey request %x re-encodes differently", b)
