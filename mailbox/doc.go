@@ -31,9 +31,16 @@
 //
 // One request frame and one response frame per stream (p2p.Request,
 // p2p.Handle: uvarint length, payload), payloads in protobuf wire format
-// written by hand (internal/wire: fields in ascending order, each once
-// unless repeated, minimal varints, no zero values, no unknown fields), a
-// request at most 1 MiB, a response at most 1 MiB + 128 KiB.
+// written by hand (internal/wire, schema in mailbox.proto: fields in
+// ascending order, each once unless repeated, minimal varints, no zero
+// values), a request at most 1 MiB, a response at most 1 MiB + 128 KiB.
+// The protocol id is the version. Request and Response follow the
+// compatibility rule of docs/ARCHITECTURE.md ("Wire formats"): an unknown
+// field numbered 1..15 is refused, unknown additions (16 and up, at most
+// 1 KiB of them) are skipped, so a newer member or mailbox can add a field
+// without a new protocol id. A drain Entry is strict (no unknown field):
+// what an entry gains goes in a Response addition. Sealed boxes carry their
+// own version byte (below).
 //
 //	Request
 //	field 1  op         varint  1 register, 2 deposit, 3 drain, 4 ack

@@ -18,6 +18,7 @@ func FuzzRequest(f *testing.F) {
 		f.Add(r.marshal())
 	}
 	f.Add([]byte{0xff, 0xff})
+	f.Add(append((&request{op: opDrain, max: 7}).marshal(), later...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := unmarshalRequest(b)
 		if err != nil {
@@ -43,6 +44,7 @@ func FuzzResponse(f *testing.F) {
 	} {
 		f.Add(r.marshal())
 	}
+	f.Add(append((&response{status: StatusOK, waiting: 2}).marshal(), later...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := unmarshalResponse(b)
 		if err != nil {

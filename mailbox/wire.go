@@ -80,6 +80,9 @@ const (
 	maxEnvelopeWire = 128 << 10 // the decoder's bound; Config.MaxEnvelope is the policy
 	maxPrekeysWire  = 100       // one-time prekeys of each kind in one upload
 	maxPrekeyWire   = e2e.MaxOneTimePrekeySize
+	// maxAdditions caps the bytes of unknown additions (fields 16 and up,
+	// a later version's) a request or response may carry; they are skipped.
+	maxAdditions = 1 << 10
 )
 
 // LabelRegister labels a member's registration signature.
@@ -98,6 +101,7 @@ type request struct {
 	seqs      []uint64 // ack
 	prekeys   [][]byte // upload: X25519 one-time prekeys
 	pqPrekeys [][]byte // upload: ML-KEM-768 one-time prekeys
+	skipped   []byte   // additions this version does not know
 }
 
 func (r *request) marshal() []byte {
@@ -121,6 +125,7 @@ func (r *request) marshal() []byte {
 	for _, k := range r.pqPrekeys {
 		e.Bytes(11, k)
 	}
+	e.Raw(r.skipped)
 	return e.B
 }
 
@@ -140,7 +145,7 @@ func repeatedBytes(d *wire.Decoder, num protowire.Number, limit, size int, what 
 
 func unmarshalRequest(b []byte) (request, error) {
 	var r request
-	d := wire.NewDecoder(b, errMalformed)
+	d := wire.NewFrameDecoder(b, errMalformed, maxAdditions)
 	r.op = d.Uint(1, opFetch)
 	r.account = d.Bytes(2, identity.AccountPubSize, identity.AccountPubSize)
 	r.cert = d.Bytes(3, 1, identity.MaxDeviceCertSize)
@@ -161,6 +166,7 @@ func unmarshalRequest(b []byte) (request, error) {
 	if err := d.End(); err != nil {
 		return request{}, err
 	}
+	r.skipped = d.Skipped()
 	// Which fields each op takes: every other field must be absent.
 	var set uint
 	for i, present := range []bool{r.account != nil, r.cert != nil, r.time != 0, r.signature != nil,
@@ -203,6 +209,7 @@ type response struct {
 	prekey, pqPrekey []byte
 	// register, drain, ack, upload: the member's one-time prekeys held here
 	prekeys, pqPrekeys uint64
+	skipped            []byte // additions this version does not know
 }
 
 func (r *response) marshal() []byte {
@@ -223,12 +230,13 @@ func (r *response) marshal() []byte {
 	e.Bytes(7, r.pqPrekey)
 	e.Uint(8, r.prekeys)
 	e.Uint(9, r.pqPrekeys)
+	e.Raw(r.skipped)
 	return e.B
 }
 
 func unmarshalResponse(b []byte) (response, error) {
 	var r response
-	d := wire.NewDecoder(b, errMalformed)
+	d := wire.NewFrameDecoder(b, errMalformed, maxAdditions)
 	r.status = Status(d.Uint(1, uint64(maxStatus)))
 	reason := d.Bytes(2, 1, maxReason)
 	r.reason = string(reason)
@@ -248,7 +256,7 @@ func unmarshalResponse(b []byte) (response, error) {
 		if d.Err() != nil {
 			break
 		}
-		ed := wire.NewDecoder(eb, errMalformed)
+		ed := wire.NewDecoder(eb, errMalformed) // strict: see the package doc
 		seq := ed.Uint(1, 1<<62)
 		data := ed.Bytes(2, 1, maxEnvelopeWire)
 		if err := ed.End(); err != nil {
@@ -267,6 +275,7 @@ func unmarshalResponse(b []byte) (response, error) {
 	if err := d.End(); err != nil {
 		return response{}, err
 	}
+	r.skipped = d.Skipped()
 	if r.status == 0 {
 		return response{}, fmt.Errorf("%w: no status", errMalformed)
 	}
