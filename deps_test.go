@@ -25,7 +25,7 @@ var banned = map[string]map[string]string{
 	"dht":           {badger: "the DHT knows no storage engine", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "store": "no storage", mod + "e2e": "no messaging"},
 	"p2p":           {badger: "no storage", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "identity": "no handle semantics", mod + "dht": "no DHT"},
 	"p2p/invite":    {badger: "no storage", pion: "no media", mod + "node": "no node", mod + "store": "no storage", mod + "dht": "no DHT", mod + "identity": "no handles"},
-	"media":         {libp2p: "calls know no DHT or streams", badger: "no storage", mod + "identity": "no handles", mod + "dht": "no DHT", mod + "store": "no storage"},
+	"media":         {libp2p: "calls know no DHT or streams", badger: "no storage", mod + "identity": "no handles", mod + "dht": "no DHT", mod + "store": "no storage", mod + "call": "call builds on media: the call state machine is call's"},
 	"turn":          {libp2p: "the relay knows no libp2p", badger: "no storage", mod: "turn stands alone"},
 	"call":          {badger: "no storage engine", mod + "node": "the node wires calls, not the reverse", mod + "api": "no API types", mod + "dht": "no DHT", mod + "msg": "signals go through a Signaler", mod + "store": "the call log goes through CallLog"},
 	"msg":           {"github.com/pion/webrtc/v4": "no media (direct imports; libp2p brings pion in)", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},

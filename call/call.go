@@ -14,9 +14,10 @@ import (
 // State is where a call is in its life.
 type State string
 
-// Call states. An outgoing call goes calling → ringing → connecting →
-// active → ended, an incoming one ringing → connecting → active → ended;
-// any state may jump to ended.
+// Call states, as the API shows them. An outgoing call goes calling →
+// ringing → connecting → active → ended, an incoming one ringing →
+// connecting → active → ended; any state may jump to ended. machine.go has
+// every transition.
 const (
 	// StateCalling: outgoing, the invite is sent and the callee's node has
 	// not answered yet.
@@ -44,7 +45,7 @@ const (
 // StateChange is one transition of a call.
 type StateChange struct {
 	State  State
-	Reason media.Reason // set when State is StateEnded
+	Reason Reason // set when State is StateEnded
 	At     time.Time
 }
 
@@ -73,7 +74,7 @@ type Info struct {
 	Peer      identity.AccountID
 	Direction Direction
 	State     State
-	Reason    media.Reason // set once the call has ended
+	Reason    Reason // set once the call has ended
 	RelayOnly bool
 	Start     time.Time // invite sent or received
 	Active    time.Time // media first flowed; zero before
@@ -117,7 +118,7 @@ type Record struct {
 	Direction Direction
 	Start     time.Time     // invite sent or received
 	Duration  time.Duration // active to end; 0 when media never flowed
-	EndReason media.Reason
+	EndReason Reason
 	Path      media.Path // "" when no path was selected
 
 	// Media figures at the end of the call (see Stats).
@@ -146,30 +147,29 @@ type Call struct {
 	wake       chan struct{}
 	inviteSent chan error // outgoing: the invite's send result, for Dial
 
-	mu        sync.Mutex // guards below; lock order: Service.mu before Call.mu
-	state     State
-	reason    media.Reason
-	start     time.Time
-	mcStart   time.Time   // when mc was created
-	mc        *media.Call // nil until dialled or answered
-	offer     string      // incoming: the caller's offer, unread until Answer
-	answering bool        // incoming: Answer is under way or done
-	ringing   bool        // the ring timer runs (not answered yet)
-	pending   []string    // incoming: remote candidates before mc exists
-	outq      []signal    // signals to send, in order
-	events    []Event     // events to deliver, in order
-	activeAt  time.Time
-	endAt     time.Time
-	final     *Stats // set once the call is torn down
-	finished  bool   // run has finished with mc; a late mc is the attacher's to close
+	mu       sync.Mutex // guards below; lock order: Service.mu before Call.mu
+	ph       phase      // where the state machine is (machine.go)
+	state    State      // what the API shows of ph
+	reason   Reason
+	start    time.Time
+	mcStart  time.Time   // when mc was created
+	mc       *media.Call // nil until dialled or answered
+	offer    string      // incoming: the caller's offer, unread until Answer
+	pending  []string    // incoming: remote candidates before mc exists
+	outq     []signal    // signals to send, in order
+	events   []Event     // events to deliver, in order
+	activeAt time.Time
+	endAt    time.Time
+	final    *Stats // set once the call is torn down
+	finished bool   // run has finished with mc; a late mc is the attacher's to close
 
 	audioPath, videoPath string
 }
 
 func newCall(s *Service, id callID, peer identity.AccountID, dir Direction, relayOnly bool) *Call {
-	st := StateCalling
+	ph := phCalling
 	if dir == DirectionIn {
-		st = StateRinging
+		ph = phRinging
 	}
 	return &Call{
 		s: s, id: id, peer: peer, dir: dir, relayOnly: relayOnly,
@@ -177,7 +177,8 @@ func newCall(s *Service, id callID, peer identity.AccountID, dir Direction, rela
 		changes: make(chan StateChange, 8),
 		done:    make(chan struct{}),
 		wake:    make(chan struct{}, 1),
-		state:   st,
+		ph:      ph,
+		state:   ph.state(),
 		start:   time.Now(),
 	}
 }
@@ -202,7 +203,7 @@ func (c *Call) State() State {
 }
 
 // Reason returns why the call ended, or "" while it goes on.
-func (c *Call) Reason() media.Reason {
+func (c *Call) Reason() Reason {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.reason
@@ -278,51 +279,67 @@ func convertStats(ms media.Stats, offset time.Duration) Stats {
 // an incoming one still ringing is declined, any other is hung up. The
 // remote is told. It returns at once; Done is closed when the call is torn
 // down.
-func (c *Call) Hangup() {
+func (c *Call) Hangup() { c.apply(evHangup) }
+
+// apply runs ev through the state machine and wakes the call's goroutine
+// to send what it queued. It reports whether ev applied.
+func (c *Call) apply(ev event) bool {
 	c.mu.Lock()
-	reason, sig := media.ReasonHangup, signal{typ: sigHangup, id: c.id}
+	ok := c.applyLocked(ev, time.Now())
+	c.mu.Unlock()
+	if ok {
+		c.kick()
+	}
+	return ok
+}
+
+// applyLocked runs ev, which happened at at, through the state machine
+// (next, in machine.go) and carries out its step: the new phase and what
+// the API sees of it, the end and its reason, the signal for the peer. It
+// reports whether ev applied; nothing changes when it did not. c.mu must
+// be held.
+func (c *Call) applyLocked(ev event, at time.Time) bool {
+	from := c.ph
+	st, ok := next(from, c.dir, ev)
+	if !ok {
+		c.log.Debug("event out of place ignored", "event", ev, "phase", from)
+		return false
+	}
+	if st.send != 0 {
+		c.outq = append(c.outq, signal{typ: st.send, id: c.id, reason: st.why})
+	}
+	if st.noPath {
+		c.s.creds.drop()
+	}
+	c.ph = st.to
 	switch {
-	case c.dir == DirectionOut && c.ringing:
-		reason, sig = media.ReasonCancelled, signal{typ: sigCancel, id: c.id}
-	case c.dir == DirectionIn && c.ringing && !c.answering:
-		reason, sig = media.ReasonDeclined, signal{typ: sigDecline, id: c.id, reason: reasonDeclined}
+	case st.to == phEnded:
+		// The call's length ends here, not when teardown finishes; the
+		// state change is delivered by finish, once media is torn down.
+		c.state, c.reason, c.endAt = StateEnded, st.reason, at
+		c.log.Debug("call ending", "event", ev, "reason", st.reason)
+	case st.to == phActive:
+		if from == phAnswering {
+			// Media was up before the answer was recorded as applied.
+			c.showLocked(StateConnecting, at)
+		}
+		c.activeAt = at
+		c.showLocked(StateActive, at)
+	default:
+		if s := st.to.state(); s != "" {
+			c.showLocked(s, at)
+		}
 	}
-	c.endLocked(reason, &sig)
-	c.mu.Unlock()
-	c.kick()
+	return true
 }
 
-// end ends the call with reason and queues sig (if any) for the remote.
-// The first end wins.
-func (c *Call) end(reason media.Reason, sig *signal) {
-	c.mu.Lock()
-	c.endLocked(reason, sig)
-	c.mu.Unlock()
-	c.kick()
-}
-
-func (c *Call) endLocked(reason media.Reason, sig *signal) {
-	if c.state == StateEnded {
-		return
-	}
-	c.state = StateEnded
-	c.reason = reason
-	c.endAt = time.Now() // the call's length ends here, not when teardown finishes
-	c.ringing = false
-	if sig != nil {
-		c.outq = append(c.outq, *sig)
-	}
-	c.log.Debug("call ending", "reason", reason)
-}
-
-// setStateLocked records a transition other than the end.
-func (c *Call) setStateLocked(st State) {
-	if c.state == StateEnded || c.state == st {
+// showLocked records a transition the API sees, other than the end.
+func (c *Call) showLocked(st State, at time.Time) {
+	if c.state == st {
 		return
 	}
 	c.state = st
-	sc := StateChange{State: st, At: time.Now()}
-	c.changes <- sc // never blocks: buffered for every transition
+	c.changes <- StateChange{State: st, At: at} // never blocks: buffered for every transition
 	c.events = append(c.events, Event{Kind: EventState, Call: c.infoLocked()})
 }
 
@@ -336,81 +353,60 @@ func (c *Call) kick() {
 // onSignal applies one decoded signal from the call's peer. It runs on the
 // service's dispatch goroutine.
 func (c *Call) onSignal(sig signal) {
-	c.mu.Lock()
-	st, mc := c.state, c.mc
-	switch {
-	case st == StateEnded:
-		c.mu.Unlock()
-		c.log.Debug("signal for an ended call ignored", "type", sig.typ)
+	if sig.typ == sigCandidate {
+		c.onCandidate(sig.cand)
 		return
-
-	case sig.typ == sigRinging && c.dir == DirectionOut:
-		if st == StateCalling {
-			c.setStateLocked(StateRinging)
-		}
-		c.mu.Unlock()
-		c.kick()
-
-	case sig.typ == sigAccept && c.dir == DirectionOut && c.ringing:
-		c.ringing = false
-		c.mu.Unlock()
+	}
+	ev, ok := signalEvent(sig)
+	if !ok {
+		c.log.Debug("signal out of place ignored", "type", sig.typ)
+		return
+	}
+	c.mu.Lock()
+	ok = c.applyLocked(ev, time.Now())
+	mc := c.mc
+	c.mu.Unlock()
+	if !ok {
+		return
+	}
+	c.kick()
+	if ev == evAccept {
+		// The caller applies the callee's answer (its own goroutine is
+		// this one: signals apply in order).
 		if err := mc.SetAnswer(sig.sdp); err != nil {
 			c.log.Debug("answer refused", "err", err)
-			c.end(media.ReasonFailed, &signal{typ: sigHangup, id: c.id, reason: reasonFailed})
+			c.apply(evAnswerFailed)
 			return
 		}
-		c.mu.Lock()
-		c.setStateLocked(StateConnecting)
-		c.mu.Unlock()
-		c.kick()
-
-	case sig.typ == sigCandidate:
-		if mc == nil {
-			if len(c.pending) < maxPendingCandidates {
-				c.pending = append(c.pending, sig.cand)
-			}
-			c.mu.Unlock()
-			return
-		}
-		c.mu.Unlock()
-		if err := mc.AddRemoteCandidate(sig.cand); err != nil {
-			c.log.Debug("remote candidate refused", "err", err)
-		}
-
-	case (sig.typ == sigDecline || sig.typ == sigBusy) && c.dir == DirectionOut && c.ringing:
-		reason := media.ReasonBusy
-		if sig.typ == sigDecline {
-			reason = sig.reason.media()
-		}
-		c.endLocked(reason, nil)
-		c.mu.Unlock()
-		c.kick()
-
-	case sig.typ == sigCancel && c.dir == DirectionIn:
-		reason := media.ReasonCancelled
-		if sig.reason == reasonMissed {
-			reason = media.ReasonMissed
-		}
-		c.endLocked(reason, nil)
-		c.mu.Unlock()
-		c.kick()
-
-	case sig.typ == sigHangup:
-		reason := media.ReasonRemoteHangup
-		if sig.reason == reasonFailed {
-			reason = media.ReasonFailed
-		}
-		c.endLocked(reason, nil)
-		c.mu.Unlock()
-		c.kick()
-
-	default:
-		c.mu.Unlock()
-		c.log.Debug("signal out of place ignored", "type", sig.typ, "state", st)
+		c.apply(evAnswered)
 	}
 }
 
-// answer creates the callee's peer connection and sends the answer.
+// onCandidate adds a remote candidate, or holds it until the call's
+// connection exists.
+func (c *Call) onCandidate(cand string) {
+	c.mu.Lock()
+	if c.ph == phEnded {
+		c.mu.Unlock()
+		c.log.Debug("candidate for an ended call ignored")
+		return
+	}
+	mc := c.mc
+	if mc == nil {
+		if len(c.pending) < maxPendingCandidates {
+			c.pending = append(c.pending, cand)
+		}
+		c.mu.Unlock()
+		return
+	}
+	c.mu.Unlock()
+	if err := mc.AddRemoteCandidate(cand); err != nil {
+		c.log.Debug("remote candidate refused", "err", err)
+	}
+}
+
+// answer creates the callee's peer connection and sends the answer. The
+// call is in phAnswering.
 func (c *Call) answer(ctx context.Context, offer string, opts AnswerOptions) error {
 	servers := c.s.iceServers(ctx, c.relayOnly)
 	sink, audio, video, err := sinkFor(opts.Sink, opts.RecordDir, c.id)
@@ -434,18 +430,17 @@ func (c *Call) answer(ctx context.Context, offer string, opts AnswerOptions) err
 		return err
 	}
 	c.mu.Lock()
-	if c.state == StateEnded || c.finished {
+	if c.ph != phAnswering || c.finished {
 		c.mu.Unlock()
 		_ = mc.Close()
-		return media.ErrEnded
+		return errEnded
 	}
 	c.mc, c.mcStart = mc, mcStart
 	c.audioPath, c.videoPath = audio, video
-	c.ringing = false
 	pending := c.pending
 	c.pending = nil
 	c.outq = append(c.outq, signal{typ: sigAccept, id: c.id, sdp: answer})
-	c.setStateLocked(StateConnecting)
+	c.applyLocked(evAnswered, time.Now())
 	c.mu.Unlock()
 	c.kick()
 	for _, cand := range pending {
@@ -456,25 +451,41 @@ func (c *Call) answer(ctx context.Context, offer string, opts AnswerOptions) err
 	return nil
 }
 
+// mediaEvent is the state machine's event for what media detected.
+func mediaEvent(k media.EventKind) (event, bool) {
+	switch k {
+	case media.Connected:
+		return evConnected, true
+	case media.ICEFailed:
+		return evICEFailed, true
+	case media.DTLSFailed:
+		return evDTLSFailed, true
+	case media.SetupTimeout:
+		return evSetupTimeout, true
+	case media.RemoteClosed:
+		return evRemoteClosed, true
+	}
+	return 0, false
+}
+
 // run is the call's goroutine: it sends the queued signals in order,
-// forwards the local candidates, follows the media's state, enforces the
-// ring timeout, and tears the call down.
+// forwards the local candidates, feeds what media detects and the ring
+// timeout to the state machine, and tears the call down.
 func (c *Call) run() {
 	ring := time.NewTimer(c.s.cfg.RingTimeout)
 	defer ring.Stop()
 	ringC := ring.C
 	var mc *media.Call
 	var candC <-chan string
-	var stateC <-chan media.StateChange
+	var mediaC <-chan media.Event
 	for {
 		c.mu.Lock()
 		evs, out := c.events, c.outq
 		c.events, c.outq = nil, nil
-		ended := c.state == StateEnded
-		ringing := c.ringing
+		ended := c.ph == phEnded
 		if mc == nil && c.mc != nil {
 			mc = c.mc
-			candC, stateC = mc.Candidates(), mc.StateChanges()
+			candC, mediaC = mc.Candidates(), mc.Events()
 		}
 		c.mu.Unlock()
 
@@ -488,22 +499,11 @@ func (c *Call) run() {
 		if ended {
 			break
 		}
-		if !ringing {
-			ringC = nil
-		}
 		select {
 		case <-c.wake:
 		case <-ringC:
 			ringC = nil
-			c.mu.Lock()
-			if c.ringing && !c.answering {
-				sig := signal{typ: sigCancel, id: c.id, reason: reasonMissed}
-				if c.dir == DirectionIn {
-					sig = signal{typ: sigDecline, id: c.id, reason: reasonMissed}
-				}
-				c.endLocked(media.ReasonMissed, &sig)
-			}
-			c.mu.Unlock()
+			c.apply(evRingTimeout)
 		case cand, ok := <-candC:
 			if !ok {
 				candC = nil
@@ -512,47 +512,23 @@ func (c *Call) run() {
 			c.mu.Lock()
 			c.outq = append(c.outq, signal{typ: sigCandidate, id: c.id, cand: cand})
 			c.mu.Unlock()
-		case sc, ok := <-stateC:
+		case mev, ok := <-mediaC:
 			if !ok {
-				stateC = nil
-				c.end(media.ReasonFailed, &signal{typ: sigHangup, id: c.id, reason: reasonFailed})
+				mediaC = nil
+				c.apply(evMediaLost)
 				continue
 			}
-			c.onMediaState(sc)
+			if ev, ok := mediaEvent(mev.Kind); ok {
+				c.log.Debug("media detected", "event", mev.Kind, "path", mev.Path)
+				c.mu.Lock()
+				c.applyLocked(ev, mev.At)
+				c.mu.Unlock()
+			}
 		case <-c.s.ctx.Done():
-			c.end(media.ReasonHangup, &signal{typ: sigHangup, id: c.id})
+			c.apply(evClose)
 		}
 	}
 	c.finish(mc)
-}
-
-// onMediaState follows the media call's state.
-func (c *Call) onMediaState(sc media.StateChange) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	switch sc.State {
-	case media.StateActive:
-		// The answer is applied (ringing is over) even if the dispatcher
-		// has not recorded connecting yet.
-		if c.state != StateEnded && !c.ringing {
-			c.setStateLocked(StateConnecting)
-			c.activeAt = sc.At
-			c.setStateLocked(StateActive)
-		}
-	case media.StateEnded:
-		var sig *signal
-		switch sc.Reason {
-		case media.ReasonICEFailed, media.ReasonFailed, media.ReasonTimeout:
-			sig = &signal{typ: sigHangup, id: c.id, reason: reasonFailed}
-			// No path worked: perhaps through a relay that changed, so
-			// its last credentials are no fallback any more.
-			c.s.creds.drop()
-		case media.ReasonRemoteHangup:
-		default:
-			sig = &signal{typ: sigHangup, id: c.id}
-		}
-		c.endLocked(sc.Reason, sig)
-	}
 }
 
 // send hands one signal to the Signaler. A final signal is sent even while
@@ -575,7 +551,7 @@ func (c *Call) send(sig signal, final bool) {
 		c.inviteSent <- err
 		c.inviteSent = nil
 		if err != nil {
-			c.end(media.ReasonFailed, nil)
+			c.apply(evInviteFailed)
 		}
 		return
 	}
@@ -598,9 +574,8 @@ func (c *Call) finish(mc *media.Call) {
 	}
 	var st Stats
 	if mc != nil {
-		mc.Hangup(reason)
+		_ = mc.Close() // the peer hears a DTLS close; recordings are complete
 		st = convertStats(mc.Stats(), offset)
-		_ = mc.Close()
 	}
 	c.mu.Lock()
 	c.final = &st

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/media/mediatest"
@@ -86,7 +87,7 @@ func TestDirectCall(t *testing.T) {
 	if got, want := states(hb), "connecting,active,ended"; got != want {
 		t.Errorf("callee states %s, want %s", got, want)
 	}
-	if ca.Reason() != media.ReasonHangup || cb.Reason() != media.ReasonRemoteHangup {
+	if ca.Reason() != ReasonHangup || cb.Reason() != ReasonRemoteHangup {
 		t.Errorf("reasons: caller %q, callee %q; want hangup, remote-hangup", ca.Reason(), cb.Reason())
 	}
 	if len(a.svc.Calls()) != 0 || len(b.svc.Calls()) != 0 {
@@ -100,10 +101,10 @@ func TestDirectCall(t *testing.T) {
 			t.Errorf("%s log record %+v", name, r)
 		}
 	}
-	if ra.Direction != DirectionOut || ra.Peer != string(b.id) || ra.EndReason != media.ReasonHangup {
+	if ra.Direction != DirectionOut || ra.Peer != string(b.id) || ra.EndReason != ReasonHangup {
 		t.Errorf("caller record %+v", ra)
 	}
-	if rb.Direction != DirectionIn || rb.Peer != string(a.id) || rb.EndReason != media.ReasonRemoteHangup {
+	if rb.Direction != DirectionIn || rb.Peer != string(a.id) || rb.EndReason != ReasonRemoteHangup {
 		t.Errorf("callee record %+v", rb)
 	}
 
@@ -128,17 +129,18 @@ func TestDirectCall(t *testing.T) {
 
 	// Every state change reached OnEvent, in order, ending with ended.
 	evs := a.ev.events()
-	if len(evs) == 0 || evs[len(evs)-1].Call.State != StateEnded || evs[len(evs)-1].Call.Reason != media.ReasonHangup {
+	if len(evs) == 0 || evs[len(evs)-1].Call.State != StateEnded || evs[len(evs)-1].Call.Reason != ReasonHangup {
 		t.Errorf("caller's events end with %+v", evs)
 	}
 }
 
-// TestCalleeHangsUp: the callee ends an active call; the caller hears
-// remote-hangup. An audio-only call, auto-answered.
-func TestCalleeHangsUp(t *testing.T) {
-	n := newFakeNet(t)
-	a := newNode(t, n, nil)
-	b := newNode(t, n, func(c *Config) {
+// activeAudioCall places an audio-only call from a to b, which answers it
+// automatically, and waits until it is active.
+func activeAudioCall(t *testing.T) (n *fakeNet, a, b *tnode, ca *Call) {
+	t.Helper()
+	n = newFakeNet(t)
+	a = newNode(t, n, nil)
+	b = newNode(t, n, func(c *Config) {
 		c.AutoAnswer = func() (bool, string) { return true, "" }
 		c.AutoAnswerSource = media.Tone()
 	})
@@ -147,19 +149,79 @@ func TestCalleeHangsUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, ca, StateActive, 10*time.Second)
+	return n, a, b, ca
+}
+
+// TestCalleeHangsUp: the callee ends an active call; the caller hears
+// remote-hangup. An audio-only call, auto-answered.
+func TestCalleeHangsUp(t *testing.T) {
+	_, _, b, ca := activeAudioCall(t)
 	check.Until(t, 5*time.Second, "audio both ways", func() bool { return ca.Stats().Setup > 0 })
 	if err := b.svc.Hangup(ca.ID()); err != nil {
 		t.Fatalf("callee Hangup: %v", err)
 	}
 	ended(t, ca, 10*time.Second)
-	if ca.Reason() != media.ReasonRemoteHangup {
+	if ca.Reason() != ReasonRemoteHangup {
 		t.Errorf("caller ended with %q, want remote-hangup", ca.Reason())
 	}
-	if r := b.record(t, ca.ID()); r.EndReason != media.ReasonHangup || r.Direction != DirectionIn {
+	if r := b.record(t, ca.ID()); r.EndReason != ReasonHangup || r.Direction != DirectionIn {
 		t.Errorf("callee record %+v", r)
 	}
 	if err := b.svc.Hangup(ca.ID()); !errors.Is(err, ErrUnknownCall) {
 		t.Errorf("Hangup of an ended call: %v, want ErrUnknownCall", err)
+	}
+}
+
+// TestRemoteHangupRacesDTLSClose: the callee hangs up an active call, and
+// its hangup signal races its DTLS close to the caller. Here the signal is
+// lost, so the caller's engine detects the close alone: the call still
+// ends remote-hangup, exactly once, without a hangup back, and the signal
+// arriving late changes nothing. (TestCalleeHangsUp is the race as it
+// usually goes.)
+func TestRemoteHangupRacesDTLSClose(t *testing.T) {
+	n, a, b, ca := activeAudioCall(t)
+	var fromA []signal
+	n.tap(func(from, _ identity.AccountID, sig signal) {
+		if from == a.id {
+			fromA = append(fromA, sig) // under n.mu
+		}
+	})
+	n.loseSignals(func(from, _ identity.AccountID, sig signal) bool { return from == b.id && sig.typ == sigHangup })
+	if err := b.svc.Hangup(ca.ID()); err != nil {
+		t.Fatal(err)
+	}
+	h := ended(t, ca, 10*time.Second)
+	lost := n.lostSignals()
+	if len(lost) != 1 {
+		t.Fatalf("%d hangups lost, want 1: the caller did not learn from the DTLS close alone", len(lost))
+	}
+	if ca.Reason() != ReasonRemoteHangup || states(h) != "ringing,connecting,active,ended" {
+		t.Errorf("caller ended %q after %s, want remote-hangup after ringing,connecting,active", ca.Reason(), states(h))
+	}
+	a.svc.handle(inbound{from: b.id, payload: lost[0]}) // the hangup, late
+	if r := a.record(t, ca.ID()); r.EndReason != ReasonRemoteHangup {
+		t.Errorf("caller's record %+v, want remote-hangup", r)
+	}
+	records, endings := 0, 0
+	for _, r := range a.log.records() {
+		if r.ID == ca.ID() {
+			records++
+		}
+	}
+	for _, ev := range a.ev.events() {
+		if ev.Call.ID == ca.ID() && ev.Call.State == StateEnded {
+			endings++
+		}
+	}
+	if records != 1 || endings != 1 || ca.Reason() != ReasonRemoteHangup {
+		t.Errorf("after the late hangup: %d records, %d ended events, reason %q; want 1, 1, remote-hangup", records, endings, ca.Reason())
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for _, sig := range fromA {
+		if sig.typ == sigHangup {
+			t.Errorf("the caller answered the DTLS close with a %s(%d)", sig.typ, sig.reason)
+		}
 	}
 }
 
@@ -178,7 +240,7 @@ func TestDecline(t *testing.T) {
 	}
 	ended(t, ca, 5*time.Second)
 	ended(t, cb, 5*time.Second)
-	if ca.Reason() != media.ReasonDeclined || cb.Reason() != media.ReasonDeclined {
+	if ca.Reason() != ReasonDeclined || cb.Reason() != ReasonDeclined {
 		t.Errorf("reasons: caller %q, callee %q; want declined", ca.Reason(), cb.Reason())
 	}
 	if b.eng.ParseCount() != 0 {
@@ -203,13 +265,13 @@ func TestCancelWhileRinging(t *testing.T) {
 	waitState(t, ca, StateRinging, 5*time.Second)
 	ca.Hangup()
 	ha, hb := ended(t, ca, 5*time.Second), ended(t, cb, 5*time.Second)
-	if ca.Reason() != media.ReasonCancelled || cb.Reason() != media.ReasonCancelled {
+	if ca.Reason() != ReasonCancelled || cb.Reason() != ReasonCancelled {
 		t.Errorf("reasons: caller %q, callee %q; want cancelled", ca.Reason(), cb.Reason())
 	}
 	if states(ha) != "ringing,ended" || states(hb) != "ended" {
 		t.Errorf("states: caller %s, callee %s", states(ha), states(hb))
 	}
-	if r := b.record(t, ca.ID()); r.EndReason != media.ReasonCancelled || r.Duration != 0 || r.Path != "" {
+	if r := b.record(t, ca.ID()); r.EndReason != ReasonCancelled || r.Duration != 0 || r.Path != "" {
 		t.Errorf("callee record %+v", r)
 	}
 	if b.eng.ParseCount() != 0 {
@@ -236,10 +298,10 @@ func TestBusy(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended(t, cc, 5*time.Second)
-	if cc.Reason() != media.ReasonBusy {
+	if cc.Reason() != ReasonBusy {
 		t.Errorf("second caller ended with %q, want busy", cc.Reason())
 	}
-	if r := b.record(t, cc.ID()); r.EndReason != media.ReasonBusy || r.Peer != string(c.id) || r.Blocked {
+	if r := b.record(t, cc.ID()); r.EndReason != ReasonBusy || r.Peer != string(c.id) || r.Blocked {
 		t.Errorf("callee's record of the busy attempt: %+v", r)
 	}
 	if cb.State() != StateRinging || ca.State() != StateRinging {
@@ -269,13 +331,13 @@ func TestMissed(t *testing.T) {
 	cb := b.incoming(t)
 	ended(t, ca, 5*time.Second)
 	ended(t, cb, 5*time.Second)
-	if ca.Reason() != media.ReasonMissed || cb.Reason() != media.ReasonMissed {
+	if ca.Reason() != ReasonMissed || cb.Reason() != ReasonMissed {
 		t.Errorf("reasons: caller %q, callee %q; want missed", ca.Reason(), cb.Reason())
 	}
-	if r := b.record(t, ca.ID()); r.EndReason != media.ReasonMissed || r.Direction != DirectionIn {
+	if r := b.record(t, ca.ID()); r.EndReason != ReasonMissed || r.Direction != DirectionIn {
 		t.Errorf("callee record %+v", r)
 	}
-	if r := a.record(t, ca.ID()); r.EndReason != media.ReasonMissed || r.Direction != DirectionOut {
+	if r := a.record(t, ca.ID()); r.EndReason != ReasonMissed || r.Direction != DirectionOut {
 		t.Errorf("caller record %+v", r)
 	}
 
@@ -286,7 +348,7 @@ func TestMissed(t *testing.T) {
 		t.Fatal(err)
 	}
 	ended(t, ca2, 3*time.Second)
-	if ca2.Reason() != media.ReasonMissed {
+	if ca2.Reason() != ReasonMissed {
 		t.Errorf("caller ended with %q after the callee's timeout, want missed", ca2.Reason())
 	}
 
@@ -297,7 +359,7 @@ func TestMissed(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := ended(t, cg, 5*time.Second)
-	if cg.Reason() != media.ReasonMissed || states(h) != "ended" {
+	if cg.Reason() != ReasonMissed || states(h) != "ended" {
 		t.Errorf("call to an offline account: %q, states %s", cg.Reason(), states(h))
 	}
 }
@@ -329,11 +391,11 @@ func TestCloseEndsCalls(t *testing.T) {
 	default:
 		t.Fatal("Close returned before the call ended")
 	}
-	if cb.Reason() != media.ReasonHangup {
+	if cb.Reason() != ReasonHangup {
 		t.Errorf("callee ended with %q, want hangup", cb.Reason())
 	}
 	ended(t, ca, 5*time.Second)
-	if ca.Reason() != media.ReasonRemoteHangup {
+	if ca.Reason() != ReasonRemoteHangup {
 		t.Errorf("caller ended with %q, want remote-hangup", ca.Reason())
 	}
 	if _, err := b.svc.Dial(dialCtx(t), a.id, DialOptions{}); !errors.Is(err, ErrClosed) {

@@ -1,8 +1,13 @@
 // Package call owns callsign's voice and video calls between accounts
-// (DESIGN §7): the signalling between two nodes, the call policy gate in
-// front of it, the choice of direct or relayed media, the ring timeout, the
-// call log entries, and the TURN credential protocol public nodes serve.
-// The peer connections themselves are media's; the relay is turn's.
+// (DESIGN §7): each call's lifecycle (its one state machine: states,
+// transitions, end reasons, the ring timeout, the call log entry), the
+// signalling between two nodes, the call policy gate in front of it, the
+// choice of direct or relayed media, and the TURN credential protocol
+// public nodes serve. The peer connections themselves are media's: a
+// media.Call reports what its engine detects (connected and over which
+// path, ICE failed, DTLS failed, closed by the remote, no path in time),
+// and this package decides what that means for the call. The relay is
+// turn's.
 //
 // It must not import node, api, dht, msg, store or badger. The node hands
 // it what it needs through small interfaces declared here: a Signaler that
@@ -19,10 +24,37 @@
 //	outgoing: calling → ringing → connecting → active → ended
 //	incoming:           ringing → connecting → active → ended
 //
-// and ends exactly once with a media.Reason: hangup, remote-hangup,
+// and ends exactly once with a Reason: hangup, remote-hangup,
 // declined, busy, missed, cancelled, unavailable, failed, ice-failed or
 // timeout. One call runs at a time: a second invite gets "busy" and Dial
 // fails with ErrInCall.
+//
+// # The state machine
+//
+// One pure function (next, machine.go) says what every event does in
+// every phase; a Call only feeds it events and carries out the step it
+// returns (the new state, the end and its reason, the signal the peer must
+// hear), under the call's lock. Its phases are the states above plus
+// "answering" (answered, the answer not yet applied; shown as the state
+// before it). Its events:
+//
+//	this end     Hangup, Decline, Answer (and the answer applied or
+//	             failed), Fail (a lost browser tab), the invite not
+//	             sent, the ring timeout, the service closing
+//	the peer     ringing, accept, decline(declined|unavailable|missed),
+//	             busy, cancel[(missed)], hangup[(failed)]
+//	media        Connected (connecting → active), ICEFailed (ice-failed),
+//	             DTLSFailed (failed), SetupTimeout (timeout), RemoteClosed
+//	             (remote-hangup: the peer's DTLS close, which may beat its
+//	             hangup signal), and media's events ending (failed)
+//
+// An event out of place (a second answer, a ringing after the accept, a
+// peer's cancel to the caller, anything after the end) changes nothing
+// and sends nothing. Hanging up an unanswered call cancels it (caller) or
+// declines it (callee); the ring timeout ends it as missed at both ends;
+// an end this side detected in media (ice-failed, failed, timeout) tells
+// the peer hangup(failed) and forgets the relays' fallback credentials,
+// since no path worked. machine_test.go holds the whole table.
 //
 // # Security
 //
@@ -74,7 +106,7 @@
 // those that arrive before the answer is applied are held (at most 64).
 // When nothing answers within Config.RingTimeout both ends give up: the
 // caller sends cancel(missed), the callee decline(missed), and both record
-// media.ReasonMissed. Signals for an unknown call id, from another account
+// ReasonMissed. Signals for an unknown call id, from another account
 // than the call's peer, or out of place for the call's state are ignored
 // (logged at debug); undecodable ones are dropped.
 //
@@ -152,7 +184,8 @@
 //
 // The service runs one goroutine for inbound signals (HandleSignal only
 // queues, at most 256) and one per call, which sends that call's signals
-// in order, forwards its candidates, follows media's state, runs the ring
-// timer and tears the call down. Close ends every call, sending a hangup
+// in order, forwards its candidates, feeds what media detects and the ring
+// timer to the state machine, and tears the call down (closing its
+// media.Call, which the peer hears as a DTLS close). Close ends every call, sending a hangup
 // (within 2 s), and waits for all of them.
 package call

@@ -53,6 +53,8 @@ type fakeNet struct {
 	nodes map[identity.AccountID]*Service
 	links map[[2]identity.AccountID]chan []byte
 	taps  []func(from, to identity.AccountID, sig signal)
+	drop  func(from, to identity.AccountID, sig signal) bool
+	lost  [][]byte // payloads drop took
 	wg    sync.WaitGroup
 	sends int
 }
@@ -69,6 +71,20 @@ func newFakeNet(tb testing.TB) *fakeNet {
 		n.wg.Wait()
 	})
 	return n
+}
+
+// loseSignals makes the network lose every signal f picks from now on;
+// lostSignals returns them.
+func (n *fakeNet) loseSignals(f func(from, to identity.AccountID, sig signal) bool) {
+	n.mu.Lock()
+	n.drop = f
+	n.mu.Unlock()
+}
+
+func (n *fakeNet) lostSignals() [][]byte {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return append([][]byte(nil), n.lost...)
 }
 
 // tap calls f for every signal sent (decoded) from now on.
@@ -97,6 +113,11 @@ func (e endpoint) SendSignal(ctx context.Context, to identity.AccountID, payload
 	n.sends++
 	for _, f := range n.taps {
 		f(e.self, to, sig)
+	}
+	if n.drop != nil && n.drop(e.self, to, sig) {
+		n.lost = append(n.lost, append([]byte(nil), payload...))
+		n.mu.Unlock()
+		return nil // handed to the session, lost on the way
 	}
 	key := [2]identity.AccountID{e.self, to}
 	ch := n.links[key]

@@ -115,7 +115,7 @@ func TestBadSDP(t *testing.T) {
 		t.Errorf("Answer of a bad offer: %v, want ErrBadSDP", err)
 	}
 	ended(t, cb, 5*time.Second)
-	if cb.Reason() != media.ReasonFailed {
+	if cb.Reason() != ReasonFailed {
 		t.Errorf("callee ended with %q, want failed", cb.Reason())
 	}
 
@@ -133,7 +133,7 @@ func TestBadSDP(t *testing.T) {
 	}
 	a.svc.HandleSignal(ghost, signal{typ: sigAccept, id: ca.id, sdp: "v=0\r\ngarbage"}.marshal())
 	ended(t, ca, 5*time.Second)
-	if ca.Reason() != media.ReasonFailed {
+	if ca.Reason() != ReasonFailed {
 		t.Errorf("caller ended with %q, want failed", ca.Reason())
 	}
 	check.Until(t, 5*time.Second, "hangup(failed) to the callee", func() bool {

@@ -180,11 +180,11 @@ func TestPolicyMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		h := ended(t, ca, 5*time.Second)
-		if ca.Reason() != media.ReasonUnavailable || states(h) != "ended" {
+		if ca.Reason() != ReasonUnavailable || states(h) != "ended" {
 			t.Errorf("refused caller: %q after %s, want unavailable without ringing", ca.Reason(), states(h))
 		}
 		rb := b.record(t, ca.ID())
-		if !rb.Blocked || rb.EndReason != media.ReasonUnavailable || rb.Peer != string(a.id) || rb.Direction != DirectionIn {
+		if !rb.Blocked || rb.EndReason != ReasonUnavailable || rb.Peer != string(a.id) || rb.Direction != DirectionIn {
 			t.Errorf("callee's record of the refused call: %+v", rb)
 		}
 		if b.eng.ParseCount() != parsed || media.ParseCount() != global {
@@ -194,7 +194,7 @@ func TestPolicyMatrix(t *testing.T) {
 		if got := b.ev.events(); len(got) != evs {
 			t.Errorf("the callee was told of a refused call: %+v", got[evs:])
 		}
-		if ra := a.record(t, ca.ID()); ra.EndReason != media.ReasonUnavailable || ra.Blocked {
+		if ra := a.record(t, ca.ID()); ra.EndReason != ReasonUnavailable || ra.Blocked {
 			t.Errorf("caller's record %+v", ra)
 		}
 		if len(b.svc.Calls()) != 0 {

@@ -22,7 +22,7 @@ import (
 // Defaults and limits of the Service.
 const (
 	// DefaultRingTimeout is how long a call rings before both ends give up
-	// with media.ReasonMissed.
+	// with ReasonMissed.
 	DefaultRingTimeout = 30 * time.Second
 	// inboxSize bounds the signals queued for the service's goroutine;
 	// beyond it HandleSignal drops them.
@@ -54,6 +54,8 @@ var (
 	// ErrNotRinging means the call can't be answered or declined: it is
 	// outgoing, already answered, or over.
 	ErrNotRinging = errors.New("call: call is not ringing here")
+	// errEnded means the call ended while Answer was under way.
+	errEnded = fmt.Errorf("%w: it ended while being answered", ErrNotRinging)
 	// ErrInCall means a call is already going on; this service runs one
 	// call at a time.
 	ErrInCall = errors.New("call: already in a call")
@@ -138,7 +140,7 @@ type Config struct {
 	// sends nothing.
 	AutoAnswerSource media.Source
 	// RingTimeout is how long a call may ring unanswered before both ends
-	// end it with media.ReasonMissed. Default DefaultRingTimeout.
+	// end it with ReasonMissed. Default DefaultRingTimeout.
 	RingTimeout time.Duration
 	// OnEvent receives every incoming call and state change, in order per
 	// call. It is called from the service's goroutines and must not block.
@@ -380,7 +382,7 @@ func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byt
 	dec := s.cfg.Policy.Check(from)
 	if !dec.Allow {
 		s.log.Debug("invite refused by policy", "from", from, "call", id)
-		s.refuse(from, id, signal{typ: sigDecline, id: id, reason: reasonUnavailable}, media.ReasonUnavailable, true)
+		s.refuse(from, id, signal{typ: sigDecline, id: id, reason: reasonUnavailable}, ReasonUnavailable, true)
 		return
 	}
 	sig, err := decodeSignal(payload)
@@ -397,12 +399,11 @@ func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byt
 	if s.busyLocked() {
 		s.mu.Unlock()
 		s.log.Debug("invite refused: busy", "from", from, "call", id)
-		s.refuse(from, id, signal{typ: sigBusy, id: id}, media.ReasonBusy, false)
+		s.refuse(from, id, signal{typ: sigBusy, id: id}, ReasonBusy, false)
 		return
 	}
 	c := newCall(s, id, from, DirectionIn, relayOnly)
 	c.offer = sig.sdp
-	c.ringing = true
 	c.events = append(c.events, Event{Kind: EventIncoming, Call: c.infoLocked()})
 	c.outq = append(c.outq, signal{typ: sigRinging, id: id})
 	s.calls[id] = c
@@ -423,7 +424,7 @@ func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byt
 }
 
 // refuse answers an invite that never rings with sig, and logs it.
-func (s *Service) refuse(from identity.AccountID, id callID, sig signal, reason media.Reason, blocked bool) {
+func (s *Service) refuse(from identity.AccountID, id callID, sig signal, reason Reason, blocked bool) {
 	now := time.Now()
 	s.mu.Lock()
 	logIt := now.Sub(s.lastLogged[from]) >= blockedLogInterval
@@ -561,7 +562,6 @@ func (s *Service) Dial(ctx context.Context, to identity.AccountID, opts DialOpti
 	c.start, c.mcStart = start, start
 	c.mc = mc
 	c.audioPath, c.videoPath = audio, video
-	c.ringing = true
 	c.inviteSent = sent
 	c.outq = append(c.outq, signal{typ: sigInvite, id: id, sdp: offer})
 	s.calls[id] = c
@@ -575,7 +575,7 @@ func (s *Service) Dial(ctx context.Context, to identity.AccountID, opts DialOpti
 		}
 		return c, nil
 	case <-ctx.Done():
-		c.end(media.ReasonCancelled, &signal{typ: sigCancel, id: id})
+		c.Hangup() // the caller gave up: cancelled
 		return nil, fmt.Errorf("call: dial: %w", ctx.Err())
 	}
 }
@@ -610,19 +610,19 @@ func recorder(dir string, id callID) (media.Sink, string, string, error) {
 // Answer answers a ringing incoming call: it fetches TURN credentials
 // (relay-only when the policy or AlwaysRelay says so), parses and checks
 // the caller's offer, and sends the answer. It fails with ErrUnknownCall,
-// ErrNotRinging, or when the offer is invalid or the call can't be set up;
-// then the call ends with media.ReasonFailed and the caller is told.
+// ErrNotRinging (also when the call ends while being answered), or when
+// the offer is invalid or the call can't be set up; then the call ends
+// with ReasonFailed and the caller is told.
 func (s *Service) Answer(callID string, opts AnswerOptions) error {
 	c := s.lookup(callID)
 	if c == nil {
 		return ErrUnknownCall
 	}
 	c.mu.Lock()
-	if c.dir != DirectionIn || c.state != StateRinging || c.answering {
+	if !c.applyLocked(evAnswer, time.Now()) {
 		c.mu.Unlock()
 		return ErrNotRinging
 	}
-	c.answering = true
 	offer := c.offer
 	c.offer = ""
 	c.mu.Unlock()
@@ -630,9 +630,7 @@ func (s *Service) Answer(callID string, opts AnswerOptions) error {
 	ctx, cancel := context.WithTimeout(s.ctx, answerTimeout)
 	defer cancel()
 	if err := c.answer(ctx, offer, opts); err != nil {
-		if !errors.Is(err, media.ErrEnded) {
-			c.end(media.ReasonFailed, &signal{typ: sigHangup, id: c.id, reason: reasonFailed})
-		}
+		c.apply(evAnswerFailed) // nothing when it ended meanwhile
 		return fmt.Errorf("call: answer %s: %w", callID, err)
 	}
 	return nil
@@ -640,14 +638,13 @@ func (s *Service) Answer(callID string, opts AnswerOptions) error {
 
 // Fail ends a call because this end can't go on (a browser tab that
 // carried its media closed or failed): the remote hears a hangup marked
-// failed, and the call ends with media.ReasonFailed. It returns
+// failed, and the call ends with ReasonFailed. It returns
 // ErrUnknownCall for an id that is not going on.
 func (s *Service) Fail(callID string) error {
 	c := s.lookup(callID)
-	if c == nil || c.State() == StateEnded {
+	if c == nil || !c.apply(evFail) {
 		return ErrUnknownCall
 	}
-	c.end(media.ReasonFailed, &signal{typ: sigHangup, id: c.id, reason: reasonFailed})
 	return nil
 }
 
@@ -657,13 +654,9 @@ func (s *Service) Decline(callID string) error {
 	if c == nil {
 		return ErrUnknownCall
 	}
-	c.mu.Lock()
-	ok := c.dir == DirectionIn && c.state == StateRinging && !c.answering
-	c.mu.Unlock()
-	if !ok {
+	if !c.apply(evDecline) {
 		return ErrNotRinging
 	}
-	c.end(media.ReasonDeclined, &signal{typ: sigDecline, id: c.id, reason: reasonDeclined})
 	return nil
 }
 
@@ -672,9 +665,8 @@ func (s *Service) Decline(callID string) error {
 // ErrUnknownCall for an id that is not going on.
 func (s *Service) Hangup(callID string) error {
 	c := s.lookup(callID)
-	if c == nil || c.State() == StateEnded {
+	if c == nil || !c.apply(evHangup) {
 		return ErrUnknownCall
 	}
-	c.Hangup()
 	return nil
 }

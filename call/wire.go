@@ -60,21 +60,6 @@ const (
 	reasonMax                   = reasonFailed
 )
 
-// media returns the end reason the receiver of the signal records.
-func (r sigReason) media() media.Reason {
-	switch r {
-	case reasonDeclined:
-		return media.ReasonDeclined
-	case reasonUnavailable:
-		return media.ReasonUnavailable
-	case reasonMissed:
-		return media.ReasonMissed
-	case reasonFailed:
-		return media.ReasonFailed
-	}
-	return ""
-}
-
 // callID is a call's 16-byte random id; its text form is lowercase hex.
 type callID [idLen]byte
 

@@ -13,8 +13,9 @@ import (
 // setupOnce places one call from eA to eB with the same signalling as the
 // node (offer, answer, trickled candidates) and returns the time from the
 // invite (the caller's NewCall) to the first media packet received at both
-// ends, or the time until it ended if it never connected.
-func setupOnce(tb testing.TB, eA, eB *Engine, src Source) (d time.Duration, ended Reason) {
+// ends, or the time until the engine detected a failure if it never
+// connected.
+func setupOnce(tb testing.TB, eA, eB *Engine, src Source) (d time.Duration, down EventKind) {
 	tb.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -58,8 +59,8 @@ func setupOnce(tb testing.TB, eA, eB *Engine, src Source) (d time.Duration, ende
 		if a.FirstReceived > 0 && b.FirstReceived > 0 {
 			return max(a.FirstReceived, calleeStart.Sub(start)+b.FirstReceived), ""
 		}
-		if caller.State() == StateEnded {
-			return time.Since(start), caller.Reason()
+		if k := caller.Down(); k != "" {
+			return time.Since(start), k
 		}
 		time.Sleep(500 * time.Microsecond)
 	}
@@ -96,9 +97,9 @@ func BenchmarkSetupDirect(b *testing.B) {
 // stunOnly caches the baseline: it takes the ICE failure timeout, so it
 // is measured once per process however often the benchmark function runs.
 var stunOnly struct {
-	once   sync.Once
-	d      time.Duration
-	reason Reason
+	once sync.Once
+	d    time.Duration
+	down EventKind
 }
 
 // BenchmarkSetupRelayFallback: both peers behind symmetric NATs with the
@@ -126,10 +127,10 @@ func BenchmarkSetupRelayFallback(b *testing.B) {
 		w := newNATWorld(b, true)
 		eA := newEngine(b, Config{Net: w.netA, ICEServers: []ICEServer{w.stun}})
 		eB := newEngine(b, Config{Net: w.netB, ICEServers: []ICEServer{w.stun}})
-		stunOnly.d, stunOnly.reason = setupOnce(b, eA, eB, src)
+		stunOnly.d, stunOnly.down = setupOnce(b, eA, eB, src)
 	})
-	if stunOnly.reason != ReasonICEFailed {
-		b.Fatalf("the STUN-only baseline ended with %q, want %q", stunOnly.reason, ReasonICEFailed)
+	if stunOnly.down != ICEFailed {
+		b.Fatalf("the STUN-only baseline detected %q, want %q", stunOnly.down, ICEFailed)
 	}
 	b.ReportMetric(float64(stunOnly.d)/float64(time.Millisecond), "stun-only-fail-ms")
 }
@@ -156,11 +157,11 @@ func BenchmarkMediaQualityRelay(b *testing.B) {
 		callee := newCall(b, eB, CallConfig{ID: "q", Source: src})
 		wA := watch(b, caller)
 		connect(b, caller, callee, nil)
-		wA.wait(b, StateActive, 10*time.Second)
+		wA.wait(b, Connected, 10*time.Second)
 		time.Sleep(time.Duration(secs) * time.Second)
 		a, c := caller.Stats(), callee.Stats()
-		caller.Hangup(ReasonHangup)
-		callee.Hangup(ReasonRemoteHangup)
+		caller.Close()
+		callee.Close()
 		if a.Path != PathRelay || c.Path != PathRelay {
 			b.Fatalf("path %s/%s, want relay", a.Path, c.Path)
 		}

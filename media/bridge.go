@@ -103,7 +103,7 @@ type Bridge struct {
 	accepted   time.Time
 	connected  bool
 	ended      bool
-	reason     Reason
+	end        EventKind // what ended it; "" while it goes on
 	tracksUsed bool
 	closing    bool // we close pc ourselves
 }
@@ -172,14 +172,15 @@ func (e *Engine) NewBridge(cfg BridgeConfig) (*Bridge, error) {
 // Done is closed once the bridge has ended and its connection is closed.
 func (b *Bridge) Done() <-chan struct{} { return b.done }
 
-// Reason says why the bridge ended: hangup (closed by the node or the
-// call), remote-hangup (the tab closed its connection), ice-failed,
-// timeout (no offer or no connection in time) or failed; "" while it
-// goes on.
-func (b *Bridge) Reason() Reason {
+// End says what ended the bridge: Closed (closed by the node or its call),
+// RemoteClosed (the tab closed its connection), ICEFailed or DTLSFailed
+// (the tab's connection failed), SetupTimeout (no offer or no connection
+// in time) or SetupFailed (the tab's offer could not be set up); "" while
+// it goes on.
+func (b *Bridge) End() EventKind {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.reason
+	return b.end
 }
 
 // Connected reports whether the tab's connection is up.
@@ -213,7 +214,7 @@ func (b *Bridge) Accept(ctx context.Context, offer string) (string, error) {
 
 	answer, err := b.accept(ctx, filtered, addrs)
 	if err != nil {
-		b.end(ReasonFailed)
+		b.finish(SetupFailed)
 		return "", err
 	}
 	return answer, nil
@@ -619,16 +620,18 @@ func (b *Bridge) bindCall(requestKeyframe func()) {
 // Close implements Sink: the call is over, and so is the bridge. It waits
 // until the connection to the tab is closed. Idempotent.
 func (b *Bridge) Close() error {
-	b.end(ReasonHangup)
+	b.finish(Closed)
 	<-b.done
 	return nil
 }
 
-func (b *Bridge) end(reason Reason) {
+// finish records what ended the bridge (the first wins); its loop tears
+// it down.
+func (b *Bridge) finish(k EventKind) {
 	b.mu.Lock()
 	if !b.ended {
-		b.ended, b.reason = true, reason
-		b.log.Debug("bridge ending", "reason", reason)
+		b.ended, b.end = true, k
+		b.log.Debug("bridge ending", "detected", k)
 	}
 	b.mu.Unlock()
 	b.kick()
@@ -642,18 +645,28 @@ func (b *Bridge) kick() {
 }
 
 func (b *Bridge) onState(s webrtc.PeerConnectionState) {
+	iceFailed := false
+	if s == webrtc.PeerConnectionStateFailed {
+		b.mu.Lock()
+		pc := b.pc
+		b.mu.Unlock()
+		iceFailed = pc == nil || pc.ICEConnectionState() == webrtc.ICEConnectionStateFailed
+	}
 	b.mu.Lock()
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
 		b.connected = true
 	case webrtc.PeerConnectionStateFailed:
 		if !b.ended {
-			b.ended, b.reason = true, ReasonICEFailed
+			b.ended, b.end = true, DTLSFailed
+			if iceFailed {
+				b.end = ICEFailed
+			}
 		}
 	case webrtc.PeerConnectionStateClosed:
 		if !b.ended && !b.closing {
 			// The tab closed its connection (DTLS close_notify).
-			b.ended, b.reason = true, ReasonRemoteHangup
+			b.ended, b.end = true, RemoteClosed
 		}
 	}
 	connected := b.connected && !b.ended
@@ -704,12 +717,12 @@ func (b *Bridge) run() {
 		select {
 		case <-b.wake:
 		case <-attachC:
-			b.end(ReasonTimeout)
+			b.finish(SetupTimeout)
 		case <-connectC:
 			b.mu.Lock()
 			if !b.connected {
 				b.mu.Unlock()
-				b.end(ReasonTimeout)
+				b.finish(SetupTimeout)
 				continue
 			}
 			b.mu.Unlock()
@@ -738,6 +751,6 @@ func (b *Bridge) teardown() {
 	b.e.mu.Lock()
 	delete(b.e.bridges, b)
 	b.e.mu.Unlock()
-	b.log.Debug("bridge ended", "reason", b.Reason())
+	b.log.Debug("bridge ended", "detected", b.End())
 	close(b.done)
 }

@@ -245,7 +245,7 @@ func newBridgePath(tb testing.TB, api *webrtc.API, e *Engine) *fwdPath {
 	}
 	p.closers = append(p.closers, func() { _ = c.Close(); _ = br.Close() })
 	p.wg.Go(func() {
-		for range c.StateChanges() {
+		for range c.Events() {
 		}
 	})
 	r := p.receiver(tb, api)

@@ -83,8 +83,8 @@ func TestBridgeForwardsBothWays(t *testing.T) {
 	callB := newCall(t, eB, CallConfig{ID: "c1", Source: rtcpSource{&remotePLIs}, Sink: sinkB})
 	wA, wB := watch(t, callA), watch(t, callB)
 	connect(t, callA, callB, nil)
-	wA.wait(t, StateActive, 10*time.Second)
-	wB.wait(t, StateActive, 10*time.Second)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
 
 	tab := newBrowser(t, loopback)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -125,13 +125,13 @@ func TestBridgeForwardsBothWays(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the bridge did not end after the tab closed")
 	}
-	if r := br.Reason(); r != ReasonRemoteHangup && r != ReasonICEFailed {
-		t.Errorf("bridge ended with %q, want remote-hangup (or ice-failed)", r)
+	if k := br.End(); k != RemoteClosed && k != ICEFailed {
+		t.Errorf("bridge ended with %q, want remote-closed (or ice-failed)", k)
 	}
 }
 
 // TestBridgeTimeouts: a tab that never attaches, or never connects, ends
-// the bridge with ReasonTimeout.
+// the bridge with SetupTimeout.
 func TestBridgeTimeouts(t *testing.T) {
 	e := newEngine(t, Config{})
 	br, err := e.NewBridge(BridgeConfig{ID: "b2", LocalAddrs: loopback, AttachTimeout: 200 * time.Millisecond})
@@ -143,8 +143,8 @@ func TestBridgeTimeouts(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a bridge nobody attached to did not end")
 	}
-	if br.Reason() != ReasonTimeout {
-		t.Errorf("reason %q, want timeout", br.Reason())
+	if br.End() != SetupTimeout {
+		t.Errorf("ended with %q, want setup-timeout", br.End())
 	}
 
 	br, err = e.NewBridge(BridgeConfig{ID: "b3", LocalAddrs: loopback, ConnectTimeout: 500 * time.Millisecond})
@@ -162,8 +162,8 @@ func TestBridgeTimeouts(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a bridge whose tab never connected did not end")
 	}
-	if br.Reason() != ReasonTimeout {
-		t.Errorf("reason %q, want timeout", br.Reason())
+	if br.End() != SetupTimeout {
+		t.Errorf("ended with %q, want setup-timeout", br.End())
 	}
 	if _, err := br.Accept(context.Background(), offer); !errors.Is(err, ErrEnded) {
 		t.Errorf("Accept on an ended bridge: %v, want ErrEnded", err)

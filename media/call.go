@@ -17,39 +17,6 @@ import (
 	"github.com/pion/webrtc/v4"
 )
 
-// State is where a call is in its life.
-type State string
-
-// Call states, in order. Every call ends in StateEnded with a Reason.
-const (
-	// StateRinging: created, offer and answer not yet exchanged.
-	StateRinging State = "ringing"
-	// StateConnecting: offer and answer exchanged, ICE and DTLS under way.
-	StateConnecting State = "connecting"
-	// StateActive: a media path is up.
-	StateActive State = "active"
-	// StateEnded: over; Call.Reason says why.
-	StateEnded State = "ended"
-)
-
-// Reason says why a call ended.
-type Reason string
-
-// End reasons. The node passes the first seven to Hangup as its signalling
-// dictates; the engine sets the others itself.
-const (
-	ReasonHangup       Reason = "hangup"        // the local user hung up
-	ReasonRemoteHangup Reason = "remote-hangup" // the remote hung up (signalled, or its DTLS close arrived)
-	ReasonDeclined     Reason = "declined"      // the callee declined
-	ReasonBusy         Reason = "busy"          // the callee was in another call
-	ReasonMissed       Reason = "missed"        // nobody answered in time
-	ReasonCancelled    Reason = "cancelled"     // the caller gave up before an answer
-	ReasonUnavailable  Reason = "unavailable"   // the callee's policy refused the call
-	ReasonFailed       Reason = "failed"        // DTLS or another local failure
-	ReasonICEFailed    Reason = "ice-failed"    // no candidate pair worked, or the path died
-	ReasonTimeout      Reason = "timeout"       // no media path within the connect timeout
-)
-
 // Path is the kind of network path a call's media takes.
 type Path string
 
@@ -58,13 +25,6 @@ const (
 	PathDirect Path = "direct" // host, server-reflexive or peer-reflexive on both ends
 	PathRelay  Path = "relay"  // through a TURN relay on at least one end
 )
-
-// StateChange is one transition, delivered in order on Call.StateChanges.
-type StateChange struct {
-	State  State
-	Reason Reason // set when State is StateEnded
-	At     time.Time
-}
 
 // CallConfig configures one call.
 type CallConfig struct {
@@ -87,20 +47,20 @@ type CallConfig struct {
 	Sink Sink
 }
 
-// Errors returned by Call methods for a call in the wrong state.
+// Errors returned by Call methods for a connection in the wrong state.
 var (
-	ErrEnded     = errors.New("media: call has ended")
+	// ErrEnded: the connection has failed (a final Event) or been
+	// closed; a Bridge that has ended.
+	ErrEnded     = errors.New("media: connection has ended")
 	ErrWrongRole = errors.New("media: wrong call direction for this step")
 	ErrSignal    = errors.New("media: signalling step out of order")
 	ErrTooMany   = errors.New("media: too many remote candidates")
 )
 
-// Call is one voice/video call: one peer connection driven by the node
-// with signalling messages it carries inside the E2E session. All methods
-// are safe for concurrent use.
-//
-// Its goroutines end once StateEnded has been read from StateChanges, or
-// when Close is called; call Close when done with a call.
+// Call is one call's peer connection, driven by package call with the
+// signalling it carries inside the E2E session. It has no call states of
+// its own: it reports what the engine detects on Events, and lives until
+// Close. All methods are safe for concurrent use.
 type Call struct {
 	e        *Engine
 	id       string
@@ -113,36 +73,36 @@ type Call struct {
 	ctx    context.Context // media goroutines; cancelled at teardown
 	cancel context.CancelFunc
 
-	candOut  chan string
-	stateOut chan StateChange
-	wake     chan struct{}
-	stop     chan struct{}
-	stopOnce sync.Once
-	torndown chan struct{} // closed once teardown is complete
-	loopDone chan struct{}
-	active   chan struct{} // closed when the call becomes active
+	candOut   chan string
+	evOut     chan Event
+	wake      chan struct{}
+	stop      chan struct{}
+	closeOnce sync.Once
+	loopDone  chan struct{}
+	active    chan struct{} // closed when a media path is first up
 
 	mediaWG sync.WaitGroup
 
 	remoteVideoSSRC atomic.Uint32 // for keyframe requests; 0 until the remote's video arrives
 
-	mu              sync.Mutex
-	state           State
-	reason          Reason
-	localClosing    bool // we are closing pc ourselves
-	mediaClosed     bool // no media goroutine may start
-	offered         bool
-	remoteSet       bool
-	pending         []webrtc.ICECandidateInit
-	remoteCands     int
-	candQ           []string
-	candDone        bool
-	stateQ          []StateChange
-	connectingSince time.Time
-	counters        counters
-	recvKinds       map[Kind]bool
-	local           []localTrack
-	final           *Stats
+	mu           sync.Mutex
+	closing      bool      // Close has begun: nothing more is reported
+	connected    bool      // a media path has been up
+	down         EventKind // the final kind detected; "" while none
+	localClosing bool      // we are closing pc ourselves
+	mediaClosed  bool      // no media goroutine may start
+	offered      bool
+	remoteSet    bool
+	remoteAt     time.Time // when the remote description was applied
+	pending      []webrtc.ICECandidateInit
+	remoteCands  int
+	candQ        []string
+	candDone     bool
+	evQ          []Event
+	counters     counters
+	recvKinds    map[Kind]bool
+	local        []localTrack
+	final        *Stats
 }
 
 type localTrack struct {
@@ -189,7 +149,7 @@ func codecFor(k Kind) webrtc.RTPCodecCapability {
 	return webrtc.RTPCodecCapability{MimeType: webrtc.MimeTypeOpus, ClockRate: opusClockRate, Channels: opusChannels}
 }
 
-// NewCall creates a call in StateRinging. For an outgoing call it prepares
+// NewCall creates a call's peer connection. For an outgoing call it prepares
 // one audio and one video section (sending what the Source has, receiving
 // both). It fails before anything touches the network if the Source can't
 // be read, the ID is bad, or a relay-only call has no TURN server.
@@ -251,18 +211,15 @@ func (e *Engine) NewCall(cfg CallConfig) (*Call, error) {
 		cancel: cancel,
 
 		candOut:  make(chan string),
-		stateOut: make(chan StateChange),
+		evOut:    make(chan Event),
 		wake:     make(chan struct{}, 1),
 		stop:     make(chan struct{}),
-		torndown: make(chan struct{}),
 		loopDone: make(chan struct{}),
 		active:   make(chan struct{}),
 
-		state:     StateRinging,
 		recvKinds: map[Kind]bool{},
 		local:     local,
 	}
-	c.stateQ = append(c.stateQ, StateChange{State: StateRinging, At: c.created})
 
 	fail := func(err error) (*Call, error) {
 		cancel()
@@ -337,30 +294,24 @@ func (c *Call) ID() string { return c.id }
 // Outgoing reports whether this end placed the call.
 func (c *Call) Outgoing() bool { return c.outgoing }
 
-// State returns the call's current state.
-func (c *Call) State() State {
+// Events delivers what the connection detects, in order: Connected at most
+// once, then at most one final kind (ICEFailed, DTLSFailed, RemoteClosed,
+// SetupTimeout). It is closed when Close begins; events not read by then
+// are dropped.
+func (c *Call) Events() <-chan Event { return c.evOut }
+
+// Down returns the final kind the connection detected, or "" while it has
+// detected none.
+func (c *Call) Down() EventKind {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.state
+	return c.down
 }
-
-// Reason returns why the call ended, or "" while it has not.
-func (c *Call) Reason() Reason {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.reason
-}
-
-// StateChanges delivers every state change in order, starting with
-// StateRinging. StateEnded is delivered once the call's media is torn down
-// and its Sink closed (recordings are complete); the channel is then
-// closed.
-func (c *Call) StateChanges() <-chan StateChange { return c.stateOut }
 
 // Candidates delivers the local ICE candidates as they are gathered, each
 // as RTCIceCandidateInit JSON for the node to send to the remote's
-// AddRemoteCandidate. It is closed when gathering completes or the call
-// ends. Gathering starts with Offer (caller) or Answer (callee).
+// AddRemoteCandidate. It is closed when gathering completes or Close
+// begins. Gathering starts with Offer (caller) or Answer (callee).
 func (c *Call) Candidates() <-chan string { return c.candOut }
 
 // Offer creates the caller's offer. The offer carries no candidates: they
@@ -374,7 +325,7 @@ func (c *Call) Offer(ctx context.Context) (string, error) {
 	}
 	c.mu.Lock()
 	switch {
-	case c.state == StateEnded:
+	case c.endedLocked():
 		c.mu.Unlock()
 		return "", fmt.Errorf("offer: %w", ErrEnded)
 	case c.offered:
@@ -393,15 +344,15 @@ func (c *Call) Offer(ctx context.Context) (string, error) {
 	return offer.SDP, nil
 }
 
-// SetAnswer applies the callee's answer, checked by ValidateSDP first, and
-// moves the call to StateConnecting.
+// SetAnswer applies the callee's answer, checked by ValidateSDP first;
+// the connect timeout starts.
 func (c *Call) SetAnswer(answer string) error {
 	if !c.outgoing {
 		return fmt.Errorf("set answer: %w", ErrWrongRole)
 	}
 	c.mu.Lock()
 	switch {
-	case c.state == StateEnded:
+	case c.endedLocked():
 		c.mu.Unlock()
 		return fmt.Errorf("set answer: %w", ErrEnded)
 	case !c.offered || c.remoteSet:
@@ -421,8 +372,8 @@ func (c *Call) SetAnswer(answer string) error {
 }
 
 // Answer accepts the caller's offer, checked by ValidateSDP first, and
-// returns the answer; the call moves to StateConnecting. The node calls
-// it only once its call policy has admitted the caller and the user has
+// returns the answer; the connect timeout starts. Package call calls it
+// only once its call policy has admitted the caller and the user has
 // accepted.
 func (c *Call) Answer(ctx context.Context, offer string) (string, error) {
 	if err := ctx.Err(); err != nil {
@@ -433,7 +384,7 @@ func (c *Call) Answer(ctx context.Context, offer string) (string, error) {
 	}
 	c.mu.Lock()
 	switch {
-	case c.state == StateEnded:
+	case c.endedLocked():
 		c.mu.Unlock()
 		return "", fmt.Errorf("answer: %w", ErrEnded)
 	case c.offered:
@@ -474,16 +425,13 @@ func (c *Call) Answer(ctx context.Context, offer string) (string, error) {
 }
 
 // remoteApplied flushes the candidates that arrived before the remote
-// description and moves the call to StateConnecting.
+// description and starts the connect timeout.
 func (c *Call) remoteApplied() {
 	c.mu.Lock()
 	pending := c.pending
 	c.pending = nil
 	c.remoteSet = true
-	if c.state == StateRinging {
-		c.setStateLocked(StateConnecting)
-		c.connectingSince = time.Now()
-	}
+	c.remoteAt = time.Now()
 	c.mu.Unlock()
 	for _, ci := range pending {
 		if err := c.pc.AddICECandidate(ci); err != nil {
@@ -506,7 +454,7 @@ func (c *Call) AddRemoteCandidate(candidate string) error {
 		SDPMLineIndex: cj.SDPMLineIndex, UsernameFragment: cj.UsernameFragment,
 	}
 	c.mu.Lock()
-	if c.state == StateEnded {
+	if c.endedLocked() {
 		c.mu.Unlock()
 		return fmt.Errorf("add candidate: %w", ErrEnded)
 	}
@@ -527,46 +475,39 @@ func (c *Call) AddRemoteCandidate(candidate string) error {
 	return nil
 }
 
-// Hangup ends the call with reason (ReasonHangup if empty) and returns once
-// its media is torn down and its Sink closed. The first reason wins: on a
-// call that has already ended it only waits.
-func (c *Call) Hangup(reason Reason) {
-	if reason == "" {
-		reason = ReasonHangup
-	}
-	c.end(reason)
-	<-c.torndown
-}
-
-// Close hangs up (ReasonHangup) if the call is still going, then waits for
-// all its goroutines. State changes not yet read are dropped. Idempotent.
+// Close tears the connection down: it stops the media, closes the peer
+// connection (the remote hears a DTLS close) and the Sink (recordings are
+// complete), and waits for every goroutine of the call. Stats keeps the
+// figures from this moment. Idempotent; concurrent calls wait for the
+// first.
 func (c *Call) Close() error {
-	c.Hangup(ReasonHangup)
-	c.stopOnce.Do(func() { close(c.stop) })
-	<-c.loopDone
+	c.closeOnce.Do(func() {
+		c.mu.Lock()
+		c.closing = true
+		c.mu.Unlock()
+		close(c.stop)
+		<-c.loopDone
+		c.teardown()
+	})
 	return nil
 }
 
-// end records the end of the call; the loop tears it down.
-func (c *Call) end(reason Reason) {
-	c.mu.Lock()
-	c.endLocked(reason)
-	c.mu.Unlock()
-	c.kick()
-}
+// endedLocked reports whether the connection is unusable: failed or
+// closing. c.mu must be held.
+func (c *Call) endedLocked() bool { return c.closing || c.down != "" }
 
-func (c *Call) endLocked(reason Reason) {
-	if c.state == StateEnded {
+// detectLocked queues what the engine detected for Events. Nothing is
+// reported after a final kind or once Close has begun. c.mu must be held;
+// the caller kicks the loop.
+func (c *Call) detectLocked(k EventKind) {
+	if c.endedLocked() {
 		return
 	}
-	c.state = StateEnded
-	c.reason = reason
-	c.log.Debug("call ending", "reason", reason)
-}
-
-func (c *Call) setStateLocked(s State) {
-	c.state = s
-	c.stateQ = append(c.stateQ, StateChange{State: s, At: time.Now()})
+	if k.Final() {
+		c.down = k
+		c.log.Debug("connection down", "detected", k)
+	}
+	c.evQ = append(c.evQ, Event{Kind: k, At: time.Now()})
 }
 
 func (c *Call) kick() {
@@ -600,7 +541,10 @@ func (c *Call) onICEState(s webrtc.ICEConnectionState) {
 	if s != webrtc.ICEConnectionStateFailed {
 		return
 	}
-	c.end(ReasonICEFailed)
+	c.mu.Lock()
+	c.detectLocked(ICEFailed)
+	c.mu.Unlock()
+	c.kick()
 }
 
 func (c *Call) onPCState(s webrtc.PeerConnectionState) {
@@ -610,26 +554,23 @@ func (c *Call) onPCState(s webrtc.PeerConnectionState) {
 	c.mu.Lock()
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
-		if c.state == StateRinging {
-			// The callee's answer is applied and connected before
-			// Answer has returned.
-			c.setStateLocked(StateConnecting)
-		}
-		if c.state == StateConnecting {
-			c.setStateLocked(StateActive)
+		// The callee's connection may be up before Answer has returned.
+		if !c.connected && !c.endedLocked() {
+			c.connected = true
 			close(c.active)
+			c.detectLocked(Connected)
 		}
 	case webrtc.PeerConnectionStateFailed:
 		if iceFailed {
-			c.endLocked(ReasonICEFailed)
+			c.detectLocked(ICEFailed)
 		} else {
-			c.endLocked(ReasonFailed)
+			c.detectLocked(DTLSFailed)
 		}
 	case webrtc.PeerConnectionStateClosed:
 		if !c.localClosing {
 			// pion closes the connection when the remote's DTLS
-			// close_notify arrives: the remote hung up.
-			c.endLocked(ReasonRemoteHangup)
+			// close_notify arrives.
+			c.detectLocked(RemoteClosed)
 		}
 	}
 	c.mu.Unlock()
@@ -819,13 +760,11 @@ func (c *Call) RequestKeyframe() {
 	}
 }
 
-// run is the call's own goroutine: it delivers events, enforces the
-// connect timeout and tears the call down when it ends.
+// run is the call's own goroutine: it delivers candidates and events and
+// detects the connect timeout, until Close.
 func (c *Call) run() {
 	defer close(c.loopDone)
-	defer c.e.forget(c)
 	candOpen := true
-	tornDown := false
 	var timer *time.Timer
 	var timeout <-chan time.Time
 	defer func() {
@@ -835,9 +774,8 @@ func (c *Call) run() {
 	}()
 	for {
 		c.mu.Lock()
-		needTeardown := c.state == StateEnded && !tornDown
-		if c.state == StateConnecting && timer == nil {
-			timer = time.NewTimer(time.Until(c.connectingSince.Add(c.e.cfg.ConnectTimeout)))
+		if !c.remoteAt.IsZero() && timer == nil && !c.connected && c.down == "" {
+			timer = time.NewTimer(time.Until(c.remoteAt.Add(c.e.cfg.ConnectTimeout)))
 			timeout = timer.C
 		}
 		var candCh chan<- string
@@ -845,61 +783,55 @@ func (c *Call) run() {
 		if len(c.candQ) > 0 {
 			candCh, cand = c.candOut, c.candQ[0]
 		}
-		closeCand := candOpen && len(c.candQ) == 0 && (c.candDone || tornDown)
-		var stCh chan<- StateChange
-		var st StateChange
-		if len(c.stateQ) > 0 {
-			stCh, st = c.stateOut, c.stateQ[0]
+		closeCand := candOpen && len(c.candQ) == 0 && c.candDone
+		var evCh chan<- Event
+		var ev Event
+		if len(c.evQ) > 0 {
+			evCh, ev = c.evOut, c.evQ[0]
 		}
-		finished := tornDown && len(c.stateQ) == 0
 		c.mu.Unlock()
 
-		switch {
-		case needTeardown:
-			c.teardown()
-			tornDown = true
-			continue
-		case closeCand:
+		if closeCand {
 			close(c.candOut)
 			candOpen = false
 			continue
-		case finished:
-			if candOpen {
-				close(c.candOut)
-			}
-			close(c.stateOut)
-			return
+		}
+		if ev.Kind == Connected && ev.Path == "" {
+			// The selected pair is known once connected.
+			ev.Path = c.collectStats().Path
+			c.mu.Lock()
+			c.evQ[0].Path = ev.Path
+			c.mu.Unlock()
 		}
 		select {
 		case <-c.wake:
 		case <-timeout:
 			timeout = nil
 			c.mu.Lock()
-			if c.state == StateConnecting {
-				c.endLocked(ReasonTimeout)
+			if !c.connected {
+				c.detectLocked(SetupTimeout)
 			}
 			c.mu.Unlock()
 		case candCh <- cand:
 			c.mu.Lock()
 			c.candQ = c.candQ[1:]
 			c.mu.Unlock()
-		case stCh <- st:
+		case evCh <- ev:
 			c.mu.Lock()
-			c.stateQ = c.stateQ[1:]
+			c.evQ = c.evQ[1:]
 			c.mu.Unlock()
 		case <-c.stop:
-			// Close: only reachable after teardown (Close hangs up first).
 			if candOpen {
 				close(c.candOut)
 			}
-			close(c.stateOut)
+			close(c.evOut)
 			return
 		}
 	}
 }
 
 // teardown stops the media, closes the peer connection and the sink, and
-// queues StateEnded. Runs once, on the loop goroutine.
+// keeps the final Stats. Runs once, from Close, after the loop has ended.
 func (c *Call) teardown() {
 	c.cancel()
 	st := c.collectStats()
@@ -920,8 +852,8 @@ func (c *Call) teardown() {
 	}
 	c.mu.Lock()
 	c.final = &st
-	c.stateQ = append(c.stateQ, StateChange{State: StateEnded, Reason: c.reason, At: time.Now()})
+	down := c.down
 	c.mu.Unlock()
-	c.log.Debug("call ended", "reason", c.reason, "path", st.Path, "sent", st.PacketsSent, "received", st.PacketsReceived)
-	close(c.torndown)
+	c.e.forget(c)
+	c.log.Debug("connection closed", "detected", down, "path", st.Path, "sent", st.PacketsSent, "received", st.PacketsReceived)
 }

@@ -1,25 +1,27 @@
-// Package media owns callsign's voice and video calls on pion/webrtc: the
-// Engine (one pion API per node: Opus 48 kHz stereo and VP8 only, mDNS
-// off, short ICE timeouts, fast relay acceptance), the Call (one peer
-// connection, its state machine, its media goroutines and its Stats), the
-// checks every remote session description and candidate passes before it
-// reaches pion (ValidateSDP, ValidateCandidate), the Bridge to the user's
-// own browser tab (its connection to the node, forwarded into a Call
-// without transcoding; CheckBrowserOffer), and the headless media sources
-// and sinks (looping Ogg/Opus and IVF/VP8 clips, live streams from a FIFO
-// (OpenSource), the embedded Tone and Pattern, and a Recorder to Ogg and
-// IVF files).
+// Package media is callsign's peer-connection engine for voice and video
+// calls, on pion/webrtc: the Engine (one pion API per node: Opus 48 kHz
+// stereo and VP8 only, mDNS off, short ICE timeouts, fast relay
+// acceptance), the Call (one call's peer connection, its media goroutines,
+// what it detects and its Stats), the checks every remote session
+// description and candidate passes before it reaches pion (ValidateSDP,
+// ValidateCandidate), the Bridge to the user's own browser tab (its
+// connection to the node, forwarded into a Call without transcoding;
+// CheckBrowserOffer), and the headless media sources and sinks (looping
+// Ogg/Opus and IVF/VP8 clips, live streams from a FIFO (OpenSource), the
+// embedded Tone and Pattern, and a Recorder to Ogg and IVF files).
 //
-// It must not import libp2p, badger, the DHT or any other callsign
-// package. Signalling transport, call states and call policy belong to
-// package call: it carries the strings below inside the E2E session, and
-// the node applies its call policy before call hands a remote offer to
-// Answer.
+// It must not import libp2p, badger, the DHT, package call or any other
+// callsign package. A call's lifecycle is package call's: its states
+// (ringing, connecting, active, ended), its end reasons (hangup, declined,
+// busy, missed, ...), the ring timeout, the signalling transport, the call
+// policy and the call log. This package has no call states: a Call reports
+// what the engine itself detects, and its owner (package call) decides
+// what that means for the call.
 //
 // # Signalling
 //
-// The node moves opaque strings between the two ends; this package
-// produces and checks them:
+// Package call moves opaque strings between the two ends inside the E2E
+// session; this package produces and checks them:
 //
 //	caller                               callee
 //	NewCall(Outgoing: true)
@@ -28,7 +30,7 @@
 //	SetAnswer(answer) <── answer SDP ──
 //	Candidates() ── candidate JSON ───>  AddRemoteCandidate
 //	AddRemoteCandidate <── candidate ── Candidates()
-//	Hangup(reason) ── hangup ─────────>  Hangup(ReasonRemoteHangup)
+//	Close() ─── DTLS close_notify ────>  Events(): RemoteClosed
 //
 // An SDP is at most MaxSDPSize (16 KiB) of printable ASCII, one or two
 // media sections (audio with opus/48000/2, video with VP8/90000) over
@@ -39,18 +41,26 @@
 // ends gather host, server-reflexive and relay candidates at once and
 // trickle them; a relay-only call gathers relay candidates only.
 //
-// # Call states
+// # What a connection detects
 //
-// ringing → connecting (offer and answer applied) → active (a path is
-// up) → ended. Every call ends exactly once, with a Reason: the one the
-// node passes to Hangup (hangup, remote-hangup, declined, busy, missed,
-// cancelled, unavailable), or one the engine detects: remote-hangup (the
-// remote's DTLS close arrived), ice-failed, failed, timeout.
+// Call.Events delivers, in order, what the engine detects (EventKind):
+// Connected, once, when a media path is up, with its Path (direct or
+// relay), and at most one final kind, after which the connection is
+// unusable and reports nothing more: ICEFailed (no candidate pair worked, or the path
+// died), DTLSFailed (the connection failed with ICE up), RemoteClosed (the
+// remote's DTLS close_notify arrived) or SetupTimeout (no path within
+// Config.ConnectTimeout of the offer and answer being applied). Stats are
+// read when wanted. A Call does not close itself: its owner closes it when
+// the call ends, for whatever reason, and only then are its media stopped
+// and its Sink closed. A Bridge reports the same kinds through End, plus
+// Closed (its owner closed it) and SetupFailed (the tab's offer could not
+// be set up).
 //
 // # Goroutines
 //
 // pion callbacks only record what happened and wake the call's own
-// goroutine, which delivers StateChanges and Candidates and tears the call
-// down. Each local track has a sender goroutine and an RTCP reader, each
-// remote track a reader. Call.Close and Engine.Close wait for all of them.
+// goroutine, which delivers Events and Candidates and detects the connect
+// timeout. Each local track has a sender goroutine and an RTCP reader, each
+// remote track a reader. Call.Close tears the connection down and, like
+// Engine.Close, waits for all of them.
 package media

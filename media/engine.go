@@ -20,7 +20,7 @@ import (
 // second when any path works and give up within seconds when none does.
 const (
 	// DefaultConnectTimeout bounds the time from SetAnswer/Answer to the
-	// first working path.
+	// first working path; past it a call reports SetupTimeout.
 	DefaultConnectTimeout = 20 * time.Second
 
 	iceDisconnectedTimeout = 4 * time.Second
@@ -89,7 +89,7 @@ type Config struct {
 	PortMin, PortMax uint16
 
 	// ConnectTimeout bounds the time from the exchange of offer and answer to
-	// a working media path; a call that misses it ends with ReasonFailed.
+	// a working media path; a call that misses it reports SetupTimeout.
 	// Default: DefaultConnectTimeout.
 	ConnectTimeout time.Duration
 
@@ -213,7 +213,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 // call policy never reached the SDP parser.
 func (e *Engine) ParseCount() uint64 { return e.parseSeen.load() }
 
-// Close ends every call and bridge with ReasonHangup and waits for their
+// Close closes every call and bridge (a bridge ends Closed) and waits for their
 // goroutines. It is idempotent; NewCall and NewBridge fail with ErrClosed
 // afterwards.
 func (e *Engine) Close() error {

@@ -7,9 +7,10 @@ import (
 	"github.com/callsign/callsign/media"
 )
 
-// The node's side of an outgoing call: create it, send the offer and the
-// trickled candidates over the E2E session, apply the answer, follow the
-// state, hang up. send stands for the node's signalling.
+// Package call's side of an outgoing call's connection: create it, send
+// the offer and the trickled candidates over the E2E session, apply the
+// answer, follow what the engine detects, close it when the call ends.
+// send stands for the signalling.
 func Example() {
 	send := func(kind, payload string) {}
 	engine, err := media.NewEngine(media.Config{
@@ -46,9 +47,11 @@ func Example() {
 	}()
 	// ... when the answer arrives: call.SetAnswer(answer)
 	// ... for each remote candidate: call.AddRemoteCandidate(candidate)
-	// ... when the user hangs up: call.Hangup(media.ReasonHangup)
-	call.Hangup(media.ReasonCancelled)
-	for sc := range call.StateChanges() {
-		fmt.Println(sc.State, sc.Reason)
-	}
+	// ... until the call ends (hung up, declined, or a final event):
+	go func() {
+		for ev := range call.Events() {
+			fmt.Println(ev.Kind, ev.Path) // connected direct, ice-failed, ...
+		}
+	}()
+	call.Close()
 }

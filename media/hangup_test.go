@@ -8,74 +8,68 @@ import (
 	"time"
 )
 
-// TestCalleeHangsUp: the callee hangs up; its node sends "hangup", the
-// caller's node calls Hangup(ReasonRemoteHangup). Both end with the right
-// reason whichever arrives first, the signal or the DTLS close.
-func TestCalleeHangsUp(t *testing.T) {
-	for _, waitForDTLS := range []bool{false, true} {
-		name := "signal-races-dtls-close"
-		if waitForDTLS {
-			name = "dtls-close-first"
-		}
-		t.Run(name, func(t *testing.T) {
-			eA, eB := newEngine(t, Config{}), newEngine(t, Config{})
-			caller := newCall(t, eA, CallConfig{ID: "c", Outgoing: true, Source: Tone()})
-			callee := newCall(t, eB, CallConfig{ID: "c", Source: Tone()})
-			wA, wB := watch(t, caller), watch(t, callee)
-			connect(t, caller, callee, nil)
-			wA.wait(t, StateActive, 10*time.Second)
-			wB.wait(t, StateActive, 10*time.Second)
+// TestRemoteClose: the callee closes its connection; the caller's engine
+// detects it from the DTLS close alone (RemoteClosed), reports nothing
+// after it, and refuses further signalling. Whether that ends the call as
+// remote-hangup, however it races the hangup signal, is package call's
+// (call.TestRemoteHangupRacesDTLSClose).
+func TestRemoteClose(t *testing.T) {
+	eA, eB := newEngine(t, Config{}), newEngine(t, Config{})
+	caller := newCall(t, eA, CallConfig{ID: "c", Outgoing: true, Source: Tone()})
+	callee := newCall(t, eB, CallConfig{ID: "c", Source: Tone()})
+	wA, wB := watch(t, caller), watch(t, callee)
+	connect(t, caller, callee, nil)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
 
-			callee.Hangup(ReasonHangup)
-			if waitForDTLS {
-				// The caller learns from the DTLS close alone; the
-				// signal arrives late and changes nothing.
-				wA.wait(t, StateEnded, 10*time.Second)
-			}
-			caller.Hangup(ReasonRemoteHangup) // the node relays the hangup signal
-			if got := wA.wait(t, StateEnded, 10*time.Second).Reason; got != ReasonRemoteHangup {
-				t.Errorf("caller ended with %q, want %q", got, ReasonRemoteHangup)
-			}
-			if got := wB.wait(t, StateEnded, 10*time.Second).Reason; got != ReasonHangup {
-				t.Errorf("callee ended with %q, want %q", got, ReasonHangup)
-			}
-			if caller.Reason() != ReasonRemoteHangup || callee.Reason() != ReasonHangup {
-				t.Errorf("Reason() = %q / %q", caller.Reason(), callee.Reason())
-			}
-		})
+	callee.Close()
+	if got := wA.final(t, 10*time.Second); got.Kind != RemoteClosed {
+		t.Errorf("caller detected %q, want %q", got.Kind, RemoteClosed)
+	}
+	if caller.Down() != RemoteClosed {
+		t.Errorf("Down() = %q, want %q", caller.Down(), RemoteClosed)
+	}
+	if err := caller.AddRemoteCandidate(`{"candidate":""}`); !errors.Is(err, ErrEnded) {
+		t.Errorf("AddRemoteCandidate after the remote closed = %v, want ErrEnded", err)
+	}
+	caller.Close()
+	<-wA.done
+	if got, want := kindsOf(wA.history()), []EventKind{Connected, RemoteClosed}; !slices.Equal(got, want) {
+		t.Errorf("caller reported %v, want %v", got, want)
+	}
+	if got, want := kindsOf(wB.history()), []EventKind{Connected}; !slices.Equal(got, want) {
+		t.Errorf("callee reported %v, want %v (its own close is no event)", got, want)
 	}
 }
 
-// TestEndBeforeAnswer covers the ends of a call that never connects:
-// the callee declines or is busy, nobody answers, the caller cancels.
-func TestEndBeforeAnswer(t *testing.T) {
+// TestCloseBeforeAnswer: a connection closed before the remote answered
+// (the call was declined, busy, missed or cancelled: package call decides
+// which) reports nothing, closes its channels, and refuses the late
+// answer and candidates.
+func TestCloseBeforeAnswer(t *testing.T) {
 	e := newEngine(t, Config{})
-	for _, r := range []Reason{ReasonDeclined, ReasonBusy, ReasonMissed, ReasonCancelled} {
-		t.Run(string(r), func(t *testing.T) {
-			c := newCall(t, e, CallConfig{ID: "x", Outgoing: true, Source: Sources(Tone(), Pattern())})
-			w := watch(t, c)
-			if _, err := c.Offer(context.Background()); err != nil {
-				t.Fatal(err)
-			}
-			c.Hangup(r)
-			end := w.wait(t, StateEnded, 5*time.Second)
-			if end.Reason != r || c.Reason() != r || c.State() != StateEnded {
-				t.Errorf("ended with %q (Reason %q, State %s), want %q", end.Reason, c.Reason(), c.State(), r)
-			}
-			if got := statesOf(w.history()); !slices.Equal(got, []State{StateRinging, StateEnded}) {
-				t.Errorf("states %v, want ringing, ended", got)
-			}
-			// The candidate channel is closed once the call ends.
-			for range c.Candidates() {
-			}
-			if err := c.SetAnswer(golden(t, "answer.sdp")); !errors.Is(err, ErrEnded) {
-				t.Errorf("SetAnswer after the end = %v, want ErrEnded", err)
-			}
-			if err := c.AddRemoteCandidate(`{"candidate":""}`); !errors.Is(err, ErrEnded) {
-				t.Errorf("AddRemoteCandidate after the end = %v, want ErrEnded", err)
-			}
-		})
+	c := newCall(t, e, CallConfig{ID: "x", Outgoing: true, Source: Sources(Tone(), Pattern())})
+	w := watch(t, c)
+	if _, err := c.Offer(context.Background()); err != nil {
+		t.Fatal(err)
 	}
+	c.Close()
+	<-w.done
+	if h := w.history(); len(h) != 0 {
+		t.Errorf("a connection closed before the answer reported %v", h)
+	}
+	for range c.Candidates() { // closed once Close has begun
+	}
+	if err := c.SetAnswer(golden(t, "answer.sdp")); !errors.Is(err, ErrEnded) {
+		t.Errorf("SetAnswer after Close = %v, want ErrEnded", err)
+	}
+	if err := c.AddRemoteCandidate(`{"candidate":""}`); !errors.Is(err, ErrEnded) {
+		t.Errorf("AddRemoteCandidate after Close = %v, want ErrEnded", err)
+	}
+	if st := c.Stats(); st.PacketsSent != 0 || st.Path != "" {
+		t.Errorf("stats of a connection that never connected: %+v", st)
+	}
+	_ = c.Close() // idempotent
 }
 
 func TestSignallingOrder(t *testing.T) {
@@ -103,8 +97,8 @@ func TestSignallingOrder(t *testing.T) {
 	}
 }
 
-// TestConnectTimeout: the remote vanishes after the answer; the call
-// gives up instead of ringing forever.
+// TestConnectTimeout: the remote vanishes after the answer; the engine
+// reports SetupTimeout instead of waiting forever.
 func TestConnectTimeout(t *testing.T) {
 	e := newEngine(t, Config{ConnectTimeout: 300 * time.Millisecond})
 	eB := newEngine(t, Config{})
@@ -119,12 +113,12 @@ func TestConnectTimeout(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	callee.Hangup(ReasonHangup) // gone before any candidate was exchanged
+	callee.Close() // gone before any candidate was exchanged
 	if err := caller.SetAnswer(answer); err != nil {
 		t.Fatal(err)
 	}
-	if got := w.wait(t, StateEnded, 5*time.Second).Reason; got != ReasonTimeout {
-		t.Errorf("ended with %q, want %q", got, ReasonTimeout)
+	if got := w.final(t, 5*time.Second).Kind; got != SetupTimeout {
+		t.Errorf("detected %q, want %q", got, SetupTimeout)
 	}
 }
 
@@ -143,8 +137,11 @@ func TestEngineClose(t *testing.T) {
 	if err := e.Close(); err != nil {
 		t.Fatal(err)
 	}
-	if c.State() != StateEnded || c.Reason() != ReasonHangup {
-		t.Errorf("call after engine Close: %s/%s, want ended/hangup", c.State(), c.Reason())
+	if _, ok := <-c.Events(); ok {
+		t.Error("an event after engine Close")
+	}
+	if err := c.AddRemoteCandidate(`{"candidate":""}`); !errors.Is(err, ErrEnded) {
+		t.Errorf("AddRemoteCandidate after engine Close = %v, want ErrEnded", err)
 	}
 	if _, err := e.NewCall(CallConfig{ID: "b"}); !errors.Is(err, ErrClosed) {
 		t.Errorf("NewCall after Close = %v, want ErrClosed", err)

@@ -2,6 +2,7 @@ package media
 
 import (
 	"context"
+	"errors"
 	"net"
 	"net/netip"
 	"os"
@@ -13,6 +14,8 @@ import (
 	"github.com/pion/transport/v4"
 	"github.com/pion/turn/v5"
 	"go.uber.org/goleak"
+
+	"github.com/callsign/callsign/internal/check"
 )
 
 func TestMain(m *testing.M) {
@@ -46,10 +49,10 @@ func newCall(tb testing.TB, e *Engine, cfg CallConfig) *Call {
 	return c
 }
 
-// watcher drains a call's StateChanges and lets a test wait for a state.
+// watcher drains a call's Events and lets a test wait for one.
 type watcher struct {
 	mu      sync.Mutex
-	changes []StateChange
+	events  []Event
 	changed chan struct{}
 	done    chan struct{}
 }
@@ -58,9 +61,9 @@ func watch(tb testing.TB, c *Call) *watcher {
 	w := &watcher{changed: make(chan struct{}, 1), done: make(chan struct{})}
 	go func() {
 		defer close(w.done)
-		for sc := range c.StateChanges() {
+		for ev := range c.Events() {
 			w.mu.Lock()
-			w.changes = append(w.changes, sc)
+			w.events = append(w.events, ev)
 			w.mu.Unlock()
 			select {
 			case w.changed <- struct{}{}:
@@ -75,42 +78,58 @@ func watch(tb testing.TB, c *Call) *watcher {
 	return w
 }
 
-func (w *watcher) history() []StateChange {
+func (w *watcher) history() []Event {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return append([]StateChange(nil), w.changes...)
+	return append([]Event(nil), w.events...)
 }
 
-// wait blocks until the call has reached state s and returns that change.
-func (w *watcher) wait(tb testing.TB, s State, timeout time.Duration) StateChange {
+// wait blocks until the call has reported k and returns that event.
+func (w *watcher) wait(tb testing.TB, k EventKind, timeout time.Duration) Event {
 	tb.Helper()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		for _, sc := range w.history() {
-			if sc.State == s {
-				return sc
+		for _, ev := range w.history() {
+			if ev.Kind == k {
+				return ev
 			}
 		}
 		select {
 		case <-w.changed:
 		case <-w.done:
-			for _, sc := range w.history() {
-				if sc.State == s {
-					return sc
+			for _, ev := range w.history() {
+				if ev.Kind == k {
+					return ev
 				}
 			}
-			tb.Fatalf("call ended without reaching %s: %v", s, w.history())
+			tb.Fatalf("call closed without reporting %s: %v", k, w.history())
 		case <-deadline.C:
-			tb.Fatalf("call did not reach %s within %v: %v", s, timeout, w.history())
+			tb.Fatalf("call did not report %s within %v: %v", k, timeout, w.history())
 		}
 	}
 }
 
-func statesOf(h []StateChange) []State {
-	out := make([]State, len(h))
-	for i, sc := range h {
-		out[i] = sc.State
+// final waits until the call has reported a final kind and returns it.
+func (w *watcher) final(tb testing.TB, timeout time.Duration) Event {
+	tb.Helper()
+	var out Event
+	check.Until(tb, timeout, "a final event", func() bool {
+		for _, ev := range w.history() {
+			if ev.Kind.Final() {
+				out = ev
+				return true
+			}
+		}
+		return false
+	})
+	return out
+}
+
+func kindsOf(h []Event) []EventKind {
+	out := make([]EventKind, len(h))
+	for i, ev := range h {
+		out[i] = ev.Kind
 	}
 	return out
 }
@@ -124,7 +143,7 @@ func pumpCandidates(tb testing.TB, from, to *Call, seen func(string)) {
 			if seen != nil {
 				seen(cand)
 			}
-			if err := to.AddRemoteCandidate(cand); err != nil && to.State() != StateEnded {
+			if err := to.AddRemoteCandidate(cand); err != nil && to.Down() == "" && !errors.Is(err, ErrEnded) {
 				tb.Errorf("AddRemoteCandidate(%s): %v", cand, err)
 			}
 		}

@@ -596,8 +596,8 @@ func TestLiveCall(t *testing.T) {
 	callee := newCall(t, eB, CallConfig{ID: "live-1", Sink: sink})
 	wA, wB := watch(t, caller), watch(t, callee)
 	connect(t, caller, callee, nil)
-	wA.wait(t, StateActive, 10*time.Second)
-	wB.wait(t, StateActive, 10*time.Second)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
 	frames := Tone().frames
 	check.Until(t, 10*time.Second, "the whole stream sent", func() bool {
 		return caller.Stats().PacketsSent >= uint64(len(frames))

@@ -116,10 +116,11 @@ func TestCallPionLogsAtDebug(t *testing.T) {
 	callee := newCall(t, eB, CallConfig{ID: "log-1", Source: Tone()})
 	wA, wB := watch(t, caller), watch(t, callee)
 	connect(t, caller, callee, nil)
-	wA.wait(t, StateActive, 10*time.Second)
-	wB.wait(t, StateActive, 10*time.Second)
-	caller.Hangup(ReasonHangup)
-	wB.wait(t, StateEnded, 10*time.Second)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
+	caller.Close()
+	wB.wait(t, RemoteClosed, 10*time.Second)
+	callee.Close()
 	pion, warned := 0, 0
 	for _, r := range h.records() {
 		a := attrsOf(r)

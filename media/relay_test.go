@@ -119,8 +119,8 @@ func TestRelayFallbackBehindSymmetricNATs(t *testing.T) {
 	var mu sync.Mutex
 	types := map[string]int{}
 	connect(t, caller, callee, func(c string) { mu.Lock(); types[candidateType(t, c)]++; mu.Unlock() })
-	wA.wait(t, StateActive, 10*time.Second)
-	wB.wait(t, StateActive, 10*time.Second)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
 	check.Until(t, 5*time.Second, "media both ways over the relay", func() bool {
 		return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 	})
@@ -147,7 +147,8 @@ func TestRelayFallbackBehindSymmetricNATs(t *testing.T) {
 }
 
 // TestSTUNOnlyBehindSymmetricNATsFails is the control for the test above:
-// without a TURN server the same call can't connect and ends ice-failed.
+// without a TURN server the same call can't connect, and the engine
+// detects an ICE failure.
 func TestSTUNOnlyBehindSymmetricNATsFails(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits for the ICE failure timeout")
@@ -160,9 +161,8 @@ func TestSTUNOnlyBehindSymmetricNATsFails(t *testing.T) {
 	wA := watch(t, caller)
 	watch(t, callee)
 	connect(t, caller, callee, nil)
-	end := wA.wait(t, StateEnded, 30*time.Second)
-	if end.Reason != ReasonICEFailed {
-		t.Errorf("ended with %q, want %q", end.Reason, ReasonICEFailed)
+	if got := wA.final(t, 30*time.Second).Kind; got != ICEFailed {
+		t.Errorf("detected %q, want %q", got, ICEFailed)
 	}
 	if st := caller.Stats(); st.PacketsReceived != 0 || st.Path != "" {
 		t.Errorf("media flowed without a relay: %+v", st)
@@ -183,8 +183,8 @@ func TestRelayOnly(t *testing.T) {
 	var mu sync.Mutex
 	var cands []string
 	connect(t, caller, callee, func(c string) { mu.Lock(); cands = append(cands, c); mu.Unlock() })
-	wA.wait(t, StateActive, 10*time.Second)
-	wB.wait(t, StateActive, 10*time.Second)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
 	check.Until(t, 5*time.Second, "media both ways", func() bool {
 		return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 	})
@@ -193,8 +193,8 @@ func TestRelayOnly(t *testing.T) {
 			t.Errorf("%s path %q over local %s, want relay", name, st.Path, st.LocalCandidate)
 		}
 	}
-	caller.Hangup(ReasonHangup)
-	wB.wait(t, StateEnded, 10*time.Second)
+	caller.Close()
+	wB.wait(t, RemoteClosed, 10*time.Second)
 
 	mu.Lock()
 	defer mu.Unlock()

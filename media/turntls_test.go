@@ -60,8 +60,8 @@ func TestRelayOnlyOverTCPAndTLS(t *testing.T) {
 			caller, callee := newCall(t, eA, cfg(true)), newCall(t, eB, cfg(false))
 			wA, wB := watch(t, caller), watch(t, callee)
 			connect(t, caller, callee, nil)
-			wA.wait(t, StateActive, 15*time.Second)
-			wB.wait(t, StateActive, 15*time.Second)
+			wA.wait(t, Connected, 15*time.Second)
+			wB.wait(t, Connected, 15*time.Second)
 			check.Until(t, 10*time.Second, "media both ways", func() bool {
 				return caller.Stats().SetupTime > 0 && callee.Stats().SetupTime > 0
 			})
@@ -71,8 +71,8 @@ func TestRelayOnlyOverTCPAndTLS(t *testing.T) {
 			if n := s.Stats().TCPConns; n < 2 {
 				t.Errorf("%d TURN connections over TCP during the call, want one per side", n)
 			}
-			caller.Hangup(ReasonHangup)
-			wB.wait(t, StateEnded, 10*time.Second)
+			caller.Close()
+			wB.wait(t, RemoteClosed, 10*time.Second)
 		})
 	}
 

@@ -158,8 +158,8 @@ func TestHostileSignalling(t *testing.T) {
 	if err := c.AddRemoteCandidate(`{"candidate":"candidate:1 1 udp 1 x.local 5000 typ host"}`); !errors.Is(err, ErrBadCandidate) {
 		t.Errorf("AddRemoteCandidate(mdns) = %v, want ErrBadCandidate", err)
 	}
-	if c.State() != StateRinging {
-		t.Errorf("state %s after refused input, want ringing", c.State())
+	if k := c.Down(); k != "" {
+		t.Errorf("refused input brought the connection down (%s)", k)
 	}
 	// Flooding candidates hits the per-call cap.
 	cand := `{"candidate":"candidate:1 1 udp 2130706431 192.0.2.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}`
@@ -174,17 +174,17 @@ func TestHostileSignalling(t *testing.T) {
 	}
 }
 
-// TestPolicyRefusalNeverParses: the node refuses a caller by ending the
-// call without Answer; the SDP parser is never reached.
+// TestPolicyRefusalNeverParses: package call refuses a caller by closing
+// the connection without Answer; the SDP parser is never reached.
 func TestPolicyRefusalNeverParses(t *testing.T) {
 	e := newEngine(t, Config{})
 	c := newCall(t, e, CallConfig{ID: "refused"})
-	c.Hangup(ReasonUnavailable)
+	c.Close()
 	if n := e.ParseCount(); n != 0 {
 		t.Errorf("ParseCount = %d after a refused call, want 0", n)
 	}
 	if _, err := c.Answer(context.Background(), golden(t, "offer.sdp")); !errors.Is(err, ErrEnded) {
-		t.Errorf("Answer after hangup = %v, want ErrEnded", err)
+		t.Errorf("Answer after Close = %v, want ErrEnded", err)
 	}
 	if n := e.ParseCount(); n != 0 {
 		t.Errorf("ParseCount = %d after Answer on an ended call, want 0", n)

@@ -111,7 +111,7 @@ func (bc *callMedia) takeRinging(id, tab string) *media.Bridge {
 
 // watch registers b as the media of c until either ends: a bridge that
 // ends first (the tab closed or failed) ends the call through end.
-func (bc *callMedia) watch(c *call.Call, b *media.Bridge, end func(id string, r media.Reason)) {
+func (bc *callMedia) watch(c *call.Call, b *media.Bridge, end func(id string, k media.EventKind)) {
 	id := c.ID()
 	bc.mu.Lock()
 	if bc.closed {
@@ -123,7 +123,7 @@ func (bc *callMedia) watch(c *call.Call, b *media.Bridge, end func(id string, r 
 	bc.wg.Go(func() {
 		select {
 		case <-b.Done():
-			end(id, b.Reason())
+			end(id, b.End())
 		case <-c.Done():
 			_ = b.Close() // normally closed by the call already: it is its sink
 		case <-bc.stop:
@@ -189,22 +189,22 @@ func (n *Node) newBridge() (*media.Bridge, error) {
 
 // endBridged ends a call whose tab has gone: a tab that closed its
 // connection hung up; one that failed or never connected failed.
-func (n *Node) endBridged(id string, r media.Reason) {
+func (n *Node) endBridged(id string, k media.EventKind) {
 	svc := n.calls.Load()
 	if svc == nil {
 		return
 	}
 	var err error
-	switch r {
-	case media.ReasonHangup:
+	switch k {
+	case media.Closed:
 		// Closed by its call, which is ending already (the bridge is the
 		// call's sink), or by the node: nothing to do, and hanging up now
 		// would replace the call's own reason with ours.
 		return
-	case media.ReasonRemoteHangup:
+	case media.RemoteClosed:
 		err = svc.Hangup(id)
 	default:
-		n.log.Info("browser tab lost; ending its call", "call", id, "reason", r)
+		n.log.Info("browser tab lost; ending its call", "call", id, "detected", k)
 		err = svc.Fail(id)
 	}
 	if err != nil && !errors.Is(err, call.ErrUnknownCall) {

@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/callsign/callsign/api"
-	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
 	"github.com/callsign/callsign/turn"
@@ -281,9 +281,9 @@ func (m *metrics) call(c api.Call) {
 
 // callReasons are the reason label's values: few and known, so a peer
 // can't grow the series with made-up reasons.
-var callReasons = []media.Reason{media.ReasonHangup, media.ReasonRemoteHangup, media.ReasonDeclined, media.ReasonBusy,
-	media.ReasonMissed, media.ReasonCancelled, media.ReasonUnavailable, media.ReasonFailed, media.ReasonICEFailed,
-	media.ReasonTimeout, "none", "other"}
+var callReasons = []call.Reason{call.ReasonHangup, call.ReasonRemoteHangup, call.ReasonDeclined, call.ReasonBusy,
+	call.ReasonMissed, call.ReasonCancelled, call.ReasonUnavailable, call.ReasonFailed, call.ReasonICEFailed,
+	call.ReasonTimeout, "none", "other"}
 
 // reasonLabel is r as a reason label: itself when known, "none" when
 // empty, "other" otherwise.
@@ -291,7 +291,7 @@ func reasonLabel(r string) string {
 	switch {
 	case r == "":
 		return "none"
-	case r != "none" && r != "other" && slices.Contains(callReasons, media.Reason(r)):
+	case r != "none" && r != "other" && slices.Contains(callReasons, call.Reason(r)):
 		return r
 	}
 	return "other"
