@@ -59,11 +59,12 @@ func TestCalls(t *testing.T) {
 	if active.Path != "direct" {
 		t.Fatalf("path %q, want direct", active.Path)
 	}
-	// Media flows both ways: fifty packets each way, however long a busy
-	// machine takes.
+	// Media flows both ways: fifty packets each way and two seconds of
+	// talk, however long a busy machine takes for them.
+	activeAt := time.Now()
 	check.Eventually(t, 60*time.Second, func() error {
 		cur, err := alice.Client.Call(ctx, c.ID)
-		if err != nil || cur.PacketsSent < 50 || cur.PacketsReceived < 50 {
+		if err != nil || cur.PacketsSent < 50 || cur.PacketsReceived < 50 || time.Since(activeAt) < 2*time.Second {
 			return fmt.Errorf("call so far: %+v %v", cur, err)
 		}
 		return nil
@@ -88,9 +89,11 @@ func TestCalls(t *testing.T) {
 		t.Fatalf("bob's log entry: %+v", bobCall)
 	}
 	audio, video := mediatest.Frames(t, rec+"/"+c.ID+".ogg", rec+"/"+c.ID+".ivf")
-	// About 2 s of 20 ms Opus frames and 15 fps video, give or take set-up.
-	if audio < 60 || audio > 200 || video < 15 || video > 80 {
-		t.Fatalf("recorded %d audio and %d video frames for ~2 s", audio, video)
+	// 20 ms Opus frames and 15 fps video for the talk time bob logged (at
+	// least 2 s), give or take set-up.
+	talk := bobCall.DurationS
+	if wantA, wantV := talk*50, talk*15; float64(audio) < wantA*0.6 || float64(audio) > wantA*1.1 || float64(video) < wantV*0.5 || float64(video) > wantV*1.2 {
+		t.Fatalf("recorded %d audio and %d video frames for %.1f s of talk", audio, video, talk)
 	}
 
 	// Bob takes calls from nobody: Alice hears only "unavailable".
