@@ -48,8 +48,8 @@
 //
 // # Wire format
 //
-// Protobuf wire format, written and read by hand with protowire; the schema
-// is records.proto. The DHT value is an Envelope:
+// Protobuf wire format, written and read with internal/wire; the schema is
+// records.proto. The DHT value is an Envelope:
 //
 //	Envelope         1 payload bytes (required)   2 signature bytes (required, <= 128)
 //	IdentityPayload  1 kind = 1   2 account bytes   3 seq   4 issued   5 expires
@@ -67,7 +67,12 @@
 // order, a singular field at most once and never with its zero value,
 // repeated fields contiguous with non-empty elements, no unknown fields,
 // minimal varints (tags, values, lengths), the kind first, every length
-// within its cap, multiaddrs in canonical form.
+// within its cap, multiaddrs in canonical form. Records are signed, so the
+// compatibility rule of docs/ARCHITECTURE.md ("Wire formats") keeps them to
+// one byte form: no field is skipped, not even one in the additions range
+// that frames between peers skip; a new field takes a new record kind (a
+// new value of field 1), which older nodes refuse to store. Keep requests
+// (below) are signed and strict the same way.
 //
 // # Incumbent guard
 //

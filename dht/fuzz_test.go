@@ -45,6 +45,7 @@ func FuzzHandlePayload(f *testing.F) {
 	h, _ := fuzzSeeds(f)
 	e, _ := unmarshalEnvelope(h, MaxHandleRecordSize)
 	f.Add(e.Payload)
+	f.Add(append(bytes.Clone(e.Payload), 0x88, 0x01, 0x05)) // an addition: refused
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w, err := unmarshalHandle(b)
 		if err != nil {
@@ -65,6 +66,7 @@ func FuzzIdentityPayload(f *testing.F) {
 	_, i := fuzzSeeds(f)
 	e, _ := unmarshalEnvelope(i, MaxIdentityRecordSize)
 	f.Add(e.Payload)
+	f.Add(append(bytes.Clone(e.Payload), 0x88, 0x01, 0x05)) // an addition: refused
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w, err := unmarshalIdentity(b)
 		if err != nil {

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/wire"
 	ds "github.com/ipfs/go-datastore"
 	dsq "github.com/ipfs/go-datastore/query"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // Keeping a member's records while it is away (docs/ADDRESSBOOK.md, "Kept
@@ -96,15 +96,16 @@ func (r *KeepRequest) payload() ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	b := appendBytesField(nil, 1, r.Account.Bytes())
-	b = appendVarintField(b, 2, created)
+	var b wire.Encoder
+	b.Bytes(1, r.Account.Bytes())
+	b.Uint(2, created)
 	for _, kr := range r.Records {
-		var e []byte
-		e = appendBytesField(e, 1, []byte(kr.Key))
-		e = appendBytesField(e, 2, kr.Raw)
-		b = appendBytesField(b, 3, e)
+		var e wire.Encoder
+		e.String(1, kr.Key)
+		e.Bytes(2, kr.Raw)
+		b.Bytes(3, e.B)
 	}
-	return b, nil
+	return b.B, nil
 }
 
 // SignKeepRequest encodes and signs a schedule with the member's key.
@@ -129,75 +130,58 @@ func OpenKeepRequest(b []byte) (*KeepRequest, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := decoder{b: env.Payload, repeated: func(n protowire.Number) bool { return n == 3 }}
+	d := newDecoder(env.Payload)
 	var r KeepRequest
-	var created uint64
-	for {
-		num, typ, err := d.next()
-		if err != nil {
-			return nil, err
-		}
-		switch num {
-		case 0:
-			if r.Account.IsZero() || created == 0 || len(r.Records) == 0 {
-				return nil, malformed("keep request: missing account, created or records")
-			}
-			if r.Created, err = fromMillis(created); err != nil {
-				return nil, err
-			}
-			if !r.Account.Verify(keepLabel, env.Payload, env.Signature) {
-				return nil, ErrBadSignature
-			}
-			return &r, nil
-		case 1:
-			var v []byte
-			if v, err = d.bytes(num, typ, identity.AccountPubSize); err == nil {
-				r.Account, err = identity.ParseAccountPub(v)
-			}
-		case 2:
-			created, err = d.varint(num, typ)
-		case 3:
-			var v []byte
-			if v, err = d.bytes(num, typ, MaxIdentityRecordSize+maxKeepKeyLen+16); err == nil {
-				var kr KeptRecord
-				if kr, err = unmarshalKept(v); err == nil {
-					r.Records, err = appendCapped(r.Records, kr, num, maxKeepRecords)
-				}
-			}
-		default:
-			return nil, malformed("keep request: unknown field %d", num)
-		}
-		if err != nil {
-			return nil, err
+	if v := d.Bytes(1, 1, identity.AccountPubSize); v != nil {
+		if r.Account, err = identity.ParseAccountPub(v); err != nil {
+			d.Fail("field 1: %v", err)
 		}
 	}
+	created := d.Uint(2, 1<<64-1)
+	for d.More(3) && d.Err() == nil {
+		if len(r.Records) == maxKeepRecords {
+			d.Fail("field 3: more than %d entries", maxKeepRecords)
+			break
+		}
+		v := d.Bytes(3, 1, MaxIdentityRecordSize+maxKeepKeyLen+16)
+		if d.Err() != nil {
+			break
+		}
+		kr, err := unmarshalKept(v)
+		if err != nil {
+			return nil, err
+		}
+		r.Records = append(r.Records, kr)
+	}
+	if err := d.End(); err != nil {
+		return nil, fmt.Errorf("keep request: %w", err)
+	}
+	if r.Account.IsZero() || created == 0 || len(r.Records) == 0 {
+		return nil, malformed("keep request: missing account, created or records")
+	}
+	if r.Created, err = fromMillis(created); err != nil {
+		return nil, err
+	}
+	if !r.Account.Verify(keepLabel, env.Payload, env.Signature) {
+		return nil, ErrBadSignature
+	}
+	return &r, nil
 }
 
 func unmarshalKept(b []byte) (KeptRecord, error) {
-	d := decoder{b: b}
+	d := newDecoder(b)
 	var kr KeptRecord
-	for {
-		num, typ, err := d.next()
-		if err != nil {
-			return KeptRecord{}, err
-		}
-		switch num {
-		case 0:
-			if kr.Key == "" || kr.Raw == nil {
-				return KeptRecord{}, malformed("kept record: missing key or value")
-			}
-			return kr, nil
-		case 1:
-			kr.Key, err = d.text(num, typ, maxKeepKeyLen)
-		case 2:
-			kr.Raw, err = d.bytes(num, typ, MaxIdentityRecordSize)
-		default:
-			return KeptRecord{}, malformed("kept record: unknown field %d", num)
-		}
-		if err != nil {
-			return KeptRecord{}, err
-		}
+	if v := d.Bytes(1, 1, maxKeepKeyLen); v != nil {
+		kr.Key = text(d, 1, v)
 	}
+	kr.Raw = d.Bytes(2, 1, MaxIdentityRecordSize)
+	if err := d.End(); err != nil {
+		return KeptRecord{}, fmt.Errorf("kept record: %w", err)
+	}
+	if kr.Key == "" || kr.Raw == nil {
+		return KeptRecord{}, malformed("kept record: missing key or value")
+	}
+	return kr, nil
 }
 
 // keptEntry is one record of a schedule, without its bytes.

@@ -6,6 +6,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/callsign/callsign/internal/wire"
 )
 
 // Wire layer: the exact protobuf encodings of records.proto, written and read
@@ -83,327 +85,163 @@ type wireHandle struct {
 
 // --- encoding ---
 
-func appendVarintField(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
-}
-
-func appendBytesField(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
-}
-
-func appendRepeatedBytes(b []byte, num protowire.Number, vs [][]byte) []byte {
+// appendRepeated writes every element of a repeated bytes field, empty ones
+// too (the decoder refuses those: a caller's bug shows, it is not dropped).
+func appendRepeated(e *wire.Encoder, num protowire.Number, vs [][]byte) {
 	for _, v := range vs {
-		b = protowire.AppendTag(b, num, protowire.BytesType)
-		b = protowire.AppendBytes(b, v)
+		e.B = protowire.AppendTag(e.B, num, protowire.BytesType)
+		e.B = protowire.AppendBytes(e.B, v)
 	}
-	return b
 }
 
 func (e *wireEnvelope) marshal() []byte {
-	b := make([]byte, 0, len(e.Payload)+len(e.Signature)+8)
-	b = appendBytesField(b, 1, e.Payload)
-	return appendBytesField(b, 2, e.Signature)
+	w := wire.Encoder{B: make([]byte, 0, len(e.Payload)+len(e.Signature)+8)}
+	w.Bytes(1, e.Payload)
+	w.Bytes(2, e.Signature)
+	return w.B
 }
 
 func (w *wireIdentity) marshal() []byte {
-	var b []byte
-	b = appendVarintField(b, 1, kindIdentity)
-	b = appendBytesField(b, 2, w.Account)
-	b = appendVarintField(b, 3, w.Seq)
-	b = appendVarintField(b, 4, w.Issued)
-	b = appendVarintField(b, 5, w.Expires)
-	b = appendRepeatedBytes(b, 6, w.Devices)
-	b = appendBytesField(b, 7, w.Prekeys)
-	b = appendRepeatedBytes(b, 8, w.Mailboxes)
-	b = appendRepeatedBytes(b, 9, w.Relays)
-	b = appendBytesField(b, 10, []byte(w.DisplayName))
+	var e wire.Encoder
+	e.Uint(1, kindIdentity)
+	e.Bytes(2, w.Account)
+	e.Uint(3, w.Seq)
+	e.Uint(4, w.Issued)
+	e.Uint(5, w.Expires)
+	appendRepeated(&e, 6, w.Devices)
+	e.Bytes(7, w.Prekeys)
+	appendRepeated(&e, 8, w.Mailboxes)
+	appendRepeated(&e, 9, w.Relays)
+	e.String(10, w.DisplayName)
 	for _, h := range w.Handles {
-		b = protowire.AppendTag(b, 11, protowire.BytesType)
-		b = protowire.AppendString(b, h)
+		appendRepeated(&e, 11, [][]byte{[]byte(h)})
 	}
-	return appendRepeatedBytes(b, 12, w.Attestations)
+	appendRepeated(&e, 12, w.Attestations)
+	return e.B
 }
 
 func (w *wireHandle) marshal() []byte {
-	var b []byte
-	b = appendVarintField(b, 1, kindHandle)
-	b = appendBytesField(b, 2, []byte(w.Name))
-	b = appendBytesField(b, 3, w.Owner)
-	b = appendVarintField(b, 4, w.Seq)
-	b = appendVarintField(b, 5, w.ClaimedAt)
-	b = appendVarintField(b, 6, w.Issued)
-	b = appendVarintField(b, 7, w.Expires)
-	return appendVarintField(b, 8, w.Nonce)
+	var e wire.Encoder
+	e.Uint(1, kindHandle)
+	e.String(2, w.Name)
+	e.Bytes(3, w.Owner)
+	e.Uint(4, w.Seq)
+	e.Uint(5, w.ClaimedAt)
+	e.Uint(6, w.Issued)
+	e.Uint(7, w.Expires)
+	e.Uint(8, w.Nonce)
+	return e.B
 }
 
 // --- strict decoding ---
 
-// decoder walks one message. It enforces: minimal varints (tags, values and
-// length prefixes), field numbers in ascending order, a singular field at
-// most once, repeated fields contiguous, no unknown fields, zero-valued
-// singular fields omitted, and every length within its cap.
-type decoder struct {
-	b    []byte
-	last protowire.Number
-	// repeated reports whether field num may occur more than once.
-	repeated func(num protowire.Number) bool
-	// kindFirst requires field 1 (the record kind) to open the message.
-	kindFirst bool
+// Records are signed, so they are decoded strictly (internal/wire's
+// NewDecoder, docs/ARCHITECTURE.md "Wire formats"): minimal varints (tags,
+// values and length prefixes), field numbers in ascending order, a singular
+// field at most once, repeated fields contiguous, no unknown field of any
+// number, zero-valued singular fields omitted, and every length within its
+// cap. A new field takes a new record kind.
+
+// newDecoder is a strict decoder whose errors wrap ErrMalformed.
+func newDecoder(b []byte) *wire.Decoder { return wire.NewDecoder(b, ErrMalformed) }
+
+// repeatedBytes reads the repeated field num: at most limit elements of
+// 1..size bytes.
+func repeatedBytes(d *wire.Decoder, num protowire.Number, limit, size int) [][]byte {
+	var out [][]byte
+	for d.More(num) && d.Err() == nil {
+		if len(out) == limit {
+			d.Fail("field %d: more than %d entries", num, limit)
+			break
+		}
+		out = append(out, d.Bytes(num, 1, size))
+	}
+	return out
 }
 
-// next returns the next field's number and wire type, or 0 at the end.
-func (d *decoder) next() (protowire.Number, protowire.Type, error) {
-	if len(d.b) == 0 {
-		return 0, 0, nil
-	}
-	raw, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		return 0, 0, malformed("bad tag")
-	}
-	if n != protowire.SizeVarint(raw) {
-		return 0, 0, malformed("non-minimal tag")
-	}
-	num, typ := protowire.DecodeTag(raw)
-	if !num.IsValid() {
-		return 0, 0, malformed("bad field number")
-	}
-	d.b = d.b[n:]
-	switch {
-	case d.last == 0 && d.kindFirst && num != 1:
-		return 0, 0, malformed("payload does not start with its kind")
-	case num < d.last:
-		return 0, 0, malformed("field %d after field %d", num, d.last)
-	case num == d.last && (d.repeated == nil || !d.repeated(num)):
-		return 0, 0, malformed("duplicate field %d", num)
-	}
-	d.last = num
-	return num, typ, nil
-}
-
-// varint reads a non-zero, minimally encoded varint value.
-func (d *decoder) varint(num protowire.Number, typ protowire.Type) (uint64, error) {
-	if typ != protowire.VarintType {
-		return 0, malformed("field %d: wrong wire type %d", num, typ)
-	}
-	v, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		return 0, malformed("field %d: bad varint", num)
-	}
-	if n != protowire.SizeVarint(v) {
-		return 0, malformed("field %d: non-minimal varint", num)
-	}
-	if v == 0 {
-		return 0, malformed("field %d: explicit zero", num)
-	}
-	d.b = d.b[n:]
-	return v, nil
-}
-
-// bytes reads a non-empty length-delimited value of at most max bytes. The
-// result aliases the input.
-func (d *decoder) bytes(num protowire.Number, typ protowire.Type, max int) ([]byte, error) {
-	if typ != protowire.BytesType {
-		return nil, malformed("field %d: wrong wire type %d", num, typ)
-	}
-	l, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		return nil, malformed("field %d: bad length", num)
-	}
-	if n != protowire.SizeVarint(l) {
-		return nil, malformed("field %d: non-minimal length", num)
-	}
-	if l == 0 {
-		return nil, malformed("field %d: empty", num)
-	}
-	if l > uint64(max) {
-		return nil, malformed("field %d: %d bytes, limit %d", num, l, max)
-	}
-	if l > uint64(len(d.b)-n) {
-		return nil, malformed("field %d: truncated", num)
-	}
-	v := d.b[n : n+int(l) : n+int(l)]
-	d.b = d.b[n+int(l):]
-	return v, nil
-}
-
-func (d *decoder) text(num protowire.Number, typ protowire.Type, max int) (string, error) {
-	v, err := d.bytes(num, typ, max)
-	if err != nil {
-		return "", err
-	}
+// text checks that v is UTF-8.
+func text(d *wire.Decoder, num protowire.Number, v []byte) string {
 	if !utf8.Valid(v) {
-		return "", malformed("field %d: invalid UTF-8", num)
+		d.Fail("field %d: invalid UTF-8", num)
 	}
-	return string(v), nil
-}
-
-// appendCapped appends v to list unless list already holds max entries.
-func appendCapped[T any](list []T, v T, num protowire.Number, max int) ([]T, error) {
-	if len(list) >= max {
-		return nil, malformed("field %d: more than %d entries", num, max)
-	}
-	return append(list, v), nil
+	return string(v)
 }
 
 func unmarshalEnvelope(b []byte, maxSize int) (*wireEnvelope, error) {
 	if len(b) > maxSize {
 		return nil, malformed("envelope: %d bytes, limit %d", len(b), maxSize)
 	}
-	d := decoder{b: b}
-	var e wireEnvelope
-	for {
-		num, typ, err := d.next()
-		if err != nil {
-			return nil, err
-		}
-		switch num {
-		case 0:
-			if e.Payload == nil || e.Signature == nil {
-				return nil, malformed("envelope: missing payload or signature")
-			}
-			return &e, nil
-		case 1:
-			e.Payload, err = d.bytes(num, typ, maxSize)
-		case 2:
-			e.Signature, err = d.bytes(num, typ, maxSigLen)
-		default:
-			return nil, malformed("envelope: unknown field %d", num)
-		}
-		if err != nil {
-			return nil, err
-		}
+	d := newDecoder(b)
+	e := wireEnvelope{Payload: d.Bytes(1, 1, maxSize), Signature: d.Bytes(2, 1, maxSigLen)}
+	if err := d.End(); err != nil {
+		return nil, fmt.Errorf("envelope: %w", err)
 	}
+	if e.Payload == nil || e.Signature == nil {
+		return nil, malformed("envelope: missing payload or signature")
+	}
+	return &e, nil
 }
 
 // payloadKind returns the kind tag that opens every payload.
 func payloadKind(b []byte) (uint64, error) {
-	d := decoder{b: b, kindFirst: true}
-	num, typ, err := d.next()
-	if err != nil {
+	d := newDecoder(b)
+	k := d.Uint(1, 1<<32)
+	if err := d.Err(); err != nil {
 		return 0, err
 	}
-	if num == 0 {
-		return 0, malformed("empty payload")
+	if k == 0 {
+		return 0, malformed("payload does not start with its kind")
 	}
-	return d.varint(num, typ)
+	return k, nil
 }
 
-func identityRepeated(num protowire.Number) bool {
-	switch num {
-	case 6, 8, 9, 11, 12:
-		return true
+// kind reads field 1 of a payload, which must be want.
+func kind(d *wire.Decoder, want uint64, what string) {
+	if k := d.Uint(1, 1<<32); d.Err() == nil && k != want {
+		d.Fail("%s: kind %d", what, k)
 	}
-	return false
 }
 
 func unmarshalIdentity(b []byte) (*wireIdentity, error) {
-	d := decoder{b: b, repeated: identityRepeated, kindFirst: true}
+	d := newDecoder(b)
 	var w wireIdentity
-	for {
-		num, typ, err := d.next()
-		if err != nil {
-			return nil, err
-		}
-		var v []byte
-		switch num {
-		case 0:
-			if d.last == 0 {
-				return nil, malformed("identity: empty payload")
-			}
-			return &w, nil
-		case 1:
-			var k uint64
-			if k, err = d.varint(num, typ); err == nil && k != kindIdentity {
-				err = malformed("identity: kind %d", k)
-			}
-		case 2:
-			w.Account, err = d.bytes(num, typ, maxKeyLen)
-		case 3:
-			w.Seq, err = d.varint(num, typ)
-		case 4:
-			w.Issued, err = d.varint(num, typ)
-		case 5:
-			w.Expires, err = d.varint(num, typ)
-		case 6:
-			if v, err = d.bytes(num, typ, maxDeviceLen); err == nil {
-				w.Devices, err = appendCapped(w.Devices, v, num, maxDevices)
-			}
-		case 7:
-			w.Prekeys, err = d.bytes(num, typ, maxPrekeysLen)
-		case 8:
-			if v, err = d.bytes(num, typ, maxAddrLen); err == nil {
-				w.Mailboxes, err = appendCapped(w.Mailboxes, v, num, maxPeerAddrs)
-			}
-		case 9:
-			if v, err = d.bytes(num, typ, maxAddrLen); err == nil {
-				w.Relays, err = appendCapped(w.Relays, v, num, maxPeerAddrs)
-			}
-		case 10:
-			w.DisplayName, err = d.text(num, typ, maxDisplayNameLen)
-		case 11:
-			var s string
-			if s, err = d.text(num, typ, maxHandleLen); err == nil {
-				w.Handles, err = appendCapped(w.Handles, s, num, maxHandles)
-			}
-		case 12:
-			if v, err = d.bytes(num, typ, maxAttestationLen); err == nil {
-				w.Attestations, err = appendCapped(w.Attestations, v, num, maxAttestations)
-			}
-		default:
-			err = malformed("identity: unknown field %d", num)
-		}
-		if err != nil {
-			return nil, err
-		}
+	kind(d, kindIdentity, "identity")
+	w.Account = d.Bytes(2, 1, maxKeyLen)
+	w.Seq = d.Uint(3, 1<<64-1)
+	w.Issued = d.Uint(4, 1<<64-1)
+	w.Expires = d.Uint(5, 1<<64-1)
+	w.Devices = repeatedBytes(d, 6, maxDevices, maxDeviceLen)
+	w.Prekeys = d.Bytes(7, 1, maxPrekeysLen)
+	w.Mailboxes = repeatedBytes(d, 8, maxPeerAddrs, maxAddrLen)
+	w.Relays = repeatedBytes(d, 9, maxPeerAddrs, maxAddrLen)
+	if v := d.Bytes(10, 1, maxDisplayNameLen); v != nil {
+		w.DisplayName = text(d, 10, v)
 	}
+	for _, h := range repeatedBytes(d, 11, maxHandles, maxHandleLen) {
+		w.Handles = append(w.Handles, text(d, 11, h))
+	}
+	w.Attestations = repeatedBytes(d, 12, maxAttestations, maxAttestationLen)
+	if err := d.End(); err != nil {
+		return nil, fmt.Errorf("identity: %w", err)
+	}
+	return &w, nil
 }
 
 func unmarshalHandle(b []byte) (*wireHandle, error) {
-	d := decoder{b: b, kindFirst: true}
+	d := newDecoder(b)
 	var w wireHandle
-	for {
-		num, typ, err := d.next()
-		if err != nil {
-			return nil, err
-		}
-		switch num {
-		case 0:
-			if d.last == 0 {
-				return nil, malformed("handle: empty payload")
-			}
-			return &w, nil
-		case 1:
-			var k uint64
-			if k, err = d.varint(num, typ); err == nil && k != kindHandle {
-				err = malformed("handle: kind %d", k)
-			}
-		case 2:
-			w.Name, err = d.text(num, typ, maxHandleLen)
-		case 3:
-			w.Owner, err = d.bytes(num, typ, maxKeyLen)
-		case 4:
-			w.Seq, err = d.varint(num, typ)
-		case 5:
-			w.ClaimedAt, err = d.varint(num, typ)
-		case 6:
-			w.Issued, err = d.varint(num, typ)
-		case 7:
-			w.Expires, err = d.varint(num, typ)
-		case 8:
-			w.Nonce, err = d.varint(num, typ)
-		default:
-			err = malformed("handle: unknown field %d", num)
-		}
-		if err != nil {
-			return nil, err
-		}
+	kind(d, kindHandle, "handle")
+	if v := d.Bytes(2, 1, maxHandleLen); v != nil {
+		w.Name = text(d, 2, v)
 	}
+	w.Owner = d.Bytes(3, 1, maxKeyLen)
+	w.Seq = d.Uint(4, 1<<64-1)
+	w.ClaimedAt = d.Uint(5, 1<<64-1)
+	w.Issued = d.Uint(6, 1<<64-1)
+	w.Expires = d.Uint(7, 1<<64-1)
+	w.Nonce = d.Uint(8, 1<<64-1)
+	if err := d.End(); err != nil {
+		return nil, fmt.Errorf("handle: %w", err)
+	}
+	return &w, nil
 }
