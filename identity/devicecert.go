@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/callsign/callsign/internal/wire"
 )
 
 // DeviceCert certifies a device — a libp2p peer key, opaque bytes here — and the device's
@@ -140,18 +142,18 @@ func UnmarshalDeviceCert(b []byte) (DeviceCert, error) {
 		return DeviceCert{}, fmt.Errorf("%w: %d bytes, at most %d", ErrMalformedCert, len(b), MaxDeviceCertSize)
 	}
 	var c DeviceCert
-	d := decoder{b: b}
-	acct := d.bytes(1, AccountPubSize, AccountPubSize)
-	c.PeerID = d.bytes(2, 1, MaxPeerIDSize)
-	c.X25519 = d.bytes(3, X25519KeySize, X25519KeySize)
-	created := d.varint(4)
-	expires := d.varint(5)
-	c.Sig = d.bytes(6, SignatureSize, SignatureSize)
-	if d.err == nil && len(d.b) != 0 {
-		d.err = errors.New("trailing data after field 6")
+	d := wire.NewDecoder(b, ErrMalformedCert)
+	acct := d.Fixed(1, AccountPubSize)
+	c.PeerID = clone(d.Bytes(2, 1, MaxPeerIDSize))
+	if c.PeerID == nil {
+		d.Fail("field 2 missing")
 	}
-	if d.err != nil {
-		return DeviceCert{}, fmt.Errorf("%w: %v", ErrMalformedCert, d.err)
+	c.X25519 = clone(d.Fixed(3, X25519KeySize))
+	created, _ := d.Varint(4)
+	expires, _ := d.Varint(5)
+	c.Sig = clone(d.Fixed(6, SignatureSize))
+	if err := d.End(); err != nil {
+		return DeviceCert{}, err
 	}
 	var err error
 	if c.Account, err = ParseAccountPub(acct); err != nil {
@@ -169,77 +171,10 @@ func UnmarshalDeviceCert(b []byte) (DeviceCert, error) {
 	return c, nil
 }
 
-// decoder reads the fields of a strict protowire message in order. After the first error
-// every call returns a zero value and the error sticks.
-type decoder struct {
-	b   []byte
-	err error
-}
-
-func (d *decoder) tag(num protowire.Number, typ protowire.Type) bool {
-	if d.err != nil {
-		return false
-	}
-	if len(d.b) == 0 {
-		d.err = fmt.Errorf("field %d missing", num)
-		return false
-	}
-	n, t, l := protowire.ConsumeTag(d.b)
-	if l < 0 {
-		d.err = fmt.Errorf("field %d: bad tag: %v", num, protowire.ParseError(l))
-		return false
-	}
-	if l != protowire.SizeTag(n) {
-		d.err = fmt.Errorf("field %d: non-minimal tag", num)
-		return false
-	}
-	if n != num || t != typ {
-		d.err = fmt.Errorf("want field %d type %d, got field %d type %d", num, typ, n, t)
-		return false
-	}
-	d.b = d.b[l:]
-	return true
-}
-
-func (d *decoder) bytes(num protowire.Number, minLen, maxLen int) []byte {
-	if !d.tag(num, protowire.BytesType) {
+// clone copies b (nil stays nil): a certificate owns its bytes.
+func clone(b []byte) []byte {
+	if b == nil {
 		return nil
 	}
-	n, l := protowire.ConsumeVarint(d.b)
-	if l < 0 {
-		d.err = fmt.Errorf("field %d: bad length: %v", num, protowire.ParseError(l))
-		return nil
-	}
-	if l != protowire.SizeVarint(n) {
-		d.err = fmt.Errorf("field %d: non-minimal length", num)
-		return nil
-	}
-	if n < uint64(minLen) || n > uint64(maxLen) {
-		d.err = fmt.Errorf("field %d: %d bytes, want %d..%d", num, n, minLen, maxLen)
-		return nil
-	}
-	if uint64(len(d.b)-l) < n {
-		d.err = fmt.Errorf("field %d: truncated", num)
-		return nil
-	}
-	v := append([]byte(nil), d.b[l:l+int(n)]...)
-	d.b = d.b[l+int(n):]
-	return v
-}
-
-func (d *decoder) varint(num protowire.Number) uint64 {
-	if !d.tag(num, protowire.VarintType) {
-		return 0
-	}
-	v, l := protowire.ConsumeVarint(d.b)
-	if l < 0 {
-		d.err = fmt.Errorf("field %d: bad varint: %v", num, protowire.ParseError(l))
-		return 0
-	}
-	if l != protowire.SizeVarint(v) {
-		d.err = fmt.Errorf("field %d: non-minimal varint", num)
-		return 0
-	}
-	d.b = d.b[l:]
-	return v
+	return append([]byte(nil), b...)
 }

@@ -23,7 +23,7 @@
 // # Device certificates
 //
 // A DeviceCert binds a device (libp2p peer id bytes, opaque here) and its X25519 E2E key to an
-// account. Wire format (protobuf wire format, written and read by hand with protowire; the
+// account. Wire format (protobuf wire format, read with internal/wire's strict decoder; the
 // schema is in devicecert.proto):
 //
 //	field 1  account  bytes   32 bytes, Ed25519 public key
@@ -34,7 +34,10 @@
 //	field 6  sig      bytes   64 bytes, Ed25519 over LabelDeviceCert || 0x00 || fields 1..5
 //
 // The encoding is strict: every field exactly once, in this order, with minimal varints and no
-// unknown fields, so each certificate has one byte form; at most MaxDeviceCertSize bytes.
+// unknown fields, so each certificate has one byte form; at most MaxDeviceCertSize bytes. A
+// certificate is signed, so by the compatibility rule of docs/ARCHITECTURE.md ("Wire formats")
+// not even a field in the additions range (16 and up) that frames between peers skip is
+// accepted: a new field takes a new label (LabelDeviceCert is "callsign/v1/...").
 //
 // # Handles
 //

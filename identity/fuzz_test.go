@@ -14,6 +14,7 @@ func FuzzUnmarshalDeviceCert(f *testing.F) {
 	f.Add(c.Marshal()[:40])
 	f.Add([]byte{})
 	f.Add([]byte{0x0a, 0x20})
+	f.Add(append(c.Marshal(), 0x88, 0x01, 0x05)) // an addition: refused
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := UnmarshalDeviceCert(b)
 		if err != nil {
