@@ -9,6 +9,8 @@ import (
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
+
+	"github.com/callsign/callsign/internal/wire"
 )
 
 // Binary value encodings (schema 2) of Message, OutboxEntry and
@@ -75,164 +77,33 @@ func checkNanos(what string, t time.Time) error {
 	return nil
 }
 
-// appendTime writes a non-zero t (checked by checkNanos) as unix nanoseconds.
-func appendTime(b []byte, num protowire.Number, t time.Time) []byte {
-	if t.IsZero() {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, protowire.EncodeZigZag(t.UnixNano()))
-}
-
-func appendBytes(b []byte, num protowire.Number, v []byte) []byte {
-	if len(v) == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendBytes(b, v)
-}
-
-func appendString(b []byte, num protowire.Number, v string) []byte {
-	if v == "" {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.BytesType)
-	return protowire.AppendString(b, v)
-}
-
-func appendUvarint(b []byte, num protowire.Number, v uint64) []byte {
-	if v == 0 {
-		return b
-	}
-	b = protowire.AppendTag(b, num, protowire.VarintType)
-	return protowire.AppendVarint(b, v)
-}
-
-func appendSvarint(b []byte, num protowire.Number, v int64) []byte {
-	return appendUvarint(b, num, protowire.EncodeZigZag(v))
-}
-
-// reader is a strict decoder of the canonical form described above.
-type reader struct {
-	b    []byte
-	last protowire.Number
-	err  error
-}
-
-// next returns the next field's number and type, or ok=false at the end or
-// on an error (r.err).
-func (r *reader) next() (protowire.Number, protowire.Type, bool) {
-	if r.err != nil || len(r.b) == 0 {
-		return 0, 0, false
-	}
-	num, typ, n := protowire.ConsumeTag(r.b)
-	if n < 0 {
-		r.fail("bad tag")
-		return 0, 0, false
-	}
-	if protowire.SizeTag(num) != n {
-		r.fail("non-minimal tag")
-		return 0, 0, false
-	}
-	if num <= r.last {
-		r.fail(fmt.Sprintf("field %d out of order or repeated", num))
-		return 0, 0, false
-	}
-	r.last = num
-	r.b = r.b[n:]
-	return num, typ, true
-}
-
-func (r *reader) fail(why string) {
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: %s", errCorrupt, why)
+// appendTime writes a non-zero t (checked by checkNanos) as unix
+// nanoseconds, zigzag; a time at the epoch is written as an explicit 0.
+func appendTime(e *wire.Encoder, num protowire.Number, t time.Time) {
+	if !t.IsZero() {
+		e.Varint(num, protowire.EncodeZigZag(t.UnixNano()))
 	}
 }
 
-func (r *reader) uvarint(typ protowire.Type) uint64 {
-	v := r.uvarint0(typ)
-	if r.err == nil && v == 0 {
-		r.fail(fmt.Sprintf("field %d: zero value encoded", r.last))
-	}
-	return v
-}
+// newReader is the strict decoder of the canonical form described above:
+// a stored value has one byte form, so no unknown field of any number is
+// read past (docs/ARCHITECTURE.md, "Wire formats"; a new field takes a
+// schema version and a migration). Byte slices it returns alias the input
+// (the accessors decode values they own).
+func newReader(b []byte) *wire.Decoder { return wire.NewDecoder(b, errCorrupt) }
 
-// uvarint0 is uvarint that accepts an encoded 0.
-func (r *reader) uvarint0(typ protowire.Type) uint64 {
-	if typ != protowire.VarintType {
-		r.fail(fmt.Sprintf("field %d: want a varint", r.last))
-		return 0
-	}
-	v, n := protowire.ConsumeVarint(r.b)
-	switch {
-	case n < 0:
-		r.fail(fmt.Sprintf("field %d: bad varint", r.last))
-		return 0
-	case protowire.SizeVarint(v) != n:
-		r.fail(fmt.Sprintf("field %d: non-minimal varint", r.last))
-		return 0
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) svarint(typ protowire.Type) int64 {
-	return protowire.DecodeZigZag(r.uvarint(typ))
-}
-
-func (r *reader) time(typ protowire.Type) time.Time {
-	n := protowire.DecodeZigZag(r.uvarint0(typ))
-	if r.err != nil {
+// readTime reads a time field (absent: the zero time.Time).
+func readTime(d *wire.Decoder, num protowire.Number) time.Time {
+	v, ok := d.Varint(num)
+	if !ok {
 		return time.Time{}
 	}
-	return time.Unix(0, n)
+	return time.Unix(0, protowire.DecodeZigZag(v))
 }
 
-// bytes returns the next bytes field, aliasing the input (the accessors
-// decode values they own), capped at max.
-func (r *reader) bytes(typ protowire.Type, max int) []byte {
-	if typ != protowire.BytesType {
-		r.fail(fmt.Sprintf("field %d: want bytes", r.last))
-		return nil
-	}
-	v, n := protowire.ConsumeBytes(r.b)
-	switch {
-	case n < 0:
-		r.fail(fmt.Sprintf("field %d: truncated", r.last))
-		return nil
-	case len(v) == 0:
-		r.fail(fmt.Sprintf("field %d: empty value encoded", r.last))
-		return nil
-	case len(v) > max:
-		r.fail(fmt.Sprintf("field %d: %d bytes exceeds %d", r.last, len(v), max))
-		return nil
-	case n != protowire.SizeBytes(len(v)):
-		r.fail(fmt.Sprintf("field %d: non-minimal length", r.last))
-		return nil
-	}
-	r.b = r.b[n:]
-	return v
-}
-
-func (r *reader) str(typ protowire.Type, max int) string {
-	v := r.bytes(typ, max)
-	if r.err == nil && !utf8.Valid(v) {
-		r.fail(fmt.Sprintf("field %d: not UTF-8", r.last))
-	}
-	return string(v)
-}
-
-func (r *reader) unknown() {
-	r.fail(fmt.Sprintf("unknown field %d", r.last))
-}
-
-func (r *reader) int(typ protowire.Type) int {
-	v := r.svarint(typ)
-	if v > math.MaxInt32 || v < math.MinInt32 {
-		r.fail(fmt.Sprintf("field %d: %d out of range", r.last, v))
-		return 0
-	}
-	return int(v)
+// readInt reads a zigzag int32 field.
+func readInt(d *wire.Decoder, num protowire.Number, lo int64) int {
+	return int(d.Sint(num, lo, math.MaxInt32))
 }
 
 const (
@@ -266,60 +137,43 @@ func marshalMessage(m *Message) ([]byte, error) {
 	default:
 		return nil, fmt.Errorf("%w: message direction %q", ErrInvalid, m.Direction)
 	}
-	b := make([]byte, 0, 48+len(m.ID)+len(m.Peer)+len(m.Body)+len(m.State))
-	b = appendString(b, 1, m.ID)
-	b = appendString(b, 2, m.Peer)
-	b = appendUvarint(b, 3, dir)
-	b = appendUvarint(b, 4, m.Seq)
-	b = appendBytes(b, 5, m.Body)
-	b = appendTime(b, 6, m.SentAt)
-	b = appendTime(b, 7, m.At)
-	b = appendString(b, 8, m.State)
-	return b, nil
+	e := wire.Encoder{B: make([]byte, 0, 48+len(m.ID)+len(m.Peer)+len(m.Body)+len(m.State))}
+	e.String(1, m.ID)
+	e.String(2, m.Peer)
+	e.Uint(3, dir)
+	e.Uint(4, m.Seq)
+	e.Bytes(5, m.Body)
+	appendTime(&e, 6, m.SentAt)
+	appendTime(&e, 7, m.At)
+	e.String(8, m.State)
+	return e.B, nil
 }
 
 // unmarshalMessage decodes a stored Message; Body aliases b.
 func unmarshalMessage(b []byte) (Message, error) {
 	var m Message
-	r := reader{b: b}
-	for {
-		num, typ, ok := r.next()
-		if !ok {
-			break
-		}
-		switch num {
-		case 1:
-			m.ID = string(r.bytes(typ, maxIDLen))
-		case 2:
-			m.Peer = string(r.bytes(typ, maxIDLen))
-		case 3:
-			switch r.uvarint(typ) {
-			case dirInCode:
-				m.Direction = DirIn
-			case dirOutCode:
-				m.Direction = DirOut
-			default:
-				r.fail("unknown direction")
-			}
-		case 4:
-			m.Seq = r.uvarint(typ)
-		case 5:
-			m.Body = r.bytes(typ, MaxBodySize)
-		case 6:
-			m.SentAt = r.time(typ)
-		case 7:
-			m.At = r.time(typ)
-		case 8:
-			m.State = r.str(typ, maxStateLen)
-		default:
-			r.unknown()
-		}
+	d := newReader(b)
+	m.ID = string(d.Bytes(1, 1, maxIDLen))
+	m.Peer = string(d.Bytes(2, 1, maxIDLen))
+	switch d.Uint(3, math.MaxUint64) {
+	case 0:
+	case dirInCode:
+		m.Direction = DirIn
+	case dirOutCode:
+		m.Direction = DirOut
+	default:
+		d.Fail("unknown direction")
 	}
-	if r.err == nil && (m.ID == "" || m.Peer == "" || m.Direction == "" || m.At.IsZero()) {
-		r.fail("message without id, peer, direction or time")
+	m.Seq = d.Uint(4, math.MaxUint64)
+	m.Body = d.Bytes(5, 1, MaxBodySize)
+	m.SentAt = readTime(d, 6)
+	m.At = readTime(d, 7)
+	m.State = d.String(8, 1, maxStateLen)
+	if err := d.End(); err != nil {
+		return Message{}, err
 	}
-	if r.err != nil {
-		return Message{}, r.err
+	if m.ID == "" || m.Peer == "" || m.Direction == "" || m.At.IsZero() {
+		return Message{}, fmt.Errorf("%w: message without id, peer, direction or time", errCorrupt)
 	}
 	return m, nil
 }
@@ -337,50 +191,31 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	if e.Attempts < 0 || e.Attempts > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: outbox attempts %d", ErrInvalid, e.Attempts)
 	}
-	b := make([]byte, 0, 40+len(e.ID)+len(e.Peer)+len(e.Envelope))
-	b = appendString(b, 1, e.ID)
-	b = appendString(b, 2, e.Peer)
-	b = appendBytes(b, 3, e.Envelope)
-	b = appendSvarint(b, 4, int64(e.Attempts))
-	b = appendTime(b, 5, e.NextAttempt)
-	b = appendTime(b, 6, e.CreatedAt)
-	return b, nil
+	w := wire.Encoder{B: make([]byte, 0, 40+len(e.ID)+len(e.Peer)+len(e.Envelope))}
+	w.String(1, e.ID)
+	w.String(2, e.Peer)
+	w.Bytes(3, e.Envelope)
+	w.Sint(4, int64(e.Attempts))
+	appendTime(&w, 5, e.NextAttempt)
+	appendTime(&w, 6, e.CreatedAt)
+	return w.B, nil
 }
 
 // unmarshalOutbox decodes a stored OutboxEntry; Envelope aliases b.
 func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 	var e OutboxEntry
-	r := reader{b: b}
-	for {
-		num, typ, ok := r.next()
-		if !ok {
-			break
-		}
-		switch num {
-		case 1:
-			e.ID = string(r.bytes(typ, maxIDLen))
-		case 2:
-			e.Peer = string(r.bytes(typ, maxIDLen))
-		case 3:
-			e.Envelope = r.bytes(typ, maxEnvelopeLen)
-		case 4:
-			e.Attempts = r.int(typ)
-			if e.Attempts < 0 {
-				r.fail("negative attempts")
-			}
-		case 5:
-			e.NextAttempt = r.time(typ)
-		case 6:
-			e.CreatedAt = r.time(typ)
-		default:
-			r.unknown()
-		}
+	d := newReader(b)
+	e.ID = string(d.Bytes(1, 1, maxIDLen))
+	e.Peer = string(d.Bytes(2, 1, maxIDLen))
+	e.Envelope = d.Bytes(3, 1, maxEnvelopeLen)
+	e.Attempts = readInt(d, 4, 1)
+	e.NextAttempt = readTime(d, 5)
+	e.CreatedAt = readTime(d, 6)
+	if err := d.End(); err != nil {
+		return OutboxEntry{}, err
 	}
-	if r.err == nil && (e.ID == "" || e.Peer == "" || e.NextAttempt.IsZero()) {
-		r.fail("outbox entry without id, peer or next attempt")
-	}
-	if r.err != nil {
-		return OutboxEntry{}, r.err
+	if e.ID == "" || e.Peer == "" || e.NextAttempt.IsZero() {
+		return OutboxEntry{}, fmt.Errorf("%w: outbox entry without id, peer or next attempt", errCorrupt)
 	}
 	return e, nil
 }
@@ -388,33 +223,11 @@ func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 // outboxDue reads only the id and next-attempt time of a stored
 // OutboxEntry, without copying the envelope.
 func outboxDue(b []byte) (id []byte, next time.Time, err error) {
-	r := reader{b: b}
-	for {
-		num, typ, ok := r.next()
-		if !ok {
-			break
-		}
-		switch num {
-		case 1:
-			id = r.bytes(typ, maxIDLen)
-		case 2:
-			r.bytes(typ, maxIDLen)
-		case 3:
-			r.bytes(typ, maxEnvelopeLen)
-		case 4:
-			r.int(typ)
-		case 5:
-			next = r.time(typ)
-		case 6:
-			r.time(typ)
-		default:
-			r.unknown()
-		}
+	e, err := unmarshalOutbox(b)
+	if err != nil {
+		return nil, time.Time{}, err
 	}
-	if r.err == nil && (len(id) == 0 || next.IsZero()) {
-		r.fail("outbox entry without id or next attempt")
-	}
-	return id, next, r.err
+	return []byte(e.ID), e.NextAttempt, nil
 }
 
 func marshalConversation(c *Conversation) ([]byte, error) {
@@ -424,48 +237,28 @@ func marshalConversation(c *Conversation) ([]byte, error) {
 	if c.Unread > math.MaxInt32 || c.Unread < math.MinInt32 {
 		return nil, fmt.Errorf("%w: unread count %d", ErrInvalid, c.Unread)
 	}
-	b := make([]byte, 0, 32+len(c.Peer))
-	b = appendString(b, 1, c.Peer)
-	b = appendUvarint(b, 2, c.NextSeq)
-	b = appendTime(b, 3, c.LastAt)
-	b = appendSvarint(b, 4, int64(c.Unread))
-	if c.Request {
-		b = appendUvarint(b, 5, 1)
-	}
-	return b, nil
+	e := wire.Encoder{B: make([]byte, 0, 32+len(c.Peer))}
+	e.String(1, c.Peer)
+	e.Uint(2, c.NextSeq)
+	appendTime(&e, 3, c.LastAt)
+	e.Sint(4, int64(c.Unread))
+	e.Bool(5, c.Request)
+	return e.B, nil
 }
 
 func unmarshalConversation(b []byte) (Conversation, error) {
 	var c Conversation
-	r := reader{b: b}
-	for {
-		num, typ, ok := r.next()
-		if !ok {
-			break
-		}
-		switch num {
-		case 1:
-			c.Peer = string(r.bytes(typ, maxIDLen))
-		case 2:
-			c.NextSeq = r.uvarint(typ)
-		case 3:
-			c.LastAt = r.time(typ)
-		case 4:
-			c.Unread = r.int(typ)
-		case 5:
-			if r.uvarint(typ) != 1 {
-				r.fail("request flag is not 1")
-			}
-			c.Request = true
-		default:
-			r.unknown()
-		}
+	d := newReader(b)
+	c.Peer = string(d.Bytes(1, 1, maxIDLen))
+	c.NextSeq = d.Uint(2, math.MaxUint64)
+	c.LastAt = readTime(d, 3)
+	c.Unread = readInt(d, 4, math.MinInt32)
+	c.Request = d.Bool(5)
+	if err := d.End(); err != nil {
+		return Conversation{}, err
 	}
-	if r.err == nil && c.Peer == "" {
-		r.fail("conversation without peer")
-	}
-	if r.err != nil {
-		return Conversation{}, r.err
+	if c.Peer == "" {
+		return Conversation{}, fmt.Errorf("%w: conversation without peer", errCorrupt)
 	}
 	return c, nil
 }

@@ -170,7 +170,7 @@ func TestCodecLimits(t *testing.T) {
 }
 
 func FuzzStoredValues(f *testing.F) {
-	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000", "03188a4e0c34af00000473656e7402aa"} {
+	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000", "03188a4e0c34af00000473656e7402aa", goldenConvHex + "880105"} {
 		f.Add(mustHex(f, h))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {

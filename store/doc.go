@@ -49,7 +49,11 @@
 // that are followed by more key bytes end in a 0x00 separator, so none of them
 // may contain 0x00 (accessors reject such input). Values are JSON unless noted;
 // Message, OutboxEntry and Conversation use the strict binary encodings
-// specified in codec.go (protobuf wire format, one byte form per value). Every
+// specified in codec.go and values.proto (protobuf wire format read with
+// internal/wire's strict decoder, one byte form per value: by the
+// compatibility rule of docs/ARCHITECTURE.md, "Wire formats", a stored value
+// accepts no unknown field of any number, and a new field takes a schema
+// version with a migration). Every
 // value below is stored sealed (seal.go): the layouts are of the plaintext.
 //
 //	meta/schema                          schema version, unsigned varint (sealed from 7 on)
