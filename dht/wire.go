@@ -145,20 +145,6 @@ func (w *wireHandle) marshal() []byte {
 // newDecoder is a strict decoder whose errors wrap ErrMalformed.
 func newDecoder(b []byte) *wire.Decoder { return wire.NewDecoder(b, ErrMalformed) }
 
-// repeatedBytes reads the repeated field num: at most limit elements of
-// 1..size bytes.
-func repeatedBytes(d *wire.Decoder, num protowire.Number, limit, size int) [][]byte {
-	var out [][]byte
-	for d.More(num) && d.Err() == nil {
-		if len(out) == limit {
-			d.Fail("field %d: more than %d entries", num, limit)
-			break
-		}
-		out = append(out, d.Bytes(num, 1, size))
-	}
-	return out
-}
-
 // text checks that v is UTF-8.
 func text(d *wire.Decoder, num protowire.Number, v []byte) string {
 	if !utf8.Valid(v) {
@@ -210,17 +196,17 @@ func unmarshalIdentity(b []byte) (*wireIdentity, error) {
 	w.Seq = d.Uint(3, 1<<64-1)
 	w.Issued = d.Uint(4, 1<<64-1)
 	w.Expires = d.Uint(5, 1<<64-1)
-	w.Devices = repeatedBytes(d, 6, maxDevices, maxDeviceLen)
+	w.Devices = d.RepeatedBytes(6, maxDevices, 1, maxDeviceLen)
 	w.Prekeys = d.Bytes(7, 1, maxPrekeysLen)
-	w.Mailboxes = repeatedBytes(d, 8, maxPeerAddrs, maxAddrLen)
-	w.Relays = repeatedBytes(d, 9, maxPeerAddrs, maxAddrLen)
+	w.Mailboxes = d.RepeatedBytes(8, maxPeerAddrs, 1, maxAddrLen)
+	w.Relays = d.RepeatedBytes(9, maxPeerAddrs, 1, maxAddrLen)
 	if v := d.Bytes(10, 1, maxDisplayNameLen); v != nil {
 		w.DisplayName = text(d, 10, v)
 	}
-	for _, h := range repeatedBytes(d, 11, maxHandles, maxHandleLen) {
+	for _, h := range d.RepeatedBytes(11, maxHandles, 1, maxHandleLen) {
 		w.Handles = append(w.Handles, text(d, 11, h))
 	}
-	w.Attestations = repeatedBytes(d, 12, maxAttestations, maxAttestationLen)
+	w.Attestations = d.RepeatedBytes(12, maxAttestations, 1, maxAttestationLen)
 	if err := d.End(); err != nil {
 		return nil, fmt.Errorf("identity: %w", err)
 	}

@@ -7,7 +7,6 @@ import (
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
-	"google.golang.org/protobuf/encoding/protowire"
 )
 
 // errMalformed is wrapped by every decoding error of this package.
@@ -129,20 +128,6 @@ func (r *request) marshal() []byte {
 	return e.B
 }
 
-// repeatedBytes reads the repeated bytes field num of d: at most limit
-// values of 1..size bytes each.
-func repeatedBytes(d *wire.Decoder, num protowire.Number, limit, size int, what string) [][]byte {
-	var out [][]byte
-	for d.More(num) && d.Err() == nil {
-		if len(out) == limit {
-			d.Fail("more than %d %s", limit, what)
-			break
-		}
-		out = append(out, d.Bytes(num, 1, size))
-	}
-	return out
-}
-
 func unmarshalRequest(b []byte) (request, error) {
 	var r request
 	d := wire.NewFrameDecoder(b, errMalformed, maxAdditions)
@@ -152,7 +137,7 @@ func unmarshalRequest(b []byte) (request, error) {
 	r.time = d.Uint(4, 1<<40)
 	r.signature = d.Bytes(5, signatureSize, signatureSize)
 	r.token = d.Bytes(6, TokenSize, TokenSize)
-	r.envelopes = repeatedBytes(d, 7, maxPerDeposit, maxEnvelopeWire, "envelopes")
+	r.envelopes = d.RepeatedBytes(7, maxPerDeposit, 1, maxEnvelopeWire)
 	r.max = d.Uint(8, maxPerDrain)
 	for d.More(9) && d.Err() == nil {
 		if len(r.seqs) == maxPerDrain {
@@ -161,8 +146,8 @@ func unmarshalRequest(b []byte) (request, error) {
 		}
 		r.seqs = append(r.seqs, d.Uint(9, 1<<62))
 	}
-	r.prekeys = repeatedBytes(d, 10, maxPrekeysWire, maxPrekeyWire, "one-time prekeys")
-	r.pqPrekeys = repeatedBytes(d, 11, maxPrekeysWire, maxPrekeyWire, "one-time pq prekeys")
+	r.prekeys = d.RepeatedBytes(10, maxPrekeysWire, 1, maxPrekeyWire)
+	r.pqPrekeys = d.RepeatedBytes(11, maxPrekeysWire, 1, maxPrekeyWire)
 	if err := d.End(); err != nil {
 		return request{}, err
 	}

@@ -364,6 +364,20 @@ func (d *Decoder) Version(num protowire.Number, newest uint64) uint64 {
 	return v
 }
 
+// RepeatedBytes reads the repeated field num: at most limit occurrences
+// (one more is an error), each of minLen..maxLen bytes.
+func (d *Decoder) RepeatedBytes(num protowire.Number, limit, minLen, maxLen int) [][]byte {
+	var out [][]byte
+	for d.More(num) && d.Err() == nil {
+		if len(out) == limit {
+			d.Fail("field %d: more than %d occurrences", num, limit)
+			break
+		}
+		out = append(out, d.Bytes(num, minLen, maxLen))
+	}
+	return out
+}
+
 // More reports whether another occurrence of the repeated field num
 // follows (without consuming it).
 func (d *Decoder) More(num protowire.Number) bool {

@@ -241,3 +241,24 @@ func FuzzFrameDecoder(f *testing.F) {
 		}
 	})
 }
+
+func TestRepeatedBytes(t *testing.T) {
+	var e Encoder
+	for range 3 {
+		e.Bytes(5, []byte("ab"))
+	}
+	d := NewDecoder(e.B, errBad)
+	if got := d.RepeatedBytes(5, 3, 1, 2); d.End() != nil || len(got) != 3 || string(got[2]) != "ab" {
+		t.Fatalf("read %q: %v", got, d.Err())
+	}
+	for name, read := range map[string]func(d *Decoder){
+		"over the limit": func(d *Decoder) { d.RepeatedBytes(5, 2, 1, 2) },
+		"too long":       func(d *Decoder) { d.RepeatedBytes(5, 3, 1, 1) },
+	} {
+		d := NewDecoder(e.B, errBad)
+		read(d)
+		if err := d.End(); !errors.Is(err, errBad) {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
