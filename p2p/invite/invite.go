@@ -20,6 +20,14 @@
 //	             then tcp/PORT or udp/PORT/quic-v1, PORT not 0
 //	  4 name     bytes,  optional, the community's name (UTF-8, 1..64 bytes,
 //	             no control characters)
+//	  16 and up          additions a newer callsign may write: skipped when
+//	             unknown and kept, so the invite encodes back as it was
+//
+// The schema is invite.proto. An invite travels from newer nodes to older
+// ones, so it follows the rule for frames between peers in
+// docs/ARCHITECTURE.md ("Wire formats"): an unknown field numbered 1..15 is
+// refused, unknown additions are skipped; a version above 1 is refused with
+// a message saying a newer callsign may read it.
 //
 // An invite is at most MaxLen characters, so it always fits the web app's
 // QR codes. Parse checks the length before decoding anything, then the
@@ -74,6 +82,8 @@ type Invite struct {
 	Peer  peer.ID
 	Addrs []ma.Multiaddr // without /p2p
 	Name  string         // the community's name; "" = none
+
+	extra []byte // additions a newer callsign wrote (see the package doc)
 }
 
 // AddrInfo is the invite's node, ready for host.Connect.
@@ -104,6 +114,7 @@ func (inv Invite) encode() string {
 		e.Bytes(fAddr, a.Bytes())
 	}
 	e.Bytes(fName, []byte(inv.Name))
+	e.Raw(inv.extra)
 	return Prefix + strings.ToLower(b32.EncodeToString(append(e.B, checksum(e.B)...)))
 }
 
@@ -152,8 +163,11 @@ func Parse(s string) (Invite, error) {
 	if !bytes.Equal(sum, checksum(payload)) {
 		return Invite{}, fmt.Errorf("%w: checksum mismatch (check for a typo or a cut-off copy)", ErrInvalid)
 	}
-	d := wire.NewDecoder(payload, ErrInvalid)
+	d := wire.NewFrameDecoder(payload, ErrInvalid, MaxLen)
 	v := d.Uint(fVersion, 1<<32)
+	if d.Err() == nil && v > version {
+		return Invite{}, fmt.Errorf("%w: version %d; this callsign reads version %d (a newer callsign may read it)", ErrInvalid, v, version)
+	}
 	pid := d.Bytes(fPeer, 2, maxPeerLen)
 	var addrs [][]byte
 	for d.More(fAddr) && len(addrs) <= MaxAddrs {
@@ -181,6 +195,7 @@ func Parse(s string) (Invite, error) {
 		inv.Addrs = append(inv.Addrs, a)
 	}
 	inv.Name = string(name)
+	inv.extra = d.Skipped()
 	if err := inv.check(); err != nil {
 		return Invite{}, err
 	}
