@@ -14,14 +14,21 @@ import (
 // session, the direct addresses it does not announce (node/privacy.go
 // decides who gets it). It rides the call-signal channel and is told apart
 // by its first field: a call signal's first field is 1, this one's is 16,
-// which call's strict decoder never accepts (an older node drops it).
-// Strict protobuf (internal/wire), at most maxAddrsSignal bytes:
+// which call's decoder never accepts as a signal (it needs field 1 first;
+// an older node drops it). Protobuf (internal/wire, schema in
+// addrsignal.proto), at most maxAddrsSignal bytes:
 //
 //	field 16 peer  bytes  required, first: the sending device's peer id
 //	                      (2 to 64 bytes)
 //	field 17 addr  bytes  1 to MaxSignalAddrs times: a binary multiaddr of
 //	                      1 to 64 bytes, /ip4 or /ip6 then /tcp or
 //	                      /udp/…/quic-v1, nothing relayed
+//	field 18 and up       additions: skipped when unknown
+//
+// It is a frame between peers, so it follows docs/ARCHITECTURE.md ("Wire
+// formats"): a newer device's additions (numbered 18 and up, as 16 and 17
+// are taken) are skipped, an unknown field below 16 is refused. Its
+// version is that of the call signals it rides with.
 const (
 	addrsFieldPeer protowire.Number = 16
 	addrsFieldAddr protowire.Number = 17
@@ -58,12 +65,20 @@ func EncodeAddrsSignal(id peer.ID, addrs []ma.Multiaddr) []byte {
 	return e.B
 }
 
-// DecodeAddrsSignal decodes an addresses signal strictly.
+// DecodeAddrsSignal decodes an addresses signal, skipping a newer
+// device's additions.
 func DecodeAddrsSignal(b []byte) (peer.AddrInfo, error) {
+	ai, _, err := decodeAddrsSignal(b)
+	return ai, err
+}
+
+// decodeAddrsSignal is DecodeAddrsSignal that also returns the additions
+// it skipped.
+func decodeAddrsSignal(b []byte) (peer.AddrInfo, []byte, error) {
 	if len(b) > maxAddrsSignal {
-		return peer.AddrInfo{}, ErrBadAddrsSignal
+		return peer.AddrInfo{}, nil, ErrBadAddrsSignal
 	}
-	d := wire.NewDecoder(b, ErrBadAddrsSignal)
+	d := wire.NewFrameDecoder(b, ErrBadAddrsSignal, maxAddrsSignal)
 	raw := d.Bytes(addrsFieldPeer, 2, 64)
 	if raw == nil {
 		d.Fail("field %d missing", addrsFieldPeer)
@@ -90,14 +105,14 @@ func DecodeAddrsSignal(b []byte) (peer.AddrInfo, error) {
 		addrs = append(addrs, a)
 	}
 	if err := d.End(); err != nil {
-		return peer.AddrInfo{}, err
+		return peer.AddrInfo{}, nil, err
 	}
 	if len(addrs) == 0 {
-		return peer.AddrInfo{}, errors.Join(ErrBadAddrsSignal, errors.New("no address"))
+		return peer.AddrInfo{}, nil, errors.Join(ErrBadAddrsSignal, errors.New("no address"))
 	}
 	id, err := peer.IDFromBytes(raw)
 	if err != nil {
-		return peer.AddrInfo{}, errors.Join(ErrBadAddrsSignal, err)
+		return peer.AddrInfo{}, nil, errors.Join(ErrBadAddrsSignal, err)
 	}
-	return peer.AddrInfo{ID: id, Addrs: addrs}, nil
+	return peer.AddrInfo{ID: id, Addrs: addrs}, d.Skipped(), nil
 }

@@ -26,6 +26,12 @@ func TestAddrsSignal(t *testing.T) {
 	if err != nil || ai.ID != id || len(ai.Addrs) != 2 || !ai.Addrs[0].Equal(addrs[0]) || !ai.Addrs[1].Equal(addrs[1]) {
 		t.Fatalf("round trip: %+v %v", ai, err)
 	}
+	// A newer device's signal, with an addition (field 19), is read as the
+	// addresses this version knows.
+	newer := append(bytes.Clone(b), 0x9a, 0x01, 0x03, 'a', 'b', 'c')
+	if ai, err := DecodeAddrsSignal(newer); err != nil || ai.ID != id || len(ai.Addrs) != 2 {
+		t.Fatalf("newer signal: %+v %v", ai, err)
+	}
 	many := make([]ma.Multiaddr, MaxSignalAddrs+1)
 	for i := range many {
 		many[i] = addrs[0]
@@ -38,6 +44,7 @@ func TestAddrsSignal(t *testing.T) {
 		"too many":       EncodeAddrsSignal(id, many),
 		"trailing byte":  append(bytes.Clone(b), 0),
 		"call signal":    {0x08, 0x01},
+		"unknown core":   append(bytes.Clone(b), 0x78, 0x01), // field 15 after the addresses
 		"bad peer id":    EncodeAddrsSignal(peer.ID("xx"), addrs),
 		"addr then peer": append(EncodeAddrsSignal(id, addrs)[len(EncodeAddrsSignal(id, nil)):], EncodeAddrsSignal(id, nil)...),
 	} {
@@ -54,12 +61,13 @@ func FuzzAddrsSignal(f *testing.F) {
 	f.Add(EncodeAddrsSignal(id, addrs))
 	f.Add(EncodeAddrsSignal(id, addrs[:1]))
 	f.Add([]byte{0x82, 0x01, 0x00})
+	f.Add(append(EncodeAddrsSignal(id, addrs), 0x98, 0x01, 0x05)) // an addition
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ai, err := DecodeAddrsSignal(b)
+		ai, skipped, err := decodeAddrsSignal(b)
 		if err != nil {
 			return
 		}
-		if got := EncodeAddrsSignal(ai.ID, ai.Addrs); !bytes.Equal(got, b) {
+		if got := append(EncodeAddrsSignal(ai.ID, ai.Addrs), skipped...); !bytes.Equal(got, b) {
 			t.Fatalf("accepted %x, re-encodes as %x", b, got)
 		}
 	})
