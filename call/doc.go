@@ -73,10 +73,14 @@
 //
 // # Signalling wire format
 //
-// Each signal is one protobuf message (protowire, decoded strictly: fields
-// in ascending order, each at most once, no unknown fields, minimal varints
-// for tags, values and lengths, no zero values or empty strings), at most
-// MaxSignalSize bytes:
+// Each signal is one protobuf message (internal/wire, schema in call.proto:
+// fields in ascending order, each at most once, minimal varints for tags,
+// values and lengths, no zero values or empty strings), at most
+// MaxSignalSize bytes. Signals are frames between peers, so they follow
+// the compatibility rule of docs/ARCHITECTURE.md ("Wire formats"): an
+// unknown field numbered 1..15 is refused, a newer peer's additions
+// (fields 16 and up, at most 1 KiB) are skipped, and a signal of a later
+// version (field 15) is dropped like an undecodable one:
 //
 //	field 1 type      varint  required, first: 1 invite, 2 ringing,
 //	                          3 accept, 4 candidate, 5 decline, 6 busy,
@@ -90,6 +94,8 @@
 //	field 5 reason    varint  decline: 1 declined, 2 unavailable, 3 missed
 //	                          (required); cancel: 3 missed (optional);
 //	                          hangup: 4 failed (optional); others: absent
+//	field 15 version  varint  absent: 1, the only version so far
+//	fields 16 and up          additions, skipped when unknown
 //
 // The exchange:
 //
@@ -137,7 +143,9 @@
 // reaches it. Its TLS certificate is often self-signed: the member's media
 // engine accepts exactly the certificate field 5 names, which is as
 // trustworthy as the response itself, read from the relay's node over a
-// libp2p connection authenticated by its peer id. 2.0.0 is the same
+// libp2p connection authenticated by its peer id. Request and response
+// skip a newer peer's additions (fields 16 and up) like signals; the
+// protocol id is their version. 2.0.0 is the same
 // exchange without field 5 and without "turns:" URLs (its decoder refuses
 // both); a relay serves both, and a member asks 2.0.0 only of a relay that
 // does not speak 2.1.0.

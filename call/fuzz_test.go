@@ -17,6 +17,8 @@ func FuzzDecodeSignal(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte("garbage"))
+	f.Add(signal{typ: sigHangup, id: callID{1}, skipped: laterAdditions}.marshal())
+	f.Add(signal{typ: sigHangup, id: callID{1}, skipped: "\x78\x02"}.marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		typ, id, herr := decodeHeader(b)
 		sig, err := decodeSignal(b)
@@ -48,15 +50,16 @@ func FuzzDecodeCredentials(f *testing.F) {
 	pinned.TLSCertSHA256 = bytes.Repeat([]byte{7}, 32)
 	f.Add(encodeCredentials(pinned))
 	f.Add([]byte{})
+	f.Add(append(encodeCredentials(goldenCreds), laterAdditions...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c, err := decodeCredentials(b)
+		c, skipped, err := decodeCredentialsFrame(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
 		}
-		if re := encodeCredentials(c); !bytes.Equal(re, b) {
+		if re := append(encodeCredentials(c), skipped...); !bytes.Equal(re, b) {
 			t.Fatalf("accepted a non-canonical encoding:\n in %x\nout %x", b, re)
 		}
 	})
@@ -69,15 +72,16 @@ func FuzzDecodeTURNRequest(f *testing.F) {
 	f.Add(b)
 	f.Add(b[:10])
 	f.Add([]byte{})
+	f.Add(append(bytes.Clone(b), 0x88, 0x01, 0x05))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		id, err := decodeTURNRequest(b)
+		id, skipped, err := decodeTURNRequestFrame(b)
 		if err != nil {
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error %v does not wrap ErrMalformed", err)
 			}
 			return
 		}
-		if re := encodeTURNRequest(id); !bytes.Equal(re, b) {
+		if re := append(encodeTURNRequest(id), skipped...); !bytes.Equal(re, b) {
 			t.Fatalf("accepted a non-canonical encoding:\n in %x\nout %x", b, re)
 		}
 	})

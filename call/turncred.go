@@ -1,6 +1,7 @@
 package call
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -79,40 +80,38 @@ const (
 // Request fields.
 const fAccount protowire.Number = 1
 
-var requestFields = map[protowire.Number]protowire.Type{fAccount: protowire.BytesType}
-
 // encodeTURNRequest encodes a credential request from account.
 func encodeTURNRequest(account identity.AccountID) []byte {
 	b := protowire.AppendTag(nil, fAccount, protowire.BytesType)
 	return protowire.AppendString(b, string(account))
 }
 
-// decodeTURNRequest decodes a credential request strictly: exactly one
-// field, the requester's account id in its canonical text form.
+// decodeTURNRequest decodes a credential request: the requester's account
+// id in its canonical text form (and a newer peer's additions, skipped).
 func decodeTURNRequest(b []byte) (identity.AccountID, error) {
+	id, _, err := decodeTURNRequestFrame(b)
+	return id, err
+}
+
+// decodeTURNRequestFrame is decodeTURNRequest that also returns the
+// additions it skipped.
+func decodeTURNRequestFrame(b []byte) (identity.AccountID, []byte, error) {
 	if len(b) > maxTURNRequest {
-		return "", malformed("request of %d bytes, max %d", len(b), maxTURNRequest)
+		return "", nil, malformed("request of %d bytes, max %d", len(b), maxTURNRequest)
 	}
-	d := decoder{b: b}
-	if d.done() {
-		return "", malformed("request without an account")
+	d := newDecoder(b)
+	v := d.Bytes(fAccount, 1, identity.AccountIDLen)
+	if v == nil {
+		d.Fail("request without an account")
 	}
-	num, err := d.next(requestFields)
-	if err != nil {
-		return "", err
-	}
-	v, err := d.bytes(num, identity.AccountIDLen)
-	if err != nil {
-		return "", err
-	}
-	if !d.done() {
-		return "", malformed("bytes after the account")
+	if err := d.End(); err != nil {
+		return "", nil, err
 	}
 	id, err := identity.ParseAccountID(string(v))
 	if err != nil || string(id) != string(v) {
-		return "", malformed("account %.50q is not a canonical account id", v)
+		return "", nil, malformed("account %.50q is not a canonical account id", v)
 	}
-	return id, nil
+	return id, d.Skipped(), nil
 }
 
 // Credential fields.
@@ -126,12 +125,6 @@ const (
 
 // certPinLen is the length of field 5, a SHA-256.
 const certPinLen = 32
-
-var credFields = map[protowire.Number]protowire.Type{
-	fUsername: protowire.BytesType, fPassword: protowire.BytesType,
-	fExpires: protowire.VarintType, fURL: protowire.BytesType,
-	fCertPin: protowire.BytesType,
-}
 
 // legacyCredentials is c as ProtocolTURNLegacy carries it: no pin, and
 // so no "turns:" URLs (nil when only those are left).
@@ -170,73 +163,45 @@ func encodeCredentials(c turn.Credentials) []byte {
 	return b
 }
 
-// decodeCredentials decodes a credential response strictly: the first
-// four fields, in order, the URLs (1 to 4 of them, each a TURN URL on a
-// literal IP address), then optionally the 32-byte certificate pin.
+// decodeCredentials decodes a credential response: the first four
+// fields, the URLs (1 to 4 of them, each a TURN URL on a literal IP
+// address), then optionally the 32-byte certificate pin (and a newer
+// relay's additions, skipped).
 func decodeCredentials(b []byte) (turn.Credentials, error) {
+	c, _, err := decodeCredentialsFrame(b)
+	return c, err
+}
+
+// decodeCredentialsFrame is decodeCredentials that also returns the
+// additions it skipped.
+func decodeCredentialsFrame(b []byte) (turn.Credentials, []byte, error) {
 	var c turn.Credentials
 	if len(b) > maxCredentials {
-		return c, malformed("credentials of %d bytes, max %d", len(b), maxCredentials)
+		return c, nil, malformed("credentials of %d bytes, max %d", len(b), maxCredentials)
 	}
-	d := decoder{b: b}
-	var seen [fCertPin + 1]bool
-	for !d.done() {
-		num, err := d.nextRepeated(credFields, fURL)
-		if err != nil {
-			return c, err
-		}
-		seen[num] = true
-		switch num {
-		case fUsername:
-			v, err := d.bytes(num, turn.MaxUsernameLen)
-			if err != nil {
-				return c, err
-			}
-			c.Username = string(v)
-		case fPassword:
-			v, err := d.bytes(num, maxPassword)
-			if err != nil {
-				return c, err
-			}
-			c.Password = string(v)
-		case fExpires:
-			v, err := d.varint(num)
-			if err != nil {
-				return c, err
-			}
-			if v > 1<<40 {
-				return c, malformed("expiry %d out of range", v)
-			}
-			c.Expires = time.Unix(int64(v), 0)
-		case fURL:
-			if len(c.URLs) == maxCredURLs {
-				return c, malformed("more than %d URLs", maxCredURLs)
-			}
-			v, err := d.bytes(num, maxCredURL)
-			if err != nil {
-				return c, err
-			}
-			if err := checkTURNURL(string(v)); err != nil {
-				return c, err
-			}
-			c.URLs = append(c.URLs, string(v))
-		case fCertPin:
-			v, err := d.bytes(num, certPinLen)
-			if err != nil {
-				return c, err
-			}
-			if len(v) != certPinLen {
-				return c, malformed("certificate pin of %d bytes, want %d", len(v), certPinLen)
-			}
-			c.TLSCertSHA256 = append([]byte(nil), v...)
-		}
+	d := newDecoder(b)
+	user := d.Bytes(fUsername, 1, turn.MaxUsernameLen)
+	pass := d.Bytes(fPassword, 1, maxPassword)
+	exp := d.Uint(fExpires, 1<<40)
+	urls := d.RepeatedBytes(fURL, maxCredURLs, 1, maxCredURL)
+	pin := d.OptFixed(fCertPin, certPinLen)
+	if err := d.End(); err != nil {
+		return c, nil, err
 	}
-	for _, f := range []protowire.Number{fUsername, fPassword, fExpires, fURL} {
-		if !seen[f] {
-			return c, malformed("credentials without field %d", f)
-		}
+	if user == nil || pass == nil || exp == 0 || len(urls) == 0 {
+		return c, nil, malformed("credentials without a username, password, expiry or URL")
 	}
-	return c, nil
+	c.Username, c.Password, c.Expires = string(user), string(pass), time.Unix(int64(exp), 0)
+	for _, u := range urls {
+		if err := checkTURNURL(string(u)); err != nil {
+			return turn.Credentials{}, nil, err
+		}
+		c.URLs = append(c.URLs, string(u))
+	}
+	if pin != nil {
+		c.TLSCertSHA256 = bytes.Clone(pin)
+	}
+	return c, d.Skipped(), nil
 }
 
 // checkTURNURL accepts "turn:" or "turns:" followed by a literal IP and

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/callsign/callsign/internal/wire"
 	"github.com/callsign/callsign/media"
 )
 
@@ -79,11 +80,12 @@ func parseCallID(s string) (callID, bool) {
 // signal is one decoded signalling message (the wire type; the service
 // converts it at the edge).
 type signal struct {
-	typ    sigType
-	id     callID
-	sdp    string    // invite, accept
-	cand   string    // candidate
-	reason sigReason // decline (required), cancel, hangup (optional)
+	typ     sigType
+	id      callID
+	sdp     string    // invite, accept
+	cand    string    // candidate
+	reason  sigReason // decline (required), cancel, hangup (optional)
+	skipped string    // a newer peer's additions, kept so s re-encodes as sent (a string: signal stays comparable)
 }
 
 // Signal field numbers.
@@ -93,6 +95,14 @@ const (
 	fSDP       protowire.Number = 3
 	fCandidate protowire.Number = 4
 	fReason    protowire.Number = 5
+	fVersion   protowire.Number = 15
+
+	// signalVersion is the newest signal version this package reads
+	// (field 15, absent meaning 1).
+	signalVersion = 1
+	// maxSignalAdditions caps the bytes of a newer peer's additions
+	// (fields 16 and up) one signal may carry; they are skipped.
+	maxSignalAdditions = 1 << 10
 )
 
 // marshal encodes s in the one canonical form. It panics on a signal the
@@ -118,7 +128,7 @@ func (s signal) marshal() []byte {
 		b = protowire.AppendTag(b, fReason, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(s.reason))
 	}
-	return b
+	return append(b, s.skipped...)
 }
 
 // check enforces which fields each type carries and their sizes.
@@ -167,93 +177,23 @@ func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
 
-// decoder walks one strict protowire message: fields in ascending order,
-// each at most once, only known field numbers with their wire type,
-// minimal varints for tags, values and lengths, no zero or empty values.
-type decoder struct {
-	b    []byte
-	last protowire.Number
+// newDecoder reads a frame from a peer (a signal, a credential request or
+// answer): strict about the fields this version knows, skipping a newer
+// peer's additions (fields 16 and up, at most maxSignalAdditions bytes; see
+// docs/ARCHITECTURE.md, "Wire formats"). Its errors wrap ErrMalformed.
+func newDecoder(b []byte) *wire.Decoder {
+	return wire.NewFrameDecoder(b, ErrMalformed, maxSignalAdditions)
 }
 
-func (d *decoder) done() bool { return len(d.b) == 0 }
-
-// next reads the next tag and checks order and wire type against want.
-func (d *decoder) next(want map[protowire.Number]protowire.Type) (protowire.Number, error) {
-	num, typ, n := protowire.ConsumeTag(d.b)
-	if n < 0 {
-		return 0, malformed("bad tag")
+// readHeader reads a signal's type and call id, its first two fields.
+func readHeader(d *wire.Decoder) (sigType, callID) {
+	var id callID
+	t := d.Uint(fType, uint64(sigMax))
+	if t == 0 {
+		d.Fail("signal does not start with its type")
 	}
-	if n != protowire.SizeTag(num) {
-		return 0, malformed("non-minimal tag")
-	}
-	wt, ok := want[num]
-	if !ok {
-		return 0, malformed("unknown field %d", num)
-	}
-	if wt != typ {
-		return 0, malformed("field %d: wrong wire type %d", num, typ)
-	}
-	if num <= d.last {
-		return 0, malformed("field %d out of order or repeated", num)
-	}
-	d.last = num
-	d.b = d.b[n:]
-	return num, nil
-}
-
-// nextRepeated is next for a message whose field num may repeat
-// (consecutively).
-func (d *decoder) nextRepeated(want map[protowire.Number]protowire.Type, rep protowire.Number) (protowire.Number, error) {
-	if d.last == rep {
-		if num, _, n := protowire.ConsumeTag(d.b); n > 0 && num == rep {
-			d.last = rep - 1
-		}
-	}
-	return d.next(want)
-}
-
-func (d *decoder) varint(num protowire.Number) (uint64, error) {
-	v, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		return 0, malformed("field %d: bad varint", num)
-	}
-	if n != protowire.SizeVarint(v) {
-		return 0, malformed("field %d: non-minimal varint", num)
-	}
-	if v == 0 {
-		return 0, malformed("field %d: explicit zero", num)
-	}
-	d.b = d.b[n:]
-	return v, nil
-}
-
-// bytes reads a length-delimited field of 1 to max bytes. The result
-// aliases the input.
-func (d *decoder) bytes(num protowire.Number, max int) ([]byte, error) {
-	l, n := protowire.ConsumeVarint(d.b)
-	if n < 0 {
-		return nil, malformed("field %d: bad length", num)
-	}
-	if n != protowire.SizeVarint(l) {
-		return nil, malformed("field %d: non-minimal length", num)
-	}
-	if l == 0 {
-		return nil, malformed("field %d: empty", num)
-	}
-	if l > uint64(max) {
-		return nil, malformed("field %d: %d bytes, max %d", num, l, max)
-	}
-	if l > uint64(len(d.b)-n) {
-		return nil, malformed("field %d: truncated", num)
-	}
-	v := d.b[n : n+int(l)]
-	d.b = d.b[n+int(l):]
-	return v, nil
-}
-
-var signalFields = map[protowire.Number]protowire.Type{
-	fType: protowire.VarintType, fCallID: protowire.BytesType, fSDP: protowire.BytesType,
-	fCandidate: protowire.BytesType, fReason: protowire.VarintType,
+	copy(id[:], d.Fixed(fCallID, idLen))
+	return sigType(t), id
 }
 
 // decodeHeader reads only a signal's fixed header, the type and the call
@@ -261,87 +201,37 @@ var signalFields = map[protowire.Number]protowire.Type{
 // looks at nothing after the header: the callee's policy runs on the
 // header before any of the body, let alone the SDP, is read.
 func decodeHeader(b []byte) (sigType, callID, error) {
-	var id callID
 	if len(b) > MaxSignalSize {
-		return 0, id, malformed("signal of %d bytes, max %d", len(b), MaxSignalSize)
+		return 0, callID{}, malformed("signal of %d bytes, max %d", len(b), MaxSignalSize)
 	}
-	d := decoder{b: b}
-	if num, err := d.next(signalFields); err != nil {
-		return 0, id, err
-	} else if num != fType {
-		return 0, id, malformed("signal starts with field %d, want the type", num)
+	d := newDecoder(b)
+	t, id := readHeader(d)
+	if err := d.Err(); err != nil {
+		return 0, callID{}, err
 	}
-	t, err := d.varint(fType)
-	if err != nil {
-		return 0, id, err
-	}
-	if t > uint64(sigMax) {
-		return 0, id, malformed("unknown signal type %d", t)
-	}
-	if num, err := d.next(signalFields); err != nil {
-		return 0, id, err
-	} else if num != fCallID {
-		return 0, id, malformed("signal without a call id")
-	}
-	raw, err := d.bytes(fCallID, idLen)
-	if err != nil {
-		return 0, id, err
-	}
-	if len(raw) != idLen {
-		return 0, id, malformed("call id of %d bytes, want %d", len(raw), idLen)
-	}
-	copy(id[:], raw)
-	return sigType(t), id, nil
+	return t, id, nil
 }
 
-// decodeSignal decodes a whole signal strictly. It checks sizes and which
-// fields the type carries; it never interprets the SDP or candidate text
-// (media validates those when the call reaches them).
+// decodeSignal decodes a whole signal: strict about the fields it knows,
+// it skips a newer peer's additions and refuses a newer version (field
+// 15). It checks sizes and which fields the type carries; it never
+// interprets the SDP or candidate text (media validates those when the
+// call reaches them).
 func decodeSignal(b []byte) (signal, error) {
-	typ, id, err := decodeHeader(b)
-	if err != nil {
+	if len(b) > MaxSignalSize {
+		return signal{}, malformed("signal of %d bytes, max %d", len(b), MaxSignalSize)
+	}
+	d := newDecoder(b)
+	var s signal
+	s.typ, s.id = readHeader(d)
+	s.sdp = string(d.Bytes(fSDP, 1, media.MaxSDPSize))
+	s.cand = string(d.Bytes(fCandidate, 1, media.MaxCandidateSize))
+	s.reason = sigReason(d.Uint(fReason, uint64(reasonMax)))
+	d.Version(fVersion, signalVersion)
+	if err := d.End(); err != nil {
 		return signal{}, err
 	}
-	s := signal{typ: typ, id: id}
-	d := decoder{b: b}
-	// Skip the header decodeHeader has checked.
-	for range 2 {
-		_, _ = d.next(signalFields)
-		if d.last == fType {
-			_, _ = d.varint(fType)
-		} else {
-			_, _ = d.bytes(fCallID, idLen)
-		}
-	}
-	for !d.done() {
-		num, err := d.next(signalFields)
-		if err != nil {
-			return signal{}, err
-		}
-		switch num {
-		case fSDP:
-			v, err := d.bytes(num, media.MaxSDPSize)
-			if err != nil {
-				return signal{}, err
-			}
-			s.sdp = string(v)
-		case fCandidate:
-			v, err := d.bytes(num, media.MaxCandidateSize)
-			if err != nil {
-				return signal{}, err
-			}
-			s.cand = string(v)
-		case fReason:
-			v, err := d.varint(num)
-			if err != nil {
-				return signal{}, err
-			}
-			if v > uint64(reasonMax) {
-				return signal{}, malformed("unknown reason %d", v)
-			}
-			s.reason = sigReason(v)
-		}
-	}
+	s.skipped = string(d.Skipped())
 	if err := s.check(); err != nil {
 		return signal{}, err
 	}
