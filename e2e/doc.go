@@ -117,7 +117,11 @@
 //	1231  ...   a ratchet message, as above
 //
 // Bundle, Session, SessionSet and PrekeyState use the protobuf wire format
-// (schema in e2e.proto) with strict codecs: fields in ascending order, zero
+// (schema in e2e.proto) with internal/wire's strict decoder: a bundle is
+// signed and the rest is stored, so by the compatibility rule of
+// docs/ARCHITECTURE.md ("Wire formats") none of them skips any unknown
+// field, not even an addition (16 and up); they change with their version
+// field (stored state) or a new label. Fields in ascending order, zero
 // values omitted, no unknown or duplicate fields, canonical varints, exact
 // key lengths, a leading version field for stored state. An accepted
 // encoding is the only one for its value. Stored encodings hold private
