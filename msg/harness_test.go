@@ -269,18 +269,6 @@ func (n *node) state(peer identity.AccountID, id string) string {
 	return m.State
 }
 
-// waitFor polls cond until it holds or d passes.
-func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // pair starts two nodes that know each other's addresses.
 func pair(t testing.TB, mod func(*Config)) (a, b *node) {
 	w := newWorld()

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
 	"github.com/callsign/callsign/store"
@@ -235,7 +236,7 @@ func TestGarbageAndOversizedFramesReset(t *testing.T) {
 
 	// The host keeps serving.
 	m := a.send(b, "still here")
-	waitFor(t, 10*time.Second, "delivery after garbage", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "delivery after garbage", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 }
 
 func TestFloodRateLimited(t *testing.T) {
@@ -278,7 +279,7 @@ func TestFloodRateLimited(t *testing.T) {
 	})
 	// Another peer is still served while the flood runs.
 	m := a.send(b, "normal traffic")
-	waitFor(t, 5*time.Second, "a's message during the flood", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 5*time.Second, "a's message during the flood", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 
 	time.Sleep(time.Until(start.Add(flood * 8 / 10)))
 	runtime.GC()
@@ -326,7 +327,7 @@ func TestDeliveryOverCircuitRelay(t *testing.T) {
 	w.mu.Unlock()
 
 	m := a.send(b, "through the relay")
-	waitFor(t, 15*time.Second, "relayed delivery", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 15*time.Second, "relayed delivery", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 	if got := b.incoming(a.id()); len(got) != 1 || string(got[0].Body) != "through the relay" {
 		t.Fatalf("b holds %v", got)
 	}
@@ -405,7 +406,7 @@ func TestNoPlaintextOnWireOrDisk(t *testing.T) {
 
 	// On the wire: what the sender writes on the msg stream.
 	m := a.send(sn.node, canary)
-	waitFor(t, 10*time.Second, "the sniffer's ack", func() bool { return a.state(sn.id(), m.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "the sniffer's ack", func() bool { return a.state(sn.id(), m.ID) == StateDelivered })
 	sn.mu.Lock()
 	wire, dels := bytes.Clone(sn.wire), sn.dels
 	sn.mu.Unlock()
@@ -427,7 +428,7 @@ func TestNoPlaintextOnWireOrDisk(t *testing.T) {
 
 	// On disk: a real delivery, then both stores closed and searched.
 	m2 := a.send(b, canary)
-	waitFor(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m2.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m2.ID) == StateDelivered })
 	if got := b.incoming(a.id()); len(got) != 1 || string(got[0].Body) != canary {
 		t.Fatalf("b holds %v", got)
 	}

@@ -11,6 +11,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/mailbox"
 )
 
@@ -42,7 +43,7 @@ func BenchmarkMailbox(b *testing.B) {
 	a.start()
 	bob.start()
 	a.know(bob)
-	waitFor(b, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	check.Until(b, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
 	ctx := context.Background()
 
 	const n = 20000
@@ -54,7 +55,7 @@ func BenchmarkMailbox(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			waitFor(b, 10*time.Minute, "every message stored", func() bool { return stored.Load() >= n })
+			check.Until(b, 10*time.Minute, "every message stored", func() bool { return stored.Load() >= n })
 		}
 		b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "msgs/s")
 	})
@@ -138,20 +139,20 @@ func BenchmarkMailbox(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
-			waitFor(b, 5*time.Minute, "1000 messages at the mailbox", func() bool { return hb.srv.Stats().Waiting >= 1000 })
+			check.Until(b, 5*time.Minute, "1000 messages at the mailbox", func() bool { return hb.srv.Stats().Waiting >= 1000 })
 			a.stop()
 			b.StartTimer()
 			start := time.Now()
 			bob.start()
-			waitFor(b, 5*time.Minute, "1000 messages at Bob", func() bool { return stored.Load() >= 1000 })
+			check.Until(b, 5*time.Minute, "1000 messages at Bob", func() bool { return stored.Load() >= 1000 })
 			b.ReportMetric(float64(time.Since(start).Milliseconds()), "ms-to-last")
 			b.StopTimer()
 			a.start()
 			a.know(bob)
 			a.svc.Kick(bob.id())
-			waitFor(b, 5*time.Minute, "Alice's outbox empty", func() bool { return len(a.outbox()) == 0 })
+			check.Until(b, 5*time.Minute, "Alice's outbox empty", func() bool { return len(a.outbox()) == 0 })
 			bob.svc.DrainMailboxes()
-			waitFor(b, time.Minute, "the mailbox empty", func() bool { return hb.srv.Stats().Waiting == 0 })
+			check.Until(b, time.Minute, "the mailbox empty", func() bool { return hb.srv.Stats().Waiting == 0 })
 		}
 	})
 }

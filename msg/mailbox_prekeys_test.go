@@ -9,6 +9,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/mailbox"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
@@ -33,7 +34,7 @@ func TestMailboxFirstContact(t *testing.T) {
 	bobAcct := b.acct.Public().Bytes()
 	held := func() (int, int) { return hb.srv.Prekeys(bobAcct) }
 	b.start()
-	waitFor(t, 20*time.Second, "Bob's one-time prekeys at his mailbox, and his status says so", func() bool {
+	check.Until(t, 20*time.Second, "Bob's one-time prekeys at his mailbox, and his status says so", func() bool {
 		x, pq := held()
 		st := b.svc.Mailboxes()
 		return x == mailboxPrekeyBatch && pq == mailboxPrekeyBatch && len(st) == 1 && st[0].Prekeys == mailboxPrekeyBatch
@@ -48,7 +49,7 @@ func TestMailboxFirstContact(t *testing.T) {
 		n.start()
 		before := hb.srv.Stats().Waiting
 		m := n.send(b, "hello from "+name)
-		waitFor(t, 60*time.Second, name+"'s message at the mailbox", func() bool {
+		check.Until(t, 60*time.Second, name+"'s message at the mailbox", func() bool {
 			return n.state(b.id(), m.ID) == StateSent && hb.srv.Stats().Waiting == before+1
 		})
 		var box []byte
@@ -90,7 +91,7 @@ func TestMailboxFirstContact(t *testing.T) {
 
 	b.start()
 	for _, n := range []*node{a, c, d} {
-		waitFor(t, 30*time.Second, "Bob reads the first contact", func() bool { return len(b.incoming(n.id())) == 1 })
+		check.Until(t, 30*time.Second, "Bob reads the first contact", func() bool { return len(b.incoming(n.id())) == 1 })
 	}
 	// What each first message started its session with.
 	used := func(name string, box []byte) e2e.InitialPrekeys {
@@ -120,7 +121,7 @@ func TestMailboxFirstContact(t *testing.T) {
 		t.Fatalf("with the mailbox's keys gone Dave used %+v; want the signed prekeys", di)
 	}
 	// Bob, back online, leaves a fresh batch.
-	waitFor(t, 20*time.Second, "Bob tops up his mailbox", func() bool {
+	check.Until(t, 20*time.Second, "Bob tops up his mailbox", func() bool {
 		x, pq := held()
 		return x == mailboxPrekeyBatch && pq == mailboxPrekeyBatch
 	})
@@ -140,7 +141,7 @@ func TestMailboxForgedPrekeys(t *testing.T) {
 	w.mu.Unlock()
 	bobAcct := b.acct.Public().Bytes()
 	b.start()
-	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	check.Until(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
 	b.stop()
 
 	// The operator swaps in keys of its own, in the right shape.
@@ -185,11 +186,11 @@ func TestMailboxForgedPrekeys(t *testing.T) {
 	a := newNode(t, w, nil)
 	a.start()
 	m := a.send(b, "hello")
-	waitFor(t, 60*time.Second, "Alice's message at the mailbox", func() bool { return a.state(b.id(), m.ID) == StateSent })
+	check.Until(t, 60*time.Second, "Alice's message at the mailbox", func() bool { return a.state(b.id(), m.ID) == StateSent })
 	if x, pq := srv.Prekeys(bobAcct); x != forged-1 || pq != forged-1 {
 		t.Fatalf("%d, %d forged keys left; want one fetch, %d of each left", x, pq, forged-1)
 	}
 	a.stop()
 	b.start()
-	waitFor(t, 30*time.Second, "Bob reads Alice's first message", func() bool { return len(b.incoming(a.id())) == 1 })
+	check.Until(t, 30*time.Second, "Bob reads Alice's first message", func() bool { return len(b.incoming(a.id())) == 1 })
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/peer"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/mailbox"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
@@ -104,14 +105,14 @@ func testMailboxOffline(t *testing.T, stranger bool) {
 	a.start()
 	b.start()
 	a.know(b)
-	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	check.Until(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
 	b.stop()
 
 	var ids []string
 	for i := range n {
 		ids = append(ids, a.send(b, fmt.Sprintf("m%03d", i)).ID)
 	}
-	waitFor(t, 60*time.Second, "every message sent to the mailbox", func() bool {
+	check.Until(t, 60*time.Second, "every message sent to the mailbox", func() bool {
 		for _, id := range ids {
 			if a.state(b.id(), id) != StateSent {
 				return false
@@ -122,7 +123,7 @@ func testMailboxOffline(t *testing.T, stranger bool) {
 	a.stop()
 
 	b.start()
-	waitFor(t, 30*time.Second, "Bob has every message", func() bool { return len(b.incoming(a.id())) >= n })
+	check.Until(t, 30*time.Second, "Bob has every message", func() bool { return len(b.incoming(a.id())) >= n })
 	in := b.incoming(a.id())
 	if len(in) != n {
 		t.Fatalf("Bob has %d messages, want %d", len(in), n)
@@ -132,12 +133,12 @@ func testMailboxOffline(t *testing.T, stranger bool) {
 			t.Fatalf("message %d is %q, want %q", i, m.Body, want)
 		}
 	}
-	waitFor(t, 10*time.Second, "the mailbox emptied", func() bool { return hb.srv.Stats().Waiting == 0 })
+	check.Until(t, 10*time.Second, "the mailbox emptied", func() bool { return hb.srv.Stats().Waiting == 0 })
 
 	a.start()
 	a.know(b)
 	a.svc.Kick(b.id())
-	waitFor(t, 60*time.Second, "every message delivered", func() bool {
+	check.Until(t, 60*time.Second, "every message delivered", func() bool {
 		for _, id := range ids {
 			if a.state(b.id(), id) != StateDelivered {
 				return false
@@ -164,13 +165,13 @@ func TestMailboxRefused(t *testing.T) {
 	a.start()
 	b.start()
 	a.know(b)
-	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	check.Until(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
 	b.stop()
 	var ids []string
 	for i := range 8 {
 		ids = append(ids, a.send(b, fmt.Sprintf("m%d", i)).ID)
 	}
-	waitFor(t, 60*time.Second, "the refusal reported", func() bool {
+	check.Until(t, 60*time.Second, "the refusal reported", func() bool {
 		for _, e := range a.eventsOf(EventState) {
 			if e.ID == ids[7] && e.State == StateQueued && strings.Contains(e.Reason, "over quota") {
 				return true
@@ -206,15 +207,15 @@ func TestMailboxReconnect(t *testing.T) {
 	a.start()
 	b.start()
 	a.know(b)
-	waitFor(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
+	check.Until(t, 20*time.Second, "Bob registered", func() bool { return hb.srv.Stats().Members == 1 })
 	b.stop()
 	m := a.send(b, "while you were away")
-	waitFor(t, 60*time.Second, "the message at the mailbox", func() bool { return hb.srv.Stats().Waiting == 1 })
+	check.Until(t, 60*time.Second, "the message at the mailbox", func() bool { return hb.srv.Stats().Waiting == 1 })
 	a.stop()
 	// The mailbox is down while Bob starts; it comes back on its address.
 	hb.srv.Close()
 	b.start()
-	waitFor(t, 20*time.Second, "Bob's drain failed", func() bool {
+	check.Until(t, 20*time.Second, "Bob's drain failed", func() bool {
 		st := b.svc.Mailboxes()
 		return len(st) == 1 && st[0].LastError != ""
 	})
@@ -230,7 +231,7 @@ func TestMailboxReconnect(t *testing.T) {
 	if err := b.host.Connect(context.Background(), hb.addr); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "Bob has the message", func() bool {
+	check.Until(t, 30*time.Second, "Bob has the message", func() bool {
 		in := b.incoming(a.id())
 		return len(in) == 1 && in[0].ID == m.ID
 	})

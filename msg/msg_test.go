@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/store"
 )
 
@@ -19,7 +20,7 @@ func TestMessagesBothWays(t *testing.T) {
 		sentA = append(sentA, a.send(b, fmt.Sprintf("hello from a %d", i)))
 		sentB = append(sentB, b.send(a, fmt.Sprintf("hello from b %d", i)))
 	}
-	waitFor(t, 10*time.Second, "both sides to receive", func() bool {
+	check.Until(t, 10*time.Second, "both sides to receive", func() bool {
 		return len(b.incoming(a.id())) == 3 && len(a.incoming(b.id())) == 3
 	})
 	for i, m := range b.incoming(a.id()) {
@@ -35,7 +36,7 @@ func TestMessagesBothWays(t *testing.T) {
 			t.Errorf("a's message %d = %q, want %q", i, m.Body, want)
 		}
 	}
-	waitFor(t, 5*time.Second, "acks", func() bool {
+	check.Until(t, 5*time.Second, "acks", func() bool {
 		for _, m := range sentA {
 			if a.state(b.id(), m.ID) != StateDelivered {
 				return false
@@ -68,13 +69,13 @@ func TestInOrderBurst(t *testing.T) {
 	for i := range n {
 		a.send(b, fmt.Sprintf("m%04d", i))
 	}
-	waitFor(t, 20*time.Second, "the burst", func() bool { return len(b.incoming(a.id())) == n })
+	check.Until(t, 20*time.Second, "the burst", func() bool { return len(b.incoming(a.id())) == n })
 	for i, m := range b.incoming(a.id()) {
 		if want := fmt.Sprintf("m%04d", i); string(m.Body) != want {
 			t.Fatalf("message %d is %q, want %q: out of order", i, m.Body, want)
 		}
 	}
-	waitFor(t, 5*time.Second, "empty outbox", func() bool { return len(a.outbox()) == 0 })
+	check.Until(t, 5*time.Second, "empty outbox", func() bool { return len(a.outbox()) == 0 })
 }
 
 // checkExactlyOnce asserts that b holds exactly the n messages a sent, in
@@ -103,12 +104,12 @@ func TestRecipientRestartMidBurst(t *testing.T) {
 	for i := range n {
 		a.send(b, fmt.Sprintf("m%04d", i))
 	}
-	waitFor(t, 20*time.Second, "part of the burst", func() bool { return len(b.incoming(a.id())) > 50 })
+	check.Until(t, 20*time.Second, "part of the burst", func() bool { return len(b.incoming(a.id())) > 50 })
 	b.stop()
 	b.start()
 	a.know(b)
 	b.know(a)
-	waitFor(t, 30*time.Second, "the rest of the burst", func() bool {
+	check.Until(t, 30*time.Second, "the rest of the burst", func() bool {
 		return len(a.outbox()) == 0 && len(b.incoming(a.id())) >= n
 	})
 	checkExactlyOnce(t, a, b, n)
@@ -120,12 +121,12 @@ func TestSenderRestartMidBurst(t *testing.T) {
 	for i := range n {
 		a.send(b, fmt.Sprintf("m%04d", i))
 	}
-	waitFor(t, 20*time.Second, "part of the burst", func() bool { return len(b.incoming(a.id())) > 50 })
+	check.Until(t, 20*time.Second, "part of the burst", func() bool { return len(b.incoming(a.id())) > 50 })
 	a.stop()
 	a.start()
 	a.know(b)
 	b.know(a)
-	waitFor(t, 30*time.Second, "the outbox to drain", func() bool {
+	check.Until(t, 30*time.Second, "the outbox to drain", func() bool {
 		return len(a.outbox()) == 0 && len(b.incoming(a.id())) >= n
 	})
 	checkExactlyOnce(t, a, b, n)
@@ -152,7 +153,7 @@ func TestOfflineRecipientDeliveredOnReturn(t *testing.T) {
 	b.start()
 	a.know(b)
 	back := time.Now()
-	waitFor(t, 5*time.Second, "delivery after return", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 5*time.Second, "delivery after return", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 	// One retry interval (RetryMax + 20% jitter) plus the connection setup.
 	if took := time.Since(back); took > retryMax*12/10+time.Second {
 		t.Errorf("delivered %v after the recipient returned, want within one retry interval (%v)", took, retryMax*12/10)
@@ -167,7 +168,7 @@ func TestConnectKicksQueue(t *testing.T) {
 	bpid := b.host.ID()
 	b.stop()
 	m := a.send(b, "ping")
-	waitFor(t, 5*time.Second, "the first attempt to fail", func() bool {
+	check.Until(t, 5*time.Second, "the first attempt to fail", func() bool {
 		a.svc.mu.Lock()
 		defer a.svc.mu.Unlock()
 		_, known := a.svc.byPeerID[bpid]
@@ -180,7 +181,7 @@ func TestConnectKicksQueue(t *testing.T) {
 	if err := b.host.Connect(context.Background(), a.host.Peerstore().PeerInfo(a.host.ID())); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "delivery after the peer connected", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "delivery after the peer connected", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 	if took := time.Since(start); took > 5*time.Second {
 		t.Errorf("delivery took %v after connect", took)
 	}
@@ -198,7 +199,7 @@ func TestSendTooLarge(t *testing.T) {
 	// The largest message goes through.
 	big := strings.Repeat("x", DefaultMaxMessage)
 	m := a.send(b, big)
-	waitFor(t, 10*time.Second, "the largest message", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "the largest message", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 	if got := b.incoming(a.id()); len(got) != 1 || string(got[0].Body) != big {
 		t.Fatal("largest message not stored intact")
 	}
@@ -215,7 +216,7 @@ func TestBlockedSenderDroppedSilently(t *testing.T) {
 	a, b := pair(t, nil)
 	b.pol.set(a.id(), Drop)
 	m := a.send(b, "let me in")
-	waitFor(t, 10*time.Second, "ack", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "ack", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 	if got := b.messages(a.id()); len(got) != 0 {
 		t.Fatalf("blocked sender's message stored: %v", got)
 	}
@@ -231,7 +232,7 @@ func TestRequestFlagForStrangers(t *testing.T) {
 	a, b := pair(t, nil)
 	b.pol.set(a.id(), Request)
 	a.send(b, "hi, we have not met")
-	waitFor(t, 10*time.Second, "the request", func() bool { return len(b.incoming(a.id())) == 1 })
+	check.Until(t, 10*time.Second, "the request", func() bool { return len(b.incoming(a.id())) == 1 })
 	c, err := b.db.Conversation(string(a.id()))
 	if err != nil || !c.Request || c.Unread != 1 {
 		t.Fatalf("conversation = %+v, %v; want a request with 1 unread", c, err)
@@ -245,14 +246,14 @@ func TestRequestFlagForStrangers(t *testing.T) {
 func TestReadReceiptsOnlyToContacts(t *testing.T) {
 	a, b := pair(t, nil)
 	m1 := a.send(b, "contact message")
-	waitFor(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m1.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m1.ID) == StateDelivered })
 	if err := b.svc.MarkRead(context.Background(), a.id(), []string{m1.ID}); err != nil {
 		t.Fatal(err)
 	}
 	if s := b.state(a.id(), m1.ID); s != StateRead {
 		t.Fatalf("b's copy is %q after MarkRead", s)
 	}
-	waitFor(t, 10*time.Second, "the read receipt", func() bool { return a.state(b.id(), m1.ID) == StateRead })
+	check.Until(t, 10*time.Second, "the read receipt", func() bool { return a.state(b.id(), m1.ID) == StateRead })
 	if c, _ := b.db.Conversation(string(a.id())); c.Unread != 0 {
 		t.Errorf("unread = %d after reading everything", c.Unread)
 	}
@@ -260,8 +261,8 @@ func TestReadReceiptsOnlyToContacts(t *testing.T) {
 	// Not a contact any more: read locally, no receipt queued.
 	b.pol.set(a.id(), Request)
 	m2 := a.send(b, "stranger message")
-	waitFor(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m2.ID) == StateDelivered })
-	waitFor(t, 5*time.Second, "b's outbox to drain", func() bool { return len(b.outbox()) == 0 })
+	check.Until(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m2.ID) == StateDelivered })
+	check.Until(t, 5*time.Second, "b's outbox to drain", func() bool { return len(b.outbox()) == 0 })
 	if err := b.svc.MarkRead(context.Background(), a.id(), []string{m2.ID}); err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestSimultaneousFirstMessages(t *testing.T) {
 	go func() { defer close(done); a.send(b, "a first") }()
 	b.send(a, "b first")
 	<-done
-	waitFor(t, 10*time.Second, "both first messages", func() bool {
+	check.Until(t, 10*time.Second, "both first messages", func() bool {
 		return len(b.incoming(a.id())) == 1 && len(a.incoming(b.id())) == 1
 	})
 	// The sessions settle: conversation continues both ways without loss.
@@ -294,7 +295,7 @@ func TestSimultaneousFirstMessages(t *testing.T) {
 		a.send(b, fmt.Sprintf("a %d", i))
 		b.send(a, fmt.Sprintf("b %d", i))
 	}
-	waitFor(t, 15*time.Second, "the conversation", func() bool {
+	check.Until(t, 15*time.Second, "the conversation", func() bool {
 		return len(b.incoming(a.id())) == 6 && len(a.incoming(b.id())) == 6 && len(a.outbox()) == 0 && len(b.outbox()) == 0
 	})
 	for _, n := range []*node{a, b} {
@@ -312,7 +313,7 @@ func TestOneTimePrekeyUsed(t *testing.T) {
 	before, _ := b.svc.prekeys.OneTimeAvailable()
 	b.svc.preMu.Unlock()
 	m := a.send(b, "first")
-	waitFor(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "delivery", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 	b.svc.preMu.Lock()
 	after, _ := b.svc.prekeys.OneTimeAvailable()
 	b.svc.preMu.Unlock()
@@ -367,7 +368,7 @@ func TestQueueStartFollowsTheQueue(t *testing.T) {
 	for i := range 3 {
 		a.send(b, fmt.Sprintf("m%04d", i))
 	}
-	waitFor(t, 10*time.Second, "the first messages delivered", func() bool {
+	check.Until(t, 10*time.Second, "the first messages delivered", func() bool {
 		return len(a.outbox()) == 0 && len(b.incoming(a.id())) == 3
 	})
 	if s := starts(); len(s) != 0 {
@@ -385,7 +386,7 @@ func TestQueueStartFollowsTheQueue(t *testing.T) {
 	b.start()
 	a.know(b)
 	b.know(a)
-	waitFor(t, 20*time.Second, "the messages queued before the restart", func() bool {
+	check.Until(t, 20*time.Second, "the messages queued before the restart", func() bool {
 		return len(a.outbox()) == 0 && len(b.incoming(a.id())) == 5
 	})
 	checkExactlyOnce(t, a, b, 5)

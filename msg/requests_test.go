@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/store"
 	"github.com/libp2p/go-libp2p"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -27,7 +28,7 @@ func cheapStamps(c *Config) { c.StampBits = 1 }
 // messages n sent to peer ended delivered and failed, and the reasons.
 func outcome(t *testing.T, n *node, peer identity.AccountID, sent []store.Message) (delivered, failed int, reasons map[string]int) {
 	t.Helper()
-	waitFor(t, 60*time.Second, "the sender's outbox to empty", func() bool { return len(n.outbox()) == 0 })
+	check.Until(t, 60*time.Second, "the sender's outbox to empty", func() bool { return len(n.outbox()) == 0 })
 	for _, m := range sent {
 		switch s := n.state(peer, m.ID); s {
 		case StateDelivered:
@@ -119,7 +120,7 @@ func TestStrangerFloodStopsAtTheCaps(t *testing.T) {
 	}
 	// The stranger's later messages are refused too, and never retried.
 	late := big.send(b, "late"+body[4:])
-	waitFor(t, 10*time.Second, "the late message to fail", func() bool { return big.state(b.id(), late.ID) == StateFailed })
+	check.Until(t, 10*time.Second, "the late message to fail", func() bool { return big.state(b.id(), late.ID) == StateFailed })
 	if len(big.outbox()) != 0 {
 		t.Error("a refused message stayed in the outbox")
 	}
@@ -246,7 +247,7 @@ func TestFirstContactStamp(t *testing.T) {
 	a.know(b)
 	b.pol.set(a.id(), Request)
 	m := a.send(b, "paid for")
-	waitFor(t, 30*time.Second, "the stranger's message", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	check.Until(t, 30*time.Second, "the stranger's message", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
 }
 
 // dialOnlyHost is a bare libp2p host that only dials out (TCP, Noise,
@@ -295,7 +296,7 @@ func TestContactNotHeldUpByIdleStrangers(t *testing.T) {
 	// newFriend's. newFriend has its session with b already (prekeys
 	// fetched from b's device), so the time measured below is delivery.
 	m0 := b.send(friend, "hi friend")
-	waitFor(t, 10*time.Second, "b's message to friend", func() bool { return b.state(friend.id(), m0.ID) == StateDelivered })
+	check.Until(t, 10*time.Second, "b's message to friend", func() bool { return b.state(friend.id(), m0.ID) == StateDelivered })
 	rec, dev, pid, err := newFriend.svc.lookup(context.Background(), b.id())
 	if err != nil {
 		t.Fatal(err)
@@ -354,12 +355,12 @@ func TestContactNotHeldUpByIdleStrangers(t *testing.T) {
 		}
 		return n
 	}
-	waitFor(t, 10*time.Second, "b to hold the idle streams", func() bool { return held() >= maxUnknownStreams })
+	check.Until(t, 10*time.Second, "b to hold the idle streams", func() bool { return held() >= maxUnknownStreams })
 
 	for _, sender := range []*node{friend, newFriend} {
 		start := time.Now()
 		m := sender.send(b, "through the crowd")
-		waitFor(t, 30*time.Second, "the contact's message in b's store", func() bool {
+		check.Until(t, 30*time.Second, "the contact's message in b's store", func() bool {
 			mu.Lock()
 			defer mu.Unlock()
 			_, ok := committed[m.ID]

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 )
 
 type signalSink struct {
@@ -44,7 +45,7 @@ func TestSignals(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "every signal at b", func() bool { got, _ := sink.snapshot(); return len(got) >= len(payloads) })
+	check.Until(t, 20*time.Second, "every signal at b", func() bool { got, _ := sink.snapshot(); return len(got) >= len(payloads) })
 	got, src := sink.snapshot()
 	if len(got) != len(payloads) {
 		t.Fatalf("%d signals arrived, want %d (a duplicate?)", len(got), len(payloads))
@@ -57,7 +58,7 @@ func TestSignals(t *testing.T) {
 	if n := len(b.messages(a.id())); n != 1 {
 		t.Fatalf("signals were stored as messages: %d messages", n)
 	}
-	waitFor(t, 10*time.Second, "a's outbox drained", func() bool { return len(a.outbox()) == 0 })
+	check.Until(t, 10*time.Second, "a's outbox drained", func() bool { return len(a.outbox()) == 0 })
 
 	if err := a.svc.SendSignal(ctx, b.id(), make([]byte, MaxSignal+1)); !errors.Is(err, ErrSignalTooLarge) {
 		t.Fatalf("oversized signal: %v", err)
@@ -72,8 +73,8 @@ func TestSignals(t *testing.T) {
 	if err := a.svc.SendSignal(ctx, b.id(), []byte("invite from a blocked caller")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the blocked caller's signal", func() bool { got, _ := sink.snapshot(); return len(got) == len(payloads)+1 })
-	waitFor(t, 10*time.Second, "a's outbox drained", func() bool { return len(a.outbox()) == 0 })
+	check.Until(t, 20*time.Second, "the blocked caller's signal", func() bool { got, _ := sink.snapshot(); return len(got) == len(payloads)+1 })
+	check.Until(t, 10*time.Second, "a's outbox drained", func() bool { return len(a.outbox()) == 0 })
 	if n := len(b.messages(a.id())); n != 1 {
 		t.Fatalf("a blocked sender's text was stored: %d messages", n)
 	}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -136,11 +137,11 @@ func TestRelayedExchange(t *testing.T) {
 		r := stats.Relay()
 		return r.Bytes >= uint64(2*len(msg)) && r.Reservations == 1 && r.Circuits == 1 && r.CircuitsAll == 1
 	}
-	waitFor(t, "the relay's figures after the exchange", relayed)
+	check.Until(t, 10*time.Second, "the relay's figures after the exchange", relayed)
 	for _, c := range a.Network().ConnsToPeer(b.ID()) {
 		_ = c.Close()
 	}
-	waitFor(t, "the circuit counted closed", func() bool { return stats.Relay().Circuits == 0 })
+	check.Until(t, 10*time.Second, "the circuit counted closed", func() bool { return stats.Relay().Circuits == 0 })
 }
 
 // rawStream opens a stream and writes raw bytes, bypassing framing.

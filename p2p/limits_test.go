@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -48,17 +49,6 @@ func openStreams(t *testing.T, a, b host.Host, proto protocol.ID, n int) []netwo
 		out = append(out, s)
 	}
 	return out
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
 
 // TestInboundStreamLimits: one peer holds at most 32 inbound streams of a
@@ -131,5 +121,5 @@ func TestInboundStreamLimits(t *testing.T) {
 	// Another peer is not locked out.
 	before := held.Load()
 	all = append(all, openStreams(t, other, srv, protos[0], 1)...)
-	waitFor(t, "the other peer's stream held", func() bool { return held.Load() == before+1 })
+	check.Until(t, 10*time.Second, "the other peer's stream held", func() bool { return held.Load() == before+1 })
 }

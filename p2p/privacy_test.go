@@ -12,6 +12,7 @@ import (
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 	ma "github.com/multiformats/go-multiaddr"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
 )
@@ -29,18 +30,6 @@ func directTo(a, b host.Host) bool {
 		}
 	}
 	return false
-}
-
-// waitUntil polls cond for up to 30 s (a generous deadline: the machine
-// may be busy).
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(30 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s: %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 // TestDirectPolicy: a private host with a DirectPolicy announces no
@@ -81,7 +70,7 @@ func TestDirectPolicy(t *testing.T) {
 	dctx, cancel := context.WithTimeout(network.WithForceDirectDial(ctx, "test"), 20*time.Second)
 	_ = stranger.Connect(dctx, own) // may succeed a moment before the refusal closes it
 	cancel()
-	waitUntil(t, "the stranger holds a direct connection", func() bool { return !directTo(stranger, a) })
+	check.Until(t, 30*time.Second, "the stranger holds a direct connection", func() bool { return !directTo(stranger, a) })
 	if directTo(a, stranger) {
 		t.Fatal("the host holds a direct connection to the stranger")
 	}
@@ -105,5 +94,5 @@ func TestDirectPolicy(t *testing.T) {
 	if err := contact.Connect(ctx, own); err != nil {
 		t.Fatalf("the contact's direct dial: %v", err)
 	}
-	waitUntil(t, "no direct connection for the contact", func() bool { return directTo(contact, a) && directTo(a, contact) })
+	check.Until(t, 30*time.Second, "no direct connection for the contact", func() bool { return directTo(contact, a) && directTo(a, contact) })
 }

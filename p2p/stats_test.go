@@ -2,9 +2,11 @@ package p2p_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/libp2p/go-libp2p/core/protocol"
 
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
 )
@@ -40,7 +42,7 @@ func TestStatsCountRefusals(t *testing.T) {
 		t.Fatalf("no refusal kind %s/%s in %+v", resource, scope, stats.Refusals())
 		return 0
 	}
-	waitFor(t, "32 streams held and 8 refusals counted", func() bool {
+	check.Until(t, 10*time.Second, "32 streams held and 8 refusals counted", func() bool {
 		return held.Load() == 32 && count("stream", "protocol-peer") == 8
 	})
 	for _, r := range stats.Refusals() {

@@ -15,6 +15,8 @@ import (
 
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
+
+	"github.com/callsign/callsign/internal/check"
 )
 
 func TestRelayRoundTrip(t *testing.T) {
@@ -445,7 +447,7 @@ func TestCloseReleasesEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer idle.Close()
-	waitFor(t, func() bool { s.tcpMu.Lock(); defer s.tcpMu.Unlock(); return len(s.tcpConns) == 1 })
+	check.Until(t, 5*time.Second, "one TCP connection held", func() bool { s.tcpMu.Lock(); defer s.tcpMu.Unlock(); return len(s.tcpConns) == 1 })
 
 	var wg sync.WaitGroup
 	for range 3 { // concurrent and repeated Close calls all succeed
@@ -518,18 +520,6 @@ func TestConfigValidation(t *testing.T) {
 	}
 	if s.cfg.Realm != DefaultRealm || s.cfg.CredentialTTL != DefaultCredentialTTL || len(s.secret) != 32 {
 		t.Fatalf("defaults not applied: realm %q ttl %v secret %d bytes", s.cfg.Realm, s.cfg.CredentialTTL, len(s.secret))
-	}
-}
-
-// waitFor polls cond until it holds or 5 s pass.
-func waitFor(t *testing.T, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatal("condition not met within 5s")
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }
 

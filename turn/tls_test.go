@@ -15,6 +15,8 @@ import (
 
 	"github.com/pion/stun/v4"
 	pionturn "github.com/pion/turn/v5"
+
+	"github.com/callsign/callsign/internal/check"
 )
 
 // pinnedTLS is the client side of TURN over TLS as a member does it: the
@@ -114,7 +116,7 @@ func TestTLSHandshakeFailureFreesSlot(t *testing.T) {
 			}
 		}
 		_ = raw.Close()
-		waitFor(t, func() bool { return s.Stats().TCPConns == 0 })
+		check.Until(t, 5*time.Second, "the TLS connection gone", func() bool { return s.Stats().TCPConns == 0 })
 	}
 	creds := s.Credentials("alice")
 	conn, err := tls.Dial("tcp4", s.TLSAddr().String(), pinnedTLS(creds.TLSCertSHA256))

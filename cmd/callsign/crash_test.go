@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 )
 
 const burst = 2000
@@ -129,7 +130,7 @@ func TestCrashRecovery(t *testing.T) {
 	ac, bc := client(t, aDir), client(t, bDir)
 
 	// Each accepts the other, so nothing waits in requests.
-	waitFor(t, 60*time.Second, "both identities published", func() bool {
+	check.Until(t, 60*time.Second, "both identities published", func() bool {
 		_, err1 := ac.AddContact(context.Background(), bID.Account, "b")
 		_, err2 := bc.AddContact(context.Background(), aID.Account, "a")
 		return err1 == nil && err2 == nil
@@ -139,7 +140,7 @@ func TestCrashRecovery(t *testing.T) {
 	var sentA map[int]bool
 	var wg sync.WaitGroup
 	wg.Go(func() { sentA = sendBurst(ac, "b", "one-", burst, nil) })
-	waitFor(t, 2*time.Minute, "a fifth of the burst at the recipient", func() bool { return len(inbox(t, bc, "a")) >= burst/5 })
+	check.Until(t, 2*time.Minute, "a fifth of the burst at the recipient", func() bool { return len(inbox(t, bc, "a")) >= burst/5 })
 	b.kill()
 	wg.Wait()
 	if len(sentA) != burst {
@@ -147,7 +148,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	b = up(t, bDir, nil, join...)
 	bc = client(t, bDir)
-	waitFor(t, 2*time.Minute, "the whole burst at the restarted recipient", func() bool { return len(inbox(t, bc, "a")) >= burst })
+	check.Until(t, 2*time.Minute, "the whole burst at the restarted recipient", func() bool { return len(inbox(t, bc, "a")) >= burst })
 	checkExactlyOnceInOrder(t, inbox(t, bc, "a"), "one-", sentA)
 
 	// 2. SIGKILL the sender in the middle of a burst: every message its API
@@ -167,7 +168,7 @@ func TestCrashRecovery(t *testing.T) {
 	}
 	up(t, aDir, nil, join...)
 	ac = client(t, aDir)
-	waitFor(t, 2*time.Minute, "every accepted message of the second burst", func() bool {
+	check.Until(t, 2*time.Minute, "every accepted message of the second burst", func() bool {
 		n := 0
 		for _, s := range inbox(t, bc, "a") {
 			if strings.HasPrefix(s, "two-") {
@@ -188,7 +189,7 @@ func TestCrashRecovery(t *testing.T) {
 	b = up(t, bDir, nil, join...)
 	bc = client(t, bDir)
 	back := time.Now()
-	waitFor(t, 45*time.Second, "the messages sent while the recipient was away", func() bool {
+	check.Until(t, 45*time.Second, "the messages sent while the recipient was away", func() bool {
 		n := 0
 		for _, s := range inbox(t, bc, "a") {
 			if strings.HasPrefix(s, "three-") {

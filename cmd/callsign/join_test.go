@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 )
 
 // TestJoinWithInvite is the README's "Joining a community" through the
@@ -46,7 +47,7 @@ func TestJoinWithInvite(t *testing.T) {
 
 	// 2. A new node that knows no network says so, on stderr and in status.
 	alice := up(t, aliceDir, nil, loopback...)
-	waitFor(t, 30*time.Second, "the no-peers warning on stderr", func() bool {
+	check.Until(t, 30*time.Second, "the no-peers warning on stderr", func() bool {
 		return strings.Contains(alice.logs.String(), "no peers: this node knows no network. Ask a community node for an invite and run `callsign up --join INVITE`")
 	})
 	var st api.Status
@@ -76,18 +77,18 @@ func TestJoinWithInvite(t *testing.T) {
 	alice = up(t, aliceDir, nil, append(loopback, "--join", inv.Invite)...)
 	// The hub publishes its own records once it has a first peer; asking
 	// before that would cache "not found" for a while.
-	waitFor(t, 60*time.Second, "the hub's identity published", func() bool {
+	check.Until(t, 60*time.Second, "the hub's identity published", func() bool {
 		return strings.Contains(hub.logs.String(), `msg="identity published"`)
 	})
 	var who api.Whois
-	waitFor(t, 60*time.Second, "the hub's handle resolved by alice", func() bool {
+	check.Until(t, 60*time.Second, "the hub's handle resolved by alice", func() bool {
 		out, _, code := cli(t, "whois", hubID.Handle, "--data", aliceDir, "--json")
 		return code == 0 && jsonInto(out, &who) && who.Status == "ok"
 	})
 	if who.Account != hubID.Account {
 		t.Fatalf("whois %s: %+v", hubID.Handle, who)
 	}
-	waitFor(t, 30*time.Second, "alice's status with peers and no hint", func() bool {
+	check.Until(t, 30*time.Second, "alice's status with peers and no hint", func() bool {
 		st = api.Status{} // "hint" is left out when empty
 		mustJSON(t, &st, "status", "--data", aliceDir)
 		return st.Peers >= 1 && st.Hint == ""
@@ -101,7 +102,7 @@ func TestJoinWithInvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	up(t, aliceDir, nil, loopback...)
-	waitFor(t, 30*time.Second, "alice back in the network without --join", func() bool {
+	check.Until(t, 30*time.Second, "alice back in the network without --join", func() bool {
 		st = api.Status{} // "hint" is left out when empty
 		mustJSON(t, &st, "status", "--data", aliceDir)
 		return st.Peers >= 1 && st.RoutingTable >= 1 && st.Hint == ""
@@ -113,7 +114,7 @@ func TestJoinWithInvite(t *testing.T) {
 		t.Fatal(err)
 	}
 	bob := up(t, bobDir, nil, append(loopback, "--join", inv.Invite)...)
-	waitFor(t, 30*time.Second, "the unreachable-invite warning on stderr", func() bool {
+	check.Until(t, 30*time.Second, "the unreachable-invite warning on stderr", func() bool {
 		return strings.Contains(bob.logs.String(), "no peers: the community node this node knows does not answer; it keeps trying")
 	})
 	mustJSON(t, &st, "status", "--data", bobDir)

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 )
 
 // mailboxBurst is the messages of each round: 1000, as the issue asks;
@@ -50,12 +51,12 @@ func TestMailboxProcess(t *testing.T) {
 	mustJSON(t, &aID, "id", "--data", aDir)
 	mustJSON(t, &bID, "id", "--data", bDir)
 	ac, bc, hc := client(t, aDir), client(t, bDir), client(t, hubDir)
-	waitFor(t, 60*time.Second, "both identities published", func() bool {
+	check.Until(t, 60*time.Second, "both identities published", func() bool {
 		_, err1 := ac.AddContact(context.Background(), bID.Account, "b")
 		_, err2 := bc.AddContact(context.Background(), aID.Account, "a")
 		return err1 == nil && err2 == nil
 	})
-	waitFor(t, 30*time.Second, "both members registered with the hub", func() bool {
+	check.Until(t, 30*time.Second, "both members registered with the hub", func() bool {
 		m, _ := hubHolds(t, hc)
 		return m == 2
 	})
@@ -73,7 +74,7 @@ func TestMailboxProcess(t *testing.T) {
 		done := make(chan map[int]bool, 1)
 		go func() { done <- sendBurst(ac, "b", prefix, mailboxBurst, nil) }()
 		if killHub {
-			waitFor(t, 2*time.Minute, "a third of the burst at the hub", func() bool {
+			check.Until(t, 2*time.Minute, "a third of the burst at the hub", func() bool {
 				_, w := hubHolds(t, hc)
 				return w >= mailboxBurst/3
 			})
@@ -85,7 +86,7 @@ func TestMailboxProcess(t *testing.T) {
 		if len(sent) != mailboxBurst {
 			t.Fatalf("round %d: Alice's node accepted %d of %d messages", round, len(sent), mailboxBurst)
 		}
-		waitFor(t, 3*time.Minute, "the whole burst waiting at the hub", func() bool {
+		check.Until(t, 3*time.Minute, "the whole burst waiting at the hub", func() bool {
 			_, w := hubHolds(t, hc)
 			return w >= mailboxBurst
 		})
@@ -95,7 +96,7 @@ func TestMailboxProcess(t *testing.T) {
 		// The hub acknowledges each deposit after its commit; Alice's node
 		// marks the message sent when that answer arrives, a moment after
 		// the hub shows it.
-		waitFor(t, time.Minute, "every message sent once the hub holds it", func() bool {
+		check.Until(t, time.Minute, "every message sent once the hub holds it", func() bool {
 			for _, m := range pageOut(t, ac, "b", prefix) {
 				if m.State != "sent" {
 					return false
@@ -110,14 +111,14 @@ func TestMailboxProcess(t *testing.T) {
 		start := time.Now()
 		b = up(t, bDir, nil, join...)
 		bc = client(t, bDir)
-		waitFor(t, time.Minute, "the burst at Bob", func() bool { return count(inbox(t, bc, "a"), prefix) >= mailboxBurst })
+		check.Until(t, time.Minute, "the burst at Bob", func() bool { return count(inbox(t, bc, "a"), prefix) >= mailboxBurst })
 		took := time.Since(start)
 		t.Logf("round %d (hub killed: %v): %d messages at Bob %v after his start", round, killHub, mailboxBurst, took.Round(time.Millisecond))
 		if took > 10*time.Second {
 			t.Errorf("round %d: the burst took %v to reach Bob, want at most 10s", round, took)
 		}
 		checkExactlyOnceInOrder(t, inbox(t, bc, "a"), prefix, sent)
-		waitFor(t, 30*time.Second, "the hub's mailbox emptied", func() bool {
+		check.Until(t, 30*time.Second, "the hub's mailbox emptied", func() bool {
 			_, w := hubHolds(t, hc)
 			return w == 0
 		})
@@ -126,7 +127,7 @@ func TestMailboxProcess(t *testing.T) {
 		// "duplicate", and the messages become delivered, shown once.
 		a = up(t, aDir, nil, join...)
 		ac = client(t, aDir)
-		waitFor(t, 2*time.Minute, "every message delivered", func() bool {
+		check.Until(t, 2*time.Minute, "every message delivered", func() bool {
 			for _, m := range pageOut(t, ac, "b", prefix) {
 				if m.State != "delivered" {
 					return false

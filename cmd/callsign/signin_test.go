@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 )
 
 // recorder is a listener that is not a callsign node, on a port a node
@@ -198,7 +199,7 @@ func TestSignIn(t *testing.T) {
 		t.Error("the token others could read is still in use")
 	}
 	var logs string
-	waitFor(t, 10*time.Second, "up's web app line", func() bool {
+	check.Until(t, 10*time.Second, "up's web app line", func() bool {
 		logs = d.logs.String()
 		return strings.Contains(logs, "stop with Ctrl-C")
 	})

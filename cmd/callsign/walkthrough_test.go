@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/media/mediatest"
 )
 
@@ -162,18 +163,6 @@ func mustJSON(t *testing.T, v any, args ...string) {
 	}
 }
 
-// waitFor polls cond under a deadline.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
 // loopback are the walkthrough's flags, exactly as the README gives them.
 var loopback = []string{"--listen", "/ip4/127.0.0.1/tcp/0", "--api", "127.0.0.1:0"}
 
@@ -211,7 +200,7 @@ func TestWalkthrough(t *testing.T) {
 		}
 	}
 	for _, dir := range []string{aliceDir, bobDir} {
-		waitFor(t, 30*time.Second, "a peer and a routing table entry", func() bool {
+		check.Until(t, 30*time.Second, "a peer and a routing table entry", func() bool {
 			var st api.Status
 			mustJSON(t, &st, "status", "--data", dir)
 			return st.Peers >= 1 && st.RoutingTable >= 1
@@ -304,7 +293,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("send --json: %+v", sent)
 	}
 	var reqs []api.Conversation
-	waitFor(t, 60*time.Second, "bob's message in alice's requests", func() bool {
+	check.Until(t, 60*time.Second, "bob's message in alice's requests", func() bool {
 		mustJSON(t, &reqs, "requests", "--data", aliceDir)
 		return len(reqs) == 1
 	})
@@ -318,7 +307,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatalf("alice's reply: %s", errs)
 	}
 	var msgs []api.Message
-	waitFor(t, 60*time.Second, "both messages in bob's conversation, delivered", func() bool {
+	check.Until(t, 60*time.Second, "both messages in bob's conversation, delivered", func() bool {
 		mustJSON(t, &msgs, "messages", "alice", "--data", bobDir)
 		return len(msgs) == 2 && msgs[0].State == "delivered"
 	})
@@ -331,7 +320,7 @@ func TestWalkthrough(t *testing.T) {
 	if out, errs, code := cli(t, "messages", "bobby", "--data", aliceDir); code != 0 || !strings.Contains(out, "<- bobby  hi Alice, it's Bob") {
 		t.Fatalf("alice's messages: exit %d\n%s%s", code, out, errs)
 	}
-	waitFor(t, 60*time.Second, "bob's message read, at bob's node", func() bool {
+	check.Until(t, 60*time.Second, "bob's message read, at bob's node", func() bool {
 		mustJSON(t, &msgs, "messages", "alice", "--data", bobDir)
 		return len(msgs) == 2 && msgs[0].State == "read"
 	})
