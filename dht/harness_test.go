@@ -6,6 +6,8 @@ import (
 	"crypto/sha256"
 	"fmt"
 	"math/rand/v2"
+	"runtime/pprof"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -30,10 +32,13 @@ func TestMain(m *testing.M) {
 }
 
 // fakeClock is the Config.Now of every node in a test network, so that a
-// test can let records expire without waiting.
+// test can let records expire without waiting. It stands still unless Run
+// makes it move (the churn simulation's sped-up clock).
 type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
+	mu    sync.Mutex
+	t     time.Time
+	speed float64   // simulated time per real time; 0: stands still
+	since time.Time // the real time t was last brought up to
 }
 
 func newClock() *fakeClock {
@@ -43,7 +48,25 @@ func newClock() *fakeClock {
 func (c *fakeClock) Now() time.Time {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.catchUpLocked()
 	return c.t
+}
+
+// Run makes the clock move speed times as fast as real time from now on
+// (0 stops it).
+func (c *fakeClock) Run(speed float64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.catchUpLocked()
+	c.speed, c.since = speed, time.Now()
+}
+
+func (c *fakeClock) catchUpLocked() {
+	if c.speed > 0 {
+		now := time.Now()
+		c.t = c.t.Add(time.Duration(float64(now.Sub(c.since)) * c.speed))
+		c.since = now
+	}
 }
 
 func (c *fakeClock) Advance(d time.Duration) {
@@ -59,6 +82,63 @@ type testNet struct {
 	mn    mocknet.Mocknet // nil for real TCP hosts
 	hosts []host.Host
 	nodes []*DHT
+	// latency, when set, is the one-way latency of the link between two
+	// hosts (by index) made by link; else the mocknet's default.
+	latency func(a, b int) time.Duration
+
+	mu   sync.Mutex
+	gone map[int]bool // nodes that left (leave): closed and unlinked
+}
+
+// link links h, the host about to be added as node len(tn.hosts), to every
+// host of tn that has not left, one link each.
+func (tn *testNet) link(tb testing.TB, h host.Host) {
+	tb.Helper()
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	for i, o := range tn.hosts {
+		if o.ID() == h.ID() || tn.gone[i] {
+			continue
+		}
+		l, err := tn.mn.LinkPeers(h.ID(), o.ID())
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if tn.latency != nil {
+			l.SetOptions(mocknet.LinkOptions{Latency: tn.latency(len(tn.hosts), i)})
+		}
+	}
+}
+
+// leave takes node i off the network as a process that exits: its DHT and
+// host close (its connections with them) and its links go, so dials to it
+// fail. Other nodes learn of it only by failing to reach it.
+func (tn *testNet) leave(tb testing.TB, i int) {
+	tb.Helper()
+	tn.mu.Lock()
+	if tn.gone == nil {
+		tn.gone = make(map[int]bool)
+	}
+	tn.gone[i] = true
+	tn.mu.Unlock()
+	if err := tn.nodes[i].Close(); err != nil {
+		tb.Errorf("node %d leaving: %v", i, err)
+	}
+	if err := tn.hosts[i].Close(); err != nil {
+		tb.Errorf("node %d leaving: host: %v", i, err)
+	}
+	for _, o := range tn.hosts {
+		if o.ID() != tn.hosts[i].ID() {
+			_ = tn.mn.UnlinkPeers(tn.hosts[i].ID(), o.ID()) // no link to a node that left already
+		}
+	}
+}
+
+// left reports whether node i has left.
+func (tn *testNet) left(i int) bool {
+	tn.mu.Lock()
+	defer tn.mu.Unlock()
+	return tn.gone[i]
 }
 
 type netOpts struct {
@@ -68,6 +148,17 @@ type netOpts struct {
 	// others (0 = all to all).
 	degree int
 	cfg    func(i int, c *Config)
+	// linkLatency, when set, is the one-way latency of the link between
+	// nodes a and b (also of the links of nodes that join later), in place
+	// of latency.
+	linkLatency func(a, b int) time.Duration
+}
+
+// asNode runs f with the goroutine label testnode=i, which every goroutine
+// f starts inherits (and theirs in turn): a node's goroutines can be found
+// in a goroutine profile, to see that none outlives the node (churn_test.go).
+func asNode(i int, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("testnode", strconv.Itoa(i)), func(context.Context) { f() })
 }
 
 // waitUntil polls cond until it holds or the deadline passes.
@@ -84,7 +175,7 @@ func waitUntil(tb testing.TB, d time.Duration, what string, cond func() bool) {
 
 func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 	tb.Helper()
-	tn := &testNet{tb: tb, clock: newClock()}
+	tn := &testNet{tb: tb, clock: newClock(), latency: o.linkLatency}
 	if o.tcp {
 		for range n {
 			h, err := libp2p.New(libp2p.ListenAddrStrings("/ip4/127.0.0.1/tcp/0"), libp2p.DisableRelay(),
@@ -97,15 +188,27 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 	} else {
 		tn.mn = mocknet.New()
 		tn.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: o.latency})
-		for range n {
-			h, err := tn.mn.GenPeer()
+		for i := range n {
+			var h host.Host
+			var err error
+			asNode(i, func() { h, err = tn.mn.GenPeer() })
 			if err != nil {
 				tb.Fatal(err)
 			}
 			tn.hosts = append(tn.hosts, h)
 		}
-		if err := tn.mn.LinkAll(); err != nil {
-			tb.Fatal(err)
+		// One link per pair: LinkAll makes one per ordered pair and one
+		// from each peer to itself, twice the links (and memory) needed.
+		for i, a := range tn.hosts {
+			for j := i + 1; j < n; j++ {
+				l, err := tn.mn.LinkPeers(a.ID(), tn.hosts[j].ID())
+				if err != nil {
+					tb.Fatal(err)
+				}
+				if tn.latency != nil {
+					l.SetOptions(mocknet.LinkOptions{Latency: tn.latency(i, j)})
+				}
+			}
 		}
 	}
 	tb.Cleanup(tn.close)
@@ -121,7 +224,9 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 		if o.cfg != nil {
 			o.cfg(i, &cfg)
 		}
-		d, err := New(cfg)
+		var d *DHT
+		var err error
+		asNode(i, func() { d, err = New(cfg) })
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -164,8 +269,10 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 	for err := range errs {
 		tb.Fatal(err)
 	}
-	for _, d := range tn.nodes {
-		if err := d.Start(ctx); err != nil {
+	for i, d := range tn.nodes {
+		var err error
+		asNode(i, func() { err = d.Start(ctx) })
+		if err != nil {
 			tb.Fatal(err)
 		}
 	}

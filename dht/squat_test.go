@@ -15,6 +15,7 @@ import (
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
@@ -48,13 +49,14 @@ func groundKey(tb testing.TB, dkey string, ids []peer.ID) crypto.PrivKey {
 // (every node of tn when nil) and starts it. The node is closed with tn.
 func (tn *testNet) join(tb testing.TB, sk crypto.PrivKey, peers []int, mod func(*Config)) *DHT {
 	tb.Helper()
-	h, err := tn.mn.AddPeer(sk, mockAddr(tb))
+	i := len(tn.hosts)
+	var h host.Host
+	var err error
+	asNode(i, func() { h, err = tn.mn.AddPeer(sk, mockAddr(tb)) })
 	if err != nil {
 		tb.Fatal(err)
 	}
-	if err := tn.mn.LinkAll(); err != nil {
-		tb.Fatal(err)
-	}
+	tn.link(tb, h)
 	cfg := Config{
 		Host:              h,
 		Server:            true,
@@ -67,7 +69,8 @@ func (tn *testNet) join(tb testing.TB, sk crypto.PrivKey, peers []int, mod func(
 	if mod != nil {
 		mod(&cfg)
 	}
-	d, err := New(cfg)
+	var d *DHT
+	asNode(i, func() { d, err = New(cfg) })
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -94,7 +97,8 @@ func (tn *testNet) join(tb testing.TB, sk crypto.PrivKey, peers []int, mod func(
 	for err := range errs {
 		tb.Fatal(err)
 	}
-	if err := d.Start(ctx); err != nil {
+	asNode(i, func() { err = d.Start(ctx) })
+	if err != nil {
 		tb.Fatal(err)
 	}
 	return d
