@@ -67,21 +67,21 @@ type churnReport struct {
 	baseFailed  int
 	basePublish []time.Duration
 
-	resolve     []time.Duration // every resolve of a live name during the churn
-	failed      int             // a live name not found (or not ok with its owner)
-	failures    []string        // the first few, for the log
-	staleOwner  int             // an old owner shown (ok with it, or in a conflict)
-	oldHandle   int             // the name's record older than one its owner had put before the resolve began
-	oldIdentity int             // the same for the owner's identity record
-	publish     []time.Duration // new claims under churn (lookup, put to K, confirm)
-	pubFailed   int
-	reclaimed   int             // lapsed names claimed by a new owner
-	firstSeen   []time.Duration // a newcomer: from its host's start to its first resolve answering ok
+	resolve      []time.Duration // every resolve of a live name during the churn
+	failed       int             // a live name not found (or not ok with its owner)
+	failures     []string        // the first few, for the log
+	staleOwner   int             // an old owner shown (ok with it, or in a conflict)
+	oldHandle    int             // the name's record older than one its owner had put before the resolve began
+	oldIdentity  int             // the same for the owner's identity record
+	publish      []time.Duration // new claims under churn (lookup, put to K, confirm)
+	pubFailed    int
+	reclaimed    int             // lapsed names claimed by a new owner
+	firstSeen    []time.Duration // a newcomer: from its host's start to its first resolve answering ok
 	joined, gone int
-	simulated   time.Duration // simulated time the churn covered
-	leaks       []string      // departed nodes whose goroutines outlived them
-	heapPerNode float64       // Go heap in use per node once the network is up and named, bytes
-	rssPeak     int64         // the process's peak resident set (VmHWM), bytes
+	simulated    time.Duration // simulated time the churn covered
+	leaks        []string      // departed nodes whose goroutines outlived them
+	heapPerNode  float64       // Go heap in use per node once the network is up and named, bytes
+	rssPeak      int64         // the process's peak resident set (VmHWM), bytes
 }
 
 // accessLatency is node i's one-way access latency in the mixed profile:

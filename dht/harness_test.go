@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/libp2p/go-libp2p"
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/host"
@@ -161,18 +162,6 @@ func asNode(i int, f func()) {
 	pprof.Do(context.Background(), pprof.Labels("testnode", strconv.Itoa(i)), func(context.Context) { f() })
 }
 
-// waitUntil polls cond until it holds or the deadline passes.
-func waitUntil(tb testing.TB, d time.Duration, what string, cond func() bool) {
-	tb.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			tb.Fatalf("timed out after %v waiting for %s", d, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 	tb.Helper()
 	tn := &testNet{tb: tb, clock: newClock(), latency: o.linkLatency}
@@ -288,7 +277,7 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 		}
 		wg.Wait()
 	}
-	waitUntil(tb, 30*time.Second, "routing tables", func() bool {
+	check.Until(tb, 30*time.Second, "routing tables", func() bool {
 		for _, d := range tn.nodes {
 			if d.RoutingTableSize() < want {
 				return false

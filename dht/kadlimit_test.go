@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
 	"github.com/libp2p/go-libp2p"
@@ -557,7 +558,7 @@ func TestKadAnswerCap(t *testing.T) {
 	if err := ping(); err == nil {
 		t.Fatal("ping answered with a 4 MiB announcement succeeded")
 	}
-	waitUntil(t, 10*time.Second, "the evil peer to see the reset", func() bool {
+	check.Until(t, 10*time.Second, "the evil peer to see the reset", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(codes) > 0

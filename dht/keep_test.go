@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	ds "github.com/ipfs/go-datastore"
 	dssync "github.com/ipfs/go-datastore/sync"
 )
@@ -225,7 +226,7 @@ func TestKeepSurvivesRestart(t *testing.T) {
 	if d.KeptMembers() != 1 {
 		t.Fatalf("after restart: %d schedules, want 1", d.KeptMembers())
 	}
-	waitUntil(t, 30*time.Second, "the current records kept again", func() bool {
+	check.Until(t, 30*time.Second, "the current records kept again", func() bool {
 		d.mu.Lock()
 		defer d.mu.Unlock()
 		return len(d.kept) == 2

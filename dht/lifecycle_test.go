@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
 )
 
@@ -79,7 +80,7 @@ func TestLifecycle(t *testing.T) {
 	// waits for it; Close is idempotent.
 	k := key(t, "alice")
 	d.SetOwned(k, testIdentity(t, k, time.Now()), []HandleClaim{{Name: "alice", Nonce: 1, Seq: 1, ClaimedAt: time.Now()}})
-	waitUntil(t, 10*time.Second, "republish passes", func() bool { return d.republishes.Load() >= 3 })
+	check.Until(t, 10*time.Second, "republish passes", func() bool { return d.republishes.Load() >= 3 })
 	if err := d.Close(); err != nil {
 		t.Fatal(err)
 	}

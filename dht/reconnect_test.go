@@ -4,6 +4,8 @@ import (
 	"context"
 	"testing"
 	"time"
+
+	"github.com/callsign/callsign/internal/check"
 )
 
 // TestRepublishOnReconnect: a node that loses every peer and gets one back
@@ -23,7 +25,7 @@ func TestRepublishOnReconnect(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitUntil(t, 30*time.Second, "no peers", func() bool { return len(tn.hosts[0].Network().Peers()) == 0 })
+	check.Until(t, 30*time.Second, "no peers", func() bool { return len(tn.hosts[0].Network().Peers()) == 0 })
 	if d.reconnects.Load() != 0 {
 		t.Fatal("republished before any reconnect")
 	}
@@ -33,7 +35,7 @@ func TestRepublishOnReconnect(t *testing.T) {
 	if err := tn.hosts[0].Connect(ctx, tn.hosts[1].Peerstore().PeerInfo(tn.hosts[1].ID())); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, 60*time.Second, "a republish on reconnect", func() bool { return d.reconnects.Load() >= 1 })
+	check.Until(t, 60*time.Second, "a republish on reconnect", func() bool { return d.reconnects.Load() >= 1 })
 	tn.nodes[1].cache.clear()
 	ir, err := tn.nodes[1].ResolveIdentity(ctx, k.Public().ID())
 	if err != nil || !ir.Account.Equal(k.Public()) {

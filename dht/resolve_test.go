@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
@@ -168,22 +169,22 @@ func staleIdentityNet(t *testing.T, slow time.Duration) (tn *testNet, reader *DH
 // background replaces a stale answer with the highest seq in the cache.
 // With every background slot taken, the lookup itself ends at the quorum.
 func TestIdentityQuorum(t *testing.T) {
+	// The slow peers hold the newer record. That the first answer is the
+	// fast peers' older one is what shows the lookup did not wait for
+	// them, rather than a wall-clock bound, which a busy machine can
+	// outlast: a slow peer's answer takes several link latencies.
 	const slow = 500 * time.Millisecond
 	tn, reader, alice, oldSeq := staleIdentityNet(t, slow)
 	ctx := context.Background()
 	id := alice.Public().ID()
 	resolve := func(what string) *IdentityRecord {
 		t.Helper()
-		start := time.Now()
 		ir, err := reader.ResolveIdentity(ctx, id)
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
 		}
-		if el := time.Since(start); el >= 2*slow {
-			t.Fatalf("%s: took %v, it waited for the slow peers", what, el)
-		}
 		if ir.Seq != oldSeq || !ir.Account.Equal(alice.Public()) {
-			t.Fatalf("%s: seq %d, want the fast peers' seq %d", what, ir.Seq, oldSeq)
+			t.Fatalf("%s: seq %d, want the fast peers' seq %d (seq %d: it waited for the slow peers)", what, ir.Seq, oldSeq, oldSeq+1)
 		}
 		return ir
 	}
@@ -198,7 +199,7 @@ func TestIdentityQuorum(t *testing.T) {
 	reader.cache.clear()
 
 	ir := resolve("with a background refresh")
-	waitUntil(t, 10*time.Second, "background refresh to cache the new seq", func() bool {
+	check.Until(t, 60*time.Second, "background refresh to cache the new seq", func() bool {
 		r, ok := reader.cache.get(identityKey(id), tn.clock.Now())
 		return ok && r.Identity != nil && r.Identity.Seq == oldSeq+1
 	})

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
 	pb "github.com/libp2p/go-libp2p-kad-dht/pb"
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	"github.com/libp2p/go-libp2p/core/crypto"
@@ -232,7 +233,7 @@ func lateSquat(t *testing.T, hostile, late int) {
 		t.Fatalf("%d hostile servers among the %d closest, want all %d", nHostile, bucketK, hostile)
 	}
 	// Alice's record reaches every newcomer.
-	waitUntil(t, 30*time.Second, "Alice's record on every honest newcomer", func() bool {
+	check.Until(t, 30*time.Second, "Alice's record on every honest newcomer", func() bool {
 		for _, d := range fresh {
 			if o, _ := ownerOf(d, dkey); !o.Equal(alice.Public()) {
 				return false
@@ -361,7 +362,7 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 		}
 		stallers = append(stallers, h.ID())
 	}
-	waitUntil(t, 20*time.Second, "the stalling peers in the routing tables", func() bool {
+	check.Until(t, 20*time.Second, "the stalling peers in the routing tables", func() bool {
 		for _, d := range tn.nodes {
 			for _, p := range stallers {
 				if d.kad.RoutingTable().Find(p) == "" {
@@ -377,7 +378,7 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 	if tn.nodes[1].putTo(ctx, []peer.ID{d.host.ID()}, dkey, raw) != 0 {
 		t.Fatal("the newcomer accepted the squatter's record")
 	}
-	waitUntil(t, 20*time.Second, "Alice's record on the newcomer", func() bool {
+	check.Until(t, 20*time.Second, "Alice's record on the newcomer", func() bool {
 		o, _ := ownerOf(d, dkey)
 		return o.Equal(alice.Public())
 	})
