@@ -22,6 +22,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/node"
 	"github.com/callsign/callsign/p2p"
@@ -56,7 +57,7 @@ func TestMetrics(t *testing.T) {
 	if _, err := alice.Client.Send(ctx, bob.Account().String(), "metrics, please"); err != nil {
 		t.Fatal(err)
 	}
-	testnet.Eventually(t, 60*time.Second, func() error {
+	check.Eventually(t, 60*time.Second, func() error {
 		m := scrape(t, bob, false)
 		if in := m.value(t, "callsign_messages_total", "direction", "in"); in != 1 {
 			return fmt.Errorf("bob's callsign_messages_total{direction=in} = %v", in)
@@ -79,7 +80,7 @@ func TestMetrics(t *testing.T) {
 	if out := after.value(t, "callsign_messages_total", "direction", "out"); out != 1 {
 		t.Errorf("alice's callsign_messages_total{direction=out} = %v, want 1", out)
 	}
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		m := scrape(t, alice, true)
 		if n := m.value(t, "callsign_calls_total", "direction", "out", "reason", "cancelled"); n != 1 {
 			return fmt.Errorf("alice's callsign_calls_total{direction=out,reason=cancelled} = %v\n%s", n, m.grep("callsign_calls"))
@@ -124,7 +125,7 @@ func TestMetricsCommunityNode(t *testing.T) {
 	if cl, err := alice.Client.Claim(ctx, "metrics"); err != nil || cl.Status != "claimed" {
 		t.Fatalf("claim: %+v %v", cl, err)
 	}
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		m := scrape(t, hub, true)
 		if h := m.value(t, "callsign_dht_records", "kind", "handle"); h < 1 {
 			return fmt.Errorf("the hub holds %v handle records after a claim\n%s", h, m.grep("callsign_dht"))
@@ -160,7 +161,7 @@ func TestMetricsCommunityNode(t *testing.T) {
 		defer s.Reset()
 		_, _ = s.Write([]byte{1}) // a length prefix: the hub waits for the message
 	}
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		m := scrape(t, hub, true)
 		if n := m.value(t, "callsign_rcmgr_refusals_total", "resource", "stream", "scope", "protocol-peer"); n < 8 {
 			return fmt.Errorf("the hub counted %v refused streams of 40 from one peer\n%s", n, m.grep("callsign_rcmgr"))
@@ -189,7 +190,7 @@ func TestMetricsCommunityNode(t *testing.T) {
 	}
 	// The relay counts a chunk after passing it on: the echo may be back
 	// before the count.
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		m := scrape(t, hub, true)
 		if n := m.value(t, "callsign_relay_bytes_total"); n < float64(2*len(payload)) {
 			return fmt.Errorf("the hub's relay counted %v bytes of a %d-byte echo\n%s", n, len(payload), m.grep("callsign_relay"))
@@ -210,7 +211,7 @@ func TestMetricsCommunityNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitCall(t, alice.Client, c.ID, "active")
-	testnet.Eventually(t, 30*time.Second, func() error {
+	check.Eventually(t, 30*time.Second, func() error {
 		m := scrape(t, hub, true)
 		for _, dir := range []string{"to-peer", "from-peer"} {
 			if n := m.value(t, "callsign_turn_relayed_bytes_total", "direction", dir); n < 1000 {

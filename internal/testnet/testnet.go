@@ -275,7 +275,7 @@ func (net *Net) Close() {
 // a non-empty routing table.
 func (net *Net) WaitConnected(t testing.TB, timeout time.Duration) {
 	t.Helper()
-	Eventually(t, timeout, func() error {
+	check.Eventually(t, timeout, func() error {
 		for i, nd := range net.Nodes {
 			if nd.DHT().RoutingTableSize() == 0 {
 				return fmt.Errorf("node %d has an empty routing table", i)
@@ -288,8 +288,3 @@ func (net *Net) WaitConnected(t testing.TB, timeout time.Duration) {
 	})
 }
 
-// Eventually is check.Eventually, for the tests that build a network.
-func Eventually(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	check.Eventually(t, timeout, cond)
-}
