@@ -2,6 +2,6 @@
 
 package dht
 
-// churnRace: the race detector is on, and the churn simulation samples
-// fewer readers and names.
+// churnRace: the race detector is on, and TestChurn leaves its run to the
+// suite without it.
 const churnRace = false

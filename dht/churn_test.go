@@ -118,9 +118,6 @@ func leanConfig(c *Config) {
 // simulated hours at TestChurn's speed.
 const replicateEvery = 5 * time.Second
 
-// churnEnv opts TestChurn in.
-const churnEnv = "CALLSIGN_TEST_CHURN"
-
 // lapseTTL is how long the records of the owners that leave for good are
 // valid: their names are free lapseTTL + Grace (24 h) after they left.
 const lapseTTL = 6 * time.Hour
@@ -142,6 +139,9 @@ type churnSim struct {
 	cfg churnConfig
 	tn  *testNet
 	rng *rand.Rand
+	// lapsing are the owners' nodes that sign short-lived records and
+	// leave for good at the first step.
+	lapsing map[int]bool
 
 	mu     sync.Mutex // guards the fields below
 	names  []*liveName
@@ -164,6 +164,7 @@ func runChurn(tb testing.TB, cfg churnConfig) *churnReport {
 	for i := range cfg.lapsing {
 		lapsing[ownerNode(i)] = true
 	}
+	s.lapsing = lapsing
 	s.tn = newTestNet(tb, cfg.nodes, netOpts{latency: lat, linkLatency: linkLat, degree: cfg.degree,
 		cfg: func(i int, c *Config) {
 			churnNodeConfig(cfg, c)
@@ -308,7 +309,9 @@ func (s *churnSim) leave(ctx context.Context, step, n int) []int {
 		s.mu.Lock()
 		var lapsing []*liveName
 		for _, ln := range s.names {
-			if len(lapsing) < s.cfg.lapsing && strings.HasPrefix(ln.name, "owner") {
+			// The names of the nodes that sign short-lived records: any
+			// other owner's records would outlive the run.
+			if len(lapsing) < s.cfg.lapsing && s.lapsing[ln.owner] {
 				lapsing = append(lapsing, ln)
 			}
 		}
@@ -650,21 +653,23 @@ func memPerNode(n int) (heap, sys float64) {
 // anew never shows its old owner, every newcomer resolves a name, and no
 // goroutine of a node that left outlives it.
 //
-// Opt-in for now (CALLSIGN_TEST_CHURN=1): on this shared 2-core machine at
-// load 14–15 it ran for over 4 minutes (claims took 5–13 s each: the
-// guard's network checks time out and are retried), far over the suite's
-// budget; see docs/BENCHMARKS.md, issue 15.
+// 100 nodes take about 85 s on a quiet machine (far longer on a loaded
+// one: the guard's network checks time out and are retried), in every run
+// of the suite without the race detector. Under it the same run took 330 s
+// and 9 GB of memory, and 40 nodes still 296 s (the simulated 48 hours are
+// steps of real time, and every claim's network check slows ~5×), so the
+// race stage leaves it to the plain one; the dht code it drives is raced
+// by the package's other tests.
 func TestChurn(t *testing.T) {
-	if testing.Short() || os.Getenv(churnEnv) != "1" {
-		t.Skip("100 nodes for minutes: opt-in with " + churnEnv + "=1")
+	if testing.Short() {
+		t.Skip("100 nodes for a minute and more: not with -short")
+	}
+	if churnRace {
+		t.Skip("the race detector makes this 5 minutes and gigabytes; the suite runs it without -race")
 	}
 	cfg := churnConfig{
 		nodes: 100, degree: 8, owners: 12, lapsing: 2, churn: 0.2, speed: 7200,
 		steps: 6, step: 8 * time.Hour, readers: 6, claims: 1, parallel: 8, seed: 1,
-	}
-	if churnRace {
-		// The race detector slows everything ~3×: fewer readers, same churn.
-		cfg.readers, cfg.owners, cfg.parallel = 3, 6, 4
 	}
 	rep := runChurn(t, cfg)
 	logChurn(t, rep)
@@ -683,7 +688,7 @@ func TestChurn(t *testing.T) {
 	if rep.pubFailed != 0 {
 		t.Errorf("%d claims under churn failed", rep.pubFailed)
 	}
-	if rep.joined < 19 || len(rep.firstSeen) != rep.joined {
+	if want := int(float64(cfg.nodes)*cfg.churn + 0.5); rep.joined < want-1 || len(rep.firstSeen) != rep.joined {
 		t.Errorf("%d nodes joined, %d resolved a first name", rep.joined, len(rep.firstSeen))
 	}
 	if len(rep.leaks) != 0 {
