@@ -128,7 +128,9 @@ function applyMessage(m) {
     return;
   }
   const newer = !conv.last || new Date(m.sent_at) >= new Date(conv.last.sent_at);
-  if (newer) { conv.last = m; conv.last_at = m.sent_at; }
+  // A copy: the open chat holds m itself, and a state change applied
+  // here must not reach its copy before its own listener sees the event.
+  if (newer) { conv.last = { ...m }; conv.last_at = m.sent_at; }
   if (m.direction === "in" && !(state.viewing === m.peer && document.visibilityState === "visible")) conv.unread = (conv.unread || 0) + 1;
   state.conversations.sort((a, b) => new Date(b.last_at) - new Date(a.last_at));
   emit("conversations", state.conversations);
@@ -143,7 +145,7 @@ function applyState(s) {
   for (const list of [state.conversations, state.requests]) {
     const conv = list.find((c) => c.last && c.last.id === s.id);
     if (conv && later(conv.last.state, s.state)) {
-      conv.last.state = s.state;
+      conv.last = { ...conv.last, state: s.state };
       emit(list === state.conversations ? "conversations" : "requests", list);
     }
   }
