@@ -287,4 +287,3 @@ func (net *Net) WaitConnected(t testing.TB, timeout time.Duration) {
 		return nil
 	})
 }
-
