@@ -20,11 +20,7 @@ func TestInviteInSettings(t *testing.T) {
 	if err != nil || st.Invite == nil || !strings.HasPrefix(st.Invite.Invite, "callsign:join/") {
 		t.Fatalf("the hub's invite: %+v, %v", st.Invite, err)
 	}
-	p := browser.OpenApp(t, "hub", hub.Dir)
-	p.WaitText("Welcome to callsign")
-	p.Click("button", "Later")
-	p.Click("link", "Settings")
-	p.Click("link", "Your node")
+	p := openNodeSettings(t, "hub", hub.Dir)
 	p.WaitText("Invite someone")
 	p.WaitText(st.Invite.Invite)
 	p.WaitJS("the QR code of the invite loaded", `(() => { const i = document.querySelector("img[alt='QR code of the invite']"); return i && i.complete && i.naturalWidth > 0; })()`)
@@ -51,11 +47,7 @@ func TestMailboxesInSettings(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	p := browser.OpenApp(t, "alice", alice.Dir)
-	p.WaitText("Welcome to callsign")
-	p.Click("button", "Later")
-	p.Click("link", "Settings")
-	p.Click("link", "Your node")
+	p := openNodeSettings(t, "alice", alice.Dir)
 	p.WaitText("Mailboxes")
 	p.WaitJS("the hub listed as a registered mailbox", `[...document.querySelectorAll(".mailbox")].some((li) =>
 		li.querySelector("[title]").title === `+strconv.Quote(hubID.Peer)+` && li.textContent.includes("Registered"))`)
@@ -68,11 +60,7 @@ func TestMailboxesInSettings(t *testing.T) {
 	if _, err := alice.Client.Send(ctxT(t, time.Minute), carolID.Account, "for later"); err != nil {
 		t.Fatal(err)
 	}
-	h := browser.OpenApp(t, "hub", hub.Dir)
-	h.WaitText("Welcome to callsign")
-	h.Click("button", "Later")
-	h.Click("link", "Settings")
-	h.Click("link", "Your node")
+	h := openNodeSettings(t, "hub", hub.Dir)
 	h.WaitText("This community node holds 1 message")
 	h.WaitText("for 2 members while they are offline")
 	for _, tab := range []*browser.Tab{p, h} {
@@ -80,4 +68,16 @@ func TestMailboxesInSettings(t *testing.T) {
 			t.Errorf("page errors: %v", errs)
 		}
 	}
+}
+
+// openNodeSettings opens the app of the node with the data directory dir,
+// past the first-run screen, at Settings → Your node.
+func openNodeSettings(t *testing.T, name, dir string) *browser.Tab {
+	t.Helper()
+	p := browser.OpenApp(t, name, dir)
+	p.WaitText("Welcome to callsign")
+	p.Click("button", "Later")
+	p.Click("link", "Settings")
+	p.Click("link", "Your node")
+	return p
 }
