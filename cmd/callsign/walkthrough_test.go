@@ -363,16 +363,31 @@ func TestWalkthrough(t *testing.T) {
 		!strings.Contains(errs, "\nconnected (direct)\n") || !strings.HasSuffix(errs, "\nended: hangup\n") {
 		t.Fatalf("call progress on stderr:\n%s", errs)
 	}
+	// Bob's end returns as soon as his side hangs up; Alice's node closes
+	// her recordings and then writes her call log, so the log entry says
+	// when the files are complete.
+	// (`calls` lists live calls too: a live one names its recordings, a
+	// logged one doesn't.)
+	var log []api.Call
+	var logged api.Call
+	check.Until(t, 30*time.Second, "the call in alice's call log", func() bool {
+		mustJSON(t, &log, "calls", "--data", aliceDir)
+		for _, c := range log {
+			if c.ID == result.ID && c.RecordedAudio == "" {
+				logged = c
+				return true
+			}
+		}
+		return false
+	})
+	if logged.Direction != "in" || logged.EndReason != "remote-hangup" || logged.State != "ended" {
+		t.Fatalf("alice's call log: %+v", log)
+	}
 	audio, video := mediatest.Frames(t, filepath.Join(voicemail, result.ID+".ogg"), filepath.Join(voicemail, result.ID+".ivf"))
 	// 3 s of 20 ms Opus frames is 150, of 15 fps video 45; allow for set-up
 	// and teardown.
 	if audio < 110 || audio > 220 || video < 30 || video > 80 {
 		t.Fatalf("recorded %d audio and %d video frames of a 3 s call", audio, video)
-	}
-	var log []api.Call
-	mustJSON(t, &log, "calls", "--data", aliceDir)
-	if len(log) == 0 || log[0].ID != result.ID || log[0].Direction != "in" || log[0].EndReason != "remote-hangup" {
-		t.Fatalf("alice's call log: %+v", log)
 	}
 
 	// A second node on the same data directory refuses to start.
