@@ -3,6 +3,9 @@ package web_test
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strconv"
 	"strings"
@@ -270,18 +273,43 @@ func BenchmarkBrowserMessage(b *testing.B) {
 }
 
 // BenchmarkFirstLoad: a fresh tab's first load of the app (bytes over the
-// wire) and the time from navigation until its lists are on screen, cold
-// (a new browser context: its renderer starts too) and on a reload.
-// Baselines from the same run: the same tabs loading one small static file
-// of the app, cold and reloaded.
+// wire) and the time from navigation until its lists are on screen: first
+// opened, as a person opens the link `callsign up` prints, in a new tab of
+// the browser they have been using (nothing of the app cached; "new-tab");
+// cold in a brand-new browser context (its network context, storage and
+// renderer start too; "cold"); on a reload; and opened again later.
+// Baselines from the same run: the same kinds of tab loading one small
+// static file of the app.
 func BenchmarkFirstLoad(b *testing.B) {
 	n := testnet.New(b, 2, testnet.Options{Web: web.FS()})
 	alice := n.Nodes[1]
-	var cold, warm, again, staticCold, staticWarm, bytes []float64
+	var cold, warm, again, newTab, staticCold, staticWarm, staticNewTab, bytes []float64
 	url := browser.AppURL(b, alice.Dir)
 	file := url[:strings.Index(url, "/#")] + "/icon.svg"
 	loaded := `(() => performance.getEntriesByType("navigation")[0].loadEventEnd)()`
+	// The browser a person has been using: a page of another site loaded
+	// in it, so its network context is up, but nothing of the app is kept.
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "<!doctype html><title>elsewhere</title><p>another site")
+	}))
+	defer elsewhere.Close()
+	used := func() *browser.Tab {
+		home := browser.Open(b, "home", elsewhere.URL)
+		home.WaitJS("the other site loaded", `document.readyState === "complete"`)
+		return home
+	}
 	for range b.N {
+		home := used()
+		q := browser.OpenBeside(b, home, "alice", url)
+		q.WaitJS("the app ready in a new tab", `window.callsign && window.callsign.readyAt > 0`)
+		newTab = append(newTab, browser.Eval[float64](q, `window.callsign.readyAt`))
+		home.Close()
+		home = used()
+		q = browser.OpenBeside(b, home, "file", file)
+		q.WaitJS("the file loaded in a new tab", `document.readyState === "complete" && performance.getEntriesByType("navigation")[0].loadEventEnd > 0`)
+		staticNewTab = append(staticNewTab, browser.Eval[float64](q, loaded))
+		home.Close()
+
 		p := browser.Open(b, "alice", url)
 		p.WaitJS("the app ready", `window.callsign && window.callsign.readyAt > 0`)
 		cold = append(cold, browser.Eval[float64](p, `window.callsign.readyAt`))
@@ -309,6 +337,8 @@ func BenchmarkFirstLoad(b *testing.B) {
 		staticWarm = append(staticWarm, browser.Eval[float64](f, loaded))
 		f.Close()
 	}
+	reportMS(b, "ready-new-tab", newTab)
+	reportMS(b, "static-file-new-tab-baseline", staticNewTab)
 	reportMS(b, "ready-cold", cold)
 	reportMS(b, "ready-reload", warm)
 	reportMS(b, "ready-opened-again", again)

@@ -60,6 +60,22 @@ func Open(t testing.TB, name, rawURL string) *Tab {
 	t.Helper()
 	b := Get(t)
 	ctx, cancel := chromedp.NewContext(b.ctx, chromedp.WithNewBrowserContext())
+	return open(t, name, rawURL, ctx, cancel)
+}
+
+// OpenBeside opens url in a new tab of the same browser context as
+// other, as a person opens a link in a new tab of the browser they have
+// been using: the context's cache, cookies and connections are shared;
+// sessionStorage is the new tab's own. The tab closes at the end of the
+// test, or with other.
+func OpenBeside(t testing.TB, other *Tab, name, rawURL string) *Tab {
+	t.Helper()
+	ctx, cancel := chromedp.NewContext(other.ctx)
+	return open(t, name, rawURL, ctx, cancel)
+}
+
+func open(t testing.TB, name, rawURL string, ctx context.Context, cancel context.CancelFunc) *Tab {
+	t.Helper()
 	tab := &Tab{t: t, name: name, ctx: ctx, cancel: cancel, Timeout: DefaultTimeout, status: map[string]int64{}, urls: map[network.RequestID]string{}}
 	t.Cleanup(tab.Close)
 	// The first Run creates the tab; it must not carry a deadline (see
