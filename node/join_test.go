@@ -138,7 +138,7 @@ func startNode(t *testing.T, ctx context.Context, cfg node.Config) *node.Node {
 
 // resolves checks that n finds id's self-certifying handle.
 func resolves(ctx context.Context, n *node.Node, id api.ID) error {
-	who, err := n.Whois(ctx, id.Handle)
+	who, err := n.Backend().Whois(ctx, id.Handle)
 	if err == nil && (who.Status != "ok" || who.Account != id.Account) {
 		err = fmt.Errorf("whois %s: %+v", id.Handle, who)
 	}

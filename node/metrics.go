@@ -13,7 +13,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
@@ -243,9 +242,9 @@ func (c *readCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
-// message counts a message stored (in) or queued (out), request whether
-// it came from a stranger.
-func (m *metrics) message(direction string, request bool) {
+// Message counts a message stored (in) or queued (out), request whether
+// it came from a stranger (backend.Metrics).
+func (m *metrics) Message(direction string, request bool) {
 	m.messages.WithLabelValues(direction).Inc()
 	if request {
 		m.requests.Inc()
@@ -261,8 +260,8 @@ func (m *metrics) state(s string) {
 }
 
 // call counts c once, when it has ended.
-func (m *metrics) call(c api.Call) {
-	if c.State != "ended" || (c.Direction != "in" && c.Direction != "out") {
+func (m *metrics) call(c call.Info) {
+	if c.State != call.StateEnded || (c.Direction != call.DirectionIn && c.Direction != call.DirectionOut) {
 		return
 	}
 	m.mu.Lock()
@@ -275,7 +274,7 @@ func (m *metrics) call(c api.Call) {
 	}
 	m.mu.Unlock()
 	if !seen {
-		m.calls.WithLabelValues(c.Direction, reasonLabel(c.EndReason)).Inc()
+		m.calls.WithLabelValues(string(c.Direction), reasonLabel(string(c.Reason))).Inc()
 	}
 }
 

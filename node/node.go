@@ -1,7 +1,10 @@
 // Package node is callsign's composition root: it builds and wires the store,
-// the libp2p host, the DHT address book and the local API, owns their
-// lifecycle (New, Start, Close), and holds the policies (who may reach us,
-// when to republish, what to pin).
+// the libp2p host, the DHT address book, messaging, calls and the local API,
+// owns their lifecycle (New, Start, Close), and holds the policies (who may
+// reach us, through the contacts book; when to republish; which relays and
+// mailboxes to use). What the local API does is node/backend's: the node
+// hands it the services it needs and answers only for its own state (ID,
+// Status, Peers, Handles, Claim: status.go).
 //
 // Only cmd/callsign and tests import node. It must not know wire encodings
 // or the store's key layout: it talks to each package through its typed API.
@@ -29,10 +32,12 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/node/backend"
 	"github.com/callsign/callsign/store"
 )
 
@@ -188,20 +193,23 @@ type Node struct {
 	cfg Config
 	log *slog.Logger
 
-	lock      *os.File
-	db        *store.DB
-	keys      *keys
-	host      host.Host
-	priv      *privacy // who may connect directly; set by startHost
-	dht       *dht.DHT
-	msg       *msg.Service
-	calls     atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
-	media     *media.Engine                // set by startCalls
-	callMedia *callMedia                   // media resources each call holds: tab bridges, live streams
-	recent    recentCalls
-	cert      identity.DeviceCert // this device's certificate, issued at Start
+	lock     *os.File
+	db       *store.DB
+	keys     *keys
+	host     host.Host
+	priv     *privacy // who may connect directly; set by startHost
+	dht      *dht.DHT
+	contacts *contacts.Book // the address book, shared by the message and call policies and the API
+	msg      *msg.Service
+	calls    atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
+	media    *media.Engine                // set by startCalls
+	callCfg  *callSettings                // set by startCalls
+	cert     identity.DeviceCert          // this device's certificate, issued at Start
+	// backend is the local API's backend, set just before the API starts;
+	// messaging's and calls' event callbacks read it (nil before: nobody
+	// can be subscribed to events yet).
+	backend   atomic.Pointer[backend.Service]
 	api       *api.Server
-	events    *hub
 	metrics   *metrics // set by New, before anything publishes an event
 	metricsAt string   // the --metrics listener's address; "" = none
 	started   time.Time
@@ -215,9 +223,6 @@ type Node struct {
 	closeErr  error
 
 	pubMu sync.Mutex // serialises publish
-
-	callMu  sync.Mutex // guards callCfg
-	callCfg api.CallSettings
 
 	mboxes mailboxes // mailboxes: a public node's, and this node's own (mailbox.go)
 
@@ -265,7 +270,7 @@ func New(cfg Config) (*Node, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	n := &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel, events: newHub(), callMedia: newCallMedia()}
+	n := &Node{cfg: cfg, log: log, ctx: ctx, cancel: cancel}
 	n.metrics = newMetrics(n)
 	return n, nil
 }
@@ -303,6 +308,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.keys, err = loadKeys(n.db, n.log); err != nil {
 		return err
 	}
+	n.contacts = contacts.New(n.db)
 	if err := n.readBootstrapFiles(); err != nil {
 		return err
 	}
@@ -318,6 +324,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startCalls(ctx); err != nil {
 		return err
 	}
+	n.startBackend()
 	if err := n.startAPI(); err != nil {
 		return err
 	}
@@ -376,12 +383,34 @@ func (n *Node) takeLock() error {
 	return nil
 }
 
+// startBackend builds the local API's backend over the services started so
+// far. It closes before the call service: a tab's bridge ends with its
+// call.
+func (n *Node) startBackend() {
+	b := backend.New(backend.Config{
+		Self:                  n.keys.account.Public(),
+		Node:                  n,
+		DB:                    n.db,
+		Contacts:              n.contacts,
+		Directory:             n.dht,
+		Messages:              n.msg,
+		Calls:                 n.calls.Load(),
+		Bridges:               n.media,
+		CallSettings:          n.callCfg,
+		BrowserConnectTimeout: n.cfg.BrowserConnectTimeout,
+		Metrics:               n.metrics,
+		Logger:                n.log.With("component", "backend"),
+	})
+	n.backend.Store(b)
+	n.closers = append(n.closers, b.Close)
+}
+
 func (n *Node) startAPI() error {
 	token, err := n.apiToken()
 	if err != nil {
 		return err
 	}
-	srv, err := api.NewServer(api.ServerConfig{Addr: n.cfg.APIAddr, Token: token, Backend: n, Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")})
+	srv, err := api.NewServer(api.ServerConfig{Addr: n.cfg.APIAddr, Token: token, Backend: n.backend.Load(), Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")})
 	if err != nil {
 		return withHint(err, "use --api 127.0.0.1:PORT")
 	}
@@ -390,7 +419,7 @@ func (n *Node) startAPI() error {
 			return withHint(err, "pick another port with --api 127.0.0.1:PORT (port 0 picks a free one)")
 		}
 		n.log.Info("default API port busy, using a free one", "wanted", DefaultAPIAddr)
-		if srv, err = api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", Token: token, Backend: n, Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")}); err != nil {
+		if srv, err = api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", Token: token, Backend: n.backend.Load(), Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")}); err != nil {
 			return err
 		}
 		if err := srv.Start(); err != nil {
@@ -426,6 +455,10 @@ func (n *Node) APIAddr() string { return n.api.Addr() }
 // instead of the token.
 func (n *Node) WebTicket() api.Ticket { return n.api.NewTicket() }
 
+// Backend is what the local API serves (valid after Start), for callers
+// in this process.
+func (n *Node) Backend() api.Backend { return n.backend.Load() }
+
 // DataDir is the node's data directory.
 func (n *Node) DataDir() string { return n.cfg.DataDir }
 
@@ -450,7 +483,6 @@ func (n *Node) Close() error {
 				errs = append(errs, err)
 			}
 		}
-		n.events.close()
 		n.closeErr = errors.Join(errs...)
 	})
 	return n.closeErr

@@ -198,7 +198,7 @@ func TestKeyChangeWarning(t *testing.T) {
 	}
 	select {
 	case ev := <-events:
-		if ev.Type != node.EventKeyChange || !strings.Contains(string(ev.Data), second.Account().String()) {
+		if ev.Type != api.EventKeyChange || !strings.Contains(string(ev.Data), second.Account().String()) {
 			t.Fatalf("event %+v", ev)
 		}
 	case <-ctx.Done():

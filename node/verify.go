@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 
-	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/store"
 )
 
@@ -40,13 +39,4 @@ func VerifyStore(ctx context.Context, dataDir string, passphrase []byte, report 
 		return st, storeError(err)
 	}
 	return st, nil
-}
-
-// apiStoreError maps a store error for the API: damaged stored data is an
-// internal error that says so and what to do, never the data.
-func apiStoreError(err error) error {
-	if store.IsCorrupt(err) {
-		return api.Errorf(api.CodeInternal, "stop the node and run `callsign store verify` to list what is damaged", "%v", err)
-	}
-	return err
 }

@@ -1,4 +1,4 @@
-package node
+package backend
 
 import (
 	"context"
@@ -173,24 +173,19 @@ func (bc *callMedia) close() error {
 }
 
 // newBridge prepares a bridge for a call about to be placed or answered.
-func (n *Node) newBridge() (*media.Bridge, error) {
-	eng := n.media
-	if eng == nil {
-		return nil, api.Errorf(api.CodeUnavailable, "", "calls are not available on this node")
+func (s *Service) newBridge() (*media.Bridge, error) {
+	if s.cfg.Bridges == nil {
+		return nil, errNoCalls()
 	}
 	var tag [4]byte
 	_, _ = rand.Read(tag[:])
-	b, err := eng.NewBridge(media.BridgeConfig{ID: "tab-" + hex.EncodeToString(tag[:]), ConnectTimeout: n.cfg.BrowserConnectTimeout})
-	if err != nil {
-		return nil, err
-	}
-	return b, nil
+	return s.cfg.Bridges.NewBridge(media.BridgeConfig{ID: "tab-" + hex.EncodeToString(tag[:]), ConnectTimeout: s.cfg.BrowserConnectTimeout})
 }
 
 // endBridged ends a call whose tab has gone: a tab that closed its
 // connection hung up; one that failed or never connected failed.
-func (n *Node) endBridged(id string, k media.EventKind) {
-	svc := n.calls.Load()
+func (s *Service) endBridged(id string, k media.EventKind) {
+	svc := s.cfg.Calls
 	if svc == nil {
 		return
 	}
@@ -204,22 +199,23 @@ func (n *Node) endBridged(id string, k media.EventKind) {
 	case media.RemoteClosed:
 		err = svc.Hangup(id)
 	default:
-		n.log.Info("browser tab lost; ending its call", "call", id, "detected", k)
+		s.log.Info("browser tab lost; ending its call", "call", id, "detected", k)
 		err = svc.Fail(id)
 	}
 	if err != nil && !errors.Is(err, call.ErrUnknownCall) {
-		n.log.Debug("end bridged call", "call", id, "err", err)
+		s.log.Debug("end bridged call", "call", id, "err", err)
 	}
 }
 
 // AttachBrowser implements api.Backend: the tab's offer for a call placed
 // or answered with Browser set, or from a tab getting ready to answer an
 // incoming call that rings.
-func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (api.BrowserAnswer, error) {
-	b := n.callMedia.get(id)
+func (s *Service) AttachBrowser(ctx context.Context, id string, offer api.BrowserOffer) (_ api.BrowserAnswer, err error) {
+	defer mapError(&err)
+	b := s.media.get(id)
 	tab := ""
 	if b == nil {
-		c, err := n.findCall(id)
+		c, err := s.findCall(id)
 		if err != nil {
 			return api.BrowserAnswer{}, err
 		}
@@ -227,13 +223,13 @@ func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOf
 			return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "place or answer the call from the web app",
 				"call %s does not take its media from a browser tab", id)
 		}
-		if b, err = n.newBridge(); err != nil {
+		if b, err = s.newBridge(); err != nil {
 			return api.BrowserAnswer{}, err
 		}
 		var t [8]byte
 		_, _ = rand.Read(t[:])
 		tab = hex.EncodeToString(t[:])
-		if !n.callMedia.addRinging(c, tab, b) {
+		if !s.media.addRinging(c, tab, b) {
 			_ = b.Close()
 			return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "close some of the tabs", "too many tabs are ready to answer call %s", id)
 		}
@@ -245,12 +241,10 @@ func (n *Node) AttachBrowser(ctx context.Context, id string, offer api.BrowserOf
 	switch {
 	case err == nil:
 		return api.BrowserAnswer{SDP: answer, Tab: tab}, nil
-	case errors.Is(err, media.ErrBadSDP):
-		return api.BrowserAnswer{}, api.Errorf(api.CodeBadRequest, "use a browser that offers Opus audio and VP8 video, on this machine", "%s", err.Error())
 	case errors.Is(err, media.ErrSignal):
-		return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "", "another tab already joined call %s", id)
+		return api.BrowserAnswer{}, explain(err, "", "another tab already joined call %s", id)
 	case errors.Is(err, media.ErrEnded):
-		return api.BrowserAnswer{}, api.Errorf(api.CodeConflict, "", "call %s has ended", id)
+		return api.BrowserAnswer{}, explain(err, "", "call %s has ended", id)
 	}
-	return api.BrowserAnswer{}, err
+	return api.BrowserAnswer{}, err // media.ErrBadSDP says what is wrong with the offer
 }

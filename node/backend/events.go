@@ -1,4 +1,4 @@
-package node
+package backend
 
 import (
 	"context"
@@ -7,11 +7,9 @@ import (
 	"github.com/callsign/callsign/api"
 )
 
-// Event types on the API's event stream (besides api's).
-const (
-	EventKeyChange = api.EventKeyChange // a contact's handle now resolves to another key
-	EventHandle    = "handle"           // a handle of ours was claimed
-)
+// EventHandle is the event a claim of one of our handles raises (its data
+// an api.Claim), besides api's event types.
+const EventHandle = "handle"
 
 // hub fans events out to API subscribers. A subscriber that falls behind
 // loses events instead of blocking the node.
@@ -67,9 +65,4 @@ func (h *hub) close() {
 		delete(h.subs, ch)
 		close(ch)
 	}
-}
-
-// Subscribe implements api.Backend.
-func (n *Node) Subscribe(ctx context.Context) (<-chan api.Event, func()) {
-	return n.events.subscribe(ctx)
 }

@@ -1,0 +1,263 @@
+package backend
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+	"unicode/utf8"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/store"
+)
+
+// MessageEvent tells the API's subscribers about an event of the
+// messaging service: a message stored (and a request, for a stranger's)
+// or a sent message's new state.
+func (s *Service) MessageEvent(ev msg.Event) {
+	switch ev.Kind {
+	case msg.EventMessage:
+		if ev.Message == nil {
+			return
+		}
+		m := s.toAPIMessage(*ev.Message, s.contacts.Petname(ev.Message.Peer))
+		s.events.publish(api.NewEvent(api.EventMessage, m))
+		if ev.Request {
+			s.events.publish(api.NewEvent(api.EventRequest, m))
+		}
+	case msg.EventState:
+		s.events.publish(api.NewEvent(api.EventState, api.StateChange{ID: ev.ID, Peer: string(ev.Peer), State: ev.State, Reason: ev.Reason}))
+	}
+}
+
+func (s *Service) toAPIMessage(m store.Message, peerName string) api.Message {
+	me := s.self.ID().String()
+	out := api.Message{ID: m.ID, Text: string(m.Body), SentAt: m.SentAt.UTC(), State: m.State, Direction: m.Direction, Peer: m.Peer, PeerName: peerName}
+	if m.Direction == store.DirIn {
+		out.From, out.To = m.Peer, me
+	} else {
+		out.From, out.To = me, m.Peer
+	}
+	return out
+}
+
+// Send implements api.Backend: it returns once the message is durable in
+// the outbox.
+func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err error) {
+	defer mapError(&err)
+	if text == "" {
+		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "empty message")
+	}
+	if !utf8.ValidString(text) {
+		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "message is not valid UTF-8")
+	}
+	if len(text) > msg.DefaultMaxMessage {
+		return api.Message{}, api.Errorf(api.CodeTooLarge, "split it into several messages", "message is %d bytes; the limit is %d bytes", len(text), msg.DefaultMaxMessage)
+	}
+	t, err := s.target(ctx, to, true)
+	if err != nil {
+		return api.Message{}, err
+	}
+	if c := t.contact; c != nil && c.KeyChanged {
+		return api.Message{}, keyChanged(to, fmt.Sprintf("%s's handle now resolves", c.Petname))
+	}
+	if t.id == s.self.ID() {
+		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "that is your own account")
+	}
+	if t.contact == nil {
+		// Writing to someone makes them a contact: their key is pinned now
+		// (trust on first use) and their replies are not requests.
+		res := t.res
+		if res == nil { // an account id: its key is looked up now
+			if res, err = s.resolve(ctx, to); err != nil {
+				return api.Message{}, err
+			}
+		}
+		c, err := s.pin(ctx, to, res, "")
+		if err != nil {
+			return api.Message{}, err
+		}
+		t.contact, t.id = &c, identity.AccountID(c.Account)
+	}
+	m, err := s.cfg.Messages.Send(ctx, t.id, []byte(text))
+	if err != nil {
+		return api.Message{}, err
+	}
+	out := s.toAPIMessage(m, t.contact.Petname)
+	// Every client of this node (another tab, `messages --follow`) sees
+	// what was sent, whoever sent it.
+	s.countMessage(out.Direction, false)
+	s.events.publish(api.NewEvent(api.EventMessage, out))
+	return out, nil
+}
+
+func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
+	var cs []store.Conversation
+	last := map[string]store.Message{}
+	if err := s.db.View(func(tx *store.Tx) error {
+		var err error
+		if cs, err = tx.Conversations(); err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Request != requests {
+				continue
+			}
+			ms, _, err := tx.Messages(c.Peer, store.Page{Limit: 1, Newest: true})
+			if store.IsCorrupt(err) {
+				continue // no preview; opening the conversation reports the damage
+			}
+			if err != nil {
+				return err
+			}
+			if len(ms) > 0 {
+				last[c.Peer] = ms[0]
+			}
+		}
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	names := s.contacts.Petnames()
+	out := []api.Conversation{}
+	for _, c := range cs {
+		if c.Request != requests {
+			continue
+		}
+		conv := api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request}
+		if m, ok := last[c.Peer]; ok {
+			am := s.toAPIMessage(m, conv.PeerName)
+			conv.Last = &am
+		}
+		out = append(out, conv)
+	}
+	// Most recent first, as a chat list shows them.
+	slices.SortStableFunc(out, func(a, b api.Conversation) int { return b.LastAt.Compare(a.LastAt) })
+	return out, nil
+}
+
+// Conversations implements api.Backend.
+func (s *Service) Conversations(ctx context.Context) (_ []api.Conversation, err error) {
+	defer mapError(&err)
+	return s.conversations(false)
+}
+
+// Requests implements api.Backend. Senders that are not contacts are
+// named by the handle their identity record claims, looked up briefly.
+func (s *Service) Requests(ctx context.Context) (_ []api.Conversation, err error) {
+	defer mapError(&err)
+	all, err := s.conversations(true)
+	if err != nil {
+		return nil, err
+	}
+	// A request from someone since blocked is gone from the list: what
+	// they sent stays on disk until the conversation is deleted, but
+	// nothing asks the user about it again.
+	cs, err := s.contacts.List()
+	if err != nil {
+		return nil, err
+	}
+	blocked := map[string]bool{}
+	for _, c := range cs {
+		blocked[c.Account] = c.Blocked
+	}
+	reqs := all[:0]
+	for _, r := range all {
+		if !blocked[r.Peer] {
+			reqs = append(reqs, r)
+		}
+	}
+	for i := range reqs {
+		if reqs[i].PeerName != "" {
+			continue
+		}
+		lctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+		rec, err := s.dir.ResolveIdentity(lctx, identity.AccountID(reqs[i].Peer))
+		cancel()
+		if err != nil {
+			continue
+		}
+		reqs[i].PeerName = s.verifiedHandle(ctx, rec.Account, rec.Handles)
+	}
+	return reqs, nil
+}
+
+// Messages implements api.Backend.
+func (s *Service) Messages(ctx context.Context, name string, pr api.PageRequest) (_ api.MessagePage, err error) {
+	defer mapError(&err)
+	t, err := s.target(ctx, name, true)
+	if err != nil {
+		return api.MessagePage{}, err
+	}
+	var ms []store.Message
+	var next string
+	err = s.db.View(func(tx *store.Tx) error {
+		var err error
+		ms, next, err = tx.Messages(t.id.String(), store.Page{Cursor: pr.Cursor, Limit: pr.Limit, Newest: pr.Newest})
+		return err
+	})
+	if err != nil {
+		if errors.Is(err, store.ErrInvalid) {
+			return api.MessagePage{}, explain(err, "", "bad cursor")
+		}
+		return api.MessagePage{}, err
+	}
+	page := api.MessagePage{Messages: make([]api.Message, 0, len(ms)), Next: next}
+	peerName := ""
+	if c := t.contact; c != nil {
+		peerName = c.Petname
+		if c.KeyChanged {
+			page.Warning = fmt.Sprintf("%s's handle now resolves to a different key; new messages from it are held back until you verify again", c.Petname)
+		}
+	}
+	for _, m := range ms {
+		page.Messages = append(page.Messages, s.toAPIMessage(m, peerName))
+	}
+	return page, nil
+}
+
+// MarkRead implements api.Backend; nil ids marks every unread incoming
+// message read.
+func (s *Service) MarkRead(ctx context.Context, name string, ids []string) (err error) {
+	defer mapError(&err)
+	t, err := s.target(ctx, name, false)
+	if err != nil {
+		return err
+	}
+	if ids == nil {
+		err := s.db.View(func(tx *store.Tx) error {
+			cursor := ""
+			for {
+				ms, next, err := tx.Messages(t.id.String(), store.Page{Cursor: cursor, Limit: 1000})
+				if err != nil {
+					return err
+				}
+				for _, m := range ms {
+					if m.Direction == store.DirIn && m.State != msg.StateRead {
+						ids = append(ids, m.ID)
+					}
+				}
+				if next == "" {
+					return nil
+				}
+				cursor = next
+			}
+		})
+		if err != nil {
+			return err
+		}
+	}
+	if len(ids) == 0 {
+		return nil
+	}
+	if err := s.cfg.Messages.MarkRead(ctx, t.id, ids); err != nil {
+		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+			return badRequest(err) // ids of messages that are not there
+		}
+		return err
+	}
+	return nil
+}
