@@ -112,15 +112,22 @@ type Config struct {
 
 // Service implements api.Backend. It is safe for concurrent use.
 type Service struct {
-	cfg      Config
-	log      *slog.Logger
-	self     identity.AccountPub
-	db       *store.DB
-	contacts *contacts.Book
-	dir      Directory
-	events   *hub
-	media    *callMedia  // the media resources calls hold: tab bridges, live streams
-	recent   recentCalls // ended calls of this run, for clients that poll them
+	log            *slog.Logger
+	self           identity.AccountPub
+	node           Node
+	db             *store.DB
+	contacts       *contacts.Book
+	dir            Directory
+	msgs           Messenger
+	calls          Calls // nil: none
+	bridges        Bridges
+	settings       CallSettings
+	connectTimeout time.Duration
+	metrics        Metrics
+
+	events *hub
+	media  *callMedia  // the media resources calls hold: tab bridges, live streams
+	recent recentCalls // ended calls of this run, for clients that poll them
 }
 
 var _ api.Backend = (*Service)(nil)
@@ -131,7 +138,9 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{cfg: cfg, log: log, self: cfg.Self, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
+	return &Service{log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
+		msgs: cfg.Messages, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
+		connectTimeout: cfg.BrowserConnectTimeout, metrics: cfg.Metrics,
 		events: newHub(), media: newCallMedia()}
 }
 
@@ -146,13 +155,13 @@ func (s *Service) Close() error {
 }
 
 // ID implements api.Backend.
-func (s *Service) ID(ctx context.Context) (api.ID, error) { return s.cfg.Node.ID(ctx) }
+func (s *Service) ID(ctx context.Context) (api.ID, error) { return s.node.ID(ctx) }
 
 // Status implements api.Backend.
-func (s *Service) Status(ctx context.Context) (api.Status, error) { return s.cfg.Node.Status(ctx) }
+func (s *Service) Status(ctx context.Context) (api.Status, error) { return s.node.Status(ctx) }
 
 // Peers implements api.Backend.
-func (s *Service) Peers(ctx context.Context) ([]api.Peer, error) { return s.cfg.Node.Peers(ctx) }
+func (s *Service) Peers(ctx context.Context) ([]api.Peer, error) { return s.node.Peers(ctx) }
 
 // Subscribe implements api.Backend.
 func (s *Service) Subscribe(ctx context.Context) (<-chan api.Event, func()) {
@@ -160,7 +169,7 @@ func (s *Service) Subscribe(ctx context.Context) (<-chan api.Event, func()) {
 }
 
 func (s *Service) countMessage(direction string, request bool) {
-	if s.cfg.Metrics != nil {
-		s.cfg.Metrics.Message(direction, request)
+	if s.metrics != nil {
+		s.metrics.Message(direction, request)
 	}
 }

@@ -174,18 +174,18 @@ func (bc *callMedia) close() error {
 
 // newBridge prepares a bridge for a call about to be placed or answered.
 func (s *Service) newBridge() (*media.Bridge, error) {
-	if s.cfg.Bridges == nil {
+	if s.bridges == nil {
 		return nil, errNoCalls()
 	}
 	var tag [4]byte
 	_, _ = rand.Read(tag[:])
-	return s.cfg.Bridges.NewBridge(media.BridgeConfig{ID: "tab-" + hex.EncodeToString(tag[:]), ConnectTimeout: s.cfg.BrowserConnectTimeout})
+	return s.bridges.NewBridge(media.BridgeConfig{ID: "tab-" + hex.EncodeToString(tag[:]), ConnectTimeout: s.connectTimeout})
 }
 
 // endBridged ends a call whose tab has gone: a tab that closed its
 // connection hung up; one that failed or never connected failed.
 func (s *Service) endBridged(id string, k media.EventKind) {
-	svc := s.cfg.Calls
+	svc := s.calls
 	if svc == nil {
 		return
 	}

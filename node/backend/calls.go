@@ -61,10 +61,10 @@ func errNoCalls() error {
 }
 
 func (s *Service) callService() (Calls, error) {
-	if s.cfg.Calls == nil {
+	if s.calls == nil {
 		return nil, errNoCalls()
 	}
-	return s.cfg.Calls, nil
+	return s.calls, nil
 }
 
 // source builds the media to send from the CLI's words: "tone",
@@ -259,8 +259,8 @@ func (s *Service) CallLog(ctx context.Context, limit int) (_ []api.Call, err err
 
 func (s *Service) callLog(limit int) ([]api.Call, error) {
 	out := []api.Call{}
-	if s.cfg.Calls != nil {
-		for _, c := range s.cfg.Calls.Calls() {
+	if s.calls != nil {
+		for _, c := range s.calls.Calls() {
 			out = append(out, s.callToAPI(c))
 		}
 	}
@@ -362,16 +362,16 @@ func (s *Service) answer(svc Calls, c *call.Call, req api.AnswerRequest) error {
 // CallSettings implements api.Backend.
 func (s *Service) CallSettings(ctx context.Context) (_ api.CallSettings, err error) {
 	defer mapError(&err)
-	if s.cfg.CallSettings == nil {
+	if s.settings == nil {
 		return api.CallSettings{}, errNoCalls()
 	}
-	return s.cfg.CallSettings.Get(), nil
+	return s.settings.Get(), nil
 }
 
 // ChangeCallSettings implements api.Backend.
 func (s *Service) ChangeCallSettings(ctx context.Context, ch api.CallSettingsChange) (_ api.CallSettings, err error) {
 	defer mapError(&err)
-	if s.cfg.CallSettings == nil {
+	if s.settings == nil {
 		return api.CallSettings{}, errNoCalls()
 	}
 	var ruleAccount string
@@ -393,7 +393,7 @@ func (s *Service) ChangeCallSettings(ctx context.Context, ch api.CallSettingsCha
 			return api.CallSettings{}, err
 		}
 	}
-	return s.cfg.CallSettings.Update(func(st *api.CallSettings) {
+	return s.settings.Update(func(st *api.CallSettings) {
 		rules := map[string]string{}
 		for k, v := range st.Rules {
 			rules[k] = v

@@ -82,7 +82,7 @@ func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err
 		}
 		t.contact, t.id = &c, identity.AccountID(c.Account)
 	}
-	m, err := s.cfg.Messages.Send(ctx, t.id, []byte(text))
+	m, err := s.msgs.Send(ctx, t.id, []byte(text))
 	if err != nil {
 		return api.Message{}, err
 	}
@@ -253,7 +253,7 @@ func (s *Service) MarkRead(ctx context.Context, name string, ids []string) (err 
 	if len(ids) == 0 {
 		return nil
 	}
-	if err := s.cfg.Messages.MarkRead(ctx, t.id, ids); err != nil {
+	if err := s.msgs.MarkRead(ctx, t.id, ids); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
 			return badRequest(err) // ids of messages that are not there
 		}

@@ -23,7 +23,7 @@ func mapError(err *error) { *err = apiError(*err) }
 // Handles implements api.Backend.
 func (s *Service) Handles(ctx context.Context) (_ []api.Handle, err error) {
 	defer mapError(&err)
-	return s.cfg.Node.Handles(ctx)
+	return s.node.Handles(ctx)
 }
 
 // ClaimHandle implements api.Backend: it claims name on the DHT and returns
@@ -34,11 +34,11 @@ func (s *Service) ClaimHandle(ctx context.Context, name string) (_ api.Claim, er
 	if err != nil {
 		return api.Claim{}, invalidName(name, err)
 	}
-	if peers, err := s.cfg.Node.Peers(ctx); err == nil && len(peers) == 0 {
+	if peers, err := s.node.Peers(ctx); err == nil && len(peers) == 0 {
 		return api.Claim{}, explain(dht.ErrNoPeers, "start the node with --bootstrap ADDR of a node already on the network",
 			"not connected to any peer: a claim must be stored and confirmed by other nodes")
 	}
-	res, err := s.cfg.Node.Claim(ctx, norm, func(st dht.ClaimStage) {
+	res, err := s.node.Claim(ctx, norm, func(st dht.ClaimStage) {
 		s.events.publish(api.NewEvent(api.EventClaimProgress, api.ClaimProgress{Name: norm, Stage: string(st)}))
 	})
 	switch {
