@@ -413,7 +413,8 @@ func TestSelect(t *testing.T) {
 	_, a2later := handleRec(t, alice, "golden", 2, now.Add(-time.Hour), now.Add(time.Second), time.Hour)
 	_, mOlder := handleRec(t, mallory, "golden", 9, now.Add(-2*time.Hour), now, time.Hour)
 	_, mNewer := handleRec(t, mallory, "golden", 9, now.Add(-time.Minute), now, time.Hour)
-	v := handleValidator{}
+	c := newChecker(func() time.Time { return goldenNow }, identity.TestPoW)
+	v := handleValidator{c: c}
 	pick := func(vals ...[]byte) []byte {
 		i, err := v.Select("", vals)
 		if err != nil {
@@ -454,10 +455,41 @@ func TestSelect(t *testing.T) {
 	id2 := *id
 	id2.Seq = 8
 	r2 := mustSealIdentity(t, k, &id2)
-	iv := identityValidator{}
+	iv := identityValidator{c: c}
 	for _, vals := range [][][]byte{{r1, r2}, {r2, r1}} {
 		if i, err := iv.Select("", vals); err != nil || !bytes.Equal(vals[i], r2) {
 			t.Errorf("identity: highest seq must win")
+		}
+	}
+}
+
+// TestCheckerRemembersOpenedRecords: a record opened once is opened again
+// from the checker's memory as the caller's own copy, and bytes that fail
+// to open keep failing.
+func TestCheckerRemembersOpenedRecords(t *testing.T) {
+	c := newChecker(func() time.Time { return goldenNow }, identity.TestPoW)
+	_, raw := handleRec(t, key(t, "alice"), "golden", 3, goldenNow.Add(-time.Hour), goldenNow, time.Hour)
+	a, err := c.openHandle(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Seq = 99 // the caller's copy
+	b, err := c.openHandle(raw)
+	if err != nil || b.Seq != 3 {
+		t.Fatalf("second open: seq %d, %v; want 3", b.Seq, err)
+	}
+	if c.opened.len() != 1 {
+		t.Errorf("%d records remembered, want 1", c.opened.len())
+	}
+	// The same bytes are not an identity record, remembered or not.
+	if _, err := c.openIdentity(raw); err == nil {
+		t.Error("a handle record opened as an identity record")
+	}
+	bad := bytes.Clone(raw)
+	bad[len(bad)-1] ^= 1 // the signature
+	for range 2 {
+		if _, err := c.openHandle(bad); !errors.Is(err, ErrBadSignature) {
+			t.Errorf("tampered record: %v, want ErrBadSignature", err)
 		}
 	}
 }
