@@ -24,6 +24,7 @@ import (
 	"github.com/callsign/callsign/store"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"github.com/libp2p/go-libp2p/p2p/protocol/circuitv2/client"
 )
 
@@ -80,8 +81,14 @@ func (r *rawPeer) seal(t *testing.T, b *node, id msgID, c content) deliverFrame 
 
 func (r *rawPeer) open(t *testing.T, b *node) network.Stream {
 	t.Helper()
+	return r.openProto(t, b, ProtocolMsg)
+}
+
+// openProto opens a raw stream of proto from r to b.
+func (r *rawPeer) openProto(t *testing.T, b *node, proto protocol.ID) network.Stream {
+	t.Helper()
 	r.host.Peerstore().AddAddrs(b.host.ID(), b.host.Addrs(), time.Hour)
-	st, err := r.host.NewStream(context.Background(), b.host.ID(), ProtocolMsg)
+	st, err := r.host.NewStream(context.Background(), b.host.ID(), proto)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,19 +26,35 @@ import (
 // known to be a contact's waits at most strangerIdle for each frame, and
 // moves to the contacts' pool once a frame shows a contact's certificate.
 func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
-	remote := st.Conn().RemotePeer()
-	if !s.acquireInbound(remote) {
-		return p2p.WithCode(p2p.CodeOverloaded, errors.New("too many streams from this peer"))
-	}
-	defer s.releaseInbound(remote)
-	lim := s.limiter(remote)
-	br := bufio.NewReaderSize(st, 64<<10)
-	bw := bufio.NewWriterSize(st, 16<<10)
-	maxFrame := maxDeliverFrame(s.cfg.MaxMessage)
 	rx := rxStream{v: v10}
 	if st.Protocol() == ProtocolMsg {
 		rx.v = v11
 	}
+	return s.serveStream(ctx, st, &rx, maxDeliverFrame(s.cfg.MaxMessage))
+}
+
+// handleSignal serves one inbound ProtocolSignal stream, the signal lane:
+// as handleMsg, with 1.1.0 frames, but only call signals, capped at
+// maxSignalFrame, with slots and a frame budget of their own. Anything
+// else resets the stream: a frame that is not a control frame, a sender
+// certificate that does not verify, a sender Config.AcceptSignal refuses
+// (before anything is decrypted or stored). A frame that decrypts to
+// something other than a signal is refused.
+func (s *Service) handleSignal(ctx context.Context, st network.Stream) error {
+	rx := rxStream{v: v11, lane: true}
+	return s.serveStream(ctx, st, &rx, maxSignalFrame)
+}
+
+func (s *Service) serveStream(ctx context.Context, st network.Stream, rx *rxStream, maxFrame int) error {
+	remote := st.Conn().RemotePeer()
+	key := inboundKey{remote, rx.lane}
+	if !s.acquireInbound(key) {
+		return p2p.WithCode(p2p.CodeOverloaded, errors.New("too many streams from this peer"))
+	}
+	defer s.releaseInbound(key)
+	lim := s.limiter(key)
+	br := bufio.NewReaderSize(st, 64<<10)
+	bw := bufio.NewWriterSize(st, 16<<10)
 	known := p2p.IsKnown(ctx)
 	for {
 		idle := inboundIdle
@@ -54,7 +70,7 @@ func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 			return readError(err)
 		}
 		batch, size := [][]byte{b}, len(b)
-		for br.Buffered() > 0 && len(batch) < min(maxBatch, s.cfg.PeerBurst) && size < maxBatchBytes {
+		for br.Buffered() > 0 && len(batch) < min(maxBatch, lim.Burst()) && size < maxBatchBytes {
 			b, err := p2p.ReadFrame(br, maxFrame)
 			if err != nil {
 				return readError(err)
@@ -64,7 +80,7 @@ func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 		if err := lim.WaitN(ctx, len(batch)); err != nil {
 			return p2p.WithCode(p2p.CodeRateLimited, err)
 		}
-		acks, err := s.receive(remote, &rx, batch)
+		acks, err := s.receive(remote, rx, batch)
 		if err != nil {
 			return err
 		}
@@ -89,6 +105,7 @@ func (s *Service) handleMsg(ctx context.Context, st network.Stream) error {
 // rxStream is what one inbound stream remembers between batches.
 type rxStream struct {
 	v       version
+	lane    bool // the signal lane: signals only
 	cc      certCache
 	paid    identity.AccountID // the sender whose first-contact stamp this stream checked
 	contact identity.AccountID // the last sender, if the Policy delivers it (a contact)
@@ -104,41 +121,52 @@ func readError(err error) error {
 	return err
 }
 
-func (s *Service) acquireInbound(p peer.ID) bool {
+// inboundKey counts a peer's inbound streams and frames: its msg streams
+// and its signal lane apart, so a text backlog never stalls a signal.
+type inboundKey struct {
+	peer peer.ID
+	lane bool
+}
+
+func (s *Service) acquireInbound(k inboundKey) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inbound[p] >= maxStreamsPerPeer {
+	if s.inbound[k] >= maxStreamsPerPeer {
 		return false
 	}
-	s.inbound[p]++
+	s.inbound[k]++
 	return true
 }
 
-func (s *Service) releaseInbound(p peer.ID) {
+func (s *Service) releaseInbound(k inboundKey) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.inbound[p]--; s.inbound[p] <= 0 {
-		delete(s.inbound, p)
+	if s.inbound[k]--; s.inbound[k] <= 0 {
+		delete(s.inbound, k)
 	}
 }
 
-// limiter returns p's frame bucket. Buckets of peers without streams that
+// limiter returns k's frame bucket: Config.PeerRate for msg streams,
+// signalRate for the signal lane. Buckets of peers without streams that
 // have refilled are forgotten when the map grows, bounding its memory.
-func (s *Service) limiter(p peer.ID) *rate.Limiter {
+func (s *Service) limiter(k inboundKey) *rate.Limiter {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	l := s.limiters[p]
+	l := s.limiters[k]
 	if l == nil {
 		if len(s.limiters) >= 4096 {
 			now := time.Now()
 			for q, ql := range s.limiters {
-				if s.inbound[q] == 0 && ql.TokensAt(now) >= float64(s.cfg.PeerBurst) {
+				if s.inbound[q] == 0 && ql.TokensAt(now) >= float64(ql.Burst()) {
 					delete(s.limiters, q)
 				}
 			}
 		}
 		l = rate.NewLimiter(rate.Limit(s.cfg.PeerRate), s.cfg.PeerBurst)
-		s.limiters[p] = l
+		if k.lane {
+			l = rate.NewLimiter(signalRate, signalBurst)
+		}
+		s.limiters[k] = l
 	}
 	return l
 }
@@ -194,19 +222,30 @@ func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFr
 	var order []identity.AccountID
 	pubs := map[identity.AccountID]identity.AccountPub{}
 	for i, b := range batch {
-		f, err := unmarshalDeliver(b, s.maxCT, rx.v)
+		var f deliverFrame
+		var err error
+		if rx.lane {
+			f, err = unmarshalSignalFrame(b)
+		} else {
+			f, err = unmarshalDeliver(b, s.maxCT, rx.v)
+		}
 		if err != nil {
 			return nil, p2p.WithCode(p2p.CodeBadRequest, err)
 		}
 		acks[i].id = f.id
 		pub, acct, reason := s.checkSender(&rx.cc, &f, remote, now)
+		if reason == "" && acct == s.selfID {
+			reason = "sender is this account"
+		}
+		if reason != "" && rx.lane {
+			return nil, p2p.WithCode(p2p.CodeBadRequest, errors.New("signal lane: "+reason))
+		}
 		if reason != "" {
 			acks[i].status, acks[i].reason = statusRefused, reason
 			continue
 		}
-		if acct == s.selfID {
-			acks[i].status, acks[i].reason = statusRefused, "sender is this account"
-			continue
+		if rx.lane && s.cfg.AcceptSignal != nil && !s.cfg.AcceptSignal(acct) {
+			return nil, p2p.WithCode(p2p.CodeRefused, errors.New("signal lane: signals from this account are not accepted"))
 		}
 		if _, ok := groups[acct]; !ok {
 			order = append(order, acct)
@@ -356,6 +395,9 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		clear(pt)
 		if err == nil && (c.kind != contentText) != (it.f.kind == kindReceipt) {
 			err = errors.New("content kind does not match the frame kind")
+		}
+		if err == nil && rx.lane && c.kind != contentSignal {
+			err = errors.New("signal lane: not a signal")
 		}
 		if errors.Is(err, wire.ErrNewerVersion) {
 			it.ack.status, it.ack.reason = statusRefused, reasonNewerContent

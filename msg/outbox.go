@@ -143,11 +143,8 @@ type inflight struct {
 func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 	ctx, cancel := context.WithCancel(s.ctx)
 	defer cancel()
-	rec, dev, pid, err := s.lookup(ctx, ps.id)
+	rec, pid, err := s.reach(ctx, ps)
 	if err != nil {
-		return false, err
-	}
-	if err := s.ensureSession(ctx, ps, rec, dev, pid); err != nil {
 		return false, err
 	}
 	dctx, dcancel := context.WithTimeout(ctx, dialTimeout)
@@ -171,23 +168,7 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		br := bufio.NewReader(st)
-		for {
-			b, err := p2p.ReadFrame(br, ackMax11)
-			if err == nil {
-				var a ackFrame
-				if a, err = unmarshalAck(b, v); err == nil {
-					select {
-					case acks <- a:
-						continue
-					case <-ctx.Done():
-						err = ctx.Err()
-					}
-				}
-			}
-			readErr <- err
-			return
-		}
+		readAcks(ctx, st, v, acks, readErr)
 	}()
 	defer func() {
 		stop()
@@ -348,6 +329,42 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 			}
 		}
 	}
+}
+
+// readAcks reads st's Ack frames of version v into acks until the stream
+// fails or ends, or ctx does, and then sends the error to readErr.
+func readAcks(ctx context.Context, st network.Stream, v version, acks chan<- ackFrame, readErr chan<- error) {
+	br := bufio.NewReader(st)
+	for {
+		b, err := p2p.ReadFrame(br, ackMax11)
+		if err == nil {
+			var a ackFrame
+			if a, err = unmarshalAck(b, v); err == nil {
+				select {
+				case acks <- a:
+					continue
+				case <-ctx.Done():
+					err = ctx.Err()
+				}
+			}
+		}
+		readErr <- err
+		return
+	}
+}
+
+// reach looks ps's account up and makes sure this device has an active
+// session with it, starting one from a bundle fetched from the device (or
+// the published one) for a first contact.
+func (s *Service) reach(ctx context.Context, ps *peerState) (Recipient, peer.ID, error) {
+	rec, dev, pid, err := s.lookup(ctx, ps.id)
+	if err != nil {
+		return Recipient{}, "", err
+	}
+	if err := s.ensureSession(ctx, ps, rec, dev, pid); err != nil {
+		return Recipient{}, "", err
+	}
+	return rec, pid, nil
 }
 
 // removeIDs returns ids without those in fl.
@@ -795,6 +812,8 @@ func (s *Service) removePending(ps *peerState, ids []string) {
 			delete(ps.frames, id)
 			delete(ps.unsealed, id)
 		}
+		close(ps.progress)
+		ps.progress = make(chan struct{})
 	}()
 	// Acks come in queue order: the common case is the head of the queue,
 	// cut off without a pass over a long backlog.

@@ -32,6 +32,10 @@ const (
 	ProtocolMsg10 protocol.ID = "/callsign/msg/1.0.0"
 	// ProtocolPrekey hands out bundles with one-time prekeys.
 	ProtocolPrekey protocol.ID = "/callsign/prekey/1.0.0"
+	// ProtocolSignal is the signal lane: call signals only, on a stream of
+	// their own beside the one that carries text messages (see the
+	// package doc).
+	ProtocolSignal protocol.ID = "/callsign/signal/1.0.0"
 )
 
 // Message states, in store.Message.State and Event.State.
@@ -132,6 +136,13 @@ type Config struct {
 	// once it is decrypted and its id committed as seen, blocked senders'
 	// included; it must not block. nil drops signals.
 	OnSignal func(from identity.AccountID, payload []byte)
+	// AcceptSignal decides, before anything is decrypted, whether signals
+	// from an account are read on the signal lane (ProtocolSignal); a
+	// refused account's stream is reset and nothing of it is stored (no
+	// session, no seen id). nil reads everyone's. It must be fast and safe
+	// for concurrent use. (Signals an older peer sends on a msg stream
+	// look like read receipts until decrypted, and are read as before.)
+	AcceptSignal func(from identity.AccountID) bool
 	// MaxMessage caps a message's plaintext; 0 = DefaultMaxMessage
 	// (64 KiB less 64 bytes), which is also the largest allowed.
 	MaxMessage int
@@ -211,16 +222,16 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	msgSrv, preSrv *p2p.Server
-	notifiee       *network.NotifyBundle
+	msgSrv, preSrv, sigSrv *p2p.Server
+	notifiee               *network.NotifyBundle
 
 	// Lock order: peerState.mu, then preMu, then mu.
 	mu       sync.Mutex
 	state    int // 0 new, 1 started, 2 closed; guarded by mu
 	peers    map[identity.AccountID]*peerState
 	byPeerID map[peer.ID]identity.AccountID
-	inbound  map[peer.ID]int
-	limiters map[peer.ID]*rate.Limiter
+	inbound  map[inboundKey]int
+	limiters map[inboundKey]*rate.Limiter
 	cached   int       // session sets loaded in memory
 	lastAt   time.Time // last message timestamp handed out
 	requests requestBook
@@ -269,6 +280,14 @@ type peerState struct {
 	// bits; nil until it asks.
 	stamp     []byte
 	stampBits int
+	// progress is closed (and replaced) whenever acks take entries out of
+	// pending, for a signal waiting to overtake fewer of them.
+	progress chan struct{}
+
+	// The signal lane (msg/signal.go), guarded by Service.mu.
+	sigQ       []*sigReq     // signals waiting for the lane, in SendSignal order
+	sigRunning bool          // a lane goroutine owns this peer's signals
+	sigWake    chan struct{} // signals queued for a running lane
 }
 
 // New validates cfg and allocates a Service; Start makes it serve.
@@ -353,8 +372,8 @@ func New(cfg Config) (*Service, error) {
 		cancel:    cancel,
 		peers:     map[identity.AccountID]*peerState{},
 		byPeerID:  map[peer.ID]identity.AccountID{},
-		inbound:   map[peer.ID]int{},
-		limiters:  map[peer.ID]*rate.Limiter{},
+		inbound:   map[inboundKey]int{},
+		limiters:  map[inboundKey]*rate.Limiter{},
 		requests:  requestBook{peers: map[identity.AccountID]usage{}},
 		stampLim:  rate.NewLimiter(stampChecksPerSecond, stampCheckBurst),
 		stampSem:  make(chan struct{}, stampCheckParallel),
@@ -404,6 +423,19 @@ func (s *Service) Start(ctx context.Context) error {
 		UnknownTimeout: strangerLifetime,
 		Logger:         s.log,
 	}, s.handleMsg)
+	// The signal lane has slots, limits and a frame cap of its own, so a
+	// contact's text backlog (or a stranger's flood) never holds up a call.
+	s.sigSrv = p2p.HandleStream(s.cfg.Host, ProtocolSignal, p2p.HandlerConfig{
+		Timeout:        streamLifetime,
+		MaxRequest:     maxSignalFrame,
+		Rate:           5,
+		Burst:          10,
+		MaxConcurrent:  256,
+		Known:          s.isContactPeer,
+		MaxUnknown:     maxUnknownStreams,
+		UnknownTimeout: strangerLifetime,
+		Logger:         s.log,
+	}, s.handleSignal)
 	s.preSrv = p2p.Handle(s.cfg.Host, ProtocolPrekey, p2p.HandlerConfig{
 		Timeout:    10 * time.Second,
 		MaxRequest: 64,
@@ -458,6 +490,9 @@ func (s *Service) Close() error {
 		if s.preSrv != nil {
 			s.preSrv.Close()
 		}
+		if s.sigSrv != nil {
+			s.sigSrv.Close()
+		}
 	}
 	s.wg.Wait()
 	return nil
@@ -474,7 +509,8 @@ func (s *Service) peerLocked(acct identity.AccountID) *peerState {
 	ps := s.peers[acct]
 	if ps == nil {
 		ps = &peerState{id: acct, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
-			frames: map[string]sealedFrame{}, unsealed: map[string]bool{}}
+			frames: map[string]sealedFrame{}, unsealed: map[string]bool{},
+			progress: make(chan struct{}), sigWake: make(chan struct{}, 1)}
 		s.peers[acct] = ps
 	}
 	return ps
@@ -739,11 +775,13 @@ func (s *Service) commitSends(batch []*sendReq) {
 }
 
 // canSealLocked reports whether a message queued for ps now may be sealed
-// at once: ps has an active session (loaded from the store if need be)
-// and no older entry waits to be sealed. ps.mu must be held.
+// at once: ps has an active session (loaded from the store if need be),
+// no older entry waits to be sealed, and fewer than presealMax sealed
+// entries wait for acks (so a signal can overtake them: msg/signal.go).
+// ps.mu must be held.
 func (s *Service) canSealLocked(ps *peerState) bool {
 	s.mu.Lock()
-	clean := len(ps.unsealed) == 0
+	clean := len(ps.unsealed) == 0 && len(ps.pending) < presealMax
 	s.mu.Unlock()
 	if !clean {
 		return false

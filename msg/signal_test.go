@@ -3,13 +3,22 @@ package msg
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/libp2p/go-libp2p/core/network"
+
+	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/check"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
 )
 
 type signalSink struct {
@@ -78,4 +87,274 @@ func TestSignals(t *testing.T) {
 	if n := len(b.messages(a.id())); n != 1 {
 		t.Fatalf("a blocked sender's text was stored: %d messages", n)
 	}
+}
+
+// TestSignalOvertakesBacklog: a call signal sent while hundreds of texts
+// wait for the same peer reaches it before them. B's inbox is backed up
+// (it reads one of A's text frames a second), so the texts stay queued at
+// A for minutes; the signal travels on its own lane with its own budget
+// and is acknowledged while nearly all of them still wait.
+func TestSignalOvertakesBacklog(t *testing.T) {
+	const texts = 1500 // past presealMax: some are sealed only as they are written
+	var sink signalSink
+	w := newWorld()
+	a := newNode(t, w, nil)
+	b := newNode(t, w, func(c *Config) { c.OnSignal = sink.on; c.PeerRate, c.PeerBurst = 1, 1 })
+	a.start()
+	b.start()
+	a.know(b)
+	b.know(a)
+	first := a.send(b, "the session exists")
+	check.Until(t, 30*time.Second, "the first text delivered", func() bool { return a.state(b.id(), first.ID) == StateDelivered })
+	for i := range texts {
+		a.send(b, fmt.Sprintf("backlog %d", i))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), SignalLife)
+	defer cancel()
+	if err := a.svc.SendSignal(ctx, b.id(), []byte("invite")); err != nil {
+		t.Fatalf("signal behind %d queued texts: %v", texts, err)
+	}
+	got, _ := sink.snapshot()
+	if len(got) != 1 || string(got[0]) != "invite" {
+		t.Fatalf("b's signals: %q", got)
+	}
+	if n := len(b.incoming(a.id())) - 1; n >= texts/10 {
+		t.Fatalf("the signal arrived after %d of the %d texts queued before it", n, texts)
+	} else {
+		t.Logf("the signal arrived after %d of the %d texts queued before it", n, texts)
+	}
+}
+
+// TestSignalToOfflinePeerFailsFast: a signal to a peer that can't be
+// reached fails at once, is not queued, and never arrives later.
+func TestSignalToOfflinePeerFailsFast(t *testing.T) {
+	var sink signalSink
+	a, b := pair(t, func(c *Config) { c.OnSignal = sink.on })
+	m := a.send(b, "hello")
+	check.Until(t, 30*time.Second, "the first text delivered", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	b.stop()
+	// No deadline: the life is SignalLife, and the failure must not wait
+	// for it.
+	err := a.svc.SendSignal(context.Background(), b.id(), []byte("invite to nobody"))
+	if !errors.Is(err, ErrSignalUndelivered) || strings.Contains(err.Error(), "life") {
+		t.Fatalf("signal to an offline peer: %v, want a failure to reach it", err)
+	}
+	t.Logf("signal to an offline peer: %v", err)
+	if n := len(a.outbox()); n != 0 {
+		t.Fatalf("a's outbox holds %d entries after a failed signal", n)
+	}
+	b.start()
+	a.know(b)
+	b.know(a)
+	m = a.send(b, "after the failed signal")
+	check.Until(t, 30*time.Second, "the next text delivered", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	if got, _ := sink.snapshot(); len(got) != 0 {
+		t.Fatalf("the failed signal was delivered later: %q", got)
+	}
+}
+
+// TestSignalRatchetSurvivesRestart: a signal's ratchet step is committed
+// before it leaves, so the texts a restarted sender seals next use fresh
+// message keys and are read, not refused as replays.
+func TestSignalRatchetSurvivesRestart(t *testing.T) {
+	var sink signalSink
+	a, b := pair(t, func(c *Config) { c.OnSignal = sink.on })
+	m := a.send(b, "hello")
+	check.Until(t, 30*time.Second, "the first text delivered", func() bool { return a.state(b.id(), m.ID) == StateDelivered })
+	for i := range 3 {
+		if err := a.svc.SendSignal(context.Background(), b.id(), fmt.Appendf(nil, "candidate %d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a.stop()
+	a.start()
+	a.know(b)
+	m = a.send(b, "after a restart")
+	check.Until(t, 30*time.Second, "the text after the restart delivered", func() bool {
+		st := a.state(b.id(), m.ID)
+		if st == StateFailed {
+			evs := a.eventsOf(EventState)
+			t.Fatalf("the text after the restart failed: %s", evs[len(evs)-1].Reason)
+		}
+		return st == StateDelivered
+	})
+	if got, _ := sink.snapshot(); len(got) != 3 {
+		t.Fatalf("b got %d signals, want 3", len(got))
+	}
+}
+
+// TestSignalToOlderPeer: a peer that does not serve the signal lane (the
+// version before it) gets signals on a msg stream, and reads them as
+// before.
+func TestSignalToOlderPeer(t *testing.T) {
+	var sink signalSink
+	a, b := pair(t, func(c *Config) { c.OnSignal = sink.on })
+	b.host.RemoveStreamHandler(ProtocolSignal)
+	for _, p := range []string{"invite", "candidate"} {
+		if err := a.svc.SendSignal(context.Background(), b.id(), []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := sink.snapshot(); len(got) != 2 || string(got[0]) != "invite" || string(got[1]) != "candidate" {
+		t.Fatalf("the older peer got %q", got)
+	}
+}
+
+// signalFrame seals payload for b as a signal-lane frame with id.
+func (r *rawPeer) signalFrame(t *testing.T, b *node, id msgID, c content) []byte {
+	t.Helper()
+	f := r.seal(t, b, id, c)
+	// seal chose the kind for a text; a signal's frame is a control frame.
+	ct, err := r.set.Encrypt(c.marshal(), messageAD(id, kindReceipt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.kind, f.ciphertext = kindReceipt, ct
+	return f.marshal()
+}
+
+// TestHostileSignals: what a hostile or broken peer sends on the signal
+// lane resets the stream or is refused, and nothing of it is stored.
+func TestHostileSignals(t *testing.T) {
+	var sink signalSink
+	var refuse atomic.Bool
+	a, b := pair(t, func(c *Config) {
+		c.OnSignal = sink.on
+		c.AcceptSignal = func(identity.AccountID) bool { return !refuse.Load() }
+	})
+	r := newRawPeer(t, a.w)
+	expectReset := func(st network.Stream, what string, code network.StreamErrorCode) {
+		t.Helper()
+		_, err := p2p.ReadFrame(st, ackMax11)
+		if got, ok := p2p.CodeOf(err); !ok || got != code {
+			t.Fatalf("%s: read = %v, want a reset with %s", what, err, p2p.CodeName(code))
+		}
+	}
+	nothingStored := func(what string) {
+		t.Helper()
+		err := b.db.View(func(tx *store.Tx) error {
+			if _, err := tx.Session(string(r.id())); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("a session with the sender: %v", err)
+			}
+			if _, err := tx.Conversation(string(r.id())); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("a conversation with the sender: %v", err)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if got, _ := sink.snapshot(); len(got) != 0 {
+			t.Fatalf("%s: OnSignal got %q", what, got)
+		}
+	}
+
+	// Over the lane's cap (a text-sized frame is too large here).
+	st := r.openProto(t, b, ProtocolSignal)
+	var hdr [10]byte
+	n := binary.PutUvarint(hdr[:], uint64(maxSignalFrame+1))
+	st.Write(hdr[:n])
+	st.Write(make([]byte, 1024))
+	expectReset(st, "oversized signal frame", p2p.CodeTooLarge)
+	nothingStored("oversized signal frame")
+
+	// A text on the lane.
+	st = r.openProto(t, b, ProtocolSignal)
+	_, text := r.frame(t, b, "a text where signals go")
+	p2p.WriteFrame(st, text)
+	expectReset(st, "text on the signal lane", p2p.CodeBadRequest)
+	nothingStored("text on the signal lane")
+
+	// From an account the recipient does not take signals from: reset
+	// before anything is decrypted.
+	refuse.Store(true)
+	r.set = e2e.SessionSet{}
+	st = r.openProto(t, b, ProtocolSignal)
+	p2p.WriteFrame(st, r.signalFrame(t, b, newMsgID(), content{kind: contentSignal, body: []byte("invite")}))
+	expectReset(st, "signal from a refused account", p2p.CodeRefused)
+	nothingStored("signal from a refused account")
+	refuse.Store(false)
+
+	// A text, or a read receipt, sealed in a control frame: decrypted,
+	// refused, not applied.
+	r.set = e2e.SessionSet{}
+	st = r.openProto(t, b, ProtocolSignal)
+	if a := exchange(t, st, r.signalFrame(t, b, newMsgID(), content{kind: contentText, seq: 1, sentAt: 1, body: []byte("smuggled")})); a.status != statusRefused {
+		t.Fatalf("a text inside a control frame on the lane: %+v", a)
+	}
+	if n := len(b.incoming(r.id())); n != 0 {
+		t.Fatalf("a text smuggled on the signal lane was stored: %d messages", n)
+	}
+	rid := newMsgID()
+	if a := exchange(t, st, r.signalFrame(t, b, rid, content{kind: contentReceipt, ids: []msgID{newMsgID()}})); a.status != statusRefused {
+		t.Fatalf("a read receipt on the signal lane: %+v", a)
+	}
+	if use := idUse(t, b, r.id(), rid); use != store.IDFree {
+		t.Fatalf("a read receipt on the signal lane was recorded as seen (%v)", use)
+	}
+
+	// The same signal twice: read once, the second answered duplicate;
+	// its ciphertext under another id: refused.
+	id := newMsgID()
+	f := r.signalFrame(t, b, id, content{kind: contentSignal, body: []byte("invite")})
+	if a := exchange(t, st, f); a.status != statusStored {
+		t.Fatalf("signal: %+v", a)
+	}
+	if a := exchange(t, st, f); a.status != statusDuplicate {
+		t.Fatalf("replayed signal: %+v", a)
+	}
+	d, err := unmarshalSignalFrame(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.id = newMsgID()
+	if a := exchange(t, st, d.marshal()); a.status != statusRefused {
+		t.Fatalf("signal replayed under another id: %+v", a)
+	}
+	if got, _ := sink.snapshot(); len(got) != 1 {
+		t.Fatalf("OnSignal got %d signals, want the one", len(got))
+	}
+	if use := idUse(t, b, r.id(), d.id); use != store.IDFree {
+		t.Fatalf("the signal replayed under another id was recorded (%v)", use)
+	}
+	// The host keeps serving a's lane.
+	if err := a.svc.SendSignal(context.Background(), b.id(), []byte("still here")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// idUse reports what n's store knows of the message id from peer.
+func idUse(t *testing.T, n *node, from identity.AccountID, id msgID) store.IDUse {
+	t.Helper()
+	var use store.IDUse
+	err := n.db.View(func(tx *store.Tx) error {
+		var err error
+		use, err = tx.IDUse(string(from), id.String())
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return use
+}
+
+func FuzzSignalFrame(f *testing.F) {
+	sig := goldenDeliver
+	sig.kind = kindReceipt
+	f.Add(sig.marshal())
+	f.Add(append(sig.marshal(), mustHex(laterDeliverAdditions)...))
+	f.Add(mustHex(goldenDeliverHex))
+	f.Add([]byte{})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, err := unmarshalSignalFrame(b)
+		if err != nil {
+			return
+		}
+		if d.kind != kindReceipt || len(d.ciphertext) > maxSignalCiphertext {
+			t.Fatalf("signal frame %x decoded to kind %d, %d bytes of ciphertext", b, d.kind, len(d.ciphertext))
+		}
+		if !bytes.Equal(d.marshal(), b) {
+			t.Fatalf("signal frame %x re-encodes to %x", b, d.marshal())
+		}
+	})
 }

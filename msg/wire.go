@@ -96,6 +96,21 @@ func maxCiphertext(maxMessage int) int {
 	return e2eOverhead + max(maxMessage+contentOverhead, maxReceiptContent)
 }
 
+// The signal lane's caps: a signal's ciphertext and the whole frame (with
+// 1.1.0 additions), about 35 KiB.
+const (
+	maxSignalCiphertext = e2eOverhead + MaxSignal + contentOverhead
+	maxSignalFrame      = maxSignalCiphertext + deliverOverhead + maxAdditions
+)
+
+// The signal lane's frame budget per peer: frames per second and burst.
+// A call sends a few dozen signals; beyond it the recipient stops reading
+// the peer's lane.
+const (
+	signalRate  = 50
+	signalBurst = 100
+)
+
 // maxDeliverFrame is the frame cap a recipient applies.
 func maxDeliverFrame(maxMessage int) int {
 	return maxCiphertext(maxMessage) + deliverOverhead + maxAdditions
@@ -184,6 +199,23 @@ func newFrameDecoder(b []byte, v version) *wire.Decoder {
 		return wire.NewDecoder(b, errMalformed)
 	}
 	return wire.NewFrameDecoder(b, errMalformed, maxAdditions)
+}
+
+// unmarshalSignalFrame decodes a Deliver frame read on the signal lane: a
+// 1.1.0 frame of at most maxSignalFrame bytes whose kind is 3 (a control
+// frame) and whose ciphertext fits a signal. Returned slices alias b.
+func unmarshalSignalFrame(b []byte) (deliverFrame, error) {
+	if len(b) > maxSignalFrame {
+		return deliverFrame{}, fmt.Errorf("signal: %w: %d bytes, max %d", errMalformed, len(b), maxSignalFrame)
+	}
+	f, err := unmarshalDeliver(b, maxSignalCiphertext, v11)
+	if err != nil {
+		return deliverFrame{}, fmt.Errorf("signal: %w", err)
+	}
+	if f.kind != kindReceipt {
+		return deliverFrame{}, fmt.Errorf("signal: %w: kind %d, not a control frame", errMalformed, f.kind)
+	}
+	return f, nil
 }
 
 // unmarshalDeliver decodes a Deliver frame of version v; the ciphertext

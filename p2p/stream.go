@@ -28,6 +28,7 @@ const (
 	CodeTimeout     network.StreamErrorCode = 0x104
 	CodeInternal    network.StreamErrorCode = 0x105
 	CodeClosing     network.StreamErrorCode = 0x106
+	CodeRefused     network.StreamErrorCode = 0x107 // the handler's policy refuses this peer or sender
 )
 
 var codeNames = map[network.StreamErrorCode]string{
@@ -38,6 +39,7 @@ var codeNames = map[network.StreamErrorCode]string{
 	CodeTimeout:     "timeout",
 	CodeInternal:    "internal",
 	CodeClosing:     "closing",
+	CodeRefused:     "refused",
 }
 
 // CodeName returns the short name of a reset code ("code 0x..." if unknown).
