@@ -145,7 +145,8 @@ type Call struct {
 	changes    chan StateChange // buffered: at most five transitions
 	done       chan struct{}
 	wake       chan struct{}
-	inviteSent chan error // outgoing: the invite's send result, for Dial
+	inviteSent chan error // outgoing: the invite's send result, for Dial; the sender's
+	sendWake   chan struct{}
 
 	mu       sync.Mutex // guards below; lock order: Service.mu before Call.mu
 	ph       phase      // where the state machine is (machine.go)
@@ -157,6 +158,8 @@ type Call struct {
 	offer    string      // incoming: the caller's offer, unread until Answer
 	pending  []string    // incoming: remote candidates before mc exists
 	outq     []signal    // signals to send, in order
+	sendq    []signal    // handed to the sender goroutine, in order
+	sendEnd  bool        // the call ended: the sender sends what sendq holds and returns
 	events   []Event     // events to deliver, in order
 	activeAt time.Time
 	endAt    time.Time
@@ -173,13 +176,14 @@ func newCall(s *Service, id callID, peer identity.AccountID, dir Direction, rela
 	}
 	return &Call{
 		s: s, id: id, peer: peer, dir: dir, relayOnly: relayOnly,
-		log:     s.log.With("call", id.String(), "peer", peer, "dir", dir),
-		changes: make(chan StateChange, 8),
-		done:    make(chan struct{}),
-		wake:    make(chan struct{}, 1),
-		ph:      ph,
-		state:   ph.state(),
-		start:   time.Now(),
+		log:      s.log.With("call", id.String(), "peer", peer, "dir", dir),
+		changes:  make(chan StateChange, 8),
+		done:     make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		ph:       ph,
+		sendWake: make(chan struct{}, 1),
+		state:    ph.state(),
+		start:    time.Now(),
 	}
 }
 
@@ -468,9 +472,9 @@ func mediaEvent(k media.EventKind) (event, bool) {
 	return 0, false
 }
 
-// run is the call's goroutine: it sends the queued signals in order,
-// forwards the local candidates, feeds what media detects and the ring
-// timeout to the state machine, and tears the call down.
+// run is the call's goroutine: it hands the queued signals to the
+// sender in order, forwards the local candidates, feeds what media detects
+// and the ring timeout to the state machine, and tears the call down.
 func (c *Call) run() {
 	ring := time.NewTimer(c.s.cfg.RingTimeout)
 	defer ring.Stop()
@@ -478,6 +482,13 @@ func (c *Call) run() {
 	var mc *media.Call
 	var candC <-chan string
 	var mediaC <-chan media.Event
+	sendCtx, stopSends := context.WithCancel(c.s.ctx)
+	defer stopSends()
+	sent := make(chan struct{})
+	go func() {
+		defer close(sent)
+		c.sender(sendCtx)
+	}()
 	for {
 		c.mu.Lock()
 		evs, out := c.events, c.outq
@@ -487,14 +498,19 @@ func (c *Call) run() {
 			mc = c.mc
 			candC, mediaC = mc.Candidates(), mc.Events()
 		}
+		c.sendq = append(c.sendq, out...)
+		c.sendEnd = ended
 		c.mu.Unlock()
+		if len(out) > 0 || ended {
+			select {
+			case c.sendWake <- struct{}{}:
+			default:
+			}
+		}
 
 		for _, ev := range evs {
 			ev.Stats = c.Stats()
 			c.s.emit(ev)
-		}
-		for _, sig := range out {
-			c.send(sig, ended)
 		}
 		if ended {
 			break
@@ -528,24 +544,50 @@ func (c *Call) run() {
 			c.apply(evClose)
 		}
 	}
+	// A signal still on its way is of no use now: the final one goes
+	// at once.
+	stopSends()
+	<-sent
 	c.finish(mc)
 }
 
-// send hands one signal to the Signaler. A final signal is sent even while
-// the service closes, within finalTimeout.
-func (c *Call) send(sig signal, final bool) {
-	var ctx context.Context
+// sender is the call's sending goroutine: it hands the signals run queued
+// to the Signaler one at a time, in order. SendSignal returns once the
+// peer has the signal (or it failed), so run never waits on the network.
+// Once the call has ended, only the signal that tells the peer so goes,
+// within finalTimeout, even while the service closes.
+func (c *Call) sender(ctx context.Context) {
+	for {
+		c.mu.Lock()
+		q, ended := c.sendq, c.sendEnd
+		c.sendq = nil
+		c.mu.Unlock()
+		for _, sig := range q {
+			c.send(ctx, sig, ended)
+		}
+		if ended {
+			return
+		}
+		<-c.sendWake
+	}
+}
+
+// send hands one signal to the Signaler; final: the call has ended.
+func (c *Call) send(ctx context.Context, sig signal, final bool) {
 	var cancel context.CancelFunc
 	if final {
+		switch sig.typ {
+		case sigDecline, sigBusy, sigCancel, sigHangup:
+		default:
+			// An invite, ringing, accept or candidate after the end:
+			// the peer never hears of it.
+			return
+		}
 		ctx, cancel = context.WithTimeout(context.WithoutCancel(c.s.ctx), finalTimeout)
 	} else {
-		ctx, cancel = context.WithTimeout(c.s.ctx, sendTimeout)
+		ctx, cancel = context.WithTimeout(ctx, sendTimeout)
 	}
 	defer cancel()
-	if sig.typ == sigInvite && final {
-		// Ended before the invite went out: the callee never hears of it.
-		return
-	}
 	err := c.s.cfg.Signal.SendSignal(ctx, c.peer, sig.marshal())
 	if sig.typ == sigInvite && c.inviteSent != nil {
 		c.inviteSent <- err

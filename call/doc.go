@@ -40,7 +40,8 @@
 //
 //	this end     Hangup, Decline, Answer (and the answer applied or
 //	             failed), Fail (a lost browser tab), the invite not
-//	             sent, the ring timeout, the service closing
+//	             delivered (unavailable), the ring timeout, the service
+//	             closing
 //	the peer     ringing, accept, decline(declined|unavailable|missed),
 //	             busy, cancel[(missed)], hangup[(failed)]
 //	media        Connected (connecting → active), ICEFailed (ice-failed),
@@ -55,6 +56,17 @@
 // an end this side detected in media (ice-failed, failed, timeout) tells
 // the peer hangup(failed) and forgets the relays' fallback credentials,
 // since no path worked. machine_test.go holds the whole table.
+//
+// # Sending signals
+//
+// Each call hands its signals to a goroutine of its own, which gives them
+// to the Signaler one at a time, in order; SendSignal returns once the
+// peer's device has the signal, so the call's state machine never waits
+// on the network. Dial returns once the invite is delivered: a callee
+// whose device is offline, unreachable or refuses the invite ends the call
+// at once as unavailable (nothing is queued to ring later). Once a call
+// has ended, only the signal that tells the peer (cancel, decline, busy,
+// hangup) is still sent, within 2 s; candidates and the like are dropped.
 //
 // # Security
 //

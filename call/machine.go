@@ -19,8 +19,8 @@ const (
 	ReasonBusy         Reason = "busy"          // the callee was in another call
 	ReasonMissed       Reason = "missed"        // nobody answered within the ring timeout
 	ReasonCancelled    Reason = "cancelled"     // the caller gave up before an answer
-	ReasonUnavailable  Reason = "unavailable"   // the callee's policy refused the call
-	ReasonFailed       Reason = "failed"        // a bad answer, DTLS failed, a lost browser tab, an invite not sent, or the peer failed
+	ReasonUnavailable  Reason = "unavailable"   // the callee's policy refused the call, or the invite could not reach the callee's device
+	ReasonFailed       Reason = "failed"        // a bad answer, DTLS failed, a lost browser tab, or the peer failed
 	ReasonICEFailed    Reason = "ice-failed"    // no candidate pair worked, or the path died
 	ReasonTimeout      Reason = "timeout"       // no media path within the engine's connect timeout
 )
@@ -173,8 +173,11 @@ func next(p phase, dir Direction, ev event) (s step, ok bool) {
 	case evFail:
 		return end(ReasonFailed, sigHangup, reasonFailed)
 	case evInviteFailed:
+		// The Signaler could not get the invite acknowledged within its
+		// life: the callee's device is offline, unreachable or refused it.
+		// The caller learns only "unavailable", as from a policy.
 		if out && p == phCalling {
-			return end(ReasonFailed, 0, reasonNone)
+			return end(ReasonUnavailable, 0, reasonNone)
 		}
 	case evRingTimeout:
 		switch {

@@ -52,7 +52,7 @@ func transitions() map[[3]int]step {
 	}
 	calling := with(outUnanswered)
 	calling[evRinging] = to(phRinging)
-	calling[evInviteFailed] = ends(ReasonFailed)
+	calling[evInviteFailed] = ends(ReasonUnavailable)
 	// Cancels come only from a caller.
 	inCancel := map[event]step{evCancel: ends(ReasonCancelled), evCancelMissed: ends(ReasonMissed)}
 

@@ -64,8 +64,12 @@ var (
 )
 
 // Signaler carries signalling payloads to another account inside the E2E
-// session. SendSignal returns once the payload is handed to the session (it
-// need not wait for delivery); it may be called from several goroutines.
+// session. SendSignal returns once the other account's device has the
+// payload, or with an error once ctx ends or it can't be delivered (the
+// device is offline or refused it): a signal is never delivered late. It
+// may be called from several goroutines; each call sends its signals from
+// one goroutine of its own (Call's sender), in order, so a slow peer holds
+// up neither the call's state machine nor another call.
 type Signaler interface {
 	SendSignal(ctx context.Context, to identity.AccountID, payload []byte) error
 }
