@@ -72,6 +72,7 @@ var errorCodes = []struct {
 	{msg.ErrBadRecipient, api.CodeBadRequest, ""},
 	{msg.ErrClosed, api.CodeUnavailable, "the node is stopping"},
 	{msg.ErrSignalTooLarge, api.CodeInternal, ""},
+	{msg.ErrSignalUndelivered, api.CodeUnavailable, "they may be offline; try again later"},
 
 	// Calls.
 	{call.ErrInCall, api.CodeConflict, "hang up first: callsign hangup"},

@@ -63,10 +63,11 @@ var sentinels = map[string]struct {
 	"dht.ErrMalformed":     {dht.ErrMalformed, api.CodeUnavailable},
 	"dht.ErrTooLarge":      {dht.ErrTooLarge, api.CodeInternal},
 
-	"msg.ErrTooLarge":       {msg.ErrTooLarge, api.CodeTooLarge},
-	"msg.ErrBadRecipient":   {msg.ErrBadRecipient, api.CodeBadRequest},
-	"msg.ErrClosed":         {msg.ErrClosed, api.CodeUnavailable},
-	"msg.ErrSignalTooLarge": {msg.ErrSignalTooLarge, api.CodeInternal},
+	"msg.ErrTooLarge":          {msg.ErrTooLarge, api.CodeTooLarge},
+	"msg.ErrBadRecipient":      {msg.ErrBadRecipient, api.CodeBadRequest},
+	"msg.ErrClosed":            {msg.ErrClosed, api.CodeUnavailable},
+	"msg.ErrSignalTooLarge":    {msg.ErrSignalTooLarge, api.CodeInternal},
+	"msg.ErrSignalUndelivered": {msg.ErrSignalUndelivered, api.CodeUnavailable},
 
 	"call.ErrInCall":      {call.ErrInCall, api.CodeConflict},
 	"call.ErrSelf":        {call.ErrSelf, api.CodeBadRequest},
