@@ -129,13 +129,14 @@ type DHT struct {
 	ctx          context.Context
 	cancel       context.CancelFunc
 	wg           sync.WaitGroup
-	republishes  atomic.Int64           // republish passes run by the loop
-	replications atomic.Int64           // replication passes run by the loop
-	reconnects   atomic.Int64           // republishes on regaining peers (reconnect.go)
-	checks       chan struct{}          // a slot per guard lookup running (guard.go)
-	keepKick     chan struct{}          // a schedule arrived (keep.go)
-	refused      *lru[string, struct{}] // guard verdicts: key + owner refused lately
-	stats        kadStats               // requests served (stats.go)
+	republishes  atomic.Int64            // republish passes run by the loop
+	replications atomic.Int64            // replication passes run by the loop
+	reconnects   atomic.Int64            // republishes on regaining peers (reconnect.go)
+	checks       chan struct{}           // a slot per guard lookup running (guard.go)
+	keepKick     chan struct{}           // a schedule arrived (keep.go)
+	refused      *lru[string, struct{}]  // guard verdicts: key + owner refused lately
+	silent       *lru[peer.ID, struct{}] // peers that failed a lookup's request lately (lookup.go)
+	stats        kadStats                // requests served (stats.go)
 
 	mu        sync.Mutex // guards the fields below
 	started   bool
@@ -197,6 +198,7 @@ func New(cfg Config) (*DHT, error) {
 		checks:    make(chan struct{}, maxGuardChecks),
 		keepKick:  make(chan struct{}, 1),
 		refused:   newLRU[string, struct{}](cacheSize),
+		silent:    newLRU[peer.ID, struct{}](cacheSize),
 	}
 	d.store = cfg.Datastore
 	if d.store == nil {

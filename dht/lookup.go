@@ -28,6 +28,12 @@ const (
 	// maxCandidates caps the peers one lookup will ever consider, so hostile
 	// answers can't grow it without bound.
 	maxCandidates = 1000
+	// silentFor is how long a peer that failed a lookup's request is
+	// remembered as silent (see DHT.silent).
+	silentFor = 10 * time.Minute
+	// silentShare: a peer remembered as silent gets this share of the
+	// per-request deadline (1 s of the default 5 s).
+	silentShare = 5
 )
 
 // peerAnswer is one peer's answer to GET_VALUE: the record value it holds
@@ -174,7 +180,8 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 				if inflight < inflightMax {
 					c.state = candQuerying
 					inflight++
-					wg.Go(func() { results <- d.getValueWithin(qctx, c, key, o.peerTimeout) })
+					timeout := d.requestTimeout(c.id, o.peerTimeout)
+					wg.Go(func() { results <- d.getValueWithin(qctx, c, key, timeout) })
 				}
 			case candQuerying:
 				pending = true
@@ -195,8 +202,10 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 		inflight--
 		if r.err != nil {
 			r.c.state = candFailed
+			d.peerFailed(r.c.id)
 			continue
 		}
+		d.silent.remove(r.c.id)
 		r.c.state = candAnswered
 		r.c.value = r.value
 		for i, ai := range r.closer {
@@ -250,6 +259,41 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 		}
 	}
 	return res, nil
+}
+
+// requestTimeout is the deadline of one lookup request to p: timeout
+// (Config's per-request deadline when 0), or a silentShare of Config's
+// when p failed a request within silentFor.
+//
+// A peer that left without a word (a machine that crashed, a laptop shut,
+// a NAT mapping lost) holds every lookup that counts it among the closest
+// until its request times out, and other peers keep naming it in their
+// answers until they fail it too. Its first failure evicts it from our
+// routing table (peerFailed), as kad-dht's own queries do; the peers that
+// still hand it to us then cost a short wait, not a full one. The lookup's
+// rule is unchanged: a peer that does not answer in time is a failed peer,
+// whose record, if any, is not counted. An honest peer back from a failure
+// answers well inside the shorter deadline and is forgotten as silent.
+func (d *DHT) requestTimeout(p peer.ID, timeout time.Duration) time.Duration {
+	if timeout <= 0 {
+		timeout = d.cfg.peerTimeout
+	}
+	if _, ok := d.silent.get(p, time.Now()); ok {
+		return min(timeout, d.cfg.peerTimeout/silentShare)
+	}
+	return timeout
+}
+
+// peerFailed evicts p, whose request failed while the lookup was still
+// running, from the routing table and remembers it as silent for silentFor
+// from its first failure (a failure under the shorter deadline does not
+// extend it, so a slow peer gets a full deadline again in time).
+func (d *DHT) peerFailed(p peer.ID) {
+	d.kad.RoutingTable().RemovePeer(p)
+	now := time.Now()
+	if _, ok := d.silent.get(p, now); !ok {
+		d.silent.put(p, struct{}{}, now.Add(silentFor))
+	}
 }
 
 // localOnly is the lookup of a node with an empty routing table: only its
