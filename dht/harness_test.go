@@ -116,6 +116,20 @@ func (tn *testNet) link(tb testing.TB, h host.Host) {
 // fail. Other nodes learn of it only by failing to reach it.
 func (tn *testNet) leave(tb testing.TB, i int) {
 	tb.Helper()
+	tn.stop(tb, i)
+	if err := tn.hosts[i].Close(); err != nil {
+		tb.Errorf("node %d leaving: host: %v", i, err)
+	}
+	for _, o := range tn.hosts {
+		if o.ID() != tn.hosts[i].ID() {
+			_ = tn.mn.UnlinkPeers(tn.hosts[i].ID(), o.ID()) // no link to a node that left already
+		}
+	}
+}
+
+// stop marks node i as gone and closes its DHT, as its process ends.
+func (tn *testNet) stop(tb testing.TB, i int) {
+	tb.Helper()
 	tn.mu.Lock()
 	if tn.gone == nil {
 		tn.gone = make(map[int]bool)
@@ -124,14 +138,6 @@ func (tn *testNet) leave(tb testing.TB, i int) {
 	tn.mu.Unlock()
 	if err := tn.nodes[i].Close(); err != nil {
 		tb.Errorf("node %d leaving: %v", i, err)
-	}
-	if err := tn.hosts[i].Close(); err != nil {
-		tb.Errorf("node %d leaving: host: %v", i, err)
-	}
-	for _, o := range tn.hosts {
-		if o.ID() != tn.hosts[i].ID() {
-			_ = tn.mn.UnlinkPeers(tn.hosts[i].ID(), o.ID()) // no link to a node that left already
-		}
 	}
 }
 

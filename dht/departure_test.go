@@ -1,0 +1,350 @@
+package dht
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/internal/check"
+	"github.com/libp2p/go-libp2p/core/peer"
+	mocknet "github.com/libp2p/go-libp2p/p2p/net/mock"
+)
+
+// Issue 15's bad input under churn: nodes that leave without a word, and a
+// network cut in two halves that heal. TestChurn covers nodes that leave
+// as a process exits (connections closed, dials refused); kadlimit_test.go
+// a flood of queries at one public node.
+
+// silence takes node i off the network as a machine that crashed: its
+// process is gone (its DHT closed) but nothing tells its peers so. Its
+// connections stay open and dials to it succeed, yet nothing it is sent
+// arrives within the hour: every request to it waits for its deadline.
+func (tn *testNet) silence(tb testing.TB, i int) {
+	tb.Helper()
+	tn.stop(tb, i)
+	for _, o := range tn.hosts {
+		for _, l := range tn.mn.LinksBetweenPeers(tn.hosts[i].ID(), o.ID()) {
+			l.SetOptions(mocknet.LinkOptions{Latency: time.Hour})
+		}
+	}
+}
+
+// resolveEverywhere resolves every name on every reader, in parallel, with
+// caches emptied and within deadline each, and fails the test unless each
+// answers ok with its owner and the owner's identity record. It returns
+// how long the resolves took, for the log.
+func resolveEverywhere(t *testing.T, tn *testNet, readers []int, names []string, owners []identity.AccountPub, deadline time.Duration) []time.Duration {
+	t.Helper()
+	var mu sync.Mutex
+	var took []time.Duration
+	var wg sync.WaitGroup
+	errs := make(chan error, len(readers)*len(names))
+	for _, r := range readers {
+		for j, name := range names {
+			wg.Go(func() {
+				d := tn.nodes[r]
+				d.cache.clear()
+				ctx, cancel := context.WithTimeout(context.Background(), deadline)
+				defer cancel()
+				start := time.Now()
+				res, err := d.Resolve(ctx, name)
+				mu.Lock()
+				took = append(took, time.Since(start))
+				mu.Unlock()
+				switch {
+				case err != nil:
+					errs <- fmt.Errorf("node %d: resolve %q: %w", r, name, err)
+				case res.Status != StatusOK || !res.Owner.Equal(owners[j]) || res.Identity == nil:
+					errs <- fmt.Errorf("node %d: resolve %q = %s, conflicts %v, identity %v", r, name, res.Status, res.Conflicts, res.Identity != nil)
+				}
+			})
+		}
+	}
+	wg.Wait()
+	close(errs)
+	failed := false
+	for err := range errs {
+		t.Error(err)
+		failed = true
+	}
+	if failed {
+		t.FailNow()
+	}
+	return took
+}
+
+// TestSilentDepartures: a quarter of the network crashes, the nodes
+// closest to the names' keys first (they hold the records, and every
+// lookup of a name asks them). Every name still resolves from every live
+// node within its deadline, a new name is claimed and confirmed, and the
+// owners republish; each reader evicted the crashed peers it tried from its
+// routing table, so its next lookups wait for them no longer than a
+// silentShare of the per-request deadline.
+func TestSilentDepartures(t *testing.T) {
+	const (
+		n           = 32
+		peerTimeout = time.Second
+		// A resolve meets crashed peers in one or two of its rounds: a
+		// full per-request deadline each, the rest is the network's.
+		deadline = 6 * peerTimeout
+	)
+	tn := newTestNet(t, n, netOpts{latency: 5 * time.Millisecond, degree: 6, cfg: func(_ int, c *Config) {
+		c.peerTimeout = peerTimeout
+		c.ReplicateInterval = time.Hour // nothing moves records but the claims and republishes here
+	}})
+	ctx := context.Background()
+	names := []string{"ada", "grace", "edsger"}
+	var owners []identity.AccountPub
+	for i, name := range names {
+		k := key(t, "silent-"+name)
+		res := claim(t, tn, tn.nodes[1+i], k, name)
+		tn.nodes[1+i].SetOwned(k, nil, []HandleClaim{*res.Claim})
+		owners = append(owners, k.Public())
+	}
+
+	// The crash: n/4 nodes, the closest to each name's key in turn, never
+	// an owner.
+	crashed := map[int]bool{}
+	for len(crashed) < n/4 {
+		for _, name := range names {
+			_, dkey, _, _ := parseName(name)
+			for _, i := range tn.closestNodes(dkey, n) {
+				if i > len(names) && !crashed[i] {
+					crashed[i] = true
+					break
+				}
+			}
+		}
+	}
+	for i := range crashed {
+		tn.silence(t, i)
+	}
+	var readers []int
+	for i := range tn.nodes {
+		if !crashed[i] {
+			readers = append(readers, i)
+		}
+	}
+	took := resolveEverywhere(t, tn, readers, names, owners, deadline)
+	t.Logf("first resolves with crashed peers among the closest: p50 %.0f ms, max %.0f ms of %d", percentile(took, .5), percentile(took, 1), len(took))
+
+	// Every reader met crashed peers and evicted every one it remembers
+	// as silent.
+	for _, r := range readers {
+		d := tn.nodes[r]
+		met := 0
+		for i := range crashed {
+			p := tn.hosts[i].ID()
+			if _, ok := d.silent.get(p, time.Now()); !ok {
+				continue
+			}
+			met++
+			if d.kad.RoutingTable().Find(p) != "" {
+				t.Errorf("node %d: crashed node %d failed a request and is still in the routing table", r, i)
+			}
+			if got := d.requestTimeout(p, 0); got != peerTimeout/silentShare {
+				t.Errorf("node %d: the next request to crashed node %d waits %v, want %v", r, i, got, peerTimeout/silentShare)
+			}
+		}
+		if met == 0 {
+			t.Errorf("node %d resolved names held by crashed nodes without meeting one", r)
+		}
+	}
+
+	// The network keeps working: a second round, a new claim confirmed
+	// with crashed peers among the closest, the owners' republish.
+	took = resolveEverywhere(t, tn, readers, names, owners, deadline)
+	t.Logf("the same resolves again: p50 %.0f ms, max %.0f ms", percentile(took, .5), percentile(took, 1))
+	k := key(t, "silent-barbara")
+	claim(t, tn, tn.nodes[readers[len(readers)-1]], k, "barbara")
+	resolveEverywhere(t, tn, readers[:4], []string{"barbara"}, []identity.AccountPub{k.Public()}, deadline)
+	for i := range names {
+		if err := tn.nodes[1+i].Republish(ctx); err != nil {
+			t.Errorf("owner %d: republish with crashed peers: %v", 1+i, err)
+		}
+	}
+}
+
+// TestPartitionHeals: the network is cut in two halves for a while.
+// During the cut, Alice republishes her name with a newer record on her
+// half only; Mallory, on the other half, tries to take it there; Zed's name
+// lapses and Yan claims it on Alice's half; Carol and Dave each claim
+// "carol" on their own half, where nobody holds it. Then the halves heal.
+//
+// After the heal, no node anywhere shows Zed for his lapsed name (Yan
+// holds it); no older record of Alice's from the cut-off half replaces the
+// newer one on any node, and every resolve returns the newer; "carol",
+// held by two owners since the cut, resolves as a conflict naming both,
+// never silently as one of them; and the network keeps working: a new
+// claim is confirmed on the healed network.
+func TestPartitionHeals(t *testing.T) {
+	const n = 24
+	tn := newTestNet(t, n, netOpts{latency: 5 * time.Millisecond, cfg: func(i int, c *Config) {
+		c.peerTimeout = time.Second
+		c.ReplicateInterval = 200 * time.Millisecond
+		if i == 2 {
+			c.RecordTTL = time.Hour // Zed's node: his name lapses during the cut
+		}
+	}})
+	ctx := context.Background()
+	half := func(i int) int { return i % 2 } // 0: Alice's half, 1: the other
+	alice, mallory := key(t, "part-alice"), key(t, "part-mallory")
+	zed, yan := key(t, "part-zed"), key(t, "part-yan")
+	carol, dave := key(t, "part-carol"), key(t, "part-dave")
+	aliceNode := tn.nodes[0]
+	res := claim(t, tn, aliceNode, alice, "alice")
+	aliceNode.SetOwned(alice, nil, []HandleClaim{*res.Claim})
+	claim(t, tn, tn.nodes[2], zed, "zed")
+	_, akey, _, _ := parseName("alice")
+
+	// The cut.
+	for i, a := range tn.hosts {
+		for j := i + 1; j < n; j++ {
+			if half(i) == half(j) {
+				continue
+			}
+			b := tn.hosts[j].ID()
+			if err := tn.mn.UnlinkPeers(a.ID(), b); err != nil {
+				t.Fatal(err)
+			}
+			if err := tn.mn.DisconnectPeers(a.ID(), b); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	check.Until(t, 10*time.Second, "the halves apart", func() bool {
+		for i, h := range tn.hosts {
+			for _, p := range h.Network().Peers() {
+				if half(tn.index(p)) != half(i) {
+					return false
+				}
+			}
+		}
+		return true
+	})
+	// Alice republishes on her half: seq 2 there, seq 1 on the other.
+	if err := aliceNode.Republish(ctx); err != nil {
+		t.Logf("republish during the cut (half the closest unreachable): %v", err)
+	}
+	newSeq := aliceNode.OwnedClaims()[0].Seq
+	if newSeq < 2 {
+		t.Fatalf("Alice's claim at seq %d after republishing", newSeq)
+	}
+	// Mallory tries the name on the other half, which holds Alice's older
+	// record: refused.
+	if r, err := tn.nodes[1].ClaimHandle(ctx, mallory, "alice", nil); err != nil || r.Status == ClaimClaimed {
+		t.Fatalf("Mallory's claim on the cut-off half: %v %+v", err, r)
+	}
+	// Zed's name lapses (expiry and grace pass); Yan claims it on Alice's
+	// half.
+	tn.clock.Advance(time.Hour + DefaultGrace + time.Minute)
+	claim(t, tn, tn.nodes[4], yan, "zed")
+	// Two owners for one name, one on each half.
+	claim(t, tn, tn.nodes[6], carol, "carol")
+	claim(t, tn, tn.nodes[7], dave, "carol")
+
+	// The heal: links back, each node dials a few of the other half, as
+	// its routing table refresh would.
+	seqAtHeal := make([]uint64, n)
+	passesAtHeal := make([]int64, n)
+	for i, d := range tn.nodes {
+		_, seqAtHeal[i] = ownerOf(d, akey)
+		passesAtHeal[i] = d.replications.Load()
+	}
+	for i, a := range tn.hosts {
+		for j := i + 1; j < n; j++ {
+			if half(i) != half(j) {
+				if _, err := tn.mn.LinkPeers(a.ID(), tn.hosts[j].ID()); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	tn.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: 5 * time.Millisecond})
+	var wg sync.WaitGroup
+	for i, h := range tn.hosts {
+		wg.Go(func() {
+			for k := 1; k <= 5; k += 2 {
+				o := tn.hosts[(i+k)%n]
+				_ = h.Connect(ctx, peer.AddrInfo{ID: o.ID(), Addrs: o.Addrs()})
+			}
+			_ = tn.nodes[i].Refresh(ctx)
+		})
+	}
+	wg.Wait()
+	check.Until(t, 20*time.Second, "routing tables spanning both halves", func() bool {
+		for i, d := range tn.nodes {
+			across := 0
+			for _, p := range d.kad.RoutingTable().ListPeers() {
+				if half(tn.index(p)) != half(i) {
+					across++
+				}
+			}
+			if across < n/4 {
+				return false
+			}
+		}
+		return true
+	})
+
+	for i, d := range tn.nodes {
+		d.cache.clear()
+		r, err := d.Resolve(ctx, "zed")
+		if err != nil || r.Status != StatusOK || !r.Owner.Equal(yan.Public()) {
+			t.Errorf("node %d (half %d): resolve the lapsed and reclaimed name: %v %+v", i, half(i), err, r)
+		}
+		r, err = d.Resolve(ctx, "alice")
+		if err != nil || r.Status != StatusOK || !r.Owner.Equal(alice.Public()) || r.Handle.Seq != newSeq {
+			t.Errorf("node %d (half %d): resolve alice: %v %+v", i, half(i), err, r)
+		}
+		r, err = d.Resolve(ctx, "carol")
+		if err != nil || r.Status != StatusConflict || !slices.ContainsFunc(r.Conflicts, func(o OwnerCount) bool { return o.Owner.Equal(carol.Public()) }) ||
+			!slices.ContainsFunc(r.Conflicts, func(o OwnerCount) bool { return o.Owner.Equal(dave.Public()) }) {
+			t.Errorf("node %d (half %d): resolve a name claimed on both halves: %v %+v", i, half(i), err, r)
+		}
+	}
+	// Once replication has run twice on every node since the heal (the
+	// cut-off half's holders pushing their older record of Alice's to the
+	// peers they see again), no node's record went back to an older seq.
+	check.Until(t, 20*time.Second, "two replication passes on every node since the heal", func() bool {
+		for i, d := range tn.nodes {
+			if d.replications.Load() < passesAtHeal[i]+2 {
+				return false
+			}
+		}
+		return true
+	})
+	for i, d := range tn.nodes {
+		if _, seq := ownerOf(d, akey); seq < seqAtHeal[i] {
+			t.Errorf("node %d: Alice's record went back from seq %d to %d", i, seqAtHeal[i], seq)
+		}
+	}
+	// Alice's next republish brings the cut-off half's holders up to date.
+	if err := aliceNode.Republish(ctx); err != nil {
+		t.Errorf("republish after the heal: %v", err)
+	}
+	newSeq = aliceNode.OwnedClaims()[0].Seq
+	check.Until(t, 20*time.Second, "Alice's newest record on every node of the K closest that holds one", func() bool {
+		for _, i := range tn.closestNodes(akey, bucketK) {
+			if o, seq := ownerOf(tn.nodes[i], akey); !o.IsZero() && seq != newSeq {
+				return false
+			}
+		}
+		return true
+	})
+	claim(t, tn, tn.nodes[9], key(t, "part-erin"), "erin")
+}
+
+// index returns the index of the node whose host is p, or -1.
+func (tn *testNet) index(p peer.ID) int {
+	for i, h := range tn.hosts {
+		if h.ID() == p {
+			return i
+		}
+	}
+	return -1
+}
