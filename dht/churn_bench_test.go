@@ -28,7 +28,7 @@ func BenchmarkChurn(b *testing.B) {
 				}
 				cfg := churnConfig{
 					nodes: n, degree: 8, owners: 8, lapsing: 2, churn: 0.2, mixed: mixed, speed: 7200,
-					steps: 5, step: 8 * time.Hour, readers: 8, claims: 2, parallel: 8, seed: 2,
+					steps: 5, step: 8 * time.Hour, readers: 8, claims: 2, parallel: 8, serial: 2, seed: 2,
 				}
 				if n >= 1000 {
 					cfg.owners, cfg.lapsing, cfg.readers, cfg.parallel = 24, 4, 10, 16
@@ -47,6 +47,9 @@ func BenchmarkChurn(b *testing.B) {
 				b.ReportMetric(percentile(rep.resolve, .5), "p50-ms")
 				b.ReportMetric(rtts(rep.baseResolve, .5), "base-p50-rtts")
 				b.ReportMetric(rtts(rep.baseResolve, .99), "base-p99-rtts")
+				b.ReportMetric(rtts(rep.serialRes, .5), "serial-p50-rtts")
+				b.ReportMetric(rtts(rep.serialRes, .99), "serial-p99-rtts")
+				b.ReportMetric(rtts(rep.baseSerial, .5), "base-serial-p50-rtts")
 				b.ReportMetric(float64(rep.failed), "failed")
 				b.ReportMetric(float64(rep.staleOwner), "stale-owner")
 				b.ReportMetric(rtts(rep.publish, .5), "pub-p50-rtts")

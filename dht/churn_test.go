@@ -56,6 +56,11 @@ type churnConfig struct {
 	claims  int // new names claimed at each step (publish-and-confirm under churn)
 	// parallel bounds the resolves in flight at once.
 	parallel int
+	// serial readers at each step (and in the baseline) resolve every
+	// live name again one at a time, after the round of parallel ones:
+	// 100 or 1,000 nodes share this machine's 2 cores, so resolves in
+	// flight together wait for each other's CPU as real nodes would not.
+	serial int
 	// lean cuts each node's memory for the 1,000-node run (see leanConfig).
 	lean bool
 	seed uint64
@@ -78,6 +83,8 @@ type churnReport struct {
 	oldHandle    int             // the name's record older than one its owner had put before the resolve began
 	oldIdentity  int             // the same for the owner's identity record
 	publish      []time.Duration // new claims under churn (lookup, put to K, confirm)
+	baseSerial   []time.Duration // the baseline's resolves one at a time (cfg.serial)
+	serialRes    []time.Duration // the churn's resolves one at a time
 	pubFailed    int
 	reclaimed    int             // lapsed names claimed by a new owner
 	firstSeen    []time.Duration // a newcomer: from its host's start to its first resolve answering ok
@@ -200,7 +207,8 @@ func runChurn(tb testing.TB, cfg churnConfig) *churnReport {
 	progress(fmt.Sprintf("names claimed; heap %.1f MB per node", s.rep.heapPerNode/1e6))
 
 	// The baseline: the same resolves and claims, with no churn.
-	s.resolveRound(ctx, s.sampleReaders(nil), &s.rep.baseResolve, nil)
+	s.resolveRound(ctx, s.sampleReaders(nil), &s.rep.baseResolve, cfg.parallel)
+	s.serialRound(ctx, &s.rep.baseSerial)
 	s.rep.baseFailed = s.rep.failed
 	s.rep.failed, s.rep.failures = 0, nil
 	for i := range cfg.claims {
@@ -231,14 +239,15 @@ func runChurn(tb testing.TB, cfg churnConfig) *churnReport {
 		for i := range cfg.claims {
 			s.claimNew(ctx, s.randomLive(), fmt.Sprintf("step%d-%d", step, i), &s.rep.publish)
 		}
-		s.resolveRound(ctx, s.sampleReaders(fresh), &s.rep.resolve, nil)
+		s.resolveRound(ctx, s.sampleReaders(fresh), &s.rep.resolve, cfg.parallel)
+		s.serialRound(ctx, &s.rep.serialRes)
 		progress(fmt.Sprintf("step %d at %v simulated: %d left, %d joined, %d resolves failed", step,
 			tn.clock.Now().Sub(start).Round(time.Hour), s.rep.gone, s.rep.joined, s.rep.failed))
 	}
 	// The end: every name lapsed long enough ago is claimed anew; every
 	// live name resolves everywhere sampled.
 	s.reclaimLapsed(ctx)
-	s.resolveRound(ctx, s.sampleReaders(nil), &s.rep.resolve, nil)
+	s.resolveRound(ctx, s.sampleReaders(nil), &s.rep.resolve, cfg.parallel)
 	s.rep.simulated = tn.clock.Now().Sub(start)
 	s.rep.rssPeak = peakRSS()
 	progress("last round measured")
@@ -498,9 +507,17 @@ func publishedSeq(d *DHT, key string) uint64 {
 	return 0
 }
 
-// resolveRound resolves every held name from every reader, cfg.parallel at
-// a time, caches emptied, and classifies the answers.
-func (s *churnSim) resolveRound(ctx context.Context, readers []int, lat *[]time.Duration, _ any) {
+// serialRound has cfg.serial random readers resolve every held name one at
+// a time.
+func (s *churnSim) serialRound(ctx context.Context, lat *[]time.Duration) {
+	if s.cfg.serial > 0 {
+		s.resolveRound(ctx, s.sampleReaders(nil)[:min(s.cfg.serial, s.cfg.readers)], lat, 1)
+	}
+}
+
+// resolveRound resolves every held name from every reader, parallel at a
+// time, caches emptied, and classifies the answers.
+func (s *churnSim) resolveRound(ctx context.Context, readers []int, lat *[]time.Duration, parallel int) {
 	s.mu.Lock()
 	type job struct {
 		reader int
@@ -518,7 +535,7 @@ func (s *churnSim) resolveRound(ctx context.Context, readers []int, lat *[]time.
 		}
 	}
 	s.mu.Unlock()
-	sem := make(chan struct{}, s.cfg.parallel)
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		sem <- struct{}{}
@@ -713,6 +730,10 @@ func logChurn(tb testing.TB, r *churnReport) {
 		ms(r.baseResolve, .5), ms(r.baseResolve, .99), len(r.baseResolve), r.baseFailed, ms(r.basePublish, .5), len(r.basePublish))
 	tb.Logf("churn: resolve p50 %s p99 %s of %d, failed %d, stale owner %d, older handle record %d, older identity %d",
 		ms(r.resolve, .5), ms(r.resolve, .99), len(r.resolve), r.failed, r.staleOwner, r.oldHandle, r.oldIdentity)
+	if len(r.serialRes) > 0 {
+		tb.Logf("one at a time: baseline resolve p50 %s p99 %s of %d; churn resolve p50 %s p99 %s of %d",
+			ms(r.baseSerial, .5), ms(r.baseSerial, .99), len(r.baseSerial), ms(r.serialRes, .5), ms(r.serialRes, .99), len(r.serialRes))
+	}
 	tb.Logf("churn: publish-and-confirm p50 %s p99 %s of %d, failed %d; newcomer's first resolve p50 %.0f ms p99 %.0f ms of %d",
 		ms(r.publish, .5), ms(r.publish, .99), len(r.publish), r.pubFailed, percentile(r.firstSeen, .5), percentile(r.firstSeen, .99), len(r.firstSeen))
 	if len(r.failures) > 0 {
