@@ -64,6 +64,7 @@ type sigReq struct {
 	id       msgID
 	frame    []byte // the sealed Deliver frame, once sealed
 	attempts int    // streams it was written to
+	stamped  int    // the bits of the first-contact stamp it was last written with; 0: none
 
 	once sync.Once
 	over atomic.Bool // finished: by the lane, or by a caller that stopped waiting
@@ -151,6 +152,7 @@ type laneStream struct {
 	st        network.Stream
 	v         version
 	stamp     []byte // the first-contact stamp sent with every frame (1.1.0)
+	stampBits int    // its bits
 	recipient []byte // the recipient's account key
 	acks      chan ackFrame
 	readErr   chan error
@@ -358,7 +360,7 @@ func (s *Service) openLane(ps *peerState, batch []*sigReq) (*laneStream, error) 
 		readDone: make(chan struct{}), cancel: scancel}
 	s.mu.Lock()
 	if v == v11 {
-		ln.stamp = ps.stamp
+		ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
 	}
 	s.mu.Unlock()
 	stop := context.AfterFunc(sctx, func() { st.Reset() })
@@ -466,6 +468,10 @@ func (s *Service) writeSignals(ln *laneStream, batch []*sigReq) error {
 			return err
 		}
 		r.attempts++
+		r.stamped = 0
+		if ln.stamp != nil {
+			r.stamped = ln.stampBits
+		}
 	}
 	ln.flight = append(ln.flight, batch...)
 	if err := bw.Flush(); err != nil {
@@ -493,28 +499,29 @@ func (s *Service) laneAck(ps *peerState, ln *laneStream, a ackFrame) (resend *si
 		s.log.Info("signal refused by the recipient", "peer", ps.id, "reason", a.reason)
 		r.finish(fmt.Errorf("%w: refused by the recipient: %s", ErrSignalUndelivered, a.reason))
 	case statusStamp:
+		// Frames written before the stamp was paid for are asked for it
+		// too: they go again, stamped. One that carried a stamp of the
+		// bits asked for was not taken.
 		switch {
 		case a.stampBits > MaxStampBits:
 			r.finish(fmt.Errorf("%w: recipient asks for a first-contact stamp of %d bits; the most this sender does is %d", ErrSignalUndelivered, a.stampBits, MaxStampBits))
-		case ln.stamp != nil && int(a.stampBits) <= s.stampBitsOf(ps):
+		case r.stamped != 0 && int(a.stampBits) <= r.stamped:
 			r.finish(fmt.Errorf("%w: recipient did not take the first-contact stamp", ErrSignalUndelivered))
 		default:
-			if err := s.solveStampFor(ps, &stampError{bits: int(a.stampBits), recipient: ln.recipient}); err != nil {
-				r.finish(fmt.Errorf("%w: first-contact stamp: %w", ErrSignalUndelivered, err))
-				return nil, nil
-			}
 			s.mu.Lock()
-			ln.stamp = ps.stamp
+			ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
 			s.mu.Unlock()
+			if ln.stamp == nil || int(a.stampBits) > ln.stampBits {
+				if err := s.solveStampFor(ps, &stampError{bits: int(a.stampBits), recipient: ln.recipient}); err != nil {
+					r.finish(fmt.Errorf("%w: first-contact stamp: %w", ErrSignalUndelivered, err))
+					return nil, nil
+				}
+				s.mu.Lock()
+				ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
+				s.mu.Unlock()
+			}
 			return r, nil
 		}
 	}
 	return nil, nil
-}
-
-// stampBitsOf returns the bits of the stamp kept for ps.
-func (s *Service) stampBitsOf(ps *peerState) int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return ps.stampBits
 }

@@ -183,6 +183,28 @@ func TestSignalRatchetSurvivesRestart(t *testing.T) {
 	}
 }
 
+// TestSignalFirstContact: signals from a stranger (no conversation) are
+// read only with a first-contact stamp; the lane pays it once, and the
+// signals written before it was paid go again, stamped.
+func TestSignalFirstContact(t *testing.T) {
+	var sink signalSink
+	a, b := pair(t, func(c *Config) { c.OnSignal = sink.on })
+	b.pol.set(a.id(), Request)
+	const n = 4
+	errs := make(chan error, n)
+	for i := range n {
+		go func() { errs <- a.svc.SendSignal(context.Background(), b.id(), fmt.Appendf(nil, "signal %d", i)) }()
+	}
+	for range n {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got, _ := sink.snapshot(); len(got) != n {
+		t.Fatalf("b got %d signals, want %d", len(got), n)
+	}
+}
+
 // TestSignalToOlderPeer: a peer that does not serve the signal lane (the
 // version before it) gets signals on a msg stream, and reads them as
 // before.
