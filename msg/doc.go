@@ -1,6 +1,7 @@
 // Package msg owns end-to-end encrypted message delivery between accounts:
-// the /callsign/msg/1.1.0 (and 1.0.0) and /callsign/prekey/1.0.0 stream
-// protocols, the durable outbox with retries, the recipient's dedup and
+// the /callsign/msg/1.1.0 (and 1.0.0), /callsign/signal/1.0.0 and
+// /callsign/prekey/1.0.0 stream protocols, the durable outbox with
+// retries, the call signals' lane beside it, the recipient's dedup and
 // group commit, read receipts, the limits on what strangers may leave
 // (message requests, first-contact stamps, stream slots), and this
 // device's e2e prekeys (rotation, one-time prekeys).
@@ -17,12 +18,13 @@
 // and returns; the Sends waiting together share one transaction (group
 // commit). A text message waits in the outbox as its own index entry, which
 // holds the envelope (store.Tx.InsertQueued; the ack rewrites it with
-// Dequeue), so queuing and acknowledging write one entry each; control
-// messages (read receipts, call signals) have outbox entries. When the peer's session is in memory and
-// nothing older waits to be sealed, the message is sealed in that same
-// transaction: message, sealed Deliver frame and the ratchet state it
-// advanced commit together, and the frame stays in memory so sending it
-// reads nothing back (SendSignal seals a call signal the same way).
+// Dequeue), so queuing and acknowledging write one entry each; read
+// receipts have outbox entries (call signals have none: see "Call
+// signals"). When the peer's session is in memory, nothing older waits to
+// be sealed and fewer than 512 sealed messages wait for acks, the message
+// is sealed in that same transaction: message, sealed Deliver frame and
+// the ratchet state it advanced commit together, and the frame stays in
+// memory so sending it reads nothing back.
 // Otherwise (no session yet, older entries, a restart) the per-peer
 // sender goroutine seals queued entries lazily, in queue order, once:
 // the ratchet state and the sealed frames of a batch
@@ -38,6 +40,74 @@
 // queued → sent (written to the stream) → delivered (acked) → read (read
 // receipt), or failed (refused by the recipient, Event.Reason says why;
 // not retried: it leaves the outbox).
+//
+// # Call signals
+//
+// SendSignal carries a call signal (an opaque payload for the recipient's
+// Config.OnSignal: invite, ringing, accept, ICE candidate, decline, busy,
+// cancel, hangup, and the node's addresses signal) on the peer's signal
+// lane: a goroutine per peer and a stream of its own,
+// /callsign/signal/1.0.0, beside the stream that carries text messages,
+// so a signal never waits behind queued texts, a backed-up inbox or the
+// texts' frame budget at the recipient. Signals to one peer keep the
+// order SendSignal was called in.
+//
+// A signal is sealed in the same Double Ratchet session as the texts (a
+// control frame, like a read receipt) and nothing of it is stored but
+// the ratchet state it advanced: that is committed, in one transaction
+// for the signals sealed together, before any of their frames leaves the
+// process, so a crash never reuses a message key (it loses the signals,
+// whose life ends with the process). SendSignal returns once the
+// recipient acknowledged the signal (stored or duplicate) and otherwise
+// fails with ErrSignalUndelivered: the peer can't be looked up, reached
+// or given a session, it refuses the signal, or its life ends first. The
+// life is ctx's deadline, at most SignalLife (30 s, the longest a call
+// rings); the call package gives each signal 10 s, and the final one
+// (hangup, cancel, decline) 2 s. Nothing is retried past it and nothing is
+// queued to go later, whatever the kind: an invite that can't ring now
+// must not ring minutes later, a candidate or an accept is useless once
+// its call has moved on, and a hangup that can't be delivered is made up
+// for by the peer's own ring timeout or its media noticing the DTLS close.
+// Within its life a frame written to a stream that breaks before its ack
+// is written once more, on a new stream, with the same bytes (the
+// recipient drops the duplicate by id and acks it); a stream that stays
+// silent past the oldest frame's life is reset, so the recipient can't
+// act on it late.
+//
+// A signal sealed while texts wait for their acks overtakes them, so the
+// recipient skips (and keeps) the message keys of the texts still on
+// their way, at most e2e.MaxSkip per message: a signal overtakes at most
+// e2e.MaxSkip - 64 sealed frames waiting for acks and otherwise waits for
+// acks, within its life. Send seals a text when it queues it only while
+// fewer than 512 sealed frames wait (beyond, the sender goroutine seals
+// them as it writes them, at most its window of 512 ahead), so a backlog
+// of texts never holds a signal up; only one sealed for mailboxes can.
+//
+// A peer of the version before the lane does not serve
+// /callsign/signal/1.0.0; libp2p's protocol negotiation then picks its
+// /callsign/msg/1.1.0 (or 1.0.0), and the lane writes the same frames on
+// a msg stream of its own, which that peer reads as it always did.
+//
+// # Wire: /callsign/signal/1.0.0
+//
+// The same Deliver and Ack frames as /callsign/msg/1.1.0 (below), one Ack
+// per Deliver, in order, first-contact stamps included, with these
+// restrictions, checked before anything is decrypted: a frame is at most
+// about 35 KiB (MaxSignal and the e2e, Content and Deliver overhead, plus
+// 512 bytes of additions); its kind is 3 (a control frame); its
+// certificate verifies for the stream's remote peer and another account;
+// and Config.AcceptSignal accepts its sender. Anything else resets the
+// stream (too-large, bad-request, or refused for the sender) with nothing
+// stored: no session accepted, no one-time prekey used, no seen id. A
+// frame whose Content is not a call signal is refused (Ack refused,
+// "malformed content", the session kept in step); a signal whose id was
+// seen is acked duplicate and not handed to OnSignal again; a ciphertext
+// replayed under another id does not decrypt and is refused. The lane has
+// its own stream slots (256 for contacts' devices, 64 shared by others,
+// as on msg) and its own frame budget per peer, 50 a second (burst 100),
+// apart from the texts'. Its versions follow the compatibility rule
+// like msg's: additions to the Deliver and Ack frames, and to the Content,
+// are the same, and a frame this version can't read resets the stream.
 //
 // # Wire: /callsign/msg/1.1.0
 //
@@ -60,7 +130,8 @@
 //	field 2   sender      bytes   32 bytes, the sender's Ed25519 account key
 //	field 3   cert        bytes   the sender's device certificate (identity.DeviceCert);
 //	                              its peer id must be the stream's remote peer
-//	field 4   kind        varint  1 initial, 2 ratchet (a text message), 3 receipt
+//	field 4   kind        varint  1 initial, 2 ratchet (a text message),
+//	                              3 control (read receipt or call signal)
 //	field 5   ciphertext  bytes   the e2e message; associated data
 //	                              "callsign/v1/msg" || 0x00 || id || kind
 //	field 16  stamp       bytes   8 bytes, a first-contact stamp (see below);
