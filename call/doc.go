@@ -62,9 +62,10 @@
 // Each call hands its signals to a goroutine of its own, which gives them
 // to the Signaler one at a time, in order; SendSignal returns once the
 // peer's device has the signal, so the call's state machine never waits
-// on the network. Dial returns once the invite is delivered: a callee
-// whose device is offline, unreachable or refuses the invite ends the call
-// at once as unavailable (nothing is queued to ring later). Once a call
+// on the network. Dial returns once the invite is delivered, or the call
+// has ended at once as unavailable because the callee's device is
+// offline, unreachable or refused the invite (nothing is queued to ring
+// later): the caller can't tell that from a policy's refusal. Once a call
 // has ended, only the signal that tells the peer (cancel, decline, busy,
 // hangup) is still sent, within 2 s; candidates and the like are dropped.
 //

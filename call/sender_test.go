@@ -20,14 +20,19 @@ func (offlineSignaler) SendSignal(context.Context, identity.AccountID, []byte) e
 	return errors.New("signal not delivered: the device is offline")
 }
 
-// TestInviteUndelivered: an invite the Signaler can't deliver fails Dial
-// at once and ends the call as unavailable; nothing rings later.
+// TestInviteUndelivered: a call whose invite the Signaler can't deliver
+// ends at once as unavailable, as one the callee's policy refused; nothing
+// rings later.
 func TestInviteUndelivered(t *testing.T) {
 	n := newFakeNet(t)
 	a := newNode(t, n, func(c *Config) { c.Signal = offlineSignaler{} })
 	b := newNode(t, n, nil)
-	if _, err := a.svc.Dial(dialCtx(t), b.id, DialOptions{Source: media.Tone()}); err == nil {
-		t.Fatal("Dial succeeded with an undelivered invite")
+	ca, err := a.svc.Dial(dialCtx(t), b.id, DialOptions{Source: media.Tone()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if h := ended(t, ca, 10*time.Second); states(h) != "ended" || ca.Reason() != ReasonUnavailable {
+		t.Fatalf("call went %s and ended %q, want straight to ended as unavailable", states(h), ca.Reason())
 	}
 	var r Record
 	check.Until(t, 10*time.Second, "the caller's call log", func() bool {

@@ -506,11 +506,12 @@ func (s *Service) Calls() []*Call {
 }
 
 // Dial calls an account. It fetches TURN credentials, creates the peer
-// connection and the offer, and returns once the invite has been handed to
-// the Signaler; the call then moves on by itself (see Call.Changes).
-// It fails with ErrInCall while another call is going on, ErrSelf, ErrClosed,
-// or when the source, the recording files or the invite can't be set up
-// or sent; a relay-only call fails when no TURN server is available.
+// connection and the offer, and returns once the Signaler has delivered
+// the invite, or failed to (the call then ends as unavailable); the call
+// moves on by itself (see Call.Changes). It fails with ErrInCall while
+// another call is going on, ErrSelf, ErrClosed, or when the source, the
+// recording files or the offer can't be set up; a relay-only call fails
+// when no TURN server is available.
 func (s *Service) Dial(ctx context.Context, to identity.AccountID, opts DialOptions) (*Call, error) {
 	if to == s.cfg.Self {
 		return nil, ErrSelf
@@ -575,7 +576,10 @@ func (s *Service) Dial(ctx context.Context, to identity.AccountID, opts DialOpti
 	select {
 	case err := <-sent:
 		if err != nil {
-			return nil, fmt.Errorf("call: dial: send invite: %w", err)
+			// The callee's device is offline, unreachable or refused the
+			// invite: the call ends as unavailable (evInviteFailed), just
+			// as when the callee's policy refuses it.
+			c.log.Debug("invite not delivered", "err", err)
 		}
 		return c, nil
 	case <-ctx.Done():
