@@ -229,6 +229,27 @@ func (cs *callSettings) Update(f func(*api.CallSettings)) (api.CallSettings, err
 	return s, nil
 }
 
+// acceptSignal is the msg service's gate on the signal lane, asked before
+// anything of a signal is decrypted or stored: signals are read from
+// accounts in the address book (contacts, and blocked ones, whose invites
+// the call service refuses and logs), from the other end of a call going
+// on (a stranger this node called answers), and from anyone the call
+// policy lets ring. A stranger the policy refuses has its stream reset
+// with nothing stored, and its call ends as unavailable.
+func (n *Node) acceptSignal(from identity.AccountID) bool {
+	if _, err := n.contacts.Get(from); err == nil {
+		return true
+	}
+	if svc := n.calls.Load(); svc != nil {
+		for _, c := range svc.Calls() {
+			if c.Peer() == from {
+				return true
+			}
+		}
+	}
+	return callPolicy{n}.Check(from).Allow
+}
+
 // callPolicy applies the user's call settings, before the call service
 // reads anything of an invite but its header: what the address book says
 // about the caller under them (contacts.Book.CallFrom).

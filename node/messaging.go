@@ -44,6 +44,9 @@ func (n *Node) startMsg(ctx context.Context) error {
 		RetryMax:  n.cfg.Network.RetryMax,
 		Mailboxes: n.mailboxPeers,
 		Logger:    n.log.With("component", "msg"),
+
+		// Asked before anything of a signal is decrypted (node/calls.go).
+		AcceptSignal: n.acceptSignal,
 	})
 	if err != nil {
 		return fmt.Errorf("messaging: %w", err)

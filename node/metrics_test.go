@@ -67,7 +67,12 @@ func TestMetrics(t *testing.T) {
 		}
 		return nil
 	})
-	// A call, given up before an answer: counted once, when it ends.
+	// A call, given up before an answer: counted once, when it ends. (Bob
+	// takes calls from everyone: a stranger's invite is refused before it
+	// rings otherwise.)
+	if _, err := bob.Client.ChangeCallSettings(ctx, api.CallSettingsChange{Policy: strp(node.CallsEveryone)}); err != nil {
+		t.Fatal(err)
+	}
 	c, err := alice.Client.Dial(ctx, api.CallRequest{To: bob.Account().String(), Audio: "tone"})
 	if err != nil {
 		t.Fatal(err)
