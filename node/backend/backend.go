@@ -155,13 +155,22 @@ func (s *Service) Close() error {
 }
 
 // ID implements api.Backend.
-func (s *Service) ID(ctx context.Context) (api.ID, error) { return s.node.ID(ctx) }
+func (s *Service) ID(ctx context.Context) (_ api.ID, err error) {
+	defer mapError(&err)
+	return s.node.ID(ctx)
+}
 
 // Status implements api.Backend.
-func (s *Service) Status(ctx context.Context) (api.Status, error) { return s.node.Status(ctx) }
+func (s *Service) Status(ctx context.Context) (_ api.Status, err error) {
+	defer mapError(&err)
+	return s.node.Status(ctx)
+}
 
 // Peers implements api.Backend.
-func (s *Service) Peers(ctx context.Context) ([]api.Peer, error) { return s.node.Peers(ctx) }
+func (s *Service) Peers(ctx context.Context) (_ []api.Peer, err error) {
+	defer mapError(&err)
+	return s.node.Peers(ctx)
+}
 
 // Subscribe implements api.Backend.
 func (s *Service) Subscribe(ctx context.Context) (<-chan api.Event, func()) {

@@ -8,6 +8,7 @@ import (
 	"go/parser"
 	"go/token"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -209,6 +210,44 @@ func TestEverySentinelListed(t *testing.T) {
 					}
 				}
 			}
+		}
+	}
+}
+
+// TestEveryMethodMapsErrors reads this package's sources: every method of
+// api.Backend that returns an error starts by deferring mapError, so no
+// domain error reaches the API unmapped.
+func TestEveryMethodMapsErrors(t *testing.T) {
+	files, _ := filepath.Glob("*.go")
+	first := map[string]ast.Stmt{} // method name → its first statement
+	for _, f := range files {
+		if strings.HasSuffix(f, "_test.go") {
+			continue
+		}
+		file, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.SkipObjectResolution)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range file.Decls {
+			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv != nil && fn.Body != nil && len(fn.Body.List) > 0 {
+				first[fn.Name.Name] = fn.Body.List[0]
+			}
+		}
+	}
+	errType := reflect.TypeFor[error]()
+	backend := reflect.TypeFor[api.Backend]()
+	for i := range backend.NumMethod() {
+		m := backend.Method(i)
+		if n := m.Type.NumOut(); n == 0 || m.Type.Out(n-1) != errType {
+			continue
+		}
+		d, ok := first[m.Name].(*ast.DeferStmt)
+		if !ok {
+			t.Errorf("%s does not start with defer mapError(&err)", m.Name)
+			continue
+		}
+		if id, ok := d.Call.Fun.(*ast.Ident); !ok || id.Name != "mapError" {
+			t.Errorf("%s defers something else than mapError first", m.Name)
 		}
 	}
 }
