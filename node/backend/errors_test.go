@@ -183,29 +183,16 @@ func TestAPIErrorOthers(t *testing.T) {
 // errorCodes), so a new one can't reach a person as "internal" unnoticed.
 func TestEverySentinelListed(t *testing.T) {
 	for _, pkg := range []string{"contacts", "identity", "dht", "msg", "call", "media", "store"} {
-		files, err := filepath.Glob(filepath.Join("..", "..", pkg, "*.go"))
-		if err != nil || len(files) == 0 {
-			t.Fatalf("%s: no sources (%v)", pkg, err)
-		}
-		for _, f := range files {
-			if strings.HasSuffix(f, "_test.go") {
+		for _, d := range decls(t, filepath.Join("..", "..", pkg)) {
+			g, ok := d.(*ast.GenDecl)
+			if !ok || g.Tok != token.VAR {
 				continue
 			}
-			file, err := parser.ParseFile(token.NewFileSet(), f, nil, parser.SkipObjectResolution)
-			if err != nil {
-				t.Fatal(err)
-			}
-			for _, d := range file.Decls {
-				g, ok := d.(*ast.GenDecl)
-				if !ok || g.Tok != token.VAR {
-					continue
-				}
-				for _, spec := range g.Specs {
-					for _, n := range spec.(*ast.ValueSpec).Names {
-						if strings.HasPrefix(n.Name, "Err") && n.IsExported() {
-							if _, ok := sentinels[pkg+"."+n.Name]; !ok {
-								t.Errorf("%s.%s has no API code: add it to errorCodes (errors.go) and to sentinels here", pkg, n.Name)
-							}
+			for _, spec := range g.Specs {
+				for _, n := range spec.(*ast.ValueSpec).Names {
+					if strings.HasPrefix(n.Name, "Err") && n.IsExported() {
+						if _, ok := sentinels[pkg+"."+n.Name]; !ok {
+							t.Errorf("%s.%s has no API code: add it to errorCodes (errors.go) and to sentinels here", pkg, n.Name)
 						}
 					}
 				}
@@ -214,12 +201,15 @@ func TestEverySentinelListed(t *testing.T) {
 	}
 }
 
-// TestEveryMethodMapsErrors reads this package's sources: every method of
-// api.Backend that returns an error starts by deferring mapError, so no
-// domain error reaches the API unmapped.
-func TestEveryMethodMapsErrors(t *testing.T) {
-	files, _ := filepath.Glob("*.go")
-	first := map[string]ast.Stmt{} // method name → its first statement
+// decls are the top-level declarations of the package in dir, tests left
+// out.
+func decls(t *testing.T, dir string) []ast.Decl {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.go"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("%s: no sources (%v)", dir, err)
+	}
+	var out []ast.Decl
 	for _, f := range files {
 		if strings.HasSuffix(f, "_test.go") {
 			continue
@@ -228,10 +218,19 @@ func TestEveryMethodMapsErrors(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		for _, d := range file.Decls {
-			if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv != nil && fn.Body != nil && len(fn.Body.List) > 0 {
-				first[fn.Name.Name] = fn.Body.List[0]
-			}
+		out = append(out, file.Decls...)
+	}
+	return out
+}
+
+// TestEveryMethodMapsErrors reads this package's sources: every method of
+// api.Backend that returns an error starts by deferring mapError, so no
+// domain error reaches the API unmapped.
+func TestEveryMethodMapsErrors(t *testing.T) {
+	first := map[string]ast.Stmt{} // method name → its first statement
+	for _, d := range decls(t, ".") {
+		if fn, ok := d.(*ast.FuncDecl); ok && fn.Recv != nil && fn.Body != nil && len(fn.Body.List) > 0 {
+			first[fn.Name.Name] = fn.Body.List[0]
 		}
 	}
 	errType := reflect.TypeFor[error]()
