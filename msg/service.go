@@ -288,6 +288,7 @@ type peerState struct {
 	sigQ       []*sigReq     // signals waiting for the lane, in SendSignal order
 	sigRunning bool          // a lane goroutine owns this peer's signals
 	sigWake    chan struct{} // signals queued for a running lane
+	inCall     time.Time     // the life of the last signal sent: until then, texts are sealed at most presealMax ahead
 }
 
 // New validates cfg and allocates a Service; Start makes it serve.
@@ -776,12 +777,12 @@ func (s *Service) commitSends(batch []*sendReq) {
 
 // canSealLocked reports whether a message queued for ps now may be sealed
 // at once: ps has an active session (loaded from the store if need be),
-// no older entry waits to be sealed, and fewer than presealMax sealed
-// entries wait for acks (so a signal can overtake them: msg/signal.go).
-// ps.mu must be held.
+// no older entry waits to be sealed, and, while ps is in a call, fewer
+// than presealMax sealed entries wait for acks (so the call's signals can
+// overtake them: msg/signal.go). ps.mu must be held.
 func (s *Service) canSealLocked(ps *peerState) bool {
 	s.mu.Lock()
-	clean := len(ps.unsealed) == 0 && len(ps.pending) < presealMax
+	clean := len(ps.unsealed) == 0 && (len(ps.pending) < presealMax || time.Now().After(ps.inCall))
 	s.mu.Unlock()
 	if !clean {
 		return false

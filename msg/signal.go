@@ -45,11 +45,14 @@ const (
 	// keeps) that many message keys to open it, and e2e refuses a message
 	// that skips more than e2e.MaxSkip. Past it a signal waits for acks.
 	maxSignalAhead = e2e.MaxSkip - maxBatch
-	// presealMax is how many sealed, unacknowledged frames a peer's queue
-	// may hold before Send stops sealing text messages when it queues them
-	// (the sender goroutine seals the rest as it writes them, at most a
-	// window ahead), so that a backlog of texts stays below
-	// maxSignalAhead and a signal never waits behind it.
+	// presealMax is how many sealed, unacknowledged frames the queue of a
+	// peer in a call (signalled within SignalLife) may hold before Send
+	// stops sealing text messages when it queues them (the sender
+	// goroutine seals the rest as it writes them, at most a window ahead),
+	// so that texts sent during a call stay below maxSignalAhead and the
+	// call's signals never wait behind them. Other peers' texts are sealed
+	// when queued however many wait: sealing them later costs bulk sends
+	// a quarter more CPU per message (docs/BENCHMARKS.md).
 	presealMax = window
 	// laneAttempts is how many streams a signal is written to: a second
 	// one when the first breaks before the ack (the recipient drops the
@@ -119,6 +122,7 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 	}
 	ps := s.peerLocked(to)
 	ps.sigQ = append(ps.sigQ, r)
+	ps.inCall = deadline
 	if !ps.sigRunning {
 		ps.sigRunning = true
 		s.wg.Go(func() { s.runLane(ps) })
