@@ -20,9 +20,9 @@
 // holds the envelope (store.Tx.InsertQueued; the ack rewrites it with
 // Dequeue), so queuing and acknowledging write one entry each; read
 // receipts have outbox entries (call signals have none: see "Call
-// signals"). When the peer's session is in memory, nothing older waits to
-// be sealed and fewer than 512 sealed messages wait for acks, the message
-// is sealed in that same transaction: message, sealed Deliver frame and
+// signals"). When the peer's session is in memory and nothing older waits
+// to be sealed (and, for a peer in a call, fewer than 512 sealed messages
+// wait for acks), the message is sealed in that same transaction: message, sealed Deliver frame and
 // the ratchet state it advanced commit together, and the frame stays in
 // memory so sending it reads nothing back.
 // Otherwise (no session yet, older entries, a restart) the per-peer
@@ -77,11 +77,16 @@
 // A signal sealed while texts wait for their acks overtakes them, so the
 // recipient skips (and keeps) the message keys of the texts still on
 // their way, at most e2e.MaxSkip per message: a signal overtakes at most
-// e2e.MaxSkip - 64 sealed frames waiting for acks and otherwise waits for
-// acks, within its life. Send seals a text when it queues it only while
+// e2e.MaxSkip - 64 (936) sealed frames waiting for acks and otherwise
+// waits for acks, within its life. For a peer in a call (signalled within
+// the last signal's life), Send seals a text when it queues it only while
 // fewer than 512 sealed frames wait (beyond, the sender goroutine seals
-// them as it writes them, at most its window of 512 ahead), so a backlog
-// of texts never holds a signal up; only one sealed for mailboxes can.
+// them as it writes them, at most its window of 512 ahead), so texts sent
+// during a call never hold its signals up. Other peers' texts are sealed
+// when queued however many wait, because sealing them later costs bulk
+// sends a quarter more CPU per message: an invite sent behind more than
+// 936 sealed texts the recipient is not acknowledging (a backed-up inbox)
+// waits for their acks and fails at the end of its life.
 //
 // A peer of the version before the lane does not serve
 // /callsign/signal/1.0.0; libp2p's protocol negotiation then picks its
