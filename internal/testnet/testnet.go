@@ -109,7 +109,10 @@ func New(t testing.TB, n int, opts Options) *Net {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	net.WaitConnected(t, 30*time.Second)
+	// Every node publishes its identity (its self-certifying handle's
+	// claim and the record, each confirmed) at once: on a busy machine, or
+	// under the race detector, 25 nodes take far longer than 3.
+	net.WaitConnected(t, 30*time.Second+time.Duration(n)*3*time.Second)
 	return net
 }
 
