@@ -275,8 +275,9 @@ func BenchmarkStamp(b *testing.B) {
 // candidate), from the call until the recipient's ack (the signal
 // decrypted, its id committed, OnSignal called), with no text queued for
 // the peer ("signal/queued-0"), and with 500 or 2000 texts queued for it
-// that the recipient reads one a second ("signal/queued-500", "-2000":
-// its inbox is backed up, so they stay queued). The baselines, in the
+// during the call that the recipient reads one a second
+// ("signal/queued-500", "-2000": its inbox is backed up, so they stay
+// queued). The baselines, in the
 // same run: a round trip of the same size on a raw libp2p stream between
 // the same hosts ("echo"), and what a signal cost when it was queued
 // behind the texts like a read receipt, with the recipient reading at
@@ -306,14 +307,15 @@ func BenchmarkSignal(b *testing.B) {
 			b.Fatal(err)
 		}
 		check.Until(b, 30*time.Second, "the session", func() bool { return a.state(bb.id(), m.ID) == StateDelivered })
+		// The lane's stream exists before timing, and the backlog is
+		// queued during the call.
+		if err := a.svc.SendSignal(context.Background(), bb.id(), []byte("warm up")); err != nil {
+			b.Fatal(err)
+		}
 		for i := range queued {
 			if _, err := a.svc.Send(context.Background(), bb.id(), fmt.Appendf(nil, "backlog %d", i)); err != nil {
 				b.Fatal(err)
 			}
-		}
-		// The lane's stream exists before timing.
-		if err := a.svc.SendSignal(context.Background(), bb.id(), []byte("warm up")); err != nil {
-			b.Fatal(err)
 		}
 		return a, bb
 	}
