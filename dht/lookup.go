@@ -205,7 +205,7 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 			d.peerFailed(r.c.id)
 			continue
 		}
-		d.silent.remove(r.c.id)
+		d.peerAnswered(r.c.id)
 		r.c.state = candAnswered
 		r.c.value = r.value
 		for i, ai := range r.closer {
@@ -273,7 +273,8 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 // still hand it to us then cost a short wait, not a full one. The lookup's
 // rule is unchanged: a peer that does not answer in time is a failed peer,
 // whose record, if any, is not counted. An honest peer back from a failure
-// answers well inside the shorter deadline and is forgotten as silent.
+// answers well inside the shorter deadline, is forgotten as silent and
+// goes back into the routing table (peerAnswered).
 func (d *DHT) requestTimeout(p peer.ID, timeout time.Duration) time.Duration {
 	if timeout <= 0 {
 		timeout = d.cfg.peerTimeout
@@ -293,6 +294,16 @@ func (d *DHT) peerFailed(p peer.ID) {
 	now := time.Now()
 	if _, ok := d.silent.get(p, now); !ok {
 		d.silent.put(p, struct{}{}, now.Add(silentFor))
+	}
+}
+
+// peerAnswered forgets p as silent; a peer evicted for a failure goes back
+// into the routing table, so that a peer that missed a deadline under load
+// (ours or its own) is not lost to us until kad-dht's next refresh.
+func (d *DHT) peerAnswered(p peer.ID) {
+	if _, ok := d.silent.get(p, time.Now()); ok {
+		d.silent.remove(p)
+		_, _ = d.kad.RoutingTable().TryAddPeer(p, true, true)
 	}
 }
 
