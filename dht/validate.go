@@ -61,8 +61,9 @@ const (
 	// powCacheSize bounds the cache of verified proofs of work.
 	powCacheSize = 4096
 	// openedCacheSize bounds the cache of opened records (see
-	// checker.opened).
-	openedCacheSize = 4096
+	// checker.opened): at most 16 MiB of records at their largest, a few
+	// MiB at their usual size.
+	openedCacheSize = 1024
 )
 
 type powKey struct {
@@ -93,16 +94,18 @@ func newChecker(now func() time.Time, pow identity.PoWParams) *checker {
 }
 
 // openHandle is openHandle, remembered. The record returned is the
-// caller's copy.
+// caller's copy, but for its slices, which it shares and must not change.
 func (c *checker) openHandle(b []byte) (*HandleRecord, error) {
 	return openMemo(c, b, openHandle)
 }
 
-// openIdentity is openIdentity, remembered. The record returned is the
-// caller's copy.
+// openIdentity is openIdentity, remembered, with openHandle's terms.
 func (c *checker) openIdentity(b []byte) (*IdentityRecord, error) {
 	return openMemo(c, b, openIdentity)
 }
+
+// openMemo opens b with open, or copies the record that opening the same
+// bytes gave before.
 
 func openMemo[R any](c *checker, b []byte, open func([]byte) (*R, error)) (*R, error) {
 	h := sha256.Sum256(b)
