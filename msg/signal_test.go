@@ -230,6 +230,28 @@ func TestSignalToOlderPeer(t *testing.T) {
 	}
 }
 
+// TestSignalFromOlderPeer: a peer of the version before the lane sends
+// its signals as control frames on a msg stream; they reach OnSignal as
+// before (Config.AcceptSignal applies to the lane only: on a msg stream a
+// signal looks like a read receipt until it is decrypted).
+func TestSignalFromOlderPeer(t *testing.T) {
+	var sink signalSink
+	a, b := pair(t, func(c *Config) {
+		c.OnSignal = sink.on
+		c.AcceptSignal = func(identity.AccountID) bool { return false }
+	})
+	r := newRawPeer(t, a.w)
+	st := r.open(t, b)
+	for _, p := range []string{"invite", "candidate"} {
+		if ack := exchange(t, st, r.signalFrame(t, b, newMsgID(), content{kind: contentSignal, body: []byte(p)})); ack.status != statusStored {
+			t.Fatalf("%s from an older peer: %+v", p, ack)
+		}
+	}
+	if got, src := sink.snapshot(); len(got) != 2 || string(got[0]) != "invite" || string(got[1]) != "candidate" || src[0] != r.id() {
+		t.Fatalf("b's signals from the older peer: %q", got)
+	}
+}
+
 // signalFrame seals payload for b as a signal-lane frame with id.
 func (r *rawPeer) signalFrame(t *testing.T, b *node, id msgID, c content) []byte {
 	t.Helper()
