@@ -33,6 +33,7 @@ package wire
 import (
 	"errors"
 	"fmt"
+	"math"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -95,6 +96,18 @@ func (e *Encoder) Bool(num protowire.Number, v bool) {
 	if v {
 		e.Uint(num, 1)
 	}
+}
+
+// Double appends a fixed64 field holding v's IEEE 754 bits; +0 (all bits
+// zero) is omitted. -0 and every NaN payload are kept as they are, so a
+// value reads back bit for bit.
+func (e *Encoder) Double(num protowire.Number, v float64) {
+	bits := math.Float64bits(v)
+	if bits == 0 {
+		return
+	}
+	e.B = protowire.AppendTag(e.B, num, protowire.Fixed64Type)
+	e.B = protowire.AppendFixed64(e.B, bits)
 }
 
 // Version appends a version field: omitted at 1, the version a reader
@@ -343,6 +356,25 @@ func (d *Decoder) Sint(num protowire.Number, lo, hi int64) int64 {
 
 // Bool reads an optional boolean (the varint 1); absent yields false.
 func (d *Decoder) Bool(num protowire.Number) bool { return d.Uint(num, 1) == 1 }
+
+// Double reads an optional fixed64 field written by Encoder.Double;
+// absent yields +0, and an explicit +0 is an error (it is never written).
+func (d *Decoder) Double(num protowire.Number) float64 {
+	if !d.next(num, protowire.Fixed64Type) {
+		return 0
+	}
+	bits, l := protowire.ConsumeFixed64(d.b)
+	if l < 0 {
+		d.Fail("field %d: bad fixed64: %v", num, protowire.ParseError(l))
+		return 0
+	}
+	d.b = d.b[l:]
+	if bits == 0 {
+		d.Fail("field %d: explicit zero", num)
+		return 0
+	}
+	return math.Float64frombits(bits)
+}
 
 // Version reads a frame's version field: absent means 1, and a present one
 // is 2 or more (Encoder.Version omits 1). A version above newest fails

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 )
@@ -259,6 +260,33 @@ func TestRepeatedBytes(t *testing.T) {
 		read(d)
 		if err := d.End(); !errors.Is(err, errBad) {
 			t.Errorf("%s: accepted", name)
+		}
+	}
+}
+
+func TestDouble(t *testing.T) {
+	var e Encoder
+	e.Double(1, 0) // omitted
+	e.Double(2, 0.25)
+	e.Double(3, math.Copysign(0, -1))
+	if got := hex.EncodeToString(e.B); got != "11000000000000d03f190000000000000080" {
+		t.Fatalf("encoding %s", got)
+	}
+	d := NewDecoder(e.B, errBad)
+	a, b, c := d.Double(1), d.Double(2), d.Double(3)
+	if err := d.End(); err != nil || a != 0 || b != 0.25 || !math.Signbit(c) {
+		t.Fatalf("decoded %v %v %v: %v", a, b, c, err)
+	}
+	for name, in := range map[string]string{
+		"explicit zero": "110000000000000000",
+		"truncated":     "11000000000000d0",
+		"wrong type":    "1001",
+	} {
+		b, _ := hex.DecodeString(in)
+		d := NewDecoder(b, errBad)
+		d.Double(2)
+		if err := d.End(); !errors.Is(err, errBad) {
+			t.Errorf("%s: %v, want an error", name, err)
 		}
 	}
 }
