@@ -2,7 +2,7 @@ package node
 
 import (
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -29,8 +29,6 @@ const (
 	CallsVerified  = contacts.CallsVerified
 	CallsNobody    = contacts.CallsNobody
 )
-
-const callSettingsKey = "calls"
 
 // startCalls starts the media engine, the TURN relay on public nodes, and
 // the call service. Signals travel through the msg service (inside the E2E
@@ -182,7 +180,7 @@ func (n *Node) onSignal(from identity.AccountID, payload []byte) {
 
 // callSettings holds the user's call settings (backend.CallSettings),
 // which the call policy and the call service's hooks read. They are kept
-// in the store as the API's JSON.
+// in the store as store.CallSettings.
 type callSettings struct {
 	db *store.DB
 
@@ -192,14 +190,12 @@ type callSettings struct {
 
 func loadCallSettings(db *store.DB) (*callSettings, error) {
 	s := api.CallSettings{Policy: CallsContacts}
-	b, ok, err := db.GetSetting(callSettingsKey)
-	if err != nil {
-		return nil, err
-	}
-	if ok {
-		if err := json.Unmarshal(b, &s); err != nil {
-			return nil, fmt.Errorf("call settings: %w", err)
-		}
+	switch st, err := db.CallSettings(); {
+	case errors.Is(err, store.ErrNotFound):
+	case err != nil:
+		return nil, fmt.Errorf("call settings: %w", err)
+	default:
+		s = api.CallSettings{Policy: st.Policy, AlwaysRelay: st.AlwaysRelay, AutoAnswer: st.AutoAnswer, RecordDir: st.RecordDir, Rules: st.Rules}
 	}
 	return &callSettings{db: db, cur: s}, nil
 }
@@ -218,10 +214,7 @@ func (cs *callSettings) Update(f func(*api.CallSettings)) (api.CallSettings, err
 	defer cs.mu.Unlock()
 	s := cs.cur
 	f(&s)
-	b, err := json.Marshal(s)
-	if err == nil {
-		err = cs.db.PutSetting(callSettingsKey, b)
-	}
+	err := cs.db.PutCallSettings(store.CallSettings{Policy: s.Policy, AlwaysRelay: s.AlwaysRelay, AutoAnswer: s.AutoAnswer, RecordDir: s.RecordDir, Rules: s.Rules})
 	if err != nil {
 		return api.CallSettings{}, err
 	}

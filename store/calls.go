@@ -8,20 +8,20 @@ import (
 // Call is one entry of the call log: a call made or received, or an
 // incoming call the call policy refused (Blocked).
 type Call struct {
-	ID              string        `json:"id"`
-	Peer            string        `json:"peer"`      // the other account's id
-	Direction       string        `json:"direction"` // "in" or "out"
-	Start           time.Time     `json:"start"`
-	Duration        time.Duration `json:"duration"`
-	EndReason       string        `json:"end_reason"`
-	Path            string        `json:"path"` // "direct", "relay" or ""
-	PacketsSent     uint64        `json:"packets_sent"`
-	PacketsReceived uint64        `json:"packets_received"`
-	BytesSent       uint64        `json:"bytes_sent"`
-	BytesReceived   uint64        `json:"bytes_received"`
-	Loss            float64       `json:"loss"`
-	RTT             time.Duration `json:"rtt"`
-	Blocked         bool          `json:"blocked,omitempty"`
+	ID              string
+	Peer            string // the other account's id
+	Direction       string // "in" or "out"
+	Start           time.Time
+	Duration        time.Duration
+	EndReason       string
+	Path            string // "direct", "relay" or ""
+	PacketsSent     uint64
+	PacketsReceived uint64
+	BytesSent       uint64
+	BytesReceived   uint64
+	Loss            float64
+	RTT             time.Duration
+	Blocked         bool
 }
 
 // MaxCalls is how many call log entries the store keeps; PutCall drops
@@ -44,7 +44,7 @@ func (tx *Tx) PutCall(c Call) error {
 	if err := checkTime("call start", c.Start); err != nil {
 		return err
 	}
-	if err := tx.setJSON(callKey(c), c); err != nil {
+	if err := setValue(tx, callKey(c), &c, marshalCall); err != nil {
 		return err
 	}
 	var old [][]byte
@@ -72,8 +72,12 @@ func (tx *Tx) PutCall(c Call) error {
 func (tx *Tx) Calls(limit int) ([]Call, error) {
 	var out []Call
 	err := tx.scan(pfxCall, nil, true, func(k []byte, val func() ([]byte, error)) (bool, error) {
-		var c Call
-		if err := tx.decode(k, val, &c); err != nil {
+		b, err := val()
+		if err != nil {
+			return false, err
+		}
+		c, err := decodeValue(k, b, unmarshalCall)
+		if err != nil {
 			return false, err
 		}
 		out = append(out, c)

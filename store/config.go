@@ -70,10 +70,10 @@ func (tx *Tx) PutPrekeys(state []byte) error { return tx.setRaw(keySecPrekeys, s
 
 // HandleClaim is a handle this account has claimed in the DHT.
 type HandleClaim struct {
-	Name      string    `json:"name"` // normalised handle
-	Nonce     uint64    `json:"nonce"`
-	Seq       uint64    `json:"seq"`
-	ClaimedAt time.Time `json:"claimed_at"`
+	Name      string // normalised handle
+	Nonce     uint64
+	Seq       uint64
+	ClaimedAt time.Time
 }
 
 var pfxClaim = []byte("claim/")
@@ -83,12 +83,12 @@ func (tx *Tx) PutClaim(c HandleClaim) error {
 	if err := checkID("handle name", c.Name); err != nil {
 		return err
 	}
-	return tx.setJSON(key(pfxClaim, []byte(c.Name)), c)
+	return setValue(tx, key(pfxClaim, []byte(c.Name)), &c, marshalClaim)
 }
 
 // Claims lists the stored claims ordered by name.
 func (tx *Tx) Claims() ([]HandleClaim, error) {
-	return scanJSON[HandleClaim](tx, pfxClaim)
+	return scanValues(tx, pfxClaim, unmarshalClaim)
 }
 
 // DeleteClaim removes the claim for name; removing a missing claim is not an error.
@@ -130,23 +130,53 @@ func (tx *Tx) RemoveBootstrap(addr string) error {
 // ListenPorts remembers the ports the node listened on, so a restart keeps
 // its addresses (and any port forwarding the user set up). 0 means none.
 type ListenPorts struct {
-	TCP  int `json:"tcp"`
-	QUIC int `json:"quic"`
+	TCP  int
+	QUIC int
 }
 
 var keyListenPorts = []byte("conf/listen-ports")
 
 // ListenPorts returns the remembered ports, or ErrNotFound.
 func (tx *Tx) ListenPorts() (ListenPorts, error) {
-	var p ListenPorts
-	err := tx.getJSON(keyListenPorts, &p)
-	return p, err
+	return getValue(tx, keyListenPorts, unmarshalListenPorts)
 }
 
-// PutListenPorts remembers p.
-func (tx *Tx) PutListenPorts(p ListenPorts) error { return tx.setJSON(keyListenPorts, p) }
+// PutListenPorts remembers p; a port outside 0..65535 is ErrInvalid.
+func (tx *Tx) PutListenPorts(p ListenPorts) error {
+	return setValue(tx, keyListenPorts, &p, marshalListenPorts)
+}
+
+// CallSettings are the user's call settings: who may ring (Policy, with
+// per-account overrides in Rules, account id to rule), whether calls
+// always go through a relay, and auto-answer with its recording
+// directory. The store keeps the words as given; the node interprets them.
+type CallSettings struct {
+	Policy      string
+	AlwaysRelay bool
+	AutoAnswer  bool
+	RecordDir   string
+	Rules       map[string]string
+}
+
+var keyCallSettings = []byte("conf/call-settings")
+
+// CallSettings returns the stored call settings, or ErrNotFound when none
+// were ever stored.
+func (tx *Tx) CallSettings() (CallSettings, error) {
+	return getValue(tx, keyCallSettings, unmarshalCallSettings)
+}
+
+// PutCallSettings stores s. A rule with an empty word, or an account id
+// that is empty or holds a NUL byte, is ErrInvalid.
+func (tx *Tx) PutCallSettings(s CallSettings) error {
+	return setValue(tx, keyCallSettings, &s, marshalCallSettings)
+}
 
 var pfxSetting = []byte("set/")
+
+// Settings under set/ are raw bytes the store does not interpret, for
+// small scalar values; a structured value gets a type and a binary
+// encoding of its own (as CallSettings has), never a caller's JSON.
 
 // GetSetting returns the raw value of a setting and whether it is set.
 func (tx *Tx) GetSetting(name string) ([]byte, bool, error) {
@@ -182,20 +212,6 @@ func (tx *Tx) Settings() (map[string][]byte, error) {
 		v, err := val()
 		out[strings.Clone(string(k[len(pfxSetting):]))] = v
 		return err == nil, err
-	})
-	return out, err
-}
-
-// scanJSON decodes every value under prefix in key order.
-func scanJSON[T any](tx *Tx, prefix []byte) ([]T, error) {
-	var out []T
-	err := tx.scan(prefix, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
-		var v T
-		if err := tx.decode(k, val, &v); err != nil {
-			return false, err
-		}
-		out = append(out, v)
-		return true, nil
 	})
 	return out, err
 }

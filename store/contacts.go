@@ -9,18 +9,18 @@ import (
 // pinned (PubKey); when a peer shows a different key, KeyChanged is set and
 // SeenPubKey holds the new key until the user re-verifies.
 type Contact struct {
-	Account    string    `json:"account"` // account id
-	PubKey     []byte    `json:"pubkey"`  // pinned account public key
-	Petname    string    `json:"petname,omitempty"`
-	Handle     string    `json:"handle,omitempty"`
-	AddedAt    time.Time `json:"added_at"`
-	PinnedAt   time.Time `json:"pinned_at"`
-	KeyChanged bool      `json:"key_changed,omitempty"`
-	SeenPubKey []byte    `json:"seen_pubkey,omitempty"` // the new key, when KeyChanged
-	Verified   bool      `json:"verified,omitempty"`
-	Following  bool      `json:"following,omitempty"`
-	Blocked    bool      `json:"blocked,omitempty"`
-	Accepted   bool      `json:"accepted,omitempty"`
+	Account    string // account id
+	PubKey     []byte // pinned account public key
+	Petname    string
+	Handle     string
+	AddedAt    time.Time
+	PinnedAt   time.Time
+	KeyChanged bool
+	SeenPubKey []byte // the new key, when KeyChanged
+	Verified   bool
+	Following  bool
+	Blocked    bool
+	Accepted   bool
 }
 
 var (
@@ -48,8 +48,7 @@ func (tx *Tx) PutContact(c Contact) error {
 			return fmt.Errorf("put contact: petname %q: %w", c.Petname, ErrPetnameTaken)
 		}
 	}
-	var old Contact
-	err := tx.getJSON(key(pfxContact, []byte(c.Account)), &old)
+	old, err := getValue(tx, key(pfxContact, []byte(c.Account)), unmarshalContact)
 	switch {
 	case err == ErrNotFound:
 	case err != nil:
@@ -64,7 +63,7 @@ func (tx *Tx) PutContact(c Contact) error {
 			return err
 		}
 	}
-	return tx.setJSON(key(pfxContact, []byte(c.Account)), c)
+	return setValue(tx, key(pfxContact, []byte(c.Account)), &c, marshalContact)
 }
 
 // Contact returns the contact for an account id, or ErrNotFound.
@@ -72,9 +71,7 @@ func (tx *Tx) Contact(account string) (Contact, error) {
 	if err := checkID("account", account); err != nil {
 		return Contact{}, err
 	}
-	var c Contact
-	err := tx.getJSON(key(pfxContact, []byte(account)), &c)
-	return c, err
+	return getValue(tx, key(pfxContact, []byte(account)), unmarshalContact)
 }
 
 // ContactByPetname returns the contact with this petname, or ErrNotFound.
@@ -91,7 +88,7 @@ func (tx *Tx) ContactByPetname(petname string) (Contact, error) {
 
 // Contacts lists every contact ordered by account id.
 func (tx *Tx) Contacts() ([]Contact, error) {
-	return scanJSON[Contact](tx, pfxContact)
+	return scanValues(tx, pfxContact, unmarshalContact)
 }
 
 // DeleteContact removes a contact and its petname; a missing one is not an error.

@@ -54,6 +54,14 @@ func (db *DB) PutListenPorts(p ListenPorts) error {
 	return update(db, func(tx *Tx) error { return tx.PutListenPorts(p) })
 }
 
+// CallSettings returns the stored call settings, or ErrNotFound.
+func (db *DB) CallSettings() (CallSettings, error) { return view(db, (*Tx).CallSettings) }
+
+// PutCallSettings stores the call settings.
+func (db *DB) PutCallSettings(s CallSettings) error {
+	return update(db, func(tx *Tx) error { return tx.PutCallSettings(s) })
+}
+
 // GetSetting returns a setting's raw value and whether it is set.
 func (db *DB) GetSetting(name string) (v []byte, ok bool, err error) {
 	err = db.View(func(tx *Tx) error {

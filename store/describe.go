@@ -25,6 +25,7 @@ const (
 	KindClaim        = "handle claim"
 	KindBootstrap    = "bootstrap address"
 	KindListenPorts  = "listen ports"
+	KindCallSettings = "call settings"
 	KindSetting      = "setting"
 	KindContact      = "contact"
 	KindPetname      = "petname"
@@ -49,6 +50,8 @@ func parseKey(k []byte) keyInfo {
 		return keyInfo{Kind: KindCursor}
 	case bytes.Equal(k, keyListenPorts):
 		return keyInfo{Kind: KindListenPorts}
+	case bytes.Equal(k, keyCallSettings):
+		return keyInfo{Kind: KindCallSettings}
 	case bytes.HasPrefix(k, []byte("sec/")):
 		return keyInfo{Kind: KindSecret, ID: rest([]byte("sec/"))}
 	case bytes.HasPrefix(k, pfxClaim):

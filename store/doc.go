@@ -47,23 +47,27 @@
 //
 // Every key starts with a prefix naming its kind. Variable-length components
 // that are followed by more key bytes end in a 0x00 separator, so none of them
-// may contain 0x00 (accessors reject such input). Values are JSON unless noted;
-// Message, OutboxEntry and Conversation use the strict binary encodings
-// specified in codec.go and values.proto (protobuf wire format read with
-// internal/wire's strict decoder, one byte form per value: by the
-// compatibility rule of docs/ARCHITECTURE.md, "Wire formats", a stored value
-// accepts no unknown field of any number, and a new field takes a schema
-// version with a migration). Every
-// value below is stored sealed (seal.go): the layouts are of the plaintext.
+// may contain 0x00 (accessors reject such input). No value is JSON (since
+// schema 8): a structured value has a strict binary encoding, specified in
+// codec.go (Message, OutboxEntry, Conversation), valuecodec.go (HandleClaim,
+// ListenPorts, CallSettings, Contact, Call, MailboxMember) and values.proto:
+// protobuf wire format read with internal/wire's strict decoder, one byte
+// form per value. By the compatibility rule of docs/ARCHITECTURE.md, "Wire
+// formats", a stored value accepts no unknown field of any number, and a new
+// field takes a schema version with a migration. The rest are raw bytes or
+// fixed layouts, as noted. Every value below is stored sealed (seal.go): the
+// layouts are of the plaintext.
 //
 //	meta/schema                          schema version, unsigned varint (sealed from 7 on)
 //	meta/migrate-cursor                  raw: the last key a batched migration converted
 //	sec/<field>                          raw secret bytes; field is seed, device-key, x25519, prekeys
-//	claim/<name>                         HandleClaim
+//	claim/<name>                         HandleClaim (binary)
 //	boot/<multiaddr>                     empty: a bootstrap peer
-//	conf/listen-ports                    ListenPorts
-//	set/<key>                            raw setting bytes
-//	contact/<account>                    Contact
+//	conf/listen-ports                    ListenPorts (binary)
+//	conf/call-settings                   CallSettings (binary)
+//	set/<key>                            raw setting bytes, uninterpreted (a structured
+//	                                     value gets a type and an encoding instead)
+//	contact/<account>                    Contact (binary)
 //	petname/<petname>                    raw account id (unique petname index)
 //	conv/<peer>                          Conversation (binary)
 //	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
@@ -82,11 +86,12 @@
 //	                                     receipt, call signal); DueOutbox reads them all
 //	                                     (the outbox holds only unacknowledged messages)
 //	sess/<peer>                          raw session state bytes
-//	call/<start:8><id>                   Call (call log, at most MaxCalls)
+//	call/<start:8><id>                   Call (binary; call log, at most MaxCalls)
+//	mbox/…                               a public node's mailbox (mailbox.go)
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 7). Open refuses a newer
+// meta/schema holds the layout version (currently 8). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -108,6 +113,13 @@
 //	       badger cannot read back, or whose log entry Open found damaged, is
 //	       left raw, so that it is reported as damaged instead of sealed as if
 //	       it were the value
+//	7 → 8  every JSON value gets its binary encoding (valuecodec.go): claim/,
+//	       conf/listen-ports, contact/, call/, mbox/m/; the node's JSON call
+//	       settings under set/calls move to conf/call-settings. Opened,
+//	       converted and sealed again, in key order, in batches; a value
+//	       already binary is left alone (a crash between batches resumes),
+//	       and so is one that does not open or parse, which reads and Verify
+//	       then report as damaged
 //
 // # Integrity
 //

@@ -13,7 +13,7 @@ import (
 // stores, so they share the store's encryption at rest, its value sealing
 // and its durability (a deposit is acknowledged after its commit):
 //
-//	mbox/m/<account:32>                  MailboxMember (JSON)
+//	mbox/m/<account:32>                  MailboxMember (binary, valuecodec.go)
 //	mbox/e/<account:32><seq:8>           MailboxEnvelope: expires (8 bytes, big-endian
 //	                                     unix nanoseconds) || digest (16) || sealed envelope
 //	mbox/d/<account:32><digest:16>       seq (8 bytes): the waiting envelope with this
@@ -36,12 +36,12 @@ const (
 
 // MailboxMember is an account registered with this node's mailbox.
 type MailboxMember struct {
-	Account    []byte    `json:"account"`    // 32-byte Ed25519 account key
-	Peers      [][]byte  `json:"peers"`      // peer ids of the devices allowed to drain
-	Registered time.Time `json:"registered"` // last registration
-	Count      int       `json:"count"`      // envelopes waiting
-	Bytes      int64     `json:"bytes"`      // their sealed bytes
-	Next       uint64    `json:"next"`       // the next envelope's sequence number
+	Account    []byte    // 32-byte Ed25519 account key
+	Peers      [][]byte  // peer ids of the devices allowed to drain (at most 64)
+	Registered time.Time // last registration
+	Count      int       // envelopes waiting
+	Bytes      int64     // their sealed bytes
+	Next       uint64    // the next envelope's sequence number
 }
 
 // MailboxEnvelope is one sealed envelope waiting for a member.
@@ -65,12 +65,10 @@ func mboxEnvKey(account []byte, seq uint64) []byte {
 
 // MailboxMember returns the member with this account key, or ErrNotFound.
 func (tx *Tx) MailboxMember(account []byte) (MailboxMember, error) {
-	var m MailboxMember
 	if err := checkMboxAccount(account); err != nil {
-		return m, err
+		return MailboxMember{}, err
 	}
-	err := tx.getJSON(key(pfxMboxMember, account), &m)
-	return m, err
+	return getValue(tx, key(pfxMboxMember, account), unmarshalMailboxMember)
 }
 
 // PutMailboxMember writes m.
@@ -78,15 +76,19 @@ func (tx *Tx) PutMailboxMember(m MailboxMember) error {
 	if err := checkMboxAccount(m.Account); err != nil {
 		return err
 	}
-	return tx.setJSON(key(pfxMboxMember, m.Account), m)
+	return setValue(tx, key(pfxMboxMember, m.Account), &m, marshalMailboxMember)
 }
 
 // MailboxMembers returns every member, in account key order.
 func (tx *Tx) MailboxMembers() ([]MailboxMember, error) {
 	var out []MailboxMember
 	err := tx.scan(pfxMboxMember, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		b, err := val()
 		var m MailboxMember
-		if err := tx.decode(k, val, &m); err != nil {
+		if err == nil {
+			m, err = decodeValue(k, b, unmarshalMailboxMember)
+		}
+		if err != nil {
 			if tx.passOver(err) {
 				return true, nil
 			}

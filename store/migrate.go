@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 	"unicode/utf8"
 
@@ -359,4 +360,134 @@ func convertJSON(pfx, b []byte) ([]byte, error) {
 		return marshalOutbox(&e)
 	}
 	return nil, fmt.Errorf("bug: no migration for prefix %q", pfx)
+}
+
+// The JSON forms of schema 7 and before, frozen here so that the stored
+// types can change without changing what the migration reads. Each has
+// the fields of its type, so a value converts with a type conversion.
+type (
+	jsonClaim struct {
+		Name      string    `json:"name"`
+		Nonce     uint64    `json:"nonce"`
+		Seq       uint64    `json:"seq"`
+		ClaimedAt time.Time `json:"claimed_at"`
+	}
+	jsonListenPorts struct {
+		TCP  int `json:"tcp"`
+		QUIC int `json:"quic"`
+	}
+	jsonContact struct {
+		Account    string    `json:"account"`
+		PubKey     []byte    `json:"pubkey"`
+		Petname    string    `json:"petname,omitempty"`
+		Handle     string    `json:"handle,omitempty"`
+		AddedAt    time.Time `json:"added_at"`
+		PinnedAt   time.Time `json:"pinned_at"`
+		KeyChanged bool      `json:"key_changed,omitempty"`
+		SeenPubKey []byte    `json:"seen_pubkey,omitempty"`
+		Verified   bool      `json:"verified,omitempty"`
+		Following  bool      `json:"following,omitempty"`
+		Blocked    bool      `json:"blocked,omitempty"`
+		Accepted   bool      `json:"accepted,omitempty"`
+	}
+	jsonCall struct {
+		ID              string        `json:"id"`
+		Peer            string        `json:"peer"`
+		Direction       string        `json:"direction"`
+		Start           time.Time     `json:"start"`
+		Duration        time.Duration `json:"duration"`
+		EndReason       string        `json:"end_reason"`
+		Path            string        `json:"path"`
+		PacketsSent     uint64        `json:"packets_sent"`
+		PacketsReceived uint64        `json:"packets_received"`
+		BytesSent       uint64        `json:"bytes_sent"`
+		BytesReceived   uint64        `json:"bytes_received"`
+		Loss            float64       `json:"loss"`
+		RTT             time.Duration `json:"rtt"`
+		Blocked         bool          `json:"blocked,omitempty"`
+	}
+	jsonMailboxMember struct {
+		Account    []byte    `json:"account"`
+		Peers      [][]byte  `json:"peers"`
+		Registered time.Time `json:"registered"`
+		Count      int       `json:"count"`
+		Bytes      int64     `json:"bytes"`
+		Next       uint64    `json:"next"`
+	}
+	// jsonCallSettings is the node's (the API's) JSON of the call
+	// settings, which schema 7 kept as the setting set/calls.
+	jsonCallSettings struct {
+		Policy      string            `json:"policy"`
+		AlwaysRelay bool              `json:"always_relay"`
+		AutoAnswer  bool              `json:"autoanswer"`
+		RecordDir   string            `json:"record_dir,omitempty"`
+		Rules       map[string]string `json:"rules,omitempty"`
+	}
+)
+
+// keyCallSettingsV7 is where schema 7 kept the call settings, as JSON.
+var keyCallSettingsV7 = []byte("set/calls")
+
+// migrateJSONValues (schema 7 → 8) rewrites every JSON value in its binary
+// encoding (valuecodec.go): claim/, conf/listen-ports, contact/, call/,
+// mbox/m/, and set/calls, which becomes conf/call-settings. Values are
+// sealed (schema 7), so each is opened, converted and sealed again. A value
+// that is not JSON (a batch committed before a crash converted it) is left
+// as it is, and so is one that does not open, does not parse or cannot be
+// encoded: it was damage before and is reported as damage after (reads and
+// Verify name it), instead of keeping the node from starting. JSON is
+// parsed as leniently as the schema-7 accessors read it.
+func migrateJSONValues(txn *badger.Txn, s *sealer) error {
+	type jsonConv struct {
+		pfx  []byte
+		conv func([]byte) ([]byte, error)
+	}
+	convs := []jsonConv{ // in key order, as migrateEach wants its prefixes
+		{pfxCall, viaJSON(func(j jsonCall) Call { return Call(j) }, marshalCall)},
+		{pfxClaim, viaJSON(func(j jsonClaim) HandleClaim { return HandleClaim(j) }, marshalClaim)},
+		{keyListenPorts, viaJSON(func(j jsonListenPorts) ListenPorts { return ListenPorts(j) }, marshalListenPorts)},
+		{pfxContact, viaJSON(func(j jsonContact) Contact { return Contact(j) }, marshalContact)},
+		{pfxMboxMember, viaJSON(func(j jsonMailboxMember) MailboxMember { return MailboxMember(j) }, marshalMailboxMember)},
+		{keyCallSettingsV7, viaJSON(func(j jsonCallSettings) CallSettings { return CallSettings(j) }, marshalCallSettings)},
+	}
+	prefixes := make([][]byte, len(convs))
+	for i, c := range convs {
+		prefixes[i] = c.pfx
+	}
+	return migrateEachValue(txn, prefixes, true, func(pfx, k, sv []byte) (int, error) {
+		v, err := s.open(nil, k, sv)
+		if err != nil || !isJSONValue(v) {
+			return 0, nil
+		}
+		i := slices.IndexFunc(convs, func(c jsonConv) bool { return bytes.Equal(c.pfx, pfx) })
+		nv, err := convs[i].conv(v)
+		if err != nil {
+			return 0, nil
+		}
+		to := k
+		if bytes.Equal(pfx, keyCallSettingsV7) {
+			if !bytes.Equal(k, keyCallSettingsV7) {
+				return 0, nil // another setting whose name starts with "calls"
+			}
+			to = keyCallSettings
+			if err := txn.Delete(k); err != nil {
+				return 0, err
+			}
+		}
+		out := s.seal(to, nv)
+		return len(to) + len(out), txn.Set(to, out)
+	})
+}
+
+// viaJSON converts a schema-7 JSON value: parsed into its frozen form J,
+// converted to its type T and encoded.
+func viaJSON[J, T any](conv func(J) T, enc func(*T) ([]byte, error)) func([]byte) ([]byte, error) {
+	return func(b []byte) ([]byte, error) {
+		var j J
+		if err := json.Unmarshal(b, &j); err != nil {
+			return nil, err
+		}
+		v := conv(j)
+		return enc(&v)
+	}
 }

@@ -21,7 +21,10 @@ import (
 //	7  every value, meta/schema included, is sealed (seal.go): authenticated
 //	   under the value key with its key bound; meta/migrate-cursor, which
 //	   exists only during a migration, stays raw
-const currentSchema uint64 = 7
+//	8  no value is JSON: claims, listen ports, contacts, the call log and
+//	   mailbox members have binary encodings (valuecodec.go), and the call
+//	   settings move from the JSON setting set/calls to conf/call-settings
+const currentSchema uint64 = 8
 
 // sealedSchema is the first schema whose values are sealed.
 const sealedSchema uint64 = 7
@@ -54,6 +57,7 @@ func migrationsFor(s *sealer, damaged [][]byte) map[uint64]migration {
 		4: migrateIndexTime,
 		5: migrateOutboxToIndex,
 		6: func(txn *badger.Txn) error { return migrateSeal(txn, s, damaged) },
+		7: func(txn *badger.Txn) error { return migrateJSONValues(txn, s) },
 	}
 }
 

@@ -120,7 +120,7 @@ func sealStore(t *testing.T) (string, []Message) {
 	return dir, msgs
 }
 
-// checkSealed checks that a migrated store is at schema 7 with every
+// checkSealed checks that a migrated store is at the current schema with every
 // value sealed, and that everything reads back.
 func checkSealed(t *testing.T, dir string, msgs []Message) {
 	t.Helper()
@@ -161,7 +161,7 @@ func checkSealed(t *testing.T, dir string, msgs []Message) {
 			return err
 		}
 		return it.Value(func(v []byte) error {
-			if n, err := decodeSchema(s, v); err != nil || n != 7 {
+			if n, err := decodeSchema(s, v); err != nil || n != currentSchema {
 				return fmt.Errorf("schema %d, %v", n, err)
 			}
 			return nil

@@ -2,7 +2,6 @@ package store
 
 import (
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -199,19 +198,20 @@ func (tx *Tx) del(k []byte) error {
 	return tx.txn.Delete(k)
 }
 
-func (tx *Tx) getJSON(k []byte, v any) error {
+// getValue reads and decodes the binary value under k: ErrNotFound, or a
+// *CorruptError naming k when it does not decode.
+func getValue[T any](tx *Tx, k []byte, dec func([]byte) (T, error)) (T, error) {
 	b, err := tx.getRaw(k)
 	if err != nil {
-		return err
+		var zero T
+		return zero, err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return corrupt(k, &corruptCause{"malformed JSON value: " + err.Error()})
-	}
-	return nil
+	return decodeValue(k, b, dec)
 }
 
-func (tx *Tx) setJSON(k []byte, v any) error {
-	b, err := json.Marshal(v)
+// setValue encodes v and writes it, sealed, under k.
+func setValue[T any](tx *Tx, k []byte, v *T, enc func(*T) ([]byte, error)) error {
+	b, err := enc(v)
 	if err != nil {
 		return err
 	}
@@ -258,15 +258,4 @@ func view[T any](db *DB, fn func(tx *Tx) (T, error)) (T, error) {
 		return err
 	})
 	return out, err
-}
-
-func (tx *Tx) decode(k []byte, val func() ([]byte, error), v any) error {
-	b, err := val()
-	if err != nil {
-		return err
-	}
-	if err := json.Unmarshal(b, v); err != nil {
-		return corrupt(bytes.Clone(k), &corruptCause{"malformed JSON value: " + err.Error()})
-	}
-	return nil
 }

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -224,13 +223,11 @@ func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(ke
 		}
 		return problemOf(err)
 	case KindContact:
-		var c Contact
-		if err := json.Unmarshal(v, &c); err != nil {
-			return "malformed JSON value: " + err.Error()
-		}
-		if c.Account != ki.Peer {
+		c, err := unmarshalContact(v)
+		if err == nil && c.Account != ki.Peer {
 			return "the contact does not match its key"
 		}
+		return problemOf(err)
 	case KindPetname:
 		c, err := tx.Contact(string(v))
 		switch {
@@ -240,26 +237,23 @@ func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(ke
 			return fmt.Sprintf("names contact %q, whose petname is %q", v, c.Petname)
 		}
 	case KindClaim:
-		var c HandleClaim
-		if err := json.Unmarshal(v, &c); err != nil {
-			return "malformed JSON value: " + err.Error()
-		}
-		if c.Name != ki.ID {
+		c, err := unmarshalClaim(v)
+		if err == nil && c.Name != ki.ID {
 			return "the claim does not match its key"
 		}
+		return problemOf(err)
 	case KindListenPorts:
-		var p ListenPorts
-		if err := json.Unmarshal(v, &p); err != nil {
-			return "malformed JSON value: " + err.Error()
-		}
+		_, err := unmarshalListenPorts(v)
+		return problemOf(err)
+	case KindCallSettings:
+		_, err := unmarshalCallSettings(v)
+		return problemOf(err)
 	case KindCall:
-		var c Call
-		if err := json.Unmarshal(v, &c); err != nil {
-			return "malformed JSON value: " + err.Error()
-		}
-		if c.ID != ki.ID {
+		c, err := unmarshalCall(v)
+		if err == nil && c.ID != ki.ID {
 			return "the call does not match its key"
 		}
+		return problemOf(err)
 	case KindQueueStart:
 		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
 			return "queue start is not a time"
