@@ -240,6 +240,9 @@ func unmarshalCall(b []byte) (Call, error) {
 }
 
 func marshalMailboxMember(m *MailboxMember) ([]byte, error) {
+	if err := checkMboxAccount(m.Account); err != nil {
+		return nil, err
+	}
 	if len(m.Peers) > maxMailboxPeers {
 		return nil, fmt.Errorf("%w: %d mailbox peers, at most %d", ErrInvalid, len(m.Peers), maxMailboxPeers)
 	}
