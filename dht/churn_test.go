@@ -679,8 +679,9 @@ func memPerNode(n int) (heap, sys float64) {
 // links, the clock 7,200× real time, more names and readers). Here links
 // are 5 ms and the clock runs 28,800× (a step of 16 simulated hours is
 // 2 s), so the run is bound by the CPU its 100 nodes share: 40–53 s of
-// CPU, 36–77 s on 2 cores at load averages of 5–8 (92 s before these
-// cuts and before nodes remembered the records they had opened). Under
+// CPU, 29 s on 2 cores at a load average of 3 and up to 77 s at 5–8
+// (92 s before these cuts and before nodes remembered the records they
+// had opened). Under
 // the race detector 100 nodes took 330 s and 9 GB of memory before these
 // cuts, so the race stage leaves it to the plain one; the dht code it
 // drives is raced by the package's other tests.
