@@ -325,8 +325,26 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 		infos = append(infos, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
 	}
 
-	// Two stalling peers, closer to the key than anyone.
+	// Two stalling peers, closer to the key than anyone. Their handlers
+	// block on streams nobody closes, so the test resets those streams and
+	// waits for the handlers before the hosts close (cleanups run last
+	// first): a mocknet stream outlives a closed host.
 	var stallers []peer.ID
+	var (
+		stallMu  sync.Mutex
+		stalled  []network.Stream
+		stallEnd bool
+		stallWG  sync.WaitGroup
+	)
+	defer func() {
+		stallMu.Lock()
+		stallEnd = true
+		for _, s := range stalled {
+			_ = s.Reset()
+		}
+		stallMu.Unlock()
+		stallWG.Wait()
+	}()
 	for range 2 {
 		h, err := tn.mn.AddPeer(groundKey(t, dkey, holders), mockAddr(t))
 		if err != nil {
@@ -337,6 +355,16 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 			t.Fatal(err)
 		}
 		h.SetStreamHandler(kadProtocol, func(s network.Stream) {
+			stallMu.Lock()
+			if stallEnd {
+				stallMu.Unlock()
+				_ = s.Reset()
+				return
+			}
+			stalled = append(stalled, s)
+			stallWG.Add(1)
+			stallMu.Unlock()
+			defer stallWG.Done()
 			defer s.Reset()
 			_ = s.SetDeadline(time.Now().Add(time.Minute))
 			for {
