@@ -81,6 +81,12 @@ type Call struct {
 	loopDone  chan struct{}
 	active    chan struct{} // closed when a media path is first up
 
+	// handshook is closed once the peer connection has reported how its
+	// transports' start ended (connected, disconnected, failed, closed);
+	// see awaitHandshake.
+	handshook     chan struct{}
+	handshookOnce sync.Once
+
 	mediaWG sync.WaitGroup
 
 	remoteVideoSSRC atomic.Uint32 // for keyframe requests; 0 until the remote's video arrives
@@ -210,12 +216,13 @@ func (e *Engine) NewCall(cfg CallConfig) (*Call, error) {
 		ctx:    ctx,
 		cancel: cancel,
 
-		candOut:  make(chan string),
-		evOut:    make(chan Event),
-		wake:     make(chan struct{}, 1),
-		stop:     make(chan struct{}),
-		loopDone: make(chan struct{}),
-		active:   make(chan struct{}),
+		candOut:   make(chan string),
+		evOut:     make(chan Event),
+		wake:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
+		active:    make(chan struct{}),
+		handshook: make(chan struct{}),
 
 		recvKinds: map[Kind]bool{},
 		local:     local,
@@ -476,10 +483,11 @@ func (c *Call) AddRemoteCandidate(candidate string) error {
 }
 
 // Close tears the connection down: it stops the media, closes the peer
-// connection (the remote hears a DTLS close) and the Sink (recordings are
-// complete), and waits for every goroutine of the call. Stats keeps the
-// figures from this moment. Idempotent; concurrent calls wait for the
-// first.
+// connection (the remote hears a DTLS close; a DTLS handshake under way is
+// given up to 2 s to end first, so that it can send one) and the Sink
+// (recordings are complete), and waits for every goroutine of the call.
+// Stats keeps the figures from this moment. Idempotent; concurrent calls
+// wait for the first.
 func (c *Call) Close() error {
 	c.closeOnce.Do(func() {
 		c.mu.Lock()
@@ -551,6 +559,9 @@ func (c *Call) onPCState(s webrtc.PeerConnectionState) {
 	// pion reports an ICE failure twice, as ICE and as connection state,
 	// from different goroutines: name it the same either way.
 	iceFailed := s == webrtc.PeerConnectionStateFailed && c.pc.ICEConnectionState() == webrtc.ICEConnectionStateFailed
+	if s != webrtc.PeerConnectionStateNew && s != webrtc.PeerConnectionStateConnecting {
+		c.handshookOnce.Do(func() { close(c.handshook) })
+	}
 	c.mu.Lock()
 	switch s {
 	case webrtc.PeerConnectionStateConnected:
@@ -830,6 +841,43 @@ func (c *Call) run() {
 	}
 }
 
+// awaitHandshake lets a DTLS handshake in progress end, for at most
+// handshakeGrace, before Close closes the peer connection. Only a
+// finished handshake can send the DTLS close that tells the remote this
+// end has gone, and the remote may already be connected: the DTLS server
+// is done once it has sent its last flight, the client only once that
+// flight has arrived. Closed in between, this end would vanish without a
+// word, and a remote whose hangup signal went astray would wait for ICE to
+// fail instead of seeing RemoteClosed at once.
+//
+// It waits for the peer connection's state, not the DTLS transport's:
+// pion starts SRTP, and only then reports the connection state and starts
+// accepting the remote's streams; closed in between, with a stream
+// arriving, pion deadlocks (DTLSTransport.Stop holds its lock while the
+// SRTP session waits for a stream to be accepted).
+func (c *Call) awaitHandshake() {
+	select {
+	case <-c.handshook:
+		return
+	default:
+	}
+	switch c.pc.SCTP().Transport().State() {
+	case webrtc.DTLSTransportStateConnecting, webrtc.DTLSTransportStateConnected:
+	default:
+		return // not started: the remote can't be connected either
+	}
+	if h := c.e.testHookHandshakeWait; h != nil {
+		h(c)
+	}
+	t := time.NewTimer(handshakeGrace)
+	defer t.Stop()
+	select {
+	case <-c.handshook:
+	case <-t.C:
+		c.log.Debug("closing before the DTLS handshake ended", "waited", handshakeGrace)
+	}
+}
+
 // teardown stops the media, closes the peer connection and the sink, and
 // keeps the final Stats. Runs once, from Close, after the loop has ended.
 func (c *Call) teardown() {
@@ -837,7 +885,11 @@ func (c *Call) teardown() {
 	st := c.collectStats()
 	c.mu.Lock()
 	c.localClosing = true
+	down := c.down
 	c.mu.Unlock()
+	if down == "" {
+		c.awaitHandshake()
+	}
 	if err := c.pc.Close(); err != nil {
 		c.log.Debug("close peer connection", "err", err)
 	}
@@ -852,7 +904,7 @@ func (c *Call) teardown() {
 	}
 	c.mu.Lock()
 	c.final = &st
-	down := c.down
+	down = c.down
 	c.mu.Unlock()
 	c.e.forget(c)
 	c.log.Debug("connection closed", "detected", down, "path", st.Path, "sent", st.PacketsSent, "received", st.PacketsReceived)

@@ -27,6 +27,13 @@ const (
 	iceFailedTimeout       = 8 * time.Second
 	iceKeepaliveInterval   = 1 * time.Second
 
+	// handshakeGrace bounds how long Close lets a DTLS handshake in
+	// progress end, so that the remote hears the DTLS close (see
+	// Call.awaitHandshake): the last flight's round trip, or one
+	// retransmission of it (pion's flight interval is 1 s) and its round
+	// trip.
+	handshakeGrace = 2 * time.Second
+
 	// Acceptance waits: how long the controlling agent waits, after checks
 	// start, before nominating a pair of the given type. A direct pair that
 	// works is nominated at once; a relay pair is accepted after a short
@@ -106,6 +113,10 @@ type Engine struct {
 	servers   []webrtc.ICEServer
 	parseSeen counter
 	turnTCP   *turnDialer // dials TURN over TCP and TLS
+
+	// testHookHandshakeWait, when set (by a test, before the engine's
+	// first call), runs as Close begins to wait for a call's handshake.
+	testHookHandshakeWait func(*Call)
 
 	mu      sync.Mutex
 	calls   map[*Call]struct{}
