@@ -150,6 +150,13 @@ func callCommand() *command {
 			if err != nil {
 				return err
 			}
+			// Dial returns once the invite is delivered, when the other
+			// side may be ringing already (or more): progress starts at
+			// "calling", and the events, subscribed before Dial, tell
+			// what came after, in order.
+			if call.State != "ended" && events != nil {
+				call.State = "calling"
+			}
 			final, err := followCall(ctx, e, c, events, call, dur)
 			if err != nil {
 				return err
