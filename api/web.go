@@ -11,7 +11,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -35,8 +34,7 @@ type webFile struct {
 // of them all: those the browser keeps for a year without asking again
 // (immutable), so opening the app again costs one request for the page and
 // one for its data, and the modules' relative imports stay inside the
-// version they came with. The page's Link header names the files it loads
-// first, so that a browser asks for them with the page's headers. A path under another version (a tab still open
+// version they came with. A path under another version (a tab still open
 // from before an upgrade) gets today's file, revalidated.
 type webHandler struct {
 	fsys    fs.FS
@@ -45,7 +43,6 @@ type webHandler struct {
 	files   map[string]*webFile
 	version string
 	index   *webFile // index.html with its references under /v/<version>/
-	link    string   // index.html's Link header (preloadLinks)
 }
 
 func newWebHandler(fsys fs.FS, log *slog.Logger) *webHandler {
@@ -88,31 +85,8 @@ func (h *webHandler) load() {
 			page = strings.ReplaceAll(page, `"/`+p+`"`, `"/v/`+h.version+"/"+p+`"`)
 		}
 		h.index = newWebFile("index.html", []byte(page))
-		h.link = preloadLinks(page)
 	}
 }
-
-// preloadLinks is the page's Link header: every script, module and style
-// sheet the page names, so that the browser asks for them as soon as the
-// page's headers arrive, not once its parser reaches them.
-func preloadLinks(page string) string {
-	var links []string
-	for _, m := range preloadRE.FindAllStringSubmatch(page, -1) {
-		tag, url := m[1], m[2]
-		switch {
-		case strings.Contains(tag, `rel="modulepreload"`), strings.Contains(tag, `type="module"`):
-			links = append(links, "<"+url+">; rel=modulepreload")
-		case strings.Contains(tag, `rel="stylesheet"`):
-			links = append(links, "<"+url+">; rel=preload; as=style")
-		case strings.HasPrefix(tag, "<script"):
-			links = append(links, "<"+url+">; rel=preload; as=script")
-		}
-	}
-	return strings.Join(links, ", ")
-}
-
-// preloadRE finds the tags that name a file under /v/.
-var preloadRE = regexp.MustCompile(`(<(?:script|link)[^>]*?(?:src|href)="(/v/[^"]+)"[^>]*>)`)
 
 // newWebFile is the file p with its ETag and, when it pays, its gzip form.
 func newWebFile(p string, raw []byte) *webFile {
@@ -166,9 +140,6 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		http.Error(w, "no web app", http.StatusNotFound)
 		return
-	}
-	if f == h.index && h.link != "" {
-		hd.Set("Link", h.link)
 	}
 	hd.Set("Content-Type", f.ctype)
 	hd.Set("ETag", f.etag)

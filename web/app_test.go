@@ -315,8 +315,8 @@ func TestFirstLoad(t *testing.T) {
 				total += l.Bytes
 				u := strings.SplitN(l.URL, "?", 2)[0]
 				lines = append(lines, fmt.Sprintf("%7d %s", l.Bytes, u))
-				// The page's Link header preloads the scripts and style
-				// its tags name: a preload the tag can't use is a second
+				// A preload the tag can't use (a modulepreload of a
+				// file no module imports the same way) is a second
 				// request. (Chromium may ask for a favicon twice.)
 				if seen[u] && !strings.HasSuffix(u, ".svg") {
 					t.Errorf("first load asked for %s twice", u)
