@@ -242,13 +242,6 @@ func (s *Service) depositWaiting(ps *peerState) {
 				}
 			}
 		}
-		if lastErr != nil {
-			s.log.Info("mailbox deposit", "peer", ps.id, "err", lastErr)
-			var re *mailbox.RefusedError
-			if errors.As(lastErr, &re) {
-				s.reportRefusal(ps, boxIDs, done, "the recipient's mailbox refused it: "+re.Status.String())
-			}
-		}
 		var sent []string
 		s.mbox.mu.Lock()
 		for _, id := range skip {
@@ -265,6 +258,15 @@ func (s *Service) depositWaiting(ps *peerState) {
 			s.markSent(ps, sent)
 			for _, id := range sent {
 				s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
+			}
+		}
+		// What a mailbox took is sent before the rest is said to be
+		// refused: whoever hears of the refusal finds the others sent.
+		if lastErr != nil {
+			s.log.Info("mailbox deposit", "peer", ps.id, "err", lastErr)
+			var re *mailbox.RefusedError
+			if errors.As(lastErr, &re) {
+				s.reportRefusal(ps, boxIDs, done, "the recipient's mailbox refused it: "+re.Status.String())
 			}
 		}
 		if len(sent)+len(skip) < len(ids) {
