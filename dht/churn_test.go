@@ -61,9 +61,7 @@ type churnConfig struct {
 	// 100 or 1,000 nodes share this machine's 2 cores, so resolves in
 	// flight together wait for each other's CPU as real nodes would not.
 	serial int
-	// lean cuts each node's memory for the 1,000-node run (see leanConfig).
-	lean bool
-	seed uint64
+	seed   uint64
 }
 
 // churnReport is what a run measured. Latencies are real time.
@@ -111,16 +109,6 @@ func churnNodeConfig(cfg churnConfig, c *Config) {
 	// network checks; see replicateEvery.
 	c.ReplicateInterval = max(time.Duration(float64(DefaultReplicateInterval)/cfg.speed), replicateEvery)
 	c.NoKeep = true // no keepers in the simulation: nothing would take the schedules
-	if cfg.lean {
-		leanConfig(c)
-	}
-}
-
-// leanConfig cuts what a simulated node holds that a measurement does not
-// need (the 1,000-node run).
-func leanConfig(c *Config) {
-	// Nothing: the DHT's own state is small (an in-memory datastore, two
-	// 1,024-entry LRUs); the cuts are in the hosts (see runChurn).
 }
 
 // replicateEvery is the simulated nodes' ReplicateInterval, in real time:
