@@ -45,7 +45,10 @@
 //
 // Call.Events delivers, in order, what the engine detects (EventKind):
 // Connected, once, when a media path is up, with its Path (direct or
-// relay), and at most one final kind, after which the connection is
+// relay; the path can change later: a call that went up over a relay
+// because the direct checks were slow moves to the direct path once it
+// answers, and Stats reports the path taken now), and at most one final
+// kind, after which the connection is
 // unusable and reports nothing more: ICEFailed (no candidate pair worked, or the path
 // died), DTLSFailed (the connection failed with ICE up), RemoteClosed (the
 // remote's DTLS close_notify arrived) or SetupTimeout (no path within

@@ -46,6 +46,20 @@ const (
 	srflxAcceptanceWait = 20 * time.Millisecond
 	prflxAcceptanceWait = 50 * time.Millisecond
 	relayAcceptanceWait = 300 * time.Millisecond
+
+	// renominationInterval: how often, once connected, the controlling
+	// agent looks for a better pair than the one it nominated, and at most
+	// how often it moves the call (ICE renomination; both ends are pion
+	// and take a nomination that carries a higher value). A relay pair
+	// accepted after relayAcceptanceWait, because the direct checks were
+	// slow or lost (a busy machine, a LAN still resolving addresses), moves
+	// to the direct pair once that answers: pion's rule prefers a
+	// host-to-host pair to any relay pair, and otherwise needs 10 ms less
+	// round-trip time or a clearly better pair before it moves, so a call
+	// does not swing between pairs on noise. The cost: once connected,
+	// every candidate pair is checked each keepalive (a few hundred bytes
+	// a second).
+	renominationInterval = 1 * time.Second
 )
 
 // Payload types and codec parameters the engine offers. Nothing else is
@@ -177,6 +191,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	se.SetSrflxAcceptanceMinWait(srflxAcceptanceWait)
 	se.SetPrflxAcceptanceMinWait(prflxAcceptanceWait)
 	se.SetRelayAcceptanceMinWait(relayAcceptanceWait)
+	if err := se.SetICERenomination(webrtc.WithRenominationInterval(renominationInterval)); err != nil {
+		return nil, fmt.Errorf("media: renomination: %w", err)
+	}
 	se.SetSTUNGatherTimeout(3 * time.Second)
 	se.SetNetworkTypes([]webrtc.NetworkType{webrtc.NetworkTypeUDP4, webrtc.NetworkTypeUDP6})
 	netw := cfg.Net

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -77,15 +78,25 @@ func newNATWorld(tb testing.TB, blockDirect bool) *natWorld {
 			return true
 		})
 	}
-	must(w.wan.Start())
-	tb.Cleanup(func() { _ = w.wan.Stop() })
-
-	conn, err := turnNet.ListenPacket("udp4", turnIP+":3478")
-	must(err)
-	startTURN(tb, conn, net.ParseIP(turnIP), turnNet)
-	w.stun = ICEServer{URLs: []string{"stun:" + turnIP + ":3478"}}
-	w.turn = ICEServer{URLs: []string{"turn:" + turnIP + ":3478?transport=udp"}, Username: turnUser, Credential: turnPass}
+	w.stun, w.turn = startWorld(tb, w.wan, turnNet)
 	return w
+}
+
+// startWorld starts a vnet world's WAN router and the STUN/TURN server on
+// turnNet at turnIP:3478, and returns the server's STUN and TURN entries.
+func startWorld(tb testing.TB, wan *vnet.Router, turnNet *vnet.Net) (stun, turn ICEServer) {
+	tb.Helper()
+	if err := wan.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = wan.Stop() })
+	conn, err := turnNet.ListenPacket("udp4", turnIP+":3478")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	startTURN(tb, conn, net.ParseIP(turnIP), turnNet)
+	return ICEServer{URLs: []string{"stun:" + turnIP + ":3478"}},
+		ICEServer{URLs: []string{"turn:" + turnIP + ":3478?transport=udp"}, Username: turnUser, Credential: turnPass}
 }
 
 func candidateType(tb testing.TB, candJSON string) string {
@@ -212,5 +223,113 @@ func TestRelayOnlyNeedsTURN(t *testing.T) {
 	e := newEngine(t, Config{ICEServers: []ICEServer{{URLs: []string{"stun:127.0.0.1:3478"}}}})
 	if _, err := e.NewCall(CallConfig{ID: "x", Outgoing: true, RelayOnly: true}); err == nil {
 		t.Fatal("relay-only call without a TURN server was created")
+	}
+}
+
+// lanWorld is a pion vnet: two peers on one home LAN behind a NAT, and a
+// TURN/STUN server outside it. Until opened, the LAN drops every packet
+// that does not come from or go to the TURN server, as a busy machine, a
+// LAN still resolving addresses or a firewall that wakes up late drops
+// the first direct checks: the relay is the first path that works.
+type lanWorld struct {
+	netA, netB *vnet.Net
+	stun, turn ICEServer
+	direct     atomic.Bool // direct packets pass
+	dropped    atomic.Int64
+}
+
+func newLANWorld(tb testing.TB) *lanWorld {
+	tb.Helper()
+	must := func(err error) {
+		tb.Helper()
+		if err != nil {
+			tb.Fatal(err)
+		}
+	}
+	w := &lanWorld{}
+	wan, err := vnet.NewRouter(&vnet.RouterConfig{CIDR: "1.2.3.0/24", LoggerFactory: quietLogs()})
+	must(err)
+	turnNet, err := vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{turnIP}})
+	must(err)
+	must(wan.AddNet(turnNet))
+	lan, err := vnet.NewRouter(&vnet.RouterConfig{
+		StaticIPs: []string{natAIP}, CIDR: "10.0.1.0/24", LoggerFactory: quietLogs(),
+		NATType: &vnet.NATType{MappingBehavior: vnet.EndpointIndependent, FilteringBehavior: vnet.EndpointIndependent},
+	})
+	must(err)
+	must(wan.AddRouter(lan))
+	w.netA, err = vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"10.0.1.2"}})
+	must(err)
+	must(lan.AddNet(w.netA))
+	w.netB, err = vnet.NewNet(&vnet.NetConfig{StaticIPs: []string{"10.0.1.3"}})
+	must(err)
+	must(lan.AddNet(w.netB))
+	lan.AddChunkFilter(func(c vnet.Chunk) bool {
+		if w.direct.Load() {
+			return true
+		}
+		src, _, _ := net.SplitHostPort(c.SourceAddr().String())
+		dst, _, _ := net.SplitHostPort(c.DestinationAddr().String())
+		if src == turnIP || dst == turnIP {
+			return true
+		}
+		w.dropped.Add(1)
+		return false
+	})
+	w.stun, w.turn = startWorld(tb, wan, turnNet)
+	return w
+}
+
+// TestRelayUpgradesToDirect: two peers on one LAN whose direct checks are
+// lost at first connect through the relay, which the controlling end
+// accepts after its short wait; once the direct path answers, both ends
+// move the call to it (ICE renomination) and media keeps flowing both
+// ways: "direct when possible" holds after set-up too, so a call between
+// neighbours does not stay on the community's relay.
+func TestRelayUpgradesToDirect(t *testing.T) {
+	w := newLANWorld(t)
+	servers := []ICEServer{w.stun, w.turn}
+	eA := newEngine(t, Config{Net: w.netA, ICEServers: servers})
+	eB := newEngine(t, Config{Net: w.netB, ICEServers: servers})
+	caller := newCall(t, eA, CallConfig{ID: "lan", Outgoing: true, Source: Tone()})
+	callee := newCall(t, eB, CallConfig{ID: "lan", Source: Tone()})
+	wA, wB := watch(t, caller), watch(t, callee)
+	connect(t, caller, callee, nil)
+	wA.wait(t, Connected, 10*time.Second)
+	wB.wait(t, Connected, 10*time.Second)
+	calls := map[string]*Call{"caller": caller, "callee": callee}
+	for name, c := range calls {
+		if st := c.Stats(); st.Path != PathRelay {
+			t.Fatalf("%s connected over %q (%s/%s) with direct packets dropped; the test did not start on the relay", name, st.Path, st.LocalCandidate, st.RemoteCandidate)
+		}
+	}
+	if w.dropped.Load() == 0 {
+		t.Fatal("no direct packet was dropped; the test did not exercise the lost checks")
+	}
+
+	opened := time.Now()
+	w.direct.Store(true)
+	check.Until(t, 15*time.Second, "both ends on the direct path", func() bool {
+		return caller.Stats().Path == PathDirect && callee.Stats().Path == PathDirect
+	})
+	t.Logf("both ends on the direct path %v after it opened", time.Since(opened).Round(time.Millisecond))
+	moved := map[string]uint64{}
+	for name, c := range calls {
+		moved[name] = c.Stats().PacketsReceived
+	}
+	check.Until(t, 5*time.Second, "media both ways after the move", func() bool {
+		return caller.Stats().PacketsReceived > moved["caller"]+50 && callee.Stats().PacketsReceived > moved["callee"]+50
+	})
+	for name, c := range calls {
+		if st := c.Stats(); st.Path != PathDirect {
+			t.Errorf("%s went back to the %q path (%s/%s)", name, st.Path, st.LocalCandidate, st.RemoteCandidate)
+		}
+	}
+	for _, wt := range []*watcher{wA, wB} {
+		for _, ev := range wt.history() {
+			if ev.Kind != Connected {
+				t.Errorf("the move to the direct path was seen as %s", ev.Kind)
+			}
+		}
 	}
 }
