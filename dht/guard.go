@@ -168,12 +168,20 @@ const (
 // verifyFirst is the guard's network check before this node stores a first
 // record of in.Owner for key: a lookup of key over the 2K closest peers,
 // bounded by the per-request timeout (a putter waits twice that for a
-// PUT_VALUE, so it hears the verdict). The record is refused (ErrIncumbent) when valid records of
-// other owners, unexpired or within the grace period, are found and are not
-// outnumbered by in.Owner's; a lone first claim, or the incumbent's record
-// reaching a peer that became one of the closest, finds none or fewer and
-// is accepted. A lookup that does not finish in time refuses (ErrBusy); one
-// that finds no peer to ask accepts, as nothing says the name is held.
+// PUT_VALUE, so it hears the verdict). The record is refused (ErrIncumbent)
+// when valid records of other owners, unexpired or within the grace
+// period, are found and are not outnumbered by in.Owner's; a lone first
+// claim, or the incumbent's record reaching a peer that became one of the
+// closest, finds none or fewer and is accepted. Live peers among the
+// closest that did not answer in time (lookupResult.silent) count for
+// whichever side they could turn: a record is accepted only when its
+// owner's records outnumber the others' and the silent peers together,
+// refused for good only when the others' records are at least its owner's
+// and the silent peers together, and otherwise refused for now (ErrBusy),
+// so that on a busy network neither a squatter whose servers answer first
+// nor a lasting refusal of the incumbent's replicas comes out of a partial
+// count. A lookup that does not finish in time refuses (ErrBusy); one that
+// finds no peer to ask accepts, as nothing says the name is held.
 // Refusals are remembered for guardRefusalTTL; concurrent checks of one
 // owner's record share a lookup; at most maxGuardChecks run at once
 // (ErrBusy beyond).
@@ -248,11 +256,24 @@ func (d *DHT) checkNetwork(ctx context.Context, key, ck string, in *HandleRecord
 	t := d.tallyHandles(key, lr.all(), d.cfg.Now(), d.cfg.Grace)
 	mine, _ := t.countOf(in.Owner)
 	others := t.valid - mine
-	if others == 0 || mine > others {
+	switch {
+	case mine == 0 && others == 0:
+		// A lone first claim: nothing says the name is held.
 		return nil
+	case mine > others+lr.silent:
+		// More peers back this owner than could back any other, even if
+		// every peer that did not answer holds another owner's record.
+		return nil
+	case others > 0 && others >= mine+lr.silent:
+		// Refused whatever the silent peers hold.
+		d.refused.put(ck, struct{}{}, time.Now().Add(guardRefusalTTL))
+		return fmt.Errorf("guard: %w: %d of the closest peers hold other owners' records, %d this owner's", ErrIncumbent, others, mine)
 	}
-	d.refused.put(ck, struct{}{}, time.Now().Add(guardRefusalTTL))
-	return fmt.Errorf("guard: %w: %d of the closest peers hold other owners' records, %d this owner's", ErrIncumbent, others, mine)
+	// The peers that did not answer in time could decide it either way (a
+	// busy network, or an attacker's servers answering first while the
+	// incumbent's holders are slow): neither accept nor remember a
+	// refusal; the putter tries again.
+	return fmt.Errorf("guard: %w: %d of the closest peers hold this owner's record, %d others', %d did not answer in time", ErrBusy, mine, others, lr.silent)
 }
 
 // Batch implements ds.Batching; batched writes go through Put.

@@ -11,6 +11,7 @@ import (
 	kb "github.com/libp2p/go-libp2p-kbucket"
 	record "github.com/libp2p/go-libp2p-record"
 	recpb "github.com/libp2p/go-libp2p-record/pb"
+	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/peerstore"
 	"google.golang.org/protobuf/proto"
@@ -61,6 +62,12 @@ type lookupResult struct {
 	// width peers that answer all answered (not cut short by its context
 	// or by onValue).
 	complete bool
+	// silent counts the peers closer to the key than the width-th answer
+	// that failed their request while this node is still connected to
+	// them: live peers that did not answer in time (slow, or stalling), so
+	// what they hold is unknown. A peer that can't be reached (gone, or an
+	// address that never worked) is not counted.
+	silent int
 }
 
 // all returns every answer of the lookup: the closest, then the farther.
@@ -226,6 +233,20 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 	}
 
 	res := &lookupResult{complete: complete}
+	answers := 0
+	for _, c := range order {
+		if answers == width {
+			break
+		}
+		switch c.state {
+		case candAnswered:
+			answers++
+		case candFailed:
+			if d.host.Network().Connectedness(c.id) == network.Connected {
+				res.silent++
+			}
+		}
+	}
 	selfDist := kb.Xor(kb.ConvertPeerID(self), target)
 	for _, c := range order {
 		if c.state != candAnswered {

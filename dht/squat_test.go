@@ -320,15 +320,93 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 	tn.nodes[0].SetOwned(alice, nil, []HandleClaim{*res.Claim})
 	_, dkey, _, _ := parseName("alice")
 	holders := tn.ids()
+	addStallers(t, tn, 2, dkey, holders)
+
+	d := tn.join(t, groundKey(t, dkey, holders), nil, quick)
+	_, raw := handleRec(t, mallory, "alice", 7, tn.clock.Now().Add(-time.Hour), tn.clock.Now(), time.Hour)
+	if tn.nodes[1].putTo(ctx, []peer.ID{d.host.ID()}, dkey, raw) != 0 {
+		t.Fatal("the newcomer accepted the squatter's record")
+	}
+	check.Until(t, 20*time.Second, "Alice's record on the newcomer", func() bool {
+		o, _ := ownerOf(d, dkey)
+		return o.Equal(alice.Public())
+	})
+}
+
+// TestGuardCountsSilentPeers: a newcomer's network check hears the
+// squatter's four servers and three of the incumbent's holders while three
+// live peers near the key do not answer in time. Four against three used
+// to let the squatter's record in; but the silent three could be the
+// incumbent's, so it is refused for now, and so is the incumbent's own
+// replica (the silent three could be the squatter's), neither refusal
+// remembered: the next check, with everyone answering, decides.
+func TestGuardCountsSilentPeers(t *testing.T) {
+	still := func(c *Config) {
+		c.ReplicateInterval = time.Hour // only the test's own puts
+		c.peerTimeout = 1500 * time.Millisecond
+	}
+	tn := newTestNet(t, 3, netOpts{cfg: func(_ int, c *Config) { still(c) }})
+	ctx := context.Background()
+	alice, mallory := key(t, "alice"), key(t, "mallory")
+	res, err := tn.nodes[0].ClaimHandle(ctx, alice, "alice", nil)
+	if err != nil || res.Status != ClaimClaimed {
+		t.Fatalf("claim: %v %+v", err, res)
+	}
+	_, dkey, _, _ := parseName("alice")
+	holders := tn.ids()
+	for i, d := range tn.nodes {
+		if o, _ := ownerOf(d, dkey); !o.Equal(alice.Public()) {
+			t.Fatalf("node %d does not hold Alice's record after the claim", i)
+		}
+	}
+	now := tn.clock.Now()
+	_, squat := handleRec(t, mallory, "alice", 7, now.Add(-365*24*time.Hour), now, 72*time.Hour)
+	var bad []*DHT
+	for range 4 {
+		d := tn.join(t, groundKey(t, dkey, holders), nil, func(c *Config) { still(c); c.noGuard = true })
+		plant(t, d, dkey, squat)
+		bad = append(bad, d)
+	}
+	addStallers(t, tn, 3, dkey, holders)
+
+	d := tn.join(t, groundKey(t, dkey, holders), nil, still)
+	if err := tn.mn.LinkAll(); err != nil { // the newcomer can reach the silent peers
+		t.Fatal(err)
+	}
+	if bad[0].putTo(ctx, []peer.ID{d.host.ID()}, dkey, squat) != 0 {
+		t.Fatal("the newcomer took the squatter's record on four answers against three, with three peers silent")
+	}
+	tn.nodes[0].mu.Lock()
+	mine := tn.nodes[0].published[dkey]
+	tn.nodes[0].mu.Unlock()
+	if tn.nodes[0].putTo(ctx, []peer.ID{d.host.ID()}, dkey, mine) != 0 {
+		t.Fatal("the newcomer took Alice's record on three answers against four")
+	}
+	if o, _ := ownerOf(d, dkey); !o.IsZero() {
+		t.Fatalf("the newcomer holds %v", o.ID())
+	}
+	for name, k := range map[string]*identity.AccountKey{"alice": alice, "mallory": mallory} {
+		if _, ok := d.refused.get(dkey+"\x00"+string(k.Public().Bytes()), time.Now()); ok {
+			t.Errorf("the newcomer remembers refusing %s's record, which the silent peers could have turned", name)
+		}
+	}
+}
+
+// addStallers adds n hostile peers closer to dkey than every peer of
+// holders that answer FIND_NODE (so they sit in routing tables) but take
+// every GET_VALUE and never answer, connects them to every node of tn and
+// waits until every routing table has them. Their handlers block on
+// streams nobody closes, so the test's cleanup resets those streams and
+// waits for the handlers before the hosts close (cleanups run last first):
+// a mocknet stream outlives a closed host.
+func addStallers(t *testing.T, tn *testNet, n int, dkey string, holders []peer.ID) []peer.ID {
+	t.Helper()
+	ctx := context.Background()
 	var infos []peer.AddrInfo
 	for _, h := range tn.hosts {
 		infos = append(infos, peer.AddrInfo{ID: h.ID(), Addrs: h.Addrs()})
 	}
 
-	// Two stalling peers, closer to the key than anyone. Their handlers
-	// block on streams nobody closes, so the test resets those streams and
-	// waits for the handlers before the hosts close (cleanups run last
-	// first): a mocknet stream outlives a closed host.
 	var stallers []peer.ID
 	var (
 		stallMu  sync.Mutex
@@ -336,16 +414,7 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 		stallEnd bool
 		stallWG  sync.WaitGroup
 	)
-	defer func() {
-		stallMu.Lock()
-		stallEnd = true
-		for _, s := range stalled {
-			_ = s.Reset()
-		}
-		stallMu.Unlock()
-		stallWG.Wait()
-	}()
-	for range 2 {
+	for range n {
 		h, err := tn.mn.AddPeer(groundKey(t, dkey, holders), mockAddr(t))
 		if err != nil {
 			t.Fatal(err)
@@ -390,6 +459,16 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 		}
 		stallers = append(stallers, h.ID())
 	}
+	// Registered after the hosts' Close, so it runs before them.
+	t.Cleanup(func() {
+		stallMu.Lock()
+		stallEnd = true
+		for _, s := range stalled {
+			_ = s.Reset()
+		}
+		stallMu.Unlock()
+		stallWG.Wait()
+	})
 	check.Until(t, 20*time.Second, "the stalling peers in the routing tables", func() bool {
 		for _, d := range tn.nodes {
 			for _, p := range stallers {
@@ -400,16 +479,7 @@ func TestGuardCheckOutlastsStallingPeers(t *testing.T) {
 		}
 		return true
 	})
-
-	d := tn.join(t, groundKey(t, dkey, holders), nil, quick)
-	_, raw := handleRec(t, mallory, "alice", 7, tn.clock.Now().Add(-time.Hour), tn.clock.Now(), time.Hour)
-	if tn.nodes[1].putTo(ctx, []peer.ID{d.host.ID()}, dkey, raw) != 0 {
-		t.Fatal("the newcomer accepted the squatter's record")
-	}
-	check.Until(t, 20*time.Second, "Alice's record on the newcomer", func() bool {
-		o, _ := ownerOf(d, dkey)
-		return o.Equal(alice.Public())
-	})
+	return stallers
 }
 
 // mockAddr is an address in the IPv6 discard prefix, as mocknet gives its
