@@ -76,6 +76,10 @@ type Options struct {
 	// InMemory keeps everything in memory with a random key; Dir and
 	// Passphrase are ignored. For tests.
 	InMemory bool
+	// Checks decode and cross-check, for Verify, the values of the
+	// keyspaces that packages above store own (Tx.Space), by owner
+	// (SpaceMsg: msg.Check). nil: those values are only authenticated.
+	Checks map[string]Check
 }
 
 // DB is the open store. Its methods are safe for concurrent use.
@@ -84,6 +88,7 @@ type DB struct {
 	seal       *sealer // the value key (seal.go)
 	key        []byte  // the store key, for Verify's table check; cleared by Close
 	log        *slog.Logger
+	checks     map[string]Check // Options.Checks, for Verify
 	encryption string
 	dir        string
 
@@ -187,7 +192,7 @@ func Open(ctx context.Context, opts Options) (*DB, error) {
 		return nil, fmt.Errorf("open store: %w", err)
 	}
 	gctx, cancel := context.WithCancel(context.Background())
-	db := &DB{bdb: bdb, seal: seal, key: bytes.Clone(key), log: log, encryption: encryption, dir: dir, cancel: cancel}
+	db := &DB{bdb: bdb, seal: seal, key: bytes.Clone(key), log: log, checks: opts.Checks, encryption: encryption, dir: dir, cancel: cancel}
 	if !opts.InMemory {
 		db.wg.Go(func() { db.gcLoop(gctx) })
 	}

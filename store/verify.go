@@ -111,7 +111,7 @@ func (db *DB) Verify(ctx context.Context, report func(Damage)) (VerifyStats, err
 		}
 		st.Tables = n
 	}
-	err := db.View(func(tx *Tx) error { return tx.walk(ctx, &st, emit) })
+	err := db.View(func(tx *Tx) error { return tx.walk(ctx, &st, emit, db.checks) })
 	return st, err
 }
 
@@ -134,8 +134,9 @@ func (d fileDamage) damage() Damage {
 	return out
 }
 
-// walk checks every entry in tx's snapshot; see Verify.
-func (tx *Tx) walk(ctx context.Context, st *VerifyStats, emit func(Damage)) error {
+// walk checks every entry in tx's snapshot, the values of the keyspaces
+// other packages own with their checks; see Verify.
+func (tx *Tx) walk(ctx context.Context, st *VerifyStats, emit func(Damage), checks map[string]Check) error {
 	o := badger.DefaultIteratorOptions
 	o.PrefetchValues = false
 	it := tx.txn.NewIterator(o)
@@ -154,7 +155,7 @@ func (tx *Tx) walk(ctx context.Context, st *VerifyStats, emit func(Damage)) erro
 		report := func(ki keyInfo, k []byte, problem string) {
 			emit(Damage{Kind: ki.Kind, Peer: ki.Peer, ID: ki.ID, At: ki.At, Key: fmt.Sprintf("%q", k), Problem: problem})
 		}
-		if problem := tx.checkEntry(item, k, ki, report); problem != "" {
+		if problem := tx.checkEntry(item, k, ki, report, checks); problem != "" {
 			report(ki, k, problem)
 		}
 	}
@@ -164,8 +165,9 @@ func (tx *Tx) walk(ctx context.Context, st *VerifyStats, emit func(Damage)) erro
 // checkEntry reads, authenticates and decodes one entry, and checks it
 // against the entries it points at; it returns what is wrong with it, or
 // "", and reports damage it finds in other entries (a message missing
-// behind its index entry) itself.
-func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(keyInfo, []byte, string)) string {
+// behind its index entry) itself. The value of a keyspace another package
+// owns is decoded by that owner's check, if it has one.
+func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(keyInfo, []byte, string), checks map[string]Check) string {
 	switch ki.Kind {
 	case KindCursor:
 		return "" // raw, and only there while a migration runs
@@ -257,6 +259,12 @@ func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(ke
 	case KindQueueStart:
 		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
 			return "queue start is not a time"
+		}
+	default:
+		if owner := spaceOf(k); checks[owner] != nil {
+			return checks[owner](tx.Space(owner), k, v, func(k []byte, problem string) {
+				report(parseKey(k), k, problem)
+			})
 		}
 	}
 	return ""
