@@ -34,6 +34,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -116,6 +117,21 @@ func (e *Encoder) Version(num protowire.Number, v uint64) {
 	if v > 1 {
 		e.Uint(num, v)
 	}
+}
+
+// Time appends t as a zigzag varint of unix nanoseconds (sint64); the zero
+// time.Time is omitted, and a time at the unix epoch is written as an
+// explicit 0 (Decoder.Time reads both). t must satisfy TimeFits.
+func (e *Encoder) Time(num protowire.Number, t time.Time) {
+	if !t.IsZero() {
+		e.Varint(num, protowire.EncodeZigZag(t.UnixNano()))
+	}
+}
+
+// TimeFits reports whether Encoder.Time can write t: the zero time, or a
+// time an int64 of unix nanoseconds holds (1678 to 2262).
+func TimeFits(t time.Time) bool {
+	return t.IsZero() || !t.Before(time.Unix(0, math.MinInt64)) && !t.After(time.Unix(0, math.MaxInt64))
 }
 
 // Raw appends fields already encoded, such as the additions a frame
@@ -352,6 +368,16 @@ func (d *Decoder) Sint(num protowire.Number, lo, hi int64) int64 {
 		return 0
 	}
 	return s
+}
+
+// Time reads an optional time written by Encoder.Time; absent yields the
+// zero time.Time.
+func (d *Decoder) Time(num protowire.Number) time.Time {
+	v, ok := d.Varint(num)
+	if !ok {
+		return time.Time{}
+	}
+	return time.Unix(0, protowire.DecodeZigZag(v))
 }
 
 // Bool reads an optional boolean (the varint 1); absent yields false.

@@ -7,6 +7,7 @@ import (
 	"math"
 	"strings"
 	"testing"
+	"time"
 )
 
 var errBad = errors.New("bad")
@@ -289,4 +290,38 @@ func TestDouble(t *testing.T) {
 			t.Errorf("%s: %v, want an error", name, err)
 		}
 	}
+}
+
+func TestTime(t *testing.T) {
+	at := time.Unix(0, -3) // before the epoch: zigzag 5
+	var e Encoder
+	e.Time(1, time.Time{}) // omitted
+	e.Time(2, time.Unix(0, 0))
+	e.Time(3, at)
+	if got := hex.EncodeToString(e.B); got != "10001805" {
+		t.Fatalf("encoding %s, want 10001805", got)
+	}
+	d := NewDecoder(e.B, errBad)
+	zero, epoch, got := d.Time(1), d.Time(2), d.Time(3)
+	if err := d.End(); err != nil || !zero.IsZero() || !epoch.Equal(time.Unix(0, 0)) || !got.Equal(at) {
+		t.Fatalf("decoded %v %v %v: %v", zero, epoch, got, err)
+	}
+	if _, err := decodeTime("1880"); err == nil { // non-minimal varint
+		t.Fatal("a non-minimal time decoded")
+	}
+	for tm, fits := range map[time.Time]bool{
+		{}: true, time.Unix(0, math.MaxInt64): true, time.Unix(0, math.MinInt64): true,
+		time.Unix(0, math.MaxInt64).Add(1): false, time.Unix(0, math.MinInt64).Add(-1): false,
+	} {
+		if TimeFits(tm) != fits {
+			t.Errorf("TimeFits(%v) = %v, want %v", tm, !fits, fits)
+		}
+	}
+}
+
+func decodeTime(h string) (time.Time, error) {
+	b, _ := hex.DecodeString(h)
+	d := NewDecoder(b, errBad)
+	tm := d.Time(1)
+	return tm, d.End()
 }
