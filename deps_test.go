@@ -21,7 +21,7 @@ var banned = map[string]map[string]string{
 	"e2e": {libp2p: "the ratchet is pure functions over bytes", badger: "no storage", pion: "no media", "net": "no I/O",
 		mod + "identity": "e2e stands alone", mod + "store": "no storage", mod + "msg": "no delivery", mod + "p2p": "no streams", mod + "node": "no node"},
 	"internal/wire": {mod: "the codec is a leaf", libp2p: "no network", badger: "no storage", pion: "no media"},
-	"store":         {libp2p: "the store knows no network", pion: "no media", "net/http": "no HTTP", mod + "dht": "no DHT"},
+	"store":         {libp2p: "the store knows no network", pion: "no media", "net/http": "no HTTP", mod + "dht": "no DHT", mod + "msg": "messaging keeps its own data, in a keyspace the store hands it (Tx.Space)"},
 	"dht":           {badger: "the DHT knows no storage engine", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "store": "no storage", mod + "e2e": "no messaging"},
 	"p2p":           {badger: "no storage", "github.com/pion/webrtc/v4": "no media (direct imports; go-libp2p's own WebRTC transport brings pion in)", mod + "identity": "no handle semantics", mod + "dht": "no DHT"},
 	"p2p/invite":    {badger: "no storage", pion: "no media", mod + "node": "no node", mod + "store": "no storage", mod + "dht": "no DHT", mod + "identity": "no handles"},

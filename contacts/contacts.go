@@ -56,12 +56,19 @@ func fail(kind error, format string, args ...any) error {
 // Book is the address book over a store. It is safe for concurrent use;
 // each method is one store transaction (Observe: two, see there).
 type Book struct {
-	db  *store.DB
-	now func() time.Time
+	db       *store.DB
+	accepted func(tx *store.Tx, account string) error
+	now      func() time.Time
 }
 
-// New returns the book kept in db.
-func New(db *store.DB) *Book { return &Book{db: db, now: time.Now} }
+// New returns the book kept in db. accepted (nil: none) runs in the
+// transaction that accepts an account (Accept), so that what it writes
+// commits with the contact: the node passes msg.AcceptRequest, which
+// turns the account's message request into a conversation. (The book
+// knows no messaging: msg asks the book, not the reverse.)
+func New(db *store.DB, accepted func(tx *store.Tx, account string) error) *Book {
+	return &Book{db: db, accepted: accepted, now: time.Now}
+}
 
 // Find looks a contact up by petname, account id or handle (as typed or
 // normalised), in that order; ErrNotFound when none matches.
@@ -285,7 +292,7 @@ func (b *Book) newContact(owner identity.AccountPub, handles []string) store.Con
 // Accept lets account write to this node: it becomes a contact (owner,
 // when it is not one yet, pinned now and named by the handles its record
 // claims; owner is then required) that is accepted and not blocked, and
-// its conversation is no longer a request. A petname another contact holds
+// (through New's accepted) its conversation is no longer a request. A petname another contact holds
 // gets a suffix from the account id.
 func (b *Book) Accept(account identity.AccountID, owner *identity.AccountPub, handles []string) (store.Contact, error) {
 	var c store.Contact
@@ -307,15 +314,10 @@ func (b *Book) Accept(account identity.AccountID, owner *identity.AccountPub, ha
 		if err := tx.PutContact(c); err != nil {
 			return err
 		}
-		conv, err := tx.Conversation(c.Account)
-		if errors.Is(err, store.ErrNotFound) {
+		if b.accepted == nil {
 			return nil
 		}
-		if err != nil {
-			return err
-		}
-		conv.Request = false
-		return tx.PutConversation(conv)
+		return b.accepted(tx, c.Account)
 	})
 	return c, err
 }

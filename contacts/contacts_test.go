@@ -10,6 +10,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -27,7 +28,7 @@ func newBook(t *testing.T) (*Book, *store.DB) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	return New(db), db
+	return New(db, msg.AcceptRequest), db
 }
 
 func newKey(t *testing.T) identity.AccountPub {
@@ -149,7 +150,10 @@ func TestAcceptAndFlags(t *testing.T) {
 	if d := b.CallFrom(id, CallRules{Policy: CallsNobody, Rule: "allow"}); !d.Allow {
 		t.Fatalf("an allowed stranger's call: %+v", d)
 	}
-	if err := db.PutConversation(store.Conversation{Peer: id.String(), LastAt: time.Now(), Request: true}); err != nil {
+	err := db.Update(func(tx *store.Tx) error {
+		return msg.In(tx).PutConversation(msg.Conversation{Peer: id.String(), LastAt: time.Now(), Request: true})
+	})
+	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := b.Accept(id, nil, nil); !errors.Is(err, ErrNotFound) {
@@ -159,7 +163,9 @@ func TestAcceptAndFlags(t *testing.T) {
 	if err != nil || !c.Accepted || c.Handle != "erin" || c.Petname != "erin" {
 		t.Fatalf("accept: %+v %v", c, err)
 	}
-	if conv, err := db.Conversation(id.String()); err != nil || conv.Request {
+	var conv msg.Conversation
+	err = db.View(func(tx *store.Tx) (err error) { conv, err = msg.In(tx).Conversation(id.String()); return err })
+	if err != nil || conv.Request {
 		t.Fatalf("the request after accepting: %+v %v", conv, err)
 	}
 	if a, _ := b.MessageFrom(id); a != Deliver {

@@ -84,7 +84,7 @@ type node struct {
 	hostMod   func(*p2p.HostConfig)
 
 	host host.Host
-	db   *store.DB
+	db   testDB
 	svc  *Service
 
 	evMu   sync.Mutex
@@ -139,7 +139,7 @@ func (n *node) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n.db = db
+	n.db = testDB{db}
 	cfg := Config{
 		Host: n.host, DB: db, Account: n.acct, DeviceDH: n.dh, Cert: n.cert,
 		Directory: n.w, Policy: n.pol,
@@ -172,9 +172,9 @@ func (n *node) stop() {
 		n.svc.Close()
 		n.svc = nil
 	}
-	if n.db != nil {
+	if n.db.DB != nil {
 		n.db.Close()
-		n.db = nil
+		n.db = testDB{}
 	}
 	if n.host != nil {
 		n.host.Close()
@@ -188,12 +188,12 @@ func (n *node) know(other *node) {
 	n.host.Peerstore().AddAddrs(other.host.ID(), other.host.Addrs(), peerstore.PermanentAddrTTL)
 }
 
-func (n *node) messages(peer identity.AccountID) []store.Message {
+func (n *node) messages(peer identity.AccountID) []Message {
 	n.t.Helper()
-	var all []store.Message
+	var all []Message
 	cursor := ""
 	for {
-		page, next, err := n.db.Messages(string(peer), store.Page{Cursor: cursor, Limit: 1000})
+		page, next, err := n.db.Messages(string(peer), Page{Cursor: cursor, Limit: 1000})
 		if err != nil {
 			n.t.Fatal(err)
 		}
@@ -205,10 +205,10 @@ func (n *node) messages(peer identity.AccountID) []store.Message {
 	}
 }
 
-func (n *node) incoming(peer identity.AccountID) []store.Message {
-	var in []store.Message
+func (n *node) incoming(peer identity.AccountID) []Message {
+	var in []Message
 	for _, m := range n.messages(peer) {
-		if m.Direction == store.DirIn {
+		if m.Direction == DirIn {
 			in = append(in, m)
 		}
 	}
@@ -217,20 +217,20 @@ func (n *node) incoming(peer identity.AccountID) []store.Message {
 
 // outbox lists what waits for an ack: control messages' outbox entries
 // and the text messages queued in their index entries.
-func (n *node) outbox() []store.OutboxEntry {
+func (n *node) outbox() []OutboxEntry {
 	n.t.Helper()
 	e, err := n.db.DueOutbox(time.Unix(0, 1<<62), 1<<20)
 	if err != nil {
 		n.t.Fatal(err)
 	}
 	err = n.db.View(func(tx *store.Tx) error {
-		qs, err := tx.Queued()
+		qs, err := In(tx).Queued()
 		for _, q := range qs {
-			env, err := tx.QueuedEnvelope(q.Peer, q.ID)
+			env, err := In(tx).QueuedEnvelope(q.Peer, q.ID)
 			if err != nil {
 				return err
 			}
-			e = append(e, store.OutboxEntry{ID: q.ID, Peer: q.Peer, Envelope: env, CreatedAt: q.At, NextAttempt: q.At})
+			e = append(e, OutboxEntry{ID: q.ID, Peer: q.Peer, Envelope: env, CreatedAt: q.At, NextAttempt: q.At})
 		}
 		return err
 	})
@@ -252,7 +252,7 @@ func (n *node) eventsOf(kind EventKind) []Event {
 	return out
 }
 
-func (n *node) send(to *node, text string) store.Message {
+func (n *node) send(to *node, text string) Message {
 	n.t.Helper()
 	m, err := n.svc.Send(context.Background(), to.id(), []byte(text))
 	if err != nil {

@@ -195,7 +195,7 @@ func TestOwnMessageIDRefused(t *testing.T) {
 		t.Fatalf("ack for a frame reusing our id = %+v, want refused: message id already in use", a)
 	}
 	got, err := b.db.Message(string(r.id()), mine.ID)
-	if err != nil || string(got.Body) != "mine, not yours" || got.Direction != store.DirOut {
+	if err != nil || string(got.Body) != "mine, not yours" || got.Direction != DirOut {
 		t.Fatalf("our message after the attempt = %q %s, %v", got.Body, got.Direction, err)
 	}
 	if in := b.incoming(r.id()); len(in) != 0 {

@@ -325,17 +325,18 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	fresh := make([]bool, len(items))
 	firstContact := false
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		data := s.data(tx)
 		batchIDs := map[msgID]bool{}
 		for i, it := range items {
-			use, err := tx.IDUse(peerID, it.f.id.String())
+			use, err := data.IDUse(peerID, it.f.id.String())
 			if err != nil {
 				return err
 			}
-			if use == store.IDOurs {
+			if use == IDOurs {
 				it.ack.status, it.ack.reason = statusRefused, "message id already in use"
 				continue
 			}
-			if use == store.IDSeen || batchIDs[it.f.id] {
+			if use == IDSeen || batchIDs[it.f.id] {
 				it.ack.status = statusDuplicate
 				continue
 			}
@@ -345,7 +346,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if dec != Request {
 			return nil
 		}
-		_, err := tx.Conversation(peerID)
+		_, err := data.Conversation(peerID)
 		if errors.Is(err, store.ErrNotFound) {
 			firstContact = true
 			return nil
@@ -353,7 +354,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if err != nil || s.knownRequests(acct) {
 			return err
 		}
-		u, err := s.pendingRequests(tx, peerID)
+		u, err := s.pendingRequests(data, peerID)
 		if err == nil {
 			s.setRequests(acct, u)
 		}
@@ -371,7 +372,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	s.preMu.Lock()
 	defer s.preMu.Unlock()
 	var (
-		msgs           []store.Message
+		msgs           []Message
 		receipts       []msgID
 		signals        [][]byte // call signals, handed to OnSignal after the commit
 		seen           []string // receipts' and signals' ids
@@ -436,10 +437,10 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			}
 			continue
 		}
-		msgs = append(msgs, store.Message{
+		msgs = append(msgs, Message{
 			ID:        id,
 			Peer:      peerID,
-			Direction: store.DirIn,
+			Direction: DirIn,
 			Seq:       c.seq,
 			Body:      c.body,
 			SentAt:    time.Unix(0, c.sentAt),
@@ -458,23 +459,24 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	var read []string
 	if err == nil {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
+			data := s.data(tx)
 			read = read[:0]
 			at := s.cfg.Now()
 			// Every id was checked free above, under ps.mu: no reads.
 			for _, id := range seen {
-				if err := tx.PutSeen(peerID, id, at); err != nil {
+				if err := data.PutSeen(peerID, id, at); err != nil {
 					return err
 				}
 			}
 			for _, m := range msgs {
-				if err := tx.InsertMessage(m); err != nil {
+				if err := data.InsertMessage(m); err != nil {
 					return err
 				}
 			}
 			for _, rid := range receipts {
 				changed := false
-				m, err := tx.UpdateMessageState(peerID, rid.String(), func(m store.Message) (string, bool) {
-					changed = m.Direction == store.DirOut && m.State != StateRead && m.State != StateFailed
+				m, err := data.UpdateMessageState(peerID, rid.String(), func(m Message) (string, bool) {
+					changed = m.Direction == DirOut && m.State != StateRead && m.State != StateFailed
 					return StateRead, changed
 				})
 				if errors.Is(err, store.ErrNotFound) {
@@ -488,9 +490,9 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 				}
 			}
 			if len(msgs) > 0 {
-				c, err := tx.Conversation(peerID)
+				c, err := data.Conversation(peerID)
 				if errors.Is(err, store.ErrNotFound) {
-					c, err = store.Conversation{Peer: peerID}, nil
+					c, err = Conversation{Peer: peerID}, nil
 				}
 				if err != nil {
 					return err
@@ -500,11 +502,11 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 				if dec == Request {
 					c.Request = true
 				}
-				if err := tx.PutConversation(c); err != nil {
+				if err := data.PutConversation(c); err != nil {
 					return err
 				}
 			}
-			if err := tx.PutSession(peerID, state); err != nil {
+			if err := data.PutSession(peerID, state); err != nil {
 				return err
 			}
 			if prekeys != nil {

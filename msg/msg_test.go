@@ -15,7 +15,7 @@ import (
 
 func TestMessagesBothWays(t *testing.T) {
 	a, b := pair(t, nil)
-	var sentA, sentB []store.Message
+	var sentA, sentB []Message
 	for i := range 3 {
 		sentA = append(sentA, a.send(b, fmt.Sprintf("hello from a %d", i)))
 		sentB = append(sentB, b.send(a, fmt.Sprintf("hello from b %d", i)))
@@ -300,7 +300,7 @@ func TestSimultaneousFirstMessages(t *testing.T) {
 	})
 	for _, n := range []*node{a, b} {
 		for _, m := range n.messages(map[*node]*node{a: b, b: a}[n].id()) {
-			if m.Direction == store.DirOut && m.State != StateDelivered {
+			if m.Direction == DirOut && m.State != StateDelivered {
 				t.Errorf("message %q is %q", m.Body, m.State)
 			}
 		}
@@ -360,7 +360,7 @@ func TestQueueStartFollowsTheQueue(t *testing.T) {
 	starts := func() map[string]time.Time {
 		t.Helper()
 		var s map[string]time.Time
-		if err := a.db.View(func(tx *store.Tx) (err error) { s, err = tx.QueueStarts(); return err }); err != nil {
+		if err := a.db.View(func(tx *store.Tx) (err error) { s, err = In(tx).QueueStarts(); return err }); err != nil {
 			t.Fatal(err)
 		}
 		return s

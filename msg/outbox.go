@@ -19,10 +19,10 @@ import (
 )
 
 // Outbox envelope encodings (a queued text message's envelope in its index
-// entry, or store.OutboxEntry.Envelope of a control message; msg's own):
+// entry, or OutboxEntry.Envelope of a control message; msg's own):
 //
 //	empty                       a text message not yet sealed; its plaintext is the
-//	                            store.Message with the same id
+//	                            Message with the same id
 //	0x01 || content             a control message (read receipt) not yet sealed
 //	0x02 || deliver frame       sealed: the exact Deliver frame every attempt resends
 const (
@@ -495,9 +495,9 @@ type sealedFrame struct {
 func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent []string, err error) {
 	type item struct {
 		id      string
-		entry   store.OutboxEntry // a control message's outbox entry
-		queued  bool              // a text message queued in its index entry
-		text    *store.Message
+		entry   OutboxEntry // a control message's outbox entry
+		queued  bool        // a text message queued in its index entry
+		text    *Message
 		pending []byte // unsealed content
 		missing bool
 		cached  *sealedFrame
@@ -526,17 +526,18 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	}
 	peerID := string(ps.id)
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
+		data := s.data(tx)
 		for _, i := range uncached {
 			it := item{id: ids[i]}
 			id := it.id
 			// A text message is queued in its index entry; a control
 			// message has an outbox entry.
-			env, err := tx.QueuedEnvelope(peerID, id)
+			env, err := data.QueuedEnvelope(peerID, id)
 			if err == nil {
 				it.queued = true
 				switch {
 				case len(env) == 0:
-					m, err := tx.Message(peerID, id)
+					m, err := data.Message(peerID, id)
 					if err != nil {
 						return err
 					}
@@ -552,7 +553,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			e, err := tx.Outbox(id)
+			e, err := data.Outbox(id)
 			if errors.Is(err, store.ErrNotFound) {
 				it.missing = true
 				items[i] = it
@@ -564,7 +565,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			it.entry = e
 			switch {
 			case len(e.Envelope) == 0:
-				m, err := tx.Message(e.Peer, id)
+				m, err := data.Message(e.Peer, id)
 				if errors.Is(err, store.ErrNotFound) {
 					it.missing = true // the conversation was deleted
 				} else if err != nil {
@@ -587,7 +588,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	var writes []store.OutboxEntry   // control messages' entries
+	var writes []OutboxEntry         // control messages' entries
 	queuedEnv := map[string][]byte{} // text messages' envelopes
 	var drop []string
 	advanced := false
@@ -666,23 +667,24 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			}
 		}
 		err := s.cfg.DB.Update(func(tx *store.Tx) error {
+			data := s.data(tx)
 			for _, e := range writes {
-				if err := tx.PutOutbox(e); err != nil {
+				if err := data.PutOutbox(e); err != nil {
 					return err
 				}
 			}
 			for id, env := range queuedEnv {
-				if err := tx.SetQueuedEnvelope(peerID, id, env); err != nil {
+				if err := data.SetQueuedEnvelope(peerID, id, env); err != nil {
 					return err
 				}
 			}
 			for _, id := range drop {
-				if err := tx.DeleteOutbox(id); err != nil {
+				if err := data.DeleteOutbox(id); err != nil {
 					return err
 				}
 			}
 			if state != nil {
-				return tx.PutSession(string(ps.id), state)
+				return data.PutSession(string(ps.id), state)
 			}
 			return nil
 		})
@@ -709,8 +711,9 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 // store (the event went out when they were written).
 func (s *Service) markSent(ps *peerState, ids []string) {
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
 		for _, id := range ids {
-			_, err := tx.UpdateMessageState(string(ps.id), id, func(m store.Message) (string, bool) {
+			_, err := data.UpdateMessageState(string(ps.id), id, func(m Message) (string, bool) {
 				return StateSent, m.State == StateQueued
 			})
 			if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -739,12 +742,13 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 	empty := len(ps.pending) <= len(acks) // fl is the head of ps.pending
 	s.mu.Unlock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
 		changes = changes[:0]
 		var last time.Time // the last text message acknowledged
 		for i, a := range acks {
 			id := fl[i].id
 			if fl[i].receipt {
-				if err := tx.DeleteOutbox(id); err != nil {
+				if err := data.DeleteOutbox(id); err != nil {
 					return err
 				}
 				continue
@@ -754,14 +758,14 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 				state = StateFailed
 			}
 			changed := false
-			m, err := tx.Dequeue(peerID, id, func(m store.Message) (string, bool) {
+			m, err := data.Dequeue(peerID, id, func(m Message) (string, bool) {
 				changed = m.State != StateRead && m.State != state
 				return state, changed
 			})
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted meanwhile; or a text message whose outbox entry
 				// predates schema 6 and had lost its message: delete that.
-				if err := tx.DeleteOutbox(id); err != nil {
+				if err := data.DeleteOutbox(id); err != nil {
 					return err
 				}
 				continue
@@ -776,9 +780,9 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 		}
 		switch {
 		case empty && ps.qstart:
-			return tx.DeleteQueueStart(peerID)
+			return data.DeleteQueueStart(peerID)
 		case !empty && !last.IsZero():
-			return tx.SetQueueStart(peerID, last.Add(time.Nanosecond))
+			return data.SetQueueStart(peerID, last.Add(time.Nanosecond))
 		}
 		return nil
 	})

@@ -62,16 +62,16 @@ type requestBook struct {
 // pendingRequests counts the requests waiting from peer: its incoming
 // messages since our last outgoing one, newest first, stopping once over
 // the per-sender limits.
-func (s *Service) pendingRequests(tx *store.Tx, peer string) (usage, error) {
+func (s *Service) pendingRequests(data *Data, peer string) (usage, error) {
 	var u usage
 	cursor := ""
 	for {
-		ms, next, err := tx.Messages(peer, store.Page{Cursor: cursor, Limit: 128, Newest: true})
+		ms, next, err := data.Messages(peer, Page{Cursor: cursor, Limit: 128, Newest: true})
 		if err != nil {
 			return usage{}, fmt.Errorf("count requests: %w", err)
 		}
 		for i := len(ms) - 1; i >= 0; i-- {
-			if ms[i].Direction == store.DirOut {
+			if ms[i].Direction == DirOut {
 				return u, nil
 			}
 			u = u.add(usage{1, int64(len(ms[i].Body))})
@@ -90,7 +90,8 @@ func (s *Service) pendingRequests(tx *store.Tx, peer string) (usage, error) {
 func (s *Service) loadRequests() error {
 	book := requestBook{peers: map[identity.AccountID]usage{}}
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		convs, err := tx.Conversations()
+		data := s.data(tx)
+		convs, err := data.Conversations()
 		if err != nil {
 			return err
 		}
@@ -98,7 +99,7 @@ func (s *Service) loadRequests() error {
 			if !c.Request {
 				continue
 			}
-			u, err := s.pendingRequests(tx, c.Peer)
+			u, err := s.pendingRequests(data, c.Peer)
 			if err != nil {
 				return err
 			}
@@ -201,9 +202,10 @@ func (s *Service) recheckRequests(except identity.AccountID) bool {
 	s.mu.Unlock()
 	var gone []identity.AccountID
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		data := s.data(tx)
 		gone = gone[:0]
 		for _, a := range accts {
-			c, err := tx.Conversation(string(a))
+			c, err := data.Conversation(string(a))
 			switch {
 			case errors.Is(err, store.ErrNotFound):
 			case err != nil:

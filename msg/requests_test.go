@@ -26,7 +26,7 @@ func cheapStamps(c *Config) { c.StampBits = 1 }
 
 // outcome waits until n's outbox is empty and returns how many of the
 // messages n sent to peer ended delivered and failed, and the reasons.
-func outcome(t *testing.T, n *node, peer identity.AccountID, sent []store.Message) (delivered, failed int, reasons map[string]int) {
+func outcome(t *testing.T, n *node, peer identity.AccountID, sent []Message) (delivered, failed int, reasons map[string]int) {
 	t.Helper()
 	check.Until(t, 60*time.Second, "the sender's outbox to empty", func() bool { return len(n.outbox()) == 0 })
 	for _, m := range sent {
@@ -69,7 +69,7 @@ func TestStrangerFloodStopsAtTheCaps(t *testing.T) {
 
 	// 150 messages of 20 KiB: 51 fit in 1 MiB. 130 small ones: 100 fit.
 	body := strings.Repeat("x", 20<<10)
-	var bigSent, smallSent, contactSent []store.Message
+	var bigSent, smallSent, contactSent []Message
 	for i := range 150 {
 		bigSent = append(bigSent, big.send(b, fmt.Sprintf("%04d%s", i, body[4:])))
 	}
@@ -140,8 +140,8 @@ func TestRequestsTotalCap(t *testing.T) {
 		b.know(n)
 		b.pol.set(n.id(), Request)
 	}
-	sendN := func(from *node, n int) []store.Message {
-		var out []store.Message
+	sendN := func(from *node, n int) []Message {
+		var out []Message
 		for i := range n {
 			out = append(out, from.send(b, fmt.Sprintf("m%d", i)))
 		}
@@ -154,12 +154,12 @@ func TestRequestsTotalCap(t *testing.T) {
 	// Accepted: s1 is a contact now, its conversation no request.
 	b.pol.set(s1.id(), Deliver)
 	err := b.db.Update(func(tx *store.Tx) error {
-		c, err := tx.Conversation(string(s1.id()))
+		c, err := In(tx).Conversation(string(s1.id()))
 		if err != nil {
 			return err
 		}
 		c.Request = false
-		return tx.PutConversation(c)
+		return In(tx).PutConversation(c)
 	})
 	if err != nil {
 		t.Fatal(err)

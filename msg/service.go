@@ -38,7 +38,7 @@ const (
 	ProtocolSignal protocol.ID = "/callsign/signal/1.0.0"
 )
 
-// Message states, in store.Message.State and Event.State.
+// Message states, in Message.State and Event.State.
 const (
 	StateQueued    = "queued"    // outgoing: durable in the outbox, not yet on the wire
 	StateSent      = "sent"      // outgoing: written to the recipient's stream
@@ -113,11 +113,11 @@ const (
 type Event struct {
 	Kind    EventKind
 	Peer    identity.AccountID
-	ID      string         // message id
-	State   string         // the new state (EventState) or StateReceived
-	Message *store.Message // EventMessage: the stored message
-	Request bool           // EventMessage: the conversation is a message request
-	Reason  string         // EventState with StateFailed: the recipient's reason, if it gave one
+	ID      string   // message id
+	State   string   // the new state (EventState) or StateReceived
+	Message *Message // EventMessage: the stored message
+	Request bool     // EventMessage: the conversation is a message request
+	Reason  string   // EventState with StateFailed: the recipient's reason, if it gave one
 }
 
 // Config configures a Service. Zero values mean the default in each
@@ -257,7 +257,7 @@ type peerState struct {
 	mu  sync.Mutex
 	set *e2e.SessionSet // nil: not loaded
 	// qstart: the store's qstart/ entry for this peer exists and is no
-	// later than its oldest queued text message (store/queue.go). Guarded
+	// later than its oldest queued text message (queue.go). Guarded
 	// by mu, which every transaction that queues or dequeues text
 	// messages for this peer holds.
 	qstart bool
@@ -551,12 +551,12 @@ func newMsgID() msgID {
 // Send queues text for the account to and returns the stored message (state
 // StateQueued) as soon as it is durable in the outbox; delivery happens in
 // the background. A text longer than Config.MaxMessage is ErrTooLarge.
-func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) (store.Message, error) {
+func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) (Message, error) {
 	if len(text) > s.cfg.MaxMessage {
-		return store.Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, len(text), s.cfg.MaxMessage)
+		return Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, len(text), s.cfg.MaxMessage)
 	}
 	if to == s.selfID {
-		return store.Message{}, fmt.Errorf("send: %w: cannot message this account itself", ErrBadRecipient)
+		return Message{}, fmt.Errorf("send: %w: cannot message this account itself", ErrBadRecipient)
 	}
 	// An id Send has parsed before is valid: parsing bech32 costs
 	// microseconds, and Send is the hot path.
@@ -566,23 +566,23 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	s.mu.Unlock()
 	if !known {
 		if _, err := identity.ParseAccountID(string(to)); err != nil {
-			return store.Message{}, fmt.Errorf("send: %w: %v", ErrBadRecipient, err)
+			return Message{}, fmt.Errorf("send: %w: %v", ErrBadRecipient, err)
 		}
 		s.mu.Lock()
 		s.peerLocked(to).idOK = true
 		s.mu.Unlock()
 	}
 	if err := ctx.Err(); err != nil {
-		return store.Message{}, fmt.Errorf("send: %w", err)
+		return Message{}, fmt.Errorf("send: %w", err)
 	}
 	if !s.running() {
-		return store.Message{}, fmt.Errorf("send: %w", ErrClosed)
+		return Message{}, fmt.Errorf("send: %w", ErrClosed)
 	}
 	req := &sendReq{
-		m: store.Message{
+		m: Message{
 			ID:        newMsgID().String(),
 			Peer:      string(to),
-			Direction: store.DirOut,
+			Direction: DirOut,
 			Body:      append([]byte(nil), text...),
 			State:     StateQueued,
 		},
@@ -591,9 +591,9 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	select {
 	case s.sendQ <- req:
 	case <-s.ctx.Done():
-		return store.Message{}, fmt.Errorf("send: %w", ErrClosed)
+		return Message{}, fmt.Errorf("send: %w", ErrClosed)
 	case <-ctx.Done():
-		return store.Message{}, fmt.Errorf("send: %w", ctx.Err())
+		return Message{}, fmt.Errorf("send: %w", ctx.Err())
 	}
 	// Once queued, the request is committed or fails; wait for the answer
 	// so the caller never sees a message it can't know the fate of.
@@ -608,14 +608,14 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 		}
 	}
 	if err != nil {
-		return store.Message{}, fmt.Errorf("send: %w", err)
+		return Message{}, fmt.Errorf("send: %w", err)
 	}
 	return req.m, nil
 }
 
 // sendReq is one Send waiting for the group commit.
 type sendReq struct {
-	m    store.Message
+	m    Message
 	done chan error
 }
 
@@ -686,14 +686,15 @@ func (s *Service) commitSends(batch []*sendReq) {
 	memo := map[string]sealedFrame{}
 	var frames map[string]sealedFrame
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
 		frames = map[string]sealedFrame{}
-		convs := map[string]*store.Conversation{}
+		convs := map[string]*Conversation{}
 		for _, r := range batch {
 			c := convs[r.m.Peer]
 			if c == nil {
-				cv, err := tx.Conversation(r.m.Peer)
+				cv, err := data.Conversation(r.m.Peer)
 				if errors.Is(err, store.ErrNotFound) {
-					cv, err = store.Conversation{Peer: r.m.Peer}, nil
+					cv, err = Conversation{Peer: r.m.Peer}, nil
 				}
 				if err != nil {
 					return err
@@ -719,19 +720,19 @@ func (s *Service) commitSends(batch []*sendReq) {
 			}
 			// A fresh random 128-bit id: stored without reading first,
 			// queued in its own index entry with the envelope.
-			if err := tx.InsertQueued(r.m, env); err != nil {
+			if err := data.InsertQueued(r.m, env); err != nil {
 				return err
 			}
 		}
 		for _, acct := range accts {
 			if !s.peer(acct).qstart {
-				if err := tx.SetQueueStart(string(acct), groups[acct][0].m.At); err != nil {
+				if err := data.SetQueueStart(string(acct), groups[acct][0].m.At); err != nil {
 					return err
 				}
 			}
 		}
 		for _, c := range convs {
-			if err := tx.PutConversation(*c); err != nil {
+			if err := data.PutConversation(*c); err != nil {
 				return err
 			}
 		}
@@ -740,7 +741,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 			if err != nil {
 				return err
 			}
-			if err := tx.PutSession(string(acct), state); err != nil {
+			if err := data.PutSession(string(acct), state); err != nil {
 				return err
 			}
 		}
@@ -795,7 +796,7 @@ func (s *Service) canSealLocked(ps *peerState) bool {
 
 // sealTextLocked encrypts the text message m for ps and returns its
 // Deliver frame. ps.mu must be held; the caller persists the session.
-func (s *Service) sealTextLocked(ps *peerState, m *store.Message) (sealedFrame, error) {
+func (s *Service) sealTextLocked(ps *peerState, m *Message) (sealedFrame, error) {
 	a := ps.set.Active()
 	if a == nil {
 		return sealedFrame{}, errors.New("seal: no session")
@@ -849,20 +850,21 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
 		changed, receipts = changed[:0], receipts[:0]
 		for i, id := range ids {
-			m, err := tx.Message(string(from), id)
+			m, err := data.Message(string(from), id)
 			if err != nil {
 				return fmt.Errorf("message %s: %w", id, err)
 			}
-			if m.Direction != store.DirIn {
+			if m.Direction != DirIn {
 				return fmt.Errorf("message %s: %w: not an incoming message", id, store.ErrInvalid)
 			}
 			if m.State == StateRead {
 				continue
 			}
 			m.State = StateRead
-			if err := tx.PutMessage(m); err != nil {
+			if err := data.PutMessage(m); err != nil {
 				return err
 			}
 			changed = append(changed, wire[i])
@@ -870,10 +872,10 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 		if len(changed) == 0 {
 			return nil
 		}
-		c, err := tx.Conversation(string(from))
+		c, err := data.Conversation(string(from))
 		if err == nil {
 			c.Unread = max(0, c.Unread-len(changed))
-			if err := tx.PutConversation(c); err != nil {
+			if err := data.PutConversation(c); err != nil {
 				return err
 			}
 		} else if !errors.Is(err, store.ErrNotFound) {
@@ -886,7 +888,7 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 			c := content{kind: contentReceipt, ids: chunk}
 			id := newMsgID().String()
 			env := append([]byte{envPending}, c.marshal()...)
-			if err := tx.PutOutbox(store.OutboxEntry{ID: id, Peer: string(from), Envelope: env, NextAttempt: now, CreatedAt: now}); err != nil {
+			if err := data.PutOutbox(OutboxEntry{ID: id, Peer: string(from), Envelope: env, NextAttempt: now, CreatedAt: now}); err != nil {
 				return err
 			}
 			receipts = append(receipts, id)
@@ -1010,7 +1012,8 @@ func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.Ac
 	byPeer := map[identity.AccountID][]queued{}
 	qstarts := map[identity.AccountID]bool{}
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		entries, err := tx.DueOutbox(time.Unix(0, 1<<62), 1<<30)
+		data := s.data(tx)
+		entries, err := data.DueOutbox(time.Unix(0, 1<<62), 1<<30)
 		if err != nil {
 			return err
 		}
@@ -1018,14 +1021,14 @@ func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.Ac
 			p := identity.AccountID(e.Peer)
 			byPeer[p] = append(byPeer[p], queued{e.ID, e.CreatedAt})
 		}
-		starts, err := tx.QueueStarts()
+		starts, err := data.QueueStarts()
 		if err != nil {
 			return err
 		}
 		for peer := range starts {
 			qstarts[identity.AccountID(peer)] = true
 		}
-		qs, err := tx.Queued()
+		qs, err := data.Queued()
 		for _, q := range qs {
 			p := identity.AccountID(q.Peer)
 			byPeer[p] = append(byPeer[p], queued{q.ID, q.At})
@@ -1056,8 +1059,9 @@ func (s *Service) loadSetLocked(ps *peerState) error {
 	}
 	var b []byte
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		data := s.data(tx)
 		var err error
-		b, err = tx.Session(string(ps.id))
+		b, err = data.Session(string(ps.id))
 		return err
 	})
 	switch {

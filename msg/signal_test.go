@@ -289,10 +289,10 @@ func TestHostileSignals(t *testing.T) {
 	nothingStored := func(what string) {
 		t.Helper()
 		err := b.db.View(func(tx *store.Tx) error {
-			if _, err := tx.Session(string(r.id())); !errors.Is(err, store.ErrNotFound) {
+			if _, err := In(tx).Session(string(r.id())); !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("a session with the sender: %v", err)
 			}
-			if _, err := tx.Conversation(string(r.id())); !errors.Is(err, store.ErrNotFound) {
+			if _, err := In(tx).Conversation(string(r.id())); !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("a conversation with the sender: %v", err)
 			}
 			return nil
@@ -345,7 +345,7 @@ func TestHostileSignals(t *testing.T) {
 	if a := exchange(t, st, r.signalFrame(t, b, rid, content{kind: contentReceipt, ids: []msgID{newMsgID()}})); a.status != statusRefused {
 		t.Fatalf("a read receipt on the signal lane: %+v", a)
 	}
-	if use := idUse(t, b, r.id(), rid); use != store.IDFree {
+	if use := idUse(t, b, r.id(), rid); use != IDFree {
 		t.Fatalf("a read receipt on the signal lane was recorded as seen (%v)", use)
 	}
 
@@ -370,7 +370,7 @@ func TestHostileSignals(t *testing.T) {
 	if got, _ := sink.snapshot(); len(got) != 1 {
 		t.Fatalf("OnSignal got %d signals, want the one", len(got))
 	}
-	if use := idUse(t, b, r.id(), d.id); use != store.IDFree {
+	if use := idUse(t, b, r.id(), d.id); use != IDFree {
 		t.Fatalf("the signal replayed under another id was recorded (%v)", use)
 	}
 	// The host keeps serving a's lane.
@@ -380,12 +380,12 @@ func TestHostileSignals(t *testing.T) {
 }
 
 // idUse reports what n's store knows of the message id from peer.
-func idUse(t *testing.T, n *node, from identity.AccountID, id msgID) store.IDUse {
+func idUse(t *testing.T, n *node, from identity.AccountID, id msgID) IDUse {
 	t.Helper()
-	var use store.IDUse
+	var use IDUse
 	err := n.db.View(func(tx *store.Tx) error {
 		var err error
-		use, err = tx.IDUse(string(from), id.String())
+		use, err = In(tx).IDUse(string(from), id.String())
 		return err
 	})
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/callsign/callsign/call"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
 	"github.com/callsign/callsign/turn"
@@ -92,8 +93,8 @@ func newMetrics(n *Node) *metrics {
 			return float64(n.dht.RoutingTableSize())
 		}),
 		gauge("callsign_outbox_messages", "Sent messages not yet acknowledged by their recipient.", func() float64 {
-			var q []store.QueuedMessage
-			if err := n.db.View(func(tx *store.Tx) (err error) { q, err = tx.Queued(); return err }); err != nil {
+			var q []msg.QueuedMessage
+			if err := n.db.View(func(tx *store.Tx) (err error) { q, err = msg.In(tx).Queued(); return err }); err != nil {
 				return -1
 			}
 			return float64(len(q))

@@ -298,7 +298,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := checkDataDir(n.cfg.DataDir, n.log); err != nil {
 		return err
 	}
-	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: n.cfg.Passphrase, Logger: n.log.With("component", "store")})
+	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: n.cfg.Passphrase, Logger: n.log.With("component", "store"), Checks: storeChecks})
 	if err != nil {
 		return storeError(err)
 	}
@@ -308,7 +308,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if n.keys, err = loadKeys(n.db, n.log); err != nil {
 		return err
 	}
-	n.contacts = contacts.New(n.db)
+	n.contacts = contacts.New(n.db, msg.AcceptRequest)
 	if err := n.readBootstrapFiles(); err != nil {
 		return err
 	}

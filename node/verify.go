@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -15,6 +16,10 @@ type StoreDamage = store.Damage
 
 // StoreStats summarises a store check (store.VerifyStats).
 type StoreStats = store.VerifyStats
+
+// storeChecks decode and cross-check, for a store check, the values of
+// the keyspaces other packages own: messaging's (msg.Check).
+var storeChecks = map[string]store.Check{store.SpaceMsg: msg.Check}
 
 // VerifyStore checks the store of a stopped node: every table block and
 // every entry, authenticated, decoded and cross-checked (store.Verify). It
@@ -34,7 +39,8 @@ func VerifyStore(ctx context.Context, dataDir string, passphrase []byte, report 
 	if err := n.takeLock(); err != nil {
 		return StoreStats{}, err
 	}
-	st, err := store.Verify(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: passphrase}, report)
+	opts := store.Options{Dir: n.cfg.DataDir, Passphrase: passphrase, Checks: storeChecks}
+	st, err := store.Verify(ctx, opts, report)
 	if err != nil {
 		return st, storeError(err)
 	}

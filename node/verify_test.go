@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -24,7 +25,9 @@ func TestVerifyStore(t *testing.T) {
 	}
 	now := time.Now()
 	body := bytes.Repeat([]byte("the vellum is in the boathouse. "), 128) // 4 KiB: in the value log
-	if err := db.PutMessage(store.Message{ID: "m1", Peer: "acct", Direction: store.DirIn, Body: body, SentAt: now, At: now}); err != nil {
+	if err := db.Update(func(tx *store.Tx) error {
+		return msg.In(tx).PutMessage(msg.Message{ID: "m1", Peer: "acct", Direction: msg.DirIn, Body: body, SentAt: now, At: now})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.Close(); err != nil {

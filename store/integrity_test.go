@@ -227,7 +227,7 @@ func TestFlippedValueLog(t *testing.T) {
 				offs = append(offs, vlogHeaderSize+r.Int64N(size-vlogHeaderSize))
 			}
 			flipBits(t, vlog, offs, r)
-			db, err := Open(context.Background(), Options{Dir: dir})
+			db, err := Open(context.Background(), Options{Dir: dir, Checks: testChecks})
 			if err != nil {
 				// Damage the store cannot frame: refused, named.
 				var ce *CorruptError
@@ -297,7 +297,7 @@ func TestFlippedTables(t *testing.T) {
 				t.Errorf("error repeats its operation: %q", err)
 			}
 			named, all, st := verifyDamage(t, func(report func(Damage)) (VerifyStats, error) {
-				return Verify(context.Background(), Options{Dir: dir}, report)
+				return Verify(context.Background(), Options{Dir: dir, Checks: testChecks}, report)
 			})
 			blocks := 0
 			for _, d := range all {
@@ -370,7 +370,7 @@ func TestValueLogFraming(t *testing.T) {
 			}
 			sameDir(t, before, hashDir(t, filepath.Join(dir, dbDirName)))
 			_, all, _ := verifyDamage(t, func(report func(Damage)) (VerifyStats, error) {
-				return Verify(context.Background(), Options{Dir: dir}, report)
+				return Verify(context.Background(), Options{Dir: dir, Checks: testChecks}, report)
 			})
 			if len(all) != 1 || all[0].Kind != KindValueLog || all[0].File != vlogName {
 				t.Fatalf("Verify reported %v, want the value log", all)

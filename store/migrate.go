@@ -14,6 +14,12 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 )
 
+// Prefixes of layouts that are gone.
+var (
+	pfxOutDue = []byte("outdue/") // schema 1 only: the outbox index by time
+	pfxSeen   = []byte("seen/")   // schema ≤ 3 only: seen ids are msgid/ markers since 4
+)
+
 // keyMigrateCursor remembers, between the batches of a migration, the last
 // key it converted, so each batch starts where the previous one ended.
 var keyMigrateCursor = []byte("meta/migrate-cursor")
@@ -63,10 +69,10 @@ func migrateBinaryValues(txn *badger.Txn) error {
 
 // migrateStateToIndex (schema 2 → 3) moves each message's state out of its
 // msg/ value into its msgid/ index entry, which until then held only the
-// msg/ key (codec.go, msgIndex).
+// msg/ key (migrate_msg.go: the schema-5 form it writes).
 func migrateStateToIndex(txn *badger.Txn) error {
 	return migrateEach(txn, [][]byte{pfxMsg}, func(_, k, v []byte) (int, error) {
-		m, err := unmarshalMessage(v)
+		m, err := unmarshalMessageV2(v)
 		if err != nil {
 			return 0, err
 		}
@@ -74,7 +80,7 @@ func migrateStateToIndex(txn *badger.Txn) error {
 		if !ok {
 			return 0, fmt.Errorf("%w: malformed message key", errCorrupt)
 		}
-		index, err := marshalIndex(at, m.Direction, m.State)
+		index, err := marshalIndexV5(at, m.Direction, m.State)
 		if err != nil {
 			return 0, err
 		}
@@ -84,7 +90,7 @@ func migrateStateToIndex(txn *badger.Txn) error {
 		n := len(k) + len(index)
 		if m.State != "" {
 			m.State = ""
-			nv, err := marshalMessage(&m)
+			nv, err := m.marshal()
 			if err != nil {
 				return 0, err
 			}
@@ -141,7 +147,7 @@ func migrateIndexTime(txn *badger.Txn) error {
 		if !ok {
 			return 0, fmt.Errorf("%w: message index: malformed msg/ key", errCorrupt)
 		}
-		nv, err := marshalIndex(at, dir, state)
+		nv, err := marshalIndexV5(at, dir, state)
 		if err != nil {
 			return 0, err
 		}
@@ -156,26 +162,26 @@ func migrateIndexTime(txn *badger.Txn) error {
 // control message and stays.
 func migrateOutboxToIndex(txn *badger.Txn) error {
 	return migrateEach(txn, [][]byte{pfxOut}, func(_, k, v []byte) (int, error) {
-		e, err := unmarshalOutbox(v)
+		e, err := unmarshalOutboxV2(v)
 		if err != nil {
 			return 0, err
 		}
 		idKey := key(pfxMsgID, []byte(e.Peer), sep, []byte(e.ID))
-		var ix msgIndex
+		var ix indexV6
 		switch it, err := txn.Get(idKey); {
 		case errors.Is(err, badger.ErrKeyNotFound):
 			return 0, nil // a control message
 		case err != nil:
 			return 0, err
 		default:
-			if err := it.Value(func(b []byte) error { ix, err = unmarshalIndex(b); return err }); err != nil {
+			if err := it.Value(func(b []byte) error { ix, err = unmarshalIndexV6(b); return err }); err != nil {
 				return 0, fmt.Errorf("index of %q: %w", k, err)
 			}
 		}
-		if ix.dir != DirOut || ix.queued {
+		if ix.dir != dirOutV2 || ix.queued {
 			return 0, nil
 		}
-		nv, err := marshalQueued(ix.at, ix.state, e.Envelope)
+		nv, err := marshalQueuedV6(ix.at, ix.state, e.Envelope)
 		if err != nil {
 			return 0, err
 		}
@@ -223,9 +229,9 @@ func unmarshalIndexV3(b []byte) (msgKey []byte, dir, state string, err error) {
 	}
 	switch rest[0] {
 	case dirInCode:
-		dir = DirIn
+		dir = dirInV2
 	case dirOutCode:
-		dir = DirOut
+		dir = dirOutV2
 	default:
 		return nil, "", "", fmt.Errorf("%w: message index: unknown direction", errCorrupt)
 	}
@@ -341,23 +347,23 @@ func migrateEachValue(txn *badger.Txn, prefixes [][]byte, skipUnreadable bool, f
 func convertJSON(pfx, b []byte) ([]byte, error) {
 	switch {
 	case bytes.Equal(pfx, pfxConv):
-		var c Conversation
+		var c conversationV2
 		if err := json.Unmarshal(b, &c); err != nil {
 			return nil, err
 		}
-		return marshalConversation(&c)
+		return c.marshal()
 	case bytes.Equal(pfx, pfxMsg):
-		var m Message
+		var m messageV2
 		if err := json.Unmarshal(b, &m); err != nil {
 			return nil, err
 		}
-		return marshalMessage(&m)
+		return m.marshal()
 	case bytes.Equal(pfx, pfxOut):
-		var e OutboxEntry
+		var e outboxV2
 		if err := json.Unmarshal(b, &e); err != nil {
 			return nil, err
 		}
-		return marshalOutbox(&e)
+		return e.marshal()
 	}
 	return nil, fmt.Errorf("bug: no migration for prefix %q", pfx)
 }

@@ -12,7 +12,7 @@ import (
 // currentSchema is the key layout version this code reads and writes:
 //
 //	1  values under conv/, msg/ and out/ are JSON
-//	2  they are the binary encodings in codec.go
+//	2  they are binary (msg/storecodec.go; migrate_msg.go keeps the form)
 //	3  a message's state is in its msgid/ index entry, not in its value
 //	4  seen ids are markers under msgid/, not entries under seen/
 //	5  a msgid/ entry holds the message's time, not its whole msg/ key

@@ -27,6 +27,18 @@ const (
 	SpaceMsg = "msg"
 )
 
+// The prefixes of msg's keyspace (layouts in the package doc, "Key
+// layout"; encodings in msg/storecodec.go).
+var (
+	pfxConv       = []byte("conv/")
+	pfxMsg        = []byte("msg/")
+	pfxMsgID      = []byte("msgid/")
+	pfxOut        = []byte("out/")
+	pfxQueueStart = []byte("qstart/")
+	pfxSession    = []byte("sess/")
+	sep           = []byte{0}
+)
+
 // spaces are the prefixes each owner's Space may touch. The migrations
 // (migrate.go) still know the layouts under them as they were.
 var spaces = map[string][][]byte{
@@ -74,6 +86,14 @@ func (s *Space) Get(k []byte) ([]byte, error) {
 		return nil, err
 	}
 	return s.tx.getRaw(k)
+}
+
+// Has reports whether a value is stored under k, without reading it.
+func (s *Space) Has(k []byte) (bool, error) {
+	if err := s.check(k); err != nil {
+		return false, err
+	}
+	return s.tx.has(k)
 }
 
 // Set writes v, sealed, under k. It fails in a View.

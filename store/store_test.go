@@ -33,7 +33,7 @@ func TestMain(m *testing.M) {
 
 func openT(t *testing.T, dir string, pass []byte) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), Options{Dir: dir, Passphrase: pass})
+	db, err := Open(context.Background(), Options{Dir: dir, Passphrase: pass, Checks: testChecks})
 	if err != nil {
 		t.Fatalf("Open(%s): %v", dir, err)
 	}
@@ -43,7 +43,7 @@ func openT(t *testing.T, dir string, pass []byte) *DB {
 
 func memT(t *testing.T) *DB {
 	t.Helper()
-	db, err := Open(context.Background(), Options{InMemory: true})
+	db, err := Open(context.Background(), Options{InMemory: true, Checks: testChecks})
 	if err != nil {
 		t.Fatal(err)
 	}

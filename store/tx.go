@@ -2,6 +2,7 @@ package store
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -99,6 +100,18 @@ func checkID(what, s string) error {
 	}
 	return nil
 }
+
+// checkTime rejects times outside what a key can order (1970 to 2262).
+func checkTime(what string, t time.Time) error {
+	if t.IsZero() || t.UnixNano() < 0 || t.Year() >= 2262 {
+		return fmt.Errorf("%w: %s %v is out of range", ErrInvalid, what, t)
+	}
+	return nil
+}
+
+// be64 is t as 8 big-endian bytes of unix nanoseconds, the form of a time
+// in a key (it orders as the time does from 1970 on).
+func be64(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }
 
 // maxIDLen caps every id-like key component (badger keys are at most 64 KiB).
 const maxIDLen = 1024

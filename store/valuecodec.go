@@ -11,9 +11,27 @@ import (
 	"github.com/callsign/callsign/internal/wire"
 )
 
+// errCorrupt is wrapped by every decoding error; it wraps ErrCorrupt.
+var errCorrupt error = &corruptCause{"malformed stored value"}
+
+// newReader is the strict decoder of a stored value: a stored value has
+// one byte form, so no unknown field of any number is read past
+// (docs/ARCHITECTURE.md, "Wire formats"; a new field takes a schema
+// version and a migration). Byte slices it returns alias the input (the
+// accessors decode values they own).
+func newReader(b []byte) *wire.Decoder { return wire.NewDecoder(b, errCorrupt) }
+
+// checkNanos rejects a time wire.Encoder.Time cannot write.
+func checkNanos(what string, t time.Time) error {
+	if !wire.TimeFits(t) {
+		return fmt.Errorf("%w: %s %v is out of range", ErrInvalid, what, t)
+	}
+	return nil
+}
+
 // Binary encodings (schema 8) of the values that were JSON until schema 7:
 // HandleClaim, ListenPorts, Contact, Call, MailboxMember and CallSettings.
-// The same canonical form as codec.go (and values.proto): protobuf wire
+// The canonical form of every stored value (values.proto): protobuf wire
 // format, fields ascending and each once (a repeated field contiguous),
 // zero values omitted, minimal varints, no unknown field of any number;
 // times are zigzag unix nanoseconds, absent for the zero time.Time.
@@ -94,7 +112,7 @@ func marshalClaim(c *HandleClaim) ([]byte, error) {
 	e.String(1, c.Name)
 	e.Uint(2, c.Nonce)
 	e.Uint(3, c.Seq)
-	appendTime(&e, 4, c.ClaimedAt)
+	e.Time(4, c.ClaimedAt)
 	return e.B, nil
 }
 
@@ -104,7 +122,7 @@ func unmarshalClaim(b []byte) (HandleClaim, error) {
 	c.Name = d.String(1, 1, maxIDLen)
 	c.Nonce = d.Uint(2, math.MaxUint64)
 	c.Seq = d.Uint(3, math.MaxUint64)
-	c.ClaimedAt = readTime(d, 4)
+	c.ClaimedAt = d.Time(4)
 	if err := d.End(); err != nil {
 		return HandleClaim{}, err
 	}
@@ -147,8 +165,8 @@ func marshalContact(c *Contact) ([]byte, error) {
 	e.Bytes(2, c.PubKey)
 	e.String(3, c.Petname)
 	e.String(4, c.Handle)
-	appendTime(&e, 5, c.AddedAt)
-	appendTime(&e, 6, c.PinnedAt)
+	e.Time(5, c.AddedAt)
+	e.Time(6, c.PinnedAt)
 	e.Bool(7, c.KeyChanged)
 	e.Bytes(8, c.SeenPubKey)
 	e.Bool(9, c.Verified)
@@ -166,8 +184,8 @@ func unmarshalContact(b []byte) (Contact, error) {
 	c.PubKey = d.Bytes(2, 1, maxKeyLen)
 	c.Petname = d.String(3, 1, maxIDLen)
 	c.Handle = d.String(4, 1, maxIDLen)
-	c.AddedAt = readTime(d, 5)
-	c.PinnedAt = readTime(d, 6)
+	c.AddedAt = d.Time(5)
+	c.PinnedAt = d.Time(6)
 	c.KeyChanged = d.Bool(7)
 	c.SeenPubKey = d.Bytes(8, 1, maxKeyLen)
 	c.Verified = d.Bool(9)
@@ -199,7 +217,7 @@ func marshalCall(c *Call) ([]byte, error) {
 	e.String(1, c.ID)
 	e.String(2, c.Peer)
 	e.String(3, c.Direction)
-	appendTime(&e, 4, c.Start)
+	e.Time(4, c.Start)
 	e.Sint(5, int64(c.Duration))
 	e.String(6, c.EndReason)
 	e.String(7, c.Path)
@@ -219,7 +237,7 @@ func unmarshalCall(b []byte) (Call, error) {
 	c.ID = d.String(1, 1, maxIDLen)
 	c.Peer = d.String(2, 1, maxIDLen)
 	c.Direction = d.String(3, 1, maxWordLen)
-	c.Start = readTime(d, 4)
+	c.Start = d.Time(4)
 	c.Duration = time.Duration(d.Sint(5, math.MinInt64, math.MaxInt64))
 	c.EndReason = d.String(6, 1, maxWordLen)
 	c.Path = d.String(7, 1, maxWordLen)
@@ -264,7 +282,7 @@ func marshalMailboxMember(m *MailboxMember) ([]byte, error) {
 	for _, p := range m.Peers {
 		e.Bytes(2, p)
 	}
-	appendTime(&e, 3, m.Registered)
+	e.Time(3, m.Registered)
 	e.Sint(4, int64(m.Count))
 	e.Sint(5, m.Bytes)
 	e.Uint(6, m.Next)
@@ -278,7 +296,7 @@ func unmarshalMailboxMember(b []byte) (MailboxMember, error) {
 	d := newReader(b)
 	m.Account = d.Fixed(1, MailboxAccountSize)
 	m.Peers = d.RepeatedBytes(2, maxMailboxPeers, 1, maxKeyLen)
-	m.Registered = readTime(d, 3)
+	m.Registered = d.Time(3)
 	m.Count = int(d.Sint(4, 1, math.MaxInt32))
 	m.Bytes = d.Sint(5, 1, math.MaxInt64)
 	m.Next = d.Uint(6, math.MaxUint64)

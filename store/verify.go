@@ -1,9 +1,7 @@
 package store
 
 import (
-	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -183,47 +181,6 @@ func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(ke
 		return problemOf(err)
 	}
 	switch ki.Kind {
-	case KindMessage:
-		m, err := unmarshalMessage(v)
-		if err != nil {
-			return problemOf(err)
-		}
-		if m.Peer != ki.Peer || m.ID != ki.ID || m.At.UnixNano() != ki.At.UnixNano() {
-			return "the message does not match its key"
-		}
-		ix, err := tx.index(ki.Peer, ki.ID)
-		switch {
-		case errors.Is(err, ErrNotFound):
-			return "its index entry is missing"
-		case err != nil:
-			return "" // the index entry is reported on its own
-		case ix.marker() || !bytes.Equal(ix.key, k):
-			return "its index entry points elsewhere"
-		}
-	case KindMessageIndex:
-		ix, err := unmarshalIndex(v)
-		if err != nil {
-			return problemOf(err)
-		}
-		if ix.marker() {
-			return ""
-		}
-		mk := key(pfxMsg, []byte(ki.Peer), sep, be64(ix.at), []byte(ki.ID))
-		if _, err := tx.txn.Get(mk); errors.Is(err, badger.ErrKeyNotFound) {
-			report(parseKey(mk), mk, "the message is missing; its index entry remains")
-		}
-	case KindConversation:
-		c, err := unmarshalConversation(v)
-		if err == nil && c.Peer != ki.Peer {
-			return "the conversation does not match its key"
-		}
-		return problemOf(err)
-	case KindOutbox:
-		e, err := unmarshalOutbox(v)
-		if err == nil && e.ID != ki.ID {
-			return "the outbox entry does not match its key"
-		}
-		return problemOf(err)
 	case KindContact:
 		c, err := unmarshalContact(v)
 		if err == nil && c.Account != ki.Peer {
@@ -256,10 +213,6 @@ func (tx *Tx) checkEntry(item *badger.Item, k []byte, ki keyInfo, report func(ke
 			return "the call does not match its key"
 		}
 		return problemOf(err)
-	case KindQueueStart:
-		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
-			return "queue start is not a time"
-		}
 	default:
 		if owner := spaceOf(k); checks[owner] != nil {
 			return checks[owner](tx.Space(owner), k, v, func(k []byte, problem string) {

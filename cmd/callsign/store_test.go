@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -26,7 +27,9 @@ func TestStoreVerify(t *testing.T) {
 	now := time.Now()
 	body := bytes.Repeat([]byte("meet me by the old mill at dawn. "), 128) // 4 KiB: in the value log
 	for _, id := range []string{"m1", "m2"} {
-		if err := db.PutMessage(store.Message{ID: id, Peer: "acct", Direction: store.DirIn, Body: body, SentAt: now, At: now}); err != nil {
+		if err := db.Update(func(tx *store.Tx) error {
+			return msg.In(tx).PutMessage(msg.Message{ID: id, Peer: "acct", Direction: msg.DirIn, Body: body, SentAt: now, At: now})
+		}); err != nil {
 			t.Fatal(err)
 		}
 	}

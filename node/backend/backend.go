@@ -29,6 +29,7 @@ import (
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -55,7 +56,7 @@ type Directory interface {
 // Messenger sends messages and receipts (msg.Service).
 type Messenger interface {
 	// Send returns once the message is durable in the outbox.
-	Send(ctx context.Context, to identity.AccountID, text []byte) (store.Message, error)
+	Send(ctx context.Context, to identity.AccountID, text []byte) (msg.Message, error)
 	MarkRead(ctx context.Context, from identity.AccountID, ids []string) error
 }
 

@@ -15,6 +15,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -33,7 +34,7 @@ func newBackend(t *testing.T, db *store.DB) *Service {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Config{Self: k.Public(), DB: db, Contacts: contacts.New(db)})
+	s := New(Config{Self: k.Public(), DB: db, Contacts: contacts.New(db, msg.AcceptRequest)})
 	t.Cleanup(func() { s.Close() })
 	return s
 }
@@ -53,11 +54,13 @@ func TestDamagedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	if err := db.PutConversation(store.Conversation{Peer: peer, LastAt: now}); err != nil {
+	if err := db.Update(func(tx *store.Tx) error { return msg.In(tx).PutConversation(msg.Conversation{Peer: peer, LastAt: now}) }); err != nil {
 		t.Fatal(err)
 	}
 	body := bytes.Repeat([]byte("the vellum is in the boathouse. "), 128) // 4 KiB: in the value log
-	if err := db.PutMessage(store.Message{ID: "m1", Peer: peer, Direction: store.DirIn, Body: body, SentAt: now, At: now}); err != nil {
+	if err := db.Update(func(tx *store.Tx) error {
+		return msg.In(tx).PutMessage(msg.Message{ID: "m1", Peer: peer, Direction: msg.DirIn, Body: body, SentAt: now, At: now})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	db.Close()
@@ -75,7 +78,7 @@ func TestDamagedMessage(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	if _, err := db.Message(peer, "m1"); !store.IsCorrupt(err) {
+	if err := db.View(func(tx *store.Tx) error { _, err := msg.In(tx).Message(peer, "m1"); return err }); !store.IsCorrupt(err) {
 		t.Fatalf("damaged message reads as %v", err)
 	}
 	s := newBackend(t, db)

@@ -14,6 +14,7 @@ import (
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -58,11 +59,11 @@ type messenger struct {
 	sent []identity.AccountID
 }
 
-func (m *messenger) Send(ctx context.Context, to identity.AccountID, text []byte) (store.Message, error) {
+func (m *messenger) Send(ctx context.Context, to identity.AccountID, text []byte) (msg.Message, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.sent = append(m.sent, to)
-	return store.Message{ID: "m" + string(rune('0'+len(m.sent))), Peer: to.String(), Direction: store.DirOut, Body: text, SentAt: time.Now()}, nil
+	return msg.Message{ID: "m" + string(rune('0'+len(m.sent))), Peer: to.String(), Direction: msg.DirOut, Body: text, SentAt: time.Now()}, nil
 }
 
 func (m *messenger) MarkRead(ctx context.Context, from identity.AccountID, ids []string) error {
@@ -99,7 +100,7 @@ func TestFirstMessageAndKeyChange(t *testing.T) {
 	first, second := newKeyPub(t), newKeyPub(t)
 	dir := &directory{owners: map[string]identity.AccountPub{"alice": first}}
 	msgs := &messenger{}
-	s := New(Config{Self: newKeyPub(t), DB: db, Contacts: contacts.New(db), Directory: dir, Messages: msgs})
+	s := New(Config{Self: newKeyPub(t), DB: db, Contacts: contacts.New(db, msg.AcceptRequest), Directory: dir, Messages: msgs})
 	defer s.Close()
 	events, cancel := s.Subscribe(ctx)
 	defer cancel()

@@ -33,10 +33,10 @@ func (s *Service) MessageEvent(ev msg.Event) {
 	}
 }
 
-func (s *Service) toAPIMessage(m store.Message, peerName string) api.Message {
+func (s *Service) toAPIMessage(m msg.Message, peerName string) api.Message {
 	me := s.self.ID().String()
 	out := api.Message{ID: m.ID, Text: string(m.Body), SentAt: m.SentAt.UTC(), State: m.State, Direction: m.Direction, Peer: m.Peer, PeerName: peerName}
-	if m.Direction == store.DirIn {
+	if m.Direction == msg.DirIn {
 		out.From, out.To = m.Peer, me
 	} else {
 		out.From, out.To = me, m.Peer
@@ -95,18 +95,19 @@ func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err
 }
 
 func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
-	var cs []store.Conversation
-	last := map[string]store.Message{}
+	var cs []msg.Conversation
+	last := map[string]msg.Message{}
 	if err := s.db.View(func(tx *store.Tx) error {
+		data := msg.In(tx)
 		var err error
-		if cs, err = tx.Conversations(); err != nil {
+		if cs, err = data.Conversations(); err != nil {
 			return err
 		}
 		for _, c := range cs {
 			if c.Request != requests {
 				continue
 			}
-			ms, _, err := tx.Messages(c.Peer, store.Page{Limit: 1, Newest: true})
+			ms, _, err := data.Messages(c.Peer, msg.Page{Limit: 1, Newest: true})
 			if store.IsCorrupt(err) {
 				continue // no preview; opening the conversation reports the damage
 			}
@@ -192,11 +193,11 @@ func (s *Service) Messages(ctx context.Context, name string, pr api.PageRequest)
 	if err != nil {
 		return api.MessagePage{}, err
 	}
-	var ms []store.Message
+	var ms []msg.Message
 	var next string
 	err = s.db.View(func(tx *store.Tx) error {
 		var err error
-		ms, next, err = tx.Messages(t.id.String(), store.Page{Cursor: pr.Cursor, Limit: pr.Limit, Newest: pr.Newest})
+		ms, next, err = msg.In(tx).Messages(t.id.String(), msg.Page{Cursor: pr.Cursor, Limit: pr.Limit, Newest: pr.Newest})
 		return err
 	})
 	if err != nil {
@@ -229,14 +230,15 @@ func (s *Service) MarkRead(ctx context.Context, name string, ids []string) (err 
 	}
 	if ids == nil {
 		err := s.db.View(func(tx *store.Tx) error {
+			data := msg.In(tx)
 			cursor := ""
 			for {
-				ms, next, err := tx.Messages(t.id.String(), store.Page{Cursor: cursor, Limit: 1000})
+				ms, next, err := data.Messages(t.id.String(), msg.Page{Cursor: cursor, Limit: 1000})
 				if err != nil {
 					return err
 				}
 				for _, m := range ms {
-					if m.Direction == store.DirIn && m.State != msg.StateRead {
+					if m.Direction == msg.DirIn && m.State != msg.StateRead {
 						ids = append(ids, m.ID)
 					}
 				}

@@ -1,8 +1,10 @@
-package store
+package msg
 
 import (
 	"errors"
 	"testing"
+
+	"github.com/callsign/callsign/store"
 )
 
 // TestStoredValuesRefuseAdditions: a stored value keeps one byte form
@@ -10,7 +12,7 @@ import (
 // range, which a frame between peers would skip, makes the value corrupt:
 // reading the conversation says so instead of dropping what it can't read.
 func TestStoredValuesRefuseAdditions(t *testing.T) {
-	db := openT(t, t.TempDir(), nil)
+	db := openDB(t, t.TempDir())
 	c := Conversation{Peer: "p", NextSeq: 4, Unread: 2}
 	if err := db.PutConversation(c); err != nil {
 		t.Fatal(err)
@@ -23,11 +25,13 @@ func TestStoredValuesRefuseAdditions(t *testing.T) {
 		t.Fatal(err)
 	}
 	addition := []byte{0x88, 0x01, 0x05} // field 17, varint 5
-	if err := db.Update(func(tx *Tx) error { return tx.setRaw(key(pfxConv, []byte("p")), append(b, addition...)) }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error {
+		return tx.Space(store.SpaceMsg).Set(key(pfxConv, []byte("p")), append(b, addition...))
+	}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Conversation("p"); !errors.Is(err, ErrCorrupt) {
-		t.Errorf("conversation with an addition: %v, want ErrCorrupt", err)
+	if _, err := db.Conversation("p"); !errors.Is(err, store.ErrCorrupt) {
+		t.Errorf("conversation with an addition: %v, want store.ErrCorrupt", err)
 	}
 	mb, err := marshalMessage(&goldenMessage)
 	if err != nil {

@@ -1,4 +1,4 @@
-package store
+package msg
 
 import (
 	"encoding/binary"
@@ -11,10 +11,13 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/callsign/callsign/internal/wire"
+	"github.com/callsign/callsign/store"
 )
 
-// Binary value encodings (schema 2) of Message, OutboxEntry and
-// Conversation: protobuf wire format, written and read by hand. Fields are
+// The stored encodings of Message, OutboxEntry and Conversation (binary
+// since store schema 2; store/migrate_msg.go keeps the forms the store's
+// migrations read and write, and the same goldens pin both): protobuf wire
+// format, written and read by hand. Fields are
 // written in ascending order, each at most once; zero values (empty bytes,
 // 0, false, the zero time) are not written; varints are minimal. The
 // decoders accept exactly that form and nothing else: a value has one byte
@@ -29,7 +32,7 @@ import (
 //	field 2  peer        bytes   ≤ maxIDLen
 //	field 3  direction   varint  1 in, 2 out
 //	field 4  seq         varint
-//	field 5  body        bytes   ≤ MaxBodySize
+//	field 5  body        bytes   ≤ maxBodySize
 //	field 6  sent_at     varint  zigzag unix ns
 //	field 7  at          varint  zigzag unix ns
 //	field 8  state       bytes   ≤ maxStateLen, UTF-8; schema 2 only: since
@@ -39,7 +42,7 @@ import (
 //	OutboxEntry
 //	field 1  id            bytes   ≤ maxIDLen
 //	field 2  peer          bytes   ≤ maxIDLen
-//	field 3  envelope      bytes   ≤ MaxBodySize + 64 KiB
+//	field 3  envelope      bytes   ≤ maxBodySize + 64 KiB
 //	field 4  attempts      varint  zigzag
 //	field 5  next_attempt  varint  zigzag unix ns
 //	field 6  created_at    varint  zigzag unix ns
@@ -51,38 +54,24 @@ import (
 //	field 4  unread    varint  zigzag
 //	field 5  request   varint  1 (absent: false)
 
-// MaxBodySize caps Message.Body (and, with 64 KiB of headroom,
-// OutboxEntry.Envelope). PutMessage and PutOutbox return ErrInvalid above it.
-const MaxBodySize = 1 << 20
+// maxBodySize caps Message.Body (and, with 64 KiB of headroom,
+// OutboxEntry.Envelope). PutMessage and PutOutbox return store.ErrInvalid above it.
+const maxBodySize = 1 << 20
 
 const (
 	maxStateLen    = 64
-	maxEnvelopeLen = MaxBodySize + 64<<10
+	maxEnvelopeLen = maxBodySize + 64<<10
 )
 
-// errCorrupt is wrapped by every decoding error; it wraps ErrCorrupt.
+// errCorrupt is wrapped by every decoding error; it wraps store.ErrCorrupt.
 var errCorrupt error = &corruptCause{"malformed stored value"}
 
-var (
-	minTime = time.Unix(0, math.MinInt64)
-	maxTime = time.Unix(0, math.MaxInt64)
-)
-
-// checkNanos rejects a non-zero t outside the range an int64 of unix
-// nanoseconds can hold.
+// checkNanos rejects a time wire.Encoder.Time cannot write.
 func checkNanos(what string, t time.Time) error {
-	if !t.IsZero() && (t.Before(minTime) || t.After(maxTime)) {
-		return fmt.Errorf("%w: %s %v is out of range", ErrInvalid, what, t)
+	if !wire.TimeFits(t) {
+		return fmt.Errorf("%w: %s %v is out of range", store.ErrInvalid, what, t)
 	}
 	return nil
-}
-
-// appendTime writes a non-zero t (checked by checkNanos) as unix
-// nanoseconds, zigzag; a time at the epoch is written as an explicit 0.
-func appendTime(e *wire.Encoder, num protowire.Number, t time.Time) {
-	if !t.IsZero() {
-		e.Varint(num, protowire.EncodeZigZag(t.UnixNano()))
-	}
 }
 
 // newReader is the strict decoder of the canonical form described above:
@@ -91,15 +80,6 @@ func appendTime(e *wire.Encoder, num protowire.Number, t time.Time) {
 // schema version and a migration). Byte slices it returns alias the input
 // (the accessors decode values they own).
 func newReader(b []byte) *wire.Decoder { return wire.NewDecoder(b, errCorrupt) }
-
-// readTime reads a time field (absent: the zero time.Time).
-func readTime(d *wire.Decoder, num protowire.Number) time.Time {
-	v, ok := d.Varint(num)
-	if !ok {
-		return time.Time{}
-	}
-	return time.Unix(0, protowire.DecodeZigZag(v))
-}
 
 // readInt reads a zigzag int32 field.
 func readInt(d *wire.Decoder, num protowire.Number, lo int64) int {
@@ -110,17 +90,17 @@ const (
 	dirInCode  = 1
 	dirOutCode = 2
 	// queuedCode is the msgid/ kind of an outgoing message still in the
-	// outbox (schema 6): its index entry also holds the outbox envelope.
+	// outbox (store schema 6): its index entry also holds the outbox envelope.
 	queuedCode = 3
 )
 
 // marshalMessage encodes m, which PutMessage has validated.
 func marshalMessage(m *Message) ([]byte, error) {
-	if len(m.Body) > MaxBodySize {
-		return nil, fmt.Errorf("%w: message body of %d bytes exceeds %d", ErrInvalid, len(m.Body), MaxBodySize)
+	if len(m.Body) > maxBodySize {
+		return nil, fmt.Errorf("%w: message body of %d bytes exceeds %d", store.ErrInvalid, len(m.Body), maxBodySize)
 	}
 	if len(m.State) > maxStateLen || !utf8.ValidString(m.State) {
-		return nil, fmt.Errorf("%w: message state %q", ErrInvalid, m.State)
+		return nil, fmt.Errorf("%w: message state %q", store.ErrInvalid, m.State)
 	}
 	if err := checkNanos("sent time", m.SentAt); err != nil {
 		return nil, err
@@ -135,7 +115,7 @@ func marshalMessage(m *Message) ([]byte, error) {
 	case DirOut:
 		dir = dirOutCode
 	default:
-		return nil, fmt.Errorf("%w: message direction %q", ErrInvalid, m.Direction)
+		return nil, fmt.Errorf("%w: message direction %q", store.ErrInvalid, m.Direction)
 	}
 	e := wire.Encoder{B: make([]byte, 0, 48+len(m.ID)+len(m.Peer)+len(m.Body)+len(m.State))}
 	e.String(1, m.ID)
@@ -143,8 +123,8 @@ func marshalMessage(m *Message) ([]byte, error) {
 	e.Uint(3, dir)
 	e.Uint(4, m.Seq)
 	e.Bytes(5, m.Body)
-	appendTime(&e, 6, m.SentAt)
-	appendTime(&e, 7, m.At)
+	e.Time(6, m.SentAt)
+	e.Time(7, m.At)
 	e.String(8, m.State)
 	return e.B, nil
 }
@@ -165,9 +145,9 @@ func unmarshalMessage(b []byte) (Message, error) {
 		d.Fail("unknown direction")
 	}
 	m.Seq = d.Uint(4, math.MaxUint64)
-	m.Body = d.Bytes(5, 1, MaxBodySize)
-	m.SentAt = readTime(d, 6)
-	m.At = readTime(d, 7)
+	m.Body = d.Bytes(5, 1, maxBodySize)
+	m.SentAt = d.Time(6)
+	m.At = d.Time(7)
 	m.State = d.String(8, 1, maxStateLen)
 	if err := d.End(); err != nil {
 		return Message{}, err
@@ -180,7 +160,7 @@ func unmarshalMessage(b []byte) (Message, error) {
 
 func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	if len(e.Envelope) > maxEnvelopeLen {
-		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", ErrInvalid, len(e.Envelope), maxEnvelopeLen)
+		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(e.Envelope), maxEnvelopeLen)
 	}
 	if err := checkNanos("next attempt", e.NextAttempt); err != nil {
 		return nil, err
@@ -189,15 +169,15 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 		return nil, err
 	}
 	if e.Attempts < 0 || e.Attempts > math.MaxInt32 {
-		return nil, fmt.Errorf("%w: outbox attempts %d", ErrInvalid, e.Attempts)
+		return nil, fmt.Errorf("%w: outbox attempts %d", store.ErrInvalid, e.Attempts)
 	}
 	w := wire.Encoder{B: make([]byte, 0, 40+len(e.ID)+len(e.Peer)+len(e.Envelope))}
 	w.String(1, e.ID)
 	w.String(2, e.Peer)
 	w.Bytes(3, e.Envelope)
 	w.Sint(4, int64(e.Attempts))
-	appendTime(&w, 5, e.NextAttempt)
-	appendTime(&w, 6, e.CreatedAt)
+	w.Time(5, e.NextAttempt)
+	w.Time(6, e.CreatedAt)
 	return w.B, nil
 }
 
@@ -209,8 +189,8 @@ func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 	e.Peer = string(d.Bytes(2, 1, maxIDLen))
 	e.Envelope = d.Bytes(3, 1, maxEnvelopeLen)
 	e.Attempts = readInt(d, 4, 1)
-	e.NextAttempt = readTime(d, 5)
-	e.CreatedAt = readTime(d, 6)
+	e.NextAttempt = d.Time(5)
+	e.CreatedAt = d.Time(6)
 	if err := d.End(); err != nil {
 		return OutboxEntry{}, err
 	}
@@ -235,12 +215,12 @@ func marshalConversation(c *Conversation) ([]byte, error) {
 		return nil, err
 	}
 	if c.Unread > math.MaxInt32 || c.Unread < math.MinInt32 {
-		return nil, fmt.Errorf("%w: unread count %d", ErrInvalid, c.Unread)
+		return nil, fmt.Errorf("%w: unread count %d", store.ErrInvalid, c.Unread)
 	}
 	e := wire.Encoder{B: make([]byte, 0, 32+len(c.Peer))}
 	e.String(1, c.Peer)
 	e.Uint(2, c.NextSeq)
-	appendTime(&e, 3, c.LastAt)
+	e.Time(3, c.LastAt)
 	e.Sint(4, int64(c.Unread))
 	e.Bool(5, c.Request)
 	return e.B, nil
@@ -251,7 +231,7 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 	d := newReader(b)
 	c.Peer = string(d.Bytes(1, 1, maxIDLen))
 	c.NextSeq = d.Uint(2, math.MaxUint64)
-	c.LastAt = readTime(d, 3)
+	c.LastAt = d.Time(3)
 	c.Unread = readInt(d, 4, math.MinInt32)
 	c.Request = d.Bool(5)
 	if err := d.End(); err != nil {
@@ -289,7 +269,7 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 //	         not sealed yet)
 //
 // (Schemas 3 and 4 held the whole msg/ key instead of its time: ~100 bytes
-// more in every index write; migrate.go reads that form.)
+// more in every index write; store/migrate.go reads that form.)
 type msgIndex struct {
 	at       time.Time // the message's time; a marker's first-seen time
 	dir      string    // DirIn, DirOut, or "" for a seen-only marker
@@ -297,7 +277,7 @@ type msgIndex struct {
 	queued   bool   // an outgoing message in the outbox
 	env      []byte // its envelope when queued
 	envKnown bool   // env was read (a queued index can be rewritten)
-	key      []byte // the message's msg/ key, set by Tx.index
+	key      []byte // the message's msg/ key, set by Data.index
 }
 
 // marker reports whether ix records a seen id with no message behind it.
@@ -312,7 +292,7 @@ func marshalSeen(at time.Time) []byte {
 
 func marshalIndex(at time.Time, dir, state string) ([]byte, error) {
 	if len(state) > maxStateLen || !utf8.ValidString(state) {
-		return nil, fmt.Errorf("%w: message state %q", ErrInvalid, state)
+		return nil, fmt.Errorf("%w: message state %q", store.ErrInvalid, state)
 	}
 	if err := checkTime("message time", at); err != nil {
 		return nil, err
@@ -324,7 +304,7 @@ func marshalIndex(at time.Time, dir, state string) ([]byte, error) {
 	case DirOut:
 		d = dirOutCode
 	default:
-		return nil, fmt.Errorf("%w: message direction %q", ErrInvalid, dir)
+		return nil, fmt.Errorf("%w: message direction %q", store.ErrInvalid, dir)
 	}
 	b := make([]byte, 0, 9+len(state))
 	b = binary.BigEndian.AppendUint64(append(b, d), uint64(at.UnixNano()))
@@ -335,10 +315,10 @@ func marshalIndex(at time.Time, dir, state string) ([]byte, error) {
 // outbox, with its envelope.
 func marshalQueued(at time.Time, state string, env []byte) ([]byte, error) {
 	if len(state) > maxStateLen || !utf8.ValidString(state) {
-		return nil, fmt.Errorf("%w: message state %q", ErrInvalid, state)
+		return nil, fmt.Errorf("%w: message state %q", store.ErrInvalid, state)
 	}
 	if len(env) > maxEnvelopeLen {
-		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", ErrInvalid, len(env), maxEnvelopeLen)
+		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(env), maxEnvelopeLen)
 	}
 	if err := checkTime("message time", at); err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package store
+package msg
 
 import (
 	"bytes"
@@ -6,6 +6,8 @@ import (
 	"errors"
 	"strings"
 	"testing"
+
+	"github.com/callsign/callsign/store"
 	"time"
 )
 
@@ -13,39 +15,39 @@ import (
 // through state changes and replacement, Dequeue drops it, and start-up
 // finds exactly the queued ones from the queue start.
 func TestQueue(t *testing.T) {
-	db := memT(t)
+	db := memDB(t)
 	out := func(id string, at time.Time) Message {
 		return Message{ID: id, Peer: "p", Direction: DirOut, Body: []byte("body " + id), At: at, State: "queued"}
 	}
 	env := bytes.Repeat([]byte{2}, 2000) // a sealed envelope, as msg writes it
-	err := db.Update(func(tx *Tx) error {
-		if err := tx.InsertQueued(out("q1", t0), env); err != nil {
+	err := db.Update(func(tx *store.Tx) error {
+		if err := In(tx).InsertQueued(out("q1", t0), env); err != nil {
 			return err
 		}
-		if err := tx.InsertQueued(out("q2", t0.Add(time.Second)), nil); err != nil { // not sealed yet
+		if err := In(tx).InsertQueued(out("q2", t0.Add(time.Second)), nil); err != nil { // not sealed yet
 			return err
 		}
-		if err := tx.InsertMessage(out("done", t0.Add(2*time.Second))); err != nil {
+		if err := In(tx).InsertMessage(out("done", t0.Add(2*time.Second))); err != nil {
 			return err
 		}
-		if err := tx.InsertMessage(Message{ID: "in", Peer: "p", Direction: DirIn, Body: []byte("x"), At: t0.Add(3 * time.Second)}); err != nil {
+		if err := In(tx).InsertMessage(Message{ID: "in", Peer: "p", Direction: DirIn, Body: []byte("x"), At: t0.Add(3 * time.Second)}); err != nil {
 			return err
 		}
-		return tx.SetQueueStart("p", t0)
+		return In(tx).SetQueueStart("p", t0)
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := db.Update(func(tx *Tx) error {
-		return tx.InsertQueued(Message{ID: "bad", Peer: "p", Direction: DirIn, At: t0}, nil)
-	}); !errors.Is(err, ErrInvalid) {
-		t.Fatalf("queuing an incoming message: %v, want ErrInvalid", err)
+	if err := db.Update(func(tx *store.Tx) error {
+		return In(tx).InsertQueued(Message{ID: "bad", Peer: "p", Direction: DirIn, At: t0}, nil)
+	}); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("queuing an incoming message: %v, want store.ErrInvalid", err)
 	}
 	queued := func(from time.Time) string {
 		t.Helper()
 		var ids []string
-		err := db.View(func(tx *Tx) error {
-			qs, err := tx.QueuedMessages("p", from)
+		err := db.View(func(tx *store.Tx) error {
+			qs, err := In(tx).QueuedMessages("p", from)
 			for _, q := range qs {
 				ids = append(ids, q.ID)
 			}
@@ -58,7 +60,7 @@ func TestQueue(t *testing.T) {
 	}
 	envOf := func(id string) ([]byte, error) {
 		var e []byte
-		err := db.View(func(tx *Tx) (err error) { e, err = tx.QueuedEnvelope("p", id); return err })
+		err := db.View(func(tx *store.Tx) (err error) { e, err = In(tx).QueuedEnvelope("p", id); return err })
 		return e, err
 	}
 	if got := queued(t0); got != "q1,q2" {
@@ -81,41 +83,41 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("Message(q1) = %+v, %v", m, err)
 	}
 	// Sealing later sets the envelope of q2.
-	if err := db.Update(func(tx *Tx) error { return tx.SetQueuedEnvelope("p", "q2", []byte{2, 9}) }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).SetQueuedEnvelope("p", "q2", []byte{2, 9}) }); err != nil {
 		t.Fatal(err)
 	}
 	if e, err := envOf("q2"); err != nil || !bytes.Equal(e, []byte{2, 9}) {
 		t.Fatalf("envelope of q2 = %x, %v", e, err)
 	}
 	for _, id := range []string{"done", "in", "nope"} {
-		if _, err := envOf(id); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("QueuedEnvelope(%s) = %v, want ErrNotFound", id, err)
+		if _, err := envOf(id); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("QueuedEnvelope(%s) = %v, want store.ErrNotFound", id, err)
 		}
-		if err := db.Update(func(tx *Tx) error { return tx.SetQueuedEnvelope("p", id, []byte{2}) }); !errors.Is(err, ErrNotFound) {
-			t.Fatalf("SetQueuedEnvelope(%s) = %v, want ErrNotFound", id, err)
+		if err := db.Update(func(tx *store.Tx) error { return In(tx).SetQueuedEnvelope("p", id, []byte{2}) }); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("SetQueuedEnvelope(%s) = %v, want store.ErrNotFound", id, err)
 		}
 	}
 
 	// Dequeue: the state the caller decides, no envelope, not queued.
 	var m Message
-	err = db.Update(func(tx *Tx) (err error) {
-		m, err = tx.Dequeue("p", "q1", func(m Message) (string, bool) { return "delivered", m.State != "read" })
+	err = db.Update(func(tx *store.Tx) (err error) {
+		m, err = In(tx).Dequeue("p", "q1", func(m Message) (string, bool) { return "delivered", m.State != "read" })
 		return err
 	})
 	if err != nil || m.State != "delivered" || !m.At.Equal(t0) {
 		t.Fatalf("Dequeue = %+v, %v", m, err)
 	}
-	if _, err := envOf("q1"); !errors.Is(err, ErrNotFound) {
+	if _, err := envOf("q1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("envelope after Dequeue: %v", err)
 	}
 	if got := queued(t0); got != "q2" {
 		t.Fatalf("queued after Dequeue = %s, want q2", got)
 	}
-	if err := db.Update(func(tx *Tx) error {
-		_, err := tx.Dequeue("p", "q1", func(Message) (string, bool) { return "x", true })
+	if err := db.Update(func(tx *store.Tx) error {
+		_, err := In(tx).Dequeue("p", "q1", func(Message) (string, bool) { return "x", true })
 		return err
-	}); !errors.Is(err, ErrNotFound) {
-		t.Fatalf("second Dequeue = %v, want ErrNotFound", err)
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("second Dequeue = %v, want store.ErrNotFound", err)
 	}
 	if got, _ := db.Message("p", "q1"); got.State != "delivered" {
 		t.Fatalf("state after Dequeue = %q", got.State)
@@ -124,15 +126,15 @@ func TestQueue(t *testing.T) {
 	if err := db.SetMessageState("p", "q2", "read"); err != nil {
 		t.Fatal(err)
 	}
-	err = db.Update(func(tx *Tx) (err error) {
-		m, err = tx.Dequeue("p", "q2", func(m Message) (string, bool) { return "delivered", m.State != "read" })
+	err = db.Update(func(tx *store.Tx) (err error) {
+		m, err = In(tx).Dequeue("p", "q2", func(m Message) (string, bool) { return "delivered", m.State != "read" })
 		return err
 	})
 	if err != nil || m.State != "read" {
 		t.Fatalf("Dequeue after a receipt = %+v, %v; want read", m, err)
 	}
 	// Deleting a queued message takes it out of the queue.
-	if err := db.Update(func(tx *Tx) error { return tx.InsertQueued(out("q3", t0.Add(4*time.Second)), env) }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(out("q3", t0.Add(4*time.Second)), env) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.DeleteMessage("p", "q3"); err != nil {
@@ -144,14 +146,14 @@ func TestQueue(t *testing.T) {
 
 	// Queue starts.
 	var starts map[string]time.Time
-	db.View(func(tx *Tx) (err error) { starts, err = tx.QueueStarts(); return err })
+	db.View(func(tx *store.Tx) (err error) { starts, err = In(tx).QueueStarts(); return err })
 	if len(starts) != 1 || !starts["p"].Equal(t0) {
 		t.Fatalf("QueueStarts = %v", starts)
 	}
-	if err := db.Update(func(tx *Tx) error { return tx.DeleteQueueStart("p") }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).DeleteQueueStart("p") }); err != nil {
 		t.Fatal(err)
 	}
-	db.View(func(tx *Tx) (err error) { starts, err = tx.QueueStarts(); return err })
+	db.View(func(tx *store.Tx) (err error) { starts, err = In(tx).QueueStarts(); return err })
 	if len(starts) != 0 {
 		t.Fatalf("QueueStarts after delete = %v", starts)
 	}

@@ -1,0 +1,73 @@
+package store_test
+
+import (
+	"time"
+
+	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/store"
+)
+
+// Binds the store's tests to msg (store/msgdata_test.go says why).
+func init() {
+	store.SetMsgHooks(func(tx *store.Tx) store.MsgData { return msgData{msg.In(tx)} },
+		map[string]store.Check{store.SpaceMsg: msg.Check})
+}
+
+// msgData converts between msg's types and the store tests' copies.
+type msgData struct{ d *msg.Data }
+
+func (m msgData) PutMessage(v store.Message) error { return m.d.PutMessage(msg.Message(v)) }
+func (m msgData) InsertQueued(v store.Message, env []byte) error {
+	return m.d.InsertQueued(msg.Message(v), env)
+}
+func (m msgData) Message(peer, id string) (store.Message, error) {
+	v, err := m.d.Message(peer, id)
+	return store.Message(v), err
+}
+func (m msgData) Messages(peer string, p store.Page) ([]store.Message, string, error) {
+	ms, next, err := m.d.Messages(peer, msg.Page(p))
+	return convert(ms, func(v msg.Message) store.Message { return store.Message(v) }), next, err
+}
+func (m msgData) SetMessageState(peer, id, state string) error {
+	return m.d.SetMessageState(peer, id, state)
+}
+func (m msgData) IDUse(peer, id string) (store.IDUse, error) {
+	u, err := m.d.IDUse(peer, id)
+	return store.IDUse(u), err
+}
+func (m msgData) QueuedEnvelope(peer, id string) ([]byte, error) { return m.d.QueuedEnvelope(peer, id) }
+func (m msgData) Queued() ([]store.QueuedMessage, error) {
+	qs, err := m.d.Queued()
+	return convert(qs, func(v msg.QueuedMessage) store.QueuedMessage { return store.QueuedMessage(v) }), err
+}
+func (m msgData) QueueStarts() (map[string]time.Time, error) { return m.d.QueueStarts() }
+func (m msgData) SetQueueStart(peer string, at time.Time) error {
+	return m.d.SetQueueStart(peer, at)
+}
+func (m msgData) PutOutbox(e store.OutboxEntry) error { return m.d.PutOutbox(msg.OutboxEntry(e)) }
+func (m msgData) DueOutbox(now time.Time, limit int) ([]store.OutboxEntry, error) {
+	es, err := m.d.DueOutbox(now, limit)
+	return convert(es, func(v msg.OutboxEntry) store.OutboxEntry { return store.OutboxEntry(v) }), err
+}
+func (m msgData) PutConversation(c store.Conversation) error {
+	return m.d.PutConversation(msg.Conversation(c))
+}
+func (m msgData) Conversation(peer string) (store.Conversation, error) {
+	c, err := m.d.Conversation(peer)
+	return store.Conversation(c), err
+}
+func (m msgData) Conversations() ([]store.Conversation, error) {
+	cs, err := m.d.Conversations()
+	return convert(cs, func(v msg.Conversation) store.Conversation { return store.Conversation(v) }), err
+}
+
+func convert[F, T any](in []F, conv func(F) T) []T {
+	if in == nil {
+		return nil
+	}
+	out := make([]T, len(in))
+	for i, v := range in {
+		out[i] = conv(v)
+	}
+	return out
+}
