@@ -12,13 +12,29 @@
 // media, badger or pion: the node resolves accounts (Directory) and decides
 // who may message (Policy) and passes both in.
 //
+// # Storage
+//
+// msg owns its stored data: conversations, messages and their index, the
+// queue starts, the outbox of control messages, the seen ids and the
+// sessions (store.go, queue.go), their encodings (storecodec.go, spec
+// comments there; the key layout in store/doc.go) and their check for
+// `callsign store verify` (Check). It keeps them in the keyspace the store
+// hands it in each transaction, store.Tx.Space(store.SpaceMsg), through
+// the small KV interface (Get, Set, Delete, Scan over sealed raw values):
+// Data, from In(tx), is msg's data in that transaction, so a message, the
+// ratchet state it advanced and the prekeys it used commit together. The
+// node's backend reads conversations and messages the same way
+// (msg.In(tx).Messages). Stored values keep one byte form; a change takes
+// a store schema version with a migration in store, which keeps the forms
+// it converts.
+//
 // # Delivery guarantees
 //
 // Send writes the message (state queued) and queues it in one transaction
 // and returns; the Sends waiting together share one transaction (group
 // commit). A text message waits in the outbox as its own index entry, which
-// holds the envelope (store.Tx.InsertQueued; the ack rewrites it with
-// Dequeue), so queuing and acknowledging write one entry each; read
+// holds the envelope (Data.InsertQueued; the ack rewrites it with
+// Data.Dequeue), so queuing and acknowledging write one entry each; read
 // receipts have outbox entries (call signals have none: see "Call
 // signals"). When the peer's session is in memory and nothing older waits
 // to be sealed (and, for a peer in a call, fewer than 512 sealed messages
@@ -33,7 +49,7 @@
 // the acks that arrived together in one transaction. The recipient acknowledges a frame only
 // after the message (whose index entry is its seen id), the conversation and
 // the ratchet state are committed in one transaction; it deduplicates by
-// message id before decrypting, with one read (store.Tx.IDUse), so a
+// message id before decrypting, with one read (Data.IDUse), so a
 // message is never shown twice. Unacknowledged entries are
 // retried with exponential backoff (Config.RetryMin..RetryMax, ±20%
 // jitter); a peer connecting, or Kick, retries at once. States:

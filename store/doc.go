@@ -1,11 +1,17 @@
 // Package store owns callsign's one embedded database: a badger/v4 key-value
-// store encrypted at rest, its key layout, its schema version and migrations,
-// and the typed accessors the rest of the node uses (secrets, handle claims,
-// bootstrap peers, settings, contacts, conversations, messages, the outbox,
-// the inbox dedup set and per-peer session state).
+// store encrypted at rest, every value sealed, its key layout, its schema
+// version and migrations, and the typed accessors the rest of the node uses
+// (secrets, handle claims, bootstrap peers, settings, contacts, the call
+// log, a public node's mailbox). Messaging's data (conversations, messages,
+// the outbox, the seen ids, sessions) is msg's: msg keeps it in a keyspace
+// of its own in each transaction (Tx.Space, "Keyspaces" below), with its
+// own encodings, and store knows only its prefixes, to give them to msg,
+// name their entries in damage reports, and migrate what older schemas
+// wrote there.
 //
-// store must not import libp2p, pion, net/http or any other callsign package:
-// every value it keeps is plain bytes, strings, integers and times.
+// store must not import libp2p, pion, net/http or any callsign package but
+// internal/wire: every value it keeps is plain bytes, strings, integers and
+// times.
 //
 // # Encryption at rest
 //
@@ -49,8 +55,10 @@
 // that are followed by more key bytes end in a 0x00 separator, so none of them
 // may contain 0x00 (accessors reject such input). No value is JSON (since
 // schema 8): a structured value has a strict binary encoding, specified in
-// codec.go (Message, OutboxEntry, Conversation), valuecodec.go (HandleClaim,
-// ListenPorts, CallSettings, Contact, Call, MailboxMember) and values.proto:
+// valuecodec.go (HandleClaim, ListenPorts, CallSettings, Contact, Call,
+// MailboxMember) and values.proto, and for msg's keyspace (marked msg below)
+// in msg/storecodec.go (Message, OutboxEntry, Conversation, the msgid/
+// entry):
 // protobuf wire format read with internal/wire's strict decoder, one byte
 // form per value. By the compatibility rule of docs/ARCHITECTURE.md, "Wire
 // formats", a stored value accepts no unknown field of any number, and a new
@@ -69,23 +77,23 @@
 //	                                     value gets a type and an encoding instead)
 //	contact/<account>                    Contact (binary)
 //	petname/<petname>                    raw account id (unique petname index)
-//	conv/<peer>                          Conversation (binary)
-//	msg/<peer>0x00<at:8><id>             Message (binary); at is big-endian unix nanoseconds (local order)
-//	msgid/<peer>0x00<id>                 direction, the message's time (with peer and id, its
-//	                                     msg/ key) and state (codec.go, msgIndex): lookup by
-//	                                     id, and a state change writes only these ~15 bytes;
-//	                                     or, for an id seen with no message kept (a control
-//	                                     message, a deleted incoming message), 0x00 and the
-//	                                     time first seen. One read here dedups an incoming
-//	                                     id (IDUse)
-//	                                     A queued outgoing message's entry also holds its
-//	                                     outbox envelope (kind 3, store/queue.go)
-//	qstart/<peer>                        8-byte big-endian unix nanoseconds: no queued
+//	conv/<peer>                          msg: Conversation (binary)
+//	msg/<peer>0x00<at:8><id>             msg: Message (binary); at is big-endian unix nanoseconds
+//	                                     (local order)
+//	msgid/<peer>0x00<id>                 msg: direction, the message's time (with peer and id,
+//	                                     its msg/ key) and state (msgIndex): lookup by id, and
+//	                                     a state change writes only these ~15 bytes; or, for
+//	                                     an id seen with no message kept (a control message, a
+//	                                     deleted incoming message), 0x00 and the time first
+//	                                     seen. One read here dedups an incoming id. A queued
+//	                                     outgoing message's entry also holds its outbox
+//	                                     envelope (kind 3, msg/queue.go)
+//	qstart/<peer>                        msg: 8-byte big-endian unix nanoseconds: no queued
 //	                                     message of peer is older (start-up reads from here)
-//	out/<id>                             OutboxEntry (binary) of a control message (read
-//	                                     receipt, call signal); DueOutbox reads them all
-//	                                     (the outbox holds only unacknowledged messages)
-//	sess/<peer>                          raw session state bytes
+//	out/<id>                             msg: OutboxEntry (binary) of a control message (a
+//	                                     read receipt); msg reads them all at start-up (the
+//	                                     outbox holds only unacknowledged messages)
+//	sess/<peer>                          msg: raw session state bytes
 //	call/<start:8><id>                   Call (binary; call log, at most MaxCalls)
 //	mbox/…                               a public node's mailbox (mailbox.go)
 //
@@ -98,7 +106,7 @@
 // that each commit (meta/migrate-cursor remembers the last key done) with
 // the version bumped by the last one; a crash between batches resumes.
 //
-//	1 → 2  conv/, msg/ and out/ values: JSON → binary (codec.go); the outbox
+//	1 → 2  conv/, msg/ and out/ values: JSON → binary (migrate_msg.go); the outbox
 //	       index outdue/<next:8><id> is deleted (it cost every message two
 //	       writes and a read, and only served listing the outbox at startup)
 //	2 → 3  a message's state moves from its msg/ value into its msgid/ entry
@@ -124,12 +132,13 @@
 // # Integrity
 //
 // Damaged data is reported as damage, never returned as data. An accessor
-// that reads a value which fails authentication, which badger cannot read back
-// (value-log CRC, missing value-log data) or which does not decode returns a
-// *CorruptError naming the entry (ErrCorrupt, IsCorrupt); a page of messages
-// holding one fails as a whole. The scans the messaging layer runs at start-up
-// (the outbox, the queued messages, the queue starts) log a damaged entry and
-// pass over it, so that one damaged entry cannot keep the node from starting. What badger itself checks: the CRC of each
+// (and a Space's Get and Scan) that reads a value which fails
+// authentication, which badger cannot read back (value-log CRC, missing
+// value-log data) or which does not decode returns a *CorruptError naming
+// the entry (ErrCorrupt, IsCorrupt; Corrupt makes one for a keyspace's
+// owner whose value does not decode). What msg does with one (a page of
+// messages holding one fails as a whole; the scans it runs at start-up
+// pass over it) is msg's. What badger itself checks: the CRC of each
 // value-log entry before it is decoded (VerifyValueChecksum) and the checksum
 // of each table block read from disk (ChecksumVerificationMode OnBlockRead).
 //
@@ -147,16 +156,32 @@
 // cut the file, makes Open refuse.
 //
 // DB.Verify (and Verify, for a store that is not open) walks every entry:
-// authenticates and decodes each value, checks that messages and their index
-// entries point at each other, and reports each damaged item with its kind and
-// ids (Damage); and checks every table block. `callsign store verify` runs it
-// on a stopped node's data directory.
+// authenticates each value and decodes it, the values of a keyspace with the
+// check its owner gives (Options.Checks; msg.Check decodes messaging's and
+// checks that messages and their index entries point at each other), and
+// reports each damaged item with its kind and ids (Damage); and checks every
+// table block. `callsign store verify` runs it on a stopped node's data
+// directory.
+//
+// # Keyspaces
+//
+// A package above store that owns a part of the key layout gets it from
+// each transaction as a Space (Tx.Space(owner)): Get, Has, Set, Delete and
+// Scan over raw value bytes, limited to the owner's prefixes (a key outside
+// them is ErrInvalid), sealed and opened like every value. The owner
+// encodes its values; the transaction is the caller's, so what the owner
+// writes commits together with everything else the caller writes in it
+// (msg: a message, its ratchet state and the prekeys it used, in one
+// commit). SpaceMsg is msg's: conv/, msg/, msgid/, qstart/, out/, sess/.
+// The migrations of those prefixes (schemas 1 to 6) are store's, and keep
+// frozen copies of the forms they read and wrote (migrate_msg.go).
 //
 // # Transactions
 //
 // DB.Update and DB.View run a closure over a Tx that has the same typed
-// accessors as DB, so a caller can write, for example, ratchet state, the
-// message it produced and the outbox entry in one atomic badger transaction.
+// accessors as DB and hands out the keyspaces, so a caller can write, for
+// example, ratchet state, the message it produced and the prekeys it used
+// in one atomic badger transaction.
 // Update retries the closure when badger reports a conflict (at most
 // maxConflictRetries times), so the closure must have no side effects outside
 // the Tx. A transaction too big for badger returns ErrTxnTooBig.
