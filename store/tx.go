@@ -13,8 +13,17 @@ import (
 )
 
 // maxConflictRetries bounds how often Update reruns a closure whose
-// transaction lost a conflict with a concurrent one.
-const maxConflictRetries = 16
+// transaction lost a conflict with a concurrent one; the pause before try
+// i is random, up to conflictPause(i): 100 µs doubling to 50 ms, about a
+// second in all. A machine busy enough to preempt a transaction between
+// its reads and its commit again and again (several writers of one key on
+// two loaded cores) used to exhaust 16 tries within a few milliseconds.
+const maxConflictRetries = 32
+
+// conflictPause is the longest pause before try i (i ≥ 1) of Update.
+func conflictPause(i int) time.Duration {
+	return min(100*time.Microsecond<<min(i-1, 10), 50*time.Millisecond)
+}
 
 // Tx is one badger transaction with the store's typed accessors. A Tx is
 // valid only inside the closure passed to DB.Update or DB.View and must not
@@ -42,7 +51,7 @@ func (db *DB) Update(fn func(tx *Tx) error) error {
 	var err error
 	for i := range maxConflictRetries {
 		if i > 0 {
-			time.Sleep(time.Duration(rand.Int64N(int64(i) * int64(200*time.Microsecond))))
+			time.Sleep(time.Duration(rand.Int64N(int64(conflictPause(i)))))
 		}
 		err = db.bdb.Update(func(txn *badger.Txn) error { return fn(&Tx{txn: txn, s: db.seal, log: db.log}) })
 		if !errors.Is(err, badger.ErrConflict) {
