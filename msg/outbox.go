@@ -101,20 +101,48 @@ func (e *stampError) Error() string {
 	return fmt.Sprintf("recipient asks for a first-contact stamp of %d bits", e.bits)
 }
 
-// solveStampFor computes the stamp ps asked for and keeps it for every
-// later frame to ps (in memory: after a restart it is computed again if
-// asked for again).
+// solveStampFor makes sure ps has a stamp of se.bits bits or more and keeps
+// it for every later frame to ps (in memory: after a restart it is computed
+// again if asked for again). A stamp already paid for is used again: one
+// paid up front for a mailbox deposit, or by the lane or the sender while
+// a delivery attempt without it was on its way, and a computation under
+// way for ps is waited for, not repeated; a stamp costs about a second of
+// one core, much more on a slow device.
 func (s *Service) solveStampFor(ps *peerState, se *stampError) error {
-	start := time.Now()
-	stamp, err := solveStamp(s.ctx, s.cfg.Account.Public().Bytes(), se.recipient, se.bits)
-	if err != nil {
-		return err
+	for {
+		s.mu.Lock()
+		if ps.stamp != nil && ps.stampBits >= se.bits {
+			s.mu.Unlock()
+			return nil
+		}
+		if w := ps.stamping; w != nil {
+			s.mu.Unlock()
+			select {
+			case <-w:
+				continue
+			case <-s.ctx.Done():
+				return s.ctx.Err()
+			}
+		}
+		done := make(chan struct{})
+		ps.stamping = done
+		s.mu.Unlock()
+
+		start := time.Now()
+		stamp, err := solveStamp(s.ctx, s.cfg.Account.Public().Bytes(), se.recipient, se.bits)
+		s.mu.Lock()
+		ps.stamping = nil
+		if err == nil && (ps.stamp == nil || se.bits > ps.stampBits) {
+			ps.stamp, ps.stampBits = stamp, se.bits
+		}
+		s.mu.Unlock()
+		close(done)
+		if err != nil {
+			return err
+		}
+		s.log.Debug("first-contact stamp computed", "peer", ps.id, "bits", se.bits, "took", time.Since(start))
+		return nil
 	}
-	s.log.Debug("first-contact stamp computed", "peer", ps.id, "bits", se.bits, "took", time.Since(start))
-	s.mu.Lock()
-	ps.stamp, ps.stampBits = stamp, se.bits
-	s.mu.Unlock()
-	return nil
 }
 
 // dial opens a msg stream to pid, 1.1.0 if the peer speaks it; the stream

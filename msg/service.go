@@ -280,6 +280,9 @@ type peerState struct {
 	// bits; nil until it asks.
 	stamp     []byte
 	stampBits int
+	// stamping is closed when the stamp being computed for this peer is
+	// done; nil when none is.
+	stamping chan struct{}
 	// progress is closed (and replaced) whenever acks take entries out of
 	// pending, for a signal waiting to overtake fewer of them.
 	progress chan struct{}
