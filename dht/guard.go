@@ -174,8 +174,9 @@ const (
 // claim, or the incumbent's record reaching a peer that became one of the
 // closest, finds none or fewer and is accepted. Live peers among the
 // closest that did not answer in time (lookupResult.silent) count for
-// whichever side they could turn: a record is accepted only when its
-// owner's records outnumber the others' and the silent peers together,
+// whichever side they could turn in a dispute: a record is accepted only
+// when no other owner's record was heard or its owner's records outnumber
+// the others' and the silent peers together,
 // refused for good only when the others' records are at least its owner's
 // and the silent peers together, and otherwise refused for now (ErrBusy),
 // so that on a busy network neither a squatter whose servers answer first
@@ -257,8 +258,12 @@ func (d *DHT) checkNetwork(ctx context.Context, key, ck string, in *HandleRecord
 	mine, _ := t.countOf(in.Owner)
 	others := t.valid - mine
 	switch {
-	case mine == 0 && others == 0:
-		// A lone first claim: nothing says the name is held.
+	case others == 0:
+		// A first claim, or its record reaching more of the closest:
+		// nothing heard says another owner holds the name. (Requiring
+		// more than the silent peers here would turn away a claim's own
+		// puts on a busy network, while the record they hold reaches
+		// its closest peers concurrently.)
 		return nil
 	case mine > others+lr.silent:
 		// More peers back this owner than could back any other, even if
