@@ -236,6 +236,8 @@ type lanWorld struct {
 	stun, turn ICEServer
 	direct     atomic.Bool // direct packets pass
 	dropped    atomic.Int64
+	// count, when set, sees every packet on the LAN.
+	count atomic.Pointer[func([]byte)]
 }
 
 func newLANWorld(tb testing.TB) *lanWorld {
@@ -265,6 +267,9 @@ func newLANWorld(tb testing.TB) *lanWorld {
 	must(err)
 	must(lan.AddNet(w.netB))
 	lan.AddChunkFilter(func(c vnet.Chunk) bool {
+		if count := w.count.Load(); count != nil {
+			(*count)(c.UserData())
+		}
 		if w.direct.Load() {
 			return true
 		}
@@ -280,6 +285,22 @@ func newLANWorld(tb testing.TB) *lanWorld {
 	return w
 }
 
+// call places a call from netA's peer to netB's, both with the world's
+// STUN and TURN server, and waits until both ends are connected.
+func (w *lanWorld) call(tb testing.TB) (caller, callee *Call, wA, wB *watcher) {
+	tb.Helper()
+	servers := []ICEServer{w.stun, w.turn}
+	eA := newEngine(tb, Config{Net: w.netA, ICEServers: servers})
+	eB := newEngine(tb, Config{Net: w.netB, ICEServers: servers})
+	caller = newCall(tb, eA, CallConfig{ID: "lan", Outgoing: true, Source: Tone()})
+	callee = newCall(tb, eB, CallConfig{ID: "lan", Source: Tone()})
+	wA, wB = watch(tb, caller), watch(tb, callee)
+	connect(tb, caller, callee, nil)
+	wA.wait(tb, Connected, 10*time.Second)
+	wB.wait(tb, Connected, 10*time.Second)
+	return caller, callee, wA, wB
+}
+
 // TestRelayUpgradesToDirect: two peers on one LAN whose direct checks are
 // lost at first connect through the relay, which the controlling end
 // accepts after its short wait; once the direct path answers, both ends
@@ -288,15 +309,7 @@ func newLANWorld(tb testing.TB) *lanWorld {
 // neighbours does not stay on the community's relay.
 func TestRelayUpgradesToDirect(t *testing.T) {
 	w := newLANWorld(t)
-	servers := []ICEServer{w.stun, w.turn}
-	eA := newEngine(t, Config{Net: w.netA, ICEServers: servers})
-	eB := newEngine(t, Config{Net: w.netB, ICEServers: servers})
-	caller := newCall(t, eA, CallConfig{ID: "lan", Outgoing: true, Source: Tone()})
-	callee := newCall(t, eB, CallConfig{ID: "lan", Source: Tone()})
-	wA, wB := watch(t, caller), watch(t, callee)
-	connect(t, caller, callee, nil)
-	wA.wait(t, Connected, 10*time.Second)
-	wB.wait(t, Connected, 10*time.Second)
+	caller, callee, wA, wB := w.call(t)
 	calls := map[string]*Call{"caller": caller, "callee": callee}
 	for name, c := range calls {
 		if st := c.Stats(); st.Path != PathRelay {
