@@ -176,12 +176,11 @@ const (
 // closest that did not answer in time (lookupResult.silent) count for
 // whichever side they could turn in a dispute: a record is accepted only
 // when no other owner's record was heard or its owner's records outnumber
-// the others' and the silent peers together,
-// refused for good only when the others' records are at least its owner's
-// and the silent peers together, and otherwise refused for now (ErrBusy),
-// so that on a busy network neither a squatter whose servers answer first
-// nor a lasting refusal of the incumbent's replicas comes out of a partial
-// count. A lookup that does not finish in time refuses (ErrBusy); one that
+// the others' and the silent peers together, refused for good only when
+// the others' records are at least its owner's and the silent peers
+// together, and otherwise refused for now (ErrBusy), so that on a busy
+// network neither a squatter whose servers answer first nor a lasting
+// refusal of the incumbent's replicas comes out of a partial count. A lookup that does not finish in time refuses (ErrBusy); one that
 // finds no peer to ask accepts, as nothing says the name is held.
 // Refusals are remembered for guardRefusalTTL; concurrent checks of one
 // owner's record share a lookup; at most maxGuardChecks run at once
@@ -269,7 +268,7 @@ func (d *DHT) checkNetwork(ctx context.Context, key, ck string, in *HandleRecord
 		// More peers back this owner than could back any other, even if
 		// every peer that did not answer holds another owner's record.
 		return nil
-	case others > 0 && others >= mine+lr.silent:
+	case others >= mine+lr.silent:
 		// Refused whatever the silent peers hold.
 		d.refused.put(ck, struct{}{}, time.Now().Add(guardRefusalTTL))
 		return fmt.Errorf("guard: %w: %d of the closest peers hold other owners' records, %d this owner's", ErrIncumbent, others, mine)
