@@ -106,8 +106,9 @@ func (e *stampError) Error() string {
 // again if asked for again). A stamp already paid for is used again: one
 // paid up front for a mailbox deposit, or by the lane or the sender while
 // a delivery attempt without it was on its way, and a computation under
-// way for ps is waited for, not repeated; a stamp costs about a second of
-// one core, much more on a slow device.
+// way for ps is waited for, not repeated: a stamp of 8 bits costs about
+// 0.3 s of one core here on average, with a long random tail, and much
+// more on a slow device.
 func (s *Service) solveStampFor(ps *peerState, se *stampError) error {
 	for {
 		s.mu.Lock()
