@@ -89,6 +89,9 @@ type candidate struct {
 	dist  kb.ID
 	state candState
 	value []byte
+	// short: its request had the shorter deadline of a peer remembered
+	// as silent.
+	short bool
 }
 
 type getResult struct {
@@ -169,6 +172,10 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 	}()
 	inflight := 0
 	complete := false
+	fullTimeout := o.peerTimeout
+	if fullTimeout <= 0 {
+		fullTimeout = d.cfg.peerTimeout
+	}
 
 	for {
 		pending := false
@@ -188,6 +195,7 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 					c.state = candQuerying
 					inflight++
 					timeout := d.requestTimeout(c.id, o.peerTimeout)
+					c.short = timeout < fullTimeout
 					wg.Go(func() { results <- d.getValueWithin(qctx, c, key, timeout) })
 				}
 			case candQuerying:
@@ -209,7 +217,15 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 		inflight--
 		if r.err != nil {
 			r.c.state = candFailed
-			d.peerFailed(r.c.id)
+			if !r.c.short {
+				// A peer already remembered as silent that misses its
+				// shorter deadline is not evicted again: a slow peer
+				// back in the routing table (kad-dht re-adds a peer
+				// that reconnects and answers its check) must not be
+				// thrown out by every lookup on a busy machine or
+				// network, only by one that gave it the full time.
+				d.peerFailed(r.c.id)
+			}
 			continue
 		}
 		d.peerAnswered(r.c.id)
@@ -291,7 +307,9 @@ func (d *DHT) lookup(ctx context.Context, key string, o lookupOpts) (*lookupResu
 // until its request times out, and other peers keep naming it in their
 // answers until they fail it too. Its first failure evicts it from our
 // routing table (peerFailed), as kad-dht's own queries do; the peers that
-// still hand it to us then cost a short wait, not a full one. The lookup's
+// still hand it to us then cost a short wait, not a full one, and a miss
+// of the short wait evicts nothing (a slow peer that kad-dht took back
+// stays). The lookup's
 // rule is unchanged: a peer that does not answer in time is a failed peer,
 // whose record, if any, is not counted. An honest peer back from a failure
 // answers well inside the shorter deadline, is forgotten as silent and
