@@ -512,18 +512,14 @@ func (s *Service) laneAck(ps *peerState, ln *laneStream, a ackFrame) (resend *si
 		case r.stamped != 0 && int(a.stampBits) <= r.stamped:
 			r.finish(fmt.Errorf("%w: recipient did not take the first-contact stamp", ErrSignalUndelivered))
 		default:
+			// solveStampFor uses a stamp already paid for this peer.
+			if err := s.solveStampFor(ps, &stampError{bits: int(a.stampBits), recipient: ln.recipient}); err != nil {
+				r.finish(fmt.Errorf("%w: first-contact stamp: %w", ErrSignalUndelivered, err))
+				return nil, nil
+			}
 			s.mu.Lock()
 			ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
 			s.mu.Unlock()
-			if ln.stamp == nil || int(a.stampBits) > ln.stampBits {
-				if err := s.solveStampFor(ps, &stampError{bits: int(a.stampBits), recipient: ln.recipient}); err != nil {
-					r.finish(fmt.Errorf("%w: first-contact stamp: %w", ErrSignalUndelivered, err))
-					return nil, nil
-				}
-				s.mu.Lock()
-				ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
-				s.mu.Unlock()
-			}
 			return r, nil
 		}
 	}
