@@ -13,24 +13,25 @@ import * as conversations from "./views/conversations.js";
 
 // The chat list loads with the app; a conversation (views/chat.js) loads
 // when one is open, and is fetched once the first screen is drawn; the
-// other views load when first opened (ES module imports, cached after).
-// Each module the first screen waits for costs a request and its
-// compiling before anything is drawn.
-const lazy = (file) => () => import(`./views/${file}.js`);
+// other views load when first opened. The node serves this module joined
+// with all of them (api/webjoin.go: on a cold load each request costs
+// more than its bytes), so these imports resolve at once there; as plain
+// modules (the node's fallback) they are requests. Every import names its
+// file in full, never a computed path, or the node can't join them.
 const chat = () => import("./views/chat.js");
 
 const VIEWS = {
   chats: { label: "Chats", icon: "chat", load: async (param) => ({ list: conversations.list, detail: param ? (await chat()).detail : null }),
     empty: () => empty("chat", "Your conversations", "Pick a conversation, or start a new one. Messages are end-to-end encrypted and go straight to the other person's node.",
       h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
-  requests: { label: "Requests", icon: "inbox", load: lazy("requests"),
+  requests: { label: "Requests", icon: "inbox", load: () => import("./views/requests.js"),
     empty: () => empty("inbox", "Message requests", "People you haven't added yet land here first. Open one to read it, then accept or block. They can't tell you've read it.") },
-  contacts: { label: "Contacts", icon: "users", load: lazy("contacts"),
+  contacts: { label: "Contacts", icon: "users", load: () => import("./views/contacts.js"),
     empty: () => empty("users", "Contacts", "Pick a contact to see their safety number, or add someone by their handle.",
       h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
-  calls: { label: "Calls", icon: "phone", load: lazy("calllog"),
+  calls: { label: "Calls", icon: "phone", load: () => import("./views/calllog.js"),
     empty: () => empty("phone", "Calls", "Voice and video calls go straight between the two nodes when the network allows, through a relay when it doesn't.") },
-  settings: { label: "Settings", icon: "settings", load: lazy("settings"), defaultParam: "profile" },
+  settings: { label: "Settings", icon: "settings", load: () => import("./views/settings.js"), defaultParam: "profile" },
 };
 
 const app = document.getElementById("app");
