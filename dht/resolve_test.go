@@ -135,7 +135,9 @@ func setLatency(t *testing.T, mn mocknet.Mocknet, a, b peer.ID, lat time.Duratio
 // closest.
 func staleIdentityNet(t *testing.T, slow time.Duration) (tn *testNet, reader *DHT, alice *identity.AccountKey, oldSeq uint64) {
 	t.Helper()
-	tn = newTestNet(t, testNodes, netOpts{})
+	// A request waits long enough for a slow peer's answer (two slow
+	// legs and a busy machine's delay).
+	tn = newTestNet(t, testNodes, netOpts{cfg: func(_ int, c *Config) { c.peerTimeout = 5 * slow }})
 	alice = key(t, "alice")
 	ctx := context.Background()
 	old, err := tn.nodes[0].PublishIdentity(ctx, alice, testIdentity(t, alice, tn.clock.Now()))
@@ -172,8 +174,10 @@ func TestIdentityQuorum(t *testing.T) {
 	// The slow peers hold the newer record. That the first answer is the
 	// fast peers' older one is what shows the lookup did not wait for
 	// them, rather than a wall-clock bound, which a busy machine can
-	// outlast: a slow peer's answer takes several link latencies.
-	const slow = 500 * time.Millisecond
+	// outlast: a slow peer's answer takes several link latencies. 2 s,
+	// not 500 ms: under the race detector, with two busy loops beside a
+	// CI run, the fast peers' answers once came after the slow ones' 1 s.
+	const slow = 2 * time.Second
 	tn, reader, alice, oldSeq := staleIdentityNet(t, slow)
 	ctx := context.Background()
 	id := alice.Public().ID()
