@@ -1,6 +1,7 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -94,8 +95,12 @@ func joinModules(fsys fs.FS, entry string) (*joined, error) {
 			return nil, fmt.Errorf("joining %s gave a second file, %s", entry, f.Path)
 		}
 	}
-	for _, m := range regexp.MustCompile(`"`+ns+`:/([^"]+)"`).FindAllStringSubmatch(r.Metafile, -1) {
-		j.inputs = append(j.inputs, m[1])
+	var meta struct{ Inputs map[string]json.RawMessage }
+	if err := json.Unmarshal([]byte(r.Metafile), &meta); err != nil {
+		return nil, fmt.Errorf("joining %s: its metafile: %w", entry, err)
+	}
+	for in := range meta.Inputs {
+		j.inputs = append(j.inputs, strings.TrimPrefix(in, ns+":/"))
 	}
 	if j.code == nil {
 		return nil, fmt.Errorf("joining %s gave no module", entry)
