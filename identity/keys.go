@@ -29,6 +29,8 @@ const (
 	LabelHandlePoW = "callsign/v1/handle-pow"
 	// LabelSafetyNumber labels the iterated hash behind a safety number.
 	LabelSafetyNumber = "callsign/v1/safety-number"
+	// LabelDeviceID labels the hash that turns a device's X25519 key into its DeviceID.
+	LabelDeviceID = "callsign/v1/device-id"
 )
 
 // labelPrefix is what every label must start with.
