@@ -82,6 +82,7 @@
 // the peer started arrives while our active session is one we started and
 // the peer has not confirmed, both sides initiated at once: the session
 // whose initiator has the lexicographically smaller Ed25519 account key
+// (between two devices of one account, the smaller X25519 identity key)
 // wins and becomes (or stays) active on both sides. The loser stays in the
 // set, so messages already sent on it still decrypt. Any other session the
 // peer starts becomes active (the peer lost its state). If a plain message

@@ -149,8 +149,15 @@ func FuzzParseMessage(f *testing.F) {
 				t.Fatalf("initial message re-encodes differently")
 			}
 		}
+		ik, err := InitiatorKey(data)
+		if (err == nil) != initialWellFormed(data) || (err == nil && len(ik) != keySize) {
+			t.Fatalf("InitiatorKey = %x, %v on a message parseInitial judges otherwise", ik, err)
+		}
 	})
 }
+
+// initialWellFormed reports whether parseInitial accepts b.
+func initialWellFormed(b []byte) bool { _, err := parseInitial(b); return err == nil }
 
 // FuzzDecrypt feeds arbitrary bytes to a live session (and to the
 // responder's handshake): nothing panics, nothing decrypts, and the state

@@ -96,6 +96,14 @@ func (s *Session) initiatorSigner() []byte {
 	return s.peer.signer[:]
 }
 
+// initiatorDH is the X25519 identity key of the party that started the session.
+func (s *Session) initiatorDH() []byte {
+	if s.initiator {
+		return s.self.dh[:]
+	}
+	return s.peer.dh[:]
+}
+
 // sessionAD is the associated data binding both identities, initiator first:
 // Ed25519(A) || IK(A) || Ed25519(B) || IK(B), 128 bytes.
 func (s *Session) sessionAD(b []byte) []byte {
@@ -353,7 +361,12 @@ func indexSkip(list []skipID, id skipID) int {
 
 // wins reports whether session a is preferred over session b by the
 // simultaneous-initiation tie-break: the session whose initiator has the
-// lexicographically smaller Ed25519 account key wins.
+// lexicographically smaller Ed25519 account key wins, and between two
+// devices of one account (the same account key) the smaller X25519
+// identity key.
 func wins(a, b *Session) bool {
-	return bytes.Compare(a.initiatorSigner(), b.initiatorSigner()) < 0
+	if c := bytes.Compare(a.initiatorSigner(), b.initiatorSigner()); c != 0 {
+		return c < 0
+	}
+	return bytes.Compare(a.initiatorDH(), b.initiatorDH()) < 0
 }

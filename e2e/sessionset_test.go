@@ -99,6 +99,41 @@ func TestSimultaneousInitiation(t *testing.T) {
 	}
 }
 
+// Two devices of one account share the account key: the tie-break falls to
+// their X25519 identity keys, and the two sides still settle on one session.
+func TestSimultaneousInitiationSiblings(t *testing.T) {
+	a := &setParty{newParty(t, 1), &SessionSet{}}
+	b := &setParty{newParty(t, 2), &SessionSet{}}
+	// b is a second device of a's account: a's account key, its own X25519 key.
+	b.id.Signer, b.pub = a.id.Signer, a.pub
+	st, err := NewPrekeyState(b.id, epoch, b.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.st = st
+	if bytes.Compare(a.id.DH.PublicKey().Bytes(), b.id.DH.PublicKey().Bytes()) > 0 {
+		a, b = b, a
+	}
+	if err := a.set.Initiate(a.id, b.pub, b.st.Bundle(), a.r); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.set.Initiate(b.id, a.pub, a.st.Bundle(), b.r); err != nil {
+		t.Fatal(err)
+	}
+	winner := a.set.Active().ID()
+	a1, b1 := a.send(t, "a1"), b.send(t, "b1")
+	b.recv(t, a, a1, "a1")
+	a.recv(t, b, b1, "b1")
+	for i := range 2 {
+		msg := fmt.Sprint("after", i)
+		b.recv(t, a, a.send(t, msg), msg)
+		a.recv(t, b, b.send(t, msg), msg)
+	}
+	if a.set.Active().ID() != winner || b.set.Active().ID() != winner {
+		t.Fatal("two devices of one account did not settle on the smaller identity key's session")
+	}
+}
+
 // An initial message that arrives after the peer already settled on our
 // session must not leave the two sides on different sessions.
 func TestLateInitialFromLoser(t *testing.T) {
@@ -179,5 +214,26 @@ func TestIsInitial(t *testing.T) {
 	}
 	if IsInitial(mustEncrypt(t, sb, "y")) || IsInitial(nil) || IsInitial([]byte{9, 2}) {
 		t.Fatal("non-initial message reported as initial")
+	}
+}
+
+// TestInitiatorKey: the receiver can read which identity key an initial message started
+// its session with before accepting it, and nothing else reads as an initial message.
+func TestInitiatorKey(t *testing.T) {
+	a, b := newParty(t, 1), newParty(t, 2)
+	sa, _, err := InitiateSession(a.id, b.pub, b.st.Bundle(), a.r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := mustEncrypt(t, sa, "first")
+	ik, err := InitiatorKey(m)
+	if err != nil || !bytes.Equal(ik, a.id.DH.PublicKey().Bytes()) {
+		t.Fatalf("InitiatorKey = %x, %v; want the initiator's identity key %x", ik, err, a.id.DH.PublicKey().Bytes())
+	}
+	_, sb := pair(t, a, b, false)
+	for name, m := range map[string][]byte{"ratchet message": mustEncrypt(t, sb, "reply"), "cut initial": m[:len(m)-20], "empty": nil} {
+		if _, err := InitiatorKey(m); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: InitiatorKey err = %v, want ErrMalformed", name, err)
+		}
 	}
 }

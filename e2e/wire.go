@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"crypto/mlkem"
 	"encoding/binary"
 	"fmt"
@@ -169,4 +170,16 @@ func ParseInitialPrekeys(msg []byte) (InitialPrekeys, error) {
 		return InitialPrekeys{}, err
 	}
 	return InitialPrekeys{SignedPrekey: m.spkID, PQPrekey: m.pqID, PQOneTime: m.pqKind == kindOneTimePQ, OneTime: m.otID}, nil
+}
+
+// InitiatorKey returns the X25519 identity key (IK_A) the sender of an initial message
+// started its session with, so that the receiver can check it is the key of the device
+// that sent it; a message that is not a well-formed initial message is ErrMalformed. It
+// checks no signature: AcceptSession does.
+func InitiatorKey(msg []byte) ([]byte, error) {
+	m, err := parseInitial(msg)
+	if err != nil {
+		return nil, err
+	}
+	return bytes.Clone(m.ik), nil
 }

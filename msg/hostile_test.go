@@ -465,3 +465,37 @@ func TestNoPlaintextOnWireOrDisk(t *testing.T) {
 		t.Fatalf("searched only %d files", files)
 	}
 }
+
+// TestForeignSessionRefused: a device's certificate names its X25519 identity key; a first
+// message whose session was started with another key (signed by the same account, as any
+// device of it could) is refused, nothing is stored, and the right key then works.
+func TestForeignSessionRefused(t *testing.T) {
+	w := newWorld()
+	b := newNode(t, w, nil)
+	b.start()
+	r := newRawPeer(t, w)
+	own := r.self.DH
+	other, err := e2e.GenerateDHKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.self.DH = other
+	st := r.open(t, b)
+	id, f := r.frame(t, b, "from a key the certificate does not name")
+	if a := exchange(t, st, f); a.id != id || a.status != statusRefused || a.reason != reasonForeignSession {
+		t.Fatalf("ack = %+v, want refused: %s", a, reasonForeignSession)
+	}
+	if seen, _ := b.db.Seen(string(r.id()), id.String()); seen {
+		t.Fatal("refused frame marked its id seen")
+	}
+	if _, err := b.db.Conversation(string(r.id())); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("conversation created by a refused frame: %v", err)
+	}
+	r.self.DH, r.set = own, e2e.SessionSet{}
+	if _, f := r.frame(t, b, "genuine"); exchange(t, st, f).status != statusStored {
+		t.Fatal("a first message from the certified key was not stored")
+	}
+	if in := b.incoming(r.id()); len(in) != 1 || string(in[0].Body) != "genuine" {
+		t.Fatalf("b holds %v, want the genuine message alone", in)
+	}
+}

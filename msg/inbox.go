@@ -176,12 +176,13 @@ type certCache struct {
 	raw     []byte
 	pub     identity.AccountPub
 	id      identity.AccountID // pub.ID(), computed once per certificate
+	dh      []byte             // the device's X25519 identity key
 	expires time.Time
 }
 
 // checkSender verifies a Deliver's sender fields against the stream's
 // remote peer: the certificate must parse, verify now, name the frame's
-// sender account and certify remote.
+// sender account and certify remote. On success cc holds the certificate.
 func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, now time.Time) (identity.AccountPub, identity.AccountID, string) {
 	if cc.raw != nil && bytes.Equal(cc.raw, f.cert) && now.Before(cc.expires) {
 		if !bytes.Equal(cc.pub.Bytes(), f.sender) {
@@ -189,6 +190,7 @@ func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, no
 		}
 		return cc.pub, cc.id, ""
 	}
+	*cc = certCache{}
 	cert, err := identity.UnmarshalDeviceCert(f.cert)
 	if err != nil {
 		return identity.AccountPub{}, "", "malformed device certificate"
@@ -203,13 +205,14 @@ func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, no
 		return identity.AccountPub{}, "", "invalid device certificate"
 	}
 	id := cert.Account.ID()
-	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, id: id, expires: cert.Expires}
+	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, id: id, dh: cert.X25519, expires: cert.Expires}
 	return cert.Account, id, ""
 }
 
 // rxItem is one Deliver frame being received.
 type rxItem struct {
 	f   deliverFrame
+	dh  []byte // the sending device's X25519 identity key, from its certificate
 	ack *ackFrame
 }
 
@@ -251,7 +254,7 @@ func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFr
 			order = append(order, acct)
 			pubs[acct] = pub
 		}
-		groups[acct] = append(groups[acct], rxItem{f: f, ack: &acks[i]})
+		groups[acct] = append(groups[acct], rxItem{f: f, dh: rx.cc.dh, ack: &acks[i]})
 	}
 	for _, acct := range order {
 		if err := s.receiveFrom(rx, acct, pubs[acct], groups[acct]); err != nil {
@@ -384,6 +387,14 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	for i, it := range items {
 		if !fresh[i] {
 			continue
+		}
+		if e2e.IsInitial(it.f.ciphertext) {
+			// A session is bound to the identity key it was started with: one
+			// device's certificate must not carry another device's session.
+			if ik, err := e2e.InitiatorKey(it.f.ciphertext); err == nil && !bytes.Equal(ik, it.dh) {
+				it.ack.status, it.ack.reason = statusRefused, reasonForeignSession
+				continue
+			}
 		}
 		pt, accepted, err := ps.set.Decrypt(s.self, s.prekeys, pub.Bytes(), it.f.ciphertext, messageAD(it.f.id, it.f.kind), nil)
 		if err != nil {

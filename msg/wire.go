@@ -38,6 +38,9 @@ const (
 	// reasonNewerContent refuses a Content of a version this one does not
 	// read: the sender sees it on the failed message.
 	reasonNewerContent = "content of a newer version: the recipient must update callsign"
+	// reasonForeignSession refuses an initial message whose identity key is
+	// not the one the sending device's certificate names.
+	reasonForeignSession = "session started with another device's key"
 
 	// Content kinds (inside the ratchet).
 	contentText    = 1
