@@ -31,6 +31,7 @@ var banned = map[string]map[string]string{
 	"msg":           {"github.com/pion/webrtc/v4": "no media (direct imports; libp2p brings pion in)", mod + "dht": "accounts are resolved through Directory", mod + "node": "no node", mod + "api": "no API types"},
 	"mailbox":       {"github.com/pion/webrtc/v4": "no media", mod + "msg": "envelopes are opaque to the mailbox", mod + "dht": "no DHT", mod + "node": "no node", mod + "api": "no API types"},
 	"contacts":      {libp2p: "the address book knows no network", pion: "no media", "net": "no network", mod + "dht": "callers resolve names and hand in the key", mod + "msg": "messaging asks the book, not the reverse", mod + "call": "calls ask the book, not the reverse", mod + "node": "no node", mod + "api": "no API types"},
+	"devices":       {libp2p: "siblings sync over msg's sessions; devices knows no network", pion: "no media", mod + "msg": "msg carries the ops, through an Applier", mod + "dht": "no DHT", mod + "call": "no calls", mod + "contacts": "contacts apply ops, devices does not write them", mod + "node": "no node", mod + "api": "no API types"},
 	"node/backend":  {mod + "node": "the node wires the backend, not the reverse", mod + "internal/testnet": "production code", "net/http": "serving HTTP is api's; the backend answers in Go values"},
 	"api":           {libp2p: "the API speaks plain types", badger: "no storage types", pion: "no media types", mod + "node": "the node's backend implements the API, not the reverse"},
 	"web":           {mod: "the web app is static files", "net": "it only embeds files"},

@@ -36,6 +36,7 @@ const (
 	KindOutbox       = "outbox entry"
 	KindSession      = "session"
 	KindCall         = "call log entry"
+	KindDevices      = "device sync entry"
 	KindUnknown      = "unknown entry"
 )
 
@@ -84,6 +85,8 @@ func parseKey(k []byte) keyInfo {
 		return keyInfo{Kind: KindOutbox, ID: rest(pfxOut)}
 	case bytes.HasPrefix(k, pfxSession):
 		return keyInfo{Kind: KindSession, Peer: rest(pfxSession)}
+	case bytes.HasPrefix(k, pfxDevices):
+		return keyInfo{Kind: KindDevices, ID: rest(pfxDevices)}
 	case bytes.HasPrefix(k, pfxCall):
 		ki := keyInfo{Kind: KindCall}
 		if tail := k[len(pfxCall):]; len(tail) > 8 {

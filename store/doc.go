@@ -173,6 +173,7 @@
 // writes commits together with everything else the caller writes in it
 // (msg: a message, its ratchet state and the prekeys it used, in one
 // commit). SpaceMsg is msg's: conv/, msg/, msgid/, qstart/, out/, sess/.
+// SpaceDevices is devices': dev/ (new prefixes, no migration).
 // The migrations of those prefixes (schemas 1 to 6) are store's, and keep
 // frozen copies of the forms they read and wrote (migrate_msg.go).
 //

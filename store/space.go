@@ -25,6 +25,9 @@ const (
 	// messages and their index, queue starts, the outbox of control
 	// messages, and sessions.
 	SpaceMsg = "msg"
+	// SpaceDevices is the linked-devices layer's (package devices): the
+	// synced registers of the account's own state and their clock.
+	SpaceDevices = "devices"
 )
 
 // The prefixes of msg's keyspace (layouts in the package doc, "Key
@@ -37,12 +40,16 @@ var (
 	pfxQueueStart = []byte("qstart/")
 	pfxSession    = []byte("sess/")
 	sep           = []byte{0}
+
+	// pfxDevices is devices' keyspace (layout in devices/replica.go).
+	pfxDevices = []byte("dev/")
 )
 
 // spaces are the prefixes each owner's Space may touch. The migrations
 // (migrate.go) still know the layouts under them as they were.
 var spaces = map[string][][]byte{
-	SpaceMsg: {pfxConv, pfxMsg, pfxMsgID, pfxOut, pfxQueueStart, pfxSession},
+	SpaceMsg:     {pfxConv, pfxMsg, pfxMsgID, pfxOut, pfxQueueStart, pfxSession},
+	SpaceDevices: {pfxDevices},
 }
 
 // Space returns owner's keyspace in tx. It panics for an owner that has
