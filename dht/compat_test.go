@@ -27,6 +27,19 @@ func TestSignedRecordsRefuseAdditions(t *testing.T) {
 	if _, err := openIdentity(mustSealIdentity(t, k, id)); err != nil {
 		t.Fatalf("the same record without the addition: %v", err)
 	}
+	// Kind 3 (IdentityPayloadV2) the same.
+	_, id3 := goldenIdentityV2(t)
+	if w, err = id3.toWire(); err != nil {
+		t.Fatal(err)
+	}
+	payload = append(w.marshal(), addition...)
+	env = (&wireEnvelope{Payload: payload, Signature: k.Sign(identity.LabelIdentityRecord, payload)}).marshal()
+	if _, err := openIdentity(env); !errors.Is(err, ErrMalformed) {
+		t.Errorf("kind-3 identity record with an addition, signed: %v, want ErrMalformed", err)
+	}
+	if _, err := openIdentity(mustSealIdentity(t, k, id3)); err != nil {
+		t.Fatalf("the same kind-3 record without the addition: %v", err)
+	}
 
 	_, h := goldenHandle(t)
 	hw, err := h.toWire()

@@ -28,11 +28,29 @@
 // Identity record, at /csid/<account-id>: the account key, seq, issued and
 // expires (at most 7 days after issued, and not more than 7 days plus clock
 // skew after the validator's now), 1 to 8 device certificates of the
-// account, the E2E prekey bundle (opaque, at most 4 KiB), up to 8 mailbox and
-// 8 relay multiaddrs, a display name (at most 64 bytes of UTF-8 without
-// control characters), up to 16 claimed handles (normalised, no duplicates)
-// and up to 8 attestations of at most 512 bytes. At most 16 KiB encoded.
-// Select: highest seq, then later issued, then the smaller encoding.
+// account (valid now, no two with one peer id, X25519 key or
+// identity.DeviceID), the E2E prekey bundle (opaque, at most 4 KiB), up to
+// 8 mailbox and 8 relay multiaddrs, a display name (at most 64 bytes of
+// UTF-8 without control characters), up to 16 claimed handles (normalised,
+// no duplicates) and up to 8 attestations of at most 512 bytes. At most 16
+// KiB encoded. Select: highest seq, then later issued, then the smaller
+// encoding.
+//
+// The identity record has two kinds, at the same key and under the same
+// signature label (docs/DEVICES.md §0.3). Kind 1 is the one above: one
+// prekey bundle for all devices. Kind 3, which an account publishes once
+// it has linked a second device, carries instead a bundle per device (each
+// device's certificate and bundle in a DeviceEntry, the bundle opaque and
+// at most 1,600 bytes, entries in ascending DeviceID order) and the
+// DeviceIDs of up to 32 revoked devices (ascending, none of a listed
+// device). IdentityRecord.Bundles is set exactly for kind 3;
+// IdentityRecord.Bundle reads a device's bundle in either. Select orders
+// both kinds by the rule above, so whichever has the higher seq wins. A
+// kind above 3 is refused with an error that wraps internal/wire's
+// ErrNewerVersion ("update callsign"). Nodes older than kind 3 refuse it as
+// malformed: they don't store it, can't resolve the account from it, and
+// keep serving its last kind-1 record until that expires; an older keeper
+// refuses a schedule holding kind-3 records.
 //
 // Handle record, at /csname/<identity.HandleKey(name)> (a self-certifying
 // name "alice~k3x9q2mf7v" at /csname/<name> itself, since its suffix must
@@ -57,6 +75,11 @@
 //	                 7 prekeys bytes (<= 4096)   8 mailboxes bytes* (<= 8)   9 relays bytes* (<= 8)
 //	                 10 display_name string (<= 64)   11 handles string* (<= 16)
 //	                 12 attestations bytes* (<= 8, each <= 512)
+//	IdentityPayloadV2  1 kind = 3   2..5 as kind 1
+//	                 6 devices DeviceEntry* (1..8, each <= 2048, ascending DeviceID)
+//	                 7 revoked bytes* (0..32 identity.DeviceIDs of 8 bytes, ascending)
+//	                 8..12 as kind 1
+//	DeviceEntry      1 cert bytes (required, <= 256, identity.DeviceCert)   2 bundle bytes (required, <= 1600)
 //	HandlePayload    1 kind = 2   2 name string   3 owner bytes   4 seq   5 claimed_at
 //	                 6 issued   7 expires   8 pow_nonce
 //

@@ -13,7 +13,7 @@ import (
 	"github.com/multiformats/go-multiaddr"
 )
 
-// seeds returns golden encodings to start the fuzzers from.
+// fuzzSeeds returns golden encodings to start the fuzzers from.
 func fuzzSeeds(f *testing.F) (handle, ident []byte) {
 	k, h := goldenHandle(f)
 	handle = mustSealHandle(f, k, h)
@@ -22,10 +22,17 @@ func fuzzSeeds(f *testing.F) (handle, ident []byte) {
 	return handle, ident
 }
 
+// fuzzSeedV2 is the golden kind-3 identity record.
+func fuzzSeedV2(f *testing.F) []byte {
+	k, id := goldenIdentityV2(f)
+	return mustSealIdentity(f, k, id)
+}
+
 func FuzzEnvelope(f *testing.F) {
 	h, i := fuzzSeeds(f)
 	f.Add(h)
 	f.Add(i)
+	f.Add(fuzzSeedV2(f))
 	f.Add([]byte{0x0a, 0x00})
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := unmarshalEnvelope(b, MaxIdentityRecordSize)
@@ -62,22 +69,43 @@ func FuzzHandlePayload(f *testing.F) {
 	})
 }
 
+// FuzzIdentityPayload: both kinds of identity payload (1 and 3) decode
+// within their caps, have one encoding, and convert to the domain type and
+// back to the same bytes.
 func FuzzIdentityPayload(f *testing.F) {
 	_, i := fuzzSeeds(f)
-	e, _ := unmarshalEnvelope(i, MaxIdentityRecordSize)
-	f.Add(e.Payload)
-	f.Add(append(bytes.Clone(e.Payload), 0x88, 0x01, 0x05)) // an addition: refused
+	for _, raw := range [][]byte{i, fuzzSeedV2(f)} {
+		e, _ := unmarshalEnvelope(raw, MaxIdentityRecordSize)
+		f.Add(e.Payload)
+		f.Add(append(bytes.Clone(e.Payload), 0x88, 0x01, 0x05)) // an addition: refused
+		p := bytes.Clone(e.Payload)
+		p[1] = byte(kindNewest + 1) // a newer kind: refused
+		f.Add(p)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		w, err := unmarshalIdentity(b)
 		if err != nil {
 			return
 		}
-		if len(w.Devices) > maxDevices || len(w.Handles) > maxHandles || len(w.Attestations) > maxAttestations ||
+		if len(w.Devices) > maxDevices || len(w.Entries) > maxDevices || len(w.Revoked) > maxRevoked ||
+			len(w.Handles) > maxHandles || len(w.Attestations) > maxAttestations ||
 			len(w.Mailboxes) > maxPeerAddrs || len(w.Relays) > maxPeerAddrs {
 			t.Fatal("cap exceeded")
 		}
+		if w.Kind == kindIdentityV2 && (w.Devices != nil || w.Prekeys != nil) ||
+			w.Kind == kindIdentity && (w.Entries != nil || w.Revoked != nil) {
+			t.Fatalf("kind %d payload with the other kind's fields 6 or 7", w.Kind)
+		}
 		if !bytes.Equal(w.marshal(), b) {
 			t.Fatalf("identity payload has a second encoding: %x", b)
+		}
+		if r, err := w.fromWire(); err == nil {
+			if r.MultiDevice() != (w.Kind == kindIdentityV2) {
+				t.Fatalf("kind %d read as MultiDevice %v", w.Kind, r.MultiDevice())
+			}
+			if w2, err := r.toWire(); err != nil || !bytes.Equal(w2.marshal(), b) {
+				t.Fatalf("domain round trip changed the payload: %v", err)
+			}
 		}
 	})
 }
@@ -86,11 +114,13 @@ func FuzzIdentityPayload(f *testing.F) {
 // would see them.
 func FuzzValidate(f *testing.F) {
 	h, i := fuzzSeeds(f)
+	i3 := fuzzSeedV2(f)
 	k := key(f, "golden")
 	_, hkey, _, _ := parseName("golden")
 	ikey := identityKey(k.Public().ID())
 	f.Add(hkey, h)
 	f.Add(ikey, i)
+	f.Add(ikey, i3)
 	c := newChecker(func() time.Time { return goldenNow }, identity.TestPoW)
 	f.Fuzz(func(t *testing.T, key string, b []byte) {
 		if r, err := c.handle(key, b, goldenNow, 0); err == nil {
@@ -104,7 +134,7 @@ func FuzzValidate(f *testing.F) {
 			}
 		}
 		_, _ = handleValidator{c: c}.Select(key, [][]byte{b, h})
-		_, _ = identityValidator{c: c}.Select(key, [][]byte{b, i})
+		_, _ = identityValidator{c: c}.Select(key, [][]byte{b, i, i3})
 	})
 }
 

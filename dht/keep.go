@@ -588,7 +588,7 @@ func peekRecord(raw []byte) (keptEntry, error) {
 		return keptEntry{}, err
 	}
 	switch k {
-	case kindIdentity:
+	case kindIdentity, kindIdentityV2:
 		w, err := unmarshalIdentity(env.Payload)
 		if err != nil {
 			return keptEntry{}, err

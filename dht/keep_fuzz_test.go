@@ -14,7 +14,8 @@ func FuzzKeepRequest(f *testing.F) {
 	k, _ := goldenIdentity(f)
 	now := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	seed, err := SignKeepRequest(k, &KeepRequest{Created: now, Records: []KeptRecord{
-		{Key: identityKey(k.Public().ID()), Raw: i}, {Key: "/csname/x", Raw: h}}})
+		{Key: identityKey(k.Public().ID()), Raw: i}, {Key: identityKey(k.Public().ID()), Raw: fuzzSeedV2(f)},
+		{Key: "/csname/x", Raw: h}}})
 	if err != nil {
 		f.Fatal(err)
 	}

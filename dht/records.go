@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,16 +23,33 @@ const (
 
 // IdentityRecord is the signed address-book entry of one account, published
 // at /csid/<account-id>. Times are carried with millisecond precision.
+//
+// It has two kinds (docs/DEVICES.md §0.3). Kind 1 carries one prekey bundle
+// for all devices (Prekeys); kind 3 carries one per device (Bundles) and
+// the devices the account revoked. A record is kind 3 exactly when Bundles
+// is not nil. Bundle(i) reads the bundle of a device in either.
 type IdentityRecord struct {
 	Account identity.AccountPub
-	// Seq orders records of one account: the highest valid Seq wins.
+	// Seq orders records of one account, whatever their kind: the highest
+	// valid Seq wins.
 	Seq     uint64
 	Issued  time.Time
 	Expires time.Time // at most 7 days after Issued
-	// Devices holds 1 to 8 device certificates issued by Account.
+	// Devices holds 1 to 8 device certificates issued by Account, no two
+	// with one peer id, X25519 key or DeviceID; in a kind-3 record, in
+	// ascending DeviceID order.
 	Devices []identity.DeviceCert
-	// Prekeys is the E2E prekey bundle, opaque here (at most 4 KiB).
+	// Prekeys is the E2E prekey bundle of a kind-1 record, opaque here (at
+	// most 4 KiB). A kind-3 record has none: sealing one with Prekeys is an
+	// error.
 	Prekeys []byte
+	// Bundles, in a kind-3 record, holds one E2E prekey bundle per entry of
+	// Devices, in the same order, each of 1 to 1,600 bytes and opaque here.
+	// nil in a kind-1 record.
+	Bundles [][]byte
+	// Revoked lists, in a kind-3 record only, the devices the account
+	// revoked: at most 32, in ascending order, none of them in Devices.
+	Revoked []identity.DeviceID
 	// Mailboxes and Relays are peers (multiaddrs, usually ending in /p2p/<id>)
 	// that keep mail and relay traffic for the account, at most 8 each.
 	Mailboxes []ma.Multiaddr
@@ -57,6 +75,28 @@ type HandleRecord struct {
 	Nonce     uint64 // proof of work; 0 for self-certifying names
 }
 
+// MultiDevice reports whether r is a kind-3 record, with a bundle per
+// device.
+func (r *IdentityRecord) MultiDevice() bool { return r.Bundles != nil }
+
+// Bundle returns the E2E prekey bundle of Devices[i]: Bundles[i] in a
+// kind-3 record; in a kind-1 record Prekeys, the one bundle, for i == 0 and
+// nil for any other device. It is nil when i is not a device's index.
+func (r *IdentityRecord) Bundle(i int) []byte {
+	switch {
+	case i < 0 || i >= len(r.Devices):
+		return nil
+	case r.MultiDevice():
+		if i < len(r.Bundles) {
+			return r.Bundles[i]
+		}
+		return nil
+	case i == 0:
+		return r.Prekeys
+	}
+	return nil
+}
+
 // toMillis converts t to the wire's unix milliseconds; times before 1970
 // have no encoding.
 func toMillis(t time.Time) (uint64, error) {
@@ -79,9 +119,9 @@ func (r *IdentityRecord) toWire() (*wireIdentity, error) {
 		return nil, errors.New("identity record without account")
 	}
 	w := &wireIdentity{
+		Kind:         kindIdentity,
 		Account:      r.Account.Bytes(),
 		Seq:          r.Seq,
-		Prekeys:      r.Prekeys,
 		DisplayName:  r.DisplayName,
 		Handles:      r.Handles,
 		Attestations: r.Attestations,
@@ -93,8 +133,31 @@ func (r *IdentityRecord) toWire() (*wireIdentity, error) {
 	if w.Expires, err = toMillis(r.Expires); err != nil {
 		return nil, err
 	}
-	for _, c := range r.Devices {
-		w.Devices = append(w.Devices, c.Marshal())
+	if !r.MultiDevice() {
+		if len(r.Revoked) != 0 {
+			return nil, errors.New("identity record: revoked devices without a bundle per device (kind 3)")
+		}
+		w.Prekeys = r.Prekeys
+		for _, c := range r.Devices {
+			w.Devices = append(w.Devices, c.Marshal())
+		}
+	} else {
+		switch {
+		case len(r.Prekeys) != 0:
+			return nil, errors.New("identity record: Prekeys beside a bundle per device (kind 3)")
+		case len(r.Bundles) != len(r.Devices):
+			return nil, fmt.Errorf("identity record: %d bundles for %d devices", len(r.Bundles), len(r.Devices))
+		}
+		w.Kind = kindIdentityV2
+		for i, c := range r.Devices {
+			if len(r.Bundles[i]) == 0 {
+				return nil, fmt.Errorf("identity record: device %d without a bundle", i)
+			}
+			w.Entries = append(w.Entries, wireDeviceEntry{Cert: c.Marshal(), Bundle: r.Bundles[i]})
+		}
+		for _, id := range r.Revoked {
+			w.Revoked = append(w.Revoked, id[:])
+		}
 	}
 	for _, a := range r.Mailboxes {
 		w.Mailboxes = append(w.Mailboxes, a.Bytes())
@@ -125,12 +188,27 @@ func (w *wireIdentity) fromWire() (*IdentityRecord, error) {
 	if r.Expires, err = fromMillis(w.Expires); err != nil {
 		return nil, err
 	}
-	for _, b := range w.Devices {
+	certs := w.Devices
+	if w.Kind == kindIdentityV2 {
+		certs = make([][]byte, 0, len(w.Entries))
+		r.Bundles = make([][]byte, 0, len(w.Entries))
+		for _, e := range w.Entries {
+			certs = append(certs, e.Cert)
+			r.Bundles = append(r.Bundles, bytes.Clone(e.Bundle))
+		}
+		for _, id := range w.Revoked {
+			r.Revoked = append(r.Revoked, identity.DeviceID(id))
+		}
+	}
+	for _, b := range certs {
 		c, err := identity.UnmarshalDeviceCert(b)
 		if err != nil {
 			return nil, malformed("identity: device certificate: %v", err)
 		}
 		r.Devices = append(r.Devices, c)
+	}
+	if err := r.checkOrder(); err != nil {
+		return nil, malformed("identity: %v", err)
 	}
 	if r.Mailboxes, err = addrsFromWire(w.Mailboxes); err != nil {
 		return nil, err
@@ -143,6 +221,65 @@ func (w *wireIdentity) fromWire() (*IdentityRecord, error) {
 		r.Attestations = append(r.Attestations, bytes.Clone(a))
 	}
 	return r, nil
+}
+
+// checkOrder checks what keeps a kind-3 record to one byte form beyond
+// its codec: devices in ascending DeviceID order and revoked ids in
+// ascending order, so neither lists an id twice. A kind-1 record passes.
+func (r *IdentityRecord) checkOrder() error {
+	if !r.MultiDevice() {
+		return nil
+	}
+	ids := make([]identity.DeviceID, len(r.Devices))
+	for i, c := range r.Devices {
+		ids[i] = c.DeviceID()
+	}
+	if err := ascending(ids); err != nil {
+		return fmt.Errorf("devices: %w", err)
+	}
+	if err := ascending(r.Revoked); err != nil {
+		return fmt.Errorf("revoked: %w", err)
+	}
+	return nil
+}
+
+// ascending reports an error unless every id is above the one before.
+func ascending(ids []identity.DeviceID) error {
+	for i := 1; i < len(ids); i++ {
+		switch bytes.Compare(ids[i-1][:], ids[i][:]) {
+		case 0:
+			return fmt.Errorf("device id %s listed twice", ids[i])
+		case 1:
+			return fmt.Errorf("device id %s after %s: not in ascending order", ids[i], ids[i-1])
+		}
+	}
+	return nil
+}
+
+// checkDevices checks the rules on a record's devices that need no key or
+// clock (validate.go checks the certificates): no two devices share a peer
+// id, an X25519 key or a DeviceID, and no revoked device is listed.
+func (r *IdentityRecord) checkDevices() error {
+	ids := make([]identity.DeviceID, len(r.Devices))
+	for i, c := range r.Devices {
+		ids[i] = c.DeviceID()
+		for j, o := range r.Devices[:i] {
+			switch {
+			case bytes.Equal(c.PeerID, o.PeerID):
+				return fmt.Errorf("devices %d and %d share a peer id", j, i)
+			case bytes.Equal(c.X25519, o.X25519):
+				return fmt.Errorf("devices %d and %d share an X25519 key", j, i)
+			case ids[i] == ids[j]:
+				return fmt.Errorf("devices %d and %d share device id %s", j, i, ids[i])
+			}
+		}
+	}
+	for _, id := range r.Revoked {
+		if i := slices.Index(ids, id); i >= 0 {
+			return fmt.Errorf("device %d (%s) is listed as revoked", i, id)
+		}
+	}
+	return nil
 }
 
 func addrsFromWire(list [][]byte) ([]ma.Multiaddr, error) {
@@ -206,6 +343,12 @@ func sealIdentity(key *identity.AccountKey, r *IdentityRecord) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := r.checkOrder(); err != nil {
+		return nil, fmt.Errorf("identity record: %w", err)
+	}
+	if err := r.checkDevices(); err != nil {
+		return nil, fmt.Errorf("identity record: %w", err)
+	}
 	payload := w.marshal()
 	env := (&wireEnvelope{Payload: payload, Signature: key.Sign(identity.LabelIdentityRecord, payload)}).marshal()
 	if len(env) > MaxIdentityRecordSize {
@@ -240,7 +383,7 @@ func openIdentity(b []byte) (*IdentityRecord, error) {
 	}
 	if k, err := payloadKind(env.Payload); err != nil {
 		return nil, err
-	} else if k != kindIdentity {
+	} else if k != kindIdentity && k != kindIdentityV2 {
 		return nil, malformed("not an identity record (kind %d)", k)
 	}
 	w, err := unmarshalIdentity(env.Payload)

@@ -171,6 +171,9 @@ func (c *checker) identity(key string, value []byte, now time.Time, grace time.D
 			return nil, invalid("device %d: %v", i, err)
 		}
 	}
+	if err := r.checkDevices(); err != nil {
+		return nil, invalid("%v", err)
+	}
 	for _, ch := range r.DisplayName {
 		if unicode.IsControl(ch) {
 			return nil, invalid("control character in display name")

@@ -3,10 +3,12 @@ package dht
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"unicode/utf8"
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
 )
 
@@ -17,8 +19,14 @@ import (
 
 // Record kinds, the first field of every payload.
 const (
-	kindIdentity uint64 = 1
-	kindHandle   uint64 = 2
+	kindIdentity   uint64 = 1 // IdentityPayload: one prekey bundle for all devices
+	kindHandle     uint64 = 2
+	kindIdentityV2 uint64 = 3 // IdentityPayloadV2: a bundle per device, revoked devices
+
+	// kindNewest is the highest kind this node reads: a payload of a
+	// higher kind was signed by a newer callsign, and is refused with an
+	// error that wraps wire.ErrNewerVersion.
+	kindNewest = kindIdentityV2
 )
 
 // Size caps. Every repeated field and every length has one; decoders refuse
@@ -32,8 +40,11 @@ const (
 	maxSigLen         = 128
 	maxKeyLen         = 64
 	maxDevices        = 8
-	maxDeviceLen      = 1024
+	maxDeviceLen      = 1024 // kind 1's device certificate
 	maxPrekeysLen     = 4 << 10
+	maxDeviceEntryLen = 2048 // kind 3's DeviceEntry
+	maxBundleLen      = 1600 // kind 3's bundle of one device
+	maxRevoked        = 32
 	maxPeerAddrs      = 8
 	maxAddrLen        = 512
 	maxDisplayNameLen = 64
@@ -47,6 +58,10 @@ const (
 // canonical encoding of a record.
 var ErrMalformed = errors.New("malformed record")
 
+// errDeviceEntry names a DeviceEntry in the errors of its decoder, which
+// the payload's decoder wraps in ErrMalformed.
+var errDeviceEntry = errors.New("device entry")
+
 func malformed(format string, args ...any) error {
 	return fmt.Errorf("%w: "+format, append([]any{ErrMalformed}, args...)...)
 }
@@ -57,19 +72,30 @@ type wireEnvelope struct {
 	Signature []byte // field 2
 }
 
-// wireIdentity is records.proto's IdentityPayload (kind = 1).
+// wireIdentity is records.proto's IdentityPayload (kind 1) or
+// IdentityPayloadV2 (kind 3): the two differ in fields 6 and 7 only.
 type wireIdentity struct {
-	Account      []byte   // 2
-	Seq          uint64   // 3
-	Issued       uint64   // 4, unix milliseconds
-	Expires      uint64   // 5, unix milliseconds
-	Devices      [][]byte // 6
-	Prekeys      []byte   // 7
-	Mailboxes    [][]byte // 8
-	Relays       [][]byte // 9
-	DisplayName  string   // 10
-	Handles      []string // 11
-	Attestations [][]byte // 12
+	Kind         uint64            // 1: kindIdentity or kindIdentityV2
+	Account      []byte            // 2
+	Seq          uint64            // 3
+	Issued       uint64            // 4, unix milliseconds
+	Expires      uint64            // 5, unix milliseconds
+	Devices      [][]byte          // 6, kind 1: DeviceCert encodings
+	Entries      []wireDeviceEntry // 6, kind 3
+	Prekeys      []byte            // 7, kind 1
+	Revoked      [][]byte          // 7, kind 3: DeviceIDs
+	Mailboxes    [][]byte          // 8
+	Relays       [][]byte          // 9
+	DisplayName  string            // 10
+	Handles      []string          // 11
+	Attestations [][]byte          // 12
+}
+
+// wireDeviceEntry is records.proto's DeviceEntry, one device of a kind-3
+// identity payload.
+type wireDeviceEntry struct {
+	Cert   []byte // 1, a DeviceCert encoding
+	Bundle []byte // 2, opaque
 }
 
 // wireHandle is records.proto's HandlePayload (kind = 2).
@@ -103,13 +129,17 @@ func (e *wireEnvelope) marshal() []byte {
 
 func (w *wireIdentity) marshal() []byte {
 	var e wire.Encoder
-	e.Uint(1, kindIdentity)
+	e.Uint(1, w.Kind)
 	e.Bytes(2, w.Account)
 	e.Uint(3, w.Seq)
 	e.Uint(4, w.Issued)
 	e.Uint(5, w.Expires)
 	appendRepeated(&e, 6, w.Devices)
+	for _, de := range w.Entries {
+		appendRepeated(&e, 6, [][]byte{de.marshal()})
+	}
 	e.Bytes(7, w.Prekeys)
+	appendRepeated(&e, 7, w.Revoked)
 	appendRepeated(&e, 8, w.Mailboxes)
 	appendRepeated(&e, 9, w.Relays)
 	e.String(10, w.DisplayName)
@@ -117,6 +147,13 @@ func (w *wireIdentity) marshal() []byte {
 		appendRepeated(&e, 11, [][]byte{[]byte(h)})
 	}
 	appendRepeated(&e, 12, w.Attestations)
+	return e.B
+}
+
+func (de *wireDeviceEntry) marshal() []byte {
+	var e wire.Encoder
+	e.Bytes(1, de.Cert)
+	e.Bytes(2, de.Bundle)
 	return e.B
 }
 
@@ -168,6 +205,11 @@ func unmarshalEnvelope(b []byte, maxSize int) (*wireEnvelope, error) {
 	return &e, nil
 }
 
+// newerKind is the refusal of a kind above kindNewest, after ErrMalformed
+// and wire.ErrNewerVersion, so a caller can tell "update callsign" from
+// garbage.
+const newerKind = "%w: record kind %d, this callsign reads up to %d"
+
 // payloadKind returns the kind tag that opens every payload.
 func payloadKind(b []byte) (uint64, error) {
 	d := newDecoder(b)
@@ -178,26 +220,45 @@ func payloadKind(b []byte) (uint64, error) {
 	if k == 0 {
 		return 0, malformed("payload does not start with its kind")
 	}
+	if k > kindNewest {
+		return 0, malformed(newerKind, wire.ErrNewerVersion, k, kindNewest)
+	}
 	return k, nil
 }
 
-// kind reads field 1 of a payload, which must be want.
-func kind(d *wire.Decoder, want uint64, what string) {
-	if k := d.Uint(1, 1<<32); d.Err() == nil && k != want {
+// kind reads field 1 of a payload, which must be one of want.
+func kind(d *wire.Decoder, what string, want ...uint64) uint64 {
+	k := d.Uint(1, 1<<32)
+	switch {
+	case d.Err() != nil:
+		return 0
+	case k > kindNewest:
+		d.Fail(what+": "+newerKind, wire.ErrNewerVersion, k, kindNewest)
+		return 0
+	case !slices.Contains(want, k):
 		d.Fail("%s: kind %d", what, k)
+		return 0
 	}
+	return k
 }
 
 func unmarshalIdentity(b []byte) (*wireIdentity, error) {
 	d := newDecoder(b)
 	var w wireIdentity
-	kind(d, kindIdentity, "identity")
+	w.Kind = kind(d, "identity", kindIdentity, kindIdentityV2)
 	w.Account = d.Bytes(2, 1, maxKeyLen)
 	w.Seq = d.Uint(3, 1<<64-1)
 	w.Issued = d.Uint(4, 1<<64-1)
 	w.Expires = d.Uint(5, 1<<64-1)
-	w.Devices = d.RepeatedBytes(6, maxDevices, 1, maxDeviceLen)
-	w.Prekeys = d.Bytes(7, 1, maxPrekeysLen)
+	if w.Kind == kindIdentityV2 {
+		for _, b := range d.RepeatedBytes(6, maxDevices, 1, maxDeviceEntryLen) {
+			w.Entries = append(w.Entries, unmarshalDeviceEntry(d, b))
+		}
+		w.Revoked = d.RepeatedBytes(7, maxRevoked, identity.DeviceIDSize, identity.DeviceIDSize)
+	} else {
+		w.Devices = d.RepeatedBytes(6, maxDevices, 1, maxDeviceLen)
+		w.Prekeys = d.Bytes(7, 1, maxPrekeysLen)
+	}
 	w.Mailboxes = d.RepeatedBytes(8, maxPeerAddrs, 1, maxAddrLen)
 	w.Relays = d.RepeatedBytes(9, maxPeerAddrs, 1, maxAddrLen)
 	if v := d.Bytes(10, 1, maxDisplayNameLen); v != nil {
@@ -213,10 +274,24 @@ func unmarshalIdentity(b []byte) (*wireIdentity, error) {
 	return &w, nil
 }
 
+// unmarshalDeviceEntry decodes field 6 of a kind-3 identity payload, b,
+// failing d (the payload's decoder) if it is not one DeviceEntry with both
+// fields.
+func unmarshalDeviceEntry(d *wire.Decoder, b []byte) wireDeviceEntry {
+	ed := wire.NewDecoder(b, errDeviceEntry)
+	de := wireDeviceEntry{Cert: ed.Bytes(1, 1, identity.MaxDeviceCertSize), Bundle: ed.Bytes(2, 1, maxBundleLen)}
+	if err := ed.End(); err != nil {
+		d.Fail("field 6: %v", err)
+	} else if de.Cert == nil || de.Bundle == nil {
+		d.Fail("field 6: %v without a certificate or a bundle", errDeviceEntry)
+	}
+	return de
+}
+
 func unmarshalHandle(b []byte) (*wireHandle, error) {
 	d := newDecoder(b)
 	var w wireHandle
-	kind(d, kindHandle, "handle")
+	kind(d, "handle", kindHandle)
 	if v := d.Bytes(2, 1, maxHandleLen); v != nil {
 		w.Name = text(d, 2, v)
 	}
