@@ -88,7 +88,9 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 	if err != nil {
 		return msg.Recipient{}, err
 	}
-	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices, Bundle: rec.Prekeys}
+	// Until messages fan out to every device (docs/DEVICES.md §2.1) they go
+	// to the record's first device, with its own bundle in a kind-3 record.
+	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices, Bundle: rec.Bundle(0)}
 	for _, a := range rec.Relays {
 		if ai, err := peer.AddrInfoFromP2pAddr(a); err == nil {
 			r.Relays = append(r.Relays, *ai)
