@@ -56,9 +56,9 @@
 // may contain 0x00 (accessors reject such input). No value is JSON (since
 // schema 8): a structured value has a strict binary encoding, specified in
 // valuecodec.go (HandleClaim, ListenPorts, CallSettings, Contact, Call,
-// MailboxMember) and values.proto, and for msg's keyspace (marked msg below)
-// in msg/storecodec.go (Message, OutboxEntry, Conversation, the msgid/
-// entry):
+// MailboxMember, MailboxDevice) and values.proto, and for msg's keyspace
+// (marked msg below) in msg/storecodec.go (Message, OutboxEntry,
+// Conversation, the msgid/ entry):
 // protobuf wire format read with internal/wire's strict decoder, one byte
 // form per value. By the compatibility rule of docs/ARCHITECTURE.md, "Wire
 // formats", a stored value accepts no unknown field of any number, and a new
@@ -95,7 +95,9 @@
 //	                                     outbox holds only unacknowledged messages)
 //	sess/<peer>                          msg: raw session state bytes
 //	call/<start:8><id>                   Call (binary; call log, at most MaxCalls)
-//	mbox/…                               a public node's mailbox (mailbox.go)
+//	mbox/…                               a public node's mailbox: members, their devices,
+//	                                     queues and one-time prekeys (mailbox.go,
+//	                                     mailbox_prekeys.go)
 //
 // # Schema
 //

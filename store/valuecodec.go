@@ -30,7 +30,8 @@ func checkNanos(what string, t time.Time) error {
 }
 
 // Binary encodings (schema 8) of the values that were JSON until schema 7:
-// HandleClaim, ListenPorts, Contact, Call, MailboxMember and CallSettings.
+// HandleClaim, ListenPorts, Contact, Call, MailboxMember and CallSettings;
+// and MailboxDevice, added with devices.
 // The canonical form of every stored value (values.proto): protobuf wire
 // format, fields ascending and each once (a repeated field contiguous),
 // zero values omitted, minimal varints, no unknown field of any number;
@@ -83,6 +84,10 @@ func checkNanos(what string, t time.Time) error {
 //	field 4  count       varint  zigzag, int32 range
 //	field 5  bytes       varint  zigzag
 //	field 6  next        varint
+//
+//	MailboxDevice (account and device id are in its key)
+//	field 1  peer   bytes   ≤ maxKeyLen, required
+//	field 2  first  varint  1
 //
 //	CallSettings
 //	field 1  policy        bytes   ≤ maxWordLen
@@ -302,6 +307,32 @@ func unmarshalMailboxMember(b []byte) (MailboxMember, error) {
 	m.Next = d.Uint(6, math.MaxUint64)
 	if err := d.End(); err != nil {
 		return MailboxMember{}, err
+	}
+	return m, nil
+}
+
+func marshalMailboxDevice(d *MailboxDevice) ([]byte, error) {
+	if len(d.Peer) == 0 || len(d.Peer) > maxKeyLen {
+		return nil, fmt.Errorf("%w: mailbox device peer id of %d bytes", ErrInvalid, len(d.Peer))
+	}
+	e := wire.Encoder{B: make([]byte, 0, 8+len(d.Peer))}
+	e.Bytes(1, d.Peer)
+	e.Bool(2, d.First)
+	return e.B, nil
+}
+
+// unmarshalMailboxDevice decodes a stored MailboxDevice (without the
+// account and device id of its key); its byte slices alias b.
+func unmarshalMailboxDevice(b []byte) (MailboxDevice, error) {
+	var m MailboxDevice
+	d := newReader(b)
+	m.Peer = d.Bytes(1, 1, maxKeyLen)
+	m.First = d.Bool(2)
+	if err := d.End(); err != nil {
+		return MailboxDevice{}, err
+	}
+	if m.Peer == nil {
+		return MailboxDevice{}, fmt.Errorf("%w: mailbox device without a peer id", errCorrupt)
 	}
 	return m, nil
 }

@@ -42,7 +42,12 @@ var valueCodecs = []struct {
 			m.Registered = utc(m.Registered)
 			return m, err
 		}, wantMember},
+	{"mailbox device", "0a0570656572311001", func() ([]byte, error) { return marshalMailboxDevice(&wantDevice) },
+		func(b []byte) (any, error) { return unmarshalMailboxDevice(b) }, wantDevice},
 }
+
+// wantDevice is a MailboxDevice as stored (its account and id are in its key).
+var wantDevice = MailboxDevice{Peer: []byte("peer1"), First: true}
 
 // TestValueCodecs: every value reads back as written, its bytes are the
 // golden ones where given, and a field the schema does not have, even one
@@ -103,6 +108,7 @@ var reencoders = map[string]func(b []byte) (out []byte, ok bool, err error){
 	"contact":        reencode(unmarshalContact, marshalContact),
 	"call":           reencode(unmarshalCall, marshalCall),
 	"mailbox member": reencode(unmarshalMailboxMember, marshalMailboxMember),
+	"mailbox device": reencode(unmarshalMailboxDevice, marshalMailboxDevice),
 }
 
 // FuzzValueCodecs: whatever decodes as one of the schema-8 values
