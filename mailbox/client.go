@@ -39,7 +39,8 @@ func call(ctx context.Context, h host.Host, mb peer.ID, req request) (response, 
 
 // Register registers the account of k, with this device (cert, whose peer
 // id must be h's), at the mailbox mb, and returns what mb holds for it:
-// envelopes waiting and one-time prekeys. A refusal is a *RefusedError.
+// envelopes waiting and one-time prekeys, and whether mb keeps a queue per
+// device (Held.PerDevice). A refusal is a *RefusedError.
 func Register(ctx context.Context, h host.Host, mb peer.ID, k *identity.AccountKey, cert identity.DeviceCert, now time.Time) (Held, error) {
 	certB := cert.Marshal()
 	acct := k.Public().Bytes()
@@ -60,7 +61,7 @@ func Register(ctx context.Context, h host.Host, mb peer.ID, k *identity.AccountK
 const MaxPerDeposit = maxPerDeposit
 
 // Deposit leaves envelopes (sealed with Seal) at mb for the member token
-// names and returns one status per envelope: StatusOK (durable at the
+// names (Token) or for one of its devices (DeviceToken), and returns one status per envelope: StatusOK (durable at the
 // mailbox), StatusDuplicate (it already waits there), or a refusal. A
 // refusal of the whole request is a *RefusedError.
 func Deposit(ctx context.Context, h host.Host, mb peer.ID, token []byte, envelopes [][]byte) ([]Status, error) {
@@ -81,9 +82,11 @@ func Deposit(ctx context.Context, h host.Host, mb peer.ID, token []byte, envelop
 }
 
 // Drain fetches up to n (1..256) of the envelopes waiting at mb for this
-// device's account, oldest first, and what mb holds besides (Waiting: the
-// envelopes after these; the one-time prekeys, so the member knows when
-// to upload more). Nothing is deleted until Ack.
+// device, oldest first: its own queue, which for the member's first device
+// (and at a mailbox without queues per device) is the account's. It also
+// returns what mb holds besides (Waiting: the envelopes after these; the
+// one-time prekeys, so the member knows when to upload more). Nothing is
+// deleted until Ack.
 func Drain(ctx context.Context, h host.Host, mb peer.ID, n int) ([]Entry, Held, error) {
 	n = min(max(n, 1), maxPerDrain)
 	r, err := call(ctx, h, mb, request{op: opDrain, max: uint64(n)})
@@ -96,8 +99,8 @@ func Drain(ctx context.Context, h host.Host, mb peer.ID, n int) ([]Entry, Held, 
 	return r.entries, r.held(), nil
 }
 
-// Ack deletes envelopes seqs (at most 256) at mb, once they are durable
-// here, and returns how many still wait.
+// Ack deletes envelopes seqs (at most 256) of this device's queue at mb,
+// once they are durable here, and returns how many still wait for it.
 func Ack(ctx context.Context, h host.Host, mb peer.ID, seqs []uint64) (int, error) {
 	r, err := call(ctx, h, mb, request{op: opAck, seqs: seqs})
 	if err != nil {

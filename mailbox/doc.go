@@ -16,16 +16,46 @@
 // # Storage
 //
 // The envelopes live in the node's one store, under their own prefix
-// (store/mailbox.go: mbox/m/, mbox/e/, mbox/d/), not in a second badger:
+// (store/mailbox.go: mbox/m/, mbox/e/, mbox/d/, mbox/v/, mbox/f/,
+// mbox/g/), not in a second badger:
 // they get the store's encryption at rest and per-value sealing for free,
 // one data directory stays one thing to back up, lock and verify, and a
 // second badger would double the node's memory tables and caches. The
-// one-time prekeys are there too (store/mailbox_prekeys.go: mbox/k/). A
-// deposit is answered only after the transaction that holds it commits
-// (store's durability: it survives kill -9); a drained envelope is deleted
-// only when the member acknowledges it, which it does after its own
-// commit. Each member's entry keeps its count, bytes and next sequence
-// number; all writes go through one mutex, so they never conflict.
+// one-time prekeys are there too (store/mailbox_prekeys.go: mbox/k/,
+// mbox/j/). A deposit is answered only after the transaction that holds it
+// commits (store's durability: it survives kill -9); a drained envelope is
+// deleted only when the member acknowledges it, which it does after its
+// own commit. Each member's entry keeps its count, bytes and next sequence
+// number, over all its queues; all writes go through one mutex, so they
+// never conflict.
+//
+// # Queues per device
+//
+// A member may register several devices (up to 8 peer ids; registering a
+// ninth drops the least recently registered, whose queue then waits until
+// it expires). Each registration's certificate names the device
+// (identity.DeviceID of its X25519 key, stored in mbox/v/ with its peer
+// id), and each device has its own queue of envelopes and its own
+// one-time prekeys: a deposit or fetch by a device token (below) is for
+// that device; a drain, ack or upload from a device's peer is of its queue
+// and keys only, so a device never drains, acknowledges or uploads for its
+// sibling (an ack of a sequence number of another queue changes nothing).
+//
+// The account's queue and keys (mbox/e/, mbox/d/, mbox/k/), all there was
+// before devices had queues, are those of the member's first device: the
+// first to register with its certificate here, which for a member
+// registered before this version is its one device (it keeps its queue and
+// keys, untouched, and drains them as before, also before it registers
+// again), and which is the device a sender's box for the account token is
+// sealed to (its certificate and bundle are the record's, kind 1). So the
+// account token, and the first device's own device token, both reach that
+// queue; other devices' queues and keys are under mbox/f/, mbox/g/ and
+// mbox/j/ (account, device id). The role is not handed on: if the first
+// device is dropped, the account's queue waits until it expires. Once a
+// device holds it, a peer id registered before this version and not since
+// is refused ("register again") rather than let drain the first device's
+// queue. Sequence numbers are the member's, so they are unique over its
+// queues; a drain answers the oldest of the device's queue.
 //
 // # Wire: /callsign/mailbox/1.0.0
 //
@@ -51,7 +81,8 @@
 //	field 5  signature  bytes   register: 64 bytes, Ed25519 by account over
 //	                            "callsign/v1/mailbox-register" || 0x00 || len(mailbox) (1) ||
 //	                            mailbox peer id || account || len(cert) (1) || cert || time (8, BE)
-//	field 6  token      bytes   deposit: 16 bytes, the recipient token (below)
+//	field 6  token      bytes   deposit: 16 bytes, the recipient token (below): the
+//	                            member's (Token) or one of its devices' (DeviceToken)
 //	field 7  envelope   bytes   deposit: repeated 1..256, each a sealed box (below),
 //	                            at most Config.MaxEnvelope (default 80 KiB)
 //	field 8  max        varint  drain: 1..256 envelopes wanted
@@ -89,20 +120,25 @@
 //	field 7  pqprekey   bytes   fetch: an ML-KEM-768 one-time prekey, handed out once
 //	field 8  prekeys    varint  register, drain, ack, upload: X25519 one-time prekeys held, 0..100
 //	field 9  pqprekeys  varint  same, ML-KEM-768 ones
+//	field 16 per_device varint  register: 1, this mailbox keeps a queue per device and
+//	                            takes device tokens (an older one omits it, and answers
+//	                            a device token 2, not a member)
 //
-// A request that does not parse gets status 6 (malformed) and changes
-// nothing; the stream and the node carry on. A deposit for a token no
-// member has is 2 (not a member); for a token of a day more than one day
-// past, 5 (expired). A peer may deposit Config.DepositRate envelopes a
+// Waiting, prekeys and pqprekeys are the requesting device's: its queue's
+// and its keys'. A request that does not parse gets status 6 (malformed)
+// and changes nothing; the stream and the node carry on. A deposit for a
+// token no member has, or a device token of a device the member has not
+// registered here, is 2 (not a member); for a token of a day more than one
+// day past, 5 (expired). A peer may deposit Config.DepositRate envelopes a
 // second (burst DepositBurst; default 500, 5000), beyond which it gets 7
-// (rate limited) with nothing read or stored; streams are limited to 100
-// a second per peer and 32 at once. Quotas are per member: at most
-// Config.MaxCount envelopes and MaxBytes bytes waiting (default 10,000
-// and 100 MiB); at most MaxMembers members (default 1000). An envelope
-// waits at most Config.Expiry (default 30 days), then it is deleted (at
-// the next drain, or by the hourly sweep) and the sender's own outbox,
-// which keeps every message until the recipient acknowledges it, is what
-// still holds the message.
+// (rate limited) with nothing read or stored; streams are limited to 100 a
+// second per peer and 32 at once. Quotas are per member, all its queues
+// together: at most Config.MaxCount envelopes and MaxBytes bytes waiting
+// (default 10,000 and 100 MiB); at most MaxMembers members (default 1000).
+// An envelope, in any queue, waits at most Config.Expiry (default 30
+// days), then it is deleted (at the next drain, or by the hourly sweep)
+// and the sender's own outbox, which keeps every message until the
+// recipient acknowledges it, is what still holds the message.
 //
 // # One-time prekeys
 //
@@ -116,12 +152,15 @@
 // key that does not parse or repeats 6). The answers to register, drain,
 // ack and upload say how many of each are left, and the member uploads a
 // new batch when they run low (msg: 50 of each when either falls below
-// 10). Keys are per account: they belong to its one device today.
+// 10). Keys are per device (see Queues per device): an upload replaces
+// the uploading device's keys, the account's for the first device.
 //
 // A sender that can't reach a recipient's device for a first contact asks
 // one of its mailboxes for keys by the recipient's token (the deposit's,
-// so the fetch names the member no more than a deposit does). The mailbox
-// deletes the oldest key of each kind it holds in a transaction that
+// so the fetch names the member no more than a deposit does): the
+// account's token for the first device's keys, a device token for that
+// device's. The mailbox deletes the oldest key of each kind it holds for
+// it in a transaction that
 // commits before it answers, so no key is handed out twice, even across a
 // crash. The sender checks the keys' signatures (e2e.Bundle.Verify) and
 // starts PQXDH with them and the record's signed prekeys; the member
@@ -132,7 +171,8 @@
 // bounded twice: one peer may fetch Config.FetchRate a second (burst
 // FetchBurst; default one in 6 s, 10), beyond which it gets 7 (rate
 // limited); and whoever asks, the mailbox hands out MemberRate keys of a
-// member a second (burst MemberBurst; default one in 2 min, 20), so many
+// member's device a second (burst MemberBurst; default one in 2 min, 20;
+// each device's keys are rationed apart, as a member's were), so many
 // peers together take at most about 30 an hour plus the burst. Past
 // either bound, or with no keys left, a fetch answers ok with no key and
 // the sender starts PQXDH with the signed prekey and the ML-KEM
@@ -198,6 +238,17 @@
 // accepts yesterday's, today's and tomorrow's tokens (clocks differ), and
 // answers a token of the week before with "expired".
 //
+// A sender that reads a member's devices (identity record kind 3) and a
+// mailbox's per_device addresses each device apart, by the same days:
+//
+//	device token = HMAC-SHA256(key = member's account key,
+//	                           "callsign/v1/mailbox-device-token" || 0x00 || mailbox peer id ||
+//	                           DeviceID (8) || day (8, BE))[:16]
+//
+// The mailbox computes them for each device registered with it, as it
+// does the member's. (msg does not use them yet: until kind 3 is
+// published, a member has one device, whose queue is the account's.)
+//
 // # What a mailbox still learns
 //
 // Not the plaintext, not who wrote (the sender's account and device are
@@ -207,8 +258,10 @@
 // deposits from its own node is seen as that node; linking it to an
 // account takes looking that peer id up in the DHT), the time and size of
 // each deposit and the number of envelopes in it, the member each deposit
-// is for (the mailbox computes its members' tokens), when the member
-// drains and from which device and address, and how much waits. From
+// is for and, by a device token, for which of its devices (the mailbox
+// computes its members' tokens), how many devices a member has registered
+// here and their DeviceIDs, when each device drains and from which
+// address, and how much waits for each. From
 // one-time prekeys it learns, likewise: that the fetching connection is
 // about to write to the member the token names for the first time (the
 // same connection's deposit usually follows), when, and how many first
@@ -218,7 +271,7 @@
 // first contact refused by the recipient ("session: unknown prekey": a
 // one-time prekey is accepted once), which is no more than a mailbox
 // dropping an envelope can do. The store keeps only the
-// member's account key, device peer ids, its one-time prekeys, and per
-// envelope its expiry, a digest and the box: nothing about the depositor
-// or the fetcher.
+// member's account key, its devices' peer ids and DeviceIDs, their
+// one-time prekeys, and per envelope its queue, its expiry, a digest and
+// the box: nothing about the depositor or the fetcher.
 package mailbox

@@ -14,6 +14,9 @@ func FuzzRequest(f *testing.F) {
 		{op: opUpload, prekeys: [][]byte{{1}, {2, 3}}, pqPrekeys: [][]byte{{4}}},
 		{op: opUpload, pqPrekeys: [][]byte{bytes.Repeat([]byte{4}, 1258)}},
 		{op: opFetch, token: bytes.Repeat([]byte{3}, TokenSize)},
+		// A device token (DeviceToken) travels in the same field.
+		{op: opDeposit, token: DeviceToken(bytes.Repeat([]byte{1}, 32), []byte("mb"), [8]byte{1}, 20000), envelopes: [][]byte{{4}}},
+		{op: opFetch, token: DeviceToken(bytes.Repeat([]byte{1}, 32), []byte("mb"), [8]byte{1}, 20000)},
 	} {
 		f.Add(r.marshal())
 	}
@@ -41,10 +44,12 @@ func FuzzResponse(f *testing.F) {
 		{status: StatusOverQuota, reason: "over quota"},
 		{status: StatusOK, prekey: []byte{1, 2}, pqPrekey: bytes.Repeat([]byte{3}, 1258)},
 		{status: StatusOK, waiting: 4, prekeys: 100, pqPrekeys: 7},
+		{status: StatusOK, waiting: 4, prekeys: 3, pqPrekeys: 2, perDevice: true}, // register, addition 16
 	} {
 		f.Add(r.marshal())
 	}
 	f.Add(append((&response{status: StatusOK, waiting: 2}).marshal(), later...))
+	f.Add(append((&response{status: StatusOK, waiting: 2, perDevice: true}).marshal(), later...))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := unmarshalResponse(b)
 		if err != nil {

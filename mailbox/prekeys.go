@@ -18,21 +18,22 @@ import (
 // of each kind by the member's token, and each is handed out at most once,
 // deleted durably before the answer leaves.
 
-// countsLocked puts the member's one-time prekey counts in r.
-func (s *Server) countsLocked(account [32]byte, r *response) {
-	c := s.prekeys[account]
+// countsLocked puts the one-time prekey counts of queue q in r.
+func (s *Server) countsLocked(q queue, r *response) {
+	c := s.prekeys[q]
 	r.prekeys, r.pqPrekeys = uint64(c[0]), uint64(c[1])
 }
 
 // upload replaces the kinds of one-time prekeys req carries, for the
-// member whose device from is, after checking every key's signature by
-// the member's account key: all or nothing.
+// device from of a member (the account's keys for its first device),
+// after checking every key's signature by the member's account key: all
+// or nothing.
 func (s *Server) upload(from peer.ID, req request) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.memberOfLocked(from)
-	if !ok {
-		return refuse(StatusNotMember, "this device is not a registered member's")
+	m, q, reason := s.queueOfLocked(from)
+	if m == nil {
+		return refuse(StatusNotMember, reason)
 	}
 	if len(req.prekeys) > s.cfg.MaxPrekeys || len(req.pqPrekeys) > s.cfg.MaxPrekeys {
 		return refuse(StatusTooLarge, fmt.Sprintf("at most %d one-time prekeys of each kind", s.cfg.MaxPrekeys))
@@ -63,20 +64,19 @@ func (s *Server) upload(from peer.ID, req request) []byte {
 			keys = append(keys, key{kind, k.ID, b})
 		}
 	}
-	a := [32]byte(m.Account)
-	c := s.prekeys[a]
+	c := s.prekeys[q]
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		for i, kind := range []byte{store.MailboxPrekeyX25519, store.MailboxPrekeyPQ} {
 			if (i == 0 && req.prekeys == nil) || (i == 1 && req.pqPrekeys == nil) {
 				continue
 			}
-			if _, err := tx.DeleteMailboxPrekeys(m.Account, kind); err != nil {
+			if _, err := tx.DeleteMailboxDevicePrekeys(m.Account, q.devBytes(), kind); err != nil {
 				return err
 			}
 			c[i] = 0
 		}
 		for _, k := range keys {
-			if err := tx.PutMailboxPrekey(m.Account, k.kind, k.id, k.data); err != nil {
+			if err := tx.PutMailboxDevicePrekey(m.Account, q.devBytes(), k.kind, k.id, k.data); err != nil {
 				return err
 			}
 			c[k.kind-1]++
@@ -87,39 +87,38 @@ func (s *Server) upload(from peer.ID, req request) []byte {
 		s.log.Warn("upload prekeys", "err", err)
 		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
 	}
-	s.prekeys[a] = c
-	r := response{status: StatusOK, waiting: uint64(m.Count)}
-	s.countsLocked(a, &r)
+	s.prekeys[q] = c
+	r := response{status: StatusOK, waiting: uint64(m.waiting(q))}
+	s.countsLocked(q, &r)
 	return r.marshal()
 }
 
-// fetch hands out one one-time prekey of each kind the member tok names
-// holds, deleting them in a committed transaction first. Past the peer's
+// fetch hands out one one-time prekey of each kind held for the queue tok
+// names (a member's account, or one of its devices), deleting them in a
+// committed transaction first. Past the peer's
 // or the member's budget, or when none are left, the answer is ok with
 // none: the sender uses the signed prekeys of the member's record.
 func (s *Server) fetch(from peer.ID, req request) []byte {
 	now := s.cfg.Now()
-	var tok [TokenSize]byte
-	copy(tok[:], req.token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !limiterLocked(s.fetchers, from, s.cfg.FetchRate, s.cfg.FetchBurst).AllowN(now, 1) {
 		return refuse(StatusRateLimited, "too many prekey fetches from this peer; use the signed prekeys")
 	}
-	a, st, reason := s.tokenMemberLocked(tok, now)
+	q, st, reason := s.tokenQueueLocked([TokenSize]byte(req.token), now)
 	if st != StatusOK {
 		return refuse(st, reason)
 	}
-	c := s.prekeys[a]
+	c := s.prekeys[q]
 	r := response{status: StatusOK}
 	if c == [2]int{} {
 		return r.marshal()
 	}
-	if !limiterLocked(s.handouts, a, s.cfg.MemberRate, s.cfg.MemberBurst).AllowN(now, 1) {
+	if !limiterLocked(s.handouts, q, s.cfg.MemberRate, s.cfg.MemberBurst).AllowN(now, 1) {
 		r.reason = "this member's one-time prekeys are rationed; use the signed prekeys"
 		return r.marshal()
 	}
-	account := s.members[a].Account
+	account := s.members[q.account].Account
 	next := c
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		next = c
@@ -127,7 +126,7 @@ func (s *Server) fetch(from peer.ID, req request) []byte {
 			if c[i] == 0 {
 				continue
 			}
-			b, err := tx.TakeMailboxPrekey(account, kind)
+			b, err := tx.TakeMailboxDevicePrekey(account, q.devBytes(), kind)
 			if errors.Is(err, store.ErrNotFound) {
 				next[i] = 0
 				continue
@@ -148,29 +147,36 @@ func (s *Server) fetch(from peer.ID, req request) []byte {
 		s.log.Warn("fetch prekeys", "err", err)
 		return refuse(StatusOverQuota, "mailbox store unavailable; use the signed prekeys")
 	}
-	s.prekeys[a] = next
+	s.prekeys[q] = next
 	return r.marshal()
 }
 
-// Held is what a mailbox holds for this device's account: envelopes
-// waiting and one-time prekeys of each kind.
+// Held is what a mailbox holds for this device: envelopes waiting and
+// one-time prekeys of each kind, in the device's queue (for the member's
+// first device, or at a mailbox without queues per device, the account's).
 type Held struct {
 	Waiting   int
 	Prekeys   int // X25519 one-time prekeys
 	PQPrekeys int // ML-KEM-768 one-time prekeys
+	// PerDevice (Register only) says the mailbox keeps a queue per device
+	// of a member and takes device tokens (DeviceToken); false from a
+	// mailbox older than that.
+	PerDevice bool
 }
 
 func (r *response) held() Held {
-	return Held{Waiting: int(r.waiting), Prekeys: int(r.prekeys), PQPrekeys: int(r.pqPrekeys)}
+	return Held{Waiting: int(r.waiting), Prekeys: int(r.prekeys), PQPrekeys: int(r.pqPrekeys), PerDevice: r.perDevice}
 }
 
 // MaxPrekeys is the most one-time prekeys of each kind one upload carries.
 const MaxPrekeys = maxPrekeysWire
 
-// UploadPrekeys gives mb this device's account's one-time prekeys (at most
+// UploadPrekeys gives mb this device's one-time prekeys (at most
 // MaxPrekeys of each kind, each signed by the account key; e2e's
 // IssueOneTime): the keys of a kind the upload carries replace those the
-// mailbox held of that kind. It returns what mb then holds.
+// mailbox held of that kind for this device (for the member's first
+// device, or at a mailbox without queues per device, the account's). It
+// returns what mb then holds.
 func UploadPrekeys(ctx context.Context, h host.Host, mb peer.ID, x25519, pq []e2e.OneTimePrekey) (Held, error) {
 	if len(x25519)+len(pq) == 0 || len(x25519) > MaxPrekeys || len(pq) > MaxPrekeys {
 		return Held{}, fmt.Errorf("mailbox: upload of %d and %d one-time prekeys (at most %d each)", len(x25519), len(pq), MaxPrekeys)
@@ -193,7 +199,8 @@ func UploadPrekeys(ctx context.Context, h host.Host, mb peer.ID, x25519, pq []e2
 }
 
 // FetchPrekeys asks mb for one-time prekeys of the member token names
-// (Token): one of each kind, either nil when mb has none to hand out.
+// (Token: the account's, the keys of its first device; DeviceToken: one
+// device's): one of each kind, either nil when mb has none to hand out.
 // Their shape is checked; the caller checks their signatures against the
 // member's account (e2e.Bundle.Verify). A refusal is a *RefusedError.
 func FetchPrekeys(ctx context.Context, h host.Host, mb peer.ID, token []byte) (x25519, pq *e2e.OneTimePrekey, err error) {

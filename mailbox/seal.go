@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/callsign/callsign/identity"
 )
 
 // Sealed-sender box, version 2 (hybrid; see the package doc):
@@ -36,6 +38,7 @@ const (
 	labelSeal   = "callsign/v1/mailbox-seal"
 	labelHybrid = "callsign/v1/mailbox-seal-hybrid"
 	labelToken  = "callsign/v1/mailbox-token"
+	labelDevTok = "callsign/v1/mailbox-device-token"
 	labelBoxID  = "callsign/v1/mailbox-box-id"
 	labelDigest = "callsign/v1/mailbox-digest"
 
@@ -261,6 +264,25 @@ func Token(account, mailbox []byte, day int64) []byte {
 	m.Write([]byte(labelToken))
 	m.Write([]byte{0})
 	m.Write(mailbox)
+	m.Write(binary.BigEndian.AppendUint64(nil, uint64(day)))
+	return m.Sum(nil)[:TokenSize]
+}
+
+// DeviceToken is the token a sender addresses a deposit or a prekey fetch
+// with to one device of a member (dev, identity.DeviceID of its
+// certificate), at a mailbox that keeps a queue per device (Held.PerDevice):
+//
+//	HMAC-SHA256(key = account, "callsign/v1/mailbox-device-token" || 0x00 || mailbox ||
+//	            dev (8) || day (8, big-endian))[:16]
+//
+// It rotates like Token, and names no sender. A mailbox without queues per
+// device answers it "not a member".
+func DeviceToken(account, mailbox []byte, dev identity.DeviceID, day int64) []byte {
+	m := hmac.New(sha256.New, account)
+	m.Write([]byte(labelDevTok))
+	m.Write([]byte{0})
+	m.Write(mailbox)
+	m.Write(dev[:])
 	m.Write(binary.BigEndian.AppendUint64(nil, uint64(day)))
 	return m.Sum(nil)[:TokenSize]
 }

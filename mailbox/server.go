@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +38,7 @@ const (
 	DefaultMemberRate   = rate.Limit(1.0 / 120) // 30 an hour
 	DefaultMemberBurst  = 20
 	registerSkew        = 10 * time.Minute
-	maxPeersPerMember   = 4
+	maxPeersPerMember   = 8 // as many devices as an identity record lists
 	sweepInterval       = time.Hour
 )
 
@@ -83,6 +84,7 @@ type Config struct {
 // Stats is what a mailbox holds.
 type Stats struct {
 	Members int   // registered accounts
+	Devices int   // their devices registered with a certificate (DeviceIDs known)
 	Waiting int   // envelopes waiting, all members
 	Bytes   int64 // their bytes
 	Prekeys int   // one-time prekeys held, all members, both kinds
@@ -102,18 +104,44 @@ type Server struct {
 	// mu serialises every write of the mailbox's entries (so deposits
 	// never conflict) and guards the fields below.
 	mu       sync.Mutex
-	members  map[[32]byte]*store.MailboxMember
+	members  map[[32]byte]*memberState
 	byPeer   map[peer.ID][32]byte
 	tokens   map[[TokenSize]byte]tokenInfo
 	tokenDay int64
 	limiters map[peer.ID]*rate.Limiter // deposits, per peer
 	fetchers map[peer.ID]*rate.Limiter // prekey fetches, per peer
-	handouts map[[32]byte]*rate.Limiter
-	prekeys  map[[32]byte][2]int // one-time prekeys held per member: X25519, PQ
+	handouts map[queue]*rate.Limiter
+	prekeys  map[queue][2]int // one-time prekeys held per queue: X25519, PQ
+}
+
+// memberState is a registered account and what the server keeps in memory of
+// it. Count, Bytes and Next (store.MailboxMember) cover all its queues.
+type memberState struct {
+	store.MailboxMember
+	devices []store.MailboxDevice     // registered with their certificates
+	queued  map[identity.DeviceID]int // envelopes in each device's own queue (mbox/f/)
+}
+
+// queue names one of a member's queues, with its one-time prekeys: the
+// account's (dev zero: mbox/e/, mbox/d/, mbox/k/, the only one before
+// devices had their own), which belongs to the member's first device, or
+// another device's (mbox/f/, mbox/g/, mbox/j/).
+type queue struct {
+	account [32]byte
+	dev     identity.DeviceID
+}
+
+// devBytes is the device id the store names q's queue by; nil for the
+// account's.
+func (q queue) devBytes() []byte {
+	if q.dev.IsZero() {
+		return nil
+	}
+	return q.dev[:]
 }
 
 type tokenInfo struct {
-	account [32]byte
+	q       queue
 	expired bool
 }
 
@@ -173,20 +201,31 @@ func New(cfg Config) (*Server, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Server{cfg: cfg, log: log.With("component", "mailbox"), ctx: ctx, cancel: cancel,
-		members: map[[32]byte]*store.MailboxMember{}, byPeer: map[peer.ID][32]byte{},
+		members: map[[32]byte]*memberState{}, byPeer: map[peer.ID][32]byte{},
 		tokens: map[[TokenSize]byte]tokenInfo{}, limiters: map[peer.ID]*rate.Limiter{},
-		fetchers: map[peer.ID]*rate.Limiter{}, handouts: map[[32]byte]*rate.Limiter{},
-		prekeys: map[[32]byte][2]int{}}, nil
+		fetchers: map[peer.ID]*rate.Limiter{}, handouts: map[queue]*rate.Limiter{},
+		prekeys: map[queue][2]int{}}, nil
 }
 
 // Start loads the members and serves Protocol; expired envelopes are
 // deleted in the background.
 func (s *Server) Start(ctx context.Context) error {
 	var ms []store.MailboxMember
-	var counts map[string][2]int
+	var devs []store.MailboxDevice
+	var counts, devCounts map[string][2]int
+	var queued map[string]int
 	if err := s.cfg.DB.View(func(tx *store.Tx) error {
 		var err error
 		if ms, err = tx.MailboxMembers(); err != nil {
+			return err
+		}
+		if devs, err = tx.MailboxDevices(); err != nil {
+			return err
+		}
+		if queued, err = tx.MailboxDeviceQueued(); err != nil {
+			return err
+		}
+		if devCounts, err = tx.MailboxDevicePrekeyCounts(); err != nil {
 			return err
 		}
 		counts, err = tx.MailboxPrekeyCounts()
@@ -196,10 +235,23 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.mu.Lock()
 	for i := range ms {
-		s.addMemberLocked(&ms[i])
+		s.members[[32]byte(ms[i].Account)] = &memberState{MailboxMember: ms[i], queued: map[identity.DeviceID]int{}}
+	}
+	for _, d := range devs {
+		if m := s.members[[32]byte(d.Account)]; m != nil {
+			m.devices = append(m.devices, d)
+		}
+	}
+	for q, n := range queued {
+		if m := s.members[[32]byte([]byte(q[:32]))]; m != nil {
+			m.queued[identity.DeviceID([]byte(q[32:]))] = n
+		}
 	}
 	for a, c := range counts {
-		s.prekeys[[32]byte([]byte(a))] = c
+		s.prekeys[queue{account: [32]byte([]byte(a))}] = c
+	}
+	for q, c := range devCounts {
+		s.prekeys[queue{[32]byte([]byte(q[:32])), identity.DeviceID([]byte(q[32:]))}] = c
 	}
 	s.rebuildTokensLocked(Day(s.cfg.Now()))
 	s.mu.Unlock()
@@ -231,6 +283,7 @@ func (s *Server) Stats() Stats {
 	defer s.mu.Unlock()
 	st := Stats{Members: len(s.members)}
 	for _, m := range s.members {
+		st.Devices += len(m.devices)
 		st.Waiting += m.Count
 		st.Bytes += m.Bytes
 	}
@@ -241,37 +294,52 @@ func (s *Server) Stats() Stats {
 }
 
 // Prekeys reports how many one-time prekeys of each kind (X25519, ML-KEM)
-// the mailbox holds for the member with this account key.
+// the mailbox holds under the account of the member with this account key:
+// its first device's (see the package doc, "Queues per device").
 func (s *Server) Prekeys(account []byte) (x25519, pq int) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	c := s.prekeys[[32]byte(account)]
+	c := s.prekeys[queue{account: [32]byte(account)}]
 	return c[0], c[1]
 }
 
-func (s *Server) addMemberLocked(m *store.MailboxMember) {
-	var a [32]byte
-	copy(a[:], m.Account)
-	s.members[a] = m
+// addTokensLocked maps m's peers to it and computes its tokens for the
+// days around s.tokenDay: yesterday, today and tomorrow are valid (clocks
+// differ), the week before is expired. The account token names the
+// account's queue, a device token its device's queue (the account's for
+// its first device).
+func (s *Server) addTokensLocked(m *memberState) {
+	a := [32]byte(m.Account)
 	for _, p := range m.Peers {
 		s.byPeer[peer.ID(p)] = a
 	}
+	mb := []byte(s.cfg.Host.ID())
 	day := s.tokenDay
 	for d := day - 7; d <= day+1; d++ {
-		var t [TokenSize]byte
-		copy(t[:], Token(m.Account, []byte(s.cfg.Host.ID()), d))
-		s.tokens[t] = tokenInfo{account: a, expired: d < day-1}
+		s.tokens[[TokenSize]byte(Token(m.Account, mb, d))] = tokenInfo{q: queue{account: a}, expired: d < day-1}
+		for _, dv := range m.devices {
+			t := DeviceToken(m.Account, mb, identity.DeviceID(dv.ID), d)
+			s.tokens[[TokenSize]byte(t)] = tokenInfo{q: deviceQueue(a, dv), expired: d < day-1}
+		}
 	}
 }
 
+// deviceQueue returns the queue of a's device d: the account's for its
+// first device.
+func deviceQueue(a [32]byte, d store.MailboxDevice) queue {
+	if d.First {
+		return queue{account: a}
+	}
+	return queue{a, identity.DeviceID(d.ID)}
+}
+
 // rebuildTokensLocked computes every member's tokens for the days around
-// day: yesterday, today and tomorrow are valid (clocks differ), the week
-// before is expired.
+// day.
 func (s *Server) rebuildTokensLocked(day int64) {
 	s.tokenDay = day
 	clear(s.tokens)
 	for _, m := range s.members {
-		s.addMemberLocked(m)
+		s.addTokensLocked(m)
 	}
 }
 
@@ -360,27 +428,64 @@ func (s *Server) register(from peer.ID, req request) []byte {
 	if string(cert.PeerID) != string(from) {
 		return refuse(StatusForbidden, "the certificate is for another device")
 	}
-	var a [32]byte
-	copy(a[:], req.account)
+	dev := cert.DeviceID()
+	if dev.IsZero() {
+		return refuse(StatusForbidden, "bad device certificate")
+	}
+	a := [32]byte(req.account)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	old := s.members[a]
 	if old == nil && len(s.members) >= s.cfg.MaxMembers {
 		return refuse(StatusFull, fmt.Sprintf("this mailbox holds for %d members, its most", s.cfg.MaxMembers))
 	}
-	m := store.MailboxMember{Account: req.account, Registered: now, Next: 1}
+	m := &memberState{MailboxMember: store.MailboxMember{Account: req.account, Next: 1}, queued: map[identity.DeviceID]int{}}
 	if old != nil {
-		m = *old
-		m.Registered = now
+		m.MailboxMember, m.queued = old.MailboxMember, old.queued
 	}
+	m.Registered = now
+	var oldDevs []store.MailboxDevice
+	if old != nil {
+		oldDevs = old.devices
+	}
+	devs, removed, moved := registerDevice(req.account, oldDevs, dev, from)
 	peers := [][]byte{[]byte(from)}
 	for _, p := range m.Peers {
-		if !bytes.Equal(p, []byte(from)) && len(peers) < maxPeersPerMember {
+		if !bytes.Equal(p, []byte(from)) && !bytes.Equal(p, moved) {
 			peers = append(peers, p)
 		}
 	}
-	m.Peers = peers
-	if err := s.cfg.DB.Update(func(tx *store.Tx) error { return tx.PutMailboxMember(m) }); err != nil {
+	// Past maxPeersPerMember, the least recently registered peers go, and
+	// their devices with them (their queues wait until they expire).
+	for _, p := range peers[min(len(peers), maxPeersPerMember):] {
+		if i := slices.IndexFunc(devs, func(d store.MailboxDevice) bool { return bytes.Equal(d.Peer, p) }); i >= 0 {
+			removed = append(removed, devs[i])
+			devs = slices.Delete(devs, i, i+1)
+		}
+	}
+	m.Peers = peers[:min(len(peers), maxPeersPerMember)]
+	m.devices = devs
+	self := devs[slices.IndexFunc(devs, func(d store.MailboxDevice) bool { return bytes.Equal(d.Peer, []byte(from)) })]
+	err = s.cfg.DB.Update(func(tx *store.Tx) error {
+		if err := tx.PutMailboxMember(m.MailboxMember); err != nil {
+			return err
+		}
+		for _, d := range removed {
+			if err := tx.DeleteMailboxDevice(d.Account, d.ID); err != nil {
+				return err
+			}
+			if d.First { // the account's keys stay, as before devices
+				continue
+			}
+			for _, kind := range []byte{store.MailboxPrekeyX25519, store.MailboxPrekeyPQ} {
+				if _, err := tx.DeleteMailboxDevicePrekeys(d.Account, d.ID, kind); err != nil {
+					return err
+				}
+			}
+		}
+		return tx.PutMailboxDevice(self)
+	})
+	if err != nil {
 		s.log.Warn("register member", "err", err)
 		return refuse(StatusOverQuota, "mailbox store unavailable")
 	}
@@ -389,26 +494,81 @@ func (s *Server) register(from peer.ID, req request) []byte {
 			delete(s.byPeer, peer.ID(p))
 		}
 	}
-	s.addMemberLocked(&m)
-	r := response{status: StatusOK, waiting: uint64(m.Count)}
-	s.countsLocked(a, &r)
+	for _, d := range removed {
+		if !d.First {
+			delete(s.prekeys, queue{a, identity.DeviceID(d.ID)})
+		}
+	}
+	if len(removed) > 0 { // their tokens go
+		for t, ti := range s.tokens {
+			if ti.q.account == a {
+				delete(s.tokens, t)
+			}
+		}
+	}
+	s.members[a] = m
+	s.addTokensLocked(m)
+	q := deviceQueue(a, self)
+	r := response{status: StatusOK, waiting: uint64(m.waiting(q)), perDevice: true}
+	s.countsLocked(q, &r)
 	return r.marshal()
+}
+
+// registerDevice returns a member's devices (old) with dev registered
+// from peer p; the devices that go (one registered from p before is
+// another device now: p's certificate names another key); and the peer
+// dev registered from before, if it was another. A device new here is the
+// member's first device (the account's queue and one-time prekeys are
+// its) if no other device is registered: the first to register with its
+// certificate, which for a member registered before devices were told
+// apart is its one device, so it keeps its queue.
+func registerDevice(account []byte, old []store.MailboxDevice, dev identity.DeviceID, p peer.ID) (devs, removed []store.MailboxDevice, moved []byte) {
+	found := false
+	for _, d := range old {
+		switch {
+		case identity.DeviceID(d.ID) == dev:
+			if !bytes.Equal(d.Peer, []byte(p)) {
+				moved = d.Peer
+			}
+			d.Peer = []byte(p)
+			found = true
+		case bytes.Equal(d.Peer, []byte(p)):
+			removed = append(removed, d)
+			continue
+		}
+		devs = append(devs, d)
+	}
+	if !found {
+		devs = append(devs, store.MailboxDevice{Account: account, ID: bytes.Clone(dev[:]), Peer: []byte(p), First: len(devs) == 0})
+	}
+	return devs, removed, moved
+}
+
+// waiting is the number of envelopes in q, one of m's queues.
+func (m *memberState) waiting(q queue) int {
+	if !q.dev.IsZero() {
+		return m.queued[q.dev]
+	}
+	n := m.Count
+	for _, c := range m.queued {
+		n -= c
+	}
+	return max(n, 0)
 }
 
 func (s *Server) deposit(from peer.ID, req request) []byte {
 	now := s.cfg.Now()
-	var tok [TokenSize]byte
-	copy(tok[:], req.token)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.limiter(from).AllowN(now, len(req.envelopes)) {
 		return refuse(StatusRateLimited, "too many deposits from this peer; try again later")
 	}
-	acct, tst, reason := s.tokenMemberLocked(tok, now)
+	q, tst, reason := s.tokenQueueLocked([TokenSize]byte(req.token), now)
 	if tst != StatusOK {
 		return refuse(tst, reason)
 	}
-	m := *s.members[acct]
+	mm := s.members[q.account]
+	m := mm.MailboxMember
 	results := make([]Status, len(req.envelopes))
 	var puts []store.MailboxEnvelope
 	seen := map[[store.MailboxDigestSize]byte]bool{}
@@ -419,7 +579,7 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 				continue
 			}
 			dg := digest(e)
-			dup, err := tx.MailboxDigest(m.Account, dg[:])
+			dup, err := tx.MailboxDeviceDigest(m.Account, q.devBytes(), dg[:])
 			if err != nil {
 				return err
 			}
@@ -427,6 +587,7 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 				results[i] = StatusDuplicate
 				continue
 			}
+			// The quota is the member's: all its queues together.
 			if m.Count+1 > s.cfg.MaxCount || m.Bytes+int64(len(e)) > s.cfg.MaxBytes {
 				results[i] = StatusOverQuota
 				continue
@@ -443,7 +604,7 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 	if err == nil && len(puts) > 0 {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
 			for _, e := range puts {
-				if err := tx.PutMailboxEnvelope(m.Account, e); err != nil {
+				if err := tx.PutMailboxDeviceEnvelope(m.Account, q.devBytes(), e); err != nil {
 					return err
 				}
 			}
@@ -454,7 +615,10 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 		s.log.Warn("deposit", "err", err)
 		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
 	}
-	*s.members[acct] = m
+	mm.MailboxMember = m
+	if !q.dev.IsZero() {
+		mm.queued[q.dev] += len(puts)
+	}
 	st := StatusOK
 	for _, r := range results {
 		if r != StatusOK && r != StatusDuplicate {
@@ -469,43 +633,57 @@ func (s *Server) deposit(from peer.ID, req request) []byte {
 	return r.marshal()
 }
 
-// tokenMemberLocked returns the member tok names on the day of now, or
-// the status and reason to refuse with.
-func (s *Server) tokenMemberLocked(tok [TokenSize]byte, now time.Time) ([32]byte, Status, string) {
+// tokenQueueLocked returns the queue tok names on the day of now, or the
+// status and reason to refuse with.
+func (s *Server) tokenQueueLocked(tok [TokenSize]byte, now time.Time) (queue, Status, string) {
 	if d := Day(now); d != s.tokenDay {
 		s.rebuildTokensLocked(d)
 	}
 	ti, ok := s.tokens[tok]
 	if !ok {
-		return ti.account, StatusNotMember, "no member has this token"
+		return queue{}, StatusNotMember, "no member has this token"
 	}
 	if ti.expired {
-		return ti.account, StatusExpired, "this token is of a day that has passed"
+		return queue{}, StatusExpired, "this token is of a day that has passed"
 	}
-	return ti.account, StatusOK, ""
+	return ti.q, StatusOK, ""
 }
 
-// memberOf returns the member whose device from is.
-func (s *Server) memberOfLocked(from peer.ID) (*store.MailboxMember, bool) {
+// queueOfLocked returns the member one of whose devices from is, and
+// that device's queue: its own, or the account's for the member's first
+// device; a peer registered before devices were told apart has the
+// account's while no device does. Or the reason to refuse with.
+func (s *Server) queueOfLocked(from peer.ID) (*memberState, queue, string) {
 	a, ok := s.byPeer[from]
 	if !ok {
-		return nil, false
+		return nil, queue{}, "this device is not a registered member's"
 	}
-	return s.members[a], true
+	m := s.members[a]
+	first := false
+	for _, d := range m.devices {
+		if bytes.Equal(d.Peer, []byte(from)) {
+			return m, deviceQueue(a, d), ""
+		}
+		first = first || d.First
+	}
+	if first {
+		return nil, queue{}, "this device must register again"
+	}
+	return m, queue{account: a}, ""
 }
 
 func (s *Server) drain(from peer.ID, req request) []byte {
 	now := s.cfg.Now()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.memberOfLocked(from)
-	if !ok {
-		return refuse(StatusNotMember, "this device is not a registered member's")
+	m, q, reason := s.queueOfLocked(from)
+	if m == nil {
+		return refuse(StatusNotMember, reason)
 	}
 	var envs []store.MailboxEnvelope
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		var err error
-		envs, err = tx.MailboxEnvelopes(m.Account, 0, int(req.max), maxDrainBytes)
+		envs, err = tx.MailboxDeviceEnvelopes(m.Account, q.devBytes(), 0, int(req.max), maxDrainBytes)
 		return err
 	})
 	if err != nil {
@@ -522,37 +700,38 @@ func (s *Server) drain(from peer.ID, req request) []byte {
 		r.entries = append(r.entries, Entry{Seq: e.Seq, Data: e.Data})
 	}
 	if len(expired) > 0 {
-		s.deleteLocked(m, expired)
+		s.deleteLocked(m, q, expired)
 	}
-	r.waiting = uint64(max(m.Count-len(r.entries), 0))
-	s.countsLocked([32]byte(m.Account), &r)
+	r.waiting = uint64(max(m.waiting(q)-len(r.entries), 0))
+	s.countsLocked(q, &r)
 	return r.marshal()
 }
 
 func (s *Server) ack(from peer.ID, req request) []byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.memberOfLocked(from)
-	if !ok {
-		return refuse(StatusNotMember, "this device is not a registered member's")
+	m, q, reason := s.queueOfLocked(from)
+	if m == nil {
+		return refuse(StatusNotMember, reason)
 	}
-	if err := s.deleteLocked(m, req.seqs); err != nil {
+	if err := s.deleteLocked(m, q, req.seqs); err != nil {
 		s.log.Warn("ack", "err", err)
 		return refuse(StatusOverQuota, "mailbox store unavailable; try again later")
 	}
-	r := response{status: StatusOK, waiting: uint64(m.Count)}
-	s.countsLocked([32]byte(m.Account), &r)
+	r := response{status: StatusOK, waiting: uint64(m.waiting(q))}
+	s.countsLocked(q, &r)
 	return r.marshal()
 }
 
-// deleteLocked deletes m's envelopes seqs (those still there) in one
+// deleteLocked deletes the envelopes seqs of m's queue q (those still
+// there; a sequence number of another queue is none of q's) in one
 // transaction and updates its counts.
-func (s *Server) deleteLocked(m *store.MailboxMember, seqs []uint64) error {
-	n := *m
+func (s *Server) deleteLocked(m *memberState, q queue, seqs []uint64) error {
+	n := m.MailboxMember
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		n = *m
+		n = m.MailboxMember
 		for _, seq := range seqs {
-			e, err := tx.DeleteMailboxEnvelope(m.Account, seq)
+			e, err := tx.DeleteMailboxDeviceEnvelope(m.Account, q.devBytes(), seq)
 			if errors.Is(err, store.ErrNotFound) {
 				continue
 			}
@@ -565,7 +744,14 @@ func (s *Server) deleteLocked(m *store.MailboxMember, seqs []uint64) error {
 		return tx.PutMailboxMember(n)
 	})
 	if err == nil {
-		*m = n
+		if !q.dev.IsZero() {
+			if c := m.queued[q.dev] - (m.Count - n.Count); c > 0 {
+				m.queued[q.dev] = c
+			} else {
+				delete(m.queued, q.dev)
+			}
+		}
+		m.MailboxMember = n
 	}
 	return err
 }
@@ -602,7 +788,8 @@ func (s *Server) sweep() {
 	}
 }
 
-// sweepMember deletes a's expired envelopes; false on a store error.
+// sweepMember deletes a's expired envelopes, in each of its queues;
+// false on a store error.
 func (s *Server) sweepMember(a [32]byte) bool {
 	now := s.cfg.Now()
 	s.mu.Lock()
@@ -611,36 +798,45 @@ func (s *Server) sweepMember(a [32]byte) bool {
 	if m == nil || m.Count == 0 {
 		return true
 	}
-	var expired []uint64
-	from := uint64(0)
-	for {
-		var envs []store.MailboxEnvelope
-		err := s.cfg.DB.View(func(tx *store.Tx) error {
-			var err error
-			envs, err = tx.MailboxEnvelopes(m.Account, from, 1024, 64<<20)
-			return err
-		})
-		if err != nil {
-			s.log.Warn("sweep mailbox", "err", err)
-			return false
-		}
-		for _, e := range envs {
-			if !now.Before(e.Expires) {
-				expired = append(expired, e.Seq)
-			}
-			from = e.Seq + 1
-		}
-		if len(envs) < 1024 {
-			break
-		}
+	qs := []queue{{account: a}}
+	for dev := range m.queued {
+		qs = append(qs, queue{a, dev})
 	}
-	for len(expired) > 0 {
-		k := min(len(expired), 1024)
-		if err := s.deleteLocked(m, expired[:k]); err != nil {
-			s.log.Warn("sweep mailbox", "err", err)
-			return false
+	for _, q := range qs {
+		if m.waiting(q) == 0 {
+			continue
 		}
-		expired = expired[k:]
+		var expired []uint64
+		from := uint64(0)
+		for {
+			var envs []store.MailboxEnvelope
+			err := s.cfg.DB.View(func(tx *store.Tx) error {
+				var err error
+				envs, err = tx.MailboxDeviceEnvelopes(m.Account, q.devBytes(), from, 1024, 64<<20)
+				return err
+			})
+			if err != nil {
+				s.log.Warn("sweep mailbox", "err", err)
+				return false
+			}
+			for _, e := range envs {
+				if !now.Before(e.Expires) {
+					expired = append(expired, e.Seq)
+				}
+				from = e.Seq + 1
+			}
+			if len(envs) < 1024 {
+				break
+			}
+		}
+		for len(expired) > 0 {
+			k := min(len(expired), 1024)
+			if err := s.deleteLocked(m, q, expired[:k]); err != nil {
+				s.log.Warn("sweep mailbox", "err", err)
+				return false
+			}
+			expired = expired[k:]
+		}
 	}
 	return true
 }

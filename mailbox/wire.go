@@ -28,7 +28,7 @@ type Status uint64
 // Statuses (Response field 1, and field 3 per deposited envelope).
 const (
 	StatusOK          Status = 1  // done: registered, stored durably, drained, deleted
-	StatusNotMember   Status = 2  // the token (deposit) or peer (drain, ack) names no member
+	StatusNotMember   Status = 2  // the token (deposit, fetch) or peer (drain, ack, upload) names no member, or no device of one registered here
 	StatusOverQuota   Status = 3  // the member's count or bytes quota is full
 	StatusTooLarge    Status = 4  // an envelope over the size cap
 	StatusExpired     Status = 5  // the token is of a day that has passed; or a registration's time is stale
@@ -194,7 +194,10 @@ type response struct {
 	prekey, pqPrekey []byte
 	// register, drain, ack, upload: the member's one-time prekeys held here
 	prekeys, pqPrekeys uint64
-	skipped            []byte // additions this version does not know
+	// register (addition 16): the mailbox keeps a queue per device and
+	// takes device tokens (DeviceToken); an older mailbox omits it
+	perDevice bool
+	skipped   []byte // additions this version does not know
 }
 
 func (r *response) marshal() []byte {
@@ -215,6 +218,7 @@ func (r *response) marshal() []byte {
 	e.Bytes(7, r.pqPrekey)
 	e.Uint(8, r.prekeys)
 	e.Uint(9, r.pqPrekeys)
+	e.Bool(16, r.perDevice)
 	e.Raw(r.skipped)
 	return e.B
 }
@@ -257,6 +261,7 @@ func unmarshalResponse(b []byte) (response, error) {
 	r.pqPrekey = d.Bytes(7, 1, maxPrekeyWire)
 	r.prekeys = d.Uint(8, maxPrekeysWire)
 	r.pqPrekeys = d.Uint(9, maxPrekeysWire)
+	r.perDevice = d.Bool(16)
 	if err := d.End(); err != nil {
 		return response{}, err
 	}

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"encoding/hex"
 	"testing"
+
+	"github.com/callsign/callsign/internal/wire"
 )
 
 // later is what a newer member or mailbox might add: field 17 (a varint)
@@ -42,5 +44,32 @@ func TestAdditionsSkipped(t *testing.T) {
 	strict := append([]byte{0x08, 0x01, 0x22, byte(len(entry))}, entry...)
 	if _, err := unmarshalResponse(strict); err == nil {
 		t.Error("an entry with an unknown field accepted")
+	}
+}
+
+// TestPerDevice: the register response's addition 16 (per_device) has one
+// byte form, reads back, is skipped by a member that does not know it (it
+// reads the fields it knows, as an older one does), and a value other than
+// 1 is refused.
+func TestPerDevice(t *testing.T) {
+	r := response{status: StatusOK, waiting: 2, perDevice: true}
+	b := r.marshal()
+	if got := hex.EncodeToString(b); got != "08012802800101" {
+		t.Fatalf("register response %s", got)
+	}
+	p, err := unmarshalResponse(b)
+	if err != nil || !p.perDevice || p.waiting != 2 || !p.held().PerDevice {
+		t.Fatalf("read back %+v, %v", p, err)
+	}
+	old := wire.NewFrameDecoder(b, errMalformed, maxAdditions)
+	st, waiting := old.Uint(1, uint64(maxStatus)), old.Uint(5, 1<<40)
+	if err := old.End(); err != nil || st != 1 || waiting != 2 || hex.EncodeToString(old.Skipped()) != "800101" {
+		t.Fatalf("an older member reads %d, %d, %v, skipping %x", st, waiting, err, old.Skipped())
+	}
+	if p, err := unmarshalResponse(b[:4]); err != nil || p.perDevice {
+		t.Fatalf("an older mailbox's answer: %+v, %v; want no per_device", p, err)
+	}
+	if _, err := unmarshalResponse(append(b[:4], 0x80, 0x01, 0x02)); err == nil {
+		t.Error("per_device 2 accepted")
 	}
 }
