@@ -10,6 +10,7 @@
 // ordinary E2E sessions (the durable outbox, acks and mailboxes messages
 // use) converge whatever order ops arrive in and however often.
 //
-// The package imports identity, store and internal/wire; not msg, dht, call,
-// contacts or node: the node wires it to them through Appliers.
+// The package imports identity, store and internal/wire (and p2p, for the
+// link protocol to come); not msg, dht, call, contacts or node: the node
+// wires it to them through Appliers.
 package devices
