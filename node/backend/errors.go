@@ -46,6 +46,7 @@ var errorCodes = []struct {
 	// Names and keys.
 	{identity.ErrInvalidHandle, api.CodeInvalidName, "handles are 3 to 32 letters or digits of one script, with . _ - inside"},
 	{identity.ErrInvalidAccountID, api.CodeInvalidName, "an account id is csa1 followed by 52 letters and digits; `callsign id` shows yours"},
+	{identity.ErrInvalidDeviceID, api.CodeInvalidName, "a device id is 13 letters a-z and digits 2-7"},
 	{identity.ErrInvalidKey, api.CodeInternal, ""},
 	{identity.ErrMalformedCert, api.CodeInternal, ""},
 	{identity.ErrCertSignature, api.CodeInternal, ""},

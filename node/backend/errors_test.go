@@ -36,6 +36,7 @@ var sentinels = map[string]struct {
 
 	"identity.ErrInvalidHandle":    {identity.ErrInvalidHandle, api.CodeInvalidName},
 	"identity.ErrInvalidAccountID": {identity.ErrInvalidAccountID, api.CodeInvalidName},
+	"identity.ErrInvalidDeviceID":  {identity.ErrInvalidDeviceID, api.CodeInvalidName},
 	"identity.ErrInvalidKey":       {identity.ErrInvalidKey, api.CodeInternal},
 	"identity.ErrMalformedCert":    {identity.ErrMalformedCert, api.CodeInternal},
 	"identity.ErrCertSignature":    {identity.ErrCertSignature, api.CodeInternal},
