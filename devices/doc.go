@@ -1,6 +1,6 @@
 // Package devices keeps one account's devices in step (docs/DEVICES.md).
 //
-// So far it holds the sync layer (§2.2): the account's own state (contact
+// It holds the sync layer (§2.2): the account's own state (contact
 // names, trust and flags, settings, claims, the device roster, read marks) as
 // registers that every device keeps a copy of. Each write is stamped with a
 // Lamport clock and the DeviceID of the device that wrote it; an op applies
@@ -10,7 +10,21 @@
 // ordinary E2E sessions (the durable outbox, acks and mailboxes messages
 // use) converge whatever order ops arrive in and however often.
 //
-// The package imports identity, store and internal/wire (and p2p, for the
-// link protocol to come); not msg, dht, call, contacts or node: the node
-// wires it to them through Appliers.
+// It also holds linking (§1): the link code (linkcode.go, "callsign:link/"
+// + base32 + checksum, like p2p/invite's join code) and the protocol
+// /callsign/link/1.0.0 (link.go) by which an existing device E hands the
+// account to a new device N. E's Linker holds one PendingLink at a time,
+// in memory; N runs Join with the code. N proves the code's secret (the
+// code is spent then; three wrong proofs spend it too), the two run a
+// committed X25519 exchange bound to both peer ids (linkcrypto.go), and a
+// person confirms the same six-digit SAS on both screens before E seals the
+// account to N. What the account, N's answer and the history chunks hold is
+// opaque here: the node supplies and checks them through LinkOffer and
+// JoinConfig. Frames and limits are in linkframe.go and link.proto.
+//
+// The package imports identity, store, internal/wire, p2p/invite (its
+// address check) and libp2p's core types; not msg, dht, call, contacts,
+// node, api or pion: the node wires it to them through Appliers, the link's
+// callbacks and by registering Linker.ServeStream. Not p2p either, whose
+// host links pion: linkwire.go restates p2p's framing and reset codes.
 package devices
