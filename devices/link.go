@@ -36,6 +36,8 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 	"github.com/libp2p/go-libp2p/core/protocol"
 	ma "github.com/multiformats/go-multiaddr"
+
+	"github.com/callsign/callsign/p2p"
 )
 
 // LinkProtocol is the link protocol's stream protocol id.
@@ -113,7 +115,7 @@ func (ls *linkStream) step(d time.Duration) {
 }
 
 func (ls *linkStream) write(f linkFrame) error {
-	if err := writeFrame(ls.s, f.marshal()); err != nil {
+	if err := p2p.WriteFrame(ls.s, f.marshal()); err != nil {
 		return fmt.Errorf("send %v: %w", f.typ, err)
 	}
 	return nil
@@ -122,20 +124,20 @@ func (ls *linkStream) write(f linkFrame) error {
 // read reads the next frame, which must be one of want or a Refusal (then
 // returned as a *RefusedError). Errors carry the reset code the peer sees.
 func (ls *linkStream) read(max int, want ...frameType) (linkFrame, error) {
-	b, err := readFrame(ls.s, max)
+	b, err := p2p.ReadFrame(ls.s, max)
 	if err != nil {
 		err = fmt.Errorf("read %v: %w", want[0], err)
 		switch {
-		case errors.Is(err, errFrameTooLarge):
-			return linkFrame{}, withCode(codeTooLarge, err)
+		case errors.Is(err, p2p.ErrFrameTooLarge):
+			return linkFrame{}, p2p.WithCode(p2p.CodeTooLarge, err)
 		case isTimeout(err):
-			return linkFrame{}, withCode(codeTimeout, err)
+			return linkFrame{}, p2p.WithCode(p2p.CodeTimeout, err)
 		}
-		return linkFrame{}, withCode(codeBadRequest, err) // EOF, a bad length, a reset
+		return linkFrame{}, p2p.WithCode(p2p.CodeBadRequest, err) // EOF, a bad length, a reset
 	}
 	f, err := unmarshalLinkFrame(b)
 	if err != nil {
-		return linkFrame{}, withCode(codeBadRequest, fmt.Errorf("read %v: %w", want[0], err))
+		return linkFrame{}, p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("read %v: %w", want[0], err))
 	}
 	if f.typ == frameRefusal {
 		return linkFrame{}, &RefusedError{Reason: RefusalReason(f.n), Text: f.text}
@@ -145,7 +147,7 @@ func (ls *linkStream) read(max int, want ...frameType) (linkFrame, error) {
 			return f, nil
 		}
 	}
-	return linkFrame{}, withCode(codeBadRequest, fmt.Errorf("%w: got %v, want %v", ErrLinkFrame, f.typ, want[0]))
+	return linkFrame{}, p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("%w: got %v, want %v", ErrLinkFrame, f.typ, want[0]))
 }
 
 // sentRefusal is an error this side told the other with a Refusal frame:
@@ -166,16 +168,16 @@ func (ls *linkStream) refuse(r RefusalReason, text string, err error) error {
 // finish ends the stream as err says: closed after success, a Refusal
 // either way, else reset with err's code.
 func (ls *linkStream) finish(err error) {
-	var ce *codeError
+	var ce *p2p.CodeError
 	var re *RefusedError
 	var sr *sentRefusal
 	switch {
 	case err == nil, errors.As(err, &re), errors.As(err, &sr):
 		ls.s.Close()
 	case errors.As(err, &ce):
-		ls.s.ResetWithError(ce.code)
+		ls.s.ResetWithError(ce.Code)
 	default:
-		ls.s.ResetWithError(codeBadRequest)
+		ls.s.ResetWithError(p2p.CodeBadRequest)
 	}
 }
 
@@ -228,7 +230,7 @@ func (ls *linkStream) confirmSAS(ctx context.Context, confirm func(context.Conte
 		return werr
 	}
 	if !hmac.Equal(r.f.a, k.confirm(them)) {
-		return withCode(codeBadRequest, fmt.Errorf("%w: the other side's Confirm does not match", ErrLinkMismatch))
+		return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("%w: the other side's Confirm does not match", ErrLinkMismatch))
 	}
 	return nil
 }
@@ -486,7 +488,7 @@ func (l *Linker) serve(ctx context.Context, ls *linkStream) error {
 	defer cancel()
 	stop := context.AfterFunc(p.ctx, cancel)
 	defer stop()
-	stopReset := context.AfterFunc(ctx, func() { s.ResetWithError(codeClosing) })
+	stopReset := context.AfterFunc(ctx, func() { s.ResetWithError(p2p.CodeClosing) })
 	defer stopReset()
 
 	err = l.run(ctx, ls, p, n, hello.b)
@@ -515,11 +517,11 @@ func (l *Linker) run(ctx context.Context, ls *linkStream, p *PendingLink, n peer
 		return err
 	}
 	if !hmac.Equal(linkCommit(rev.a, rev.b), commit) {
-		return withCode(codeBadRequest, fmt.Errorf("%w: the Reveal does not match the Hello's commitment", ErrLinkMismatch))
+		return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("%w: the Reveal does not match the Hello's commitment", ErrLinkMismatch))
 	}
 	k, err := linkKeys(eE, rev.a, p.code.Secret, l.h.ID(), n, commit, eE.PublicKey().Bytes(), rev.a, rev.b)
 	if err != nil {
-		return withCode(codeBadRequest, err)
+		return p2p.WithCode(p2p.CodeBadRequest, err)
 	}
 	if err := ls.confirmSAS(ctx, p.offer.ConfirmSAS, &k, roleE, roleN); err != nil {
 		return err
@@ -618,7 +620,7 @@ func Join(ctx context.Context, h host.Host, code string, cfg JoinConfig) error {
 		return fmt.Errorf("link: %w", err)
 	}
 	ls := newLinkStream(s, lc)
-	stop := context.AfterFunc(ctx, func() { s.ResetWithError(codeClosing) })
+	stop := context.AfterFunc(ctx, func() { s.ResetWithError(p2p.CodeClosing) })
 	defer stop()
 	err = join(ctx, ls, c, h.ID(), cfg)
 	ls.finish(err)
@@ -655,7 +657,7 @@ func join(ctx context.Context, ls *linkStream, c LinkCode, self peer.ID, cfg Joi
 	}
 	k, err := linkKeys(eN, offer.a, c.Secret, c.Peer, self, commit, offer.a, pub, nN)
 	if err != nil {
-		return withCode(codeBadRequest, err)
+		return p2p.WithCode(p2p.CodeBadRequest, err)
 	}
 	if err := ls.confirmSAS(ctx, cfg.ConfirmSAS, &k, roleN, roleE); err != nil {
 		return err
@@ -668,7 +670,7 @@ func join(ctx context.Context, ls *linkStream, c LinkCode, self peer.ID, cfg Joi
 	}
 	acct, err := k.open(0, adLinkAccount, f.a)
 	if err != nil {
-		return withCode(codeBadRequest, fmt.Errorf("account: %w", err))
+		return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("account: %w", err))
 	}
 	payload, err := cfg.Linked(ctx, acct)
 	if err == nil && (len(payload) == 0 || len(payload) > MaxLinkPayload) {
@@ -691,21 +693,21 @@ func join(ctx context.Context, ls *linkStream, c LinkCode, self peer.ID, cfg Joi
 		}
 		if f.typ == frameDone {
 			if f.n != chunks {
-				return withCode(codeBadRequest, fmt.Errorf("%w: Done says %d history chunks, %d came", ErrLinkFrame, f.n, chunks))
+				return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("%w: Done says %d history chunks, %d came", ErrLinkFrame, f.n, chunks))
 			}
 			return nil
 		}
 		if chunks == maxLinkChunks {
-			return withCode(codeBadRequest, fmt.Errorf("%w: more than %d history chunks", ErrLinkFrame, maxLinkChunks))
+			return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("%w: more than %d history chunks", ErrLinkFrame, maxLinkChunks))
 		}
 		chunks++
 		chunk, err := k.open(chunks, adLinkHistory, f.a)
 		if err != nil {
-			return withCode(codeBadRequest, fmt.Errorf("history chunk %d: %w", chunks, err))
+			return p2p.WithCode(p2p.CodeBadRequest, fmt.Errorf("history chunk %d: %w", chunks, err))
 		}
 		if cfg.History != nil {
 			if err := cfg.History(ctx, chunk); err != nil {
-				return withCode(codeInternal, fmt.Errorf("history chunk %d: %w", chunks, err))
+				return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("history chunk %d: %w", chunks, err))
 			}
 		}
 	}

@@ -4,13 +4,9 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
-	"io"
 	"testing"
 
-	"github.com/libp2p/go-libp2p/core/network"
-
 	"github.com/callsign/callsign/internal/wire"
-	"github.com/callsign/callsign/p2p"
 )
 
 func testFrames() []linkFrame {
@@ -93,42 +89,4 @@ func FuzzLinkFrames(f *testing.F) {
 			t.Fatalf("accepted a %v of %d bytes, cap %d", fr.typ, len(b), max)
 		}
 	})
-}
-
-// TestLinkWireMatchesP2P: the link's framing and reset codes are p2p's
-// (devices restates them; it can't import p2p).
-func TestLinkWireMatchesP2P(t *testing.T) {
-	for _, c := range [][2]network.StreamErrorCode{
-		{codeBadRequest, p2p.CodeBadRequest}, {codeTooLarge, p2p.CodeTooLarge}, {codeTimeout, p2p.CodeTimeout},
-		{codeInternal, p2p.CodeInternal}, {codeClosing, p2p.CodeClosing},
-	} {
-		if c[0] != c[1] {
-			t.Errorf("code %#x, p2p's %#x (%s)", c[0], c[1], p2p.CodeName(c[1]))
-		}
-	}
-	for _, n := range []int{0, 1, 127, 128, 300, 1 << 16, MaxLinkHistoryFrame} {
-		b := bytes.Repeat([]byte{0x5a}, n)
-		var w bytes.Buffer
-		if err := writeFrame(&w, b); err != nil || !bytes.Equal(w.Bytes(), p2p.AppendFrame(nil, b)) {
-			t.Fatalf("frame of %d bytes differs from p2p's: %v", n, err)
-		}
-		if got, err := readFrame(bytes.NewReader(w.Bytes()), n); err != nil || !bytes.Equal(got, b) {
-			t.Fatalf("frame of %d bytes read back: %v", n, err)
-		}
-		if n > 0 {
-			if _, err := readFrame(bytes.NewReader(w.Bytes()), n-1); !errors.Is(err, errFrameTooLarge) {
-				t.Fatalf("frame of %d bytes over a cap of %d: %v", n, n-1, err)
-			}
-		}
-	}
-	for _, b := range [][]byte{{0x80, 0x00}, bytes.Repeat([]byte{0xff}, 10), {0x05, 1, 2}} {
-		_, err := readFrame(bytes.NewReader(b), 1<<20)
-		_, perr := p2p.ReadFrame(bytes.NewReader(b), 1<<20)
-		if err == nil || perr == nil {
-			t.Errorf("%x: read %v, p2p %v", b, err, perr)
-		}
-	}
-	if _, err := readFrame(bytes.NewReader(nil), 1); err != io.EOF {
-		t.Errorf("empty: %v", err)
-	}
 }
