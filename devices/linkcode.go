@@ -20,21 +20,17 @@ package devices
 // A code is at most MaxLinkCodeLen characters so it fits a QR code.
 
 import (
-	"bytes"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/base32"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/libp2p/go-libp2p/core/peer"
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/callsign/callsign/internal/textcode"
 	"github.com/callsign/callsign/internal/wire"
 	"github.com/callsign/callsign/p2p/invite"
 )
@@ -52,8 +48,6 @@ const (
 	DefaultLinkCodeTTL = 10 * time.Minute
 
 	linkCodeVersion   = 1
-	linkCodeCheckLen  = 4
-	linkCodeLabel     = "callsign/v1/link-code"
 	lcVersion         = protowire.Number(1)
 	lcPeer            = protowire.Number(2)
 	lcAddr            = protowire.Number(3)
@@ -71,7 +65,8 @@ var (
 	ErrLinkExpired = errors.New("link code expired: run devices link again")
 )
 
-var linkB32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+// linkFormat is a link code's text form: its prefix and checksum.
+var linkFormat = textcode.Format{Prefix: LinkCodePrefix, Label: "callsign/v1/link-code", What: "a link code", MaxLen: MaxLinkCodeLen}
 
 // LinkSecret is the one-time secret of a link code. It is not comparable
 // with ==; use Equal, which takes constant time.
@@ -182,14 +177,7 @@ func (c LinkCode) payload() []byte {
 
 func (c LinkCode) encode() string {
 	p := c.payload()
-	return LinkCodePrefix + strings.ToLower(linkB32.EncodeToString(append(p, linkChecksum(p)...)))
-}
-
-func linkChecksum(payload []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte(linkCodeLabel))
-	h.Write(payload)
-	return h.Sum(nil)[:linkCodeCheckLen]
+	return linkFormat.Encode(p)
 }
 
 // ParseLinkCode reads a link code, as of now. Surrounding white space and
@@ -199,32 +187,9 @@ func linkChecksum(payload []byte) []byte {
 // newer version wraps ErrLinkCode and wire.ErrNewerVersion); then the
 // expiry (ErrLinkExpired).
 func ParseLinkCode(s string, now time.Time) (LinkCode, error) {
-	s = strings.TrimSpace(s)
-	if len(s) > MaxLinkCodeLen {
-		return LinkCode{}, fmt.Errorf("%w: %d characters, a link code has at most %d", ErrLinkCode, len(s), MaxLinkCodeLen)
-	}
-	for i := range len(s) {
-		if s[i] >= utf8.RuneSelf {
-			return LinkCode{}, fmt.Errorf("%w: character %d is not plain ASCII (check for a typo)", ErrLinkCode, i+1)
-		}
-	}
-	if len(s) < len(LinkCodePrefix) || !strings.EqualFold(s[:len(LinkCodePrefix)], LinkCodePrefix) {
-		return LinkCode{}, fmt.Errorf("%w: it does not start with %q", ErrLinkCode, LinkCodePrefix)
-	}
-	body := strings.ToUpper(s[len(LinkCodePrefix):])
-	raw, err := linkB32.DecodeString(body)
-	if err == nil && linkB32.EncodeToString(raw) != body {
-		err = errors.New("not canonical") // a dangling character or stray low bits
-	}
+	payload, err := linkFormat.Decode(s, ErrLinkCode)
 	if err != nil {
-		return LinkCode{}, fmt.Errorf("%w: not base32 after %q (check for a typo or a cut-off copy)", ErrLinkCode, LinkCodePrefix)
-	}
-	if len(raw) <= linkCodeCheckLen {
-		return LinkCode{}, fmt.Errorf("%w: too short (check for a cut-off copy)", ErrLinkCode)
-	}
-	payload, sum := raw[:len(raw)-linkCodeCheckLen], raw[len(raw)-linkCodeCheckLen:]
-	if !bytes.Equal(sum, linkChecksum(payload)) {
-		return LinkCode{}, fmt.Errorf("%w: checksum mismatch (check for a typo or a cut-off copy)", ErrLinkCode)
+		return LinkCode{}, err
 	}
 	d := wire.NewFrameDecoder(payload, ErrLinkCode, MaxLinkCodeLen)
 	d.Version(lcVersion, linkCodeVersion)

@@ -114,7 +114,7 @@ func TestLinkCodeVersion2(t *testing.T) {
 	var e wire.Encoder
 	e.Uint(lcVersion, 2)
 	p := append(e.B, c.payload()...)
-	s := LinkCodePrefix + strings.ToLower(linkB32.EncodeToString(append(p, linkChecksum(p)...)))
+	s := linkFormat.Encode(p)
 	_, err := ParseLinkCode(s, codeNow)
 	if !errors.Is(err, wire.ErrNewerVersion) || !errors.Is(err, ErrLinkCode) {
 		t.Fatalf("version 2: %v", err)

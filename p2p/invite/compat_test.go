@@ -8,7 +8,7 @@ import (
 
 // textOf is the invite text of payload, with its checksum.
 func textOf(payload []byte) string {
-	return Prefix + strings.ToLower(b32.EncodeToString(append(payload, checksum(payload)...)))
+	return format.Encode(payload)
 }
 
 // TestNewerInvite: an invite a newer callsign wrote, with a field in the
@@ -20,10 +20,10 @@ func TestNewerInvite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := func() []byte {
-		raw, _ := b32.DecodeString(strings.ToUpper(golden[len(Prefix):]))
-		return raw[:len(raw)-checkLen]
-	}()
+	payload, err := format.Decode(golden, ErrInvalid)
+	if err != nil {
+		t.Fatal(err)
+	}
 	newer := textOf(append(append([]byte(nil), payload...), 0x9a, 0x01, 0x03, 'r', 'l', 'y')) // field 19
 	got, err := Parse(newer)
 	if err != nil {

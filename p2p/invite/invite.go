@@ -36,9 +36,6 @@
 package invite
 
 import (
-	"bytes"
-	"crypto/sha256"
-	"encoding/base32"
 	"errors"
 	"fmt"
 	"net"
@@ -50,6 +47,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/callsign/callsign/internal/textcode"
 	"github.com/callsign/callsign/internal/wire"
 )
 
@@ -63,9 +61,7 @@ const (
 	MaxNameLen = 64  // bytes of the community name
 	maxAddrLen = 128 // bytes of one binary multiaddr
 	maxPeerLen = 64  // bytes of a peer id
-	checkLen   = 4
 	version    = 1
-	checkLabel = "callsign/v1/invite"
 	fVersion   = protowire.Number(1)
 	fPeer      = protowire.Number(2)
 	fAddr      = protowire.Number(3)
@@ -75,7 +71,8 @@ const (
 // ErrInvalid is wrapped by every error Parse and Encode return.
 var ErrInvalid = errors.New("invalid invite")
 
-var b32 = base32.StdEncoding.WithPadding(base32.NoPadding)
+// format is an invite's text form: its prefix and checksum.
+var format = textcode.Format{Prefix: Prefix, Label: "callsign/v1/invite", What: "an invite", MaxLen: MaxLen}
 
 // Invite leads to one community node.
 type Invite struct {
@@ -115,7 +112,7 @@ func (inv Invite) encode() string {
 	}
 	e.Bytes(fName, []byte(inv.Name))
 	e.Raw(inv.extra)
-	return Prefix + strings.ToLower(b32.EncodeToString(append(e.B, checksum(e.B)...)))
+	return format.Encode(e.B)
 }
 
 // String is the invite's text, or "" if it can't be encoded.
@@ -124,44 +121,12 @@ func (inv Invite) String() string {
 	return s
 }
 
-func checksum(payload []byte) []byte {
-	h := sha256.New()
-	h.Write([]byte(checkLabel))
-	h.Write(payload)
-	return h.Sum(nil)[:checkLen]
-}
-
 // Parse reads an invite. Surrounding white space and the letters' case do
 // not matter. Errors wrap ErrInvalid and say what is wrong.
 func Parse(s string) (Invite, error) {
-	s = strings.TrimSpace(s)
-	if len(s) > MaxLen {
-		return Invite{}, fmt.Errorf("%w: %d characters, an invite has at most %d", ErrInvalid, len(s), MaxLen)
-	}
-	for i := range len(s) {
-		if s[i] >= utf8.RuneSelf {
-			return Invite{}, fmt.Errorf("%w: character %d is not plain ASCII (check for a typo)", ErrInvalid, i+1)
-		}
-	}
-	if len(s) < len(Prefix) || !strings.EqualFold(s[:len(Prefix)], Prefix) {
-		return Invite{}, fmt.Errorf("%w: it does not start with %q", ErrInvalid, Prefix)
-	}
-	body := strings.ToUpper(s[len(Prefix):])
-	raw, err := b32.DecodeString(body)
-	if err == nil && b32.EncodeToString(raw) != body {
-		// The decoder ignores a dangling character and stray low bits:
-		// only the canonical form is an invite.
-		err = errors.New("not canonical")
-	}
+	payload, err := format.Decode(s, ErrInvalid)
 	if err != nil {
-		return Invite{}, fmt.Errorf("%w: not base32 after %q (check for a typo or a cut-off copy)", ErrInvalid, Prefix)
-	}
-	if len(raw) <= checkLen {
-		return Invite{}, fmt.Errorf("%w: too short (check for a cut-off copy)", ErrInvalid)
-	}
-	payload, sum := raw[:len(raw)-checkLen], raw[len(raw)-checkLen:]
-	if !bytes.Equal(sum, checksum(payload)) {
-		return Invite{}, fmt.Errorf("%w: checksum mismatch (check for a typo or a cut-off copy)", ErrInvalid)
+		return Invite{}, err
 	}
 	d := wire.NewFrameDecoder(payload, ErrInvalid, MaxLen)
 	v := d.Uint(fVersion, 1<<32)
