@@ -22,9 +22,15 @@
 // opaque here: the node supplies and checks them through LinkOffer and
 // JoinConfig. Frames and limits are in linkframe.go and link.proto.
 //
-// The package imports identity, store, internal/wire, p2p/invite (its
-// address check) and libp2p's core types; not msg, dht, call, contacts,
-// node, api or pion: the node wires it to them through Appliers, the link's
-// callbacks and by registering Linker.ServeStream. Not p2p either, whose
-// host links pion: linkwire.go restates p2p's framing and reset codes.
+// And it holds the backup file's container (backup.go, §5): items sealed
+// in chunks under a key from the passphrase by Argon2id, with a header
+// checked before Argon2id runs and an End that counts and hashes the items,
+// so a restore can authenticate the whole file before it writes anything.
+// What the items hold is the node's.
+//
+// The package imports identity, store, internal/wire, internal/textcode,
+// p2p (its frames and reset codes) and p2p/invite (its address check) and
+// libp2p's core types; not msg, dht, call, contacts, node, api or pion
+// directly: the node wires it to them through Appliers, the link's
+// callbacks and by registering Linker.ServeStream.
 package devices
