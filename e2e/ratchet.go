@@ -83,6 +83,9 @@ func (s *Session) PeerSigner() ed25519.PublicKey {
 	return append(ed25519.PublicKey(nil), s.peer.signer[:]...)
 }
 
+// PeerDH returns the peer device's X25519 identity key.
+func (s *Session) PeerDH() []byte { return append([]byte(nil), s.peer.dh[:]...) }
+
 // Confirmed reports whether the peer is known to have this session: the
 // initiator has received a reply, or the responder has received a message
 // sent after that reply.

@@ -93,11 +93,18 @@ type node struct {
 
 func newNode(t testing.TB, w *world, mod func(*Config)) *node {
 	t.Helper()
-	key, err := p2p.GeneratePeerKey()
+	acct, err := identity.GenerateAccountKey(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	acct, err := identity.GenerateAccountKey(nil)
+	return newDevice(t, w, acct, mod)
+}
+
+// newDevice is a node of acct with keys, a certificate and a store of its
+// own; the world's directory names it as the account's device from now on.
+func newDevice(t testing.TB, w *world, acct *identity.AccountKey, mod func(*Config)) *node {
+	t.Helper()
+	key, err := p2p.GeneratePeerKey()
 	if err != nil {
 		t.Fatal(err)
 	}

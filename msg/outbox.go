@@ -2,6 +2,7 @@ package msg
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -481,15 +482,23 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 	return rec, dev, pid, nil
 }
 
-// ensureSession makes sure ps has an active session, starting one from a
-// bundle fetched from the device (or the published one).
+// ensureSession makes sure ps has an active session with dev, starting
+// one from a bundle fetched from the device (or the published one). An
+// active session with another device of the account (the account was
+// restored on a new device, or moved to one) is left to decrypt what that
+// device still sends, and a new one with dev takes its place.
 func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipient, dev identity.DeviceCert, pid peer.ID) error {
+	withDev := func() bool { a := ps.set.Active(); return a != nil && bytes.Equal(a.PeerDH(), dev.X25519) }
 	ps.mu.Lock()
 	err := s.loadSetLocked(ps)
-	active := err == nil && ps.set.Active() != nil
+	active := err == nil && withDev()
+	moved := err == nil && !active && ps.set.Active() != nil
 	ps.mu.Unlock()
 	if err != nil || active {
 		return err
+	}
+	if moved {
+		s.log.Info("the contact's device changed; starting a session with the new one", "peer", ps.id)
 	}
 	b, err := s.fetchBundle(ctx, rec, dev, pid)
 	if err != nil {
@@ -500,12 +509,62 @@ func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipien
 	if err := s.loadSetLocked(ps); err != nil {
 		return err
 	}
-	if ps.set.Active() != nil {
+	if withDev() {
 		return nil
 	}
+	moved = ps.set.Active() != nil
 	// Persisted with the first message it encrypts (seal).
 	if err := ps.set.Initiate(s.self, rec.Account.Bytes(), b, nil); err != nil {
 		return fmt.Errorf("start session with %s: %w", ps.id, err)
+	}
+	if moved {
+		return s.resealLocked(ps)
+	}
+	return nil
+}
+
+// resealLocked drops the envelopes of ps's queued text messages, sealed
+// in the session just replaced for a device the account no longer names,
+// so that each is sealed again in the new session when it is sent (the
+// new device could not open them). Until then no new message is sealed
+// when queued, so the new session encrypts in send order. Control
+// messages (receipts) keep their envelopes: the new device refuses them,
+// and a refused receipt is dropped. ps.mu is held.
+func (s *Service) resealLocked(ps *peerState) error {
+	peerID := string(ps.id)
+	s.mu.Lock()
+	ids := slices.Clone(ps.pending)
+	s.mu.Unlock()
+	var reset []string
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
+		reset = reset[:0]
+		for _, id := range ids {
+			env, err := data.QueuedEnvelope(peerID, id)
+			if errors.Is(err, store.ErrNotFound) || (err == nil && len(env) == 0) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if err := data.SetQueuedEnvelope(peerID, id, nil); err != nil {
+				return err
+			}
+			reset = append(reset, id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("seal again for %s's new device: %w", ps.id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(reset) > 0 && ps.unsealed == nil {
+		ps.unsealed = map[string]bool{}
+	}
+	for _, id := range reset {
+		delete(ps.frames, id)
+		ps.unsealed[id] = true
 	}
 	return nil
 }
