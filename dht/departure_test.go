@@ -85,9 +85,9 @@ func resolveEverywhere(t *testing.T, tn *testNet, readers []int, names []string,
 // lookup of a name asks them). Every name still resolves from live nodes
 // within its deadline (a crashed peer would hold a lookup for the hour its
 // answer takes, but for the per-request deadline), a new name is claimed
-// and confirmed, and the owners republish; each reader evicted the crashed
-// peers it tried from its routing table, so its next lookups wait for them
-// no longer than a silentShare of the per-request deadline.
+// and confirmed, and the owners republish; each reader remembers the
+// crashed peers it tried as silent, so its next requests to them wait no
+// longer than a silentShare of the per-request deadline.
 func TestSilentDepartures(t *testing.T) {
 	const (
 		n = 24
@@ -144,8 +144,14 @@ func TestSilentDepartures(t *testing.T) {
 	took := resolveEverywhere(t, tn, readers, names, owners, deadline)
 	t.Logf("first resolves with crashed peers among the closest: p50 %.0f ms, max %.0f ms of %d", percentile(took, .5), percentile(took, 1), len(took))
 
-	// Every reader met crashed peers and evicted every one it remembers
-	// as silent.
+	// Every reader met crashed peers, and its next request to each one it
+	// remembers as silent waits a silentShare of the deadline. (Whether
+	// the peer is still in its routing table is not asserted: peerFailed
+	// evicts it, but kad-dht adds a peer after a liveness check it
+	// answered, and one answered just before the crash can be added
+	// after the eviction when kad-dht's routing table loop runs late on
+	// a busy machine; the next failure, at the short deadline, evicts it
+	// again. What a lookup pays for it is the wait checked here.)
 	for _, r := range readers {
 		d := tn.nodes[r]
 		met := 0
@@ -155,9 +161,6 @@ func TestSilentDepartures(t *testing.T) {
 				continue
 			}
 			met++
-			if d.kad.RoutingTable().Find(p) != "" {
-				t.Errorf("node %d: crashed node %d failed a request and is still in the routing table", r, i)
-			}
 			if got := d.requestTimeout(p, 0); got != peerTimeout/silentShare {
 				t.Errorf("node %d: the next request to crashed node %d waits %v, want %v", r, i, got, peerTimeout/silentShare)
 			}
@@ -363,4 +366,29 @@ func (tn *testNet) index(p peer.ID) int {
 		}
 	}
 	return -1
+}
+
+// TestPeerFailedEvicts: a peer that fails a request leaves the routing
+// table at once and its next request gets the short deadline; once it
+// answers again it is back in the table with the full deadline.
+func TestPeerFailedEvicts(t *testing.T) {
+	tn := newTestNet(t, 4, netOpts{})
+	d := tn.nodes[0]
+	var p peer.ID
+	check.Until(t, 20*time.Second, "a peer in node 0's routing table", func() bool {
+		ps := d.kad.RoutingTable().ListPeers()
+		if len(ps) > 0 {
+			p = ps[0]
+		}
+		return p != ""
+	})
+	full := d.requestTimeout(p, 0)
+	d.peerFailed(p)
+	if d.kad.RoutingTable().Find(p) != "" || d.requestTimeout(p, 0) != full/silentShare {
+		t.Fatalf("after a failure: in the routing table %v, next deadline %v (want out, %v)", d.kad.RoutingTable().Find(p) != "", d.requestTimeout(p, 0), full/silentShare)
+	}
+	d.peerAnswered(p)
+	if d.kad.RoutingTable().Find(p) == "" || d.requestTimeout(p, 0) != full {
+		t.Fatalf("after an answer: in the routing table %v, next deadline %v (want in, %v)", d.kad.RoutingTable().Find(p) != "", d.requestTimeout(p, 0), full)
+	}
 }
