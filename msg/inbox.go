@@ -317,6 +317,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		return p2p.WithCode(p2p.CodeInternal, err)
 	}
 	peerID := string(acct)
+	before := activeDevice(ps.set)
 
 	// Dedup before decrypting, with one read per id: a seen id is a
 	// duplicate; an id one of our own messages to this peer has is refused.
@@ -538,7 +539,16 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		}
 		return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("store messages: %w", err))
 	}
+	after := activeDevice(ps.set)
 	s.releaseSetLocked(ps, false)
+	if before != nil && !bytes.Equal(before, after) {
+		// The peer's account now writes from another device (a restore,
+		// a new machine): what was sealed for the old one is sealed
+		// again, for this one.
+		if err := s.resealLocked(ps); err != nil {
+			s.log.Warn("seal again for a contact's new device", "peer", acct, "err", err)
+		}
+	}
 	for i := range msgs {
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})

@@ -226,10 +226,14 @@ func (s *Service) depositWaiting(ps *peerState) {
 				continue
 			}
 			s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
-			token := mailbox.Token(rec.Account.Bytes(), []byte(mb.ID), mailbox.Day(s.cfg.Now()))
-			ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
-			res, err := mailbox.Deposit(ctx, s.cfg.Host, mb.ID, token, boxes)
-			cancel()
+			var res []mailbox.Status
+			err := s.withMemberToken(rec, mb.ID, func(token []byte) error {
+				ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
+				defer cancel()
+				var err error
+				res, err = mailbox.Deposit(ctx, s.cfg.Host, mb.ID, token, boxes)
+				return err
+			})
 			if err != nil {
 				lastErr = err
 				continue
@@ -294,6 +298,26 @@ func (s *Service) reportRefusal(ps *peerState, ids []string, done map[string]boo
 	for _, id := range tell {
 		s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateQueued, Reason: reason})
 	}
+}
+
+// withMemberToken calls f with the token that names rec's device at mailbox
+// mb: its device token, and, if mb answers that it knows no such member,
+// the account's. A mailbox with a queue per device knows the device token
+// of each device registered there, and the account's token reaches the
+// queue and one-time prekeys of the member's first device, which need not
+// be rec's device: an account restored onto a new device registers that
+// device beside the old first one, whose queue it can't drain and whose
+// one-time prekeys are not its own. An older mailbox (no queues per
+// device), or a device not registered there yet, takes the account's.
+func (s *Service) withMemberToken(rec Recipient, mb peer.ID, f func(token []byte) error) error {
+	day := mailbox.Day(s.cfg.Now())
+	acct := rec.Account.Bytes()
+	err := f(mailbox.DeviceToken(acct, []byte(mb), identity.DeviceIDOf(rec.Devices[0].X25519), day))
+	var re *mailbox.RefusedError
+	if errors.As(err, &re) && re.Status == mailbox.StatusNotMember {
+		err = f(mailbox.Token(acct, []byte(mb), day))
+	}
+	return err
 }
 
 // sealKey is what a box for rec's device is sealed to: the device's

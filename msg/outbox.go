@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
@@ -488,7 +489,7 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 // restored on a new device, or moved to one) is left to decrypt what that
 // device still sends, and a new one with dev takes its place.
 func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipient, dev identity.DeviceCert, pid peer.ID) error {
-	withDev := func() bool { a := ps.set.Active(); return a != nil && bytes.Equal(a.PeerDH(), dev.X25519) }
+	withDev := func() bool { return bytes.Equal(activeDevice(ps.set), dev.X25519) }
 	ps.mu.Lock()
 	err := s.loadSetLocked(ps)
 	active := err == nil && withDev()
@@ -519,6 +520,18 @@ func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipien
 	}
 	if moved {
 		return s.resealLocked(ps)
+	}
+	return nil
+}
+
+// activeDevice is the X25519 identity key of the device set's active
+// session is with, or nil.
+func activeDevice(set *e2e.SessionSet) []byte {
+	if set == nil {
+		return nil
+	}
+	if a := set.Active(); a != nil {
+		return a.PeerDH()
 	}
 	return nil
 }

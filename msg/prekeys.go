@@ -282,10 +282,14 @@ func (s *Service) mailboxPrekeys(ctx context.Context, rec Recipient) (x, pq *e2e
 			continue
 		}
 		s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
-		token := mailbox.Token(rec.Account.Bytes(), []byte(mb.ID), mailbox.Day(s.cfg.Now()))
-		fctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
-		x, pq, err := mailbox.FetchPrekeys(fctx, s.cfg.Host, mb.ID, token)
-		cancel()
+		var x, pq *e2e.OneTimePrekey
+		err := s.withMemberToken(rec, mb.ID, func(token []byte) error {
+			fctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
+			defer cancel()
+			var err error
+			x, pq, err = mailbox.FetchPrekeys(fctx, s.cfg.Host, mb.ID, token)
+			return err
+		})
 		if err != nil {
 			s.log.Debug("one-time prekeys from a mailbox", "mailbox", mb.ID, "err", err)
 			continue
