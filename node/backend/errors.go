@@ -107,6 +107,7 @@ var errorCodes = []struct {
 	{store.ErrKeyMissing, api.CodeInternal, ""},
 	{store.ErrKeyMismatch, api.CodeInternal, ""},
 	{store.ErrSchemaTooNew, api.CodeInternal, ""},
+	{store.ErrPortableKind, api.CodeBadRequest, "restore it with a newer callsign"},
 
 	{errNetwork, api.CodeUnavailable, "check `callsign status`: the node needs peers"},
 }

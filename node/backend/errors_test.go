@@ -102,6 +102,7 @@ var sentinels = map[string]struct {
 	"store.ErrKeyMissing":      {store.ErrKeyMissing, api.CodeInternal},
 	"store.ErrKeyMismatch":     {store.ErrKeyMismatch, api.CodeInternal},
 	"store.ErrSchemaTooNew":    {store.ErrSchemaTooNew, api.CodeInternal},
+	"store.ErrPortableKind":    {store.ErrPortableKind, api.CodeBadRequest},
 }
 
 // TestAPIError maps every sentinel, however the call site wrapped it, to
