@@ -286,6 +286,10 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 	if out == nil {
 		return nil
 	}
+	if raw, ok := out.(*[]byte); ok { // a Download
+		*raw = data
+		return nil
+	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("decode API response: %w", err)
 	}
@@ -481,6 +485,12 @@ func (c *Client) CallSettings(ctx context.Context) (CallSettings, error) {
 func (c *Client) ChangeCallSettings(ctx context.Context, ch CallSettingsChange) (CallSettings, error) {
 	var v CallSettings
 	return v, c.do(ctx, http.MethodPost, "/api/v1/settings/calls", ch, &v)
+}
+
+// Backup returns the account's backup file sealed under passphrase.
+func (c *Client) Backup(ctx context.Context, passphrase string) ([]byte, error) {
+	var b []byte
+	return b, c.do(ctx, http.MethodPost, "/api/v1/backup", BackupRequest{Passphrase: passphrase}, &b)
 }
 
 // NewTicket asks the node for a one-time sign-in ticket for the web app.

@@ -55,6 +55,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
@@ -97,6 +98,9 @@ type Backend interface {
 	AttachBrowser(ctx context.Context, id string, offer BrowserOffer) (BrowserAnswer, error)
 	CallSettings(ctx context.Context) (CallSettings, error)
 	ChangeCallSettings(ctx context.Context, ch CallSettingsChange) (CallSettings, error)
+	// Backup returns the account's backup file sealed under the request's
+	// passphrase (docs/DEVICES.md §5).
+	Backup(ctx context.Context, req BackupRequest) (*Download, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
 	// ends. Slow subscribers lose events rather than block the node.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
@@ -334,6 +338,13 @@ func (s *Server) handler() http.Handler {
 		}
 		return b.ChangeCallSettings(r.Context(), ch)
 	}))
+	mux.HandleFunc("POST /api/v1/backup", j(func(r *http.Request) (any, error) {
+		var req BackupRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.Backup(r.Context(), req)
+	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Metrics == nil {
@@ -433,6 +444,14 @@ func (s *Server) jsonHandler(f func(r *http.Request) (any, error)) http.HandlerF
 				}
 			}
 			writeError(w, e)
+			return
+		}
+		if d, ok := v.(*Download); ok {
+			h := w.Header()
+			h.Set("Content-Type", "application/octet-stream")
+			h.Set("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": d.Name}))
+			h.Set("Cache-Control", "no-store")
+			_, _ = w.Write(d.Data)
 			return
 		}
 		writeJSON(w, http.StatusOK, v)

@@ -75,6 +75,12 @@ func (f *fakeBackend) CallSettings(context.Context) (CallSettings, error) { retu
 func (f *fakeBackend) ChangeCallSettings(context.Context, CallSettingsChange) (CallSettings, error) {
 	return CallSettings{}, nil
 }
+func (f *fakeBackend) Backup(_ context.Context, req BackupRequest) (*Download, error) {
+	if req.Passphrase != "a good passphrase" {
+		return nil, Errorf(CodeBadRequest, "try another", "bad passphrase")
+	}
+	return &Download{Name: "callsign-2026-12-05.backup", Data: []byte("CSBACKUP\x00\x01sealed")}, nil
+}
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	return f.events, func() {}
 }
@@ -428,5 +434,44 @@ func TestMetricsBehindToken(t *testing.T) {
 		if resp.StatusCode != tc.status || (tc.status == 200) != strings.Contains(string(body), "callsign_up 1") {
 			t.Errorf("metrics=%v token=%v: %d %q, want %d", tc.metrics != nil, tc.token != "", resp.StatusCode, body, tc.status)
 		}
+	}
+}
+
+// TestBackupDownload: POST /api/v1/backup answers with the file itself,
+// as a download the browser saves under the backend's name and keeps in
+// no cache; a refusal is the usual JSON error; the client returns the
+// bytes.
+func TestBackupDownload(t *testing.T) {
+	s := startWeb(t, nil)
+	post := func(body string) *http.Response {
+		req, _ := http.NewRequest("POST", "http://"+s.Addr()+"/api/v1/backup", strings.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+s.cfg.Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		return resp
+	}
+	resp := post(`{"passphrase":"a good passphrase"}`)
+	body, _ := io.ReadAll(resp.Body)
+	h := resp.Header
+	if resp.StatusCode != 200 || string(body) != "CSBACKUP\x00\x01sealed" || h.Get("Content-Type") != "application/octet-stream" ||
+		h.Get("Content-Disposition") != `attachment; filename=callsign-2026-12-05.backup` || h.Get("Cache-Control") != "no-store" {
+		t.Fatalf("backup: %d %q %v", resp.StatusCode, body, h)
+	}
+	for body, code := range map[string]string{`{"passphrase":"no"}`: CodeBadRequest, `{"pass":"x"}`: CodeBadRequest} {
+		resp := post(body)
+		var e Error
+		if err := json.NewDecoder(resp.Body).Decode(&e); err != nil || resp.StatusCode != 400 || e.Code != code {
+			t.Errorf("%s: %d %+v %v", body, resp.StatusCode, e, err)
+		}
+	}
+	c := NewClient(s.Addr(), s.cfg.Token)
+	if b, err := c.Backup(context.Background(), "a good passphrase"); err != nil || string(b) != "CSBACKUP\x00\x01sealed" {
+		t.Errorf("client: %q %v", b, err)
+	}
+	if _, err := c.Backup(context.Background(), "no"); err == nil || !strings.Contains(err.Error(), "bad passphrase") {
+		t.Errorf("client, refused: %v", err)
 	}
 }

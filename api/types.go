@@ -416,6 +416,25 @@ type CallSettings struct {
 	Rules       map[string]string `json:"rules,omitempty"`      // account id -> "allow" or "deny"
 }
 
+// BackupRequest is the body of POST /api/v1/backup.
+type BackupRequest struct {
+	// Passphrase seals the backup; at least MinBackupPassphrase
+	// characters.
+	Passphrase string `json:"passphrase"`
+}
+
+// MinBackupPassphrase is the shortest passphrase a backup is sealed
+// under, in characters: the file is made to be copied and so to be
+// attacked offline.
+const MinBackupPassphrase = 12
+
+// Download is a file an API call answers with instead of JSON (the
+// backup): its bytes, with the name a browser saves it under.
+type Download struct {
+	Name string
+	Data []byte
+}
+
 // CallSettingsChange is the body of POST /api/v1/settings/calls; nil
 // fields stay as they are.
 type CallSettingsChange struct {

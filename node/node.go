@@ -33,6 +33,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/contacts"
+	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
@@ -123,6 +124,9 @@ type Config struct {
 	// listener without the API's token (up --metrics); the API serves it
 	// with the token either way.
 	MetricsAddr string
+	// BackupParams are the Argon2id cost and chunk size of the backups the
+	// API makes; zero = devices.DefaultBackupParams (tests lower them).
+	BackupParams devices.BackupParams
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
 	// BehindNAT listens nowhere and treats the node as unreachable from the
@@ -400,6 +404,7 @@ func (n *Node) startBackend() {
 		BrowserConnectTimeout: n.cfg.BrowserConnectTimeout,
 		Metrics:               n.metrics,
 		Logger:                n.log.With("component", "backend"),
+		BackupParams:          n.cfg.BackupParams,
 	})
 	n.backend.Store(b)
 	n.closers = append(n.closers, b.Close)

@@ -50,6 +50,7 @@ func commands() []*command {
 			summary: "hang up a live call (default: the one live now)", run: callAction("hangup")},
 		settingsCallsCommand(),
 
+		backupCreateCommand(),
 		storeVerifyCommand(),
 		versionCommand(),
 	}

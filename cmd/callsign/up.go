@@ -41,6 +41,7 @@ func upCommand() *command {
 		public                        bool
 		directAll                     bool
 		join, bootFile, community     string
+		restore                       string
 		noMDNS                        bool
 	)
 	return &command{
@@ -66,6 +67,7 @@ func upCommand() *command {
 			fs.StringVar(&turnCert, "turn-tls-cert", "", "with --public: the TLS certificate chain of TURN over TLS, PEM `FILE` (default: a self-signed one in the data directory, which members pin)")
 			fs.StringVar(&turnKey, "turn-tls-key", "", "with --public and --turn-tls-cert: its private key, PEM `FILE`")
 			fs.StringVar(&metricsAddr, "metrics", "", "also serve Prometheus metrics at http://`ADDR`/metrics, without the API's token (the API serves them with it)")
+			fs.StringVar(&restore, "restore", "", "first bring your account back from the backup `FILE` (`callsign backup create`) into a new data directory, as a new device; the passphrase is asked for, or read from $"+backupPassEnv)
 			fs.StringVar(&logLevel, "log-level", "info", "log at `LEVEL`: debug, info, warn or error")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -92,6 +94,17 @@ func upCommand() *command {
 			var pass []byte
 			if p, ok := os.LookupEnv("CALLSIGN_PASSPHRASE"); ok && p != "" {
 				pass = []byte(p)
+			}
+			if restore != "" {
+				bpass, err := backupPassphrase(e, false)
+				if err != nil {
+					return err
+				}
+				r, err := node.RestoreBackup(ctx, e.data, pass, restore, []byte(bpass))
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(e.stderr, "restored account %s from %s (%d items) as a new device of it\n", r.Account, restore, r.Items)
 			}
 			n, err := node.New(node.Config{
 				DataDir: e.data, Passphrase: pass, Listen: listen, APIAddr: apiAddr,

@@ -9,6 +9,7 @@ package testnet
 import (
 	"context"
 	"fmt"
+	"github.com/callsign/callsign/devices"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -180,6 +181,9 @@ func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node,
 		Network:   net.opts.Network,
 		Web:       net.opts.Web,
 		Logger:    net.opts.Logger,
+		// Backups at the cheapest cost a reader accepts: production's
+		// 256 MiB of Argon2id per backup would dominate a test.
+		BackupParams: devices.BackupParams{Time: 1, MemoryKiB: 64 << 10, Lanes: 1, ChunkSize: 64 << 10},
 	}
 	net.mu.Lock()
 	if len(net.Nodes) > 0 {

@@ -26,6 +26,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/contacts"
+	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
@@ -109,6 +110,9 @@ type Config struct {
 	BrowserConnectTimeout time.Duration
 	Metrics               Metrics      // nil = none
 	Logger                *slog.Logger // nil = discard
+	// BackupParams are the Argon2id cost and chunk size of backups; zero
+	// = devices.DefaultBackupParams.
+	BackupParams devices.BackupParams
 }
 
 // Service implements api.Backend. It is safe for concurrent use.
@@ -125,6 +129,7 @@ type Service struct {
 	settings       CallSettings
 	connectTimeout time.Duration
 	metrics        Metrics
+	backupParams   devices.BackupParams
 
 	events *hub
 	media  *callMedia  // the media resources calls hold: tab bridges, live streams
@@ -139,7 +144,10 @@ func New(cfg Config) *Service {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Service{log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
+	if cfg.BackupParams == (devices.BackupParams{}) {
+		cfg.BackupParams = devices.DefaultBackupParams
+	}
+	return &Service{backupParams: cfg.BackupParams, log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
 		msgs: cfg.Messages, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
 		connectTimeout: cfg.BrowserConnectTimeout, metrics: cfg.Metrics,
 		events: newHub(), media: newCallMedia()}

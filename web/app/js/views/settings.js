@@ -12,6 +12,7 @@ const SECTIONS = [
   ["profile", "Profile and handles", "at"],
   ["notifications", "Notifications", "bell"],
   ["calls", "Call settings", "phone"],
+  ["backup", "Back up your account", "lock"],
   ["node", "Your node", "server"],
 ];
 
@@ -41,6 +42,7 @@ export function detail(el, section) {
     case "profile": return profile(body);
     case "notifications": return notifications(body);
     case "calls": return calls(body);
+    case "backup": return backup(body);
     case "node": return node(body);
   }
   body.append(h("p", { class: "muted", text: "No such settings page." }));
@@ -148,6 +150,59 @@ function calls(body) {
   }
   api.get("/settings/calls").then((x) => { s = x; render(); }, (err) => body.replaceChildren(h("p", { class: "error-text", text: err.message })));
   render();
+  return {};
+}
+
+const MIN_BACKUP_PASSPHRASE = 12;
+
+// backup writes the account, sealed under a passphrase, to a file the
+// browser saves (POST /api/v1/backup): what a person needs to be
+// themselves again on a new machine with `callsign up --restore FILE`.
+function backup(body) {
+  const pass = h("input", { id: "backup-pass", type: "password", autocomplete: "new-password", minlength: MIN_BACKUP_PASSPHRASE, required: true });
+  const again = h("input", { id: "backup-again", type: "password", autocomplete: "new-password", required: true });
+  const msg = h("p", { class: "error-text", role: "alert", hidden: true });
+  const done = h("p", { class: "ok-text", role: "status", hidden: true });
+  const button = h("button", { type: "submit", class: "btn primary", text: "Download the backup" });
+  async function submit(e) {
+    e.preventDefault();
+    msg.hidden = true;
+    done.hidden = true;
+    if (pass.value.length < MIN_BACKUP_PASSPHRASE) { msg.textContent = `The passphrase needs at least ${MIN_BACKUP_PASSPHRASE} characters: four or more words no one could guess make a good one.`; msg.hidden = false; pass.focus(); return; }
+    if (pass.value !== again.value) { msg.textContent = "The two passphrases differ."; msg.hidden = false; again.focus(); return; }
+    button.disabled = true;
+    button.textContent = "Sealing the backup…";
+    try {
+      const blob = await api.post("/backup", { passphrase: pass.value }, { blob: true });
+      const name = `callsign-${new Date().toISOString().slice(0, 10)}.backup`;
+      const url = URL.createObjectURL(blob);
+      const a = h("a", { href: url, download: name, hidden: true });
+      document.body.append(a);
+      a.click();
+      a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 60000);
+      pass.value = again.value = "";
+      done.textContent = `Saved ${name} (${size(blob.size)}). Keep it somewhere safe, and the passphrase somewhere else.`;
+      done.hidden = false;
+    } catch (err) {
+      msg.textContent = err.message + (err.hint ? ` (${err.hint})` : "");
+      msg.hidden = false;
+    } finally {
+      button.disabled = false;
+      button.textContent = "Download the backup";
+    }
+  }
+  body.replaceChildren(
+    h("div", { class: "card" }, h("h2", { text: "If this machine is lost" }),
+      h("p", { text: "A backup brings you back on a new machine: your account, your handles, your contacts and your call settings. Your contacts keep writing to you and see no change of key. It holds no messages." }),
+      h("p", { class: "muted", text: "On the new machine, restore it with: " }, h("code", { text: "callsign up --restore FILE" }))),
+    h("form", { class: "card", on: { submit } },
+      h("h2", { text: "Make a backup" }),
+      h("p", { class: "muted", text: "The file is sealed with your passphrase, so it can live on a USB stick or in a cloud folder. Whoever has both the file and the passphrase has your account: keep them apart." }),
+      h("div", { class: "field" }, h("label", { for: "backup-pass", text: "Passphrase (at least 12 characters)" }), pass),
+      h("div", { class: "field" }, h("label", { for: "backup-again", text: "The same again" }), again),
+      msg, done,
+      h("div", { class: "form-actions" }, button)));
   return {};
 }
 

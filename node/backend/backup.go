@@ -1,0 +1,72 @@
+package backend
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/store"
+)
+
+// backups lets one backup be made at a time: each runs Argon2id over
+// DefaultBackupParams' 256 MiB.
+var backups sync.Mutex
+
+// Backup implements api.Backend: the account's portable items
+// (store.ExportPortable: the account key, handles, contacts, call
+// settings, community nodes) sealed in a backup file (devices.BackupWriter)
+// under the request's passphrase. It holds no messages and no device key:
+// a restore is a new device of the account (docs/DEVICES.md §5).
+func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Download, err error) {
+	defer mapError(&err)
+	if n := utf8.RuneCountInString(req.Passphrase); n < api.MinBackupPassphrase {
+		return nil, api.Errorf(api.CodeBadRequest, "four or more words no one could guess make a good one; keep it apart from the file",
+			"a backup passphrase needs at least %d characters (this one has %d)", api.MinBackupPassphrase, n)
+	}
+	if !backups.TryLock() {
+		return nil, api.Errorf(api.CodeUnavailable, "try again in a few seconds", "another backup is being made")
+	}
+	defer backups.Unlock()
+	type item struct {
+		kind byte
+		body []byte
+	}
+	var items []item
+	err = s.db.View(func(tx *store.Tx) error {
+		items = items[:0]
+		return tx.ExportPortable(func(kind byte, body []byte) error {
+			items = append(items, item{kind, bytes.Clone(body)})
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		for _, it := range items {
+			clear(it.body)
+		}
+	}()
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	now := time.Now()
+	bw, err := devices.NewBackupWriter(&buf, []byte(req.Passphrase), s.backupParams, now)
+	if err != nil {
+		return nil, err
+	}
+	for _, it := range items {
+		if err := bw.Add(it.kind, it.body); err != nil {
+			return nil, err
+		}
+	}
+	if err := bw.Close(); err != nil {
+		return nil, err
+	}
+	return &api.Download{Name: "callsign-" + now.Format("2006-01-02") + ".backup", Data: buf.Bytes()}, nil
+}

@@ -1,0 +1,112 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/store"
+)
+
+// Restored is what RestoreBackup brought back.
+type Restored struct {
+	Account identity.AccountID
+	Items   int // the backup's items, the account key included
+}
+
+// RestoreBackup brings the account in the backup file back into dataDir as
+// a new device of it (docs/DEVICES.md §5): the account key, its handles,
+// contacts, call settings and community nodes; the node started on dataDir
+// afterwards makes new device keys, certifies them with the account key
+// and publishes them, so contacts reach it and see no key change. The
+// file is read twice: once to authenticate all of it, then into one
+// transaction, so a damaged file or a wrong passphrase leaves nothing
+// behind. dataDir may be new or hold a store without an account;
+// storePass is its store's passphrase, as for Config.Passphrase. It holds
+// the data directory's lock meanwhile.
+func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file string, backupPass []byte) (Restored, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return Restored{}, withHint(fmt.Errorf("backup: %w", err), "give the file `callsign backup create` wrote")
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return Restored{}, fmt.Errorf("backup: %w", err)
+	}
+	bk, err := devices.OpenBackup(f, fi.Size(), backupPass)
+	if err != nil {
+		return Restored{}, backupError(err)
+	}
+	items, err := bk.Verify()
+	if err != nil {
+		return Restored{}, backupError(err)
+	}
+	n, err := New(Config{DataDir: dataDir})
+	if err != nil {
+		return Restored{}, err
+	}
+	defer n.Close()
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return Restored{}, withHint(fmt.Errorf("create data directory: %w", err), "pick a directory you can write to with --data")
+	}
+	if err := n.takeLock(); err != nil {
+		return Restored{}, err
+	}
+	if err := checkDataDir(n.cfg.DataDir, n.log); err != nil {
+		return Restored{}, err
+	}
+	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: storePass, Checks: storeChecks})
+	if err != nil {
+		return Restored{}, storeError(err)
+	}
+	defer db.Close()
+	var seed []byte
+	err = db.Update(func(tx *store.Tx) error {
+		sec, err := tx.Secrets()
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if sec.AccountSeed != nil {
+			ak, err := identity.AccountKeyFromSeed(sec.AccountSeed)
+			if err != nil {
+				return err
+			}
+			return withHint(fmt.Errorf("the data directory %s already holds an account (%s)", n.cfg.DataDir, ak.Public().ID()),
+				"restore into a new directory: --data DIR")
+		}
+		return bk.Each(func(kind byte, body []byte) error {
+			if kind == store.PortableAccountSeed {
+				seed = append([]byte(nil), body...)
+			}
+			return tx.ImportPortable(kind, body)
+		})
+	})
+	if err != nil {
+		return Restored{}, backupError(err)
+	}
+	ak, err := identity.AccountKeyFromSeed(seed)
+	if err != nil {
+		return Restored{}, backupError(fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged))
+	}
+	return Restored{Account: ak.Public().ID(), Items: items}, nil
+}
+
+// backupError gives a backup's errors their hints.
+func backupError(err error) error {
+	var he *Error
+	switch {
+	case errors.As(err, &he):
+		return err
+	case errors.Is(err, devices.ErrWrongPassphrase):
+		return withHint(err, "the passphrase is the one given when the backup was made; $CALLSIGN_BACKUP_PASSPHRASE may hold another")
+	case errors.Is(err, devices.ErrBackupNewer), errors.Is(err, store.ErrPortableKind):
+		return withHint(err, "restore it with a newer callsign")
+	case errors.Is(err, devices.ErrBackupDamaged), errors.Is(err, devices.ErrBackupTruncated), errors.Is(err, store.ErrInvalid):
+		return withHint(fmt.Errorf("%w; nothing was restored", err), "use another copy of the backup")
+	}
+	return err
+}

@@ -1,0 +1,76 @@
+package web_test
+
+import (
+	"bytes"
+	"encoding/base64"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/internal/browser"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/store"
+	"github.com/callsign/callsign/web"
+)
+
+// TestBackupInSettings: Settings → Back up your account refuses a short
+// passphrase and two that differ, then saves a backup file that opens
+// with the passphrase and holds the account key.
+func TestBackupInSettings(t *testing.T) {
+	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
+	alice := n.Nodes[1]
+	p := browser.OpenApp(t, "alice", alice.Dir)
+	p.WaitText("Welcome to callsign")
+	p.Click("button", "Later")
+	p.Click("link", "Settings")
+	p.Click("link", "Back up your account")
+	p.WaitText("If this machine is lost")
+	// The file the page saves is kept for the test to read.
+	browser.Eval[bool](p, `(() => { const made = URL.createObjectURL; URL.createObjectURL = (b) => { window.savedBackup = b; return made(b); }; return true; })()`)
+
+	const pass = "correct horse battery staple"
+	for _, tc := range []struct{ pass, again, want string }{
+		{"too short", "too short", "at least 12 characters"},
+		{pass, pass + "!", "The two passphrases differ."},
+	} {
+		p.Fill("Passphrase (at least 12 characters)", tc.pass)
+		p.Fill("The same again", tc.again)
+		p.Click("button", "Download the backup")
+		p.WaitText(tc.want)
+	}
+	p.Fill("Passphrase (at least 12 characters)", pass)
+	p.Fill("The same again", pass)
+	p.Click("button", "Download the backup")
+	p.WaitText("Keep it somewhere safe")
+	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
+		p.Viewport(1280, 800, false)
+		p.Screenshot(filepath.Join(dir, "backup-desktop.png"))
+	}
+	p.WaitJS("the backup saved", `window.savedBackup instanceof Blob`)
+	b64 := browser.Eval[string](p, `(async () => { const b = new Uint8Array(await window.savedBackup.arrayBuffer()); let s = ""; for (const x of b) s += String.fromCharCode(x); return btoa(s); })()`)
+	raw, err := base64.StdEncoding.DecodeString(b64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bk, err := devices.OpenBackup(bytes.NewReader(raw), int64(len(raw)), []byte(pass))
+	if err != nil {
+		t.Fatalf("the saved backup (%d bytes): %v", len(raw), err)
+	}
+	var first byte
+	var seed int
+	if err := bk.Each(func(kind byte, body []byte) error {
+		if first == 0 {
+			first, seed = kind, len(body)
+		}
+		return nil
+	}); err != nil || first != store.PortableAccountSeed || seed != 32 {
+		t.Fatalf("the saved backup: first item of kind %d, %d bytes (%v); want the account key", first, seed, err)
+	}
+	if _, err := devices.OpenBackup(bytes.NewReader(raw), int64(len(raw)), []byte(pass+"x")); err == nil {
+		t.Errorf("the backup opened with another passphrase")
+	}
+	if errs := p.Errors(); len(errs) > 0 {
+		t.Errorf("page errors: %v", errs)
+	}
+}
