@@ -547,7 +547,8 @@ loop:
 }
 
 // ContentSecurityPolicy is sent with every file of the web app: scripts
-// and styles only from the app's own files (no inline script, no eval),
+// and styles only from the app's own files (no inline script, no eval; the
+// page adds the hashes of the app's files it carries inline, webinline.go),
 // images from the app, the API (fetched as blobs) and data: URLs, media
 // from the WebRTC connection (blob:), connections to the node's own API
 // and event stream only, no plugins, no framing.

@@ -37,13 +37,18 @@ type webFile struct {
 // from before an upgrade) gets today's file, revalidated.
 //
 // Each module script the page names is served joined with everything it
-// imports (webjoin.go), so a cold load asks for one module, not fourteen.
+// imports (webjoin.go), so a cold load asks for one module, not fourteen,
+// and the page carries its early script and its style sheet inline
+// (webinline.go), so a cold load asks for the module only.
 type webHandler struct {
 	fsys    fs.FS
 	log     *slog.Logger
 	files   map[string]*webFile
 	version string
 	index   *webFile // index.html with its references under /v/<version>/
+	// indexCSP is ContentSecurityPolicy with the hashes of what the page
+	// carries inline (webinline.go).
+	indexCSP string
 }
 
 // newWebHandler reads, joins and compresses the app's files once, before
@@ -93,6 +98,9 @@ func (h *webHandler) load() {
 		for _, p := range paths {
 			page = strings.ReplaceAll(page, `"/`+p+`"`, `"/v/`+h.version+"/"+p+`"`)
 		}
+		var scripts, styles []string
+		page, scripts, styles = inlinePage(page, h.files)
+		h.indexCSP = withHashes(ContentSecurityPolicy, scripts, styles)
 		h.index = newWebFile("index.html", []byte(page))
 	}
 }
@@ -148,6 +156,9 @@ func (h *webHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if f == nil {
 		http.Error(w, "no web app", http.StatusNotFound)
 		return
+	}
+	if f == h.index {
+		hd.Set("Content-Security-Policy", h.indexCSP)
 	}
 	hd.Set("Content-Type", f.ctype)
 	hd.Set("ETag", f.etag)

@@ -301,11 +301,16 @@ func TestFirstLoad(t *testing.T) {
 		if i == 0 {
 			// The first screen's data came from early.js's request, made
 			// while the modules loaded and asked once, and the screen did
-			// not wait for the conversation module.
+			// not wait for the conversation module. The page carried its
+			// early script and style sheet inline (no request for them)
+			// and the CSP let them run by their hashes: the early request
+			// came and the style is applied.
 			type boot struct {
 				Early      bool
 				AppLoads   int
 				ChatBefore bool
+				Fetched    []string
+				Styled     bool
 			}
 			b := browser.Eval[boot](p, `(() => {
 				const r = performance.getEntriesByType("resource");
@@ -313,10 +318,15 @@ func TestFirstLoad(t *testing.T) {
 					Early: window.callsign.early === true,
 					AppLoads: r.filter((e) => new URL(e.name).pathname === "/api/v1/app").length,
 					ChatBefore: r.some((e) => e.name.endsWith("/views/chat.js") && e.startTime < window.callsign.readyAt),
+					Fetched: r.map((e) => new URL(e.name).pathname).filter((p) => /\/(early\.js|style\.css)$/.test(p)),
+					Styled: getComputedStyle(document.querySelector(".shell")).display === "grid",
 				};
 			})()`)
 			if !b.Early || b.AppLoads != 1 || b.ChatBefore {
 				t.Errorf("first load: data from the early request %v (want true), GET /api/v1/app %d times (want 1), chat.js loaded before ready %v (want false)", b.Early, b.AppLoads, b.ChatBefore)
+			}
+			if len(b.Fetched) > 0 || !b.Styled {
+				t.Errorf("first load: asked for %v (want them inline in the page), style applied %v", b.Fetched, b.Styled)
 			}
 			var total int64
 			var lines []string

@@ -1,8 +1,9 @@
 // early.js: a classic script, run as soon as it arrives, that asks the
 // node for the first screen's data (GET /api/v1/app) and parses it while
 // the app's modules are still loading; store.loadAll takes the answer.
-// With a sign-in ticket in the address, or no token, it does nothing. It
-// is a file, not inline: the page's CSP forbids inline script.
+// With a sign-in ticket in the address, or no token, it does nothing. The
+// node puts it into the page (api/webinline.go), allowed there by its hash:
+// the page's CSP forbids any other inline script.
 (function () {
   try {
     if (/(?:^#|&)ticket=/.test(location.hash)) return;
