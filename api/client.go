@@ -250,6 +250,10 @@ func (c *Client) Addr() string { return c.addr }
 // Close releases idle connections.
 func (c *Client) Close() { c.hc.CloseIdleConnections() }
 
+// maxResponse caps what the client reads of one answer (a page of messages
+// is at most 4 MiB encoded; a backup without messages is far smaller).
+const maxResponse = 64 << 20
+
 func (c *Client) do(ctx context.Context, method, path string, in, out any) error {
 	var body io.Reader
 	if in != nil {
@@ -272,9 +276,12 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return c.transportError(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 16<<20))
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
 	if err != nil {
 		return fmt.Errorf("read API response: %w", err)
+	}
+	if len(data) > maxResponse {
+		return fmt.Errorf("API response over %d bytes", maxResponse)
 	}
 	if resp.StatusCode != http.StatusOK {
 		e := &Error{Status: resp.StatusCode}

@@ -76,7 +76,7 @@ func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file s
 				return err
 			}
 			return withHint(fmt.Errorf("the data directory %s already holds an account (%s)", n.cfg.DataDir, ak.Public().ID()),
-				"restore into a new directory: --data DIR")
+				"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
 		}
 		return bk.Each(func(kind byte, body []byte) error {
 			if kind == store.PortableAccountSeed {
