@@ -14,18 +14,26 @@ import (
 	"github.com/callsign/callsign/web"
 )
 
-// TestBackupInSettings: Settings → Back up your account refuses a short
-// passphrase and two that differ, then saves a backup file that opens
-// with the passphrase and holds the account key.
+// TestBackupInSettings: once a handle is claimed, the welcome screen
+// offers a backup and leads to Settings → Back up your account, which
+// refuses a short passphrase and two that differ, then saves a backup file
+// that opens with the passphrase and holds the account key and the handle.
 func TestBackupInSettings(t *testing.T) {
 	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
 	alice := n.Nodes[1]
 	p := browser.OpenApp(t, "alice", alice.Dir)
 	p.WaitText("Welcome to callsign")
-	p.Click("button", "Later")
-	p.Click("link", "Settings")
-	p.Click("link", "Back up your account")
+	p.Fill("Handle", "alice")
+	p.Click("button", "Claim")
+	p.WaitText("You're on the network")
+	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
+		p.Viewport(1280, 800, false)
+		p.WaitJS("the QR code of the handle loaded", `[...document.images].every((i) => i.complete && i.naturalWidth > 0)`)
+		p.Screenshot(filepath.Join(dir, "claimed-desktop.png"))
+	}
+	p.Click("button", "Back up now")
 	p.WaitText("If this machine is lost")
+	p.WaitNoText("Welcome to callsign")
 	// The file the page saves is kept for the test to read.
 	browser.Eval[bool](p, `(() => { const made = URL.createObjectURL; URL.createObjectURL = (b) => { window.savedBackup = b; return made(b); }; return true; })()`)
 
@@ -44,7 +52,6 @@ func TestBackupInSettings(t *testing.T) {
 	p.Click("button", "Download the backup")
 	p.WaitText("Keep it somewhere safe")
 	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
-		p.Viewport(1280, 800, false)
 		p.Screenshot(filepath.Join(dir, "backup-desktop.png"))
 	}
 	p.WaitJS("the backup saved", `window.savedBackup instanceof Blob`)
@@ -59,13 +66,15 @@ func TestBackupInSettings(t *testing.T) {
 	}
 	var first byte
 	var seed int
+	var claimed bool
 	if err := bk.Each(func(kind byte, body []byte) error {
 		if first == 0 {
 			first, seed = kind, len(body)
 		}
+		claimed = claimed || (kind == store.PortableClaim && bytes.Contains(body, []byte("alice")))
 		return nil
-	}); err != nil || first != store.PortableAccountSeed || seed != 32 {
-		t.Fatalf("the saved backup: first item of kind %d, %d bytes (%v); want the account key", first, seed, err)
+	}); err != nil || first != store.PortableAccountSeed || seed != 32 || !claimed {
+		t.Fatalf("the saved backup: first item of kind %d, %d bytes, @alice in it %v (%v); want the account key first, and the handle", first, seed, claimed, err)
 	}
 	if _, err := devices.OpenBackup(bytes.NewReader(raw), int64(len(raw)), []byte(pass+"x")); err == nil {
 		t.Errorf("the backup opened with another passphrase")

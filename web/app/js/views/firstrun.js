@@ -6,6 +6,7 @@
 
 import * as api from "../api.js";
 import * as store from "../store.js";
+import { go, path } from "../nav.js";
 import { h, icon, dialog, qrImage, copyButton, errorBox, field } from "../ui.js";
 
 const STAGES = [
@@ -45,8 +46,11 @@ export function show() {
             h("p", { class: "claimed-name", id: "claimed-handle", text: "@" + c.name }),
             h("p", { class: "lead", text: "People can now find you by this handle. Share it, or let them scan the code." }),
             h("div", { class: "firstrun-qr" }, qrImage("@" + c.name, `QR code of your handle @${c.name}`)),
-            h("div", { class: "form-actions center" }, h("button", { type: "button", class: "btn primary", text: "Start messaging", autofocus: true, on: { click: close } })));
-          body.querySelector("button").focus();
+            h("p", { class: "muted", text: "Your account lives on this machine only. A backup, sealed with a passphrase, brings it and @" + c.name + " back if the machine is lost." }),
+            h("div", { class: "form-actions center" },
+              h("button", { type: "button", class: "btn", text: "Back up now", on: { click: () => { close(); go(path("settings", "backup")); } } }),
+              h("button", { type: "button", class: "btn primary", text: "Start messaging", autofocus: true, on: { click: close } })));
+          body.querySelector("button.primary").focus();
         },
       });
       body.append(...intro(),
