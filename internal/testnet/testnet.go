@@ -9,7 +9,6 @@ package testnet
 import (
 	"context"
 	"fmt"
-	"github.com/callsign/callsign/devices"
 	"io/fs"
 	"log/slog"
 	"os"
@@ -25,6 +24,7 @@ import (
 	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/node"
