@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/identity"
@@ -28,23 +29,11 @@ type Restored struct {
 // storePass is its store's passphrase, as for Config.Passphrase. It holds
 // the data directory's lock meanwhile.
 func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file string, backupPass []byte) (Restored, error) {
-	f, err := os.Open(file)
+	bk, items, closeFile, err := openBackup(file, backupPass)
 	if err != nil {
-		return Restored{}, withHint(fmt.Errorf("backup: %w", err), "give the file `callsign backup create` wrote")
+		return Restored{}, err
 	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return Restored{}, fmt.Errorf("backup: %w", err)
-	}
-	bk, err := devices.OpenBackup(f, fi.Size(), backupPass)
-	if err != nil {
-		return Restored{}, backupError(err)
-	}
-	items, err := bk.Verify()
-	if err != nil {
-		return Restored{}, backupError(err)
-	}
+	defer closeFile()
 	n, err := New(Config{DataDir: dataDir})
 	if err != nil {
 		return Restored{}, err
@@ -78,12 +67,8 @@ func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file s
 			return withHint(fmt.Errorf("the data directory %s already holds an account (%s)", n.cfg.DataDir, ak.Public().ID()),
 				"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
 		}
-		return bk.Each(func(kind byte, body []byte) error {
-			if kind == store.PortableAccountSeed {
-				seed = append([]byte(nil), body...)
-			}
-			return tx.ImportPortable(kind, body)
-		})
+		seed, err = importBackup(tx, bk)
+		return err
 	})
 	if err != nil {
 		return Restored{}, backupError(err)
@@ -93,6 +78,107 @@ func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file s
 		return Restored{}, backupError(fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged))
 	}
 	return Restored{Account: ak.Public().ID(), Items: items}, nil
+}
+
+// openBackup opens the backup in file with passphrase and authenticates
+// all of it (Verify); it returns the backup, its item count and what
+// closes the file.
+func openBackup(file string, passphrase []byte) (*devices.Backup, int, func(), error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, 0, nil, withHint(fmt.Errorf("backup: %w", err), "give the file `callsign backup create` wrote")
+	}
+	fi, err := f.Stat()
+	if err == nil && !fi.Mode().IsRegular() {
+		err = errors.New("not a regular file")
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, fmt.Errorf("backup %s: %w", file, err)
+	}
+	bk, err := devices.OpenBackup(f, fi.Size(), passphrase)
+	var items int
+	if err == nil {
+		items, err = bk.Verify()
+	}
+	if err != nil {
+		f.Close()
+		return nil, 0, nil, backupError(err)
+	}
+	return bk, items, func() { f.Close() }, nil
+}
+
+// importBackup stores every item of bk in tx and returns the account
+// seed among them.
+func importBackup(tx *store.Tx, bk *devices.Backup) (seed []byte, err error) {
+	err = bk.Each(func(kind byte, body []byte) error {
+		if kind == store.PortableAccountSeed {
+			seed = append([]byte(nil), body...)
+		}
+		return tx.ImportPortable(kind, body)
+	})
+	return seed, err
+}
+
+// BackupContents is what a backup file holds, as `callsign backup verify`
+// shows it.
+type BackupContents struct {
+	Created        time.Time          `json:"created"`
+	Account        identity.AccountID `json:"account"`
+	Handles        []string           `json:"handles"`
+	Contacts       int                `json:"contacts"`
+	CallSettings   bool               `json:"call_settings"`
+	CommunityNodes int                `json:"community_nodes"`
+	Items          int                `json:"items"`
+}
+
+// InspectBackup checks that the backup in file opens with passphrase and
+// is whole, and restores it into a store in memory to read what it holds:
+// every check a restore makes, with nothing written anywhere.
+func InspectBackup(ctx context.Context, file string, passphrase []byte) (BackupContents, error) {
+	bk, items, closeFile, err := openBackup(file, passphrase)
+	if err != nil {
+		return BackupContents{}, err
+	}
+	defer closeFile()
+	db, err := store.Open(ctx, store.Options{InMemory: true})
+	if err != nil {
+		return BackupContents{}, err
+	}
+	defer db.Close()
+	c := BackupContents{Created: bk.Created(), Items: items, Handles: []string{}}
+	err = db.Update(func(tx *store.Tx) error {
+		seed, err := importBackup(tx, bk)
+		if err != nil {
+			return err
+		}
+		ak, err := identity.AccountKeyFromSeed(seed)
+		if err != nil {
+			return fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged)
+		}
+		c.Account = ak.Public().ID()
+		claims, err := tx.Claims()
+		if err != nil {
+			return err
+		}
+		for _, cl := range claims {
+			c.Handles = append(c.Handles, cl.Name)
+		}
+		contacts, err := tx.Contacts()
+		if err != nil {
+			return err
+		}
+		c.Contacts = len(contacts)
+		_, err = tx.CallSettings()
+		c.CallSettings = err == nil
+		boots, err := tx.Bootstraps()
+		c.CommunityNodes = len(boots)
+		return err
+	})
+	if err != nil {
+		return BackupContents{}, backupError(err)
+	}
+	return c, nil
 }
 
 // backupError gives a backup's errors their hints.

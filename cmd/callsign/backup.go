@@ -14,6 +14,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/node"
 )
 
 // backupPassEnv holds a backup's passphrase for scripts; on a terminal the
@@ -34,6 +35,48 @@ func backupCreateCommand() *command {
 		read: true,
 		run:  runBackupCreate,
 	}
+}
+
+func backupVerifyCommand() *command {
+	return &command{
+		name:    "backup verify",
+		args:    "FILE",
+		summary: "check that a backup opens with its passphrase and is whole, and show what it holds (restores nothing)",
+		details: []string{
+			"Reads all of FILE as `up --restore` would, into memory only: a wrong passphrase, a damaged or cut file is reported as the restore would report it. Needs no node. The passphrase is asked for on a terminal, or read from $" + backupPassEnv + ".",
+			"  callsign backup verify ~/callsign.backup",
+		},
+		read: true,
+		run:  runBackupVerify,
+	}
+}
+
+// backupContents is what `callsign backup verify --json` prints.
+type backupContents struct {
+	File string `json:"file"`
+	node.BackupContents
+}
+
+func runBackupVerify(ctx context.Context, e *env, args []string) error {
+	if err := needArgs(args, 1, "FILE"); err != nil {
+		return err
+	}
+	pass, err := backupPassphrase(e, false)
+	if err != nil {
+		return err
+	}
+	c, err := node.InspectBackup(ctx, args[0], []byte(pass))
+	if err != nil {
+		return err
+	}
+	return e.print(backupContents{File: args[0], BackupContents: c}, func(w io.Writer) {
+		handles := "none"
+		if len(c.Handles) > 0 {
+			handles = "@" + strings.Join(c.Handles, ", @")
+		}
+		fmt.Fprintf(w, "%s opens and is whole: made %s\n  account   %s\n  handles   %s\n  contacts  %d\n  community nodes  %d\n",
+			args[0], c.Created.Local().Format("2006-01-02 15:04"), c.Account, handles, c.Contacts, c.CommunityNodes)
+	})
 }
 
 // backupReport is what `callsign backup create --json` prints.

@@ -67,6 +67,11 @@ func TestBackupProcess(t *testing.T) {
 	if _, errs, code := cli(t, "backup", "create", file, "--data", aDir); code == 0 || !strings.Contains(errs, "exists") {
 		t.Fatalf("over an existing file: exit %d %q", code, errs)
 	}
+	var inside backupContents
+	mustJSON(t, &inside, "backup", "verify", file)
+	if string(inside.Account) != aID.Account || len(inside.Handles) != 1 || inside.Handles[0] != "alice" || inside.Contacts != 1 || inside.CommunityNodes != 1 {
+		t.Fatalf("backup verify: %+v", inside)
+	}
 	if raw, _ := os.ReadFile(file); bytes.Contains(raw, []byte(aID.Account)) || bytes.Contains(raw, []byte("bob")) {
 		t.Errorf("the backup holds Alice's account id or a contact's name in the clear")
 	}

@@ -51,6 +51,7 @@ func commands() []*command {
 		settingsCallsCommand(),
 
 		backupCreateCommand(),
+		backupVerifyCommand(),
 		storeVerifyCommand(),
 		versionCommand(),
 	}
