@@ -410,6 +410,10 @@ func TestPhoneLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	a := browser.OpenApp(t, "alice", alice.Dir)
+	// Bob's message may reach Alice's node after the first screen's data
+	// was read and before the event stream opened: the app reads its lists
+	// again once the stream is open, so the message is in one or the other.
+	a.WaitJS("the lists read again once the event stream is open", `performance.getEntriesByType("resource").some((e) => new URL(e.name).pathname === "/api/v1/conversations")`)
 	a.Viewport(390, 844, true)
 	const shown = `(sel) => { const e = document.querySelector(sel); return !!e && e.getBoundingClientRect().width > 0; }`
 	a.WaitJS("the chat list on the whole screen", `((shown) => shown("#list-pane") && !shown("#main") && document.querySelector("#list-pane").getBoundingClientRect().width >= 380)(`+shown+`)`)

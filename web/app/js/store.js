@@ -174,12 +174,14 @@ function onEvent(ev) {
 
 let ws = null;
 let backoff = 500;
-let opened = false;
 let stopped = false;
 
 /** connect opens the event stream and keeps it open, reconnecting with
- * backoff; after a reconnect everything is reloaded, since events may
- * have been missed meanwhile (listeners of "resync" reload their own). */
+ * backoff. Each time it opens, the first time too, everything is reloaded
+ * (listeners of "resync" reload their own): events may have been missed
+ * meanwhile, and the first screen's data was read before the stream
+ * opened (early.js asks for it as the page is parsed), so a message that
+ * came in between would be in neither. */
 export function connect() {
   stopped = false;
   const sock = new WebSocket(api.eventsURL());
@@ -188,8 +190,7 @@ export function connect() {
     backoff = 500;
     state.connected = true;
     emit("connection", true);
-    if (opened) resync();
-    opened = true;
+    resync();
   };
   sock.onmessage = (e) => {
     let ev;
