@@ -31,39 +31,16 @@ func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Dow
 		return nil, api.Errorf(api.CodeUnavailable, "try again in a few seconds", "another backup is being made")
 	}
 	defer backups.Unlock()
-	type item struct {
-		kind byte
-		body []byte
-	}
-	var items []item
-	err = s.db.View(func(tx *store.Tx) error {
-		items = items[:0]
-		return tx.ExportPortable(func(kind byte, body []byte) error {
-			items = append(items, item{kind, bytes.Clone(body)})
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	defer func() {
-		for _, it := range items {
-			clear(it.body)
-		}
-	}()
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
+	// Argon2id first, outside any transaction; then the items go straight
+	// from one read transaction into the sealed chunks.
 	var buf bytes.Buffer
 	now := time.Now()
 	bw, err := devices.NewBackupWriter(&buf, []byte(req.Passphrase), s.backupParams, now)
 	if err != nil {
 		return nil, err
 	}
-	for _, it := range items {
-		if err := bw.Add(it.kind, it.body); err != nil {
-			return nil, err
-		}
+	if err := s.db.View(func(tx *store.Tx) error { return tx.ExportPortable(bw.Add) }); err != nil {
+		return nil, err
 	}
 	if err := bw.Close(); err != nil {
 		return nil, err
