@@ -1,0 +1,82 @@
+package store
+
+import (
+	"errors"
+	"fmt"
+)
+
+// ErrAccountInUse means the store's account has been used (a handle, a
+// contact, a conversation or a call), so nothing may take its place.
+var ErrAccountInUse = errors.New("this node's account is in use")
+
+// usedBy are the prefixes whose entries make an account used, each with
+// what a person calls it.
+var usedBy = []struct {
+	prefix []byte
+	what   string
+}{
+	{pfxClaim, "a handle"},
+	{pfxContact, "contacts"},
+	{pfxConv, "conversations"},
+	{pfxMsg, "messages"},
+	{pfxCall, "calls"},
+}
+
+// AccountUse says what the store's account holds that a person would
+// miss: "" when nothing, else the first of "a handle", "contacts",
+// "conversations", "messages", "calls" found. A store with no account is
+// unused.
+func (tx *Tx) AccountUse() (string, error) {
+	for _, u := range usedBy {
+		found := false
+		err := tx.scan(u.prefix, nil, false, func([]byte, func() ([]byte, error)) (bool, error) {
+			found = true
+			return false, nil
+		})
+		if err != nil {
+			return "", err
+		}
+		if found {
+			return u.what, nil
+		}
+	}
+	return "", nil
+}
+
+// DiscardUnusedAccount deletes the account a node made at its first start
+// (its key, its device keys, its prekeys and its sessions), so that an
+// account brought from a backup or a link can take its place
+// (docs/DEVICES.md §1, "a fresh one"). It refuses with ErrAccountInUse,
+// saying what the account holds, unless AccountUse is "". What belongs to
+// the machine stays: listen ports, community nodes, settings, a public
+// node's mailbox.
+func (tx *Tx) DiscardUnusedAccount() error {
+	use, err := tx.AccountUse()
+	if err != nil {
+		return err
+	}
+	if use != "" {
+		return fmt.Errorf("%w: it holds %s", ErrAccountInUse, use)
+	}
+	for _, k := range [][]byte{keySecSeed, keySecDevice, keySecX25519, keySecPrekeys} {
+		if err := tx.del(k); err != nil {
+			return err
+		}
+	}
+	for _, p := range [][]byte{pfxSession, pfxMsgID, pfxOut, pfxQueueStart} {
+		var keys [][]byte
+		err := tx.scan(p, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
+			keys = append(keys, append([]byte(nil), k...))
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range keys {
+			if err := tx.del(k); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
