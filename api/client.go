@@ -500,6 +500,13 @@ func (c *Client) Backup(ctx context.Context, passphrase string) ([]byte, error) 
 	return b, c.do(ctx, http.MethodPost, "/api/v1/backup", BackupRequest{Passphrase: passphrase}, &b)
 }
 
+// Restore sends the backup file to a node whose own account was never
+// used; the node answers with the backup's account and restarts with it.
+func (c *Client) Restore(ctx context.Context, backup []byte, passphrase string) (Restoring, error) {
+	var r Restoring
+	return r, c.do(ctx, http.MethodPost, "/api/v1/restore", RestoreRequest{Backup: backup, Passphrase: passphrase}, &r)
+}
+
 // NewTicket asks the node for a one-time sign-in ticket for the web app.
 func (c *Client) NewTicket(ctx context.Context) (Ticket, error) {
 	var v Ticket

@@ -101,6 +101,10 @@ type Backend interface {
 	// Backup returns the account's backup file sealed under the request's
 	// passphrase (docs/DEVICES.md §5).
 	Backup(ctx context.Context, req BackupRequest) (*Download, error)
+	// Restore checks a backup against its passphrase and that this node's
+	// own account was never used, answers with what the backup holds, and
+	// has the node restart with the backup's account.
+	Restore(ctx context.Context, req RestoreRequest) (Restoring, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
 	// ends. Slow subscribers lose events rather than block the node.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
@@ -345,6 +349,13 @@ func (s *Server) handler() http.Handler {
 		}
 		return b.Backup(r.Context(), req)
 	}))
+	mux.HandleFunc("POST /api/v1/restore", s.jsonHandlerLimit(MaxRestoreBody, func(r *http.Request) (any, error) {
+		var req RestoreRequest
+		if err := decodeLimit(r, &req, MaxRestoreBody); err != nil {
+			return nil, err
+		}
+		return b.Restore(r.Context(), req)
+	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {
 		if s.cfg.Metrics == nil {
@@ -430,8 +441,14 @@ func portOf(hostport string) string {
 }
 
 func (s *Server) jsonHandler(f func(r *http.Request) (any, error)) http.HandlerFunc {
+	return s.jsonHandlerLimit(MaxBody, f)
+}
+
+// jsonHandlerLimit is jsonHandler with the request body capped at limit
+// bytes instead of MaxBody.
+func (s *Server) jsonHandlerLimit(limit int64, f func(r *http.Request) (any, error)) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		r.Body = http.MaxBytesReader(w, r.Body, MaxBody)
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		v, err := f(r)
 		if err != nil {
 			var e *Error
@@ -458,13 +475,17 @@ func (s *Server) jsonHandler(f func(r *http.Request) (any, error)) http.HandlerF
 	}
 }
 
-func decode(r *http.Request, v any) error {
+func decode(r *http.Request, v any) error { return decodeLimit(r, v, MaxBody) }
+
+// decodeLimit decodes a body capped at limit bytes (by the caller's
+// MaxBytesReader) into v.
+func decodeLimit(r *http.Request, v any, limit int) error {
 	dec := json.NewDecoder(r.Body)
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
-			return Errorf(CodeTooLarge, "", "request body over %d bytes", MaxBody)
+			return Errorf(CodeTooLarge, "", "request body over %d bytes", limit)
 		}
 		return Errorf(CodeBadRequest, "", "bad request body: %v", err)
 	}

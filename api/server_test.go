@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"os"
@@ -19,7 +21,8 @@ import (
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 type fakeBackend struct {
-	events chan Event
+	events   chan Event
+	restored []byte // the last backup Restore took
 }
 
 func (f *fakeBackend) ID(context.Context) (ID, error) {
@@ -80,6 +83,13 @@ func (f *fakeBackend) Backup(_ context.Context, req BackupRequest) (*Download, e
 		return nil, Errorf(CodeBadRequest, "try another", "bad passphrase")
 	}
 	return &Download{Name: "callsign-2026-12-05.backup", Data: []byte("CSBACKUP\x00\x01sealed")}, nil
+}
+func (f *fakeBackend) Restore(_ context.Context, req RestoreRequest) (Restoring, error) {
+	if req.Passphrase != "a good passphrase" {
+		return Restoring{}, Errorf(CodeBadRequest, "", "wrong passphrase")
+	}
+	f.restored = req.Backup
+	return Restoring{Account: "csa1restored", Handles: []string{"alice"}}, nil
 }
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	return f.events, func() {}
@@ -473,5 +483,26 @@ func TestBackupDownload(t *testing.T) {
 	}
 	if _, err := c.Backup(context.Background(), "no"); err == nil || !strings.Contains(err.Error(), "bad passphrase") {
 		t.Errorf("client, refused: %v", err)
+	}
+}
+
+// TestRestoreUpload: POST /api/v1/restore takes a backup far larger than
+// any other request's cap, whole, and refuses one over MaxRestoreBody as
+// too large before the backend sees it.
+func TestRestoreUpload(t *testing.T) {
+	s, fb, token := startServer(t)
+	c := NewClient(s.Addr(), token)
+	backup := bytes.Repeat([]byte("CSBACKUP sealed chunk "), (4*MaxBody)/22)
+	r, err := c.Restore(context.Background(), backup, "a good passphrase")
+	if err != nil || r.Account != "csa1restored" || !bytes.Equal(fb.restored, backup) {
+		t.Fatalf("restore of %d bytes: %+v %v; the backend got %d bytes", len(backup), r, err, len(fb.restored))
+	}
+	if _, err := c.Restore(context.Background(), backup, "no"); err == nil || !strings.Contains(err.Error(), "wrong passphrase") {
+		t.Errorf("refused: %v", err)
+	}
+	fb.restored = nil
+	_, err = c.Restore(context.Background(), make([]byte, MaxRestoreBody), "a good passphrase")
+	if e, ok := errors.AsType[*Error](err); !ok || e.Code != CodeTooLarge || fb.restored != nil {
+		t.Errorf("a backup of %d bytes: %v; the backend got %d bytes", MaxRestoreBody, err, len(fb.restored))
 	}
 }

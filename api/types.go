@@ -428,6 +428,27 @@ type BackupRequest struct {
 // attacked offline.
 const MinBackupPassphrase = 12
 
+// RestoreRequest is the body of POST /api/v1/restore: a backup file to
+// bring onto a node whose own account was never used.
+type RestoreRequest struct {
+	Backup     []byte `json:"backup"` // the file, base64 in JSON
+	Passphrase string `json:"passphrase"`
+}
+
+// MaxRestoreBody caps the body of POST /api/v1/restore: a backup without
+// messages is a few kilobytes, and one with ten thousand contacts about
+// two megabytes.
+const MaxRestoreBody = 16 << 20
+
+// Restoring is the answer to a restore: the account the backup holds. The
+// node restarts with it on the same address right after answering; the
+// app waits for GET /api/v1/id to name this account, then loads again.
+type Restoring struct {
+	Account  string   `json:"account"`
+	Handles  []string `json:"handles"`
+	Contacts int      `json:"contacts"`
+}
+
 // Download is a file an API call answers with instead of JSON (the
 // backup): its bytes, with the name a browser saves it under.
 type Download struct {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"time"
 
@@ -29,11 +30,20 @@ type Restored struct {
 // storePass is its store's passphrase, as for Config.Passphrase. It holds
 // the data directory's lock meanwhile.
 func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file string, backupPass []byte) (Restored, error) {
-	bk, items, closeFile, err := openBackup(file, backupPass)
+	f, size, err := openFile(file)
 	if err != nil {
 		return Restored{}, err
 	}
-	defer closeFile()
+	defer f.Close()
+	return restoreBackup(ctx, dataDir, storePass, f, size, backupPass)
+}
+
+// restoreBackup is RestoreBackup of the size bytes of r.
+func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.ReaderAt, size int64, backupPass []byte) (Restored, error) {
+	bk, items, err := openBackup(r, size, backupPass)
+	if err != nil {
+		return Restored{}, err
+	}
 	n, err := New(Config{DataDir: dataDir})
 	if err != nil {
 		return Restored{}, err
@@ -60,12 +70,15 @@ func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file s
 			return err
 		}
 		if sec.AccountSeed != nil {
-			ak, err := identity.AccountKeyFromSeed(sec.AccountSeed)
-			if err != nil {
-				return err
+			// The account a first start made, never used, gives way.
+			if err := tx.DiscardUnusedAccount(); err != nil {
+				ak, kerr := identity.AccountKeyFromSeed(sec.AccountSeed)
+				if kerr != nil {
+					return kerr
+				}
+				return withHint(fmt.Errorf("the data directory %s already holds an account (%s) in use: %w", n.cfg.DataDir, ak.Public().ID(), err),
+					"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
 			}
-			return withHint(fmt.Errorf("the data directory %s already holds an account (%s)", n.cfg.DataDir, ak.Public().ID()),
-				"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
 		}
 		seed, err = importBackup(tx, bk)
 		return err
@@ -80,13 +93,11 @@ func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file s
 	return Restored{Account: ak.Public().ID(), Items: items}, nil
 }
 
-// openBackup opens the backup in file with passphrase and authenticates
-// all of it (Verify); it returns the backup, its item count and what
-// closes the file.
-func openBackup(file string, passphrase []byte) (*devices.Backup, int, func(), error) {
+// openFile opens the backup file and returns it with its size.
+func openFile(file string) (*os.File, int64, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, 0, nil, withHint(fmt.Errorf("backup: %w", err), "give the file `callsign backup create` wrote")
+		return nil, 0, withHint(fmt.Errorf("backup: %w", err), "give the file `callsign backup create` wrote")
 	}
 	fi, err := f.Stat()
 	if err == nil && !fi.Mode().IsRegular() {
@@ -94,18 +105,24 @@ func openBackup(file string, passphrase []byte) (*devices.Backup, int, func(), e
 	}
 	if err != nil {
 		f.Close()
-		return nil, 0, nil, fmt.Errorf("backup %s: %w", file, err)
+		return nil, 0, fmt.Errorf("backup %s: %w", file, err)
 	}
-	bk, err := devices.OpenBackup(f, fi.Size(), passphrase)
+	return f, fi.Size(), nil
+}
+
+// openBackup opens the backup in the size bytes of r with passphrase and
+// authenticates all of it (Verify); it returns the backup and its item
+// count.
+func openBackup(r io.ReaderAt, size int64, passphrase []byte) (*devices.Backup, int, error) {
+	bk, err := devices.OpenBackup(r, size, passphrase)
 	var items int
 	if err == nil {
 		items, err = bk.Verify()
 	}
 	if err != nil {
-		f.Close()
-		return nil, 0, nil, backupError(err)
+		return nil, 0, backupError(err)
 	}
-	return bk, items, func() { f.Close() }, nil
+	return bk, items, nil
 }
 
 // importBackup stores every item of bk in tx and returns the account
@@ -136,11 +153,20 @@ type BackupContents struct {
 // is whole, and restores it into a store in memory to read what it holds:
 // every check a restore makes, with nothing written anywhere.
 func InspectBackup(ctx context.Context, file string, passphrase []byte) (BackupContents, error) {
-	bk, items, closeFile, err := openBackup(file, passphrase)
+	f, size, err := openFile(file)
 	if err != nil {
 		return BackupContents{}, err
 	}
-	defer closeFile()
+	defer f.Close()
+	return inspectBackup(ctx, f, size, passphrase)
+}
+
+// inspectBackup is InspectBackup of the size bytes of r.
+func inspectBackup(ctx context.Context, r io.ReaderAt, size int64, passphrase []byte) (BackupContents, error) {
+	bk, items, err := openBackup(r, size, passphrase)
+	if err != nil {
+		return BackupContents{}, err
+	}
 	db, err := store.Open(ctx, store.Options{InMemory: true})
 	if err != nil {
 		return BackupContents{}, err

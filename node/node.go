@@ -235,6 +235,13 @@ type Node struct {
 	published  bool       // identity record confirmed at least once
 
 	join joinState // finding the network (join.go)
+
+	// Restoring a backup from the web app (restore.go): restoreCh is
+	// made by Run, which restarts the node with what Restore sends on it,
+	// once (restoreSent, guarded by restoreMu).
+	restoreCh   chan restoreRequest
+	restoreMu   sync.Mutex
+	restoreSent bool
 }
 
 // New validates cfg. It does not touch the disk or the network: Start does.

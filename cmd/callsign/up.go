@@ -106,7 +106,7 @@ func upCommand() *command {
 				}
 				fmt.Fprintf(e.stderr, "restored account %s from %s (%d items) as a new device of it\n", r.Account, restore, r.Items)
 			}
-			n, err := node.New(node.Config{
+			cfg := node.Config{
 				DataDir: e.data, Passphrase: pass, Listen: listen, APIAddr: apiAddr,
 				Bootstrap: bootstrap, Join: join, BootstrapFiles: bootFiles,
 				MDNS: !noMDNS && !loopbackOnly(listen), Public: public, Community: community, Announce: announce,
@@ -114,37 +114,38 @@ func upCommand() *command {
 				TURNTCP: turnTCP, TURNTLS: turnTLS, TURNTLSCert: turnCert, TURNTLSKey: turnKey,
 				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
 				Mailboxes: mailboxes, MetricsAddr: metricsAddr,
-			})
-			if err != nil {
-				return err
 			}
-			if err := n.Start(ctx); err != nil {
-				return err
-			}
-			id, err := n.ID(ctx)
-			if err == nil {
-				// The web app's address carries a one-time sign-in ticket,
-				// never the token: this output may well end up in a log.
-				fmt.Fprintf(e.stdout, "callsign node up\n  account  %s\n  handle   %s\n  api      %s\n  web app  %s\n  data     %s\n",
-					id.Account, id.Handle, id.API, n.WebTicket().URL, e.data)
-				for _, a := range id.Addrs {
-					fmt.Fprintf(e.stdout, "  addr     %s\n", a)
-				}
-				if a := n.MetricsAddr(); a != "" {
-					fmt.Fprintf(e.stdout, "  metrics  http://%s/metrics\n", a)
-				}
-				if st, err := n.Status(ctx); err == nil && st.Invite != nil && st.Invite.Own {
-					fmt.Fprintf(e.stdout, "  invite   %s\n", st.Invite.Invite)
-					if isTerminalWriter(e.stdout) {
-						printInviteQR(e.stdout, st.Invite)
-					}
-				}
-				fmt.Fprintf(e.stdout, "the web app link works once, within %d minutes; `callsign web` prints a new one\nstop with Ctrl-C\n", int(api.TicketTTL/time.Minute))
-			}
-			<-ctx.Done()
-			log.Info("shutting down")
-			return n.Close()
+			// Run starts the node again after the web app restores a
+			// backup onto it; each start prints the banner.
+			err = node.Run(ctx, cfg, func(n *node.Node) { printBanner(ctx, e, n) })
+			log.Info("shut down")
+			return err
 		},
+	}
+}
+
+// printBanner prints what `callsign up` shows once the node runs: its
+// account, handle, addresses and the web app's one-time link.
+func printBanner(ctx context.Context, e *env, n *node.Node) {
+	id, err := n.ID(ctx)
+	if err == nil {
+		// The web app's address carries a one-time sign-in ticket,
+		// never the token: this output may well end up in a log.
+		fmt.Fprintf(e.stdout, "callsign node up\n  account  %s\n  handle   %s\n  api      %s\n  web app  %s\n  data     %s\n",
+			id.Account, id.Handle, id.API, n.WebTicket().URL, e.data)
+		for _, a := range id.Addrs {
+			fmt.Fprintf(e.stdout, "  addr     %s\n", a)
+		}
+		if a := n.MetricsAddr(); a != "" {
+			fmt.Fprintf(e.stdout, "  metrics  http://%s/metrics\n", a)
+		}
+		if st, err := n.Status(ctx); err == nil && st.Invite != nil && st.Invite.Own {
+			fmt.Fprintf(e.stdout, "  invite   %s\n", st.Invite.Invite)
+			if isTerminalWriter(e.stdout) {
+				printInviteQR(e.stdout, st.Invite)
+			}
+		}
+		fmt.Fprintf(e.stdout, "the web app link works once, within %d minutes; `callsign web` prints a new one\nstop with Ctrl-C\n", int(api.TicketTTL/time.Minute))
 	}
 }
 

@@ -171,7 +171,26 @@ func (net *Net) add(public bool, dir string) (*Node, error) {
 	return net.addWith(public, dir, nil)
 }
 
+// NodeConfig is the configuration Add would start a node with, on a new
+// data directory, for a test that starts the node itself (node.Run).
+func (net *Net) NodeConfig() node.Config { return net.config(false, net.newDir()) }
+
 func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node, error) {
+	cfg := net.config(public, dir)
+	if mod != nil {
+		mod(&cfg)
+	}
+	nd, err := net.start(cfg)
+	if err != nil {
+		return nil, err
+	}
+	net.mu.Lock()
+	net.Nodes = append(net.Nodes, nd)
+	net.mu.Unlock()
+	return nd, nil
+}
+
+func (net *Net) config(public bool, dir string) node.Config {
 	cfg := node.Config{
 		DataDir:   dir,
 		Listen:    []string{"/ip4/127.0.0.1/tcp/0", "/ip4/127.0.0.1/udp/0/quic-v1"},
@@ -196,17 +215,7 @@ func (net *Net) addWith(public bool, dir string, mod func(*node.Config)) (*Node,
 	if net.opts.Configure != nil {
 		net.opts.Configure(&cfg)
 	}
-	if mod != nil {
-		mod(&cfg)
-	}
-	nd, err := net.start(cfg)
-	if err != nil {
-		return nil, err
-	}
-	net.mu.Lock()
-	net.Nodes = append(net.Nodes, nd)
-	net.mu.Unlock()
-	return nd, nil
+	return cfg
 }
 
 func (net *Net) start(cfg node.Config) (*Node, error) {
@@ -294,3 +303,46 @@ func (net *Net) WaitConnected(t testing.TB, timeout time.Duration) {
 		return nil
 	})
 }
+
+// Running is a node started by node.Run, as `callsign up` starts one: it
+// starts again after a restore from the web app.
+type Running struct {
+	Config  node.Config
+	started chan *node.Node
+	done    chan error
+}
+
+// Run starts a node with node.Run on a new data directory, bootstrapped
+// from the first node; it stops at the end of the test, before the rest of
+// the network.
+func (net *Net) Run(t testing.TB) *Running {
+	t.Helper()
+	r := &Running{Config: net.NodeConfig(), started: make(chan *node.Node, 2), done: make(chan error, 1)}
+	ctx, stop := context.WithCancel(context.Background())
+	go func() { r.done <- node.Run(ctx, r.Config, func(n *node.Node) { r.started <- n }) }()
+	t.Cleanup(func() {
+		stop()
+		if err := <-r.done; err != nil {
+			t.Errorf("run: %v", err)
+		}
+	})
+	return r
+}
+
+// Next waits for the node's next start, for a minute at most.
+func (r *Running) Next(t testing.TB) *node.Node {
+	t.Helper()
+	select {
+	case n := <-r.started:
+		return n
+	case err := <-r.done:
+		r.done <- err // for the cleanup
+		t.Fatalf("run returned: %v", err)
+	case <-time.After(time.Minute):
+		t.Fatal("the node did not start within a minute")
+	}
+	return nil
+}
+
+// Restarted reports whether the node started again since the last Next.
+func (r *Running) Restarted() bool { return len(r.started) > 0 }

@@ -46,6 +46,11 @@ type Node interface {
 	// stage to progress, keeps a claim that succeeded and republishes the
 	// identity record with it before returning.
 	Claim(ctx context.Context, name string, progress func(dht.ClaimStage)) (*dht.ClaimResult, error)
+	// Restore checks backup against passphrase and this node's account
+	// (never used), answers with what it holds and has the node restart
+	// with its account; errors.ErrUnsupported when nothing would restart
+	// the node.
+	Restore(ctx context.Context, backup []byte, passphrase string) (api.Restoring, error)
 }
 
 // Directory resolves names and accounts (the DHT).

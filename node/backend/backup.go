@@ -3,6 +3,7 @@ package backend
 import (
 	"bytes"
 	"context"
+	"errors"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -46,4 +47,22 @@ func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Dow
 		return nil, err
 	}
 	return &api.Download{Name: "callsign-" + now.Format("2006-01-02") + ".backup", Data: buf.Bytes()}, nil
+}
+
+// Restore implements api.Backend: a backup file from the web app's first
+// run, restored onto this node in place of the account its first start
+// made, if that one was never used (node.Restore, store.Tx.AccountUse).
+func (s *Service) Restore(ctx context.Context, req api.RestoreRequest) (_ api.Restoring, err error) {
+	defer mapError(&err)
+	if len(req.Backup) == 0 {
+		return api.Restoring{}, api.Errorf(api.CodeBadRequest, "choose the file `callsign backup create` or Settings → Back up your account saved", "no backup file")
+	}
+	if req.Passphrase == "" {
+		return api.Restoring{}, api.Errorf(api.CodeBadRequest, "", "no passphrase: give the one the backup was made with")
+	}
+	r, err := s.node.Restore(ctx, req.Backup, req.Passphrase)
+	if errors.Is(err, errors.ErrUnsupported) {
+		return r, api.Errorf(api.CodeUnavailable, "stop the node and run `callsign up --restore FILE --data NEWDIR`", "%s", err.Error())
+	}
+	return r, err
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/contacts"
+	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
@@ -108,6 +109,24 @@ var errorCodes = []struct {
 	{store.ErrKeyMismatch, api.CodeInternal, ""},
 	{store.ErrSchemaTooNew, api.CodeInternal, ""},
 	{store.ErrPortableKind, api.CodeBadRequest, "restore it with a newer callsign"},
+	{store.ErrAccountInUse, api.CodeConflict, "a backup is restored onto a node that was just set up: run `callsign up --restore FILE --data NEWDIR`"},
+
+	// Backups and linked devices.
+	{devices.ErrWrongPassphrase, api.CodeBadRequest, "the passphrase is the one given when the backup was made"},
+	{devices.ErrBackupNewer, api.CodeBadRequest, "restore it with a newer callsign"},
+	{devices.ErrBackupTruncated, api.CodeBadRequest, "use another copy of the backup"},
+	{devices.ErrBackupDamaged, api.CodeBadRequest, "use another copy of the backup"},
+	{devices.ErrLinkBusy, api.CodeConflict, ""},
+	{devices.ErrLinkSpent, api.CodeBadRequest, ""},
+	{devices.ErrLinkWrongCode, api.CodeBadRequest, ""},
+	{devices.ErrLinkExpired, api.CodeBadRequest, ""},
+	{devices.ErrLinkCode, api.CodeBadRequest, "copy the whole code `callsign devices link` shows"},
+	{devices.ErrLinkDeclined, api.CodeConflict, ""},
+	{devices.ErrLinkCanceled, api.CodeConflict, ""},
+	{devices.ErrLinkMismatch, api.CodeConflict, "someone may be in the middle: link again, face to face"},
+	{devices.ErrLinkFrame, api.CodeUnavailable, "the other device sent what this one cannot read: update both"},
+	{devices.ErrRevoked, api.CodeConflict, ""},
+	{devices.ErrMalformed, api.CodeInternal, ""},
 
 	{errNetwork, api.CodeUnavailable, "check `callsign status`: the node needs peers"},
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/call"
 	"github.com/callsign/callsign/contacts"
+	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
@@ -103,6 +104,23 @@ var sentinels = map[string]struct {
 	"store.ErrKeyMismatch":     {store.ErrKeyMismatch, api.CodeInternal},
 	"store.ErrSchemaTooNew":    {store.ErrSchemaTooNew, api.CodeInternal},
 	"store.ErrPortableKind":    {store.ErrPortableKind, api.CodeBadRequest},
+	"store.ErrAccountInUse":    {store.ErrAccountInUse, api.CodeConflict},
+
+	"devices.ErrWrongPassphrase": {devices.ErrWrongPassphrase, api.CodeBadRequest},
+	"devices.ErrBackupNewer":     {devices.ErrBackupNewer, api.CodeBadRequest},
+	"devices.ErrBackupTruncated": {devices.ErrBackupTruncated, api.CodeBadRequest},
+	"devices.ErrBackupDamaged":   {devices.ErrBackupDamaged, api.CodeBadRequest},
+	"devices.ErrLinkBusy":        {devices.ErrLinkBusy, api.CodeConflict},
+	"devices.ErrLinkSpent":       {devices.ErrLinkSpent, api.CodeBadRequest},
+	"devices.ErrLinkWrongCode":   {devices.ErrLinkWrongCode, api.CodeBadRequest},
+	"devices.ErrLinkExpired":     {devices.ErrLinkExpired, api.CodeBadRequest},
+	"devices.ErrLinkCode":        {devices.ErrLinkCode, api.CodeBadRequest},
+	"devices.ErrLinkDeclined":    {devices.ErrLinkDeclined, api.CodeConflict},
+	"devices.ErrLinkCanceled":    {devices.ErrLinkCanceled, api.CodeConflict},
+	"devices.ErrLinkMismatch":    {devices.ErrLinkMismatch, api.CodeConflict},
+	"devices.ErrLinkFrame":       {devices.ErrLinkFrame, api.CodeUnavailable},
+	"devices.ErrRevoked":         {devices.ErrRevoked, api.CodeConflict},
+	"devices.ErrMalformed":       {devices.ErrMalformed, api.CodeInternal},
 }
 
 // TestAPIError maps every sentinel, however the call site wrapped it, to
@@ -184,7 +202,7 @@ func TestAPIErrorOthers(t *testing.T) {
 // exported Err variable must be in sentinels (and so get a code in
 // errorCodes), so a new one can't reach a person as "internal" unnoticed.
 func TestEverySentinelListed(t *testing.T) {
-	for _, pkg := range []string{"contacts", "identity", "dht", "msg", "call", "media", "store"} {
+	for _, pkg := range []string{"contacts", "identity", "dht", "msg", "call", "media", "store", "devices"} {
 		for _, d := range decls(t, filepath.Join("..", "..", pkg)) {
 			g, ok := d.(*ast.GenDecl)
 			if !ok || g.Tok != token.VAR {
