@@ -686,6 +686,45 @@ func (tab *Tab) Fill(label, text string) {
 	})
 }
 
+// ChooseFiles chooses files in the file field whose accessible name is
+// label, as a person picking them in the file dialog would: the field's
+// change event fires.
+func (tab *Tab) ChooseFiles(label string, files ...string) {
+	tab.t.Helper()
+	tab.poll(fmt.Sprintf("choose files in the field %q", label), func(ctx context.Context) (bool, error) {
+		nodes, err := tab.find(ctx, "", label)
+		if err != nil {
+			return false, err
+		}
+		// The accessibility tree names a file field's button, inside the
+		// input; its element is the input itself, or the one it belongs to.
+		var inputs []runtime.RemoteObjectID
+		for _, n := range nodes {
+			obj, err := chromedp.Call(ctx, dom.ResolveNode, dom.ResolveNodeParams{BackendNodeID: n.backend})
+			if err != nil {
+				return false, err
+			}
+			res, err := chromedp.Call(ctx, runtime.CallFunctionOn, runtime.CallFunctionOnParams{
+				ObjectID: obj.Object.ObjectID, FunctionDeclaration: `function() {
+					const el = this.nodeType === 1 ? this : this.parentElement;
+					const f = el && (el.closest("input[type=file]") || el.control);
+					return f && f.type === "file" && !f.disabled ? f : null; }`,
+			})
+			if err != nil {
+				return false, err
+			}
+			if res.Result.ObjectID != "" {
+				inputs = append(inputs, res.Result.ObjectID)
+			}
+		}
+		if len(inputs) != 1 {
+			return false, fmt.Errorf("%d enabled file fields with that name", len(inputs))
+		}
+		_, err = chromedp.Call(ctx, dom.SetFileInputFiles, dom.SetFileInputFilesParams{Files: files, ObjectID: inputs[0]})
+		return err == nil, err
+	})
+}
+
 type keyDef struct {
 	code string
 	vk   int64

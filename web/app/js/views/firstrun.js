@@ -2,7 +2,8 @@
 // yet: your self-certifying handle (and its QR code) and a form to claim a
 // short handle, which takes seconds to a minute of proof of work; the
 // claim shows its stages (claim-progress events), the time so far and an
-// indeterminate bar. "Later" skips it for this account.
+// indeterminate bar. "Later" skips it for this account. Someone coming
+// from another machine restores a backup here instead.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
@@ -58,11 +59,85 @@ export function show() {
           h("h2", { id: "claim-title", text: "Claim a short handle" }),
           h("p", { class: "muted", text: "A handle like @alice is easier to share. Your node proves some work for it first, so nobody can grab thousands of names: this takes from a few seconds to a minute." }),
           form.el),
-        h("div", { class: "form-actions center" }, h("button", { type: "button", class: "btn link", text: "Later", on: { click: close } })));
+        h("div", { class: "form-actions center" },
+          h("button", { type: "button", class: "btn link", text: "Restore from a backup", title: "Had callsign on another machine? A backup brings your account, handles and contacts here.",
+            on: { click: () => body.replaceChildren(...restoreForm(() => body.replaceChildren(...shown))) } }),
+          h("button", { type: "button", class: "btn link", text: "Later", on: { click: close } })));
+      const shown = [...body.children];
       return body;
     },
   });
   return d;
+}
+
+/** restoreForm is the welcome screen's restore: a backup file and its
+ * passphrase go to the node (POST /api/v1/restore), which checks them and
+ * that its own account is unused, answers with the backup's account and
+ * starts again with it on the same address; the page waits for the node
+ * to name that account, then loads again. back returns to the welcome. */
+function restoreForm(back) {
+  const file = field("Backup file", { id: "restore-file", type: "file", accept: ".backup,application/octet-stream", required: true },
+    "The file callsign saved: callsign-DATE.backup.");
+  const pass = field("Passphrase", { id: "restore-pass", type: "password", autocomplete: "current-password", required: true },
+    "The one you gave when you made the backup.");
+  const btn = h("button", { type: "submit", class: "btn primary", text: "Restore" });
+  const result = h("div", { class: "claim-result", role: "status" });
+  const form = h("form", {
+    class: "form restore-form", on: {
+      submit: async (e) => {
+        e.preventDefault();
+        const f = file.input.files[0];
+        if (!f || !pass.input.value) return;
+        btn.disabled = true;
+        btn.textContent = "Checking the backup…";
+        result.replaceChildren();
+        try {
+          const r = await api.post("/restore", { backup: await base64(f), passphrase: pass.input.value });
+          pass.input.value = "";
+          const who = r.handles.length ? "@" + r.handles[0] : r.account;
+          form.replaceChildren(
+            h("p", { class: "claimed-name", text: who }),
+            h("p", { class: "lead", text: `Restoring your account. Your node is starting again as a new device of it${r.contacts ? `, with ${r.contacts} contact${r.contacts === 1 ? "" : "s"}` : ""}.` }),
+            h("div", { class: "bar indeterminate", role: "progressbar", "aria-label": "Restore in progress" }, h("span")));
+          await waitForAccount(r.account);
+          location.reload();
+        } catch (err) {
+          btn.disabled = false;
+          btn.textContent = "Restore";
+          result.replaceChildren(errorBox(err));
+        }
+      },
+    },
+  }, file.el, pass.el, result,
+  h("div", { class: "form-actions" }, h("button", { type: "button", class: "btn link", text: "Back", on: { click: back } }), btn));
+  return [
+    h("div", { class: "brand" }, icon("at", "brand-icon"), h("span", { text: "callsign" })),
+    h("h1", { id: "firstrun-title", text: "Restore your account" }),
+    h("p", { class: "lead", text: "This node made an account of its own when it first started. Your backup takes its place: your handles and contacts come back, and your contacts see no change of key." }),
+    form,
+  ];
+}
+
+/** base64 reads a file into base64 text, as JSON carries bytes. */
+async function base64(file) {
+  const b = new Uint8Array(await file.arrayBuffer());
+  let s = "";
+  for (let i = 0; i < b.length; i += 0x8000) s += String.fromCharCode(...b.subarray(i, i + 0x8000));
+  return btoa(s);
+}
+
+/** waitForAccount polls the node, which is starting again, until it names
+ * account; it gives up after a minute. */
+async function waitForAccount(account) {
+  const until = Date.now() + 60000;
+  while (Date.now() < until) {
+    await new Promise((r) => setTimeout(r, 500));
+    try {
+      if ((await api.get("/id")).account === account) return;
+    } catch { /* starting again */ }
+  }
+  throw new api.ApiError(0, "unavailable", "the node did not come back with the restored account",
+    "look at the terminal where `callsign up` runs; the backup is unchanged, so you can try again");
 }
 
 /** claimForm is the form that claims a handle, with its progress; used on

@@ -195,7 +195,7 @@ function backup(body) {
   body.replaceChildren(
     h("div", { class: "card" }, h("h2", { text: "If this machine is lost" }),
       h("p", { text: "A backup brings you back on a new machine: your account, your handles, your contacts and your call settings. Your contacts keep writing to you and see no change of key. It holds no messages." }),
-      h("p", { class: "muted", text: "On the new machine, restore it with: " }, h("code", { text: "callsign up --restore FILE" }))),
+      h("p", { class: "muted", text: "On the new machine, start callsign and choose Restore from a backup on its welcome screen, or run " }, h("code", { text: "callsign up --restore FILE" }))),
     h("form", { class: "card", on: { submit } },
       h("h2", { text: "Make a backup" }),
       h("p", { class: "muted", text: "The file is sealed with your passphrase, so it can live on a USB stick or in a cloud folder. Whoever has both the file and the passphrase has your account: keep them apart." }),
