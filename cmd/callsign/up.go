@@ -117,9 +117,11 @@ func upCommand() *command {
 			}
 			// Run starts the node again after the web app restores a
 			// backup onto it; each start prints the banner.
-			err = node.Run(ctx, cfg, func(n *node.Node) { printBanner(ctx, e, n) })
+			if err := node.Run(ctx, cfg, func(n *node.Node) { printBanner(ctx, e, n) }); err != nil {
+				return err
+			}
 			log.Info("shut down")
-			return err
+			return nil
 		},
 	}
 }
