@@ -22,6 +22,11 @@ const (
 	PortableCallSettings byte = 4
 	PortableSetting      byte = 5
 	PortableBootstrap    byte = 6
+	// The history, in a backup made with messages: msg's conversations and
+	// messages in msg's own stored forms (msg.ExportHistory,
+	// msg.ImportHistory); ImportPortable does not take them.
+	PortableConversation byte = 7
+	PortableMessage      byte = 8
 )
 
 // maxPortableSetting caps a setting's value in a backup.
