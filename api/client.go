@@ -494,10 +494,11 @@ func (c *Client) ChangeCallSettings(ctx context.Context, ch CallSettingsChange) 
 	return v, c.do(ctx, http.MethodPost, "/api/v1/settings/calls", ch, &v)
 }
 
-// Backup returns the account's backup file sealed under passphrase.
-func (c *Client) Backup(ctx context.Context, passphrase string) ([]byte, error) {
+// Backup returns the account's backup file sealed under the request's
+// passphrase.
+func (c *Client) Backup(ctx context.Context, req BackupRequest) ([]byte, error) {
 	var b []byte
-	return b, c.do(ctx, http.MethodPost, "/api/v1/backup", BackupRequest{Passphrase: passphrase}, &b)
+	return b, c.do(ctx, http.MethodPost, "/api/v1/backup", req, &b)
 }
 
 // Restore sends the backup file to a node whose own account was never

@@ -478,10 +478,10 @@ func TestBackupDownload(t *testing.T) {
 		}
 	}
 	c := NewClient(s.Addr(), s.cfg.Token)
-	if b, err := c.Backup(context.Background(), "a good passphrase"); err != nil || string(b) != "CSBACKUP\x00\x01sealed" {
+	if b, err := c.Backup(context.Background(), BackupRequest{Passphrase: "a good passphrase"}); err != nil || string(b) != "CSBACKUP\x00\x01sealed" {
 		t.Errorf("client: %q %v", b, err)
 	}
-	if _, err := c.Backup(context.Background(), "no"); err == nil || !strings.Contains(err.Error(), "bad passphrase") {
+	if _, err := c.Backup(context.Background(), BackupRequest{Passphrase: "no"}); err == nil || !strings.Contains(err.Error(), "bad passphrase") {
 		t.Errorf("client, refused: %v", err)
 	}
 }

@@ -421,6 +421,8 @@ type BackupRequest struct {
 	// Passphrase seals the backup; at least MinBackupPassphrase
 	// characters.
 	Passphrase string `json:"passphrase"`
+	// Messages adds every conversation and message to the backup.
+	Messages bool `json:"messages,omitempty"`
 }
 
 // MinBackupPassphrase is the shortest passphrase a backup is sealed

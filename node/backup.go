@@ -10,6 +10,7 @@ import (
 
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -63,26 +64,29 @@ func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.R
 		return Restored{}, storeError(err)
 	}
 	defer db.Close()
-	var seed []byte
 	err = db.Update(func(tx *store.Tx) error {
 		sec, err := tx.Secrets()
 		if err != nil && !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if sec.AccountSeed != nil {
-			// The account a first start made, never used, gives way.
-			if err := tx.DiscardUnusedAccount(); err != nil {
-				ak, kerr := identity.AccountKeyFromSeed(sec.AccountSeed)
-				if kerr != nil {
-					return kerr
-				}
-				return withHint(fmt.Errorf("the data directory %s already holds an account (%s) in use: %w", n.cfg.DataDir, ak.Public().ID(), err),
-					"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
-			}
+		if sec.AccountSeed == nil {
+			return nil
 		}
-		seed, err = importBackup(tx, bk)
-		return err
+		// The account a first start made, never used, gives way.
+		if err := tx.DiscardUnusedAccount(); err != nil {
+			ak, kerr := identity.AccountKeyFromSeed(sec.AccountSeed)
+			if kerr != nil {
+				return kerr
+			}
+			return withHint(fmt.Errorf("the data directory %s already holds an account (%s) in use: %w", n.cfg.DataDir, ak.Public().ID(), err),
+				"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
+		}
+		return nil
 	})
+	if err != nil {
+		return Restored{}, backupError(err)
+	}
+	seed, err := importBackup(db, bk)
 	if err != nil {
 		return Restored{}, backupError(err)
 	}
@@ -125,16 +129,65 @@ func openBackup(r io.ReaderAt, size int64, passphrase []byte) (*devices.Backup, 
 	return bk, items, nil
 }
 
-// importBackup stores every item of bk in tx and returns the account
-// seed among them.
-func importBackup(tx *store.Tx, bk *devices.Backup) (seed []byte, err error) {
+// historyBatch is how many history items one transaction of a restore
+// writes.
+const historyBatch = 512
+
+// importBackup writes every item of bk into db and returns the account
+// seed among them: the history first (msg.ImportHistory), in transactions
+// of historyBatch items, then the account and everything else in one
+// transaction. An interrupted restore thus leaves no account behind, and
+// run again it completes, adding no message twice.
+func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
+	type item struct {
+		kind byte
+		body []byte
+	}
+	var batch []item
+	flush := func() error {
+		err := db.Update(func(tx *store.Tx) error {
+			for _, it := range batch {
+				if err := msg.ImportHistory(tx, it.kind, it.body); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+		batch = batch[:0]
+		return err
+	}
 	err = bk.Each(func(kind byte, body []byte) error {
-		if kind == store.PortableAccountSeed {
-			seed = append([]byte(nil), body...)
+		if !isHistory(kind) {
+			return nil
 		}
-		return tx.ImportPortable(kind, body)
+		batch = append(batch, item{kind, append([]byte(nil), body...)})
+		if len(batch) < historyBatch {
+			return nil
+		}
+		return flush()
+	})
+	if err == nil && len(batch) > 0 {
+		err = flush()
+	}
+	if err != nil {
+		return nil, err
+	}
+	err = db.Update(func(tx *store.Tx) error {
+		return bk.Each(func(kind byte, body []byte) error {
+			if isHistory(kind) {
+				return nil
+			}
+			if kind == store.PortableAccountSeed {
+				seed = append([]byte(nil), body...)
+			}
+			return tx.ImportPortable(kind, body)
+		})
 	})
 	return seed, err
+}
+
+func isHistory(kind byte) bool {
+	return kind == store.PortableConversation || kind == store.PortableMessage
 }
 
 // BackupContents is what a backup file holds, as `callsign backup verify`
@@ -146,6 +199,8 @@ type BackupContents struct {
 	Contacts       int                `json:"contacts"`
 	CallSettings   bool               `json:"call_settings"`
 	CommunityNodes int                `json:"community_nodes"`
+	Conversations  int                `json:"conversations"` // with messages only
+	Messages       int                `json:"messages"`
 	Items          int                `json:"items"`
 }
 
@@ -173,11 +228,23 @@ func inspectBackup(ctx context.Context, r io.ReaderAt, size int64, passphrase []
 	}
 	defer db.Close()
 	c := BackupContents{Created: bk.Created(), Items: items, Handles: []string{}}
-	err = db.Update(func(tx *store.Tx) error {
-		seed, err := importBackup(tx, bk)
-		if err != nil {
-			return err
+	seed, err := importBackup(db, bk)
+	if err != nil {
+		return BackupContents{}, backupError(err)
+	}
+	err = bk.Each(func(kind byte, _ []byte) error {
+		switch kind {
+		case store.PortableConversation:
+			c.Conversations++
+		case store.PortableMessage:
+			c.Messages++
 		}
+		return nil
+	})
+	if err != nil {
+		return BackupContents{}, backupError(err)
+	}
+	err = db.View(func(tx *store.Tx) error {
 		ak, err := identity.AccountKeyFromSeed(seed)
 		if err != nil {
 			return fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged)

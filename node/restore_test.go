@@ -34,7 +34,7 @@ func TestRestoreOnRunningNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	const pass = "correct horse battery staple"
-	backup, err := alice.Client.Backup(ctx, pass)
+	backup, err := alice.Client.Backup(ctx, api.BackupRequest{Passphrase: pass})
 	if err != nil {
 		t.Fatal(err)
 	}

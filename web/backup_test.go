@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"os"
 	"path/filepath"
@@ -17,7 +18,8 @@ import (
 // TestBackupInSettings: once a handle is claimed, the welcome screen
 // offers a backup and leads to Settings → Back up your account, which
 // refuses a short passphrase and two that differ, then saves a backup file
-// that opens with the passphrase and holds the account key and the handle.
+// that opens with the passphrase and holds the account key, the handle
+// and, asked to, the messages.
 func TestBackupInSettings(t *testing.T) {
 	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
 	alice := n.Nodes[1]
@@ -47,8 +49,17 @@ func TestBackupInSettings(t *testing.T) {
 		p.Click("button", "Download the backup")
 		p.WaitText(tc.want)
 	}
+	// A conversation to keep: Alice writes to the community node's account.
+	hub, err := n.Nodes[0].Client.ID(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.Send(context.Background(), hub.Account, "kept in the backup"); err != nil {
+		t.Fatal(err)
+	}
 	p.Fill("Passphrase (at least 12 characters)", pass)
 	p.Fill("The same again", pass)
+	p.Click("checkbox", "Include my messages Every conversation comes back with the account. The file grows with them.")
 	p.Click("button", "Download the backup")
 	p.WaitText("Keep it somewhere safe")
 	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
@@ -66,15 +77,16 @@ func TestBackupInSettings(t *testing.T) {
 	}
 	var first byte
 	var seed int
-	var claimed bool
+	var claimed, kept bool
 	if err := bk.Each(func(kind byte, body []byte) error {
 		if first == 0 {
 			first, seed = kind, len(body)
 		}
 		claimed = claimed || (kind == store.PortableClaim && bytes.Contains(body, []byte("alice")))
+		kept = kept || (kind == store.PortableMessage && bytes.Contains(body, []byte("kept in the backup")))
 		return nil
-	}); err != nil || first != store.PortableAccountSeed || seed != 32 || !claimed {
-		t.Fatalf("the saved backup: first item of kind %d, %d bytes, @alice in it %v (%v); want the account key first, and the handle", first, seed, claimed, err)
+	}); err != nil || first != store.PortableAccountSeed || seed != 32 || !claimed || !kept {
+		t.Fatalf("the saved backup: first item of kind %d, %d bytes, @alice in it %v, the message %v (%v); want the account key first, the handle and the message", first, seed, claimed, kept, err)
 	}
 	if _, err := devices.OpenBackup(bytes.NewReader(raw), int64(len(raw)), []byte(pass+"x")); err == nil {
 		t.Errorf("the backup opened with another passphrase")

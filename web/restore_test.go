@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/browser"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/web"
@@ -33,7 +34,7 @@ func TestRestoreOnFirstRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	const pass = "correct horse battery staple"
-	backup, err := alice.Client.Backup(ctx, pass)
+	backup, err := alice.Client.Backup(ctx, api.BackupRequest{Passphrase: pass})
 	if err != nil {
 		t.Fatal(err)
 	}

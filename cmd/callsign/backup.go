@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
 	"github.com/callsign/callsign/api"
@@ -22,18 +23,24 @@ import (
 const backupPassEnv = "CALLSIGN_BACKUP_PASSPHRASE"
 
 func backupCreateCommand() *command {
+	var messages bool
 	return &command{
 		name:    "backup create",
 		args:    "FILE",
 		summary: "write your account, sealed under a passphrase, to FILE (restore it with `callsign up --restore FILE`)",
+		flags: func(fs *pflag.FlagSet) {
+			fs.BoolVar(&messages, "messages", false, "also back up every conversation and message")
+		},
 		details: []string{
-			"The backup holds your account key, your handles, contacts, call settings and community nodes: what you need to be you again on a new machine, without a new proof of work and without your contacts seeing a key change. It holds no messages. Restored, the account runs as a new device: contacts' messages reach it from then on.",
+			"The backup holds your account key, your handles, contacts, call settings and community nodes: what you need to be you again on a new machine, without a new proof of work and without your contacts seeing a key change. With --messages it holds your conversations and messages too (a message not yet sent comes back as failed). Restored, the account runs as a new device: contacts' messages reach it from then on.",
 			"The file is sealed with a key from the passphrase (Argon2id, 256 MiB), so it can be kept on a USB stick or in a cloud folder; the passphrase must have at least 12 characters. Keep the passphrase apart from the file: whoever has both has your account.",
 			"The passphrase is asked for twice on a terminal, or read from $" + backupPassEnv + ". FILE must not exist.",
 			"  callsign backup create ~/callsign.backup",
 		},
 		read: true,
-		run:  runBackupCreate,
+		run: func(ctx context.Context, e *env, args []string) error {
+			return runBackupCreate(ctx, e, args, messages)
+		},
 	}
 }
 
@@ -76,6 +83,9 @@ func runBackupVerify(ctx context.Context, e *env, args []string) error {
 		}
 		fmt.Fprintf(w, "%s opens and is whole: made %s\n  account   %s\n  handles   %s\n  contacts  %d\n  community nodes  %d\n",
 			args[0], c.Created.Local().Format("2006-01-02 15:04"), c.Account, handles, c.Contacts, c.CommunityNodes)
+		if c.Messages > 0 || c.Conversations > 0 {
+			fmt.Fprintf(w, "  messages  %d in %d conversations\n", c.Messages, c.Conversations)
+		}
 	})
 }
 
@@ -85,7 +95,7 @@ type backupReport struct {
 	Bytes int    `json:"bytes"`
 }
 
-func runBackupCreate(ctx context.Context, e *env, args []string) error {
+func runBackupCreate(ctx context.Context, e *env, args []string, messages bool) error {
 	c, err := e.clientFor(args, 1, "FILE")
 	if err != nil {
 		return err
@@ -103,7 +113,7 @@ func runBackupCreate(ctx context.Context, e *env, args []string) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
-	b, err := c.Backup(ctx, pass)
+	b, err := c.Backup(ctx, api.BackupRequest{Passphrase: pass, Messages: messages})
 	if err != nil {
 		return err
 	}

@@ -12,14 +12,14 @@ import (
 	"github.com/callsign/callsign/internal/check"
 )
 
-// TestBackupProcess: Alice backs up her account, loses her machine (her
-// node stops and its data directory is deleted) and restores into a new
-// directory with `up --restore`. @alice still resolves to her account,
-// now on a new device, with no proof of work; Bob's contact shows no key
-// change; messages go both ways; her contacts came back. Bad input on the
-// way: a short passphrase, an existing file, a wrong passphrase, a
-// damaged file, a directory that holds an account; each a clear error,
-// nothing restored.
+// TestBackupProcess: Alice backs up her account with its messages, loses
+// her machine (her node stops and its data directory is deleted) and
+// restores into a new directory with `up --restore`. @alice still resolves
+// to her account, now on a new device, with no proof of work; Bob's
+// contact shows no key change; messages go both ways; her contacts and her
+// history came back. Bad input on the way: a short passphrase, an existing
+// file, a wrong passphrase, a damaged file, a directory that holds an
+// account; each a clear error, nothing restored.
 func TestBackupProcess(t *testing.T) {
 	if testing.Short() {
 		t.Skip("process test: builds and runs the binary")
@@ -59,7 +59,7 @@ func TestBackupProcess(t *testing.T) {
 	const pass = "correct horse battery staple"
 	t.Setenv(backupPassEnv, pass)
 	var rep backupReport
-	mustJSON(t, &rep, "backup", "create", file, "--data", aDir)
+	mustJSON(t, &rep, "backup", "create", file, "--messages", "--data", aDir)
 	fi, err := os.Stat(file)
 	if err != nil || rep.File != file || int64(rep.Bytes) != fi.Size() || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("backup create: %+v; the file %v, %v", rep, fi, err)
@@ -69,7 +69,8 @@ func TestBackupProcess(t *testing.T) {
 	}
 	var inside backupContents
 	mustJSON(t, &inside, "backup", "verify", file)
-	if string(inside.Account) != aID.Account || len(inside.Handles) != 1 || inside.Handles[0] != "alice" || inside.Contacts != 1 || inside.CommunityNodes != 1 {
+	if string(inside.Account) != aID.Account || len(inside.Handles) != 1 || inside.Handles[0] != "alice" || inside.Contacts != 1 || inside.CommunityNodes != 1 ||
+		inside.Conversations != 1 || inside.Messages != 1 {
 		t.Fatalf("backup verify: %+v", inside)
 	}
 	if raw, _ := os.ReadFile(file); bytes.Contains(raw, []byte(aID.Account)) || bytes.Contains(raw, []byte("bob")) {
@@ -129,6 +130,9 @@ func TestBackupProcess(t *testing.T) {
 	mustJSON(t, &contacts, "contacts", "list", "--data", newDir)
 	if len(contacts) != 1 || contacts[0].Account != bID.Account || contacts[0].Petname != "bob" {
 		t.Fatalf("restored contacts: %+v", contacts)
+	}
+	if out := pageOut(t, client(t, newDir), "bob", ""); len(out) != 1 || out[0].Text != "before the backup" || (out[0].State != "sent" && out[0].State != "delivered") {
+		t.Fatalf("restored history with Bob: %+v, want her one message, sent or delivered", out)
 	}
 
 	// Bob writes at once, while his node still holds her old record: the

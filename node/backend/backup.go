@@ -10,6 +10,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -20,8 +21,9 @@ var backups sync.Mutex
 // Backup implements api.Backend: the account's portable items
 // (store.ExportPortable: the account key, handles, contacts, call
 // settings, community nodes) sealed in a backup file (devices.BackupWriter)
-// under the request's passphrase. It holds no messages and no device key:
-// a restore is a new device of the account (docs/DEVICES.md §5).
+// under the request's passphrase; with req.Messages every conversation
+// and message too (msg.ExportHistory). Never a device key: a restore is a
+// new device of the account (docs/DEVICES.md §5).
 func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Download, err error) {
 	defer mapError(&err)
 	if n := utf8.RuneCountInString(req.Passphrase); n < api.MinBackupPassphrase {
@@ -40,7 +42,16 @@ func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Dow
 	if err != nil {
 		return nil, err
 	}
-	if err := s.db.View(func(tx *store.Tx) error { return tx.ExportPortable(bw.Add) }); err != nil {
+	err = s.db.View(func(tx *store.Tx) error {
+		if err := tx.ExportPortable(bw.Add); err != nil {
+			return err
+		}
+		if req.Messages {
+			return msg.ExportHistory(tx, bw.Add)
+		}
+		return nil
+	})
+	if err != nil {
 		return nil, err
 	}
 	if err := bw.Close(); err != nil {

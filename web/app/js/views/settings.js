@@ -164,6 +164,7 @@ function backup(body) {
   const msg = h("p", { class: "error-text", role: "alert", hidden: true });
   const done = h("p", { class: "ok-text", role: "status", hidden: true });
   const button = h("button", { type: "submit", class: "btn primary", text: "Download the backup" });
+  const withMessages = h("input", { type: "checkbox", id: "backup-messages" });
   async function submit(e) {
     e.preventDefault();
     msg.hidden = true;
@@ -173,7 +174,7 @@ function backup(body) {
     button.disabled = true;
     button.textContent = "Sealing the backup…";
     try {
-      const blob = await api.post("/backup", { passphrase: pass.value }, { blob: true });
+      const blob = await api.post("/backup", { passphrase: pass.value, messages: withMessages.checked }, { blob: true });
       const name = `callsign-${new Date().toISOString().slice(0, 10)}.backup`;
       const url = URL.createObjectURL(blob);
       const a = h("a", { href: url, download: name, hidden: true });
@@ -194,13 +195,15 @@ function backup(body) {
   }
   body.replaceChildren(
     h("div", { class: "card" }, h("h2", { text: "If this machine is lost" }),
-      h("p", { text: "A backup brings you back on a new machine: your account, your handles, your contacts and your call settings. Your contacts keep writing to you and see no change of key. It holds no messages." }),
+      h("p", { text: "A backup brings you back on a new machine: your account, your handles, your contacts and your call settings, and your messages if you choose. Your contacts keep writing to you and see no change of key." }),
       h("p", { class: "muted", text: "On the new machine, start callsign and choose Restore from a backup on its welcome screen, or run " }, h("code", { text: "callsign up --restore FILE" }))),
     h("form", { class: "card", on: { submit } },
       h("h2", { text: "Make a backup" }),
       h("p", { class: "muted", text: "The file is sealed with your passphrase, so it can live on a USB stick or in a cloud folder. Whoever has both the file and the passphrase has your account: keep them apart." }),
       h("div", { class: "field" }, h("label", { for: "backup-pass", text: "Passphrase (at least 12 characters)" }), pass),
       h("div", { class: "field" }, h("label", { for: "backup-again", text: "The same again" }), again),
+      h("label", { class: "check" }, withMessages,
+        h("span", null, h("strong", { text: "Include my messages" }), h("span", { class: "muted", text: "Every conversation comes back with the account. The file grows with them." }))),
       msg, done,
       h("div", { class: "form-actions" }, button)));
   return {};
