@@ -70,7 +70,7 @@ func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.R
 			return err
 		}
 		if sec.AccountSeed == nil {
-			return nil
+			return tx.BeginRestore()
 		}
 		// The account a first start made, never used, gives way.
 		if err := tx.DiscardUnusedAccount(); err != nil {
@@ -81,7 +81,7 @@ func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.R
 			return withHint(fmt.Errorf("the data directory %s already holds an account (%s) in use: %w", n.cfg.DataDir, ak.Public().ID(), err),
 				"restore into a new directory with --data DIR; if this one was restored already, start it without --restore")
 		}
-		return nil
+		return tx.BeginRestore()
 	})
 	if err != nil {
 		return Restored{}, backupError(err)
@@ -95,6 +95,19 @@ func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.R
 		return Restored{}, backupError(fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged))
 	}
 	return Restored{Account: ak.Public().ID(), Items: items}, nil
+}
+
+// checkRestored refuses a store a restore began writing and did not
+// finish: a node started on it would make a new account beside a part of
+// the backup.
+func checkRestored(db *store.DB) error {
+	return db.View(func(tx *store.Tx) error {
+		r, err := tx.Restoring()
+		if err != nil || !r {
+			return err
+		}
+		return withHint(store.ErrRestoreInterrupted, "run `callsign up --restore FILE` again with the same backup and this --data: it completes the restore")
+	})
 }
 
 // openFile opens the backup file and returns it with its size.
@@ -136,8 +149,10 @@ const historyBatch = 512
 // importBackup writes every item of bk into db and returns the account
 // seed among them: the history first (msg.ImportHistory), in transactions
 // of historyBatch items, then the account and everything else in one
-// transaction. An interrupted restore thus leaves no account behind, and
-// run again it completes, adding no message twice.
+// transaction, which also ends the mark of a restore under way
+// (store.Tx.BeginRestore, set by the caller). An interrupted restore thus
+// leaves no account behind, a node refuses to start on it, and run again
+// it completes, adding no message twice.
 func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 	type item struct {
 		kind byte
@@ -173,7 +188,7 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 		return nil, err
 	}
 	err = db.Update(func(tx *store.Tx) error {
-		return bk.Each(func(kind byte, body []byte) error {
+		err := bk.Each(func(kind byte, body []byte) error {
 			if isHistory(kind) {
 				return nil
 			}
@@ -182,6 +197,10 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 			}
 			return tx.ImportPortable(kind, body)
 		})
+		if err != nil {
+			return err
+		}
+		return tx.EndRestore()
 	})
 	return seed, err
 }

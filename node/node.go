@@ -316,6 +316,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	n.db = db
 	n.closers = append(n.closers, db.Close)
 
+	if err := checkRestored(n.db); err != nil {
+		return err
+	}
 	if n.keys, err = loadKeys(n.db, n.log); err != nil {
 		return err
 	}

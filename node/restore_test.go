@@ -1,14 +1,22 @@
 package node_test
 
 import (
+	"bytes"
 	"errors"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/node"
+	"github.com/callsign/callsign/store"
 )
 
 // TestRestoreOnRunningNode: Alice's machine is gone; on a new one,
@@ -102,4 +110,114 @@ func names(hs []api.Handle) []string {
 		out = append(out, h.Name)
 	}
 	return out
+}
+
+// TestRestoreInterrupted: a restore that stopped after writing part of
+// the history (the machine lost power) leaves no account, and a node
+// refuses to start on it, saying to run the restore again, instead of
+// making an account of its own beside someone else's messages; run again,
+// the restore completes, each message once.
+func TestRestoreInterrupted(t *testing.T) {
+	ctx := ctxT(t, time.Minute)
+	// Alice's store, with one conversation, and its backup.
+	src, err := store.Open(ctx, store.Options{InMemory: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer src.Close()
+	ak, err := identity.GenerateAccountKey(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Unix(1_764_892_800, 0)
+	err = src.Update(func(tx *store.Tx) error {
+		if err := tx.PutSecrets(store.Secrets{AccountSeed: ak.Seed()}); err != nil {
+			return err
+		}
+		d := msg.In(tx)
+		if err := d.PutConversation(msg.Conversation{Peer: "csa1bob", LastAt: at}); err != nil {
+			return err
+		}
+		return d.PutMessage(msg.Message{ID: "m1", Peer: "csa1bob", Direction: msg.DirIn, Body: []byte("hello"), SentAt: at, At: at, State: msg.StateReceived})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const pass = "correct horse battery staple"
+	var buf bytes.Buffer
+	bw, err := devices.NewBackupWriter(&buf, []byte(pass), devices.BackupParams{Time: 1, MemoryKiB: 64 << 10, Lanes: 1, ChunkSize: 64 << 10}, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = src.View(func(tx *store.Tx) error {
+		if err := tx.ExportPortable(bw.Add); err != nil {
+			return err
+		}
+		return msg.ExportHistory(tx, bw.Add)
+	})
+	if err == nil {
+		err = bw.Close()
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "alice.backup")
+	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	// The restore stopped after its first batch of history.
+	dir := t.TempDir()
+	db, err := store.Open(ctx, store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *store.Tx) error {
+		if err := tx.BeginRestore(); err != nil {
+			return err
+		}
+		return msg.In(tx).PutMessage(msg.Message{ID: "m1", Peer: "csa1bob", Direction: msg.DirIn, Body: []byte("hello"), SentAt: at, At: at, State: msg.StateReceived})
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(ctx)
+	n.Close()
+	var he interface{ Hint() string }
+	if !errors.Is(err, store.ErrRestoreInterrupted) || !errors.As(err, &he) || !strings.Contains(he.Hint(), "--restore") {
+		t.Fatalf("start on an interrupted restore: %v; want %v with a hint to run it again", err, store.ErrRestoreInterrupted)
+	}
+
+	r, err := node.RestoreBackup(ctx, dir, nil, file, []byte(pass))
+	if err != nil || r.Account != ak.Public().ID() {
+		t.Fatalf("the restore run again: %+v %v", r, err)
+	}
+	db, err = store.Open(ctx, store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	err = db.View(func(tx *store.Tx) error {
+		restoring, err := tx.Restoring()
+		if err != nil || restoring {
+			t.Errorf("still marked as restoring (%v)", err)
+		}
+		sec, err := tx.Secrets()
+		if err != nil || !bytes.Equal(sec.AccountSeed, ak.Seed()) {
+			t.Errorf("account after the restore: %v", err)
+		}
+		ms, _, err := msg.In(tx).Messages("csa1bob", msg.Page{})
+		if err != nil || len(ms) != 1 || string(ms[0].Body) != "hello" {
+			t.Errorf("history after the restore: %+v %v; want the one message once", ms, err)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }

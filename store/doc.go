@@ -73,6 +73,8 @@
 //	boot/<multiaddr>                     empty: a bootstrap peer
 //	conf/listen-ports                    ListenPorts (binary)
 //	conf/call-settings                   CallSettings (binary)
+//	conf/restoring                       empty: a restore has begun writing (unused.go); a
+//	                                     node refuses to start until it is run again
 //	set/<key>                            raw setting bytes, uninterpreted (a structured
 //	                                     value gets a type and an encoding instead)
 //	contact/<account>                    Contact (binary)

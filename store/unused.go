@@ -80,3 +80,22 @@ func (tx *Tx) DiscardUnusedAccount() error {
 	}
 	return nil
 }
+
+// keyRestoring marks a restore that has begun writing (conf/restoring,
+// empty): its history goes in batches before the account, so until the
+// last transaction removes it the store holds a part of a backup and no
+// account.
+var keyRestoring = []byte("conf/restoring")
+
+// ErrRestoreInterrupted means a restore began writing and did not finish:
+// running it again completes it.
+var ErrRestoreInterrupted = errors.New("a restore was interrupted")
+
+// BeginRestore marks the store as being restored into.
+func (tx *Tx) BeginRestore() error { return tx.setRaw(keyRestoring, nil) }
+
+// EndRestore removes the mark BeginRestore set.
+func (tx *Tx) EndRestore() error { return tx.del(keyRestoring) }
+
+// Restoring reports whether a restore began and has not ended.
+func (tx *Tx) Restoring() (bool, error) { return tx.has(keyRestoring) }

@@ -109,6 +109,7 @@ var errorCodes = []struct {
 	{store.ErrKeyMismatch, api.CodeInternal, ""},
 	{store.ErrSchemaTooNew, api.CodeInternal, ""},
 	{store.ErrPortableKind, api.CodeBadRequest, "restore it with a newer callsign"},
+	{store.ErrRestoreInterrupted, api.CodeInternal, ""},
 	{store.ErrAccountInUse, api.CodeConflict, "a backup is restored onto a node that was just set up: run `callsign up --restore FILE --data NEWDIR`"},
 
 	// Backups and linked devices.
