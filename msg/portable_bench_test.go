@@ -62,6 +62,10 @@ func BenchmarkHistory(b *testing.B) {
 		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*benchMsgs)/1e3, "µs/msg")
 		b.ReportMetric(0, "ns/op")
 	}
+	size := 0
+	for _, it := range items {
+		size += 5 + len(it.body) // a backup item: kind, length, body
+	}
 	b.Run("export", func(b *testing.B) {
 		for b.Loop() {
 			n := 0
@@ -72,6 +76,7 @@ func BenchmarkHistory(b *testing.B) {
 			}
 		}
 		perMsg(b)
+		b.ReportMetric(float64(size)/benchMsgs, "B/msg")
 	})
 	b.Run("page", func(b *testing.B) {
 		for b.Loop() {
