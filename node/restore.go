@@ -65,9 +65,6 @@ func Run(ctx context.Context, cfg Config, ready func(*Node)) error {
 // verify`). It then hands it to Run, which restarts the node with the
 // backup's account, and answers with that account at once.
 func (n *Node) Restore(ctx context.Context, backup []byte, passphrase string) (api.Restoring, error) {
-	if n.restoreCh == nil {
-		return api.Restoring{}, fmt.Errorf("%w: this node was not started by `callsign up`, so it cannot restart with a restored account", errors.ErrUnsupported)
-	}
 	n.restoreMu.Lock()
 	defer n.restoreMu.Unlock()
 	if n.restoreSent {
@@ -79,6 +76,9 @@ func (n *Node) Restore(ctx context.Context, backup []byte, passphrase string) (a
 	}
 	if use != "" {
 		return api.Restoring{}, fmt.Errorf("%w: it holds %s", store.ErrAccountInUse, use)
+	}
+	if n.restoreCh == nil {
+		return api.Restoring{}, fmt.Errorf("this node was not started by `callsign up`, so it cannot start again with a restored account: %w", errors.ErrUnsupported)
 	}
 	c, err := inspectBackup(ctx, bytes.NewReader(backup), int64(len(backup)), []byte(passphrase))
 	if err != nil {

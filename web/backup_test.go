@@ -19,7 +19,8 @@ import (
 // offers a backup and leads to Settings → Back up your account, which
 // refuses a short passphrase and two that differ, then saves a backup file
 // that opens with the passphrase and holds the account key, the handle
-// and, asked to, the messages.
+// and, asked to, the messages. Its restore refuses the node's own account,
+// which is in use.
 func TestBackupInSettings(t *testing.T) {
 	n := testnet.New(t, 2, testnet.Options{Web: web.FS()})
 	alice := n.Nodes[1]
@@ -90,6 +91,20 @@ func TestBackupInSettings(t *testing.T) {
 	}
 	if _, err := devices.OpenBackup(bytes.NewReader(raw), int64(len(raw)), []byte(pass+"x")); err == nil {
 		t.Errorf("the backup opened with another passphrase")
+	}
+
+	// The page offers a restore too; this node's account is in use, so it
+	// keeps it and says why.
+	file := filepath.Join(t.TempDir(), "alice.backup")
+	if err := os.WriteFile(file, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	p.ChooseFiles("Backup file", file)
+	p.Fill("Passphrase", pass)
+	p.Click("button", "Restore")
+	p.WaitText("account is in use: it holds a handle")
+	if id, err := alice.Client.ID(context.Background()); err != nil || id.Account != alice.Account().String() {
+		t.Errorf("after the refused restore: %+v %v", id, err)
 	}
 	if errs := p.Errors(); len(errs) > 0 {
 		t.Errorf("page errors: %v", errs)

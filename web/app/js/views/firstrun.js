@@ -61,7 +61,7 @@ export function show() {
           form.el),
         h("div", { class: "form-actions center" },
           h("button", { type: "button", class: "btn link", text: "Restore from a backup", title: "Had callsign on another machine? A backup brings your account, handles and contacts here.",
-            on: { click: () => body.replaceChildren(...restoreForm(() => body.replaceChildren(...shown))) } }),
+            on: { click: () => body.replaceChildren(...restoreScreen(() => body.replaceChildren(...shown))) } }),
           h("button", { type: "button", class: "btn link", text: "Later", on: { click: close } })));
       const shown = [...body.children];
       return body;
@@ -70,12 +70,24 @@ export function show() {
   return d;
 }
 
-/** restoreForm is the welcome screen's restore: a backup file and its
- * passphrase go to the node (POST /api/v1/restore), which checks them and
- * that its own account is unused, answers with the backup's account and
- * starts again with it on the same address; the page waits for the node
- * to name that account, then loads again. back returns to the welcome. */
-function restoreForm(back) {
+/** restoreScreen is the welcome screen's restore; back returns to the
+ * welcome. */
+function restoreScreen(back) {
+  return [
+    h("div", { class: "brand" }, icon("at", "brand-icon"), h("span", { text: "callsign" })),
+    h("h1", { id: "firstrun-title", text: "Restore your account" }),
+    h("p", { class: "lead", text: "This node made an account of its own when it first started. Your backup takes its place: your handles and contacts come back, and your contacts see no change of key." }),
+    restoreForm(back),
+  ];
+}
+
+/** restoreForm restores a backup: the file and its passphrase go to the
+ * node (POST /api/v1/restore), which checks them and that its own account
+ * is unused, answers with the backup's account and starts again with it
+ * on the same address; the page waits for the node to name that account,
+ * then loads again. back, when given, is a Back button's action. Used on
+ * the welcome screen and in Settings → Back up your account. */
+export function restoreForm(back) {
   const file = field("Backup file", { id: "restore-file", type: "file", accept: ".backup,application/octet-stream", required: true },
     "The file callsign saved: callsign-DATE.backup.");
   const pass = field("Passphrase", { id: "restore-pass", type: "password", autocomplete: "current-password", required: true },
@@ -109,13 +121,8 @@ function restoreForm(back) {
       },
     },
   }, file.el, pass.el, result,
-  h("div", { class: "form-actions" }, h("button", { type: "button", class: "btn link", text: "Back", on: { click: back } }), btn));
-  return [
-    h("div", { class: "brand" }, icon("at", "brand-icon"), h("span", { text: "callsign" })),
-    h("h1", { id: "firstrun-title", text: "Restore your account" }),
-    h("p", { class: "lead", text: "This node made an account of its own when it first started. Your backup takes its place: your handles and contacts come back, and your contacts see no change of key." }),
-    form,
-  ];
+  h("div", { class: "form-actions" }, back ? h("button", { type: "button", class: "btn link", text: "Back", on: { click: back } }) : null, btn));
+  return form;
 }
 
 /** base64 reads a file into base64 text, as JSON carries bytes. */

@@ -6,7 +6,7 @@ import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { path } from "../nav.js";
 import { h, icon, avatar, showError, toast, qrImage, copyButton, since, shortAccount } from "../ui.js";
-import { claimForm } from "./firstrun.js";
+import { claimForm, restoreForm } from "./firstrun.js";
 
 const SECTIONS = [
   ["profile", "Profile and handles", "at"],
@@ -196,7 +196,7 @@ function backup(body) {
   body.replaceChildren(
     h("div", { class: "card" }, h("h2", { text: "If this machine is lost" }),
       h("p", { text: "A backup brings you back on a new machine: your account, your handles, your contacts and your call settings, and your messages if you choose. Your contacts keep writing to you and see no change of key." }),
-      h("p", { class: "muted", text: "On the new machine, start callsign and choose Restore from a backup on its welcome screen, or run " }, h("code", { text: "callsign up --restore FILE" }))),
+      h("p", { class: "muted", text: "On the new machine, start callsign and choose Restore from a backup on its welcome screen (or below, on this page), or run " }, h("code", { text: "callsign up --restore FILE" }))),
     h("form", { class: "card", on: { submit } },
       h("h2", { text: "Make a backup" }),
       h("p", { class: "muted", text: "The file is sealed with your passphrase, so it can live on a USB stick or in a cloud folder. Whoever has both the file and the passphrase has your account: keep them apart." }),
@@ -205,7 +205,11 @@ function backup(body) {
       h("label", { class: "check" }, withMessages,
         h("span", null, h("strong", { text: "Include my messages" }), h("span", { class: "muted", text: "Every conversation comes back with the account. The file grows with them." }))),
       msg, done,
-      h("div", { class: "form-actions" }, button)));
+      h("div", { class: "form-actions" }, button)),
+    h("section", { class: "card", "aria-labelledby": "restore-title" },
+      h("h2", { id: "restore-title", text: "Restore from a backup" }),
+      h("p", { class: "muted", text: "On a new machine: your backup takes the place of the account this node made when it first started. A node whose account already has a handle, contacts or conversations keeps it." }),
+      restoreForm()));
   return {};
 }
 
