@@ -429,6 +429,10 @@ func (n *Node) startAPI() error {
 	if err != nil {
 		return withHint(err, "use --api 127.0.0.1:PORT")
 	}
+	// n.api is set before the server serves: a request that arrives at
+	// once (a page polling for the node's return after a restore) reads
+	// it.
+	n.api = srv
 	if err := srv.Start(); err != nil {
 		if n.cfg.APIAddr != DefaultAPIAddr || !errors.Is(err, syscall.EADDRINUSE) {
 			return withHint(err, "pick another port with --api 127.0.0.1:PORT (port 0 picks a free one)")
@@ -437,11 +441,11 @@ func (n *Node) startAPI() error {
 		if srv, err = api.NewServer(api.ServerConfig{Addr: "127.0.0.1:0", Token: token, Backend: n.backend.Load(), Web: n.cfg.Web, Metrics: n.metrics.handler(), Logger: n.log.With("component", "api")}); err != nil {
 			return err
 		}
+		n.api = srv
 		if err := srv.Start(); err != nil {
 			return err
 		}
 	}
-	n.api = srv
 	n.closers = append(n.closers, srv.Close)
 	if err := api.WriteEndpoint(n.cfg.DataDir, srv.Addr(), token); err != nil {
 		return fmt.Errorf("write API endpoint: %w", err)

@@ -72,10 +72,13 @@ func TestRestoreOnFirstRun(t *testing.T) {
 	if nd := run.Next(t); nd.Account() != alice.Account() {
 		t.Fatalf("the node started again as %s, want Alice's %s", nd.Account(), alice.Account())
 	}
-	// The page loads again by itself, signed in, as Alice.
-	p.WaitText("@alice")
-	p.WaitNoText("Welcome to callsign")
+	// The page loads again by itself, signed in, as Alice: her handle in
+	// her profile, her contact.
 	p.WaitNoText("Restore your account")
+	p.WaitNoText("Welcome to callsign")
+	p.Click("link", "Settings")
+	p.Click("link", "Profile and handles")
+	p.WaitText("@alice")
 	p.Click("link", "Contacts")
 	p.WaitText("Bob")
 }
