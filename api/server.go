@@ -352,6 +352,9 @@ func (s *Server) handler() http.Handler {
 	mux.HandleFunc("POST /api/v1/restore", s.jsonHandlerLimit(MaxRestoreBody, func(r *http.Request) (any, error) {
 		var req RestoreRequest
 		if err := decodeLimit(r, &req, MaxRestoreBody); err != nil {
+			if e, ok := errors.AsType[*Error](err); ok && e.Code == CodeTooLarge {
+				e.Hint = "restore a backup this large with `callsign up --restore FILE`"
+			}
 			return nil, err
 		}
 		return b.Restore(r.Context(), req)

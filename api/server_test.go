@@ -488,7 +488,7 @@ func TestBackupDownload(t *testing.T) {
 
 // TestRestoreUpload: POST /api/v1/restore takes a backup far larger than
 // any other request's cap, whole, and refuses one over MaxRestoreBody as
-// too large before the backend sees it.
+// too large, pointing to the CLI, before the backend sees it.
 func TestRestoreUpload(t *testing.T) {
 	s, fb, token := startServer(t)
 	c := NewClient(s.Addr(), token)
@@ -502,7 +502,7 @@ func TestRestoreUpload(t *testing.T) {
 	}
 	fb.restored = nil
 	_, err = c.Restore(context.Background(), make([]byte, MaxRestoreBody), "a good passphrase")
-	if e, ok := errors.AsType[*Error](err); !ok || e.Code != CodeTooLarge || fb.restored != nil {
+	if e, ok := errors.AsType[*Error](err); !ok || e.Code != CodeTooLarge || !strings.Contains(e.Hint, "up --restore") || fb.restored != nil {
 		t.Errorf("a backup of %d bytes: %v; the backend got %d bytes", MaxRestoreBody, err, len(fb.restored))
 	}
 }

@@ -437,9 +437,11 @@ type RestoreRequest struct {
 	Passphrase string `json:"passphrase"`
 }
 
-// MaxRestoreBody caps the body of POST /api/v1/restore: a backup without
-// messages is a few kilobytes, and one with ten thousand contacts about
-// two megabytes.
+// MaxRestoreBody caps the body of POST /api/v1/restore, the backup in
+// base64: a backup without messages is a few kilobytes (ten thousand
+// contacts make about two megabytes), and one with messages about 260
+// bytes a message of 200; a larger one is restored with `callsign up
+// --restore`.
 const MaxRestoreBody = 16 << 20
 
 // Restoring is the answer to a restore: the account the backup holds. The

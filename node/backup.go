@@ -25,11 +25,13 @@ type Restored struct {
 // contacts, call settings and community nodes; the node started on dataDir
 // afterwards makes new device keys, certifies them with the account key
 // and publishes them, so contacts reach it and see no key change. The
-// file is read twice: once to authenticate all of it, then into one
-// transaction, so a damaged file or a wrong passphrase leaves nothing
-// behind. dataDir may be new or hold a store without an account;
-// storePass is its store's passphrase, as for Config.Passphrase. It holds
-// the data directory's lock meanwhile.
+// file is read, authenticated and restored into memory first, so a
+// damaged file, a wrong passphrase or an item no node would have stored
+// leaves nothing behind; then it is written (importBackup). dataDir may
+// be new, hold a store without an account, or one whose account was never
+// used (store.Tx.DiscardUnusedAccount); storePass is its store's
+// passphrase, as for Config.Passphrase. It holds the data directory's
+// lock meanwhile.
 func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file string, backupPass []byte) (Restored, error) {
 	f, size, err := openFile(file)
 	if err != nil {
@@ -43,6 +45,12 @@ func RestoreBackup(ctx context.Context, dataDir string, storePass []byte, file s
 func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.ReaderAt, size int64, backupPass []byte) (Restored, error) {
 	bk, items, err := openBackup(r, size, backupPass)
 	if err != nil {
+		return Restored{}, err
+	}
+	// Every item is checked before the data directory is touched: a
+	// restore into memory first (as `backup verify`), since the real one
+	// writes the history in several transactions.
+	if _, err := inspect(ctx, bk, items); err != nil {
 		return Restored{}, err
 	}
 	n, err := New(Config{DataDir: dataDir})
@@ -241,6 +249,12 @@ func inspectBackup(ctx context.Context, r io.ReaderAt, size int64, passphrase []
 	if err != nil {
 		return BackupContents{}, err
 	}
+	return inspect(ctx, bk, items)
+}
+
+// inspect restores bk, opened and authenticated, into a store in memory
+// and reads what it holds.
+func inspect(ctx context.Context, bk *devices.Backup, items int) (BackupContents, error) {
 	db, err := store.Open(ctx, store.Options{InMemory: true})
 	if err != nil {
 		return BackupContents{}, err

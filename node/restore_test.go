@@ -119,8 +119,60 @@ func names(hs []api.Handle) []string {
 // the restore completes, each message once.
 func TestRestoreInterrupted(t *testing.T) {
 	ctx := ctxT(t, time.Minute)
-	// Alice's store, with one conversation, and its backup.
-	src, err := store.Open(ctx, store.Options{InMemory: true})
+	at := time.Unix(1_764_892_800, 0)
+	hello := msg.Message{ID: "m1", Peer: "csa1bob", Direction: msg.DirIn, Body: []byte("hello"), SentAt: at, At: at, State: msg.StateReceived}
+	file, ak := backupOf(t, hello)
+	// The restore stopped after its first batch of history.
+	dir := t.TempDir()
+	db, err := store.Open(ctx, store.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Update(func(tx *store.Tx) error {
+		if err := tx.BeginRestore(); err != nil {
+			return err
+		}
+		return msg.In(tx).PutMessage(hello)
+	})
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = n.Start(ctx)
+	n.Close()
+	var he interface{ Hint() string }
+	if !errors.Is(err, store.ErrRestoreInterrupted) || !errors.As(err, &he) || !strings.Contains(he.Hint(), "--restore") {
+		t.Fatalf("start on an interrupted restore: %v; want %v with a hint to run it again", err, store.ErrRestoreInterrupted)
+	}
+
+	r, err := node.RestoreBackup(ctx, dir, nil, file, []byte(backupPass))
+	if err != nil || r.Account != ak.Public().ID() {
+		t.Fatalf("the restore run again: %+v %v", r, err)
+	}
+	notRestoring(t, dir, func(tx *store.Tx) {
+		sec, err := tx.Secrets()
+		if err != nil || !bytes.Equal(sec.AccountSeed, ak.Seed()) {
+			t.Errorf("account after the restore: %v", err)
+		}
+		ms, _, err := msg.In(tx).Messages("csa1bob", msg.Page{})
+		if err != nil || len(ms) != 1 || string(ms[0].Body) != "hello" {
+			t.Errorf("history after the restore: %+v %v; want the one message once", ms, err)
+		}
+	})
+}
+
+const backupPass = "correct horse battery staple"
+
+// backupOf writes a backup file of a new account with one conversation
+// holding messages, as the store holds them, and returns it with the
+// account's key.
+func backupOf(t *testing.T, messages ...msg.Message) (string, *identity.AccountKey) {
+	t.Helper()
+	src, err := store.Open(t.Context(), store.Options{InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,23 +181,26 @@ func TestRestoreInterrupted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	at := time.Unix(1_764_892_800, 0)
 	err = src.Update(func(tx *store.Tx) error {
 		if err := tx.PutSecrets(store.Secrets{AccountSeed: ak.Seed()}); err != nil {
 			return err
 		}
 		d := msg.In(tx)
-		if err := d.PutConversation(msg.Conversation{Peer: "csa1bob", LastAt: at}); err != nil {
+		if err := d.PutConversation(msg.Conversation{Peer: "csa1bob", LastAt: messages[0].At}); err != nil {
 			return err
 		}
-		return d.PutMessage(msg.Message{ID: "m1", Peer: "csa1bob", Direction: msg.DirIn, Body: []byte("hello"), SentAt: at, At: at, State: msg.StateReceived})
+		for _, m := range messages {
+			if err := d.PutMessage(m); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const pass = "correct horse battery staple"
 	var buf bytes.Buffer
-	bw, err := devices.NewBackupWriter(&buf, []byte(pass), devices.BackupParams{Time: 1, MemoryKiB: 64 << 10, Lanes: 1, ChunkSize: 64 << 10}, at)
+	bw, err := devices.NewBackupWriter(&buf, []byte(backupPass), devices.BackupParams{Time: 1, MemoryKiB: 64 << 10, Lanes: 1, ChunkSize: 64 << 10}, messages[0].At)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,56 +220,47 @@ func TestRestoreInterrupted(t *testing.T) {
 	if err := os.WriteFile(file, buf.Bytes(), 0o600); err != nil {
 		t.Fatal(err)
 	}
+	return file, ak
+}
 
-	// The restore stopped after its first batch of history.
+// TestRestoreRefusesBadHistory: a backup whose history holds a message no
+// node would have stored (an incoming message marked sent) is refused
+// before anything is written: no account, no message, no mark of a
+// restore under way, so a node starts on the directory as on a new one.
+func TestRestoreRefusesBadHistory(t *testing.T) {
+	at := time.Unix(1_764_892_800, 0)
+	good := msg.Message{ID: "m1", Peer: "csa1bob", Direction: msg.DirIn, Body: []byte("hello"), SentAt: at, At: at, State: msg.StateReceived}
+	bad := good
+	bad.ID, bad.At, bad.State = "m2", at.Add(time.Second), msg.StateSent
+	file, _ := backupOf(t, good, bad)
 	dir := t.TempDir()
-	db, err := store.Open(ctx, store.Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
+	if _, err := node.RestoreBackup(t.Context(), dir, nil, file, []byte(backupPass)); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("restore: %v, want %v", err, store.ErrInvalid)
 	}
-	err = db.Update(func(tx *store.Tx) error {
-		if err := tx.BeginRestore(); err != nil {
-			return err
+	notRestoring(t, dir, func(tx *store.Tx) {
+		if sec, err := tx.Secrets(); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("secrets written: %v %v", sec.AccountSeed != nil, err)
 		}
-		return msg.In(tx).PutMessage(msg.Message{ID: "m1", Peer: "csa1bob", Direction: msg.DirIn, Body: []byte("hello"), SentAt: at, At: at, State: msg.StateReceived})
+		if ms, _, err := msg.In(tx).Messages("csa1bob", msg.Page{}); err != nil || len(ms) != 0 {
+			t.Errorf("history written: %d messages (%v)", len(ms), err)
+		}
 	})
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := node.New(node.Config{DataDir: dir, Listen: []string{"/ip4/127.0.0.1/tcp/0"}, APIAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = n.Start(ctx)
-	n.Close()
-	var he interface{ Hint() string }
-	if !errors.Is(err, store.ErrRestoreInterrupted) || !errors.As(err, &he) || !strings.Contains(he.Hint(), "--restore") {
-		t.Fatalf("start on an interrupted restore: %v; want %v with a hint to run it again", err, store.ErrRestoreInterrupted)
-	}
+}
 
-	r, err := node.RestoreBackup(ctx, dir, nil, file, []byte(pass))
-	if err != nil || r.Account != ak.Public().ID() {
-		t.Fatalf("the restore run again: %+v %v", r, err)
-	}
-	db, err = store.Open(ctx, store.Options{Dir: dir})
+// notRestoring opens the store in dir, checks that no restore is marked
+// as under way, and hands fn a read transaction.
+func notRestoring(t *testing.T, dir string, fn func(tx *store.Tx)) {
+	t.Helper()
+	db, err := store.Open(t.Context(), store.Options{Dir: dir})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer db.Close()
 	err = db.View(func(tx *store.Tx) error {
-		restoring, err := tx.Restoring()
-		if err != nil || restoring {
-			t.Errorf("still marked as restoring (%v)", err)
+		if restoring, err := tx.Restoring(); err != nil || restoring {
+			t.Errorf("marked as a restore under way (%v)", err)
 		}
-		sec, err := tx.Secrets()
-		if err != nil || !bytes.Equal(sec.AccountSeed, ak.Seed()) {
-			t.Errorf("account after the restore: %v", err)
-		}
-		ms, _, err := msg.In(tx).Messages("csa1bob", msg.Page{})
-		if err != nil || len(ms) != 1 || string(ms[0].Body) != "hello" {
-			t.Errorf("history after the restore: %+v %v; want the one message once", ms, err)
-		}
+		fn(tx)
 		return nil
 	})
 	if err != nil {

@@ -14,8 +14,8 @@ import (
 )
 
 // TestRestoreOnFirstRun: Alice's machine is gone. On the new one, the web
-// app's welcome screen offers to restore a backup; a wrong passphrase is
-// refused in words; with the right one the node starts again as a new
+// app's welcome screen offers to restore a backup; a file too large for
+// the browser to send and a wrong passphrase are refused in words; with the right one the node starts again as a new
 // device of her account and the page comes back by itself showing @alice,
 // with her contact, and no welcome screen.
 func TestRestoreOnFirstRun(t *testing.T) {
@@ -56,6 +56,14 @@ func TestRestoreOnFirstRun(t *testing.T) {
 	p.WaitText("Welcome to callsign")
 	p.Click("button", "Restore from a backup")
 	p.WaitText("Restore your account")
+	big := filepath.Join(t.TempDir(), "huge.backup")
+	if err := os.WriteFile(big, nil, 0o600); err != nil || os.Truncate(big, 13<<20) != nil {
+		t.Fatal("a large file")
+	}
+	p.ChooseFiles("Backup file", big)
+	p.Fill("Passphrase", pass)
+	p.Click("button", "Restore")
+	p.WaitText("too large to send through the browser")
 	p.ChooseFiles("Backup file", file)
 	p.Fill("Passphrase", pass+"!")
 	p.Click("button", "Restore")

@@ -70,6 +70,10 @@ export function show() {
   return d;
 }
 
+/** MAX_RESTORE_FILE is the largest backup the page sends: the node takes
+ * 16 MiB of JSON (api.MaxRestoreBody), the file in base64 (4/3 of it). */
+const MAX_RESTORE_FILE = 12 * 1024 * 1024 - 1024;
+
 /** restoreScreen is the welcome screen's restore; back returns to the
  * welcome. */
 function restoreScreen(back) {
@@ -100,6 +104,11 @@ export function restoreForm(back) {
         e.preventDefault();
         const f = file.input.files[0];
         if (!f || !pass.input.value) return;
+        if (f.size > MAX_RESTORE_FILE) {
+          result.replaceChildren(errorBox(new api.ApiError(413, "too_large", `This backup (${Math.round(f.size / 1048576)} MB) is too large to send through the browser.`,
+            "restore it on the machine itself: callsign up --restore FILE")));
+          return;
+        }
         btn.disabled = true;
         btn.textContent = "Checking the backup…";
         result.replaceChildren();
