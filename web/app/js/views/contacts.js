@@ -149,6 +149,11 @@ function contactPage(el, account) {
   const root = h("section", { class: "page contact-page", "aria-labelledby": "contact-title" });
   el.append(root);
   let safety = null, safetyErr = null, rules = null;
+  // The profile block with its Message and call buttons stays the same
+  // elements while the contact is unchanged: the page renders again as
+  // the safety number and call rules arrive, and a click whose press and
+  // release met two copies of a button would do nothing.
+  let profile = null, profileOf = "";
 
   async function loadSafety() {
     try { safety = await api.get(`/safety/${api.seg(account)}`); safetyErr = null; }
@@ -176,18 +181,23 @@ function contactPage(el, account) {
     }
     const handle = c.handle ? (c.handle.includes("~") ? c.handle : "@" + c.handle) : "";
     const focusWas = document.activeElement && root.contains(document.activeElement) ? document.activeElement.getAttribute("aria-label") || document.activeElement.textContent : null;
+    const key = JSON.stringify(c);
+    if (!profile || profileOf !== key) {
+      profileOf = key;
+      profile = h("div", { class: "profile" }, avatar(c.petname, c.account, "xl"),
+        h("h1", { id: "contact-title", class: "profile-name", text: c.petname }),
+        handle ? h("div", { class: "muted", text: handle }) : null,
+        badges(c),
+        h("div", { class: "profile-actions" },
+          h("a", { class: "action", href: path("chats", c.account) }, icon("chat"), h("span", { text: "Message" })),
+          h("button", { type: "button", class: "action", on: { click: () => call.start(c.account, false) } }, icon("phone"), h("span", { text: "Voice call" })),
+          h("button", { type: "button", class: "action", on: { click: () => call.start(c.account, true) } }, icon("video"), h("span", { text: "Video call" }))));
+    }
     root.replaceChildren(
       h("header", { class: "page-header mobile-only" },
         h("a", { class: "icon-btn back", href: "/contacts", "aria-label": "Back to contacts", title: "Back to contacts" }, icon("back"))),
       h("div", { class: "page-body" },
-        h("div", { class: "profile" }, avatar(c.petname, c.account, "xl"),
-          h("h1", { id: "contact-title", class: "profile-name", text: c.petname }),
-          handle ? h("div", { class: "muted", text: handle }) : null,
-          badges(c),
-          h("div", { class: "profile-actions" },
-            h("a", { class: "action", href: path("chats", c.account) }, icon("chat"), h("span", { text: "Message" })),
-            h("button", { type: "button", class: "action", on: { click: () => call.start(c.account, false) } }, icon("phone"), h("span", { text: "Voice call" })),
-            h("button", { type: "button", class: "action", on: { click: () => call.start(c.account, true) } }, icon("video"), h("span", { text: "Video call" })))),
+        profile,
         c.key_changed ? h("div", { class: "banner danger big", role: "alert" }, icon("alert"), h("div", null,
           h("strong", { text: `${c.petname}'s key has changed` }),
           h("p", { text: `${handle || "Their handle"} now points to a different key than the one you added. They may have set up callsign again on a new device — or someone may be impersonating them. Their new messages wait in requests until you verify.` }),
