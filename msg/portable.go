@@ -74,10 +74,7 @@ func ImportHistory(tx *store.Tx, kind byte, body []byte) error {
 		if c.Unread < 0 {
 			return bad("conversation", fmt.Errorf("%d unread", c.Unread))
 		}
-		if err := checkID("peer", c.Peer); err != nil {
-			return bad("conversation", err)
-		}
-		return d.PutConversation(c)
+		return d.PutConversation(c) // which checks the peer id
 	case store.PortableMessage:
 		m, err := unmarshalMessage(body)
 		if err != nil {

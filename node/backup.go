@@ -53,6 +53,12 @@ func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.R
 	if _, err := inspect(ctx, bk, items); err != nil {
 		return Restored{}, err
 	}
+	return restoreChecked(ctx, dataDir, storePass, bk, items)
+}
+
+// restoreChecked is restoreBackup of bk, opened, authenticated and
+// restored into memory already (inspect).
+func restoreChecked(ctx context.Context, dataDir string, storePass []byte, bk *devices.Backup, items int) (Restored, error) {
 	n, err := New(Config{DataDir: dataDir})
 	if err != nil {
 		return Restored{}, err
@@ -240,12 +246,7 @@ func InspectBackup(ctx context.Context, file string, passphrase []byte) (BackupC
 		return BackupContents{}, err
 	}
 	defer f.Close()
-	return inspectBackup(ctx, f, size, passphrase)
-}
-
-// inspectBackup is InspectBackup of the size bytes of r.
-func inspectBackup(ctx context.Context, r io.ReaderAt, size int64, passphrase []byte) (BackupContents, error) {
-	bk, items, err := openBackup(r, size, passphrase)
+	bk, items, err := openBackup(f, size, passphrase)
 	if err != nil {
 		return BackupContents{}, err
 	}

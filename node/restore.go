@@ -7,13 +7,14 @@ import (
 	"fmt"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/store"
 )
 
 // restoreRequest is a backup Restore checked, for Run to restore.
 type restoreRequest struct {
-	backup     []byte
-	passphrase []byte
+	bk    *devices.Backup // opened, authenticated and restored into memory (inspect)
+	items int
 }
 
 // Run starts a node on cfg, calls ready with it once it runs, and keeps it
@@ -47,8 +48,7 @@ func Run(ctx context.Context, cfg Config, ready func(*Node)) error {
 		if err := n.Close(); err != nil {
 			n.log.Warn("closing the node to restore a backup", "err", err)
 		}
-		r, err := restoreBackup(ctx, cfg.DataDir, cfg.Passphrase, bytes.NewReader(req.backup), int64(len(req.backup)), req.passphrase)
-		clear(req.passphrase)
+		r, err := restoreChecked(ctx, cfg.DataDir, cfg.Passphrase, req.bk, req.items)
 		if err != nil {
 			// Restore checked the same before answering; what changed
 			// meanwhile (a message to the old account) keeps it.
@@ -80,11 +80,15 @@ func (n *Node) Restore(ctx context.Context, backup []byte, passphrase string) (a
 	if n.restoreCh == nil {
 		return api.Restoring{}, fmt.Errorf("this node was not started by `callsign up`, so it cannot start again with a restored account: %w", errors.ErrUnsupported)
 	}
-	c, err := inspectBackup(ctx, bytes.NewReader(backup), int64(len(backup)), []byte(passphrase))
+	bk, items, err := openBackup(bytes.NewReader(backup), int64(len(backup)), []byte(passphrase))
+	if err != nil {
+		return api.Restoring{}, err
+	}
+	c, err := inspect(ctx, bk, items)
 	if err != nil {
 		return api.Restoring{}, err
 	}
 	n.restoreSent = true
-	n.restoreCh <- restoreRequest{backup: backup, passphrase: []byte(passphrase)} // buffered, sent once
+	n.restoreCh <- restoreRequest{bk: bk, items: items} // buffered, sent once
 	return api.Restoring{Account: c.Account.String(), Handles: c.Handles, Contacts: c.Contacts}, nil
 }
