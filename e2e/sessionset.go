@@ -41,6 +41,16 @@ func (p *SessionSet) Active() *Session {
 // Len returns the number of sessions held.
 func (p *SessionSet) Len() int { return len(p.sessions) }
 
+// PeerDHs returns the peer's X25519 identity key of each session held,
+// the active one first.
+func (p *SessionSet) PeerDHs() [][]byte {
+	out := make([][]byte, len(p.sessions))
+	for i, s := range p.sessions {
+		out[i] = s.PeerDH()
+	}
+	return out
+}
+
 // Initiate starts a new session with the peer from its bundle (see
 // InitiateSession) and makes it the active one.
 func (p *SessionSet) Initiate(self Identity, peerSigner ed25519.PublicKey, b Bundle, rand io.Reader) error {

@@ -112,6 +112,14 @@ func newDevice(t testing.TB, w *world, acct *identity.AccountKey, mod func(*Conf
 	if err != nil {
 		t.Fatal(err)
 	}
+	return deviceOf(t, w, acct, key, dh, t.TempDir(), mod)
+}
+
+// deviceOf is a node of acct with these keys and data directory, and a
+// certificate issued now; the world's directory names it as the account's
+// device from now on.
+func deviceOf(t testing.TB, w *world, acct *identity.AccountKey, key crypto.PrivKey, dh *ecdh.PrivateKey, dir string, mod func(*Config)) *node {
+	t.Helper()
 	pid, err := peer.IDFromPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +128,7 @@ func newDevice(t testing.TB, w *world, acct *identity.AccountKey, mod func(*Conf
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{t: t, w: w, dir: t.TempDir(), key: key, acct: acct, dh: dh, cert: cert, pol: &policy{}, mod: mod}
+	n := &node{t: t, w: w, dir: dir, key: key, acct: acct, dh: dh, cert: cert, pol: &policy{}, mod: mod}
 	w.mu.Lock()
 	w.nodes[acct.Public().ID()] = n
 	w.mu.Unlock()

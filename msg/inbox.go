@@ -177,6 +177,7 @@ type certCache struct {
 	pub     identity.AccountPub
 	id      identity.AccountID // pub.ID(), computed once per certificate
 	dh      []byte             // the device's X25519 identity key
+	dev     identity.DeviceID  // its DeviceID
 	expires time.Time
 }
 
@@ -205,7 +206,7 @@ func (s *Service) checkSender(cc *certCache, f *deliverFrame, remote peer.ID, no
 		return identity.AccountPub{}, "", "invalid device certificate"
 	}
 	id := cert.Account.ID()
-	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, id: id, dh: cert.X25519, expires: cert.Expires}
+	*cc = certCache{raw: bytes.Clone(f.cert), pub: cert.Account, id: id, dh: cert.X25519, dev: cert.DeviceID(), expires: cert.Expires}
 	return cert.Account, id, ""
 }
 
@@ -221,8 +222,13 @@ type rxItem struct {
 func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFrame, error) {
 	now := s.cfg.Now()
 	acks := make([]ackFrame, len(batch))
-	groups := map[identity.AccountID][]rxItem{}
-	var order []identity.AccountID
+	// Frames are received per sending device: each has its own sessions.
+	type sender struct {
+		acct identity.AccountID
+		dev  identity.DeviceID
+	}
+	groups := map[sender][]rxItem{}
+	var order []sender
 	pubs := map[identity.AccountID]identity.AccountPub{}
 	for i, b := range batch {
 		var f deliverFrame
@@ -250,14 +256,15 @@ func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFr
 		if rx.lane && s.cfg.AcceptSignal != nil && !s.cfg.AcceptSignal(acct) {
 			return nil, p2p.WithCode(p2p.CodeRefused, errors.New("signal lane: signals from this account are not accepted"))
 		}
-		if _, ok := groups[acct]; !ok {
-			order = append(order, acct)
+		from := sender{acct, rx.cc.dev}
+		if _, ok := groups[from]; !ok {
+			order = append(order, from)
 			pubs[acct] = pub
 		}
-		groups[acct] = append(groups[acct], rxItem{f: f, dh: rx.cc.dh, ack: &acks[i]})
+		groups[from] = append(groups[from], rxItem{f: f, dh: rx.cc.dh, ack: &acks[i]})
 	}
-	for _, acct := range order {
-		if err := s.receiveFrom(rx, acct, pubs[acct], groups[acct]); err != nil {
+	for _, from := range order {
+		if err := s.receiveFrom(rx, from.acct, pubs[from.acct], from.dev, groups[from]); err != nil {
 			return nil, err
 		}
 	}
@@ -283,11 +290,12 @@ func refusal(err error) string {
 	return "session: decryption failed"
 }
 
-// receiveFrom handles the frames of one sender account: policy, dedup by
-// id before decrypting, the first-contact stamp and the request limits of
-// a sender that is not a contact, decryption, and one transaction for the
-// session state, the messages, their seen ids and the conversation.
-func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identity.AccountPub, items []rxItem) error {
+// receiveFrom handles the frames of one device of a sender account: policy,
+// dedup by id before decrypting, the first-contact stamp and the request
+// limits of a sender that is not a contact, decryption with the sessions
+// with that device, and one transaction for their state, the messages,
+// their seen ids and the conversation.
+func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identity.AccountPub, dev identity.DeviceID, items []rxItem) error {
 	dec := s.cfg.Policy.Classify(acct)
 	rx.contact = ""
 	if dec == Deliver {
@@ -316,8 +324,11 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	if err := s.loadSetLocked(ps); err != nil {
 		return p2p.WithCode(p2p.CodeInternal, err)
 	}
+	set, err := s.deviceSetLocked(ps, dev)
+	if err != nil {
+		return p2p.WithCode(p2p.CodeInternal, err)
+	}
 	peerID := string(acct)
-	before := activeDevice(ps.set)
 
 	// Dedup before decrypting, with one read per id: a seen id is a
 	// duplicate; an id one of our own messages to this peer has is refused.
@@ -328,7 +339,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	// not counted them yet.
 	fresh := make([]bool, len(items))
 	firstContact := false
-	err := s.cfg.DB.View(func(tx *store.Tx) error {
+	err = s.cfg.DB.View(func(tx *store.Tx) error {
 		data := s.data(tx)
 		batchIDs := map[msgID]bool{}
 		for i, it := range items {
@@ -397,7 +408,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 				continue
 			}
 		}
-		pt, accepted, err := ps.set.Decrypt(s.self, s.prekeys, pub.Bytes(), it.f.ciphertext, messageAD(it.f.id, it.f.kind), nil)
+		pt, accepted, err := set.Decrypt(s.self, s.prekeys, pub.Bytes(), it.f.ciphertext, messageAD(it.f.id, it.f.kind), nil)
 		if err != nil {
 			it.ack.status, it.ack.reason = statusRefused, refusal(err)
 			continue
@@ -463,7 +474,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	if !sessionChanged {
 		return nil
 	}
-	state, err := ps.set.Marshal()
+	state, err := set.Marshal()
 	var prekeys []byte
 	if err == nil && prekeysChanged {
 		prekeys, err = s.prekeys.Marshal()
@@ -518,7 +529,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 					return err
 				}
 			}
-			if err := data.PutSession(peerID, state); err != nil {
+			if err := data.PutSession(peerID, dev, state); err != nil {
 				return err
 			}
 			if prekeys != nil {
@@ -533,22 +544,23 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if reserved.count > 0 {
 			s.releaseRequests(acct, reserved)
 		}
-		s.releaseSetLocked(ps, true)
+		if set == ps.set {
+			s.releaseSetLocked(ps, true)
+		}
 		if prekeysChanged {
 			s.reloadPrekeysLocked()
 		}
 		return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("store messages: %w", err))
 	}
-	after := activeDevice(ps.set)
-	s.releaseSetLocked(ps, false)
-	if before != nil && !bytes.Equal(before, after) {
-		// The peer's account now writes from another device (a restore,
-		// a new machine): what was sealed for the old one is sealed
-		// again, for this one.
-		if err := s.resealLocked(ps); err != nil {
-			s.log.Warn("seal again for a contact's new device", "peer", acct, "err", err)
+	if set != ps.set && prekeysChanged {
+		// The account started a session from another device (a restore,
+		// a new machine): messages are sealed for that one from now on,
+		// and what was sealed for the old one is sealed again.
+		if err := s.switchDeviceLocked(ps, dev, set); err != nil {
+			s.log.Warn("seal for a contact's new device", "peer", acct, "err", err)
 		}
 	}
+	s.releaseSetLocked(ps, false)
 	for i := range msgs {
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})

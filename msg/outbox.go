@@ -2,7 +2,6 @@ package msg
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
@@ -483,71 +481,73 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 	return rec, dev, pid, nil
 }
 
-// ensureSession makes sure ps has an active session with dev, starting
-// one from a bundle fetched from the device (or the published one). An
-// active session with another device of the account (the account was
-// restored on a new device, or moved to one) is left to decrypt what that
-// device still sends, and a new one with dev takes its place.
-func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipient, dev identity.DeviceCert, pid peer.ID) error {
-	withDev := func() bool { return bytes.Equal(activeDevice(ps.set), dev.X25519) }
+// ensureSession makes sure ps seals for dev with an active session,
+// starting one from a bundle fetched from the device (or the published
+// one). When ps sealed for another device of the account (the account was
+// restored on a new device, or moved to one), its sessions stay in the
+// store to decrypt what that device still sends, and what was sealed for
+// it is sealed again for dev.
+func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipient, cert identity.DeviceCert, pid peer.ID) error {
+	dev := cert.DeviceID()
+	// ready takes an active session with dev as ps's. ps.mu is held.
+	ready := func() (bool, error) {
+		if err := s.loadSetLocked(ps); err != nil {
+			return false, err
+		}
+		set, err := s.deviceSetLocked(ps, dev)
+		if err != nil || set.Active() == nil {
+			return false, err
+		}
+		if ps.dev != dev {
+			s.log.Info("the contact's device changed; sealing for the new one", "peer", ps.id)
+		}
+		return true, s.switchDeviceLocked(ps, dev, set)
+	}
 	ps.mu.Lock()
-	err := s.loadSetLocked(ps)
-	active := err == nil && withDev()
-	moved := err == nil && !active && ps.set.Active() != nil
+	ok, err := ready()
 	ps.mu.Unlock()
-	if err != nil || active {
+	if err != nil || ok {
 		return err
 	}
-	if moved {
-		s.log.Info("the contact's device changed; starting a session with the new one", "peer", ps.id)
-	}
-	b, err := s.fetchBundle(ctx, rec, dev, pid)
+	b, err := s.fetchBundle(ctx, rec, cert, pid)
 	if err != nil {
 		return err
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if err := s.loadSetLocked(ps); err != nil {
+	if ok, err := ready(); err != nil || ok {
 		return err
 	}
-	if withDev() {
-		return nil
+	set, err := s.deviceSetLocked(ps, dev)
+	if err != nil {
+		return err
 	}
-	moved = ps.set.Active() != nil
 	// Persisted with the first message it encrypts (seal).
-	if err := ps.set.Initiate(s.self, rec.Account.Bytes(), b, nil); err != nil {
+	if err := set.Initiate(s.self, rec.Account.Bytes(), b, nil); err != nil {
 		return fmt.Errorf("start session with %s: %w", ps.id, err)
 	}
-	if moved {
-		return s.resealLocked(ps)
+	if ps.dev != dev {
+		s.log.Info("starting a session with the contact's device", "peer", ps.id, "moved", !ps.dev.IsZero())
 	}
-	return nil
+	return s.switchDeviceLocked(ps, dev, set)
 }
 
-// activeDevice is the X25519 identity key of the device set's active
-// session is with, or nil.
-func activeDevice(set *e2e.SessionSet) []byte {
-	if set == nil {
-		return nil
-	}
-	if a := set.Active(); a != nil {
-		return a.PeerDH()
-	}
-	return nil
-}
-
-// resealLocked drops the envelopes of ps's queued text messages, sealed
-// in the session just replaced for a device the account no longer names,
-// so that each is sealed again in the new session when it is sent (the
-// new device could not open them). Until then no new message is sealed
-// when queued, so the new session encrypts in send order. Control
-// messages (receipts) keep their envelopes: the new device refuses them,
-// and a refused receipt is dropped. ps.mu is held.
-func (s *Service) resealLocked(ps *peerState) error {
+// resealLocked records ps.dev as the device ps's messages are sealed for
+// and, when moved from another device, drops the envelopes of ps's
+// queued text messages, sealed for that one, in the same transaction, so
+// that each is sealed again for ps.dev when it is sent (the new device
+// could not open them). Until then no new message is sealed when queued,
+// so the new session encrypts in send order. Control messages (receipts)
+// keep their envelopes: the new device refuses them, and a refused
+// receipt is dropped. ps.mu is held.
+func (s *Service) resealLocked(ps *peerState, moved bool) error {
 	peerID := string(ps.id)
-	s.mu.Lock()
-	ids := slices.Clone(ps.pending)
-	s.mu.Unlock()
+	var ids []string
+	if moved {
+		s.mu.Lock()
+		ids = slices.Clone(ps.pending)
+		s.mu.Unlock()
+	}
 	var reset []string
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
@@ -565,10 +565,10 @@ func (s *Service) resealLocked(ps *peerState) error {
 			}
 			reset = append(reset, id)
 		}
-		return nil
+		return data.PutSessionDevice(peerID, ps.dev)
 	})
 	if err != nil {
-		return fmt.Errorf("seal again for %s's new device: %w", ps.id, err)
+		return fmt.Errorf("seal for %s's device: %w", ps.id, err)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -785,7 +785,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 				}
 			}
 			if state != nil {
-				return data.PutSession(string(ps.id), state)
+				return data.PutSession(string(ps.id), ps.dev, state)
 			}
 			return nil
 		})

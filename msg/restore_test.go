@@ -18,15 +18,20 @@ import (
 // names and starts one with the new device. Both ways, nothing failed.
 func TestContactOnNewDevice(t *testing.T) {
 	for _, tc := range []struct {
-		name                    string
-		replied, newWritesFirst bool
+		name                             string
+		replied, newWritesFirst, restart bool
 	}{
-		{"after a reply", true, false},
-		{"only received", false, false},
+		{"after a reply", true, false, false},
+		{"only received", false, false, false},
 		// Bob's node still holds the old record when the new device's
 		// first message arrives: his session with the new device is
 		// then one it started, and his queue is sealed again for it.
-		{"the new device writes first", false, true},
+		{"the new device writes first", false, true, false},
+		// Bob's node restarts with the message sealed for the old device
+		// in its queue and finds only the new device in the directory: it
+		// still knows which device the message was sealed for (sdev/), and
+		// seals it again for the new one.
+		{"Bob restarts before the move", true, false, true},
 	} {
 		replied := tc.replied
 		t.Run(tc.name, func(t *testing.T) {
@@ -41,7 +46,13 @@ func TestContactOnNewDevice(t *testing.T) {
 			// still names her old device.
 			a.stop()
 			away := b.send(a, "while away")
+			if tc.restart {
+				b.stop()
+			}
 			a2 := newDevice(t, a.w, a.acct, nil)
+			if tc.restart {
+				b.start() // the directory names only the new device now
+			}
 			a2.start()
 			a2.know(b)
 			b.know(a2)

@@ -254,8 +254,15 @@ type peerState struct {
 
 	// mu guards set and serialises every use of the sessions with this
 	// peer together with the transaction that persists them.
-	mu  sync.Mutex
-	set *e2e.SessionSet // nil: not loaded
+	mu sync.Mutex
+	// set holds the sessions with dev, the device of the account that
+	// messages are sealed for (sdev/<peer>; the record's device, or the
+	// one the account last started a session from). nil: not loaded;
+	// a zero dev: no device known yet (set is empty). The sessions with
+	// the account's other devices are in the store only, read when one
+	// of them sends (receiveFrom).
+	set *e2e.SessionSet
+	dev identity.DeviceID
 	// qstart: the store's qstart/ entry for this peer exists and is no
 	// later than its oldest queued text message (queue.go). Guarded
 	// by mu, which every transaction that queues or dequeues text
@@ -744,7 +751,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 			if err != nil {
 				return err
 			}
-			if err := data.PutSession(string(acct), state); err != nil {
+			if err := data.PutSession(string(acct), ps.dev, state); err != nil {
 				return err
 			}
 		}
@@ -1054,34 +1061,80 @@ func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.Ac
 	return out, qstarts, nil
 }
 
-// loadSetLocked loads ps's sessions from the store if they are not in
-// memory. ps.mu must be held.
+// loadSetLocked loads ps's device and its sessions from the store if they
+// are not in memory. ps.mu must be held.
 func (s *Service) loadSetLocked(ps *peerState) error {
 	if ps.set != nil {
 		return nil
 	}
+	var dev identity.DeviceID
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		var err error
+		dev, err = s.data(tx).SessionDevice(string(ps.id))
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("load session: %w", err)
+	}
+	set, err := s.deviceSetLocked(ps, dev)
+	if err != nil {
+		return err
+	}
+	ps.set, ps.dev = set, dev
+	s.mu.Lock()
+	s.cached++
+	s.mu.Unlock()
+	return nil
+}
+
+// deviceSetLocked returns the sessions with ps's device dev: ps.set if dev
+// is ps.dev, else read from the store (empty if there are none). A set
+// other than ps.set is not kept in memory: the caller persists it, and
+// keeps it only by making dev ps's device (switchDeviceLocked). ps.mu
+// must be held.
+func (s *Service) deviceSetLocked(ps *peerState, dev identity.DeviceID) (*e2e.SessionSet, error) {
+	if ps.set != nil && dev == ps.dev {
+		return ps.set, nil
+	}
+	if dev.IsZero() {
+		return &e2e.SessionSet{}, nil
+	}
 	var b []byte
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		data := s.data(tx)
 		var err error
-		b, err = data.Session(string(ps.id))
+		b, err = s.data(tx).Session(string(ps.id), dev)
 		return err
 	})
 	switch {
 	case errors.Is(err, store.ErrNotFound):
-		ps.set = &e2e.SessionSet{}
+		return &e2e.SessionSet{}, nil
 	case err != nil:
-		return fmt.Errorf("load session: %w", err)
-	default:
-		set, err := e2e.UnmarshalSessionSet(b)
-		if err != nil {
-			return fmt.Errorf("load session: %w", err)
-		}
-		ps.set = set
+		return nil, fmt.Errorf("load session: %w", err)
 	}
-	s.mu.Lock()
-	s.cached++
-	s.mu.Unlock()
+	set, err := e2e.UnmarshalSessionSet(b)
+	if err != nil {
+		return nil, fmt.Errorf("load session: %w", err)
+	}
+	return set, nil
+}
+
+// switchDeviceLocked makes dev, whose sessions are set, the device ps's
+// messages are sealed for. Moving from another device drops the envelopes
+// sealed for it (resealLocked), in the transaction that records dev; if
+// that fails, ps keeps its device. ps.set must be loaded; ps.mu held.
+func (s *Service) switchDeviceLocked(ps *peerState, dev identity.DeviceID, set *e2e.SessionSet) error {
+	if dev == ps.dev {
+		return nil
+	}
+	oldDev, oldSet := ps.dev, ps.set
+	ps.dev, ps.set = dev, set
+	if err := s.resealLocked(ps, !oldDev.IsZero()); err != nil {
+		ps.dev, ps.set = oldDev, oldSet
+		return err
+	}
 	return nil
 }
 
@@ -1095,7 +1148,7 @@ func (s *Service) releaseSetLocked(ps *peerState, drop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if drop || s.cached > maxCachedSessions {
-		ps.set = nil
+		ps.set, ps.dev = nil, identity.DeviceID{}
 		s.cached--
 	}
 }

@@ -418,7 +418,7 @@ func (s *Service) sealSignals(ps *peerState, batch []*sigReq) error {
 	}
 	state, err := ps.set.Marshal()
 	if err == nil {
-		err = s.cfg.DB.Update(func(tx *store.Tx) error { return s.data(tx).PutSession(string(ps.id), state) })
+		err = s.cfg.DB.Update(func(tx *store.Tx) error { return s.data(tx).PutSession(string(ps.id), ps.dev, state) })
 	}
 	// On failure the in-memory ratchet ran ahead of the store: reload it.
 	s.releaseSetLocked(ps, err != nil)

@@ -289,8 +289,8 @@ func TestHostileSignals(t *testing.T) {
 	nothingStored := func(what string) {
 		t.Helper()
 		err := b.db.View(func(tx *store.Tx) error {
-			if _, err := In(tx).Session(string(r.id())); !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("a session with the sender: %v", err)
+			if _, err := In(tx).SessionDevice(string(r.id())); !errors.Is(err, store.ErrNotFound) {
+				return fmt.Errorf("a session device of the sender: %v", err)
 			}
 			if _, err := In(tx).Conversation(string(r.id())); !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("a conversation with the sender: %v", err)
@@ -299,6 +299,9 @@ func TestHostileSignals(t *testing.T) {
 		})
 		if err != nil {
 			t.Fatalf("%s: %v", what, err)
+		}
+		if ks := sessionKeys(t, b.db.DB, string(r.id())); len(ks) != 0 {
+			t.Fatalf("%s: sessions with the sender: %q", what, ks)
 		}
 		if got, _ := sink.snapshot(); len(got) != 0 {
 			t.Fatalf("%s: OnSignal got %q", what, got)

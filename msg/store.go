@@ -10,6 +10,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -123,6 +124,7 @@ var (
 	pfxOut        = []byte("out/")
 	pfxQueueStart = []byte("qstart/") // queue.go
 	pfxSession    = []byte("sess/")
+	pfxSessionDev = []byte("sdev/")
 	sep           = []byte{0}
 )
 
@@ -783,28 +785,72 @@ func (d *Data) pruneSeen(cutoff time.Time, max int) (int, bool, error) {
 	return len(keys), more, nil
 }
 
-// Session returns the opaque session state for peer, or store.ErrNotFound.
-func (d *Data) Session(peer string) ([]byte, error) {
-	if err := checkID("peer", peer); err != nil {
+// sessionKey is sess/<peer>\0<dev>: the session set with one device of peer.
+func sessionKey(peer string, dev identity.DeviceID) []byte {
+	return key(pfxSession, []byte(peer), sep, dev[:])
+}
+
+// Session returns the opaque session state with peer's device dev, or
+// store.ErrNotFound.
+func (d *Data) Session(peer string, dev identity.DeviceID) ([]byte, error) {
+	if err := checkSessionKey(peer, dev); err != nil {
 		return nil, err
 	}
-	return d.kv.Get(key(pfxSession, []byte(peer)))
+	return d.kv.Get(sessionKey(peer, dev))
 }
 
-// PutSession replaces the session state for peer.
-func (d *Data) PutSession(peer string, state []byte) error {
+// PutSession replaces the session state with peer's device dev.
+func (d *Data) PutSession(peer string, dev identity.DeviceID, state []byte) error {
+	if err := checkSessionKey(peer, dev); err != nil {
+		return err
+	}
+	return d.kv.Set(sessionKey(peer, dev), state)
+}
+
+// DeleteSession removes the session state with peer's device dev; a
+// missing one is not an error.
+func (d *Data) DeleteSession(peer string, dev identity.DeviceID) error {
+	if err := checkSessionKey(peer, dev); err != nil {
+		return err
+	}
+	return d.kv.Delete(sessionKey(peer, dev))
+}
+
+// SessionDevice returns the device of peer that peer's queued messages
+// are sealed for, or store.ErrNotFound.
+func (d *Data) SessionDevice(peer string) (identity.DeviceID, error) {
+	if err := checkID("peer", peer); err != nil {
+		return identity.DeviceID{}, err
+	}
+	v, err := d.kv.Get(key(pfxSessionDev, []byte(peer)))
+	if err != nil {
+		return identity.DeviceID{}, err
+	}
+	var dev identity.DeviceID
+	if len(v) != len(dev) {
+		return identity.DeviceID{}, &corruptCause{"the session device is not a device id"}
+	}
+	copy(dev[:], v)
+	return dev, nil
+}
+
+// PutSessionDevice records dev as the device of peer that peer's queued
+// messages are sealed for.
+func (d *Data) PutSessionDevice(peer string, dev identity.DeviceID) error {
+	if err := checkSessionKey(peer, dev); err != nil {
+		return err
+	}
+	return d.kv.Set(key(pfxSessionDev, []byte(peer)), dev[:])
+}
+
+func checkSessionKey(peer string, dev identity.DeviceID) error {
 	if err := checkID("peer", peer); err != nil {
 		return err
 	}
-	return d.kv.Set(key(pfxSession, []byte(peer)), state)
-}
-
-// DeleteSession removes the session state for peer; a missing one is not an error.
-func (d *Data) DeleteSession(peer string) error {
-	if err := checkID("peer", peer); err != nil {
-		return err
+	if dev.IsZero() {
+		return fmt.Errorf("%w: no device", store.ErrInvalid)
 	}
-	return d.kv.Delete(key(pfxSession, []byte(peer)))
+	return nil
 }
 
 // DeleteConversation removes the conversation with peer and all its

@@ -37,7 +37,7 @@ func BenchmarkDeliveryUpdate(b *testing.B) {
 			peer := fmt.Sprint("peer", i%16)
 			err := db.Update(func(tx *store.Tx) error {
 				d := In(tx)
-				if err := d.PutSession(peer, state); err != nil {
+				if err := d.PutSession(peer, testDev, state); err != nil {
 					return err
 				}
 				now := time.Now()

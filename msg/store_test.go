@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -235,17 +236,48 @@ func TestDedupAndSessions(t *testing.T) {
 		t.Fatalf("PruneSeen after PutSeen = %d, %v; want 1", n, err)
 	}
 
-	if _, err := db.Session("p1"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Session("p1", testDev); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("missing session: %v", err)
 	}
-	db.PutSession("p1", []byte("ratchet-1"))
-	db.PutSession("p1", []byte("ratchet-2"))
-	if s, err := db.Session("p1"); err != nil || string(s) != "ratchet-2" {
+	other := identity.DeviceID{9}
+	db.PutSession("p1", testDev, []byte("ratchet-1"))
+	db.PutSession("p1", testDev, []byte("ratchet-2"))
+	db.PutSession("p1", other, []byte("other device"))
+	if s, err := db.Session("p1", testDev); err != nil || string(s) != "ratchet-2" {
 		t.Fatalf("Session = %q, %v", s, err)
 	}
-	db.DeleteSession("p1")
-	if _, err := db.Session("p1"); !errors.Is(err, store.ErrNotFound) {
+	if s, err := db.Session("p1", other); err != nil || string(s) != "other device" {
+		t.Fatalf("Session of the other device = %q, %v", s, err)
+	}
+	db.DeleteSession("p1", testDev)
+	if _, err := db.Session("p1", testDev); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("deleted session: %v", err)
+	}
+	if _, err := db.Session("p1", other); err != nil {
+		t.Fatalf("the other device's session after deleting one: %v", err)
+	}
+	if err := db.PutSession("p1", identity.DeviceID{}, []byte("x")); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("PutSession with no device: %v", err)
+	}
+	err = db.View(func(tx *store.Tx) error {
+		_, err := In(tx).SessionDevice("p1")
+		return err
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("missing session device: %v", err)
+	}
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).PutSessionDevice("p1", other) }); err != nil {
+		t.Fatal(err)
+	}
+	err = db.View(func(tx *store.Tx) error {
+		d, err := In(tx).SessionDevice("p1")
+		if err == nil && d != other {
+			err = fmt.Errorf("SessionDevice = %v, want %v", d, other)
+		}
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -337,7 +369,7 @@ func TestIDUse(t *testing.T) {
 // writeDelivery is what the messaging layer does per outgoing message.
 func writeDelivery(tx *store.Tx, peer, id string, state []byte) error {
 	d := In(tx)
-	if err := d.PutSession(peer, state); err != nil {
+	if err := d.PutSession(peer, testDev, state); err != nil {
 		return err
 	}
 	if err := d.PutMessage(Message{ID: id, Peer: peer, Direction: DirOut, Body: []byte("hello"), At: t0}); err != nil {
@@ -354,7 +386,7 @@ func TestUpdateAtomic(t *testing.T) {
 			return err
 		}
 		// Reads inside the transaction see its own writes.
-		if s, err := In(tx).Session("p"); err != nil || string(s) != "s1" {
+		if s, err := In(tx).Session("p", testDev); err != nil || string(s) != "s1" {
 			t.Errorf("read own write: %q %v", s, err)
 		}
 		return boom
@@ -362,7 +394,7 @@ func TestUpdateAtomic(t *testing.T) {
 	if !errors.Is(err, boom) {
 		t.Fatalf("Update = %v, want the closure's error", err)
 	}
-	if _, err := db.Session("p"); !errors.Is(err, store.ErrNotFound) {
+	if _, err := db.Session("p", testDev); !errors.Is(err, store.ErrNotFound) {
 		t.Fatal("session written by a failed Update")
 	}
 	if _, err := db.Message("p", "m1"); !errors.Is(err, store.ErrNotFound) {
@@ -377,7 +409,7 @@ func TestUpdateAtomic(t *testing.T) {
 	if _, err := db.Outbox("m1"); err != nil {
 		t.Fatalf("committed outbox entry: %v", err)
 	}
-	if err := db.View(func(tx *store.Tx) error { return In(tx).PutSession("p", nil) }); err == nil {
+	if err := db.View(func(tx *store.Tx) error { return In(tx).PutSession("p", testDev, nil) }); err == nil {
 		t.Fatal("write inside View succeeded")
 	}
 }

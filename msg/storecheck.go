@@ -5,6 +5,8 @@ import (
 	"encoding/binary"
 	"errors"
 
+	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -12,9 +14,10 @@ import (
 // store's Verify (store.Options.Checks[store.SpaceMsg]; `callsign store
 // verify`): that a conversation, message, index entry, outbox entry or
 // queue start decodes and matches its key, that a message's index entry
-// points at it, and that an index entry's message exists (reported on the
-// message's key when it does not). It returns what is wrong with the
-// entry under k, or "". Sessions are opaque and always pass.
+// points at it, that an index entry's message exists (reported on the
+// message's key when it does not), and that a session set decodes and is
+// with the device its key names. It returns what is wrong with the entry
+// under k, or "".
 func Check(sp *store.Space, k, v []byte, report func(k []byte, problem string)) string {
 	switch {
 	case bytes.HasPrefix(k, pfxConv):
@@ -60,6 +63,24 @@ func Check(sp *store.Space, k, v []byte, report func(k []byte, problem string)) 
 	case bytes.HasPrefix(k, pfxQueueStart):
 		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
 			return "queue start is not a time"
+		}
+	case bytes.HasPrefix(k, pfxSessionDev):
+		if len(v) != identity.DeviceIDSize {
+			return "the session device is not a device id"
+		}
+	case bytes.HasPrefix(k, pfxSession):
+		_, dev, ok := bytes.Cut(k[len(pfxSession):], sep)
+		if !ok || len(dev) != identity.DeviceIDSize {
+			return "a session set not filed under a device (schema 8's form, which the migration could not read)"
+		}
+		set, err := e2e.UnmarshalSessionSet(v)
+		if err != nil {
+			return problemOf(err)
+		}
+		for _, d := range set.PeerDHs() {
+			if id := identity.DeviceIDOf(d); !bytes.Equal(id[:], dev) {
+				return "the session set holds a session with another device"
+			}
 		}
 	}
 	return ""

@@ -1,10 +1,12 @@
 package msg
 
 import (
+	"bytes"
 	"context"
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -151,17 +153,40 @@ func (db testDB) Seen(peer, id string) (bool, error) {
 // PruneSeen is PruneSeen(db.DB, cutoff).
 func (db testDB) PruneSeen(cutoff time.Time) (int, error) { return PruneSeen(db.DB, cutoff) }
 
-// Session returns the session state for peer, or ErrNotFound.
-func (db testDB) Session(peer string) ([]byte, error) {
-	return view(db, func(d *Data) ([]byte, error) { return d.Session(peer) })
+// Session returns the session state with peer's device dev, or ErrNotFound.
+func (db testDB) Session(peer string, dev identity.DeviceID) ([]byte, error) {
+	return view(db, func(d *Data) ([]byte, error) { return d.Session(peer, dev) })
 }
 
-// PutSession replaces the session state for peer.
-func (db testDB) PutSession(peer string, state []byte) error {
-	return update(db, func(d *Data) error { return d.PutSession(peer, state) })
+// PutSession replaces the session state with peer's device dev.
+func (db testDB) PutSession(peer string, dev identity.DeviceID, state []byte) error {
+	return update(db, func(d *Data) error { return d.PutSession(peer, dev, state) })
 }
 
-// DeleteSession removes the session state for peer.
-func (db testDB) DeleteSession(peer string) error {
-	return update(db, func(d *Data) error { return d.DeleteSession(peer) })
+// DeleteSession removes the session state with peer's device dev.
+func (db testDB) DeleteSession(peer string, dev identity.DeviceID) error {
+	return update(db, func(d *Data) error { return d.DeleteSession(peer, dev) })
+}
+
+// testDev is a device of a contact, for the session accessors.
+var testDev = identity.DeviceID{1, 2, 3, 4, 5, 6, 7, 8}
+
+// sessionKeys returns the keys of every session set with peer's devices.
+func sessionKeys(t *testing.T, db *store.DB, peer string) []string {
+	t.Helper()
+	var ks []string
+	err := db.View(func(tx *store.Tx) error {
+		pfx := []byte("sess/" + peer + "\x00")
+		return tx.Space(store.SpaceMsg).Scan(pfx, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
+			if !bytes.HasPrefix(k, pfx) {
+				return false, nil
+			}
+			ks = append(ks, string(k))
+			return true, nil
+		})
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ks
 }

@@ -19,25 +19,26 @@ type keyInfo struct {
 
 // Kinds of entries, as Damage.Kind and VerifyStats.Entries name them.
 const (
-	KindSchema       = "schema version"
-	KindCursor       = "migration cursor"
-	KindSecret       = "secret"
-	KindClaim        = "handle claim"
-	KindBootstrap    = "bootstrap address"
-	KindListenPorts  = "listen ports"
-	KindCallSettings = "call settings"
-	KindSetting      = "setting"
-	KindContact      = "contact"
-	KindPetname      = "petname"
-	KindConversation = "conversation"
-	KindMessage      = "message"
-	KindMessageIndex = "message index"
-	KindQueueStart   = "queue start"
-	KindOutbox       = "outbox entry"
-	KindSession      = "session"
-	KindCall         = "call log entry"
-	KindDevices      = "device sync entry"
-	KindUnknown      = "unknown entry"
+	KindSchema        = "schema version"
+	KindCursor        = "migration cursor"
+	KindSecret        = "secret"
+	KindClaim         = "handle claim"
+	KindBootstrap     = "bootstrap address"
+	KindListenPorts   = "listen ports"
+	KindCallSettings  = "call settings"
+	KindSetting       = "setting"
+	KindContact       = "contact"
+	KindPetname       = "petname"
+	KindConversation  = "conversation"
+	KindMessage       = "message"
+	KindMessageIndex  = "message index"
+	KindQueueStart    = "queue start"
+	KindOutbox        = "outbox entry"
+	KindSession       = "session"
+	KindSessionDevice = "session device"
+	KindCall          = "call log entry"
+	KindDevices       = "device sync entry"
+	KindUnknown       = "unknown entry"
 )
 
 // parseKey names the entry under k. It never fails: a key it cannot
@@ -84,7 +85,14 @@ func parseKey(k []byte) keyInfo {
 	case bytes.HasPrefix(k, pfxOut):
 		return keyInfo{Kind: KindOutbox, ID: rest(pfxOut)}
 	case bytes.HasPrefix(k, pfxSession):
-		return keyInfo{Kind: KindSession, Peer: rest(pfxSession)}
+		peer, dev, _ := bytes.Cut(k[len(pfxSession):], sep)
+		ki := keyInfo{Kind: KindSession, Peer: string(peer)}
+		if len(dev) > 0 {
+			ki.ID = fmt.Sprintf("%x", dev)
+		}
+		return ki
+	case bytes.HasPrefix(k, pfxSessionDevice):
+		return keyInfo{Kind: KindSessionDevice, Peer: rest(pfxSessionDevice)}
 	case bytes.HasPrefix(k, pfxDevices):
 		return keyInfo{Kind: KindDevices, ID: rest(pfxDevices)}
 	case bytes.HasPrefix(k, pfxCall):
@@ -108,7 +116,7 @@ func (ki keyInfo) String() string {
 	switch ki.Kind {
 	case KindMessage, KindMessageIndex:
 		s += fmt.Sprintf(" in the conversation with %q", ki.Peer)
-	case KindConversation, KindQueueStart, KindSession:
+	case KindConversation, KindQueueStart, KindSession, KindSessionDevice:
 		s += fmt.Sprintf(" with %q", ki.Peer)
 	case KindContact:
 		s += fmt.Sprintf(" %q", ki.Peer)

@@ -95,7 +95,11 @@
 //	out/<id>                             msg: OutboxEntry (binary) of a control message (a
 //	                                     read receipt); msg reads them all at start-up (the
 //	                                     outbox holds only unacknowledged messages)
-//	sess/<peer>                          msg: raw session state bytes
+//	sdev/<peer>                          msg: the 8-byte DeviceID of the peer's device that
+//	                                     the peer's queued messages are sealed for
+//	sess/<peer>0x00<dev:8>               msg: e2e session set with one device of peer (e2e
+//	                                     SessionSet; schema 8 kept one set per peer, under
+//	                                     sess/<peer>)
 //	call/<start:8><id>                   Call (binary; call log, at most MaxCalls)
 //	mbox/…                               a public node's mailbox: members, their devices,
 //	                                     queues and one-time prekeys (mailbox.go,
@@ -176,7 +180,7 @@
 // encodes its values; the transaction is the caller's, so what the owner
 // writes commits together with everything else the caller writes in it
 // (msg: a message, its ratchet state and the prekeys it used, in one
-// commit). SpaceMsg is msg's: conv/, msg/, msgid/, qstart/, out/, sess/.
+// commit). SpaceMsg is msg's: conv/, msg/, msgid/, qstart/, out/, sdev/, sess/.
 // SpaceDevices is devices': dev/ (new prefixes, no migration).
 // The migrations of those prefixes (schemas 1 to 6) are store's, and keep
 // frozen copies of the forms they read and wrote (migrate_msg.go).

@@ -24,7 +24,10 @@ import (
 //	8  no value is JSON: claims, listen ports, contacts, the call log and
 //	   mailbox members have binary encodings (valuecodec.go), and the call
 //	   settings move from the JSON setting set/calls to conf/call-settings
-const currentSchema uint64 = 8
+//	9  a contact's e2e sessions are kept per device of the contact:
+//	   sess/<peer>\0<dev> instead of sess/<peer>, and sdev/<peer> names the
+//	   device the peer's queued messages are sealed for (migrate_devices.go)
+const currentSchema uint64 = 9
 
 // sealedSchema is the first schema whose values are sealed.
 const sealedSchema uint64 = 7
@@ -58,6 +61,7 @@ func migrationsFor(s *sealer, damaged [][]byte) map[uint64]migration {
 		5: migrateOutboxToIndex,
 		6: func(txn *badger.Txn) error { return migrateSeal(txn, s, damaged) },
 		7: func(txn *badger.Txn) error { return migrateJSONValues(txn, s) },
+		8: func(txn *badger.Txn) error { return migrateSessionsPerDevice(txn, s) },
 	}
 }
 

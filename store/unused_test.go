@@ -19,7 +19,10 @@ func TestDiscardUnusedAccount(t *testing.T) {
 			if err := tx.PutSecrets(Secrets{AccountSeed: bytes.Repeat([]byte{7}, 32), DeviceKey: []byte("device"), X25519: bytes.Repeat([]byte{1}, 32), Prekeys: []byte("prekeys")}); err != nil {
 				return err
 			}
-			if err := tx.Space(SpaceMsg).Set([]byte("sess/csa1peer"), []byte("session")); err != nil {
+			if err := tx.Space(SpaceMsg).Set([]byte("sess/csa1peer\x0012345678"), []byte("session")); err != nil {
+				return err
+			}
+			if err := tx.Space(SpaceMsg).Set([]byte("sdev/csa1peer"), []byte("12345678")); err != nil {
 				return err
 			}
 			if err := tx.AddBootstrap("/ip4/127.0.0.1/tcp/4141/p2p/12D3KooWA"); err != nil {
@@ -41,8 +44,11 @@ func TestDiscardUnusedAccount(t *testing.T) {
 		if !errors.Is(err, ErrNotFound) {
 			t.Errorf("secrets left: %+v %v", sec, err)
 		}
-		if ok, err := tx.Space(SpaceMsg).Has([]byte("sess/csa1peer")); ok || err != nil {
+		if ok, err := tx.Space(SpaceMsg).Has([]byte("sess/csa1peer\x0012345678")); ok || err != nil {
 			t.Errorf("a session left (%v)", err)
+		}
+		if ok, err := tx.Space(SpaceMsg).Has([]byte("sdev/csa1peer")); ok || err != nil {
+			t.Errorf("a session device left (%v)", err)
 		}
 		if b, err := tx.Bootstraps(); len(b) != 1 || err != nil {
 			t.Errorf("community nodes: %q %v, want the one kept", b, err)
