@@ -112,6 +112,7 @@ export function restoreForm(back) {
         btn.disabled = true;
         btn.textContent = "Checking the backup…";
         result.replaceChildren();
+        const fields = [...form.children]; // put back if the restore fails
         try {
           const r = await api.post("/restore", { backup: await base64(f), passphrase: pass.input.value });
           pass.input.value = "";
@@ -123,6 +124,9 @@ export function restoreForm(back) {
           await waitForAccount(r.account);
           location.reload();
         } catch (err) {
+          // Also after the progress replaced the form: the node did not
+          // come back in time, and the person must see why, not a bar.
+          form.replaceChildren(...fields);
           btn.disabled = false;
           btn.textContent = "Restore";
           result.replaceChildren(errorBox(err));
