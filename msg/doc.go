@@ -15,8 +15,8 @@
 // # Storage
 //
 // msg owns its stored data: conversations, messages and their index, the
-// queue starts, the outbox of control messages, the seen ids and the
-// sessions (store.go, queue.go), their encodings (storecodec.go, spec
+// queued messages' copies, the outbox of control messages, the seen ids and
+// the sessions (store.go, queue.go), their encodings (storecodec.go, spec
 // comments there; the key layout in store/doc.go) and their check for
 // `callsign store verify` (Check). It keeps them in the keyspace the store
 // hands it in each transaction, store.Tx.Space(store.SpaceMsg), through
@@ -32,9 +32,9 @@
 //
 // Send writes the message (state queued) and queues it in one transaction
 // and returns; the Sends waiting together share one transaction (group
-// commit). A text message waits in the outbox as its own index entry, which
-// holds the envelope (Data.InsertQueued; the ack rewrites it with
-// Data.Dequeue), so queuing and acknowledging write one entry each; read
+// commit). A text message waits in the outbox as a copy for the peer's
+// device holding the envelope, named by its index entry (Data.InsertQueued;
+// the ack deletes the copy and rewrites the entry, Data.Dequeue); read
 // receipts have outbox entries (call signals have none: see "Call
 // signals"). When the peer's session is in memory and nothing older waits
 // to be sealed (and, for a peer in a call, fewer than 512 sealed messages

@@ -241,7 +241,7 @@ func (n *node) outbox() []OutboxEntry {
 	err = n.db.View(func(tx *store.Tx) error {
 		qs, err := In(tx).Queued()
 		for _, q := range qs {
-			env, err := In(tx).QueuedEnvelope(q.Peer, q.ID)
+			env, err := In(tx).QueuedEnvelope(q.Peer, q.Dev, q.ID)
 			if err != nil {
 				return err
 			}

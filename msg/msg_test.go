@@ -352,15 +352,15 @@ func TestBundleRotates(t *testing.T) {
 	}
 }
 
-// TestQueueStartFollowsTheQueue: the store's queue start goes when the
-// queue empties and comes back with the next message, so messages queued
-// after a drained queue are still found after a restart.
-func TestQueueStartFollowsTheQueue(t *testing.T) {
+// TestQueueFollowsTheQueue: the queued copies go as the queue empties and
+// come back with the next messages, for the peer's device, so messages
+// queued after a drained queue are still found after a restart.
+func TestQueueFollowsTheQueue(t *testing.T) {
 	a, b := pair(t, func(c *Config) { c.RetryMin, c.RetryMax = 50*time.Millisecond, 200*time.Millisecond })
-	starts := func() map[string]time.Time {
+	starts := func() []QueuedMessage {
 		t.Helper()
-		var s map[string]time.Time
-		if err := a.db.View(func(tx *store.Tx) (err error) { s, err = In(tx).QueueStarts(); return err }); err != nil {
+		var s []QueuedMessage
+		if err := a.db.View(func(tx *store.Tx) (err error) { s, err = In(tx).Queued(); return err }); err != nil {
 			t.Fatal(err)
 		}
 		return s
@@ -372,14 +372,14 @@ func TestQueueStartFollowsTheQueue(t *testing.T) {
 		return len(a.outbox()) == 0 && len(b.incoming(a.id())) == 3
 	})
 	if s := starts(); len(s) != 0 {
-		t.Fatalf("queue start %v left after the queue emptied", s)
+		t.Fatalf("queued copies %v left after the queue emptied", s)
 	}
 	b.stop()
 	for i := 3; i < 5; i++ {
 		a.send(b, fmt.Sprintf("m%04d", i))
 	}
-	if s := starts(); len(s) != 1 {
-		t.Fatalf("queue starts %v after queuing for an offline peer, want one", s)
+	if s := starts(); len(s) != 2 || s[0].Dev != b.cert.DeviceID() || s[1].Dev != b.cert.DeviceID() {
+		t.Fatalf("queued copies %+v after queuing two for an offline peer, want two for its device", s)
 	}
 	a.stop()
 	a.start()
@@ -391,6 +391,6 @@ func TestQueueStartFollowsTheQueue(t *testing.T) {
 	})
 	checkExactlyOnce(t, a, b, 5)
 	if s := starts(); len(s) != 0 {
-		t.Fatalf("queue start %v left after the queue emptied again", s)
+		t.Fatalf("queued copies %v left after the queue emptied again", s)
 	}
 }

@@ -532,40 +532,35 @@ func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipien
 	return s.switchDeviceLocked(ps, dev, set)
 }
 
-// resealLocked records ps.dev as the device ps's messages are sealed for
-// and, when moved from another device, drops the envelopes of ps's
-// queued text messages, sealed for that one, in the same transaction, so
-// that each is sealed again for ps.dev when it is sent (the new device
-// could not open them). Until then no new message is sealed when queued,
-// so the new session encrypts in send order. Control messages (receipts)
-// keep their envelopes: the new device refuses them, and a refused
-// receipt is dropped. ps.mu is held.
-func (s *Service) resealLocked(ps *peerState, moved bool) error {
+// resealLocked moves the copies of ps's queued text messages that are not
+// for ps.dev to it, unsealed: they were sealed for a device the peer no
+// longer uses (or queued before its device was known), which could not
+// open them, so each is sealed again for ps.dev when it is sent. Until
+// then no new message is sealed when queued, so the new session encrypts
+// in send order. Control messages (receipts) keep their envelopes: the new
+// device refuses them, and a refused receipt is dropped. ps.mu is held.
+func (s *Service) resealLocked(ps *peerState) error {
 	peerID := string(ps.id)
-	var ids []string
-	if moved {
-		s.mu.Lock()
-		ids = slices.Clone(ps.pending)
-		s.mu.Unlock()
-	}
+	s.mu.Lock()
+	ids := slices.Clone(ps.pending)
+	s.mu.Unlock()
 	var reset []string
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
 		reset = reset[:0]
 		for _, id := range ids {
-			env, err := data.QueuedEnvelope(peerID, id)
-			if errors.Is(err, store.ErrNotFound) || (err == nil && len(env) == 0) {
-				continue
+			moved, err := data.Retarget(peerID, id, ps.dev)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // a control message, or deleted meanwhile
 			}
 			if err != nil {
 				return err
 			}
-			if err := data.SetQueuedEnvelope(peerID, id, nil); err != nil {
-				return err
+			if moved {
+				reset = append(reset, id)
 			}
-			reset = append(reset, id)
 		}
-		return data.PutSessionDevice(peerID, ps.dev)
+		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("seal for %s's device: %w", ps.id, err)
@@ -601,6 +596,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		text    *Message
 		pending []byte // unsealed content
 		missing bool
+		stray   bool // queued, with no copy for ps's device
 		cached  *sealedFrame
 	}
 	items := make([]item, len(ids))
@@ -626,14 +622,24 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		return frames, sent, nil
 	}
 	peerID := string(ps.id)
+	// The copies read are those for ps's device; should it change before
+	// they are sealed (the peer moved), this attempt ends and the next
+	// reads the copies moved to the new one.
+	ps.mu.Lock()
+	dev := ps.dev
+	ps.mu.Unlock()
+	if dev.IsZero() {
+		// Not looked up since the start: the copies may be for any device.
+		return nil, nil, fmt.Errorf("seal: %s's device is not known yet", ps.id)
+	}
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
 		data := s.data(tx)
 		for _, i := range uncached {
 			it := item{id: ids[i]}
 			id := it.id
-			// A text message is queued in its index entry; a control
-			// message has an outbox entry.
-			env, err := data.QueuedEnvelope(peerID, id)
+			// A text message is queued in a copy for the peer's device; a
+			// control message has an outbox entry.
+			env, err := data.QueuedEnvelope(peerID, dev, id)
 			if err == nil {
 				it.queued = true
 				switch {
@@ -656,7 +662,9 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			}
 			e, err := data.Outbox(id)
 			if errors.Is(err, store.ErrNotFound) {
-				it.missing = true
+				ix, err := data.index(peerID, id)
+				it.stray = err == nil && ix.queued
+				it.missing = !it.stray
 				items[i] = it
 				continue
 			}
@@ -689,6 +697,19 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
+	if ps.dev != dev {
+		return nil, nil, fmt.Errorf("seal: %s's device changed; sealing again for the new one", ps.id)
+	}
+	for _, it := range items {
+		if it.stray {
+			// Not moved to ps's device (it can't happen, but a message
+			// must never be dropped for it): move them, and try again.
+			if err := s.resealLocked(ps); err != nil {
+				return nil, nil, fmt.Errorf("seal: %w", err)
+			}
+			return nil, nil, fmt.Errorf("seal: %s's queued messages moved to its device; sealing again", ps.id)
+		}
+	}
 	var writes []OutboxEntry         // control messages' entries
 	queuedEnv := map[string][]byte{} // text messages' envelopes
 	var drop []string
@@ -775,7 +796,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 				}
 			}
 			for id, env := range queuedEnv {
-				if err := data.SetQueuedEnvelope(peerID, id, env); err != nil {
+				if err := data.SetQueuedEnvelope(peerID, dev, id, env); err != nil {
 					return err
 				}
 			}
@@ -830,22 +851,17 @@ func (s *Service) markSent(ps *peerState, ids []string) {
 
 // applyAcks takes acknowledged messages out of the outbox and records
 // their new states, in one transaction: a text message's index entry is
-// rewritten (Dequeue), a control message's outbox entry deleted. The
-// peer's queue start moves past the last text message acknowledged, or
-// goes when the queue empties. ps.mu is held across, as by every
-// transaction that queues text messages for ps.
+// rewritten and its copy deleted (Dequeue), a control message's outbox
+// entry deleted. ps.mu is held across, as by every transaction that
+// queues text messages for ps.
 func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error {
 	type change struct{ id, state, reason string }
 	var changes []change
 	peerID := string(ps.id)
 	ps.mu.Lock()
-	s.mu.Lock()
-	empty := len(ps.pending) <= len(acks) // fl is the head of ps.pending
-	s.mu.Unlock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
 		changes = changes[:0]
-		var last time.Time // the last text message acknowledged
 		for i, a := range acks {
 			id := fl[i].id
 			if fl[i].receipt {
@@ -874,22 +890,12 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 			if err != nil {
 				return err
 			}
-			last = m.At
 			if changed {
-				changes = append(changes, change{id, state, a.reason})
+				changes = append(changes, change{m.ID, state, a.reason})
 			}
-		}
-		switch {
-		case empty && ps.qstart:
-			return data.DeleteQueueStart(peerID)
-		case !empty && !last.IsZero():
-			return data.SetQueueStart(peerID, last.Add(time.Nanosecond))
 		}
 		return nil
 	})
-	if err == nil && empty {
-		ps.qstart = false
-	}
 	ps.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("apply acks: %w", err)

@@ -2,99 +2,166 @@ package msg
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
-// Since store schema 6 an outgoing text message's place in the outbox is its
-// index entry (storecodec.go, msgIndex kind 3), which holds the envelope the
-// messaging layer will send: queuing writes the message and that entry,
-// the acknowledgement rewrites the entry. The out/ entries (OutboxEntry)
-// are left to control messages, which have no message entry of their own.
-//
-// To find the queued messages at start-up without reading every message,
-// qstart/<peer> holds a time no later than that of the peer's oldest
-// queued message; the messaging layer sets it when it queues into an
-// empty queue, moves it forward as acknowledgements arrive, and deletes it
-// when the queue empties.
+// An outgoing text message's place in the outbox is one copy per device of
+// the peer it is queued for: dq/<peer>\0<dev:8>\0<id> holds the copy's
+// sealed envelope (empty: not sealed yet), and the message's index entry
+// (storecodec.go, msgIndex kind 3) names the devices. Queuing writes the
+// message, its index entry and the copies; an acknowledgement deletes the
+// device's copy and rewrites the index entry with the new state. The out/
+// entries (OutboxEntry) are left to control messages, which have no
+// message entry of their own. Start-up reads dq/, which holds only what
+// waits (store schema 9; schemas 6 to 8 kept the one envelope in the index
+// entry and found the queued messages from a queue start, qstart/<peer>).
+// A copy under the zero device waits for the peer's device to be known.
 
-// QueuedMessage is a queued outgoing message, as start-up lists them.
+// QueuedMessage is a queued outgoing message's copy for one device of the
+// peer, as start-up lists them.
 type QueuedMessage struct {
 	Peer string
+	Dev  identity.DeviceID
 	ID   string
 	At   time.Time
 }
 
-// Queued lists every peer's queued messages, each peer's oldest first,
-// reading from the peers' queue starts.
+// queueKey is dq/<peer>\0<dev>\0<id>.
+func queueKey(peer string, dev identity.DeviceID, id string) []byte {
+	return key(pfxQueue, []byte(peer), sep, dev[:], sep, []byte(id))
+}
+
+// Queued lists every queued message's copies, with the messages' times.
+// A copy that is damaged, or whose message is missing or not queued, is
+// logged and passed over (a damaged one would fail every attempt to send
+// it, and hold up the peer's queue).
 func (d *Data) Queued() ([]QueuedMessage, error) {
-	starts, err := d.QueueStarts()
-	if err != nil {
-		return nil, err
-	}
 	var out []QueuedMessage
-	for peer, from := range starts {
-		qs, err := d.QueuedMessages(peer, from)
-		if err != nil {
-			return nil, err
+	err := d.kv.Scan(pfxQueue, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		_, err := val()
+		q := QueuedMessage{}
+		if err == nil {
+			q, err = d.queuedCopy(k)
 		}
-		out = append(out, qs...)
+		if d.passOver(err) {
+			return true, nil
+		}
+		if err != nil {
+			return false, err
+		}
+		out = append(out, q)
+		return true, nil
+	})
+	return out, err
+}
+
+// queuedCopy parses a dq/ key and reads its message's time from the index.
+func (d *Data) queuedCopy(k []byte) (QueuedMessage, error) {
+	peer, rest, ok := bytes.Cut(k[len(pfxQueue):], sep)
+	if !ok || len(peer) == 0 || len(rest) < identity.DeviceIDSize+2 || rest[identity.DeviceIDSize] != 0 {
+		return QueuedMessage{}, store.Corrupt(bytes.Clone(k), &corruptCause{"malformed queued copy key"})
 	}
-	return out, nil
+	q := QueuedMessage{Peer: string(peer), ID: string(rest[identity.DeviceIDSize+1:])}
+	copy(q.Dev[:], rest)
+	ix, err := d.index(q.Peer, q.ID)
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !ix.queued) {
+		return QueuedMessage{}, store.Corrupt(bytes.Clone(k), &corruptCause{"a queued copy of a message that is not queued"})
+	}
+	if err != nil {
+		return QueuedMessage{}, err
+	}
+	q.At = ix.at
+	return q, nil
 }
 
 // InsertQueued stores outgoing m like InsertMessage (its id must be
-// unused: no read before the write) and puts it in the outbox with
-// envelope env (empty: not sealed yet).
-func (d *Data) InsertQueued(m Message, env []byte) error {
+// unused: no read before the write) and queues a copy for peer's device
+// dev with envelope env (empty: not sealed yet; a zero dev: the device is
+// not known yet).
+func (d *Data) InsertQueued(m Message, dev identity.DeviceID, env []byte) error {
 	if m.Direction != DirOut {
 		return fmt.Errorf("%w: only an outgoing message can be queued", store.ErrInvalid)
 	}
-	_, err := d.putMessageQueued(m, putInsert, true, env)
-	return err
+	if len(env) > maxEnvelopeLen {
+		return fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(env), maxEnvelopeLen)
+	}
+	if _, err := d.putMessageQueued(m, putInsert, []identity.DeviceID{dev}); err != nil {
+		return err
+	}
+	return d.kv.Set(queueKey(m.Peer, dev, m.ID), env)
 }
 
-// QueuedEnvelope returns the envelope of peer's queued message id, or
-// store.ErrNotFound when there is no such message or it is not queued.
-func (d *Data) QueuedEnvelope(peer, id string) ([]byte, error) {
-	ix, err := d.checkedIndex(peer, id, true)
-	if err != nil {
+// QueuedEnvelope returns the envelope of the copy of peer's queued
+// message id for dev, or store.ErrNotFound when there is no such copy.
+func (d *Data) QueuedEnvelope(peer string, dev identity.DeviceID, id string) ([]byte, error) {
+	if err := checkQueueKey(peer, id); err != nil {
 		return nil, err
 	}
-	if !ix.queued {
-		return nil, store.ErrNotFound
-	}
-	return ix.env, nil
+	return d.kv.Get(queueKey(peer, dev, id))
 }
 
-// SetQueuedEnvelope replaces the envelope of peer's queued message id (it
-// was sealed); store.ErrNotFound when the message is missing or not queued.
-func (d *Data) SetQueuedEnvelope(peer, id string, env []byte) error {
-	ix, err := d.checkedIndex(peer, id, false)
-	if err != nil {
+// SetQueuedEnvelope replaces the envelope of the copy of peer's queued
+// message id for dev (it was sealed); store.ErrNotFound when there is no
+// such copy.
+func (d *Data) SetQueuedEnvelope(peer string, dev identity.DeviceID, id string, env []byte) error {
+	if err := checkQueueKey(peer, id); err != nil {
 		return err
 	}
-	if !ix.queued {
-		return store.ErrNotFound
+	if len(env) > maxEnvelopeLen {
+		return fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(env), maxEnvelopeLen)
 	}
-	ix.env, ix.envKnown = env, true
+	k := queueKey(peer, dev, id)
+	if _, err := d.kv.Get(k); err != nil {
+		return err
+	}
+	return d.kv.Set(k, env)
+}
+
+// Retarget moves the copies of peer's queued message id that are not for
+// dev to dev, unsealed (they were sealed for a device the peer no longer
+// uses, or for none), and reports whether it moved any. store.ErrNotFound
+// when the message is missing or not queued.
+func (d *Data) Retarget(peer, id string, dev identity.DeviceID) (bool, error) {
+	ix, err := d.checkedIndex(peer, id)
+	if err != nil {
+		return false, err
+	}
+	if !ix.queued {
+		return false, store.ErrNotFound
+	}
+	if len(ix.targets) == 1 && ix.targets[0] == dev {
+		return false, nil
+	}
+	for _, t := range ix.targets {
+		if t == dev {
+			continue
+		}
+		if err := d.kv.Delete(queueKey(peer, t, id)); err != nil {
+			return false, err
+		}
+	}
+	ix.targets = []identity.DeviceID{dev}
 	b, err := ix.marshal()
 	if err != nil {
-		return err
+		return false, err
 	}
-	return d.kv.Set(key(pfxMsgID, []byte(peer), sep, []byte(id)), b)
+	if err := d.kv.Set(key(pfxMsgID, []byte(peer), sep, []byte(id)), b); err != nil {
+		return false, err
+	}
+	return true, d.kv.Set(queueKey(peer, dev, id), nil)
 }
 
-// Dequeue takes peer's message id out of the outbox (it was acknowledged)
-// and, when decide returns true, sets its state as UpdateMessageState
-// does; the envelope is dropped either way. It does not read the
-// envelope. store.ErrNotFound when the message is missing or not queued.
+// Dequeue takes peer's message id out of the outbox (it was
+// acknowledged), with its copies, and, when decide returns true, sets its
+// state as UpdateMessageState does. It does not read the copies.
+// store.ErrNotFound when the message is missing or not queued.
 func (d *Data) Dequeue(peer, id string, decide func(m Message) (state string, ok bool)) (Message, error) {
-	ix, err := d.checkedIndex(peer, id, false)
+	ix, err := d.checkedIndex(peer, id)
 	if err != nil {
 		return Message{}, err
 	}
@@ -105,6 +172,11 @@ func (d *Data) Dequeue(peer, id string, decide func(m Message) (state string, ok
 	if state, ok := decide(m); ok {
 		m.State = state
 	}
+	for _, t := range ix.targets {
+		if err := d.kv.Delete(queueKey(peer, t, id)); err != nil {
+			return Message{}, err
+		}
+	}
 	b, err := marshalIndex(ix.at, DirOut, m.State)
 	if err != nil {
 		return Message{}, err
@@ -114,94 +186,20 @@ func (d *Data) Dequeue(peer, id string, decide func(m Message) (state string, ok
 
 // checkedIndex validates peer and id and reads the message's index entry;
 // a seen-only marker is store.ErrNotFound.
-func (d *Data) checkedIndex(peer, id string, withEnv bool) (msgIndex, error) {
-	if err := checkID("peer", peer); err != nil {
+func (d *Data) checkedIndex(peer, id string) (msgIndex, error) {
+	if err := checkQueueKey(peer, id); err != nil {
 		return msgIndex{}, err
 	}
-	if err := checkID("message id", id); err != nil {
-		return msgIndex{}, err
-	}
-	ix, err := d.readIndex(peer, id, withEnv)
+	ix, err := d.index(peer, id)
 	if err == nil && ix.marker() {
 		err = store.ErrNotFound
 	}
 	return ix, err
 }
 
-// SetQueueStart records that peer's queued messages are all at or after at.
-func (d *Data) SetQueueStart(peer string, at time.Time) error {
+func checkQueueKey(peer, id string) error {
 	if err := checkID("peer", peer); err != nil {
 		return err
 	}
-	if err := checkTime("queue start", at); err != nil {
-		return err
-	}
-	return d.kv.Set(key(pfxQueueStart, []byte(peer)), be64(at))
-}
-
-// DeleteQueueStart records that peer has no queued messages.
-func (d *Data) DeleteQueueStart(peer string) error {
-	if err := checkID("peer", peer); err != nil {
-		return err
-	}
-	return d.kv.Delete(key(pfxQueueStart, []byte(peer)))
-}
-
-// QueueStarts returns every peer's queue start. A damaged one is logged
-// and taken as the start of time, so that no queued message is missed.
-func (d *Data) QueueStarts() (map[string]time.Time, error) {
-	out := map[string]time.Time{}
-	err := d.kv.Scan(pfxQueueStart, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
-		peer := string(k[len(pfxQueueStart):])
-		v, err := val()
-		if err == nil && (len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0) {
-			err = store.Corrupt(bytes.Clone(k), &corruptCause{"queue start is not a time"})
-		}
-		if d.passOver(err) {
-			out[peer] = time.Unix(0, 0) // look at every message of the peer
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		out[peer] = time.Unix(0, int64(binary.BigEndian.Uint64(v)))
-		return true, nil
-	})
-	return out, err
-}
-
-// QueuedMessages lists peer's queued messages stored at or after from,
-// oldest first. It reads the messages' index entries from from onwards,
-// not the messages. A message whose index entry is damaged or missing is
-// logged and passed over (its queued state is unknown).
-func (d *Data) QueuedMessages(peer string, from time.Time) ([]QueuedMessage, error) {
-	if err := checkID("peer", peer); err != nil {
-		return nil, err
-	}
-	if from.UnixNano() < 0 {
-		from = time.Unix(0, 0)
-	}
-	prefix := key(pfxMsg, []byte(peer), sep)
-	var out []QueuedMessage
-	err := d.kv.Scan(prefix, key(prefix, be64(from)), false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
-		if len(k) < len(prefix)+9 {
-			return false, store.Corrupt(bytes.Clone(k), &corruptCause{"malformed message key"})
-		}
-		id := string(k[len(prefix)+8:])
-		ix, err := d.index(peer, id)
-		if errors.Is(err, store.ErrNotFound) {
-			err = store.Corrupt(bytes.Clone(k), &corruptCause{"the message's index entry is missing"})
-		}
-		if d.passOver(err) {
-			return true, nil
-		}
-		if err != nil {
-			return false, err
-		}
-		if ix.queued {
-			out = append(out, QueuedMessage{Peer: peer, ID: id, At: ix.at})
-		}
-		return true, nil
-	})
-	return out, err
+	return checkID("message id", id)
 }

@@ -28,9 +28,9 @@ func TestContactOnNewDevice(t *testing.T) {
 		// then one it started, and his queue is sealed again for it.
 		{"the new device writes first", false, true, false},
 		// Bob's node restarts with the message sealed for the old device
-		// in its queue and finds only the new device in the directory: it
-		// still knows which device the message was sealed for (sdev/), and
-		// seals it again for the new one.
+		// in its queue and finds only the new device in the directory: its
+		// copy names the device it was sealed for (dq/), so it is moved to
+		// the new one and sealed again.
 		{"Bob restarts before the move", true, false, true},
 	} {
 		replied := tc.replied

@@ -256,18 +256,14 @@ type peerState struct {
 	// peer together with the transaction that persists them.
 	mu sync.Mutex
 	// set holds the sessions with dev, the device of the account that
-	// messages are sealed for (sdev/<peer>; the record's device, or the
-	// one the account last started a session from). nil: not loaded;
-	// a zero dev: no device known yet (set is empty). The sessions with
-	// the account's other devices are in the store only, read when one
-	// of them sends (receiveFrom).
+	// messages are sealed for: the record's, or the one the account last
+	// started a session from; the queued messages' copies are for it. nil:
+	// not loaded. A zero dev: not known yet (after a start, until the
+	// sender looks the account up or the account writes); set is empty.
+	// The sessions with the account's other devices are in the store
+	// only, read when one of them sends (receiveFrom).
 	set *e2e.SessionSet
 	dev identity.DeviceID
-	// qstart: the store's qstart/ entry for this peer exists and is no
-	// later than its oldest queued text message (queue.go). Guarded
-	// by mu, which every transaction that queues or dequeues text
-	// messages for this peer holds.
-	qstart bool
 
 	// Guarded by Service.mu.
 	idOK    bool     // Send has parsed id: a valid account id
@@ -412,7 +408,7 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.loadPrekeys(); err != nil {
 		return fmt.Errorf("start messaging: %w", err)
 	}
-	queues, qstarts, err := s.loadOutbox()
+	queues, err := s.loadOutbox()
 	if err != nil {
 		return fmt.Errorf("start messaging: %w", err)
 	}
@@ -461,9 +457,6 @@ func (s *Service) Start(ctx context.Context) error {
 	s.cfg.Host.Network().Notify(s.notifiee)
 	// The stored queues go first, before any new Send can be queued.
 	s.mu.Lock()
-	for acct := range qstarts {
-		s.peerLocked(acct).qstart = true // nothing else runs yet: no ps.mu needed
-	}
 	for acct, ids := range queues {
 		ps := s.peerLocked(acct)
 		s.enqueueLocked(ps, false, nil, ids...)
@@ -683,10 +676,12 @@ func (s *Service) commitSends(batch []*sendReq) {
 	}
 	slices.Sort(accts)
 	sealers := map[identity.AccountID]*peerState{}
+	locked := make(map[identity.AccountID]*peerState, len(accts))
 	for _, acct := range accts {
 		ps := s.peer(acct)
 		ps.mu.Lock()
 		defer ps.mu.Unlock()
+		locked[acct] = ps
 		if s.canSealLocked(ps) {
 			sealers[acct] = ps
 		}
@@ -716,7 +711,8 @@ func (s *Service) commitSends(batch []*sendReq) {
 			c.NextSeq = r.m.Seq + 1
 			c.LastAt = r.m.At
 			var env []byte // not sealed yet
-			if ps := sealers[identity.AccountID(r.m.Peer)]; ps != nil {
+			ps := locked[identity.AccountID(r.m.Peer)]
+			if sealers[ps.id] != nil {
 				f, ok := memo[r.m.ID]
 				if !ok || f.seq != r.m.Seq {
 					var err error
@@ -729,16 +725,9 @@ func (s *Service) commitSends(batch []*sendReq) {
 				env = f.env
 			}
 			// A fresh random 128-bit id: stored without reading first,
-			// queued in its own index entry with the envelope.
-			if err := data.InsertQueued(r.m, env); err != nil {
+			// queued with its copy for the peer's device.
+			if err := data.InsertQueued(r.m, ps.dev, env); err != nil {
 				return err
-			}
-		}
-		for _, acct := range accts {
-			if !s.peer(acct).qstart {
-				if err := data.SetQueueStart(string(acct), groups[acct][0].m.At); err != nil {
-					return err
-				}
 			}
 		}
 		for _, c := range convs {
@@ -764,7 +753,6 @@ func (s *Service) commitSends(batch []*sendReq) {
 	if err == nil {
 		for _, acct := range accts {
 			ps := s.peer(acct)
-			ps.qstart = true
 			var ids []string
 			var fs []sealedFrame
 			for _, r := range groups[acct] {
@@ -1012,15 +1000,13 @@ func (s *Service) startSenderLocked(ps *peerState) {
 
 // loadOutbox returns the outbox ids per peer in the order they were
 // queued: the control messages' outbox entries and the text messages
-// queued in their index entries, found from each peer's queue start. It
-// also returns the peers that have a queue start.
-func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.AccountID]bool, error) {
+// with a copy queued (one id per message, whatever its copies).
+func (s *Service) loadOutbox() (map[identity.AccountID][]string, error) {
 	type queued struct {
 		id string
 		at time.Time
 	}
 	byPeer := map[identity.AccountID][]queued{}
-	qstarts := map[identity.AccountID]bool{}
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		data := s.data(tx)
 		entries, err := data.DueOutbox(time.Unix(0, 1<<62), 1<<30)
@@ -1031,22 +1017,19 @@ func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.Ac
 			p := identity.AccountID(e.Peer)
 			byPeer[p] = append(byPeer[p], queued{e.ID, e.CreatedAt})
 		}
-		starts, err := data.QueueStarts()
-		if err != nil {
-			return err
-		}
-		for peer := range starts {
-			qstarts[identity.AccountID(peer)] = true
-		}
 		qs, err := data.Queued()
+		seen := map[string]bool{}
 		for _, q := range qs {
-			p := identity.AccountID(q.Peer)
-			byPeer[p] = append(byPeer[p], queued{q.ID, q.At})
+			if k := q.Peer + "\x00" + q.ID; !seen[k] {
+				seen[k] = true
+				p := identity.AccountID(q.Peer)
+				byPeer[p] = append(byPeer[p], queued{q.ID, q.At})
+			}
 		}
 		return err
 	})
 	if err != nil {
-		return nil, nil, fmt.Errorf("load outbox: %w", err)
+		return nil, fmt.Errorf("load outbox: %w", err)
 	}
 	out := map[identity.AccountID][]string{}
 	for p, qs := range byPeer {
@@ -1058,32 +1041,20 @@ func (s *Service) loadOutbox() (map[identity.AccountID][]string, map[identity.Ac
 			}
 		}
 	}
-	return out, qstarts, nil
+	return out, nil
 }
 
-// loadSetLocked loads ps's device and its sessions from the store if they
+// loadSetLocked loads the sessions with ps's device from the store if they
 // are not in memory. ps.mu must be held.
 func (s *Service) loadSetLocked(ps *peerState) error {
 	if ps.set != nil {
 		return nil
 	}
-	var dev identity.DeviceID
-	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		var err error
-		dev, err = s.data(tx).SessionDevice(string(ps.id))
-		if errors.Is(err, store.ErrNotFound) {
-			return nil
-		}
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("load session: %w", err)
-	}
-	set, err := s.deviceSetLocked(ps, dev)
+	set, err := s.deviceSetLocked(ps, ps.dev)
 	if err != nil {
 		return err
 	}
-	ps.set, ps.dev = set, dev
+	ps.set = set
 	s.mu.Lock()
 	s.cached++
 	s.mu.Unlock()
@@ -1122,16 +1093,16 @@ func (s *Service) deviceSetLocked(ps *peerState, dev identity.DeviceID) (*e2e.Se
 }
 
 // switchDeviceLocked makes dev, whose sessions are set, the device ps's
-// messages are sealed for. Moving from another device drops the envelopes
-// sealed for it (resealLocked), in the transaction that records dev; if
-// that fails, ps keeps its device. ps.set must be loaded; ps.mu held.
+// messages are sealed for, and moves the queued copies to it
+// (resealLocked); if that fails, ps keeps its device. ps.set must be
+// loaded; ps.mu held.
 func (s *Service) switchDeviceLocked(ps *peerState, dev identity.DeviceID, set *e2e.SessionSet) error {
 	if dev == ps.dev {
 		return nil
 	}
 	oldDev, oldSet := ps.dev, ps.set
 	ps.dev, ps.set = dev, set
-	if err := s.resealLocked(ps, !oldDev.IsZero()); err != nil {
+	if err := s.resealLocked(ps); err != nil {
 		ps.dev, ps.set = oldDev, oldSet
 		return err
 	}
@@ -1148,7 +1119,7 @@ func (s *Service) releaseSetLocked(ps *peerState, drop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if drop || s.cached > maxCachedSessions {
-		ps.set, ps.dev = nil, identity.DeviceID{}
+		ps.set = nil // ps.dev stays: the copies are for it
 		s.cached--
 	}
 }

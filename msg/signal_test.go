@@ -289,9 +289,6 @@ func TestHostileSignals(t *testing.T) {
 	nothingStored := func(what string) {
 		t.Helper()
 		err := b.db.View(func(tx *store.Tx) error {
-			if _, err := In(tx).SessionDevice(string(r.id())); !errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("a session device of the sender: %v", err)
-			}
 			if _, err := In(tx).Conversation(string(r.id())); !errors.Is(err, store.ErrNotFound) {
 				return fmt.Errorf("a conversation with the sender: %v", err)
 			}

@@ -54,7 +54,7 @@ type Data struct {
 func In(tx *store.Tx) *Data { return Over(tx.Space(store.SpaceMsg), nil) }
 
 // Over returns msg's data in kv. log (nil: discard) gets the damaged
-// entries the start-up scans (DueOutbox, Queued, QueueStarts) pass over.
+// entries the start-up scans (DueOutbox, Queued) pass over.
 func Over(kv KV, log *slog.Logger) *Data {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -122,9 +122,8 @@ var (
 	pfxMsg        = []byte("msg/")
 	pfxMsgID      = []byte("msgid/")
 	pfxOut        = []byte("out/")
-	pfxQueueStart = []byte("qstart/") // queue.go
+	pfxQueue      = []byte("dq/") // queue.go
 	pfxSession    = []byte("sess/")
-	pfxSessionDev = []byte("sdev/")
 	sep           = []byte{0}
 )
 
@@ -296,12 +295,13 @@ const (
 )
 
 func (d *Data) putMessage(m Message, mode putMode) (bool, error) {
-	return d.putMessageQueued(m, mode, false, nil)
+	return d.putMessageQueued(m, mode, nil)
 }
 
-// putMessageQueued is putMessage for a message that, when queued, is an
-// outgoing message in the outbox with envelope env.
-func (d *Data) putMessageQueued(m Message, mode putMode, queued bool, env []byte) (bool, error) {
+// putMessageQueued is putMessage for a message that, when targets is not
+// empty, is an outgoing message in the outbox for those devices.
+func (d *Data) putMessageQueued(m Message, mode putMode, targets []identity.DeviceID) (bool, error) {
+	queued := len(targets) > 0
 	if err := checkID("peer", m.Peer); err != nil {
 		return false, err
 	}
@@ -319,7 +319,7 @@ func (d *Data) putMessageQueued(m Message, mode putMode, queued bool, env []byte
 	}
 	idKey := key(pfxMsgID, []byte(m.Peer), sep, []byte(m.ID))
 	msgKey := key(pfxMsg, []byte(m.Peer), sep, be64(m.At), []byte(m.ID))
-	ix := msgIndex{at: m.At, dir: m.Direction, state: m.State, queued: queued, env: env, envKnown: true}
+	ix := msgIndex{at: m.At, dir: m.Direction, state: m.State, queued: queued, targets: targets}
 	if queued && m.Direction != DirOut {
 		return false, fmt.Errorf("%w: only an outgoing message can be queued", store.ErrInvalid)
 	}
@@ -330,7 +330,7 @@ func (d *Data) putMessageQueued(m Message, mode putMode, queued bool, env []byte
 		return false, err
 	}
 	if mode != putInsert {
-		old, err := d.indexWithEnv(m.Peer, m.ID)
+		old, err := d.index(m.Peer, m.ID)
 		switch {
 		case errors.Is(err, store.ErrNotFound):
 		case err != nil:
@@ -346,7 +346,7 @@ func (d *Data) putMessageQueued(m Message, mode putMode, queued bool, env []byte
 			}
 			if old.queued && m.Direction == DirOut {
 				// Replacing a queued message keeps it in the outbox.
-				ix.queued, ix.env = true, old.env
+				ix.queued, ix.targets = true, old.targets
 			}
 		}
 	}
@@ -361,29 +361,16 @@ func (d *Data) putMessageQueued(m Message, mode putMode, queued bool, env []byte
 }
 
 // index reads and decodes the msgid/ entry of peer's message id, with the
-// message's msg/ key, or returns store.ErrNotFound. A queued message's envelope
-// is left out (indexWithEnv has it).
+// message's msg/ key, or returns store.ErrNotFound.
 func (d *Data) index(peer, id string) (msgIndex, error) {
-	return d.readIndex(peer, id, false)
-}
-
-// indexWithEnv is index with a queued message's envelope, for rewriting it.
-func (d *Data) indexWithEnv(peer, id string) (msgIndex, error) {
-	return d.readIndex(peer, id, true)
-}
-
-func (d *Data) readIndex(peer, id string, withEnv bool) (msgIndex, error) {
 	idKey := key(pfxMsgID, []byte(peer), sep, []byte(id))
 	v, err := d.kv.Get(idKey)
 	if err != nil {
 		return msgIndex{}, err
 	}
-	ix, err := unmarshalIndex(v) // env aliases v, which is ours
+	ix, err := unmarshalIndex(v)
 	if err != nil {
 		return msgIndex{}, store.Corrupt(idKey, err)
-	}
-	if !withEnv {
-		ix.env, ix.envKnown = nil, false
 	}
 	if !ix.marker() {
 		ix.key = key(pfxMsg, []byte(peer), sep, be64(ix.at), []byte(id))
@@ -437,7 +424,7 @@ func (d *Data) UpdateMessageState(peer, id string, decide func(m Message) (state
 	if err := checkID("message id", id); err != nil {
 		return Message{}, err
 	}
-	ix, err := d.indexWithEnv(peer, id)
+	ix, err := d.index(peer, id)
 	if err != nil {
 		return Message{}, err
 	}
@@ -450,7 +437,7 @@ func (d *Data) UpdateMessageState(peer, id string, decide func(m Message) (state
 		return m, nil
 	}
 	ix.state = state
-	index, err := ix.marshal() // a queued message stays queued, with its envelope
+	index, err := ix.marshal() // a queued message stays queued, for its devices
 	if err != nil {
 		return Message{}, err
 	}
@@ -483,6 +470,11 @@ func (d *Data) deleteIndexed(peer, id string) error {
 	}
 	if err := d.kv.Delete(ix.key); err != nil {
 		return err
+	}
+	for _, dev := range ix.targets {
+		if err := d.kv.Delete(queueKey(peer, dev, id)); err != nil {
+			return err
+		}
 	}
 	if ix.dir == DirIn {
 		return d.kv.Set(idKey, marshalSeen(ix.at))
@@ -814,33 +806,6 @@ func (d *Data) DeleteSession(peer string, dev identity.DeviceID) error {
 		return err
 	}
 	return d.kv.Delete(sessionKey(peer, dev))
-}
-
-// SessionDevice returns the device of peer that peer's queued messages
-// are sealed for, or store.ErrNotFound.
-func (d *Data) SessionDevice(peer string) (identity.DeviceID, error) {
-	if err := checkID("peer", peer); err != nil {
-		return identity.DeviceID{}, err
-	}
-	v, err := d.kv.Get(key(pfxSessionDev, []byte(peer)))
-	if err != nil {
-		return identity.DeviceID{}, err
-	}
-	var dev identity.DeviceID
-	if len(v) != len(dev) {
-		return identity.DeviceID{}, &corruptCause{"the session device is not a device id"}
-	}
-	copy(dev[:], v)
-	return dev, nil
-}
-
-// PutSessionDevice records dev as the device of peer that peer's queued
-// messages are sealed for.
-func (d *Data) PutSessionDevice(peer string, dev identity.DeviceID) error {
-	if err := checkSessionKey(peer, dev); err != nil {
-		return err
-	}
-	return d.kv.Set(key(pfxSessionDev, []byte(peer)), dev[:])
 }
 
 func checkSessionKey(peer string, dev identity.DeviceID) error {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"slices"
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
@@ -13,7 +14,7 @@ import (
 // Check decodes and cross-checks one value of msg's keyspace for the
 // store's Verify (store.Options.Checks[store.SpaceMsg]; `callsign store
 // verify`): that a conversation, message, index entry, outbox entry or
-// queue start decodes and matches its key, that a message's index entry
+// queued copy decodes and matches its key, that a message's index entry
 // points at it, that an index entry's message exists (reported on the
 // message's key when it does not), and that a session set decodes and is
 // with the device its key names. It returns what is wrong with the entry
@@ -35,6 +36,11 @@ func Check(sp *store.Space, k, v []byte, report func(k []byte, problem string)) 
 		mk := key(pfxMsg, peer, sep, be64(ix.at), id)
 		if ok, err := sp.Has(mk); err == nil && !ok {
 			report(mk, "the message is missing; its index entry remains")
+		}
+		for _, dev := range ix.targets {
+			if ok, err := sp.Has(queueKey(string(peer), dev, string(id))); err == nil && !ok {
+				return "a queued message without its copy for a device it names"
+			}
 		}
 	case bytes.HasPrefix(k, pfxMsg):
 		m, err := unmarshalMessage(v)
@@ -60,13 +66,17 @@ func Check(sp *store.Space, k, v []byte, report func(k []byte, problem string)) 
 			return "the outbox entry does not match its key"
 		}
 		return problemOf(err)
-	case bytes.HasPrefix(k, pfxQueueStart):
-		if len(v) != 8 || int64(binary.BigEndian.Uint64(v)) < 0 {
-			return "queue start is not a time"
+	case bytes.HasPrefix(k, pfxQueue):
+		q, err := Over(sp, nil).queuedCopy(k)
+		if err != nil {
+			return problemOf(err)
 		}
-	case bytes.HasPrefix(k, pfxSessionDev):
-		if len(v) != identity.DeviceIDSize {
-			return "the session device is not a device id"
+		ix, err := Over(sp, nil).index(q.Peer, q.ID)
+		if err != nil || !slices.Contains(ix.targets, q.Dev) {
+			return "a queued copy for a device its message does not name"
+		}
+		if len(v) > maxEnvelopeLen {
+			return "a queued copy larger than an envelope"
 		}
 	case bytes.HasPrefix(k, pfxSession):
 		_, dev, ok := bytes.Cut(k[len(pfxSession):], sep)

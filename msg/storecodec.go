@@ -2,7 +2,6 @@ package msg
 
 import (
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"math"
 	"time"
@@ -10,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
 	"github.com/callsign/callsign/store"
 )
@@ -90,7 +90,8 @@ const (
 	dirInCode  = 1
 	dirOutCode = 2
 	// queuedCode is the msgid/ kind of an outgoing message still in the
-	// outbox (store schema 6): its index entry also holds the outbox envelope.
+	// outbox (store schema 6): its index entry also names the devices it
+	// is queued for (schema 9; the envelope, schemas 6 to 8).
 	queuedCode = 3
 )
 
@@ -257,16 +258,17 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 //	bytes    messages only: the state, UTF-8, the rest of the value
 //	         (≤ maxStateLen)
 //
-// Since schema 6 an outgoing message not yet acknowledged has kind 3 and
-// carries its outbox envelope, so queuing it and its acknowledgement each
-// write this one entry instead of an outbox entry as well:
+// An outgoing message not yet acknowledged has kind 3 and names the
+// devices of the peer it is queued for, each with its copy under dq/ (since
+// schema 9; schemas 6 to 8 held the one envelope here instead):
 //
 //	byte     3
 //	uint64   big-endian unix nanoseconds, ≥ 0: the message's time
 //	uvarint  length of the state (minimal, ≤ maxStateLen)
 //	bytes    the state, UTF-8
-//	bytes    the envelope, the rest of the value (≤ maxEnvelopeLen; empty:
-//	         not sealed yet)
+//	bytes    the target devices, the rest of the value: 8 bytes each, at
+//	         most maxTargets (a zero device: the peer's device was not
+//	         known when the message was queued)
 //
 // (Schemas 3 and 4 held the whole msg/ key instead of its time: ~100 bytes
 // more in every index write; store/migrate.go reads that form.)
@@ -274,10 +276,9 @@ type msgIndex struct {
 	at       time.Time // the message's time; a marker's first-seen time
 	dir      string    // DirIn, DirOut, or "" for a seen-only marker
 	state    string
-	queued   bool   // an outgoing message in the outbox
-	env      []byte // its envelope when queued
-	envKnown bool   // env was read (a queued index can be rewritten)
-	key      []byte // the message's msg/ key, set by Data.index
+	queued   bool                // an outgoing message in the outbox
+	targets  []identity.DeviceID // when queued: the devices it is queued for
+	key      []byte              // the message's msg/ key, set by Data.index
 }
 
 // marker reports whether ix records a seen id with no message behind it.
@@ -311,23 +312,30 @@ func marshalIndex(at time.Time, dir, state string) ([]byte, error) {
 	return append(b, state...), nil
 }
 
+// maxTargets caps the devices one queued message names (an identity
+// record lists at most 8).
+const maxTargets = 8
+
 // marshalQueued encodes the index entry of an outgoing message in the
-// outbox, with its envelope.
-func marshalQueued(at time.Time, state string, env []byte) ([]byte, error) {
+// outbox, with the devices it is queued for.
+func marshalQueued(at time.Time, state string, targets []identity.DeviceID) ([]byte, error) {
 	if len(state) > maxStateLen || !utf8.ValidString(state) {
 		return nil, fmt.Errorf("%w: message state %q", store.ErrInvalid, state)
 	}
-	if len(env) > maxEnvelopeLen {
-		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(env), maxEnvelopeLen)
+	if len(targets) == 0 || len(targets) > maxTargets {
+		return nil, fmt.Errorf("%w: a queued message for %d devices", store.ErrInvalid, len(targets))
 	}
 	if err := checkTime("message time", at); err != nil {
 		return nil, err
 	}
-	b := make([]byte, 0, 10+len(state)+len(env))
+	b := make([]byte, 0, 10+len(state)+len(targets)*identity.DeviceIDSize)
 	b = binary.BigEndian.AppendUint64(append(b, queuedCode), uint64(at.UnixNano()))
 	b = protowire.AppendVarint(b, uint64(len(state)))
 	b = append(b, state...)
-	return append(b, env...), nil
+	for _, t := range targets {
+		b = append(b, t[:]...)
+	}
+	return b, nil
 }
 
 // marshal re-encodes ix in its kind's form.
@@ -336,17 +344,13 @@ func (ix msgIndex) marshal() ([]byte, error) {
 	case ix.marker():
 		return marshalSeen(ix.at), nil
 	case ix.queued:
-		if !ix.envKnown {
-			return nil, errors.New("bug: rewriting a queued message's index without its envelope")
-		}
-		return marshalQueued(ix.at, ix.state, ix.env)
+		return marshalQueued(ix.at, ix.state, ix.targets)
 	}
 	return marshalIndex(ix.at, ix.dir, ix.state)
 }
 
 // unmarshalIndex decodes a msgid/ value: a message's index or a seen-only
-// marker; env aliases b. key is left for the caller, who knows the peer
-// and id.
+// marker. key is left for the caller, who knows the peer and id.
 func unmarshalIndex(b []byte) (msgIndex, error) {
 	if len(b) < 9 || int64(binary.BigEndian.Uint64(b[1:9])) < 0 {
 		return msgIndex{}, fmt.Errorf("%w: message index: malformed", errCorrupt)
@@ -371,11 +375,15 @@ func unmarshalIndex(b []byte) (msgIndex, error) {
 		if l < 0 || protowire.SizeVarint(n) != l || n > maxStateLen || n > uint64(len(b)-9-l) {
 			return msgIndex{}, fmt.Errorf("%w: message index: bad state length", errCorrupt)
 		}
-		state, env := b[9+l:9+l+int(n)], b[9+l+int(n):]
-		if !utf8.Valid(state) || len(env) > maxEnvelopeLen {
-			return msgIndex{}, fmt.Errorf("%w: message index: bad state or envelope", errCorrupt)
+		state, rest := b[9+l:9+l+int(n)], b[9+l+int(n):]
+		if !utf8.Valid(state) || len(rest) == 0 || len(rest)%identity.DeviceIDSize != 0 || len(rest) > maxTargets*identity.DeviceIDSize {
+			return msgIndex{}, fmt.Errorf("%w: message index: bad state or target devices", errCorrupt)
 		}
-		ix.state, ix.env, ix.envKnown = string(state), env, true
+		ix.state = string(state)
+		ix.targets = make([]identity.DeviceID, len(rest)/identity.DeviceIDSize)
+		for i := range ix.targets {
+			copy(ix.targets[i][:], rest[i*identity.DeviceIDSize:])
+		}
 		return ix, nil
 	default:
 		return msgIndex{}, fmt.Errorf("%w: message index: unknown kind", errCorrupt)

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -46,9 +47,22 @@ var fixtureT = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 
 func fixtureAt(s int) time.Time { return fixtureT.Add(time.Duration(s) * time.Second) }
 
-// writeFixture writes the fixture's messaging data, as the old code's
-// accessors of the same names did, but for the session (sess/acct-a):
-// schema 9 keeps sessions per device.
+// writeFixture writes the fixture's messaging data as schema 9 holds it
+// (the old code's accessors of the same names wrote schema 8's): the
+// queued messages as copies for no known device (the fixture's session is
+// not one), no queue start, and no session (schema 9 keeps them per
+// device).
+
+// schema9Plain is what the migration makes of schema8Plain's messaging
+// entries that schema 9 changed: the queued messages' envelopes move to
+// copies for no device, their entries name it, the queue start goes.
+var schema9Plain = map[string]string{
+	"msgid/acct-a\x00a3": "031886caf30b01717006717565756564" + "0000000000000000",
+	"msgid/acct-a\x00a4": "031886caf3469c3b700473656e74" + "0000000000000000",
+	"dq/acct-a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00a3": "7365616c656420656e76656c6f7065206133",
+	"dq/acct-a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00a4": "",
+	"qstart/acct-a": "", // deleted
+}
 func writeFixture(d *Data) error {
 	at := fixtureAt
 	for _, err := range []error{
@@ -57,9 +71,8 @@ func writeFixture(d *Data) error {
 		d.InsertMessage(Message{ID: "a0", Peer: "acct-a", Direction: DirIn, Seq: 1, Body: []byte("deleted later"), SentAt: at(0), At: at(1), State: StateReceived}),
 		d.InsertMessage(Message{ID: "a1", Peer: "acct-a", Direction: DirIn, Seq: 2, Body: []byte("hello from a"), SentAt: at(1), At: at(2), State: StateRead}),
 		d.InsertMessage(Message{ID: "a2", Peer: "acct-a", Direction: DirOut, Seq: 1, Body: []byte("hi a"), SentAt: at(3), At: at(3), State: StateDelivered}),
-		d.InsertQueued(Message{ID: "a3", Peer: "acct-a", Direction: DirOut, Seq: 2, Body: []byte("are you there?"), SentAt: at(4), At: at(4), State: StateQueued}, []byte("sealed envelope a3")),
-		d.InsertQueued(Message{ID: "a4", Peer: "acct-a", Direction: DirOut, Seq: 3, SentAt: at(5), At: at(5), State: StateSent}, nil),
-		d.SetQueueStart("acct-a", at(4)),
+		d.InsertQueued(Message{ID: "a3", Peer: "acct-a", Direction: DirOut, Seq: 2, Body: []byte("are you there?"), SentAt: at(4), At: at(4), State: StateQueued}, identity.DeviceID{}, []byte("sealed envelope a3")),
+		d.InsertQueued(Message{ID: "a4", Peer: "acct-a", Direction: DirOut, Seq: 3, SentAt: at(5), At: at(5), State: StateSent}, identity.DeviceID{}, nil),
 		d.PutSeen("acct-a", "ctl-1", at(6)),
 		d.InsertMessage(Message{ID: "b1", Peer: "acct-b", Direction: DirIn, Seq: 1, Body: []byte("a request"), SentAt: at(6), At: at(7), State: StateReceived}),
 		d.PutOutbox(OutboxEntry{ID: "rcpt-1", Peer: "acct-b", Envelope: []byte("receipt envelope"), Attempts: 2, NextAttempt: at(8), CreatedAt: at(7)}),
@@ -77,7 +90,7 @@ func msgPlain(t *testing.T, db *store.DB) map[string]string {
 	out := map[string]string{}
 	err := db.View(func(tx *store.Tx) error {
 		sp := tx.Space(store.SpaceMsg)
-		for _, p := range []string{"conv/", "msg/", "msgid/", "out/", "qstart/", "sdev/", "sess/"} {
+		for _, p := range []string{"conv/", "dq/", "msg/", "msgid/", "out/", "sess/"} {
 			err := sp.Scan([]byte(p), nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 				v, err := val()
 				out[string(k)] = hex.EncodeToString(v)
@@ -127,8 +140,8 @@ func TestSchema8DataDir(t *testing.T) {
 	defer db.Close()
 	var damage []store.Damage
 	st, err := db.Verify(context.Background(), func(d store.Damage) { damage = append(damage, d) })
-	if err != nil || len(damage) != 1 || st.Entries != len(schema8Plain) {
-		t.Fatalf("Verify = %+v, %v, damage %v; want %d entries, one damaged", st, err, damage, len(schema8Plain))
+	if err != nil || len(damage) != 1 || st.Entries != len(schema8Plain)+1 { // -qstart/, +2 dq/
+		t.Fatalf("Verify = %+v, %v, damage %v; want %d entries, one damaged", st, err, damage, len(schema8Plain)+1)
 	}
 	if d := damage[0]; d.Kind != store.KindSession || d.Peer != "acct-a" || !strings.Contains(d.Problem, "not filed under a device") {
 		t.Fatalf("Verify's damage = %+v, want the unreadable schema-8 session", d)
@@ -140,6 +153,10 @@ func TestSchema8DataDir(t *testing.T) {
 		}
 		want[k] = v
 	}
+	for k, v := range schema9Plain {
+		want[k] = v
+	}
+	delete(want, "qstart/acct-a")
 	if got := msgPlain(t, db); !maps.Equal(got, want) {
 		t.Fatalf("the old data dir's messaging entries:\n%v\nwant\n%v", got, want)
 	}
@@ -165,7 +182,7 @@ func TestSchema8DataDir(t *testing.T) {
 				t.Errorf("IDUse(%s) = %v, %v; want %v", id, use, err, want)
 			}
 		}
-		if env, err := d.QueuedEnvelope("acct-a", "a3"); err != nil || string(env) != "sealed envelope a3" {
+		if env, err := d.QueuedEnvelope("acct-a", identity.DeviceID{}, "a3"); err != nil || string(env) != "sealed envelope a3" {
 			t.Errorf("QueuedEnvelope(a3) = %q, %v", env, err)
 		}
 		if qs, err := d.Queued(); err != nil || len(qs) != 2 || qs[0].ID != "a3" || qs[1].ID != "a4" || !qs[0].At.Equal(fixtureAt(4)) {

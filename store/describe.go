@@ -35,7 +35,7 @@ const (
 	KindQueueStart    = "queue start"
 	KindOutbox        = "outbox entry"
 	KindSession       = "session"
-	KindSessionDevice = "session device"
+	KindQueuedCopy    = "queued copy"
 	KindCall          = "call log entry"
 	KindDevices       = "device sync entry"
 	KindUnknown       = "unknown entry"
@@ -91,8 +91,13 @@ func parseKey(k []byte) keyInfo {
 			ki.ID = fmt.Sprintf("%x", dev)
 		}
 		return ki
-	case bytes.HasPrefix(k, pfxSessionDevice):
-		return keyInfo{Kind: KindSessionDevice, Peer: rest(pfxSessionDevice)}
+	case bytes.HasPrefix(k, pfxQueue):
+		peer, tail, _ := bytes.Cut(k[len(pfxQueue):], sep)
+		ki := keyInfo{Kind: KindQueuedCopy, Peer: string(peer)}
+		if len(tail) > 9 {
+			ki.ID = string(tail[9:])
+		}
+		return ki
 	case bytes.HasPrefix(k, pfxDevices):
 		return keyInfo{Kind: KindDevices, ID: rest(pfxDevices)}
 	case bytes.HasPrefix(k, pfxCall):
@@ -116,7 +121,9 @@ func (ki keyInfo) String() string {
 	switch ki.Kind {
 	case KindMessage, KindMessageIndex:
 		s += fmt.Sprintf(" in the conversation with %q", ki.Peer)
-	case KindConversation, KindQueueStart, KindSession, KindSessionDevice:
+	case KindQueuedCopy:
+		s += fmt.Sprintf(" of a message to %q", ki.Peer)
+	case KindConversation, KindQueueStart, KindSession:
 		s += fmt.Sprintf(" with %q", ki.Peer)
 	case KindContact:
 		s += fmt.Sprintf(" %q", ki.Peer)

@@ -88,15 +88,15 @@
 //	                                     an id seen with no message kept (a control message, a
 //	                                     deleted incoming message), 0x00 and the time first
 //	                                     seen. One read here dedups an incoming id. A queued
-//	                                     outgoing message's entry also holds its outbox
-//	                                     envelope (kind 3, msg/queue.go)
-//	qstart/<peer>                        msg: 8-byte big-endian unix nanoseconds: no queued
-//	                                     message of peer is older (start-up reads from here)
+//	                                     outgoing message's entry also names the devices it
+//	                                     is queued for (kind 3, msg/queue.go)
 //	out/<id>                             msg: OutboxEntry (binary) of a control message (a
 //	                                     read receipt); msg reads them all at start-up (the
 //	                                     outbox holds only unacknowledged messages)
-//	sdev/<peer>                          msg: the 8-byte DeviceID of the peer's device that
-//	                                     the peer's queued messages are sealed for
+//	dq/<peer>0x00<dev:8>0x00<id>         msg: a queued text message's copy for one device of
+//	                                     peer: its sealed envelope (empty: not sealed yet; a
+//	                                     zero dev: the device was not known). Start-up reads
+//	                                     them all (msg/queue.go)
 //	sess/<peer>0x00<dev:8>               msg: e2e session set with one device of peer (e2e
 //	                                     SessionSet; schema 8 kept one set per peer, under
 //	                                     sess/<peer>)
@@ -107,7 +107,7 @@
 //
 // # Schema
 //
-// meta/schema holds the layout version (currently 8). Open refuses a newer
+// meta/schema holds the layout version (currently 9). Open refuses a newer
 // version with ErrSchemaTooNew and runs the migration hooks in migrations to
 // bring an older one up to date. A hook runs in one transaction with the
 // version bump, or, when its work does not fit one transaction, in batches
@@ -136,6 +136,13 @@
 //	       already binary is left alone (a crash between batches resumes),
 //	       and so is one that does not open or parse, which reads and Verify
 //	       then report as damaged
+//	8 → 9  per device of a contact (docs/DEVICES.md): sess/<peer> is split
+//	       into one set per device its sessions are with, sess/<peer>0x00<dev>;
+//	       a queued message's envelope moves from its msgid/ entry to
+//	       dq/<peer>0x00<dev>0x00<id>, dev the device of the peer's active
+//	       session (zero when there is none), and the entry names that
+//	       device; qstart/ is deleted. Batched and resumable; a value that
+//	       does not open or parse is left where it is, for Verify to name
 //
 // # Integrity
 //
@@ -180,7 +187,7 @@
 // encodes its values; the transaction is the caller's, so what the owner
 // writes commits together with everything else the caller writes in it
 // (msg: a message, its ratchet state and the prekeys it used, in one
-// commit). SpaceMsg is msg's: conv/, msg/, msgid/, qstart/, out/, sdev/, sess/.
+// commit). SpaceMsg is msg's: conv/, dq/, msg/, msgid/, out/, sess/.
 // SpaceDevices is devices': dev/ (new prefixes, no migration).
 // The migrations of those prefixes (schemas 1 to 6) are store's, and keep
 // frozen copies of the forms they read and wrote (migrate_msg.go).

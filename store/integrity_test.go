@@ -465,10 +465,7 @@ func TestStartupScansPassOverDamage(t *testing.T) {
 	for i, id := range []string{"q1", "q2"} {
 		at := t0.Add(time.Duration(i) * time.Second)
 		err := db.Update(func(tx *Tx) error {
-			if err := tx.InsertQueued(Message{ID: id, Peer: "p", Direction: DirOut, Body: []byte("hi"), SentAt: at, At: at}, env); err != nil {
-				return err
-			}
-			return tx.SetQueueStart("p", t0)
+			return tx.InsertQueued(Message{ID: id, Peer: "p", Direction: DirOut, Body: []byte("hi"), SentAt: at, At: at}, env)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -497,7 +494,7 @@ func TestStartupScansPassOverDamage(t *testing.T) {
 	if len(big) != 3 {
 		t.Fatalf("%d large value log entries, want 3 (two queued messages, one outbox entry)", len(big))
 	}
-	xorByte(t, path, int64(big[0].end-100), 0x01) // q1's index entry
+	xorByte(t, path, int64(big[0].end-100), 0x01) // q1's queued copy
 	xorByte(t, path, int64(big[2].end-100), 0x01) // the outbox entry
 
 	db = openT(t, dir, nil)
@@ -520,7 +517,7 @@ func TestStartupScansPassOverDamage(t *testing.T) {
 	for _, d := range all {
 		kinds[d.Kind+" "+d.ID] = true
 	}
-	if !kinds[KindMessageIndex+" q1"] || !kinds[KindOutbox+" receipt"] {
-		t.Fatalf("Verify reported %v, want q1's index entry and the outbox entry", all)
+	if !kinds[KindQueuedCopy+" q1"] || !kinds[KindOutbox+" receipt"] {
+		t.Fatalf("Verify reported %v, want q1's queued copy and the outbox entry", all)
 	}
 }

@@ -47,7 +47,8 @@ func v8Sessions(t *testing.T) (set []byte, active, older []byte) {
 
 // schema8Sessions writes a store in dir as schema 8 left it: bob's set of
 // two devices, carol's empty set, dave's set that does not parse, and
-// extra more contacts with a one-device set each.
+// extra more contacts with a one-device set each; a message queued for bob
+// with its envelope, one for carol not sealed yet, and their queue starts.
 func schema8Sessions(t *testing.T, dir string, extra int) (bobSet, bobActive, bobOlder []byte) {
 	t.Helper()
 	openT(t, dir, nil).Close()
@@ -75,6 +76,11 @@ func schema8Sessions(t *testing.T, dir string, extra int) (bobSet, bobActive, bo
 	set("sess/csa1bob", bobSet)
 	set("sess/csa1carol", empty)
 	set("sess/csa1dave", []byte("not a session set"))
+	set("msgid/csa1bob\x00m1", queuedV8(queuedEnvV8))
+	set("msgid/csa1carol\x00m2", queuedV8(nil))
+	set("msgid/csa1carol\x00m3", []byte{2, 0, 0, 0, 0, 0, 0, 0, 1, 'r', 'e', 'a', 'd'}) // delivered: left
+	set("qstart/csa1bob", make([]byte, 8))
+	set("qstart/csa1carol", make([]byte, 8))
 	for i := range extra {
 		set(fmt.Sprintf("sess/csa1bulk%04d", i), oneSet)
 	}
@@ -87,14 +93,25 @@ func schema8Sessions(t *testing.T, dir string, extra int) (bobSet, bobActive, bo
 	return bobSet, bobActive, bobOlder
 }
 
-// sessionsAfter reads the msg keyspace's sess/ and sdev/ entries, opened.
+// queuedEnvV8 is a schema-8 envelope: a sealed Deliver frame's size.
+var queuedEnvV8 = append([]byte{2}, bytes.Repeat([]byte{0xee}, 300)...)
+
+// queuedV8 is a schema-8 msgid/ entry of a queued message (kind 3) with
+// envelope env.
+func queuedV8(env []byte) []byte {
+	b := append([]byte{3, 0, 0, 0, 0, 0, 0, 0, 7, 6}, "queued"...)
+	return append(b, env...)
+}
+
+// sessionsAfter reads the msg keyspace's msgid/, dq/, qstart/ and sess/
+// entries, opened.
 func sessionsAfter(t *testing.T, dir string) map[string][]byte {
 	t.Helper()
 	db := openT(t, dir, nil)
 	defer db.Close()
 	out := map[string][]byte{}
 	err := db.View(func(tx *Tx) error {
-		for _, p := range []string{"sdev/", "sess/"} {
+		for _, p := range []string{"dq/", "msgid/", "sess/"} {
 			err := tx.Space(SpaceMsg).Scan([]byte(p), nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 				v, err := val()
 				out[string(k)] = v
@@ -104,7 +121,12 @@ func sessionsAfter(t *testing.T, dir string) map[string][]byte {
 				return err
 			}
 		}
-		return nil
+		// qstart/ is no longer msg's: read it under the store.
+		return tx.scan(pfxQueueStart, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+			v, err := val()
+			out[string(k)] = v
+			return true, err
+		})
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -138,14 +160,30 @@ func checkSessionsPerDevice(t *testing.T, got map[string][]byte, bobActive, bobO
 			t.Fatalf("bob's device %s: sessions with %x", identity.DeviceIDOf(c.dh), dhs)
 		}
 	}
-	active := identity.DeviceIDOf(bobActive)
-	if d := got["sdev/csa1bob"]; !bytes.Equal(d, active[:]) {
-		t.Fatalf("sdev/csa1bob = %x, want the active session's device %x", d, active[:])
-	}
-	for _, k := range []string{"sess/csa1bob", "sess/csa1carol", "sdev/csa1carol"} {
+	for _, k := range []string{"sess/csa1bob", "sess/csa1carol", "qstart/csa1bob", "qstart/csa1carol"} {
 		if _, ok := got[k]; ok {
 			t.Errorf("%q is left", k)
 		}
+	}
+	// The queued messages: a copy for the device of the active session,
+	// or for none (carol had no session), with the envelope; the entry
+	// names the device.
+	active := identity.DeviceIDOf(bobActive)
+	var none identity.DeviceID
+	for _, q := range []struct {
+		peer, id string
+		dev      identity.DeviceID
+		env      []byte
+	}{{"csa1bob", "m1", active, queuedEnvV8}, {"csa1carol", "m2", none, nil}} {
+		if v, ok := got["dq/"+q.peer+"\x00"+string(q.dev[:])+"\x00"+q.id]; !ok || !bytes.Equal(v, q.env) {
+			t.Errorf("%s's copy for %s = %d bytes (%v), want its envelope (%d)", q.id, q.dev, len(v), ok, len(q.env))
+		}
+		if ix := got["msgid/"+q.peer+"\x00"+q.id]; !bytes.Equal(ix, append(queuedV8(nil), q.dev[:]...)) {
+			t.Errorf("%s's entry = %x, want it to name %s", q.id, ix, q.dev)
+		}
+	}
+	if ix := got["msgid/csa1carol\x00m3"]; len(ix) != 13 {
+		t.Errorf("a delivered message's entry = %x, want it left", ix)
 	}
 	if string(got["sess/csa1dave"]) != "not a session set" {
 		t.Errorf("dave's unreadable set = %q, want it left as it was", got["sess/csa1dave"])
@@ -153,8 +191,8 @@ func checkSessionsPerDevice(t *testing.T, got map[string][]byte, bobActive, bobO
 	if _, ok := got["sdev/csa1dave"]; ok {
 		t.Error("a device for dave's unreadable set")
 	}
-	// bob: 2 sets and sdev; dave: 1; each bulk contact: a set and sdev.
-	if want := 3 + 1 + 2*extra; len(got) != want {
+	// bob: 2 sets; dave: 1; each bulk contact: a set; 3 entries and 2 copies.
+	if want := 2 + 1 + extra + 3 + 2; len(got) != want {
 		t.Errorf("%d entries after the migration, want %d: %q", len(got), want, keysOf(got))
 	}
 }
@@ -214,7 +252,7 @@ func TestMigrateSessionsPerDeviceInterrupted(t *testing.T) {
 		if calls++; calls == 2 {
 			return crash
 		}
-		return migrateSessionsPerDevice(txn, s)
+		return migratePerDevice(txn, s)
 	}}
 	if err := checkSchema(bdb, 9, hooks, s, slog.New(slog.DiscardHandler)); !errors.Is(err, crash) {
 		bdb.Close()

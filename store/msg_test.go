@@ -3,6 +3,7 @@ package store_test
 import (
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
@@ -18,7 +19,7 @@ type msgData struct{ d *msg.Data }
 
 func (m msgData) PutMessage(v store.Message) error { return m.d.PutMessage(msg.Message(v)) }
 func (m msgData) InsertQueued(v store.Message, env []byte) error {
-	return m.d.InsertQueued(msg.Message(v), env)
+	return m.d.InsertQueued(msg.Message(v), identity.DeviceID{}, env)
 }
 func (m msgData) Message(peer, id string) (store.Message, error) {
 	v, err := m.d.Message(peer, id)
@@ -35,14 +36,12 @@ func (m msgData) IDUse(peer, id string) (store.IDUse, error) {
 	u, err := m.d.IDUse(peer, id)
 	return store.IDUse(u), err
 }
-func (m msgData) QueuedEnvelope(peer, id string) ([]byte, error) { return m.d.QueuedEnvelope(peer, id) }
+func (m msgData) QueuedEnvelope(peer, id string) ([]byte, error) {
+	return m.d.QueuedEnvelope(peer, identity.DeviceID{}, id)
+}
 func (m msgData) Queued() ([]store.QueuedMessage, error) {
 	qs, err := m.d.Queued()
 	return convert(qs, func(v msg.QueuedMessage) store.QueuedMessage { return store.QueuedMessage(v) }), err
-}
-func (m msgData) QueueStarts() (map[string]time.Time, error) { return m.d.QueueStarts() }
-func (m msgData) SetQueueStart(peer string, at time.Time) error {
-	return m.d.SetQueueStart(peer, at)
 }
 func (m msgData) PutOutbox(e store.OutboxEntry) error { return m.d.PutOutbox(msg.OutboxEntry(e)) }
 func (m msgData) DueOutbox(now time.Time, limit int) ([]store.OutboxEntry, error) {

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"time"
+
+	"github.com/callsign/callsign/identity"
+)
 
 // Many of the store's tests (integrity, sealing, migrations, reopening)
 // use messaging's data as their data: that is what a node's store holds
@@ -30,6 +34,7 @@ type (
 	}
 	QueuedMessage struct {
 		Peer string
+		Dev  identity.DeviceID
 		ID   string
 		At   time.Time
 	}
@@ -53,8 +58,6 @@ type MsgData interface {
 	IDUse(peer, id string) (IDUse, error)
 	QueuedEnvelope(peer, id string) ([]byte, error)
 	Queued() ([]QueuedMessage, error)
-	QueueStarts() (map[string]time.Time, error)
-	SetQueueStart(peer string, at time.Time) error
 	PutOutbox(OutboxEntry) error
 	DueOutbox(now time.Time, limit int) ([]OutboxEntry, error)
 	PutConversation(Conversation) error
@@ -80,10 +83,6 @@ func (tx *Tx) QueuedEnvelope(peer, id string) ([]byte, error) {
 	return msgIn(tx).QueuedEnvelope(peer, id)
 }
 func (tx *Tx) Queued() ([]QueuedMessage, error)           { return msgIn(tx).Queued() }
-func (tx *Tx) QueueStarts() (map[string]time.Time, error) { return msgIn(tx).QueueStarts() }
-func (tx *Tx) SetQueueStart(peer string, at time.Time) error {
-	return msgIn(tx).SetQueueStart(peer, at)
-}
 func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 	return msgIn(tx).DueOutbox(now, limit)
 }

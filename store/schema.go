@@ -24,9 +24,10 @@ import (
 //	8  no value is JSON: claims, listen ports, contacts, the call log and
 //	   mailbox members have binary encodings (valuecodec.go), and the call
 //	   settings move from the JSON setting set/calls to conf/call-settings
-//	9  a contact's e2e sessions are kept per device of the contact:
-//	   sess/<peer>\0<dev> instead of sess/<peer>, and sdev/<peer> names the
-//	   device the peer's queued messages are sealed for (migrate_devices.go)
+//	9  per device of a contact: its e2e sessions (sess/<peer>\0<dev>
+//	   instead of sess/<peer>) and a queued message's copy (dq/<peer>\0<dev>
+//	   \0<id>, with the envelope, which the msgid/ entry no longer holds:
+//	   it names the devices); qstart/ goes (migrate_devices.go)
 const currentSchema uint64 = 9
 
 // sealedSchema is the first schema whose values are sealed.
@@ -61,7 +62,7 @@ func migrationsFor(s *sealer, damaged [][]byte) map[uint64]migration {
 		5: migrateOutboxToIndex,
 		6: func(txn *badger.Txn) error { return migrateSeal(txn, s, damaged) },
 		7: func(txn *badger.Txn) error { return migrateJSONValues(txn, s) },
-		8: func(txn *badger.Txn) error { return migrateSessionsPerDevice(txn, s) },
+		8: func(txn *badger.Txn) error { return migratePerDevice(txn, s) },
 	}
 }
 

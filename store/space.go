@@ -39,9 +39,9 @@ var (
 	pfxOut        = []byte("out/")
 	pfxQueueStart = []byte("qstart/")
 	pfxSession    = []byte("sess/")
-	// pfxSessionDevice: sdev/<peer>, the device of peer that peer's
-	// outbox seals for (schema 9).
-	pfxSessionDevice = []byte("sdev/")
+	// pfxQueue: dq/<peer>\0<dev>\0<id>, a queued message's copy for one
+	// device of peer (schema 9; qstart/ was schemas 6 to 8's).
+	pfxQueue = []byte("dq/")
 	sep           = []byte{0}
 
 	// pfxDevices is devices' keyspace (layout in devices/replica.go).
@@ -51,7 +51,7 @@ var (
 // spaces are the prefixes each owner's Space may touch. The migrations
 // (migrate.go) still know the layouts under them as they were.
 var spaces = map[string][][]byte{
-	SpaceMsg:     {pfxConv, pfxMsg, pfxMsgID, pfxOut, pfxQueueStart, pfxSessionDevice, pfxSession},
+	SpaceMsg:     {pfxConv, pfxQueue, pfxMsg, pfxMsgID, pfxOut, pfxSession},
 	SpaceDevices: {pfxDevices},
 }
 

@@ -63,7 +63,7 @@ func (tx *Tx) DiscardUnusedAccount() error {
 			return err
 		}
 	}
-	for _, p := range [][]byte{pfxSession, pfxSessionDevice, pfxMsgID, pfxOut, pfxQueueStart} {
+	for _, p := range [][]byte{pfxSession, pfxQueue, pfxMsgID, pfxOut} {
 		var keys [][]byte
 		err := tx.scan(p, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
 			keys = append(keys, append([]byte(nil), k...))

@@ -22,7 +22,7 @@ func TestDiscardUnusedAccount(t *testing.T) {
 			if err := tx.Space(SpaceMsg).Set([]byte("sess/csa1peer\x0012345678"), []byte("session")); err != nil {
 				return err
 			}
-			if err := tx.Space(SpaceMsg).Set([]byte("sdev/csa1peer"), []byte("12345678")); err != nil {
+			if err := tx.Space(SpaceMsg).Set([]byte("dq/csa1peer\x0012345678\x00m1"), []byte("envelope")); err != nil {
 				return err
 			}
 			if err := tx.AddBootstrap("/ip4/127.0.0.1/tcp/4141/p2p/12D3KooWA"); err != nil {
@@ -47,8 +47,8 @@ func TestDiscardUnusedAccount(t *testing.T) {
 		if ok, err := tx.Space(SpaceMsg).Has([]byte("sess/csa1peer\x0012345678")); ok || err != nil {
 			t.Errorf("a session left (%v)", err)
 		}
-		if ok, err := tx.Space(SpaceMsg).Has([]byte("sdev/csa1peer")); ok || err != nil {
-			t.Errorf("a session device left (%v)", err)
+		if ok, err := tx.Space(SpaceMsg).Has([]byte("dq/csa1peer\x0012345678\x00m1")); ok || err != nil {
+			t.Errorf("a queued copy left (%v)", err)
 		}
 		if b, err := tx.Bootstraps(); len(b) != 1 || err != nil {
 			t.Errorf("community nodes: %q %v, want the one kept", b, err)
