@@ -39,7 +39,7 @@ func (w *world) Lookup(ctx context.Context, acct identity.AccountID) (Recipient,
 	if n == nil {
 		return Recipient{}, errors.New("no such account")
 	}
-	return Recipient{Account: n.acct.Public(), Devices: []identity.DeviceCert{n.cert}, Bundle: n.bundle, Relays: n.relays, Mailboxes: n.mailboxes}, nil
+	return Recipient{Account: n.acct.Public(), Devices: []identity.DeviceCert{n.cert}, Bundles: [][]byte{n.bundle}, Relays: n.relays, Mailboxes: n.mailboxes}, nil
 }
 
 // policy is a fake Policy: Deliver unless set otherwise.

@@ -332,7 +332,7 @@ func sealKey(rec Recipient) (mailbox.SealKey, error) {
 	if err != nil {
 		return mailbox.SealKey{}, err
 	}
-	b, err := e2e.UnmarshalBundle(rec.Bundle)
+	b, err := e2e.UnmarshalBundle(rec.bundleOf(rec.Devices[0]))
 	if err != nil {
 		return mailbox.SealKey{}, err
 	}

@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"bytes"
 	"crypto/ecdh"
 	"crypto/ed25519"
 	"encoding/hex"
@@ -175,6 +176,22 @@ func TestCheckSessions(t *testing.T) {
 		got := Check(nil, []byte(c.key), c.v, func([]byte, string) {})
 		if (c.want == "") != (got == "") || !strings.Contains(got, c.want) {
 			t.Errorf("%s: Check = %q, want %q", c.name, got, c.want)
+		}
+	}
+}
+
+// TestRecipientBundleOf: a device's published bundle is the one at its
+// index in the record; a device the record has none for has none, and a
+// certificate the record does not name has none.
+func TestRecipientBundleOf(t *testing.T) {
+	dev := func(b byte) identity.DeviceCert { return identity.DeviceCert{X25519: bytes.Repeat([]byte{b}, 32)} }
+	r := Recipient{Devices: []identity.DeviceCert{dev(1), dev(2), dev(3)}, Bundles: [][]byte{[]byte("one"), nil}}
+	for _, c := range []struct {
+		d    identity.DeviceCert
+		want string
+	}{{dev(1), "one"}, {dev(2), ""}, {dev(3), ""}, {dev(4), ""}} {
+		if got := r.bundleOf(c.d); string(got) != c.want {
+			t.Errorf("bundleOf(device %x) = %q, want %q", c.d.X25519[0], got, c.want)
 		}
 	}
 }

@@ -199,7 +199,7 @@ func (s *Service) fetchBundle(ctx context.Context, rec Recipient, dev identity.D
 		}
 	}
 	s.log.Debug("one-time prekey request failed; asking the mailboxes", "peer", rec.Account.ID(), "err", err)
-	b, err := check(rec.Bundle)
+	b, err := check(rec.bundleOf(dev))
 	if err != nil {
 		return e2e.Bundle{}, fmt.Errorf("published bundle: %w", err)
 	}

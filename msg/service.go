@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/ed25519"
@@ -86,14 +87,28 @@ type Policy interface {
 type Recipient struct {
 	Account identity.AccountPub
 	Devices []identity.DeviceCert // the account's devices; the first one is used
-	Bundle  []byte                // e2e bundle (e2e.MarshalBundle) from the identity record
-	Relays  []peer.AddrInfo       // relays through which the devices may be reached
+	// Bundles holds the devices' e2e bundles (e2e.MarshalBundle) from the
+	// identity record, by their index in Devices; nil for a device the
+	// record has none for (a kind-1 record carries the first device's).
+	Bundles [][]byte
+	Relays  []peer.AddrInfo // relays through which the devices may be reached
 	// Mailboxes hold messages while the devices can't be reached (package
 	// mailbox; see msg/mailbox.go); at most the first two are used.
 	Mailboxes []peer.AddrInfo
 }
 
-// Directory resolves an account to its devices, bundle and relays. The
+// bundleOf returns the published bundle of the device dev certifies, or
+// nil.
+func (r Recipient) bundleOf(dev identity.DeviceCert) []byte {
+	for i, d := range r.Devices {
+		if i < len(r.Bundles) && bytes.Equal(d.X25519, dev.X25519) {
+			return r.Bundles[i]
+		}
+	}
+	return nil
+}
+
+// Directory resolves an account to its devices, bundles and relays. The
 // node implements it with the DHT. Lookup must honour ctx.
 type Directory interface {
 	Lookup(ctx context.Context, account identity.AccountID) (Recipient, error)

@@ -89,8 +89,11 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 		return msg.Recipient{}, err
 	}
 	// Until messages fan out to every device (docs/DEVICES.md §2.1) they go
-	// to the record's first device, with its own bundle in a kind-3 record.
-	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices, Bundle: rec.Bundle(0)}
+	// to the record's first device.
+	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices}
+	for i := range rec.Devices {
+		r.Bundles = append(r.Bundles, rec.Bundle(i))
+	}
 	for _, a := range rec.Relays {
 		if ai, err := peer.AddrInfoFromP2pAddr(a); err == nil {
 			r.Relays = append(r.Relays, *ai)
