@@ -174,7 +174,7 @@ func BenchmarkThroughput(b *testing.B) {
 		case <-time.After(time.Minute):
 			b.Fatal("B's reply did not reach A")
 		}
-		ps := a.svc.peer(bb.id())
+		ps := a.lane(bb)
 		ps.mu.Lock()
 		err := a.svc.loadSetLocked(ps)
 		confirmed := err == nil && ps.set.Active() != nil && ps.set.Active().Confirmed()

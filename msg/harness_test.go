@@ -28,9 +28,13 @@ func TestMain(m *testing.M) {
 type world struct {
 	mu    sync.Mutex
 	nodes map[identity.AccountID]*node
+	// linked holds an account's devices after its first (linkDevice).
+	linked map[identity.AccountID][]*node
 }
 
-func newWorld() *world { return &world{nodes: map[identity.AccountID]*node{}} }
+func newWorld() *world {
+	return &world{nodes: map[identity.AccountID]*node{}, linked: map[identity.AccountID][]*node{}}
+}
 
 func (w *world) Lookup(ctx context.Context, acct identity.AccountID) (Recipient, error) {
 	w.mu.Lock()
@@ -39,7 +43,29 @@ func (w *world) Lookup(ctx context.Context, acct identity.AccountID) (Recipient,
 	if n == nil {
 		return Recipient{}, errors.New("no such account")
 	}
-	return Recipient{Account: n.acct.Public(), Devices: []identity.DeviceCert{n.cert}, Bundles: [][]byte{n.bundle}, Relays: n.relays, Mailboxes: n.mailboxes}, nil
+	r := Recipient{Account: n.acct.Public(), Relays: n.relays, Mailboxes: n.mailboxes}
+	for _, d := range append([]*node{n}, w.linked[acct]...) {
+		r.Devices = append(r.Devices, d.cert)
+		r.Bundles = append(r.Bundles, d.bundle)
+	}
+	return r, nil
+}
+
+// linkDevice is another device of the account of first, with keys and a
+// store of its own: the world's directory names it after first's device
+// (and the devices linked before it).
+func linkDevice(t testing.TB, first *node, mod func(*Config)) *node {
+	t.Helper()
+	w := first.w
+	w.mu.Lock()
+	prev := w.nodes[first.id()]
+	w.mu.Unlock()
+	n := newDevice(t, w, first.acct, mod)
+	w.mu.Lock()
+	w.nodes[first.id()] = prev
+	w.linked[first.id()] = append(w.linked[first.id()], n)
+	w.mu.Unlock()
+	return n
 }
 
 // policy is a fake Policy: Deliver unless set otherwise.
@@ -137,6 +163,11 @@ func deviceOf(t testing.TB, w *world, acct *identity.AccountKey, key crypto.Priv
 }
 
 func (n *node) id() identity.AccountID { return n.acct.Public().ID() }
+
+// lane is n's lane to other's device.
+func (n *node) lane(other *node) *peerState {
+	return n.svc.lane(n.svc.acct(other.id()), other.cert.DeviceID())
+}
 
 // start opens the store, a host (same key, new port) and the Service.
 func (n *node) start() {

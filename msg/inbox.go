@@ -318,16 +318,16 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			return nil
 		}
 	}
-	ps := s.peer(acct)
+	// The sessions are the sending device's lane's; the conversation is
+	// the account's, whose lock serialises every writer of it.
+	a := s.acct(acct)
+	ps := s.lane(a, dev)
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
 	if err := s.loadSetLocked(ps); err != nil {
 		return p2p.WithCode(p2p.CodeInternal, err)
 	}
-	set, err := s.deviceSetLocked(ps, dev)
-	if err != nil {
-		return p2p.WithCode(p2p.CodeInternal, err)
-	}
+	set := ps.set
 	peerID := string(acct)
 
 	// Dedup before decrypting, with one read per id: a seen id is a
@@ -339,7 +339,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	// not counted them yet.
 	fresh := make([]bool, len(items))
 	firstContact := false
-	err = s.cfg.DB.View(func(tx *store.Tx) error {
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		data := s.data(tx)
 		batchIDs := map[msgID]bool{}
 		for i, it := range items {
@@ -544,23 +544,19 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if reserved.count > 0 {
 			s.releaseRequests(acct, reserved)
 		}
-		if set == ps.set {
-			s.releaseSetLocked(ps, true)
-		}
+		s.releaseSetLocked(ps, true)
 		if prekeysChanged {
 			s.reloadPrekeysLocked()
 		}
 		return p2p.WithCode(p2p.CodeInternal, fmt.Errorf("store messages: %w", err))
 	}
-	if set != ps.set && prekeysChanged {
-		// The account started a session from another device (a restore,
-		// a new machine): messages are sealed for that one from now on,
-		// and what was sealed for the old one is sealed again.
-		if err := s.switchDeviceLocked(ps, dev, set); err != nil {
-			s.log.Warn("seal for a contact's new device", "peer", acct, "err", err)
-		}
-	}
 	s.releaseSetLocked(ps, false)
+	if !s.inView(a, dev) {
+		// A device the account's record did not name when it was last
+		// looked up (linked or restored since): look it up again, so
+		// that messages go to this device too.
+		s.refreshView(a)
+	}
 	for i := range msgs {
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})

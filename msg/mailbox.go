@@ -8,6 +8,7 @@ import (
 	"crypto/mlkem"
 	"crypto/sha256"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -74,7 +75,7 @@ type MailboxStatus struct {
 type mboxState struct {
 	mu        sync.Mutex
 	recs      map[identity.AccountID]Recipient // last lookups, for deposits
-	deposited map[string]bool                  // outbox ids deposited since Start
+	deposited map[string]bool                  // outbox ids deposited since Start, each with its device (depositKey)
 	refused   map[string]string                // outbox ids a mailbox refused: the reason told
 	status    map[peer.ID]*MailboxStatus
 	mine      map[peer.ID]bool // this account's mailboxes, as mailboxLoop last saw them
@@ -139,6 +140,9 @@ func (s *Service) mailboxConnected(p peer.ID) {
 	}
 }
 
+// depositKey names a copy in mboxState.deposited: the id and its device.
+func depositKey(ps *peerState, id string) string { return id + "/" + string(ps.dev[:]) }
+
 // depositWaiting deposits ps's queued text messages that no mailbox holds
 // yet at the recipient's mailboxes. It runs on ps's sender goroutine after
 // a delivery attempt that reached nobody.
@@ -149,7 +153,7 @@ func (s *Service) depositWaiting(ps *peerState) {
 	if !ok || len(rec.Mailboxes) == 0 || len(rec.Devices) == 0 {
 		return
 	}
-	to, err := sealKey(rec)
+	to, err := sealKey(rec, ps.dev)
 	if err != nil {
 		s.log.Debug("no key to seal to", "peer", ps.id, "err", err)
 		return
@@ -159,7 +163,7 @@ func (s *Service) depositWaiting(ps *peerState) {
 	// a recipient reading its mailbox can't ask for one: pay up front,
 	// once per recipient, at the default price.
 	s.mu.Lock()
-	paid := ps.stamp != nil
+	paid := ps.acct.stamp != nil
 	s.mu.Unlock()
 	if !paid {
 		se := &stampError{bits: DefaultStampBits, recipient: rec.Account.Bytes()}
@@ -169,14 +173,14 @@ func (s *Service) depositWaiting(ps *peerState) {
 	}
 	for s.ctx.Err() == nil {
 		s.mu.Lock()
-		stamp := ps.stamp
+		stamp := ps.acct.stamp
 		var ids []string
 		s.mbox.mu.Lock()
 		if s.mbox.deposited == nil {
 			s.mbox.deposited = map[string]bool{}
 		}
 		for _, id := range ps.pending {
-			if !s.mbox.deposited[id] {
+			if !s.mbox.deposited[depositKey(ps, id)] {
 				ids = append(ids, id)
 				if len(ids) == depositChunk {
 					break
@@ -227,7 +231,7 @@ func (s *Service) depositWaiting(ps *peerState) {
 			}
 			s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
 			var res []mailbox.Status
-			err := s.withMemberToken(rec, mb.ID, func(token []byte) error {
+			err := s.withMemberToken(rec, ps.dev, mb.ID, func(token []byte) error {
 				ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
 				defer cancel()
 				var err error
@@ -249,11 +253,11 @@ func (s *Service) depositWaiting(ps *peerState) {
 		var sent []string
 		s.mbox.mu.Lock()
 		for _, id := range skip {
-			s.mbox.deposited[id] = true // not for a mailbox: never try it again
+			s.mbox.deposited[depositKey(ps, id)] = true // not for a mailbox: never try it again
 		}
 		for _, id := range boxIDs {
 			if done[id] {
-				s.mbox.deposited[id] = true
+				s.mbox.deposited[depositKey(ps, id)] = true
 				sent = append(sent, id)
 			}
 		}
@@ -300,21 +304,23 @@ func (s *Service) reportRefusal(ps *peerState, ids []string, done map[string]boo
 	}
 }
 
-// withMemberToken calls f with the token that names rec's device at mailbox
-// mb: its device token, and, if mb answers that it knows no such member,
-// the account's. A mailbox with a queue per device knows the device token
-// of each device registered there, and the account's token reaches the
-// queue and one-time prekeys of the member's first device, which need not
-// be rec's device: an account restored onto a new device registers that
+// withMemberToken calls f with the token that names rec's device dev at
+// mailbox mb: its device token, and, if mb answers that it knows no such
+// member and dev is the record's first device, the account's. A mailbox
+// with a queue per device knows the device token of each device
+// registered there, and the account's token reaches the queue and
+// one-time prekeys of the member's first device, which need not be rec's
+// first device: an account restored onto a new device registers that
 // device beside the old first one, whose queue it can't drain and whose
 // one-time prekeys are not its own. An older mailbox (no queues per
-// device), or a device not registered there yet, takes the account's.
-func (s *Service) withMemberToken(rec Recipient, mb peer.ID, f func(token []byte) error) error {
+// device), or a device not registered there yet, takes the account's for
+// the record's first device; another device's copy waits in the outbox.
+func (s *Service) withMemberToken(rec Recipient, dev identity.DeviceID, mb peer.ID, f func(token []byte) error) error {
 	day := mailbox.Day(s.cfg.Now())
 	acct := rec.Account.Bytes()
-	err := f(mailbox.DeviceToken(acct, []byte(mb), identity.DeviceIDOf(rec.Devices[0].X25519), day))
+	err := f(mailbox.DeviceToken(acct, []byte(mb), dev, day))
 	var re *mailbox.RefusedError
-	if errors.As(err, &re) && re.Status == mailbox.StatusNotMember {
+	if errors.As(err, &re) && re.Status == mailbox.StatusNotMember && rec.Devices[0].DeviceID() == dev {
 		err = f(mailbox.Token(acct, []byte(mb), day))
 	}
 	return err
@@ -324,19 +330,21 @@ func (s *Service) withMemberToken(rec Recipient, mb peer.ID, f func(token []byte
 // certified X25519 key and the ML-KEM-768 prekey of the bundle in its
 // record, whose identity key must be that same X25519 key and whose
 // signatures must be the account's.
-func sealKey(rec Recipient) (mailbox.SealKey, error) {
-	if len(rec.Devices) == 0 {
-		return mailbox.SealKey{}, errors.New("no device")
+func sealKey(rec Recipient, id identity.DeviceID) (mailbox.SealKey, error) {
+	i := slices.IndexFunc(rec.Devices, func(d identity.DeviceCert) bool { return d.DeviceID() == id })
+	if i < 0 {
+		return mailbox.SealKey{}, errors.New("no such device in the record")
 	}
-	x, err := ecdh.X25519().NewPublicKey(rec.Devices[0].X25519)
+	dev := rec.Devices[i]
+	x, err := ecdh.X25519().NewPublicKey(dev.X25519)
 	if err != nil {
 		return mailbox.SealKey{}, err
 	}
-	b, err := e2e.UnmarshalBundle(rec.bundleOf(rec.Devices[0]))
+	b, err := e2e.UnmarshalBundle(rec.bundleOf(dev))
 	if err != nil {
 		return mailbox.SealKey{}, err
 	}
-	if !bytes.Equal(b.IdentityDH, rec.Devices[0].X25519) {
+	if !bytes.Equal(b.IdentityDH, dev.X25519) {
 		return mailbox.SealKey{}, errors.New("the bundle is another device's")
 	}
 	if err := b.Verify(rec.Account.Bytes()); err != nil {

@@ -65,7 +65,7 @@ func BenchmarkMailbox(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	to, err := sealKey(Recipient{Account: bob.acct.Public(), Devices: []identity.DeviceCert{bob.cert}, Bundles: [][]byte{bundle}})
+	to, err := sealKey(Recipient{Account: bob.acct.Public(), Devices: []identity.DeviceCert{bob.cert}, Bundles: [][]byte{bundle}}, bob.cert.DeviceID())
 	if err != nil {
 		b.Fatal(err)
 	}

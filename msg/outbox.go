@@ -64,6 +64,10 @@ func (s *Service) runSender(ps *peerState) {
 			}
 		}
 		progressed, err := s.deliver(ps)
+		if errors.Is(err, errLaneMoved) {
+			attempts = 0 // its messages went to the account's devices' lanes
+			continue
+		}
 		if err != nil && !progressed && s.ctx.Err() == nil {
 			// Not reached: its mailboxes hold what waits meanwhile.
 			s.depositWaiting(ps)
@@ -112,11 +116,11 @@ func (e *stampError) Error() string {
 func (s *Service) solveStampFor(ps *peerState, se *stampError) error {
 	for {
 		s.mu.Lock()
-		if ps.stamp != nil && ps.stampBits >= se.bits {
+		if ps.acct.stamp != nil && ps.acct.stampBits >= se.bits {
 			s.mu.Unlock()
 			return nil
 		}
-		if w := ps.stamping; w != nil {
+		if w := ps.acct.stamping; w != nil {
 			s.mu.Unlock()
 			select {
 			case <-w:
@@ -126,15 +130,15 @@ func (s *Service) solveStampFor(ps *peerState, se *stampError) error {
 			}
 		}
 		done := make(chan struct{})
-		ps.stamping = done
+		ps.acct.stamping = done
 		s.mu.Unlock()
 
 		start := time.Now()
 		stamp, err := solveStamp(s.ctx, s.cfg.Account.Public().Bytes(), se.recipient, se.bits)
 		s.mu.Lock()
-		ps.stamping = nil
-		if err == nil && (ps.stamp == nil || se.bits > ps.stampBits) {
-			ps.stamp, ps.stampBits = stamp, se.bits
+		ps.acct.stamping = nil
+		if err == nil && (ps.acct.stamp == nil || se.bits > ps.acct.stampBits) {
+			ps.acct.stamp, ps.acct.stampBits = stamp, se.bits
 		}
 		s.mu.Unlock()
 		close(done)
@@ -184,7 +188,7 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 	}
 	// A stamp the peer asked for goes with every frame (1.1.0).
 	s.mu.Lock()
-	stamp, stampBits := ps.stamp, ps.stampBits
+	stamp, stampBits := ps.acct.stamp, ps.acct.stampBits
 	s.mu.Unlock()
 	if v != v11 {
 		stamp = nil
@@ -309,9 +313,7 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 			if err := bw.Flush(); err != nil {
 				return progressed, fmt.Errorf("write: %w", err)
 			}
-			for _, id := range sent {
-				s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
-			}
+			s.emitSent(ps, sent)
 			if len(unmarked) == 0 && len(sent) > 0 {
 				sentTimer.Reset(sentDelay)
 			}
@@ -383,17 +385,35 @@ func readAcks(ctx context.Context, st network.Stream, v version, acks chan<- ack
 }
 
 // reach looks ps's account up and makes sure this device has an active
-// session with it, starting one from a bundle fetched from the device (or
-// the published one) for a first contact.
+// session with ps's device, starting one from a bundle fetched from the
+// device (or the published one) for a first contact. A lane whose device
+// the record no longer names (or the zero device's) gets errLaneMoved:
+// the look-up handed its messages on to the record's devices.
 func (s *Service) reach(ctx context.Context, ps *peerState) (Recipient, peer.ID, error) {
-	rec, dev, pid, err := s.lookup(ctx, ps.id)
+	rec, err := s.lookup(ctx, ps.id)
 	if err != nil {
 		return Recipient{}, "", err
 	}
-	if err := s.ensureSession(ctx, ps, rec, dev, pid); err != nil {
+	for _, cert := range rec.Devices {
+		if cert.DeviceID() != ps.dev {
+			continue
+		}
+		pid, err := peer.IDFromBytes(cert.PeerID)
+		if err != nil {
+			return Recipient{}, "", fmt.Errorf("look up %s: device peer id: %w", ps.id, err)
+		}
+		if err := s.ensureSession(ctx, ps, rec, cert, pid); err != nil {
+			return Recipient{}, "", err
+		}
+		return rec, pid, nil
+	}
+	ps.mu.Lock()
+	err = s.handOnLocked(ps)
+	ps.mu.Unlock()
+	if err != nil {
 		return Recipient{}, "", err
 	}
-	return rec, pid, nil
+	return Recipient{}, "", errLaneMoved
 }
 
 // removeIDs returns ids without those in fl.
@@ -433,38 +453,50 @@ func (s *Service) closeStream(st network.Stream, readErr <-chan error) {
 	}
 }
 
-// lookup resolves acct through the Directory and checks the answer.
-func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipient, identity.DeviceCert, peer.ID, error) {
+// lookup resolves acct through the Directory and checks the answer: the
+// devices whose certificates are the account's and valid now, at most
+// maxTargets, become the account's view (setView), and what the service
+// knows of how to reach them is updated.
+func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipient, error) {
 	rec, err := s.cfg.Directory.Lookup(ctx, acct)
 	if err != nil {
-		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: %w", acct, err)
+		return Recipient{}, fmt.Errorf("look up %s: %w", acct, err)
 	}
 	if rec.Account.ID() != acct {
-		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: directory returned another account", acct)
+		return Recipient{}, fmt.Errorf("look up %s: directory returned another account", acct)
 	}
-	if len(rec.Devices) == 0 {
-		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: no devices", acct)
+	// Only the devices that can be reached count.
+	var devs []identity.DeviceCert
+	var bundles [][]byte
+	var ids []identity.DeviceID
+	var pids []peer.ID
+	for _, dev := range rec.Devices {
+		if len(devs) == maxTargets || !dev.Account.Equal(rec.Account) || dev.Verify(s.cfg.Now()) != nil || slices.Contains(ids, dev.DeviceID()) {
+			continue
+		}
+		pid, err := peer.IDFromBytes(dev.PeerID)
+		if err != nil {
+			continue
+		}
+		devs, ids, pids = append(devs, dev), append(ids, dev.DeviceID()), append(pids, pid)
+		bundles = append(bundles, rec.bundleOf(dev))
 	}
-	dev := rec.Devices[0]
-	if !dev.Account.Equal(rec.Account) {
-		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: device certificate of another account", acct)
+	if len(devs) == 0 {
+		return Recipient{}, fmt.Errorf("look up %s: no device with a valid certificate", acct)
 	}
-	if err := dev.Verify(s.cfg.Now()); err != nil {
-		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: %w", acct, err)
-	}
-	pid, err := peer.IDFromBytes(dev.PeerID)
-	if err != nil {
-		return Recipient{}, identity.DeviceCert{}, "", fmt.Errorf("look up %s: device peer id: %w", acct, err)
-	}
+	rec.Devices, rec.Bundles = devs, bundles
 	s.mu.Lock()
-	s.byPeerID[pid] = acct
+	for _, pid := range pids {
+		s.byPeerID[pid] = acct
+	}
+	a := s.acctLocked(acct)
 	s.mu.Unlock()
 	s.mbox.remember(acct, rec)
 	// The relays' circuit addresses let a stream reach a device that is
 	// not directly reachable.
 	ps := s.cfg.Host.Peerstore()
 	for _, r := range rec.Relays {
-		if r.ID == pid || r.ID == s.cfg.Host.ID() {
+		if r.ID == s.cfg.Host.ID() || slices.Contains(pids, r.ID) {
 			continue
 		}
 		ps.AddAddrs(r.ID, r.Addrs, peerstore.TempAddrTTL)
@@ -476,37 +508,23 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 		for _, a := range r.Addrs {
 			addrs = append(addrs, a.Encapsulate(circuit))
 		}
-		ps.AddAddrs(pid, addrs, peerstore.TempAddrTTL)
+		for _, pid := range pids {
+			ps.AddAddrs(pid, addrs, peerstore.TempAddrTTL)
+		}
 	}
-	return rec, dev, pid, nil
+	s.setView(a, ids)
+	return rec, nil
 }
 
-// ensureSession makes sure ps seals for dev with an active session,
-// starting one from a bundle fetched from the device (or the published
-// one). When ps sealed for another device of the account (the account was
-// restored on a new device, or moved to one), its sessions stay in the
-// store to decrypt what that device still sends, and what was sealed for
-// it is sealed again for dev.
+// ensureSession makes sure ps has an active session with its device,
+// cert, starting one from a bundle fetched from the device (or the
+// published one).
 func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipient, cert identity.DeviceCert, pid peer.ID) error {
-	dev := cert.DeviceID()
-	// ready takes an active session with dev as ps's. ps.mu is held.
-	ready := func() (bool, error) {
-		if err := s.loadSetLocked(ps); err != nil {
-			return false, err
-		}
-		set, err := s.deviceSetLocked(ps, dev)
-		if err != nil || set.Active() == nil {
-			return false, err
-		}
-		if ps.dev != dev {
-			s.log.Info("the contact's device changed; sealing for the new one", "peer", ps.id)
-		}
-		return true, s.switchDeviceLocked(ps, dev, set)
-	}
 	ps.mu.Lock()
-	ok, err := ready()
+	err := s.loadSetLocked(ps)
+	ready := err == nil && ps.set.Active() != nil
 	ps.mu.Unlock()
-	if err != nil || ok {
+	if err != nil || ready {
 		return err
 	}
 	b, err := s.fetchBundle(ctx, rec, cert, pid)
@@ -515,64 +533,12 @@ func (s *Service) ensureSession(ctx context.Context, ps *peerState, rec Recipien
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ok, err := ready(); err != nil || ok {
-		return err
-	}
-	set, err := s.deviceSetLocked(ps, dev)
-	if err != nil {
+	if err := s.loadSetLocked(ps); err != nil || ps.set.Active() != nil {
 		return err
 	}
 	// Persisted with the first message it encrypts (seal).
-	if err := set.Initiate(s.self, rec.Account.Bytes(), b, nil); err != nil {
+	if err := ps.set.Initiate(s.self, rec.Account.Bytes(), b, nil); err != nil {
 		return fmt.Errorf("start session with %s: %w", ps.id, err)
-	}
-	if ps.dev != dev {
-		s.log.Info("starting a session with the contact's device", "peer", ps.id, "moved", !ps.dev.IsZero())
-	}
-	return s.switchDeviceLocked(ps, dev, set)
-}
-
-// resealLocked moves the copies of ps's queued text messages that are not
-// for ps.dev to it, unsealed: they were sealed for a device the peer no
-// longer uses (or queued before its device was known), which could not
-// open them, so each is sealed again for ps.dev when it is sent. Until
-// then no new message is sealed when queued, so the new session encrypts
-// in send order. Control messages (receipts) keep their envelopes: the new
-// device refuses them, and a refused receipt is dropped. ps.mu is held.
-func (s *Service) resealLocked(ps *peerState) error {
-	peerID := string(ps.id)
-	s.mu.Lock()
-	ids := slices.Clone(ps.pending)
-	s.mu.Unlock()
-	var reset []string
-	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		data := s.data(tx)
-		reset = reset[:0]
-		for _, id := range ids {
-			moved, err := data.Retarget(peerID, id, ps.dev)
-			if errors.Is(err, store.ErrNotFound) {
-				continue // a control message, or deleted meanwhile
-			}
-			if err != nil {
-				return err
-			}
-			if moved {
-				reset = append(reset, id)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("seal for %s's device: %w", ps.id, err)
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if len(reset) > 0 && ps.unsealed == nil {
-		ps.unsealed = map[string]bool{}
-	}
-	for _, id := range reset {
-		delete(ps.frames, id)
-		ps.unsealed[id] = true
 	}
 	return nil
 }
@@ -596,7 +562,6 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		text    *Message
 		pending []byte // unsealed content
 		missing bool
-		stray   bool // queued, with no copy for ps's device
 		cached  *sealedFrame
 	}
 	items := make([]item, len(ids))
@@ -622,15 +587,10 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		return frames, sent, nil
 	}
 	peerID := string(ps.id)
-	// The copies read are those for ps's device; should it change before
-	// they are sealed (the peer moved), this attempt ends and the next
-	// reads the copies moved to the new one.
-	ps.mu.Lock()
 	dev := ps.dev
-	ps.mu.Unlock()
 	if dev.IsZero() {
-		// Not looked up since the start: the copies may be for any device.
-		return nil, nil, fmt.Errorf("seal: %s's device is not known yet", ps.id)
+		// Not looked up since the start: nothing is sealed for no device.
+		return nil, nil, fmt.Errorf("seal: %s's devices are not known yet", ps.id)
 	}
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
 		data := s.data(tx)
@@ -662,9 +622,9 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			}
 			e, err := data.Outbox(id)
 			if errors.Is(err, store.ErrNotFound) {
-				ix, err := data.index(peerID, id)
-				it.stray = err == nil && ix.queued
-				it.missing = !it.stray
+				// Deleted, or handed on to the account's other devices
+				// (lanes.go): nothing left for this one.
+				it.missing = true
 				items[i] = it
 				continue
 			}
@@ -697,19 +657,6 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if ps.dev != dev {
-		return nil, nil, fmt.Errorf("seal: %s's device changed; sealing again for the new one", ps.id)
-	}
-	for _, it := range items {
-		if it.stray {
-			// Not moved to ps's device (it can't happen, but a message
-			// must never be dropped for it): move them, and try again.
-			if err := s.resealLocked(ps); err != nil {
-				return nil, nil, fmt.Errorf("seal: %w", err)
-			}
-			return nil, nil, fmt.Errorf("seal: %s's queued messages moved to its device; sealing again", ps.id)
-		}
-	}
 	var writes []OutboxEntry         // control messages' entries
 	queuedEnv := map[string][]byte{} // text messages' envelopes
 	var drop []string
@@ -857,11 +804,12 @@ func (s *Service) markSent(ps *peerState, ids []string) {
 func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error {
 	type change struct{ id, state, reason string }
 	var changes []change
+	var done []string // messages whose last copy was acknowledged
 	peerID := string(ps.id)
 	ps.mu.Lock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
-		changes = changes[:0]
+		changes, done = changes[:0], done[:0]
 		for i, a := range acks {
 			id := fl[i].id
 			if fl[i].receipt {
@@ -870,14 +818,26 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 				}
 				continue
 			}
-			state := StateDelivered
-			if a.status == statusRefused {
-				state = StateFailed
-			}
-			changed := false
-			m, err := data.Dequeue(peerID, id, func(m Message) (string, bool) {
-				changed = m.State != StateRead && m.State != state
-				return state, changed
+			// The message's state is the best of its devices': delivered
+			// once one has it; failed only when the last copy waiting is
+			// refused and none was delivered.
+			refused := a.status == statusRefused
+			var state string
+			m, err := data.Dequeue(peerID, ps.dev, id, func(m Message, last bool) (string, bool) {
+				if last {
+					done = append(done, id)
+				}
+				switch {
+				case m.State == StateRead || m.State == StateDelivered:
+					state = ""
+				case !refused:
+					state = StateDelivered
+				case last:
+					state = StateFailed
+				default:
+					state = ""
+				}
+				return state, state != ""
 			})
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted meanwhile; or a text message whose outbox entry
@@ -890,7 +850,7 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 			if err != nil {
 				return err
 			}
-			if changed {
+			if state != "" {
 				changes = append(changes, change{m.ID, state, a.reason})
 			}
 		}
@@ -908,10 +868,67 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 		}
 	}
 	s.removePending(ps, ids)
+	s.mu.Lock()
+	for _, c := range changes {
+		ps.acct.shown[c.id] = c.state
+	}
+	for _, id := range done {
+		delete(ps.acct.shown, id)
+	}
+	s.mu.Unlock()
 	for _, c := range changes {
 		s.emit(Event{Kind: EventState, Peer: ps.id, ID: c.id, State: c.state, Reason: c.reason})
 	}
 	return nil
+}
+
+// emitSent reports the text messages ps's lane wrote as sent, unless
+// another device's lane wrote or delivered them first: a message's state
+// is its devices' best, and each state is reported once. A message the
+// service has reported nothing of since it started has its state read
+// from the store.
+func (s *Service) emitSent(ps *peerState, ids []string) {
+	a := ps.acct
+	var emit, unknown []string
+	s.mu.Lock()
+	for _, id := range ids {
+		switch st, ok := a.shown[id]; {
+		case !ok:
+			unknown = append(unknown, id)
+		case st == StateQueued:
+			a.shown[id] = StateSent
+			emit = append(emit, id)
+		}
+	}
+	s.mu.Unlock()
+	if len(unknown) > 0 {
+		states := map[string]string{}
+		err := s.cfg.DB.View(func(tx *store.Tx) error {
+			data := s.data(tx)
+			for _, id := range unknown {
+				m, err := data.UpdateMessageState(string(ps.id), id, func(Message) (string, bool) { return "", false })
+				if err == nil {
+					states[id] = m.State
+				}
+			}
+			return nil
+		})
+		if err == nil {
+			s.mu.Lock()
+			for _, id := range unknown {
+				if st := states[id]; st == StateQueued || st == StateSent {
+					if _, ok := a.shown[id]; !ok {
+						a.shown[id] = StateSent
+						emit = append(emit, id)
+					}
+				}
+			}
+			s.mu.Unlock()
+		}
+	}
+	for _, id := range emit {
+		s.emit(Event{Kind: EventState, Peer: ps.id, ID: id, State: StateSent})
+	}
 }
 
 // removePending drops ids from ps's in-memory queue.

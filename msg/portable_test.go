@@ -86,7 +86,7 @@ func TestHistoryRoundTrip(t *testing.T) {
 		}
 	}
 	queued := Message{ID: "q1", Peer: "csa1carol", Direction: DirOut, Seq: 1, Body: []byte("not sent yet"), SentAt: t0, At: t0.Add(1e9), State: StateQueued}
-	if err := src.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(queued, testDev, []byte("sealed envelope")) }); err != nil {
+	if err := src.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(queued, Copy{testDev, []byte("sealed envelope")}) }); err != nil {
 		t.Fatal(err)
 	}
 	items := exportHistory(t, src)

@@ -206,7 +206,7 @@ func (s *Service) fetchBundle(ctx context.Context, rec Recipient, dev identity.D
 	// The device is away: one of its mailboxes may hand out one-time
 	// prekeys it left there. Keys that don't verify are dropped, and
 	// without any the signed prekeys of the record serve.
-	if x, pq := s.mailboxPrekeys(ctx, rec); x != nil || pq != nil {
+	if x, pq := s.mailboxPrekeys(ctx, rec, dev.DeviceID()); x != nil || pq != nil {
 		withOT := b
 		withOT.OneTime, withOT.OneTimePQ = x, pq
 		if err := withOT.Verify(rec.Account.Bytes()); err == nil {
@@ -276,14 +276,14 @@ func (s *Service) topUpMailbox(mb peer.ID, held mailbox.Held, failed map[peer.ID
 // returns the first answer that has any (shape checked, not signatures).
 // The mailbox learns that this connection asks for the member a token
 // names, as it does from a deposit.
-func (s *Service) mailboxPrekeys(ctx context.Context, rec Recipient) (x, pq *e2e.OneTimePrekey) {
+func (s *Service) mailboxPrekeys(ctx context.Context, rec Recipient, dev identity.DeviceID) (x, pq *e2e.OneTimePrekey) {
 	for _, mb := range rec.Mailboxes[:min(len(rec.Mailboxes), mailboxCopies)] {
 		if mb.ID == s.cfg.Host.ID() {
 			continue
 		}
 		s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
 		var x, pq *e2e.OneTimePrekey
-		err := s.withMemberToken(rec, mb.ID, func(token []byte) error {
+		err := s.withMemberToken(rec, dev, mb.ID, func(token []byte) error {
 			fctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
 			defer cancel()
 			var err error

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/callsign/callsign/identity"
@@ -79,21 +80,40 @@ func (d *Data) queuedCopy(k []byte) (QueuedMessage, error) {
 	return q, nil
 }
 
+// Copy is a queued message's copy for one device of the peer: Env is its
+// sealed envelope (empty: not sealed yet); a zero Dev: the peer's devices
+// are not known yet.
+type Copy struct {
+	Dev identity.DeviceID
+	Env []byte
+}
+
 // InsertQueued stores outgoing m like InsertMessage (its id must be
-// unused: no read before the write) and queues a copy for peer's device
-// dev with envelope env (empty: not sealed yet; a zero dev: the device is
-// not known yet).
-func (d *Data) InsertQueued(m Message, dev identity.DeviceID, env []byte) error {
+// unused: no read before the write) and queues its copies, one per device,
+// at least one, at most maxTargets.
+func (d *Data) InsertQueued(m Message, copies ...Copy) error {
 	if m.Direction != DirOut {
 		return fmt.Errorf("%w: only an outgoing message can be queued", store.ErrInvalid)
 	}
-	if len(env) > maxEnvelopeLen {
-		return fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(env), maxEnvelopeLen)
+	targets := make([]identity.DeviceID, len(copies))
+	for i, c := range copies {
+		if len(c.Env) > maxEnvelopeLen {
+			return fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(c.Env), maxEnvelopeLen)
+		}
+		if slices.Contains(targets[:i], c.Dev) {
+			return fmt.Errorf("%w: two copies for one device", store.ErrInvalid)
+		}
+		targets[i] = c.Dev
 	}
-	if _, err := d.putMessageQueued(m, putInsert, []identity.DeviceID{dev}); err != nil {
+	if _, err := d.putMessageQueued(m, putInsert, targets); err != nil {
 		return err
 	}
-	return d.kv.Set(queueKey(m.Peer, dev, m.ID), env)
+	for _, c := range copies {
+		if err := d.kv.Set(queueKey(m.Peer, c.Dev, m.ID), c.Env); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // QueuedEnvelope returns the envelope of the copy of peer's queued
@@ -156,32 +176,89 @@ func (d *Data) Retarget(peer, id string, dev identity.DeviceID) (bool, error) {
 	return true, d.kv.Set(queueKey(peer, dev, id), nil)
 }
 
-// Dequeue takes peer's message id out of the outbox (it was
-// acknowledged), with its copies, and, when decide returns true, sets its
-// state as UpdateMessageState does. It does not read the copies.
-// store.ErrNotFound when the message is missing or not queued.
-func (d *Data) Dequeue(peer, id string, decide func(m Message) (state string, ok bool)) (Message, error) {
+// Dequeue takes the copy of peer's message id for dev out of the outbox
+// (the device acknowledged it) and, when decide returns true, sets the
+// message's state as UpdateMessageState does. decide learns whether the
+// copy was the last one waiting (the message then leaves the outbox); it
+// reads the other copies' keys, not their envelopes. store.ErrNotFound
+// when the message is missing, not queued, or has no copy for dev.
+func (d *Data) Dequeue(peer string, dev identity.DeviceID, id string, decide func(m Message, last bool) (state string, ok bool)) (Message, error) {
 	ix, err := d.checkedIndex(peer, id)
 	if err != nil {
 		return Message{}, err
 	}
-	if !ix.queued {
+	if !ix.queued || !slices.Contains(ix.targets, dev) {
 		return Message{}, store.ErrNotFound
 	}
-	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at}
-	if state, ok := decide(m); ok {
-		m.State = state
+	if err := d.kv.Delete(queueKey(peer, dev, id)); err != nil {
+		return Message{}, err
 	}
+	last := true
 	for _, t := range ix.targets {
-		if err := d.kv.Delete(queueKey(peer, t, id)); err != nil {
+		if t == dev {
+			continue
+		}
+		switch _, err := d.kv.Get(queueKey(peer, t, id)); {
+		case err == nil:
+			last = false
+		case !errors.Is(err, store.ErrNotFound) && !store.IsCorrupt(err):
 			return Message{}, err
 		}
 	}
-	b, err := marshalIndex(ix.at, DirOut, m.State)
+	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at}
+	if state, ok := decide(m, last); ok {
+		m.State = state
+	}
+	var b []byte
+	if last {
+		b, err = marshalIndex(ix.at, DirOut, m.State)
+	} else {
+		ix.state = m.State
+		b, err = ix.marshal()
+	}
 	if err != nil {
 		return Message{}, err
 	}
 	return m, d.kv.Set(key(pfxMsgID, []byte(peer), sep, []byte(id)), b)
+}
+
+// MoveCopy moves the copy of peer's queued message id for from (a device
+// the peer no longer uses, or the zero device: queued before the peer's
+// devices were known) to the devices in to that have none yet, unsealed,
+// and returns those. store.ErrNotFound when the message is missing, not
+// queued or has no copy for from.
+func (d *Data) MoveCopy(peer, id string, from identity.DeviceID, to []identity.DeviceID) ([]identity.DeviceID, error) {
+	ix, err := d.checkedIndex(peer, id)
+	if err != nil {
+		return nil, err
+	}
+	if !ix.queued || !slices.Contains(ix.targets, from) {
+		return nil, store.ErrNotFound
+	}
+	kept := slices.DeleteFunc(slices.Clone(ix.targets), func(t identity.DeviceID) bool { return t == from })
+	var added []identity.DeviceID
+	for _, t := range to {
+		if t != from && !slices.Contains(kept, t) && !slices.Contains(added, t) && len(kept)+len(added) < maxTargets {
+			added = append(added, t)
+		}
+	}
+	if len(kept)+len(added) == 0 {
+		return nil, fmt.Errorf("%w: no device to move message %s to", store.ErrInvalid, id)
+	}
+	if err := d.kv.Delete(queueKey(peer, from, id)); err != nil {
+		return nil, err
+	}
+	ix.targets = append(kept, added...)
+	for _, t := range added {
+		if err := d.kv.Set(queueKey(peer, t, id), nil); err != nil {
+			return nil, err
+		}
+	}
+	b, err := ix.marshal()
+	if err != nil {
+		return nil, err
+	}
+	return added, d.kv.Set(key(pfxMsgID, []byte(peer), sep, []byte(id)), b)
 }
 
 // checkedIndex validates peer and id and reads the message's index entry;

@@ -14,7 +14,7 @@ import (
 )
 
 // TestQueue: a queued text message keeps its copy for the peer's device
-// through state changes and replacement, Retarget moves the copy to
+// through state changes and replacement, MoveCopy hands a copy on to
 // another device unsealed, Dequeue drops it, and start-up finds exactly
 // the queued copies.
 func TestQueue(t *testing.T) {
@@ -25,10 +25,10 @@ func TestQueue(t *testing.T) {
 	env := bytes.Repeat([]byte{2}, 2000) // a sealed envelope, as msg writes it
 	other := identity.DeviceID{9}
 	err := db.Update(func(tx *store.Tx) error {
-		if err := In(tx).InsertQueued(out("q1", t0), testDev, env); err != nil {
+		if err := In(tx).InsertQueued(out("q1", t0), Copy{testDev, env}); err != nil {
 			return err
 		}
-		if err := In(tx).InsertQueued(out("q2", t0.Add(time.Second)), identity.DeviceID{}, nil); err != nil { // no device known yet
+		if err := In(tx).InsertQueued(out("q2", t0.Add(time.Second)), Copy{}); err != nil { // no device known yet
 			return err
 		}
 		if err := In(tx).InsertMessage(out("done", t0.Add(2*time.Second))); err != nil {
@@ -40,7 +40,7 @@ func TestQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := db.Update(func(tx *store.Tx) error {
-		return In(tx).InsertQueued(Message{ID: "bad", Peer: "p", Direction: DirIn, At: t0}, testDev, nil)
+		return In(tx).InsertQueued(Message{ID: "bad", Peer: "p", Direction: DirIn, At: t0}, Copy{testDev, nil})
 	}); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("queuing an incoming message: %v, want store.ErrInvalid", err)
 	}
@@ -83,12 +83,19 @@ func TestQueue(t *testing.T) {
 	if _, err := envOf(other, "q1"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("q1's copy for another device: %v", err)
 	}
-	// Retarget moves q2's copy to the device, unsealed; sealing sets it.
-	for i, want := range []bool{true, false} {
-		var moved bool
-		if err := db.Update(func(tx *store.Tx) (err error) { moved, err = In(tx).Retarget("p", "q2", testDev); return err }); err != nil || moved != want {
-			t.Fatalf("Retarget #%d = %v, %v; want %v", i+1, moved, err, want)
-		}
+	// MoveCopy hands q2's copy on to the device, unsealed; sealing sets it.
+	var added []identity.DeviceID
+	if err := db.Update(func(tx *store.Tx) (err error) {
+		added, err = In(tx).MoveCopy("p", "q2", identity.DeviceID{}, []identity.DeviceID{testDev})
+		return err
+	}); err != nil || len(added) != 1 || added[0] != testDev {
+		t.Fatalf("MoveCopy = %v, %v; want the device", added, err)
+	}
+	if err := db.Update(func(tx *store.Tx) error {
+		_, err := In(tx).MoveCopy("p", "q2", identity.DeviceID{}, []identity.DeviceID{testDev})
+		return err
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("MoveCopy of a copy moved already: %v, want store.ErrNotFound", err)
 	}
 	if err := db.Update(func(tx *store.Tx) error { return In(tx).SetQueuedEnvelope("p", testDev, "q2", []byte{2, 9}) }); err != nil {
 		t.Fatal(err)
@@ -97,7 +104,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("envelope of q2 = %x, %v", e, err)
 	}
 	if got := queued(); got != "q1@01@0,q2@01@1" {
-		t.Fatalf("queued after Retarget = %s", got)
+		t.Fatalf("queued after MoveCopy = %s", got)
 	}
 	for _, id := range []string{"done", "in", "nope"} {
 		if _, err := envOf(testDev, id); !errors.Is(err, store.ErrNotFound) {
@@ -106,15 +113,18 @@ func TestQueue(t *testing.T) {
 		if err := db.Update(func(tx *store.Tx) error { return In(tx).SetQueuedEnvelope("p", testDev, id, []byte{2}) }); !errors.Is(err, store.ErrNotFound) {
 			t.Fatalf("SetQueuedEnvelope(%s) = %v, want store.ErrNotFound", id, err)
 		}
-		if err := db.Update(func(tx *store.Tx) error { _, err := In(tx).Retarget("p", id, testDev); return err }); !errors.Is(err, store.ErrNotFound) {
-			t.Fatalf("Retarget(%s) = %v, want store.ErrNotFound", id, err)
+		if err := db.Update(func(tx *store.Tx) error {
+			_, err := In(tx).MoveCopy("p", id, testDev, []identity.DeviceID{other})
+			return err
+		}); !errors.Is(err, store.ErrNotFound) {
+			t.Fatalf("MoveCopy(%s) = %v, want store.ErrNotFound", id, err)
 		}
 	}
 
 	// Dequeue: the state the caller decides, no copy, not queued.
 	var m Message
 	err = db.Update(func(tx *store.Tx) (err error) {
-		m, err = In(tx).Dequeue("p", "q1", func(m Message) (string, bool) { return "delivered", m.State != "read" })
+		m, err = In(tx).Dequeue("p", testDev, "q1", func(m Message, last bool) (string, bool) { return "delivered", last && m.State != "read" })
 		return err
 	})
 	if err != nil || m.State != "delivered" || !m.At.Equal(t0) {
@@ -127,7 +137,7 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("queued after Dequeue = %s, want q2", got)
 	}
 	if err := db.Update(func(tx *store.Tx) error {
-		_, err := In(tx).Dequeue("p", "q1", func(Message) (string, bool) { return "x", true })
+		_, err := In(tx).Dequeue("p", testDev, "q1", func(Message, bool) (string, bool) { return "x", true })
 		return err
 	}); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("second Dequeue = %v, want store.ErrNotFound", err)
@@ -140,14 +150,14 @@ func TestQueue(t *testing.T) {
 		t.Fatal(err)
 	}
 	err = db.Update(func(tx *store.Tx) (err error) {
-		m, err = In(tx).Dequeue("p", "q2", func(m Message) (string, bool) { return "delivered", m.State != "read" })
+		m, err = In(tx).Dequeue("p", testDev, "q2", func(m Message, _ bool) (string, bool) { return "delivered", m.State != "read" })
 		return err
 	})
 	if err != nil || m.State != "read" {
 		t.Fatalf("Dequeue after a receipt = %+v, %v; want read", m, err)
 	}
 	// Deleting a queued message takes its copies out of the queue.
-	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(out("q3", t0.Add(4*time.Second)), other, env) }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(out("q3", t0.Add(4*time.Second)), Copy{other, env}, Copy{testDev, nil}) }); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.DeleteMessage("p", "q3"); err != nil {
@@ -197,6 +207,59 @@ func TestQueuedIndexCodec(t *testing.T) {
 	}
 }
 
+// TestQueueCopies: a message queued for three devices leaves the outbox
+// when the last copy is acknowledged, its state the caller's at each ack;
+// MoveCopy hands a copy on only to devices that have none.
+func TestQueueCopies(t *testing.T) {
+	db := memDB(t)
+	a, b, c, d := identity.DeviceID{1}, identity.DeviceID{2}, identity.DeviceID{3}, identity.DeviceID{4}
+	m := Message{ID: "m", Peer: "p", Direction: DirOut, Body: []byte("hi"), At: t0, State: "queued"}
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(m, Copy{a, nil}, Copy{a, nil}) }); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("two copies for one device: %v", err)
+	}
+	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(m, Copy{a, []byte("ea")}, Copy{b, nil}, Copy{c, nil}) }); err != nil {
+		t.Fatal(err)
+	}
+	var added []identity.DeviceID
+	if err := db.Update(func(tx *store.Tx) (err error) {
+		added, err = In(tx).MoveCopy("p", "m", c, []identity.DeviceID{a, b, d})
+		return err
+	}); err != nil || len(added) != 1 || added[0] != d {
+		t.Fatalf("MoveCopy(c → a, b, d) = %v, %v; want d alone", added, err)
+	}
+	var lasts []bool
+	for i, dev := range []identity.DeviceID{b, a, d} {
+		var got Message
+		err := db.Update(func(tx *store.Tx) (err error) {
+			got, err = In(tx).Dequeue("p", dev, "m", func(m Message, last bool) (string, bool) {
+				lasts = append(lasts, last)
+				return fmt.Sprint("state", i), true
+			})
+			return err
+		})
+		if err != nil || got.State != fmt.Sprint("state", i) {
+			t.Fatalf("Dequeue #%d = %+v, %v", i, got, err)
+		}
+		var n int
+		db.View(func(tx *store.Tx) error { qs, err := In(tx).Queued(); n = len(qs); return err })
+		if n != 2-i {
+			t.Fatalf("after ack #%d: %d copies queued, want %d", i, n, 2-i)
+		}
+	}
+	if fmt.Sprint(lasts) != "[false false true]" {
+		t.Fatalf("last = %v, want only the third", lasts)
+	}
+	if got, err := db.Message("p", "m"); err != nil || got.State != "state2" {
+		t.Fatalf("after the last ack: %+v, %v", got, err)
+	}
+	if err := db.Update(func(tx *store.Tx) error {
+		_, err := In(tx).Dequeue("p", a, "m", func(Message, bool) (string, bool) { return "", false })
+		return err
+	}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an ack after the last: %v, want store.ErrNotFound", err)
+	}
+}
+
 // TestCheckQueue: Verify's check names a queued copy its message does not
 // name, a copy of a message that is not queued, and a queued message
 // without its copy; sound ones pass.
@@ -206,7 +269,7 @@ func TestCheckQueue(t *testing.T) {
 	m := Message{ID: "q1", Peer: "p", Direction: DirOut, Body: []byte("hi"), At: t0, State: "queued"}
 	if err := db.Update(func(tx *store.Tx) error {
 		d := In(tx)
-		if err := d.InsertQueued(m, testDev, []byte("e")); err != nil {
+		if err := d.InsertQueued(m, Copy{testDev, []byte("e")}); err != nil {
 			return err
 		}
 		return d.InsertMessage(Message{ID: "done", Peer: "p", Direction: DirOut, At: t0, State: "delivered"})

@@ -297,11 +297,7 @@ func TestContactNotHeldUpByIdleStrangers(t *testing.T) {
 	// fetched from b's device), so the time measured below is delivery.
 	m0 := b.send(friend, "hi friend")
 	check.Until(t, 10*time.Second, "b's message to friend", func() bool { return b.state(friend.id(), m0.ID) == StateDelivered })
-	rec, dev, pid, err := newFriend.svc.lookup(context.Background(), b.id())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := newFriend.svc.ensureSession(context.Background(), newFriend.svc.peer(b.id()), rec, dev, pid); err != nil {
+	if _, _, err := newFriend.svc.reach(context.Background(), newFriend.lane(b)); err != nil {
 		t.Fatal(err)
 	}
 

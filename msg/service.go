@@ -240,10 +240,10 @@ type Service struct {
 	msgSrv, preSrv, sigSrv *p2p.Server
 	notifiee               *network.NotifyBundle
 
-	// Lock order: peerState.mu, then preMu, then mu.
+	// Lock order: acctState.mu, then preMu, then mu.
 	mu       sync.Mutex
 	state    int // 0 new, 1 started, 2 closed; guarded by mu
-	peers    map[identity.AccountID]*peerState
+	accts    map[identity.AccountID]*acctState
 	byPeerID map[peer.ID]identity.AccountID
 	inbound  map[inboundKey]int
 	limiters map[inboundKey]*rate.Limiter
@@ -263,25 +263,22 @@ type Service struct {
 	mbox mboxState // mailboxes: deposits and this account's own (msg/mailbox.go)
 }
 
-// peerState is what the Service keeps per remote account.
+// peerState is a lane: what the Service keeps per device of a remote
+// account (lanes.go).
 type peerState struct {
-	id identity.AccountID
+	id   identity.AccountID
+	dev  identity.DeviceID // the zero device: the account's devices are not known yet
+	acct *acctState
 
-	// mu guards set and serialises every use of the sessions with this
-	// peer together with the transaction that persists them.
-	mu sync.Mutex
-	// set holds the sessions with dev, the device of the account that
-	// messages are sealed for: the record's, or the one the account last
-	// started a session from; the queued messages' copies are for it. nil:
-	// not loaded. A zero dev: not known yet (after a start, until the
-	// sender looks the account up or the account writes); set is empty.
-	// The sessions with the account's other devices are in the store
-	// only, read when one of them sends (receiveFrom).
+	// mu is the account's (acctState.mu): it guards set and serialises
+	// every use of the sessions with this device together with the
+	// transaction that persists them.
+	mu *sync.Mutex
+	// set holds the sessions with dev; nil: not loaded (the zero
+	// device's is always empty).
 	set *e2e.SessionSet
-	dev identity.DeviceID
 
 	// Guarded by Service.mu.
-	idOK    bool     // Send has parsed id: a valid account id
 	pending []string // outbox ids in send order, not yet acknowledged
 	running bool     // a sender goroutine owns this peer
 	// frames holds the Deliver frames of pending entries that were sealed
@@ -294,13 +291,6 @@ type peerState struct {
 	unsealed map[string]bool
 	kick     chan struct{} // Kick: retry now, skipping the backoff
 	wake     chan struct{} // new entries queued for a running stream
-	// stamp is the first-contact stamp this peer asked for, of stampBits
-	// bits; nil until it asks.
-	stamp     []byte
-	stampBits int
-	// stamping is closed when the stamp being computed for this peer is
-	// done; nil when none is.
-	stamping chan struct{}
 	// progress is closed (and replaced) whenever acks take entries out of
 	// pending, for a signal waiting to overtake fewer of them.
 	progress chan struct{}
@@ -392,7 +382,7 @@ func New(cfg Config) (*Service, error) {
 		maxCT:     maxCiphertext(cfg.MaxMessage),
 		ctx:       ctx,
 		cancel:    cancel,
-		peers:     map[identity.AccountID]*peerState{},
+		accts:     map[identity.AccountID]*acctState{},
 		byPeerID:  map[peer.ID]identity.AccountID{},
 		inbound:   map[inboundKey]int{},
 		limiters:  map[inboundKey]*rate.Limiter{},
@@ -472,10 +462,13 @@ func (s *Service) Start(ctx context.Context) error {
 	s.cfg.Host.Network().Notify(s.notifiee)
 	// The stored queues go first, before any new Send can be queued.
 	s.mu.Lock()
-	for acct, ids := range queues {
-		ps := s.peerLocked(acct)
-		s.enqueueLocked(ps, false, nil, ids...)
-		s.startSenderLocked(ps)
+	for acct, lanes := range queues {
+		a := s.acctLocked(acct)
+		for dev, ids := range lanes {
+			ps := s.laneLocked(a, dev)
+			s.enqueueLocked(ps, false, nil, ids...)
+			s.startSenderLocked(ps)
+		}
 	}
 	s.mu.Unlock()
 	s.wg.Go(s.prekeyLoop)
@@ -523,24 +516,6 @@ func (s *Service) running() bool {
 	return s.state == 1
 }
 
-// peerLocked returns the state for acct, creating it.
-func (s *Service) peerLocked(acct identity.AccountID) *peerState {
-	ps := s.peers[acct]
-	if ps == nil {
-		ps = &peerState{id: acct, kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
-			frames: map[string]sealedFrame{}, unsealed: map[string]bool{},
-			progress: make(chan struct{}), sigWake: make(chan struct{}, 1)}
-		s.peers[acct] = ps
-	}
-	return ps
-}
-
-func (s *Service) peer(acct identity.AccountID) *peerState {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.peerLocked(acct)
-}
-
 // stamp returns a local timestamp strictly after every earlier one, so
 // messages stored in one batch keep their order.
 func (s *Service) stamp() time.Time {
@@ -579,15 +554,15 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	// An id Send has parsed before is valid: parsing bech32 costs
 	// microseconds, and Send is the hot path.
 	s.mu.Lock()
-	ps := s.peers[to]
-	known := ps != nil && ps.idOK
+	a := s.accts[to]
+	known := a != nil && a.idOK
 	s.mu.Unlock()
 	if !known {
 		if _, err := identity.ParseAccountID(string(to)); err != nil {
 			return Message{}, fmt.Errorf("send: %w: %v", ErrBadRecipient, err)
 		}
 		s.mu.Lock()
-		s.peerLocked(to).idOK = true
+		s.acctLocked(to).idOK = true
 		s.mu.Unlock()
 	}
 	if err := ctx.Err(); err != nil {
@@ -675,11 +650,13 @@ func (s *Service) commitSends(batch []*sendReq) {
 		now := s.stamp()
 		r.m.SentAt, r.m.At = now, now
 	}
-	// Seal at once for every peer with a session in memory and nothing
-	// older waiting to be sealed, so sending needs no second transaction:
-	// the message, its sealed envelope and the ratchet state it advanced
-	// commit together. The peers' locks are held (in account order) until
-	// the commit, so no other use of their sessions interleaves.
+	// A message is queued as a copy for each device of its account's view
+	// (lanes.go). Each copy is sealed at once when its lane has a session
+	// in memory and nothing older waiting to be sealed, so sending needs
+	// no second transaction: the message, its sealed envelopes and the
+	// ratchet states they advanced commit together. The accounts' locks
+	// are held (in account order) until the commit, so no other use of
+	// their sessions interleaves.
 	groups := map[identity.AccountID][]*sendReq{}
 	var accts []identity.AccountID
 	for _, r := range batch {
@@ -690,24 +667,33 @@ func (s *Service) commitSends(batch []*sendReq) {
 		groups[acct] = append(groups[acct], r)
 	}
 	slices.Sort(accts)
-	sealers := map[identity.AccountID]*peerState{}
-	locked := make(map[identity.AccountID]*peerState, len(accts))
+	targets := make(map[identity.AccountID][]*peerState, len(accts))
+	sealers := map[*peerState]bool{}
 	for _, acct := range accts {
-		ps := s.peer(acct)
-		ps.mu.Lock()
-		defer ps.mu.Unlock()
-		locked[acct] = ps
-		if s.canSealLocked(ps) {
-			sealers[acct] = ps
+		a := s.acct(acct)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		s.mu.Lock()
+		lanes := s.targetsLocked(a)
+		s.mu.Unlock()
+		targets[acct] = lanes
+		for _, ps := range lanes {
+			if s.canSealLocked(ps) {
+				sealers[ps] = true
+			}
 		}
 	}
 	// memo keeps what the first run of the closure sealed, so a rerun
-	// after a conflict reuses it instead of advancing the ratchet again.
-	memo := map[string]sealedFrame{}
-	var frames map[string]sealedFrame
+	// after a conflict reuses it instead of advancing a ratchet again.
+	type copyKey struct {
+		id  string
+		dev identity.DeviceID
+	}
+	memo := map[copyKey]sealedFrame{}
+	var frames map[copyKey]sealedFrame
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
-		frames = map[string]sealedFrame{}
+		frames = map[copyKey]sealedFrame{}
 		convs := map[string]*Conversation{}
 		for _, r := range batch {
 			c := convs[r.m.Peer]
@@ -725,23 +711,28 @@ func (s *Service) commitSends(batch []*sendReq) {
 			r.m.Seq = max(c.NextSeq, 1)
 			c.NextSeq = r.m.Seq + 1
 			c.LastAt = r.m.At
-			var env []byte // not sealed yet
-			ps := locked[identity.AccountID(r.m.Peer)]
-			if sealers[ps.id] != nil {
-				f, ok := memo[r.m.ID]
+			lanes := targets[identity.AccountID(r.m.Peer)]
+			copies := make([]Copy, len(lanes))
+			for i, ps := range lanes {
+				copies[i].Dev = ps.dev // not sealed yet, unless:
+				if !sealers[ps] {
+					continue
+				}
+				k := copyKey{r.m.ID, ps.dev}
+				f, ok := memo[k]
 				if !ok || f.seq != r.m.Seq {
 					var err error
 					if f, err = s.sealTextLocked(ps, &r.m); err != nil {
 						return err
 					}
-					memo[r.m.ID] = f
+					memo[k] = f
 				}
-				frames[r.m.ID] = f
-				env = f.env
+				frames[k] = f
+				copies[i].Env = f.env
 			}
 			// A fresh random 128-bit id: stored without reading first,
-			// queued with its copy for the peer's device.
-			if err := data.InsertQueued(r.m, ps.dev, env); err != nil {
+			// with its copies.
+			if err := data.InsertQueued(r.m, copies...); err != nil {
 				return err
 			}
 		}
@@ -750,36 +741,44 @@ func (s *Service) commitSends(batch []*sendReq) {
 				return err
 			}
 		}
-		for acct, ps := range sealers {
+		for ps := range sealers {
 			state, err := ps.set.Marshal()
 			if err != nil {
 				return err
 			}
-			if err := data.PutSession(string(acct), ps.dev, state); err != nil {
+			if err := data.PutSession(string(ps.id), ps.dev, state); err != nil {
 				return err
 			}
 		}
 		return nil
 	})
-	for _, ps := range sealers {
+	for ps := range sealers {
 		// On failure the in-memory ratchet ran ahead of the store: reload it.
 		s.releaseSetLocked(ps, err != nil)
 	}
 	if err == nil {
 		for _, acct := range accts {
-			ps := s.peer(acct)
-			var ids []string
-			var fs []sealedFrame
-			for _, r := range groups[acct] {
-				ids = append(ids, r.m.ID)
-				fs = append(fs, frames[r.m.ID])
-			}
-			if sealers[acct] != nil {
-				s.enqueue(ps, true, fs, ids...)
-			} else {
-				s.enqueue(ps, false, nil, ids...)
+			for _, ps := range targets[acct] {
+				var ids []string
+				var fs []sealedFrame
+				for _, r := range groups[acct] {
+					ids = append(ids, r.m.ID)
+					fs = append(fs, frames[copyKey{r.m.ID, ps.dev}])
+				}
+				if sealers[ps] {
+					s.enqueue(ps, true, fs, ids...)
+				} else {
+					s.enqueue(ps, false, nil, ids...)
+				}
 			}
 		}
+	}
+	if err == nil {
+		s.mu.Lock()
+		for _, r := range batch {
+			s.accts[identity.AccountID(r.m.Peer)].shown[r.m.ID] = StateQueued
+		}
+		s.mu.Unlock()
 	}
 	for _, r := range batch {
 		r.done <- err
@@ -857,11 +856,12 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 	var changed []msgID
 	var receipts []string
 	now := s.stamp()
-	// Hold the peer's lock until the receipts are queued, so a message
+	// Hold the account's lock until the receipts are queued, so a message
 	// sealed when queued (commitSends) never overtakes them in the queue.
-	ps := s.peer(from)
-	ps.mu.Lock()
-	defer ps.mu.Unlock()
+	// They go to one device of the account (primaryLocked).
+	a := s.acct(from)
+	a.mu.Lock()
+	defer a.mu.Unlock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
 		changed, receipts = changed[:0], receipts[:0]
@@ -915,6 +915,9 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 		s.emit(Event{Kind: EventState, Peer: from, ID: id.String(), State: StateRead})
 	}
 	if len(receipts) > 0 {
+		s.mu.Lock()
+		ps := s.primaryLocked(a)
+		s.mu.Unlock()
 		s.enqueue(ps, false, nil, receipts...)
 	}
 	return nil
@@ -926,16 +929,18 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 func (s *Service) Kick(acct identity.AccountID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ps := s.peers[acct]
-	if ps == nil || s.state != 1 {
+	a := s.accts[acct]
+	if a == nil || s.state != 1 {
 		return
 	}
-	if len(ps.pending) > 0 && !ps.running {
-		s.startSenderLocked(ps)
-	}
-	select {
-	case ps.kick <- struct{}{}:
-	default:
+	for _, ps := range a.lanes {
+		if len(ps.pending) > 0 && !ps.running {
+			s.startSenderLocked(ps)
+		}
+		select {
+		case ps.kick <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -1013,15 +1018,20 @@ func (s *Service) startSenderLocked(ps *peerState) {
 	s.wg.Go(func() { s.runSender(ps) })
 }
 
-// loadOutbox returns the outbox ids per peer in the order they were
-// queued: the control messages' outbox entries and the text messages
-// with a copy queued (one id per message, whatever its copies).
-func (s *Service) loadOutbox() (map[identity.AccountID][]string, error) {
+// loadOutbox returns the outbox ids per lane (account and device) in the
+// order they were queued: the text messages' copies, each in its device's
+// lane, and the control messages' outbox entries, in the zero device's
+// (it looks the account up and hands them on to the primary lane).
+func (s *Service) loadOutbox() (map[identity.AccountID]map[identity.DeviceID][]string, error) {
 	type queued struct {
 		id string
 		at time.Time
 	}
-	byPeer := map[identity.AccountID][]queued{}
+	type laneKey struct {
+		acct identity.AccountID
+		dev  identity.DeviceID
+	}
+	byLane := map[laneKey][]queued{}
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		data := s.data(tx)
 		entries, err := data.DueOutbox(time.Unix(0, 1<<62), 1<<30)
@@ -1029,28 +1039,27 @@ func (s *Service) loadOutbox() (map[identity.AccountID][]string, error) {
 			return err
 		}
 		for _, e := range entries {
-			p := identity.AccountID(e.Peer)
-			byPeer[p] = append(byPeer[p], queued{e.ID, e.CreatedAt})
+			k := laneKey{identity.AccountID(e.Peer), identity.DeviceID{}}
+			byLane[k] = append(byLane[k], queued{e.ID, e.CreatedAt})
 		}
 		qs, err := data.Queued()
-		seen := map[string]bool{}
 		for _, q := range qs {
-			if k := q.Peer + "\x00" + q.ID; !seen[k] {
-				seen[k] = true
-				p := identity.AccountID(q.Peer)
-				byPeer[p] = append(byPeer[p], queued{q.ID, q.At})
-			}
+			k := laneKey{identity.AccountID(q.Peer), q.Dev}
+			byLane[k] = append(byLane[k], queued{q.ID, q.At})
 		}
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("load outbox: %w", err)
 	}
-	out := map[identity.AccountID][]string{}
-	for p, qs := range byPeer {
+	out := map[identity.AccountID]map[identity.DeviceID][]string{}
+	for k, qs := range byLane {
 		slices.SortStableFunc(qs, func(a, b queued) int { return a.at.Compare(b.at) })
+		if out[k.acct] == nil {
+			out[k.acct] = map[identity.DeviceID][]string{}
+		}
 		for _, q := range qs {
-			out[p] = append(out[p], q.id)
+			out[k.acct][k.dev] = append(out[k.acct][k.dev], q.id)
 			if q.at.After(s.lastAt) {
 				s.lastAt = q.at
 			}
@@ -1065,62 +1074,28 @@ func (s *Service) loadSetLocked(ps *peerState) error {
 	if ps.set != nil {
 		return nil
 	}
-	set, err := s.deviceSetLocked(ps, ps.dev)
-	if err != nil {
-		return err
+	set := &e2e.SessionSet{}
+	if !ps.dev.IsZero() {
+		var b []byte
+		err := s.cfg.DB.View(func(tx *store.Tx) error {
+			var err error
+			b, err = s.data(tx).Session(string(ps.id), ps.dev)
+			return err
+		})
+		switch {
+		case errors.Is(err, store.ErrNotFound):
+		case err != nil:
+			return fmt.Errorf("load session: %w", err)
+		default:
+			if set, err = e2e.UnmarshalSessionSet(b); err != nil {
+				return fmt.Errorf("load session: %w", err)
+			}
+		}
 	}
 	ps.set = set
 	s.mu.Lock()
 	s.cached++
 	s.mu.Unlock()
-	return nil
-}
-
-// deviceSetLocked returns the sessions with ps's device dev: ps.set if dev
-// is ps.dev, else read from the store (empty if there are none). A set
-// other than ps.set is not kept in memory: the caller persists it, and
-// keeps it only by making dev ps's device (switchDeviceLocked). ps.mu
-// must be held.
-func (s *Service) deviceSetLocked(ps *peerState, dev identity.DeviceID) (*e2e.SessionSet, error) {
-	if ps.set != nil && dev == ps.dev {
-		return ps.set, nil
-	}
-	if dev.IsZero() {
-		return &e2e.SessionSet{}, nil
-	}
-	var b []byte
-	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		var err error
-		b, err = s.data(tx).Session(string(ps.id), dev)
-		return err
-	})
-	switch {
-	case errors.Is(err, store.ErrNotFound):
-		return &e2e.SessionSet{}, nil
-	case err != nil:
-		return nil, fmt.Errorf("load session: %w", err)
-	}
-	set, err := e2e.UnmarshalSessionSet(b)
-	if err != nil {
-		return nil, fmt.Errorf("load session: %w", err)
-	}
-	return set, nil
-}
-
-// switchDeviceLocked makes dev, whose sessions are set, the device ps's
-// messages are sealed for, and moves the queued copies to it
-// (resealLocked); if that fails, ps keeps its device. ps.set must be
-// loaded; ps.mu held.
-func (s *Service) switchDeviceLocked(ps *peerState, dev identity.DeviceID, set *e2e.SessionSet) error {
-	if dev == ps.dev {
-		return nil
-	}
-	oldDev, oldSet := ps.dev, ps.set
-	ps.dev, ps.set = dev, set
-	if err := s.resealLocked(ps); err != nil {
-		ps.dev, ps.set = oldDev, oldSet
-		return err
-	}
 	return nil
 }
 
@@ -1134,7 +1109,7 @@ func (s *Service) releaseSetLocked(ps *peerState, drop bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if drop || s.cached > maxCachedSessions {
-		ps.set = nil // ps.dev stays: the copies are for it
+		ps.set = nil
 		s.cached--
 	}
 }

@@ -114,13 +114,25 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
+	// The signal goes to the account's first device: know which, first.
+	s.mu.Lock()
+	known := s.acctLocked(to).view != nil
+	s.mu.Unlock()
+	if !known {
+		lctx, cancel := context.WithDeadline(ctx, deadline)
+		_, err := s.lookup(lctx, to)
+		cancel()
+		if err != nil {
+			return fmt.Errorf("send signal: %w: %w", ErrSignalUndelivered, err)
+		}
+	}
 	r := &sigReq{payload: append([]byte(nil), payload...), deadline: deadline, id: newMsgID(), done: make(chan error, 1)}
 	s.mu.Lock()
 	if s.state != 1 {
 		s.mu.Unlock()
 		return fmt.Errorf("send signal: %w", ErrClosed)
 	}
-	ps := s.peerLocked(to)
+	ps := s.primaryLocked(s.acctLocked(to)) // one device rings, for now (docs/DEVICES.md §3)
 	ps.sigQ = append(ps.sigQ, r)
 	ps.inCall = deadline
 	if !ps.sigRunning {
@@ -364,7 +376,7 @@ func (s *Service) openLane(ps *peerState, batch []*sigReq) (*laneStream, error) 
 		readDone: make(chan struct{}), cancel: scancel}
 	s.mu.Lock()
 	if v == v11 {
-		ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
+		ln.stamp, ln.stampBits = ps.acct.stamp, ps.acct.stampBits
 	}
 	s.mu.Unlock()
 	stop := context.AfterFunc(sctx, func() { st.Reset() })
@@ -518,7 +530,7 @@ func (s *Service) laneAck(ps *peerState, ln *laneStream, a ackFrame) (resend *si
 				return nil, nil
 			}
 			s.mu.Lock()
-			ln.stamp, ln.stampBits = ps.stamp, ps.stampBits
+			ln.stamp, ln.stampBits = ps.acct.stamp, ps.acct.stampBits
 			s.mu.Unlock()
 			return r, nil
 		}

@@ -48,7 +48,7 @@ func TestStampPaidOnce(t *testing.T) {
 		cfg: Config{Account: acct},
 		log: slog.New(countingHandler{prefix: "first-contact stamp computed", n: &computed}),
 	}
-	ps := &peerState{}
+	ps := &peerState{acct: &acctState{}}
 	ask := func(bits int) *stampError {
 		return &stampError{bits: bits, recipient: recipient.Public().Bytes()}
 	}
@@ -65,7 +65,7 @@ func TestStampPaidOnce(t *testing.T) {
 	if n := computed.Load(); n != 1 {
 		t.Fatalf("four requests at once computed %d stamps, want 1", n)
 	}
-	if !checkStamp(acct.Public().Bytes(), recipient.Public().Bytes(), ps.stamp, 6) {
+	if !checkStamp(acct.Public().Bytes(), recipient.Public().Bytes(), ps.acct.stamp, 6) {
 		t.Fatal("the kept stamp does not check")
 	}
 	if err := s.solveStampFor(ps, ask(4)); err != nil {
@@ -77,7 +77,7 @@ func TestStampPaidOnce(t *testing.T) {
 	if err := s.solveStampFor(ps, ask(8)); err != nil {
 		t.Fatal(err)
 	}
-	if n := computed.Load(); n != 2 || ps.stampBits != 8 || !checkStamp(acct.Public().Bytes(), recipient.Public().Bytes(), ps.stamp, 8) {
-		t.Fatalf("a request for more bits: %d stamps computed, kept %d bits", n, ps.stampBits)
+	if n := computed.Load(); n != 2 || ps.acct.stampBits != 8 || !checkStamp(acct.Public().Bytes(), recipient.Public().Bytes(), ps.acct.stamp, 8) {
+		t.Fatalf("a request for more bits: %d stamps computed, kept %d bits", n, ps.acct.stampBits)
 	}
 }

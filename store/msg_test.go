@@ -19,7 +19,7 @@ type msgData struct{ d *msg.Data }
 
 func (m msgData) PutMessage(v store.Message) error { return m.d.PutMessage(msg.Message(v)) }
 func (m msgData) InsertQueued(v store.Message, env []byte) error {
-	return m.d.InsertQueued(msg.Message(v), identity.DeviceID{}, env)
+	return m.d.InsertQueued(msg.Message(v), msg.Copy{Env: env})
 }
 func (m msgData) Message(peer, id string) (store.Message, error) {
 	v, err := m.d.Message(peer, id)
