@@ -14,6 +14,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"io"
 	"os"
 	"strings"
@@ -331,7 +332,7 @@ func (n *Node) warnAlone(hint string) {
 
 // mdnsFound hands the peers mDNS finds to mdnsLoop. mDNS calls it on a
 // goroutine of its own per answer, so it never blocks: answers beyond the
-// buffer are dropped (the peer announces itself again).
+// buffer are dropped.
 type mdnsFound chan peer.AddrInfo
 
 func (f mdnsFound) HandlePeerFound(ai peer.AddrInfo) {
@@ -365,26 +366,87 @@ func (n *Node) startMDNS() {
 // node that is a DHT server joins the routing table (kad-dht adds it when
 // identify shows its protocols), so it serves lookups like any other.
 func (n *Node) mdnsLoop(found <-chan peer.AddrInfo) {
+	connected := func(id peer.ID) bool { return n.host.Network().Connectedness(id) == network.Connected }
+	mdnsDial(n.ctx, found, n.host.ID(), connected, n.host.Connect, n.log, mdnsRetry)
+}
+
+// mDNS reports a node once, until its record expires (an hour): a dial
+// that fails (a busy machine, a network still coming up) is tried again,
+// after mdnsRetry, doubling up to a minute, mdnsTries times in all, for
+// at most mdnsWaiting nodes at once.
+const (
+	mdnsRetry   = 2 * time.Second
+	mdnsTries   = 8
+	mdnsWaiting = 16
+)
+
+// mdnsDial dials each node found until connected (connect, within
+// mdnsDialTimeout), trying again as the constants above say, until ctx
+// ends. A node found again is tried again at once, with the addresses of
+// the new answer.
+func mdnsDial(ctx context.Context, found <-chan peer.AddrInfo, self peer.ID, connected func(peer.ID) bool,
+	connect func(context.Context, peer.AddrInfo) error, log *slog.Logger, retry time.Duration) {
+	type waiting struct {
+		ai    peer.AddrInfo
+		tries int
+		next  time.Time
+	}
+	nodes := map[peer.ID]*waiting{}
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		var ai peer.AddrInfo
 		select {
-		case <-n.ctx.Done():
+		case <-ctx.Done():
 			return
-		case ai = <-found:
+		case ai := <-found:
+			if ai.ID == self {
+				continue
+			}
+			if len(ai.Addrs) > 8 {
+				ai.Addrs = ai.Addrs[:8] // an answer from the network: bounded
+			}
+			if w, ok := nodes[ai.ID]; ok {
+				w.ai, w.next = ai, time.Time{}
+			} else if len(nodes) < mdnsWaiting {
+				nodes[ai.ID] = &waiting{ai: ai}
+			}
+		case <-timer.C:
 		}
-		if ai.ID == n.host.ID() || n.host.Network().Connectedness(ai.ID) == network.Connected {
-			continue
+		next := time.Now().Add(time.Hour)
+		for id, w := range nodes {
+			if time.Now().Before(w.next) {
+				if w.next.Before(next) {
+					next = w.next
+				}
+				continue
+			}
+			if connected(id) {
+				delete(nodes, id)
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, mdnsDialTimeout)
+			err := connect(dctx, w.ai)
+			cancel()
+			if ctx.Err() != nil {
+				return
+			}
+			if err == nil {
+				log.Info("connected to a node on the local network (mDNS)", "peer", id)
+				delete(nodes, id)
+				continue
+			}
+			w.tries++
+			if w.tries >= mdnsTries {
+				log.Info("a node found on the local network stays unreachable", "peer", id, "err", err)
+				delete(nodes, id)
+				continue
+			}
+			log.Debug("node found on the local network unreachable; trying again", "peer", id, "err", err)
+			w.next = time.Now().Add(min(retry<<(w.tries-1), time.Minute))
+			if w.next.Before(next) {
+				next = w.next
+			}
 		}
-		if len(ai.Addrs) > 8 {
-			ai.Addrs = ai.Addrs[:8] // an answer from the network: bounded
-		}
-		ctx, cancel := context.WithTimeout(n.ctx, mdnsDialTimeout)
-		err := n.host.Connect(ctx, ai)
-		cancel()
-		if err != nil {
-			n.log.Debug("node found on the local network unreachable", "peer", ai.ID, "err", err)
-			continue
-		}
-		n.log.Info("connected to a node on the local network (mDNS)", "peer", ai.ID)
+		timer.Reset(time.Until(next))
 	}
 }
