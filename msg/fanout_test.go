@@ -11,6 +11,7 @@ import (
 
 	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/cputime"
+	"github.com/callsign/callsign/store"
 )
 
 // TestFanOut: Alice has three devices, Bob one. Bob's message is stored
@@ -55,11 +56,15 @@ func TestFanOut(t *testing.T) {
 
 	a3.stop()
 	m2 := b.send(a1, "while 3 is away")
-	check.Until(t, 20*time.Second, "the message on the devices that are there", func() bool {
-		return len(got(a1)) == 2 && len(got(a2)) == 2 && b.state(a1.id(), m2.ID) == StateDelivered
+	check.Until(t, 20*time.Second, "the message on the devices that are there, acked", func() bool {
+		return len(got(a1)) == 2 && len(got(a2)) == 2 && b.state(a1.id(), m2.ID) == StateDelivered && len(b.outbox()) == 1
 	})
-	if ob := b.outbox(); len(ob) != 1 || ob[0].ID != m2.ID {
-		t.Fatalf("Bob's outbox while device 3 is away = %+v, want its copy of the second message", ob)
+	var waiting []QueuedMessage
+	if err := b.db.View(func(tx *store.Tx) (err error) { waiting, err = In(tx).Queued(); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(waiting) != 1 || waiting[0].ID != m2.ID || waiting[0].Dev != a3.cert.DeviceID() {
+		t.Fatalf("Bob's outbox while device 3 is away = %+v, want device 3's copy of the second message", waiting)
 	}
 	a3.start()
 	a3.know(b)

@@ -757,6 +757,16 @@ func (s *Service) commitSends(batch []*sendReq) {
 		s.releaseSetLocked(ps, err != nil)
 	}
 	if err == nil {
+		// Queued is reported before any lane can write a copy and report
+		// it sent.
+		s.mu.Lock()
+		for _, r := range batch {
+			s.accts[identity.AccountID(r.m.Peer)].shown[r.m.ID] = StateQueued
+		}
+		s.mu.Unlock()
+		for _, r := range batch {
+			s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.m.Peer), ID: r.m.ID, State: StateQueued})
+		}
 		for _, acct := range accts {
 			for _, ps := range targets[acct] {
 				var ids []string
@@ -773,18 +783,8 @@ func (s *Service) commitSends(batch []*sendReq) {
 			}
 		}
 	}
-	if err == nil {
-		s.mu.Lock()
-		for _, r := range batch {
-			s.accts[identity.AccountID(r.m.Peer)].shown[r.m.ID] = StateQueued
-		}
-		s.mu.Unlock()
-	}
 	for _, r := range batch {
 		r.done <- err
-		if err == nil {
-			s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.m.Peer), ID: r.m.ID, State: StateQueued})
-		}
 	}
 }
 
