@@ -36,12 +36,12 @@ type acctState struct {
 	mu sync.Mutex
 
 	// Guarded by Service.mu.
-	idOK      bool                              // Send has parsed id: a valid account id
-	lanes     map[identity.DeviceID]*peerState  // by device; the zero device: not looked up yet
-	view      []identity.DeviceID               // the record's devices, in its order; nil: not looked up since the start
-	viewAt    time.Time                         // when view was last set
-	resolving bool                              // a look-up started by refreshView is under way
-	stamp     []byte                            // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
+	idOK      bool                             // Send has parsed id: a valid account id
+	lanes     map[identity.DeviceID]*peerState // by device; the zero device: not looked up yet
+	view      []identity.DeviceID              // the record's devices, in its order; nil: not looked up since the start
+	viewAt    time.Time                        // when view was last set
+	resolving bool                             // a look-up started by refreshView is under way
+	stamp     []byte                           // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
 	stampBits int
 	// stamping is closed when the stamp being computed for this peer is
 	// done; nil when none is.

@@ -157,7 +157,9 @@ func TestQueue(t *testing.T) {
 		t.Fatalf("Dequeue after a receipt = %+v, %v; want read", m, err)
 	}
 	// Deleting a queued message takes its copies out of the queue.
-	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(out("q3", t0.Add(4*time.Second)), Copy{other, env}, Copy{testDev, nil}) }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error {
+		return In(tx).InsertQueued(out("q3", t0.Add(4*time.Second)), Copy{other, env}, Copy{testDev, nil})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if err := db.DeleteMessage("p", "q3"); err != nil {
@@ -217,7 +219,9 @@ func TestQueueCopies(t *testing.T) {
 	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(m, Copy{a, nil}, Copy{a, nil}) }); !errors.Is(err, store.ErrInvalid) {
 		t.Fatalf("two copies for one device: %v", err)
 	}
-	if err := db.Update(func(tx *store.Tx) error { return In(tx).InsertQueued(m, Copy{a, []byte("ea")}, Copy{b, nil}, Copy{c, nil}) }); err != nil {
+	if err := db.Update(func(tx *store.Tx) error {
+		return In(tx).InsertQueued(m, Copy{a, []byte("ea")}, Copy{b, nil}, Copy{c, nil})
+	}); err != nil {
 		t.Fatal(err)
 	}
 	var added []identity.DeviceID

@@ -118,13 +118,13 @@ const (
 )
 
 var (
-	pfxConv       = []byte("conv/")
-	pfxMsg        = []byte("msg/")
-	pfxMsgID      = []byte("msgid/")
-	pfxOut        = []byte("out/")
-	pfxQueue      = []byte("dq/") // queue.go
-	pfxSession    = []byte("sess/")
-	sep           = []byte{0}
+	pfxConv    = []byte("conv/")
+	pfxMsg     = []byte("msg/")
+	pfxMsgID   = []byte("msgid/")
+	pfxOut     = []byte("out/")
+	pfxQueue   = []byte("dq/") // queue.go
+	pfxSession = []byte("sess/")
+	sep        = []byte{0}
 )
 
 func be64(t time.Time) []byte { return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) }

@@ -273,12 +273,12 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 // (Schemas 3 and 4 held the whole msg/ key instead of its time: ~100 bytes
 // more in every index write; store/migrate.go reads that form.)
 type msgIndex struct {
-	at       time.Time // the message's time; a marker's first-seen time
-	dir      string    // DirIn, DirOut, or "" for a seen-only marker
-	state    string
-	queued   bool                // an outgoing message in the outbox
-	targets  []identity.DeviceID // when queued: the devices it is queued for
-	key      []byte              // the message's msg/ key, set by Data.index
+	at      time.Time // the message's time; a marker's first-seen time
+	dir     string    // DirIn, DirOut, or "" for a seen-only marker
+	state   string
+	queued  bool                // an outgoing message in the outbox
+	targets []identity.DeviceID // when queued: the devices it is queued for
+	key     []byte              // the message's msg/ key, set by Data.index
 }
 
 // marker reports whether ix records a seen id with no message behind it.

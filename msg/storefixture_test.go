@@ -47,22 +47,22 @@ var fixtureT = time.Date(2026, 1, 2, 3, 4, 5, 6000, time.UTC)
 
 func fixtureAt(s int) time.Time { return fixtureT.Add(time.Duration(s) * time.Second) }
 
-// writeFixture writes the fixture's messaging data as schema 9 holds it
-// (the old code's accessors of the same names wrote schema 8's): the
-// queued messages as copies for no known device (the fixture's session is
-// not one), no queue start, and no session (schema 9 keeps them per
-// device).
-
 // schema9Plain is what the migration makes of schema8Plain's messaging
 // entries that schema 9 changed: the queued messages' envelopes move to
-// copies for no device, their entries name it, the queue start goes.
+// copies for no device, their entries name it; the queue start goes (the
+// test deletes it).
 var schema9Plain = map[string]string{
 	"msgid/acct-a\x00a3": "031886caf30b01717006717565756564" + "0000000000000000",
 	"msgid/acct-a\x00a4": "031886caf3469c3b700473656e74" + "0000000000000000",
 	"dq/acct-a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00a3": "7365616c656420656e76656c6f7065206133",
 	"dq/acct-a\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00a4": "",
-	"qstart/acct-a": "", // deleted
 }
+
+// writeFixture writes the fixture's messaging data as schema 9 holds it
+// (the old code's accessors of the same names wrote schema 8's): the
+// queued messages as copies for no known device (the fixture's session is
+// not one), no queue start, and no session (schema 9 keeps them per
+// device).
 func writeFixture(d *Data) error {
 	at := fixtureAt
 	for _, err := range []error{

@@ -82,7 +82,7 @@ func (tx *Tx) IDUse(peer, id string) (IDUse, error)     { return msgIn(tx).IDUse
 func (tx *Tx) QueuedEnvelope(peer, id string) ([]byte, error) {
 	return msgIn(tx).QueuedEnvelope(peer, id)
 }
-func (tx *Tx) Queued() ([]QueuedMessage, error)           { return msgIn(tx).Queued() }
+func (tx *Tx) Queued() ([]QueuedMessage, error) { return msgIn(tx).Queued() }
 func (tx *Tx) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 	return msgIn(tx).DueOutbox(now, limit)
 }

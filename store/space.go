@@ -42,7 +42,7 @@ var (
 	// pfxQueue: dq/<peer>\0<dev>\0<id>, a queued message's copy for one
 	// device of peer (schema 9; qstart/ was schemas 6 to 8's).
 	pfxQueue = []byte("dq/")
-	sep           = []byte{0}
+	sep      = []byte{0}
 
 	// pfxDevices is devices' keyspace (layout in devices/replica.go).
 	pfxDevices = []byte("dev/")
