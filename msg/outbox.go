@@ -906,9 +906,8 @@ func (s *Service) emitSent(ps *peerState, ids []string) {
 		err := s.cfg.DB.View(func(tx *store.Tx) error {
 			data := s.data(tx)
 			for _, id := range unknown {
-				m, err := data.UpdateMessageState(string(ps.id), id, func(Message) (string, bool) { return "", false })
-				if err == nil {
-					states[id] = m.State
+				if ix, err := data.index(string(ps.id), id); err == nil {
+					states[id] = ix.state
 				}
 			}
 			return nil

@@ -61,7 +61,8 @@ func (d *Data) Queued() ([]QueuedMessage, error) {
 	return out, err
 }
 
-// queuedCopy parses a dq/ key and reads its message's time from the index.
+// queuedCopy parses a dq/ key and reads its message's time from the
+// index, which must name the copy's device.
 func (d *Data) queuedCopy(k []byte) (QueuedMessage, error) {
 	peer, rest, ok := bytes.Cut(k[len(pfxQueue):], sep)
 	if !ok || len(peer) == 0 || len(rest) < identity.DeviceIDSize+2 || rest[identity.DeviceIDSize] != 0 {
@@ -75,6 +76,9 @@ func (d *Data) queuedCopy(k []byte) (QueuedMessage, error) {
 	}
 	if err != nil {
 		return QueuedMessage{}, err
+	}
+	if !slices.Contains(ix.targets, q.Dev) {
+		return QueuedMessage{}, store.Corrupt(bytes.Clone(k), &corruptCause{"a queued copy for a device its message does not name"})
 	}
 	q.At = ix.at
 	return q, nil
