@@ -524,14 +524,17 @@ var upgrader = websocket.Upgrader{
 // away or the server closes. The client sends nothing; whatever it sends
 // is read (capped) and dropped so that control frames are processed.
 func (s *Server) events(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithCancel(r.Context())
+	defer cancel()
+	// Subscribed before the handshake is answered: a client that acts as
+	// soon as it has the stream (Client.Events returned), such as
+	// `callsign call` dialling, sees every event its action causes.
+	events, unsubscribe := s.cfg.Backend.Subscribe(ctx)
+	defer unsubscribe()
 	conn, err := upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // Upgrade already replied
 	}
-	ctx, cancel := context.WithCancel(r.Context())
-	defer cancel()
-	events, unsubscribe := s.cfg.Backend.Subscribe(ctx)
-	defer unsubscribe()
 
 	conn.SetReadLimit(4 << 10)
 	readDone := make(chan struct{})

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"testing/fstest"
 	"time"
@@ -23,6 +24,10 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 type fakeBackend struct {
 	events   chan Event
 	restored []byte // the last backup Restore took
+	// subscribeDelay holds Subscribe up, as a busy node's goroutine might
+	// be; subscribed is set once it returned.
+	subscribeDelay time.Duration
+	subscribed     atomic.Bool
 }
 
 func (f *fakeBackend) ID(context.Context) (ID, error) {
@@ -92,6 +97,8 @@ func (f *fakeBackend) Restore(_ context.Context, req RestoreRequest) (Restoring,
 	return Restoring{Account: "csa1restored", Handles: []string{"alice"}}, nil
 }
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
+	time.Sleep(f.subscribeDelay)
+	f.subscribed.Store(true)
 	return f.events, func() {}
 }
 
@@ -254,6 +261,28 @@ func TestEvents(t *testing.T) {
 	}
 	cancel()
 	for range ch { // the stream closes once ctx ends
+	}
+}
+
+// TestEventsSubscribedWhenOpen: once Client.Events returned, the node has
+// subscribed the stream, however long that took: an event the client's
+// next request causes is not lost (a call's ringing, right after Dial).
+func TestEventsSubscribedWhenOpen(t *testing.T) {
+	s, fb, token := startServer(t)
+	fb.subscribeDelay = 300 * time.Millisecond
+	c := NewClient(s.Addr(), token)
+	defer c.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch, err := c.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fb.subscribed.Load() {
+		t.Fatal("Events returned before the node subscribed the stream")
+	}
+	cancel()
+	for range ch {
 	}
 }
 
