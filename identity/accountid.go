@@ -71,6 +71,32 @@ func ParseAccountID(s string) (AccountID, error) {
 	return AccountID(ls), nil
 }
 
+// AccountIDHashSize is the size of an account id's binary form, the hash
+// H of its layout.
+const AccountIDHashSize = accountIDHashSize
+
+// Hash returns the binary form of id: the 20 bytes of H, or nil when id is
+// not a valid account id. AccountIDFromHash reverses it.
+func (id AccountID) Hash() []byte {
+	canon, err := ParseAccountID(string(id))
+	if err != nil {
+		return nil
+	}
+	h, err := b32.DecodeString(string(canon[len(accountIDPrefix) : len(accountIDPrefix)+accountIDDataChars]))
+	if err != nil {
+		return nil
+	}
+	return h
+}
+
+// AccountIDFromHash returns the account id whose binary form is h.
+func AccountIDFromHash(h []byte) (AccountID, error) {
+	if len(h) != accountIDHashSize {
+		return "", fmt.Errorf("%w: binary form of %d bytes, want %d", ErrInvalidAccountID, len(h), accountIDHashSize)
+	}
+	return encodeAccountID(h), nil
+}
+
 // String returns the id as printed to users (lowercase).
 func (id AccountID) String() string { return string(id) }
 

@@ -82,3 +82,29 @@ func TestAccountIDMatches(t *testing.T) {
 		seen[id] = true
 	}
 }
+
+func TestAccountIDHash(t *testing.T) {
+	id := seedKey(t, "alice").Public().ID()
+	h := id.Hash()
+	if len(h) != AccountIDHashSize {
+		t.Fatalf("Hash() = %d bytes, want %d", len(h), AccountIDHashSize)
+	}
+	back, err := AccountIDFromHash(h)
+	if err != nil || back != id {
+		t.Fatalf("AccountIDFromHash(Hash()) = %q, %v; want %q", back, err, id)
+	}
+	if up := AccountID(strings.ToUpper(string(id))).Hash(); string(up) != string(h) {
+		t.Error("an id in capitals has another binary form")
+	}
+	if bob := seedKey(t, "bob").Public().ID().Hash(); string(bob) == string(h) {
+		t.Error("two accounts share a binary form")
+	}
+	typo := []byte(id)
+	typo[10] ^= 1
+	if AccountID(typo).Hash() != nil || AccountID("").Hash() != nil {
+		t.Error("an invalid id has a binary form")
+	}
+	if _, err := AccountIDFromHash(h[1:]); !errors.Is(err, ErrInvalidAccountID) {
+		t.Errorf("AccountIDFromHash of 19 bytes: %v, want ErrInvalidAccountID", err)
+	}
+}

@@ -14,6 +14,19 @@ import (
 	"github.com/callsign/callsign/store"
 )
 
+// threeDevices starts Alice with three devices, the first started before
+// the other two were linked, and Bob with one, who know each other.
+func threeDevices(t *testing.T) (alice []*node, b *node) {
+	a1, b := pair(t, nil)
+	alice = []*node{a1, linkDevice(t, a1, nil), linkDevice(t, a1, nil)}
+	for _, d := range alice[1:] {
+		d.start()
+		d.know(b)
+		b.know(d)
+	}
+	return alice, b
+}
+
 // TestFanOut: Alice has three devices, Bob one. Bob's message is stored
 // once on each of Alice's devices and is delivered at the first ack; a
 // device that is away gets the messages sent meanwhile when it is back,
@@ -21,14 +34,8 @@ import (
 // copy until then. Bob sees each state once. A reply from Alice's second
 // device reaches Bob.
 func TestFanOut(t *testing.T) {
-	a1, b := pair(t, nil)
-	a2, a3 := linkDevice(t, a1, nil), linkDevice(t, a1, nil)
-	alice := []*node{a1, a2, a3}
-	for _, d := range alice[1:] {
-		d.start()
-		d.know(b)
-		b.know(d)
-	}
+	alice, b := threeDevices(t)
+	a1, a2, a3 := alice[0], alice[1], alice[2]
 	got := func(d *node) []string {
 		var bodies []string
 		for _, m := range d.incoming(b.id()) {
@@ -177,5 +184,106 @@ func BenchmarkThroughputDevices(b *testing.B) {
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
 			b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
 		})
+	}
+}
+
+// TestSiblingCopies: what Alice sends from one device shows on her others
+// as sent, once, in the conversation with its recipient, after what came
+// before it; a device that learns of its siblings when one writes copies
+// to them from then on; a copy for a device that is away waits for it,
+// across a restart of the sender.
+func TestSiblingCopies(t *testing.T) {
+	alice, b := threeDevices(t)
+	a1, a2, a3 := alice[0], alice[1], alice[2]
+	knowEachOther := func() {
+		for _, d := range alice {
+			for _, e := range alice {
+				if d != e && d.svc != nil && e.svc != nil {
+					d.know(e)
+				}
+			}
+		}
+	}
+	knowEachOther()
+	// conv is the conversation with Bob on d, as direction and text.
+	conv := func(d *node) []string {
+		var out []string
+		for _, m := range d.messages(b.id()) {
+			out = append(out, m.Direction+" "+string(m.Body))
+		}
+		return out
+	}
+	b.send(a1, "hello, all of you")
+	check.Until(t, 20*time.Second, "Bob's message on each of Alice's devices", func() bool {
+		return len(conv(a1)) == 1 && len(conv(a2)) == 1 && len(conv(a3)) == 1
+	})
+
+	// a2 was started after the others were linked: it knows them.
+	reply := a2.send(b, "from my laptop")
+	want := []string{"in hello, all of you", "out from my laptop"}
+	check.Until(t, 20*time.Second, "the reply on Alice's other devices and at Bob", func() bool {
+		return slices.Equal(conv(a1), want) && slices.Equal(conv(a3), want) && len(b.incoming(a1.id())) == 1 &&
+			len(a2.outbox()) == 0
+	})
+	for _, d := range []*node{a1, a3} {
+		m, err := d.db.Message(string(b.id()), reply.ID)
+		if err != nil || m.Direction != DirOut || m.State != StateSent || !m.SentAt.Equal(reply.SentAt) || m.Seq != reply.Seq {
+			t.Fatalf("the copy = %+v, %v; want the reply as sent, as it was sent", m, err)
+		}
+		var copies int
+		for _, e := range d.eventsOf(EventMessage) {
+			if e.ID == reply.ID {
+				copies++
+				if e.Peer != b.id() || e.Message == nil || e.Message.Direction != DirOut {
+					t.Errorf("the copy's event = %+v", e)
+				}
+			}
+		}
+		if copies != 1 {
+			t.Errorf("%d events for the copy, want 1", copies)
+		}
+		if c, err := d.db.Conversation(string(b.id())); err != nil || c.Unread != 1 {
+			t.Errorf("conversation = %+v, %v; want Bob's message unread, the copy not counted", c, err)
+		}
+	}
+	if in := b.incoming(a1.id()); len(in) != 1 || in[0].ID != reply.ID {
+		t.Fatalf("Bob has %+v, want the reply once", in)
+	}
+
+	// a1 was started before the others were linked: a2's copy made it
+	// look its account up again, and it copies to both from now on.
+	check.Until(t, 20*time.Second, "device 1 knows its siblings", func() bool {
+		sibs, known := a1.svc.siblings()
+		return known && len(sibs) == 2
+	})
+	a1.send(b, "from my phone")
+	want = append(want, "out from my phone")
+	check.Until(t, 20*time.Second, "device 1's message on 2 and 3", func() bool {
+		return slices.Equal(conv(a2), want) && slices.Equal(conv(a3), want) && len(a1.outbox()) == 0
+	})
+
+	// A copy for a device that is away waits in the sender's outbox, for
+	// that device alone, across a restart of the sender.
+	a3.stop()
+	away := a1.send(b, "while 3 is away")
+	want = append(want, "out while 3 is away")
+	check.Until(t, 20*time.Second, "the message on device 2 and at Bob", func() bool {
+		return slices.Equal(conv(a2), want) && len(b.incoming(a1.id())) == 3
+	})
+	waiting := a1.outbox()
+	if len(waiting) != 1 || waiting[0].ID != away.ID || waiting[0].Dev != a3.cert.DeviceID() {
+		t.Fatalf("device 1's outbox = %+v, want the copy for device 3", waiting)
+	}
+	a1.stop()
+	a1.start()
+	a3.start()
+	knowEachOther()
+	a1.know(b)
+	a1.svc.Kick(a1.id())
+	check.Until(t, 30*time.Second, "the copy on device 3 after both came back", func() bool {
+		return slices.Equal(conv(a3), want) && len(a1.outbox()) == 0
+	})
+	if got := conv(a2); !slices.Equal(got, want) {
+		t.Fatalf("device 2 shows %q, want %q", got, want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/p2p/p2ptest"
@@ -72,11 +73,21 @@ func (r *rawPeer) seal(t *testing.T, b *node, id msgID, c content) deliverFrame 
 	if a := r.set.Active(); a.Initiator() && !a.Confirmed() {
 		kind = kindInitial
 	}
+	if c.kind != contentText {
+		kind = kindReceipt // a control frame
+	}
 	ct, err := r.set.Encrypt(c.marshal(), messageAD(id, kind))
 	if err != nil {
 		t.Fatal(err)
 	}
 	return deliverFrame{id: id, sender: r.acct.Public().Bytes(), cert: r.cert.Marshal(), kind: kind, ciphertext: ct}
+}
+
+// sealBytes is seal, encoded.
+func (r *rawPeer) sealBytes(t *testing.T, b *node, id msgID, c content) []byte {
+	t.Helper()
+	f := r.seal(t, b, id, c)
+	return f.marshal()
 }
 
 func (r *rawPeer) open(t *testing.T, b *node) network.Stream {
@@ -497,5 +508,79 @@ func TestForeignSessionRefused(t *testing.T) {
 	}
 	if in := b.incoming(r.id()); len(in) != 1 || string(in[0].Body) != "genuine" {
 		t.Fatalf("b holds %v, want the genuine message alone", in)
+	}
+}
+
+// TestSiblingFrames: another device of this account may send copies of
+// the messages it sent, nothing else; nobody else may send a copy. Each
+// refusal stores nothing.
+func TestSiblingFrames(t *testing.T) {
+	w := newWorld()
+	a, bob := newNode(t, w, nil), newNode(t, w, nil)
+	a.start()
+	bob.start()
+	n := linkDevice(t, a, nil)
+	n.host = p2ptest.NewHost(t, func(c *p2p.HostConfig) { c.PrivKey = n.key; c.Listen = p2ptest.ListenTCP })
+	sib := &rawPeer{node: n, self: e2e.Identity{Signer: ed25519.NewKeyFromSeed(n.acct.Seed()), DH: n.dh}}
+	copyTo := func(to identity.AccountID, text string) content {
+		return content{kind: contentCopy, seq: 1, sentAt: time.Now().UnixNano(), body: []byte(text), to: to.Hash()}
+	}
+	st := sib.open(t, a)
+
+	_, f := sib.frame(t, a, "a text from my own account")
+	if ack := exchange(t, st, f); ack.status != statusRefused || ack.reason != reasonNotCopy {
+		t.Fatalf("a sibling's text: ack %+v, want refused: %s", ack, reasonNotCopy)
+	}
+	f = sib.sealBytes(t, a, newMsgID(), copyTo(a.id(), "to myself"))
+	if ack := exchange(t, st, f); ack.status != statusRefused || ack.reason != "malformed content" {
+		t.Fatalf("a copy of a message to this account: ack %+v, want refused", ack)
+	}
+	if cs, err := a.db.Conversations(); err != nil || len(cs) != 0 {
+		t.Fatalf("conversations after the refusals: %+v, %v", cs, err)
+	}
+
+	id := newMsgID()
+	f = sib.sealBytes(t, a, id, copyTo(bob.id(), "to Bob"))
+	if ack := exchange(t, st, f); ack.status != statusStored {
+		t.Fatalf("a copy: ack %+v, want stored", ack)
+	}
+	got := a.messages(bob.id())
+	if len(got) != 1 || got[0].ID != id.String() || got[0].Direction != DirOut || got[0].State != StateSent || string(got[0].Body) != "to Bob" {
+		t.Fatalf("conversation with Bob = %+v, want the copy, sent", got)
+	}
+	if ack := exchange(t, st, f); ack.status != statusDuplicate {
+		t.Fatalf("the copy again: ack %+v, want duplicate", ack)
+	}
+	again := sib.sealBytes(t, a, id, copyTo(bob.id(), "to Bob"))
+	if ack := exchange(t, st, again); ack.status != statusDuplicate {
+		t.Fatalf("the copy sealed again: ack %+v, want duplicate", ack)
+	}
+	if got := a.messages(bob.id()); len(got) != 1 {
+		t.Fatalf("conversation with Bob = %+v, want the copy once", got)
+	}
+
+	// Anyone else's copy is refused: it would put words in this account's
+	// mouth.
+	other := newRawPeer(t, w)
+	ost := other.open(t, a)
+	f = other.sealBytes(t, a, newMsgID(), copyTo(bob.id(), "forged"))
+	if ack := exchange(t, ost, f); ack.status != statusRefused || ack.reason != reasonCopyFromOther {
+		t.Fatalf("another account's copy: ack %+v, want refused: %s", ack, reasonCopyFromOther)
+	}
+	if got := a.messages(bob.id()); len(got) != 1 {
+		t.Fatalf("conversation with Bob = %+v after a forged copy", got)
+	}
+	if got := a.messages(other.id()); len(got) != 0 {
+		t.Fatalf("the forged copy's sender has a conversation: %+v", got)
+	}
+
+	// No call signals between siblings yet: the lane is reset.
+	sst := sib.openProto(t, a, ProtocolSignal)
+	sig := sib.sealBytes(t, a, newMsgID(), content{kind: contentSignal, body: []byte("ring")})
+	if err := p2p.WriteFrame(sst, sig); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p2p.ReadFrame(sst, ackMax11); err == nil {
+		t.Fatal("a sibling's signal was answered")
 	}
 }

@@ -243,7 +243,13 @@ func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFr
 		}
 		acks[i].id = f.id
 		pub, acct, reason := s.checkSender(&rx.cc, &f, remote, now)
-		if reason == "" && acct == s.selfID {
+		switch {
+		case reason != "" || acct != s.selfID:
+		case rx.cc.dev == s.selfDev:
+			reason = "sender is this device"
+		case rx.lane:
+			// Calls ring on one device until they ring on every one
+			// (docs/DEVICES.md §3): no signals between siblings yet.
 			reason = "sender is this account"
 		}
 		if reason != "" && rx.lane {
@@ -296,11 +302,19 @@ func refusal(err error) string {
 // with that device, and one transaction for their state, the messages,
 // their seen ids and the conversation.
 func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identity.AccountPub, dev identity.DeviceID, items []rxItem) error {
-	dec := s.cfg.Policy.Classify(acct)
+	// A sibling (another device of this account) sends only copies of
+	// the messages it sent; no policy, stamp or request cap applies.
+	sibling := acct == s.selfID
+	dec := Deliver
+	if !sibling {
+		dec = s.cfg.Policy.Classify(acct)
+	}
 	rx.contact = ""
 	if dec == Deliver {
 		rx.contact = acct
-		s.forgetRequests(acct) // accepted, if it was a request
+		if !sibling {
+			s.forgetRequests(acct) // accepted, if it was a request
+		}
 	}
 	if dec == Drop {
 		// A blocked sender's messages are acknowledged and dropped unread.
@@ -388,6 +402,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	defer s.preMu.Unlock()
 	var (
 		msgs           []Message
+		copies         []Message // a sibling's: messages this account sent
 		receipts       []msgID
 		signals        [][]byte // call signals, handed to OnSignal after the commit
 		seen           []string // receipts' and signals' ids
@@ -423,6 +438,20 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if err == nil && rx.lane && c.kind != contentSignal {
 			err = errors.New("signal lane: not a signal")
 		}
+		var to identity.AccountID
+		if err == nil && (c.kind == contentCopy) != sibling {
+			// Decrypted, so the session stays in step; not stored.
+			it.ack.status, it.ack.reason = statusRefused, reasonNotCopy
+			if !sibling {
+				it.ack.reason = reasonCopyFromOther
+			}
+			continue
+		}
+		if err == nil && c.kind == contentCopy {
+			if to, err = identity.AccountIDFromHash(c.to); err == nil && to == s.selfID {
+				err = errors.New("a copy of a message to this account")
+			}
+		}
 		if errors.Is(err, wire.ErrNewerVersion) {
 			it.ack.status, it.ack.reason = statusRefused, reasonNewerContent
 			continue
@@ -448,6 +477,20 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		}
 		it.ack.status = statusStored
 		id := it.f.id.String()
+		if c.kind == contentCopy {
+			seen = append(seen, id)
+			copies = append(copies, Message{
+				ID:        id,
+				Peer:      string(to),
+				Direction: DirOut,
+				Seq:       c.seq,
+				Body:      c.body,
+				SentAt:    time.Unix(0, c.sentAt),
+				At:        s.stamp(),
+				State:     StateSent,
+			})
+			continue
+		}
 		if c.kind == contentSignal {
 			seen = append(seen, id)
 			signals = append(signals, c.body)
@@ -480,10 +523,15 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		prekeys, err = s.prekeys.Marshal()
 	}
 	var read []string
+	var copied []Message
 	if err == nil {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
 			data := s.data(tx)
 			read = read[:0]
+			var err error
+			if copied, err = storeCopies(data, copies); err != nil {
+				return err
+			}
 			at := s.cfg.Now()
 			// Every id was checked free above, under ps.mu: no reads.
 			for _, id := range seen {
@@ -555,11 +603,15 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		// A device the account's record did not name when it was last
 		// looked up (linked or restored since): look it up again, so
 		// that messages go to this device too.
-		s.refreshView(a)
+		s.refreshView(a, sibling)
 	}
 	for i := range msgs {
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})
+	}
+	for i := range copied {
+		m := copied[i]
+		s.emit(Event{Kind: EventMessage, Peer: identity.AccountID(m.Peer), ID: m.ID, State: StateSent, Message: &m})
 	}
 	for _, id := range read {
 		s.emit(Event{Kind: EventState, Peer: acct, ID: id, State: StateRead})
@@ -605,4 +657,39 @@ func (s *Service) checkFirstContact(rx *rxStream, acct identity.AccountID, pub i
 		}
 	}
 	return nil
+}
+
+// storeCopies stores a sibling's copies of the messages it sent, each in
+// its conversation, unless the conversation already has the id (a copy
+// sent again, or a message that came another way); it returns those
+// stored.
+func storeCopies(data *Data, copies []Message) ([]Message, error) {
+	var stored []Message
+	for _, m := range copies {
+		use, err := data.IDUse(m.Peer, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		if use != IDFree {
+			continue
+		}
+		if err := data.InsertMessage(m); err != nil {
+			return nil, err
+		}
+		c, err := data.Conversation(m.Peer)
+		if errors.Is(err, store.ErrNotFound) {
+			c, err = Conversation{Peer: m.Peer}, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		if m.At.After(c.LastAt) {
+			c.LastAt = m.At
+		}
+		if err := data.PutConversation(c); err != nil {
+			return nil, err
+		}
+		stored = append(stored, m)
+	}
+	return stored, nil
 }

@@ -21,6 +21,16 @@ import (
 // messages wait as one copy for the zero device, whose lane looks the
 // account up and hands each copy on to the devices (MoveCopy). A lane
 // whose device leaves the record hands its copies on the same way.
+//
+// This account's own devices, its siblings, have lanes too: each gets a
+// copy of every message this device sends (content kind copy, a control
+// message queued for that device alone, out/<id>\0<dev>), so that a
+// conversation reads the same on each (docs/DEVICES.md §2.1). The
+// siblings are the devices of this account's own record, looked up at
+// the start, again when a device it does not name writes, and at a send
+// when the view is older than selfViewAge. A message sent before the
+// first look-up is remembered in memory (early) and copied when it
+// completes: a device stopped before then leaves those copies to repair.
 
 // acctState is what messaging keeps per peer account: its lanes, the
 // devices of its record as last looked up, and its first-contact stamp,
@@ -41,6 +51,7 @@ type acctState struct {
 	view      []identity.DeviceID              // the record's devices, in its order; nil: not looked up since the start
 	viewAt    time.Time                        // when view was last set
 	resolving bool                             // a look-up started by refreshView is under way
+	triedAt   time.Time                        // when refreshView last started one
 	stamp     []byte                           // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
 	stampBits int
 	// stamping is closed when the stamp being computed for this peer is
@@ -59,6 +70,20 @@ var errLaneMoved = errors.New("the device left the account's record; its message
 // viewRefresh is how often a device the view does not name may make the
 // account be looked up again (refreshView).
 const viewRefresh = 10 * time.Second
+
+// selfViewAge is how old this account's own view may be at a send before
+// it is looked up again, in the background: the siblings a message is
+// copied to are at most this stale (beyond what a sibling's first frame
+// makes known at once).
+const selfViewAge = time.Minute
+
+// maxEarlyCopies caps the messages remembered for copying before this
+// account's own record is first looked up.
+const maxEarlyCopies = 1024
+
+// earlyCopy is a message sent before this account's own record was first
+// looked up: its copies are queued once the record names the siblings.
+type earlyCopy struct{ peer, id string }
 
 // acctLocked returns the state for acct, creating it. s.mu is held.
 func (s *Service) acctLocked(acct identity.AccountID) *acctState {
@@ -80,7 +105,7 @@ func (s *Service) acct(acct identity.AccountID) *acctState {
 func (s *Service) laneLocked(a *acctState, dev identity.DeviceID) *peerState {
 	ps := a.lanes[dev]
 	if ps == nil {
-		ps = &peerState{id: a.id, dev: dev, acct: a, mu: &a.mu,
+		ps = &peerState{id: a.id, dev: dev, acct: a, mu: &a.mu, sibling: a.id == s.selfID,
 			kick: make(chan struct{}, 1), wake: make(chan struct{}, 1),
 			frames: map[string]sealedFrame{}, unsealed: map[string]bool{},
 			progress: make(chan struct{}), sigWake: make(chan struct{}, 1)}
@@ -153,8 +178,13 @@ func (s *Service) setView(a *acctState, devs []identity.DeviceID) {
 // message's copy becomes an unsealed copy for each device that has none
 // (MoveCopy), and control messages (read receipts) go to the primary
 // lane (a receipt sealed for the old device is refused by the new one,
-// and a refused receipt is dropped). ps.mu is held.
+// and a refused receipt is dropped). A sibling's lane is emptied
+// instead: the siblings that remain have copies of their own. ps.mu is
+// held.
 func (s *Service) handOnLocked(ps *peerState) error {
+	if ps.sibling {
+		return s.dropCopiesLocked(ps)
+	}
 	a := ps.acct
 	s.mu.Lock()
 	ids := slices.Clone(ps.pending)
@@ -210,14 +240,18 @@ func (s *Service) handOnLocked(ps *peerState) error {
 
 // refreshView looks a up again in the background when a device its view
 // does not name writes (a device linked or restored since), at most once
-// per viewRefresh.
-func (s *Service) refreshView(a *acctState) {
+// per viewRefresh, whether the last look-up found it or not. For a
+// sibling, whose certificate only a holder of this account's key can
+// make, soon says to look up now: a device just linked is copied to from
+// its first frame on.
+func (s *Service) refreshView(a *acctState, soon bool) {
 	s.mu.Lock()
-	if a.resolving || s.state != 1 || time.Since(a.viewAt) < viewRefresh {
+	limited := time.Since(a.viewAt) < viewRefresh || time.Since(a.triedAt) < viewRefresh
+	if a.resolving || s.state != 1 || limited && !soon {
 		s.mu.Unlock()
 		return
 	}
-	a.resolving = true
+	a.resolving, a.triedAt = true, time.Now()
 	s.mu.Unlock()
 	s.wg.Go(func() {
 		defer func() {
@@ -239,4 +273,142 @@ func (s *Service) inView(a *acctState, dev identity.DeviceID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return a.view == nil || slices.Contains(a.view, dev)
+}
+
+// dropCopiesLocked empties the lane of a sibling that left this
+// account's record: its copies are deleted. ps.mu is held.
+func (s *Service) dropCopiesLocked(ps *peerState) error {
+	s.mu.Lock()
+	ids := slices.Clone(ps.pending)
+	s.mu.Unlock()
+	if len(ids) == 0 {
+		return nil
+	}
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
+		for _, id := range ids {
+			if err := data.DeleteDeviceOutbox(id, ps.dev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("drop the copies for device %v: %w", ps.dev, err)
+	}
+	s.removePending(ps, ids)
+	return nil
+}
+
+// siblings returns the lanes of this account's other devices, as its own
+// record named them when last looked up, and whether it has been looked
+// up since the start. A view older than selfViewAge, or none, makes it be
+// looked up again in the background.
+func (s *Service) siblings() ([]*peerState, bool) {
+	s.mu.Lock()
+	a := s.acctLocked(s.selfID)
+	known := a.view != nil
+	var out []*peerState
+	for _, d := range a.view {
+		if d != s.selfDev {
+			out = append(out, s.laneLocked(a, d))
+		}
+	}
+	stale := !known || time.Since(a.viewAt) > selfViewAge
+	s.mu.Unlock()
+	if stale {
+		s.refreshView(a, false)
+	}
+	return out, known
+}
+
+// putSiblingCopy queues a copy of m, a message this device sends, for its
+// sibling dev: a control message with m's id.
+func (s *Service) putSiblingCopy(data *Data, m *Message, dev identity.DeviceID) error {
+	to := identity.AccountID(m.Peer).Hash()
+	if to == nil {
+		return fmt.Errorf("copy of %s: %w: recipient %q", m.ID, store.ErrInvalid, m.Peer)
+	}
+	c := content{kind: contentCopy, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, to: to}
+	env := append([]byte{envPending}, c.marshal()...)
+	return data.PutOutbox(OutboxEntry{ID: m.ID, Peer: string(s.selfID), Dev: dev, Envelope: env, NextAttempt: m.At, CreatedAt: m.At})
+}
+
+// noteEarly remembers the messages of batch, sent before this account's
+// own record was looked up, for copyEarly.
+func (s *Service) noteEarly(batch []*sendReq) {
+	s.mu.Lock()
+	for _, r := range batch {
+		if len(s.early) == maxEarlyCopies {
+			s.log.Warn("this account's other devices are not known yet: a message sent now is not copied to them", "id", r.m.ID)
+			continue
+		}
+		s.early = append(s.early, earlyCopy{r.m.Peer, r.m.ID})
+	}
+	known := s.acctLocked(s.selfID).view != nil
+	s.mu.Unlock()
+	if known {
+		s.copyEarly() // looked up meanwhile
+	}
+}
+
+// copyEarly queues the copies of the messages sent before this account's
+// own record was first looked up, now that it has been.
+func (s *Service) copyEarly() {
+	s.mu.Lock()
+	a := s.acctLocked(s.selfID)
+	if a.view == nil || len(s.early) == 0 || s.state != 1 {
+		s.mu.Unlock()
+		return
+	}
+	early := s.early
+	s.early = nil
+	var sibs []*peerState
+	for _, d := range a.view {
+		if d != s.selfDev {
+			sibs = append(sibs, s.laneLocked(a, d))
+		}
+	}
+	s.mu.Unlock()
+	if len(sibs) == 0 {
+		return
+	}
+	var ids []string
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
+		ids = ids[:0]
+		for _, e := range early {
+			m, err := data.Message(e.peer, e.id)
+			if errors.Is(err, store.ErrNotFound) {
+				continue // deleted meanwhile
+			}
+			if err != nil {
+				return err
+			}
+			for _, sib := range sibs {
+				if err := s.putSiblingCopy(data, &m, sib.dev); err != nil {
+					return err
+				}
+			}
+			ids = append(ids, e.id)
+		}
+		return nil
+	})
+	if err != nil {
+		s.log.Warn("copy messages sent since the start to this account's other devices", "err", err)
+		return
+	}
+	for _, sib := range sibs {
+		s.enqueue(sib, false, nil, ids...)
+	}
+}
+
+// outDev is the device a control message's outbox entry in ps's lane is
+// for: ps's own for a sibling, whose entries are per device; the zero
+// device (the account's) for everyone else's.
+func (ps *peerState) outDev() identity.DeviceID {
+	if ps.sibling {
+		return ps.dev
+	}
+	return identity.DeviceID{}
 }

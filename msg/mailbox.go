@@ -147,6 +147,9 @@ func depositKey(ps *peerState, id string) string { return id + "/" + string(ps.d
 // yet at the recipient's mailboxes. It runs on ps's sender goroutine after
 // a delivery attempt that reached nobody.
 func (s *Service) depositWaiting(ps *peerState) {
+	if ps.sibling {
+		return // a sibling's lane carries copies, control messages: none go to a mailbox
+	}
 	s.mbox.mu.Lock()
 	rec, ok := s.mbox.recs[ps.id]
 	s.mbox.mu.Unlock()

@@ -485,6 +485,8 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 		return Recipient{}, fmt.Errorf("look up %s: no device with a valid certificate", acct)
 	}
 	rec.Devices, rec.Bundles = devs, bundles
+	// This device is not a peer to reach.
+	pids = slices.DeleteFunc(pids, func(p peer.ID) bool { return p == s.cfg.Host.ID() })
 	s.mu.Lock()
 	for _, pid := range pids {
 		s.byPeerID[pid] = acct
@@ -513,6 +515,9 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 		}
 	}
 	s.setView(a, ids)
+	if acct == s.selfID {
+		s.copyEarly()
+	}
 	return rec, nil
 }
 
@@ -620,7 +625,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			e, err := data.Outbox(id)
+			e, err := data.DeviceOutbox(id, ps.outDev())
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted, or handed on to the account's other devices
 				// (lanes.go): nothing left for this one.
@@ -748,7 +753,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 				}
 			}
 			for _, id := range drop {
-				if err := data.DeleteOutbox(id); err != nil {
+				if err := data.DeleteDeviceOutbox(id, ps.outDev()); err != nil {
 					return err
 				}
 			}
@@ -813,7 +818,7 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 		for i, a := range acks {
 			id := fl[i].id
 			if fl[i].receipt {
-				if err := data.DeleteOutbox(id); err != nil {
+				if err := data.DeleteDeviceOutbox(id, ps.outDev()); err != nil {
 					return err
 				}
 				continue

@@ -126,13 +126,15 @@ const (
 
 // Event reports a change the user may see.
 type Event struct {
-	Kind    EventKind
-	Peer    identity.AccountID
-	ID      string   // message id
-	State   string   // the new state (EventState) or StateReceived
-	Message *Message // EventMessage: the stored message
-	Request bool     // EventMessage: the conversation is a message request
-	Reason  string   // EventState with StateFailed: the recipient's reason, if it gave one
+	Kind  EventKind
+	Peer  identity.AccountID
+	ID    string // message id
+	State string // the new state (EventState) or StateReceived
+	// EventMessage: the stored message: an incoming one, or (Direction
+	// DirOut) a copy of one this account sent from another of its devices.
+	Message *Message
+	Request bool   // EventMessage: the conversation is a message request
+	Reason  string // EventState with StateFailed: the recipient's reason, if it gave one
 }
 
 // Config configures a Service. Zero values mean the default in each
@@ -230,6 +232,7 @@ type Service struct {
 	log       *slog.Logger
 	self      e2e.Identity
 	selfID    identity.AccountID
+	selfDev   identity.DeviceID // this device's DeviceID
 	certBytes []byte
 	maxCT     int
 
@@ -250,6 +253,10 @@ type Service struct {
 	cached   int       // session sets loaded in memory
 	lastAt   time.Time // last message timestamp handed out
 	requests requestBook
+	// early holds the messages sent since the start before this
+	// account's own record was looked up, whose copies go to the
+	// siblings it names (lanes.go); at most maxEarlyCopies.
+	early []earlyCopy
 
 	stampLim *rate.Limiter // first-contact stamp checks
 	stampSem chan struct{}
@@ -269,6 +276,9 @@ type peerState struct {
 	id   identity.AccountID
 	dev  identity.DeviceID // the zero device: the account's devices are not known yet
 	acct *acctState
+	// sibling: id is this account, dev another of its devices; the lane
+	// carries copies of the messages this device sends (lanes.go).
+	sibling bool
 
 	// mu is the account's (acctState.mu): it guards set and serialises
 	// every use of the sessions with this device together with the
@@ -378,6 +388,7 @@ func New(cfg Config) (*Service, error) {
 		log:       log.With("component", "msg"),
 		self:      e2e.Identity{Signer: ed25519.NewKeyFromSeed(cfg.Account.Seed()), DH: cfg.DeviceDH},
 		selfID:    cfg.Account.Public().ID(),
+		selfDev:   cfg.Cert.DeviceID(),
 		certBytes: cfg.Cert.Marshal(),
 		maxCT:     maxCiphertext(cfg.MaxMessage),
 		ctx:       ctx,
@@ -471,6 +482,9 @@ func (s *Service) Start(ctx context.Context) error {
 		}
 	}
 	s.mu.Unlock()
+	// This account's own record names its other devices, which get a copy
+	// of each message this one sends.
+	s.refreshView(s.acct(s.selfID), false)
 	s.wg.Go(s.prekeyLoop)
 	s.wg.Go(s.sendLoop)
 	if s.cfg.Mailboxes != nil {
@@ -667,6 +681,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 		groups[acct] = append(groups[acct], r)
 	}
 	slices.Sort(accts)
+	siblings, selfKnown := s.siblings()
 	targets := make(map[identity.AccountID][]*peerState, len(accts))
 	sealers := map[*peerState]bool{}
 	for _, acct := range accts {
@@ -735,6 +750,11 @@ func (s *Service) commitSends(batch []*sendReq) {
 			if err := data.InsertQueued(r.m, copies...); err != nil {
 				return err
 			}
+			for _, sib := range siblings {
+				if err := s.putSiblingCopy(data, &r.m, sib.dev); err != nil {
+					return err
+				}
+			}
 		}
 		for _, c := range convs {
 			if err := data.PutConversation(*c); err != nil {
@@ -766,6 +786,16 @@ func (s *Service) commitSends(batch []*sendReq) {
 		s.mu.Unlock()
 		for _, r := range batch {
 			s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.m.Peer), ID: r.m.ID, State: StateQueued})
+		}
+		ids := make([]string, len(batch))
+		for i, r := range batch {
+			ids[i] = r.m.ID
+		}
+		for _, sib := range siblings {
+			s.enqueue(sib, false, nil, ids...)
+		}
+		if !selfKnown {
+			s.noteEarly(batch)
 		}
 		for _, acct := range accts {
 			for _, ps := range targets[acct] {
@@ -951,7 +981,7 @@ func (s *Service) isContactPeer(p peer.ID) bool {
 	s.mu.Lock()
 	acct, ok := s.byPeerID[p]
 	s.mu.Unlock()
-	return ok && s.cfg.Policy.Classify(acct) == Deliver
+	return ok && (acct == s.selfID || s.cfg.Policy.Classify(acct) == Deliver)
 }
 
 // learnPeer remembers that p presented a valid certificate of acct, a
@@ -1020,8 +1050,10 @@ func (s *Service) startSenderLocked(ps *peerState) {
 
 // loadOutbox returns the outbox ids per lane (account and device) in the
 // order they were queued: the text messages' copies, each in its device's
-// lane, and the control messages' outbox entries, in the zero device's
-// (it looks the account up and hands them on to the primary lane).
+// lane, the control messages' outbox entries for one device (copies for
+// siblings) in that device's, and the other control messages' in the
+// zero device's (it looks the account up and hands them on to the
+// primary lane).
 func (s *Service) loadOutbox() (map[identity.AccountID]map[identity.DeviceID][]string, error) {
 	type queued struct {
 		id string
@@ -1039,7 +1071,7 @@ func (s *Service) loadOutbox() (map[identity.AccountID]map[identity.DeviceID][]s
 			return err
 		}
 		for _, e := range entries {
-			k := laneKey{identity.AccountID(e.Peer), identity.DeviceID{}}
+			k := laneKey{identity.AccountID(e.Peer), e.Dev}
 			byLane[k] = append(byLane[k], queued{e.ID, e.CreatedAt})
 		}
 		qs, err := data.Queued()

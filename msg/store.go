@@ -89,11 +89,16 @@ type Conversation struct {
 	Request bool // a message request not yet accepted
 }
 
-// OutboxEntry is a control message's sealed envelope (a read receipt)
-// waiting for the recipient's ack.
+// OutboxEntry is a control message's envelope (a read receipt, or a copy
+// for a sibling) waiting for the recipient's ack. It is stored under
+// out/<id>, or out/<id>\0<dev> when it is for one device.
 type OutboxEntry struct {
-	ID          string // message id
-	Peer        string
+	ID   string // message id
+	Peer string
+	// Dev is the one device of Peer the entry is for (a copy of a sent
+	// message, for a sibling: Peer is this account); zero: whichever
+	// device carries the account's control messages.
+	Dev         identity.DeviceID
 	Envelope    []byte
 	Attempts    int
 	NextAttempt time.Time
@@ -565,15 +570,29 @@ func (d *Data) PutOutbox(e OutboxEntry) error {
 	if err != nil {
 		return err
 	}
-	return d.kv.Set(key(pfxOut, []byte(e.ID)), val)
+	return d.kv.Set(outKey(e.ID, e.Dev), val)
+}
+
+// outKey is out/<id>, or out/<id>\0<dev> for an entry for one device.
+func outKey(id string, dev identity.DeviceID) []byte {
+	if dev.IsZero() {
+		return key(pfxOut, []byte(id))
+	}
+	return key(pfxOut, []byte(id), sep, dev[:])
 }
 
 // Outbox returns the outbox entry for a message id, or store.ErrNotFound.
 func (d *Data) Outbox(id string) (OutboxEntry, error) {
+	return d.DeviceOutbox(id, identity.DeviceID{})
+}
+
+// DeviceOutbox returns the outbox entry for a message id and one device
+// (the zero device: the account's), or store.ErrNotFound.
+func (d *Data) DeviceOutbox(id string, dev identity.DeviceID) (OutboxEntry, error) {
 	if err := checkID("message id", id); err != nil {
 		return OutboxEntry{}, err
 	}
-	k := key(pfxOut, []byte(id))
+	k := outKey(id, dev)
 	b, err := d.kv.Get(k)
 	if err != nil {
 		return OutboxEntry{}, err
@@ -584,15 +603,23 @@ func (d *Data) Outbox(id string) (OutboxEntry, error) {
 // DeleteOutbox removes an entry (the message was acknowledged); a missing
 // one is not an error.
 func (d *Data) DeleteOutbox(id string) error {
+	return d.DeleteDeviceOutbox(id, identity.DeviceID{})
+}
+
+// DeleteDeviceOutbox removes the entry for a message id and one device; a
+// missing one is not an error.
+func (d *Data) DeleteDeviceOutbox(id string, dev identity.DeviceID) error {
 	if err := checkID("message id", id); err != nil {
 		return err
 	}
-	return d.kv.Delete(key(pfxOut, []byte(id)))
+	return d.kv.Delete(outKey(id, dev))
 }
 
-// dueEntry is an outbox entry's id and next attempt, read without its envelope.
+// dueEntry is an outbox entry's id, device and next attempt, read without
+// its envelope.
 type dueEntry struct {
 	id   []byte
+	dev  identity.DeviceID
 	next time.Time
 }
 
@@ -605,10 +632,9 @@ func (d *Data) outboxSchedule() ([]dueEntry, error) {
 	err := d.kv.Scan(pfxOut, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 		v, err := val()
 		if err == nil {
-			var id []byte
-			var next time.Time
-			if id, next, err = outboxDue(v); err == nil {
-				out = append(out, dueEntry{id: id, next: next})
+			var due dueEntry
+			if due, err = outboxDue(v); err == nil {
+				out = append(out, due)
 				return true, nil
 			}
 			err = store.Corrupt(k, err)
@@ -642,7 +668,7 @@ func (d *Data) DueOutbox(now time.Time, limit int) ([]OutboxEntry, error) {
 		if due.next.After(now) || len(out) == limit {
 			break
 		}
-		e, err := d.Outbox(string(due.id))
+		e, err := d.DeviceOutbox(string(due.id), due.dev)
 		if d.passOver(err) {
 			continue
 		}

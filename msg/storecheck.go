@@ -61,7 +61,7 @@ func Check(sp *store.Space, k, v []byte, report func(k []byte, problem string)) 
 		}
 	case bytes.HasPrefix(k, pfxOut):
 		e, err := unmarshalOutbox(v)
-		if err == nil && e.ID != string(k[len(pfxOut):]) {
+		if err == nil && !bytes.Equal(outKey(e.ID, e.Dev), k) {
 			return "the outbox entry does not match its key"
 		}
 		return problemOf(err)

@@ -46,6 +46,9 @@ import (
 //	field 4  attempts      varint  zigzag
 //	field 5  next_attempt  varint  zigzag unix ns
 //	field 6  created_at    varint  zigzag unix ns
+//	field 7  device        bytes   8, the DeviceID (absent: the zero device);
+//	                               written since store schema 9, only for an
+//	                               entry for one device, whose key names it
 //
 //	Conversation
 //	field 1  peer      bytes   ≤ maxIDLen
@@ -179,6 +182,9 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	w.Sint(4, int64(e.Attempts))
 	w.Time(5, e.NextAttempt)
 	w.Time(6, e.CreatedAt)
+	if !e.Dev.IsZero() {
+		w.Bytes(7, e.Dev[:])
+	}
 	return w.B, nil
 }
 
@@ -192,6 +198,12 @@ func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 	e.Attempts = readInt(d, 4, 1)
 	e.NextAttempt = d.Time(5)
 	e.CreatedAt = d.Time(6)
+	if dev := d.OptFixed(7, identity.DeviceIDSize); dev != nil {
+		e.Dev = identity.DeviceID(dev)
+		if e.Dev.IsZero() {
+			d.Fail("field 7: the zero device is written as no field")
+		}
+	}
 	if err := d.End(); err != nil {
 		return OutboxEntry{}, err
 	}
@@ -201,14 +213,14 @@ func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 	return e, nil
 }
 
-// outboxDue reads only the id and next-attempt time of a stored
+// outboxDue reads only the id, device and next-attempt time of a stored
 // OutboxEntry, without copying the envelope.
-func outboxDue(b []byte) (id []byte, next time.Time, err error) {
+func outboxDue(b []byte) (dueEntry, error) {
 	e, err := unmarshalOutbox(b)
 	if err != nil {
-		return nil, time.Time{}, err
+		return dueEntry{}, err
 	}
-	return []byte(e.ID), e.NextAttempt, nil
+	return dueEntry{id: []byte(e.ID), dev: e.Dev, next: e.NextAttempt}, nil
 }
 
 func marshalConversation(c *Conversation) ([]byte, error) {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -22,6 +23,10 @@ var (
 	goldenOutbox = OutboxEntry{ID: "m1", Peer: "p", Envelope: []byte{2, 9}, Attempts: 1,
 		NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
 	goldenOutboxHex = "0a026d311201701a02020920022880013000"
+	// An entry for one device (a copy for a sibling): field 7.
+	goldenDevOutbox = OutboxEntry{ID: "m1", Peer: "p", Dev: identity.DeviceID{1, 2, 3, 4, 5, 6, 7, 8},
+		NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
+	goldenDevOutboxHex = "0a026d31120170288001300" + "03a080102030405060708"
 
 	goldenConv    = Conversation{Peer: "p", NextSeq: 4, LastAt: time.Unix(0, -1), Unread: 2, Request: true}
 	goldenConvHex = "0a01701004180120042801"
@@ -48,6 +53,12 @@ func TestCodecGolden(t *testing.T) {
 	if err != nil || !sameOutbox(o, goldenOutbox) {
 		t.Errorf("decoded outbox = %+v, %v", o, err)
 	}
+	if db, err := marshalOutbox(&goldenDevOutbox); err != nil || hex.EncodeToString(db) != goldenDevOutboxHex {
+		t.Errorf("outbox for a device = %x, %v; want %s", db, err, goldenDevOutboxHex)
+	}
+	if d, err := unmarshalOutbox(mustHex(goldenDevOutboxHex)); err != nil || !sameOutbox(d, goldenDevOutbox) {
+		t.Errorf("decoded outbox for a device = %+v, %v", d, err)
+	}
 	// The unix epoch is a time, not the zero time.
 	if o.CreatedAt.IsZero() || o.CreatedAt.UnixNano() != 0 {
 		t.Errorf("epoch CreatedAt decoded as %v", o.CreatedAt)
@@ -70,7 +81,7 @@ func sameConv(a, b Conversation) bool {
 }
 
 func sameOutbox(a, b OutboxEntry) bool {
-	return a.ID == b.ID && a.Peer == b.Peer && bytes.Equal(a.Envelope, b.Envelope) && a.Attempts == b.Attempts &&
+	return a.ID == b.ID && a.Peer == b.Peer && a.Dev == b.Dev && bytes.Equal(a.Envelope, b.Envelope) && a.Attempts == b.Attempts &&
 		a.NextAttempt.Equal(b.NextAttempt) && a.CreatedAt.Equal(b.CreatedAt) && a.CreatedAt.IsZero() == b.CreatedAt.IsZero()
 }
 
@@ -111,6 +122,8 @@ func TestCodecStrict(t *testing.T) {
 		"no next attempt":   "0a026d31120170",
 		"negative attempts": "0a026d311201702001 2802",
 		"empty":             "",
+		"zero device":       "0a026d3112017028800130003a080000000000000000",
+		"short device":      "0a026d3112017028800130003a0701020304050607",
 	} {
 		b := mustHex(strings.ReplaceAll(h, " ", ""))
 		if _, err := unmarshalOutbox(b); !errors.Is(err, errCorrupt) {
@@ -154,7 +167,7 @@ func TestCodecLimits(t *testing.T) {
 }
 
 func FuzzStoredValues(f *testing.F) {
-	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000", "03188a4e0c34af00000473656e7402aa", goldenConvHex + "880105"} {
+	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenDevOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000", "03188a4e0c34af00000473656e7402aa", goldenConvHex + "880105"} {
 		f.Add(mustHex(h))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
@@ -169,9 +182,9 @@ func FuzzStoredValues(f *testing.F) {
 			if err != nil || !bytes.Equal(out, b) {
 				t.Fatalf("outbox %x re-encodes as %x, %v", b, out, err)
 			}
-			id, next, err := outboxDue(b)
-			if err != nil || string(id) != e.ID || !next.Equal(e.NextAttempt) {
-				t.Fatalf("outboxDue(%x) = %q %v %v", b, id, next, err)
+			due, err := outboxDue(b)
+			if err != nil || string(due.id) != e.ID || due.dev != e.Dev || !due.next.Equal(e.NextAttempt) {
+				t.Fatalf("outboxDue(%x) = %q %v %v %v", b, due.id, due.dev, due.next, err)
 			}
 		}
 		if ix, err := unmarshalIndex(b); err == nil {

@@ -1,6 +1,7 @@
 package msg
 
 import (
+	"bytes"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -41,11 +42,20 @@ const (
 	// reasonForeignSession refuses an initial message whose identity key is
 	// not the one the sending device's certificate names.
 	reasonForeignSession = "session started with another device's key"
+	// reasonNotCopy refuses what a sibling (a device of this account)
+	// sends other than a copy; reasonCopyFromOther a copy from anyone else.
+	reasonNotCopy       = "sender is this account"
+	reasonCopyFromOther = "a copy from another account"
 
 	// Content kinds (inside the ratchet).
 	contentText    = 1
 	contentReceipt = 2
 	contentSignal  = 3 // a call signal: opaque bytes for Config.OnSignal, never stored
+	// contentCopy is a copy of a text message this account sent, for a
+	// sibling (another device of the account): the text's fields and to,
+	// the account it went to. Its frame is a control frame whose id is
+	// the message's (docs/DEVICES.md §2.1).
+	contentCopy = 4
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -315,12 +325,17 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 
 // content is the plaintext inside the ratchet:
 //
-//	field 1  kind     varint  1 text, 2 read receipt, 3 signal
-//	field 2  seq      varint  text: the sender's per-conversation sequence
-//	field 3  sent_at  varint  text: the sender's clock, unix nanoseconds
-//	field 4  body     bytes   text: the message (absent when empty);
+//	field 1  kind     varint  1 text, 2 read receipt, 3 signal, 4 copy
+//	field 2  seq      varint  text, copy: the sender's per-conversation sequence
+//	field 3  sent_at  varint  text, copy: the sender's clock, unix nanoseconds
+//	field 4  body     bytes   text, copy: the message (absent when empty);
 //	                          signal: the payload, 1..MaxSignal bytes
 //	field 5  ids      bytes   receipt, repeated 1..512 times: 16-byte ids read
+//	field 6  to       bytes   copy: the account the message was sent to, the
+//	                          20 bytes of its id (identity.AccountID.Hash);
+//	                          a copy's fields add at most 48 bytes to its
+//	                          body, within contentOverhead, so every text
+//	                          can be copied
 //	field 15 version  varint  absent: 1, the only version so far; a later
 //	                          one is refused ("the sender runs a newer
 //	                          callsign")
@@ -333,6 +348,7 @@ type content struct {
 	sentAt  int64
 	body    []byte
 	ids     []msgID
+	to      []byte // copy: the account the message went to (AccountID.Hash)
 	skipped []byte // additions this version does not know
 }
 
@@ -345,6 +361,7 @@ func (c *content) marshal() []byte {
 	for _, id := range c.ids {
 		e.Bytes(5, id[:])
 	}
+	e.Bytes(6, c.to)
 	e.Raw(c.skipped)
 	return e.B
 }
@@ -354,7 +371,7 @@ func (c *content) marshal() []byte {
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
 	d := wire.NewFrameDecoder(b, errMalformed, maxContentAdditions)
-	c.kind = d.Uint(1, contentSignal)
+	c.kind = d.Uint(1, contentCopy)
 	c.seq = d.Uint(2, math.MaxInt64)
 	c.sentAt = int64(d.Uint(3, math.MaxInt64))
 	if body := d.Bytes(4, 1, maxBody); body != nil {
@@ -371,6 +388,9 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 		}
 		c.ids = append(c.ids, msgID(v))
 	}
+	if to := d.OptFixed(6, identity.AccountIDHashSize); to != nil {
+		c.to = bytes.Clone(to)
+	}
 	d.Version(fieldVersion, contentVersion)
 	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
@@ -378,15 +398,19 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	c.skipped = d.Skipped()
 	switch c.kind {
 	case contentText:
-		if len(c.ids) != 0 {
-			return content{}, fmt.Errorf("content: %w: text with receipt ids", errMalformed)
+		if len(c.ids) != 0 || c.to != nil {
+			return content{}, fmt.Errorf("content: %w: text with receipt ids or a recipient", errMalformed)
+		}
+	case contentCopy:
+		if len(c.ids) != 0 || c.to == nil {
+			return content{}, fmt.Errorf("content: %w: copy with receipt ids or without its recipient", errMalformed)
 		}
 	case contentReceipt:
-		if len(c.ids) == 0 || c.seq != 0 || c.sentAt != 0 || c.body != nil {
+		if len(c.ids) == 0 || c.seq != 0 || c.sentAt != 0 || c.body != nil || c.to != nil {
 			return content{}, fmt.Errorf("content: %w: receipt without ids or with text fields", errMalformed)
 		}
 	case contentSignal:
-		if len(c.body) == 0 || len(c.body) > MaxSignal || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 {
+		if len(c.body) == 0 || len(c.body) > MaxSignal || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 || c.to != nil {
 			return content{}, fmt.Errorf("content: %w: signal without a payload, over %d bytes, or with other fields", errMalformed, MaxSignal)
 		}
 	default:

@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
+	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/internal/wire"
 )
 
@@ -24,6 +26,11 @@ var (
 
 	goldenText    = content{kind: contentText, seq: 7, sentAt: 1_700_000_000_000_000_000, body: []byte("hi")}
 	goldenTextHex = "0801" + "1007" + "188080a8b1e39fe7cb17" + "22026869"
+
+	// A copy for a sibling of a text sent to the account whose id's 20
+	// bytes are 0x11 each.
+	goldenCopy    = content{kind: contentCopy, seq: 7, sentAt: 1_700_000_000_000_000_000, body: []byte("hi"), to: bytes.Repeat([]byte{0x11}, 20)}
+	goldenCopyHex = "0804" + "1007" + "188080a8b1e39fe7cb17" + "22026869" + "3214" + strings.Repeat("11", 20)
 
 	goldenReceipt    = content{kind: contentReceipt, ids: []msgID{goldenID, goldenID}}
 	goldenReceiptHex = "0802" + "2a10000102030405060708090a0b0c0d0e0f" + "2a10000102030405060708090a0b0c0d0e0f"
@@ -45,6 +52,7 @@ func TestGoldenEncodings(t *testing.T) {
 		{"ack", goldenAck.marshal(), goldenAckHex},
 		{"text", goldenText.marshal(), goldenTextHex},
 		{"receipt", goldenReceipt.marshal(), goldenReceiptHex},
+		{"copy", goldenCopy.marshal(), goldenCopyHex},
 		{"stamped deliver", withStamp(goldenDeliver.marshal(), goldenStamp), goldenStampDeliverHex},
 		{"stamp ack", goldenStampAck.marshal(), goldenStampAckHex},
 	} {
@@ -186,6 +194,31 @@ func TestDecodersRejectNonCanonical(t *testing.T) {
 	if _, err := unmarshalContent(mustHex("0801"+goldenReceiptHex[4:]), 10); err == nil {
 		t.Error("text with receipt ids accepted")
 	}
+	for name, h := range map[string]string{
+		"text with a recipient":       "0801" + goldenCopyHex[4:],
+		"copy without a recipient":    "0804" + goldenTextHex[4:],
+		"copy with a short recipient": "0804" + goldenTextHex[4:] + "3213" + strings.Repeat("11", 19),
+		"copy with receipt ids":       goldenCopyHex[:len(goldenCopyHex)-44] + "2a10000102030405060708090a0b0c0d0e0f" + goldenCopyHex[len(goldenCopyHex)-44:],
+		"receipt with a recipient":    goldenReceiptHex + "3214" + strings.Repeat("11", 20),
+		"kind 5":                      "0805" + goldenCopyHex[4:],
+	} {
+		if _, err := unmarshalContent(mustHex(h), 10); err == nil {
+			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+// TestCopyFitsOneMessage: a copy of the largest text, with every field at
+// its largest, fits in one e2e message, as the text does.
+func TestCopyFitsOneMessage(t *testing.T) {
+	c := content{kind: contentCopy, seq: math.MaxInt64, sentAt: math.MaxInt64, body: make([]byte, DefaultMaxMessage), to: make([]byte, 20)}
+	if n := len(c.marshal()); n > e2e.MaxPlaintext {
+		t.Fatalf("the largest copy is %d bytes, over e2e.MaxPlaintext (%d)", n, e2e.MaxPlaintext)
+	}
+	got, err := unmarshalContent(c.marshal(), DefaultMaxMessage)
+	if err != nil || len(got.body) != DefaultMaxMessage {
+		t.Fatalf("the largest copy does not decode: %v", err)
+	}
 }
 
 func mustHex(s string) []byte {
@@ -240,6 +273,7 @@ func FuzzAck(f *testing.F) {
 func FuzzContent(f *testing.F) {
 	f.Add(mustHex(goldenTextHex))
 	f.Add(mustHex(goldenReceiptHex))
+	f.Add(mustHex(goldenCopyHex))
 	f.Add(mustHex(goldenTextHex + laterContentAdditions))
 	f.Add(mustHex(goldenTextHex + "7802"))
 	f.Fuzz(func(t *testing.T, b []byte) {

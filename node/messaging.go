@@ -88,8 +88,8 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 	if err != nil {
 		return msg.Recipient{}, err
 	}
-	// Until messages fan out to every device (docs/DEVICES.md §2.1) they go
-	// to the record's first device.
+	// Every device of the record, each with its bundle: a message goes to
+	// each (docs/DEVICES.md §2.1).
 	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices}
 	for i := range rec.Devices {
 		r.Bundles = append(r.Bundles, rec.Bundle(i))
@@ -152,10 +152,15 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 		if ev.Message == nil {
 			return
 		}
-		if !ev.Request {
-			n.priv.contactSpoke(ev.Peer)
+		// An outgoing message here is a copy of one this account sent
+		// from another of its devices: the peer did not speak, and this
+		// device did not send it.
+		if ev.Message.Direction == msg.DirIn {
+			if !ev.Request {
+				n.priv.contactSpoke(ev.Peer)
+			}
+			n.metrics.Message(ev.Message.Direction, ev.Request)
 		}
-		n.metrics.Message(ev.Message.Direction, ev.Request)
 	case msg.EventState:
 		n.metrics.state(ev.State)
 	}

@@ -83,7 +83,9 @@ func parseKey(k []byte) keyInfo {
 	case bytes.HasPrefix(k, pfxQueueStart):
 		return keyInfo{Kind: KindQueueStart, Peer: rest(pfxQueueStart)}
 	case bytes.HasPrefix(k, pfxOut):
-		return keyInfo{Kind: KindOutbox, ID: rest(pfxOut)}
+		// out/<id>, or out/<id>\0<device> for one device.
+		id, _, _ := bytes.Cut(k[len(pfxOut):], sep)
+		return keyInfo{Kind: KindOutbox, ID: string(id)}
 	case bytes.HasPrefix(k, pfxSession):
 		peer, dev, _ := bytes.Cut(k[len(pfxSession):], sep)
 		ki := keyInfo{Kind: KindSession, Peer: string(peer)}

@@ -93,6 +93,9 @@
 //	out/<id>                             msg: OutboxEntry (binary) of a control message (a
 //	                                     read receipt); msg reads them all at start-up (the
 //	                                     outbox holds only unacknowledged messages)
+//	out/<id>0x00<dev:8>                  msg: OutboxEntry of a control message for one device
+//	                                     (a copy of a sent message for another device of this
+//	                                     account, whose peer is this account)
 //	dq/<peer>0x00<dev:8>0x00<id>         msg: a queued text message's copy for one device of
 //	                                     peer: its sealed envelope (empty: not sealed yet; a
 //	                                     zero dev: the device was not known). Start-up reads

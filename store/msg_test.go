@@ -43,10 +43,17 @@ func (m msgData) Queued() ([]store.QueuedMessage, error) {
 	qs, err := m.d.Queued()
 	return convert(qs, func(v msg.QueuedMessage) store.QueuedMessage { return store.QueuedMessage(v) }), err
 }
-func (m msgData) PutOutbox(e store.OutboxEntry) error { return m.d.PutOutbox(msg.OutboxEntry(e)) }
+
+// The frozen OutboxEntry has no device: the migrations' entries are the
+// account's (msg.OutboxEntry.Dev zero).
+func (m msgData) PutOutbox(e store.OutboxEntry) error {
+	return m.d.PutOutbox(msg.OutboxEntry{ID: e.ID, Peer: e.Peer, Envelope: e.Envelope, Attempts: e.Attempts, NextAttempt: e.NextAttempt, CreatedAt: e.CreatedAt})
+}
 func (m msgData) DueOutbox(now time.Time, limit int) ([]store.OutboxEntry, error) {
 	es, err := m.d.DueOutbox(now, limit)
-	return convert(es, func(v msg.OutboxEntry) store.OutboxEntry { return store.OutboxEntry(v) }), err
+	return convert(es, func(v msg.OutboxEntry) store.OutboxEntry {
+		return store.OutboxEntry{ID: v.ID, Peer: v.Peer, Envelope: v.Envelope, Attempts: v.Attempts, NextAttempt: v.NextAttempt, CreatedAt: v.CreatedAt}
+	}), err
 }
 func (m msgData) PutConversation(c store.Conversation) error {
 	return m.d.PutConversation(msg.Conversation(c))
