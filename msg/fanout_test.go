@@ -27,6 +27,17 @@ func threeDevices(t *testing.T) (alice []*node, b *node) {
 	return alice, b
 }
 
+// introduce gives each running node of ns the others' addresses.
+func introduce(ns []*node) {
+	for _, d := range ns {
+		for _, e := range ns {
+			if d != e && d.svc != nil && e.svc != nil {
+				d.know(e)
+			}
+		}
+	}
+}
+
 // TestFanOut: Alice has three devices, Bob one. Bob's message is stored
 // once on each of Alice's devices and is delivered at the first ack; a
 // device that is away gets the messages sent meanwhile when it is back,
@@ -195,15 +206,7 @@ func BenchmarkThroughputDevices(b *testing.B) {
 func TestSiblingCopies(t *testing.T) {
 	alice, b := threeDevices(t)
 	a1, a2, a3 := alice[0], alice[1], alice[2]
-	knowEachOther := func() {
-		for _, d := range alice {
-			for _, e := range alice {
-				if d != e && d.svc != nil && e.svc != nil {
-					d.know(e)
-				}
-			}
-		}
-	}
+	knowEachOther := func() { introduce(alice) }
 	knowEachOther()
 	// conv is the conversation with Bob on d, as direction and text.
 	conv := func(d *node) []string {
@@ -285,5 +288,79 @@ func TestSiblingCopies(t *testing.T) {
 	})
 	if got := conv(a2); !slices.Equal(got, want) {
 		t.Fatalf("device 2 shows %q, want %q", got, want)
+	}
+}
+
+// TestReadEverywhere: Bob's read receipt reaches each of Alice's devices,
+// so her reply shows read on all three, whichever sent it; what Alice
+// reads on one device is read on the others, unread counts included, and
+// Bob is told once, by that device.
+func TestReadEverywhere(t *testing.T) {
+	alice, b := threeDevices(t)
+	a1, a2, a3 := alice[0], alice[1], alice[2]
+	introduce(alice)
+	unread := func(d *node) int {
+		c, err := d.db.Conversation(string(b.id()))
+		if err != nil {
+			return -1
+		}
+		return c.Unread
+	}
+	m := b.send(a1, "read me")
+	reply := a2.send(b, "a reply")
+	check.Until(t, 20*time.Second, "Bob's message and the reply on each of Alice's devices", func() bool {
+		for _, d := range alice {
+			if len(d.messages(b.id())) != 2 || unread(d) != 1 {
+				return false
+			}
+		}
+		return len(b.incoming(a1.id())) == 1
+	})
+
+	if err := b.svc.MarkRead(context.Background(), a1.id(), []string{reply.ID}); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 20*time.Second, "the reply read on each of Alice's devices", func() bool {
+		for _, d := range alice {
+			if d.state(b.id(), reply.ID) != StateRead {
+				return false
+			}
+		}
+		return len(b.outbox()) == 0
+	})
+
+	if err := a3.svc.MarkRead(context.Background(), b.id(), []string{m.ID}); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 20*time.Second, "Bob's message read on Alice's other devices, and at Bob", func() bool {
+		for _, d := range alice {
+			if d.state(b.id(), m.ID) != StateRead || unread(d) != 0 {
+				return false
+			}
+		}
+		return b.state(a1.id(), m.ID) == StateRead && len(a3.outbox()) == 0
+	})
+	for _, d := range []*node{a1, a2} {
+		var n int
+		for _, e := range d.eventsOf(EventState) {
+			if e.ID == m.ID && e.State == StateRead && e.Peer == b.id() {
+				n++
+			}
+		}
+		if n != 1 {
+			t.Errorf("%d read events for Bob's message on a device that did not read it, want 1", n)
+		}
+		if out := d.outbox(); len(out) != 0 {
+			t.Errorf("a device that did not read Bob's message queued %+v", out)
+		}
+	}
+	var receipts int
+	for _, e := range b.eventsOf(EventState) {
+		if e.ID == m.ID && e.State == StateRead {
+			receipts++
+		}
+	}
+	if receipts != 1 {
+		t.Fatalf("Bob saw his message read %d times, want once", receipts)
 	}
 }

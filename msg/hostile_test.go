@@ -564,14 +564,28 @@ func TestSiblingFrames(t *testing.T) {
 	other := newRawPeer(t, w)
 	ost := other.open(t, a)
 	f = other.sealBytes(t, a, newMsgID(), copyTo(bob.id(), "forged"))
-	if ack := exchange(t, ost, f); ack.status != statusRefused || ack.reason != reasonCopyFromOther {
-		t.Fatalf("another account's copy: ack %+v, want refused: %s", ack, reasonCopyFromOther)
+	if ack := exchange(t, ost, f); ack.status != statusRefused || ack.reason != reasonSiblingOnly {
+		t.Fatalf("another account's copy: ack %+v, want refused: %s", ack, reasonSiblingOnly)
 	}
 	if got := a.messages(bob.id()); len(got) != 1 {
 		t.Fatalf("conversation with Bob = %+v after a forged copy", got)
 	}
+	f = other.sealBytes(t, a, newMsgID(), content{kind: contentRead, ids: []msgID{id}, to: bob.id().Hash()})
+	if ack := exchange(t, ost, f); ack.status != statusRefused || ack.reason != reasonSiblingOnly {
+		t.Fatalf("another account's read: ack %+v, want refused: %s", ack, reasonSiblingOnly)
+	}
 	if got := a.messages(other.id()); len(got) != 0 {
 		t.Fatalf("the forged copy's sender has a conversation: %+v", got)
+	}
+
+	// A sibling's read of a message this device does not have, or of one
+	// it sent, changes nothing.
+	f = sib.sealBytes(t, a, newMsgID(), content{kind: contentRead, ids: []msgID{newMsgID(), id}, to: bob.id().Hash()})
+	if ack := exchange(t, st, f); ack.status != statusStored {
+		t.Fatalf("a sibling's read: ack %+v, want stored", ack)
+	}
+	if got := a.messages(bob.id()); len(got) != 1 || got[0].State != StateSent {
+		t.Fatalf("conversation with Bob = %+v after a read of an outgoing message", got)
 	}
 
 	// No call signals between siblings yet: the lane is reset.

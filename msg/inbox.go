@@ -403,6 +403,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	var (
 		msgs           []Message
 		copies         []Message // a sibling's: messages this account sent
+		readThere      []siblingRead
 		receipts       []msgID
 		signals        [][]byte // call signals, handed to OnSignal after the commit
 		seen           []string // receipts' and signals' ids
@@ -439,17 +440,17 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			err = errors.New("signal lane: not a signal")
 		}
 		var to identity.AccountID
-		if err == nil && (c.kind == contentCopy) != sibling {
+		if err == nil && (c.kind == contentCopy || c.kind == contentRead) != sibling {
 			// Decrypted, so the session stays in step; not stored.
 			it.ack.status, it.ack.reason = statusRefused, reasonNotCopy
 			if !sibling {
-				it.ack.reason = reasonCopyFromOther
+				it.ack.reason = reasonSiblingOnly
 			}
 			continue
 		}
-		if err == nil && c.kind == contentCopy {
+		if err == nil && (c.kind == contentCopy || c.kind == contentRead) {
 			if to, err = identity.AccountIDFromHash(c.to); err == nil && to == s.selfID {
-				err = errors.New("a copy of a message to this account")
+				err = errors.New("a conversation with this account itself")
 			}
 		}
 		if errors.Is(err, wire.ErrNewerVersion) {
@@ -491,6 +492,11 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			})
 			continue
 		}
+		if c.kind == contentRead {
+			seen = append(seen, id)
+			readThere = append(readThere, siblingRead{string(to), c.ids})
+			continue
+		}
 		if c.kind == contentSignal {
 			seen = append(seen, id)
 			signals = append(signals, c.body)
@@ -524,12 +530,16 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	}
 	var read []string
 	var copied []Message
+	var readHere []readChange
 	if err == nil {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
 			data := s.data(tx)
 			read = read[:0]
 			var err error
 			if copied, err = storeCopies(data, copies); err != nil {
+				return err
+			}
+			if readHere, err = markReadThere(data, readThere); err != nil {
 				return err
 			}
 			at := s.cfg.Now()
@@ -613,6 +623,9 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		m := copied[i]
 		s.emit(Event{Kind: EventMessage, Peer: identity.AccountID(m.Peer), ID: m.ID, State: StateSent, Message: &m})
 	}
+	for _, r := range readHere {
+		s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.peer), ID: r.id, State: StateRead})
+	}
 	for _, id := range read {
 		s.emit(Event{Kind: EventState, Peer: acct, ID: id, State: StateRead})
 	}
@@ -692,4 +705,56 @@ func storeCopies(data *Data, copies []Message) ([]Message, error) {
 		stored = append(stored, m)
 	}
 	return stored, nil
+}
+
+// siblingRead is what a sibling read: messages of the conversation with
+// peer.
+type siblingRead struct {
+	peer string
+	ids  []msgID
+}
+
+// readChange is a message marked read.
+type readChange struct{ peer, id string }
+
+// markReadThere marks the incoming messages a sibling read as read here,
+// with the conversations' unread counts, and returns those that were not.
+// A message this device does not have (yet) is passed over.
+func markReadThere(data *Data, reads []siblingRead) ([]readChange, error) {
+	var changed []readChange
+	for _, r := range reads {
+		n := 0
+		for _, id := range r.ids {
+			was := false
+			_, err := data.UpdateMessageState(r.peer, id.String(), func(m Message) (string, bool) {
+				was = m.Direction == DirIn && m.State != StateRead
+				return StateRead, was
+			})
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return nil, err
+			}
+			if was {
+				n++
+				changed = append(changed, readChange{r.peer, id.String()})
+			}
+		}
+		if n == 0 {
+			continue
+		}
+		c, err := data.Conversation(r.peer)
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		c.Unread = max(0, c.Unread-n)
+		if err := data.PutConversation(c); err != nil {
+			return nil, err
+		}
+	}
+	return changed, nil
 }

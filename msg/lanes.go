@@ -134,9 +134,9 @@ func (s *Service) targetsLocked(a *acctState) []*peerState {
 }
 
 // primaryLocked returns the lane that carries what goes to one device of
-// a, not to each: read receipts and call signals (until calls ring on
-// every device, docs/DEVICES.md §3). It is the record's first device's, or
-// the zero device's before a look-up. s.mu is held.
+// a, not to each: call signals (until calls ring on every device,
+// docs/DEVICES.md §3). It is the record's first device's, or the zero
+// device's before a look-up. s.mu is held.
 func (s *Service) primaryLocked(a *acctState) *peerState {
 	if len(a.view) == 0 {
 		return s.laneLocked(a, identity.DeviceID{})
@@ -176,38 +176,32 @@ func (s *Service) setView(a *acctState, devs []identity.DeviceID) {
 // handOn moves what waits in ps's lane, whose device the account's view
 // no longer names, to the lanes of the view's devices: each text
 // message's copy becomes an unsealed copy for each device that has none
-// (MoveCopy), and control messages (read receipts) go to the primary
-// lane (a receipt sealed for the old device is refused by the new one,
-// and a refused receipt is dropped). A sibling's lane is emptied
-// instead: the siblings that remain have copies of their own. ps.mu is
-// held.
+// (MoveCopy). A control message (a read receipt, a sibling's copy or
+// read) is for one device: one waiting for the zero device (queued before
+// the account was looked up) goes to each device of the view, one for a
+// device that left is dropped (the devices that remain have their own).
+// ps.mu is held.
 func (s *Service) handOnLocked(ps *peerState) error {
-	if ps.sibling {
-		return s.dropCopiesLocked(ps)
-	}
 	a := ps.acct
 	s.mu.Lock()
 	ids := slices.Clone(ps.pending)
-	view := slices.Clone(a.view)
+	view := slices.DeleteFunc(slices.Clone(a.view), func(d identity.DeviceID) bool { return ps.sibling && d == s.selfDev })
 	s.mu.Unlock()
-	if len(ids) == 0 || len(view) == 0 {
+	if len(ids) == 0 {
 		return nil
 	}
 	moved := map[identity.DeviceID][]string{}
-	var control []string
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
 		clear(moved)
-		control = control[:0]
 		for _, id := range ids {
 			added, err := data.MoveCopy(string(a.id), id, ps.dev, view)
 			if errors.Is(err, store.ErrNotFound) {
-				if _, err := data.Outbox(id); err == nil {
-					control = append(control, id)
+				// A control message, or acked or deleted meanwhile.
+				if added, err = handOnControl(data, id, ps.dev, view); err != nil {
+					return err
 				}
-				continue // a control message, or acked or deleted meanwhile
-			}
-			if err != nil {
+			} else if err != nil {
 				return err
 			}
 			for _, d := range added {
@@ -230,12 +224,38 @@ func (s *Service) handOnLocked(ps *peerState) error {
 		s.enqueueLocked(to, false, nil, ids...)
 		s.startSenderLocked(to)
 	}
-	if len(control) > 0 {
-		to := s.primaryLocked(a)
-		s.enqueueLocked(to, false, nil, control...)
-		s.startSenderLocked(to)
-	}
 	return nil
+}
+
+// handOnControl hands on control message id, waiting for device from: to
+// each device of view when from is the zero device, nowhere otherwise.
+// (An entry for the zero device that is sealed was sealed by a version
+// that sent receipts to one device, the record's first: it goes there.)
+// It returns the devices it went to.
+func handOnControl(data *Data, id string, from identity.DeviceID, view []identity.DeviceID) ([]identity.DeviceID, error) {
+	e, err := data.DeviceOutbox(id, from)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := data.DeleteDeviceOutbox(id, from); err != nil {
+		return nil, err
+	}
+	if !from.IsZero() || len(view) == 0 {
+		return nil, nil
+	}
+	if len(e.Envelope) > 0 && e.Envelope[0] == envSealed {
+		view = view[:1]
+	}
+	for _, d := range view {
+		e.Dev = d
+		if err := data.PutOutbox(e); err != nil {
+			return nil, err
+		}
+	}
+	return view, nil
 }
 
 // refreshView looks a up again in the background when a device its view
@@ -273,31 +293,6 @@ func (s *Service) inView(a *acctState, dev identity.DeviceID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return a.view == nil || slices.Contains(a.view, dev)
-}
-
-// dropCopiesLocked empties the lane of a sibling that left this
-// account's record: its copies are deleted. ps.mu is held.
-func (s *Service) dropCopiesLocked(ps *peerState) error {
-	s.mu.Lock()
-	ids := slices.Clone(ps.pending)
-	s.mu.Unlock()
-	if len(ids) == 0 {
-		return nil
-	}
-	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		data := s.data(tx)
-		for _, id := range ids {
-			if err := data.DeleteDeviceOutbox(id, ps.dev); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("drop the copies for device %v: %w", ps.dev, err)
-	}
-	s.removePending(ps, ids)
-	return nil
 }
 
 // siblings returns the lanes of this account's other devices, as its own
@@ -401,14 +396,4 @@ func (s *Service) copyEarly() {
 	for _, sib := range sibs {
 		s.enqueue(sib, false, nil, ids...)
 	}
-}
-
-// outDev is the device a control message's outbox entry in ps's lane is
-// for: ps's own for a sibling, whose entries are per device; the zero
-// device (the account's) for everyone else's.
-func (ps *peerState) outDev() identity.DeviceID {
-	if ps.sibling {
-		return ps.dev
-	}
-	return identity.DeviceID{}
 }

@@ -625,7 +625,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if !errors.Is(err, store.ErrNotFound) {
 				return err
 			}
-			e, err := data.DeviceOutbox(id, ps.outDev())
+			e, err := data.DeviceOutbox(id, ps.dev)
 			if errors.Is(err, store.ErrNotFound) {
 				// Deleted, or handed on to the account's other devices
 				// (lanes.go): nothing left for this one.
@@ -753,7 +753,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 				}
 			}
 			for _, id := range drop {
-				if err := data.DeleteDeviceOutbox(id, ps.outDev()); err != nil {
+				if err := data.DeleteDeviceOutbox(id, ps.dev); err != nil {
 					return err
 				}
 			}
@@ -818,7 +818,7 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 		for i, a := range acks {
 			id := fl[i].id
 			if fl[i].receipt {
-				if err := data.DeleteDeviceOutbox(id, ps.outDev()); err != nil {
+				if err := data.DeleteDeviceOutbox(id, ps.dev); err != nil {
 					return err
 				}
 				continue

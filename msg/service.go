@@ -884,17 +884,22 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 	}
 	receipt := s.cfg.Policy.Classify(from) == Deliver
 	var changed []msgID
-	var receipts []string
+	var receipts, reads []string
 	now := s.stamp()
 	// Hold the account's lock until the receipts are queued, so a message
 	// sealed when queued (commitSends) never overtakes them in the queue.
-	// They go to one device of the account (primaryLocked).
+	// They go to each device of the account, and this account's other
+	// devices are told what was read here (they send no receipts).
 	a := s.acct(from)
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	s.mu.Lock()
+	lanes := s.targetsLocked(a)
+	s.mu.Unlock()
+	siblings, _ := s.siblings()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
-		changed, receipts = changed[:0], receipts[:0]
+		changed, receipts, reads = changed[:0], receipts[:0], reads[:0]
 		for i, id := range ids {
 			m, err := data.Message(string(from), id)
 			if err != nil {
@@ -924,17 +929,21 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
-		if !receipt {
-			return nil
-		}
 		for chunk := range slices.Chunk(changed, maxReceiptIDs) {
-			c := content{kind: contentReceipt, ids: chunk}
-			id := newMsgID().String()
-			env := append([]byte{envPending}, c.marshal()...)
-			if err := data.PutOutbox(OutboxEntry{ID: id, Peer: string(from), Envelope: env, NextAttempt: now, CreatedAt: now}); err != nil {
-				return err
+			if receipt {
+				id, err := putControl(data, from, lanes, content{kind: contentReceipt, ids: chunk}, now)
+				if err != nil {
+					return err
+				}
+				receipts = append(receipts, id)
 			}
-			receipts = append(receipts, id)
+			if len(siblings) > 0 {
+				id, err := putControl(data, s.selfID, siblings, content{kind: contentRead, ids: chunk, to: from.Hash()}, now)
+				if err != nil {
+					return err
+				}
+				reads = append(reads, id)
+			}
 		}
 		return nil
 	})
@@ -945,12 +954,29 @@ func (s *Service) MarkRead(ctx context.Context, from identity.AccountID, ids []s
 		s.emit(Event{Kind: EventState, Peer: from, ID: id.String(), State: StateRead})
 	}
 	if len(receipts) > 0 {
-		s.mu.Lock()
-		ps := s.primaryLocked(a)
-		s.mu.Unlock()
-		s.enqueue(ps, false, nil, receipts...)
+		for _, ps := range lanes {
+			s.enqueue(ps, false, nil, receipts...)
+		}
+	}
+	if len(reads) > 0 {
+		for _, ps := range siblings {
+			s.enqueue(ps, false, nil, reads...)
+		}
 	}
 	return nil
+}
+
+// putControl queues control message c, under a fresh id, for each of
+// lanes, the lanes of one account's devices, and returns the id.
+func putControl(data *Data, peer identity.AccountID, lanes []*peerState, c content, now time.Time) (string, error) {
+	id := newMsgID().String()
+	env := append([]byte{envPending}, c.marshal()...)
+	for _, ps := range lanes {
+		if err := data.PutOutbox(OutboxEntry{ID: id, Peer: string(peer), Dev: ps.dev, Envelope: env, NextAttempt: now, CreatedAt: now}); err != nil {
+			return "", err
+		}
+	}
+	return id, nil
 }
 
 // Kick makes the delivery to peer retry now instead of waiting out its

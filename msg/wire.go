@@ -43,9 +43,10 @@ const (
 	// not the one the sending device's certificate names.
 	reasonForeignSession = "session started with another device's key"
 	// reasonNotCopy refuses what a sibling (a device of this account)
-	// sends other than a copy; reasonCopyFromOther a copy from anyone else.
-	reasonNotCopy       = "sender is this account"
-	reasonCopyFromOther = "a copy from another account"
+	// sends other than a copy or a read; reasonSiblingOnly a copy or a
+	// read from anyone else.
+	reasonNotCopy     = "sender is this account"
+	reasonSiblingOnly = "content only the recipient's own devices send"
 
 	// Content kinds (inside the ratchet).
 	contentText    = 1
@@ -56,6 +57,9 @@ const (
 	// the account it went to. Its frame is a control frame whose id is
 	// the message's (docs/DEVICES.md §2.1).
 	contentCopy = 4
+	// contentRead tells a sibling which messages of a conversation were
+	// read here: ids and to, the conversation's account. A control frame.
+	contentRead = 5
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -325,13 +329,16 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 
 // content is the plaintext inside the ratchet:
 //
-//	field 1  kind     varint  1 text, 2 read receipt, 3 signal, 4 copy
+//	field 1  kind     varint  1 text, 2 read receipt, 3 signal, 4 copy,
+//	                          5 read (copy and read: to a sibling only)
 //	field 2  seq      varint  text, copy: the sender's per-conversation sequence
 //	field 3  sent_at  varint  text, copy: the sender's clock, unix nanoseconds
 //	field 4  body     bytes   text, copy: the message (absent when empty);
 //	                          signal: the payload, 1..MaxSignal bytes
-//	field 5  ids      bytes   receipt, repeated 1..512 times: 16-byte ids read
-//	field 6  to       bytes   copy: the account the message was sent to, the
+//	field 5  ids      bytes   receipt, read, repeated 1..512 times: 16-byte
+//	                          ids read
+//	field 6  to       bytes   copy: the account the message was sent to; read:
+//	                          the account whose messages were read; the
 //	                          20 bytes of its id (identity.AccountID.Hash);
 //	                          a copy's fields add at most 48 bytes to its
 //	                          body, within contentOverhead, so every text
@@ -371,7 +378,7 @@ func (c *content) marshal() []byte {
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
 	d := wire.NewFrameDecoder(b, errMalformed, maxContentAdditions)
-	c.kind = d.Uint(1, contentCopy)
+	c.kind = d.Uint(1, contentRead)
 	c.seq = d.Uint(2, math.MaxInt64)
 	c.sentAt = int64(d.Uint(3, math.MaxInt64))
 	if body := d.Bytes(4, 1, maxBody); body != nil {
@@ -404,6 +411,10 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	case contentCopy:
 		if len(c.ids) != 0 || c.to == nil {
 			return content{}, fmt.Errorf("content: %w: copy with receipt ids or without its recipient", errMalformed)
+		}
+	case contentRead:
+		if len(c.ids) == 0 || c.to == nil || c.seq != 0 || c.sentAt != 0 || c.body != nil {
+			return content{}, fmt.Errorf("content: %w: read without ids or its conversation, or with text fields", errMalformed)
 		}
 	case contentReceipt:
 		if len(c.ids) == 0 || c.seq != 0 || c.sentAt != 0 || c.body != nil || c.to != nil {

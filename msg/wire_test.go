@@ -32,6 +32,10 @@ var (
 	goldenCopy    = content{kind: contentCopy, seq: 7, sentAt: 1_700_000_000_000_000_000, body: []byte("hi"), to: bytes.Repeat([]byte{0x11}, 20)}
 	goldenCopyHex = "0804" + "1007" + "188080a8b1e39fe7cb17" + "22026869" + "3214" + strings.Repeat("11", 20)
 
+	// A sibling's read of one message of the same account's conversation.
+	goldenRead    = content{kind: contentRead, ids: []msgID{goldenID}, to: bytes.Repeat([]byte{0x11}, 20)}
+	goldenReadHex = "0805" + "2a10000102030405060708090a0b0c0d0e0f" + "3214" + strings.Repeat("11", 20)
+
 	goldenReceipt    = content{kind: contentReceipt, ids: []msgID{goldenID, goldenID}}
 	goldenReceiptHex = "0802" + "2a10000102030405060708090a0b0c0d0e0f" + "2a10000102030405060708090a0b0c0d0e0f"
 
@@ -53,6 +57,7 @@ func TestGoldenEncodings(t *testing.T) {
 		{"text", goldenText.marshal(), goldenTextHex},
 		{"receipt", goldenReceipt.marshal(), goldenReceiptHex},
 		{"copy", goldenCopy.marshal(), goldenCopyHex},
+		{"read", goldenRead.marshal(), goldenReadHex},
 		{"stamped deliver", withStamp(goldenDeliver.marshal(), goldenStamp), goldenStampDeliverHex},
 		{"stamp ack", goldenStampAck.marshal(), goldenStampAckHex},
 	} {
@@ -195,12 +200,15 @@ func TestDecodersRejectNonCanonical(t *testing.T) {
 		t.Error("text with receipt ids accepted")
 	}
 	for name, h := range map[string]string{
-		"text with a recipient":       "0801" + goldenCopyHex[4:],
-		"copy without a recipient":    "0804" + goldenTextHex[4:],
-		"copy with a short recipient": "0804" + goldenTextHex[4:] + "3213" + strings.Repeat("11", 19),
-		"copy with receipt ids":       goldenCopyHex[:len(goldenCopyHex)-44] + "2a10000102030405060708090a0b0c0d0e0f" + goldenCopyHex[len(goldenCopyHex)-44:],
-		"receipt with a recipient":    goldenReceiptHex + "3214" + strings.Repeat("11", 20),
-		"kind 5":                      "0805" + goldenCopyHex[4:],
+		"text with a recipient":         "0801" + goldenCopyHex[4:],
+		"copy without a recipient":      "0804" + goldenTextHex[4:],
+		"copy with a short recipient":   "0804" + goldenTextHex[4:] + "3213" + strings.Repeat("11", 19),
+		"copy with receipt ids":         goldenCopyHex[:len(goldenCopyHex)-44] + "2a10000102030405060708090a0b0c0d0e0f" + goldenCopyHex[len(goldenCopyHex)-44:],
+		"receipt with a recipient":      goldenReceiptHex + "3214" + strings.Repeat("11", 20),
+		"read with text fields":         "0805" + goldenCopyHex[4:],
+		"read without its conversation": "0805" + goldenReceiptHex[4:],
+		"read without ids":              "0805" + "3214" + strings.Repeat("11", 20),
+		"kind 6":                        "0806" + goldenReadHex[4:],
 	} {
 		if _, err := unmarshalContent(mustHex(h), 10); err == nil {
 			t.Errorf("%s accepted", name)
@@ -274,6 +282,7 @@ func FuzzContent(f *testing.F) {
 	f.Add(mustHex(goldenTextHex))
 	f.Add(mustHex(goldenReceiptHex))
 	f.Add(mustHex(goldenCopyHex))
+	f.Add(mustHex(goldenReadHex))
 	f.Add(mustHex(goldenTextHex + laterContentAdditions))
 	f.Add(mustHex(goldenTextHex + "7802"))
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -142,6 +142,9 @@ function applyMessage(m) {
 export function noteSent(m) { applyMessage(m); }
 
 function applyState(s) {
+  // Read on another device of this account: the unread count is the node's.
+  const unread = state.conversations.find((c) => c.peer === s.peer && c.unread);
+  if (s.state === "read" && unread) refresh("conversations", 300);
   for (const list of [state.conversations, state.requests]) {
     const conv = list.find((c) => c.last && c.last.id === s.id);
     if (conv && later(conv.last.state, s.state)) {
