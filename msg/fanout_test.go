@@ -224,9 +224,10 @@ func TestSiblingCopies(t *testing.T) {
 	// a2 was started after the others were linked: it knows them.
 	reply := a2.send(b, "from my laptop")
 	want := []string{"in hello, all of you", "out from my laptop"}
+	// (An event follows its commit: wait for it too.)
 	check.Until(t, 20*time.Second, "the reply on Alice's other devices and at Bob", func() bool {
 		return slices.Equal(conv(a1), want) && slices.Equal(conv(a3), want) && len(b.incoming(a1.id())) == 1 &&
-			len(a2.outbox()) == 0
+			len(a2.outbox()) == 0 && eventCount(a1, EventMessage, reply.ID, "") > 0 && eventCount(a3, EventMessage, reply.ID, "") > 0
 	})
 	for _, d := range []*node{a1, a3} {
 		m, err := d.db.Message(string(b.id()), reply.ID)
@@ -270,8 +271,8 @@ func TestSiblingCopies(t *testing.T) {
 	a3.stop()
 	away := a1.send(b, "while 3 is away")
 	want = append(want, "out while 3 is away")
-	check.Until(t, 20*time.Second, "the message on device 2 and at Bob", func() bool {
-		return slices.Equal(conv(a2), want) && len(b.incoming(a1.id())) == 3
+	check.Until(t, 20*time.Second, "the message on device 2 and at Bob, acked", func() bool {
+		return slices.Equal(conv(a2), want) && len(b.incoming(a1.id())) == 3 && len(a1.outbox()) == 1
 	})
 	waiting := a1.outbox()
 	if len(waiting) != 1 || waiting[0].ID != away.ID || waiting[0].Dev != a3.cert.DeviceID() {
@@ -338,29 +339,31 @@ func TestReadEverywhere(t *testing.T) {
 				return false
 			}
 		}
-		return b.state(a1.id(), m.ID) == StateRead && len(a3.outbox()) == 0
+		// (An event follows its commit: wait for them too.)
+		return b.state(a1.id(), m.ID) == StateRead && len(a3.outbox()) == 0 && eventCount(b, EventState, m.ID, StateRead) > 0 &&
+			eventCount(a1, EventState, m.ID, StateRead) > 0 && eventCount(a2, EventState, m.ID, StateRead) > 0
 	})
 	for _, d := range []*node{a1, a2} {
-		var n int
-		for _, e := range d.eventsOf(EventState) {
-			if e.ID == m.ID && e.State == StateRead && e.Peer == b.id() {
-				n++
-			}
-		}
-		if n != 1 {
+		if n := eventCount(d, EventState, m.ID, StateRead); n != 1 {
 			t.Errorf("%d read events for Bob's message on a device that did not read it, want 1", n)
 		}
 		if out := d.outbox(); len(out) != 0 {
 			t.Errorf("a device that did not read Bob's message queued %+v", out)
 		}
 	}
-	var receipts int
-	for _, e := range b.eventsOf(EventState) {
-		if e.ID == m.ID && e.State == StateRead {
-			receipts++
-		}
-	}
-	if receipts != 1 {
+	if receipts := eventCount(b, EventState, m.ID, StateRead); receipts != 1 {
 		t.Fatalf("Bob saw his message read %d times, want once", receipts)
 	}
+}
+
+// eventCount counts d's events of kind about message id, in state (any
+// state when "").
+func eventCount(d *node, kind EventKind, id, state string) int {
+	n := 0
+	for _, e := range d.eventsOf(kind) {
+		if e.ID == id && (state == "" || e.State == state) {
+			n++
+		}
+	}
+	return n
 }
