@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -243,7 +244,9 @@ func othersOf(t *handleTally, me identity.AccountPub) []*ownerTally {
 // PublishIdentity signs rec with key and publishes it at /csid/<account-id>.
 // It sets rec's Account, Issued (now) and Expires (now + RecordTTL), and a
 // Seq above both rec.Seq and any record of the account found on the
-// network, then puts it to the K closest peers and reads it back. It
+// network, then puts it to the K closest peers and reads it back. The
+// devices of the account's record on the network that rec lacks are kept
+// (mergeDevices): another device of the account published them. It
 // returns the published record, or ErrNotConfirmed when fewer than 2/3 of
 // the peers that answered the read-back hold it. ErrTooLarge when the record
 // exceeds 16 KiB.
@@ -263,8 +266,15 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	}
 	r := *rec
 	r.Account = me
-	if best, _ := d.bestIdentity(dkey, lr.answers); best != nil && best.Seq >= r.Seq {
-		r.Seq = best.Seq
+	now := d.cfg.Now()
+	best, _ := d.bestIdentity(dkey, lr.answers)
+	if best != nil {
+		if best.Seq >= r.Seq {
+			r.Seq = best.Seq
+		}
+		if err := mergeDevices(key, &r, best, now); err != nil {
+			return nil, fmt.Errorf("publish identity: %w", err)
+		}
 	}
 	d.mu.Lock()
 	if s := d.lastSeq[id]; s > r.Seq {
@@ -273,7 +283,6 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	r.Seq++
 	d.lastSeq[id] = r.Seq
 	d.mu.Unlock()
-	now := d.cfg.Now()
 	r.Issued = now.Truncate(time.Millisecond)
 	r.Expires = now.Add(d.cfg.RecordTTL).Truncate(time.Millisecond)
 	raw, err := sealIdentity(key, &r)
@@ -307,6 +316,87 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	out := r
 	d.cacheResolution(dkey, &Resolution{Query: string(id), Status: StatusOK, Owner: me, Identity: &out, Answers: len(answers)})
 	return &out, nil
+}
+
+// siblingCertRenew is how close to its expiry a sibling's certificate is
+// issued again by a device publishing the account's record, and
+// siblingCertTTL how long the new one lasts: a device that stays offline
+// never makes the record invalid (docs/DEVICES.md §0.4).
+const (
+	siblingCertRenew = 30 * 24 * time.Hour
+	siblingCertTTL   = 365 * 24 * time.Hour
+)
+
+// mergeDevices adds to r, the record this device is about to publish, the
+// devices of best, the account's record on the network, that r lacks and
+// neither record lists as revoked: the devices another device of the
+// account linked (docs/DEVICES.md §0.4). r's own entries win over best's
+// for the same device. Revoked ids are the union of both records'. The
+// result is kind 3, in DeviceID order, when it lists more than one device
+// or best is kind 3 (an account that had a second device stays kind 3, so
+// its tombstones are kept); a kind-1 r's Prekeys become its device's
+// bundle. A sibling's certificate that expires within siblingCertRenew is
+// issued again with key. More than maxDevices devices or maxRevoked
+// revoked ids is an error, ErrTooLarge.
+func mergeDevices(key *identity.AccountKey, r, best *IdentityRecord, now time.Time) error {
+	revoked := slices.Clone(r.Revoked)
+	for _, id := range best.Revoked {
+		if !slices.Contains(revoked, id) {
+			revoked = append(revoked, id)
+		}
+	}
+	type entry struct {
+		cert   identity.DeviceCert
+		bundle []byte
+	}
+	var entries []entry
+	for i, c := range r.Devices {
+		entries = append(entries, entry{c, r.Bundle(i)})
+	}
+	has := func(id identity.DeviceID) bool {
+		return slices.ContainsFunc(entries, func(e entry) bool { return e.cert.DeviceID() == id })
+	}
+	for i, c := range best.Devices {
+		id := c.DeviceID()
+		if has(id) || slices.Contains(revoked, id) {
+			continue
+		}
+		b := best.Bundle(i)
+		if b == nil {
+			continue
+		}
+		if c.Expires.Sub(now) < siblingCertRenew {
+			nc, err := identity.IssueDeviceCert(key, c.PeerID, c.X25519, now, now.Add(siblingCertTTL))
+			if err != nil {
+				return err
+			}
+			c = nc
+		}
+		entries = append(entries, entry{c, b})
+	}
+	if len(entries) == len(r.Devices) && !best.MultiDevice() && !r.MultiDevice() {
+		return nil // nothing to add: r stays as it is
+	}
+	if len(entries) > maxDevices {
+		return fmt.Errorf("%w: the account lists %d devices, at most %d fit: revoke one", ErrTooLarge, len(entries), maxDevices)
+	}
+	if len(revoked) > maxRevoked {
+		return fmt.Errorf("%w: the account revoked %d devices, at most %d are listed", ErrTooLarge, len(revoked), maxRevoked)
+	}
+	slices.SortFunc(entries, func(a, b entry) int {
+		ia, ib := a.cert.DeviceID(), b.cert.DeviceID()
+		return bytes.Compare(ia[:], ib[:])
+	})
+	slices.SortFunc(revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	r.Devices, r.Bundles, r.Prekeys, r.Revoked = nil, nil, nil, revoked
+	for _, e := range entries {
+		if e.bundle == nil {
+			return fmt.Errorf("device %s has no prekey bundle", e.cert.DeviceID())
+		}
+		r.Devices = append(r.Devices, e.cert)
+		r.Bundles = append(r.Bundles, e.bundle)
+	}
+	return nil
 }
 
 // SetOwned hands the DHT the records it republishes every

@@ -1,0 +1,172 @@
+package dht
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+)
+
+// oneDevice is a kind-1 record of k with the device named n and a bundle
+// of its own bytes.
+func oneDevice(tb testing.TB, k *identity.AccountKey, n string, now time.Time) *IdentityRecord {
+	tb.Helper()
+	r := testIdentity(tb, k, now)
+	r.Devices = []identity.DeviceCert{testDevice(tb, k, n, now)}
+	r.Prekeys = bytes.Repeat([]byte(n[:1]), 80)
+	return r
+}
+
+// deviceIDs are r's devices' ids, in its order.
+func deviceIDs(r *IdentityRecord) []identity.DeviceID {
+	var ids []identity.DeviceID
+	for _, c := range r.Devices {
+		ids = append(ids, c.DeviceID())
+	}
+	return ids
+}
+
+// A device publishing the account's record keeps the devices another
+// device of the account put in the network's record, with their bundles;
+// its own entry is its own, a revoked device stays out, and a sibling's
+// certificate close to its expiry is issued again (docs/DEVICES.md §0.4).
+func TestMergeDevices(t *testing.T) {
+	k := key(t, "alice")
+	now := time.Unix(1_800_000_000, 0)
+	laptop, phone := oneDevice(t, k, "laptop", now), oneDevice(t, k, "phone", now)
+
+	t.Run("a second device", func(t *testing.T) {
+		r := *phone
+		if err := mergeDevices(k, &r, laptop, now); err != nil {
+			t.Fatal(err)
+		}
+		if !r.MultiDevice() || len(r.Devices) != 2 || r.Prekeys != nil {
+			t.Fatalf("merged record: kind 3 %v, %d devices, prekeys %d B; want kind 3 with 2 and none", r.MultiDevice(), len(r.Devices), len(r.Prekeys))
+		}
+		for i, c := range r.Devices {
+			want := phone.Prekeys
+			if c.DeviceID() == laptop.Devices[0].DeviceID() {
+				want = laptop.Prekeys
+			}
+			if !bytes.Equal(r.Bundles[i], want) {
+				t.Errorf("device %s carries another device's bundle", c.DeviceID())
+			}
+		}
+		if err := r.checkOrder(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := sealIdentity(k, &r); err != nil {
+			t.Fatalf("the merged record does not seal: %v", err)
+		}
+		// The laptop publishes next: it keeps the phone, and its own
+		// entry (a rotated bundle) replaces the network's.
+		l := *laptop
+		l.Prekeys = bytes.Repeat([]byte("L"), 80)
+		if err := mergeDevices(k, &l, &r, now); err != nil {
+			t.Fatal(err)
+		}
+		if len(l.Devices) != 2 {
+			t.Fatalf("the laptop's record lists %d devices, want 2", len(l.Devices))
+		}
+		for i, c := range l.Devices {
+			if c.DeviceID() == laptop.Devices[0].DeviceID() && !bytes.Equal(l.Bundles[i], bytes.Repeat([]byte("L"), 80)) {
+				t.Error("the laptop's own rotated bundle lost to the network's older one")
+			}
+		}
+	})
+
+	t.Run("one device stays kind 1", func(t *testing.T) {
+		r := *laptop
+		if err := mergeDevices(k, &r, laptop, now); err != nil {
+			t.Fatal(err)
+		}
+		if r.MultiDevice() || !bytes.Equal(r.Prekeys, laptop.Prekeys) {
+			t.Fatal("an account on one device does not publish kind 1 as before")
+		}
+	})
+
+	t.Run("revoked stays out", func(t *testing.T) {
+		net := identityV2(t, k, now, 40, []string{"laptop", "phone"}, nil)
+		r := *laptop
+		r.Revoked = []identity.DeviceID{revokedID("phone")}
+		if err := mergeDevices(k, &r, net, now); err != nil {
+			t.Fatal(err)
+		}
+		if ids := deviceIDs(&r); len(ids) != 1 || ids[0] != revokedID("laptop") {
+			t.Fatalf("devices %v, want the laptop alone", ids)
+		}
+		// The revocation in the network's record holds for a device that
+		// publishes without knowing it.
+		net2 := identityV2(t, k, now, 40, []string{"laptop"}, []string{"phone"})
+		tab := oneDevice(t, k, "tablet", now)
+		if err := mergeDevices(k, tab, net2, now); err != nil {
+			t.Fatal(err)
+		}
+		if len(tab.Revoked) != 1 || !tab.MultiDevice() || len(tab.Devices) != 2 {
+			t.Fatalf("tablet's record: %d revoked, %d devices; want the phone revoked and 2 devices", len(tab.Revoked), len(tab.Devices))
+		}
+	})
+
+	t.Run("an expiring sibling certificate is renewed", func(t *testing.T) {
+		old := oneDevice(t, k, "laptop", now)
+		c, err := identity.IssueDeviceCert(k, old.Devices[0].PeerID, old.Devices[0].X25519, now.Add(-300*24*time.Hour), now.Add(10*24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		old.Devices[0] = c
+		r := *phone
+		if err := mergeDevices(k, &r, old, now); err != nil {
+			t.Fatal(err)
+		}
+		for _, d := range r.Devices {
+			if d.DeviceID() == c.DeviceID() && d.Expires.Sub(now) < siblingCertTTL-time.Hour {
+				t.Fatalf("the laptop's certificate expires in %v, not renewed", d.Expires.Sub(now))
+			}
+		}
+	})
+
+	t.Run("a ninth device", func(t *testing.T) {
+		net := identityV2(t, k, now, 40, []string{"a", "b", "c", "d", "e", "f", "g", "h"}, nil)
+		r := *phone
+		if err := mergeDevices(k, &r, net, now); !errors.Is(err, ErrTooLarge) {
+			t.Fatalf("merge into a full record: %v, want ErrTooLarge", err)
+		}
+	})
+}
+
+// Over a network: the phone, linked to the laptop's account, publishes a
+// record with its own device alone; the record read back lists both, and
+// the laptop's republish keeps the phone.
+func TestPublishKeepsSiblings(t *testing.T) {
+	tn := newTestNet(t, 12, netOpts{})
+	k := key(t, "alice")
+	ctx := context.Background()
+	now := tn.clock.Now()
+	laptop, phone := oneDevice(t, k, "laptop", now), oneDevice(t, k, "phone", now)
+	if _, err := tn.nodes[0].PublishIdentity(ctx, k, laptop); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := tn.nodes[1].PublishIdentity(ctx, k, phone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(pub.Devices) != 2 {
+		t.Fatalf("the phone published %d devices, want the laptop's and its own", len(pub.Devices))
+	}
+	pub, err = tn.nodes[0].PublishIdentity(ctx, k, laptop)
+	if err != nil {
+		t.Fatal(err)
+	}
+	reader := tn.nodes[5]
+	reader.cache.clear()
+	got, err := reader.ResolveIdentity(ctx, k.Public().ID())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Seq != pub.Seq || len(got.Devices) != 2 || !got.MultiDevice() {
+		t.Fatalf("a reader resolves seq %d with %d devices (kind 3 %v), want seq %d with both devices", got.Seq, len(got.Devices), got.MultiDevice(), pub.Seq)
+	}
+}
