@@ -547,3 +547,33 @@ func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
 	}()
 	return ch, nil
 }
+
+// StartLink starts linking a new device and returns its code.
+func (c *Client) StartLink(ctx context.Context) (LinkOffer, error) {
+	var o LinkOffer
+	return o, c.do(ctx, http.MethodPost, "/api/v1/devices/link", nil, &o)
+}
+
+// LinkStatus says where the link StartLink began is.
+func (c *Client) LinkStatus(ctx context.Context) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodGet, "/api/v1/devices/link", nil, &s)
+}
+
+// ConfirmLink confirms the link with the digits the new device shows.
+func (c *Client) ConfirmLink(ctx context.Context, sas string) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodPost, "/api/v1/devices/link/confirm", LinkConfirm{SAS: sas}, &s)
+}
+
+// CancelLink ends the link StartLink began.
+func (c *Client) CancelLink(ctx context.Context) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodDelete, "/api/v1/devices/link", nil, &s)
+}
+
+// Devices lists the account's devices.
+func (c *Client) Devices(ctx context.Context) ([]OwnDevice, error) {
+	var d []OwnDevice
+	return d, c.do(ctx, http.MethodGet, "/api/v1/devices", nil, &d)
+}

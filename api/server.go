@@ -105,6 +105,15 @@ type Backend interface {
 	// own account was never used, answers with what the backup holds, and
 	// has the node restart with the backup's account.
 	Restore(ctx context.Context, req RestoreRequest) (Restoring, error)
+	// StartLink shows a one-time code a new device links to this account
+	// with (docs/DEVICES.md §1); LinkStatus follows it, ConfirmLink takes
+	// the digits the new device shows, CancelLink ends it.
+	StartLink(ctx context.Context) (LinkOffer, error)
+	LinkStatus(ctx context.Context) (LinkStatus, error)
+	ConfirmLink(ctx context.Context, req LinkConfirm) (LinkStatus, error)
+	CancelLink(ctx context.Context) (LinkStatus, error)
+	// Devices lists this account's devices, this one among them.
+	Devices(ctx context.Context) ([]OwnDevice, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
 	// ends. Slow subscribers lose events rather than block the node.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
@@ -358,6 +367,17 @@ func (s *Server) handler() http.Handler {
 			return nil, err
 		}
 		return b.Restore(r.Context(), req)
+	}))
+	mux.HandleFunc("GET /api/v1/devices", j(func(r *http.Request) (any, error) { return b.Devices(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.StartLink(r.Context()) }))
+	mux.HandleFunc("GET /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.LinkStatus(r.Context()) }))
+	mux.HandleFunc("DELETE /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.CancelLink(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/devices/link/confirm", j(func(r *http.Request) (any, error) {
+		var req LinkConfirm
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.ConfirmLink(r.Context(), req)
 	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {

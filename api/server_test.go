@@ -96,6 +96,24 @@ func (f *fakeBackend) Restore(_ context.Context, req RestoreRequest) (Restoring,
 	f.restored = req.Backup
 	return Restoring{Account: "csa1restored", Handles: []string{"alice"}}, nil
 }
+func (f *fakeBackend) StartLink(context.Context) (LinkOffer, error) {
+	return LinkOffer{Code: "callsign:link/abc", Expires: time.Unix(1_800_000_600, 0)}, nil
+}
+func (f *fakeBackend) LinkStatus(context.Context) (LinkStatus, error) {
+	return LinkStatus{State: LinkSAS, SAS: "482 913"}, nil
+}
+func (f *fakeBackend) ConfirmLink(_ context.Context, req LinkConfirm) (LinkStatus, error) {
+	if req.SAS != "482913" {
+		return LinkStatus{}, Errorf(CodeConflict, "", "the numbers differ")
+	}
+	return LinkStatus{State: LinkHandover}, nil
+}
+func (f *fakeBackend) CancelLink(context.Context) (LinkStatus, error) {
+	return LinkStatus{State: LinkFailed, Reason: "link canceled"}, nil
+}
+func (f *fakeBackend) Devices(context.Context) ([]OwnDevice, error) {
+	return []OwnDevice{{ID: "aaaaaaaaaaaaa", Name: "laptop", Current: true}}, nil
+}
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	time.Sleep(f.subscribeDelay)
 	f.subscribed.Store(true)

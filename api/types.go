@@ -490,3 +490,48 @@ type ClaimProgress struct {
 	Name  string `json:"name"`
 	Stage string `json:"stage"`
 }
+
+// LinkOffer is the answer to POST /api/v1/devices/link: the one-time code
+// a new device types (`callsign up --link CODE`) or scans, until Expires.
+type LinkOffer struct {
+	Code    string    `json:"code"`
+	Expires time.Time `json:"expires"`
+}
+
+// The states of a link (LinkStatus.State).
+const (
+	LinkWaiting    = "waiting"    // the code is shown; no device has used it
+	LinkConnecting = "connecting" // a device used it; the numbers come next
+	LinkSAS        = "sas"        // compare the numbers on both devices, then confirm
+	LinkHandover   = "handover"   // confirmed: the account goes to the new device
+	LinkLinked     = "linked"     // the new device is part of the account
+	LinkFailed     = "failed"     // ended without a link: Reason says why
+	LinkNone       = "none"       // no link was started since the node started
+)
+
+// LinkStatus is the answer to GET /api/v1/devices/link and to a confirm.
+type LinkStatus struct {
+	State string `json:"state"`
+	// SAS is the six digits both devices show ("482 913"), while State is
+	// "sas": the person confirms they match.
+	SAS     string     `json:"sas,omitempty"`
+	Expires time.Time  `json:"expires,omitzero"`
+	Reason  string     `json:"reason,omitempty"` // why it failed
+	Device  *OwnDevice `json:"device,omitempty"` // the new device, once linked
+}
+
+// LinkConfirm is the body of POST /api/v1/devices/link/confirm: the
+// digits the new device shows. They must equal this device's; other digits
+// decline the link.
+type LinkConfirm struct {
+	SAS string `json:"sas"`
+}
+
+// OwnDevice is one device of this account (GET /api/v1/devices).
+type OwnDevice struct {
+	ID      string    `json:"id"`             // identity.DeviceID's text form
+	Name    string    `json:"name,omitempty"` // what the person called it; "" when this device never learnt it
+	Current bool      `json:"current"`        // the device answering
+	Revoked bool      `json:"revoked"`
+	Added   time.Time `json:"added,omitzero"`
+}

@@ -623,6 +623,15 @@ func Join(ctx context.Context, h host.Host, code string, cfg JoinConfig) error {
 	stop := context.AfterFunc(ctx, func() { s.ResetWithError(p2p.CodeClosing) })
 	defer stop()
 	err = join(ctx, ls, c, h.ID(), cfg)
+	if err == nil {
+		// E takes the link once it reads this side's close: wait for its
+		// own, so a caller that closes the host at once cuts nothing.
+		ls.s.CloseWrite()
+		ls.step(ls.cfg.StepTimeout)
+		if _, rerr := ls.s.Read(make([]byte, 1)); rerr != io.EOF {
+			err = fmt.Errorf("after Done: %w", errOr(rerr, errors.New("unexpected bytes")))
+		}
+	}
 	ls.finish(err)
 	if err != nil && ctx.Err() != nil {
 		err = fmt.Errorf("%w (%w)", ctx.Err(), err)

@@ -110,6 +110,24 @@ func TestMergeDevices(t *testing.T) {
 		}
 	})
 
+	t.Run("a restored device replaces the others", func(t *testing.T) {
+		net := identityV2(t, k, now, 40, []string{"laptop", "phone"}, []string{"tablet"})
+		r := *oneDevice(t, k, "desktop", now)
+		r.revokeOthers(net)
+		if err := mergeDevices(k, &r, net, now); err != nil {
+			t.Fatal(err)
+		}
+		if ids := deviceIDs(&r); len(ids) != 1 || ids[0] != revokedID("desktop") {
+			t.Fatalf("devices %v, want the desktop alone", ids)
+		}
+		if len(r.Revoked) != 3 || r.checkOrder() != nil {
+			t.Fatalf("revoked %v, want laptop, phone and tablet in order", r.Revoked)
+		}
+		if _, err := sealIdentity(k, &r); err != nil {
+			t.Fatal(err)
+		}
+	})
+
 	t.Run("an expiring sibling certificate is renewed", func(t *testing.T) {
 		old := oneDevice(t, k, "laptop", now)
 		c, err := identity.IssueDeviceCert(k, old.Devices[0].PeerID, old.Devices[0].X25519, now.Add(-300*24*time.Hour), now.Add(10*24*time.Hour))

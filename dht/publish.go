@@ -251,6 +251,18 @@ func othersOf(t *handleTally, me identity.AccountPub) []*ownerTally {
 // the peers that answered the read-back hold it. ErrTooLarge when the record
 // exceeds 16 KiB.
 func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec *IdentityRecord) (*IdentityRecord, error) {
+	return d.publishIdentity(ctx, key, rec, false)
+}
+
+// PublishIdentityReplacing is PublishIdentity for a device that takes the
+// place of the account's others (restored from a backup): every device of
+// the account's record on the network that rec does not list is listed as
+// revoked instead of kept.
+func (d *DHT) PublishIdentityReplacing(ctx context.Context, key *identity.AccountKey, rec *IdentityRecord) (*IdentityRecord, error) {
+	return d.publishIdentity(ctx, key, rec, true)
+}
+
+func (d *DHT) publishIdentity(ctx context.Context, key *identity.AccountKey, rec *IdentityRecord, replace bool) (*IdentityRecord, error) {
 	if rec == nil {
 		return nil, errors.New("publish identity: nil record")
 	}
@@ -271,6 +283,9 @@ func (d *DHT) PublishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	if best != nil {
 		if best.Seq >= r.Seq {
 			r.Seq = best.Seq
+		}
+		if replace {
+			r.revokeOthers(best)
 		}
 		if err := mergeDevices(key, &r, best, now); err != nil {
 			return nil, fmt.Errorf("publish identity: %w", err)
@@ -345,24 +360,17 @@ func mergeDevices(key *identity.AccountKey, r, best *IdentityRecord, now time.Ti
 			revoked = append(revoked, id)
 		}
 	}
-	type entry struct {
-		cert   identity.DeviceCert
-		bundle []byte
-	}
-	var entries []entry
+	mine := make([]identity.DeviceID, len(r.Devices))
 	for i, c := range r.Devices {
-		entries = append(entries, entry{c, r.Bundle(i)})
+		mine[i] = c.DeviceID()
 	}
-	has := func(id identity.DeviceID) bool {
-		return slices.ContainsFunc(entries, func(e entry) bool { return e.cert.DeviceID() == id })
-	}
+	out := *r
+	out.Devices, out.Bundles = slices.Clone(r.Devices), slices.Clone(r.Bundles)
+	added := 0
 	for i, c := range best.Devices {
 		id := c.DeviceID()
-		if has(id) || slices.Contains(revoked, id) {
-			continue
-		}
 		b := best.Bundle(i)
-		if b == nil {
+		if slices.Contains(mine, id) || slices.Contains(revoked, id) || b == nil {
 			continue
 		}
 		if c.Expires.Sub(now) < siblingCertRenew {
@@ -372,31 +380,48 @@ func mergeDevices(key *identity.AccountKey, r, best *IdentityRecord, now time.Ti
 			}
 			c = nc
 		}
-		entries = append(entries, entry{c, b})
+		out.AddDevice(c, b)
+		added++
 	}
-	if len(entries) == len(r.Devices) && !best.MultiDevice() && !r.MultiDevice() {
-		return nil // nothing to add: r stays as it is
+	if added == 0 && !best.MultiDevice() && !r.MultiDevice() {
+		return nil // an account on one device: r stays kind 1
 	}
-	if len(entries) > maxDevices {
-		return fmt.Errorf("%w: the account lists %d devices, at most %d fit: revoke one", ErrTooLarge, len(entries), maxDevices)
+	if len(out.Devices) > maxDevices {
+		return fmt.Errorf("%w: the account lists %d devices, at most %d fit: revoke one", ErrTooLarge, len(out.Devices), maxDevices)
 	}
 	if len(revoked) > maxRevoked {
 		return fmt.Errorf("%w: the account revoked %d devices, at most %d are listed", ErrTooLarge, len(revoked), maxRevoked)
 	}
-	slices.SortFunc(entries, func(a, b entry) int {
-		ia, ib := a.cert.DeviceID(), b.cert.DeviceID()
-		return bytes.Compare(ia[:], ib[:])
-	})
-	slices.SortFunc(revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
-	r.Devices, r.Bundles, r.Prekeys, r.Revoked = nil, nil, nil, revoked
-	for _, e := range entries {
-		if e.bundle == nil {
-			return fmt.Errorf("device %s has no prekey bundle", e.cert.DeviceID())
-		}
-		r.Devices = append(r.Devices, e.cert)
-		r.Bundles = append(r.Bundles, e.bundle)
+	if !out.MultiDevice() {
+		out.AddDevice(out.Devices[0], out.Bundle(0)) // kind 3 with its one device
 	}
+	slices.SortFunc(revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	out.Revoked = revoked
+	*r = out
 	return nil
+}
+
+// revokeOthers lists as revoked in r every device of best that r does not
+// list, and makes r kind 3 if it revoked any.
+func (r *IdentityRecord) revokeOthers(best *IdentityRecord) {
+	mine := make([]identity.DeviceID, len(r.Devices))
+	for i, c := range r.Devices {
+		mine[i] = c.DeviceID()
+	}
+	revoked := slices.Clone(r.Revoked)
+	for _, c := range best.Devices {
+		if id := c.DeviceID(); !slices.Contains(mine, id) && !slices.Contains(revoked, id) {
+			revoked = append(revoked, id)
+		}
+	}
+	if len(revoked) == len(r.Revoked) {
+		return
+	}
+	slices.SortFunc(revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	r.Revoked = revoked
+	if !r.MultiDevice() {
+		r.AddDevice(r.Devices[0], r.Bundle(0)) // kind 3, which lists the revoked
+	}
 }
 
 // SetOwned hands the DHT the records it republishes every

@@ -75,6 +75,9 @@ type HandleRecord struct {
 	Nonce     uint64 // proof of work; 0 for self-certifying names
 }
 
+// MaxDevices is the most devices an identity record lists.
+const MaxDevices = 8
+
 // MultiDevice reports whether r is a kind-3 record, with a bundle per
 // device.
 func (r *IdentityRecord) MultiDevice() bool { return r.Bundles != nil }
@@ -95,6 +98,32 @@ func (r *IdentityRecord) Bundle(i int) []byte {
 		return r.Prekeys
 	}
 	return nil
+}
+
+// AddDevice lists the device c with its prekey bundle in r, in place of
+// the entry of the same DeviceID if r has one. r becomes kind 3 (a kind-1
+// r's Prekeys become its first device's bundle), its devices kept in
+// DeviceID order. It does not check c, the bundle or the count: sealing
+// does.
+func (r *IdentityRecord) AddDevice(c identity.DeviceCert, bundle []byte) {
+	if !r.MultiDevice() {
+		bundles := [][]byte{}
+		for i := range r.Devices {
+			bundles = append(bundles, r.Bundle(i))
+		}
+		r.Bundles, r.Prekeys = bundles, nil
+	}
+	id := c.DeviceID()
+	i, found := slices.BinarySearchFunc(r.Devices, id, func(d identity.DeviceCert, id identity.DeviceID) int {
+		di := d.DeviceID()
+		return bytes.Compare(di[:], id[:])
+	})
+	if found {
+		r.Devices[i], r.Bundles[i] = c, bundle
+		return
+	}
+	r.Devices = slices.Insert(slices.Clone(r.Devices), i, c)
+	r.Bundles = slices.Insert(slices.Clone(r.Bundles), i, bundle)
 }
 
 // toMillis converts t to the wire's unix milliseconds; times before 1970

@@ -39,7 +39,7 @@ const (
 
 	maxSigLen         = 128
 	maxKeyLen         = 64
-	maxDevices        = 8
+	maxDevices        = MaxDevices
 	maxDeviceLen      = 1024 // kind 1's device certificate
 	maxPrekeysLen     = 4 << 10
 	maxDeviceEntryLen = 2048 // kind 3's DeviceEntry

@@ -77,6 +77,10 @@ const viewRefresh = 10 * time.Second
 // makes known at once).
 const selfViewAge = time.Minute
 
+// selfViewRetry is the first wait before this account's own record is
+// looked up again, when the lookup at the start found nothing.
+const selfViewRetry = 500 * time.Millisecond
+
 // maxEarlyCopies caps the messages remembered for copying before this
 // account's own record is first looked up.
 const maxEarlyCopies = 1024
@@ -395,5 +399,45 @@ func (s *Service) copyEarly() {
 	}
 	for _, sib := range sibs {
 		s.enqueue(sib, false, nil, ids...)
+	}
+}
+
+// SiblingsChanged says this account's devices changed (a device was just
+// linked here and its record published): this device looks its own
+// account up again now, so what it sends is copied to the new device.
+func (s *Service) SiblingsChanged() {
+	s.mu.Lock()
+	a := s.acctLocked(s.selfID)
+	s.mu.Unlock()
+	s.refreshView(a, true)
+}
+
+// selfViewLoop looks this account's own record up until it is found once:
+// at a start the network may not answer yet (the routing table is empty),
+// and until the record is read the messages sent wait for their copies
+// (noteEarly). Later lookups follow sends (siblings).
+func (s *Service) selfViewLoop() {
+	a := s.acct(s.selfID)
+	backoff := selfViewRetry
+	for {
+		ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
+		_, err := s.lookup(ctx, s.selfID)
+		cancel()
+		if err == nil || s.ctx.Err() != nil {
+			return
+		}
+		s.mu.Lock()
+		known := a.view != nil
+		s.mu.Unlock()
+		if known {
+			return
+		}
+		s.log.Debug("look this account up", "err", err, "again in", backoff)
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, selfViewAge)
 	}
 }

@@ -3,6 +3,8 @@ package msg
 import (
 	"bytes"
 	"context"
+	"crypto/ecdh"
+	"crypto/ed25519"
 	"errors"
 	"fmt"
 	"time"
@@ -312,4 +314,25 @@ func (p pqPrekeys) DecapsulatePQ(id uint32, ct []byte) ([]byte, error) {
 		return nil, ErrClosed
 	}
 	return p.s.prekeys.DecapsulatePQ(id, ct)
+}
+
+// NewDevicePrekeys makes the prekeys of a device joining account with
+// the E2E identity key dh (a device being linked, docs/DEVICES.md §1),
+// stores them in tx as the device's prekey state, and returns the bundle
+// its identity record entry carries. The msg service started on that store
+// later goes on with them.
+func NewDevicePrekeys(tx *store.Tx, account *identity.AccountKey, dh *ecdh.PrivateKey, now time.Time) ([]byte, error) {
+	self := e2e.Identity{Signer: ed25519.NewKeyFromSeed(account.Seed()), DH: dh}
+	st, err := e2e.NewPrekeyState(self, now, nil)
+	if err != nil {
+		return nil, fmt.Errorf("create prekeys: %w", err)
+	}
+	b, err := st.Marshal()
+	if err != nil {
+		return nil, fmt.Errorf("create prekeys: %w", err)
+	}
+	if err := tx.PutPrekeys(b); err != nil {
+		return nil, err
+	}
+	return e2e.MarshalBundle(st.Bundle())
 }

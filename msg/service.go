@@ -484,7 +484,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.mu.Unlock()
 	// This account's own record names its other devices, which get a copy
 	// of each message this one sends.
-	s.refreshView(s.acct(s.selfID), false)
+	s.wg.Go(s.selfViewLoop)
 	s.wg.Go(s.prekeyLoop)
 	s.wg.Go(s.sendLoop)
 	if s.cfg.Mailboxes != nil {

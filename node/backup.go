@@ -59,24 +59,11 @@ func restoreBackup(ctx context.Context, dataDir string, storePass []byte, r io.R
 // restoreChecked is restoreBackup of bk, opened, authenticated and
 // restored into memory already (inspect).
 func restoreChecked(ctx context.Context, dataDir string, storePass []byte, bk *devices.Backup, items int) (Restored, error) {
-	n, err := New(Config{DataDir: dataDir})
+	n, db, err := openOffline(ctx, Config{DataDir: dataDir, Passphrase: storePass})
 	if err != nil {
 		return Restored{}, err
 	}
 	defer n.Close()
-	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
-		return Restored{}, withHint(fmt.Errorf("create data directory: %w", err), "pick a directory you can write to with --data")
-	}
-	if err := n.takeLock(); err != nil {
-		return Restored{}, err
-	}
-	if err := checkDataDir(n.cfg.DataDir, n.log); err != nil {
-		return Restored{}, err
-	}
-	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: storePass, Checks: storeChecks})
-	if err != nil {
-		return Restored{}, storeError(err)
-	}
 	defer db.Close()
 	err = db.Update(func(tx *store.Tx) error {
 		sec, err := tx.Secrets()
@@ -109,6 +96,35 @@ func restoreChecked(ctx context.Context, dataDir string, storePass []byte, bk *d
 		return Restored{}, backupError(fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged))
 	}
 	return Restored{Account: ak.Public().ID(), Items: items}, nil
+}
+
+// openOffline opens cfg.DataDir's store, creating the directory, for work
+// done without the network (a restore, the new device's side of a link):
+// the returned node only holds the directory's lock until it is closed,
+// after db.
+func openOffline(ctx context.Context, cfg Config) (*Node, *store.DB, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	fail := func(err error) (*Node, *store.DB, error) {
+		n.Close()
+		return nil, nil, err
+	}
+	if err := os.MkdirAll(n.cfg.DataDir, 0o700); err != nil {
+		return fail(withHint(fmt.Errorf("create data directory: %w", err), "pick a directory you can write to with --data"))
+	}
+	if err := n.takeLock(); err != nil {
+		return fail(err)
+	}
+	if err := checkDataDir(n.cfg.DataDir, n.log); err != nil {
+		return fail(err)
+	}
+	db, err := store.Open(ctx, store.Options{Dir: n.cfg.DataDir, Passphrase: n.cfg.Passphrase, Checks: storeChecks})
+	if err != nil {
+		return fail(storeError(err))
+	}
+	return n, db, nil
 }
 
 // checkRestored refuses a store a restore began writing and did not
@@ -212,6 +228,11 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 			return tx.ImportPortable(kind, body)
 		})
 		if err != nil {
+			return err
+		}
+		// The restored device takes the place of the devices the account
+		// had: the backup's owner lost them, or is moving.
+		if err := tx.SetReplaceDevices(true); err != nil {
 			return err
 		}
 		return tx.EndRestore()

@@ -236,6 +236,8 @@ type Node struct {
 
 	join joinState // finding the network (join.go)
 
+	link linking // linking new devices to the account (link.go)
+
 	// Restoring a backup from the web app (restore.go): restoreCh is
 	// made by Run, which restarts the node with what Restore sends on it,
 	// once (restoreSent, guarded by restoreMu).
@@ -338,6 +340,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startCalls(ctx); err != nil {
 		return err
 	}
+	n.startLinker()
 	n.startBackend()
 	if err := n.startAPI(); err != nil {
 		return err

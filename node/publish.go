@@ -118,9 +118,26 @@ func (n *Node) publish(ctx context.Context) error {
 	// The republisher gets every claim before anything can fail below, so
 	// that a claim just made is kept alive even if this publication is not
 	// confirmed.
+	// A device restored from a backup takes the place of the account's
+	// others, once (store.Tx.ReplaceDevices).
+	var replace bool
+	if err := n.db.View(func(tx *store.Tx) (err error) { replace, err = tx.ReplaceDevices(); return err }); err != nil {
+		return err
+	}
+	publish := n.dht.PublishIdentity
+	if replace {
+		publish = n.dht.PublishIdentityReplacing
+	}
 	n.dht.SetOwned(n.keys.account, rec, claims)
-	if _, err := n.dht.PublishIdentity(ctx, n.keys.account, rec); err != nil {
+	if pub, err := publish(ctx, n.keys.account, rec); err != nil {
 		errs = append(errs, err)
+	} else {
+		n.publishedLinked(pub)
+		if replace {
+			if err := n.db.Update(func(tx *store.Tx) error { return tx.SetReplaceDevices(false) }); err != nil {
+				errs = append(errs, err)
+			}
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -204,6 +221,7 @@ func (n *Node) ownedRecords() (*dht.IdentityRecord, []dht.HandleClaim, error) {
 		Mailboxes: n.mailboxAddrs(),
 		Handles:   names,
 	}
+	n.addLinked(rec)
 	return rec, claims, nil
 }
 

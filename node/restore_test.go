@@ -3,6 +3,7 @@ package node_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -96,6 +97,15 @@ func TestRestoreOnRunningNode(t *testing.T) {
 		t.Fatalf("contacts after the restore: %+v %v", cs, err)
 	}
 	check.Until(t, time.Minute, "the restored device's record published", second.Published)
+	// The restored device takes the old one's place in the record; the
+	// old one is not kept beside it.
+	check.Eventually(t, time.Minute, func() error {
+		w, err := bob.Client.Whois(ctx, "@alice")
+		if err == nil && (len(w.Devices) != 1 || w.Devices[0].Peer != id.Peer) {
+			err = fmt.Errorf("@alice's record names %+v, want the restored device %s alone", w.Devices, id.Peer)
+		}
+		return err
+	})
 	if _, err := c.Restore(ctx, backup, pass); code(err) != api.CodeConflict || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a second restore onto the account in use: %v, want %s", err, api.CodeConflict)
 	}

@@ -99,3 +99,22 @@ func (tx *Tx) EndRestore() error { return tx.del(keyRestoring) }
 
 // Restoring reports whether a restore began and has not ended.
 func (tx *Tx) Restoring() (bool, error) { return tx.has(keyRestoring) }
+
+// keyReplaceDevices marks an account restored from a backup whose device
+// takes the place of the account's others (conf/replace-devices, empty):
+// the node's first publication revokes every other device the account's
+// record names, and removes the mark.
+var keyReplaceDevices = []byte("conf/replace-devices")
+
+// SetReplaceDevices sets or removes the mark that this device replaces the
+// account's others at its next publication.
+func (tx *Tx) SetReplaceDevices(on bool) error {
+	if on {
+		return tx.setRaw(keyReplaceDevices, nil)
+	}
+	return tx.del(keyReplaceDevices)
+}
+
+// ReplaceDevices reports whether this device replaces the account's others
+// at its next publication.
+func (tx *Tx) ReplaceDevices() (bool, error) { return tx.has(keyReplaceDevices) }

@@ -138,6 +138,20 @@ func (net *Net) AddBehindNAT() *Node {
 	return nd
 }
 
+// StartOn starts a node with cfg (from NodeConfig, once a test prepared
+// its data directory: a restore, a link) and adds it to Nodes.
+func (net *Net) StartOn(cfg node.Config) *Node {
+	net.t.Helper()
+	nd, err := net.start(cfg)
+	if err != nil {
+		net.t.Fatal(err)
+	}
+	net.mu.Lock()
+	net.Nodes = append(net.Nodes, nd)
+	net.mu.Unlock()
+	return nd
+}
+
 // Restart closes nd and starts a node on the same data directory; the
 // returned node replaces nd in Nodes.
 func (net *Net) Restart(nd *Node) *Node {

@@ -51,6 +51,13 @@ type Node interface {
 	// with its account; errors.ErrUnsupported when nothing would restart
 	// the node.
 	Restore(ctx context.Context, backup []byte, passphrase string) (api.Restoring, error)
+	// Linking a new device to the account (docs/DEVICES.md §1), and the
+	// account's devices: as api.Backend's methods of the same names.
+	StartLink(ctx context.Context) (api.LinkOffer, error)
+	LinkStatus(ctx context.Context) (api.LinkStatus, error)
+	ConfirmLink(ctx context.Context, sas string) (api.LinkStatus, error)
+	CancelLink(ctx context.Context) (api.LinkStatus, error)
+	Devices(ctx context.Context) ([]api.OwnDevice, error)
 }
 
 // Directory resolves names and accounts (the DHT).

@@ -126,6 +126,7 @@ var errorCodes = []struct {
 	{devices.ErrLinkCanceled, api.CodeConflict, ""},
 	{devices.ErrLinkMismatch, api.CodeConflict, "someone may be in the middle: link again, face to face"},
 	{devices.ErrLinkFrame, api.CodeUnavailable, "the other device sent what this one cannot read: update both"},
+	{devices.ErrLinkTooLarge, api.CodeTooLarge, "remove contacts you no longer need, or link from a backup: `callsign backup create`, then `callsign up --restore`"},
 	{devices.ErrRevoked, api.CodeConflict, ""},
 	{devices.ErrMalformed, api.CodeInternal, ""},
 

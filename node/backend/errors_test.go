@@ -120,6 +120,7 @@ var sentinels = map[string]struct {
 	"devices.ErrLinkCanceled":    {devices.ErrLinkCanceled, api.CodeConflict},
 	"devices.ErrLinkMismatch":    {devices.ErrLinkMismatch, api.CodeConflict},
 	"devices.ErrLinkFrame":       {devices.ErrLinkFrame, api.CodeUnavailable},
+	"devices.ErrLinkTooLarge":    {devices.ErrLinkTooLarge, api.CodeTooLarge},
 	"devices.ErrRevoked":         {devices.ErrRevoked, api.CodeConflict},
 	"devices.ErrMalformed":       {devices.ErrMalformed, api.CodeInternal},
 }

@@ -1,0 +1,258 @@
+package node_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/internal/check"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/node"
+)
+
+// linkDevice links a new node, on a new data directory, to the account of
+// e through e's API: the new device's person confirms the numbers it shows
+// (answer), e's types what the new device showed. It returns what
+// node.Link returned, the configuration to start the new node with and the
+// link's last status on e.
+func linkDevice(t *testing.T, ctx context.Context, net *testnet.Net, e *testnet.Node, name string, answer bool, typed func(sas string) string) (node.LinkedAccount, node.Config, api.LinkStatus, error) {
+	t.Helper()
+	offer, err := e.Client.StartLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(offer.Code, "callsign:link/") || time.Until(offer.Expires) < 5*time.Minute {
+		t.Fatalf("link offer %+v: want a callsign:link/ code valid for minutes", offer)
+	}
+	cfg := net.NodeConfig()
+	shown := make(chan string, 1)
+	type result struct {
+		la  node.LinkedAccount
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		la, err := node.Link(ctx, cfg, node.LinkOptions{Code: offer.Code, Name: name, ConfirmSAS: func(ctx context.Context, sas string) (bool, error) {
+			shown <- sas
+			return answer, nil
+		}})
+		done <- result{la, err}
+	}()
+	var sas string
+	select {
+	case sas = <-shown:
+	case r := <-done:
+		return r.la, cfg, api.LinkStatus{}, r.err
+	case <-ctx.Done():
+		t.Fatal("the new device showed no numbers")
+	}
+	var st api.LinkStatus
+	check.Eventually(t, 30*time.Second, func() error {
+		st, err = e.Client.LinkStatus(ctx)
+		if err == nil && st.State != api.LinkSAS && st.State != api.LinkFailed {
+			err = fmt.Errorf("link state %s, want sas", st.State)
+		}
+		return err
+	})
+	var cerr error
+	if st.State == api.LinkSAS {
+		if st.SAS != sas {
+			t.Fatalf("the two devices show %q and %q", st.SAS, sas)
+		}
+		_, cerr = e.Client.ConfirmLink(ctx, typed(sas))
+	} else if answer {
+		t.Fatalf("the link failed before the numbers were shown: %s", st.Reason)
+	}
+	r := <-done
+	check.Eventually(t, 30*time.Second, func() error {
+		st, err = e.Client.LinkStatus(ctx)
+		if err == nil && st.State != api.LinkLinked && st.State != api.LinkFailed {
+			err = fmt.Errorf("link state %s, want it over", st.State)
+		}
+		return err
+	})
+	if r.err == nil && cerr != nil {
+		t.Fatalf("confirm: %v", cerr)
+	}
+	return r.la, cfg, st, r.err
+}
+
+// TestLinkDevice: Alice links a laptop to her account from her first
+// device. Both show the same numbers; once she confirms them on both, the
+// laptop holds her account (@alice, her contact Bob) under its own device
+// key, both devices list each other, and the account's record names both:
+// Bob's next message arrives on each, and the laptop's reply reaches Bob
+// once and shows on the first device in the same conversation.
+func TestLinkDevice(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second}})
+	alice, bob := net.Nodes[1], net.Nodes[2]
+	ctx := ctxT(t, 4*time.Minute)
+	if c, err := alice.Client.Claim(ctx, "alice"); err != nil || c.Status != "claimed" {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	bobID, err := bob.Client.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.AddContact(ctx, bobID.Account, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.AddContact(ctx, "@alice", "alice"); err != nil {
+		t.Fatal(err)
+	}
+
+	la, cfg, st, err := linkDevice(t, ctx, net, alice, "laptop", true, func(sas string) string { return sas })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if la.Account != alice.Account() || la.Name != "laptop" {
+		t.Fatalf("linked %+v, want Alice's account as laptop", la)
+	}
+	if st.State != api.LinkLinked || st.Device == nil || st.Device.Name != "laptop" || st.Device.ID != la.Device.String() {
+		t.Fatalf("Alice's first device says %+v, want the laptop linked", st)
+	}
+	laptop := net.StartOn(cfg)
+	id, err := laptop.Client.ID(ctx)
+	if err != nil || id.Account != alice.Account().String() {
+		t.Fatalf("the laptop's account: %+v %v, want %s", id, err, alice.Account())
+	}
+	if cs, err := laptop.Client.Contacts(ctx); err != nil || len(cs) != 1 || cs[0].Petname != "bob" {
+		t.Fatalf("the laptop's contacts: %+v %v, want Bob", cs, err)
+	}
+	check.Until(t, time.Minute, "the laptop's record published", laptop.Published)
+	for _, c := range []*api.Client{alice.Client, laptop.Client} {
+		check.Eventually(t, time.Minute, func() error {
+			ds, err := c.Devices(ctx)
+			if err != nil {
+				return err
+			}
+			var got []string
+			for _, d := range ds {
+				got = append(got, fmt.Sprintf("%s current=%v revoked=%v", d.Name, d.Current, d.Revoked))
+			}
+			if len(ds) != 2 || !slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.Name == "laptop" && !d.Revoked }) ||
+				!slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.Current }) {
+				return fmt.Errorf("devices %v, want two with the laptop", got)
+			}
+			return nil
+		})
+	}
+	// The record Bob reads names both devices.
+	check.Eventually(t, time.Minute, func() error {
+		w, err := bob.Client.Whois(ctx, "@alice")
+		if err == nil && len(w.Devices) != 2 {
+			err = fmt.Errorf("@alice has %d devices", len(w.Devices))
+		}
+		return err
+	})
+
+	m, err := bob.Client.Send(ctx, "@alice", "to both of you")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*api.Client{alice.Client, laptop.Client} {
+		check.Eventually(t, time.Minute, func() error {
+			if got := texts(t, c, bobID.Account); !slices.Equal(got, []string{"in:to both of you"}) {
+				return fmt.Errorf("conversation with Bob %q", got)
+			}
+			return nil
+		})
+	}
+	waitState(t, bob.Client, "@alice", m.ID, "delivered")
+	if _, err := laptop.Client.Send(ctx, "bob", "from the laptop"); err != nil {
+		t.Fatal(err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		if got := texts(t, bob.Client, alice.Account().String()); !slices.Equal(got, []string{"out:to both of you", "in:from the laptop"}) {
+			return fmt.Errorf("Bob's conversation %q", got)
+		}
+		if got := texts(t, alice.Client, bobID.Account); !slices.Equal(got, []string{"in:to both of you", "out:from the laptop"}) {
+			return fmt.Errorf("the first device's conversation %q", got)
+		}
+		return nil
+	})
+}
+
+// A link the person declines, on either device, or a code used twice
+// leaves the new directory without an account, and the first device
+// unchanged; a directory whose account is in use is refused before
+// anything is dialled.
+func TestLinkRefused(t *testing.T) {
+	net := testnet.New(t, 2, testnet.Options{})
+	alice := net.Nodes[1]
+	ctx := ctxT(t, 2*time.Minute)
+	count := func() int {
+		ds, err := alice.Client.Devices(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(ds)
+	}
+
+	// Alice types other digits than the laptop shows.
+	_, _, st, err := linkDevice(t, ctx, net, alice, "laptop", true, otherDigits)
+	if !errors.Is(err, devices.ErrLinkDeclined) || st.State != api.LinkFailed {
+		t.Fatalf("other digits typed: %v, state %+v; want the link declined", err, st)
+	}
+	// The laptop's person says the numbers differ.
+	_, _, st, err = linkDevice(t, ctx, net, alice, "laptop", false, func(sas string) string { return sas })
+	if !errors.Is(err, devices.ErrLinkDeclined) || st.State != api.LinkFailed {
+		t.Fatalf("declined on the laptop: %v, state %+v", err, st)
+	}
+	if n := count(); n != 1 {
+		t.Fatalf("Alice lists %d devices after two declined links, want 1", n)
+	}
+	if _, err := alice.Client.ConfirmLink(ctx, "123 456"); err == nil {
+		t.Fatal("a confirm with no link waiting succeeded")
+	}
+
+	// A code used once is spent.
+	offer, err := alice.Client.StartLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.StartLink(ctx); err == nil {
+		t.Fatal("a second link while one waits was offered")
+	}
+	if _, err := alice.Client.CancelLink(ctx); err != nil {
+		t.Fatal(err)
+	}
+	_, err = node.Link(ctx, net.NodeConfig(), node.LinkOptions{Code: offer.Code, ConfirmSAS: func(context.Context, string) (bool, error) { return true, nil }})
+	if !errors.Is(err, devices.ErrLinkSpent) {
+		t.Fatalf("a canceled code: %v, want %v", err, devices.ErrLinkSpent)
+	}
+
+	// Bob's directory holds his account, in use.
+	bob := net.Add(false)
+	check.Eventually(t, time.Minute, func() error {
+		_, err := bob.Client.Claim(ctx, "bob")
+		return err
+	})
+	bob.Client.Close()
+	if err := bob.Node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offer, err = alice.Client.StartLink(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := net.NodeConfig()
+	cfg.DataDir = bob.Dir
+	if _, err := node.Link(ctx, cfg, node.LinkOptions{Code: offer.Code, ConfirmSAS: func(context.Context, string) (bool, error) { return true, nil }}); err == nil || !strings.Contains(err.Error(), "in use") {
+		t.Fatalf("linking a directory with an account in use: %v", err)
+	}
+	if st, err := alice.Client.LinkStatus(ctx); err != nil || st.State != api.LinkWaiting {
+		t.Fatalf("the code after a refused directory: %+v %v, want it still waiting", st, err)
+	}
+}
+
+// otherDigits is sas with its first digit changed.
+func otherDigits(sas string) string {
+	return string('0'+(sas[0]-'0'+1)%10) + sas[1:]
+}

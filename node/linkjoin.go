@@ -1,0 +1,234 @@
+package node
+
+import (
+	"context"
+	"crypto/ecdh"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/host"
+
+	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/p2p"
+	"github.com/callsign/callsign/store"
+)
+
+// LinkedAccount is what Link joined.
+type LinkedAccount struct {
+	Account identity.AccountID
+	Device  identity.DeviceID // this device
+	Name    string            // this device's name
+}
+
+// LinkOptions are the new device's side of a link.
+type LinkOptions struct {
+	// Code is the code `callsign devices link` shows on a device of the
+	// account.
+	Code string
+	// Name is what this device is called in the account's roster; "" =
+	// the machine's host name.
+	Name string
+	// ConfirmSAS shows the six digits to the person and returns whether
+	// they match the other device's. Required.
+	ConfirmSAS func(ctx context.Context, sas string) (bool, error)
+}
+
+// Link makes the node on cfg.DataDir a new device of the account of
+// another device, which shows opts.Code (docs/DEVICES.md §1): it dials that
+// device, has the person compare the numbers both show, receives the
+// account and, in one transaction, stores it with this device's own
+// prekeys and roster entry, then hands that device its certificate. The
+// node started on cfg.DataDir afterwards is the account's. The directory
+// may be new, hold no account, or an account never used; any other is
+// refused before anything is dialled. It holds the directory's lock
+// meanwhile.
+func Link(ctx context.Context, cfg Config, opts LinkOptions) (LinkedAccount, error) {
+	if opts.ConfirmSAS == nil {
+		panic("bug: node: Link without ConfirmSAS")
+	}
+	name := opts.Name
+	if name == "" {
+		name = defaultDeviceName()
+	}
+	if len(name) > devices.MaxDeviceName {
+		return LinkedAccount{}, withHint(fmt.Errorf("device name of %d bytes", len(name)), fmt.Sprintf("use at most %d", devices.MaxDeviceName))
+	}
+	if _, err := devices.ParseLinkCode(opts.Code, time.Now()); err != nil {
+		return LinkedAccount{}, withHint(err, "copy the whole code `callsign devices link` shows, within 10 minutes")
+	}
+	n, db, err := openOffline(ctx, cfg)
+	if err != nil {
+		return LinkedAccount{}, err
+	}
+	defer n.Close()
+	defer db.Close()
+	if err := checkRestored(db); err != nil {
+		return LinkedAccount{}, err
+	}
+	dev, dh, err := deviceSecrets(db, n.cfg.DataDir)
+	if err != nil {
+		return LinkedAccount{}, err
+	}
+	var h host.Host
+	if n.cfg.NewHost != nil {
+		h, err = n.cfg.NewHost(dev)
+	} else {
+		h, err = p2p.NewHost(p2p.HostConfig{PrivKey: dev, Listen: []string{}, Logger: n.log.With("component", "p2p")})
+	}
+	if err != nil {
+		return LinkedAccount{}, fmt.Errorf("start libp2p host: %w", err)
+	}
+	defer h.Close()
+	var out LinkedAccount
+	err = devices.Join(ctx, h, opts.Code, devices.JoinConfig{
+		LinkConfig: devices.LinkConfig{Timeout: linkTimeout, Logger: n.log.With("component", "link")},
+		ConfirmSAS: opts.ConfirmSAS,
+		Linked: func(_ context.Context, b []byte) ([]byte, error) {
+			payload, acct, err := storeLinked(db, h, dh, name, b)
+			if err == nil {
+				out = LinkedAccount{Account: acct, Device: identity.DeviceIDOf(dh.PublicKey().Bytes()), Name: name}
+			}
+			return payload, err
+		},
+	})
+	if err != nil {
+		if out.Account != "" {
+			// The account is stored: the other device may not have taken
+			// this one in, but this device publishes itself at its start.
+			n.log.Warn("the link did not finish after the account was received", "err", err)
+			return out, nil
+		}
+		return LinkedAccount{}, linkError(err)
+	}
+	return out, nil
+}
+
+// linkError adds the hint a person needs to a failed link.
+func linkError(err error) error {
+	switch {
+	case errors.Is(err, devices.ErrLinkDeclined):
+		return withHint(err, "run `callsign devices link` again on the other device and compare the numbers")
+	case errors.Is(err, devices.ErrLinkSpent), errors.Is(err, devices.ErrLinkExpired), errors.Is(err, devices.ErrLinkWrongCode):
+		return withHint(err, "run `callsign devices link` on the other device again and use its new code")
+	case errors.Is(err, devices.ErrLinkMismatch):
+		return withHint(err, "someone may be in the middle: link again with both devices side by side")
+	}
+	return withHint(err, "check that the other device is running and still shows the code")
+}
+
+// deviceSecrets makes sure db holds this device's keys and no account (one
+// never used is discarded), and returns them.
+func deviceSecrets(db *store.DB, dir string) (crypto.PrivKey, *ecdh.PrivateKey, error) {
+	var dev crypto.PrivKey
+	var dh *ecdh.PrivateKey
+	err := db.Update(func(tx *store.Tx) error {
+		s, err := tx.Secrets()
+		if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		if s.AccountSeed != nil {
+			if err := tx.DiscardUnusedAccount(); err != nil {
+				ak, kerr := identity.AccountKeyFromSeed(s.AccountSeed)
+				if kerr != nil {
+					return kerr
+				}
+				return withHint(fmt.Errorf("the data directory %s already holds an account (%s) in use: %w", dir, ak.Public().ID(), err),
+					"link into a new directory with --data DIR")
+			}
+			s = store.Secrets{}
+		}
+		if s.DeviceKey == nil {
+			k, _, err := crypto.GenerateEd25519Key(rand.Reader)
+			if err != nil {
+				return err
+			}
+			if s.DeviceKey, err = crypto.MarshalPrivateKey(k); err != nil {
+				return err
+			}
+		}
+		if s.X25519 == nil {
+			k, err := ecdh.X25519().GenerateKey(rand.Reader)
+			if err != nil {
+				return err
+			}
+			s.X25519 = k.Bytes()
+		}
+		if dev, err = crypto.UnmarshalPrivateKey(s.DeviceKey); err != nil {
+			return fmt.Errorf("device key: %w", err)
+		}
+		if dh, err = ecdh.X25519().NewPrivateKey(s.X25519); err != nil {
+			return fmt.Errorf("x25519 key: %w", err)
+		}
+		return tx.PutSecrets(s)
+	})
+	return dev, dh, err
+}
+
+// storeLinked takes step 5's payload b into db in one transaction: the
+// account's seed and portable items, the roster, this device's own roster
+// entry and prekeys. It returns step 6's payload for the other device and
+// the account.
+func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b []byte) ([]byte, identity.AccountID, error) {
+	a, err := devices.UnmarshalLinkAccount(b)
+	if err != nil {
+		return nil, "", err
+	}
+	if a.Items[0].Kind != store.PortableAccountSeed {
+		return nil, "", fmt.Errorf("%w: the account payload does not start with the account key", devices.ErrLinkFrame)
+	}
+	ak, err := identity.AccountKeyFromSeed(a.Items[0].Body)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w: account key: %w", devices.ErrLinkFrame, err)
+	}
+	pid, err := h.ID().MarshalBinary()
+	if err != nil {
+		return nil, "", err
+	}
+	now := time.Now()
+	self := identity.DeviceIDOf(dh.PublicKey().Bytes())
+	var ld devices.LinkedDevice
+	err = db.Update(func(tx *store.Tx) error {
+		s, err := tx.Secrets()
+		if err != nil {
+			return err
+		}
+		if s.AccountSeed != nil {
+			return errors.New("the data directory holds an account already")
+		}
+		s.AccountSeed = ak.Seed()
+		if err := tx.PutSecrets(s); err != nil {
+			return err
+		}
+		for _, it := range a.Items[1:] {
+			if it.Kind == store.PortableAccountSeed {
+				return fmt.Errorf("%w: two account keys", devices.ErrLinkFrame)
+			}
+			if err := tx.ImportPortable(it.Kind, it.Body); err != nil {
+				return err
+			}
+		}
+		r := devices.NewReplica(self, nil)
+		if _, err := r.Apply(tx, a.Roster); err != nil {
+			return err
+		}
+		e := devices.RosterEntry{PeerID: pid, X25519: dh.PublicKey().Bytes(), Name: name, Added: now.UTC()}
+		if ld.Roster, err = r.Change(tx, devices.KindRoster, self[:], e.Marshal()); err != nil {
+			return err
+		}
+		if ld.Bundle, err = msg.NewDevicePrekeys(tx, ak, dh, now); err != nil {
+			return err
+		}
+		ld.Cert, err = identity.IssueDeviceCert(ak, pid, dh.PublicKey().Bytes(), now, now.Add(deviceCertTTL))
+		return err
+	})
+	if err != nil {
+		return nil, "", err
+	}
+	p, err := ld.Marshal()
+	return p, ak.Public().ID(), err
+}
