@@ -62,6 +62,10 @@ var (
 	ErrLinkMismatch = errors.New("link key mismatch")
 )
 
+// linkDialTimeout bounds N's dial of E: E is up and shows the code, or
+// the person should hear so soon.
+const linkDialTimeout = 20 * time.Second
+
 // maxWrongProofs is how many wrong proofs spend a pending link.
 const maxWrongProofs = 3
 
@@ -615,7 +619,9 @@ func Join(ctx context.Context, h host.Host, code string, cfg JoinConfig) error {
 	ctx, cancel := context.WithTimeout(ctx, lc.Timeout)
 	defer cancel()
 	h.Peerstore().AddAddrs(c.Peer, c.Addrs, lc.Timeout)
-	s, err := h.NewStream(network.WithAllowLimitedConn(ctx, string(LinkProtocol)), c.Peer, LinkProtocol)
+	dctx, dcancel := context.WithTimeout(ctx, min(lc.StepTimeout, linkDialTimeout))
+	s, err := h.NewStream(network.WithAllowLimitedConn(dctx, string(LinkProtocol)), c.Peer, LinkProtocol)
+	dcancel()
 	if err != nil {
 		return fmt.Errorf("link: %w", err)
 	}

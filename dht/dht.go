@@ -612,6 +612,10 @@ func (d *DHT) resolveAccount(ctx context.Context, query string, id identity.Acco
 
 // ResolveIdentity returns the valid identity record with the highest seq of
 // account id among the closest peers, or ErrNotFound. No majority is needed:
+// ForgetIdentity drops the cached resolution of id's identity record: the
+// next ResolveIdentity asks the network.
+func (d *DHT) ForgetIdentity(id identity.AccountID) { d.cache.remove(identityKey(id)) }
+
 // only the account key can sign one. Results are cached.
 func (d *DHT) ResolveIdentity(ctx context.Context, id identity.AccountID) (*IdentityRecord, error) {
 	key := identityKey(id)

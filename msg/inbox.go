@@ -611,8 +611,9 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	s.releaseSetLocked(ps, false)
 	if !s.inView(a, dev) {
 		// A device the account's record did not name when it was last
-		// looked up (linked or restored since): look it up again, so
-		// that messages go to this device too.
+		// looked up (linked or restored since), or an account not looked
+		// up yet: look it up afresh, so that messages go to this device
+		// too.
 		s.refreshView(a, sibling)
 	}
 	for i := range msgs {

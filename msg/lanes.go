@@ -285,18 +285,22 @@ func (s *Service) refreshView(a *acctState, soon bool) {
 		}()
 		ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
 		defer cancel()
+		if f, ok := s.cfg.Directory.(Forgetter); ok {
+			f.Forget(a.id)
+		}
 		if _, err := s.lookup(ctx, a.id); err != nil && s.ctx.Err() == nil {
 			s.log.Debug("look a contact up again", "peer", a.id, "err", err)
 		}
 	})
 }
 
-// inView reports whether dev is one of a's devices as last looked up, or
-// a has not been looked up yet.
+// inView reports whether dev is one of a's devices as last looked up. An
+// account not looked up since the start has no view: what the directory
+// cached of it may predate dev, so it is looked up afresh too.
 func (s *Service) inView(a *acctState, dev identity.DeviceID) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return a.view == nil || slices.Contains(a.view, dev)
+	return slices.Contains(a.view, dev)
 }
 
 // siblings returns the lanes of this account's other devices, as its own

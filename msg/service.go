@@ -114,6 +114,14 @@ type Directory interface {
 	Lookup(ctx context.Context, account identity.AccountID) (Recipient, error)
 }
 
+// Forgetter is a Directory that caches what it looked up: Forget drops an
+// account's entry, so that the next Lookup asks the network. The service
+// forgets an account before it looks it up again because a device its
+// view lacks wrote (a device linked since).
+type Forgetter interface {
+	Forget(account identity.AccountID)
+}
+
 // EventKind says what an Event reports.
 type EventKind int
 

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/devices"
@@ -97,13 +98,14 @@ func (n *Node) StartLink(ctx context.Context) (api.LinkOffer, error) {
 	}
 	run := &linkRun{answer: make(chan bool, 1)}
 	p, err := n.link.linker.Offer(devices.LinkOffer{
+		Addrs:      n.linkAddrs(),
 		ConfirmSAS: func(ctx context.Context, sas string) (bool, error) { return n.confirmSAS(ctx, run, sas) },
 		Account:    n.linkAccount,
 		Linked:     func(ctx context.Context, from peer.ID, b []byte) error { return n.linkedDevice(ctx, run, from, b) },
 	})
 	if errors.Is(err, devices.ErrLinkCode) {
-		return api.LinkOffer{}, withHint(fmt.Errorf("this node has no address a new device could reach yet: %w", err),
-			"wait until `callsign status` shows peers, then try again")
+		return api.LinkOffer{}, api.Errorf(api.CodeUnavailable, "wait until `callsign status` shows peers, then try again",
+			"this node has no address a new device could reach yet: %v", err)
 	}
 	if err != nil {
 		return api.LinkOffer{}, err
@@ -122,6 +124,29 @@ func (n *Node) StartLink(ctx context.Context) (api.LinkOffer, error) {
 		}
 	})
 	return api.LinkOffer{Code: p.Code().String(), Expires: run.expires}, nil
+}
+
+// linkOpen reports whether a link offered here has not ended yet.
+func (n *Node) linkOpen() bool {
+	n.link.mu.Lock()
+	run := n.link.run
+	n.link.mu.Unlock()
+	return run != nil && (run.p.State() == devices.LinkWaiting || run.p.State() == devices.LinkSAS)
+}
+
+// linkAddrs are the addresses a link code carries: the host's announced
+// ones, and for a node that keeps its address to itself (privacy.go) its
+// direct ones too, which the new device, and only it, learns from the
+// code: a relay reservation may not be there yet, and a direct link is
+// faster.
+func (n *Node) linkAddrs() []ma.Multiaddr {
+	addrs := n.host.Addrs()
+	if n.priv != nil && n.priv.on {
+		if direct, err := n.host.Network().InterfaceListenAddresses(); err == nil {
+			addrs = append(direct, addrs...)
+		}
+	}
+	return addrs
 }
 
 // confirmSAS shows sas and waits for the person's answer (ConfirmLink).

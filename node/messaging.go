@@ -126,6 +126,10 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 	return r, nil
 }
 
+// Forget implements msg.Forgetter: the DHT's cached record of account
+// goes.
+func (d directory) Forget(account identity.AccountID) { d.n.dht.ForgetIdentity(account) }
+
 // policy is messaging's policy: what the address book says about the
 // sender (contacts.Book.MessageFrom).
 type policy struct{ n *Node }

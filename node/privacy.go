@@ -99,6 +99,11 @@ func (p *privacy) AllowDirect(id peer.ID) bool {
 	return ok
 }
 
+// AllowInbound implements p2p.InboundPolicy: while a link waits for a new
+// device, which dials the direct addresses its code carries, any peer that
+// knows them may connect (link.go).
+func (p *privacy) AllowInbound(peer.ID) bool { return p.n.linkOpen() }
+
 // start runs the loop that sends offers (a node that keeps its address)
 // and dials the addresses contacts offer (every node), once messaging runs.
 func (p *privacy) start(svc *msg.Service) {

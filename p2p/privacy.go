@@ -18,6 +18,15 @@ type DirectPolicy interface {
 	AllowDirect(p peer.ID) bool
 }
 
+// InboundPolicy, implemented beside DirectPolicy, may let in a direct
+// inbound connection from a peer AllowDirect refuses: a peer that already
+// knows this host's address (a new device of the account, which read it
+// from a link code). Hole punching and the dials of this host still follow
+// AllowDirect alone.
+type InboundPolicy interface {
+	AllowInbound(p peer.ID) bool
+}
+
 // isCircuit reports whether a is a relayed (/p2p-circuit) address.
 func isCircuit(a ma.Multiaddr) bool {
 	_, err := a.ValueForProtocol(ma.P_CIRCUIT)
@@ -61,7 +70,8 @@ func (g *directGater) InterceptSecured(dir network.Direction, p peer.ID, cm netw
 		return true
 	}
 	if dir == network.DirInbound {
-		return false
+		ip, ok := g.policy.(InboundPolicy)
+		return ok && ip.AllowInbound(p)
 	}
 	return !g.reachedUsThroughRelay(p)
 }

@@ -25,25 +25,8 @@ func TestBackupProcess(t *testing.T) {
 		t.Skip("process test: builds and runs the binary")
 	}
 	root := t.TempDir()
-	hubDir, aDir, bDir := filepath.Join(root, "hub"), filepath.Join(root, "alice"), filepath.Join(root, "bob")
-	up(t, hubDir, nil, append([]string{"--public"}, loopback...)...)
-	hub, _, _ := cli(t, "id", "--data", hubDir, "--addr")
-	join := append(append([]string{}, loopback...), "--bootstrap", strings.TrimSpace(hub))
-	alice := up(t, aDir, nil, join...)
-	up(t, bDir, nil, join...)
-	var aID, bID api.ID
-	mustJSON(t, &aID, "id", "--data", aDir)
-	mustJSON(t, &bID, "id", "--data", bDir)
-	var claim api.Claim
-	mustJSON(t, &claim, "handle", "claim", "alice", "--data", aDir)
-	if claim.Status != "claimed" {
-		t.Fatalf("claim: %+v", claim)
-	}
-	check.Until(t, 60*time.Second, "each adds the other", func() bool {
-		_, _, c1 := cli(t, "contacts", "add", "alice", "--data", bDir)
-		_, _, c2 := cli(t, "contacts", "add", bID.Account, "--as", "bob", "--data", aDir)
-		return c1 == 0 && c2 == 0
-	})
+	p := aliceAndBob(t, root)
+	aDir, bDir, join, aID, bID, alice := p.aDir, p.bDir, p.join, p.aID, p.bID, p.alice
 	if _, errs, code := cli(t, "send", "bob", "before the backup", "--data", aDir); code != 0 {
 		t.Fatalf("send: %s", errs)
 	}
@@ -183,4 +166,39 @@ func handleNames(hs []api.Handle) []string {
 		out = append(out, h.Name)
 	}
 	return out
+}
+
+// pair is a community node with Alice (@alice) and Bob on it, each the
+// other's contact.
+type pair struct {
+	aDir, bDir string
+	join       []string // the flags that join the community node
+	aID, bID   api.ID
+	alice      *daemon
+}
+
+// aliceAndBob starts a community node, Alice's and Bob's nodes in root,
+// claims @alice and has each add the other.
+func aliceAndBob(t *testing.T, root string) pair {
+	t.Helper()
+	p := pair{aDir: filepath.Join(root, "alice"), bDir: filepath.Join(root, "bob")}
+	hubDir := filepath.Join(root, "hub")
+	up(t, hubDir, nil, append([]string{"--public"}, loopback...)...)
+	hub, _, _ := cli(t, "id", "--data", hubDir, "--addr")
+	p.join = append(append([]string{}, loopback...), "--bootstrap", strings.TrimSpace(hub))
+	p.alice = up(t, p.aDir, nil, p.join...)
+	up(t, p.bDir, nil, p.join...)
+	mustJSON(t, &p.aID, "id", "--data", p.aDir)
+	mustJSON(t, &p.bID, "id", "--data", p.bDir)
+	var claim api.Claim
+	mustJSON(t, &claim, "handle", "claim", "alice", "--data", p.aDir)
+	if claim.Status != "claimed" {
+		t.Fatalf("claim: %+v", claim)
+	}
+	check.Until(t, 60*time.Second, "each adds the other", func() bool {
+		_, _, c1 := cli(t, "contacts", "add", "alice", "--data", p.bDir)
+		_, _, c2 := cli(t, "contacts", "add", p.bID.Account, "--as", "bob", "--data", p.aDir)
+		return c1 == 0 && c2 == 0
+	})
+	return p
 }

@@ -50,6 +50,12 @@ func commands() []*command {
 			summary: "hang up a live call (default: the one live now)", run: callAction("hangup")},
 		settingsCallsCommand(),
 
+		devicesLinkCommand(),
+		devicesConfirmCommand(),
+		devicesStatusCommand(),
+		devicesCancelCommand(),
+		devicesListCommand(),
+
 		backupCreateCommand(),
 		backupVerifyCommand(),
 		storeVerifyCommand(),

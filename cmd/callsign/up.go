@@ -42,6 +42,7 @@ func upCommand() *command {
 		directAll                     bool
 		join, bootFile, community     string
 		restore                       string
+		link, deviceName              string
 		noMDNS                        bool
 	)
 	return &command{
@@ -68,6 +69,8 @@ func upCommand() *command {
 			fs.StringVar(&turnKey, "turn-tls-key", "", "with --public and --turn-tls-cert: its private key, PEM `FILE`")
 			fs.StringVar(&metricsAddr, "metrics", "", "also serve Prometheus metrics at http://`ADDR`/metrics, without the API's token (the API serves them with it)")
 			fs.StringVar(&restore, "restore", "", "first bring your account back from the backup `FILE` (`callsign backup create`) into a new data directory, as a new device; the passphrase is asked for, or read from $"+backupPassEnv)
+			fs.StringVar(&link, "link", "", "first make this a new device of your account: `CODE` is what `callsign devices link` shows on a device of it (use a new --data directory)")
+			fs.StringVar(&deviceName, "name", "", "with --link: what this device is called in your list of devices (default: the host name)")
 			fs.StringVar(&logLevel, "log-level", "info", "log at `LEVEL`: debug, info, warn or error")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
@@ -81,6 +84,12 @@ func upCommand() *command {
 			if !public && (len(announce) > 0 || turnListen != "" || turnIP != "" || turnPorts != "" || community != "" ||
 				turnTCP != "" || turnTLS != "" || turnCert != "" || turnKey != "") {
 				return usageError{msg: "--announce, --community and --turn-* need --public"}
+			}
+			if link != "" && restore != "" {
+				return usageError{msg: "--link and --restore go separately", hint: "--link joins a running device of your account; --restore brings it back from a backup"}
+			}
+			if deviceName != "" && link == "" {
+				return usageError{msg: "--name needs --link"}
 			}
 			if (turnCert == "") != (turnKey == "") {
 				return usageError{msg: "--turn-tls-cert and --turn-tls-key go together"}
@@ -114,6 +123,11 @@ func upCommand() *command {
 				TURNTCP: turnTCP, TURNTLS: turnTLS, TURNTLSCert: turnCert, TURNTLSKey: turnKey,
 				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
 				Mailboxes: mailboxes, MetricsAddr: metricsAddr,
+			}
+			if link != "" {
+				if err := linkDevice(ctx, e, cfg, link, deviceName); err != nil {
+					return err
+				}
 			}
 			// Run starts the node again after the web app restores a
 			// backup onto it; each start prints the banner.

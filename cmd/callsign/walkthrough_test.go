@@ -82,10 +82,19 @@ func (s *syncBuffer) String() string {
 // answers.
 func up(t *testing.T, dir string, env []string, args ...string) *daemon {
 	t.Helper()
+	d := startUp(t, dir, env, nil, args...)
+	d.ready()
+	return d
+}
+
+// startUp starts `callsign up --data dir args...` with stdin and returns
+// at once.
+func startUp(t *testing.T, dir string, env []string, stdin io.Reader, args ...string) *daemon {
+	t.Helper()
 	cmd := exec.Command(binary(t), append([]string{"up", "--data", dir}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	logs := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = logs, logs
+	cmd.Stdout, cmd.Stderr, cmd.Stdin = logs, logs, stdin
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -97,19 +106,26 @@ func up(t *testing.T, dir string, env []string, args ...string) *daemon {
 			t.Logf("logs of the node in %s:\n%s", dir, logs)
 		}
 	})
+	return d
+}
+
+// ready waits until the node's API answers.
+func (d *daemon) ready() {
+	t := d.t
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		if _, _, code := cli(t, "id", "--data", dir); code == 0 {
-			return d
+		if _, _, code := cli(t, "id", "--data", d.dir); code == 0 {
+			return
 		}
 		select {
 		case err := <-d.done:
 			d.done <- err
-			t.Fatalf("callsign up exited early: %v\n%s", err, logs)
+			t.Fatalf("callsign up exited early: %v\n%s", err, d.logs)
 		case <-time.After(50 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("node in %s not ready after 30s:\n%s", dir, logs)
+			t.Fatalf("node in %s not ready after 30s:\n%s", d.dir, d.logs)
 		}
 	}
 }

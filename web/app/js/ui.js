@@ -69,6 +69,8 @@ const ICONS = {
   ticks: "M1 12.5l5 5L17 6.5 M11.5 16.5l1 1L23 6.5",
   clock: "M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z M12 6v6l4 2",
   at: "M12 16a4 4 0 1 0 0-8 4 4 0 0 0 0 8z M16 8v5a3 3 0 0 0 6 0v-1a10 10 0 1 0-3.9 7.9",
+  devices: "M3 4h10a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1z M1 18h14 M18 8h3a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1h-3a1 1 0 0 1-1-1V9a1 1 0 0 1 1-1z M19.5 17h0",
+  monitor: "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z M8 21h8 M12 17v4",
 };
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -271,17 +273,19 @@ export function qrImage(text, alt, cls = "qr") {
   return img;
 }
 
-/** copyButton copies text to the clipboard and says so. */
-export function copyButton(text, label) {
+/** copyButton copies text to the clipboard and says so. It is an icon
+ * button, or a small button showing the word visible ("Copy") when given;
+ * label is its accessible name either way. */
+export function copyButton(text, label, visible = "") {
   return h("button", {
-    type: "button", class: "icon-btn small", "aria-label": label, title: label,
+    type: "button", class: visible ? "btn small" : "icon-btn small", "aria-label": label, title: label,
     on: {
       click: async () => {
         try { await navigator.clipboard.writeText(text); toast("Copied to the clipboard"); }
         catch { toast("Could not copy", "select the text and copy it yourself", "error"); }
       },
     },
-  }, icon("copy"));
+  }, icon("copy"), visible || null);
 }
 
 /** field is a labelled input: {label, id, ...input props}, with an optional

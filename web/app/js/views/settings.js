@@ -1,17 +1,19 @@
 // views/settings.js: your handles and account, notifications, who may
-// call you and how, and the node's status.
+// call you and how, your devices and linking a new one, backups, and the
+// node's status.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { path } from "../nav.js";
-import { h, icon, avatar, showError, toast, qrImage, copyButton, since, shortAccount } from "../ui.js";
+import { h, icon, avatar, showError, toast, qrImage, copyButton, since, shortAccount, clock } from "../ui.js";
 import { claimForm, restoreForm } from "./firstrun.js";
 
 const SECTIONS = [
   ["profile", "Profile and handles", "at"],
   ["notifications", "Notifications", "bell"],
   ["calls", "Call settings", "phone"],
+  ["devices", "Devices", "devices"],
   ["backup", "Back up your account", "lock"],
   ["node", "Your node", "server"],
 ];
@@ -42,6 +44,7 @@ export function detail(el, section) {
     case "profile": return profile(body);
     case "notifications": return notifications(body);
     case "calls": return calls(body);
+    case "devices": return devicesPage(body);
     case "backup": return backup(body);
     case "node": return node(body);
   }
@@ -151,6 +154,378 @@ function calls(body) {
   api.get("/settings/calls").then((x) => { s = x; render(); }, (err) => body.replaceChildren(h("p", { class: "error-text", text: err.message })));
   render();
   return {};
+}
+
+// The link states (GET /api/v1/devices/link) while a link is under way.
+const LINK_ACTIVE = ["waiting", "connecting", "sas", "handover"];
+// This tab's last link offer, {code, expires}: the code shows again when
+// the person comes back to the page while it waits.
+const LINK_KEY = "callsign.link";
+
+// devicesPage lists the account's devices (GET /api/v1/devices) and links a
+// new one (docs/DEVICES.md §1). This device offers a one-time code (POST
+// /api/v1/devices/link) that the new device takes with `callsign up --link
+// CODE`; the page follows the link (GET /api/v1/devices/link, once a
+// second while it is under way), shows the six digits both devices show,
+// and the person types the new device's digits to confirm (POST
+// /api/v1/devices/link/confirm): other digits decline the link.
+function devicesPage(body) {
+  const list = h("ul", { role: "list", class: "device-list", "aria-labelledby": "devices-title" });
+  const listNote = h("p", { class: "muted", text: "Loading…" });
+  const step = h("div", { class: "link-step" });
+  let destroyed = false;
+  let timer = 0; // the next poll
+  let later = 0; // the device list's second reload after a link
+  let ctrl = null; // the poll in flight
+  let attempt = 0; // the link the page follows: answers about an older one are dropped
+  let offer = null; // {code, expires} of the link this tab started
+  let shown = ""; // the step on screen, redrawn only when it changes
+  let declined = ""; // why the digits typed declined the link, in the node's words
+  let countdown = null; // the waiting step's expiry text
+
+  body.replaceChildren(
+    h("section", { class: "card", "aria-labelledby": "devices-title" },
+      h("h2", { id: "devices-title", text: "Your devices" }),
+      h("p", { class: "muted", text: "Your account works on each of these at the same time: new messages reach all of them." }),
+      listNote, list),
+    h("section", { class: "card", "aria-labelledby": "link-title" },
+      h("h2", { id: "link-title", text: "Link a new device" }),
+      step));
+
+  async function loadDevices() {
+    try {
+      const ds = await api.get("/devices");
+      if (destroyed) return;
+      listNote.hidden = true;
+      list.replaceChildren(...ds.map(deviceRow));
+    } catch (err) {
+      if (destroyed) return;
+      listNote.className = "error-text";
+      listNote.textContent = err.message;
+      listNote.hidden = false;
+    }
+  }
+
+  function stopPolling() {
+    clearTimeout(timer);
+    timer = 0;
+    if (ctrl) ctrl.abort();
+    ctrl = null;
+  }
+
+  function schedule(my) {
+    clearTimeout(timer);
+    timer = setTimeout(() => poll(my), 1000);
+  }
+
+  async function poll(my) {
+    timer = 0;
+    if (destroyed || my !== attempt) return;
+    const c = ctrl = new AbortController();
+    let st;
+    try {
+      st = await api.get("/devices/link", { signal: c.signal });
+    } catch (err) {
+      if (err.name === "AbortError" || destroyed || my !== attempt) return;
+      note(`Can't reach your node right now (${err.message}). Trying again…`);
+      schedule(my);
+      return;
+    } finally {
+      if (ctrl === c) ctrl = null;
+    }
+    if (destroyed || my !== attempt) return;
+    // A node that started again forgot the link.
+    if (st.state === "none") st = { state: "failed", reason: "your node started again" };
+    show(st);
+    if (LINK_ACTIVE.includes(st.state)) schedule(my);
+    else finished(st);
+  }
+
+  // note shows a passing problem under the step without redrawing it.
+  function note(text) {
+    let el = step.querySelector(".link-note");
+    if (!el) { el = h("p", { class: "link-note error-text small", role: "status" }); step.append(el); }
+    el.textContent = text;
+  }
+
+  function finished(st) {
+    sessionStorage.removeItem(LINK_KEY);
+    offer = null;
+    if (st.state === "linked") {
+      loadDevices();
+      // The new device's name may reach the list a moment later.
+      clearTimeout(later);
+      later = setTimeout(loadDevices, 3000);
+    }
+  }
+
+  function show(st) {
+    // Digits that differ end the link: it is over for the person at once,
+    // while the node still winds it down ("handover", then "failed").
+    if (declined && st.state !== "linked") st = { ...st, state: "failed" };
+    const key = st.state === "sas" ? "sas " + st.sas : st.state;
+    if (key === shown) {
+      const n = step.querySelector(".link-note");
+      if (n) n.remove();
+      if (st.state === "waiting") tick(st.expires);
+      return;
+    }
+    shown = key;
+    countdown = null;
+    switch (st.state) {
+      case "waiting": step.replaceChildren(...waiting(st)); tick(st.expires); break;
+      case "connecting": step.replaceChildren(...busy("A new device is using the code. Getting the numbers to compare…", true)); break;
+      case "sas": step.replaceChildren(...compare(st)); break;
+      case "handover": step.replaceChildren(...busy("The numbers match. Handing your account over to the new device…", false)); break;
+      case "linked": step.replaceChildren(...linked(st)); break;
+      default: step.replaceChildren(...failed(st)); break;
+    }
+  }
+
+  function idle() {
+    shown = "";
+    countdown = null;
+    const btn = h("button", { type: "button", class: "btn primary", text: "Link a new device", on: { click: () => start(btn) } });
+    step.replaceChildren(
+      h("p", { text: "Use your account on another computer too. The new device gets your account, your handles and your contacts, and you check six numbers on both screens to make sure it's yours." }),
+      h("p", { class: "muted small", text: "Only link devices you own: a linked device can read and send your messages." }),
+      h("div", { class: "form-actions" }, btn));
+  }
+
+  async function start(btn, replace = false) {
+    stopPolling();
+    const my = ++attempt;
+    declined = "";
+    btn.disabled = true;
+    btn.textContent = "Making a code…";
+    try {
+      if (replace) await api.del("/devices/link").catch(() => null);
+      const o = await api.post("/devices/link");
+      if (destroyed || my !== attempt) return;
+      offer = o;
+      sessionStorage.setItem(LINK_KEY, JSON.stringify(o));
+      show({ state: "waiting", expires: o.expires });
+      schedule(my);
+    } catch (err) {
+      if (destroyed || my !== attempt) return;
+      startFailed(err);
+    }
+  }
+
+  function startFailed(err) {
+    shown = "";
+    const again = h("button", { type: "button", class: "btn primary", text: "Try again", on: { click: () => start(again) } });
+    if (err.status === 409) {
+      const replace = h("button", { type: "button", class: "btn primary", text: "Cancel it and start again", on: { click: () => start(replace, true) } });
+      step.replaceChildren(
+        h("p", { class: "error-text", role: "alert", text: "Another link is already waiting for a new device: it was started in another tab or with callsign devices link." }),
+        h("div", { class: "form-actions" }, replace));
+      return;
+    }
+    step.replaceChildren(
+      h("div", { class: "form-error", role: "alert" }, h("strong", { text: sentence(err.message) }), err.hint ? h("span", { text: err.hint }) : null),
+      h("div", { class: "form-actions" }, again));
+  }
+
+  async function cancel(btn) {
+    stopPolling();
+    const my = ++attempt;
+    if (btn) { btn.disabled = true; btn.textContent = "Cancelling…"; }
+    try {
+      await api.del("/devices/link");
+    } catch (err) {
+      if (err.status !== 404) showError(err, "Could not cancel the link");
+    }
+    sessionStorage.removeItem(LINK_KEY);
+    offer = null;
+    if (destroyed || my !== attempt) return;
+    idle();
+    toast("Link cancelled");
+  }
+
+  const cancelButton = () => {
+    const b = h("button", { type: "button", class: "btn", text: "Cancel", on: { click: () => cancel(b) } });
+    return b;
+  };
+
+  function waiting(st) {
+    countdown = h("span", null);
+    if (!offer) {
+      return [
+        h("p", { class: "link-status", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }),
+          h("span", { text: "A link started in another tab or with callsign devices link is waiting for a new device. Its code is shown there." })),
+        h("p", { class: "muted small" }, countdown),
+        h("div", { class: "form-actions" }, cancelButton()),
+      ];
+    }
+    const cmd = "callsign up --link " + offer.code;
+    return [
+      h("div", { class: "link-offer" },
+        h("div", { class: "link-text" },
+          h("p", { class: "link-lead", text: "On the new device run:" }),
+          h("div", { class: "link-command" },
+            h("code", { id: "link-command" }, "callsign up --link ", h("span", { id: "link-code", text: offer.code })),
+            copyButton(cmd, "Copy the command", "Copy")),
+          h("p", { class: "muted small" }, countdown),
+          h("p", { class: "link-status", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { text: "Waiting for the new device…" }))),
+        h("figure", { class: "qr-figure" }, qrImage(offer.code, "QR code of the link code"), h("figcaption", { text: "The code as a QR code" }))),
+      h("div", { class: "form-actions" }, cancelButton()),
+    ];
+  }
+
+  function tick(expires) {
+    if (!countdown || !expires) return;
+    const at = new Date(expires);
+    const left = (at.getTime() - Date.now()) / 1000;
+    countdown.textContent = left > 0
+      ? `The code works once and expires in ${since(left)}, at ${clock(at)}.`
+      : "The code has expired.";
+  }
+
+  function busy(text, cancellable) {
+    return [
+      h("p", { class: "link-status", role: "status" }, h("span", { class: "spinner", "aria-hidden": "true" }), h("span", { text })),
+      cancellable ? h("div", { class: "form-actions" }, cancelButton()) : null,
+    ].filter(Boolean);
+  }
+
+  function compare(st) {
+    const my = attempt;
+    const input = h("input", { id: "link-sas", class: "sas-input", inputmode: "numeric", autocomplete: "off", spellcheck: "false", maxlength: 9, "aria-describedby": "link-sas-hint" });
+    const err = h("p", { class: "error-text", role: "alert", hidden: true });
+    const ok = h("button", { type: "submit", class: "btn primary", text: "Confirm" });
+    async function submit(e) {
+      e.preventDefault();
+      err.hidden = true;
+      const typed = input.value.replace(/\D/g, "");
+      if (typed.length !== 6) {
+        err.textContent = "Type all six numbers the new device shows.";
+        err.hidden = false;
+        input.focus();
+        return;
+      }
+      ok.disabled = true;
+      ok.textContent = "Checking…";
+      try {
+        const res = await api.post("/devices/link/confirm", { sas: typed });
+        if (!destroyed && my === attempt) show(res);
+      } catch (e2) {
+        if (destroyed || my !== attempt) return;
+        ok.disabled = false;
+        ok.textContent = "Confirm";
+        if (e2.status === 409) {
+          // Other digits ended the link.
+          declined = sentence(e2.message);
+          show({ state: "failed" });
+          return;
+        }
+        err.textContent = sentence(e2.message);
+        err.hidden = false;
+      }
+    }
+    const form = h("form", { class: "link-compare", on: { submit } },
+      h("p", { text: "The new device shows six numbers too. Check that they are the same as these:" }),
+      h("p", { class: "sas", id: "link-sas-digits", text: st.sas }),
+      h("div", { class: "field" },
+        h("label", { for: "link-sas", text: "Type the numbers the new device shows" }), input,
+        h("p", { class: "hint", id: "link-sas-hint", text: "If they are different, press Cancel: someone else may be trying to use your code." })),
+      err,
+      h("div", { class: "form-actions" }, cancelButton(), ok));
+    // The person's next move is typing the numbers, unless they are busy
+    // elsewhere on the page.
+    setTimeout(() => {
+      const a = document.activeElement;
+      if (input.isConnected && (!a || a === document.body || a.contains(step) || step.contains(a))) input.focus();
+    }, 0);
+    return [form];
+  }
+
+  function linked(st) {
+    const name = (st.device && st.device.name) || "The new device";
+    const again = h("button", { type: "button", class: "btn", text: "Link another device", on: { click: () => start(again) } });
+    return [
+      h("p", { class: "link-result ok-text", role: "status" }, icon("check"), h("span", { text: `${name} is linked` })),
+      h("p", { class: "muted", text: "It has your account now, with your handles and contacts. New messages reach it as well as this device." }),
+      h("div", { class: "form-actions" }, again),
+    ];
+  }
+
+  function failed(st) {
+    const again = h("button", { type: "button", class: "btn primary", text: "Start again", on: { click: () => start(again) } });
+    return [
+      h("p", { class: "link-result error-text", role: "alert" }, icon("alert"), h("span", { text: declined || linkFailure(st.reason) })),
+      h("p", { class: "muted", text: declined ? "The link was stopped and nothing was shared with the new device. Start again, and compare the numbers on both screens." : "No device was linked." }),
+      h("div", { class: "form-actions" }, again),
+    ];
+  }
+
+  // Back on the page: follow the link under way, if any.
+  async function resume() {
+    step.replaceChildren(h("p", { class: "muted", text: "Loading…" }));
+    let st;
+    try {
+      st = await api.get("/devices/link");
+    } catch {
+      if (!destroyed) idle();
+      return;
+    }
+    if (destroyed || attempt !== 0) return;
+    let saved = null;
+    try { saved = JSON.parse(sessionStorage.getItem(LINK_KEY) || "null"); } catch { /* not ours */ }
+    if (saved && saved.code && saved.expires === st.expires) offer = saved;
+    else sessionStorage.removeItem(LINK_KEY);
+    if (LINK_ACTIVE.includes(st.state)) {
+      const my = ++attempt;
+      show(st);
+      schedule(my);
+    } else if (offer && (st.state === "linked" || st.state === "failed")) {
+      show(st);
+      finished(st);
+    } else {
+      idle();
+    }
+  }
+
+  loadDevices();
+  resume();
+  return {
+    destroy() {
+      destroyed = true;
+      stopPolling();
+      clearTimeout(later);
+    },
+  };
+}
+
+// deviceRow is one device of the account in the list.
+function deviceRow(d) {
+  const added = d.added ? new Date(d.added) : null;
+  return h("li", { class: "device" + (d.revoked ? " revoked" : ""), title: d.id },
+    h("span", { class: "nav-icon" }, icon("monitor")),
+    h("span", { class: "row-main" },
+      h("span", { class: "device-name", text: d.name || "Unnamed device" }),
+      added && added.getFullYear() > 2000
+        ? h("span", { class: "muted small", text: "Added " + added.toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" }) })
+        : null),
+    d.current ? h("span", { class: "tag ok", text: "This device" }) : null,
+    d.revoked ? h("span", { class: "tag danger", text: "Revoked" }) : null);
+}
+
+// linkFailure says in words why a link ended without a new device.
+function linkFailure(reason) {
+  const r = (reason || "").toLowerCase();
+  if (r.includes("declined")) return "The link was stopped: the numbers didn't match, or someone said no on the new device.";
+  if (r.includes("cancel")) return "The link was cancelled.";
+  if (r.includes("expired or used")) return "The code expired or was already used.";
+  if (r.includes("expired")) return "The code expired before a new device used it.";
+  return reason ? `The link didn't work: ${reason.replace(/\.$/, "")}.` : "The link didn't work.";
+}
+
+// sentence starts text with a capital letter and ends it with a full stop.
+function sentence(text) {
+  const s = String(text || "").trim();
+  if (!s) return s;
+  return s[0].toUpperCase() + s.slice(1) + (/[.!?]$/.test(s) ? "" : ".");
 }
 
 const MIN_BACKUP_PASSPHRASE = 12;
