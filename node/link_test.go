@@ -84,11 +84,12 @@ func linkDevice(t *testing.T, ctx context.Context, net *testnet.Net, e *testnet.
 }
 
 // TestLinkDevice: Alice links a laptop to her account from her first
-// device. Both show the same numbers; once she confirms them on both, the
-// laptop holds her account (@alice, her contact Bob) under its own device
-// key, both devices list each other, and the account's record names both:
-// Bob's next message arrives on each, and the laptop's reply reaches Bob
-// once and shows on the first device in the same conversation.
+// device, then a desktop from the laptop. Each time both show the same
+// numbers; once she confirms them on both, the new device holds her
+// account (@alice, her contact Bob) under its own device key. All three
+// list the three, and the account's record names them: Bob's message
+// arrives once on each, and the laptop's reply reaches Bob once and shows
+// on the first device and the desktop in the same conversation.
 func TestLinkDevice(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second}})
 	alice, bob := net.Nodes[1], net.Nodes[2]
@@ -126,9 +127,18 @@ func TestLinkDevice(t *testing.T) {
 		t.Fatalf("the laptop's contacts: %+v %v, want Bob", cs, err)
 	}
 	check.Until(t, time.Minute, "the laptop's record published", laptop.Published)
-	for _, c := range []*api.Client{alice.Client, laptop.Client} {
+
+	// The laptop, not the first device, links the third: no device leads.
+	_, cfg, st, err = linkDevice(t, ctx, net, laptop, "desktop", true, func(sas string) string { return sas })
+	if err != nil || st.State != api.LinkLinked {
+		t.Fatalf("linking the desktop from the laptop: %v, %+v", err, st)
+	}
+	desktop := net.StartOn(cfg)
+	check.Until(t, time.Minute, "the desktop's record published", desktop.Published)
+	devs := []*testnet.Node{alice, laptop, desktop}
+	for _, d := range devs {
 		check.Eventually(t, time.Minute, func() error {
-			ds, err := c.Devices(ctx)
+			ds, err := d.Client.Devices(ctx)
 			if err != nil {
 				return err
 			}
@@ -136,44 +146,49 @@ func TestLinkDevice(t *testing.T) {
 			for _, d := range ds {
 				got = append(got, fmt.Sprintf("%s current=%v revoked=%v", d.Name, d.Current, d.Revoked))
 			}
-			if len(ds) != 2 || !slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.Name == "laptop" && !d.Revoked }) ||
+			if len(ds) != 3 || slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.Revoked }) ||
 				!slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.Current }) {
-				return fmt.Errorf("devices %v, want two with the laptop", got)
+				return fmt.Errorf("devices %v, want three, this one among them", got)
 			}
 			return nil
 		})
 	}
-	// The record Bob reads names both devices.
+	// The record Bob reads names the three.
 	check.Eventually(t, time.Minute, func() error {
 		w, err := bob.Client.Whois(ctx, "@alice")
-		if err == nil && len(w.Devices) != 2 {
+		if err == nil && len(w.Devices) != 3 {
 			err = fmt.Errorf("@alice has %d devices", len(w.Devices))
 		}
 		return err
 	})
 
-	m, err := bob.Client.Send(ctx, "@alice", "to both of you")
+	// Bob's message arrives once on each.
+	m, err := bob.Client.Send(ctx, "@alice", "to all of you")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []*api.Client{alice.Client, laptop.Client} {
+	for _, d := range devs {
 		check.Eventually(t, time.Minute, func() error {
-			if got := texts(t, c, bobID.Account); !slices.Equal(got, []string{"in:to both of you"}) {
+			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:to all of you"}) {
 				return fmt.Errorf("conversation with Bob %q", got)
 			}
 			return nil
 		})
 	}
 	waitState(t, bob.Client, "@alice", m.ID, "delivered")
+	// Alice replies from the laptop: the first device and the desktop
+	// show the reply in the same conversation; Bob gets it once.
 	if _, err := laptop.Client.Send(ctx, "bob", "from the laptop"); err != nil {
 		t.Fatal(err)
 	}
 	check.Eventually(t, time.Minute, func() error {
-		if got := texts(t, bob.Client, alice.Account().String()); !slices.Equal(got, []string{"out:to both of you", "in:from the laptop"}) {
+		if got := texts(t, bob.Client, alice.Account().String()); !slices.Equal(got, []string{"out:to all of you", "in:from the laptop"}) {
 			return fmt.Errorf("Bob's conversation %q", got)
 		}
-		if got := texts(t, alice.Client, bobID.Account); !slices.Equal(got, []string{"in:to both of you", "out:from the laptop"}) {
-			return fmt.Errorf("the first device's conversation %q", got)
+		for _, d := range []*testnet.Node{alice, desktop} {
+			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:to all of you", "out:from the laptop"}) {
+				return fmt.Errorf("conversation on %s: %q", d.Dir, got)
+			}
 		}
 		return nil
 	})
