@@ -577,3 +577,9 @@ func (c *Client) Devices(ctx context.Context) ([]OwnDevice, error) {
 	var d []OwnDevice
 	return d, c.do(ctx, http.MethodGet, "/api/v1/devices", nil, &d)
 }
+
+// RevokeDevice revokes the device whose id starts with id.
+func (c *Client) RevokeDevice(ctx context.Context, id string) (OwnDevice, error) {
+	var d OwnDevice
+	return d, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/revoke", nil, &d)
+}

@@ -114,6 +114,8 @@ type Backend interface {
 	CancelLink(ctx context.Context) (LinkStatus, error)
 	// Devices lists this account's devices, this one among them.
 	Devices(ctx context.Context) ([]OwnDevice, error)
+	// RevokeDevice revokes the device whose id starts with id (docs/DEVICES.md §4).
+	RevokeDevice(ctx context.Context, id string) (OwnDevice, error)
 	// Subscribe returns a stream of events until cancel is called or ctx
 	// ends. Slow subscribers lose events rather than block the node.
 	Subscribe(ctx context.Context) (events <-chan Event, cancel func())
@@ -369,6 +371,7 @@ func (s *Server) handler() http.Handler {
 		return b.Restore(r.Context(), req)
 	}))
 	mux.HandleFunc("GET /api/v1/devices", j(func(r *http.Request) (any, error) { return b.Devices(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/devices/{id}/revoke", j(func(r *http.Request) (any, error) { return b.RevokeDevice(r.Context(), r.PathValue("id")) }))
 	mux.HandleFunc("POST /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.StartLink(r.Context()) }))
 	mux.HandleFunc("GET /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.LinkStatus(r.Context()) }))
 	mux.HandleFunc("DELETE /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.CancelLink(r.Context()) }))

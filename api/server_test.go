@@ -114,6 +114,9 @@ func (f *fakeBackend) CancelLink(context.Context) (LinkStatus, error) {
 func (f *fakeBackend) Devices(context.Context) ([]OwnDevice, error) {
 	return []OwnDevice{{ID: "aaaaaaaaaaaaa", Name: "laptop", Current: true}}, nil
 }
+func (f *fakeBackend) RevokeDevice(_ context.Context, id string) (OwnDevice, error) {
+	return OwnDevice{ID: id, Revoked: true}, nil
+}
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	time.Sleep(f.subscribeDelay)
 	f.subscribed.Store(true)

@@ -23,14 +23,17 @@ type ID struct {
 
 // Status is what `callsign status` shows.
 type Status struct {
-	Peers        int      `json:"peers"`
-	RoutingTable int      `json:"routing_table"`
-	Public       bool     `json:"public"`
-	Relays       []string `json:"relays"`
-	Encryption   string   `json:"encryption"` // "passphrase" or "keyfile"
-	UptimeS      int64    `json:"uptime_s"`
-	DataDir      string   `json:"data_dir"`
-	Version      string   `json:"version"`
+	// DeviceRevoked: this device's account revoked it (another device of
+	// it ran `devices revoke`); it sends and publishes nothing more.
+	DeviceRevoked bool     `json:"device_revoked,omitempty"`
+	Peers         int      `json:"peers"`
+	RoutingTable  int      `json:"routing_table"`
+	Public        bool     `json:"public"`
+	Relays        []string `json:"relays"`
+	Encryption    string   `json:"encryption"` // "passphrase" or "keyfile"
+	UptimeS       int64    `json:"uptime_s"`
+	DataDir       string   `json:"data_dir"`
+	Version       string   `json:"version"`
 	// Hint says what to do while the node has no peers; "" once it has.
 	Hint string `json:"hint,omitempty"`
 	// Invite is how a newcomer joins: this node's own (a public node), or
@@ -307,6 +310,9 @@ const (
 	EventState     = "state"      // Data: StateChange
 	EventRequest   = "request"    // Data: Message, the first message of a request
 	EventKeyChange = "key-change" // Data: KeyChange
+	// EventDeviceRevoked: this device's account revoked it; it sends
+	// nothing more. No data.
+	EventDeviceRevoked = "device-revoked"
 )
 
 // StateChange is a message changing state.

@@ -159,14 +159,8 @@ func TestMergeDevices(t *testing.T) {
 // record with its own device alone; the record read back lists both, and
 // the laptop's republish keeps the phone.
 func TestPublishKeepsSiblings(t *testing.T) {
-	tn := newTestNet(t, 12, netOpts{})
-	k := key(t, "alice")
+	tn, k, laptop, phone := laptopAndPhone(t)
 	ctx := context.Background()
-	now := tn.clock.Now()
-	laptop, phone := oneDevice(t, k, "laptop", now), oneDevice(t, k, "phone", now)
-	if _, err := tn.nodes[0].PublishIdentity(ctx, k, laptop); err != nil {
-		t.Fatal(err)
-	}
 	pub, err := tn.nodes[1].PublishIdentity(ctx, k, phone)
 	if err != nil {
 		t.Fatal(err)
@@ -187,4 +181,52 @@ func TestPublishKeepsSiblings(t *testing.T) {
 	if got.Seq != pub.Seq || len(got.Devices) != 2 || !got.MultiDevice() {
 		t.Fatalf("a reader resolves seq %d with %d devices (kind 3 %v), want seq %d with both devices", got.Seq, len(got.Devices), got.MultiDevice(), pub.Seq)
 	}
+}
+
+// A record with fewer devices that reached most of the closest peers
+// last (a device that published before it read the newest record) does
+// not make the next publisher drop a device: every answer is merged, not
+// only the newest.
+func TestPublishMergesEveryAnswer(t *testing.T) {
+	tn, k, laptop, phone := laptopAndPhone(t)
+	ctx, now := context.Background(), tn.clock.Now()
+	both, err := tn.nodes[1].PublishIdentity(ctx, k, phone)
+	if err != nil || len(both.Devices) != 2 {
+		t.Fatalf("the phone's record: %v, %v", both, err)
+	}
+	// The laptop's record alone, newer, on all closest peers but two.
+	lone := *laptop
+	lone.Seq = both.Seq + 1
+	raw, err := sealIdentity(k, &lone)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dkey := identityKey(k.Public().ID())
+	for _, i := range tn.closestNodes(dkey, len(tn.nodes))[2:] {
+		plant(t, tn.nodes[i], dkey, raw)
+	}
+	// A third device of the account publishes from a node that published
+	// nothing before.
+	tablet := oneDevice(t, k, "tablet", now)
+	pub, err := tn.nodes[5].PublishIdentity(ctx, k, tablet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids := deviceIDs(pub); len(ids) != 3 {
+		t.Fatalf("the tablet published %d devices, want laptop, phone and itself", len(ids))
+	}
+}
+
+// laptopAndPhone is a test network where Alice's laptop published her
+// record, and her phone's record, not published yet.
+func laptopAndPhone(t *testing.T) (tn *testNet, k *identity.AccountKey, laptop, phone *IdentityRecord) {
+	t.Helper()
+	tn = newTestNet(t, 12, netOpts{})
+	k = key(t, "alice")
+	now := tn.clock.Now()
+	laptop, phone = oneDevice(t, k, "laptop", now), oneDevice(t, k, "phone", now)
+	if _, err := tn.nodes[0].PublishIdentity(context.Background(), k, laptop); err != nil {
+		t.Fatal(err)
+	}
+	return tn, k, laptop, phone
 }

@@ -2,6 +2,7 @@ package dht
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -279,16 +280,44 @@ func (d *DHT) publishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	r := *rec
 	r.Account = me
 	now := d.cfg.Now()
-	best, _ := d.bestIdentity(dkey, lr.answers)
-	if best != nil {
+	// Every valid record of the account the lookup found, and the one
+	// this node published last, newest first: a busy network may answer
+	// with an older record than the newest, and merging only the best one
+	// would drop a device another device added (docs/DEVICES.md §0.4).
+	var found []*IdentityRecord
+	d.mu.Lock()
+	last := d.published[dkey]
+	d.mu.Unlock()
+	for _, raw := range append([][]byte{last}, answerValues(lr.answers)...) {
+		if raw == nil {
+			continue
+		}
+		if rec, err := d.check.identity(dkey, raw, now, 0); err == nil {
+			found = append(found, rec)
+		}
+	}
+	slices.SortStableFunc(found, func(a, b *IdentityRecord) int { return cmp.Compare(b.Seq, a.Seq) })
+	if len(found) > 0 {
+		best := found[0]
 		if best.Seq >= r.Seq {
 			r.Seq = best.Seq
 		}
-		if replace {
-			r.revokeOthers(best)
+		for _, f := range found {
+			if replace {
+				r.revokeOthers(f)
+			}
 		}
-		if err := mergeDevices(key, &r, best, now); err != nil {
-			return nil, fmt.Errorf("publish identity: %w", err)
+		for _, f := range found { // a revocation in any of them holds
+			for _, id := range f.Revoked {
+				if !slices.Contains(r.Revoked, id) {
+					r.Revoked = append(r.Revoked, id)
+				}
+			}
+		}
+		for _, f := range found {
+			if err := mergeDevices(key, &r, f, now); err != nil {
+				return nil, fmt.Errorf("publish identity: %w", err)
+			}
 		}
 	}
 	d.mu.Lock()
@@ -399,6 +428,15 @@ func mergeDevices(key *identity.AccountKey, r, best *IdentityRecord, now time.Ti
 	out.Revoked = revoked
 	*r = out
 	return nil
+}
+
+// answerValues are the values of answers.
+func answerValues(answers []peerAnswer) [][]byte {
+	out := make([][]byte, 0, len(answers))
+	for _, a := range answers {
+		out = append(out, a.value)
+	}
+	return out
 }
 
 // revokeOthers lists as revoked in r every device of best that r does not

@@ -2,6 +2,7 @@ package msg
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sync"
@@ -366,4 +367,55 @@ func eventCount(d *node, kind EventKind, id, state string) int {
 		}
 	}
 	return n
+}
+
+// TestRevokedDevice: Alice revokes her second device, which is not told.
+// Once Bob's node reads her record, what the revoked device sends him is
+// refused, nothing of it stored; the refusal makes it read its own record,
+// which lists it as revoked: it is marked revoked (OnRevoked, once) and
+// sends nothing more. Bob's next message goes to the first device only.
+func TestRevokedDevice(t *testing.T) {
+	var told atomic.Int32
+	a1, b := pair(t, nil)
+	a2 := linkDevice(t, a1, func(c *Config) { c.OnRevoked = func() { told.Add(1) } })
+	a2.start()
+	introduce([]*node{a1, a2, b})
+	m := b.send(a1, "before")
+	check.Until(t, 20*time.Second, "Bob's message on both devices", func() bool {
+		return len(a1.incoming(b.id())) == 1 && len(a2.incoming(b.id())) == 1
+	})
+
+	a1.w.revoke(a2)
+	ba := b.svc.acct(a1.id())
+	b.svc.refreshView(ba, true)
+	check.Until(t, 20*time.Second, "Bob's node reads the record with the device revoked", func() bool {
+		return b.svc.isRevoked(a1.id(), a2.cert.DeviceID())
+	})
+	r := a2.send(b, "from a revoked device")
+	check.Until(t, 20*time.Second, "the revoked device's message refused", func() bool {
+		return a2.state(b.id(), r.ID) == StateFailed
+	})
+	if got := b.incoming(a1.id()); len(got) != 0 {
+		t.Fatalf("Bob stored %d messages from the revoked device", len(got))
+	}
+	check.Until(t, 20*time.Second, "the revoked device learns it", a2.svc.Revoked)
+	if _, err := a2.svc.Send(context.Background(), b.id(), []byte("again")); !errors.Is(err, ErrDeviceRevoked) {
+		t.Fatalf("a send after the revocation: %v, want ErrDeviceRevoked", err)
+	}
+	if n := told.Load(); n != 1 {
+		t.Fatalf("OnRevoked called %d times, want once", n)
+	}
+
+	m2 := b.send(a1, "after")
+	check.Until(t, 20*time.Second, "Bob's next message on the first device", func() bool {
+		return len(a1.incoming(b.id())) == 2
+	})
+	for _, e := range b.outbox() {
+		if e.ID == m2.ID {
+			t.Fatalf("Bob's message waits for a revoked device: %+v", e)
+		}
+	}
+	if got := a2.incoming(b.id()); len(got) != 1 || got[0].ID != m.ID {
+		t.Fatalf("the revoked device has %d messages from Bob, want only the one before", len(got))
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/ecdh"
 	"crypto/rand"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -30,6 +31,21 @@ type world struct {
 	nodes map[identity.AccountID]*node
 	// linked holds an account's devices after its first (linkDevice).
 	linked map[identity.AccountID][]*node
+	// revoked holds the devices an account revoked (revoke).
+	revoked map[identity.AccountID][]identity.DeviceID
+}
+
+// revoke makes the directory list d, a linked device, as revoked by its
+// account instead of as one of its devices.
+func (w *world) revoke(d *node) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	acct := d.id()
+	w.linked[acct] = slices.DeleteFunc(w.linked[acct], func(n *node) bool { return n == d })
+	if w.revoked == nil {
+		w.revoked = map[identity.AccountID][]identity.DeviceID{}
+	}
+	w.revoked[acct] = append(w.revoked[acct], d.cert.DeviceID())
 }
 
 func newWorld() *world {
@@ -43,7 +59,7 @@ func (w *world) Lookup(ctx context.Context, acct identity.AccountID) (Recipient,
 	if n == nil {
 		return Recipient{}, errors.New("no such account")
 	}
-	r := Recipient{Account: n.acct.Public(), Relays: n.relays, Mailboxes: n.mailboxes}
+	r := Recipient{Account: n.acct.Public(), Relays: n.relays, Mailboxes: n.mailboxes, Revoked: w.revoked[acct]}
 	for _, d := range append([]*node{n}, w.linked[acct]...) {
 		r.Devices = append(r.Devices, d.cert)
 		r.Bundles = append(r.Bundles, d.bundle)

@@ -243,6 +243,9 @@ func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFr
 		}
 		acks[i].id = f.id
 		pub, acct, reason := s.checkSender(&rx.cc, &f, remote, now)
+		if reason == "" && s.isRevoked(acct, rx.cc.dev) {
+			reason = reasonRevoked
+		}
 		switch {
 		case reason != "" || acct != s.selfID:
 		case rx.cc.dev == s.selfDev:

@@ -49,6 +49,7 @@ type acctState struct {
 	idOK      bool                             // Send has parsed id: a valid account id
 	lanes     map[identity.DeviceID]*peerState // by device; the zero device: not looked up yet
 	view      []identity.DeviceID              // the record's devices, in its order; nil: not looked up since the start
+	revoked   []identity.DeviceID              // the devices the record lists as revoked
 	viewAt    time.Time                        // when view was last set
 	resolving bool                             // a look-up started by refreshView is under way
 	triedAt   time.Time                        // when refreshView last started one
@@ -76,6 +77,11 @@ const viewRefresh = 10 * time.Second
 // copied to are at most this stale (beyond what a sibling's first frame
 // makes known at once).
 const selfViewAge = time.Minute
+
+// contactViewAge is how old a contact's view may be at a send before
+// the contact's record is read again, in the background: a device it
+// revoked stops getting messages within this long of the next send.
+const contactViewAge = 10 * time.Minute
 
 // selfViewRetry is the first wait before this account's own record is
 // looked up again, when the lookup at the start found nothing.
@@ -444,4 +450,40 @@ func (s *Service) selfViewLoop() {
 		}
 		backoff = min(2*backoff, selfViewAge)
 	}
+}
+
+// isRevoked reports whether the record of acct, as last looked up, lists
+// dev as revoked.
+func (s *Service) isRevoked(acct identity.AccountID, dev identity.DeviceID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	a := s.accts[acct]
+	return a != nil && slices.Contains(a.revoked, dev)
+}
+
+// markRevoked makes this device one its account revoked: it sends nothing
+// more, and Config.OnRevoked is told, once.
+func (s *Service) markRevoked() {
+	if s.revoked.Swap(true) {
+		return
+	}
+	s.log.Warn("this device was revoked by its account: it sends nothing more")
+	if s.cfg.OnRevoked != nil {
+		s.cfg.OnRevoked()
+	}
+}
+
+// Revoked reports whether this device learnt that its account revoked it.
+func (s *Service) Revoked() bool { return s.revoked.Load() }
+
+// CheckRevoked looks this account's record up afresh, in the background,
+// and marks this device revoked if the record lists it so: a sibling said
+// it revoked this device, or a contact refused a frame as a revoked
+// device's. The record decides, not what was said.
+func (s *Service) CheckRevoked() {
+	s.mu.Lock()
+	a := s.acctLocked(s.selfID)
+	a.triedAt = time.Time{}
+	s.mu.Unlock()
+	s.refreshView(a, true)
 }

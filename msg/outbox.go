@@ -492,7 +492,11 @@ func (s *Service) lookup(ctx context.Context, acct identity.AccountID) (Recipien
 		s.byPeerID[pid] = acct
 	}
 	a := s.acctLocked(acct)
+	a.revoked = slices.Clone(rec.Revoked)
 	s.mu.Unlock()
+	if acct == s.selfID && slices.Contains(rec.Revoked, s.selfDev) {
+		s.markRevoked()
+	}
 	s.mbox.remember(acct, rec)
 	// The relays' circuit addresses let a stream reach a device that is
 	// not directly reachable.
@@ -827,6 +831,9 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 			// once one has it; failed only when the last copy waiting is
 			// refused and none was delivered.
 			refused := a.status == statusRefused
+			if refused && a.reason == reasonRevoked {
+				s.CheckRevoked()
+			}
 			var state string
 			m, err := data.Dequeue(peerID, ps.dev, id, func(m Message, last bool) (string, bool) {
 				if last {

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/callsign/callsign/e2e"
@@ -59,6 +60,9 @@ var (
 	// ErrBadRecipient means the recipient is not a valid account id, or is
 	// this account.
 	ErrBadRecipient = errors.New("bad recipient")
+	// ErrDeviceRevoked means this device was revoked from its account
+	// (docs/DEVICES.md §4): it sends nothing more.
+	ErrDeviceRevoked = errors.New("this device was removed from its account")
 )
 
 // Decision is a Policy's verdict on a sender.
@@ -95,6 +99,9 @@ type Recipient struct {
 	// Mailboxes hold messages while the devices can't be reached (package
 	// mailbox; see msg/mailbox.go); at most the first two are used.
 	Mailboxes []peer.AddrInfo
+	// Revoked are the devices the account revoked: what they send is
+	// refused.
+	Revoked []identity.DeviceID
 }
 
 // bundleOf returns the published bundle of the device dev certifies, or
@@ -168,6 +175,13 @@ type Config struct {
 	// for concurrent use. (Signals an older peer sends on a msg stream
 	// look like read receipts until decrypted, and are read as before.)
 	AcceptSignal func(from identity.AccountID) bool
+	// OnRevoked is called once when this device learns that its account
+	// revoked it (its own record lists it as revoked); from then on Send
+	// fails with ErrDeviceRevoked. It must not block. nil: nobody is told.
+	OnRevoked func()
+	// Revoked starts the service as a device its account revoked (it
+	// learnt so before a restart).
+	Revoked bool
 	// MaxMessage caps a message's plaintext; 0 = DefaultMaxMessage
 	// (64 KiB less 64 bytes), which is also the largest allowed.
 	MaxMessage int
@@ -241,6 +255,7 @@ type Service struct {
 	self      e2e.Identity
 	selfID    identity.AccountID
 	selfDev   identity.DeviceID // this device's DeviceID
+	revoked   atomic.Bool       // this device was revoked (markRevoked)
 	certBytes []byte
 	maxCT     int
 
@@ -412,6 +427,7 @@ func New(cfg Config) (*Service, error) {
 		sendQ:     make(chan *sendReq, 256),
 		sendDone:  make(chan struct{}),
 	}
+	s.revoked.Store(cfg.Revoked)
 	return s, nil
 }
 
@@ -573,6 +589,9 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	if to == s.selfID {
 		return Message{}, fmt.Errorf("send: %w: cannot message this account itself", ErrBadRecipient)
 	}
+	if s.revoked.Load() {
+		return Message{}, fmt.Errorf("send: %w", ErrDeviceRevoked)
+	}
 	// An id Send has parsed before is valid: parsing bech32 costs
 	// microseconds, and Send is the hot path.
 	s.mu.Lock()
@@ -698,7 +717,13 @@ func (s *Service) commitSends(batch []*sendReq) {
 		defer a.mu.Unlock()
 		s.mu.Lock()
 		lanes := s.targetsLocked(a)
+		stale := a.view != nil && time.Since(a.viewAt) > contactViewAge
 		s.mu.Unlock()
+		if stale {
+			// This message goes to the devices last read; the next ones
+			// to the record as it is now (a device linked or revoked).
+			s.refreshView(a, false)
+		}
 		targets[acct] = lanes
 		for _, ps := range lanes {
 			if s.canSealLocked(ps) {

@@ -107,6 +107,9 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 	if to == s.selfID {
 		return fmt.Errorf("send signal: %w: cannot signal this account itself", ErrBadRecipient)
 	}
+	if s.revoked.Load() {
+		return fmt.Errorf("send signal: %w", ErrDeviceRevoked)
+	}
 	if _, err := identity.ParseAccountID(string(to)); err != nil {
 		return fmt.Errorf("send signal: %w: %v", ErrBadRecipient, err)
 	}

@@ -47,6 +47,9 @@ const (
 	// read from anyone else.
 	reasonNotCopy     = "sender is this account"
 	reasonSiblingOnly = "content only the recipient's own devices send"
+	// reasonRevoked refuses what a device its account revoked sends; the
+	// sender looks its own record up when it reads it.
+	reasonRevoked = "this device was revoked by its account"
 
 	// Content kinds (inside the ratchet).
 	contentText    = 1

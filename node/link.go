@@ -17,6 +17,7 @@ import (
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
 )
@@ -361,7 +362,7 @@ func (n *Node) publishLinked() {
 	backoff := time.Second
 	for {
 		err := n.publish(n.ctx)
-		if err == nil || n.ctx.Err() != nil {
+		if err == nil || n.ctx.Err() != nil || errors.Is(err, msg.ErrDeviceRevoked) {
 			break
 		}
 		n.log.Info("publishing the record with a linked device failed; will retry", "err", err, "in", backoff)

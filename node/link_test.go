@@ -83,17 +83,13 @@ func linkDevice(t *testing.T, ctx context.Context, net *testnet.Net, e *testnet.
 	return r.la, cfg, st, r.err
 }
 
-// TestLinkDevice: Alice links a laptop to her account from her first
-// device, then a desktop from the laptop. Each time both show the same
-// numbers; once she confirms them on both, the new device holds her
-// account (@alice, her contact Bob) under its own device key. All three
-// list the three, and the account's record names them: Bob's message
-// arrives once on each, and the laptop's reply reaches Bob once and shows
-// on the first device and the desktop in the same conversation.
-func TestLinkDevice(t *testing.T) {
-	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second}})
-	alice, bob := net.Nodes[1], net.Nodes[2]
-	ctx := ctxT(t, 4*time.Minute)
+// aliceWithBob is a network where Alice holds @alice and has Bob as a
+// contact, with quick retries and a one-second cache of records.
+func aliceWithBob(t *testing.T) (net *testnet.Net, alice, bob *testnet.Node, bobID api.ID) {
+	t.Helper()
+	net = testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second}})
+	alice, bob = net.Nodes[1], net.Nodes[2]
+	ctx := ctxT(t, time.Minute)
 	if c, err := alice.Client.Claim(ctx, "alice"); err != nil || c.Status != "claimed" {
 		t.Fatalf("claim: %+v %v", c, err)
 	}
@@ -104,6 +100,19 @@ func TestLinkDevice(t *testing.T) {
 	if _, err := alice.Client.AddContact(ctx, bobID.Account, "bob"); err != nil {
 		t.Fatal(err)
 	}
+	return net, alice, bob, bobID
+}
+
+// TestLinkDevice: Alice links a laptop to her account from her first
+// device, then a desktop from the laptop. Each time both show the same
+// numbers; once she confirms them on both, the new device holds her
+// account (@alice, her contact Bob) under its own device key. All three
+// list the three, and the account's record names them: Bob's message
+// arrives once on each, and the laptop's reply reaches Bob once and shows
+// on the first device and the desktop in the same conversation.
+func TestLinkDevice(t *testing.T) {
+	net, alice, bob, bobID := aliceWithBob(t)
+	ctx := ctxT(t, 4*time.Minute)
 	if _, err := bob.Client.AddContact(ctx, "@alice", "alice"); err != nil {
 		t.Fatal(err)
 	}
@@ -270,4 +279,102 @@ func TestLinkRefused(t *testing.T) {
 // otherDigits is sas with its first digit changed.
 func otherDigits(sas string) string {
 	return string('0'+(sas[0]-'0'+1)%10) + sas[1:]
+}
+
+// TestRevokeDevice: Alice has three devices; from the first she revokes
+// the third. The record Bob reads names two, the third is told at once
+// and sends nothing more (it says why), Bob's next message reaches the
+// first two only, and the devices list shows the third as revoked. The
+// first device can't revoke itself, and an id prefix that names no
+// device is refused.
+func TestRevokeDevice(t *testing.T) {
+	net, alice, bob, bobID := aliceWithBob(t)
+	ctx := ctxT(t, 4*time.Minute)
+	devs := []*testnet.Node{alice}
+	for _, name := range []string{"laptop", "old-phone"} {
+		la, cfg, _, err := linkDevice(t, ctx, net, alice, name, true, func(sas string) string { return sas })
+		if err != nil || la.Name != name {
+			t.Fatalf("link %s: %+v %v", name, la, err)
+		}
+		d := net.StartOn(cfg)
+		check.Until(t, time.Minute, name+"'s record published", d.Published)
+		devs = append(devs, d)
+	}
+	phone := devs[2]
+	phoneID, err := phone.Client.Devices(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for _, d := range phoneID {
+		if d.Current {
+			id = d.ID
+		}
+	}
+	check.Eventually(t, time.Minute, func() error {
+		w, err := bob.Client.Whois(ctx, "@alice")
+		if err == nil && len(w.Devices) != 3 {
+			err = fmt.Errorf("@alice has %d devices", len(w.Devices))
+		}
+		return err
+	})
+
+	if _, err := alice.Client.RevokeDevice(ctx, "zz"); err == nil {
+		t.Error("a two-character id was taken")
+	}
+	if _, err := alice.Client.RevokeDevice(ctx, "7777777"); err == nil {
+		t.Error("an id of no device was revoked")
+	}
+	self, _ := alice.Client.Devices(ctx)
+	for _, d := range self {
+		if d.Current {
+			if _, err := alice.Client.RevokeDevice(ctx, d.ID); err == nil {
+				t.Error("the first device revoked itself")
+			}
+		}
+	}
+	d, err := alice.Client.RevokeDevice(ctx, id[:6])
+	if err != nil || d.ID != id || !d.Revoked || d.Name != "old-phone" {
+		t.Fatalf("revoke %s: %+v %v", id[:6], d, err)
+	}
+
+	// The phone is told, and says so.
+	check.Eventually(t, time.Minute, func() error {
+		st, err := phone.Client.Status(ctx)
+		if err == nil && !st.DeviceRevoked {
+			err = errors.New("the phone does not know it was revoked")
+		}
+		return err
+	})
+	if _, err := phone.Client.Send(ctx, "bob", "from a revoked phone"); err == nil || !strings.Contains(err.Error(), "removed") {
+		t.Fatalf("a send from the revoked phone: %v", err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		w, err := bob.Client.Whois(ctx, "@alice")
+		if err == nil && len(w.Devices) != 2 {
+			err = fmt.Errorf("@alice has %d devices", len(w.Devices))
+		}
+		return err
+	})
+	ds, err := alice.Client.Devices(ctx)
+	if err != nil || !slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.ID == id && d.Revoked && d.Name == "old-phone" }) {
+		t.Fatalf("Alice's devices after the revocation: %+v %v", ds, err)
+	}
+
+	// Bob's next message reaches the first two devices only.
+	if _, err := bob.Client.Send(ctx, "@alice", "after the phone went"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs[:2] {
+		check.Eventually(t, time.Minute, func() error {
+			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:after the phone went"}) {
+				return fmt.Errorf("conversation with Bob %q", got)
+			}
+			return nil
+		})
+	}
+	time.Sleep(2 * time.Second) // what would have reached the phone by now
+	if got := texts(t, phone.Client, bobID.Account); len(got) != 0 {
+		t.Fatalf("the revoked phone got %q", got)
+	}
 }

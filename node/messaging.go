@@ -11,6 +11,7 @@ import (
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/store"
 )
 
 // startMsg starts end-to-end encrypted messaging: the msg service owns the
@@ -30,7 +31,13 @@ func (n *Node) startMsg(ctx context.Context) error {
 		return fmt.Errorf("device certificate: %w", err)
 	}
 	n.cert = cert
+	var revoked bool
+	if err := n.db.View(func(tx *store.Tx) (err error) { revoked, err = tx.Revoked(); return err }); err != nil {
+		return err
+	}
 	svc, err := msg.New(msg.Config{
+		Revoked:   revoked,
+		OnRevoked: n.onRevoked,
 		Host:      n.host,
 		DB:        n.db,
 		Account:   n.keys.account,
@@ -90,7 +97,7 @@ func (d directory) Lookup(ctx context.Context, account identity.AccountID) (msg.
 	}
 	// Every device of the record, each with its bundle: a message goes to
 	// each (docs/DEVICES.md §2.1).
-	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices}
+	r := msg.Recipient{Account: rec.Account, Devices: rec.Devices, Revoked: rec.Revoked}
 	for i := range rec.Devices {
 		r.Bundles = append(r.Bundles, rec.Bundle(i))
 	}

@@ -341,6 +341,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.startLinker()
+	n.startRevoked()
 	n.startBackend()
 	if err := n.startAPI(); err != nil {
 		return err

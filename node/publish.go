@@ -12,6 +12,7 @@ import (
 
 	"github.com/callsign/callsign/dht"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
 
@@ -34,7 +35,7 @@ func (n *Node) publishLoop() {
 		}
 		if err := n.publish(ctx); err == nil {
 			return
-		} else if ctx.Err() != nil {
+		} else if ctx.Err() != nil || errors.Is(err, msg.ErrDeviceRevoked) {
 			return
 		} else {
 			n.log.Info("publishing identity failed; will retry", "err", err, "in", backoff)
@@ -82,6 +83,9 @@ func (n *Node) publish(ctx context.Context) error {
 	// rotation): each builds on the sequence numbers of the last.
 	n.pubMu.Lock()
 	defer n.pubMu.Unlock()
+	if n.msg.Revoked() {
+		return fmt.Errorf("publish: %w", msg.ErrDeviceRevoked)
+	}
 	n.joinDHT(ctx)
 	rec, claims, err := n.ownedRecords()
 	if err != nil {
@@ -222,6 +226,9 @@ func (n *Node) ownedRecords() (*dht.IdentityRecord, []dht.HandleClaim, error) {
 		Handles:   names,
 	}
 	n.addLinked(rec)
+	if err := n.addRevoked(rec); err != nil {
+		return nil, nil, err
+	}
 	return rec, claims, nil
 }
 

@@ -53,16 +53,17 @@ func (n *Node) fullAddrs() []string {
 // Status implements backend.Node.
 func (n *Node) Status(ctx context.Context) (api.Status, error) {
 	st := api.Status{
-		Peers:        len(n.host.Network().Peers()),
-		RoutingTable: n.dht.RoutingTableSize(),
-		Public:       n.cfg.Public,
-		Relays:       n.relaysInUse(),
-		Encryption:   n.db.Encryption(),
-		UptimeS:      int64(time.Since(n.started) / time.Second),
-		DataDir:      n.cfg.DataDir,
-		Version:      Version,
-		Invite:       n.inviteInfo(),
-		MDNS:         n.mdnsOn(),
+		DeviceRevoked: n.msg.Revoked(),
+		Peers:         len(n.host.Network().Peers()),
+		RoutingTable:  n.dht.RoutingTableSize(),
+		Public:        n.cfg.Public,
+		Relays:        n.relaysInUse(),
+		Encryption:    n.db.Encryption(),
+		UptimeS:       int64(time.Since(n.started) / time.Second),
+		DataDir:       n.cfg.DataDir,
+		Version:       Version,
+		Invite:        n.inviteInfo(),
+		MDNS:          n.mdnsOn(),
 	}
 	st.Hint = n.aloneHint(st.Peers)
 	n.fillMailboxStatus(&st)

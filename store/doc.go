@@ -75,6 +75,7 @@
 //	conf/call-settings                   CallSettings (binary)
 //	conf/restoring                       empty: a restore has begun writing (unused.go); a
 //	                                     node refuses to start until it is run again
+//	conf/revoked                         empty: this device's account revoked it (final)
 //	conf/replace-devices                 empty: this device, restored from a backup, revokes
 //	                                     the account's other devices at its next publication
 //	set/<key>                            raw setting bytes, uninterpreted (a structured

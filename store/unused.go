@@ -118,3 +118,13 @@ func (tx *Tx) SetReplaceDevices(on bool) error {
 // ReplaceDevices reports whether this device replaces the account's others
 // at its next publication.
 func (tx *Tx) ReplaceDevices() (bool, error) { return tx.has(keyReplaceDevices) }
+
+// keyRevoked marks a device its account revoked (conf/revoked, empty): it
+// learnt so from its own record, and sends and publishes nothing more.
+var keyRevoked = []byte("conf/revoked")
+
+// SetRevoked marks this device as revoked by its account; it is final.
+func (tx *Tx) SetRevoked() error { return tx.setRaw(keyRevoked, nil) }
+
+// Revoked reports whether this device learnt its account revoked it.
+func (tx *Tx) Revoked() (bool, error) { return tx.has(keyRevoked) }

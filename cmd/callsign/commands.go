@@ -55,6 +55,7 @@ func commands() []*command {
 		devicesStatusCommand(),
 		devicesCancelCommand(),
 		devicesListCommand(),
+		devicesRevokeCommand(),
 
 		backupCreateCommand(),
 		backupVerifyCommand(),

@@ -241,6 +241,40 @@ func devicesListCommand() *command {
 	}
 }
 
+func devicesRevokeCommand() *command {
+	return &command{
+		name:    "devices revoke",
+		args:    "ID",
+		summary: "remove a device from your account (a lost or retired one): it receives nothing new",
+		details: []string{
+			"ID is the device's id from `callsign devices list`, or its first 4 or more characters. The account's record then lists the device as revoked: your contacts stop encrypting to it when they next read the record and refuse what it still sends, your other devices stop copying to it, and the device, when it runs, is told and stops. Revocation is final: to use that machine again, link it anew in a new data directory.",
+			"  callsign devices revoke k3vq",
+		},
+		read: true,
+		run: func(ctx context.Context, e *env, args []string) error {
+			c, err := e.clientFor(args, 1, "ID")
+			if err != nil {
+				return err
+			}
+			d, err := c.RevokeDevice(ctx, args[0])
+			if err != nil {
+				return err
+			}
+			return e.print(d, func(w io.Writer) {
+				fmt.Fprintf(w, "revoked %s (%s): it receives nothing new\n", d.ID, or(d.Name, "unnamed"))
+			})
+		},
+	}
+}
+
+// or is s, or alt when s is empty.
+func or(s, alt string) string {
+	if s == "" {
+		return alt
+	}
+	return s
+}
+
 // linkDevice is `up --link CODE`: it makes the data directory a new
 // device of the account that shows the code, before the node starts.
 func linkDevice(ctx context.Context, e *env, cfg node.Config, code, name string) error {

@@ -58,6 +58,7 @@ type Node interface {
 	ConfirmLink(ctx context.Context, sas string) (api.LinkStatus, error)
 	CancelLink(ctx context.Context) (api.LinkStatus, error)
 	Devices(ctx context.Context) ([]api.OwnDevice, error)
+	RevokeDevice(ctx context.Context, id string) (api.OwnDevice, error)
 }
 
 // Directory resolves names and accounts (the DHT).

@@ -38,3 +38,9 @@ func (s *Service) Devices(ctx context.Context) (_ []api.OwnDevice, err error) {
 	defer mapError(&err)
 	return s.node.Devices(ctx)
 }
+
+// RevokeDevice implements api.Backend.
+func (s *Service) RevokeDevice(ctx context.Context, id string) (_ api.OwnDevice, err error) {
+	defer mapError(&err)
+	return s.node.RevokeDevice(ctx, id)
+}

@@ -72,6 +72,7 @@ var errorCodes = []struct {
 	// Messages.
 	{msg.ErrTooLarge, api.CodeTooLarge, "split it into several messages"},
 	{msg.ErrBadRecipient, api.CodeBadRequest, ""},
+	{msg.ErrDeviceRevoked, api.CodeConflict, "another device of your account removed this one; to use it again, link it anew from a device of yours (`callsign up --link CODE` in a new data directory)"},
 	{msg.ErrClosed, api.CodeUnavailable, "the node is stopping"},
 	{msg.ErrSignalTooLarge, api.CodeInternal, ""},
 	{msg.ErrSignalUndelivered, api.CodeUnavailable, "they may be offline; try again later"},

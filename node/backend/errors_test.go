@@ -68,6 +68,7 @@ var sentinels = map[string]struct {
 
 	"msg.ErrTooLarge":          {msg.ErrTooLarge, api.CodeTooLarge},
 	"msg.ErrBadRecipient":      {msg.ErrBadRecipient, api.CodeBadRequest},
+	"msg.ErrDeviceRevoked":     {msg.ErrDeviceRevoked, api.CodeConflict},
 	"msg.ErrClosed":            {msg.ErrClosed, api.CodeUnavailable},
 	"msg.ErrSignalTooLarge":    {msg.ErrSignalTooLarge, api.CodeInternal},
 	"msg.ErrSignalUndelivered": {msg.ErrSignalUndelivered, api.CodeUnavailable},

@@ -14,6 +14,12 @@ import (
 	"github.com/callsign/callsign/store"
 )
 
+// DeviceRevoked tells the API's subscribers that this device's account
+// revoked it.
+func (s *Service) DeviceRevoked() {
+	s.events.publish(api.NewEvent(api.EventDeviceRevoked, nil))
+}
+
 // MessageEvent tells the API's subscribers about an event of the
 // messaging service: a message stored (and a request, for a stranger's)
 // or a sent message's new state.
