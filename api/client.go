@@ -549,9 +549,9 @@ func (c *Client) Events(ctx context.Context) (<-chan Event, error) {
 }
 
 // StartLink starts linking a new device and returns its code.
-func (c *Client) StartLink(ctx context.Context) (LinkOffer, error) {
+func (c *Client) StartLink(ctx context.Context, req LinkRequest) (LinkOffer, error) {
 	var o LinkOffer
-	return o, c.do(ctx, http.MethodPost, "/api/v1/devices/link", nil, &o)
+	return o, c.do(ctx, http.MethodPost, "/api/v1/devices/link", req, &o)
 }
 
 // LinkStatus says where the link StartLink began is.

@@ -108,7 +108,7 @@ type Backend interface {
 	// StartLink shows a one-time code a new device links to this account
 	// with (docs/DEVICES.md §1); LinkStatus follows it, ConfirmLink takes
 	// the digits the new device shows, CancelLink ends it.
-	StartLink(ctx context.Context) (LinkOffer, error)
+	StartLink(ctx context.Context, req LinkRequest) (LinkOffer, error)
 	LinkStatus(ctx context.Context) (LinkStatus, error)
 	ConfirmLink(ctx context.Context, req LinkConfirm) (LinkStatus, error)
 	CancelLink(ctx context.Context) (LinkStatus, error)
@@ -372,7 +372,15 @@ func (s *Server) handler() http.Handler {
 	}))
 	mux.HandleFunc("GET /api/v1/devices", j(func(r *http.Request) (any, error) { return b.Devices(r.Context()) }))
 	mux.HandleFunc("POST /api/v1/devices/{id}/revoke", j(func(r *http.Request) (any, error) { return b.RevokeDevice(r.Context(), r.PathValue("id")) }))
-	mux.HandleFunc("POST /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.StartLink(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/devices/link", j(func(r *http.Request) (any, error) {
+		var req LinkRequest
+		if r.ContentLength != 0 {
+			if err := decode(r, &req); err != nil {
+				return nil, err
+			}
+		}
+		return b.StartLink(r.Context(), req)
+	}))
 	mux.HandleFunc("GET /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.LinkStatus(r.Context()) }))
 	mux.HandleFunc("DELETE /api/v1/devices/link", j(func(r *http.Request) (any, error) { return b.CancelLink(r.Context()) }))
 	mux.HandleFunc("POST /api/v1/devices/link/confirm", j(func(r *http.Request) (any, error) {

@@ -96,7 +96,7 @@ func (f *fakeBackend) Restore(_ context.Context, req RestoreRequest) (Restoring,
 	f.restored = req.Backup
 	return Restoring{Account: "csa1restored", Handles: []string{"alice"}}, nil
 }
-func (f *fakeBackend) StartLink(context.Context) (LinkOffer, error) {
+func (f *fakeBackend) StartLink(context.Context, LinkRequest) (LinkOffer, error) {
 	return LinkOffer{Code: "callsign:link/abc", Expires: time.Unix(1_800_000_600, 0)}, nil
 }
 func (f *fakeBackend) LinkStatus(context.Context) (LinkStatus, error) {

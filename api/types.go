@@ -497,6 +497,17 @@ type ClaimProgress struct {
 	Stage string `json:"stage"`
 }
 
+// LinkRequest is the body of POST /api/v1/devices/link (optional).
+type LinkRequest struct {
+	// HistoryDays is how many days of conversations the new device gets:
+	// 0 none, -1 all; absent (nil) DefaultLinkHistoryDays.
+	HistoryDays *int `json:"history_days,omitempty"`
+}
+
+// DefaultLinkHistoryDays is how many days of history a new device gets
+// unless asked otherwise.
+const DefaultLinkHistoryDays = 30
+
 // LinkOffer is the answer to POST /api/v1/devices/link: the one-time code
 // a new device types (`callsign up --link CODE`) or scans, until Expires.
 type LinkOffer struct {

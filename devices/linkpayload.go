@@ -53,12 +53,7 @@ func (a LinkAccount) Marshal() ([]byte, error) {
 		return nil, fmt.Errorf("%w: %d items, want 1..%d", ErrLinkTooLarge, len(a.Items), maxLinkItems)
 	}
 	var e wire.Encoder
-	for _, it := range a.Items {
-		var ie wire.Encoder
-		ie.Uint(1, uint64(it.Kind))
-		ie.Bytes(2, it.Body)
-		e.Bytes(1, ie.B)
-	}
+	putItems(&e, a.Items)
 	if len(a.Roster) > 0 {
 		b, err := MarshalBatch(a.Roster)
 		if err != nil {
@@ -81,21 +76,10 @@ func UnmarshalLinkAccount(b []byte) (LinkAccount, error) {
 	if err := d.End(); err != nil {
 		return LinkAccount{}, fmt.Errorf("account payload: %w", err)
 	}
-	if len(raw) == 0 {
-		return LinkAccount{}, fmt.Errorf("account payload: %w: no items", ErrLinkFrame)
-	}
 	var a LinkAccount
-	for i, r := range raw {
-		id := wire.NewFrameDecoder(r, ErrLinkFrame, maxAdditions)
-		kind := id.Uint(1, math.MaxUint8)
-		body := bytes.Clone(id.Bytes(2, 0, MaxLinkPayload))
-		if err := id.End(); err != nil {
-			return LinkAccount{}, fmt.Errorf("account payload: item %d: %w", i+1, err)
-		}
-		if kind == 0 {
-			return LinkAccount{}, fmt.Errorf("account payload: item %d: %w: no kind", i+1, ErrLinkFrame)
-		}
-		a.Items = append(a.Items, LinkItem{Kind: byte(kind), Body: body})
+	var err error
+	if a.Items, err = readItems(raw, MaxLinkPayload); err != nil {
+		return LinkAccount{}, fmt.Errorf("account payload: %w", err)
 	}
 	if roster != nil {
 		ops, err := rosterOps(roster)
@@ -174,4 +158,87 @@ func rosterOps(b []byte) ([]Op, error) {
 		}
 	}
 	return ops, nil
+}
+
+// putItems writes items as field 1, one LinkItem each.
+func putItems(e *wire.Encoder, items []LinkItem) {
+	for _, it := range items {
+		var ie wire.Encoder
+		ie.Uint(1, uint64(it.Kind))
+		ie.Bytes(2, it.Body)
+		e.Bytes(1, ie.B)
+	}
+}
+
+// readItems decodes the LinkItems of field 1, at least one, each body at
+// most max bytes.
+func readItems(raw [][]byte, max int) ([]LinkItem, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: no items", ErrLinkFrame)
+	}
+	items := make([]LinkItem, 0, len(raw))
+	for i, r := range raw {
+		id := wire.NewFrameDecoder(r, ErrLinkFrame, maxAdditions)
+		kind := id.Uint(1, math.MaxUint8)
+		body := bytes.Clone(id.Bytes(2, 0, max))
+		if err := id.End(); err != nil {
+			return nil, fmt.Errorf("item %d: %w", i+1, err)
+		}
+		if kind == 0 {
+			return nil, fmt.Errorf("item %d: %w: no kind", i+1, ErrLinkFrame)
+		}
+		items = append(items, LinkItem{Kind: byte(kind), Body: body})
+	}
+	return items, nil
+}
+
+// maxHistoryItems is the most items one history chunk carries.
+const maxHistoryItems = 1 << 14
+
+// LinkHistoryChunk gathers history items (msg.ExportLinkHistory's) into
+// the chunks of step 7, each at most MaxLinkHistoryChunk bytes.
+type LinkHistoryChunk struct {
+	e     wire.Encoder
+	items int
+}
+
+// Add appends the item; it reports false, adding nothing, when the chunk
+// has no room for it (send the chunk, Reset, Add again). An item that
+// would not fit even an empty chunk is an error.
+func (c *LinkHistoryChunk) Add(it LinkItem) (bool, error) {
+	var e wire.Encoder
+	putItems(&e, []LinkItem{it})
+	if len(e.B) > MaxLinkHistoryChunk {
+		return false, fmt.Errorf("a history item of %d bytes does not fit a chunk", len(e.B))
+	}
+	if len(c.e.B)+len(e.B) > MaxLinkHistoryChunk || c.items == maxHistoryItems {
+		return false, nil
+	}
+	c.e.Raw(e.B)
+	c.items++
+	return true, nil
+}
+
+// Len is how many items the chunk holds.
+func (c *LinkHistoryChunk) Len() int { return c.items }
+
+// Bytes is the encoded chunk (link.proto LinkHistory).
+func (c *LinkHistoryChunk) Bytes() []byte { return c.e.B }
+
+// Reset empties the chunk.
+func (c *LinkHistoryChunk) Reset() { c.e.B, c.items = nil, 0 }
+
+// UnmarshalLinkHistory decodes a history chunk: 1 or more items. Errors
+// wrap ErrLinkFrame.
+func UnmarshalLinkHistory(b []byte) ([]LinkItem, error) {
+	d := wire.NewFrameDecoder(b, ErrLinkFrame, maxAdditions)
+	raw := d.RepeatedBytes(1, maxHistoryItems, 1, MaxLinkHistoryChunk)
+	if err := d.End(); err != nil {
+		return nil, fmt.Errorf("history chunk: %w", err)
+	}
+	items, err := readItems(raw, MaxLinkHistoryChunk)
+	if err != nil {
+		return nil, fmt.Errorf("history chunk: %w", err)
+	}
+	return items, nil
 }

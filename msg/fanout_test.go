@@ -419,3 +419,37 @@ func TestRevokedDevice(t *testing.T) {
 		t.Fatalf("the revoked device has %d messages from Bob, want only the one before", len(got))
 	}
 }
+
+// TestViewAge: Bob wrote to Alice when she had one device; she links a
+// second, which does not write to him. His first send once his view of her
+// is older than Config.ViewAge reads her record again first, so that
+// message reaches both devices; a send within ViewAge does not look her
+// up again.
+func TestViewAge(t *testing.T) {
+	const age = 300 * time.Millisecond
+	a1, b := pair(t, func(c *Config) { c.ViewAge = age })
+	b.send(a1, "one device")
+	check.Until(t, 20*time.Second, "the first message", func() bool { return len(a1.incoming(b.id())) == 1 })
+	a2 := linkDevice(t, a1, nil)
+	a2.start()
+	introduce([]*node{a1, a2, b})
+	ba := b.svc.acct(a1.id())
+	b.svc.mu.Lock()
+	viewAt := ba.viewAt
+	b.svc.mu.Unlock()
+	b.send(a1, "within the age")
+	b.svc.mu.Lock()
+	same := ba.viewAt.Equal(viewAt)
+	b.svc.mu.Unlock()
+	if !same && time.Since(viewAt) < age {
+		t.Fatal("a send within ViewAge looked the contact up again")
+	}
+	time.Sleep(age + 50*time.Millisecond)
+	b.send(a1, "both of you")
+	check.Until(t, 20*time.Second, "the message after ViewAge on both devices", func() bool {
+		has := func(d *node) bool {
+			return slices.ContainsFunc(d.incoming(b.id()), func(m Message) bool { return string(m.Body) == "both of you" })
+		}
+		return has(a1) && has(a2)
+	})
+}

@@ -78,10 +78,9 @@ const viewRefresh = 10 * time.Second
 // makes known at once).
 const selfViewAge = time.Minute
 
-// contactViewAge is how old a contact's view may be at a send before
-// the contact's record is read again, in the background: a device it
-// revoked stops getting messages within this long of the next send.
-const contactViewAge = 10 * time.Minute
+// freshViewWait bounds the look-up a send makes when the contact's view
+// is older than Config.ViewAge (freshenView).
+const freshViewWait = 2 * time.Second
 
 // selfViewRetry is the first wait before this account's own record is
 // looked up again, when the lookup at the start found nothing.
@@ -486,4 +485,36 @@ func (s *Service) CheckRevoked() {
 	a.triedAt = time.Time{}
 	s.mu.Unlock()
 	s.refreshView(a, true)
+}
+
+// freshenView reads the record of to again, before a send to it, when the
+// devices last read are older than Config.ViewAge: the message then goes
+// to a device linked since, and not to one revoked since. It waits at most
+// freshViewWait (a slow network sends to the devices last read) and only
+// one send at a time per contact does it; a failed look-up keeps the view
+// and is not tried again for Config.ViewAge.
+func (s *Service) freshenView(ctx context.Context, to identity.AccountID) {
+	s.mu.Lock()
+	a := s.acctLocked(to)
+	stale := a.view != nil && time.Since(a.viewAt) > s.cfg.ViewAge && time.Since(a.triedAt) > s.cfg.ViewAge && !a.resolving
+	if stale {
+		a.resolving, a.triedAt = true, time.Now()
+	}
+	s.mu.Unlock()
+	if !stale {
+		return
+	}
+	defer func() {
+		s.mu.Lock()
+		a.resolving = false
+		s.mu.Unlock()
+	}()
+	ctx, cancel := context.WithTimeout(ctx, freshViewWait)
+	defer cancel()
+	if f, ok := s.cfg.Directory.(Forgetter); ok {
+		f.Forget(to)
+	}
+	if _, err := s.lookup(ctx, to); err != nil {
+		s.log.Debug("read a contact's record again before a send", "peer", to, "err", err)
+	}
 }

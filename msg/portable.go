@@ -2,6 +2,7 @@ package msg
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/callsign/callsign/store"
 )
@@ -15,12 +16,27 @@ import (
 // message of each, oldest first. A message still queued goes as failed:
 // its envelope was sealed in a session the restored device won't have.
 func ExportHistory(tx *store.Tx, fn func(kind byte, body []byte) error) error {
+	return exportHistoryOf(tx, time.Time{}, StateFailed, fn)
+}
+
+// ExportLinkHistory is ExportHistory for a device being linked
+// (docs/DEVICES.md §1): the conversations with a message at or after
+// since, and those messages. A message still queued goes as sent: this
+// device delivers it.
+func ExportLinkHistory(tx *store.Tx, since time.Time, fn func(kind byte, body []byte) error) error {
+	return exportHistoryOf(tx, since, StateSent, fn)
+}
+
+func exportHistoryOf(tx *store.Tx, since time.Time, queuedAs string, fn func(kind byte, body []byte) error) error {
 	d := In(tx)
 	convs, err := d.Conversations()
 	if err != nil {
 		return err
 	}
 	for i := range convs {
+		if convs[i].LastAt.Before(since) {
+			continue
+		}
 		b, err := marshalConversation(&convs[i])
 		if err != nil {
 			return err
@@ -35,8 +51,11 @@ func ExportHistory(tx *store.Tx, fn func(kind byte, body []byte) error) error {
 				return err
 			}
 			for j := range ms {
+				if ms[j].At.Before(since) {
+					continue
+				}
 				if ms[j].State == StateQueued {
-					ms[j].State = StateFailed
+					ms[j].State = queuedAs
 				}
 				b, err := marshalMessage(&ms[j])
 				if err != nil {

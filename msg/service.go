@@ -188,6 +188,11 @@ type Config struct {
 	// RetryMin and RetryMax bound the delay between delivery attempts to
 	// a peer (doubling from RetryMin, ±20% jitter); 0 = 500 ms and 30 s.
 	RetryMin, RetryMax time.Duration
+	// ViewAge is how old the devices of a contact last read from its
+	// record may be at a send before they are read again: a device the
+	// contact linked or revoked since is found at the first send after
+	// this long. 0 = one minute.
+	ViewAge time.Duration
 	// PeerRate is the frames per second one remote peer may deliver and
 	// PeerBurst its bucket; 0 = 20000 and 2000. Beyond it the service
 	// stops reading that peer's streams (back-pressure), so its memory use
@@ -362,6 +367,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 30 * time.Second
+	}
+	if cfg.ViewAge <= 0 {
+		cfg.ViewAge = time.Minute
 	}
 	if cfg.RetryMax < cfg.RetryMin {
 		return nil, errors.New("msg: Config.RetryMax is below RetryMin")
@@ -612,6 +620,7 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 	if !s.running() {
 		return Message{}, fmt.Errorf("send: %w", ErrClosed)
 	}
+	s.freshenView(ctx, to)
 	req := &sendReq{
 		m: Message{
 			ID:        newMsgID().String(),
@@ -717,13 +726,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 		defer a.mu.Unlock()
 		s.mu.Lock()
 		lanes := s.targetsLocked(a)
-		stale := a.view != nil && time.Since(a.viewAt) > contactViewAge
 		s.mu.Unlock()
-		if stale {
-			// This message goes to the devices last read; the next ones
-			// to the record as it is now (a device linked or revoked).
-			s.refreshView(a, false)
-		}
 		targets[acct] = lanes
 		for _, ps := range lanes {
 			if s.canSealLocked(ps) {

@@ -93,7 +93,7 @@ func (n *Node) startLinker() {
 }
 
 // StartLink offers a link: it returns the code the new device types.
-func (n *Node) StartLink(ctx context.Context) (api.LinkOffer, error) {
+func (n *Node) StartLink(ctx context.Context, req api.LinkRequest) (api.LinkOffer, error) {
 	if n.link.linker == nil {
 		return api.LinkOffer{}, fmt.Errorf("link: %w", errors.ErrUnsupported)
 	}
@@ -103,6 +103,7 @@ func (n *Node) StartLink(ctx context.Context) (api.LinkOffer, error) {
 		ConfirmSAS: func(ctx context.Context, sas string) (bool, error) { return n.confirmSAS(ctx, run, sas) },
 		Account:    n.linkAccount,
 		Linked:     func(ctx context.Context, from peer.ID, b []byte) error { return n.linkedDevice(ctx, run, from, b) },
+		History:    n.linkHistory(req),
 	})
 	if errors.Is(err, devices.ErrLinkCode) {
 		return api.LinkOffer{}, api.Errorf(api.CodeUnavailable, "wait until `callsign status` shows peers, then try again",
@@ -148,6 +149,54 @@ func (n *Node) linkAddrs() []ma.Multiaddr {
 		}
 	}
 	return addrs
+}
+
+// linkHistory is step 7 of a link asked for with req: the conversations
+// of the last days req says, in chunks.
+func (n *Node) linkHistory(req api.LinkRequest) func(context.Context, peer.ID, func([]byte) error) error {
+	days := api.DefaultLinkHistoryDays
+	if req.HistoryDays != nil {
+		days = *req.HistoryDays
+	}
+	if days == 0 {
+		return nil
+	}
+	var since time.Time
+	if days > 0 {
+		since = time.Now().AddDate(0, 0, -days)
+	}
+	return func(ctx context.Context, _ peer.ID, send func([]byte) error) error {
+		var c devices.LinkHistoryChunk
+		flush := func() error {
+			if c.Len() == 0 {
+				return nil
+			}
+			err := send(c.Bytes())
+			c.Reset()
+			return err
+		}
+		err := n.db.View(func(tx *store.Tx) error {
+			return msg.ExportLinkHistory(tx, since, func(kind byte, body []byte) error {
+				if err := ctx.Err(); err != nil {
+					return err
+				}
+				it := devices.LinkItem{Kind: kind, Body: body}
+				ok, err := c.Add(it)
+				if err != nil || ok {
+					return err
+				}
+				if err := flush(); err != nil {
+					return err
+				}
+				_, err = c.Add(it)
+				return err
+			})
+		})
+		if err != nil {
+			return err
+		}
+		return flush()
+	}
 }
 
 // confirmSAS shows sas and waits for the person's answer (ConfirmLink).

@@ -23,7 +23,7 @@ import (
 // link's last status on e.
 func linkDevice(t *testing.T, ctx context.Context, net *testnet.Net, e *testnet.Node, name string, answer bool, typed func(sas string) string) (node.LinkedAccount, node.Config, api.LinkStatus, error) {
 	t.Helper()
-	offer, err := e.Client.StartLink(ctx)
+	offer, err := e.Client.StartLink(ctx, api.LinkRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func linkDevice(t *testing.T, ctx context.Context, net *testnet.Net, e *testnet.
 // contact, with quick retries and a one-second cache of records.
 func aliceWithBob(t *testing.T) (net *testnet.Net, alice, bob *testnet.Node, bobID api.ID) {
 	t.Helper()
-	net = testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second}})
+	net = testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second, ViewAge: time.Second}})
 	alice, bob = net.Nodes[1], net.Nodes[2]
 	ctx := ctxT(t, time.Minute)
 	if c, err := alice.Client.Claim(ctx, "alice"); err != nil || c.Status != "claimed" {
@@ -106,7 +106,8 @@ func aliceWithBob(t *testing.T) (net *testnet.Net, alice, bob *testnet.Node, bob
 // TestLinkDevice: Alice links a laptop to her account from her first
 // device, then a desktop from the laptop. Each time both show the same
 // numbers; once she confirms them on both, the new device holds her
-// account (@alice, her contact Bob) under its own device key. All three
+// account (@alice, her contact Bob, her conversation with him) under its
+// own device key. All three
 // list the three, and the account's record names them: Bob's message
 // arrives once on each, and the laptop's reply reaches Bob once and shows
 // on the first device and the desktop in the same conversation.
@@ -116,6 +117,16 @@ func TestLinkDevice(t *testing.T) {
 	if _, err := bob.Client.AddContact(ctx, "@alice", "alice"); err != nil {
 		t.Fatal(err)
 	}
+
+	// A conversation before the link: the new devices get it.
+	if _, err := bob.Client.AddContact(ctx, "@alice", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	early, err := bob.Client.Send(ctx, "alice", "before the link")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, bob.Client, "alice", early.ID, "delivered")
 
 	la, cfg, st, err := linkDevice(t, ctx, net, alice, "laptop", true, func(sas string) string { return sas })
 	if err != nil {
@@ -178,7 +189,7 @@ func TestLinkDevice(t *testing.T) {
 	}
 	for _, d := range devs {
 		check.Eventually(t, time.Minute, func() error {
-			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:to all of you"}) {
+			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:before the link", "in:to all of you"}) {
 				return fmt.Errorf("conversation with Bob %q", got)
 			}
 			return nil
@@ -191,11 +202,11 @@ func TestLinkDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	check.Eventually(t, time.Minute, func() error {
-		if got := texts(t, bob.Client, alice.Account().String()); !slices.Equal(got, []string{"out:to all of you", "in:from the laptop"}) {
+		if got := texts(t, bob.Client, alice.Account().String()); !slices.Equal(got, []string{"out:before the link", "out:to all of you", "in:from the laptop"}) {
 			return fmt.Errorf("Bob's conversation %q", got)
 		}
 		for _, d := range []*testnet.Node{alice, desktop} {
-			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:to all of you", "out:from the laptop"}) {
+			if got := texts(t, d.Client, bobID.Account); !slices.Equal(got, []string{"in:before the link", "in:to all of you", "out:from the laptop"}) {
 				return fmt.Errorf("conversation on %s: %q", d.Dir, got)
 			}
 		}
@@ -237,11 +248,11 @@ func TestLinkRefused(t *testing.T) {
 	}
 
 	// A code used once is spent.
-	offer, err := alice.Client.StartLink(ctx)
+	offer, err := alice.Client.StartLink(ctx, api.LinkRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := alice.Client.StartLink(ctx); err == nil {
+	if _, err := alice.Client.StartLink(ctx, api.LinkRequest{}); err == nil {
 		t.Fatal("a second link while one waits was offered")
 	}
 	if _, err := alice.Client.CancelLink(ctx); err != nil {
@@ -262,7 +273,7 @@ func TestLinkRefused(t *testing.T) {
 	if err := bob.Node.Close(); err != nil {
 		t.Fatal(err)
 	}
-	offer, err = alice.Client.StartLink(ctx)
+	offer, err = alice.Client.StartLink(ctx, api.LinkRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}

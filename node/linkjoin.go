@@ -95,6 +95,7 @@ func Link(ctx context.Context, cfg Config, opts LinkOptions) (LinkedAccount, err
 			}
 			return payload, err
 		},
+		History: func(_ context.Context, chunk []byte) error { return storeLinkHistory(db, chunk) },
 	})
 	if err != nil {
 		if out.Account != "" {
@@ -231,4 +232,24 @@ func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b 
 	}
 	p, err := ld.Marshal()
 	return p, ak.Public().ID(), err
+}
+
+// storeLinkHistory stores one history chunk of step 7 in one transaction:
+// conversations and messages only, each checked as a backup's is.
+func storeLinkHistory(db *store.DB, chunk []byte) error {
+	items, err := devices.UnmarshalLinkHistory(chunk)
+	if err != nil {
+		return err
+	}
+	return db.Update(func(tx *store.Tx) error {
+		for i, it := range items {
+			if !isHistory(it.Kind) {
+				return fmt.Errorf("%w: history item %d of kind %d", devices.ErrLinkFrame, i+1, it.Kind)
+			}
+			if err := msg.ImportHistory(tx, it.Kind, it.Body); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }

@@ -49,6 +49,7 @@ func (n *Node) startMsg(ctx context.Context) error {
 		OnSignal:  n.onSignal,
 		RetryMin:  n.cfg.Network.RetryMin,
 		RetryMax:  n.cfg.Network.RetryMax,
+		ViewAge:   n.cfg.Network.ViewAge,
 		Mailboxes: n.mailboxPeers,
 		Logger:    n.log.With("component", "msg"),
 

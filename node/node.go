@@ -165,6 +165,7 @@ type Network struct {
 	CacheTTL          time.Duration      // 0 = dht default (1 min); how long a resolution is reused
 	RetryMin          time.Duration      // 0 = msg default (500 ms); first delay between delivery attempts
 	RetryMax          time.Duration      // 0 = msg default (30 s); longest delay between delivery attempts
+	ViewAge           time.Duration      // 0 = msg default (1 min); how old a contact's devices may be at a send
 	RingTimeout       time.Duration      // 0 = call default (30 s); unanswered calls end as missed
 	NoKeep            bool               // no schedule for keepers: names lapse when their owner stops (tests)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/internal/browser"
 	"github.com/callsign/callsign/internal/testnet"
@@ -116,7 +117,7 @@ func TestLinkInSettings(t *testing.T) {
 	if st, err := alice.Client.LinkStatus(ctx); err != nil || st.State != "failed" {
 		t.Errorf("after Cancel Alice's node says %+v %v, want the link over", st, err)
 	}
-	if _, err := alice.Client.StartLink(ctx); err != nil {
+	if _, err := alice.Client.StartLink(ctx, api.LinkRequest{}); err != nil {
 		t.Fatal(err)
 	}
 	p.Click("button", "Link a new device")

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/skip2/go-qrcode"
+	"github.com/spf13/pflag"
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/node"
@@ -20,8 +22,12 @@ import (
 // takes it, and both show six digits the person compares.
 
 func devicesLinkCommand() *command {
+	history := "30"
 	return &command{
 		name:    "devices link",
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&history, "history", history, "give the new device the conversations of the last `DAYS` days, all, or none")
+		},
 		summary: "link a new device to your account: shows a one-time code for `callsign up --link CODE` on the new device",
 		details: []string{
 			"The code is good for one device within 10 minutes. Once the new device used it, both devices show the same six digits: type the ones the new device shows here (a different number declines the link: someone may be in the middle). Then the new device holds your account, handles and contacts under a device key of its own, and messages reach both.",
@@ -29,16 +35,37 @@ func devicesLinkCommand() *command {
 			"  callsign devices link",
 		},
 		read: true,
-		run:  runDevicesLink,
+		run: func(ctx context.Context, e *env, args []string) error {
+			days, err := historyDays(history)
+			if err != nil {
+				return err
+			}
+			return runDevicesLink(ctx, e, args, days)
+		},
 	}
 }
 
-func runDevicesLink(ctx context.Context, e *env, args []string) error {
+// historyDays reads --history: a number of days, all (-1) or none (0).
+func historyDays(s string) (int, error) {
+	switch s {
+	case "all":
+		return -1, nil
+	case "none":
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 || n > 36500 {
+		return 0, usageError{msg: fmt.Sprintf("bad --history %q", s), hint: "give a number of days, all or none"}
+	}
+	return n, nil
+}
+
+func runDevicesLink(ctx context.Context, e *env, args []string, days int) error {
 	c, err := e.clientFor(args, 0, "no arguments")
 	if err != nil {
 		return err
 	}
-	o, err := c.StartLink(ctx)
+	o, err := c.StartLink(ctx, api.LinkRequest{HistoryDays: &days})
 	if err != nil {
 		return err
 	}

@@ -53,7 +53,7 @@ type Node interface {
 	Restore(ctx context.Context, backup []byte, passphrase string) (api.Restoring, error)
 	// Linking a new device to the account (docs/DEVICES.md §1), and the
 	// account's devices: as api.Backend's methods of the same names.
-	StartLink(ctx context.Context) (api.LinkOffer, error)
+	StartLink(ctx context.Context, req api.LinkRequest) (api.LinkOffer, error)
 	LinkStatus(ctx context.Context) (api.LinkStatus, error)
 	ConfirmLink(ctx context.Context, sas string) (api.LinkStatus, error)
 	CancelLink(ctx context.Context) (api.LinkStatus, error)

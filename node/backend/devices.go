@@ -7,9 +7,12 @@ import (
 )
 
 // StartLink implements api.Backend.
-func (s *Service) StartLink(ctx context.Context) (_ api.LinkOffer, err error) {
+func (s *Service) StartLink(ctx context.Context, req api.LinkRequest) (_ api.LinkOffer, err error) {
 	defer mapError(&err)
-	return s.node.StartLink(ctx)
+	if d := req.HistoryDays; d != nil && (*d < -1 || *d > 36500) {
+		return api.LinkOffer{}, api.Errorf(api.CodeBadRequest, "give a number of days, 0 for none or -1 for all", "history_days %d", *d)
+	}
+	return s.node.StartLink(ctx, req)
 }
 
 // LinkStatus implements api.Backend.

@@ -78,7 +78,8 @@ function buildShell() {
   const listPane = h("section", { class: "list-pane", id: "list-pane" });
   const main = h("main", { class: "main-pane", id: "main", tabindex: "-1" });
   const banner = h("div", { class: "conn-banner", id: "conn-banner", role: "status", hidden: true });
-  app.replaceChildren(h("div", { class: "shell", id: "shell" }, rail, listPane, main), banner);
+  const removed = h("div", { class: "revoked-banner", id: "revoked-banner", role: "alert", hidden: true });
+  app.replaceChildren(removed, h("div", { class: "shell", id: "shell" }, rail, listPane, main), banner);
   const badges = () => {
     const counts = { chats: store.state.conversations.reduce((n, c) => n + (c.unread || 0), 0), requests: store.visibleRequests().length,
       calls: missedCalls() };
@@ -110,8 +111,20 @@ function buildShell() {
       banner.hidden = false;
     }, 1500);
   });
+  // Removed from the account by another device: said above every view,
+  // for good (the composer says why it is off too, views/chat.js).
+  const revoked = () => {
+    if (!store.state.revoked || !removed.hidden) return;
+    removed.replaceChildren(icon("alert"), h("p", null,
+      h("strong", { text: "This device was removed from your account on another device." }),
+      " It no longer sends or receives new messages. To use it again, link it anew."));
+    removed.hidden = false;
+    app.classList.add("revoked");
+  };
+  store.on("revoked", revoked);
   badges();
   me();
+  revoked();
 }
 
 function missedCalls() {

@@ -1,9 +1,9 @@
 // store.js: the app's one state store. It loads lists from the API, keeps
 // them current from the event WebSocket (/api/v1/events), and tells the
 // views what changed by topic: me, handles, conversations, requests,
-// contacts, calls, connection, and every event type as it arrives
+// contacts, calls, connection, revoked, and every event type as it arrives
 // (message, state, request, key-change, incoming-call, call-state,
-// claim-progress, handle).
+// claim-progress, handle, device-revoked).
 
 import * as api from "./api.js";
 import { shortAccount } from "./ui.js";
@@ -19,6 +19,10 @@ export const state = {
   viewing: null, // the account whose chat is on screen (and read), if any
   callStates: new Map(), // call id → the latest call from incoming-call and call-state events
   early: false, // the first screen came from early.js's request
+  // Another device of the account removed this one (GET /status says
+  // device_revoked, or a device-revoked event came): it sends nothing
+  // more. It stays so: a removed device is never added back.
+  revoked: false,
 };
 
 const listeners = new Map();
@@ -43,6 +47,8 @@ const loaders = {
   requests: async () => { state.requests = await api.get("/requests"); },
   contacts: async () => { state.contacts = await api.get("/contacts"); },
   calls: async () => { state.calls = await api.get("/calls?limit=100"); },
+  // Asked each time the event stream opens: the event may have been missed.
+  revoked: async () => { if ((await api.get("/status")).device_revoked) state.revoked = true; },
 };
 
 /** load fetches topic from the API and tells its listeners. */
@@ -171,6 +177,7 @@ function onEvent(ev) {
     case "incoming-call": state.callStates.set(d.id, d); refresh("calls", 500); break;
     case "call-state": state.callStates.set(d.id, d); if (d.state === "ended") refresh("calls", 300); break;
     case "handle": refresh("handles", 0); refresh("me", 0); break;
+    case "device-revoked": state.revoked = true; emit("revoked", true); break;
   }
   emit(ev.type, d);
 }

@@ -41,6 +41,9 @@ export function detail(el, peer) {
       h("div", { class: "chat-actions" },
         iconButton("phone", "Voice call", () => call.start(peer, false)),
         iconButton("video", "Video call", () => call.start(peer, true))));
+    // A removed device neither writes nor calls (the banner says why).
+    const removed = store.state.revoked;
+    for (const b of header.querySelectorAll(".chat-actions button")) b.disabled = removed;
     banner.replaceChildren();
     if (c && c.key_changed) {
       banner.append(h("div", { class: "banner danger", role: "alert" }, icon("alert"),
@@ -60,10 +63,11 @@ export function detail(el, peer) {
           },
         })));
     }
-    composer.setEnabled(!(c && (c.blocked || c.key_changed)));
+    if (removed) composer.setEnabled(false, "This device was removed from your account, so it can't send messages.");
+    else composer.setEnabled(!(c && (c.blocked || c.key_changed)));
   }
 
-  const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader)];
+  const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader), store.on("revoked", renderHeader)];
   renderHeader();
   return {
     destroy() { offs.forEach((f) => f()); t.destroy(); },
@@ -323,6 +327,8 @@ export function thread(peer, { readOnly }) {
       tmp.id = "tmp-" + ++tmpSeq;
       arrived(tmp);
       showError(err, "Message not sent");
+      // A conflict may be this device's removal, of which the event was missed.
+      if (err.status === 409) store.refresh("revoked", 0);
     }
   }
 
@@ -368,10 +374,10 @@ export function thread(peer, { readOnly }) {
 const drafts = new Map(); // account → unsent text, kept while the tab lives
 
 function composeBox(peer, t) {
-  const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "" });
+  const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "", "aria-describedby": "composer-note" });
   const count = h("span", { class: "count", "aria-live": "polite" });
   const sendBtn = h("button", { type: "submit", class: "send-btn", "aria-label": "Send", title: "Send (Enter)" }, icon("send"));
-  const hint = h("p", { class: "composer-note", hidden: true });
+  const hint = h("p", { class: "composer-note", id: "composer-note", hidden: true });
   const form = h("form", { class: "composer", on: { submit: (e) => { e.preventDefault(); submit(); } } },
     h("label", { for: "composer", class: "sr-only", text: "Message" }), ta, count, sendBtn);
   const el = h("div", { class: "composer-wrap" }, hint, form);
@@ -401,11 +407,12 @@ function composeBox(peer, t) {
 
   return {
     el,
-    setEnabled(on) {
+    /** setEnabled turns writing on or off; off, why says so above it. */
+    setEnabled(on, why = "You can't write in this conversation right now.") {
       ta.disabled = !on;
       sendBtn.disabled = !on;
       hint.hidden = on;
-      hint.textContent = on ? "" : "You can't write in this conversation right now.";
+      hint.textContent = on ? "" : why;
     },
   };
 }

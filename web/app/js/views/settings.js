@@ -6,7 +6,7 @@ import * as api from "../api.js";
 import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { path } from "../nav.js";
-import { h, icon, avatar, showError, toast, qrImage, copyButton, since, shortAccount, clock } from "../ui.js";
+import { h, icon, avatar, showError, toast, confirm, qrImage, copyButton, since, shortAccount, clock } from "../ui.js";
 import { claimForm, restoreForm } from "./firstrun.js";
 
 const SECTIONS = [
@@ -168,10 +168,14 @@ const LINK_KEY = "callsign.link";
 // CODE`; the page follows the link (GET /api/v1/devices/link, once a
 // second while it is under way), shows the six digits both devices show,
 // and the person types the new device's digits to confirm (POST
-// /api/v1/devices/link/confirm): other digits decline the link.
+// /api/v1/devices/link/confirm): other digits decline the link. Remove
+// revokes another device of the account (POST /api/v1/devices/{id}/revoke,
+// docs/DEVICES.md §4), once the person confirms.
 function devicesPage(body) {
   const list = h("ul", { role: "list", class: "device-list", "aria-labelledby": "devices-title" });
   const listNote = h("p", { class: "muted", text: "Loading…" });
+  const removeError = h("div", { class: "form-error", role: "alert", hidden: true });
+  let devices = null; // the list last read
   const step = h("div", { class: "link-step" });
   let destroyed = false;
   let timer = 0; // the next poll
@@ -187,7 +191,7 @@ function devicesPage(body) {
     h("section", { class: "card", "aria-labelledby": "devices-title" },
       h("h2", { id: "devices-title", text: "Your devices" }),
       h("p", { class: "muted", text: "Your account works on each of these at the same time: new messages reach all of them." }),
-      listNote, list),
+      listNote, list, removeError),
     h("section", { class: "card", "aria-labelledby": "link-title" },
       h("h2", { id: "link-title", text: "Link a new device" }),
       step));
@@ -197,13 +201,44 @@ function devicesPage(body) {
       const ds = await api.get("/devices");
       if (destroyed) return;
       listNote.hidden = true;
-      list.replaceChildren(...ds.map(deviceRow));
+      devices = ds;
+      drawDevices();
     } catch (err) {
       if (destroyed) return;
       listNote.className = "error-text";
       listNote.textContent = err.message;
       listNote.hidden = false;
     }
+  }
+
+  // A removed device removes none (the node refuses it): no Remove buttons.
+  function drawDevices() {
+    if (!devices) return;
+    list.replaceChildren(...devices.map((d) => deviceRow(d, d.current || d.revoked || store.state.revoked ? null : remove)));
+  }
+
+  async function remove(d, btn) {
+    const name = d.name || "Unnamed device";
+    if (!(await confirm(`Remove ${name}?`, `${name} will get no new messages. Your contacts stop sending to it, and it is told it was removed. This can't be undone: to use it again, link it anew.`, "Remove", true))) return;
+    if (destroyed) return;
+    removeError.hidden = true;
+    btn.disabled = true;
+    btn.textContent = "Removing…";
+    try {
+      await api.post(`/devices/${api.seg(d.id)}/revoke`);
+      if (destroyed) return;
+      toast(`${name} was removed from your account`);
+    } catch (err) {
+      if (destroyed) return;
+      btn.disabled = false;
+      btn.textContent = "Remove";
+      removeError.replaceChildren(h("strong", { text: `Could not remove ${name}: ${sentence(err.message)}` }), err.hint ? h("span", { text: sentence(err.hint) }) : null);
+      removeError.hidden = false;
+    }
+    // Removed, or maybe only here (the node says so): the list says which.
+    await loadDevices();
+    const title = document.getElementById("devices-title");
+    if (!destroyed && title && !body.contains(document.activeElement)) { title.tabIndex = -1; title.focus(); }
   }
 
   function stopPolling() {
@@ -488,8 +523,10 @@ function devicesPage(body) {
 
   loadDevices();
   resume();
+  const off = store.on("revoked", drawDevices);
   return {
     destroy() {
+      off();
       destroyed = true;
       stopPolling();
       clearTimeout(later);
@@ -497,18 +534,24 @@ function devicesPage(body) {
   };
 }
 
-// deviceRow is one device of the account in the list.
-function deviceRow(d) {
+// deviceRow is one device of the account in the list; with onRemove, it
+// has a Remove button that calls onRemove(d, button).
+function deviceRow(d, onRemove) {
+  const name = d.name || "Unnamed device";
   const added = d.added ? new Date(d.added) : null;
   return h("li", { class: "device" + (d.revoked ? " revoked" : ""), title: d.id },
     h("span", { class: "nav-icon" }, icon("monitor")),
     h("span", { class: "row-main" },
-      h("span", { class: "device-name", text: d.name || "Unnamed device" }),
+      h("span", { class: "device-name", text: name }),
       added && added.getFullYear() > 2000
         ? h("span", { class: "muted small", text: "Added " + added.toLocaleDateString(undefined, { day: "numeric", month: "short", year: "numeric" }) })
         : null),
     d.current ? h("span", { class: "tag ok", text: "This device" }) : null,
-    d.revoked ? h("span", { class: "tag danger", text: "Revoked" }) : null);
+    d.revoked ? h("span", { class: "tag danger", text: "Removed" }) : null,
+    onRemove ? h("button", {
+      type: "button", class: "btn small danger-outline", text: "Remove", "aria-label": `Remove ${name}`,
+      on: { click: (e) => onRemove(d, e.currentTarget) },
+    }) : null);
 }
 
 // linkFailure says in words why a link ended without a new device.
