@@ -24,7 +24,7 @@ import (
 func devicesLinkCommand() *command {
 	history := "30"
 	return &command{
-		name:    "devices link",
+		name: "devices link",
 		flags: func(fs *pflag.FlagSet) {
 			fs.StringVar(&history, "history", history, "give the new device the conversations of the last `DAYS` days, all, or none")
 		},
