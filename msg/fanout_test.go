@@ -114,6 +114,51 @@ func TestFanOut(t *testing.T) {
 	})
 }
 
+// devicesBench starts A with one device and B with n, and warms their
+// sessions up: a first message to each of B's devices and a reply from
+// each, so a run measures ratchet messages, not PQXDH handshakes. onEvent
+// gets the events of B's device i from the end of the warm-up on.
+func devicesBench(b *testing.B, n int, onEvent func(i int, e Event)) (a, first *node) {
+	w := newWorld()
+	a = newNode(b, w, nil)
+	a.start()
+	first = newNode(b, w, nil)
+	devs := []*node{first}
+	for i := 1; i < n; i++ {
+		devs = append(devs, linkDevice(b, first, nil))
+	}
+	var armed atomic.Bool
+	warm := make([]atomic.Int64, n)
+	for i, d := range devs {
+		d.mod = func(cfg *Config) {
+			cfg.OnEvent = func(e Event) {
+				if armed.Load() {
+					onEvent(i, e)
+				} else if e.Kind == EventMessage {
+					warm[i].Add(1)
+				}
+			}
+		}
+		d.start()
+		a.know(d)
+		d.know(a)
+	}
+	if _, err := a.svc.Send(context.Background(), first.id(), []byte("warm")); err != nil {
+		b.Fatal(err)
+	}
+	for i := range warm {
+		check.Until(b, time.Minute, "the warm-up message on each device", func() bool { return warm[i].Load() == 1 })
+	}
+	for _, d := range devs {
+		if _, err := d.svc.Send(context.Background(), a.id(), []byte("back")); err != nil {
+			b.Fatal(err)
+		}
+	}
+	check.Until(b, time.Minute, "the replies", func() bool { return len(a.incoming(first.id())) == n })
+	armed.Store(true)
+	return a, first
+}
+
 // BenchmarkThroughputDevices measures 1 KiB messages A → B, durable and
 // acked, as BenchmarkThroughput does (32 senders), to a B with three
 // devices and, as the baseline in the same run, to a B with one: the clock
@@ -124,52 +169,14 @@ func BenchmarkThroughputDevices(b *testing.B) {
 	body := make([]byte, 1024)
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("%d-devices", n), func(b *testing.B) {
-			w := newWorld()
-			a := newNode(b, w, nil)
-			var stored []*atomic.Int64
+			stored := make([]atomic.Int64, n)
 			done := make(chan struct{}, n)
 			target := int64(b.N)
-			var armed atomic.Bool // the run has begun
-			counter := func(c *atomic.Int64) func(*Config) {
-				return func(cfg *Config) {
-					cfg.OnEvent = func(e Event) {
-						if e.Kind == EventMessage && c.Add(1) == target && armed.Load() {
-							done <- struct{}{}
-						}
-					}
+			a, first := devicesBench(b, n, func(i int, e Event) {
+				if e.Kind == EventMessage && stored[i].Add(1) == target {
+					done <- struct{}{}
 				}
-			}
-			a.start()
-			first := newNode(b, w, nil)
-			devs := []*node{first}
-			for i := 1; i < n; i++ {
-				devs = append(devs, linkDevice(b, first, nil))
-			}
-			for _, d := range devs {
-				c := new(atomic.Int64)
-				stored = append(stored, c)
-				d.mod = counter(c)
-				d.start()
-				a.know(d)
-				d.know(a)
-			}
-			// A first message to each device and its reply confirm A's
-			// sessions, so the run measures ratchet messages, not PQXDH
-			// handshakes.
-			if _, err := a.svc.Send(context.Background(), first.id(), []byte("warm")); err != nil {
-				b.Fatal(err)
-			}
-			for _, c := range stored {
-				check.Until(b, time.Minute, "the warm-up message on each device", func() bool { return c.Load() == 1 })
-				c.Store(0)
-			}
-			for _, d := range devs {
-				if _, err := d.svc.Send(context.Background(), a.id(), []byte("back")); err != nil {
-					b.Fatal(err)
-				}
-			}
-			check.Until(b, time.Minute, "the replies", func() bool { return len(a.incoming(first.id())) == n })
-			armed.Store(true)
+			})
 			b.SetBytes(1024)
 			b.ResetTimer()
 			start := time.Now()
@@ -190,11 +197,47 @@ func BenchmarkThroughputDevices(b *testing.B) {
 				select {
 				case <-done:
 				case <-time.After(5 * time.Minute):
-					b.Fatalf("stored per device: %v of %d", stored, b.N)
+					b.Fatalf("not every message stored on every device within 5 minutes")
 				}
 			}
 			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "msg/s")
 			b.ReportMetric(float64((cputime.Process()-cpu0).Microseconds())/float64(b.N), "cpu-µs/msg")
+		})
+	}
+}
+
+// BenchmarkLatencyDevices measures one 1 KiB message at a time from Send
+// until each of B's devices has its message event (the last of them), to
+// a B with three devices and, in the same run, one: what the fan-out adds
+// to a message's latency.
+func BenchmarkLatencyDevices(b *testing.B) {
+	body := make([]byte, 1024)
+	for _, n := range []int{1, 3} {
+		b.Run(fmt.Sprintf("%d-devices", n), func(b *testing.B) {
+			stored := make(chan string, 64)
+			a, first := devicesBench(b, n, func(_ int, e Event) {
+				if e.Kind == EventMessage {
+					stored <- e.ID
+				}
+			})
+			lat := make([]time.Duration, 0, b.N)
+			b.ResetTimer()
+			for range b.N {
+				start := time.Now()
+				m, err := a.svc.Send(context.Background(), first.id(), body)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for range n {
+					if id := <-stored; id != m.ID {
+						b.Fatalf("stored %s, sent %s", id, m.ID)
+					}
+				}
+				lat = append(lat, time.Since(start))
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds()), "p50-µs")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds()), "p99-µs")
 		})
 	}
 }

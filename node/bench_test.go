@@ -154,3 +154,79 @@ func benchPair(b *testing.B) (a, bb *testnet.Node) {
 	}
 	return a, bb
 }
+
+// BenchmarkLinkDevice: the issue's "code entered → new device ready": from
+// `up --link CODE` (node.Link) to the new node started with the account
+// and its record published, both numbers confirmed at once (the person's
+// part is not timed). Beside it, in the same run, the first start of a new
+// node until its record is published: what a device costs with no link.
+// Every node stays up (a closed one would slow the next lookups down by
+// its dial timeout); an account takes 6 linked devices, then a new one
+// links the next (a record holds 8).
+func BenchmarkLinkDevice(b *testing.B) {
+	net := testnet.New(b, 2, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond}})
+	ctx := context.Background()
+	b.Run("baseline-first-start", func(b *testing.B) {
+		for b.Loop() {
+			nd := net.StartOn(net.NodeConfig())
+			for !nd.Published() {
+				time.Sleep(5 * time.Millisecond)
+			}
+		}
+	})
+	b.Run("link", func(b *testing.B) {
+		var e *testnet.Node
+		linked := 0
+		var linkTime time.Duration
+		for b.Loop() {
+			b.StopTimer()
+			if e == nil || linked == 6 {
+				e = net.StartOn(net.NodeConfig())
+				for !e.Published() {
+					time.Sleep(5 * time.Millisecond)
+				}
+				linked = 0
+			}
+			offer, err := e.Client.StartLink(ctx, api.LinkRequest{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			cfg := net.NodeConfig()
+			sas := make(chan string, 1)
+			go func() {
+				for s := range sas {
+					if _, err := e.Client.ConfirmLink(ctx, s); err != nil {
+						b.Error(err)
+					}
+				}
+			}()
+			b.StartTimer()
+			start := time.Now()
+			_, err = node.Link(ctx, cfg, node.LinkOptions{Code: offer.Code, Name: "bench", ConfirmSAS: func(ctx context.Context, s string) (bool, error) {
+				// The other side shows the numbers once it has them too.
+				for {
+					st, err := e.Client.LinkStatus(ctx)
+					if err != nil {
+						return false, err
+					}
+					if st.State == api.LinkSAS {
+						sas <- st.SAS
+						return true, nil
+					}
+					time.Sleep(2 * time.Millisecond)
+				}
+			}})
+			close(sas)
+			if err != nil {
+				b.Fatal(err)
+			}
+			linkTime += time.Since(start)
+			nd := net.StartOn(cfg)
+			for !nd.Published() {
+				time.Sleep(5 * time.Millisecond)
+			}
+			linked++
+		}
+		b.ReportMetric(float64(linkTime.Milliseconds())/float64(b.N), "link-ms/op")
+	})
+}
