@@ -39,10 +39,11 @@ const composerOff = `(() => {
 // first device, Settings → Devices has a Remove button for the other two
 // only; Remove asks first (Cancel keeps the phone), then revokes the phone,
 // which the list shows struck through as removed while the laptop keeps
-// its button; a removal that fails says why beside the list. The phone is told: its node says so, and its app, open in a
-// chat with Bob, shows a banner across the app at once, with the composer
-// off and saying why; opened again, it still does, and its node refuses to
-// send.
+// its button; a removal that fails says why beside the list. The phone is
+// told: its node says so, and its app, open in a chat with Bob, shows a
+// banner across the app at once, with the composer and the call buttons
+// off and the composer saying why; opened again, it still does, and its
+// node refuses to send.
 func TestRevokeInSettings(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{Web: web.FS(), Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second}})
 	alice, bob := net.Nodes[1], net.Nodes[2]
