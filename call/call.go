@@ -167,6 +167,12 @@ type Call struct {
 	finished bool   // run has finished with mc; a late mc is the attacher's to close
 
 	audioPath, videoPath string
+
+	// peerDev is the peer's device the call is with: incoming, the
+	// caller's device that sent the invite; outgoing, the callee's device
+	// that answered, zero until one does (the invite rings on every
+	// device of the callee's account). Guarded by mu.
+	peerDev identity.DeviceID
 }
 
 func newCall(s *Service, id callID, peer identity.AccountID, dir Direction, relayOnly bool) *Call {
@@ -386,6 +392,45 @@ func (c *Call) onSignal(sig signal) {
 	}
 }
 
+// fromDevice decides whether sig, from the peer's device dev, is for this
+// call (docs/DEVICES.md §3). An incoming call hears only the caller's
+// device that invited. An outgoing call hears every device of the callee
+// until one answers, and then that one only; while another device rings,
+// one that is busy or whose policy refuses the call is not the callee's
+// answer, so its busy or decline(unavailable) is ignored.
+func (c *Call) fromDevice(dev identity.DeviceID, sig signal) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch {
+	case !c.peerDev.IsZero():
+		if dev != c.peerDev {
+			c.log.Debug("signal from another device of the peer ignored", "type", sig.typ)
+			return false
+		}
+	case c.dir == DirectionOut && c.ph == phRinging && (sig.typ == sigBusy || sig.typ == sigDecline && sig.reason == reasonUnavailable):
+		c.log.Debug("a device that can't take the call, while another rings", "type", sig.typ)
+		return false
+	case c.dir == DirectionOut && sig.typ == sigAccept && (c.ph == phCalling || c.ph == phRinging):
+		c.peerDev = dev
+	}
+	return true
+}
+
+// afterDeviceSignal tells the callee's other devices, once sig from dev
+// settled an outgoing call: one answered (they stop ringing, "answered
+// elsewhere"), or one declined (they stop, declined).
+func (c *Call) afterDeviceSignal(dev identity.DeviceID, sig signal) {
+	if c.dir != DirectionOut {
+		return
+	}
+	switch {
+	case sig.typ == sigAccept:
+		c.s.sendToAll(c.peer, signal{typ: sigCancel, id: c.id, reason: reasonElsewhere})
+	case sig.typ == sigDecline && sig.reason == reasonDeclined:
+		c.s.sendToAll(c.peer, signal{typ: sigCancel, id: c.id, reason: reasonDeclined})
+	}
+}
+
 // onCandidate adds a remote candidate, or holds it until the call's
 // connection exists.
 func (c *Call) onCandidate(cand string) {
@@ -588,7 +633,10 @@ func (c *Call) send(ctx context.Context, sig signal, final bool) {
 		ctx, cancel = context.WithTimeout(ctx, sendTimeout)
 	}
 	defer cancel()
-	err := c.s.cfg.Signal.SendSignal(ctx, c.peer, sig.marshal())
+	c.mu.Lock()
+	dev := c.peerDev
+	c.mu.Unlock()
+	err := c.s.cfg.Signal.SendSignal(ctx, c.peer, dev, sig.marshal())
 	if sig.typ == sigInvite && c.inviteSent != nil {
 		c.inviteSent <- err
 		c.inviteSent = nil

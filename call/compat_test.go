@@ -4,6 +4,8 @@ import (
 	"crypto/rand"
 	"testing"
 	"time"
+
+	"github.com/callsign/callsign/identity"
 )
 
 // laterAdditions are fields a later version might add to a signal, in the
@@ -27,15 +29,15 @@ func TestNewerPeerSignals(t *testing.T) {
 	a, b := newNode(t, n, nil), newNode(t, n, nil)
 
 	v2 := newCallID(t)
-	b.svc.HandleSignal(a.id, signal{typ: sigInvite, id: v2, sdp: "v=0", skipped: "\x78\x02"}.marshal())
+	b.svc.HandleSignal(a.id, identity.DeviceID{}, signal{typ: sigInvite, id: v2, sdp: "v=0", skipped: "\x78\x02"}.marshal())
 
 	id := newCallID(t)
-	b.svc.HandleSignal(a.id, signal{typ: sigInvite, id: id, sdp: "v=0", skipped: laterAdditions}.marshal())
+	b.svc.HandleSignal(a.id, identity.DeviceID{}, signal{typ: sigInvite, id: id, sdp: "v=0", skipped: laterAdditions}.marshal())
 	cb := b.incoming(t)
 	if cb.ID() != id.String() || cb.Peer() != a.id {
 		t.Fatalf("incoming call %s from %s, want %s from %s (the version 2 invite must not ring)", cb.ID(), cb.Peer(), id, a.id)
 	}
-	b.svc.HandleSignal(a.id, signal{typ: sigCancel, id: id, reason: reasonMissed, skipped: laterAdditions}.marshal())
+	b.svc.HandleSignal(a.id, identity.DeviceID{}, signal{typ: sigCancel, id: id, reason: reasonMissed, skipped: laterAdditions}.marshal())
 	if h := ended(t, cb, 5*time.Second); cb.Reason() != ReasonMissed || len(h) == 0 {
 		t.Fatalf("call ended %q (%s), want missed", cb.Reason(), states(h))
 	}

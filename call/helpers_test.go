@@ -99,7 +99,7 @@ type endpoint struct {
 	self identity.AccountID
 }
 
-func (e endpoint) SendSignal(ctx context.Context, to identity.AccountID, payload []byte) error {
+func (e endpoint) SendSignal(ctx context.Context, to identity.AccountID, _ identity.DeviceID, payload []byte) error {
 	n := e.n
 	sig, err := decodeSignal(payload)
 	if err != nil {
@@ -130,7 +130,7 @@ func (e endpoint) SendSignal(ctx context.Context, to identity.AccountID, payload
 				svc := n.nodes[to]
 				n.mu.Unlock()
 				if svc != nil {
-					svc.HandleSignal(e.self, p)
+					svc.HandleSignal(e.self, identity.DeviceID{}, p)
 				}
 			}
 		})

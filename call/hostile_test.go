@@ -52,13 +52,13 @@ func TestHostileSignals(t *testing.T) {
 		if h.from == "mallory" {
 			from = mallory
 		}
-		b.svc.HandleSignal(from, h.payload)
+		b.svc.HandleSignal(from, identity.DeviceID{}, h.payload)
 	}
 	// A flood from a stranger is dropped without blocking the caller.
 	start := time.Now()
 	junk := bytes.Repeat([]byte{0x08}, 100)
 	for range 10 * inboxSize {
-		b.svc.HandleSignal(mallory, junk)
+		b.svc.HandleSignal(mallory, identity.DeviceID{}, junk)
 	}
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("HandleSignal blocked for %v under a flood", d)
@@ -69,7 +69,7 @@ func TestHostileSignals(t *testing.T) {
 	polls := 0
 	check.Until(t, 5*time.Second, "the marker signal", func() bool {
 		if polls%20 == 0 { // resend: the flood may have filled the queue
-			b.svc.HandleSignal(a.id, signal{typ: sigCandidate, id: id, cand: cand}.marshal())
+			b.svc.HandleSignal(a.id, identity.DeviceID{}, signal{typ: sigCandidate, id: id, cand: cand}.marshal())
 		}
 		polls++
 		cb.mu.Lock()
@@ -108,7 +108,7 @@ func TestBadSDP(t *testing.T) {
 	ghost := newAccount(t)
 	var id callID
 	id[0] = 7
-	b.svc.HandleSignal(ghost, signal{typ: sigInvite, id: id, sdp: "v=0\r\nnot an offer"}.marshal())
+	b.svc.HandleSignal(ghost, identity.DeviceID{}, signal{typ: sigInvite, id: id, sdp: "v=0\r\nnot an offer"}.marshal())
 	cb := b.incoming(t)
 	err := b.svc.Answer(cb.ID(), AnswerOptions{Source: media.Tone()})
 	if !errors.Is(err, media.ErrBadSDP) {
@@ -131,7 +131,7 @@ func TestBadSDP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a.svc.HandleSignal(ghost, signal{typ: sigAccept, id: ca.id, sdp: "v=0\r\ngarbage"}.marshal())
+	a.svc.HandleSignal(ghost, identity.DeviceID{}, signal{typ: sigAccept, id: ca.id, sdp: "v=0\r\ngarbage"}.marshal())
 	ended(t, ca, 5*time.Second)
 	if ca.Reason() != ReasonFailed {
 		t.Errorf("caller ended with %q, want failed", ca.Reason())

@@ -23,6 +23,9 @@ const (
 	ReasonFailed       Reason = "failed"        // a bad answer, DTLS failed, a lost browser tab, or the peer failed
 	ReasonICEFailed    Reason = "ice-failed"    // no candidate pair worked, or the path died
 	ReasonTimeout      Reason = "timeout"       // no media path within the engine's connect timeout
+	// ReasonElsewhere: another device of this account answered the call
+	// (docs/DEVICES.md §3); this one stopped ringing.
+	ReasonElsewhere Reason = "answered-elsewhere"
 )
 
 // phase is where a call is in the state machine. It is finer than State,
@@ -95,6 +98,10 @@ const (
 	evBusy         // busy
 	evCancel       // cancel
 	evCancelMissed // cancel(missed)
+	// cancel(elsewhere) and cancel(declined): another device of this
+	// account answered or declined; a device that still rings stops.
+	evCancelElsewhere
+	evCancelDeclined
 	evRemoteHangup // hangup
 	evRemoteFailed // hangup(failed)
 
@@ -113,7 +120,7 @@ const (
 var eventNames = [numEvents]string{
 	"hangup", "decline", "answer", "answered", "answer-failed", "fail", "invite-failed", "ring-timeout", "close",
 	"sig-ringing", "sig-accept", "sig-declined", "sig-unavailable", "sig-missed", "sig-busy", "sig-cancel",
-	"sig-cancel-missed", "sig-hangup", "sig-hangup-failed",
+	"sig-cancel-missed", "sig-cancel-elsewhere", "sig-cancel-declined", "sig-hangup", "sig-hangup-failed",
 	"media-connected", "media-ice-failed", "media-dtls-failed", "media-setup-timeout", "media-remote-closed", "media-lost",
 }
 
@@ -209,6 +216,15 @@ func next(p phase, dir Direction, ev event) (s step, ok bool) {
 			}
 			return end(ReasonCancelled, 0, reasonNone)
 		}
+	case evCancelElsewhere, evCancelDeclined:
+		// The device that answered gets the cancel too: only a device
+		// still ringing stops.
+		if in && p == phRinging {
+			if ev == evCancelDeclined {
+				return end(ReasonDeclined, 0, reasonNone)
+			}
+			return end(ReasonElsewhere, 0, reasonNone)
+		}
 	case evRemoteHangup:
 		return end(ReasonRemoteHangup, 0, reasonNone)
 	case evRemoteFailed:
@@ -255,8 +271,13 @@ func signalEvent(sig signal) (event, bool) {
 	case sigBusy:
 		return evBusy, true
 	case sigCancel:
-		if sig.reason == reasonMissed {
+		switch sig.reason {
+		case reasonMissed:
 			return evCancelMissed, true
+		case reasonElsewhere:
+			return evCancelElsewhere, true
+		case reasonDeclined:
+			return evCancelDeclined, true
 		}
 		return evCancel, true
 	case sigHangup:

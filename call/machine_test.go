@@ -65,6 +65,10 @@ func transitions() map[[3]int]step {
 				evDecline:     endsTelling(ReasonDeclined, sigDecline, reasonDeclined),
 				evAnswer:      to(phAnswering),
 				evRingTimeout: endsTelling(ReasonMissed, sigDecline, reasonMissed),
+				// Another device of the account answered or declined;
+				// only a device still ringing hears of it.
+				evCancelElsewhere: ends(ReasonElsewhere),
+				evCancelDeclined:  ends(ReasonDeclined),
 			})),
 		},
 		phAnswering: {
@@ -170,6 +174,8 @@ func TestSignalEvents(t *testing.T) {
 		{signal{typ: sigBusy}, evBusy, true},
 		{signal{typ: sigCancel}, evCancel, true},
 		{signal{typ: sigCancel, reason: reasonMissed}, evCancelMissed, true},
+		{signal{typ: sigCancel, reason: reasonElsewhere}, evCancelElsewhere, true},
+		{signal{typ: sigCancel, reason: reasonDeclined}, evCancelDeclined, true},
 		{signal{typ: sigHangup}, evRemoteHangup, true},
 		{signal{typ: sigHangup, reason: reasonFailed}, evRemoteFailed, true},
 	}

@@ -16,7 +16,7 @@ import (
 // device can't be reached.
 type offlineSignaler struct{}
 
-func (offlineSignaler) SendSignal(context.Context, identity.AccountID, []byte) error {
+func (offlineSignaler) SendSignal(context.Context, identity.AccountID, identity.DeviceID, []byte) error {
 	return errors.New("signal not delivered: the device is offline")
 }
 
@@ -60,7 +60,7 @@ type stallSignaler struct {
 	stalled atomic.Int32
 }
 
-func (s *stallSignaler) SendSignal(ctx context.Context, to identity.AccountID, p []byte) error {
+func (s *stallSignaler) SendSignal(ctx context.Context, to identity.AccountID, dev identity.DeviceID, p []byte) error {
 	if sig, err := decodeSignal(p); err == nil && sig.typ == sigCandidate {
 		s.stalled.Add(1)
 		select {
@@ -72,7 +72,7 @@ func (s *stallSignaler) SendSignal(ctx context.Context, to identity.AccountID, p
 		}
 		return errors.New("stalled")
 	}
-	return s.Signaler.SendSignal(ctx, to, p)
+	return s.Signaler.SendSignal(ctx, to, dev, p)
 }
 
 // TestHangupNotHeldBySlowSignal: a signal stuck on its way to the peer

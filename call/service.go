@@ -71,7 +71,9 @@ var (
 // one goroutine of its own (Call's sender), in order, so a slow peer holds
 // up neither the call's state machine nor another call.
 type Signaler interface {
-	SendSignal(ctx context.Context, to identity.AccountID, payload []byte) error
+	// SendSignal sends to the device dev of to, or to every device of to
+	// when dev is zero (docs/DEVICES.md §3: an invite rings on each).
+	SendSignal(ctx context.Context, to identity.AccountID, dev identity.DeviceID, payload []byte) error
 }
 
 // Decision is the node's call policy verdict for one caller.
@@ -205,6 +207,7 @@ type Service struct {
 
 type inbound struct {
 	from    identity.AccountID
+	dev     identity.DeviceID // the device of from that sent it
 	payload []byte
 }
 
@@ -316,11 +319,12 @@ func (s *Service) putLog(r Record) {
 	}
 }
 
-// HandleSignal takes one decrypted signal from an account. It never
-// blocks: the signal is queued for the service's goroutine, or dropped
-// (logged at debug) when it is larger than MaxSignalSize, the queue is
-// full, or the service is closed. payload is copied.
-func (s *Service) HandleSignal(from identity.AccountID, payload []byte) {
+// HandleSignal takes one decrypted signal from the device dev of an
+// account. It never blocks: the signal is queued for the service's
+// goroutine, or dropped (logged at debug) when it is larger than
+// MaxSignalSize, the queue is full, or the service is closed. payload is
+// copied.
+func (s *Service) HandleSignal(from identity.AccountID, dev identity.DeviceID, payload []byte) {
 	if len(payload) > MaxSignalSize {
 		s.log.Debug("signal dropped: too large", "from", from, "size", len(payload))
 		return
@@ -329,7 +333,7 @@ func (s *Service) HandleSignal(from identity.AccountID, payload []byte) {
 		return
 	}
 	select {
-	case s.inbox <- inbound{from: from, payload: append([]byte(nil), payload...)}:
+	case s.inbox <- inbound{from: from, dev: dev, payload: append([]byte(nil), payload...)}:
 	default:
 		s.log.Debug("signal dropped: queue full", "from", from)
 	}
@@ -355,7 +359,7 @@ func (s *Service) handle(in inbound) {
 		return
 	}
 	if typ == sigInvite {
-		s.handleInvite(in.from, id, in.payload)
+		s.handleInvite(in.from, in.dev, id, in.payload)
 		return
 	}
 	s.mu.Lock()
@@ -370,12 +374,33 @@ func (s *Service) handle(in inbound) {
 		s.log.Debug("signal dropped", "from", in.from, "call", id, "err", err)
 		return
 	}
+	if !c.fromDevice(in.dev, sig) {
+		return
+	}
 	c.onSignal(sig)
+	c.afterDeviceSignal(in.dev, sig)
+}
+
+// sendToAll sends sig to every device of to, in the background, within
+// finalTimeout: a cancel that stops the devices still ringing.
+func (s *Service) sendToAll(to identity.AccountID, sig signal) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return
+	}
+	s.goLocked(func() {
+		ctx, cancel := context.WithTimeout(s.ctx, finalTimeout)
+		defer cancel()
+		if err := s.cfg.Signal.SendSignal(ctx, to, identity.DeviceID{}, sig.marshal()); err != nil {
+			s.log.Debug("tell the other devices", "to", to, "call", sig.id, "err", err)
+		}
+	})
 }
 
 // handleInvite applies the policy to an invite before it reads anything
 // but the header, then admits the call and rings.
-func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byte) {
+func (s *Service) handleInvite(from identity.AccountID, dev identity.DeviceID, id callID, payload []byte) {
 	s.mu.Lock()
 	_, dup := s.calls[id]
 	s.mu.Unlock()
@@ -386,7 +411,7 @@ func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byt
 	dec := s.cfg.Policy.Check(from)
 	if !dec.Allow {
 		s.log.Debug("invite refused by policy", "from", from, "call", id)
-		s.refuse(from, id, signal{typ: sigDecline, id: id, reason: reasonUnavailable}, ReasonUnavailable, true)
+		s.refuse(from, dev, id, signal{typ: sigDecline, id: id, reason: reasonUnavailable}, ReasonUnavailable, true)
 		return
 	}
 	sig, err := decodeSignal(payload)
@@ -403,10 +428,11 @@ func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byt
 	if s.busyLocked() {
 		s.mu.Unlock()
 		s.log.Debug("invite refused: busy", "from", from, "call", id)
-		s.refuse(from, id, signal{typ: sigBusy, id: id}, ReasonBusy, false)
+		s.refuse(from, dev, id, signal{typ: sigBusy, id: id}, ReasonBusy, false)
 		return
 	}
 	c := newCall(s, id, from, DirectionIn, relayOnly)
+	c.peerDev = dev // the caller's device: every reply goes to it
 	c.offer = sig.sdp
 	c.events = append(c.events, Event{Kind: EventIncoming, Call: c.infoLocked()})
 	c.outq = append(c.outq, signal{typ: sigRinging, id: id})
@@ -428,7 +454,7 @@ func (s *Service) handleInvite(from identity.AccountID, id callID, payload []byt
 }
 
 // refuse answers an invite that never rings with sig, and logs it.
-func (s *Service) refuse(from identity.AccountID, id callID, sig signal, reason Reason, blocked bool) {
+func (s *Service) refuse(from identity.AccountID, dev identity.DeviceID, id callID, sig signal, reason Reason, blocked bool) {
 	now := time.Now()
 	s.mu.Lock()
 	logIt := now.Sub(s.lastLogged[from]) >= blockedLogInterval
@@ -446,7 +472,7 @@ func (s *Service) refuse(from identity.AccountID, id callID, sig signal, reason 
 				defer func() { <-s.replies }()
 				ctx, cancel := context.WithTimeout(s.ctx, finalTimeout)
 				defer cancel()
-				if err := s.cfg.Signal.SendSignal(ctx, from, sig.marshal()); err != nil {
+				if err := s.cfg.Signal.SendSignal(ctx, from, dev, sig.marshal()); err != nil {
 					s.log.Debug("send refusal", "to", from, "call", id, "err", err)
 				}
 			})

@@ -58,7 +58,10 @@ const (
 	reasonUnavailable sigReason = 2
 	reasonMissed      sigReason = 3
 	reasonFailed      sigReason = 4
-	reasonMax                   = reasonFailed
+	// reasonElsewhere, in a cancel: another device of the callee's
+	// account answered; the others stop ringing.
+	reasonElsewhere sigReason = 5
+	reasonMax                 = reasonElsewhere
 )
 
 // callID is a call's 16-byte random id; its text form is lowercase hex.
@@ -158,7 +161,7 @@ func (s signal) check() error {
 			return malformed("decline with reason %d", uint64(s.reason))
 		}
 	case sigCancel:
-		if s.reason != reasonNone && s.reason != reasonMissed {
+		if s.reason != reasonNone && s.reason != reasonMissed && s.reason != reasonDeclined && s.reason != reasonElsewhere {
 			return malformed("cancel with reason %d", uint64(s.reason))
 		}
 	case sigHangup:

@@ -33,6 +33,8 @@ var goldenSignals = []struct {
 	{"busy", signal{typ: sigBusy, id: testID}, "0806" + "1210" + hexID},
 	{"cancel", signal{typ: sigCancel, id: testID}, "0807" + "1210" + hexID},
 	{"cancel missed", signal{typ: sigCancel, id: testID, reason: reasonMissed}, "0807" + "1210" + hexID + "2803"},
+	{"cancel answered elsewhere", signal{typ: sigCancel, id: testID, reason: reasonElsewhere}, "0807" + "1210" + hexID + "2805"},
+	{"cancel declined elsewhere", signal{typ: sigCancel, id: testID, reason: reasonDeclined}, "0807" + "1210" + hexID + "2801"},
 	{"hangup", signal{typ: sigHangup, id: testID}, "0808" + "1210" + hexID},
 	{"hangup failed", signal{typ: sigHangup, id: testID, reason: reasonFailed}, "0808" + "1210" + hexID + "2804"},
 }
@@ -91,7 +93,7 @@ func TestSignalRejects(t *testing.T) {
 		"candidate missing":     "0804" + "1210" + hexID,
 		"decline no reason":     "0805" + "1210" + hexID,
 		"decline failed":        "0805" + "1210" + hexID + "2804",
-		"cancel declined":       "0807" + "1210" + hexID + "2801",
+		"cancel unavailable":    "0807" + "1210" + hexID + "2802",
 		"hangup unavailable":    "0808" + "1210" + hexID + "2802",
 		"busy with reason":      "0806" + "1210" + hexID + "2801",
 		"unknown reason":        "0805" + "1210" + hexID + "2805",

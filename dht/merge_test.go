@@ -230,3 +230,37 @@ func laptopAndPhone(t *testing.T) (tn *testNet, k *identity.AccountKey, laptop, 
 	}
 	return tn, k, laptop, phone
 }
+
+// The records a device presigns for keepers (Presign) carry the devices
+// its publication merged, not its own alone: a keeper that publishes one
+// while the device is away keeps every sibling in the record.
+func TestPresignKeepsSiblings(t *testing.T) {
+	tn, k, _, phone := laptopAndPhone(t)
+	d := tn.nodes[1]
+	d.SetOwned(k, phone, nil)
+	if _, err := d.PublishIdentity(context.Background(), k, phone); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := d.Presign()
+	if err != nil {
+		t.Fatal(err)
+	}
+	req, err := OpenKeepRequest(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, kr := range req.Records {
+		r, err := openIdentity(kr.Raw)
+		if err != nil {
+			continue // a handle record
+		}
+		n++
+		if len(r.Devices) != 2 {
+			t.Fatalf("a presigned record (seq %d) lists %d devices, want the laptop's and the phone's", r.Seq, len(r.Devices))
+		}
+	}
+	if n == 0 {
+		t.Fatal("nothing presigned")
+	}
+}

@@ -359,6 +359,15 @@ func (d *DHT) publishIdentity(ctx context.Context, key *identity.AccountKey, rec
 	}
 	out := r
 	d.cacheResolution(dkey, &Resolution{Query: string(id), Status: StatusOK, Owner: me, Identity: &out, Answers: len(answers)})
+	// What the republisher and the keep schedule (Presign) sign from now
+	// on is the record as merged: a schedule of this device's entry alone
+	// would, once a keeper published it, drop its siblings.
+	d.mu.Lock()
+	if d.ownKey != nil && d.ownKey.Public().Equal(me) && d.ownRec != nil {
+		merged := out
+		d.ownRec = &merged
+	}
+	d.mu.Unlock()
 	return &out, nil
 }
 

@@ -635,7 +635,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	}
 	if s.cfg.OnSignal != nil {
 		for _, sig := range signals {
-			s.cfg.OnSignal(acct, sig)
+			s.cfg.OnSignal(acct, dev, sig)
 		}
 	}
 	return nil

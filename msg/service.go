@@ -164,10 +164,11 @@ type Config struct {
 	Policy    Policy               // required
 	// OnEvent receives every event; it must not block. nil drops events.
 	OnEvent func(Event)
-	// OnSignal receives every call signal (SendSignal on the other side)
-	// once it is decrypted and its id committed as seen, blocked senders'
-	// included; it must not block. nil drops signals.
-	OnSignal func(from identity.AccountID, payload []byte)
+	// OnSignal receives every call signal (SendSignal on the other side),
+	// with the device of from that sent it, once it is decrypted and its
+	// id committed as seen, blocked senders' included; it must not block.
+	// nil drops signals.
+	OnSignal func(from identity.AccountID, dev identity.DeviceID, payload []byte)
 	// AcceptSignal decides, before anything is decrypted, whether signals
 	// from an account are read on the signal lane (ProtocolSignal); a
 	// refused account's stream is reset and nothing of it is stored (no

@@ -81,23 +81,31 @@ func (r *sigReq) finish(err error) {
 	})
 }
 
-// SendSignal seals a call signal for the account to and sends it on that
-// peer's signal lane, a stream of its own (ProtocolSignal) beside the one
-// that carries text messages, so it never waits behind queued texts, and
-// returns once the recipient's device has acknowledged it: decrypted it,
-// committed its id as seen and handed it to its Config.OnSignal. The
-// payload is opaque, carried inside the E2E session like a read receipt
-// (a control frame), and never stored as a message.
+// SendSignal seals a call signal for every device of the account to (as
+// its record named them when last looked up) and sends it on each
+// device's signal lane, a stream of its own (ProtocolSignal) beside the
+// one that carries text messages, so it never waits behind queued texts,
+// and returns once at least one device has acknowledged it: decrypted
+// it, committed its id as seen and handed it to its Config.OnSignal; it
+// waits for the others meanwhile, up to the signal's life. The payload is
+// opaque, carried inside the E2E session like a read receipt (a control
+// frame), and never stored as a message. SendSignalTo sends to one device.
 //
 // Nothing of the signal is queued durably: only the ratchet state it
 // advanced, committed before the frame leaves this process, so a crash
 // never reuses a message key. A signal the recipient has not acknowledged
 // by ctx's deadline (at most SignalLife) fails with ErrSignalUndelivered
 // and is not tried again: an invite that can't ring now must not ring
-// minutes later. Signals to one peer travel in the order SendSignal was
-// called. A peer that does not serve ProtocolSignal (an older version)
-// gets them on a msg stream of its own.
+// minutes later. Signals to one device travel in the order they were
+// sent. A peer that does not serve ProtocolSignal (an older version) gets
+// them on a msg stream of its own.
 func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload []byte) error {
+	return s.SendSignalTo(ctx, to, identity.DeviceID{}, payload)
+}
+
+// SendSignalTo is SendSignal to the device dev of to only (the device a
+// call is with); the zero dev means every device, as SendSignal.
+func (s *Service) SendSignalTo(ctx context.Context, to identity.AccountID, dev identity.DeviceID, payload []byte) error {
 	if err := ctx.Err(); err != nil {
 		return fmt.Errorf("send signal: %w", err)
 	}
@@ -117,11 +125,11 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
 		deadline = d
 	}
-	// The signal goes to the account's first device: know which, first.
+	// Which devices: know them first.
 	s.mu.Lock()
 	known := s.acctLocked(to).view != nil
 	s.mu.Unlock()
-	if !known {
+	if !known && dev.IsZero() {
 		lctx, cancel := context.WithDeadline(ctx, deadline)
 		_, err := s.lookup(lctx, to)
 		cancel()
@@ -129,39 +137,74 @@ func (s *Service) SendSignal(ctx context.Context, to identity.AccountID, payload
 			return fmt.Errorf("send signal: %w: %w", ErrSignalUndelivered, err)
 		}
 	}
-	r := &sigReq{payload: append([]byte(nil), payload...), deadline: deadline, id: newMsgID(), done: make(chan error, 1)}
 	s.mu.Lock()
 	if s.state != 1 {
 		s.mu.Unlock()
 		return fmt.Errorf("send signal: %w", ErrClosed)
 	}
-	ps := s.primaryLocked(s.acctLocked(to)) // one device rings, for now (docs/DEVICES.md §3)
-	ps.sigQ = append(ps.sigQ, r)
-	ps.inCall = deadline
-	if !ps.sigRunning {
-		ps.sigRunning = true
-		s.wg.Go(func() { s.runLane(ps) })
+	a := s.acctLocked(to)
+	var lanes []*peerState
+	if dev.IsZero() {
+		for _, d := range a.view {
+			lanes = append(lanes, s.laneLocked(a, d))
+		}
+		if len(lanes) == 0 {
+			lanes = append(lanes, s.primaryLocked(a))
+		}
+	} else {
+		lanes = append(lanes, s.laneLocked(a, dev))
+	}
+	reqs := make([]*sigReq, len(lanes))
+	for i, ps := range lanes {
+		r := &sigReq{payload: append([]byte(nil), payload...), deadline: deadline, id: newMsgID(), done: make(chan error, 1)}
+		reqs[i] = r
+		ps.sigQ = append(ps.sigQ, r)
+		ps.inCall = deadline
+		if !ps.sigRunning {
+			ps.sigRunning = true
+			s.wg.Go(func() { s.runLane(ps) })
+		}
 	}
 	s.mu.Unlock()
-	select {
-	case ps.sigWake <- struct{}{}:
-	default:
+	for _, ps := range lanes {
+		select {
+		case ps.sigWake <- struct{}{}:
+		default:
+		}
 	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
-	var err error
-	select {
-	case err = <-r.done:
-	case <-ctx.Done():
-		err = fmt.Errorf("%w: %w", ErrSignalUndelivered, ctx.Err())
-	case <-t.C:
-		err = fmt.Errorf("%w: no ack within its life", ErrSignalUndelivered)
+	// The first device to acknowledge makes it a success; the others are
+	// waited for (a call's later signals go after this one), but their
+	// failure is not the caller's.
+	var first error
+	ok := false
+	for _, r := range reqs {
+		var err error
+		select {
+		case err = <-r.done:
+		case <-ctx.Done():
+			err = fmt.Errorf("%w: %w", ErrSignalUndelivered, ctx.Err())
+		case <-t.C:
+			err = fmt.Errorf("%w: no ack within its life", ErrSignalUndelivered)
+		}
+		// Whatever the lane does with it from now on, nobody waits for
+		// it; finish makes the lane drop it if it is not written yet.
+		r.finish(err)
+		if err == nil {
+			ok = true
+		} else if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			for _, r := range reqs {
+				r.finish(ErrSignalUndelivered)
+			}
+			break
+		}
 	}
-	// Whatever the lane does with it from now on, nobody waits for it;
-	// finish makes the lane drop it if it is not written yet.
-	r.finish(err)
-	if err != nil {
-		return fmt.Errorf("send signal: %w", err)
+	if !ok {
+		return fmt.Errorf("send signal: %w", first)
 	}
 	return nil
 }

@@ -27,7 +27,7 @@ type signalSink struct {
 	src []identity.AccountID
 }
 
-func (s *signalSink) on(from identity.AccountID, p []byte) {
+func (s *signalSink) on(from identity.AccountID, _ identity.DeviceID, p []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.got = append(s.got, append([]byte(nil), p...))

@@ -162,19 +162,19 @@ func (n *Node) relayPeers() []peer.ID {
 // signaler carries call signals inside the E2E session.
 type signaler struct{ n *Node }
 
-func (s signaler) SendSignal(ctx context.Context, to identity.AccountID, payload []byte) error {
-	return s.n.msg.SendSignal(ctx, to, payload)
+func (s signaler) SendSignal(ctx context.Context, to identity.AccountID, dev identity.DeviceID, payload []byte) error {
+	return s.n.msg.SendSignalTo(ctx, to, dev, payload)
 }
 
 // onSignal hands a decrypted signal to the call service, or an addresses
 // signal to the privacy rule (node/privacy.go).
-func (n *Node) onSignal(from identity.AccountID, payload []byte) {
+func (n *Node) onSignal(from identity.AccountID, dev identity.DeviceID, payload []byte) {
 	if n.priv.handleSignal(from, payload) {
 		return
 	}
 	n.priv.contactSpoke(from)
 	if svc := n.calls.Load(); svc != nil {
-		svc.HandleSignal(from, payload)
+		svc.HandleSignal(from, dev, payload)
 	}
 }
 

@@ -389,3 +389,100 @@ func TestRevokeDevice(t *testing.T) {
 		t.Fatalf("the revoked phone got %q", got)
 	}
 }
+
+// TestCallRingsEverywhere: Bob calls Alice, who has three devices: all
+// three ring; the third answers and the call connects with it; the other
+// two stop ringing, "answered elsewhere". A second call declined on one
+// device stops the others too.
+func TestCallRingsEverywhere(t *testing.T) {
+	net, alice, bob, _ := aliceWithBob(t)
+	ctx := ctxT(t, 4*time.Minute)
+	if _, err := bob.Client.AddContact(ctx, "@alice", "alice"); err != nil {
+		t.Fatal(err)
+	}
+	devs := []*testnet.Node{alice}
+	for _, name := range []string{"laptop", "desktop"} {
+		_, cfg, _, err := linkDevice(t, ctx, net, alice, name, true, func(sas string) string { return sas })
+		if err != nil {
+			t.Fatalf("link %s: %v", name, err)
+		}
+		d := net.StartOn(cfg)
+		check.Until(t, time.Minute, name+"'s record published", d.Published)
+		devs = append(devs, d)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		w, err := bob.Client.Whois(ctx, "@alice")
+		if err == nil && len(w.Devices) != 3 {
+			err = fmt.Errorf("@alice has %d devices", len(w.Devices))
+		}
+		return err
+	})
+
+	ringing := func(c *api.Client) (string, error) {
+		calls, err := c.Calls(ctx, 5)
+		if err != nil {
+			return "", err
+		}
+		for _, cl := range calls {
+			if cl.Direction == "in" && cl.State == "ringing" {
+				return cl.ID, nil
+			}
+		}
+		return "", fmt.Errorf("no call rings: %+v", calls)
+	}
+	c, err := bob.Client.Dial(ctx, api.CallRequest{To: "alice", Audio: "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, d := range devs {
+		check.Eventually(t, time.Minute, func() error {
+			id, err := ringing(d.Client)
+			if err == nil && id != c.ID {
+				err = fmt.Errorf("device %d rings call %s, want %s", i+1, id, c.ID)
+			}
+			return err
+		})
+	}
+	if _, err := devs[2].Client.CallAction(ctx, c.ID, "answer", &api.AnswerRequest{Audio: "tone"}); err != nil {
+		t.Fatal(err)
+	}
+	waitCall(t, bob.Client, c.ID, "active")
+	waitCall(t, devs[2].Client, c.ID, "active")
+	for _, d := range devs[:2] {
+		if end := waitCall(t, d.Client, c.ID, "ended"); end.EndReason != "answered-elsewhere" {
+			t.Fatalf("a device that rang: %+v, want ended, answered elsewhere", end)
+		}
+	}
+	if _, err := bob.Client.CallAction(ctx, c.ID, "hangup", nil); err != nil {
+		t.Fatal(err)
+	}
+	if end := waitCall(t, devs[2].Client, c.ID, "ended"); end.EndReason != "remote-hangup" {
+		t.Fatalf("the device that answered: %+v", end)
+	}
+
+	// Declined on the laptop: Bob hears "declined", the others stop.
+	c2, err := bob.Client.Dial(ctx, api.CallRequest{To: "alice", Audio: "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range devs {
+		check.Eventually(t, time.Minute, func() error {
+			id, err := ringing(d.Client)
+			if err == nil && id != c2.ID {
+				err = fmt.Errorf("rings %s, want %s", id, c2.ID)
+			}
+			return err
+		})
+	}
+	if _, err := devs[1].Client.CallAction(ctx, c2.ID, "decline", nil); err != nil {
+		t.Fatal(err)
+	}
+	if end := waitCall(t, bob.Client, c2.ID, "ended"); end.EndReason != "declined" {
+		t.Fatalf("Bob's second call: %+v, want declined", end)
+	}
+	for _, d := range []*testnet.Node{devs[0], devs[2]} {
+		if end := waitCall(t, d.Client, c2.ID, "ended"); end.EndReason != "declined" {
+			t.Fatalf("a device that rang: %+v, want ended, declined", end)
+		}
+	}
+}
