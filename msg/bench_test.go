@@ -296,7 +296,10 @@ func BenchmarkSignal(b *testing.B) {
 	lanePair := func(b *testing.B, queued int) (*node, *node) {
 		w := newWorld()
 		a := newNode(b, w, nil)
-		bb := newNode(b, w, func(c *Config) { c.PeerRate, c.PeerBurst = 1, 1; c.OnSignal = func(identity.AccountID, identity.DeviceID, []byte) {} })
+		bb := newNode(b, w, func(c *Config) {
+			c.PeerRate, c.PeerBurst = 1, 1
+			c.OnSignal = func(identity.AccountID, identity.DeviceID, []byte) {}
+		})
 		a.start()
 		bb.start()
 		a.know(bb)

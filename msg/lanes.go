@@ -52,9 +52,14 @@ type acctState struct {
 	revoked   []identity.DeviceID              // the devices the record lists as revoked
 	viewAt    time.Time                        // when view was last set
 	resolving bool                             // a look-up started by refreshView is under way
-	triedAt   time.Time                        // when refreshView last started one
-	stamp     []byte                           // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
-	stampBits int
+	again     bool                             // refreshView was asked for one more, after it
+	// cacheFresh: the directory's cached record of this account is the
+	// newest (this device just published it): the next refresh reads it
+	// instead of forgetting it.
+	cacheFresh bool
+	triedAt    time.Time // when refreshView last started one
+	stamp      []byte    // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
+	stampBits  int
 	// stamping is closed when the stamp being computed for this peer is
 	// done; nil when none is.
 	stamping chan struct{}
@@ -272,10 +277,14 @@ func handOnControl(data *Data, id string, from identity.DeviceID, view []identit
 // per viewRefresh, whether the last look-up found it or not. For a
 // sibling, whose certificate only a holder of this account's key can
 // make, soon says to look up now: a device just linked is copied to from
-// its first frame on.
+// its first frame on; asked while a look-up runs, it runs another after
+// it, since the one under way may have started before the change.
 func (s *Service) refreshView(a *acctState, soon bool) {
 	s.mu.Lock()
 	limited := time.Since(a.viewAt) < viewRefresh || time.Since(a.triedAt) < viewRefresh
+	if a.resolving && soon {
+		a.again = true
+	}
 	if a.resolving || s.state != 1 || limited && !soon {
 		s.mu.Unlock()
 		return
@@ -283,18 +292,29 @@ func (s *Service) refreshView(a *acctState, soon bool) {
 	a.resolving, a.triedAt = true, time.Now()
 	s.mu.Unlock()
 	s.wg.Go(func() {
-		defer func() {
+		for {
+			ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
 			s.mu.Lock()
-			a.resolving = false
+			forget := !a.cacheFresh
+			a.cacheFresh = false
 			s.mu.Unlock()
-		}()
-		ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
-		defer cancel()
-		if f, ok := s.cfg.Directory.(Forgetter); ok {
-			f.Forget(a.id)
-		}
-		if _, err := s.lookup(ctx, a.id); err != nil && s.ctx.Err() == nil {
-			s.log.Debug("look a contact up again", "peer", a.id, "err", err)
+			if f, ok := s.cfg.Directory.(Forgetter); ok && forget {
+				f.Forget(a.id)
+			}
+			if _, err := s.lookup(ctx, a.id); err != nil && s.ctx.Err() == nil {
+				s.log.Debug("look a contact up again", "peer", a.id, "err", err)
+			}
+			cancel()
+			s.mu.Lock()
+			again := a.again && s.state == 1
+			a.again = false
+			if !again {
+				a.resolving = false
+				s.mu.Unlock()
+				return
+			}
+			a.triedAt = time.Now()
+			s.mu.Unlock()
 		}
 	})
 }
@@ -417,8 +437,17 @@ func (s *Service) copyEarly() {
 func (s *Service) SiblingsChanged() {
 	s.mu.Lock()
 	a := s.acctLocked(s.selfID)
+	a.cacheFresh = true // a look-up of the network now may miss it
 	s.mu.Unlock()
 	s.refreshView(a, true)
+}
+
+// RefreshSelf looks this account's own record up now and waits for it: a
+// device linked or revoked here, whose record this device just published,
+// is copied to, or no longer, from the next send on.
+func (s *Service) RefreshSelf(ctx context.Context) error {
+	_, err := s.lookup(ctx, s.selfID)
+	return err
 }
 
 // selfViewLoop looks this account's own record up until it is found once:
@@ -507,7 +536,12 @@ func (s *Service) freshenView(ctx context.Context, to identity.AccountID) {
 	defer func() {
 		s.mu.Lock()
 		a.resolving = false
+		again := a.again
+		a.again = false
 		s.mu.Unlock()
+		if again {
+			s.refreshView(a, true) // asked for while this look-up ran
+		}
 	}()
 	ctx, cancel := context.WithTimeout(ctx, freshViewWait)
 	defer cancel()

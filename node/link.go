@@ -400,13 +400,23 @@ func (n *Node) linkedDevice(ctx context.Context, run *linkRun, from peer.ID, b [
 	run.device = &api.OwnDevice{ID: id.String(), Name: e.Name, Added: e.Added}
 	n.link.mu.Unlock()
 	n.log.Info("device linked", "device", id, "name", e.Name, "peer", from)
+	// The record with the new device, and this device's view of its
+	// siblings, before the link completes: what this device sends from
+	// now on is copied to the new one. On a slow network the full
+	// publication (handles, keepers) goes on in the background, which
+	// also retries the record.
+	if err := n.publishRecord(ctx); err != nil {
+		n.log.Info("publishing the record with the linked device; will retry", "err", err)
+	} else if err := n.msg.RefreshSelf(ctx); err != nil {
+		n.log.Info("reading the record with the linked device", "err", err)
+	}
 	n.wg.Go(n.publishLinked)
 	return nil
 }
 
-// publishLinked publishes the account's record with the devices linked
-// here, then has messaging look its own account up again, so what this
-// device sends is copied to the new one from now on.
+// publishLinked publishes the account's record and handles with the
+// devices linked or revoked here, retrying, then has messaging look its
+// own account up again.
 func (n *Node) publishLinked() {
 	backoff := time.Second
 	for {

@@ -159,6 +159,27 @@ func (n *Node) publish(ctx context.Context) error {
 	return nil
 }
 
+// publishRecord publishes the identity record alone, not the handles: a
+// device linked or revoked here is in the network's record at once (the
+// full publish follows in the background).
+func (n *Node) publishRecord(ctx context.Context) error {
+	n.pubMu.Lock()
+	defer n.pubMu.Unlock()
+	if n.msg.Revoked() {
+		return fmt.Errorf("publish: %w", msg.ErrDeviceRevoked)
+	}
+	rec, _, err := n.ownedRecords()
+	if err != nil {
+		return err
+	}
+	pub, err := n.dht.PublishIdentity(ctx, n.keys.account, rec)
+	if err != nil {
+		return err
+	}
+	n.publishedLinked(pub)
+	return nil
+}
+
 // primaryName is the name part of the self-certifying handle: the earliest
 // claimed global handle, or "user" before there is one.
 func primaryName(claims []store.HandleClaim) string {

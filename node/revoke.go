@@ -141,11 +141,14 @@ func (n *Node) RevokeDevice(ctx context.Context, prefix string) (api.OwnDevice, 
 	delete(n.link.added, id)
 	n.link.mu.Unlock()
 	n.log.Info("revoking a device of the account", "device", id, "name", d.Name)
-	if err := n.publish(ctx); err != nil {
+	if err := n.publishRecord(ctx); err != nil {
 		n.wg.Go(n.publishLinked) // keeps trying; the roster holds the revocation
 		return api.OwnDevice{}, fmt.Errorf("the device is revoked here, but the account's record could not be published yet (this node keeps trying): %w", err)
 	}
-	n.msg.SiblingsChanged()
+	if err := n.msg.RefreshSelf(ctx); err != nil {
+		n.msg.SiblingsChanged()
+	}
+	n.wg.Go(n.publishLinked) // the handles and the keepers' schedule too
 	if pid != "" {
 		n.wg.Go(func() {
 			ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
