@@ -414,3 +414,55 @@ func FuzzSignalFrame(f *testing.F) {
 		}
 	})
 }
+
+// TestSignalsToDevices: a signal to an account reaches each of its devices
+// once, and tells OnSignal which device of the sender it came from; one
+// sent to a device reaches that device only.
+func TestSignalsToDevices(t *testing.T) {
+	type got struct {
+		from identity.DeviceID
+		p    string
+	}
+	var mu sync.Mutex
+	seen := map[int][]got{}
+	on := func(i int) func(*Config) {
+		return func(c *Config) {
+			c.OnSignal = func(_ identity.AccountID, dev identity.DeviceID, p []byte) {
+				mu.Lock()
+				defer mu.Unlock()
+				seen[i] = append(seen[i], got{dev, string(p)})
+			}
+		}
+	}
+	a, b1 := pair(t, on(0))
+	b2 := linkDevice(t, b1, on(1))
+	b2.start()
+	introduce([]*node{a, b1, b2})
+	ctx := context.Background()
+	if err := a.svc.SendSignal(ctx, b1.id(), []byte("invite")); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 20*time.Second, "the invite on both devices", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[0]) == 1 && len(seen[1]) == 1
+	})
+	if err := a.svc.SendSignalTo(ctx, b1.id(), b2.cert.DeviceID(), []byte("accept-ack")); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 20*time.Second, "the second signal on the second device", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(seen[1]) == 2
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if len(seen[0]) != 1 || seen[1][1].p != "accept-ack" {
+		t.Fatalf("first device %v, second %v: want the invite on each and the second signal on the second only", seen[0], seen[1])
+	}
+	for i := range 2 {
+		if seen[i][0].from != a.cert.DeviceID() || seen[i][0].p != "invite" {
+			t.Fatalf("device %d got %+v, want the invite from %s", i+1, seen[i][0], a.cert.DeviceID())
+		}
+	}
+}

@@ -283,7 +283,7 @@ func (m *metrics) call(c call.Info) {
 // can't grow the series with made-up reasons.
 var callReasons = []call.Reason{call.ReasonHangup, call.ReasonRemoteHangup, call.ReasonDeclined, call.ReasonBusy,
 	call.ReasonMissed, call.ReasonCancelled, call.ReasonUnavailable, call.ReasonFailed, call.ReasonICEFailed,
-	call.ReasonTimeout, "none", "other"}
+	call.ReasonTimeout, call.ReasonElsewhere, "none", "other"}
 
 // reasonLabel is r as a reason label: itself when known, "none" when
 // empty, "other" otherwise.

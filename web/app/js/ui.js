@@ -342,6 +342,7 @@ const WORDS = {
   failed: "The call failed",
   "ice-failed": "No network path between you worked",
   timeout: "The connection timed out",
+  "answered-elsewhere": "Answered on another of your devices",
 };
 
 /** reasonText says in words why call c ended, from this side's view. */
