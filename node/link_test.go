@@ -127,6 +127,12 @@ func TestLinkDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, bob.Client, "alice", early.ID, "delivered")
+	// Bob verified Alice: her new devices, certified by the key he
+	// verified, change nothing of it.
+	before, err := bob.Client.Safety(ctx, "alice", true)
+	if err != nil || !before.Verified {
+		t.Fatalf("Bob verifies Alice: %+v %v", before, err)
+	}
 
 	la, cfg, st, err := linkDevice(t, ctx, net, alice, "laptop", true, func(sas string) string { return sas })
 	if err != nil {
@@ -196,6 +202,9 @@ func TestLinkDevice(t *testing.T) {
 		})
 	}
 	waitState(t, bob.Client, "@alice", m.ID, "delivered")
+	if after, err := bob.Client.Safety(ctx, "alice", false); err != nil || !after.Verified || after.KeyChanged || after.SafetyNumber != before.SafetyNumber {
+		t.Fatalf("Bob's safety number with Alice after her new devices: %+v %v; before %+v", after, err, before)
+	}
 	// Alice replies from the laptop: the first device and the desktop
 	// show the reply in the same conversation; Bob gets it once.
 	if _, err := laptop.Client.Send(ctx, "bob", "from the laptop"); err != nil {
