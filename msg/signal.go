@@ -69,15 +69,19 @@ type sigReq struct {
 	attempts int    // streams it was written to
 	stamped  int    // the bits of the first-contact stamp it was last written with; 0: none
 
-	once sync.Once
-	over atomic.Bool // finished: by the lane, or by a caller that stopped waiting
-	done chan error  // buffered; receives the outcome once
+	once   sync.Once
+	over   atomic.Bool  // finished: by the lane, or by a caller that stopped waiting
+	done   chan error   // buffered; receives the outcome once
+	notify chan<- error // when set, also receives the outcome (buffered by the sender for all its requests)
 }
 
 func (r *sigReq) finish(err error) {
 	r.once.Do(func() {
 		r.over.Store(true)
 		r.done <- err
+		if r.notify != nil {
+			r.notify <- err
+		}
 	})
 }
 
@@ -155,8 +159,9 @@ func (s *Service) SendSignalTo(ctx context.Context, to identity.AccountID, dev i
 		lanes = append(lanes, s.laneLocked(a, dev))
 	}
 	reqs := make([]*sigReq, len(lanes))
+	outcomes := make(chan error, len(lanes))
 	for i, ps := range lanes {
-		r := &sigReq{payload: append([]byte(nil), payload...), deadline: deadline, id: newMsgID(), done: make(chan error, 1)}
+		r := &sigReq{payload: append([]byte(nil), payload...), deadline: deadline, id: newMsgID(), done: make(chan error, 1), notify: outcomes}
 		reqs[i] = r
 		ps.sigQ = append(ps.sigQ, r)
 		ps.inCall = deadline
@@ -174,39 +179,36 @@ func (s *Service) SendSignalTo(ctx context.Context, to identity.AccountID, dev i
 	}
 	t := time.NewTimer(time.Until(deadline))
 	defer t.Stop()
-	// The first device to acknowledge makes it a success; the others are
-	// waited for (a call's later signals go after this one), but their
-	// failure is not the caller's.
+	// The first device to acknowledge makes it a success; the others go
+	// on in their lanes until they acknowledge or the signal's life ends
+	// (an offline device must not hold up a call), and their failure is
+	// not the caller's.
 	var first error
-	ok := false
-	for _, r := range reqs {
+	for range reqs {
 		var err error
 		select {
-		case err = <-r.done:
+		case err = <-outcomes:
 		case <-ctx.Done():
 			err = fmt.Errorf("%w: %w", ErrSignalUndelivered, ctx.Err())
 		case <-t.C:
 			err = fmt.Errorf("%w: no ack within its life", ErrSignalUndelivered)
 		}
-		// Whatever the lane does with it from now on, nobody waits for
-		// it; finish makes the lane drop it if it is not written yet.
-		r.finish(err)
 		if err == nil {
-			ok = true
-		} else if first == nil {
+			return nil
+		}
+		if first == nil {
 			first = err
 		}
 		if ctx.Err() != nil || !time.Now().Before(deadline) {
+			// Whatever the lanes do with them from now on, nobody waits:
+			// finish makes a lane drop one not written yet.
 			for _, r := range reqs {
-				r.finish(ErrSignalUndelivered)
+				r.finish(first)
 			}
 			break
 		}
 	}
-	if !ok {
-		return fmt.Errorf("send signal: %w", first)
-	}
-	return nil
+	return fmt.Errorf("send signal: %w", first)
 }
 
 // laneStream is the signal lane's open stream to the peer's device.

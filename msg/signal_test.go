@@ -6,6 +6,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/network"
+	ma "github.com/multiformats/go-multiaddr"
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/identity"
@@ -456,13 +459,52 @@ func TestSignalsToDevices(t *testing.T) {
 		return len(seen[1]) == 2
 	})
 	mu.Lock()
-	defer mu.Unlock()
-	if len(seen[0]) != 1 || seen[1][1].p != "accept-ack" {
-		t.Fatalf("first device %v, second %v: want the invite on each and the second signal on the second only", seen[0], seen[1])
+	first, second := slices.Clone(seen[0]), slices.Clone(seen[1])
+	mu.Unlock()
+	if len(first) != 1 || second[1].p != "accept-ack" {
+		t.Fatalf("first device %v, second %v: want the invite on each and the second signal on the second only", first, second)
 	}
-	for i := range 2 {
-		if seen[i][0].from != a.cert.DeviceID() || seen[i][0].p != "invite" {
-			t.Fatalf("device %d got %+v, want the invite from %s", i+1, seen[i][0], a.cert.DeviceID())
+	for i, got := range [][]got{first, second} {
+		if got[0].from != a.cert.DeviceID() || got[0].p != "invite" {
+			t.Fatalf("device %d got %+v, want the invite from %s", i+1, got[0], a.cert.DeviceID())
 		}
+	}
+
+	// One device gone silent (its address now a listener that accepts
+	// and never answers): a signal to the account returns at the other's
+	// ack, not at the end of the signal's life.
+	hole, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var held []net.Conn
+	var holeWG sync.WaitGroup
+	holeWG.Go(func() {
+		for {
+			c, err := hole.Accept()
+			if err != nil {
+				return
+			}
+			held = append(held, c)
+		}
+	})
+	t.Cleanup(func() {
+		hole.Close()
+		holeWG.Wait()
+		for _, c := range held {
+			c.Close()
+		}
+	})
+	b2pid := b2.host.ID()
+	b2.stop()
+	a.host.Network().ClosePeer(b2pid)
+	a.host.Peerstore().ClearAddrs(b2pid)
+	a.host.Peerstore().AddAddr(b2pid, ma.StringCast(fmt.Sprintf("/ip4/127.0.0.1/tcp/%d", hole.Addr().(*net.TCPAddr).Port)), time.Hour)
+	start := time.Now()
+	if err := a.svc.SendSignal(ctx, b1.id(), []byte("second invite")); err != nil {
+		t.Fatal(err)
+	}
+	if took := time.Since(start); took > SignalLife/2 {
+		t.Fatalf("a signal to an account with a device away took %v: it waited for that device", took)
 	}
 }
