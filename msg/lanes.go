@@ -366,12 +366,17 @@ func (s *Service) putSiblingCopy(data *Data, m *Message, dev identity.DeviceID) 
 // own record was looked up, for copyEarly.
 func (s *Service) noteEarly(batch []*sendReq) {
 	s.mu.Lock()
+	dropped := 0
 	for _, r := range batch {
 		if len(s.early) == maxEarlyCopies {
-			s.log.Warn("this account's other devices are not known yet: a message sent now is not copied to them", "id", r.m.ID)
+			dropped++
 			continue
 		}
 		s.early = append(s.early, earlyCopy{r.m.Peer, r.m.ID})
+	}
+	if dropped > 0 && !s.earlyFull {
+		s.earlyFull = true // said once, not per message
+		s.log.Warn("this account's other devices are not known yet: messages sent now are not copied to them", "messages", dropped)
 	}
 	known := s.acctLocked(s.selfID).view != nil
 	s.mu.Unlock()

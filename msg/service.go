@@ -285,7 +285,8 @@ type Service struct {
 	// early holds the messages sent since the start before this
 	// account's own record was looked up, whose copies go to the
 	// siblings it names (lanes.go); at most maxEarlyCopies.
-	early []earlyCopy
+	early     []earlyCopy
+	earlyFull bool // the warning that early is full was logged
 
 	stampLim *rate.Limiter // first-contact stamp checks
 	stampSem chan struct{}
