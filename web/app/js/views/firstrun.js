@@ -60,6 +60,8 @@ export function show() {
           h("p", { class: "muted", text: "A handle like @alice is easier to share. Your node proves some work for it first, so nobody can grab thousands of names: this takes from a few seconds to a minute." }),
           form.el),
         h("div", { class: "form-actions center" },
+          h("button", { type: "button", class: "btn link", text: "Link to an existing account", title: "Use callsign on another device already? Link this one to the same account.",
+            on: { click: () => body.replaceChildren(...linkScreen(() => body.replaceChildren(...shown))) } }),
           h("button", { type: "button", class: "btn link", text: "Restore from a backup", title: "Had callsign on another machine? A backup brings your account, handles and contacts here.",
             on: { click: () => body.replaceChildren(...restoreScreen(() => body.replaceChildren(...shown))) } }),
           h("button", { type: "button", class: "btn link", text: "Later", on: { click: close } })));
@@ -68,6 +70,27 @@ export function show() {
     },
   });
   return d;
+}
+
+/** linkScreen is the welcome screen's "Link to an existing account": how
+ * to make this node a device of an account used elsewhere. The link runs
+ * when the node starts (`callsign up --link CODE`); back returns to the
+ * welcome. */
+function linkScreen(back) {
+  const cmd = "callsign up --link CODE";
+  return [
+    h("div", { class: "brand" }, icon("at", "brand-icon"), h("span", { text: "callsign" })),
+    h("h1", { id: "firstrun-title", text: "Link to an existing account" }),
+    h("p", { class: "lead", text: "Your account can run on this machine too, beside the devices you use it on now. No device is the main one." }),
+    h("ol", { class: "steps" },
+      h("li", { text: "On a device where you use callsign, open Settings → Devices → Link a new device (or run callsign devices link). It shows a code." }),
+      h("li", null, "Stop this node (Ctrl-C where it runs) and start it again with that code:",
+        h("div", { class: "handle-box" }, h("strong", { class: "mono", text: cmd }), copyButton(cmd, "Copy the command"))),
+      h("li", { text: "Both show six numbers: type this machine's on the other device, and answer y in this machine's terminal if they match. Your handles, contacts and the last 30 days of chats come here." })),
+    h("p", { class: "muted", text: "This node's own new account, never used, gives way to yours." }),
+    h("div", { class: "form-actions center" },
+      h("button", { type: "button", class: "btn", text: "Back", on: { click: back } })),
+  ];
 }
 
 /** MAX_RESTORE_FILE is the largest backup the page sends: the node takes
