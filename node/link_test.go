@@ -495,3 +495,45 @@ func TestCallRingsEverywhere(t *testing.T) {
 		}
 	}
 }
+
+// TestLinkIntoUnusedNode: a node that was set up (`callsign up`, the
+// welcome screen) and never used, stopped, links as a new device of
+// Alice's account: the account it made for itself gives way.
+func TestLinkIntoUnusedNode(t *testing.T) {
+	net, alice, _, _ := aliceWithBob(t)
+	ctx := ctxT(t, 2*time.Minute)
+	fresh := net.Add(false)
+	check.Until(t, time.Minute, "the new node's own record published", fresh.Published)
+	own := fresh.Account()
+	fresh.Client.Close()
+	if err := fresh.Node.Close(); err != nil {
+		t.Fatal(err)
+	}
+	offer, err := alice.Client.StartLink(ctx, api.LinkRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := net.NodeConfig()
+	cfg.DataDir = fresh.Dir
+	la, err := node.Link(ctx, cfg, node.LinkOptions{Code: offer.Code, Name: "desk", ConfirmSAS: func(ctx context.Context, sas string) (bool, error) {
+		// The person types these digits on Alice's first device.
+		for {
+			st, err := alice.Client.LinkStatus(ctx)
+			if err != nil {
+				return false, err
+			}
+			if st.State == api.LinkSAS {
+				_, err := alice.Client.ConfirmLink(ctx, sas)
+				return err == nil, err
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}})
+	if err != nil || la.Account != alice.Account() {
+		t.Fatalf("link into the unused node's directory: %+v %v", la, err)
+	}
+	nd := net.StartOn(cfg)
+	if id, err := nd.Client.ID(ctx); err != nil || id.Account != alice.Account().String() || id.Account == own.String() {
+		t.Fatalf("the node after the link: %+v %v; want Alice's account, not its own %s", id, err, own)
+	}
+}
