@@ -187,9 +187,28 @@ func (r *Replica) get(sp *store.Space, kind Kind, key []byte) (Op, bool, error) 
 
 // All returns every register held, as the ops a device sends a sibling it
 // has just learned of, so that changes made before it knew are not lost.
-func (r *Replica) All(tx *store.Tx) ([]Op, error) {
+func (r *Replica) All(tx *store.Tx) ([]Op, error) { return scanRegisters(tx, pfxReg) }
+
+// Roster returns the KindRoster registers held and their entries, in the
+// same order: the devices of the account this device knows of.
+func (r *Replica) Roster(tx *store.Tx) ([]Op, []RosterEntry, error) {
+	ops, err := scanRegisters(tx, regKey(KindRoster, nil))
+	if err != nil {
+		return nil, nil, err
+	}
+	entries := make([]RosterEntry, len(ops))
+	for i, op := range ops {
+		if entries[i], err = UnmarshalRosterEntry(op.Value); err != nil {
+			return nil, nil, err
+		}
+	}
+	return ops, entries, nil
+}
+
+// scanRegisters reads the registers whose keys start with prefix.
+func scanRegisters(tx *store.Tx, prefix []byte) ([]Op, error) {
 	var ops []Op
-	err := tx.Space(store.SpaceDevices).Scan(pfxReg, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+	err := tx.Space(store.SpaceDevices).Scan(prefix, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 		v, err := val()
 		if err != nil {
 			return false, err

@@ -334,3 +334,28 @@ func TestReplicaKeepsAcrossRestart(t *testing.T) {
 		t.Fatalf("first change after a restart stamped %d, want 1001", op.Stamp.Clock)
 	}
 }
+
+// Roster reads the roster registers alone, with their entries: the other
+// registers beside them are not in it.
+func TestRoster(t *testing.T) {
+	d := newDevice(t, 1, "")
+	laptop, phone := bytes.Repeat([]byte{7}, identity.X25519KeySize), bytes.Repeat([]byte{8}, identity.X25519KeySize)
+	for _, x := range [][]byte{laptop, phone} {
+		id := identity.DeviceIDOf(x)
+		d.change(t, KindRoster, id[:], rosterValue(x, "dev", x[0] == 8))
+	}
+	d.change(t, KindContactName, []byte("bob"), []byte("Bob"))
+	var ops []Op
+	var entries []RosterEntry
+	if err := d.db.View(func(tx *store.Tx) (err error) { ops, entries, err = d.r.Roster(tx); return err }); err != nil {
+		t.Fatal(err)
+	}
+	if len(ops) != 2 || len(entries) != 2 {
+		t.Fatalf("roster: %d ops, %d entries; want the two devices", len(ops), len(entries))
+	}
+	for i, e := range entries {
+		if ops[i].Kind != KindRoster || e.DeviceID() != identity.DeviceID(ops[i].Key) || e.Revoked() != (e.X25519[0] == 8) {
+			t.Fatalf("entry %d: %+v for op %v", i, e, ops[i])
+		}
+	}
+}

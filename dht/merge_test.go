@@ -20,15 +20,6 @@ func oneDevice(tb testing.TB, k *identity.AccountKey, n string, now time.Time) *
 	return r
 }
 
-// deviceIDs are r's devices' ids, in its order.
-func deviceIDs(r *IdentityRecord) []identity.DeviceID {
-	var ids []identity.DeviceID
-	for _, c := range r.Devices {
-		ids = append(ids, c.DeviceID())
-	}
-	return ids
-}
-
 // A device publishing the account's record keeps the devices another
 // device of the account put in the network's record, with their bundles;
 // its own entry is its own, a revoked device stays out, and a sibling's
@@ -95,7 +86,7 @@ func TestMergeDevices(t *testing.T) {
 		if err := mergeDevices(k, &r, net, now); err != nil {
 			t.Fatal(err)
 		}
-		if ids := deviceIDs(&r); len(ids) != 1 || ids[0] != revokedID("laptop") {
+		if ids := r.deviceIDs(); len(ids) != 1 || ids[0] != revokedID("laptop") {
 			t.Fatalf("devices %v, want the laptop alone", ids)
 		}
 		// The revocation in the network's record holds for a device that
@@ -117,7 +108,7 @@ func TestMergeDevices(t *testing.T) {
 		if err := mergeDevices(k, &r, net, now); err != nil {
 			t.Fatal(err)
 		}
-		if ids := deviceIDs(&r); len(ids) != 1 || ids[0] != revokedID("desktop") {
+		if ids := r.deviceIDs(); len(ids) != 1 || ids[0] != revokedID("desktop") {
 			t.Fatalf("devices %v, want the desktop alone", ids)
 		}
 		if len(r.Revoked) != 3 || r.checkOrder() != nil {
@@ -212,7 +203,7 @@ func TestPublishMergesEveryAnswer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ids := deviceIDs(pub); len(ids) != 3 {
+	if ids := pub.deviceIDs(); len(ids) != 3 {
 		t.Fatalf("the tablet published %d devices, want laptop, phone and itself", len(ids))
 	}
 }

@@ -302,16 +302,12 @@ func (d *DHT) publishIdentity(ctx context.Context, key *identity.AccountKey, rec
 		if best.Seq >= r.Seq {
 			r.Seq = best.Seq
 		}
+		// A revocation in any of them holds, before any is merged: an
+		// older record may still list a device a newer one revoked.
 		for _, f := range found {
+			r.Revoke(f.Revoked...)
 			if replace {
 				r.revokeOthers(f)
-			}
-		}
-		for _, f := range found { // a revocation in any of them holds
-			for _, id := range f.Revoked {
-				if !slices.Contains(r.Revoked, id) {
-					r.Revoked = append(r.Revoked, id)
-				}
 			}
 		}
 		for _, f := range found {
@@ -398,10 +394,7 @@ func mergeDevices(key *identity.AccountKey, r, best *IdentityRecord, now time.Ti
 			revoked = append(revoked, id)
 		}
 	}
-	mine := make([]identity.DeviceID, len(r.Devices))
-	for i, c := range r.Devices {
-		mine[i] = c.DeviceID()
-	}
+	mine := r.deviceIDs()
 	out := *r
 	out.Devices, out.Bundles = slices.Clone(r.Devices), slices.Clone(r.Bundles)
 	added := 0
@@ -451,24 +444,8 @@ func answerValues(answers []peerAnswer) [][]byte {
 // revokeOthers lists as revoked in r every device of best that r does not
 // list, and makes r kind 3 if it revoked any.
 func (r *IdentityRecord) revokeOthers(best *IdentityRecord) {
-	mine := make([]identity.DeviceID, len(r.Devices))
-	for i, c := range r.Devices {
-		mine[i] = c.DeviceID()
-	}
-	revoked := slices.Clone(r.Revoked)
-	for _, c := range best.Devices {
-		if id := c.DeviceID(); !slices.Contains(mine, id) && !slices.Contains(revoked, id) {
-			revoked = append(revoked, id)
-		}
-	}
-	if len(revoked) == len(r.Revoked) {
-		return
-	}
-	slices.SortFunc(revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
-	r.Revoked = revoked
-	if !r.MultiDevice() {
-		r.AddDevice(r.Devices[0], r.Bundle(0)) // kind 3, which lists the revoked
-	}
+	mine := r.deviceIDs()
+	r.Revoke(slices.DeleteFunc(best.deviceIDs(), func(id identity.DeviceID) bool { return slices.Contains(mine, id) })...)
 }
 
 // SetOwned hands the DHT the records it republishes every

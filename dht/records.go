@@ -126,6 +126,35 @@ func (r *IdentityRecord) AddDevice(c identity.DeviceCert, bundle []byte) {
 	r.Bundles = slices.Insert(slices.Clone(r.Bundles), i, bundle)
 }
 
+// Revoke lists ids as revoked devices of r (each once, in order); r
+// becomes kind 3 if it was not, since only kind 3 lists revoked devices.
+// A listed device stays listed: the caller leaves the revoked out of
+// Devices (mergeDevices does).
+func (r *IdentityRecord) Revoke(ids ...identity.DeviceID) {
+	n := len(r.Revoked)
+	for _, id := range ids {
+		if !slices.Contains(r.Revoked, id) {
+			r.Revoked = append(r.Revoked, id)
+		}
+	}
+	if len(r.Revoked) == n {
+		return
+	}
+	slices.SortFunc(r.Revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
+	if !r.MultiDevice() {
+		r.AddDevice(r.Devices[0], r.Bundle(0))
+	}
+}
+
+// deviceIDs are the ids of r's devices, in its order.
+func (r *IdentityRecord) deviceIDs() []identity.DeviceID {
+	ids := make([]identity.DeviceID, len(r.Devices))
+	for i, c := range r.Devices {
+		ids[i] = c.DeviceID()
+	}
+	return ids
+}
+
 // toMillis converts t to the wire's unix milliseconds; times before 1970
 // have no encoding.
 func toMillis(t time.Time) (uint64, error) {

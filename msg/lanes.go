@@ -53,13 +53,9 @@ type acctState struct {
 	viewAt    time.Time                        // when view was last set
 	resolving bool                             // a look-up started by refreshView is under way
 	again     bool                             // refreshView was asked for one more, after it
-	// cacheFresh: the directory's cached record of this account is the
-	// newest (this device just published it): the next refresh reads it
-	// instead of forgetting it.
-	cacheFresh bool
-	triedAt    time.Time // when refreshView last started one
-	stamp      []byte    // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
-	stampBits  int
+	triedAt   time.Time                        // when refreshView last started one
+	stamp     []byte                           // the first-contact stamp this peer asked for, of stampBits bits; nil until it asks
+	stampBits int
 	// stamping is closed when the stamp being computed for this peer is
 	// done; nil when none is.
 	stamping chan struct{}
@@ -294,16 +290,7 @@ func (s *Service) refreshView(a *acctState, soon bool) {
 	s.wg.Go(func() {
 		for {
 			ctx, cancel := context.WithTimeout(s.ctx, dialTimeout)
-			s.mu.Lock()
-			forget := !a.cacheFresh
-			a.cacheFresh = false
-			s.mu.Unlock()
-			if f, ok := s.cfg.Directory.(Forgetter); ok && forget {
-				f.Forget(a.id)
-			}
-			if _, err := s.lookup(ctx, a.id); err != nil && s.ctx.Err() == nil {
-				s.log.Debug("look a contact up again", "peer", a.id, "err", err)
-			}
+			s.relook(ctx, a.id)
 			cancel()
 			s.mu.Lock()
 			again := a.again && s.state == 1
@@ -436,17 +423,6 @@ func (s *Service) copyEarly() {
 	}
 }
 
-// SiblingsChanged says this account's devices changed (a device was just
-// linked here and its record published): this device looks its own
-// account up again now, so what it sends is copied to the new device.
-func (s *Service) SiblingsChanged() {
-	s.mu.Lock()
-	a := s.acctLocked(s.selfID)
-	a.cacheFresh = true // a look-up of the network now may miss it
-	s.mu.Unlock()
-	s.refreshView(a, true)
-}
-
 // RefreshSelf looks this account's own record up now and waits for it: a
 // device linked or revoked here, whose record this device just published,
 // is copied to, or no longer, from the next send on.
@@ -550,10 +526,15 @@ func (s *Service) freshenView(ctx context.Context, to identity.AccountID) {
 	}()
 	ctx, cancel := context.WithTimeout(ctx, freshViewWait)
 	defer cancel()
+	s.relook(ctx, to)
+}
+
+// relook reads acct's record again past what the directory cached.
+func (s *Service) relook(ctx context.Context, acct identity.AccountID) {
 	if f, ok := s.cfg.Directory.(Forgetter); ok {
-		f.Forget(to)
+		f.Forget(acct)
 	}
-	if _, err := s.lookup(ctx, to); err != nil {
-		s.log.Debug("read a contact's record again before a send", "peer", to, "err", err)
+	if _, err := s.lookup(ctx, acct); err != nil && s.ctx.Err() == nil {
+		s.log.Debug("read an account's record again", "peer", acct, "err", err)
 	}
 }

@@ -312,12 +312,8 @@ func (n *Node) linkAccount(ctx context.Context, _ peer.ID) ([]byte, error) {
 		}); err != nil {
 			return err
 		}
-		ops, err := r.All(tx)
-		for _, op := range ops {
-			if op.Kind == devices.KindRoster {
-				a.Roster = append(a.Roster, op)
-			}
-		}
+		var err error
+		a.Roster, _, err = r.Roster(tx)
 		return err
 	})
 	if err != nil {
@@ -432,7 +428,12 @@ func (n *Node) publishLinked() {
 		}
 		backoff = min(backoff*2, time.Minute)
 	}
-	n.msg.SiblingsChanged()
+	if n.ctx.Err() == nil {
+		// The record just published is the DHT's cached one.
+		if err := n.msg.RefreshSelf(n.ctx); err != nil {
+			n.log.Info("reading the account's record after publishing it", "err", err)
+		}
+	}
 }
 
 // addLinked lists the devices linked here in rec, the record this node is
@@ -482,24 +483,14 @@ func (n *Node) Devices(ctx context.Context) ([]api.OwnDevice, error) {
 	} else if !errors.Is(err, dht.ErrNotFound) {
 		n.log.Info("devices: the account's record", "err", err)
 	}
-	err = n.db.View(func(tx *store.Tx) error {
-		ops, err := n.replica().All(tx)
-		for _, op := range ops {
-			if op.Kind != devices.KindRoster {
-				continue
-			}
-			e, err := devices.UnmarshalRosterEntry(op.Value)
-			if err != nil {
-				continue
-			}
-			d := add(e.DeviceID())
-			d.Name, d.Added = e.Name, e.Added
-			d.Revoked = d.Revoked || e.Revoked()
-		}
-		return err
-	})
-	if err != nil {
+	var entries []devices.RosterEntry
+	if err := n.db.View(func(tx *store.Tx) (err error) { _, entries, err = n.replica().Roster(tx); return err }); err != nil {
 		return nil, err
+	}
+	for _, e := range entries {
+		d := add(e.DeviceID())
+		d.Name, d.Added = e.Name, e.Added
+		d.Revoked = d.Revoked || e.Revoked()
 	}
 	out := make([]api.OwnDevice, 0, len(order))
 	for _, id := range order {

@@ -122,26 +122,9 @@ func (n *Node) publish(ctx context.Context) error {
 	// The republisher gets every claim before anything can fail below, so
 	// that a claim just made is kept alive even if this publication is not
 	// confirmed.
-	// A device restored from a backup takes the place of the account's
-	// others, once (store.Tx.ReplaceDevices).
-	var replace bool
-	if err := n.db.View(func(tx *store.Tx) (err error) { replace, err = tx.ReplaceDevices(); return err }); err != nil {
-		return err
-	}
-	publish := n.dht.PublishIdentity
-	if replace {
-		publish = n.dht.PublishIdentityReplacing
-	}
 	n.dht.SetOwned(n.keys.account, rec, claims)
-	if pub, err := publish(ctx, n.keys.account, rec); err != nil {
+	if err := n.publishIdentityLocked(ctx, rec); err != nil {
 		errs = append(errs, err)
-	} else {
-		n.publishedLinked(pub)
-		if replace {
-			if err := n.db.Update(func(tx *store.Tx) error { return tx.SetReplaceDevices(false) }); err != nil {
-				errs = append(errs, err)
-			}
-		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return err
@@ -172,11 +155,30 @@ func (n *Node) publishRecord(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	pub, err := n.dht.PublishIdentity(ctx, n.keys.account, rec)
+	return n.publishIdentityLocked(ctx, rec)
+}
+
+// publishIdentityLocked publishes rec, the account's record as this
+// device makes it (ownedRecords); pubMu is held. A device restored from a
+// backup takes the place of the account's other devices the first time
+// (store.Tx.ReplaceDevices).
+func (n *Node) publishIdentityLocked(ctx context.Context, rec *dht.IdentityRecord) error {
+	var replace bool
+	if err := n.db.View(func(tx *store.Tx) (err error) { replace, err = tx.ReplaceDevices(); return err }); err != nil {
+		return err
+	}
+	publish := n.dht.PublishIdentity
+	if replace {
+		publish = n.dht.PublishIdentityReplacing
+	}
+	pub, err := publish(ctx, n.keys.account, rec)
 	if err != nil {
 		return err
 	}
 	n.publishedLinked(pub)
+	if replace {
+		return n.db.Update(func(tx *store.Tx) error { return tx.SetReplaceDevices(false) })
+	}
 	return nil
 }
 

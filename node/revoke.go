@@ -1,10 +1,8 @@
 package node
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -145,10 +143,12 @@ func (n *Node) RevokeDevice(ctx context.Context, prefix string) (api.OwnDevice, 
 		n.wg.Go(n.publishLinked) // keeps trying; the roster holds the revocation
 		return api.OwnDevice{}, fmt.Errorf("the device is revoked here, but the account's record could not be published yet (this node keeps trying): %w", err)
 	}
+	// The handles and the keepers' schedule too; it also reads the
+	// record again, should this read fail.
+	n.wg.Go(n.publishLinked)
 	if err := n.msg.RefreshSelf(ctx); err != nil {
-		n.msg.SiblingsChanged()
+		n.log.Info("reading the account's record after revoking a device", "err", err)
 	}
-	n.wg.Go(n.publishLinked) // the handles and the keepers' schedule too
 	if pid != "" {
 		n.wg.Go(func() {
 			ctx, cancel := context.WithTimeout(n.ctx, 20*time.Second)
@@ -165,30 +165,18 @@ func (n *Node) RevokeDevice(ctx context.Context, prefix string) (api.OwnDevice, 
 // addRevoked lists in rec, the record this node is about to publish, the
 // devices the roster holds as revoked.
 func (n *Node) addRevoked(rec *dht.IdentityRecord) error {
-	var ids []identity.DeviceID
-	err := n.db.View(func(tx *store.Tx) error {
-		ops, err := n.replica().All(tx)
-		for _, op := range ops {
-			if op.Kind != devices.KindRoster {
-				continue
-			}
-			if e, err := devices.UnmarshalRosterEntry(op.Value); err == nil && e.Revoked() {
-				ids = append(ids, e.DeviceID())
-			}
-		}
+	var entries []devices.RosterEntry
+	err := n.db.View(func(tx *store.Tx) (err error) {
+		_, entries, err = n.replica().Roster(tx)
 		return err
 	})
-	if err != nil || len(ids) == 0 {
+	if err != nil {
 		return err
 	}
-	for _, id := range ids {
-		if !slices.Contains(rec.Revoked, id) {
-			rec.Revoked = append(rec.Revoked, id)
+	for _, e := range entries {
+		if e.Revoked() {
+			rec.Revoke(e.DeviceID())
 		}
-	}
-	slices.SortFunc(rec.Revoked, func(a, b identity.DeviceID) int { return bytes.Compare(a[:], b[:]) })
-	if !rec.MultiDevice() {
-		rec.AddDevice(rec.Devices[0], rec.Bundle(0)) // kind 3, which lists the revoked
 	}
 	return nil
 }
