@@ -313,7 +313,17 @@ const (
 	// EventDeviceRevoked: this device's account revoked it; it sends
 	// nothing more. No data.
 	EventDeviceRevoked = "device-revoked"
+	// EventSynced: another device of this account changed what they
+	// share. Data: Synced, what to read again.
+	EventSynced = "synced"
 )
+
+// Synced says what another device of this account changed here.
+type Synced struct {
+	Contacts     bool `json:"contacts,omitempty"`
+	CallSettings bool `json:"call_settings,omitempty"`
+	Calls        bool `json:"calls,omitempty"`
+}
 
 // StateChange is a message changing state.
 type StateChange struct {

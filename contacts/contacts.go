@@ -59,6 +59,9 @@ type Book struct {
 	db       *store.DB
 	accepted func(tx *store.Tx, account string) error
 	now      func() time.Time
+
+	changed   func(tx *store.Tx, old, c *store.Contact) error // see OnChange
+	committed func()
 }
 
 // New returns the book kept in db. accepted (nil: none) runs in the
@@ -143,12 +146,12 @@ func (b *Book) Petnames() map[string]string {
 
 // Remove removes the contact name refers to (see Find).
 func (b *Book) Remove(name string) error {
-	return b.db.Update(func(tx *store.Tx) error {
+	return b.update(func(tx *store.Tx) error {
 		c, err := find(tx, name)
 		if err != nil {
 			return err
 		}
-		return tx.DeleteContact(c.Account)
+		return b.remove(tx, c)
 	})
 }
 
@@ -251,16 +254,18 @@ func (b *Book) Pin(owner identity.AccountPub, handle, petname string) (store.Con
 	now := b.now().UTC()
 	c := store.Contact{Account: owner.ID().String(), PubKey: owner.Bytes(), Petname: petname, Handle: handle,
 		AddedAt: now, PinnedAt: now}
-	err := b.db.Update(func(tx *store.Tx) error {
+	err := b.update(func(tx *store.Tx) error {
+		var was *store.Contact
 		if old, err := tx.Contact(c.Account); err == nil {
 			c.AddedAt, c.Verified, c.Following, c.Blocked, c.Accepted = old.AddedAt, old.Verified, old.Following, old.Blocked, old.Accepted
+			was = &old
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return err
 		}
 		if other, err := tx.ContactByPetname(petname); err == nil && other.Account != c.Account {
 			return fail(ErrPetnameTaken, "petname %q is already used for %s", petname, other.Account)
 		}
-		return tx.PutContact(c)
+		return b.put(tx, was, c)
 	})
 	if err != nil {
 		return store.Contact{}, err
@@ -296,22 +301,27 @@ func (b *Book) newContact(owner identity.AccountPub, handles []string) store.Con
 // gets a suffix from the account id.
 func (b *Book) Accept(account identity.AccountID, owner *identity.AccountPub, handles []string) (store.Contact, error) {
 	var c store.Contact
-	err := b.db.Update(func(tx *store.Tx) error {
+	err := b.update(func(tx *store.Tx) error {
 		var err error
 		c, err = tx.Contact(account.String())
+		was := &c
 		switch {
 		case errors.Is(err, store.ErrNotFound) && owner != nil && owner.ID() == account:
-			c = b.newContact(*owner, handles)
+			c, was = b.newContact(*owner, handles), nil
 		case errors.Is(err, store.ErrNotFound):
 			return fail(ErrNotFound, "no contact %q and no key to pin", account)
 		case err != nil:
 			return err
 		}
+		if was != nil {
+			old := c
+			was = &old
+		}
 		c.Accepted, c.Blocked = true, false
 		if other, err := tx.ContactByPetname(c.Petname); err == nil && other.Account != c.Account {
 			c.Petname = c.Petname + "-" + c.Account[4:10]
 		}
-		if err := tx.PutContact(c); err != nil {
+		if err := b.put(tx, was, c); err != nil {
 			return err
 		}
 		if b.accepted == nil {
@@ -341,9 +351,14 @@ func (b *Book) SetFlag(account identity.AccountID, owner *identity.AccountPub, n
 		return store.Contact{}, fmt.Errorf("bug: unknown contact flag %q", flag)
 	}
 	var c store.Contact
-	err := b.db.Update(func(tx *store.Tx) error {
+	err := b.update(func(tx *store.Tx) error {
 		var err error
 		c, err = tx.Contact(account.String())
+		var was *store.Contact
+		if err == nil {
+			old := c
+			was = &old
+		}
 		switch {
 		case errors.Is(err, store.ErrNotFound) && (!on || owner == nil || owner.ID() != account):
 			return fail(ErrNotFound, "no contact %q", name)
@@ -365,7 +380,7 @@ func (b *Book) SetFlag(account identity.AccountID, owner *identity.AccountPub, n
 		case Following:
 			c.Following = on
 		}
-		err = tx.PutContact(c)
+		err = b.put(tx, was, c)
 		if errors.Is(err, store.ErrPetnameTaken) {
 			return fail(ErrPetnameTaken, "petname %q is already used by another contact", c.Petname)
 		}
@@ -393,7 +408,7 @@ func Key(c store.Contact) (identity.AccountPub, error) {
 // re-pinned to key, the new one.
 func (b *Book) Verify(name string, key identity.AccountPub) (store.Contact, error) {
 	var c store.Contact
-	err := b.db.Update(func(tx *store.Tx) error {
+	err := b.update(func(tx *store.Tx) error {
 		var err error
 		if c, err = find(tx, name); err != nil {
 			return err
@@ -401,15 +416,22 @@ func (b *Book) Verify(name string, key identity.AccountPub) (store.Contact, erro
 		if cur, err := Key(c); err != nil || !cur.Equal(key) {
 			return fail(ErrKeyChanged, "the key of %s changed again; compare the new safety number", c.Petname)
 		}
+		old := c
+		was := &old
 		if c.KeyChanged {
-			if err := tx.DeleteContact(c.Account); err != nil {
+			// Re-pinned: another account, so another contact.
+			if err := b.remove(tx, c); err != nil {
 				return err
 			}
 			c.Account, c.PubKey, c.SeenPubKey, c.KeyChanged = key.ID().String(), key.Bytes(), nil, false
 			c.PinnedAt = b.now().UTC()
+			was = nil
+			if prev, err := tx.Contact(c.Account); err == nil {
+				was = &prev
+			}
 		}
 		c.Verified = true
-		return tx.PutContact(c)
+		return b.put(tx, was, c)
 	})
 	return c, err
 }

@@ -55,6 +55,10 @@ func NewReplica(self identity.DeviceID, appliers map[Kind]Applier) *Replica {
 // op this replica has seen, keeps it, and returns the op to send to the
 // siblings.
 func (r *Replica) Change(tx *store.Tx, kind Kind, key, value []byte) (Op, error) {
+	return r.change(tx, kind, key, value, true)
+}
+
+func (r *Replica) change(tx *store.Tx, kind Kind, key, value []byte, apply bool) (Op, error) {
 	sp := tx.Space(store.SpaceDevices)
 	clock, err := readClock(sp)
 	if err != nil {
@@ -74,7 +78,7 @@ func (r *Replica) Change(tx *store.Tx, kind Kind, key, value []byte) (Op, error)
 	if err := writeClock(sp, op.Stamp.Clock); err != nil {
 		return Op{}, err
 	}
-	if _, err := r.merge(tx, sp, op); err != nil {
+	if _, err := r.merge(tx, sp, op, apply); err != nil {
 		return Op{}, err
 	}
 	return op, nil
@@ -102,7 +106,7 @@ func (r *Replica) Apply(tx *store.Tx, ops []Op) (int, error) {
 	}
 	won := 0
 	for _, op := range ops {
-		ok, err := r.merge(tx, sp, op)
+		ok, err := r.merge(tx, sp, op, true)
 		if err != nil {
 			return 0, err
 		}
@@ -120,7 +124,7 @@ func (r *Replica) Apply(tx *store.Tx, ops []Op) (int, error) {
 
 // merge keeps op if it wins against the register's value and has the
 // kind's Applier make it take effect.
-func (r *Replica) merge(tx *store.Tx, sp *store.Space, op Op) (bool, error) {
+func (r *Replica) merge(tx *store.Tx, sp *store.Space, op Op, apply bool) (bool, error) {
 	rule := op.Kind.rule()
 	if rule != ruleEvent {
 		old, ok, err := r.get(sp, op.Kind, op.Key)
@@ -134,7 +138,7 @@ func (r *Replica) merge(tx *store.Tx, sp *store.Space, op Op) (bool, error) {
 			return false, err
 		}
 	}
-	if a := r.appliers[op.Kind]; a != nil {
+	if a := r.appliers[op.Kind]; a != nil && apply {
 		if err := a(tx, op); err != nil {
 			return false, fmt.Errorf("apply %v: %w", op.Kind, err)
 		}

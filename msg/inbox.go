@@ -443,7 +443,8 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			err = errors.New("signal lane: not a signal")
 		}
 		var to identity.AccountID
-		if err == nil && (c.kind == contentCopy || c.kind == contentRead) != sibling {
+		siblingOnly := c.kind == contentCopy || c.kind == contentRead || c.kind == contentSync
+		if err == nil && siblingOnly != sibling {
 			// Decrypted, so the session stays in step; not stored.
 			it.ack.status, it.ack.reason = statusRefused, reasonNotCopy
 			if !sibling {
@@ -498,6 +499,21 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if c.kind == contentRead {
 			seen = append(seen, id)
 			readThere = append(readThere, siblingRead{string(to), c.ids})
+			continue
+		}
+		if c.kind == contentSync {
+			// Applied in a transaction of its own, before the one that
+			// commits the session and the seen id: a crash between the two
+			// has the frame delivered again, and applying it twice changes
+			// nothing (sync ops are idempotent).
+			if s.cfg.OnSync != nil {
+				if err := s.cfg.OnSync(c.body); err != nil {
+					s.log.Warn("a sync batch from a sibling was refused", "device", dev, "err", err)
+					it.ack.status, it.ack.reason = statusRefused, "sync refused: "+err.Error()
+					continue
+				}
+			}
+			seen = append(seen, id)
 			continue
 		}
 		if c.kind == contentSignal {

@@ -168,6 +168,9 @@ func (s *Service) setView(a *acctState, devs []identity.DeviceID) {
 		s.mu.Unlock()
 		return
 	}
+	if a.id == s.selfID {
+		s.siblingsAdded(a.view, devs)
+	}
 	a.view = slices.Clone(devs)
 	var gone []*peerState
 	for d, ps := range a.lanes {

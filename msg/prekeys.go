@@ -285,13 +285,22 @@ func (s *Service) mailboxPrekeys(ctx context.Context, rec Recipient, dev identit
 		}
 		s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
 		var x, pq *e2e.OneTimePrekey
-		err := s.withMemberToken(rec, dev, mb.ID, func(token []byte) error {
+		fetch := func(token []byte) error {
 			fctx, cancel := context.WithTimeout(ctx, prekeyTimeout)
 			defer cancel()
 			var err error
 			x, pq, err = mailbox.FetchPrekeys(fctx, s.cfg.Host, mb.ID, token)
 			return err
-		})
+		}
+		var err error
+		if len(rec.Devices) > 1 {
+			// Only the device's own queue: the account's (legacy) one
+			// holds keys another device of the account left, signed by
+			// the same account key, which this device could not use.
+			err = fetch(mailbox.DeviceToken(rec.Account.Bytes(), []byte(mb.ID), dev, mailbox.Day(s.cfg.Now())))
+		} else {
+			err = s.withMemberToken(rec, dev, mb.ID, fetch)
+		}
 		if err != nil {
 			s.log.Debug("one-time prekeys from a mailbox", "mailbox", mb.ID, "err", err)
 			continue

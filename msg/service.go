@@ -176,6 +176,17 @@ type Config struct {
 	// for concurrent use. (Signals an older peer sends on a msg stream
 	// look like read receipts until decrypted, and are read as before.)
 	AcceptSignal func(from identity.AccountID) bool
+	// OnSync applies a sync batch (devices.SyncBatch) a sibling sent with
+	// QueueSync, in a transaction of its own; an error refuses the frame.
+	// It must be idempotent: a frame may come again after a crash. nil
+	// takes and drops batches.
+	OnSync func(batch []byte) error
+	// OnSiblings is called, on a goroutine of its own, when this
+	// account's own record is looked up: first says it is the first time
+	// since the start (QueueSync works from then on), added names the
+	// devices the record lists that the previous look-up did not (on the
+	// first, every other device). nil: nobody is told.
+	OnSiblings func(added []identity.DeviceID, first bool)
 	// OnRevoked is called once when this device learns that its account
 	// revoked it (its own record lists it as revoked); from then on Send
 	// fails with ErrDeviceRevoked. It must not block. nil: nobody is told.

@@ -63,6 +63,13 @@ const (
 	// contentRead tells a sibling which messages of a conversation were
 	// read here: ids and to, the conversation's account. A control frame.
 	contentRead = 5
+	// contentSync carries a sibling's changes to the account's shared
+	// state (contacts, call settings, calls it made): body is a
+	// devices.SyncBatch that Config.OnSync applies. A control frame,
+	// sibling-only (docs/DEVICES.md §2.2).
+	contentSync = 6
+	// maxSyncBody caps a sync batch in one frame.
+	maxSyncBody = 32 << 10
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -381,7 +388,7 @@ func (c *content) marshal() []byte {
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
 	d := wire.NewFrameDecoder(b, errMalformed, maxContentAdditions)
-	c.kind = d.Uint(1, contentRead)
+	c.kind = d.Uint(1, contentSync)
 	c.seq = d.Uint(2, math.MaxInt64)
 	c.sentAt = int64(d.Uint(3, math.MaxInt64))
 	if body := d.Bytes(4, 1, maxBody); body != nil {
@@ -422,6 +429,10 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	case contentReceipt:
 		if len(c.ids) == 0 || c.seq != 0 || c.sentAt != 0 || c.body != nil || c.to != nil {
 			return content{}, fmt.Errorf("content: %w: receipt without ids or with text fields", errMalformed)
+		}
+	case contentSync:
+		if len(c.body) == 0 || len(c.body) > maxSyncBody || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 || c.to != nil {
+			return content{}, fmt.Errorf("content: %w: sync without a batch, over %d bytes, or with other fields", errMalformed, maxSyncBody)
 		}
 	case contentSignal:
 		if len(c.body) == 0 || len(c.body) > MaxSignal || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 || c.to != nil {

@@ -58,6 +58,7 @@ func (n *Node) startCalls(ctx context.Context) error {
 	if n.callCfg, err = loadCallSettings(n.db); err != nil {
 		return err
 	}
+	n.callCfg.changed, n.callCfg.committed = n.callSettingsChanged, n.kickSync
 	// The relay serves members only (the call package doc has the rule).
 	var members call.Members
 	if ts != nil {
@@ -183,6 +184,10 @@ func (n *Node) onSignal(from identity.AccountID, dev identity.DeviceID, payload 
 // in the store as store.CallSettings.
 type callSettings struct {
 	db *store.DB
+	// changed runs in the transaction that stores settings a person
+	// changed, committed after it (node/sync.go); nil: nothing.
+	changed   func(tx *store.Tx, old, s store.CallSettings) error
+	committed func()
 
 	mu  sync.Mutex // guards cur and serialises Update
 	cur api.CallSettings
@@ -214,12 +219,40 @@ func (cs *callSettings) Update(f func(*api.CallSettings)) (api.CallSettings, err
 	defer cs.mu.Unlock()
 	s := cs.cur
 	f(&s)
-	err := cs.db.PutCallSettings(store.CallSettings{Policy: s.Policy, AlwaysRelay: s.AlwaysRelay, AutoAnswer: s.AutoAnswer, RecordDir: s.RecordDir, Rules: s.Rules})
+	old, st := toStoreCallSettings(cs.cur), toStoreCallSettings(s)
+	err := cs.db.Update(func(tx *store.Tx) error {
+		if err := tx.PutCallSettings(st); err != nil {
+			return err
+		}
+		if cs.changed == nil {
+			return nil
+		}
+		return cs.changed(tx, old, st)
+	})
 	if err != nil {
 		return api.CallSettings{}, err
 	}
 	cs.cur = s
+	if cs.committed != nil {
+		cs.committed()
+	}
 	return s, nil
+}
+
+func toStoreCallSettings(s api.CallSettings) store.CallSettings {
+	return store.CallSettings{Policy: s.Policy, AlwaysRelay: s.AlwaysRelay, AutoAnswer: s.AutoAnswer, RecordDir: s.RecordDir, Rules: s.Rules}
+}
+
+// reload reads the settings again, after a sibling changed them.
+func (cs *callSettings) reload() error {
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	st, err := cs.db.CallSettings()
+	if err != nil {
+		return err
+	}
+	cs.cur = api.CallSettings{Policy: st.Policy, AlwaysRelay: st.AlwaysRelay, AutoAnswer: st.AutoAnswer, RecordDir: st.RecordDir, Rules: st.Rules}
+	return nil
 }
 
 // acceptSignal is the msg service's gate on the signal lane, asked before
@@ -258,13 +291,21 @@ func (p callPolicy) Check(from identity.AccountID) call.Decision {
 type callLog struct{ n *Node }
 
 func (l callLog) PutCall(r call.Record) error {
-	return l.n.db.Update(func(tx *store.Tx) error {
-		return tx.PutCall(store.Call{
-			ID: r.ID, Peer: r.Peer, Direction: string(r.Direction), Start: r.Start, Duration: r.Duration,
-			EndReason: string(r.EndReason), Path: string(r.Path), PacketsSent: r.PacketsSent, PacketsReceived: r.PacketsReceived,
-			BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, Loss: r.Loss, RTT: r.RTT, Blocked: r.Blocked,
-		})
+	c := store.Call{
+		ID: r.ID, Peer: r.Peer, Direction: string(r.Direction), Start: r.Start, Duration: r.Duration,
+		EndReason: string(r.EndReason), Path: string(r.Path), PacketsSent: r.PacketsSent, PacketsReceived: r.PacketsReceived,
+		BytesSent: r.BytesSent, BytesReceived: r.BytesReceived, Loss: r.Loss, RTT: r.RTT, Blocked: r.Blocked,
+	}
+	err := l.n.db.Update(func(tx *store.Tx) error {
+		if err := tx.PutCall(c); err != nil {
+			return err
+		}
+		return l.n.callMade(tx, c)
 	})
+	if err == nil && c.Direction == "out" {
+		l.n.kickSync()
+	}
+	return err
 }
 
 // onCallEvent counts a call that ended and hands the event to the API's

@@ -68,11 +68,9 @@ type linkRun struct {
 	err     error
 }
 
-// replica is this device's replica of the account's synced registers (the
-// roster of its devices).
-func (n *Node) replica() *devices.Replica {
-	return devices.NewReplica(n.deviceID(), nil)
-}
+// replica is this device's replica of the account's synced registers
+// (node/sync.go).
+func (n *Node) replica() *devices.Replica { return n.repl }
 
 // deviceID is this device's id.
 func (n *Node) deviceID() identity.DeviceID {
@@ -334,8 +332,7 @@ func (n *Node) rosterSelf(tx *store.Tx, r *devices.Replica) error {
 		return err
 	}
 	e := devices.RosterEntry{PeerID: pid, X25519: n.keys.x25519.PublicKey().Bytes(), Name: defaultDeviceName(), Added: n.started.UTC()}
-	_, err = r.Change(tx, devices.KindRoster, id[:], e.Marshal())
-	return err
+	return r.Changed(tx, devices.KindRoster, id[:], e.Marshal())
 }
 
 // defaultDeviceName is what a device is called until it is named: the
@@ -381,8 +378,10 @@ func (n *Node) linkedDevice(ctx context.Context, run *linkRun, from peer.ID, b [
 				return fmt.Errorf("device %s was revoked: %w", id, devices.ErrRevoked)
 			}
 		}
-		_, err := r.Apply(tx, []devices.Op{ld.Roster})
-		return err
+		if _, err := r.Apply(tx, []devices.Op{ld.Roster}); err != nil {
+			return err
+		}
+		return r.Queue(tx, ld.Roster) // the other devices learn its name
 	})
 	if err != nil {
 		return err

@@ -213,6 +213,16 @@ func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b 
 				return err
 			}
 		}
+		// Auto-answer and its recording folder belong to the device that
+		// showed the code (a home server's), not to this one.
+		if cs, err := tx.CallSettings(); err == nil && (cs.AutoAnswer || cs.RecordDir != "") {
+			cs.AutoAnswer, cs.RecordDir = false, ""
+			if err := tx.PutCallSettings(cs); err != nil {
+				return err
+			}
+		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
 		r := devices.NewReplica(self, nil)
 		if _, err := r.Apply(tx, a.Roster); err != nil {
 			return err

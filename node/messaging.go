@@ -55,6 +55,9 @@ func (n *Node) startMsg(ctx context.Context) error {
 
 		// Asked before anything of a signal is decrypted (node/calls.go).
 		AcceptSignal: n.acceptSignal,
+		// The account's shared state between its devices (node/sync.go).
+		OnSync:     n.onSync,
+		OnSiblings: n.onSiblings,
 	})
 	if err != nil {
 		return fmt.Errorf("messaging: %w", err)

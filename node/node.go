@@ -202,7 +202,9 @@ type Node struct {
 	db       *store.DB
 	keys     *keys
 	host     host.Host
-	priv     *privacy // who may connect directly; set by startHost
+	priv     *privacy         // who may connect directly; set by startHost
+	repl     *devices.Replica // the account's synced registers (node/sync.go)
+	sync     syncState
 	dht      *dht.DHT
 	contacts *contacts.Book // the address book, shared by the message and call policies and the API
 	msg      *msg.Service
@@ -326,6 +328,8 @@ func (n *Node) Start(ctx context.Context) (err error) {
 		return err
 	}
 	n.contacts = contacts.New(n.db, msg.AcceptRequest)
+	n.repl = n.newReplica()
+	n.sync.kick = make(chan struct{}, 1)
 	if err := n.readBootstrapFiles(); err != nil {
 		return err
 	}
@@ -341,6 +345,7 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startCalls(ctx); err != nil {
 		return err
 	}
+	n.startSync()
 	n.startLinker()
 	n.startRevoked()
 	n.startBackend()

@@ -129,8 +129,7 @@ func (n *Node) RevokeDevice(ctx context.Context, prefix string) (api.OwnDevice, 
 			pid = p
 		}
 		e.RevokedAt = time.Now().UTC()
-		_, err := r.Change(tx, devices.KindRoster, id[:], e.Marshal())
-		return err
+		return r.Changed(tx, devices.KindRoster, id[:], e.Marshal())
 	})
 	if err != nil {
 		return api.OwnDevice{}, err

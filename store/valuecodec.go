@@ -407,3 +407,29 @@ func unmarshalCallSettings(b []byte) (CallSettings, error) {
 // protobuf tag would be field 15 with the deprecated group wire type, a
 // tag no encoder here writes.
 func isJSONValue(b []byte) bool { return bytes.HasPrefix(b, []byte("{")) }
+
+// MarshalCall encodes a call log entry in its stored form, which is also
+// how a device hands a call it made to its siblings.
+func MarshalCall(c Call) ([]byte, error) { return marshalCall(&c) }
+
+// UnmarshalCall decodes what MarshalCall encoded, checked as strictly as
+// the store reads its own values (ErrInvalid).
+func UnmarshalCall(b []byte) (Call, error) {
+	c, err := unmarshalCall(b)
+	if err != nil {
+		return Call{}, fmt.Errorf("%w: call: %v", ErrInvalid, err)
+	}
+	return c, nil
+}
+
+// MarshalCallSettings encodes call settings in their stored form.
+func MarshalCallSettings(s CallSettings) ([]byte, error) { return marshalCallSettings(&s) }
+
+// UnmarshalCallSettings decodes what MarshalCallSettings encoded (ErrInvalid).
+func UnmarshalCallSettings(b []byte) (CallSettings, error) {
+	cs, err := unmarshalCallSettings(b)
+	if err != nil {
+		return CallSettings{}, fmt.Errorf("%w: call settings: %v", ErrInvalid, err)
+	}
+	return cs, nil
+}

@@ -20,6 +20,12 @@ func (s *Service) DeviceRevoked() {
 	s.events.publish(api.NewEvent(api.EventDeviceRevoked, nil))
 }
 
+// Synced tells the API's subscribers that another device of this account
+// changed what they share.
+func (s *Service) Synced(what api.Synced) {
+	s.events.publish(api.NewEvent(api.EventSynced, what))
+}
+
 // MessageEvent tells the API's subscribers about an event of the
 // messaging service: a message stored (and a request, for a stranger's)
 // or a sent message's new state.

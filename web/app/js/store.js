@@ -3,7 +3,7 @@
 // views what changed by topic: me, handles, conversations, requests,
 // contacts, calls, connection, revoked, and every event type as it arrives
 // (message, state, request, key-change, incoming-call, call-state,
-// claim-progress, handle, device-revoked).
+// claim-progress, handle, device-revoked, synced).
 
 import * as api from "./api.js";
 import { shortAccount } from "./ui.js";
@@ -178,6 +178,11 @@ function onEvent(ev) {
     case "call-state": state.callStates.set(d.id, d); if (d.state === "ended") refresh("calls", 300); break;
     case "handle": refresh("handles", 0); refresh("me", 0); break;
     case "device-revoked": state.revoked = true; emit("revoked", true); break;
+    // Another device of this account changed what they share.
+    case "synced":
+      if (d.contacts) { refresh("contacts", 0); refresh("conversations", 300); refresh("requests", 300); }
+      if (d.calls) refresh("calls", 300);
+      break;
   }
   emit(ev.type, d);
 }

@@ -151,9 +151,12 @@ function calls(body) {
           h("button", { type: "button", class: "btn small", text: "Remove rule", "aria-label": `Remove the rule for ${store.nameOf(acct)}`, on: { click: () => change({ rule_name: acct, rule: "default" }, "Rule removed") } }))))
           : h("p", { class: "muted", text: "None. Open a contact to let them always ring, or never." })));
   }
-  api.get("/settings/calls").then((x) => { s = x; render(); }, (err) => body.replaceChildren(h("p", { class: "error-text", text: err.message })));
+  const load = () => api.get("/settings/calls").then((x) => { s = x; render(); }, (err) => body.replaceChildren(h("p", { class: "error-text", text: err.message })));
+  load();
   render();
-  return {};
+  // Changed on another device of this account.
+  const off = store.on("synced", (d) => { if (d && d.call_settings) load(); });
+  return { destroy: off };
 }
 
 // The link states (GET /api/v1/devices/link) while a link is under way.

@@ -1,0 +1,142 @@
+package node_test
+
+import (
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/node"
+)
+
+// TestSyncAccountState: what Alice changes on one of her devices shows on
+// the other. A contact she adds on the laptop appears on her first device;
+// she renames Bob on the first device while the laptop blocks Carol, and
+// both end with both; she removes Carol on one, and Carol is gone on both;
+// who may call her, changed on the laptop, holds on the first device (its
+// auto-answer, a setting of that device alone, stays); and a call she makes
+// from the first device is in the laptop's call log.
+func TestSyncAccountState(t *testing.T) {
+	net := testnet.New(t, 4, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second, ViewAge: time.Second}})
+	alice, bob, carol := net.Nodes[1], net.Nodes[2], net.Nodes[3]
+	ctx := ctxT(t, 4*time.Minute)
+	if c, err := alice.Client.Claim(ctx, "alice"); err != nil || c.Status != "claimed" {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	bobID, err := bob.Client.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	carolID, err := carol.Client.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.AddContact(ctx, bobID.Account, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	yes := true
+	if _, err := alice.Client.ChangeCallSettings(ctx, api.CallSettingsChange{AutoAnswer: &yes}); err != nil {
+		t.Fatal(err)
+	}
+	_, cfg, _, err := linkDevice(t, ctx, net, alice, "laptop", true, func(sas string) string { return sas })
+	if err != nil {
+		t.Fatal(err)
+	}
+	laptop := net.StartOn(cfg)
+	check.Until(t, time.Minute, "the laptop's record published", laptop.Published)
+	devs := map[string]*api.Client{"the first device": alice.Client, "the laptop": laptop.Client}
+
+	// contacts says what each device holds, as "petname blocked=…".
+	want := func(what string, contacts ...string) {
+		t.Helper()
+		for name, c := range devs {
+			check.Eventually(t, time.Minute, func() error {
+				cs, err := c.Contacts(ctx)
+				if err != nil {
+					return err
+				}
+				var got []string
+				for _, c := range cs {
+					got = append(got, fmt.Sprintf("%s %s blocked=%v", c.Petname, c.Account[:10], c.Blocked))
+				}
+				slices.Sort(got)
+				if !slices.Equal(got, contacts) {
+					return fmt.Errorf("%s: %s holds %q, want %q", what, name, got, contacts)
+				}
+				return nil
+			})
+		}
+	}
+	b, c := bobID.Account[:10], carolID.Account[:10]
+	if _, err := laptop.Client.AddContact(ctx, carolID.Account, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	want("Carol added on the laptop", "bob "+b+" blocked=false", "carol "+c+" blocked=false")
+
+	// At once, on two devices: a rename and a block.
+	errs := make(chan error, 2)
+	go func() { _, err := alice.Client.AddContact(ctx, bobID.Account, "bobby"); errs <- err }()
+	go func() { _, err := laptop.Client.ContactAction(ctx, "carol", "block"); errs <- err }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("Bob renamed on one, Carol blocked on the other", "bobby "+b+" blocked=false", "carol "+c+" blocked=true")
+	if err := alice.Client.RemoveContact(ctx, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	want("Carol removed on the first device", "bobby "+b+" blocked=false")
+
+	// Call settings: who may ring is the account's, auto-answer the
+	// device's own.
+	policy := "everyone"
+	if _, err := laptop.Client.ChangeCallSettings(ctx, api.CallSettingsChange{Policy: &policy}); err != nil {
+		t.Fatal(err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		s, err := alice.Client.CallSettings(ctx)
+		if err == nil && (s.Policy != policy || !s.AutoAnswer) {
+			err = fmt.Errorf("the first device's call settings %+v, want policy %s and its auto-answer kept", s, policy)
+		}
+		return err
+	})
+	if s, err := laptop.Client.CallSettings(ctx); err != nil || s.AutoAnswer {
+		t.Fatalf("the laptop's call settings %+v %v: auto-answer is not the account's", s, err)
+	}
+
+	// A call from the first device shows in the laptop's log.
+	call, err := alice.Client.Dial(ctx, api.CallRequest{To: "bobby", Audio: "tone"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		c, err := alice.Client.Call(ctx, call.ID)
+		if err == nil && c.State != "ringing" && c.State != "calling" && c.State != "ended" {
+			err = fmt.Errorf("call %s", c.State)
+		}
+		return err
+	})
+	if _, err := alice.Client.CallAction(ctx, call.ID, "hangup", nil); err != nil && !strings.Contains(err.Error(), "ended") {
+		t.Fatal(err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		calls, err := laptop.Client.Calls(ctx, 10)
+		if err != nil {
+			return err
+		}
+		for _, c := range calls {
+			if c.ID == call.ID {
+				if c.Direction != "out" || c.Peer != bobID.Account || c.State != "ended" {
+					return fmt.Errorf("the laptop logs the call as %+v", c)
+				}
+				return nil
+			}
+		}
+		return fmt.Errorf("the laptop's log has no call %s: %+v", call.ID, calls)
+	})
+}
