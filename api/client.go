@@ -572,6 +572,32 @@ func (c *Client) CancelLink(ctx context.Context) (LinkStatus, error) {
 	return s, c.do(ctx, http.MethodDelete, "/api/v1/devices/link", nil, &s)
 }
 
+// JoinAccount makes this node, whose own account was never used, a new
+// device of the account of the device that shows req.Code.
+func (c *Client) JoinAccount(ctx context.Context, req JoinRequest) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodPost, "/api/v1/devices/join", req, &s)
+}
+
+// JoinStatus follows what JoinAccount started.
+func (c *Client) JoinStatus(ctx context.Context) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodGet, "/api/v1/devices/join", nil, &s)
+}
+
+// ConfirmJoin says whether the digits this node shows match the other
+// device's.
+func (c *Client) ConfirmJoin(ctx context.Context, match bool) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodPost, "/api/v1/devices/join/confirm", JoinConfirm{Match: match}, &s)
+}
+
+// CancelJoin stops what JoinAccount started.
+func (c *Client) CancelJoin(ctx context.Context) (LinkStatus, error) {
+	var s LinkStatus
+	return s, c.do(ctx, http.MethodDelete, "/api/v1/devices/join", nil, &s)
+}
+
 // Devices lists the account's devices.
 func (c *Client) Devices(ctx context.Context) ([]OwnDevice, error) {
 	var d []OwnDevice

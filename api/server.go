@@ -39,6 +39,16 @@
 //	GET    /app                            AppState: the web app's first screen in one answer
 //	GET    /settings/calls                 CallSettings
 //	POST   /settings/calls                 CallSettingsChange -> CallSettings
+//	GET    /devices                        []OwnDevice
+//	POST   /devices/{id}/revoke            OwnDevice
+//	POST   /devices/link                   LinkRequest -> LinkOffer (this device shows a code)
+//	GET    /devices/link                   LinkStatus
+//	DELETE /devices/link                   LinkStatus
+//	POST   /devices/link/confirm           LinkConfirm -> LinkStatus
+//	POST   /devices/join                   JoinRequest -> LinkStatus (this unused node joins another's account)
+//	GET    /devices/join                   LinkStatus
+//	DELETE /devices/join                   LinkStatus
+//	POST   /devices/join/confirm           JoinConfirm -> LinkStatus
 //	GET    /events             WebSocket stream of Event
 //
 // GET /metrics (outside /api/v1, where Prometheus looks; the token too)
@@ -112,6 +122,14 @@ type Backend interface {
 	LinkStatus(ctx context.Context) (LinkStatus, error)
 	ConfirmLink(ctx context.Context, req LinkConfirm) (LinkStatus, error)
 	CancelLink(ctx context.Context) (LinkStatus, error)
+	// JoinAccount makes this node, whose own account was never used, a
+	// new device of another device's account (the other side of a link);
+	// JoinStatus follows it, ConfirmJoin takes the person's answer to the
+	// digits, CancelJoin stops it. Once linked, the node starts again.
+	JoinAccount(ctx context.Context, req JoinRequest) (LinkStatus, error)
+	JoinStatus(ctx context.Context) (LinkStatus, error)
+	ConfirmJoin(ctx context.Context, req JoinConfirm) (LinkStatus, error)
+	CancelJoin(ctx context.Context) (LinkStatus, error)
 	// Devices lists this account's devices, this one among them.
 	Devices(ctx context.Context) ([]OwnDevice, error)
 	// RevokeDevice revokes the device whose id starts with id (docs/DEVICES.md §4).
@@ -389,6 +407,22 @@ func (s *Server) handler() http.Handler {
 			return nil, err
 		}
 		return b.ConfirmLink(r.Context(), req)
+	}))
+	mux.HandleFunc("POST /api/v1/devices/join", j(func(r *http.Request) (any, error) {
+		var req JoinRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.JoinAccount(r.Context(), req)
+	}))
+	mux.HandleFunc("GET /api/v1/devices/join", j(func(r *http.Request) (any, error) { return b.JoinStatus(r.Context()) }))
+	mux.HandleFunc("DELETE /api/v1/devices/join", j(func(r *http.Request) (any, error) { return b.CancelJoin(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/devices/join/confirm", j(func(r *http.Request) (any, error) {
+		var req JoinConfirm
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.ConfirmJoin(r.Context(), req)
 	}))
 	mux.HandleFunc("GET /api/v1/events", s.events)
 	mux.HandleFunc("GET /metrics", func(w http.ResponseWriter, r *http.Request) {

@@ -111,6 +111,24 @@ func (f *fakeBackend) ConfirmLink(_ context.Context, req LinkConfirm) (LinkStatu
 func (f *fakeBackend) CancelLink(context.Context) (LinkStatus, error) {
 	return LinkStatus{State: LinkFailed, Reason: "link canceled"}, nil
 }
+func (f *fakeBackend) JoinAccount(_ context.Context, req JoinRequest) (LinkStatus, error) {
+	if req.Code != "callsign:link/abc" {
+		return LinkStatus{}, Errorf(CodeBadRequest, "", "not a link code")
+	}
+	return LinkStatus{State: LinkConnecting}, nil
+}
+func (f *fakeBackend) JoinStatus(context.Context) (LinkStatus, error) {
+	return LinkStatus{State: LinkSAS, SAS: "482 913"}, nil
+}
+func (f *fakeBackend) ConfirmJoin(_ context.Context, req JoinConfirm) (LinkStatus, error) {
+	if !req.Match {
+		return LinkStatus{State: LinkFailed}, nil
+	}
+	return LinkStatus{State: LinkHandover}, nil
+}
+func (f *fakeBackend) CancelJoin(context.Context) (LinkStatus, error) {
+	return LinkStatus{State: LinkFailed, Reason: "cancelled"}, nil
+}
 func (f *fakeBackend) Devices(context.Context) ([]OwnDevice, error) {
 	return []OwnDevice{{ID: "aaaaaaaaaaaaa", Name: "laptop", Current: true}}, nil
 }
@@ -246,6 +264,32 @@ func TestServerBodies(t *testing.T) {
 	// The server keeps serving after hostile input.
 	if _, err := c.ID(ctx); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestJoinRoutes: the joining side of a link, through the client.
+func TestJoinRoutes(t *testing.T) {
+	s, _, token := startServer(t)
+	c := NewClient(s.Addr(), token)
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.JoinAccount(ctx, JoinRequest{Code: "nonsense"}); !IsCode(err, CodeBadRequest) {
+		t.Fatalf("a bad code: %v", err)
+	}
+	if st, err := c.JoinAccount(ctx, JoinRequest{Code: "callsign:link/abc", Name: "tab"}); err != nil || st.State != LinkConnecting {
+		t.Fatalf("join: %+v %v", st, err)
+	}
+	if st, err := c.JoinStatus(ctx); err != nil || st.SAS != "482 913" {
+		t.Fatalf("status: %+v %v", st, err)
+	}
+	if st, err := c.ConfirmJoin(ctx, true); err != nil || st.State != LinkHandover {
+		t.Fatalf("confirm: %+v %v", st, err)
+	}
+	if st, err := c.ConfirmJoin(ctx, false); err != nil || st.State != LinkFailed {
+		t.Fatalf("numbers that differ: %+v %v", st, err)
+	}
+	if st, err := c.CancelJoin(ctx); err != nil || st.Reason != "cancelled" {
+		t.Fatalf("cancel: %+v %v", st, err)
 	}
 }
 

@@ -545,6 +545,24 @@ type LinkStatus struct {
 	Expires time.Time  `json:"expires,omitzero"`
 	Reason  string     `json:"reason,omitempty"` // why it failed
 	Device  *OwnDevice `json:"device,omitempty"` // the new device, once linked
+	// Account is, on the joining device (GET /api/v1/devices/join), the
+	// account it joined, once linked: the node then starts again as a
+	// device of it, and GET /api/v1/id names it when it is back.
+	Account string `json:"account,omitempty"`
+}
+
+// JoinRequest is the body of POST /api/v1/devices/join: this node, whose
+// own account was never used, becomes a new device of the account of the
+// device that shows Code (the web app's "Link to an existing account").
+type JoinRequest struct {
+	Code string `json:"code"`
+	Name string `json:"name,omitempty"` // this device's name; "" = the machine's
+}
+
+// JoinConfirm is the body of POST /api/v1/devices/join/confirm: whether
+// the digits this node shows (LinkStatus.SAS) match the other device's.
+type JoinConfirm struct {
+	Match bool `json:"match"`
 }
 
 // LinkConfirm is the body of POST /api/v1/devices/link/confirm: the

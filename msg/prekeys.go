@@ -326,22 +326,21 @@ func (p pqPrekeys) DecapsulatePQ(id uint32, ct []byte) ([]byte, error) {
 }
 
 // NewDevicePrekeys makes the prekeys of a device joining account with
-// the E2E identity key dh (a device being linked, docs/DEVICES.md §1),
-// stores them in tx as the device's prekey state, and returns the bundle
-// its identity record entry carries. The msg service started on that store
-// later goes on with them.
-func NewDevicePrekeys(tx *store.Tx, account *identity.AccountKey, dh *ecdh.PrivateKey, now time.Time) ([]byte, error) {
+// the E2E identity key dh (a device being linked, docs/DEVICES.md §1): the
+// prekey state to store as the device's (store.Tx.PutPrekeys), which the
+// msg service started on that store goes on with, and the bundle its
+// identity record entry carries.
+func NewDevicePrekeys(account *identity.AccountKey, dh *ecdh.PrivateKey, now time.Time) (state, bundle []byte, err error) {
 	self := e2e.Identity{Signer: ed25519.NewKeyFromSeed(account.Seed()), DH: dh}
 	st, err := e2e.NewPrekeyState(self, now, nil)
 	if err != nil {
-		return nil, fmt.Errorf("create prekeys: %w", err)
+		return nil, nil, fmt.Errorf("create prekeys: %w", err)
 	}
-	b, err := st.Marshal()
-	if err != nil {
-		return nil, fmt.Errorf("create prekeys: %w", err)
+	if state, err = st.Marshal(); err != nil {
+		return nil, nil, fmt.Errorf("create prekeys: %w", err)
 	}
-	if err := tx.PutPrekeys(b); err != nil {
-		return nil, err
+	if bundle, err = e2e.MarshalBundle(st.Bundle()); err != nil {
+		return nil, nil, err
 	}
-	return e2e.MarshalBundle(st.Bundle())
+	return state, bundle, nil
 }

@@ -6,10 +6,12 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/crypto"
 	"github.com/libp2p/go-libp2p/core/host"
+	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/identity"
@@ -170,78 +172,115 @@ func deviceSecrets(db *store.DB, dir string) (crypto.PrivKey, *ecdh.PrivateKey, 
 	return dev, dh, err
 }
 
-// storeLinked takes step 5's payload b into db in one transaction: the
-// account's seed and portable items, the roster, this device's own roster
-// entry and prekeys. It returns step 6's payload for the other device and
-// the account.
-func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b []byte) ([]byte, identity.AccountID, error) {
+// linkedPlan is what a new device keeps of a link (step 5's payload) and
+// the answer it makes (step 6's), computed before anything is written, so
+// that the writing can wait: the CLI writes at once, a running node after
+// it stopped (node/linkweb.go).
+type linkedPlan struct {
+	account devices.LinkAccount
+	ak      *identity.AccountKey
+	roster  devices.Op // this device's own roster entry
+	prekeys []byte     // this device's prekey state
+	payload []byte     // step 6: devices.LinkedDevice
+}
+
+// prepareLinked reads step 5's payload b and makes this device's part:
+// its certificate for peer pid and X25519 key dh, prekeys, and roster
+// entry under name, stamped above every roster op of b.
+func prepareLinked(pid peer.ID, dh *ecdh.PrivateKey, name string, b []byte) (*linkedPlan, error) {
 	a, err := devices.UnmarshalLinkAccount(b)
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	if a.Items[0].Kind != store.PortableAccountSeed {
-		return nil, "", fmt.Errorf("%w: the account payload does not start with the account key", devices.ErrLinkFrame)
+		return nil, fmt.Errorf("%w: the account payload does not start with the account key", devices.ErrLinkFrame)
+	}
+	for _, it := range a.Items[1:] {
+		if it.Kind == store.PortableAccountSeed {
+			return nil, fmt.Errorf("%w: two account keys", devices.ErrLinkFrame)
+		}
 	}
 	ak, err := identity.AccountKeyFromSeed(a.Items[0].Body)
 	if err != nil {
-		return nil, "", fmt.Errorf("%w: account key: %w", devices.ErrLinkFrame, err)
+		return nil, fmt.Errorf("%w: account key: %w", devices.ErrLinkFrame, err)
 	}
-	pid, err := h.ID().MarshalBinary()
+	rawPID, err := pid.MarshalBinary()
 	if err != nil {
-		return nil, "", err
+		return nil, err
 	}
 	now := time.Now()
 	self := identity.DeviceIDOf(dh.PublicKey().Bytes())
+	var clock uint64
+	for _, op := range a.Roster {
+		clock = max(clock, op.Stamp.Clock)
+	}
+	p := &linkedPlan{account: a, ak: ak}
+	e := devices.RosterEntry{PeerID: rawPID, X25519: dh.PublicKey().Bytes(), Name: name, Added: now.UTC()}
+	p.roster = devices.Op{Kind: devices.KindRoster, Key: self[:], Stamp: devices.Stamp{Clock: clock + 1, Origin: self}, Value: e.Marshal()}
 	var ld devices.LinkedDevice
-	err = db.Update(func(tx *store.Tx) error {
-		s, err := tx.Secrets()
-		if err != nil {
-			return err
-		}
-		if s.AccountSeed != nil {
-			return errors.New("the data directory holds an account already")
-		}
-		s.AccountSeed = ak.Seed()
-		if err := tx.PutSecrets(s); err != nil {
-			return err
-		}
-		for _, it := range a.Items[1:] {
-			if it.Kind == store.PortableAccountSeed {
-				return fmt.Errorf("%w: two account keys", devices.ErrLinkFrame)
-			}
-			if err := tx.ImportPortable(it.Kind, it.Body); err != nil {
-				return err
-			}
-		}
-		// Auto-answer and its recording folder belong to the device that
-		// showed the code (a home server's), not to this one.
-		if cs, err := tx.CallSettings(); err == nil && (cs.AutoAnswer || cs.RecordDir != "") {
-			cs.AutoAnswer, cs.RecordDir = false, ""
-			if err := tx.PutCallSettings(cs); err != nil {
-				return err
-			}
-		} else if err != nil && !errors.Is(err, store.ErrNotFound) {
-			return err
-		}
-		r := devices.NewReplica(self, nil)
-		if _, err := r.Apply(tx, a.Roster); err != nil {
-			return err
-		}
-		e := devices.RosterEntry{PeerID: pid, X25519: dh.PublicKey().Bytes(), Name: name, Added: now.UTC()}
-		if ld.Roster, err = r.Change(tx, devices.KindRoster, self[:], e.Marshal()); err != nil {
-			return err
-		}
-		if ld.Bundle, err = msg.NewDevicePrekeys(tx, ak, dh, now); err != nil {
-			return err
-		}
-		ld.Cert, err = identity.IssueDeviceCert(ak, pid, dh.PublicKey().Bytes(), now, now.Add(deviceCertTTL))
+	ld.Roster = p.roster
+	if p.prekeys, ld.Bundle, err = msg.NewDevicePrekeys(ak, dh, now); err != nil {
+		return nil, err
+	}
+	if ld.Cert, err = identity.IssueDeviceCert(ak, rawPID, dh.PublicKey().Bytes(), now, now.Add(deviceCertTTL)); err != nil {
+		return nil, err
+	}
+	if p.payload, err = ld.Marshal(); err != nil {
+		return nil, err
+	}
+	return p, nil
+}
+
+// writeLinked stores p in tx, whose store holds this device's keys and no
+// account: the account's seed and portable items, the roster with this
+// device's entry, and its prekeys.
+func writeLinked(tx *store.Tx, self identity.DeviceID, p *linkedPlan) error {
+	s, err := tx.Secrets()
+	if err != nil {
 		return err
-	})
+	}
+	if s.AccountSeed != nil {
+		return errors.New("the data directory holds an account already")
+	}
+	s.AccountSeed = p.ak.Seed()
+	if err := tx.PutSecrets(s); err != nil {
+		return err
+	}
+	for _, it := range p.account.Items[1:] {
+		if err := tx.ImportPortable(it.Kind, it.Body); err != nil {
+			return err
+		}
+	}
+	// Auto-answer and its recording folder belong to the device that
+	// showed the code (a home server's), not to this one.
+	if cs, err := tx.CallSettings(); err == nil && (cs.AutoAnswer || cs.RecordDir != "") {
+		cs.AutoAnswer, cs.RecordDir = false, ""
+		if err := tx.PutCallSettings(cs); err != nil {
+			return err
+		}
+	} else if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return err
+	}
+	r := devices.NewReplica(self, nil)
+	if _, err := r.Apply(tx, append(slices.Clone(p.account.Roster), p.roster)); err != nil {
+		return err
+	}
+	return tx.PutPrekeys(p.prekeys)
+}
+
+// storeLinked takes step 5's payload b into db in one transaction (see
+// prepareLinked and writeLinked). It returns step 6's payload for the
+// other device and the account.
+func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b []byte) ([]byte, identity.AccountID, error) {
+	p, err := prepareLinked(h.ID(), dh, name, b)
 	if err != nil {
 		return nil, "", err
 	}
-	p, err := ld.Marshal()
-	return p, ak.Public().ID(), err
+	self := identity.DeviceIDOf(dh.PublicKey().Bytes())
+	if err := db.Update(func(tx *store.Tx) error { return writeLinked(tx, self, p) }); err != nil {
+		return nil, "", err
+	}
+	return p.payload, p.ak.Public().ID(), nil
 }
 
 // storeLinkHistory stores one history chunk of step 7 in one transaction:

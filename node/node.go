@@ -247,6 +247,7 @@ type Node struct {
 	restoreCh   chan restoreRequest
 	restoreMu   sync.Mutex
 	restoreSent bool
+	joinAcct    *joinRun // the web app's link to another account (linkweb.go); guarded by restoreMu
 }
 
 // New validates cfg. It does not touch the disk or the network: Start does.

@@ -15,6 +15,7 @@ import (
 type restoreRequest struct {
 	bk    *devices.Backup // opened, authenticated and restored into memory (inspect)
 	items int
+	join  *joined // or: a link the web app made (linkweb.go)
 }
 
 // Run starts a node on cfg, calls ready with it once it runs, and keeps it
@@ -47,6 +48,14 @@ func Run(ctx context.Context, cfg Config, ready func(*Node)) error {
 		cfg.APIAddr = n.APIAddr()
 		if err := n.Close(); err != nil {
 			n.log.Warn("closing the node to restore a backup", "err", err)
+		}
+		if req.join != nil {
+			if err := writeJoined(ctx, cfg, req.join); err != nil {
+				n.log.Error("storing the account the link brought failed; starting again with the node's own account", "err", err)
+				continue
+			}
+			n.log.Info("linked as a new device of an account", "account", req.join.plan.ak.Public().ID())
+			continue
 		}
 		r, err := restoreChecked(ctx, cfg.DataDir, cfg.Passphrase, req.bk, req.items)
 		if err != nil {

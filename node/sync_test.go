@@ -140,3 +140,123 @@ func TestSyncAccountState(t *testing.T) {
 		return fmt.Errorf("the laptop's log has no call %s: %+v", call.ID, calls)
 	})
 }
+
+// TestJoinFromWebApp: a node set up and never used joins Alice's account
+// from its web app (POST /api/v1/devices/join): it shows the numbers, the
+// person confirms them on both devices, and the node starts again, on the
+// same API address, as a device of Alice's account under the device key
+// the link certified, with her contacts; both list two devices, and a
+// contact Alice adds afterwards reaches it. A bad code, a second join and
+// numbers the person says differ are refused, with nothing kept.
+func TestJoinFromWebApp(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second, ViewAge: time.Second}})
+	alice, bob := net.Nodes[1], net.Nodes[2]
+	ctx := ctxT(t, 4*time.Minute)
+	if c, err := alice.Client.Claim(ctx, "alice"); err != nil || c.Status != "claimed" {
+		t.Fatalf("claim: %+v %v", c, err)
+	}
+	bobID, err := bob.Client.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.AddContact(ctx, bobID.Account, "bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.JoinAccount(ctx, api.JoinRequest{Code: "callsign:link/garbage"}); err == nil {
+		t.Fatal("a bad code was taken")
+	}
+
+	run := net.Run(t)
+	first := run.Next(t)
+	c, err := api.DialDataDir(run.Config.DataDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	before, err := c.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	join := func(answer bool) api.LinkStatus {
+		t.Helper()
+		offer, err := alice.Client.StartLink(ctx, api.LinkRequest{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st, err := c.JoinAccount(ctx, api.JoinRequest{Code: offer.Code, Name: "browser"}); err != nil || st.State != api.LinkConnecting {
+			t.Fatalf("join: %+v %v", st, err)
+		}
+		if _, err := c.JoinAccount(ctx, api.JoinRequest{Code: offer.Code}); err == nil {
+			t.Fatal("a second join while one is under way was taken")
+		}
+		var mine api.LinkStatus
+		check.Eventually(t, time.Minute, func() error {
+			mine, err = c.JoinStatus(ctx)
+			if err == nil && mine.State != api.LinkSAS {
+				err = fmt.Errorf("joining node: %+v", mine)
+			}
+			return err
+		})
+		check.Eventually(t, time.Minute, func() error {
+			theirs, err := alice.Client.LinkStatus(ctx)
+			if err == nil && (theirs.State != api.LinkSAS || theirs.SAS != mine.SAS) {
+				err = fmt.Errorf("Alice's device: %+v, the joining node shows %q", theirs, mine.SAS)
+			}
+			return err
+		})
+		if answer {
+			if _, err := alice.Client.ConfirmLink(ctx, mine.SAS); err != nil {
+				t.Fatal(err)
+			}
+		}
+		st, err := c.ConfirmJoin(ctx, answer)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	if st := join(false); st.State != api.LinkFailed {
+		t.Fatalf("numbers the person says differ: %+v, want failed", st)
+	}
+	if id, err := c.ID(ctx); err != nil || id.Account != before.Account {
+		t.Fatalf("after a declined link: %+v %v, want the node's own account", id, err)
+	}
+	alice.Client.CancelLink(ctx)
+	join(true)
+	second := run.Next(t)
+	if second.Account() != alice.Account() || second.APIAddr() != first.APIAddr() {
+		t.Fatalf("after the link: account %s at %s; want %s at %s", second.Account(), second.APIAddr(), alice.Account(), first.APIAddr())
+	}
+	id, err := c.ID(ctx)
+	if err != nil || id.Account != alice.Account().String() || id.Peer != before.Peer {
+		t.Fatalf("the same client after the link: %+v %v; want %s on the device key %s", id, err, alice.Account(), before.Peer)
+	}
+	if cs, err := c.Contacts(ctx); err != nil || len(cs) != 1 || cs[0].Petname != "bob" {
+		t.Fatalf("contacts after the link: %+v %v", cs, err)
+	}
+	check.Until(t, time.Minute, "the joined device's record published", second.Published)
+	for _, d := range []*api.Client{alice.Client, c} {
+		check.Eventually(t, time.Minute, func() error {
+			ds, err := d.Devices(ctx)
+			if err == nil && (len(ds) != 2 || !slices.ContainsFunc(ds, func(d api.OwnDevice) bool { return d.Name == "browser" })) {
+				err = fmt.Errorf("devices %+v, want two, one of them the browser", ds)
+			}
+			return err
+		})
+	}
+	carol := net.Nodes[0]
+	carolID, err := carol.Client.ID(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.AddContact(ctx, carolID.Account, "carol"); err != nil {
+		t.Fatal(err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		cs, err := c.Contacts(ctx)
+		if err == nil && len(cs) != 2 {
+			err = fmt.Errorf("the joined device's contacts %+v, want Bob and Carol", cs)
+		}
+		return err
+	})
+}

@@ -57,6 +57,10 @@ type Node interface {
 	LinkStatus(ctx context.Context) (api.LinkStatus, error)
 	ConfirmLink(ctx context.Context, sas string) (api.LinkStatus, error)
 	CancelLink(ctx context.Context) (api.LinkStatus, error)
+	JoinAccount(ctx context.Context, req api.JoinRequest) (api.LinkStatus, error)
+	JoinStatus(ctx context.Context) (api.LinkStatus, error)
+	ConfirmJoin(ctx context.Context, match bool) (api.LinkStatus, error)
+	CancelJoin(ctx context.Context) (api.LinkStatus, error)
 	Devices(ctx context.Context) ([]api.OwnDevice, error)
 	RevokeDevice(ctx context.Context, id string) (api.OwnDevice, error)
 }

@@ -36,6 +36,33 @@ func (s *Service) CancelLink(ctx context.Context) (_ api.LinkStatus, err error) 
 	return s.node.CancelLink(ctx)
 }
 
+// JoinAccount implements api.Backend.
+func (s *Service) JoinAccount(ctx context.Context, req api.JoinRequest) (_ api.LinkStatus, err error) {
+	defer mapError(&err)
+	if req.Code == "" {
+		return api.LinkStatus{}, api.Errorf(api.CodeBadRequest, "type the code your other device shows", "no code")
+	}
+	return s.node.JoinAccount(ctx, req)
+}
+
+// JoinStatus implements api.Backend.
+func (s *Service) JoinStatus(ctx context.Context) (_ api.LinkStatus, err error) {
+	defer mapError(&err)
+	return s.node.JoinStatus(ctx)
+}
+
+// ConfirmJoin implements api.Backend.
+func (s *Service) ConfirmJoin(ctx context.Context, req api.JoinConfirm) (_ api.LinkStatus, err error) {
+	defer mapError(&err)
+	return s.node.ConfirmJoin(ctx, req.Match)
+}
+
+// CancelJoin implements api.Backend.
+func (s *Service) CancelJoin(ctx context.Context) (_ api.LinkStatus, err error) {
+	defer mapError(&err)
+	return s.node.CancelJoin(ctx)
+}
+
 // Devices implements api.Backend.
 func (s *Service) Devices(ctx context.Context) (_ []api.OwnDevice, err error) {
 	defer mapError(&err)
