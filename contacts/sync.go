@@ -22,9 +22,9 @@ import (
 // contact's handle itself and sees it, and confirming the new key
 // (Verify) is synced as a new contact and the old one removed.
 
-// ErrSynced is wrapped by the errors of ApplySynced for a value a sibling
+// errSynced is wrapped by the errors of ApplySynced for a value a sibling
 // sent that does not parse or does not hold.
-var ErrSynced = errors.New("synced contact is malformed")
+var errSynced = errors.New("synced contact is malformed")
 
 // maxSyncedAdditions caps the unknown additions skipped in a group.
 const maxSyncedAdditions = 256
@@ -61,7 +61,7 @@ type Synced struct {
 func (b *Book) ApplySynced(tx *store.Tx, account string, s Synced) (changed bool, err error) {
 	id, err := identity.ParseAccountID(account)
 	if err != nil {
-		return false, fmt.Errorf("%w: account %q: %v", ErrSynced, account, err)
+		return false, fmt.Errorf("%w: account %q: %v", errSynced, account, err)
 	}
 	c, err := tx.Contact(account)
 	exists := err == nil
@@ -76,15 +76,15 @@ func (b *Book) ApplySynced(tx *store.Tx, account string, s Synced) (changed bool
 	}
 	old := c
 	if s.Trust != nil {
-		d := wire.NewFrameDecoder(s.Trust, ErrSynced, maxSyncedAdditions)
+		d := wire.NewFrameDecoder(s.Trust, errSynced, maxSyncedAdditions)
 		pub := d.Bytes(1, 1, 1024)
 		verified := d.Bool(2)
 		if err := d.End(); err != nil {
-			return false, fmt.Errorf("%w: trust of %s: %v", ErrSynced, account, err)
+			return false, fmt.Errorf("%w: trust of %s: %v", errSynced, account, err)
 		}
 		key, err := identity.ParseAccountPub(pub)
 		if err != nil || key.ID() != id {
-			return false, fmt.Errorf("%w: trust of %s: a key that is not the account's", ErrSynced, account)
+			return false, fmt.Errorf("%w: trust of %s: a key that is not the account's", errSynced, account)
 		}
 		if !exists {
 			now := b.now().UTC()
@@ -97,18 +97,18 @@ func (b *Book) ApplySynced(tx *store.Tx, account string, s Synced) (changed bool
 		return false, nil // the trust group, with the key, comes later
 	}
 	if s.Name != nil {
-		d := wire.NewFrameDecoder(s.Name, ErrSynced, maxSyncedAdditions)
+		d := wire.NewFrameDecoder(s.Name, errSynced, maxSyncedAdditions)
 		petname := d.String(1, 0, 256)
 		handle := d.String(2, 0, 256)
 		if err := d.End(); err != nil {
-			return false, fmt.Errorf("%w: name of %s: %v", ErrSynced, account, err)
+			return false, fmt.Errorf("%w: name of %s: %v", errSynced, account, err)
 		}
 		if err := CheckPetname(petname); err != nil {
-			return false, fmt.Errorf("%w: %v", ErrSynced, err)
+			return false, fmt.Errorf("%w: %v", errSynced, err)
 		}
 		if handle != "" {
 			if _, err := identity.NormalizeHandle(handle); err != nil && !identity.IsSelfCert(handle) {
-				return false, fmt.Errorf("%w: handle of %s: %v", ErrSynced, account, err)
+				return false, fmt.Errorf("%w: handle of %s: %v", errSynced, account, err)
 			}
 		}
 		c.Handle = handle
@@ -116,10 +116,10 @@ func (b *Book) ApplySynced(tx *store.Tx, account string, s Synced) (changed bool
 	}
 	wasAccepted := old.Accepted
 	if s.Flags != nil {
-		d := wire.NewFrameDecoder(s.Flags, ErrSynced, maxSyncedAdditions)
+		d := wire.NewFrameDecoder(s.Flags, errSynced, maxSyncedAdditions)
 		c.Blocked, c.Following, c.Accepted = d.Bool(1), d.Bool(2), d.Bool(3)
 		if err := d.End(); err != nil {
-			return false, fmt.Errorf("%w: flags of %s: %v", ErrSynced, account, err)
+			return false, fmt.Errorf("%w: flags of %s: %v", errSynced, account, err)
 		}
 	}
 	if contactEqual(old, c) {

@@ -62,7 +62,7 @@ func TestOnChange(t *testing.T) {
 // TestApplySynced: a sibling's groups make the contact here; a group not
 // held leaves its part as it is; a removal removes; a key that is not the
 // account's, a petname that can't be one or a group that does not parse is
-// refused (ErrSynced); a petname held here by another contact gets a
+// refused (errSynced); a petname held here by another contact gets a
 // suffix; accepting on a sibling accepts here.
 func TestApplySynced(t *testing.T) {
 	b, db := newBook(t)
@@ -112,11 +112,11 @@ func TestApplySynced(t *testing.T) {
 		"a bad petname":         {Name: badName},
 		"a group of garbage":    {Flags: []byte{0xff, 0xff}},
 	} {
-		if _, err := apply(carolC.Account, s); !errors.Is(err, ErrSynced) {
-			t.Errorf("%s: %v, want ErrSynced", what, err)
+		if _, err := apply(carolC.Account, s); !errors.Is(err, errSynced) {
+			t.Errorf("%s: %v, want errSynced", what, err)
 		}
 	}
-	if _, err := apply("not an account", Synced{Trust: ct}); !errors.Is(err, ErrSynced) {
+	if _, err := apply("not an account", Synced{Trust: ct}); !errors.Is(err, errSynced) {
 		t.Errorf("a group for no account: %v", err)
 	}
 	if c, _ := b.Get(carol.ID()); c.Petname != "bob-"+carolC.Account[4:10] {
