@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 
 	"github.com/callsign/callsign/api"
@@ -168,9 +169,19 @@ func (n *Node) callSettingsChanged(tx *store.Tx, old, s store.CallSettings) erro
 	return n.repl.Changed(tx, devices.KindCallSettings, nil, b)
 }
 
-// callMade hands a call this device made to its siblings' logs.
+// callMade hands a call this device made to its siblings' logs. A device
+// alone in its account keeps nothing for them: a call is an event, not a
+// register a device linked later could be sent.
 func (n *Node) callMade(tx *store.Tx, c store.Call) error {
 	if c.Direction != "out" {
+		return nil
+	}
+	_, entries, err := n.repl.Roster(tx)
+	if err != nil {
+		return err
+	}
+	self := n.deviceID()
+	if !slices.ContainsFunc(entries, func(e devices.RosterEntry) bool { return !e.Revoked() && e.DeviceID() != self }) {
 		return nil
 	}
 	b, err := store.MarshalCall(c)
