@@ -68,6 +68,12 @@ func (s *Service) runSender(ps *peerState) {
 			attempts = 0 // its messages went to the account's devices' lanes
 			continue
 		}
+		if errors.Is(err, errSessionRefused) {
+			if err = s.restartSession(ps); err == nil {
+				attempts = 0
+				continue
+			}
+		}
 		if err != nil && !progressed && s.ctx.Err() == nil {
 			// Not reached: its mailboxes hold what waits meanwhile.
 			s.depositWaiting(ps)
@@ -92,6 +98,82 @@ func (s *Service) runSender(ps *peerState) {
 			s.log.Debug("delivery attempt failed", "peer", ps.id, "attempt", attempts, "err", err)
 		}
 	}
+}
+
+// errSessionRefused ends a delivery attempt whose recipient could not
+// open the session's frames: runSender starts the session again.
+var errSessionRefused = errors.New("the recipient cannot open this session")
+
+// sessionRestartEvery is how often a session with one device may be
+// dropped because the device could not open it: a device that fails
+// again within it has its frames fail.
+const sessionRestartEvery = 10 * time.Minute
+
+// sessionBroken reports whether a refusal for reason says that ps's device
+// cannot open the session its frames were sealed in — it does not know
+// the prekeys the session started from, or has no such session any more —
+// so that a new one would do, and ps may start one now.
+func (s *Service) sessionBroken(ps *peerState, reason string) bool {
+	switch reason {
+	case "session: unknown prekey", "session: decryption failed", "session: no session":
+	default:
+		return false
+	}
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	if time.Since(ps.restarted) < sessionRestartEvery || ps.set == nil {
+		return false
+	}
+	a := ps.set.Active()
+	// A session the device has answered in opened there: only its loss
+	// ("no session") makes a new one useful.
+	return a != nil && (reason == "session: no session" || a.Initiator() && !a.Confirmed())
+}
+
+// restartSession drops the session with ps's device and unseals what is
+// queued for it, so that the next attempt starts a session from the
+// device's current bundle and seals the queue again in it. A control
+// message sealed in the old session (a receipt, a sibling's copy) can't
+// be sealed again: it is refused and dropped as before.
+func (s *Service) restartSession(ps *peerState) error {
+	ps.mu.Lock()
+	defer ps.mu.Unlock()
+	ps.restarted = time.Now()
+	s.mu.Lock()
+	ids := slices.Clone(ps.pending)
+	s.mu.Unlock()
+	peer, dev := string(ps.id), ps.dev
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
+		if err := data.DeleteSession(peer, dev); err != nil && !errors.Is(err, store.ErrNotFound) {
+			return err
+		}
+		for _, id := range ids {
+			env, err := data.QueuedEnvelope(peer, dev, id)
+			if errors.Is(err, store.ErrNotFound) || err == nil && len(env) == 0 {
+				continue // a control message, or not sealed
+			}
+			if err != nil {
+				return err
+			}
+			if err := data.SetQueuedEnvelope(peer, dev, id, nil); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("restart the session: %w", err)
+	}
+	s.releaseSetLocked(ps, true)
+	s.mu.Lock()
+	for _, id := range ids {
+		delete(ps.frames, id)
+		ps.unsealed[id] = true // sealed again, in order, before anything queued after
+	}
+	s.mu.Unlock()
+	s.log.Info("the device could not open the session with it: starting a new one", "peer", ps.id, "device", dev)
+	return nil
 }
 
 // stampError ends a delivery attempt whose recipient asks for a
@@ -272,6 +354,16 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 					break
 				}
 			}
+			// A device that can't open the session refuses every frame
+			// of it: the frames from the first refused stay queued, and
+			// the session starts again (restartSession).
+			restart := false
+			for i, a := range ackBuf {
+				if a.status == statusRefused && s.sessionBroken(ps, a.reason) {
+					ackBuf, restart = ackBuf[:i], true
+					break
+				}
+			}
 			if len(ackBuf) > 0 {
 				if err := s.applyAcks(ps, flight[:len(ackBuf)], ackBuf); err != nil {
 					return progressed, err
@@ -280,6 +372,9 @@ func (s *Service) deliver(ps *peerState) (progressed bool, err error) {
 			}
 			if need != nil {
 				return progressed, need
+			}
+			if restart {
+				return progressed, errSessionRefused
 			}
 			unmarked = removeIDs(unmarked, flight[:len(ackBuf)])
 			flight = flight[len(ackBuf):]

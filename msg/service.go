@@ -328,6 +328,9 @@ type peerState struct {
 	// set holds the sessions with dev; nil: not loaded (the zero
 	// device's is always empty).
 	set *e2e.SessionSet
+	// restarted is when the session with dev was last dropped because
+	// the device could not open it (restartSessionLocked).
+	restarted time.Time
 
 	// Guarded by Service.mu.
 	pending []string // outbox ids in send order, not yet acknowledged
