@@ -99,6 +99,12 @@ const (
 	fCandidate protowire.Number = 4
 	fReason    protowire.Number = 5
 	fVersion   protowire.Number = 15
+	// fElsewhere (addition 16, varint 1) marks a cancel as "answered on
+	// another device" (reasonElsewhere) without a reason an older callee
+	// does not know: it reads a plain cancel, stops ringing and logs the
+	// call cancelled. Builds of 2026-12-06 sent reason 5 instead, which
+	// is still read.
+	fElsewhere protowire.Number = 16
 
 	// signalVersion is the newest signal version this package reads
 	// (field 15, absent meaning 1).
@@ -127,7 +133,11 @@ func (s signal) marshal() []byte {
 		b = protowire.AppendTag(b, fCandidate, protowire.BytesType)
 		b = protowire.AppendString(b, s.cand)
 	}
-	if s.reason != reasonNone {
+	switch {
+	case s.typ == sigCancel && s.reason == reasonElsewhere:
+		b = protowire.AppendTag(b, fElsewhere, protowire.VarintType)
+		b = protowire.AppendVarint(b, 1)
+	case s.reason != reasonNone:
 		b = protowire.AppendTag(b, fReason, protowire.VarintType)
 		b = protowire.AppendVarint(b, uint64(s.reason))
 	}
@@ -231,8 +241,15 @@ func decodeSignal(b []byte) (signal, error) {
 	s.cand = string(d.Bytes(fCandidate, 1, media.MaxCandidateSize))
 	s.reason = sigReason(d.Uint(fReason, uint64(reasonMax)))
 	d.Version(fVersion, signalVersion)
+	elsewhere := d.Uint(fElsewhere, 1) == 1
 	if err := d.End(); err != nil {
 		return signal{}, err
+	}
+	if elsewhere {
+		if s.typ != sigCancel || s.reason != reasonNone {
+			return signal{}, malformed("answered elsewhere on a %s with reason %d", s.typ, uint64(s.reason))
+		}
+		s.reason = reasonElsewhere
 	}
 	s.skipped = string(d.Skipped())
 	if err := s.check(); err != nil {

@@ -33,7 +33,7 @@ var goldenSignals = []struct {
 	{"busy", signal{typ: sigBusy, id: testID}, "0806" + "1210" + hexID},
 	{"cancel", signal{typ: sigCancel, id: testID}, "0807" + "1210" + hexID},
 	{"cancel missed", signal{typ: sigCancel, id: testID, reason: reasonMissed}, "0807" + "1210" + hexID + "2803"},
-	{"cancel answered elsewhere", signal{typ: sigCancel, id: testID, reason: reasonElsewhere}, "0807" + "1210" + hexID + "2805"},
+	{"cancel answered elsewhere", signal{typ: sigCancel, id: testID, reason: reasonElsewhere}, "0807" + "1210" + hexID + "800101"},
 	{"cancel declined elsewhere", signal{typ: sigCancel, id: testID, reason: reasonDeclined}, "0807" + "1210" + hexID + "2801"},
 	{"hangup", signal{typ: sigHangup, id: testID}, "0808" + "1210" + hexID},
 	{"hangup failed", signal{typ: sigHangup, id: testID, reason: reasonFailed}, "0808" + "1210" + hexID + "2804"},
@@ -65,6 +65,35 @@ func TestSignalGolden(t *testing.T) {
 		typ, id, err := decodeHeader(want)
 		if err != nil || typ != g.sig.typ || id != testID {
 			t.Errorf("%s: header %v %x %v", g.name, typ, id, err)
+		}
+	}
+}
+
+// TestElsewhereReadByOlderBuilds: a cancel "answered elsewhere" is a plain
+// cancel with addition 16, which a build that does not know it skips (it
+// stops ringing: cancelled); reason 5, which builds of 2026-12-06 sent, is
+// still read as answered elsewhere; addition 16 on anything but a plain
+// cancel is malformed.
+func TestElsewhereReadByOlderBuilds(t *testing.T) {
+	b := signal{typ: sigCancel, id: testID, reason: reasonElsewhere}.marshal()
+	// What a build without addition 16 reads: the fields it knows.
+	d := newDecoder(b)
+	typ, _ := readHeader(d)
+	reason := d.Uint(fReason, uint64(reasonFailed))
+	d.Version(fVersion, signalVersion)
+	if err := d.End(); err != nil || typ != sigCancel || reason != uint64(reasonNone) || len(d.Skipped()) == 0 {
+		t.Fatalf("an older build reads %v reason %d (%v), skipping %x; want a plain cancel", typ, reason, err, d.Skipped())
+	}
+	if s, err := decodeSignal(mustHex(t, "0807"+"1210"+hexID+"2805")); err != nil || s.reason != reasonElsewhere {
+		t.Fatalf("reason 5: %+v %v, want answered elsewhere", s, err)
+	}
+	for name, h := range map[string]string{
+		"on a hangup":         "0808" + "1210" + hexID + "800101",
+		"on a cancel, missed": "0807" + "1210" + hexID + "2803" + "800101",
+		"with another value":  "0807" + "1210" + hexID + "800102",
+	} {
+		if _, err := decodeSignal(mustHex(t, h)); !errors.Is(err, ErrMalformed) {
+			t.Errorf("addition 16 %s: %v, want malformed", name, err)
 		}
 	}
 }
