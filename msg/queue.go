@@ -202,11 +202,12 @@ func (d *Data) Dequeue(peer string, dev identity.DeviceID, id string, decide fun
 		if t == dev {
 			continue
 		}
-		switch _, err := d.kv.Get(queueKey(peer, t, id)); {
-		case err == nil:
-			last = false
-		case !errors.Is(err, store.ErrNotFound) && !store.IsCorrupt(err):
+		has, err := d.kv.Has(queueKey(peer, t, id))
+		if err != nil {
 			return Message{}, err
+		}
+		if has {
+			last = false
 		}
 	}
 	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at}

@@ -30,6 +30,8 @@ type KV interface {
 	// store.ErrNotFound when there is none, a *store.CorruptError when
 	// it is damaged.
 	Get(k []byte) ([]byte, error)
+	// Has reports whether a value is stored under k, without reading it.
+	Has(k []byte) (bool, error)
 	// Set writes v under k.
 	Set(k, v []byte) error
 	// Delete removes k; a missing key is not an error.
