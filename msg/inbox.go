@@ -109,6 +109,7 @@ type rxStream struct {
 	cc      certCache
 	paid    identity.AccountID // the sender whose first-contact stamp this stream checked
 	contact identity.AccountID // the last sender, if the Policy delivers it (a contact)
+	relayed []Message          // texts a sibling relayed, stored after the batch (storeRelayed)
 }
 
 func readError(err error) error {
@@ -277,6 +278,13 @@ func (s *Service) receive(remote peer.ID, rx *rxStream, batch [][]byte) ([]ackFr
 			return nil, err
 		}
 	}
+	if len(rx.relayed) > 0 {
+		// Under their senders' locks, not this account's: after its
+		// commit (a crash in between loses them here; the sender's next
+		// look at the record sends it the texts that follow).
+		s.storeRelayed(rx.relayed)
+		rx.relayed = nil
+	}
 	return acks, nil
 }
 
@@ -406,6 +414,8 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	var (
 		msgs           []Message
 		copies         []Message // a sibling's: messages this account sent
+		relayed        []Message // a sibling's: texts it relays (repair.go)
+		relays         []relay   // msgs to relay to siblings the sender did not know
 		readThere      []siblingRead
 		receipts       []msgID
 		signals        [][]byte // call signals, handed to OnSignal after the commit
@@ -443,7 +453,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			err = errors.New("signal lane: not a signal")
 		}
 		var to identity.AccountID
-		siblingOnly := c.kind == contentCopy || c.kind == contentRead || c.kind == contentSync
+		siblingOnly := c.kind == contentCopy || c.kind == contentRead || c.kind == contentSync || c.kind == contentRelay
 		if err == nil && siblingOnly != sibling {
 			// Decrypted, so the session stays in step; not stored.
 			it.ack.status, it.ack.reason = statusRefused, reasonNotCopy
@@ -452,7 +462,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			}
 			continue
 		}
-		if err == nil && (c.kind == contentCopy || c.kind == contentRead) {
+		if err == nil && (c.kind == contentCopy || c.kind == contentRead || c.kind == contentRelay) {
 			if to, err = identity.AccountIDFromHash(c.to); err == nil && to == s.selfID {
 				err = errors.New("a conversation with this account itself")
 			}
@@ -501,6 +511,20 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			readThere = append(readThere, siblingRead{string(to), c.ids})
 			continue
 		}
+		if c.kind == contentRelay {
+			seen = append(seen, id)
+			relayed = append(relayed, Message{
+				ID:        id,
+				Peer:      string(to),
+				Direction: DirIn,
+				Seq:       c.seq,
+				Body:      c.body,
+				SentAt:    time.Unix(0, c.sentAt),
+				At:        s.stamp(),
+				State:     StateReceived,
+			})
+			continue
+		}
 		if c.kind == contentSync {
 			// Applied in a transaction of its own, before the one that
 			// commits the session and the seen id: a crash between the two
@@ -527,6 +551,11 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 				receipts = append(receipts, c.ids...)
 			}
 			continue
+		}
+		if dec == Deliver && !sibling {
+			if devs := s.relayTargets(c.devices); len(devs) > 0 {
+				relays = append(relays, relay{len(msgs), devs})
+			}
 		}
 		msgs = append(msgs, Message{
 			ID:        id,
@@ -571,6 +600,13 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			for _, m := range msgs {
 				if err := data.InsertMessage(m); err != nil {
 					return err
+				}
+			}
+			for _, r := range relays {
+				for _, d := range r.devs {
+					if err := s.putRelay(data, &msgs[r.msg], d); err != nil {
+						return err
+					}
 				}
 			}
 			for _, rid := range receipts {
@@ -638,6 +674,19 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 	for i := range msgs {
 		m := msgs[i]
 		s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m, Request: dec == Request})
+	}
+	rx.relayed = append(rx.relayed, relayed...)
+	for _, r := range relays {
+		s.mu.Lock()
+		self := s.acctLocked(s.selfID)
+		lanes := make([]*peerState, len(r.devs))
+		for i, d := range r.devs {
+			lanes[i] = s.laneLocked(self, d)
+		}
+		s.mu.Unlock()
+		for _, ln := range lanes {
+			s.enqueue(ln, false, nil, msgs[r.msg].ID)
+		}
 	}
 	for i := range copied {
 		m := copied[i]
@@ -725,6 +774,12 @@ func storeCopies(data *Data, copies []Message) ([]Message, error) {
 		stored = append(stored, m)
 	}
 	return stored, nil
+}
+
+// relay is an incoming text (msgs[msg]) to relay to this account's devs.
+type relay struct {
+	msg  int
+	devs []identity.DeviceID
 }
 
 // siblingRead is what a sibling read: messages of the conversation with

@@ -806,8 +806,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if a.Initiator() && !a.Confirmed() {
 				kind = kindInitial
 			}
-			c := content{kind: contentText, seq: it.text.Seq, sentAt: it.text.SentAt.UnixNano(), body: it.text.Body}
-			pt = c.marshal()
+			pt = s.textPlain(ps, it.text)
 			sent = append(sent, it.id)
 		} else {
 			kind = kindReceipt

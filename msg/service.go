@@ -903,8 +903,7 @@ func (s *Service) sealTextLocked(ps *peerState, m *Message) (sealedFrame, error)
 	if a.Initiator() && !a.Confirmed() {
 		kind = kindInitial
 	}
-	c := content{kind: contentText, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body}
-	pt := c.marshal()
+	pt := s.textPlain(ps, m)
 	ct, err := ps.set.Encrypt(pt, messageAD(id, kind))
 	clear(pt)
 	if err != nil {

@@ -42,7 +42,8 @@ func (l *syncLog) got() []string {
 
 // TestSyncFrames: a sibling's sync batch is handed to OnSync once, however
 // often it comes; one OnSync refuses is refused with its reason, and the
-// session goes on; anyone else's is refused unread.
+// session goes on; anyone else's is refused unread, as is a relay from
+// anyone but a sibling, or of a text this account sent.
 func TestSyncFrames(t *testing.T) {
 	w := newWorld()
 	var log syncLog
@@ -85,6 +86,17 @@ func TestSyncFrames(t *testing.T) {
 	f = other.sealBytes(t, a, newMsgID(), syncOf("forged ops"))
 	if ack := exchange(t, ost, f); ack.status != statusRefused || ack.reason != reasonSiblingOnly {
 		t.Fatalf("another account's sync: ack %+v, want refused: %s", ack, reasonSiblingOnly)
+	}
+	relay := content{kind: contentRelay, seq: 1, body: []byte("forged"), to: other.id().Hash()}
+	if ack := exchange(t, ost, other.sealBytes(t, a, newMsgID(), relay)); ack.status != statusRefused || ack.reason != reasonSiblingOnly {
+		t.Fatalf("another account's relay: ack %+v, want refused: %s", ack, reasonSiblingOnly)
+	}
+	relay.to = a.id().Hash()
+	if ack := exchange(t, st, sib.sealBytes(t, a, newMsgID(), relay)); ack.status != statusRefused || ack.reason != "malformed content" {
+		t.Fatalf("a relay of a text from this account itself: ack %+v, want malformed", ack)
+	}
+	if cs, err := a.db.Conversations(); err != nil || len(cs) != 0 {
+		t.Fatalf("conversations after refused relays: %+v %v", cs, err)
 	}
 	if got := log.got(); !slices.Equal(got, []string{"ops", "more ops"}) {
 		t.Fatalf("OnSync got %q, want the sibling's two batches once each", got)

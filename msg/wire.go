@@ -70,6 +70,14 @@ const (
 	contentSync = 6
 	// maxSyncBody caps a sync batch in one frame.
 	maxSyncBody = 32 << 10
+	// contentRelay is an incoming text a sibling relays to this device,
+	// which the sender did not send here (it did not know this device
+	// yet): the text's fields and to, the account that sent it. A control
+	// frame whose id is the message's (docs/DEVICES.md §2.1, repair).
+	contentRelay = 7
+	// fieldDevices is Content addition 16 on a text: the devices of the
+	// recipient the sender sent it to, 8 bytes each, concatenated.
+	fieldDevices = 16
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -340,7 +348,8 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 // content is the plaintext inside the ratchet:
 //
 //	field 1  kind     varint  1 text, 2 read receipt, 3 signal, 4 copy,
-//	                          5 read (copy and read: to a sibling only)
+//	                          5 read, 6 sync, 7 relay (4 to 7: to a
+//	                          sibling only)
 //	field 2  seq      varint  text, copy: the sender's per-conversation sequence
 //	field 3  sent_at  varint  text, copy: the sender's clock, unix nanoseconds
 //	field 4  body     bytes   text, copy: the message (absent when empty);
@@ -356,6 +365,11 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 //	field 15 version  varint  absent: 1, the only version so far; a later
 //	                          one is refused ("the sender runs a newer
 //	                          callsign")
+//	field 16 devices  bytes   text: the recipient's devices the sender
+//	                          sent it to, 8 bytes each (at most 8), so
+//	                          that a device that sees a sibling missing
+//	                          relays it (kind 7, with to: the sender);
+//	                          left out of a text too large for it
 //	fields 16 and up          additions: skipped when unknown (at most
 //	                          1 KiB of them), kept so the content re-encodes
 //	                          to its bytes
@@ -366,7 +380,8 @@ type content struct {
 	body    []byte
 	ids     []msgID
 	to      []byte // copy: the account the message went to (AccountID.Hash)
-	skipped []byte // additions this version does not know
+	devices []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
+	skipped []byte              // additions this version does not know
 }
 
 func (c *content) marshal() []byte {
@@ -379,6 +394,13 @@ func (c *content) marshal() []byte {
 		e.Bytes(5, id[:])
 	}
 	e.Bytes(6, c.to)
+	if len(c.devices) > 0 {
+		b := make([]byte, 0, len(c.devices)*identity.DeviceIDSize)
+		for _, d := range c.devices {
+			b = append(b, d[:]...)
+		}
+		e.Bytes(fieldDevices, b)
+	}
 	e.Raw(c.skipped)
 	return e.B
 }
@@ -388,7 +410,7 @@ func (c *content) marshal() []byte {
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
 	d := wire.NewFrameDecoder(b, errMalformed, maxContentAdditions)
-	c.kind = d.Uint(1, contentSync)
+	c.kind = d.Uint(1, contentRelay)
 	c.seq = d.Uint(2, math.MaxInt64)
 	c.sentAt = int64(d.Uint(3, math.MaxInt64))
 	if body := d.Bytes(4, 1, maxBody); body != nil {
@@ -409,14 +431,29 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 		c.to = bytes.Clone(to)
 	}
 	d.Version(fieldVersion, contentVersion)
+	if devs := d.Bytes(fieldDevices, identity.DeviceIDSize, maxTargets*identity.DeviceIDSize); devs != nil {
+		if len(devs)%identity.DeviceIDSize != 0 {
+			d.Fail("devices of %d bytes, not a multiple of %d", len(devs), identity.DeviceIDSize)
+		}
+		for i := 0; i+identity.DeviceIDSize <= len(devs); i += identity.DeviceIDSize {
+			c.devices = append(c.devices, identity.DeviceID(devs[i:i+identity.DeviceIDSize]))
+		}
+	}
 	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
 	}
 	c.skipped = d.Skipped()
+	if c.devices != nil && c.kind != contentText {
+		return content{}, fmt.Errorf("content: %w: devices on content of kind %d", errMalformed, c.kind)
+	}
 	switch c.kind {
 	case contentText:
 		if len(c.ids) != 0 || c.to != nil {
 			return content{}, fmt.Errorf("content: %w: text with receipt ids or a recipient", errMalformed)
+		}
+	case contentRelay:
+		if len(c.ids) != 0 || c.to == nil {
+			return content{}, fmt.Errorf("content: %w: relay with receipt ids or without its sender", errMalformed)
 		}
 	case contentCopy:
 		if len(c.ids) != 0 || c.to == nil {

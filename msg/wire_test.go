@@ -5,10 +5,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/internal/wire"
 )
 
@@ -36,6 +39,15 @@ var (
 	goldenRead    = content{kind: contentRead, ids: []msgID{goldenID}, to: bytes.Repeat([]byte{0x11}, 20)}
 	goldenReadHex = "0805" + "2a10000102030405060708090a0b0c0d0e0f" + "3214" + strings.Repeat("11", 20)
 
+	// A text naming the two devices it went to (addition 16).
+	goldenTextDevices    = content{kind: contentText, seq: 7, sentAt: 1_700_000_000_000_000_000, body: []byte("hi"), devices: []identity.DeviceID{{1, 1, 1, 1, 1, 1, 1, 1}, {2, 2, 2, 2, 2, 2, 2, 2}}}
+	goldenTextDevicesHex = goldenTextHex + "8201" + "10" + strings.Repeat("01", 8) + strings.Repeat("02", 8)
+
+	// A sibling's relay of a text from the account whose id's 20 bytes
+	// are 0x11 each.
+	goldenRelay    = content{kind: contentRelay, seq: 7, sentAt: 1_700_000_000_000_000_000, body: []byte("hi"), to: bytes.Repeat([]byte{0x11}, 20)}
+	goldenRelayHex = "0807" + "1007" + "188080a8b1e39fe7cb17" + "22026869" + "3214" + strings.Repeat("11", 20)
+
 	goldenReceipt    = content{kind: contentReceipt, ids: []msgID{goldenID, goldenID}}
 	goldenReceiptHex = "0802" + "2a10000102030405060708090a0b0c0d0e0f" + "2a10000102030405060708090a0b0c0d0e0f"
 
@@ -58,6 +70,8 @@ func TestGoldenEncodings(t *testing.T) {
 		{"receipt", goldenReceipt.marshal(), goldenReceiptHex},
 		{"copy", goldenCopy.marshal(), goldenCopyHex},
 		{"read", goldenRead.marshal(), goldenReadHex},
+		{"text naming its devices", goldenTextDevices.marshal(), goldenTextDevicesHex},
+		{"relay", goldenRelay.marshal(), goldenRelayHex},
 		{"stamped deliver", withStamp(goldenDeliver.marshal(), goldenStamp), goldenStampDeliverHex},
 		{"stamp ack", goldenStampAck.marshal(), goldenStampAckHex},
 	} {
@@ -212,6 +226,54 @@ func TestDecodersRejectNonCanonical(t *testing.T) {
 	} {
 		if _, err := unmarshalContent(mustHex(h), 10); err == nil {
 			t.Errorf("%s accepted", name)
+		}
+	}
+}
+
+// TestContentDevices: a text's devices (addition 16) decode to what was
+// sent; on anything but a text, in a length that is not whole devices, or
+// naming more than 8, they are malformed; a relay needs its sender; a
+// build that does not know addition 16 reads the text and skips them.
+func TestContentDevices(t *testing.T) {
+	c, err := unmarshalContent(mustHex(goldenTextDevicesHex), 100)
+	if err != nil || !slices.Equal(c.devices, goldenTextDevices.devices) || string(c.body) != "hi" {
+		t.Fatalf("text with devices: %+v %v", c, err)
+	}
+	if r, err := unmarshalContent(mustHex(goldenRelayHex), 100); err != nil || r.kind != contentRelay || string(r.body) != "hi" {
+		t.Fatalf("relay: %+v %v", r, err)
+	}
+	for name, h := range map[string]string{
+		"devices on a receipt":       goldenReceiptHex + "8201" + "08" + strings.Repeat("01", 8),
+		"devices on a relay":         goldenRelayHex + "8201" + "08" + strings.Repeat("01", 8),
+		"half a device":              goldenTextHex + "8201" + "04" + strings.Repeat("01", 4),
+		"twelve bytes":               goldenTextHex + "8201" + "0c" + strings.Repeat("01", 12),
+		"nine devices":               goldenTextHex + "8201" + "48" + strings.Repeat("01", 72),
+		"a relay without its sender": "0807" + "1007" + "22026869",
+	} {
+		if _, err := unmarshalContent(mustHex(h), 100); !errors.Is(err, errMalformed) {
+			t.Errorf("%s: %v, want malformed", name, err)
+		}
+	}
+	// What a build without addition 16 reads: the text, skipping it.
+	d := wire.NewFrameDecoder(mustHex(goldenTextDevicesHex), errMalformed, maxContentAdditions)
+	kind, seq, _, body := d.Uint(1, contentRead), d.Uint(2, math.MaxInt64), d.Uint(3, math.MaxInt64), d.Bytes(4, 1, 100)
+	d.Version(fieldVersion, contentVersion)
+	if err := d.End(); err != nil || kind != contentText || seq != 7 || string(body) != "hi" || len(d.Skipped()) == 0 {
+		t.Fatalf("an older build reads kind %d seq %d %q (%v), skipping %x", kind, seq, body, err, d.Skipped())
+	}
+}
+
+// TestLargestTextNamesNoDevices: the largest text leaves its devices out
+// rather than not fit one message; a smaller one names them.
+func TestLargestTextNamesNoDevices(t *testing.T) {
+	s := &Service{}
+	ps := &peerState{acct: &acctState{view: []identity.DeviceID{{1}, {2}, {3}, {4}, {5}, {6}, {7}, {8}}}}
+	for _, n := range []int{10, DefaultMaxMessage} {
+		m := &Message{Seq: math.MaxInt64, SentAt: time.Unix(0, math.MaxInt64), Body: make([]byte, n)}
+		pt := s.textPlain(ps, m)
+		c, err := unmarshalContent(pt, DefaultMaxMessage)
+		if err != nil || len(pt) > e2e.MaxPlaintext || (len(c.devices) == 8) != (n == 10) {
+			t.Fatalf("a text of %d bytes: %d bytes of plaintext naming %d devices, %v", n, len(pt), len(c.devices), err)
 		}
 	}
 }
