@@ -379,7 +379,7 @@ type content struct {
 	sentAt  int64
 	body    []byte
 	ids     []msgID
-	to      []byte // copy: the account the message went to (AccountID.Hash)
+	to      []byte              // copy: the account the message went to (AccountID.Hash)
 	devices []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
 	skipped []byte              // additions this version does not know
 }
