@@ -211,13 +211,20 @@ func (d *Data) Dequeue(peer string, dev identity.DeviceID, id string, decide fun
 		}
 	}
 	m := Message{ID: id, Peer: peer, Direction: ix.dir, State: ix.state, At: ix.at}
+	changed := false
 	if state, ok := decide(m, last); ok {
+		changed = state != m.State
 		m.State = state
 	}
 	var b []byte
-	if last {
+	switch {
+	case last:
 		b, err = marshalIndex(ix.at, DirOut, m.State)
-	} else {
+	case !changed:
+		// Another copy waits, and the state holds: the entry stays as
+		// it is (the targets name this device, whose copy is gone).
+		return m, nil
+	default:
 		ix.state = m.State
 		b, err = ix.marshal()
 	}
