@@ -92,6 +92,23 @@ func TestSyncAccountState(t *testing.T) {
 	}
 	want("Carol removed on the first device", "bobby "+b+" blocked=false")
 
+	// Verified on one, followed on the other.
+	if _, err := alice.Client.Safety(ctx, "bobby", true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Client.ContactAction(ctx, "bobby", "follow"); err != nil {
+		t.Fatal(err)
+	}
+	for name, c := range devs {
+		check.Eventually(t, time.Minute, func() error {
+			cs, err := c.Contacts(ctx)
+			if err == nil && (len(cs) != 1 || !cs[0].Verified || !cs[0].Following) {
+				err = fmt.Errorf("%s: Bob is %+v, want verified and followed", name, cs)
+			}
+			return err
+		})
+	}
+
 	// Call settings: who may ring is the account's, auto-answer the
 	// device's own.
 	policy := "everyone"
