@@ -17,7 +17,8 @@ import (
 // the other. A contact she adds on the laptop appears on her first device;
 // she renames Bob on the first device while the laptop blocks Carol, and
 // both end with both; she removes Carol on one, and Carol is gone on both;
-// who may call her, changed on the laptop, holds on the first device (its
+// she verifies Bob on one and follows him on the other, and both show
+// both; who may call her, changed on the laptop, holds on the first device (its
 // auto-answer, a setting of that device alone, stays); and a call she makes
 // from the first device is in the laptop's call log.
 func TestSyncAccountState(t *testing.T) {
