@@ -17,6 +17,7 @@ func FuzzDecodeSignal(f *testing.F) {
 	}
 	f.Add([]byte{})
 	f.Add([]byte("garbage"))
+	f.Add(mustHex(f, "0807"+"1210"+hexID+"2805"))
 	f.Add(signal{typ: sigHangup, id: callID{1}, skipped: laterAdditions}.marshal())
 	f.Add(signal{typ: sigHangup, id: callID{1}, skipped: "\x78\x02"}.marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {

@@ -88,7 +88,10 @@ type signal struct {
 	sdp     string    // invite, accept
 	cand    string    // candidate
 	reason  sigReason // decline (required), cancel, hangup (optional)
-	skipped string    // a newer peer's additions, kept so s re-encodes as sent (a string: signal stays comparable)
+	// reason5 says an answered-elsewhere cancel came as reason 5 (builds of
+	// 2026-12-06), not as addition 16: kept so s re-encodes as sent.
+	reason5 bool
+	skipped string // a newer peer's additions, kept so s re-encodes as sent (a string: signal stays comparable)
 }
 
 // Signal field numbers.
@@ -134,7 +137,7 @@ func (s signal) marshal() []byte {
 		b = protowire.AppendString(b, s.cand)
 	}
 	switch {
-	case s.typ == sigCancel && s.reason == reasonElsewhere:
+	case s.typ == sigCancel && s.reason == reasonElsewhere && !s.reason5:
 		b = protowire.AppendTag(b, fElsewhere, protowire.VarintType)
 		b = protowire.AppendVarint(b, 1)
 	case s.reason != reasonNone:
@@ -240,6 +243,7 @@ func decodeSignal(b []byte) (signal, error) {
 	s.sdp = string(d.Bytes(fSDP, 1, media.MaxSDPSize))
 	s.cand = string(d.Bytes(fCandidate, 1, media.MaxCandidateSize))
 	s.reason = sigReason(d.Uint(fReason, uint64(reasonMax)))
+	s.reason5 = s.reason == reasonElsewhere
 	d.Version(fVersion, signalVersion)
 	elsewhere := d.Uint(fElsewhere, 1) == 1
 	if err := d.End(); err != nil {

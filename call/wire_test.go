@@ -84,8 +84,9 @@ func TestElsewhereReadByOlderBuilds(t *testing.T) {
 	if err := d.End(); err != nil || typ != sigCancel || reason != uint64(reasonNone) || len(d.Skipped()) == 0 {
 		t.Fatalf("an older build reads %v reason %d (%v), skipping %x; want a plain cancel", typ, reason, err, d.Skipped())
 	}
-	if s, err := decodeSignal(mustHex(t, "0807"+"1210"+hexID+"2805")); err != nil || s.reason != reasonElsewhere {
-		t.Fatalf("reason 5: %+v %v, want answered elsewhere", s, err)
+	legacy := mustHex(t, "0807"+"1210"+hexID+"2805")
+	if s, err := decodeSignal(legacy); err != nil || s.reason != reasonElsewhere || !bytes.Equal(s.marshal(), legacy) {
+		t.Fatalf("reason 5: %+v %v, want answered elsewhere, re-encoded as sent", s, err)
 	}
 	for name, h := range map[string]string{
 		"on a hangup":         "0808" + "1210" + hexID + "800101",

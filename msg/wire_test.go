@@ -347,6 +347,9 @@ func FuzzContent(f *testing.F) {
 	f.Add(mustHex(goldenReadHex))
 	f.Add(mustHex(goldenTextHex + laterContentAdditions))
 	f.Add(mustHex(goldenTextHex + "7802"))
+	f.Add(mustHex(goldenTextDevicesHex))
+	f.Add(mustHex(goldenTextDevicesHex + laterContentAdditions))
+	f.Add(mustHex(goldenRelayHex))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := unmarshalContent(b, 1<<16)
 		if err != nil {
