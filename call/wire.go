@@ -83,11 +83,11 @@ func parseCallID(s string) (callID, bool) {
 // signal is one decoded signalling message (the wire type; the service
 // converts it at the edge).
 type signal struct {
-	typ     sigType
-	id      callID
-	sdp     string    // invite, accept
-	cand    string    // candidate
-	reason  sigReason // decline (required), cancel, hangup (optional)
+	typ    sigType
+	id     callID
+	sdp    string    // invite, accept
+	cand   string    // candidate
+	reason sigReason // decline (required), cancel, hangup (optional)
 	// reason5 says an answered-elsewhere cancel came as reason 5 (builds of
 	// 2026-12-06), not as addition 16: kept so s re-encodes as sent.
 	reason5 bool
