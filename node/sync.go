@@ -84,8 +84,13 @@ func applyCallSettings(tx *store.Tx, op devices.Op) error {
 	if err != nil {
 		return err
 	}
-	if in.Policy != "" && !contacts.ValidCallPolicy(in.Policy) {
+	if !contacts.ValidCallPolicy(in.Policy) {
 		return fmt.Errorf("%w: call policy %q", store.ErrInvalid, in.Policy)
+	}
+	for acct, rule := range in.Rules {
+		if _, err := identity.ParseAccountID(acct); err != nil || (rule != "allow" && rule != "deny") {
+			return fmt.Errorf("%w: call rule %q for %q", store.ErrInvalid, rule, acct)
+		}
 	}
 	cur, err := tx.CallSettings()
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
@@ -104,6 +109,9 @@ func applyCallRecord(tx *store.Tx, op devices.Op) error {
 	}
 	if c.ID != string(op.Key) || c.Direction != "out" {
 		return fmt.Errorf("%w: a call record for another id, or of a call not made", store.ErrInvalid)
+	}
+	if _, err := identity.ParseAccountID(c.Peer); err != nil {
+		return fmt.Errorf("%w: a call record with peer %q: %v", store.ErrInvalid, c.Peer, err)
 	}
 	return tx.PutCall(c)
 }
