@@ -121,7 +121,10 @@ func (s *Service) sessionBroken(ps *peerState, reason string) bool {
 	}
 	ps.mu.Lock()
 	defer ps.mu.Unlock()
-	if time.Since(ps.restarted) < sessionRestartEvery || ps.set == nil {
+	if time.Since(ps.restarted) < sessionRestartEvery {
+		return false
+	}
+	if err := s.loadSetLocked(ps); err != nil {
 		return false
 	}
 	a := ps.set.Active()
