@@ -20,7 +20,7 @@
 // comments there; the key layout in store/doc.go) and their check for
 // `callsign store verify` (Check). It keeps them in the keyspace the store
 // hands it in each transaction, store.Tx.Space(store.SpaceMsg), through
-// the small KV interface (Get, Set, Delete, Scan over sealed raw values):
+// the small KV interface (Get, Has, Set, Delete, Scan over sealed raw values):
 // Data, from In(tx), is msg's data in that transaction, so a message, the
 // ratchet state it advanced and the prekeys it used commit together. The
 // node's backend reads conversations and messages the same way
@@ -55,7 +55,24 @@
 // jitter); a peer connecting, or Kick, retries at once. States:
 // queued → sent (written to the stream) → delivered (acked) → read (read
 // receipt), or failed (refused by the recipient, Event.Reason says why;
-// not retried: it leaves the outbox).
+// not retried: it leaves the outbox). One refusal is retried: a device
+// that can't open the session its frames were sealed in (it does not know
+// the prekeys the session started from, or lost it) has the sender drop
+// that session, unseal what waits for the device and start a new one from
+// its bundle, at most once per 10 minutes per device (outbox.go,
+// restartSession).
+//
+// # An account's devices
+//
+// A message goes to each device of its recipient's record (a lane per
+// device, lanes.go) and is delivered at the first device's ack. The
+// sender's other devices (siblings) get a copy of what it sends (Content
+// kind 4), hear what it read (kind 5), and carry the account's shared
+// state as sync batches that msg moves without reading (kind 6: QueueSync,
+// Config.OnSync, sync.go). A text names the recipient's devices it went to
+// (Content addition 16); a device that knows a sibling the sender left out
+// relays the text to it (kind 7, repair.go). Kinds 4 to 7 are taken only
+// from a device of this account, and only its devices send them.
 //
 // # Call signals
 //
