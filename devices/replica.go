@@ -22,6 +22,7 @@ import (
 //
 //	dev/clock                 the Lamport clock: 8 bytes, big endian
 //	dev/v/<kind:1><key>       a register: StoredRegister (devices.proto)
+//	dev/out/<kind:1><key>     an op this device changed and has not handed on (pending.go)
 type Replica struct {
 	self     identity.DeviceID
 	appliers map[Kind]Applier
