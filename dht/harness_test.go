@@ -284,12 +284,25 @@ func newTestNet(tb testing.TB, n int, o netOpts) *testNet {
 		wg.Wait()
 	}
 	check.Until(tb, 30*time.Second, "routing tables", func() bool {
+		full := true
 		for _, d := range tn.nodes {
-			if d.RoutingTableSize() < want {
-				return false
+			if d.RoutingTableSize() >= want {
+				continue
+			}
+			full = false
+			// kad-dht takes a connected peer in when identify says it
+			// speaks the DHT, after a check query of its own, and looks
+			// at its connections again only every 2 minutes: a peer
+			// identified before this node's DHT started, or whose check
+			// timed out on a busy machine, would wait that long. What
+			// this harness builds is a connected DHT: take them in.
+			for _, p := range d.host.Network().Peers() {
+				if ok, err := d.host.Peerstore().SupportsProtocols(p, kadProtocol); err == nil && len(ok) > 0 {
+					d.kad.RoutingTable().TryAddPeer(p, true, false)
+				}
 			}
 		}
-		return true
+		return full
 	})
 	return tn
 }
