@@ -23,7 +23,7 @@ func (r *Replica) Changed(tx *store.Tx, kind Kind, key, value []byte) error {
 	if err != nil {
 		return err
 	}
-	return tx.Space(store.SpaceDevices).Set(pendingKey(op.Kind, op.Key), op.marshal())
+	return r.Queue(tx, op)
 }
 
 // Queue adds op, one this replica holds (a sibling's, taken in by

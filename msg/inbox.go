@@ -294,9 +294,9 @@ func refusal(err error) string {
 	case errors.Is(err, e2e.ErrReplay):
 		return "session: replayed message"
 	case errors.Is(err, e2e.ErrUnknownPrekey):
-		return "session: unknown prekey"
+		return reasonUnknownPrekey
 	case errors.Is(err, e2e.ErrNoSession):
-		return "session: no session"
+		return reasonNoSession
 	case errors.Is(err, e2e.ErrTooManySkipped):
 		return "session: too many skipped messages"
 	case errors.Is(err, e2e.ErrBadSignature):
@@ -304,7 +304,7 @@ func refusal(err error) string {
 	case errors.Is(err, e2e.ErrMalformed):
 		return "session: malformed ciphertext"
 	}
-	return "session: decryption failed"
+	return reasonUndecryptable
 }
 
 // receiveFrom handles the frames of one device of a sender account: policy,
@@ -494,16 +494,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		id := it.f.id.String()
 		if c.kind == contentCopy {
 			seen = append(seen, id)
-			copies = append(copies, Message{
-				ID:        id,
-				Peer:      string(to),
-				Direction: DirOut,
-				Seq:       c.seq,
-				Body:      c.body,
-				SentAt:    time.Unix(0, c.sentAt),
-				At:        s.stamp(),
-				State:     StateSent,
-			})
+			copies = append(copies, s.textOf(&c, id, string(to), DirOut))
 			continue
 		}
 		if c.kind == contentRead {
@@ -513,16 +504,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		}
 		if c.kind == contentRelay {
 			seen = append(seen, id)
-			relayed = append(relayed, Message{
-				ID:        id,
-				Peer:      string(to),
-				Direction: DirIn,
-				Seq:       c.seq,
-				Body:      c.body,
-				SentAt:    time.Unix(0, c.sentAt),
-				At:        s.stamp(),
-				State:     StateReceived,
-			})
+			relayed = append(relayed, s.textOf(&c, id, string(to), DirIn))
 			continue
 		}
 		if c.kind == contentSync {
@@ -557,16 +539,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 				relays = append(relays, relay{len(msgs), devs})
 			}
 		}
-		msgs = append(msgs, Message{
-			ID:        id,
-			Peer:      peerID,
-			Direction: DirIn,
-			Seq:       c.seq,
-			Body:      c.body,
-			SentAt:    time.Unix(0, c.sentAt),
-			At:        s.stamp(),
-			State:     StateReceived,
-		})
+		msgs = append(msgs, s.textOf(&c, id, peerID, DirIn))
 	}
 	if !sessionChanged {
 		return nil
@@ -604,7 +577,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			}
 			for _, r := range relays {
 				for _, d := range r.devs {
-					if err := s.putRelay(data, &msgs[r.msg], d); err != nil {
+					if err := s.putForSibling(data, contentRelay, &msgs[r.msg], d); err != nil {
 						return err
 					}
 				}
@@ -741,10 +714,21 @@ func (s *Service) checkFirstContact(rx *rxStream, acct identity.AccountID, pub i
 	return nil
 }
 
-// storeCopies stores a sibling's copies of the messages it sent, each in
-// its conversation, unless the conversation already has the id (a copy
-// sent again, or a message that came another way); it returns those
-// stored.
+// textOf is the message a text's content c (a text, a sibling's copy or
+// relay) makes in the conversation with peer, arrived now: outgoing ones
+// sent, incoming ones received.
+func (s *Service) textOf(c *content, id, peer, dir string) Message {
+	state := StateReceived
+	if dir == DirOut {
+		state = StateSent
+	}
+	return Message{ID: id, Peer: peer, Direction: dir, Seq: c.seq, Body: c.body, SentAt: time.Unix(0, c.sentAt), At: s.stamp(), State: state}
+}
+
+// storeCopies stores messages a sibling sent here (copies of the messages
+// it sent, texts it relays), each in its conversation, unless the
+// conversation already has the id (sent again, or come another way); it
+// returns those stored.
 func storeCopies(data *Data, copies []Message) ([]Message, error) {
 	var stored []Message
 	for _, m := range copies {

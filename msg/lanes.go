@@ -340,14 +340,16 @@ func (s *Service) siblings() ([]*peerState, bool) {
 	return out, known
 }
 
-// putSiblingCopy queues a copy of m, a message this device sends, for its
-// sibling dev: a control message with m's id.
-func (s *Service) putSiblingCopy(data *Data, m *Message, dev identity.DeviceID) error {
+// putForSibling queues text m for this account's device dev, as a control
+// message with m's id: kind contentCopy for a message this device sends,
+// contentRelay for one it received (repair.go); to names m.Peer, the
+// account it went to or came from.
+func (s *Service) putForSibling(data *Data, kind uint64, m *Message, dev identity.DeviceID) error {
 	to := identity.AccountID(m.Peer).Hash()
 	if to == nil {
-		return fmt.Errorf("copy of %s: %w: recipient %q", m.ID, store.ErrInvalid, m.Peer)
+		return fmt.Errorf("text %s for a sibling: %w: peer %q", m.ID, store.ErrInvalid, m.Peer)
 	}
-	c := content{kind: contentCopy, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, to: to}
+	c := content{kind: kind, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, to: to}
 	env := append([]byte{envPending}, c.marshal()...)
 	return data.PutOutbox(OutboxEntry{ID: m.ID, Peer: string(s.selfID), Dev: dev, Envelope: env, NextAttempt: m.At, CreatedAt: m.At})
 }
@@ -409,7 +411,7 @@ func (s *Service) copyEarly() {
 				return err
 			}
 			for _, sib := range sibs {
-				if err := s.putSiblingCopy(data, &m, sib.dev); err != nil {
+				if err := s.putForSibling(data, contentCopy, &m, sib.dev); err != nil {
 					return err
 				}
 			}

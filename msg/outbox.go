@@ -115,7 +115,7 @@ const sessionRestartEvery = 10 * time.Minute
 // so that a new one would do, and ps may start one now.
 func (s *Service) sessionBroken(ps *peerState, reason string) bool {
 	switch reason {
-	case "session: unknown prekey", "session: decryption failed", "session: no session":
+	case reasonUnknownPrekey, reasonUndecryptable, reasonNoSession:
 	default:
 		return false
 	}
@@ -130,7 +130,7 @@ func (s *Service) sessionBroken(ps *peerState, reason string) bool {
 	a := ps.set.Active()
 	// A session the device has answered in opened there: only its loss
 	// ("no session") makes a new one useful.
-	return a != nil && (reason == "session: no session" || a.Initiator() && !a.Confirmed())
+	return a != nil && (reason == reasonNoSession || a.Initiator() && !a.Confirmed())
 }
 
 // restartSession drops the session with ps's device and unseals what is

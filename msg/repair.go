@@ -2,8 +2,6 @@ package msg
 
 import (
 	"bytes"
-	"errors"
-	"fmt"
 	"slices"
 
 	"github.com/callsign/callsign/e2e"
@@ -74,18 +72,6 @@ func (s *Service) relayTargets(targets []identity.DeviceID) []identity.DeviceID 
 	return out
 }
 
-// putRelay queues incoming text m, from the account m.Peer, for this
-// account's device dev: a control message with m's id.
-func (s *Service) putRelay(data *Data, m *Message, dev identity.DeviceID) error {
-	from := identity.AccountID(m.Peer).Hash()
-	if from == nil {
-		return fmt.Errorf("relay of %s: %w: sender %q", m.ID, store.ErrInvalid, m.Peer)
-	}
-	c := content{kind: contentRelay, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, to: from}
-	env := append([]byte{envPending}, c.marshal()...)
-	return data.PutOutbox(OutboxEntry{ID: m.ID, Peer: string(s.selfID), Dev: dev, Envelope: env, NextAttempt: m.At, CreatedAt: m.At})
-}
-
 // storeRelayed stores the texts siblings relayed here, each in its
 // sender's conversation under that account's lock (which every writer of
 // the conversation holds), once: a text the sender's own frame brought,
@@ -110,34 +96,15 @@ func (s *Service) storeRelayed(msgs []Message) {
 		var stored []Message
 		err := s.cfg.DB.Update(func(tx *store.Tx) error {
 			data := s.data(tx)
-			stored = stored[:0]
-			for _, m := range byPeer[peer] {
-				use, err := data.IDUse(peer, m.ID)
-				if err != nil {
-					return err
-				}
-				if use != IDFree {
-					continue
-				}
-				if err := data.InsertMessage(m); err != nil {
-					return err
-				}
-				stored = append(stored, m)
+			var err error
+			if stored, err = storeCopies(data, byPeer[peer]); err != nil || len(stored) == 0 {
+				return err
 			}
-			if len(stored) == 0 {
-				return nil
-			}
-			c, err := data.Conversation(peer)
-			if errors.Is(err, store.ErrNotFound) {
-				c, err = Conversation{Peer: peer}, nil
-			}
+			c, err := data.Conversation(peer) // storeCopies made it
 			if err != nil {
 				return err
 			}
 			c.Unread += len(stored)
-			if last := stored[len(stored)-1].At; last.After(c.LastAt) {
-				c.LastAt = last
-			}
 			return data.PutConversation(c)
 		})
 		a.mu.Unlock()

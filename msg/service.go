@@ -803,7 +803,7 @@ func (s *Service) commitSends(batch []*sendReq) {
 				return err
 			}
 			for _, sib := range siblings {
-				if err := s.putSiblingCopy(data, &r.m, sib.dev); err != nil {
+				if err := s.putForSibling(data, contentCopy, &r.m, sib.dev); err != nil {
 					return err
 				}
 			}

@@ -50,6 +50,11 @@ const (
 	// reasonRevoked refuses what a device its account revoked sends; the
 	// sender looks its own record up when it reads it.
 	reasonRevoked = "this device was revoked by its account"
+	// Refusals of frames the recipient could not open (refusal): after
+	// these, the sender may start the session again (sessionBroken).
+	reasonUnknownPrekey = "session: unknown prekey"
+	reasonNoSession     = "session: no session"
+	reasonUndecryptable = "session: decryption failed"
 
 	// Content kinds (inside the ratchet).
 	contentText    = 1

@@ -200,7 +200,7 @@ func loadCallSettings(db *store.DB) (*callSettings, error) {
 	case err != nil:
 		return nil, fmt.Errorf("call settings: %w", err)
 	default:
-		s = api.CallSettings{Policy: st.Policy, AlwaysRelay: st.AlwaysRelay, AutoAnswer: st.AutoAnswer, RecordDir: st.RecordDir, Rules: st.Rules}
+		s = fromStoreCallSettings(st)
 	}
 	return &callSettings{db: db, cur: s}, nil
 }
@@ -239,6 +239,10 @@ func (cs *callSettings) Update(f func(*api.CallSettings)) (api.CallSettings, err
 	return s, nil
 }
 
+func fromStoreCallSettings(s store.CallSettings) api.CallSettings {
+	return api.CallSettings{Policy: s.Policy, AlwaysRelay: s.AlwaysRelay, AutoAnswer: s.AutoAnswer, RecordDir: s.RecordDir, Rules: s.Rules}
+}
+
 func toStoreCallSettings(s api.CallSettings) store.CallSettings {
 	return store.CallSettings{Policy: s.Policy, AlwaysRelay: s.AlwaysRelay, AutoAnswer: s.AutoAnswer, RecordDir: s.RecordDir, Rules: s.Rules}
 }
@@ -251,7 +255,7 @@ func (cs *callSettings) reload() error {
 	if err != nil {
 		return err
 	}
-	cs.cur = api.CallSettings{Policy: st.Policy, AlwaysRelay: st.AlwaysRelay, AutoAnswer: st.AutoAnswer, RecordDir: st.RecordDir, Rules: st.Rules}
+	cs.cur = fromStoreCallSettings(st)
 	return nil
 }
 
