@@ -20,6 +20,8 @@ const (
 	LabelHandleRecord   = "callsign/v1/handle-record"
 	LabelDeviceCert     = "callsign/v1/device-cert"
 	LabelPrekey         = "callsign/v1/prekey"
+	// LabelGroupOp labels a group's membership operation (package group).
+	LabelGroupOp = "callsign/v1/group-op"
 
 	// LabelAccountID labels the hash that turns an account key into its AccountID.
 	LabelAccountID = "callsign/v1/account-id"
