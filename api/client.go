@@ -276,31 +276,7 @@ func (c *Client) do(ctx context.Context, method, path string, in, out any) error
 		return c.transportError(err)
 	}
 	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxResponse+1))
-	if err != nil {
-		return fmt.Errorf("read API response: %w", err)
-	}
-	if len(data) > maxResponse {
-		return fmt.Errorf("API response over %d bytes", maxResponse)
-	}
-	if resp.StatusCode != http.StatusOK {
-		e := &Error{Status: resp.StatusCode}
-		if json.Unmarshal(data, e) != nil || e.Message == "" {
-			e.Code, e.Message = CodeInternal, fmt.Sprintf("API answered %s", resp.Status)
-		}
-		return e
-	}
-	if out == nil {
-		return nil
-	}
-	if raw, ok := out.(*[]byte); ok { // a Download
-		*raw = data
-		return nil
-	}
-	if err := json.Unmarshal(data, out); err != nil {
-		return fmt.Errorf("decode API response: %w", err)
-	}
-	return nil
+	return readJSON(resp, out)
 }
 
 func (c *Client) transportError(err error) error {

@@ -21,6 +21,8 @@
 //	POST   /contacts           ContactAdd -> Contact
 //	DELETE /contacts/{name}    -
 //	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
+//	POST   /files                          multipart: to, caption, duration_ms, thumb, file (last) -> Message (api/files.go)
+//	GET    /files/{peer}/{id}, /files/{id} an attachment's bytes (CodeUnavailable while it is fetched)
 //	GET    /conversations                  []Conversation
 //	GET    /conversations/{name}?cursor=&limit=&newest=  MessagePage, oldest first (newest=1: the newest page first, Next leads back);
 //	                                                     at most MaxPageBytes encoded: a page stops early, Next set, whatever the limit
@@ -63,6 +65,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"mime"
@@ -92,6 +95,12 @@ type Backend interface {
 	AddContact(ctx context.Context, name, petname string) (Contact, error)
 	RemoveContact(ctx context.Context, name string) error
 	Send(ctx context.Context, to, text string) (Message, error)
+	// SendFile sends a file (its Body read to the end) with a caption.
+	SendFile(ctx context.Context, up FileUpload) (Message, error)
+	// File returns a message's attachment and a function that writes its
+	// bytes; peer "" finds the message by its id in any conversation. A
+	// file not on this node yet is CodeUnavailable (its fetch starts).
+	File(ctx context.Context, peer, id string) (FileInfo, func(io.Writer) error, error)
 	Conversations(ctx context.Context) ([]Conversation, error)
 	Messages(ctx context.Context, name string, page PageRequest) (MessagePage, error)
 	MarkRead(ctx context.Context, name string, ids []string) error
@@ -278,6 +287,9 @@ func (s *Server) handler() http.Handler {
 		}
 		return b.Send(r.Context(), req.To, req.Text)
 	}))
+	mux.HandleFunc("POST /api/v1/files", s.uploadFile)
+	mux.HandleFunc("GET /api/v1/files/{id}", s.getFile)
+	mux.HandleFunc("GET /api/v1/files/{peer}/{id}", s.getFile)
 	mux.HandleFunc("GET /api/v1/conversations", j(func(r *http.Request) (any, error) { return b.Conversations(r.Context()) }))
 	mux.HandleFunc("GET /api/v1/conversations/{name}", j(func(r *http.Request) (any, error) {
 		q := r.URL.Query()
@@ -519,16 +531,7 @@ func (s *Server) jsonHandlerLimit(limit int64, f func(r *http.Request) (any, err
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
 		v, err := f(r)
 		if err != nil {
-			var e *Error
-			if !errors.As(err, &e) {
-				if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
-					e = Errorf(CodeUnavailable, "try again; the network may still be starting", "%s", err.Error())
-				} else {
-					s.log.Warn("api request failed", "route", r.Pattern, "err", err)
-					e = Errorf(CodeInternal, "", "%s", err.Error())
-				}
-			}
-			writeError(w, e)
+			writeError(w, s.apiError(r, err))
 			return
 		}
 		if d, ok := v.(*Download); ok {
@@ -541,6 +544,20 @@ func (s *Server) jsonHandlerLimit(limit int64, f func(r *http.Request) (any, err
 		}
 		writeJSON(w, http.StatusOK, v)
 	}
+}
+
+// apiError is err as the API reports it: an *Error as it is, a canceled
+// or expired request as unavailable, anything else as internal (logged).
+func (s *Server) apiError(r *http.Request, err error) *Error {
+	var e *Error
+	if errors.As(err, &e) {
+		return e
+	}
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return Errorf(CodeUnavailable, "try again; the network may still be starting", "%s", err.Error())
+	}
+	s.log.Warn("api request failed", "route", r.Pattern, "err", err)
+	return Errorf(CodeInternal, "", "%s", err.Error())
 }
 
 func decode(r *http.Request, v any) error { return decodeLimit(r, v, MaxBody) }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -56,6 +57,29 @@ func (f *fakeBackend) AddContact(_ context.Context, n, p string) (Contact, error
 func (f *fakeBackend) RemoveContact(context.Context, string) error { return nil }
 func (f *fakeBackend) Send(_ context.Context, to, text string) (Message, error) {
 	return Message{ID: "m1", To: to, Text: text, State: "queued", Direction: "out"}, nil
+}
+func (f *fakeBackend) SendFile(_ context.Context, up FileUpload) (Message, error) {
+	n, err := io.Copy(io.Discard, up.Body)
+	if err != nil {
+		return Message{}, err
+	}
+	if n > 1000 {
+		return Message{}, Errorf(CodeTooLarge, "", "over 1000 bytes")
+	}
+	return Message{ID: "m2", To: up.To, Text: up.Caption, State: "queued", Direction: "out",
+		File: &FileInfo{Name: up.Name, Type: up.Type, Size: n, DurationMS: up.DurationMS, Thumb: fmt.Sprint(len(up.Thumb)), State: FileReady}}, nil
+}
+func (f *fakeBackend) File(_ context.Context, peer, id string) (FileInfo, func(io.Writer) error, error) {
+	body := []byte("<script>alert(1)</script>")
+	switch id {
+	case "page":
+		return FileInfo{Name: "x.html", Type: "text/html", Size: int64(len(body))}, func(w io.Writer) error { _, err := w.Write(body); return err }, nil
+	case "photo":
+		return FileInfo{Name: "p.png", Type: "image/png", Size: 3}, func(w io.Writer) error { _, err := w.Write([]byte("png")); return err }, nil
+	case "away":
+		return FileInfo{}, nil, Errorf(CodeUnavailable, "", "not here yet")
+	}
+	return FileInfo{}, nil, Errorf(CodeNotFound, "", "no such message")
 }
 func (f *fakeBackend) Conversations(context.Context) ([]Conversation, error) { return nil, nil }
 func (f *fakeBackend) Messages(_ context.Context, name string, p PageRequest) (MessagePage, error) {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"time"
 )
@@ -259,6 +260,51 @@ type Message struct {
 	Direction string    `json:"direction"` // "in" or "out"
 	Peer      string    `json:"peer"`      // the other side's account id
 	PeerName  string    `json:"peer_name,omitempty"`
+	// File is the message's attachment; Text is then its caption,
+	// possibly empty.
+	File *FileInfo `json:"file,omitempty"`
+}
+
+// FileInfo is a message's attachment as a client shows it.
+type FileInfo struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"` // media type
+	Size       int64  `json:"size"` // bytes
+	DurationMS int64  `json:"duration_ms,omitempty"`
+	// Thumb is a photo's thumbnail as a data: URL (JPEG).
+	Thumb string `json:"thumb,omitempty"`
+	// State is FileReady (on this node), FileFetching or FileFailed.
+	State string `json:"state"`
+	// URL is where GET reads the file's bytes (with the token).
+	URL string `json:"url"`
+}
+
+// States of an attachment.
+const (
+	FileReady    = "ready"
+	FileFetching = "fetching"
+	FileFailed   = "failed"
+)
+
+// FileUpload is a file a client sends (POST /api/v1/files, multipart:
+// to, caption, duration_ms, thumb, then file).
+type FileUpload struct {
+	To         string
+	Caption    string
+	Name, Type string
+	DurationMS int64
+	Thumb      []byte
+	Body       io.Reader
+}
+
+// FileState is an attachment's download progressing or ending (event
+// "file"); Have and Total count its sealed bytes.
+type FileState struct {
+	Peer  string `json:"peer"`
+	ID    string `json:"id"`
+	State string `json:"state"`
+	Have  int64  `json:"have"`
+	Total int64  `json:"total"`
 }
 
 // MessagePage is one page of a conversation.
@@ -316,6 +362,9 @@ const (
 	// EventSynced: another device of this account changed what they
 	// share. Data: Synced, what to read again.
 	EventSynced = "synced"
+	// EventFile: an attachment's download progressed or ended. Data:
+	// FileState.
+	EventFile = "file"
 )
 
 // Synced says what another device of this account changed here.

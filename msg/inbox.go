@@ -476,11 +476,11 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			continue
 		}
 		if dec == Request && c.kind == contentText {
-			reason, full := s.reserveRequest(acct, len(c.body))
+			reason, full := s.reserveRequest(acct, len(c.body)+len(c.file))
 			if full && !rechecked {
 				rechecked = s.recheckRequests(acct)
 				if rechecked {
-					reason, _ = s.reserveRequest(acct, len(c.body))
+					reason, _ = s.reserveRequest(acct, len(c.body)+len(c.file))
 				}
 			}
 			if reason != "" {
@@ -488,7 +488,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 				it.ack.status, it.ack.reason = statusRefused, reason
 				continue
 			}
-			reserved = reserved.add(usage{1, int64(len(c.body))})
+			reserved = reserved.add(usage{1, int64(len(c.body) + len(c.file))})
 		}
 		it.ack.status = statusStored
 		id := it.f.id.String()
@@ -722,7 +722,7 @@ func (s *Service) textOf(c *content, id, peer, dir string) Message {
 	if dir == DirOut {
 		state = StateSent
 	}
-	return Message{ID: id, Peer: peer, Direction: dir, Seq: c.seq, Body: c.body, SentAt: time.Unix(0, c.sentAt), At: s.stamp(), State: state}
+	return Message{ID: id, Peer: peer, Direction: dir, Seq: c.seq, Body: c.body, File: c.file, SentAt: time.Unix(0, c.sentAt), At: s.stamp(), State: state}
 }
 
 // storeCopies stores messages a sibling sent here (copies of the messages

@@ -23,7 +23,7 @@ import (
 // with the devices of ps's account the message goes to (the view's),
 // unless naming them would make the plaintext too large for one message.
 func (s *Service) textPlain(ps *peerState, m *Message) []byte {
-	c := content{kind: contentText, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body}
+	c := content{kind: contentText, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, file: m.File}
 	s.mu.Lock()
 	for _, d := range ps.acct.view {
 		if !d.IsZero() && len(c.devices) < maxTargets {

@@ -607,8 +607,24 @@ func newMsgID() msgID {
 // StateQueued) as soon as it is durable in the outbox; delivery happens in
 // the background. A text longer than Config.MaxMessage is ErrTooLarge.
 func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) (Message, error) {
-	if len(text) > s.cfg.MaxMessage {
-		return Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, len(text), s.cfg.MaxMessage)
+	return s.send(ctx, to, text, nil)
+}
+
+// SendFile is Send of a text carrying an attachment's reference (file,
+// at most MaxFileRef bytes, opaque to msg) with text as its caption,
+// possibly empty: the recipient's devices and this account's others get
+// it as Message.File. The caption and reference together must fit
+// Config.MaxMessage less 8 bytes.
+func (s *Service) SendFile(ctx context.Context, to identity.AccountID, text, file []byte) (Message, error) {
+	if len(file) == 0 || len(file) > MaxFileRef {
+		return Message{}, fmt.Errorf("send: %w: an attachment reference of %d bytes (1 to %d)", ErrTooLarge, len(file), MaxFileRef)
+	}
+	return s.send(ctx, to, text, file)
+}
+
+func (s *Service) send(ctx context.Context, to identity.AccountID, text, file []byte) (Message, error) {
+	if n := len(text) + len(file); n > s.cfg.MaxMessage || file != nil && n > s.cfg.MaxMessage-8 {
+		return Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, n, s.cfg.MaxMessage)
 	}
 	if to == s.selfID {
 		return Message{}, fmt.Errorf("send: %w: cannot message this account itself", ErrBadRecipient)
@@ -643,6 +659,7 @@ func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) 
 			Peer:      string(to),
 			Direction: DirOut,
 			Body:      append([]byte(nil), text...),
+			File:      bytes.Clone(file),
 			State:     StateQueued,
 		},
 		done: make(chan error, 1),

@@ -80,7 +80,14 @@ type Message struct {
 	SentAt    time.Time // sender's clock
 	At        time.Time // local time stored; orders the conversation
 	State     string    // StateQueued, ... (kept in the message's index entry)
+	// File is an attachment's reference (a files.Ref, which the node
+	// reads; msg carries it without reading it), nil for a plain text.
+	// Body is then its caption.
+	File []byte
 }
+
+// MaxFileRef caps Message.File.
+const MaxFileRef = 20 << 10
 
 // Conversation is the per-peer summary the messaging layer keeps.
 type Conversation struct {

@@ -103,6 +103,9 @@ func marshalMessage(m *Message) ([]byte, error) {
 	if len(m.Body) > maxBodySize {
 		return nil, fmt.Errorf("%w: message body of %d bytes exceeds %d", store.ErrInvalid, len(m.Body), maxBodySize)
 	}
+	if len(m.File) > MaxFileRef {
+		return nil, fmt.Errorf("%w: attachment reference of %d bytes exceeds %d", store.ErrInvalid, len(m.File), MaxFileRef)
+	}
 	if len(m.State) > maxStateLen || !utf8.ValidString(m.State) {
 		return nil, fmt.Errorf("%w: message state %q", store.ErrInvalid, m.State)
 	}
@@ -130,6 +133,7 @@ func marshalMessage(m *Message) ([]byte, error) {
 	e.Time(6, m.SentAt)
 	e.Time(7, m.At)
 	e.String(8, m.State)
+	e.Bytes(9, m.File)
 	return e.B, nil
 }
 
@@ -153,6 +157,7 @@ func unmarshalMessage(b []byte) (Message, error) {
 	m.SentAt = d.Time(6)
 	m.At = d.Time(7)
 	m.State = d.String(8, 1, maxStateLen)
+	m.File = d.Bytes(9, 1, MaxFileRef)
 	if err := d.End(); err != nil {
 		return Message{}, err
 	}

@@ -83,6 +83,11 @@ const (
 	// fieldDevices is Content addition 16 on a text: the devices of the
 	// recipient the sender sent it to, 8 bytes each, concatenated.
 	fieldDevices = 16
+	// fieldFile is Content addition 17 on a text (and on a sibling's copy
+	// or relay of one): an attachment's reference (files.Ref, opaque to
+	// msg: the node reads it), at most MaxFileRef bytes. The text's body is
+	// then the caption, possibly empty.
+	fieldFile = 17
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -386,6 +391,7 @@ type content struct {
 	ids     []msgID
 	to      []byte              // copy: the account the message went to (AccountID.Hash)
 	devices []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
+	file    []byte              // text, copy or relay, addition 17: an attachment's reference
 	skipped []byte              // additions this version does not know
 }
 
@@ -406,6 +412,7 @@ func (c *content) marshal() []byte {
 		}
 		e.Bytes(fieldDevices, b)
 	}
+	e.Bytes(fieldFile, c.file)
 	e.Raw(c.skipped)
 	return e.B
 }
@@ -444,12 +451,18 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 			c.devices = append(c.devices, identity.DeviceID(devs[i:i+identity.DeviceIDSize]))
 		}
 	}
+	if f := d.Bytes(fieldFile, 1, MaxFileRef); f != nil {
+		c.file = bytes.Clone(f)
+	}
 	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
 	}
 	c.skipped = d.Skipped()
 	if c.devices != nil && c.kind != contentText {
 		return content{}, fmt.Errorf("content: %w: devices on content of kind %d", errMalformed, c.kind)
+	}
+	if c.file != nil && c.kind != contentText && c.kind != contentCopy && c.kind != contentRelay {
+		return content{}, fmt.Errorf("content: %w: an attachment on content of kind %d", errMalformed, c.kind)
 	}
 	switch c.kind {
 	case contentText:

@@ -176,6 +176,7 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 			}
 			n.metrics.Message(ev.Message.Direction, ev.Request)
 		}
+		n.files.onMessage(ev)
 	case msg.EventState:
 		n.metrics.state(ev.State)
 	}

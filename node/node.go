@@ -127,6 +127,9 @@ type Config struct {
 	// BackupParams are the Argon2id cost and chunk size of the backups the
 	// API makes; zero = devices.DefaultBackupParams (tests lower them).
 	BackupParams devices.BackupParams
+	// FileLimit caps an attachment this node sends or fetches, in bytes;
+	// 0 = files.DefaultLimit (100 MiB).
+	FileLimit int64
 	// DHTServer forces DHT server mode on a non-public node (test networks).
 	DHTServer bool
 	// BehindNAT listens nowhere and treats the node as unreachable from the
@@ -208,6 +211,7 @@ type Node struct {
 	dht      *dht.DHT
 	contacts *contacts.Book // the address book, shared by the message and call policies and the API
 	msg      *msg.Service
+	files    *attachments                 // attachments (files.go)
 	calls    atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
 	media    *media.Engine                // set by startCalls
 	callCfg  *callSettings                // set by startCalls
@@ -340,6 +344,9 @@ func (n *Node) Start(ctx context.Context) (err error) {
 	if err := n.startDHT(ctx); err != nil {
 		return err
 	}
+	if err := n.startFiles(); err != nil {
+		return err
+	}
 	if err := n.startMsg(ctx); err != nil {
 		return err
 	}
@@ -419,6 +426,7 @@ func (n *Node) startBackend() {
 		Contacts:              n.contacts,
 		Directory:             n.dht,
 		Messages:              n.msg,
+		Files:                 n.files,
 		Calls:                 n.calls.Load(),
 		Bridges:               n.media,
 		CallSettings:          n.callCfg,

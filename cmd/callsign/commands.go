@@ -31,9 +31,10 @@ func commands() []*command {
 		{name: "contacts follow", aliases: []string{"follow"}, args: "NAME", summary: "follow someone", run: contactAction("follow")},
 		{name: "contacts unfollow", aliases: []string{"unfollow"}, args: "NAME", summary: "stop following someone", run: contactAction("unfollow")},
 
-		{name: "messages send", aliases: []string{"send"}, args: "NAME TEXT",
-			summary: "send an end-to-end encrypted message (returns once it is safely queued)", read: true, run: runSend},
+		sendCommand(),
 		messagesCommand(),
+		{name: "messages save", aliases: []string{"save"}, args: "ID [DIR]",
+			summary: "save the file message ID carries into DIR (default: the current directory)", read: true, run: runSave},
 		{name: "requests list", aliases: []string{"requests"},
 			summary: "list message requests from people who are not your contacts", read: true, run: runRequests},
 		{name: "requests accept", aliases: []string{"accept"}, args: "NAME",

@@ -37,6 +37,9 @@ type fakeNode struct {
 	answered  []api.AnswerRequest
 	actions   []string // "hangup c1"
 	sent      []string // the texts sent
+	file      []byte   // the last file sent
+	fileName  string
+	fileAsked int // File calls
 	log       []api.Call
 	onDial    func(req api.CallRequest) // runs in the API request
 	onAction  func(id, action string)   // after an action is recorded
@@ -124,6 +127,34 @@ func (f *fakeNode) Send(_ context.Context, to, text string) (api.Message, error)
 	defer f.mu.Unlock()
 	f.sent = append(f.sent, text)
 	return api.Message{ID: "m2", To: to, Text: text, State: "queued", Direction: "out"}, nil
+}
+
+// SendFile keeps the file it is sent as the attachment of message "f1",
+// which File serves after answering unavailable once (still fetching).
+func (f *fakeNode) SendFile(_ context.Context, up api.FileUpload) (api.Message, error) {
+	b, err := io.ReadAll(up.Body)
+	if err != nil {
+		return api.Message{}, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.sent = append(f.sent, fmt.Sprintf("%s %s %d %s", up.Name, up.Type, len(b), up.Caption))
+	f.file, f.fileName = b, up.Name
+	return api.Message{ID: "f1", To: up.To, Text: up.Caption, State: "queued", Direction: "out",
+		File: &api.FileInfo{Name: up.Name, Type: up.Type, Size: int64(len(b)), State: api.FileReady}}, nil
+}
+
+func (f *fakeNode) File(_ context.Context, peer, id string) (api.FileInfo, func(io.Writer) error, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if id != "f1" || f.file == nil {
+		return api.FileInfo{}, nil, api.Errorf(api.CodeNotFound, "", "no message %s", id)
+	}
+	if f.fileAsked++; f.fileAsked == 1 {
+		return api.FileInfo{}, nil, api.Errorf(api.CodeUnavailable, "", "fetching it")
+	}
+	b := f.file
+	return api.FileInfo{Name: f.fileName, Type: "text/plain", Size: int64(len(b))}, func(w io.Writer) error { _, err := w.Write(b); return err }, nil
 }
 
 // fakeLastAt is the time of the fake's conversation: the same in every

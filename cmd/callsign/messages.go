@@ -6,6 +6,9 @@ import (
 	"fmt"
 	"github.com/spf13/pflag"
 	"io"
+	"mime"
+	"os"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -13,15 +16,33 @@ import (
 	"github.com/callsign/callsign/api"
 )
 
-func runSend(ctx context.Context, e *env, args []string) error {
-	if len(args) < 2 {
+func sendCommand() *command {
+	var file string
+	return &command{
+		name: "messages send", aliases: []string{"send"}, args: "NAME TEXT",
+		forms:   []string{"NAME TEXT", "NAME --file PATH [CAPTION]"},
+		summary: "send an end-to-end encrypted message or file (returns once it is safely queued)", read: true,
+		flags: func(fs *pflag.FlagSet) {
+			fs.StringVar(&file, "file", "", "send the file at PATH (a photo, a voice note, any file up to the node's limit, 100 MiB by default); TEXT is then its caption")
+		},
+		run: func(ctx context.Context, e *env, args []string) error { return runSend(ctx, e, args, file) },
+	}
+}
+
+func runSend(ctx context.Context, e *env, args []string, file string) error {
+	if len(args) < 2 && (file == "" || len(args) < 1) {
 		return usageError{msg: fmt.Sprintf("expected NAME TEXT, got %d argument(s)", len(args))}
 	}
 	c, err := e.api()
 	if err != nil {
 		return err
 	}
-	m, err := c.Send(ctx, args[0], strings.Join(args[1:], " "))
+	var m api.Message
+	if file != "" {
+		m, err = sendFile(ctx, c, args[0], strings.Join(args[1:], " "), file)
+	} else {
+		m, err = c.Send(ctx, args[0], strings.Join(args[1:], " "))
+	}
 	if err != nil {
 		return err
 	}
@@ -126,6 +147,98 @@ func messagesCommand() *command {
 	}
 }
 
+func sendFile(ctx context.Context, c *api.Client, to, caption, path string) (api.Message, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return api.Message{}, err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		return api.Message{}, fmt.Errorf("%s is not a file", path)
+	}
+	typ := mime.TypeByExtension(filepath.Ext(path))
+	if mt, _, err := mime.ParseMediaType(typ); err == nil {
+		typ = mt
+	}
+	return c.SendFile(ctx, api.FileUpload{To: to, Caption: caption, Name: filepath.Base(path), Type: typ, Body: f})
+}
+
+// runSave writes the file of message ID into DIR under the name it was
+// sent with; an existing file is never overwritten (" (2)" and so on is
+// added to the name).
+func runSave(ctx context.Context, e *env, args []string) error {
+	if len(args) < 1 || len(args) > 2 {
+		return usageError{msg: fmt.Sprintf("expected ID [DIR], got %d argument(s)", len(args))}
+	}
+	dir := "."
+	if len(args) == 2 {
+		dir = args[1]
+	}
+	c, err := e.api()
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(dir, ".callsign-save-*")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp.Name())
+	// A file not on this node yet is being fetched: wait for it.
+	name, _, err := c.File(ctx, "", args[0], tmp)
+	for waited, until := false, time.Now().Add(10*time.Minute); api.IsCode(err, api.CodeUnavailable) && time.Now().Before(until); {
+		if !waited {
+			fmt.Fprintln(e.stderr, "the file is not on this node yet; fetching it from the sender...")
+			waited = true
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
+		name, _, err = c.File(ctx, "", args[0], tmp)
+	}
+	if err == nil {
+		err = tmp.Sync()
+	}
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	name = filepath.Base(filepath.Clean("/" + name)) // the node checked it; never a path here
+	if name == "/" || name == "." {
+		name = args[0]
+	}
+	path, err := freeName(dir, name)
+	if err != nil {
+		return err
+	}
+	if err := os.Link(tmp.Name(), path); err != nil {
+		return err
+	}
+	return e.print(struct {
+		ID   string `json:"id"`
+		Path string `json:"path"`
+	}{args[0], path}, func(w io.Writer) { fmt.Fprintln(w, path) })
+}
+
+// freeName is dir/name, or dir/"base (n).ext" for the first n free.
+func freeName(dir, name string) (string, error) {
+	ext := filepath.Ext(name)
+	base := strings.TrimSuffix(name, ext)
+	for i := 1; i < 1000; i++ {
+		p := filepath.Join(dir, name)
+		if i > 1 {
+			p = filepath.Join(dir, fmt.Sprintf("%s (%d)%s", base, i, ext))
+		}
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			return p, nil
+		}
+	}
+	return "", fmt.Errorf("no free name for %s in %s", name, dir)
+}
+
 func printMessage(w io.Writer, m api.Message) {
 	who := m.PeerName
 	if who == "" {
@@ -135,7 +248,22 @@ func printMessage(w io.Writer, m api.Message) {
 	if m.Direction == "out" {
 		arrow = "->"
 	}
-	fmt.Fprintf(w, "%s %s %s  %s  [%s]\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), arrow, who, m.Text, m.State)
+	text := m.Text
+	if f := m.File; f != nil {
+		// The ID is what `save` takes.
+		text = strings.TrimSpace(fmt.Sprintf("[file %s, %s, %s: save %s] %s", f.Name, humanBytes(f.Size), f.State, m.ID, m.Text))
+	}
+	fmt.Fprintf(w, "%s %s %s  %s  [%s]\n", m.SentAt.Local().Format("2006-01-02 15:04:05"), arrow, who, text, m.State)
+}
+
+func humanBytes(n int64) string {
+	switch {
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	case n >= 1<<10:
+		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
+	}
+	return fmt.Sprintf("%d B", n)
 }
 
 // follower prints the message and state events of `messages --follow`.

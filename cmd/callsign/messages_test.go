@@ -2,6 +2,8 @@ package main
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -197,5 +199,42 @@ func TestPetnamesMissTTL(t *testing.T) {
 	}
 	if a, ok := p.account(ctx, "@X"); !ok || a != "csa1x" {
 		t.Fatalf("account(@X) = %q %v", a, ok)
+	}
+}
+
+// TestSendAndSaveFile: `send NAME --file PATH CAPTION` uploads the file
+// with its name and type; `save ID DIR` waits while the node fetches it,
+// writes it under its name, and never overwrites a file already there.
+func TestSendAndSaveFile(t *testing.T) {
+	f := newFakeNode()
+	dir := f.start(t)
+	src := filepath.Join(t.TempDir(), "notes.txt")
+	if err := os.WriteFile(src, []byte("remember the milk"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := runCLI(t, "send", "bob", "--file", src, "for", "later", "--data", dir, "--json")
+	var sent struct{ ID, State string }
+	if code != exitOK || json.Unmarshal([]byte(out), &sent) != nil || sent.ID != "f1" {
+		t.Fatalf("send --file: exit %d, %q, stderr %q", code, out, errs)
+	}
+	if len(f.sent) != 1 || f.sent[0] != "notes.txt text/plain 17 for later" {
+		t.Fatalf("the node got %q", f.sent)
+	}
+	to := t.TempDir()
+	for _, want := range []string{"notes.txt", "notes (2).txt"} {
+		out, errs, code := runCLI(t, "save", "f1", to, "--data", dir)
+		got := filepath.Join(to, want)
+		if code != exitOK || strings.TrimSpace(out) != got {
+			t.Fatalf("save: exit %d, %q, stderr %q; want %s", code, out, errs, got)
+		}
+		if b, err := os.ReadFile(got); err != nil || string(b) != "remember the milk" {
+			t.Fatalf("saved %q, %v", b, err)
+		}
+	}
+	if _, errs, code := runCLI(t, "save", "nothing", to, "--data", dir); code == exitOK || !strings.Contains(errs, "no message") {
+		t.Errorf("save of a message that is not there: exit %d, %q", code, errs)
+	}
+	if left, _ := filepath.Glob(filepath.Join(to, ".callsign-save-*")); len(left) != 0 {
+		t.Errorf("temporary files left: %v", left)
 	}
 }

@@ -47,6 +47,9 @@ type Options struct {
 	// the API on loopback, media on loopback UDP).
 	Mocknet bool
 	Latency time.Duration
+	// Bandwidth caps every mocknet link, in bytes per second each way
+	// (0: no cap): for transfers slow enough to cut half way.
+	Bandwidth float64
 	// Web is the web app every node serves (web.FS() for browser tests);
 	// nil serves none.
 	Web fs.FS
@@ -92,7 +95,7 @@ func New(t testing.TB, n int, opts Options) *Net {
 	net := &Net{t: t, opts: opts, root: t.TempDir()}
 	if opts.Mocknet {
 		net.mn = mocknet.New()
-		net.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: opts.Latency})
+		net.mn.SetLinkDefaults(mocknet.LinkOptions{Latency: opts.Latency, Bandwidth: opts.Bandwidth})
 	}
 	t.Cleanup(net.Close)
 	net.Add(true)

@@ -75,6 +75,8 @@ type Directory interface {
 type Messenger interface {
 	// Send returns once the message is durable in the outbox.
 	Send(ctx context.Context, to identity.AccountID, text []byte) (msg.Message, error)
+	// SendFile is Send of a text carrying an attachment's reference.
+	SendFile(ctx context.Context, to identity.AccountID, text, file []byte) (msg.Message, error)
 	MarkRead(ctx context.Context, from identity.AccountID, ids []string) error
 }
 
@@ -119,6 +121,7 @@ type Config struct {
 	Contacts     *contacts.Book
 	Directory    Directory
 	Messages     Messenger
+	Files        Files        // nil: no attachments
 	Calls        Calls        // nil: calls are not available on this node
 	Bridges      Bridges      // nil: no calls with a browser tab's media
 	CallSettings CallSettings // required with Calls
@@ -141,6 +144,7 @@ type Service struct {
 	contacts       *contacts.Book
 	dir            Directory
 	msgs           Messenger
+	files          Files // nil: none
 	calls          Calls // nil: none
 	bridges        Bridges
 	settings       CallSettings
@@ -165,7 +169,7 @@ func New(cfg Config) *Service {
 		cfg.BackupParams = devices.DefaultBackupParams
 	}
 	return &Service{backupParams: cfg.BackupParams, log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
-		msgs: cfg.Messages, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
+		msgs: cfg.Messages, files: cfg.Files, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
 		connectTimeout: cfg.BrowserConnectTimeout, metrics: cfg.Metrics,
 		events: newHub(), media: newCallMedia()}
 }

@@ -66,6 +66,12 @@ func (m *messenger) Send(ctx context.Context, to identity.AccountID, text []byte
 	return msg.Message{ID: "m" + string(rune('0'+len(m.sent))), Peer: to.String(), Direction: msg.DirOut, Body: text, SentAt: time.Now()}, nil
 }
 
+func (m *messenger) SendFile(ctx context.Context, to identity.AccountID, text, file []byte) (msg.Message, error) {
+	out, err := m.Send(ctx, to, text)
+	out.File = file
+	return out, err
+}
+
 func (m *messenger) MarkRead(ctx context.Context, from identity.AccountID, ids []string) error {
 	return nil
 }

@@ -47,7 +47,8 @@ func (s *Service) MessageEvent(ev msg.Event) {
 
 func (s *Service) toAPIMessage(m msg.Message, peerName string) api.Message {
 	me := s.self.ID().String()
-	out := api.Message{ID: m.ID, Text: string(m.Body), SentAt: m.SentAt.UTC(), State: m.State, Direction: m.Direction, Peer: m.Peer, PeerName: peerName}
+	out := api.Message{ID: m.ID, Text: string(m.Body), SentAt: m.SentAt.UTC(), State: m.State, Direction: m.Direction, Peer: m.Peer, PeerName: peerName,
+		File: s.fileInfo(m)}
 	if m.Direction == msg.DirIn {
 		out.From, out.To = m.Peer, me
 	} else {
@@ -69,15 +70,29 @@ func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err
 	if len(text) > msg.DefaultMaxMessage {
 		return api.Message{}, api.Errorf(api.CodeTooLarge, "split it into several messages", "message is %d bytes; the limit is %d bytes", len(text), msg.DefaultMaxMessage)
 	}
-	t, err := s.target(ctx, to, true)
+	t, err := s.recipient(ctx, to)
 	if err != nil {
 		return api.Message{}, err
 	}
+	m, err := s.msgs.Send(ctx, t.id, []byte(text))
+	if err != nil {
+		return api.Message{}, err
+	}
+	return s.sent(m, t), nil
+}
+
+// recipient is the account a message to "to" goes to: a contact, or made
+// one now.
+func (s *Service) recipient(ctx context.Context, to string) (target, error) {
+	t, err := s.target(ctx, to, true)
+	if err != nil {
+		return target{}, err
+	}
 	if c := t.contact; c != nil && c.KeyChanged {
-		return api.Message{}, keyChanged(to, fmt.Sprintf("%s's handle now resolves", c.Petname))
+		return target{}, keyChanged(to, fmt.Sprintf("%s's handle now resolves", c.Petname))
 	}
 	if t.id == s.self.ID() {
-		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "that is your own account")
+		return target{}, api.Errorf(api.CodeBadRequest, "", "that is your own account")
 	}
 	if t.contact == nil {
 		// Writing to someone makes them a contact: their key is pinned now
@@ -85,25 +100,25 @@ func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err
 		res := t.res
 		if res == nil { // an account id: its key is looked up now
 			if res, err = s.resolve(ctx, to); err != nil {
-				return api.Message{}, err
+				return target{}, err
 			}
 		}
 		c, err := s.pin(ctx, to, res, "")
 		if err != nil {
-			return api.Message{}, err
+			return target{}, err
 		}
 		t.contact, t.id = &c, identity.AccountID(c.Account)
 	}
-	m, err := s.msgs.Send(ctx, t.id, []byte(text))
-	if err != nil {
-		return api.Message{}, err
-	}
+	return t, nil
+}
+
+// sent tells every client of this node (another tab, `messages
+// --follow`) what was sent, whoever sent it, and returns it.
+func (s *Service) sent(m msg.Message, t target) api.Message {
 	out := s.toAPIMessage(m, t.contact.Petname)
-	// Every client of this node (another tab, `messages --follow`) sees
-	// what was sent, whoever sent it.
 	s.countMessage(out.Direction, false)
 	s.events.publish(api.NewEvent(api.EventMessage, out))
-	return out, nil
+	return out
 }
 
 func (s *Service) conversations(requests bool) ([]api.Conversation, error) {

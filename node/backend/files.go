@@ -1,0 +1,166 @@
+package backend
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"io"
+	"unicode/utf8"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/files"
+	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/store"
+)
+
+// Files keeps the attachments of messages (the node's side of package
+// files): sealing what is sent, fetching what arrives, reading what is
+// held.
+type Files interface {
+	// Add seals a file into the store and returns its reference.
+	Add(r io.Reader, name, typ string) (files.Ref, error)
+	// State is ready, fetching or failed, and the sealed bytes held of all.
+	State(ref files.Ref) (state string, have, total int64)
+	// Read writes a held file's plaintext; a file not held yet starts
+	// fetching and fails with files.ErrNotFound.
+	Read(w io.Writer, m msg.Message, ref files.Ref) error
+	// Limit is the largest file the node sends or fetches.
+	Limit() int64
+}
+
+// FileEvent tells the API's subscribers how an attachment's download goes.
+func (s *Service) FileEvent(st api.FileState) {
+	s.events.publish(api.NewEvent(api.EventFile, st))
+}
+
+// fileInfo is m's attachment as the API shows it, or nil.
+func (s *Service) fileInfo(m msg.Message) *api.FileInfo {
+	if m.File == nil || s.files == nil {
+		return nil
+	}
+	ref, err := files.UnmarshalRef(m.File)
+	if err != nil {
+		// Shown as a file nobody can open, rather than hidden: the
+		// sender did send something.
+		return &api.FileInfo{Name: "attachment", Type: "application/octet-stream", State: api.FileFailed, URL: api.FileURL(m.Peer, m.ID)}
+	}
+	st, _, _ := s.files.State(ref)
+	out := &api.FileInfo{Name: ref.Name, Type: ref.Type, Size: ref.Size, DurationMS: ref.DurationMS, State: st, URL: api.FileURL(m.Peer, m.ID)}
+	if ref.Thumb != nil {
+		out.Thumb = "data:image/jpeg;base64," + base64.StdEncoding.EncodeToString(ref.Thumb)
+	}
+	return out
+}
+
+// SendFile implements api.Backend: the file is sealed into the node's
+// store, then its reference goes out in a message like any text.
+func (s *Service) SendFile(ctx context.Context, up api.FileUpload) (_ api.Message, err error) {
+	defer mapError(&err)
+	if s.files == nil {
+		return api.Message{}, api.Errorf(api.CodeUnavailable, "", "this node keeps no attachments")
+	}
+	if !utf8.ValidString(up.Caption) {
+		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "the caption is not valid UTF-8")
+	}
+	if len(up.Thumb) > files.MaxThumb {
+		return api.Message{}, api.Errorf(api.CodeTooLarge, "", "a thumbnail of %d bytes; the limit is %d", len(up.Thumb), files.MaxThumb)
+	}
+	if err := files.CheckName(up.Name); err != nil {
+		return api.Message{}, badRequest(err)
+	}
+	t, err := s.recipient(ctx, up.To)
+	if err != nil {
+		return api.Message{}, err
+	}
+	ref, err := s.files.Add(up.Body, up.Name, up.Type)
+	switch {
+	case errors.Is(err, files.ErrTooLarge):
+		return api.Message{}, api.Errorf(api.CodeTooLarge, "", "the file is over this node's limit of %d MiB", s.files.Limit()>>20)
+	case errors.Is(err, files.ErrMalformedRef):
+		return api.Message{}, badRequest(err)
+	case err != nil:
+		return api.Message{}, err
+	}
+	ref.Thumb, ref.DurationMS = up.Thumb, up.DurationMS
+	if err := ref.Check(); err != nil {
+		return api.Message{}, badRequest(err)
+	}
+	m, err := s.msgs.SendFile(ctx, t.id, []byte(up.Caption), ref.Marshal())
+	if err != nil {
+		return api.Message{}, err
+	}
+	return s.sent(m, t), nil
+}
+
+// File implements api.Backend.
+func (s *Service) File(ctx context.Context, peer, id string) (_ api.FileInfo, _ func(io.Writer) error, err error) {
+	defer mapError(&err)
+	if s.files == nil {
+		return api.FileInfo{}, nil, api.Errorf(api.CodeNotFound, "", "this node keeps no attachments")
+	}
+	m, err := s.findMessage(ctx, peer, id)
+	if err != nil {
+		return api.FileInfo{}, nil, err
+	}
+	info := s.fileInfo(m)
+	if info == nil {
+		return api.FileInfo{}, nil, api.Errorf(api.CodeNotFound, "", "message %s has no attachment", id)
+	}
+	ref, err := files.UnmarshalRef(m.File)
+	if err != nil {
+		return api.FileInfo{}, nil, api.Errorf(api.CodeNotFound, "", "the attachment of message %s is malformed: %v", id, err)
+	}
+	if info.State != api.FileReady {
+		// Asking for it (re)starts its download.
+		if err := s.files.Read(io.Discard, m, ref); !errors.Is(err, files.ErrNotFound) {
+			return api.FileInfo{}, nil, err
+		}
+		return api.FileInfo{}, nil, api.Errorf(api.CodeUnavailable, "wait for the \"file\" event, then ask again", "%s is not on this node yet: fetching it", ref.Name)
+	}
+	return *info, func(w io.Writer) error { return s.files.Read(w, m, ref) }, nil
+}
+
+// findMessage finds message id with peer (a name or an account id), or in
+// any conversation when peer is "".
+func (s *Service) findMessage(ctx context.Context, peer, id string) (msg.Message, error) {
+	var peers []string
+	if peer != "" {
+		t, err := s.target(ctx, peer, false)
+		if err != nil {
+			return msg.Message{}, err
+		}
+		peers = []string{t.id.String()}
+	}
+	var found *msg.Message
+	err := s.db.View(func(tx *store.Tx) error {
+		data := msg.In(tx)
+		if peers == nil {
+			cs, err := data.Conversations()
+			if err != nil {
+				return err
+			}
+			for _, c := range cs {
+				peers = append(peers, c.Peer)
+			}
+		}
+		for _, p := range peers {
+			m, err := data.Message(p, id)
+			if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			found = &m
+			return nil
+		}
+		return nil
+	})
+	if err != nil {
+		return msg.Message{}, err
+	}
+	if found == nil {
+		return msg.Message{}, api.Errorf(api.CodeNotFound, "", "no message %s", id)
+	}
+	return *found, nil
+}

@@ -1,0 +1,230 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/libp2p/go-libp2p/core/peer"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/files"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/msg"
+)
+
+// Attachments (issue 14): a file a person sends is sealed into this
+// device's files directory (DATA/files) and its reference travels in the
+// message (msg.Message.File). A device that receives the message fetches
+// the sealed file from a device of the sender's account — the one that sent
+// it, or a sibling of it that fetched it already — over
+// /callsign/file/1.0.0: at once for a contact's message or this account's
+// own (a sibling's copy), when the person opens it for a stranger's
+// request. A fetch cut short resumes where it stopped.
+
+// fetchAttempts is how many times a fetch is tried before it is shown as
+// failed (the person's next look at the file starts it again); a try that
+// moved bytes does not count (a relay cutting a long transfer is resumed
+// at once).
+const fetchAttempts = 3
+
+// fetchRetry is the wait between tries that moved nothing.
+var fetchRetry = 20 * time.Second
+
+// fileProgressEvery spaces the progress events of one download.
+const fileProgressEvery = 500 * time.Millisecond
+
+// attachments is the node's side of files: the store, the service and
+// the downloads in progress.
+type attachments struct {
+	n     *Node
+	store *files.Store
+	svc   *files.Service
+
+	mu     sync.Mutex
+	active map[files.Hash]*download // guarded by mu
+	failed map[files.Hash]bool      // guarded by mu: fetches that gave up, until tried again
+}
+
+type download struct {
+	have, total int64
+}
+
+func (n *Node) startFiles() error {
+	st, err := files.OpenStore(filepath.Join(n.cfg.DataDir, "files"), n.cfg.FileLimit)
+	if err != nil {
+		return err
+	}
+	svc := files.NewService(files.Config{
+		Host:  n.host,
+		Store: st,
+		// Devices behind NAT are reached through a relay, whose limits cut
+		// a long transfer; the fetch resumes after each cut.
+		AllowLimited: true,
+		Logger:       n.log.With("component", "files"),
+	})
+	n.files = &attachments{n: n, store: st, svc: svc, active: map[files.Hash]*download{}, failed: map[files.Hash]bool{}}
+	n.closers = append(n.closers, svc.Close)
+	return nil
+}
+
+// onMessage starts fetching the attachment of a message just stored, if
+// it has one this device lacks: at once for a contact's message or a
+// sibling's copy, not for a stranger's request (the person opens it).
+func (a *attachments) onMessage(ev msg.Event) {
+	m := ev.Message
+	if m == nil || m.File == nil || ev.Request {
+		return
+	}
+	ref, err := files.UnmarshalRef(m.File)
+	if err != nil {
+		a.n.log.Info("a message's attachment is malformed", "peer", m.Peer, "id", m.ID, "err", err)
+		return
+	}
+	a.fetch(*m, ref)
+}
+
+// state is what the API shows of an attachment: ready (held here),
+// fetching or failed.
+func (a *attachments) state(ref files.Ref) (state string, have, total int64) {
+	if a.store.Has(ref.Hash) {
+		s := files.SealedSize(ref.Size)
+		return api.FileReady, s, s
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if d := a.active[ref.Hash]; d != nil {
+		return api.FileFetching, d.have, d.total
+	}
+	if a.failed[ref.Hash] {
+		return api.FileFailed, a.store.Partial(ref.Hash), files.SealedSize(ref.Size)
+	}
+	return api.FileFetching, a.store.Partial(ref.Hash), files.SealedSize(ref.Size)
+}
+
+// fetch starts fetching m's attachment unless it is held or on its way.
+func (a *attachments) fetch(m msg.Message, ref files.Ref) {
+	if a.store.Has(ref.Hash) {
+		return
+	}
+	a.mu.Lock()
+	if a.active[ref.Hash] != nil || a.n.ctx.Err() != nil {
+		a.mu.Unlock()
+		return
+	}
+	d := &download{have: a.store.Partial(ref.Hash), total: files.SealedSize(ref.Size)}
+	a.active[ref.Hash] = d
+	delete(a.failed, ref.Hash)
+	a.mu.Unlock()
+	a.n.wg.Go(func() {
+		err := a.download(m, ref, d)
+		a.mu.Lock()
+		delete(a.active, ref.Hash)
+		if err != nil {
+			a.failed[ref.Hash] = true
+		}
+		a.mu.Unlock()
+		st := api.FileReady
+		if err != nil {
+			st = api.FileFailed
+			if a.n.ctx.Err() == nil {
+				a.n.log.Info("an attachment could not be fetched", "peer", m.Peer, "id", m.ID, "err", err)
+			}
+		}
+		a.publish(m, st, d)
+	})
+}
+
+// download fetches ref from the devices of the account that has it: the
+// sender's, or this account's own for a sibling's copy.
+func (a *attachments) download(m msg.Message, ref files.Ref, d *download) error {
+	ctx := a.n.ctx
+	owner := identity.AccountID(m.Peer)
+	if m.Direction == msg.DirOut {
+		owner = a.n.keys.account.Public().ID()
+	}
+	var last time.Time
+	progress := func(have, total int64) {
+		a.mu.Lock()
+		d.have, d.total = have, total
+		a.mu.Unlock()
+		if time.Since(last) >= fileProgressEvery {
+			last = time.Now()
+			a.publish(m, api.FileFetching, d)
+		}
+	}
+	var err error
+	for tries := 0; tries < fetchAttempts; {
+		before := a.store.Partial(ref.Hash)
+		err = a.fromAnyDevice(ctx, owner, ref, progress)
+		if err == nil || errors.Is(err, files.ErrHashMismatch) || errors.Is(err, files.ErrTooLarge) || ctx.Err() != nil {
+			return err
+		}
+		if a.store.Partial(ref.Hash) > before {
+			continue // it moved: resume at once
+		}
+		if tries++; tries < fetchAttempts {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(fetchRetry):
+			}
+		}
+	}
+	return err
+}
+
+// fromAnyDevice tries each device of the owner's record but this one.
+func (a *attachments) fromAnyDevice(ctx context.Context, owner identity.AccountID, ref files.Ref, progress func(int64, int64)) error {
+	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	rec, err := directory{a.n}.Lookup(lctx, owner)
+	cancel()
+	if err != nil {
+		return fmt.Errorf("look the sender up: %w", err)
+	}
+	err = files.ErrNotFound
+	for _, dev := range rec.Devices {
+		pid, perr := peer.IDFromBytes(dev.PeerID)
+		if perr != nil || pid == a.n.host.ID() {
+			continue
+		}
+		if err = a.svc.Fetch(ctx, pid, ref, progress); err == nil || errors.Is(err, files.ErrHashMismatch) || errors.Is(err, files.ErrTooLarge) {
+			return err
+		}
+	}
+	return err
+}
+
+func (a *attachments) publish(m msg.Message, state string, d *download) {
+	a.mu.Lock()
+	have, total := d.have, d.total
+	a.mu.Unlock()
+	if b := a.n.backend.Load(); b != nil {
+		b.FileEvent(api.FileState{Peer: m.Peer, ID: m.ID, State: state, Have: have, Total: total})
+	}
+}
+
+// Add seals a file the person sends into the store (backend.Files).
+func (a *attachments) Add(r io.Reader, name, typ string) (files.Ref, error) {
+	return a.store.Add(r, name, typ)
+}
+
+// Limit is the largest file this node sends or fetches.
+func (a *attachments) Limit() int64 { return a.store.Limit() }
+
+// State implements backend.Files.
+func (a *attachments) State(ref files.Ref) (string, int64, int64) { return a.state(ref) }
+
+// Read writes the plaintext of a held file, or starts fetching it and
+// fails with files.ErrNotFound (backend.Files).
+func (a *attachments) Read(w io.Writer, m msg.Message, ref files.Ref) error {
+	if !a.store.Has(ref.Hash) {
+		a.fetch(m, ref)
+		return files.ErrNotFound
+	}
+	return a.store.Read(w, ref)
+}

@@ -1,0 +1,116 @@
+package node_test
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/json"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/node"
+)
+
+// TestAttachmentResumes is the issue's file test: a 20 MiB file sent
+// while the recipient goes offline half way arrives whole and matches its
+// hash, the download resuming where it stopped rather than from the start.
+// The links are capped at 8 MB/s (mocknet) so that half way lasts.
+func TestAttachmentResumes(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{Mocknet: true, Bandwidth: 8 << 20,
+		Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
+	ctx := ctxT(t, 4*time.Minute)
+	alice, bob := net.Nodes[1], net.Nodes[2]
+	// Each is the other's contact, so the file is fetched as it arrives
+	// (a stranger's waits until it is opened).
+	if _, err := bob.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+	body := make([]byte, 20<<20)
+	rand.NewChaCha8([32]byte{20}).Read(body)
+	want := sha256.Sum256(body)
+	m, err := alice.Client.SendFile(ctx, api.FileUpload{To: "bob", Caption: "the whole take", Name: "take.webm", Type: "video/webm", Body: bytes.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.File == nil || m.File.Name != "take.webm" || m.File.Size != int64(len(body)) || m.File.State != api.FileReady || m.Text != "the whole take" {
+		t.Fatalf("sent: %+v %+v", m, m.File)
+	}
+
+	// Bob goes offline once a third of it is on his disk.
+	parts := func() int64 {
+		ps, _ := filepath.Glob(filepath.Join(bob.Dir, "files", "*.part"))
+		var n int64
+		for _, p := range ps {
+			if fi, err := os.Stat(p); err == nil {
+				n += fi.Size()
+			}
+		}
+		return n
+	}
+	check.Until(t, 2*time.Minute, "a third of the file at Bob", func() bool { return parts() > int64(len(body))/3 })
+	bob = net.Restart(bob)
+	half := parts()
+	if half <= 0 || half >= int64(len(body)) {
+		t.Fatalf("after the restart Bob holds %d of %d bytes", half, len(body))
+	}
+
+	// Back online, Bob opens it: the download resumes from what he has.
+	events, err := bob.Client.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got bytes.Buffer
+	_, _, err = bob.Client.File(ctx, "alice", m.ID, &got)
+	if !api.IsCode(err, api.CodeUnavailable) {
+		t.Fatalf("the first look at a file still on its way: %v, want unavailable", err)
+	}
+	firstHave := int64(-1)
+	for firstHave < 0 {
+		select {
+		case ev := <-events:
+			var st api.FileState
+			if ev.Type == api.EventFile && json.Unmarshal(ev.Data, &st) == nil && st.ID == m.ID {
+				firstHave = st.Have
+			}
+		case <-ctx.Done():
+			t.Fatal("no file event after the restart")
+		}
+	}
+	if firstHave < half {
+		t.Errorf("the resumed download reported %d bytes first, fewer than the %d held: it started again", firstHave, half)
+	}
+	check.Eventually(t, 2*time.Minute, func() error {
+		got.Reset()
+		_, _, err := bob.Client.File(ctx, "alice", m.ID, &got)
+		return err
+	})
+	if sha256.Sum256(got.Bytes()) != want {
+		t.Fatalf("the file at Bob (%d bytes) does not match what Alice sent", got.Len())
+	}
+	page, err := bob.Client.Messages(ctx, "alice", "", 10)
+	if err != nil || len(page.Messages) != 1 || page.Messages[0].File == nil || page.Messages[0].File.State != api.FileReady ||
+		page.Messages[0].Text != "the whole take" {
+		t.Fatalf("Bob's conversation: %+v %v", page, err)
+	}
+	if left, _ := filepath.Glob(filepath.Join(bob.Dir, "files", "*.part")); len(left) != 0 {
+		t.Errorf("partial downloads left beside the whole file: %v", left)
+	}
+	// `save` by id alone finds the message in any conversation.
+	got.Reset()
+	name, typ, err := bob.Client.File(ctx, "", m.ID, &got)
+	if err != nil || name != "take.webm" || typ != "application/octet-stream" || got.Len() != len(body) {
+		t.Errorf("the file by its id alone: %q %q %d bytes, %v", name, typ, got.Len(), err)
+	}
+	if _, _, err := bob.Client.File(ctx, "", strings.Repeat("0", 32), &got); !api.IsCode(err, api.CodeNotFound) {
+		t.Errorf("a message that is not there: %v", err)
+	}
+}
