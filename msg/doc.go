@@ -74,6 +74,17 @@
 // relays the text to it (kind 7, repair.go). Kinds 4 to 7 are taken only
 // from a device of this account, and only its devices send them.
 //
+// # Attachments
+//
+// A text may carry an attachment's reference (Content addition 17,
+// Message.File; SendFile): bytes msg neither reads nor checks, which the
+// node makes and reads (package files: the file itself moves over its own
+// protocol, fetched by the recipient's node). The body is then the
+// caption, possibly empty; copies and relays for siblings carry it too.
+// An older device skips the addition only when it is under 1 KiB of
+// skipped additions (a reference without a thumbnail), and otherwise
+// refuses the text as malformed, which its sender sees as failed.
+//
 // # Call signals
 //
 // SendSignal carries a call signal (an opaque payload for the recipient's

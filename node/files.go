@@ -26,6 +26,12 @@ import (
 // own (a sibling's copy), when the person opens it for a stranger's
 // request. A fetch cut short resumes where it stopped.
 
+// The limits of Config.FileLimit.
+const (
+	DefaultFileLimit = files.DefaultLimit
+	MaxFileLimit     = files.MaxLimit
+)
+
 // fetchAttempts is how many times a fetch is tried before it is shown as
 // failed (the person's next look at the file starts it again); a try that
 // moved bytes does not count (a relay cutting a long transfer is resumed

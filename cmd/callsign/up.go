@@ -44,6 +44,7 @@ func upCommand() *command {
 		restore                       string
 		link, deviceName              string
 		noMDNS                        bool
+		fileLimitMiB                  int64
 	)
 	return &command{
 		name:    "up",
@@ -72,6 +73,7 @@ func upCommand() *command {
 			fs.StringVar(&link, "link", "", "first make this a new device of your account: `CODE` is what `callsign devices link` shows on a device of it (use a new --data directory)")
 			fs.StringVar(&deviceName, "name", "", "with --link: what this device is called in your list of devices (default: the host name)")
 			fs.StringVar(&logLevel, "log-level", "info", "log at `LEVEL`: debug, info, warn or error")
+			fs.Int64Var(&fileLimitMiB, "file-limit", node.DefaultFileLimit>>20, "send and fetch files of at most `MIB` mebibytes (1 to 4096)")
 		},
 		run: func(ctx context.Context, e *env, args []string) error {
 			if err := needArgs(args, 0, "no arguments"); err != nil {
@@ -122,7 +124,10 @@ func upCommand() *command {
 				TURNListen: turnListen, TURNRelayIP: turnIP, TURNPorts: turnPorts,
 				TURNTCP: turnTCP, TURNTLS: turnTLS, TURNTLSCert: turnCert, TURNTLSKey: turnKey,
 				Web: web.FS(), Logger: log, DirectFromEveryone: directAll,
-				Mailboxes: mailboxes, MetricsAddr: metricsAddr,
+				Mailboxes: mailboxes, MetricsAddr: metricsAddr, FileLimit: fileLimitMiB << 20,
+			}
+			if fileLimitMiB < 1 || fileLimitMiB > node.MaxFileLimit>>20 {
+				return usageError{msg: fmt.Sprintf("--file-limit %d: pick 1 to %d MiB", fileLimitMiB, node.MaxFileLimit>>20)}
 			}
 			if link != "" {
 				if err := linkDevice(ctx, e, cfg, link, deviceName); err != nil {
