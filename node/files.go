@@ -15,6 +15,7 @@ import (
 	"github.com/callsign/callsign/files"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/store"
 )
 
 // Attachments (issue 14): a file a person sends is sealed into this
@@ -44,12 +45,25 @@ var fetchRetry = 20 * time.Second
 // fileProgressEvery spaces the progress events of one download.
 const fileProgressEvery = 500 * time.Millisecond
 
+// maxDownloads bounds the downloads under way at once; the others wait.
+const maxDownloads = 4
+
+// resumeWindow is how far back a start looks for attachments to fetch:
+// the newest resumeScan messages of each conversation, sent in the last
+// resumeAge.
+const (
+	resumeScan = 200
+	resumeAge  = 7 * 24 * time.Hour
+)
+
 // attachments is the node's side of files: the store, the service and
 // the downloads in progress.
 type attachments struct {
 	n     *Node
 	store *files.Store
 	svc   *files.Service
+
+	slots chan struct{} // maxDownloads
 
 	mu     sync.Mutex
 	active map[files.Hash]*download // guarded by mu
@@ -58,6 +72,9 @@ type attachments struct {
 
 type download struct {
 	have, total int64
+	// retry wakes a download waiting between tries: the person asked
+	// for the file.
+	retry chan struct{}
 }
 
 func (n *Node) startFiles() error {
@@ -73,7 +90,8 @@ func (n *Node) startFiles() error {
 		AllowLimited: true,
 		Logger:       n.log.With("component", "files"),
 	})
-	n.files = &attachments{n: n, store: st, svc: svc, active: map[files.Hash]*download{}, failed: map[files.Hash]bool{}}
+	n.files = &attachments{n: n, store: st, svc: svc, slots: make(chan struct{}, maxDownloads),
+		active: map[files.Hash]*download{}, failed: map[files.Hash]bool{}}
 	n.closers = append(n.closers, svc.Close)
 	return nil
 }
@@ -118,16 +136,29 @@ func (a *attachments) fetch(m msg.Message, ref files.Ref) {
 		return
 	}
 	a.mu.Lock()
-	if a.active[ref.Hash] != nil || a.n.ctx.Err() != nil {
+	if d := a.active[ref.Hash]; d != nil || a.n.ctx.Err() != nil {
 		a.mu.Unlock()
+		if d != nil {
+			select {
+			case d.retry <- struct{}{}:
+			default:
+			}
+		}
 		return
 	}
-	d := &download{have: a.store.Partial(ref.Hash), total: files.SealedSize(ref.Size)}
+	d := &download{have: a.store.Partial(ref.Hash), total: files.SealedSize(ref.Size), retry: make(chan struct{}, 1)}
 	a.active[ref.Hash] = d
 	delete(a.failed, ref.Hash)
 	a.mu.Unlock()
 	a.n.wg.Go(func() {
-		err := a.download(m, ref, d)
+		var err error
+		select {
+		case a.slots <- struct{}{}:
+			err = a.download(m, ref, d)
+			<-a.slots
+		case <-a.n.ctx.Done():
+			err = a.n.ctx.Err()
+		}
 		a.mu.Lock()
 		delete(a.active, ref.Hash)
 		if err != nil {
@@ -143,6 +174,54 @@ func (a *attachments) fetch(m msg.Message, ref files.Ref) {
 		}
 		a.publish(m, st, d)
 	})
+}
+
+// resume starts fetching, after a restart, the attachments of recent
+// messages from contacts (and this account's own copies) that are not
+// whole here: a download cut by the restart goes on where it stopped.
+// Strangers' requests wait to be opened, as when they arrived.
+func (a *attachments) resume() {
+	// The senders are looked up on the network: wait until this node is
+	// on it (its record published), for a while.
+	for wait := time.Now(); !a.n.Published() && time.Since(wait) < 30*time.Second; {
+		select {
+		case <-a.n.ctx.Done():
+			return
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	var pending []msg.Message
+	err := a.n.db.View(func(tx *store.Tx) error {
+		data := msg.In(tx)
+		cs, err := data.Conversations()
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if c.Request {
+				continue
+			}
+			ms, _, err := data.Messages(c.Peer, msg.Page{Limit: resumeScan, Newest: true})
+			if err != nil {
+				continue // a damaged conversation says so when it is opened
+			}
+			for _, m := range ms {
+				if m.File != nil && time.Since(m.At) < resumeAge {
+					pending = append(pending, m)
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		a.n.log.Info("attachments to fetch after the restart not listed", "err", err)
+		return
+	}
+	for _, m := range pending {
+		if ref, err := files.UnmarshalRef(m.File); err == nil && !a.store.Has(ref.Hash) {
+			a.fetch(m, ref)
+		}
+	}
 }
 
 // download fetches ref from the devices of the account that has it: the
@@ -178,6 +257,7 @@ func (a *attachments) download(m msg.Message, ref files.Ref, d *download) error 
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(fetchRetry):
+			case <-d.retry:
 			}
 		}
 	}

@@ -69,6 +69,7 @@ func (n *Node) startMsg(ctx context.Context) error {
 	n.closers = append(n.closers, svc.Close)
 	n.priv.start(svc)
 	n.wg.Go(n.bundleLoop)
+	n.wg.Go(n.files.resume)
 	return nil
 }
 
