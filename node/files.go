@@ -305,12 +305,11 @@ func (a *attachments) Limit() int64 { return a.store.Limit() }
 // State implements backend.Files.
 func (a *attachments) State(ref files.Ref) (string, int64, int64) { return a.state(ref) }
 
-// Read writes the plaintext of a held file, or starts fetching it and
-// fails with files.ErrNotFound (backend.Files).
-func (a *attachments) Read(w io.Writer, m msg.Message, ref files.Ref) error {
-	if !a.store.Has(ref.Hash) {
-		a.fetch(m, ref)
-		return files.ErrNotFound
-	}
-	return a.store.Read(w, ref)
-}
+// Read writes the plaintext of a held file (backend.Files).
+func (a *attachments) Read(w io.Writer, ref files.Ref) error { return a.store.Read(w, ref) }
+
+// Remove implements backend.Files.
+func (a *attachments) Remove(h files.Hash) error { return a.store.Remove(h) }
+
+// Fetch implements backend.Files.
+func (a *attachments) Fetch(m msg.Message, ref files.Ref) { a.fetch(m, ref) }

@@ -21,11 +21,16 @@ type Files interface {
 	Add(r io.Reader, name, typ string) (files.Ref, error)
 	// State is ready, fetching or failed, and the sealed bytes held of all.
 	State(ref files.Ref) (state string, have, total int64)
-	// Read writes a held file's plaintext; a file not held yet starts
-	// fetching and fails with files.ErrNotFound.
-	Read(w io.Writer, m msg.Message, ref files.Ref) error
+	// Read writes a held file's plaintext (files.ErrNotFound when it is
+	// not held).
+	Read(w io.Writer, ref files.Ref) error
+	// Fetch starts fetching the attachment of m, or hurries a download
+	// waiting between tries.
+	Fetch(m msg.Message, ref files.Ref)
 	// Limit is the largest file the node sends or fetches.
 	Limit() int64
+	// Remove deletes a file (one added for a message that was not sent).
+	Remove(h files.Hash) error
 }
 
 // FileEvent tells the API's subscribers how an attachment's download goes.
@@ -83,10 +88,12 @@ func (s *Service) SendFile(ctx context.Context, up api.FileUpload) (_ api.Messag
 	}
 	ref.Thumb, ref.DurationMS = up.Thumb, up.DurationMS
 	if err := ref.Check(); err != nil {
+		s.files.Remove(ref.Hash)
 		return api.Message{}, badRequest(err)
 	}
 	m, err := s.msgs.SendFile(ctx, t.id, []byte(up.Caption), ref.Marshal())
 	if err != nil {
+		s.files.Remove(ref.Hash) // nothing names it
 		return api.Message{}, err
 	}
 	return s.sent(m, t), nil
@@ -112,12 +119,10 @@ func (s *Service) File(ctx context.Context, peer, id string) (_ api.FileInfo, _ 
 	}
 	if info.State != api.FileReady {
 		// Asking for it (re)starts its download.
-		if err := s.files.Read(io.Discard, m, ref); !errors.Is(err, files.ErrNotFound) {
-			return api.FileInfo{}, nil, err
-		}
+		s.files.Fetch(m, ref)
 		return api.FileInfo{}, nil, api.Errorf(api.CodeUnavailable, "wait for the \"file\" event, then ask again", "%s is not on this node yet: fetching it", ref.Name)
 	}
-	return *info, func(w io.Writer) error { return s.files.Read(w, m, ref) }, nil
+	return *info, func(w io.Writer) error { return s.files.Read(w, ref) }, nil
 }
 
 // findMessage finds message id with peer (a name or an account id), or in
