@@ -308,6 +308,28 @@ func (a *attachments) State(ref files.Ref) (string, int64, int64) { return a.sta
 // Read writes the plaintext of a held file (backend.Files).
 func (a *attachments) Read(w io.Writer, ref files.Ref) error { return a.store.Read(w, ref) }
 
+// Thumbnail implements backend.Files: the photo is read back from the
+// store (it was sealed as it arrived).
+func (a *attachments) Thumbnail(ref files.Ref) []byte {
+	if !files.CanThumbnail(ref.Type) {
+		return nil
+	}
+	pr, pw := io.Pipe()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		pw.CloseWithError(a.store.Read(pw, ref))
+	}()
+	th, err := files.Thumbnail(pr)
+	pr.Close() // the decoder may stop before the end
+	<-done
+	if err != nil {
+		a.n.log.Debug("no thumbnail for a photo sent", "type", ref.Type, "err", err)
+		return nil
+	}
+	return th
+}
+
 // Remove implements backend.Files.
 func (a *attachments) Remove(h files.Hash) error { return a.store.Remove(h) }
 

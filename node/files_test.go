@@ -3,6 +3,8 @@ package node_test
 import (
 	"bytes"
 	"crypto/sha256"
+	"image"
+	"image/png"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -118,6 +120,18 @@ func TestAttachmentResumes(t *testing.T) {
 		_, _, err := bob.Client.File(ctx, carol.Account().String(), cm.ID, &got)
 		return err == nil && bytes.Equal(got.Bytes(), small)
 	})
+
+	// A photo sent without a thumbnail (as the CLI sends it) gets one
+	// from the sending node.
+	img := image.NewRGBA(image.Rect(0, 0, 400, 300))
+	var png1 bytes.Buffer
+	if err := png.Encode(&png1, img); err != nil {
+		t.Fatal(err)
+	}
+	pm, err := alice.Client.SendFile(ctx, api.FileUpload{To: "bob", Name: "p.png", Type: "image/png", Body: &png1})
+	if err != nil || pm.File == nil || !strings.HasPrefix(pm.File.Thumb, "data:image/jpeg;base64,") {
+		t.Errorf("a photo sent without a thumbnail: %+v, %v", pm.File, err)
+	}
 
 	// `save` by id alone finds the message in any conversation.
 	got.Reset()

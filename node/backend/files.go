@@ -31,6 +31,8 @@ type Files interface {
 	Limit() int64
 	// Remove deletes a file (one added for a message that was not sent).
 	Remove(h files.Hash) error
+	// Thumbnail is a thumbnail of a held photo, or nil.
+	Thumbnail(ref files.Ref) []byte
 }
 
 // FileEvent tells the API's subscribers how an attachment's download goes.
@@ -87,6 +89,9 @@ func (s *Service) SendFile(ctx context.Context, up api.FileUpload) (_ api.Messag
 		return api.Message{}, err
 	}
 	ref.Thumb, ref.DurationMS = up.Thumb, up.DurationMS
+	if ref.Thumb == nil {
+		ref.Thumb = s.files.Thumbnail(ref) // a client that made none (the CLI)
+	}
 	if err := ref.Check(); err != nil {
 		s.files.Remove(ref.Hash)
 		return api.Message{}, badRequest(err)
