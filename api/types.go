@@ -20,6 +20,9 @@ type ID struct {
 	Addrs   []string `json:"addrs"`   // full multiaddrs ending in /p2p/<peer>
 	API     string   `json:"api"`     // host:port of the local API
 	Name    string   `json:"name,omitempty"`
+	// FileLimit is the largest attachment this node sends or fetches, in
+	// bytes (a client refuses a larger one before uploading it).
+	FileLimit int64 `json:"file_limit,omitempty"`
 }
 
 // Status is what `callsign status` shows.

@@ -33,6 +33,8 @@ func (n *Node) ID(ctx context.Context) (api.ID, error) {
 		Peer:    n.host.ID().String(),
 		Addrs:   n.fullAddrs(),
 		API:     n.api.Addr(),
+
+		FileLimit: n.files.store.Limit(),
 	}, nil
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"fmt"
 	"io"
 	"unicode/utf8"
 
@@ -33,6 +34,14 @@ type Files interface {
 	Remove(h files.Hash) error
 	// Thumbnail is a thumbnail of a held photo, or nil.
 	Thumbnail(ref files.Ref) []byte
+}
+
+// mib is a size in MiB as a person reads it: "100 MiB", "1.5 MiB".
+func mib(n int64) string {
+	if n%(1<<20) == 0 {
+		return fmt.Sprintf("%d MiB", n>>20)
+	}
+	return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
 }
 
 // FileEvent tells the API's subscribers how an attachment's download goes.
@@ -82,7 +91,7 @@ func (s *Service) SendFile(ctx context.Context, up api.FileUpload) (_ api.Messag
 	ref, err := s.files.Add(up.Body, up.Name, up.Type)
 	switch {
 	case errors.Is(err, files.ErrTooLarge):
-		return api.Message{}, api.Errorf(api.CodeTooLarge, "", "the file is over this node's limit of %d MiB", s.files.Limit()>>20)
+		return api.Message{}, api.Errorf(api.CodeTooLarge, "", "the file is over this node's limit of %s", mib(s.files.Limit()))
 	case errors.Is(err, files.ErrMalformedRef):
 		return api.Message{}, badRequest(err)
 	case err != nil:

@@ -67,7 +67,7 @@ function headers(json) {
 async function request(method, path, body, opts = {}) {
   let r;
   try {
-    r = await fetch("/api/v1" + path, {
+    r = await fetch(path.startsWith("/api/") ? path : "/api/v1" + path, {
       method,
       headers: headers(body !== undefined),
       body: body === undefined ? undefined : JSON.stringify(body),
@@ -94,6 +94,41 @@ async function request(method, path, body, opts = {}) {
 export const get = (path, opts) => request("GET", path, undefined, opts);
 export const post = (path, body = {}, opts) => request("POST", path, body, opts);
 export const del = (path) => request("DELETE", path);
+
+/** file reads an attachment's bytes (GET of a message's file.url, which
+ * starts with /api/v1) as a Blob. A file not on the node yet fails with
+ * ApiError 503 "unavailable", and the node starts fetching it. */
+export const file = (url, opts = {}) => request("GET", url, undefined, { ...opts, blob: true });
+
+/** upload POSTs a multipart form (FormData) to path and returns the
+ * answer's JSON. It is an XMLHttpRequest, not fetch, for the progress of
+ * the upload: onProgress(sent, total) as the bytes leave. Aborted through
+ * signal, it rejects with an AbortError. */
+export function upload(path, form, { onProgress, signal } = {}) {
+  return new Promise((resolve, reject) => {
+    const x = new XMLHttpRequest();
+    x.open("POST", "/api/v1" + path);
+    x.setRequestHeader("Authorization", "Bearer " + token);
+    x.responseType = "text";
+    if (onProgress) x.upload.onprogress = (e) => { if (e.lengthComputable) onProgress(e.loaded, e.total); };
+    x.onload = () => {
+      let body = null;
+      try { body = JSON.parse(x.responseText); } catch { /* not JSON after all */ }
+      if (x.status >= 200 && x.status < 300) { resolve(body); return; }
+      const e = body || {};
+      const err = new ApiError(x.status, e.code || "internal", e.error || `the node answered ${x.status}`, e.hint);
+      if (x.status === 401) window.dispatchEvent(new CustomEvent("callsign:unauthorized", { detail: err }));
+      reject(err);
+    };
+    x.onerror = () => reject(new ApiError(0, "offline", "can't reach your node", "is `callsign up` still running?"));
+    x.onabort = () => reject(new DOMException("upload cancelled", "AbortError"));
+    if (signal) {
+      if (signal.aborted) { reject(new DOMException("upload cancelled", "AbortError")); return; }
+      signal.addEventListener("abort", () => x.abort(), { once: true });
+    }
+    x.send(form);
+  });
+}
 
 /** seg encodes one path segment (a name, an account id, a call id). */
 export const seg = encodeURIComponent;

@@ -5,6 +5,7 @@
 
 import * as store from "./store.js";
 import { go, path } from "./nav.js";
+import { previewText } from "./ui.js";
 
 let audio = null;
 
@@ -97,7 +98,8 @@ export function init() {
     if (m.direction !== "in" || !document.hidden) return;
     const c = store.contactOf(m.peer);
     if (!c || c.blocked) return; // requests notify through their own event
-    show(store.nameOf(m.peer), m.text.length > 140 ? m.text.slice(0, 140) + "…" : m.text, "msg-" + m.peer, () => go(path("chats", m.peer)));
+    const text = previewText(m);
+    show(store.nameOf(m.peer), text.length > 140 ? text.slice(0, 140) + "…" : text, "msg-" + m.peer, () => go(path("chats", m.peer)));
     chime();
   });
   store.on("request", (m) => {

@@ -2,7 +2,7 @@
 // them current from the event WebSocket (/api/v1/events), and tells the
 // views what changed by topic: me, handles, conversations, requests,
 // contacts, calls, connection, revoked, and every event type as it arrives
-// (message, state, request, key-change, incoming-call, call-state,
+// (message, state, file, request, key-change, incoming-call, call-state,
 // claim-progress, handle, device-revoked, synced).
 
 import * as api from "./api.js";

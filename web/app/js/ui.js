@@ -70,6 +70,12 @@ const ICONS = {
   clock: "M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z M12 6v6l4 2",
   at: "M12 16a4 4 0 1 0 0-8 4 4 0 0 0 0 8z M16 8v5a3 3 0 0 0 6 0v-1a10 10 0 1 0-3.9 7.9",
   devices: "M3 4h10a1 1 0 0 1 1 1v8a1 1 0 0 1-1 1H3a1 1 0 0 1-1-1V5a1 1 0 0 1 1-1z M1 18h14 M18 8h3a1 1 0 0 1 1 1v10a1 1 0 0 1-1 1h-3a1 1 0 0 1-1-1V9a1 1 0 0 1 1-1z M19.5 17h0",
+  clip: "M21.4 11.1l-9.2 9.2a6 6 0 0 1-8.5-8.5l9.2-9.2a4 4 0 0 1 5.7 5.7l-9.2 9.2a2 2 0 0 1-2.8-2.8l8.5-8.5",
+  file: "M14 2H6a2 2 0 0 0-2 2v16a2 2 0 0 0 2 2h12a2 2 0 0 0 2-2V8z M14 2v6h6 M8 13h8 M8 17h5",
+  image: "M5 3h14a2 2 0 0 1 2 2v14a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z M8.5 10a1.5 1.5 0 1 0 0-3 1.5 1.5 0 0 0 0 3z M21 15l-5-5L5 21",
+  download: "M21 15v4a2 2 0 0 1-2 2H5a2 2 0 0 1-2-2v-4 M7 10l5 5 5-5 M12 15V3",
+  retry: "M23 4v6h-6 M20.5 15a9 9 0 1 1-2.1-9.4L23 10",
+  trash: "M3 6h18 M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6 M10 11v6 M14 11v6 M9 6V4a1 1 0 0 1 1-1h4a1 1 0 0 1 1 1v2",
   monitor: "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z M8 21h8 M12 17v4",
 };
 const SVG = "http://www.w3.org/2000/svg";
@@ -164,6 +170,44 @@ export function duration(s) {
   return hh ? `${hh}:${two(mm)}:${two(ss)}` : `${two(mm)}:${two(ss)}`;
 }
 
+/** size says a number of bytes the way people read them: 980 B, 14 KB,
+ * 3.2 MB (powers of 1024). */
+export function size(n) {
+  n = Math.max(0, n || 0);
+  if (n < 1024) return `${n} B`;
+  const units = ["KB", "MB", "GB", "TB"];
+  let i = -1;
+  do { n /= 1024; i++; } while (n >= 1024 && i < units.length - 1);
+  return `${n < 10 ? n.toFixed(1).replace(/\.0$/, "") : Math.round(n)} ${units[i]}`;
+}
+
+/** fileKind sorts an attachment by how the app shows it: image, voice
+ * (a recorded voice note: audio with its duration), audio, video or file. */
+export function fileKind(f) {
+  const t = (f && f.type) || "";
+  if (t.startsWith("image/") && t !== "image/svg+xml") return "image"; // an SVG is a download: it may hold script
+  if (t.startsWith("audio/")) return f.duration_ms ? "voice" : "audio";
+  if (t.startsWith("video/")) return "video";
+  return "file";
+}
+
+const KIND = { image: ["image", "Photo"], voice: ["mic", "Voice note"], audio: ["mic", "Audio"], video: ["video", "Video"], file: ["file", "File"] };
+
+/** preview is a message as a chat list shows it in one line: its text, or
+ * for an attachment an icon and its caption, else what it is. */
+export function preview(m) {
+  const text = previewText(m);
+  return m.file ? [icon(KIND[fileKind(m.file)][0], "preview-icon"), h("span", { class: "preview-text", text })] : [h("span", { class: "preview-text", text })];
+}
+
+/** previewText is preview's text alone, for a notification. */
+export function previewText(m) {
+  if (!m.file || m.text) return m.text;
+  const k = fileKind(m.file);
+  const word = KIND[k][1];
+  return k === "voice" ? `${word} (${duration(m.file.duration_ms / 1000)})` : k === "file" || k === "audio" ? m.file.name : word;
+}
+
 /** ago: "3 min", "2 h" for durations shown in words. */
 export function since(seconds) {
   if (seconds < 60) return `${Math.round(seconds)} s`;
@@ -220,7 +264,8 @@ export function dialog({ title, label, build, onClose, cls = "", dismissable = t
   };
   const onKey = (e) => {
     if (!panel.isConnected) return;
-    if (e.key === "Escape" && dismissable) { e.preventDefault(); close(); return; }
+    // Escape closes the dialog and nothing else (not the conversation under it).
+    if (e.key === "Escape" && dismissable) { e.preventDefault(); e.stopPropagation(); close(); return; }
     if (e.key === "Tab") {
       const f = focusables(panel);
       if (!f.length) return;

@@ -3,12 +3,15 @@
 // person scrolls up, keeping their place. New messages arrive from the
 // event stream, states (⏱ ✓ ✓✓ and blue ✓✓) follow `state` events, and
 // incoming messages that are on screen while the tab is visible are marked
-// read, so that the sender sees it.
+// read, so that the sender sees it. Files (a photo, a voice note, any file)
+// go as messages of their own (POST /files, multipart), picked with the
+// paper clip, dropped on the conversation or pasted; attach.js shows them.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast } from "../ui.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind } from "../ui.js";
+import { fileView, makeThumb, recordVoice, uploadError } from "./attach.js";
 const call = { start: (peer, video) => import("./call.js").then((m) => m.start(peer, video)) };
 
 const PAGE = 50;
@@ -21,8 +24,33 @@ export function detail(el, peer) {
   const banner = h("div", { class: "chat-banners" });
   const t = thread(peer, { readOnly: false });
   const composer = composeBox(peer, t);
-  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el);
+  const drop = h("div", { class: "drop-zone", hidden: true }, icon("clip"), h("span", { text: "Drop files to send them" }));
+  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el, drop);
   el.append(wrap);
+
+  // Files dragged over the conversation: dropped, they wait in the
+  // composer like picked ones.
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  let depth = 0;
+  wrap.addEventListener("dragenter", (e) => {
+    if (!hasFiles(e) || !composer.enabled()) return;
+    e.preventDefault();
+    depth++;
+    drop.hidden = false;
+  });
+  wrap.addEventListener("dragover", (e) => {
+    if (!hasFiles(e) || !composer.enabled()) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+  });
+  wrap.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; drop.hidden = true; } });
+  wrap.addEventListener("drop", (e) => {
+    depth = 0;
+    drop.hidden = true;
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    if (composer.enabled()) composer.stage([...e.dataTransfer.files]);
+  });
 
   function renderHeader() {
     const c = store.contactOf(peer);
@@ -70,7 +98,7 @@ export function detail(el, peer) {
   const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader), store.on("revoked", renderHeader)];
   renderHeader();
   return {
-    destroy() { offs.forEach((f) => f()); t.destroy(); },
+    destroy() { offs.forEach((f) => f()); composer.destroy(); t.destroy(); },
   };
 }
 
@@ -87,6 +115,7 @@ export function thread(peer, { readOnly }) {
   const msgs = []; // oldest first
   const byId = new Map(); // id → {m, li}
   const pendingStates = new Map(); // states that arrived before their message
+  const pendingFiles = new Map(); // the same for `file` events
   let next = "";
   let loading = false;
   let unseen = 0;
@@ -137,10 +166,25 @@ export function thread(peer, { readOnly }) {
 
   const who = (m) => (m.direction === "out" ? "You" : store.nameOf(peer));
 
-  function build(m) {
+  // build makes the item of message m; x is its entry in byId, which keeps
+  // the view of its file across rebuilds.
+  function build(m, x) {
     const meta = h("span", { class: "meta" }, h("time", { datetime: m.sent_at, text: clock(new Date(m.sent_at)) }));
     if (m.direction === "out") meta.append(stateMark(m.state));
-    const bubble = h("div", { class: "bubble" }, srOnly(who(m) + ": "), h("p", { class: "text", text: m.text }), meta);
+    let cls = "bubble";
+    if (m.file) {
+      if (!x.view) {
+        x.view = fileView(m, {
+          auto: !readOnly, local: m.local || localBlobs.get(m.id) || null,
+          onCancel: m.upload ? () => m.upload.abort.abort() : null,
+        });
+      }
+      cls += " has-file kind-" + fileKind(m.file) + (m.text ? "" : " no-caption") + (m.local ? " local" : "");
+    }
+    const text = h("p", { class: "text", text: m.text, hidden: !!m.file && !m.text });
+    // A file's caption and time go under it, as a block of their own.
+    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), x.view.el, h("div", { class: "bubble-foot" }, text, meta))
+      : h("div", { class: cls }, srOnly(who(m) + ": "), text, meta);
     const li = h("li", { class: "msg " + m.direction, dataset: { id: m.id } }, bubble);
     if (m.failedError) {
       li.append(h("div", { class: "msg-error" }, h("span", { text: m.failedError }),
@@ -160,8 +204,11 @@ export function thread(peer, { readOnly }) {
     if (byId.has(m.id)) return false;
     const ps = pendingStates.get(m.id);
     if (ps) { pendingStates.delete(m.id); if (store.later(m.state, ps)) m.state = ps; }
-    const x = { m, li: build(m) };
+    const x = { m, li: null, view: null };
+    x.li = build(m, x);
     byId.set(m.id, x);
+    const pf = pendingFiles.get(m.id);
+    if (pf) { pendingFiles.delete(m.id); if (x.view && m.file.state !== "ready") x.view.event(pf); }
     // Usually at the end; keep the order by time for late arrivals.
     let i = msgs.length;
     while (i > 0 && new Date(msgs[i - 1].sent_at) > new Date(m.sent_at)) i--;
@@ -195,6 +242,7 @@ export function thread(peer, { readOnly }) {
     byId.delete(id);
     msgs.splice(msgs.indexOf(x.m), 1);
     if (io) io.unobserve(x.li);
+    if (x.view) x.view.destroy();
     draw();
   }
 
@@ -239,7 +287,7 @@ export function thread(peer, { readOnly }) {
       warning.replaceChildren(icon("alert"), h("span", { text: page.warning || "" }));
       for (const m of page.messages || []) {
         const x = byId.get(m.id);
-        if (x) setState(x, m.state);
+        if (x) { setState(x, m.state); if (x.view && m.file) x.view.update(m.file); }
         else insert(m, { render: false });
       }
       older.textContent = "";
@@ -288,14 +336,22 @@ export function thread(peer, { readOnly }) {
     jump.classList.toggle("has-new", unseen > 0);
   }, { passive: true });
 
-  const pending = new Map(); // temporary id → text, of messages being sent from this tab
+  const pending = new Map(); // temporary id → sameness key, of messages being sent from this tab
+  const localBlobs = new Map(); // message id → the Blob this tab sent: shown without a download
+  const key = (m) => m.file ? `${m.text}\u0000${m.file.name}\u0000${m.file.size}` : m.text;
 
   function arrived(m) {
     if (m.direction === "out" && !m.id.startsWith("tmp-")) {
       // The node's event for a message this tab is sending can come before
       // the send returns: it replaces the stand-in, so nothing shows twice.
-      for (const [tmp, text] of pending) {
-        if (text === m.text) { pending.delete(tmp); remove(tmp); break; }
+      for (const [tmp, k] of pending) {
+        if (k === key(m)) {
+          const x = byId.get(tmp);
+          if (x && x.m.local) localBlobs.set(m.id, x.m.local);
+          pending.delete(tmp);
+          remove(tmp);
+          break;
+        }
       }
     }
     const stick = atBottom() || m.direction === "out";
@@ -308,33 +364,99 @@ export function thread(peer, { readOnly }) {
   // Sending, with the message shown at once as queued.
   async function send(text) {
     const tmp = { id: "tmp-" + ++tmpSeq, text, direction: "out", state: "queued", sent_at: new Date().toISOString(), peer };
-    pending.set(tmp.id, text);
+    pending.set(tmp.id, key(tmp));
     // The request leaves before the page draws the stand-in.
     const req = api.post("/messages", { to: peer, text });
     arrived(tmp);
     try {
-      const m = await req;
-      if (pending.delete(tmp.id)) remove(tmp.id);
-      if (!byId.has(m.id)) arrived(m);
-      if (!store.state.conversations.some((c) => c.peer === peer)) store.refresh("conversations", 0);
-      else store.noteSent(m);
-      store.refresh("contacts", 300); // writing to someone makes them a contact
+      sent(tmp, await req);
     } catch (err) {
-      pending.delete(tmp.id);
-      remove(tmp.id);
-      tmp.state = "failed";
-      tmp.failedError = err.message + (err.hint ? " — " + err.hint : "");
-      tmp.id = "tmp-" + ++tmpSeq;
-      arrived(tmp);
+      failed(tmp, err, err.message + (err.hint ? " — " + err.hint : ""));
       showError(err, "Message not sent");
-      // A conflict may be this device's removal, of which the event was missed.
-      if (err.status === 409) store.refresh("revoked", 0);
     }
+  }
+
+  // sent replaces the stand-in tmp with the node's message m.
+  function sent(tmp, m) {
+    if (pending.delete(tmp.id)) remove(tmp.id);
+    if (!byId.has(m.id)) arrived(m);
+    if (!store.state.conversations.some((c) => c.peer === peer)) store.refresh("conversations", 0);
+    else store.noteSent(m);
+    store.refresh("contacts", 300); // writing to someone makes them a contact
+  }
+
+  // failed shows the stand-in tmp again as not sent, saying why.
+  function failed(tmp, err, why) {
+    pending.delete(tmp.id);
+    remove(tmp.id);
+    tmp.state = "failed";
+    tmp.failedError = why;
+    tmp.upload = null;
+    tmp.id = "tmp-" + ++tmpSeq;
+    arrived(tmp);
+    // A conflict may be this device's removal, of which the event was missed.
+    if (err.status === 409) store.refresh("revoked", 0);
+  }
+
+  // Files go one after the other, in the order they were given.
+  let uploads = Promise.resolve();
+
+  /** sendFile sends file (a File or Blob with a name) with caption;
+   * durationMs for a voice note. Its bubble shows at once with the
+   * upload's progress. */
+  function sendFile(file, { caption = "", durationMs = 0 } = {}) {
+    const name = file.name || "file";
+    const tmp = {
+      id: "tmp-" + ++tmpSeq, text: caption, direction: "out", state: "queued", sent_at: new Date().toISOString(), peer,
+      file: { name, type: file.type || "application/octet-stream", size: file.size, duration_ms: durationMs || undefined, state: "ready" },
+      local: file, upload: { abort: new AbortController() }, durationMs,
+    };
+    pending.set(tmp.id, key(tmp));
+    arrived(tmp);
+    const view = () => { const x = byId.get(tmp.id); return x && x.view; };
+    if (view()) view().uploading(0, file.size);
+    const signal = tmp.upload.abort.signal;
+    // Cancelled, while it waits its turn or goes: it was never sent.
+    signal.addEventListener("abort", () => { pending.delete(tmp.id); remove(tmp.id); }, { once: true });
+    uploads = uploads.then(async () => {
+      if (signal.aborted) return;
+      try {
+        const limit = store.state.me && store.state.me.file_limit;
+        if (limit && file.size > limit) {
+          // Refused here: the node would stop reading a large upload
+          // half way, which a browser may report as a lost connection.
+          throw Object.assign(new Error(`the file is over this node's limit of ${limitText(limit)}`), { code: "too_large" });
+        }
+        const thumb = file.type.startsWith("image/") || file.type.startsWith("video/") ? await makeThumb(file) : null;
+        const form = new FormData();
+        form.append("to", peer);
+        if (caption) form.append("caption", caption);
+        if (durationMs) form.append("duration_ms", String(Math.round(durationMs)));
+        if (thumb) form.append("thumb", thumb, "thumb.jpg");
+        form.append("file", file, name);
+        const m = await api.upload("/files", form, { signal, onProgress: (n, total) => { const v = view(); if (v) v.uploading(n, total); } });
+        localBlobs.set(m.id, file);
+        sent(tmp, m);
+      } catch (err) {
+        if (err.name === "AbortError") return;
+        const why = uploadError(err);
+        failed(tmp, err, why);
+        toast(`${name} not sent`, why, "error");
+      }
+    });
+    return uploads;
+  }
+
+  /** limitText is a file limit as the node words it: "100 MiB", "1.5 MiB". */
+  function limitText(n) {
+    const m = n / (1 << 20);
+    return (Number.isInteger(m) ? String(m) : m.toFixed(1)) + " MiB";
   }
 
   function resend(m) {
     remove(m.id);
-    send(m.text);
+    if (m.file && m.local) sendFile(m.local, { caption: m.text, durationMs: m.durationMs });
+    else send(m.text);
   }
 
   const offs = [
@@ -346,11 +468,17 @@ export function thread(peer, { readOnly }) {
         if (s.state === "failed" && s.reason && !x.m.failedError) {
           // The recipient refused it: say why, in the bubble.
           x.m.failedError = "Not delivered: " + s.reason;
-          const li = build(x.m);
+          const li = build(x.m, x);
           x.li.replaceWith(li);
           x.li = li;
         }
       } else if (s.peer === peer) pendingStates.set(s.id, s.state);
+    }),
+    store.on("file", (ev) => {
+      if (ev.peer !== peer) return;
+      const x = byId.get(ev.id);
+      if (x) { if (x.view) x.view.event(ev); }
+      else pendingFiles.set(ev.id, ev);
     }),
     store.on("resync", loadNewest),
   ];
@@ -360,9 +488,11 @@ export function thread(peer, { readOnly }) {
   return {
     el,
     send,
+    sendFile,
     destroy() {
       destroyed = true;
       offs.forEach((f) => f());
+      for (const x of byId.values()) if (x.view) x.view.destroy();
       if (io) io.disconnect();
       clearTimeout(readTimer);
       document.removeEventListener("visibilitychange", onVisible);
@@ -373,46 +503,170 @@ export function thread(peer, { readOnly }) {
 
 const drafts = new Map(); // account → unsent text, kept while the tab lives
 
+// composeBox is the line to write in, with the paper clip to attach files
+// (they wait in a strip above it until sent, the text their caption) and
+// the microphone to record a voice note (send takes its place once there
+// is something to send).
 function composeBox(peer, t) {
   const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "", "aria-describedby": "composer-note" });
   const count = h("span", { class: "count", "aria-live": "polite" });
   const sendBtn = h("button", { type: "submit", class: "send-btn", "aria-label": "Send", title: "Send (Enter)" }, icon("send"));
+  const voiceBtn = h("button", { type: "button", id: "voice", class: "send-btn voice-btn", "aria-label": "Record a voice note", title: "Record a voice note", on: { click: startVoice } }, icon("mic"));
+  const picker = h("input", { type: "file", id: "attach-input", multiple: true, hidden: true, tabindex: "-1", "aria-label": "Files to attach",
+    on: { change: () => { stage([...picker.files]); picker.value = ""; } } });
+  const attachBtn = h("button", { type: "button", id: "attach", class: "icon-btn attach-btn", "aria-label": "Attach a file", title: "Attach a file", on: { click: () => picker.click() } }, icon("clip"));
   const hint = h("p", { class: "composer-note", id: "composer-note", hidden: true });
   const form = h("form", { class: "composer", on: { submit: (e) => { e.preventDefault(); submit(); } } },
-    h("label", { for: "composer", class: "sr-only", text: "Message" }), ta, count, sendBtn);
-  const el = h("div", { class: "composer-wrap" }, hint, form);
+    attachBtn, picker, h("label", { for: "composer", class: "sr-only", text: "Message" }), ta, count, sendBtn, voiceBtn);
+  const strip = h("ul", { class: "staged", "aria-label": "Files to send" });
+  const stripBox = h("div", { class: "staged-box", hidden: true }, strip,
+    h("button", { type: "button", class: "btn small", on: { click: () => clearStaged() } }, icon("x"), "Cancel"));
+  const recBar = h("div", { class: "recording", hidden: true, role: "group", "aria-label": "Recording a voice note" });
+  const el = h("div", { class: "composer-wrap" }, hint, stripBox, form, recBar);
 
+  let staged = []; // {file, url} waiting to be sent
+  let on = true;
+  let rec = null; // the voice note being recorded
+
+  const swap = () => {
+    const some = !!ta.value.trim() || staged.length > 0;
+    sendBtn.hidden = !some;
+    voiceBtn.hidden = some;
+  };
   const grow = () => {
     ta.style.height = "auto";
     ta.style.height = Math.min(ta.scrollHeight, 160) + "px";
     const n = new TextEncoder().encode(ta.value).length;
     count.textContent = n > MAX_BYTES - 2000 ? `${n} / ${MAX_BYTES} bytes` : "";
+    swap();
   };
   ta.addEventListener("input", () => { grow(); drafts.set(peer, ta.value); });
   requestAnimationFrame(grow);
+  swap();
   ta.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+    else if (e.key === "Escape" && staged.length) { e.preventDefault(); clearStaged(); }
   });
+  // A pasted image (a screenshot, a copied picture) waits to be sent; text
+  // that comes with a picture (a copy from a document) is pasted as text.
+  ta.addEventListener("paste", (e) => {
+    const d = e.clipboardData;
+    if (!d || !d.files || !d.files.length || d.getData("text/plain")) return;
+    e.preventDefault();
+    stage([...d.files]);
+  });
+
+  function stage(files) {
+    if (!on || !files.length) return;
+    for (const file of files) {
+      const url = file.type.startsWith("image/") ? URL.createObjectURL(file) : "";
+      const item = { file, url };
+      staged.push(item);
+      item.li = h("li", { class: "staged-item" },
+        url ? h("img", { src: url, alt: "" }) : h("span", { class: "staged-icon" }, icon(file.type.startsWith("audio/") ? "mic" : file.type.startsWith("video/") ? "video" : "file")),
+        h("span", { class: "staged-text" }, h("span", { class: "staged-name", text: file.name || "file" }), h("span", { class: "staged-size", text: size(file.size) })),
+        h("button", { type: "button", class: "icon-btn small", "aria-label": `Remove ${file.name}`, title: "Remove", on: { click: () => unstage(item) } }, icon("x")));
+      strip.append(item.li);
+    }
+    stripBox.hidden = false;
+    ta.placeholder = "Add a caption";
+    swap();
+    ta.focus();
+  }
+
+  function unstage(item) {
+    staged = staged.filter((x) => x !== item);
+    if (item.url) URL.revokeObjectURL(item.url);
+    item.li.remove();
+    if (!staged.length) clearStaged();
+    else swap();
+  }
+
+  function clearStaged() {
+    for (const x of staged) if (x.url) URL.revokeObjectURL(x.url);
+    staged = [];
+    strip.replaceChildren();
+    stripBox.hidden = true;
+    ta.placeholder = "Write a message";
+    swap();
+  }
 
   function submit() {
     const text = ta.value;
-    if (!text.trim()) return;
+    if (!text.trim() && !staged.length) return;
     if (new TextEncoder().encode(text).length > MAX_BYTES) { toast("That message is too long", "split it into several messages", "error"); return; }
     ta.value = "";
     drafts.delete(peer);
-    t.send(text); // first: the request leaves before any layout work
+    if (staged.length) {
+      // The text is the first file's caption.
+      const files = staged.map((x) => x.file);
+      clearStaged();
+      files.forEach((f, i) => t.sendFile(f, { caption: i === 0 ? text.trim() : "" }));
+    } else {
+      t.send(text); // first: the request leaves before any layout work
+    }
     grow();
     ta.focus();
   }
 
+  // Voice notes: the composer gives way to a bar with the time recorded,
+  // a cancel and a send.
+  async function startVoice() {
+    if (rec || !on) return;
+    voiceBtn.disabled = true;
+    const time = h("span", { class: "rec-time", text: "00:00" });
+    try {
+      rec = await recordVoice((ms) => { time.textContent = duration(ms / 1000); });
+    } catch (err) {
+      rec = null;
+      voiceBtn.disabled = !on;
+      const denied = err && (err.name === "NotAllowedError" || err.name === "SecurityError");
+      toast("Can't record a voice note", denied ? "allow this page to use the microphone" : (err && err.message) || "", "error");
+      return;
+    }
+    voiceBtn.disabled = !on;
+    recBar.replaceChildren(
+      h("button", { type: "button", id: "voice-cancel", class: "icon-btn", "aria-label": "Cancel the voice note", title: "Cancel", on: { click: () => stopVoice(false) } }, icon("trash")),
+      h("span", { class: "rec-dot", "aria-hidden": "true" }), time,
+      h("span", { class: "rec-label", text: "Recording…" }),
+      h("button", { type: "button", id: "voice-send", class: "send-btn", "aria-label": "Send the voice note", title: "Send the voice note", on: { click: () => stopVoice(true) } }, icon("send")));
+    form.hidden = true;
+    stripBox.hidden = true;
+    recBar.hidden = false;
+    recBar.querySelector("#voice-send").focus();
+  }
+
+  async function stopVoice(send) {
+    const r = rec;
+    if (!r) return;
+    rec = null;
+    recBar.hidden = true;
+    recBar.replaceChildren();
+    form.hidden = false;
+    stripBox.hidden = !staged.length;
+    if (!send) { r.cancel(); ta.focus(); return; }
+    const { file, durationMs } = await r.stop();
+    ta.focus();
+    if (!file.size) { toast("The voice note is empty", "check your microphone", "error"); return; }
+    t.sendFile(file, { durationMs });
+  }
+
   return {
     el,
+    stage,
+    enabled: () => on,
     /** setEnabled turns writing on or off; off, why says so above it. */
-    setEnabled(on, why = "You can't write in this conversation right now.") {
-      ta.disabled = !on;
-      sendBtn.disabled = !on;
-      hint.hidden = on;
-      hint.textContent = on ? "" : why;
+    setEnabled(yes, why = "You can't write in this conversation right now.") {
+      on = yes;
+      ta.disabled = !yes;
+      sendBtn.disabled = !yes;
+      voiceBtn.disabled = !yes;
+      attachBtn.disabled = !yes;
+      picker.disabled = !yes;
+      hint.hidden = yes;
+      hint.textContent = yes ? "" : why;
+      if (!yes) { clearStaged(); stopVoice(false); }
     },
+    destroy() { stopVoice(false); clearStaged(); },
   };
 }

@@ -4,7 +4,7 @@
 import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field } from "../ui.js";
+import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field, preview as previewOf } from "../ui.js";
 
 export function list(el) {
   let selected = null;
@@ -36,7 +36,7 @@ export function list(el) {
     reqLink.replaceChildren(icon("inbox"), h("span", { text: reqs === 1 ? "1 message request" : `${reqs} message requests` }));
     const convs = store.state.conversations.filter((c) => {
       if (!filter) return true;
-      return store.nameOf(c.peer, c.peer_name).toLowerCase().includes(filter) || (c.last && c.last.text.toLowerCase().includes(filter));
+      return store.nameOf(c.peer, c.peer_name).toLowerCase().includes(filter) || (c.last && (c.last.text.toLowerCase().includes(filter) || (c.last.file && c.last.file.name.toLowerCase().includes(filter))));
     });
     // Rows are rebuilt only when what they show changed, and kept in the
     // list otherwise, so a click or the focus on a row is never lost.
@@ -84,7 +84,7 @@ export function list(el) {
     const preview = h("span", { class: "row-preview" });
     if (last) {
       if (last.direction === "out") preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
-      preview.append(h("span", { class: "preview-text", text: last.text }));
+      preview.append(...previewOf(last));
     }
     return h("a", { class: "row-link", href: path("chats", c.peer), dataset: { peer: c.peer }, "aria-current": c.peer === selected ? "page" : null },
       avatar(name, c.peer),

@@ -5,7 +5,7 @@
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, avatar, listTime, srOnly, showError, confirm, shortAccount, toast } from "../ui.js";
+import { h, icon, avatar, listTime, srOnly, showError, confirm, shortAccount, toast, preview as previewOf } from "../ui.js";
 import { thread } from "./chat.js";
 
 export function list(el) {
@@ -23,7 +23,7 @@ export function list(el) {
         avatar(name, r.peer),
         h("span", { class: "row-main" },
           h("span", { class: "row-top" }, h("span", { class: "row-name", text: name }), h("time", { class: "row-time", datetime: r.last_at, text: listTime(r.last_at) })),
-          h("span", { class: "row-bottom" }, h("span", { class: "row-preview" }, h("span", { class: "preview-text", text: r.last ? r.last.text : "" })),
+          h("span", { class: "row-bottom" }, h("span", { class: "row-preview" }, r.last ? previewOf(r.last) : null),
             r.unread ? h("span", { class: "badge" }, String(r.unread), srOnly(" unread")) : null))));
     }));
     if (!reqs.length) ul.append(h("li", { class: "empty-list muted", text: "No message requests." }));
