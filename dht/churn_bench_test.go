@@ -12,9 +12,9 @@ import (
 // publish-and-confirm likewise, failures, stale owners, a newcomer's first
 // resolve, and memory. Run it with -benchtime 1x. The 1,000-node networks
 // are opt-in (select them by name, see explicitlySelected), and run
-// twice: as they are, and slowed down 5 times (x5: churnConfig.dilate), so
-// that the 1,000 nodes sharing this machine's 2 cores are not waiting for
-// CPU longer than for the network:
+// also slowed down 5 and 10 times (x5, x10: churnConfig.dilate), so that
+// the 1,000 nodes sharing this machine's 2 cores are not waiting for CPU
+// longer than for the network:
 //
 //	go test ./dht -run '^$' -bench 'BenchmarkChurn/nodes=100/' -benchtime 1x
 //	go test ./dht -run '^$' -bench 'BenchmarkChurn/nodes=1000/lat=20ms-x5' -benchtime 1x -timeout 120m
@@ -22,7 +22,7 @@ func BenchmarkChurn(b *testing.B) {
 	for _, n := range []int{100, 1000} {
 		dilations := []float64{1}
 		if n >= 1000 {
-			dilations = append(dilations, 5)
+			dilations = append(dilations, 5, 10)
 		}
 		for _, mixed := range []bool{false, true} {
 			for _, dilate := range dilations {
