@@ -178,6 +178,9 @@ func unmarshalMessage(b []byte) (Message, error) {
 		m.Action = &Action{Kind: ActionKind(k), Target: d.String(12, 1, maxIDLen), Emoji: d.String(13, 1, MaxEmoji)}
 	}
 	for _, b := range d.RepeatedBytes(14, 2, 2, 1+MaxEmoji) {
+		if len(b) < 2 {
+			break // RepeatedBytes failed the decoder on it
+		}
 		r := Reaction{Dir: DirIn, Emoji: string(b[1:])}
 		switch b[0] {
 		case dirInCode:
