@@ -126,6 +126,7 @@ func (s *Service) sent(m msg.Message, t target) api.Message {
 func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 	var cs []msg.Conversation
 	last := map[string]msg.Message{}
+	quotes := map[string]*api.Quote{}
 	if err := s.db.View(func(tx *store.Tx) error {
 		data := msg.In(tx)
 		var err error
@@ -147,6 +148,7 @@ func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 			for i := len(ms) - 1; i >= 0; i-- {
 				if shown(ms[i]) {
 					last[c.Peer] = ms[i]
+					quotes[c.Peer] = s.quoteIn(data, ms[i])
 					break
 				}
 			}
@@ -164,6 +166,7 @@ func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 		conv := api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request}
 		if m, ok := last[c.Peer]; ok {
 			am := s.toAPIMessage(m, conv.PeerName)
+			am.Quote = quotes[c.Peer]
 			conv.Last = &am
 		}
 		out = append(out, conv)
