@@ -359,6 +359,19 @@ func (c *Client) Send(ctx context.Context, to, text string) (Message, error) {
 	return v, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{To: to, Text: text}, &v)
 }
 
+// Reply sends text quoting message replyTo of the conversation with to.
+func (c *Client) Reply(ctx context.Context, to, text, replyTo string) (Message, error) {
+	var v Message
+	return v, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{To: to, Text: text, ReplyTo: replyTo}, &v)
+}
+
+// Act reacts to, edits or deletes for everyone (action react, edit or
+// delete) message id of the conversation with name.
+func (c *Client) Act(ctx context.Context, name, id, action string, req ActionRequest) (Message, error) {
+	var v Message
+	return v, c.do(ctx, http.MethodPost, "/api/v1/conversations/"+url.PathEscape(name)+"/messages/"+url.PathEscape(id)+"/"+url.PathEscape(action), req, &v)
+}
+
 // Conversations lists conversations, most recent first.
 func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 	var v []Conversation

@@ -21,6 +21,7 @@
 //	POST   /contacts           ContactAdd -> Contact
 //	DELETE /contacts/{name}    -
 //	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
+//	POST   /conversations/{name}/messages/{id}/{react|edit|delete}  ActionRequest -> Message (as it is now)
 //	POST   /files                          multipart: to, caption, duration_ms, thumb, file (last) -> Message (api/files.go)
 //	GET    /files/{peer}/{id}, /files/{id} an attachment's bytes (CodeUnavailable while it is fetched)
 //	GET    /conversations                  []Conversation
@@ -95,6 +96,12 @@ type Backend interface {
 	AddContact(ctx context.Context, name, petname string) (Contact, error)
 	RemoveContact(ctx context.Context, name string) error
 	Send(ctx context.Context, to, text string) (Message, error)
+	// Reply sends text quoting message replyTo of the conversation.
+	Reply(ctx context.Context, to, text, replyTo string) (Message, error)
+	// Act reacts to (react), edits (edit) or deletes for everyone
+	// (delete) message id of the conversation with name, and returns it
+	// as it is now.
+	Act(ctx context.Context, name, id, action string, req ActionRequest) (Message, error)
 	// SendFile sends a file (its Body read to the end) with a caption.
 	SendFile(ctx context.Context, up FileUpload) (Message, error)
 	// File returns a message's attachment and a function that writes its
@@ -285,7 +292,22 @@ func (s *Server) handler() http.Handler {
 		if err := decode(r, &req); err != nil {
 			return nil, err
 		}
+		if req.ReplyTo != "" {
+			return b.Reply(r.Context(), req.To, req.Text, req.ReplyTo)
+		}
 		return b.Send(r.Context(), req.To, req.Text)
+	}))
+	mux.HandleFunc("POST /api/v1/conversations/{name}/messages/{id}/{action}", j(func(r *http.Request) (any, error) {
+		var req ActionRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		switch a := r.PathValue("action"); a {
+		case "react", "edit", "delete":
+			return b.Act(r.Context(), r.PathValue("name"), r.PathValue("id"), a, req)
+		default:
+			return nil, Errorf(CodeNotFound, "the actions are react, edit and delete", "no action %q", a)
+		}
 	}))
 	mux.HandleFunc("POST /api/v1/files", s.uploadFile)
 	mux.HandleFunc("GET /api/v1/files/{id}", s.getFile)

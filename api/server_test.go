@@ -58,6 +58,24 @@ func (f *fakeBackend) RemoveContact(context.Context, string) error { return nil 
 func (f *fakeBackend) Send(_ context.Context, to, text string) (Message, error) {
 	return Message{ID: "m1", To: to, Text: text, State: "queued", Direction: "out"}, nil
 }
+func (f *fakeBackend) Reply(_ context.Context, to, text, replyTo string) (Message, error) {
+	return Message{ID: "m3", To: to, Text: text, ReplyTo: replyTo, State: "queued", Direction: "out"}, nil
+}
+func (f *fakeBackend) Act(_ context.Context, name, id, action string, req ActionRequest) (Message, error) {
+	if id != "m1" {
+		return Message{}, Errorf(CodeNotFound, "", "no message %s", id)
+	}
+	m := Message{ID: id, Text: "hello"}
+	switch action {
+	case "react":
+		m.Reactions = []Reaction{{Emoji: req.Emoji, From: "csa1test"}}
+	case "edit":
+		m.Text, m.Edited = req.Text, true
+	case "delete":
+		m.Text, m.Deleted = "", true
+	}
+	return m, nil
+}
 func (f *fakeBackend) SendFile(_ context.Context, up FileUpload) (Message, error) {
 	n, err := io.Copy(io.Discard, up.Body)
 	if err != nil {
@@ -622,5 +640,30 @@ func TestRestoreUpload(t *testing.T) {
 	_, err = c.Restore(context.Background(), make([]byte, MaxRestoreBody), "a good passphrase")
 	if e, ok := errors.AsType[*Error](err); !ok || e.Code != CodeTooLarge || !strings.Contains(e.Hint, "up --restore") || fb.restored != nil {
 		t.Errorf("a backup of %d bytes: %v; the backend got %d bytes", MaxRestoreBody, err, len(fb.restored))
+	}
+}
+
+func TestActionRoutes(t *testing.T) {
+	s, _, token := startServer(t)
+	c := NewClient(s.Addr(), token)
+	defer c.Close()
+	ctx := context.Background()
+	if m, err := c.Reply(ctx, "bob", "answer", "m0"); err != nil || m.ReplyTo != "m0" || m.Text != "answer" {
+		t.Fatalf("reply: %+v %v", m, err)
+	}
+	if m, err := c.Act(ctx, "bob", "m1", "react", ActionRequest{Emoji: "👍"}); err != nil || len(m.Reactions) != 1 || m.Reactions[0].Emoji != "👍" {
+		t.Fatalf("react: %+v %v", m, err)
+	}
+	if m, err := c.Act(ctx, "bob", "m1", "edit", ActionRequest{Text: "fixed"}); err != nil || !m.Edited || m.Text != "fixed" {
+		t.Fatalf("edit: %+v %v", m, err)
+	}
+	if m, err := c.Act(ctx, "bob", "m1", "delete", ActionRequest{}); err != nil || !m.Deleted {
+		t.Fatalf("delete: %+v %v", m, err)
+	}
+	if _, err := c.Act(ctx, "bob", "m1", "forward", ActionRequest{}); !IsCode(err, CodeNotFound) {
+		t.Errorf("an unknown action: %v", err)
+	}
+	if _, err := c.Act(ctx, "bob", "m9", "react", ActionRequest{Emoji: "👍"}); !IsCode(err, CodeNotFound) {
+		t.Errorf("a message that is not there: %v", err)
 	}
 }

@@ -249,6 +249,8 @@ func IsCode(err error, code string) bool {
 type SendRequest struct {
 	To   string `json:"to"`   // petname, handle, name~suffix or account id
 	Text string `json:"text"` // UTF-8, at most the node's message limit
+	// ReplyTo is the id of a message of the conversation this one quotes.
+	ReplyTo string `json:"reply_to,omitempty"`
 }
 
 // Message is one message of a conversation. Messages are listed oldest
@@ -266,6 +268,37 @@ type Message struct {
 	// File is the message's attachment; Text is then its caption,
 	// possibly empty.
 	File *FileInfo `json:"file,omitempty"`
+	// ReplyTo is the id of the message this one quotes; Quote is that
+	// message, when this node has it.
+	ReplyTo string `json:"reply_to,omitempty"`
+	Quote   *Quote `json:"quote,omitempty"`
+	// Reactions are at most one per person.
+	Reactions []Reaction `json:"reactions,omitempty"`
+	// Edited: Text is its sender's edit. Deleted: its sender deleted it
+	// for everyone (Text is "", File nil).
+	Edited  bool `json:"edited,omitempty"`
+	Deleted bool `json:"deleted,omitempty"`
+}
+
+// Quote is the message a reply quotes.
+type Quote struct {
+	ID       string `json:"id"`
+	From     string `json:"from"` // its sender's account id
+	Text     string `json:"text"` // its first 200 characters; "" when deleted or a file
+	FileName string `json:"file_name,omitempty"`
+}
+
+// Reaction is one person's reaction to a message.
+type Reaction struct {
+	Emoji string `json:"emoji"`
+	From  string `json:"from"` // account id
+}
+
+// ActionRequest is the body of POST
+// /api/v1/conversations/{name}/messages/{id}/{react|edit|delete}.
+type ActionRequest struct {
+	Emoji string `json:"emoji,omitempty"` // react; "" removes this account's reaction
+	Text  string `json:"text,omitempty"`  // edit
 }
 
 // FileInfo is a message's attachment as a client shows it.
@@ -368,6 +401,9 @@ const (
 	// EventFile: an attachment's download progressed or ended. Data:
 	// FileState.
 	EventFile = "file"
+	// EventMessageUpdated: a reaction, an edit or a delete changed a
+	// message. Data: Message, as it is now.
+	EventMessageUpdated = "message-updated"
 )
 
 // Synced says what another device of this account changed here.

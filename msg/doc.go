@@ -74,6 +74,21 @@
 // relays the text to it (kind 7, repair.go). Kinds 4 to 7 are taken only
 // from a device of this account, and only its devices send them.
 //
+// # Replies, reactions, edits and deletes
+//
+// A reply is a text naming the message it quotes (Content addition 18,
+// Message.ReplyTo). A reaction, an edit or a delete for everyone is a text
+// too (addition 19, Message.Action; SendAction), delivered like any other
+// and folded into its target wherever it lands (Data.ApplyAction): the
+// target's Reactions (one per side), Edited or Deleted. Where it is
+// received it is never stored itself (its id is kept as seen); the sending
+// device keeps it, unshown, because its outbox names it. An edit or a
+// delete is applied only to a message of the action's own sender, within
+// EditWindow (24 h) of the target's sending, and never to a deleted
+// message or an action; anything else is acknowledged and changes
+// nothing. An older version shows the action's body instead: "reacted 👍
+// to a message", the edited text, "deleted a message".
+//
 // # Attachments
 //
 // A text may carry an attachment's reference (Content addition 17,

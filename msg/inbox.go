@@ -416,6 +416,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		copies         []Message // a sibling's: messages this account sent
 		relayed        []Message // a sibling's: texts it relays (repair.go)
 		relays         []relay   // msgs to relay to siblings the sender did not know
+		actions        []Message // reactions, edits and deletes, for their targets
 		readThere      []siblingRead
 		receipts       []msgID
 		signals        [][]byte // call signals, handed to OnSignal after the commit
@@ -534,6 +535,15 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			}
 			continue
 		}
+		if c.action != nil {
+			// A reaction, edit or delete: folded into its target, not
+			// stored (a blocked sender's changes nothing).
+			seen = append(seen, id)
+			if dec != Drop {
+				actions = append(actions, s.textOf(&c, id, peerID, DirIn))
+			}
+			continue
+		}
 		if dec == Deliver && !sibling {
 			if devs := s.relayTargets(c.devices); len(devs) > 0 {
 				relays = append(relays, relay{len(msgs), devs})
@@ -550,16 +560,18 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		prekeys, err = s.prekeys.Marshal()
 	}
 	var read []string
-	var copied []Message
+	var copied, updated []Message
 	var readHere []readChange
 	if err == nil {
 		err = s.cfg.DB.Update(func(tx *store.Tx) error {
 			data := s.data(tx)
-			read = read[:0]
+			read, updated = read[:0], updated[:0]
 			var err error
-			if copied, err = storeCopies(data, copies); err != nil {
+			var fromCopies []Message
+			if copied, fromCopies, err = storeCopies(data, copies); err != nil {
 				return err
 			}
+			updated = append(updated, fromCopies...)
 			if readHere, err = markReadThere(data, readThere); err != nil {
 				return err
 			}
@@ -573,6 +585,15 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 			for _, m := range msgs {
 				if err := data.InsertMessage(m); err != nil {
 					return err
+				}
+			}
+			for _, a := range actions {
+				t, ok, err := data.ApplyAction(a)
+				if err != nil {
+					return err
+				}
+				if ok {
+					updated = append(updated, t)
 				}
 			}
 			for _, r := range relays {
@@ -665,6 +686,10 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		m := copied[i]
 		s.emit(Event{Kind: EventMessage, Peer: identity.AccountID(m.Peer), ID: m.ID, State: StateSent, Message: &m})
 	}
+	for i := range updated {
+		m := updated[i]
+		s.emit(Event{Kind: EventUpdated, Peer: identity.AccountID(m.Peer), ID: m.ID, Message: &m})
+	}
 	for _, r := range readHere {
 		s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.peer), ID: r.id, State: StateRead})
 	}
@@ -722,42 +747,58 @@ func (s *Service) textOf(c *content, id, peer, dir string) Message {
 	if dir == DirOut {
 		state = StateSent
 	}
-	return Message{ID: id, Peer: peer, Direction: dir, Seq: c.seq, Body: c.body, File: c.file, SentAt: time.Unix(0, c.sentAt), At: s.stamp(), State: state}
+	m := Message{ID: id, Peer: peer, Direction: dir, Seq: c.seq, Body: c.body, File: c.file, SentAt: time.Unix(0, c.sentAt), At: s.stamp(), State: state}
+	m.extrasOf(c)
+	return m
 }
 
 // storeCopies stores messages a sibling sent here (copies of the messages
 // it sent, texts it relays), each in its conversation, unless the
 // conversation already has the id (sent again, or come another way); it
 // returns those stored.
-func storeCopies(data *Data, copies []Message) ([]Message, error) {
-	var stored []Message
+func storeCopies(data *Data, copies []Message) (stored, updated []Message, err error) {
 	for _, m := range copies {
 		use, err := data.IDUse(m.Peer, m.ID)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if use != IDFree {
 			continue
 		}
+		if m.Action != nil {
+			// A sibling's (or its contact's) reaction, edit or delete:
+			// folded into its target here too, its id kept as seen.
+			if err := data.PutSeen(m.Peer, m.ID, m.At); err != nil {
+				return nil, nil, err
+			}
+			t, ok, err := data.ApplyAction(m)
+			if err != nil {
+				return nil, nil, err
+			}
+			if ok {
+				updated = append(updated, t)
+			}
+			continue
+		}
 		if err := data.InsertMessage(m); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		c, err := data.Conversation(m.Peer)
 		if errors.Is(err, store.ErrNotFound) {
 			c, err = Conversation{Peer: m.Peer}, nil
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m.At.After(c.LastAt) {
 			c.LastAt = m.At
 		}
 		if err := data.PutConversation(c); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		stored = append(stored, m)
 	}
-	return stored, nil
+	return stored, updated, nil
 }
 
 // relay is an incoming text (msgs[msg]) to relay to this account's devs.

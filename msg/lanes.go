@@ -350,6 +350,7 @@ func (s *Service) putForSibling(data *Data, kind uint64, m *Message, dev identit
 		return fmt.Errorf("text %s for a sibling: %w: peer %q", m.ID, store.ErrInvalid, m.Peer)
 	}
 	c := content{kind: kind, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, file: m.File, to: to}
+	c.replyTo, c.action = m.wireExtras()
 	env := append([]byte{envPending}, c.marshal()...)
 	return data.PutOutbox(OutboxEntry{ID: m.ID, Peer: string(s.selfID), Dev: dev, Envelope: env, NextAttempt: m.At, CreatedAt: m.At})
 }

@@ -24,6 +24,7 @@ import (
 // unless naming them would make the plaintext too large for one message.
 func (s *Service) textPlain(ps *peerState, m *Message) []byte {
 	c := content{kind: contentText, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, file: m.File}
+	c.replyTo, c.action = m.wireExtras()
 	s.mu.Lock()
 	for _, d := range ps.acct.view {
 		if !d.IsZero() && len(c.devices) < maxTargets {
@@ -93,11 +94,11 @@ func (s *Service) storeRelayed(msgs []Message) {
 		}
 		a := s.acct(acct)
 		a.mu.Lock()
-		var stored []Message
+		var stored, updated []Message
 		err := s.cfg.DB.Update(func(tx *store.Tx) error {
 			data := s.data(tx)
 			var err error
-			if stored, err = storeCopies(data, byPeer[peer]); err != nil || len(stored) == 0 {
+			if stored, updated, err = storeCopies(data, byPeer[peer]); err != nil || len(stored) == 0 {
 				return err
 			}
 			c, err := data.Conversation(peer) // storeCopies made it
@@ -117,6 +118,10 @@ func (s *Service) storeRelayed(msgs []Message) {
 		for i := range stored {
 			m := stored[i]
 			s.emit(Event{Kind: EventMessage, Peer: acct, ID: m.ID, State: StateReceived, Message: &m})
+		}
+		for i := range updated {
+			m := updated[i]
+			s.emit(Event{Kind: EventUpdated, Peer: acct, ID: m.ID, Message: &m})
 		}
 	}
 }

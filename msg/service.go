@@ -137,6 +137,9 @@ const (
 	EventMessage EventKind = iota + 1
 	// EventState: a message changed state (ID and State are set).
 	EventState
+	// EventUpdated: a reaction, edit or delete changed a stored message
+	// (Message is it, as it is now).
+	EventUpdated
 )
 
 // Event reports a change the user may see.
@@ -607,7 +610,53 @@ func newMsgID() msgID {
 // StateQueued) as soon as it is durable in the outbox; delivery happens in
 // the background. A text longer than Config.MaxMessage is ErrTooLarge.
 func (s *Service) Send(ctx context.Context, to identity.AccountID, text []byte) (Message, error) {
-	return s.send(ctx, to, text, nil)
+	return s.send(ctx, to, Outgoing{Text: text})
+}
+
+// Outgoing is a message to send: a text, with an attachment, a quote or as
+// an action (SendAction).
+type Outgoing struct {
+	Text    []byte
+	File    []byte // an attachment's reference, opaque to msg (SendFile)
+	ReplyTo string // the id of the message it quotes
+	Action  *Action
+}
+
+// SendMessage is Send of out: a reply when ReplyTo is set (its id is
+// checked for form, not for being there: the quote may be older than
+// what this device holds).
+func (s *Service) SendMessage(ctx context.Context, to identity.AccountID, out Outgoing) (Message, error) {
+	if out.Action != nil {
+		return Message{}, fmt.Errorf("send: %w: an action goes with SendAction", store.ErrInvalid)
+	}
+	if out.File != nil && (len(out.File) > MaxFileRef) {
+		return Message{}, fmt.Errorf("send: %w: an attachment reference of %d bytes (1 to %d)", ErrTooLarge, len(out.File), MaxFileRef)
+	}
+	if out.ReplyTo != "" {
+		if _, err := parseMsgID(out.ReplyTo); err != nil {
+			return Message{}, fmt.Errorf("send: %w: quoting %q: %v", store.ErrInvalid, out.ReplyTo, err)
+		}
+	}
+	return s.send(ctx, to, out)
+}
+
+// SendAction sends a reaction, an edit or a delete of a message of the
+// conversation with to, and applies it here at once: ErrNotYours for an
+// edit or delete of the other side's message, ErrTooLate past EditWindow,
+// store.ErrNotFound for a message that is not here. text is an edit's new
+// text (nil otherwise).
+func (s *Service) SendAction(ctx context.Context, to identity.AccountID, a Action, text []byte) (Message, error) {
+	if a.Kind != ActionEdit {
+		text = nil
+	}
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		_, err := s.data(tx).CheckAction(string(to), a, text, s.cfg.Now())
+		return err
+	})
+	if err != nil {
+		return Message{}, fmt.Errorf("send: %w", err)
+	}
+	return s.send(ctx, to, Outgoing{Text: a.fallback(text), Action: &a})
 }
 
 // SendFile is Send of a text carrying an attachment's reference (file,
@@ -619,11 +668,12 @@ func (s *Service) SendFile(ctx context.Context, to identity.AccountID, text, fil
 	if len(file) == 0 || len(file) > MaxFileRef {
 		return Message{}, fmt.Errorf("send: %w: an attachment reference of %d bytes (1 to %d)", ErrTooLarge, len(file), MaxFileRef)
 	}
-	return s.send(ctx, to, text, file)
+	return s.send(ctx, to, Outgoing{Text: text, File: file})
 }
 
-func (s *Service) send(ctx context.Context, to identity.AccountID, text, file []byte) (Message, error) {
-	if n := len(text) + len(file); n > s.cfg.MaxMessage || file != nil && n > s.cfg.MaxMessage-8 {
+func (s *Service) send(ctx context.Context, to identity.AccountID, out Outgoing) (Message, error) {
+	text, file := out.Text, out.File
+	if n := len(text) + len(file); n > s.cfg.MaxMessage || (file != nil || out.ReplyTo != "" || out.Action != nil) && n > s.cfg.MaxMessage-64 {
 		return Message{}, fmt.Errorf("send: %w: %d bytes exceeds the limit of %d bytes", ErrTooLarge, n, s.cfg.MaxMessage)
 	}
 	if to == s.selfID {
@@ -660,6 +710,8 @@ func (s *Service) send(ctx context.Context, to identity.AccountID, text, file []
 			Direction: DirOut,
 			Body:      append([]byte(nil), text...),
 			File:      bytes.Clone(file),
+			ReplyTo:   out.ReplyTo,
+			Action:    out.Action,
 			State:     StateQueued,
 		},
 		done: make(chan error, 1),
@@ -775,9 +827,11 @@ func (s *Service) commitSends(batch []*sendReq) {
 	}
 	memo := map[copyKey]sealedFrame{}
 	var frames map[copyKey]sealedFrame
+	var updated []Message // targets of the batch's actions
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
 		frames = map[copyKey]sealedFrame{}
+		updated = updated[:0]
 		convs := map[string]*Conversation{}
 		for _, r := range batch {
 			c := convs[r.m.Peer]
@@ -794,7 +848,9 @@ func (s *Service) commitSends(batch []*sendReq) {
 			}
 			r.m.Seq = max(c.NextSeq, 1)
 			c.NextSeq = r.m.Seq + 1
-			c.LastAt = r.m.At
+			if r.m.Action == nil {
+				c.LastAt = r.m.At // an action moves no conversation up
+			}
 			lanes := targets[identity.AccountID(r.m.Peer)]
 			copies := make([]Copy, len(lanes))
 			for i, ps := range lanes {
@@ -818,6 +874,15 @@ func (s *Service) commitSends(batch []*sendReq) {
 			// with its copies.
 			if err := data.InsertQueued(r.m, copies...); err != nil {
 				return err
+			}
+			if r.m.Action != nil {
+				t, ok, err := data.ApplyAction(r.m)
+				if err != nil {
+					return err
+				}
+				if ok {
+					updated = append(updated, t)
+				}
 			}
 			for _, sib := range siblings {
 				if err := s.putForSibling(data, contentCopy, &r.m, sib.dev); err != nil {
@@ -855,6 +920,10 @@ func (s *Service) commitSends(batch []*sendReq) {
 		s.mu.Unlock()
 		for _, r := range batch {
 			s.emit(Event{Kind: EventState, Peer: identity.AccountID(r.m.Peer), ID: r.m.ID, State: StateQueued})
+		}
+		for i := range updated {
+			m := updated[i]
+			s.emit(Event{Kind: EventUpdated, Peer: identity.AccountID(m.Peer), ID: m.ID, Message: &m})
 		}
 		ids := make([]string, len(batch))
 		for i, r := range batch {

@@ -84,6 +84,17 @@ type Message struct {
 	// reads; msg carries it without reading it), nil for a plain text.
 	// Body is then its caption.
 	File []byte
+	// ReplyTo is the id of the message this one quotes, "" for none.
+	ReplyTo string
+	// Action, when set, makes this message a change to another one (a
+	// reaction, an edit, a delete for everyone): it is folded into its
+	// target and never shown (actions.go). Only the sending device stores
+	// one (its outbox names it).
+	Action *Action
+	// Reactions, Edited and Deleted are what actions did to the message.
+	Reactions []Reaction
+	Edited    bool
+	Deleted   bool
 }
 
 // MaxFileRef caps Message.File.

@@ -134,6 +134,21 @@ func marshalMessage(m *Message) ([]byte, error) {
 	e.Time(7, m.At)
 	e.String(8, m.State)
 	e.Bytes(9, m.File)
+	e.String(10, m.ReplyTo)
+	if a := m.Action; a != nil {
+		e.Uint(11, uint64(a.Kind))
+		e.String(12, a.Target)
+		e.String(13, a.Emoji)
+	}
+	for _, r := range m.Reactions {
+		code := byte(dirInCode)
+		if r.Dir == DirOut {
+			code = dirOutCode
+		}
+		e.Bytes(14, append([]byte{code}, r.Emoji...))
+	}
+	e.Bool(15, m.Edited)
+	e.Bool(16, m.Deleted)
 	return e.B, nil
 }
 
@@ -158,6 +173,26 @@ func unmarshalMessage(b []byte) (Message, error) {
 	m.At = d.Time(7)
 	m.State = d.String(8, 1, maxStateLen)
 	m.File = d.Bytes(9, 1, MaxFileRef)
+	m.ReplyTo = d.String(10, 1, maxIDLen)
+	if k := d.Uint(11, uint64(maxActionKind)); k != 0 {
+		m.Action = &Action{Kind: ActionKind(k), Target: d.String(12, 1, maxIDLen), Emoji: d.String(13, 1, MaxEmoji)}
+	}
+	for _, b := range d.RepeatedBytes(14, 2, 2, 1+MaxEmoji) {
+		if len(b) < 2 {
+			break // RepeatedBytes failed the decoder on it
+		}
+		r := Reaction{Dir: DirIn, Emoji: string(b[1:])}
+		switch b[0] {
+		case dirInCode:
+		case dirOutCode:
+			r.Dir = DirOut
+		default:
+			d.Fail("a reaction's side %d", b[0])
+		}
+		m.Reactions = append(m.Reactions, r)
+	}
+	m.Edited = d.Bool(15)
+	m.Deleted = d.Bool(16)
 	if err := d.End(); err != nil {
 		return Message{}, err
 	}

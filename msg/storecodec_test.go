@@ -170,6 +170,18 @@ func FuzzStoredValues(f *testing.F) {
 	for _, h := range []string{goldenMessageHex, goldenOutboxHex, goldenDevOutboxHex, goldenConvHex, "0a026d311201701802380c", "00188a4e0c34af0000", "03188a4e0c34af00000473656e7402aa", goldenConvHex + "880105"} {
 		f.Add(mustHex(h))
 	}
+	for _, m := range []Message{
+		{ID: "a", Peer: "p", Direction: DirOut, At: time.Unix(5, 0), Body: []byte("x"), Action: &Action{Kind: ActionReact, Target: "t", Emoji: "👍"}},
+		{ID: "b", Peer: "p", Direction: DirIn, At: time.Unix(5, 0), Body: []byte("y"), ReplyTo: "a", Edited: true,
+			Reactions: []Reaction{{Dir: DirIn, Emoji: "❤️"}, {Dir: DirOut, Emoji: "👍"}}},
+		{ID: "c", Peer: "p", Direction: DirIn, At: time.Unix(5, 0), Deleted: true},
+	} {
+		b, err := marshalMessage(&m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if m, err := unmarshalMessage(b); err == nil {
 			out, err := marshalMessage(&m)

@@ -88,6 +88,13 @@ const (
 	// msg: the node reads it), at most MaxFileRef bytes. The text's body is
 	// then the caption, possibly empty.
 	fieldFile = 17
+	// fieldReplyTo is Content addition 18 on a text (and its copy or
+	// relay): the 16-byte id of the message it quotes.
+	fieldReplyTo = 18
+	// fieldAction is Content addition 19 on a text (and its copy or
+	// relay): the text is an action on another message (actions.go): its
+	// kind, the target's 16-byte id, a reaction's emoji.
+	fieldAction = 19
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -392,6 +399,8 @@ type content struct {
 	to      []byte              // copy: the account the message went to (AccountID.Hash)
 	devices []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
 	file    []byte              // text, copy or relay, addition 17: an attachment's reference
+	replyTo []byte              // text, copy or relay, addition 18: the id of the message quoted
+	action  []byte              // text, copy or relay, addition 19: an action (actions.go)
 	skipped []byte              // additions this version does not know
 }
 
@@ -413,6 +422,8 @@ func (c *content) marshal() []byte {
 		e.Bytes(fieldDevices, b)
 	}
 	e.Bytes(fieldFile, c.file)
+	e.Bytes(fieldReplyTo, c.replyTo)
+	e.Bytes(fieldAction, c.action)
 	e.Raw(c.skipped)
 	return e.B
 }
@@ -454,6 +465,15 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	if f := d.Bytes(fieldFile, 1, MaxFileRef); f != nil {
 		c.file = bytes.Clone(f)
 	}
+	if r := d.OptFixed(fieldReplyTo, idSize); r != nil {
+		c.replyTo = bytes.Clone(r)
+	}
+	if a := d.Bytes(fieldAction, 1+idSize, 1+idSize+MaxEmoji); a != nil {
+		if _, err := unmarshalAction(a); err != nil {
+			d.Fail("action: %v", err)
+		}
+		c.action = bytes.Clone(a)
+	}
 	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
 	}
@@ -461,8 +481,11 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	if c.devices != nil && c.kind != contentText {
 		return content{}, fmt.Errorf("content: %w: devices on content of kind %d", errMalformed, c.kind)
 	}
-	if c.file != nil && c.kind != contentText && c.kind != contentCopy && c.kind != contentRelay {
-		return content{}, fmt.Errorf("content: %w: an attachment on content of kind %d", errMalformed, c.kind)
+	if (c.file != nil || c.replyTo != nil || c.action != nil) && c.kind != contentText && c.kind != contentCopy && c.kind != contentRelay {
+		return content{}, fmt.Errorf("content: %w: an attachment, a quote or an action on content of kind %d", errMalformed, c.kind)
+	}
+	if c.action != nil && (c.file != nil || c.replyTo != nil) {
+		return content{}, fmt.Errorf("content: %w: an action with an attachment or a quote", errMalformed)
 	}
 	switch c.kind {
 	case contentText:

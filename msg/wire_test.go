@@ -350,6 +350,10 @@ func FuzzContent(f *testing.F) {
 	f.Add(mustHex(goldenTextDevicesHex))
 	f.Add(mustHex(goldenTextDevicesHex + laterContentAdditions))
 	f.Add(mustHex(goldenRelayHex))
+	quoted := newMsgID()
+	act, _ := (&Action{Kind: ActionReact, Target: quoted.String(), Emoji: "👍"}).marshal()
+	f.Add((&content{kind: contentText, seq: 3, sentAt: 9, body: []byte("answer"), replyTo: quoted[:]}).marshal())
+	f.Add((&content{kind: contentText, seq: 4, sentAt: 9, body: []byte("reacted"), action: act}).marshal())
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := unmarshalContent(b, 1<<16)
 		if err != nil {

@@ -249,6 +249,18 @@ func printMessage(w io.Writer, m api.Message) {
 		arrow = "->"
 	}
 	text := m.Text
+	switch {
+	case m.Deleted:
+		text = "(deleted)"
+	case m.Edited:
+		text += " (edited)"
+	}
+	if q := m.Quote; q != nil {
+		text = fmt.Sprintf("(replying to %q) %s", q.Text, text)
+	}
+	for _, r := range m.Reactions {
+		text += " " + r.Emoji
+	}
 	if f := m.File; f != nil {
 		// The ID is what `save` takes.
 		text = strings.TrimSpace(fmt.Sprintf("[file %s, %s, %s: save %s] %s", f.Name, humanBytes(f.Size), f.State, m.ID, m.Text))

@@ -77,6 +77,10 @@ type Messenger interface {
 	Send(ctx context.Context, to identity.AccountID, text []byte) (msg.Message, error)
 	// SendFile is Send of a text carrying an attachment's reference.
 	SendFile(ctx context.Context, to identity.AccountID, text, file []byte) (msg.Message, error)
+	// SendMessage is Send of a reply (Outgoing.ReplyTo).
+	SendMessage(ctx context.Context, to identity.AccountID, out msg.Outgoing) (msg.Message, error)
+	// SendAction sends a reaction, edit or delete and applies it here.
+	SendAction(ctx context.Context, to identity.AccountID, a msg.Action, text []byte) (msg.Message, error)
 	MarkRead(ctx context.Context, from identity.AccountID, ids []string) error
 }
 

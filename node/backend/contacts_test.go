@@ -72,6 +72,16 @@ func (m *messenger) SendFile(ctx context.Context, to identity.AccountID, text, f
 	return out, err
 }
 
+func (m *messenger) SendMessage(ctx context.Context, to identity.AccountID, out msg.Outgoing) (msg.Message, error) {
+	res, err := m.Send(ctx, to, out.Text)
+	res.ReplyTo = out.ReplyTo
+	return res, err
+}
+
+func (m *messenger) SendAction(ctx context.Context, to identity.AccountID, a msg.Action, text []byte) (msg.Message, error) {
+	return msg.Message{}, errors.New("no actions here")
+}
+
 func (m *messenger) MarkRead(ctx context.Context, from identity.AccountID, ids []string) error {
 	return nil
 }

@@ -72,6 +72,8 @@ var errorCodes = []struct {
 	// Messages.
 	{msg.ErrTooLarge, api.CodeTooLarge, "split it into several messages"},
 	{msg.ErrBadRecipient, api.CodeBadRequest, ""},
+	{msg.ErrNotYours, api.CodeForbidden, "you can react to it, or reply"},
+	{msg.ErrTooLate, api.CodeConflict, "a message can be edited or deleted for everyone for 24 hours after it was sent, and a file can only be deleted"},
 	{msg.ErrDeviceRevoked, api.CodeConflict, "another device of your account removed this one; to use it again, link it anew from a device of yours (`callsign up --link CODE` in a new data directory)"},
 	{msg.ErrClosed, api.CodeUnavailable, "the node is stopping"},
 	{msg.ErrSignalTooLarge, api.CodeInternal, ""},

@@ -68,6 +68,8 @@ var sentinels = map[string]struct {
 
 	"msg.ErrTooLarge":          {msg.ErrTooLarge, api.CodeTooLarge},
 	"msg.ErrBadRecipient":      {msg.ErrBadRecipient, api.CodeBadRequest},
+	"msg.ErrNotYours":          {msg.ErrNotYours, api.CodeForbidden},
+	"msg.ErrTooLate":           {msg.ErrTooLate, api.CodeConflict},
 	"msg.ErrDeviceRevoked":     {msg.ErrDeviceRevoked, api.CodeConflict},
 	"msg.ErrClosed":            {msg.ErrClosed, api.CodeUnavailable},
 	"msg.ErrSignalTooLarge":    {msg.ErrSignalTooLarge, api.CodeInternal},

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"time"
-	"unicode/utf8"
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/identity"
@@ -32,23 +31,31 @@ func (s *Service) Synced(what api.Synced) {
 func (s *Service) MessageEvent(ev msg.Event) {
 	switch ev.Kind {
 	case msg.EventMessage:
-		if ev.Message == nil {
+		if ev.Message == nil || !shown(*ev.Message) {
 			return
 		}
 		m := s.toAPIMessage(*ev.Message, s.contacts.Petname(ev.Message.Peer))
+		m.Quote = s.quote(*ev.Message)
 		s.events.publish(api.NewEvent(api.EventMessage, m))
 		if ev.Request {
 			s.events.publish(api.NewEvent(api.EventRequest, m))
 		}
 	case msg.EventState:
 		s.events.publish(api.NewEvent(api.EventState, api.StateChange{ID: ev.ID, Peer: string(ev.Peer), State: ev.State, Reason: ev.Reason}))
+	case msg.EventUpdated:
+		if ev.Message == nil {
+			return
+		}
+		m := s.toAPIMessage(*ev.Message, s.contacts.Petname(ev.Message.Peer))
+		m.Quote = s.quote(*ev.Message)
+		s.events.publish(api.NewEvent(api.EventMessageUpdated, m))
 	}
 }
 
 func (s *Service) toAPIMessage(m msg.Message, peerName string) api.Message {
 	me := s.self.ID().String()
 	out := api.Message{ID: m.ID, Text: string(m.Body), SentAt: m.SentAt.UTC(), State: m.State, Direction: m.Direction, Peer: m.Peer, PeerName: peerName,
-		File: s.fileInfo(m)}
+		File: s.fileInfo(m), ReplyTo: m.ReplyTo, Reactions: s.reactions(m), Edited: m.Edited, Deleted: m.Deleted}
 	if m.Direction == msg.DirIn {
 		out.From, out.To = m.Peer, me
 	} else {
@@ -61,14 +68,8 @@ func (s *Service) toAPIMessage(m msg.Message, peerName string) api.Message {
 // the outbox.
 func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err error) {
 	defer mapError(&err)
-	if text == "" {
-		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "empty message")
-	}
-	if !utf8.ValidString(text) {
-		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "message is not valid UTF-8")
-	}
-	if len(text) > msg.DefaultMaxMessage {
-		return api.Message{}, api.Errorf(api.CodeTooLarge, "split it into several messages", "message is %d bytes; the limit is %d bytes", len(text), msg.DefaultMaxMessage)
+	if err := checkText(text); err != nil {
+		return api.Message{}, err
 	}
 	t, err := s.recipient(ctx, to)
 	if err != nil {
@@ -116,6 +117,7 @@ func (s *Service) recipient(ctx context.Context, to string) (target, error) {
 // --follow`) what was sent, whoever sent it, and returns it.
 func (s *Service) sent(m msg.Message, t target) api.Message {
 	out := s.toAPIMessage(m, t.contact.Petname)
+	out.Quote = s.quote(m)
 	s.countMessage(out.Direction, false)
 	s.events.publish(api.NewEvent(api.EventMessage, out))
 	return out
@@ -124,6 +126,7 @@ func (s *Service) sent(m msg.Message, t target) api.Message {
 func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 	var cs []msg.Conversation
 	last := map[string]msg.Message{}
+	quotes := map[string]*api.Quote{}
 	if err := s.db.View(func(tx *store.Tx) error {
 		data := msg.In(tx)
 		var err error
@@ -134,15 +137,20 @@ func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 			if c.Request != requests {
 				continue
 			}
-			ms, _, err := data.Messages(c.Peer, msg.Page{Limit: 1, Newest: true})
+			// The newest message shown: the few newest, past actions.
+			ms, _, err := data.Messages(c.Peer, msg.Page{Limit: 8, Newest: true})
 			if store.IsCorrupt(err) {
 				continue // no preview; opening the conversation reports the damage
 			}
 			if err != nil {
 				return err
 			}
-			if len(ms) > 0 {
-				last[c.Peer] = ms[0]
+			for i := len(ms) - 1; i >= 0; i-- {
+				if shown(ms[i]) {
+					last[c.Peer] = ms[i]
+					quotes[c.Peer] = s.quoteIn(data, ms[i])
+					break
+				}
 			}
 		}
 		return nil
@@ -158,6 +166,7 @@ func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 		conv := api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request}
 		if m, ok := last[c.Peer]; ok {
 			am := s.toAPIMessage(m, conv.PeerName)
+			am.Quote = quotes[c.Peer]
 			conv.Last = &am
 		}
 		out = append(out, conv)
@@ -222,9 +231,16 @@ func (s *Service) Messages(ctx context.Context, name string, pr api.PageRequest)
 	}
 	var ms []msg.Message
 	var next string
+	quotes := map[string]*api.Quote{}
 	err = s.db.View(func(tx *store.Tx) error {
+		data := msg.In(tx)
 		var err error
-		ms, next, err = msg.In(tx).Messages(t.id.String(), msg.Page{Cursor: pr.Cursor, Limit: pr.Limit, Newest: pr.Newest})
+		ms, next, err = data.Messages(t.id.String(), msg.Page{Cursor: pr.Cursor, Limit: pr.Limit, Newest: pr.Newest})
+		for _, m := range ms {
+			if q := s.quoteIn(data, m); q != nil {
+				quotes[m.ID] = q
+			}
+		}
 		return err
 	})
 	if err != nil {
@@ -242,7 +258,12 @@ func (s *Service) Messages(ctx context.Context, name string, pr api.PageRequest)
 		}
 	}
 	for _, m := range ms {
-		page.Messages = append(page.Messages, s.toAPIMessage(m, peerName))
+		if !shown(m) {
+			continue // an action: folded into the message it changed
+		}
+		am := s.toAPIMessage(m, peerName)
+		am.Quote = quotes[m.ID]
+		page.Messages = append(page.Messages, am)
 	}
 	return page, nil
 }

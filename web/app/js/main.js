@@ -217,6 +217,7 @@ export function help() {
     ["Alt+↑ / Alt+↓", "Previous / next item in the list"],
     ["Enter", "Send the message"],
     ["Shift+Enter", "New line in a message"],
+    ["↑ (empty message box)", "Edit your last message"],
     ["Escape", "Close the open conversation or dialog"],
     ["M / V (in a call)", "Mute / camera on or off"],
     ["?", "This list"],

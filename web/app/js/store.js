@@ -2,8 +2,8 @@
 // them current from the event WebSocket (/api/v1/events), and tells the
 // views what changed by topic: me, handles, conversations, requests,
 // contacts, calls, connection, revoked, and every event type as it arrives
-// (message, state, file, request, key-change, incoming-call, call-state,
-// claim-progress, handle, device-revoked, synced).
+// (message, message-updated, state, file, request, key-change,
+// incoming-call, call-state, claim-progress, handle, device-revoked, synced).
 
 import * as api from "./api.js";
 import { shortAccount } from "./ui.js";
@@ -160,6 +160,22 @@ function applyState(s) {
   }
 }
 
+// applyUpdate shows a message's new form ("message-updated": a reaction,
+// an edit, a deletion) in the chat lists' previews, when it is their last.
+function applyUpdate(m) {
+  for (const list of [state.conversations, state.requests]) {
+    const conv = list.find((c) => c.last && c.last.id === m.id);
+    if (!conv) continue;
+    const st = later(m.state, conv.last.state) ? conv.last.state : m.state;
+    conv.last = { ...m, state: st };
+    emit(list === state.conversations ? "conversations" : "requests", list);
+  }
+}
+
+/** noteUpdated updates the chat lists with a message this tab changed
+ * (the answer of a react, edit or delete), as its event would. */
+export function noteUpdated(m) { applyUpdate(m); }
+
 function onEvent(ev) {
   const d = ev.data;
   if (ev.type === "message") {
@@ -172,6 +188,7 @@ function onEvent(ev) {
   }
   switch (ev.type) {
     case "state": applyState(d); break;
+    case "message-updated": applyUpdate(d); break;
     case "request": refresh("requests"); refresh("conversations"); break;
     case "key-change": refresh("contacts", 0); break;
     case "incoming-call": state.callStates.set(d.id, d); refresh("calls", 500); break;

@@ -77,6 +77,10 @@ const ICONS = {
   retry: "M23 4v6h-6 M20.5 15a9 9 0 1 1-2.1-9.4L23 10",
   trash: "M3 6h18 M19 6l-1 14a2 2 0 0 1-2 2H8a2 2 0 0 1-2-2L5 6 M10 11v6 M14 11v6 M9 6V4a1 1 0 0 1 1-1h4a1 1 0 0 1 1 1v2",
   monitor: "M4 3h16a2 2 0 0 1 2 2v10a2 2 0 0 1-2 2H4a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2z M8 21h8 M12 17v4",
+  reply: "M9 15l-6-6 6-6 M3 9h11a7 7 0 0 1 7 7v4",
+  pencil: "M17 3a2.8 2.8 0 1 1 4 4L7.5 20.5 2 22l1.5-5.5z M15 5l4 4",
+  ban: "M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z M4.9 4.9l14.2 14.2",
+  more: "M12 5.5h0 M12 12h0 M12 18.5h0",
 };
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -194,14 +198,17 @@ export function fileKind(f) {
 const KIND = { image: ["image", "Photo"], voice: ["mic", "Voice note"], audio: ["mic", "Audio"], video: ["video", "Video"], file: ["file", "File"] };
 
 /** preview is a message as a chat list shows it in one line: its text, or
- * for an attachment an icon and its caption, else what it is. */
+ * for an attachment an icon and its caption, else what it is; a deleted
+ * message says so. */
 export function preview(m) {
   const text = previewText(m);
+  if (m.deleted) return [icon("ban", "preview-icon"), h("span", { class: "preview-text deleted", text })];
   return m.file ? [icon(KIND[fileKind(m.file)][0], "preview-icon"), h("span", { class: "preview-text", text })] : [h("span", { class: "preview-text", text })];
 }
 
 /** previewText is preview's text alone, for a notification. */
 export function previewText(m) {
+  if (m.deleted) return m.direction === "out" ? "You deleted this message" : "This message was deleted";
   if (!m.file || m.text) return m.text;
   const k = fileKind(m.file);
   const word = KIND[k][1];

@@ -6,12 +6,16 @@
 // read, so that the sender sees it. Files (a photo, a voice note, any file)
 // go as messages of their own (POST /files, multipart), picked with the
 // paper clip, dropped on the conversation or pasted; attach.js shows them.
+// Each message has a menu (actions.js) to reply to it, react to it, and
+// edit or delete your own; changes to a message come as `message-updated`
+// events and replace its bubble where it is.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind } from "../ui.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm } from "../ui.js";
 import { fileView, makeThumb, recordVoice, uploadError } from "./attach.js";
+import * as actions from "./actions.js";
 const call = { start: (peer, video) => import("./call.js").then((m) => m.start(peer, video)) };
 
 const PAGE = 50;
@@ -22,8 +26,13 @@ let tmpSeq = 0;
 export function detail(el, peer) {
   const header = h("header", { class: "chat-header" });
   const banner = h("div", { class: "chat-banners" });
-  const t = thread(peer, { readOnly: false });
+  // The thread's menus reply and edit through the composer, made after it.
+  const hooks = {};
+  const t = thread(peer, { readOnly: false, hooks });
   const composer = composeBox(peer, t);
+  hooks.reply = composer.reply;
+  hooks.edit = composer.edit;
+  hooks.changed = composer.changed;
   const drop = h("div", { class: "drop-zone", hidden: true }, icon("clip"), h("span", { text: "Drop files to send them" }));
   const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el, drop);
   el.append(wrap);
@@ -93,6 +102,9 @@ export function detail(el, peer) {
     }
     if (removed) composer.setEnabled(false, "This device was removed from your account, so it can't send messages.");
     else composer.setEnabled(!(c && (c.blocked || c.key_changed)));
+    // Reactions, edits and deletions are messages too: none while writing is off.
+    wrap.classList.toggle("locked", !composer.enabled());
+    if (!composer.enabled()) actions.closeMenu();
   }
 
   const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader), store.on("revoked", renderHeader)];
@@ -103,8 +115,10 @@ export function detail(el, peer) {
 }
 
 /** thread is the scrolling message history with peer. With readOnly
- * (a message request), nothing is marked read. */
-export function thread(peer, { readOnly }) {
+ * (a message request), nothing is marked read and messages have no menu.
+ * hooks.reply(m) and hooks.edit(m) take a message to the composer, and
+ * hooks.changed(m) tells it of a message's new form. */
+export function thread(peer, { readOnly, hooks = {} }) {
   const list = h("ol", { class: "messages", role: "list", "aria-label": "Messages" });
   const jump = h("button", { type: "button", class: "jump", hidden: true, "aria-label": "Jump to the newest message", on: { click: () => toBottom(true) } }, icon("down"));
   const older = h("div", { class: "older-status", role: "status" });
@@ -169,7 +183,16 @@ export function thread(peer, { readOnly }) {
   // build makes the item of message m; x is its entry in byId, which keeps
   // the view of its file across rebuilds.
   function build(m, x) {
-    const meta = h("span", { class: "meta" }, h("time", { datetime: m.sent_at, text: clock(new Date(m.sent_at)) }));
+    const meta = h("span", { class: "meta" },
+      m.edited && !m.deleted ? h("span", { class: "msg-edited", title: "Edited", text: "edited" }) : null,
+      h("time", { datetime: m.sent_at, text: clock(new Date(m.sent_at)) }));
+    if (m.deleted) {
+      // Nothing of it is left: no file, no quote, no reactions, no menu.
+      if (x.view) { x.view.destroy(); x.view = null; }
+      return h("li", { class: "msg " + m.direction, dataset: { id: m.id } },
+        h("div", { class: "bubble deleted" }, srOnly(who(m) + ": "),
+          h("p", { class: "text msg-deleted" }, icon("ban"), h("span", { text: m.direction === "out" ? "You deleted this message" : "This message was deleted" })), meta));
+    }
     if (m.direction === "out") meta.append(stateMark(m.state));
     let cls = "bubble";
     if (m.file) {
@@ -182,16 +205,156 @@ export function thread(peer, { readOnly }) {
       cls += " has-file kind-" + fileKind(m.file) + (m.text ? "" : " no-caption") + (m.local ? " local" : "");
     }
     const text = h("p", { class: "text", text: m.text, hidden: !!m.file && !m.text });
+    const quote = m.reply_to ? actions.quoteBox(m.quote, peer, reveal) : null;
+    if (quote) cls += " has-quote";
     // A file's caption and time go under it, as a block of their own.
-    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), x.view.el, h("div", { class: "bubble-foot" }, text, meta))
-      : h("div", { class: cls }, srOnly(who(m) + ": "), text, meta);
-    const li = h("li", { class: "msg " + m.direction, dataset: { id: m.id } }, bubble);
+    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), quote, x.view.el, h("div", { class: "bubble-foot" }, text, meta))
+      : h("div", { class: cls }, srOnly(who(m) + ": "), quote, text, meta);
+    const chips = actions.reactionChips(m, peer, () => react(x.m, ""));
+    if (chips) bubble.append(chips);
+    const li = h("li", { class: "msg " + m.direction + (chips ? " has-reactions" : ""), dataset: { id: m.id } }, bubble);
+    if (!readOnly && actions.canAct(m)) {
+      const more = h("button", {
+        type: "button", class: "msg-actions", "aria-label": "Message actions", title: "Message actions", "aria-expanded": "false",
+        on: { click: (e) => actions.openMenu(e.currentTarget, x.m, peer, act) },
+      }, icon("more"));
+      // Beside the bubble, towards the middle of the conversation.
+      if (m.direction === "out") li.prepend(more);
+      else li.append(more);
+      // A long press on a touch screen opens the menu too.
+      bubble.addEventListener("contextmenu", (e) => {
+        if (!matchMedia("(hover: none)").matches || e.target.closest("a, audio, video") || li.closest(".locked")) return;
+        e.preventDefault();
+        actions.openMenu(more, x.m, peer, act);
+      });
+    }
     if (m.failedError) {
       li.append(h("div", { class: "msg-error" }, h("span", { text: m.failedError }),
         h("button", { type: "button", class: "link-btn", text: "Send again", on: { click: () => resend(m) } })));
     }
     return li;
   }
+
+  // rebuild draws the item of x again, in its place.
+  function rebuild(x) {
+    const old = x.li;
+    if (old.querySelector(".msg-actions[aria-expanded=true]")) actions.closeMenu();
+    const focused = old.contains(document.activeElement) ? document.activeElement.className : "";
+    const li = build(x.m, x);
+    li.classList.toggle("cont", old.classList.contains("cont"));
+    if (old.isConnected) old.replaceWith(li);
+    if (io) {
+      io.unobserve(old);
+      if (x.m.direction === "in" && x.m.state !== "read") io.observe(li);
+    }
+    x.li = li;
+    if (focused) {
+      const f = li.querySelector("." + focused.split(" ")[0]) || li.querySelector(".msg-actions");
+      if (f) f.focus({ preventScroll: true });
+    }
+  }
+
+  // What update compares: the parts of a message a change can touch.
+  const look = (m) => JSON.stringify([m.text, !!m.edited, !!m.deleted, m.reactions || [], m.quote || null, m.reply_to || "", !!m.file]);
+
+  /** update shows nm, the new form of a message on screen (from an event,
+   * a page read again, or the answer of this tab's own change), and the
+   * quotes of it in the replies on screen. */
+  function update(nm) {
+    const x = byId.get(nm.id);
+    if (!x) return;
+    const m = x.m;
+    const was = look(m);
+    if (store.later(m.state, nm.state)) setState(x, nm.state);
+    for (const k of ["text", "edited", "deleted", "reactions", "quote", "reply_to"]) m[k] = nm[k];
+    if (nm.file) { m.file = nm.file; if (x.view) x.view.update(nm.file); }
+    else if (nm.deleted) delete m.file;
+    if (look(m) === was) return;
+    const stick = atBottom();
+    rebuild(x);
+    // Replies on screen quote its new text, or that it is gone.
+    const q = actions.quoteOf(m);
+    for (const y of byId.values()) {
+      if (!y.m.quote || y.m.quote.id !== m.id) continue;
+      const nq = { ...y.m.quote, text: q.text, file_name: q.file_name };
+      if (JSON.stringify(nq) === JSON.stringify(y.m.quote)) continue;
+      y.m.quote = nq;
+      rebuild(y);
+    }
+    if (stick) toBottom(false);
+    if (hooks.changed) hooks.changed(m);
+  }
+
+  // reveal scrolls to the message id (loading older pages until it is
+  // there) and highlights it for a moment.
+  async function reveal(id) {
+    for (let i = 0; !byId.has(id) && (next || loading) && i < 40 && !destroyed; i++) {
+      if (loading) await new Promise((r) => setTimeout(r, 150));
+      else await loadOlder();
+    }
+    const x = byId.get(id);
+    if (!x) {
+      toast("The original message isn't here any more", "it may be older than what this device keeps");
+      return;
+    }
+    x.li.scrollIntoView({ block: "center", behavior: matchMedia("(prefers-reduced-motion: reduce)").matches ? "auto" : "smooth" });
+    const li = x.li;
+    li.classList.remove("flash");
+    void li.offsetWidth; // restart the highlight when it shows already
+    li.classList.add("flash");
+    setTimeout(() => li.classList.remove("flash"), 1800);
+  }
+
+  // change runs a change of m (a reaction, an edit): its bubble shows the
+  // change at once (the fields in shown), then the node's answer to run();
+  // if the node refuses, the bubble goes back and the person is told why.
+  // It reports whether the node took the change.
+  async function change(m, shown, run, what) {
+    const x = byId.get(m.id);
+    const before = x ? { ...x.m } : null;
+    if (x) update({ ...x.m, ...shown });
+    try {
+      const nm = await run();
+      update(nm);
+      store.noteUpdated(nm);
+      return true;
+    } catch (err) {
+      const y = byId.get(m.id);
+      if (y && before) update({ ...before, state: y.m.state });
+      showError(err, what);
+      return false;
+    }
+  }
+
+  const react = (m, emoji) => change(m, { reactions: actions.withReaction(m, peer, emoji) }, () => actions.react(peer, m, emoji), "Could not react");
+
+  /** edit replaces the text of m, this account's own message. */
+  const edit = (m, text) => change(m, { text, edited: true }, () => actions.edit(peer, m, text), "Could not edit the message");
+
+  async function removeForAll(m) {
+    const ok = await confirm("Delete this message for everyone?",
+      `It will show as "This message was deleted" for you and ${store.nameOf(peer)}. They may have seen it already.`, "Delete", true);
+    if (!ok) return;
+    try {
+      const nm = await actions.remove(peer, m);
+      update(nm);
+      store.noteUpdated(nm);
+    } catch (err) {
+      showError(err, "Could not delete the message");
+    }
+  }
+
+  // What the menus of the messages do.
+  const act = {
+    reply: (m) => { if (hooks.reply) hooks.reply(m); },
+    edit: (m) => { if (hooks.edit) hooks.edit(m); },
+    react,
+    remove: removeForAll,
+    copy: async (m) => {
+      try { await navigator.clipboard.writeText(m.text); toast("Copied to the clipboard"); }
+      catch { toast("Could not copy", "select the text and copy it yourself", "error"); }
+    },
+  };
 
   function setState(x, s) {
     if (!store.later(x.m.state, s)) return;
@@ -287,7 +450,7 @@ export function thread(peer, { readOnly }) {
       warning.replaceChildren(icon("alert"), h("span", { text: page.warning || "" }));
       for (const m of page.messages || []) {
         const x = byId.get(m.id);
-        if (x) { setState(x, m.state); if (x.view && m.file) x.view.update(m.file); }
+        if (x) update(m);
         else insert(m, { render: false });
       }
       older.textContent = "";
@@ -329,7 +492,16 @@ export function thread(peer, { readOnly }) {
     else if (!next && msgs.length) older.textContent = "This is the start of your conversation.";
   }
 
+  // The newest message stays in sight when the history's box shrinks (a
+  // reply bar or files over the composer, a smaller window) or a bubble
+  // grows (reactions under it).
+  let pinned = true;
+  const ro = new ResizeObserver(() => { if (pinned) scroller.scrollTop = scroller.scrollHeight; });
+  ro.observe(scroller);
+  ro.observe(list);
+
   scroller.addEventListener("scroll", () => {
+    pinned = atBottom();
     if (scroller.scrollTop < 300) loadOlder();
     if (atBottom()) { unseen = 0; jump.hidden = true; }
     else jump.hidden = false;
@@ -361,12 +533,14 @@ export function thread(peer, { readOnly }) {
     queueRead();
   }
 
-  // Sending, with the message shown at once as queued.
-  async function send(text) {
+  // Sending, with the message shown at once as queued; with replyTo, as
+  // a reply to that message (quote is how it shows meanwhile).
+  async function send(text, { replyTo = "", quote = null } = {}) {
     const tmp = { id: "tmp-" + ++tmpSeq, text, direction: "out", state: "queued", sent_at: new Date().toISOString(), peer };
+    if (replyTo) { tmp.reply_to = replyTo; tmp.quote = quote; }
     pending.set(tmp.id, key(tmp));
     // The request leaves before the page draws the stand-in.
-    const req = api.post("/messages", { to: peer, text });
+    const req = api.post("/messages", replyTo ? { to: peer, text, reply_to: replyTo } : { to: peer, text });
     arrived(tmp);
     try {
       sent(tmp, await req);
@@ -456,7 +630,7 @@ export function thread(peer, { readOnly }) {
   function resend(m) {
     remove(m.id);
     if (m.file && m.local) sendFile(m.local, { caption: m.text, durationMs: m.durationMs });
-    else send(m.text);
+    else send(m.text, { replyTo: m.reply_to || "", quote: m.quote || null });
   }
 
   const offs = [
@@ -468,9 +642,7 @@ export function thread(peer, { readOnly }) {
         if (s.state === "failed" && s.reason && !x.m.failedError) {
           // The recipient refused it: say why, in the bubble.
           x.m.failedError = "Not delivered: " + s.reason;
-          const li = build(x.m, x);
-          x.li.replaceWith(li);
-          x.li = li;
+          rebuild(x);
         }
       } else if (s.peer === peer) pendingStates.set(s.id, s.state);
     }),
@@ -480,20 +652,31 @@ export function thread(peer, { readOnly }) {
       if (x) { if (x.view) x.view.event(ev); }
       else pendingFiles.set(ev.id, ev);
     }),
+    store.on("message-updated", (m) => { if (m.peer === peer) update(m); }),
     store.on("resync", loadNewest),
   ];
   if (!readOnly) store.state.viewing = peer;
   loadNewest();
 
+  /** lastEditable is the newest message of yours that can be edited. */
+  function lastEditable() {
+    for (let i = msgs.length - 1; i >= 0; i--) if (msgs[i].direction === "out" && actions.canEdit(msgs[i])) return msgs[i];
+    return null;
+  }
+
   return {
     el,
     send,
     sendFile,
+    edit,
+    lastEditable,
     destroy() {
       destroyed = true;
+      actions.closeMenu();
       offs.forEach((f) => f());
       for (const x of byId.values()) if (x.view) x.view.destroy();
       if (io) io.disconnect();
+      ro.disconnect();
       clearTimeout(readTimer);
       document.removeEventListener("visibilitychange", onVisible);
       if (store.state.viewing === peer) store.state.viewing = null;
@@ -506,7 +689,9 @@ const drafts = new Map(); // account → unsent text, kept while the tab lives
 // composeBox is the line to write in, with the paper clip to attach files
 // (they wait in a strip above it until sent, the text their caption) and
 // the microphone to record a voice note (send takes its place once there
-// is something to send).
+// is something to send). Above it, the message being replied to (with a ×
+// to let it go), or the one being edited: its text is then in the box, and
+// Enter saves it.
 function composeBox(peer, t) {
   const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "", "aria-describedby": "composer-note" });
   const count = h("span", { class: "count", "aria-live": "polite" });
@@ -522,16 +707,20 @@ function composeBox(peer, t) {
   const stripBox = h("div", { class: "staged-box", hidden: true }, strip,
     h("button", { type: "button", class: "btn small", on: { click: () => clearStaged() } }, icon("x"), "Cancel"));
   const recBar = h("div", { class: "recording", hidden: true, role: "group", "aria-label": "Recording a voice note" });
-  const el = h("div", { class: "composer-wrap" }, hint, stripBox, form, recBar);
+  const replyBar = h("div", { id: "reply-bar", class: "compose-bar", hidden: true, role: "group", "aria-label": "Replying to a message" });
+  const editBar = h("div", { id: "edit-bar", class: "compose-bar editing", hidden: true, role: "group", "aria-label": "Editing a message" });
+  const el = h("div", { class: "composer-wrap" }, hint, stripBox, replyBar, editBar, form, recBar);
 
   let staged = []; // {file, url} waiting to be sent
   let on = true;
   let rec = null; // the voice note being recorded
+  let replying = null; // the message being replied to
+  let editing = null; // {m, draft}: the message being edited, and what the box held before
 
   const swap = () => {
     const some = !!ta.value.trim() || staged.length > 0;
-    sendBtn.hidden = !some;
-    voiceBtn.hidden = some;
+    sendBtn.hidden = !some && !editing;
+    voiceBtn.hidden = some || !!editing;
   };
   const grow = () => {
     ta.style.height = "auto";
@@ -540,12 +729,19 @@ function composeBox(peer, t) {
     count.textContent = n > MAX_BYTES - 2000 ? `${n} / ${MAX_BYTES} bytes` : "";
     swap();
   };
-  ta.addEventListener("input", () => { grow(); drafts.set(peer, ta.value); });
+  ta.addEventListener("input", () => { grow(); if (!editing) drafts.set(peer, ta.value); });
   requestAnimationFrame(grow);
   swap();
   ta.addEventListener("keydown", (e) => {
     if (e.key === "Enter" && !e.shiftKey && !e.isComposing) { e.preventDefault(); submit(); }
+    else if (e.key === "Escape" && editing) { e.preventDefault(); stopEdit(); }
+    else if (e.key === "Escape" && replying) { e.preventDefault(); stopReply(); }
     else if (e.key === "Escape" && staged.length) { e.preventDefault(); clearStaged(); }
+    else if (e.key === "ArrowUp" && !ta.value && !staged.length && !editing && !e.shiftKey && !e.altKey && !e.ctrlKey && !e.metaKey) {
+      // Up in an empty box edits your last message, as in other chat apps.
+      const m = t.lastEditable();
+      if (m) { e.preventDefault(); edit(m); }
+    }
   });
   // A pasted image (a screenshot, a copied picture) waits to be sent; text
   // that comes with a picture (a copy from a document) is pasted as text.
@@ -593,26 +789,106 @@ function composeBox(peer, t) {
 
   function submit() {
     const text = ta.value;
+    if (editing) { saveEdit(); return; }
     if (!text.trim() && !staged.length) return;
     if (new TextEncoder().encode(text).length > MAX_BYTES) { toast("That message is too long", "split it into several messages", "error"); return; }
     ta.value = "";
     drafts.delete(peer);
     if (staged.length) {
-      // The text is the first file's caption.
+      // The text is the first file's caption. (Files go without the
+      // quote: a reply is a text message.)
       const files = staged.map((x) => x.file);
       clearStaged();
       files.forEach((f, i) => t.sendFile(f, { caption: i === 0 ? text.trim() : "" }));
+    } else if (replying) {
+      t.send(text, { replyTo: replying.id, quote: actions.quoteOf(replying) });
     } else {
       t.send(text); // first: the request leaves before any layout work
     }
+    stopReply(false);
     grow();
     ta.focus();
+  }
+
+  // A bar above the box: what it is about, and a × that lets it go.
+  function bar(box, ic, body, label, onClose) {
+    box.replaceChildren(
+      h("span", { class: "compose-bar-icon" }, icon(ic)), body,
+      h("button", { type: "button", class: "icon-btn small", "aria-label": label, title: label + " (Escape)", on: { click: onClose } }, icon("x")));
+    box.hidden = false;
+  }
+
+  /** reply makes the next message a reply to m (the bar shows its quote). */
+  function reply(m, focus = true) {
+    if (!on) return;
+    if (editing) stopEdit(false);
+    replying = m;
+    bar(replyBar, "reply", actions.quoteBox(actions.quoteOf(m), peer, null), "Cancel the reply", () => stopReply());
+    if (focus) ta.focus();
+  }
+
+  function stopReply(focus = true) {
+    if (!replying) return;
+    replying = null;
+    replyBar.hidden = true;
+    replyBar.replaceChildren();
+    if (focus) ta.focus();
+  }
+
+  /** edit puts the text of m, your own message, in the box to change it. */
+  function edit(m) {
+    if (!on || !actions.canEdit(m) || rec) return;
+    stopReply(false);
+    if (!editing) editing = { m, draft: ta.value };
+    else editing.m = m;
+    bar(editBar, "pencil", h("div", { class: "msg-quote you" }, h("span", { class: "quote-from", text: "Editing" }), h("span", { class: "quote-text", text: m.text })),
+      "Cancel editing", () => stopEdit());
+    ta.value = m.text;
+    stripBox.hidden = true;
+    attachBtn.hidden = true;
+    sendBtn.setAttribute("aria-label", "Save");
+    sendBtn.title = "Save (Enter)";
+    sendBtn.replaceChildren(icon("check"));
+    grow();
+    ta.focus();
+    ta.setSelectionRange(ta.value.length, ta.value.length);
+  }
+
+  // stopEdit leaves editing, with what the box held before back in it.
+  function stopEdit(focus = true) {
+    if (!editing) return;
+    ta.value = editing.draft;
+    editing = null;
+    editBar.hidden = true;
+    editBar.replaceChildren();
+    stripBox.hidden = !staged.length;
+    attachBtn.hidden = false;
+    sendBtn.setAttribute("aria-label", "Send");
+    sendBtn.title = "Send (Enter)";
+    sendBtn.replaceChildren(icon("send"));
+    grow();
+    if (focus) ta.focus();
+  }
+
+  async function saveEdit() {
+    const { m } = editing;
+    const text = ta.value;
+    if (!text.trim()) { toast("A message can't be empty", "to remove it, delete it for everyone", "error"); return; }
+    if (new TextEncoder().encode(text).length > MAX_BYTES) { toast("That message is too long", "", "error"); return; }
+    stopEdit();
+    if (text === m.text) return;
+    if (!(await t.edit(m, text)) && !editing && !ta.value && on && actions.canEdit(m)) {
+      // Not saved: editing again, with the new text, so nothing is lost.
+      edit(m);
+      ta.value = text;
+      grow();
+    }
   }
 
   // Voice notes: the composer gives way to a bar with the time recorded,
   // a cancel and a send.
   async function startVoice() {
-    if (rec || !on) return;
+    if (rec || !on || editing) return;
     voiceBtn.disabled = true;
     const time = h("span", { class: "rec-time", text: "00:00" });
     try {
@@ -654,6 +930,20 @@ function composeBox(peer, t) {
   return {
     el,
     stage,
+    reply,
+    edit,
+    /** changed tells the composer of a message's new form (edited or
+     * deleted elsewhere): a bar about it follows, or goes. */
+    changed(m) {
+      if (editing && editing.m.id === m.id) {
+        if (!actions.canEdit(m)) stopEdit(false);
+        else editing.m = m;
+      }
+      if (replying && replying.id === m.id) {
+        if (m.deleted) stopReply(false);
+        else reply(m, false);
+      }
+    },
     enabled: () => on,
     /** setEnabled turns writing on or off; off, why says so above it. */
     setEnabled(yes, why = "You can't write in this conversation right now.") {
@@ -665,7 +955,7 @@ function composeBox(peer, t) {
       picker.disabled = !yes;
       hint.hidden = yes;
       hint.textContent = yes ? "" : why;
-      if (!yes) { clearStaged(); stopVoice(false); }
+      if (!yes) { clearStaged(); stopVoice(false); stopReply(false); stopEdit(false); }
     },
     destroy() { stopVoice(false); clearStaged(); },
   };

@@ -44,7 +44,7 @@ export function list(el) {
     const items = convs.map((c) => {
       keep.add(c.peer);
       const contact = store.contactOf(c.peer);
-      const sig = JSON.stringify([store.nameOf(c.peer, c.peer_name), c.last_at, c.unread, c.last && [c.last.id, c.last.state], c.peer === selected, contact && contact.key_changed, listTime(c.last_at)]);
+      const sig = JSON.stringify([store.nameOf(c.peer, c.peer_name), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted], c.peer === selected, contact && contact.key_changed, listTime(c.last_at)]);
       let x = rows.get(c.peer);
       if (!x || x.sig !== sig) {
         const a = row(c);
@@ -83,7 +83,8 @@ export function list(el) {
     const contact = store.contactOf(c.peer);
     const preview = h("span", { class: "row-preview" });
     if (last) {
-      if (last.direction === "out") preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
+      // A deleted message says whose it was by itself: "You deleted this message".
+      if (last.direction === "out" && !last.deleted) preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
       preview.append(...previewOf(last));
     }
     return h("a", { class: "row-link", href: path("chats", c.peer), dataset: { peer: c.peer }, "aria-current": c.peer === selected ? "page" : null },

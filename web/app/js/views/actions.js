@@ -1,0 +1,241 @@
+// views/actions.js: what a person does to one message of a conversation,
+// for chat.js. Each bubble has a "Message actions" button beside it (shown
+// on hover and on keyboard focus; a long press on a touch screen) that
+// opens a small menu: a row of quick reactions, Reply, Copy, Edit (your
+// own text messages) and Delete for everyone (your own messages), the last
+// two within EDIT_WINDOW of sending, as the node allows. Here too: the
+// quote a reply shows above its text and the reactions under a bubble.
+//
+// The API (all answer the updated message):
+//   POST /conversations/{peer}/messages/{id}/react  {emoji}  ("" removes yours)
+//   POST /conversations/{peer}/messages/{id}/edit   {text}
+//   POST /conversations/{peer}/messages/{id}/delete {}
+// and a reply is POST /messages with reply_to. The node folds reactions,
+// edits and deletions into their target: pages and events show each
+// message as it stands now, and "message-updated" events bring changes.
+//
+// Text from the network (quotes, emoji) goes in as text, never as HTML.
+
+import * as api from "../api.js";
+import * as store from "../store.js";
+import { h, icon, srOnly, fileKind } from "../ui.js";
+
+/** QUICK are the reactions the menu offers, in order. */
+export const QUICK = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
+
+/** EDIT_WINDOW is how long after sending a message may be edited or
+ * deleted for everyone (the node's limit: it answers 409 past it). */
+export const EDIT_WINDOW = 24 * 3600e3;
+
+const real = (m) => !!m.id && !m.id.startsWith("tmp-") && m.state !== "failed";
+
+/** canDelete: m is yours, sent, not deleted, and young enough. */
+export function canDelete(m) {
+  return m.direction === "out" && real(m) && !m.deleted && Date.now() - new Date(m.sent_at) < EDIT_WINDOW;
+}
+
+/** canEdit: canDelete, and m is text (a file's caption can't be edited). */
+export const canEdit = (m) => canDelete(m) && !m.file && !!m.text;
+
+/** canAct: m has a menu at all (not a deleted message, not one still on
+ * its way from this tab). */
+export const canAct = (m) => real(m) && !m.deleted;
+
+/** mine reports whether the reaction r is this account's: in a one-to-one
+ * conversation, whatever is not the peer's. */
+export const mine = (r, peer) => r.from !== peer;
+
+/** myReaction is the emoji this account put on m, or "". */
+export function myReaction(m, peer) {
+  const r = (m.reactions || []).find((x) => mine(x, peer));
+  return r ? r.emoji : "";
+}
+
+/** withReaction is m's reactions with this account's set to emoji ("" for
+ * none): what the node will answer, shown before it does. */
+export function withReaction(m, peer, emoji) {
+  const me = (store.state.me && store.state.me.account) || "me";
+  const rest = (m.reactions || []).filter((x) => !mine(x, peer));
+  return emoji ? [...rest, { emoji, from: me }] : rest;
+}
+
+/** quoteText says what a quote quotes, in one line: its text, a file's
+ * name, or that it was deleted. */
+export function quoteText(q) {
+  if (q.text) return q.text;
+  if (q.file_name) return q.file_name;
+  return "This message was deleted";
+}
+
+/** quoteOf is the quote of m as a reply to it carries it (the node's
+ * shape), for the stand-in of a reply being sent and the reply bar. */
+export function quoteOf(m) {
+  const gone = m.deleted || !!m.file;
+  return { id: m.id, from: m.from || "", text: gone ? "" : Array.from(m.text || "").slice(0, 200).join(""), file_name: m.file && !m.deleted ? m.file.name : undefined, direction: m.direction };
+}
+
+/** who names the sender of a quoted message: "You" or the peer. */
+function quoteWho(q, peer) {
+  if (q.direction) return q.direction === "out" ? "You" : store.nameOf(peer);
+  return q.from === peer ? store.nameOf(peer) : "You";
+}
+
+/** quoteBox is the tinted box above a reply's text: who wrote the quoted
+ * message and its first words. With onOpen it is a button that goes to
+ * the quoted message; q null means the quoted message isn't on this node. */
+export function quoteBox(q, peer, onOpen) {
+  if (!q) {
+    return h("div", { class: "msg-quote missing" }, srOnly("In reply to a message "), h("span", { class: "quote-text", text: "The original message isn't on this device" }));
+  }
+  const name = quoteWho(q, peer);
+  const deleted = !q.text && !q.file_name;
+  const body = h("span", { class: "quote-text" + (deleted ? " quote-deleted" : "") },
+    q.file_name && !q.text ? icon(fileIcon(q.file_name), "quote-icon") : null,
+    h("span", { text: quoteText(q) }));
+  const cls = "msg-quote" + (name === "You" ? " you" : "");
+  const kids = [srOnly("In reply to "), h("span", { class: "quote-from", text: name }), srOnly(": "), body];
+  if (!onOpen) return h("div", { class: cls }, kids);
+  return h("button", { type: "button", class: cls, title: "Go to the original message", on: { click: (e) => { e.stopPropagation(); onOpen(q.id); } } }, kids);
+}
+
+function fileIcon(name) {
+  const k = fileKind({ type: guessType(name) });
+  return { image: "image", voice: "mic", audio: "mic", video: "video" }[k] || "file";
+}
+
+function guessType(name) {
+  const e = (/\.([a-z0-9]+)$/i.exec(name || "") || [])[1] || "";
+  const x = e.toLowerCase();
+  if (["jpg", "jpeg", "png", "gif", "webp", "heic"].includes(x)) return "image/" + x;
+  if (["webm", "ogg", "m4a", "mp3", "wav", "opus"].includes(x)) return "audio/" + x;
+  if (["mp4", "mov", "mkv"].includes(x)) return "video/" + x;
+  return "";
+}
+
+/** reactionChips are the reactions under a bubble: one chip per emoji,
+ * with a count when both of you chose it. Your own is a button that
+ * removes it (onRemove); the other side's is a label. Null when none. */
+export function reactionChips(m, peer, onRemove) {
+  const rs = m.reactions || [];
+  if (!rs.length || m.deleted) return null;
+  const by = new Map(); // emoji → reactions, in the order they came
+  for (const r of rs) {
+    if (!by.has(r.emoji)) by.set(r.emoji, []);
+    by.get(r.emoji).push(r);
+  }
+  const chips = [];
+  for (const [emoji, list] of by) {
+    const you = list.some((r) => mine(r, peer));
+    const whoText = list.map((r) => (mine(r, peer) ? "You" : store.nameOf(peer))).join(" and ");
+    const parts = [h("span", { class: "reaction-emoji", "aria-hidden": "true", text: emoji }), list.length > 1 ? h("span", { class: "reaction-count", "aria-hidden": "true", text: String(list.length) }) : null];
+    if (you) {
+      chips.push(h("button", {
+        type: "button", class: "reaction mine", title: `${whoText} reacted ${emoji} — click to remove yours`,
+        on: { click: (e) => { e.stopPropagation(); onRemove(); } },
+      }, parts, srOnly(`${whoText} reacted ${emoji}. Remove your reaction`)));
+    } else {
+      chips.push(h("span", { class: "reaction", title: `${whoText} reacted ${emoji}` }, parts, srOnly(`${whoText} reacted ${emoji}`)));
+    }
+  }
+  return h("div", { class: "reactions" }, chips);
+}
+
+let open = null; // the menu on screen: {el, anchor, close}
+
+/** closeMenu closes the open menu, if any. */
+export function closeMenu() { if (open) open.close(); }
+
+/** openMenu opens the menu of message m next to the button anchor. act
+ * holds what each item does: reply(m), react(m, emoji), copy(m), edit(m),
+ * remove(m) (delete for everyone). Arrow keys move along the menu, Escape
+ * closes it, a click elsewhere too. */
+export function openMenu(anchor, m, peer, act) {
+  const again = open && open.anchor === anchor;
+  closeMenu();
+  if (again) return; // a second click on the button closes it
+  const current = myReaction(m, peer);
+  // Each item closes the menu first, the focus back on its button unless
+  // the item takes it to the composer.
+  const item = (cls, ic, label, fn, refocus = true) => h("button", { type: "button", class: "menu-item " + cls, on: { click: () => { close(refocus); fn(); } } }, icon(ic), h("span", { text: label }));
+  const emojis = h("div", { class: "menu-reacts", role: "group", "aria-label": "React" },
+    QUICK.map((e) => h("button", {
+      type: "button", class: "react-btn" + (e === current ? " chosen" : ""), "aria-pressed": e === current ? "true" : "false",
+      title: e === current ? "Remove your reaction" : "React " + e, text: e,
+      on: { click: () => { close(true); act.react(m, e === current ? "" : e); } },
+    })));
+  const items = [
+    item("", "reply", "Reply", () => act.reply(m), false),
+    m.text ? item("", "copy", "Copy", () => act.copy(m)) : null,
+    canEdit(m) ? item("", "pencil", "Edit", () => act.edit(m), false) : null,
+    canDelete(m) ? item("danger", "trash", "Delete for everyone", () => act.remove(m)) : null,
+  ];
+  const el = h("div", { class: "msg-menu", role: "group", "aria-label": "Actions on this message", tabindex: "-1" }, emojis, h("div", { class: "menu-items" }, items));
+  document.body.append(el);
+  anchor.setAttribute("aria-expanded", "true");
+  place(el, anchor, m.direction);
+
+  const buttons = () => [...el.querySelectorAll("button")];
+  const onKey = (e) => {
+    const bs = buttons();
+    const i = bs.indexOf(document.activeElement);
+    let j = -1;
+    if (e.key === "Escape") { e.preventDefault(); e.stopPropagation(); close(true); return; }
+    if (e.key === "ArrowRight" || e.key === "ArrowDown") j = i < 0 ? 0 : (i + 1) % bs.length;
+    else if (e.key === "ArrowLeft" || e.key === "ArrowUp") j = i <= 0 ? bs.length - 1 : i - 1;
+    else if (e.key === "Home") j = 0;
+    else if (e.key === "End") j = bs.length - 1;
+    else if (e.key === "Tab") { close(true); return; } // and Tab goes on from the button
+    if (j >= 0) { e.preventDefault(); bs[j].focus(); }
+  };
+  const onDown = (e) => { if (!el.contains(e.target) && !anchor.contains(e.target)) close(false); };
+  // The menu follows its message as the history scrolls (a new message
+  // may come meanwhile), and goes when the message is out of sight.
+  const onScroll = (e) => {
+    if (el.contains(e.target)) return;
+    const box = anchor.closest(".messages-scroll");
+    const a = anchor.getBoundingClientRect(), b = box && box.getBoundingClientRect();
+    if (!anchor.isConnected || (b && (a.bottom < b.top || a.top > b.bottom))) close(false);
+    else place(el, anchor, m.direction);
+  };
+  const onResize = () => close(false);
+  el.addEventListener("keydown", onKey);
+  document.addEventListener("mousedown", onDown, true);
+  document.addEventListener("scroll", onScroll, true);
+  window.addEventListener("resize", onResize);
+
+  function close(refocus) {
+    if (!open || open.el !== el) return;
+    open = null;
+    el.remove();
+    anchor.setAttribute("aria-expanded", "false");
+    document.removeEventListener("mousedown", onDown, true);
+    document.removeEventListener("scroll", onScroll, true);
+    window.removeEventListener("resize", onResize);
+    if (refocus && anchor.isConnected) anchor.focus();
+  }
+  open = { el, anchor, close };
+  (el.querySelector(".react-btn.chosen") || el.querySelector(".react-btn")).focus({ preventScroll: true });
+}
+
+// place puts the menu under the button (above it when there is no room
+// below), towards the middle of the conversation.
+function place(el, anchor, direction) {
+  const a = anchor.getBoundingClientRect();
+  const w = el.offsetWidth, ht = el.offsetHeight;
+  const vw = document.documentElement.clientWidth, vh = document.documentElement.clientHeight;
+  let left = direction === "out" ? a.right - w : a.left;
+  left = Math.max(8, Math.min(left, vw - w - 8));
+  let top = a.bottom + 4;
+  if (top + ht > vh - 8) top = Math.max(8, a.top - ht - 4);
+  el.style.left = left + "px";
+  el.style.top = top + "px";
+}
+
+/** react sets this account's reaction on m to emoji ("" removes it). */
+export const react = (peer, m, emoji) => api.post(`/conversations/${api.seg(peer)}/messages/${api.seg(m.id)}/react`, { emoji });
+
+/** edit replaces the text of m, this account's own text message. */
+export const edit = (peer, m, text) => api.post(`/conversations/${api.seg(peer)}/messages/${api.seg(m.id)}/edit`, { text });
+
+/** remove deletes m, this account's own message, for everyone. */
+export const remove = (peer, m) => api.post(`/conversations/${api.seg(peer)}/messages/${api.seg(m.id)}/delete`, {});
