@@ -95,10 +95,14 @@ func TestAttachmentResumes(t *testing.T) {
 	// nothing a message request names by itself.
 	carol := net.Add(false)
 	small := []byte("a small file from someone Bob does not know")
-	cm, err := carol.Client.SendFile(ctx, api.FileUpload{To: bob.Account().String(), Name: "hello.txt", Type: "text/plain", Body: bytes.NewReader(small)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	// Carol's node has just joined: Bob's record may not be found from it
+	// at once.
+	var cm api.Message
+	check.Eventually(t, 2*time.Minute, func() error {
+		var err error
+		cm, err = carol.Client.SendFile(ctx, api.FileUpload{To: bob.Account().String(), Name: "hello.txt", Type: "text/plain", Body: bytes.NewReader(small)})
+		return err
+	})
 	check.Until(t, 2*time.Minute, "Carol's request at Bob", func() bool {
 		reqs, err := bob.Client.Requests(ctx)
 		return err == nil && len(reqs) == 1
