@@ -145,4 +145,3 @@ func (s *Service) expire() error {
 	}
 	return nil
 }
-

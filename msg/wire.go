@@ -398,19 +398,19 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 //	                          1 KiB of them), kept so the content re-encodes
 //	                          to its bytes
 type content struct {
-	kind    uint64
-	seq     uint64
-	sentAt  int64
-	body    []byte
-	ids     []msgID
-	to      []byte              // copy: the account the message went to (AccountID.Hash)
-	devices []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
-	file    []byte              // text, copy or relay, addition 17: an attachment's reference
-	replyTo []byte              // text, copy or relay, addition 18: the id of the message quoted
-	action  []byte              // text, copy or relay, addition 19: an action (actions.go)
-	timer   *uint64             // text, copy or relay, addition 20: its timer, seconds
-	timerSet bool               // addition 21: the text sets the conversation's timer
-	skipped []byte              // additions this version does not know
+	kind     uint64
+	seq      uint64
+	sentAt   int64
+	body     []byte
+	ids      []msgID
+	to       []byte              // copy: the account the message went to (AccountID.Hash)
+	devices  []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
+	file     []byte              // text, copy or relay, addition 17: an attachment's reference
+	replyTo  []byte              // text, copy or relay, addition 18: the id of the message quoted
+	action   []byte              // text, copy or relay, addition 19: an action (actions.go)
+	timer    *uint64             // text, copy or relay, addition 20: its timer, seconds
+	timerSet bool                // addition 21: the text sets the conversation's timer
+	skipped  []byte              // additions this version does not know
 }
 
 func (c *content) marshal() []byte {
