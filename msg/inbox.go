@@ -628,9 +628,11 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 					return err
 				}
 				c.LastAt = msgs[len(msgs)-1].At
-				c.Unread += len(msgs)
 				for i := range msgs {
 					withTimer(&c, &msgs[i])
+					if msgs[i].TimerSet == nil {
+						c.Unread++ // a timer change is a line, not a message to read
+					}
 				}
 				if dec == Request {
 					c.Request = true

@@ -38,6 +38,9 @@ func TestDisappearingMessages(t *testing.T) {
 	check.Until(t, 20*time.Second, "the timer on both sides and on device 1", func() bool {
 		return timer(a2, b) == 2*time.Second && timer(b, a2) == 2*time.Second && timer(a1, b) == 2*time.Second
 	})
+	if c, _ := b.db.Conversation(string(a2.id())); c.Unread != 0 {
+		t.Errorf("the timer change counts as %d unread at Bob", c.Unread)
+	}
 	gone := b.send(a2, "this will vanish")
 	has := func(n *node, peer *node, id string) bool {
 		_, err := n.db.Message(string(peer.id()), id)
