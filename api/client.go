@@ -365,6 +365,13 @@ func (c *Client) Reply(ctx context.Context, to, text, replyTo string) (Message, 
 	return v, c.do(ctx, http.MethodPost, "/api/v1/messages", SendRequest{To: to, Text: text, ReplyTo: replyTo}, &v)
 }
 
+// SetTimer sets the disappearing-message timer of the conversation with
+// name (0: off).
+func (c *Client) SetTimer(ctx context.Context, name string, seconds int64) (Message, error) {
+	var v Message
+	return v, c.do(ctx, http.MethodPost, "/api/v1/conversations/"+url.PathEscape(name)+"/timer", TimerRequest{Seconds: seconds}, &v)
+}
+
 // Act reacts to, edits or deletes for everyone (action react, edit or
 // delete) message id of the conversation with name.
 func (c *Client) Act(ctx context.Context, name, id, action string, req ActionRequest) (Message, error) {

@@ -21,6 +21,7 @@
 //	POST   /contacts           ContactAdd -> Contact
 //	DELETE /contacts/{name}    -
 //	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
+//	POST   /conversations/{name}/timer     TimerRequest -> Message (the timer change)
 //	POST   /conversations/{name}/messages/{id}/{react|edit|delete}  ActionRequest -> Message (as it is now)
 //	POST   /files                          multipart: to, caption, duration_ms, thumb, file (last) -> Message (api/files.go)
 //	GET    /files/{peer}/{id}, /files/{id} an attachment's bytes (CodeUnavailable while it is fetched)
@@ -98,6 +99,9 @@ type Backend interface {
 	Send(ctx context.Context, to, text string) (Message, error)
 	// Reply sends text quoting message replyTo of the conversation.
 	Reply(ctx context.Context, to, text, replyTo string) (Message, error)
+	// SetTimer sets the disappearing-message timer of the conversation
+	// with name (0: off) and returns the message that says so.
+	SetTimer(ctx context.Context, name string, seconds int64) (Message, error)
 	// Act reacts to (react), edits (edit) or deletes for everyone
 	// (delete) message id of the conversation with name, and returns it
 	// as it is now.
@@ -296,6 +300,13 @@ func (s *Server) handler() http.Handler {
 			return b.Reply(r.Context(), req.To, req.Text, req.ReplyTo)
 		}
 		return b.Send(r.Context(), req.To, req.Text)
+	}))
+	mux.HandleFunc("POST /api/v1/conversations/{name}/timer", j(func(r *http.Request) (any, error) {
+		var req TimerRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.SetTimer(r.Context(), r.PathValue("name"), req.Seconds)
 	}))
 	mux.HandleFunc("POST /api/v1/conversations/{name}/messages/{id}/{action}", j(func(r *http.Request) (any, error) {
 		var req ActionRequest

@@ -58,6 +58,9 @@ func (f *fakeBackend) RemoveContact(context.Context, string) error { return nil 
 func (f *fakeBackend) Send(_ context.Context, to, text string) (Message, error) {
 	return Message{ID: "m1", To: to, Text: text, State: "queued", Direction: "out"}, nil
 }
+func (f *fakeBackend) SetTimer(_ context.Context, name string, seconds int64) (Message, error) {
+	return Message{ID: "t1", TimerSet: &seconds, Direction: "out"}, nil
+}
 func (f *fakeBackend) Reply(_ context.Context, to, text, replyTo string) (Message, error) {
 	return Message{ID: "m3", To: to, Text: text, ReplyTo: replyTo, State: "queued", Direction: "out"}, nil
 }

@@ -278,6 +278,24 @@ type Message struct {
 	// for everyone (Text is "", File nil).
 	Edited  bool `json:"edited,omitempty"`
 	Deleted bool `json:"deleted,omitempty"`
+	// ExpiresAt is when the message disappears from both sides (a
+	// conversation's timer), nil when it stays.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	// TimerSet is set on the message that changed the conversation's
+	// disappearing-message timer: the new timer in seconds (0: off).
+	TimerSet *int64 `json:"timer_set,omitempty"`
+}
+
+// TimerRequest is the body of POST /api/v1/conversations/{name}/timer.
+type TimerRequest struct {
+	Seconds int64 `json:"seconds"` // 0 (off) or 5 to 31,622,400 (366 days)
+}
+
+// MessageDeleted is a message gone from this node (event
+// "message-deleted"): it expired.
+type MessageDeleted struct {
+	Peer string `json:"peer"`
+	ID   string `json:"id"`
 }
 
 // Quote is the message a reply quotes.
@@ -358,6 +376,8 @@ type Conversation struct {
 	Unread   int       `json:"unread"`
 	Request  bool      `json:"request"`        // a message request not yet accepted
 	Last     *Message  `json:"last,omitempty"` // the newest message, for a preview
+	// Timer is the disappearing-message timer in seconds (0: off).
+	Timer int64 `json:"timer,omitempty"`
 }
 
 // PageRequest selects a page of a conversation: GET
@@ -404,6 +424,9 @@ const (
 	// EventMessageUpdated: a reaction, an edit or a delete changed a
 	// message. Data: Message, as it is now.
 	EventMessageUpdated = "message-updated"
+	// EventMessageDeleted: a message expired and is gone. Data:
+	// MessageDeleted.
+	EventMessageDeleted = "message-deleted"
 )
 
 // Synced says what another device of this account changed here.

@@ -199,9 +199,26 @@ func (m *Message) wireExtras() (replyTo, action []byte) {
 	return replyTo, action
 }
 
-// extrasOf sets m's quote and action from c's additions, which
+// wireTimer is m's timer as Content additions 20 and 21.
+func (m *Message) wireTimer() (*uint64, bool) {
+	if m.TimerSet != nil {
+		v := uint64(*m.TimerSet / time.Second)
+		return &v, true
+	}
+	return timerOf(m.Expires), false
+}
+
+// extrasOf sets m's quote, action and timer from c's additions, which
 // unmarshalContent checked.
 func (m *Message) extrasOf(c *content) {
+	if c.timer != nil {
+		d := time.Duration(*c.timer) * time.Second
+		if c.timerSet {
+			m.TimerSet = &d
+		} else {
+			m.Expires = d
+		}
+	}
 	if c.replyTo != nil {
 		m.ReplyTo = msgID(c.replyTo).String()
 	}

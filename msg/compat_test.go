@@ -11,7 +11,7 @@ import (
 // field 20 (a group id, bytes) and field 21 (a varint).
 const (
 	laterDeliverAdditions = "8801" + "05" + "9a01" + "03616263"
-	laterContentAdditions = "a201" + "07" + "67726f75702d37" + "a801" + "03"
+	laterContentAdditions = "f201" + "07" + "67726f75702d37" + "f801" + "03" // fields 30 and 31
 )
 
 // TestNewerPeerReadAsKnownParts: a newer peer's Deliver frame, with

@@ -89,6 +89,19 @@
 // nothing. An older version shows the action's body instead: "reacted 👍
 // to a message", the edited text, "deleted a message".
 //
+// # Disappearing messages
+//
+// A conversation's timer (Conversation.Timer; SetTimer) is set by either
+// side with a text that says so (Content additions 20 and 21), which sets
+// it on both sides and on both accounts' other devices. Every text sent
+// while it is on carries it (addition 20) and is deleted, with its index
+// entry, from each device At + Expires after that device stored it
+// (timer.go: the sweep, every 2 s, in the conversations whose Expiring
+// count says they hold such texts); EventDeleted hands the node the
+// message so it deletes the attachment too. A text still in the sender's
+// outbox waits for its ack first. The timer changes stay as the
+// conversation's record.
+//
 // # Attachments
 //
 // A text may carry an attachment's reference (Content addition 17,

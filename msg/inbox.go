@@ -628,7 +628,12 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 					return err
 				}
 				c.LastAt = msgs[len(msgs)-1].At
-				c.Unread += len(msgs)
+				for i := range msgs {
+					withTimer(&c, &msgs[i])
+					if msgs[i].TimerSet == nil {
+						c.Unread++ // a timer change is a line, not a message to read
+					}
+				}
 				if dec == Request {
 					c.Request = true
 				}
@@ -780,14 +785,15 @@ func storeCopies(data *Data, copies []Message) (stored, updated []Message, err e
 			}
 			continue
 		}
-		if err := data.InsertMessage(m); err != nil {
-			return nil, nil, err
-		}
 		c, err := data.Conversation(m.Peer)
 		if errors.Is(err, store.ErrNotFound) {
 			c, err = Conversation{Peer: m.Peer}, nil
 		}
 		if err != nil {
+			return nil, nil, err
+		}
+		withTimer(&c, &m)
+		if err := data.InsertMessage(m); err != nil {
 			return nil, nil, err
 		}
 		if m.At.After(c.LastAt) {

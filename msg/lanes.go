@@ -351,6 +351,7 @@ func (s *Service) putForSibling(data *Data, kind uint64, m *Message, dev identit
 	}
 	c := content{kind: kind, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, file: m.File, to: to}
 	c.replyTo, c.action = m.wireExtras()
+	c.timer, c.timerSet = m.wireTimer()
 	env := append([]byte{envPending}, c.marshal()...)
 	return data.PutOutbox(OutboxEntry{ID: m.ID, Peer: string(s.selfID), Dev: dev, Envelope: env, NextAttempt: m.At, CreatedAt: m.At})
 }

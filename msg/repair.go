@@ -25,6 +25,7 @@ import (
 func (s *Service) textPlain(ps *peerState, m *Message) []byte {
 	c := content{kind: contentText, seq: m.Seq, sentAt: m.SentAt.UnixNano(), body: m.Body, file: m.File}
 	c.replyTo, c.action = m.wireExtras()
+	c.timer, c.timerSet = m.wireTimer()
 	s.mu.Lock()
 	for _, d := range ps.acct.view {
 		if !d.IsZero() && len(c.devices) < maxTargets {

@@ -140,6 +140,9 @@ const (
 	// EventUpdated: a reaction, edit or delete changed a stored message
 	// (Message is it, as it is now).
 	EventUpdated
+	// EventDeleted: a message expired and was deleted (Message is it, as
+	// it was: its attachment is the node's to delete).
+	EventDeleted
 )
 
 // Event reports a change the user may see.
@@ -538,6 +541,7 @@ func (s *Service) Start(ctx context.Context) error {
 	s.wg.Go(s.selfViewLoop)
 	s.wg.Go(s.prekeyLoop)
 	s.wg.Go(s.sendLoop)
+	s.wg.Go(s.expireLoop)
 	if s.cfg.Mailboxes != nil {
 		s.wg.Go(s.mailboxLoop)
 	}
@@ -620,6 +624,9 @@ type Outgoing struct {
 	File    []byte // an attachment's reference, opaque to msg (SendFile)
 	ReplyTo string // the id of the message it quotes
 	Action  *Action
+	// TimerSet sets the conversation's disappearing-message timer
+	// (SetTimer): the message has no text.
+	TimerSet *time.Duration
 }
 
 // SendMessage is Send of out: a reply when ReplyTo is set (its id is
@@ -712,6 +719,7 @@ func (s *Service) send(ctx context.Context, to identity.AccountID, out Outgoing)
 			File:      bytes.Clone(file),
 			ReplyTo:   out.ReplyTo,
 			Action:    out.Action,
+			TimerSet:  out.TimerSet,
 			State:     StateQueued,
 		},
 		done: make(chan error, 1),
@@ -848,6 +856,10 @@ func (s *Service) commitSends(batch []*sendReq) {
 			}
 			r.m.Seq = max(c.NextSeq, 1)
 			c.NextSeq = r.m.Seq + 1
+			if r.m.Action == nil {
+				r.m.Expires = c.Timer // the conversation's timer now
+			}
+			withTimer(c, &r.m)
 			if r.m.Action == nil {
 				c.LastAt = r.m.At // an action moves no conversation up
 			}

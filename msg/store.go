@@ -95,6 +95,13 @@ type Message struct {
 	Reactions []Reaction
 	Edited    bool
 	Deleted   bool
+	// Expires is the conversation's disappearing-message timer when the
+	// message was sent (0: it stays): it is deleted from this node at
+	// At + Expires (timer.go).
+	Expires time.Duration
+	// TimerSet, on a message that changed the conversation's timer, is the
+	// new timer (0: off). Its Body is empty.
+	TimerSet *time.Duration
 }
 
 // MaxFileRef caps Message.File.
@@ -107,6 +114,12 @@ type Conversation struct {
 	LastAt  time.Time
 	Unread  int
 	Request bool // a message request not yet accepted
+	// Timer is the conversation's disappearing-message timer (0: off):
+	// what this account sends expires after it, and both sides delete it.
+	Timer time.Duration
+	// Expiring counts the conversation's messages that expire, for the
+	// sweep (timer.go).
+	Expiring int
 }
 
 // OutboxEntry is a control message's envelope (a read receipt, or a copy

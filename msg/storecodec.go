@@ -149,6 +149,10 @@ func marshalMessage(m *Message) ([]byte, error) {
 	}
 	e.Bool(15, m.Edited)
 	e.Bool(16, m.Deleted)
+	e.Uint(17, uint64(m.Expires/time.Second))
+	if m.TimerSet != nil {
+		e.Varint(18, uint64(*m.TimerSet/time.Second))
+	}
 	return e.B, nil
 }
 
@@ -193,6 +197,14 @@ func unmarshalMessage(b []byte) (Message, error) {
 	}
 	m.Edited = d.Bool(15)
 	m.Deleted = d.Bool(16)
+	m.Expires = time.Duration(d.Uint(17, uint64(MaxTimer/time.Second))) * time.Second
+	if v, ok := d.Varint(18); ok {
+		if v > uint64(MaxTimer/time.Second) {
+			d.Fail("a timer of %d s", v)
+		}
+		t := time.Duration(v) * time.Second
+		m.TimerSet = &t
+	}
 	if err := d.End(); err != nil {
 		return Message{}, err
 	}
@@ -276,6 +288,8 @@ func marshalConversation(c *Conversation) ([]byte, error) {
 	e.Time(3, c.LastAt)
 	e.Sint(4, int64(c.Unread))
 	e.Bool(5, c.Request)
+	e.Uint(6, uint64(c.Timer/time.Second))
+	e.Uint(7, uint64(max(c.Expiring, 0)))
 	return e.B, nil
 }
 
@@ -287,6 +301,8 @@ func unmarshalConversation(b []byte) (Conversation, error) {
 	c.LastAt = d.Time(3)
 	c.Unread = readInt(d, 4, math.MinInt32)
 	c.Request = d.Bool(5)
+	c.Timer = time.Duration(d.Uint(6, uint64(MaxTimer/time.Second))) * time.Second
+	c.Expiring = int(d.Uint(7, math.MaxInt32))
 	if err := d.End(); err != nil {
 		return Conversation{}, err
 	}

@@ -24,7 +24,7 @@ func TestStoredValuesRefuseAdditions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	addition := []byte{0x88, 0x01, 0x05} // field 17, varint 5
+	addition := []byte{0xc0, 0x02, 0x05} // field 40, varint 5
 	if err := db.Update(func(tx *store.Tx) error {
 		return tx.Space(store.SpaceMsg).Set(key(pfxConv, []byte("p")), append(b, addition...))
 	}); err != nil {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 	"unicode/utf8"
 
 	"github.com/callsign/callsign/e2e"
@@ -95,6 +96,12 @@ const (
 	// relay): the text is an action on another message (actions.go): its
 	// kind, the target's 16-byte id, a reaction's emoji.
 	fieldAction = 19
+	// fieldTimer is Content addition 20 on a text (and its copy or relay):
+	// the sender's disappearing-message timer in seconds: the text expires
+	// after it on every device (timer.go). fieldTimerSet (21, with a timer,
+	// possibly 0, and no body) marks the text that changed the timer.
+	fieldTimer    = 20
+	fieldTimerSet = 21
 
 	// maxReceiptIDs caps the message ids one read receipt names.
 	maxReceiptIDs = 512
@@ -391,17 +398,19 @@ func unmarshalAck(b []byte, v version) (ackFrame, error) {
 //	                          1 KiB of them), kept so the content re-encodes
 //	                          to its bytes
 type content struct {
-	kind    uint64
-	seq     uint64
-	sentAt  int64
-	body    []byte
-	ids     []msgID
-	to      []byte              // copy: the account the message went to (AccountID.Hash)
-	devices []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
-	file    []byte              // text, copy or relay, addition 17: an attachment's reference
-	replyTo []byte              // text, copy or relay, addition 18: the id of the message quoted
-	action  []byte              // text, copy or relay, addition 19: an action (actions.go)
-	skipped []byte              // additions this version does not know
+	kind     uint64
+	seq      uint64
+	sentAt   int64
+	body     []byte
+	ids      []msgID
+	to       []byte              // copy: the account the message went to (AccountID.Hash)
+	devices  []identity.DeviceID // text, addition 16: the recipient's devices the sender sent it to
+	file     []byte              // text, copy or relay, addition 17: an attachment's reference
+	replyTo  []byte              // text, copy or relay, addition 18: the id of the message quoted
+	action   []byte              // text, copy or relay, addition 19: an action (actions.go)
+	timer    *uint64             // text, copy or relay, addition 20: its timer, seconds
+	timerSet bool                // addition 21: the text sets the conversation's timer
+	skipped  []byte              // additions this version does not know
 }
 
 func (c *content) marshal() []byte {
@@ -424,6 +433,10 @@ func (c *content) marshal() []byte {
 	e.Bytes(fieldFile, c.file)
 	e.Bytes(fieldReplyTo, c.replyTo)
 	e.Bytes(fieldAction, c.action)
+	if c.timer != nil {
+		e.Varint(fieldTimer, *c.timer)
+	}
+	e.Bool(fieldTimerSet, c.timerSet)
 	e.Raw(c.skipped)
 	return e.B
 }
@@ -474,6 +487,13 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 		}
 		c.action = bytes.Clone(a)
 	}
+	if v, ok := d.Varint(fieldTimer); ok {
+		if v > uint64(MaxTimer/time.Second) {
+			d.Fail("a timer of %d s", v)
+		}
+		c.timer = &v
+	}
+	c.timerSet = d.Bool(fieldTimerSet)
 	if err := d.End(); err != nil {
 		return content{}, fmt.Errorf("content: %w", err)
 	}
@@ -486,6 +506,12 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	}
 	if c.action != nil && (c.file != nil || c.replyTo != nil) {
 		return content{}, fmt.Errorf("content: %w: an action with an attachment or a quote", errMalformed)
+	}
+	if c.timer != nil && c.kind != contentText && c.kind != contentCopy && c.kind != contentRelay {
+		return content{}, fmt.Errorf("content: %w: a timer on content of kind %d", errMalformed, c.kind)
+	}
+	if c.timerSet && (c.timer == nil || c.body != nil || c.file != nil || c.action != nil) {
+		return content{}, fmt.Errorf("content: %w: a timer change without its timer, or with a text", errMalformed)
 	}
 	switch c.kind {
 	case contentText:

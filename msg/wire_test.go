@@ -170,7 +170,7 @@ func TestAdditionsSkipped(t *testing.T) {
 	for name, h := range map[string]string{
 		"unknown core field":     goldenTextHex + "3001",
 		"version 1 written out":  goldenTextHex + "7801",
-		"additions over the cap": goldenTextHex + "a201" + "8108" + strings.Repeat("00", 1025),
+		"additions over the cap": goldenTextHex + "f201" + "8108" + strings.Repeat("00", 1025),
 	} {
 		if _, err := unmarshalContent(mustHex(h), 10); err == nil {
 			t.Errorf("content with %s accepted", name)

@@ -112,6 +112,18 @@ func (a *attachments) onMessage(ev msg.Event) {
 	a.fetch(*m, ref)
 }
 
+// onDeleted deletes the attachment of a message that expired.
+func (a *attachments) onDeleted(ev msg.Event) {
+	if ev.Message == nil || ev.Message.File == nil {
+		return
+	}
+	if ref, err := files.UnmarshalRef(ev.Message.File); err == nil {
+		if err := a.store.Remove(ref.Hash); err != nil {
+			a.n.log.Warn("an expired message's attachment could not be deleted", "err", err)
+		}
+	}
+}
+
 // state is what the API shows of an attachment: ready (held here),
 // fetching or failed.
 func (a *attachments) state(ref files.Ref) (state string, have, total int64) {

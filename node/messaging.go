@@ -178,6 +178,8 @@ func (n *Node) onMsgEvent(ev msg.Event) {
 			n.metrics.Message(ev.Message.Direction, ev.Request)
 		}
 		n.files.onMessage(ev)
+	case msg.EventDeleted:
+		n.files.onDeleted(ev)
 	case msg.EventState:
 		n.metrics.state(ev.State)
 	}

@@ -56,15 +56,15 @@ func (m msgData) DueOutbox(now time.Time, limit int) ([]store.OutboxEntry, error
 	}), err
 }
 func (m msgData) PutConversation(c store.Conversation) error {
-	return m.d.PutConversation(msg.Conversation(c))
+	return m.d.PutConversation(msg.Conversation{Peer: c.Peer, NextSeq: c.NextSeq, LastAt: c.LastAt, Unread: c.Unread, Request: c.Request})
 }
 func (m msgData) Conversation(peer string) (store.Conversation, error) {
 	c, err := m.d.Conversation(peer)
-	return store.Conversation(c), err
+	return fromConv(c), err
 }
 func (m msgData) Conversations() ([]store.Conversation, error) {
 	cs, err := m.d.Conversations()
-	return convert(cs, func(v msg.Conversation) store.Conversation { return store.Conversation(v) }), err
+	return convert(cs, fromConv), err
 }
 
 // toMsg and fromMsg convert a message: the frozen form has no attachment
@@ -75,6 +75,11 @@ func toMsg(v store.Message) msg.Message {
 
 func fromMsg(v msg.Message) store.Message {
 	return store.Message{ID: v.ID, Peer: v.Peer, Direction: v.Direction, Seq: v.Seq, Body: v.Body, SentAt: v.SentAt, At: v.At, State: v.State}
+}
+
+// fromConv drops what the frozen form has no field for (a timer).
+func fromConv(c msg.Conversation) store.Conversation {
+	return store.Conversation{Peer: c.Peer, NextSeq: c.NextSeq, LastAt: c.LastAt, Unread: c.Unread, Request: c.Request}
 }
 
 func convert[F, T any](in []F, conv func(F) T) []T {

@@ -3,6 +3,7 @@ package backend
 import (
 	"context"
 	"errors"
+	"time"
 	"unicode/utf8"
 
 	"github.com/callsign/callsign/api"
@@ -28,6 +29,23 @@ func (s *Service) Reply(ctx context.Context, to, text, replyTo string) (_ api.Me
 	if errors.Is(err, store.ErrInvalid) {
 		return api.Message{}, badRequest(err)
 	}
+	if err != nil {
+		return api.Message{}, err
+	}
+	return s.sent(m, t), nil
+}
+
+// SetTimer implements api.Backend.
+func (s *Service) SetTimer(ctx context.Context, name string, seconds int64) (_ api.Message, err error) {
+	defer mapError(&err)
+	if seconds != 0 && (seconds < int64(msg.MinTimer/time.Second) || seconds > int64(msg.MaxTimer/time.Second)) {
+		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "a timer is 0 (off) or %d to %d seconds", int64(msg.MinTimer/time.Second), int64(msg.MaxTimer/time.Second))
+	}
+	t, err := s.recipient(ctx, name)
+	if err != nil {
+		return api.Message{}, err
+	}
+	m, err := s.msgs.SetTimer(ctx, t.id, time.Duration(seconds)*time.Second)
 	if err != nil {
 		return api.Message{}, err
 	}

@@ -79,6 +79,8 @@ type Messenger interface {
 	SendFile(ctx context.Context, to identity.AccountID, text, file []byte) (msg.Message, error)
 	// SendMessage is Send of a reply (Outgoing.ReplyTo).
 	SendMessage(ctx context.Context, to identity.AccountID, out msg.Outgoing) (msg.Message, error)
+	// SetTimer sets a conversation's disappearing-message timer.
+	SetTimer(ctx context.Context, to identity.AccountID, d time.Duration) (msg.Message, error)
 	// SendAction sends a reaction, edit or delete and applies it here.
 	SendAction(ctx context.Context, to identity.AccountID, a msg.Action, text []byte) (msg.Message, error)
 	MarkRead(ctx context.Context, from identity.AccountID, ids []string) error

@@ -78,6 +78,10 @@ func (m *messenger) SendMessage(ctx context.Context, to identity.AccountID, out 
 	return res, err
 }
 
+func (m *messenger) SetTimer(ctx context.Context, to identity.AccountID, d time.Duration) (msg.Message, error) {
+	return msg.Message{}, errors.New("no timers here")
+}
+
 func (m *messenger) SendAction(ctx context.Context, to identity.AccountID, a msg.Action, text []byte) (msg.Message, error) {
 	return msg.Message{}, errors.New("no actions here")
 }

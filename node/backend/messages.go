@@ -42,6 +42,8 @@ func (s *Service) MessageEvent(ev msg.Event) {
 		}
 	case msg.EventState:
 		s.events.publish(api.NewEvent(api.EventState, api.StateChange{ID: ev.ID, Peer: string(ev.Peer), State: ev.State, Reason: ev.Reason}))
+	case msg.EventDeleted:
+		s.events.publish(api.NewEvent(api.EventMessageDeleted, api.MessageDeleted{Peer: string(ev.Peer), ID: ev.ID}))
 	case msg.EventUpdated:
 		if ev.Message == nil {
 			return
@@ -56,6 +58,14 @@ func (s *Service) toAPIMessage(m msg.Message, peerName string) api.Message {
 	me := s.self.ID().String()
 	out := api.Message{ID: m.ID, Text: string(m.Body), SentAt: m.SentAt.UTC(), State: m.State, Direction: m.Direction, Peer: m.Peer, PeerName: peerName,
 		File: s.fileInfo(m), ReplyTo: m.ReplyTo, Reactions: s.reactions(m), Edited: m.Edited, Deleted: m.Deleted}
+	if m.Expires > 0 {
+		at := m.At.Add(m.Expires).UTC()
+		out.ExpiresAt = &at
+	}
+	if m.TimerSet != nil {
+		secs := int64(*m.TimerSet / time.Second)
+		out.TimerSet = &secs
+	}
 	if m.Direction == msg.DirIn {
 		out.From, out.To = m.Peer, me
 	} else {
@@ -163,7 +173,8 @@ func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 		if c.Request != requests {
 			continue
 		}
-		conv := api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request}
+		conv := api.Conversation{Peer: c.Peer, PeerName: names[c.Peer], LastAt: c.LastAt.UTC(), Unread: c.Unread, Request: c.Request,
+			Timer: int64(c.Timer / time.Second)}
 		if m, ok := last[c.Peer]; ok {
 			am := s.toAPIMessage(m, conv.PeerName)
 			am.Quote = quotes[c.Peer]

@@ -5,7 +5,7 @@
 
 import * as store from "./store.js";
 import { go, path } from "./nav.js";
-import { previewText } from "./ui.js";
+import { previewText, isTimerChange } from "./ui.js";
 
 let audio = null;
 
@@ -98,6 +98,7 @@ export function init() {
     if (m.direction !== "in" || !document.hidden) return;
     const c = store.contactOf(m.peer);
     if (!c || c.blocked) return; // requests notify through their own event
+    if (isTimerChange(m)) return; // a line in the conversation, not news
     const text = previewText(m);
     show(store.nameOf(m.peer), text.length > 140 ? text.slice(0, 140) + "…" : text, "msg-" + m.peer, () => go(path("chats", m.peer)));
     chime();

@@ -2,8 +2,10 @@
 // them current from the event WebSocket (/api/v1/events), and tells the
 // views what changed by topic: me, handles, conversations, requests,
 // contacts, calls, connection, revoked, and every event type as it arrives
-// (message, message-updated, state, file, request, key-change,
-// incoming-call, call-state, claim-progress, handle, device-revoked, synced).
+// (message, message-updated, message-deleted, state, file, request,
+// key-change, incoming-call, call-state, claim-progress, handle,
+// device-revoked, synced). A conversation's `timer` (its disappearing-
+// message timer, seconds, 0 off) follows the messages that change it.
 
 import * as api from "./api.js";
 import { shortAccount } from "./ui.js";
@@ -136,7 +138,11 @@ function applyMessage(m) {
   const newer = !conv.last || new Date(m.sent_at) >= new Date(conv.last.sent_at);
   // A copy: the open chat holds m itself, and a state change applied
   // here must not reach its copy before its own listener sees the event.
-  if (newer) { conv.last = { ...m }; conv.last_at = m.sent_at; }
+  if (newer) {
+    conv.last = { ...m };
+    conv.last_at = m.sent_at;
+    if (typeof m.timer_set === "number") conv.timer = m.timer_set;
+  }
   if (m.direction === "in" && !(state.viewing === m.peer && document.visibilityState === "visible")) conv.unread = (conv.unread || 0) + 1;
   state.conversations.sort((a, b) => new Date(b.last_at) - new Date(a.last_at));
   emit("conversations", state.conversations);
@@ -172,6 +178,14 @@ function applyUpdate(m) {
   }
 }
 
+// applyDeleted follows a message that expired ("message-deleted"): the
+// chat list's preview and unread count are the node's to say again.
+function applyDeleted(d) {
+  const last = (list) => list.some((c) => c.peer === d.peer && c.last && c.last.id === d.id);
+  refresh("conversations", last(state.conversations) ? 0 : 300);
+  if (last(state.requests)) refresh("requests", 0);
+}
+
 /** noteUpdated updates the chat lists with a message this tab changed
  * (the answer of a react, edit or delete), as its event would. */
 export function noteUpdated(m) { applyUpdate(m); }
@@ -189,6 +203,7 @@ function onEvent(ev) {
   switch (ev.type) {
     case "state": applyState(d); break;
     case "message-updated": applyUpdate(d); break;
+    case "message-deleted": applyDeleted(d); break;
     case "request": refresh("requests"); refresh("conversations"); break;
     case "key-change": refresh("contacts", 0); break;
     case "incoming-call": state.callStates.set(d.id, d); refresh("calls", 500); break;

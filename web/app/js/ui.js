@@ -81,6 +81,7 @@ const ICONS = {
   pencil: "M17 3a2.8 2.8 0 1 1 4 4L7.5 20.5 2 22l1.5-5.5z M15 5l4 4",
   ban: "M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z M4.9 4.9l14.2 14.2",
   more: "M12 5.5h0 M12 12h0 M12 18.5h0",
+  timer: "M12 22a8 8 0 1 0 0-16 8 8 0 0 0 0 16z M12 10v4l2.5 2 M9.5 2h5 M12 2v4 M19 6l1.5-1.5",
 };
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -199,20 +200,47 @@ const KIND = { image: ["image", "Photo"], voice: ["mic", "Voice note"], audio: [
 
 /** preview is a message as a chat list shows it in one line: its text, or
  * for an attachment an icon and its caption, else what it is; a deleted
- * message says so. */
-export function preview(m) {
-  const text = previewText(m);
+ * message says so, and a change of the disappearing-message timer who
+ * made it (name is the peer's). */
+export function preview(m, name = "") {
+  const text = previewText(m, name);
+  if (isTimerChange(m)) return [icon("timer", "preview-icon"), h("span", { class: "preview-text", text })];
   if (m.deleted) return [icon("ban", "preview-icon"), h("span", { class: "preview-text deleted", text })];
   return m.file ? [icon(KIND[fileKind(m.file)][0], "preview-icon"), h("span", { class: "preview-text", text })] : [h("span", { class: "preview-text", text })];
 }
 
-/** previewText is preview's text alone, for a notification. */
-export function previewText(m) {
+/** previewText is preview's text alone, for a notification; name is
+ * the peer's, for a change of the disappearing-message timer. */
+export function previewText(m, name = "") {
+  if (isTimerChange(m)) return timerChangeText(m, name);
   if (m.deleted) return m.direction === "out" ? "You deleted this message" : "This message was deleted";
   if (!m.file || m.text) return m.text;
   const k = fileKind(m.file);
   const word = KIND[k][1];
   return k === "voice" ? `${word} (${duration(m.file.duration_ms / 1000)})` : k === "file" || k === "audio" ? m.file.name : word;
+}
+
+/** isTimerChange reports whether m is the message that set a
+ * conversation's disappearing-message timer (timer_set, possibly 0). */
+export const isTimerChange = (m) => !!m && typeof m.timer_set === "number";
+
+const UNITS = [[31536000, "year"], [604800, "week"], [86400, "day"], [3600, "hour"], [60, "minute"], [1, "second"]];
+
+/** timerWords says a disappearing-message timer in words: "30 seconds",
+ * "5 minutes", "1 day", "1 week". */
+export function timerWords(s) {
+  for (const [n, unit] of UNITS) {
+    if (s >= n && s % n === 0) return `${s / n} ${unit}${s === n ? "" : "s"}`;
+  }
+  return `${s} seconds`;
+}
+
+/** timerChangeText is the line a conversation shows for a timer change
+ * m: "You set disappearing messages to 1 day", "Alice turned off
+ * disappearing messages"; name is the peer's. */
+export function timerChangeText(m, name = "") {
+  const who = m.direction === "out" ? "You" : name || "They";
+  return m.timer_set > 0 ? `${who} set disappearing messages to ${timerWords(m.timer_set)}` : `${who} turned off disappearing messages`;
 }
 
 /** ago: "3 min", "2 h" for durations shown in words. */

@@ -8,14 +8,18 @@
 // paper clip, dropped on the conversation or pasted; attach.js shows them.
 // Each message has a menu (actions.js) to reply to it, react to it, and
 // edit or delete your own; changes to a message come as `message-updated`
-// events and replace its bubble where it is.
+// events and replace its bubble where it is. Disappearing messages
+// (timer.js): the header's timer button sets the conversation's timer, a
+// change of it is a centred line of the history, and a message that
+// expired goes from the screen when its `message-deleted` event comes.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm } from "../ui.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText } from "../ui.js";
 import { fileView, makeThumb, recordVoice, uploadError } from "./attach.js";
 import * as actions from "./actions.js";
+import * as timer from "./timer.js";
 const call = { start: (peer, video) => import("./call.js").then((m) => m.start(peer, video)) };
 
 const PAGE = 50;
@@ -28,6 +32,14 @@ export function detail(el, peer) {
   const banner = h("div", { class: "chat-banners" });
   // The thread's menus reply and edit through the composer, made after it.
   const hooks = {};
+  // The newest timer change this view has seen: the timer until the
+  // conversation is in the chat list (a timer set before any message).
+  let latest = null;
+  hooks.timer = (m) => {
+    if (latest && new Date(latest.sent_at) > new Date(m.sent_at)) return;
+    latest = m;
+    renderHeader();
+  };
   const t = thread(peer, { readOnly: false, hooks });
   const composer = composeBox(peer, t);
   hooks.reply = composer.reply;
@@ -61,26 +73,37 @@ export function detail(el, peer) {
     if (composer.enabled()) composer.stage([...e.dataTransfer.files]);
   });
 
+  const timerOf = () => {
+    const conv = store.state.conversations.find((x) => x.peer === peer);
+    return conv ? conv.timer || 0 : (latest && latest.timer_set) || 0;
+  };
+  const timerCtl = timer.control(peer, { current: timerOf, chosen: (m) => t.add(m) });
+  const callBtns = [iconButton("phone", "Voice call", () => call.start(peer, false)), iconButton("video", "Video call", () => call.start(peer, true))];
+  // The header stays; only the peer's part is drawn again, so that its
+  // buttons keep the focus (and the timer menu its place) as lists change.
+  let peerEl = h("a");
+  header.append(h("a", { class: "icon-btn back", href: "/chats", "aria-label": "Back to chats", title: "Back to chats" }, icon("back")),
+    peerEl, h("div", { class: "chat-actions" }, timerCtl.el, callBtns));
+
   function renderHeader() {
     const c = store.contactOf(peer);
     const name = store.nameOf(peer);
     const sub = [];
     if (c && c.handle) sub.push(c.handle.includes("~") ? c.handle : "@" + c.handle);
-    header.replaceChildren(
-      h("a", { class: "icon-btn back", href: "/chats", "aria-label": "Back to chats", title: "Back to chats" }, icon("back")),
-      h("a", { class: "chat-peer", href: path("contacts", peer), title: "Contact info", "aria-label": `Contact info for ${name}` },
-        avatar(name, peer),
-        h("span", { class: "chat-peer-text" },
-          h("h1", { class: "chat-title", text: name }),
-          h("span", { class: "chat-sub" },
-            c && c.verified && !c.key_changed ? h("span", { class: "verified" }, icon("shield"), "Verified") : null,
-            h("span", { text: sub.join(" · ") || (c ? "" : "Not in your contacts") })))),
-      h("div", { class: "chat-actions" },
-        iconButton("phone", "Voice call", () => call.start(peer, false)),
-        iconButton("video", "Video call", () => call.start(peer, true))));
+    const el = h("a", { class: "chat-peer", href: path("contacts", peer), title: "Contact info", "aria-label": `Contact info for ${name}` },
+      avatar(name, peer),
+      h("span", { class: "chat-peer-text" },
+        h("h1", { class: "chat-title", text: name }),
+        h("span", { class: "chat-sub" },
+          timer.badge(timerOf()),
+          c && c.verified && !c.key_changed ? h("span", { class: "verified" }, icon("shield"), "Verified") : null,
+          h("span", { text: sub.join(" · ") || (c ? "" : "Not in your contacts") }))));
+    peerEl.replaceWith(el);
+    peerEl = el;
+    timerCtl.update();
     // A removed device neither writes nor calls (the banner says why).
     const removed = store.state.revoked;
-    for (const b of header.querySelectorAll(".chat-actions button")) b.disabled = removed;
+    for (const b of callBtns) b.disabled = removed;
     banner.replaceChildren();
     if (c && c.key_changed) {
       banner.append(h("div", { class: "banner danger", role: "alert" }, icon("alert"),
@@ -102,22 +125,25 @@ export function detail(el, peer) {
     }
     if (removed) composer.setEnabled(false, "This device was removed from your account, so it can't send messages.");
     else composer.setEnabled(!(c && (c.blocked || c.key_changed)));
-    // Reactions, edits and deletions are messages too: none while writing is off.
+    // Reactions, edits, deletions and timer changes are messages too:
+    // none while writing is off.
     wrap.classList.toggle("locked", !composer.enabled());
+    timerCtl.setEnabled(composer.enabled());
     if (!composer.enabled()) actions.closeMenu();
   }
 
   const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader), store.on("revoked", renderHeader)];
   renderHeader();
   return {
-    destroy() { offs.forEach((f) => f()); composer.destroy(); t.destroy(); },
+    destroy() { offs.forEach((f) => f()); timerCtl.destroy(); composer.destroy(); t.destroy(); },
   };
 }
 
 /** thread is the scrolling message history with peer. With readOnly
  * (a message request), nothing is marked read and messages have no menu.
- * hooks.reply(m) and hooks.edit(m) take a message to the composer, and
- * hooks.changed(m) tells it of a message's new form. */
+ * hooks.reply(m) and hooks.edit(m) take a message to the composer,
+ * hooks.changed(m) tells it of a message's new form, and hooks.timer(m)
+ * tells the header of a change of the disappearing-message timer. */
 export function thread(peer, { readOnly, hooks = {} }) {
   const list = h("ol", { class: "messages", role: "list", "aria-label": "Messages" });
   const jump = h("button", { type: "button", class: "jump", hidden: true, "aria-label": "Jump to the newest message", on: { click: () => toBottom(true) } }, icon("down"));
@@ -183,8 +209,14 @@ export function thread(peer, { readOnly, hooks = {} }) {
   // build makes the item of message m; x is its entry in byId, which keeps
   // the view of its file across rebuilds.
   function build(m, x) {
+    if (isTimerChange(m)) {
+      // Not a bubble: a line across the conversation, as the day's.
+      return h("li", { class: "msg msg-system", dataset: { id: m.id } },
+        h("p", { class: "system-line" }, icon("timer"), h("span", { text: timerChangeText(m, store.nameOf(peer)) })));
+    }
     const meta = h("span", { class: "meta" },
       m.edited && !m.deleted ? h("span", { class: "msg-edited", title: "Edited", text: "edited" }) : null,
+      m.deleted ? null : timer.expiryMark(m),
       h("time", { datetime: m.sent_at, text: clock(new Date(m.sent_at)) }));
     if (m.deleted) {
       // Nothing of it is left: no file, no quote, no reactions, no menu.
@@ -255,7 +287,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
   }
 
   // What update compares: the parts of a message a change can touch.
-  const look = (m) => JSON.stringify([m.text, !!m.edited, !!m.deleted, m.reactions || [], m.quote || null, m.reply_to || "", !!m.file]);
+  const look = (m) => JSON.stringify([m.text, !!m.edited, !!m.deleted, m.reactions || [], m.quote || null, m.reply_to || "", !!m.file, m.expires_at || ""]);
 
   /** update shows nm, the new form of a message on screen (from an event,
    * a page read again, or the answer of this tab's own change), and the
@@ -266,7 +298,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
     const m = x.m;
     const was = look(m);
     if (store.later(m.state, nm.state)) setState(x, nm.state);
-    for (const k of ["text", "edited", "deleted", "reactions", "quote", "reply_to"]) m[k] = nm[k];
+    for (const k of ["text", "edited", "deleted", "reactions", "quote", "reply_to", "expires_at"]) m[k] = nm[k];
     if (nm.file) { m.file = nm.file; if (x.view) x.view.update(nm.file); }
     else if (nm.deleted) delete m.file;
     if (look(m) === was) return;
@@ -377,6 +409,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
     while (i > 0 && new Date(msgs[i - 1].sent_at) > new Date(m.sent_at)) i--;
     msgs.splice(i, 0, m);
     if (io && m.direction === "in" && m.state !== "read") io.observe(x.li);
+    if (isTimerChange(m) && hooks.timer) hooks.timer(m);
     if (render) {
       // The usual case, a message after the last one, adds one item; any
       // other lays the whole list out again.
@@ -395,8 +428,14 @@ export function thread(peer, { readOnly, hooks = {} }) {
       prev = null;
     }
     const li = byId.get(m.id).li;
-    li.classList.toggle("cont", !!prev && prev.direction === m.direction && d - new Date(prev.sent_at) < 5 * 60e3);
+    li.classList.toggle("cont", follows(m, prev));
     list.append(li);
+  }
+
+  // follows reports whether m continues prev's group: the same side,
+  // within five minutes, neither a line of its own.
+  function follows(m, prev) {
+    return !!prev && prev.direction === m.direction && new Date(m.sent_at) - new Date(prev.sent_at) < 5 * 60e3 && !isTimerChange(m) && !isTimerChange(prev);
   }
 
   function remove(id) {
@@ -407,6 +446,24 @@ export function thread(peer, { readOnly, hooks = {} }) {
     if (io) io.unobserve(x.li);
     if (x.view) x.view.destroy();
     draw();
+  }
+
+  // expired takes away message id, which the node deleted when its
+  // disappearing-message timer ran out: its bubble, its file's object
+  // URLs, and a reply or edit of it in the composer.
+  function expired(id) {
+    pendingStates.delete(id);
+    pendingFiles.delete(id);
+    localBlobs.delete(id);
+    toRead.delete(id);
+    onScreen.delete(id);
+    const x = byId.get(id);
+    if (!x) return;
+    if (x.li.querySelector(".msg-actions[aria-expanded=true]")) actions.closeMenu();
+    const stick = atBottom();
+    remove(id);
+    if (stick) toBottom(false);
+    if (hooks.changed) hooks.changed({ ...x.m, deleted: true });
   }
 
   // draw lays the cached message items out with day separators and
@@ -423,7 +480,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
         prev = null;
       }
       const li = byId.get(m.id).li;
-      li.classList.toggle("cont", !!prev && prev.direction === m.direction && d - new Date(prev.sent_at) < 5 * 60e3);
+      li.classList.toggle("cont", follows(m, prev));
       nodes.push(li);
       prev = m;
     }
@@ -448,11 +505,17 @@ export function thread(peer, { readOnly, hooks = {} }) {
       next = page.next || "";
       warning.hidden = !page.warning;
       warning.replaceChildren(icon("alert"), h("span", { text: page.warning || "" }));
+      const got = new Set();
       for (const m of page.messages || []) {
+        got.add(m.id);
         const x = byId.get(m.id);
         if (x) update(m);
         else insert(m, { render: false });
       }
+      // Messages that expired while the event stream was away (a
+      // reconnection reads the page again) are not on it any more.
+      const now = Date.now();
+      for (const m of [...msgs]) if (m.expires_at && new Date(m.expires_at) <= now && !got.has(m.id)) expired(m.id);
       older.textContent = "";
       loading = false;
       draw();
@@ -653,6 +716,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
       else pendingFiles.set(ev.id, ev);
     }),
     store.on("message-updated", (m) => { if (m.peer === peer) update(m); }),
+    store.on("message-deleted", (d) => { if (d.peer === peer) expired(d.id); }),
     store.on("resync", loadNewest),
   ];
   if (!readOnly) store.state.viewing = peer;
@@ -664,11 +728,19 @@ export function thread(peer, { readOnly, hooks = {} }) {
     return null;
   }
 
+  /** add shows m, a message of this conversation this tab made by other
+   * means than send (a change of the timer), and tells the chat list. */
+  function add(m) {
+    arrived(m);
+    store.noteSent(m);
+  }
+
   return {
     el,
     send,
     sendFile,
     edit,
+    add,
     lastEditable,
     destroy() {
       destroyed = true;

@@ -4,7 +4,7 @@
 import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field, preview as previewOf } from "../ui.js";
+import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field, preview as previewOf, isTimerChange } from "../ui.js";
 
 export function list(el) {
   let selected = null;
@@ -44,7 +44,7 @@ export function list(el) {
     const items = convs.map((c) => {
       keep.add(c.peer);
       const contact = store.contactOf(c.peer);
-      const sig = JSON.stringify([store.nameOf(c.peer, c.peer_name), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted], c.peer === selected, contact && contact.key_changed, listTime(c.last_at)]);
+      const sig = JSON.stringify([store.nameOf(c.peer, c.peer_name), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted, c.last.timer_set], c.peer === selected, contact && contact.key_changed, listTime(c.last_at)]);
       let x = rows.get(c.peer);
       if (!x || x.sig !== sig) {
         const a = row(c);
@@ -83,9 +83,10 @@ export function list(el) {
     const contact = store.contactOf(c.peer);
     const preview = h("span", { class: "row-preview" });
     if (last) {
-      // A deleted message says whose it was by itself: "You deleted this message".
-      if (last.direction === "out" && !last.deleted) preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
-      preview.append(...previewOf(last));
+      // A deleted message, or a change of the disappearing-message timer,
+      // says whose it was by itself: "You deleted this message".
+      if (last.direction === "out" && !last.deleted && !isTimerChange(last)) preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
+      preview.append(...previewOf(last, name));
     }
     return h("a", { class: "row-link", href: path("chats", c.peer), dataset: { peer: c.peer }, "aria-current": c.peer === selected ? "page" : null },
       avatar(name, c.peer),

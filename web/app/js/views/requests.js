@@ -23,7 +23,7 @@ export function list(el) {
         avatar(name, r.peer),
         h("span", { class: "row-main" },
           h("span", { class: "row-top" }, h("span", { class: "row-name", text: name }), h("time", { class: "row-time", datetime: r.last_at, text: listTime(r.last_at) })),
-          h("span", { class: "row-bottom" }, h("span", { class: "row-preview" }, r.last ? previewOf(r.last) : null),
+          h("span", { class: "row-bottom" }, h("span", { class: "row-preview" }, r.last ? previewOf(r.last, name) : null),
             r.unread ? h("span", { class: "badge" }, String(r.unread), srOnly(" unread")) : null))));
     }));
     if (!reqs.length) ul.append(h("li", { class: "empty-list muted", text: "No message requests." }));
