@@ -28,10 +28,11 @@ const (
 )
 
 // composerOff is the JavaScript that says whether the open chat's
-// composer, send button and call buttons are all disabled.
+// composer, send button and header buttons (the disappearing-message timer
+// and the two calls) are all disabled.
 const composerOff = `(() => {
 	const off = [document.getElementById("composer"), document.querySelector(".composer .send-btn"), ...document.querySelectorAll(".chat-actions button")];
-	return off.length === 4 && off.every((e) => e && e.disabled);
+	return off.length === 5 && off.every((e) => e && e.disabled);
 })()`
 
 // TestRevokeInSettings: Alice's account has three devices, her first one,
