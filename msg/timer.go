@@ -103,10 +103,12 @@ func (s *Service) expire() error {
 			if err != nil {
 				return err
 			}
-			now, left := s.cfg.Now(), 0
+			// Newest first: timed messages are the conversation's latest,
+			// and the read stops once it has met as many as it counts.
+			now, left, seen := s.cfg.Now(), 0, 0
 			cursor := ""
-			for {
-				ms, next, err := data.Messages(peer, Page{Cursor: cursor, Limit: 500})
+			for seen < c.Expiring {
+				ms, next, err := data.Messages(peer, Page{Cursor: cursor, Limit: 100, Newest: true})
 				if err != nil {
 					return err
 				}
@@ -114,6 +116,7 @@ func (s *Service) expire() error {
 					if m.Expires <= 0 {
 						continue
 					}
+					seen++
 					if now.Before(m.At.Add(m.Expires)) || m.State == StateQueued {
 						left++
 						continue

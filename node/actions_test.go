@@ -19,12 +19,7 @@ func TestMessageActionsAPI(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
 	ctx := ctxT(t, 3*time.Minute)
 	alice, bob := net.Nodes[1], net.Nodes[2]
-	if _, err := bob.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
-		t.Fatal(err)
-	}
+	befriend(t, ctx, alice, bob)
 	bobEvents, err := bob.Client.Events(ctx)
 	if err != nil {
 		t.Fatal(err)

@@ -210,8 +210,8 @@ func (a *attachments) resume() {
 			return err
 		}
 		for _, c := range cs {
-			if c.Request {
-				continue
+			if c.Request || time.Since(c.LastAt) > resumeAge {
+				continue // nothing recent in it
 			}
 			ms, _, err := data.Messages(c.Peer, msg.Page{Limit: resumeScan, Newest: true})
 			if err != nil {

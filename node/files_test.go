@@ -29,12 +29,7 @@ func TestAttachmentResumes(t *testing.T) {
 	alice, bob := net.Nodes[1], net.Nodes[2]
 	// Each is the other's contact, so the file is fetched as it arrives
 	// (a stranger's waits until it is opened).
-	if _, err := bob.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
-		t.Fatal(err)
-	}
+	befriend(t, ctx, alice, bob)
 	body := make([]byte, 20<<20)
 	rand.NewChaCha8([32]byte{20}).Read(body)
 	want := sha256.Sum256(body)

@@ -40,6 +40,18 @@ func waitState(t *testing.T, c *api.Client, peer, id, state string) {
 	})
 }
 
+// befriend makes alice and bob each other's contacts, by account id, as
+// "alice" and "bob": what they send each other is no request.
+func befriend(t *testing.T, ctx context.Context, alice, bob *testnet.Node) {
+	t.Helper()
+	if _, err := bob.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func texts(t *testing.T, c *api.Client, peer string) []string {
 	t.Helper()
 	p, err := c.Messages(context.Background(), peer, "", 1000)

@@ -20,12 +20,7 @@ func TestDisappearingMessagesAPI(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
 	ctx := ctxT(t, 3*time.Minute)
 	alice, bob := net.Nodes[1], net.Nodes[2]
-	if _, err := bob.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.AddContact(ctx, bob.Account().String(), "bob"); err != nil {
-		t.Fatal(err)
-	}
+	befriend(t, ctx, alice, bob)
 	if _, err := alice.Client.SetTimer(ctx, "bob", 3); !api.IsCode(err, api.CodeBadRequest) {
 		t.Errorf("a timer of 3 s: %v, want refused", err)
 	}

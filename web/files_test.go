@@ -38,11 +38,11 @@ import (
 //
 // With CALLSIGN_SCREENSHOTS set to a directory, it also saves Bob's view
 // of the conversation there as chat-attachments-desktop.png.
-func TestAttachments(t *testing.T) {
-	const limit = 1 << 20
-	n := testnet.New(t, 3, testnet.Options{Web: web.FS(), Configure: func(c *node.Config) { c.FileLimit = limit }})
-	alice, bob := n.Nodes[1], n.Nodes[2]
-	ctx := ctxT(t, 4*time.Minute)
+// claimAndBefriend claims @alice and @bob for the two nodes and makes each
+// the other's contact, "Alice" and "Bob", by handle: the start of the
+// tests of two people in one conversation.
+func claimAndBefriend(t *testing.T, ctx context.Context, alice, bob *testnet.Node) {
+	t.Helper()
 	for nd, name := range map[*testnet.Node]string{alice: "alice", bob: "bob"} {
 		if c, err := nd.Client.Claim(ctx, name); err != nil || c.Status != "claimed" {
 			t.Fatalf("claim @%s: %+v, %v", name, c, err)
@@ -54,6 +54,14 @@ func TestAttachments(t *testing.T) {
 	if _, err := bob.Client.AddContact(ctx, "alice", "Alice"); err != nil {
 		t.Fatal(err)
 	}
+}
+
+func TestAttachments(t *testing.T) {
+	const limit = 1 << 20
+	n := testnet.New(t, 3, testnet.Options{Web: web.FS(), Configure: func(c *node.Config) { c.FileLimit = limit }})
+	alice, bob := n.Nodes[1], n.Nodes[2]
+	ctx := ctxT(t, 4*time.Minute)
+	claimAndBefriend(t, ctx, alice, bob)
 	if _, err := alice.Client.Send(ctx, "Bob", "some files for you"); err != nil {
 		t.Fatal(err)
 	}

@@ -31,17 +31,7 @@ func TestDisappearingMessages(t *testing.T) {
 	n := testnet.New(t, 3, testnet.Options{Web: web.FS()})
 	alice, bob := n.Nodes[1], n.Nodes[2]
 	ctx := ctxT(t, 5*time.Minute)
-	for nd, name := range map[*testnet.Node]string{alice: "alice", bob: "bob"} {
-		if c, err := nd.Client.Claim(ctx, name); err != nil || c.Status != "claimed" {
-			t.Fatalf("claim @%s: %+v, %v", name, c, err)
-		}
-	}
-	if _, err := alice.Client.AddContact(ctx, "bob", "Bob"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := bob.Client.AddContact(ctx, "alice", "Alice"); err != nil {
-		t.Fatal(err)
-	}
+	claimAndBefriend(t, ctx, alice, bob)
 	a := browser.OpenApp(t, "alice", alice.Dir)
 	b := browser.OpenApp(t, "bob", bob.Dir)
 	for _, tab := range []*browser.Tab{a, b} {

@@ -15,7 +15,7 @@ import (
 // quoteLen is how much of a quoted message's text a reply shows.
 const quoteLen = 200
 
-// Reply implements api.Backend.
+// Reply implements api.Backend; Send is Reply quoting nothing.
 func (s *Service) Reply(ctx context.Context, to, text, replyTo string) (_ api.Message, err error) {
 	defer mapError(&err)
 	if err := checkText(text); err != nil {

@@ -78,18 +78,7 @@ func (s *Service) toAPIMessage(m msg.Message, peerName string) api.Message {
 // the outbox.
 func (s *Service) Send(ctx context.Context, to, text string) (_ api.Message, err error) {
 	defer mapError(&err)
-	if err := checkText(text); err != nil {
-		return api.Message{}, err
-	}
-	t, err := s.recipient(ctx, to)
-	if err != nil {
-		return api.Message{}, err
-	}
-	m, err := s.msgs.Send(ctx, t.id, []byte(text))
-	if err != nil {
-		return api.Message{}, err
-	}
-	return s.sent(m, t), nil
+	return s.Reply(ctx, to, text, "")
 }
 
 // recipient is the account a message to "to" goes to: a contact, or made
