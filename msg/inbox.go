@@ -455,7 +455,7 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		}
 		var to identity.AccountID
 		siblingOnly := c.kind == contentCopy || c.kind == contentRead || c.kind == contentSync || c.kind == contentRelay
-		if err == nil && siblingOnly != sibling {
+		if err == nil && siblingOnly != sibling && c.kind != contentGroup { // a group's: from any member device
 			// Decrypted, so the session stays in step; not stored.
 			it.ack.status, it.ack.reason = statusRefused, reasonNotCopy
 			if !sibling {
@@ -526,6 +526,23 @@ func (s *Service) receiveFrom(rx *rxStream, acct identity.AccountID, pub identit
 		if c.kind == contentSignal {
 			seen = append(seen, id)
 			signals = append(signals, c.body)
+			continue
+		}
+		if c.kind == contentGroup {
+			// Applied in a transaction of its own, like a sync batch; a
+			// blocked sender's is acknowledged and dropped.
+			if dec != Drop {
+				if s.cfg.OnGroup == nil {
+					it.ack.status, it.ack.reason = statusRefused, "groups are not served here"
+					continue
+				}
+				if err := s.cfg.OnGroup(acct, dev, c.body, dec == Request); err != nil {
+					s.log.Info("a group carrier was refused", "peer", acct, "device", dev, "err", err)
+					it.ack.status, it.ack.reason = statusRefused, "group: "+err.Error()
+					continue
+				}
+			}
+			seen = append(seen, id)
 			continue
 		}
 		if c.kind == contentReceipt {

@@ -27,8 +27,9 @@ import (
 // names; a message deposited durably moves to StateSent. It stays in the
 // outbox all the same, and direct delivery goes on being retried: the
 // recipient's own ack (stored, or duplicate once it drained the mailbox)
-// is what makes it StateDelivered. Only text messages go to mailboxes;
-// read receipts and call signals wait for the recipient itself.
+// is what makes it StateDelivered. Only text messages and group carriers
+// (groupcarrier.go) go to mailboxes; read receipts and call signals wait
+// for the recipient itself.
 //
 // This account's own mailboxes (Config.Mailboxes) are registered with at
 // Start and every mailboxRegister, and drained at Start, every
@@ -203,14 +204,18 @@ func (s *Service) depositWaiting(ps *peerState) {
 		var boxes [][]byte
 		var boxIDs []string
 		var skip []string
+		carriers := map[string]bool{} // group carriers: deposited, not texts to mark sent
 		secret, err := s.depositSecret()
 		if err != nil {
 			return
 		}
 		for _, f := range frames {
-			if f.receipt {
+			if f.receipt && !f.mail {
 				skip = append(skip, f.id)
 				continue
+			}
+			if f.mail {
+				carriers[f.id] = true
 			}
 			b := f.frame
 			if stamp != nil {
@@ -254,6 +259,7 @@ func (s *Service) depositWaiting(ps *peerState) {
 			}
 		}
 		var sent []string
+		kept := 0 // group carriers a mailbox took
 		s.mbox.mu.Lock()
 		for _, id := range skip {
 			s.mbox.deposited[depositKey(ps, id)] = true // not for a mailbox: never try it again
@@ -261,7 +267,11 @@ func (s *Service) depositWaiting(ps *peerState) {
 		for _, id := range boxIDs {
 			if done[id] {
 				s.mbox.deposited[depositKey(ps, id)] = true
-				sent = append(sent, id)
+				if carriers[id] {
+					kept++
+				} else {
+					sent = append(sent, id)
+				}
 			}
 		}
 		s.mbox.mu.Unlock()
@@ -277,10 +287,11 @@ func (s *Service) depositWaiting(ps *peerState) {
 			s.log.Info("mailbox deposit", "peer", ps.id, "err", lastErr)
 			var re *mailbox.RefusedError
 			if errors.As(lastErr, &re) {
-				s.reportRefusal(ps, boxIDs, done, "the recipient's mailbox refused it: "+re.Status.String())
+				texts := slices.DeleteFunc(slices.Clone(boxIDs), func(id string) bool { return carriers[id] })
+				s.reportRefusal(ps, texts, done, "the recipient's mailbox refused it: "+re.Status.String())
 			}
 		}
-		if len(sent)+len(skip) < len(ids) {
+		if len(sent)+kept+len(skip) < len(ids) {
 			return // a mailbox refused or was not reached: the next attempt tries again
 		}
 	}

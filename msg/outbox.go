@@ -25,6 +25,7 @@ import (
 //	                            Message with the same id
 //	0x01 || content             a control message (read receipt) not yet sealed
 //	0x02 || deliver frame       sealed: the exact Deliver frame every attempt resends
+//	0x03, 0x04                  the same for a group carrier (groupcarrier.go)
 const (
 	envPending byte = 0x01
 	envSealed  byte = 0x02
@@ -655,6 +656,7 @@ type sealedFrame struct {
 	frame   []byte
 	env     []byte // envSealed || frame, when sealed here (frame aliases it)
 	receipt bool
+	mail    bool   // a control frame that goes to mailboxes too: a group carrier
 	seq     uint64 // text messages sealed when queued: the Seq sealed in
 }
 
@@ -668,6 +670,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		queued  bool        // a text message queued in its index entry
 		text    *Message
 		pending []byte // unsealed content
+		group   bool   // a group carrier
 		missing bool
 		cached  *sealedFrame
 	}
@@ -751,7 +754,11 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 				}
 			case e.Envelope[0] == envPending:
 				it.pending = e.Envelope[1:]
+			case e.Envelope[0] == envGroup:
+				it.pending, it.group = e.Envelope[1:], true
 			case e.Envelope[0] == envSealed:
+			case e.Envelope[0] == envGroupSealed:
+				it.group = true
 			default:
 				return fmt.Errorf("outbox entry %s: unknown envelope encoding %d", id, e.Envelope[0])
 			}
@@ -786,7 +793,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if err != nil {
 				return nil, nil, fmt.Errorf("seal: stored envelope %s: %w", it.id, err)
 			}
-			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt})
+			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt, mail: it.group})
 			if it.text == nil && d.kind != kindReceipt {
 				sent = append(sent, it.id)
 			}
@@ -824,6 +831,9 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		advanced = true
 		f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
 		env, fb := f.sealedEnvelope()
+		if it.group {
+			env[0] = envGroupSealed
+		}
 		if it.queued {
 			queuedEnv[it.id] = env
 		} else {
@@ -831,7 +841,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			e.Envelope = env
 			writes = append(writes, e)
 		}
-		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt})
+		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt, mail: it.group})
 	}
 	if advanced || len(drop) > 0 {
 		var state []byte
@@ -974,6 +984,7 @@ func (s *Service) applyAcks(ps *peerState, fl []inflight, acks []ackFrame) error
 		ids[i] = fl[i].id
 		if acks[i].status == statusRefused {
 			s.log.Info("message refused by the recipient", "peer", ps.id, "id", fl[i].id, "reason", acks[i].reason)
+
 		}
 	}
 	s.removePending(ps, ids)

@@ -187,6 +187,14 @@ type Config struct {
 	// It must be idempotent: a frame may come again after a crash. nil
 	// takes and drops batches.
 	OnSync func(batch []byte) error
+	// OnGroup applies a group carrier (QueueGroup) from a device of an
+	// account, in a transaction of its own, before the frame's seen id is
+	// committed; request says the sender is a stranger whose messages
+	// would wait in requests. An error refuses the frame with its text as
+	// the reason. It must be idempotent (a frame may come again after a
+	// crash) and must not call into the Service: it runs while the
+	// sender's conversation is locked. nil refuses every carrier.
+	OnGroup func(from identity.AccountID, dev identity.DeviceID, body []byte, request bool) error
 	// OnSiblings is called, on a goroutine of its own, when this
 	// account's own record is looked up: first says it is the first time
 	// since the start (QueueSync works from then on), added names the

@@ -81,6 +81,15 @@ const (
 	// yet): the text's fields and to, the account that sent it. A control
 	// frame whose id is the message's (docs/DEVICES.md §2.1, repair).
 	contentRelay = 7
+	// contentGroup carries a group's bytes (package groupchat: a
+	// membership operation, a sender key, a group message), which msg
+	// moves without reading: Config.OnGroup applies them. A control frame
+	// to each device of each member (QueueGroup); unlike the other control
+	// frames it goes to the recipient's mailboxes when the device can't be
+	// reached (docs/GROUPS.md).
+	contentGroup = 8
+	// MaxGroupBody caps a group carrier's bytes.
+	MaxGroupBody = 60 << 10
 	// fieldDevices is Content addition 16 on a text: the devices of the
 	// recipient the sender sent it to, 8 bytes each, concatenated.
 	fieldDevices = 16
@@ -446,7 +455,7 @@ func (c *content) marshal() []byte {
 func unmarshalContent(b []byte, maxBody int) (content, error) {
 	var c content
 	d := wire.NewFrameDecoder(b, errMalformed, maxContentAdditions)
-	c.kind = d.Uint(1, contentRelay)
+	c.kind = d.Uint(1, contentGroup)
 	c.seq = d.Uint(2, math.MaxInt64)
 	c.sentAt = int64(d.Uint(3, math.MaxInt64))
 	if body := d.Bytes(4, 1, maxBody); body != nil {
@@ -537,6 +546,10 @@ func unmarshalContent(b []byte, maxBody int) (content, error) {
 	case contentSync:
 		if len(c.body) == 0 || len(c.body) > maxSyncBody || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 || c.to != nil {
 			return content{}, fmt.Errorf("content: %w: sync without a batch, over %d bytes, or with other fields", errMalformed, maxSyncBody)
+		}
+	case contentGroup:
+		if len(c.body) == 0 || len(c.body) > MaxGroupBody || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 || c.to != nil {
+			return content{}, fmt.Errorf("content: %w: group carrier without bytes, over %d bytes, or with other fields", errMalformed, MaxGroupBody)
 		}
 	case contentSignal:
 		if len(c.body) == 0 || len(c.body) > MaxSignal || len(c.ids) != 0 || c.seq != 0 || c.sentAt != 0 || c.to != nil {

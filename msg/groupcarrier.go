@@ -1,0 +1,117 @@
+package msg
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/store"
+)
+
+// Group carriers (content kind 8): a group's operations, sender keys and
+// messages travel to every device of every member as control messages of
+// their own, one outbox entry per device (out/<id>\0<dev>), acknowledged
+// and retried like a read receipt, and, unlike one, deposited at the
+// recipient's mailboxes when its device can't be reached (mailbox.go).
+// msg does not read them: the node's group layer makes them and applies
+// them (Config.OnGroup).
+//
+// Envelopes (outbox.go): 0x03 || content is a carrier not yet sealed,
+// 0x04 || deliver frame a sealed one.
+const (
+	envGroup       byte = 0x03
+	envGroupSealed byte = 0x04
+)
+
+// selfRefreshWait bounds the look-up of this account's own record a
+// QueueGroup for the siblings makes before the first one completed.
+const selfRefreshWait = 3 * time.Second
+
+// QueueGroup queues each of bodies (at most MaxGroupBody bytes each, in
+// order) for every device of each account in to: the devices of the
+// account's record as last looked up (before a look-up, the account's
+// devices once it is looked up), or, for this account itself, its other
+// devices. All are queued in one transaction; each device gets them in
+// the order given, after any carrier queued before.
+func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
+	if !s.running() {
+		return fmt.Errorf("group: %w", ErrClosed)
+	}
+	if s.revoked.Load() {
+		return fmt.Errorf("group: %w", ErrDeviceRevoked)
+	}
+	for _, b := range bodies {
+		if len(b) == 0 || len(b) > MaxGroupBody {
+			return fmt.Errorf("group: %w: a carrier of %d bytes, at most %d", ErrTooLarge, len(b), MaxGroupBody)
+		}
+	}
+	accts := slices.Clone(to)
+	slices.Sort(accts)
+	accts = slices.Compact(accts)
+	for _, acct := range accts {
+		if _, err := identity.ParseAccountID(string(acct)); err != nil {
+			return fmt.Errorf("group: %w: %v", ErrBadRecipient, err)
+		}
+	}
+	var siblings []*peerState
+	if slices.Contains(accts, s.selfID) {
+		sib, known := s.siblings()
+		if !known {
+			wctx, cancel := context.WithTimeout(ctx, selfRefreshWait)
+			err := s.RefreshSelf(wctx)
+			cancel()
+			if sib, known = s.siblings(); !known {
+				s.log.Info("group carriers not copied to this account's other devices: its record is not known yet", "err", err)
+			}
+		}
+		siblings = sib
+	}
+	// One carrier's order across calls: the accounts' locks, taken in
+	// account order, are held until each lane has its ids.
+	lanes := make(map[identity.AccountID][]*peerState, len(accts))
+	for _, acct := range accts {
+		a := s.acct(acct)
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		if acct == s.selfID {
+			lanes[acct] = siblings
+			continue
+		}
+		s.mu.Lock()
+		lanes[acct] = s.targetsLocked(a)
+		s.mu.Unlock()
+	}
+	// An id per account: out/<id>\0<dev> does not name the account, and
+	// the accounts not looked up yet all wait under the zero device.
+	ids := make(map[identity.AccountID][]string, len(accts))
+	now := s.stamp()
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		data := s.data(tx)
+		clear(ids)
+		for _, b := range bodies {
+			env := append([]byte{envGroup}, (&content{kind: contentGroup, body: b}).marshal()...)
+			for _, acct := range accts {
+				id := newMsgID().String()
+				ids[acct] = append(ids[acct], id)
+				for _, ps := range lanes[acct] {
+					e := OutboxEntry{ID: id, Peer: string(acct), Dev: ps.dev, Envelope: env, NextAttempt: now, CreatedAt: now}
+					if err := data.PutOutbox(e); err != nil {
+						return err
+					}
+				}
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("group: %w", err)
+	}
+	for _, acct := range accts {
+		for _, ps := range lanes[acct] {
+			s.enqueue(ps, false, nil, ids[acct]...)
+		}
+	}
+	return nil
+}
