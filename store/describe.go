@@ -38,6 +38,7 @@ const (
 	KindQueuedCopy   = "queued copy"
 	KindCall         = "call log entry"
 	KindDevices      = "device sync entry"
+	KindGroup        = "group chat entry"
 	KindUnknown      = "unknown entry"
 )
 
@@ -102,6 +103,8 @@ func parseKey(k []byte) keyInfo {
 		return ki
 	case bytes.HasPrefix(k, pfxDevices):
 		return keyInfo{Kind: KindDevices, ID: rest(pfxDevices)}
+	case bytes.HasPrefix(k, pfxGroups):
+		return keyInfo{Kind: KindGroup, ID: fmt.Sprintf("%x", k[len(pfxGroups):])}
 	case bytes.HasPrefix(k, pfxCall):
 		ki := keyInfo{Kind: KindCall}
 		if tail := k[len(pfxCall):]; len(tail) > 8 {

@@ -195,6 +195,7 @@
 // (msg: a message, its ratchet state and the prekeys it used, in one
 // commit). SpaceMsg is msg's: conv/, dq/, msg/, msgid/, out/, sess/.
 // SpaceDevices is devices': dev/ (new prefixes, no migration).
+// SpaceGroups is groupchat's: grp/ (new prefix, no migration).
 // The migrations of those prefixes (schemas 1 to 6) are store's, and keep
 // frozen copies of the forms they read and wrote (migrate_msg.go).
 //

@@ -28,6 +28,9 @@ const (
 	// SpaceDevices is the linked-devices layer's (package devices): the
 	// synced registers of the account's own state and their clock.
 	SpaceDevices = "devices"
+	// SpaceGroups is the group chats' (package groupchat): each group's
+	// log, this account's status in it, sender keys and messages.
+	SpaceGroups = "groups"
 )
 
 // The prefixes of msg's keyspace (layouts in the package doc, "Key
@@ -46,6 +49,9 @@ var (
 
 	// pfxDevices is devices' keyspace (layout in devices/replica.go).
 	pfxDevices = []byte("dev/")
+
+	// pfxGroups is groupchat's keyspace (layout in groupchat/store.go).
+	pfxGroups = []byte("grp/")
 )
 
 // spaces are the prefixes each owner's Space may touch. The migrations
@@ -53,6 +59,7 @@ var (
 var spaces = map[string][][]byte{
 	SpaceMsg:     {pfxConv, pfxQueue, pfxMsg, pfxMsgID, pfxOut, pfxSession},
 	SpaceDevices: {pfxDevices},
+	SpaceGroups:  {pfxGroups},
 }
 
 // Space returns owner's keyspace in tx. It panics for an owner that has

@@ -1,0 +1,266 @@
+package groupchat
+
+import (
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/group"
+	"github.com/callsign/callsign/store"
+)
+
+func must[T any](t *testing.T) func(T, error) T {
+	return func(v T, err error) T {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+}
+
+// lastCarrier is the last carrier waiting for d.
+func (d *dev) lastCarrier() delivery {
+	d.n.mu.Lock()
+	defer d.n.mu.Unlock()
+	return d.inbox[len(d.inbox)-1]
+}
+
+// TestGroupChat: Alice makes a group and adds Bob (two devices), Carol
+// and Dave; each sees an invitation and joins. Every message reaches every
+// member device once, in each sender's order, a device's own account's
+// messages as its own. Dave is removed: every member sees the same list,
+// he is told, and he opens nothing sent after. Bob's laptop is offline
+// while Carol is removed, and catches up.
+func TestGroupChat(t *testing.T) {
+	n := newNet(t)
+	alice, bob, carol, dave := n.account("alice"), n.account("bob"), n.account("carol"), n.account("dave")
+	laptop := n.device("bob/laptop", bob.key)
+	everyone := []*dev{alice, bob, laptop, carol, dave}
+
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Friends")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub(), carol.pub(), dave.pub()))
+	n.deliver()
+	for _, d := range everyone[1:] {
+		in := must[Info](t)(d.info(g))
+		if in.Status != Invited || in.InvitedBy != alice.acct() || in.Name != "Friends" || len(in.Members) != 4 || in.Admin {
+			t.Fatalf("%s sees %+v, want an invitation from Alice to Friends, of 4", d, in)
+		}
+	}
+	for _, d := range everyone[1:] {
+		must[Info](t)(d.svc.Join(d.ctx(), g))
+	}
+	send := func(d *dev, text string) Message {
+		t.Helper()
+		m := must[Message](t)(d.svc.Send(d.ctx(), g, []byte(text), nil))
+		n.deliver()
+		return m
+	}
+	send(alice, "hello all")
+	send(bob, "hi from bob")
+	send(laptop, "and from bob's laptop")
+	send(carol, "carol here")
+	send(alice, "one more")
+	want := []string{"alice: hello all", "bob: hi from bob", "bob: and from bob's laptop", "carol: carol here", "alice: one more"}
+	for _, d := range everyone {
+		if got := d.texts(g); !slices.Equal(got, want) {
+			t.Fatalf("%s has %q, want %q", d, got, want)
+		}
+	}
+	if r := n.refused(); len(r) > 0 {
+		t.Fatalf("refused: %q", r)
+	}
+	for _, m := range laptop.messages(g) {
+		if m.Out != (m.From == bob.acct()) {
+			t.Fatalf("Bob's laptop shows %q as out=%v", m.Text, m.Out)
+		}
+	}
+	if in := must[Info](t)(carol.info(g)); in.Unread != 4 {
+		t.Fatalf("Carol has %d unread, want 4 (hers is read)", in.Unread)
+	}
+
+	// Dave is removed. A message Carol sends after it is sealed under a
+	// key Dave never got: given its carrier, his node refuses it, and the
+	// key he had for Carol's messages (which a hostile node would keep)
+	// opens nothing.
+	var kept chain
+	if err := dave.db.View(func(tx *store.Tx) error {
+		var ok bool
+		var err error
+		kept, ok, err = in(tx).chain(g, carol.acct(), carol.id)
+		if err == nil && !ok {
+			err = errors.New("none")
+		}
+		return err
+	}); err != nil {
+		t.Fatalf("Dave's key for Carol's messages: %v", err)
+	}
+	must[Info](t)(alice.svc.Remove(alice.ctx(), g, dave.pub()))
+	n.deliver()
+	if in := must[Info](t)(dave.info(g)); in.Status != Removed {
+		t.Fatalf("Dave's status is %v, want removed", in.Status)
+	}
+	wantMembers := []string{"alice", "bob", "carol"}
+	for _, d := range everyone {
+		if got := d.memberNames(g); !slices.Equal(got, wantMembers) {
+			t.Fatalf("%s sees members %q, want %q", d, got, wantMembers)
+		}
+	}
+	must[Message](t)(carol.svc.Send(carol.ctx(), g, []byte("after dave"), nil))
+	leaked := alice.lastCarrier()
+	n.deliver()
+	if err := dave.svc.Receive(leaked.from, leaked.dev, leaked.body, false); err == nil {
+		t.Fatal("Dave, removed, took a message sent after his removal")
+	}
+	lc, err := unmarshalCarrier(leaked.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc, err := e2e.UnmarshalReceiverChain(kept.chain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pt, err := rc.Open(messageAD(g, lc.epoch, carol.acct(), carol.id), lc.sealed); err == nil {
+		t.Fatalf("Dave's old key opened Carol's message sent after his removal: %q", pt)
+	}
+	if got := dave.texts(g); len(got) != len(want) {
+		t.Fatalf("Dave, removed, has %q", got)
+	}
+	if _, err := dave.svc.Send(dave.ctx(), g, []byte("still here?"), nil); err == nil {
+		t.Fatal("Dave, removed, sent to the group")
+	}
+	want = append(want, "carol: after dave")
+
+	// Bob's laptop is offline while Carol is removed and Bob writes; it
+	// comes back and catches up (its inbox stands in for its mailbox).
+	laptop.offline = true
+	must[Info](t)(alice.svc.Remove(alice.ctx(), g, carol.pub()))
+	send(bob, "just us")
+	laptop.offline = false
+	n.deliver()
+	want = append(want, "bob: just us")
+	for _, d := range []*dev{alice, bob, laptop} {
+		if got := d.texts(g); !slices.Equal(got, want) {
+			t.Fatalf("%s has %q, want %q", d, got, want)
+		}
+		if got := d.memberNames(g); !slices.Equal(got, []string{"alice", "bob"}) {
+			t.Fatalf("%s sees members %q", d, got)
+		}
+	}
+	// Bob wrote before he heard of the removal, so his key and message
+	// went to Carol too; her node, which had heard, refused them.
+	if got := carol.texts(g); slices.Contains(got, "bob: just us") {
+		t.Fatal("Carol, removed, has Bob's message sent after")
+	}
+	for _, r := range n.refused() {
+		if !strings.HasPrefix(r, "carol: not a member of this group") {
+			t.Fatalf("refused: %q", r)
+		}
+	}
+}
+
+// TestGroupHostile: what the issue lists, each refused with nothing
+// stored: an operation whose signature does not verify, or by someone not
+// allowed; a replayed one (changes nothing); a message or sender key from
+// a non-member, or for a group the device is not in; a message under an
+// epoch that ended; malformed carriers.
+func TestGroupHostile(t *testing.T) {
+	n := newNet(t)
+	alice, bob, carol, eve := n.account("alice"), n.account("bob"), n.account("carol"), n.account("eve")
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Club")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub(), carol.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	must[Info](t)(carol.svc.Join(carol.ctx(), g))
+
+	refuses := func(what string, to *dev, from *dev, body []byte, reason string) {
+		t.Helper()
+		before := must[Info](t)(to.info(g))
+		msgs := len(to.messages(g))
+		err := to.svc.Receive(from.acct(), from.id, body, false)
+		if err == nil || !strings.Contains(err.Error(), reason) {
+			t.Fatalf("%s: %v, want refused: %q", what, err, reason)
+		}
+		after := must[Info](t)(to.info(g))
+		if !slices.Equal(to.memberNames(g), memberNamesOf(n, before)) || after.Epoch != before.Epoch || len(to.messages(g)) != msgs {
+			t.Fatalf("%s changed the group: %+v -> %+v", what, before, after)
+		}
+	}
+
+	// Carol, a member but no admin, can't remove Bob: her node refuses to
+	// sign it, and an admin's operation changed in transit fails its
+	// signature.
+	if _, err := carol.svc.Remove(carol.ctx(), g, bob.pub()); err == nil {
+		t.Fatal("Carol, no admin, removed Bob")
+	}
+	must[Info](t)(alice.svc.Rename(alice.ctx(), g, "Club 2"))
+	op := bob.lastCarrier()
+	c, err := unmarshalCarrier(op.body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := group.Unmarshal(c.ops[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	o.Name = "Eve's club"
+	forged := carrier{kind: kindOps, group: g, ops: [][]byte{o.Marshal()}}
+	refuses("a forged operation", bob, alice, forged.marshal(), "not signed")
+	n.deliver()
+	// The same operation again changes nothing and is no error.
+	if err := bob.svc.Receive(op.from, op.dev, op.body, false); err != nil {
+		t.Fatalf("a replayed operation: %v", err)
+	}
+	if in := must[Info](t)(bob.info(g)); in.Name != "Club 2" {
+		t.Fatalf("the group is named %q", in.Name)
+	}
+
+	// Eve is in no group: a sender key or a message for it from a member
+	// is refused at her node; hers are refused at the members'.
+	must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("members only"), nil))
+	msgCarrier := bob.lastCarrier()
+	bob.n.mu.Lock()
+	keyCarrier := bob.inbox[len(bob.inbox)-2]
+	bob.n.mu.Unlock()
+	n.deliver()
+	if err := eve.svc.Receive(alice.acct(), alice.id, keyCarrier.body, false); err == nil || !strings.Contains(err.Error(), ErrNotMember.Error()) {
+		t.Fatalf("a sender key for a group Eve is not in: %v", err)
+	}
+	refuses("a sender key from a non-member", bob, eve, keyCarrier.body, "not a member")
+	refuses("a message from a non-member", bob, eve, msgCarrier.body, "not a member")
+
+	// Carol is removed; her message, sealed under the old epoch's key,
+	// is refused at Bob's.
+	must[Message](t)(carol.svc.Send(carol.ctx(), g, []byte("before"), nil))
+	carolMsg := bob.lastCarrier()
+	bob.n.mu.Lock()
+	bob.inbox = bob.inbox[:len(bob.inbox)-2] // her key and message, held back
+	bob.n.mu.Unlock()
+	must[Info](t)(alice.svc.Remove(alice.ctx(), g, carol.pub()))
+	n.deliver()
+	if r := n.refused(); len(r) != 2 || r[0] != r[1] || !strings.Contains(r[0], "alice: the sender is not a member") {
+		t.Fatalf("Alice, who removed Carol, took her key or message: refused %q", r)
+	}
+	refuses("a message from a removed member", bob, carol, carolMsg.body, "not a member")
+
+	// Malformed bytes.
+	for _, b := range [][]byte{nil, {0xff}, (&carrier{kind: kindMessage, group: g}).marshal(), (&carrier{kind: 9, group: g, sealed: []byte{1}}).marshal()} {
+		if err := bob.svc.Receive(alice.acct(), alice.id, b, false); err == nil {
+			t.Fatalf("malformed carrier %x taken", b)
+		}
+	}
+	if r := n.refused(); len(r) > 0 {
+		t.Fatalf("refused in passing: %q", r)
+	}
+}
+
+func memberNamesOf(n *net, in Info) []string {
+	var out []string
+	for _, m := range in.Members {
+		out = append(out, n.nameOf(m.Account.ID()))
+	}
+	slices.Sort(out)
+	return out
+}

@@ -1,0 +1,749 @@
+package groupchat
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/callsign/callsign/e2e"
+	"github.com/callsign/callsign/group"
+	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/store"
+)
+
+// Transport carries carriers to every device of each account in to (and,
+// for this account itself, its other devices), in order, through the
+// outbox, acknowledgements and mailboxes: msg.Service.QueueGroup.
+type Transport interface {
+	QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error
+}
+
+// Config configures a Service.
+type Config struct {
+	DB        *store.DB
+	Account   *identity.AccountKey
+	Device    identity.DeviceID
+	Transport Transport
+	// OnEvent is told of every change; it must not block.
+	OnEvent func(Event)
+	Now     func() time.Time // nil: time.Now
+	Log     *slog.Logger
+	// RotateAfter and RotateEvery bound a sender key's life: a device
+	// starts a new one after this many messages or this long, whichever
+	// comes first (GROUPS.md §1.4). 0: 1,000 and 7 days.
+	RotateAfter uint32
+	RotateEvery time.Duration
+}
+
+// Limits.
+const (
+	// maxPending caps the carriers kept per group until what they follow
+	// arrives.
+	maxPending = 256
+	// maxInvites caps the invitations from strangers waiting at once.
+	maxInvites = 32
+)
+
+// Errors.
+var (
+	ErrNotFound  = errors.New("no such group")
+	ErrNotMember = errors.New("not a member of this group")
+	ErrNoText    = errors.New("a group message needs a text or a file")
+	ErrTooLarge  = errors.New("group message too large")
+)
+
+// EventKind says what an Event is about.
+type EventKind int
+
+const (
+	// EventGroup: a group's record, members or name changed (Info).
+	EventGroup EventKind = iota + 1
+	// EventMessage: a message was stored (sent here, or received).
+	EventMessage
+)
+
+// Event is a change the node tells its clients about.
+type Event struct {
+	Kind    EventKind
+	Group   group.ID
+	Message *Message // EventMessage
+}
+
+// Message is a group message as the node shows it.
+type Message struct {
+	Group  group.ID
+	ID     string // hex, the same at every member
+	From   identity.AccountID
+	Dev    identity.DeviceID
+	Out    bool // sent by this account (here or on another of its devices)
+	Text   []byte
+	File   []byte // an attachment's reference (files.Ref), nil for none
+	SentAt time.Time
+	At     time.Time // stored here
+	Read   bool
+}
+
+// Info is a group as this account sees it.
+type Info struct {
+	ID        group.ID
+	Name      string
+	Status    Status
+	Members   []group.Member // in the order of the log: the creator first
+	Admin     bool           // this account is an admin
+	Unread    int
+	LastAt    time.Time
+	InvitedBy identity.AccountID // who added this account
+	Request   bool               // the invitation came from a stranger
+	Epoch     uint64
+}
+
+// Service keeps this device's groups: their logs, its sender keys and the
+// messages, and makes and applies carriers. Safe for concurrent use.
+type Service struct {
+	cfg  Config
+	self identity.AccountID
+	log  *slog.Logger
+
+	mu      sync.Mutex
+	logs    map[group.ID]*group.Log // loaded logs
+	members map[identity.AccountID]int
+	closed  bool
+}
+
+// New opens the groups kept in cfg.DB.
+func New(cfg Config) (*Service, error) {
+	if cfg.DB == nil || cfg.Account == nil || cfg.Transport == nil {
+		return nil, errors.New("groupchat: DB, Account and Transport are required")
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.RotateAfter == 0 {
+		cfg.RotateAfter = 1000
+	}
+	if cfg.RotateEvery == 0 {
+		cfg.RotateEvery = 7 * 24 * time.Hour
+	}
+	s := &Service{cfg: cfg, self: cfg.Account.Public().ID(), log: cfg.Log, logs: map[group.ID]*group.Log{}}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if err := s.countMembers(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// countMembers rebuilds the index of the accounts this one shares a
+// group it joined with.
+func (s *Service) countMembers() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.members = map[identity.AccountID]int{}
+	return s.cfg.DB.View(func(tx *store.Tx) error {
+		d := in(tx)
+		var joined []group.ID
+		err := d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+			b, err := val()
+			if err != nil {
+				return false, err
+			}
+			r, err := unmarshalRec(b)
+			if err == nil && r.status == Joined && len(k) == len(pfxRec)+16 {
+				joined = append(joined, group.ID(k[len(pfxRec):]))
+			}
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, g := range joined {
+			l, err := s.loadLocked(d, g)
+			if err != nil {
+				s.log.Warn("a group's log does not load", "group", g, "err", err)
+				continue
+			}
+			s.addMembersLocked(l.State(), 1)
+		}
+		return nil
+	})
+}
+
+func (s *Service) addMembersLocked(st *group.State, n int) {
+	for _, m := range st.Members() {
+		id := m.Account.ID()
+		if id == s.self {
+			continue
+		}
+		if s.members[id] += n; s.members[id] <= 0 {
+			delete(s.members, id)
+		}
+	}
+}
+
+// IsMember reports whether acct is a member of a group this account has
+// joined: its messages are then no stranger's (the node's policy).
+func (s *Service) IsMember(acct identity.AccountID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.members[acct] > 0
+}
+
+// Close ends the service; it starts nothing that outlives a call.
+func (s *Service) Close() error {
+	s.mu.Lock()
+	s.closed = true
+	s.mu.Unlock()
+	return nil
+}
+
+func (s *Service) emit(e Event) {
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}
+
+// loadLocked returns g's log, from the cache or the store; nil, nil when
+// the group is unknown.
+func (s *Service) loadLocked(d data, g group.ID) (*group.Log, error) {
+	if l := s.logs[g]; l != nil {
+		return l, nil
+	}
+	ops, err := d.ops(g)
+	if err != nil || len(ops) == 0 {
+		return nil, err
+	}
+	l, err := group.Load(ops)
+	if err != nil {
+		return nil, fmt.Errorf("%w: group %v: %v", store.ErrCorrupt, g, err)
+	}
+	s.logs[g] = l
+	return l, nil
+}
+
+// ParseID parses a group id as Info.ID.String gives it.
+func ParseID(s string) (group.ID, error) {
+	var g group.ID
+	b, err := hex.DecodeString(s)
+	if err != nil || len(b) != len(g) {
+		return g, fmt.Errorf("%w: %q is not a group id", ErrNotFound, s)
+	}
+	copy(g[:], b)
+	return g, nil
+}
+
+func (s *Service) info(l *group.Log, r rec) Info {
+	st := l.State()
+	in := Info{ID: l.ID(), Name: st.Name, Status: r.status, Members: st.Members(), Unread: int(r.unread),
+		LastAt: r.lastAt, Request: r.request, Epoch: st.Epoch}
+	if m, ok := st.Member(s.cfg.Account.Public()); ok {
+		in.Admin = m.Admin
+	}
+	if p, err := identity.ParseAccountPub(r.invitedBy); err == nil && r.invitedBy != nil {
+		in.InvitedBy = p.ID()
+	}
+	return in
+}
+
+// Groups lists the groups this account is in, was invited to or left,
+// the latest first.
+func (s *Service) Groups() ([]Info, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Info
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		d := in(tx)
+		type one struct {
+			g group.ID
+			r rec
+		}
+		var all []one
+		err := d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+			b, err := val()
+			if err != nil {
+				return false, err
+			}
+			r, err := unmarshalRec(b)
+			if err != nil || len(k) != len(pfxRec)+16 {
+				s.log.Warn("a damaged group record is passed over", "key", fmt.Sprintf("%x", k), "err", err)
+				return true, nil
+			}
+			all = append(all, one{group.ID(k[len(pfxRec):]), r})
+			return true, nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, o := range all {
+			l, err := s.loadLocked(d, o.g)
+			if err != nil || l == nil {
+				s.log.Warn("a group's log does not load", "group", o.g, "err", err)
+				continue
+			}
+			out = append(out, s.info(l, o.r))
+		}
+		return nil
+	})
+	slices.SortStableFunc(out, func(a, b Info) int { return b.LastAt.Compare(a.LastAt) })
+	return out, err
+}
+
+// Group returns one group.
+func (s *Service) Group(g group.ID) (Info, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out Info
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		d := in(tx)
+		r, ok, err := d.rec(g)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		l, err := s.loadLocked(d, g)
+		if err != nil {
+			return err
+		}
+		if l == nil {
+			return ErrNotFound
+		}
+		out = s.info(l, r)
+		return nil
+	})
+	return out, err
+}
+
+// Create starts a group named name with this account as its admin.
+func (s *Service) Create(ctx context.Context, name string) (Info, error) {
+	s.mu.Lock()
+	l, err := group.New(s.cfg.Account, name, s.cfg.Now(), nil)
+	if err != nil {
+		s.mu.Unlock()
+		return Info{}, err
+	}
+	r := rec{status: Joined, lastAt: s.cfg.Now()}
+	err = s.cfg.DB.Update(func(tx *store.Tx) error {
+		d := in(tx)
+		for _, o := range l.Ops() {
+			if err := d.putOp(o); err != nil {
+				return err
+			}
+		}
+		return d.putRec(l.ID(), r)
+	})
+	if err == nil {
+		s.logs[l.ID()] = l
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return Info{}, fmt.Errorf("create group: %w", err)
+	}
+	// This account's other devices learn of it.
+	if err := s.cfg.Transport.QueueGroup(ctx, []identity.AccountID{s.self}, opsCarriers(l.ID(), l.Chain())...); err != nil {
+		s.log.Warn("a new group not sent to this account's other devices", "err", err)
+	}
+	info := s.info(l, r)
+	s.emit(Event{Kind: EventGroup, Group: l.ID()})
+	return info, nil
+}
+
+// change signs ops of this account on g's head and applies them, sends
+// them to the members (before and after) and the whole log to the members
+// they add, and returns the group as it is then.
+func (s *Service) change(ctx context.Context, g group.ID, ops ...group.Op) (Info, error) {
+	s.mu.Lock()
+	var (
+		l              *group.Log
+		r              rec
+		before, added  []identity.AccountID
+		signed         []group.Op
+		beforeState    *group.State
+		removedMembers []identity.AccountID
+	)
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		d := in(tx)
+		var ok bool
+		var err error
+		if r, ok, err = d.rec(g); err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		if r.status != Joined && !(r.status == Invited && len(ops) == 1 && ops[0].Kind == group.Leave) {
+			return ErrNotMember
+		}
+		// A copy: a refusal half way leaves the cached log as it was.
+		cached, err := s.loadLocked(d, g)
+		if err != nil {
+			return err
+		}
+		if l, err = group.Load(cached.Ops()); err != nil {
+			return err
+		}
+		beforeState = l.State()
+		before = accounts(beforeState)
+		signed = signed[:0]
+		for _, o := range ops {
+			op, err := l.Next(s.cfg.Account, o, s.cfg.Now())
+			if err != nil {
+				return err
+			}
+			signed = append(signed, op)
+			if err := d.putOp(op); err != nil {
+				return err
+			}
+		}
+		after := l.State()
+		added = added[:0]
+		for _, a := range accounts(after) {
+			if !slices.Contains(before, a) {
+				added = append(added, a)
+			}
+		}
+		removedMembers = removedMembers[:0]
+		for _, a := range before {
+			if !slices.Contains(accounts(after), a) {
+				removedMembers = append(removedMembers, a)
+			}
+		}
+		return s.applyStateLocked(d, l, &r, beforeState, removedMembers)
+	})
+	if err == nil {
+		s.logs[g] = l
+	}
+	s.mu.Unlock()
+	if err != nil {
+		return Info{}, err
+	}
+	if err := s.cfg.Transport.QueueGroup(ctx, before, opsCarriers(g, signed)...); err != nil {
+		return Info{}, fmt.Errorf("send the group's change: %w", err)
+	}
+	if len(added) > 0 {
+		if err := s.cfg.Transport.QueueGroup(ctx, added, opsCarriers(g, l.Chain())...); err != nil {
+			return Info{}, fmt.Errorf("send the group to its new members: %w", err)
+		}
+	}
+	s.emit(Event{Kind: EventGroup, Group: g})
+	return s.info(l, r), nil
+}
+
+// applyStateLocked follows a change of g's state from before to after in
+// the store: this account's status, its sender keys, the index of
+// co-members.
+func (s *Service) applyStateLocked(d data, l *group.Log, r *rec, before *group.State, removed []identity.AccountID) error {
+	g, after := l.ID(), l.State()
+	_, wasMember := before.Member(s.cfg.Account.Public())
+	_, isMember := after.Member(s.cfg.Account.Public())
+	oldStatus := r.status
+	if wasMember && !isMember && (r.status == Joined || r.status == Invited) {
+		r.status = Removed
+		if selfLeft(l, s.self) {
+			r.status = Left
+		}
+	}
+	if oldStatus == Joined {
+		s.addMembersLocked(before, -1)
+	}
+	if r.status == Joined {
+		s.addMembersLocked(after, 1)
+	}
+	if r.status == Left || r.status == Removed {
+		if err := d.deleteOwn(g); err != nil {
+			return err
+		}
+		if err := d.deleteChains(g, ""); err != nil {
+			return err
+		}
+	} else if after.Epoch != before.Epoch {
+		// A removal or a departure: this device's next message starts a
+		// chain the departed never get.
+		if err := d.deleteOwn(g); err != nil {
+			return err
+		}
+	}
+	for _, a := range removed {
+		if err := d.deleteChains(g, a); err != nil {
+			return err
+		}
+	}
+	return d.putRec(g, *r)
+}
+
+// selfLeft reports whether the operation that took self out of l's group
+// was self's own leave.
+func selfLeft(l *group.Log, self identity.AccountID) bool {
+	ch := l.Chain()
+	for i := len(ch) - 1; i >= 0; i-- {
+		switch o := ch[i]; {
+		case o.Kind == group.Leave && o.Author.ID() == self:
+			return true
+		case o.Kind == group.Remove && o.Subject.ID() == self:
+			return false
+		}
+	}
+	return false
+}
+
+func accounts(st *group.State) []identity.AccountID {
+	ms := st.Members()
+	out := make([]identity.AccountID, len(ms))
+	for i, m := range ms {
+		out[i] = m.Account.ID()
+	}
+	return out
+}
+
+// Invite adds accounts to g (this account must be an admin) and sends
+// them the group: each sees it as an invitation until it joins.
+func (s *Service) Invite(ctx context.Context, g group.ID, who ...identity.AccountPub) (Info, error) {
+	var ops []group.Op
+	for _, p := range who {
+		ops = append(ops, group.Op{Kind: group.Add, Subject: p})
+	}
+	return s.change(ctx, g, ops...)
+}
+
+// Remove takes a member out of g (this account must be an admin).
+func (s *Service) Remove(ctx context.Context, g group.ID, who identity.AccountPub) (Info, error) {
+	return s.change(ctx, g, group.Op{Kind: group.Remove, Subject: who})
+}
+
+// SetAdmin makes a member an admin, or no longer one.
+func (s *Service) SetAdmin(ctx context.Context, g group.ID, who identity.AccountPub, admin bool) (Info, error) {
+	k := group.Demote
+	if admin {
+		k = group.Promote
+	}
+	return s.change(ctx, g, group.Op{Kind: k, Subject: who})
+}
+
+// Rename renames g (this account must be an admin).
+func (s *Service) Rename(ctx context.Context, g group.ID, name string) (Info, error) {
+	return s.change(ctx, g, group.Op{Kind: group.Rename, Name: name})
+}
+
+// Leave takes this account out of g; declining an invitation is leaving.
+func (s *Service) Leave(ctx context.Context, g group.ID) (Info, error) {
+	return s.change(ctx, g, group.Op{Kind: group.Leave})
+}
+
+// Join accepts the invitation to g.
+func (s *Service) Join(ctx context.Context, g group.ID) (Info, error) {
+	s.mu.Lock()
+	var info Info
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		d := in(tx)
+		r, ok, err := d.rec(g)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		l, err := s.loadLocked(d, g)
+		if err != nil {
+			return err
+		}
+		switch r.status {
+		case Joined:
+		case Invited:
+			r.status, r.request = Joined, false
+			s.addMembersLocked(l.State(), 1)
+			if err := d.putRec(g, r); err != nil {
+				return err
+			}
+		default:
+			return fmt.Errorf("%w: this account %s", ErrNotMember, r.status)
+		}
+		info = s.info(l, r)
+		return nil
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return Info{}, err
+	}
+	s.emit(Event{Kind: EventGroup, Group: g})
+	return info, nil
+}
+
+// Send sends a text (and an attachment's reference, or nil) to g's
+// members: sealed once under this device's sender key and carried to each
+// member device, this account's other devices included.
+func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Message, error) {
+	if len(text) == 0 && len(file) == 0 {
+		return Message{}, ErrNoText
+	}
+	if len(text) > MaxText || len(file) > MaxFileRef {
+		return Message{}, fmt.Errorf("%w: text of %d bytes (at most %d), attachment reference of %d (at most %d)", ErrTooLarge, len(text), MaxText, len(file), MaxFileRef)
+	}
+	now := s.cfg.Now()
+	p := plain{sentAt: now, text: bytes.Clone(text), file: bytes.Clone(file)}
+	if _, err := rand.Read(p.id[:]); err != nil {
+		return Message{}, err
+	}
+	var (
+		members  []identity.AccountID
+		unshared []identity.AccountID
+		keyBody  []byte
+		msgBody  []byte
+		m        stored
+	)
+	s.mu.Lock()
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
+		d := in(tx)
+		r, ok, err := d.rec(g)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNotFound
+		}
+		if r.status != Joined {
+			return fmt.Errorf("%w: this account %s", ErrNotMember, r.status)
+		}
+		l, err := s.loadLocked(d, g)
+		if err != nil {
+			return err
+		}
+		st := l.State()
+		members = accounts(st)
+		o, ok, err := d.own(g)
+		if err != nil {
+			return err
+		}
+		var sk *e2e.SenderKey
+		if ok {
+			sk, err = e2e.UnmarshalSenderKey(o.key)
+			if err != nil {
+				return fmt.Errorf("%w: own sender key: %v", store.ErrCorrupt, err)
+			}
+		}
+		if !ok || o.epoch != st.Epoch || sk.Iteration() >= s.cfg.RotateAfter || now.Sub(o.made) >= s.cfg.RotateEvery {
+			if sk, err = e2e.NewSenderKey(nil); err != nil {
+				return err
+			}
+			o = own{epoch: st.Epoch, gen: o.gen + 1, made: now}
+		}
+		// The key goes first to the members it was not sent to.
+		unshared = unshared[:0]
+		for _, a := range members {
+			h := a.Hash()
+			if !slices.ContainsFunc(o.shared, func(b []byte) bool { return bytes.Equal(b, h) }) {
+				unshared = append(unshared, a)
+				o.shared = append(o.shared, h)
+			}
+		}
+		keyBody = nil
+		if len(unshared) > 0 {
+			c := carrier{kind: kindKey, group: g, epoch: st.Epoch, gen: o.gen, share: e2e.MarshalSenderKeyShare(sk.Share())}
+			keyBody = c.marshal()
+		}
+		sealed, err := sk.Seal(messageAD(g, st.Epoch, s.self, s.cfg.Device), p.marshal())
+		if err != nil {
+			return err
+		}
+		o.key = sk.Marshal()
+		if err := d.putOwn(g, o); err != nil {
+			return err
+		}
+		c := carrier{kind: kindMessage, group: g, epoch: st.Epoch, sealed: sealed}
+		msgBody = c.marshal()
+		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true}
+		if err := d.putMessage(g, m); err != nil {
+			return err
+		}
+		r.lastAt = now
+		return d.putRec(g, r)
+	})
+	s.mu.Unlock()
+	if err != nil {
+		return Message{}, fmt.Errorf("group send: %w", err)
+	}
+	if keyBody != nil {
+		if err := s.cfg.Transport.QueueGroup(ctx, unshared, keyBody); err != nil {
+			return Message{}, fmt.Errorf("group send: the sender key: %w", err)
+		}
+	}
+	if err := s.cfg.Transport.QueueGroup(ctx, members, msgBody); err != nil {
+		return Message{}, fmt.Errorf("group send: %w", err)
+	}
+	out := m.message(g)
+	s.emit(Event{Kind: EventMessage, Group: g, Message: &out})
+	return out, nil
+}
+
+func (m *stored) message(g group.ID) Message {
+	return Message{Group: g, ID: hex.EncodeToString(m.id[:]), From: m.from, Dev: m.dev, Out: m.out,
+		Text: m.text, File: m.file, SentAt: m.sentAt, At: m.at, Read: m.read}
+}
+
+// Messages returns a page of g's messages, oldest first: the newest limit
+// (at most 1,000) before cursor ("" the newest), and the cursor of the
+// page before it ("" when there is none).
+func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, string, error) {
+	if limit <= 0 || limit > 1000 {
+		limit = 100
+	}
+	var before []byte
+	if cursor != "" {
+		b, err := hex.DecodeString(cursor)
+		if err != nil || len(b) != 8+16 {
+			return nil, "", fmt.Errorf("bad cursor %q", cursor)
+		}
+		before = b
+	}
+	var out []Message
+	var next string
+	err := s.cfg.DB.View(func(tx *store.Tx) error {
+		d := in(tx)
+		if _, ok, err := d.rec(g); err != nil || !ok {
+			if err == nil {
+				err = ErrNotFound
+			}
+			return err
+		}
+		var last []byte
+		err := d.messages(g, before, limit, func(k []byte, m stored) bool {
+			out = append(out, m.message(g))
+			last = append(last[:0], k...)
+			return true
+		})
+		if err == nil && len(out) == limit {
+			next = hex.EncodeToString(last)
+		}
+		return err
+	})
+	slices.Reverse(out)
+	return out, next, err
+}
+
+// MarkRead marks every message of g read.
+func (s *Service) MarkRead(g group.ID) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.cfg.DB.Update(func(tx *store.Tx) error {
+		d := in(tx)
+		r, ok, err := d.rec(g)
+		if err != nil || !ok {
+			if err == nil {
+				err = ErrNotFound
+			}
+			return err
+		}
+		if r.unread == 0 {
+			return nil
+		}
+		r.unread = 0
+		return d.putRec(g, r)
+	})
+}
