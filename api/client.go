@@ -605,3 +605,41 @@ func (c *Client) RevokeDevice(ctx context.Context, id string) (OwnDevice, error)
 	var d OwnDevice
 	return d, c.do(ctx, http.MethodPost, "/api/v1/devices/"+url.PathEscape(id)+"/revoke", nil, &d)
 }
+
+// Groups lists the groups this account is in, invited to or was in.
+func (c *Client) Groups(ctx context.Context) ([]Group, error) {
+	var v []Group
+	return v, c.do(ctx, http.MethodGet, "/api/v1/groups", nil, &v)
+}
+
+// Group returns one group, by id or name.
+func (c *Client) Group(ctx context.Context, id string) (Group, error) {
+	var v Group
+	return v, c.do(ctx, http.MethodGet, "/api/v1/groups/"+url.PathEscape(id), nil, &v)
+}
+
+// CreateGroup creates a group with this account as its admin.
+func (c *Client) CreateGroup(ctx context.Context, name string) (Group, error) {
+	var v Group
+	return v, c.do(ctx, http.MethodPost, "/api/v1/groups", GroupRequest{Name: name}, &v)
+}
+
+// GroupAction does action (invite, join, leave, remove, admin, rename) on
+// group id.
+func (c *Client) GroupAction(ctx context.Context, id, action string, req GroupAction) (Group, error) {
+	var body any
+	switch action {
+	case "invite":
+		body = GroupInvite{Members: req.Members}
+	case "remove", "admin":
+		m := ""
+		if len(req.Members) > 0 {
+			m = req.Members[0]
+		}
+		body = GroupMemberRequest{Member: m, Admin: req.Admin}
+	case "rename":
+		body = GroupRequest{Name: req.Name}
+	}
+	var v Group
+	return v, c.do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(id)+"/"+url.PathEscape(action), body, &v)
+}

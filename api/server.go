@@ -150,6 +150,15 @@ type Backend interface {
 	JoinStatus(ctx context.Context) (LinkStatus, error)
 	ConfirmJoin(ctx context.Context, req JoinConfirm) (LinkStatus, error)
 	CancelJoin(ctx context.Context) (LinkStatus, error)
+	// Groups lists the groups this account is in, invited to or was in;
+	// Group returns one (by id, or by name when no other has it).
+	Groups(ctx context.Context) ([]Group, error)
+	Group(ctx context.Context, id string) (Group, error)
+	CreateGroup(ctx context.Context, name string) (Group, error)
+	// GroupAction is invite (members), join, leave (declining an
+	// invitation too), remove (member), admin (member, admin) or rename
+	// (name).
+	GroupAction(ctx context.Context, id, action string, req GroupAction) (Group, error)
 	// Devices lists this account's devices, this one among them.
 	Devices(ctx context.Context) ([]OwnDevice, error)
 	// RevokeDevice revokes the device whose id starts with id (docs/DEVICES.md §4).
@@ -432,6 +441,49 @@ func (s *Server) handler() http.Handler {
 			return nil, err
 		}
 		return b.Restore(r.Context(), req)
+	}))
+	mux.HandleFunc("GET /api/v1/groups", j(func(r *http.Request) (any, error) { return b.Groups(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/groups", j(func(r *http.Request) (any, error) {
+		var req GroupRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.CreateGroup(r.Context(), req.Name)
+	}))
+	mux.HandleFunc("GET /api/v1/groups/{id}", j(func(r *http.Request) (any, error) { return b.Group(r.Context(), r.PathValue("id")) }))
+	mux.HandleFunc("POST /api/v1/groups/{id}/{action}", j(func(r *http.Request) (any, error) {
+		var req GroupAction
+		action := r.PathValue("action")
+		switch action {
+		case "join", "leave":
+		case "invite":
+			var in GroupInvite
+			if err := decode(r, &in); err != nil {
+				return nil, err
+			}
+			if len(in.Members) == 0 {
+				return nil, Errorf(CodeBadRequest, "", "invite whom? members is empty")
+			}
+			req.Members = in.Members
+		case "remove", "admin":
+			var in GroupMemberRequest
+			if err := decode(r, &in); err != nil {
+				return nil, err
+			}
+			if in.Member == "" {
+				return nil, Errorf(CodeBadRequest, "", "member is missing")
+			}
+			req.Members, req.Admin = []string{in.Member}, in.Admin
+		case "rename":
+			var in GroupRequest
+			if err := decode(r, &in); err != nil {
+				return nil, err
+			}
+			req.Name = in.Name
+		default:
+			return nil, Errorf(CodeNotFound, "", "no group action %q: invite, join, leave, remove, admin or rename", action)
+		}
+		return b.GroupAction(r.Context(), r.PathValue("id"), action, req)
 	}))
 	mux.HandleFunc("GET /api/v1/devices", j(func(r *http.Request) (any, error) { return b.Devices(r.Context()) }))
 	mux.HandleFunc("POST /api/v1/devices/{id}/revoke", j(func(r *http.Request) (any, error) { return b.RevokeDevice(r.Context(), r.PathValue("id")) }))

@@ -180,6 +180,20 @@ func (f *fakeBackend) Devices(context.Context) ([]OwnDevice, error) {
 func (f *fakeBackend) RevokeDevice(_ context.Context, id string) (OwnDevice, error) {
 	return OwnDevice{ID: id, Revoked: true}, nil
 }
+func (f *fakeBackend) Groups(context.Context) ([]Group, error) {
+	return []Group{{ID: strings.Repeat("ab", 16), Name: "Friends", Status: "joined"}}, nil
+}
+func (f *fakeBackend) Group(_ context.Context, id string) (Group, error) {
+	return Group{ID: id, Name: "Friends", Status: "joined"}, nil
+}
+func (f *fakeBackend) CreateGroup(_ context.Context, name string) (Group, error) {
+	return Group{ID: strings.Repeat("cd", 16), Name: name, Status: "joined", Admin: true}, nil
+}
+
+// GroupAction answers with the group, its name saying what was asked.
+func (f *fakeBackend) GroupAction(_ context.Context, id, action string, req GroupAction) (Group, error) {
+	return Group{ID: id, Name: fmt.Sprintf("%s %q %v %q", action, req.Members, req.Admin, req.Name), Status: "joined"}, nil
+}
 func (f *fakeBackend) Subscribe(ctx context.Context) (<-chan Event, func()) {
 	time.Sleep(f.subscribeDelay)
 	f.subscribed.Store(true)
@@ -668,5 +682,46 @@ func TestActionRoutes(t *testing.T) {
 	}
 	if _, err := c.Act(ctx, "bob", "m9", "react", ActionRequest{Emoji: "👍"}); !IsCode(err, CodeNotFound) {
 		t.Errorf("a message that is not there: %v", err)
+	}
+}
+
+// TestGroupRoutes: each group route reaches the backend with what it
+// needs, and a request that lacks it is refused before.
+func TestGroupRoutes(t *testing.T) {
+	s, _, token := startServer(t)
+	c := NewClient(s.Addr(), token)
+	defer c.Close()
+	ctx := context.Background()
+	if g, err := c.CreateGroup(ctx, "Book club"); err != nil || g.Name != "Book club" || !g.Admin {
+		t.Fatalf("create: %+v %v", g, err)
+	}
+	if gs, err := c.Groups(ctx); err != nil || len(gs) != 1 || gs[0].Name != "Friends" {
+		t.Fatalf("list: %+v %v", gs, err)
+	}
+	id := strings.Repeat("ab", 16)
+	for _, tc := range []struct {
+		action string
+		req    GroupAction
+		want   string
+	}{
+		{"invite", GroupAction{Members: []string{"@bob", "carol"}}, `invite ["@bob" "carol"] false ""`},
+		{"join", GroupAction{}, `join [] false ""`},
+		{"leave", GroupAction{}, `leave [] false ""`},
+		{"remove", GroupAction{Members: []string{"@bob"}}, `remove ["@bob"] false ""`},
+		{"admin", GroupAction{Members: []string{"carol"}, Admin: true}, `admin ["carol"] true ""`},
+		{"rename", GroupAction{Name: "Readers"}, `rename [] false "Readers"`},
+	} {
+		g, err := c.GroupAction(ctx, id, tc.action, tc.req)
+		if err != nil || g.Name != tc.want || g.ID != id {
+			t.Errorf("%s: %+v %v, want %s", tc.action, g, err, tc.want)
+		}
+	}
+	for action, req := range map[string]GroupAction{"invite": {}, "remove": {}, "admin": {}} {
+		if _, err := c.GroupAction(ctx, id, action, req); !IsCode(err, CodeBadRequest) {
+			t.Errorf("%s without a member: %v", action, err)
+		}
+	}
+	if _, err := c.GroupAction(ctx, id, "promote", GroupAction{}); !IsCode(err, CodeNotFound) {
+		t.Errorf("an unknown action: %v", err)
 	}
 }

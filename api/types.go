@@ -263,8 +263,10 @@ type Message struct {
 	SentAt    time.Time `json:"sent_at"`
 	State     string    `json:"state"`     // queued, sent, delivered, read, failed (out); received, read (in)
 	Direction string    `json:"direction"` // "in" or "out"
-	Peer      string    `json:"peer"`      // the other side's account id
+	Peer      string    `json:"peer"`      // the other side's account id; a group's id in a group
 	PeerName  string    `json:"peer_name,omitempty"`
+	// FromName is how this account calls the sender of a group message.
+	FromName string `json:"from_name,omitempty"`
 	// File is the message's attachment; Text is then its caption,
 	// possibly empty.
 	File *FileInfo `json:"file,omitempty"`
@@ -378,6 +380,66 @@ type Conversation struct {
 	Last     *Message  `json:"last,omitempty"` // the newest message, for a preview
 	// Timer is the disappearing-message timer in seconds (0: off).
 	Timer int64 `json:"timer,omitempty"`
+	// Group is set on a group's conversation, whose Peer is the group's
+	// id and PeerName its name.
+	Group *Group `json:"group,omitempty"`
+}
+
+// Group is a group chat as this account sees it. Its messages are a
+// conversation whose peer is its id (GET /api/v1/conversations/{id},
+// POST /api/v1/messages {to: id}); a group's routes take its id or, when
+// no other group has it, its name.
+type Group struct {
+	ID     string `json:"id"` // 32 hex digits
+	Name   string `json:"name"`
+	Status string `json:"status"` // invited, joined, left, removed
+	// Admin: this account may add, remove, rename and make admins.
+	Admin   bool          `json:"admin"`
+	Members []GroupMember `json:"members"` // the creator first
+	Unread  int           `json:"unread"`
+	LastAt  time.Time     `json:"last_at"`
+	// InvitedBy is who added this account (account id and name).
+	InvitedBy     string `json:"invited_by,omitempty"`
+	InvitedByName string `json:"invited_by_name,omitempty"`
+	// Request: the invitation came from a stranger.
+	Request bool `json:"request,omitempty"`
+}
+
+// GroupMember is one member of a group.
+type GroupMember struct {
+	Account string `json:"account"`
+	Handle  string `json:"handle,omitempty"` // @name, when this node knows it
+	Name    string `json:"name,omitempty"`   // how this account calls the member
+	Admin   bool   `json:"admin"`
+	You     bool   `json:"you,omitempty"`
+}
+
+// GroupRequest is the body of POST /api/v1/groups and
+// POST /api/v1/groups/{id}/rename.
+type GroupRequest struct {
+	Name string `json:"name"`
+}
+
+// GroupInvite is the body of POST /api/v1/groups/{id}/invite: handles,
+// petnames or account ids.
+type GroupInvite struct {
+	Members []string `json:"members"`
+}
+
+// GroupAction is what a group action needs: members for invite, remove
+// and admin, Admin for admin, Name for rename.
+type GroupAction struct {
+	Members []string
+	Admin   bool
+	Name    string
+}
+
+// GroupMemberRequest is the body of POST /api/v1/groups/{id}/remove and
+// /admin: a member (handle, petname or account id) and, for admin,
+// whether it is one from now on.
+type GroupMemberRequest struct {
+	Member string `json:"member"`
+	Admin  bool   `json:"admin,omitempty"`
 }
 
 // PageRequest selects a page of a conversation: GET
@@ -427,6 +489,9 @@ const (
 	// EventMessageDeleted: a message expired and is gone. Data:
 	// MessageDeleted.
 	EventMessageDeleted = "message-deleted"
+	// EventGroup: a group's name, members or this account's place in it
+	// changed, or an invitation came. Data: Group.
+	EventGroup = "group"
 )
 
 // Synced says what another device of this account changed here.

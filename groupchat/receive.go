@@ -64,6 +64,13 @@ func (s *Service) applyLocked(d data, from identity.AccountID, dev identity.Devi
 		if !known {
 			return s.inviteLocked(d, from, c, request, events)
 		}
+		if from == s.self && r.status == Invited {
+			// Another device of this account joined (Join).
+			if err := s.joinLocked(d, c.group, &r); err != nil {
+				return err
+			}
+			*events = append(*events, Event{Kind: EventGroup, Group: c.group})
+		}
 		return s.opsLocked(d, c, r, events)
 	case kindKey:
 		if !known {

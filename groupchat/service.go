@@ -541,6 +541,7 @@ func (s *Service) Leave(ctx context.Context, g group.ID) (Info, error) {
 func (s *Service) Join(ctx context.Context, g group.ID) (Info, error) {
 	s.mu.Lock()
 	var info Info
+	var chain []group.Op
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		d := in(tx)
 		r, ok, err := d.rec(g)
@@ -554,12 +555,11 @@ func (s *Service) Join(ctx context.Context, g group.ID) (Info, error) {
 		if err != nil {
 			return err
 		}
+		chain = l.Chain()
 		switch r.status {
 		case Joined:
 		case Invited:
-			r.status, r.request = Joined, false
-			s.addMembersLocked(l.State(), 1)
-			if err := d.putRec(g, r); err != nil {
+			if err := s.joinLocked(d, g, &r); err != nil {
 				return err
 			}
 		default:
@@ -572,8 +572,24 @@ func (s *Service) Join(ctx context.Context, g group.ID) (Info, error) {
 	if err != nil {
 		return Info{}, err
 	}
+	// The account's other devices join too: the log from this account is
+	// its word that it is in.
+	if err := s.cfg.Transport.QueueGroup(ctx, []identity.AccountID{s.self}, opsCarriers(g, chain)...); err != nil {
+		s.log.Warn("joining not told to this account's other devices", "err", err)
+	}
 	s.emit(Event{Kind: EventGroup, Group: g})
 	return info, nil
+}
+
+// joinLocked makes this account a member of g, which invited it.
+func (s *Service) joinLocked(d data, g group.ID, r *rec) error {
+	l, err := s.loadLocked(d, g)
+	if err != nil {
+		return err
+	}
+	r.status, r.request = Joined, false
+	s.addMembersLocked(l.State(), 1)
+	return d.putRec(g, *r)
 }
 
 // Send sends a text (and an attachment's reference, or nil) to g's

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/callsign/callsign/identity"
@@ -55,6 +56,16 @@ func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodie
 			return fmt.Errorf("group: %w: %v", ErrBadRecipient, err)
 		}
 	}
+	// Views older than Config.ViewAge are read again first, at once (each
+	// within freshViewWait), as a send does: a device linked since gets
+	// the carriers too.
+	var wg sync.WaitGroup
+	for _, acct := range accts {
+		if acct != s.selfID {
+			wg.Go(func() { s.freshenView(ctx, acct) })
+		}
+	}
+	wg.Wait()
 	var siblings []*peerState
 	if slices.Contains(accts, s.selfID) {
 		sib, known := s.siblings()

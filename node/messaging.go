@@ -9,6 +9,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/callsign/callsign/contacts"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
@@ -35,6 +36,15 @@ func (n *Node) startMsg(ctx context.Context) error {
 	if err := n.db.View(func(tx *store.Tx) (err error) { revoked, err = tx.Revoked(); return err }); err != nil {
 		return err
 	}
+	// Group chats ride on messaging: their carriers go through its outbox
+	// (QueueGroup), and it hands them back (OnGroup).
+	groups, err := groupchat.New(groupchat.Config{DB: n.db, Account: n.keys.account, Device: cert.DeviceID(),
+		Transport: groupTransport{n}, OnEvent: n.onGroupEvent, Log: n.log.With("component", "groups")})
+	if err != nil {
+		return fmt.Errorf("group chats: %w", err)
+	}
+	n.groups = groups
+	n.closers = append(n.closers, groups.Close)
 	svc, err := msg.New(msg.Config{
 		Revoked:   revoked,
 		OnRevoked: n.onRevoked,
@@ -58,6 +68,7 @@ func (n *Node) startMsg(ctx context.Context) error {
 		// The account's shared state between its devices (node/sync.go).
 		OnSync:     n.onSync,
 		OnSiblings: n.onSiblings,
+		OnGroup:    groups.Receive,
 	})
 	if err != nil {
 		return fmt.Errorf("messaging: %w", err)
@@ -157,7 +168,29 @@ func (p policy) Classify(from identity.AccountID) msg.Decision {
 	case contacts.Drop:
 		return msg.Drop
 	}
+	// A member of a group this account joined is no stranger.
+	if g := p.n.groups; g != nil && g.IsMember(from) {
+		return msg.Deliver
+	}
 	return msg.Request
+}
+
+// groupTransport carries the group chats' carriers through messaging.
+type groupTransport struct{ n *Node }
+
+func (t groupTransport) QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
+	return t.n.msg.QueueGroup(ctx, to, bodies...)
+}
+
+// onGroupEvent hands a change of the group chats to the API's
+// subscribers.
+func (n *Node) onGroupEvent(ev groupchat.Event) {
+	if ev.Kind == groupchat.EventMessage && ev.Message != nil && !ev.Message.Out {
+		n.metrics.Message(msg.DirIn, false)
+	}
+	if b := n.backend.Load(); b != nil {
+		b.GroupEvent(ev)
+	}
 }
 
 // onMsgEvent counts a message event, offers our addresses to a contact who

@@ -35,6 +35,7 @@ import (
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/msg"
@@ -211,6 +212,7 @@ type Node struct {
 	dht      *dht.DHT
 	contacts *contacts.Book // the address book, shared by the message and call policies and the API
 	msg      *msg.Service
+	groups   *groupchat.Service
 	files    *attachments                 // attachments (files.go)
 	calls    atomic.Pointer[call.Service] // set by startCalls; read by msg's signal callback
 	media    *media.Engine                // set by startCalls
@@ -427,6 +429,7 @@ func (n *Node) startBackend() {
 		Directory:             n.dht,
 		Messages:              n.msg,
 		Files:                 n.files,
+		Groups:                n.groups, // started with messaging, before the backend
 		Calls:                 n.calls.Load(),
 		Bridges:               n.media,
 		CallSettings:          n.callCfg,

@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -173,6 +174,32 @@ func (net *Net) Restart(nd *Node) *Node {
 			net.Nodes[i] = nn
 		}
 	}
+	net.mu.Unlock()
+	return nn
+}
+
+// Stop closes nd and takes it out of Nodes, keeping its data directory:
+// Start starts it again.
+func (net *Net) Stop(nd *Node) {
+	net.t.Helper()
+	nd.Client.Close()
+	if err := nd.Node.Close(); err != nil {
+		net.t.Fatalf("close: %v", err)
+	}
+	net.mu.Lock()
+	net.Nodes = slices.DeleteFunc(net.Nodes, func(x *Node) bool { return x == nd })
+	net.mu.Unlock()
+}
+
+// Start starts a node that Stop stopped, on its data directory.
+func (net *Net) Start(nd *Node) *Node {
+	net.t.Helper()
+	nn, err := net.start(nd.cfg)
+	if err != nil {
+		net.t.Fatalf("start: %v", err)
+	}
+	net.mu.Lock()
+	net.Nodes = append(net.Nodes, nn)
 	net.mu.Unlock()
 	return nn
 }

@@ -21,6 +21,15 @@ func (s *Service) Reply(ctx context.Context, to, text, replyTo string) (_ api.Me
 	if err := checkText(text); err != nil {
 		return api.Message{}, err
 	}
+	if g, ok, err := s.findGroup(to); err != nil || ok {
+		if err != nil {
+			return api.Message{}, err
+		}
+		if replyTo != "" {
+			return api.Message{}, errNotInGroups("replying")
+		}
+		return s.sendGroup(ctx, g, text)
+	}
 	t, err := s.recipient(ctx, to)
 	if err != nil {
 		return api.Message{}, err
@@ -41,6 +50,9 @@ func (s *Service) SetTimer(ctx context.Context, name string, seconds int64) (_ a
 	if seconds != 0 && (seconds < int64(msg.MinTimer/time.Second) || seconds > int64(msg.MaxTimer/time.Second)) {
 		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "a timer is 0 (off) or %d to %d seconds", int64(msg.MinTimer/time.Second), int64(msg.MaxTimer/time.Second))
 	}
+	if _, ok, err := s.findGroup(name); err != nil || ok {
+		return api.Message{}, cmpErr(err, errNotInGroups("a disappearing-message timer"))
+	}
 	t, err := s.recipient(ctx, name)
 	if err != nil {
 		return api.Message{}, err
@@ -57,6 +69,9 @@ func (s *Service) SetTimer(ctx context.Context, name string, seconds int64) (_ a
 // (a "message-updated" event follows for every client).
 func (s *Service) Act(ctx context.Context, name, id, action string, req api.ActionRequest) (_ api.Message, err error) {
 	defer mapError(&err)
+	if _, ok, err := s.findGroup(name); err != nil || ok {
+		return api.Message{}, cmpErr(err, errNotInGroups("reacting, editing and deleting"))
+	}
 	t, err := s.target(ctx, name, false)
 	if err != nil {
 		return api.Message{}, err

@@ -21,6 +21,7 @@ package backend
 import (
 	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/callsign/callsign/api"
@@ -128,6 +129,7 @@ type Config struct {
 	Directory    Directory
 	Messages     Messenger
 	Files        Files        // nil: no attachments
+	Groups       Groups       // nil: no group chats
 	Calls        Calls        // nil: calls are not available on this node
 	Bridges      Bridges      // nil: no calls with a browser tab's media
 	CallSettings CallSettings // required with Calls
@@ -150,13 +152,17 @@ type Service struct {
 	contacts       *contacts.Book
 	dir            Directory
 	msgs           Messenger
-	files          Files // nil: none
-	calls          Calls // nil: none
+	files          Files  // nil: none
+	groups         Groups // nil: none
+	calls          Calls  // nil: none
 	bridges        Bridges
 	settings       CallSettings
 	connectTimeout time.Duration
 	metrics        Metrics
 	backupParams   devices.BackupParams
+
+	namesMu sync.Mutex
+	names   map[identity.AccountID]string // handles looked up for group members who are no contacts
 
 	events *hub
 	media  *callMedia  // the media resources calls hold: tab bridges, live streams
@@ -175,7 +181,7 @@ func New(cfg Config) *Service {
 		cfg.BackupParams = devices.DefaultBackupParams
 	}
 	return &Service{backupParams: cfg.BackupParams, log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
-		msgs: cfg.Messages, files: cfg.Files, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
+		msgs: cfg.Messages, files: cfg.Files, groups: cfg.Groups, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
 		connectTimeout: cfg.BrowserConnectTimeout, metrics: cfg.Metrics,
 		events: newHub(), media: newCallMedia()}
 }

@@ -9,6 +9,8 @@ import (
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/group"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/msg"
@@ -132,6 +134,20 @@ var errorCodes = []struct {
 	{devices.ErrLinkTooLarge, api.CodeTooLarge, "remove contacts you no longer need, or link from a backup: `callsign backup create`, then `callsign up --restore`"},
 	{devices.ErrRevoked, api.CodeConflict, ""},
 	{devices.ErrMalformed, api.CodeInternal, ""},
+
+	// Group chats.
+	{groupchat.ErrNotFound, api.CodeNotFound, "`callsign group list` shows your groups"},
+	{groupchat.ErrNotMember, api.CodeForbidden, ""},
+	{groupchat.ErrNoText, api.CodeBadRequest, ""},
+	{groupchat.ErrTooLarge, api.CodeTooLarge, "split it into several messages"},
+	{groupchat.ErrMalformed, api.CodeInternal, ""},
+	{group.ErrNotAllowed, api.CodeForbidden, "only the group's admins add, remove, rename and make admins; and someone is added once"},
+	{group.ErrFull, api.CodeConflict, "a group has at most 1,000 members"},
+	{group.ErrMalformed, api.CodeBadRequest, ""},
+	{group.ErrBadSignature, api.CodeInternal, ""},
+	{group.ErrOtherGroup, api.CodeInternal, ""},
+	{group.ErrReplayed, api.CodeInternal, ""},
+	{group.ErrUnknownParent, api.CodeInternal, ""},
 
 	{errNetwork, api.CodeUnavailable, "check `callsign status`: the node needs peers"},
 }

@@ -75,6 +75,9 @@ func (s *Service) SendFile(ctx context.Context, up api.FileUpload) (_ api.Messag
 	if s.files == nil {
 		return api.Message{}, api.Errorf(api.CodeUnavailable, "", "this node keeps no attachments")
 	}
+	if _, ok, err := s.findGroup(up.To); err != nil || ok {
+		return api.Message{}, cmpErr(err, errNotInGroups("sending a file"))
+	}
 	if !utf8.ValidString(up.Caption) {
 		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "the caption is not valid UTF-8")
 	}

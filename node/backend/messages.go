@@ -179,7 +179,19 @@ func (s *Service) conversations(requests bool) ([]api.Conversation, error) {
 // Conversations implements api.Backend.
 func (s *Service) Conversations(ctx context.Context) (_ []api.Conversation, err error) {
 	defer mapError(&err)
-	return s.conversations(false)
+	out, err := s.conversations(false)
+	if err != nil {
+		return nil, err
+	}
+	groups, err := s.groupConversations()
+	if err != nil {
+		return nil, err
+	}
+	if len(groups) > 0 {
+		out = append(out, groups...)
+		slices.SortStableFunc(out, func(a, b api.Conversation) int { return b.LastAt.Compare(a.LastAt) })
+	}
+	return out, nil
 }
 
 // Requests implements api.Backend. Senders that are not contacts are
@@ -225,6 +237,12 @@ func (s *Service) Requests(ctx context.Context) (_ []api.Conversation, err error
 // Messages implements api.Backend.
 func (s *Service) Messages(ctx context.Context, name string, pr api.PageRequest) (_ api.MessagePage, err error) {
 	defer mapError(&err)
+	if g, ok, err := s.findGroup(name); err != nil || ok {
+		if err != nil {
+			return api.MessagePage{}, err
+		}
+		return s.groupMessages(g, pr)
+	}
 	t, err := s.target(ctx, name, true)
 	if err != nil {
 		return api.MessagePage{}, err
@@ -272,6 +290,12 @@ func (s *Service) Messages(ctx context.Context, name string, pr api.PageRequest)
 // message read.
 func (s *Service) MarkRead(ctx context.Context, name string, ids []string) (err error) {
 	defer mapError(&err)
+	if g, ok, err := s.findGroup(name); err != nil || ok {
+		if err != nil {
+			return err
+		}
+		return s.groups.MarkRead(g)
+	}
 	t, err := s.target(ctx, name, false)
 	if err != nil {
 		return err

@@ -1,0 +1,347 @@
+package backend
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/group"
+	"github.com/callsign/callsign/groupchat"
+	"github.com/callsign/callsign/identity"
+)
+
+// Groups keeps the group chats (groupchat.Service).
+type Groups interface {
+	Groups() ([]groupchat.Info, error)
+	Group(g group.ID) (groupchat.Info, error)
+	Create(ctx context.Context, name string) (groupchat.Info, error)
+	Invite(ctx context.Context, g group.ID, who ...identity.AccountPub) (groupchat.Info, error)
+	Join(ctx context.Context, g group.ID) (groupchat.Info, error)
+	Leave(ctx context.Context, g group.ID) (groupchat.Info, error)
+	Remove(ctx context.Context, g group.ID, who identity.AccountPub) (groupchat.Info, error)
+	SetAdmin(ctx context.Context, g group.ID, who identity.AccountPub, admin bool) (groupchat.Info, error)
+	Rename(ctx context.Context, g group.ID, name string) (groupchat.Info, error)
+	Send(ctx context.Context, g group.ID, text, file []byte) (groupchat.Message, error)
+	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
+	MarkRead(g group.ID) error
+}
+
+// errNoGroups answers a group route on a node without group chats.
+var errNoGroups = api.Errorf(api.CodeUnavailable, "", "this node has no group chats")
+
+// errGroupOnly answers what groups do not do yet.
+func errNotInGroups(what string) error {
+	return api.Errorf(api.CodeBadRequest, "", "%s is not available in group chats yet", what)
+}
+
+// cmpErr is err, else other.
+func cmpErr(err, other error) error {
+	if err != nil {
+		return err
+	}
+	return other
+}
+
+// findGroup finds the group name refers to: its id, or the name of
+// exactly one group; ok is false when none is named so.
+func (s *Service) findGroup(name string) (g group.ID, ok bool, err error) {
+	if s.groups == nil {
+		return g, false, nil
+	}
+	if len(name) == 2*len(g) {
+		if b, err := hex.DecodeString(name); err == nil {
+			copy(g[:], b)
+			_, err := s.groups.Group(g)
+			if errors.Is(err, groupchat.ErrNotFound) {
+				return g, false, nil
+			}
+			return g, err == nil, err
+		}
+	}
+	all, err := s.groups.Groups()
+	if err != nil {
+		return g, false, err
+	}
+	n := 0
+	for _, in := range all {
+		if in.Name == name && (in.Status == groupchat.Joined || in.Status == groupchat.Invited) {
+			g, n = in.ID, n+1
+		}
+	}
+	if n > 1 {
+		return g, false, api.Errorf(api.CodeConflict, "`callsign group list` shows each group's id: use that", "%d groups are named %q", n, name)
+	}
+	return g, n == 1, nil
+}
+
+// mustGroup is findGroup for a route that names a group.
+func (s *Service) mustGroup(name string) (group.ID, error) {
+	if s.groups == nil {
+		return group.ID{}, errNoGroups
+	}
+	g, ok, err := s.findGroup(name)
+	if err == nil && !ok {
+		err = explain(groupchat.ErrNotFound, "`callsign group list` shows your groups", "no group %q", name)
+	}
+	return g, err
+}
+
+// memberName is how this account calls acct: its petname, else a handle
+// this node looked up for it.
+func (s *Service) memberName(acct identity.AccountID) string {
+	if n := s.contacts.Petname(string(acct)); n != "" {
+		return n
+	}
+	s.namesMu.Lock()
+	defer s.namesMu.Unlock()
+	return s.names[acct]
+}
+
+// learnNames looks up, within a short budget, the handles of the members
+// this node has no name for, so that later answers and events name them.
+func (s *Service) learnNames(ctx context.Context, in groupchat.Info) {
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	for _, m := range in.Members {
+		id := m.Account.ID()
+		if id == s.self.ID() || s.memberName(id) != "" || ctx.Err() != nil {
+			continue
+		}
+		rec, err := s.dir.ResolveIdentity(ctx, id)
+		if err != nil {
+			continue
+		}
+		if h := s.verifiedHandle(ctx, rec.Account, rec.Handles); h != "" {
+			s.namesMu.Lock()
+			if s.names == nil {
+				s.names = map[identity.AccountID]string{}
+			}
+			s.names[id] = h
+			s.namesMu.Unlock()
+		}
+	}
+}
+
+func (s *Service) toAPIGroup(in groupchat.Info) api.Group {
+	out := api.Group{ID: in.ID.String(), Name: in.Name, Status: in.Status.String(), Admin: in.Admin, Unread: in.Unread,
+		LastAt: in.LastAt.UTC(), Request: in.Request, Members: make([]api.GroupMember, 0, len(in.Members))}
+	if in.InvitedBy != "" {
+		out.InvitedBy, out.InvitedByName = string(in.InvitedBy), s.memberName(in.InvitedBy)
+	}
+	for _, m := range in.Members {
+		id := m.Account.ID()
+		gm := api.GroupMember{Account: string(id), Admin: m.Admin, You: id == s.self.ID()}
+		if !gm.You {
+			gm.Name = s.memberName(id)
+			if c, err := s.contacts.Get(id); err == nil {
+				gm.Handle = c.Handle
+			}
+		}
+		out.Members = append(out.Members, gm)
+	}
+	return out
+}
+
+func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.Message {
+	out := api.Message{ID: m.ID, From: string(m.From), Text: string(m.Text), SentAt: m.SentAt.UTC(), Peer: m.Group.String(),
+		PeerName: groupName, To: m.Group.String(), Direction: "in", State: "received"}
+	if m.Read {
+		out.State = "read"
+	}
+	if m.Out {
+		out.Direction, out.State = "out", "sent"
+	} else {
+		out.FromName = s.memberName(m.From)
+	}
+	return out
+}
+
+// GroupEvent tells the API's subscribers about a change of the group
+// chats.
+func (s *Service) GroupEvent(ev groupchat.Event) {
+	if s.groups == nil {
+		return
+	}
+	in, err := s.groups.Group(ev.Group)
+	if err != nil {
+		return
+	}
+	switch ev.Kind {
+	case groupchat.EventGroup:
+		s.events.publish(api.NewEvent(api.EventGroup, s.toAPIGroup(in)))
+	case groupchat.EventMessage:
+		if ev.Message == nil {
+			return
+		}
+		m := s.toAPIGroupMessage(*ev.Message, in.Name)
+		s.events.publish(api.NewEvent(api.EventMessage, m))
+	}
+}
+
+// Groups implements api.Backend.
+func (s *Service) Groups(ctx context.Context) (_ []api.Group, err error) {
+	defer mapError(&err)
+	if s.groups == nil {
+		return []api.Group{}, nil
+	}
+	all, err := s.groups.Groups()
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.Group, len(all))
+	for i, in := range all {
+		out[i] = s.toAPIGroup(in)
+	}
+	return out, nil
+}
+
+// Group implements api.Backend.
+func (s *Service) Group(ctx context.Context, id string) (_ api.Group, err error) {
+	defer mapError(&err)
+	g, err := s.mustGroup(id)
+	if err != nil {
+		return api.Group{}, err
+	}
+	in, err := s.groups.Group(g)
+	if err != nil {
+		return api.Group{}, err
+	}
+	s.learnNames(ctx, in)
+	return s.toAPIGroup(in), nil
+}
+
+// CreateGroup implements api.Backend.
+func (s *Service) CreateGroup(ctx context.Context, name string) (_ api.Group, err error) {
+	defer mapError(&err)
+	if s.groups == nil {
+		return api.Group{}, errNoGroups
+	}
+	if err := group.CheckName(name); err != nil {
+		return api.Group{}, api.Errorf(api.CodeBadRequest, "a name is 1 to 64 bytes, without control characters or spaces around it", "%v", err)
+	}
+	in, err := s.groups.Create(ctx, name)
+	if err != nil {
+		return api.Group{}, err
+	}
+	return s.toAPIGroup(in), nil
+}
+
+// memberKey finds the account key of a person named in a group action: a
+// contact's pinned key, else the key its handle or account id resolves
+// to on the network.
+func (s *Service) memberKey(ctx context.Context, name string) (identity.AccountPub, error) {
+	t, err := s.target(ctx, name, true)
+	if err != nil {
+		return identity.AccountPub{}, err
+	}
+	if c := t.contact; c != nil {
+		if c.KeyChanged {
+			return identity.AccountPub{}, keyChanged(name, fmt.Sprintf("%s's handle now resolves", c.Petname))
+		}
+		return identity.ParseAccountPub(c.PubKey)
+	}
+	pub, _, err := s.accountKey(ctx, t)
+	return pub, err
+}
+
+// GroupAction implements api.Backend.
+func (s *Service) GroupAction(ctx context.Context, id, action string, req api.GroupAction) (_ api.Group, err error) {
+	defer mapError(&err)
+	g, err := s.mustGroup(id)
+	if err != nil {
+		return api.Group{}, err
+	}
+	keys := make([]identity.AccountPub, len(req.Members))
+	for i, m := range req.Members {
+		if keys[i], err = s.memberKey(ctx, m); err != nil {
+			return api.Group{}, err
+		}
+	}
+	var in groupchat.Info
+	switch action {
+	case "invite":
+		in, err = s.groups.Invite(ctx, g, keys...)
+	case "join":
+		in, err = s.groups.Join(ctx, g)
+	case "leave":
+		in, err = s.groups.Leave(ctx, g)
+	case "remove":
+		in, err = s.groups.Remove(ctx, g, keys[0])
+	case "admin":
+		in, err = s.groups.SetAdmin(ctx, g, keys[0], req.Admin)
+	case "rename":
+		if err := group.CheckName(req.Name); err != nil {
+			return api.Group{}, api.Errorf(api.CodeBadRequest, "", "%v", err)
+		}
+		in, err = s.groups.Rename(ctx, g, req.Name)
+	default:
+		return api.Group{}, api.Errorf(api.CodeNotFound, "", "no group action %q", action)
+	}
+	if err != nil {
+		return api.Group{}, err
+	}
+	return s.toAPIGroup(in), nil
+}
+
+// groupConversations are the groups as conversations of the chat list.
+func (s *Service) groupConversations() ([]api.Conversation, error) {
+	if s.groups == nil {
+		return nil, nil
+	}
+	all, err := s.groups.Groups()
+	if err != nil {
+		return nil, err
+	}
+	var out []api.Conversation
+	for _, in := range all {
+		ag := s.toAPIGroup(in)
+		c := api.Conversation{Peer: ag.ID, PeerName: in.Name, LastAt: ag.LastAt, Unread: in.Unread, Group: &ag}
+		ms, _, err := s.groups.Messages(in.ID, "", 1)
+		if err != nil {
+			return nil, err
+		}
+		if len(ms) > 0 {
+			m := s.toAPIGroupMessage(ms[0], in.Name)
+			c.Last = &m
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// groupMessages is Messages of a group: pages newest first.
+func (s *Service) groupMessages(g group.ID, pr api.PageRequest) (api.MessagePage, error) {
+	in, err := s.groups.Group(g)
+	if err != nil {
+		return api.MessagePage{}, err
+	}
+	ms, next, err := s.groups.Messages(g, pr.Cursor, pr.Limit)
+	if err != nil {
+		return api.MessagePage{}, explain(err, "", "bad cursor")
+	}
+	page := api.MessagePage{Messages: make([]api.Message, len(ms)), Next: next}
+	for i, m := range ms {
+		page.Messages[i] = s.toAPIGroupMessage(m, in.Name)
+	}
+	return page, nil
+}
+
+// sendGroup sends text to group g.
+func (s *Service) sendGroup(ctx context.Context, g group.ID, text string) (api.Message, error) {
+	if text == "" {
+		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "empty message")
+	}
+	m, err := s.groups.Send(ctx, g, []byte(text), nil)
+	if err != nil {
+		return api.Message{}, err
+	}
+	in, err := s.groups.Group(g)
+	if err != nil {
+		return api.Message{}, err
+	}
+	s.countMessage("out", false)
+	return s.toAPIGroupMessage(m, in.Name), nil
+}

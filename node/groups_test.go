@@ -1,0 +1,209 @@
+package node_test
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/internal/check"
+	"github.com/callsign/callsign/internal/testnet"
+	"github.com/callsign/callsign/node"
+)
+
+// groupTexts is a group's conversation on a device as "sender: text", the
+// sender named by names (account id → name).
+func groupTexts(t *testing.T, c *api.Client, id string, names map[string]string) []string {
+	t.Helper()
+	p, err := c.Messages(context.Background(), id, "", 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range p.Messages {
+		out = append(out, names[m.From]+": "+m.Text)
+	}
+	return out
+}
+
+func memberNames(t *testing.T, c *api.Client, id string, names map[string]string) []string {
+	t.Helper()
+	g, err := c.Group(context.Background(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, m := range g.Members {
+		out = append(out, names[m.Account])
+	}
+	slices.Sort(out)
+	return out
+}
+
+// TestGroupChat is the test: five people on their own nodes, Bob
+// with two devices. Alice makes a group and invites the four; Erin, a
+// stranger to her, finds the invitation among requests; each joins. Each
+// device sends three messages: every one arrives once on every member
+// device, in its sender's order (Bob joins on one device, and his laptop
+// with it). Dave goes offline; Alice removes Carol,
+// and Bob writes once he has heard: Carol never gets it. Alice and Bob go
+// offline too; Dave comes back and catches up from his mailbox alone: the
+// same member list, Bob's message.
+func TestGroupChat(t *testing.T) {
+	net := testnet.New(t, 6, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second, CacheTTL: time.Second, ViewAge: time.Second}})
+	ctx := ctxT(t, 6*time.Minute)
+	hub, alice, bob, carol, dave, erin := net.Nodes[0], net.Nodes[1], net.Nodes[2], net.Nodes[3], net.Nodes[4], net.Nodes[5]
+	for nd, name := range map[*testnet.Node]string{bob: "bob", carol: "carol", dave: "dave"} {
+		if _, err := nd.Client.AddContact(ctx, alice.Account().String(), "alice"); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := alice.Client.AddContact(ctx, nd.Account().String(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, cfg, st, err := linkDevice(t, ctx, net, bob, "laptop", true, func(sas string) string { return sas })
+	if err != nil || st.State != api.LinkLinked {
+		t.Fatalf("link Bob's laptop: %v %+v", err, st)
+	}
+	laptop := net.StartOn(cfg)
+	check.Until(t, time.Minute, "the laptop's record published", laptop.Published)
+	check.Until(t, time.Minute, "Alice finds Bob's two devices", func() bool {
+		w, err := alice.Client.Whois(ctx, bob.Account().String())
+		return err == nil && len(w.Devices) == 2
+	})
+	names := map[string]string{}
+	for nd, name := range map[*testnet.Node]string{alice: "alice", bob: "bob", carol: "carol", dave: "dave", erin: "erin"} {
+		names[nd.Account().String()] = name
+	}
+
+	g, err := alice.Client.CreateGroup(ctx, "Five")
+	if err != nil || !g.Admin || g.Status != "joined" || len(g.Members) != 1 {
+		t.Fatalf("create: %+v %v", g, err)
+	}
+	var invitees []string
+	for _, nd := range []*testnet.Node{bob, carol, dave, erin} {
+		invitees = append(invitees, nd.Account().String())
+	}
+	if g, err = alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: invitees}); err != nil || len(g.Members) != 5 {
+		t.Fatalf("invite: %+v %v", g, err)
+	}
+	devices := []*testnet.Node{alice, bob, laptop, carol, dave, erin}
+	for _, d := range devices[1:] {
+		var in api.Group
+		check.Eventually(t, 2*time.Minute, func() error {
+			var err error
+			if in, err = d.Client.Group(ctx, g.ID); err != nil {
+				err = fmt.Errorf("%s (%s): %w", names[d.Account().String()], d.Dir, err)
+			}
+			return err
+		})
+		// Bob joined on his first device: his laptop joins with it.
+		if d == laptop {
+			check.Until(t, time.Minute, "Bob's laptop joins with his first device", func() bool {
+				in, err = d.Client.Group(ctx, g.ID)
+				return err == nil && in.Status == "joined"
+			})
+			continue
+		}
+		if in.Status != "invited" || in.InvitedBy != alice.Account().String() || in.Name != "Five" || len(in.Members) != 5 {
+			t.Fatalf("%s sees %+v, want an invitation from Alice to Five", names[d.Account().String()], in)
+		}
+		if stranger := d == erin; in.Request != stranger {
+			t.Fatalf("%s's invitation: request=%v, want %v", names[d.Account().String()], in.Request, stranger)
+		}
+		if in, err = d.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{}); err != nil || in.Status != "joined" {
+			t.Fatalf("join: %+v %v", in, err)
+		}
+	}
+
+	// Three messages from each device, the six at once.
+	var wg sync.WaitGroup
+	for _, d := range devices {
+		name := names[d.Account().String()]
+		if d == laptop {
+			name = "laptop"
+		}
+		wg.Go(func() {
+			for i := range 3 {
+				if _, err := d.Client.Send(ctx, g.ID, fmt.Sprintf("%s %d", name, i)); err != nil {
+					t.Errorf("%s sends: %v", name, err)
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, d := range devices {
+		var got []string
+		check.Until(t, 2*time.Minute, "every message on every member device", func() bool {
+			got = groupTexts(t, d.Client, g.ID, names)
+			return len(got) >= 18
+		})
+		if len(got) != 18 {
+			t.Fatalf("%s has %d messages: %q", names[d.Account().String()], len(got), got)
+		}
+		// Once each, in each sender's order.
+		next := map[string]int{}
+		for _, line := range got {
+			_, text, _ := strings.Cut(line, ": ")
+			sender, n, _ := strings.Cut(text, " ")
+			if want := fmt.Sprint(next[sender]); n != want {
+				t.Fatalf("%s: %q where %s %s was next: %q", names[d.Account().String()], line, sender, want, got)
+			}
+			next[sender]++
+		}
+	}
+
+	// Dave is offline while Alice removes Carol and Bob writes.
+	check.Until(t, time.Minute, "Dave registered with his mailbox", func() bool {
+		st, err := dave.Client.Status(ctx)
+		return err == nil && len(st.Mailboxes) > 0 && st.Mailboxes[0].Registered
+	})
+	held := func() int {
+		st, err := hub.Client.Status(ctx)
+		if err != nil || st.Mailbox == nil {
+			return 0
+		}
+		return st.Mailbox.Waiting
+	}
+	before := held()
+	net.Stop(dave)
+	if g, err = alice.Client.GroupAction(ctx, g.ID, "remove", api.GroupAction{Members: []string{carol.Account().String()}}); err != nil {
+		t.Fatalf("remove: %v", err)
+	}
+	want := []string{"alice", "bob", "dave", "erin"}
+	for _, d := range []*testnet.Node{alice, bob, laptop, erin} {
+		check.Until(t, time.Minute, "the removal everywhere", func() bool { return slices.Equal(memberNames(t, d.Client, g.ID, names), want) })
+	}
+	check.Until(t, time.Minute, "Carol told", func() bool {
+		in, err := carol.Client.Group(ctx, g.ID)
+		return err == nil && in.Status == "removed"
+	})
+	if _, err := carol.Client.Send(ctx, g.ID, "still here?"); !api.IsCode(err, api.CodeForbidden) {
+		t.Fatalf("Carol, removed, sends: %v", err)
+	}
+	if _, err := bob.Client.Send(ctx, g.ID, "after carol"); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*testnet.Node{alice, laptop, erin} {
+		check.Until(t, time.Minute, "Bob's message", func() bool { return slices.Contains(groupTexts(t, d.Client, g.ID, names), "bob: after carol") })
+	}
+	// Alice's removal, Bob's new key and his message, for Dave.
+	check.Until(t, time.Minute, "what Dave missed at his mailbox", func() bool { return held() >= before+3 })
+	net.Stop(alice)
+	net.Stop(bob)
+	net.Stop(laptop)
+	dave = net.Start(dave)
+	check.Until(t, 2*time.Minute, "Dave caught up from his mailbox", func() bool {
+		return slices.Contains(groupTexts(t, dave.Client, g.ID, names), "bob: after carol")
+	})
+	if got := memberNames(t, dave.Client, g.ID, names); !slices.Equal(got, want) {
+		t.Fatalf("Dave sees members %q, want %q", got, want)
+	}
+	if got := groupTexts(t, carol.Client, g.ID, names); slices.Contains(got, "bob: after carol") || len(got) != 18 {
+		t.Fatalf("Carol, removed, has %q", got)
+	}
+}
