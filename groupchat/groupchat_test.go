@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/group"
@@ -263,4 +264,53 @@ func memberNamesOf(n *net, in Info) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// TestGroupFork: Alice removes Carol while Bob, who has not heard, leaves:
+// the two operations fork the log, Alice's wins, and Bob's node signs his
+// leave again on the new head, so every member ends with the same list.
+// Carol, removed and then added again, sees an invitation.
+func TestGroupFork(t *testing.T) {
+	n := newNet(t)
+	alice, bob, carol := n.account("alice"), n.account("bob"), n.account("carol")
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Fork")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub(), carol.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	must[Info](t)(carol.svc.Join(carol.ctx(), g))
+	must[Info](t)(alice.svc.Remove(alice.ctx(), g, carol.pub()))
+	must[Info](t)(bob.svc.Leave(bob.ctx(), g))
+	n.deliver()
+	// Bob's re-signed leave goes out from his sender goroutine.
+	for range 100 {
+		if len(alice.memberNames(g)) == 1 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+		n.deliver()
+	}
+	for _, d := range []*dev{alice, bob, carol} {
+		if got := d.memberNames(g); !slices.Equal(got, []string{"alice"}) {
+			t.Fatalf("%s sees %q, want alice alone", d, got)
+		}
+	}
+	for d, want := range map[*dev]Status{alice: Joined, bob: Left, carol: Removed} {
+		if in := must[Info](t)(d.info(g)); in.Status != want {
+			t.Fatalf("%s is %v, want %v", d, in.Status, want)
+		}
+	}
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, carol.pub()))
+	n.deliver()
+	if in := must[Info](t)(carol.info(g)); in.Status != Invited || in.InvitedBy != alice.acct() {
+		t.Fatalf("Carol, added again, sees %+v", in)
+	}
+	must[Info](t)(carol.svc.Join(carol.ctx(), g))
+	must[Message](t)(carol.svc.Send(carol.ctx(), g, []byte("back"), nil))
+	n.deliver()
+	if got := alice.texts(g); !slices.Equal(got, []string{"carol: back"}) {
+		t.Fatalf("Alice has %q", got)
+	}
+	if r := n.refused(); len(r) > 0 {
+		t.Fatalf("refused: %q", r)
+	}
 }

@@ -103,12 +103,7 @@ func (s *Service) inviteLocked(d data, from identity.AccountID, c carrier, reque
 	if !ok {
 		return fmt.Errorf("%w: an invitation that does not name this account", ErrNotMember)
 	}
-	var by identity.AccountPub
-	for _, o := range l.Chain() {
-		if o.Kind == group.Add && o.Subject.Equal(me.Account) || o.Kind == group.Create && o.Author.Equal(me.Account) {
-			by = o.Author
-		}
-	}
+	by := adder(l, me.Account)
 	if by.ID() != from {
 		return errors.New("an invitation sent by someone other than who added this account")
 	}
@@ -220,10 +215,33 @@ func (s *Service) opsLocked(d data, c carrier, r rec, events *[]Event) error {
 			removed = append(removed, a)
 		}
 	}
+	// This account's own operations that lost at a fork are signed again
+	// on the new head, when still allowed there (a leave, a removal of
+	// someone still in), and sent to the members.
+	var reissued []group.Op
+	for _, o := range l.Orphans(s.cfg.Account.Public()) {
+		n, err := l.Reissue(s.cfg.Account, o, s.cfg.Now())
+		if err != nil {
+			continue // the winning branch made it moot
+		}
+		if err := d.putOp(n); err != nil {
+			return err
+		}
+		reissued = append(reissued, n)
+	}
 	if err := s.applyStateLocked(d, l, &r, before, removed); err != nil {
 		return err
 	}
 	s.logs[c.group] = l
+	if len(reissued) > 0 {
+		to := accounts(before)
+		for _, a := range accounts(l.State()) {
+			if !slices.Contains(to, a) {
+				to = append(to, a)
+			}
+		}
+		s.later(to, opsCarriers(c.group, reissued)...)
+	}
 	*events = append(*events, Event{Kind: EventGroup, Group: c.group})
 	return nil
 }

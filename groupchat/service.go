@@ -115,6 +115,21 @@ type Service struct {
 	logs    map[group.ID]*group.Log // loaded logs
 	members map[identity.AccountID]int
 	closed  bool
+
+	// Carriers that Receive makes (it may not call the Transport, whose
+	// locks are held around it) wait in sends for the sender goroutine.
+	sendMu sync.Mutex
+	sends  []send
+	wake   chan struct{}
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// send is carriers for accounts, queued by Receive.
+type send struct {
+	to     []identity.AccountID
+	bodies [][]byte
 }
 
 // New opens the groups kept in cfg.DB.
@@ -131,14 +146,48 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RotateEvery == 0 {
 		cfg.RotateEvery = 7 * 24 * time.Hour
 	}
-	s := &Service{cfg: cfg, self: cfg.Account.Public().ID(), log: cfg.Log, logs: map[group.ID]*group.Log{}}
+	s := &Service{cfg: cfg, self: cfg.Account.Public().ID(), log: cfg.Log, logs: map[group.ID]*group.Log{}, wake: make(chan struct{}, 1)}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
 	if err := s.countMembers(); err != nil {
 		return nil, err
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.wg.Go(s.sender)
 	return s, nil
+}
+
+// later queues carriers for the sender goroutine.
+func (s *Service) later(to []identity.AccountID, bodies ...[]byte) {
+	s.sendMu.Lock()
+	s.sends = append(s.sends, send{to, bodies})
+	s.sendMu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// sender hands what Receive queued to the Transport, in order, until
+// Close.
+func (s *Service) sender() {
+	for {
+		select {
+		case <-s.ctx.Done():
+			return
+		case <-s.wake:
+		}
+		s.sendMu.Lock()
+		batch := s.sends
+		s.sends = nil
+		s.sendMu.Unlock()
+		for _, b := range batch {
+			if err := s.cfg.Transport.QueueGroup(s.ctx, b.to, b.bodies...); err != nil && s.ctx.Err() == nil {
+				s.log.Warn("group carriers not queued", "err", err)
+			}
+		}
+	}
 }
 
 // countMembers rebuilds the index of the accounts this one shares a
@@ -196,11 +245,13 @@ func (s *Service) IsMember(acct identity.AccountID) bool {
 	return s.members[acct] > 0
 }
 
-// Close ends the service; it starts nothing that outlives a call.
+// Close ends the service and waits for its sender goroutine.
 func (s *Service) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	s.mu.Unlock()
+	s.cancel()
+	s.wg.Wait()
 	return nil
 }
 
@@ -451,6 +502,13 @@ func (s *Service) applyStateLocked(d data, l *group.Log, r *rec, before *group.S
 			r.status = Left
 		}
 	}
+	if !wasMember && isMember && (r.status == Left || r.status == Removed) {
+		// Added again: an invitation, from whoever added this account.
+		r.status, r.invitedBy = Invited, nil
+		if by := adder(l, s.cfg.Account.Public()); !by.IsZero() {
+			r.invitedBy = by.Bytes()
+		}
+	}
 	if oldStatus == Joined {
 		s.addMembersLocked(before, -1)
 	}
@@ -477,6 +535,17 @@ func (s *Service) applyStateLocked(d data, l *group.Log, r *rec, before *group.S
 		}
 	}
 	return d.putRec(g, *r)
+}
+
+// adder is who last added p to l's group (zero: nobody did).
+func adder(l *group.Log, p identity.AccountPub) identity.AccountPub {
+	var by identity.AccountPub
+	for _, o := range l.Chain() {
+		if o.Kind == group.Add && o.Subject.Equal(p) || o.Kind == group.Create && o.Author.Equal(p) {
+			by = o.Author
+		}
+	}
+	return by
 }
 
 // selfLeft reports whether the operation that took self out of l's group

@@ -46,7 +46,8 @@ func cmpErr(err, other error) error {
 }
 
 // findGroup finds the group name refers to: its id, or the name of
-// exactly one group; ok is false when none is named so.
+// exactly one group (of those this account is in or invited to, else of
+// those it left); ok is false when none is named so.
 func (s *Service) findGroup(name string) (g group.ID, ok bool, err error) {
 	if s.groups == nil {
 		return g, false, nil
@@ -65,10 +66,16 @@ func (s *Service) findGroup(name string) (g group.ID, ok bool, err error) {
 	if err != nil {
 		return g, false, err
 	}
+	// A group this account is in (or invited to) first; else one it left.
 	n := 0
-	for _, in := range all {
-		if in.Name == name && (in.Status == groupchat.Joined || in.Status == groupchat.Invited) {
-			g, n = in.ID, n+1
+	for _, active := range []bool{true, false} {
+		for _, in := range all {
+			if in.Name == name && (in.Status == groupchat.Joined || in.Status == groupchat.Invited) == active {
+				g, n = in.ID, n+1
+			}
+		}
+		if n > 0 {
+			break
 		}
 	}
 	if n > 1 {
