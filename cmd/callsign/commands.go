@@ -8,7 +8,7 @@ package main
 // A new group is a new first word: `devices list` and `devices link`
 // sit beside `contacts list` with nothing else to wire up.
 func commands() []*command {
-	return []*command{
+	cmds := []*command{
 		upCommand(),
 		webCommand(),
 		idCommand(),
@@ -39,7 +39,9 @@ func commands() []*command {
 			summary: "list message requests from people who are not your contacts", read: true, run: runRequests},
 		{name: "requests accept", aliases: []string{"accept"}, args: "NAME",
 			summary: "accept a message request: the sender becomes a contact", run: contactAction("accept")},
-
+	}
+	cmds = append(cmds, groupCommands()...)
+	return append(cmds, []*command{
 		callCommand(),
 		{name: "calls list", aliases: []string{"calls"},
 			summary: "list live calls and the call log, newest first, with the IDs answer, decline and hangup take",
@@ -62,5 +64,5 @@ func commands() []*command {
 		backupVerifyCommand(),
 		storeVerifyCommand(),
 		versionCommand(),
-	}
+	}...)
 }

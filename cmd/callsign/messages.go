@@ -244,6 +244,14 @@ func printMessage(w io.Writer, m api.Message) {
 	if who == "" {
 		who = m.Peer
 	}
+	if m.FromName != "" || (m.Direction == "in" && m.Peer != m.From) {
+		// A group's message: the group, then its sender.
+		from := m.FromName
+		if from == "" {
+			from = m.From
+		}
+		who += " / " + from
+	}
 	arrow := "<-"
 	if m.Direction == "out" {
 		arrow = "->"
