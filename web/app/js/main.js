@@ -19,9 +19,10 @@ import * as conversations from "./views/conversations.js";
 // modules (the node's fallback) they are requests. Every import names its
 // file in full, never a computed path, or the node can't join them.
 const chat = () => import("./views/chat.js");
+const groups = () => import("./views/groups.js");
 
 const VIEWS = {
-  chats: { label: "Chats", icon: "chat", load: async (param) => ({ list: conversations.list, detail: param ? (await chat()).detail : null }),
+  chats: { label: "Chats", icon: "chat", load: async (param) => ({ list: conversations.list, detail: !param ? null : store.isGroup(param) ? (await groups()).detail : (await chat()).detail }),
     empty: () => empty("chat", "Your conversations", "Pick a conversation, or start a new one. Messages are end-to-end encrypted and go straight to the other person's node.",
       h("a", { class: "btn primary", href: "/contacts/add", text: "Add a contact" })) },
   requests: { label: "Requests", icon: "inbox", load: () => import("./views/requests.js"),
@@ -81,7 +82,7 @@ function buildShell() {
   const removed = h("div", { class: "revoked-banner", id: "revoked-banner", role: "alert", hidden: true });
   app.replaceChildren(removed, h("div", { class: "shell", id: "shell" }, rail, listPane, main), banner);
   const badges = () => {
-    const counts = { chats: store.state.conversations.reduce((n, c) => n + (c.unread || 0), 0), requests: store.visibleRequests().length,
+    const counts = { chats: store.chatsUnread(), requests: store.visibleRequests().length,
       calls: missedCalls() };
     for (const s of SECTIONS) {
       const a = rail.querySelector(`[data-section="${s}"]`);
@@ -93,7 +94,7 @@ function buildShell() {
       else a.removeAttribute("aria-description");
     }
   };
-  for (const t of ["conversations", "requests", "contacts", "calls"]) store.on(t, badges);
+  for (const t of ["conversations", "requests", "contacts", "calls", "groups"]) store.on(t, badges);
   const me = () => {
     const id = store.state.me;
     const name = (store.globalHandles()[0] || {}).name || (id && id.handle) || "";

@@ -94,13 +94,28 @@ export function init() {
   store.on("conversations", updateTitle);
   store.on("requests", updateTitle);
   store.on("contacts", updateTitle);
+  store.on("groups", updateTitle);
   store.on("message", (m) => {
     if (m.direction !== "in" || !document.hidden) return;
+    if (store.isGroup(m.peer)) {
+      // A group's message: the group's name, then who wrote what.
+      const g = store.groupOf(m.peer);
+      if (g && g.status !== "joined") return;
+      const text = `${store.senderName(m.peer, m.from, m.from_name)}: ${previewText(m)}`;
+      show(g ? g.name : "Group", text.length > 140 ? text.slice(0, 140) + "…" : text, "msg-" + m.peer, () => go(path("chats", m.peer)));
+      chime();
+      return;
+    }
     const c = store.contactOf(m.peer);
     if (!c || c.blocked) return; // requests notify through their own event
     if (isTimerChange(m)) return; // a line in the conversation, not news
     const text = previewText(m);
     show(store.nameOf(m.peer), text.length > 140 ? text.slice(0, 140) + "…" : text, "msg-" + m.peer, () => go(path("chats", m.peer)));
+    chime();
+  });
+  store.on("group-invite", (g) => {
+    if (!document.hidden) return;
+    show(g.name, g.invited_by_name ? `${g.invited_by_name} invited you to the group` : "You're invited to join the group", "group-" + g.id, () => go(path("chats", g.id)));
     chime();
   });
   store.on("request", (m) => {

@@ -4,8 +4,16 @@
 // contacts, calls, connection, revoked, and every event type as it arrives
 // (message, message-updated, message-deleted, state, file, request,
 // key-change, incoming-call, call-state, claim-progress, handle,
-// device-revoked, synced). A conversation's `timer` (its disappearing-
-// message timer, seconds, 0 off) follows the messages that change it.
+// device-revoked, synced, group, and group-invite for a new invitation). A conversation's `timer` (its
+// disappearing-message timer, seconds, 0 off) follows the messages that
+// change it.
+//
+// Groups: a group's messages are a conversation whose peer is the group's
+// id (32 hex digits) and whose `group` is the group (api.Group). The
+// groups (GET /groups) are kept too, and every one of them is in the chat
+// list: an invitation has no messages yet, so the store makes it a
+// conversation of its own. "group" events bring a group's new name,
+// members or status; the topic "groups" tells the views.
 
 import * as api from "./api.js";
 import { shortAccount } from "./ui.js";
@@ -17,6 +25,7 @@ export const state = {
   requests: [], // api.Conversation[] of message requests
   contacts: [], // api.Contact[]
   calls: [], // api.Call[]: live calls, then the log, newest first
+  groups: [], // api.Group[]: groups this account is in, invited to or was in
   connected: false, // the event stream is open
   viewing: null, // the account whose chat is on screen (and read), if any
   callStates: new Map(), // call id → the latest call from incoming-call and call-state events
@@ -45,10 +54,16 @@ export function emit(topic, data) {
 const loaders = {
   me: async () => { state.me = await api.get("/id"); },
   handles: async () => { state.handles = await api.get("/handles"); },
-  conversations: async () => { state.conversations = await api.get("/conversations"); },
+  conversations: async () => { state.conversations = withGroups(await api.get("/conversations")); },
   requests: async () => { state.requests = await api.get("/requests"); },
   contacts: async () => { state.contacts = await api.get("/contacts"); },
   calls: async () => { state.calls = await api.get("/calls?limit=100"); },
+  groups: async () => {
+    state.groups = (await api.get("/groups")) || [];
+    state.conversations = withGroups(state.conversations);
+    emit("conversations", state.conversations);
+    for (const g of state.groups) learnNames(g);
+  },
   // Asked each time the event stream opens: the event may have been missed.
   revoked: async () => { if ((await api.get("/status")).device_revoked) state.revoked = true; },
 };
@@ -76,12 +91,115 @@ export async function loadAll() {
   if (!all) all = await api.get("/app");
   state.me = all.id;
   state.handles = all.handles || [];
-  state.conversations = all.conversations || [];
+  state.groups = all.groups || [];
+  state.conversations = withGroups(all.conversations || []);
   state.requests = all.requests || [];
   state.contacts = all.contacts || [];
   state.calls = all.calls || [];
-  for (const topic of ["me", "handles", "conversations", "requests", "contacts", "calls"]) emit(topic, state[topic]);
+  for (const topic of ["me", "handles", "conversations", "requests", "contacts", "calls", "groups"]) emit(topic, state[topic]);
 }
+
+/** isGroup reports whether id, a conversation's peer, is a group's id
+ * (32 hex digits; an account id starts with csa1). */
+export const isGroup = (id) => /^[0-9a-f]{32}$/.test(id || "");
+
+/** groupOf is the group whose id is id, or null. */
+export function groupOf(id) {
+  const conv = state.conversations.find((c) => c.peer === id);
+  if (conv && conv.group) return conv.group;
+  return state.groups.find((g) => g.id === id) || null;
+}
+
+/** senderName names account, a member of the group id, for its
+ * messages: hint (a message's from_name, how the node calls them) when
+ * given, else the member's name or handle in the group, else as nameOf. */
+export function senderName(id, account, hint = "") {
+  if (hint) return hint;
+  const g = groupOf(id);
+  const mb = g && (g.members || []).find((x) => x.account === account);
+  if (mb && mb.name) return mb.name;
+  const c = contactOf(account);
+  if (c && c.petname) return c.petname;
+  if (mb && mb.handle) return mb.handle.includes("~") || mb.handle.startsWith("@") ? mb.handle : "@" + mb.handle;
+  return shortAccount(account);
+}
+
+const ZERO = (iso) => !iso || new Date(iso).getFullYear() < 2000;
+
+// groupConv is the chat list's conversation of group g, which has no
+// messages here (an invitation).
+const groupConv = (g) => ({ peer: g.id, peer_name: g.name, last_at: ZERO(g.last_at) ? "" : g.last_at, unread: g.unread || 0, group: g });
+
+// withGroups adds to convs (the node's list) the groups it lacks, and the
+// group of each group conversation that came without one.
+function withGroups(convs) {
+  for (const g of state.groups) {
+    const conv = convs.find((c) => c.peer === g.id);
+    if (!conv) convs.push(groupConv(g));
+    else if (!conv.group) conv.group = g;
+  }
+  return convs;
+}
+
+/** listed reports whether the chat list shows conversation c: all but a
+ * group left (or an invitation declined) with nothing in it to read. */
+export const listed = (c) => !(c.group && c.group.status === "left" && !c.last);
+
+/** invited reports whether c is an invitation to a group, not answered yet. */
+export const invited = (c) => !!(c.group && c.group.status === "invited");
+
+// applyGroup takes a group's new state (a "group" event, or the answer of
+// this tab's own change) into the groups and the chat list.
+function applyGroup(g) {
+  const i = state.groups.findIndex((x) => x.id === g.id);
+  if (i >= 0) state.groups[i] = g;
+  else state.groups.push(g);
+  const conv = state.conversations.find((c) => c.peer === g.id);
+  if (conv) {
+    conv.group = g;
+    conv.peer_name = g.name;
+  } else {
+    state.conversations.unshift(groupConv(g));
+  }
+  emit("groups", state.groups);
+  emit("conversations", state.conversations);
+}
+
+// The node looks up the handles of members who aren't contacts when asked
+// for the group (GET /groups/{id}), and names them from then on; until
+// then, it names them nowhere (not in from_name, not in the groups list).
+const asked = new Set(); // "group account" pairs asked for
+
+/** learnNames asks the node for group g when a member, or who invited
+ * you, has no name yet (once for each), and takes the names it answers
+ * into the group; only the names: an event may have brought a newer
+ * group meanwhile. */
+export function learnNames(g) {
+  const unnamed = (g.members || []).filter((mb) => !mb.you && !mb.name && !contactOf(mb.account)).map((mb) => mb.account);
+  if (g.invited_by && !g.invited_by_name) unnamed.push(g.invited_by);
+  const fresh = unnamed.filter((a) => !asked.has(g.id + " " + a));
+  if (!fresh.length) return;
+  for (const a of fresh) asked.add(g.id + " " + a);
+  api.get(`/groups/${api.seg(g.id)}`).then((named) => {
+    const cur = groupOf(g.id);
+    if (!cur) return;
+    const by = new Map((named.members || []).map((mb) => [mb.account, mb]));
+    let changed = !cur.invited_by_name && !!named.invited_by_name && cur.invited_by === named.invited_by;
+    const members = (cur.members || []).map((mb) => {
+      const n = by.get(mb.account);
+      if (!n || ((mb.name || !n.name) && (mb.handle || !n.handle))) return mb;
+      changed = true;
+      return { ...mb, name: mb.name || n.name, handle: mb.handle || n.handle };
+    });
+    if (!changed) return;
+    applyGroup({ ...cur, members, invited_by_name: cur.invited_by_name || (cur.invited_by === named.invited_by ? named.invited_by_name : "") });
+    refresh("conversations", 0); // the node names the senders of the previews now
+  }).catch((err) => console.warn("group names", err.message));
+}
+
+/** noteGroup tells the store of a group this tab changed (the node's
+ * answer to create, invite, join, leave, remove, admin or rename). */
+export function noteGroup(g) { if (g && g.id) applyGroup(g); }
 
 const timers = {};
 
@@ -107,9 +225,15 @@ export function nameOf(account, hint = "") {
 /** globalHandles are the handles claimed on the network (not name~suffix). */
 export const globalHandles = () => state.handles.filter((x) => !x.self_certifying);
 
+/** chatsUnread counts the unread messages of the chat list, an
+ * invitation to a group as one. */
+export function chatsUnread() {
+  return state.conversations.reduce((n, c) => n + (invited(c) ? Math.max(1, c.unread || 0) : listed(c) ? c.unread || 0 : 0), 0);
+}
+
 /** unread counts unread messages plus waiting requests, for the title. */
 export function unread() {
-  return state.conversations.reduce((n, c) => n + (c.unread || 0), 0) + visibleRequests().length;
+  return chatsUnread() + visibleRequests().length;
 }
 
 /** visibleRequests leaves out requests from accounts you have blocked. */
@@ -144,7 +268,7 @@ function applyMessage(m) {
     if (typeof m.timer_set === "number") conv.timer = m.timer_set;
   }
   if (m.direction === "in" && !(state.viewing === m.peer && document.visibilityState === "visible")) conv.unread = (conv.unread || 0) + 1;
-  state.conversations.sort((a, b) => new Date(b.last_at) - new Date(a.last_at));
+  state.conversations.sort((a, b) => (Date.parse(b.last_at) || 0) - (Date.parse(a.last_at) || 0));
   emit("conversations", state.conversations);
   refresh("conversations", 1500); // reconcile unread counts with the node
 }
@@ -209,6 +333,15 @@ function onEvent(ev) {
     case "incoming-call": state.callStates.set(d.id, d); refresh("calls", 500); break;
     case "call-state": state.callStates.set(d.id, d); if (d.state === "ended") refresh("calls", 300); break;
     case "handle": refresh("handles", 0); refresh("me", 0); break;
+    case "group": {
+      // A new invitation is news of its own (notify.js).
+      const was = state.groups.find((g) => g.id === d.id);
+      applyGroup(d);
+      learnNames(d);
+      if (d.status === "invited" && !(was && was.status === "invited")) emit("group-invite", d);
+      refresh("conversations", 500);
+      break;
+    }
     case "device-revoked": state.revoked = true; emit("revoked", true); break;
     // Another device of this account changed what they share.
     case "synced":

@@ -82,6 +82,10 @@ const ICONS = {
   ban: "M12 22a10 10 0 1 0 0-20 10 10 0 0 0 0 20z M4.9 4.9l14.2 14.2",
   more: "M12 5.5h0 M12 12h0 M12 18.5h0",
   timer: "M12 22a8 8 0 1 0 0-16 8 8 0 0 0 0 16z M12 10v4l2.5 2 M9.5 2h5 M12 2v4 M19 6l1.5-1.5",
+  groupAdd: "M17 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2 M9 3a4 4 0 1 0 0 8 4 4 0 0 0 0-8z M20 8v6 M23 11h-6",
+  leave: "M9 21H5a2 2 0 0 1-2-2V5a2 2 0 0 1 2-2h4 M16 17l5-5-5-5 M21 12H9",
+  userMinus: "M16 21v-2a4 4 0 0 0-4-4H5a4 4 0 0 0-4 4v2 M8.5 3a4 4 0 1 0 0 8 4 4 0 0 0 0-8z M23 11h-6",
+  star: "M12 2l3.1 6.3 6.9 1-5 4.9 1.2 6.8-6.2-3.2-6.2 3.2L7 14.2 2 9.3l6.9-1z",
 };
 const SVG = "http://www.w3.org/2000/svg";
 
@@ -129,6 +133,22 @@ export function avatar(name, key, size = "") {
   el.style.backgroundColor = PALETTE[hash(key || name || "") % PALETTE.length];
   return el;
 }
+
+/** groupAvatar is a group's round badge: the people icon on a colour
+ * from its id. */
+export function groupAvatar(id, size = "") {
+  const el = h("span", { class: "avatar group " + size, "aria-hidden": "true" }, icon("users"));
+  el.style.backgroundColor = PALETTE[hash(id || "") % PALETTE.length];
+  return el;
+}
+
+// Darker tones of PALETTE, readable as text on a white bubble.
+const NAME_COLOURS = ["#c23a4b", "#2f8a3a", "#b26a12", "#1f6fae", "#6f55c9", "#c03d7f", "#138085", "#c0541c"];
+
+/** nameColour is the colour of a sender's name in a group conversation:
+ * by their place among its members when given (no two of the first
+ * eight alike), else from key. */
+export const nameColour = (key, place = -1) => NAME_COLOURS[(place >= 0 ? place : hash(key || "")) % NAME_COLOURS.length];
 
 /** shortAccount shortens an account id for display: csa1abcd…wxyz. */
 export function shortAccount(a) {

@@ -12,11 +12,14 @@
 // (timer.js): the header's timer button sets the conversation's timer, a
 // change of it is a centred line of the history, and a message that
 // expired goes from the screen when its `message-deleted` event comes.
+// A group's conversation (views/groups.js) is the same thread and
+// composer, with each sender's name on their bubbles and no menus, files
+// or timer yet.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText } from "../ui.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText, nameColour } from "../ui.js";
 import { fileView, makeThumb, recordVoice, uploadError } from "./attach.js";
 import * as actions from "./actions.js";
 import * as timer from "./timer.js";
@@ -141,10 +144,12 @@ export function detail(el, peer) {
 
 /** thread is the scrolling message history with peer. With readOnly
  * (a message request), nothing is marked read and messages have no menu.
+ * With group (peer is a group's id), each incoming bubble shows its
+ * sender's name, and messages have no menu.
  * hooks.reply(m) and hooks.edit(m) take a message to the composer,
  * hooks.changed(m) tells it of a message's new form, and hooks.timer(m)
  * tells the header of a change of the disappearing-message timer. */
-export function thread(peer, { readOnly, hooks = {} }) {
+export function thread(peer, { readOnly, group = false, hooks = {} }) {
   const list = h("ol", { class: "messages", role: "list", "aria-label": "Messages" });
   const jump = h("button", { type: "button", class: "jump", hidden: true, "aria-label": "Jump to the newest message", on: { click: () => toBottom(true) } }, icon("down"));
   const older = h("div", { class: "older-status", role: "status" });
@@ -204,7 +209,20 @@ export function thread(peer, { readOnly, hooks = {} }) {
   const onVisible = () => { if (document.visibilityState === "visible") queueRead(); };
   document.addEventListener("visibilitychange", onVisible);
 
-  const who = (m) => (m.direction === "out" ? "You" : store.nameOf(peer));
+  const who = (m) => (m.direction === "out" ? "You" : group ? senderName(m) : store.nameOf(peer));
+
+  const senderName = (m) => store.senderName(peer, m.from, m.from_name);
+
+  // sender is the name over an incoming group bubble, in the sender's
+  // colour; only the first of a run of theirs shows it (style.css), and
+  // screen readers hear the name from srOnly instead.
+  const sender = (m, x) => {
+    if (!group || m.direction !== "in") return null;
+    x.sender = senderName(m);
+    const g = store.groupOf(peer);
+    const place = g ? (g.members || []).findIndex((mb) => mb.account === m.from) : -1;
+    return h("span", { class: "sender", "aria-hidden": "true", text: x.sender, style: { color: nameColour(m.from || "", place) } });
+  };
 
   // build makes the item of message m; x is its entry in byId, which keeps
   // the view of its file across rebuilds.
@@ -222,7 +240,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
       // Nothing of it is left: no file, no quote, no reactions, no menu.
       if (x.view) { x.view.destroy(); x.view = null; }
       return h("li", { class: "msg " + m.direction, dataset: { id: m.id } },
-        h("div", { class: "bubble deleted" }, srOnly(who(m) + ": "),
+        h("div", { class: "bubble deleted" }, srOnly(who(m) + ": "), sender(m, x),
           h("p", { class: "text msg-deleted" }, icon("ban"), h("span", { text: m.direction === "out" ? "You deleted this message" : "This message was deleted" })), meta));
     }
     if (m.direction === "out") meta.append(stateMark(m.state));
@@ -240,12 +258,12 @@ export function thread(peer, { readOnly, hooks = {} }) {
     const quote = m.reply_to ? actions.quoteBox(m.quote, peer, reveal) : null;
     if (quote) cls += " has-quote";
     // A file's caption and time go under it, as a block of their own.
-    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), quote, x.view.el, h("div", { class: "bubble-foot" }, text, meta))
-      : h("div", { class: cls }, srOnly(who(m) + ": "), quote, text, meta);
+    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), sender(m, x), quote, x.view.el, h("div", { class: "bubble-foot" }, text, meta))
+      : h("div", { class: cls }, srOnly(who(m) + ": "), sender(m, x), quote, text, meta);
     const chips = actions.reactionChips(m, peer, () => react(x.m, ""));
     if (chips) bubble.append(chips);
     const li = h("li", { class: "msg " + m.direction + (chips ? " has-reactions" : ""), dataset: { id: m.id } }, bubble);
-    if (!readOnly && actions.canAct(m)) {
+    if (!readOnly && !group && actions.canAct(m)) {
       const more = h("button", {
         type: "button", class: "msg-actions", "aria-label": "Message actions", title: "Message actions", "aria-expanded": "false",
         on: { click: (e) => actions.openMenu(e.currentTarget, x.m, peer, act) },
@@ -287,7 +305,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
   }
 
   // What update compares: the parts of a message a change can touch.
-  const look = (m) => JSON.stringify([m.text, !!m.edited, !!m.deleted, m.reactions || [], m.quote || null, m.reply_to || "", !!m.file, m.expires_at || ""]);
+  const look = (m) => JSON.stringify([m.text, !!m.edited, !!m.deleted, m.reactions || [], m.quote || null, m.reply_to || "", !!m.file, m.expires_at || "", m.from_name || ""]);
 
   /** update shows nm, the new form of a message on screen (from an event,
    * a page read again, or the answer of this tab's own change), and the
@@ -299,6 +317,7 @@ export function thread(peer, { readOnly, hooks = {} }) {
     const was = look(m);
     if (store.later(m.state, nm.state)) setState(x, nm.state);
     for (const k of ["text", "edited", "deleted", "reactions", "quote", "reply_to", "expires_at"]) m[k] = nm[k];
+    if (nm.from_name) m.from_name = nm.from_name;
     if (nm.file) { m.file = nm.file; if (x.view) x.view.update(nm.file); }
     else if (nm.deleted) delete m.file;
     if (look(m) === was) return;
@@ -432,10 +451,11 @@ export function thread(peer, { readOnly, hooks = {} }) {
     list.append(li);
   }
 
-  // follows reports whether m continues prev's group: the same side,
-  // within five minutes, neither a line of its own.
+  // follows reports whether m continues prev's run: the same side (in a
+  // group, the same sender), within five minutes, neither a line of its own.
   function follows(m, prev) {
-    return !!prev && prev.direction === m.direction && new Date(m.sent_at) - new Date(prev.sent_at) < 5 * 60e3 && !isTimerChange(m) && !isTimerChange(prev);
+    return !!prev && prev.direction === m.direction && (!group || m.direction === "out" || prev.from === m.from) &&
+      new Date(m.sent_at) - new Date(prev.sent_at) < 5 * 60e3 && !isTimerChange(m) && !isTimerChange(prev);
   }
 
   function remove(id) {
@@ -718,12 +738,18 @@ export function thread(peer, { readOnly, hooks = {} }) {
     store.on("message-updated", (m) => { if (m.peer === peer) update(m); }),
     store.on("message-deleted", (d) => { if (d.peer === peer) expired(d.id); }),
     store.on("resync", loadNewest),
+    // A group's members may be named later than their messages came
+    // (the node looks up the handles of those who aren't contacts).
+    group ? store.on("groups", () => {
+      for (const x of byId.values()) if (x.m.direction === "in" && !x.m.from_name && x.sender !== senderName(x.m)) rebuild(x);
+    }) : () => {},
   ];
   if (!readOnly) store.state.viewing = peer;
   loadNewest();
 
   /** lastEditable is the newest message of yours that can be edited. */
   function lastEditable() {
+    if (group) return null;
     for (let i = msgs.length - 1; i >= 0; i--) if (msgs[i].direction === "out" && actions.canEdit(msgs[i])) return msgs[i];
     return null;
   }
@@ -763,8 +789,9 @@ const drafts = new Map(); // account → unsent text, kept while the tab lives
 // the microphone to record a voice note (send takes its place once there
 // is something to send). Above it, the message being replied to (with a ×
 // to let it go), or the one being edited: its text is then in the box, and
-// Enter saves it.
-function composeBox(peer, t) {
+// Enter saves it. With files false (a group), it sends text only: no
+// paper clip, no microphone.
+export function composeBox(peer, t, { files = true } = {}) {
   const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "", "aria-describedby": "composer-note" });
   const count = h("span", { class: "count", "aria-live": "polite" });
   const sendBtn = h("button", { type: "submit", class: "send-btn", "aria-label": "Send", title: "Send (Enter)" }, icon("send"));
@@ -789,10 +816,11 @@ function composeBox(peer, t) {
   let replying = null; // the message being replied to
   let editing = null; // {m, draft}: the message being edited, and what the box held before
 
+  if (!files) attachBtn.hidden = true;
   const swap = () => {
     const some = !!ta.value.trim() || staged.length > 0;
-    sendBtn.hidden = !some && !editing;
-    voiceBtn.hidden = some || !!editing;
+    sendBtn.hidden = files && !some && !editing;
+    voiceBtn.hidden = !files || some || !!editing;
   };
   const grow = () => {
     ta.style.height = "auto";
@@ -819,14 +847,14 @@ function composeBox(peer, t) {
   // that comes with a picture (a copy from a document) is pasted as text.
   ta.addEventListener("paste", (e) => {
     const d = e.clipboardData;
-    if (!d || !d.files || !d.files.length || d.getData("text/plain")) return;
+    if (!files || !d || !d.files || !d.files.length || d.getData("text/plain")) return;
     e.preventDefault();
     stage([...d.files]);
   });
 
-  function stage(files) {
-    if (!on || !files.length) return;
-    for (const file of files) {
+  function stage(list) {
+    if (!on || !files || !list.length) return;
+    for (const file of list) {
       const url = file.type.startsWith("image/") ? URL.createObjectURL(file) : "";
       const item = { file, url };
       staged.push(item);
@@ -934,7 +962,7 @@ function composeBox(peer, t) {
     editBar.hidden = true;
     editBar.replaceChildren();
     stripBox.hidden = !staged.length;
-    attachBtn.hidden = false;
+    attachBtn.hidden = !files;
     sendBtn.setAttribute("aria-label", "Send");
     sendBtn.title = "Send (Enter)";
     sendBtn.replaceChildren(icon("send"));
@@ -960,7 +988,7 @@ function composeBox(peer, t) {
   // Voice notes: the composer gives way to a bar with the time recorded,
   // a cancel and a send.
   async function startVoice() {
-    if (rec || !on || editing) return;
+    if (rec || !on || editing || !files) return;
     voiceBtn.disabled = true;
     const time = h("span", { class: "rec-time", text: "00:00" });
     try {

@@ -1,10 +1,15 @@
 // views/conversations.js: the list of chats, most recent first, with each
 // one's last message, its time and its unread count; live from the store.
+// Groups are chats too: their avatar is the group's, the preview names
+// who wrote the last message ("Bob: hi"), and an invitation to one shows
+// at the top, marked as such, until it is answered (views/groups.js).
 
 import * as store from "../store.js";
 import * as notify from "../notify.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, listTime, stateMark, srOnly, dialog, field, preview as previewOf, isTimerChange } from "../ui.js";
+import { h, icon, iconButton, avatar, groupAvatar, listTime, stateMark, srOnly, dialog, field, preview as previewOf, isTimerChange } from "../ui.js";
+
+const newGroup = () => import("./groups.js").then((m) => m.newGroup());
 
 export function list(el) {
   let selected = null;
@@ -23,7 +28,7 @@ export function list(el) {
   const body = h("div", { class: "pane-body" });
   el.append(
     h("header", { class: "pane-header" }, h("h1", { text: "Chats" }),
-      iconButton("compose", "New chat", () => newChat())),
+      h("div", { class: "pane-actions" }, iconButton("groupAdd", "New group", newGroup), iconButton("compose", "New chat", () => newChat()))),
     h("div", { class: "search" }, icon("search"), h("label", { for: "chat-search", class: "sr-only", text: "Search chats" }), search),
     body);
   body.append(...[notif, reqLink, ul].filter(Boolean));
@@ -34,9 +39,12 @@ export function list(el) {
     const reqs = store.visibleRequests().length;
     reqLink.hidden = reqs === 0;
     reqLink.replaceChildren(icon("inbox"), h("span", { text: reqs === 1 ? "1 message request" : `${reqs} message requests` }));
-    const convs = store.state.conversations.filter((c) => {
+    const all = store.state.conversations.filter(store.listed);
+    // Invitations wait at the top for an answer.
+    const ordered = [...all.filter(store.invited), ...all.filter((c) => !store.invited(c))];
+    const convs = ordered.filter((c) => {
       if (!filter) return true;
-      return store.nameOf(c.peer, c.peer_name).toLowerCase().includes(filter) || (c.last && (c.last.text.toLowerCase().includes(filter) || (c.last.file && c.last.file.name.toLowerCase().includes(filter))));
+      return nameOf(c).toLowerCase().includes(filter) || (c.last && (c.last.text.toLowerCase().includes(filter) || (c.last.file && c.last.file.name.toLowerCase().includes(filter))));
     });
     // Rows are rebuilt only when what they show changed, and kept in the
     // list otherwise, so a click or the focus on a row is never lost.
@@ -44,7 +52,9 @@ export function list(el) {
     const items = convs.map((c) => {
       keep.add(c.peer);
       const contact = store.contactOf(c.peer);
-      const sig = JSON.stringify([store.nameOf(c.peer, c.peer_name), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted, c.last.timer_set], c.peer === selected, contact && contact.key_changed, listTime(c.last_at)]);
+      const g = c.group;
+      const sig = JSON.stringify([nameOf(c), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted, c.last.timer_set, c.last.from_name], c.peer === selected, contact && contact.key_changed, listTime(c.last_at),
+        g && [g.status, g.invited_by_name, g.request, (g.members || []).length, c.last && store.senderName(c.peer, c.last.from, c.last.from_name)]]);
       let x = rows.get(c.peer);
       if (!x || x.sig !== sig) {
         const a = row(c);
@@ -67,7 +77,7 @@ export function list(el) {
       if (focused && ul.contains(focused)) focused.focus();
     }
     body.querySelector(".empty-list")?.remove();
-    if (!store.state.conversations.length) {
+    if (!all.length) {
       body.append(h("div", { class: "empty-list" },
         h("p", { text: "No conversations yet." }),
         h("p", { class: "muted", text: "Add someone by their handle to write to them." }),
@@ -78,7 +88,8 @@ export function list(el) {
   }
 
   function row(c) {
-    const name = store.nameOf(c.peer, c.peer_name);
+    if (c.group) return groupRow(c);
+    const name = nameOf(c);
     const last = c.last;
     const contact = store.contactOf(c.peer);
     const preview = h("span", { class: "row-preview" });
@@ -99,6 +110,37 @@ export function list(el) {
           c.unread ? h("span", { class: "badge" }, String(c.unread), srOnly(c.unread === 1 ? " unread message" : " unread messages")) : null)));
   }
 
+  // groupRow is a group's row: an invitation says who sent it; otherwise
+  // the last message with its sender's name, or a line on where you stand.
+  function groupRow(c) {
+    const g = c.group;
+    const name = nameOf(c);
+    const last = c.last;
+    const preview = h("span", { class: "row-preview" });
+    let tag = null;
+    if (g.status === "invited") {
+      tag = h("span", { class: "tag invite", text: "Invitation" });
+      preview.append(h("span", { class: "preview-text", text: (g.invited_by_name ? `${g.invited_by_name} invited you` : "You're invited to join") + (g.request ? " (not in your contacts)" : "") }));
+    } else if (last) {
+      if (last.direction === "out" && !last.deleted) preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
+      else if (last.direction === "in" && !last.deleted) preview.append(h("span", { class: "you", text: store.senderName(c.peer, last.from, last.from_name) + ": " }));
+      preview.append(...previewOf(last, name));
+    } else if (g.status === "removed") {
+      preview.append(h("span", { class: "preview-text", text: "You were removed" }));
+    } else {
+      preview.append(h("span", { class: "preview-text", text: g.status === "left" ? "You left" : `${(g.members || []).length} members` }));
+    }
+    const unread = g.status === "invited" ? 0 : c.unread;
+    return h("a", { class: "row-link group-row" + (g.status === "invited" ? " invitation" : ""), href: path("chats", c.peer), dataset: { peer: c.peer }, "aria-current": c.peer === selected ? "page" : null },
+      groupAvatar(c.peer),
+      h("span", { class: "row-main" },
+        h("span", { class: "row-top" },
+          h("span", { class: "row-name" }, h("span", { text: name }), srOnly(g.status === "invited" ? " (group invitation)" : " (group)")),
+          tag || h("time", { class: "row-time" + (unread ? " unread" : ""), datetime: c.last_at, text: listTime(c.last_at) })),
+        h("span", { class: "row-bottom" }, preview,
+          unread ? h("span", { class: "badge" }, String(unread), srOnly(unread === 1 ? " unread message" : " unread messages")) : null)));
+  }
+
   const offs = ["conversations", "requests", "contacts"].map((t) => store.on(t, render));
   render();
   return {
@@ -106,6 +148,9 @@ export function list(el) {
     destroy() { offs.forEach((f) => f()); },
   };
 }
+
+/** nameOf is how the chat list names conversation c: a group by its name. */
+const nameOf = (c) => (c.group ? c.group.name : store.nameOf(c.peer, c.peer_name));
 
 /** newChat picks a contact to write to, or leads to adding one. */
 export function newChat() {
@@ -124,7 +169,9 @@ export function newChat() {
       };
       f.input.addEventListener("input", render);
       render();
-      return h("div", null, f.el, ul, h("div", { class: "dialog-actions" },
+      const group = h("button", { type: "button", class: "row-link new-group", on: { click: () => { close(); newGroup(); } } },
+        h("span", { class: "avatar group-new", "aria-hidden": "true" }, icon("users")), h("span", { class: "row-main" }, h("span", { class: "row-name", text: "New group" })));
+      return h("div", null, f.el, group, ul, h("div", { class: "dialog-actions" },
         h("button", { type: "button", class: "btn", text: "Cancel", on: { click: close } }),
         h("button", { type: "button", class: "btn primary", text: "Add a contact by handle", on: { click: () => { close(); go("/contacts/add"); } } })));
     },
