@@ -13,8 +13,10 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/files"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
+	"github.com/callsign/callsign/node/backend"
 	"github.com/callsign/callsign/store"
 )
 
@@ -104,12 +106,26 @@ func (a *attachments) onMessage(ev msg.Event) {
 	if m == nil || m.File == nil || ev.Request {
 		return
 	}
-	ref, err := files.UnmarshalRef(m.File)
-	if err != nil {
-		a.n.log.Info("a message's attachment is malformed", "peer", m.Peer, "id", m.ID, "err", err)
+	a.onFile(backend.FileOf(*m, a.n.keys.account.Public().ID()), m.File)
+}
+
+// onGroupMessage starts fetching the attachment of a group message just
+// stored here from another device (a member's, or a sibling's copy).
+func (a *attachments) onGroupMessage(m *groupchat.Message) {
+	if m == nil || m.File == nil || (m.Out && m.Dev == a.n.cert.DeviceID()) {
 		return
 	}
-	a.fetch(*m, ref)
+	at := backend.FileAt{Peer: m.Group.String(), ID: m.ID, Owner: m.From}
+	a.onFile(at, m.File)
+}
+
+func (a *attachments) onFile(at backend.FileAt, file []byte) {
+	ref, err := files.UnmarshalRef(file)
+	if err != nil {
+		a.n.log.Info("a message's attachment is malformed", "peer", at.Peer, "id", at.ID, "err", err)
+		return
+	}
+	a.fetch(at, ref)
 }
 
 // onDeleted deletes the attachment of a message that expired.
@@ -142,8 +158,9 @@ func (a *attachments) state(ref files.Ref) (state string, have, total int64) {
 	return api.FileFetching, a.store.Partial(ref.Hash), files.SealedSize(ref.Size)
 }
 
-// fetch starts fetching m's attachment unless it is held or on its way.
-func (a *attachments) fetch(m msg.Message, ref files.Ref) {
+// fetch starts fetching the attachment of message m unless it is held or
+// on its way.
+func (a *attachments) fetch(m backend.FileAt, ref files.Ref) {
 	if a.store.Has(ref.Hash) {
 		return
 	}
@@ -231,19 +248,16 @@ func (a *attachments) resume() {
 	}
 	for _, m := range pending {
 		if ref, err := files.UnmarshalRef(m.File); err == nil && !a.store.Has(ref.Hash) {
-			a.fetch(m, ref)
+			a.fetch(backend.FileOf(m, a.n.keys.account.Public().ID()), ref)
 		}
 	}
 }
 
 // download fetches ref from the devices of the account that has it: the
 // sender's, or this account's own for a sibling's copy.
-func (a *attachments) download(m msg.Message, ref files.Ref, d *download) error {
+func (a *attachments) download(m backend.FileAt, ref files.Ref, d *download) error {
 	ctx := a.n.ctx
-	owner := identity.AccountID(m.Peer)
-	if m.Direction == msg.DirOut {
-		owner = a.n.keys.account.Public().ID()
-	}
+	owner := m.Owner
 	var last time.Time
 	progress := func(have, total int64) {
 		a.mu.Lock()
@@ -297,7 +311,7 @@ func (a *attachments) fromAnyDevice(ctx context.Context, owner identity.AccountI
 	return err
 }
 
-func (a *attachments) publish(m msg.Message, state string, d *download) {
+func (a *attachments) publish(m backend.FileAt, state string, d *download) {
 	a.mu.Lock()
 	have, total := d.have, d.total
 	a.mu.Unlock()
@@ -346,4 +360,4 @@ func (a *attachments) Thumbnail(ref files.Ref) []byte {
 func (a *attachments) Remove(h files.Hash) error { return a.store.Remove(h) }
 
 // Fetch implements backend.Files.
-func (a *attachments) Fetch(m msg.Message, ref files.Ref) { a.fetch(m, ref) }
+func (a *attachments) Fetch(at backend.FileAt, ref files.Ref) { a.fetch(at, ref) }

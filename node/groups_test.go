@@ -1,6 +1,7 @@
 package node_test
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"slices"
@@ -205,5 +206,45 @@ func TestGroupChat(t *testing.T) {
 	}
 	if got := groupTexts(t, carol.Client, g.ID, names); slices.Contains(got, "bob: after carol") || len(got) != 18 {
 		t.Fatalf("Carol, removed, has %q", got)
+	}
+}
+
+// TestGroupFile: a file sent to a group reaches each member's node, which
+// fetches it from the sender's device at once; its bytes read back whole
+// there by the group and by id alone (what `save ID` asks).
+func TestGroupFile(t *testing.T) {
+	net := testnet.New(t, 4, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
+	ctx := ctxT(t, 3*time.Minute)
+	alice, bob, carol := net.Nodes[1], net.Nodes[2], net.Nodes[3]
+	g, err := alice.Client.CreateGroup(ctx, "Photos")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{bob.Account().String(), carol.Account().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Eventually(t, time.Minute, func() error {
+			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
+			return err
+		})
+	}
+	body := bytes.Repeat([]byte("the harbour at dawn "), 50000) // 1 MB
+	m, err := alice.Client.SendFile(ctx, api.FileUpload{To: g.ID, Caption: "dawn", Name: "dawn.txt", Type: "text/plain", Body: bytes.NewReader(body)})
+	if err != nil || m.File == nil || m.File.Name != "dawn.txt" || m.Peer != g.ID || m.Text != "dawn" {
+		t.Fatalf("send a file to the group: %+v %v", m, err)
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Until(t, time.Minute, "the file fetched", func() bool {
+			p, err := nd.Client.Messages(ctx, g.ID, "", 10)
+			return err == nil && len(p.Messages) == 1 && p.Messages[0].File != nil && p.Messages[0].File.State == api.FileReady
+		})
+		for _, peer := range []string{g.ID, ""} {
+			var got bytes.Buffer
+			name, _, err := nd.Client.File(ctx, peer, m.ID, &got)
+			if err != nil || name != "dawn.txt" || !bytes.Equal(got.Bytes(), body) {
+				t.Fatalf("read the file back (peer %q): %q, %d bytes, %v", peer, name, got.Len(), err)
+			}
+		}
 	}
 }

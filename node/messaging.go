@@ -185,8 +185,11 @@ func (t groupTransport) QueueGroup(ctx context.Context, to []identity.AccountID,
 // onGroupEvent hands a change of the group chats to the API's
 // subscribers.
 func (n *Node) onGroupEvent(ev groupchat.Event) {
-	if ev.Kind == groupchat.EventMessage && ev.Message != nil && !ev.Message.Out {
-		n.metrics.Message(msg.DirIn, false)
+	if ev.Kind == groupchat.EventMessage {
+		if ev.Message != nil && !ev.Message.Out {
+			n.metrics.Message(msg.DirIn, false)
+		}
+		n.files.onGroupMessage(ev.Message)
 	}
 	if b := n.backend.Load(); b != nil {
 		b.GroupEvent(ev)

@@ -26,6 +26,7 @@ type Groups interface {
 	Rename(ctx context.Context, g group.ID, name string) (groupchat.Info, error)
 	Send(ctx context.Context, g group.ID, text, file []byte) (groupchat.Message, error)
 	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
+	Message(g group.ID, id string) (groupchat.Message, error)
 	MarkRead(g group.ID) error
 }
 
@@ -163,6 +164,7 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 	} else {
 		out.FromName = s.memberName(m.From)
 	}
+	out.File = s.fileInfoOf(out.Peer, m.ID, m.File)
 	return out
 }
 
@@ -341,7 +343,13 @@ func (s *Service) sendGroup(ctx context.Context, g group.ID, text string) (api.M
 	if text == "" {
 		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "empty message")
 	}
-	m, err := s.groups.Send(ctx, g, []byte(text), nil)
+	return s.sendGroupFile(ctx, g, text, nil)
+}
+
+// sendGroupFile sends a text with an attachment's reference (or none) to
+// group g.
+func (s *Service) sendGroupFile(ctx context.Context, g group.ID, text string, file []byte) (api.Message, error) {
+	m, err := s.groups.Send(ctx, g, []byte(text), file)
 	if err != nil {
 		return api.Message{}, err
 	}
