@@ -29,6 +29,7 @@ import (
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/media"
 	"github.com/callsign/callsign/msg"
@@ -163,6 +164,10 @@ type Service struct {
 
 	namesMu sync.Mutex
 	names   map[identity.AccountID]string // handles looked up for group members who are no contacts
+	lookups chan group.ID                 // groups with members to name (nameLoop)
+	ctx     context.Context               // ends at Close: nameLoop
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
 
 	events *hub
 	media  *callMedia  // the media resources calls hold: tab bridges, live streams
@@ -180,18 +185,25 @@ func New(cfg Config) *Service {
 	if cfg.BackupParams == (devices.BackupParams{}) {
 		cfg.BackupParams = devices.DefaultBackupParams
 	}
-	return &Service{backupParams: cfg.BackupParams, log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
+	s := &Service{backupParams: cfg.BackupParams, log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
 		msgs: cfg.Messages, files: cfg.Files, groups: cfg.Groups, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
 		connectTimeout: cfg.BrowserConnectTimeout, metrics: cfg.Metrics,
-		events: newHub(), media: newCallMedia()}
+		events: newHub(), media: newCallMedia(), lookups: make(chan group.ID, 64)}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if s.groups != nil {
+		s.wg.Go(s.nameLoop)
+	}
+	return s
 }
 
 // Close ends the browser bridges and releases the media of every call
 // (before the call service closes: a tab's bridge ends with its call),
-// waits for their watchers, and ends every event subscription. It is
-// idempotent.
+// waits for their watchers and for the look-up of group members' names,
+// and ends every event subscription. It is idempotent.
 func (s *Service) Close() error {
 	err := s.media.close()
+	s.cancel()
+	s.wg.Wait()
 	s.events.close()
 	return err
 }

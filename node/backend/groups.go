@@ -109,8 +109,9 @@ func (s *Service) memberName(acct identity.AccountID) string {
 }
 
 // learnNames looks up, within a short budget, the handles of the members
-// this node has no name for, so that later answers and events name them.
-func (s *Service) learnNames(ctx context.Context, in groupchat.Info) {
+// this node has no name for, so that later answers and events name them,
+// and returns how many it learnt.
+func (s *Service) learnNames(ctx context.Context, in groupchat.Info) (learnt int) {
 	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 	defer cancel()
 	for _, m := range in.Members {
@@ -129,6 +130,43 @@ func (s *Service) learnNames(ctx context.Context, in groupchat.Info) {
 			}
 			s.names[id] = h
 			s.namesMu.Unlock()
+			learnt++
+		}
+	}
+	return learnt
+}
+
+// nameMembers has nameLoop look up the members of in this node has no
+// name for.
+func (s *Service) nameMembers(in groupchat.Info) {
+	for _, m := range in.Members {
+		if id := m.Account.ID(); id != s.self.ID() && s.memberName(id) == "" {
+			select {
+			case s.lookups <- in.ID:
+			default: // busy: the next change, or GET /groups/{id}, asks again
+			}
+			return
+		}
+	}
+}
+
+// nameLoop looks up the handles of the members of the groups nameMembers
+// names, and tells the API's subscribers the group again once it learnt
+// some, until Close.
+func (s *Service) nameLoop() {
+	for {
+		var g group.ID
+		select {
+		case <-s.ctx.Done():
+			return
+		case g = <-s.lookups:
+		}
+		in, err := s.groups.Group(g)
+		if err != nil {
+			continue
+		}
+		if s.learnNames(s.ctx, in) > 0 {
+			s.events.publish(api.NewEvent(api.EventGroup, s.toAPIGroup(in)))
 		}
 	}
 }
@@ -146,6 +184,8 @@ func (s *Service) toAPIGroup(in groupchat.Info) api.Group {
 			gm.Name = s.memberName(id)
 			if c, err := s.contacts.Get(id); err == nil {
 				gm.Handle = c.Handle
+			} else {
+				gm.Handle = gm.Name // the handle looked up, for one who is no contact
 			}
 		}
 		out.Members = append(out.Members, gm)
@@ -181,6 +221,7 @@ func (s *Service) GroupEvent(ev groupchat.Event) {
 	switch ev.Kind {
 	case groupchat.EventGroup:
 		s.events.publish(api.NewEvent(api.EventGroup, s.toAPIGroup(in)))
+		s.nameMembers(in)
 	case groupchat.EventMessage:
 		if ev.Message == nil {
 			return
