@@ -15,6 +15,7 @@ func FuzzCarrier(f *testing.F) {
 	f.Add((&carrier{kind: kindOps, group: g, ops: [][]byte{{1, 2}}}).marshal())
 	f.Add((&carrier{kind: kindKey, group: g, epoch: 1, gen: 1, share: []byte{1}}).marshal())
 	f.Add((&carrier{kind: kindMessage, group: g, epoch: 2, sealed: []byte{1, 2, 3}}).marshal())
+	f.Add((&carrier{kind: kindKeyRequest, group: g, epoch: 1}).marshal())
 	f.Add((&plain{id: [16]byte{1}, text: []byte("hi")}).marshal())
 	n := newNet(f)
 	alice, bob := n.account("alice"), n.account("bob")

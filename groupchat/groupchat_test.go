@@ -314,3 +314,60 @@ func TestGroupFork(t *testing.T) {
 		t.Fatalf("refused: %q", r)
 	}
 }
+
+// settle delivers until nothing more comes from the sender goroutines.
+func (n *net) settle() {
+	for range 50 {
+		n.deliver()
+		time.Sleep(10 * time.Millisecond)
+		n.mu.Lock()
+		busy := false
+		for _, ds := range n.accts {
+			for _, d := range ds {
+				busy = busy || (!d.offline && len(d.inbox) > 0)
+			}
+		}
+		n.mu.Unlock()
+		if !busy {
+			n.deliver()
+			return
+		}
+	}
+}
+
+// TestGroupNewDevice: Bob links a laptop after he joined a group and Alice
+// shared her key with his account. His first device hands the laptop the
+// group; the laptop asks Alice, and Bob's first device, for the keys of
+// messages it can't open, and reads them from then on.
+func TestGroupNewDevice(t *testing.T) {
+	n := newNet(t)
+	alice, bob := n.account("alice"), n.account("bob")
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Later"))
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g.ID, bob.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g.ID))
+	must[Message](t)(alice.svc.Send(alice.ctx(), g.ID, []byte("one"), nil))
+	n.deliver()
+
+	laptop := n.device("bob/laptop", bob.key)
+	if err := bob.svc.ShareWithSiblings(bob.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	n.settle()
+	if in := must[Info](t)(laptop.info(g.ID)); in.Status != Joined {
+		t.Fatalf("the laptop sees the group %v, want joined", in.Status)
+	}
+	must[Message](t)(alice.svc.Send(alice.ctx(), g.ID, []byte("two"), nil))
+	must[Message](t)(bob.svc.Send(bob.ctx(), g.ID, []byte("three"), nil))
+	n.settle()
+	// "one" went out before the laptop was linked: it never came to it.
+	// What came waited for the keys (the two senders' in either order).
+	got := laptop.texts(g.ID)
+	slices.Sort(got)
+	if !slices.Equal(got, []string{"alice: two", "bob: three"}) {
+		t.Fatalf("the laptop has %q", got)
+	}
+	for _, r := range n.refused() {
+		t.Fatalf("refused: %q", r)
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"time"
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/group"
@@ -77,6 +78,11 @@ func (s *Service) applyLocked(d data, from identity.AccountID, dev identity.Devi
 			return ErrNotMember
 		}
 		return s.keyLocked(d, from, dev, c, r, events)
+	case kindKeyRequest:
+		if !known {
+			return ErrNotMember
+		}
+		return s.keyRequestLocked(d, from, c, r)
 	default:
 		if !known {
 			return ErrNotMember
@@ -104,13 +110,17 @@ func (s *Service) inviteLocked(d data, from identity.AccountID, c carrier, reque
 		return fmt.Errorf("%w: an invitation that does not name this account", ErrNotMember)
 	}
 	by := adder(l, me.Account)
-	if by.ID() != from {
+	if by.ID() != from && from != s.self {
 		return errors.New("an invitation sent by someone other than who added this account")
 	}
 	r := rec{status: Invited, invitedBy: by.Bytes(), request: request, lastAt: s.cfg.Now()}
 	if from == s.self {
-		r.status = Joined // this account's own group, from another of its devices
-		r.invitedBy = nil
+		// A group this account made or joined, from another of its
+		// devices.
+		r.status = Joined
+		if by.ID() == s.self {
+			r.invitedBy = nil
+		}
 	} else if request {
 		n, err := s.countInvitesLocked(d)
 		if err != nil {
@@ -306,6 +316,51 @@ func (s *Service) keyLocked(d data, from identity.AccountID, dev identity.Device
 	return d.putChain(c.group, from, dev, chain{epoch: c.epoch, gen: c.gen, chain: rc.Marshal()})
 }
 
+// askKeyLocked asks from, at most once per keyAskEvery, for the sender
+// key of its message that waits: its key may never come otherwise (this
+// device was linked after the key went to its account).
+func (s *Service) askKeyLocked(g group.ID, from identity.AccountID, epoch uint64) {
+	k := keyAsk{g, from}
+	if time.Since(s.asked[k]) < keyAskEvery {
+		return
+	}
+	s.asked[k] = time.Now()
+	c := carrier{kind: kindKeyRequest, group: g, epoch: epoch}
+	s.later([]identity.AccountID{from}, c.marshal())
+}
+
+// keyRequestLocked answers a member device that asks for this device's
+// sender key, at most once per keyAskEvery, with a share sent to the
+// asking account's devices: from the chain's first message when the
+// account was a member then, else from the next one (a member added since
+// reads nothing sent before it joined).
+func (s *Service) keyRequestLocked(d data, from identity.AccountID, c carrier, r rec) error {
+	st, err := s.memberLocked(d, from, c, r)
+	if err != nil {
+		return err
+	}
+	o, ok, err := d.own(c.group)
+	if err != nil || !ok || o.epoch != st.Epoch || c.epoch != st.Epoch || o.initial == nil {
+		return err // nothing to give: the asker waits for this device's next chain
+	}
+	k := keyAsk{c.group, from}
+	if time.Since(s.answered[k]) < keyAskEvery {
+		return nil
+	}
+	s.answered[k] = time.Now()
+	share := o.initial
+	if m, _ := st.Member(mustPub(st, from)); m.Since > o.seq {
+		sk, err := e2e.UnmarshalSenderKey(o.key)
+		if err != nil {
+			return fmt.Errorf("%w: own sender key: %v", store.ErrCorrupt, err)
+		}
+		share = e2e.MarshalSenderKeyShare(sk.Share())
+	}
+	key := carrier{kind: kindKey, group: c.group, epoch: o.epoch, gen: o.gen, share: share}
+	s.later([]identity.AccountID{from}, key.marshal())
+	return nil
+}
+
 // messageLocked opens and stores a member device's message.
 func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.DeviceID, c carrier, r rec, events *[]Event) error {
 	if from == s.self && dev == s.cfg.Device {
@@ -327,6 +382,7 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 		return errors.New("group epoch ended: its sender key was replaced")
 	}
 	if !ok || ch.epoch != c.epoch {
+		s.askKeyLocked(c.group, from, c.epoch)
 		return errWait
 	}
 	rc, err := e2e.UnmarshalReceiverChain(ch.chain)
@@ -334,6 +390,7 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 		return fmt.Errorf("%w: a sender key: %v", store.ErrCorrupt, err)
 	}
 	if rc.ID() != id {
+		s.askKeyLocked(c.group, from, c.epoch)
 		return errWait // a chain whose key has not come yet
 	}
 	pt, err := rc.Open(messageAD(c.group, c.epoch, from, dev), c.sealed)

@@ -115,6 +115,8 @@ type Service struct {
 	logs    map[group.ID]*group.Log // loaded logs
 	members map[identity.AccountID]int
 	closed  bool
+	// asked and answered rate-limit key requests, by group and account.
+	asked, answered map[keyAsk]time.Time
 
 	// Carriers that Receive makes (it may not call the Transport, whose
 	// locks are held around it) wait in sends for the sender goroutine.
@@ -125,6 +127,16 @@ type Service struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
+
+// keyAsk names a key request: a group and the other account.
+type keyAsk struct {
+	g group.ID
+	a identity.AccountID
+}
+
+// keyAskEvery bounds the key requests to, and the answers for, one
+// account in one group.
+const keyAskEvery = 30 * time.Second
 
 // send is carriers for accounts, queued by Receive.
 type send struct {
@@ -146,7 +158,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.RotateEvery == 0 {
 		cfg.RotateEvery = 7 * 24 * time.Hour
 	}
-	s := &Service{cfg: cfg, self: cfg.Account.Public().ID(), log: cfg.Log, logs: map[group.ID]*group.Log{}, wake: make(chan struct{}, 1)}
+	s := &Service{cfg: cfg, self: cfg.Account.Public().ID(), log: cfg.Log, logs: map[group.ID]*group.Log{}, wake: make(chan struct{}, 1),
+		asked: map[keyAsk]time.Time{}, answered: map[keyAsk]time.Time{}}
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -371,6 +384,38 @@ func (s *Service) Group(g group.ID) (Info, error) {
 		return nil
 	})
 	return out, err
+}
+
+// ShareWithSiblings sends this account's other devices the log of every
+// group it joined: a device linked since joins them too (the node calls
+// it when its account's record names a new device).
+func (s *Service) ShareWithSiblings(ctx context.Context) error {
+	all, err := s.Groups()
+	if err != nil {
+		return err
+	}
+	for _, gi := range all {
+		if gi.Status != Joined {
+			continue
+		}
+		s.mu.Lock()
+		var chain []group.Op
+		err := s.cfg.DB.View(func(tx *store.Tx) error {
+			l, err := s.loadLocked(in(tx), gi.ID)
+			if err == nil && l != nil {
+				chain = l.Chain()
+			}
+			return err
+		})
+		s.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		if err := s.cfg.Transport.QueueGroup(ctx, []identity.AccountID{s.self}, opsCarriers(gi.ID, chain)...); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // Create starts a group named name with this account as its admin.
@@ -717,7 +762,7 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 			if sk, err = e2e.NewSenderKey(nil); err != nil {
 				return err
 			}
-			o = own{epoch: st.Epoch, gen: o.gen + 1, made: now}
+			o = own{epoch: st.Epoch, gen: o.gen + 1, made: now, initial: e2e.MarshalSenderKeyShare(sk.Share()), seq: st.Seq}
 		}
 		// The key goes first to the members it was not sent to.
 		unshared = unshared[:0]

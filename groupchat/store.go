@@ -126,12 +126,16 @@ func unmarshalRec(b []byte) (rec, error) {
 //	field 3  made     sint   when it was made, unix nanoseconds
 //	field 4  key      bytes  e2e.SenderKey
 //	field 5  shared   bytes  repeated, the accounts (hashes) it was sent to
+//	field 6  initial  bytes  its share at iteration 0 (e2e.SenderKeyShare), for a member device that asks
+//	field 7  seq      uint   the log's seq when it was made: who was added later gets no earlier message
 type own struct {
-	epoch  uint64
-	gen    uint64
-	made   time.Time
-	key    []byte
-	shared [][]byte
+	epoch   uint64
+	gen     uint64
+	made    time.Time
+	key     []byte
+	shared  [][]byte
+	initial []byte
+	seq     uint64
 }
 
 func (o *own) marshal() []byte {
@@ -143,6 +147,8 @@ func (o *own) marshal() []byte {
 	for _, s := range o.shared {
 		e.Bytes(5, s)
 	}
+	e.Bytes(6, o.initial)
+	e.Uint(7, o.seq)
 	return e.B
 }
 
@@ -154,6 +160,8 @@ func unmarshalOwn(b []byte) (own, error) {
 	o.made = time.Unix(0, d.Sint(3, 1, 1<<62))
 	o.key = d.Bytes(4, 1, 1024)
 	o.shared = d.RepeatedBytes(5, group.MaxMembers, 1, 64)
+	o.initial = d.Bytes(6, 1, 256)
+	o.seq = d.Uint(7, 1<<40)
 	return o, d.End()
 }
 

@@ -14,10 +14,10 @@ import (
 // kind 8, which msg moves without reading). Its encoding, protobuf wire
 // format under the compatibility rule of docs/ARCHITECTURE.md:
 //
-//	field 1  kind      uint   1 operations, 2 a sender key, 3 a message
+//	field 1  kind      uint   1 operations, 2 a sender key, 3 a message, 4 a sender key request
 //	field 2  group     bytes  16, the group's id
 //	field 3  ops       bytes  repeated, operations (group.Op), in chain order   (kind 1)
-//	field 4  epoch     uint   the sender's epoch (group.State.Epoch)            (kinds 2, 3)
+//	field 4  epoch     uint   the sender's epoch (group.State.Epoch)            (kinds 2, 3, 4)
 //	field 5  gen       uint   the sender key's generation, ≥ 1                  (kind 2)
 //	field 6  share     bytes  the sender key's share (e2e)                      (kind 2)
 //	field 7  sealed    bytes  the message, sealed under the sender key          (kind 3)
@@ -33,6 +33,10 @@ const (
 	kindOps     = 1
 	kindKey     = 2
 	kindMessage = 3
+	// kindKeyRequest asks a member for its sender key again: a device of
+	// a member account that missed it (linked since) sends it to the
+	// sender of a message it can't open.
+	kindKeyRequest = 4
 
 	// MaxText caps a group message's text.
 	MaxText = 16 << 10
@@ -79,7 +83,7 @@ func unmarshalCarrier(b []byte) (carrier, error) {
 		return c, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
 	d := wire.NewFrameDecoder(b, ErrMalformed, maxSkipped)
-	c.kind = d.Uint(1, kindMessage)
+	c.kind = d.Uint(1, kindKeyRequest)
 	copy(c.group[:], d.Fixed(2, len(c.group)))
 	c.ops = d.RepeatedBytes(3, opsPerCarrier, 1, group.MaxOpSize)
 	c.epoch = d.Uint(4, 1<<32)
@@ -97,6 +101,8 @@ func unmarshalCarrier(b []byte) (carrier, error) {
 		ok = c.ops == nil && c.gen > 0 && c.share != nil && c.sealed == nil
 	case kindMessage:
 		ok = c.ops == nil && c.gen == 0 && c.share == nil && c.sealed != nil
+	case kindKeyRequest:
+		ok = c.ops == nil && c.gen == 0 && c.share == nil && c.sealed == nil
 	}
 	if !ok {
 		return carrier{}, fmt.Errorf("%w: kind %d with the fields of another", ErrMalformed, c.kind)

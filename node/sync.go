@@ -238,6 +238,10 @@ func (n *Node) onSiblings(added []identity.DeviceID, first bool) {
 	if err != nil && n.ctx.Err() == nil {
 		n.log.Warn("sending a new device of the account what this one holds", "err", err)
 	}
+	// And the groups this account is in: the new device joins them too.
+	if err := n.groups.ShareWithSiblings(n.ctx); err != nil && n.ctx.Err() == nil {
+		n.log.Warn("sending a new device of the account its groups", "err", err)
+	}
 }
 
 // onSync applies a sync batch a sibling sent.
