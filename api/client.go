@@ -643,3 +643,20 @@ func (c *Client) GroupAction(ctx context.Context, id, action string, req GroupAc
 	var v Group
 	return v, c.do(ctx, http.MethodPost, "/api/v1/groups/"+url.PathEscape(id)+"/"+url.PathEscape(action), body, &v)
 }
+
+// TypingSettings says whether typing indicators are on.
+func (c *Client) TypingSettings(ctx context.Context) (TypingSettings, error) {
+	var v TypingSettings
+	return v, c.do(ctx, http.MethodGet, "/api/v1/settings/typing", nil, &v)
+}
+
+// SetTypingSettings turns typing indicators on or off.
+func (c *Client) SetTypingSettings(ctx context.Context, s TypingSettings) (TypingSettings, error) {
+	var v TypingSettings
+	return v, c.do(ctx, http.MethodPost, "/api/v1/settings/typing", s, &v)
+}
+
+// Typing says the person is typing to name, or stopped.
+func (c *Client) Typing(ctx context.Context, name string, on bool) error {
+	return c.do(ctx, http.MethodPost, "/api/v1/conversations/"+url.PathEscape(name)+"/typing", TypingRequest{Typing: on}, nil)
+}

@@ -43,6 +43,13 @@
 //	GET    /app                            AppState: the web app's first screen in one answer
 //	GET    /settings/calls                 CallSettings
 //	POST   /settings/calls                 CallSettingsChange -> CallSettings
+//	GET    /settings/typing                TypingSettings
+//	POST   /settings/typing                TypingSettings -> TypingSettings (typing indicators on or off; off by default)
+//	POST   /conversations/{name}/typing    TypingRequest (the person is typing to a contact, or stopped)
+//	GET    /groups                         []Group
+//	POST   /groups                         GroupRequest -> Group (this account its admin)
+//	GET    /groups/{id}                    Group (id, or a group's name)
+//	POST   /groups/{id}/{action}           invite (GroupInvite), join, leave, remove and admin (GroupMemberRequest), rename (GroupRequest) -> Group
 //	GET    /devices                        []OwnDevice
 //	POST   /devices/{id}/revoke            OwnDevice
 //	POST   /devices/link                   LinkRequest -> LinkOffer (this device shows a code)
@@ -152,6 +159,12 @@ type Backend interface {
 	CancelJoin(ctx context.Context) (LinkStatus, error)
 	// Groups lists the groups this account is in, invited to or was in;
 	// Group returns one (by id, or by name when no other has it).
+	// TypingSettings and SetTypingSettings read and change whether typing
+	// indicators are on; Typing says the person is typing to name (or
+	// stopped): sent to a contact only when they are on.
+	TypingSettings(ctx context.Context) (TypingSettings, error)
+	SetTypingSettings(ctx context.Context, s TypingSettings) (TypingSettings, error)
+	Typing(ctx context.Context, name string, on bool) error
 	Groups(ctx context.Context) ([]Group, error)
 	Group(ctx context.Context, id string) (Group, error)
 	CreateGroup(ctx context.Context, name string) (Group, error)
@@ -441,6 +454,21 @@ func (s *Server) handler() http.Handler {
 			return nil, err
 		}
 		return b.Restore(r.Context(), req)
+	}))
+	mux.HandleFunc("GET /api/v1/settings/typing", j(func(r *http.Request) (any, error) { return b.TypingSettings(r.Context()) }))
+	mux.HandleFunc("POST /api/v1/settings/typing", j(func(r *http.Request) (any, error) {
+		var req TypingSettings
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return b.SetTypingSettings(r.Context(), req)
+	}))
+	mux.HandleFunc("POST /api/v1/conversations/{name}/typing", j(func(r *http.Request) (any, error) {
+		var req TypingRequest
+		if err := decode(r, &req); err != nil {
+			return nil, err
+		}
+		return struct{}{}, b.Typing(r.Context(), r.PathValue("name"), req.Typing)
 	}))
 	mux.HandleFunc("GET /api/v1/groups", j(func(r *http.Request) (any, error) { return b.Groups(r.Context()) }))
 	mux.HandleFunc("POST /api/v1/groups", j(func(r *http.Request) (any, error) {

@@ -725,3 +725,10 @@ func TestGroupRoutes(t *testing.T) {
 		t.Errorf("an unknown action: %v", err)
 	}
 }
+func (f *fakeBackend) TypingSettings(context.Context) (TypingSettings, error) {
+	return TypingSettings{}, nil
+}
+func (f *fakeBackend) SetTypingSettings(_ context.Context, s TypingSettings) (TypingSettings, error) {
+	return s, nil
+}
+func (f *fakeBackend) Typing(context.Context, string, bool) error { return nil }

@@ -426,6 +426,26 @@ type GroupInvite struct {
 	Members []string `json:"members"`
 }
 
+// TypingSettings are GET and POST /api/v1/settings/typing: whether this
+// person sends typing indicators to contacts and sees theirs (off by
+// default).
+type TypingSettings struct {
+	On bool `json:"on"`
+}
+
+// TypingRequest is the body of POST /api/v1/conversations/{name}/typing:
+// the person is typing in the conversation, or stopped.
+type TypingRequest struct {
+	Typing bool `json:"typing"`
+}
+
+// Typing is a contact typing, or stopping (event "typing").
+type Typing struct {
+	Peer     string `json:"peer"`
+	PeerName string `json:"peer_name,omitempty"`
+	Typing   bool   `json:"typing"`
+}
+
 // GroupAction is what a group action needs: members for invite, remove
 // and admin, Admin for admin, Name for rename.
 type GroupAction struct {
@@ -489,6 +509,9 @@ const (
 	// EventMessageDeleted: a message expired and is gone. Data:
 	// MessageDeleted.
 	EventMessageDeleted = "message-deleted"
+	// EventTyping: a contact is typing to this person, or stopped.
+	// Data: Typing. Only when typing indicators are on.
+	EventTyping = "typing"
 	// EventGroup: a group's name, members or this account's place in it
 	// changed, or an invitation came. Data: Group.
 	EventGroup = "group"

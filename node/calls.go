@@ -170,7 +170,7 @@ func (s signaler) SendSignal(ctx context.Context, to identity.AccountID, dev ide
 // onSignal hands a decrypted signal to the call service, or an addresses
 // signal to the privacy rule (node/privacy.go).
 func (n *Node) onSignal(from identity.AccountID, dev identity.DeviceID, payload []byte) {
-	if n.priv.handleSignal(from, payload) {
+	if n.priv.handleSignal(from, payload) || n.handleTyping(from, payload) {
 		return
 	}
 	n.priv.contactSpoke(from)

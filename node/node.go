@@ -430,6 +430,7 @@ func (n *Node) startBackend() {
 		Messages:              n.msg,
 		Files:                 n.files,
 		Groups:                n.groups, // started with messaging, before the backend
+		Typer:                 n,
 		Calls:                 n.calls.Load(),
 		Bridges:               n.media,
 		CallSettings:          n.callCfg,

@@ -131,6 +131,7 @@ type Config struct {
 	Messages     Messenger
 	Files        Files        // nil: no attachments
 	Groups       Groups       // nil: no group chats
+	Typer        Typer        // nil: no typing indicators
 	Calls        Calls        // nil: calls are not available on this node
 	Bridges      Bridges      // nil: no calls with a browser tab's media
 	CallSettings CallSettings // required with Calls
@@ -155,7 +156,9 @@ type Service struct {
 	msgs           Messenger
 	files          Files  // nil: none
 	groups         Groups // nil: none
-	calls          Calls  // nil: none
+	typer          Typer  // nil: none
+	typing         typingState
+	calls          Calls // nil: none
 	bridges        Bridges
 	settings       CallSettings
 	connectTimeout time.Duration
@@ -186,7 +189,7 @@ func New(cfg Config) *Service {
 		cfg.BackupParams = devices.DefaultBackupParams
 	}
 	s := &Service{backupParams: cfg.BackupParams, log: log, self: cfg.Self, node: cfg.Node, db: cfg.DB, contacts: cfg.Contacts, dir: cfg.Directory,
-		msgs: cfg.Messages, files: cfg.Files, groups: cfg.Groups, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
+		msgs: cfg.Messages, files: cfg.Files, groups: cfg.Groups, typer: cfg.Typer, calls: cfg.Calls, bridges: cfg.Bridges, settings: cfg.CallSettings,
 		connectTimeout: cfg.BrowserConnectTimeout, metrics: cfg.Metrics,
 		events: newHub(), media: newCallMedia(), lookups: make(chan group.ID, 64)}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
