@@ -74,6 +74,21 @@
 // relays the text to it (kind 7, repair.go). Kinds 4 to 7 are taken only
 // from a device of this account, and only its devices send them.
 //
+// # Group chats
+//
+// A group's operations, sender keys and messages travel as group carriers
+// (Content kind 8; QueueGroup, Config.OnGroup; groupcarrier.go): bytes msg
+// does not read, queued in one transaction as a control message for each
+// device of each member account (out/<id>\0<dev>, a fresh id per account),
+// acknowledged and retried like a read receipt, and, unlike one,
+// deposited at the recipient's mailboxes when its device can't be reached.
+// The recipient applies a carrier through OnGroup in a transaction of its
+// own before its seen id commits (package groupchat), so one that comes
+// twice changes nothing; a carrier OnGroup refuses is refused with its
+// reason and leaves the sender's outbox; a blocked sender's is
+// acknowledged unread. Any device may send one, this account's own
+// included.
+//
 // # Replies, reactions, edits and deletes
 //
 // A reply is a text naming the message it quotes (Content addition 18,
