@@ -244,7 +244,7 @@ func printMessage(w io.Writer, m api.Message) {
 	if who == "" {
 		who = m.Peer
 	}
-	if m.FromName != "" || (m.Direction == "in" && m.Peer != m.From) {
+	if m.FromName != "" || (m.Direction == "in" && m.From != "" && m.Peer != m.From) {
 		// A group's message: the group, then its sender.
 		from := m.FromName
 		if from == "" {
