@@ -166,7 +166,11 @@ func (s *Service) nameLoop() {
 			continue
 		}
 		if s.learnNames(s.ctx, in) > 0 {
-			s.events.publish(api.NewEvent(api.EventGroup, s.toAPIGroup(in)))
+			// Read again: the group may have changed during the look-ups,
+			// and an event with what it was would undo the newer one.
+			if in, err = s.groups.Group(g); err == nil {
+				s.events.publish(api.NewEvent(api.EventGroup, s.toAPIGroup(in)))
+			}
 		}
 	}
 }
@@ -259,7 +263,11 @@ func (s *Service) Group(ctx context.Context, id string) (_ api.Group, err error)
 	if err != nil {
 		return api.Group{}, err
 	}
-	s.learnNames(ctx, in)
+	if s.learnNames(ctx, in) > 0 {
+		if in, err = s.groups.Group(g); err != nil { // as it is after the look-ups
+			return api.Group{}, err
+		}
+	}
 	return s.toAPIGroup(in), nil
 }
 

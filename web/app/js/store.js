@@ -334,8 +334,18 @@ function onEvent(ev) {
     case "call-state": state.callStates.set(d.id, d); if (d.state === "ended") refresh("calls", 300); break;
     case "handle": refresh("handles", 0); refresh("me", 0); break;
     case "group": {
-      // A new invitation is news of its own (notify.js).
       const was = state.groups.find((g) => g.id === d.id);
+      if (was && was.status === "joined" && d.status === "invited") {
+        // No one is invited to a group they are in: this is an older
+        // state of it, sent late (the node's lookup of members' names
+        // tells what it read before the lookup). The node says what is.
+        api.get(`/groups/${api.seg(d.id)}`).then((g) => {
+          applyGroup(g);
+          if (g.status === "invited") emit("group-invite", g);
+        }, (err) => console.warn("group", err.message));
+        return;
+      }
+      // A new invitation is news of its own (notify.js).
       applyGroup(d);
       learnNames(d);
       if (d.status === "invited" && !(was && was.status === "invited")) emit("group-invite", d);

@@ -13,8 +13,8 @@
 // change of it is a centred line of the history, and a message that
 // expired goes from the screen when its `message-deleted` event comes.
 // A group's conversation (views/groups.js) is the same thread and
-// composer, with each sender's name on their bubbles and no menus, files
-// or timer yet.
+// composer, files and voice notes included, with each sender's name on
+// their bubbles and no menus or timer yet.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
@@ -48,33 +48,9 @@ export function detail(el, peer) {
   hooks.reply = composer.reply;
   hooks.edit = composer.edit;
   hooks.changed = composer.changed;
-  const drop = h("div", { class: "drop-zone", hidden: true }, icon("clip"), h("span", { text: "Drop files to send them" }));
-  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el, drop);
+  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el);
+  dropFiles(wrap, () => composer);
   el.append(wrap);
-
-  // Files dragged over the conversation: dropped, they wait in the
-  // composer like picked ones.
-  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
-  let depth = 0;
-  wrap.addEventListener("dragenter", (e) => {
-    if (!hasFiles(e) || !composer.enabled()) return;
-    e.preventDefault();
-    depth++;
-    drop.hidden = false;
-  });
-  wrap.addEventListener("dragover", (e) => {
-    if (!hasFiles(e) || !composer.enabled()) return;
-    e.preventDefault();
-    e.dataTransfer.dropEffect = "copy";
-  });
-  wrap.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; drop.hidden = true; } });
-  wrap.addEventListener("drop", (e) => {
-    depth = 0;
-    drop.hidden = true;
-    if (!hasFiles(e)) return;
-    e.preventDefault();
-    if (composer.enabled()) composer.stage([...e.dataTransfer.files]);
-  });
 
   const timerOf = () => {
     const conv = store.state.conversations.find((x) => x.peer === peer);
@@ -140,6 +116,39 @@ export function detail(el, peer) {
   return {
     destroy() { offs.forEach((f) => f()); timerCtl.destroy(); composer.destroy(); t.destroy(); },
   };
+}
+
+/** dropFiles lets files be dropped on wrap, a conversation's section:
+ * while they are dragged over it a zone says they will be sent, and
+ * dropped they wait in the composer like picked ones. box() is the
+ * composer, or null while there is none (a group's invitation); nothing
+ * is taken while it is off. */
+export function dropFiles(wrap, box) {
+  const drop = h("div", { class: "drop-zone", hidden: true }, icon("clip"), h("span", { text: "Drop files to send them" }));
+  wrap.append(drop);
+  const hasFiles = (e) => e.dataTransfer && [...e.dataTransfer.types].includes("Files");
+  const open = () => { const c = box(); return c && c.enabled() ? c : null; };
+  let depth = 0;
+  wrap.addEventListener("dragenter", (e) => {
+    if (!hasFiles(e) || !open()) return;
+    e.preventDefault();
+    depth++;
+    drop.hidden = false;
+  });
+  wrap.addEventListener("dragover", (e) => {
+    if (!hasFiles(e) || !open()) return;
+    e.preventDefault();
+    e.dataTransfer.dropEffect = "copy";
+  });
+  wrap.addEventListener("dragleave", () => { if (--depth <= 0) { depth = 0; drop.hidden = true; } });
+  wrap.addEventListener("drop", (e) => {
+    depth = 0;
+    drop.hidden = true;
+    if (!hasFiles(e)) return;
+    e.preventDefault();
+    const c = open();
+    if (c) c.stage([...e.dataTransfer.files]);
+  });
 }
 
 /** thread is the scrolling message history with peer. With readOnly
@@ -789,9 +798,8 @@ const drafts = new Map(); // account → unsent text, kept while the tab lives
 // the microphone to record a voice note (send takes its place once there
 // is something to send). Above it, the message being replied to (with a ×
 // to let it go), or the one being edited: its text is then in the box, and
-// Enter saves it. With files false (a group), it sends text only: no
-// paper clip, no microphone.
-export function composeBox(peer, t, { files = true } = {}) {
+// Enter saves it.
+export function composeBox(peer, t) {
   const ta = h("textarea", { id: "composer", rows: 1, placeholder: "Write a message", autocomplete: "off", "data-autofocus": "", maxlength: MAX_BYTES, value: drafts.get(peer) || "", "aria-describedby": "composer-note" });
   const count = h("span", { class: "count", "aria-live": "polite" });
   const sendBtn = h("button", { type: "submit", class: "send-btn", "aria-label": "Send", title: "Send (Enter)" }, icon("send"));
@@ -816,11 +824,10 @@ export function composeBox(peer, t, { files = true } = {}) {
   let replying = null; // the message being replied to
   let editing = null; // {m, draft}: the message being edited, and what the box held before
 
-  if (!files) attachBtn.hidden = true;
   const swap = () => {
     const some = !!ta.value.trim() || staged.length > 0;
-    sendBtn.hidden = files && !some && !editing;
-    voiceBtn.hidden = !files || some || !!editing;
+    sendBtn.hidden = !some && !editing;
+    voiceBtn.hidden = some || !!editing;
   };
   const grow = () => {
     ta.style.height = "auto";
@@ -847,13 +854,13 @@ export function composeBox(peer, t, { files = true } = {}) {
   // that comes with a picture (a copy from a document) is pasted as text.
   ta.addEventListener("paste", (e) => {
     const d = e.clipboardData;
-    if (!files || !d || !d.files || !d.files.length || d.getData("text/plain")) return;
+    if (!d || !d.files || !d.files.length || d.getData("text/plain")) return;
     e.preventDefault();
     stage([...d.files]);
   });
 
   function stage(list) {
-    if (!on || !files || !list.length) return;
+    if (!on || !list.length) return;
     for (const file of list) {
       const url = file.type.startsWith("image/") ? URL.createObjectURL(file) : "";
       const item = { file, url };
@@ -962,7 +969,7 @@ export function composeBox(peer, t, { files = true } = {}) {
     editBar.hidden = true;
     editBar.replaceChildren();
     stripBox.hidden = !staged.length;
-    attachBtn.hidden = !files;
+    attachBtn.hidden = false;
     sendBtn.setAttribute("aria-label", "Send");
     sendBtn.title = "Send (Enter)";
     sendBtn.replaceChildren(icon("send"));
@@ -988,7 +995,7 @@ export function composeBox(peer, t, { files = true } = {}) {
   // Voice notes: the composer gives way to a bar with the time recorded,
   // a cancel and a send.
   async function startVoice() {
-    if (rec || !on || editing || !files) return;
+    if (rec || !on || editing) return;
     voiceBtn.disabled = true;
     const time = h("span", { class: "rec-time", text: "00:00" });
     try {

@@ -1,16 +1,17 @@
 // views/groups.js: group chats. A group's messages are a conversation
 // whose peer is the group's id, so a group opens at /chats/{id} like any
 // chat: the same thread and composer as views/chat.js, each incoming
-// bubble under its sender's name (in a colour of their own), text only
-// (replies, reactions, edits, deletions, the timer and files are not
-// offered in groups yet). The header names the group and counts its
-// members; a click on it opens the group's info beside the conversation:
-// the members, admins marked, and for an admin Add members, Make admin /
-// Dismiss as admin, Remove and Rename; for everyone Leave group. An
-// invitation opens on who sent it, with Join and Decline; a group left or
-// removed from stays readable, with a line saying so instead of the
-// composer. Everything follows the store's "groups" and "conversations"
-// topics, which "group" events feed.
+// bubble under its sender's name (in a colour of their own), with files,
+// photos and voice notes as in a one-to-one chat (the paper clip, a drop
+// on the conversation, a paste, the microphone); replies, reactions,
+// edits, deletions and the timer are not offered in groups yet. The
+// header names the group and counts its members; a click on it opens the
+// group's info beside the conversation: the members, admins marked, and
+// for an admin Add members, Make admin / Dismiss as admin, Remove and
+// Rename; for everyone Leave group. An invitation opens on who sent it,
+// with Join and Decline; a group left or removed from stays readable,
+// with a line saying so instead of the composer. Everything follows the
+// store's "groups" and "conversations" topics, which "group" events feed.
 //
 // The API (each answers the group, api.Group):
 //   POST /groups {name}                     create; you are its admin
@@ -20,7 +21,8 @@
 //   POST /groups/{id}/remove {member}       admins only
 //   POST /groups/{id}/admin {member, admin}
 //   POST /groups/{id}/rename {name}
-// Messages: POST /messages {to: id, text}, GET /conversations/{id}, and
+// Messages: POST /messages {to: id, text}, POST /files (multipart, to: id),
+// GET /conversations/{id}, GET /files/{id}/{message} and
 // POST /conversations/{id}/read, as in a one-to-one chat.
 //
 // New group (newGroup) asks for a name and the members, picked from the
@@ -30,7 +32,7 @@ import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
 import { h, icon, avatar, groupAvatar, showError, toast, confirm, dialog, field, errorBox, shortAccount } from "../ui.js";
-import { thread, composeBox } from "./chat.js";
+import { thread, composeBox, dropFiles } from "./chat.js";
 
 /** MAX_NAME is the longest group name the app lets you type, in characters
  * (the node counts 64 bytes, and says so when a name is over). */
@@ -85,6 +87,9 @@ export function detail(el, id) {
   const section = h("section", { class: "chat group-chat", "aria-label": "Group conversation" }, header, body, foot);
   const layout = h("div", { class: "chat-layout" }, section);
   el.append(layout);
+  // Files dropped on the conversation wait in the composer, once there
+  // is one to write in.
+  dropFiles(section, () => composer);
 
   // The header: the group's name (a heading, and the button that opens
   // the group's info, whose target covers the avatar and the count too)
@@ -169,9 +174,12 @@ export function detail(el, id) {
   function drawConversation(g) {
     if (!t) {
       t = thread(id, { readOnly: false, group: true });
-      composer = composeBox(id, t, { files: false });
-      body.replaceChildren(t.el);
+      composer = composeBox(id, t);
     }
+    // The messages go back in place of an invitation drawn meanwhile (a
+    // group can come back as "invited" after you joined, from an event
+    // that was late).
+    if (t.el.parentNode !== body) body.replaceChildren(t.el);
     const why = statusLine(g);
     composer.el.hidden = !!why;
     foot.replaceChildren(composer.el);
