@@ -365,25 +365,29 @@ func (s *Service) Group(g group.ID) (Info, error) {
 	defer s.mu.Unlock()
 	var out Info
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
-		d := in(tx)
-		r, ok, err := d.rec(g)
-		if err != nil {
-			return err
+		r, l, err := s.groupLocked(in(tx), g)
+		if err == nil {
+			out = s.info(l, r)
 		}
-		if !ok {
-			return ErrNotFound
-		}
-		l, err := s.loadLocked(d, g)
-		if err != nil {
-			return err
-		}
-		if l == nil {
-			return ErrNotFound
-		}
-		out = s.info(l, r)
-		return nil
+		return err
 	})
 	return out, err
+}
+
+// groupLocked reads g's record and log: ErrNotFound without them.
+func (s *Service) groupLocked(d data, g group.ID) (rec, *group.Log, error) {
+	r, ok, err := d.rec(g)
+	if err != nil {
+		return rec{}, nil, err
+	}
+	if !ok {
+		return rec{}, nil, ErrNotFound
+	}
+	l, err := s.loadLocked(d, g)
+	if err == nil && l == nil {
+		err = fmt.Errorf("%w: group %v has no log", store.ErrCorrupt, g)
+	}
+	return r, l, err
 }
 
 // ShareWithSiblings sends this account's other devices the log of every
@@ -467,22 +471,15 @@ func (s *Service) change(ctx context.Context, g group.ID, ops ...group.Op) (Info
 	)
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		d := in(tx)
-		var ok bool
+		var cached *group.Log
 		var err error
-		if r, ok, err = d.rec(g); err != nil {
+		if r, cached, err = s.groupLocked(d, g); err != nil {
 			return err
-		}
-		if !ok {
-			return ErrNotFound
 		}
 		if r.status != Joined && !(r.status == Invited && len(ops) == 1 && ops[0].Kind == group.Leave) {
 			return ErrNotMember
 		}
 		// A copy: a refusal half way leaves the cached log as it was.
-		cached, err := s.loadLocked(d, g)
-		if err != nil {
-			return err
-		}
 		if l, err = group.Load(cached.Ops()); err != nil {
 			return err
 		}
@@ -658,14 +655,7 @@ func (s *Service) Join(ctx context.Context, g group.ID) (Info, error) {
 	var chain []group.Op
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		d := in(tx)
-		r, ok, err := d.rec(g)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrNotFound
-		}
-		l, err := s.loadLocked(d, g)
+		r, l, err := s.groupLocked(d, g)
 		if err != nil {
 			return err
 		}
@@ -731,19 +721,12 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 	s.mu.Lock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		d := in(tx)
-		r, ok, err := d.rec(g)
+		r, l, err := s.groupLocked(d, g)
 		if err != nil {
 			return err
-		}
-		if !ok {
-			return ErrNotFound
 		}
 		if r.status != Joined {
 			return fmt.Errorf("%w: this account %s", ErrNotMember, r.status)
-		}
-		l, err := s.loadLocked(d, g)
-		if err != nil {
-			return err
 		}
 		st := l.State()
 		members = accounts(st)

@@ -42,16 +42,7 @@ func TestGroupFiles(t *testing.T) {
 	n := testnet.New(t, 4, testnet.Options{Web: web.FS()})
 	alice, bob, carol := n.Nodes[1], n.Nodes[2], n.Nodes[3]
 	ctx := ctxT(t, 6*time.Minute)
-	claimAndBefriend(t, ctx, alice, bob)
-	if c, err := carol.Client.Claim(ctx, "carol"); err != nil || c.Status != "claimed" {
-		t.Fatalf("claim @carol: %+v, %v", c, err)
-	}
-	if _, err := alice.Client.AddContact(ctx, "carol", "Carol"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := carol.Client.AddContact(ctx, "alice", "Alice"); err != nil {
-		t.Fatal(err)
-	}
+	threeFriends(t, ctx, alice, bob, carol)
 
 	// The group, made and joined through the API (TestGroups does it in
 	// the pages).

@@ -16,6 +16,22 @@ import (
 	"github.com/callsign/callsign/web"
 )
 
+// threeFriends has Alice, Bob and Carol claim their handles and makes Bob
+// and Carol each Alice's contact (and she theirs), not each other's.
+func threeFriends(t *testing.T, ctx context.Context, alice, bob, carol *testnet.Node) {
+	t.Helper()
+	claimAndBefriend(t, ctx, alice, bob)
+	if c, err := carol.Client.Claim(ctx, "carol"); err != nil || c.Status != "claimed" {
+		t.Fatalf("claim @carol: %+v, %v", c, err)
+	}
+	if _, err := alice.Client.AddContact(ctx, "carol", "Carol"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Client.AddContact(ctx, "alice", "Alice"); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // TestGroups: Alice makes a group from her page ("New group": a name, Bob
 // and Carol ticked among her contacts); the group opens with "3 members".
 // Bob's and Carol's pages show the invitation in their chat lists live
@@ -46,16 +62,7 @@ func TestGroups(t *testing.T) {
 	n := testnet.New(t, 4, testnet.Options{Web: web.FS()})
 	alice, bob, carol := n.Nodes[1], n.Nodes[2], n.Nodes[3]
 	ctx := ctxT(t, 6*time.Minute)
-	claimAndBefriend(t, ctx, alice, bob)
-	if c, err := carol.Client.Claim(ctx, "carol"); err != nil || c.Status != "claimed" {
-		t.Fatalf("claim @carol: %+v, %v", c, err)
-	}
-	if _, err := alice.Client.AddContact(ctx, "carol", "Carol"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := carol.Client.AddContact(ctx, "alice", "Alice"); err != nil {
-		t.Fatal(err)
-	}
+	threeFriends(t, ctx, alice, bob, carol)
 
 	dir := os.Getenv("CALLSIGN_SCREENSHOTS")
 	if dir != "" {
