@@ -403,6 +403,9 @@ type Group struct {
 	InvitedByName string `json:"invited_by_name,omitempty"`
 	// Request: the invitation came from a stranger.
 	Request bool `json:"request,omitempty"`
+	// Timer is the group's disappearing-message timer in seconds (0:
+	// off); its admins set it (POST /conversations/{id}/timer).
+	Timer int64 `json:"timer,omitempty"`
 }
 
 // GroupMember is one member of a group.

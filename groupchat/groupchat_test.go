@@ -371,3 +371,62 @@ func TestGroupNewDevice(t *testing.T) {
 		t.Fatalf("refused: %q", r)
 	}
 }
+
+// TestGroupTimer: an admin sets the group's timer; a member who is no
+// admin can't. What is sent under it disappears from every member device
+// when its time is up (EventDeleted says so, for the node to delete its
+// file), and the same carrier coming again shows nothing.
+func TestGroupTimer(t *testing.T) {
+	n := newNet(t)
+	alice, bob := n.account("alice"), n.account("bob")
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Brief")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	if _, err := bob.svc.SetTimer(bob.ctx(), g, group.MinTimer); err == nil {
+		t.Fatal("Bob, no admin, set the timer")
+	}
+	must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("stays"), nil))
+	must[Info](t)(alice.svc.SetTimer(alice.ctx(), g, 10*time.Second))
+	n.deliver()
+	if in := must[Info](t)(bob.info(g)); in.Timer != 10*time.Second {
+		t.Fatalf("Bob's group timer is %v", in.Timer)
+	}
+	must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("vanishes"), nil))
+	carrier := bob.lastCarrier()
+	n.deliver()
+	for _, d := range []*dev{alice, bob} {
+		ms := d.messages(g)
+		if len(ms) != 2 || !ms[0].Expires.IsZero() || ms[1].Expires.IsZero() {
+			t.Fatalf("%s has %+v, want the second expiring", d, ms)
+		}
+		d.svc.sweep()
+		if len(d.messages(g)) != 2 {
+			t.Fatalf("%s: a message gone before its time", d)
+		}
+	}
+	n.skew.Store(int64(11 * time.Second))
+	for _, d := range []*dev{alice, bob} {
+		d.svc.sweep()
+		if got := d.texts(g); !slices.Equal(got, []string{"alice: stays"}) {
+			t.Fatalf("%s has %q after the timer", d, got)
+		}
+		d.evMu.Lock()
+		deleted := 0
+		for _, e := range d.events {
+			if e.Kind == EventDeleted && string(e.Message.Text) == "vanishes" {
+				deleted++
+			}
+		}
+		d.evMu.Unlock()
+		if deleted != 1 {
+			t.Fatalf("%s: %d deletion events", d, deleted)
+		}
+	}
+	if err := bob.svc.Receive(carrier.from, carrier.dev, carrier.body, false); err != nil {
+		t.Fatal(err)
+	}
+	if got := bob.texts(g); len(got) != 1 {
+		t.Fatalf("the expired message came back: %q", got)
+	}
+}

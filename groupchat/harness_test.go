@@ -7,7 +7,9 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 
@@ -28,7 +30,11 @@ type net struct {
 	accts map[identity.AccountID][]*dev
 	// refusals are the errors Receive returned, as "device: error".
 	refusals []string
+	// skew moves every device's clock ahead (Config.Now).
+	skew atomic.Int64
 }
+
+func (n *net) now() time.Time { return time.Now().Add(time.Duration(n.skew.Load())) }
 
 type dev struct {
 	n       *net
@@ -71,7 +77,7 @@ func (n *net) device(name string, k *identity.AccountKey) *dev {
 	t.Cleanup(func() { db.Close() })
 	d := &dev{n: n, name: name, key: k, db: db}
 	rand.Read(d.id[:])
-	svc, err := New(Config{DB: db, Account: k, Device: d.id, Transport: d,
+	svc, err := New(Config{DB: db, Account: k, Device: d.id, Transport: d, Now: n.now,
 		OnEvent: func(e Event) { d.evMu.Lock(); d.events = append(d.events, e); d.evMu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)

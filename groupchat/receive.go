@@ -413,7 +413,7 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 		return err
 	}
 	now := s.cfg.Now()
-	m := stored{id: p.id, from: from, dev: dev, sentAt: p.sentAt, at: now, text: p.text, file: p.file, out: from == s.self, read: from == s.self}
+	m := stored{id: p.id, from: from, dev: dev, sentAt: p.sentAt, at: now, text: p.text, file: p.file, out: from == s.self, read: from == s.self, expires: p.expires}
 	if err := d.putMessage(c.group, m); err != nil {
 		return err
 	}

@@ -67,6 +67,9 @@ const (
 	EventGroup EventKind = iota + 1
 	// EventMessage: a message was stored (sent here, or received).
 	EventMessage
+	// EventDeleted: a message's time was up (the group's timer): it is
+	// gone from this device; Message is what it was.
+	EventDeleted
 )
 
 // Event is a change the node tells its clients about.
@@ -88,6 +91,9 @@ type Message struct {
 	SentAt time.Time
 	At     time.Time // stored here
 	Read   bool
+	// Expires is when the message disappears from this device (zero:
+	// it stays).
+	Expires time.Time
 }
 
 // Info is a group as this account sees it.
@@ -102,6 +108,8 @@ type Info struct {
 	InvitedBy identity.AccountID // who added this account
 	Request   bool               // the invitation came from a stranger
 	Epoch     uint64
+	// Timer is the group's disappearing-message timer (0: off).
+	Timer time.Duration
 }
 
 // Service keeps this device's groups: their logs, its sender keys and the
@@ -182,13 +190,18 @@ func (s *Service) later(to []identity.AccountID, bodies ...[]byte) {
 	}
 }
 
-// sender hands what Receive queued to the Transport, in order, until
-// Close.
+// sender hands what Receive queued to the Transport, in order, and
+// sweeps expired messages (timer.go), until Close.
 func (s *Service) sender() {
+	tick := time.NewTicker(sweepEvery)
+	defer tick.Stop()
 	for {
 		select {
 		case <-s.ctx.Done():
 			return
+		case <-tick.C:
+			s.sweep()
+			continue
 		case <-s.wake:
 		}
 		s.sendMu.Lock()
@@ -306,7 +319,7 @@ func ParseID(s string) (group.ID, error) {
 func (s *Service) info(l *group.Log, r rec) Info {
 	st := l.State()
 	in := Info{ID: l.ID(), Name: st.Name, Status: r.status, Members: st.Members(), Unread: int(r.unread),
-		LastAt: r.lastAt, Request: r.request, Epoch: st.Epoch}
+		LastAt: r.lastAt, Request: r.request, Epoch: st.Epoch, Timer: st.Timer}
 	if m, ok := st.Member(s.cfg.Account.Public()); ok {
 		in.Admin = m.Admin
 	}
@@ -708,6 +721,8 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 	}
 	now := s.cfg.Now()
 	p := plain{sentAt: now, text: bytes.Clone(text), file: bytes.Clone(file)}
+	// The group's timer is read with the log below; the plaintext is
+	// sealed there.
 	if _, err := rand.Read(p.id[:]); err != nil {
 		return Message{}, err
 	}
@@ -730,6 +745,7 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 		}
 		st := l.State()
 		members = accounts(st)
+		p.expires = st.Timer
 		o, ok, err := d.own(g)
 		if err != nil {
 			return err
@@ -771,7 +787,7 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 		}
 		c := carrier{kind: kindMessage, group: g, epoch: st.Epoch, sealed: sealed}
 		msgBody = c.marshal()
-		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true}
+		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true, expires: p.expires}
 		if err := d.putMessage(g, m); err != nil {
 			return err
 		}
@@ -796,8 +812,12 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 }
 
 func (m *stored) message(g group.ID) Message {
-	return Message{Group: g, ID: hex.EncodeToString(m.id[:]), From: m.from, Dev: m.dev, Out: m.out,
+	out := Message{Group: g, ID: hex.EncodeToString(m.id[:]), From: m.from, Dev: m.dev, Out: m.out,
 		Text: m.text, File: m.file, SentAt: m.sentAt, At: m.at, Read: m.read}
+	if m.expires > 0 {
+		out.Expires = m.at.Add(m.expires)
+	}
+	return out
 }
 
 // Messages returns a page of g's messages, oldest first: the newest limit

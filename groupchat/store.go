@@ -22,6 +22,7 @@ import (
 //	grp/m/<group><at:8><id>       a message (stored), in the order it was stored here
 //	grp/i/<group><id>             a message's at: its seen id
 //	grp/p/<group><n:8>            a carrier waiting for what comes before it (pending)
+//	grp/x/<when:8><group><id>     a message that disappears then (timer.go)
 //
 // <account> is the account id's 32-byte hash (identity.AccountID.Hash);
 // <dev> 8 bytes; <id> 16 bytes. Values are protobuf wire format.
@@ -33,6 +34,7 @@ var (
 	pfxMsg     = []byte("grp/m/")
 	pfxMsgID   = []byte("grp/i/")
 	pfxPending = []byte("grp/p/")
+	pfxExpiry  = []byte("grp/x/")
 )
 
 func key(pfx []byte, parts ...[]byte) []byte {
@@ -204,16 +206,18 @@ func unmarshalChain(b []byte) (chain, error) {
 //	field 7  file     bytes
 //	field 8  out      bool  sent by this account
 //	field 9  read     bool
+//	field 10 expires  uint  seconds after at that it disappears (0: it stays)
 type stored struct {
-	id     [16]byte
-	from   identity.AccountID
-	dev    identity.DeviceID
-	sentAt time.Time
-	at     time.Time
-	text   []byte
-	file   []byte
-	out    bool
-	read   bool
+	id      [16]byte
+	from    identity.AccountID
+	dev     identity.DeviceID
+	sentAt  time.Time
+	at      time.Time
+	text    []byte
+	file    []byte
+	out     bool
+	read    bool
+	expires time.Duration
 }
 
 func (m *stored) marshal() []byte {
@@ -227,6 +231,7 @@ func (m *stored) marshal() []byte {
 	e.Bytes(7, m.file)
 	e.Bool(8, m.out)
 	e.Bool(9, m.read)
+	e.Uint(10, uint64(m.expires/time.Second))
 	return e.B
 }
 
@@ -242,6 +247,7 @@ func unmarshalStored(b []byte) (stored, error) {
 	m.file = d.Bytes(7, 1, MaxFileRef)
 	m.out = d.Bool(8)
 	m.read = d.Bool(9)
+	m.expires = time.Duration(d.Uint(10, uint64(group.MaxTimer/time.Second))) * time.Second
 	return m, d.End()
 }
 
@@ -372,6 +378,12 @@ func (d data) putMessage(g group.ID, m stored) error {
 	at := be64(uint64(m.at.UnixNano()))
 	if err := d.sp.Set(key(pfxMsgID, g[:], m.id[:]), at); err != nil {
 		return err
+	}
+	if m.expires > 0 {
+		when := be64(uint64(m.at.Add(m.expires).UnixNano()))
+		if err := d.sp.Set(key(pfxExpiry, when, g[:], m.id[:]), nil); err != nil {
+			return err
+		}
 	}
 	return d.sp.Set(key(pfxMsg, g[:], at, m.id[:]), m.marshal())
 }

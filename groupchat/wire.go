@@ -29,6 +29,7 @@ import (
 //	field 2  sent_at   sint   unix nanoseconds, the sender's clock
 //	field 3  text      bytes  the text, at most MaxText
 //	field 4  file      bytes  an attachment's reference (files.Ref), which the node reads
+//	field 5  expires   uint   seconds: the group's disappearing-message timer when it was sent
 const (
 	kindOps     = 1
 	kindKey     = 2
@@ -112,10 +113,11 @@ func unmarshalCarrier(b []byte) (carrier, error) {
 
 // plain is a group message's plaintext.
 type plain struct {
-	id     [16]byte
-	sentAt time.Time
-	text   []byte
-	file   []byte
+	id      [16]byte
+	sentAt  time.Time
+	text    []byte
+	file    []byte
+	expires time.Duration
 }
 
 func (p *plain) marshal() []byte {
@@ -124,6 +126,7 @@ func (p *plain) marshal() []byte {
 	e.Sint(2, p.sentAt.UnixNano())
 	e.Bytes(3, p.text)
 	e.Bytes(4, p.file)
+	e.Uint(5, uint64(p.expires/time.Second))
 	return e.B
 }
 
@@ -135,6 +138,7 @@ func unmarshalPlain(b []byte) (plain, error) {
 	p.sentAt = time.Unix(0, sent)
 	p.text = d.Bytes(3, 1, MaxText)
 	p.file = d.Bytes(4, 1, MaxFileRef)
+	p.expires = time.Duration(d.Uint(5, uint64(group.MaxTimer/time.Second))) * time.Second
 	if err := d.End(); err != nil {
 		return plain{}, err
 	}

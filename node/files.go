@@ -130,10 +130,18 @@ func (a *attachments) onFile(at backend.FileAt, file []byte) {
 
 // onDeleted deletes the attachment of a message that expired.
 func (a *attachments) onDeleted(ev msg.Event) {
-	if ev.Message == nil || ev.Message.File == nil {
+	if ev.Message != nil {
+		a.removeFile(ev.Message.File)
+	}
+}
+
+// removeFile deletes the attachment a message that expired named (file,
+// its reference; nil: none).
+func (a *attachments) removeFile(file []byte) {
+	if file == nil {
 		return
 	}
-	if ref, err := files.UnmarshalRef(ev.Message.File); err == nil {
+	if ref, err := files.UnmarshalRef(file); err == nil {
 		if err := a.store.Remove(ref.Hash); err != nil {
 			a.n.log.Warn("an expired message's attachment could not be deleted", "err", err)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -211,7 +212,10 @@ func TestGroupChat(t *testing.T) {
 
 // TestGroupFile: a file sent to a group reaches each member's node, which
 // fetches it from the sender's device at once; its bytes read back whole
-// there by the group and by id alone (what `save ID` asks).
+// there by the group and by id alone (what `save ID` asks). Then Alice,
+// the admin, sets the group's timer (Bob, no admin, can't): a file sent
+// under it is gone from every member's store and files directory when
+// its time is up.
 func TestGroupFile(t *testing.T) {
 	net := testnet.New(t, 4, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
 	ctx := ctxT(t, 3*time.Minute)
@@ -246,5 +250,39 @@ func TestGroupFile(t *testing.T) {
 				t.Fatalf("read the file back (peer %q): %q, %d bytes, %v", peer, name, got.Len(), err)
 			}
 		}
+	}
+
+	if _, err := bob.Client.SetTimer(ctx, g.ID, 5); !api.IsCode(err, api.CodeForbidden) {
+		t.Fatalf("Bob, no admin, sets the timer: %v", err)
+	}
+	if set, err := alice.Client.SetTimer(ctx, g.ID, 5); err != nil || set.TimerSet == nil || *set.TimerSet != 5 {
+		t.Fatalf("set the timer: %+v %v", set, err)
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Until(t, time.Minute, "the timer at each member", func() bool {
+			in, err := nd.Client.Group(ctx, g.ID)
+			return err == nil && in.Timer == 5
+		})
+	}
+	brief, err := alice.Client.SendFile(ctx, api.FileUpload{To: g.ID, Name: "brief.txt", Type: "text/plain", Body: bytes.NewReader([]byte("gone soon"))})
+	if err != nil || brief.ExpiresAt == nil {
+		t.Fatalf("a file under the timer: %+v %v", brief, err)
+	}
+	filesIn := func(nd *testnet.Node) int {
+		fs, _ := filepath.Glob(filepath.Join(nd.Dir, "files", "*"))
+		return len(fs)
+	}
+	has := func(nd *testnet.Node) bool {
+		p, err := nd.Client.Messages(ctx, g.ID, "", 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return slices.ContainsFunc(p.Messages, func(m api.Message) bool { return m.ID == brief.ID })
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Until(t, time.Minute, "the brief file fetched", func() bool { return has(nd) && filesIn(nd) == 2 })
+	}
+	for _, nd := range []*testnet.Node{alice, bob, carol} {
+		check.Until(t, time.Minute, "the brief file gone, from the store and the disk", func() bool { return !has(nd) && filesIn(nd) == 1 })
 	}
 }

@@ -185,11 +185,16 @@ func (t groupTransport) QueueGroup(ctx context.Context, to []identity.AccountID,
 // onGroupEvent hands a change of the group chats to the API's
 // subscribers.
 func (n *Node) onGroupEvent(ev groupchat.Event) {
-	if ev.Kind == groupchat.EventMessage {
+	switch ev.Kind {
+	case groupchat.EventMessage:
 		if ev.Message != nil && !ev.Message.Out {
 			n.metrics.Message(msg.DirIn, false)
 		}
 		n.files.onGroupMessage(ev.Message)
+	case groupchat.EventDeleted:
+		if ev.Message != nil {
+			n.files.removeFile(ev.Message.File)
+		}
 	}
 	if b := n.backend.Load(); b != nil {
 		b.GroupEvent(ev)

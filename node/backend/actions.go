@@ -50,8 +50,11 @@ func (s *Service) SetTimer(ctx context.Context, name string, seconds int64) (_ a
 	if seconds != 0 && (seconds < int64(msg.MinTimer/time.Second) || seconds > int64(msg.MaxTimer/time.Second)) {
 		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "a timer is 0 (off) or %d to %d seconds", int64(msg.MinTimer/time.Second), int64(msg.MaxTimer/time.Second))
 	}
-	if _, ok, err := s.findGroup(name); err != nil || ok {
-		return api.Message{}, cmpErr(err, errNotInGroups("a disappearing-message timer"))
+	if g, ok, err := s.findGroup(name); err != nil || ok {
+		if err != nil {
+			return api.Message{}, err
+		}
+		return s.setGroupTimer(ctx, g, seconds)
 	}
 	t, err := s.recipient(ctx, name)
 	if err != nil {

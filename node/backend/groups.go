@@ -23,6 +23,7 @@ type Groups interface {
 	Leave(ctx context.Context, g group.ID) (groupchat.Info, error)
 	Remove(ctx context.Context, g group.ID, who identity.AccountPub) (groupchat.Info, error)
 	SetAdmin(ctx context.Context, g group.ID, who identity.AccountPub, admin bool) (groupchat.Info, error)
+	SetTimer(ctx context.Context, g group.ID, d time.Duration) (groupchat.Info, error)
 	Rename(ctx context.Context, g group.ID, name string) (groupchat.Info, error)
 	Send(ctx context.Context, g group.ID, text, file []byte) (groupchat.Message, error)
 	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
@@ -177,7 +178,7 @@ func (s *Service) nameLoop() {
 
 func (s *Service) toAPIGroup(in groupchat.Info) api.Group {
 	out := api.Group{ID: in.ID.String(), Name: in.Name, Status: in.Status.String(), Admin: in.Admin, Unread: in.Unread,
-		LastAt: in.LastAt.UTC(), Request: in.Request, Members: make([]api.GroupMember, 0, len(in.Members))}
+		LastAt: in.LastAt.UTC(), Request: in.Request, Timer: int64(in.Timer / time.Second), Members: make([]api.GroupMember, 0, len(in.Members))}
 	if in.InvitedBy != "" {
 		out.InvitedBy, out.InvitedByName = string(in.InvitedBy), s.memberName(in.InvitedBy)
 	}
@@ -209,6 +210,10 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 		out.FromName = s.memberName(m.From)
 	}
 	out.File = s.fileInfoOf(out.Peer, m.ID, m.File)
+	if !m.Expires.IsZero() {
+		at := m.Expires.UTC()
+		out.ExpiresAt = &at
+	}
 	return out
 }
 
@@ -216,6 +221,10 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 // chats.
 func (s *Service) GroupEvent(ev groupchat.Event) {
 	if s.groups == nil {
+		return
+	}
+	if ev.Kind == groupchat.EventDeleted && ev.Message != nil {
+		s.events.publish(api.NewEvent(api.EventMessageDeleted, api.MessageDeleted{Peer: ev.Group.String(), ID: ev.Message.ID}))
 		return
 	}
 	in, err := s.groups.Group(ev.Group)
@@ -356,7 +365,7 @@ func (s *Service) groupConversations() ([]api.Conversation, error) {
 	var out []api.Conversation
 	for _, in := range all {
 		ag := s.toAPIGroup(in)
-		c := api.Conversation{Peer: ag.ID, PeerName: in.Name, LastAt: ag.LastAt, Unread: in.Unread, Group: &ag}
+		c := api.Conversation{Peer: ag.ID, PeerName: in.Name, LastAt: ag.LastAt, Unread: in.Unread, Group: &ag, Timer: ag.Timer}
 		ms, _, err := s.groups.Messages(in.ID, "", 1)
 		if err != nil {
 			return nil, err
@@ -385,6 +394,19 @@ func (s *Service) groupMessages(g group.ID, pr api.PageRequest) (api.MessagePage
 		page.Messages[i] = s.toAPIGroupMessage(m, in.Name)
 	}
 	return page, nil
+}
+
+// setGroupTimer sets group g's timer and answers, as for a one-to-one
+// conversation, with a message that says so (a group keeps the change in
+// its log, not among its messages).
+func (s *Service) setGroupTimer(ctx context.Context, g group.ID, seconds int64) (api.Message, error) {
+	in, err := s.groups.SetTimer(ctx, g, time.Duration(seconds)*time.Second)
+	if err != nil {
+		return api.Message{}, err
+	}
+	id := in.ID.String()
+	return api.Message{ID: fmt.Sprintf("timer-%d", time.Now().UnixNano()), From: s.self.ID().String(), To: id, Peer: id, PeerName: in.Name,
+		Direction: "out", State: "sent", SentAt: time.Now().UTC(), TimerSet: &seconds}, nil
 }
 
 // sendGroup sends text to group g.
