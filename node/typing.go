@@ -80,8 +80,8 @@ func (n *Node) handleTyping(from identity.AccountID, payload []byte) bool {
 		n.log.Debug("dropped a typing signal", "from", from, "err", err)
 		return true
 	}
-	if _, err := n.contacts.Get(from); err != nil {
-		return true // a stranger's: not shown
+	if c, err := n.contacts.Get(from); err != nil || c.Blocked {
+		return true // a stranger's, or a blocked contact's: not shown
 	}
 	if b := n.backend.Load(); b != nil {
 		b.TypingEvent(from, on)

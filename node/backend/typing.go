@@ -68,8 +68,8 @@ func (s *Service) Typing(ctx context.Context, name string, on bool) (err error) 
 	if err != nil {
 		return err
 	}
-	if t.contact == nil || t.contact.Blocked {
-		return nil
+	if c := t.contact; c == nil || c.Blocked || c.KeyChanged {
+		return nil // no contact, or one whose messages are held back
 	}
 	s.typing.mu.Lock()
 	if s.typing.sent == nil {
@@ -90,11 +90,14 @@ func (s *Service) Typing(ctx context.Context, name string, on bool) (err error) 
 		delete(s.typing.sent, t.id)
 	}
 	s.typing.mu.Unlock()
-	// A typing signal that can't be delivered at once is not worth more:
-	// no error for the person.
-	if err := s.typer.SendTyping(ctx, t.id, on); err != nil {
-		s.log.Debug("typing signal not delivered", "to", t.id, "err", err)
-	}
+	// Sent in the background: the person's page does not wait on the
+	// network, and a typing signal that can't be delivered at once is not
+	// worth more (no error for the person). Close waits for it.
+	s.wg.Go(func() {
+		if err := s.typer.SendTyping(s.ctx, t.id, on); err != nil {
+			s.log.Debug("typing signal not delivered", "to", t.id, "err", err)
+		}
+	})
 	return nil
 }
 

@@ -8,6 +8,12 @@
 // disappearing-message timer, seconds, 0 off) follows the messages that
 // change it.
 //
+// Typing indicators: `typingOn` is the person's setting (GET
+// /settings/typing, read each time the event stream opens, changed with
+// setTypingOn; the topic "typingOn"), and `typers` the contacts typing to
+// them now, from "typing" events; the topic "typers" names the account
+// that started or stopped.
+//
 // Groups: a group's messages are a conversation whose peer is the group's
 // id (32 hex digits) and whose `group` is the group (api.Group). The
 // groups (GET /groups) are kept too, and every one of them is in the chat
@@ -30,6 +36,8 @@ export const state = {
   viewing: null, // the account whose chat is on screen (and read), if any
   callStates: new Map(), // call id → the latest call from incoming-call and call-state events
   early: false, // the first screen came from early.js's request
+  typingOn: null, // typing indicators are on (GET /settings/typing); null until read
+  typers: new Map(), // account → its expiry timer: the contacts typing to this person now
   // Another device of the account removed this one (GET /status says
   // device_revoked, or a device-revoked event came): it sends nothing
   // more. It stays so: a removed device is never added back.
@@ -64,6 +72,7 @@ const loaders = {
     emit("conversations", state.conversations);
     for (const g of state.groups) learnNames(g);
   },
+  typingOn: async () => { typingSetting((await api.get("/settings/typing")).on); },
   // Asked each time the event stream opens: the event may have been missed.
   revoked: async () => { if ((await api.get("/status")).device_revoked) state.revoked = true; },
 };
@@ -310,6 +319,38 @@ function applyDeleted(d) {
   if (last(state.requests)) refresh("requests", 0);
 }
 
+// A contact's node says "typing" at most every 3 s while they type, so
+// one not heard from for this long has stopped (its "stopped" lost, or
+// their tab closed).
+const TYPING_FOR = 8000;
+
+// setTyping starts or stops the indicator of account peer; the topic
+// "typers" hears of a start or a stop, not of one that goes on.
+function setTyping(peer, on) {
+  const was = state.typers.has(peer);
+  clearTimeout(state.typers.get(peer));
+  if (on) state.typers.set(peer, setTimeout(() => setTyping(peer, false), TYPING_FOR));
+  else state.typers.delete(peer);
+  if (on !== was) emit("typers", peer);
+}
+
+/** isTyping reports whether the contact peer is typing to this person now. */
+export const isTyping = (peer) => state.typers.has(peer);
+
+// typingSetting takes the setting as the node said it; off, no indicator
+// shows (the node passes on no more "typing" events).
+function typingSetting(on) {
+  state.typingOn = !!on;
+  if (!on) for (const p of [...state.typers.keys()]) setTyping(p, false);
+}
+
+/** setTypingOn turns typing indicators on or off (POST /settings/typing)
+ * and tells the topic "typingOn". */
+export async function setTypingOn(on) {
+  typingSetting((await api.post("/settings/typing", { on })).on);
+  emit("typingOn", state.typingOn);
+}
+
 /** noteUpdated updates the chat lists with a message this tab changed
  * (the answer of a react, edit or delete), as its event would. */
 export function noteUpdated(m) { applyUpdate(m); }
@@ -319,7 +360,8 @@ function onEvent(ev) {
   if (ev.type === "message") {
     // The open conversation first; the chat list, the title and the
     // notification in a task of their own, so the message is on screen
-    // before the list is redrawn.
+    // before the list is redrawn. Their message ends their typing.
+    if (d.direction === "in" && state.typers.has(d.peer)) setTyping(d.peer, false);
     emit(ev.type, d);
     setTimeout(() => applyMessage(d), 0);
     return;
@@ -350,6 +392,12 @@ function onEvent(ev) {
       learnNames(d);
       if (d.status === "invited" && !(was && was.status === "invited")) emit("group-invite", d);
       refresh("conversations", 500);
+      break;
+    }
+    case "typing": {
+      // Not from someone blocked (the node passes theirs on too).
+      const c = contactOf(d.peer);
+      if (d.peer && !isGroup(d.peer)) setTyping(d.peer, !!d.typing && !(c && c.blocked));
       break;
     }
     case "device-revoked": state.revoked = true; emit("revoked", true); break;

@@ -15,6 +15,9 @@
 // A group's conversation (views/groups.js) is the same thread and
 // composer, files and voice notes included, with each sender's name on
 // their bubbles and no menus or timer yet.
+// Typing indicators (with the setting on): the composer tells the node
+// while the person types to a contact (typingSignals), and the header
+// says "typing…" while the contact types back (store.isTyping).
 
 import * as api from "../api.js";
 import * as store from "../store.js";
@@ -48,7 +51,9 @@ export function detail(el, peer) {
   hooks.reply = composer.reply;
   hooks.edit = composer.edit;
   hooks.changed = composer.changed;
-  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el);
+  // Says "Alice is typing" to screen readers once each time she starts.
+  const live = h("p", { class: "sr-only", role: "status", "aria-live": "polite" });
+  const wrap = h("section", { class: "chat", "aria-label": "Conversation" }, header, banner, t.el, composer.el, live);
   dropFiles(wrap, () => composer);
   el.append(wrap);
 
@@ -69,6 +74,7 @@ export function detail(el, peer) {
     const name = store.nameOf(peer);
     const sub = [];
     if (c && c.handle) sub.push(c.handle.includes("~") ? c.handle : "@" + c.handle);
+    const typing = store.isTyping(peer);
     const el = h("a", { class: "chat-peer", href: path("contacts", peer), title: "Contact info", "aria-label": `Contact info for ${name}` },
       avatar(name, peer),
       h("span", { class: "chat-peer-text" },
@@ -76,7 +82,8 @@ export function detail(el, peer) {
         h("span", { class: "chat-sub" },
           timer.badge(timerOf()),
           c && c.verified && !c.key_changed ? h("span", { class: "verified" }, icon("shield"), "Verified") : null,
-          h("span", { text: sub.join(" · ") || (c ? "" : "Not in your contacts") }))));
+          h("span", { class: "sub-text", text: sub.join(" · ") || (c ? "" : "Not in your contacts"), hidden: typing }),
+          h("span", { class: "typing", text: "typing…", hidden: !typing }))));
     peerEl.replaceWith(el);
     peerEl = el;
     timerCtl.update();
@@ -111,7 +118,18 @@ export function detail(el, peer) {
     if (!composer.enabled()) actions.closeMenu();
   }
 
-  const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader), store.on("revoked", renderHeader)];
+  // "typing…" takes the place of the handle under the name while the
+  // contact types.
+  function showTyping(who) {
+    if (who !== peer) return;
+    const on = store.isTyping(peer);
+    const text = peerEl.querySelector(".sub-text"), typing = peerEl.querySelector(".typing");
+    if (text) text.hidden = on;
+    if (typing) typing.hidden = !on;
+    live.textContent = on ? `${store.nameOf(peer)} is typing` : "";
+  }
+
+  const offs = [store.on("contacts", renderHeader), store.on("conversations", renderHeader), store.on("revoked", renderHeader), store.on("typers", showTyping)];
   renderHeader();
   return {
     destroy() { offs.forEach((f) => f()); timerCtl.destroy(); composer.destroy(); t.destroy(); },
@@ -823,6 +841,7 @@ export function composeBox(peer, t) {
   let rec = null; // the voice note being recorded
   let replying = null; // the message being replied to
   let editing = null; // {m, draft}: the message being edited, and what the box held before
+  const typing = store.isGroup(peer) ? null : typingSignals(peer); // none in groups
 
   const swap = () => {
     const some = !!ta.value.trim() || staged.length > 0;
@@ -836,7 +855,12 @@ export function composeBox(peer, t) {
     count.textContent = n > MAX_BYTES - 2000 ? `${n} / ${MAX_BYTES} bytes` : "";
     swap();
   };
-  ta.addEventListener("input", () => { grow(); if (!editing) drafts.set(peer, ta.value); });
+  ta.addEventListener("input", () => {
+    grow();
+    if (editing) return;
+    drafts.set(peer, ta.value);
+    if (typing) typing.input(ta.value);
+  });
   requestAnimationFrame(grow);
   swap();
   ta.addEventListener("keydown", (e) => {
@@ -913,6 +937,7 @@ export function composeBox(peer, t) {
       t.send(text); // first: the request leaves before any layout work
     }
     stopReply(false);
+    if (typing) typing.stop();
     grow();
     ta.focus();
   }
@@ -946,6 +971,7 @@ export function composeBox(peer, t) {
   function edit(m) {
     if (!on || !actions.canEdit(m) || rec) return;
     stopReply(false);
+    if (typing) typing.stop(); // an edit is no new message on its way
     if (!editing) editing = { m, draft: ta.value };
     else editing.m = m;
     bar(editBar, "pencil", h("div", { class: "msg-quote you" }, h("span", { class: "quote-from", text: "Editing" }), h("span", { class: "quote-text", text: m.text })),
@@ -1062,8 +1088,39 @@ export function composeBox(peer, t) {
       picker.disabled = !yes;
       hint.hidden = yes;
       hint.textContent = yes ? "" : why;
-      if (!yes) { clearStaged(); stopVoice(false); stopReply(false); stopEdit(false); }
+      if (!yes) { clearStaged(); stopVoice(false); stopReply(false); stopEdit(false); if (typing) typing.stop(); }
     },
-    destroy() { stopVoice(false); clearStaged(); },
+    destroy() { stopVoice(false); clearStaged(); if (typing) typing.stop(); },
   };
+}
+
+const TYPING_EVERY = 2000; // at most one "typing" each 2 s while keys are pressed (the node sends one each 3 s)
+const TYPING_IDLE = 5000; // no key for this long: stopped
+
+/** typingSignals tells the node that the person is typing to the contact
+ * peer (POST /conversations/{peer}/typing), when typing indicators are on:
+ * input(text) on each change of the box, stop() when the message goes or
+ * the chat closes. "Stopped" follows a "typing" only, after the message
+ * is sent, the box emptied, or five seconds without a key. */
+function typingSignals(peer) {
+  let told = 0; // when "typing" last went; 0: stopped
+  let idle = 0;
+  const post = (on) => api.post(`/conversations/${api.seg(peer)}/typing`, { typing: on })
+    .catch((err) => console.warn("typing", err.message));
+  function stop() {
+    clearTimeout(idle);
+    if (!told) return;
+    told = 0;
+    post(false);
+  }
+  function input(text) {
+    if (!text.trim()) { stop(); return; }
+    if (!store.state.typingOn) return;
+    clearTimeout(idle);
+    idle = setTimeout(stop, TYPING_IDLE);
+    if (Date.now() - told < TYPING_EVERY) return;
+    told = Date.now();
+    post(true);
+  }
+  return { input, stop };
 }

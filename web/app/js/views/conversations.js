@@ -3,6 +3,8 @@
 // Groups are chats too: their avatar is the group's, the preview names
 // who wrote the last message ("Bob: hi"), and an invitation to one shows
 // at the top, marked as such, until it is answered (views/groups.js).
+// While a contact types to you (typing indicators on), their row says
+// "typing…" in place of the last message.
 
 import * as store from "../store.js";
 import * as notify from "../notify.js";
@@ -53,7 +55,7 @@ export function list(el) {
       keep.add(c.peer);
       const contact = store.contactOf(c.peer);
       const g = c.group;
-      const sig = JSON.stringify([nameOf(c), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted, c.last.timer_set, c.last.from_name], c.peer === selected, contact && contact.key_changed, listTime(c.last_at),
+      const sig = JSON.stringify([nameOf(c), !g && store.isTyping(c.peer), c.last_at, c.unread, c.last && [c.last.id, c.last.state, c.last.text, !!c.last.deleted, c.last.timer_set, c.last.from_name], c.peer === selected, contact && contact.key_changed, listTime(c.last_at),
         g && [g.status, g.invited_by_name, g.request, (g.members || []).length, c.last && store.senderName(c.peer, c.last.from, c.last.from_name)]]);
       let x = rows.get(c.peer);
       if (!x || x.sig !== sig) {
@@ -93,7 +95,9 @@ export function list(el) {
     const last = c.last;
     const contact = store.contactOf(c.peer);
     const preview = h("span", { class: "row-preview" });
-    if (last) {
+    if (store.isTyping(c.peer)) {
+      preview.append(h("span", { class: "preview-text typing", text: "typing…" }));
+    } else if (last) {
       // A deleted message, or a change of the disappearing-message timer,
       // says whose it was by itself: "You deleted this message".
       if (last.direction === "out" && !last.deleted && !isTimerChange(last)) preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
@@ -141,7 +145,7 @@ export function list(el) {
           unread ? h("span", { class: "badge" }, String(unread), srOnly(unread === 1 ? " unread message" : " unread messages")) : null)));
   }
 
-  const offs = ["conversations", "requests", "contacts"].map((t) => store.on(t, render));
+  const offs = ["conversations", "requests", "contacts", "typers"].map((t) => store.on(t, render));
   render();
   return {
     select(p) { selected = p; render(); },

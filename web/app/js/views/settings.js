@@ -1,5 +1,5 @@
-// views/settings.js: your handles and account, notifications, who may
-// call you and how, your devices and linking a new one, backups, and the
+// views/settings.js: your handles and account, notifications and typing
+// indicators, who may call you and how, your devices and linking a new one, backups, and the
 // node's status.
 
 import * as api from "../api.js";
@@ -82,6 +82,7 @@ function profile(body) {
 }
 
 function notifications(body) {
+  const typing = typingCard();
   function render() {
     const p = notify.permission();
     const words = {
@@ -103,10 +104,47 @@ function notifications(body) {
         h("div", { class: "form-actions" },
           h("button", { type: "button", class: "btn", text: "Play the message sound", on: { click: () => notify.chime() } }),
           h("button", { type: "button", class: "btn", text: "Play the ringtone", on: { click: () => { const stop = notify.ring(); setTimeout(stop, 2500); } } }))),
-      h("div", { class: "card" }, h("h2", { text: "Tab title" }), h("p", { class: "muted", text: "The tab's title shows how many messages and requests are unread, like “(3) callsign”." })));
+      h("div", { class: "card" }, h("h2", { text: "Tab title" }), h("p", { class: "muted", text: "The tab's title shows how many messages and requests are unread, like “(3) callsign”." })),
+      typing.el);
   }
   render();
-  return {};
+  return { destroy: typing.destroy };
+}
+
+// typingCard is the switch of typing indicators (GET and POST
+// /settings/typing, through the store, which the chats read it from).
+function typingCard() {
+  const problem = h("p", { class: "error-text small", role: "alert", hidden: true });
+  const sw = h("input", {
+    type: "checkbox", role: "switch", id: "typing-switch", "aria-labelledby": "typing-label", "aria-describedby": "typing-desc", on: {
+      change: async () => {
+        const want = sw.checked;
+        sw.disabled = true;
+        problem.hidden = true;
+        try { await store.setTypingOn(want); }
+        catch (err) { showError(err, "Could not save"); }
+        sw.disabled = false;
+        show();
+      },
+    },
+  });
+  const el = h("div", { class: "card" }, h("h2", { text: "Privacy" }),
+    h("label", { class: "check" }, sw,
+      h("span", null, h("strong", { id: "typing-label", text: "Typing indicators" }),
+        h("span", { class: "muted", id: "typing-desc", text: "Contacts who also turn this on see when you are typing, and you see when they are. Off: neither." }))),
+    problem);
+  // Unknown until the node says: off and not to be changed meanwhile.
+  function show() {
+    sw.checked = !!store.state.typingOn;
+    if (store.state.typingOn === null) sw.disabled = true;
+  }
+  const off = store.on("typingOn", () => { sw.disabled = false; show(); });
+  show();
+  store.load("typingOn").catch((err) => {
+    problem.textContent = "Can't read this setting: " + err.message;
+    problem.hidden = false;
+  });
+  return { el, destroy: off };
 }
 
 const POLICIES = [
