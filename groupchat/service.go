@@ -122,7 +122,6 @@ type Service struct {
 	mu      sync.Mutex
 	logs    map[group.ID]*group.Log // loaded logs
 	members map[identity.AccountID]int
-	closed  bool
 	// asked and answered rate-limit key requests, by group and account.
 	asked, answered map[keyAsk]time.Time
 
@@ -273,9 +272,6 @@ func (s *Service) IsMember(acct identity.AccountID) bool {
 
 // Close ends the service and waits for its sender goroutine.
 func (s *Service) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
 	s.cancel()
 	s.wg.Wait()
 	return nil
