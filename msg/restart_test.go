@@ -51,6 +51,13 @@ func TestSessionRestart(t *testing.T) {
 		in := b.incoming(a.id())
 		return len(in) == 2 && string(in[0].Body) == "first, while you were away" && string(in[1].Body) == "second"
 	})
+	// Bob commits before he acknowledges: Alice hears a moment later.
+	for _, m := range []Message{m1, m2} {
+		check.Until(t, 20*time.Second, "Alice hears each delivered", func() bool {
+			st := a.state(b.id(), m.ID)
+			return st == StateDelivered || st == StateRead
+		})
+	}
 	for _, m := range []Message{m1, m2} {
 		if st := a.state(b.id(), m.ID); st != StateDelivered && st != StateRead {
 			t.Fatalf("message %s is %s at Alice, want delivered", m.ID, st)
