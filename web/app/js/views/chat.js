@@ -13,8 +13,8 @@
 // change of it is a centred line of the history, and a message that
 // expired goes from the screen when its `message-deleted` event comes.
 // A group's conversation (views/groups.js) is the same thread and
-// composer, files and voice notes included, with each sender's name on
-// their bubbles and no menus or timer yet.
+// composer, files, voice notes and timed messages included, with each
+// sender's name on their bubbles and no menus yet.
 // Typing indicators (with the setting on): the composer tells the node
 // while the person types to a contact (typingSignals), and the header
 // says "typing…" while the contact types back (store.isTyping).
@@ -22,7 +22,7 @@
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText, nameColour } from "../ui.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText, timerWords, nameColour } from "../ui.js";
 import { fileView, makeThumb, recordVoice, uploadError } from "./attach.js";
 import * as actions from "./actions.js";
 import * as timer from "./timer.js";
@@ -255,9 +255,12 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
   // the view of its file across rebuilds.
   function build(m, x) {
     if (isTimerChange(m)) {
-      // Not a bubble: a line across the conversation, as the day's.
+      // Not a bubble: a line across the conversation, as the day's. A
+      // group's (timerLine) names no one: its change has no author.
+      const text = !group ? timerChangeText(m, store.nameOf(peer))
+        : m.timer_set > 0 ? `Disappearing messages: ${timerWords(m.timer_set)}` : "Disappearing messages turned off";
       return h("li", { class: "msg msg-system", dataset: { id: m.id } },
-        h("p", { class: "system-line" }, icon("timer"), h("span", { text: timerChangeText(m, store.nameOf(peer)) })));
+        h("p", { class: "system-line" }, icon("timer"), h("span", { text })));
     }
     const meta = h("span", { class: "meta" },
       m.edited && !m.deleted ? h("span", { class: "msg-edited", title: "Edited", text: "edited" }) : null,
@@ -788,12 +791,20 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
     store.noteSent(m);
   }
 
+  /** timerLine shows, in a group, that its timer is now seconds: the
+   * node keeps no message of a group's timer change, so the line is this
+   * view's own, for a change seen while it is open. */
+  function timerLine(seconds) {
+    arrived({ id: "line-" + ++tmpSeq, peer, direction: "", timer_set: seconds, sent_at: new Date().toISOString() });
+  }
+
   return {
     el,
     send,
     sendFile,
     edit,
     add,
+    timerLine,
     lastEditable,
     destroy() {
       destroyed = true;

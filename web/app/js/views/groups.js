@@ -4,7 +4,11 @@
 // bubble under its sender's name (in a colour of their own), with files,
 // photos and voice notes as in a one-to-one chat (the paper clip, a drop
 // on the conversation, a paste, the microphone); replies, reactions,
-// edits, deletions and the timer are not offered in groups yet. The
+// edits and deletions are not offered in groups yet. Disappearing
+// messages (timer.js): the header shows the group's timer while it is on,
+// for everyone, and offers its timer button to admins only; a change of
+// it seen while the conversation is open is a line across it, naming no
+// one (the node's "group" event says the new timer, not who set it). The
 // header names the group and counts its members; a click on it opens the
 // group's info beside the conversation: the members, admins marked, and
 // for an admin Add members, Make admin / Dismiss as admin, Remove and
@@ -21,6 +25,8 @@
 //   POST /groups/{id}/remove {member}       admins only
 //   POST /groups/{id}/admin {member, admin}
 //   POST /groups/{id}/rename {name}
+//   POST /conversations/{id}/timer {seconds}  admins only; answers the
+//                                           change (timer_set), not the group
 // Messages: POST /messages {to: id, text}, POST /files (multipart, to: id),
 // GET /conversations/{id}, GET /files/{id}/{message} and
 // POST /conversations/{id}/read, as in a one-to-one chat.
@@ -33,6 +39,7 @@ import * as store from "../store.js";
 import { go, path } from "../nav.js";
 import { h, icon, avatar, groupAvatar, showError, toast, confirm, dialog, field, errorBox, shortAccount } from "../ui.js";
 import { thread, composeBox, dropFiles } from "./chat.js";
+import * as timer from "./timer.js";
 
 /** MAX_NAME is the longest group name the app lets you type, in characters
  * (the node counts 64 bytes, and says so when a name is over). */
@@ -93,21 +100,32 @@ export function detail(el, id) {
 
   // The header: the group's name (a heading, and the button that opens
   // the group's info, whose target covers the avatar and the count too)
-  // and its number of members. Drawn once, then only its words change, so
-  // that the button keeps the focus.
+  // and its number of members, after the timer's badge while one is on.
+  // Drawn once, then only its words change, so that the button keeps the
+  // focus.
   const panelId = "group-info-" + id;
   const peerEl = h("button", { type: "button", class: "peer-open", title: "Group info", "aria-expanded": "false", "aria-controls": panelId, on: { click: () => (panel ? closePanel() : openPanel()) } });
   const sub = h("span", { class: "chat-sub" });
+  // The timer button, in the header while you are an admin (the node
+  // refuses anyone else); its answer, not a message of the group's, says
+  // the group's new timer.
+  const group = () => store.groupOf(id);
+  const timerOf = () => (group() || {}).timer || 0;
+  const timerCtl = timer.control(id, {
+    current: timerOf,
+    chosen: (m) => { const g = group(); if (g && !destroyed) store.noteGroup({ ...g, timer: m.timer_set || 0 }); },
+    note: "New messages disappear for everyone in the group after:",
+  });
+  const actionsEl = h("div", { class: "chat-actions" });
   header.append(h("a", { class: "icon-btn back", href: "/chats", "aria-label": "Back to chats", title: "Back to chats" }, icon("back")),
-    h("div", { class: "chat-peer" }, groupAvatar(id), h("span", { class: "chat-peer-text" }, h("h1", { class: "chat-title" }, peerEl), sub)));
+    h("div", { class: "chat-peer" }, groupAvatar(id), h("span", { class: "chat-peer-text" }, h("h1", { class: "chat-title" }, peerEl), sub)), actionsEl);
 
   let t = null; // the thread, once the group is more than an invitation
   let composer = null;
   let panel = null; // the group's info: {el, render(g), destroy()}
   let shown = ""; // what the pane is drawn for
   let destroyed = false;
-
-  const group = () => store.groupOf(id);
+  let seenTimer = null; // the group's timer when last drawn
 
   function render() {
     const g = group();
@@ -116,7 +134,11 @@ export function detail(el, id) {
     const name = g.name || "Group";
     peerEl.textContent = name;
     peerEl.setAttribute("aria-label", `Group info for ${name}, ${count(g)}`);
-    sub.textContent = g.status === "invited" ? "Invitation · " + count(g) : count(g);
+    const secs = g.timer || 0;
+    const words = h("span", { class: "sub-text", text: g.status === "invited" ? "Invitation · " + count(g) : count(g) });
+    const on = timer.badge(secs);
+    if (on) sub.replaceChildren(on, words);
+    else sub.replaceChildren(words);
     // Drawn again only when what it shows changed, so that the focus
     // stays where it is (the list behind it changes often).
     const sig = JSON.stringify(g.status === "invited" ? [g.status, g.name, g.invited_by_name, g.request, (g.members || []).map(memberName)] : [g.status]);
@@ -130,6 +152,13 @@ export function detail(el, id) {
       if (removed) composer.setEnabled(false, "This device was removed from your account, so it can't send messages.");
       else composer.setEnabled(g.status === "joined");
     }
+    if (t && seenTimer !== null && secs !== seenTimer) t.timerLine(secs);
+    seenTimer = secs;
+    const admin = !!g.admin && g.status === "joined";
+    if (admin && !timerCtl.el.isConnected) actionsEl.append(timerCtl.el);
+    else if (!admin) timerCtl.el.remove();
+    timerCtl.setEnabled(admin && !store.state.revoked);
+    timerCtl.update();
     if (panel) panel.render(g);
   }
 
@@ -229,6 +258,7 @@ export function detail(el, id) {
       destroyed = true;
       offs.forEach((f) => f());
       closeMenu();
+      timerCtl.destroy();
       if (panel) panel.destroy();
       if (composer) composer.destroy();
       if (t) t.destroy();

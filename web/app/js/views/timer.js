@@ -1,5 +1,4 @@
-// views/timer.js: disappearing messages in a one-to-one conversation, for
-// chat.js. The conversation's header has a timer button ("Disappearing
+// views/timer.js: disappearing messages, for chat.js and groups.js. The conversation's header has a timer button ("Disappearing
 // messages") that opens a small menu of timers; the one on is checked,
 // and choosing one sets it for both sides:
 //
@@ -11,6 +10,11 @@
 // and each message that will disappear carries a timer mark beside its
 // time; the node deletes it on both sides when its expires_at comes, and
 // the "message-deleted" event takes its bubble away.
+//
+// In a group the same request sets the group's timer, for its admins only
+// (anyone else gets 403); the answer is not one of the group's messages,
+// and the change reaches the members as a "group" event (Group.timer), so
+// groups.js draws the header from the group.
 
 import * as api from "../api.js";
 import { h, icon, srOnly, timerWords, showError } from "../ui.js";
@@ -41,9 +45,9 @@ export function expiryMark(m) {
 
 /** control is the header's timer button, its menu behind it. current()
  * says the timer on now; chosen(m) takes the message that changed it
- * (the node's answer). It returns {el, update(), setEnabled(yes), destroy()};
+ * (the node's answer); note is the menu's line over the choices. It returns {el, update(), setEnabled(yes), destroy()};
  * update() marks the button after current() changed. */
-export function control(peer, { current, chosen }) {
+export function control(peer, { current, chosen, note = "New messages disappear from both sides after:" }) {
   const btn = h("button", {
     type: "button", id: "timer-button", class: "icon-btn timer-btn", "aria-label": "Disappearing messages", title: "Disappearing messages",
     "aria-haspopup": "menu", "aria-expanded": "false", on: { click: () => (menu ? close(true) : open()) },
@@ -68,7 +72,7 @@ export function control(peer, { current, chosen }) {
     }, icon("check", "choice-check"), h("span", { text: n ? timerWords(n) : "Off" })));
     const el = h("div", { class: "msg-menu timer-menu", role: "menu", "aria-label": "Disappearing messages", tabindex: "-1" },
       h("p", { class: "timer-menu-title", "aria-hidden": "true", text: "Disappearing messages" }),
-      h("p", { class: "timer-menu-note", text: "New messages disappear from both sides after:" }),
+      h("p", { class: "timer-menu-note", text: note }),
       items);
     document.body.append(el);
     btn.setAttribute("aria-expanded", "true");
