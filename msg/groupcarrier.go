@@ -34,8 +34,9 @@ const selfRefreshWait = 3 * time.Second
 // order) for every device of each account in to: the devices of the
 // account's record as last looked up (before a look-up, the account's
 // devices once it is looked up), or, for this account itself, its other
-// devices. All are queued in one transaction; each device gets them in
-// the order given, after any carrier queued before.
+// devices. Each account's are queued in one transaction (several
+// accounts' share one, up to 4 MiB); each device gets them in the order
+// given, after any carrier queued before.
 func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
 	if !s.running() {
 		return fmt.Errorf("group: %w", ErrClosed)
@@ -96,33 +97,53 @@ func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodie
 	}
 	// An id per account: out/<id>\0<dev> does not name the account, and
 	// the accounts not looked up yet all wait under the zero device.
+	envs := make([][]byte, len(bodies))
+	size := 0
+	for i, b := range bodies {
+		envs[i] = append([]byte{envGroup}, (&content{kind: contentGroup, body: b}).marshal()...)
+		size += len(envs[i])
+	}
 	ids := make(map[identity.AccountID][]string, len(accts))
 	now := s.stamp()
-	err := s.cfg.DB.Update(func(tx *store.Tx) error {
-		data := s.data(tx)
-		clear(ids)
-		for _, b := range bodies {
-			env := append([]byte{envGroup}, (&content{kind: contentGroup, body: b}).marshal()...)
-			for _, acct := range accts {
-				id := newMsgID().String()
-				ids[acct] = append(ids[acct], id)
-				for _, ps := range lanes[acct] {
-					e := OutboxEntry{ID: id, Peer: string(acct), Dev: ps.dev, Envelope: env, NextAttempt: now, CreatedAt: now}
-					if err := data.PutOutbox(e); err != nil {
-						return err
+	// The accounts' copies go in transactions of at most maxGroupTxn
+	// bytes (a long log sent to a thousand new members is hundreds of
+	// megabytes: not one transaction's worth); each account's in one.
+	for start := 0; start < len(accts); {
+		end, bytes := start, 0
+		for end < len(accts) && (end == start || bytes+size*max(1, len(lanes[accts[end]])) <= maxGroupTxn) {
+			bytes += size * max(1, len(lanes[accts[end]]))
+			end++
+		}
+		batch := accts[start:end]
+		err := s.cfg.DB.Update(func(tx *store.Tx) error {
+			data := s.data(tx)
+			for _, acct := range batch {
+				ids[acct] = ids[acct][:0]
+				for _, env := range envs {
+					id := newMsgID().String()
+					ids[acct] = append(ids[acct], id)
+					for _, ps := range lanes[acct] {
+						e := OutboxEntry{ID: id, Peer: string(acct), Dev: ps.dev, Envelope: env, NextAttempt: now, CreatedAt: now}
+						if err := data.PutOutbox(e); err != nil {
+							return err
+						}
 					}
 				}
 			}
+			return nil
+		})
+		if err != nil {
+			return fmt.Errorf("group: %w", err)
 		}
-		return nil
-	})
-	if err != nil {
-		return fmt.Errorf("group: %w", err)
-	}
-	for _, acct := range accts {
-		for _, ps := range lanes[acct] {
-			s.enqueue(ps, false, nil, ids[acct]...)
+		for _, acct := range batch {
+			for _, ps := range lanes[acct] {
+				s.enqueue(ps, false, nil, ids[acct]...)
+			}
 		}
+		start = end
 	}
 	return nil
 }
+
+// maxGroupTxn bounds the bytes of one transaction of QueueGroup.
+const maxGroupTxn = 4 << 20

@@ -116,3 +116,27 @@ func TestGroupCarriers(t *testing.T) {
 		t.Fatalf("carriers made %d state events: they are no messages", n)
 	}
 }
+
+// TestQueueGroupLarge: the largest carriers to 300 accounts at once (a
+// long log sent to many new members), 36 MB of copies, are queued whole
+// (in transactions of at most maxGroupTxn), every copy in the outbox.
+func TestQueueGroupLarge(t *testing.T) {
+	w := newWorld()
+	a := newNode(t, w, nil)
+	a.start()
+	var to []identity.AccountID
+	for range 300 {
+		k, err := identity.GenerateAccountKey(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		to = append(to, k.Public().ID())
+	}
+	big := bytes.Repeat([]byte{7}, MaxGroupBody)
+	if err := a.svc.QueueGroup(context.Background(), to, big, big); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(a.outbox()); n != 600 {
+		t.Fatalf("%d copies in the outbox, want 600", n)
+	}
+}
