@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/callsign/callsign/api"
@@ -321,8 +322,22 @@ func (s *Service) GroupAction(ctx context.Context, id, action string, req api.Gr
 	if err != nil {
 		return api.Group{}, err
 	}
+	// A member named by account id is found in the group itself, without
+	// the network; anyone else is resolved.
+	var members []group.Member
+	if len(req.Members) > 0 {
+		in, err := s.groups.Group(g)
+		if err != nil {
+			return api.Group{}, err
+		}
+		members = in.Members
+	}
 	keys := make([]identity.AccountPub, len(req.Members))
 	for i, m := range req.Members {
+		if j := slices.IndexFunc(members, func(gm group.Member) bool { return string(gm.Account.ID()) == m }); j >= 0 {
+			keys[i] = members[j].Account
+			continue
+		}
 		if keys[i], err = s.memberKey(ctx, m); err != nil {
 			return api.Group{}, err
 		}
