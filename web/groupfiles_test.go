@@ -47,19 +47,7 @@ func TestGroupFiles(t *testing.T) {
 	// The group, made and joined through the API (TestGroups does it in
 	// the pages).
 	const name = "Harbour trip"
-	g, err := alice.Client.CreateGroup(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{"Bob", "Carol"}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, nd := range []*testnet.Node{bob, carol} {
-		check.Eventually(t, time.Minute, func() error {
-			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
-			return err
-		})
-	}
+	g := groupOfThree(t, ctx, name, alice, bob, carol)
 	nodeNames := map[*testnet.Node]string{alice: "alice", bob: "bob", carol: "carol"}
 	events := map[*testnet.Node]func(id string) api.FileState{}
 	for _, nd := range []*testnet.Node{alice, bob, carol} {

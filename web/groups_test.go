@@ -32,6 +32,26 @@ func threeFriends(t *testing.T, ctx context.Context, alice, bob, carol *testnet.
 	}
 }
 
+// groupOfThree is a group named name that Alice makes and Bob and Carol
+// (her contacts, as threeFriends leaves them) join, all through the API.
+func groupOfThree(t *testing.T, ctx context.Context, name string, alice, bob, carol *testnet.Node) api.Group {
+	t.Helper()
+	g, err := alice.Client.CreateGroup(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{"Bob", "Carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Eventually(t, time.Minute, func() error {
+			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
+			return err
+		})
+	}
+	return g
+}
+
 // TestGroups: Alice makes a group from her page ("New group": a name, Bob
 // and Carol ticked among her contacts); the group opens with "3 members".
 // Bob's and Carol's pages show the invitation in their chat lists live

@@ -5,9 +5,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/internal/browser"
-	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/internal/testnet"
 	"github.com/callsign/callsign/web"
 )
@@ -30,19 +28,7 @@ func TestGroupTimer(t *testing.T) {
 	// The group, made and joined through the API (TestGroups does it in
 	// the pages).
 	const name = "Harbour trip"
-	g, err := alice.Client.CreateGroup(ctx, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{"Bob", "Carol"}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, nd := range []*testnet.Node{bob, carol} {
-		check.Eventually(t, time.Minute, func() error {
-			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
-			return err
-		})
-	}
+	g := groupOfThree(t, ctx, name, alice, bob, carol)
 	a := browser.OpenApp(t, "alice", alice.Dir)
 	b := browser.OpenApp(t, "bob", bob.Dir)
 	c := browser.OpenApp(t, "carol", carol.Dir)
