@@ -68,8 +68,13 @@ func groupOfThree(t *testing.T, ctx context.Context, name string, alice, bob, ca
 // page shows the new name, and his panel offers Add members, live. Bob
 // makes a group with Carol by typing her handle (neither is the other's
 // contact): her page, in the background, notifies her of the invitation,
-// which says it comes from a stranger; she declines, the invitation goes
-// from her list, and Bob's group counts 1 member. With Alice's tab in the
+// which waits in her Requests tab (its badge counts it), not in her chat
+// list, as a stranger's first message would; opened from there, it says it
+// comes from a stranger; she declines, the invitation goes from her
+// requests (and is in her chat list no more than before), and Bob's group
+// counts 1 member. Bob invites her to another group: she joins it from her
+// requests, and it opens in her chat list, where she can write, and leaves
+// her requests. With Alice's tab in the
 // background, Bob's next message notifies her under the group's name,
 // counts in the tab's title and shows as unread on the group's row. Bob
 // leaves from his panel: his page says he left, Alice's counts 1 member.
@@ -77,7 +82,8 @@ func groupOfThree(t *testing.T, ctx context.Context, name string, alice, bob, ca
 //
 // With CALLSIGN_SCREENSHOTS set to a directory, it also saves Alice's
 // view of the group conversation (group-chat-desktop.png) and of its
-// members panel (group-members-desktop.png) there.
+// members panel (group-members-desktop.png) there, and Carol's of the
+// stranger's invitation open in her requests (group-request-desktop.png).
 func TestGroups(t *testing.T) {
 	n := testnet.New(t, 4, testnet.Options{Web: web.FS()})
 	alice, bob, carol := n.Nodes[1], n.Nodes[2], n.Nodes[3]
@@ -265,13 +271,54 @@ func TestGroups(t *testing.T) {
 	b.WaitJS("carol among the chosen", `[...document.querySelectorAll(".chips .chip")].map((e) => e.textContent).join() === "@carol"`)
 	b.Click("button", "Create group")
 	b.WaitJS("bob's new group open, with carol in it", `document.querySelector(".chat-title")?.textContent === "Book club" && document.querySelector(".chat-sub")?.textContent === "2 members"`)
-	c.WaitJS("the invitation from a stranger in carol's chat list", `[...document.querySelectorAll(".row-link.invitation")].some((e) => e.textContent.includes("Book club") && e.textContent.includes("bob invited you (not in your contacts)"))`)
+	c.WaitJS("the invitation from a stranger counted on carol's Requests tab", requestsBadge+` === "1"`)
+	c.WaitJS("carol's chat list leading to the request", `document.querySelector(".requests-link:not([hidden])")?.textContent === "1 message request"`)
 	c.WaitJS("a notification of the invitation", `window.shown.some((n) => n.startsWith("Book club: ") && n.endsWith("invited you to the group") || n === "Book club: You're invited to join the group")`)
+	if !browser.Eval[bool](c, notInChatList("Book club")) {
+		t.Errorf("the invitation from a stranger is in carol's chat list (or she has none on screen)")
+	}
+	c.Click("link", "Requests")
+	c.WaitJS("the invitation from a stranger in carol's requests", inRequests("Book club", "bob invited you to a group"))
 	c.ClickLike("link", "Book club")
 	c.WaitText("bob isn't in your contacts")
+	if dir != "" {
+		c.WaitJS("fonts", `document.fonts.status === "loaded"`)
+		c.Screenshot(filepath.Join(dir, "group-request-desktop.png"))
+	}
 	c.Click("button", "Decline")
-	c.WaitJS("carol back on her chat list, without the invitation", `location.pathname === "/chats" && ![...document.querySelectorAll(".row-link")].some((e) => e.textContent.includes("Book club"))`)
+	c.WaitJS("carol back on her requests, without the invitation", `location.pathname === "/requests" && !`+inRequests("Book club", "")+` && `+requestsBadge+` === ""`)
 	b.WaitJS("carol gone from bob's group", `document.querySelector(".chat-sub")?.textContent === "1 member"`)
+	c.Click("link", "Chats")
+	c.WaitJS("carol's chat list", `location.pathname === "/chats" && document.querySelector("[aria-label=Conversations] .row-link") !== null`)
+	if !browser.Eval[bool](c, notInChatList("Book club")) {
+		t.Errorf("the declined invitation is in carol's chat list")
+	}
+
+	// Bob asks her again, to another group: she joins from her requests,
+	// and the group is a chat of her chat list.
+	chess, err := bob.Client.CreateGroup(ctx, "Chess")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bob.Client.GroupAction(ctx, chess.ID, "invite", api.GroupAction{Members: []string{"@carol"}}); err != nil {
+		t.Fatal(err)
+	}
+	c.WaitJS("the second invitation counted on carol's Requests tab", requestsBadge+` === "1"`)
+	if !browser.Eval[bool](c, notInChatList("Chess")) {
+		t.Errorf("the second invitation from a stranger is in carol's chat list")
+	}
+	c.Click("link", "Requests")
+	c.ClickLike("link", "Chess")
+	c.Click("button", "Join")
+	c.WaitJS("the group open among carol's chats, with the composer", fmt.Sprintf(`location.pathname === "/chats/%s" && document.querySelector(".chat-title")?.textContent === "Chess" && document.getElementById("composer")?.offsetParent != null`, chess.ID))
+	c.WaitJS("the group in carol's chat list, no more in her requests", inChatList("Chess")+` && `+requestsBadge+` === ""`)
+	check.Eventually(t, time.Minute, func() error {
+		g, err := bob.Client.Group(ctx, chess.ID)
+		if err == nil && len(g.Members) != 2 {
+			err = fmt.Errorf("bob's Chess has %d members, want carol in too", len(g.Members))
+		}
+		return err
+	})
 
 	// With Alice's tab in the background, Bob's next message notifies her,
 	// under the group's name, and counts in the tab's title.
@@ -312,6 +359,27 @@ func background(tab *browser.Tab) {
 		window.Notification = class { constructor(title, o) { window.shown.push(title + ": " + o.body); } static get permission() { return "granted"; } close() {} };
 		return true;
 	})()`)
+}
+
+// requestsBadge is, in a page's JavaScript, the count the Requests tab
+// shows ("" when none).
+const requestsBadge = `(() => { const b = document.querySelector(".rail-item[data-section=requests] .badge"); return b && !b.hidden ? b.textContent : ""; })()`
+
+// inChatList is, in a page's JavaScript, whether the chat list has a row
+// named name; notInChatList, whether the chat list is on the page without
+// one.
+func inChatList(name string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll("[aria-label=Conversations] .row-link .row-name")].some((e) => e.textContent.startsWith(%q))`, name)
+}
+
+func notInChatList(name string) string {
+	return `document.querySelector("[aria-label=Conversations]") !== null && !` + inChatList(name)
+}
+
+// inRequests is, in a page's JavaScript, whether the requests list has a
+// row named name whose text has text.
+func inRequests(name, text string) string {
+	return fmt.Sprintf(`[...document.querySelectorAll("[aria-label='Message requests'] .row-link")].some((e) => e.querySelector(".row-name")?.textContent.startsWith(%q) && e.textContent.includes(%q))`, name, text)
 }
 
 // groupMsg is one message of a group conversation as a page shows it:

@@ -368,8 +368,18 @@ func (s *Service) GroupAction(ctx context.Context, id, action string, req api.Gr
 	return s.toAPIGroup(in), nil
 }
 
-// groupConversations are the groups as conversations of the chat list.
-func (s *Service) groupConversations() ([]api.Conversation, error) {
+// groupRequest reports whether in waits among the requests: an
+// invitation from a stranger, not answered yet, waits there as a
+// stranger's first message does. Joined, it is a chat; declined (left),
+// it is gone.
+func groupRequest(in groupchat.Info) bool {
+	return in.Status == groupchat.Invited && in.Request
+}
+
+// groupConversations are the groups as conversations: those of the chat
+// list, or (requests) the invitations from strangers, whose LastAt is when
+// they came.
+func (s *Service) groupConversations(requests bool) ([]api.Conversation, error) {
 	if s.groups == nil {
 		return nil, nil
 	}
@@ -379,8 +389,11 @@ func (s *Service) groupConversations() ([]api.Conversation, error) {
 	}
 	var out []api.Conversation
 	for _, in := range all {
+		if groupRequest(in) != requests {
+			continue
+		}
 		ag := s.toAPIGroup(in)
-		c := api.Conversation{Peer: ag.ID, PeerName: in.Name, LastAt: ag.LastAt, Unread: in.Unread, Group: &ag, Timer: ag.Timer}
+		c := api.Conversation{Peer: ag.ID, PeerName: in.Name, LastAt: ag.LastAt, Unread: in.Unread, Request: requests, Group: &ag, Timer: ag.Timer}
 		ms, _, err := s.groups.Messages(in.ID, "", 1)
 		if err != nil {
 			return nil, err

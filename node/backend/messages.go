@@ -183,7 +183,7 @@ func (s *Service) Conversations(ctx context.Context) (_ []api.Conversation, err 
 	if err != nil {
 		return nil, err
 	}
-	groups, err := s.groupConversations()
+	groups, err := s.groupConversations(false)
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +194,10 @@ func (s *Service) Conversations(ctx context.Context) (_ []api.Conversation, err 
 	return out, nil
 }
 
-// Requests implements api.Backend. Senders that are not contacts are
-// named by the handle their identity record claims, looked up briefly.
+// Requests implements api.Backend: the first messages of strangers and
+// their invitations to groups (a Conversation with Group set), newest
+// first. Senders that are not contacts are named by the handle their
+// identity record claims, looked up briefly.
 func (s *Service) Requests(ctx context.Context) (_ []api.Conversation, err error) {
 	defer mapError(&err)
 	all, err := s.conversations(true)
@@ -230,6 +232,19 @@ func (s *Service) Requests(ctx context.Context) (_ []api.Conversation, err error
 			continue
 		}
 		reqs[i].PeerName = s.verifiedHandle(ctx, rec.Account, rec.Handles)
+	}
+	groups, err := s.groupConversations(true)
+	if err != nil {
+		return nil, err
+	}
+	n := len(reqs)
+	for _, g := range groups {
+		if !blocked[g.Group.InvitedBy] {
+			reqs = append(reqs, g)
+		}
+	}
+	if len(reqs) > n {
+		slices.SortStableFunc(reqs, func(a, b api.Conversation) int { return b.LastAt.Compare(a.LastAt) })
 	}
 	return reqs, nil
 }

@@ -1,5 +1,5 @@
 // nav.js: the router. Paths are the app's places: /chats/{account|group id},
-// /requests/{account}, /contacts/{account|add}, /calls/{id},
+// /requests/{account|group id}, /contacts/{account|add}, /calls/{id},
 // /settings/{section}. The node serves index.html for any of them, so a
 // reload or a bookmark opens the same place.
 

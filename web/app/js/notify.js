@@ -115,7 +115,9 @@ export function init() {
   });
   store.on("group-invite", (g) => {
     if (!document.hidden) return;
-    show(g.name, g.invited_by_name ? `${g.invited_by_name} invited you to the group` : "You're invited to join the group", "group-" + g.id, () => go(path("chats", g.id)));
+    // A stranger's invitation waits in the requests.
+    show(g.name, g.invited_by_name ? `${g.invited_by_name} invited you to the group` : "You're invited to join the group", "group-" + g.id,
+      () => go(path(store.strangerInvite(g) ? "requests" : "chats", g.id)));
     chime();
   });
   store.on("request", (m) => {

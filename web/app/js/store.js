@@ -18,8 +18,11 @@
 // id (32 hex digits) and whose `group` is the group (api.Group). The
 // groups (GET /groups) are kept too, and every one of them is in the chat
 // list: an invitation has no messages yet, so the store makes it a
-// conversation of its own. "group" events bring a group's new name,
-// members or status; the topic "groups" tells the views.
+// conversation of its own. But an invitation from a stranger (`request`)
+// waits in the requests, as a stranger's first message does (GET
+// /requests lists it), until it is joined (then it is a chat) or declined
+// (then it is gone). "group" events bring a group's new name, members or
+// status; the topic "groups" tells the views.
 
 import * as api from "./api.js";
 import { shortAccount } from "./ui.js";
@@ -28,7 +31,7 @@ export const state = {
   me: null, // api.ID
   handles: [], // api.Handle[]
   conversations: [], // api.Conversation[], most recent first
-  requests: [], // api.Conversation[] of message requests
+  requests: [], // api.Conversation[] of message requests, and of strangers' group invitations
   contacts: [], // api.Contact[]
   calls: [], // api.Call[]: live calls, then the log, newest first
   groups: [], // api.Group[]: groups this account is in, invited to or was in
@@ -135,43 +138,56 @@ export function senderName(id, account, hint = "") {
 
 const ZERO = (iso) => !iso || new Date(iso).getFullYear() < 2000;
 
-// groupConv is the chat list's conversation of group g, which has no
-// messages here (an invitation).
-const groupConv = (g) => ({ peer: g.id, peer_name: g.name, last_at: ZERO(g.last_at) ? "" : g.last_at, unread: g.unread || 0, group: g });
+// groupConv is the chat list's (or the requests') conversation of group
+// g, which has no messages here (an invitation).
+const groupConv = (g) => ({ peer: g.id, peer_name: g.name, last_at: ZERO(g.last_at) ? "" : g.last_at, unread: g.unread || 0, request: strangerInvite(g), group: g });
 
-// withGroups adds to convs (the node's list) the groups it lacks, and the
-// group of each group conversation that came without one.
+/** strangerInvite reports whether group g is an invitation from someone
+ * who isn't a contact, not answered yet: it waits in the requests. */
+export const strangerInvite = (g) => !!(g && g.status === "invited" && g.request);
+
+// withGroups adds to convs (the node's list) the groups it lacks but
+// strangers' invitations, and the group of each group conversation that
+// came without one.
 function withGroups(convs) {
   for (const g of state.groups) {
     const conv = convs.find((c) => c.peer === g.id);
-    if (!conv) convs.push(groupConv(g));
-    else if (!conv.group) conv.group = g;
+    if (!conv && !strangerInvite(g)) convs.push(groupConv(g));
+    else if (conv && !conv.group) conv.group = g;
   }
   return convs;
 }
 
 /** listed reports whether the chat list shows conversation c: all but a
- * group left (or an invitation declined) with nothing in it to read. */
-export const listed = (c) => !(c.group && c.group.status === "left" && !c.last);
+ * group left (or an invitation declined) with nothing in it to read, and
+ * a stranger's invitation (it is among the requests). */
+export const listed = (c) => !(c.group && ((c.group.status === "left" && !c.last) || strangerInvite(c.group)));
 
 /** invited reports whether c is an invitation to a group, not answered yet. */
 export const invited = (c) => !!(c.group && c.group.status === "invited");
 
 // applyGroup takes a group's new state (a "group" event, or the answer of
-// this tab's own change) into the groups and the chat list.
+// this tab's own change) into the groups and the chat list, or the
+// requests for a stranger's invitation; one joined or declined leaves the
+// requests.
 function applyGroup(g) {
   const i = state.groups.findIndex((x) => x.id === g.id);
   if (i >= 0) state.groups[i] = g;
   else state.groups.push(g);
-  const conv = state.conversations.find((c) => c.peer === g.id);
-  if (conv) {
-    conv.group = g;
-    conv.peer_name = g.name;
+  const ci = state.conversations.findIndex((c) => c.peer === g.id);
+  const ri = state.requests.findIndex((r) => r.peer === g.id);
+  if (strangerInvite(g)) {
+    if (ci >= 0) state.conversations.splice(ci, 1);
+    if (ri >= 0) Object.assign(state.requests[ri], { group: g, peer_name: g.name });
+    else state.requests.unshift(groupConv(g));
   } else {
-    state.conversations.unshift(groupConv(g));
+    if (ri >= 0) state.requests.splice(ri, 1);
+    if (ci >= 0) Object.assign(state.conversations[ci], { group: g, peer_name: g.name });
+    else state.conversations.unshift(groupConv(g));
   }
   emit("groups", state.groups);
   emit("conversations", state.conversations);
+  if (ri >= 0 || strangerInvite(g)) emit("requests", state.requests);
 }
 
 // The node looks up the handles of members who aren't contacts when asked
@@ -237,7 +253,7 @@ export const globalHandles = () => state.handles.filter((x) => !x.self_certifyin
 /** chatsUnread counts the unread messages of the chat list, an
  * invitation to a group as one. */
 export function chatsUnread() {
-  return state.conversations.reduce((n, c) => n + (invited(c) ? Math.max(1, c.unread || 0) : listed(c) ? c.unread || 0 : 0), 0);
+  return state.conversations.reduce((n, c) => n + (!listed(c) ? 0 : invited(c) ? Math.max(1, c.unread || 0) : c.unread || 0), 0);
 }
 
 /** unread counts unread messages plus waiting requests, for the title. */
@@ -245,9 +261,17 @@ export function unread() {
   return chatsUnread() + visibleRequests().length;
 }
 
-/** visibleRequests leaves out requests from accounts you have blocked. */
+/** visibleRequests leaves out requests from accounts you have blocked:
+ * a first message by its sender, an invitation to a group by who sent it.
+ * An invitation is taken as the groups say it is now (a list read just
+ * before it was answered may still have it). */
 export function visibleRequests() {
-  return state.requests.filter((r) => { const c = contactOf(r.peer); return !(c && c.blocked); });
+  return state.requests.filter((r) => {
+    const g = r.group && (state.groups.find((x) => x.id === r.peer) || r.group);
+    if (g && !strangerInvite(g)) return false;
+    const c = contactOf(g ? g.invited_by : r.peer);
+    return !(c && c.blocked);
+  });
 }
 
 const RANK = { queued: 0, sent: 1, delivered: 2, read: 3 };
@@ -392,6 +416,9 @@ function onEvent(ev) {
       learnNames(d);
       if (d.status === "invited" && !(was && was.status === "invited")) emit("group-invite", d);
       refresh("conversations", 500);
+      // A stranger's invitation is a request: it comes, or goes once
+      // answered (here or on another device).
+      if (d.status === "invited" || (was && was.status === "invited")) refresh("requests", 500);
       break;
     }
     case "typing": {

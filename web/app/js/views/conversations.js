@@ -2,7 +2,9 @@
 // one's last message, its time and its unread count; live from the store.
 // Groups are chats too: their avatar is the group's, the preview names
 // who wrote the last message ("Bob: hi"), and an invitation to one shows
-// at the top, marked as such, until it is answered (views/groups.js).
+// at the top, marked as such, until it is answered (views/groups.js); an
+// invitation from someone who isn't a contact waits in the requests
+// instead (views/requests.js), as their first message would.
 // While a contact types to you (typing indicators on), their row says
 // "typing…" in place of the last message.
 
@@ -124,7 +126,7 @@ export function list(el) {
     let tag = null;
     if (g.status === "invited") {
       tag = h("span", { class: "tag invite", text: "Invitation" });
-      preview.append(h("span", { class: "preview-text", text: (g.invited_by_name ? `${g.invited_by_name} invited you` : "You're invited to join") + (g.request ? " (not in your contacts)" : "") }));
+      preview.append(h("span", { class: "preview-text", text: g.invited_by_name ? `${g.invited_by_name} invited you` : "You're invited to join" }));
     } else if (last) {
       if (last.direction === "out" && !last.deleted) preview.append(stateMark(last.state), h("span", { class: "you", text: "You: " }));
       else if (last.direction === "in" && !last.deleted) preview.append(h("span", { class: "you", text: store.senderName(c.peer, last.from, last.from_name) + ": " }));

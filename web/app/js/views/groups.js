@@ -13,7 +13,9 @@
 // group's info beside the conversation: the members, admins marked, and
 // for an admin Add members, Make admin / Dismiss as admin, Remove and
 // Rename; for everyone Leave group. An invitation opens on who sent it,
-// with Join and Decline; a group left or removed from stays readable,
+// with Join and Decline (a stranger's invitation opens so from the
+// requests, views/requests.js: joined, it goes to the chat list; declined,
+// back to the requests); a group left or removed from stays readable,
 // with a line saying so instead of the composer. Everything follows the
 // store's "groups" and "conversations" topics, which "group" events feed.
 //
@@ -86,8 +88,9 @@ function statusLine(g) {
   return "";
 }
 
-/** detail is the main pane of the group whose id is id. */
-export function detail(el, id) {
+/** detail is the main pane of the group whose id is id; request: it is
+ * opened from the requests, as an invitation from a stranger. */
+export function detail(el, id, { request = false } = {}) {
   const header = h("header", { class: "chat-header" });
   const body = h("div", { class: "group-body" });
   const foot = h("div", { class: "group-foot" });
@@ -117,7 +120,8 @@ export function detail(el, id) {
     note: "New messages disappear for everyone in the group after:",
   });
   const actionsEl = h("div", { class: "chat-actions" });
-  header.append(h("a", { class: "icon-btn back", href: "/chats", "aria-label": "Back to chats", title: "Back to chats" }, icon("back")),
+  const back = request ? "Back to requests" : "Back to chats";
+  header.append(h("a", { class: "icon-btn back", href: request ? "/requests" : "/chats", "aria-label": back, title: back }, icon("back")),
     h("div", { class: "chat-peer" }, groupAvatar(id), h("span", { class: "chat-peer-text" }, h("h1", { class: "chat-title" }, peerEl), sub)), actionsEl);
 
   let t = null; // the thread, once the group is more than an invitation
@@ -126,10 +130,24 @@ export function detail(el, id) {
   let shown = ""; // what the pane is drawn for
   let destroyed = false;
   let seenTimer = null; // the group's timer when last drawn
+  let answered = false; // a request answered: the pane is on its way out
+
+  // leaveRequests leaves an invitation opened from the requests once it
+  // is answered, here or on another device: for the group's chat once
+  // joined, else for the requests.
+  function leaveRequests(status) {
+    if (answered) return;
+    answered = true;
+    go(status === "joined" ? path("chats", id) : "/requests", { replace: true });
+  }
 
   function render() {
     const g = group();
     if (!g || destroyed) return;
+    if (request && g.status !== "invited") {
+      leaveRequests(g.status);
+      return;
+    }
     store.learnNames(g);
     const name = g.name || "Group";
     peerEl.textContent = name;
@@ -185,8 +203,10 @@ export function detail(el, id) {
       join.disabled = decline.disabled = true;
       try {
         await act(id, yes ? "join" : "leave");
-        if (!yes) {
-          toast("Invitation declined");
+        if (!yes) toast("Invitation declined");
+        if (request) {
+          leaveRequests(yes ? "joined" : "left");
+        } else if (!yes) {
           go("/chats", { replace: true });
         } else if (composer && !destroyed) {
           composer.el.querySelector("textarea").focus();
