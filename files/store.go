@@ -2,12 +2,15 @@ package files
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 )
 
 // Store keeps sealed files in one directory: a complete file under its
@@ -153,4 +156,128 @@ func (s *Store) Remove(h Hash) error {
 		return nil
 	}
 	return err
+}
+
+// Incoming is a file arriving in the store, sealed bytes in order, into
+// its ".part" file: started again where an earlier one stopped, it appears
+// under its hash only whole and matching it (Finish). Fetch receives
+// through one; so does a mailbox that parks files for its members.
+type Incoming struct {
+	s     *Store
+	h     Hash
+	f     *os.File
+	sum   hash.Hash
+	have  int64
+	total int64
+}
+
+// Begin starts receiving the file h of total sealed bytes, resuming what
+// an earlier Incoming left: what is there is hashed again, so Finish can
+// check the whole in one pass. The caller serialises Incomings of one
+// file, and Closes the one it began.
+func (s *Store) Begin(h Hash, total int64) (*Incoming, error) {
+	if total <= 0 || total > SealedSize(s.limit) {
+		return nil, fmt.Errorf("%w: %d sealed bytes, this store takes at most %d", ErrTooLarge, total, SealedSize(s.limit))
+	}
+	f, err := os.OpenFile(s.part(h), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	in := &Incoming{s: s, h: h, f: f, sum: sha256.New(), total: total}
+	if in.have, err = io.Copy(in.sum, f); err == nil && in.have > total {
+		// Longer than the file: not this file's start. Start over.
+		in.sum.Reset()
+		in.have = 0
+		if err = f.Truncate(0); err == nil {
+			_, err = f.Seek(0, io.SeekStart)
+		}
+	}
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	return in, nil
+}
+
+// Have is how many sealed bytes arrived so far, Total how many make the
+// whole.
+func (in *Incoming) Have() int64  { return in.have }
+func (in *Incoming) Total() int64 { return in.total }
+
+// Write appends sealed bytes; it refuses any past Total.
+func (in *Incoming) Write(b []byte) (int, error) {
+	if int64(len(b)) > in.total-in.have {
+		return 0, fmt.Errorf("%w: more than the %d sealed bytes announced", ErrTooLarge, in.total)
+	}
+	n, err := in.f.Write(b)
+	in.sum.Write(b[:n])
+	in.have += int64(n)
+	return n, err
+}
+
+// Finish checks the whole file against its hash and moves it into place.
+// A file that does not match is deleted (ErrHashMismatch), so the next
+// try starts from nothing; one still short of Total fails and is kept.
+func (in *Incoming) Finish() error {
+	if in.have < in.total {
+		return fmt.Errorf("files: %d of %d bytes: %w", in.have, in.total, io.ErrUnexpectedEOF)
+	}
+	if Hash(in.sum.Sum(nil)) != in.h {
+		in.Discard()
+		return fmt.Errorf("%w: the bytes received hash to another file", ErrHashMismatch)
+	}
+	err := in.f.Sync()
+	if cerr := in.f.Close(); err == nil {
+		err = cerr
+	}
+	in.f = nil
+	if err != nil {
+		return fmt.Errorf("files: %w", err)
+	}
+	return in.s.commit(in.s.part(in.h), in.h)
+}
+
+// Discard deletes what arrived.
+func (in *Incoming) Discard() {
+	if in.f != nil {
+		in.f.Close()
+		in.f = nil
+	}
+	os.Remove(in.s.part(in.h))
+}
+
+// Close ends an Incoming that did not Finish, keeping what arrived for the
+// next one (nothing arrived: no trace). After Finish, a no-op.
+func (in *Incoming) Close() error {
+	if in.f == nil {
+		return nil
+	}
+	err := in.f.Close()
+	in.f = nil
+	if in.have == 0 {
+		os.Remove(in.s.part(in.h))
+	}
+	return err
+}
+
+// Sealed opens the whole file h for reading its sealed bytes, with their
+// size: what a node sends when it parks a file at a mailbox.
+func (s *Store) Sealed(h Hash) (*os.File, int64, error) { return s.sealedFile(h) }
+
+// Hashes lists the files the store holds, whole or arriving.
+func (s *Store) Hashes() ([]Hash, error) {
+	es, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("files: %w", err)
+	}
+	var out []Hash
+	for _, e := range es {
+		name := e.Name()
+		if h, err := ParseHash(strings.TrimSuffix(name, ".part")); err == nil && !e.IsDir() {
+			if len(out) == 0 || out[len(out)-1] != h {
+				out = append(out, h)
+			}
+		}
+	}
+	return out, nil
 }

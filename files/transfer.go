@@ -2,12 +2,10 @@ package files
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"sync"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/host"
 	"github.com/libp2p/go-libp2p/core/network"
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/protocol"
 	"golang.org/x/time/rate"
 )
 
@@ -64,7 +63,10 @@ type Config struct {
 	// relays cut bulk transfers short; by default a fetch needs a direct
 	// connection.
 	AllowLimited bool
-	Logger       *slog.Logger
+	// Protocol is the protocol id files are served on; "" = Protocol. A
+	// mailbox serves the files parked for its members on its own.
+	Protocol protocol.ID
+	Logger   *slog.Logger
 }
 
 // Service serves the store's files to peers and fetches files from them.
@@ -88,7 +90,10 @@ func NewService(cfg Config) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	s.srv = p2p.HandleStream(cfg.Host, Protocol, p2p.HandlerConfig{
+	if s.cfg.Protocol == "" {
+		s.cfg.Protocol = Protocol
+	}
+	s.srv = p2p.HandleStream(cfg.Host, s.cfg.Protocol, p2p.HandlerConfig{
 		// The whole transfer's deadline: 100 MiB at 1 Mbit/s is 14
 		// minutes; IdleTimeout catches a stalled one much sooner.
 		Timeout:       time.Hour,
@@ -214,7 +219,13 @@ func (c ctxReader) Read(p []byte) (int, error) {
 // ErrTooLarge before a byte is fetched. Any other failure keeps what
 // arrived for the next Fetch. progress, when not nil, is called as bytes
 // arrive with the sealed bytes held and the whole.
-func (s *Service) Fetch(ctx context.Context, p peer.ID, ref Ref, progress func(have, total int64)) (err error) {
+func (s *Service) Fetch(ctx context.Context, p peer.ID, ref Ref, progress func(have, total int64)) error {
+	return s.FetchFrom(ctx, p, Protocol, ref, progress)
+}
+
+// FetchFrom is Fetch from a peer that serves files on another protocol
+// id, as a mailbox serves the files parked for its members.
+func (s *Service) FetchFrom(ctx context.Context, p peer.ID, proto protocol.ID, ref Ref, progress func(have, total int64)) error {
 	store := s.cfg.Store
 	if ref.Size > store.limit {
 		return fmt.Errorf("%w: %d bytes, this node takes at most %d", ErrTooLarge, ref.Size, store.limit)
@@ -224,40 +235,17 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ref Ref, progress func(h
 		return nil
 	}
 	total := SealedSize(ref.Size)
-	part, err := os.OpenFile(store.part(ref.Hash), os.O_CREATE|os.O_RDWR, 0o600)
+	in, err := store.Begin(ref.Hash, total)
 	if err != nil {
-		return fmt.Errorf("files: %w", err)
+		return err
 	}
-	defer func() {
-		part.Close()
-		if err != nil && store.Partial(ref.Hash) == 0 {
-			os.Remove(part.Name()) // nothing arrived: no trace
-		}
-	}()
-	// What an earlier fetch left is hashed again, then the rest as it
-	// arrives: one pass over the file.
-	sum := sha256.New()
-	have, err := io.Copy(sum, part)
-	if err != nil {
-		return fmt.Errorf("files: %w", err)
-	}
-	if have > total {
-		if err := part.Truncate(0); err != nil {
-			return err
-		}
-		if _, err := part.Seek(0, io.SeekStart); err != nil {
-			return err
-		}
-		sum.Reset()
-		have = 0
-	}
+	defer in.Close()
 	mismatch := func(why string) error {
-		part.Close()
-		os.Remove(part.Name())
+		in.Discard()
 		return fmt.Errorf("%w: %s", ErrHashMismatch, why)
 	}
-	if have < total {
-		st, err := p2p.Dial(ctx, s.cfg.Host, p, Protocol, s.cfg.AllowLimited)
+	if in.Have() < total {
+		st, err := p2p.Dial(ctx, s.cfg.Host, p, proto, s.cfg.AllowLimited)
 		if err != nil {
 			return fmt.Errorf("fetch %v: %w", ref.Hash, err)
 		}
@@ -265,7 +253,7 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ref Ref, progress func(h
 		stop := context.AfterFunc(ctx, func() { st.Reset() })
 		defer stop()
 		w := &idleWriter{s: st}
-		if err := p2p.WriteFrame(w, marshalRequest(ref.Hash, have)); err != nil {
+		if err := p2p.WriteFrame(w, marshalRequest(ref.Hash, in.Have())); err != nil {
 			return fmt.Errorf("fetch %v: %w", ref.Hash, err)
 		}
 		r := idleReader{s: st}
@@ -280,48 +268,39 @@ func (s *Service) Fetch(ctx context.Context, p peer.ID, ref Ref, progress func(h
 		case status == statusNotFound:
 			return fmt.Errorf("fetch %v from %v: %w", ref.Hash, p, ErrNotFound)
 		case status == statusBadRange:
-			return mismatch(fmt.Sprintf("the holder has fewer than the %d bytes held here", have))
+			return mismatch(fmt.Sprintf("the holder has fewer than the %d bytes held here", in.Have()))
 		case size != total:
 			return mismatch(fmt.Sprintf("the holder's file is %d sealed bytes, the message says %d", size, total))
 		}
-		dst := io.MultiWriter(part, sum, progressWriter{have: &have, total: total, fn: progress})
-		_, err = io.CopyBuffer(dst, io.LimitReader(r, total-have), make([]byte, copyBuffer))
-		if err == nil && have < total {
+		dst := io.Writer(in)
+		if progress != nil {
+			dst = progressWriter{in: in, fn: progress}
+		}
+		_, err = io.CopyBuffer(dst, io.LimitReader(r, total-in.Have()), make([]byte, copyBuffer))
+		if err == nil && in.Have() < total {
 			err = io.ErrUnexpectedEOF // the holder closed early
 		}
 		if err != nil {
 			if ctx.Err() != nil {
 				err = ctx.Err()
 			}
-			return fmt.Errorf("fetch %v: %d of %d bytes: %w", ref.Hash, have, total, err)
+			return fmt.Errorf("fetch %v: %d of %d bytes: %w", ref.Hash, in.Have(), total, err)
 		}
 		st.Close()
 	}
-	if Hash(sum.Sum(nil)) != ref.Hash {
-		return mismatch("the bytes fetched hash to another file")
-	}
-	if err := part.Sync(); err != nil {
-		return err
-	}
-	if err := part.Close(); err != nil {
-		return err
-	}
-	return store.commit(part.Name(), ref.Hash)
+	return in.Finish()
 }
 
-// progressWriter counts bytes written and reports them.
+// progressWriter writes to an Incoming and reports its progress.
 type progressWriter struct {
-	have  *int64
-	total int64
-	fn    func(have, total int64)
+	in *Incoming
+	fn func(have, total int64)
 }
 
 func (p progressWriter) Write(b []byte) (int, error) {
-	*p.have += int64(len(b))
-	if p.fn != nil {
-		p.fn(*p.have, p.total)
-	}
-	return len(b), nil
+	n, err := p.in.Write(b)
+	p.fn(p.in.Have(), p.in.Total())
+	return n, err
 }
 
 // lock takes the file's download lock and returns its release.
