@@ -15,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/protocol"
 	"golang.org/x/time/rate"
 
+	"github.com/callsign/callsign/files"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/p2p"
 	"github.com/callsign/callsign/store"
@@ -75,6 +76,16 @@ type Config struct {
 	FetchBurst  int
 	MemberRate  rate.Limit
 	MemberBurst int
+	// FilesDir is the directory of the files parked for members (see the
+	// package doc, "Parked files"); "" parks none. MaxFile caps one file's
+	// plaintext (0 = files.DefaultLimit, 100 MiB); MaxFileBytes the sealed
+	// bytes parked for one member (0 = 1 GiB) and MaxFilesTotal for all
+	// (0 = 10 GiB); FileExpiry how long a parked file waits (0 = Expiry).
+	FilesDir      string
+	MaxFile       int64
+	MaxFileBytes  int64
+	MaxFilesTotal int64
+	FileExpiry    time.Duration
 	// Now is the clock; nil = time.Now.
 	Now func() time.Time
 	// Logger; nil discards.
@@ -112,6 +123,16 @@ type Server struct {
 	fetchers map[peer.ID]*rate.Limiter // prekey fetches, per peer
 	handouts map[queue]*rate.Limiter
 	prekeys  map[queue][2]int // one-time prekeys held per queue: X25519, PQ
+
+	// Parked files (park.go); fileStore is nil without Config.FilesDir.
+	fileStore   *files.Store
+	fileSrv     *files.Service
+	parkSrv     *p2p.Server
+	parked      map[[32]byte]map[files.Hash]parked
+	parkedBytes map[[32]byte]int64 // sealed bytes parked per member
+	parkedTotal int64
+	parkedRefs  map[files.Hash]int // members each file is parked for
+	arriving    map[files.Hash]bool
 }
 
 // memberState is a registered account and what the server keeps in memory of
@@ -192,6 +213,21 @@ func New(cfg Config) (*Server, error) {
 	if cfg.MemberBurst <= 0 {
 		cfg.MemberBurst = DefaultMemberBurst
 	}
+	if cfg.MaxFile <= 0 {
+		cfg.MaxFile = DefaultMaxFile
+	}
+	if cfg.MaxFile > files.MaxLimit {
+		return nil, fmt.Errorf("mailbox: Config.MaxFile %d exceeds %d", cfg.MaxFile, int64(files.MaxLimit))
+	}
+	if cfg.MaxFileBytes <= 0 {
+		cfg.MaxFileBytes = DefaultMaxFileBytes
+	}
+	if cfg.MaxFilesTotal <= 0 {
+		cfg.MaxFilesTotal = DefaultMaxFilesTotal
+	}
+	if cfg.FileExpiry <= 0 {
+		cfg.FileExpiry = cfg.Expiry
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -204,7 +240,8 @@ func New(cfg Config) (*Server, error) {
 		members: map[[32]byte]*memberState{}, byPeer: map[peer.ID][32]byte{},
 		tokens: map[[TokenSize]byte]tokenInfo{}, limiters: map[peer.ID]*rate.Limiter{},
 		fetchers: map[peer.ID]*rate.Limiter{}, handouts: map[queue]*rate.Limiter{},
-		prekeys: map[queue][2]int{}}, nil
+		prekeys: map[queue][2]int{}, parked: map[[32]byte]map[files.Hash]parked{},
+		parkedBytes: map[[32]byte]int64{}, parkedRefs: map[files.Hash]int{}, arriving: map[files.Hash]bool{}}, nil
 }
 
 // Start loads the members and serves Protocol; expired envelopes are
@@ -255,6 +292,9 @@ func (s *Server) Start(ctx context.Context) error {
 	}
 	s.rebuildTokensLocked(Day(s.cfg.Now()))
 	s.mu.Unlock()
+	if err := s.startFiles(); err != nil {
+		return err
+	}
 	s.srv = p2p.Handle(s.cfg.Host, Protocol, p2p.HandlerConfig{
 		Timeout:       30 * time.Second,
 		MaxRequest:    maxRequest,
@@ -272,6 +312,10 @@ func (s *Server) Close() error {
 	s.cancel()
 	if s.srv != nil {
 		s.srv.Close()
+	}
+	if s.parkSrv != nil {
+		s.parkSrv.Close()
+		s.fileSrv.Close()
 	}
 	s.wg.Wait()
 	return nil
@@ -786,6 +830,7 @@ func (s *Server) sweep() {
 			return
 		}
 	}
+	s.sweepFiles()
 }
 
 // sweepMember deletes a's expired envelopes, in each of its queues;

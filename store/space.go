@@ -31,6 +31,9 @@ const (
 	// SpaceGroups is the group chats' (package groupchat): each group's
 	// log, this account's status in it, sender keys and messages.
 	SpaceGroups = "groups"
+	// SpaceMailbox is a public node's mailbox's (package mailbox) for
+	// what it keeps in its own encoding: the files parked for members.
+	SpaceMailbox = "mailbox"
 )
 
 // The prefixes of msg's keyspace (layouts in the package doc, "Key
@@ -52,6 +55,10 @@ var (
 
 	// pfxGroups is groupchat's keyspace (layout in groupchat/store.go).
 	pfxGroups = []byte("grp/")
+
+	// PrefixMailboxFiles is the mailbox's parked files: mbox/p/<member
+	// account:32><file hash:32> (layout in mailbox/park.go).
+	PrefixMailboxFiles = []byte("mbox/p/")
 )
 
 // spaces are the prefixes each owner's Space may touch. The migrations
@@ -60,6 +67,7 @@ var spaces = map[string][][]byte{
 	SpaceMsg:     {pfxConv, pfxQueue, pfxMsg, pfxMsgID, pfxOut, pfxSession},
 	SpaceDevices: {pfxDevices},
 	SpaceGroups:  {pfxGroups},
+	SpaceMailbox: {PrefixMailboxFiles},
 }
 
 // Space returns owner's keyspace in tx. It panics for an owner that has
