@@ -239,23 +239,32 @@ func (s *Service) depositWaiting(ps *peerState) {
 			}
 			s.cfg.Host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
 			var res []mailbox.Status
+			var used []byte
 			err := s.withMemberToken(rec, ps.dev, mb.ID, func(token []byte) error {
 				ctx, cancel := context.WithTimeout(s.ctx, mailboxTimeout)
 				defer cancel()
 				var err error
 				res, err = mailbox.Deposit(ctx, s.cfg.Host, mb.ID, token, boxes)
+				used = token
 				return err
 			})
 			if err != nil {
 				lastErr = err
 				continue
 			}
+			var texts []string
 			for i, r := range res {
 				if r == mailbox.StatusOK || r == mailbox.StatusDuplicate {
 					done[boxIDs[i]] = true
+					if !carriers[boxIDs[i]] {
+						texts = append(texts, boxIDs[i])
+					}
 				} else {
 					lastErr = &mailbox.RefusedError{Status: r}
 				}
+			}
+			if len(texts) > 0 && s.cfg.OnDeposited != nil {
+				s.cfg.OnDeposited(ps.id, mb.ID, used, texts)
 			}
 		}
 		var sent []string

@@ -195,6 +195,12 @@ type Config struct {
 	// crash) and must not call into the Service: it runs while the
 	// sender's conversation is locked. nil refuses every carrier.
 	OnGroup func(from identity.AccountID, dev identity.DeviceID, body []byte, request bool) error
+	// OnDeposited is called, on the recipient's sender goroutine, after
+	// mailbox mb took the text messages ids for a device of account to
+	// under token (the recipient token it was deposited with, valid about
+	// a day): the node parks their attachments there. It must not block.
+	// nil: nothing is told.
+	OnDeposited func(to identity.AccountID, mb peer.ID, token []byte, ids []string)
 	// OnSiblings is called, on a goroutine of its own, when this
 	// account's own record is looked up: first says it is the first time
 	// since the start (QueueSync works from then on), added names the
