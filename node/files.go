@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -10,11 +11,13 @@ import (
 	"time"
 
 	"github.com/libp2p/go-libp2p/core/peer"
+	"github.com/libp2p/go-libp2p/core/peerstore"
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/files"
 	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
+	"github.com/callsign/callsign/mailbox"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/node/backend"
 	"github.com/callsign/callsign/store"
@@ -28,6 +31,14 @@ import (
 // /callsign/file/1.0.0: at once for a contact's message or this account's
 // own (a sibling's copy), when the person opens it for a stranger's
 // request. A fetch cut short resumes where it stopped.
+//
+// When none of the recipient's devices can be reached, the message goes to
+// the recipient's mailbox (msg) and its attachment follows: the sender's
+// node parks the sealed file at the same mailbox, for the same recipient
+// token (mailbox.Park; msg.Config.OnDeposited says when), resuming a park
+// cut short. A recipient's device that can't reach any of the sender's
+// devices fetches the file from its own mailboxes instead. Files of group
+// messages are fetched from their sender's devices only.
 
 // The limits of Config.FileLimit.
 const (
@@ -50,6 +61,17 @@ const fileProgressEvery = 500 * time.Millisecond
 // maxDownloads bounds the downloads under way at once; the others wait.
 const maxDownloads = 4
 
+// Parking files at a recipient's mailbox: at most maxParks at once, each
+// tried parkAttempts times parkRetry apart, each resuming what the last
+// left there; a mailbox's refusal (quota, size) is not tried again. A
+// restart deposits the unacknowledged messages again, and so parks again.
+const (
+	maxParks     = 2
+	parkAttempts = 3
+)
+
+var parkRetry = 30 * time.Second
+
 // resumeWindow is how far back a start looks for attachments to fetch:
 // the newest resumeScan messages of each conversation, sent in the last
 // resumeAge.
@@ -65,11 +87,19 @@ type attachments struct {
 	store *files.Store
 	svc   *files.Service
 
-	slots chan struct{} // maxDownloads
+	slots     chan struct{} // maxDownloads
+	parkSlots chan struct{} // maxParks
 
-	mu     sync.Mutex
-	active map[files.Hash]*download // guarded by mu
-	failed map[files.Hash]bool      // guarded by mu: fetches that gave up, until tried again
+	mu      sync.Mutex
+	active  map[files.Hash]*download // guarded by mu
+	failed  map[files.Hash]bool      // guarded by mu: fetches that gave up, until tried again
+	parking map[parking]bool         // guarded by mu: parks under way
+}
+
+// parking names a file being parked at a mailbox.
+type parking struct {
+	mb peer.ID
+	h  files.Hash
 }
 
 type download struct {
@@ -93,7 +123,8 @@ func (n *Node) startFiles() error {
 		Logger:       n.log.With("component", "files"),
 	})
 	n.files = &attachments{n: n, store: st, svc: svc, slots: make(chan struct{}, maxDownloads),
-		active: map[files.Hash]*download{}, failed: map[files.Hash]bool{}}
+		parkSlots: make(chan struct{}, maxParks), active: map[files.Hash]*download{},
+		failed: map[files.Hash]bool{}, parking: map[parking]bool{}}
 	n.closers = append(n.closers, svc.Close)
 	return nil
 }
@@ -298,8 +329,29 @@ func (a *attachments) download(m backend.FileAt, ref files.Ref, d *download) err
 	return err
 }
 
-// fromAnyDevice tries each device of the owner's record but this one.
+// fromAnyDevice tries each device of the owner's record but this one,
+// then this device's own mailboxes, where the sender may have parked it.
 func (a *attachments) fromAnyDevice(ctx context.Context, owner identity.AccountID, ref files.Ref, progress func(int64, int64)) error {
+	err := a.fromOwner(ctx, owner, ref, progress)
+	if err == nil || errors.Is(err, files.ErrHashMismatch) || errors.Is(err, files.ErrTooLarge) || ctx.Err() != nil {
+		return err
+	}
+	for _, mb := range a.n.mailboxPeers() {
+		if mb.ID == a.n.host.ID() {
+			continue
+		}
+		a.n.host.Peerstore().AddAddrs(mb.ID, mb.Addrs, peerstore.TempAddrTTL)
+		merr := a.svc.FetchFrom(ctx, mb.ID, mailbox.FileProtocol, ref, progress)
+		if merr == nil || errors.Is(merr, files.ErrHashMismatch) || errors.Is(merr, files.ErrTooLarge) {
+			return merr
+		}
+		a.n.log.Debug("an attachment is not at a mailbox", "mailbox", mb.ID, "err", merr)
+	}
+	return err // the sender's side of it says more
+}
+
+// fromOwner tries each device of the owner's record but this one.
+func (a *attachments) fromOwner(ctx context.Context, owner identity.AccountID, ref files.Ref, progress func(int64, int64)) error {
 	lctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	rec, err := directory{a.n}.Lookup(lctx, owner)
 	cancel()
@@ -317,6 +369,80 @@ func (a *attachments) fromAnyDevice(ctx context.Context, owner identity.AccountI
 		}
 	}
 	return err
+}
+
+// onDeposited parks the attachments of the messages ids to account to
+// that mailbox mb took under token (msg.Config.OnDeposited). It runs on
+// msg's sender goroutine: the parks go on in the background.
+func (a *attachments) onDeposited(to identity.AccountID, mb peer.ID, token []byte, ids []string) {
+	var hs []files.Hash
+	err := a.n.db.View(func(tx *store.Tx) error {
+		data := msg.In(tx)
+		for _, id := range ids {
+			m, err := data.Message(string(to), id)
+			if err != nil || m.File == nil {
+				continue // gone already, or no file
+			}
+			if ref, err := files.UnmarshalRef(m.File); err == nil && a.store.Has(ref.Hash) {
+				hs = append(hs, ref.Hash)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return
+	}
+	for _, h := range hs {
+		a.park(mb, bytes.Clone(token), h)
+	}
+}
+
+// park parks file h at mailbox mb for the recipient token names, unless it
+// is being parked there already.
+func (a *attachments) park(mb peer.ID, token []byte, h files.Hash) {
+	k := parking{mb, h}
+	a.mu.Lock()
+	if a.parking[k] || a.n.ctx.Err() != nil {
+		a.mu.Unlock()
+		return
+	}
+	a.parking[k] = true
+	a.mu.Unlock()
+	a.n.wg.Go(func() {
+		defer func() {
+			a.mu.Lock()
+			delete(a.parking, k)
+			a.mu.Unlock()
+		}()
+		ctx := a.n.ctx
+		select {
+		case a.parkSlots <- struct{}{}:
+			defer func() { <-a.parkSlots }()
+		case <-ctx.Done():
+			return
+		}
+		for tries := 0; tries < parkAttempts; {
+			err := mailbox.Park(ctx, a.n.host, mb, token, a.store, h)
+			if err == nil {
+				a.n.log.Debug("an attachment is parked at the recipient's mailbox", "mailbox", mb, "file", h)
+				return
+			}
+			var re *mailbox.RefusedError
+			if errors.As(err, &re) || errors.Is(err, files.ErrNotFound) || ctx.Err() != nil {
+				if ctx.Err() == nil {
+					a.n.log.Info("an attachment could not be parked at the recipient's mailbox", "mailbox", mb, "err", err)
+				}
+				return
+			}
+			if tries++; tries < parkAttempts {
+				select {
+				case <-ctx.Done():
+					return
+				case <-time.After(parkRetry):
+				}
+			}
+		}
+	})
 }
 
 func (a *attachments) publish(m backend.FileAt, state string, d *download) {

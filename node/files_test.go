@@ -142,3 +142,55 @@ func TestAttachmentResumes(t *testing.T) {
 		t.Errorf("a message that is not there: %v", err)
 	}
 }
+
+// TestAttachmentParked: a file sent while its recipient is offline waits
+// at the recipient's mailbox with its message, and the recipient gets it
+// whole from there after the sender went offline too.
+func TestAttachmentParked(t *testing.T) {
+	net := testnet.New(t, 3, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
+	ctx := ctxT(t, 4*time.Minute)
+	hub, alice, bob := net.Nodes[0], net.Nodes[1], net.Nodes[2]
+	befriend(t, ctx, alice, bob)
+	check.Until(t, time.Minute, "Bob registered with his mailbox", func() bool {
+		st, err := bob.Client.Status(ctx)
+		return err == nil && len(st.Mailboxes) > 0 && st.Mailboxes[0].Registered
+	})
+	net.Stop(bob)
+
+	body := make([]byte, 4<<20)
+	rand.NewChaCha8([32]byte{4}).Read(body)
+	m, err := alice.Client.SendFile(ctx, api.FileUpload{To: "bob", Caption: "for when you're back", Name: "notes.pdf", Type: "application/pdf", Body: bytes.NewReader(body)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The mailbox holds the whole sealed file, and nothing half.
+	parked := func() (whole, part int) {
+		ps, _ := filepath.Glob(filepath.Join(hub.Dir, "parked", "*"))
+		for _, p := range ps {
+			if strings.HasSuffix(p, ".part") {
+				part++
+			} else if fi, err := os.Stat(p); err == nil && fi.Size() > int64(len(body)) {
+				whole++
+			}
+		}
+		return whole, part
+	}
+	check.Until(t, 2*time.Minute, "the file parked at Bob's mailbox", func() bool { w, p := parked(); return w == 1 && p == 0 })
+	net.Stop(alice)
+
+	bob = net.Start(bob)
+	var got bytes.Buffer
+	check.Until(t, 2*time.Minute, "the file at Bob, from his mailbox", func() bool {
+		got.Reset()
+		_, _, err := bob.Client.File(ctx, "alice", m.ID, &got)
+		return err == nil
+	})
+	if sha256.Sum256(got.Bytes()) != sha256.Sum256(body) {
+		t.Fatalf("the file at Bob (%d bytes) does not match what Alice sent", got.Len())
+	}
+	page, err := bob.Client.Messages(ctx, "alice", "", 10)
+	if err != nil || len(page.Messages) != 1 || page.Messages[0].Text != "for when you're back" || page.Messages[0].File == nil ||
+		page.Messages[0].File.State != api.FileReady {
+		t.Fatalf("Bob's conversation: %+v %v", page, err)
+	}
+}

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -53,7 +54,10 @@ func (n *Node) startMailbox(ctx context.Context) error {
 	if !n.cfg.Public {
 		return nil
 	}
-	srv, err := mailbox.New(mailbox.Config{Host: n.host, DB: n.db, Logger: n.log})
+	srv, err := mailbox.New(mailbox.Config{Host: n.host, DB: n.db, Logger: n.log,
+		// Members' attachments parked by senders who can't reach them
+		// (node/files.go), each up to this node's own file limit.
+		FilesDir: filepath.Join(n.cfg.DataDir, "parked"), MaxFile: n.cfg.FileLimit})
 	if err != nil {
 		return fmt.Errorf("mailbox: %w", err)
 	}

@@ -69,6 +69,8 @@ func (n *Node) startMsg(ctx context.Context) error {
 		OnSync:     n.onSync,
 		OnSiblings: n.onSiblings,
 		OnGroup:    groups.Receive,
+		// Attachments follow their messages to mailboxes (node/files.go).
+		OnDeposited: n.files.onDeposited,
 	})
 	if err != nil {
 		return fmt.Errorf("messaging: %w", err)
