@@ -85,6 +85,10 @@ type MailboxHeld struct {
 	Waiting int   `json:"waiting"` // envelopes waiting for them
 	Bytes   int64 `json:"bytes"`   // their size
 	Prekeys int   `json:"prekeys"` // one-time prekeys held for their first contacts, both kinds
+	// Files and FileBytes are the attachments parked for them (a file
+	// parked for two members counts twice) and their sealed size.
+	Files     int   `json:"files"`
+	FileBytes int64 `json:"file_bytes"`
 }
 
 // Invite is what `callsign invite` shows: the text a newcomer passes to

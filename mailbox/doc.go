@@ -4,12 +4,13 @@
 // prekeys a member leaves for first contacts: upload, fetch), its storage,
 // quotas, expiry and rate limits, the sealed-sender box senders put a msg
 // frame in, and the rotating recipient tokens deposits are addressed by.
-// Server is the mailbox; Register, Deposit, Drain, Ack, UploadPrekeys and
-// FetchPrekeys are its clients' side.
+// It also parks the attachments of the messages it holds (Parked files,
+// below). Server is the mailbox; Register, Deposit, Drain, Ack,
+// UploadPrekeys, FetchPrekeys and Park are its clients' side.
 //
-// mailbox builds on store, p2p, identity and e2e (only to check uploaded
+// mailbox builds on store, p2p, identity, e2e (only to check uploaded
 // one-time prekeys by e2e's own rules: their encoding and the account's
-// signature). It must not import msg, dht, node, api, media or pion: the
+// signature) and files (the parked files' directory and their transfer). It must not import msg, dht, node, api, media or pion: the
 // envelopes it carries are opaque to it (msg seals a Deliver frame into
 // one and opens it again on the member's device).
 //
@@ -249,6 +250,58 @@
 // does the member's. (msg does not use them yet: until kind 3 is
 // published, a member has one device, whose queue is the account's.)
 //
+// # Parked files
+//
+// A message deposited here may name an attachment (a files.Ref: the sealed
+// file's hash and its key, inside the box). The sender's node parks the
+// sealed file beside it (Park), for the member the deposit's token named,
+// and the member's devices fetch it from here when they can't reach any of
+// the sender's (package node says when). Parking needs Config.FilesDir; the
+// files live there, sealed under their own keys, which the mailbox never
+// sees, and the index (which member, which file, its size and expiry) in
+// the store: mbox/p/<account:32><hash:32> → expires (8 bytes, big-endian
+// unix nanoseconds) || sealed size (8), in the mailbox's keyspace
+// (store.SpaceMailbox).
+//
+// /callsign/mailbox/park/1.0.0 takes a file: the sender writes a request
+// frame, the mailbox answers with a response frame, the sender writes the
+// sealed bytes from where that says, and the mailbox answers once more
+// when it has them all (p2p frames, protobuf wire format, no unknown
+// fields):
+//
+//	ParkRequest
+//	field 1  token   bytes   16, a recipient token, as for a deposit
+//	field 2  hash    bytes   32, the SHA-256 of the sealed file
+//	field 3  size    varint  its sealed size, ≥ 1
+//
+//	ParkResponse
+//	field 1  status  varint  as Response's: 1 ok (send the bytes from have;
+//	                         the last answer: the file is whole and checked),
+//	                         10 duplicate (the whole file is here already),
+//	                         2 not a member, 5 expired, 4 too large, 3 over quota,
+//	                         7 rate limited (this file is arriving on another
+//	                         stream), 6 malformed (also: the bytes hash to
+//	                         another file, which is deleted)
+//	field 2  reason  bytes   UTF-8, at most 128 bytes, with a refusal
+//	field 3  have    varint  with the first ok: the sealed bytes held already
+//
+// A park cut short keeps what arrived (a ".part" file) and the next park
+// of the file, from any sender, resumes there. The file appears under its
+// hash only whole and matching it. Quotas, counted from the first request
+// (a file arriving counts): one file at most Config.MaxFile of plaintext
+// (default 100 MiB), Config.MaxFileBytes of sealed bytes parked per
+// member (default 1 GiB) and Config.MaxFilesTotal for all (default 10
+// GiB). A parked file is deleted Config.FileExpiry after it was last
+// parked (default Expiry, 30 days), by the hourly sweep; a file parked
+// for two members is held once and deleted after the last. Streams are
+// limited to 2 a second per peer and 8 at once; each read or write waits
+// at most files.IdleTimeout (30 s).
+//
+// /callsign/mailbox/file/1.0.0 serves the parked files in the form of
+// files.Protocol, to the registered devices of a member it is parked for
+// and to no one else: the libp2p connection authenticates the device, as
+// for a drain. To anyone else a file is "not found", as one never parked.
+//
 // # What a mailbox still learns
 //
 // Not the plaintext, not who wrote (the sender's account and device are
@@ -261,7 +314,10 @@
 // is for and, by a device token, for which of its devices (the mailbox
 // computes its members' tokens), how many devices a member has registered
 // here and their DeviceIDs, when each device drains and from which
-// address, and how much waits for each. From
+// address, and how much waits for each. Of parked files it learns the same
+// of each park and fetch (who connects, when, for which member, the
+// file's size), and that a file parked twice, for one member or two, is
+// the same file (its hash); not its name, type or content. From
 // one-time prekeys it learns, likewise: that the fetching connection is
 // about to write to the member the token names for the first time (the
 // same connection's deposit usually follows), when, and how many first

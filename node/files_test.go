@@ -176,6 +176,9 @@ func TestAttachmentParked(t *testing.T) {
 		return whole, part
 	}
 	check.Until(t, 2*time.Minute, "the file parked at Bob's mailbox", func() bool { w, p := parked(); return w == 1 && p == 0 })
+	if st, err := hub.Client.Status(ctx); err != nil || st.Mailbox == nil || st.Mailbox.Files != 1 || st.Mailbox.FileBytes <= int64(len(body)) {
+		t.Fatalf("the mailbox's status: %+v, %v", st.Mailbox, err)
+	}
 	net.Stop(alice)
 
 	bob = net.Start(bob)

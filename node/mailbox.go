@@ -117,5 +117,6 @@ func (n *Node) fillMailboxStatus(st *api.Status) {
 	if srv := n.mbox().srv; srv != nil {
 		s := srv.Stats()
 		st.Mailbox = &api.MailboxHeld{Members: s.Members, Waiting: s.Waiting, Bytes: s.Bytes, Prekeys: s.Prekeys}
+		st.Mailbox.Files, st.Mailbox.FileBytes = srv.ParkedFiles()
 	}
 }

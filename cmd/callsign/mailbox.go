@@ -25,6 +25,7 @@ func printMailboxes(w io.Writer, st api.Status) {
 		fmt.Fprintf(w, "mailbox        %s: %s\n", m.Peer, line)
 	}
 	if st.Mailbox != nil {
-		fmt.Fprintf(w, "holds          %d members, %d messages waiting (%d bytes), %d one-time prekeys\n", st.Mailbox.Members, st.Mailbox.Waiting, st.Mailbox.Bytes, st.Mailbox.Prekeys)
+		fmt.Fprintf(w, "holds          %d members, %d messages waiting (%d bytes), %d one-time prekeys, %d files parked (%d bytes)\n",
+			st.Mailbox.Members, st.Mailbox.Waiting, st.Mailbox.Bytes, st.Mailbox.Prekeys, st.Mailbox.Files, st.Mailbox.FileBytes)
 	}
 }
