@@ -405,7 +405,9 @@ type Group struct {
 	// InvitedBy is who added this account (account id and name).
 	InvitedBy     string `json:"invited_by,omitempty"`
 	InvitedByName string `json:"invited_by_name,omitempty"`
-	// Request: the invitation came from a stranger.
+	// Request: the invitation came from someone who is still a stranger
+	// (not a contact, not a member of a group this account joined); it
+	// waits in the requests.
 	Request bool `json:"request,omitempty"`
 	// Timer is the group's disappearing-message timer in seconds (0:
 	// off); its admins set it (POST /conversations/{id}/timer).

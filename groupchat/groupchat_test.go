@@ -315,6 +315,54 @@ func TestGroupFork(t *testing.T) {
 	}
 }
 
+// TestGroupReinvite: whether an invitation is a stranger's is decided
+// anew each time this account is added, from who added it this time. Bob
+// declines Carol's invitation (a contact's); Alice, a stranger to him,
+// adds him again: hers waits among his requests. He declines; Carol adds
+// him again: hers is a contact's, not a request.
+func TestGroupReinvite(t *testing.T) {
+	n := newNet(t)
+	alice, bob, carol := n.account("alice"), n.account("bob"), n.account("carol")
+	n.stranger(bob, alice, true)
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Club")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, carol.pub()))
+	n.deliver()
+	must[Info](t)(carol.svc.Join(carol.ctx(), g))
+	must[Info](t)(alice.svc.SetAdmin(alice.ctx(), g, carol.pub(), true))
+	n.deliver()
+
+	invited := func(by *dev, request bool) {
+		t.Helper()
+		in := must[Info](t)(bob.info(g))
+		if in.Status != Invited || in.InvitedBy != by.acct() || in.Request != request {
+			t.Fatalf("Bob sees status %v, invited by %s, request %v; want invited by %s, request %v",
+				in.Status, n.nameOf(in.InvitedBy), in.Request, by, request)
+		}
+	}
+	must[Info](t)(carol.svc.Invite(carol.ctx(), g, bob.pub()))
+	n.deliver()
+	invited(carol, false)
+	must[Info](t)(bob.svc.Leave(bob.ctx(), g))
+	n.deliver()
+
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub()))
+	n.deliver()
+	invited(alice, true)
+	must[Info](t)(bob.svc.Leave(bob.ctx(), g))
+	n.deliver()
+
+	must[Info](t)(carol.svc.Invite(carol.ctx(), g, bob.pub()))
+	n.deliver()
+	invited(carol, false)
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	if in := must[Info](t)(bob.info(g)); in.Status != Joined || in.Request {
+		t.Fatalf("Bob, joined, sees %v, request %v", in.Status, in.Request)
+	}
+	if r := n.refused(); len(r) > 0 {
+		t.Fatalf("refused: %q", r)
+	}
+}
+
 // settle delivers until nothing more comes from the sender goroutines.
 func (n *net) settle() {
 	for range 50 {

@@ -32,6 +32,9 @@ type net struct {
 	refusals []string
 	// skew moves every device's clock ahead (Config.Now).
 	skew atomic.Int64
+	// strangers[to][from]: to's node holds from a stranger (Receive's
+	// request, as msg decides it from the contacts).
+	strangers map[identity.AccountID]map[identity.AccountID]bool
 }
 
 func (n *net) now() time.Time { return time.Now().Add(time.Duration(n.skew.Load())) }
@@ -56,7 +59,20 @@ type delivery struct {
 	body []byte
 }
 
-func newNet(t testing.TB) *net { return &net{t: t, accts: map[identity.AccountID][]*dev{}} }
+func newNet(t testing.TB) *net {
+	return &net{t: t, accts: map[identity.AccountID][]*dev{}, strangers: map[identity.AccountID]map[identity.AccountID]bool{}}
+}
+
+// stranger has to's devices take what from sends as a stranger's (on:
+// true), or a contact's (false, the default).
+func (n *net) stranger(to, from *dev, on bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.strangers[to.acct()] == nil {
+		n.strangers[to.acct()] = map[identity.AccountID]bool{}
+	}
+	n.strangers[to.acct()][from.acct()] = on
+}
 
 // account is a new account with one device.
 func (n *net) account(name string) *dev {
@@ -134,8 +150,9 @@ func (n *net) deliver() {
 		}
 		del := next.inbox[0]
 		next.inbox = next.inbox[1:]
+		request := n.strangers[next.acct()][del.from]
 		n.mu.Unlock()
-		if err := next.svc.Receive(del.from, del.dev, del.body, false); err != nil {
+		if err := next.svc.Receive(del.from, del.dev, del.body, request); err != nil {
 			n.mu.Lock()
 			n.refusals = append(n.refusals, fmt.Sprintf("%s: %v", next.name, err))
 			n.mu.Unlock()

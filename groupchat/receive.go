@@ -33,7 +33,7 @@ func (s *Service) Receive(from identity.AccountID, dev identity.DeviceID, body [
 		d := in(tx)
 		err := s.applyLocked(d, from, dev, c, request, &events)
 		if errors.Is(err, errWait) {
-			return s.keepLocked(d, c.group, from, dev, body)
+			return s.keepLocked(d, c.group, from, dev, body, request)
 		}
 		if err != nil {
 			return err
@@ -72,7 +72,7 @@ func (s *Service) applyLocked(d data, from identity.AccountID, dev identity.Devi
 			}
 			*events = append(*events, Event{Kind: EventGroup, Group: c.group})
 		}
-		return s.opsLocked(d, c, r, events)
+		return s.opsLocked(d, from, c, r, request, events)
 	case kindKey:
 		if !known {
 			return ErrNotMember
@@ -176,10 +176,11 @@ func decodeOps(c carrier) ([]group.Op, error) {
 	return ops, nil
 }
 
-// opsLocked adds operations to a group this account knows. Each must be
-// signed by its author and allowed at its parent; one already held
-// changes nothing; one whose parent is unknown waits.
-func (s *Service) opsLocked(d data, c carrier, r rec, events *[]Event) error {
+// opsLocked adds operations to a group this account knows, brought by
+// from (request: a stranger). Each must be signed by its author and
+// allowed at its parent; one already held changes nothing; one whose
+// parent is unknown waits.
+func (s *Service) opsLocked(d data, from identity.AccountID, c carrier, r rec, request bool, events *[]Event) error {
 	ops, err := decodeOps(c)
 	if err != nil {
 		return err
@@ -239,7 +240,7 @@ func (s *Service) opsLocked(d data, c carrier, r rec, events *[]Event) error {
 		}
 		reissued = append(reissued, n)
 	}
-	if err := s.applyStateLocked(d, l, &r, before, removed); err != nil {
+	if err := s.applyStateLocked(d, l, &r, before, removed, from, request); err != nil {
 		return err
 	}
 	s.logs[c.group] = l
@@ -431,7 +432,7 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 
 // keepLocked keeps a carrier that waits, at most maxPending per group (a
 // group this account does not know: none).
-func (s *Service) keepLocked(d data, g group.ID, from identity.AccountID, dev identity.DeviceID, body []byte) error {
+func (s *Service) keepLocked(d data, g group.ID, from identity.AccountID, dev identity.DeviceID, body []byte, request bool) error {
 	r, ok, err := d.rec(g)
 	if err != nil {
 		return err
@@ -454,7 +455,7 @@ func (s *Service) keepLocked(d data, g group.ID, from identity.AccountID, dev id
 	if err := d.putRec(g, r); err != nil {
 		return err
 	}
-	p := pendingCarrier{from: from, dev: dev, body: body}
+	p := pendingCarrier{from: from, dev: dev, body: body, request: request}
 	return d.sp.Set(key(pfxPending, g[:], be64(r.pending)), p.marshal())
 }
 
@@ -486,7 +487,7 @@ func (s *Service) retryLocked(d data, g group.ID, events *[]Event) error {
 		for _, w := range all {
 			c, err := unmarshalCarrier(w.p.body)
 			if err == nil {
-				err = s.applyLocked(d, w.p.from, w.p.dev, c, false, events)
+				err = s.applyLocked(d, w.p.from, w.p.dev, c, w.p.request, events)
 			}
 			if errors.Is(err, errWait) {
 				continue

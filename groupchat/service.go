@@ -106,7 +106,7 @@ type Info struct {
 	Unread    int
 	LastAt    time.Time
 	InvitedBy identity.AccountID // who added this account
-	Request   bool               // the invitation came from a stranger
+	Request   bool               // the invitation came from a stranger (or from someone this device could not tell)
 	Epoch     uint64
 	// Timer is the group's disappearing-message timer (0: off).
 	Timer time.Duration
@@ -518,7 +518,7 @@ func (s *Service) change(ctx context.Context, g group.ID, ops ...group.Op) (Info
 				removedMembers = append(removedMembers, a)
 			}
 		}
-		return s.applyStateLocked(d, l, &r, beforeState, removedMembers)
+		return s.applyStateLocked(d, l, &r, beforeState, removedMembers, s.self, false)
 	})
 	if err == nil {
 		s.logs[g] = l
@@ -539,10 +539,10 @@ func (s *Service) change(ctx context.Context, g group.ID, ops ...group.Op) (Info
 	return s.info(l, r), nil
 }
 
-// applyStateLocked follows a change of g's state from before to after in
-// the store: this account's status, its sender keys, the index of
-// co-members.
-func (s *Service) applyStateLocked(d data, l *group.Log, r *rec, before *group.State, removed []identity.AccountID) error {
+// applyStateLocked follows a change of g's state from before to after,
+// brought by from (request: a stranger), in the store: this account's
+// status, its sender keys, the index of co-members.
+func (s *Service) applyStateLocked(d data, l *group.Log, r *rec, before *group.State, removed []identity.AccountID, from identity.AccountID, request bool) error {
 	g, after := l.ID(), l.State()
 	_, wasMember := before.Member(s.cfg.Account.Public())
 	_, isMember := after.Member(s.cfg.Account.Public())
@@ -554,10 +554,17 @@ func (s *Service) applyStateLocked(d data, l *group.Log, r *rec, before *group.S
 		}
 	}
 	if !wasMember && isMember && (r.status == Left || r.status == Removed) {
-		// Added again: an invitation, from whoever added this account.
-		r.status, r.invitedBy = Invited, nil
+		// Added again: an invitation, from whoever added this account
+		// this time, and a stranger's as a first one is (inviteLocked),
+		// whatever the one before was. Brought by someone else, it is
+		// held as a stranger's: nothing here tells whether the adder is
+		// one (the node shows a contact's all the same).
+		r.status, r.invitedBy, r.request = Invited, nil, true
 		if by := adder(l, s.cfg.Account.Public()); !by.IsZero() {
 			r.invitedBy = by.Bytes()
+			if by.ID() == from {
+				r.request = request
+			}
 		}
 	}
 	if oldStatus == Joined {

@@ -253,13 +253,15 @@ func unmarshalStored(b []byte) (stored, error) {
 
 // pendingCarrier is a carrier kept until what it follows arrives:
 //
-//	field 1  from  bytes the sender's account id (text)
-//	field 2  dev   bytes 8
-//	field 3  body  bytes the carrier
+//	field 1  from     bytes the sender's account id (text)
+//	field 2  dev      bytes 8
+//	field 3  body     bytes the carrier
+//	field 4  request  bool  the sender was a stranger (Receive's request)
 type pendingCarrier struct {
-	from identity.AccountID
-	dev  identity.DeviceID
-	body []byte
+	from    identity.AccountID
+	dev     identity.DeviceID
+	body    []byte
+	request bool
 }
 
 func (p *pendingCarrier) marshal() []byte {
@@ -267,6 +269,7 @@ func (p *pendingCarrier) marshal() []byte {
 	e.String(1, string(p.from))
 	e.Bytes(2, p.dev[:])
 	e.Bytes(3, p.body)
+	e.Bool(4, p.request)
 	return e.B
 }
 
@@ -276,6 +279,7 @@ func unmarshalPending(b []byte) (pendingCarrier, error) {
 	p.from = identity.AccountID(d.String(1, 1, 128))
 	copy(p.dev[:], d.Fixed(2, len(p.dev)))
 	p.body = d.Bytes(3, 1, maxCarrier)
+	p.request = d.Bool(4)
 	return p, d.End()
 }
 

@@ -348,6 +348,62 @@ func TestGroups(t *testing.T) {
 	}
 }
 
+// TestGroupInviteBlock: Alice, no contact of Bob's, invites him to a
+// group. Opened from his requests, the invitation offers Block beside Join
+// and Decline, as a stranger's first message does; he blocks her, says
+// yes when asked, and is back on his requests without the invitation. The
+// invitation is declined (Alice's group counts 1 member) and Alice is
+// blocked among his contacts.
+func TestGroupInviteBlock(t *testing.T) {
+	alice, bob := newNet(t)
+	ctx := ctxT(t, 3*time.Minute)
+	b := browser.OpenApp(t, "bob", bob.Dir)
+	b.Timeout = 60 * time.Second
+	b.WaitJS("the groups read once the event stream is open", `performance.getEntriesByType("resource").some((e) => new URL(e.name).pathname === "/api/v1/groups")`)
+
+	g, err := alice.Client.CreateGroup(ctx, "Poker")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{"@bob"}}); err != nil {
+		t.Fatal(err)
+	}
+	b.WaitJS("the invitation from a stranger counted on bob's Requests tab", requestsBadge+` === "1"`)
+	b.Click("link", "Requests")
+	b.WaitJS("the invitation in bob's requests", inRequests("Poker", "invited you to a group"))
+	b.ClickLike("link", "Poker")
+	b.WaitFor("button", "Join")
+	b.WaitFor("button", "Decline")
+	b.Click("button", "Block alice")
+	b.WaitText("Block alice?")
+	b.Click("button", "Block") // the confirmation
+	b.WaitJS("bob back on his requests, without the invitation", `location.pathname === "/requests" && !`+inRequests("Poker", "")+` && `+requestsBadge+` === ""`)
+
+	cs, err := bob.Client.Contacts(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if i := slices.IndexFunc(cs, func(c api.Contact) bool { return c.Account == alice.Account().String() }); i < 0 || !cs[i].Blocked {
+		t.Errorf("bob's contacts after Block: %+v, want alice blocked", cs)
+	}
+	if in, err := bob.Client.Group(ctx, g.ID); err != nil || in.Status != "left" {
+		t.Errorf("bob's invitation to Poker after Block: %+v, %v; want declined (left)", in, err)
+	}
+	if reqs, err := bob.Client.Requests(ctx); err != nil || len(reqs) != 0 {
+		t.Errorf("bob's requests after Block: %+v, %v; want none", reqs, err)
+	}
+	check.Eventually(t, time.Minute, func() error {
+		in, err := alice.Client.Group(ctx, g.ID)
+		if err == nil && len(in.Members) != 1 {
+			err = fmt.Errorf("alice's Poker has %d members, want bob gone", len(in.Members))
+		}
+		return err
+	})
+	if errs := b.Errors(); len(errs) > 0 {
+		t.Errorf("bob's page logged errors: %q", errs)
+	}
+}
+
 // background makes tab's page believe it is in the background, and
 // records the desktop notifications it shows in window.shown, as
 // "title: body".

@@ -36,9 +36,13 @@ func commands() []*command {
 		{name: "messages save", aliases: []string{"save"}, args: "ID [DIR]",
 			summary: "save the file message ID carries into DIR (default: the current directory)", read: true, run: runSave},
 		{name: "requests list", aliases: []string{"requests"},
-			summary: "list message requests from people who are not your contacts", read: true, run: runRequests},
+			summary: "list message requests and group invitations from people who are not your contacts", read: true, run: runRequests},
 		{name: "requests accept", aliases: []string{"accept"}, args: "NAME",
-			summary: "accept a message request: the sender becomes a contact", run: contactAction("accept")},
+			summary: "accept a message request (the sender becomes a contact), or join the group of an invitation", run: runRequestAccept,
+			details: []string{"NAME is the sender of a message request, or the group (name or id) of an invitation."}},
+		{name: "requests decline", args: "NAME", summary: "decline an invitation to a group (as `group leave` does)", run: runRequestDecline},
+		{name: "requests block", args: "NAME",
+			summary: "block the sender of a message request, or decline an invitation to a group and block who sent it", run: runRequestBlock},
 	}
 	cmds = append(cmds, groupCommands()...)
 	return append(cmds, []*command{

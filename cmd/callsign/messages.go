@@ -413,15 +413,3 @@ func printConversations(e *env, convs []api.Conversation, empty string) error {
 		tw.Flush()
 	})
 }
-
-func runRequests(ctx context.Context, e *env, args []string) error {
-	c, err := e.clientFor(args, 0, "no arguments")
-	if err != nil {
-		return err
-	}
-	reqs, err := c.Requests(ctx)
-	if err != nil {
-		return err
-	}
-	return printConversations(e, reqs, "no message requests")
-}

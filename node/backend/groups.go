@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/api"
+	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
@@ -30,6 +31,9 @@ type Groups interface {
 	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
 	Message(g group.ID, id string) (groupchat.Message, error)
 	MarkRead(g group.ID) error
+	// IsMember reports whether acct is a member of a group this account
+	// joined: no stranger then (the node's message policy).
+	IsMember(acct identity.AccountID) bool
 }
 
 // errNoGroups answers a group route on a node without group chats.
@@ -179,7 +183,7 @@ func (s *Service) nameLoop() {
 
 func (s *Service) toAPIGroup(in groupchat.Info) api.Group {
 	out := api.Group{ID: in.ID.String(), Name: in.Name, Status: in.Status.String(), Admin: in.Admin, Unread: in.Unread,
-		LastAt: in.LastAt.UTC(), Request: in.Request, Timer: int64(in.Timer / time.Second), Members: make([]api.GroupMember, 0, len(in.Members))}
+		LastAt: in.LastAt.UTC(), Request: s.strangerInvite(in), Timer: int64(in.Timer / time.Second), Members: make([]api.GroupMember, 0, len(in.Members))}
 	if in.InvitedBy != "" {
 		out.InvitedBy, out.InvitedByName = string(in.InvitedBy), s.memberName(in.InvitedBy)
 	}
@@ -368,12 +372,32 @@ func (s *Service) GroupAction(ctx context.Context, id, action string, req api.Gr
 	return s.toAPIGroup(in), nil
 }
 
+// strangerInvite reports whether in's invitation is a stranger's: it came
+// as one (groupchat decides when it arrives) and who sent it is a
+// stranger still, by the rule the node's message policy gives msg: not a
+// contact this account takes messages from (one whose key changed is no
+// such contact; a blocked one neither, and Requests hides what they
+// sent), nor a member of a group it joined. One who became a contact, or
+// a fellow member, since is no stranger.
+func (s *Service) strangerInvite(in groupchat.Info) bool {
+	if !in.Request || in.InvitedBy == "" {
+		return in.Request
+	}
+	switch adm, _ := s.contacts.MessageFrom(in.InvitedBy); adm { // an error: a stranger's
+	case contacts.Deliver:
+		return false
+	case contacts.Drop:
+		return true
+	}
+	return !s.groups.IsMember(in.InvitedBy)
+}
+
 // groupRequest reports whether in waits among the requests: an
 // invitation from a stranger, not answered yet, waits there as a
 // stranger's first message does. Joined, it is a chat; declined (left),
 // it is gone.
-func groupRequest(in groupchat.Info) bool {
-	return in.Status == groupchat.Invited && in.Request
+func (s *Service) groupRequest(in groupchat.Info) bool {
+	return in.Status == groupchat.Invited && s.strangerInvite(in)
 }
 
 // groupConversations are the groups as conversations: those of the chat
@@ -389,7 +413,7 @@ func (s *Service) groupConversations(requests bool) ([]api.Conversation, error) 
 	}
 	var out []api.Conversation
 	for _, in := range all {
-		if groupRequest(in) != requests {
+		if s.groupRequest(in) != requests {
 			continue
 		}
 		ag := s.toAPIGroup(in)

@@ -2,6 +2,7 @@ package backend
 
 import (
 	"context"
+	"slices"
 	"testing"
 	"time"
 
@@ -9,6 +10,7 @@ import (
 	"github.com/callsign/callsign/contacts"
 	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/groupchat"
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
@@ -18,13 +20,23 @@ import (
 type groupService = Groups
 
 // groups is an in-memory Groups that lists the groups it holds, none with
-// messages; any other method panics (its embedded Groups is nil).
+// messages, and the members of those joined; any other method panics (its
+// embedded Groups is nil).
 type groups struct {
 	groupService
 	all []groupchat.Info
 }
 
 func (f *groups) Groups() ([]groupchat.Info, error) { return f.all, nil }
+
+func (f *groups) IsMember(acct identity.AccountID) bool {
+	for _, in := range f.all {
+		if in.Status == groupchat.Joined && slices.ContainsFunc(in.Members, func(m group.Member) bool { return m.Account.ID() == acct }) {
+			return true
+		}
+	}
+	return false
+}
 
 func (f *groups) Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error) {
 	return nil, "", nil
@@ -34,7 +46,9 @@ func (f *groups) Messages(g group.ID, cursor string, limit int) ([]groupchat.Mes
 // the requests, as a stranger's first message does, newest first with
 // them, and not in the chat list; one from a contact, one joined and one
 // declined stay where they were (a declined one the web app hides). An
-// invitation from someone since blocked is listed nowhere.
+// invitation from someone since blocked is listed nowhere; one from a
+// stranger who became a contact, or a fellow member of a group joined,
+// since is no stranger's.
 func TestGroupRequests(t *testing.T) {
 	ctx := context.Background()
 	db, err := store.Open(ctx, store.Options{Dir: t.TempDir()})
@@ -42,9 +56,12 @@ func TestGroupRequests(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer db.Close()
-	stranger, friend, pest, writer := newKeyPub(t), newKeyPub(t), newKeyPub(t), newKeyPub(t)
+	stranger, friend, pest, writer, later, fellow := newKeyPub(t), newKeyPub(t), newKeyPub(t), newKeyPub(t), newKeyPub(t), newKeyPub(t)
 	book := contacts.New(db, msg.AcceptRequest)
 	if _, err := book.SetFlag(pest.ID(), &pest, pest.ID().String(), contacts.Blocked, true); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := book.Accept(later.ID(), &later, nil); err != nil {
 		t.Fatal(err)
 	}
 	t0 := time.Now().Add(-time.Hour).UTC()
@@ -63,9 +80,11 @@ func TestGroupRequests(t *testing.T) {
 		info(1, "Book club", groupchat.Invited, true, group.Member{Account: stranger, Admin: true}, 1),
 		info(2, "Chess", groupchat.Invited, true, group.Member{Account: stranger, Admin: true}, 3),
 		info(3, "Family", groupchat.Invited, false, group.Member{Account: friend, Admin: true}, 4),
-		info(4, "Choir", groupchat.Joined, true, group.Member{Account: stranger, Admin: true}, 5),
+		info(4, "Choir", groupchat.Joined, true, group.Member{Account: fellow, Admin: true}, 5),
 		info(5, "Knitting", groupchat.Left, true, group.Member{Account: stranger, Admin: true}, 6),
 		info(6, "Spam", groupchat.Invited, true, group.Member{Account: pest, Admin: true}, 7),
+		info(7, "Garden", groupchat.Invited, true, group.Member{Account: later, Admin: true}, 8),
+		info(8, "Quiz", groupchat.Invited, true, group.Member{Account: fellow, Admin: true}, 9),
 	}}
 	s := New(Config{Self: newKeyPub(t), DB: db, Contacts: book, Directory: &directory{}, Groups: gs})
 	defer s.Close()
@@ -101,9 +120,14 @@ func TestGroupRequests(t *testing.T) {
 	for _, c := range convs {
 		listed[c.PeerName] = c
 	}
-	for _, name := range []string{"Family", "Choir", "Knitting"} {
+	for _, name := range []string{"Family", "Choir", "Knitting", "Garden", "Quiz"} {
 		if c, ok := listed[name]; !ok || c.Group == nil || c.Request {
 			t.Errorf("%s in the chat list: %+v (listed: %v)", name, c, ok)
+		}
+	}
+	for _, name := range []string{"Garden", "Quiz"} {
+		if g := listed[name].Group; g == nil || g.Status != "invited" || g.Request {
+			t.Errorf("the invitation to %s, from no stranger now: %+v", name, g)
 		}
 	}
 	for _, name := range []string{"Book club", "Chess", "Spam"} {
@@ -111,7 +135,7 @@ func TestGroupRequests(t *testing.T) {
 			t.Errorf("the stranger's invitation to %s is in the chat list", name)
 		}
 	}
-	if len(convs) != 3 {
-		t.Errorf("chat list: %d conversations, want the 3 groups", len(convs))
+	if len(convs) != 5 {
+		t.Errorf("chat list: %d conversations, want the 5 groups", len(convs))
 	}
 }

@@ -14,8 +14,9 @@
 // for an admin Add members, Make admin / Dismiss as admin, Remove and
 // Rename; for everyone Leave group. An invitation opens on who sent it,
 // with Join and Decline (a stranger's invitation opens so from the
-// requests, views/requests.js: joined, it goes to the chat list; declined,
-// back to the requests); a group left or removed from stays readable,
+// requests, views/requests.js, with Block too: joined, it goes to the chat
+// list; declined, or declined and its sender blocked, back to the
+// requests); a group left or removed from stays readable,
 // with a line saying so instead of the composer. Everything follows the
 // store's "groups" and "conversations" topics, which "group" events feed.
 //
@@ -27,6 +28,8 @@
 //   POST /groups/{id}/remove {member}       admins only
 //   POST /groups/{id}/admin {member, admin}
 //   POST /groups/{id}/rename {name}
+//   POST /contacts/{account}/block          Block on an invitation, after
+//                                           leave: blocks who sent it
 //   POST /conversations/{id}/timer {seconds}  admins only; answers the
 //                                           change (timer_set), not the group
 // Messages: POST /messages {to: id, text}, POST /files (multipart, to: id),
@@ -195,12 +198,39 @@ export function detail(el, id, { request = false } = {}) {
         h("p", { text: "Join only if you know them: its members will read what you write there." }))) : null));
     const join = h("button", { type: "button", class: "btn primary", text: "Join", "data-autofocus": "", on: { click: () => answer(true) } });
     const decline = h("button", { type: "button", class: "btn", text: "Decline", on: { click: () => answer(false) } });
+    // From the requests, as for a stranger's first message, Block too:
+    // the invitation declined and who sent it blocked. Its name says whom
+    // (the confirmation's button is "Block").
+    const who = by || shortAccount(g.invited_by);
+    const block = request && g.invited_by ? h("button", { type: "button", class: "btn danger", text: "Block", "aria-label": `Block ${who}`, on: { click: onBlock } }) : null;
+    const buttons = [join, decline, block].filter(Boolean);
+    const enable = (on) => buttons.forEach((b) => { b.disabled = !on; });
     foot.replaceChildren(h("div", { class: "request-bar", role: "group", "aria-label": "Invitation" },
       h("p", { class: "request-text", text: `Join "${g.name}" to read and write its messages.` }),
-      h("div", { class: "request-actions" }, decline, join)));
+      h("div", { class: "request-actions" }, block, decline, join)));
+
+    async function onBlock() {
+      if (!(await confirm(`Block ${who}?`, `You'll decline "${g.name}". Their messages, calls and invitations will be dropped without telling them. You can unblock them in Contacts.`, "Block", true))) return;
+      enable(false);
+      // The pane stays until both are done: declined, the group would
+      // send it back to the requests before the block.
+      answered = true;
+      try {
+        await act(id, "leave");
+        await api.post(`/contacts/${api.seg(g.invited_by)}/block`);
+        toast(`${who} is blocked`);
+        await Promise.all([store.load("contacts"), store.load("requests")]);
+        go("/requests", { replace: true });
+      } catch (err) {
+        answered = false;
+        enable(true);
+        showError(err, "Could not block");
+        render(); // declined, but not blocked: back to the requests
+      }
+    }
 
     async function answer(yes) {
-      join.disabled = decline.disabled = true;
+      enable(false);
       try {
         await act(id, yes ? "join" : "leave");
         if (!yes) toast("Invitation declined");
@@ -212,7 +242,7 @@ export function detail(el, id, { request = false } = {}) {
           composer.el.querySelector("textarea").focus();
         }
       } catch (err) {
-        join.disabled = decline.disabled = false;
+        enable(true);
         showError(err, yes ? "Could not join" : "Could not decline");
       }
     }

@@ -3,7 +3,8 @@
 // then Accept (they become a contact and the chat a normal one) or Block.
 // An invitation to a group from someone who is not your contact waits
 // here too ("bob invited you to a group"); it opens on the invitation of
-// views/groups.js: Join makes it a chat of the chat list, Decline drops it.
+// views/groups.js: Join makes it a chat of the chat list, Decline drops it,
+// Block declines it and blocks who sent it.
 
 import * as api from "../api.js";
 import * as store from "../store.js";
