@@ -25,6 +25,14 @@ type Transport interface {
 	QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error
 }
 
+// FileTransport is a Transport that can also be told the attachment (a
+// files.Ref, as in Message.File) of the message a carrier holds, so that
+// the attachment can follow the carrier to a member's mailbox:
+// msg.Service.QueueGroupFile. Send uses it when the Transport has it.
+type FileTransport interface {
+	QueueGroupFile(ctx context.Context, to []identity.AccountID, file []byte, bodies ...[]byte) error
+}
+
 // Config configures a Service.
 type Config struct {
 	DB        *store.DB
@@ -806,7 +814,12 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 			return Message{}, fmt.Errorf("group send: the sender key: %w", err)
 		}
 	}
-	if err := s.cfg.Transport.QueueGroup(ctx, members, msgBody); err != nil {
+	if ft, ok := s.cfg.Transport.(FileTransport); ok && p.file != nil {
+		err = ft.QueueGroupFile(ctx, members, p.file, msgBody)
+	} else {
+		err = s.cfg.Transport.QueueGroup(ctx, members, msgBody)
+	}
+	if err != nil {
 		return Message{}, fmt.Errorf("group send: %w", err)
 	}
 	out := m.message(g)

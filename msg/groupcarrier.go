@@ -38,6 +38,19 @@ const selfRefreshWait = 3 * time.Second
 // accounts' share one, up to 4 MiB); each device gets them in the order
 // given, after any carrier queued before.
 func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
+	return s.queueGroup(ctx, to, nil, bodies)
+}
+
+// QueueGroupFile is QueueGroup for the carriers of a message with an
+// attachment: file, which msg does not read, is handed to
+// Config.OnDeposited with each of them a mailbox takes, so that the
+// attachment can be parked beside it. The tie is kept in memory for a day:
+// a carrier deposited after this node restarts names no file.
+func (s *Service) QueueGroupFile(ctx context.Context, to []identity.AccountID, file []byte, bodies ...[]byte) error {
+	return s.queueGroup(ctx, to, file, bodies)
+}
+
+func (s *Service) queueGroup(ctx context.Context, to []identity.AccountID, file []byte, bodies [][]byte) error {
 	if !s.running() {
 		return fmt.Errorf("group: %w", ErrClosed)
 	}
@@ -136,6 +149,9 @@ func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodie
 			return fmt.Errorf("group: %w", err)
 		}
 		for _, acct := range batch {
+			if file != nil && acct != s.selfID {
+				s.mbox.attach(ids[acct], file, now)
+			}
 			for _, ps := range lanes[acct] {
 				s.enqueue(ps, false, nil, ids[acct]...)
 			}

@@ -81,6 +81,41 @@ type mboxState struct {
 	status    map[peer.ID]*MailboxStatus
 	mine      map[peer.ID]bool // this account's mailboxes, as mailboxLoop last saw them
 	kick      chan struct{}
+	// attached ties group carriers queued by QueueGroupFile (by outbox
+	// id) to their attachment, for OnDeposited; in memory only.
+	attached map[string]attachedFile
+}
+
+// attachedFile is an attachment a group carrier names, since when.
+type attachedFile struct {
+	file []byte
+	at   time.Time
+}
+
+// attachedKeep is how long a carrier's attachment is remembered for a
+// deposit; maxAttached caps the entries.
+const (
+	attachedKeep = 24 * time.Hour
+	maxAttached  = 1 << 14
+)
+
+// attach remembers file for the carriers ids.
+func (m *mboxState) attach(ids []string, file []byte, now time.Time) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.attached == nil {
+		m.attached = map[string]attachedFile{}
+	}
+	if len(m.attached)+len(ids) > maxAttached {
+		for id, a := range m.attached {
+			if now.Sub(a.at) > attachedKeep || len(m.attached)+len(ids) > maxAttached {
+				delete(m.attached, id)
+			}
+		}
+	}
+	for _, id := range ids {
+		m.attached[id] = attachedFile{file: file, at: now}
+	}
 }
 
 func (m *mboxState) kickCh() chan struct{} {
@@ -253,18 +288,23 @@ func (s *Service) depositWaiting(ps *peerState) {
 				continue
 			}
 			var texts []string
+			var attached [][]byte
+			s.mbox.mu.Lock()
 			for i, r := range res {
 				if r == mailbox.StatusOK || r == mailbox.StatusDuplicate {
 					done[boxIDs[i]] = true
 					if !carriers[boxIDs[i]] {
 						texts = append(texts, boxIDs[i])
+					} else if a, ok := s.mbox.attached[boxIDs[i]]; ok {
+						attached = append(attached, a.file)
 					}
 				} else {
 					lastErr = &mailbox.RefusedError{Status: r}
 				}
 			}
-			if len(texts) > 0 && s.cfg.OnDeposited != nil {
-				s.cfg.OnDeposited(ps.id, mb.ID, used, texts)
+			s.mbox.mu.Unlock()
+			if len(texts)+len(attached) > 0 && s.cfg.OnDeposited != nil {
+				s.cfg.OnDeposited(ps.id, mb.ID, used, texts, attached)
 			}
 		}
 		var sent []string

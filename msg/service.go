@@ -198,9 +198,10 @@ type Config struct {
 	// OnDeposited is called, on the recipient's sender goroutine, after
 	// mailbox mb took the text messages ids for a device of account to
 	// under token (the recipient token it was deposited with, valid about
-	// a day): the node parks their attachments there. It must not block.
-	// nil: nothing is told.
-	OnDeposited func(to identity.AccountID, mb peer.ID, token []byte, ids []string)
+	// a day), and group carriers queued with QueueGroupFile, whose files
+	// it lists: the node parks their attachments there. It must not
+	// block. nil: nothing is told.
+	OnDeposited func(to identity.AccountID, mb peer.ID, token []byte, ids []string, files [][]byte)
 	// OnSiblings is called, on a goroutine of its own, when this
 	// account's own record is looked up: first says it is the first time
 	// since the start (QueueSync works from then on), added names the

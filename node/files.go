@@ -37,8 +37,10 @@ import (
 // node parks the sealed file at the same mailbox, for the same recipient
 // token (mailbox.Park; msg.Config.OnDeposited says when), resuming a park
 // cut short. A recipient's device that can't reach any of the sender's
-// devices fetches the file from its own mailboxes instead. Files of group
-// messages are fetched from their sender's devices only.
+// devices fetches the file from its own mailboxes instead. A group
+// message's attachment is parked likewise with its carrier for each member
+// that can't be reached (msg.QueueGroupFile), while the sender's node runs:
+// one restarted before the carrier was deposited does not park it.
 
 // The limits of Config.FileLimit.
 const (
@@ -372,10 +374,16 @@ func (a *attachments) fromOwner(ctx context.Context, owner identity.AccountID, r
 }
 
 // onDeposited parks the attachments of the messages ids to account to
-// that mailbox mb took under token (msg.Config.OnDeposited). It runs on
-// msg's sender goroutine: the parks go on in the background.
-func (a *attachments) onDeposited(to identity.AccountID, mb peer.ID, token []byte, ids []string) {
+// that mailbox mb took under token, and the attachments of group messages
+// whose carriers it took (refs, files.Refs): msg.Config.OnDeposited. It
+// runs on msg's sender goroutine: the parks go on in the background.
+func (a *attachments) onDeposited(to identity.AccountID, mb peer.ID, token []byte, ids []string, refs [][]byte) {
 	var hs []files.Hash
+	for _, b := range refs {
+		if ref, err := files.UnmarshalRef(b); err == nil && a.store.Has(ref.Hash) {
+			hs = append(hs, ref.Hash)
+		}
+	}
 	err := a.n.db.View(func(tx *store.Tx) error {
 		data := msg.In(tx)
 		for _, id := range ids {

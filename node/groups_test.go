@@ -285,4 +285,40 @@ func TestGroupFile(t *testing.T) {
 	for _, nd := range []*testnet.Node{alice, bob, carol} {
 		check.Until(t, time.Minute, "the brief file gone, from the store and the disk", func() bool { return !has(nd) && filesIn(nd) == 1 })
 	}
+
+	// A file sent while Carol is offline is parked at her mailbox with its
+	// carrier, and she gets it from there after Alice went offline too.
+	if _, err := alice.Client.SetTimer(ctx, g.ID, 0); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, time.Minute, "the timer off at Carol, and Carol registered with her mailbox", func() bool {
+		in, err := carol.Client.Group(ctx, g.ID)
+		st, serr := carol.Client.Status(ctx)
+		return err == nil && in.Timer == 0 && serr == nil && len(st.Mailboxes) > 0 && st.Mailboxes[0].Registered
+	})
+	hub := net.Nodes[0]
+	parkedBefore := func() int {
+		st, err := hub.Client.Status(ctx)
+		if err != nil || st.Mailbox == nil {
+			return -1
+		}
+		return st.Mailbox.Files
+	}()
+	net.Stop(carol)
+	late := bytes.Repeat([]byte("the harbour at dusk "), 50000)
+	lm, err := alice.Client.SendFile(ctx, api.FileUpload{To: g.ID, Name: "dusk.txt", Type: "text/plain", Body: bytes.NewReader(late)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, time.Minute, "the file parked at Carol's mailbox", func() bool {
+		st, err := hub.Client.Status(ctx)
+		return err == nil && st.Mailbox != nil && st.Mailbox.Files > parkedBefore && st.Mailbox.FileBytes > int64(len(late))
+	})
+	net.Stop(alice)
+	carol = net.Start(carol)
+	check.Until(t, 2*time.Minute, "the file at Carol, from her mailbox", func() bool {
+		var got bytes.Buffer
+		_, _, err := carol.Client.File(ctx, g.ID, lm.ID, &got)
+		return err == nil && bytes.Equal(got.Bytes(), late)
+	})
 }

@@ -184,6 +184,13 @@ func (t groupTransport) QueueGroup(ctx context.Context, to []identity.AccountID,
 	return t.n.msg.QueueGroup(ctx, to, bodies...)
 }
 
+// QueueGroupFile carries a message with an attachment (file, its
+// files.Ref), which is parked with the carrier at the mailbox of a member
+// that can't be reached (node/files.go).
+func (t groupTransport) QueueGroupFile(ctx context.Context, to []identity.AccountID, file []byte, bodies ...[]byte) error {
+	return t.n.msg.QueueGroupFile(ctx, to, file, bodies...)
+}
+
 // onGroupEvent hands a change of the group chats to the API's
 // subscribers.
 func (n *Node) onGroupEvent(ev groupchat.Event) {

@@ -196,6 +196,8 @@
 // commit). SpaceMsg is msg's: conv/, dq/, msg/, msgid/, out/, sess/.
 // SpaceDevices is devices': dev/ (new prefixes, no migration).
 // SpaceGroups is groupchat's: grp/ (new prefix, no migration).
+// SpaceMailbox is the mailbox's, for its parked files: mbox/p/ (new
+// prefix, no migration; the mailbox's other entries have typed accessors).
 // The migrations of those prefixes (schemas 1 to 6) are store's, and keep
 // frozen copies of the forms they read and wrote (migrate_msg.go).
 //
