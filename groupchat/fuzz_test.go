@@ -3,6 +3,7 @@ package groupchat
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/callsign/callsign/group"
 )
@@ -17,6 +18,10 @@ func FuzzCarrier(f *testing.F) {
 	f.Add((&carrier{kind: kindMessage, group: g, epoch: 2, sealed: []byte{1, 2, 3}}).marshal())
 	f.Add((&carrier{kind: kindKeyRequest, group: g, epoch: 1}).marshal())
 	f.Add((&plain{id: [16]byte{1}, text: []byte("hi")}).marshal())
+	f.Add((&plain{id: [16]byte{1}, sentAt: time.Unix(1, 0), text: []byte("hi"), replyTo: make([]byte, 16)}).marshal())
+	f.Add((&plain{id: [16]byte{2}, sentAt: time.Unix(1, 0), action: &action{kind: ActionReact, emoji: "👍"}}).marshal())
+	f.Add((&plain{id: [16]byte{3}, sentAt: time.Unix(1, 0), text: []byte("new"), action: &action{kind: ActionEdit}}).marshal())
+	f.Add((&stored{id: [16]byte{4}, from: "a", sentAt: time.Unix(1, 0), at: time.Unix(2, 0), reactions: []Reaction{{From: "b", Emoji: "🎉"}}, edited: true}).marshal())
 	n := newNet(f)
 	alice, bob := n.account("alice"), n.account("bob")
 	info, err := alice.svc.Create(alice.ctx(), "Fuzz")
@@ -44,6 +49,12 @@ func FuzzCarrier(f *testing.F) {
 			p2, err := unmarshalPlain(p.marshal())
 			if err != nil || !bytes.Equal(p2.marshal(), p.marshal()) {
 				t.Fatalf("plain %x: re-encoded %v", b, err)
+			}
+		}
+		if m, err := unmarshalStored(b); err == nil {
+			m2, err := unmarshalStored(m.marshal())
+			if err != nil || !bytes.Equal(m2.marshal(), m.marshal()) {
+				t.Fatalf("stored %x: re-encoded %v", b, err)
 			}
 		}
 		bob.svc.Receive(alice.acct(), alice.id, b, false)

@@ -478,3 +478,96 @@ func TestGroupTimer(t *testing.T) {
 		t.Fatalf("the expired message came back: %q", got)
 	}
 }
+
+// TestGroupActions: a reply quotes a message of the group; a reaction is
+// anyone's, one per member, on every member device; an edit or a delete
+// for everyone only its sender's, within EditWindow; a delete drops the
+// text and the attachment everywhere; a forged or replayed action changes
+// nothing.
+func TestGroupActions(t *testing.T) {
+	n := newNet(t)
+	alice, bob, carol := n.account("alice"), n.account("bob"), n.account("carol")
+	laptop := n.device("bob's laptop", bob.key)
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Plans")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub(), carol.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	must[Info](t)(carol.svc.Join(carol.ctx(), g))
+	n.deliver()
+	first := must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("dinner at 8?"), nil))
+	photo := must[Message](t)(alice.svc.Send(alice.ctx(), g, nil, []byte("a file reference")))
+	n.deliver()
+
+	reply := must[Message](t)(bob.svc.SendReply(bob.ctx(), g, []byte("yes!"), nil, first.ID))
+	if _, err := bob.svc.SendReply(bob.ctx(), g, []byte("to what?"), nil, strings.Repeat("ab", 16)); !errors.Is(err, ErrNoMessage) {
+		t.Fatalf("a reply to no message: %v", err)
+	}
+	must[Message](t)(bob.svc.Act(bob.ctx(), g, Action{Kind: ActionReact, Target: first.ID, Emoji: "👍"}, nil))
+	must[Message](t)(carol.svc.Act(carol.ctx(), g, Action{Kind: ActionReact, Target: first.ID, Emoji: "🎉"}, nil))
+	// Bob changes his mind: one reaction per member.
+	must[Message](t)(bob.svc.Act(bob.ctx(), g, Action{Kind: ActionReact, Target: first.ID, Emoji: "❤️"}, nil))
+	must[Message](t)(alice.svc.Act(alice.ctx(), g, Action{Kind: ActionEdit, Target: first.ID}, []byte("dinner at 9?")))
+	n.deliver()
+	for _, err := range []error{
+		second(carol.svc.Act(carol.ctx(), g, Action{Kind: ActionEdit, Target: first.ID}, []byte("at mine"))),
+		second(carol.svc.Act(carol.ctx(), g, Action{Kind: ActionDelete, Target: reply.ID}, nil)),
+	} {
+		if !errors.Is(err, ErrNotYours) {
+			t.Fatalf("Carol changes someone else's message: %v", err)
+		}
+	}
+	if _, err := alice.svc.Act(alice.ctx(), g, Action{Kind: ActionEdit, Target: photo.ID}, []byte("text")); !errors.Is(err, ErrTooLate) {
+		t.Fatalf("an edit of a file: %v", err)
+	}
+	if _, err := alice.svc.Act(alice.ctx(), g, Action{Kind: ActionEdit, Target: first.ID, Emoji: "x"}, []byte("x")); !errors.Is(err, ErrInvalid) {
+		t.Fatalf("an edit with an emoji: %v", err)
+	}
+	del := must[Message](t)(alice.svc.Act(alice.ctx(), g, Action{Kind: ActionDelete, Target: photo.ID}, nil))
+	if !del.Deleted || del.File != nil {
+		t.Fatalf("the deleted photo at Alice: %+v", del)
+	}
+	n.deliver()
+	if r := n.refused(); len(r) != 0 {
+		t.Fatalf("refused: %q", r)
+	}
+	for _, d := range []*dev{alice, bob, laptop, carol} {
+		ms := d.messages(g)
+		if len(ms) != 3 {
+			t.Fatalf("%s has %d messages, want 3 (actions are not shown): %+v", d, len(ms), ms)
+		}
+		byID := map[string]Message{}
+		for _, m := range ms {
+			byID[m.ID] = m
+		}
+		f, p, r := byID[first.ID], byID[photo.ID], byID[reply.ID]
+		reacts := map[string]string{}
+		for _, x := range f.Reactions {
+			reacts[n.nameOf(x.From)] = x.Emoji
+		}
+		if string(f.Text) != "dinner at 9?" || !f.Edited || len(reacts) != 2 || reacts["bob"] != "❤️" || reacts["carol"] != "🎉" {
+			t.Fatalf("%s: the first message is %q edited %v with reactions %v", d, f.Text, f.Edited, reacts)
+		}
+		if !p.Deleted || p.File != nil || p.Text != nil {
+			t.Fatalf("%s: the deleted photo is %+v", d, p)
+		}
+		if r.ReplyTo != first.ID || string(r.Text) != "yes!" {
+			t.Fatalf("%s: the reply is %+v", d, r)
+		}
+	}
+	// The delete named the attachment that went, on each device.
+	for _, d := range []*dev{bob, laptop, carol} {
+		d.evMu.Lock()
+		removed := slices.ContainsFunc(d.events, func(e Event) bool { return string(e.Removed) == "a file reference" })
+		d.evMu.Unlock()
+		if !removed {
+			t.Fatalf("%s was not told the deleted photo's file goes", d)
+		}
+	}
+	// Past the window, Alice can no longer edit.
+	n.skew.Store(int64(EditWindow + time.Minute))
+	if _, err := alice.svc.Act(alice.ctx(), g, Action{Kind: ActionEdit, Target: first.ID}, []byte("never mind")); !errors.Is(err, ErrTooLate) {
+		t.Fatalf("an edit past the window: %v", err)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }

@@ -409,12 +409,23 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 	if err := d.putChain(c.group, from, dev, ch); err != nil {
 		return err
 	}
+	if p.action != nil {
+		// Folded into its target, never shown itself; one that comes
+		// again was refused by its chain above (a replay).
+		t, removed, ok, err := s.applyActionLocked(d, c.group, from, &p)
+		if err != nil || !ok {
+			return err
+		}
+		msg := t.message(c.group)
+		*events = append(*events, Event{Kind: EventMessage, Group: c.group, Message: &msg, Updated: true, Removed: removed})
+		return nil
+	}
 	seen, err := d.hasMessage(c.group, p.id)
 	if err != nil || seen {
 		return err
 	}
 	now := s.cfg.Now()
-	m := stored{id: p.id, from: from, dev: dev, sentAt: p.sentAt, at: now, text: p.text, file: p.file, out: from == s.self, read: from == s.self, expires: p.expires}
+	m := stored{id: p.id, from: from, dev: dev, sentAt: p.sentAt, at: now, text: p.text, file: p.file, out: from == s.self, read: from == s.self, expires: p.expires, replyTo: p.replyTo}
 	if err := d.putMessage(c.group, m); err != nil {
 		return err
 	}

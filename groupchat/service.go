@@ -2,6 +2,7 @@ package groupchat
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -85,6 +86,12 @@ type Event struct {
 	Kind    EventKind
 	Group   group.ID
 	Message *Message // EventMessage
+	// Updated: an action (a reaction, an edit, a delete for everyone)
+	// changed Message, which was here before (EventMessage). Removed is
+	// the attachment reference a delete for everyone dropped: its file
+	// goes.
+	Updated bool
+	Removed []byte
 }
 
 // Message is a group message as the node shows it.
@@ -102,6 +109,13 @@ type Message struct {
 	// Expires is when the message disappears from this device (zero:
 	// it stays).
 	Expires time.Time
+	// ReplyTo is the id of the message this one quotes ("": none).
+	ReplyTo string
+	// Reactions are at most one per member account.
+	Reactions []Reaction
+	// Edited: Text is its sender's edit. Deleted: its sender deleted it
+	// for everyone (no Text, no File).
+	Edited, Deleted bool
 }
 
 // Info is a group as this account sees it.
@@ -724,14 +738,34 @@ func (s *Service) joinLocked(d data, g group.ID, r *rec) error {
 // members: sealed once under this device's sender key and carried to each
 // member device, this account's other devices included.
 func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Message, error) {
+	return s.SendReply(ctx, g, text, file, "")
+}
+
+// SendReply is Send of a message that quotes message replyTo of g ("":
+// none), which must be here.
+func (s *Service) SendReply(ctx context.Context, g group.ID, text, file []byte, replyTo string) (Message, error) {
 	if len(text) == 0 && len(file) == 0 {
 		return Message{}, ErrNoText
 	}
 	if len(text) > MaxText || len(file) > MaxFileRef {
 		return Message{}, fmt.Errorf("%w: text of %d bytes (at most %d), attachment reference of %d (at most %d)", ErrTooLarge, len(text), MaxText, len(file), MaxFileRef)
 	}
+	p := plain{text: bytes.Clone(text), file: bytes.Clone(file)}
+	if replyTo != "" {
+		id, err := parseMessageID(replyTo)
+		if err != nil {
+			return Message{}, err
+		}
+		p.replyTo = id[:]
+	}
+	return s.send(ctx, g, p)
+}
+
+// send seals p (a message, or an action: Act) once and carries it to g's
+// members; a message is stored here, an action applied to its target.
+func (s *Service) send(ctx context.Context, g group.ID, p plain) (Message, error) {
 	now := s.cfg.Now()
-	p := plain{sentAt: now, text: bytes.Clone(text), file: bytes.Clone(file)}
+	p.sentAt = now
 	// The group's timer is read with the log below; the plaintext is
 	// sealed there.
 	if _, err := rand.Read(p.id[:]); err != nil {
@@ -743,6 +777,7 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 		keyBody  []byte
 		msgBody  []byte
 		m        stored
+		removed  []byte // an attachment an action deleted
 	)
 	s.mu.Lock()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
@@ -756,7 +791,24 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 		}
 		st := l.State()
 		members = accounts(st)
-		p.expires = st.Timer
+		if p.action == nil {
+			p.expires = st.Timer
+		}
+		// What it quotes or changes must be here, and the change allowed.
+		if p.replyTo != nil {
+			if _, found, err := d.message(g, [16]byte(p.replyTo)); err != nil || !found {
+				return cmp.Or(err, fmt.Errorf("%w: the message quoted", ErrNoMessage))
+			}
+		}
+		if p.action != nil {
+			t, found, err := d.message(g, p.action.target)
+			if err != nil || !found {
+				return cmp.Or(err, ErrNoMessage)
+			}
+			if err := allowedAction(p.action, s.self, p.sentAt, p.text, &t); err != nil {
+				return err
+			}
+		}
 		o, ok, err := d.own(g)
 		if err != nil {
 			return err
@@ -798,7 +850,11 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 		}
 		c := carrier{kind: kindMessage, group: g, epoch: st.Epoch, sealed: sealed}
 		msgBody = c.marshal()
-		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true, expires: p.expires}
+		if p.action != nil {
+			m, removed, _, err = s.applyActionLocked(d, g, s.self, &p)
+			return err
+		}
+		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true, expires: p.expires, replyTo: p.replyTo}
 		if err := d.putMessage(g, m); err != nil {
 			return err
 		}
@@ -823,13 +879,17 @@ func (s *Service) Send(ctx context.Context, g group.ID, text, file []byte) (Mess
 		return Message{}, fmt.Errorf("group send: %w", err)
 	}
 	out := m.message(g)
-	s.emit(Event{Kind: EventMessage, Group: g, Message: &out})
+	s.emit(Event{Kind: EventMessage, Group: g, Message: &out, Updated: p.action != nil, Removed: removed})
 	return out, nil
 }
 
 func (m *stored) message(g group.ID) Message {
 	out := Message{Group: g, ID: hex.EncodeToString(m.id[:]), From: m.from, Dev: m.dev, Out: m.out,
-		Text: m.text, File: m.file, SentAt: m.sentAt, At: m.at, Read: m.read}
+		Text: m.text, File: m.file, SentAt: m.sentAt, At: m.at, Read: m.read,
+		Reactions: slices.Clone(m.reactions), Edited: m.edited, Deleted: m.deleted}
+	if m.replyTo != nil {
+		out.ReplyTo = hex.EncodeToString(m.replyTo)
+	}
 	if m.expires > 0 {
 		out.Expires = m.at.Add(m.expires)
 	}

@@ -207,17 +207,25 @@ func unmarshalChain(b []byte) (chain, error) {
 //	field 8  out      bool  sent by this account
 //	field 9  read     bool
 //	field 10 expires  uint  seconds after at that it disappears (0: it stays)
+//	field 11 reply_to bytes 16, the message it quotes
+//	field 12 reaction bytes repeated: field 1 a member's account id, field 2 its emoji
+//	field 13 edited   bool
+//	field 14 deleted  bool  deleted for everyone (no text, no file)
 type stored struct {
-	id      [16]byte
-	from    identity.AccountID
-	dev     identity.DeviceID
-	sentAt  time.Time
-	at      time.Time
-	text    []byte
-	file    []byte
-	out     bool
-	read    bool
-	expires time.Duration
+	id        [16]byte
+	from      identity.AccountID
+	dev       identity.DeviceID
+	sentAt    time.Time
+	at        time.Time
+	text      []byte
+	file      []byte
+	out       bool
+	read      bool
+	expires   time.Duration
+	replyTo   []byte
+	reactions []Reaction
+	edited    bool
+	deleted   bool
 }
 
 func (m *stored) marshal() []byte {
@@ -232,6 +240,12 @@ func (m *stored) marshal() []byte {
 	e.Bool(8, m.out)
 	e.Bool(9, m.read)
 	e.Uint(10, uint64(m.expires/time.Second))
+	e.Bytes(11, m.replyTo)
+	for _, r := range m.reactions {
+		e.Bytes(12, marshalReaction(r))
+	}
+	e.Bool(13, m.edited)
+	e.Bool(14, m.deleted)
 	return e.B
 }
 
@@ -248,6 +262,16 @@ func unmarshalStored(b []byte) (stored, error) {
 	m.out = d.Bool(8)
 	m.read = d.Bool(9)
 	m.expires = time.Duration(d.Uint(10, uint64(group.MaxTimer/time.Second))) * time.Second
+	m.replyTo = d.OptFixed(11, 16)
+	for _, b := range d.RepeatedBytes(12, maxReactions, 1, 256) {
+		r, err := unmarshalReaction(b)
+		if err != nil {
+			return stored{}, err
+		}
+		m.reactions = append(m.reactions, r)
+	}
+	m.edited = d.Bool(13)
+	m.deleted = d.Bool(14)
 	return m, d.End()
 }
 
@@ -371,6 +395,29 @@ func (d data) deleteAll(pfx []byte) error {
 		}
 	}
 	return nil
+}
+
+// message reads message id of g; ok is false when it is not here.
+func (d data) message(g group.ID, id [16]byte) (m stored, ok bool, err error) {
+	at, err := d.sp.Get(key(pfxMsgID, g[:], id[:]))
+	if errors.Is(err, store.ErrNotFound) {
+		return stored{}, false, nil
+	}
+	if err != nil {
+		return stored{}, false, err
+	}
+	k := key(pfxMsg, g[:], at, id[:])
+	v, err := d.sp.Get(k)
+	if errors.Is(err, store.ErrNotFound) {
+		return stored{}, false, nil // expired: its id stays, so it is not taken again
+	}
+	if err != nil {
+		return stored{}, false, err
+	}
+	if m, err = unmarshalStored(v); err != nil {
+		return stored{}, false, store.Corrupt(k, err)
+	}
+	return m, true, nil
 }
 
 // hasMessage reports whether message id of g is stored (or was).

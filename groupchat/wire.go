@@ -30,6 +30,10 @@ import (
 //	field 3  text      bytes  the text, at most MaxText
 //	field 4  file      bytes  an attachment's reference (files.Ref), which the node reads
 //	field 5  expires   uint   seconds: the group's disappearing-message timer when it was sent
+//	field 16 reply_to  bytes  16, the id of the message this one quotes (addition)
+//	field 17 action    bytes  a reaction, edit or delete (addition; actions.go): kind (1) ||
+//	                          the target's id (16) || a reaction's emoji; with an edit, text
+//	                          is the new text; a reaction or a delete has no text, no file
 const (
 	kindOps     = 1
 	kindKey     = 2
@@ -118,6 +122,8 @@ type plain struct {
 	text    []byte
 	file    []byte
 	expires time.Duration
+	replyTo []byte  // 16 bytes, or nil
+	action  *action // nil: a message to show
 }
 
 func (p *plain) marshal() []byte {
@@ -127,6 +133,10 @@ func (p *plain) marshal() []byte {
 	e.Bytes(3, p.text)
 	e.Bytes(4, p.file)
 	e.Uint(5, uint64(p.expires/time.Second))
+	e.Bytes(16, p.replyTo)
+	if p.action != nil {
+		e.Bytes(17, p.action.marshal())
+	}
 	return e.B
 }
 
@@ -139,11 +149,25 @@ func unmarshalPlain(b []byte) (plain, error) {
 	p.text = d.Bytes(3, 1, MaxText)
 	p.file = d.Bytes(4, 1, MaxFileRef)
 	p.expires = time.Duration(d.Uint(5, uint64(group.MaxTimer/time.Second))) * time.Second
+	p.replyTo = d.OptFixed(16, 16)
+	ab := d.Bytes(17, 17, 17+MaxEmoji)
 	if err := d.End(); err != nil {
 		return plain{}, err
 	}
-	if sent == 0 || p.text == nil && p.file == nil {
-		return plain{}, fmt.Errorf("%w: a message without its time, or with neither text nor file", ErrMalformed)
+	if ab != nil {
+		a, err := unmarshalAction(ab)
+		if err != nil {
+			return plain{}, err
+		}
+		p.action = a
+	}
+	switch {
+	case sent == 0:
+		return plain{}, fmt.Errorf("%w: a message without its time", ErrMalformed)
+	case p.action == nil && p.text == nil && p.file == nil:
+		return plain{}, fmt.Errorf("%w: a message with neither text nor file", ErrMalformed)
+	case p.action != nil && (p.file != nil || p.replyTo != nil || (p.text == nil) != (p.action.kind != ActionEdit)):
+		return plain{}, fmt.Errorf("%w: an action with a file, a quote, or a text it does not take", ErrMalformed)
 	}
 	return p, nil
 }

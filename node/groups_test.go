@@ -322,3 +322,80 @@ func TestGroupFile(t *testing.T) {
 		return err == nil && bytes.Equal(got.Bytes(), late)
 	})
 }
+
+// TestGroupActions: between members on their own nodes, a reply quotes a
+// message of the group, reactions are one per member, an edit and a delete
+// for everyone are the sender's own, and each member sees the same; the
+// deleted message's file is gone from every member's files directory.
+func TestGroupActions(t *testing.T) {
+	net := testnet.New(t, 4, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
+	ctx := ctxT(t, 3*time.Minute)
+	alice, bob, carol := net.Nodes[1], net.Nodes[2], net.Nodes[3]
+	g, err := alice.Client.CreateGroup(ctx, "Trip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{bob.Account().String(), carol.Account().String()}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Eventually(t, time.Minute, func() error {
+			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
+			return err
+		})
+	}
+	q, err := alice.Client.Send(ctx, g.ID, "train or car?")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := alice.Client.SendFile(ctx, api.FileUpload{To: g.ID, Name: "map.txt", Type: "text/plain", Body: strings.NewReader("the route")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	filesIn := func(nd *testnet.Node) int {
+		fs, _ := filepath.Glob(filepath.Join(nd.Dir, "files", "*"))
+		return len(fs)
+	}
+	byID := func(nd *testnet.Node) map[string]api.Message {
+		p, err := nd.Client.Messages(ctx, g.ID, "", 20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out := map[string]api.Message{}
+		for _, m := range p.Messages {
+			out[m.ID] = m
+		}
+		return out
+	}
+	for _, nd := range []*testnet.Node{bob, carol} {
+		check.Until(t, time.Minute, "both messages and the file", func() bool { _, ok := byID(nd)[q.ID]; return ok && filesIn(nd) == 1 })
+	}
+	r, err := bob.Client.Reply(ctx, g.ID, "train", q.ID)
+	if err != nil || r.Quote == nil || r.Quote.Text != "train or car?" {
+		t.Fatalf("Bob's reply: %+v %v", r, err)
+	}
+	for _, who := range []*testnet.Node{bob, carol} {
+		if _, err := who.Client.Act(ctx, g.ID, q.ID, "react", api.ActionRequest{Emoji: "👍"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := alice.Client.Act(ctx, g.ID, q.ID, "edit", api.ActionRequest{Text: "train or bus?"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := carol.Client.Act(ctx, g.ID, q.ID, "edit", api.ActionRequest{Text: "car"}); !api.IsCode(err, api.CodeForbidden) {
+		t.Fatalf("Carol edits Alice's message: %v", err)
+	}
+	if _, err := alice.Client.Act(ctx, g.ID, f.ID, "delete", api.ActionRequest{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*testnet.Node{alice, bob, carol} {
+		var ms map[string]api.Message
+		check.Until(t, time.Minute, "the same actions at every member", func() bool {
+			ms = byID(nd)
+			return len(ms[q.ID].Reactions) == 2 && ms[q.ID].Edited && ms[f.ID].Deleted && ms[r.ID].ReplyTo == q.ID && filesIn(nd) == 0
+		})
+		if ms[q.ID].Text != "train or bus?" || ms[f.ID].File != nil || ms[r.ID].Quote == nil || ms[r.ID].Quote.Text != "train or bus?" {
+			t.Fatalf("%s sees %+v", nd.Account(), ms)
+		}
+	}
+}

@@ -196,6 +196,10 @@ func (t groupTransport) QueueGroupFile(ctx context.Context, to []identity.Accoun
 func (n *Node) onGroupEvent(ev groupchat.Event) {
 	switch ev.Kind {
 	case groupchat.EventMessage:
+		if ev.Updated {
+			n.files.removeFile(ev.Removed) // deleted for everyone: its file goes
+			break
+		}
 		if ev.Message != nil && !ev.Message.Out {
 			n.metrics.Message(msg.DirIn, false)
 		}

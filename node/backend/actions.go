@@ -8,6 +8,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/files"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
@@ -26,7 +27,7 @@ func (s *Service) Reply(ctx context.Context, to, text, replyTo string) (_ api.Me
 			return api.Message{}, err
 		}
 		if replyTo != "" {
-			return api.Message{}, errNotInGroups("replying")
+			return s.replyGroup(ctx, g, text, replyTo)
 		}
 		return s.sendGroup(ctx, g, text)
 	}
@@ -72,13 +73,6 @@ func (s *Service) SetTimer(ctx context.Context, name string, seconds int64) (_ a
 // (a "message-updated" event follows for every client).
 func (s *Service) Act(ctx context.Context, name, id, action string, req api.ActionRequest) (_ api.Message, err error) {
 	defer mapError(&err)
-	if _, ok, err := s.findGroup(name); err != nil || ok {
-		return api.Message{}, cmpErr(err, errNotInGroups("reacting, editing and deleting"))
-	}
-	t, err := s.target(ctx, name, false)
-	if err != nil {
-		return api.Message{}, err
-	}
 	a := msg.Action{Target: id}
 	var text []byte
 	switch action {
@@ -96,6 +90,17 @@ func (s *Service) Act(ctx context.Context, name, id, action string, req api.Acti
 		a.Kind = msg.ActionDelete
 	default:
 		return api.Message{}, api.Errorf(api.CodeNotFound, "the actions are react, edit and delete", "no action %q", action)
+	}
+	if g, ok, err := s.findGroup(name); err != nil || ok {
+		if err != nil {
+			return api.Message{}, err
+		}
+		// The kinds are the same numbers in both packages.
+		return s.actGroup(ctx, g, groupchat.Action{Kind: groupchat.ActionKind(a.Kind), Target: id, Emoji: a.Emoji}, text)
+	}
+	t, err := s.target(ctx, name, false)
+	if err != nil {
+		return api.Message{}, err
 	}
 	if _, err := s.msgs.SendAction(ctx, t.id, a, text); err != nil {
 		if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrInvalid) {
@@ -148,14 +153,7 @@ func (s *Service) quoteIn(data *msg.Data, m msg.Message) *api.Quote {
 	}
 	out := &api.Quote{ID: q.ID, From: s.sender(q)}
 	if !q.Deleted {
-		out.Text = string(q.Body)
-		if len(out.Text) > quoteLen {
-			cut := quoteLen
-			for cut > 0 && !utf8.RuneStart(out.Text[cut]) {
-				cut--
-			}
-			out.Text = out.Text[:cut]
-		}
+		out.Text = cutText(string(q.Body), quoteLen)
 		if q.File != nil {
 			if ref, err := files.UnmarshalRef(q.File); err == nil {
 				out.FileName = ref.Name
@@ -163,6 +161,17 @@ func (s *Service) quoteIn(data *msg.Data, m msg.Message) *api.Quote {
 		}
 	}
 	return out
+}
+
+// cutText is text's first n bytes at most, cut between characters.
+func cutText(text string, n int) string {
+	if len(text) <= n {
+		return text
+	}
+	for n > 0 && !utf8.RuneStart(text[n]) {
+		n--
+	}
+	return text[:n]
 }
 
 // quote is quoteIn in a transaction of its own.

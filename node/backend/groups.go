@@ -10,6 +10,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/contacts"
+	"github.com/callsign/callsign/files"
 	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
@@ -28,6 +29,8 @@ type Groups interface {
 	SetTimer(ctx context.Context, g group.ID, d time.Duration) (groupchat.Info, error)
 	Rename(ctx context.Context, g group.ID, name string) (groupchat.Info, error)
 	Send(ctx context.Context, g group.ID, text, file []byte) (groupchat.Message, error)
+	SendReply(ctx context.Context, g group.ID, text, file []byte, replyTo string) (groupchat.Message, error)
+	Act(ctx context.Context, g group.ID, a groupchat.Action, text []byte) (groupchat.Message, error)
 	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
 	Message(g group.ID, id string) (groupchat.Message, error)
 	MarkRead(g group.ID) error
@@ -219,6 +222,21 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 		at := m.Expires.UTC()
 		out.ExpiresAt = &at
 	}
+	out.ReplyTo, out.Edited, out.Deleted = m.ReplyTo, m.Edited, m.Deleted
+	for _, r := range m.Reactions {
+		out.Reactions = append(out.Reactions, api.Reaction{Emoji: r.Emoji, From: string(r.From)})
+	}
+	if m.ReplyTo != "" {
+		if q, err := s.groups.Message(m.Group, m.ReplyTo); err == nil {
+			out.Quote = &api.Quote{ID: q.ID, From: string(q.From)}
+			if !q.Deleted {
+				out.Quote.Text = cutText(string(q.Text), quoteLen)
+				if ref, err := files.UnmarshalRef(q.File); q.File != nil && err == nil {
+					out.Quote.FileName = ref.Name
+				}
+			}
+		}
+	}
 	return out
 }
 
@@ -245,7 +263,11 @@ func (s *Service) GroupEvent(ev groupchat.Event) {
 			return
 		}
 		m := s.toAPIGroupMessage(*ev.Message, in.Name)
-		s.events.publish(api.NewEvent(api.EventMessage, m))
+		kind := api.EventMessage
+		if ev.Updated {
+			kind = api.EventMessageUpdated
+		}
+		s.events.publish(api.NewEvent(kind, m))
 	}
 }
 
@@ -467,6 +489,33 @@ func (s *Service) sendGroup(ctx context.Context, g group.ID, text string) (api.M
 		return api.Message{}, api.Errorf(api.CodeBadRequest, "", "empty message")
 	}
 	return s.sendGroupFile(ctx, g, text, nil)
+}
+
+// replyGroup sends a text quoting message replyTo of group g.
+func (s *Service) replyGroup(ctx context.Context, g group.ID, text, replyTo string) (api.Message, error) {
+	m, err := s.groups.SendReply(ctx, g, []byte(text), nil, replyTo)
+	if err != nil {
+		return api.Message{}, err
+	}
+	in, err := s.groups.Group(g)
+	if err != nil {
+		return api.Message{}, err
+	}
+	s.countMessage("out", false)
+	return s.toAPIGroupMessage(m, in.Name), nil
+}
+
+// actGroup reacts to, edits or deletes message a.Target of group g.
+func (s *Service) actGroup(ctx context.Context, g group.ID, a groupchat.Action, text []byte) (api.Message, error) {
+	m, err := s.groups.Act(ctx, g, a, text)
+	if err != nil {
+		return api.Message{}, err
+	}
+	in, err := s.groups.Group(g)
+	if err != nil {
+		return api.Message{}, err
+	}
+	return s.toAPIGroupMessage(m, in.Name), nil
 }
 
 // sendGroupFile sends a text with an attachment's reference (or none) to
