@@ -291,7 +291,12 @@
 // (a file arriving counts): one file at most Config.MaxFile of plaintext
 // (default 100 MiB), Config.MaxFileBytes of sealed bytes parked per
 // member (default 1 GiB) and Config.MaxFilesTotal for all (default 10
-// GiB). A parked file is deleted Config.FileExpiry after it was last
+// GiB). A park that would take a member past its quota deletes the
+// member's parked files that expire first until it fits (anyone may park
+// for a member, as anyone may deposit: junk must not keep the member's
+// next files out for a month; what goes still waits on its sender's
+// devices); past the total, or a file larger than the member's quota, it
+// is refused. A parked file is deleted Config.FileExpiry after it was last
 // parked (default Expiry, 30 days), by the hourly sweep; a file parked
 // for two members is held once and deleted after the last. Streams are
 // limited to 2 a second per peer and 8 at once; each read or write waits

@@ -243,6 +243,20 @@ func (s *Server) unparkLocked(account [32]byte, h files.Hash) error {
 	return nil
 }
 
+// evictOldestLocked deletes the member's parked file that expires first,
+// other than keep and those arriving; false when there is none.
+func (s *Server) evictOldestLocked(account [32]byte, keep files.Hash) bool {
+	var oldest files.Hash
+	var at time.Time
+	found := false
+	for h, p := range s.parked[account] {
+		if h != keep && !s.arriving[h] && (!found || p.expires.Before(at)) {
+			oldest, at, found = h, p.expires, true
+		}
+	}
+	return found && s.unparkLocked(account, oldest) == nil
+}
+
 // sweepFiles deletes the parked files whose time is up.
 func (s *Server) sweepFiles() {
 	if s.fileStore == nil {
@@ -368,7 +382,19 @@ func (s *Server) reservePark(req parkRequest) ([32]byte, parkResponse) {
 	if had {
 		grow = 0
 	}
-	if s.parkedBytes[a]+grow > s.cfg.MaxFileBytes || s.parkedTotal+grow > s.cfg.MaxFilesTotal {
+	if req.size > s.cfg.MaxFileBytes {
+		return a, parkResponse{status: StatusOverQuota, reason: "no room for this file here"}
+	}
+	// A member's room is made by deleting its oldest parked files: anyone
+	// may park for a member, and junk must not keep the member's next
+	// files out for a month. (What goes still waits on its sender's
+	// devices.)
+	for s.parkedBytes[a]+grow > s.cfg.MaxFileBytes {
+		if !s.evictOldestLocked(a, req.hash) {
+			return a, parkResponse{status: StatusOverQuota, reason: "no room for this file here"}
+		}
+	}
+	if s.parkedTotal+grow > s.cfg.MaxFilesTotal {
 		return a, parkResponse{status: StatusOverQuota, reason: "no room for this file here"}
 	}
 	p := parked{size: req.size, expires: now.Add(s.cfg.FileExpiry)}

@@ -98,13 +98,15 @@ func parkRaw(t *testing.T, from host.Host, b *box, token []byte, hash files.Hash
 // TestParkedFiles: a sender parks a file for an offline member; a park cut
 // half way resumes where it stopped; only the member's devices fetch it,
 // whole and matching its hash; a bad token, a file over the limit or the
-// quota, and bytes that hash to another file are refused with nothing
-// kept; parked files survive a restart and go when their time is up.
+// member's quota, and bytes that hash to another file are refused with
+// nothing kept; a file that fills the member's quota makes room by
+// deleting the member's oldest; parked files survive a restart and go
+// when their time is up.
 func TestParkedFiles(t *testing.T) {
 	clk := &clock{t: time.Now()}
 	b := newBox(t, func(c *Config) {
 		c.FilesDir = filepath.Join(t.TempDir(), "parked")
-		c.MaxFile = 4 << 20
+		c.MaxFile = 8 << 20
 		c.MaxFileBytes = 6 << 20
 		c.FileExpiry = 7 * 24 * time.Hour
 		c.Now = clk.now
@@ -183,12 +185,12 @@ func TestParkedFiles(t *testing.T) {
 	}
 
 	// Refusals keep nothing.
-	big, _ := sender.add(t, 5<<20, 2)
+	big, _ := sender.add(t, 9<<20, 2)
 	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, big.Hash); refusal(err) != StatusTooLarge {
 		t.Fatalf("a file over the limit: %v", err)
 	}
-	more, _ := sender.add(t, 4<<20, 3)
-	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, more.Hash); refusal(err) != StatusOverQuota {
+	huge, _ := sender.add(t, 7<<20, 3)
+	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, huge.Hash); refusal(err) != StatusOverQuota {
 		t.Fatalf("a file over Bob's quota: %v", err)
 	}
 	other, _ := sender.add(t, 1<<20, 4)
@@ -202,14 +204,30 @@ func TestParkedFiles(t *testing.T) {
 		t.Fatalf("after the refusals the mailbox's files directory holds %q", left)
 	}
 
+	// Bob's quota full, the oldest goes to make room.
+	clk.add(time.Minute)
+	more, moreBody := sender.add(t, 4<<20, 5)
+	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, more.Hash); err != nil {
+		t.Fatalf("a file that fills Bob's quota: %v", err)
+	}
+	if n, parkedBytes := b.srv.ParkedFiles(); n != 1 || parkedBytes != files.SealedSize(4<<20) {
+		t.Fatalf("after making room: %d files, %d bytes", n, parkedBytes)
+	}
+	if left, _ := filepath.Glob(filepath.Join(b.cfg.FilesDir, "*")); len(left) != 1 {
+		t.Fatalf("after making room the mailbox's files directory holds %q", left)
+	}
+	if err := bobFiles.store.Remove(ref.Hash); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := bobFiles.fetchParked(b, ref); !errors.Is(err, files.ErrNotFound) {
+		t.Fatalf("the file that made room is still served: %v", err)
+	}
+
 	// A restart keeps it; its time up, it goes.
 	b.close()
 	b.open()
 	bob.h.Peerstore().AddAddrs(b.h.ID(), b.h.Addrs(), time.Hour)
-	if err := bobFiles.store.Remove(ref.Hash); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := bobFiles.fetchParked(b, ref); err != nil || !bytes.Equal(got, body) {
+	if got, err := bobFiles.fetchParked(b, more); err != nil || !bytes.Equal(got, moreBody) {
 		t.Fatalf("after the mailbox's restart Bob fetched %d bytes: %v", len(got), err)
 	}
 	clk.add(7*24*time.Hour + time.Minute)
