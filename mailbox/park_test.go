@@ -25,7 +25,7 @@ type fileHost struct {
 	svc   *files.Service
 }
 
-func newFileHost(t *testing.T, h host.Host) *fileHost {
+func newFileHost(t testing.TB, h host.Host) *fileHost {
 	t.Helper()
 	st, err := files.OpenStore(t.TempDir(), 0)
 	if err != nil {
@@ -36,7 +36,7 @@ func newFileHost(t *testing.T, h host.Host) *fileHost {
 	return &fileHost{h: h, store: st, svc: svc}
 }
 
-func (f *fileHost) add(t *testing.T, n int, seed byte) (files.Ref, []byte) {
+func (f *fileHost) add(t testing.TB, n int, seed byte) (files.Ref, []byte) {
 	t.Helper()
 	body := make([]byte, n)
 	rand.NewChaCha8([32]byte{seed}).Read(body)
@@ -238,4 +238,62 @@ func TestParkedFiles(t *testing.T) {
 	if left, _ := filepath.Glob(filepath.Join(b.cfg.FilesDir, "*")); len(left) != 0 {
 		t.Fatalf("expired files left on disk: %q", left)
 	}
+}
+
+// BenchmarkPark moves a 64 MiB file over loopback TCP: park is a sender
+// parking it at a mailbox (Park: the request, the sealed bytes to the
+// mailbox's disk, its hash, fsync, the rename), fetch the member fetching
+// it from there (files' fetch on FileProtocol), and direct, in the same
+// run, the member fetching it from the sender itself (files.Service.Fetch),
+// the way the file goes when both are online. MB/s is what to compare.
+//
+//	go test ./mailbox -run '^$' -bench Park -benchtime 5x
+func BenchmarkPark(b *testing.B) {
+	bx := newBox(b, func(c *Config) { c.FilesDir = filepath.Join(b.TempDir(), "parked") })
+	bob := newMember(b, bx)
+	bob.register(b, bx)
+	senderHost := p2ptest.NewHost(b, func(c *p2p.HostConfig) { c.Listen = p2ptest.ListenTCP })
+	senderHost.Peerstore().AddAddrs(bx.h.ID(), bx.h.Addrs(), time.Hour)
+	sender := newFileHost(b, senderHost)
+	bobFiles := newFileHost(b, bob.h)
+	bob.h.Peerstore().AddAddrs(senderHost.ID(), senderHost.Addrs(), time.Hour)
+	ref, _ := sender.add(b, 64<<20, 9)
+	sealed := files.SealedSize(ref.Size)
+	ctx := context.Background()
+	tok := bob.token(bx, time.Now())
+	acct := [32]byte(bob.acct.Public().Bytes())
+
+	b.Run("park", func(b *testing.B) {
+		b.SetBytes(sealed)
+		for b.Loop() {
+			b.StopTimer()
+			bx.srv.unpark(acct, ref.Hash)
+			b.StartTimer()
+			if err := Park(ctx, senderHost, bx.h.ID(), tok, sender.store, ref.Hash); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("fetch", func(b *testing.B) {
+		b.SetBytes(sealed)
+		for b.Loop() {
+			b.StopTimer()
+			bobFiles.store.Remove(ref.Hash)
+			b.StartTimer()
+			if err := bobFiles.svc.FetchFrom(ctx, bx.h.ID(), FileProtocol, ref, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("direct", func(b *testing.B) {
+		b.SetBytes(sealed)
+		for b.Loop() {
+			b.StopTimer()
+			bobFiles.store.Remove(ref.Hash)
+			b.StartTimer()
+			if err := bobFiles.svc.Fetch(ctx, senderHost.ID(), ref, nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 }
