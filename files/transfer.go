@@ -156,7 +156,7 @@ func (s *Service) serve(ctx context.Context, st network.Stream) error {
 	if err != nil {
 		return p2p.WithCode(p2p.CodeBadRequest, err)
 	}
-	w := &idleWriter{s: st}
+	w := p2p.IdleWriter(st, IdleTimeout)
 	if s.cfg.Allow != nil && !s.cfg.Allow(st.Conn().RemotePeer(), h) {
 		return p2p.WriteFrame(w, marshalResponse(statusNotFound, 0))
 	}
@@ -177,39 +177,10 @@ func (s *Service) serve(ctx context.Context, st network.Stream) error {
 	if _, err := f.Seek(off, io.SeekStart); err != nil {
 		return p2p.WithCode(p2p.CodeInternal, err)
 	}
-	if _, err := io.CopyBuffer(w, io.LimitReader(ctxReader{ctx, f}, size-off), make([]byte, copyBuffer)); err != nil {
+	if _, err := io.CopyBuffer(w, io.LimitReader(p2p.ContextReader(ctx, f), size-off), make([]byte, copyBuffer)); err != nil {
 		return p2p.WithCode(p2p.CodeTimeout, err)
 	}
 	return nil
-}
-
-// idleWriter gives each write IdleTimeout.
-type idleWriter struct{ s network.Stream }
-
-func (w *idleWriter) Write(p []byte) (int, error) {
-	w.s.SetWriteDeadline(time.Now().Add(IdleTimeout))
-	return w.s.Write(p)
-}
-
-// idleReader gives each read IdleTimeout.
-type idleReader struct{ s network.Stream }
-
-func (r idleReader) Read(p []byte) (int, error) {
-	r.s.SetReadDeadline(time.Now().Add(IdleTimeout))
-	return r.s.Read(p)
-}
-
-// ctxReader stops reading when ctx ends (the server closing).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
 }
 
 // Fetch downloads the file ref names from peer p into the store, resuming
@@ -252,11 +223,11 @@ func (s *Service) FetchFrom(ctx context.Context, p peer.ID, proto protocol.ID, r
 		defer st.Reset()
 		stop := context.AfterFunc(ctx, func() { st.Reset() })
 		defer stop()
-		w := &idleWriter{s: st}
+		w := p2p.IdleWriter(st, IdleTimeout)
 		if err := p2p.WriteFrame(w, marshalRequest(ref.Hash, in.Have())); err != nil {
 			return fmt.Errorf("fetch %v: %w", ref.Hash, err)
 		}
-		r := idleReader{s: st}
+		r := p2p.IdleReader(st, IdleTimeout)
 		resp, err := p2p.ReadFrame(r, maxResponse)
 		if err != nil {
 			return fmt.Errorf("fetch %v: %w", ref.Hash, err)

@@ -331,8 +331,8 @@ func (s *Server) park(ctx context.Context, st network.Stream) error {
 	if err := answer(r); err != nil {
 		return err
 	}
-	rd := io.LimitReader(idleReader{st}, req.size-in.Have())
-	if _, err := io.CopyBuffer(in, ctxReader{ctx, rd}, make([]byte, 256<<10)); err != nil {
+	rd := io.LimitReader(p2p.IdleReader(st, files.IdleTimeout), req.size-in.Have())
+	if _, err := io.CopyBuffer(in, p2p.ContextReader(ctx, rd), make([]byte, 256<<10)); err != nil {
 		return p2p.WithCode(p2p.CodeTimeout, err) // what arrived is kept: the sender resumes
 	}
 	if err := in.Finish(); err != nil {
@@ -418,27 +418,6 @@ func (s *Server) endPark(h files.Hash) {
 	s.mu.Unlock()
 }
 
-// idleReader gives each read of a stream files.IdleTimeout.
-type idleReader struct{ s network.Stream }
-
-func (r idleReader) Read(p []byte) (int, error) {
-	r.s.SetReadDeadline(time.Now().Add(files.IdleTimeout))
-	return r.s.Read(p)
-}
-
-// ctxReader stops reading when ctx ends (the server closing).
-type ctxReader struct {
-	ctx context.Context
-	r   io.Reader
-}
-
-func (c ctxReader) Read(p []byte) (int, error) {
-	if err := c.ctx.Err(); err != nil {
-		return 0, err
-	}
-	return c.r.Read(p)
-}
-
 // Park parks the sealed file h of src at mailbox mb for the member token
 // names (a recipient token, as for a deposit), resuming a park an earlier
 // call left off. It returns nil once the mailbox holds the whole file.
@@ -484,7 +463,7 @@ func Park(ctx context.Context, h host.Host, mb peer.ID, token []byte, src *files
 	if _, err := f.Seek(r.have, io.SeekStart); err != nil {
 		return err
 	}
-	w := idleWriter{st}
+	w := p2p.IdleWriter(st, files.IdleTimeout)
 	if _, err := io.CopyBuffer(w, io.LimitReader(f, size-r.have), make([]byte, 256<<10)); err != nil {
 		if ctx.Err() != nil {
 			err = ctx.Err()
@@ -499,12 +478,4 @@ func Park(ctx context.Context, h host.Host, mb peer.ID, token []byte, src *files
 	}
 	st.Close()
 	return nil
-}
-
-// idleWriter gives each write to a stream files.IdleTimeout.
-type idleWriter struct{ s network.Stream }
-
-func (w idleWriter) Write(p []byte) (int, error) {
-	w.s.SetWriteDeadline(time.Now().Add(files.IdleTimeout))
-	return w.s.Write(p)
 }

@@ -521,3 +521,45 @@ func (srv *Server) call(ctx context.Context, s network.Stream) (err error) {
 	}()
 	return srv.fn(ctx, s)
 }
+
+// IdleReader reads s, each read with a deadline idle from its start: a
+// bulk transfer may take long, but not stall.
+func IdleReader(s network.Stream, idle time.Duration) io.Reader { return idleReader{s, idle} }
+
+// IdleWriter writes s, each write with a deadline idle from its start.
+func IdleWriter(s network.Stream, idle time.Duration) io.Writer { return idleWriter{s, idle} }
+
+// ContextReader reads r until ctx ends (a server closing).
+func ContextReader(ctx context.Context, r io.Reader) io.Reader { return ctxReader{ctx, r} }
+
+type idleReader struct {
+	s    network.Stream
+	idle time.Duration
+}
+
+func (r idleReader) Read(p []byte) (int, error) {
+	r.s.SetReadDeadline(time.Now().Add(r.idle))
+	return r.s.Read(p)
+}
+
+type idleWriter struct {
+	s    network.Stream
+	idle time.Duration
+}
+
+func (w idleWriter) Write(p []byte) (int, error) {
+	w.s.SetWriteDeadline(time.Now().Add(w.idle))
+	return w.s.Write(p)
+}
+
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}
