@@ -745,7 +745,8 @@ function mailboxes(el, st) {
   }
   if (st.mailbox) {
     const held = st.mailbox;
-    parts.push(h("p", { text: `This community node holds ${held.waiting} ${held.waiting === 1 ? "message" : "messages"} (${size(held.bytes)}) for ${held.members} ${held.members === 1 ? "member" : "members"} while they are offline.` }));
+    const parked = held.files ? ` and ${held.files} ${held.files === 1 ? "file" : "files"} (${size(held.file_bytes)})` : "";
+    parts.push(h("p", { text: `This community node holds ${held.waiting} ${held.waiting === 1 ? "message" : "messages"} (${size(held.bytes)})${parked} for ${held.members} ${held.members === 1 ? "member" : "members"} while they are offline.` }));
   }
   el.replaceChildren(...parts);
 }
@@ -753,7 +754,8 @@ function mailboxes(el, st) {
 function size(bytes) {
   if (bytes < 1024) return `${bytes} bytes`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KiB`;
-  return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  if (bytes < 1024 * 1024 * 1024) return `${(bytes / 1024 / 1024).toFixed(1)} MiB`;
+  return `${(bytes / 1024 / 1024 / 1024).toFixed(1)} GiB`;
 }
 
 // inviteCard shows the invite a newcomer passes to `callsign up --join`:
