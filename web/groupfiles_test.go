@@ -33,8 +33,9 @@ import (
 // list previews it as "Alice: Voice note (…)". An image pasted into the
 // group's composer waits in the strip like one picked. Every receiving
 // node says on its event stream, with the group's id as the peer, that it
-// fetched each file; the message menus stay hidden, and the timer button
-// shows for Alice, the admin, only; no page logs an error.
+// fetched each file; each file bubble has its message menu (the actions
+// themselves: TestGroupActions), and the timer button shows for Alice,
+// the admin, only; no page logs an error.
 //
 // With CALLSIGN_SCREENSHOTS set to a directory, it also saves Alice's
 // view of the conversation there as group-files-desktop.png.
@@ -190,10 +191,11 @@ func TestGroupFiles(t *testing.T) {
 		return nil
 	})
 
-	// Still not in groups: the message menus. The timer is the admin's.
+	// Each file bubble has its menu, as any message. The timer is the
+	// admin's.
 	for _, tab := range tabs {
-		if browser.Eval[bool](tab, `document.querySelector(".msg-actions") !== null`) {
-			t.Errorf("%s's page offers message actions in the group", names[tab])
+		if !browser.Eval[bool](tab, `document.querySelector(".msg-actions") !== null`) {
+			t.Errorf("%s's page offers no message actions in the group", names[tab])
 		}
 		if got, want := browser.Eval[bool](tab, `document.getElementById("timer-button") !== null`), tab == a; got != want {
 			t.Errorf("%s's page offers the timer in the group: %v, want %v", names[tab], got, want)

@@ -6,6 +6,11 @@
 // two within EDIT_WINDOW of sending, as the node allows. Here too: the
 // quote a reply shows above its text and the reactions under a bubble.
 //
+// In a group (peer is the group's id) the same, with anyone's message to
+// reply to and react to, and every member's reaction (one per account):
+// the quote and the reactions name members as the group's bubbles do
+// (store.senderName), this account "You".
+//
 // The API (all answer the updated message):
 //   POST /conversations/{peer}/messages/{id}/react  {emoji}  ("" removes yours)
 //   POST /conversations/{peer}/messages/{id}/edit   {text}
@@ -18,7 +23,7 @@
 
 import * as api from "../api.js";
 import * as store from "../store.js";
-import { h, icon, srOnly, fileKind } from "../ui.js";
+import { h, icon, srOnly, fileKind, nameColour } from "../ui.js";
 
 /** QUICK are the reactions the menu offers, in order. */
 export const QUICK = ["👍", "❤️", "😂", "😮", "😢", "🙏"];
@@ -41,9 +46,36 @@ export const canEdit = (m) => canDelete(m) && !m.file && !!m.text;
  * its way from this tab). */
 export const canAct = (m) => real(m) && !m.deleted;
 
-/** mine reports whether the reaction r is this account's: in a one-to-one
- * conversation, whatever is not the peer's. */
-export const mine = (r, peer) => r.from !== peer;
+/** me is this account's id, or "" before the node said it. */
+const me = () => (store.state.me && store.state.me.account) || "";
+
+/** mine reports whether the reaction r is this account's: in a group,
+ * one from this account; in a one-to-one conversation, whatever is not
+ * the peer's. */
+export const mine = (r, peer) => (store.isGroup(peer) ? !!r.from && r.from === me() : r.from !== peer);
+
+/** nameIn names account, who wrote or reacted in the conversation peer:
+ * "You" for this account; in a group, the member as its bubbles name
+ * them (hint: how the node calls them, when known); else the peer. */
+export function nameIn(peer, account, hint = "") {
+  if (!store.isGroup(peer)) return account === peer ? store.nameOf(peer) : "You";
+  return account && account === me() ? "You" : store.senderName(peer, account, hint);
+}
+
+/** colourIn is the colour of account's name in the group peer, as over
+ * their bubbles. */
+export function colourIn(peer, account) {
+  const g = store.groupOf(peer);
+  const place = g ? (g.members || []).findIndex((mb) => mb.account === account) : -1;
+  return nameColour(account || "", place);
+}
+
+/** people says names in a sentence: "You", "You and Bob", "You, Bob and
+ * Carol". */
+function people(names) {
+  if (names.length < 2) return names.join("");
+  return names.slice(0, -1).join(", ") + " and " + names[names.length - 1];
+}
 
 /** myReaction is the emoji this account put on m, or "". */
 export function myReaction(m, peer) {
@@ -71,31 +103,38 @@ export function quoteText(q) {
  * shape), for the stand-in of a reply being sent and the reply bar. */
 export function quoteOf(m) {
   const gone = m.deleted || !!m.file;
-  return { id: m.id, from: m.from || "", text: gone ? "" : Array.from(m.text || "").slice(0, 200).join(""), file_name: m.file && !m.deleted ? m.file.name : undefined, direction: m.direction };
+  return { id: m.id, from: m.from || "", from_name: m.from_name || undefined, text: gone ? "" : Array.from(m.text || "").slice(0, 200).join(""), file_name: m.file && !m.deleted ? m.file.name : undefined, direction: m.direction };
 }
 
-/** who names the sender of a quoted message: "You" or the peer. */
-function quoteWho(q, peer) {
-  if (q.direction) return q.direction === "out" ? "You" : store.nameOf(peer);
-  return q.from === peer ? store.nameOf(peer) : "You";
+/** quoteWho names the sender of the quoted message q: "You", the peer,
+ * or in a group the member (hint(account) may know their name). */
+export function quoteWho(q, peer, hint = () => "") {
+  if (q.direction === "out") return "You";
+  if (q.direction === "in") return store.isGroup(peer) ? store.senderName(peer, q.from, q.from_name || hint(q.from)) : store.nameOf(peer);
+  return nameIn(peer, q.from, q.from_name || hint(q.from));
 }
 
 /** quoteBox is the tinted box above a reply's text: who wrote the quoted
- * message and its first words. With onOpen it is a button that goes to
- * the quoted message; q null means the quoted message isn't on this node. */
-export function quoteBox(q, peer, onOpen) {
+ * message (in a group, in their colour) and its first words. With onOpen
+ * it is a button that goes to the quoted message; q null means the
+ * quoted message isn't on this node. hint(account) is a name the
+ * conversation knows for a group's member (one who left, say). */
+export function quoteBox(q, peer, onOpen, hint) {
   if (!q) {
     return h("div", { class: "msg-quote missing" }, srOnly("In reply to a message "), h("span", { class: "quote-text", text: "The original message isn't on this device" }));
   }
-  const name = quoteWho(q, peer);
+  const name = quoteWho(q, peer, hint);
   const deleted = !q.text && !q.file_name;
   const body = h("span", { class: "quote-text" + (deleted ? " quote-deleted" : "") },
     q.file_name && !q.text ? icon(fileIcon(q.file_name), "quote-icon") : null,
     h("span", { text: quoteText(q) }));
-  const cls = "msg-quote" + (name === "You" ? " you" : "");
-  const kids = [srOnly("In reply to "), h("span", { class: "quote-from", text: name }), srOnly(": "), body];
-  if (!onOpen) return h("div", { class: cls }, kids);
-  return h("button", { type: "button", class: cls, title: "Go to the original message", on: { click: (e) => { e.stopPropagation(); onOpen(q.id); } } }, kids);
+  const you = name === "You";
+  const colour = store.isGroup(peer) && !you ? colourIn(peer, q.from) : "";
+  const cls = "msg-quote" + (you ? " you" : "");
+  const style = colour ? { borderLeftColor: colour } : null;
+  const kids = [srOnly("In reply to "), h("span", { class: "quote-from", text: name, style: colour ? { color: colour } : null }), srOnly(": "), body];
+  if (!onOpen) return h("div", { class: cls, style }, kids);
+  return h("button", { type: "button", class: cls, style, title: "Go to the original message", on: { click: (e) => { e.stopPropagation(); onOpen(q.id); } } }, kids);
 }
 
 function fileIcon(name) {
@@ -112,10 +151,19 @@ function guessType(name) {
   return "";
 }
 
+/** reactorNames names who reacted in list, reactions to one message of
+ * the conversation peer: "You" first, then the others as they came. */
+export function reactorNames(list, peer, hint = () => "") {
+  const yours = list.filter((r) => mine(r, peer)).map(() => "You");
+  return [...yours, ...list.filter((r) => !mine(r, peer)).map((r) => (store.isGroup(peer) ? store.senderName(peer, r.from, hint(r.from)) : store.nameOf(peer)))];
+}
+
 /** reactionChips are the reactions under a bubble: one chip per emoji,
- * with a count when both of you chose it. Your own is a button that
- * removes it (onRemove); the other side's is a label. Null when none. */
-export function reactionChips(m, peer, onRemove) {
+ * with a count when more than one person chose it; its title (and what a
+ * screen reader says) names them. Your own is a button that removes it
+ * (onRemove); the others' are labels. Null when none. hint is as for
+ * quoteBox. */
+export function reactionChips(m, peer, onRemove, hint) {
   const rs = m.reactions || [];
   if (!rs.length || m.deleted) return null;
   const by = new Map(); // emoji → reactions, in the order they came
@@ -126,7 +174,7 @@ export function reactionChips(m, peer, onRemove) {
   const chips = [];
   for (const [emoji, list] of by) {
     const you = list.some((r) => mine(r, peer));
-    const whoText = list.map((r) => (mine(r, peer) ? "You" : store.nameOf(peer))).join(" and ");
+    const whoText = people(reactorNames(list, peer, hint));
     const parts = [h("span", { class: "reaction-emoji", "aria-hidden": "true", text: emoji }), list.length > 1 ? h("span", { class: "reaction-count", "aria-hidden": "true", text: String(list.length) }) : null];
     if (you) {
       chips.push(h("button", {

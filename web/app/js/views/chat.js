@@ -13,8 +13,9 @@
 // change of it is a centred line of the history, and a message that
 // expired goes from the screen when its `message-deleted` event comes.
 // A group's conversation (views/groups.js) is the same thread and
-// composer, files, voice notes and timed messages included, with each
-// sender's name on their bubbles and no menus yet.
+// composer, files, voice notes, timed messages and the messages' menus
+// included, with each sender's name on their bubbles, and on the quotes
+// and reactions that name them.
 // Typing indicators (with the setting on): the composer tells the node
 // while the person types to a contact (typingSignals), and the header
 // says "typing…" while the contact types back (store.isTyping).
@@ -22,7 +23,7 @@
 import * as api from "../api.js";
 import * as store from "../store.js";
 import { go, path } from "../nav.js";
-import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText, timerWords, nameColour } from "../ui.js";
+import { h, icon, iconButton, avatar, clock, dayLabel, stateMark, srOnly, showError, toast, size, duration, fileKind, confirm, isTimerChange, timerChangeText, timerWords } from "../ui.js";
 import { fileView, makeThumb, recordVoice, uploadError } from "./attach.js";
 import * as actions from "./actions.js";
 import * as timer from "./timer.js";
@@ -172,7 +173,8 @@ export function dropFiles(wrap, box) {
 /** thread is the scrolling message history with peer. With readOnly
  * (a message request), nothing is marked read and messages have no menu.
  * With group (peer is a group's id), each incoming bubble shows its
- * sender's name, and messages have no menu.
+ * sender's name, as do the quotes of their messages and the reactions
+ * they chose.
  * hooks.reply(m) and hooks.edit(m) take a message to the composer,
  * hooks.changed(m) tells it of a message's new form, and hooks.timer(m)
  * tells the header of a change of the disappearing-message timer. */
@@ -240,20 +242,32 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
 
   const senderName = (m) => store.senderName(peer, m.from, m.from_name);
 
+  // hint is how the node named account on a message of theirs on screen:
+  // the name of a member who has left the group, whom its members no
+  // longer name, for the quotes and reactions that are theirs.
+  const hint = (account) => {
+    if (!group || !account) return "";
+    for (const y of byId.values()) if (y.m.from === account && y.m.from_name) return y.m.from_name;
+    return "";
+  };
+
+  // names are the names the item of m shows for people of a group (its
+  // sender, the quote's, who reacted): when they change, it is redrawn.
+  const names = (m) => !group ? "" : JSON.stringify([m.direction === "in" ? senderName(m) : "",
+    m.quote ? actions.quoteWho(m.quote, peer, hint) : "", actions.reactorNames(m.reactions || [], peer, hint)]);
+
   // sender is the name over an incoming group bubble, in the sender's
   // colour; only the first of a run of theirs shows it (style.css), and
   // screen readers hear the name from srOnly instead.
-  const sender = (m, x) => {
+  const sender = (m) => {
     if (!group || m.direction !== "in") return null;
-    x.sender = senderName(m);
-    const g = store.groupOf(peer);
-    const place = g ? (g.members || []).findIndex((mb) => mb.account === m.from) : -1;
-    return h("span", { class: "sender", "aria-hidden": "true", text: x.sender, style: { color: nameColour(m.from || "", place) } });
+    return h("span", { class: "sender", "aria-hidden": "true", text: senderName(m), style: { color: actions.colourIn(peer, m.from) } });
   };
 
   // build makes the item of message m; x is its entry in byId, which keeps
   // the view of its file across rebuilds.
   function build(m, x) {
+    x.names = names(m);
     if (isTimerChange(m)) {
       // Not a bubble: a line across the conversation, as the day's. A
       // group's (timerLine) names no one: its change has no author.
@@ -270,7 +284,7 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
       // Nothing of it is left: no file, no quote, no reactions, no menu.
       if (x.view) { x.view.destroy(); x.view = null; }
       return h("li", { class: "msg " + m.direction, dataset: { id: m.id } },
-        h("div", { class: "bubble deleted" }, srOnly(who(m) + ": "), sender(m, x),
+        h("div", { class: "bubble deleted" }, srOnly(who(m) + ": "), sender(m),
           h("p", { class: "text msg-deleted" }, icon("ban"), h("span", { text: m.direction === "out" ? "You deleted this message" : "This message was deleted" })), meta));
     }
     if (m.direction === "out") meta.append(stateMark(m.state));
@@ -285,15 +299,15 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
       cls += " has-file kind-" + fileKind(m.file) + (m.text ? "" : " no-caption") + (m.local ? " local" : "");
     }
     const text = h("p", { class: "text", text: m.text, hidden: !!m.file && !m.text });
-    const quote = m.reply_to ? actions.quoteBox(m.quote, peer, reveal) : null;
+    const quote = m.reply_to ? actions.quoteBox(m.quote, peer, reveal, hint) : null;
     if (quote) cls += " has-quote";
     // A file's caption and time go under it, as a block of their own.
-    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), sender(m, x), quote, x.view.el, h("div", { class: "bubble-foot" }, text, meta))
-      : h("div", { class: cls }, srOnly(who(m) + ": "), sender(m, x), quote, text, meta);
-    const chips = actions.reactionChips(m, peer, () => react(x.m, ""));
+    const bubble = m.file ? h("div", { class: cls }, srOnly(who(m) + ": "), sender(m), quote, x.view.el, h("div", { class: "bubble-foot" }, text, meta))
+      : h("div", { class: cls }, srOnly(who(m) + ": "), sender(m), quote, text, meta);
+    const chips = actions.reactionChips(m, peer, () => react(x.m, ""), hint);
     if (chips) bubble.append(chips);
     const li = h("li", { class: "msg " + m.direction + (chips ? " has-reactions" : ""), dataset: { id: m.id } }, bubble);
-    if (!readOnly && !group && actions.canAct(m)) {
+    if (!readOnly && actions.canAct(m)) {
       const more = h("button", {
         type: "button", class: "msg-actions", "aria-label": "Message actions", title: "Message actions", "aria-expanded": "false",
         on: { click: (e) => actions.openMenu(e.currentTarget, x.m, peer, act) },
@@ -413,8 +427,10 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
   const edit = (m, text) => change(m, { text, edited: true }, () => actions.edit(peer, m, text), "Could not edit the message");
 
   async function removeForAll(m) {
+    const g = group && store.groupOf(peer);
+    const whom = group ? `everyone in ${g && g.name ? `"${g.name}"` : "the group"}` : `you and ${store.nameOf(peer)}`;
     const ok = await confirm("Delete this message for everyone?",
-      `It will show as "This message was deleted" for you and ${store.nameOf(peer)}. They may have seen it already.`, "Delete", true);
+      `It will show as "This message was deleted" for ${whom}. They may have seen it already.`, "Delete", true);
     if (!ok) return;
     try {
       const nm = await actions.remove(peer, m);
@@ -769,9 +785,10 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
     store.on("message-deleted", (d) => { if (d.peer === peer) expired(d.id); }),
     store.on("resync", loadNewest),
     // A group's members may be named later than their messages came
-    // (the node looks up the handles of those who aren't contacts).
+    // (the node looks up the handles of those who aren't contacts): the
+    // bubbles, quotes and reactions that name them follow.
     group ? store.on("groups", () => {
-      for (const x of byId.values()) if (x.m.direction === "in" && !x.m.from_name && x.sender !== senderName(x.m)) rebuild(x);
+      for (const x of byId.values()) if (x.names !== names(x.m)) rebuild(x);
     }) : () => {},
   ];
   if (!readOnly) store.state.viewing = peer;
@@ -779,7 +796,6 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
 
   /** lastEditable is the newest message of yours that can be edited. */
   function lastEditable() {
-    if (group) return null;
     for (let i = msgs.length - 1; i >= 0; i--) if (msgs[i].direction === "out" && actions.canEdit(msgs[i])) return msgs[i];
     return null;
   }

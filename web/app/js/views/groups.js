@@ -3,9 +3,13 @@
 // chat: the same thread and composer as views/chat.js, each incoming
 // bubble under its sender's name (in a colour of their own), with files,
 // photos and voice notes as in a one-to-one chat (the paper clip, a drop
-// on the conversation, a paste, the microphone); replies, reactions,
-// edits and deletions are not offered in groups yet. Disappearing
-// messages (timer.js): the header shows the group's timer while it is on,
+// on the conversation, a paste, the microphone), and the menu beside each
+// bubble (actions.js) as in a one-to-one chat: reply to and react to
+// anyone's message, edit and delete for everyone your own; a quote names
+// whose message it quotes, a reaction's chip who chose it, by the names
+// the bubbles use (only while you are a member: a group left or removed
+// from offers no menu). Disappearing messages (timer.js): the header
+// shows the group's timer while it is on,
 // for everyone, and offers its timer button to admins only; a change of
 // it seen while the conversation is open is a line across it, naming no
 // one (the node's "group" event says the new timer, not who set it). The
@@ -32,9 +36,11 @@
 //                                           leave: blocks who sent it
 //   POST /conversations/{id}/timer {seconds}  admins only; answers the
 //                                           change (timer_set), not the group
-// Messages: POST /messages {to: id, text}, POST /files (multipart, to: id),
-// GET /conversations/{id}, GET /files/{id}/{message} and
-// POST /conversations/{id}/read, as in a one-to-one chat.
+// Messages: POST /messages {to: id, text, reply_to}, POST /files
+// (multipart, to: id), GET /conversations/{id}, GET /files/{id}/{message},
+// POST /conversations/{id}/read and
+// POST /conversations/{id}/messages/{message}/{react|edit|delete}, as in a
+// one-to-one chat ("message-updated" events bring the changes).
 //
 // New group (newGroup) asks for a name and the members, picked from the
 // contacts or typed as handles, in one dialog.
@@ -44,6 +50,7 @@ import * as store from "../store.js";
 import { go, path } from "../nav.js";
 import { h, icon, avatar, groupAvatar, showError, toast, confirm, dialog, field, errorBox, shortAccount } from "../ui.js";
 import { thread, composeBox, dropFiles } from "./chat.js";
+import * as actions from "./actions.js";
 import * as timer from "./timer.js";
 
 /** MAX_NAME is the longest group name the app lets you type, in characters
@@ -172,6 +179,10 @@ export function detail(el, id, { request = false } = {}) {
       const removed = store.state.revoked;
       if (removed) composer.setEnabled(false, "This device was removed from your account, so it can't send messages.");
       else composer.setEnabled(g.status === "joined");
+      // Reactions, edits and deletions are messages to the group too:
+      // no menu while you can't write there.
+      section.classList.toggle("locked", !composer.enabled());
+      if (!composer.enabled()) actions.closeMenu();
     }
     if (t && seenTimer !== null && secs !== seenTimer) t.timerLine(secs);
     seenTimer = secs;
@@ -252,8 +263,14 @@ export function detail(el, id, { request = false } = {}) {
   // while you are a member, else why you can't write.
   function drawConversation(g) {
     if (!t) {
-      t = thread(id, { readOnly: false, group: true });
+      // The messages' menus reply and edit through the composer, made
+      // after the thread.
+      const hooks = {};
+      t = thread(id, { readOnly: false, group: true, hooks });
       composer = composeBox(id, t);
+      hooks.reply = composer.reply;
+      hooks.edit = composer.edit;
+      hooks.changed = composer.changed;
     }
     // The messages go back in place of an invitation drawn meanwhile (a
     // group can come back as "invited" after you joined, from an event
