@@ -1,6 +1,7 @@
 package groupchat
 
 import (
+	"bytes"
 	"context"
 	"encoding/hex"
 	"errors"
@@ -21,8 +22,11 @@ import (
 // emoji), sealed and carried like any, which every member device folds
 // into its target and never shows. A reaction is anyone's, one per
 // member account; an edit or a delete only the target's sender's, within
-// EditWindow of sending it. An action whose target is not here (not come
-// yet, expired) changes nothing, as between two people.
+// EditWindow of sending it. An action that comes before its target
+// (another member's message still on its way: the members' carriers are
+// not ordered among senders) waits for it, at most maxEarly per group for
+// earlyKeep, and is applied when the target is stored; one whose target
+// came and went (expired) changes nothing.
 
 // ActionKind is what an action does to its target.
 type ActionKind uint8
@@ -171,6 +175,125 @@ func (s *Service) applyActionLocked(d data, g group.ID, from identity.AccountID,
 		t.text, t.file, t.reactions, t.edited, t.deleted = nil, nil, nil, false, true
 	}
 	return t, removed, true, d.putMessage(g, t)
+}
+
+// Actions waiting for their target.
+const (
+	maxEarly  = 256
+	earlyKeep = 7 * 24 * time.Hour
+)
+
+// early is an action kept until its target comes:
+//
+//	field 1  from   bytes  the sender's account id (text)
+//	field 2  plain  bytes  the action's plaintext
+//	field 3  at     sint   when it came
+type early struct {
+	from identity.AccountID
+	p    []byte
+	at   time.Time
+}
+
+func (e *early) marshal() []byte {
+	var w wire.Encoder
+	w.String(1, string(e.from))
+	w.Bytes(2, e.p)
+	w.Sint(3, e.at.UnixNano())
+	return w.B
+}
+
+func unmarshalEarly(b []byte) (early, error) {
+	d := wire.NewDecoder(b, errCorrupt)
+	e := early{from: identity.AccountID(d.String(1, 1, 128)), p: d.Bytes(2, 1, maxCarrier)}
+	e.at = time.Unix(0, d.Sint(3, 1, 1<<62))
+	return e, d.End()
+}
+
+// holdActionLocked keeps action p from from until its target comes; kept
+// actions older than earlyKeep go, and past maxEarly in g it is dropped.
+func (s *Service) holdActionLocked(d data, g group.ID, from identity.AccountID, p *plain) error {
+	now := s.cfg.Now()
+	n := 0
+	var stale [][]byte
+	err := d.sp.Scan(key(pfxEarly, g[:]), nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		v, err := val()
+		if err != nil {
+			return false, err
+		}
+		if e, err := unmarshalEarly(v); err != nil || now.Sub(e.at) > earlyKeep {
+			stale = append(stale, bytes.Clone(k))
+		} else {
+			n++
+		}
+		return true, nil
+	})
+	if err != nil {
+		return err
+	}
+	for _, k := range stale {
+		if err := d.sp.Delete(k); err != nil {
+			return err
+		}
+	}
+	if n >= maxEarly {
+		s.log.Info("a group action whose message has not come is dropped: too many wait", "group", g)
+		return nil
+	}
+	e := early{from: from, p: p.marshal(), at: now}
+	return d.sp.Set(key(pfxEarly, g[:], p.action.target[:], p.id[:]), e.marshal())
+}
+
+// earlyActionsLocked applies to m, just stored in g, the actions that came
+// before it, in the order they were sent, and deletes them. It returns m
+// as it is now, and the attachment a delete dropped.
+func (s *Service) earlyActionsLocked(d data, g group.ID, m stored) (stored, []byte, error) {
+	pfx := key(pfxEarly, g[:], m.id[:])
+	var keys [][]byte
+	var waiting []early
+	err := d.sp.Scan(pfx, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		keys = append(keys, bytes.Clone(k))
+		v, err := val()
+		if err != nil {
+			return false, err
+		}
+		if e, err := unmarshalEarly(v); err == nil {
+			waiting = append(waiting, e)
+		}
+		return true, nil
+	})
+	if err != nil || len(keys) == 0 {
+		return m, nil, err
+	}
+	for _, k := range keys {
+		if err := d.sp.Delete(k); err != nil {
+			return m, nil, err
+		}
+	}
+	type act struct {
+		from identity.AccountID
+		p    plain
+	}
+	var acts []act
+	for _, e := range waiting {
+		if p, err := unmarshalPlain(e.p); err == nil && p.action != nil {
+			acts = append(acts, act{e.from, p})
+		}
+	}
+	slices.SortStableFunc(acts, func(a, b act) int { return a.p.sentAt.Compare(b.p.sentAt) })
+	var removed []byte
+	for _, a := range acts {
+		t, r, ok, err := s.applyActionLocked(d, g, a.from, &a.p)
+		if err != nil {
+			return m, nil, err
+		}
+		if ok {
+			m = t
+			if r != nil {
+				removed = r
+			}
+		}
+	}
+	return m, removed, nil
 }
 
 // marshalReactions and unmarshalReaction are a stored message's reactions:

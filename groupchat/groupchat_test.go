@@ -563,6 +563,39 @@ func TestGroupActions(t *testing.T) {
 			t.Fatalf("%s was not told the deleted photo's file goes", d)
 		}
 	}
+	// Carol's reaction and Alice's edit reach Bob's phone before Alice's
+	// message does (the members' carriers are not ordered among senders):
+	// they wait, and the message shows with both when it comes.
+	n.mu.Lock()
+	bob.offline = true
+	n.mu.Unlock()
+	late := must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("bring umbrellas"), nil))
+	n.deliver()
+	must[Message](t)(carol.svc.Act(carol.ctx(), g, Action{Kind: ActionReact, Target: late.ID, Emoji: "☔"}, nil))
+	must[Message](t)(alice.svc.Act(alice.ctx(), g, Action{Kind: ActionEdit, Target: late.ID}, []byte("bring umbrellas!")))
+	n.mu.Lock()
+	// Alice's message first in Bob's inbox: put it last.
+	i := slices.IndexFunc(bob.inbox, func(x delivery) bool { return x.from == alice.acct() })
+	msgFirst := bob.inbox[i]
+	bob.inbox = append(slices.Delete(bob.inbox, i, i+1), msgFirst)
+	bob.offline = false
+	n.mu.Unlock()
+	n.deliver()
+	if r := n.refused(); len(r) != 0 {
+		t.Fatalf("refused: %q", r)
+	}
+	for _, d := range []*dev{bob, laptop} {
+		var got Message
+		for _, m := range d.messages(g) {
+			if m.ID == late.ID {
+				got = m
+			}
+		}
+		if string(got.Text) != "bring umbrellas!" || !got.Edited || len(got.Reactions) != 1 || got.Reactions[0].Emoji != "☔" {
+			t.Fatalf("%s: the message whose actions came first is %q edited %v reactions %+v", d, got.Text, got.Edited, got.Reactions)
+		}
+	}
+
 	// Past the window, Alice can no longer edit.
 	n.skew.Store(int64(EditWindow + time.Minute))
 	if _, err := alice.svc.Act(alice.ctx(), g, Action{Kind: ActionEdit, Target: first.ID}, []byte("never mind")); !errors.Is(err, ErrTooLate) {

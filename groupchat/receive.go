@@ -412,6 +412,12 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 	if p.action != nil {
 		// Folded into its target, never shown itself; one that comes
 		// again was refused by its chain above (a replay).
+		if here, err := d.hasMessage(c.group, p.action.target); err != nil || !here {
+			if err != nil {
+				return err
+			}
+			return s.holdActionLocked(d, c.group, from, &p) // its target is on its way
+		}
 		t, removed, ok, err := s.applyActionLocked(d, c.group, from, &p)
 		if err != nil || !ok {
 			return err
@@ -436,8 +442,12 @@ func (s *Service) messageLocked(d data, from identity.AccountID, dev identity.De
 	if err := d.putRec(c.group, r); err != nil {
 		return err
 	}
+	m, removed, err := s.earlyActionsLocked(d, c.group, m)
+	if err != nil {
+		return err
+	}
 	msg := m.message(c.group)
-	*events = append(*events, Event{Kind: EventMessage, Group: c.group, Message: &msg})
+	*events = append(*events, Event{Kind: EventMessage, Group: c.group, Message: &msg, Removed: removed})
 	return nil
 }
 

@@ -23,6 +23,7 @@ import (
 //	grp/i/<group><id>             a message's at: its seen id
 //	grp/p/<group><n:8>            a carrier waiting for what comes before it (pending)
 //	grp/x/<when:8><group><id>     a message that disappears then (timer.go)
+//	grp/a/<group><target><id>     an action that came before its target (early; actions.go)
 //
 // <account> is the account id's 32-byte hash (identity.AccountID.Hash);
 // <dev> 8 bytes; <id> 16 bytes. Values are protobuf wire format.
@@ -35,6 +36,7 @@ var (
 	pfxMsgID   = []byte("grp/i/")
 	pfxPending = []byte("grp/p/")
 	pfxExpiry  = []byte("grp/x/")
+	pfxEarly   = []byte("grp/a/")
 )
 
 func key(pfx []byte, parts ...[]byte) []byte {
