@@ -17,6 +17,7 @@ func FuzzCarrier(f *testing.F) {
 	f.Add((&carrier{kind: kindKey, group: g, epoch: 1, gen: 1, share: []byte{1}}).marshal())
 	f.Add((&carrier{kind: kindMessage, group: g, epoch: 2, sealed: []byte{1, 2, 3}}).marshal())
 	f.Add((&carrier{kind: kindKeyRequest, group: g, epoch: 1}).marshal())
+	f.Add((&carrier{kind: kindReceipt, group: g, ids: make([]byte, 32), read: true}).marshal())
 	f.Add((&plain{id: [16]byte{1}, text: []byte("hi")}).marshal())
 	f.Add((&plain{id: [16]byte{1}, sentAt: time.Unix(1, 0), text: []byte("hi"), replyTo: make([]byte, 16)}).marshal())
 	f.Add((&plain{id: [16]byte{2}, sentAt: time.Unix(1, 0), action: &action{kind: ActionReact, emoji: "👍"}}).marshal())

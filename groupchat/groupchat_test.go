@@ -604,3 +604,68 @@ func TestGroupActions(t *testing.T) {
 }
 
 func second[T any](_ T, err error) error { return err }
+
+// TestGroupReceipts: a message's sender learns when every other member
+// account has it and when every one read it, on each of its devices; an
+// account with two devices counts once; a receipt from someone who is not
+// a member is refused.
+func TestGroupReceipts(t *testing.T) {
+	n := newNet(t)
+	alice, bob, carol, dave := n.account("alice"), n.account("bob"), n.account("carol"), n.account("dave")
+	bobLaptop := n.device("bob's laptop", bob.key)
+	aliceLaptop := n.device("alice's laptop", alice.key)
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Receipts")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub(), carol.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	must[Info](t)(carol.svc.Join(carol.ctx(), g))
+	n.deliver()
+	sent := must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("who has it?"), nil))
+	if sent.Recipients != 2 || sent.Delivered != 0 || sent.ReadBy != 0 {
+		t.Fatalf("just sent: %+v", sent)
+	}
+	state := func(d *dev) Message {
+		for _, m := range d.messages(g) {
+			if m.ID == sent.ID {
+				return m
+			}
+		}
+		return Message{}
+	}
+	// Receipts go from each device's sender goroutine: deliver until
+	// they have come.
+	until := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); !ok(); time.Sleep(5 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("not within 10s: %s", what)
+			}
+			n.deliver()
+		}
+	}
+	for _, d := range []*dev{alice, aliceLaptop} {
+		until(d.name+" sees it delivered to both", func() bool { m := state(d); return m.Delivered == 2 && m.ReadBy == 0 })
+	}
+	if err := bob.svc.MarkRead(g); err != nil {
+		t.Fatal(err)
+	}
+	if err := bobLaptop.svc.MarkRead(g); err != nil { // Bob again, on his laptop: still one
+		t.Fatal(err)
+	}
+	until("read by Bob", func() bool { return state(alice).ReadBy == 1 })
+	if err := carol.svc.MarkRead(g); err != nil {
+		t.Fatal(err)
+	}
+	for _, d := range []*dev{alice, aliceLaptop} {
+		until(d.name+" sees it read by both", func() bool { m := state(d); return m.ReadBy == 2 && m.Delivered == 2 })
+	}
+	if got := state(bob); got.Recipients != 0 || got.Delivered != 0 || !got.Read {
+		t.Fatalf("Bob's copy of Alice's message: %+v", got)
+	}
+	// Dave is no member: his receipt is refused.
+	id, _ := parseMessageID(sent.ID)
+	c := carrier{kind: kindReceipt, group: g, ids: id[:], read: true}
+	if err := alice.svc.Receive(dave.acct(), dave.id, c.marshal(), false); !errors.Is(err, ErrNotMember) {
+		t.Fatalf("a receipt from a non-member: %v", err)
+	}
+}

@@ -49,6 +49,12 @@ func (s *Service) Receive(from identity.AccountID, dev identity.DeviceID, body [
 		return err
 	}
 	for _, e := range events {
+		// A member's message stored here: its sender hears it arrived.
+		if e.Kind == EventMessage && !e.Updated && e.Message != nil && !e.Message.Out {
+			if id, err := parseMessageID(e.Message.ID); err == nil {
+				s.queueReceipts(e.Group, e.Message.From, false, id)
+			}
+		}
 		s.emit(e)
 	}
 	return nil
@@ -83,6 +89,11 @@ func (s *Service) applyLocked(d data, from identity.AccountID, dev identity.Devi
 			return ErrNotMember
 		}
 		return s.keyRequestLocked(d, from, c, r)
+	case kindReceipt:
+		if !known {
+			return ErrNotMember
+		}
+		return s.receiptLocked(d, from, c, events)
 	default:
 		if !known {
 			return ErrNotMember

@@ -116,6 +116,9 @@ type Message struct {
 	// Edited: Text is its sender's edit. Deleted: its sender deleted it
 	// for everyone (no Text, no File).
 	Edited, Deleted bool
+	// Of a message this account sent: the other member accounts when it
+	// was sent, and how many of them have it and read it (receipts.go).
+	Recipients, Delivered, ReadBy int
 }
 
 // Info is a group as this account sees it.
@@ -149,12 +152,13 @@ type Service struct {
 
 	// Carriers that Receive makes (it may not call the Transport, whose
 	// locks are held around it) wait in sends for the sender goroutine.
-	sendMu sync.Mutex
-	sends  []send
-	wake   chan struct{}
-	ctx    context.Context
-	cancel context.CancelFunc
-	wg     sync.WaitGroup
+	sendMu   sync.Mutex
+	sends    []send
+	receipts map[receiptKey][]byte // ids waiting to be told (receipts.go)
+	wake     chan struct{}
+	ctx      context.Context
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
 }
 
 // keyAsk names a key request: a group and the other account.
@@ -234,6 +238,7 @@ func (s *Service) sender() {
 				s.log.Warn("group carriers not queued", "err", err)
 			}
 		}
+		s.sendReceipts()
 	}
 }
 
@@ -854,7 +859,8 @@ func (s *Service) send(ctx context.Context, g group.ID, p plain) (Message, error
 			m, removed, _, err = s.applyActionLocked(d, g, s.self, &p)
 			return err
 		}
-		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true, expires: p.expires, replyTo: p.replyTo}
+		m = stored{id: p.id, from: s.self, dev: s.cfg.Device, sentAt: now, at: now, text: p.text, file: p.file, out: true, read: true, expires: p.expires, replyTo: p.replyTo,
+			recipients: len(members) - 1}
 		if err := d.putMessage(g, m); err != nil {
 			return err
 		}
@@ -886,7 +892,8 @@ func (s *Service) send(ctx context.Context, g group.ID, p plain) (Message, error
 func (m *stored) message(g group.ID) Message {
 	out := Message{Group: g, ID: hex.EncodeToString(m.id[:]), From: m.from, Dev: m.dev, Out: m.out,
 		Text: m.text, File: m.file, SentAt: m.sentAt, At: m.at, Read: m.read,
-		Reactions: slices.Clone(m.reactions), Edited: m.edited, Deleted: m.deleted}
+		Reactions: slices.Clone(m.reactions), Edited: m.edited, Deleted: m.deleted,
+		Recipients: m.recipients, Delivered: len(m.delivered) / 8, ReadBy: len(m.readBy) / 8}
 	if m.replyTo != nil {
 		out.ReplyTo = hex.EncodeToString(m.replyTo)
 	}
@@ -972,9 +979,9 @@ func (s *Service) Message(g group.ID, id string) (Message, error) {
 
 // MarkRead marks every message of g read.
 func (s *Service) MarkRead(g group.ID) error {
+	var read map[identity.AccountID][][16]byte
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.cfg.DB.Update(func(tx *store.Tx) error {
+	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		d := in(tx)
 		r, ok, err := d.rec(g)
 		if err != nil || !ok {
@@ -986,7 +993,19 @@ func (s *Service) MarkRead(g group.ID) error {
 		if r.unread == 0 {
 			return nil
 		}
+		if read, err = s.markReadLocked(d, g, int(min(r.unread, maxMarkRead))); err != nil {
+			return err
+		}
 		r.unread = 0
 		return d.putRec(g, r)
 	})
+	s.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	// Each sender hears its messages were read.
+	for from, ids := range read {
+		s.queueReceipts(g, from, true, ids...)
+	}
+	return nil
 }

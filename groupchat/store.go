@@ -213,6 +213,10 @@ func unmarshalChain(b []byte) (chain, error) {
 //	field 12 reaction bytes repeated: field 1 a member's account id, field 2 its emoji
 //	field 13 edited   bool
 //	field 14 deleted  bool  deleted for everyone (no text, no file)
+//	field 15 recipients uint  this account's: the other member accounts when it was sent
+//	field 16 delivered  bytes this account's: 8 × n, the first 8 bytes of the account
+//	                          hashes of the members that have it (receipts.go)
+//	field 17 read_by    bytes the same, of those that read it
 type stored struct {
 	id        [16]byte
 	from      identity.AccountID
@@ -228,6 +232,10 @@ type stored struct {
 	reactions []Reaction
 	edited    bool
 	deleted   bool
+	// Receipts of a message this account sent (receipts.go).
+	recipients int
+	delivered  []byte
+	readBy     []byte
 }
 
 func (m *stored) marshal() []byte {
@@ -248,6 +256,9 @@ func (m *stored) marshal() []byte {
 	}
 	e.Bool(13, m.edited)
 	e.Bool(14, m.deleted)
+	e.Uint(15, uint64(m.recipients))
+	e.Bytes(16, m.delivered)
+	e.Bytes(17, m.readBy)
 	return e.B
 }
 
@@ -274,7 +285,16 @@ func unmarshalStored(b []byte) (stored, error) {
 	}
 	m.edited = d.Bool(13)
 	m.deleted = d.Bool(14)
-	return m, d.End()
+	m.recipients = int(d.Uint(15, group.MaxMembers))
+	m.delivered = d.Bytes(16, 8, 8*group.MaxMembers)
+	m.readBy = d.Bytes(17, 8, 8*group.MaxMembers)
+	if err := d.End(); err != nil {
+		return stored{}, err
+	}
+	if len(m.delivered)%8 != 0 || len(m.readBy)%8 != 0 {
+		return stored{}, fmt.Errorf("%w: receipts of %d and %d bytes", errCorrupt, len(m.delivered), len(m.readBy))
+	}
+	return m, nil
 }
 
 // pendingCarrier is a carrier kept until what it follows arrives:

@@ -14,13 +14,16 @@ import (
 // kind 8, which msg moves without reading). Its encoding, protobuf wire
 // format under the compatibility rule of docs/ARCHITECTURE.md:
 //
-//	field 1  kind      uint   1 operations, 2 a sender key, 3 a message, 4 a sender key request
+//	field 1  kind      uint   1 operations, 2 a sender key, 3 a message, 4 a sender key request,
+//	                          5 a receipt (receipts.go)
 //	field 2  group     bytes  16, the group's id
 //	field 3  ops       bytes  repeated, operations (group.Op), in chain order   (kind 1)
 //	field 4  epoch     uint   the sender's epoch (group.State.Epoch)            (kinds 2, 3, 4)
 //	field 5  gen       uint   the sender key's generation, ≥ 1                  (kind 2)
 //	field 6  share     bytes  the sender key's share (e2e)                      (kind 2)
 //	field 7  sealed    bytes  the message, sealed under the sender key          (kind 3)
+//	field 8  ids       bytes  16 × 1..256: ids of the sender's messages         (kind 5)
+//	field 9  read      bool   the ids were read (else: delivered)               (kind 5)
 //
 // A message's plaintext (sealed, so bound to the group, the epoch and the
 // sending device by the associated data):
@@ -42,6 +45,11 @@ const (
 	// a member account that missed it (linked since) sends it to the
 	// sender of a message it can't open.
 	kindKeyRequest = 4
+	// kindReceipt tells a message's sender that a member account has it
+	// (delivered), or read it.
+	kindReceipt = 5
+	// maxReceiptIDs caps the ids of one receipt.
+	maxReceiptIDs = 256
 
 	// MaxText caps a group message's text.
 	MaxText = 16 << 10
@@ -66,6 +74,8 @@ type carrier struct {
 	gen    uint64
 	share  []byte
 	sealed []byte
+	ids    []byte // kindReceipt: 16-byte ids
+	read   bool
 }
 
 func (c *carrier) marshal() []byte {
@@ -79,6 +89,8 @@ func (c *carrier) marshal() []byte {
 	e.Uint(5, c.gen)
 	e.Bytes(6, c.share)
 	e.Bytes(7, c.sealed)
+	e.Bytes(8, c.ids)
+	e.Bool(9, c.read)
 	return e.B
 }
 
@@ -88,26 +100,31 @@ func unmarshalCarrier(b []byte) (carrier, error) {
 		return c, fmt.Errorf("%w: %d bytes", ErrMalformed, len(b))
 	}
 	d := wire.NewFrameDecoder(b, ErrMalformed, maxSkipped)
-	c.kind = d.Uint(1, kindKeyRequest)
+	c.kind = d.Uint(1, kindReceipt)
 	copy(c.group[:], d.Fixed(2, len(c.group)))
 	c.ops = d.RepeatedBytes(3, opsPerCarrier, 1, group.MaxOpSize)
 	c.epoch = d.Uint(4, 1<<32)
 	c.gen = d.Uint(5, 1<<32)
 	c.share = d.Bytes(6, 1, 256)
 	c.sealed = d.Bytes(7, 1, maxCarrier)
+	c.ids = d.Bytes(8, 16, 16*maxReceiptIDs)
+	c.read = d.Bool(9)
 	if err := d.End(); err != nil {
 		return carrier{}, err
 	}
 	ok := false
+	none := c.ids == nil && !c.read
 	switch c.kind {
 	case kindOps:
-		ok = len(c.ops) > 0 && c.epoch == 0 && c.gen == 0 && c.share == nil && c.sealed == nil
+		ok = len(c.ops) > 0 && c.epoch == 0 && c.gen == 0 && c.share == nil && c.sealed == nil && none
 	case kindKey:
-		ok = c.ops == nil && c.gen > 0 && c.share != nil && c.sealed == nil
+		ok = c.ops == nil && c.gen > 0 && c.share != nil && c.sealed == nil && none
 	case kindMessage:
-		ok = c.ops == nil && c.gen == 0 && c.share == nil && c.sealed != nil
+		ok = c.ops == nil && c.gen == 0 && c.share == nil && c.sealed != nil && none
 	case kindKeyRequest:
-		ok = c.ops == nil && c.gen == 0 && c.share == nil && c.sealed == nil
+		ok = c.ops == nil && c.gen == 0 && c.share == nil && c.sealed == nil && none
+	case kindReceipt:
+		ok = c.ops == nil && c.epoch == 0 && c.gen == 0 && c.share == nil && c.sealed == nil && len(c.ids) > 0 && len(c.ids)%16 == 0
 	}
 	if !ok {
 		return carrier{}, fmt.Errorf("%w: kind %d with the fields of another", ErrMalformed, c.kind)

@@ -398,4 +398,15 @@ func TestGroupActions(t *testing.T) {
 			t.Fatalf("%s sees %+v", nd.Account(), ms)
 		}
 	}
+	// Bob and Carol read the group: Alice's question shows "read"; Bob's
+	// reply, which Alice and Carol have, at least "delivered".
+	for _, nd := range []*testnet.Node{bob, carol} {
+		if err := nd.Client.MarkRead(ctx, g.ID, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check.Until(t, time.Minute, "Alice's message read by both, Bob's reply delivered to both", func() bool {
+		am, bm := byID(alice)[q.ID], byID(bob)[r.ID]
+		return am.State == "read" && (bm.State == "delivered" || bm.State == "read")
+	})
 }

@@ -209,6 +209,14 @@ func TestGroupActions(t *testing.T) {
 		t.Errorf("bob's page shows %d messages after a reload, want 5 (no reaction, edit or deletion of its own)", got)
 	}
 
+	// Bob's page has the group open, so it read Alice's messages; once
+	// Carol reads it too, Alice's page shows her reply read by everyone
+	// (blue ✓✓), as one-to-one.
+	if err := carol.Client.MarkRead(ctx, g.ID, nil); err != nil {
+		t.Fatal(err)
+	}
+	a.WaitJS("alice's reply read by bob and carol", msgItem(answer)+`?.querySelector(".msg-state")?.dataset.state === "read"`)
+
 	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
 		screenshotGroupActions(t, ctx, a, alice, bob, carol, g.ID, answerID, filepath.Join(dir, "group-actions-desktop.png"))
 	}

@@ -214,6 +214,13 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 	}
 	if m.Out {
 		out.Direction, out.State = "out", "sent"
+		// Every other member at sending has it, or read it (receipts).
+		switch {
+		case m.Recipients > 0 && m.ReadBy >= m.Recipients:
+			out.State = "read"
+		case m.Recipients > 0 && m.Delivered >= m.Recipients:
+			out.State = "delivered"
+		}
 	} else {
 		out.FromName = s.memberName(m.From)
 	}
