@@ -20,7 +20,10 @@ import (
 // it, read once every one read it (Message.Delivered, ReadBy,
 // Recipients). An account is counted once, whichever of its devices said
 // so first; a receipt from someone who is not a member, or for a message
-// that is not this account's, changes nothing.
+// that is not this account's, changes nothing. Receipts wait
+// receiptDelay after the first so that many go in one carrier; those
+// waiting when the node stops are not sent (a read receipt later counts
+// as delivered too).
 
 // receiptKey names the receipts waiting to go to one account.
 type receiptKey struct {

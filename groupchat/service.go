@@ -220,6 +220,12 @@ func (s *Service) later(to []identity.AccountID, bodies ...[]byte) {
 func (s *Service) sender() {
 	tick := time.NewTicker(sweepEvery)
 	defer tick.Stop()
+	// Receipts wait receiptDelay after the first, so that those of many
+	// messages go together.
+	receipts := time.NewTimer(time.Hour)
+	receipts.Stop()
+	defer receipts.Stop()
+	armed := false
 	for {
 		select {
 		case <-s.ctx.Done():
@@ -227,20 +233,31 @@ func (s *Service) sender() {
 		case <-tick.C:
 			s.sweep()
 			continue
+		case <-receipts.C:
+			armed = false
+			s.sendReceipts()
+			continue
 		case <-s.wake:
 		}
 		s.sendMu.Lock()
 		batch := s.sends
 		s.sends = nil
+		waiting := len(s.receipts) > 0
 		s.sendMu.Unlock()
 		for _, b := range batch {
 			if err := s.cfg.Transport.QueueGroup(s.ctx, b.to, b.bodies...); err != nil && s.ctx.Err() == nil {
 				s.log.Warn("group carriers not queued", "err", err)
 			}
 		}
-		s.sendReceipts()
+		if waiting && !armed {
+			receipts.Reset(receiptDelay)
+			armed = true
+		}
 	}
 }
+
+// receiptDelay is how long a receipt waits for others to go with it.
+var receiptDelay = 500 * time.Millisecond
 
 // countMembers rebuilds the index of the accounts this one shares a
 // group it joined with.
