@@ -13,8 +13,10 @@ import (
 // Delivery states of a group message. A member device that stores another
 // member's message tells that member's account so (a receipt, carrier
 // kind 5: the ids, delivered), and again when the person reads them
-// (read), through the outbox like any carrier; receipts of many messages
-// travel together. The sender's devices count, on each of the account's
+// (read), through the outbox like any carrier but to the devices only,
+// never to a mailbox (msg.Service.QueueGroupDirect: an offline sender's
+// would fill with one envelope per member per message); receipts of many
+// messages travel together. The sender's devices count, on each of the account's
 // messages, the member accounts that have it and those that read it: it
 // is delivered once every other member account at the time of sending has
 // it, read once every one read it (Message.Delivered, ReadBy,
@@ -67,7 +69,13 @@ func (s *Service) sendReceipts() {
 			bodies = append(bodies, c.marshal())
 			ids = ids[n:]
 		}
-		if err := s.cfg.Transport.QueueGroup(s.ctx, []identity.AccountID{k.to}, bodies...); err != nil && s.ctx.Err() == nil {
+		// Not to mailboxes: an offline sender's would fill with one
+		// envelope per member per message. They wait for its devices.
+		queue := s.cfg.Transport.QueueGroup
+		if dt, ok := s.cfg.Transport.(DirectTransport); ok {
+			queue = dt.QueueGroupDirect
+		}
+		if err := queue(s.ctx, []identity.AccountID{k.to}, bodies...); err != nil && s.ctx.Err() == nil {
 			s.log.Info("group receipts not queued", "err", err)
 		}
 	}

@@ -26,6 +26,13 @@ type Transport interface {
 	QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error
 }
 
+// DirectTransport is a Transport that can carry carriers that go to no
+// mailbox, only to the devices themselves: msg.Service.QueueGroupDirect.
+// Receipts use it when the Transport has it.
+type DirectTransport interface {
+	QueueGroupDirect(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error
+}
+
 // FileTransport is a Transport that can also be told the attachment (a
 // files.Ref, as in Message.File) of the message a carrier holds, so that
 // the attachment can follow the carrier to a member's mailbox:

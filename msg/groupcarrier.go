@@ -20,10 +20,13 @@ import (
 // them (Config.OnGroup).
 //
 // Envelopes (outbox.go): 0x03 || content is a carrier not yet sealed,
-// 0x04 || deliver frame a sealed one.
+// 0x04 || deliver frame a sealed one; 0x05 and 0x06 the same for a
+// carrier that goes to no mailbox (QueueGroupDirect).
 const (
-	envGroup       byte = 0x03
-	envGroupSealed byte = 0x04
+	envGroup             byte = 0x03
+	envGroupSealed       byte = 0x04
+	envGroupDirect       byte = 0x05
+	envGroupDirectSealed byte = 0x06
 )
 
 // selfRefreshWait bounds the look-up of this account's own record a
@@ -38,7 +41,15 @@ const selfRefreshWait = 3 * time.Second
 // accounts' share one, up to 4 MiB); each device gets them in the order
 // given, after any carrier queued before.
 func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
-	return s.queueGroup(ctx, to, nil, bodies)
+	return s.queueGroup(ctx, to, nil, false, bodies)
+}
+
+// QueueGroupDirect is QueueGroup for carriers that wait for the
+// recipient's devices themselves and go to no mailbox, as read receipts
+// do: a group's receipts, which would otherwise fill an offline sender's
+// mailbox with one envelope per member per message.
+func (s *Service) QueueGroupDirect(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
+	return s.queueGroup(ctx, to, nil, true, bodies)
 }
 
 // QueueGroupFile is QueueGroup for the carriers of a message with an
@@ -47,10 +58,10 @@ func (s *Service) QueueGroup(ctx context.Context, to []identity.AccountID, bodie
 // attachment can be parked beside it. The tie is kept in memory for a day:
 // a carrier deposited after this node restarts names no file.
 func (s *Service) QueueGroupFile(ctx context.Context, to []identity.AccountID, file []byte, bodies ...[]byte) error {
-	return s.queueGroup(ctx, to, file, bodies)
+	return s.queueGroup(ctx, to, file, false, bodies)
 }
 
-func (s *Service) queueGroup(ctx context.Context, to []identity.AccountID, file []byte, bodies [][]byte) error {
+func (s *Service) queueGroup(ctx context.Context, to []identity.AccountID, file []byte, direct bool, bodies [][]byte) error {
 	if !s.running() {
 		return fmt.Errorf("group: %w", ErrClosed)
 	}
@@ -113,7 +124,11 @@ func (s *Service) queueGroup(ctx context.Context, to []identity.AccountID, file 
 	envs := make([][]byte, len(bodies))
 	size := 0
 	for i, b := range bodies {
-		envs[i] = append([]byte{envGroup}, (&content{kind: contentGroup, body: b}).marshal()...)
+		tag := envGroup
+		if direct {
+			tag = envGroupDirect
+		}
+		envs[i] = append([]byte{tag}, (&content{kind: contentGroup, body: b}).marshal()...)
 		size += len(envs[i])
 	}
 	ids := make(map[identity.AccountID][]string, len(accts))

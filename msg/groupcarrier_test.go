@@ -107,8 +107,15 @@ func TestGroupCarriers(t *testing.T) {
 	check.Until(t, 20*time.Second, "Bob registered at his mailbox", func() bool { return hb.srv.Stats().Members >= 1 })
 	b1.stop()
 	b2.stop()
+	// A carrier queued direct (a group's receipts) goes to no mailbox.
+	if err := a1.svc.QueueGroupDirect(context.Background(), []identity.AccountID{b1.id()}, []byte("direct")); err != nil {
+		t.Fatal(err)
+	}
 	queue([]identity.AccountID{b1.id()}, "four")
 	check.Until(t, 60*time.Second, "the carrier at Bob's mailbox", func() bool { return hb.srv.Stats().Waiting >= 1 })
+	if n := hb.srv.Stats().Waiting; n != 1 {
+		t.Fatalf("%d envelopes at Bob's mailbox, want 1: the direct carrier went there too", n)
+	}
 	a1.stop()
 	b1.start()
 	want(&lb1, "Bob's first device, from the mailbox", one, two, tag+":four")

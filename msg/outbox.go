@@ -26,6 +26,7 @@ import (
 //	0x01 || content             a control message (read receipt) not yet sealed
 //	0x02 || deliver frame       sealed: the exact Deliver frame every attempt resends
 //	0x03, 0x04                  the same for a group carrier (groupcarrier.go)
+//	0x05, 0x06                  the same for a group carrier that goes to no mailbox
 const (
 	envPending byte = 0x01
 	envSealed  byte = 0x02
@@ -671,6 +672,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		text    *Message
 		pending []byte // unsealed content
 		group   bool   // a group carrier
+		direct  bool   // one that goes to no mailbox (QueueGroupDirect)
 		missing bool
 		cached  *sealedFrame
 	}
@@ -756,9 +758,13 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 				it.pending = e.Envelope[1:]
 			case e.Envelope[0] == envGroup:
 				it.pending, it.group = e.Envelope[1:], true
+			case e.Envelope[0] == envGroupDirect:
+				it.pending, it.group, it.direct = e.Envelope[1:], true, true
 			case e.Envelope[0] == envSealed:
 			case e.Envelope[0] == envGroupSealed:
 				it.group = true
+			case e.Envelope[0] == envGroupDirectSealed:
+				it.group, it.direct = true, true
 			default:
 				return fmt.Errorf("outbox entry %s: unknown envelope encoding %d", id, e.Envelope[0])
 			}
@@ -793,7 +799,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if err != nil {
 				return nil, nil, fmt.Errorf("seal: stored envelope %s: %w", it.id, err)
 			}
-			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt, mail: it.group})
+			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt, mail: it.group && !it.direct})
 			if it.text == nil && d.kind != kindReceipt {
 				sent = append(sent, it.id)
 			}
@@ -831,7 +837,10 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		advanced = true
 		f := deliverFrame{id: id, sender: s.cfg.Account.Public().Bytes(), cert: s.certBytes, kind: kind, ciphertext: ct}
 		env, fb := f.sealedEnvelope()
-		if it.group {
+		switch {
+		case it.direct:
+			env[0] = envGroupDirectSealed
+		case it.group:
 			env[0] = envGroupSealed
 		}
 		if it.queued {
@@ -841,7 +850,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			e.Envelope = env
 			writes = append(writes, e)
 		}
-		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt, mail: it.group})
+		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt, mail: it.group && !it.direct})
 	}
 	if advanced || len(drop) > 0 {
 		var state []byte

@@ -184,6 +184,12 @@ func (t groupTransport) QueueGroup(ctx context.Context, to []identity.AccountID,
 	return t.n.msg.QueueGroup(ctx, to, bodies...)
 }
 
+// QueueGroupDirect carries carriers that go to no mailbox (a group's
+// receipts).
+func (t groupTransport) QueueGroupDirect(ctx context.Context, to []identity.AccountID, bodies ...[]byte) error {
+	return t.n.msg.QueueGroupDirect(ctx, to, bodies...)
+}
+
 // QueueGroupFile carries a message with an attachment (file, its
 // files.Ref), which is parked with the carrier at the mailbox of a member
 // that can't be reached (node/files.go).
