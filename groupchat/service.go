@@ -970,33 +970,18 @@ func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, str
 // Message returns message id of g (ErrNotFound when g or it is not
 // here).
 func (s *Service) Message(g group.ID, id string) (Message, error) {
-	b, err := hex.DecodeString(id)
-	if err != nil || len(b) != 16 {
+	mid, err := parseMessageID(id)
+	if err != nil {
 		return Message{}, fmt.Errorf("%w: no message %q", ErrNotFound, id)
 	}
 	var out Message
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
-		d := in(tx)
-		at, err := d.sp.Get(key(pfxMsgID, g[:], b))
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: no message %s", ErrNotFound, id)
-		}
-		if err != nil {
-			return err
-		}
-		v, err := d.sp.Get(key(pfxMsg, g[:], at, b))
-		if errors.Is(err, store.ErrNotFound) {
-			return fmt.Errorf("%w: no message %s", ErrNotFound, id)
-		}
-		if err != nil {
-			return err
-		}
-		m, err := unmarshalStored(v)
-		if err != nil {
-			return fmt.Errorf("%w: message %s: %v", store.ErrCorrupt, id, err)
+		m, ok, err := in(tx).message(g, mid)
+		if err == nil && !ok {
+			err = fmt.Errorf("%w: no message %s", ErrNotFound, id)
 		}
 		out = m.message(g)
-		return nil
+		return err
 	})
 	return out, err
 }

@@ -220,19 +220,7 @@ func TestGroupFile(t *testing.T) {
 	net := testnet.New(t, 4, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
 	ctx := ctxT(t, 3*time.Minute)
 	alice, bob, carol := net.Nodes[1], net.Nodes[2], net.Nodes[3]
-	g, err := alice.Client.CreateGroup(ctx, "Photos")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{bob.Account().String(), carol.Account().String()}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, nd := range []*testnet.Node{bob, carol} {
-		check.Eventually(t, time.Minute, func() error {
-			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
-			return err
-		})
-	}
+	g := groupOf(t, ctx, "Photos", alice, bob, carol)
 	body := bytes.Repeat([]byte("the harbour at dawn "), 50000) // 1 MB
 	m, err := alice.Client.SendFile(ctx, api.FileUpload{To: g.ID, Caption: "dawn", Name: "dawn.txt", Type: "text/plain", Body: bytes.NewReader(body)})
 	if err != nil || m.File == nil || m.File.Name != "dawn.txt" || m.Peer != g.ID || m.Text != "dawn" {
@@ -331,19 +319,7 @@ func TestGroupActions(t *testing.T) {
 	net := testnet.New(t, 4, testnet.Options{Network: node.Network{RetryMin: 50 * time.Millisecond, RetryMax: time.Second}})
 	ctx := ctxT(t, 3*time.Minute)
 	alice, bob, carol := net.Nodes[1], net.Nodes[2], net.Nodes[3]
-	g, err := alice.Client.CreateGroup(ctx, "Trip")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := alice.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: []string{bob.Account().String(), carol.Account().String()}}); err != nil {
-		t.Fatal(err)
-	}
-	for _, nd := range []*testnet.Node{bob, carol} {
-		check.Eventually(t, time.Minute, func() error {
-			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
-			return err
-		})
-	}
+	g := groupOf(t, ctx, "Trip", alice, bob, carol)
 	q, err := alice.Client.Send(ctx, g.ID, "train or car?")
 	if err != nil {
 		t.Fatal(err)
@@ -409,4 +385,28 @@ func TestGroupActions(t *testing.T) {
 		am, bm := byID(alice)[q.ID], byID(bob)[r.ID]
 		return am.State == "read" && (bm.State == "delivered" || bm.State == "read")
 	})
+}
+
+// groupOf has admin create a group named name, invite members and each
+// of them join it.
+func groupOf(t *testing.T, ctx context.Context, name string, admin *testnet.Node, members ...*testnet.Node) api.Group {
+	t.Helper()
+	g, err := admin.Client.CreateGroup(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, nd := range members {
+		ids = append(ids, nd.Account().String())
+	}
+	if _, err := admin.Client.GroupAction(ctx, g.ID, "invite", api.GroupAction{Members: ids}); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range members {
+		check.Eventually(t, time.Minute, func() error {
+			_, err := nd.Client.GroupAction(ctx, g.ID, "join", api.GroupAction{})
+			return err
+		})
+	}
+	return g
 }

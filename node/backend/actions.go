@@ -151,13 +151,18 @@ func (s *Service) quoteIn(data *msg.Data, m msg.Message) *api.Quote {
 	if err != nil {
 		return nil
 	}
-	out := &api.Quote{ID: q.ID, From: s.sender(q)}
-	if !q.Deleted {
-		out.Text = cutText(string(q.Body), quoteLen)
-		if q.File != nil {
-			if ref, err := files.UnmarshalRef(q.File); err == nil {
-				out.FileName = ref.Name
-			}
+	return quoteOf(q.ID, s.sender(q), q.Body, q.File, q.Deleted)
+}
+
+// quoteOf is how a reply shows the message id it quotes, sent by from:
+// the start of its text and its file's name, or nothing once deleted (a
+// one-to-one message or a group's).
+func quoteOf(id, from string, text, file []byte, deleted bool) *api.Quote {
+	out := &api.Quote{ID: id, From: from}
+	if !deleted {
+		out.Text = cutText(string(text), quoteLen)
+		if ref, err := files.UnmarshalRef(file); file != nil && err == nil {
+			out.FileName = ref.Name
 		}
 	}
 	return out

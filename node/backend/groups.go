@@ -10,7 +10,6 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/contacts"
-	"github.com/callsign/callsign/files"
 	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
@@ -235,13 +234,7 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 	}
 	if m.ReplyTo != "" {
 		if q, err := s.groups.Message(m.Group, m.ReplyTo); err == nil {
-			out.Quote = &api.Quote{ID: q.ID, From: string(q.From)}
-			if !q.Deleted {
-				out.Quote.Text = cutText(string(q.Text), quoteLen)
-				if ref, err := files.UnmarshalRef(q.File); q.File != nil && err == nil {
-					out.Quote.FileName = ref.Name
-				}
-			}
+			out.Quote = quoteOf(q.ID, string(q.From), q.Text, q.File, q.Deleted)
 		}
 	}
 	return out
