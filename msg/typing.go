@@ -17,8 +17,9 @@ import (
 // stored.
 const typingField protowire.Number = 18
 
-// ErrBadTyping is a typing signal that does not decode.
-var ErrBadTyping = errors.New("bad typing signal")
+// errBadTyping is a typing signal that does not decode (never an API error:
+// the node drops the signal).
+var errBadTyping = errors.New("bad typing signal")
 
 // TypingSignal is the signal saying that this person is typing (on), or
 // stopped.
@@ -43,15 +44,15 @@ func IsTypingSignal(b []byte) bool {
 // additions.
 func ParseTypingSignal(b []byte) (on bool, err error) {
 	if len(b) > 256 {
-		return false, ErrBadTyping
+		return false, errBadTyping
 	}
-	d := wire.NewFrameDecoder(b, ErrBadTyping, 200)
+	d := wire.NewFrameDecoder(b, errBadTyping, 200)
 	v := d.Uint(typingField, 2)
 	if err := d.End(); err != nil {
 		return false, err
 	}
 	if v == 0 {
-		return false, ErrBadTyping
+		return false, errBadTyping
 	}
 	return v == 1, nil
 }
