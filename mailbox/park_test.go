@@ -67,6 +67,9 @@ func parkRaw(t *testing.T, from host.Host, b *box, token []byte, hash files.Hash
 	if err != nil {
 		t.Fatal(err)
 	}
+	// Done once the mailbox is done with the stream: a park that follows
+	// at once must not find the file still arriving.
+	defer waitParked(t, b, hash)
 	defer st.Reset()
 	if err := p2p.WriteFrame(st, parkRequest{token: token, hash: hash, size: size}.marshal()); err != nil {
 		t.Fatal(err)
@@ -93,6 +96,22 @@ func parkRaw(t *testing.T, from host.Host, b *box, token []byte, hash files.Hash
 		return first.have, first
 	}
 	return first.have, read()
+}
+
+// waitParked waits until the mailbox's handler of a park of hash is done.
+func waitParked(t *testing.T, b *box, hash files.Hash) {
+	t.Helper()
+	for wait := time.Now(); ; time.Sleep(10 * time.Millisecond) {
+		b.srv.mu.Lock()
+		done := !b.srv.arriving[hash]
+		b.srv.mu.Unlock()
+		if done {
+			return
+		}
+		if time.Since(wait) > 30*time.Second {
+			t.Fatal("the mailbox still receives a park of a stream closed 30 s ago")
+		}
+	}
 }
 
 // TestParkedFiles: a sender parks a file for an offline member; a park cut
@@ -141,14 +160,6 @@ func TestParkedFiles(t *testing.T) {
 	half := size / 2
 	if have, r := parkRaw(t, senderHost, b, tok, ref.Hash, size, sealed[:half], true); have != 0 || r.status != StatusOK {
 		t.Fatalf("the first park: have %d, %v", have, r.status)
-	}
-	for wait := time.Now(); time.Since(wait) < 10*time.Second; time.Sleep(20 * time.Millisecond) {
-		b.srv.mu.Lock()
-		done := !b.srv.arriving[ref.Hash]
-		b.srv.mu.Unlock()
-		if done {
-			break
-		}
 	}
 	// What arrived before the cut stays, and the next park starts there.
 	if have, _ := parkRaw(t, senderHost, b, tok, ref.Hash, size, nil, false); have <= 0 || have > half || have != b.srv.fileStore.Partial(ref.Hash) {
