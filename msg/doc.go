@@ -87,7 +87,10 @@
 // twice changes nothing; a carrier OnGroup refuses is refused with its
 // reason and leaves the sender's outbox; a blocked sender's is
 // acknowledged unread. Any device may send one, this account's own
-// included.
+// included. A carrier waiting for a device that leaves its account's
+// record (restored or revoked) goes to the devices the record names now
+// that have none, sealed again from the content its entry keeps beside
+// the frame sealed for the device that left (OutboxEntry.Content).
 //
 // # Replies, reactions, edits and deletes
 //

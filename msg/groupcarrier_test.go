@@ -147,3 +147,62 @@ func TestQueueGroupLarge(t *testing.T) {
 		t.Fatalf("%d copies in the outbox, want 600", n)
 	}
 }
+
+// TestGroupCarrierOnNewDevice: carriers queued for a member's device that
+// is away reach the device that replaces it in the account's record (a
+// restore from a backup), in order: one sealed for the old device (for its
+// mailbox) sealed again, a direct one (never sealed: it waits for the
+// device) as it was; the next carrier follows them.
+func TestGroupCarrierOnNewDevice(t *testing.T) {
+	hb := newHub(t)
+	w := newWorld()
+	mbs := func() []peer.AddrInfo { return []peer.AddrInfo{hb.addr} }
+	var lb, lb2 groupLog
+	a := newNode(t, w, nil)
+	b := newNode(t, w, func(c *Config) { c.OnGroup = lb.apply; c.Mailboxes = mbs })
+	w.mu.Lock()
+	b.mailboxes = mbs()
+	w.mu.Unlock()
+	a.start()
+	b.start()
+	introduce([]*node{a, b})
+	tag := string(a.id()[len(a.id())-4:])
+	to := []identity.AccountID{b.id()}
+	if err := a.svc.QueueGroup(context.Background(), to, []byte("one")); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 20*time.Second, "the first carrier at Bob's device", func() bool { return len(lb.list()) == 1 })
+
+	// Bob's machine is gone; Alice's node seals what it queues meanwhile
+	// for his old device, the one the directory still names, and deposits
+	// it at his mailbox.
+	b.stop()
+	if err := a.svc.QueueGroup(context.Background(), to, []byte("while away")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.svc.QueueGroupDirect(context.Background(), to, []byte("direct")); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 60*time.Second, "a carrier sealed for Bob's old device and deposited", func() bool {
+		sealed := 0
+		for _, e := range a.outbox() {
+			if len(e.Envelope) > 0 && e.Envelope[0] == envGroupSealed && len(e.Content) > 0 {
+				sealed++
+			}
+		}
+		return sealed == 1 && hb.srv.Stats().Waiting == 1
+	})
+	b2 := newDevice(t, w, b.acct, func(c *Config) { c.OnGroup = lb2.apply })
+	b2.start()
+	a.know(b2)
+	b2.know(a)
+	a.svc.Kick(b.id())
+	if err := a.svc.QueueGroup(context.Background(), to, []byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, 30*time.Second, "the carriers at Bob's new device", func() bool { return len(lb2.list()) >= 3 })
+	if got, want := lb2.list(), []string{tag + ":while away", tag + ":direct", tag + ":after"}; !slices.Equal(got, want) {
+		t.Fatalf("Bob's new device got %q, want %q", got, want)
+	}
+	check.Until(t, 20*time.Second, "Alice's outbox empty", func() bool { return len(a.outbox()) == 0 })
+}

@@ -192,7 +192,11 @@ func (s *Service) setView(a *acctState, devs []identity.DeviceID) {
 // (MoveCopy). A control message (a read receipt, a sibling's copy or
 // read) is for one device: one waiting for the zero device (queued before
 // the account was looked up) goes to each device of the view, one for a
-// device that left is dropped (the devices that remain have their own).
+// device that left is dropped (the devices that remain have their own),
+// except a group carrier, which goes to the view's devices that have
+// none: a group's members' carriers are for every device of an account,
+// a device restored or linked in place of that one included
+// (handOnControl).
 // ps.mu is held.
 func (s *Service) handOnLocked(ps *peerState) error {
 	a := ps.acct
@@ -204,6 +208,7 @@ func (s *Service) handOnLocked(ps *peerState) error {
 		return nil
 	}
 	moved := map[identity.DeviceID][]string{}
+	now := s.cfg.Now()
 	err := s.cfg.DB.Update(func(tx *store.Tx) error {
 		data := s.data(tx)
 		clear(moved)
@@ -211,7 +216,7 @@ func (s *Service) handOnLocked(ps *peerState) error {
 			added, err := data.MoveCopy(string(a.id), id, ps.dev, view)
 			if errors.Is(err, store.ErrNotFound) {
 				// A control message, or acked or deleted meanwhile.
-				if added, err = handOnControl(data, id, ps.dev, view); err != nil {
+				if added, err = handOnControl(data, id, ps.dev, view, now); err != nil {
 					return err
 				}
 			} else if err != nil {
@@ -240,12 +245,17 @@ func (s *Service) handOnLocked(ps *peerState) error {
 	return nil
 }
 
-// handOnControl hands on control message id, waiting for device from: to
-// each device of view when from is the zero device, nowhere otherwise.
-// (An entry for the zero device that is sealed was sealed by a version
-// that sent receipts to one device, the record's first: it goes there.)
-// It returns the devices it went to.
-func handOnControl(data *Data, id string, from identity.DeviceID, view []identity.DeviceID) ([]identity.DeviceID, error) {
+// handOnControl hands on control message id, waiting for device from:
+// when from is the zero device, to each device of view; when from is a
+// device that left, a group carrier to each device of view that has no
+// entry of its own for it (a device linked or restored since the carrier
+// was queued), unsealed again from the content its entry kept; any other
+// control message nowhere (it was for that device alone). A device of
+// view that had the carrier and acknowledged it already gets it again,
+// and drops it as seen. (An entry for the zero device that is sealed was
+// sealed by a version that sent receipts to one device, the record's
+// first: it goes there.) It returns the devices it went to.
+func handOnControl(data *Data, id string, from identity.DeviceID, view []identity.DeviceID, now time.Time) ([]identity.DeviceID, error) {
 	e, err := data.DeviceOutbox(id, from)
 	if errors.Is(err, store.ErrNotFound) {
 		return nil, nil
@@ -256,8 +266,11 @@ func handOnControl(data *Data, id string, from identity.DeviceID, view []identit
 	if err := data.DeleteDeviceOutbox(id, from); err != nil {
 		return nil, err
 	}
-	if !from.IsZero() || len(view) == 0 {
+	if len(view) == 0 {
 		return nil, nil
+	}
+	if !from.IsZero() {
+		return handOnCarrier(data, e, from, view, now)
 	}
 	if len(e.Envelope) > 0 && e.Envelope[0] == envSealed {
 		view = view[:1]
@@ -269,6 +282,42 @@ func handOnControl(data *Data, id string, from identity.DeviceID, view []identit
 		}
 	}
 	return view, nil
+}
+
+// handOnCarrier queues group carrier e, whose device from left its
+// account's record, for the devices of view that have no entry for it.
+func handOnCarrier(data *Data, e OutboxEntry, from identity.DeviceID, view []identity.DeviceID, now time.Time) ([]identity.DeviceID, error) {
+	var env []byte
+	switch {
+	case len(e.Envelope) == 0:
+	case e.Envelope[0] == envGroup || e.Envelope[0] == envGroupDirect:
+		env = e.Envelope
+	case e.Envelope[0] == envGroupSealed && len(e.Content) > 0:
+		// Sealed for from: the content is sealed again for each device.
+		env = append([]byte{envGroup}, e.Content...)
+	case e.Envelope[0] == envGroupDirectSealed && len(e.Content) > 0:
+		env = append([]byte{envGroupDirect}, e.Content...)
+	}
+	if env == nil {
+		return nil, nil
+	}
+	var added []identity.DeviceID
+	for _, d := range view {
+		if d == from {
+			continue
+		}
+		if _, err := data.DeviceOutbox(e.ID, d); err == nil {
+			continue
+		} else if !errors.Is(err, store.ErrNotFound) {
+			return nil, err
+		}
+		c := OutboxEntry{ID: e.ID, Peer: e.Peer, Dev: d, Envelope: env, NextAttempt: now, CreatedAt: e.CreatedAt}
+		if err := data.PutOutbox(c); err != nil {
+			return nil, err
+		}
+		added = append(added, d)
+	}
+	return added, nil
 }
 
 // refreshView looks a up again in the background when a device its view

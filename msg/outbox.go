@@ -817,7 +817,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			return nil, nil, fmt.Errorf("seal: %w", err)
 		}
 		kind := uint64(kindRatchet)
-		var pt []byte
+		var pt, keep []byte
 		if it.text != nil {
 			if a.Initiator() && !a.Confirmed() {
 				kind = kindInitial
@@ -827,6 +827,9 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 		} else {
 			kind = kindReceipt
 			pt = it.pending
+			if it.group {
+				keep = slices.Clone(pt)
+			}
 		}
 		ct, err := ps.set.Encrypt(pt, messageAD(id, kind))
 		clear(pt)
@@ -847,7 +850,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			queuedEnv[it.id] = env
 		} else {
 			e := it.entry
-			e.Envelope = env
+			e.Envelope, e.Content = env, keep
 			writes = append(writes, e)
 		}
 		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt, mail: it.group && !it.direct})

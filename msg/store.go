@@ -131,8 +131,12 @@ type OutboxEntry struct {
 	// Dev is the one device of Peer the entry is for (a copy of a sent
 	// message, for a sibling: Peer is this account); zero: whichever
 	// device carries the account's control messages.
-	Dev         identity.DeviceID
-	Envelope    []byte
+	Dev      identity.DeviceID
+	Envelope []byte
+	// Content is a sealed group carrier's content (0x03's, 0x05's: the
+	// unsealed envelope without its tag), kept so that it can be sealed
+	// again for a device that replaces Dev in its account's record.
+	Content     []byte
 	Attempts    int
 	NextAttempt time.Time
 	CreatedAt   time.Time

@@ -49,6 +49,9 @@ import (
 //	field 7  device        bytes   8, the DeviceID (absent: the zero device);
 //	                               written since store schema 9, only for an
 //	                               entry for one device, whose key names it
+//	field 8  content       bytes   ≤ maxBodySize + 64 KiB: a sealed group carrier's
+//	                               content, kept so that it can be sealed again for
+//	                               the device that replaces this one (lanes.go)
 //
 //	Conversation
 //	field 1  peer      bytes   ≤ maxIDLen
@@ -215,8 +218,8 @@ func unmarshalMessage(b []byte) (Message, error) {
 }
 
 func marshalOutbox(e *OutboxEntry) ([]byte, error) {
-	if len(e.Envelope) > maxEnvelopeLen {
-		return nil, fmt.Errorf("%w: outbox envelope of %d bytes exceeds %d", store.ErrInvalid, len(e.Envelope), maxEnvelopeLen)
+	if len(e.Envelope) > maxEnvelopeLen || len(e.Content) > maxEnvelopeLen {
+		return nil, fmt.Errorf("%w: outbox envelope of %d bytes (content %d) exceeds %d", store.ErrInvalid, len(e.Envelope), len(e.Content), maxEnvelopeLen)
 	}
 	if err := checkNanos("next attempt", e.NextAttempt); err != nil {
 		return nil, err
@@ -227,7 +230,7 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	if e.Attempts < 0 || e.Attempts > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: outbox attempts %d", store.ErrInvalid, e.Attempts)
 	}
-	w := wire.Encoder{B: make([]byte, 0, 40+len(e.ID)+len(e.Peer)+len(e.Envelope))}
+	w := wire.Encoder{B: make([]byte, 0, 48+len(e.ID)+len(e.Peer)+len(e.Envelope)+len(e.Content))}
 	w.String(1, e.ID)
 	w.String(2, e.Peer)
 	w.Bytes(3, e.Envelope)
@@ -236,6 +239,9 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	w.Time(6, e.CreatedAt)
 	if !e.Dev.IsZero() {
 		w.Bytes(7, e.Dev[:])
+	}
+	if len(e.Content) > 0 {
+		w.Bytes(8, e.Content)
 	}
 	return w.B, nil
 }
@@ -256,6 +262,7 @@ func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 			d.Fail("field 7: the zero device is written as no field")
 		}
 	}
+	e.Content = d.Bytes(8, 1, maxEnvelopeLen)
 	if err := d.End(); err != nil {
 		return OutboxEntry{}, err
 	}

@@ -27,6 +27,10 @@ var (
 	goldenDevOutbox = OutboxEntry{ID: "m1", Peer: "p", Dev: identity.DeviceID{1, 2, 3, 4, 5, 6, 7, 8},
 		NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
 	goldenDevOutboxHex = "0a026d31120170288001300" + "03a080102030405060708"
+	// A group carrier sealed for one device, its content kept: field 8.
+	goldenCarrierOutbox = OutboxEntry{ID: "m1", Peer: "p", Dev: identity.DeviceID{1, 2, 3, 4, 5, 6, 7, 8},
+		Envelope: []byte{envGroupSealed, 9}, Content: []byte{8, 1}, NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
+	goldenCarrierOutboxHex = "0a026d31120170" + "1a020409" + "2880013000" + "3a080102030405060708" + "42020801"
 
 	goldenConv    = Conversation{Peer: "p", NextSeq: 4, LastAt: time.Unix(0, -1), Unread: 2, Request: true}
 	goldenConvHex = "0a01701004180120042801"
@@ -59,6 +63,12 @@ func TestCodecGolden(t *testing.T) {
 	if d, err := unmarshalOutbox(mustHex(goldenDevOutboxHex)); err != nil || !sameOutbox(d, goldenDevOutbox) {
 		t.Errorf("decoded outbox for a device = %+v, %v", d, err)
 	}
+	if cb, err := marshalOutbox(&goldenCarrierOutbox); err != nil || hex.EncodeToString(cb) != goldenCarrierOutboxHex {
+		t.Errorf("a sealed carrier's outbox entry = %x, %v; want %s", cb, err, goldenCarrierOutboxHex)
+	}
+	if c, err := unmarshalOutbox(mustHex(goldenCarrierOutboxHex)); err != nil || !sameOutbox(c, goldenCarrierOutbox) {
+		t.Errorf("decoded sealed carrier's outbox entry = %+v, %v", c, err)
+	}
 	// The unix epoch is a time, not the zero time.
 	if o.CreatedAt.IsZero() || o.CreatedAt.UnixNano() != 0 {
 		t.Errorf("epoch CreatedAt decoded as %v", o.CreatedAt)
@@ -81,7 +91,7 @@ func sameConv(a, b Conversation) bool {
 }
 
 func sameOutbox(a, b OutboxEntry) bool {
-	return a.ID == b.ID && a.Peer == b.Peer && a.Dev == b.Dev && bytes.Equal(a.Envelope, b.Envelope) && a.Attempts == b.Attempts &&
+	return a.ID == b.ID && a.Peer == b.Peer && a.Dev == b.Dev && bytes.Equal(a.Envelope, b.Envelope) && bytes.Equal(a.Content, b.Content) && a.Attempts == b.Attempts &&
 		a.NextAttempt.Equal(b.NextAttempt) && a.CreatedAt.Equal(b.CreatedAt) && a.CreatedAt.IsZero() == b.CreatedAt.IsZero()
 }
 
