@@ -85,12 +85,22 @@ func (n *net) account(name string) *dev {
 
 // device is a new device of k's account.
 func (n *net) device(name string, k *identity.AccountKey) *dev {
-	t := n.t
+	return n.deviceOn(name, k, n.db())
+}
+
+// db is a new store in memory.
+func (n *net) db() *store.DB {
 	db, err := store.Open(context.Background(), store.Options{InMemory: true})
 	if err != nil {
-		t.Fatal(err)
+		n.t.Fatal(err)
 	}
-	t.Cleanup(func() { db.Close() })
+	n.t.Cleanup(func() { db.Close() })
+	return db
+}
+
+// deviceOn is a new device of k's account on db.
+func (n *net) deviceOn(name string, k *identity.AccountKey, db *store.DB) *dev {
+	t := n.t
 	d := &dev{n: n, name: name, key: k, db: db}
 	rand.Read(d.id[:])
 	svc, err := New(Config{DB: db, Account: k, Device: d.id, Transport: d, Now: n.now,

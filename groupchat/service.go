@@ -275,16 +275,11 @@ func (s *Service) countMembers() error {
 	return s.cfg.DB.View(func(tx *store.Tx) error {
 		d := in(tx)
 		var joined []group.ID
-		err := d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
-			b, err := val()
-			if err != nil {
-				return false, err
+		err := d.recs(func(g group.ID, r rec, err error) error {
+			if err == nil && r.status == Joined {
+				joined = append(joined, g)
 			}
-			r, err := unmarshalRec(b)
-			if err == nil && r.status == Joined && len(k) == len(pfxRec)+16 {
-				joined = append(joined, group.ID(k[len(pfxRec):]))
-			}
-			return true, nil
+			return nil
 		})
 		if err != nil {
 			return err
@@ -389,18 +384,13 @@ func (s *Service) Groups() ([]Info, error) {
 			r rec
 		}
 		var all []one
-		err := d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
-			b, err := val()
+		err := d.recs(func(g group.ID, r rec, err error) error {
 			if err != nil {
-				return false, err
+				s.log.Warn("a damaged group record is passed over", "err", err)
+				return nil
 			}
-			r, err := unmarshalRec(b)
-			if err != nil || len(k) != len(pfxRec)+16 {
-				s.log.Warn("a damaged group record is passed over", "key", fmt.Sprintf("%x", k), "err", err)
-				return true, nil
-			}
-			all = append(all, one{group.ID(k[len(pfxRec):]), r})
-			return true, nil
+			all = append(all, one{g, r})
+			return nil
 		})
 		if err != nil {
 			return err

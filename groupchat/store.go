@@ -351,7 +351,33 @@ func get[T any](d data, k []byte, dec func([]byte) (T, error)) (T, bool, error) 
 }
 
 func (d data) rec(g group.ID) (rec, bool, error) { return get(d, key(pfxRec, g[:]), unmarshalRec) }
-func (d data) putRec(g group.ID, r rec) error    { return d.sp.Set(key(pfxRec, g[:]), r.marshal()) }
+
+// recs calls fn with every group's record; a damaged one with its error
+// (store.Corrupt), for fn to pass over or return. An error fn returns
+// stops it.
+func (d data) recs(fn func(g group.ID, r rec, err error) error) error {
+	return d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		b, err := val()
+		if err != nil {
+			return false, err
+		}
+		var g group.ID
+		r, err := unmarshalRec(b)
+		if err == nil && len(k) != len(pfxRec)+len(g) {
+			err = errors.New("a record's key of the wrong length")
+		}
+		if err != nil {
+			err = store.Corrupt(k, err)
+		} else {
+			copy(g[:], k[len(pfxRec):])
+		}
+		if err := fn(g, r, err); err != nil {
+			return false, err
+		}
+		return true, nil
+	})
+}
+func (d data) putRec(g group.ID, r rec) error { return d.sp.Set(key(pfxRec, g[:]), r.marshal()) }
 
 // ops reads a group's operations.
 func (d data) ops(g group.ID) ([]group.Op, error) {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
@@ -177,8 +178,10 @@ func openBackup(r io.ReaderAt, size int64, passphrase []byte) (*devices.Backup, 
 const historyBatch = 512
 
 // importBackup writes every item of bk into db and returns the account
-// seed among them: the history first (msg.ImportHistory), in transactions
-// of historyBatch items, then the account and everything else in one
+// seed among them: the history (msg.ImportHistory) and the groups' logs
+// and messages (groupchat.ImportBackup) first, in transactions of
+// historyBatch items, then the account, the groups' records (each group
+// checked whole: groupchat.FinishImport) and everything else in one
 // transaction, which also ends the mark of a restore under way
 // (store.Tx.BeginRestore, set by the caller). An interrupted restore thus
 // leaves no account behind, a node refuses to start on it, and run again
@@ -192,7 +195,13 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 	flush := func() error {
 		err := db.Update(func(tx *store.Tx) error {
 			for _, it := range batch {
-				if err := msg.ImportHistory(tx, it.kind, it.body); err != nil {
+				var err error
+				if groupchat.IsBackupKind(it.kind) {
+					err = groupchat.ImportBackup(tx, it.kind, it.body)
+				} else {
+					err = msg.ImportHistory(tx, it.kind, it.body)
+				}
+				if err != nil {
 					return err
 				}
 			}
@@ -202,7 +211,7 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 		return err
 	}
 	err = bk.Each(func(kind byte, body []byte) error {
-		if !isHistory(kind) {
+		if !batched(kind) {
 			return nil
 		}
 		batch = append(batch, item{kind, append([]byte(nil), body...)})
@@ -219,15 +228,25 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 	}
 	err = db.Update(func(tx *store.Tx) error {
 		err := bk.Each(func(kind byte, body []byte) error {
-			if isHistory(kind) {
+			if batched(kind) {
 				return nil
 			}
 			if kind == store.PortableAccountSeed {
 				seed = append([]byte(nil), body...)
 			}
+			if groupchat.IsBackupKind(kind) {
+				return groupchat.ImportBackup(tx, kind, body)
+			}
 			return tx.ImportPortable(kind, body)
 		})
 		if err != nil {
+			return err
+		}
+		ak, err := identity.AccountKeyFromSeed(seed)
+		if err != nil {
+			return fmt.Errorf("%w: no account key in it", devices.ErrBackupDamaged)
+		}
+		if err := groupchat.FinishImport(tx, ak.Public()); err != nil {
 			return err
 		}
 		// The restored device takes the place of the devices the account
@@ -240,8 +259,11 @@ func importBackup(db *store.DB, bk *devices.Backup) (seed []byte, err error) {
 	return seed, err
 }
 
-func isHistory(kind byte) bool {
-	return kind == store.PortableConversation || kind == store.PortableMessage
+// batched reports whether a restore writes items of kind in batches
+// before the rest: there may be many.
+func batched(kind byte) bool {
+	return kind == store.PortableConversation || kind == store.PortableMessage ||
+		kind == store.PortableGroupOp || kind == store.PortableGroupMessage
 }
 
 // BackupContents is what a backup file holds, as `callsign backup verify`
@@ -253,8 +275,10 @@ type BackupContents struct {
 	Contacts       int                `json:"contacts"`
 	CallSettings   bool               `json:"call_settings"`
 	CommunityNodes int                `json:"community_nodes"`
+	Groups         int                `json:"groups"`        // joined, or invited to
 	Conversations  int                `json:"conversations"` // with messages only
 	Messages       int                `json:"messages"`
+	GroupMessages  int                `json:"group_messages"` // with messages only
 	Items          int                `json:"items"`
 }
 
@@ -293,6 +317,10 @@ func inspect(ctx context.Context, bk *devices.Backup, items int) (BackupContents
 			c.Conversations++
 		case store.PortableMessage:
 			c.Messages++
+		case store.PortableGroupMessage:
+			c.GroupMessages++
+		case store.PortableGroup:
+			c.Groups++
 		}
 		return nil
 	})

@@ -292,7 +292,7 @@ func storeLinkHistory(db *store.DB, chunk []byte) error {
 	}
 	return db.Update(func(tx *store.Tx) error {
 		for i, it := range items {
-			if !isHistory(it.Kind) {
+			if it.Kind != store.PortableConversation && it.Kind != store.PortableMessage {
 				return fmt.Errorf("%w: history item %d of kind %d", devices.ErrLinkFrame, i+1, it.Kind)
 			}
 			if err := msg.ImportHistory(tx, it.Kind, it.Body); err != nil {

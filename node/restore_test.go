@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -25,9 +26,10 @@ import (
 // used. Her backup, sent through its API, is checked, answered with her
 // account and restored: the node starts again on the same API address,
 // where the same client carries on, as a new device of her account with
-// @alice and her contacts, and publishes its record. A wrong passphrase, a
-// node whose account is in use and a node nothing would restart each
-// refuse, and nothing changes.
+// @alice, her contacts and her group with Bob (its history too), and
+// publishes its record; in the group, Bob and the restored device read
+// each other. A wrong passphrase, a node whose account is in use and a
+// node nothing would restart each refuse, and nothing changes.
 func TestRestoreOnRunningNode(t *testing.T) {
 	net := testnet.New(t, 3, testnet.Options{})
 	alice, bob := net.Nodes[1], net.Nodes[2]
@@ -42,8 +44,16 @@ func TestRestoreOnRunningNode(t *testing.T) {
 	if _, err := alice.Client.AddContact(ctx, bobID.Account, "bob"); err != nil {
 		t.Fatal(err)
 	}
+	who := map[string]string{alice.Account().String(): "alice", bobID.Account: "bob"}
+	g := groupOf(t, ctx, "Friends", alice, bob)
+	if _, err := bob.Client.Send(ctx, g.ID, "before"); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, time.Minute, "Bob's group message at Alice's", func() bool {
+		return slices.Equal(groupTexts(t, alice.Client, g.ID, who), []string{"bob: before"})
+	})
 	const pass = "correct horse battery staple"
-	backup, err := alice.Client.Backup(ctx, api.BackupRequest{Passphrase: pass})
+	backup, err := alice.Client.Backup(ctx, api.BackupRequest{Passphrase: pass, Messages: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -96,6 +106,23 @@ func TestRestoreOnRunningNode(t *testing.T) {
 	if cs, err := c.Contacts(ctx); err != nil || len(cs) != 1 || cs[0].Petname != "bob" {
 		t.Fatalf("contacts after the restore: %+v %v", cs, err)
 	}
+	// In the group with its history. Bob writes while his node still
+	// knows only Alice's old device; the restored device writes too. They
+	// read each other: the restored device asks Bob for his key, and what
+	// Bob's node queued for the old device goes to the new one once it
+	// learns of it.
+	if in, err := c.Group(ctx, g.ID); err != nil || in.Status != "joined" || len(in.Members) != 2 {
+		t.Fatalf("the group after the restore: %+v %v", in, err)
+	}
+	if got := groupTexts(t, c, g.ID, who); !slices.Equal(got, []string{"bob: before"}) {
+		t.Fatalf("the group's history after the restore: %q", got)
+	}
+	if _, err := bob.Client.Send(ctx, g.ID, "welcome back"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Send(ctx, g.ID, "restored"); err != nil {
+		t.Fatal(err)
+	}
 	check.Until(t, time.Minute, "the restored device's record published", second.Published)
 	// The restored device takes the old one's place in the record; the
 	// old one is not kept beside it.
@@ -106,6 +133,13 @@ func TestRestoreOnRunningNode(t *testing.T) {
 		}
 		return err
 	})
+	want := []string{"bob: before", "bob: welcome back", "alice: restored"}
+	for name, cl := range map[string]*api.Client{"Bob": bob.Client, "the restored device": c} {
+		check.Until(t, 2*time.Minute, "both messages at "+name, func() bool { return len(groupTexts(t, cl, g.ID, who)) >= 3 })
+		if got := groupTexts(t, cl, g.ID, who); !slices.Equal(got, want) && !slices.Equal(got, []string{want[0], want[2], want[1]}) {
+			t.Fatalf("%s has %q, want %q", name, got, want)
+		}
+	}
 	if _, err := c.Restore(ctx, backup, pass); code(err) != api.CodeConflict || !strings.Contains(err.Error(), "in use") {
 		t.Errorf("a second restore onto the account in use: %v, want %s", err, api.CodeConflict)
 	}

@@ -12,8 +12,8 @@ import (
 // key's seed, the handles it holds (with the nonces that keep them without
 // a new proof of work), the address book, the call settings, the settings
 // and the community nodes it joins through. Not carried: the device's
-// keys, sessions, prekeys, messages and the outbox (a restore is a new
-// device), nor what belongs to this machine (listen ports, the folder
+// keys, sessions, prekeys, group sender keys and the outbox (a restore is
+// a new device), nor what belongs to this machine (listen ports, the folder
 // calls are recorded to).
 const (
 	PortableAccountSeed  byte = 1
@@ -27,6 +27,13 @@ const (
 	// msg.ImportHistory); ImportPortable does not take them.
 	PortableConversation byte = 7
 	PortableMessage      byte = 8
+	// The groups the account joined or is invited to: their logs'
+	// operations and records, and with messages their messages, in
+	// groupchat's stored forms (groupchat.ExportBackup, ImportBackup);
+	// ImportPortable does not take them.
+	PortableGroupOp      byte = 9
+	PortableGroup        byte = 10
+	PortableGroupMessage byte = 11
 )
 
 // maxPortableSetting caps a setting's value in a backup.

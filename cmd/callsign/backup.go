@@ -81,10 +81,10 @@ func runBackupVerify(ctx context.Context, e *env, args []string) error {
 		if len(c.Handles) > 0 {
 			handles = "@" + strings.Join(c.Handles, ", @")
 		}
-		fmt.Fprintf(w, "%s opens and is whole: made %s\n  account   %s\n  handles   %s\n  contacts  %d\n  community nodes  %d\n",
-			args[0], c.Created.Local().Format("2006-01-02 15:04"), c.Account, handles, c.Contacts, c.CommunityNodes)
-		if c.Messages > 0 || c.Conversations > 0 {
-			fmt.Fprintf(w, "  messages  %d in %d conversations\n", c.Messages, c.Conversations)
+		fmt.Fprintf(w, "%s opens and is whole: made %s\n  account   %s\n  handles   %s\n  contacts  %d\n  groups    %d\n  community nodes  %d\n",
+			args[0], c.Created.Local().Format("2006-01-02 15:04"), c.Account, handles, c.Contacts, c.Groups, c.CommunityNodes)
+		if c.Messages > 0 || c.Conversations > 0 || c.GroupMessages > 0 {
+			fmt.Fprintf(w, "  messages  %d in %d conversations, %d in groups\n", c.Messages, c.Conversations, c.GroupMessages)
 		}
 	})
 }

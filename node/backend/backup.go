@@ -10,6 +10,7 @@ import (
 
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/store"
 )
@@ -20,9 +21,10 @@ var backups sync.Mutex
 
 // Backup implements api.Backend: the account's portable items
 // (store.ExportPortable: the account key, handles, contacts, call
-// settings, community nodes) sealed in a backup file (devices.BackupWriter)
+// settings, community nodes) and the groups it is in
+// (groupchat.ExportBackup) sealed in a backup file (devices.BackupWriter)
 // under the request's passphrase; with req.Messages every conversation
-// and message too (msg.ExportHistory). Never a device key: a restore is a
+// and message too (msg.ExportHistory), the groups' included. Never a device key: a restore is a
 // new device of the account (docs/DEVICES.md §5).
 func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Download, err error) {
 	defer mapError(&err)
@@ -44,6 +46,9 @@ func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Dow
 	}
 	err = s.db.View(func(tx *store.Tx) error {
 		if err := tx.ExportPortable(bw.Add); err != nil {
+			return err
+		}
+		if err := groupchat.ExportBackup(tx, req.Messages, bw.Add); err != nil {
 			return err
 		}
 		if req.Messages {
