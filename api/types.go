@@ -675,6 +675,7 @@ type Restoring struct {
 	Account  string   `json:"account"`
 	Handles  []string `json:"handles"`
 	Contacts int      `json:"contacts"`
+	Groups   int      `json:"groups"`
 }
 
 // Download is a file an API call answers with instead of JSON (the

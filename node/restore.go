@@ -99,5 +99,5 @@ func (n *Node) Restore(ctx context.Context, backup []byte, passphrase string) (a
 	}
 	n.restoreSent = true
 	n.restoreCh <- restoreRequest{bk: bk, items: items} // buffered, sent once
-	return api.Restoring{Account: c.Account.String(), Handles: c.Handles, Contacts: c.Contacts}, nil
+	return api.Restoring{Account: c.Account.String(), Handles: c.Handles, Contacts: c.Contacts, Groups: c.Groups}, nil
 }

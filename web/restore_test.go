@@ -17,7 +17,7 @@ import (
 // app's welcome screen offers to restore a backup; a file too large for
 // the browser to send and a wrong passphrase are refused in words; with the right one the node starts again as a new
 // device of her account and the page comes back by itself showing @alice,
-// with her contact, and no welcome screen.
+// with her contact and her group, and no welcome screen.
 func TestRestoreOnFirstRun(t *testing.T) {
 	n := testnet.New(t, 3, testnet.Options{Web: web.FS()})
 	alice, bob := n.Nodes[1], n.Nodes[2]
@@ -31,6 +31,9 @@ func TestRestoreOnFirstRun(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := alice.Client.AddContact(ctx, bobID.Account, "Bob"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := alice.Client.CreateGroup(ctx, "Book club"); err != nil {
 		t.Fatal(err)
 	}
 	const pass = "correct horse battery staple"
@@ -76,7 +79,7 @@ func TestRestoreOnFirstRun(t *testing.T) {
 	}
 	p.Fill("Passphrase", pass)
 	p.Click("button", "Restore")
-	p.WaitText("Restoring your account")
+	p.WaitText("Restoring your account. Your node is starting again as a new device of it, with 1 contact and 1 group.")
 	if nd := run.Next(t); nd.Account() != alice.Account() {
 		t.Fatalf("the node started again as %s, want Alice's %s", nd.Account(), alice.Account())
 	}
@@ -84,6 +87,7 @@ func TestRestoreOnFirstRun(t *testing.T) {
 	// her profile, her contact.
 	p.WaitNoText("Restore your account")
 	p.WaitNoText("Welcome to callsign")
+	p.WaitText("Book club")
 	p.Click("link", "Settings")
 	p.Click("link", "Profile and handles")
 	p.WaitText("@alice")

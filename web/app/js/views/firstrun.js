@@ -390,9 +390,11 @@ export function restoreForm(back) {
           const r = await api.post("/restore", { backup: await base64(f), passphrase: pass.input.value });
           pass.input.value = "";
           const who = r.handles.length ? "@" + r.handles[0] : r.account;
+          const plural = (n, one) => `${n} ${one}${n === 1 ? "" : "s"}`;
+          const held = [r.contacts ? plural(r.contacts, "contact") : "", r.groups ? plural(r.groups, "group") : ""].filter(Boolean).join(" and ");
           form.replaceChildren(
             h("p", { class: "claimed-name", text: who }),
-            h("p", { class: "lead", text: `Restoring your account. Your node is starting again as a new device of it${r.contacts ? `, with ${r.contacts} contact${r.contacts === 1 ? "" : "s"}` : ""}.` }),
+            h("p", { class: "lead", text: `Restoring your account. Your node is starting again as a new device of it${held ? `, with ${held}` : ""}.` }),
             h("div", { class: "bar indeterminate", role: "progressbar", "aria-label": "Restore in progress" }, h("span")));
           await waitForAccount((a) => a === r.account, "the node did not come back with the restored account",
             "look at the terminal where `callsign up` runs; the backup is unchanged, so you can try again");
