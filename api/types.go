@@ -290,6 +290,11 @@ type Message struct {
 	// TimerSet is set on the message that changed the conversation's
 	// disappearing-message timer: the new timer in seconds (0: off).
 	TimerSet *int64 `json:"timer_set,omitempty"`
+	// DeliveredTo and ReadBy are, for a group message this account
+	// sent, the members (account ids) that have it, read or not, and
+	// those that read it.
+	DeliveredTo []string `json:"delivered_to,omitempty"`
+	ReadBy      []string `json:"read_by,omitempty"`
 }
 
 // TimerRequest is the body of POST /api/v1/conversations/{name}/timer.

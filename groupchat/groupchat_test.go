@@ -9,6 +9,7 @@ import (
 
 	"github.com/callsign/callsign/e2e"
 	"github.com/callsign/callsign/group"
+	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/store"
 )
 
@@ -653,6 +654,10 @@ func TestGroupReceipts(t *testing.T) {
 		t.Fatal(err)
 	}
 	until("read by Bob", func() bool { return state(alice).ReadBy == 1 })
+	// By name: who has it and who read it.
+	if m := state(alice); !slices.Equal(m.DeliveredTo, []identity.AccountID{bob.acct(), carol.acct()}) || !slices.Equal(m.ReadByMembers, []identity.AccountID{bob.acct()}) {
+		t.Fatalf("delivered to %s, read by %s; want Bob and Carol, Bob", n.names(m.DeliveredTo), n.names(m.ReadByMembers))
+	}
 	if err := carol.svc.MarkRead(g); err != nil {
 		t.Fatal(err)
 	}
@@ -668,4 +673,13 @@ func TestGroupReceipts(t *testing.T) {
 	if err := alice.svc.Receive(dave.acct(), dave.id, c.marshal(), false); !errors.Is(err, ErrNotMember) {
 		t.Fatalf("a receipt from a non-member: %v", err)
 	}
+}
+
+// names names accounts as the net's devices do.
+func (n *net) names(accts []identity.AccountID) []string {
+	var out []string
+	for _, a := range accts {
+		out = append(out, n.nameOf(a))
+	}
+	return out
 }

@@ -116,9 +116,28 @@ func (s *Service) receiptLocked(d data, from identity.AccountID, c carrier, even
 			return err
 		}
 		msg := m.message(c.group)
+		m.name(l.State(), &msg)
 		*events = append(*events, Event{Kind: EventMessage, Group: c.group, Message: &msg, Updated: true})
 	}
 	return nil
+}
+
+// name fills in out's DeliveredTo and ReadByMembers: the members of st
+// that m's receipts name (none for a message this account did not send).
+func (m *stored) name(st *group.State, out *Message) {
+	if st == nil || !m.out || len(m.delivered) == 0 {
+		return
+	}
+	for _, mem := range st.Members() {
+		a := mem.Account.ID()
+		who := a.Hash()[:8]
+		if hasPrefix8(m.delivered, who) {
+			out.DeliveredTo = append(out.DeliveredTo, a)
+		}
+		if hasPrefix8(m.readBy, who) {
+			out.ReadByMembers = append(out.ReadByMembers, a)
+		}
+	}
 }
 
 // hasPrefix8 reports whether the 8-byte entries of set hold who.

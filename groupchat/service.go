@@ -126,6 +126,9 @@ type Message struct {
 	// Of a message this account sent: the other member accounts when it
 	// was sent, and how many of them have it and read it (receipts.go).
 	Recipients, Delivered, ReadBy int
+	// Of those, the ones still members, by name: who has it (read or
+	// not) and who read it. (Messages and Message fill them in.)
+	DeliveredTo, ReadByMembers []identity.AccountID
 }
 
 // Info is a group as this account sees it.
@@ -942,9 +945,15 @@ func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, str
 			}
 			return err
 		}
+		st, err := s.stateOf(d, g)
+		if err != nil {
+			return err
+		}
 		var last []byte
-		err := d.messages(g, before, limit, func(k []byte, m stored) bool {
-			out = append(out, m.message(g))
+		err = d.messages(g, before, limit, func(k []byte, m stored) bool {
+			msg := m.message(g)
+			m.name(st, &msg)
+			out = append(out, msg)
 			last = append(last[:0], k...)
 			return true
 		})
@@ -966,14 +975,31 @@ func (s *Service) Message(g group.ID, id string) (Message, error) {
 	}
 	var out Message
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
-		m, ok, err := in(tx).message(g, mid)
+		d := in(tx)
+		m, ok, err := d.message(g, mid)
 		if err == nil && !ok {
 			err = fmt.Errorf("%w: no message %s", ErrNotFound, id)
 		}
+		if err != nil {
+			return err
+		}
+		st, err := s.stateOf(d, g)
 		out = m.message(g)
+		m.name(st, &out)
 		return err
 	})
 	return out, err
+}
+
+// stateOf is g's member list now.
+func (s *Service) stateOf(d data, g group.ID) (*group.State, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	l, err := s.loadLocked(d, g)
+	if err != nil || l == nil {
+		return nil, err
+	}
+	return l.State(), nil
 }
 
 // MarkRead marks every message of g read.

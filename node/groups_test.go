@@ -385,6 +385,18 @@ func TestGroupActions(t *testing.T) {
 		am, bm := byID(alice)[q.ID], byID(bob)[r.ID]
 		return am.State == "read" && (bm.State == "delivered" || bm.State == "read")
 	})
+	// Who, by name, through the API.
+	bc := []string{bob.Account().String(), carol.Account().String()}
+	slices.Sort(bc)
+	am := byID(alice)[q.ID]
+	slices.Sort(am.DeliveredTo)
+	slices.Sort(am.ReadBy)
+	if !slices.Equal(am.DeliveredTo, bc) || !slices.Equal(am.ReadBy, bc) {
+		t.Fatalf("Alice's message delivered to %q and read by %q; want Bob and Carol both", am.DeliveredTo, am.ReadBy)
+	}
+	if bm := byID(bob)[q.ID]; bm.DeliveredTo != nil || bm.ReadBy != nil {
+		t.Fatalf("Bob's copy of Alice's message names who read it: %+v", bm)
+	}
 }
 
 // groupOf has admin create a group named name, invite members and each

@@ -20,7 +20,7 @@ import (
 // TestGroupActions: in a group of three (Alice, its admin; Bob and Carol,
 // each Alice's contact and not each other's), the menu beside a bubble
 // works as in a one-to-one chat. Alice's menu on Bob's message offers
-// Reply and the reactions, and no Edit nor Delete for everyone; she
+// Reply and the reactions, and no Edit, Info nor Delete for everyone; she
 // replies to it from her page (the reply bar, then her bubble, quote Bob
 // by name) and reacts 👍. Bob's page shows her reply quoting "You" (his
 // own message) and the 👍 under his message, said to be Alice's; Carol's
@@ -31,7 +31,9 @@ import (
 // deletes another for everyone after a confirmation that names the
 // group: Bob sees "This message was deleted" and its text nowhere. Bob's
 // node refuses his edit of Alice's message (403). Reloaded, Bob's page
-// shows the same. No page logs an error.
+// shows the same. Once Bob and Carol read Alice's reply, its ticks are
+// blue and its menu's Info names them both under "Read by". No page logs
+// an error.
 //
 // With CALLSIGN_SCREENSHOTS set to a directory, it also saves Alice's
 // view of the group, with replies and reactions, as
@@ -216,6 +218,25 @@ func TestGroupActions(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.WaitJS("alice's reply read by bob and carol", msgItem(answer)+`?.querySelector(".msg-state")?.dataset.state === "read"`)
+	// Her menu's Info says who, by name; on Bob's message there is none.
+	openActions(t, a, answer)
+	a.Click("button", "Info")
+	a.WaitJS("the reply's info: read by bob and carol, waiting for no one", `(() => {
+		const i = document.querySelector(".msg-info");
+		const read = [...(i?.querySelectorAll(".info-section.read li") || [])].map((li) => li.textContent);
+		return read.length === 2 && read.includes("Bob") && !i.textContent.includes("Waiting for") && !i.textContent.includes("Delivered to");
+	})()`)
+	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
+		a.Screenshot(filepath.Join(dir, "group-info-desktop.png"))
+	}
+	a.Press("Escape")
+	a.WaitJS("the menu closed", `document.querySelector(".msg-menu") === null`)
+	openActions(t, a, ask)
+	a.WaitFor("button", "Reply")
+	if a.Has("button", "Info") {
+		t.Errorf("alice's menu on bob's message offers Info")
+	}
+	a.Press("Escape")
 
 	if dir := os.Getenv("CALLSIGN_SCREENSHOTS"); dir != "" {
 		screenshotGroupActions(t, ctx, a, alice, bob, carol, g.ID, answerID, filepath.Join(dir, "group-actions-desktop.png"))

@@ -220,6 +220,12 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 		case m.Recipients > 0 && m.Delivered >= m.Recipients:
 			out.State = "delivered"
 		}
+		for _, a := range m.DeliveredTo {
+			out.DeliveredTo = append(out.DeliveredTo, string(a))
+		}
+		for _, a := range m.ReadByMembers {
+			out.ReadBy = append(out.ReadBy, string(a))
+		}
 	} else {
 		out.FromName = s.memberName(m.From)
 	}

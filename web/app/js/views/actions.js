@@ -9,7 +9,9 @@
 // In a group (peer is the group's id) the same, with anyone's message to
 // reply to and react to, and every member's reaction (one per account):
 // the quote and the reactions name members as the group's bubbles do
-// (store.senderName), this account "You".
+// (store.senderName), this account "You". On your own group message the
+// menu has Info too: who read it, who has it, and who it still waits for
+// (the message's read_by and delivered_to, against the members now).
 //
 // The API (all answer the updated message):
 //   POST /conversations/{peer}/messages/{id}/react  {emoji}  ("" removes yours)
@@ -211,13 +213,21 @@ export function openMenu(anchor, m, peer, act) {
       title: e === current ? "Remove your reaction" : "React " + e, text: e,
       on: { click: () => { close(true); act.react(m, e === current ? "" : e); } },
     })));
+  // Info stays in the menu: its list takes the items' place.
+  const showInfo = () => {
+    box.replaceChildren(infoOf(m, peer));
+    place(el, anchor, m.direction);
+    el.focus();
+  };
   const items = [
     item("", "reply", "Reply", () => act.reply(m), false),
     m.text ? item("", "copy", "Copy", () => act.copy(m)) : null,
     canEdit(m) ? item("", "pencil", "Edit", () => act.edit(m), false) : null,
+    store.isGroup(peer) && m.direction === "out" ? h("button", { type: "button", class: "menu-item", on: { click: showInfo } }, icon("info"), h("span", { text: "Info" })) : null,
     canDelete(m) ? item("danger", "trash", "Delete for everyone", () => act.remove(m)) : null,
   ];
-  const el = h("div", { class: "msg-menu", role: "group", "aria-label": "Actions on this message", tabindex: "-1" }, emojis, h("div", { class: "menu-items" }, items));
+  const box = h("div", { class: "menu-items" }, items);
+  const el = h("div", { class: "msg-menu", role: "group", "aria-label": "Actions on this message", tabindex: "-1" }, emojis, box);
   document.body.append(el);
   anchor.setAttribute("aria-expanded", "true");
   place(el, anchor, m.direction);
@@ -263,6 +273,24 @@ export function openMenu(anchor, m, peer, act) {
   }
   open = { el, anchor, close };
   (el.querySelector(".react-btn.chosen") || el.querySelector(".react-btn")).focus({ preventScroll: true });
+}
+
+/** infoOf lists who read m (this account's group message), who has it
+ * and who it waits for: each a heading and names, as the group's bubbles
+ * name members. */
+function infoOf(m, peer) {
+  const g = store.groupOf(peer);
+  const read = m.read_by || [];
+  const has = (m.delivered_to || []).filter((a) => !read.includes(a));
+  const waits = ((g && g.members) || []).map((mb) => mb.account).filter((a) => a !== me() && !read.includes(a) && !has.includes(a));
+  const section = (title, ic, accounts, cls = "") => accounts.length === 0 ? null : h("div", { class: "info-section " + cls },
+    h("h3", { class: "info-title" }, icon(ic), h("span", { text: title })),
+    h("ul", { class: "info-names" }, accounts.map((a) => h("li", { text: nameIn(peer, a), style: { color: colourIn(peer, a) } }))));
+  return h("div", { class: "msg-info", role: "status" },
+    section("Read by", "ticks", read, "read"),
+    section("Delivered to", "ticks", has),
+    section("Waiting for", "clock", waits),
+    read.length + has.length + waits.length === 0 ? h("p", { class: "info-title", text: "No one else is in the group" }) : null);
 }
 
 // place puts the menu under the button (above it when there is no room
