@@ -53,10 +53,10 @@ func (s *Service) QueueGroupDirect(ctx context.Context, to []identity.AccountID,
 }
 
 // QueueGroupFile is QueueGroup for the carriers of a message with an
-// attachment: file, which msg does not read, is handed to
-// Config.OnDeposited with each of them a mailbox takes, so that the
-// attachment can be parked beside it. The tie is kept in memory for a day:
-// a carrier deposited after this node restarts names no file.
+// attachment: file, which msg does not read, is kept with each copy in
+// the outbox (OutboxEntry.File) and handed to Config.OnDeposited with
+// each a mailbox takes, so that the attachment can be parked beside it,
+// after a restart too.
 func (s *Service) QueueGroupFile(ctx context.Context, to []identity.AccountID, file []byte, bodies ...[]byte) error {
 	return s.queueGroup(ctx, to, file, false, bodies)
 }
@@ -152,6 +152,9 @@ func (s *Service) queueGroup(ctx context.Context, to []identity.AccountID, file 
 					ids[acct] = append(ids[acct], id)
 					for _, ps := range lanes[acct] {
 						e := OutboxEntry{ID: id, Peer: string(acct), Dev: ps.dev, Envelope: env, NextAttempt: now, CreatedAt: now}
+						if acct != s.selfID {
+							e.File = file
+						}
 						if err := data.PutOutbox(e); err != nil {
 							return err
 						}
@@ -164,9 +167,6 @@ func (s *Service) queueGroup(ctx context.Context, to []identity.AccountID, file 
 			return fmt.Errorf("group: %w", err)
 		}
 		for _, acct := range batch {
-			if file != nil && acct != s.selfID {
-				s.mbox.attach(ids[acct], file, now)
-			}
 			for _, ps := range lanes[acct] {
 				s.enqueue(ps, false, nil, ids[acct]...)
 			}

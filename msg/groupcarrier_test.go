@@ -206,3 +206,58 @@ func TestGroupCarrierOnNewDevice(t *testing.T) {
 	}
 	check.Until(t, 20*time.Second, "Alice's outbox empty", func() bool { return len(a.outbox()) == 0 })
 }
+
+// TestGroupFileDeposited: a group carrier queued with its attachment
+// (QueueGroupFile) for a member who is away names the attachment when a
+// mailbox takes it (Config.OnDeposited), though the sender's node
+// restarted in between; the member's device finds the carrier there.
+func TestGroupFileDeposited(t *testing.T) {
+	hb := newHub(t)
+	w := newWorld()
+	mbs := func() []peer.AddrInfo { return []peer.AddrInfo{hb.addr} }
+	var mu sync.Mutex
+	var deposited []string
+	a := newNode(t, w, func(c *Config) {
+		c.OnDeposited = func(_ identity.AccountID, _ peer.ID, _ []byte, _ []string, files [][]byte) {
+			mu.Lock()
+			defer mu.Unlock()
+			for _, f := range files {
+				deposited = append(deposited, string(f))
+			}
+		}
+	})
+	var lb groupLog
+	b := newNode(t, w, func(c *Config) { c.OnGroup = lb.apply; c.Mailboxes = mbs; c.MailboxPoll = 100 * time.Millisecond })
+	a.start()
+	b.start()
+	introduce([]*node{a, b})
+	check.Until(t, 20*time.Second, "Bob registered at his mailbox", func() bool { return hb.srv.Stats().Members >= 1 })
+	b.stop()
+	// Bob's record names no mailbox yet: Alice's node keeps the carrier.
+	if err := a.svc.QueueGroupFile(context.Background(), []identity.AccountID{b.id()}, []byte("the file's reference"), []byte("a photo")); err != nil {
+		t.Fatal(err)
+	}
+	a.stop()
+	w.mu.Lock()
+	b.mailboxes = mbs()
+	w.mu.Unlock()
+	a.start()
+	check.Until(t, 60*time.Second, "the carrier at Bob's mailbox, its attachment named", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(deposited) > 0
+	})
+	mu.Lock()
+	got := slices.Clone(deposited)
+	mu.Unlock()
+	if !slices.Equal(got, []string{"the file's reference"}) {
+		t.Fatalf("deposits named %q", got)
+	}
+	a.stop()
+	b.start()
+	tag := string(a.id()[len(a.id())-4:])
+	check.Until(t, 30*time.Second, "the carrier at Bob's device, from the mailbox", func() bool { return len(lb.list()) == 1 })
+	if got := lb.list(); got[0] != tag+":a photo" {
+		t.Fatalf("Bob got %q", got)
+	}
+}

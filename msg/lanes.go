@@ -311,7 +311,7 @@ func handOnCarrier(data *Data, e OutboxEntry, from identity.DeviceID, view []ide
 		} else if !errors.Is(err, store.ErrNotFound) {
 			return nil, err
 		}
-		c := OutboxEntry{ID: e.ID, Peer: e.Peer, Dev: d, Envelope: env, NextAttempt: now, CreatedAt: e.CreatedAt}
+		c := OutboxEntry{ID: e.ID, Peer: e.Peer, Dev: d, Envelope: env, File: e.File, NextAttempt: now, CreatedAt: e.CreatedAt}
 		if err := data.PutOutbox(c); err != nil {
 			return nil, err
 		}

@@ -81,41 +81,6 @@ type mboxState struct {
 	status    map[peer.ID]*MailboxStatus
 	mine      map[peer.ID]bool // this account's mailboxes, as mailboxLoop last saw them
 	kick      chan struct{}
-	// attached ties group carriers queued by QueueGroupFile (by outbox
-	// id) to their attachment, for OnDeposited; in memory only.
-	attached map[string]attachedFile
-}
-
-// attachedFile is an attachment a group carrier names, since when.
-type attachedFile struct {
-	file []byte
-	at   time.Time
-}
-
-// attachedKeep is how long a carrier's attachment is remembered for a
-// deposit; maxAttached caps the entries.
-const (
-	attachedKeep = 24 * time.Hour
-	maxAttached  = 1 << 14
-)
-
-// attach remembers file for the carriers ids.
-func (m *mboxState) attach(ids []string, file []byte, now time.Time) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.attached == nil {
-		m.attached = map[string]attachedFile{}
-	}
-	if len(m.attached)+len(ids) > maxAttached {
-		for id, a := range m.attached {
-			if now.Sub(a.at) > attachedKeep || len(m.attached)+len(ids) > maxAttached {
-				delete(m.attached, id)
-			}
-		}
-	}
-	for _, id := range ids {
-		m.attached[id] = attachedFile{file: file, at: now}
-	}
 }
 
 func (m *mboxState) kickCh() chan struct{} {
@@ -239,7 +204,8 @@ func (s *Service) depositWaiting(ps *peerState) {
 		var boxes [][]byte
 		var boxIDs []string
 		var skip []string
-		carriers := map[string]bool{} // group carriers: deposited, not texts to mark sent
+		carriers := map[string]bool{}     // group carriers: deposited, not texts to mark sent
+		attachment := map[string][]byte{} // a group carrier's (QueueGroupFile)
 		secret, err := s.depositSecret()
 		if err != nil {
 			return
@@ -251,6 +217,9 @@ func (s *Service) depositWaiting(ps *peerState) {
 			}
 			if f.mail {
 				carriers[f.id] = true
+				if f.file != nil {
+					attachment[f.id] = f.file
+				}
 			}
 			b := f.frame
 			if stamp != nil {
@@ -289,20 +258,18 @@ func (s *Service) depositWaiting(ps *peerState) {
 			}
 			var texts []string
 			var attached [][]byte
-			s.mbox.mu.Lock()
 			for i, r := range res {
 				if r == mailbox.StatusOK || r == mailbox.StatusDuplicate {
 					done[boxIDs[i]] = true
 					if !carriers[boxIDs[i]] {
 						texts = append(texts, boxIDs[i])
-					} else if a, ok := s.mbox.attached[boxIDs[i]]; ok {
-						attached = append(attached, a.file)
+					} else if a := attachment[boxIDs[i]]; a != nil {
+						attached = append(attached, a)
 					}
 				} else {
 					lastErr = &mailbox.RefusedError{Status: r}
 				}
 			}
-			s.mbox.mu.Unlock()
 			if len(texts)+len(attached) > 0 && s.cfg.OnDeposited != nil {
 				s.cfg.OnDeposited(ps.id, mb.ID, used, texts, attached)
 			}

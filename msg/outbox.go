@@ -659,6 +659,7 @@ type sealedFrame struct {
 	receipt bool
 	mail    bool   // a control frame that goes to mailboxes too: a group carrier
 	seq     uint64 // text messages sealed when queued: the Seq sealed in
+	file    []byte // a group carrier's attachment (OutboxEntry.File)
 }
 
 // seal returns the Deliver frames for ids, encrypting those not yet sealed
@@ -799,7 +800,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			if err != nil {
 				return nil, nil, fmt.Errorf("seal: stored envelope %s: %w", it.id, err)
 			}
-			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt, mail: it.group && !it.direct})
+			frames = append(frames, sealedFrame{id: it.id, frame: f, receipt: d.kind == kindReceipt, mail: it.group && !it.direct, file: it.entry.File})
 			if it.text == nil && d.kind != kindReceipt {
 				sent = append(sent, it.id)
 			}
@@ -853,7 +854,7 @@ func (s *Service) seal(ps *peerState, ids []string) (frames []sealedFrame, sent 
 			e.Envelope, e.Content = env, keep
 			writes = append(writes, e)
 		}
-		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt, mail: it.group && !it.direct})
+		frames = append(frames, sealedFrame{id: it.id, frame: fb, receipt: kind == kindReceipt, mail: it.group && !it.direct, file: it.entry.File})
 	}
 	if advanced || len(drop) > 0 {
 		var state []byte

@@ -136,7 +136,11 @@ type OutboxEntry struct {
 	// Content is a sealed group carrier's content (0x03's, 0x05's: the
 	// unsealed envelope without its tag), kept so that it can be sealed
 	// again for a device that replaces Dev in its account's record.
-	Content     []byte
+	Content []byte
+	// File is a group carrier's attachment reference (QueueGroupFile),
+	// opaque to msg: Config.OnDeposited names it when a mailbox takes the
+	// carrier.
+	File        []byte
 	Attempts    int
 	NextAttempt time.Time
 	CreatedAt   time.Time

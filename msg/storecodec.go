@@ -52,6 +52,8 @@ import (
 //	field 8  content       bytes   ≤ maxBodySize + 64 KiB: a sealed group carrier's
 //	                               content, kept so that it can be sealed again for
 //	                               the device that replaces this one (lanes.go)
+//	field 9  file          bytes   ≤ maxBodySize + 64 KiB: a group carrier's attachment
+//	                               reference (QueueGroupFile)
 //
 //	Conversation
 //	field 1  peer      bytes   ≤ maxIDLen
@@ -218,8 +220,8 @@ func unmarshalMessage(b []byte) (Message, error) {
 }
 
 func marshalOutbox(e *OutboxEntry) ([]byte, error) {
-	if len(e.Envelope) > maxEnvelopeLen || len(e.Content) > maxEnvelopeLen {
-		return nil, fmt.Errorf("%w: outbox envelope of %d bytes (content %d) exceeds %d", store.ErrInvalid, len(e.Envelope), len(e.Content), maxEnvelopeLen)
+	if len(e.Envelope) > maxEnvelopeLen || len(e.Content) > maxEnvelopeLen || len(e.File) > maxEnvelopeLen {
+		return nil, fmt.Errorf("%w: outbox envelope of %d bytes (content %d, file %d) exceeds %d", store.ErrInvalid, len(e.Envelope), len(e.Content), len(e.File), maxEnvelopeLen)
 	}
 	if err := checkNanos("next attempt", e.NextAttempt); err != nil {
 		return nil, err
@@ -230,7 +232,7 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	if e.Attempts < 0 || e.Attempts > math.MaxInt32 {
 		return nil, fmt.Errorf("%w: outbox attempts %d", store.ErrInvalid, e.Attempts)
 	}
-	w := wire.Encoder{B: make([]byte, 0, 48+len(e.ID)+len(e.Peer)+len(e.Envelope)+len(e.Content))}
+	w := wire.Encoder{B: make([]byte, 0, 56+len(e.ID)+len(e.Peer)+len(e.Envelope)+len(e.Content)+len(e.File))}
 	w.String(1, e.ID)
 	w.String(2, e.Peer)
 	w.Bytes(3, e.Envelope)
@@ -242,6 +244,9 @@ func marshalOutbox(e *OutboxEntry) ([]byte, error) {
 	}
 	if len(e.Content) > 0 {
 		w.Bytes(8, e.Content)
+	}
+	if len(e.File) > 0 {
+		w.Bytes(9, e.File)
 	}
 	return w.B, nil
 }
@@ -263,6 +268,7 @@ func unmarshalOutbox(b []byte) (OutboxEntry, error) {
 		}
 	}
 	e.Content = d.Bytes(8, 1, maxEnvelopeLen)
+	e.File = d.Bytes(9, 1, maxEnvelopeLen)
 	if err := d.End(); err != nil {
 		return OutboxEntry{}, err
 	}

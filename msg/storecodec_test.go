@@ -27,10 +27,11 @@ var (
 	goldenDevOutbox = OutboxEntry{ID: "m1", Peer: "p", Dev: identity.DeviceID{1, 2, 3, 4, 5, 6, 7, 8},
 		NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
 	goldenDevOutboxHex = "0a026d31120170288001300" + "03a080102030405060708"
-	// A group carrier sealed for one device, its content kept: field 8.
+	// A group carrier sealed for one device, its content kept (field 8),
+	// with an attachment (field 9).
 	goldenCarrierOutbox = OutboxEntry{ID: "m1", Peer: "p", Dev: identity.DeviceID{1, 2, 3, 4, 5, 6, 7, 8},
-		Envelope: []byte{envGroupSealed, 9}, Content: []byte{8, 1}, NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
-	goldenCarrierOutboxHex = "0a026d31120170" + "1a020409" + "2880013000" + "3a080102030405060708" + "42020801"
+		Envelope: []byte{envGroupSealed, 9}, Content: []byte{8, 1}, File: []byte{7}, NextAttempt: time.Unix(0, 64), CreatedAt: time.Unix(0, 0)}
+	goldenCarrierOutboxHex = "0a026d31120170" + "1a020409" + "2880013000" + "3a080102030405060708" + "42020801" + "4a0107"
 
 	goldenConv    = Conversation{Peer: "p", NextSeq: 4, LastAt: time.Unix(0, -1), Unread: 2, Request: true}
 	goldenConvHex = "0a01701004180120042801"
@@ -91,7 +92,7 @@ func sameConv(a, b Conversation) bool {
 }
 
 func sameOutbox(a, b OutboxEntry) bool {
-	return a.ID == b.ID && a.Peer == b.Peer && a.Dev == b.Dev && bytes.Equal(a.Envelope, b.Envelope) && bytes.Equal(a.Content, b.Content) && a.Attempts == b.Attempts &&
+	return a.ID == b.ID && a.Peer == b.Peer && a.Dev == b.Dev && bytes.Equal(a.Envelope, b.Envelope) && bytes.Equal(a.Content, b.Content) && bytes.Equal(a.File, b.File) && a.Attempts == b.Attempts &&
 		a.NextAttempt.Equal(b.NextAttempt) && a.CreatedAt.Equal(b.CreatedAt) && a.CreatedAt.IsZero() == b.CreatedAt.IsZero()
 }
 

@@ -39,8 +39,8 @@ import (
 // cut short. A recipient's device that can't reach any of the sender's
 // devices fetches the file from its own mailboxes instead. A group
 // message's attachment is parked likewise with its carrier for each member
-// that can't be reached (msg.QueueGroupFile), while the sender's node runs:
-// one restarted before the carrier was deposited does not park it.
+// that can't be reached (msg.QueueGroupFile keeps the tie in the outbox,
+// so a restart before the deposit changes nothing).
 
 // The limits of Config.FileLimit.
 const (
