@@ -94,6 +94,7 @@ func (s *Service) receiptLocked(d data, from identity.AccountID, c carrier, even
 		return nil
 	}
 	who := from.Hash()[:8]
+	var ix memberIndex // made for the first message the receipt changes
 	for ids := c.ids; len(ids) > 0; ids = ids[16:] {
 		m, ok, err := d.message(c.group, [16]byte(ids[:16]))
 		if err != nil {
@@ -116,28 +117,50 @@ func (s *Service) receiptLocked(d data, from identity.AccountID, c carrier, even
 			return err
 		}
 		msg := m.message(c.group)
-		m.name(l.State(), &msg)
+		if ix == nil {
+			ix = indexMembers(l.State())
+		}
+		m.name(ix, &msg)
 		*events = append(*events, Event{Kind: EventMessage, Group: c.group, Message: &msg, Updated: true})
 	}
 	return nil
 }
 
-// name fills in out's DeliveredTo and ReadByMembers: the members of st
-// that m's receipts name (none for a message this account did not send).
-func (m *stored) name(st *group.State, out *Message) {
-	if st == nil || !m.out || len(m.delivered) == 0 {
-		return
+// memberIndex finds a member account by the first 8 bytes of its hash,
+// as receipts name them.
+type memberIndex map[[8]byte]identity.AccountID
+
+// indexMembers indexes st's members (nil: none).
+func indexMembers(st *group.State) memberIndex {
+	if st == nil {
+		return nil
 	}
+	ix := make(memberIndex, st.Len())
 	for _, mem := range st.Members() {
 		a := mem.Account.ID()
-		who := a.Hash()[:8]
-		if hasPrefix8(m.delivered, who) {
-			out.DeliveredTo = append(out.DeliveredTo, a)
-		}
-		if hasPrefix8(m.readBy, who) {
-			out.ReadByMembers = append(out.ReadByMembers, a)
+		ix[[8]byte(a.Hash())] = a
+	}
+	return ix
+}
+
+// name fills in out's DeliveredTo and ReadByMembers, in the order their
+// receipts came: the members of ix that m's receipts name (none for a
+// message this account did not send).
+func (m *stored) name(ix memberIndex, out *Message) {
+	if m.out {
+		out.DeliveredTo, out.ReadByMembers = ix.named(m.delivered), ix.named(m.readBy)
+	}
+}
+
+// named returns the members the 8-byte entries of set name.
+func (ix memberIndex) named(set []byte) []identity.AccountID {
+	var out []identity.AccountID
+	for ; len(set) >= 8; set = set[8:] {
+		if a, ok := ix[[8]byte(set)]; ok {
+			out = append(out, a)
 		}
 	}
+	return out
 }
 
 // hasPrefix8 reports whether the 8-byte entries of set hold who.

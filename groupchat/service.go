@@ -949,10 +949,11 @@ func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, str
 		if err != nil {
 			return err
 		}
+		ix := indexMembers(st)
 		var last []byte
 		err = d.messages(g, before, limit, func(k []byte, m stored) bool {
 			msg := m.message(g)
-			m.name(st, &msg)
+			m.name(ix, &msg)
 			out = append(out, msg)
 			last = append(last[:0], k...)
 			return true
@@ -985,7 +986,7 @@ func (s *Service) Message(g group.ID, id string) (Message, error) {
 		}
 		st, err := s.stateOf(d, g)
 		out = m.message(g)
-		m.name(st, &out)
+		m.name(indexMembers(st), &out)
 		return err
 	})
 	return out, err
