@@ -61,20 +61,19 @@ func ExportBackup(tx *store.Tx, messages bool, fn func(kind byte, body []byte) e
 		if !messages {
 			continue
 		}
-		var ferr error
-		err = d.sp.Scan(key(pfxMsg, kg.g[:]), nil, false, func(_ []byte, val func() ([]byte, error)) (bool, error) {
+		// Each as the restore will check it: a damaged one fails the
+		// backup here, not its restore.
+		err = d.sp.Scan(key(pfxMsg, kg.g[:]), nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 			b, err := val()
 			if err != nil {
 				return false, err
 			}
-			if ferr = fn(store.PortableGroupMessage, groupItem(kg.g, b)); ferr != nil {
-				return false, nil
+			m, err := unmarshalStored(b)
+			if err != nil {
+				return false, store.Corrupt(k, err)
 			}
-			return true, nil
+			return true, fn(store.PortableGroupMessage, groupItem(kg.g, m.marshal()))
 		})
-		if err == nil {
-			err = ferr
-		}
 		if err != nil {
 			return err
 		}
