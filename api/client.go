@@ -379,6 +379,13 @@ func (c *Client) Act(ctx context.Context, name, id, action string, req ActionReq
 	return v, c.do(ctx, http.MethodPost, "/api/v1/conversations/"+url.PathEscape(name)+"/messages/"+url.PathEscape(id)+"/"+url.PathEscape(action), req, &v)
 }
 
+// MessageInfo says who has, and who read, message id of the group name,
+// one this account sent.
+func (c *Client) MessageInfo(ctx context.Context, name, id string) (MessageInfo, error) {
+	var v MessageInfo
+	return v, c.do(ctx, http.MethodGet, "/api/v1/conversations/"+url.PathEscape(name)+"/messages/"+url.PathEscape(id)+"/info", nil, &v)
+}
+
 // Conversations lists conversations, most recent first.
 func (c *Client) Conversations(ctx context.Context) ([]Conversation, error) {
 	var v []Conversation

@@ -23,6 +23,7 @@
 //	POST   /messages                       SendRequest -> Message (returns once durable in the outbox)
 //	POST   /conversations/{name}/timer     TimerRequest -> Message (the timer change)
 //	POST   /conversations/{name}/messages/{id}/{react|edit|delete}  ActionRequest -> Message (as it is now)
+//	GET    /conversations/{id}/messages/{id}/info  -> MessageInfo (a group message this account sent)
 //	POST   /files                          multipart: to, caption, duration_ms, thumb, file (last) -> Message (api/files.go)
 //	GET    /files/{peer}/{id}, /files/{id} an attachment's bytes (CodeUnavailable while it is fetched)
 //	GET    /conversations                  []Conversation
@@ -113,6 +114,9 @@ type Backend interface {
 	// (delete) message id of the conversation with name, and returns it
 	// as it is now.
 	Act(ctx context.Context, name, id, action string, req ActionRequest) (Message, error)
+	// MessageInfo says who has, and who read, message id of the group
+	// name, one this account sent.
+	MessageInfo(ctx context.Context, name, id string) (MessageInfo, error)
 	// SendFile sends a file (its Body read to the end) with a caption.
 	SendFile(ctx context.Context, up FileUpload) (Message, error)
 	// File returns a message's attachment and a function that writes its
@@ -341,6 +345,9 @@ func (s *Server) handler() http.Handler {
 		default:
 			return nil, Errorf(CodeNotFound, "the actions are react, edit and delete", "no action %q", a)
 		}
+	}))
+	mux.HandleFunc("GET /api/v1/conversations/{name}/messages/{id}/info", j(func(r *http.Request) (any, error) {
+		return b.MessageInfo(r.Context(), r.PathValue("name"), r.PathValue("id"))
 	}))
 	mux.HandleFunc("POST /api/v1/files", s.uploadFile)
 	mux.HandleFunc("GET /api/v1/files/{id}", s.getFile)

@@ -64,6 +64,10 @@ func (f *fakeBackend) SetTimer(_ context.Context, name string, seconds int64) (M
 func (f *fakeBackend) Reply(_ context.Context, to, text, replyTo string) (Message, error) {
 	return Message{ID: "m3", To: to, Text: text, ReplyTo: replyTo, State: "queued", Direction: "out"}, nil
 }
+func (f *fakeBackend) MessageInfo(_ context.Context, name, id string) (MessageInfo, error) {
+	return MessageInfo{}, Errorf(CodeNotFound, "", "no message %s", id)
+}
+
 func (f *fakeBackend) Act(_ context.Context, name, id, action string, req ActionRequest) (Message, error) {
 	if id != "m1" {
 		return Message{}, Errorf(CodeNotFound, "", "no message %s", id)

@@ -290,11 +290,19 @@ type Message struct {
 	// TimerSet is set on the message that changed the conversation's
 	// disappearing-message timer: the new timer in seconds (0: off).
 	TimerSet *int64 `json:"timer_set,omitempty"`
-	// DeliveredTo and ReadBy are, for a group message this account
-	// sent, the members (account ids) that have it, read or not, and
-	// those that read it.
-	DeliveredTo []string `json:"delivered_to,omitempty"`
-	ReadBy      []string `json:"read_by,omitempty"`
+}
+
+// MessageInfo is who has a group message this account sent
+// (GET /api/v1/conversations/{id}/messages/{message}/info): of the other
+// members when it was sent (Recipients), the accounts still members that
+// have it, read or not, and those that read it, in the order they said
+// so. Asked for one message at a time: in a group of a thousand, the
+// lists of every message on a page would be megabytes.
+type MessageInfo struct {
+	ID          string   `json:"id"`
+	Recipients  int      `json:"recipients"`
+	DeliveredTo []string `json:"delivered_to"`
+	ReadBy      []string `json:"read_by"`
 }
 
 // TimerRequest is the body of POST /api/v1/conversations/{name}/timer.

@@ -94,7 +94,6 @@ func (s *Service) receiptLocked(d data, from identity.AccountID, c carrier, even
 		return nil
 	}
 	who := from.Hash()[:8]
-	var ix memberIndex // made for the first message the receipt changes
 	for ids := c.ids; len(ids) > 0; ids = ids[16:] {
 		m, ok, err := d.message(c.group, [16]byte(ids[:16]))
 		if err != nil {
@@ -117,10 +116,6 @@ func (s *Service) receiptLocked(d data, from identity.AccountID, c carrier, even
 			return err
 		}
 		msg := m.message(c.group)
-		if ix == nil {
-			ix = indexMembers(l.State())
-		}
-		m.name(ix, &msg)
 		*events = append(*events, Event{Kind: EventMessage, Group: c.group, Message: &msg, Updated: true})
 	}
 	return nil

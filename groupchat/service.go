@@ -127,7 +127,8 @@ type Message struct {
 	// was sent, and how many of them have it and read it (receipts.go).
 	Recipients, Delivered, ReadBy int
 	// Of those, the ones still members, by name: who has it (read or
-	// not) and who read it. (Messages and Message fill them in.)
+	// not) and who read it, in the order they said so. Only Message
+	// fills them in: in a large group they are long.
 	DeliveredTo, ReadByMembers []identity.AccountID
 }
 
@@ -945,16 +946,9 @@ func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, str
 			}
 			return err
 		}
-		st, err := s.stateOf(d, g)
-		if err != nil {
-			return err
-		}
-		ix := indexMembers(st)
 		var last []byte
-		err = d.messages(g, before, limit, func(k []byte, m stored) bool {
-			msg := m.message(g)
-			m.name(ix, &msg)
-			out = append(out, msg)
+		err := d.messages(g, before, limit, func(k []byte, m stored) bool {
+			out = append(out, m.message(g))
 			last = append(last[:0], k...)
 			return true
 		})

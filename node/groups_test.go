@@ -385,17 +385,20 @@ func TestGroupActions(t *testing.T) {
 		am, bm := byID(alice)[q.ID], byID(bob)[r.ID]
 		return am.State == "read" && (bm.State == "delivered" || bm.State == "read")
 	})
-	// Who, by name, through the API.
+	// Who, by name, through the API: for its sender only.
 	bc := []string{bob.Account().String(), carol.Account().String()}
 	slices.Sort(bc)
-	am := byID(alice)[q.ID]
-	slices.Sort(am.DeliveredTo)
-	slices.Sort(am.ReadBy)
-	if !slices.Equal(am.DeliveredTo, bc) || !slices.Equal(am.ReadBy, bc) {
-		t.Fatalf("Alice's message delivered to %q and read by %q; want Bob and Carol both", am.DeliveredTo, am.ReadBy)
+	info, err := alice.Client.MessageInfo(ctx, g.ID, q.ID)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if bm := byID(bob)[q.ID]; bm.DeliveredTo != nil || bm.ReadBy != nil {
-		t.Fatalf("Bob's copy of Alice's message names who read it: %+v", bm)
+	slices.Sort(info.DeliveredTo)
+	slices.Sort(info.ReadBy)
+	if info.Recipients != 2 || !slices.Equal(info.DeliveredTo, bc) || !slices.Equal(info.ReadBy, bc) {
+		t.Fatalf("Alice's message info: %+v; want delivered to and read by Bob and Carol", info)
+	}
+	if _, err := bob.Client.MessageInfo(ctx, g.ID, q.ID); !api.IsCode(err, api.CodeNotFound) {
+		t.Fatalf("Bob asks who read Alice's message: %v, want %s", err, api.CodeNotFound)
 	}
 }
 

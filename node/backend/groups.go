@@ -220,12 +220,7 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 		case m.Recipients > 0 && m.Delivered >= m.Recipients:
 			out.State = "delivered"
 		}
-		for _, a := range m.DeliveredTo {
-			out.DeliveredTo = append(out.DeliveredTo, string(a))
-		}
-		for _, a := range m.ReadByMembers {
-			out.ReadBy = append(out.ReadBy, string(a))
-		}
+
 	} else {
 		out.FromName = s.memberName(m.From)
 	}
@@ -244,6 +239,33 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 		}
 	}
 	return out
+}
+
+// MessageInfo implements api.Backend.
+func (s *Service) MessageInfo(ctx context.Context, name, id string) (_ api.MessageInfo, err error) {
+	defer mapError(&err)
+	g, ok, err := s.findGroup(name)
+	if err != nil {
+		return api.MessageInfo{}, err
+	}
+	if !ok {
+		return api.MessageInfo{}, api.Errorf(api.CodeNotFound, "one to one, the ticks say it: ✓✓ delivered, blue read", "who read a message is told for your own messages in a group")
+	}
+	m, err := s.groups.Message(g, id)
+	if err != nil {
+		return api.MessageInfo{}, err
+	}
+	if !m.Out {
+		return api.MessageInfo{}, api.Errorf(api.CodeNotFound, "", "message %s is not yours: who read it is told to its sender", id)
+	}
+	out := api.MessageInfo{ID: m.ID, Recipients: m.Recipients, DeliveredTo: []string{}, ReadBy: []string{}}
+	for _, a := range m.DeliveredTo {
+		out.DeliveredTo = append(out.DeliveredTo, string(a))
+	}
+	for _, a := range m.ReadByMembers {
+		out.ReadBy = append(out.ReadBy, string(a))
+	}
+	return out, nil
 }
 
 // GroupEvent tells the API's subscribers about a change of the group

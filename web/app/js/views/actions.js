@@ -11,7 +11,8 @@
 // the quote and the reactions name members as the group's bubbles do
 // (store.senderName), this account "You". On your own group message the
 // menu has Info too: who read it, who has it, and who it still waits for
-// (the message's read_by and delivered_to, against the members now).
+// (GET /conversations/{peer}/messages/{id}/info, against the members
+// now).
 //
 // The API (all answer the updated message):
 //   POST /conversations/{peer}/messages/{id}/react  {emoji}  ("" removes yours)
@@ -214,10 +215,18 @@ export function openMenu(anchor, m, peer, act) {
       on: { click: () => { close(true); act.react(m, e === current ? "" : e); } },
     })));
   // Info stays in the menu: its list takes the items' place.
-  const showInfo = () => {
-    box.replaceChildren(infoOf(m, peer));
-    place(el, anchor, m.direction);
+  const showInfo = async () => {
+    box.replaceChildren(h("p", { class: "info-title", text: "Asking your node…" }));
     el.focus();
+    let body;
+    try {
+      body = infoOf(await api.get(`/conversations/${api.seg(peer)}/messages/${api.seg(m.id)}/info`), peer);
+    } catch (err) {
+      body = h("p", { class: "info-title", text: err.message });
+    }
+    if (!el.isConnected) return; // closed meanwhile
+    box.replaceChildren(body);
+    place(el, anchor, m.direction);
   };
   const items = [
     item("", "reply", "Reply", () => act.reply(m), false),
@@ -275,13 +284,13 @@ export function openMenu(anchor, m, peer, act) {
   (el.querySelector(".react-btn.chosen") || el.querySelector(".react-btn")).focus({ preventScroll: true });
 }
 
-/** infoOf lists who read m (this account's group message), who has it
- * and who it waits for: each a heading and names, as the group's bubbles
- * name members. */
-function infoOf(m, peer) {
+/** infoOf lists who read a message of this account in the group peer,
+ * who has it and who it waits for (info: the node's answer): each a
+ * heading and names, as the group's bubbles name members. */
+function infoOf(info, peer) {
   const g = store.groupOf(peer);
-  const read = m.read_by || [];
-  const has = (m.delivered_to || []).filter((a) => !read.includes(a));
+  const read = info.read_by || [];
+  const has = (info.delivered_to || []).filter((a) => !read.includes(a));
   const waits = ((g && g.members) || []).map((mb) => mb.account).filter((a) => a !== me() && !read.includes(a) && !has.includes(a));
   const section = (title, ic, accounts, cls = "") => accounts.length === 0 ? null : h("div", { class: "info-section " + cls },
     h("h3", { class: "info-title" }, icon(ic), h("span", { text: title })),

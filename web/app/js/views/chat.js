@@ -360,7 +360,7 @@ export function thread(peer, { readOnly, group = false, hooks = {} }) {
     const m = x.m;
     const was = look(m);
     if (store.later(m.state, nm.state)) setState(x, nm.state);
-    for (const k of ["text", "edited", "deleted", "reactions", "quote", "reply_to", "expires_at", "delivered_to", "read_by"]) m[k] = nm[k];
+    for (const k of ["text", "edited", "deleted", "reactions", "quote", "reply_to", "expires_at"]) m[k] = nm[k];
     if (nm.from_name) m.from_name = nm.from_name;
     if (nm.file) { m.file = nm.file; if (x.view) x.view.update(nm.file); }
     else if (nm.deleted) delete m.file;
