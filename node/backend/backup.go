@@ -24,8 +24,9 @@ var backups sync.Mutex
 // settings, community nodes) and the groups it is in
 // (groupchat.ExportBackup) sealed in a backup file (devices.BackupWriter)
 // under the request's passphrase; with req.Messages every conversation
-// and message too (msg.ExportHistory), the groups' included. Never a device key: a restore is a
-// new device of the account (docs/DEVICES.md §5).
+// and message too (msg.ExportHistory), the groups' included. Never a
+// device key: a restore is a new device of the account (docs/DEVICES.md
+// §5).
 func (s *Service) Backup(ctx context.Context, req api.BackupRequest) (_ *api.Download, err error) {
 	defer mapError(&err)
 	if n := utf8.RuneCountInString(req.Passphrase); n < api.MinBackupPassphrase {
