@@ -127,8 +127,8 @@ type Message struct {
 	// was sent, and how many of them have it and read it (receipts.go).
 	Recipients, Delivered, ReadBy int
 	// Of those, the ones still members, by name: who has it (read or
-	// not) and who read it, in the order they said so. Only Message
-	// fills them in: in a large group they are long.
+	// not) and who read it, in the order they said so. Only
+	// MessageReceipts fills them in: in a large group they are long.
 	DeliveredTo, ReadByMembers []identity.AccountID
 }
 
@@ -964,6 +964,16 @@ func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, str
 // Message returns message id of g (ErrNotFound when g or it is not
 // here).
 func (s *Service) Message(g group.ID, id string) (Message, error) {
+	return s.message(g, id, false)
+}
+
+// MessageReceipts is Message with DeliveredTo and ReadByMembers filled
+// in: the members that have it and read it, by name.
+func (s *Service) MessageReceipts(g group.ID, id string) (Message, error) {
+	return s.message(g, id, true)
+}
+
+func (s *Service) message(g group.ID, id string, named bool) (Message, error) {
 	mid, err := parseMessageID(id)
 	if err != nil {
 		return Message{}, fmt.Errorf("%w: no message %q", ErrNotFound, id)
@@ -978,8 +988,11 @@ func (s *Service) Message(g group.ID, id string) (Message, error) {
 		if err != nil {
 			return err
 		}
-		st, err := s.stateOf(d, g)
 		out = m.message(g)
+		if !named {
+			return nil
+		}
+		st, err := s.stateOf(d, g)
 		m.name(indexMembers(st), &out)
 		return err
 	})

@@ -32,6 +32,7 @@ type Groups interface {
 	Act(ctx context.Context, g group.ID, a groupchat.Action, text []byte) (groupchat.Message, error)
 	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
 	Message(g group.ID, id string) (groupchat.Message, error)
+	MessageReceipts(g group.ID, id string) (groupchat.Message, error)
 	MarkRead(g group.ID) error
 	// IsMember reports whether acct is a member of a group this account
 	// joined: no stranger then (the node's message policy).
@@ -251,7 +252,7 @@ func (s *Service) MessageInfo(ctx context.Context, name, id string) (_ api.Messa
 	if !ok {
 		return api.MessageInfo{}, api.Errorf(api.CodeNotFound, "one to one, the ticks say it: ✓✓ delivered, blue read", "who read a message is told for your own messages in a group")
 	}
-	m, err := s.groups.Message(g, id)
+	m, err := s.groups.MessageReceipts(g, id)
 	if err != nil {
 		return api.MessageInfo{}, err
 	}
