@@ -221,7 +221,6 @@ func (s *Service) toAPIGroupMessage(m groupchat.Message, groupName string) api.M
 		case m.Recipients > 0 && m.Delivered >= m.Recipients:
 			out.State = "delivered"
 		}
-
 	} else {
 		out.FromName = s.memberName(m.From)
 	}

@@ -232,7 +232,7 @@ export function openMenu(anchor, m, peer, act) {
     item("", "reply", "Reply", () => act.reply(m), false),
     m.text ? item("", "copy", "Copy", () => act.copy(m)) : null,
     canEdit(m) ? item("", "pencil", "Edit", () => act.edit(m), false) : null,
-    store.isGroup(peer) && m.direction === "out" ? h("button", { type: "button", class: "menu-item", on: { click: showInfo } }, icon("info"), h("span", { text: "Info" })) : null,
+    store.isGroup(peer) && m.direction === "out" && real(m) ? h("button", { type: "button", class: "menu-item", on: { click: showInfo } }, icon("info"), h("span", { text: "Info" })) : null,
     canDelete(m) ? item("danger", "trash", "Delete for everyone", () => act.remove(m)) : null,
   ];
   const box = h("div", { class: "menu-items" }, items);
