@@ -29,21 +29,14 @@ import (
 // record; with messages, its messages too.
 func ExportBackup(tx *store.Tx, messages bool, fn func(kind byte, body []byte) error) error {
 	d := in(tx)
-	type kept struct {
-		g group.ID
-		r rec
-	}
-	var groups []kept
-	err := d.recs(func(g group.ID, r rec, err error) error {
-		if err == nil && (r.status == Joined || r.status == Invited) {
-			groups = append(groups, kept{g, r})
-		}
-		return err
-	})
+	all, err := d.recs(func(err error) error { return err })
 	if err != nil {
 		return err
 	}
-	for _, kg := range groups {
+	for _, kg := range all {
+		if kg.r.status != Joined && kg.r.status != Invited {
+			continue
+		}
 		ops, err := d.ops(kg.g)
 		if err != nil {
 			return err
@@ -156,13 +149,13 @@ func ImportBackup(tx *store.Tx, kind byte, body []byte) error {
 // is store.ErrInvalid.
 func FinishImport(tx *store.Tx, self identity.AccountPub) error {
 	d := in(tx)
-	groups := map[group.ID]bool{}
-	err := d.recs(func(g group.ID, _ rec, err error) error {
-		groups[g] = true
-		return err
-	})
+	all, err := d.recs(func(err error) error { return err })
 	if err != nil {
 		return err
+	}
+	groups := map[group.ID]bool{}
+	for _, gr := range all {
+		groups[gr.g] = true
 	}
 	for g := range groups {
 		ops, err := d.ops(g)

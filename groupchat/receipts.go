@@ -125,26 +125,14 @@ func (s *Service) receiptLocked(d data, from identity.AccountID, c carrier, even
 // as receipts name them.
 type memberIndex map[[8]byte]identity.AccountID
 
-// indexMembers indexes st's members (nil: none).
+// indexMembers indexes st's members.
 func indexMembers(st *group.State) memberIndex {
-	if st == nil {
-		return nil
-	}
 	ix := make(memberIndex, st.Len())
 	for _, mem := range st.Members() {
 		a := mem.Account.ID()
 		ix[[8]byte(a.Hash())] = a
 	}
 	return ix
-}
-
-// name fills in out's DeliveredTo and ReadByMembers, in the order their
-// receipts came: the members of ix that m's receipts name (none for a
-// message this account did not send).
-func (m *stored) name(ix memberIndex, out *Message) {
-	if m.out {
-		out.DeliveredTo, out.ReadByMembers = ix.named(m.delivered), ix.named(m.readBy)
-	}
 }
 
 // named returns the members the 8-byte entries of set name.

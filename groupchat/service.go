@@ -126,10 +126,6 @@ type Message struct {
 	// Of a message this account sent: the other member accounts when it
 	// was sent, and how many of them have it and read it (receipts.go).
 	Recipients, Delivered, ReadBy int
-	// Of those, the ones still members, by name: who has it (read or
-	// not) and who read it, in the order they said so. Only
-	// MessageReceipts fills them in: in a large group they are long.
-	DeliveredTo, ReadByMembers []identity.AccountID
 }
 
 // Info is a group as this account sees it.
@@ -278,20 +274,17 @@ func (s *Service) countMembers() error {
 	s.members = map[identity.AccountID]int{}
 	return s.cfg.DB.View(func(tx *store.Tx) error {
 		d := in(tx)
-		var joined []group.ID
-		err := d.recs(func(g group.ID, r rec, err error) error {
-			if err == nil && r.status == Joined {
-				joined = append(joined, g)
-			}
-			return nil
-		})
+		all, err := d.recs(func(error) error { return nil })
 		if err != nil {
 			return err
 		}
-		for _, g := range joined {
-			l, err := s.loadLocked(d, g)
+		for _, gr := range all {
+			if gr.r.status != Joined {
+				continue
+			}
+			l, err := s.loadLocked(d, gr.g)
 			if err != nil {
-				s.log.Warn("a group's log does not load", "group", g, "err", err)
+				s.log.Warn("a group's log does not load", "group", gr.g, "err", err)
 				continue
 			}
 			s.addMembersLocked(l.State(), 1)
@@ -383,17 +376,8 @@ func (s *Service) Groups() ([]Info, error) {
 	var out []Info
 	err := s.cfg.DB.View(func(tx *store.Tx) error {
 		d := in(tx)
-		type one struct {
-			g group.ID
-			r rec
-		}
-		var all []one
-		err := d.recs(func(g group.ID, r rec, err error) error {
-			if err != nil {
-				s.log.Warn("a damaged group record is passed over", "err", err)
-				return nil
-			}
-			all = append(all, one{g, r})
+		all, err := d.recs(func(err error) error {
+			s.log.Warn("a damaged group record is passed over", "err", err)
 			return nil
 		})
 		if err != nil {
@@ -964,21 +948,22 @@ func (s *Service) Messages(g group.ID, cursor string, limit int) ([]Message, str
 // Message returns message id of g (ErrNotFound when g or it is not
 // here).
 func (s *Service) Message(g group.ID, id string) (Message, error) {
-	return s.message(g, id, false)
+	m, _, _, err := s.message(g, id, false)
+	return m, err
 }
 
-// MessageReceipts is Message with DeliveredTo and ReadByMembers filled
-// in: the members that have it and read it, by name.
-func (s *Service) MessageReceipts(g group.ID, id string) (Message, error) {
+// MessageReceipts is Message, and of a message this account sent, the
+// members still in g that have it (read or not) and that read it, in the
+// order they said so (none for another's message).
+func (s *Service) MessageReceipts(g group.ID, id string) (m Message, deliveredTo, readBy []identity.AccountID, err error) {
 	return s.message(g, id, true)
 }
 
-func (s *Service) message(g group.ID, id string, named bool) (Message, error) {
+func (s *Service) message(g group.ID, id string, named bool) (out Message, deliveredTo, readBy []identity.AccountID, err error) {
 	mid, err := parseMessageID(id)
 	if err != nil {
-		return Message{}, fmt.Errorf("%w: no message %q", ErrNotFound, id)
+		return Message{}, nil, nil, fmt.Errorf("%w: no message %q", ErrNotFound, id)
 	}
-	var out Message
 	err = s.cfg.DB.View(func(tx *store.Tx) error {
 		d := in(tx)
 		m, ok, err := d.message(g, mid)
@@ -989,25 +974,20 @@ func (s *Service) message(g group.ID, id string, named bool) (Message, error) {
 			return err
 		}
 		out = m.message(g)
-		if !named {
+		if !named || !m.out {
 			return nil
 		}
-		st, err := s.stateOf(d, g)
-		m.name(indexMembers(st), &out)
-		return err
+		s.mu.Lock()
+		l, err := s.loadLocked(d, g)
+		s.mu.Unlock()
+		if err != nil || l == nil {
+			return err
+		}
+		ix := indexMembers(l.State())
+		deliveredTo, readBy = ix.named(m.delivered), ix.named(m.readBy)
+		return nil
 	})
-	return out, err
-}
-
-// stateOf is g's member list now.
-func (s *Service) stateOf(d data, g group.ID) (*group.State, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	l, err := s.loadLocked(d, g)
-	if err != nil || l == nil {
-		return nil, err
-	}
-	return l.State(), nil
+	return out, deliveredTo, readBy, err
 }
 
 // MarkRead marks every message of g read.

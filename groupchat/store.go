@@ -352,11 +352,19 @@ func get[T any](d data, k []byte, dec func([]byte) (T, error)) (T, bool, error) 
 
 func (d data) rec(g group.ID) (rec, bool, error) { return get(d, key(pfxRec, g[:]), unmarshalRec) }
 
-// recs calls fn with every group's record; a damaged one with its error
-// (store.Corrupt), for fn to pass over or return. An error fn returns
-// stops it.
-func (d data) recs(fn func(g group.ID, r rec, err error) error) error {
-	return d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+func (d data) putRec(g group.ID, r rec) error { return d.sp.Set(key(pfxRec, g[:]), r.marshal()) }
+
+// groupRec is a group's id and its record.
+type groupRec struct {
+	g group.ID
+	r rec
+}
+
+// recs returns every group's record. A damaged one is handed to damaged
+// (its error a store.Corrupt): nil passes over it, an error stops there.
+func (d data) recs(damaged func(error) error) ([]groupRec, error) {
+	var out []groupRec
+	err := d.sp.Scan(pfxRec, nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 		b, err := val()
 		if err != nil {
 			return false, err
@@ -367,17 +375,14 @@ func (d data) recs(fn func(g group.ID, r rec, err error) error) error {
 			err = errors.New("a record's key of the wrong length")
 		}
 		if err != nil {
-			err = store.Corrupt(k, err)
-		} else {
-			copy(g[:], k[len(pfxRec):])
+			return true, damaged(store.Corrupt(k, err))
 		}
-		if err := fn(g, r, err); err != nil {
-			return false, err
-		}
+		copy(g[:], k[len(pfxRec):])
+		out = append(out, groupRec{g, r})
 		return true, nil
 	})
+	return out, err
 }
-func (d data) putRec(g group.ID, r rec) error { return d.sp.Set(key(pfxRec, g[:]), r.marshal()) }
 
 // ops reads a group's operations.
 func (d data) ops(g group.ID) ([]group.Op, error) {

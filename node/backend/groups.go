@@ -32,7 +32,7 @@ type Groups interface {
 	Act(ctx context.Context, g group.ID, a groupchat.Action, text []byte) (groupchat.Message, error)
 	Messages(g group.ID, cursor string, limit int) ([]groupchat.Message, string, error)
 	Message(g group.ID, id string) (groupchat.Message, error)
-	MessageReceipts(g group.ID, id string) (groupchat.Message, error)
+	MessageReceipts(g group.ID, id string) (m groupchat.Message, deliveredTo, readBy []identity.AccountID, err error)
 	MarkRead(g group.ID) error
 	// IsMember reports whether acct is a member of a group this account
 	// joined: no stranger then (the node's message policy).
@@ -251,7 +251,7 @@ func (s *Service) MessageInfo(ctx context.Context, name, id string) (_ api.Messa
 	if !ok {
 		return api.MessageInfo{}, api.Errorf(api.CodeNotFound, "one to one, the ticks say it: ✓✓ delivered, blue read", "who read a message is told for your own messages in a group")
 	}
-	m, err := s.groups.MessageReceipts(g, id)
+	m, delivered, read, err := s.groups.MessageReceipts(g, id)
 	if err != nil {
 		return api.MessageInfo{}, err
 	}
@@ -259,10 +259,10 @@ func (s *Service) MessageInfo(ctx context.Context, name, id string) (_ api.Messa
 		return api.MessageInfo{}, api.Errorf(api.CodeNotFound, "", "message %s is not yours: who read it is told to its sender", id)
 	}
 	out := api.MessageInfo{ID: m.ID, Recipients: m.Recipients, DeliveredTo: []string{}, ReadBy: []string{}}
-	for _, a := range m.DeliveredTo {
+	for _, a := range delivered {
 		out.DeliveredTo = append(out.DeliveredTo, string(a))
 	}
-	for _, a := range m.ReadByMembers {
+	for _, a := range read {
 		out.ReadBy = append(out.ReadBy, string(a))
 	}
 	return out, nil
