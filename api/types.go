@@ -85,10 +85,13 @@ type MailboxHeld struct {
 	Waiting int   `json:"waiting"` // envelopes waiting for them
 	Bytes   int64 `json:"bytes"`   // their size
 	Prekeys int   `json:"prekeys"` // one-time prekeys held for their first contacts, both kinds
-	// Files and FileBytes are the attachments parked for them (a file
-	// parked for two members counts twice) and their sealed size.
-	Files     int   `json:"files"`
-	FileBytes int64 `json:"file_bytes"`
+	// Files and FileBytes are the attachments parked whole for them (a
+	// file parked for two members counts twice) and their sealed size;
+	// PartialFiles are still arriving, or were cut short and wait for
+	// their sender to resume: nobody can fetch them yet.
+	Files        int   `json:"files"`
+	FileBytes    int64 `json:"file_bytes"`
+	PartialFiles int   `json:"partial_files"`
 }
 
 // Invite is what `callsign invite` shows: the text a newcomer passes to

@@ -277,15 +277,52 @@ func (s *Server) sweepFiles() {
 	}
 }
 
-// ParkedFiles counts the files parked here (per member: one file parked
-// for two counts twice) and their sealed bytes.
-func (s *Server) ParkedFiles() (n int, bytes int64) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, m := range s.parked {
-		n += len(m)
+// Parked counts what ParkedFiles reports: per member, so one file parked
+// for two counts twice.
+type Parked struct {
+	Files int   // held whole: a member's device can fetch them
+	Bytes int64 // their sealed bytes
+	// Partial files are still arriving, or were cut short and wait for
+	// their sender to resume the park; nobody can fetch them yet. Their
+	// bytes count against the quotas already.
+	Partial int
+}
+
+// ParkedFiles counts the files parked here.
+func (s *Server) ParkedFiles() Parked {
+	type entry struct {
+		h    files.Hash
+		size int64
 	}
-	return n, s.parkedTotal
+	var all []entry
+	arriving := map[files.Hash]bool{}
+	s.mu.Lock()
+	for _, m := range s.parked {
+		for h, p := range m {
+			all = append(all, entry{h, p.size})
+			if s.arriving[h] {
+				arriving[h] = true
+			}
+		}
+	}
+	s.mu.Unlock()
+	// Whole means on disk under its own name, looked at outside the lock.
+	whole := map[files.Hash]bool{}
+	for _, e := range all {
+		if _, seen := whole[e.h]; !seen {
+			whole[e.h] = !arriving[e.h] && s.fileStore.Has(e.h)
+		}
+	}
+	var st Parked
+	for _, e := range all {
+		if whole[e.h] {
+			st.Files++
+			st.Bytes += e.size
+		} else {
+			st.Partial++
+		}
+	}
+	return st
 }
 
 // mayFetch reports whether peer p is a registered device of a member for

@@ -168,11 +168,14 @@ func TestParkedFiles(t *testing.T) {
 	if _, err := bobFiles.fetchParked(b, ref); !errors.Is(err, files.ErrNotFound) {
 		t.Fatalf("half a file fetched: %v, want not found", err)
 	}
+	if st := b.srv.ParkedFiles(); st != (Parked{Partial: 1}) {
+		t.Fatalf("half a file parked counts as %+v, want one partial", st)
+	}
 	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, ref.Hash); err != nil {
 		t.Fatal(err)
 	}
-	if n, parkedBytes := b.srv.ParkedFiles(); n != 1 || parkedBytes != size {
-		t.Fatalf("parked: %d files, %d bytes; want 1, %d", n, parkedBytes, size)
+	if st := b.srv.ParkedFiles(); st != (Parked{Files: 1, Bytes: size}) {
+		t.Fatalf("parked: %+v; want 1 file of %d bytes", st, size)
 	}
 
 	// Only the member's devices fetch it.
@@ -191,8 +194,8 @@ func TestParkedFiles(t *testing.T) {
 	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, ref.Hash); err != nil {
 		t.Fatal(err)
 	}
-	if n, parkedBytes := b.srv.ParkedFiles(); n != 1 || parkedBytes != size {
-		t.Fatalf("parked twice: %d files, %d bytes", n, parkedBytes)
+	if st := b.srv.ParkedFiles(); st != (Parked{Files: 1, Bytes: size}) {
+		t.Fatalf("parked twice: %+v", st)
 	}
 
 	// Refusals keep nothing.
@@ -208,8 +211,8 @@ func TestParkedFiles(t *testing.T) {
 	if _, r := parkRaw(t, senderHost, b, tok, other.Hash, files.SealedSize(1<<20), sealed[:files.SealedSize(1<<20)], false); r.status != StatusMalformed {
 		t.Fatalf("bytes of another file: %v %q", r.status, r.reason)
 	}
-	if n, parkedBytes := b.srv.ParkedFiles(); n != 1 || parkedBytes != size {
-		t.Fatalf("after the refusals: %d files, %d bytes; want 1, %d", n, parkedBytes, size)
+	if st := b.srv.ParkedFiles(); st != (Parked{Files: 1, Bytes: size}) {
+		t.Fatalf("after the refusals: %+v; want 1 file of %d bytes", st, size)
 	}
 	if left, _ := filepath.Glob(filepath.Join(b.cfg.FilesDir, "*")); len(left) != 1 {
 		t.Fatalf("after the refusals the mailbox's files directory holds %q", left)
@@ -221,8 +224,8 @@ func TestParkedFiles(t *testing.T) {
 	if err := Park(ctx, senderHost, b.h.ID(), tok, sender.store, more.Hash); err != nil {
 		t.Fatalf("a file that fills Bob's quota: %v", err)
 	}
-	if n, parkedBytes := b.srv.ParkedFiles(); n != 1 || parkedBytes != files.SealedSize(4<<20) {
-		t.Fatalf("after making room: %d files, %d bytes", n, parkedBytes)
+	if st := b.srv.ParkedFiles(); st != (Parked{Files: 1, Bytes: files.SealedSize(4 << 20)}) {
+		t.Fatalf("after making room: %+v", st)
 	}
 	if left, _ := filepath.Glob(filepath.Join(b.cfg.FilesDir, "*")); len(left) != 1 {
 		t.Fatalf("after making room the mailbox's files directory holds %q", left)
@@ -243,8 +246,8 @@ func TestParkedFiles(t *testing.T) {
 	}
 	clk.add(7*24*time.Hour + time.Minute)
 	b.srv.sweepFiles()
-	if n, _ := b.srv.ParkedFiles(); n != 0 {
-		t.Fatalf("%d files parked after their time", n)
+	if st := b.srv.ParkedFiles(); st != (Parked{}) {
+		t.Fatalf("parked after their time: %+v", st)
 	}
 	if left, _ := filepath.Glob(filepath.Join(b.cfg.FilesDir, "*")); len(left) != 0 {
 		t.Fatalf("expired files left on disk: %q", left)

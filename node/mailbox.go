@@ -117,6 +117,7 @@ func (n *Node) fillMailboxStatus(st *api.Status) {
 	if srv := n.mbox().srv; srv != nil {
 		s := srv.Stats()
 		st.Mailbox = &api.MailboxHeld{Members: s.Members, Waiting: s.Waiting, Bytes: s.Bytes, Prekeys: s.Prekeys}
-		st.Mailbox.Files, st.Mailbox.FileBytes = srv.ParkedFiles()
+		pf := srv.ParkedFiles()
+		st.Mailbox.Files, st.Mailbox.FileBytes, st.Mailbox.PartialFiles = pf.Files, pf.Bytes, pf.Partial
 	}
 }

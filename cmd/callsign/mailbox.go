@@ -25,7 +25,11 @@ func printMailboxes(w io.Writer, st api.Status) {
 		fmt.Fprintf(w, "mailbox        %s: %s\n", m.Peer, line)
 	}
 	if st.Mailbox != nil {
-		fmt.Fprintf(w, "holds          %d members, %d messages waiting (%d bytes), %d one-time prekeys, %d files parked (%d bytes)\n",
+		line := fmt.Sprintf("%d members, %d messages waiting (%d bytes), %d one-time prekeys, %d files parked (%d bytes)",
 			st.Mailbox.Members, st.Mailbox.Waiting, st.Mailbox.Bytes, st.Mailbox.Prekeys, st.Mailbox.Files, st.Mailbox.FileBytes)
+		if st.Mailbox.PartialFiles > 0 {
+			line += fmt.Sprintf(", %d arriving", st.Mailbox.PartialFiles)
+		}
+		fmt.Fprintf(w, "holds          %s\n", line)
 	}
 }

@@ -746,7 +746,8 @@ function mailboxes(el, st) {
   if (st.mailbox) {
     const held = st.mailbox;
     const parked = held.files ? ` and ${held.files} ${held.files === 1 ? "file" : "files"} (${size(held.file_bytes)})` : "";
-    parts.push(h("p", { text: `This community node holds ${held.waiting} ${held.waiting === 1 ? "message" : "messages"} (${size(held.bytes)})${parked} for ${held.members} ${held.members === 1 ? "member" : "members"} while they are offline.` }));
+    const arriving = held.partial_files ? ` (${held.partial_files} more ${held.partial_files === 1 ? "file is" : "files are"} still arriving)` : "";
+    parts.push(h("p", { text: `This community node holds ${held.waiting} ${held.waiting === 1 ? "message" : "messages"} (${size(held.bytes)})${parked} for ${held.members} ${held.members === 1 ? "member" : "members"} while they are offline${arriving}.` }));
   }
   el.replaceChildren(...parts);
 }
