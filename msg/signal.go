@@ -370,13 +370,16 @@ func failSignals(rs []*sigReq, err error) {
 }
 
 // laneBroke handles a stream that failed: it is reset, and what was in
-// flight is returned to be sent again on a new stream, once, unless the
-// recipient reset it itself (a refusal: fail at once).
+// flight is returned to be sent again on a new stream, once. When the
+// recipient reset it itself (a refusal), the oldest frame in flight is the
+// one it refused, and fails at once; the frames behind it may have been
+// written after the refusal, unread: they go again and are judged on
+// their own (the recipient's call policy may have changed in between).
 func (s *Service) laneBroke(ln *laneStream, err error) (retry []*sigReq) {
 	ln.shut()
 	_, refused := p2p.CodeOf(err)
-	for _, r := range ln.flight {
-		if refused || r.attempts >= laneAttempts {
+	for i, r := range ln.flight {
+		if refused && i == 0 || r.attempts >= laneAttempts {
 			r.finish(fmt.Errorf("%w: %w", ErrSignalUndelivered, err))
 			continue
 		}

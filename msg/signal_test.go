@@ -140,6 +140,47 @@ func TestSignalOvertakesBacklog(t *testing.T) {
 	signal("hangup", before+during)
 }
 
+// TestSignalAfterRefusal: when the recipient refuses the lane's stream
+// (its gate said no to the sender), the signal it refused fails, but one
+// the sender wrote behind it before it heard of the refusal goes again on
+// a new stream and is judged there: a callee who changed the call policy
+// a moment after refusing a stranger gets the stranger's next invite.
+func TestSignalAfterRefusal(t *testing.T) {
+	var sink signalSink
+	judging, decide := make(chan struct{}), make(chan struct{})
+	var asked atomic.Int32
+	a, b := pair(t, func(c *Config) {
+		c.OnSignal = sink.on
+		c.AcceptSignal = func(identity.AccountID) bool {
+			if asked.Add(1) > 1 {
+				return true // the policy changed
+			}
+			close(judging)
+			<-decide
+			return false
+		}
+	})
+	ctx, cancel := context.WithTimeout(context.Background(), SignalLife)
+	defer cancel()
+	first, second := make(chan error, 1), make(chan error, 1)
+	go func() { first <- a.svc.SendSignal(ctx, b.id(), []byte("before the change")) }()
+	<-judging
+	go func() { second <- a.svc.SendSignal(ctx, b.id(), []byte("after the change")) }()
+	// The second frame is written behind the first on the same stream
+	// (at once: a lane writes what is queued as soon as it wakes).
+	time.Sleep(200 * time.Millisecond)
+	close(decide)
+	if err := <-first; !errors.Is(err, ErrSignalUndelivered) {
+		t.Fatalf("the refused signal: %v, want undelivered", err)
+	}
+	if err := <-second; err != nil {
+		t.Fatalf("the signal sent after the change: %v", err)
+	}
+	if got, _ := sink.snapshot(); len(got) != 1 || string(got[0]) != "after the change" {
+		t.Fatalf("b's signals: %q", got)
+	}
+}
+
 // TestSignalToOfflinePeerFailsFast: a signal to a peer that can't be
 // reached fails at once, is not queued, and never arrives later.
 func TestSignalToOfflinePeerFailsFast(t *testing.T) {
