@@ -54,8 +54,13 @@ const (
 // at once).
 const fetchAttempts = 3
 
-// fetchRetry is the wait between tries that moved nothing.
+// fetchRetry is the wait between tries that moved nothing; a person
+// asking for the file cuts it short, down to fetchGap since the last try
+// began (a client asking in a loop must not make this node hammer the
+// sender's devices and mailboxes).
 var fetchRetry = 20 * time.Second
+
+const fetchGap = 2 * time.Second
 
 // fileProgressEvery spaces the progress events of one download.
 const fileProgressEvery = 500 * time.Millisecond
@@ -94,8 +99,12 @@ type attachments struct {
 
 	mu      sync.Mutex
 	active  map[files.Hash]*download // guarded by mu
-	failed  map[files.Hash]bool      // guarded by mu: fetches that gave up, until tried again
+	failed  map[files.Hash]time.Time // guarded by mu: fetches that gave up (when their last try began), until tried again
 	parking map[parking]bool         // guarded by mu: parks under way
+
+	// try is one try of a download: fromAnyDevice (a test's stand-in
+	// when set).
+	try func(ctx context.Context, owner identity.AccountID, ref files.Ref, progress func(int64, int64)) error
 }
 
 // parking names a file being parked at a mailbox.
@@ -109,6 +118,11 @@ type download struct {
 	// retry wakes a download waiting between tries: the person asked
 	// for the file.
 	retry chan struct{}
+	// lastTry is when the last try began (of an earlier download of the
+	// file too), and moved whether it moved bytes; only download's
+	// goroutine uses them until it ends.
+	lastTry time.Time
+	moved   bool
 }
 
 func (n *Node) startFiles() error {
@@ -126,7 +140,7 @@ func (n *Node) startFiles() error {
 	})
 	n.files = &attachments{n: n, store: st, svc: svc, slots: make(chan struct{}, maxDownloads),
 		parkSlots: make(chan struct{}, maxParks), active: map[files.Hash]*download{},
-		failed: map[files.Hash]bool{}, parking: map[parking]bool{}}
+		failed: map[files.Hash]time.Time{}, parking: map[parking]bool{}}
 	n.closers = append(n.closers, svc.Close)
 	return nil
 }
@@ -193,7 +207,7 @@ func (a *attachments) state(ref files.Ref) (state string, have, total int64) {
 	if d := a.active[ref.Hash]; d != nil {
 		return api.FileFetching, d.have, d.total
 	}
-	if a.failed[ref.Hash] {
+	if _, failed := a.failed[ref.Hash]; failed {
 		return api.FileFailed, a.store.Partial(ref.Hash), files.SealedSize(ref.Size)
 	}
 	return api.FileFetching, a.store.Partial(ref.Hash), files.SealedSize(ref.Size)
@@ -216,7 +230,8 @@ func (a *attachments) fetch(m backend.FileAt, ref files.Ref) {
 		}
 		return
 	}
-	d := &download{have: a.store.Partial(ref.Hash), total: files.SealedSize(ref.Size), retry: make(chan struct{}, 1)}
+	d := &download{have: a.store.Partial(ref.Hash), total: files.SealedSize(ref.Size), retry: make(chan struct{}, 1),
+		lastTry: a.failed[ref.Hash]}
 	a.active[ref.Hash] = d
 	delete(a.failed, ref.Hash)
 	a.mu.Unlock()
@@ -232,7 +247,7 @@ func (a *attachments) fetch(m backend.FileAt, ref files.Ref) {
 		a.mu.Lock()
 		delete(a.active, ref.Hash)
 		if err != nil {
-			a.failed[ref.Hash] = true
+			a.failed[ref.Hash] = d.lastTry
 		}
 		a.mu.Unlock()
 		st := api.FileReady
@@ -311,13 +326,25 @@ func (a *attachments) download(m backend.FileAt, ref files.Ref, d *download) err
 	}
 	var err error
 	for tries := 0; tries < fetchAttempts; {
+		if wait := time.Until(d.lastTry.Add(fetchGap)); wait > 0 && !d.moved {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+		}
+		d.lastTry = time.Now()
 		before := a.store.Partial(ref.Hash)
-		err = a.fromAnyDevice(ctx, owner, ref, progress)
+		if a.try != nil {
+			err = a.try(ctx, owner, ref, progress)
+		} else {
+			err = a.fromAnyDevice(ctx, owner, ref, progress)
+		}
 		if err == nil || errors.Is(err, files.ErrHashMismatch) || errors.Is(err, files.ErrTooLarge) || ctx.Err() != nil {
 			return err
 		}
-		if a.store.Partial(ref.Hash) > before {
-			continue // it moved: resume at once
+		if d.moved = a.store.Partial(ref.Hash) > before; d.moved {
+			continue // resume at once
 		}
 		if tries++; tries < fetchAttempts {
 			select {
