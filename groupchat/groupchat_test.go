@@ -387,7 +387,8 @@ func (n *net) settle() {
 // TestGroupNewDevice: Bob links a laptop after he joined a group and Alice
 // shared her key with his account. His first device hands the laptop the
 // group; the laptop asks Alice, and Bob's first device, for the keys of
-// messages it can't open, and reads them from then on.
+// messages it can't open, and reads them from then on. So does a desk
+// linked right after the laptop.
 func TestGroupNewDevice(t *testing.T) {
 	n := newNet(t)
 	alice, bob := n.account("alice"), n.account("bob")
@@ -415,6 +416,18 @@ func TestGroupNewDevice(t *testing.T) {
 	slices.Sort(got)
 	if !slices.Equal(got, []string{"alice: two", "bob: three"}) {
 		t.Fatalf("the laptop has %q", got)
+	}
+	// A device linked right after (Alice's node answered the laptop's
+	// asks a moment ago) is answered too.
+	desk := n.device("bob/desk", bob.key)
+	if err := bob.svc.ShareWithSiblings(bob.ctx()); err != nil {
+		t.Fatal(err)
+	}
+	n.settle()
+	must[Message](t)(alice.svc.Send(alice.ctx(), g.ID, []byte("four"), nil))
+	n.settle()
+	if got := desk.texts(g.ID); !slices.Equal(got, []string{"alice: four"}) {
+		t.Fatalf("the desk has %q", got)
 	}
 	for _, r := range n.refused() {
 		t.Fatalf("refused: %q", r)

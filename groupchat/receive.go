@@ -32,6 +32,9 @@ func (s *Service) Receive(from identity.AccountID, dev identity.DeviceID, body [
 		events = events[:0]
 		d := in(tx)
 		err := s.applyLocked(d, from, dev, c, request, &events)
+		if err != nil {
+			s.log.Debug("a group carrier not applied", "group", c.group, "kind", c.kind, "from", from, "device", dev, "err", err)
+		}
 		if errors.Is(err, errWait) {
 			return s.keepLocked(d, c.group, from, dev, body, request)
 		}
@@ -88,7 +91,7 @@ func (s *Service) applyLocked(d data, from identity.AccountID, dev identity.Devi
 		if !known {
 			return ErrNotMember
 		}
-		return s.keyRequestLocked(d, from, c, r)
+		return s.keyRequestLocked(d, from, dev, c, r)
 	case kindReceipt:
 		if !known {
 			return ErrNotMember
@@ -332,21 +335,41 @@ func (s *Service) keyLocked(d data, from identity.AccountID, dev identity.Device
 // key of its message that waits: its key may never come otherwise (this
 // device was linked after the key went to its account).
 func (s *Service) askKeyLocked(g group.ID, from identity.AccountID, epoch uint64) {
-	k := keyAsk{g, from}
-	if time.Since(s.asked[k]) < keyAskEvery {
+	if !s.rateLocked(s.asked, keyAsk{g: g, a: from}) {
 		return
 	}
-	s.asked[k] = time.Now()
+	s.log.Debug("asking for a member's sender key", "group", g, "member", from, "epoch", epoch)
 	c := carrier{kind: kindKeyRequest, group: g, epoch: epoch}
 	s.later([]identity.AccountID{from}, c.marshal())
 }
 
+// rateLocked reports whether k's key request (or answer) may go now, at
+// most once per keyAskEvery, and notes it. The map forgets the old ones
+// once it holds maxKeyAsks.
+func (s *Service) rateLocked(m map[keyAsk]time.Time, k keyAsk) bool {
+	now := time.Now()
+	if now.Sub(m[k]) < keyAskEvery {
+		return false
+	}
+	if len(m) >= maxKeyAsks {
+		for k, at := range m {
+			if now.Sub(at) >= keyAskEvery {
+				delete(m, k)
+			}
+		}
+	}
+	m[k] = now
+	return true
+}
+
 // keyRequestLocked answers a member device that asks for this device's
-// sender key, at most once per keyAskEvery, with a share sent to the
+// sender key, at most once per keyAskEvery for each asking device (an
+// answer to one device of an account does not hold up its device linked
+// since, which asks too), with a share sent to the
 // asking account's devices: from the chain's first message when the
 // account was a member then, else from the next one (a member added since
 // reads nothing sent before it joined).
-func (s *Service) keyRequestLocked(d data, from identity.AccountID, c carrier, r rec) error {
+func (s *Service) keyRequestLocked(d data, from identity.AccountID, dev identity.DeviceID, c carrier, r rec) error {
 	st, err := s.memberLocked(d, from, c, r)
 	if err != nil {
 		return err
@@ -355,11 +378,10 @@ func (s *Service) keyRequestLocked(d data, from identity.AccountID, c carrier, r
 	if err != nil || !ok || o.epoch != st.Epoch || c.epoch != st.Epoch || o.initial == nil {
 		return err // nothing to give: the asker waits for this device's next chain
 	}
-	k := keyAsk{c.group, from}
-	if time.Since(s.answered[k]) < keyAskEvery {
+	if !s.rateLocked(s.answered, keyAsk{g: c.group, a: from, dev: dev}) {
 		return nil
 	}
-	s.answered[k] = time.Now()
+	s.log.Debug("giving a member device this device's sender key", "group", c.group, "member", from, "device", dev)
 	share := o.initial
 	if m, _ := st.Member(mustPub(st, from)); m.Since > o.seq {
 		sk, err := e2e.UnmarshalSenderKey(o.key)

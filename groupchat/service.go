@@ -154,7 +154,8 @@ type Service struct {
 	mu      sync.Mutex
 	logs    map[group.ID]*group.Log // loaded logs
 	members map[identity.AccountID]int
-	// asked and answered rate-limit key requests, by group and account.
+	// asked and answered rate-limit key requests: by group and account
+	// asked, by group and asking device answered.
 	asked, answered map[keyAsk]time.Time
 
 	// Carriers that Receive makes (it may not call the Transport, whose
@@ -168,15 +169,20 @@ type Service struct {
 	wg       sync.WaitGroup
 }
 
-// keyAsk names a key request: a group and the other account.
+// keyAsk names a key request: a group, the other account and, for an
+// answer, the asking device.
 type keyAsk struct {
-	g group.ID
-	a identity.AccountID
+	g   group.ID
+	a   identity.AccountID
+	dev identity.DeviceID
 }
 
-// keyAskEvery bounds the key requests to, and the answers for, one
-// account in one group.
-const keyAskEvery = 30 * time.Second
+// keyAskEvery bounds the key requests to one account in one group, and
+// the answers to one device; maxKeyAsks the requests remembered.
+const (
+	keyAskEvery = 30 * time.Second
+	maxKeyAsks  = 4096
+)
 
 // send is carriers for accounts, queued by Receive.
 type send struct {
