@@ -1,7 +1,9 @@
 package groupchat
 
 import (
+	"bytes"
 	"fmt"
+	"time"
 
 	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/identity"
@@ -28,6 +30,18 @@ import (
 // account joined or is invited to, each group's operations before its
 // record; with messages, its messages too.
 func ExportBackup(tx *store.Tx, messages bool, fn func(kind byte, body []byte) error) error {
+	return exportGroups(tx, messages, time.Time{}, fn)
+}
+
+// ExportLinkHistory is ExportBackup for a device being linked
+// (docs/DEVICES.md §1), with the messages that arrived at or after since:
+// the new device is a member at once and shows the groups' recent
+// messages, as it shows the conversations'.
+func ExportLinkHistory(tx *store.Tx, since time.Time, fn func(kind byte, body []byte) error) error {
+	return exportGroups(tx, true, since, fn)
+}
+
+func exportGroups(tx *store.Tx, messages bool, since time.Time, fn func(kind byte, body []byte) error) error {
 	d := in(tx)
 	all, err := d.recs(func(err error) error { return err })
 	if err != nil {
@@ -56,7 +70,11 @@ func ExportBackup(tx *store.Tx, messages bool, fn func(kind byte, body []byte) e
 		}
 		// Each as the restore will check it: a damaged one fails the
 		// backup here, not its restore.
-		err = d.sp.Scan(key(pfxMsg, kg.g[:]), nil, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
+		var start []byte
+		if !since.IsZero() {
+			start = key(pfxMsg, kg.g[:], be64(uint64(since.UnixNano())))
+		}
+		err = d.sp.Scan(key(pfxMsg, kg.g[:]), start, false, func(k []byte, val func() ([]byte, error)) (bool, error) {
 			b, err := val()
 			if err != nil {
 				return false, err
@@ -177,6 +195,30 @@ func FinishImport(tx *store.Tx, self identity.AccountPub) error {
 		return err
 	}
 	return d.ofGroups(pfxMsg, "a message", groups)
+}
+
+// ForgetAll deletes at most max of the items of every group from tx's
+// store (what ImportBackup stored, and anything else of groups), and
+// reports whether any are left: a device whose link brought groups that
+// do not check out (FinishImport) drops them, in transactions of max,
+// and its siblings send it the groups' logs again (ShareWithSiblings).
+func ForgetAll(tx *store.Tx, max int) (more bool, err error) {
+	d := in(tx)
+	var keys [][]byte
+	err = d.sp.Scan(pfxAll, nil, false, func(k []byte, _ func() ([]byte, error)) (bool, error) {
+		if len(keys) == max {
+			more = true
+			return false, nil
+		}
+		keys = append(keys, bytes.Clone(k))
+		return true, nil
+	})
+	for _, k := range keys {
+		if err == nil {
+			err = d.sp.Delete(k)
+		}
+	}
+	return more, err
 }
 
 // ofGroups checks that every key under pfx names one of groups.

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/callsign/callsign/group"
 	"github.com/callsign/callsign/identity"
@@ -19,9 +20,15 @@ type item struct {
 // backup is d's groups as a backup carries them.
 func backup(t *testing.T, d *dev, messages bool) []item {
 	t.Helper()
+	return exported(t, d, func(tx *store.Tx, fn func(byte, []byte) error) error { return ExportBackup(tx, messages, fn) })
+}
+
+// exported is what export gives of d's store.
+func exported(t *testing.T, d *dev, export func(*store.Tx, func(byte, []byte) error) error) []item {
+	t.Helper()
 	var items []item
 	err := d.db.View(func(tx *store.Tx) error {
-		return ExportBackup(tx, messages, func(kind byte, body []byte) error {
+		return export(tx, func(kind byte, body []byte) error {
 			items = append(items, item{kind, slices.Clone(body)})
 			return nil
 		})
@@ -189,5 +196,58 @@ func TestGroupBackupHostile(t *testing.T) {
 	err = db.Update(func(tx *store.Tx) error { return ImportBackup(tx, 99, []byte{1}) })
 	if !errors.Is(err, store.ErrPortableKind) {
 		t.Errorf("an item of an unknown kind: %v, want %v", err, store.ErrPortableKind)
+	}
+
+	// A link stores operations and messages as they come and checks the
+	// groups when its history is over; when they do not check out,
+	// ForgetAll drops everything of them, a few keys a transaction.
+	db = n.db()
+	for _, it := range without(store.PortableGroup) {
+		if err := db.Update(func(tx *store.Tx) error { return ImportBackup(tx, it.kind, it.body) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := db.Update(func(tx *store.Tx) error { return FinishImport(tx, alice.pub()) }); !errors.Is(err, store.ErrInvalid) {
+		t.Fatalf("a link's groups without their records: %v, want %v", err, store.ErrInvalid)
+	}
+	for i, more := 0, true; more; i++ {
+		if err := db.Update(func(tx *store.Tx) (err error) { more, err = ForgetAll(tx, 2); return err }); err != nil || i == 1000 {
+			t.Fatalf("ForgetAll, %d times: %v", i+1, err)
+		}
+	}
+	var keys int
+	err = db.View(func(tx *store.Tx) error {
+		return in(tx).sp.Scan(pfxAll, nil, false, func([]byte, func() ([]byte, error)) (bool, error) { keys++; return true, nil })
+	})
+	if err != nil || keys != 0 {
+		t.Fatalf("after ForgetAll the store holds %d keys of groups (%v)", keys, err)
+	}
+}
+
+// TestGroupLinkHistory: a device being linked gets every group the account
+// is in, whole, and the messages that arrived since the history's start.
+func TestGroupLinkHistory(t *testing.T) {
+	n := newNet(t)
+	alice, bob := n.account("alice"), n.account("bob")
+	g := must[Info](t)(alice.svc.Create(alice.ctx(), "Friends")).ID
+	must[Info](t)(alice.svc.Invite(alice.ctx(), g, bob.pub()))
+	n.deliver()
+	must[Info](t)(bob.svc.Join(bob.ctx(), g))
+	must[Message](t)(alice.svc.Send(alice.ctx(), g, []byte("old"), nil))
+	n.deliver()
+	since := time.Now()
+	must[Message](t)(bob.svc.Send(bob.ctx(), g, []byte("recent"), nil))
+	n.deliver()
+	items := exported(t, alice, func(tx *store.Tx, fn func(byte, []byte) error) error { return ExportLinkHistory(tx, since, fn) })
+	db, err := restore(t, n, alice.pub(), items)
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := n.deviceOn("alice/laptop", alice.key, db)
+	if got, want := linked.texts(g), []string{"bob: recent"}; !slices.Equal(got, want) {
+		t.Fatalf("the linked device's history: %q, want %q", got, want)
+	}
+	if got := linked.memberNames(g); !slices.Equal(got, alice.memberNames(g)) {
+		t.Fatalf("the linked device sees %q, Alice's first %q", got, alice.memberNames(g))
 	}
 }

@@ -28,6 +28,7 @@ import (
 // <account> is the account id's 32-byte hash (identity.AccountID.Hash);
 // <dev> 8 bytes; <id> 16 bytes. Values are protobuf wire format.
 var (
+	pfxAll     = []byte("grp/") // every key of the keyspace
 	pfxRec     = []byte("grp/r/")
 	pfxOp      = []byte("grp/o/")
 	pfxOwn     = []byte("grp/k/")

@@ -427,3 +427,63 @@ func groupOf(t *testing.T, ctx context.Context, name string, admin *testnet.Node
 	}
 	return g
 }
+
+// TestLinkBringsGroups: a laptop Alice links after she joined a group
+// shows it at once with its messages (the link's history carries them,
+// as it carries conversations), reads what Bob writes next and writes
+// what Bob and her first device read.
+func TestLinkBringsGroups(t *testing.T) {
+	net, alice, bob, _ := aliceWithBob(t)
+	ctx := ctxT(t, 4*time.Minute)
+	g := groupOf(t, ctx, "Trip", alice, bob)
+	names := map[string]string{alice.Account().String(): "alice", bob.Account().String(): "bob"}
+	if _, err := alice.Client.Send(ctx, g.ID, "train or car?"); err != nil {
+		t.Fatal(err)
+	}
+	check.Until(t, time.Minute, "Alice's message at Bob", func() bool { return len(groupTexts(t, bob.Client, g.ID, names)) == 1 })
+	if _, err := bob.Client.Send(ctx, g.ID, "train"); err != nil {
+		t.Fatal(err)
+	}
+	before := []string{"alice: train or car?", "bob: train"}
+	check.Until(t, time.Minute, "Bob's reply at Alice", func() bool { return slices.Equal(groupTexts(t, alice.Client, g.ID, names), before) })
+
+	_, cfg, st, err := linkDevice(t, ctx, net, alice, "laptop", true, func(sas string) string { return sas })
+	if err != nil || st.State != api.LinkLinked {
+		t.Fatalf("link the laptop: %v %+v", err, st)
+	}
+	laptop := net.StartOn(cfg)
+	// Before the laptop is on the network: only the link brought these.
+	if in, err := laptop.Client.Group(ctx, g.ID); err != nil || in.Name != "Trip" || len(in.Members) != 2 {
+		t.Fatalf("the group on the laptop: %+v %v", in, err)
+	}
+	if got := groupTexts(t, laptop.Client, g.ID, names); !slices.Equal(got, before) {
+		t.Fatalf("the group's history on the laptop: %q, want %q", got, before)
+	}
+	check.Until(t, time.Minute, "the laptop's record published", laptop.Published)
+	check.Until(t, time.Minute, "Bob reads Alice's record with the laptop", func() bool {
+		w, err := bob.Client.Whois(ctx, alice.Account().String())
+		return err == nil && len(w.Devices) == 2
+	})
+	// Bob's node reads the record again at its next send once what it
+	// read is older than ViewAge (1 s here). A group message it sends
+	// before that does not reach the laptop (docs/GROUPS.md §6, "Left
+	// open"), so Bob writes once a second is over.
+	time.Sleep(1500 * time.Millisecond)
+
+	if _, err := bob.Client.Send(ctx, g.ID, "9:40 from the central station"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := laptop.Client.Send(ctx, g.ID, "booked, from the laptop"); err != nil {
+		t.Fatal(err)
+	}
+	for _, nd := range []*testnet.Node{alice, bob, laptop} {
+		check.Eventually(t, 2*time.Minute, func() error {
+			got := groupTexts(t, nd.Client, g.ID, names)
+			if len(got) != 4 || !slices.Equal(got[:2], before) ||
+				!slices.Contains(got, "bob: 9:40 from the central station") || !slices.Contains(got, "alice: booked, from the laptop") {
+				return fmt.Errorf("the group on %s: %q, want both new messages after the first two", filepath.Base(nd.Dir), got)
+			}
+			return nil
+		})
+	}
+}

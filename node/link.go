@@ -16,6 +16,7 @@ import (
 	"github.com/callsign/callsign/api"
 	"github.com/callsign/callsign/devices"
 	"github.com/callsign/callsign/dht"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/p2p"
@@ -173,22 +174,28 @@ func (n *Node) linkHistory(req api.LinkRequest) func(context.Context, peer.ID, f
 			c.Reset()
 			return err
 		}
-		err := n.db.View(func(tx *store.Tx) error {
-			return msg.ExportLinkHistory(tx, since, func(kind byte, body []byte) error {
-				if err := ctx.Err(); err != nil {
-					return err
-				}
-				it := devices.LinkItem{Kind: kind, Body: body}
-				ok, err := c.Add(it)
-				if err != nil || ok {
-					return err
-				}
-				if err := flush(); err != nil {
-					return err
-				}
-				_, err = c.Add(it)
+		add := func(kind byte, body []byte) error {
+			if err := ctx.Err(); err != nil {
 				return err
-			})
+			}
+			it := devices.LinkItem{Kind: kind, Body: body}
+			ok, err := c.Add(it)
+			if err != nil || ok {
+				return err
+			}
+			if err := flush(); err != nil {
+				return err
+			}
+			_, err = c.Add(it)
+			return err
+		}
+		// The groups after the conversations: a device of an older
+		// version, which refuses their items, keeps the conversations.
+		err := n.db.View(func(tx *store.Tx) error {
+			if err := msg.ExportLinkHistory(tx, since, add); err != nil {
+				return err
+			}
+			return groupchat.ExportLinkHistory(tx, since, add)
 		})
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package node
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdh"
 	"crypto/rand"
@@ -14,6 +15,7 @@ import (
 	"github.com/libp2p/go-libp2p/core/peer"
 
 	"github.com/callsign/callsign/devices"
+	"github.com/callsign/callsign/groupchat"
 	"github.com/callsign/callsign/identity"
 	"github.com/callsign/callsign/msg"
 	"github.com/callsign/callsign/p2p"
@@ -86,19 +88,29 @@ func Link(ctx context.Context, cfg Config, opts LinkOptions) (LinkedAccount, err
 		return LinkedAccount{}, fmt.Errorf("start libp2p host: %w", err)
 	}
 	defer h.Close()
-	var out LinkedAccount
+	var (
+		out    LinkedAccount
+		self   identity.AccountPub
+		groups linkGroups
+	)
 	err = devices.Join(ctx, h, opts.Code, devices.JoinConfig{
 		LinkConfig: devices.LinkConfig{Timeout: linkTimeout, Logger: n.log.With("component", "link")},
 		ConfirmSAS: opts.ConfirmSAS,
 		Linked: func(_ context.Context, b []byte) ([]byte, error) {
-			payload, acct, err := storeLinked(db, h, dh, name, b)
+			p, err := storeLinked(db, h, dh, name, b)
 			if err == nil {
-				out = LinkedAccount{Account: acct, Device: identity.DeviceIDOf(dh.PublicKey().Bytes()), Name: name}
+				self = p.ak.Public()
+				out = LinkedAccount{Account: self.ID(), Device: identity.DeviceIDOf(dh.PublicKey().Bytes()), Name: name}
 			}
-			return payload, err
+			return p.payload, err
 		},
-		History: func(_ context.Context, chunk []byte) error { return storeLinkHistory(db, chunk) },
+		History: func(_ context.Context, chunk []byte) error { return storeLinkHistory(db, chunk, &groups) },
 	})
+	if out.Account != "" {
+		if gerr := groups.finish(db, self); gerr != nil {
+			n.log.Warn("the groups the link brought were dropped; the other devices send them again", "err", gerr)
+		}
+	}
 	if err != nil {
 		if out.Account != "" {
 			// The account is stored: the other device may not have taken
@@ -271,34 +283,87 @@ func writeLinked(tx *store.Tx, self identity.DeviceID, p *linkedPlan) error {
 // storeLinked takes step 5's payload b into db in one transaction (see
 // prepareLinked and writeLinked). It returns step 6's payload for the
 // other device and the account.
-func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b []byte) ([]byte, identity.AccountID, error) {
+func storeLinked(db *store.DB, h host.Host, dh *ecdh.PrivateKey, name string, b []byte) (*linkedPlan, error) {
 	p, err := prepareLinked(h.ID(), dh, name, b)
 	if err != nil {
-		return nil, "", err
+		return &linkedPlan{}, err
 	}
 	self := identity.DeviceIDOf(dh.PublicKey().Bytes())
 	if err := db.Update(func(tx *store.Tx) error { return writeLinked(tx, self, p) }); err != nil {
-		return nil, "", err
+		return &linkedPlan{}, err
 	}
-	return p.payload, p.ak.Public().ID(), nil
+	return p, nil
 }
 
-// storeLinkHistory stores one history chunk of step 7 in one transaction:
-// conversations and messages only, each checked as a backup's is.
-func storeLinkHistory(db *store.DB, chunk []byte) error {
+// storeLinkHistory stores one history chunk of step 7 in one transaction,
+// each item checked as a backup's is: conversations and messages, and the
+// operations and messages of the account's groups; the groups' records
+// wait in groups for the end of the link (linkGroups.finish).
+func storeLinkHistory(db *store.DB, chunk []byte, groups *linkGroups) error {
 	items, err := devices.UnmarshalLinkHistory(chunk)
 	if err != nil {
 		return err
 	}
 	return db.Update(func(tx *store.Tx) error {
 		for i, it := range items {
-			if it.Kind != store.PortableConversation && it.Kind != store.PortableMessage {
+			switch {
+			case it.Kind == store.PortableConversation || it.Kind == store.PortableMessage:
+				err = msg.ImportHistory(tx, it.Kind, it.Body)
+			case it.Kind == store.PortableGroup:
+				if len(groups.recs) == maxLinkGroups {
+					return fmt.Errorf("%w: more than %d groups", devices.ErrLinkFrame, maxLinkGroups)
+				}
+				groups.recs = append(groups.recs, bytes.Clone(it.Body))
+			case groupchat.IsBackupKind(it.Kind):
+				err = groupchat.ImportBackup(tx, it.Kind, it.Body)
+			default:
 				return fmt.Errorf("%w: history item %d of kind %d", devices.ErrLinkFrame, i+1, it.Kind)
 			}
-			if err := msg.ImportHistory(tx, it.Kind, it.Body); err != nil {
+			if err != nil {
 				return err
 			}
 		}
 		return nil
 	})
+}
+
+// maxLinkGroups bounds the group records one link brings.
+const maxLinkGroups = 4096
+
+// linkGroups is what a link's history brought of the account's groups:
+// their operations and messages are stored as they come, their records
+// when the history is over, each group checked whole then
+// (groupchat.FinishImport) as a restore checks it. Groups that do not
+// check out are dropped, all of them: the device is new, the groups' data
+// is the link's alone, and its siblings send it the groups' logs again
+// once it runs (groupchat.ShareWithSiblings).
+type linkGroups struct {
+	recs [][]byte // store.PortableGroup items
+}
+
+// forgetBatch is how many keys of groups one transaction deletes when
+// linkGroups drops them.
+const forgetBatch = 1024
+
+func (g *linkGroups) finish(db *store.DB, self identity.AccountPub) error {
+	err := db.Update(func(tx *store.Tx) error {
+		for _, b := range g.recs {
+			if err := groupchat.ImportBackup(tx, store.PortableGroup, b); err != nil {
+				return err
+			}
+		}
+		return groupchat.FinishImport(tx, self)
+	})
+	if err == nil {
+		return nil
+	}
+	for more := true; more; {
+		if ferr := db.Update(func(tx *store.Tx) (ferr error) {
+			more, ferr = groupchat.ForgetAll(tx, forgetBatch)
+			return ferr
+		}); ferr != nil {
+			return errors.Join(err, ferr)
+		}
+	}
+	return err
 }

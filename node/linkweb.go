@@ -276,11 +276,15 @@ func writeJoined(ctx context.Context, cfg Config, j *joined) error {
 	if err != nil {
 		return err
 	}
+	var groups linkGroups
 	for _, c := range j.history {
-		if err := storeLinkHistory(db, c); err != nil {
+		if err := storeLinkHistory(db, c, &groups); err != nil {
 			n.log.Warn("storing conversations the link brought", "err", err)
 			break
 		}
+	}
+	if err := groups.finish(db, j.plan.ak.Public()); err != nil {
+		n.log.Warn("the groups the link brought were dropped; the other devices send them again", "err", err)
 	}
 	return nil
 }
