@@ -172,6 +172,10 @@ func TestGroupCarrierOnNewDevice(t *testing.T) {
 		t.Fatal(err)
 	}
 	check.Until(t, 20*time.Second, "the first carrier at Bob's device", func() bool { return len(lb.list()) == 1 })
+	// (A mailbox takes deposits only for its members; a carrier not yet
+	// acknowledged when Bob goes would wait for his new device too.)
+	check.Until(t, 20*time.Second, "Bob registered at his mailbox", func() bool { return hb.srv.Stats().Members >= 1 })
+	check.Until(t, 20*time.Second, "the first carrier acknowledged", func() bool { return len(a.outbox()) == 0 })
 
 	// Bob's machine is gone; Alice's node seals what it queues meanwhile
 	// for his old device, the one the directory still names, and deposits
