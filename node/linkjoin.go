@@ -306,6 +306,7 @@ func storeLinkHistory(db *store.DB, chunk []byte, groups *linkGroups) error {
 	}
 	return db.Update(func(tx *store.Tx) error {
 		for i, it := range items {
+			var err error
 			switch {
 			case it.Kind == store.PortableConversation || it.Kind == store.PortableMessage:
 				err = msg.ImportHistory(tx, it.Kind, it.Body)
