@@ -19,12 +19,20 @@ import (
 	"github.com/callsign/callsign/internal/check"
 	"github.com/callsign/callsign/store"
 	"github.com/libp2p/go-libp2p/core/crypto"
+	"github.com/libp2p/go-libp2p/core/peer"
 )
+
+// fixtureWritten is a time at which the certificates of
+// testdata/schema8-sessions were valid: they were issued for 24 hours when
+// it was written, shortly before 2026-12-06T02:44:50Z (commit cd5c781),
+// and a frame sealed then carries its sender's.
+var fixtureWritten = time.Date(2026, 12, 6, 3, 0, 0, 0, time.UTC)
 
 // fixtureDevice is a node of testdata/schema8-sessions: its data directory
 // as schema 8 left it and its keys (keys.json), with a new certificate for
-// the same peer id and X25519 key.
-func fixtureDevice(t *testing.T, w *world, name string) (*node, map[string]string) {
+// the same peer id and X25519 key, valid from fixtureWritten on; clock, if
+// set, is its Config.Now.
+func fixtureDevice(t *testing.T, w *world, name string, clock func() time.Time) (*node, map[string]string) {
 	t.Helper()
 	src := filepath.Join("testdata", "schema8-sessions")
 	j, err := os.ReadFile(filepath.Join(src, "keys.json"))
@@ -63,7 +71,19 @@ func fixtureDevice(t *testing.T, w *world, name string) (*node, map[string]strin
 	if err := os.Chmod(filepath.Join(dir, "store.key"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return deviceOf(t, w, acct, key, dh, dir, nil), k
+	var mod func(*Config)
+	if clock != nil {
+		mod = func(c *Config) { c.Now = clock }
+	}
+	nd := deviceOf(t, w, acct, key, dh, dir, mod)
+	pid, err := peer.IDFromPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nd.cert, err = identity.IssueDeviceCert(acct, []byte(pid), dh.PublicKey().Bytes(), fixtureWritten.Add(-time.Minute), time.Now().Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return nd, k
 }
 
 // peerSessions returns how many sessions n holds with other's device.
@@ -99,8 +119,12 @@ func peerSessions(t *testing.T, n, other *node) int {
 // side's sessions are filed under the other's device.
 func TestSchema8SessionsDataDir(t *testing.T) {
 	w := newWorld()
-	a, ka := fixtureDevice(t, w, "alice")
-	b, _ := fixtureDevice(t, w, "bob")
+	a, ka := fixtureDevice(t, w, "alice", nil)
+	// The message Alice's node sealed then carries her certificate of
+	// then, which expired a day later: Bob's node reads it as on the day
+	// it was written (the clock goes on from there).
+	start := time.Now()
+	b, _ := fixtureDevice(t, w, "bob", func() time.Time { return fixtureWritten.Add(time.Since(start)) })
 	b.start()
 	a.start()
 	a.know(b)
