@@ -384,6 +384,9 @@ func (s *Server) park(ctx context.Context, st network.Stream) error {
 		return answer(parkResponse{status: StatusOverQuota, reason: "mailbox store unavailable; try again later"})
 	}
 	s.mu.Lock()
+	// Whole before the sender hears so (ParkedFiles counts it at once);
+	// the deferred endPark finds nothing left to do.
+	delete(s.arriving, req.hash)
 	if s.parkedRefs[req.hash] == 0 {
 		s.fileStore.Remove(req.hash) // expired while it arrived
 	}
