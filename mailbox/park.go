@@ -295,22 +295,20 @@ func (s *Server) ParkedFiles() Parked {
 		size int64
 	}
 	var all []entry
-	arriving := map[files.Hash]bool{}
 	s.mu.Lock()
 	for _, m := range s.parked {
 		for h, p := range m {
 			all = append(all, entry{h, p.size})
-			if s.arriving[h] {
-				arriving[h] = true
-			}
 		}
 	}
 	s.mu.Unlock()
-	// Whole means on disk under its own name, looked at outside the lock.
+	// Whole means on disk under its own name (a file arriving is not:
+	// files.Store renames it once it is whole and matches its hash),
+	// looked at outside the lock.
 	whole := map[files.Hash]bool{}
 	for _, e := range all {
 		if _, seen := whole[e.h]; !seen {
-			whole[e.h] = !arriving[e.h] && s.fileStore.Has(e.h)
+			whole[e.h] = s.fileStore.Has(e.h)
 		}
 	}
 	var st Parked
@@ -384,8 +382,8 @@ func (s *Server) park(ctx context.Context, st network.Stream) error {
 		return answer(parkResponse{status: StatusOverQuota, reason: "mailbox store unavailable; try again later"})
 	}
 	s.mu.Lock()
-	// Whole before the sender hears so (ParkedFiles counts it at once);
-	// the deferred endPark finds nothing left to do.
+	// No longer arriving before the sender hears it is whole (a park of
+	// it now is a duplicate); the deferred endPark finds nothing to do.
 	delete(s.arriving, req.hash)
 	if s.parkedRefs[req.hash] == 0 {
 		s.fileStore.Remove(req.hash) // expired while it arrived
